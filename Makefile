@@ -1,0 +1,36 @@
+# PumpStream: `make run` sets everything up and starts the whole system; `make test` sets up and tests.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+MQTT_PORT ?= 1883
+export PORT MQTT_PORT
+
+.PHONY: run test setup setup-test lint format bench clean
+
+run: setup
+	@$(PY) manage.py migrate --noinput
+	@$(PY) manage.py seed_demo
+	@scripts/banner.sh
+	@$(VENV)/bin/honcho start -f Procfile
+
+test: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+lint:
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format:
+	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor staticfiles db.sqlite3* test-db.sqlite3*

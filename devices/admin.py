@@ -1,0 +1,134 @@
+"""Django admin for device records: pumps editable; sessions, commands, alarms read-mostly; logs read-only."""
+
+from django.contrib import admin, messages
+from django.http import HttpRequest
+
+from devices.models import (
+    Alarm,
+    BridgeStatus,
+    Command,
+    DeadLetter,
+    Device,
+    DeviceEvent,
+    InfusionSession,
+    ProgressSample,
+    ServiceAccount,
+    Ward,
+)
+from devices.services.accounts import service_account_create, service_account_revoke
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """For append-only records: never added, changed or deleted by hand."""
+
+    show_full_result_count = False  # keeps list pages fast on millions of rows
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class ReadMostlyAdmin(ReadOnlyAdmin):
+    """State changes go through services (the pages and the bridge), never through admin edits."""
+
+
+@admin.register(Ward)
+class WardAdmin(admin.ModelAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+    filter_horizontal = ["members"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    list_display = ["device_id", "name", "ward", "bed", "pump_state", "connectivity", "last_seen_at", "battery_level"]
+    list_filter = ["ward", "pump_state", "has_presence", "presence"]
+    search_fields = ["device_id", "name", "serial_number", "bed"]
+    readonly_fields = [
+        "presence", "last_seen_at", "reported_status", "pump_state", "battery_level",
+        "latest_progress", "latest_progress_at", "event_seq", "created_at",
+    ]  # fmt: skip
+
+    @admin.display(description="connectivity")
+    def connectivity(self, obj: Device) -> str:
+        return obj.connectivity()
+
+
+@admin.register(InfusionSession)
+class InfusionSessionAdmin(ReadMostlyAdmin):
+    list_display = ["infusion_id", "device", "status", "drug", "flow_rate_ml_min", "planned_volume_ml", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["infusion_id", "device__device_id", "drug"]
+    list_select_related = ["device"]
+
+
+@admin.register(Command)
+class CommandAdmin(ReadMostlyAdmin):
+    list_display = ["command_id", "device", "kind", "state", "created_by", "created_at", "expires_at"]
+    list_filter = ["state", "kind"]
+    search_fields = ["command_id", "device__device_id"]
+    list_select_related = ["device", "created_by"]
+
+
+@admin.register(Alarm)
+class AlarmAdmin(ReadMostlyAdmin):
+    list_display = ["type", "device", "priority", "state", "count", "raised_at", "acknowledged_by"]
+    list_filter = ["state", "priority", "source"]
+    search_fields = ["type", "error_code", "device__device_id"]
+    list_select_related = ["device", "acknowledged_by"]
+
+
+@admin.register(DeviceEvent)
+class DeviceEventAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "device", "kind", "topic", "user"]
+    list_filter = ["kind"]
+    search_fields = ["device__device_id"]
+    list_select_related = ["device", "user"]
+    date_hierarchy = None
+
+
+@admin.register(ProgressSample)
+class ProgressSampleAdmin(ReadOnlyAdmin):
+    list_display = ["recorded_at", "session", "delivered_volume_ml", "progress_percent", "status"]
+    list_select_related = ["session"]
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(ReadOnlyAdmin):
+    list_display = ["received_at", "source", "topic", "reason", "detail"]
+    list_filter = ["reason"]
+    search_fields = ["source", "topic"]
+
+
+@admin.register(BridgeStatus)
+class BridgeStatusAdmin(ReadOnlyAdmin):
+    list_display = ["name", "heartbeat_at", "broker_connected", "broker_lost_since"]
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(admin.ModelAdmin):
+    list_display = ["name", "token_hint", "all_wards", "created_at", "revoked_at", "last_used_at"]
+    fields = ["name", "wards", "all_wards", "token_hint", "created_at", "revoked_at", "last_used_at"]
+    readonly_fields = ["token_hint", "created_at", "revoked_at", "last_used_at"]
+    filter_horizontal = ["wards"]
+    actions = ["revoke"]
+
+    def save_model(self, request: HttpRequest, obj: ServiceAccount, form, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        account, token = service_account_create(name=obj.name, all_wards=obj.all_wards)
+        obj.pk, obj.token_hash, obj.token_hint = account.pk, account.token_hash, account.token_hint
+        obj._state.adding = False
+        messages.warning(request, f"API token for {account.name} (shown once, copy it now): {token}")
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request: HttpRequest, queryset) -> None:
+        for account in queryset:
+            service_account_revoke(account=account)
+        messages.success(request, f"Revoked {queryset.count()} token(s).")

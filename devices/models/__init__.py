@@ -1,0 +1,23 @@
+"""The truth about pumps, infusions, commands and alarms."""
+
+from devices.models.accounts import ServiceAccount
+from devices.models.alarms import Alarm
+from devices.models.commands import Command
+from devices.models.infusions import InfusionSession, ProgressSample
+from devices.models.pumps import Device, Ward
+from devices.models.records import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, RetainedMessage
+
+__all__ = [
+    "Alarm",
+    "BridgeStatus",
+    "Command",
+    "DeadLetter",
+    "Device",
+    "DeviceEvent",
+    "InfusionSession",
+    "MessageReceipt",
+    "ProgressSample",
+    "RetainedMessage",
+    "ServiceAccount",
+    "Ward",
+]

@@ -1,0 +1,98 @@
+"""Infusion sessions (the original's "Infusion") and the progress history behind the chart."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.states import ACTIVE_SESSION_STATUSES, SessionStatus
+
+
+def new_infusion_id() -> str:
+    """A server infusion id, short enough for a pump's screen."""
+    return f"inf_{uuid.uuid4().hex[:16]}"
+
+
+class InfusionSession(models.Model):
+    """One ordered infusion on one pump, from the order to its end."""
+
+    infusion_id = models.CharField(max_length=64, unique=True, default=new_infusion_id)
+    device = models.ForeignKey("devices.Device", on_delete=models.PROTECT, related_name="sessions")
+    status = models.CharField(max_length=12, choices=SessionStatus.choices, default=SessionStatus.PENDING)
+    status_reason = models.CharField(max_length=200, blank=True)
+    # The order as programmed (units of the wire: mL/min, mL, min).
+    flow_rate_ml_min = models.FloatField()
+    planned_volume_ml = models.FloatField()
+    planned_time_min = models.FloatField()
+    bolus_enabled = models.BooleanField(default=False)
+    bolus_volume_ml = models.FloatField(default=0.0)
+    drug = models.CharField(max_length=100, blank=True)
+    # Patient details, optional; never logged.
+    patient_skipped = models.BooleanField(default=False)
+    patient_name = models.CharField(max_length=200, blank=True)
+    patient_age = models.PositiveSmallIntegerField(null=True, blank=True)
+    patient_weight_kg = models.FloatField(null=True, blank=True)
+    patient_bed = models.CharField(max_length=32, blank=True)
+    patient_allergies = models.CharField(max_length=500, blank=True)
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the pump reported back, and what it is doing.
+    reported_parameters = models.JSONField(null=True, blank=True)
+    confirmation = models.JSONField(null=True, blank=True)
+    completion = models.JSONField(null=True, blank=True)
+    latest_progress = models.JSONField(null=True, blank=True)
+    latest_progress_at = models.DateTimeField(null=True, blank=True)
+    last_sampled_at = models.DateTimeField(null=True, blank=True)
+    # Every timestamp, in server receive time.
+    created_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True, help_text="START reached the pump.")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device"],
+                condition=Q(status__in=ACTIVE_SESSION_STATUSES),
+                name="one_active_session_per_device",
+            ),
+            models.CheckConstraint(condition=Q(flow_rate_ml_min__gt=0), name="session_rate_positive"),
+            models.CheckConstraint(condition=Q(planned_volume_ml__gt=0), name="session_volume_positive"),
+        ]
+        indexes = [models.Index(fields=["device", "-created_at"]), models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"{self.infusion_id} on {self.device_id} ({self.status})"
+
+    @property
+    def order(self) -> dict:
+        """The order as sent in START_INFUSION."""
+        return {
+            "flowRateMlMin": round(self.flow_rate_ml_min, 4),
+            "plannedVolumeMl": self.planned_volume_ml,
+            "plannedTimeMin": self.planned_time_min,
+            "bolus": {"enabled": self.bolus_enabled, "volumeMl": self.bolus_volume_ml if self.bolus_enabled else 0},
+        }
+
+
+class ProgressSample(models.Model):
+    """One point of a session's delivered volume over time (sampled, plus every state change)."""
+
+    session = models.ForeignKey(InfusionSession, on_delete=models.CASCADE, related_name="samples")
+    recorded_at = models.DateTimeField(default=timezone.now)
+    delivered_volume_ml = models.FloatField(null=True)
+    volume_remaining_ml = models.FloatField(null=True)
+    time_remaining_min = models.FloatField(null=True)
+    progress_percent = models.FloatField(null=True)
+    flow_rate_ml_min = models.FloatField(null=True)
+    status = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["recorded_at"]
+        indexes = [models.Index(fields=["session", "recorded_at"]), models.Index(fields=["recorded_at"])]

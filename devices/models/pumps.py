@@ -1,0 +1,84 @@
+"""Wards and pumps."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+
+from devices.states import Connectivity, Presence, PumpState
+
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+validate_device_id = RegexValidator(DEVICE_ID_PATTERN, "A device id is 1-64 characters of A-Z a-z 0-9 _ -.")
+
+
+class Ward(models.Model):
+    """A ward: its members see (and, with permission, command) its pumps."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="wards", blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Device(models.Model):
+    """An infusion pump as the server knows it; connectivity is derived when read."""
+
+    device_id = models.CharField(max_length=64, unique=True, validators=[validate_device_id])
+    name = models.CharField(max_length=100, blank=True)
+    ward = models.ForeignKey(Ward, null=True, blank=True, on_delete=models.SET_NULL, related_name="devices")
+    bed = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=64, blank=True)
+    serial_number = models.CharField(max_length=64, blank=True)
+    firmware_version = models.CharField(max_length=64, blank=True)
+    max_volume_ml = models.FloatField(default=1000.0, validators=[MinValueValidator(0.1)])
+    max_rate_ml_min = models.FloatField(default=20.0, validators=[MinValueValidator(0.001)])
+    has_presence = models.BooleanField(
+        default=False, help_text="Announces itself with a retained online status and a Last Will."
+    )
+    presence = models.CharField(max_length=8, choices=Presence.choices, default=Presence.UNKNOWN)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    reported_status = models.CharField(max_length=32, blank=True, help_text="The last status the pump reported.")
+    pump_state = models.CharField(max_length=8, choices=PumpState.choices, default=PumpState.IDLE)
+    battery_level = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
+    latest_progress = models.JSONField(null=True, blank=True)
+    latest_progress_at = models.DateTimeField(null=True, blank=True)
+    event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["device_id"]
+        permissions = [
+            ("command_device", "Can start, pause, resume and stop infusions"),
+            ("acknowledge_alarm", "Can acknowledge alarms"),
+        ]
+
+    def __str__(self) -> str:
+        return self.device_id
+
+    def connectivity(self, *, now: datetime | None = None, heartbeat_timeout_s: float | None = None) -> str:
+        """The contract's connectivity, derived from presence and the last receive time."""
+        if self.last_seen_at is None:
+            return Connectivity.UNKNOWN
+        if self.presence == Presence.OFFLINE:
+            return Connectivity.OFFLINE
+        if self.has_presence and self.presence == Presence.ONLINE:
+            return Connectivity.ONLINE
+        timeout = heartbeat_timeout_s or settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]
+        if (now or timezone.now()) - self.last_seen_at > timedelta(seconds=timeout):
+            return Connectivity.STALE
+        return Connectivity.ONLINE
+
+    @property
+    def active_session(self):
+        """The pending, running or paused session (the database allows one at most)."""
+        from devices.models.infusions import InfusionSession
+        from devices.states import ACTIVE_SESSION_STATUSES
+
+        return InfusionSession.objects.filter(device=self, status__in=ACTIVE_SESSION_STATUSES).first()

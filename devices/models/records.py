@@ -1,0 +1,85 @@
+"""Append-only records: device events, dead letters, duplicate guards and the bridge's heartbeat."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class DeviceEvent(models.Model):
+    """Every accepted message but routine progress, every command, user action and system decision."""
+
+    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="events")
+    session = models.ForeignKey(
+        "devices.InfusionSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
+    kind = models.CharField(max_length=48, help_text="e.g. mqtt.status, command.queued, user.alarm_ack")
+    topic = models.CharField(max_length=200, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    device_timestamp = models.JSONField(null=True, blank=True, help_text="As the pump sent it.")
+    device_timestamp_parsed = models.DateTimeField(null=True, blank=True)
+    device_seq = models.BigIntegerField(null=True, blank=True)
+    boot_id = models.CharField(max_length=64, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["device", "-received_at"]), models.Index(fields=["received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.device_id} {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MessageReceipt(models.Model):
+    """The duplicate guard for messages that carry `seq` and `bootId`: each is applied once."""
+
+    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
+    boot_id = models.CharField(max_length=64)
+    device_seq = models.BigIntegerField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["device", "boot_id", "device_seq"], name="one_receipt_per_message")
+        ]
+        indexes = [models.Index(fields=["received_at"])]
+
+
+class RetainedMessage(models.Model):
+    """The digest of the last retained payload applied per topic, so a replayed copy is applied once."""
+
+    topic = models.CharField(max_length=200, unique=True)
+    digest = models.CharField(max_length=64)
+    applied_at = models.DateTimeField(default=timezone.now)
+
+
+class DeadLetter(models.Model):
+    """A rejected message: why, from where, and an excerpt; bounded per source."""
+
+    topic = models.CharField(max_length=200)
+    source = models.CharField(max_length=200, help_text="The device id as claimed, or the client.")
+    reason = models.CharField(max_length=48)
+    detail = models.CharField(max_length=500, blank=True)
+    payload_excerpt = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["source", "received_at"]), models.Index(fields=["reason"])]
+
+
+class BridgeStatus(models.Model):
+    """The bridge's own liveness, written every few seconds, so monitoring itself can be seen down."""
+
+    name = models.CharField(max_length=64, unique=True, default="bridge")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    broker_connected = models.BooleanField(default=False)
+    broker_connected_since = models.DateTimeField(null=True, blank=True)
+    broker_lost_since = models.DateTimeField(null=True, blank=True)
+    stats = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        verbose_name_plural = "bridge status"
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,5 @@
+"""Services write: every state change of a pump, session, command or alarm goes through these functions.
+
+Split by sub-domain: `changes` (seq, events, emit after commit), `pumps`, `sessions`, `commands`,
+`alarms`, `records` (dead letters, history, the bridge heartbeat), `accounts`.
+"""

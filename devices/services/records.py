@@ -1,0 +1,63 @@
+"""Dead letters, the bridge's heartbeat, and pruning of history."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, ProgressSample
+
+logger = logging.getLogger(__name__)
+EXCERPT_CHARS = 2000
+
+
+def dead_letter_record(
+    *, topic: str, source: str, reason: str, detail: str = "", payload: bytes | str = b""
+) -> DeadLetter:
+    """Store a rejected message (bounded per source, so a chatty pump cannot fill the disk)."""
+    if isinstance(payload, bytes):
+        payload = payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    letter = DeadLetter.objects.create(
+        topic=topic[:200], source=source[:200], reason=reason[:48], detail=detail[:500],
+        payload_excerpt=payload[:EXCERPT_CHARS],
+    )  # fmt: skip
+    limit = settings.PUMPSTREAM["DEAD_LETTERS_PER_SOURCE"]
+    newest_first = DeadLetter.objects.filter(source=letter.source).order_by("-id").values_list("id", flat=True)
+    overflow = list(newest_first[limit : limit + 100])
+    if overflow:
+        DeadLetter.objects.filter(id__in=overflow).delete()
+    return letter
+
+
+def bridge_heartbeat(
+    *, broker_connected: bool, stats: dict | None = None, name: str = "bridge", now: datetime | None = None
+) -> BridgeStatus:
+    """Record that the bridge is alive, and whether it holds the broker."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        status, _ = BridgeStatus.objects.select_for_update().get_or_create(name=name)
+        if broker_connected and not status.broker_connected:
+            status.broker_connected_since = now
+            status.broker_lost_since = None
+        elif not broker_connected and (status.broker_connected or status.broker_lost_since is None):
+            status.broker_lost_since = now
+        status.broker_connected = broker_connected
+        status.heartbeat_at = now
+        if stats is not None:
+            status.stats = stats
+        status.save()
+    return status
+
+
+def history_prune(*, older_than_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete progress samples, events and receipts older than the retention; returns counts per table."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    deleted = {
+        "progress_samples": ProgressSample.objects.filter(recorded_at__lt=cutoff).delete()[0],
+        "device_events": DeviceEvent.objects.filter(received_at__lt=cutoff).delete()[0],
+        "message_receipts": MessageReceipt.objects.filter(received_at__lt=cutoff).delete()[0],
+    }
+    logger.info("history pruned", extra={"reason": f"older than {older_than_days} days"})
+    return deleted

@@ -1,0 +1,110 @@
+"""The state machines of pumps, infusion sessions, commands and alarms, each with one table of legal transitions."""
+
+from django.db import models
+
+
+class Connectivity(models.TextChoices):
+    """How recently and how truthfully we have heard from a pump (derived, never stored)."""
+
+    UNKNOWN = "unknown"
+    ONLINE = "online"
+    STALE = "stale"
+    OFFLINE = "offline"
+
+
+class Presence(models.TextChoices):
+    """What a pump last said about its own connection (`online` / `offline` status, or its Last Will)."""
+
+    UNKNOWN = "unknown"
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+class PumpState(models.TextChoices):
+    IDLE = "idle"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+class SessionStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
+
+SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    SessionStatus.PENDING: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.REJECTED, SessionStatus.TIMED_OUT, SessionStatus.CANCELLED}
+    ),
+    SessionStatus.RUNNING: frozenset({SessionStatus.PAUSED, SessionStatus.COMPLETED, SessionStatus.STOPPED}),
+    SessionStatus.PAUSED: frozenset({SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.STOPPED}),
+    # A late confirmation: the pump is running it, whatever we thought.
+    SessionStatus.TIMED_OUT: frozenset({SessionStatus.RUNNING}),
+    SessionStatus.CANCELLED: frozenset({SessionStatus.RUNNING}),
+    SessionStatus.COMPLETED: frozenset(),
+    SessionStatus.STOPPED: frozenset(),
+    SessionStatus.REJECTED: frozenset(),
+}
+
+
+class CommandKind(models.TextChoices):
+    START_INFUSION = "START_INFUSION"
+    PAUSE_INFUSION = "PAUSE_INFUSION"
+    RESUME_INFUSION = "RESUME_INFUSION"
+    STOP_INFUSION = "STOP_INFUSION"
+
+
+class CommandState(models.TextChoices):
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
+    CommandState.QUEUED: frozenset({CommandState.SENT, CommandState.EXPIRED, CommandState.FAILED}),
+    CommandState.SENT: frozenset({CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED}),
+    CommandState.DELIVERED: frozenset({CommandState.DONE, CommandState.FAILED}),
+    CommandState.DONE: frozenset(),
+    CommandState.FAILED: frozenset(),
+    CommandState.EXPIRED: frozenset(),
+}
+
+
+class AlarmPriority(models.TextChoices):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+ALARM_PRIORITY_RANK = {AlarmPriority.HIGH: 3, AlarmPriority.MEDIUM: 2, AlarmPriority.LOW: 1}
+
+
+class AlarmState(models.TextChoices):
+    ACTIVE = "active"
+    CLEARED = "cleared"
+
+
+ALARM_TRANSITIONS: dict[str, frozenset[str]] = {
+    AlarmState.ACTIVE: frozenset({AlarmState.CLEARED}),
+    AlarmState.CLEARED: frozenset(),
+}
+
+
+class AlarmSource(models.TextChoices):
+    DEVICE = "device"
+    SERVER = "server"
+
+
+def is_legal(table: dict[str, frozenset[str]], current: str, target: str) -> bool:
+    """Whether `current` → `target` is in the transition table."""
+    return target in table.get(current, frozenset())

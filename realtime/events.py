@@ -1,0 +1,199 @@
+"""Socket.IO event names and payload builders: the only place the contract's event shapes are written."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.conf import settings
+
+from devices.models import Alarm, Command, Device, InfusionSession
+from devices.states import AlarmPriority, Connectivity
+
+# Server → client
+STREAM_SUBSCRIBED = "stream:subscribed"
+DEVICE_STATUS = "device:status"
+DEVICE_PROGRESS = "device:progress"
+DEVICE_ERROR = "device:error"
+DEVICE_NOTIFICATION = "device:notification"
+DEVICE_INFUSION_CONFIRMED = "device:infusion:confirmed"
+DEVICE_INFUSION_COMPLETED = "device:infusion:completed"
+DEVICE_ALARM = "device:alarm"
+DEVICE_SESSION = "device:session"
+DEVICE_COMMAND = "device:command"
+WARD_SUMMARY = "ward:summary"
+ERROR = "error"
+# Client → server
+SUBSCRIBE_DEVICE = "subscribe:device"
+UNSUBSCRIBE_DEVICE = "unsubscribe:device"
+SUBSCRIBE_WARD = "subscribe:ward"
+UNSUBSCRIBE_WARD = "unsubscribe:ward"
+
+DEVICE_EVENTS = (
+    DEVICE_STATUS,
+    DEVICE_PROGRESS,
+    DEVICE_ERROR,
+    DEVICE_NOTIFICATION,
+    DEVICE_INFUSION_CONFIRMED,
+    DEVICE_INFUSION_COMPLETED,
+    DEVICE_ALARM,
+    DEVICE_SESSION,
+    DEVICE_COMMAND,
+)
+
+NOTIFICATION_PRIORITY = {AlarmPriority.HIGH: "critical", AlarmPriority.MEDIUM: "warning", AlarmPriority.LOW: "info"}
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    """One recorded change of one pump: an event name, the pump's `seq` and the event's own fields."""
+
+    device_id: str
+    seq: int
+    event: str
+    body: dict = field(default_factory=dict)
+    ward_code: str | None = None
+
+    def wire_payload(self) -> dict:
+        """The payload as clients receive it: top-level `deviceId` and `seq` plus the event's fields."""
+        return {"deviceId": self.device_id, "seq": self.seq, **self.body}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """An aware datetime as ISO-8601 UTC, or None."""
+    return moment.astimezone(UTC).isoformat() if moment else None
+
+
+def status_body(device: Device, *, now: datetime | None = None) -> dict:
+    """`device:status`: as reported, but `offline` when offline and `degraded` when stale."""
+    connectivity = device.connectivity(now=now)
+    shown = device.reported_status or connectivity
+    if connectivity == Connectivity.OFFLINE:
+        shown = "offline"
+    elif connectivity == Connectivity.STALE:
+        shown = "degraded"
+    return {
+        "status": {
+            "status": shown,
+            "reportedStatus": device.reported_status or None,
+            "connectivity": connectivity,
+            "pumpState": device.pump_state,
+            "lastSeenAt": iso(device.last_seen_at),
+            "batteryLevel": device.battery_level,
+            "firmwareVersion": device.firmware_version or None,
+            "hasPresence": device.has_presence,
+            "heartbeatTimeoutS": settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
+            "ward": device.ward.code if device.ward_id else None,
+        }
+    }
+
+
+def progress_body(progress: dict, *, infusion_id: str | None, received_at: datetime) -> dict:
+    """`device:progress`: the stored progress fields, the device's timestamp, the session and receive time."""
+    return {"progress": {**progress, "infusionId": infusion_id, "receivedAt": iso(received_at)}}
+
+
+def session_body(session: InfusionSession) -> dict:
+    """`device:session`: the session's status, order and reason."""
+    return {
+        "session": {
+            "infusionId": session.infusion_id,
+            "status": session.status,
+            "order": {**session.order, "drug": session.drug},
+            "reason": session.status_reason or None,
+            "createdAt": iso(session.created_at),
+            "deliveredAt": iso(session.delivered_at),
+            "confirmedAt": iso(session.confirmed_at),
+            "endedAt": iso(session.ended_at),
+            "reportedParameters": session.reported_parameters,
+        }
+    }
+
+
+def confirmation_body(session: InfusionSession) -> dict:
+    """`device:infusion:confirmed`: the pump's answer to START_INFUSION."""
+    confirmation = session.confirmation or {}
+    return {
+        "confirmation": {
+            **confirmation,
+            "infusionId": session.infusion_id,
+            "confirmed": bool(confirmation.get("confirmed", False)),
+            "parameters": session.reported_parameters,
+        }
+    }
+
+
+def completion_body(session: InfusionSession) -> dict:
+    """`device:infusion:completed`: the completion as the pump reported it, with the session's id."""
+    return {"completion": {**(session.completion or {}), "infusionId": session.infusion_id, "completed": True}}
+
+
+def alarm_body(alarm: Alarm) -> dict:
+    """`device:alarm`: the alarm's whole current state."""
+    acknowledged = None
+    if alarm.acknowledged_at:
+        by = alarm.acknowledged_by.get_username() if alarm.acknowledged_by_id else None
+        acknowledged = {"by": by, "at": iso(alarm.acknowledged_at)}
+    return {
+        "alarm": {
+            "id": alarm.pk,
+            "type": alarm.type,
+            "errorCode": alarm.error_code or None,
+            "priority": alarm.priority,
+            "state": alarm.state,
+            "acknowledged": acknowledged,
+            "message": alarm.message,
+            "raisedAt": iso(alarm.raised_at),
+            "lastRaisedAt": iso(alarm.last_raised_at),
+            "clearedAt": iso(alarm.cleared_at),
+            "count": alarm.count,
+            "source": alarm.source,
+            "infusionId": alarm.session.infusion_id if alarm.session_id else None,
+        }
+    }
+
+
+def error_body(alarm: Alarm, *, device_timestamp: object = None) -> dict:
+    """`device:error`: the original's error event for a raised alarm."""
+    return {
+        "error": {
+            "type": alarm.type,
+            "severity": alarm.severity_reported or alarm.priority,
+            "message": alarm.message,
+            "details": alarm.details,
+            "errorId": alarm.pk,
+            "errorCode": alarm.error_code or None,
+            "timestamp": device_timestamp if device_timestamp is not None else iso(alarm.last_raised_at),
+        }
+    }
+
+
+def notification_body(alarm: Alarm) -> dict:
+    """`device:notification`: the original's notification shape, for every alarm raised."""
+    title = alarm.type.replace("_", " ").capitalize()
+    return {
+        "notification": {
+            "id": f"alarm-{alarm.pk}-{alarm.count}",
+            "type": "error",
+            "priority": NOTIFICATION_PRIORITY[alarm.priority],
+            "title": title,
+            "message": alarm.message or title,
+            "timestamp": iso(alarm.last_raised_at),
+            "data": {"alarmId": alarm.pk, "type": alarm.type, "errorCode": alarm.error_code or None},
+            "showModal": alarm.priority == AlarmPriority.HIGH,
+        }
+    }
+
+
+def command_body(command: Command) -> dict:
+    """`device:command`: a command's id, kind, state and who sent it."""
+    return {
+        "command": {
+            "commandId": str(command.command_id),
+            "command": command.kind,
+            "state": command.state,
+            "by": command.created_by.get_username() if command.created_by_id else None,
+            "infusionId": command.session.infusion_id if command.session_id else None,
+            "error": command.error or None,
+            "createdAt": iso(command.created_at),
+            "expiresAt": iso(command.expires_at),
+        }
+    }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything PumpStream needs on a fresh machine: system packages (as root, where missing),
+# the virtual environment, Python and npm dependencies, and the front-end files served as static.
+# Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+want_test=${1:-}
+
+apt_packages=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_packages+=(mosquitto)
+if [ "$want_test" = "--test" ]; then
+  command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+fi
+command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing system packages: ${apt_packages[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}" >/dev/null
+  else
+    echo "Missing system packages (${apt_packages[*]}); not root, so continuing without them." >&2
+  fi
+fi
+# Debian starts a system-wide broker on 1883 when it installs mosquitto; PumpStream runs its own.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl stop mosquitto || true
+fi
+
+requirements=requirements.txt
+[ "$want_test" = "--test" ] && requirements=requirements-dev.txt
+stamp="$VENV/.installed-$(sha256sum "$requirements" requirements.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+  touch "$stamp"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
+  npm ci --silent --no-audit --no-fund
+fi
+scripts/vendor_static.sh

@@ -1,0 +1,72 @@
+"""seed_demo, prune_history, dead letters and the admin pages."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from devices.models import DeadLetter, Device, DeviceEvent, ProgressSample, ServiceAccount
+from devices.selectors import service_account_for_token
+from devices.services.accounts import service_account_create, service_account_revoke
+from devices.services.records import dead_letter_record
+from devices.services.sessions import infusion_start
+from tests.factories import make_device, make_order
+
+pytestmark = pytest.mark.django_db
+
+
+def test_seed_demo_is_idempotent(capsys):
+    call_command("seed_demo")
+    call_command("seed_demo")
+    assert Device.objects.count() == 3
+    assert "clinician / pumpstream-demo" in capsys.readouterr().out
+
+
+def test_prune_history_deletes_only_old_rows():
+    device = make_device()
+    session = infusion_start(device_id=device.device_id, order=make_order())
+    old = timezone.now() - timedelta(days=100)
+    ProgressSample.objects.create(session=session, recorded_at=old)
+    DeviceEvent.objects.create(device=device, kind="mqtt.status", received_at=old)
+    call_command("prune_history", "--older-than", "90")
+    assert not ProgressSample.objects.filter(recorded_at=old).exists()
+    assert not DeviceEvent.objects.filter(received_at=old).exists()
+    assert DeviceEvent.objects.filter(kind="user.infusion_start").exists(), "recent events are kept"
+
+
+def test_dead_letters_are_bounded_per_source(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "DEAD_LETTERS_PER_SOURCE": 5}
+    for n in range(12):
+        dead_letter_record(topic="devices/X/status", source="CHATTY", reason="bad_json", payload=b"{" * n)
+    dead_letter_record(topic="devices/Y/status", source="OTHER", reason="bad_json")
+    assert DeadLetter.objects.filter(source="CHATTY").count() == 5
+    assert DeadLetter.objects.filter(source="OTHER").count() == 1
+
+
+def test_service_account_token_is_hashed_and_revocable():
+    account, token = service_account_create(name="nurse-call")
+    assert token not in account.token_hash and service_account_for_token(token) == account
+    service_account_revoke(account=account)
+    assert service_account_for_token(token) is None
+    assert ServiceAccount.objects.get().revoked_at is not None
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/devices/device/", "/admin/devices/infusionsession/", "/admin/devices/command/",
+     "/admin/devices/alarm/", "/admin/devices/deviceevent/", "/admin/devices/progresssample/",
+     "/admin/devices/deadletter/", "/admin/devices/serviceaccount/", "/admin/devices/bridgestatus/",
+     "/admin/devices/ward/", "/admin/devices/device/add/"],
+)  # fmt: skip
+def test_admin_pages_load(admin_client, path):
+    call_command("seed_demo")
+    assert admin_client.get(path).status_code == 200
+
+
+def test_admin_never_edits_event_log(admin_client):
+    device = make_device()
+    event = DeviceEvent.objects.create(device=device, kind="mqtt.status")
+    response = admin_client.post(f"/admin/devices/deviceevent/{event.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert DeviceEvent.objects.filter(pk=event.pk).exists()

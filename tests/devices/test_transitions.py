@@ -1,0 +1,84 @@
+"""Every legal and illegal transition of every state machine."""
+
+import itertools
+
+import pytest
+
+from devices.exceptions import PumpStreamError
+from devices.models import InfusionSession
+from devices.services.changes import device_lock
+from devices.services.commands import command_transition
+from devices.services.sessions import infusion_start, session_transition
+from devices.states import (
+    ALARM_TRANSITIONS,
+    COMMAND_TRANSITIONS,
+    SESSION_TRANSITIONS,
+    AlarmState,
+    CommandState,
+    SessionStatus,
+    is_legal,
+)
+from tests.factories import make_device, make_order
+
+SESSION_PAIRS = list(itertools.product(SessionStatus.values, SessionStatus.values))
+COMMAND_PAIRS = list(itertools.product(CommandState.values, CommandState.values))
+
+EXPECTED_SESSION_LEGAL = {
+    ("pending", "running"), ("pending", "rejected"), ("pending", "timed_out"), ("pending", "cancelled"),
+    ("running", "paused"), ("paused", "running"), ("running", "completed"), ("running", "stopped"),
+    ("paused", "completed"), ("paused", "stopped"), ("timed_out", "running"), ("cancelled", "running"),
+}  # fmt: skip
+
+
+def test_session_table_is_the_issue_table():
+    legal = {(a, b) for a, b in SESSION_PAIRS if is_legal(SESSION_TRANSITIONS, a, b)}
+    assert legal == EXPECTED_SESSION_LEGAL
+
+
+def test_alarm_table_only_clears():
+    assert is_legal(ALARM_TRANSITIONS, AlarmState.ACTIVE, AlarmState.CLEARED)
+    assert not is_legal(ALARM_TRANSITIONS, AlarmState.CLEARED, AlarmState.ACTIVE)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("current", "target"), SESSION_PAIRS)
+def test_session_transition_service_obeys_table(current, target):
+    device = make_device()
+    session = infusion_start(device_id=device.device_id, order=make_order())
+    InfusionSession.objects.filter(pk=session.pk).update(status=current)
+    session.refresh_from_db()
+    from django.db import transaction
+
+    with transaction.atomic():
+        locked = device_lock(device_id=device.device_id)
+        if (current, target) in EXPECTED_SESSION_LEGAL:
+            session_transition(device=locked, session=session, to=target)
+            assert InfusionSession.objects.get(pk=session.pk).status == target
+        else:
+            with pytest.raises(PumpStreamError) as raised:
+                session_transition(device=locked, session=session, to=target)
+            assert raised.value.code == "illegal_transition"
+            assert current in raised.value.message and target in raised.value.message
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("current", "target"), COMMAND_PAIRS)
+def test_command_transition_service_obeys_table(current, target):
+    from django.db import transaction
+
+    device = make_device()
+    session = infusion_start(device_id=device.device_id, order=make_order())
+    command = session.commands.get()
+    command.state = current
+    command.save()
+    with transaction.atomic():
+        locked = device_lock(device_id=device.device_id)
+        if current == target:
+            assert command_transition(device=locked, command=command, to=target) is False
+        elif is_legal(COMMAND_TRANSITIONS, current, target):
+            assert command_transition(device=locked, command=command, to=target) is True
+            command.refresh_from_db()
+            assert command.state == target
+        else:
+            with pytest.raises(PumpStreamError):
+                command_transition(device=locked, command=command, to=target)

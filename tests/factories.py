@@ -1,0 +1,31 @@
+"""Small builders for test data (plain functions; no factory library needed)."""
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+
+from devices.models import Device, Ward
+from devices.services.sessions import InfusionOrder
+
+
+def make_ward(code: str = "icu") -> Ward:
+    return Ward.objects.get_or_create(code=code, defaults={"name": code.upper()})[0]
+
+
+def make_device(device_id: str = "PUMP_0001", *, ward: Ward | None = None, **fields) -> Device:
+    return Device.objects.create(device_id=device_id, ward=ward or make_ward(), **fields)
+
+
+def make_user(username: str = "nurse", *, ward: Ward | None = None, can_command: bool = True, **fields):
+    user = get_user_model().objects.create_user(username=username, password="pw-for-tests-only", **fields)
+    if can_command:
+        user.user_permissions.add(*Permission.objects.filter(codename__in=["command_device", "acknowledge_alarm"]))
+    if ward is not None:
+        ward.members.add(user)
+    return user
+
+
+def make_order(**overrides) -> InfusionOrder:
+    fields = {"flow_rate_ml_min": 2.0, "planned_volume_ml": 30.0, "planned_time_min": 15.0,
+              "bolus_enabled": True, "bolus_volume_ml": 5.0, "drug": "Saline 0.9%"}  # fmt: skip
+    fields.update(overrides)
+    return InfusionOrder(**fields)

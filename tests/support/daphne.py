@@ -1,0 +1,36 @@
+"""Daphne serving the real ASGI application on a free port, against the file-backed test database."""
+
+import subprocess
+from pathlib import Path
+
+from tests.support.processes import ROOT, VENV_BIN, free_port, stop, subprocess_env, wait_for_port
+
+
+class DaphneServer:
+    """One Daphne process; logs go to a file kept beside the test's other artifacts."""
+
+    def __init__(self, log_dir: Path, **env_overrides: str) -> None:
+        self.port = free_port()
+        self.log_path = log_dir / f"daphne-{self.port}.log"
+        self.env_overrides = env_overrides
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "DaphneServer":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "pumpstream.asgi:application"],
+            cwd=ROOT, env=subprocess_env(**self.env_overrides), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        wait_for_port(self.port, process=self.process, timeout=30)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,67 @@
+"""Real processes for integration tests: free ports, waiting for a port, environment for subprocesses."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
+    """Block until something accepts connections on `port`, or fail saying why."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """The environment for a server or bridge subprocess: the test database and short timeouts."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="pumpstream.settings",
+        DATABASE_URL=f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        HEARTBEAT_TIMEOUT_S="3",
+        CONFIRMATION_TIMEOUT_S="6",
+        COMMAND_EXPIRY_S="10",
+        COMMAND_ACK_TIMEOUT_S="3",
+        BRIDGE_HEARTBEAT_S="0.5",
+        BRIDGE_STALE_AFTER_S="3",
+        RECONNECT_GRACE_S="2",
+        PROGRESS_SAMPLE_INTERVAL_S="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+def stop(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Stop a subprocess with `sig`, killing it if it lingers."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
