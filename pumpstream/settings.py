@@ -4,7 +4,9 @@ Development works with no `.env`; production (`DJANGO_DEBUG=false`) refuses to s
 without a real secret key. Every variable is documented in `.env.example`.
 """
 
+import os
 from pathlib import Path
+from tempfile import gettempdir
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -81,7 +83,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_PATH", default=str(BASE_DIR / "test-db.sqlite3"))}
+    # A file (not memory) so Daphne and bridge subprocesses see it; per process so parallel runs never share it.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str(
+            "TEST_DATABASE_PATH", default=str(Path(gettempdir()) / f"pumpstream-test-{os.getpid()}.sqlite3")
+        )
+    }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

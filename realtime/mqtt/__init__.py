@@ -1,0 +1,1 @@
+"""MQTT protocol concerns: topics (one module), payload schemas, client connection options."""
