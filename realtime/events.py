@@ -197,3 +197,22 @@ def command_body(command: Command) -> dict:
             "expiresAt": iso(command.expires_at),
         }
     }
+
+
+def change_to_wire(change: DeviceChange) -> dict:
+    """A change as the bridge forwards it to Daphne over the internal connection."""
+    return {"deviceId": change.device_id, "seq": change.seq, "event": change.event, "body": change.body,
+            "ward": change.ward_code}  # fmt: skip
+
+
+def change_from_wire(item: dict) -> DeviceChange:
+    """The inverse of `change_to_wire`; raises KeyError or TypeError on a malformed item."""
+    if item["event"] not in DEVICE_EVENTS or not isinstance(item["body"], dict):
+        raise TypeError(f"not a device change: {item.get('event')!r}")
+    return DeviceChange(device_id=str(item["deviceId"]), seq=int(item["seq"]), event=item["event"],
+                        body=item["body"], ward_code=item.get("ward"))  # fmt: skip
+
+
+# The bridge's internal connection into Daphne.
+INTERNAL_NAMESPACE = "/internal"
+INTERNAL_FORWARD = "forward"  # payload: {"changes": [change_to_wire(...), ...]}
