@@ -144,6 +144,8 @@ MQTT = mqtt_settings_from_env(env)
 BRIDGE_INTERNAL_SECRET = env.str("BRIDGE_INTERNAL_SECRET", default="insecure-dev-bridge-secret" if DEBUG else "")
 if not DEBUG and len(BRIDGE_INTERNAL_SECRET) < 32:
     raise ImproperlyConfigured("BRIDGE_INTERNAL_SECRET must be set to a long random value in production")
+# Bearer token for /metrics (staff sign-in works too); empty disables token access.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Where the bridge reaches the Socket.IO server (Daphne) to forward events.
 REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default="http://127.0.0.1:8000")
 

@@ -1,0 +1,78 @@
+"""Operations endpoints: `/healthz` (the process is up), `/readyz` (its dependencies), `/metrics` (Prometheus)."""
+
+import hmac
+import logging
+import socket
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from devices.selectors import bridge_status
+from pumpstream.ops_metrics import refresh_domain_gauges
+
+logger = logging.getLogger(__name__)
+BROKER_CONNECT_TIMEOUT_S = 1.0
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """The process answers; nothing else is checked."""
+    return JsonResponse({"status": "ok"})
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except DatabaseError:
+        logger.warning("readiness: database unreachable")
+        return False
+
+
+def _broker_ok() -> bool:
+    broker = settings.MQTT
+    try:
+        with socket.create_connection((broker["HOST"], broker["PORT"]), timeout=BROKER_CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        logger.warning("readiness: broker unreachable")
+        return False
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Database reachable, broker reachable, bridge alive; 503 naming the failing check, nothing more."""
+    database = _database_ok()
+    bridge = bridge_status() if database else {"alive": False}
+    checks = {
+        "database": "ok" if database else "fail",
+        "broker": "ok" if _broker_ok() else "fail",
+        "bridge": "ok" if bridge["alive"] else "fail",
+    }
+    ready = all(state == "ok" for state in checks.values())
+    return JsonResponse({"status": "ok" if ready else "fail", "checks": checks}, status=200 if ready else 503)
+
+
+def _metrics_allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    header = request.headers.get("Authorization", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
+        return True
+    return bool(request.user.is_authenticated and request.user.is_staff)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics of this process: a bearer token from the environment, or a staff sign-in."""
+    if not _metrics_allowed(request):
+        return HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
+    refresh_domain_gauges()
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

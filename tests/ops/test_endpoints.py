@@ -1,0 +1,45 @@
+"""/healthz, /readyz and /metrics: status codes, what they reveal, and who may read metrics."""
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Alarm
+from devices.services.records import bridge_heartbeat
+from tests.factories import make_device, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_is_anonymous_and_says_little(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_readyz_fails_naming_the_check_when_bridge_silent(client, settings):
+    settings.MQTT = {**settings.MQTT, "HOST": "127.0.0.1", "PORT": 1}  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json() == {"status": "fail", "checks": {"database": "ok", "broker": "fail", "bridge": "fail"}}
+
+
+def test_readyz_ok_with_broker_and_fresh_bridge(client, settings, broker):
+    settings.MQTT = {**settings.MQTT, "HOST": broker.host, "PORT": broker.port}
+    bridge_heartbeat(broker_connected=True, now=timezone.now())
+    response = client.get("/readyz")
+    assert response.status_code == 200, response.json()
+
+
+def test_metrics_refuses_anonymous_and_non_staff(client):
+    assert client.get("/metrics").status_code == 401
+    client.force_login(make_user("viewer"))
+    assert client.get("/metrics").status_code == 401
+
+
+def test_metrics_with_bearer_token_counts_pumps_and_alarms(client, settings):
+    settings.METRICS_TOKEN = "scrape-token-for-tests"
+    device = make_device(last_seen_at=timezone.now())
+    Alarm.objects.create(device=device, type="occlusion", priority="high", source="device")
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
+    assert 'pumpstream_pumps{connectivity="online"} 1.0' in body
+    assert 'pumpstream_active_alarms{priority="high"} 1.0' in body
