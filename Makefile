@@ -11,10 +11,12 @@ export PORT MQTT_PORT
 run: setup
 	@$(PY) manage.py migrate --noinput
 	@$(PY) manage.py seed_demo
+	@$(PY) manage.py collectstatic --noinput -v0
 	@scripts/banner.sh
 	@$(VENV)/bin/honcho start -f Procfile
 
 test: setup-test
+	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
