@@ -1,0 +1,60 @@
+"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, pumps turning stale."""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from devices.exceptions import PumpStreamError
+from devices.models import Device, InfusionSession
+from devices.services.pumps import pump_mark_stale, pump_silence_check
+from devices.services.sessions import infusion_time_out
+from devices.states import Presence, SessionStatus
+
+logger = logging.getLogger(__name__)
+
+
+class Housekeeping:
+    """Time-driven decisions; silence alarms wait a grace period after the bridge (re)gains the broker."""
+
+    def __init__(self) -> None:
+        self.stale_announced: set[str] | None = None
+
+    def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
+        """Run every check once."""
+        self.confirmation_timeouts(now)
+        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
+        if connected_since is not None and now - connected_since >= grace:
+            self.silent_sessions(now)
+        self.stale_pumps(now)
+
+    def confirmation_timeouts(self, now: datetime) -> None:
+        """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""
+        cutoff = now - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
+        overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
+        for infusion_id in overdue.values_list("infusion_id", flat=True):
+            try:
+                infusion_time_out(infusion_id=infusion_id)
+            except PumpStreamError as exc:  # confirmed or cancelled meanwhile
+                logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
+
+    def silent_sessions(self, now: datetime) -> None:
+        """`communication_lost` for running sessions whose pump has been silent past the heartbeat timeout."""
+        cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+        silent = Device.objects.filter(sessions__status=SessionStatus.RUNNING, last_seen_at__lt=cutoff)
+        for device_id in silent.values_list("device_id", flat=True):
+            if pump_silence_check(device_id=device_id, now=now):
+                logger.warning("pump silent while infusing", extra={"device_id": device_id})
+
+    def stale_pumps(self, now: datetime) -> None:
+        """Emit `device:status` once when a pump without presence turns stale (on start: only remember them)."""
+        cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+        stale = set(
+            Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff)
+            .exclude(presence=Presence.OFFLINE)
+            .values_list("device_id", flat=True)
+        )
+        if self.stale_announced is not None:
+            for device_id in stale - self.stale_announced:
+                pump_mark_stale(device_id=device_id, now=now)
+        self.stale_announced = stale

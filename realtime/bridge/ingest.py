@@ -1,0 +1,149 @@
+"""One MQTT message → checked, de-duplicated and applied through the services, or rejected as a dead letter."""
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import Device, MessageReceipt, RetainedMessage
+from devices.services.pumps import pump_report_apply
+from devices.services.records import dead_letter_record
+from realtime import metrics
+from realtime.mqtt import topics
+from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
+
+logger = logging.getLogger(__name__)
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+
+
+@dataclass
+class InboundMessage:
+    """A message as the bridge received it, with what is needed to acknowledge it after the commit."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    mid: int = 0
+    generation: int = 0
+    received_at: datetime = field(default_factory=timezone.now)
+
+
+class Rejection(Exception):
+    """Why a message is not applied: a dead-letter reason, a detail, and the device id as claimed."""
+
+    def __init__(self, reason: str, detail: str = "", device_id: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.device_id = device_id
+
+
+@dataclass(frozen=True)
+class CheckedMessage:
+    """A message that passed the checks that need no database."""
+
+    device_id: str
+    kind: str
+    report: DevicePayload
+
+
+def message_check(message: InboundMessage) -> CheckedMessage:
+    """Topic, size, UTF-8, JSON object, schema, and the payload's device id against the topic's."""
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError as exc:
+        raise Rejection(exc.reason, message.topic[:200], exc.device_id) from exc
+    try:
+        document = payload_decode(message.payload, max_bytes=settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
+        report = payload_parse(parsed.kind, document)
+    except PayloadError as exc:
+        raise Rejection(exc.reason, exc.detail, parsed.device_id) from exc
+    if report.deviceId is not None and report.deviceId != parsed.device_id:
+        raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id)
+    return CheckedMessage(parsed.device_id, parsed.kind, report)
+
+
+def message_ingest(message: InboundMessage) -> str:
+    """Apply one message inside the caller's transaction; returns applied, duplicate or rejected.
+
+    A database failure that may pass (locked, disconnected) propagates so the whole batch is retried
+    unacknowledged; anything else wrong with this one message rejects it and the batch goes on.
+    """
+    device_id = ""
+    try:
+        checked = message_check(message)
+        device_id = checked.device_id
+        metrics.MESSAGES_RECEIVED.labels(kind=checked.kind).inc()
+        with transaction.atomic():
+            return _apply(message, checked)
+    except Rejection as rejection:
+        _reject(message, rejection.reason, rejection.detail, rejection.device_id or device_id)
+    except PumpStreamError as exc:
+        _reject(message, exc.code, exc.message, device_id)
+    except OperationalError:
+        raise
+    except IntegrityError as exc:
+        _reject(message, "integrity", str(exc), device_id)
+    except DatabaseError:
+        raise
+    except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
+        logger.exception("message failed", extra={"topic": message.topic, "device_id": device_id})
+        _reject(message, "internal_error", repr(exc), device_id)
+    return REJECTED
+
+
+def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
+    if not Device.objects.filter(device_id=checked.device_id).exists():
+        raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
+    if _seen_before(message, checked):
+        return DUPLICATE
+    pump_report_apply(
+        device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
+        received_at=message.received_at,
+    )  # fmt: skip
+    return APPLIED
+
+
+def _seen_before(message: InboundMessage, checked: CheckedMessage) -> bool:
+    """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
+    report = checked.report
+    if report.seq is not None:
+        _, created = MessageReceipt.objects.get_or_create(
+            device_id=Device.objects.only("pk").get(device_id=checked.device_id).pk,
+            boot_id=report.bootId, device_seq=report.seq, defaults={"received_at": message.received_at},
+        )  # fmt: skip
+        if not created:
+            metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
+            return True
+    if checked.kind == topics.PROGRESS:
+        return False
+    digest = hashlib.sha256(message.payload).hexdigest()
+    last = RetainedMessage.objects.filter(topic=message.topic).values_list("digest", flat=True).first()
+    if message.retain and last == digest:
+        metrics.MESSAGES_DUPLICATE.labels(why="retained").inc()
+        return True
+    if last != digest:
+        RetainedMessage.objects.update_or_create(
+            topic=message.topic, defaults={"digest": digest, "applied_at": message.received_at}
+        )
+    return False
+
+
+def _reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
+    metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
+    logger.warning(
+        "message rejected: %s", reason,
+        extra={"topic": message.topic[:200], "device_id": device_id, "reason": reason, "detail": detail[:300]},
+    )  # fmt: skip
+    dead_letter_record(
+        topic=message.topic, source=device_id or "unknown", reason=reason, detail=detail, payload=message.payload
+    )

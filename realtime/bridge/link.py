@@ -1,0 +1,164 @@
+"""The bridge's broker connection: persistent session, QoS 1 subscriptions, manual acks, jittered reconnects."""
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import paho.mqtt.client as mqtt
+from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from realtime import metrics
+from realtime.bridge.ingest import InboundMessage
+from realtime.mqtt import topics
+from realtime.mqtt.connection import broker_settings, make_client, set_tcp_nodelay
+
+logger = logging.getLogger(__name__)
+
+RECEIVE_MAXIMUM = 1000  # matches the broker's max_inflight_messages (deploy and test configs)
+UNSUPPORTED_PROTOCOL = (1, 132)  # "unacceptable protocol version" in MQTT 3.1.1 and 5
+RECONNECT_MIN_S = 0.5
+RECONNECT_MAX_S = 30.0
+
+
+def reconnect_delay(attempt: int, *, low: float = RECONNECT_MIN_S, high: float = RECONNECT_MAX_S) -> float:
+    """Capped exponential backoff with full jitter: uniform in [low, min(high, low * 2**attempt)]."""
+    ceiling = min(high, low * (2 ** min(attempt, 16)))
+    return random.uniform(low, max(low, ceiling))  # noqa: S311 - jitter, not secrecy
+
+
+class BrokerLink:
+    """One paho client driven by its own thread; messages go to `on_inbound`, PUBACKs to `on_puback`."""
+
+    def __init__(
+        self, *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None],
+        broker: dict | None = None,
+    ) -> None:  # fmt: skip
+        self.broker = broker or broker_settings()
+        self.on_inbound = on_inbound
+        self.on_puback = on_puback
+        self.protocol = mqtt.MQTTv5
+        self.connected = threading.Event()
+        self.connected_since: datetime | None = None
+        self.generation = 0
+        self.connections = 0
+        self._stop = threading.Event()
+        self.client = self._client()
+
+    def _client(self) -> mqtt.Client:
+        client = make_client(self.broker["CLIENT_ID"], protocol=self.protocol, broker=self.broker)
+        client.manual_ack_set(True)
+        client.max_inflight_messages_set(100)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = lambda _c, _u, mid, _rc, _p: self.on_puback(mid)
+        return client
+
+    def _connect(self) -> None:
+        if self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.broker["SESSION_EXPIRY_S"]
+            properties.ReceiveMaximum = RECEIVE_MAXIMUM
+            self.client.connect(self.broker["HOST"], self.broker["PORT"], keepalive=self.broker["KEEPALIVE_S"],
+                                clean_start=False, properties=properties)  # fmt: skip
+        else:
+            self.client.connect(self.broker["HOST"], self.broker["PORT"], keepalive=self.broker["KEEPALIVE_S"])
+
+    def run(self) -> None:
+        """Connect, loop and reconnect until `stop()`; never raises for network trouble."""
+        attempt = 0
+        refused_silently = 0
+        while not self._stop.is_set():
+            try:
+                self._connect()
+                before = self.connections
+                while not self._stop.is_set() and self.client.loop(timeout=0.2) == mqtt.MQTT_ERR_SUCCESS:
+                    attempt = 0 if self.connected.is_set() else attempt
+                refused_silently += self.connections == before == 0
+            except (OSError, ValueError) as exc:
+                logger.warning("broker unreachable: %s", exc, extra={"reason": type(exc).__name__})
+            self._lost()
+            if refused_silently >= 2 and self.protocol == mqtt.MQTTv5:
+                self._fall_back_to_311()  # a 3.1.1-only broker may close the socket instead of answering
+            if self._stop.is_set():
+                break
+            delay = reconnect_delay(attempt)
+            attempt += 1
+            logger.info("reconnecting to the broker in %.1fs", delay)
+            self._stop.wait(delay)
+        self.client.disconnect()
+
+    def stop(self) -> None:
+        """Ask the loop to end; it disconnects cleanly (the session stays on the broker)."""
+        self._stop.set()
+
+    def ack(self, message: InboundMessage) -> None:
+        """Acknowledge a QoS 1 message after its commit, unless it came on an earlier connection."""
+        if message.qos > 0 and message.generation == self.generation and self.connected.is_set():
+            self.client.ack(message.mid, message.qos)
+
+    def publish(self, topic: str, payload: str, *, expiry_s: int) -> int | None:
+        """Publish at QoS 1 only while connected; returns the mid, or None when nothing was handed to paho."""
+        if not self.connected.is_set():
+            return None
+        properties = None
+        if self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = max(1, expiry_s)
+        info = self.client.publish(topic, payload, qos=1, retain=False, properties=properties)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.forget(info.mid)
+            return None
+        return info.mid
+
+    def forget(self, mid: int) -> None:
+        """Withdraw an unacknowledged publish so paho never retransmits it (a failed command must not arrive)."""
+        with self.client._out_message_mutex:  # paho has no public API for this
+            self.client._out_messages.pop(mid, None)
+
+    def _lost(self) -> None:
+        if self.connected.is_set():
+            logger.warning("broker connection lost")
+        self.connected.clear()
+        self.connected_since = None
+        metrics.BROKER_CONNECTED.set(0)
+
+    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:
+        if reason_code.is_failure:
+            logger.error("broker refused the connection: %s", reason_code)
+            if reason_code.value in UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
+                self._fall_back_to_311()
+            return
+        set_tcp_nodelay(client)
+        client.subscribe([(topic, 1) for topic in topics.BRIDGE_SUBSCRIPTIONS])
+        self.generation += 1
+        self.connections += 1
+        if self.connections > 1:
+            metrics.RECONNECTS.inc()
+        self.connected_since = timezone.now()
+        self.connected.set()
+        metrics.BROKER_CONNECTED.set(1)
+        logger.info("connected to the broker", extra={"reason": f"MQTT {'5' if self.protocol == 5 else '3.1.1'}"})
+
+    def _fall_back_to_311(self) -> None:
+        logger.warning("the broker does not speak MQTT 5: using MQTT 3.1.1 with a persistent session")
+        self.protocol = mqtt.MQTTv311
+        self.client = self._client()
+        self.client._clean_session = False  # a persistent 3.1.1 session; make_client has no parameter for it
+
+    def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
+        self._lost()
+
+    def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", errors="replace")
+        self.on_inbound(InboundMessage(
+            topic=topic, payload=message.payload, qos=message.qos, retain=bool(message.retain), mid=message.mid,
+            generation=self.generation, received_at=timezone.now(),
+        ))  # fmt: skip

@@ -1,0 +1,100 @@
+"""The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, expire or fail the rest."""
+
+import json
+import logging
+import queue
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+
+from devices.models import Command
+from devices.services.changes import device_lock
+from devices.services.commands import command_envelope, command_transition
+from devices.states import COMMAND_TRANSITIONS, CommandState, is_legal
+from realtime import metrics
+from realtime.bridge.link import BrokerLink
+from realtime.mqtt import topics
+
+logger = logging.getLogger(__name__)
+PUBLISH_PER_TICK = 100
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A command handed to paho, waiting for the broker's PUBACK."""
+
+    command_pk: int
+    device_id: str
+    deadline: datetime
+
+
+class CommandOutbox:
+    """Drains `queued` commands while the broker is connected; never hands paho one while disconnected."""
+
+    def __init__(self, link: BrokerLink) -> None:
+        self.link = link
+        self.in_flight: dict[int, InFlight] = {}
+        self.acked: queue.SimpleQueue[int] = queue.SimpleQueue()
+
+    def tick(self, now: datetime) -> None:
+        """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
+        self._settle_acks(now)
+        self._fail_overdue(now)
+        self._expire(now)
+        if self.link.connected.is_set():
+            self._publish_queued(now)
+
+    def _settle_acks(self, now: datetime) -> None:
+        while True:
+            try:
+                mid = self.acked.get_nowait()
+            except queue.Empty:
+                return
+            flight = self.in_flight.pop(mid, None)
+            if flight is not None:
+                self._move(flight.device_id, flight.command_pk, CommandState.SENT, now)
+                metrics.COMMANDS_PUBLISHED.labels(outcome="sent").inc()
+
+    def _fail_overdue(self, now: datetime) -> None:
+        for mid, flight in list(self.in_flight.items()):
+            if now >= flight.deadline:
+                self.link.forget(mid)
+                del self.in_flight[mid]
+                self._move(flight.device_id, flight.command_pk, CommandState.FAILED, now,
+                           error="the broker did not acknowledge the command in time")  # fmt: skip
+                metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
+
+    def _expire(self, now: datetime) -> None:
+        expired = Command.objects.filter(state=CommandState.QUEUED, expires_at__lte=now).exclude(
+            pk__in=[flight.command_pk for flight in self.in_flight.values()]
+        )
+        for pk, device_id in expired.values_list("pk", "device__device_id"):
+            self._move(device_id, pk, CommandState.EXPIRED, now, error="expired before it could be sent")
+            metrics.COMMANDS_PUBLISHED.labels(outcome="expired").inc()
+
+    def _publish_queued(self, now: datetime) -> None:
+        waiting = (
+            Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now)
+            .exclude(pk__in=[flight.command_pk for flight in self.in_flight.values()])
+            .select_related("device")
+            .order_by("created_at", "pk")[:PUBLISH_PER_TICK]
+        )
+        ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
+        for command in waiting:
+            body = json.dumps(command_envelope(command))
+            expiry_s = int((command.expires_at - now).total_seconds())
+            mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
+            if mid is None:
+                return  # disconnected meanwhile: the command stays queued, visibly
+            self.in_flight[mid] = InFlight(command.pk, command.device.device_id, now + ack_timeout)
+            logger.info("command published", extra={"device_id": command.device.device_id,
+                                                    "command_id": str(command.command_id)})  # fmt: skip
+
+    def _move(self, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> None:
+        with transaction.atomic():
+            device = device_lock(device_id=device_id)
+            command = Command.objects.select_related("session", "created_by").get(pk=command_pk)
+            if is_legal(COMMAND_TRANSITIONS, command.state, to):
+                command_transition(device=device, command=command, to=to, error=error, now=now)

@@ -1,0 +1,159 @@
+"""The bridge's one database thread: batches of messages in one transaction each, acked after commit, then ticks."""
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import OperationalError, close_old_connections, connection, transaction
+from django.utils import timezone
+
+from devices.services.records import bridge_heartbeat
+from realtime import metrics
+from realtime.bridge.forwarder import ChangeForwarder
+from realtime.bridge.housekeeping import Housekeeping
+from realtime.bridge.ingest import InboundMessage, message_ingest
+from realtime.bridge.link import BrokerLink
+from realtime.bridge.outbox import CommandOutbox
+from realtime.dispatch import install_sink
+from realtime.events import DeviceChange
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """A batch closes at `max_messages` or `window_s` after its first message, whichever comes first."""
+
+    max_messages: int = 500  # half the Receive Maximum, so the broker keeps sending while a batch commits
+    window_s: float = 0.02
+    tick_s: float = 0.1
+
+
+class Bridge:
+    """Wires the broker link, the batch worker, the outbox, housekeeping, heartbeat and the forwarder."""
+
+    def __init__(self, *, limits: BatchLimits | None = None, name: str = "bridge") -> None:
+        self.limits = limits or BatchLimits()
+        self.name = name
+        self.inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
+        self.link = BrokerLink(on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid))
+        self.outbox = CommandOutbox(self.link)
+        self.housekeeping = Housekeeping()
+        self.forwarder = ChangeForwarder(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
+        self.committed: list[DeviceChange] = []
+        self.stats: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._next_tick = 0.0
+        self._next_heartbeat = 0.0
+
+    def run(self) -> None:
+        """Run until `stop()`: the link and forwarder in threads, the database work in this one."""
+        install_sink(self.committed.append)
+        bridge_heartbeat(broker_connected=False, name=self.name)
+        threads = [threading.Thread(target=target, name=name, daemon=True)
+                   for name, target in (("mqtt", self.link.run), ("forward", self.forwarder.run))]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        try:
+            while not self._stop.is_set():
+                batch = self.collect()
+                if batch:
+                    self.commit(batch)
+                self.maybe_tick()
+        finally:
+            self.link.stop()
+            self.forwarder.stop()
+            for thread in threads:
+                thread.join(timeout=5)
+            install_sink(None)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def collect(self) -> list[InboundMessage]:
+        """Wait briefly for a first message, then take what arrives within the window, up to the limit."""
+        try:
+            batch = [self.inbox.get(timeout=self.limits.tick_s)]
+        except queue.Empty:
+            return []
+        closes_at = time.monotonic() + self.limits.window_s
+        while len(batch) < self.limits.max_messages:
+            remaining = closes_at - time.monotonic()
+            try:
+                batch.append(self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def commit(self, batch: list[InboundMessage]) -> None:
+        """One transaction for the batch; on a database error retry it whole; ack and forward after commit."""
+        attempt = 0
+        while True:
+            outcomes: Counter[str] = Counter()
+            try:
+                with transaction.atomic():
+                    for message in batch:
+                        outcomes[message_ingest(message)] += 1
+                break
+            except OperationalError as exc:
+                self.committed.clear()
+                attempt += 1
+                metrics.BATCH_RETRIES.inc()
+                logger.warning("batch of %d not committed (%s); retrying", len(batch), exc)
+                connection.close()
+                if self._stop.wait(min(5.0, 0.1 * 2**attempt)):
+                    return  # shutting down: unacked, the broker redelivers them
+        for message in batch:
+            self.link.ack(message)
+        self._after_commit(batch, outcomes)
+
+    def _after_commit(self, batch: list[InboundMessage], outcomes: Counter[str]) -> None:
+        now = timezone.now()
+        metrics.BATCH_SIZE.observe(len(batch))
+        for message in batch:
+            metrics.PROCESSING_SECONDS.observe(max(0.0, (now - message.received_at).total_seconds()))
+        self.stats.update(outcomes)
+        self.stats["batches"] += 1
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
+        self.forward()
+
+    def forward(self) -> None:
+        """Hand what the last commit produced to the forwarder, in one piece."""
+        if self.committed:
+            self.forwarder.send(list(self.committed))
+            self.committed.clear()
+
+    def maybe_tick(self) -> None:
+        """Outbox and housekeeping every tick; the heartbeat every BRIDGE_HEARTBEAT_S."""
+        clock = time.monotonic()
+        if clock < self._next_tick and self.outbox.acked.empty():
+            return
+        self._next_tick = clock + self.limits.tick_s
+        try:
+            now = timezone.now()
+            self.outbox.tick(now)
+            self.housekeeping.tick(now, connected_since=self.link.connected_since)
+            if clock >= self._next_heartbeat:
+                self._next_heartbeat = clock + settings.PUMPSTREAM["BRIDGE_HEARTBEAT_S"]
+                bridge_heartbeat(broker_connected=self.link.connected.is_set(), stats=self.heartbeat_stats(),
+                                 name=self.name)  # fmt: skip
+        except OperationalError as exc:
+            logger.warning("housekeeping skipped: %s", exc)
+            close_old_connections()
+        self.forward()
+
+    def heartbeat_stats(self) -> dict:
+        """What the heartbeat row shows about the bridge's work so far."""
+        return {
+            **self.stats,
+            "inbox": self.inbox.qsize(),
+            "commandsInFlight": len(self.outbox.in_flight),
+            "forwardBuffered": len(self.forwarder.buffer),
+            "forwardDropped": self.forwarder.dropped,
+            "forwardConnected": self.forwarder.connected,
+            "protocol": "5" if self.link.protocol == 5 else "3.1.1",
+        }

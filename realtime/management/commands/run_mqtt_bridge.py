@@ -1,0 +1,30 @@
+"""`manage.py run_mqtt_bridge`: the long-running worker between the pumps and everything else."""
+
+import logging
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from realtime.bridge.worker import BatchLimits, Bridge
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Receive, validate, persist and forward pump messages; publish commands; run housekeeping."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--batch-size", type=int, default=BatchLimits.max_messages)
+        parser.add_argument("--batch-window-ms", type=float, default=BatchLimits.window_s * 1000)
+        parser.add_argument("--name", default="bridge", help="The BridgeStatus row this bridge writes.")
+
+    def handle(self, *args, **options) -> None:
+        limits = BatchLimits(max_messages=options["batch_size"], window_s=options["batch_window_ms"] / 1000)
+        bridge = Bridge(limits=limits, name=options["name"])
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: bridge.stop())
+        broker = settings.MQTT
+        logger.info("bridge starting", extra={"reason": f"{broker['HOST']}:{broker['PORT']} as {broker['CLIENT_ID']}"})
+        bridge.run()
+        self.stdout.write("bridge stopped")

@@ -1,0 +1,29 @@
+"""Prometheus counters and histograms the MQTT bridge increments (exposed by the ops endpoint)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_RECEIVED = Counter(
+    "pumpstream_bridge_messages_received_total", "MQTT messages the bridge received, by topic kind", ["kind"]
+)
+MESSAGES_REJECTED = Counter(
+    "pumpstream_bridge_messages_rejected_total", "MQTT messages the bridge rejected, by reason", ["reason"]
+)
+MESSAGES_DUPLICATE = Counter(
+    "pumpstream_bridge_messages_duplicate_total", "Redelivered or replayed messages recognised and skipped", ["why"]
+)
+BATCH_SIZE = Histogram(
+    "pumpstream_bridge_batch_size", "Messages committed per database transaction",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)  # fmt: skip
+PROCESSING_SECONDS = Histogram(
+    "pumpstream_bridge_processing_seconds", "From receipt by the bridge to commit, per message",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)  # fmt: skip
+BATCH_RETRIES = Counter("pumpstream_bridge_batch_retries_total", "Batches retried after a database error")
+RECONNECTS = Counter("pumpstream_bridge_reconnects_total", "Connections to the broker after the first")
+BROKER_CONNECTED = Gauge("pumpstream_bridge_broker_connected", "1 while the bridge holds the broker")
+COMMANDS_PUBLISHED = Counter("pumpstream_bridge_commands_total", "Commands by outcome", ["outcome"])
+FORWARDED_CHANGES = Counter("pumpstream_bridge_forwarded_changes_total", "Changes forwarded to Daphne")
+FORWARD_DROPPED = Counter(
+    "pumpstream_bridge_forward_dropped_total", "Changes dropped because the forward buffer was full"
+)

@@ -1,0 +1,201 @@
+"""Payload schemas per device topic (pydantic v2), with the original firmware's forms coerced as the contract says."""
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from realtime.mqtt import topics
+
+MAX_VOLUME_ML = 10_000.0  # far above any pump's reservoir: larger is a broken or hostile sender
+MAX_RATE_ML_MIN = 1_000.0
+MAX_TIME_MIN = 100_000.0
+MAX_TEXT = 500
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[T ].*(Z|[+-]\d{2}:?\d{2})$")
+
+STATUS_VALUES = (
+    "online", "offline", "healthy", "idle", "started", "running", "paused", "stopped", "completed",
+    "received_start_command", "rejected", "degraded", "issue", "testing",
+)  # fmt: skip
+
+
+class PayloadError(ValueError):
+    """A payload the contract does not accept; `reason` is the dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _lower(value: Any) -> Any:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _code_as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Volume = Annotated[float, Field(ge=0, le=MAX_VOLUME_ML)]
+Minutes = Annotated[float, Field(ge=0, le=MAX_TIME_MIN)]
+Rate = Annotated[float, Field(ge=0, le=MAX_RATE_ML_MIN)]
+Percent = Annotated[float, Field(ge=0, le=100)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
+InfusionId = Annotated[str, Field(min_length=1, max_length=64)]
+DeviceTimestamp = int | float | Annotated[str, Field(max_length=64)] | None
+
+
+class DevicePayload(BaseModel):
+    """Fields every device message may carry; unknown fields are kept (stored, never trusted)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    deviceId: Annotated[str, Field(pattern=topics.DEVICE_ID_RE.pattern)] | None = None
+    timestamp: DeviceTimestamp = None
+    seq: Annotated[int, Field(ge=0)] | None = None
+    bootId: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @model_validator(mode="after")
+    def _seq_needs_boot_id(self) -> "DevicePayload":
+        if (self.seq is None) != (self.bootId is None):
+            raise ValueError("seq and bootId come together")
+        return self
+
+
+class StatusPayload(DevicePayload):
+    status: Annotated[Literal[STATUS_VALUES], BeforeValidator(_lower)]  # type: ignore[valid-type]
+    batteryLevel: Annotated[float, Field(ge=0, le=100)] | None = None
+    firmwareVersion: Annotated[str, Field(max_length=64)] | None = None
+    uptime: DeviceTimestamp = None
+    currentInfusion: dict | None = None
+    progress: dict | None = None
+
+
+class ProgressPayload(DevicePayload):
+    timeRemainingMin: Minutes | None = None
+    volumeRemainingMl: Volume | None = None
+    deliveredVolumeMl: Volume | None = None
+    elapsedTimeMin: Minutes | None = None
+    progressPercent: Percent | None = None
+    flowRate: Rate | None = None
+    status: Literal["running", "paused", "completed"] | None = None
+    infusionId: InfusionId | None = None
+
+    @field_validator("progressPercent", mode="before")
+    @classmethod
+    def _legacy_percent(cls, value: Any) -> Any:
+        """The legacy `{time, volume}` object: the volume share is what was delivered."""
+        if isinstance(value, dict):
+            return value.get("volume", value.get("time"))
+        return value
+
+
+class ReportedParameters(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
+
+    flowRateMlMin: Rate | None = None
+    plannedVolumeMl: Volume | None = None
+    plannedTimeMin: Minutes | None = None
+    bolusEnabled: bool | None = None
+    bolusVolumeMl: Volume | None = None
+
+
+class InfusionPayload(DevicePayload):
+    infusionId: InfusionId
+    confirmed: bool
+    confirmedAt: DeviceTimestamp = None
+    parameters: ReportedParameters | None = None
+
+
+class CompletionPayload(DevicePayload):
+    completed: Literal[True]
+    completedAt: DeviceTimestamp = None
+    infusionId: InfusionId | None = None
+    summary: dict | None = None
+
+
+class ActionsPayload(DevicePayload):
+    action: Literal["MANUAL_PAUSE", "MANUAL_RESUME", "MANUAL_STOP"]
+    source: Text | None = None
+    reason: Text | None = None
+    infusionId: InfusionId | None = None
+
+
+class ErrorPayload(DevicePayload):
+    type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = "device_error"
+    severity: Annotated[str | None, Field(max_length=32)] = None
+    message: Text | None = None
+    errorMessage: Text | None = None
+    details: dict | None = None
+    errorCode: Annotated[str | None, Field(max_length=64), BeforeValidator(_code_as_text)] = None
+
+    @property
+    def text(self) -> str:
+        """The message, or the legacy `errorMessage`."""
+        return self.message or self.errorMessage or ""
+
+
+class BolusPayload(DevicePayload):
+    action: Annotated[str, Field(max_length=64)] | None = None
+    infusionId: InfusionId | None = None
+    bolusDelivered: Volume | None = None
+
+
+class TestPayload(DevicePayload):
+    test: Text | None = None
+
+
+SCHEMAS: dict[str, type[DevicePayload]] = {
+    topics.STATUS: StatusPayload,
+    topics.PROGRESS: ProgressPayload,
+    topics.INFUSION: InfusionPayload,
+    topics.COMPLETION: CompletionPayload,
+    topics.ACTIONS: ActionsPayload,
+    topics.ERROR: ErrorPayload,
+    topics.BOLUS: BolusPayload,
+    topics.TEST: TestPayload,
+}
+
+
+def _refuse_constant(name: str) -> None:
+    raise PayloadError("bad_json", f"{name} is not JSON")
+
+
+def payload_decode(raw: bytes, *, max_bytes: int) -> dict:
+    """Bytes → a JSON object: size, UTF-8, strict JSON (no NaN/Infinity), an object at the top."""
+    if len(raw) > max_bytes:
+        raise PayloadError("too_large", f"{len(raw)} bytes > {max_bytes}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError("bad_utf8", str(exc)[:200]) from exc
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError("bad_json", str(exc)[:200]) from exc
+    if not isinstance(document, dict):
+        raise PayloadError("not_object", type(document).__name__)
+    return document
+
+
+def payload_parse(kind: str, document: dict) -> DevicePayload:
+    """Validate a decoded payload against its topic's schema; raises PayloadError("schema", ...)."""
+    try:
+        return SCHEMAS[kind].model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or kind
+        raise PayloadError("schema", f"{where}: {first['msg']}"[:300]) from exc
+
+
+def device_timestamp_parse(value: Any) -> datetime | None:
+    """A device timestamp as a wall-clock time when it is ISO-8601 with an offset; uptime and naive stay raw."""
+    if not isinstance(value, str) or not ISO_WITH_OFFSET.match(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo else None

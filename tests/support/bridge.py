@@ -1,0 +1,106 @@
+"""`manage.py run_mqtt_bridge` as a real subprocess for integration tests: start, wait until connected, stop, kill."""
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from django.db import close_old_connections
+from django.utils import timezone
+
+from devices.models import BridgeStatus
+from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
+
+
+class BridgeProcess:
+    """One bridge process with its own MQTT client id (a persistent session that survives `kill()`)."""
+
+    def __init__(self, broker_url: str, realtime_url: str, log_dir: Path, **env: str) -> None:
+        self.env = {"MQTT_URL": broker_url, "REALTIME_INTERNAL_URL": realtime_url,
+                    "MQTT_CLIENT_ID": f"bridge-test-{uuid.uuid4().hex[:8]}", **env}  # fmt: skip
+        self.client_id = self.env["MQTT_CLIENT_ID"]
+        self.name = f"bridge-{self.client_id[-8:]}"
+        self.log_path = Path(log_dir) / f"{self.client_id}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, timeout: float = 20.0) -> "BridgeProcess":
+        """Start the bridge and wait until its heartbeat says it holds the broker."""
+        started = timezone.now()
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "python"), "manage.py", "run_mqtt_bridge", "--name", self.name],
+            cwd=ROOT, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_connected(since=started, timeout=timeout)
+        return self
+
+    def wait_connected(self, *, since=None, timeout: float = 20.0) -> None:
+        """Block until the heartbeat (written after `since`) says broker_connected; fail with the log tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"bridge exited with {self.process.returncode}:\n{self.log_tail()}")
+            close_old_connections()
+            status = BridgeStatus.objects.filter(name=self.name).first()
+            if status and status.broker_connected and (since is None or status.broker_connected_since >= since):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"bridge not connected within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM: the bridge finishes its batch, disconnects cleanly and exits."""
+        if self.process is not None:
+            stop(self.process, sig=signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all (what a crash looks like)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def log_tail(self, lines: int = 60) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+class PumpClient:
+    """A pump as the bridge sees it: a paho MQTT 5 client that publishes and collects the commands it receives."""
+
+    def __init__(self, broker_url: str, device_id: str) -> None:
+        self.device_id = device_id
+        self.commands: list[dict] = []
+        host, port = broker_url.removeprefix("mqtt://").split(":")
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pump-{uuid.uuid4().hex[:8]}",
+                                  protocol=mqtt.MQTTv5)  # fmt: skip
+        self.client.on_message = lambda _c, _u, message: self.commands.append(json.loads(message.payload))
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        self.client.subscribe(f"devices/{device_id}/commands", qos=1)
+
+    def publish(self, kind: str, payload: dict | bytes | str, *, qos: int = 1, retain: bool = False,
+                topic: str | None = None) -> None:  # fmt: skip
+        """Publish on `devices/{id}/{kind}` (or `topic`) and wait for the broker to take it."""
+        body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
+        info = self.client.publish(topic or f"devices/{self.device_id}/{kind}", body, qos=qos, retain=retain)
+        info.wait_for_publish(timeout=10)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_until(predicate, *, timeout: float = 10.0, message: str = "condition not met", interval: float = 0.05):
+    """Poll `predicate` (with fresh database connections) until it returns a truthy value; fail with `message`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        close_old_connections()
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{message} (after {timeout}s)")
+        time.sleep(interval)
