@@ -1,4 +1,8 @@
-"""The one ASGI application Daphne serves: HTTP to Django (static files through WhiteNoise)."""
+"""The one ASGI application Daphne serves: `/socket.io/` to python-socketio, HTTP to Django, WebSocket to Channels.
+
+HTTP goes to Django (static files through WhiteNoise); WebSockets outside `/socket.io/` go to the
+Channels JSON endpoint (`/ws/devices/`), which authenticates like Socket.IO (session cookie or API token).
+"""
 
 import os
 
@@ -7,6 +11,19 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pumpstream.settings")
 django_http = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402  (Django must be set up first)
+# Django must be set up before these imports.
+import socketio  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_http})
+from realtime import consumers  # noqa: E402
+from realtime.routing import websocket_urlpatterns  # noqa: E402
+from realtime.sio import server as realtime_server  # noqa: E402
+
+realtime_server.install()
+consumers.install()
+
+application = socketio.ASGIApp(
+    realtime_server.sio,
+    other_asgi_app=ProtocolTypeRouter({"http": django_http, "websocket": URLRouter(websocket_urlpatterns)}),
+    socketio_path="socket.io",
+)

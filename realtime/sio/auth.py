@@ -1,0 +1,102 @@
+"""Who is connecting: a signed-in user (the Django session cookie) or a service account (its API token)."""
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from importlib import import_module
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import aget_user
+
+from devices.models import ServiceAccount
+from devices.selectors import service_account_for_token
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated connection's identity: a user (with its session) or a service account."""
+
+    user: Any = None
+    account: ServiceAccount | None = None
+    session_hash: str | None = None
+
+    @property
+    def subject(self) -> Any:
+        """What visibility selectors take: the user or the service account."""
+        return self.account if self.account is not None else self.user
+
+    @property
+    def label(self) -> str:
+        """A name safe for logs."""
+        return f"service:{self.account.name}" if self.account is not None else f"user:{self.user.pk}"
+
+
+@dataclass
+class _SessionRequest:
+    """The part of a request `aget_user` reads."""
+
+    session: Any
+
+
+def session_hash(session_key: str) -> str:
+    """A stable, non-secret name for a Django session (used for room and group names)."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def session_key_from_cookie_header(cookie_header: str | None) -> str | None:
+    """The Django session key in a `Cookie` header, if any."""
+    if not cookie_header:
+        return None
+    try:
+        cookies = SimpleCookie(cookie_header)
+    except CookieError:
+        return None
+    morsel = cookies.get(settings.SESSION_COOKIE_NAME)
+    return morsel.value if morsel and morsel.value else None
+
+
+async def user_for_session_key(session_key: str) -> Any:
+    """The signed-in, active user of a Django session, or None."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    user = await aget_user(_SessionRequest(session=store))
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return None
+    return user
+
+
+async def authenticate(cookie_header: str | None, auth: Any) -> Principal | None:
+    """A principal from an API token (`auth: {token}`) or else the session cookie; None when neither holds."""
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if token is not None:
+        account = await sync_to_async(service_account_for_token)(token)
+        return Principal(account=account) if account is not None else None
+    session_key = session_key_from_cookie_header(cookie_header)
+    if session_key is None:
+        return None
+    user = await user_for_session_key(session_key)
+    if user is None:
+        return None
+    return Principal(user=user, session_hash=session_hash(session_key))
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def origin_allowed(origin: str | None, *, scheme: str, host: str | None) -> bool:
+    """The Socket.IO origin rule: no Origin (not a browser), the same origin, or a configured one."""
+    if not origin:
+        return True
+    configured = settings.SOCKETIO_CORS_ALLOWED_ORIGINS
+    if configured:
+        return origin in configured
+    return host is not None and origin == f"{scheme}://{host}"

@@ -1,0 +1,71 @@
+"""The "/internal" namespace: the bridge forwards committed changes here; it can do nothing else."""
+
+import hmac
+import logging
+from typing import Any
+
+import socketio
+from django.conf import settings
+
+from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, DeviceChange, change_from_wire
+from realtime.fanout import publish
+
+logger = logging.getLogger(__name__)
+
+MAX_CHANGES_PER_FORWARD = 10_000
+
+
+def secret_matches(auth: Any) -> bool:
+    """Whether `auth` carries the bridge's secret (constant-time; an unset secret matches nothing)."""
+    expected = settings.BRIDGE_INTERNAL_SECRET
+    offered = auth.get("secret") if isinstance(auth, dict) else None
+    if not expected or not isinstance(offered, str):
+        return False
+    return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def changes_from_forward(data: Any) -> list[DeviceChange]:
+    """The valid changes of one `forward` payload, in order; malformed items are logged and skipped."""
+    items = data.get("changes") if isinstance(data, dict) else None
+    if not isinstance(items, list) or len(items) > MAX_CHANGES_PER_FORWARD:
+        logger.warning("malformed forward from the bridge")
+        return []
+    changes = []
+    for item in items:
+        try:
+            changes.append(change_from_wire(item))
+        except (KeyError, TypeError, ValueError) as exc:
+            logger.warning("malformed change from the bridge", extra={"reason": str(exc)[:200]})
+    return changes
+
+
+class InternalNamespace(socketio.AsyncNamespace):
+    """Accepts only the bridge (its secret) and only `forward`; publishes the changes in order."""
+
+    def __init__(self, on_first_connect: Any = None) -> None:
+        super().__init__(INTERNAL_NAMESPACE)
+        self.on_first_connect = on_first_connect
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        if not secret_matches(auth):
+            logger.warning("refused an internal connection without the bridge secret")
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        if self.on_first_connect is not None:
+            self.on_first_connect()
+        logger.info("bridge connected", extra={"sid": sid})
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        logger.info("bridge disconnected", extra={"sid": sid})
+
+    async def on_forward(self, sid: str, data: Any) -> dict:
+        # No await before publishing: forwards are handled in arrival order (pitfalls.md).
+        changes = changes_from_forward(data)
+        for change in changes:
+            publish(change)
+        return {"accepted": len(changes)}
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect", INTERNAL_FORWARD):
+            return await super().trigger_event(event, *args)
+        logger.warning("unknown internal event", extra={"event": str(event)[:40]})
+        return None

@@ -1,0 +1,168 @@
+"""The python-socketio server of the Daphne process, its client namespace and its wiring to the fan-out."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import socketio
+from django.conf import settings
+from django.contrib.auth.signals import user_logged_out
+
+from realtime import dispatch
+from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
+from realtime.fanout import fanout, publish
+from realtime.sio.auth import Principal, authenticate, origin_allowed, session_hash
+from realtime.sio.internal import InternalNamespace
+from realtime.sio.subscriptions import Subscriber, device_room
+from realtime.sio.ward_feed import ward_feed
+
+logger = logging.getLogger(__name__)
+
+CLIENT_REQUESTS = (SUBSCRIBE_DEVICE, UNSUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_WARD)
+
+sio = socketio.AsyncServer(
+    async_mode="asgi",  # explicit: installing aiohttp would otherwise switch the mode (pitfalls.md)
+    cors_allowed_origins=settings.SOCKETIO_CORS_ALLOWED_ORIGINS,  # None: same origin; never "*" or []
+    logger=False,
+    engineio_logger=False,
+)
+
+
+class Runtime:
+    """The event loop Daphne runs us on, captured on first use (Daphne sends no lifespan events)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def bind(cls) -> None:
+        """Remember the running loop (idempotent)."""
+        if cls.loop is None:
+            cls.loop = asyncio.get_running_loop()
+
+    @classmethod
+    def call_soon(cls, callback: Any, *args: Any) -> bool:
+        """Run `callback(*args)` on the server's loop from any thread; False before the loop is known."""
+        loop = cls.loop
+        if loop is None or loop.is_closed():
+            return False
+        loop.call_soon_threadsafe(callback, *args)
+        return True
+
+
+def session_room(session_hash: str) -> str:
+    """The room of every socket opened with one Django session (closed when it signs out)."""
+    return f"session:{session_hash}"
+
+
+class ClientNamespace(socketio.AsyncNamespace):
+    """The default namespace: browsers and integrations subscribe to pumps and ward feeds here."""
+
+    def __init__(self) -> None:
+        super().__init__("/")
+        self.subscribers: dict[str, Subscriber] = {}
+
+    async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        Runtime.bind()
+        origin = environ.get("HTTP_ORIGIN")
+        if not origin_allowed(origin, scheme=environ.get("wsgi.url_scheme", "http"), host=environ.get("HTTP_HOST")):
+            raise socketio.exceptions.ConnectionRefusedError("origin not allowed")
+        principal = await authenticate(environ.get("HTTP_COOKIE"), auth)
+        if principal is None:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        self.subscribers[sid] = self._subscriber(sid, principal)
+        if principal.session_hash:
+            await self.enter_room(sid, session_room(principal.session_hash))
+        logger.info("client connected", extra={"sid": sid, "principal": principal.label})
+
+    def _subscriber(self, sid: str, principal: Principal) -> Subscriber:
+        async def send(event: str, payload: dict) -> None:
+            await self.emit(event, payload, to=sid)
+
+        async def join(device_id: str) -> None:
+            await self.enter_room(sid, device_room(device_id))
+
+        async def leave(device_id: str) -> None:
+            await self.leave_room(sid, device_room(device_id))
+
+        return Subscriber(principal, sid, send, join, leave)
+
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        subscriber = self.subscribers.pop(sid, None)
+        if subscriber is not None:
+            subscriber.close()
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        sid, data = args[0], (args[1] if len(args) > 1 else None)
+        subscriber = self.subscribers.get(sid)
+        if subscriber is None:
+            return None
+        try:
+            keep = await subscriber.handle(event, data)
+        except Exception:  # one guarded catch-all per request: a bad request never takes the server down
+            logger.exception("request failed", extra={"sid": sid, "event": str(event)[:40]})
+            await subscriber.send("error", {"message": "Internal error", "request": str(event)[:40]})
+            keep = True
+        if not keep:
+            await self.disconnect(sid)
+        return None
+
+
+client_namespace = ClientNamespace()
+
+
+async def deliver_to_rooms(change: DeviceChange, skip: frozenset[str]) -> None:
+    """Fan-out target: the pump's Socket.IO room, minus subscribers whose snapshot already holds it."""
+    await sio.emit(change.event, change.wire_payload(), room=device_room(change.device_id), skip_sid=list(skip))
+
+
+async def close_session_sockets(session_hash: str) -> None:
+    """Disconnect every socket opened with this Django session."""
+    participants = list(sio.manager.get_participants("/", session_room(session_hash)))
+    for sid, _eio_sid in participants:
+        await sio.disconnect(sid)
+    if participants:
+        logger.info("closed sockets of a signed-out session", extra={"sockets": len(participants)})
+
+
+sign_out_closers: list[Callable[[str], Awaitable[None]]] = [close_session_sockets]
+
+
+async def _close_signed_out(session_hash: str) -> None:
+    for closer in sign_out_closers:
+        try:
+            await closer(session_hash)
+        except Exception:  # one transport failing to close must not keep the other's sockets open
+            logger.exception("closing a signed-out session's connections failed")
+
+
+def on_user_logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """`user_logged_out` receiver: close the sockets opened with the session that signed out."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if not session_key:
+        return
+    closing = _close_signed_out(session_hash(session_key))
+    if not Runtime.call_soon(_spawn, closing):
+        closing.close()  # no loop yet, so no sockets to close
+
+
+def _spawn(coroutine: Any) -> None:
+    asyncio.get_running_loop().create_task(coroutine)
+
+
+def sink(change: DeviceChange) -> None:
+    """Daphne's realtime sink: hop from the committing thread onto the server's loop and publish."""
+    if not Runtime.call_soon(publish, change):
+        logger.debug("no event loop yet; change not published", extra={"device_id": change.device_id})
+
+
+def install() -> None:
+    """Wire the Socket.IO server into this process: namespaces, the fan-out targets and the sink."""
+    sio.register_namespace(client_namespace)
+    sio.register_namespace(InternalNamespace(on_first_connect=Runtime.bind))
+    fanout.targets.append(deliver_to_rooms)
+    fanout.release_listeners.append(ward_feed.mark_changed)
+    dispatch.install_sink(sink)
+    user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")

@@ -1,0 +1,79 @@
+"""A pump's snapshot: its current state as the same events live updates use, all carrying one `seq`."""
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from devices.models import Alarm, Command, InfusionSession
+from devices.services.changes import device_lock
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, CommandState
+from realtime import events
+from realtime.events import DeviceChange
+from realtime.fanout import fanout
+
+logger = logging.getLogger(__name__)
+
+PENDING_COMMAND_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.DELIVERED)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A pump's `seq` and the events that rebuild its state up to that `seq`."""
+
+    device_id: str
+    seq: int
+    changes: list[DeviceChange]
+
+
+def read_snapshot(device_id: str) -> Snapshot:
+    """Read the pump's `event_seq` and state in one transaction holding its row lock (no change slips in)."""
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        bodies = [(events.DEVICE_STATUS, events.status_body(device))]
+        session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+        if session is not None:
+            bodies += _session_bodies(session)
+        alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
+            "session", "acknowledged_by"
+        )
+        bodies += [(events.DEVICE_ALARM, events.alarm_body(alarm)) for alarm in alarms.order_by("raised_at", "pk")]
+        commands = Command.objects.filter(device=device, state__in=PENDING_COMMAND_STATES).select_related(
+            "session", "created_by"
+        )
+        bodies += [(events.DEVICE_COMMAND, events.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
+    ward = device.ward.code if device.ward_id else None
+    changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward) for name, body in bodies]
+    return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes)
+
+
+def _session_bodies(session: InfusionSession) -> list[tuple[str, dict]]:
+    bodies = [(events.DEVICE_SESSION, events.session_body(session))]
+    if session.confirmation is not None:
+        bodies.append((events.DEVICE_INFUSION_CONFIRMED, events.confirmation_body(session)))
+    if session.latest_progress is not None and session.latest_progress_at is not None:
+        progress = events.progress_body(
+            session.latest_progress, infusion_id=session.infusion_id, received_at=session.latest_progress_at
+        )
+        bodies.append((events.DEVICE_PROGRESS, progress))
+    return bodies
+
+
+Send = Callable[[str, dict], Awaitable[None]]
+
+
+async def subscribe_with_snapshot(
+    device_id: str, *, send: Send, join: Callable[[], Awaitable[None]], subscriber: str, room: str
+) -> int:
+    """Under the pump's fan-out lock: read the snapshot, send `stream:subscribed` and it, then join."""
+    async with fanout.pump_lock(device_id):
+        snapshot = await sync_to_async(read_snapshot)(device_id)
+        await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
+        for change in snapshot.changes:
+            await send(change.event, change.wire_payload())
+        await join()
+        fanout.note_snapshot(device_id, snapshot.seq, subscriber)
+    logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq})
+    return snapshot.seq

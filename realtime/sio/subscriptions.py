@@ -1,0 +1,150 @@
+"""Subscribe and unsubscribe requests, the same for Socket.IO and the Channels endpoint.
+
+A `Subscriber` is one connection's subscriptions; the transport gives it `send` and join/leave
+callables. Every request is validated, rate limited and checked against what the principal may see;
+a refused request gets an `error` reply and never an exception out of the handler.
+"""
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+from devices.models import Device, Ward
+from devices.selectors import devices_visible_to
+from realtime import events
+from realtime.sio.auth import Principal
+from realtime.sio.limits import ConnectionLimits, RequestRefused
+from realtime.sio.snapshot import subscribe_with_snapshot
+from realtime.sio.ward_feed import ALL_WARDS, WardScope, ward_feed
+
+logger = logging.getLogger(__name__)
+
+DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+WARD_OR_ALL = re.compile(r"^(\*|[-a-zA-Z0-9_]{1,32})$")
+INVALID_DEVICE = "Invalid Device ID"
+
+Send = Callable[[str, dict], Awaitable[None]]
+RoomAction = Callable[[str], Awaitable[None]]
+
+
+def device_room(device_id: str) -> str:
+    """The Socket.IO room of one pump's events."""
+    return f"device:{device_id}"
+
+
+def device_group(device_id: str) -> str:
+    """The Channels group of one pump's events (group names allow no colon)."""
+    return f"device.{device_id}"
+
+
+def parse_field(data: Any, name: str, pattern: re.Pattern, limits: ConnectionLimits) -> str:
+    """The validated string field `name` of a request payload (`{name: ...}`), or a strike."""
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not pattern.match(value):
+        limits.strike(f"Expected {{{name}: ...}} with a valid {name}")
+    return value
+
+
+def device_access(principal: Principal, device_id: str) -> str | None:
+    """None when the principal may watch the pump, else the error message to send."""
+    if devices_visible_to(principal.subject).filter(device_id=device_id).exists():
+        return None
+    if not Device.objects.filter(device_id=device_id).exists():
+        return INVALID_DEVICE
+    return "Not permitted to watch this pump"
+
+
+def ward_scope(principal: Principal, ward: str) -> WardScope | str:
+    """The wards a ward subscription covers, or the error message to send."""
+    subject = principal.subject
+    sees_all = bool(getattr(subject, "all_wards", False) or getattr(subject, "is_staff", False))
+    if ward == ALL_WARDS:
+        codes = None if sees_all else set(_member_ward_codes(principal))
+        return WardScope(label=ALL_WARDS, codes=codes)
+    if not Ward.objects.filter(code=ward).exists():
+        return "Invalid ward"
+    if not sees_all and ward not in _member_ward_codes(principal):
+        return "Not permitted to watch this ward"
+    return WardScope(label=ward, codes={ward})
+
+
+def _member_ward_codes(principal: Principal) -> list[str]:
+    if principal.account is not None:
+        return list(principal.account.wards.values_list("code", flat=True))
+    return list(devices_visible_to(principal.user).values_list("ward__code", flat=True).distinct())
+
+
+@dataclass
+class Subscriber:
+    """One connection's subscriptions; the transport supplies how to send and how to join or leave."""
+
+    principal: Principal
+    subscriber_id: str
+    send: Send
+    join_device: RoomAction
+    leave_device: RoomAction
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+
+    async def handle(self, event: str, data: Any) -> bool:
+        """Run one request; False when the connection must be closed for abuse."""
+        try:
+            self.limits.check_request()
+            await self._dispatch(event, data)
+        except RequestRefused as refused:
+            await self.send(events.ERROR, {"message": refused.message, "request": event})
+            if refused.fatal:
+                logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
+            return not refused.fatal
+        return True
+
+    async def _dispatch(self, event: str, data: Any) -> None:
+        if event == events.SUBSCRIBE_DEVICE:
+            await self.subscribe_device(parse_field(data, "deviceId", DEVICE_ID, self.limits))
+        elif event == events.UNSUBSCRIBE_DEVICE:
+            await self.unsubscribe_device(parse_field(data, "deviceId", DEVICE_ID, self.limits))
+        elif event == events.SUBSCRIBE_WARD:
+            await self.subscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
+        elif event == events.UNSUBSCRIBE_WARD:
+            self.unsubscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
+        else:
+            self.limits.strike(f"Unknown request {str(event)[:40]!r}")
+
+    async def subscribe_device(self, device_id: str) -> None:
+        """Check access and capacity, then snapshot and join under the pump's lock."""
+        self.limits.check_device_capacity(device_id)
+        refusal = await sync_to_async(device_access)(self.principal, device_id)
+        if refusal is not None:
+            raise RequestRefused(refusal)
+        self.limits.devices.add(device_id)
+        await subscribe_with_snapshot(
+            device_id, send=self.send, join=lambda: self.join_device(device_id),
+            subscriber=self.subscriber_id, room=device_room(device_id),
+        )  # fmt: skip
+
+    async def unsubscribe_device(self, device_id: str) -> None:
+        """Leave the pump's room; no more of its events arrive."""
+        self.limits.devices.discard(device_id)
+        await self.leave_device(device_id)
+
+    async def subscribe_ward(self, ward: str) -> None:
+        """Start a coalesced ward feed (an initial summary of every pump in it, then what changed)."""
+        self.limits.check_ward_capacity(ward)
+        scope = await sync_to_async(ward_scope)(self.principal, ward)
+        if isinstance(scope, str):
+            raise RequestRefused(scope)
+        self.limits.wards.add(ward)
+        await ward_feed.subscribe(f"{self.subscriber_id}|{ward}", scope, self.send)
+
+    def unsubscribe_ward(self, ward: str) -> None:
+        """Stop a ward feed."""
+        self.limits.wards.discard(ward)
+        ward_feed.unsubscribe(f"{self.subscriber_id}|{ward}")
+
+    def close(self) -> None:
+        """Forget this connection's ward feeds (rooms and groups are left by the transport)."""
+        for ward in list(self.limits.wards):
+            self.unsubscribe_ward(ward)

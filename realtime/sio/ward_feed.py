@@ -1,0 +1,126 @@
+"""Coalesced ward overviews: one `ward:summary` a second per subscriber, with only the pumps that changed."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+
+from devices.models import Alarm, Device, InfusionSession
+from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
+from realtime import events
+from realtime.events import DeviceChange
+
+logger = logging.getLogger(__name__)
+
+ALL_WARDS = "*"
+TICK_S = 1.0
+
+Send = Callable[[str, dict], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class WardScope:
+    """What one ward subscription covers: `codes` None means every pump (staff, all-ward accounts)."""
+
+    label: str
+    codes: set[str] | None
+
+    def covers(self, ward_code: str | None) -> bool:
+        """Whether a pump of this ward belongs to the feed."""
+        return self.codes is None or ward_code in self.codes
+
+
+def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None = None) -> dict[str, tuple]:
+    """`{deviceId: (ward code, summary)}` for these pumps (or every pump of these wards), read now."""
+    devices = Device.objects.select_related("ward")
+    if device_ids is not None:
+        devices = devices.filter(device_id__in=device_ids)
+    if codes is not None:
+        devices = devices.filter(ward__code__in=codes)
+    devices = list(devices)
+    active = InfusionSession.objects.filter(device__in=devices, status__in=ACTIVE_SESSION_STATUSES)
+    sessions = {session.device_id: session for session in active}
+    top_alarms: dict[int, Alarm] = {}
+    for alarm in Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE):
+        current = top_alarms.get(alarm.device_id)
+        if current is None or ALARM_PRIORITY_RANK[alarm.priority] > ALARM_PRIORITY_RANK[current.priority]:
+            top_alarms[alarm.device_id] = alarm
+    return {
+        device.device_id: (device.ward.code if device.ward_id else None,
+                           _summary(device, sessions.get(device.pk), top_alarms.get(device.pk)))
+        for device in devices
+    }  # fmt: skip
+
+
+def _summary(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:
+    progress = (session.latest_progress if session else None) or {}
+    rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
+    if rate is None and session is not None:
+        rate = session.flow_rate_ml_min
+    return {
+        "deviceId": device.device_id,
+        "seq": device.event_seq,
+        "connectivity": device.connectivity(),
+        "pumpState": device.pump_state,
+        "drug": session.drug if session else None,
+        "infusionId": session.infusion_id if session else None,
+        "sessionStatus": session.status if session else None,
+        "rateMlH": round(rate * 60, 2) if rate is not None else None,
+        "progressPercent": progress.get("progressPercent"),
+        "timeRemainingMin": progress.get("timeRemainingMin"),
+        "topAlarm": {"type": alarm.type, "priority": alarm.priority, "acknowledged": alarm.acknowledged_at is not None}
+        if alarm
+        else None,
+    }
+
+
+class WardFeed:
+    """Subscribers of ward overviews and the pumps changed since the last tick."""
+
+    def __init__(self, *, tick_s: float = TICK_S) -> None:
+        self.tick_s = tick_s
+        self._subscribers: dict[str, tuple[WardScope, Send]] = {}
+        self._dirty: set[str] = set()
+        self._task: asyncio.Task | None = None
+
+    def mark_changed(self, change: DeviceChange) -> None:
+        """Remember that a pump changed (called for every released change; cheap)."""
+        if self._subscribers:
+            self._dirty.add(change.device_id)
+
+    async def subscribe(self, key: str, scope: WardScope, send: Send) -> None:
+        """Send the feed's full summary now, then only changes, at most once a tick."""
+        self._subscribers[key] = (scope, send)
+        summaries = await sync_to_async(pump_summaries)(None, scope.codes)
+        await send(events.WARD_SUMMARY, {"ward": scope.label, "pumps": [s for _, s in summaries.values()]})
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def unsubscribe(self, key: str) -> None:
+        """Stop one feed."""
+        self._subscribers.pop(key, None)
+
+    async def _run(self) -> None:
+        while self._subscribers:
+            await asyncio.sleep(self.tick_s)
+            try:
+                await self.tick()
+            except Exception:  # the feed must survive a failed read; the next tick tries again
+                logger.exception("ward feed tick failed")
+        self._dirty.clear()
+
+    async def tick(self) -> None:
+        """Send each subscriber the summaries of its pumps that changed since the last tick."""
+        if not self._dirty:
+            return
+        dirty, self._dirty = sorted(self._dirty), set()
+        summaries = await sync_to_async(pump_summaries)(dirty)
+        for scope, send in list(self._subscribers.values()):
+            pumps = [summary for ward, summary in summaries.values() if scope.covers(ward)]
+            if pumps:
+                await send(events.WARD_SUMMARY, {"ward": scope.label, "pumps": pumps})
+
+
+ward_feed = WardFeed()

@@ -1,0 +1,222 @@
+"""Realtime test helpers: a signed-in session's cookie, real Socket.IO and Channels clients, a state reducer.
+
+`session_cookie(user)` gives the `Cookie` header value of a fresh Django session (in the shared test
+database, so Daphne accepts it). `StreamClient` is a real python-socketio client on the websocket
+transport that records every event in order. `DeviceState` applies events the way a browser does, so
+"snapshot + events == a fresh snapshot" can be asserted.
+"""
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
+import socketio
+import websocket
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+from realtime import events
+
+ACTIVE_SESSION_STATUSES = ("pending", "running", "paused")
+PENDING_COMMAND_STATES = ("queued", "sent", "delivered")
+# Derived from the clock when read, so two snapshots taken apart may differ without any change.
+TIME_DERIVED_STATUS_FIELDS = ("status", "connectivity")
+
+
+def session_cookie(user) -> str:
+    """A new signed-in Django session for `user`, as a `Cookie` header value."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store[SESSION_KEY] = user._meta.pk.value_to_string(user)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+class EventLog:
+    """Events in arrival order, with waiting helpers (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, Any]] = []
+        self._changed = threading.Condition()
+
+    def append(self, event: str, data: Any) -> None:
+        with self._changed:
+            self.items.append((event, data))
+            self._changed.notify_all()
+
+    def wait_for(self, predicate: Callable[[str, Any], bool], *, timeout: float = 5.0, start: int = 0) -> Any:
+        """The first event at index >= `start` matching `predicate`; AssertionError naming what arrived."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for event, data in self.items[start:]:
+                    if predicate(event, data):
+                        return data
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [name for name, _ in self.items[start:]][-20:]
+                    raise AssertionError(f"no matching event within {timeout}s; last events: {seen}")
+                self._changed.wait(remaining)
+
+    def named(self, name: str, *, device_id: str | None = None) -> list[Any]:
+        """Payloads of every event called `name` (optionally of one pump)."""
+        with self._changed:
+            return [d for e, d in self.items if e == name and (device_id is None or d.get("deviceId") == device_id)]
+
+    def device_events(self, device_id: str) -> list[tuple[str, dict]]:
+        """Every `device:*` event of one pump, in order."""
+        with self._changed:
+            return [(e, d) for e, d in self.items if e.startswith("device:") and d.get("deviceId") == device_id]
+
+
+class StreamClient:
+    """A real python-socketio client (websocket transport) that records every event it receives."""
+
+    def __init__(self, base_url: str, *, cookie: str | None = None, token: str | None = None,
+                 origin: str | None = None) -> None:  # fmt: skip
+        self.base_url = base_url
+        self.headers = {"Cookie": cookie} if cookie else {}
+        self.auth = {"token": token} if token else None
+        self.events = EventLog()
+        self.disconnected = threading.Event()
+        # websocket-client sends the server's own origin unless told otherwise; an extra Origin header
+        # would be sent twice, so a foreign origin goes through its option.
+        extra = {"origin": origin} if origin else {}
+        self.client = socketio.Client(reconnection=False, websocket_extra_options=extra)
+        self.client.on("*", self.events.append)
+        self.client.on("disconnect", lambda *args: self.disconnected.set())
+        self.refusal: Any = None
+        self.client.on("connect_error", self._refused)
+
+    def _refused(self, data: Any = None) -> None:
+        self.refusal = data
+
+    def connect(self, *, timeout: float = 5.0) -> "StreamClient":
+        """Connect or raise `socketio.exceptions.ConnectionError` with the server's reason."""
+        try:
+            self.client.connect(self.base_url, headers=self.headers, auth=self.auth, transports=["websocket"],
+                                wait_timeout=timeout)  # fmt: skip
+        except socketio.exceptions.ConnectionError as exc:
+            raise socketio.exceptions.ConnectionError(f"{exc} (server said: {self.refusal})") from exc
+        return self
+
+    def subscribe(self, device_id: str, *, timeout: float = 5.0) -> tuple[str, dict]:
+        """Send `subscribe:device`; returns (`stream:subscribed` or `error`, its payload)."""
+        start = len(self.events.items)
+        self.client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": device_id})
+        return self._reply(start, device_id, timeout)
+
+    def _reply(self, start: int, device_id: str, timeout: float) -> tuple[str, dict]:
+        found: list[tuple[str, dict]] = []
+
+        def is_reply(event: str, data: Any) -> bool:
+            hit = event == events.ERROR or (event == events.STREAM_SUBSCRIBED and data.get("deviceId") == device_id)
+            if hit:
+                found.append((event, data))
+            return hit
+
+        self.events.wait_for(is_reply, timeout=timeout, start=start)
+        return found[0]
+
+    def emit(self, event: str, data: Any) -> None:
+        self.client.emit(event, data)
+
+    def close(self) -> None:
+        if self.client.connected:
+            self.client.disconnect()
+
+
+class ChannelsClient:
+    """A plain WebSocket client of the Channels endpoint, speaking `{"event", "data"}` frames."""
+
+    def __init__(self, base_url: str, *, cookie: str | None = None, token: str | None = None) -> None:
+        headers = [f"Cookie: {cookie}"] if cookie else []
+        if token:
+            headers.append(f"Authorization: Bearer {token}")
+        url = base_url.replace("http://", "ws://") + "/ws/devices/"
+        self.socket = websocket.create_connection(url, header=headers, timeout=5)
+        self.events = EventLog()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                frame = self.socket.recv()
+            except (websocket.WebSocketException, OSError):
+                return
+            if not frame:
+                return
+            message = json.loads(frame)
+            self.events.append(message["event"], message["data"])
+
+    def emit(self, event: str, data: Any) -> None:
+        self.socket.send(json.dumps({"event": event, "data": data}))
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+class DeviceState:
+    """A pump's state as a client holds it: apply the snapshot, then live events, in order."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.status: dict | None = None
+        self.session: dict | None = None
+        self.confirmation: dict | None = None
+        self.progress: dict | None = None
+        self.alarms: dict[Any, dict] = {}
+        self.commands: dict[str, dict] = {}
+
+    def apply(self, event: str, data: dict) -> None:
+        """Apply one `device:*` event (news-only events, like `device:error`, change no state)."""
+        self.seq = max(self.seq, data["seq"])
+        if event == events.DEVICE_STATUS:
+            self.status = {k: v for k, v in data["status"].items() if k not in TIME_DERIVED_STATUS_FIELDS}
+        elif event == events.DEVICE_SESSION:
+            self._apply_session(data["session"])
+        elif event == events.DEVICE_INFUSION_CONFIRMED and self._is_current(data["confirmation"]):
+            self.confirmation = data["confirmation"]
+        elif event == events.DEVICE_PROGRESS and self._is_current(data["progress"]):
+            self.progress = data["progress"]
+        elif event == events.DEVICE_ALARM:
+            self._keep_if(self.alarms, data["alarm"]["id"], data["alarm"], data["alarm"]["state"] == "active")
+        elif event == events.DEVICE_COMMAND:
+            command = data["command"]
+            self._keep_if(self.commands, command["commandId"], command, command["state"] in PENDING_COMMAND_STATES)
+
+    def _apply_session(self, session: dict) -> None:
+        if session["status"] in ACTIVE_SESSION_STATUSES:
+            if not self._is_current(session):
+                self.confirmation = self.progress = None
+            self.session = session
+        elif self._is_current(session):
+            self.session = self.confirmation = self.progress = None
+
+    def _is_current(self, item: dict) -> bool:
+        return self.session is not None and item.get("infusionId") == self.session["infusionId"]
+
+    @staticmethod
+    def _keep_if(items: dict, key: Any, value: dict, keep: bool) -> None:
+        if keep:
+            items[key] = value
+        else:
+            items.pop(key, None)
+
+    def as_dict(self) -> dict:
+        """Comparable form."""
+        return {"seq": self.seq, "status": self.status, "session": self.session, "confirmation": self.confirmation,
+                "progress": self.progress, "alarms": self.alarms, "commands": self.commands}  # fmt: skip
+
+
+def state_from_events(device_events: list[tuple[str, dict]]) -> DeviceState:
+    """Apply events of one pump in order (a snapshot followed by live events)."""
+    state = DeviceState()
+    for event, data in device_events:
+        state.apply(event, data)
+    return state
