@@ -6,8 +6,19 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from devices.models import BridgeStatus, Device, ServiceAccount
+from devices.models import (
+    Alarm,
+    BridgeStatus,
+    Command,
+    Device,
+    DeviceEvent,
+    InfusionSession,
+    ProgressSample,
+    ServiceAccount,
+    Ward,
+)
 from devices.models.accounts import hash_token
+from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
 
 
 def devices_visible_to(principal) -> QuerySet[Device]:
@@ -50,3 +61,68 @@ def bridge_status(name: str = "bridge") -> dict:
         "heartbeatAt": status.heartbeat_at.isoformat() if status and status.heartbeat_at else None,
         "brokerLostSince": status.broker_lost_since.isoformat() if status and status.broker_lost_since else None,
     }
+
+
+def wards_visible_to(user) -> QuerySet[Ward]:
+    """The wards whose pumps a user may see (staff: every ward)."""
+    if not getattr(user, "is_authenticated", False):
+        return Ward.objects.none()
+    return Ward.objects.all() if user.is_staff else Ward.objects.filter(members=user)
+
+
+def session_current(device: Device) -> InfusionSession | None:
+    """The pump's active session, else its most recent one (what the monitor shows)."""
+    sessions = InfusionSession.objects.filter(device=device).select_related("started_by")
+    return sessions.filter(status__in=ACTIVE_SESSION_STATUSES).first() or sessions.order_by("-created_at").first()
+
+
+def sessions_current_by_device(devices: list[Device]) -> dict[int, InfusionSession]:
+    """The active session of each pump that has one (one query)."""
+    active = InfusionSession.objects.filter(device__in=devices, status__in=ACTIVE_SESSION_STATUSES)
+    return {session.device_id: session for session in active}
+
+
+def alarms_active(device: Device) -> list[Alarm]:
+    """The pump's active alarms, highest priority first, then newest."""
+    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related("acknowledged_by", "session")
+    return sorted(alarms, key=lambda alarm: (-ALARM_PRIORITY_RANK[alarm.priority], -alarm.raised_at.timestamp()))
+
+
+def alarms_top_by_device(devices: list[Device]) -> dict[int, Alarm]:
+    """The highest-priority active alarm of each pump that has one (one query)."""
+    top: dict[int, Alarm] = {}
+    active = Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE).select_related("acknowledged_by")
+    for alarm in active.order_by("raised_at"):
+        held = top.get(alarm.device_id)
+        if held is None or ALARM_PRIORITY_RANK[alarm.priority] >= ALARM_PRIORITY_RANK[held.priority]:
+            top[alarm.device_id] = alarm
+    return top
+
+
+def alarm_visible_to(user, alarm_id: int) -> Alarm | None:
+    """The alarm if it exists on a pump `user` may see, else None."""
+    return Alarm.objects.filter(pk=alarm_id, device__in=devices_visible_to(user)).first()
+
+
+def session_visible_to(user, infusion_id: str) -> InfusionSession | None:
+    """The infusion session if it exists on a pump `user` may see, else None."""
+    return InfusionSession.objects.filter(infusion_id=infusion_id, device__in=devices_visible_to(user)).first()
+
+
+def progress_history(session: InfusionSession, *, limit: int = 2000) -> list[ProgressSample]:
+    """A session's stored progress samples, oldest first, thinned evenly to at most `limit` points."""
+    samples = list(ProgressSample.objects.filter(session=session).order_by("recorded_at", "id"))
+    if len(samples) <= limit:
+        return samples
+    step = len(samples) / limit
+    return [samples[int(index * step)] for index in range(limit - 1)] + [samples[-1]]
+
+
+def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
+    """The pump's most recent audit events, newest first."""
+    return list(DeviceEvent.objects.filter(device=device).select_related("user", "session")[:limit])
+
+
+def commands_recent(device: Device, *, limit: int = 5) -> list[Command]:
+    """The pump's most recent commands, newest first."""
+    return list(Command.objects.filter(device=device).select_related("created_by", "session")[:limit])

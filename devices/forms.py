@@ -1,0 +1,130 @@
+"""The start-infusion wizard's server-side rules: any two of rate, volume and time give the third."""
+
+from django import forms
+
+from devices.models import Device
+from devices.services.sessions import VOLUME_TOLERANCE_ML, InfusionOrder
+
+CONFIRM_WORD = "start"
+MINUTES_PER_HOUR = 60.0
+RATE_DECIMALS = 4  # the contract: commands carry flowRateMlMin rounded to 4 decimals
+TIME_DECIMALS = 2
+# The services name their fields in wire units; the wizard's fields are what the clinician typed.
+SERVICE_FIELD_TO_FORM = {
+    "flow_rate_ml_min": "rate_ml_h",
+    "planned_volume_ml": "volume_ml",
+    "planned_time_min": "time_min",
+    "bolus_volume_ml": "bolus_volume_ml",
+}
+
+
+class InfusionOrderForm(forms.Form):
+    """Patient (or a recorded skip), then rate in mL/h, volume in mL and time in min, bolus, and "start"."""
+
+    patient_skipped = forms.BooleanField(required=False)
+    patient_name = forms.CharField(required=False, max_length=200)
+    patient_age = forms.IntegerField(required=False, min_value=0, max_value=130)
+    patient_weight_kg = forms.FloatField(required=False, min_value=0.2, max_value=500)
+    patient_bed = forms.CharField(required=False, max_length=32)
+    patient_allergies = forms.CharField(required=False, max_length=500)
+    drug = forms.CharField(required=False, max_length=100)
+    rate_ml_h = forms.FloatField(required=False, min_value=0.1)
+    volume_ml = forms.FloatField(required=False, min_value=0.1)
+    time_min = forms.FloatField(required=False, min_value=0.1)
+    bolus_enabled = forms.BooleanField(required=False)
+    bolus_volume_ml = forms.FloatField(required=False, min_value=0)
+    confirm = forms.CharField(required=False, max_length=20)
+
+    def __init__(self, *args, device: Device, require_confirm: bool = True, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.device = device
+        self.require_confirm = require_confirm
+
+    def clean(self) -> dict:
+        """Fill in the third of rate/volume/time, then check bolus, capacity, the patient and the confirmation."""
+        data = super().clean()
+        if self.errors:
+            return data
+        self._complete_rate_volume_time(data)
+        if self.errors:
+            return data
+        rate_h, volume = data["rate_ml_h"], data["volume_ml"]
+        self._check_capacity(rate_h, volume)
+        self._check_bolus(data, volume)
+        self._check_patient(data)
+        if self.require_confirm and (data.get("confirm") or "").strip().lower() != CONFIRM_WORD:
+            self.add_error("confirm", f'Type "{CONFIRM_WORD}" to confirm the infusion.')
+        return data
+
+    def _complete_rate_volume_time(self, data: dict) -> None:
+        rate_h, volume, minutes = data.get("rate_ml_h"), data.get("volume_ml"), data.get("time_min")
+        missing = [name for name in ("rate_ml_h", "volume_ml", "time_min") if data.get(name) is None]
+        if len(missing) > 1:
+            for name in missing:
+                self.add_error(name, "Enter any two of rate, volume and time.")
+            return
+        if rate_h is None:
+            rate_h = volume / minutes * MINUTES_PER_HOUR
+        rate_ml_min = round(rate_h / MINUTES_PER_HOUR, RATE_DECIMALS)
+        if rate_ml_min <= 0:
+            self.add_error("rate_ml_h", "The rate is too small for this pump.")
+            return
+        if minutes is None:
+            minutes = round(volume / rate_ml_min, TIME_DECIMALS)
+        if volume is None:
+            volume = round(rate_ml_min * minutes, 2)
+        if abs(rate_ml_min * minutes - volume) > max(VOLUME_TOLERANCE_ML, 0.01 * volume):
+            self.add_error("time_min", "Rate × time must equal the volume: clear one of the three to recompute it.")
+            return
+        data.update(rate_ml_h=rate_h, volume_ml=volume, time_min=minutes, flow_rate_ml_min=rate_ml_min)
+
+    def _check_capacity(self, rate_h: float, volume: float) -> None:
+        max_rate_h = self.device.max_rate_ml_min * MINUTES_PER_HOUR
+        if rate_h > max_rate_h + 1e-9:
+            self.add_error("rate_ml_h", f"This pump delivers at most {max_rate_h:g} mL/h.")
+        if volume > self.device.max_volume_ml + 1e-9:
+            self.add_error("volume_ml", f"This pump holds at most {self.device.max_volume_ml:g} mL.")
+
+    def _check_bolus(self, data: dict, volume: float) -> None:
+        if not data.get("bolus_enabled"):
+            data["bolus_volume_ml"] = 0.0
+            return
+        bolus = data.get("bolus_volume_ml")
+        if bolus is None or bolus <= 0:
+            self.add_error("bolus_volume_ml", "Enter the bolus volume, or turn the bolus off.")
+        elif bolus > volume:
+            self.add_error("bolus_volume_ml", f"The bolus cannot exceed the total volume ({volume:g} mL).")
+
+    def _check_patient(self, data: dict) -> None:
+        if data.get("patient_skipped"):
+            return
+        if not (data.get("patient_name") or "").strip():
+            self.add_error("patient_name", "Enter the patient's name, or choose Skip.")
+
+    def order(self) -> InfusionOrder:
+        """The validated order in the wire's units (call after `is_valid()`)."""
+        data = self.cleaned_data
+        patient = None
+        if not data.get("patient_skipped"):
+            patient = {
+                "name": data.get("patient_name") or "",
+                "age": data.get("patient_age"),
+                "weight_kg": data.get("patient_weight_kg"),
+                "bed": data.get("patient_bed") or "",
+                "allergies": data.get("patient_allergies") or "",
+            }
+        return InfusionOrder(
+            flow_rate_ml_min=data["flow_rate_ml_min"],
+            planned_volume_ml=data["volume_ml"],
+            planned_time_min=data["time_min"],
+            bolus_enabled=bool(data.get("bolus_enabled")),
+            bolus_volume_ml=data.get("bolus_volume_ml") or 0.0,
+            drug=data.get("drug") or "",
+            patient=patient,
+        )
+
+    def first_error(self) -> tuple[str | None, str]:
+        """The first wrong field and its message, for a one-line answer."""
+        for name, messages in self.errors.items():
+            return (None if name == "__all__" else name), str(messages[0])
+        return None, ""

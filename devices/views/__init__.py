@@ -1,0 +1,1 @@
+"""Clinicians' pages (`pages`) and the JSON endpoints they call (`api`)."""

@@ -1,0 +1,166 @@
+"""JSON endpoints the pages call: start, pause/resume/stop, cancel a pending start, acknowledge, history.
+
+Every endpoint needs a signed-in user, CSRF protection on POST (Django's middleware), the right
+permission and a pump in the user's wards (404 otherwise). Writes go through the services, which
+record a DeviceEvent with the user.
+"""
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.http import HttpRequest, JsonResponse, QueryDict
+from django.views.decorators.http import require_GET, require_POST
+
+from devices.exceptions import PumpStreamError
+from devices.forms import SERVICE_FIELD_TO_FORM, InfusionOrderForm
+from devices.selectors import (
+    alarm_visible_to,
+    device_visible_to,
+    events_recent,
+    progress_history,
+    session_current,
+    session_visible_to,
+)
+from devices.services.alarms import alarm_acknowledge
+from devices.services.sessions import infusion_cancel, infusion_request, infusion_start
+from devices.states import CommandKind
+from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION
+from devices.views.presenters import event_entry, sample_point
+from realtime import events
+
+logger = logging.getLogger(__name__)
+
+USER_COMMANDS = {
+    "pause": CommandKind.PAUSE_INFUSION,
+    "resume": CommandKind.RESUME_INFUSION,
+    "stop": CommandKind.STOP_INFUSION,
+}
+STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "not_found": 404}
+CONFLICT = 409
+
+
+def error_response(message: str, *, code: str, status: int, field: str | None = None, **extra) -> JsonResponse:
+    """A refusal as the pages read it: `{message, code, field}`."""
+    body = {"message": message, "code": code, **extra}
+    if field:
+        body["field"] = field
+    return JsonResponse(body, status=status)
+
+
+def api_endpoint(permission: str | None = None) -> Callable:
+    """Signed-in (401), permitted (403), and PumpStreamError answered as JSON (400/404/409)."""
+
+    def decorate(view: Callable) -> Callable:
+        @wraps(view)
+        def guarded(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+            if not request.user.is_authenticated:
+                return error_response("Sign in first", code="not_authenticated", status=401)
+            if permission and not request.user.has_perm(permission):
+                return error_response("You may not do this", code="permission_denied", status=403)
+            try:
+                return view(request, *args, **kwargs)
+            except PumpStreamError as exc:
+                field = SERVICE_FIELD_TO_FORM.get(exc.field or "", exc.field)
+                status = STATUS_FOR_CODE.get(exc.code, CONFLICT)
+                return error_response(exc.message, code=exc.code, status=status, field=field)
+
+        return guarded
+
+    return decorate
+
+
+def request_data(request: HttpRequest) -> QueryDict | dict:
+    """The POST body, form-encoded or JSON."""
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(request.body or b"{}")
+        except ValueError:
+            return {}
+        return body if isinstance(body, dict) else {}
+    return request.POST
+
+
+def not_found(what: str) -> JsonResponse:
+    return error_response(f"No such {what} in your wards", code="not_found", status=404)
+
+
+@require_POST
+@api_endpoint(COMMAND_PERMISSION)
+def infusion_start_api(request: HttpRequest, device_id: str) -> JsonResponse:
+    """Validate the wizard's order and queue START_INFUSION; answers the pending session (201)."""
+    device = device_visible_to(request.user, device_id)
+    if device is None:
+        return not_found("pump")
+    form = InfusionOrderForm(request_data(request), device=device)
+    if not form.is_valid():
+        field, message = form.first_error()
+        errors = {name: [str(text) for text in texts] for name, texts in form.errors.items()}
+        return error_response(message, code="invalid_order", status=400, field=field, errors=errors)
+    session = infusion_start(device_id=device.device_id, order=form.order(), user=request.user)
+    logger.info("infusion start requested", extra={"device_id": device.device_id, "infusion_id": session.infusion_id})
+    return JsonResponse(events.session_body(session), status=201)
+
+
+@require_POST
+@api_endpoint(COMMAND_PERMISSION)
+def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
+    """Queue PAUSE, RESUME or STOP for the pump's infusion; answers the command (202)."""
+    if device_visible_to(request.user, device_id) is None:
+        return not_found("pump")
+    data = request_data(request)
+    kind = USER_COMMANDS.get(str(data.get("command", "")).lower())
+    if kind is None:
+        return error_response("Command must be pause, resume or stop", code="invalid_command", status=400,
+                              field="command")  # fmt: skip
+    reason = str(data.get("reason", ""))[:200]
+    command = infusion_request(device_id=device_id, kind=kind, user=request.user, reason=reason)
+    logger.info("infusion command requested", extra={"device_id": device_id, "command": kind})
+    return JsonResponse(events.command_body(command), status=202)
+
+
+@require_POST
+@api_endpoint(COMMAND_PERMISSION)
+def infusion_cancel_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
+    """Cancel a pending start (the pump is then told to stop); answers the session."""
+    if session_visible_to(request.user, infusion_id) is None:
+        return not_found("infusion")
+    session = infusion_cancel(infusion_id=infusion_id, user=request.user)
+    logger.info("infusion cancel requested", extra={"device_id": session.device.device_id, "infusion_id": infusion_id})
+    return JsonResponse(events.session_body(session))
+
+
+@require_POST
+@api_endpoint(ACKNOWLEDGE_PERMISSION)
+def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
+    """Acknowledge an alarm (who and when is sent to everyone watching); answers the alarm."""
+    if alarm_visible_to(request.user, alarm_id) is None:
+        return not_found("alarm")
+    alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user)
+    return JsonResponse(events.alarm_body(alarm))
+
+
+@require_GET
+@api_endpoint()
+def progress_history_api(request: HttpRequest, device_id: str) -> JsonResponse:
+    """Delivered volume over time for one infusion (default: the current one), for the chart."""
+    device = device_visible_to(request.user, device_id)
+    if device is None:
+        return not_found("pump")
+    infusion_id = request.GET.get("infusionId")
+    session = session_visible_to(request.user, infusion_id) if infusion_id else session_current(device)
+    if session is None or session.device_id != device.pk:
+        return JsonResponse({"deviceId": device_id, "infusionId": None, "points": []})
+    points = [sample_point(sample) for sample in progress_history(session)]
+    return JsonResponse({"deviceId": device_id, "infusionId": session.infusion_id, "points": points})
+
+
+@require_GET
+@api_endpoint()
+def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
+    """The pump's recent audit events, newest first, for the monitor's log."""
+    device = device_visible_to(request.user, device_id)
+    if device is None:
+        return not_found("pump")
+    return JsonResponse({"deviceId": device_id, "events": [event_entry(event) for event in events_recent(device)]})

@@ -1,0 +1,84 @@
+"""Server-rendered pages: the ward overview, the pump monitor and the start-infusion wizard."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from devices.forms import CONFIRM_WORD
+from devices.models import Device
+from devices.selectors import (
+    alarms_top_by_device,
+    bridge_status,
+    device_visible_to,
+    devices_visible_to,
+    sessions_current_by_device,
+    wards_visible_to,
+)
+from devices.views.presenters import monitor_state, page_settings, pump_summary
+
+COMMAND_PERMISSION = "devices.command_device"
+ACKNOWLEDGE_PERMISSION = "devices.acknowledge_alarm"
+
+
+@login_required
+def ward_overview(request: HttpRequest) -> HttpResponse:
+    """Every pump of the user's wards (optionally one ward), updated live by the ward feed."""
+    wards = list(wards_visible_to(request.user))
+    ward_code = request.GET.get("ward", "")
+    if ward_code not in {ward.code for ward in wards}:
+        ward_code = ""
+    devices = devices_visible_to(request.user).order_by("ward__code", "bed", "device_id")
+    if ward_code:
+        devices = devices.filter(ward__code=ward_code)
+    devices = list(devices)
+    sessions, alarms = sessions_current_by_device(devices), alarms_top_by_device(devices)
+    pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk)) for device in devices]
+    context = {
+        "pumps": pumps,
+        "wards": wards,
+        "ward_code": ward_code,
+        "bridge": bridge_status(),
+        "page": {**page_settings(), "ward": ward_code or "*", "bridge": bridge_status()},
+    }
+    return render(request, "devices/ward_overview.html", context)
+
+
+def _visible_device_or_404(request: HttpRequest, device_id: str) -> Device:
+    device = device_visible_to(request.user, device_id)
+    if device is None:
+        raise Http404("No such pump in your wards")
+    return device
+
+
+def _monitor_context(request: HttpRequest, device: Device) -> dict:
+    user = request.user
+    return {
+        "device": device,
+        "bridge": bridge_status(),
+        "can_command": user.has_perm(COMMAND_PERMISSION),
+        "can_acknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
+        "page": {
+            **page_settings(),
+            "monitor": monitor_state(device),
+            "bridge": bridge_status(),
+            "canCommand": user.has_perm(COMMAND_PERMISSION),
+            "canAcknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
+        },
+    }
+
+
+@login_required
+def device_monitor(request: HttpRequest, device_id: str) -> HttpResponse:
+    """One pump live: progress, chart, alarms, controls and the recent event log."""
+    device = _visible_device_or_404(request, device_id)
+    return render(request, "devices/monitor.html", _monitor_context(request, device))
+
+
+@login_required
+def infusion_start_page(request: HttpRequest, device_id: str) -> HttpResponse:
+    """The start wizard (patient, infusion, review) with the waiting modal; becomes the monitor when confirmed."""
+    device = _visible_device_or_404(request, device_id)
+    context = _monitor_context(request, device)
+    context["confirm_word"] = CONFIRM_WORD
+    status = 200 if context["can_command"] else 403
+    return render(request, "devices/start.html", context, status=status)

@@ -1,0 +1,127 @@
+"""The JSON the pages start from, in the same shapes as the Socket.IO events that then update them."""
+
+from django.conf import settings
+from django.utils import timezone
+
+from devices.models import Alarm, Device, DeviceEvent, InfusionSession, ProgressSample
+from devices.selectors import alarms_active, commands_recent, events_recent, session_current
+from realtime import events
+
+MINUTES_PER_HOUR = 60.0
+
+
+def percent_of(progress: dict) -> float | None:
+    """`progressPercent` as a number (the original firmware may send `{time, volume}`)."""
+    value = progress.get("progressPercent")
+    if isinstance(value, dict):
+        value = value.get("volume", value.get("time"))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def alarm_summary(alarm: Alarm | None) -> dict | None:
+    """The top alarm of a pump as the overview shows it."""
+    if alarm is None:
+        return None
+    return {
+        "id": alarm.pk,
+        "type": alarm.type,
+        "priority": alarm.priority,
+        "message": alarm.message,
+        "acknowledged": alarm.acknowledged_at is not None,
+    }
+
+
+def pump_summary(device: Device, session: InfusionSession | None, top_alarm: Alarm | None) -> dict:
+    """One overview row: the contract's `ward:summary` fields plus what the page needs to label and date it."""
+    progress = (device.latest_progress or {}) if session else {}
+    rate_ml_min = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
+    if rate_ml_min is None and session is not None:
+        rate_ml_min = session.flow_rate_ml_min
+    return {
+        "deviceId": device.device_id,
+        "seq": device.event_seq,
+        "name": device.name,
+        "ward": device.ward.code if device.ward_id else None,
+        "bed": device.bed,
+        "connectivity": device.connectivity(),
+        "hasPresence": device.has_presence,
+        "lastSeenAt": events.iso(device.last_seen_at),
+        "pumpState": device.pump_state,
+        "sessionStatus": session.status if session else None,
+        "drug": session.drug if session else "",
+        "rateMlH": round(rate_ml_min * MINUTES_PER_HOUR, 2) if rate_ml_min is not None else None,
+        "progressPercent": percent_of(progress),
+        "timeRemainingMin": progress.get("timeRemainingMin"),
+        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
+        "volumeRemainingMl": progress.get("volumeRemainingMl"),
+        "topAlarm": alarm_summary(top_alarm),
+    }
+
+
+def page_settings() -> dict:
+    """The timeouts and time zone the browser needs to compute staleness and countdowns itself."""
+    return {
+        "timeZone": settings.TIME_ZONE,
+        "heartbeatTimeoutS": settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
+        "confirmationTimeoutS": settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"],
+        "bridgeStaleAfterS": settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"],
+        "serverNow": events.iso(timezone.now()),
+    }
+
+
+def event_entry(event: DeviceEvent) -> dict:
+    """One line of the monitor's event log."""
+    return {
+        "id": event.pk,
+        "kind": event.kind,
+        "at": events.iso(event.received_at),
+        "user": event.user.get_username() if event.user_id else None,
+        "infusionId": event.session.infusion_id if event.session_id else None,
+        "summary": event_summary(event),
+    }
+
+
+def event_summary(event: DeviceEvent) -> str:
+    """A short human reading of an audit event's payload."""
+    payload = event.payload or {}
+    for key in ("message", "reason", "status", "action", "command", "type"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value[:160]
+    if "to" in payload:
+        return f"{payload.get('from')} → {payload.get('to')}"
+    return ""
+
+
+def sample_point(sample: ProgressSample) -> dict:
+    """One chart point: receive time and delivered volume."""
+    return {
+        "at": events.iso(sample.recorded_at),
+        "deliveredVolumeMl": sample.delivered_volume_ml,
+        "progressPercent": sample.progress_percent,
+        "status": sample.status,
+    }
+
+
+def monitor_state(device: Device) -> dict:
+    """Everything the monitor page starts from, as the payloads of the events that later update it."""
+    session = session_current(device)
+    progress = None
+    if device.latest_progress is not None:
+        progress = events.progress_body(
+            device.latest_progress,
+            infusion_id=session.infusion_id if session else None,
+            received_at=device.latest_progress_at or timezone.now(),
+        )["progress"]
+    return {
+        "deviceId": device.device_id,
+        "seq": device.event_seq,
+        "status": events.status_body(device)["status"],
+        "session": events.session_body(session)["session"] if session else None,
+        "progress": progress,
+        "alarms": [events.alarm_body(alarm)["alarm"] for alarm in alarms_active(device)],
+        "commands": [events.command_body(command)["command"] for command in commands_recent(device)],
+        "events": [event_entry(event) for event in events_recent(device)],
+        "maxRateMlH": device.max_rate_ml_min * MINUTES_PER_HOUR,
+        "maxVolumeMl": device.max_volume_ml,
+    }
