@@ -63,6 +63,8 @@ def _summary(device: Device, session: InfusionSession | None, alarm: Alarm | Non
         "deviceId": device.device_id,
         "seq": device.event_seq,
         "connectivity": device.connectivity(),
+        "lastSeenAt": events.iso(device.last_seen_at),  # the overview derives staleness from it too
+        "hasPresence": device.has_presence,
         "pumpState": device.pump_state,
         "drug": session.drug if session else None,
         "infusionId": session.infusion_id if session else None,
