@@ -7,9 +7,13 @@ transport that records every event in order. `DeviceState` applies events the wa
 """
 
 import json
+import re
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from http.cookiejar import CookieJar
 from importlib import import_module
 from typing import Any
 
@@ -34,6 +38,38 @@ def session_cookie(user) -> str:
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+class BrowserSession:
+    """A signed-in browser over plain HTTP (real sign-in and sign-out forms, CSRF included)."""
+
+    def __init__(self, base_url: str, username: str, password: str = "pw-for-tests-only") -> None:
+        self.base_url = base_url
+        self.jar = CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
+        page = self.opener.open(f"{base_url}/accounts/login/").read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        self.post("/accounts/login/", {"username": username, "password": password, "csrfmiddlewaretoken": token})
+        if self.cookie(settings.SESSION_COOKIE_NAME) is None:
+            raise AssertionError(f"sign-in as {username} failed")
+
+    def cookie(self, name: str) -> str | None:
+        return next((c.value for c in self.jar if c.name == name), None)
+
+    @property
+    def cookie_header(self) -> str:
+        """The `Cookie` header a browser would send (session and CSRF cookies)."""
+        return "; ".join(f"{c.name}={c.value}" for c in self.jar)
+
+    def post(self, path: str, form: dict | None = None) -> int:
+        """POST a form with the CSRF token; returns the status."""
+        headers = {"X-CSRFToken": self.cookie("csrftoken") or "", "Referer": f"{self.base_url}{path}"}
+        data = urllib.parse.urlencode(form or {}).encode()
+        request = urllib.request.Request(f"{self.base_url}{path}", data=data, headers=headers)
+        return self.opener.open(request).status
+
+    def sign_out(self) -> int:
+        return self.post("/accounts/logout/")
 
 
 class EventLog:

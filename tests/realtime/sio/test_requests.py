@@ -1,0 +1,94 @@
+"""Request validation, limits, the internal namespace's parsing and secret, and the auth helpers."""
+
+import pytest
+from django.test import override_settings
+
+from realtime import events
+from realtime.events import DeviceChange, change_to_wire
+from realtime.sio import limits
+from realtime.sio.auth import bearer_token, origin_allowed, session_key_from_cookie_header
+from realtime.sio.internal import changes_from_forward, secret_matches
+from realtime.sio.limits import ConnectionLimits, RequestRefused
+from realtime.sio.subscriptions import DEVICE_ID, parse_field
+
+
+@pytest.mark.parametrize("payload", [None, "PUMP_0001", [], {"deviceId": 5}, {"deviceId": "a b"},
+                                     {"deviceId": "x" * 65}, {"deviceId": ""}, {"device": "PUMP_0001"}])  # fmt: skip
+def test_malformed_device_requests_are_refused(payload):
+    with pytest.raises(RequestRefused):
+        parse_field(payload, "deviceId", DEVICE_ID, ConnectionLimits())
+
+
+def test_valid_device_request():
+    assert parse_field({"deviceId": "PUMP_0001"}, "deviceId", DEVICE_ID, ConnectionLimits()) == "PUMP_0001"
+
+
+def test_repeated_malformed_requests_become_fatal():
+    connection = ConnectionLimits()
+    for _ in range(limits.MAX_MALFORMED):
+        with pytest.raises(RequestRefused) as refused:
+            connection.strike("bad")
+        assert not refused.value.fatal
+    with pytest.raises(RequestRefused) as refused:
+        connection.strike("bad")
+    assert refused.value.fatal, "past the limit the connection is closed"
+
+
+def test_request_rate_is_limited():
+    connection = ConnectionLimits()
+    for _ in range(limits.REQUEST_BURST):
+        connection.check_request()
+    with pytest.raises(RequestRefused, match="Too many requests"):
+        connection.check_request()
+
+
+def test_device_subscriptions_are_capped_but_resubscribing_is_fine():
+    connection = ConnectionLimits(devices={f"P{n}" for n in range(limits.MAX_DEVICE_SUBSCRIPTIONS)})
+    connection.check_device_capacity("P0")
+    with pytest.raises(RequestRefused, match="subscribe:ward"):
+        connection.check_device_capacity("ONE_MORE")
+
+
+@override_settings(BRIDGE_INTERNAL_SECRET="s3cret-for-tests")
+def test_internal_secret():
+    assert secret_matches({"secret": "s3cret-for-tests"})
+    assert not secret_matches({"secret": "s3cret-for-test"})
+    assert not secret_matches({"token": "s3cret-for-tests"})
+    assert not secret_matches(None)
+    assert not secret_matches({"secret": 1})
+
+
+@override_settings(BRIDGE_INTERNAL_SECRET="")
+def test_an_unset_internal_secret_matches_nothing():
+    assert not secret_matches({"secret": ""})
+
+
+def test_forward_keeps_valid_changes_in_order_and_skips_malformed_ones():
+    good = [DeviceChange("PUMP_0001", n, events.DEVICE_STATUS, {"status": {}}, "icu") for n in (1, 2)]
+    items = [change_to_wire(good[0]), {"event": "device:status"}, {**change_to_wire(good[0]), "event": "evil"},
+             {**change_to_wire(good[0]), "seq": "x"}, "junk", change_to_wire(good[1])]  # fmt: skip
+    assert changes_from_forward({"changes": items}) == good
+    assert changes_from_forward({"changes": "nope"}) == []
+    assert changes_from_forward(None) == []
+
+
+def test_auth_header_parsing():
+    assert session_key_from_cookie_header("csrftoken=a; sessionid=abc123") == "abc123"
+    assert session_key_from_cookie_header("csrftoken=a") is None
+    assert session_key_from_cookie_header(None) is None
+    assert bearer_token("Bearer pst_x") == "pst_x"
+    assert bearer_token("Basic pst_x") is None
+    assert bearer_token(None) is None
+
+
+@override_settings(SOCKETIO_CORS_ALLOWED_ORIGINS=None)
+def test_same_origin_rule():
+    assert origin_allowed(None, scheme="http", host="h:1"), "non-browser clients send no Origin"
+    assert origin_allowed("http://h:1", scheme="http", host="h:1")
+    assert not origin_allowed("http://evil:1", scheme="http", host="h:1")
+
+
+@override_settings(SOCKETIO_CORS_ALLOWED_ORIGINS=["https://wards.example"])
+def test_configured_origins():
+    assert origin_allowed("https://wards.example", scheme="http", host="h:1")
+    assert not origin_allowed("http://h:1", scheme="http", host="h:1")
