@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
+IGNORED = "ignored"  # an empty payload: how a retained message is deleted, not a report
 
 
 @dataclass
@@ -79,6 +80,9 @@ def message_ingest(message: InboundMessage) -> str:
     unacknowledged; anything else wrong with this one message rejects it and the batch goes on.
     """
     device_id = ""
+    if not message.payload:
+        metrics.MESSAGES_DUPLICATE.labels(why="empty").inc()
+        return IGNORED
     try:
         checked = message_check(message)
         device_id = checked.device_id
@@ -116,10 +120,11 @@ def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
 def _seen_before(message: InboundMessage, checked: CheckedMessage) -> bool:
     """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
     report = checked.report
-    if report.seq is not None:
+    if report.message_key is not None:
+        boot_id, device_seq = report.message_key
         _, created = MessageReceipt.objects.get_or_create(
             device_id=Device.objects.only("pk").get(device_id=checked.device_id).pk,
-            boot_id=report.bootId, device_seq=report.seq, defaults={"received_at": message.received_at},
+            boot_id=boot_id, device_seq=device_seq, defaults={"received_at": message.received_at},
         )  # fmt: skip
         if not created:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
@@ -141,7 +146,7 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage) -> bool:
 def _reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
     metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
     logger.warning(
-        "message rejected: %s", reason,
+        "message rejected: %s (%s) topic=%s device=%s", reason, detail[:200], message.topic[:200], device_id,
         extra={"topic": message.topic[:200], "device_id": device_id, "reason": reason, "detail": detail[:300]},
     )  # fmt: skip
     dead_letter_record(

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from devices.models import Command
+from devices.models import Command, Device
 from devices.services.changes import device_lock
 from devices.services.commands import command_envelope, command_transition
 from devices.states import COMMAND_TRANSITIONS, CommandState, is_legal
@@ -94,7 +94,9 @@ class CommandOutbox:
 
     def _move(self, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> None:
         with transaction.atomic():
+            if not Device.objects.filter(device_id=device_id).exists():
+                return  # the pump was deleted meanwhile
             device = device_lock(device_id=device_id)
-            command = Command.objects.select_related("session", "created_by").get(pk=command_pk)
-            if is_legal(COMMAND_TRANSITIONS, command.state, to):
+            command = Command.objects.select_related("session", "created_by").filter(pk=command_pk).first()
+            if command is not None and is_legal(COMMAND_TRANSITIONS, command.state, to):
                 command_transition(device=device, command=command, to=to, error=error, now=now)

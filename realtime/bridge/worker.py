@@ -144,6 +144,8 @@ class Bridge:
         except OperationalError as exc:
             logger.warning("housekeeping skipped: %s", exc)
             close_old_connections()
+        except Exception:  # guarded: a housekeeping fault must never stop message processing
+            logger.exception("housekeeping failed")
         self.forward()
 
     def heartbeat_stats(self) -> dict:

@@ -5,7 +5,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from realtime.mqtt import topics
 
@@ -57,11 +57,10 @@ class DevicePayload(BaseModel):
     seq: Annotated[int, Field(ge=0)] | None = None
     bootId: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
-    @model_validator(mode="after")
-    def _seq_needs_boot_id(self) -> "DevicePayload":
-        if (self.seq is None) != (self.bootId is None):
-            raise ValueError("seq and bootId come together")
-        return self
+    @property
+    def message_key(self) -> tuple[str, int] | None:
+        """(bootId, seq) when the pump sent both: together they identify one message."""
+        return (self.bootId, self.seq) if self.seq is not None and self.bootId is not None else None
 
 
 class StatusPayload(DevicePayload):
