@@ -72,6 +72,8 @@ def _summary(device: Device, session: InfusionSession | None, alarm: Alarm | Non
         "rateMlH": round(rate * 60, 2) if rate is not None else None,
         "progressPercent": progress.get("progressPercent"),
         "timeRemainingMin": progress.get("timeRemainingMin"),
+        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
+        "volumeRemainingMl": progress.get("volumeRemainingMl"),
         "topAlarm": {"type": alarm.type, "priority": alarm.priority, "acknowledged": alarm.acknowledged_at is not None}
         if alarm
         else None,
