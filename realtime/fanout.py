@@ -62,10 +62,21 @@ class FanOut:
 
     def note_snapshot(self, device_id: str, seq: int, subscriber: str | None = None) -> None:
         """A subscriber now holds the pump's state up to `seq`: skip it for changes up to `seq`."""
-        if device_id not in self._last:
+        last = self._last.get(device_id)
+        if last is None:
             self._last[device_id] = seq  # every current subscriber's snapshot is at least this recent
+        elif seq < last:
+            self._restart_counter(device_id, seq)  # the database's counter is behind: the pump was registered anew
         if subscriber is not None:
             self._joiners.setdefault(device_id, {})[subscriber] = seq
+
+    def _restart_counter(self, device_id: str, seq: int) -> None:
+        logger.warning("a pump's seq went backwards; following the database", extra={"device_id": device_id})
+        self._last[device_id] = seq
+        self._held.pop(device_id, None)
+        timer = self._gap_timers.pop(device_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def last_published(self, device_id: str) -> int | None:
         """The highest `seq` released for this pump, if any."""

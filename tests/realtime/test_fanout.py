@@ -110,3 +110,15 @@ def test_a_failing_target_does_not_stop_the_others():
         fanout.publish(change(2))
 
     assert [seq for _, seq, _ in run_fanout(scenario)] == [1, 2]
+
+
+def test_a_pump_registered_anew_restarts_its_seq():
+    async def scenario(fanout: FanOut) -> None:
+        for seq in (1, 2, 3):
+            fanout.publish(change(seq))
+        await asyncio.sleep(0.01)
+        fanout.note_snapshot("PUMP_0001", 0, "subscriber")  # deleted and re-created: the database says 0
+        fanout.publish(change(1))
+        fanout.publish(change(2))
+
+    assert [seq for _, seq, _ in run_fanout(scenario)] == [1, 2, 3, 1, 2]
