@@ -293,3 +293,4 @@ class SimulatedPump:
             for task in list(self._tasks):
                 task.cancel()
             self.link.close()
+            await self.link.wait_closed()

@@ -10,7 +10,6 @@ from realtime.simulator.pump import Order
 
 logger = logging.getLogger(__name__)
 
-FLUSH_S = 0.3  # time for the last DISCONNECTs to leave the sockets
 DEMO_ORDER = Order(flow_rate_ml_min=2.0, planned_volume_ml=60.0, planned_time_min=30.0,
                    bolus_enabled=True, bolus_volume_ml=2.0)  # fmt: skip
 
@@ -44,4 +43,3 @@ async def run_pumps(pumps: list[SimulatedPump], *, until: asyncio.Event, on_star
     for task in [waiter, *tasks]:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    await asyncio.sleep(FLUSH_S)

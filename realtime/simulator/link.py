@@ -150,3 +150,9 @@ class PumpLink:
             if self.options.will is not None:
                 self.publish(self.options.will)
             self.client.disconnect()
+
+    async def wait_closed(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until the goodbye and DISCONNECT have left the socket."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)

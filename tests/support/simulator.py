@@ -1,0 +1,62 @@
+"""`manage.py simulate_pump` as a real subprocess for integration tests: start, type commands, read output, stop."""
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
+
+
+class SimulatorProcess:
+    """One simulate_pump process against `broker_url`; its output goes to a log file kept with the artifacts."""
+
+    def __init__(self, broker_url: str, *args: str, log_dir: Path, **env: str) -> None:
+        self.args = [str(arg) for arg in args]
+        self.env = {"MQTT_URL": broker_url, **env}
+        self.log_path = Path(log_dir) / f"simulate_pump-{uuid.uuid4().hex[:8]}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *, interactive: bool = False) -> "SimulatorProcess":
+        """Start it; with `interactive`, standard input is a pipe for `type()`."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(VENV_BIN / "python"), "manage.py", "simulate_pump", *self.args],
+            cwd=ROOT, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.PIPE if interactive else subprocess.DEVNULL,
+        )  # fmt: skip
+        return self
+
+    def type(self, line: str) -> None:
+        """Type one line at the prompt."""
+        assert self.process is not None and self.process.stdin is not None, "start(interactive=True) first"
+        self.process.stdin.write(f"{line}\n".encode())
+        self.process.stdin.flush()
+
+    def output(self) -> str:
+        """Everything it printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_output(self, text: str, *, timeout: float = 15.0) -> str:
+        """Block until `text` appears in the output; fail with the output's tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in self.output():
+                return self.output()
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not printed within {timeout}s:\n{self.log_tail()}")
+
+    def wait(self, timeout: float = 60.0) -> int:
+        """Wait for it to exit by itself; returns the exit code."""
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM: the pumps say goodbye and disconnect cleanly."""
+        if self.process is not None:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            stop(self.process)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.output().splitlines()[-lines:])
