@@ -1,0 +1,68 @@
+"""SIGKILL the bridge mid-batch under QoS 1 load, three times: every acknowledged message is stored exactly once."""
+
+import threading
+import time
+from collections import Counter
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from devices.models import DeviceEvent, MessageReceipt
+from tests.factories import make_device
+from tests.support.bridge import BridgeProcess, wait_until
+from tests.support.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+MESSAGES = 3000
+
+
+def publish_load(broker, acked: list[int], done: threading.Event) -> None:
+    """Publish MESSAGES QoS 1 statuses with seq+bootId; record the seqs the broker acknowledged."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="load-publisher", protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(200)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    infos = []
+    for seq in range(MESSAGES):
+        payload = f'{{"status":"testing","seq":{seq},"bootId":"boot-crash","timestamp":{seq}}}'
+        infos.append((seq, client.publish("devices/PUMP_0001/status", payload, qos=1)))
+        if seq % 100 == 99:
+            time.sleep(0.02)  # spread the load over the kills
+    for seq, info in infos:
+        info.wait_for_publish(timeout=30)
+        if info.is_published():
+            acked.append(seq)
+    client.loop_stop()
+    client.disconnect()
+    done.set()
+
+
+def test_sigkill_mid_batch_three_times_loses_and_duplicates_nothing(broker, artifacts_dir):
+    make_device("PUMP_0001")
+    bridge = BridgeProcess(broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
+    acked: list[int] = []
+    done = threading.Event()
+    publisher = threading.Thread(target=publish_load, args=(broker, acked, done), daemon=True)
+    publisher.start()
+    try:
+        for _ in range(3):
+            wait_until(lambda: MessageReceipt.objects.count() > 0, message="the bridge stored nothing before a kill")
+            time.sleep(0.3)
+            bridge.kill()
+            bridge.start()
+        assert done.wait(60), "the publisher did not finish"
+        wait_until(
+            lambda: MessageReceipt.objects.count() >= len(acked),
+            timeout=60,
+            message=f"not every acknowledged message arrived: {MessageReceipt.objects.count()}/{len(acked)}",
+        )
+    finally:
+        bridge.stop()
+    stored = Counter(DeviceEvent.objects.filter(kind="mqtt.status", boot_id="boot-crash")
+                     .values_list("device_seq", flat=True))  # fmt: skip
+    assert len(acked) == MESSAGES, "the broker should acknowledge every publish"
+    missing = sorted(set(acked) - set(stored))
+    twice = sorted(seq for seq, count in stored.items() if count > 1)
+    assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {missing[:5]}"
+    assert not twice, f"{len(twice)} messages applied twice, e.g. {twice[:5]}"
