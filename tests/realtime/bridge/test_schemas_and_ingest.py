@@ -1,0 +1,59 @@
+"""Unit tests: payload schemas with the legacy coercions, message checks, and the reconnect backoff."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from realtime.bridge.ingest import InboundMessage, Rejection, message_check
+from realtime.bridge.link import reconnect_delay
+from realtime.mqtt.schemas import PayloadError, device_timestamp_parse, payload_decode, payload_parse
+
+
+def test_legacy_forms_are_coerced():
+    assert payload_parse("progress", {"progressPercent": {"time": 12, "volume": 17.1}}).progressPercent == 17.1
+    assert payload_parse("status", {"status": "ONLINE"}).status == "online"
+    error = payload_parse("error", {"errorMessage": "Occlusion", "errorCode": 12})
+    assert (error.type, error.text, error.errorCode) == ("device_error", "Occlusion", "12")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (64500, None),
+        ("0:01:45.120", None),
+        ("2026-11-28T10:00:00", None),
+        ("2026-11-28T10:00:00+01:00", datetime(2026, 11, 28, 9, 0, tzinfo=UTC)),
+        ("2026-11-28T10:00:00Z", datetime(2026, 11, 28, 10, 0, tzinfo=UTC)),
+    ],
+)
+def test_device_timestamps_parse_only_with_an_offset(value, expected):
+    assert device_timestamp_parse(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(b"x" * 20, "too_large"), (b"\xff", "bad_utf8"), (b"[1]", "not_object"), (b'{"a": NaN}', "bad_json")],
+)
+def test_decode_rejections(raw, reason):
+    with pytest.raises(PayloadError) as caught:
+        payload_decode(raw, max_bytes=16)
+    assert caught.value.reason == reason
+
+
+def test_seq_is_a_message_key_only_with_boot_id():
+    assert payload_parse("status", {"status": "idle", "seq": 3, "bootId": "b1"}).message_key == ("b1", 3)
+    assert payload_parse("status", {"status": "idle", "seq": 3}).message_key is None
+
+
+def test_payload_device_id_must_match_the_topic(settings):
+    message = InboundMessage(topic="devices/PUMP_0001/status", payload=b'{"deviceId": "PUMP_0002", "status": "idle"}')
+    with pytest.raises(Rejection) as caught:
+        message_check(message)
+    assert (caught.value.reason, caught.value.device_id) == ("device_mismatch", "PUMP_0001")
+
+
+def test_reconnect_delay_is_jittered_and_capped():
+    delays = [reconnect_delay(attempt, low=0.5, high=30) for attempt in range(40)]
+    assert all(0.5 <= delay <= 30 for delay in delays)
+    assert len(set(delays)) > 30, "delays must be jittered"
+    assert max(reconnect_delay(20, low=0.5, high=30) for _ in range(200)) > 15, "late attempts reach the cap region"
