@@ -210,10 +210,11 @@ class SimulatedPump:
         self._notify()
 
     def complete(self) -> bool:
-        """Finish now (as if the volume were delivered): final progress, completion, idle."""
+        """Finish now (the rest delivered as if pumped): final progress, completion, idle."""
         if self.phase not in (PumpPhase.RUNNING, PumpPhase.PAUSED) or self.infusion is None:
             return False
         infusion, self.infusion, self.phase = self.infusion, None, PumpPhase.IDLE
+        infusion.finish()
         self.send(*self.firmware.completed(infusion))
         self._notify()
         if self.settings.free_run is not None:

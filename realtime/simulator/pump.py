@@ -117,6 +117,10 @@ class Infusion:
             if step <= 0:
                 break
 
+    def finish(self) -> None:
+        """Deliver the rest now, as if the pump had run to the end."""
+        self.advance(self.time_remaining_min + 1.0)
+
     @property
     def time_remaining_min(self) -> float:
         """Pumping time left: the rest of the bolus at the bolus rate, then the rest at the ordered rate."""
