@@ -10,6 +10,7 @@ import json
 import re
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from realtime import events
 
 ACTIVE_SESSION_STATUSES = ("pending", "running", "paused")
 PENDING_COMMAND_STATES = ("queued", "sent", "delivered")
-# Derived from the clock when read, so two snapshots taken apart may differ without any change.
-TIME_DERIVED_STATUS_FIELDS = ("status", "connectivity")
+# Derived from the clock when read, so two snapshots taken apart may differ without any change; and
+# `lastSeenAt`, which the bridge refreshes on every message without recording a `device:status` change.
+TIME_DERIVED_STATUS_FIELDS = ("status", "connectivity", "lastSeenAt")
 
 
 def session_cookie(user) -> str:
@@ -61,12 +63,21 @@ class BrowserSession:
         """The `Cookie` header a browser would send (session and CSRF cookies)."""
         return "; ".join(f"{c.name}={c.value}" for c in self.jar)
 
-    def post(self, path: str, form: dict | None = None) -> int:
-        """POST a form with the CSRF token; returns the status."""
+    def post(self, path: str, form: dict | None = None, *, expect: tuple[int, ...] = (200,)) -> int:
+        """POST a form with the CSRF token; returns the status (AssertionError if not expected)."""
         headers = {"X-CSRFToken": self.cookie("csrftoken") or "", "Referer": f"{self.base_url}{path}"}
         data = urllib.parse.urlencode(form or {}).encode()
         request = urllib.request.Request(f"{self.base_url}{path}", data=data, headers=headers)
-        return self.opener.open(request).status
+        try:
+            status = self.opener.open(request).status
+        except urllib.error.HTTPError as error:
+            status = error.code
+            body = error.read()[:300]
+        else:
+            body = b""
+        if status not in expect:
+            raise AssertionError(f"POST {path} answered {status}: {body!r}")
+        return status
 
     def sign_out(self) -> int:
         return self.post("/accounts/logout/")

@@ -1,0 +1,191 @@
+"""Snapshot plus events equals a fresh snapshot equals the database, under real traffic.
+
+A pump publishes through Mosquitto and the real bridge; a signed-in nurse starts, cancels and
+acknowledges through Daphne's HTTP endpoints (so Daphne-side changes share the pump's `seq`); clients
+subscribe at random moments meanwhile, on Socket.IO and on the Channels endpoint.
+"""
+
+import random
+import threading
+import time
+
+import pytest
+from django.db import close_old_connections
+
+from devices.models import Alarm, Device, InfusionSession
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmState
+from realtime import events
+from realtime.sio.snapshot import read_snapshot
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, state_from_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+DEVICE = "PUMP_0001"
+TRAFFIC_S = 6.0
+
+
+def pump_traffic(pump: PumpClient, rng: random.Random, stop: threading.Event) -> None:
+    """What a pump says: progress, status and battery, alarms raised and cleared, confirmations."""
+    step = 0
+    while not stop.is_set():
+        step += 1
+        choice = rng.random()
+        if choice < 0.45:
+            session = InfusionSession.objects.filter(device__device_id=DEVICE, status="running").first()
+            infusion_id = session.infusion_id if session else None
+            pump.publish("progress", {"progressPercent": step % 100, "timeRemainingMin": 10.0, "flowRate": 2.0,
+                                      "status": "running", "infusionId": infusion_id})  # fmt: skip
+        elif choice < 0.6:
+            pump.publish("status", {"status": "online", "batteryLevel": rng.randint(10, 100)})
+        elif choice < 0.75:
+            pump.publish("error", {"type": rng.choice(["occlusion", "bubble_detected"]), "severity": "high"})
+        elif choice < 0.85:
+            pump.publish("error", {"type": rng.choice(["occlusion_cleared", "bubble_cleared"]), "severity": "info"})
+        else:
+            confirm_pending(pump)
+        close_old_connections()
+        time.sleep(rng.uniform(0.005, 0.03))
+
+
+def confirm_pending(pump: PumpClient) -> None:
+    session = InfusionSession.objects.filter(device__device_id=DEVICE, status="pending").first()
+    if session is not None:
+        pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": {
+            "flowRateMlMin": session.flow_rate_ml_min, "plannedVolumeMl": session.planned_volume_ml,
+            "plannedTimeMin": session.planned_time_min, "bolusEnabled": False, "bolusVolumeMl": 0}})  # fmt: skip
+
+
+def nurse_traffic(browser: BrowserSession, rng: random.Random, stop: threading.Event) -> None:
+    """What a nurse does in Daphne: start an infusion, cancel a pending one, acknowledge alarms."""
+    while not stop.is_set():
+        close_old_connections()
+        active = InfusionSession.objects.filter(device__device_id=DEVICE, status__in=ACTIVE_SESSION_STATUSES).first()
+        alarm = Alarm.objects.filter(device__device_id=DEVICE, state=AlarmState.ACTIVE,
+                                     acknowledged_at__isnull=True).first()  # fmt: skip
+        if alarm is not None and rng.random() < 0.5:
+            browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200, 404))
+        elif active is None:
+            browser.post(f"/api/devices/{DEVICE}/infusions/", {"rate_ml_h": 120, "volume_ml": 30, "drug": "Saline",
+                                                               "patient_skipped": "on", "confirm": "start"},
+                         expect=(201, 409))  # fmt: skip
+        elif active.status == "pending" and rng.random() < 0.3:
+            browser.post(f"/api/infusions/{active.infusion_id}/cancel/", {}, expect=(200, 409))
+        time.sleep(rng.uniform(0.05, 0.2))
+
+
+def run_threads(*targets) -> tuple[threading.Event, list[threading.Thread]]:
+    stop = threading.Event()
+    threads = [threading.Thread(target=target, args=(*args, stop), daemon=True) for target, *args in targets]
+    for thread in threads:
+        thread.start()
+    return stop, threads
+
+
+def db_state() -> dict:
+    """What the database holds, read directly (not through the snapshot code)."""
+    close_old_connections()
+    device = Device.objects.get(device_id=DEVICE)
+    active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+    alarms = set(Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).values_list("pk", flat=True))
+    return {"seq": device.event_seq, "session": active.infusion_id if active else None, "alarms": alarms,
+            "battery": device.battery_level}  # fmt: skip
+
+
+def summary(state) -> dict:
+    return {"seq": state.seq, "session": state.session["infusionId"] if state.session else None,
+            "alarms": set(state.alarms), "battery": state.status["batteryLevel"]}  # fmt: skip
+
+
+def test_snapshot_plus_events_equals_fresh_snapshot_equals_database(daphne_server, realtime_broker,
+                                                                    realtime_bridge):  # fmt: skip
+    icu = make_ward("icu")
+    make_device(DEVICE, ward=icu)
+    make_user("nurse", ward=icu)
+    browser = BrowserSession(daphne_server.url, "nurse")
+    pump = PumpClient(realtime_broker.url, DEVICE)
+    rng = random.Random(20261128)
+    clients: list = []
+    stop, threads = run_threads((pump_traffic, pump, rng), (nurse_traffic, browser, random.Random(7)))
+    try:
+        deadline = time.monotonic() + TRAFFIC_S
+        while time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.2, 0.8))
+            clients.append(subscribe_somehow(daphne_server.url, browser.cookie_header, len(clients)))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        pump.close()
+    try:
+        assert_consistent(daphne_server.url, browser.cookie_header, clients)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def subscribe_somehow(url: str, cookie: str, n: int):
+    if n % 3 == 2:
+        client = ChannelsClient(url, cookie=cookie)
+        client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": DEVICE})
+        return client
+    client = StreamClient(url, cookie=cookie).connect()
+    client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": DEVICE})
+    return client
+
+
+def assert_consistent(url: str, cookie: str, clients: list) -> None:
+    final = wait_until(lambda: stable_seq(), timeout=15, message="the pump's seq never settled")
+    fresh = StreamClient(url, cookie=cookie).connect()
+    try:
+        fresh.subscribe(DEVICE)
+        fresh_state = state_from_events(wait_for_seq(fresh, final))
+    finally:
+        fresh.close()
+    snapshot = read_snapshot(DEVICE)
+    assert snapshot.seq == final
+    assert summary(fresh_state) == db_state(), "a fresh subscriber's snapshot must equal the database"
+    for n, client in enumerate(clients):
+        received = wait_for_seq(client, final)
+        seqs = [data["seq"] for event, data in received]
+        snapshot_seq = client.events.named(events.STREAM_SUBSCRIBED)[0]["seq"]
+        live = [seq for seq in seqs if seq > snapshot_seq]
+        assert live == sorted(live) and set(live) == set(range(snapshot_seq + 1, final + 1)), (
+            f"client {n} missed or reordered events after its snapshot at {snapshot_seq}: {live}"
+        )
+        mine, theirs = state_from_events(received).as_dict(), fresh_state.as_dict()
+        assert mine == theirs, (
+            f"client {n}: snapshot + events differs from a fresh snapshot: {differences(mine, theirs)}"
+        )
+    assert len(clients) >= 5, "clients subscribed at several moments"
+    assert final > 50, f"too little traffic to prove anything ({final} changes)"
+    assert InfusionSession.objects.exists(), "the nurse's starts (Daphne-side changes) were part of the traffic"
+    assert Alarm.objects.filter(acknowledged_at__isnull=False).exists(), "acknowledgements were part of the traffic"
+
+
+def differences(mine: dict, theirs: dict) -> dict:
+    """The differing fields, one level into nested dicts."""
+    diff = {}
+    for key in mine.keys() | theirs.keys():
+        a, b = mine.get(key), theirs.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            inner = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+            if inner:
+                diff[key] = inner
+        elif a != b:
+            diff[key] = (a, b)
+    return diff
+
+
+def stable_seq() -> int | None:
+    first = Device.objects.get(device_id=DEVICE).event_seq
+    time.sleep(0.7)
+    close_old_connections()
+    return first if Device.objects.get(device_id=DEVICE).event_seq == first else None
+
+
+def wait_for_seq(client, seq: int) -> list[tuple[str, dict]]:
+    client.events.wait_for(lambda e, d: e.startswith("device:") and d.get("seq") == seq, timeout=10)
+    time.sleep(0.05)  # the rest of the events carrying that seq (a snapshot sends several)
+    return client.events.device_events(DEVICE)
