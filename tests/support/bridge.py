@@ -10,6 +10,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from django.db import close_old_connections
 from django.utils import timezone
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from devices.models import BridgeStatus
 from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
@@ -70,14 +72,19 @@ class BridgeProcess:
 class PumpClient:
     """A pump as the bridge sees it: a paho MQTT 5 client that publishes and collects the commands it receives."""
 
-    def __init__(self, broker_url: str, device_id: str) -> None:
+    def __init__(self, broker_url: str, device_id: str, *, persistent: bool = False) -> None:
         self.device_id = device_id
         self.commands: list[dict] = []
         host, port = broker_url.removeprefix("mqtt://").split(":")
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pump-{uuid.uuid4().hex[:8]}",
                                   protocol=mqtt.MQTTv5)  # fmt: skip
         self.client.on_message = lambda _c, _u, message: self.commands.append(json.loads(message.payload))
-        self.client.connect(host, int(port))
+        properties = None
+        if persistent:  # the broker keeps its subscription and queued commands while it restarts
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = 300
+            self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client.connect(host, int(port), clean_start=not persistent, properties=properties)
         self.client.loop_start()
         self.client.subscribe(f"devices/{device_id}/commands", qos=1)
 

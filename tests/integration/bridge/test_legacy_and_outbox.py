@@ -74,6 +74,7 @@ def test_command_queued_while_broker_down_goes_out_on_return_and_expired_never(o
     make_device("PUMP_0001")
     bridge = BridgeProcess(own_broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir,
                            CONFIRMATION_TIMEOUT_S="60").start()  # fmt: skip
+    pump = PumpClient(own_broker.url, "PUMP_0001", persistent=True)
     try:
         own_broker.stop()
         wait_until(lambda: not bridge_connected(bridge), message="the bridge did not notice the broker leaving")
@@ -83,15 +84,12 @@ def test_command_queued_while_broker_down_goes_out_on_return_and_expired_never(o
         wait_until(lambda: Command.objects.get(pk=expired.pk).state == CommandState.EXPIRED, message="not expired")
         assert Command.objects.get(kind=CommandKind.START_INFUSION).state == CommandState.QUEUED
         own_broker.start()
-        pump = PumpClient(own_broker.url, "PUMP_0001")
-        try:
-            wait_until(lambda: Command.objects.get(kind=CommandKind.START_INFUSION).state == CommandState.SENT,
-                       timeout=20, message="the queued START did not go out when the broker returned")  # fmt: skip
-            wait_until(lambda: pump.commands, message="the pump did not receive the START")
-            assert [c["command"] for c in pump.commands] == ["START_INFUSION"], "an expired command was published"
-        finally:
-            pump.close()
+        wait_until(lambda: Command.objects.get(kind=CommandKind.START_INFUSION).state == CommandState.SENT,
+                   timeout=20, message="the queued START did not go out when the broker returned")  # fmt: skip
+        wait_until(lambda: pump.commands, message="the pump did not receive the START")
+        assert [c["command"] for c in pump.commands] == ["START_INFUSION"], "an expired command was published"
     finally:
+        pump.close()
         bridge.stop()
 
 
