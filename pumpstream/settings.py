@@ -135,7 +135,8 @@ if not DEBUG:
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The default capacity (100 messages per channel) silently drops a burst to a Channels endpoint client.
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 5000}}}
 
 # MQTT: MQTT_URL, or the original system's HIVEMQ_* variables (port 8883 means TLS).
 MQTT = mqtt_settings_from_env(env)
