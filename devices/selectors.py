@@ -126,3 +126,9 @@ def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
 def commands_recent(device: Device, *, limit: int = 5) -> list[Command]:
     """The pump's most recent commands, newest first."""
     return list(Command.objects.filter(device=device).select_related("created_by", "session")[:limit])
+
+
+def monitoring_status() -> dict:
+    """`bridge_status` of the bridge that reported last (pages do not need to know the bridge's name)."""
+    latest = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at").first()
+    return bridge_status(latest.name if latest else "bridge")

@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/devices/<str:device_id>/commands/", api.infusion_command_api, name="api_infusion_command"),
     path("api/devices/<str:device_id>/history/", api.progress_history_api, name="api_history"),
     path("api/devices/<str:device_id>/events/", api.device_events_api, name="api_events"),
+    path("api/infusions/<str:infusion_id>/", api.infusion_detail_api, name="api_infusion"),
     path("api/infusions/<str:infusion_id>/cancel/", api.infusion_cancel_api, name="api_infusion_cancel"),
+    path("api/bridge/", api.bridge_status_api, name="api_bridge"),
     path("api/alarms/<int:alarm_id>/acknowledge/", api.alarm_acknowledge_api, name="api_alarm_acknowledge"),
 ]

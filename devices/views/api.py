@@ -19,6 +19,7 @@ from devices.selectors import (
     alarm_visible_to,
     device_visible_to,
     events_recent,
+    monitoring_status,
     progress_history,
     session_current,
     session_visible_to,
@@ -164,3 +165,20 @@ def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
     if device is None:
         return not_found("pump")
     return JsonResponse({"deviceId": device_id, "events": [event_entry(event) for event in events_recent(device)]})
+
+
+@require_GET
+@api_endpoint()
+def bridge_status_api(request: HttpRequest) -> JsonResponse:
+    """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner."""
+    return JsonResponse(monitoring_status())
+
+
+@require_GET
+@api_endpoint()
+def infusion_detail_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
+    """One infusion's status and order (the waiting modal re-reads it after a lost connection)."""
+    session = session_visible_to(request.user, infusion_id)
+    if session is None:
+        return not_found("infusion")
+    return JsonResponse(events.session_body(session))

@@ -8,9 +8,9 @@ from devices.forms import CONFIRM_WORD
 from devices.models import Device
 from devices.selectors import (
     alarms_top_by_device,
-    bridge_status,
     device_visible_to,
     devices_visible_to,
+    monitoring_status,
     sessions_current_by_device,
     wards_visible_to,
 )
@@ -33,12 +33,13 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     devices = list(devices)
     sessions, alarms = sessions_current_by_device(devices), alarms_top_by_device(devices)
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk)) for device in devices]
+    bridge = monitoring_status()
     context = {
         "pumps": pumps,
         "wards": wards,
         "ward_code": ward_code,
-        "bridge": bridge_status(),
-        "page": {**page_settings(), "ward": ward_code or "*", "bridge": bridge_status()},
+        "bridge": bridge,
+        "page": {**page_settings(), "ward": ward_code or "*", "bridge": bridge},
     }
     return render(request, "devices/ward_overview.html", context)
 
@@ -52,15 +53,16 @@ def _visible_device_or_404(request: HttpRequest, device_id: str) -> Device:
 
 def _monitor_context(request: HttpRequest, device: Device) -> dict:
     user = request.user
+    bridge = monitoring_status()
     return {
         "device": device,
-        "bridge": bridge_status(),
+        "bridge": bridge,
         "can_command": user.has_perm(COMMAND_PERMISSION),
         "can_acknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
         "page": {
             **page_settings(),
             "monitor": monitor_state(device),
-            "bridge": bridge_status(),
+            "bridge": bridge,
             "canCommand": user.has_perm(COMMAND_PERMISSION),
             "canAcknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
         },

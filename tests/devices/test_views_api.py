@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from devices.models import Command, DeviceEvent, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_raise
+from devices.services.records import bridge_heartbeat
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmPriority, AlarmSource, CommandKind, SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
@@ -189,3 +190,17 @@ def test_history_returns_the_current_infusions_samples_oldest_first(client, devi
 
 def test_get_on_a_command_endpoint_is_not_allowed(client, device):
     assert client.get(START_URL).status_code == 405
+
+
+def test_bridge_status_says_whether_monitoring_is_alive(client):
+    assert client.get("/api/bridge/").json()["alive"] is False
+    bridge_heartbeat(broker_connected=True)
+    body = client.get("/api/bridge/").json()
+    assert body["alive"] is True and body["brokerConnected"] is True
+
+
+def test_infusion_detail_after_a_lost_connection(client, device, nurse):
+    session = infusion_start(device_id="PUMP_0001", order=make_order(), user=nurse)
+    body = client.get(f"/api/infusions/{session.infusion_id}/").json()
+    assert body["session"]["status"] == "pending" and body["session"]["order"]["flowRateMlMin"] == 2.0
+    assert client.get("/api/infusions/inf_nope/").status_code == 404

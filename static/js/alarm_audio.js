@@ -1,0 +1,116 @@
+// Alarm sound for high and medium alarms. Silence lasts two minutes at most, and a new high alarm ends
+// it at once (a permanent mute is unsafe). Browsers may refuse to play before the user has interacted
+// with the page: then the page says so and offers a button, and any click or key press retries.
+// The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
+
+export const SILENCE_MS = 120_000;
+
+export class AlarmAudio {
+  constructor({ root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS }) {
+    Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs });
+    this.players = { high, medium };
+    this.wanted = "off";
+    this.playing = null;
+    this.blocked = false;
+    this.silencedUntil = 0;
+    this.silenceTimer = null;
+    this.knownHigh = new Set();
+    enableButton?.addEventListener("click", () => this.retry());
+    silenceButton?.addEventListener("click", () => this.silence());
+    const retryOnGesture = () => this.blocked && this.retry();
+    document.addEventListener("pointerdown", retryOnGesture, true);
+    document.addEventListener("keydown", retryOnGesture, true);
+    window.pumpstreamAudio = this;
+  }
+
+  /** Recompute what should sound from the active alarms (`{id, priority, state, acknowledged, count}`). */
+  update(alarms) {
+    const sounding = alarms.filter((a) => a.state === "active" && !a.acknowledged);
+    const highKeys = sounding.filter((a) => a.priority === "high").map((a) => `${a.id}:${a.count ?? 1}`);
+    const newHigh = highKeys.some((key) => !this.knownHigh.has(key));
+    this.knownHigh = new Set(highKeys);
+    if (newHigh && this.isSilenced()) this.endSilence();
+    if (highKeys.length) this.wanted = "high";
+    else this.wanted = sounding.some((a) => a.priority === "medium") ? "medium" : "off";
+    this.apply();
+  }
+
+  isSilenced() {
+    return Date.now() < this.silencedUntil;
+  }
+
+  silence() {
+    this.silencedUntil = Date.now() + this.silenceMs;
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => this.endSilence(), this.silenceMs);
+    this.apply();
+  }
+
+  endSilence() {
+    this.silencedUntil = 0;
+    clearTimeout(this.silenceTimer);
+    this.apply();
+  }
+
+  retry() {
+    this.blocked = false;
+    this.playing = null;
+    this.apply();
+  }
+
+  apply() {
+    const target = this.wanted === "off" || this.isSilenced() ? null : this.wanted;
+    if (target !== this.playing) {
+      this.stopAll();
+      this.playing = target;
+      if (target) this.start(this.players[target]);
+    }
+    this.render();
+  }
+
+  start(player) {
+    if (!player) return;
+    player.currentTime = 0;
+    const attempt = player.play();
+    if (attempt?.catch) {
+      attempt.then(
+        () => this.render(),
+        (error) => {
+          if (error?.name === "NotAllowedError") {
+            this.blocked = true;
+            this.playing = null;
+          }
+          this.render();
+        },
+      );
+    }
+  }
+
+  stopAll() {
+    for (const player of Object.values(this.players)) player?.pause();
+  }
+
+  get state() {
+    if (this.wanted === "off") return "off";
+    if (this.isSilenced()) return "silenced";
+    if (this.blocked) return "blocked";
+    return this.wanted;
+  }
+
+  render() {
+    const state = this.state;
+    if (this.root) this.root.dataset.audio = state;
+    if (this.enableButton) this.enableButton.hidden = state !== "blocked";
+    if (this.silenceButton) this.silenceButton.hidden = !(state === "high" || state === "medium");
+    if (this.stateLabel) {
+      const left = Math.ceil((this.silencedUntil - Date.now()) / 1000);
+      this.stateLabel.textContent = {
+        off: "",
+        high: "Sounding: high-priority alarm",
+        medium: "Sounding: medium-priority alarm",
+        silenced: `Sound silenced for up to ${left} s; a new high alarm sounds at once`,
+        blocked: "The browser blocked the alarm sound: press the button to allow it",
+      }[state];
+    }
+  }
+}

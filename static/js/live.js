@@ -1,0 +1,145 @@
+// The one Socket.IO connection of a page: a "Live" / "Reconnecting…" banner, automatic resubscription
+// after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
+// pump is subscribed again and its snapshot replaces what the page holds).
+
+const DEVICE_EVENTS = [
+  "device:status",
+  "device:progress",
+  "device:error",
+  "device:notification",
+  "device:infusion:confirmed",
+  "device:infusion:completed",
+  "device:alarm",
+  "device:session",
+  "device:command",
+];
+const RETRY_AFTER_REFUSAL_MS = 3000;
+
+class DeviceStream {
+  constructor(deviceId, onEvent) {
+    this.deviceId = deviceId;
+    this.onEvent = onEvent;
+    this.lastSeq = null; // null until `stream:subscribed` arrives
+  }
+}
+
+export class LiveConnection {
+  constructor({ banner = document.getElementById("connection-banner") } = {}) {
+    this.banner = banner;
+    this.devices = new Map();
+    this.wards = new Map();
+    this.stateListeners = new Set();
+    this.stats = { gaps: 0, resubscribes: 0, connects: 0, events: 0 };
+    this.state = "connecting";
+    // eslint-disable-next-line no-undef
+    this.socket = io({ path: "/socket.io/", transports: ["websocket", "polling"], withCredentials: true });
+    this.socket.on("connect", () => this.onConnect());
+    this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
+    this.socket.on("connect_error", () => this.onConnectError());
+    this.socket.on("stream:subscribed", (payload) => this.onSubscribed(payload));
+    this.socket.on("ward:summary", (payload) => this.wards.get(payload?.ward)?.(payload));
+    this.socket.on("error", (payload) => console.warn("PumpStream server refused a request:", payload));
+    for (const name of DEVICE_EVENTS) this.socket.on(name, (payload) => this.onDeviceEvent(name, payload));
+    window.pumpstreamLive = this; // for diagnostics and the browser tests
+  }
+
+  /** Watch one pump: `onEvent(name, payload)` gets its snapshot events, then its live events, in order. */
+  subscribeDevice(deviceId, onEvent) {
+    this.devices.set(deviceId, new DeviceStream(deviceId, onEvent));
+    if (this.socket.connected) this.socket.emit("subscribe:device", { deviceId });
+  }
+
+  unsubscribeDevice(deviceId) {
+    this.devices.delete(deviceId);
+    if (this.socket.connected) this.socket.emit("unsubscribe:device", { deviceId });
+  }
+
+  /** Watch a ward's coalesced overview ("*" for every pump the user may see). */
+  subscribeWard(ward, onSummary) {
+    this.wards.set(ward, onSummary);
+    if (this.socket.connected) this.socket.emit("subscribe:ward", { ward });
+  }
+
+  onStateChange(listener) {
+    this.stateListeners.add(listener);
+    listener(this.state);
+  }
+
+  get isLive() {
+    return this.state === "live";
+  }
+
+  onConnect() {
+    this.stats.connects += 1;
+    for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
+    for (const ward of this.wards.keys()) this.socket.emit("subscribe:ward", { ward });
+    this.setState("live");
+  }
+
+  onDisconnect(reason) {
+    this.setState("reconnecting");
+    // A server-side disconnect is not retried by socket.io itself.
+    if (reason === "io server disconnect") setTimeout(() => this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
+  }
+
+  onConnectError() {
+    this.setState("reconnecting");
+    if (!this.socket.active) setTimeout(() => this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
+  }
+
+  resubscribe(stream, { counted = true } = {}) {
+    if (counted) this.stats.resubscribes += 1;
+    stream.lastSeq = null;
+    this.socket.emit("subscribe:device", { deviceId: stream.deviceId });
+  }
+
+  onSubscribed(payload) {
+    const deviceId = payload?.deviceId ?? String(payload?.room ?? "").replace(/^device:/, "");
+    const stream = this.devices.get(deviceId);
+    if (stream) stream.lastSeq = payload.seq;
+  }
+
+  onDeviceEvent(name, payload) {
+    const stream = this.devices.get(payload?.deviceId);
+    if (!stream) return;
+    this.stats.events += 1;
+    if (stream.lastSeq === null) return; // between a resubscribe and its snapshot: the snapshot will cover it
+    const seq = payload.seq;
+    if (typeof seq === "number" && seq > stream.lastSeq + 1) {
+      this.stats.gaps += 1;
+      console.warn(`PumpStream: missed events for ${stream.deviceId} (${stream.lastSeq} → ${seq}); resubscribing`);
+      this.resubscribe(stream);
+      return;
+    }
+    if (typeof seq === "number" && seq > stream.lastSeq) stream.lastSeq = seq;
+    stream.onEvent(name, payload);
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    if (this.banner) {
+      this.banner.dataset.state = state;
+      this.banner.textContent = state === "live" ? "Live" : "Reconnecting…";
+    }
+    document.body.classList.toggle("not-live", state !== "live");
+    for (const listener of this.stateListeners) listener(state);
+  }
+}
+
+/** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data). */
+export function watchBridge(initial, { banner = document.getElementById("degraded-banner"), url, everyMs = 5000 } = {}) {
+  const show = (bridge) => {
+    if (banner) banner.hidden = Boolean(bridge?.alive && bridge?.brokerConnected);
+  };
+  show(initial);
+  if (!url) return;
+  setInterval(async () => {
+    try {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (response.ok) show(await response.json());
+    } catch {
+      // unreachable server: the connection banner already says so
+    }
+  }, everyMs);
+}

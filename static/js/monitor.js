@@ -1,0 +1,300 @@
+// One pump live: connectivity, progress and chart, alarms with Acknowledge and sound, controls with a
+// confirmation step and the command's state as it moves, and the recent event log.
+
+import {
+  COMMAND_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, ago, clock, connectivityNow, duration,
+  fixed, humanType, isNumber, mlMinToMlH, percentOf, secondsSince,
+} from "./format.js";
+import { getJson, postJson } from "./http.js";
+import { AlarmAudio } from "./alarm_audio.js";
+import { VolumeChart } from "./volume_chart.js";
+
+const COMMAND_VERB = { pause: "Pause", resume: "Resume", stop: "Stop" };
+const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
+const ACTIVE = new Set(["pending", "running", "paused"]);
+const $ = (root, selector) => root.querySelector(selector);
+
+export class Monitor {
+  constructor({ root, page, live }) {
+    this.root = root;
+    this.page = page;
+    this.live = live;
+    this.deviceId = root.dataset.deviceId;
+    const initial = page.monitor;
+    this.status = initial.status;
+    this.session = initial.session;
+    this.progress = initial.progress;
+    this.alarms = new Map(initial.alarms.map((alarm) => [alarm.id, alarm]));
+    this.commands = new Map(initial.commands.map((command) => [command.commandId, command]));
+    this.events = initial.events;
+    this.listeners = new Set();
+    this.audio = new AlarmAudio({
+      root,
+      high: $(root, "#alarm-audio-high"),
+      medium: $(root, "#alarm-audio-medium"),
+      stateLabel: $(root, "#audio-state"),
+      enableButton: $(root, "#audio-enable"),
+      silenceButton: $(root, "#audio-silence"),
+    });
+    this.chart = new VolumeChart($(root, "#volume-chart"));
+    this.wireControls();
+    this.render();
+    this.loadHistory();
+    live.subscribeDevice(this.deviceId, (name, payload) => this.apply(name, payload));
+    live.onStateChange(() => this.renderFreshness());
+    setInterval(() => this.renderFreshness(), 1000);
+  }
+
+  /** Call `listener(name, payload)` after each event is applied (the start wizard watches its infusion). */
+  onEvent(listener) {
+    this.listeners.add(listener);
+  }
+
+  apply(name, payload) {
+    if (name === "device:status") this.status = payload.status;
+    else if (name === "device:progress") this.applyProgress(payload.progress);
+    else if (name === "device:session") this.applySession(payload.session);
+    else if (name === "device:alarm") this.applyAlarm(payload.alarm);
+    else if (name === "device:command") this.commands.set(payload.command.commandId, payload.command);
+    if (["device:session", "device:alarm", "device:command", "device:infusion:completed"].includes(name)) {
+      this.refreshEventsSoon();
+    }
+    this.render();
+    for (const listener of this.listeners) listener(name, payload);
+  }
+
+  applyProgress(progress) {
+    this.progress = progress;
+    if (progress?.receivedAt) this.status = { ...this.status, lastSeenAt: progress.receivedAt };
+    if (!this.session || !progress?.infusionId || progress.infusionId === this.session.infusionId) {
+      this.chart.add(progress.receivedAt, progress.deliveredVolumeMl);
+    }
+  }
+
+  applySession(session) {
+    const changed = session.infusionId !== this.session?.infusionId;
+    this.session = session;
+    if (changed) {
+      this.progress = null;
+      this.loadHistory();
+    }
+  }
+
+  applyAlarm(alarm) {
+    if (alarm.state === "active") this.alarms.set(alarm.id, alarm);
+    else this.alarms.delete(alarm.id);
+  }
+
+  async loadHistory() {
+    const infusionId = this.session?.infusionId;
+    this.chart.reset();
+    if (!infusionId) return;
+    const url = `/api/devices/${encodeURIComponent(this.deviceId)}/history/?infusionId=${encodeURIComponent(infusionId)}`;
+    const { ok, body } = await getJson(url);
+    if (ok && body.infusionId === this.session?.infusionId) {
+      this.chart.prepend(body.points.map((point) => [point.at, point.deliveredVolumeMl]));
+    }
+  }
+
+  refreshEventsSoon() {
+    clearTimeout(this.eventsTimer);
+    this.eventsTimer = setTimeout(async () => {
+      const { ok, body } = await getJson(`/api/devices/${encodeURIComponent(this.deviceId)}/events/`);
+      if (ok) {
+        this.events = body.events;
+        this.renderEvents();
+      }
+    }, 400);
+  }
+
+  // ---- rendering -------------------------------------------------------------------------------
+
+  render() {
+    this.renderFreshness();
+    this.renderSession();
+    this.renderProgress();
+    this.renderAlarms();
+    this.renderControls();
+    this.renderCommands();
+    this.renderEvents();
+  }
+
+  connectivity() {
+    return connectivityNow(this.status ?? {}, this.page.heartbeatTimeoutS);
+  }
+
+  renderFreshness() {
+    const connectivity = this.connectivity();
+    const badge = $(this.root, "#mon-connectivity");
+    badge.textContent = CONNECTIVITY_LABEL[connectivity] ?? connectivity;
+    badge.dataset.connectivity = connectivity;
+    this.root.dataset.connectivity = connectivity;
+    const lastSeen = this.status?.lastSeenAt;
+    const age = secondsSince(lastSeen);
+    $(this.root, "#mon-last-heard").textContent = lastSeen
+      ? `Last heard ${clock(lastSeen)} (${ago(age)})`
+      : "Never heard";
+    const battery = this.status?.batteryLevel;
+    $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
+    $(this.root, "#mon-state").textContent = this.status?.pumpState ?? "—";
+    const fresh = connectivity === "online" && this.live.isLive;
+    this.root.classList.toggle("values-stale", !fresh);
+    this.audio.render();
+  }
+
+  renderSession() {
+    const session = this.session;
+    const badge = $(this.root, "#mon-session");
+    badge.textContent = session ? SESSION_LABEL[session.status] ?? session.status : "No infusion";
+    badge.dataset.status = session?.status ?? "none";
+    const drug = session?.order?.drug;
+    const reason = session && !ACTIVE.has(session.status) && session.reason ? ` — ${session.reason}` : "";
+    $(this.root, "#mon-drug").textContent = session ? `${drug || "Unnamed infusion"}${reason}` : "";
+    const order = session?.order;
+    $(this.root, "#mon-ordered").textContent = order
+      ? `${fixed(mlMinToMlH(order.flowRateMlMin), 1, "mL/h")} · ${fixed(order.plannedVolumeMl, 1, "mL")} · ` +
+        `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${fixed(order.bolus.volumeMl, 1, "mL")}` : ""}`
+      : "—";
+  }
+
+  renderProgress() {
+    const progress = this.progress ?? {};
+    const percent = percentOf(progress.progressPercent);
+    $(this.root, "#mon-infused").textContent = fixed(progress.deliveredVolumeMl, 1, "mL");
+    $(this.root, "#mon-remaining").textContent = fixed(progress.volumeRemainingMl, 1, "mL");
+    $(this.root, "#mon-percent").textContent = fixed(percent, 0, "%");
+    $(this.root, "#mon-time-left").textContent = duration(progress.timeRemainingMin);
+    $(this.root, "#mon-rate").textContent = fixed(mlMinToMlH(progress.flowRate), 1, "mL/h");
+    const bar = $(this.root, "#mon-bar");
+    bar.style.width = `${percent ?? 0}%`;
+    bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
+  }
+
+  renderAlarms() {
+    const list = $(this.root, "#alarm-list");
+    const alarms = [...this.alarms.values()].sort(
+      (a, b) => rank(b.priority) - rank(a.priority) || String(b.raisedAt).localeCompare(String(a.raisedAt)),
+    );
+    list.replaceChildren(...(alarms.length ? alarms.map((alarm) => this.alarmItem(alarm)) : [noAlarms()]));
+    this.audio.update(alarms);
+  }
+
+  alarmItem(alarm) {
+    const item = document.createElement("li");
+    item.className = "alarm";
+    item.dataset.priority = alarm.priority;
+    item.dataset.alarmId = alarm.id;
+    item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
+    const title = document.createElement("strong");
+    title.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${humanType(alarm.type)}`;
+    const text = document.createElement("span");
+    const count = alarm.count > 1 ? ` · ×${alarm.count}` : "";
+    text.textContent = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count})`;
+    const ack = document.createElement("span");
+    ack.className = "ack";
+    if (alarm.acknowledged) {
+      ack.textContent = `Acknowledged by ${alarm.acknowledged.by ?? "someone"} at ${clock(alarm.acknowledged.at)}`;
+    } else if (this.page.canAcknowledge) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = "Acknowledge";
+      button.addEventListener("click", () => this.acknowledge(alarm, button));
+      ack.append(button);
+    }
+    item.append(title, text, ack);
+    return item;
+  }
+
+  async acknowledge(alarm, button) {
+    button.disabled = true;
+    const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`);
+    if (ok) this.apply("device:alarm", { deviceId: this.deviceId, alarm: body.alarm });
+    else {
+      button.disabled = false;
+      this.flash(body.message ?? "Could not acknowledge the alarm");
+    }
+  }
+
+  renderControls() {
+    const allowed = new Set(CONTROLS_FOR_SESSION[this.session?.status] ?? []);
+    for (const button of this.root.querySelectorAll("button[data-command]")) {
+      button.disabled = !allowed.has(button.dataset.command);
+    }
+    const startLink = $(this.root, "#start-link");
+    if (startLink) startLink.hidden = ACTIVE.has(this.session?.status);
+  }
+
+  renderCommands() {
+    const list = $(this.root, "#command-list");
+    const commands = [...this.commands.values()]
+      .sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)))
+      .slice(0, 4);
+    list.replaceChildren(
+      ...commands.map((command) => {
+        const item = document.createElement("li");
+        item.dataset.state = command.state;
+        item.dataset.command = command.command;
+        const who = command.by ? ` by ${command.by}` : "";
+        const error = command.error ? ` (${command.error})` : "";
+        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${command.state}${error}`;
+        return item;
+      }),
+    );
+  }
+
+  renderEvents() {
+    const list = $(this.root, "#event-list");
+    list.replaceChildren(
+      ...this.events.slice(0, 30).map((event) => {
+        const item = document.createElement("li");
+        const who = event.user ? ` · ${event.user}` : "";
+        item.textContent = `${clock(event.at)} ${event.kind}${event.summary ? `: ${event.summary}` : ""}${who}`;
+        return item;
+      }),
+    );
+  }
+
+  flash(message) {
+    $(this.root, "#audio-state").textContent = message;
+  }
+
+  // ---- controls ----------------------------------------------------------------------------------
+
+  wireControls() {
+    const dialog = $(this.root, "#confirm-dialog");
+    for (const button of this.root.querySelectorAll("button[data-command]")) {
+      button.addEventListener("click", () => {
+        const command = button.dataset.command;
+        dialog.dataset.command = command;
+        $(dialog, "#confirm-title").textContent = `${COMMAND_VERB[command]} the infusion?`;
+        $(dialog, "#confirm-text").textContent =
+          `${COMMAND_VERB[command]} the infusion on ${this.deviceId}. The pump is sent the command; ` +
+          "its progress is shown below.";
+        $(dialog, "#confirm-reason").value = "";
+        dialog.returnValue = "";
+        dialog.showModal();
+      });
+    }
+    dialog?.addEventListener("close", () => {
+      if (dialog.returnValue === "confirm") this.sendCommand(dialog.dataset.command, $(dialog, "#confirm-reason").value);
+    });
+  }
+
+  async sendCommand(command, reason) {
+    const url = `/api/devices/${encodeURIComponent(this.deviceId)}/commands/`;
+    const { ok, body } = await postJson(url, { command, reason });
+    if (ok) this.apply("device:command", { deviceId: this.deviceId, command: body.command });
+    else this.flash(body.message ?? `Could not ${command} the infusion`);
+  }
+}
+
+function rank(priority) {
+  return { high: 3, medium: 2, low: 1 }[priority] ?? 0;
+}
+
+function noAlarms() {
+  const item = document.createElement("li");
+  item.className = "muted none";
+  item.textContent = "No active alarms.";
+  return item;
+}

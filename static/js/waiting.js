@@ -1,0 +1,154 @@
+// The waiting modal after "start": what the server is waiting for (sent, delivered to the pump, a person
+// at the pump accepting), a countdown from the confirmation timeout, Cancel, and a clear message for each
+// ending: confirmed (closes, monitoring begins), rejected, timed out, parameter mismatch, cancelled,
+// command failed, or a lost connection.
+
+import { getJson, postJson } from "./http.js";
+import { serverNowMs } from "./format.js";
+
+const MISMATCH_GRACE_MS = 600; // the mismatch alarm follows the confirmation in the same commit
+const POLL_AFTER_DEADLINE_MS = 3000;
+
+const MESSAGES = {
+  rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
+  timeout: "The pump did not confirm in time. The start was withdrawn and the pump told to stop.",
+  mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
+  cancelled: "The start was cancelled. The pump was told to clear its screen.",
+  failed: "The command could not be delivered to the pump.",
+  connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
+};
+const RETRY = new Set(["rejected", "timeout", "failed"]);
+
+export class WaitingModal {
+  constructor(dialog, { monitor, live, confirmationTimeoutS, onConfirmed, onRetry }) {
+    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, onConfirmed, onRetry });
+    this.session = null;
+    this.byId = (id) => dialog.querySelector(`#${id}`);
+    this.byId("waiting-cancel").addEventListener("click", () => this.cancel());
+    this.byId("waiting-retry").addEventListener("click", () => this.close(() => this.onRetry()));
+    this.byId("waiting-close").addEventListener("click", () => this.close(() => this.outcome === "mismatch" && this.onConfirmed()));
+    dialog.addEventListener("cancel", (event) => event.preventDefault()); // Escape must not hide a pending start
+    monitor.onEvent((name, payload) => this.onDeviceEvent(name, payload));
+    live.onStateChange((state) => this.onConnection(state));
+  }
+
+  open(session) {
+    this.session = session;
+    this.deadline = Date.parse(session.createdAt) + this.confirmationTimeoutS * 1000;
+    this.setOutcome("waiting", "");
+    for (const step of this.dialog.querySelectorAll("[data-wait]")) step.dataset.done = "false";
+    this.mark("sent", "active");
+    this.dialog.showModal();
+    this.byId("waiting-cancel").focus();
+    this.timer = setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  matches(infusionId) {
+    return this.session && this.outcome === "waiting" && infusionId === this.session.infusionId;
+  }
+
+  onDeviceEvent(name, payload) {
+    if (name === "device:command" && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
+    else if (name === "device:session" && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
+    else if (name === "device:alarm" && payload.alarm?.type === "parameter_mismatch") {
+      if (this.session && payload.alarm.infusionId === this.session.infusionId && this.outcome === "confirming") {
+        this.finish("mismatch");
+      }
+    }
+  }
+
+  onCommand(command) {
+    if (command.command !== "START_INFUSION") return;
+    if (["sent", "delivered", "done"].includes(command.state)) this.mark("sent", "done");
+    if (["delivered", "done"].includes(command.state)) this.delivered();
+    if (command.state === "failed" || command.state === "expired") this.finish("failed", command.error);
+  }
+
+  onSession(session) {
+    this.session = { ...this.session, ...session };
+    if (session.deliveredAt) {
+      this.mark("sent", "done");
+      this.delivered();
+    }
+    if (session.status === "running" || session.status === "paused") {
+      this.outcome = "confirming";
+      setTimeout(() => this.outcome === "confirming" && this.finish("confirmed"), MISMATCH_GRACE_MS);
+    } else if (session.status === "rejected") this.finish("rejected");
+    else if (session.status === "timed_out") this.finish("timeout");
+    else if (session.status === "cancelled") this.finish("cancelled");
+  }
+
+  delivered() {
+    this.mark("delivered", "done");
+    this.mark("accept", "active");
+  }
+
+  onConnection(state) {
+    if (!this.session || !["waiting", "connection"].includes(this.outcome)) return;
+    if (state !== "live") {
+      this.setOutcome("connection", MESSAGES.connection);
+    } else if (this.outcome === "connection") {
+      this.setOutcome("waiting", "");
+      this.reread(); // the snapshot only holds active sessions: ask for this one in case it ended meanwhile
+    }
+  }
+
+  async reread() {
+    const { ok, body } = await getJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/`);
+    if (ok && this.outcome === "waiting") this.onSession(body.session);
+  }
+
+  tick() {
+    const left = Math.max(0, Math.ceil((this.deadline - serverNowMs()) / 1000));
+    this.byId("waiting-countdown").textContent = left > 0 ? `${left} s` : "waiting for the server…";
+    if (left === 0 && !this.polled && serverNowMs() > this.deadline + POLL_AFTER_DEADLINE_MS) {
+      this.polled = true;
+      this.reread();
+    }
+  }
+
+  async cancel() {
+    const button = this.byId("waiting-cancel");
+    button.disabled = true;
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/cancel/`);
+    button.disabled = false;
+    if (ok) this.onSession(body.session);
+    else this.byId("waiting-message").textContent = body.message ?? "The start could not be cancelled.";
+  }
+
+  finish(outcome, detail) {
+    clearInterval(this.timer);
+    this.polled = false;
+    if (outcome === "confirmed") {
+      this.setOutcome("confirmed", "");
+      this.close(() => this.onConfirmed());
+      return;
+    }
+    this.setOutcome(outcome, detail ? `${MESSAGES[outcome]} (${detail})` : MESSAGES[outcome]);
+  }
+
+  setOutcome(outcome, message) {
+    this.outcome = outcome;
+    this.dialog.dataset.outcome = outcome;
+    this.byId("waiting-message").textContent = message;
+    const ended = !["waiting", "connection", "confirming"].includes(outcome);
+    this.byId("waiting-cancel").hidden = ended;
+    this.byId("waiting-retry").hidden = !RETRY.has(outcome);
+    this.byId("waiting-close").hidden = !ended;
+    this.byId("waiting-close").textContent = outcome === "mismatch" ? "Go to the monitor" : "Close";
+    this.dialog.querySelector(".spinner").hidden = ended;
+    if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
+  }
+
+  mark(step, state) {
+    const item = this.dialog.querySelector(`[data-wait="${step}"]`);
+    if (item && item.dataset.done !== "done") item.dataset.done = state;
+  }
+
+  close(then) {
+    clearInterval(this.timer);
+    if (this.dialog.open) this.dialog.close();
+    then?.();
+  }
+}

@@ -1,0 +1,219 @@
+// The start-infusion wizard: patient (or a recorded skip), infusion (any two of rate, volume and time
+// give the third; bolus within the total), review with "start" typed to confirm. The server checks the
+// same rules and names the wrong field; its answer opens the waiting modal.
+
+import { duration, fixed } from "./format.js";
+import { postJson } from "./http.js";
+
+const RVT = ["rate_ml_h", "volume_ml", "time_min"];
+const STEP_OF_FIELD = {
+  patient_name: 1, patient_age: 1, patient_weight_kg: 1, patient_bed: 1, patient_allergies: 1, drug: 1,
+  rate_ml_h: 2, volume_ml: 2, time_min: 2, bolus_volume_ml: 2, bolus_enabled: 2, confirm: 3,
+};
+
+export class Wizard {
+  constructor(root, { onStarted }) {
+    this.root = root;
+    this.form = root.querySelector("#wizard-form");
+    this.onStarted = onStarted;
+    this.maxRateMlH = Number(root.dataset.maxRateMlH);
+    this.maxVolumeMl = Number(root.dataset.maxVolumeMl);
+    this.edited = []; // rate/volume/time fields in the order the clinician typed them
+    this.field = (name) => this.form.elements.namedItem(name);
+    this.wire();
+    this.show(1);
+  }
+
+  wire() {
+    for (const name of RVT) this.field(name).addEventListener("input", () => this.rvtEdited(name));
+    this.field("bolus_enabled").addEventListener("change", () => {
+      this.field("bolus_volume_ml").disabled = !this.field("bolus_enabled").checked;
+    });
+    this.root.querySelector("#skip-patient").addEventListener("click", () => this.toggleSkip());
+    for (const button of this.root.querySelectorAll("[data-next]")) {
+      button.addEventListener("click", () => this.go(Number(button.dataset.next)));
+    }
+    const confirm = this.field("confirm");
+    confirm.addEventListener("input", () => {
+      this.root.querySelector("#start-submit").disabled = confirm.value.trim().toLowerCase() !== confirm.dataset.word;
+    });
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+  }
+
+  // ---- steps ---------------------------------------------------------------------------------------
+
+  go(step) {
+    if (step > this.step && !this.validate(this.step)) return;
+    if (step === 3) this.renderReview();
+    this.show(step);
+  }
+
+  show(step) {
+    this.step = step;
+    for (const fieldset of this.form.querySelectorAll("fieldset[data-step]")) {
+      fieldset.hidden = Number(fieldset.dataset.step) !== step;
+    }
+    for (const marker of this.root.querySelectorAll("[data-step-marker]")) {
+      if (Number(marker.dataset.stepMarker) === step) marker.setAttribute("aria-current", "step");
+      else marker.removeAttribute("aria-current");
+    }
+    const first = this.form.querySelector(`fieldset[data-step="${step}"] input:not([type=hidden]):not([disabled])`);
+    first?.focus();
+  }
+
+  /** Back to the review (Retry after a rejection or a timeout): the clinician confirms again. */
+  retry() {
+    this.field("confirm").value = "";
+    this.root.querySelector("#start-submit").disabled = true;
+    this.root.hidden = false;
+    this.go(3);
+  }
+
+  toggleSkip() {
+    const skipped = this.field("patient_skipped").value !== "1";
+    this.field("patient_skipped").value = skipped ? "1" : "";
+    this.root.querySelector("#skip-warning").hidden = !skipped;
+    this.root.querySelector("#skip-patient").textContent = skipped ? "Enter patient details instead" : "Skip patient details";
+    if (skipped) {
+      this.setError("patient_name", "");
+      this.go(2);
+    }
+  }
+
+  // ---- rate, volume, time --------------------------------------------------------------------------
+
+  rvtEdited(name) {
+    this.field(name).dataset.computed = "false";
+    this.edited = this.edited.filter((other) => other !== name);
+    if (this.field(name).value !== "") this.edited.push(name);
+    const sources = this.edited.slice(-2);
+    if (sources.length < 2) return;
+    const target = RVT.find((other) => !sources.includes(other));
+    const value = this.compute(target);
+    const input = this.field(target);
+    input.value = Number.isFinite(value) && value > 0 ? String(Math.round(value * 100) / 100) : "";
+    input.dataset.computed = "true";
+    this.edited = this.edited.filter((other) => other !== target);
+  }
+
+  compute(target) {
+    const rate = Number(this.field("rate_ml_h").value);
+    const volume = Number(this.field("volume_ml").value);
+    const minutes = Number(this.field("time_min").value);
+    if (target === "time_min") return (volume / rate) * 60;
+    if (target === "volume_ml") return (rate / 60) * minutes;
+    return (volume / minutes) * 60;
+  }
+
+  numberOf(name) {
+    const raw = this.field(name).value;
+    return raw === "" ? null : Number(raw);
+  }
+
+  // ---- validation (the same rules as the server's) --------------------------------------------------
+
+  validate(step) {
+    const errors = step === 1 ? this.patientErrors() : step === 2 ? this.infusionErrors() : {};
+    for (const [name, message] of Object.entries(errors)) this.setError(name, message);
+    const stepFields = Object.keys(STEP_OF_FIELD).filter((name) => STEP_OF_FIELD[name] === step);
+    for (const name of stepFields) if (!(name in errors)) this.setError(name, "");
+    const first = Object.keys(errors)[0];
+    if (first) this.field(first)?.focus();
+    return !first;
+  }
+
+  patientErrors() {
+    if (this.field("patient_skipped").value === "1" || this.field("patient_name").value.trim()) return {};
+    return { patient_name: "Enter the patient's name, or choose Skip." };
+  }
+
+  infusionErrors() {
+    const errors = {};
+    const [rate, volume, minutes] = RVT.map((name) => this.numberOf(name));
+    if ([rate, volume, minutes].filter((value) => value !== null && value > 0).length < 2) {
+      for (const name of RVT) if (!(this.numberOf(name) > 0)) errors[name] = "Enter any two of rate, volume and time.";
+      return errors;
+    }
+    if (rate > this.maxRateMlH) errors.rate_ml_h = `This pump delivers at most ${this.maxRateMlH} mL/h.`;
+    if (volume > this.maxVolumeMl) errors.volume_ml = `This pump holds at most ${this.maxVolumeMl} mL.`;
+    if (this.field("bolus_enabled").checked) {
+      const bolus = this.numberOf("bolus_volume_ml");
+      if (!(bolus > 0)) errors.bolus_volume_ml = "Enter the bolus volume, or turn the bolus off.";
+      else if (volume !== null && bolus > volume) {
+        errors.bolus_volume_ml = `The bolus cannot exceed the total volume (${volume} mL).`;
+      }
+    }
+    return errors;
+  }
+
+  setError(name, message) {
+    const slot = this.root.querySelector(`[data-error-for="${name}"]`);
+    if (slot) slot.textContent = message;
+    const input = this.field(name);
+    if (input?.setAttribute) {
+      if (message) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+  }
+
+  renderReview() {
+    const value = (name) => this.field(name).value.trim();
+    const skipped = this.field("patient_skipped").value === "1";
+    const rate = this.numberOf("rate_ml_h");
+    const rows = [
+      ["Patient", skipped ? "Skipped: recorded without patient details" : `${value("patient_name")}` +
+        `${value("patient_age") ? `, ${value("patient_age")} y` : ""}${value("patient_weight_kg") ? `, ${value("patient_weight_kg")} kg` : ""}`],
+      ["Bed", value("patient_bed") || "—"],
+      ["Drug", value("drug") || "—"],
+      ["Allergies", value("patient_allergies") || "—"],
+      ["Rate", `${fixed(rate, 2, "mL/h")} (${fixed(rate / 60, 4, "mL/min")})`],
+      ["Volume", fixed(this.numberOf("volume_ml"), 2, "mL")],
+      ["Time", `${fixed(this.numberOf("time_min"), 2, "min")} (${duration(this.numberOf("time_min"))})`],
+      ["Bolus", this.field("bolus_enabled").checked ? fixed(this.numberOf("bolus_volume_ml"), 2, "mL") : "Off"],
+    ];
+    const review = this.root.querySelector("#review");
+    review.replaceChildren(
+      ...rows.flatMap(([term, text]) => {
+        const dt = document.createElement("dt");
+        dt.textContent = term;
+        const dd = document.createElement("dd");
+        dd.textContent = text;
+        if (term === "Patient" && skipped) dd.className = "warn-text";
+        return [dt, dd];
+      }),
+    );
+  }
+
+  // ---- submit ----------------------------------------------------------------------------------------
+
+  /** Send only what the clinician typed (the server derives the third value by the same rule). */
+  formData() {
+    const data = new FormData(this.form);
+    for (const name of RVT) if (this.field(name).dataset.computed === "true") data.set(name, "");
+    if (!this.field("bolus_enabled").checked) data.delete("bolus_volume_ml");
+    return data;
+  }
+
+  async submit() {
+    const button = this.root.querySelector("#start-submit");
+    button.disabled = true;
+    const error = this.root.querySelector("#wizard-error");
+    error.hidden = true;
+    const { ok, body } = await postJson(this.root.dataset.startUrl, this.formData());
+    if (ok) {
+      this.onStarted(body.session);
+      return;
+    }
+    button.disabled = false;
+    if (body.field && STEP_OF_FIELD[body.field]) {
+      this.setError(body.field, body.message);
+      this.show(STEP_OF_FIELD[body.field]);
+      this.field(body.field)?.focus();
+    }
+    error.textContent = body.message ?? "The infusion could not be started.";
+    error.hidden = false;
+  }
+}

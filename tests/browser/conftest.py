@@ -1,0 +1,51 @@
+"""Browser tests: a real Mosquitto, Daphne, the MQTT bridge, simulated pumps, and headless chromium."""
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.support.bridge import BridgeProcess
+from tests.support.browser import LAPTOP, django_db_beside_playwright, launch_chromium, session_cookie
+
+
+@pytest.fixture(scope="module")
+def browser_bridge(broker, daphne_server, django_db_blocker, artifacts_dir):
+    """The bridge between the shared broker and the shared Daphne, for this module's tests."""
+    with django_db_blocker.unblock():
+        bridge = BridgeProcess(broker.url, daphne_server.url, artifacts_dir).start()
+    yield bridge
+    bridge.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_bridge):
+    """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
+    with django_db_beside_playwright(), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def stack(browser_bridge, daphne_server, broker):
+    """What a page needs: the server, the broker and the bridge (its heartbeat keeps monitoring alive)."""
+    return {"url": daphne_server.url, "broker": broker, "bridge": browser_bridge, "daphne": daphne_server}
+
+
+@pytest.fixture
+def open_page(chromium, stack):
+    """`open_page(user, path, viewport=LAPTOP)`: a fresh signed-in browser context on `path`."""
+    contexts = []
+
+    def open_(user, path: str = "/", viewport: dict = LAPTOP):
+        context = chromium.new_context(viewport=viewport, locale="en-GB")
+        if user is not None:
+            context.add_cookies([session_cookie(user, stack["url"])])
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(stack["url"] + path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()

@@ -1,0 +1,56 @@
+"""Sign in, and the ward overview follows pumps live: a publish shows up, a silent pump turns stale."""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient
+from tests.support.browser import TABLET, measure, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_sign_in_shows_only_my_wards_pumps(open_page, stack, artifacts_dir):
+    ward = make_ward("icu")
+    make_device("BRW_SIGNIN", ward=ward, bed="7", name="Bed 7 pump")
+    make_device("BRW_OTHER", ward=make_ward("er"))
+    make_user("nurse", ward=ward)
+    page = open_page(None, "/")
+    expect(page).to_have_url(f"{stack['url']}/accounts/login/?next=/")
+    page.get_by_label("Username").fill("nurse")
+    page.get_by_label("Password").fill("pw-for-tests-only")
+    page.keyboard.press("Enter")
+    expect(page.locator('.pump-card[data-device-id="BRW_SIGNIN"]')).to_be_visible()
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    assert page.locator('.pump-card[data-device-id="BRW_OTHER"]').count() == 0, "another ward's pump is shown"
+    screenshot(page, artifacts_dir, "overview-signed-in")
+
+
+def test_overview_updates_when_a_pump_publishes_and_turns_stale_when_it_falls_silent(open_page, stack, artifacts_dir):
+    ward = make_ward("icu")
+    make_device("BRW_LIVE", ward=ward, bed="3", has_presence=False)
+    page = open_page(make_user("nurse", ward=ward), "/", viewport=TABLET)
+    card = page.locator('.pump-card[data-device-id="BRW_LIVE"]')
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(card).to_have_attribute("data-connectivity", "unknown")
+    pump = PumpClient(stack["broker"].url, "BRW_LIVE")
+    try:
+        seconds = measure(
+            lambda: pump.publish("status", {"status": "online", "batteryLevel": 80}),
+            lambda: expect(card).to_have_attribute("data-connectivity", "online", timeout=5_000),
+        )
+        print(f"status publish → overview card online: {seconds * 1000:.0f} ms")
+        pump.publish("error", {"type": "occlusion", "severity": "warning", "message": "Downstream occlusion"})
+        expect(card).to_have_attribute("data-alarm", "medium", timeout=5_000)
+        expect(card.locator('[data-field="alarm"]')).to_contain_text("MEDIUM: Occlusion")
+        screenshot(page, artifacts_dir, "overview-tablet-live-alarm")
+        silent_from = time.monotonic()
+        expect(card).to_have_attribute("data-connectivity", "stale", timeout=8_000)
+        print(f"silence → card stale after {time.monotonic() - silent_from:.1f} s (heartbeat timeout 3 s)")
+        expect(card.locator('[data-field="last-heard"]')).to_contain_text("s ago")
+        expect(card.locator('[data-field="connectivity"]')).to_have_text("Stale")
+        screenshot(page, artifacts_dir, "overview-tablet-stale")
+    finally:
+        pump.close()
