@@ -4,9 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 MQTT_PORT ?= 1883
-MQTT_URL ?= mqtt://127.0.0.1:$(MQTT_PORT)
-REALTIME_INTERNAL_URL ?= http://127.0.0.1:$(PORT)
-export PORT MQTT_PORT MQTT_URL REALTIME_INTERNAL_URL
+export PORT MQTT_PORT
 
 .PHONY: run test setup setup-test lint format bench clean
 

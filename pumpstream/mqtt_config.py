@@ -31,7 +31,13 @@ def mqtt_settings_from_env(env: environ.Env) -> dict:
             "TLS": port == TLS_PORT,
         }
     else:
-        broker = {"HOST": "127.0.0.1", "PORT": 1883, "USERNAME": "", "PASSWORD": "", "TLS": False}
+        broker = {
+            "HOST": "127.0.0.1",
+            "PORT": env.int("MQTT_PORT", default=1883),
+            "USERNAME": "",
+            "PASSWORD": "",
+            "TLS": False,
+        }
     broker["CA_FILE"] = env.str("MQTT_CA_FILE", default="") or None
     broker["CLIENT_ID"] = env.str("MQTT_CLIENT_ID", default="pumpstream-bridge")
     broker["SESSION_EXPIRY_S"] = env.int("MQTT_SESSION_EXPIRY_S", default=7 * 24 * 3600)
