@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PORT ?= 8000
+WEB_PORT ?= 8000
 MQTT_PORT ?= 1883
-export PORT MQTT_PORT
+export WEB_PORT MQTT_PORT
 
 .PHONY: run test setup setup-test lint format bench clean
 

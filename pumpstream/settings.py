@@ -148,7 +148,7 @@ if not DEBUG and len(BRIDGE_INTERNAL_SECRET) < 32:
 # Bearer token for /metrics (staff sign-in works too); empty disables token access.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Where the bridge reaches the Socket.IO server (Daphne) to forward events.
-REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{env.int('PORT', default=8000)}")
+REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{env.int('WEB_PORT', default=8000)}")
 
 # Timeouts, in seconds unless named otherwise; tests shorten them through the environment.
 PUMPSTREAM = {

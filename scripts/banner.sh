@@ -3,7 +3,7 @@
 cat <<MSG
 
   PumpStream is starting.
-    Open:        http://127.0.0.1:${PORT:-8000}/
+    Open:        http://127.0.0.1:${WEB_PORT:-8000}/
     Sign in as:  clinician / pumpstream-demo      (admin / pumpstream-demo for /admin/)
     MQTT broker: 127.0.0.1:${MQTT_PORT:-1883}
   Stop with Ctrl-C.
