@@ -1,0 +1,226 @@
+"""Bridge ingest benchmark: N pumps x M QoS 1 progress messages through a real Mosquitto into a real bridge.
+
+Reports messages per second from the first publish to the last commit, the bridge's CPU seconds, and
+(in-process, same code path) database queries per message. Run from the project root:
+
+    .venv/bin/python bench/bridge_ingest.py --pumps 10 --messages 1000
+
+It never runs in `make test`: the machine is shared, so repeat it and read the spread.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def configure_django(database: Path) -> None:
+    """Point Django at a fresh file SQLite database before anything imports the models."""
+    sys.path.insert(0, str(ROOT))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "pumpstream.settings"
+    os.environ["DATABASE_URL"] = f"sqlite:///{database}"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def pumps_create(count: int, *, running: bool) -> list[str]:
+    """Register `count` pumps, each with a running session when `running` (progress then updates a session)."""
+    from django.db import transaction
+
+    from devices.models import Device, Ward
+    from devices.services.changes import device_lock
+    from devices.services.sessions import InfusionOrder, infusion_confirm, infusion_start
+
+    ward = Ward.objects.get_or_create(code="bench", defaults={"name": "Bench"})[0]
+    device_ids = [f"BENCH_{index:04d}" for index in range(count)]
+    for device_id in device_ids:
+        Device.objects.create(device_id=device_id, ward=ward)
+        if not running:
+            continue
+        order = InfusionOrder(flow_rate_ml_min=2.0, planned_volume_ml=500.0, planned_time_min=250.0,
+                              bolus_enabled=False, bolus_volume_ml=0.0, drug="Saline")  # fmt: skip
+        session = infusion_start(device_id=device_id, order=order)
+        with transaction.atomic():
+            infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id,
+                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    return device_ids
+
+
+def progress_payload(seq: int, boot_id: str) -> bytes:
+    """One routine progress message as the current firmware sends it."""
+    delivered = round(seq * 0.033, 3)
+    return json.dumps({
+        "timeRemainingMin": max(0.0, 250 - seq / 60), "volumeRemainingMl": max(0.0, 500 - delivered),
+        "deliveredVolumeMl": delivered, "elapsedTimeMin": seq / 60, "progressPercent": min(100.0, delivered / 5),
+        "flowRate": 2.0, "status": "running", "timestamp": seq * 1000, "seq": seq, "bootId": boot_id,
+    }).encode()  # fmt: skip
+
+
+def queries_per_message(device_ids: list[str], per_pump: int) -> dict:
+    """Run the bridge's own batch commit in-process on synthetic messages and count the SQL it issues."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from realtime.bridge.ingest import InboundMessage
+    from realtime.bridge.worker import Bridge
+
+    bridge = Bridge(name="bench-inprocess")
+    boot_id = f"inproc-{uuid.uuid4().hex[:6]}"
+    batch = [
+        InboundMessage(topic=f"devices/{device_id}/progress", payload=progress_payload(seq, boot_id), mid=seq)
+        for seq in range(per_pump) for device_id in device_ids
+    ]  # fmt: skip
+    started = time.perf_counter()
+    with CaptureQueriesContext(connection) as captured:
+        for start in range(0, len(batch), bridge.limits.max_messages):
+            bridge.commit(batch[start : start + bridge.limits.max_messages])
+    elapsed = time.perf_counter() - started
+    return {"messages": len(batch), "queries": len(captured), "queries_per_message": len(captured) / len(batch),
+            "in_process_msgs_per_s": len(batch) / elapsed}  # fmt: skip
+
+
+class Publisher:
+    """One paho client per pump, all publishing QoS 1 as fast as the broker acknowledges."""
+
+    def __init__(self, broker, device_ids: list[str], per_pump: int, boot_id: str) -> None:
+        import paho.mqtt.client as mqtt
+
+        self.clients = []
+        for device_id in device_ids:
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{device_id}", protocol=mqtt.MQTTv5)
+            client.max_inflight_messages_set(1000)
+            client.max_queued_messages_set(0)
+            client.connect(broker.host, broker.port)
+            client.loop_start()
+            self.clients.append((client, device_id))
+        self.per_pump = per_pump
+        self.boot_id = boot_id
+        self.unacked = 0
+
+    def run(self) -> None:
+        """Publish round-robin across the pumps (no pump sends its whole burst first), then wait for PUBACKs."""
+        infos = []
+        for seq in range(self.per_pump):
+            for client, device_id in self.clients:
+                infos.append(
+                    client.publish(f"devices/{device_id}/progress", progress_payload(seq, self.boot_id), qos=1)
+                )
+        for info in infos:
+            info.wait_for_publish(timeout=120)
+            self.unacked += not info.is_published()
+
+    def close(self) -> None:
+        for client, _ in self.clients:
+            client.loop_stop()
+            client.disconnect()
+
+
+def bridge_start(broker_url: str, database: Path, log_path: Path) -> subprocess.Popen:
+    """The real `run_mqtt_bridge` process, forwarding to nowhere (ingest only)."""
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{database}", MQTT_URL=broker_url,
+               MQTT_CLIENT_ID=f"bench-bridge-{uuid.uuid4().hex[:6]}", REALTIME_INTERNAL_URL="http://127.0.0.1:9",
+               LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")  # fmt: skip
+    return subprocess.Popen([sys.executable, "manage.py", "run_mqtt_bridge", "--name", "bench"], cwd=ROOT, env=env,
+                            stdout=log_path.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
+    from django.db import close_old_connections
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        close_old_connections()
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"{what} within {timeout}s")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """One measurement: set up, publish, wait for the last commit, collect the figures."""
+    import psutil
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    configure_django(workdir / "bench.sqlite3")
+    from devices.models import BridgeStatus, MessageReceipt
+    from tests.support.broker import MosquittoBroker
+
+    device_ids = pumps_create(args.pumps, running=not args.idle)
+    inprocess = queries_per_message(device_ids, per_pump=args.inprocess_per_pump)
+    baseline = MessageReceipt.objects.count()
+    broker = MosquittoBroker(workdir / "mosquitto", persistence=True).start()
+    bridge = bridge_start(broker.url, workdir / "bench.sqlite3", workdir / "bridge.log")
+    publisher = None
+    try:
+        wait_for(lambda: BridgeStatus.objects.filter(name="bench", broker_connected=True).exists(), 30,
+                 "the bridge did not connect")  # fmt: skip
+        cpu = psutil.Process(bridge.pid)
+        cpu_before = sum(cpu.cpu_times()[:2])
+        publisher = Publisher(broker, device_ids, args.messages, boot_id=f"bench-{uuid.uuid4().hex[:6]}")
+        total = args.pumps * args.messages
+        started = time.monotonic()
+        sender = threading.Thread(target=publisher.run)
+        sender.start()
+        wait_for(
+            lambda: MessageReceipt.objects.count() - baseline >= total, args.timeout, "not every message was stored"
+        )
+        elapsed = time.monotonic() - started
+        sender.join()
+        cpu_used = sum(cpu.cpu_times()[:2]) - cpu_before
+        stored = MessageReceipt.objects.count() - baseline
+    finally:
+        if publisher is not None:
+            publisher.close()
+        bridge.terminate()
+        bridge.wait(timeout=20)
+        broker.stop()
+    stats = BridgeStatus.objects.get(name="bench").stats
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "load_before": os.getloadavg()[0], "pumps": args.pumps, "messages_per_pump": args.messages, "total": total,
+        "sessions_running": not args.idle, "stored": stored, "unacked_by_broker": publisher.unacked,
+        "seconds": round(elapsed, 3), "msgs_per_s": round(total / elapsed), "bridge_cpu_s": round(cpu_used, 2),
+        "bridge_cpu_ms_per_msg": round(1000 * cpu_used / total, 3), "largest_batch": stats.get("largest_batch"),
+        "batches": stats.get("batches"), **{key: round(value, 2) for key, value in inprocess.items()},
+        "label": args.label,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pumps", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=1000, help="QoS 1 progress messages per pump")
+    parser.add_argument("--idle", action="store_true", help="pumps without a running session")
+    parser.add_argument("--inprocess-per-pump", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--label", default="")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    result = run(args)
+    result["load_before"] = round(load, 2)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"bridge_ingest-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(result, indent=2))
+    sys.stdout.write(json.dumps(result, indent=2) + f"\nwritten to {out}\n")
+
+
+if __name__ == "__main__":
+    main()
