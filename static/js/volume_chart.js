@@ -6,6 +6,7 @@ export class VolumeChart {
   constructor(canvas) {
     this.points = [];
     this.pending = false;
+    this.box = canvas?.parentElement;
     // eslint-disable-next-line no-undef
     if (!canvas || typeof Chart === "undefined") return;
     // eslint-disable-next-line no-undef
@@ -17,7 +18,7 @@ export class VolumeChart {
         maintainAspectRatio: false,
         parsing: false,
         scales: {
-          x: { type: "linear", ticks: { callback: (value) => timeLabel(value), maxTicksLimit: 6 } },
+          x: { type: "linear", ticks: { callback: (value, index, ticks) => timeLabel(value, ticks), maxTicksLimit: 6 } },
           y: { beginAtZero: true, title: { display: true, text: "mL" } },
         },
         plugins: { legend: { display: false } },
@@ -50,6 +51,7 @@ export class VolumeChart {
   }
 
   redrawSoon() {
+    if (this.box) this.box.hidden = this.points.length === 0; // an empty chart would read as "0 mL delivered"
     if (!this.chart || this.pending) return;
     this.pending = true;
     setTimeout(() => {
@@ -64,14 +66,18 @@ function toPoint([at, volume]) {
   return Number.isNaN(x) || typeof volume !== "number" ? null : { x, y: volume };
 }
 
-let formatter = null;
-function timeLabel(value) {
-  formatter ??= new Intl.DateTimeFormat("en-GB", {
+const SECONDS_BELOW_MS = 15 * 60 * 1000; // short spans show seconds too
+const formatters = {};
+function timeLabel(value, ticks) {
+  const span = ticks.length > 1 ? ticks[ticks.length - 1].value - ticks[0].value : 0;
+  const withSeconds = span < SECONDS_BELOW_MS;
+  formatters[withSeconds] ??= new Intl.DateTimeFormat("en-GB", {
     timeZone: JSON.parse(document.getElementById("page-data")?.textContent ?? "{}").timeZone ?? "UTC",
     hour: "2-digit",
     minute: "2-digit",
+    ...(withSeconds ? { second: "2-digit" } : {}),
     hour12: false,
   });
-  return formatter.format(new Date(value));
+  return formatters[withSeconds].format(new Date(value));
 }
 

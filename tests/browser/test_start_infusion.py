@@ -1,0 +1,133 @@
+"""The start wizard end to end: confirm → monitor, the timeout path with Retry and Cancel, a legacy pump's rejection."""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.models import InfusionSession
+from devices.states import SessionStatus
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+from tests.support.browser import TABLET, screenshot
+from tests.support.simulator import SimulatorProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def simulator(stack, artifacts_dir):
+    started: list[SimulatorProcess] = []
+
+    def start(*args: str, interactive: bool = False) -> SimulatorProcess:
+        process = SimulatorProcess(stack["broker"].url, *args, log_dir=artifacts_dir).start(interactive=interactive)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def open_wizard(open_page, device_id: str, **kwargs):
+    ward = make_ward("icu")
+    make_device(device_id, ward=ward, bed="5", **kwargs)
+    page = open_page(make_user("nurse", ward=ward), f"/devices/{device_id}/start/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    return page
+
+
+def fill_order(page, *, skip_patient: bool = False) -> None:
+    """Patient, then rate and volume (the time is filled in), a bolus, then "start" on the review."""
+    if skip_patient:
+        page.get_by_role("button", name="Skip patient details").click()
+        expect(page.locator("#skip-warning")).to_be_visible()
+    else:
+        page.get_by_label("Name", exact=True).fill("Ada Lovelace")
+        page.get_by_label("Drug", exact=True).fill("Saline 0.9%")
+        page.get_by_role("button", name="Next: infusion").click()
+    page.get_by_label("Rate (mL/h)").fill("120")
+    page.get_by_label("Volume (mL)", exact=True).fill("30")
+    expect(page.get_by_label("Time (min)")).to_have_value("15")
+    page.get_by_label("Bolus", exact=True).check()
+    page.get_by_label("Bolus volume (mL)").fill("40")
+    page.get_by_role("button", name="Next: review").click()
+    expect(page.locator('[data-error-for="bolus_volume_ml"]')).to_contain_text("cannot exceed the total volume")
+    page.get_by_label("Bolus volume (mL)").fill("5")
+    page.get_by_role("button", name="Next: review").click()
+    expect(page.locator("#review")).to_contain_text("120.00 mL/h")
+    confirm_start(page)
+
+
+def confirm_start(page) -> None:
+    page.locator("#confirm").fill("start")
+    page.get_by_role("button", name="Start infusion").click()
+    expect(page.locator("#waiting-modal")).to_be_visible()
+
+
+def test_start_wait_confirm_then_monitor_on_the_same_page(open_page, simulator, artifacts_dir):
+    sim = simulator("BRW_AUTO", "--auto", "--speed", "30", "--confirm-delay", "2")
+    page = open_wizard(open_page, "BRW_AUTO", has_presence=True)
+    wait_until(lambda: page.locator("#mon-connectivity").text_content() == "Online", timeout=15,
+               message=f"the simulated pump never came online:\n{sim.log_tail()}")  # fmt: skip
+    fill_order(page)
+    submitted = time.monotonic()
+    expect(page.locator("#waiting-countdown")).to_contain_text(" s")
+    expect(page.locator('[data-wait="delivered"]')).to_have_attribute("data-done", "done")
+    screenshot(page, artifacts_dir, "start-waiting-modal")
+    expect(page.locator("#monitor")).to_be_visible(timeout=15_000)
+    print(f"start submitted → monitor shown after {time.monotonic() - submitted:.1f} s (the pump confirms after 2 s)")
+    expect(page.locator("#waiting-modal")).to_be_hidden()
+    assert page.url.endswith("/devices/BRW_AUTO/"), "monitoring begins on the same page, at the monitor's address"
+    expect(page.locator("#mon-session")).to_have_text("Running")
+    expect(page.locator("#mon-drug")).to_have_text("Saline 0.9%")
+    expect(page.locator("#mon-ordered")).to_contain_text("120.0 mL/h")
+    expect(page.locator("#mon-infused")).not_to_have_text("—", timeout=10_000)
+    expect(page.locator("#mon-rate")).to_contain_text("mL/h")
+    session = InfusionSession.objects.get(device__device_id="BRW_AUTO")
+    assert session.flow_rate_ml_min == 2.0 and session.started_by.username == "nurse"
+    wait_until(lambda: page.evaluate("window.pumpstreamMonitor.chart.points.length") >= 3, timeout=10,
+               message="the chart of delivered volume never grew from live progress")  # fmt: skip
+    page.set_viewport_size(TABLET)
+    screenshot(page, artifacts_dir, "monitor-running-tablet")
+
+
+def test_timeout_then_retry_then_cancel(open_page, stack, artifacts_dir):
+    pump = PumpClient(stack["broker"].url, "BRW_MUTE")  # hears commands, never answers
+    try:
+        page = open_wizard(open_page, "BRW_MUTE", has_presence=True)
+        pump.publish("status", {"status": "online"}, retain=False)
+        fill_order(page, skip_patient=True)
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "timeout", timeout=20_000)
+        expect(page.locator("#waiting-message")).to_contain_text("did not confirm in time")
+        screenshot(page, artifacts_dir, "start-timeout")
+        session = InfusionSession.objects.get(device__device_id="BRW_MUTE")
+        assert session.status == SessionStatus.TIMED_OUT and session.patient_skipped
+        page.get_by_role("button", name="Retry").click()
+        expect(page.locator("#review")).to_contain_text("Skipped")
+        confirm_start(page)
+        expect(modal).to_have_attribute("data-outcome", "waiting")
+        page.get_by_role("button", name="Cancel").click()
+        expect(modal).to_have_attribute("data-outcome", "cancelled")
+        expect(page.locator("#waiting-message")).to_contain_text("cancelled")
+        wait_until(lambda: any(c.get("command") == "STOP_INFUSION" for c in pump.commands), timeout=10,
+                   message="a cancelled start must tell the pump to stop")  # fmt: skip
+    finally:
+        pump.close()
+
+
+def test_legacy_pump_rejects_the_start(open_page, simulator, artifacts_dir):
+    sim = simulator("BRW_LEGACY", "--legacy", interactive=True)
+    page = open_wizard(open_page, "BRW_LEGACY", has_presence=False)
+    wait_until(lambda: page.locator("#mon-connectivity").text_content() == "Online", timeout=15,
+               message=f"the legacy pump never spoke:\n{sim.log_tail()}")  # fmt: skip
+    fill_order(page)
+    expect(page.locator('[data-wait="delivered"]')).to_have_attribute("data-done", "done", timeout=10_000)
+    expect(page.locator('[data-wait="accept"]')).to_have_attribute("data-done", "active")
+    sim.type("reject")
+    modal = page.locator("#waiting-modal")
+    expect(modal).to_have_attribute("data-outcome", "rejected", timeout=10_000)
+    expect(page.locator("#waiting-message")).to_contain_text("rejected the infusion")
+    expect(page.get_by_role("button", name="Retry")).to_be_visible()
+    screenshot(page, artifacts_dir, "start-rejected-legacy")
