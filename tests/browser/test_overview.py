@@ -54,3 +54,24 @@ def test_overview_updates_when_a_pump_publishes_and_turns_stale_when_it_falls_si
         screenshot(page, artifacts_dir, "overview-tablet-stale")
     finally:
         pump.close()
+
+
+def test_lost_connection_says_reconnecting_then_resubscribes(open_page, stack, artifacts_dir):
+    ward = make_ward("icu")
+    make_device("BRW_NET", ward=ward, bed="9", has_presence=True)
+    page = open_page(make_user("nurse", ward=ward), "/")
+    banner = page.locator("#connection-banner")
+    expect(banner).to_have_text("Live")
+    page.context.set_offline(True)
+    expect(banner).to_have_text("Reconnecting…", timeout=10_000)
+    assert page.evaluate("document.body.classList.contains('not-live')"), "values must not look live while offline"
+    screenshot(page, artifacts_dir, "overview-reconnecting")
+    page.context.set_offline(False)
+    expect(banner).to_have_text("Live", timeout=15_000)
+    pump = PumpClient(stack["broker"].url, "BRW_NET")
+    try:
+        pump.publish("status", {"status": "online"})
+        card = page.locator('.pump-card[data-device-id="BRW_NET"]')
+        expect(card).to_have_attribute("data-connectivity", "online", timeout=5_000)
+    finally:
+        pump.close()
