@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from devices.selectors import bridge_status
-from pumpstream.ops_metrics import refresh_domain_gauges
+from pumpstream.ops_metrics import DOMAIN, refresh_domain_gauges
 
 logger = logging.getLogger(__name__)
 BROKER_CONNECT_TIMEOUT_S = 1.0
@@ -75,4 +75,4 @@ def metrics(request: HttpRequest) -> HttpResponse:
     if not _metrics_allowed(request):
         return HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
     refresh_domain_gauges()
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(DOMAIN), content_type=CONTENT_TYPE_LATEST)

@@ -1,17 +1,57 @@
-"""Domain gauges computed from the database when `/metrics` is scraped (pumps, alarms, commands)."""
+"""What `/metrics` adds at scrape time: domain gauges from the database and the bridge's own metrics.
+
+The bridge is a separate process; it carries a snapshot of its metrics in its heartbeat row
+(`BridgeStatus.stats["metrics"]`, refreshed every BRIDGE_HEARTBEAT_S), re-exposed here, so one
+authenticated endpoint serves both processes.
+"""
 
 from collections import Counter
+from collections.abc import Iterator
 
 from django.db.models import Count
 from django.utils import timezone
-from prometheus_client import Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from devices.models import Alarm, Command, Device
+from devices.models import Alarm, BridgeStatus, Command, Device
 from devices.states import AlarmPriority, AlarmState, CommandState, Connectivity
 
-PUMPS_BY_CONNECTIVITY = Gauge("pumpstream_pumps", "Registered pumps by connectivity", ["connectivity"])
-ACTIVE_ALARMS = Gauge("pumpstream_active_alarms", "Active alarms by priority", ["priority"])
-COMMANDS_BY_STATE = Gauge("pumpstream_commands", "Commands by state", ["state"])
+BRIDGE_PREFIX = "pumpstream_bridge"
+DOMAIN = CollectorRegistry()  # what /metrics serves
+PUMPS_BY_CONNECTIVITY = Gauge("pumpstream_pumps", "Registered pumps by connectivity", ["connectivity"], registry=DOMAIN)
+ACTIVE_ALARMS = Gauge("pumpstream_active_alarms", "Active alarms by priority", ["priority"], registry=DOMAIN)
+COMMUNICATION_LOST = Gauge("pumpstream_communication_lost_alarms", "Active communication_lost alarms", registry=DOMAIN)
+COMMANDS_BY_STATE = Gauge("pumpstream_commands", "Commands by state", ["state"], registry=DOMAIN)
+
+
+class BridgeCollector(Collector):
+    """The bridge's liveness and its metrics, from its heartbeat row."""
+
+    def collect(self) -> Iterator[Metric]:
+        status = BridgeStatus.objects.filter(name="bridge").first()
+        age = (timezone.now() - status.heartbeat_at).total_seconds() if status and status.heartbeat_at else -1
+        yield GaugeMetricFamily(
+            "pumpstream_bridge_heartbeat_age_seconds", "Seconds since the bridge's heartbeat (-1: never)", value=age
+        )
+        for family in status.stats.get("metrics", []) if status else []:
+            metric = Metric(family["name"], family["documentation"], family["type"])
+            for name, labels, value in family["samples"]:
+                metric.add_sample(name, labels, value)
+            yield metric
+
+
+class ThisProcessCollector(Collector):
+    """This process's own metrics; bridge families come only from the bridge's heartbeat, never twice."""
+
+    def collect(self) -> Iterator[Metric]:
+        for family in REGISTRY.collect():
+            if not family.name.startswith(BRIDGE_PREFIX):
+                yield family
+
+
+DOMAIN.register(BridgeCollector())
+DOMAIN.register(ThisProcessCollector())
 
 
 def refresh_domain_gauges() -> None:
@@ -21,11 +61,11 @@ def refresh_domain_gauges() -> None:
     connectivity = Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))
     for state in Connectivity.values:
         PUMPS_BY_CONNECTIVITY.labels(state).set(connectivity.get(state, 0))
-    alarms = dict(
-        Alarm.objects.filter(state=AlarmState.ACTIVE).values_list("priority").annotate(n=Count("id")).order_by()
-    )
+    active = Alarm.objects.filter(state=AlarmState.ACTIVE)
+    alarms = dict(active.values_list("priority").annotate(n=Count("id")).order_by())
     for priority in AlarmPriority.values:
         ACTIVE_ALARMS.labels(priority).set(alarms.get(priority, 0))
+    COMMUNICATION_LOST.set(active.filter(type="communication_lost").count())
     commands = dict(Command.objects.values_list("state").annotate(n=Count("id")).order_by())
     for state in CommandState.values:
         COMMANDS_BY_STATE.labels(state).set(commands.get(state, 0))

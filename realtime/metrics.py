@@ -1,6 +1,6 @@
 """Prometheus counters and histograms the MQTT bridge increments (exposed by the ops endpoint)."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 MESSAGES_RECEIVED = Counter(
     "pumpstream_bridge_messages_received_total", "MQTT messages the bridge received, by topic kind", ["kind"]
@@ -27,3 +27,13 @@ FORWARDED_CHANGES = Counter("pumpstream_bridge_forwarded_changes_total", "Change
 FORWARD_DROPPED = Counter(
     "pumpstream_bridge_forward_dropped_total", "Changes dropped because the forward buffer was full"
 )
+
+
+def registry_snapshot() -> list[dict]:
+    """The bridge's metric families as plain data, carried in its heartbeat row to Daphne's `/metrics`."""
+    return [
+        {"name": family.name, "documentation": family.documentation, "type": family.type,
+         "samples": [[sample.name, sample.labels, sample.value] for sample in family.samples]}
+        for family in REGISTRY.collect()
+        if family.name.startswith("pumpstream_bridge")
+    ]  # fmt: skip

@@ -158,4 +158,5 @@ class Bridge:
             "forwardDropped": self.forwarder.dropped,
             "forwardConnected": self.forwarder.connected,
             "protocol": "5" if self.link.protocol == 5 else "3.1.1",
+            "metrics": metrics.registry_snapshot(),
         }

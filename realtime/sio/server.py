@@ -9,7 +9,7 @@ import socketio
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
-from realtime import dispatch
+from realtime import dispatch, server_metrics
 from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, authenticate, origin_allowed, session_hash
@@ -164,5 +164,7 @@ def install() -> None:
     sio.register_namespace(InternalNamespace(on_first_connect=Runtime.bind))
     fanout.targets.append(deliver_to_rooms)
     fanout.release_listeners.append(ward_feed.mark_changed)
+    fanout.release_listeners.append(server_metrics.count_published)
+    server_metrics.install()
     dispatch.install_sink(sink)
     user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")

@@ -43,3 +43,20 @@ def test_metrics_with_bearer_token_counts_pumps_and_alarms(client, settings):
     body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
     assert 'pumpstream_pumps{connectivity="online"} 1.0' in body
     assert 'pumpstream_active_alarms{priority="high"} 1.0' in body
+
+
+def test_metrics_re_exposes_the_bridges_counters_from_its_heartbeat(client, settings):
+    from realtime import metrics as bridge_metrics
+
+    settings.METRICS_TOKEN = "scrape-token-for-tests"
+    bridge_metrics.MESSAGES_REJECTED.labels("bad_json").inc(3)
+    bridge_heartbeat(broker_connected=True, stats={"metrics": bridge_metrics.registry_snapshot()})
+    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
+    rejected = [
+        line
+        for line in body.splitlines()
+        if line.startswith('pumpstream_bridge_messages_rejected_total{reason="bad_json"}')
+    ]
+    assert rejected and float(rejected[0].split()[-1]) >= 3, "the bridge's reject counter must reach /metrics"
+    assert "pumpstream_bridge_heartbeat_age_seconds" in body
+    assert body.count("# TYPE pumpstream_bridge_messages_rejected_total counter") == 1, "no duplicate families"
