@@ -61,5 +61,16 @@ def test_alarm_appears_sounds_is_silenced_resounds_and_is_acknowledged(open_page
         acknowledged = watcher.locator(".alarm").filter(has_text="Occlusion")
         expect(acknowledged).to_contain_text("Acknowledged by nurse", timeout=5_000)
         screenshot(page, artifacts_dir, "monitor-acknowledged")
+
+        # A skipped seq means a missed event: the page subscribes again and rebuilds from the snapshot.
+        page.evaluate("""() => {
+            const stream = window.pumpstreamLive.devices.get('BRW_ALARM');
+            window.pumpstreamLive.onDeviceEvent('device:status', {deviceId: 'BRW_ALARM', seq: stream.lastSeq + 5,
+                                                                  status: {connectivity: 'offline'}});
+        }""")
+        page.wait_for_function("window.pumpstreamLive.devices.get('BRW_ALARM').lastSeq !== null")
+        stats = page.evaluate("window.pumpstreamLive.stats")
+        assert stats["gaps"] == 1 and stats["resubscribes"] == 1, stats
+        expect(page.locator("#mon-connectivity")).to_have_text("Online")  # the out-of-order event was not applied
     finally:
         pump.close()
