@@ -1,15 +1,17 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
+from collections import Counter
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from devices.models import (
     Alarm,
     BridgeStatus,
     Command,
+    DeadLetter,
     Device,
     DeviceEvent,
     InfusionSession,
@@ -132,3 +134,34 @@ def monitoring_status() -> dict:
     """`bridge_status` of the bridge that reported last (pages do not need to know the bridge's name)."""
     latest = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at").first()
     return bridge_status(latest.name if latest else "bridge")
+
+
+def operations_summary(*, dead_letters: int = 20) -> dict:
+    """What the operations page shows: bridge, message counters, rejects, pumps and alarms."""
+    status = BridgeStatus.objects.filter(name="bridge").first()
+    stats = dict(status.stats) if status else {}
+    families = {family["name"]: family["samples"] for family in stats.pop("metrics", [])}
+    now = timezone.now()
+    fields = ("last_seen_at", "presence", "has_presence")
+    return {
+        "bridge": {**bridge_status(), "stats": stats},
+        "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
+        "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
+        "pumps": dict(Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))),
+        "alarms": dict(Alarm.objects.filter(state="active").values_list("priority").annotate(n=Count("id")).order_by()),
+        "deadLetters": [
+            {
+                "at": letter.received_at.isoformat(),
+                "source": letter.source,
+                "topic": letter.topic,
+                "reason": letter.reason,
+                "detail": letter.detail,
+            }
+            for letter in DeadLetter.objects.order_by("-id")[:dead_letters]
+        ],  # fmt: skip
+    }
+
+
+def _by_label(samples: list, label: str) -> dict[str, float]:
+    """Counter totals by one label, from a metric family's samples."""
+    return {labels[label]: value for name, labels, value in samples if name.endswith("_total") and label in labels}

@@ -1,17 +1,20 @@
-"""Operations endpoints: `/healthz` (the process is up), `/readyz` (its dependencies), `/metrics` (Prometheus)."""
+"""Operations endpoints: `/healthz`, `/readyz`, `/metrics` (Prometheus) and the staff operations page."""
 
 import hmac
 import logging
 import socket
 
 from django.conf import settings
+from django.contrib.auth.decorators import user_passes_test
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from devices.selectors import bridge_status
+from devices.selectors import bridge_status, operations_summary
 from pumpstream.ops_metrics import DOMAIN, refresh_domain_gauges
 
 logger = logging.getLogger(__name__)
@@ -76,3 +79,30 @@ def metrics(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
     refresh_domain_gauges()
     return HttpResponse(generate_latest(DOMAIN), content_type=CONTENT_TYPE_LATEST)
+
+
+def _staff(user) -> bool:
+    return bool(user.is_authenticated and user.is_staff)
+
+
+@never_cache
+@user_passes_test(_staff)
+def operations_page(request: HttpRequest) -> HttpResponse:
+    """The operations page for staff: the pipeline's health at a glance, refreshed live."""
+    return render(request, "ops/operations.html", {"summary": operations_summary()})
+
+
+@never_cache
+@require_GET
+@user_passes_test(_staff)
+def operations_status(request: HttpRequest) -> JsonResponse:
+    """The operations page's live data: the summary plus this process's connected clients."""
+    from realtime.sio.server import client_namespace
+
+    subscribers = list(client_namespace.subscribers.values())
+    clients = {
+        "connected": len(subscribers),
+        "deviceSubscriptions": sum(len(s.limits.devices) for s in subscribers),
+        "wardSubscriptions": sum(len(s.limits.wards) for s in subscribers),
+    }
+    return JsonResponse({**operations_summary(), "clients": clients, "at": timezone.now().isoformat()})

@@ -13,5 +13,7 @@ urlpatterns = [
     path("healthz", ops.healthz, name="healthz"),
     path("readyz", ops.readyz, name="readyz"),
     path("metrics", ops.metrics, name="metrics"),
+    path("ops/", ops.operations_page, name="operations"),
+    path("ops/status.json", ops.operations_status, name="operations_status"),
     path("", include("devices.urls")),
 ]

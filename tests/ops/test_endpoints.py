@@ -60,3 +60,28 @@ def test_metrics_re_exposes_the_bridges_counters_from_its_heartbeat(client, sett
     assert rejected and float(rejected[0].split()[-1]) >= 3, "the bridge's reject counter must reach /metrics"
     assert "pumpstream_bridge_heartbeat_age_seconds" in body
     assert body.count("# TYPE pumpstream_bridge_messages_rejected_total counter") == 1, "no duplicate families"
+
+
+def test_operations_page_is_for_staff_only(client):
+    assert client.get("/ops/").status_code == 302, "anonymous users are sent to sign in"
+    client.force_login(make_user("viewer"))
+    assert client.get("/ops/status.json").status_code == 302
+    client.force_login(make_user("ops", is_staff=True))
+    assert client.get("/ops/").status_code == 200
+
+
+def test_operations_status_shows_rejects_dead_letters_and_pumps(client):
+    from devices.services.records import dead_letter_record
+    from realtime import metrics as bridge_metrics
+
+    bridge_metrics.MESSAGES_REJECTED.labels("unknown_device").inc()
+    bridge_heartbeat(broker_connected=True, stats={"inbox": 4, "metrics": bridge_metrics.registry_snapshot()})
+    dead_letter_record(topic="devices/NOPE/status", source="NOPE", reason="unknown_device", payload=b"{}")
+    make_device(last_seen_at=timezone.now())
+    client.force_login(make_user("ops", is_staff=True))
+    data = client.get("/ops/status.json").json()
+    assert data["bridge"]["alive"] is True and data["bridge"]["stats"]["inbox"] == 4
+    assert data["rejected"]["unknown_device"] >= 1
+    assert data["deadLetters"][0]["reason"] == "unknown_device" and data["deadLetters"][0]["source"] == "NOPE"
+    assert data["pumps"] == {"online": 1}
+    assert data["clients"]["connected"] >= 0
