@@ -12,6 +12,7 @@ from realtime.mqtt import topics
 MAX_VOLUME_ML = 10_000.0  # far above any pump's reservoir: larger is a broken or hostile sender
 MAX_RATE_ML_MIN = 1_000.0
 MAX_TIME_MIN = 100_000.0
+MAX_SEQ = 2**63 - 1  # the database stores a device seq as a signed 64-bit integer
 MAX_TEXT = 500
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[T ].*(Z|[+-]\d{2}:?\d{2})$")
 
@@ -54,7 +55,7 @@ class DevicePayload(BaseModel):
 
     deviceId: Annotated[str, Field(pattern=topics.DEVICE_ID_RE.pattern)] | None = None
     timestamp: DeviceTimestamp = None
-    seq: Annotated[int, Field(ge=0)] | None = None
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     bootId: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
     @property

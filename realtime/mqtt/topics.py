@@ -53,7 +53,7 @@ def parse_device_topic(topic: str) -> DeviceTopic:
     if len(parts) != 3:
         raise TopicError("bad_topic")
     prefix, device_id, kind = parts
-    if not DEVICE_ID_RE.match(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):  # `$` alone would let a trailing newline through
         raise TopicError("bad_device_id", device_id[:64])
     if prefix == PREFIX and kind in DEVICE_KINDS:
         return DeviceTopic(device_id, kind)

@@ -44,7 +44,7 @@ def device_group(device_id: str) -> str:
 def parse_field(data: Any, name: str, pattern: re.Pattern, limits: ConnectionLimits) -> str:
     """The validated string field `name` of a request payload (`{name: ...}`), or a strike."""
     value = data.get(name) if isinstance(data, dict) else None
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):  # `$` alone lets "id\n" through
         limits.strike(f"Expected {{{name}: ...}} with a valid {name}")
     return value
 
