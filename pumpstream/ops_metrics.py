@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from devices.models import Alarm, BridgeStatus, Command, Device
+from devices.models import Alarm, Command, Device
+from devices.selectors import latest_bridge
 from devices.states import AlarmPriority, AlarmState, CommandState, Connectivity
 
 BRIDGE_PREFIX = "pumpstream_bridge"
@@ -29,7 +30,7 @@ class BridgeCollector(Collector):
     """The bridge's liveness and its metrics, from its heartbeat row."""
 
     def collect(self) -> Iterator[Metric]:
-        status = BridgeStatus.objects.filter(name="bridge").first()
+        status = latest_bridge()
         age = (timezone.now() - status.heartbeat_at).total_seconds() if status and status.heartbeat_at else -1
         yield GaugeMetricFamily(
             "pumpstream_bridge_heartbeat_age_seconds", "Seconds since the bridge's heartbeat (-1: never)", value=age

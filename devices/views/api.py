@@ -17,9 +17,9 @@ from devices.exceptions import PumpStreamError
 from devices.forms import SERVICE_FIELD_TO_FORM, InfusionOrderForm
 from devices.selectors import (
     alarm_visible_to,
+    bridge_status,
     device_visible_to,
     events_recent,
-    monitoring_status,
     progress_history,
     session_current,
     session_visible_to,
@@ -171,7 +171,7 @@ def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
 @api_endpoint()
 def bridge_status_api(request: HttpRequest) -> JsonResponse:
     """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner."""
-    return JsonResponse(monitoring_status())
+    return JsonResponse(bridge_status())
 
 
 @require_GET

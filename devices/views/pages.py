@@ -8,9 +8,9 @@ from devices.forms import CONFIRM_WORD
 from devices.models import Device
 from devices.selectors import (
     alarms_top_by_device,
+    bridge_status,
     device_visible_to,
     devices_visible_to,
-    monitoring_status,
     sessions_current_by_device,
     wards_visible_to,
 )
@@ -33,7 +33,7 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     devices = list(devices)
     sessions, alarms = sessions_current_by_device(devices), alarms_top_by_device(devices)
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk)) for device in devices]
-    bridge = monitoring_status()
+    bridge = bridge_status()
     context = {
         "pumps": pumps,
         "wards": wards,
@@ -53,7 +53,7 @@ def _visible_device_or_404(request: HttpRequest, device_id: str) -> Device:
 
 def _monitor_context(request: HttpRequest, device: Device) -> dict:
     user = request.user
-    bridge = monitoring_status()
+    bridge = bridge_status()
     return {
         "device": device,
         "bridge": bridge,
