@@ -53,8 +53,13 @@ def service_account_for_token(token: str) -> ServiceAccount | None:
 
 
 def latest_bridge() -> BridgeStatus | None:
-    """The bridge that reported last (one runs in production; tests may name theirs)."""
-    return BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at").first()
+    """The bridge that reported last (one runs in production), but first a live one that lost the broker.
+
+    So that no bridge that is still reporting can hide another's lost broker behind a fresher heartbeat.
+    """
+    reporting = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")
+    fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
+    return reporting.filter(heartbeat_at__gte=fresh_since, broker_connected=False).first() or reporting.first()
 
 
 def bridge_status() -> dict:
