@@ -1,0 +1,87 @@
+"""Helpers of the reliability tests: pumps infusing in the database, and a pump publishing QoS 1 traffic it counts."""
+
+import json
+import threading
+import time
+from collections import Counter
+
+from devices.models import Alarm, Device, DeviceEvent, MessageReceipt
+from devices.services.sessions import infusion_confirm, infusion_start
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.bridge import PumpClient
+
+
+def infusing_pumps(device_ids: list[str], *, ward_code: str = "icu") -> dict[str, str]:
+    """Register the pumps and give each a confirmed, running infusion; returns {deviceId: infusionId}."""
+    ward = make_ward(ward_code)
+    nurse = make_user(f"nurse-{ward_code}", ward=ward)
+    running = {}
+    for device_id in device_ids:
+        device = make_device(device_id, ward=ward)
+        session = infusion_start(device_id=device_id, order=make_order(), user=nurse)
+        device.refresh_from_db()
+        infusion_confirm(device=device, infusion_id=session.infusion_id, confirmed=True, parameters=None,
+                         confirmation={"confirmed": True})  # fmt: skip
+        running[device_id] = session.infusion_id
+    return running
+
+
+class TrafficPump(threading.Thread):
+    """A pump publishing at QoS 1 every `interval_s`: progress, then a `running` status, alternately, with seq.
+
+    Every message carries `seq` and `bootId`, so the test can ask the database which ones arrived.
+    `acknowledged()` gives the seqs whose PUBACK the pump received.
+    """
+
+    def __init__(self, broker_url: str, device_id: str, infusion_id: str, *, boot_id: str, interval_s: float = 0.1):
+        super().__init__(daemon=True, name=f"traffic-{device_id}")
+        self.client = PumpClient(broker_url, device_id, persistent=True)
+        self.device_id, self.infusion_id, self.boot_id, self.interval_s = device_id, infusion_id, boot_id, interval_s
+        self.sent: list[tuple[str, int, int]] = []  # (kind, seq, mid)
+        self.acked_mids: set[int] = set()  # PUBACKs received (also of messages queued while disconnected)
+        self.client.client.on_publish = lambda _c, _u, mid, _rc, _p: self.acked_mids.add(mid)
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        seq = 0
+        while not self.halt.is_set():
+            seq += 1
+            kind = "progress" if seq % 2 else "status"
+            body = {"seq": seq, "bootId": self.boot_id, "timestamp": seq * 100}
+            body |= {"infusionId": self.infusion_id, "progressPercent": 1.0, "flowRate": 2.0} if kind == "progress" \
+                else {"status": "running"}  # fmt: skip
+            info = self.client.client.publish(f"devices/{self.device_id}/{kind}", json.dumps(body), qos=1)
+            self.sent.append((kind, seq, info.mid))
+            time.sleep(self.interval_s)
+
+    def stop(self, *, drain_s: float = 15.0) -> None:
+        """Stop publishing and give queued messages time to be acknowledged (paho resends them after a reconnect)."""
+        self.halt.set()
+        self.join(timeout=5)
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline and not all(mid in self.acked_mids for _, _, mid in self.sent):
+            time.sleep(0.05)
+        self.client.close()
+
+    def acknowledged(self, kind: str | None = None) -> list[int]:
+        return [seq for k, seq, mid in self.sent if mid in self.acked_mids and (kind is None or k == kind)]
+
+
+def stored_status_seqs(device_id: str, boot_id: str) -> Counter:
+    """How many times each status `seq` was applied (audited as a DeviceEvent)."""
+    events = DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status", boot_id=boot_id)
+    return Counter(events.values_list("device_seq", flat=True))
+
+
+def received_seqs(device_id: str, boot_id: str) -> set[int]:
+    """Every `seq` (any kind) the bridge recorded a receipt for."""
+    receipts = MessageReceipt.objects.filter(device__device_id=device_id, boot_id=boot_id)
+    return set(receipts.values_list("device_seq", flat=True))
+
+
+def communication_lost_alarms(device_ids: list[str]) -> int:
+    return Alarm.objects.filter(device__device_id__in=device_ids, type="communication_lost").count()
+
+
+def device_pk(device_id: str) -> int:
+    return Device.objects.get(device_id=device_id).pk
