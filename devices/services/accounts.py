@@ -1,9 +1,13 @@
 """Service accounts: create (the token is shown once) and revoke."""
 
+from django.dispatch import Signal
 from django.utils import timezone
 
 from devices.models import ServiceAccount, Ward
 from devices.models.accounts import generate_token, hash_token
+
+# Sent after a token is revoked (kwargs: account), so open connections made with it are closed.
+service_account_revoked = Signal()
 
 
 def service_account_create(
@@ -24,4 +28,5 @@ def service_account_revoke(*, account: ServiceAccount) -> ServiceAccount:
     if account.revoked_at is None:
         account.revoked_at = timezone.now()
         account.save(update_fields=["revoked_at"])
+        service_account_revoked.send(sender=ServiceAccount, account=account)
     return account

@@ -23,7 +23,7 @@ class Principal:
 
     user: Any = None
     account: ServiceAccount | None = None
-    session_hash: str | None = None
+    session_hash: str | None = None  # the credential it connected with: a session's hash, or a token's name
 
     @property
     def subject(self) -> Any:
@@ -46,6 +46,11 @@ class _SessionRequest:
 def session_hash(session_key: str) -> str:
     """A stable, non-secret name for a Django session (used for room and group names)."""
     return hashlib.sha256(session_key.encode()).hexdigest()[:32]
+
+
+def account_credential(account_id: int) -> str:
+    """The credential name of a service account's token: its connections close together when it is revoked."""
+    return f"account-{account_id}"
 
 
 def session_key_from_cookie_header(cookie_header: str | None) -> str | None:
@@ -74,7 +79,7 @@ async def authenticate(cookie_header: str | None, auth: Any) -> Principal | None
     token = auth.get("token") if isinstance(auth, dict) else None
     if token is not None:
         account = await sync_to_async(service_account_for_token)(token)
-        return Principal(account=account) if account is not None else None
+        return Principal(account=account, session_hash=account_credential(account.pk)) if account else None
     session_key = session_key_from_cookie_header(cookie_header)
     if session_key is None:
         return None

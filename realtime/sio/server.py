@@ -9,10 +9,11 @@ import socketio
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
+from devices.services.accounts import service_account_revoked
 from realtime import dispatch, server_metrics
 from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime.fanout import fanout, publish
-from realtime.sio.auth import Principal, authenticate, origin_allowed, session_hash
+from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.internal import InternalNamespace
 from realtime.sio.subscriptions import Subscriber, device_room
 from realtime.sio.ward_feed import ward_feed
@@ -148,6 +149,13 @@ def on_user_logged_out(sender: Any, request: Any = None, user: Any = None, **kwa
         closing.close()  # no loop yet, so no sockets to close
 
 
+def on_service_account_revoked(sender: Any, account: Any = None, **kwargs: Any) -> None:
+    """`service_account_revoked` receiver: close the sockets opened with the revoked token."""
+    closing = _close_signed_out(account_credential(account.pk))
+    if not Runtime.call_soon(_spawn, closing):
+        closing.close()
+
+
 def _spawn(coroutine: Any) -> None:
     asyncio.get_running_loop().create_task(coroutine)
 
@@ -168,3 +176,4 @@ def install() -> None:
     server_metrics.install()
     dispatch.install_sink(sink)
     user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")
+    service_account_revoked.connect(on_service_account_revoked, dispatch_uid="realtime-close-revoked-token-sockets")

@@ -13,7 +13,7 @@ from devices.states import AlarmPriority, AlarmSource
 from realtime import events
 from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, DeviceChange, change_to_wire
 from tests.factories import make_device, make_user, make_ward
-from tests.support.sio import StreamClient, session_cookie
+from tests.support.sio import BrowserSession, StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -74,6 +74,17 @@ def test_service_token_accepted_and_revoked_token_refused(daphne_server, icu_nur
     service_account_revoke(account=account)
     with pytest.raises(socketio.exceptions.ConnectionError, match="unauthorized"):
         StreamClient(daphne_server.url, token=token).connect()
+
+
+def test_revoking_a_token_in_the_admin_closes_its_open_sockets(daphne_server, icu_nurse, clients):
+    make_user("chief", is_staff=True, is_superuser=True)
+    account, token = service_account_create(name="integration-engine", wards=[icu_nurse.wards.get()])
+    client = connected(daphne_server.url, clients, token=token)
+    assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
+    admin = BrowserSession(daphne_server.url, "chief")
+    admin.post("/admin/devices/serviceaccount/", {"action": "revoke", "_selected_action": account.pk},
+               expect=(200, 302))  # fmt: skip
+    assert client.disconnected.wait(5), "a socket opened with a revoked token must be closed at once"
 
 
 def test_foreign_origin_is_refused(daphne_server, icu_nurse):
