@@ -163,6 +163,9 @@ PUMPSTREAM = {
     "HISTORY_RETENTION_DAYS": env.int("HISTORY_RETENTION_DAYS", default=90),
     "DEAD_LETTERS_PER_SOURCE": env.int("DEAD_LETTERS_PER_SOURCE", default=500),
     "MAX_PAYLOAD_BYTES": env.int("MAX_PAYLOAD_BYTES", default=16 * 1024),
+    # Per-pump flood limit on routine progress (normal: about 1/s); the excess is shed and counted. 0: off.
+    "PROGRESS_FLOOD_PER_S": env.float("PROGRESS_FLOOD_PER_S", default=10.0),
+    "PROGRESS_FLOOD_BURST": env.float("PROGRESS_FLOOD_BURST", default=100.0),
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

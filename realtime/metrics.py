@@ -23,6 +23,9 @@ BATCH_RETRIES = Counter("pumpstream_bridge_batch_retries_total", "Batches retrie
 RECONNECTS = Counter("pumpstream_bridge_reconnects_total", "Connections to the broker after the first")
 BROKER_CONNECTED = Gauge("pumpstream_bridge_broker_connected", "1 while the bridge holds the broker")
 COMMANDS_PUBLISHED = Counter("pumpstream_bridge_commands_total", "Commands by outcome", ["outcome"])
+PROGRESS_SHED = Counter(
+    "pumpstream_bridge_progress_shed_total", "Routine progress messages shed because their pump flooded"
+)
 FORWARDED_CHANGES = Counter("pumpstream_bridge_forwarded_changes_total", "Changes forwarded to Daphne")
 FORWARD_DROPPED = Counter(
     "pumpstream_bridge_forward_dropped_total", "Changes dropped because the forward buffer was full"

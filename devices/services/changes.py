@@ -19,10 +19,15 @@ def device_lock(*, device_id: str) -> Device:
     return Device.objects.select_for_update().select_related("ward").get(device_id=device_id)
 
 
-def change_record(*, device: Device, event: str, body: dict) -> DeviceChange:
-    """Give one change the pump's next `seq` (stored now) and emit it once the transaction commits."""
+def change_record(*, device: Device, event: str, body: dict, store_seq: bool = True) -> DeviceChange:
+    """Give one change the pump's next `seq` and emit it once the transaction commits.
+
+    The `seq` is stored at once, unless `store_seq=False`: then the caller stores `device.event_seq`
+    itself in the same transaction (a bulk update of many pumps).
+    """
     device.event_seq += 1
-    Device.objects.filter(pk=device.pk).update(event_seq=device.event_seq)
+    if store_seq:
+        Device.objects.filter(pk=device.pk).update(event_seq=device.event_seq)
     change = DeviceChange(
         device_id=device.device_id,
         seq=device.event_seq,

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 
-from devices.models import Command, Device, InfusionSession, ProgressSample
+from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise, priority_from_severity, types_cleared_by
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.commands import command_transition
+from devices.services.progress import progress_apply
 from devices.services.sessions import infusion_confirm, session_transition
 from devices.states import (
-    ACTIVE_SESSION_STATUSES,
     SESSION_TRANSITIONS,
     AlarmPriority,
     AlarmSource,
@@ -230,38 +230,9 @@ STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], None]] = {
 
 
 def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
-    progress = report.model_dump(mode="json", exclude_none=True, exclude={"deviceId", "seq", "bootId", "infusionId"})
-    session = _session_for(device, report.infusionId, ACTIVE_SESSION_STATUSES)
-    if session is None and report.infusionId:
-        session = _session_for(device, None, ACTIVE_SESSION_STATUSES)
-    device.latest_progress, device.latest_progress_at = progress, now
-    device.save(update_fields=["latest_progress", "latest_progress_at"])
-    if session is not None:
-        _session_progress(session, progress, now)
-    elif report.status in (None, "running"):
-        _server_alarm(device, "infusing_without_order", AlarmPriority.HIGH,
-                      "The pump reports an infusion the server did not order", now)  # fmt: skip
-    infusion_id = session.infusion_id if session else report.infusionId
-    change_record(device=device, event=events.DEVICE_PROGRESS,
-                  body=events.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+    """Progress on the one-message path (paused or completed progress; routine progress comes in bulk)."""
+    progress_apply(device=device, report=report, received_at=now)
     return False
-
-
-def _session_progress(session: InfusionSession, progress: dict, now: datetime) -> None:
-    session.latest_progress, session.latest_progress_at = progress, now
-    fields = ["latest_progress", "latest_progress_at"]
-    interval = timedelta(seconds=settings.PUMPSTREAM["PROGRESS_SAMPLE_INTERVAL_S"])
-    if session.last_sampled_at is None or now - session.last_sampled_at >= interval:
-        ProgressSample.objects.create(
-            session=session, recorded_at=now, status=progress.get("status", session.status),
-            delivered_volume_ml=progress.get("deliveredVolumeMl"),
-            volume_remaining_ml=progress.get("volumeRemainingMl"),
-            time_remaining_min=progress.get("timeRemainingMin"), progress_percent=progress.get("progressPercent"),
-            flow_rate_ml_min=progress.get("flowRate"),
-        )  # fmt: skip
-        session.last_sampled_at = now
-        fields.append("last_sampled_at")
-    session.save(update_fields=fields)
 
 
 # ---- confirmations, completion, actions, errors, bolus ----------------------------------------------------

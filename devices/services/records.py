@@ -1,6 +1,7 @@
 """Dead letters, the bridge's heartbeat, and pruning of history."""
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -29,6 +30,32 @@ def dead_letter_record(
     if overflow:
         DeadLetter.objects.filter(id__in=overflow).delete()
     return letter
+
+
+def message_receipts_claim(*, receipts: Sequence[MessageReceipt]) -> list[bool]:
+    """Store each unsaved receipt whose (pump, bootId, seq) is new; per receipt, True when it was new.
+
+    A key already stored, or repeated earlier in `receipts`, is a duplicate (False): that message was
+    applied before. One query to look, one to insert, inside the caller's transaction.
+    """
+    if not receipts:
+        return []
+    existing = set(
+        MessageReceipt.objects.filter(
+            device_id__in={receipt.device_id for receipt in receipts},
+            boot_id__in={receipt.boot_id for receipt in receipts},
+            device_seq__in={receipt.device_seq for receipt in receipts},
+        ).values_list("device_id", "boot_id", "device_seq")
+    )
+    fresh, claimed = [], []
+    for receipt in receipts:
+        key = (receipt.device_id, receipt.boot_id, receipt.device_seq)
+        claimed.append(key not in existing)
+        if key not in existing:
+            existing.add(key)
+            fresh.append(receipt)
+    MessageReceipt.objects.bulk_create(fresh)
+    return claimed
 
 
 def bridge_heartbeat(

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,8 +12,9 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Device, MessageReceipt, RetainedMessage
+from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many
 from devices.services.pumps import pump_report_apply
-from devices.services.records import dead_letter_record
+from devices.services.records import dead_letter_record, message_receipts_claim
 from realtime import metrics
 from realtime.mqtt import topics
 from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
@@ -23,6 +25,7 @@ APPLIED = "applied"
 DUPLICATE = "duplicate"
 REJECTED = "rejected"
 IGNORED = "ignored"  # an empty payload: how a retained message is deleted, not a report
+FORWARDED = "progress_forwarded"  # routine progress: one `device:progress` per pump per batch (newest)
 
 
 @dataclass
@@ -70,45 +73,51 @@ def message_check(message: InboundMessage) -> CheckedMessage:
         raise Rejection(exc.reason, exc.detail, parsed.device_id) from exc
     if report.deviceId is not None and report.deviceId != parsed.device_id:
         raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id)
+    metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
     return CheckedMessage(parsed.device_id, parsed.kind, report)
 
 
-def message_ingest(message: InboundMessage) -> str:
+def is_routine_progress(checked: CheckedMessage) -> bool:
+    """Progress while running (or without a status): routine, applied in bulk and coalesced per pump."""
+    return checked.kind == topics.PROGRESS and checked.report.status in ROUTINE_STATUSES
+
+
+def message_ingest(message: InboundMessage, checked: CheckedMessage | None = None) -> str:
     """Apply one message inside the caller's transaction; returns applied, duplicate or rejected.
 
     A database failure that may pass (locked, disconnected) propagates so the whole batch is retried
     unacknowledged; anything else wrong with this one message rejects it and the batch goes on.
     """
-    device_id = ""
+    device_id = checked.device_id if checked else ""
     if not message.payload:
         metrics.MESSAGES_DUPLICATE.labels(why="empty").inc()
         return IGNORED
     try:
-        checked = message_check(message)
+        checked = checked or message_check(message)
         device_id = checked.device_id
-        metrics.MESSAGES_RECEIVED.labels(kind=checked.kind).inc()
         with transaction.atomic():
             return _apply(message, checked)
     except Rejection as rejection:
-        _reject(message, rejection.reason, rejection.detail, rejection.device_id or device_id)
+        reject(message, rejection.reason, rejection.detail, rejection.device_id or device_id)
     except PumpStreamError as exc:
-        _reject(message, exc.code, exc.message, device_id)
+        reject(message, exc.code, exc.message, device_id)
     except OperationalError:
         raise
     except IntegrityError as exc:
-        _reject(message, "integrity", str(exc), device_id)
+        reject(message, "integrity", str(exc), device_id)
     except DatabaseError:
         raise
     except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
         logger.exception("message failed", extra={"topic": message.topic, "device_id": device_id})
-        _reject(message, "internal_error", repr(exc), device_id)
+        reject(message, "internal_error", repr(exc), device_id)
     return REJECTED
 
 
 def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
-    if not Device.objects.filter(device_id=checked.device_id).exists():
+    device_pk = Device.objects.filter(device_id=checked.device_id).values_list("pk", flat=True).first()
+    if device_pk is None:
         raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
-    if _seen_before(message, checked):
+    if _seen_before(message, checked, device_pk):
         return DUPLICATE
     pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
@@ -117,16 +126,12 @@ def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
     return APPLIED
 
 
-def _seen_before(message: InboundMessage, checked: CheckedMessage) -> bool:
+def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: int) -> bool:
     """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
     report = checked.report
     if report.message_key is not None:
-        boot_id, device_seq = report.message_key
-        _, created = MessageReceipt.objects.get_or_create(
-            device_id=Device.objects.only("pk").get(device_id=checked.device_id).pk,
-            boot_id=boot_id, device_seq=device_seq, defaults={"received_at": message.received_at},
-        )  # fmt: skip
-        if not created:
+        receipt = _receipt(device_pk, checked, message)
+        if not message_receipts_claim(receipts=[receipt])[0]:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
     if checked.kind == topics.PROGRESS:
@@ -143,7 +148,37 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage) -> bool:
     return False
 
 
-def _reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
+def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
+    """Routine progress of many pumps in bulk: unknown pumps rejected, duplicates skipped, the rest applied."""
+    outcomes: Counter[str] = Counter()
+    known = dict(Device.objects.filter(device_id__in={c.device_id for _, c in items}).values_list("device_id", "pk"))
+    accepted = []
+    for message, checked in items:
+        if checked.device_id in known:
+            accepted.append((message, checked))
+        else:
+            reject(message, "unknown_device", "no pump registered with this id", checked.device_id)
+            outcomes[REJECTED] += 1
+    keyed = [(message, checked) for message, checked in accepted if checked.report.message_key is not None]
+    claimed = message_receipts_claim(receipts=[_receipt(known[c.device_id], c, m) for m, c in keyed])
+    repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
+    metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
+    outcomes[DUPLICATE] += len(repeated)
+    fresh = [ProgressReport(c.device_id, c.report, m.received_at) for m, c in accepted if id(m) not in repeated]
+    if fresh:
+        outcomes[FORWARDED] += progress_apply_many(reports=fresh)
+    outcomes[APPLIED] += len(fresh)
+    return outcomes
+
+
+def _receipt(device_pk: int, checked: CheckedMessage, message: InboundMessage) -> MessageReceipt:
+    boot_id, device_seq = checked.report.message_key
+    return MessageReceipt(device_id=device_pk, boot_id=boot_id, device_seq=device_seq,
+                          received_at=message.received_at)  # fmt: skip
+
+
+def reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
+    """Log, count and dead-letter a message that is not applied."""
     metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
     logger.warning(
         "message rejected: %s (%s) topic=%s device=%s", reason, detail[:200], message.topic[:200], device_id,

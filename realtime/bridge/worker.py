@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from devices.services.records import bridge_heartbeat
 from realtime import metrics
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.forwarder import ChangeForwarder
 from realtime.bridge.housekeeping import Housekeeping
-from realtime.bridge.ingest import InboundMessage, message_ingest
+from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 from realtime.bridge.outbox import CommandOutbox
 from realtime.dispatch import install_sink
@@ -43,6 +45,9 @@ class Bridge:
         self.link = BrokerLink(on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid))
         self.outbox = CommandOutbox(self.link)
         self.housekeeping = Housekeeping()
+        self.guard = ProgressFloodGuard(rate_per_s=settings.PUMPSTREAM["PROGRESS_FLOOD_PER_S"],
+                                        burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
+        self.ingest = BatchIngest(self.guard)
         self.forwarder = ChangeForwarder(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.committed: list[DeviceChange] = []
         self.stats: Counter[str] = Counter()
@@ -93,11 +98,9 @@ class Bridge:
         """One transaction for the batch; on a database error retry it whole; ack and forward after commit."""
         attempt = 0
         while True:
-            outcomes: Counter[str] = Counter()
             try:
                 with transaction.atomic():
-                    for message in batch:
-                        outcomes[message_ingest(message)] += 1
+                    outcomes = self.ingest.run(batch)
                 break
             except OperationalError as exc:
                 self.committed.clear()

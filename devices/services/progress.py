@@ -1,0 +1,156 @@
+"""Routine progress, applied in bulk: many pumps' progress reports in a handful of queries.
+
+Progress is routine, not an event-log entry (no `DeviceEvent`). Per pump, in arrival order, every
+report is considered for the sampled history (`PROGRESS_SAMPLE_INTERVAL_S`); the newest becomes the
+latest progress of the pump and of its active session, and is recorded as ONE `device:progress`
+change (one `seq`). Older reports of the same pump in the same call are coalesced: a client sees the
+newest values, which is all a progress bar shows.
+"""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from devices.models import Alarm, Device, InfusionSession, ProgressSample
+from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.changes import change_record, status_changed
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, AlarmState, Presence
+from realtime import events
+from realtime.mqtt.schemas import DevicePayload
+
+PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
+SERVER_ALARMS_WATCHED = ("communication_lost", "infusing_without_order")
+ROUTINE_STATUSES = (None, "running")
+DEVICE_FIELDS = ["last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq"]
+SESSION_FIELDS = ["latest_progress", "latest_progress_at", "last_sampled_at"]
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    """One progress message from a registered pump, as received."""
+
+    device_id: str
+    report: DevicePayload
+    received_at: datetime
+
+
+@dataclass
+class _Pump:
+    """What one pump's reports need: its locked row, its active session and its active watched alarms."""
+
+    device: Device
+    session: InfusionSession | None
+    alarms: set[tuple[str, str]]
+
+
+def progress_fields(report: DevicePayload) -> dict:
+    """The progress as stored and forwarded: the report's fields without the identifiers."""
+    return report.model_dump(mode="json", exclude_none=True, exclude=PROGRESS_EXCLUDED_FIELDS)
+
+
+def progress_apply_many(*, reports: Sequence[ProgressReport]) -> int:
+    """Apply progress reports of many pumps inside the caller's transaction; returns the changes recorded."""
+    by_pump: dict[str, list[ProgressReport]] = defaultdict(list)
+    for item in reports:
+        by_pump[item.device_id].append(item)
+    pumps = _pumps_load(list(by_pump))
+    samples: list[ProgressSample] = []
+    for device_id, pump_reports in by_pump.items():
+        _pump_progress(pumps[device_id], pump_reports, samples)
+    Device.objects.bulk_update([pump.device for pump in pumps.values()], DEVICE_FIELDS)
+    sessions = [pump.session for pump in pumps.values() if pump.session is not None]
+    if sessions:
+        InfusionSession.objects.bulk_update(sessions, SESSION_FIELDS)
+    if samples:
+        ProgressSample.objects.bulk_create(samples)
+    return len(by_pump)
+
+
+def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime) -> None:
+    """Apply one progress report to an already locked pump (the one-message path for non-routine progress)."""
+    pump = _pump_for(device)
+    samples: list[ProgressSample] = []
+    _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
+    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq"])
+    if pump.session is not None:
+        pump.session.save(update_fields=SESSION_FIELDS)
+    if samples:
+        ProgressSample.objects.bulk_create(samples)
+
+
+def _pumps_load(device_ids: list[str]) -> dict[str, _Pump]:
+    """Lock the pumps (in a fixed order, one query) and fetch their active sessions and watched alarms."""
+    devices = Device.objects.select_for_update().select_related("ward").filter(device_id__in=device_ids)
+    by_pk = {device.pk: device for device in devices.order_by("pk")}
+    sessions = InfusionSession.objects.filter(device_id__in=by_pk, status__in=ACTIVE_SESSION_STATUSES)
+    session_of = {session.device_id: session for session in sessions}
+    alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    watched = Alarm.objects.filter(device_id__in=by_pk, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
+    for device_pk, alarm_type, error_code in watched.values_list("device_id", "type", "error_code"):
+        alarms[device_pk].add((alarm_type, error_code))
+    return {device.device_id: _Pump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
+
+
+def _pump_for(device: Device) -> _Pump:
+    session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+    watched = Alarm.objects.filter(device=device, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
+    return _Pump(device, session, set(watched.values_list("type", "error_code")))
+
+
+def _pump_progress(
+    pump: _Pump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
+) -> None:
+    """One pump's reports in arrival order: heard, sampled, the newest applied and recorded as one change."""
+    device, session, newest = pump.device, pump.session, reports[-1]
+    now = newest.received_at
+    if not seen_already:
+        _pump_heard(pump, now)
+    progress = progress_fields(newest.report)
+    device.latest_progress, device.latest_progress_at = progress, now
+    if session is not None:
+        samples.extend(_samples(session, reports))
+        session.latest_progress, session.latest_progress_at = progress, now
+    elif any(item.report.status in ROUTINE_STATUSES for item in reports):
+        if ("infusing_without_order", "") not in pump.alarms:
+            alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH,
+                        source=AlarmSource.SERVER, now=now,
+                        message="The pump reports an infusion the server did not order")  # fmt: skip
+            pump.alarms.add(("infusing_without_order", ""))
+    infusion_id = session.infusion_id if session else newest.report.infusionId
+    change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
+                  body=events.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+
+
+def _pump_heard(pump: _Pump, now: datetime) -> None:
+    """`last_seen_at`, presence back online, `communication_lost` cleared, and `device:status` if that shows."""
+    device = pump.device
+    was_connectivity = device.connectivity(now=now)
+    device.last_seen_at = now
+    if device.presence == Presence.OFFLINE:
+        device.presence = Presence.ONLINE
+    if any(alarm_type == "communication_lost" for alarm_type, _ in pump.alarms):
+        alarm_clear(device=device, types=["communication_lost"], reason="the pump is heard again", now=now)
+        pump.alarms = {key for key in pump.alarms if key[0] != "communication_lost"}
+    if device.connectivity(now=now) != was_connectivity:
+        status_changed(device=device, now=now)
+
+
+def _samples(session: InfusionSession, reports: list[ProgressReport]) -> list[ProgressSample]:
+    """A history point whenever PROGRESS_SAMPLE_INTERVAL_S has passed since the session's last one."""
+    interval = timedelta(seconds=settings.PUMPSTREAM["PROGRESS_SAMPLE_INTERVAL_S"])
+    samples = []
+    for item in reports:
+        if session.last_sampled_at is not None and item.received_at - session.last_sampled_at < interval:
+            continue
+        report = item.report
+        samples.append(ProgressSample(
+            session=session, recorded_at=item.received_at, status=report.status or session.status,
+            delivered_volume_ml=report.deliveredVolumeMl, volume_remaining_ml=report.volumeRemainingMl,
+            time_remaining_min=report.timeRemainingMin, progress_percent=report.progressPercent,
+            flow_rate_ml_min=report.flowRate,
+        ))  # fmt: skip
+        session.last_sampled_at = item.received_at
+    return samples

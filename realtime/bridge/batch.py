@@ -1,0 +1,81 @@
+"""One batch of messages inside the worker's transaction: routine progress in bulk, everything else one by one.
+
+Order per pump is kept: the routine progress gathered so far is applied before any other message is,
+so a status, an alarm or a confirmation always sees the progress that arrived before it.
+"""
+
+import logging
+from collections import Counter
+
+from django.db import OperationalError, transaction
+
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import (
+    IGNORED,
+    REJECTED,
+    CheckedMessage,
+    InboundMessage,
+    Rejection,
+    is_routine_progress,
+    message_check,
+    message_ingest,
+    reject,
+    routine_progress_ingest,
+)
+from realtime.metrics import MESSAGES_DUPLICATE
+
+logger = logging.getLogger(__name__)
+
+SHED = "shed"
+
+
+class BatchIngest:
+    """Applies a batch in the caller's transaction and counts the outcomes."""
+
+    def __init__(self, guard: ProgressFloodGuard) -> None:
+        self.guard = guard
+
+    def run(self, batch: list[InboundMessage]) -> Counter[str]:
+        """Every message checked, shed, rejected or applied; returns the outcomes by name."""
+        outcomes: Counter[str] = Counter()
+        routine: list[tuple[InboundMessage, CheckedMessage]] = []
+        for message in batch:
+            if not self.guard.admit(message):
+                outcomes[SHED] += 1
+                continue
+            checked = self._check(message, outcomes)
+            if checked is None:
+                continue
+            if is_routine_progress(checked):
+                routine.append((message, checked))
+                continue
+            outcomes.update(self._routine(routine))
+            routine = []
+            outcomes[message_ingest(message, checked)] += 1
+        outcomes.update(self._routine(routine))
+        return outcomes
+
+    def _check(self, message: InboundMessage, outcomes: Counter[str]) -> CheckedMessage | None:
+        if not message.payload:
+            MESSAGES_DUPLICATE.labels(why="empty").inc()
+            outcomes[IGNORED] += 1
+            return None
+        try:
+            return message_check(message)
+        except Rejection as rejection:
+            reject(message, rejection.reason, rejection.detail, rejection.device_id)
+            outcomes[REJECTED] += 1
+            return None
+
+    def _routine(self, routine: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
+        """Routine progress in bulk in a savepoint; if the bulk path fails, each message on its own."""
+        if not routine:
+            return Counter()
+        try:
+            with transaction.atomic():
+                return routine_progress_ingest(routine)
+        except OperationalError:
+            raise
+        except Exception:  # guarded: the one-by-one path then rejects exactly the message at fault
+            logger.exception("bulk progress failed; applying %d messages one by one", len(routine))
+        return Counter(message_ingest(message, checked) for message, checked in routine)

@@ -1,0 +1,85 @@
+"""Per-pump flood limiting: a pump far above its normal progress rate has its excess routine progress shed.
+
+A token bucket per pump, filled at `rate_per_s` up to `burst`, paid by each routine progress message on
+its receive time. Only routine progress can be shed, and the test is made on the raw message before any
+parsing, conservatively: `devices/{id}/progress` whose payload does not mention `paused` or `completed`.
+Status, alarms, confirmations, completions and actions always pass. A shed message is acknowledged
+(shedding is a deliberate, counted rejection), counted in `pumpstream_bridge_progress_shed_total` and in
+the heartbeat's `shed`, and logged once a minute per pump.
+"""
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from realtime import metrics
+from realtime.bridge.ingest import InboundMessage
+from realtime.mqtt import topics
+
+logger = logging.getLogger(__name__)
+
+MAX_PUMPS_TRACKED = 20_000  # the least recently heard are forgotten (a full bucket again)
+NOT_ROUTINE_MARKERS = (b"paused", b"completed")
+LOG_EVERY_S = 60.0
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    refilled_at: float
+    shed: int = 0
+    logged_at: float = float("-inf")
+
+
+class ProgressFloodGuard:
+    """Admits routine progress per pump at `rate_per_s` on average with bursts of `burst`; 0 turns it off."""
+
+    def __init__(self, *, rate_per_s: float, burst: float) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = max(1.0, burst)
+        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.shed_total = 0
+
+    def admit(self, message: InboundMessage) -> bool:
+        """False when this message is routine progress from a pump that has used up its bucket."""
+        device_id = routine_progress_sender(message) if self.rate_per_s > 0 else None
+        if device_id is None:
+            return True
+        clock = message.received_at.timestamp()
+        bucket = self._bucket(device_id, clock)
+        bucket.tokens = min(self.burst, bucket.tokens + (clock - bucket.refilled_at) * self.rate_per_s)
+        bucket.refilled_at = clock
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        self._shed(device_id, bucket, clock)
+        return False
+
+    def _bucket(self, device_id: str, clock: float) -> _Bucket:
+        bucket = self.buckets.pop(device_id, None) or _Bucket(tokens=self.burst, refilled_at=clock)
+        self.buckets[device_id] = bucket
+        if len(self.buckets) > MAX_PUMPS_TRACKED:
+            self.buckets.popitem(last=False)
+        return bucket
+
+    def _shed(self, device_id: str, bucket: _Bucket, clock: float) -> None:
+        bucket.shed += 1
+        self.shed_total += 1
+        metrics.PROGRESS_SHED.inc()
+        if clock - bucket.logged_at >= LOG_EVERY_S:
+            bucket.logged_at = clock
+            logger.warning(
+                "pump flooding: routine progress above %.0f/s shed (%d so far)", self.rate_per_s, bucket.shed,
+                extra={"device_id": device_id, "reason": "progress_flood"},
+            )  # fmt: skip
+
+
+def routine_progress_sender(message: InboundMessage) -> str | None:
+    """The device id when the raw message is routine progress on a well-formed topic, else None."""
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return None
+    if parsed.kind != topics.PROGRESS or any(marker in message.payload for marker in NOT_ROUTINE_MARKERS):
+        return None
+    return parsed.device_id
