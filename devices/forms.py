@@ -4,9 +4,9 @@ from django import forms
 
 from devices.models import Device
 from devices.services.sessions import VOLUME_TOLERANCE_ML, InfusionOrder
+from realtime.events import MINUTES_PER_HOUR
 
 CONFIRM_WORD = "start"
-MINUTES_PER_HOUR = 60.0
 RATE_DECIMALS = 4  # the contract: commands carry flowRateMlMin rounded to 4 decimals
 TIME_DECIMALS = 2
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.

@@ -199,6 +199,50 @@ def command_body(command: Command) -> dict:
     }
 
 
+MINUTES_PER_HOUR = 60.0
+
+
+def percent_of(progress: dict) -> float | None:
+    """`progressPercent` as a number (the original firmware may send `{time, volume}`)."""
+    value = progress.get("progressPercent")
+    if isinstance(value, dict):
+        value = value.get("volume", value.get("time"))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def top_alarm_body(alarm: Alarm | None) -> dict | None:
+    """A pump's highest active alarm as overviews show it."""
+    if alarm is None:
+        return None
+    return {"id": alarm.pk, "type": alarm.type, "priority": alarm.priority, "message": alarm.message,
+            "acknowledged": alarm.acknowledged_at is not None}  # fmt: skip
+
+
+def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:
+    """One pump of `ward:summary` (the overview page renders the same rows before the feed starts)."""
+    progress = (session.latest_progress if session else None) or {}
+    rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
+    if rate is None and session is not None:
+        rate = session.flow_rate_ml_min
+    return {
+        "deviceId": device.device_id,
+        "seq": device.event_seq,
+        "connectivity": device.connectivity(),
+        "lastSeenAt": iso(device.last_seen_at),  # the overview derives staleness from it too
+        "hasPresence": device.has_presence,
+        "pumpState": device.pump_state,
+        "drug": session.drug if session else None,
+        "infusionId": session.infusion_id if session else None,
+        "sessionStatus": session.status if session else None,
+        "rateMlH": round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
+        "progressPercent": percent_of(progress),
+        "timeRemainingMin": progress.get("timeRemainingMin"),
+        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
+        "volumeRemainingMl": progress.get("volumeRemainingMl"),
+        "topAlarm": top_alarm_body(alarm),
+    }
+
+
 def change_to_wire(change: DeviceChange) -> dict:
     """A change as the bridge forwards it to Daphne over the internal connection."""
     return {"deviceId": change.device_id, "seq": change.seq, "event": change.event, "body": change.body,

@@ -7,54 +7,14 @@ from devices.models import Alarm, Device, DeviceEvent, InfusionSession, Progress
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
 from realtime import events
 
-MINUTES_PER_HOUR = 60.0
-
-
-def percent_of(progress: dict) -> float | None:
-    """`progressPercent` as a number (the original firmware may send `{time, volume}`)."""
-    value = progress.get("progressPercent")
-    if isinstance(value, dict):
-        value = value.get("volume", value.get("time"))
-    return float(value) if isinstance(value, int | float) else None
-
-
-def alarm_summary(alarm: Alarm | None) -> dict | None:
-    """The top alarm of a pump as the overview shows it."""
-    if alarm is None:
-        return None
-    return {
-        "id": alarm.pk,
-        "type": alarm.type,
-        "priority": alarm.priority,
-        "message": alarm.message,
-        "acknowledged": alarm.acknowledged_at is not None,
-    }
-
 
 def pump_summary(device: Device, session: InfusionSession | None, top_alarm: Alarm | None) -> dict:
-    """One overview row: the contract's `ward:summary` fields plus what the page needs to label and date it."""
-    progress = (device.latest_progress or {}) if session else {}
-    rate_ml_min = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
-    if rate_ml_min is None and session is not None:
-        rate_ml_min = session.flow_rate_ml_min
+    """One overview row: the `ward:summary` fields plus what the page needs to label it."""
     return {
-        "deviceId": device.device_id,
-        "seq": device.event_seq,
+        **events.ward_pump_body(device, session, top_alarm),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
         "bed": device.bed,
-        "connectivity": device.connectivity(),
-        "hasPresence": device.has_presence,
-        "lastSeenAt": events.iso(device.last_seen_at),
-        "pumpState": device.pump_state,
-        "sessionStatus": session.status if session else None,
-        "drug": session.drug if session else "",
-        "rateMlH": round(rate_ml_min * MINUTES_PER_HOUR, 2) if rate_ml_min is not None else None,
-        "progressPercent": percent_of(progress),
-        "timeRemainingMin": progress.get("timeRemainingMin"),
-        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
-        "volumeRemainingMl": progress.get("volumeRemainingMl"),
-        "topAlarm": alarm_summary(top_alarm),
     }
 
 
@@ -122,6 +82,6 @@ def monitor_state(device: Device) -> dict:
         "alarms": [events.alarm_body(alarm)["alarm"] for alarm in alarms_active(device)],
         "commands": [events.command_body(command)["command"] for command in commands_recent(device)],
         "events": [event_entry(event) for event in events_recent(device)],
-        "maxRateMlH": device.max_rate_ml_min * MINUTES_PER_HOUR,
+        "maxRateMlH": device.max_rate_ml_min * events.MINUTES_PER_HOUR,
         "maxVolumeMl": device.max_volume_ml,
     }

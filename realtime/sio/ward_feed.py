@@ -49,35 +49,9 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
             top_alarms[alarm.device_id] = alarm
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           _summary(device, sessions.get(device.pk), top_alarms.get(device.pk)))
+                           events.ward_pump_body(device, sessions.get(device.pk), top_alarms.get(device.pk)))
         for device in devices
     }  # fmt: skip
-
-
-def _summary(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:
-    progress = (session.latest_progress if session else None) or {}
-    rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
-    if rate is None and session is not None:
-        rate = session.flow_rate_ml_min
-    return {
-        "deviceId": device.device_id,
-        "seq": device.event_seq,
-        "connectivity": device.connectivity(),
-        "lastSeenAt": events.iso(device.last_seen_at),  # the overview derives staleness from it too
-        "hasPresence": device.has_presence,
-        "pumpState": device.pump_state,
-        "drug": session.drug if session else None,
-        "infusionId": session.infusion_id if session else None,
-        "sessionStatus": session.status if session else None,
-        "rateMlH": round(rate * 60, 2) if rate is not None else None,
-        "progressPercent": progress.get("progressPercent"),
-        "timeRemainingMin": progress.get("timeRemainingMin"),
-        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
-        "volumeRemainingMl": progress.get("volumeRemainingMl"),
-        "topAlarm": {"type": alarm.type, "priority": alarm.priority, "acknowledged": alarm.acknowledged_at is not None}
-        if alarm
-        else None,
-    }
 
 
 class WardFeed:
