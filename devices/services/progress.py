@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
+from django.db.models import Model
 
 from devices.models import Alarm, Device, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_clear, alarm_raise
@@ -60,10 +62,8 @@ def progress_apply_many(*, reports: Sequence[ProgressReport]) -> int:
     samples: list[ProgressSample] = []
     for device_id, pump_reports in by_pump.items():
         _pump_progress(pumps[device_id], pump_reports, samples)
-    Device.objects.bulk_update([pump.device for pump in pumps.values()], DEVICE_FIELDS)
-    sessions = [pump.session for pump in pumps.values() if pump.session is not None]
-    if sessions:
-        InfusionSession.objects.bulk_update(sessions, SESSION_FIELDS)
+    _rows_update([pump.device for pump in pumps.values()], DEVICE_FIELDS)
+    _rows_update([pump.session for pump in pumps.values() if pump.session is not None], SESSION_FIELDS)
     if samples:
         ProgressSample.objects.bulk_create(samples)
     return len(by_pump)
@@ -81,11 +81,32 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
         ProgressSample.objects.bulk_create(samples)
 
 
+def _rows_update(rows: Sequence[Model], field_names: list[str]) -> None:
+    """Store `field_names` of many rows of one model with one prepared UPDATE run per row (executemany).
+
+    Django's `bulk_update` builds a CASE expression per field and row: 90 % of a batch's time for
+    500 pumps. The values go through each field's own `get_db_prep_save`, as `save()` would do.
+    """
+    if not rows:
+        return
+    meta = rows[0]._meta
+    fields = [meta.get_field(name) for name in field_names]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
+    params = [[field.get_db_prep_save(getattr(row, field.attname), connection) for field in fields] + [row.pk]
+              for row in rows]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
 def _pumps_load(device_ids: list[str]) -> dict[str, _Pump]:
     """Lock the pumps (in a fixed order, one query) and fetch their active sessions and watched alarms."""
     devices = Device.objects.select_for_update().select_related("ward").filter(device_id__in=device_ids)
     by_pk = {device.pk: device for device in devices.order_by("pk")}
-    sessions = InfusionSession.objects.filter(device_id__in=by_pk, status__in=ACTIVE_SESSION_STATUSES)
+    sessions = InfusionSession.objects.filter(device_id__in=by_pk, status__in=ACTIVE_SESSION_STATUSES).only(
+        "device_id", "infusion_id", "status", "last_sampled_at"
+    )
     session_of = {session.device_id: session for session in sessions}
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     watched = Alarm.objects.filter(device_id__in=by_pk, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
