@@ -5,10 +5,14 @@ import threading
 import time
 from collections import Counter
 
+import socketio
+
 from devices.models import Alarm, Device, DeviceEvent, MessageReceipt
 from devices.services.sessions import infusion_confirm, infusion_start
+from realtime import events
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient
+from tests.support.sio import EventLog
 
 
 def infusing_pumps(device_ids: list[str], *, ward_code: str = "icu") -> dict[str, str]:
@@ -85,3 +89,38 @@ def communication_lost_alarms(device_ids: list[str]) -> int:
 
 def device_pk(device_id: str) -> int:
     return Device.objects.get(device_id=device_id).pk
+
+
+class ReconnectingSubscriber:
+    """A python-socketio client as a browser runs it: reconnects with backoff and subscribes again on every connect."""
+
+    def __init__(self, base_url: str, cookie: str, device_id: str) -> None:
+        self.base_url, self.cookie, self.device_id = base_url, cookie, device_id
+        self.events = EventLog()
+        self.connected_at: list[float] = []
+        self.disconnected_at: list[float] = []
+        self.client = socketio.Client(reconnection=True, reconnection_delay=0.25, reconnection_delay_max=2.0,
+                                      randomization_factor=0.5)  # fmt: skip
+        self.client.on("*", self.events.append)
+        self.client.on("connect", self._connected)
+        self.client.on("disconnect", lambda *args: self.disconnected_at.append(time.monotonic()))
+
+    def _connected(self) -> None:
+        self.connected_at.append(time.monotonic())
+        self.client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": self.device_id})
+
+    def connect(self) -> "ReconnectingSubscriber":
+        self.client.connect(self.base_url, headers={"Cookie": self.cookie}, transports=["websocket"], wait_timeout=5)
+        return self
+
+    def since_last_snapshot(self) -> list[tuple[str, dict]]:
+        """This pump's events from the latest `stream:subscribed` on (a client starts over at each snapshot)."""
+        items = list(self.events.items)
+        starts = [n for n, (name, data) in enumerate(items) if name == events.STREAM_SUBSCRIBED]
+        tail = items[starts[-1] :] if starts else []
+        return [
+            (name, data) for name, data in tail if name.startswith("device:") and data.get("deviceId") == self.device_id
+        ]
+
+    def close(self) -> None:
+        self.client.disconnect()
