@@ -51,13 +51,13 @@ def _broker_ok() -> bool:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Database reachable, broker reachable, bridge alive; 503 naming the failing check, nothing more."""
+    """Database and broker reachable, the bridge alive and holding the broker; 503 names the failing check."""
     database = _database_ok()
-    bridge = bridge_status() if database else {"alive": False}
+    bridge = bridge_status() if database else {"brokerConnected": False}
     checks = {
         "database": "ok" if database else "fail",
         "broker": "ok" if _broker_ok() else "fail",
-        "bridge": "ok" if bridge["alive"] else "fail",
+        "bridge": "ok" if bridge["brokerConnected"] else "fail",  # alive, and holding the broker
     }
     ready = all(state == "ok" for state in checks.values())
     return JsonResponse({"status": "ok" if ready else "fail", "checks": checks}, status=200 if ready else 503)

@@ -78,8 +78,13 @@ export function ago(seconds) {
  * Connectivity as the browser sees it now: the server's word, unless the last receive time says the
  * pump has gone quiet (a pump without presence, or any running pump, must be heard every heartbeat).
  */
+/** Whether the bridge is alive and holds the broker; while it is not, no pump may look online. */
+let monitoringHealthy = true;
+export function setMonitoringHealthy(healthy) { monitoringHealthy = Boolean(healthy); }
+
 export function connectivityNow({ connectivity, lastSeenAt, hasPresence, pumpState }, heartbeatTimeoutS) {
   if (connectivity === "offline" || connectivity === "unknown" || !lastSeenAt) return connectivity || "unknown";
+  if (!monitoringHealthy) return "stale"; // we cannot hear the pumps: a quiet pump must never look healthy
   const age = secondsSince(lastSeenAt);
   const mustBeHeard = !hasPresence || pumpState === "running";
   if (mustBeHeard && age !== null && age > heartbeatTimeoutS) return "stale";

@@ -2,6 +2,8 @@
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
 // pump is subscribed again and its snapshot replaces what the page holds).
 
+import { setMonitoringHealthy } from "./format.js";
+
 const DEVICE_EVENTS = [
   "device:status",
   "device:progress",
@@ -130,7 +132,9 @@ export class LiveConnection {
 /** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data). */
 export function watchBridge(initial, { banner = document.getElementById("degraded-banner"), url, everyMs = 5000 } = {}) {
   const show = (bridge) => {
-    if (banner) banner.hidden = Boolean(bridge?.alive && bridge?.brokerConnected);
+    const healthy = Boolean(bridge?.alive && bridge?.brokerConnected);
+    setMonitoringHealthy(healthy);
+    if (banner) banner.hidden = healthy;
   };
   show(initial);
   if (!url) return;

@@ -76,3 +76,21 @@ def test_lost_connection_says_reconnecting_then_resubscribes(open_page, stack, a
         expect(card).to_have_attribute("data-connectivity", "online", timeout=5_000)
     finally:
         pump.close()
+
+
+def test_no_pump_looks_online_while_monitoring_is_degraded(open_page, stack, artifacts_dir):
+    """A live bridge that lost the broker: presence pumps that last said "online" must not look healthy."""
+    from django.utils import timezone
+
+    from devices.models import BridgeStatus
+
+    ward = make_ward("outage")
+    make_device("BRW_QUIET", ward=ward, has_presence=True, presence="online", last_seen_at=timezone.now())
+    nurse = make_user("outage-nurse", ward=ward)
+    BridgeStatus.objects.create(name="outage-sim", heartbeat_at=timezone.now(), broker_connected=False)
+    page = open_page(nurse, "/")
+    card = page.locator('.pump-card[data-device-id="BRW_QUIET"]')
+    expect(page.locator("#degraded-banner")).to_be_visible()
+    expect(card).to_have_attribute("data-connectivity", "stale")
+    expect(card.locator('[data-field="connectivity"]')).not_to_have_text("Online")
+    screenshot(page, artifacts_dir, "overview-monitoring-degraded")

@@ -85,3 +85,10 @@ def test_operations_status_shows_rejects_dead_letters_and_pumps(client):
     assert data["deadLetters"][0]["reason"] == "unknown_device" and data["deadLetters"][0]["source"] == "NOPE"
     assert data["pumps"] == {"online": 1}
     assert data["clients"]["connected"] >= 0
+
+
+def test_readyz_fails_when_the_bridge_is_alive_but_lost_the_broker(client, settings, broker):
+    settings.MQTT = {**settings.MQTT, "HOST": broker.host, "PORT": broker.port}
+    bridge_heartbeat(broker_connected=False, now=timezone.now())
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["checks"]["bridge"] == "fail"
