@@ -78,7 +78,7 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
-            "timeout": env.int("SQLITE_BUSY_TIMEOUT_S", default=20),
+            "timeout": env.float("SQLITE_BUSY_TIMEOUT_S", default=20.0),
             "transaction_mode": "IMMEDIATE",
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
@@ -148,7 +148,9 @@ if not DEBUG and len(BRIDGE_INTERNAL_SECRET) < 32:
 # Bearer token for /metrics (staff sign-in works too); empty disables token access.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 # Where the bridge reaches the Socket.IO server (Daphne) to forward events.
-REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{env.int('WEB_PORT', default=8000)}")
+REALTIME_INTERNAL_URL = env.str(
+    "REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{env.int('WEB_PORT', default=8000)}"
+)
 
 # Timeouts, in seconds unless named otherwise; tests shorten them through the environment.
 PUMPSTREAM = {
