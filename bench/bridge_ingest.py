@@ -12,6 +12,8 @@ import argparse
 import json
 import os
 import platform
+import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,26 +43,30 @@ def configure_django(database: Path) -> None:
 
 
 def pumps_create(count: int, *, running: bool) -> list[str]:
-    """Register `count` pumps, each with a running session when `running` (progress then updates a session)."""
-    from django.db import transaction
+    """Register `count` pumps, heard just now, each with a running session when `running`.
 
-    from devices.models import Device, Ward
-    from devices.services.changes import device_lock
-    from devices.services.sessions import InfusionOrder, infusion_confirm, infusion_start
+    Bench fixture, written directly (not through the services: 4,000 orders and confirmations would take
+    minutes and leave 4,000 START commands for the bridge to publish during the measurement).
+    """
+    from django.utils import timezone
 
+    from devices.models import Device, InfusionSession, Ward
+    from devices.states import PumpState, SessionStatus
+
+    now = timezone.now()
     ward = Ward.objects.get_or_create(code="bench", defaults={"name": "Bench"})[0]
-    device_ids = [f"BENCH_{index:04d}" for index in range(count)]
-    for device_id in device_ids:
-        Device.objects.create(device_id=device_id, ward=ward)
-        if not running:
-            continue
-        order = InfusionOrder(flow_rate_ml_min=2.0, planned_volume_ml=500.0, planned_time_min=250.0,
-                              bolus_enabled=False, bolus_volume_ml=0.0, drug="Saline")  # fmt: skip
-        session = infusion_start(device_id=device_id, order=order)
-        with transaction.atomic():
-            infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id,
-                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
-    return device_ids
+    devices = Device.objects.bulk_create(
+        Device(device_id=f"BENCH_{index:04d}", ward=ward, last_seen_at=now, reported_status="running",
+               pump_state=PumpState.RUNNING if running else PumpState.IDLE)
+        for index in range(count)
+    )  # fmt: skip
+    if running:
+        InfusionSession.objects.bulk_create(
+            InfusionSession(device=device, status=SessionStatus.RUNNING, flow_rate_ml_min=2.0, planned_volume_ml=500.0,
+                            planned_time_min=250.0, drug="Saline", confirmed_at=now, status_changed_at=now)
+            for device in devices
+        )  # fmt: skip
+    return [device.device_id for device in devices]
 
 
 def progress_payload(seq: int, boot_id: str) -> bytes:
@@ -103,46 +109,62 @@ def queries_per_message(device_ids: list[str], per_pump: int) -> dict:
 
 
 class Publisher:
-    """One paho client per pump, all publishing QoS 1 as fast as the broker acknowledges."""
+    """A few paho clients sharing the pumps' topics, publishing QoS 1 round-robin across the pumps."""
 
-    def __init__(self, broker, device_ids: list[str], per_pump: int, boot_id: str) -> None:
+    def __init__(self, broker, device_ids: list[str], per_pump: int, boot_id: str, *, clients: int, rate: float):
         import paho.mqtt.client as mqtt
 
         self.clients = []
-        for device_id in device_ids:
-            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{device_id}", protocol=mqtt.MQTTv5)
+        for index in range(min(clients, len(device_ids))):
+            client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{index}", protocol=mqtt.MQTTv5)
             client.max_inflight_messages_set(1000)
             client.max_queued_messages_set(0)
             client.connect(broker.host, broker.port)
             client.loop_start()
-            self.clients.append((client, device_id))
+            self.clients.append(client)
+        self.device_ids = device_ids
         self.per_pump = per_pump
         self.boot_id = boot_id
+        self.rate = rate
         self.unacked = 0
+        self.last_publish_at = 0.0
 
     def run(self) -> None:
-        """Publish round-robin across the pumps (no pump sends its whole burst first), then wait for PUBACKs."""
+        """Publish (paced at `rate` msg/s in 10 ms ticks when given), then wait for every PUBACK."""
         infos = []
+        started = time.monotonic()
         for seq in range(self.per_pump):
-            for client, device_id in self.clients:
-                infos.append(
-                    client.publish(f"devices/{device_id}/progress", progress_payload(seq, self.boot_id), qos=1)
-                )
+            for index, device_id in enumerate(self.device_ids):
+                client = self.clients[index % len(self.clients)]
+                payload = progress_payload(seq, self.boot_id)
+                infos.append(client.publish(f"devices/{device_id}/progress", payload, qos=1))
+                if self.rate and len(infos) % max(1, int(self.rate / 100)) == 0:
+                    time.sleep(max(0.0, started + len(infos) / self.rate - time.monotonic()))
+        self.last_publish_at = time.monotonic()
         for info in infos:
             info.wait_for_publish(timeout=120)
             self.unacked += not info.is_published()
 
     def close(self) -> None:
-        for client, _ in self.clients:
+        for client in self.clients:
             client.loop_stop()
             client.disconnect()
+
+
+def py_spy_start(pid: int, output: str) -> subprocess.Popen:
+    """Sample the bridge with py-spy (collapsed stacks, all threads, GIL and idle excluded) until SIGINT."""
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "200",
+               "--format", "raw", "--output", output, "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def bridge_start(broker_url: str, database: Path, log_path: Path) -> subprocess.Popen:
     """The real `run_mqtt_bridge` process, forwarding to nowhere (ingest only)."""
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{database}", MQTT_URL=broker_url,
                MQTT_CLIENT_ID=f"bench-bridge-{uuid.uuid4().hex[:6]}", REALTIME_INTERNAL_URL="http://127.0.0.1:9",
-               LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")  # fmt: skip
+               LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", HEARTBEAT_TIMEOUT_S="600",
+               DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+               BRIDGE_INTERNAL_SECRET=secrets.token_urlsafe(32))  # fmt: skip
     return subprocess.Popen([sys.executable, "manage.py", "run_mqtt_bridge", "--name", "bench"], cwd=ROOT, env=env,
                             stdout=log_path.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
 
@@ -170,7 +192,7 @@ def run(args: argparse.Namespace) -> dict:
     from tests.support.broker import MosquittoBroker
 
     device_ids = pumps_create(args.pumps, running=not args.idle)
-    inprocess = queries_per_message(device_ids, per_pump=args.inprocess_per_pump)
+    inprocess = queries_per_message(device_ids[:500], per_pump=args.inprocess_per_pump)
     baseline = MessageReceipt.objects.count()
     broker = MosquittoBroker(workdir / "mosquitto", persistence=True).start()
     bridge = bridge_start(broker.url, workdir / "bench.sqlite3", workdir / "bridge.log")
@@ -178,9 +200,11 @@ def run(args: argparse.Namespace) -> dict:
     try:
         wait_for(lambda: BridgeStatus.objects.filter(name="bench", broker_connected=True).exists(), 30,
                  "the bridge did not connect")  # fmt: skip
+        profiler = py_spy_start(bridge.pid, args.py_spy) if args.py_spy else None
         cpu = psutil.Process(bridge.pid)
         cpu_before = sum(cpu.cpu_times()[:2])
-        publisher = Publisher(broker, device_ids, args.messages, boot_id=f"bench-{uuid.uuid4().hex[:6]}")
+        publisher = Publisher(broker, device_ids, args.messages, boot_id=f"bench-{uuid.uuid4().hex[:6]}",
+                              clients=args.clients, rate=args.rate)  # fmt: skip
         total = args.pumps * args.messages
         started = time.monotonic()
         sender = threading.Thread(target=publisher.run)
@@ -190,8 +214,12 @@ def run(args: argparse.Namespace) -> dict:
         )
         elapsed = time.monotonic() - started
         sender.join()
+        lag = max(0.0, started + elapsed - publisher.last_publish_at)
         cpu_used = sum(cpu.cpu_times()[:2]) - cpu_before
         stored = MessageReceipt.objects.count() - baseline
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)
+            profiler.wait(timeout=30)
     finally:
         if publisher is not None:
             publisher.close()
@@ -204,7 +232,9 @@ def run(args: argparse.Namespace) -> dict:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "load_before": os.getloadavg()[0], "pumps": args.pumps, "messages_per_pump": args.messages, "total": total,
         "sessions_running": not args.idle, "stored": stored, "unacked_by_broker": publisher.unacked,
-        "seconds": round(elapsed, 3), "msgs_per_s": round(total / elapsed), "bridge_cpu_s": round(cpu_used, 2),
+        "offered_rate": args.rate or "as fast as possible", "seconds": round(elapsed, 3),
+        "msgs_per_s": round(total / elapsed), "lag_after_last_publish_s": round(lag, 3),
+        "bridge_cpu_s": round(cpu_used, 2),
         "bridge_cpu_ms_per_msg": round(1000 * cpu_used / total, 3), "largest_batch": stats.get("largest_batch"),
         "batches": stats.get("batches"), **{key: round(value, 2) for key, value in inprocess.items()},
         "label": args.label,
@@ -215,10 +245,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pumps", type=int, default=10)
     parser.add_argument("--messages", type=int, default=1000, help="QoS 1 progress messages per pump")
+    parser.add_argument("--clients", type=int, default=10, help="publisher connections shared by the pumps")
+    parser.add_argument("--rate", type=float, default=0, help="offered msg/s in all (0: as fast as possible)")
     parser.add_argument("--idle", action="store_true", help="pumps without a running session")
     parser.add_argument("--inprocess-per-pump", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--label", default="")
+    parser.add_argument("--py-spy", default="", help="write py-spy's collapsed stacks of the bridge to this file")
     args = parser.parse_args()
     load = os.getloadavg()[0]
     result = run(args)

@@ -40,7 +40,7 @@ class ProgressReport:
 
 
 @dataclass
-class _Pump:
+class ProgressPump:
     """What one pump's reports need: its locked row, its active session and its active watched alarms."""
 
     device: Device
@@ -53,17 +53,32 @@ def progress_fields(report: DevicePayload) -> dict:
     return report.model_dump(mode="json", exclude_none=True, exclude=PROGRESS_EXCLUDED_FIELDS)
 
 
-def progress_apply_many(*, reports: Sequence[ProgressReport]) -> int:
-    """Apply progress reports of many pumps inside the caller's transaction; returns the changes recorded."""
+def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
+    """Lock the registered pumps among `device_ids` (one query, fixed order) with their sessions and alarms."""
+    devices = Device.objects.select_for_update().select_related("ward").filter(device_id__in=set(device_ids))
+    by_pk = {device.pk: device for device in devices.order_by("pk")}
+    sessions = InfusionSession.objects.filter(device_id__in=by_pk, status__in=ACTIVE_SESSION_STATUSES).only(
+        "device_id", "infusion_id", "status", "last_sampled_at"
+    )
+    session_of = {session.device_id: session for session in sessions}
+    alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    watched = Alarm.objects.filter(device_id__in=by_pk, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
+    for device_pk, alarm_type, error_code in watched.values_list("device_id", "type", "error_code"):
+        alarms[device_pk].add((alarm_type, error_code))
+    return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
+
+
+def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:
+    """Apply progress reports of locked pumps inside the caller's transaction; returns the changes recorded."""
     by_pump: dict[str, list[ProgressReport]] = defaultdict(list)
     for item in reports:
         by_pump[item.device_id].append(item)
-    pumps = _pumps_load(list(by_pump))
     samples: list[ProgressSample] = []
     for device_id, pump_reports in by_pump.items():
         _pump_progress(pumps[device_id], pump_reports, samples)
-    _rows_update([pump.device for pump in pumps.values()], DEVICE_FIELDS)
-    _rows_update([pump.session for pump in pumps.values() if pump.session is not None], SESSION_FIELDS)
+    touched = [pumps[device_id] for device_id in by_pump]
+    _rows_update([pump.device for pump in touched], DEVICE_FIELDS)
+    _rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS)
     if samples:
         ProgressSample.objects.bulk_create(samples)
     return len(by_pump)
@@ -100,29 +115,14 @@ def _rows_update(rows: Sequence[Model], field_names: list[str]) -> None:
         cursor.executemany(sql, params)
 
 
-def _pumps_load(device_ids: list[str]) -> dict[str, _Pump]:
-    """Lock the pumps (in a fixed order, one query) and fetch their active sessions and watched alarms."""
-    devices = Device.objects.select_for_update().select_related("ward").filter(device_id__in=device_ids)
-    by_pk = {device.pk: device for device in devices.order_by("pk")}
-    sessions = InfusionSession.objects.filter(device_id__in=by_pk, status__in=ACTIVE_SESSION_STATUSES).only(
-        "device_id", "infusion_id", "status", "last_sampled_at"
-    )
-    session_of = {session.device_id: session for session in sessions}
-    alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    watched = Alarm.objects.filter(device_id__in=by_pk, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
-    for device_pk, alarm_type, error_code in watched.values_list("device_id", "type", "error_code"):
-        alarms[device_pk].add((alarm_type, error_code))
-    return {device.device_id: _Pump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
-
-
-def _pump_for(device: Device) -> _Pump:
+def _pump_for(device: Device) -> ProgressPump:
     session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     watched = Alarm.objects.filter(device=device, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
-    return _Pump(device, session, set(watched.values_list("type", "error_code")))
+    return ProgressPump(device, session, set(watched.values_list("type", "error_code")))
 
 
 def _pump_progress(
-    pump: _Pump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
+    pump: ProgressPump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
 ) -> None:
     """One pump's reports in arrival order: heard, sampled, the newest applied and recorded as one change."""
     device, session, newest = pump.device, pump.session, reports[-1]
@@ -145,7 +145,7 @@ def _pump_progress(
                   body=events.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
 
 
-def _pump_heard(pump: _Pump, now: datetime) -> None:
+def _pump_heard(pump: ProgressPump, now: datetime) -> None:
     """`last_seen_at`, presence back online, `communication_lost` cleared, and `device:status` if that shows."""
     device = pump.device
     was_connectivity = device.connectivity(now=now)

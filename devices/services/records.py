@@ -3,15 +3,17 @@
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from devices.models import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, ProgressSample
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
+RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "received_at")
 
 
 def dead_letter_record(
@@ -32,29 +34,44 @@ def dead_letter_record(
     return letter
 
 
-def message_receipts_claim(*, receipts: Sequence[MessageReceipt]) -> list[bool]:
-    """Store each unsaved receipt whose (pump, bootId, seq) is new; per receipt, True when it was new.
+class ReceiptKey(NamedTuple):
+    """What identifies one message of one pump (its `bootId` and `seq`), and when it was received."""
+
+    device_pk: int
+    boot_id: str
+    device_seq: int
+    received_at: datetime
+
+
+def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
+    """Store each receipt whose (pump, bootId, seq) is new; per receipt, True when it was new.
 
     A key already stored, or repeated earlier in `receipts`, is a duplicate (False): that message was
-    applied before. One query to look, one to insert, inside the caller's transaction.
+    applied before. One query to look and one prepared INSERT run per new receipt (executemany: the
+    bridge claims hundreds per batch, and model instances cost more than the insert), inside the
+    caller's transaction; the unique constraint still guards the table.
     """
     if not receipts:
         return []
     existing = set(
         MessageReceipt.objects.filter(
-            device_id__in={receipt.device_id for receipt in receipts},
+            device_id__in={receipt.device_pk for receipt in receipts},
             boot_id__in={receipt.boot_id for receipt in receipts},
             device_seq__in={receipt.device_seq for receipt in receipts},
         ).values_list("device_id", "boot_id", "device_seq")
     )
     fresh, claimed = [], []
     for receipt in receipts:
-        key = (receipt.device_id, receipt.boot_id, receipt.device_seq)
+        key = receipt[:3]
         claimed.append(key not in existing)
         if key not in existing:
             existing.add(key)
-            fresh.append(receipt)
-    MessageReceipt.objects.bulk_create(fresh)
+            fresh.append((*key, connection.ops.adapt_datetimefield_value(receipt.received_at)))
+    if fresh:
+        quote, meta = connection.ops.quote_name, MessageReceipt._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS)
+        with connection.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)", fresh)
     return claimed
 
 

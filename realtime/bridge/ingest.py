@@ -11,10 +11,10 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
-from devices.models import Device, MessageReceipt, RetainedMessage
-from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many
+from devices.models import Device, RetainedMessage
+from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
-from devices.services.records import dead_letter_record, message_receipts_claim
+from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
 from realtime import metrics
 from realtime.mqtt import topics
 from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
@@ -130,7 +130,7 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: in
     """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
     report = checked.report
     if report.message_key is not None:
-        receipt = _receipt(device_pk, checked, message)
+        receipt = ReceiptKey(device_pk, *report.message_key, message.received_at)
         if not message_receipts_claim(receipts=[receipt])[0]:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
@@ -151,30 +151,27 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: in
 def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
     """Routine progress of many pumps in bulk: unknown pumps rejected, duplicates skipped, the rest applied."""
     outcomes: Counter[str] = Counter()
-    known = dict(Device.objects.filter(device_id__in={c.device_id for _, c in items}).values_list("device_id", "pk"))
+    pumps = progress_pumps_lock(device_ids=[checked.device_id for _, checked in items])
     accepted = []
     for message, checked in items:
-        if checked.device_id in known:
+        if checked.device_id in pumps:
             accepted.append((message, checked))
         else:
             reject(message, "unknown_device", "no pump registered with this id", checked.device_id)
             outcomes[REJECTED] += 1
     keyed = [(message, checked) for message, checked in accepted if checked.report.message_key is not None]
-    claimed = message_receipts_claim(receipts=[_receipt(known[c.device_id], c, m) for m, c in keyed])
+    claimed = message_receipts_claim(receipts=[
+        ReceiptKey(pumps[checked.device_id].device.pk, *checked.report.message_key, message.received_at)
+        for message, checked in keyed
+    ])  # fmt: skip
     repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
     metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
     outcomes[DUPLICATE] += len(repeated)
     fresh = [ProgressReport(c.device_id, c.report, m.received_at) for m, c in accepted if id(m) not in repeated]
     if fresh:
-        outcomes[FORWARDED] += progress_apply_many(reports=fresh)
+        outcomes[FORWARDED] += progress_apply_many(pumps=pumps, reports=fresh)
     outcomes[APPLIED] += len(fresh)
     return outcomes
-
-
-def _receipt(device_pk: int, checked: CheckedMessage, message: InboundMessage) -> MessageReceipt:
-    boot_id, device_seq = checked.report.message_key
-    return MessageReceipt(device_id=device_pk, boot_id=boot_id, device_seq=device_seq,
-                          received_at=message.received_at)  # fmt: skip
 
 
 def reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
