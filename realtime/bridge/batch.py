@@ -39,8 +39,8 @@ class BatchIngest:
         """Every message checked, shed, rejected or applied; returns the outcomes by name."""
         outcomes: Counter[str] = Counter()
         routine: list[tuple[InboundMessage, CheckedMessage]] = []
-        for message in batch:
-            if not self.guard.admit(message):
+        for message, admitted in zip(batch, self.guard.admit_batch(batch), strict=True):
+            if not admitted:
                 outcomes[SHED] += 1
                 continue
             checked = self._check(message, outcomes)

@@ -40,11 +40,25 @@ class ProgressFloodGuard:
         self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self.shed_total = 0
 
-    def admit(self, message: InboundMessage) -> bool:
-        """False when this message is routine progress from a pump that has used up its bucket."""
-        device_id = routine_progress_sender(message) if self.rate_per_s > 0 else None
-        if device_id is None:
-            return True
+    def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
+        """Per message, False when it is shed: routine progress of a pump that used up its bucket.
+
+        The newest routine progress of each pump in the batch is never shed, so a watcher sees where
+        a flooding pump is now; a flooding pump thus costs at most one applied progress per batch.
+        """
+        if self.rate_per_s <= 0:
+            return [True] * len(batch)
+        senders = [routine_progress_sender(message) for message in batch]
+        newest = {device_id: index for index, device_id in enumerate(senders) if device_id is not None}
+        admitted = []
+        for index, (message, device_id) in enumerate(zip(batch, senders, strict=True)):
+            admitted.append(device_id is None or self._take(device_id, message) or newest[device_id] == index)
+            if not admitted[-1]:
+                self._shed(device_id, message.received_at.timestamp())
+        return admitted
+
+    def _take(self, device_id: str, message: InboundMessage) -> bool:
+        """Take a token from the pump's bucket, refilled up to the message's receive time."""
         clock = message.received_at.timestamp()
         bucket = self._bucket(device_id, clock)
         bucket.tokens = min(self.burst, bucket.tokens + (clock - bucket.refilled_at) * self.rate_per_s)
@@ -52,7 +66,6 @@ class ProgressFloodGuard:
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return True
-        self._shed(device_id, bucket, clock)
         return False
 
     def _bucket(self, device_id: str, clock: float) -> _Bucket:
@@ -62,7 +75,8 @@ class ProgressFloodGuard:
             self.buckets.popitem(last=False)
         return bucket
 
-    def _shed(self, device_id: str, bucket: _Bucket, clock: float) -> None:
+    def _shed(self, device_id: str, clock: float) -> None:
+        bucket = self.buckets[device_id]
         bucket.shed += 1
         self.shed_total += 1
         metrics.PROGRESS_SHED.inc()
