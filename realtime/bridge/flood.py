@@ -5,7 +5,8 @@ its receive time. Only routine progress can be shed, and the test is made on the
 parsing, conservatively: `devices/{id}/progress` whose payload does not mention `paused` or `completed`.
 Status, alarms, confirmations, completions and actions always pass. A shed message is acknowledged
 (shedding is a deliberate, counted rejection), counted in `pumpstream_bridge_progress_shed_total` and in
-the heartbeat's `shed`, and logged once a minute per pump.
+the heartbeat's `shed`, and logged once a minute per pump. A shed message is not parsed, so a
+malformed one among the excess is counted as shed, not dead-lettered.
 """
 
 import logging
