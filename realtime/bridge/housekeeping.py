@@ -4,14 +4,18 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 
 from devices.exceptions import PumpStreamError
-from devices.models import Device, InfusionSession
+from devices.models import Alarm, Device, InfusionSession
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.sessions import infusion_time_out
-from devices.states import Presence, SessionStatus
+from devices.states import AlarmState, Presence, SessionStatus
 
 logger = logging.getLogger(__name__)
+# Pumps each check handles per tick (every ~100 ms): a mass event (a ward's network down) is worked
+# off over a few ticks while messages keep being committed between them, not in one long stall.
+PER_TICK = 100
 
 
 class Housekeeping:
@@ -32,7 +36,7 @@ class Housekeeping:
         """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""
         cutoff = now - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
         overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
-        for infusion_id in overdue.values_list("infusion_id", flat=True):
+        for infusion_id in overdue.order_by("created_at").values_list("infusion_id", flat=True)[:PER_TICK]:
             try:
                 infusion_time_out(infusion_id=infusion_id)
             except PumpStreamError as exc:  # confirmed or cancelled meanwhile
@@ -41,8 +45,11 @@ class Housekeeping:
     def silent_sessions(self, now: datetime) -> None:
         """`communication_lost` for running sessions whose pump has been silent past the heartbeat timeout."""
         cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-        silent = Device.objects.filter(sessions__status=SessionStatus.RUNNING, last_seen_at__lt=cutoff)
-        for device_id in silent.values_list("device_id", flat=True):
+        alarmed = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
+        silent = Device.objects.filter(sessions__status=SessionStatus.RUNNING, last_seen_at__lt=cutoff).exclude(
+            Exists(alarmed)
+        )
+        for device_id in silent.order_by("last_seen_at").values_list("device_id", flat=True)[:PER_TICK]:
             if pump_silence_check(device_id=device_id, now=now):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
 
@@ -54,7 +61,10 @@ class Housekeeping:
             .exclude(presence=Presence.OFFLINE)
             .values_list("device_id", flat=True)
         )
-        if self.stale_announced is not None:
-            for device_id in stale - self.stale_announced:
-                pump_mark_stale(device_id=device_id, now=now)
-        self.stale_announced = stale
+        if self.stale_announced is None:
+            self.stale_announced = stale
+            return
+        announced = sorted(stale - self.stale_announced)[:PER_TICK]
+        for device_id in announced:
+            pump_mark_stale(device_id=device_id, now=now)
+        self.stale_announced = (self.stale_announced & stale) | set(announced)

@@ -70,7 +70,7 @@ class CommandOutbox:
         expired = Command.objects.filter(state=CommandState.QUEUED, expires_at__lte=now).exclude(
             pk__in=[flight.command_pk for flight in self.in_flight.values()]
         )
-        for pk, device_id in expired.values_list("pk", "device__device_id"):
+        for pk, device_id in expired.order_by("expires_at").values_list("pk", "device__device_id")[:PUBLISH_PER_TICK]:
             self._move(device_id, pk, CommandState.EXPIRED, now, error="expired before it could be sent")
             metrics.COMMANDS_PUBLISHED.labels(outcome="expired").inc()
 
