@@ -158,15 +158,30 @@ def py_spy_start(pid: int, output: str) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def bridge_start(broker_url: str, database: Path, log_path: Path) -> subprocess.Popen:
-    """The real `run_mqtt_bridge` process, forwarding to nowhere (ingest only)."""
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+    "BRIDGE_INTERNAL_SECRET": secrets.token_urlsafe(32),
+    "LOG_LEVEL": "WARNING",
+    "PYTHONUNBUFFERED": "1",
+    "HEARTBEAT_TIMEOUT_S": "600",
+}
+
+
+def bridge_start(broker_url: str, database: Path, log_path: Path, realtime_url: str) -> subprocess.Popen:
+    """The real `run_mqtt_bridge` process with production settings."""
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{database}", MQTT_URL=broker_url,
-               MQTT_CLIENT_ID=f"bench-bridge-{uuid.uuid4().hex[:6]}", REALTIME_INTERNAL_URL="http://127.0.0.1:9",
-               LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1", HEARTBEAT_TIMEOUT_S="600",
-               DJANGO_DEBUG="false", DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
-               BRIDGE_INTERNAL_SECRET=secrets.token_urlsafe(32))  # fmt: skip
+               REALTIME_INTERNAL_URL=realtime_url, MQTT_CLIENT_ID=f"bench-bridge-{uuid.uuid4().hex[:6]}",
+               **PRODUCTION_ENV)  # fmt: skip
     return subprocess.Popen([sys.executable, "manage.py", "run_mqtt_bridge", "--name", "bench"], cwd=ROOT, env=env,
                             stdout=log_path.open("wb"), stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def daphne_start(database: Path, log_dir: Path):
+    """Daphne serving the real ASGI application, so forwarding includes the internal hop."""
+    from tests.support.daphne import DaphneServer
+
+    return DaphneServer(log_dir, DATABASE_URL=f"sqlite:///{database}", **PRODUCTION_ENV).start()
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.02):
@@ -195,7 +210,9 @@ def run(args: argparse.Namespace) -> dict:
     inprocess = queries_per_message(device_ids[:500], per_pump=args.inprocess_per_pump)
     baseline = MessageReceipt.objects.count()
     broker = MosquittoBroker(workdir / "mosquitto", persistence=True).start()
-    bridge = bridge_start(broker.url, workdir / "bench.sqlite3", workdir / "bridge.log")
+    daphne = daphne_start(workdir / "bench.sqlite3", workdir) if args.daphne else None
+    realtime_url = daphne.url if daphne else "http://127.0.0.1:9"
+    bridge = bridge_start(broker.url, workdir / "bench.sqlite3", workdir / "bridge.log", realtime_url)
     publisher = None
     try:
         wait_for(lambda: BridgeStatus.objects.filter(name="bench", broker_connected=True).exists(), 30,
@@ -226,6 +243,8 @@ def run(args: argparse.Namespace) -> dict:
         bridge.terminate()
         bridge.wait(timeout=20)
         broker.stop()
+        if daphne is not None:
+            daphne.stop()
     stats = BridgeStatus.objects.get(name="bench").stats
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -237,7 +256,8 @@ def run(args: argparse.Namespace) -> dict:
         "bridge_cpu_s": round(cpu_used, 2),
         "bridge_cpu_ms_per_msg": round(1000 * cpu_used / total, 3), "largest_batch": stats.get("largest_batch"),
         "batches": stats.get("batches"), **{key: round(value, 2) for key, value in inprocess.items()},
-        "label": args.label,
+        "label": args.label, "daphne": args.daphne,
+        "forwarded": stats.get("progress_forwarded"),
     }  # fmt: skip
 
 
@@ -247,6 +267,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1000, help="QoS 1 progress messages per pump")
     parser.add_argument("--clients", type=int, default=10, help="publisher connections shared by the pumps")
     parser.add_argument("--rate", type=float, default=0, help="offered msg/s in all (0: as fast as possible)")
+    parser.add_argument("--daphne", action="store_true", help="forward into a real Daphne (else: forward to nowhere)")
     parser.add_argument("--idle", action="store_true", help="pumps without a running session")
     parser.add_argument("--inprocess-per-pump", type=int, default=20)
     parser.add_argument("--timeout", type=float, default=300)
