@@ -1,0 +1,114 @@
+"""One measured phase: watchers connected and subscribed, the generator run on schedule, figures collected."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.stats import deliveries_merge
+from bench.system import ROOT, ResourceSampler, System
+
+START_DELAY_S = 1.0
+DRAIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class Load:
+    """D pumps at R Hz each, C watchers each watching K pumps, W seconds of warm-up, T measured."""
+
+    pumps: int
+    rate_hz: float
+    clients: int
+    per_client: int
+    duration_s: float
+    warmup_s: float = 3.0
+
+    @property
+    def offered_msgs_per_s(self) -> float:
+        return round(self.pumps * self.rate_hz, 1)
+
+
+def subscriptions_plan(device_ids: list[str], clients: int, per_client: int) -> list[list[str]]:
+    """Client c watches K consecutive pumps starting at c*K (wrapping), so every pump is watched evenly."""
+    count = len(device_ids)
+    return [[device_ids[(c * per_client + j) % count] for j in range(per_client)] for c in range(clients)]
+
+
+def python_module(module: str, *args: str, **popen) -> subprocess.Popen:
+    """`python -m module args` from the project root."""
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, **popen)
+
+
+def wait_line(process: subprocess.Popen, prefix: str, timeout: float = 180.0) -> str:
+    """Block until the child prints a line starting with `prefix` (fail if it exits first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline().decode()
+        if line.startswith(prefix):
+            return line.strip()
+        if not line and process.poll() is not None:
+            raise RuntimeError(f"{process.args[2]} exited with {process.returncode} before saying {prefix!r}")
+    raise TimeoutError(f"no {prefix!r} within {timeout}s")
+
+
+def measure(system: System, load: Load, device_ids: list[str], cookies: list[str], workdir: Path, *,
+            floor: bool) -> dict:  # fmt: skip
+    """Run one phase: through the whole system, or (floor) with MQTT watchers straight on the broker."""
+    tag = f"{'floor' if floor else 'system'}-{int(load.offered_msgs_per_s)}-{time.time_ns()}"
+    subscriptions = subscriptions_plan(device_ids, load.clients, load.per_client)
+    plan, pumps = workdir / f"plan-{tag}.json", workdir / f"pumps-{tag}.json"
+    plan.write_text(json.dumps({"subscriptions": subscriptions, "cookies": cookies}))
+    pumps.write_text(json.dumps(device_ids))
+    watch_out, gen_out = workdir / f"watchers-{tag}.json", workdir / f"generator-{tag}.json"
+    target = ["--mode", "mqtt", "--broker", system.broker_address] if floor else ["--mode", "sio", "--url",
+                                                                                    system.daphne_url]  # fmt: skip
+    watchers = python_module("bench.watchers", *target, "--plan", str(plan), "--out", str(watch_out), "--drain",
+                             str(DRAIN_S), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    wait_line(watchers, "ready")
+    start_at = time.time() + START_DELAY_S
+    measured_from = start_at + load.warmup_s
+    watchers.stdin.write(f"[{measured_from}, {measured_from + load.duration_s}]\n".encode())
+    watchers.stdin.flush()
+    load_before = os.getloadavg()[0]
+    sampler = ResourceSampler(system.server_pids())
+    schedule = ["--rate", str(load.rate_hz), "--start-at", str(start_at), "--warmup", str(load.warmup_s),
+                "--duration", str(load.duration_s)]  # fmt: skip
+    generator = python_module("bench.loadgen", "--broker", system.broker_address, "--pumps", str(pumps), *schedule,
+                              "--out", str(gen_out))  # fmt: skip
+    if generator.wait() != 0 or watchers.wait(timeout=load.duration_s + 120) != 0:
+        raise RuntimeError(f"generator exited {generator.returncode}, watchers {watchers.returncode}")
+    resources = sampler.stop()
+    sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
+    due = sent.pop("due_per_pump")
+    expected = sum(due.get(device_id, 0) for watched in subscriptions for device_id in watched)
+    return {"phase": "floor" if floor else "system", **asdict(load), "offered_msgs_per_s": load.offered_msgs_per_s,
+            "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "deliveries": deliveries_merge([seen], expected=expected), "generator": sent,
+            "watchers_cpu_s": seen["cpu_s"], "resources": resources}  # fmt: skip
+
+
+def idle_memory(system: System, cookies: list[str], steps: list[int], workdir: Path, settle_s: float = 3.0) -> dict:
+    """Daphne's RSS with 0, then each step's number of idle signed-in Socket.IO clients connected."""
+    import psutil
+
+    plan = workdir / "plan-idle.json"
+    plan.write_text(json.dumps({"subscriptions": [], "cookies": cookies}))
+    clients = python_module("bench.watchers", "--mode", "idle", "--url", system.daphne_url, "--plan", str(plan),
+                            "--steps", ",".join(map(str, steps)), "--out", str(workdir / "idle.json"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    daphne = psutil.Process(system.daphne.pid)
+    rss: dict[int, float] = {}
+    for _ in steps:
+        connected = int(wait_line(clients, "ready").split()[1])
+        time.sleep(settle_s)
+        rss[connected] = daphne.memory_info().rss
+        clients.stdin.write(b"\n")
+        clients.stdin.flush()
+    clients.wait(timeout=120)
+    base, most = min(rss), max(rss)
+    per_client = (rss[most] - rss[base]) / max(most - base, 1) / 1024
+    return {"daphne_rss_mib": {str(n): round(value / 2**20, 1) for n, value in rss.items()},
+            "kib_per_idle_client": round(per_client, 1)}  # fmt: skip

@@ -1,0 +1,92 @@
+"""Benchmark results as JSON, a Markdown table and a PNG plot of latency against offered load."""
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "lost", "dup", "reord",
+           "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "bridge CPU s", "bridge RSS MiB",
+           "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms")  # fmt: skip
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.2f}".rstrip("0").rstrip(".") if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
+    """One table row: what was offered, what arrived and how fast, what it cost."""
+    d, r, g = phase["deliveries"], phase["resources"], phase["generator"]
+    ratio = round(d["p99_ms"] / floor_p99, 1) if floor_p99 and d["p99_ms"] is not None else None
+    return [level, phase["phase"], phase["offered_msgs_per_s"], "/".join(map(str, phase["load_avg_1m"])),
+            d["expected"], d["received"], d["lost"], d["duplicates"], d["reorders"], d["p50_ms"], d["p90_ms"],
+            d["p99_ms"], d["max_ms"], ratio if phase["phase"] == "system" else None,
+            r.get("bridge", {}).get("cpu_s"), r.get("bridge", {}).get("peak_rss_mib"),
+            r.get("daphne", {}).get("cpu_s"), r.get("daphne", {}).get("peak_rss_mib"), r["broker"]["cpu_s"],
+            f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"]]  # fmt: skip
+
+
+def markdown(result: dict) -> str:
+    """The run's phases as a Markdown table, then memory per idle client and the targets."""
+    lines = [f"**{result['level']}** ({result['when']}, {result['machine']})", "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]  # fmt: skip
+    floor_p99 = None
+    for phase in result["phases"]:
+        if phase["phase"] == "floor":
+            floor_p99 = phase["deliveries"]["p99_ms"]
+        lines.append("| " + " | ".join(_cell(v) for v in phase_row(result["level"], phase, floor_p99)) + " |")
+    if result.get("memory"):
+        memory = result["memory"]
+        rss = ", ".join(f"{n} clients {mib} MiB" for n, mib in memory["daphne_rss_mib"].items())
+        lines += ["", f"Daphne RSS with idle signed-in clients: {rss}: **{memory['kib_per_idle_client']} KiB per "
+                      "idle client**."]  # fmt: skip
+    if result.get("max_sustainable_msgs_per_s") is not None:
+        lines += ["", f"Maximum sustainable ingest (no loss, p99 <= 100 ms): **{result['max_sustainable_msgs_per_s']:,}"
+                      " msg/s**."]  # fmt: skip
+    lines += ["", *(f"- {target}" for target in result.get("targets", []))]
+    return "\n".join(lines) + "\n"
+
+
+def plot(path: Path) -> None:
+    """p50 and p99 against offered load, every system and floor phase of every result file in `bench/results`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points: dict[str, list[tuple[float, float]]] = {"system p50": [], "system p99": [], "floor p99": []}
+    for file in sorted(RESULTS.glob("bench-*.json")):
+        for phase in json.loads(file.read_text())["phases"]:
+            d = phase["deliveries"]
+            if d["p99_ms"] is None:
+                continue
+            if phase["phase"] == "system":
+                points["system p50"].append((phase["offered_msgs_per_s"], d["p50_ms"]))
+            points[f"{phase['phase']} p99"].append((phase["offered_msgs_per_s"], d["p99_ms"]))
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for label, marker in (("system p50", "o"), ("system p99", "s"), ("floor p99", "^")):
+        if points[label]:
+            xs, ys = zip(*sorted(points[label]), strict=True)
+            axes.plot(xs, ys, marker=marker, linestyle="-" if label.startswith("system") else ":", label=label)
+    axes.axhline(100, color="grey", linewidth=0.8, linestyle="--", label="100 ms")
+    axes.set(xlabel="offered load (progress messages per second)", ylabel="end-to-end latency (ms, log)",
+             yscale="log", title="PumpStream: latency from intended send time to the Socket.IO client")  # fmt: skip
+    axes.legend()
+    axes.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write(result: dict, stamp: str) -> list[Path]:
+    """`bench-<level>-<stamp>.json` and `.md`, and `latency-vs-load.png` over every result so far."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    base = RESULTS / f"bench-{result['level']}-{stamp}"
+    json_path, md_path, png_path = base.with_suffix(".json"), base.with_suffix(".md"), RESULTS / "latency-vs-load.png"
+    json_path.write_text(json.dumps(result, indent=1))
+    md_path.write_text(markdown(result))
+    plot(png_path)
+    return [json_path, md_path, png_path]
