@@ -34,5 +34,9 @@ lint:
 format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
+# Benchmarks (never part of `make test`): LEVEL=smoke|hospital|large|ramp; results in bench/results/.
+bench: setup-test
+	$(PY) -m bench.run --level $(or $(LEVEL),smoke)
+
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles db.sqlite3* test-db.sqlite3*
