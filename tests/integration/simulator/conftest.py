@@ -7,7 +7,7 @@ from tests.support.broker import MosquittoBroker
 from tests.support.processes import free_port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim_broker(tmp_path_factory):
     """A real Mosquitto for the simulator tests."""
     server = MosquittoBroker(tmp_path_factory.mktemp("sim-mosquitto"), persistence=False).start()
@@ -15,7 +15,7 @@ def sim_broker(tmp_path_factory):
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim_bridge(sim_broker, django_db_setup, django_db_blocker, artifacts_dir):
     """A real bridge on that broker (no Daphne: its forwarder has nowhere to go, which it tolerates)."""
     with django_db_blocker.unblock():
