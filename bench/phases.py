@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,8 +55,15 @@ def wait_line(process: subprocess.Popen, prefix: str, timeout: float = 180.0) ->
     raise TimeoutError(f"no {prefix!r} within {timeout}s")
 
 
+def py_spy(pid: int, output: Path) -> subprocess.Popen:
+    """py-spy sampling `pid` (all threads, idle excluded) into collapsed stacks (flamegraph.pl input) until SIGINT."""
+    command = [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate", "100",
+               "--format", "raw", "--output", str(output), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def measure(system: System, load: Load, device_ids: list[str], cookies: list[str], workdir: Path, *,
-            floor: bool) -> dict:  # fmt: skip
+            floor: bool, profile_dir: Path | None = None) -> dict:  # fmt: skip
     """Run one phase: through the whole system, or (floor) with MQTT watchers straight on the broker."""
     tag = f"{'floor' if floor else 'system'}-{int(load.offered_msgs_per_s)}-{time.time_ns()}"
     subscriptions = subscriptions_plan(device_ids, load.clients, load.per_client)
@@ -76,17 +84,23 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
     sampler = ResourceSampler(system.server_pids())
     schedule = ["--rate", str(load.rate_hz), "--start-at", str(start_at), "--warmup", str(load.warmup_s),
                 "--duration", str(load.duration_s)]  # fmt: skip
+    profilers = [py_spy(pid, profile_dir / f"{name}-{tag}.txt") for name, pid in system.server_pids().items()
+                 if name != "broker"] if profile_dir and not floor else []  # fmt: skip
     generator = python_module("bench.loadgen", "--broker", system.broker_address, "--pumps", str(pumps), *schedule,
                               "--out", str(gen_out))  # fmt: skip
     if generator.wait() != 0 or watchers.wait(timeout=load.duration_s + 120) != 0:
         raise RuntimeError(f"generator exited {generator.returncode}, watchers {watchers.returncode}")
     resources = sampler.stop()
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
     sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
     due = sent.pop("due_per_pump")
     expected = sum(due.get(device_id, 0) for watched in subscriptions for device_id in watched)
     return {"phase": "floor" if floor else "system", **asdict(load), "offered_msgs_per_s": load.offered_msgs_per_s,
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "deliveries": deliveries_merge([seen], expected=expected), "generator": sent,
+            "deliveries": deliveries_merge([seen], expected=expected), "after_bridge": seen["after_bridge"],
+            "generator": sent,
             "watchers_cpu_s": seen["cpu_s"], "resources": resources}  # fmt: skip
 
 

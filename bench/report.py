@@ -5,7 +5,8 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "lost", "dup", "reord",
-           "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "bridge CPU s", "bridge RSS MiB",
+           "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "after bridge p50/p99 ms", "bridge CPU s",
+           "bridge RSS MiB",
            "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms")  # fmt: skip
 
 
@@ -17,13 +18,18 @@ def _cell(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def _after_bridge(phase: dict) -> str | None:
+    after = phase.get("after_bridge") or {}
+    return f"{after['p50_ms']} / {after['p99_ms']}" if after.get("count") else None
+
+
 def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
     """One table row: what was offered, what arrived and how fast, what it cost."""
     d, r, g = phase["deliveries"], phase["resources"], phase["generator"]
     ratio = round(d["p99_ms"] / floor_p99, 1) if floor_p99 and d["p99_ms"] is not None else None
     return [level, phase["phase"], phase["offered_msgs_per_s"], "/".join(map(str, phase["load_avg_1m"])),
             d["expected"], d["received"], d["lost"], d["duplicates"], d["reorders"], d["p50_ms"], d["p90_ms"],
-            d["p99_ms"], d["max_ms"], ratio if phase["phase"] == "system" else None,
+            d["p99_ms"], d["max_ms"], ratio if phase["phase"] == "system" else None, _after_bridge(phase),
             r.get("bridge", {}).get("cpu_s"), r.get("bridge", {}).get("peak_rss_mib"),
             r.get("daphne", {}).get("cpu_s"), r.get("daphne", {}).get("peak_rss_mib"), r["broker"]["cpu_s"],
             f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"]]  # fmt: skip
@@ -31,7 +37,8 @@ def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
 
 def markdown(result: dict) -> str:
     """The run's phases as a Markdown table, then memory per idle client and the targets."""
-    lines = [f"**{result['level']}** ({result['when']}, {result['machine']})", "",
+    bridge = result.get("bridge_args", "defaults")
+    lines = [f"**{result['level']}** ({result['when']}, {result['machine']}, bridge: {bridge})", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]  # fmt: skip
     floor_p99 = None
     for phase in result["phases"]:

@@ -50,7 +50,8 @@ def sustainable(phase: dict) -> bool:
     return d["lost"] == 0 and d["p99_ms"] is not None and d["p99_ms"] <= P99_LIMIT_MS
 
 
-def run_level(name: str, level: Level, workdir: Path) -> dict:
+def run_level(name: str, level: Level, workdir: Path, bridge_args: tuple[str, ...] = (),
+              profile_dir: Path | None = None) -> dict:  # fmt: skip
     """Floor, system and idle memory for one level (or the ramp); every process stopped afterwards."""
     django_configure(workdir / "bench.sqlite3")
     device_ids = pumps_create(level.load.pumps)
@@ -63,12 +64,13 @@ def run_level(name: str, level: Level, workdir: Path) -> dict:
             result["phases"].append(measure(floor, level.load, device_ids, cookies, workdir, floor=True))
         finally:
             floor.stop()
-    system = System(workdir, workdir / "bench.sqlite3").start_broker().start_servers()
+    system = System(workdir, workdir / "bench.sqlite3", bridge_args=bridge_args).start_broker().start_servers()
     try:
         if level.ramp_msgs_per_s:
             result["phases"] += ramp(system, level, device_ids, cookies, workdir, result)
         else:
-            result["phases"].append(measure(system, level.load, device_ids, cookies, workdir, floor=False))
+            result["phases"].append(measure(system, level.load, device_ids, cookies, workdir, floor=False,
+                                            profile_dir=profile_dir))  # fmt: skip
         if level.memory_steps:
             result["memory"] = idle_memory(system, cookies, list(level.memory_steps), workdir)
     finally:
@@ -130,14 +132,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--level", choices=sorted(LEVELS), default="smoke")
     parser.add_argument("--duration", type=float, help="measured seconds per phase (default: the level's)")
+    parser.add_argument("--bridge-window-ms", type=float, help="the bridge's batch window (default: its own)")
+    parser.add_argument("--py-spy", type=Path, help="write py-spy flame graphs of the bridge and Daphne here")
     args = parser.parse_args()
     level = LEVELS[args.level]
+    window = () if args.bridge_window_ms is None else ("--batch-window-ms", str(args.bridge_window_ms))
     if args.duration:
         level = replace(level, load=replace(level.load, duration_s=args.duration))
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{args.level}-"))
     load_before = round(os.getloadavg()[0], 2)
-    result = run_level(args.level, level, workdir)
-    result.update(when=datetime.now(UTC).isoformat(timespec="seconds"), load_avg_1m_before=load_before,
+    result = run_level(args.level, level, workdir, window, args.py_spy)
+    result.update(bridge_args=" ".join(window) or "defaults", when=datetime.now(UTC).isoformat(timespec="seconds"),
+                  load_avg_1m_before=load_before,
                   machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                   workdir=str(workdir))  # fmt: skip
     result["targets"] = targets(result)

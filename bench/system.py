@@ -89,6 +89,7 @@ class System:
     daphne_url: str = ""
     bridge: subprocess.Popen | None = None
     bridge_name: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
+    bridge_args: tuple[str, ...] = ()  # e.g. ("--batch-window-ms", "0") for a what-if run
 
     def start_broker(self) -> "System":
         """A fresh Mosquitto with the project's limits, `set_tcp_nodelay true` and persistence on."""
@@ -116,7 +117,8 @@ class System:
         env = _server_env(self.database, MQTT_URL=self.broker.url, REALTIME_INTERNAL_URL=self.daphne_url,
                           MQTT_CLIENT_ID=self.bridge_name)  # fmt: skip
         self.bridge = subprocess.Popen(
-            [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name], cwd=ROOT, env=env,
+            [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name, *self.bridge_args], cwd=ROOT,
+            env=env,
             stdout=(self.workdir / "bridge.log").open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._wait_bridge_connected()

@@ -15,12 +15,13 @@ import math
 import resource
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import socketio
 
 from bench.mqtt_async import AsyncMqtt
-from bench.stats import DeliveryTracker
+from bench.stats import DeliveryTracker, latency_summary
 
 CONNECT_CONCURRENCY = 20
 DEVICE_PROGRESS = "device:progress"  # bench-side copies of realtime.events names: no Django in this process
@@ -34,11 +35,18 @@ class Window:
     def __init__(self, measured_from: float, until: float) -> None:
         self.measured_from, self.until = measured_from, until
         self.tracker = DeliveryTracker()
+        self.after_bridge_ms: list[float] = []  # the bridge's receive time (`receivedAt`) to arrival here
 
-    def record(self, stream: tuple, intended_at: float | None) -> None:
+    def record(self, stream: tuple, intended_at: float | None, bridge_received: str | None = None) -> None:
         now = time.time()
         if intended_at is not None and self.measured_from <= intended_at < self.until:
             self.tracker.record(stream, intended_at, now)
+            if bridge_received:
+                self.after_bridge_ms.append((now - datetime.fromisoformat(bridge_received).timestamp()) * 1000)
+
+    def summary(self) -> dict:
+        """The tracker's counts and latencies, and the share of latency after the bridge received each message."""
+        return {**self.tracker.summary(), "after_bridge": latency_summary(self.after_bridge_ms)}
 
 
 async def sio_watcher(url: str, cookie: str, index: int, pumps: list[str], window: Window) -> socketio.AsyncClient:
@@ -48,7 +56,8 @@ async def sio_watcher(url: str, cookie: str, index: int, pumps: list[str], windo
     all_confirmed = asyncio.Event()
 
     def on_progress(data: dict) -> None:
-        window.record((index, data["deviceId"]), data["progress"].get("intendedAt"))
+        progress = data["progress"]
+        window.record((index, data["deviceId"]), progress.get("intendedAt"), progress.get("receivedAt"))
 
     def on_subscribed(data: dict) -> None:
         confirmed.add(data["deviceId"])
@@ -110,7 +119,7 @@ async def watch(args: argparse.Namespace, plan: dict) -> dict:
     for client in clients:
         await (client.disconnect() if args.mode == "sio" else client.close())
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return {**window.tracker.summary(), "cpu_s": round(cpu, 2)}
+    return {**window.summary(), "cpu_s": round(cpu, 2)}
 
 
 async def idle(args: argparse.Namespace, plan: dict) -> dict:
