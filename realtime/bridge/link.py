@@ -3,6 +3,7 @@
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 
@@ -21,6 +22,7 @@ logger = logging.getLogger(__name__)
 RECEIVE_MAXIMUM = 1000  # matches the broker's max_inflight_messages (deploy and test configs)
 UNSUPPORTED_PROTOCOL = (1, 132)  # "unacceptable protocol version" in MQTT 3.1.1 and 5
 RECONNECT_MIN_S = 0.5
+CONNACK_TIMEOUT_S = 5.0
 RECONNECT_MAX_S = 30.0
 
 
@@ -76,8 +78,13 @@ class BrokerLink:
             try:
                 self._connect()
                 before = self.connections
+                connack_by = time.monotonic() + CONNACK_TIMEOUT_S
                 while not self._stop.is_set() and self.client.loop(timeout=0.2) == mqtt.MQTT_ERR_SUCCESS:
                     attempt = 0 if self.connected.is_set() else attempt
+                    if not self.connected.is_set() and time.monotonic() > connack_by:
+                        logger.warning("no CONNACK within %.0fs", CONNACK_TIMEOUT_S)
+                        self.client.disconnect()  # a 3.1.1-only broker may ignore an MQTT 5 CONNECT
+                        break
                 refused_silently += self.connections == before == 0
             except (OSError, ValueError) as exc:
                 logger.warning("broker unreachable: %s", exc, extra={"reason": type(exc).__name__})
