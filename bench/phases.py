@@ -13,7 +13,6 @@ from bench.stats import deliveries_merge
 from bench.system import ROOT, ResourceSampler, System
 
 START_DELAY_S = 1.0
-DRAIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +25,7 @@ class Load:
     per_client: int
     duration_s: float
     warmup_s: float = 3.0
+    drain_s: float = 2.0  # how long after the window a late message still counts as delivered
 
     @property
     def offered_msgs_per_s(self) -> float:
@@ -74,7 +74,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
     target = ["--mode", "mqtt", "--broker", system.broker_address] if floor else ["--mode", "sio", "--url",
                                                                                     system.daphne_url]  # fmt: skip
     watchers = python_module("bench.watchers", *target, "--plan", str(plan), "--out", str(watch_out), "--drain",
-                             str(DRAIN_S), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                             str(load.drain_s), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     wait_line(watchers, "ready")
     start_at = time.time() + START_DELAY_S
     measured_from = start_at + load.warmup_s

@@ -58,7 +58,7 @@ def markdown(result: dict) -> str:
 
 
 def plot(path: Path) -> None:
-    """p50 and p99 against offered load, every system and floor phase of every result file in `bench/results`."""
+    """p50 and p99 against offered load: every phase of every result in `bench/results` with the bridge's defaults."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -66,7 +66,10 @@ def plot(path: Path) -> None:
 
     points: dict[str, list[tuple[float, float]]] = {"system p50": [], "system p99": [], "floor p99": []}
     for file in sorted(RESULTS.glob("bench-*.json")):
-        for phase in json.loads(file.read_text())["phases"]:
+        result = json.loads(file.read_text())
+        if result.get("bridge_args", "defaults") != "defaults":
+            continue  # what-if runs are in their own tables, not on the plot
+        for phase in result["phases"]:
             d = phase["deliveries"]
             if d["p99_ms"] is None:
                 continue

@@ -35,7 +35,9 @@ class Level:
 LEVELS = {
     "smoke": Level(Load(pumps=100, rate_hz=1.0, clients=20, per_client=10, duration_s=20), (0, 100, 200)),
     "hospital": Level(Load(pumps=400, rate_hz=1.0, clients=100, per_client=20, duration_s=60), (0, 500, 1000)),
-    "large": Level(Load(pumps=4000, rate_hz=1.0, clients=100, per_client=40, duration_s=60), (0, 500, 1000)),
+    "large": Level(
+        Load(pumps=4000, rate_hz=1.0, clients=100, per_client=40, duration_s=60, drain_s=10), (0, 500, 1000)
+    ),
     "ramp": Level(
         Load(pumps=4000, rate_hz=0.25, clients=100, per_client=40, duration_s=15),
         ramp_msgs_per_s=(1000, 2000, 3000, 4000, 5000),
