@@ -17,10 +17,10 @@ def test_mosquitto_round_trip(broker):
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.on_message = lambda c, u, msg: received.append(msg.payload)
     client.connect(broker.host, broker.port)
-    client.subscribe("devices/+/status", qos=1)
+    client.subscribe("devices/ROUNDTRIP_TEST/status", qos=1)  # a topic no other test retains on
     client.loop_start()
     try:
-        client.publish("devices/PUMP_0001/status", b'{"status":"online"}', qos=1).wait_for_publish(5)
+        client.publish("devices/ROUNDTRIP_TEST/status", b'{"status":"online"}', qos=1).wait_for_publish(5)
         for _ in range(50):
             if received:
                 break
