@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "lost", "dup", "reord",
+COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "missing", "dup", "reord",
            "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "after bridge p50/p99 ms", "bridge CPU s",
            "bridge RSS MiB",
            "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms")  # fmt: skip
