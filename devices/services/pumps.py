@@ -157,31 +157,28 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
     _commands_settle(device, (CommandKind.STOP_INFUSION,), CommandState.DONE, now)
 
 
-def _status_running(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, ON_PUMP)
-    _move(device, session, SessionStatus.RUNNING, "running at the pump", now)
-    _pump_state(device, PumpState.RUNNING)
-    _commands_settle(device, (CommandKind.RESUME_INFUSION,), CommandState.DONE, now)
+# What a reported status means at the pump: the session's new status, the pump state, and the
+# command kind the report completes (None: none).
+REPORTED_AT_PUMP = {
+    SessionStatus.RUNNING: (PumpState.RUNNING, CommandKind.RESUME_INFUSION),
+    SessionStatus.PAUSED: (PumpState.PAUSED, CommandKind.PAUSE_INFUSION),
+    SessionStatus.STOPPED: (PumpState.IDLE, CommandKind.STOP_INFUSION),
+    SessionStatus.COMPLETED: (PumpState.IDLE, None),
+}
 
 
-def _status_paused(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, ON_PUMP)
-    _move(device, session, SessionStatus.PAUSED, "paused at the pump", now)
-    _pump_state(device, PumpState.PAUSED)
-    _commands_settle(device, (CommandKind.PAUSE_INFUSION,), CommandState.DONE, now)
+def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], None]:
+    """The handler of a status that moves the session on the pump (running, paused, stopped, completed)."""
+    pump_state, settles = REPORTED_AT_PUMP[to]
 
+    def apply(device: Device, report: DevicePayload, now: datetime) -> None:
+        session = _session_for(device, None, ON_PUMP)
+        _move(device, session, to, f"{to} at the pump", now)
+        _pump_state(device, pump_state)
+        if settles is not None:
+            _commands_settle(device, (settles,), CommandState.DONE, now)
 
-def _status_stopped(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, ON_PUMP)
-    _move(device, session, SessionStatus.STOPPED, "stopped at the pump", now)
-    _pump_state(device, PumpState.IDLE)
-    _commands_settle(device, (CommandKind.STOP_INFUSION,), CommandState.DONE, now)
-
-
-def _status_completed(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, ON_PUMP)
-    _move(device, session, SessionStatus.COMPLETED, "completed at the pump", now)
-    _pump_state(device, PumpState.IDLE)
+    return apply
 
 
 def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> None:
@@ -213,11 +210,11 @@ STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], None]] = {
     "offline": _no_effect,
     "healthy": _status_idle,
     "idle": _status_idle,
-    "started": _status_running,
-    "running": _status_running,
-    "paused": _status_paused,
-    "stopped": _status_stopped,
-    "completed": _status_completed,
+    "started": _status_at_pump(SessionStatus.RUNNING),
+    "running": _status_at_pump(SessionStatus.RUNNING),
+    "paused": _status_at_pump(SessionStatus.PAUSED),
+    "stopped": _status_at_pump(SessionStatus.STOPPED),
+    "completed": _status_at_pump(SessionStatus.COMPLETED),
     "received_start_command": _status_start_received,
     "rejected": _status_rejected,
     "degraded": _no_effect,
