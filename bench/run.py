@@ -69,7 +69,7 @@ def run_level(name: str, level: Level, workdir: Path, bridge_args: tuple[str, ..
     system = System(workdir, workdir / "bench.sqlite3", bridge_args=bridge_args).start_broker().start_servers()
     try:
         if level.ramp_msgs_per_s:
-            result["phases"] += ramp(system, level, device_ids, cookies, workdir, result)
+            result["phases"] += ramp(system, level, device_ids, cookies, workdir, result, profile_dir)
         else:
             result["phases"].append(measure(system, level.load, device_ids, cookies, workdir, floor=False,
                                             profile_dir=profile_dir))  # fmt: skip
@@ -81,13 +81,13 @@ def run_level(name: str, level: Level, workdir: Path, bridge_args: tuple[str, ..
 
 
 def ramp(system: System, level: Level, device_ids: list[str], cookies: list[str], workdir: Path,
-         result: dict) -> list[dict]:  # fmt: skip
+         result: dict, profile_dir: Path | None = None) -> list[dict]:  # fmt: skip
     """Raise the offered load until it is not sustainable, then bisect between the last good and first bad."""
     phases: list[dict] = []
 
     def step(msgs_per_s: float) -> bool:
         load = replace(level.load, rate_hz=msgs_per_s / level.load.pumps)
-        phases.append(measure(system, load, device_ids, cookies, workdir, floor=False))
+        phases.append(measure(system, load, device_ids, cookies, workdir, floor=False, profile_dir=profile_dir))
         ok = sustainable(phases[-1])
         d = phases[-1]["deliveries"]
         verdict = "sustained" if ok else "NOT sustained"
@@ -135,10 +135,17 @@ def main() -> None:
     parser.add_argument("--level", choices=sorted(LEVELS), default="smoke")
     parser.add_argument("--duration", type=float, help="measured seconds per phase (default: the level's)")
     parser.add_argument("--bridge-window-ms", type=float, help="the bridge's batch window (default: its own)")
+    parser.add_argument(
+        "--rates",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="ramp only: these offered rates (msg/s) and no bisection",
+    )
     parser.add_argument("--py-spy", type=Path, help="write py-spy flame graphs of the bridge and Daphne here")
     args = parser.parse_args()
     level = LEVELS[args.level]
     window = () if args.bridge_window_ms is None else ("--batch-window-ms", str(args.bridge_window_ms))
+    if args.rates:
+        level = replace(level, ramp_msgs_per_s=tuple(args.rates), bisections=0)
     if args.duration:
         level = replace(level, load=replace(level.load, duration_s=args.duration))
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{args.level}-"))
