@@ -30,6 +30,7 @@ class Level:
     memory_steps: tuple[int, ...] = ()
     ramp_msgs_per_s: tuple[int, ...] = ()
     bisections: int = 3
+    search: bool = True  # ramp: stop at the first unsustainable rate and bisect (else: measure every rate given)
 
 
 LEVELS = {
@@ -98,10 +99,12 @@ def ramp(system: System, level: Level, device_ids: list[str], cookies: list[str]
 
     good, bad = 0.0, None
     for rate in level.ramp_msgs_per_s:
-        if not step(rate):
+        if not step(rate) and level.search:
             bad = rate
             break
         good = rate
+    if not level.search:
+        return phases
     for _ in range(level.bisections if bad is not None else 0):
         middle = round((good + bad) / 2 / 50) * 50
         if middle in (good, bad):
@@ -145,7 +148,7 @@ def main() -> None:
     level = LEVELS[args.level]
     window = () if args.bridge_window_ms is None else ("--batch-window-ms", str(args.bridge_window_ms))
     if args.rates:
-        level = replace(level, ramp_msgs_per_s=tuple(args.rates), bisections=0)
+        level = replace(level, ramp_msgs_per_s=tuple(args.rates), search=False)
     if args.duration:
         level = replace(level, load=replace(level.load, duration_s=args.duration))
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{args.level}-"))
