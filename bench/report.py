@@ -6,8 +6,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "missing", "dup", "reord",
            "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "after bridge p50/p99 ms", "bridge CPU s",
-           "bridge RSS MiB",
-           "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms")  # fmt: skip
+           "bridge RSS MiB", "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms",
+           "watchers CPU s")  # fmt: skip
 
 
 def _cell(value) -> str:
@@ -32,7 +32,7 @@ def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
             d["p99_ms"], d["max_ms"], ratio if phase["phase"] == "system" else None, _after_bridge(phase),
             r.get("bridge", {}).get("cpu_s"), r.get("bridge", {}).get("peak_rss_mib"),
             r.get("daphne", {}).get("cpu_s"), r.get("daphne", {}).get("peak_rss_mib"), r["broker"]["cpu_s"],
-            f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"]]  # fmt: skip
+            f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"], phase.get("watchers_cpu_s")]  # fmt: skip
 
 
 def markdown(result: dict) -> str:
