@@ -66,8 +66,8 @@ def confirm_start(page) -> None:
 
 
 def test_start_wait_confirm_then_monitor_on_the_same_page(open_page, simulator, artifacts_dir):
+    page = open_wizard(open_page, "BRW_AUTO", has_presence=True)  # registered before the pump speaks
     sim = simulator("BRW_AUTO", "--auto", "--speed", "30", "--confirm-delay", "2")
-    page = open_wizard(open_page, "BRW_AUTO", has_presence=True)
     wait_until(lambda: page.locator("#mon-connectivity").text_content() == "Online", timeout=15,
                message=f"the simulated pump never came online:\n{sim.log_tail()}")  # fmt: skip
     fill_order(page)
@@ -118,8 +118,9 @@ def test_timeout_then_retry_then_cancel(open_page, stack, artifacts_dir):
 
 
 def test_legacy_pump_rejects_the_start(open_page, simulator, artifacts_dir):
-    sim = simulator("BRW_LEGACY", "--legacy", interactive=True)
+    # registered first: the original firmware says "online" once, at QoS 0, and then nothing while idle
     page = open_wizard(open_page, "BRW_LEGACY", has_presence=False)
+    sim = simulator("BRW_LEGACY", "--legacy", interactive=True)
     wait_until(lambda: page.locator("#mon-connectivity").text_content() == "Online", timeout=15,
                message=f"the legacy pump never spoke:\n{sim.log_tail()}")  # fmt: skip
     fill_order(page)
