@@ -76,13 +76,25 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
 
 
 def bridge_heartbeat(
-    *, broker_connected: bool, stats: dict | None = None, name: str = "bridge", now: datetime | None = None
+    *,
+    broker_connected: bool,
+    stats: dict | None = None,
+    name: str = "bridge",
+    now: datetime | None = None,
+    connected_since: datetime | None = None,
 ) -> BridgeStatus:
-    """Record that the bridge is alive, and whether it holds the broker."""
+    """Record that the bridge is alive, and whether it holds the broker.
+
+    `connected_since` is the link's own time of its latest connection: a drop and reconnect between two
+    heartbeats still moves `broker_connected_since`, which sampling `broker_connected` alone would miss.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         status, _ = BridgeStatus.objects.select_for_update().get_or_create(name=name)
-        if broker_connected and not status.broker_connected:
+        if broker_connected and connected_since is not None:
+            status.broker_connected_since = connected_since
+            status.broker_lost_since = None
+        elif broker_connected and not status.broker_connected:
             status.broker_connected_since = now
             status.broker_lost_since = None
         elif not broker_connected and (status.broker_connected or status.broker_lost_since is None):

@@ -55,6 +55,7 @@ class Bridge:
         self._stop = threading.Event()
         self._next_tick = 0.0
         self._next_heartbeat = 0.0
+        self._heartbeat_connected_since = None
 
     def run(self) -> None:
         """Run until `stop()`: the link and forwarder in threads, the database work in this one."""
@@ -142,10 +143,12 @@ class Bridge:
             now = timezone.now()
             self.outbox.tick(now)
             self.housekeeping.tick(now, connected_since=self.link.connected_since)
-            if clock >= self._next_heartbeat:
+            connected_since = self.link.connected_since
+            if clock >= self._next_heartbeat or connected_since != self._heartbeat_connected_since:
                 self._next_heartbeat = clock + settings.PUMPSTREAM["BRIDGE_HEARTBEAT_S"]
+                self._heartbeat_connected_since = connected_since  # a (re)connection or loss is written at once
                 bridge_heartbeat(broker_connected=self.link.connected.is_set(), stats=self.heartbeat_stats(),
-                                 name=self.name)  # fmt: skip
+                                 name=self.name, connected_since=connected_since)  # fmt: skip
         except OperationalError as exc:
             logger.warning("housekeeping skipped: %s", exc)
             close_old_connections()

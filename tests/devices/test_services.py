@@ -236,3 +236,17 @@ def test_status_event_shows_degraded_when_stale():
     device = make_device(reported_status="running", last_seen_at=timezone.now() - timedelta(hours=1))
     body = events.status_body(device)["status"]
     assert body["status"] == "degraded" and body["connectivity"] == "stale"
+
+
+def test_bridge_heartbeat_records_a_reconnection_that_fell_between_two_heartbeats():
+    from devices.services.records import bridge_heartbeat
+
+    first = timezone.now() - timedelta(minutes=5)
+    bridge_heartbeat(broker_connected=True, connected_since=first, name="b1")
+    reconnected = timezone.now() - timedelta(seconds=1)
+    # still connected at both samples, but the link dropped and came back in between
+    status = bridge_heartbeat(broker_connected=True, connected_since=reconnected, name="b1")
+    assert status.broker_connected_since == reconnected
+    assert status.broker_lost_since is None
+    lost = bridge_heartbeat(broker_connected=False, name="b1")
+    assert lost.broker_lost_since is not None and lost.broker_connected_since == reconnected
