@@ -168,6 +168,8 @@ PUMPSTREAM = {
     # Per-pump flood limit on routine progress (normal: about 1/s); the excess is shed and counted. 0: off.
     "PROGRESS_FLOOD_PER_S": env.float("PROGRESS_FLOOD_PER_S", default=10.0),
     "PROGRESS_FLOOD_BURST": env.float("PROGRESS_FLOOD_BURST", default=100.0),
+    # How long Daphne's fan-out holds a pump's later changes for a missing earlier one still in transit.
+    "REORDER_WINDOW_S": env.float("REORDER_WINDOW_S", default=2.0),
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

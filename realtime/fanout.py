@@ -3,8 +3,10 @@
 `publish(change)` is called on the server's event loop, both for changes the bridge forwards over the
 internal namespace and for changes committed inside the Daphne process itself. Per pump it releases
 changes in `seq` order: a change that arrives ahead of the next expected `seq` is held for up to
-`REORDER_WINDOW_S` waiting for the missing ones (the two sources race), then released anyway (clients
-see the gap and subscribe again). Deliveries for one pump run under that pump's lock, which the
+`REORDER_WINDOW_S` (setting) waiting for the missing ones (the two sources race: a Daphne-side change
+can commit right after a bridge change that is still on its way over the internal namespace), then
+released anyway; clients see the gap and subscribe again. Gaps given up and changes that arrive after
+their gap was given up are logged and counted. Deliveries for one pump run under that pump's lock, which the
 snapshot also takes, so a subscriber's snapshot and its first live event never overlap or leave a hole.
 A later issue can put python-socketio's Redis manager and channels-redis behind the targets.
 """
@@ -14,11 +16,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from django.conf import settings
+
+from realtime import server_metrics
 from realtime.events import DeviceChange
 
 logger = logging.getLogger(__name__)
 
-REORDER_WINDOW_S = 0.5
+MAX_REMEMBERED_SKIPS = 1_000  # per pump: seqs given up on, to recognise (and count) their late arrival
 
 DeliveryTarget = Callable[[DeviceChange, frozenset[str]], Awaitable[None]]
 
@@ -26,8 +31,8 @@ DeliveryTarget = Callable[[DeviceChange, frozenset[str]], Awaitable[None]]
 class FanOut:
     """Per-pump ordering, locking and delivery of changes to the registered targets."""
 
-    def __init__(self, *, reorder_window_s: float = REORDER_WINDOW_S) -> None:
-        self.reorder_window_s = reorder_window_s
+    def __init__(self, *, reorder_window_s: float | None = None) -> None:
+        self._reorder_window_s = reorder_window_s
         self.targets: list[DeliveryTarget] = []
         self.release_listeners: list[Callable[[DeviceChange], None]] = []
         self._last: dict[str, int] = {}
@@ -37,7 +42,16 @@ class FanOut:
         self._draining: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._joiners: dict[str, dict[str, int]] = {}
+        self._skipped: dict[str, deque[int]] = {}
         self.published = 0
+        self.gaps = 0
+        self.late = 0
+
+    @property
+    def reorder_window_s(self) -> float:
+        if self._reorder_window_s is None:
+            return settings.PUMPSTREAM["REORDER_WINDOW_S"]
+        return self._reorder_window_s
 
     def pump_lock(self, device_id: str) -> asyncio.Lock:
         """The lock a snapshot holds so that no change of this pump is delivered meanwhile."""
@@ -47,7 +61,13 @@ class FanOut:
         """Accept one committed change (on the event loop); it is delivered in `seq` order per pump."""
         last = self._last.get(change.device_id)
         if last is not None and change.seq <= last:
-            logger.debug("change already published", extra={"device_id": change.device_id, "seq": change.seq})
+            if change.seq in self._skipped.get(change.device_id, ()):
+                self.late += 1
+                server_metrics.LATE_CHANGES.inc()
+                logger.warning("change arrived after its gap was given up; its subscribers resynchronise",
+                               extra={"device_id": change.device_id, "seq": change.seq})  # fmt: skip
+            else:
+                logger.debug("change already published", extra={"device_id": change.device_id, "seq": change.seq})
             return
         if last is None or change.seq == last + 1:
             self._release(change)
@@ -111,6 +131,10 @@ class FanOut:
             "gap in a pump's changes; releasing what followed it",
             extra={"device_id": device_id, "missing_from": self._last[device_id] + 1, "released_from": first},
         )
+        self.gaps += 1
+        server_metrics.GAPS_GIVEN_UP.inc()
+        skipped = self._skipped.setdefault(device_id, deque(maxlen=MAX_REMEMBERED_SKIPS))
+        skipped.extend(range(max(self._last[device_id] + 1, first - MAX_REMEMBERED_SKIPS), first))
         self._last[device_id] = first - 1
         self._release_held(device_id)
         if self._held.get(device_id):

@@ -12,6 +12,13 @@ CHANGES_PUBLISHED = Counter(
     "pumpstream_realtime_changes_published_total", "Changes released by the fan-out to clients, by event", ["event"]
 )
 
+GAPS_GIVEN_UP = Counter(
+    "pumpstream_realtime_gaps_total", "Missing changes the fan-out stopped waiting for (clients resynchronise)"
+)
+LATE_CHANGES = Counter(
+    "pumpstream_realtime_late_changes_total", "Changes that arrived after the fan-out gave up waiting for them"
+)
+
 
 def count_published(change: DeviceChange) -> None:
     """Fan-out release listener: count one published change."""

@@ -122,3 +122,18 @@ def test_a_pump_registered_anew_restarts_its_seq():
         fanout.publish(change(2))
 
     assert [seq for _, seq, _ in run_fanout(scenario)] == [1, 2, 3, 1, 2]
+
+
+def test_a_change_arriving_after_its_gap_was_given_up_is_counted_not_delivered():
+    fanouts = []
+
+    async def scenario(fanout: FanOut) -> None:
+        fanouts.append(fanout)
+        fanout.publish(change(1))
+        fanout.publish(change(3))
+        await asyncio.sleep(0.15)
+        fanout.publish(change(2))  # too late: its subscribers already saw the gap and resynchronise
+        fanout.publish(change(3))  # a plain duplicate is not late
+
+    assert [seq for _, seq, _ in run_fanout(scenario, window=0.1)] == [1, 3]
+    assert (fanouts[0].gaps, fanouts[0].late) == (1, 1)
