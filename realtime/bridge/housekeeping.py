@@ -13,7 +13,7 @@ from devices.services.sessions import infusion_time_out
 from devices.states import AlarmState, Presence, SessionStatus
 
 logger = logging.getLogger(__name__)
-# Pumps each check handles per tick (every ~100 ms): a mass event (a ward's network down) is worked
+# Pumps each check handles per tick (every ~500 ms): a mass event (a ward's network down) is worked
 # off over a few ticks while messages keep being committed between them, not in one long stall.
 PER_TICK = 100
 

@@ -33,7 +33,8 @@ class BatchLimits:
 
     max_messages: int = 500  # half the Receive Maximum, so the broker keeps sending while a batch commits
     window_s: float = 0.02
-    tick_s: float = 0.1
+    tick_s: float = 0.1  # the outbox: a clinician's command waits at most this long to be published
+    housekeeping_s: float = 0.5  # time-driven checks (timeouts of 10 s and more): scans of every pump
 
 
 class Bridge:
@@ -54,6 +55,7 @@ class Bridge:
         self.stats: Counter[str] = Counter()
         self._stop = threading.Event()
         self._next_tick = 0.0
+        self._next_housekeeping = 0.0
         self._next_heartbeat = 0.0
         self._heartbeat_connected_since = None
 
@@ -134,7 +136,7 @@ class Bridge:
             self.committed.clear()
 
     def maybe_tick(self) -> None:
-        """Outbox and housekeeping every tick; the heartbeat every BRIDGE_HEARTBEAT_S."""
+        """The outbox every tick, housekeeping every `housekeeping_s`, the heartbeat every BRIDGE_HEARTBEAT_S."""
         clock = time.monotonic()
         if clock < self._next_tick and self.outbox.acked.empty():
             return
@@ -142,7 +144,9 @@ class Bridge:
         try:
             now = timezone.now()
             self.outbox.tick(now)
-            self.housekeeping.tick(now, connected_since=self.link.connected_since)
+            if clock >= self._next_housekeeping:
+                self._next_housekeeping = clock + self.limits.housekeeping_s
+                self.housekeeping.tick(now, connected_since=self.link.connected_since)
             connected_since = self.link.connected_since
             if clock >= self._next_heartbeat or connected_since != self._heartbeat_connected_since:
                 self._next_heartbeat = clock + settings.PUMPSTREAM["BRIDGE_HEARTBEAT_S"]

@@ -16,7 +16,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--batch-size", type=int, default=BatchLimits.max_messages)
-        parser.add_argument("--batch-window-ms", type=float, default=BatchLimits.window_s * 1000)
+        parser.add_argument(
+            "--batch-window-ms", type=float, default=settings.PUMPSTREAM["BRIDGE_BATCH_WINDOW_MS"],
+            help="How long a batch stays open after its first message (default: BRIDGE_BATCH_WINDOW_MS).",
+        )  # fmt: skip
         parser.add_argument("--name", default="bridge", help="The BridgeStatus row this bridge writes.")
 
     def handle(self, *args, **options) -> None:

@@ -134,3 +134,29 @@ def test_a_flood_sheds_routine_progress_only(forwarded, django_capture_on_commit
     assert applied == {0, 1, 2, 9, 50}, f"the burst's first 3 and the newest routine one are applied: {applied}"
     assert Alarm.objects.filter(device__device_id="P1", type="occlusion").exists(), "an alarm is never shed"
     assert Device.objects.get(device_id="P1").latest_progress["status"] == "paused", "paused progress is never shed"
+
+
+def test_the_bulk_path_keeps_wards_clears_silence_alarms_and_costs_the_same_queries_for_many_pumps(
+    forwarded, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    from devices.services.alarms import alarm_raise
+    from devices.states import AlarmPriority, AlarmSource
+    from tests.factories import make_ward
+
+    for n in range(6):
+        running(f"P{n}")
+    Device.objects.filter(device_id="P5").update(ward=make_ward("nicu"))
+    Device.objects.update(last_seen_at=timezone.now(), presence="online")  # heard before: no status change
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id="P1"), type="communication_lost", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.SERVER, message="silent")  # fmt: skip
+    batch = [progress(f"P{n}", 1.0, 1) for n in range(6)]
+    # 2 savepoints, lock (pumps, wards, sessions, alarms), receipts (look, insert), rows (pumps, sessions),
+    # samples, 2 releases, and P1's alarm clear (4): 17 for 6 pumps, none per pump
+    with django_assert_max_num_queries(17):
+        outcomes = ingest(batch, forwarded, django_capture_on_commit_callbacks)
+    assert outcomes[APPLIED] == 6, outcomes
+    wards = {change.device_id: change.ward_code for change in forwarded if change.event == events.DEVICE_PROGRESS}
+    assert wards == {"P0": "icu", "P1": "icu", "P2": "icu", "P3": "icu", "P4": "icu", "P5": "nicu"}
+    assert not Alarm.objects.filter(type="communication_lost", state="active").exists(), "heard again: cleared"
+    assert Device.objects.get(device_id="P5").latest_progress["deliveredVolumeMl"] == 1.0
