@@ -1,6 +1,7 @@
 """Benchmark results as JSON, a Markdown table and a PNG plot of latency against offered load."""
 
 import json
+import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,7 +38,7 @@ def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
 
 def markdown(result: dict) -> str:
     """The run's phases as a Markdown table, then memory per idle client and the targets."""
-    bridge = result.get("bridge_args", "defaults")
+    bridge = f"batch window {bridge_window_ms(result):g} ms"
     lines = [f"**{result['level']}** ({result['when']}, {result['machine']}, bridge: {bridge})", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]  # fmt: skip
     floor_p99 = None
@@ -57,34 +58,52 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+DEFAULT_WINDOW_BEFORE_2026_12_01_MS = 20.0  # runs recorded as "defaults" before the bridge's default became 0
+
+
+def bridge_window_ms(result: dict) -> float:
+    """The bridge's batch window a run used (recorded since 2026-12-01; older runs say "defaults" or the flag)."""
+    if "bridge_window_ms" in result:
+        return result["bridge_window_ms"]
+    args = result.get("bridge_args", "defaults")
+    return float(args.split()[-1]) if args.startswith("--batch-window-ms") else DEFAULT_WINDOW_BEFORE_2026_12_01_MS
+
+
 def plot(path: Path) -> None:
-    """p50 and p99 against offered load: every phase of every result in `bench/results` with the bridge's defaults."""
+    """p50 and p99 against offered load over every result in `bench/results` (the median of repeated runs),
+    a line per batch window."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points: dict[str, list[tuple[float, float]]] = {"system p50": [], "system p99": [], "floor p99": []}
+    points: dict[str, list[tuple[float, float]]] = {"floor p99": []}
     for file in sorted(RESULTS.glob("bench-*.json")):
         result = json.loads(file.read_text())
-        if result.get("bridge_args", "defaults") != "defaults":
-            continue  # what-if runs are in their own tables, not on the plot
+        window = f"{bridge_window_ms(result):g} ms window"
         for phase in result["phases"]:
             d = phase["deliveries"]
             if d["p99_ms"] is None:
                 continue
             if phase["phase"] == "system":
-                points["system p50"].append((phase["offered_msgs_per_s"], d["p50_ms"]))
-            points[f"{phase['phase']} p99"].append((phase["offered_msgs_per_s"], d["p99_ms"]))
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for label, marker in (("system p50", "o"), ("system p99", "s"), ("floor p99", "^")):
+                points.setdefault(f"system p50, {window}", []).append((phase["offered_msgs_per_s"], d["p50_ms"]))
+                points.setdefault(f"system p99, {window}", []).append((phase["offered_msgs_per_s"], d["p99_ms"]))
+            else:
+                points["floor p99"].append((phase["offered_msgs_per_s"], d["p99_ms"]))
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    for label in sorted(points):
         if points[label]:
-            xs, ys = zip(*sorted(points[label]), strict=True)
-            axes.plot(xs, ys, marker=marker, linestyle="-" if label.startswith("system") else ":", label=label)
+            by_load: dict[float, list[float]] = {}
+            for load, latency in points[label]:
+                by_load.setdefault(load, []).append(latency)
+            xs = sorted(by_load)
+            ys = [statistics.median(by_load[load]) for load in xs]  # repeated runs: their median
+            style = ":" if label.startswith("floor") else "-"
+            axes.plot(xs, ys, marker="s" if "p99" in label else "o", linestyle=style, label=label)
     axes.axhline(100, color="grey", linewidth=0.8, linestyle="--", label="100 ms")
     axes.set(xlabel="offered load (progress messages per second)", ylabel="end-to-end latency (ms, log)",
              yscale="log", title="PumpStream: latency from intended send time to the Socket.IO client")  # fmt: skip
-    axes.legend()
+    axes.legend(fontsize="small")
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)

@@ -53,14 +53,19 @@ def sustainable(phase: dict) -> bool:
     return d["lost"] == 0 and d["p99_ms"] is not None and d["p99_ms"] <= P99_LIMIT_MS
 
 
-def run_level(name: str, level: Level, workdir: Path, bridge_args: tuple[str, ...] = (),
+def run_level(name: str, level: Level, workdir: Path, window_ms: float | None = None,
               profile_dir: Path | None = None) -> dict:  # fmt: skip
     """Floor, system and idle memory for one level (or the ramp); every process stopped afterwards."""
     django_configure(workdir / "bench.sqlite3")
+    from django.conf import settings
+
+    if window_ms is None:  # the bridge's own default, recorded with the result
+        window_ms = settings.PUMPSTREAM["BRIDGE_BATCH_WINDOW_MS"]
+    bridge_args = ("--batch-window-ms", str(window_ms))
     device_ids = pumps_create(level.load.pumps)
     most = max(level.load.clients, *level.memory_steps, 0)
     cookies = cookies_create(most)
-    result: dict = {"level": name, "phases": []}
+    result: dict = {"level": name, "phases": [], "bridge_args": " ".join(bridge_args), "bridge_window_ms": window_ms}
     if not level.ramp_msgs_per_s:
         floor = System(workdir, workdir / "bench.sqlite3").start_broker()
         try:
@@ -146,15 +151,14 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, help="write py-spy flame graphs of the bridge and Daphne here")
     args = parser.parse_args()
     level = LEVELS[args.level]
-    window = () if args.bridge_window_ms is None else ("--batch-window-ms", str(args.bridge_window_ms))
     if args.rates:
         level = replace(level, ramp_msgs_per_s=tuple(args.rates), search=False)
     if args.duration:
         level = replace(level, load=replace(level.load, duration_s=args.duration))
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{args.level}-"))
     load_before = round(os.getloadavg()[0], 2)
-    result = run_level(args.level, level, workdir, window, args.py_spy)
-    result.update(bridge_args=" ".join(window) or "defaults", when=datetime.now(UTC).isoformat(timespec="seconds"),
+    result = run_level(args.level, level, workdir, args.bridge_window_ms, args.py_spy)
+    result.update(when=datetime.now(UTC).isoformat(timespec="seconds"),
                   load_avg_1m_before=load_before,
                   machine=f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                   workdir=str(workdir))  # fmt: skip

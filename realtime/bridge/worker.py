@@ -29,10 +29,14 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """A batch closes at `max_messages` or `window_s` after its first message, whichever comes first."""
+    """A batch closes at `max_messages` or `window_s` after its first message, whichever comes first.
+
+    With `window_s` 0 (the default) a batch is what queued while the previous one committed: one message
+    alone when the bridge is idle (no waiting), hundreds under load (the commit cost is shared).
+    """
 
     max_messages: int = 500  # half the Receive Maximum, so the broker keeps sending while a batch commits
-    window_s: float = 0.02
+    window_s: float = 0.0
     tick_s: float = 0.1  # the outbox: a clinician's command waits at most this long to be published
     housekeeping_s: float = 0.5  # time-driven checks (timeouts of 10 s and more): scans of every pump
 
