@@ -38,7 +38,7 @@ def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
 
 def markdown(result: dict) -> str:
     """The run's phases as a Markdown table, then memory per idle client and the targets."""
-    bridge = f"batch window {bridge_window_ms(result):g} ms"
+    bridge = f"batch {batching(result)}"
     lines = [f"**{result['level']}** ({result['when']}, {result['machine']}, bridge: {bridge})", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]  # fmt: skip
     floor_p99 = None
@@ -69,6 +69,14 @@ def bridge_window_ms(result: dict) -> float:
     return float(args.split()[-1]) if args.startswith("--batch-window-ms") else DEFAULT_WINDOW_BEFORE_2026_12_01_MS
 
 
+def batching(result: dict) -> str:
+    """How the run's bridge batched: a fixed window, or (since 2026-12-01) one adapting to its commit time."""
+    window = bridge_window_ms(result)
+    if result.get("bridge_batching") == "adaptive" and window > 0:
+        return f"window adaptive <= {window:g} ms"
+    return f"window {window:g} ms"
+
+
 def plot(path: Path) -> None:
     """p50 and p99 against offered load over every result in `bench/results` (the median of repeated runs),
     a line per batch window."""
@@ -80,7 +88,7 @@ def plot(path: Path) -> None:
     points: dict[str, list[tuple[float, float]]] = {"floor p99": []}
     for file in sorted(RESULTS.glob("bench-*.json")):
         result = json.loads(file.read_text())
-        window = f"{bridge_window_ms(result):g} ms window"
+        window = batching(result)
         for phase in result["phases"]:
             d = phase["deliveries"]
             if d["p99_ms"] is None:

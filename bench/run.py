@@ -65,7 +65,13 @@ def run_level(name: str, level: Level, workdir: Path, window_ms: float | None = 
     device_ids = pumps_create(level.load.pumps)
     most = max(level.load.clients, *level.memory_steps, 0)
     cookies = cookies_create(most)
-    result: dict = {"level": name, "phases": [], "bridge_args": " ".join(bridge_args), "bridge_window_ms": window_ms}
+    result: dict = {
+        "level": name,
+        "phases": [],
+        "bridge_args": " ".join(bridge_args),
+        "bridge_window_ms": window_ms,
+        "bridge_batching": "adaptive",
+    }  # since 2026-12-01: a batch waits as long as the last commit took
     if not level.ramp_msgs_per_s:
         floor = System(workdir, workdir / "bench.sqlite3").start_broker()
         try:

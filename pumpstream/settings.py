@@ -159,8 +159,9 @@ PUMPSTREAM = {
     "COMMAND_EXPIRY_S": env.float("COMMAND_EXPIRY_S", default=60.0),
     "COMMAND_ACK_TIMEOUT_S": env.float("COMMAND_ACK_TIMEOUT_S", default=10.0),
     "BRIDGE_HEARTBEAT_S": env.float("BRIDGE_HEARTBEAT_S", default=2.0),
-    # How long the bridge's batch stays open after its first message (one transaction per batch). 0: a
-    # batch is what queued during the previous commit (lowest latency); more trades latency for CPU.
+    # The most a bridge batch (one transaction) waits for more messages after its first; it waits as long
+    # as the previous commit took, up to this. 0 (default): never wait, a batch is what queued during the
+    # last commit (lowest latency); e.g. 20 saves about a third of the bridge's CPU for more latency.
     "BRIDGE_BATCH_WINDOW_MS": env.float("BRIDGE_BATCH_WINDOW_MS", default=0.0),
     "BRIDGE_STALE_AFTER_S": env.float("BRIDGE_STALE_AFTER_S", default=10.0),
     "RECONNECT_GRACE_S": env.float("RECONNECT_GRACE_S", default=15.0),

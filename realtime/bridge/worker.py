@@ -29,10 +29,13 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BatchLimits:
-    """A batch closes at `max_messages` or `window_s` after its first message, whichever comes first.
+    """A batch closes at `max_messages`, or when it has waited as long as the previous commit took (at most
+    `window_s`) after its first message, whichever comes first.
 
-    With `window_s` 0 (the default) a batch is what queued while the previous one committed: one message
-    alone when the bridge is idle (no waiting), hundreds under load (the commit cost is shared).
+    Adaptive: when commits are cheap (light load) a message waits about nothing; when they are slow
+    (heavy load) a batch gathers more messages, so the fixed cost of a transaction is shared and the
+    bridge leaves CPU to Daphne. `window_s` 0 (the default, BRIDGE_BATCH_WINDOW_MS): never wait, a batch
+    is what queued during the previous commit (lowest latency; `bench/README.md` has both measured).
     """
 
     max_messages: int = 500  # half the Receive Maximum, so the broker keeps sending while a batch commits
@@ -58,6 +61,7 @@ class Bridge:
         self.committed: list[DeviceChange] = []
         self.stats: Counter[str] = Counter()
         self._stop = threading.Event()
+        self._last_commit_s = 0.0
         self._next_tick = 0.0
         self._next_housekeeping = 0.0
         self._next_heartbeat = 0.0
@@ -94,7 +98,7 @@ class Bridge:
             batch = [self.inbox.get(timeout=self.limits.tick_s)]
         except queue.Empty:
             return []
-        closes_at = time.monotonic() + self.limits.window_s
+        closes_at = time.monotonic() + min(self.limits.window_s, self._last_commit_s)
         while len(batch) < self.limits.max_messages:
             remaining = closes_at - time.monotonic()
             try:
@@ -105,7 +109,7 @@ class Bridge:
 
     def commit(self, batch: list[InboundMessage]) -> None:
         """One transaction for the batch; on a database error retry it whole; ack and forward after commit."""
-        attempt = 0
+        attempt, started = 0, time.monotonic()
         while True:
             try:
                 with transaction.atomic():
@@ -119,6 +123,7 @@ class Bridge:
                 connection.close()
                 if self._stop.wait(min(5.0, 0.1 * 2**attempt)):
                     return  # shutting down: unacked, the broker redelivers them
+        self._last_commit_s = time.monotonic() - started  # the next batch's window (see BatchLimits)
         for message in batch:
             self.link.ack(message)
         self._after_commit(batch, outcomes)
