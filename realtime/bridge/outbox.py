@@ -40,22 +40,34 @@ class CommandOutbox:
 
     def tick(self, now: datetime) -> None:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
-        self._settle_acks(now)
+        self.settle_acks(now)
         self._fail_overdue(now)
         self._expire(now)
         if self.link.connected.is_set():
             self._publish_queued(now)
 
-    def _settle_acks(self, now: datetime) -> None:
+    def settle_acks(self, now: datetime) -> None:
+        """Record `sent` for every PUBACK received so far.
+
+        The worker also calls this before each batch: paho reads the broker's PUBACK before the pump's
+        reply on the same connection, so settling first lets the reply (a pump pausing at once) find its
+        command `sent` and complete it, instead of the command turning `sent` after it was done.
+        """
         while True:
             try:
                 mid = self.acked.get_nowait()
             except queue.Empty:
                 return
-            flight = self.in_flight.pop(mid, None)
-            if flight is not None:
+            flight = self.in_flight.get(mid)
+            if flight is None:
+                continue
+            try:
                 self._move(flight.device_id, flight.command_pk, CommandState.SENT, now)
-                metrics.COMMANDS_PUBLISHED.labels(outcome="sent").inc()
+            except Exception:
+                self.acked.put(mid)  # still in flight: settled on a later try
+                raise
+            del self.in_flight[mid]
+            metrics.COMMANDS_PUBLISHED.labels(outcome="sent").inc()
 
     def _fail_overdue(self, now: datetime) -> None:
         for mid, flight in list(self.in_flight.items()):

@@ -80,6 +80,7 @@ class Bridge:
             while not self._stop.is_set():
                 batch = self.collect()
                 if batch:
+                    self.settle_acks()
                     self.commit(batch)
                 self.maybe_tick()
         finally:
@@ -106,6 +107,19 @@ class Bridge:
             except queue.Empty:
                 break
         return batch
+
+    def settle_acks(self) -> None:
+        """PUBACKs read before this batch's messages are recorded before them (see `CommandOutbox.settle_acks`)."""
+        if self.outbox.acked.empty():
+            return
+        try:
+            self.outbox.settle_acks(timezone.now())
+        except OperationalError as exc:
+            logger.warning("PUBACKs not recorded before the batch: %s", exc)
+            close_old_connections()
+        except Exception:  # guarded as housekeeping is: the next tick retries, messages go on
+            logger.exception("recording PUBACKs failed")
+        self.forward()  # the `device:command` changes, ahead of the batch's
 
     def commit(self, batch: list[InboundMessage]) -> None:
         """One transaction for the batch; on a database error retry it whole; ack and forward after commit."""

@@ -1,5 +1,6 @@
 """The start wizard end to end: confirm → monitor, the timeout path with Retry and Cancel, a legacy pump's rejection."""
 
+import re
 import time
 
 import pytest
@@ -90,6 +91,24 @@ def test_start_wait_confirm_then_monitor_on_the_same_page(open_page, simulator, 
                message="the chart of delivered volume never grew from live progress")  # fmt: skip
     page.set_viewport_size(TABLET)
     screenshot(page, artifacts_dir, "monitor-running-tablet")
+    for verb, shown in (("Pause", "Paused"), ("Resume", "Running"), ("Stop", "Stopped")):
+        command_and_watch(page, verb, shown)
+    screenshot(page, artifacts_dir, "monitor-stopped")
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.STOPPED
+
+
+def command_and_watch(page, verb: str, shown: str) -> None:
+    """Click a control, confirm in the dialog, then see the command reach the pump and the session follow."""
+    page.get_by_role("button", name=verb, exact=True).click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator("#confirm-title")).to_have_text(f"{verb} the infusion?")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#mon-session")).to_have_text(shown, timeout=15_000)
+    command = {"Pause": "PAUSE_INFUSION", "Resume": "RESUME_INFUSION", "Stop": "STOP_INFUSION"}[verb]
+    expect(page.locator(f'#command-list li[data-command="{command}"]').first).to_have_attribute(
+        "data-state", re.compile("delivered|done"), timeout=15_000
+    )
 
 
 def test_timeout_then_retry_then_cancel(open_page, stack, artifacts_dir):

@@ -92,14 +92,17 @@ def test_ward_feed_sends_one_coalesced_summary_with_only_changed_pumps(daphne_se
     first = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY)
     assert sorted(p["deviceId"] for p in first["pumps"]) == ["PUMP_0001", "PUMP_0002"], "only the nurse's ward"
     start = len(client.events.items)
+    # A pump this Daphne has never published for: its first change is released at once (the fan-out holds
+    # a change ahead of a known pump's next seq for REORDER_WINDOW_S, and other tests publish for PUMP_0001).
+    make_device("PUMP_0042", ward=make_ward("icu"))
     bridge = InternalClient(daphne_server.url, settings.BRIDGE_INTERNAL_SECRET)
     try:
-        bridge.forward([DeviceChange("PUMP_0001", 1000 + n, events.DEVICE_PROGRESS, {"progress": {}}, "icu")
+        bridge.forward([DeviceChange("PUMP_0042", 1 + n, events.DEVICE_PROGRESS, {"progress": {}}, "icu")
                         for n in range(30)])  # fmt: skip
         update = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, start=start, timeout=3)
     finally:
         bridge.close()
-    assert [p["deviceId"] for p in update["pumps"]] == ["PUMP_0001"], "only the pump that changed"
+    assert [p["deviceId"] for p in update["pumps"]] == ["PUMP_0042"], "only the pump that changed"
     summaries = [d for e, d in client.events.items[start:] if e == events.WARD_SUMMARY]
     assert len(summaries) == 1, f"30 changes coalesce into one summary, got {len(summaries)}"
     client.emit(events.SUBSCRIBE_WARD, {"ward": "maternity"})

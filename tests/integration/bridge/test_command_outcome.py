@@ -1,0 +1,51 @@
+"""A pump that answers a command at once still completes it: the PUBACK is recorded before the reply."""
+
+import json
+
+import pytest
+from django.db import transaction
+
+from devices.models import Command, InfusionSession
+from devices.services.changes import device_lock
+from devices.services.sessions import infusion_confirm, infusion_request, infusion_start
+from devices.states import CommandKind, CommandState, SessionStatus
+from tests.factories import make_device, make_order
+from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.processes import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REPLIES = {"PAUSE_INFUSION": "paused", "RESUME_INFUSION": "running", "STOP_INFUSION": "stopped"}
+
+
+def test_commands_answered_at_once_end_done(broker, artifacts_dir):
+    make_device("PUMP_0001", has_presence=True)
+    session = infusion_start(device_id="PUMP_0001", order=make_order())
+    with transaction.atomic():
+        infusion_confirm(device=device_lock(device_id="PUMP_0001"), infusion_id=session.infusion_id, confirmed=True,
+                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    Command.objects.filter(kind=CommandKind.START_INFUSION).update(state=CommandState.DONE)
+    bridge = BridgeProcess(broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
+    pump = PumpClient(broker.url, "PUMP_0001")
+
+    def answer_at_once(client, _userdata, message) -> None:  # in paho's thread, before anything else
+        command = json.loads(message.payload)
+        pump.commands.append(command)
+        status = REPLIES[command["command"]]
+        client.publish("devices/PUMP_0001/status", json.dumps({"status": status, "infusionId": session.infusion_id}),
+                       qos=1)  # fmt: skip
+
+    pump.client.on_message = answer_at_once
+    try:
+        for kind, status in ((CommandKind.PAUSE_INFUSION, SessionStatus.PAUSED),
+                             (CommandKind.RESUME_INFUSION, SessionStatus.RUNNING),
+                             (CommandKind.STOP_INFUSION, SessionStatus.STOPPED)):  # fmt: skip
+            command = infusion_request(device_id="PUMP_0001", kind=kind)
+            wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == status, timeout=10,  # noqa: B023
+                       message=f"the session never became {status}")  # fmt: skip
+            wait_until(lambda: Command.objects.get(pk=command.pk).state == CommandState.DONE, timeout=5,  # noqa: B023
+                       message=f"{kind} never turned done though the pump did it")  # fmt: skip
+    finally:
+        pump.close()
+        bridge.stop()
+    assert [command["command"] for command in pump.commands] == ["PAUSE_INFUSION", "RESUME_INFUSION", "STOP_INFUSION"]
