@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection
@@ -20,6 +19,7 @@ from django.db.models import Field, Model
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, status_changed
+from devices.services.sql import select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, AlarmState, Presence
 from realtime import events
 from realtime.mqtt.schemas import DevicePayload
@@ -31,10 +31,8 @@ DEVICE_FIELDS = ["last_seen_at", "presence", "latest_progress", "latest_progress
 SESSION_FIELDS = ["latest_progress", "latest_progress_at", "last_sampled_at"]
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
-DEVICE_LOCKED_FIELDS = tuple(
-    field.name for field in Device._meta.concrete_fields if field.name not in ("id", "latest_progress")
-)
-SESSION_LOCKED_FIELDS = ("device", "infusion_id", "status", "last_sampled_at")
+DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
+SESSION_LOCKED_FIELDS = ("id", "device", "infusion_id", "status", "last_sampled_at")
 ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 
 
@@ -64,59 +62,33 @@ def progress_fields(report: DevicePayload) -> dict:
 def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
     """Lock the registered pumps among `device_ids` (fixed order) with their wards, sessions and watched alarms.
 
-    Runs on every bridge batch, so its SQL is written once per number of keys (`_select_sql`) instead of
-    being compiled by the ORM each time (that was about a third of the bridge's CPU with small batches);
-    rows still become model instances through Django's own converters (`raw()`).
+    Runs on every bridge batch, so its SQL is written once per number of keys (`select_in_sql`).
     """
     keys = sorted(set(device_ids))
     if not keys:
         return {}
-    devices = list(Device.objects.raw(_select_sql(Device, DEVICE_LOCKED_FIELDS, "device_id", len(keys), lock=True),
-                                      keys))  # fmt: skip
+    sql = select_in_sql(Device, DEVICE_LOCKED_FIELDS, (("device_id", len(keys)),), order_by_pk=True, lock=True)
+    devices = list(Device.objects.raw(sql, keys))
     by_pk = {device.pk: device for device in devices}
     ward_ids = sorted({device.ward_id for device in devices if device.ward_id is not None})
     if ward_ids:
-        wards = {ward.pk: ward for ward in Ward.objects.raw(_select_sql(Ward, ("code", "name"), "id", len(ward_ids)),
-                                                            ward_ids)}  # fmt: skip
+        sql = select_in_sql(Ward, ("id", "code", "name"), (("id", len(ward_ids)),))
+        wards = {ward.pk: ward for ward in Ward.objects.raw(sql, ward_ids)}
         for device in devices:
             if device.ward_id is not None:
                 Device.ward.field.set_cached_value(device, wards[device.ward_id])
     pks = sorted(by_pk)
-    sessions = InfusionSession.objects.raw(
-        _select_sql(InfusionSession, SESSION_LOCKED_FIELDS, "device", len(pks), also_in=("status", len(ACTIVE))),
-        [*pks, *ACTIVE],
-    )  # fmt: skip
+    sql = select_in_sql(InfusionSession, SESSION_LOCKED_FIELDS, (("device", len(pks)), ("status", len(ACTIVE))))
+    sessions = InfusionSession.objects.raw(sql, [*pks, *ACTIVE])
     session_of = {session.device_id: session for session in sessions}
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     with connection.cursor() as cursor:
-        cursor.execute(_watched_alarms_sql(len(pks)), [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])
+        cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code"), (("device", len(pks)),
+                                     ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
+                       [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip
         for device_pk, alarm_type, error_code in cursor.fetchall():
             alarms[device_pk].add((alarm_type, error_code))
     return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
-
-
-@lru_cache(maxsize=1024)
-def _select_sql(model: type[Model], field_names: tuple[str, ...], key: str, count: int, *,
-                also_in: tuple[str, int] | None = None, lock: bool = False) -> str:  # fmt: skip
-    """`SELECT pk, fields FROM table WHERE key IN (%s x count) [AND other IN (...)] ORDER BY pk [FOR UPDATE]`."""
-    meta, quote = model._meta, connection.ops.quote_name
-    columns = ", ".join(quote(meta.get_field(name).column) for name in (meta.pk.name, *field_names))
-    where = f"{quote(meta.get_field(key).column)} IN ({', '.join(['%s'] * count)})"
-    if also_in is not None:
-        where += f" AND {quote(meta.get_field(also_in[0]).column)} IN ({', '.join(['%s'] * also_in[1])})"
-    sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {where} ORDER BY {quote(meta.pk.column)}"
-    return sql + " FOR UPDATE" if lock and connection.features.has_select_for_update else sql
-
-
-@lru_cache(maxsize=1024)
-def _watched_alarms_sql(count: int) -> str:
-    meta, quote = Alarm._meta, connection.ops.quote_name
-    column = lambda name: quote(meta.get_field(name).column)  # noqa: E731
-    return (
-        f"SELECT {column('device')}, {column('type')}, {column('error_code')} FROM {quote(meta.db_table)} "
-        f"WHERE {column('device')} IN ({', '.join(['%s'] * count)}) "
-        f"AND {column('type')} IN ({', '.join(['%s'] * len(SERVER_ALARMS_WATCHED))}) AND {column('state')} = %s"
-    )
 
 
 def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:

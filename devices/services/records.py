@@ -3,7 +3,6 @@
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
@@ -11,6 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from devices.models import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, ProgressSample
+from devices.services.sql import select_in_sql
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -57,8 +57,10 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     pks = {receipt.device_pk for receipt in receipts}
     boots = {receipt.boot_id for receipt in receipts}
     seqs = {receipt.device_seq for receipt in receipts}
-    with connection.cursor() as cursor:  # SQL written once per shape: the ORM compiling it cost more than running it
-        cursor.execute(_receipts_sql(len(pks), len(boots), len(seqs)), [*pks, *boots, *seqs])
+    sql = select_in_sql(MessageReceipt, RECEIPT_COLUMNS[:3], (("device", len(pks)), ("boot_id", len(boots)),
+                                                             ("device_seq", len(seqs))))  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*pks, *boots, *seqs])
         existing = set(cursor.fetchall())
     fresh, claimed = [], []
     for receipt in receipts:
@@ -73,18 +75,6 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
         with connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)", fresh)
     return claimed
-
-
-@lru_cache(maxsize=4096)
-def _receipts_sql(pks: int, boots: int, seqs: int) -> str:
-    """`SELECT device, boot_id, device_seq` of the receipts matching any of the given keys."""
-    meta, quote = MessageReceipt._meta, connection.ops.quote_name
-    device, boot, seq = (quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS[:3])
-    marks = lambda count: ", ".join(["%s"] * count)  # noqa: E731
-    return (
-        f"SELECT {device}, {boot}, {seq} FROM {quote(meta.db_table)} "
-        f"WHERE {device} IN ({marks(pks)}) AND {boot} IN ({marks(boots)}) AND {seq} IN ({marks(seqs)})"
-    )
 
 
 def bridge_heartbeat(
