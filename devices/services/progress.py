@@ -19,7 +19,7 @@ from django.db.models import Field, Model
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, status_changed
-from devices.services.sql import select_in_sql
+from devices.services.sql import models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, AlarmState, Presence
 from realtime import events
 from realtime.mqtt.schemas import DevicePayload
@@ -32,7 +32,8 @@ SESSION_FIELDS = ["latest_progress", "latest_progress_at", "last_sampled_at"]
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
-SESSION_LOCKED_FIELDS = ("id", "device", "infusion_id", "status", "last_sampled_at")
+SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "last_sampled_at")
+WARD_FIELDS = ("id", "code", "name")
 ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 
 
@@ -68,18 +69,18 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     if not keys:
         return {}
     sql = select_in_sql(Device, DEVICE_LOCKED_FIELDS, (("device_id", len(keys)),), order_by_pk=True, lock=True)
-    devices = list(Device.objects.raw(sql, keys))
+    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, keys)
     by_pk = {device.pk: device for device in devices}
     ward_ids = sorted({device.ward_id for device in devices if device.ward_id is not None})
     if ward_ids:
-        sql = select_in_sql(Ward, ("id", "code", "name"), (("id", len(ward_ids)),))
-        wards = {ward.pk: ward for ward in Ward.objects.raw(sql, ward_ids)}
+        sql = select_in_sql(Ward, WARD_FIELDS, (("id", len(ward_ids)),))
+        wards = {ward.pk: ward for ward in models_select(Ward, WARD_FIELDS, sql, ward_ids)}
         for device in devices:
             if device.ward_id is not None:
                 Device.ward.field.set_cached_value(device, wards[device.ward_id])
     pks = sorted(by_pk)
     sql = select_in_sql(InfusionSession, SESSION_LOCKED_FIELDS, (("device", len(pks)), ("status", len(ACTIVE))))
-    sessions = InfusionSession.objects.raw(sql, [*pks, *ACTIVE])
+    sessions = models_select(InfusionSession, SESSION_LOCKED_FIELDS, sql, [*pks, *ACTIVE])
     session_of = {session.device_id: session for session in sessions}
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     with connection.cursor() as cursor:
@@ -141,7 +142,13 @@ def _rows_update(rows: Sequence[Model], field_names: list[str], prepared: dict) 
 
 
 def _prepare(field: Field, value: object, prepared: dict[tuple[str, int], tuple[object, object]]) -> object:
-    """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile)."""
+    """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile).
+
+    None, and a plain int or str outside a JSON field, are stored as they are: what Django's own
+    preparation returns for them, for the price of a type check.
+    """
+    if value is None or (type(value) in (int, str) and field.get_internal_type() != "JSONField"):
+        return value
     key = (field.get_internal_type(), id(value))
     if key not in prepared:
         prepared[key] = (value, field.get_db_prep_save(value, connection))

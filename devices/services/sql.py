@@ -1,14 +1,16 @@
 """SQL for the bridge's hot path, written once per shape instead of compiled by the ORM on every batch.
 
 The ORM compiling a small `filter(...__in=...)` query cost more than running it: about a third of the
-bridge's CPU with small batches (`bench/README.md`, 2026-12-01). Callers run the text with `raw()` (rows
-become models through Django's converters) or a cursor (plain values).
+bridge's CPU with small batches (`bench/README.md`, 2026-12-01). Callers run the text with `models_select`
+(rows become models through Django's own converters, found once per shape: `raw()` finds them on every
+query, which cost more than the query) or a cursor (plain values).
 """
 
 from functools import lru_cache
 
 from django.db import connection
 from django.db.models import Model
+from django.db.backends.base.operations import BaseDatabaseOperations
 
 
 @lru_cache(maxsize=4096)
@@ -37,3 +39,42 @@ def select_in_sql(
     if order_by_pk:
         sql += f" ORDER BY {quote(meta.pk.column)}"
     return sql + " FOR UPDATE" if lock and connection.features.has_select_for_update else sql
+
+
+def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params: list) -> list[Model]:
+    """Run `sql`, which selects `fields` (in the model's field order), and return model instances.
+
+    What `Model.objects.raw()` returns, without its per-query work: each column goes through the
+    backend's and the field's converters (as the ORM applies them), then `Model.from_db`.
+    """
+    attnames, converters = _row_reader(connection.ops, model, fields)
+    wrapper = connection.ops.connection
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    instances = []
+    for row in rows:
+        values = list(row)
+        for position, functions, expression in converters:
+            value = values[position]
+            for function in functions:
+                value = function(value, expression, wrapper)
+            values[position] = value
+        instances.append(model.from_db(connection.alias, attnames, values))
+    return instances
+
+
+@lru_cache(maxsize=256)
+def _row_reader(ops: BaseDatabaseOperations, model: type[Model], fields: tuple[str, ...]) -> tuple[tuple, tuple]:
+    """The attnames of `fields` and, per column that needs them, its converters and its column expression."""
+    meta = model._meta
+    chosen = [meta.get_field(name) for name in fields]
+    if [field for field in meta.concrete_fields if field in chosen] != chosen:
+        raise ValueError(f"fields of {meta.label} must be given in the model's order: {fields}")
+    converters = []
+    for position, field in enumerate(chosen):
+        column = field.get_col(meta.db_table)
+        functions = ops.get_db_converters(column) + column.get_db_converters(ops.connection)
+        if functions:
+            converters.append((position, tuple(functions), column))
+    return tuple(field.attname for field in chosen), tuple(converters)

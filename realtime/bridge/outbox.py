@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from devices.models import Command, Device
 from devices.services.changes import device_lock
@@ -42,9 +42,19 @@ class CommandOutbox:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
         self.settle_acks(now)
         self._fail_overdue(now)
+        if not self._any_queued():
+            return  # the usual tick: one indexed look-up, no ORM query compiled ten times a second
         self._expire(now)
         if self.link.connected.is_set():
             self._publish_queued(now)
+
+    @staticmethod
+    def _any_queued() -> bool:
+        meta, quote = Command._meta, connection.ops.quote_name
+        sql = f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('state').column)} = %s LIMIT 1"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [CommandState.QUEUED.value])
+            return cursor.fetchone() is not None
 
     def settle_acks(self, now: datetime) -> None:
         """Record `sent` for every PUBACK received so far.

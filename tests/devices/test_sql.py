@@ -1,0 +1,47 @@
+"""The hot path's hand-written SELECTs: rows become the same models the ORM would build."""
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Device
+from devices.services.progress import DEVICE_LOCKED_FIELDS
+from devices.services.sql import models_select, select_in_sql
+from tests.factories import make_device, make_ward
+
+pytestmark = pytest.mark.django_db
+
+
+def test_models_select_converts_columns_as_the_orm_does():
+    heard = timezone.now()
+    make_device("PUMP_0001", ward=make_ward(), last_seen_at=heard, latest_progress={"progressPercent": 12.5})
+    make_device("PUMP_0002")
+    fields = tuple(field.name for field in Device._meta.concrete_fields)
+    sql = select_in_sql(Device, fields, (("device_id", 2),), order_by_pk=True)
+
+    selected = models_select(Device, fields, sql, ["PUMP_0001", "PUMP_0002"])
+
+    from_orm = list(Device.objects.filter(device_id__in=["PUMP_0001", "PUMP_0002"]).order_by("pk"))
+    assert [device.pk for device in selected] == [device.pk for device in from_orm]
+    for mine, theirs in zip(selected, from_orm, strict=True):
+        assert {field.attname: getattr(mine, field.attname) for field in Device._meta.concrete_fields} == {
+            field.attname: getattr(theirs, field.attname) for field in Device._meta.concrete_fields
+        }
+        assert not mine._state.adding
+    assert selected[0].last_seen_at == heard and selected[0].last_seen_at.tzinfo is not None
+    assert selected[0].latest_progress == {"progressPercent": 12.5}
+
+
+def test_models_select_leaves_unselected_fields_deferred():
+    make_device("PUMP_0001", latest_progress={"progressPercent": 1.0})
+    sql = select_in_sql(Device, DEVICE_LOCKED_FIELDS, (("device_id", 1),))
+
+    (device,) = models_select(Device, DEVICE_LOCKED_FIELDS, sql, ["PUMP_0001"])
+
+    assert device.get_deferred_fields() == {"latest_progress"}
+    assert device.latest_progress == {"progressPercent": 1.0}  # loaded on access, as Django does
+
+
+def test_models_select_refuses_fields_out_of_the_models_order():
+    sql = select_in_sql(Device, ("device_id", "id"), (("device_id", 1),))
+    with pytest.raises(ValueError, match="model's order"):
+        models_select(Device, ("device_id", "id"), sql, ["PUMP_0001"])
