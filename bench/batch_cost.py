@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--pumps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=2, help="messages per batch")
     parser.add_argument("--batches", type=int, default=2000)
+    parser.add_argument("--pause-ms", type=float, default=0.0,
+                        help="sleep between batches, as the bridge idles between messages (caches go cold)")
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions by own time")
     parser.add_argument("--sort", default="tottime", help="with --profile: tottime or cumulative")
     parser.add_argument("--callers", help="with --profile: print who calls functions matching this")
@@ -67,12 +69,17 @@ def main() -> None:
         started, cpu = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
+        sleeping = 0.0
         for batch in measured:
             bridge.commit(batch)
             bridge.maybe_tick()
+            if args.pause_ms:
+                pause_started = time.perf_counter()
+                time.sleep(args.pause_ms / 1000)
+                sleeping += time.perf_counter() - pause_started
         if profiler:
             profiler.disable()
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        elapsed, cpu = time.perf_counter() - started - sleeping, time.process_time() - cpu
         print(f"{args.batches} batches of {args.batch} from {args.pumps} pumps: {1000 * elapsed / args.batches:.3f} ms "
               f"per batch, {1000 * cpu / args.batches:.3f} ms CPU per batch, "
               f"{1000 * cpu / (args.batches * args.batch):.3f} ms CPU per message")  # fmt: skip

@@ -10,10 +10,11 @@ newest values, which is all a progress bar shows.
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
@@ -27,8 +28,8 @@ from realtime.mqtt.schemas import DevicePayload
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
 SERVER_ALARMS_WATCHED = ("communication_lost", "infusing_without_order")
 ROUTINE_STATUSES = (None, "running")
-DEVICE_FIELDS = ["last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq"]
-SESSION_FIELDS = ["latest_progress", "latest_progress_at", "last_sampled_at"]
+DEVICE_FIELDS = ("last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq")
+SESSION_FIELDS = ("latest_progress", "latest_progress_at", "last_sampled_at")
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
@@ -121,37 +122,55 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
         ProgressSample.objects.bulk_create(samples)
 
 
-def _rows_update(rows: Sequence[Model], field_names: list[str], prepared: dict) -> None:
+def _rows_update(rows: Sequence[Model], field_names: tuple[str, ...], prepared: dict) -> None:
     """Store `field_names` of many rows of one model with one prepared UPDATE run per row (executemany).
 
     Django's `bulk_update` builds a CASE expression per field and row: 90 % of a batch's time for
-    500 pumps. The values go through each field's own `get_db_prep_save`, as `save()` would do, once
-    per value object: a pump's progress and receive time are shared by its row and its session's.
+    500 pumps. The values are prepared as each field's own `get_db_prep_save` does, as `save()` would,
+    once per value object: a pump's progress and receive time are shared by its row and its session's.
     """
     if not rows:
         return
-    meta = rows[0]._meta
-    fields = [meta.get_field(name) for name in field_names]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
-    sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
-    params = [[_prepare(field, getattr(row, field.attname), prepared) for field in fields] + [row.pk]
-              for row in rows]  # fmt: skip
-    with connection.cursor() as cursor:
+    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
+    sql, fields = _update_statement(wrapper.ops, type(rows[0]), field_names)
+    params = [[_prepare(field, kind, getattr(row, field.attname), prepared, wrapper) for field, kind in fields]
+              + [row.pk] for row in rows]  # fmt: skip
+    with wrapper.cursor() as cursor:
         cursor.executemany(sql, params)
 
 
-def _prepare(field: Field, value: object, prepared: dict[tuple[str, int], tuple[object, object]]) -> object:
+# Fields whose preparation returns an int or str value as it is (SQLite and PostgreSQL adapt them alike).
+PLAIN_FIELD_TYPES = frozenset({
+    "AutoField", "BigAutoField", "BigIntegerField", "BooleanField", "CharField", "ForeignKey", "IntegerField",
+    "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "SlugField",
+    "SmallIntegerField", "TextField",
+})  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _update_statement(ops, model: type[Model], field_names: tuple[str, ...]) -> tuple[str, tuple]:
+    """`UPDATE table SET a = %s, ... WHERE pk = %s`, and per field the field and its internal type."""
+    meta, quote = model._meta, ops.quote_name
+    fields = tuple((field, field.get_internal_type()) for field in map(meta.get_field, field_names))
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field, _ in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
+
+
+def _prepare(field: Field, kind: str, value: object, prepared: dict, wrapper) -> object:
     """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile).
 
-    None, and a plain int or str outside a JSON field, are stored as they are: what Django's own
-    preparation returns for them, for the price of a type check.
+    Short cuts that give what Django's own preparation gives: None stays None; an int or str in a plain
+    field stays as it is; an aware datetime goes straight to the backend's adapter (Django checks only
+    that it is aware first).
     """
-    if value is None or (type(value) in (int, str) and field.get_internal_type() != "JSONField"):
+    if value is None or (kind in PLAIN_FIELD_TYPES and isinstance(value, (int, str))):
         return value
-    key = (field.get_internal_type(), id(value))
+    key = (kind, id(value))
     if key not in prepared:
-        prepared[key] = (value, field.get_db_prep_save(value, connection))
+        if kind == "DateTimeField" and isinstance(value, datetime) and value.tzinfo is not None:
+            prepared[key] = (value, wrapper.ops.adapt_datetimefield_value(value))
+        else:
+            prepared[key] = (value, field.get_db_prep_save(value, wrapper))
     return prepared[key][1]
 
 

@@ -63,12 +63,13 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
         cursor.execute(sql, [*pks, *boots, *seqs])
         existing = set(cursor.fetchall())
     fresh, claimed = [], []
+    adapt = connection.ops.adapt_datetimefield_value
     for receipt in receipts:
         key = receipt[:3]
         claimed.append(key not in existing)
         if key not in existing:
             existing.add(key)
-            fresh.append((*key, connection.ops.adapt_datetimefield_value(receipt.received_at)))
+            fresh.append((*key, adapt(receipt.received_at)))
     if fresh:
         quote, meta = connection.ops.quote_name, MessageReceipt._meta
         columns = ", ".join(quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS)

@@ -8,8 +8,8 @@ query, which cost more than the query) or a cursor (plain values).
 
 from functools import lru_cache
 
-from django.db import connection
-from django.db.models import Model
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import DEFERRED, Model
 from django.db.backends.base.operations import BaseDatabaseOperations
 
 
@@ -47,9 +47,10 @@ def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params:
     What `Model.objects.raw()` returns, without its per-query work: each column goes through the
     backend's and the field's converters (as the ORM applies them), then `Model.from_db`.
     """
-    attnames, converters = _row_reader(connection.ops, model, fields)
-    wrapper = connection.ops.connection
-    with connection.cursor() as cursor:
+    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
+    attnames, converters, deferred_at = _row_reader(wrapper.ops, model, fields)
+    alias = wrapper.alias
+    with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     instances = []
@@ -60,13 +61,16 @@ def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params:
             for function in functions:
                 value = function(value, expression, wrapper)
             values[position] = value
-        instances.append(model.from_db(connection.alias, attnames, values))
+        for position in deferred_at:  # a value for every field: from_db then skips matching names to fields
+            values.insert(position, DEFERRED)
+        instances.append(model.from_db(alias, attnames, values))
     return instances
 
 
 @lru_cache(maxsize=256)
-def _row_reader(ops: BaseDatabaseOperations, model: type[Model], fields: tuple[str, ...]) -> tuple[tuple, tuple]:
-    """The attnames of `fields` and, per column that needs them, its converters and its column expression."""
+def _row_reader(ops: BaseDatabaseOperations, model: type[Model], fields: tuple[str, ...]) -> tuple[tuple, tuple, tuple]:
+    """For rows of `fields`: their attnames; per column that needs them, its converters and column expression;
+    and where, in ascending order, a deferred marker goes for each concrete field not selected."""
     meta = model._meta
     chosen = [meta.get_field(name) for name in fields]
     if [field for field in meta.concrete_fields if field in chosen] != chosen:
@@ -77,4 +81,5 @@ def _row_reader(ops: BaseDatabaseOperations, model: type[Model], fields: tuple[s
         functions = ops.get_db_converters(column) + column.get_db_converters(ops.connection)
         if functions:
             converters.append((position, tuple(functions), column))
-    return tuple(field.attname for field in chosen), tuple(converters)
+    deferred_at = tuple(index for index, field in enumerate(meta.concrete_fields) if field not in chosen)
+    return tuple(field.attname for field in chosen), tuple(converters), deferred_at
