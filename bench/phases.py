@@ -81,7 +81,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
     watchers.stdin.write(f"[{measured_from}, {measured_from + load.duration_s}]\n".encode())
     watchers.stdin.flush()
     load_before = os.getloadavg()[0]
-    sampler = ResourceSampler(system.server_pids())
+    sampler, window_started = ResourceSampler(system.server_pids()), time.monotonic()
     schedule = ["--rate", str(load.rate_hz), "--start-at", str(start_at), "--warmup", str(load.warmup_s),
                 "--duration", str(load.duration_s)]  # fmt: skip
     profilers = [py_spy(pid, profile_dir / f"{name}-{tag}.txt") for name, pid in system.server_pids().items()
@@ -90,7 +90,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
                               "--out", str(gen_out))  # fmt: skip
     if generator.wait() != 0 or watchers.wait(timeout=load.duration_s + 120) != 0:
         raise RuntimeError(f"generator exited {generator.returncode}, watchers {watchers.returncode}")
-    resources = sampler.stop()
+    resources, window_s = sampler.stop(), time.monotonic() - window_started
     for profiler in profilers:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
@@ -101,7 +101,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "deliveries": deliveries_merge([seen], expected=expected), "after_bridge": seen["after_bridge"],
             "generator": sent,
-            "watchers_cpu_s": seen["cpu_s"], "resources": resources}  # fmt: skip
+            "watchers_cpu_s": seen["cpu_s"], "resources": resources, "window_s": round(window_s, 1)}  # fmt: skip
 
 
 def idle_memory(system: System, cookies: list[str], steps: list[int], workdir: Path, settle_s: float = 3.0) -> dict:

@@ -8,7 +8,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 COLUMNS = ("level", "phase", "offered msg/s", "load 1m", "expected", "received", "missing", "dup", "reord",
            "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 / floor", "after bridge p50/p99 ms", "bridge CPU s",
            "bridge RSS MiB", "Daphne CPU s", "Daphne RSS MiB", "broker CPU s", "generator CPU", "send lag p99 ms",
-           "watchers CPU s")  # fmt: skip
+           "watchers CPU s", "cores busy: harness / PumpStream")  # fmt: skip
 
 
 def _cell(value) -> str:
@@ -33,7 +33,24 @@ def phase_row(level: str, phase: dict, floor_p99: float | None) -> list:
             d["p99_ms"], d["max_ms"], ratio if phase["phase"] == "system" else None, _after_bridge(phase),
             r.get("bridge", {}).get("cpu_s"), r.get("bridge", {}).get("peak_rss_mib"),
             r.get("daphne", {}).get("cpu_s"), r.get("daphne", {}).get("peak_rss_mib"), r["broker"]["cpu_s"],
-            f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"], phase.get("watchers_cpu_s")]  # fmt: skip
+            f"{g['cpu_share']:.0%} of a core", g["send_lag"]["p99_ms"], phase.get("watchers_cpu_s"),
+            cores_busy(phase)]  # fmt: skip
+
+
+def cores_busy(phase: dict) -> str | None:
+    """Cores the phase kept busy: the harness (generator, watchers, broker) and PumpStream (bridge, Daphne).
+
+    CPU seconds over the sampled window (recorded since 2026-12-02). The watchers' figure covers their whole
+    process, sign-in and connecting included, so the harness's share is an upper bound. On 2 cores, what
+    the harness takes is not there for the system under test.
+    """
+    window = phase.get("window_s")
+    if not window:
+        return None
+    r = phase["resources"]
+    harness = phase["generator"]["cpu_s"] + (phase.get("watchers_cpu_s") or 0) + r["broker"]["cpu_s"]
+    system = sum(r.get(name, {}).get("cpu_s", 0) for name in ("bridge", "daphne"))
+    return f"{harness / window:.2f} / {system / window:.2f}" if system else f"{harness / window:.2f} / –"
 
 
 def markdown(result: dict) -> str:
