@@ -48,8 +48,12 @@ def main() -> None:
     parser.add_argument("--pumps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=2, help="messages per batch")
     parser.add_argument("--batches", type=int, default=2000)
-    parser.add_argument("--pause-ms", type=float, default=0.0,
-                        help="sleep between batches, as the bridge idles between messages (caches go cold)")
+    parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="sleep between batches, as the bridge idles between messages (caches go cold)",
+    )
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions by own time")
     parser.add_argument("--sort", default="tottime", help="with --profile: tottime or cumulative")
     parser.add_argument("--callers", help="with --profile: print who calls functions matching this")

@@ -10,8 +10,8 @@ newest values, which is all a progress bar shows.
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections

@@ -9,8 +9,8 @@ query, which cost more than the query) or a cursor (plain values).
 from functools import lru_cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import DEFERRED, Model
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.db.models import DEFERRED, Model
 
 
 @lru_cache(maxsize=4096)
