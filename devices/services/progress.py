@@ -139,12 +139,12 @@ def _rows_update(rows: Sequence[Model], field_names: tuple[str, ...], prepared: 
         cursor.executemany(sql, params)
 
 
-# Fields whose preparation returns an int or str value as it is (SQLite and PostgreSQL adapt them alike).
-PLAIN_FIELD_TYPES = frozenset({
-    "AutoField", "BigAutoField", "BigIntegerField", "BooleanField", "CharField", "ForeignKey", "IntegerField",
-    "PositiveBigIntegerField", "PositiveIntegerField", "PositiveSmallIntegerField", "SlugField",
-    "SmallIntegerField", "TextField",
+# Fields whose preparation returns an int (not a bool), or a str, as it is; any other value goes through Django.
+INTEGER_FIELD_TYPES = frozenset({
+    "AutoField", "BigAutoField", "BigIntegerField", "ForeignKey", "IntegerField", "PositiveBigIntegerField",
+    "PositiveIntegerField", "PositiveSmallIntegerField", "SmallIntegerField",
 })  # fmt: skip
+TEXT_FIELD_TYPES = frozenset({"CharField", "SlugField", "TextField"})
 
 
 @lru_cache(maxsize=64)
@@ -159,11 +159,15 @@ def _update_statement(ops, model: type[Model], field_names: tuple[str, ...]) -> 
 def _prepare(field: Field, kind: str, value: object, prepared: dict, wrapper) -> object:
     """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile).
 
-    Short cuts that give what Django's own preparation gives: None stays None; an int or str in a plain
-    field stays as it is; an aware datetime goes straight to the backend's adapter (Django checks only
-    that it is aware first).
+    Short cuts that give what Django's own preparation gives: None stays None; an int in an integer field
+    and a str in a text field stay as they are; an aware datetime goes straight to the backend's adapter
+    (Django checks only that it is aware first).
     """
-    if value is None or (kind in PLAIN_FIELD_TYPES and isinstance(value, (int, str))):
+    if (
+        value is None
+        or (type(value) is int and kind in INTEGER_FIELD_TYPES)
+        or (isinstance(value, str) and kind in TEXT_FIELD_TYPES)
+    ):
         return value
     key = (kind, id(value))
     if key not in prepared:

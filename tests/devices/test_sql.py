@@ -1,11 +1,13 @@
-"""The hot path's hand-written SELECTs: rows become the same models the ORM would build."""
+"""The hot path's hand-written SQL: rows become the models the ORM would build, values are prepared as it would."""
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from devices.models import Device
-from devices.services.progress import DEVICE_LOCKED_FIELDS
+from devices.services.progress import DEVICE_LOCKED_FIELDS, _prepare
 from devices.services.sql import models_select, select_in_sql
+from devices.states import Presence
 from tests.factories import make_device, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +47,23 @@ def test_models_select_refuses_fields_out_of_the_models_order():
     sql = select_in_sql(Device, ("device_id", "id"), (("device_id", 1),))
     with pytest.raises(ValueError, match="model's order"):
         models_select(Device, ("device_id", "id"), sql, ["PUMP_0001"])
+
+
+@pytest.mark.parametrize(
+    ("field_name", "value"),
+    [
+        ("last_seen_at", timezone.now()),
+        ("presence", Presence.ONLINE),
+        ("device_id", "PUMP_0001"),
+        ("event_seq", 42),
+        ("latest_progress", {"progressPercent": 12.5}),
+        ("latest_progress", None),
+        ("ward", 7),
+        ("ward", None),
+    ],
+)
+def test_bulk_update_values_are_prepared_as_django_prepares_them(field_name, value):
+    field = Device._meta.get_field(field_name)
+    prepared = _prepare(field, field.get_internal_type(), value, {}, connection)
+    assert prepared == field.get_db_prep_save(value, connection)
+    assert type(prepared) is type(field.get_db_prep_save(value, connection))
