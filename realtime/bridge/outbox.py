@@ -12,6 +12,7 @@ from django.db import connection, transaction
 from devices.models import Command, Device
 from devices.services.changes import device_lock
 from devices.services.commands import command_envelope, command_transition
+from devices.services.sql import select_in_sql
 from devices.states import COMMAND_TRANSITIONS, CommandState, is_legal
 from realtime import metrics
 from realtime.bridge.link import BrokerLink
@@ -50,8 +51,7 @@ class CommandOutbox:
 
     @staticmethod
     def _any_queued() -> bool:
-        meta, quote = Command._meta, connection.ops.quote_name
-        sql = f"SELECT 1 FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('state').column)} = %s LIMIT 1"
+        sql = select_in_sql(Command, ("id",), (), equal=("state",)) + " LIMIT 1"
         with connection.cursor() as cursor:
             cursor.execute(sql, [CommandState.QUEUED.value])
             return cursor.fetchone() is not None
