@@ -3,7 +3,8 @@
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.support.bridge import BridgeProcess
+from devices.selectors import bridge_status
+from tests.support.bridge import BridgeProcess, wait_until
 from tests.support.browser import LAPTOP, django_db_beside_playwright, launch_chromium, session_cookie
 
 
@@ -37,6 +38,11 @@ def open_page(chromium, stack):
     contexts = []
 
     def open_(user, path: str = "/", viewport: dict = LAPTOP):
+        # Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page
+        # rendered in that gap rightly says "monitoring degraded" and shows every heard pump as stale
+        # until its next poll (5 s), by when a pump heard once is stale for good. Open pages on a live bridge.
+        wait_until(lambda: bridge_status()["brokerConnected"], timeout=15,
+                   message="the bridge's heartbeat never said it holds the broker")  # fmt: skip
         context = chromium.new_context(viewport=viewport, locale="en-GB")
         if user is not None:
             context.add_cookies([session_cookie(user, stack["url"])])

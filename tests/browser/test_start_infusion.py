@@ -6,7 +6,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from devices.models import InfusionSession
+from devices.models import Device, InfusionSession
 from devices.states import SessionStatus
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
@@ -140,8 +140,11 @@ def test_legacy_pump_rejects_the_start(open_page, simulator, artifacts_dir):
     # registered first: the original firmware says "online" once, at QoS 0, and then nothing while idle
     page = open_wizard(open_page, "BRW_LEGACY", has_presence=False)
     sim = simulator("BRW_LEGACY", "--legacy", interactive=True)
-    wait_until(lambda: page.locator("#mon-connectivity").text_content() == "Online", timeout=15,
+    # Its one "online" makes it Online for the heartbeat timeout (3 s here), then Stale while it idles in
+    # silence: wait for what stays true once it spoke (heard), not for that window.
+    wait_until(lambda: Device.objects.get(device_id="BRW_LEGACY").last_seen_at, timeout=20,
                message=f"the legacy pump never spoke:\n{sim.log_tail()}")  # fmt: skip
+    expect(page.locator("#mon-last-heard")).to_contain_text("Last heard")
     fill_order(page)
     expect(page.locator('[data-wait="delivered"]')).to_have_attribute("data-done", "done", timeout=10_000)
     expect(page.locator('[data-wait="accept"]')).to_have_attribute("data-done", "active")

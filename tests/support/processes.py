@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared"  # the steering repository's shared/ folder, beside the project (never a machine path)
 VENV_BIN = Path(sys.executable).parent
 
 

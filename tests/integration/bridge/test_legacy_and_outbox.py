@@ -2,7 +2,6 @@
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -13,11 +12,11 @@ from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from tests.factories import make_device, make_order
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.broker import MosquittoBroker
-from tests.support.processes import free_port
+from tests.support.processes import SHARED, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-FIXTURE = Path("/work/shared/fixtures/legacy-firmware.json")
+FIXTURE = SHARED / "fixtures" / "legacy-firmware.json"
 
 
 def legacy_steps(section: str, infusion_id: str) -> list[dict]:
