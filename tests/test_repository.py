@@ -29,4 +29,5 @@ def test_no_test_or_script_names_a_machine_path():
 
 
 def test_the_shared_fixtures_are_found_beside_the_repository():
-    assert (SHARED / "fixtures" / "legacy-firmware.json").is_file(), f"../shared is not beside the repository ({SHARED})"
+    fixture = SHARED / "fixtures" / "legacy-firmware.json"
+    assert fixture.is_file(), f"../shared is not beside the repository ({SHARED})"
