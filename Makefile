@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 WEB_PORT ?= 8000
 MQTT_PORT ?= 1883
 export WEB_PORT MQTT_PORT
+# Development is one explicit switch; with DJANGO_DEBUG unset the settings are production's (secrets required).
+run test bench setup setup-test: export DJANGO_DEBUG = true
 
 .PHONY: run test setup setup-test lint format bench clean
 

@@ -40,3 +40,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --silent --no-audit --no-fund
 fi
 scripts/vendor_static.sh
+# This install's development secrets, in the git-ignored .env (the repository ships none).
+"$VENV/bin/python" -m pumpstream.devenv .env

@@ -1,11 +1,22 @@
-"""Production settings refuse to start without secrets and pass `check --deploy`."""
+"""Production is the default: settings refuse to start without secrets, pass `check --deploy`, and ship none."""
 
+import re
 import subprocess
 import sys
 
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from pumpstream.devenv import development_secrets_ensure
 from tests.support.processes import ROOT
 
-PRODUCTION = {"DJANGO_DEBUG": "false", "PATH": "/usr/bin:/bin", "DATABASE_URL": "sqlite:////tmp/ps-deploy.sqlite3"}
+# DJANGO_DEBUG unset: production. DJANGO_ENV_FILE keeps this install's development .env out of it.
+PRODUCTION = {
+    "PATH": "/usr/bin:/bin",
+    "DATABASE_URL": "sqlite:////tmp/ps-deploy.sqlite3",
+    "DJANGO_ENV_FILE": "/nonexistent",
+}
 REAL_SECRETS = {"DJANGO_SECRET_KEY": "k" * 20 + "-not-a-real-secret-but-long-enough-" + "x" * 20,
                 "BRIDGE_INTERNAL_SECRET": "b" * 40}  # fmt: skip
 
@@ -14,8 +25,14 @@ def manage(*args: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
-def test_production_refuses_to_start_without_secret_key():
+def test_unset_debug_is_production_and_refuses_to_start_without_secret_key():
     result = manage("check", env=PRODUCTION)
+    assert result.returncode != 0, "with DJANGO_DEBUG unset and no secrets the settings started anyway"
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_explicit_production_refuses_to_start_without_secret_key():
+    result = manage("check", env={**PRODUCTION, "DJANGO_DEBUG": "false"})
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY" in result.stderr
 
@@ -29,6 +46,35 @@ def test_production_refuses_to_start_without_bridge_secret():
 def test_check_deploy_is_clean_in_production():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **REAL_SECRETS})
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_development_generates_its_own_secrets_into_the_env_file(tmp_path):
+    env_file = tmp_path / ".env"
+    development = {**PRODUCTION, "DJANGO_DEBUG": "true", "DJANGO_ENV_FILE": str(env_file)}
+    result = manage("check", env=development)
+    assert result.returncode == 0, result.stderr
+    text = env_file.read_text()
+    assert re.search(r"^DJANGO_SECRET_KEY=\S{50,}$", text, re.M) and re.search(
+        r"^BRIDGE_INTERNAL_SECRET=\S{32,}", text, re.M
+    )
+    assert development_secrets_ensure(env_file=env_file) == [], "secrets were generated again for the same install"
+    assert env_file.stat().st_mode & 0o077 == 0, ".env with secrets is readable by others"
+
+
+def test_each_install_gets_its_own_secrets_and_the_old_published_ones_are_refused(tmp_path):
+    first, second = tmp_path / "a.env", tmp_path / "b.env"
+    development_secrets_ensure(env_file=first)
+    development_secrets_ensure(env_file=second)
+    assert first.read_text() != second.read_text(), "two installs got the same development secrets"
+    published = {"DJANGO_SECRET_KEY": "django-insecure-development-only-key" + "x" * 20,
+                 "BRIDGE_INTERNAL_SECRET": "insecure-dev-bridge-secret" + "x" * 20}  # fmt: skip
+    result = manage("check", env={**PRODUCTION, "DJANGO_DEBUG": "true", **published})
+    assert result.returncode != 0 and "DJANGO_SECRET_KEY" in result.stderr, "a published secret was accepted"
+
+
+def test_seed_demo_refuses_in_production():
+    with override_settings(DEVELOPMENT=False), pytest.raises(CommandError, match="development only"):
+        call_command("seed_demo")
 
 
 def test_mqtt_url_and_hivemq_variables(monkeypatch):

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -17,10 +18,22 @@ pytestmark = pytest.mark.django_db
 
 
 def test_seed_demo_is_idempotent(capsys):
-    call_command("seed_demo")
-    call_command("seed_demo")
+    call_command("seed_demo", password="a-test-password")
+    call_command("seed_demo", password="a-test-password")
     assert Device.objects.count() == 3
-    assert "clinician / pumpstream-demo" in capsys.readouterr().out
+    assert "clinician / a-test-password" in capsys.readouterr().out
+
+
+def test_seed_demo_generates_prints_and_keeps_a_demo_password(capsys, settings, tmp_path):
+    settings.DEMO_PASSWORD_FILE = str(tmp_path / "demo-password")
+    call_command("seed_demo")
+    password = (tmp_path / "demo-password").read_text().strip()
+    assert len(password) >= 12 and password != "pumpstream-demo"
+    assert f"clinician / {password}" in capsys.readouterr().out, "the generated password is not printed"
+    call_command("seed_demo")
+    assert (tmp_path / "demo-password").read_text().strip() == password, "a second run changed the password"
+    assert get_user_model().objects.get(username="clinician").check_password(password)
+    assert get_user_model().objects.get(username="admin").check_password(password)
 
 
 def test_prune_history_deletes_only_old_rows():
@@ -60,7 +73,7 @@ def test_service_account_token_is_hashed_and_revocable():
      "/admin/devices/ward/", "/admin/devices/device/add/"],
 )  # fmt: skip
 def test_admin_pages_load(admin_client, path):
-    call_command("seed_demo")
+    call_command("seed_demo", password="a-test-password")
     assert admin_client.get(path).status_code == 200
 
 

@@ -45,12 +45,12 @@ def sign_in(base_url: str, username: str, password: str) -> urllib.request.Opene
 
 
 def test_daphne_serves_sign_in_and_the_admin_lists_demo_pumps(daphne_server):
-    call_command("seed_demo")
+    call_command("seed_demo", password="a-test-password")
     anonymous = urllib.request.urlopen(f"{daphne_server.url}/")
     assert "/accounts/login/" in anonymous.url, "anonymous users are sent to sign in"
-    clinician = sign_in(daphne_server.url, "clinician", "pumpstream-demo")
+    clinician = sign_in(daphne_server.url, "clinician", "a-test-password")
     overview = clinician.open(f"{daphne_server.url}/").read().decode()
     assert "PUMP_0001" in overview and "PUMP_0003" in overview
-    admin = sign_in(daphne_server.url, "admin", "pumpstream-demo")
+    admin = sign_in(daphne_server.url, "admin", "a-test-password")
     listing = admin.open(f"{daphne_server.url}/admin/devices/device/").read().decode()
     assert all(pump in listing for pump in ("PUMP_0001", "PUMP_0002", "PUMP_0003"))

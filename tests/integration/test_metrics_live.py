@@ -21,7 +21,7 @@ def value(body: str, prefix: str) -> float:
 
 
 def test_metrics_count_connected_clients_and_subscriptions(daphne_server):
-    call_command("seed_demo")
+    call_command("seed_demo", password="a-test-password")
     staff = make_user("ops-staff", is_staff=True)
     cookie = session_cookie(staff)
     before = value(scrape(daphne_server, cookie), "pumpstream_realtime_clients ")

@@ -41,6 +41,7 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="pumpstream.settings",
+        DJANGO_DEBUG="true",  # development, explicitly: production is what an unset DJANGO_DEBUG means
         DATABASE_URL=f"sqlite:///{settings.DATABASES['default']['NAME']}",
         HEARTBEAT_TIMEOUT_S="3",
         CONFIRMATION_TIMEOUT_S="6",
