@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> dict:
     baseline = MessageReceipt.objects.count()
     broker = MosquittoBroker(workdir / "mosquitto", persistence=True).start()
     daphne = daphne_start(workdir / "bench.sqlite3", workdir) if args.daphne else None
-    realtime_url = daphne.url if daphne else "http://127.0.0.1:9"
+    realtime_url = daphne.internal_url if daphne else "http://127.0.0.1:9"
     bridge = bridge_start(broker.url, workdir / "bench.sqlite3", workdir / "bridge.log", realtime_url)
     publisher = None
     try:

@@ -106,16 +106,18 @@ class System:
         """Daphne with the real ASGI application, then `run_mqtt_bridge` forwarding into it; waits until connected."""
         from tests.support.processes import free_port, wait_for_port
 
-        port = free_port()
+        port, internal_port = free_port(), free_port()
         self.daphne_url = f"http://127.0.0.1:{port}"
         self.daphne = subprocess.Popen(
             [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-             "pumpstream.asgi:application"], cwd=ROOT, env=_server_env(self.database),
+             "-e", f"tcp:port={internal_port}:interface=127.0.0.1", "pumpstream.asgi:application"], cwd=ROOT,
+            env=_server_env(self.database, REALTIME_INTERNAL_PORT=str(internal_port)),
             stdout=(self.workdir / "daphne.log").open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(port, process=self.daphne, timeout=30)
-        env = _server_env(self.database, MQTT_URL=self.broker.url, REALTIME_INTERNAL_URL=self.daphne_url,
-                          MQTT_CLIENT_ID=self.bridge_name)  # fmt: skip
+        wait_for_port(internal_port, process=self.daphne, timeout=30)
+        env = _server_env(self.database, MQTT_URL=self.broker.url, MQTT_CLIENT_ID=self.bridge_name,
+                          REALTIME_INTERNAL_URL=f"http://127.0.0.1:{internal_port}")  # fmt: skip
         self.bridge = subprocess.Popen(
             [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name, *self.bridge_args], cwd=ROOT,
             env=env,

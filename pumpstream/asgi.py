@@ -1,7 +1,9 @@
-"""The one ASGI application Daphne serves: `/socket.io/` to python-socketio, HTTP to Django, WebSocket to Channels.
+"""The one ASGI application Daphne serves, split by the listener a connection arrived on.
 
-HTTP goes to Django (static files through WhiteNoise); WebSockets outside `/socket.io/` go to the
-Channels JSON endpoint (`/ws/devices/`), which authenticates like Socket.IO (session cookie or API token).
+Public listener: `/socket.io/` to python-socketio (the client namespace only), HTTP to Django (static files
+through WhiteNoise), other WebSockets to the Channels JSON endpoint (`/ws/devices/`), which authenticates
+like Socket.IO (session cookie or API token). Internal listener (loopback, `REALTIME_INTERNAL_PORT`): only
+the bridge's road (`realtime/sio/internal.py`); everything else there is 404.
 """
 
 import os
@@ -18,12 +20,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from realtime import consumers  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.sio import server as realtime_server  # noqa: E402
+from realtime.sio.internal import arrived_on_internal_listener  # noqa: E402
 
 realtime_server.install()
 consumers.install()
 
-application = socketio.ASGIApp(
+public_application = socketio.ASGIApp(
     realtime_server.sio,
     other_asgi_app=ProtocolTypeRouter({"http": django_http, "websocket": URLRouter(websocket_urlpatterns)}),
     socketio_path="socket.io",
 )
+internal_application = socketio.ASGIApp(realtime_server.internal_sio, socketio_path="socket.io")
+
+
+async def application(scope, receive, send):
+    """Route a connection by its listener: the internal road only on the internal one."""
+    if scope["type"] in ("http", "websocket") and arrived_on_internal_listener(scope):
+        return await internal_application(scope, receive, send)
+    return await public_application(scope, receive, send)

@@ -165,10 +165,10 @@ BRIDGE_INTERNAL_SECRET = required_secret("BRIDGE_INTERNAL_SECRET", min_length=32
 DEMO_PASSWORD_FILE = env.str("DEMO_PASSWORD_FILE", default=str(BASE_DIR / ".run" / "demo-password"))
 # Bearer token for /metrics (staff sign-in works too); empty disables token access.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-# Where the bridge reaches the Socket.IO server (Daphne) to forward events.
-REALTIME_INTERNAL_URL = env.str(
-    "REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{env.int('WEB_PORT', default=8000)}"
-)
+# Daphne's internal listener (loopback only, never the public one): the only place the bridge's road is
+# served (`realtime/sio/internal.py`), and where the bridge reaches it.
+REALTIME_INTERNAL_PORT = env.int("REALTIME_INTERNAL_PORT", default=env.int("WEB_PORT", default=8000) + 1)
+REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default=f"http://127.0.0.1:{REALTIME_INTERNAL_PORT}")
 
 # Timeouts, in seconds unless named otherwise; tests shorten them through the environment.
 PUMPSTREAM = {

@@ -1,4 +1,11 @@
-"""The "/internal" namespace: the bridge forwards committed changes here; it can do nothing else."""
+"""The bridge's internal road into Daphne: its own listener, its own Socket.IO server, the "/internal" namespace.
+
+The road is never on the public listener. Daphne listens twice (`docs/operations.md`): the public endpoint
+serves pages, `/socket.io/` (clients only) and `/ws/`; a second endpoint bound to loopback on
+`REALTIME_INTERNAL_PORT` serves only this server, which has only the "/internal" namespace and accepts only
+the bridge's per-install secret. `pumpstream/asgi.py` routes each connection by the address it arrived on
+(the ASGI scope's `server`), so no request to the public listener, whatever its path or secret, reaches it.
+"""
 
 import hmac
 import logging
@@ -13,6 +20,16 @@ from realtime.fanout import publish
 logger = logging.getLogger(__name__)
 
 MAX_CHANGES_PER_FORWARD = 10_000
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+
+
+def arrived_on_internal_listener(scope: dict) -> bool:
+    """Whether a connection came in on the internal listener (loopback, `REALTIME_INTERNAL_PORT`)."""
+    server = scope.get("server")
+    if not server or len(server) != 2:
+        return False  # a Unix socket or an unknown endpoint: the public side
+    host, port = server
+    return port == settings.REALTIME_INTERNAL_PORT and str(host) in LOOPBACK_HOSTS
 
 
 def secret_matches(auth: Any) -> bool:
@@ -47,6 +64,9 @@ class InternalNamespace(socketio.AsyncNamespace):
         self.on_first_connect = on_first_connect
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
+        if not arrived_on_internal_listener(environ.get("asgi.scope") or {}):
+            logger.warning("refused an internal connection that did not come in on the internal listener")
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         if not secret_matches(auth):
             logger.warning("refused an internal connection without the bridge secret")
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
@@ -69,3 +89,10 @@ class InternalNamespace(socketio.AsyncNamespace):
             return await super().trigger_event(event, *args)
         logger.warning("unknown internal event", extra={"event": str(event)[:40]})
         return None
+
+
+def internal_server(on_first_connect: Any = None) -> socketio.AsyncServer:
+    """The Socket.IO server of the internal listener: the "/internal" namespace and nothing else."""
+    server = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False)
+    server.register_namespace(InternalNamespace(on_first_connect=on_first_connect))
+    return server

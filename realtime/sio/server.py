@@ -14,7 +14,7 @@ from realtime import dispatch, server_metrics
 from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
-from realtime.sio.internal import InternalNamespace
+from realtime.sio.internal import internal_server
 from realtime.sio.subscriptions import Subscriber, device_room
 from realtime.sio.ward_feed import ward_feed
 
@@ -166,10 +166,12 @@ def sink(change: DeviceChange) -> None:
         logger.debug("no event loop yet; change not published", extra={"device_id": change.device_id})
 
 
+internal_sio = internal_server(on_first_connect=Runtime.bind)
+
+
 def install() -> None:
     """Wire the Socket.IO server into this process: namespaces, the fan-out targets and the sink."""
     sio.register_namespace(client_namespace)
-    sio.register_namespace(InternalNamespace(on_first_connect=Runtime.bind))
     fanout.targets.append(deliver_to_rooms)
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.release_listeners.append(server_metrics.count_published)

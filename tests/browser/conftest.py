@@ -12,7 +12,7 @@ from tests.support.browser import LAPTOP, django_db_beside_playwright, launch_ch
 def browser_bridge(broker, daphne_server, django_db_blocker, artifacts_dir):
     """The bridge between the shared broker and the shared Daphne, for this module's tests."""
     with django_db_blocker.unblock():
-        bridge = BridgeProcess(broker.url, daphne_server.url, artifacts_dir).start()
+        bridge = BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield bridge
     bridge.stop()
 

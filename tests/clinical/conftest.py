@@ -18,6 +18,6 @@ def clinical_broker(tmp_path_factory):
 def clinical_bridge(clinical_broker, daphne_server, django_db_blocker, artifacts_dir):
     """The real bridge, forwarding its commits into the shared Daphne."""
     with django_db_blocker.unblock():
-        process = BridgeProcess(clinical_broker.url, daphne_server.url, artifacts_dir).start()
+        process = BridgeProcess(clinical_broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield process
     process.stop()

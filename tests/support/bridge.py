@@ -21,6 +21,7 @@ class BridgeProcess:
     """One bridge process with its own MQTT client id (a persistent session that survives `kill()`)."""
 
     def __init__(self, broker_url: str, realtime_url: str, log_dir: Path, **env: str) -> None:
+        """`realtime_url` is where it forwards: a Daphne's `internal_url` (or a dead port when none is needed)."""
         self.env = {"MQTT_URL": broker_url, "REALTIME_INTERNAL_URL": realtime_url,
                     "MQTT_CLIENT_ID": f"bridge-test-{uuid.uuid4().hex[:8]}", **env}  # fmt: skip
         self.client_id = self.env["MQTT_CLIENT_ID"]

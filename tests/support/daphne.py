@@ -1,4 +1,7 @@
-"""Daphne serving the real ASGI application on a free port, against the file-backed test database."""
+"""Daphne serving the real ASGI application on a free port, against the file-backed test database.
+
+Like production it listens twice: the public port, and the internal road's loopback port (the bridge's).
+"""
 
 import subprocess
 from pathlib import Path
@@ -11,21 +14,31 @@ class DaphneServer:
 
     def __init__(self, log_dir: Path, **env_overrides: str) -> None:
         self.port = free_port()
+        self.internal_port = free_port()
         self.log_path = log_dir / f"daphne-{self.port}.log"
         self.env_overrides = env_overrides
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
+        """The public listener: pages, `/socket.io/` and `/ws/`."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def internal_url(self) -> str:
+        """The internal listener, where only the bridge's road is served (give it to `BridgeProcess`)."""
+        return f"http://127.0.0.1:{self.internal_port}"
 
     def start(self) -> "DaphneServer":
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port), "pumpstream.asgi:application"],
-            cwd=ROOT, env=subprocess_env(**self.env_overrides), stdout=log, stderr=subprocess.STDOUT,
+            [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(self.port),
+             "-e", f"tcp:port={self.internal_port}:interface=127.0.0.1", "pumpstream.asgi:application"],
+            cwd=ROOT, env=subprocess_env(REALTIME_INTERNAL_PORT=str(self.internal_port), **self.env_overrides),
+            stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(self.port, process=self.process, timeout=30)
+        wait_for_port(self.internal_port, process=self.process, timeout=30)
         return self
 
     def stop(self) -> None:

@@ -22,7 +22,7 @@ ORDER_FORM = {"rate_ml_h": 120, "volume_ml": 30, "drug": "Saline", "patient_skip
 def forwarding_bridge(broker, daphne_server, django_db_setup, django_db_blocker, artifacts_dir):
     """A bridge forwarding into the session's Daphne (same database, same internal secret)."""
     with django_db_blocker.unblock():
-        process = BridgeProcess(broker.url, daphne_server.url, artifacts_dir).start()
+        process = BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield process
     process.stop()
 

@@ -18,6 +18,6 @@ def realtime_broker(tmp_path_factory):
 def realtime_bridge(realtime_broker, daphne_server, django_db_blocker, artifacts_dir):
     """The real bridge, forwarding its commits into the shared Daphne's "/internal" namespace."""
     with django_db_blocker.unblock():
-        process = BridgeProcess(realtime_broker.url, daphne_server.url, artifacts_dir).start()
+        process = BridgeProcess(realtime_broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield process
     process.stop()

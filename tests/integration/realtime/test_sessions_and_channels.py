@@ -57,7 +57,7 @@ def test_channels_endpoint_delivers_the_same_events(daphne_server, icu_nurse, cl
     plain_subscribed = plain.events.wait_for(lambda e, d: e == events.STREAM_SUBSCRIBED)
     assert plain_subscribed == subscribed
     seq = subscribed["seq"]
-    bridge = InternalClient(daphne_server.url, settings.BRIDGE_INTERNAL_SECRET)
+    bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
         bridge.forward([DeviceChange("PUMP_0001", seq + n, events.DEVICE_STATUS, {"status": {"n": n}}, "icu")
                         for n in (1, 2, 3)])  # fmt: skip
@@ -95,7 +95,7 @@ def test_ward_feed_sends_one_coalesced_summary_with_only_changed_pumps(daphne_se
     # A pump this Daphne has never published for: its first change is released at once (the fan-out holds
     # a change ahead of a known pump's next seq for REORDER_WINDOW_S, and other tests publish for PUMP_0001).
     make_device("PUMP_0042", ward=make_ward("icu"))
-    bridge = InternalClient(daphne_server.url, settings.BRIDGE_INTERNAL_SECRET)
+    bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
         bridge.forward([DeviceChange("PUMP_0042", 1 + n, events.DEVICE_PROGRESS, {"progress": {}}, "icu")
                         for n in range(30)])  # fmt: skip

@@ -143,7 +143,7 @@ def test_malformed_requests_get_errors_and_abusers_are_disconnected(daphne_serve
 
 def test_wrong_internal_secret_is_refused(daphne_server):
     with pytest.raises(socketio.exceptions.ConnectionError):
-        InternalClient(daphne_server.url, "not-the-secret")
+        InternalClient(daphne_server.internal_url, "not-the-secret")
 
 
 def test_users_cannot_use_the_internal_namespace(daphne_server, icu_nurse):
@@ -157,7 +157,7 @@ def test_forwarded_changes_arrive_in_order_and_unsubscribe_stops_them(daphne_ser
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     _, subscribed = client.subscribe("PUMP_0001")
     seq = subscribed["seq"]
-    bridge = InternalClient(daphne_server.url, settings.BRIDGE_INTERNAL_SECRET)
+    bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
         changes = [DeviceChange("PUMP_0001", seq + n, events.DEVICE_PROGRESS, {"progress": {"n": n}}, "icu")
                    for n in range(1, 51)]  # fmt: skip

@@ -40,7 +40,7 @@ def test_daphne_restart_clients_reconnect_resubscribe_and_match_a_fresh_subscrib
     icu = make_ward("icu")
     make_device(DEVICE, ward=icu)
     cookie = session_cookie(make_user("watcher", ward=icu, can_command=False))
-    bridge = BridgeProcess(own_broker.url, own_daphne.url, artifacts_dir).start()
+    bridge = BridgeProcess(own_broker.url, own_daphne.internal_url, artifacts_dir).start()
     pump = PumpClient(own_broker.url, DEVICE)
     clients = [ReconnectingSubscriber(own_daphne.url, cookie, DEVICE).connect() for _ in range(3)]
     fresh = None
