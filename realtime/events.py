@@ -215,7 +215,7 @@ def top_alarm_body(alarm: Alarm | None) -> dict | None:
     if alarm is None:
         return None
     return {"id": alarm.pk, "type": alarm.type, "priority": alarm.priority, "message": alarm.message,
-            "acknowledged": alarm.acknowledged_at is not None}  # fmt: skip
+            "acknowledged": alarm.acknowledged_at is not None, "raisedAt": iso(alarm.raised_at)}  # fmt: skip
 
 
 def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.http import HttpRequest, JsonResponse, QueryDict
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from devices.exceptions import PumpStreamError
@@ -170,8 +171,11 @@ def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
 @require_GET
 @api_endpoint()
 def bridge_status_api(request: HttpRequest) -> JsonResponse:
-    """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner."""
-    return JsonResponse(bridge_status())
+    """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner.
+
+    `serverNow` lets each page keep its estimate of the server's clock honest (see static/js/format.js).
+    """
+    return JsonResponse({**bridge_status(), "serverNow": events.iso(timezone.now())})
 
 
 @require_GET

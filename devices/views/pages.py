@@ -38,10 +38,17 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
         "pumps": pumps,
         "wards": wards,
         "ward_code": ward_code,
+        "heading": _ward_heading(wards, ward_code),
         "bridge": bridge,
         "page": {**page_settings(), "ward": ward_code or "*", "bridge": bridge},
     }
     return render(request, "devices/ward_overview.html", context)
+
+
+def _ward_heading(wards: list, ward_code: str) -> str:
+    """The ward the page shows by name ("All my wards" when it shows several)."""
+    shown = [ward for ward in wards if ward.code == ward_code] if ward_code else wards
+    return shown[0].name if len(shown) == 1 else "All my wards"
 
 
 def _visible_device_or_404(request: HttpRequest, device_id: str) -> Device:

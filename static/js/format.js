@@ -8,14 +8,36 @@ export function readPageData(id = "page-data") {
   return element ? JSON.parse(element.textContent) : {};
 }
 
-/** Server clock minus browser clock (ms), so ages are computed on the server's clock. */
-let clockOffsetMs = 0;
-export function setServerNow(isoString) {
-  const server = Date.parse(isoString);
-  if (!Number.isNaN(server)) clockOffsetMs = server - Date.now();
+// ---- The server's clock ------------------------------------------------------------------------
+// Every page computes ages ("35 s ago") on the server's clock. The offset (server clock minus browser
+// clock) is never guessed low: a server time T read by a request the browser sent at A satisfies
+// offset <= T - A, so the smallest such bound is kept. The page's own `serverNow` is bounded from
+// `performance.timeOrigin` (the navigation started before the server rendered), so an age shown is
+// never younger than the truth, and two pages of one browser converge on the same offset. A time the
+// server wrote before the browser received it at R gives offset >= T - R: when a bound contradicts the
+// kept one (the browser clock jumped, or the machine slept), the kept one is replaced.
+let clockOffsetMs = null;
+
+function browserNowMs() {
+  return Date.now();
 }
+
+/** Learn from a server time `isoString` read by a request sent at `sentAtMs` (browser clock). */
+export function noteServerTime(isoString, sentAtMs, receivedAtMs = browserNowMs()) {
+  const server = Date.parse(isoString ?? "");
+  if (Number.isNaN(server) || !Number.isFinite(sentAtMs)) return;
+  const upper = server - sentAtMs;
+  const lower = server - receivedAtMs;
+  if (clockOffsetMs === null || upper < clockOffsetMs || lower > clockOffsetMs) clockOffsetMs = upper;
+}
+
+/** The page's render time: the navigation (and so the request) started at `performance.timeOrigin`. */
+export function setServerNow(isoString) {
+  noteServerTime(isoString, Math.floor(performance.timeOrigin));
+}
+
 export function serverNowMs() {
-  return Date.now() + clockOffsetMs;
+  return browserNowMs() + (clockOffsetMs ?? 0);
 }
 
 export function isNumber(value) {
@@ -67,11 +89,42 @@ export function secondsSince(isoString) {
   return Number.isNaN(moment) ? null : Math.max(0, (serverNowMs() - moment) / 1000);
 }
 
+/** An age as a page shows it; whole units rounded down, on a clock that never runs behind the server's. */
 export function ago(seconds) {
   if (!isNumber(seconds)) return "never";
-  if (seconds < 90) return `${Math.round(seconds)} s ago`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} min ago`;
-  return `${Math.round(seconds / 3600)} h ago`;
+  return `${span(seconds)} ago`;
+}
+
+/** A span of time: "14 s", "3 min", "2 h 05 min". */
+export function span(seconds) {
+  if (!isNumber(seconds)) return "—";
+  const whole = Math.max(0, Math.floor(seconds));
+  if (whole < 90) return `${whole} s`;
+  if (whole < 5400) return `${Math.floor(whole / 60)} min`;
+  const minutes = Math.floor(whole / 60);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
+}
+
+/** "Last heard 35 s ago" / "Never heard": the one wording of overview and monitor. */
+export function lastHeard(lastSeenAt) {
+  return lastSeenAt ? `Last heard ${ago(secondsSince(lastSeenAt))}` : "Never heard";
+}
+
+/** "for 14 s": how long an alarm (or anything since `sinceIso`) has lasted, counting live. */
+export function lastingFor(sinceIso) {
+  const seconds = secondsSince(sinceIso);
+  return seconds === null ? "" : `for ${span(seconds)}`;
+}
+
+/** The volumes of one progress report, in the words and digits both pages show. */
+export function volumeFacts({ deliveredVolumeMl, volumeRemainingMl, progressPercent } = {}) {
+  const percent = percentOf(progressPercent);
+  return {
+    percent,
+    infused: fixed(deliveredVolumeMl, 1, "mL"),
+    remaining: fixed(volumeRemainingMl, 1, "mL"),
+    percentText: fixed(percent, 0, "%"),
+  };
 }
 
 /**
@@ -112,4 +165,21 @@ export const COMMAND_LABEL = {
 
 export function humanType(type) {
   return String(type || "alarm").replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+/** What a pump is doing, in one word and one shape, so no two conditions differ only by colour. */
+export const CONDITION = {
+  running: { label: "Infusing", symbol: "▶" },
+  pending: { label: "Waiting for pump", symbol: "⋯" },
+  paused: { label: "Paused", symbol: "❚❚" },
+  idle: { label: "Idle", symbol: "○" },
+  stale: { label: "Stale", symbol: "?" },
+  offline: { label: "Offline", symbol: "✕" },
+  unknown: { label: "Never heard", symbol: "–" },
+};
+
+/** The condition of a pump: a pump we cannot hear is stale/offline/never heard whatever it last said. */
+export function pumpCondition(connectivity, sessionStatus) {
+  if (connectivity !== "online") return CONDITION[connectivity] ? connectivity : "unknown";
+  return ["running", "paused", "pending"].includes(sessionStatus) ? sessionStatus : "idle";
 }

@@ -2,7 +2,7 @@
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
 // pump is subscribed again and its snapshot replaces what the page holds).
 
-import { setMonitoringHealthy } from "./format.js";
+import { noteServerTime, setMonitoringHealthy } from "./format.js";
 
 const DEVICE_EVENTS = [
   "device:status",
@@ -138,12 +138,18 @@ export function watchBridge(initial, { banner = document.getElementById("degrade
   };
   show(initial);
   if (!url) return;
-  setInterval(async () => {
+  const poll = async () => {
     try {
+      const sentAt = Date.now();
       const response = await fetch(url, { credentials: "same-origin" });
-      if (response.ok) show(await response.json());
+      if (!response.ok) return;
+      const bridge = await response.json();
+      noteServerTime(bridge.serverNow, sentAt); // keeps the page's estimate of the server's clock honest
+      show(bridge);
     } catch {
       // unreachable server: the connection banner already says so
     }
-  }, everyMs);
+  };
+  poll(); // at once: a page delivered late (or from a cache) must not keep its render-time clock
+  setInterval(poll, everyMs);
 }

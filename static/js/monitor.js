@@ -2,8 +2,8 @@
 // confirmation step and the command's state as it moves, and the recent event log.
 
 import {
-  COMMAND_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, ago, clock, connectivityNow, duration,
-  fixed, humanType, isNumber, mlMinToMlH, percentOf, secondsSince,
+  COMMAND_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration,
+  fixed, humanType, isNumber, lastHeard, lastingFor, mlMinToMlH, volumeFacts,
 } from "./format.js";
 import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -130,10 +130,10 @@ export class Monitor {
     badge.dataset.connectivity = connectivity;
     this.root.dataset.connectivity = connectivity;
     const lastSeen = this.status?.lastSeenAt;
-    const age = secondsSince(lastSeen);
-    $(this.root, "#mon-last-heard").textContent = lastSeen
-      ? `Last heard ${clock(lastSeen)} (${ago(age)})`
-      : "Never heard";
+    $(this.root, "#mon-last-heard").textContent = lastSeen ? `${lastHeard(lastSeen)} (at ${clock(lastSeen)})` : "Never heard";
+    for (const since of this.root.querySelectorAll("[data-lasting-since]")) {
+      since.textContent = lastingFor(since.dataset.lastingSince);
+    }
     const battery = this.status?.batteryLevel;
     $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
     $(this.root, "#mon-state").textContent = this.status?.pumpState ?? "—";
@@ -159,10 +159,10 @@ export class Monitor {
 
   renderProgress() {
     const progress = this.progress ?? {};
-    const percent = percentOf(progress.progressPercent);
-    $(this.root, "#mon-infused").textContent = fixed(progress.deliveredVolumeMl, 1, "mL");
-    $(this.root, "#mon-remaining").textContent = fixed(progress.volumeRemainingMl, 1, "mL");
-    $(this.root, "#mon-percent").textContent = fixed(percent, 0, "%");
+    const { percent, infused, remaining, percentText } = volumeFacts(progress);
+    $(this.root, "#mon-infused").textContent = infused;
+    $(this.root, "#mon-remaining").textContent = remaining;
+    $(this.root, "#mon-percent").textContent = percentText;
     $(this.root, "#mon-time-left").textContent = duration(progress.timeRemainingMin);
     $(this.root, "#mon-rate").textContent = fixed(mlMinToMlH(progress.flowRate), 1, "mL/h");
     const bar = $(this.root, "#mon-bar");
@@ -189,7 +189,12 @@ export class Monitor {
     title.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${humanType(alarm.type)}`;
     const text = document.createElement("span");
     const count = alarm.count > 1 ? ` · ×${alarm.count}` : "";
-    text.textContent = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count})`;
+    text.textContent = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count}) `;
+    const lasting = document.createElement("span");
+    lasting.className = "lasting";
+    lasting.dataset.lastingSince = alarm.raisedAt;
+    lasting.textContent = lastingFor(alarm.raisedAt);
+    text.append(lasting);
     const ack = document.createElement("span");
     ack.className = "ack";
     if (alarm.acknowledged) {

@@ -3,8 +3,8 @@
 // updates stop arriving (the card is greyed and says when the pump was last heard).
 
 import {
-  CONNECTIVITY_LABEL, ago, connectivityNow, duration, fixed, humanType, percentOf, readPageData,
-  secondsSince, setServerNow, setTimeZone,
+  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, humanType, lastHeard, lastingFor, pumpCondition,
+  readPageData, secondsSince, setServerNow, setTimeZone, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 
@@ -27,30 +27,40 @@ function render(pump) {
   const element = card(pump.deviceId);
   if (!element) return;
   const connectivity = connectivityNow(pump, page.heartbeatTimeoutS);
+  pump.condition = pumpCondition(connectivity, pump.sessionStatus);
   element.dataset.connectivity = connectivity;
+  element.dataset.condition = pump.condition;
+  setField(element, "condition-symbol", CONDITION[pump.condition].symbol);
+  setField(element, "condition-label", CONDITION[pump.condition].label);
   setField(element, "connectivity", CONNECTIVITY_LABEL[connectivity] ?? connectivity);
   const running = pump.sessionStatus === "running" || pump.sessionStatus === "paused";
   setField(element, "state", pump.sessionStatus === "pending" ? "waiting for pump" : pump.pumpState ?? "—");
   setField(element, "drug", pump.drug || "—");
   setField(element, "rate", running || pump.sessionStatus === "pending" ? fixed(pump.rateMlH, 1, "mL/h") : "—");
   setField(element, "remaining", running ? duration(pump.timeRemainingMin) : "—");
-  const percent = running ? percentOf(pump.progressPercent) : null;
+  const facts = volumeFacts(pump);
+  const percent = running ? facts.percent : null;
   const bar = setField(element, "bar", "");
   bar.style.width = `${percent ?? 0}%`;
   bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
-  setField(element, "volumes", volumesText(pump, percent, running));
+  setField(element, "volumes", running ? volumesText(pump, facts) : "\u00a0");
   renderAlarm(element, pump.topAlarm);
-  const age = secondsSince(pump.lastSeenAt);
-  const heard = pump.lastSeenAt ? `Last heard ${ago(age)}` : "Never heard";
-  setField(element, "last-heard", connectivity === "online" && age !== null && age < 5 ? "Live" : heard);
+  setField(element, "last-heard", heardText(pump, connectivity));
 }
 
-function volumesText(pump, percent, running) {
-  if (!running) return "\u00a0";
+/** "Live" while reports flow; a presence pump that is quietly connected says so rather than look lost. */
+function heardText(pump, connectivity) {
+  const age = secondsSince(pump.lastSeenAt);
+  if (connectivity === "online" && age !== null && age < 5) return "Live";
+  if (connectivity === "online" && pump.hasPresence) return `Connected · ${lastHeard(pump.lastSeenAt).toLowerCase()}`;
+  return lastHeard(pump.lastSeenAt);
+}
+
+function volumesText(pump, facts) {
   const parts = [];
-  if (typeof pump.deliveredVolumeMl === "number") parts.push(`${fixed(pump.deliveredVolumeMl, 1)} mL infused`);
-  if (typeof pump.volumeRemainingMl === "number") parts.push(`${fixed(pump.volumeRemainingMl, 1)} mL left`);
-  if (percent !== null) parts.push(`${fixed(percent, 0)} %`);
+  if (typeof pump.deliveredVolumeMl === "number") parts.push(`${facts.infused} infused`);
+  if (typeof pump.volumeRemainingMl === "number") parts.push(`${facts.remaining} left`);
+  if (facts.percent !== null) parts.push(facts.percentText);
   return parts.join(" · ") || "\u00a0";
 }
 
@@ -63,7 +73,45 @@ function renderAlarm(element, alarm) {
 
 function alarmText(alarm) {
   const label = alarm.message || humanType(alarm.type);
-  return `${alarm.priority.toUpperCase()}: ${label}${alarm.acknowledged ? " (acknowledged)" : ""}`;
+  const lasting = alarm.raisedAt ? ` · ${lastingFor(alarm.raisedAt)}` : "";
+  return `${alarm.priority.toUpperCase()}: ${label}${lasting}${alarm.acknowledged ? " (acknowledged)" : ""}`;
+}
+
+const SUMMARY_PARTS = [
+  ["running", "infusing"], ["pending", "waiting for pump"], ["paused", "paused"], ["high", "high alarm"],
+  ["medium", "medium alarm"], ["low", "low alarm"], ["stale", "stale"], ["offline", "offline"],
+  ["unknown", "never heard"], ["idle", "idle"],
+];
+
+/** "3 infusing · 1 high alarm · 1 stale": the ward at a glance, recounted with every render. */
+function renderSummary() {
+  const counts = {};
+  for (const pump of pumps.values()) {
+    counts[pump.condition] = (counts[pump.condition] ?? 0) + 1;
+    if (pump.topAlarm) counts[pump.topAlarm.priority] = (counts[pump.topAlarm.priority] ?? 0) + 1;
+  }
+  const parts = SUMMARY_PARTS.filter(([key]) => counts[key]).map(([key, word]) => {
+    const plural = word.endsWith("alarm") && counts[key] > 1 ? "s" : "";
+    return [key, `${counts[key]} ${word}${plural}`];
+  });
+  const text = parts.map(([, words]) => words).join(" · ") || "No pumps";
+  const summary = document.getElementById("ward-summary");
+  if (!summary || summary.textContent === text) return;
+  summary.replaceChildren(
+    ...parts.flatMap(([key, words], index) => {
+      const part = document.createElement("span");
+      part.className = "count";
+      part.dataset.kind = key;
+      part.textContent = words;
+      return index ? [document.createTextNode(" · "), part] : [part];
+    }),
+  );
+  if (!parts.length) summary.textContent = text;
+}
+
+function renderAll() {
+  pumps.forEach(render);
+  renderSummary();
 }
 
 function applySummary({ pumps: updates = [] }) {
@@ -76,11 +124,12 @@ function applySummary({ pumps: updates = [] }) {
     pumps.set(update.deviceId, merged);
     render(merged);
   }
+  renderSummary();
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
 }
 
 const live = new LiveConnection();
 live.subscribeWard(page.ward, applySummary);
 watchBridge(page.bridge, { url: "/api/bridge/" });
-for (const pump of pumps.values()) render(pump);
-setInterval(() => pumps.forEach(render), 1000);
+renderAll();
+setInterval(renderAll, 1000);

@@ -1,0 +1,184 @@
+"""The nurse station at a glance: a ward heading and live counts, every pump condition distinct in words and
+shape, one clock and one wording shared by overview and monitor, and a layout for the phone and the wall."""
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from devices.models import Alarm, Device, InfusionSession
+from devices.services.sessions import infusion_start
+from devices.states import AlarmPriority, AlarmSource, Presence, SessionStatus
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.bridge import wait_until
+from tests.support.browser import LAPTOP, screenshot
+from tests.support.simulator import SimulatorProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PHONE = {"width": 390, "height": 844}
+WALL = {"width": 1920, "height": 1080}
+LONG_DRUG = "Piperacillin-tazobactam-in-sodium-chloride-0.9%-continuous-extended-infusion"
+CONDITIONS = {"BRW_G_RUN": "running", "BRW_G_PAUSE": "paused", "BRW_G_IDLE": "idle", "BRW_G_STALE": "stale",
+              "BRW_G_OFF": "offline", "BRW_G_NEVER": "unknown"}  # fmt: skip
+
+
+@pytest.fixture
+def ward_of_six(stack, artifacts_dir):
+    """A ward with one pump in each condition; the running one is a simulated pump that keeps reporting."""
+    now = timezone.now()
+    ward = make_ward("g4")
+    nurse = make_user("glance-nurse", ward=ward)
+    make_device("BRW_G_RUN", ward=ward, bed="1", has_presence=True)
+    paused = make_device("BRW_G_PAUSE", ward=ward, bed="2", has_presence=True, presence=Presence.ONLINE,
+                         last_seen_at=now)  # fmt: skip
+    idle = make_device("BRW_G_IDLE", ward=ward, bed="3", has_presence=True, presence=Presence.ONLINE, last_seen_at=now)
+    make_device("BRW_G_STALE", ward=ward, bed="4", has_presence=False, last_seen_at=now - timedelta(seconds=40))
+    make_device("BRW_G_OFF", ward=ward, bed="5", has_presence=True, presence=Presence.OFFLINE,
+                last_seen_at=now - timedelta(minutes=9))  # fmt: skip
+    make_device("BRW_G_NEVER", ward=ward, bed="6")
+    InfusionSession.objects.create(device=paused, status=SessionStatus.PAUSED, flow_rate_ml_min=1.0,
+                                   planned_volume_ml=50, planned_time_min=50, drug="Heparin")  # fmt: skip
+    Alarm.objects.create(device=idle, type="occlusion", priority=AlarmPriority.HIGH, message="Downstream occlusion",
+                         source=AlarmSource.DEVICE, raised_at=now - timedelta(seconds=20))  # fmt: skip
+    sim = SimulatorProcess(stack["broker"].url, "BRW_G_RUN", "--auto", "--speed", "1", "--confirm-delay", "0",
+                           log_dir=artifacts_dir).start()  # fmt: skip
+    try:
+        wait_until(
+            lambda: _heard("BRW_G_RUN"), timeout=20, message=f"the simulated pump never spoke:\n{sim.log_tail()}"
+        )
+        order = make_order(drug=LONG_DRUG, planned_volume_ml=100, flow_rate_ml_min=1.0, planned_time_min=100,
+                           bolus_enabled=False)  # fmt: skip
+        session = infusion_start(device_id="BRW_G_RUN", order=order, user=nurse)
+        wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, timeout=20,
+                   message=f"the simulated pump never confirmed:\n{sim.log_tail()}")  # fmt: skip
+        stack["sims"] = {"BRW_G_RUN": sim}
+        yield nurse
+    finally:
+        sim.stop()
+
+
+def _heard(device_id: str) -> bool:
+    return Device.objects.get(device_id=device_id).last_seen_at is not None
+
+
+def test_every_condition_reads_differently_and_the_ward_is_counted(open_page, ward_of_six, artifacts_dir):
+    page = open_page(ward_of_six, "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator("#ward-heading")).to_contain_text("G4")
+    for device_id, condition in CONDITIONS.items():
+        card = page.locator(f'.pump-card[data-device-id="{device_id}"]')
+        expect(card, f"{device_id} should read as {condition}").to_have_attribute("data-condition", condition)
+    summary = page.locator("#ward-summary")
+    expect(summary).to_have_text(
+        "1 infusing · 1 paused · 1 high alarm · 1 stale · 1 offline · 1 never heard · 1 idle", timeout=5_000
+    )
+    labels = [
+        page.locator(f'.pump-card[data-device-id="{d}"] [data-field="condition"]').inner_text() for d in CONDITIONS
+    ]
+    assert len(set(labels)) == len(labels), f"two conditions read alike: {labels}"
+    symbols = [page.locator(f'.pump-card[data-device-id="{d}"] [data-field="condition-symbol"]').inner_text()
+               for d in CONDITIONS]  # fmt: skip
+    assert all(symbols) and len(set(symbols)) == len(symbols), f"each condition needs its own shape: {symbols}"
+    idle = page.locator('.pump-card[data-device-id="BRW_G_IDLE"]')
+    expect(idle.locator('[data-field="last-heard"]')).not_to_contain_text("Never heard")
+    screenshot(page, artifacts_dir, "glance-overview-laptop")
+
+
+def test_alarm_and_last_heard_texts_keep_counting(open_page, ward_of_six):
+    page = open_page(ward_of_six, "/")
+    strip = page.locator('.pump-card[data-device-id="BRW_G_IDLE"] [data-field="alarm"]')
+    heard = page.locator('.pump-card[data-device-id="BRW_G_STALE"] [data-field="last-heard"]')
+    expect(strip).to_contain_text(re.compile(r"HIGH: Downstream occlusion · for \d+ s"))
+    first_alarm, first_heard = _seconds(strip.inner_text()), _seconds(heard.inner_text())
+    assert first_alarm >= 20, f"the alarm was raised 20 s before the page opened, yet it says {strip.inner_text()!r}"
+    assert first_heard >= 40, f"the pump was last heard 40 s before the page opened: {heard.inner_text()!r}"
+    page.wait_for_timeout(2_500)
+    assert _seconds(strip.inner_text()) >= first_alarm + 2, f"'for N s' stopped counting: {strip.inner_text()!r}"
+    assert _seconds(heard.inner_text()) >= first_heard + 2, f"'N s ago' stopped counting: {heard.inner_text()!r}"
+
+
+def test_overview_and_monitor_say_the_same_about_one_pump(open_page, ward_of_six, artifacts_dir):
+    overview = open_page(ward_of_six, "/")
+    overview.wait_for_timeout(3_000)  # the two pages are opened at different moments
+    monitor = open_page(ward_of_six, "/devices/BRW_G_STALE/")
+    expect(monitor.locator("#mon-last-heard")).to_contain_text("Last heard")
+    card_text = overview.locator('.pump-card[data-device-id="BRW_G_STALE"] [data-field="last-heard"]').inner_text()
+    monitor_text = monitor.locator("#mon-last-heard").inner_text()
+    assert abs(_seconds(card_text) - _seconds(monitor_text)) <= 1, f"overview {card_text!r}, monitor {monitor_text!r}"
+    assert monitor_text.startswith(card_text.split(" ago")[0][:11]), "both pages must use one wording"
+
+
+def test_a_page_delivered_late_never_shows_a_pump_fresher_than_it_is(open_page, stack, ward_of_six, chromium):
+    """The page's render time is 60 s old when it arrives (a slow network, a cache): the pump last heard 40 s
+    ago must not look live for a moment longer than the first round trip to the server."""
+    page = open_page(ward_of_six, "/accounts/login/")  # signed in; the overview is loaded below, delayed
+
+    def delay_render_time(route):
+        if route.request.resource_type != "document":
+            route.continue_()
+            return
+        response = route.fetch()
+        body = re.sub(r'"serverNow": "([^"]+)"', lambda m: f'"serverNow": "{_minus_60s(m.group(1))}"', response.text())
+        route.fulfill(response=response, body=body)
+
+    page.route(re.compile(r".*/$"), delay_render_time)
+    page.goto(stack["url"] + "/")
+    card = page.locator('.pump-card[data-device-id="BRW_G_STALE"]')
+    expect(card, "a pump last heard 40 s ago looked live").to_have_attribute(
+        "data-connectivity", "stale", timeout=2_000
+    )
+    assert _seconds(card.locator('[data-field="last-heard"]').inner_text()) >= 40
+
+
+@pytest.mark.parametrize("name,viewport", [("phone", PHONE), ("laptop", LAPTOP), ("wall", WALL)])
+def test_overview_and_monitor_fit_the_screen(open_page, ward_of_six, artifacts_dir, name, viewport):
+    page = open_page(ward_of_six, "/", viewport=viewport)
+    expect(page.locator("#ward-summary")).to_contain_text("infusing")
+    _assert_no_horizontal_scroll(page, f"overview at {name}")
+    columns = page.evaluate(
+        "getComputedStyle(document.getElementById('pump-grid')).gridTemplateColumns.split(' ').length"
+    )
+    if name == "wall":
+        assert columns >= 5, f"a 1920 px wall screen shows only {columns} columns"
+        grid_width = page.evaluate("document.getElementById('pump-grid').getBoundingClientRect().width")
+        assert grid_width >= 1800, f"the wall layout uses {grid_width:.0f} of 1920 px"
+    drug = page.locator('.pump-card[data-device-id="BRW_G_RUN"] [data-field="drug"]')
+    expect(drug).to_have_text(LONG_DRUG)
+    assert page.evaluate(
+        """() => { const dd = document.querySelector('.pump-card[data-device-id="BRW_G_RUN"] [data-field="drug"]');
+                   const card = dd.closest('.pump-card').getBoundingClientRect();
+                   const box = dd.getBoundingClientRect();
+                   return box.right <= card.right + 0.5 && dd.scrollWidth <= dd.clientWidth + 1; }"""
+    ), "the long drug name spills out of its card"
+    screenshot(page, artifacts_dir, f"glance-overview-{name}")
+    monitor = open_page(ward_of_six, "/devices/BRW_G_RUN/", viewport=viewport)
+    expect(monitor.locator("#mon-session")).to_have_text("Running")
+    _assert_no_horizontal_scroll(monitor, f"monitor at {name}")
+    screenshot(monitor, artifacts_dir, f"glance-monitor-{name}")
+
+
+def _assert_no_horizontal_scroll(page, where: str) -> None:
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= page.viewport_size["width"], f"{where}: the page is {wide} px wide"
+
+
+def _seconds(text: str) -> int:
+    found = re.search(r"(\d+) (s|min)\b", text)
+    assert found, f"no age in {text!r}"
+    return int(found.group(1)) * (60 if found.group(2) == "min" else 1)
+
+
+def _minus_60s(iso: str) -> str:
+    return (datetime.fromisoformat(iso.replace("Z", "+00:00")) - timedelta(seconds=60)).isoformat()
+
+
+def test_summary_counts_follow_the_ward_live(open_page, ward_of_six, stack):
+    page = open_page(ward_of_six, "/")
+    summary = page.locator("#ward-summary")
+    expect(summary).to_contain_text("1 infusing")
+    stack["sims"]["BRW_G_RUN"].stop()  # the infusing pump falls silent
+    expect(summary).to_contain_text("2 stale", timeout=10_000)
+    expect(summary).not_to_contain_text("infusing")
