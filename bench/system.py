@@ -25,6 +25,7 @@ SERVER_ENV = {  # production settings; housekeeping quiet while pumps are still 
     "LOG_LEVEL": "WARNING",
     "PYTHONUNBUFFERED": "1",
     "HEARTBEAT_TIMEOUT_S": "600",
+    "SOCKETS_PER_PRINCIPAL": "0",  # every watcher is the one bench user (one session each): no per-user cap
 }
 
 

@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "pumpstream.sessions.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -151,6 +152,12 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+# Sessions end after this long without a request (not Django's 14 days); wall-screen stations are exempt
+# (`pumpstream/sessions.py` says what a station account is). Open sockets are closed when they end.
+SESSION_IDLE_TIMEOUT_S = env.int("SESSION_IDLE_TIMEOUT_S", default=12 * 3600)
+SESSION_COOKIE_AGE = SESSION_IDLE_TIMEOUT_S
+STATION_GROUP = env.str("STATION_GROUP", default="Ward stations")
+STATION_SESSION_AGE_S = env.int("STATION_SESSION_AGE_S", default=90 * 24 * 3600)
 X_FRAME_OPTIONS = "DENY"
 
 # The default capacity (100 messages per channel) silently drops a burst to a Channels endpoint client.
@@ -192,6 +199,10 @@ PUMPSTREAM = {
     "PROGRESS_FLOOD_BURST": env.float("PROGRESS_FLOOD_BURST", default=100.0),
     # How long Daphne's fan-out holds a pump's later changes for a missing earlier one still in transit.
     "REORDER_WINDOW_S": env.float("REORDER_WINDOW_S", default=2.0),
+    # How often each Daphne process re-reads the rights of its connected users and service accounts.
+    "RIGHTS_RECHECK_S": env.float("RIGHTS_RECHECK_S", default=2.0),
+    # Sockets (Socket.IO and Channels together) one user or service account may hold open per Daphne. 0: no cap.
+    "SOCKETS_PER_PRINCIPAL": env.int("SOCKETS_PER_PRINCIPAL", default=20),
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

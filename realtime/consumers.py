@@ -16,6 +16,7 @@ from realtime.events import DeviceChange, change_to_wire
 from realtime.fanout import fanout
 from realtime.sio import server as sio_server
 from realtime.sio.auth import authenticate, bearer_token, origin_allowed
+from realtime.sio.rights import rights
 from realtime.sio.subscriptions import Subscriber, device_group
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         self.snapshot_seq: dict[str, int] = {}
         self.groups_joined: set[str] = set()
         self.subscriber = Subscriber(principal, self.channel_name, self._send_event, self._join, self._leave)
+        if rights.admit(self.channel_name, self.subscriber, close=lambda: self.close(code=CLOSE_UNAUTHORIZED)):
+            self.subscriber = None
+            await self.close(code=CLOSE_ABUSE)  # over the per-user socket cap
+            return
         if principal.session_hash:
             await self._group_add(session_group(principal.session_hash))
         await self.accept()
@@ -75,6 +80,7 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ABUSE)
 
     async def disconnect(self, code: int) -> None:
+        rights.release(self.channel_name)
         if self.subscriber is not None:
             self.subscriber.close()
         for group in getattr(self, "groups_joined", set()):

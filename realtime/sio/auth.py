@@ -2,7 +2,7 @@
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from importlib import import_module
 from typing import Any
@@ -24,6 +24,7 @@ class Principal:
     user: Any = None
     account: ServiceAccount | None = None
     session_hash: str | None = None  # the credential it connected with: a session's hash, or a token's name
+    session_key: str | None = field(default=None, repr=False)  # a user's Django session, re-checked while connected
 
     @property
     def subject(self) -> Any:
@@ -86,7 +87,7 @@ async def authenticate(cookie_header: str | None, auth: Any) -> Principal | None
     user = await user_for_session_key(session_key)
     if user is None:
         return None
-    return Principal(user=user, session_hash=session_hash(session_key))
+    return Principal(user=user, session_hash=session_hash(session_key), session_key=session_key)
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -15,6 +15,7 @@ from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.internal import internal_server
+from realtime.sio.rights import rights
 from realtime.sio.subscriptions import Subscriber, device_room
 from realtime.sio.ward_feed import ward_feed
 
@@ -71,7 +72,11 @@ class ClientNamespace(socketio.AsyncNamespace):
         principal = await authenticate(environ.get("HTTP_COOKIE"), auth)
         if principal is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
-        self.subscribers[sid] = self._subscriber(sid, principal)
+        subscriber = self._subscriber(sid, principal)
+        refusal = rights.admit(sid, subscriber, close=lambda: self.disconnect(sid))
+        if refusal is not None:
+            raise socketio.exceptions.ConnectionRefusedError(refusal)
+        self.subscribers[sid] = subscriber
         if principal.session_hash:
             await self.enter_room(sid, session_room(principal.session_hash))
         logger.info("client connected", extra={"sid": sid, "principal": principal.label})
@@ -89,6 +94,7 @@ class ClientNamespace(socketio.AsyncNamespace):
         return Subscriber(principal, sid, send, join, leave)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
+        rights.release(sid)
         subscriber = self.subscribers.pop(sid, None)
         if subscriber is not None:
             subscriber.close()

@@ -88,6 +88,7 @@ class Subscriber:
     join_device: RoomAction
     leave_device: RoomAction
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    ward_scopes: dict[str, WardScope] = field(default_factory=dict)
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -136,12 +137,18 @@ class Subscriber:
         scope = await sync_to_async(ward_scope)(self.principal, ward)
         if isinstance(scope, str):
             raise RequestRefused(scope)
+        await self.subscribe_ward_scope(ward, scope)
+
+    async def subscribe_ward_scope(self, ward: str, scope: WardScope) -> None:
+        """(Re)start the feed of `ward` covering `scope` (also when the principal's wards changed)."""
         self.limits.wards.add(ward)
+        self.ward_scopes[ward] = scope
         await ward_feed.subscribe(f"{self.subscriber_id}|{ward}", scope, self.send)
 
     def unsubscribe_ward(self, ward: str) -> None:
         """Stop a ward feed."""
         self.limits.wards.discard(ward)
+        self.ward_scopes.pop(ward, None)
         ward_feed.unsubscribe(f"{self.subscriber_id}|{ward}")
 
     def close(self) -> None:

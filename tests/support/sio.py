@@ -187,19 +187,23 @@ class ChannelsClient:
         url = base_url.replace("http://", "ws://") + "/ws/devices/"
         self.socket = websocket.create_connection(url, header=headers, timeout=5)
         self.events = EventLog()
+        self.closed = threading.Event()  # set when the server closed the connection (or it broke)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
-        while True:
-            try:
-                frame = self.socket.recv()
-            except (websocket.WebSocketException, OSError):
-                return
-            if not frame:
-                return
-            message = json.loads(frame)
-            self.events.append(message["event"], message["data"])
+        try:
+            while True:
+                try:
+                    frame = self.socket.recv()
+                except (websocket.WebSocketException, OSError):
+                    return
+                if not frame:
+                    return
+                message = json.loads(frame)
+                self.events.append(message["event"], message["data"])
+        finally:
+            self.closed.set()
 
     def emit(self, event: str, data: Any) -> None:
         self.socket.send(json.dumps({"event": event, "data": data}))

@@ -1,0 +1,194 @@
+"""Rights checked while connected: every live socket of this Daphne process, re-checked every ~2 s.
+
+A socket is admitted with its principal's rights of that moment; those can be withdrawn anywhere (the
+admin in this process or another, a `manage.py shell`, a sign-out in another browser, an expired or
+idle session, a password change, a deactivated user, a revoked or deleted service account, a ward
+membership removed). The registry re-reads, in one worker-thread call per round, what each connected
+principal may still do, and:
+
+- a principal no longer valid: its sockets get `error` and are closed;
+- a pump or ward it may no longer watch: `error`, and that subscription is dropped;
+- an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
+
+It also caps the sockets one principal may hold open (`SOCKETS_PER_PRINCIPAL`, default 20).
+"""
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.db import close_old_connections
+
+from devices.models import ServiceAccount
+from devices.selectors import devices_visible_to
+from realtime import events
+from realtime.sio.auth import Principal
+from realtime.sio.subscriptions import Subscriber, ward_scope
+from realtime.sio.ward_feed import ALL_WARDS, WardScope
+
+logger = logging.getLogger(__name__)
+
+Close = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class LiveConnection:
+    """One admitted socket: who it is, what it watches, and how to close it."""
+
+    subscriber: Subscriber
+    close: Close
+
+
+@dataclass
+class Verdict:
+    """What a principal may still do: `reason` set means nothing at all."""
+
+    reason: str | None = None
+    principal: Principal | None = None
+    lost_devices: set[str] = field(default_factory=set)
+    wards: dict[str, WardScope | str] = field(default_factory=dict)
+
+
+@dataclass
+class _SessionRequest:
+    session: Any
+
+
+def principal_key(principal: Principal) -> str:
+    """Who counts as one principal for the socket cap."""
+    return f"account:{principal.account.pk}" if principal.account is not None else f"user:{principal.user.pk}"
+
+
+def principal_refreshed(principal: Principal) -> tuple[Principal | None, str | None]:
+    """The principal as the database has it now, or None and why it lost its right to connect."""
+    if principal.account is not None:
+        account = ServiceAccount.objects.filter(pk=principal.account.pk).first()
+        if account is None or not account.is_active:
+            return None, "Service account revoked"
+        return Principal(account=account, session_hash=principal.session_hash), None
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=principal.session_key)
+    user = get_user(_SessionRequest(session=store))  # an expired, deleted or outdated session: anonymous
+    if not getattr(user, "is_authenticated", False) or user.pk != principal.user.pk:
+        return None, "Signed out or session expired"
+    if not user.is_active:
+        return None, "Account deactivated"
+    return Principal(user=user, session_hash=principal.session_hash, session_key=principal.session_key), None
+
+
+def credential_of(principal: Principal) -> str:
+    """What one re-check reads once however many sockets share it: a session, or a service account."""
+    return principal.session_key or principal_key(principal)
+
+
+def verdict_for(principal: Principal, devices: set[str], wards: set[str]) -> Verdict:
+    """Re-read one credential's rights against what its sockets watch (runs in a worker thread)."""
+    fresh, reason = principal_refreshed(principal)
+    if fresh is None:
+        return Verdict(reason=reason)
+    visible = set(devices_visible_to(fresh.subject).filter(device_id__in=devices).values_list("device_id", flat=True))
+    return Verdict(
+        principal=fresh, lost_devices=devices - visible, wards={ward: ward_scope(fresh, ward) for ward in wards}
+    )
+
+
+def verdicts_for(requests: dict[str, tuple[Principal, set[str], set[str]]]) -> dict[str, Verdict]:
+    """One verdict per credential (the union of what its sockets watch), with fresh database connections."""
+    close_old_connections()
+    try:
+        return {credential: verdict_for(*request) for credential, request in requests.items()}
+    finally:
+        close_old_connections()
+
+
+class RightsRegistry:
+    """The live sockets of this process (both transports) and the periodic re-check of their rights."""
+
+    def __init__(self) -> None:
+        self.connections: dict[str, LiveConnection] = {}
+        self._task: asyncio.Task | None = None
+
+    @property
+    def interval_s(self) -> float:
+        return settings.PUMPSTREAM["RIGHTS_RECHECK_S"]
+
+    def admit(self, conn_id: str, subscriber: Subscriber, close: Close) -> str | None:
+        """Register a socket; the refusal message when its principal already holds the most sockets allowed."""
+        cap = settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]
+        key = principal_key(subscriber.principal)
+        held = sum(1 for live in self.connections.values() if principal_key(live.subscriber.principal) == key)
+        if cap and held >= cap:
+            logger.warning("socket cap reached", extra={"principal": subscriber.principal.label, "cap": cap})
+            return f"At most {cap} connections per user"
+        self.connections[conn_id] = LiveConnection(subscriber, close)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        return None
+
+    def release(self, conn_id: str) -> None:
+        """Forget a closed socket."""
+        self.connections.pop(conn_id, None)
+
+    def held_by(self) -> Counter:
+        """Sockets per principal (for tests and metrics)."""
+        return Counter(principal_key(live.subscriber.principal) for live in self.connections.values())
+
+    async def _run(self) -> None:
+        while self.connections:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.recheck()
+            except Exception:  # the re-check must outlive one failed round (database busy): the next one retries
+                logger.exception("rights re-check failed")
+
+    async def recheck(self) -> None:
+        """One round: read every connected credential's rights now and act on what was withdrawn."""
+        live = dict(self.connections)
+        requests: dict[str, tuple[Principal, set[str], set[str]]] = {}
+        for connection in live.values():
+            subscriber = connection.subscriber
+            _, devices, wards = requests.setdefault(credential_of(subscriber.principal),
+                                                    (subscriber.principal, set(), set()))  # fmt: skip
+            devices.update(subscriber.limits.devices)
+            wards.update(subscriber.limits.wards)
+        if not requests:
+            return
+        verdicts = await sync_to_async(verdicts_for, thread_sensitive=False)(requests)
+        for conn_id, connection in live.items():
+            verdict = verdicts.get(credential_of(connection.subscriber.principal))
+            if verdict is not None and conn_id in self.connections:
+                await self._apply(conn_id, connection, verdict)
+
+    async def _apply(self, conn_id: str, live: LiveConnection, verdict: Verdict) -> None:
+        subscriber = live.subscriber
+        if verdict.reason is not None:
+            logger.info("closing a socket that lost its right", extra={"principal": subscriber.principal.label,
+                                                                       "reason": verdict.reason})  # fmt: skip
+            await subscriber.send(events.ERROR, {"message": verdict.reason})
+            self.release(conn_id)
+            await live.close()
+            return
+        subscriber.principal = verdict.principal
+        for device_id in sorted(verdict.lost_devices & subscriber.limits.devices):
+            await subscriber.send(
+                events.ERROR, {"message": "No longer permitted to watch this pump", "deviceId": device_id}
+            )
+            await subscriber.unsubscribe_device(device_id)
+        for ward in sorted(subscriber.limits.wards & verdict.wards.keys()):
+            await self._apply_ward(subscriber, ward, verdict.wards[ward])
+
+    async def _apply_ward(self, subscriber: Subscriber, ward: str, scope: WardScope | str) -> None:
+        if isinstance(scope, str):
+            await subscriber.send(events.ERROR, {"message": scope, "ward": ward})
+            subscriber.unsubscribe_ward(ward)
+        elif ward == ALL_WARDS and subscriber.ward_scopes.get(ward) != scope:
+            await subscriber.subscribe_ward_scope(ward, scope)
+
+
+rights = RightsRegistry()
