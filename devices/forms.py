@@ -3,11 +3,11 @@
 from django import forms
 
 from devices.models import Device
+from devices.models.infusions import RATE_DECIMALS  # the contract (v1.1): 6 decimals on the wire
 from devices.services.sessions import VOLUME_TOLERANCE_ML, InfusionOrder
 from realtime.events import MINUTES_PER_HOUR
 
 CONFIRM_WORD = "start"
-RATE_DECIMALS = 4  # the contract: commands carry flowRateMlMin rounded to 4 decimals
 TIME_DECIMALS = 2
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.
 SERVICE_FIELD_TO_FORM = {

@@ -96,7 +96,9 @@ def sessions_current_by_device(devices: list[Device]) -> dict[int, InfusionSessi
 
 def alarms_active(device: Device) -> list[Alarm]:
     """The pump's active alarms, highest priority first, then newest."""
-    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related("acknowledged_by", "session")
+    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
+        "acknowledged_by", "resolved_by", "session"
+    )
     return sorted(alarms, key=lambda alarm: (-ALARM_PRIORITY_RANK[alarm.priority], -alarm.raised_at.timestamp()))
 
 

@@ -105,6 +105,24 @@ class AlarmSource(models.TextChoices):
     SERVER = "server"
 
 
+class AlarmResolveReason(models.TextChoices):
+    """Why a user resolved (cleared by hand) an alarm the pump or the server would not clear."""
+
+    CHECKED_AT_PUMP = "checked_at_pump", "Checked at the pump: condition gone"
+    INFUSION_ENDED = "infusion_ended", "The infusion has ended"
+    PUMP_REPLACED = "pump_replaced", "Pump replaced or taken out of use"
+    FALSE_ALARM = "false_alarm", "False alarm (explained in the note)"
+    OTHER = "other", "Other (explained in the note)"
+
+
+class ReadBack(models.TextChoices):
+    """How a pump's confirmed parameters compare with the order (contract v1.1 read-back)."""
+
+    MATCH = "match"
+    MISMATCH = "mismatch"
+    UNVERIFIED = "unverified"
+
+
 def is_legal(table: dict[str, frozenset[str]], current: str, target: str) -> bool:
     """Whether `current` → `target` is in the transition table."""
     return target in table.get(current, frozenset())

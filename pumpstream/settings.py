@@ -203,6 +203,9 @@ PUMPSTREAM = {
     "RIGHTS_RECHECK_S": env.float("RIGHTS_RECHECK_S", default=2.0),
     # Sockets (Socket.IO and Channels together) one user or service account may hold open per Daphne. 0: no cap.
     "SOCKETS_PER_PRINCIPAL": env.int("SOCKETS_PER_PRINCIPAL", default=20),
+    # An acknowledged alarm still active this long after its acknowledgement alerts again (contract v1.1).
+    "ALARM_REMINDER_HIGH_S": env.float("ALARM_REMINDER_HIGH_S", default=300.0),
+    "ALARM_REMINDER_MEDIUM_S": env.float("ALARM_REMINDER_MEDIUM_S", default=900.0),
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

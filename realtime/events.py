@@ -104,6 +104,7 @@ def session_body(session: InfusionSession) -> dict:
             "confirmedAt": iso(session.confirmed_at),
             "endedAt": iso(session.ended_at),
             "reportedParameters": session.reported_parameters,
+            "readBack": session.read_back or None,
         }
     }
 
@@ -127,22 +128,22 @@ def completion_body(session: InfusionSession) -> dict:
 
 
 def alarm_body(alarm: Alarm) -> dict:
-    """`device:alarm`: the alarm's whole current state."""
-    acknowledged = None
-    if alarm.acknowledged_at:
-        by = alarm.acknowledged_by.get_username() if alarm.acknowledged_by_id else None
-        acknowledged = {"by": by, "at": iso(alarm.acknowledged_at)}
+    """`device:alarm`: the alarm's whole current state (`type` as sent, `key` the derived type key)."""
     return {
         "alarm": {
             "id": alarm.pk,
-            "type": alarm.type,
+            "type": alarm.type_shown,
+            "key": alarm.type,
             "errorCode": alarm.error_code or None,
             "priority": alarm.priority,
             "state": alarm.state,
-            "acknowledged": acknowledged,
+            "acknowledged": _by_at(alarm.acknowledged_by if alarm.acknowledged_by_id else None, alarm.acknowledged_at),
+            "resolved": _resolved(alarm),
             "message": alarm.message,
             "raisedAt": iso(alarm.raised_at),
             "lastRaisedAt": iso(alarm.last_raised_at),
+            "alertedAt": iso(alarm.alerted_at),
+            "alerts": alarm.alerts,
             "clearedAt": iso(alarm.cleared_at),
             "count": alarm.count,
             "source": alarm.source,
@@ -151,11 +152,27 @@ def alarm_body(alarm: Alarm) -> dict:
     }
 
 
+def _by_at(user, moment: datetime | None) -> dict | None:
+    """`{by, at}` of a user's act on an alarm, or None when nobody did it."""
+    if moment is None:
+        return None
+    return {"by": user.get_username() if user is not None else None, "at": iso(moment)}
+
+
+def _resolved(alarm: Alarm) -> dict | None:
+    """`resolved` {`by`, `at`, `reason`, `note`}: a user cleared the alarm by hand (v1.1)."""
+    resolved = _by_at(alarm.resolved_by if alarm.resolved_by_id else None, alarm.resolved_at)
+    if resolved is not None:
+        resolved.update(reason=alarm.resolved_reason, note=alarm.resolved_note or None)
+    return resolved
+
+
 def error_body(alarm: Alarm, *, device_timestamp: object = None) -> dict:
-    """`device:error`: the original's error event for a raised alarm."""
+    """`device:error`: the original's error event for a raised alarm (`type` as the pump sent it)."""
     return {
         "error": {
-            "type": alarm.type,
+            "type": alarm.type_shown,
+            "key": alarm.type,
             "severity": alarm.severity_reported or alarm.priority,
             "message": alarm.message,
             "details": alarm.details,
@@ -167,17 +184,25 @@ def error_body(alarm: Alarm, *, device_timestamp: object = None) -> dict:
 
 
 def notification_body(alarm: Alarm) -> dict:
-    """`device:notification`: the original's notification shape, for every alarm raised."""
-    title = alarm.type.replace("_", " ").capitalize()
+    """`device:notification`: the original's notification shape, each time an alarm alerts (raised or re-alerted)."""
+    shown = alarm.type_shown
+    title = shown.replace("_", " ").capitalize() if shown == alarm.type else shown
     return {
         "notification": {
-            "id": f"alarm-{alarm.pk}-{alarm.count}",
+            "id": f"alarm-{alarm.pk}-{alarm.alerts}",
             "type": "error",
             "priority": NOTIFICATION_PRIORITY[alarm.priority],
             "title": title,
             "message": alarm.message or title,
-            "timestamp": iso(alarm.last_raised_at),
-            "data": {"alarmId": alarm.pk, "type": alarm.type, "errorCode": alarm.error_code or None},
+            "timestamp": iso(alarm.alerted_at or alarm.last_raised_at),
+            "data": {
+                "alarmId": alarm.pk,
+                "type": shown,
+                "key": alarm.type,
+                "errorCode": alarm.error_code or None,
+                "infusionId": alarm.session.infusion_id if alarm.session_id else None,
+                "alerts": alarm.alerts,
+            },
             "showModal": alarm.priority == AlarmPriority.HIGH,
         }
     }
@@ -214,8 +239,9 @@ def top_alarm_body(alarm: Alarm | None) -> dict | None:
     """A pump's highest active alarm as overviews show it."""
     if alarm is None:
         return None
-    return {"id": alarm.pk, "type": alarm.type, "priority": alarm.priority, "message": alarm.message,
-            "acknowledged": alarm.acknowledged_at is not None, "raisedAt": iso(alarm.raised_at)}  # fmt: skip
+    return {"id": alarm.pk, "type": alarm.type_shown, "key": alarm.type, "priority": alarm.priority,
+            "message": alarm.message, "acknowledged": alarm.acknowledged_at is not None,
+            "raisedAt": iso(alarm.raised_at)}  # fmt: skip
 
 
 def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:

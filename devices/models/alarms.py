@@ -5,17 +5,20 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.states import AlarmPriority, AlarmSource, AlarmState
+from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState
+
+ACTIVE = Q(state=AlarmState.ACTIVE)
 
 
 class Alarm(models.Model):
-    """One alarm condition; one active alarm per pump and (type, errorCode), repeats counted."""
+    """One alarm condition; one active alarm per pump and key (type key, errorCode, session), repeats counted."""
 
     device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="alarms")
     session = models.ForeignKey(
         "devices.InfusionSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="alarms"
     )
-    type = models.CharField(max_length=64)
+    type = models.CharField(max_length=64, help_text="The type key: the type as sent, lower-cased, other chars _.")
+    type_reported = models.CharField(max_length=200, blank=True, help_text="The type as the pump sent it.")
     error_code = models.CharField(max_length=64, blank=True, default="")
     priority = models.CharField(max_length=8, choices=AlarmPriority.choices)
     severity_reported = models.CharField(max_length=32, blank=True)
@@ -25,11 +28,19 @@ class Alarm(models.Model):
     state = models.CharField(max_length=8, choices=AlarmState.choices, default=AlarmState.ACTIVE)
     raised_at = models.DateTimeField(default=timezone.now)
     last_raised_at = models.DateTimeField(default=timezone.now)
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="When it last alerted (raised or re-alerted).")
+    alerts = models.PositiveIntegerField(default=1, help_text="How many times it alerted (1 + re-alerts).")
     cleared_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_reason = models.CharField(max_length=32, choices=AlarmResolveReason.choices, blank=True)
+    resolved_note = models.CharField(max_length=500, blank=True)
     count = models.PositiveIntegerField(default=1)
 
     class Meta:
@@ -37,11 +48,21 @@ class Alarm(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["device", "type", "error_code"],
-                condition=Q(state=AlarmState.ACTIVE),
+                condition=ACTIVE & Q(session__isnull=True),
                 name="one_active_alarm_per_device_and_key",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["device", "type", "error_code", "session"],
+                condition=ACTIVE & Q(session__isnull=False),
+                name="one_active_alarm_per_device_key_and_session",
+            ),
         ]
         indexes = [models.Index(fields=["device", "state"]), models.Index(fields=["raised_at"])]
 
     def __str__(self) -> str:
         return f"{self.type} on {self.device_id} ({self.priority}, {self.state})"
+
+    @property
+    def type_shown(self) -> str:
+        """The type as the pump sent it (server alarms: their own type)."""
+        return self.type_reported or self.type

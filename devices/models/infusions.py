@@ -7,7 +7,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.states import ACTIVE_SESSION_STATUSES, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, ReadBack, SessionStatus
+
+RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin goes out rounded to 6 decimals
 
 
 def new_infusion_id() -> str:
@@ -41,6 +43,9 @@ class InfusionSession(models.Model):
     )
     # What the pump reported back, and what it is doing.
     reported_parameters = models.JSONField(null=True, blank=True)
+    read_back = models.CharField(
+        max_length=12, choices=ReadBack.choices, blank=True, help_text="Confirmed parameters against the order."
+    )
     confirmation = models.JSONField(null=True, blank=True)
     completion = models.JSONField(null=True, blank=True)
     latest_progress = models.JSONField(null=True, blank=True)
@@ -74,7 +79,7 @@ class InfusionSession(models.Model):
     def order(self) -> dict:
         """The order as sent in START_INFUSION."""
         return {
-            "flowRateMlMin": round(self.flow_rate_ml_min, 4),
+            "flowRateMlMin": round(self.flow_rate_ml_min, RATE_DECIMALS),
             "plannedVolumeMl": self.planned_volume_ml,
             "plannedTimeMin": self.planned_time_min,
             "bolus": {"enabled": self.bolus_enabled, "volumeMl": self.bolus_volume_ml if self.bolus_enabled else 0},

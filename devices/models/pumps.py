@@ -57,6 +57,7 @@ class Device(models.Model):
         permissions = [
             ("command_device", "Can start, pause, resume and stop infusions"),
             ("acknowledge_alarm", "Can acknowledge alarms"),
+            ("resolve_alarm", "Can resolve a stuck alarm with a reason"),
         ]
 
     def __str__(self) -> str:

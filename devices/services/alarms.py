@@ -1,5 +1,6 @@
-"""Alarms: raise (or count a repeat), clear, acknowledge."""
+"""Alarms: raise (or count a repeat, or re-alert), clear, acknowledge; the alarm key (contract v1.1 "Alarms")."""
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.changes import change_record, device_lock, event_record
-from devices.states import AlarmPriority, AlarmSource, AlarmState
+from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmSource, AlarmState
 from realtime import events
 
 SEVERITY_PRIORITY = {
@@ -21,6 +22,10 @@ SEVERITY_PRIORITY = {
     "info": AlarmPriority.LOW,
 }
 CLEARED_SUFFIX = "_cleared"
+DEFAULT_TYPE = "device_error"
+TYPE_KEY_MAX = 64
+TYPE_SHOWN_MAX = 200
+NOT_KEY_CHARS = re.compile(r"[^a-z0-9_]")
 
 
 def priority_from_severity(severity: Any) -> AlarmPriority:
@@ -28,6 +33,20 @@ def priority_from_severity(severity: Any) -> AlarmPriority:
     if isinstance(severity, str):
         return SEVERITY_PRIORITY.get(severity.strip().lower(), AlarmPriority.HIGH)
     return AlarmPriority.HIGH
+
+
+def alarm_type_key(reported: str) -> str:
+    """The type's key: lower-cased, every character but `a-z 0-9 _` turned into `_`, at most 64 (v1.1)."""
+    return NOT_KEY_CHARS.sub("_", reported.lower())[:TYPE_KEY_MAX] or DEFAULT_TYPE
+
+
+def alarm_active(
+    *, device: Device, key: str, error_code: str = "", session: InfusionSession | None = None
+) -> Alarm | None:
+    """The active alarm of this key (type key, errorCode, session or none) on the pump, if any."""
+    found = Alarm.objects.filter(device=device, type=key, error_code=error_code, state=AlarmState.ACTIVE)
+    found = found.filter(session=session) if session is not None else found.filter(session__isnull=True)
+    return found.select_related("session", "acknowledged_by", "resolved_by").first()
 
 
 def alarm_raise(
@@ -44,28 +63,28 @@ def alarm_raise(
     device_timestamp: Any = None,
     now: datetime | None = None,
 ) -> Alarm:
-    """Raise the alarm for (type, errorCode), or count a repeat of the active one; emits its events."""
+    """Raise the alarm of its key, count a repeat of the active one, or re-alert it; emits its events.
+
+    `type` may be any text (shown as sent); the key is derived from it. A repeat of an active alarm
+    only counts, unless it comes at a higher priority: then it alerts again, unacknowledged.
+    """
     now = now or timezone.now()
-    alarm = Alarm.objects.filter(device=device, type=type, error_code=error_code, state=AlarmState.ACTIVE).first()
+    key, error_code = alarm_type_key(type), str(error_code)[:64]
+    alarm = alarm_active(device=device, key=key, error_code=error_code, session=session)
     if alarm is None:
         alarm = Alarm.objects.create(
-            device=device, session=session, type=type, error_code=error_code, priority=priority,
-            severity_reported=severity_reported[:32], message=message[:500], details=details or {},
-            source=source, raised_at=now, last_raised_at=now,
+            device=device, session=session, type=key, type_reported=type[:TYPE_SHOWN_MAX] if type != key else "",
+            error_code=error_code, priority=priority, severity_reported=severity_reported[:32],
+            message=message[:500], details=details or {}, source=source, raised_at=now, last_raised_at=now,
+            alerted_at=now,
         )  # fmt: skip
-        is_new = True
+        alerting = True
     else:
-        alarm.count += 1
-        alarm.last_raised_at = now
-        alarm.message = message[:500] or alarm.message
-        alarm.details = details or alarm.details
-        alarm.priority = priority
-        alarm.save(update_fields=["count", "last_raised_at", "message", "details", "priority"])
-        is_new = False
+        alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now)
     event_record(
         device=device, session=session, kind=f"alarm.raised.{source}",
-        payload={"alarmId": alarm.pk, "type": type, "errorCode": error_code, "priority": priority,
-                 "message": message, "count": alarm.count},
+        payload={"alarmId": alarm.pk, "type": alarm.type_shown, "key": key, "errorCode": error_code,
+                 "priority": alarm.priority, "message": message, "count": alarm.count, "alerts": alarm.alerts},
         received_at=now,
     )  # fmt: skip
     change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
@@ -73,21 +92,54 @@ def alarm_raise(
         change_record(
             device=device, event=events.DEVICE_ERROR, body=events.error_body(alarm, device_timestamp=device_timestamp)
         )
-    if is_new:
+    if alerting:
         change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
     return alarm
 
 
+def _repeat(alarm: Alarm, *, priority: AlarmPriority, message: str, details: dict | None, now: datetime) -> bool:
+    """Count a repeat of an active alarm; True when it re-alerts (it came at a higher priority)."""
+    alarm.count += 1
+    alarm.last_raised_at = now
+    alarm.message = message[:500] or alarm.message
+    alarm.details = details or alarm.details
+    higher = ALARM_PRIORITY_RANK[priority] > ALARM_PRIORITY_RANK[alarm.priority]
+    if higher:
+        alarm.priority = priority
+        alarm_realert_mark(alarm, now=now)
+    alarm.save()
+    return higher
+
+
+def alarm_realert_mark(alarm: Alarm, *, now: datetime) -> None:
+    """Make an alarm alert again: unacknowledged, one more alert (the caller saves and emits)."""
+    alarm.acknowledged_by = None
+    alarm.acknowledged_at = None
+    alarm.alerts += 1
+    alarm.alerted_at = now
+
+
 def alarm_clear(
-    *, device: Device, types: list[str], error_code: str | None = None, reason: str = "", now: datetime | None = None
+    *,
+    device: Device,
+    types: list[str],
+    error_code: str | None = None,
+    reason: str = "",
+    now: datetime | None = None,
+    source: AlarmSource | None = None,
+    session: InfusionSession | None = None,
 ) -> list[Alarm]:
-    """Clear the active alarms of these types (any errorCode unless given); idempotent."""
+    """Clear the active alarms of these type keys (any errorCode, source and session unless given); idempotent."""
     now = now or timezone.now()
     active = Alarm.objects.filter(device=device, type__in=types, state=AlarmState.ACTIVE)
     if error_code is not None:
         active = active.filter(error_code=error_code)
+    if source is not None:
+        active = active.filter(source=source)
+    if session is not None:
+        active = active.filter(session=session)
     cleared = []
-    for alarm in active.select_related("session", "acknowledged_by"):
+    for alarm in active.select_related("session", "acknowledged_by", "resolved_by"):
         alarm.state = AlarmState.CLEARED
         alarm.cleared_at = now
         alarm.save(update_fields=["state", "cleared_at"])
@@ -101,19 +153,25 @@ def alarm_clear(
 
 
 def types_cleared_by(report_type: str) -> list[str]:
-    """`X_cleared` clears `X` and `X_detected` (`bubble_cleared` clears `bubble_detected`)."""
-    base = report_type.removesuffix(CLEARED_SUFFIX)
+    """`X_cleared` clears `X` and `X_detected` (`bubble_cleared` clears `bubble_detected`), as type keys."""
+    base = alarm_type_key(report_type).removesuffix(CLEARED_SUFFIX)
     return [base, f"{base}_detected"]
+
+
+def alarm_lock(*, alarm_id: int) -> tuple[Device, Alarm]:
+    """The alarm's pump locked (inside the caller's transaction), and the alarm as it is now."""
+    found = Alarm.objects.filter(pk=alarm_id).values_list("device__device_id", flat=True).first()
+    if found is None:
+        raise PumpStreamError("No such alarm", code="not_found")
+    device = device_lock(device_id=found)
+    return device, Alarm.objects.select_related("session", "acknowledged_by", "resolved_by").get(pk=alarm_id)
 
 
 def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None) -> Alarm:
     """Record who acknowledged an alarm and when (seen by everyone watching); idempotent."""
     now = now or timezone.now()
     with transaction.atomic():
-        alarm = Alarm.objects.select_related("device").filter(pk=alarm_id).first()
-        if alarm is None:
-            raise PumpStreamError("No such alarm", code="not_found")
-        device = device_lock(device_id=alarm.device.device_id)
+        device, alarm = alarm_lock(alarm_id=alarm_id)
         if alarm.acknowledged_at is not None:
             return alarm
         alarm.acknowledged_by = user

@@ -20,6 +20,7 @@ from django.db.models import Field, Model
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, status_changed
+from devices.services.readback import readback_progress_check
 from devices.services.sql import models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, AlarmState, Presence
 from realtime import events
@@ -33,7 +34,7 @@ SESSION_FIELDS = ("latest_progress", "latest_progress_at", "last_sampled_at")
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
-SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "last_sampled_at")
+SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "read_back", "last_sampled_at")
 WARD_FIELDS = ("id", "code", "name")
 ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 
@@ -197,6 +198,8 @@ def _pump_progress(
     if session is not None:
         samples.extend(_samples(session, reports))
         session.latest_progress, session.latest_progress_at = progress, now
+        readback_progress_check(device=device, session=session, rates=[item.report.flowRate for item in reports],
+                                now=now)  # fmt: skip
     elif any(item.report.status in ROUTINE_STATUSES for item in reports):
         if ("infusing_without_order", "") not in pump.alarms:
             alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH,

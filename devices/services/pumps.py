@@ -7,7 +7,14 @@ from django.conf import settings
 from django.db import transaction
 
 from devices.models import Command, Device, InfusionSession
-from devices.services.alarms import alarm_clear, alarm_raise, priority_from_severity, types_cleared_by
+from devices.services.alarms import (
+    CLEARED_SUFFIX,
+    alarm_clear,
+    alarm_raise,
+    alarm_type_key,
+    priority_from_severity,
+    types_cleared_by,
+)
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.commands import command_transition
 from devices.services.progress import progress_apply
@@ -31,6 +38,7 @@ from realtime.mqtt.schemas import DevicePayload, device_timestamp_parse
 ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 DEGRADED_STATUSES = ("degraded", "issue")
 INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES)
+NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it is not delivering
 ACTION_TARGET = {
     "MANUAL_PAUSE": SessionStatus.PAUSED,
     "MANUAL_RESUME": SessionStatus.RUNNING,
@@ -132,6 +140,9 @@ def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
         _server_alarm(device, "device_degraded", AlarmPriority.MEDIUM, f"The pump reports {report.status}", now)
     elif report.status not in INFORMATIONAL_STATUSES:
         alarm_clear(device=device, types=["device_degraded"], reason=f"the pump reports {report.status}", now=now)
+    if report.status in NOT_INFUSING:
+        alarm_clear(device=device, types=["infusing_without_order"], source=AlarmSource.SERVER,
+                    reason=f"the pump reports {report.status}", now=now)  # fmt: skip
     return visible or device.pump_state != pump_state_before
 
 
@@ -264,10 +275,11 @@ def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
+    """An alarm at the pump; `X_cleared` clears the pump's own `X`/`X_detected`, never a server alarm (v1.1)."""
     error_code = report.errorCode or ""
-    if report.type.endswith("_cleared"):
+    if alarm_type_key(report.type).endswith(CLEARED_SUFFIX):
         alarm_clear(device=device, types=types_cleared_by(report.type), error_code=error_code or None,
-                    reason=report.text or report.type, now=now)  # fmt: skip
+                    source=AlarmSource.DEVICE, reason=report.text or report.type, now=now)  # fmt: skip
         return False
     alarm_raise(
         device=device, type=report.type, error_code=error_code, priority=priority_from_severity(report.severity),

@@ -9,9 +9,12 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession, ProgressSample
+from devices.models.infusions import RATE_DECIMALS
+from devices.services.alarm_rules import alarms_session_clear
 from devices.services.alarms import alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.commands import command_queue
+from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_TRANSITIONS,
@@ -20,6 +23,7 @@ from devices.states import (
     CommandKind,
     Connectivity,
     PumpState,
+    ReadBack,
     SessionStatus,
     is_legal,
 )
@@ -35,10 +39,6 @@ ENDED_STATUSES = {
     SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED,
     SessionStatus.TIMED_OUT, SessionStatus.CANCELLED,
 }  # fmt: skip
-RATE_TOLERANCE = 0.005  # the contract's read-back tolerances
-RATE_TOLERANCE_MIN = 0.01
-VOLUME_TOLERANCE_ML = 0.05
-TIME_TOLERANCE_MIN = 0.1
 
 
 @dataclass(frozen=True)
@@ -84,25 +84,8 @@ def order_validate(order: InfusionOrder, device: Device) -> None:
 
 
 def parameters_match(session: InfusionSession, reported: dict | None) -> bool:
-    """Whether a confirmation's read-back matches the order within the contract's tolerances."""
-    if not reported:
-        return True
-    try:
-        rate = float(reported.get("flowRateMlMin", session.flow_rate_ml_min))
-        volume = float(reported.get("plannedVolumeMl", session.planned_volume_ml))
-        minutes = float(reported.get("plannedTimeMin", session.planned_time_min))
-        bolus_on = bool(reported.get("bolusEnabled", session.bolus_enabled))
-        bolus = float(reported.get("bolusVolumeMl", session.bolus_volume_ml)) if bolus_on else 0.0
-    except (TypeError, ValueError):
-        return False
-    ordered_bolus = session.bolus_volume_ml if session.bolus_enabled else 0.0
-    rate_tolerance = max(RATE_TOLERANCE * session.flow_rate_ml_min, RATE_TOLERANCE_MIN)
-    return (
-        abs(rate - session.flow_rate_ml_min) <= rate_tolerance
-        and abs(volume - session.planned_volume_ml) <= VOLUME_TOLERANCE_ML
-        and abs(minutes - session.planned_time_min) <= TIME_TOLERANCE_MIN
-        and abs(bolus - ordered_bolus) <= VOLUME_TOLERANCE_ML
-    )
+    """Whether a confirmation's read-back is a match (v1.1: missing parameters are not)."""
+    return readback_compare(session, reported)[0] == ReadBack.MATCH
 
 
 def session_transition(
@@ -131,6 +114,7 @@ def session_transition(
         user=user, received_at=now,
     )  # fmt: skip
     session_changed(device=device, session=session)
+    alarms_session_clear(device=device, session=session, now=now)
     _sample_state_change(session, now)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
     if pump_state and device.pump_state != pump_state:
@@ -182,7 +166,7 @@ def _session_create(device: Device, order: InfusionOrder, user: Any, now: dateti
     patient = order.patient or {}
     return InfusionSession.objects.create(
         device=device, status=SessionStatus.PENDING, created_at=now, status_changed_at=now,
-        flow_rate_ml_min=round(order.flow_rate_ml_min, 4), planned_volume_ml=order.planned_volume_ml,
+        flow_rate_ml_min=round(order.flow_rate_ml_min, RATE_DECIMALS), planned_volume_ml=order.planned_volume_ml,
         planned_time_min=order.planned_time_min, bolus_enabled=order.bolus_enabled,
         bolus_volume_ml=order.bolus_volume_ml if order.bolus_enabled else 0.0, drug=order.drug[:100],
         patient_skipped=order.patient is None, patient_name=patient.get("name", "")[:200],
@@ -226,14 +210,10 @@ def _confirm_running(
 ) -> None:
     session.reported_parameters = parameters
     session.confirmation = confirmation
+    session.read_back, _ = readback_compare(session, parameters)  # shown with the session's first running event
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason="confirmed", now=now)
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=events.confirmation_body(session))
-    if not parameters_match(session, parameters):
-        alarm_raise(
-            device=device, session=session, type="parameter_mismatch", priority=AlarmPriority.HIGH,
-            source=AlarmSource.SERVER, now=now, details={"ordered": session.order, "reported": parameters},
-            message="The pump is running different parameters from the order",
-        )  # fmt: skip
+    readback_record(device=device, session=session, reported=parameters, now=now)
 
 
 def _cancel_newer_pending(device: Device, late: InfusionSession, now: datetime) -> None:

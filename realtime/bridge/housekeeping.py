@@ -1,4 +1,4 @@
-"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, pumps turning stale."""
+"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders."""
 
 import logging
 from datetime import datetime, timedelta
@@ -8,6 +8,7 @@ from django.db.models import Exists, OuterRef
 
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
+from devices.services.alarm_rules import alarms_remind
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.sessions import infusion_time_out
 from devices.states import AlarmState, Presence, SessionStatus
@@ -31,6 +32,7 @@ class Housekeeping:
         if connected_since is not None and now - connected_since >= grace:
             self.silent_sessions(now)
         self.stale_pumps(now)
+        alarms_remind(now=now)
 
     def confirmation_timeouts(self, now: datetime) -> None:
         """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""

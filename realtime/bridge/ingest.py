@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Device, RetainedMessage
+from devices.services.alarm_rules import alarm_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
 from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
@@ -134,8 +135,11 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: in
         if not message_receipts_claim(receipts=[receipt])[0]:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
-    if checked.kind == topics.PROGRESS:
-        return False
+    return checked.kind != topics.PROGRESS and _retained_replay(message)
+
+
+def _retained_replay(message: InboundMessage) -> bool:
+    """A retained copy of the payload last applied on this topic (remembers this payload otherwise)."""
     digest = hashlib.sha256(message.payload).hexdigest()
     last = RetainedMessage.objects.filter(topic=message.topic).values_list("digest", flat=True).first()
     if message.retain and last == digest:
@@ -146,6 +150,30 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: in
             topic=message.topic, defaults={"digest": digest, "applied_at": message.received_at}
         )
     return False
+
+
+def error_unreadable_raise(message: InboundMessage, reason: str, detail: str) -> None:
+    """An `error` message that could not be read still alarms (v1.1): a high `unreadable_alarm` for its pump.
+
+    `reject` calls it after the message was dead-lettered, whatever refused it (decode, bounds, schema,
+    the per-message guard). Nothing happens for another topic, an unregistered pump, or a retained replay
+    of the payload that already raised it. Runs in its own savepoint.
+    """
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return
+    if parsed.kind != topics.ERROR or not Device.objects.filter(device_id=parsed.device_id).exists():
+        return
+    with transaction.atomic():
+        if _retained_replay(message):
+            return
+        excerpt = message.payload[:300].decode("utf-8", errors="replace")
+        alarm = alarm_unreadable_raise(device_id=parsed.device_id, reason=reason, detail=detail, excerpt=excerpt,
+                                       now=message.received_at)  # fmt: skip
+    if alarm is not None:
+        logger.warning("unreadable alarm raised: %s device=%s", reason, parsed.device_id,
+                       extra={"device_id": parsed.device_id, "reason": reason})  # fmt: skip
 
 
 def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
@@ -175,7 +203,7 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
 
 
 def reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
-    """Log, count and dead-letter a message that is not applied."""
+    """Log, count and dead-letter a message that is not applied; a refused alarm is itself an alarm."""
     metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
     logger.warning(
         "message rejected: %s (%s) topic=%s device=%s", reason, detail[:200], message.topic[:200], device_id,
@@ -184,3 +212,4 @@ def reject(message: InboundMessage, reason: str, detail: str, device_id: str) ->
     dead_letter_record(
         topic=message.topic, source=device_id or "unknown", reason=reason, detail=detail, payload=message.payload
     )
+    error_unreadable_raise(message, reason, detail)

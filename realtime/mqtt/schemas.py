@@ -35,10 +35,6 @@ def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
 
 
-def _code_as_text(value: Any) -> Any:
-    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-
 Volume = Annotated[float, Field(ge=0, le=MAX_VOLUME_ML)]
 Minutes = Annotated[float, Field(ge=0, le=MAX_TIME_MIN)]
 Rate = Annotated[float, Field(ge=0, le=MAX_RATE_ML_MIN)]
@@ -123,13 +119,47 @@ class ActionsPayload(DevicePayload):
     infusionId: InfusionId | None = None
 
 
+MAX_TYPE_TEXT = 200
+MAX_CODE_TEXT = 64
+MAX_SEVERITY_TEXT = 32
+
+
+def _as_text(limit: int) -> Any:
+    """Any scalar as text, cut to `limit`; an object or array as its JSON text (an alarm is never refused)."""
+
+    def coerce(value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value[:limit] if isinstance(value, str) else None
+        if isinstance(value, bool | int | float):
+            return json.dumps(value)[:limit]
+        return json.dumps(value, ensure_ascii=False, default=str)[:limit]
+
+    return BeforeValidator(coerce)
+
+
+def _alarm_type(value: Any) -> Any:
+    """The alarm's type as sent, trimmed; missing or empty is `device_error`; a number is its text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "device_error"
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return value.strip()[:MAX_TYPE_TEXT] if isinstance(value, str) else value
+
+
+def _details(value: Any) -> Any:
+    """`details` is an object; anything else the pump put there is kept under `value`."""
+    return value if value is None or isinstance(value, dict) else {"value": value}
+
+
 class ErrorPayload(DevicePayload):
-    type: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = "device_error"
-    severity: Annotated[str | None, Field(max_length=32)] = None
-    message: Text | None = None
-    errorMessage: Text | None = None
-    details: dict | None = None
-    errorCode: Annotated[str | None, Field(max_length=64), BeforeValidator(_code_as_text)] = None
+    """An alarm at the pump (v1.1): any text `type`, long text cut, `errorCode` string or number, any severity."""
+
+    type: Annotated[str, BeforeValidator(_alarm_type)] = "device_error"
+    severity: Annotated[str | None, _as_text(MAX_SEVERITY_TEXT)] = None
+    message: Annotated[str | None, _as_text(MAX_TEXT)] = None
+    errorMessage: Annotated[str | None, _as_text(MAX_TEXT)] = None
+    details: Annotated[dict | None, BeforeValidator(_details)] = None
+    errorCode: Annotated[str | None, _as_text(MAX_CODE_TEXT)] = None
 
     @property
     def text(self) -> str:

@@ -18,22 +18,13 @@ from devices.services.alarms import (
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_cancel, infusion_confirm, infusion_start, parameters_match
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
-from realtime import dispatch, events
+from realtime import events
 from tests.factories import make_device, make_order, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit must really fire
 
 ORDER_PARAMETERS = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15,
                     "bolusEnabled": True, "bolusVolumeMl": 5}  # fmt: skip
-
-
-@pytest.fixture
-def emitted():
-    """The changes this process hands to its realtime sink, in order."""
-    changes = []
-    dispatch.install_sink(changes.append)
-    yield changes
-    dispatch.install_sink(None)
 
 
 def confirm(device, session, parameters=ORDER_PARAMETERS, confirmed=True):

@@ -51,9 +51,13 @@ def post(client: Client, url: str, data: dict | None = None, *, json: bool = Fal
     return client.post(url, data or {}, HTTP_X_CSRFTOKEN=token)
 
 
+READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
+             "bolusVolumeMl": 5.0}  # fmt: skip
+
+
 def running_session(device, user) -> InfusionSession:
     session = infusion_start(device_id=device.device_id, order=make_order(), user=user)
-    infusion_confirm(device=device, infusion_id=session.infusion_id, confirmed=True, parameters=None,
+    infusion_confirm(device=device, infusion_id=session.infusion_id, confirmed=True, parameters=READ_BACK,
                      confirmation={"confirmed": True})  # fmt: skip
     return session
 

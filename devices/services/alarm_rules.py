@@ -1,0 +1,120 @@
+"""The server's own alarm rules: unreadable alarms, clearing at a session's end, reminders, resolving by hand.
+
+Every server alarm type's clearing rule is written in `docs/clinical-rules.md` ("Alarms").
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import Alarm, Device, InfusionSession
+from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark
+from devices.services.changes import change_record, device_lock, event_record
+from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState, SessionStatus
+from realtime import events
+
+logger = logging.getLogger(__name__)
+
+UNREADABLE_ALARM = "unreadable_alarm"
+# Server alarms about one session's infusion: they clear when that session ends (and no pump clears them).
+SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
+# ... and the one that also clears when the session pauses: a paused pump is expected to fall silent.
+PAUSE_CLEARS = ("communication_lost",)
+ENDED = (SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED, SessionStatus.TIMED_OUT,
+         SessionStatus.CANCELLED, "interrupted")  # fmt: skip
+NOTE_REQUIRED = (AlarmResolveReason.OTHER, AlarmResolveReason.FALSE_ALARM)
+REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
+PER_TICK = 100
+
+
+def alarm_unreadable_raise(
+    *, device_id: str, reason: str, detail: str = "", excerpt: str = "", now: datetime | None = None
+) -> Alarm | None:
+    """A high `unreadable_alarm` for a registered pump whose `error` message could not be read (v1.1).
+
+    None when no pump is registered with this id. The message itself is dead-lettered by the caller.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not Device.objects.filter(device_id=device_id).exists():
+            return None
+        device = device_lock(device_id=device_id)
+        return alarm_raise(
+            device=device, type=UNREADABLE_ALARM, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+            session=device.active_session, now=now, details={"reason": reason, "detail": detail[:300],
+                                                              "excerpt": excerpt[:300]},
+            message=f"The pump sent an alarm that could not be read ({reason}): check the pump's screen",
+        )  # fmt: skip
+
+
+def alarms_session_clear(*, device: Device, session: InfusionSession, now: datetime | None = None) -> list[Alarm]:
+    """Clear the session's server alarms its new status ends: all of them when it ended, the silence one on pause."""
+    if session.status in ENDED:
+        types, reason = SESSION_SERVER_ALARMS, f"infusion {session.status}"
+    elif session.status == SessionStatus.PAUSED:
+        types, reason = PAUSE_CLEARS, "infusion paused"
+    else:
+        return []
+    return alarm_clear(device=device, types=list(types), source=AlarmSource.SERVER, session=session, reason=reason,
+                       now=now)  # fmt: skip
+
+
+def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now: datetime | None = None) -> Alarm:
+    """A permitted user clears an active alarm by hand, with a coded reason and free text; audited, seen by all."""
+    if reason not in AlarmResolveReason.values:
+        raise PumpStreamError("Choose a reason", code="invalid_reason", field="reason")
+    note = note.strip()[:500]
+    if reason in NOTE_REQUIRED and not note:
+        raise PumpStreamError("Explain the reason in the note", code="invalid_reason", field="note")
+    now = now or timezone.now()
+    with transaction.atomic():
+        device, alarm = alarm_lock(alarm_id=alarm_id)
+        if alarm.state != AlarmState.ACTIVE:
+            raise PumpStreamError("This alarm is no longer active", code="alarm_not_active")
+        alarm.state, alarm.cleared_at = AlarmState.CLEARED, now
+        alarm.resolved_by, alarm.resolved_at, alarm.resolved_reason, alarm.resolved_note = user, now, reason, note
+        alarm.save()
+        event_record(
+            device=device, session=alarm.session, kind="user.alarm_resolved", user=user, received_at=now,
+            payload={"alarmId": alarm.pk, "type": alarm.type, "reason": reason, "note": note},
+        )  # fmt: skip
+        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+    logger.info("alarm resolved", extra={"device_id": device.device_id, "reason": reason})
+    return alarm
+
+
+def alarms_remind(*, now: datetime | None = None) -> int:
+    """Re-alert active alarms still active past the reminder interval after acknowledgement; returns how many."""
+    now = now or timezone.now()
+    due = Q()
+    for priority, setting in REMINDED_PRIORITIES.items():
+        due |= Q(priority=priority, acknowledged_at__lt=now - timedelta(seconds=settings.PUMPSTREAM[setting]))
+    overdue = Alarm.objects.filter(due, state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
+    reminded = 0
+    for alarm_id, device_id in overdue.order_by("acknowledged_at").values_list("pk", "device__device_id")[:PER_TICK]:
+        reminded += _remind(alarm_id, device_id, now)
+    return reminded
+
+
+def _remind(alarm_id: int, device_id: str, now: datetime) -> int:
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        alarm = Alarm.objects.select_related("session").get(pk=alarm_id)
+        if alarm.state != AlarmState.ACTIVE or alarm.acknowledged_at is None:
+            return 0
+        acknowledged_at = alarm.acknowledged_at
+        alarm_realert_mark(alarm, now=now)
+        alarm.save()
+        event_record(
+            device=device, session=alarm.session, kind="alarm.reminded", received_at=now,
+            payload={"alarmId": alarm.pk, "type": alarm.type, "acknowledgedAt": acknowledged_at.isoformat()},
+        )  # fmt: skip
+        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
+    return 1

@@ -1,0 +1,106 @@
+"""Read-back (contract v1.1): the parameters a pump confirms against the order, and what a difference raises.
+
+A confirmation matches when the rate is within 0.5 % of the rate as sent (plus 0.000001 mL/min for
+rounding; no floor), volumes within 0.05 mL and time within 0.1 min; a disabled bolus equals a bolus
+of 0. A missing `parameters` object or field is `unverified`, never a match; a field out of
+tolerance is a `mismatch` whatever else is missing. While an unverified session runs, a reported
+`flowRate` beyond the rate tolerance raises `parameter_mismatch`.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from devices.models import Device, InfusionSession
+from devices.models.infusions import RATE_DECIMALS
+from devices.services.alarms import alarm_raise
+from devices.services.changes import session_changed
+from devices.states import AlarmPriority, AlarmSource, ReadBack
+
+RATE_TOLERANCE = 0.005
+RATE_ROUNDING_ML_MIN = 0.000001
+VOLUME_TOLERANCE_ML = 0.05
+TIME_TOLERANCE_MIN = 0.1
+REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
+MISMATCH_MESSAGE = "The pump is running different parameters from the order"
+UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
+
+
+def rate_within_tolerance(*, ordered_ml_min: float, reported_ml_min: float) -> bool:
+    """Whether a reported rate is within 0.5 % of the ordered rate as sent (6 decimals), plus rounding."""
+    sent = round(ordered_ml_min, RATE_DECIMALS)
+    return abs(reported_ml_min - sent) <= RATE_TOLERANCE * sent + RATE_ROUNDING_ML_MIN
+
+
+def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[ReadBack, list[str]]:
+    """The read-back of a confirmation's `parameters`, and the fields that differ (mismatch) or are missing."""
+    reported = reported if isinstance(reported, dict) else {}
+    wanted = list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
+    missing = [name for name in wanted if not _is_value(reported.get(name))]
+    differing = [name for name in wanted if name not in missing and not _field_matches(session, reported, name)]
+    if differing:
+        return ReadBack.MISMATCH, differing
+    return (ReadBack.UNVERIFIED, missing) if missing else (ReadBack.MATCH, [])
+
+
+def _is_value(value: object) -> bool:
+    return isinstance(value, bool | int | float) and value == value
+
+
+def _field_matches(session: InfusionSession, reported: dict, name: str) -> bool:
+    value = reported[name]
+    ordered_bolus = session.bolus_volume_ml if session.bolus_enabled else 0.0
+    if name == "bolusEnabled":  # enabled: compared as `bolusVolumeMl`; disabled equals a bolus of 0
+        return value is True or ordered_bolus <= VOLUME_TOLERANCE_ML
+    if isinstance(value, bool):
+        return False
+    if name == "flowRateMlMin":
+        return rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=value)
+    if name == "plannedTimeMin":
+        return abs(value - session.planned_time_min) <= TIME_TOLERANCE_MIN
+    if name == "plannedVolumeMl":
+        return abs(value - session.planned_volume_ml) <= VOLUME_TOLERANCE_ML
+    return abs(value - ordered_bolus) <= VOLUME_TOLERANCE_ML
+
+
+def readback_record(*, device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> ReadBack:
+    """Store a session's read-back from its confirmation and raise what it calls for; the caller emits the session.
+
+    Mismatch: high `parameter_mismatch`; unverified: medium `parameters_unverified`; both tied to the session.
+    """
+    result, fields = readback_compare(session, reported)
+    session.read_back = result
+    session.save(update_fields=["read_back"])
+    details = {"ordered": session.order, "reported": reported, "fields": fields}
+    if result == ReadBack.MISMATCH:
+        alarm_raise(device=device, session=session, type="parameter_mismatch", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.SERVER, now=now, details=details,
+                    message=f"{MISMATCH_MESSAGE} ({', '.join(fields)})")  # fmt: skip
+    elif result == ReadBack.UNVERIFIED:
+        alarm_raise(device=device, session=session, type="parameters_unverified", priority=AlarmPriority.MEDIUM,
+                    source=AlarmSource.SERVER, now=now, details=details,
+                    message=UNVERIFIED_MESSAGE)  # fmt: skip
+    return result
+
+
+def readback_progress_check(
+    *, device: Device, session: InfusionSession, rates: Iterable[float | None], now: datetime
+) -> bool:
+    """While an unverified session runs, a reported `flowRate` beyond tolerance raises `parameter_mismatch`.
+
+    `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
+    """
+    if session.read_back != ReadBack.UNVERIFIED:
+        return False
+    beyond = [rate for rate in rates if rate is not None
+              and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
+    if not beyond:
+        return False
+    whole = InfusionSession.objects.get(pk=session.pk)
+    whole.read_back = session.read_back = ReadBack.MISMATCH
+    whole.save(update_fields=["read_back"])
+    alarm_raise(device=device, session=whole, type="parameter_mismatch", priority=AlarmPriority.HIGH,
+                source=AlarmSource.SERVER, now=now,
+                details={"ordered": whole.order, "reportedFlowRate": beyond[-1], "fields": ["flowRate"]},
+                message=f"{MISMATCH_MESSAGE}: it reports {beyond[-1] * 60:g} mL/h")  # fmt: skip
+    session_changed(device=device, session=whole)
+    return True

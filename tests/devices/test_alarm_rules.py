@@ -1,0 +1,176 @@
+"""Unit tests of the alarm rules (contract v1.1): key derivation, odd forms, repeats, re-alerts, reminders, resolve."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import Alarm, DeviceEvent
+from devices.services.alarm_rules import alarm_resolve, alarms_remind
+from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise, alarm_type_key
+from devices.services.changes import device_lock
+from devices.services.sessions import infusion_confirm, infusion_start
+from devices.states import AlarmPriority, AlarmSource, AlarmState
+from realtime import events
+from realtime.mqtt.schemas import ErrorPayload
+from tests.factories import make_device, make_order, make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HIGH, MEDIUM, LOW = AlarmPriority.HIGH, AlarmPriority.MEDIUM, AlarmPriority.LOW
+
+
+def notifications(emitted) -> list[dict]:
+    return [change.body["notification"] for change in emitted if change.event == events.DEVICE_NOTIFICATION]
+
+
+def raise_(type="occlusion", priority=HIGH, source=AlarmSource.DEVICE, session=None, now=None, **fields) -> Alarm:
+    with transaction.atomic():
+        device = device_lock(device_id="PUMP_0001")
+        return alarm_raise(device=device, type=type, priority=priority, source=source, session=session, now=now,
+                           **fields)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("reported", "key"),
+    [("Occlusion Detected (downstream)", "occlusion_detected__downstream_"), ("bubble_detected", "bubble_detected"),
+     ("Überdruck ⚠", "_berdruck__"), ("door-open.v2", "door_open_v2"), ("", "device_error"), ("A" * 100, "a" * 64),
+     ("42", "42")],
+)  # fmt: skip
+def test_type_key_is_lower_case_with_every_other_character_an_underscore(reported, key):
+    assert alarm_type_key(reported) == key
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [({"type": "Occlusion Detected (downstream)", "severity": "HIGH"}, {"type": "Occlusion Detected (downstream)"}),
+     ({"type": 42, "errorCode": 7}, {"type": "42", "errorCode": "7"}),
+     ({"errorCode": "E-17", "severity": 3}, {"type": "device_error", "errorCode": "E-17", "severity": "3"}),
+     ({"type": "x", "message": "m" * 2000, "errorCode": "c" * 100}, {"message": "m" * 500, "errorCode": "c" * 64}),
+     ({"type": "x", "details": "just text"}, {"details": {"value": "just text"}}),
+     ({"type": "x", "details": {"a": {"b": [1, {"c": 2}]}}}, {"details": {"a": {"b": [1, {"c": 2}]}}}),
+     ({"type": "x", "message": {"text": "nested"}}, {"message": '{"text": "nested"}'}),
+     ({}, {"type": "device_error", "severity": None}), ({"type": "   "}, {"type": "device_error"})],
+)  # fmt: skip
+def test_error_payload_accepts_every_readable_form(payload, expected):
+    parsed = ErrorPayload.model_validate(payload)
+    for name, value in expected.items():
+        assert getattr(parsed, name) == value, f"{name} of {payload!r}"
+
+
+def test_a_repeat_of_an_active_alarm_only_counts(emitted):
+    make_device()
+    for _ in range(3):
+        alarm = raise_()
+    assert alarm.count == 3 and alarm.alerts == 1
+    assert len(notifications(emitted)) == 1, "a repeat must not notify again"
+
+
+def test_alarm_raised_after_clearing_is_a_new_alarm_that_alerts(emitted):
+    device = make_device()
+    first = raise_()
+    with transaction.atomic():
+        alarm_clear(device=device_lock(device_id=device.device_id), types=["occlusion"])
+    second = raise_()
+    assert second.pk != first.pk and second.count == 1
+    assert len(notifications(emitted)) == 2
+
+
+def test_a_repeat_at_higher_priority_alerts_again_unacknowledged(emitted):
+    make_device()
+    user = make_user()
+    alarm = raise_(priority=MEDIUM)
+    alarm_acknowledge(alarm_id=alarm.pk, user=user)
+    repeated = raise_(priority=MEDIUM)
+    assert repeated.acknowledged_at is not None, "a repeat at the same priority keeps the acknowledgement"
+    louder = raise_(priority=HIGH)
+    assert louder.pk == alarm.pk and louder.priority == HIGH and louder.acknowledged_at is None
+    assert louder.alerts == 2 and len(notifications(emitted)) == 2
+    quieter = raise_(priority=LOW)
+    assert quieter.priority == HIGH, "a repeat at a lower priority never lowers it"
+
+
+def test_same_type_and_code_in_a_new_session_is_a_new_alarm():
+    device = make_device()
+    first = infusion_start(device_id="PUMP_0001", order=make_order())
+    before = raise_(session=first)
+    with transaction.atomic():
+        infusion_confirm(device=device_lock(device_id=device.device_id), infusion_id=first.infusion_id,
+                         confirmed=False, parameters=None, confirmation={})  # fmt: skip
+    second = infusion_start(device_id="PUMP_0001", order=make_order())
+    after = raise_(session=second)
+    assert after.pk != before.pk and after.session == second and after.count == 1
+    assert Alarm.objects.filter(type="occlusion", state=AlarmState.ACTIVE).count() == 2, (
+        "a device alarm of the first session stays until the pump clears it"
+    )
+
+
+@pytest.mark.parametrize(("priority", "seconds", "reminded"),
+                         [(HIGH, 299, False), (HIGH, 301, True), (MEDIUM, 899, False), (MEDIUM, 901, True),
+                          (LOW, 10_000, False)])  # fmt: skip
+def test_an_acknowledged_alarm_still_active_past_the_reminder_interval_alerts_again(
+    emitted, priority, seconds, reminded
+):
+    make_device()
+    alarm = raise_(priority=priority)
+    acknowledged_at = timezone.now()
+    alarm_acknowledge(alarm_id=alarm.pk, user=make_user(), now=acknowledged_at)
+    assert alarms_remind(now=acknowledged_at + timedelta(seconds=seconds)) == int(reminded)
+    alarm.refresh_from_db()
+    assert (alarm.acknowledged_at is None) is reminded
+    assert len(notifications(emitted)) == 1 + int(reminded)
+    if reminded:
+        assert DeviceEvent.objects.filter(kind="alarm.reminded").exists()
+        assert notifications(emitted)[-1]["id"] == f"alarm-{alarm.pk}-2", "a reminder is a new notification"
+
+
+def resolver():
+    user = make_user("charge")
+    user.user_permissions.add(Permission.objects.get(codename="resolve_alarm"))
+    return user
+
+
+def test_resolve_clears_with_reason_and_note_audited_and_emitted(emitted):
+    make_device()
+    alarm = raise_(type="parameter_mismatch", source=AlarmSource.SERVER)
+    user = resolver()
+    resolved = alarm_resolve(alarm_id=alarm.pk, user=user, reason="checked_at_pump", note="rate reprogrammed")
+    assert resolved.state == AlarmState.CLEARED and resolved.resolved_by == user
+    event = DeviceEvent.objects.get(kind="user.alarm_resolved")
+    assert event.user == user and event.payload["reason"] == "checked_at_pump"
+    body = emitted[-1].body["alarm"]
+    assert body["state"] == "cleared" and body["resolved"]["by"] == "charge"
+    assert body["resolved"]["reason"] == "checked_at_pump" and body["resolved"]["note"] == "rate reprogrammed"
+
+
+@pytest.mark.parametrize(("reason", "note"), [("", ""), ("bogus", "x"), ("other", " "), ("false_alarm", "")])
+def test_resolve_needs_a_coded_reason_and_a_note_when_other(reason, note):
+    make_device()
+    alarm = raise_()
+    with pytest.raises(PumpStreamError) as refused:
+        alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason=reason, note=note)
+    assert refused.value.code == "invalid_reason"
+    alarm.refresh_from_db()
+    assert alarm.state == AlarmState.ACTIVE
+
+
+def test_resolving_a_cleared_alarm_is_refused():
+    make_device()
+    alarm = raise_()
+    alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason="checked_at_pump")
+    with pytest.raises(PumpStreamError) as refused:
+        alarm_resolve(alarm_id=alarm.pk, user=make_user("other"), reason="checked_at_pump")
+    assert refused.value.code == "alarm_not_active"
+
+
+def test_device_clear_never_clears_a_server_alarm():
+    device = make_device()
+    server = raise_(type="infusing_without_order", source=AlarmSource.SERVER)
+    with transaction.atomic():
+        alarm_clear(device=device_lock(device_id=device.device_id), types=["infusing_without_order"],
+                    source=AlarmSource.DEVICE)  # fmt: skip
+    server.refresh_from_db()
+    assert server.state == AlarmState.ACTIVE
