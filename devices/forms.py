@@ -8,6 +8,7 @@ from devices.services.sessions import VOLUME_TOLERANCE_ML, InfusionOrder
 from realtime.events import MINUTES_PER_HOUR
 
 CONFIRM_WORD = "start"
+DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
 TIME_DECIMALS = 2
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.
 SERVICE_FIELD_TO_FORM = {
@@ -19,7 +20,7 @@ SERVICE_FIELD_TO_FORM = {
 
 
 class InfusionOrderForm(forms.Form):
-    """Patient (or a recorded skip), then rate in mL/h, volume in mL and time in min, bolus, and "start"."""
+    """Patient (or a recorded skip), then the drug, rate in mL/h, volume in mL and time in min, bolus, and "start"."""
 
     patient_skipped = forms.BooleanField(required=False)
     patient_name = forms.CharField(required=False, max_length=200)
@@ -27,7 +28,8 @@ class InfusionOrderForm(forms.Form):
     patient_weight_kg = forms.FloatField(required=False, min_value=0.2, max_value=500)
     patient_bed = forms.CharField(required=False, max_length=32)
     patient_allergies = forms.CharField(required=False, max_length=500)
-    drug = forms.CharField(required=False, max_length=100)
+    # On the infusion step, not the patient step: skipping the patient never skips the drug.
+    drug = forms.CharField(max_length=100, strip=True, error_messages={"required": DRUG_REQUIRED})
     rate_ml_h = forms.FloatField(required=False, min_value=0.1)
     volume_ml = forms.FloatField(required=False, min_value=0.1)
     time_min = forms.FloatField(required=False, min_value=0.1)

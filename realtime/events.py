@@ -105,6 +105,9 @@ def session_body(session: InfusionSession) -> dict:
             "endedAt": iso(session.ended_at),
             "reportedParameters": session.reported_parameters,
             "readBack": session.read_back or None,
+            # who the infusion is for, so Stop names the patient (the pages already show the pump's ward only)
+            "patient": session.patient_name or None,
+            "patientBed": session.patient_bed or None,
         }
     }
 

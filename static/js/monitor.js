@@ -7,9 +7,9 @@ import {
 } from "./format.js";
 import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
+import { CommandConfirmation } from "./confirm_dialog.js";
 import { VolumeChart } from "./volume_chart.js";
 
-const COMMAND_VERB = { pause: "Pause", resume: "Resume", stop: "Stop" };
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
 const ACTIVE = new Set(["pending", "running", "paused"]);
 const $ = (root, selector) => root.querySelector(selector);
@@ -267,22 +267,22 @@ export class Monitor {
 
   wireControls() {
     const dialog = $(this.root, "#confirm-dialog");
-    for (const button of this.root.querySelectorAll("button[data-command]")) {
-      button.addEventListener("click", () => {
-        const command = button.dataset.command;
-        dialog.dataset.command = command;
-        $(dialog, "#confirm-title").textContent = `${COMMAND_VERB[command]} the infusion?`;
-        $(dialog, "#confirm-text").textContent =
-          `${COMMAND_VERB[command]} the infusion on ${this.deviceId}. The pump is sent the command; ` +
-          "its progress is shown below.";
-        $(dialog, "#confirm-reason").value = "";
-        dialog.returnValue = "";
-        dialog.showModal();
-      });
-    }
-    dialog?.addEventListener("close", () => {
-      if (dialog.returnValue === "confirm") this.sendCommand(dialog.dataset.command, $(dialog, "#confirm-reason").value);
+    if (!dialog) return;
+    const confirm = new CommandConfirmation(dialog, {
+      describe: () => this.infusionDescription(),
+      onConfirm: (command, reason) => this.sendCommand(command, reason),
     });
+    for (const button of this.root.querySelectorAll("button[data-command]")) {
+      button.addEventListener("click", () => confirm.open(button.dataset.command));
+    }
+  }
+
+  /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
+  infusionDescription() {
+    const drug = this.session?.order?.drug || "an unnamed drug";
+    const patient = this.session?.patient ? ` for ${this.session.patient}` : " (no patient recorded)";
+    const bed = this.root.dataset.bed || this.session?.patientBed;
+    return `the infusion of ${drug}${patient}${bed ? ` in bed ${bed}` : ""} (pump ${this.deviceId})`;
   }
 
   async sendCommand(command, reason) {

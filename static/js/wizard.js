@@ -1,5 +1,6 @@
-// The start-infusion wizard: patient (or a recorded skip), infusion (any two of rate, volume and time
-// give the third; bolus within the total), review with "start" typed to confirm. The server checks the
+// The start-infusion wizard: patient (or a recorded skip), infusion (the drug, then any two of rate, volume
+// and time give the third; bolus within the total), review with "start" typed to confirm. Enter advances a
+// step but never starts an infusion; an error clears as soon as its field is put right. The server checks the
 // same rules and names the wrong field; its answer opens the waiting modal.
 
 import { duration, fixed } from "./format.js";
@@ -7,7 +8,7 @@ import { postJson } from "./http.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
 const STEP_OF_FIELD = {
-  patient_name: 1, patient_age: 1, patient_weight_kg: 1, patient_bed: 1, patient_allergies: 1, drug: 1,
+  patient_name: 1, patient_age: 1, patient_weight_kg: 1, patient_bed: 1, patient_allergies: 1, drug: 2,
   rate_ml_h: 2, volume_ml: 2, time_min: 2, bolus_volume_ml: 2, bolus_enabled: 2, confirm: 3,
 };
 
@@ -41,6 +42,27 @@ export class Wizard {
       event.preventDefault();
       this.submit();
     });
+    this.form.addEventListener("keydown", (event) => this.onEnter(event));
+    // on input only: a re-check on blur ("change") would move the buttons under the pointer mid-click
+    this.form.addEventListener("input", () => this.revalidateShownErrors());
+  }
+
+  /** Enter advances steps 1 and 2; on the review it only says how to start (a click, never a key). */
+  onEnter(event) {
+    if (event.key !== "Enter" || event.isComposing || event.target.tagName !== "INPUT") return;
+    event.preventDefault();
+    if (this.step < 3) this.go(this.step + 1);
+    else this.setError("confirm", "Enter does not start an infusion: press the Start infusion button.");
+  }
+
+  /** Errors on screen are re-checked as the clinician types, so a fixed field never keeps its error. */
+  revalidateShownErrors() {
+    this.root.querySelector("#wizard-error").hidden = true;
+    const errors = this.step === 1 ? this.patientErrors() : this.step === 2 ? this.infusionErrors() : {};
+    for (const slot of this.root.querySelectorAll("[data-error-for]")) {
+      const name = slot.dataset.errorFor;
+      if (slot.textContent && STEP_OF_FIELD[name] === this.step) this.setError(name, errors[name] ?? "");
+    }
   }
 
   // ---- steps ---------------------------------------------------------------------------------------
@@ -132,6 +154,7 @@ export class Wizard {
 
   infusionErrors() {
     const errors = {};
+    if (!this.field("drug").value.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
     const [rate, volume, minutes] = RVT.map((name) => this.numberOf(name));
     if ([rate, volume, minutes].filter((value) => value !== null && value > 0).length < 2) {
       for (const name of RVT) if (!(this.numberOf(name) > 0)) errors[name] = "Enter any two of rate, volume and time.";

@@ -45,8 +45,8 @@ def fill_order(page, *, skip_patient: bool = False) -> None:
         expect(page.locator("#skip-warning")).to_be_visible()
     else:
         page.get_by_label("Name", exact=True).fill("Ada Lovelace")
-        page.get_by_label("Drug", exact=True).fill("Saline 0.9%")
         page.get_by_role("button", name="Next: infusion").click()
+    page.get_by_label("Drug", exact=True).fill("Saline 0.9%")  # on the infusion step: a skip never skips it
     page.get_by_label("Rate (mL/h)").fill("120")
     page.get_by_label("Volume (mL)", exact=True).fill("30")
     expect(page.get_by_label("Time (min)")).to_have_value("15")
@@ -103,7 +103,7 @@ def command_and_watch(page, verb: str, shown: str) -> None:
     dialog = page.locator("#confirm-dialog")
     expect(dialog).to_be_visible()
     expect(dialog.locator("#confirm-title")).to_have_text(f"{verb} the infusion?")
-    dialog.get_by_role("button", name="Confirm").click()
+    dialog.get_by_role("button", name=f"{verb} infusion").click()
     expect(page.locator("#mon-session")).to_have_text(shown, timeout=15_000)
     command = {"Pause": "PAUSE_INFUSION", "Resume": "RESUME_INFUSION", "Stop": "STOP_INFUSION"}[verb]
     expect(page.locator(f'#command-list li[data-command="{command}"]').first).to_have_attribute(

@@ -98,6 +98,8 @@ def test_skipping_the_patient_is_recorded(client, device):
         ({"volume_ml": "501", "rate_ml_h": "500"}, "volume_ml", "at most 500 mL"),
         ({"time_min": "99"}, "time_min", "Rate × time must equal the volume"),
         ({"patient_name": ""}, "patient_name", "or choose Skip"),
+        ({"drug": ""}, "drug", "Enter the drug"),
+        ({"drug": "   ", "patient_skipped": "on", "patient_name": ""}, "drug", "Enter the drug"),
         ({"confirm": "yes"}, "confirm", 'Type "start"'),
         ({"rate_ml_h": "fast"}, "rate_ml_h", "number"),
     ],
