@@ -1,8 +1,11 @@
 """Django admin for device records: pumps editable; sessions, commands, alarms read-mostly; logs read-only."""
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
 from django.http import HttpRequest
 
+from devices.exceptions import PumpStreamError
 from devices.models import (
     Alarm,
     BridgeStatus,
@@ -16,6 +19,9 @@ from devices.models import (
     Ward,
 )
 from devices.services.accounts import service_account_create, service_account_revoke
+from devices.services.alarm_rules import alarm_resolve
+from devices.states import AlarmResolveReason, AlarmState
+from devices.views.pages import RESOLVE_PERMISSION
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,12 +81,37 @@ class CommandAdmin(ReadMostlyAdmin):
     list_select_related = ["device", "created_by"]
 
 
+class AlarmResolveForm(ActionForm):
+    """The admin's resolve action asks for the coded reason and a note, as the monitor's dialog does."""
+
+    reason = forms.ChoiceField(choices=[("", "— reason —"), *AlarmResolveReason.choices], required=False)
+    note = forms.CharField(max_length=500, required=False)
+
+
 @admin.register(Alarm)
 class AlarmAdmin(ReadMostlyAdmin):
-    list_display = ["type", "device", "priority", "state", "count", "raised_at", "acknowledged_by"]
+    list_display = ["type", "type_reported", "device", "priority", "state", "count", "raised_at", "acknowledged_by",
+                    "resolved_by", "resolved_reason"]  # fmt: skip
     list_filter = ["state", "priority", "source"]
-    search_fields = ["type", "error_code", "device__device_id"]
-    list_select_related = ["device", "acknowledged_by"]
+    search_fields = ["type", "type_reported", "error_code", "device__device_id"]
+    list_select_related = ["device", "acknowledged_by", "resolved_by"]
+    action_form = AlarmResolveForm
+    actions = ["resolve"]
+
+    @admin.action(description="Resolve selected alarms (reason and note above)", permissions=["resolve"])
+    def resolve(self, request: HttpRequest, queryset) -> None:
+        """Clear stuck alarms by hand through `alarm_resolve`: audited and shown to everyone watching."""
+        reason, note = request.POST.get("reason", ""), request.POST.get("note", "")
+        for alarm in queryset.filter(state=AlarmState.ACTIVE):
+            try:
+                alarm_resolve(alarm_id=alarm.pk, user=request.user, reason=reason, note=note)
+            except PumpStreamError as exc:
+                self.message_user(request, f"{alarm}: {exc.message}", messages.ERROR)
+                return
+        self.message_user(request, "Alarms resolved.", messages.SUCCESS)
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(RESOLVE_PERMISSION)
 
 
 @admin.register(DeviceEvent)

@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/infusions/<str:infusion_id>/cancel/", api.infusion_cancel_api, name="api_infusion_cancel"),
     path("api/bridge/", api.bridge_status_api, name="api_bridge"),
     path("api/alarms/<int:alarm_id>/acknowledge/", api.alarm_acknowledge_api, name="api_alarm_acknowledge"),
+    path("api/alarms/<int:alarm_id>/resolve/", api.alarm_resolve_api, name="api_alarm_resolve"),
 ]

@@ -25,10 +25,11 @@ from devices.selectors import (
     session_current,
     session_visible_to,
 )
+from devices.services.alarm_rules import alarm_resolve
 from devices.services.alarms import alarm_acknowledge
 from devices.services.sessions import infusion_cancel, infusion_request, infusion_start
 from devices.states import CommandKind
-from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION
+from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
 from devices.views.presenters import event_entry, sample_point
 from realtime import events
 
@@ -39,7 +40,7 @@ USER_COMMANDS = {
     "resume": CommandKind.RESUME_INFUSION,
     "stop": CommandKind.STOP_INFUSION,
 }
-STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "not_found": 404}
+STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "invalid_reason": 400, "not_found": 404}
 CONFLICT = 409
 
 
@@ -140,6 +141,18 @@ def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
     if alarm_visible_to(request.user, alarm_id) is None:
         return not_found("alarm")
     alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user)
+    return JsonResponse(events.alarm_body(alarm))
+
+
+@require_POST
+@api_endpoint(RESOLVE_PERMISSION)
+def alarm_resolve_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
+    """Resolve a stuck alarm with a coded `reason` and a `note` (audited, sent to everyone watching)."""
+    if alarm_visible_to(request.user, alarm_id) is None:
+        return not_found("alarm")
+    data = request_data(request)
+    alarm = alarm_resolve(alarm_id=alarm_id, user=request.user, reason=str(data.get("reason", "")),
+                          note=str(data.get("note", ""))[:500])  # fmt: skip
     return JsonResponse(events.alarm_body(alarm))
 
 

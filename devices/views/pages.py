@@ -14,10 +14,12 @@ from devices.selectors import (
     sessions_current_by_device,
     wards_visible_to,
 )
+from devices.states import AlarmResolveReason
 from devices.views.presenters import monitor_state, page_settings, pump_summary
 
 COMMAND_PERMISSION = "devices.command_device"
 ACKNOWLEDGE_PERMISSION = "devices.acknowledge_alarm"
+RESOLVE_PERMISSION = "devices.resolve_alarm"
 
 
 @login_required
@@ -72,6 +74,8 @@ def _monitor_context(request: HttpRequest, device: Device) -> dict:
             "bridge": bridge,
             "canCommand": user.has_perm(COMMAND_PERMISSION),
             "canAcknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
+            "canResolve": user.has_perm(RESOLVE_PERMISSION),
+            "resolveReasons": [{"value": value, "label": label} for value, label in AlarmResolveReason.choices],
         },
     }
 

@@ -9,6 +9,7 @@ import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
 import { VolumeChart } from "./volume_chart.js";
+import { renderReadBack } from "./readback.js";
 
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
 const ACTIVE = new Set(["pending", "running", "paused"]);
@@ -38,6 +39,7 @@ export class Monitor {
     });
     this.chart = new VolumeChart($(root, "#volume-chart"));
     this.wireControls();
+    this.wireResolve();
     this.render();
     this.loadHistory();
     live.subscribeDevice(this.deviceId, (name, payload) => this.apply(name, payload));
@@ -112,6 +114,7 @@ export class Monitor {
   render() {
     this.renderFreshness();
     this.renderSession();
+    this.renderReadBack();
     this.renderProgress();
     this.renderAlarms();
     this.renderControls();
@@ -155,6 +158,10 @@ export class Monitor {
       ? `${fixed(mlMinToMlH(order.flowRateMlMin), 1, "mL/h")} · ${fixed(order.plannedVolumeMl, 1, "mL")} · ` +
         `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${fixed(order.bolus.volumeMl, 1, "mL")}` : ""}`
       : "—";
+  }
+
+  renderReadBack() {
+    renderReadBack($(this.root, "#mon-readback"), ACTIVE.has(this.session?.status) ? this.session : null);
   }
 
   renderProgress() {
@@ -207,7 +214,45 @@ export class Monitor {
       ack.append(button);
     }
     item.append(title, text, ack);
+    if (this.page.canResolve) {
+      const resolve = document.createElement("button");
+      resolve.type = "button";
+      resolve.className = "secondary resolve";
+      resolve.textContent = "Resolve…";
+      resolve.addEventListener("click", () => this.openResolve(alarm));
+      item.append(resolve);
+    }
     return item;
+  }
+
+  // ---- resolving a stuck alarm (coded reason and a note; audited and seen by every watcher) ------------
+
+  wireResolve() {
+    const dialog = $(this.root, "#resolve-dialog");
+    if (!dialog) return;
+    const select = $(dialog, "#resolve-reason");
+    const placeholder = new Option("Choose a reason…", "");
+    select.replaceChildren(placeholder, ...(this.page.resolveReasons ?? []).map((r) => new Option(r.label, r.value)));
+    dialog.addEventListener("close", () => {
+      if (dialog.returnValue === "resolve") this.resolve(dialog.dataset.alarmId, select.value, $(dialog, "#resolve-note").value);
+    });
+  }
+
+  openResolve(alarm) {
+    const dialog = $(this.root, "#resolve-dialog");
+    dialog.dataset.alarmId = alarm.id;
+    $(dialog, "#resolve-text").textContent = `${humanType(alarm.type)} on ${this.deviceId}: clear it by hand, with a reason.`;
+    $(dialog, "#resolve-reason").value = "";
+    $(dialog, "#resolve-note").value = "";
+    $(dialog, "#resolve-error").textContent = "";
+    dialog.returnValue = "";
+    dialog.showModal();
+  }
+
+  async resolve(alarmId, reason, note) {
+    const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note });
+    if (ok) this.apply("device:alarm", { deviceId: this.deviceId, alarm: body.alarm });
+    else this.flash(body.message ?? "Could not resolve the alarm");
   }
 
   async acknowledge(alarm, button) {

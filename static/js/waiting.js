@@ -1,18 +1,23 @@
 // The waiting modal after "start": what the server is waiting for (sent, delivered to the pump, a person
 // at the pump accepting), a countdown from the confirmation timeout, Cancel, and a clear message for each
-// ending: confirmed (closes, monitoring begins), rejected, timed out, parameter mismatch, cancelled,
-// command failed, or a lost connection.
+// ending: confirmed with matching read-back (closes, monitoring begins), parameter mismatch or unverified
+// (stays open with ordered and reported values side by side), rejected, timed out, cancelled, command
+// failed, or a lost connection.
 
 import { getJson, postJson } from "./http.js";
 import { serverNowMs } from "./format.js";
+import { readBackOf, renderReadBack } from "./readback.js";
 
-const MISMATCH_GRACE_MS = 600; // the mismatch alarm follows the confirmation in the same commit
 const POLL_AFTER_DEADLINE_MS = 3000;
+// A running session's read-back decides how the window ends: only a match closes it as confirmed.
+const OUTCOME_FOR_READBACK = { match: "confirmed", mismatch: "mismatch", unverified: "unverified" };
+const CHECK_AT_PUMP = new Set(["mismatch", "unverified"]);
 
 const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
   timeout: "The pump did not confirm in time. The start was withdrawn and the pump told to stop.",
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
+  unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
   cancelled: "The start was cancelled. The pump was told to clear its screen.",
   failed: "The command could not be delivered to the pump.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
@@ -26,7 +31,7 @@ export class WaitingModal {
     this.byId = (id) => dialog.querySelector(`#${id}`);
     this.byId("waiting-cancel").addEventListener("click", () => this.cancel());
     this.byId("waiting-retry").addEventListener("click", () => this.close(() => this.onRetry()));
-    this.byId("waiting-close").addEventListener("click", () => this.close(() => this.outcome === "mismatch" && this.onConfirmed()));
+    this.byId("waiting-close").addEventListener("click", () => this.close(() => CHECK_AT_PUMP.has(this.outcome) && this.onConfirmed()));
     dialog.addEventListener("cancel", (event) => event.preventDefault()); // Escape must not hide a pending start
     monitor.onEvent((name, payload) => this.onDeviceEvent(name, payload));
     live.onStateChange((state) => this.onConnection(state));
@@ -36,6 +41,7 @@ export class WaitingModal {
     this.session = session;
     this.deadline = Date.parse(session.createdAt) + this.confirmationTimeoutS * 1000;
     this.setOutcome("waiting", "");
+    renderReadBack(this.byId("waiting-readback"), null);
     for (const step of this.dialog.querySelectorAll("[data-wait]")) step.dataset.done = "false";
     this.mark("sent", "active");
     this.dialog.showModal();
@@ -51,11 +57,6 @@ export class WaitingModal {
   onDeviceEvent(name, payload) {
     if (name === "device:command" && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === "device:session" && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
-    else if (name === "device:alarm" && payload.alarm?.type === "parameter_mismatch") {
-      if (this.session && payload.alarm.infusionId === this.session.infusionId && this.outcome === "confirming") {
-        this.finish("mismatch");
-      }
-    }
   }
 
   onCommand(command) {
@@ -72,8 +73,8 @@ export class WaitingModal {
       this.delivered();
     }
     if (session.status === "running" || session.status === "paused") {
-      this.outcome = "confirming";
-      setTimeout(() => this.outcome === "confirming" && this.finish("confirmed"), MISMATCH_GRACE_MS);
+      renderReadBack(this.byId("waiting-readback"), this.session);
+      this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
     } else if (session.status === "rejected") this.finish("rejected");
     else if (session.status === "timed_out") this.finish("timeout");
     else if (session.status === "cancelled") this.finish("cancelled");
@@ -132,11 +133,11 @@ export class WaitingModal {
     this.outcome = outcome;
     this.dialog.dataset.outcome = outcome;
     this.byId("waiting-message").textContent = message;
-    const ended = !["waiting", "connection", "confirming"].includes(outcome);
+    const ended = !["waiting", "connection"].includes(outcome);
     this.byId("waiting-cancel").hidden = ended;
     this.byId("waiting-retry").hidden = !RETRY.has(outcome);
     this.byId("waiting-close").hidden = !ended;
-    this.byId("waiting-close").textContent = outcome === "mismatch" ? "Go to the monitor" : "Close";
+    this.byId("waiting-close").textContent = CHECK_AT_PUMP.has(outcome) ? "Go to the monitor" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
     if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
   }

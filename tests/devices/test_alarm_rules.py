@@ -174,3 +174,21 @@ def test_device_clear_never_clears_a_server_alarm():
                     source=AlarmSource.DEVICE)  # fmt: skip
     server.refresh_from_db()
     assert server.state == AlarmState.ACTIVE
+
+
+def test_resolve_endpoint_needs_the_permission_and_answers_the_resolved_alarm(client):
+    device = make_device()
+    alarm = raise_(type="unreadable_alarm", source=AlarmSource.SERVER)
+    client.force_login(make_user("plain", ward=device.ward))
+    url = f"/api/alarms/{alarm.pk}/resolve/"
+    payload = {"reason": "checked_at_pump", "note": "screen shows occlusion cleared"}
+    assert client.post(url, payload, content_type="application/json").status_code == 403
+    charge = resolver()
+    device.ward.members.add(charge)
+    client.force_login(charge)
+    refused = client.post(url, {"reason": "other"}, content_type="application/json")
+    assert refused.status_code == 400 and refused.json()["field"] == "note"
+    answer = client.post(url, payload, content_type="application/json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["alarm"]["resolved"]["reason"] == "checked_at_pump"
+    assert client.post(url, payload, content_type="application/json").status_code == 409, "already resolved"

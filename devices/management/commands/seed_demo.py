@@ -37,6 +37,9 @@ def demo_password_store(password: str) -> None:
     path.chmod(0o600)
 
 
+CLINICIAN_PERMISSIONS = ["command_device", "acknowledge_alarm", "resolve_alarm"]
+
+
 class Command(BaseCommand):
     help = "Create the demo ward, pumps, clinician and admin (safe to run again; refuses in production)."
 
@@ -63,7 +66,7 @@ class Command(BaseCommand):
             )
         reset_existing = generated and reset
         clinician = self._user("clinician", password, staff=False, reset=reset_existing)
-        clinician.user_permissions.add(*Permission.objects.filter(codename__in=["command_device", "acknowledge_alarm"]))
+        clinician.user_permissions.add(*Permission.objects.filter(codename__in=CLINICIAN_PERMISSIONS))
         ward.members.add(clinician)
         admin = self._user("admin", password, staff=True, reset=reset_existing)
         ward.members.add(admin)
