@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from devices.models import Alarm, Device, DeviceEvent, InfusionSession, ProgressSample
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
+from devices.views.event_log import event_text
 from realtime import events
 
 
@@ -38,6 +39,7 @@ def event_entry(event: DeviceEvent) -> dict:
         "user": event.user.get_username() if event.user_id else None,
         "infusionId": event.session.infusion_id if event.session_id else None,
         "summary": event_summary(event),
+        "text": event_text(event),  # the clinical sentence; None: not shown on the monitor (the admin has it)
     }
 
 

@@ -147,6 +147,7 @@ export class Monitor {
 
   renderSession() {
     const session = this.session;
+    this.chart.setPlan(session);
     const badge = $(this.root, "#mon-session");
     badge.textContent = session ? SESSION_LABEL[session.status] ?? session.status : "No infusion";
     badge.dataset.status = session?.status ?? "none";
@@ -292,16 +293,21 @@ export class Monitor {
     );
   }
 
+  /** The log in a clinician's words (the server's `text`); transport detail (no text) stays in the admin. */
   renderEvents() {
     const list = $(this.root, "#event-list");
+    const shown = this.events.filter((event) => event.text).slice(0, 30);
     list.replaceChildren(
-      ...this.events.slice(0, 30).map((event) => {
+      ...shown.map((event) => {
         const item = document.createElement("li");
-        const who = event.user ? ` · ${event.user}` : "";
-        item.textContent = `${clock(event.at)} ${event.kind}${event.summary ? `: ${event.summary}` : ""}${who}`;
+        const time = document.createElement("time");
+        time.dateTime = event.at;
+        time.textContent = clock(event.at);
+        item.append(time, ` ${event.text}`);
         return item;
       }),
     );
+    if (!shown.length) list.replaceChildren(Object.assign(document.createElement("li"), { className: "muted", textContent: "Nothing yet." }));
   }
 
   flash(message) {

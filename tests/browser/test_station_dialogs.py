@@ -6,40 +6,14 @@ import pytest
 from playwright.sync_api import expect
 
 from devices.models import Command, InfusionSession
-from devices.services.sessions import infusion_start
-from devices.states import CommandKind, SessionStatus
-from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.bridge import wait_until
+from devices.states import CommandKind
+from tests.factories import make_device, make_user, make_ward
 from tests.support.browser import screenshot
-from tests.support.simulator import SimulatorProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 HIGH_RED = "rgb(208, 2, 27)"
-
-
-@pytest.fixture
-def running_pump(stack, artifacts_dir):
-    """Bed 4's simulated pump infusing Heparin for Ann Lee; yields the nurse."""
-    ward = make_ward("d4")
-    nurse = make_user("dialog-nurse", ward=ward)
-    make_device("BRW_D_RUN", ward=ward, bed="4", has_presence=True)
-    sim = SimulatorProcess(stack["broker"].url, "BRW_D_RUN", "--auto", "--speed", "1", "--confirm-delay", "0",
-                           log_dir=artifacts_dir).start()  # fmt: skip
-    try:
-        from devices.models import Device
-
-        wait_until(lambda: Device.objects.get(device_id="BRW_D_RUN").last_seen_at, timeout=20,
-                   message=f"the simulated pump never spoke:\n{sim.log_tail()}")  # fmt: skip
-        order = make_order(drug="Heparin", bolus_enabled=False, planned_volume_ml=100, planned_time_min=100,
-                           flow_rate_ml_min=1.0, patient={"name": "Ann Lee", "bed": "4"})  # fmt: skip
-        session = infusion_start(device_id="BRW_D_RUN", order=order, user=nurse)
-        wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, timeout=20,
-                   message=f"the simulated pump never confirmed:\n{sim.log_tail()}")  # fmt: skip
-        yield nurse
-    finally:
-        sim.stop()
 
 
 def stop_commands() -> int:

@@ -1,0 +1,105 @@
+"""The monitor's event log in a clinician's words: who did what, and what the pump did in answer.
+
+The audit log keeps every event in its raw form (the admin shows it); here each kind a nurse needs is
+told in a plain sentence, and transport chatter (acknowledgements of commands, the pump's own status
+words, test messages) is left out: `event_text` returns None for it.
+"""
+
+from collections.abc import Callable
+
+from devices.models import DeviceEvent
+from realtime.events import MINUTES_PER_HOUR
+
+COMMAND_VERB = {"PAUSE_INFUSION": "pause", "RESUME_INFUSION": "resume", "STOP_INFUSION": "stop",
+                "START_INFUSION": "start"}  # fmt: skip
+SESSION_TEXT = {
+    "running": "Infusion running",
+    "paused": "Infusion paused",
+    "completed": "Infusion completed",
+    "stopped": "Infusion stopped",
+    "rejected": "The pump rejected the infusion",
+    "timed_out": "The pump did not confirm the infusion in time",
+    "cancelled": "Start cancelled",
+}
+# Reasons that are codes, not words for a person (the session's status already says it).
+CODED_REASONS = {"confirmed", "resumed", "paused", "running", "completed", "stopped"}
+
+
+def _who(event: DeviceEvent) -> str:
+    return event.user.get_username() if event.user_id else "Someone"
+
+
+def _alarm_name(payload: dict) -> str:
+    return str(payload.get("type") or "alarm").replace("_", " ")
+
+
+def _reason(payload: dict) -> str:
+    reason = payload.get("reason")
+    if not isinstance(reason, str) or not reason or reason in CODED_REASONS:
+        return ""
+    return f" ({reason.replace('_', ' ')})"
+
+
+def _start(event: DeviceEvent, payload: dict) -> str:
+    order = payload.get("order") or {}
+    rate, volume = order.get("flowRateMlMin"), order.get("plannedVolumeMl")
+    drug = payload.get("drug") or "an unnamed drug"
+    dose = f" at {rate * MINUTES_PER_HOUR:.1f} mL/h, {volume:g} mL" if isinstance(rate, int | float) and volume else ""
+    return f"{_who(event)} started {drug}{dose}"
+
+
+def _user_command(verb: str) -> Callable[[DeviceEvent, dict], str]:
+    return lambda event, payload: f"{_who(event)} asked the pump to {verb}{_reason(payload)}"
+
+
+def _session(event: DeviceEvent, payload: dict) -> str:
+    to = payload.get("to") or event.kind.removeprefix("session.")
+    if to == "running" and payload.get("from") == "pending":
+        return "The pump confirmed: infusion running"
+    if to == "running" and payload.get("from") == "paused":
+        return "Infusion resumed"
+    return f"{SESSION_TEXT.get(to, to.replace('_', ' ').capitalize())}{_reason(payload)}"
+
+
+def _command_outcome(event: DeviceEvent, payload: dict) -> str | None:
+    outcome = event.kind.removeprefix("command.")
+    if outcome not in {"failed", "expired"}:
+        return None  # queued/sent/delivered/done: the user's request and the session's change say it
+    verb = COMMAND_VERB.get(payload.get("command"), "command")
+    error = f": {payload['error']}" if payload.get("error") else ""
+    return f"The {verb} command {'failed' if outcome == 'failed' else 'was not delivered in time'}{error}"
+
+
+def _presence(event: DeviceEvent, payload: dict) -> str | None:
+    # "online" is repeated by some pumps as a heartbeat: only going offline is news in the log
+    return "The pump went offline" if payload.get("status") == "offline" else None
+
+
+TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
+    "user.infusion_start": _start,
+    "user.pause_infusion": _user_command("pause"),
+    "user.resume_infusion": _user_command("resume"),
+    "user.stop_infusion": _user_command("stop"),
+    "user.alarm_acknowledged": lambda event, p: f"{_who(event)} acknowledged the {_alarm_name(p)} alarm",
+    "user.alarm_resolved": lambda event, p: f"{_who(event)} resolved the {_alarm_name(p)} alarm{_reason(p)}",
+    "alarm.cleared": lambda event, p: f"Alarm cleared: {_alarm_name(p)}",
+    "alarm.reminded": lambda event, p: f"Reminder: the {_alarm_name(p)} alarm is still active",
+    "mqtt.status": _presence,
+}
+
+
+def event_text(event: DeviceEvent) -> str | None:
+    """One event in plain clinical language, or None when it is transport detail a nurse does not need."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    kind = event.kind
+    if kind in TEXT_OF_KIND:
+        return TEXT_OF_KIND[kind](event, payload)
+    if kind.startswith("session."):
+        return _session(event, payload)
+    if kind.startswith("alarm.raised."):
+        priority = str(payload.get("priority") or "").capitalize()
+        message = f": {payload['message']}" if payload.get("message") else ""
+        return f"{priority + ' alarm' if priority else 'Alarm'} raised: {_alarm_name(payload)}{message}"
+    if kind.startswith("command."):
+        return _command_outcome(event, payload)
+    return None
