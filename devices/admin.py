@@ -22,6 +22,7 @@ from devices.services.accounts import service_account_create, service_account_re
 from devices.services.alarm_rules import alarm_resolve
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
+from realtime.events import MINUTES_PER_HOUR
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -50,9 +51,33 @@ class WardAdmin(admin.ModelAdmin):
     filter_horizontal = ["members"]
 
 
+class DeviceAdminForm(forms.ModelForm):
+    """The pump's rate limit asked in mL/h, as every clinical page speaks; stored in the contract's mL/min."""
+
+    max_rate_ml_h = forms.FloatField(
+        label="Maximum rate (mL/h)", min_value=0.06, initial=20.0 * MINUTES_PER_HOUR,
+        help_text="The pump's own limit; the start wizard refuses a faster order.",
+    )  # fmt: skip
+
+    class Meta:
+        model = Device
+        exclude = ["max_rate_ml_min"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["max_rate_ml_h"] = round(self.instance.max_rate_ml_min * MINUTES_PER_HOUR, 4)
+
+    def save(self, commit: bool = True) -> Device:
+        self.instance.max_rate_ml_min = self.cleaned_data["max_rate_ml_h"] / MINUTES_PER_HOUR
+        return super().save(commit=commit)
+
+
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
-    list_display = ["device_id", "name", "ward", "bed", "pump_state", "connectivity", "last_seen_at", "battery_level"]
+    form = DeviceAdminForm
+    list_display = ["device_id", "name", "ward", "bed", "pump_state", "connectivity", "last_seen_at", "battery_level",
+                    "max_rate_ml_h"]  # fmt: skip
     list_filter = ["ward", "pump_state", "has_presence", "presence"]
     search_fields = ["device_id", "name", "serial_number", "bed"]
     readonly_fields = [
@@ -64,13 +89,21 @@ class DeviceAdmin(admin.ModelAdmin):
     def connectivity(self, obj: Device) -> str:
         return obj.connectivity()
 
+    @admin.display(description="maximum rate (mL/h)")
+    def max_rate_ml_h(self, obj: Device) -> float:
+        return round(obj.max_rate_ml_min * MINUTES_PER_HOUR, 2)
+
 
 @admin.register(InfusionSession)
 class InfusionSessionAdmin(ReadMostlyAdmin):
-    list_display = ["infusion_id", "device", "status", "drug", "flow_rate_ml_min", "planned_volume_ml", "created_at"]
+    list_display = ["infusion_id", "device", "status", "drug", "rate_ml_h", "planned_volume_ml", "created_at"]
     list_filter = ["status"]
     search_fields = ["infusion_id", "device__device_id", "drug"]
     list_select_related = ["device"]
+
+    @admin.display(description="rate (mL/h)")
+    def rate_ml_h(self, obj: InfusionSession) -> float:
+        return round(obj.flow_rate_ml_min * MINUTES_PER_HOUR, 2)
 
 
 @admin.register(Command)

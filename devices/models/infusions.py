@@ -17,6 +17,9 @@ def new_infusion_id() -> str:
     return f"inf_{uuid.uuid4().hex[:16]}"
 
 
+RATE_HELP = "The MQTT contract's unit; clinical pages show mL/h (× 60)."
+
+
 class InfusionSession(models.Model):
     """One ordered infusion on one pump, from the order to its end."""
 
@@ -25,11 +28,11 @@ class InfusionSession(models.Model):
     status = models.CharField(max_length=12, choices=SessionStatus.choices, default=SessionStatus.PENDING)
     status_reason = models.CharField(max_length=200, blank=True)
     # The order as programmed (units of the wire: mL/min, mL, min).
-    flow_rate_ml_min = models.FloatField()
-    planned_volume_ml = models.FloatField()
+    flow_rate_ml_min = models.FloatField("rate (mL/min)", help_text=RATE_HELP)
+    planned_volume_ml = models.FloatField("planned volume (mL)")
     planned_time_min = models.FloatField()
     bolus_enabled = models.BooleanField(default=False)
-    bolus_volume_ml = models.FloatField(default=0.0)
+    bolus_volume_ml = models.FloatField("bolus volume (mL)", default=0.0)
     drug = models.CharField(max_length=100, blank=True)
     # Patient details, optional; never logged.
     patient_skipped = models.BooleanField(default=False)
@@ -91,11 +94,11 @@ class ProgressSample(models.Model):
 
     session = models.ForeignKey(InfusionSession, on_delete=models.CASCADE, related_name="samples")
     recorded_at = models.DateTimeField(default=timezone.now)
-    delivered_volume_ml = models.FloatField(null=True)
-    volume_remaining_ml = models.FloatField(null=True)
+    delivered_volume_ml = models.FloatField("delivered volume (mL)", null=True)
+    volume_remaining_ml = models.FloatField("volume remaining (mL)", null=True)
     time_remaining_min = models.FloatField(null=True)
     progress_percent = models.FloatField(null=True)
-    flow_rate_ml_min = models.FloatField(null=True)
+    flow_rate_ml_min = models.FloatField("rate (mL/min)", null=True, help_text=RATE_HELP)
     status = models.CharField(max_length=16, blank=True)
 
     class Meta:

@@ -37,8 +37,11 @@ class Device(models.Model):
     model = models.CharField(max_length=64, blank=True)
     serial_number = models.CharField(max_length=64, blank=True)
     firmware_version = models.CharField(max_length=64, blank=True)
-    max_volume_ml = models.FloatField(default=1000.0, validators=[MinValueValidator(0.1)])
-    max_rate_ml_min = models.FloatField(default=20.0, validators=[MinValueValidator(0.001)])
+    max_volume_ml = models.FloatField("maximum volume (mL)", default=1000.0, validators=[MinValueValidator(0.1)])
+    max_rate_ml_min = models.FloatField(
+        "maximum rate (mL/min)", default=20.0, validators=[MinValueValidator(0.001)],
+        help_text="In the MQTT contract's unit; the admin form and the clinical pages show it in mL/h (× 60).",
+    )  # fmt: skip
     has_presence = models.BooleanField(
         default=False, help_text="Announces itself with a retained online status and a Last Will."
     )

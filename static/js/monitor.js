@@ -8,6 +8,7 @@ import {
 import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
+import { alreadyShown, announceAlarm } from "./announce.js";
 import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
 
@@ -26,6 +27,7 @@ export class Monitor {
     this.session = initial.session;
     this.progress = initial.progress;
     this.alarms = new Map(initial.alarms.map((alarm) => [alarm.id, alarm]));
+    alreadyShown(initial.alarms);
     this.commands = new Map(initial.commands.map((command) => [command.commandId, command]));
     this.events = initial.events;
     this.listeners = new Set();
@@ -85,6 +87,7 @@ export class Monitor {
   applyAlarm(alarm) {
     if (alarm.state === "active") this.alarms.set(alarm.id, alarm);
     else this.alarms.delete(alarm.id);
+    if (alarm.state === "active") announceAlarm(alarm, this.root.dataset.bed ? `bed ${this.root.dataset.bed}` : this.deviceId);
   }
 
   async loadHistory() {

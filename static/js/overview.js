@@ -7,6 +7,7 @@ import {
   readPageData, secondsSince, setServerNow, setTimeZone, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
+import { alreadyShown, announceAlarm } from "./announce.js";
 
 const page = readPageData();
 const pumps = new Map(readPageData("pumps-data").map((pump) => [pump.deviceId, pump]));
@@ -123,6 +124,7 @@ function applySummary({ pumps: updates = [] }) {
     if (!("lastSeenAt" in update)) merged.lastSeenAt = known.lastSeenAt;
     pumps.set(update.deviceId, merged);
     render(merged);
+    if (merged.topAlarm) announceAlarm(merged.topAlarm, merged.bed ? `bed ${merged.bed}` : merged.deviceId);
   }
   renderSummary();
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
@@ -131,5 +133,6 @@ function applySummary({ pumps: updates = [] }) {
 const live = new LiveConnection();
 live.subscribeWard(page.ward, applySummary);
 watchBridge(page.bridge, { url: "/api/bridge/" });
+alreadyShown([...pumps.values()].map((pump) => pump.topAlarm));
 renderAll();
 setInterval(renderAll, 1000);

@@ -83,3 +83,16 @@ def test_admin_never_edits_event_log(admin_client):
     response = admin_client.post(f"/admin/devices/deviceevent/{event.pk}/delete/", {"post": "yes"})
     assert response.status_code == 403
     assert DeviceEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_admin_asks_for_the_rate_in_ml_per_hour_as_clinical_pages_do(admin_client):
+    """The admin once asked for "Max rate ml min" while every clinical page speaks mL/h."""
+    device = make_device("PUMP_ADMIN", max_rate_ml_min=20)
+    page = admin_client.get(f"/admin/devices/device/{device.pk}/change/").content.decode()
+    assert "Maximum rate (mL/h)" in page and 'value="1200.0"' in page, "the admin must ask for mL/h"
+    assert "Max rate ml min" not in page
+    form = {"device_id": "PUMP_ADMIN", "ward": device.ward_id, "max_rate_ml_h": "600", "max_volume_ml": "500",
+            "has_presence": "on", "name": "", "bed": "", "serial_number": ""}  # fmt: skip
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Device.objects.get(pk=device.pk).max_rate_ml_min == 10, "600 mL/h is 10 mL/min on the wire"

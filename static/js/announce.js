@@ -1,0 +1,31 @@
+// The page's alarm live region: each new alarm (a new id, or one raised again) is spoken once by screen
+// readers. The region is filled and then cleared, so the same words can be announced again later.
+
+const CLEAR_AFTER_MS = 10_000;
+const announced = new Map(); // alarm id → the raise time announced
+
+/** Announce `alarm` ("High alarm, Bed 3: Downstream occlusion") unless this raise was already announced. */
+export function announceAlarm(alarm, where = "") {
+  if (!alarm || alarm.acknowledged || alarm.state === "cleared") return;
+  const raised = alarm.lastRaisedAt ?? alarm.raisedAt ?? "";
+  if (announced.get(alarm.id) === raised) return;
+  announced.set(alarm.id, raised);
+  const priority = String(alarm.priority ?? "").replace(/^./, (c) => c.toUpperCase());
+  const what = alarm.message || String(alarm.type ?? "alarm").replaceAll("_", " ");
+  announce(`${priority} alarm${where ? `, ${where}` : ""}: ${what}`);
+}
+
+/** Remember the alarms already on the page when it opens: they are not news. */
+export function alreadyShown(alarms) {
+  for (const alarm of alarms) if (alarm) announced.set(alarm.id, alarm.lastRaisedAt ?? alarm.raisedAt ?? "");
+}
+
+function announce(text) {
+  const region = document.getElementById("alarm-announcer");
+  if (!region) return;
+  region.textContent = text;
+  clearTimeout(announce.timer);
+  announce.timer = setTimeout(() => {
+    region.textContent = "";
+  }, CLEAR_AFTER_MS);
+}
