@@ -66,7 +66,7 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
             if text_data is None or len(text_data) > MAX_FRAME_BYTES:
                 raise ValueError("expected a JSON text frame")
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # bad JSON, >4,300 digits, deep nesting: a malformed request
             content = None
         event = content.get("event") if isinstance(content, dict) else None
         data = content.get("data") if isinstance(content, dict) else None

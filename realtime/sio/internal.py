@@ -16,6 +16,7 @@ from django.conf import settings
 
 from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, DeviceChange, change_from_wire
 from realtime.fanout import publish
+from realtime.sio.frames import GuardedAsyncServer
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,6 @@ class InternalNamespace(socketio.AsyncNamespace):
 
 def internal_server(on_first_connect: Any = None) -> socketio.AsyncServer:
     """The Socket.IO server of the internal listener: the "/internal" namespace and nothing else."""
-    server = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False)
+    server = GuardedAsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False)
     server.register_namespace(InternalNamespace(on_first_connect=on_first_connect))
     return server

@@ -14,6 +14,7 @@ from realtime import dispatch, server_metrics
 from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
+from realtime.sio.frames import GuardedAsyncServer
 from realtime.sio.internal import internal_server
 from realtime.sio.rights import rights
 from realtime.sio.subscriptions import Subscriber, device_room
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 CLIENT_REQUESTS = (SUBSCRIBE_DEVICE, UNSUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_WARD)
 
-sio = socketio.AsyncServer(
+sio = GuardedAsyncServer(
     async_mode="asgi",  # explicit: installing aiohttp would otherwise switch the mode (pitfalls.md)
     cors_allowed_origins=settings.SOCKETIO_CORS_ALLOWED_ORIGINS,  # None: same origin; never "*" or []
     logger=False,
@@ -118,6 +119,20 @@ class ClientNamespace(socketio.AsyncNamespace):
 
 
 client_namespace = ClientNamespace()
+
+
+async def strike_undecodable(eio_sid: str, reason: str) -> None:
+    """An undecodable frame counts as a malformed request of its connection (closed past the limit)."""
+    sid = sio.manager.sid_from_eio_sid(eio_sid, "/")
+    subscriber = client_namespace.subscribers.get(sid) if sid else None
+    if subscriber is None:  # not even connected to a namespace yet: nothing to keep
+        await sio.eio.disconnect(eio_sid)
+        return
+    if not await subscriber.reject_undecodable(reason):
+        await sio.disconnect(sid)
+
+
+sio.on_undecodable = strike_undecodable
 
 
 async def deliver_to_rooms(change: DeviceChange, skip: frozenset[str]) -> None:

@@ -96,11 +96,24 @@ class Subscriber:
             self.limits.check_request()
             await self._dispatch(event, data)
         except RequestRefused as refused:
-            await self.send(events.ERROR, {"message": refused.message, "request": event})
-            if refused.fatal:
-                logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
-            return not refused.fatal
+            return await self._refuse(refused, event)
         return True
+
+    async def reject_undecodable(self, reason: str) -> bool:
+        """A frame that could not even be decoded: a strike; False when the connection must be closed."""
+        if self.limits.strikes == 0:
+            logger.warning("undecodable request", extra={"principal": self.principal.label, "reason": reason})
+        try:
+            self.limits.strike("Undecodable request")
+        except RequestRefused as refused:
+            return await self._refuse(refused, "")
+        return True
+
+    async def _refuse(self, refused: RequestRefused, event: str) -> bool:
+        await self.send(events.ERROR, {"message": refused.message, "request": event})
+        if refused.fatal:
+            logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
+        return not refused.fatal
 
     async def _dispatch(self, event: str, data: Any) -> None:
         if event == events.SUBSCRIBE_DEVICE:

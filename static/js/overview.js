@@ -136,3 +136,5 @@ watchBridge(page.bridge, { url: "/api/bridge/" });
 alreadyShown([...pumps.values()].map((pump) => pump.topAlarm));
 renderAll();
 setInterval(renderAll, 1000);
+// The ward filter submits on change (no inline handler: the Content-Security-Policy forbids them).
+document.getElementById("ward-select")?.addEventListener("change", (event) => event.target.form.submit());

@@ -53,6 +53,7 @@ def assert_closed_with_error(sio_client: StreamClient, plain: ChannelsClient, ca
         assert plain.closed.wait(max(0.1, BOUND_S - (time.monotonic() - started))), (
             f"{cause}: the Channels socket was still open after {BOUND_S}s")  # fmt: skip
         took = time.monotonic() - started
+        print(f"{cause}: both sockets closed {took:.2f} s after the change")
         assert sio_client.events.named(events.ERROR), f"{cause}: the Socket.IO client got no error before closing"
         assert plain.events.named(events.ERROR), f"{cause}: the Channels client got no error before closing"
         return took

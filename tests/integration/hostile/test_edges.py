@@ -1,0 +1,144 @@
+"""The HTTP and socket edges against a real Daphne: login throttling on both sign-in pages, CSP and
+`no-store` headers, undecodable Socket.IO frames and deep nesting on the Channels endpoint.
+"""
+
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from http.cookiejar import CookieJar
+
+import pytest
+import websocket
+
+from realtime import events
+from tests.factories import make_device, make_user, make_ward
+from tests.support.sio import ChannelsClient, session_cookie
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+HUGE_INT = "9" * 5000
+DEEP = "[" * 5000 + "]" * 5000
+
+
+class SignInPage:
+    """One browser (its own cookies) posting passwords to a sign-in form, as an attacker's script would."""
+
+    def __init__(self, base_url: str, path: str) -> None:
+        self.url = f"{base_url}{path}"
+        cookies = urllib.request.HTTPCookieProcessor(CookieJar())
+        self.opener = urllib.request.build_opener(cookies)
+        self.posting = urllib.request.build_opener(cookies, NoRedirect)  # a 302 (signed in) is the answer
+
+    def attempt(self, username: str, password: str) -> tuple[int, str]:
+        """(status, page) of one sign-in attempt; 302 means signed in."""
+        page = self.opener.open(self.url).read().decode()
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+        form = {"username": username, "password": password, "csrfmiddlewaretoken": token, "next": "/"}
+        request = urllib.request.Request(self.url, data=urllib.parse.urlencode(form).encode(),
+                                         headers={"Referer": self.url})  # fmt: skip
+        try:
+            response = self.posting.open(request)
+            return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/?next=/admin/"])
+def test_sign_in_is_throttled_by_username_and_address(daphne_server, path):
+    name = "throttled-" + path.split("/")[1]
+    make_user(name, is_staff=True)
+    make_user(name + "-colleague", is_staff=True)
+    page = SignInPage(daphne_server.url, path)
+    for attempt in range(8):
+        status, _ = page.attempt(name, f"wrong-{attempt}")
+        assert status in (200, 429), f"wrong password {attempt} answered {status}"
+    status, body = page.attempt(name, "pw-for-tests-only")
+    assert status == 429, (
+        f"the right password after 8 wrong ones at {path} answered {status} (signed in: no throttling)"
+    )
+    assert "Too many wrong passwords" in body, "the lock-out page does not say why"
+    status, _ = page.attempt(name + "-colleague", "pw-for-tests-only")
+    assert status == 302, "another username from the same address was locked out too"
+
+
+def test_pages_and_api_carry_csp_and_no_store(daphne_server):
+    icu = make_ward("icu")
+    make_device("PUMP_EDGE_1", ward=icu)
+    cookie = session_cookie(make_user("edge-nurse", ward=icu))
+    for path in ("/", "/devices/PUMP_EDGE_1/", "/api/devices/PUMP_EDGE_1/events/", "/accounts/login/"):
+        request = urllib.request.Request(f"{daphne_server.url}{path}", headers={"Cookie": cookie})
+        response = urllib.request.urlopen(request)
+        cache = response.headers.get("Cache-Control", "")
+        assert "no-store" in cache, f"{path} may be stored by the browser or a proxy: Cache-Control {cache!r}"
+        policy = response.headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in policy and "unsafe-inline" not in policy, f"{path}: CSP {policy!r}"
+
+
+def raw_socketio(url: str, cookie: str) -> websocket.WebSocket:
+    """A raw Engine.IO v4 websocket, connected to the default namespace: frames go out exactly as written."""
+    ws = websocket.create_connection(url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket",
+                                     header=[f"Cookie: {cookie}"], timeout=5)  # fmt: skip
+    assert ws.recv().startswith("0"), "no Engine.IO open packet"
+    ws.send("40")
+    assert ws.recv().startswith("40"), "not connected to the default namespace"
+    return ws
+
+
+def frames_until_closed(ws: websocket.WebSocket, frames: list[str]) -> tuple[list[str], bool]:
+    """Send the frames, then read until the server closes; (Socket.IO events received, closed)."""
+    received: list[str] = []
+    try:
+        for frame in frames:
+            ws.send(frame)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            frame = ws.recv()
+            if not frame:
+                return received, True
+            if frame.startswith("42"):
+                received.append(json.loads(frame[2:])[0])
+            elif frame.startswith("41"):
+                return received, True
+    except (websocket.WebSocketException, OSError):
+        return received, True
+    return received, False
+
+
+def test_undecodable_socketio_frames_are_strikes_without_tracebacks(daphne_server):
+    icu = make_ward("icu")
+    cookie = session_cookie(make_user("frame-fuzzer", ward=icu))
+    log_before = daphne_server.log_path.read_text(errors="replace").count("Traceback")
+    bad = [f'42["{events.SUBSCRIBE_DEVICE}",{{"deviceId":{HUGE_INT}}}]', f'42["{events.SUBSCRIBE_DEVICE}",{DEEP}]']
+    received, closed = frames_until_closed(raw_socketio(daphne_server.url, cookie), bad * 10)
+    assert closed, f"20 undecodable frames did not get the connection closed (events: {received})"
+    assert received.count(events.ERROR) >= 10, f"undecodable frames were not answered with error: {received}"
+    time.sleep(0.5)
+    log_after = daphne_server.log_path.read_text(errors="replace").count("Traceback")
+    assert log_after == log_before, f"{log_after - log_before} tracebacks written for undecodable frames"
+
+
+def test_deep_nesting_on_the_channels_endpoint_is_a_strike_not_an_error(daphne_server):
+    icu = make_ward("icu")
+    make_device("PUMP_EDGE_2", ward=icu)
+    client = ChannelsClient(daphne_server.url, cookie=session_cookie(make_user("deep-nester", ward=icu)))
+    try:
+        log_before = daphne_server.log_path.read_text(errors="replace").count("RecursionError")
+        client.socket.send('{"event": "subscribe:device", "data": ' + "[" * 3000 + "]" * 3000 + "}")
+        client.events.wait_for(lambda e, d: e == events.ERROR, timeout=5)
+        client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_EDGE_2"})
+        client.events.wait_for(lambda e, d: e == events.STREAM_SUBSCRIBED, timeout=5)
+        for _ in range(11):
+            client.socket.send("[" * 3000)
+        assert client.closed.wait(5), "11 more malformed frames did not close the Channels connection"
+        log_after = daphne_server.log_path.read_text(errors="replace").count("RecursionError")
+        assert log_after == log_before, "a RecursionError escaped on the Channels endpoint"
+    finally:
+        client.close()
