@@ -3,10 +3,15 @@
 import uuid
 from dataclasses import dataclass
 
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
 from devices.models import Alarm, Device
 from realtime import events
+from tests.browser.conftest import open_page  # noqa: F401  (a fixture: uses `chromium` and `stack` below)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
+from tests.support.browser import django_db_beside_playwright, launch_chromium
 from tests.support.sio import StreamClient, session_cookie
 
 READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
@@ -48,6 +53,12 @@ class Bedside:
         """The index of the next event this screen receives."""
         return len(self.screen.events.items)
 
+    def start_command(self, infusion_id: str) -> dict:
+        """The START_INFUSION the pump received for this infusion (waits for it)."""
+        return wait_until(lambda: next((c for c in self.pump.commands if c["command"] == "START_INFUSION"
+                                        and c["payload"]["infusionId"] == infusion_id), None),
+                          message="START_INFUSION never reached the pump")  # fmt: skip
+
     def alarm(self, **filters) -> Alarm:
         return wait_until(lambda: Alarm.objects.filter(device=self.device, **filters).first(),
                           message=f"no alarm {filters} in the database")  # fmt: skip
@@ -67,3 +78,33 @@ def bedside_open(broker_url: str, daphne_url: str, *, prefix: str = "CLIN") -> B
 def bedside_close(bedside: Bedside) -> None:
     bedside.screen.close()
     bedside.pump.close()
+
+
+# ---- Chromium beside this folder's broker and bridge (the page scenarios) -----------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium(clinical_bridge):
+    """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
+    with django_db_beside_playwright(), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def stack(clinical_bridge, daphne_server, clinical_broker):
+    """What `open_page` needs: the server, this folder's broker and bridge."""
+    return {"url": daphne_server.url, "broker": clinical_broker, "bridge": clinical_bridge, "daphne": daphne_server}
+
+
+def start_from_the_wizard(page, *, rate_ml_h: str = "120", volume_ml: str = "30") -> None:
+    """Skip the patient, order rate and volume (time computed), no bolus, type the word, Start: the waiting window."""
+    page.get_by_role("button", name="Skip patient details").click()
+    page.get_by_label("Drug", exact=True).fill("Heparin")
+    page.get_by_label("Rate (mL/h)").fill(rate_ml_h)
+    page.get_by_label("Volume (mL)", exact=True).fill(volume_ml)
+    page.get_by_role("button", name="Next: review").click()
+    page.locator("#confirm").fill("start")
+    page.get_by_role("button", name="Start infusion").click()
+    expect(page.locator("#waiting-modal")).to_be_visible()
