@@ -12,6 +12,7 @@ from devices.models import (
     BridgeStatus,
     Command,
     DeadLetter,
+    DeliveryAttempt,
     Device,
     DeviceEvent,
     InfusionSession,
@@ -171,3 +172,8 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
 def _by_label(samples: list, label: str) -> dict[str, float]:
     """Counter totals by one label, from a metric family's samples."""
     return {labels[label]: value for name, labels, value in samples if name.endswith("_total") and label in labels}
+
+
+def delivery_attempts_known(keys: list[str]) -> set[str]:
+    """Which of these redelivered messages were tried before (by a bridge run that did not finish them)."""
+    return set(DeliveryAttempt.objects.filter(key__in=keys).values_list("key", flat=True))

@@ -230,6 +230,8 @@ PUMPSTREAM = {
     # Per-pump flood limit on routine progress (normal: about 1/s); the excess is shed and counted. 0: off.
     "PROGRESS_FLOOD_PER_S": env.float("PROGRESS_FLOOD_PER_S", default=10.0),
     "PROGRESS_FLOOD_BURST": env.float("PROGRESS_FLOOD_BURST", default=100.0),
+    # A redelivered message (after a crash) is tried this many times, one by one, then dead-lettered.
+    "BRIDGE_REDELIVERY_TRIES": env.int("BRIDGE_REDELIVERY_TRIES", default=3),
     # How long Daphne's fan-out holds a pump's later changes for a missing earlier one still in transit.
     "REORDER_WINDOW_S": env.float("REORDER_WINDOW_S", default=2.0),
     # How often each Daphne process re-reads the rights of its connected users and service accounts.

@@ -26,6 +26,13 @@ COMMANDS_PUBLISHED = Counter("pumpstream_bridge_commands_total", "Commands by ou
 PROGRESS_SHED = Counter(
     "pumpstream_bridge_progress_shed_total", "Routine progress messages shed because their pump flooded"
 )
+BUDGET_SHED = Counter(
+    "pumpstream_bridge_budget_shed_total", "Messages other than routine progress shed over their pump's budget",
+    ["kind"],
+)  # fmt: skip
+DATABASE_STALLED = Gauge(
+    "pumpstream_bridge_database_stalled", "1 while the bridge cannot commit (database down, locked or full)"
+)
 FORWARDED_CHANGES = Counter("pumpstream_bridge_forwarded_changes_total", "Changes forwarded to Daphne")
 FORWARD_DROPPED = Counter(
     "pumpstream_bridge_forward_dropped_total", "Changes dropped because the forward buffer was full"

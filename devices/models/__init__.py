@@ -5,13 +5,21 @@ from devices.models.alarms import Alarm
 from devices.models.commands import Command
 from devices.models.infusions import InfusionSession, ProgressSample
 from devices.models.pumps import Device, Ward
-from devices.models.records import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, RetainedMessage
+from devices.models.records import (
+    BridgeStatus,
+    DeadLetter,
+    DeliveryAttempt,
+    DeviceEvent,
+    MessageReceipt,
+    RetainedMessage,
+)
 
 __all__ = [
     "Alarm",
     "BridgeStatus",
     "Command",
     "DeadLetter",
+    "DeliveryAttempt",
     "Device",
     "DeviceEvent",
     "InfusionSession",

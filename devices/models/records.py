@@ -68,6 +68,21 @@ class DeadLetter(models.Model):
         indexes = [models.Index(fields=["source", "received_at"]), models.Index(fields=["reason"])]
 
 
+class DeliveryAttempt(models.Model):
+    """A redelivered message the bridge is trying again: how often it began without finishing.
+
+    Written and committed before the bridge applies a message the broker handed back (MQTT DUP), and
+    deleted in the transaction that applies it; a count that survives crashes finds the message that
+    keeps taking the bridge down, so it can be dead-lettered instead of retried for ever.
+    """
+
+    key = models.CharField(max_length=64, unique=True, help_text="SHA-256 of topic and payload.")
+    topic = models.CharField(max_length=200)
+    attempts = models.PositiveIntegerField(default=0)
+    first_at = models.DateTimeField(default=timezone.now)
+    last_at = models.DateTimeField(default=timezone.now)
+
+
 class BridgeStatus(models.Model):
     """The bridge's own liveness, written every few seconds, so monitoring itself can be seen down."""
 

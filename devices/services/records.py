@@ -7,9 +7,10 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from devices.models import BridgeStatus, DeadLetter, DeviceEvent, MessageReceipt, ProgressSample
+from devices.models import BridgeStatus, DeadLetter, DeliveryAttempt, DeviceEvent, MessageReceipt, ProgressSample
 from devices.services.sql import select_in_sql
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,34 @@ def dead_letter_record(
     if overflow:
         DeadLetter.objects.filter(id__in=overflow).delete()
     return letter
+
+
+def delivery_attempt_begin(*, key: str, topic: str, now: datetime | None = None) -> int:
+    """Count one more try of a redelivered message, committed at once; returns the tries so far, this one included."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        attempt, created = DeliveryAttempt.objects.select_for_update().get_or_create(
+            key=key, defaults={"topic": topic[:200], "attempts": 1, "first_at": now, "last_at": now}
+        )
+        if not created:
+            DeliveryAttempt.objects.filter(pk=attempt.pk).update(attempts=F("attempts") + 1, last_at=now)
+            attempt.attempts += 1
+    return attempt.attempts
+
+
+def delivery_attempts_first(*, topics_by_key: dict[str, str], now: datetime | None = None) -> None:
+    """Count the first try of redelivered messages none of which was tried before (one insert for a batch)."""
+    now = now or timezone.now()
+    DeliveryAttempt.objects.bulk_create(
+        [DeliveryAttempt(key=key, topic=topic[:200], attempts=1, first_at=now, last_at=now)
+         for key, topic in topics_by_key.items()],
+        ignore_conflicts=True,
+    )  # fmt: skip
+
+
+def delivery_attempts_end(*, keys: Sequence[str]) -> None:
+    """Forget the tries of messages that were applied or dead-lettered (in the caller's transaction)."""
+    DeliveryAttempt.objects.filter(key__in=list(keys)).delete()
 
 
 class ReceiptKey(NamedTuple):
@@ -117,6 +146,7 @@ def history_prune(*, older_than_days: int, now: datetime | None = None) -> dict[
         "progress_samples": ProgressSample.objects.filter(recorded_at__lt=cutoff).delete()[0],
         "device_events": DeviceEvent.objects.filter(received_at__lt=cutoff).delete()[0],
         "message_receipts": MessageReceipt.objects.filter(received_at__lt=cutoff).delete()[0],
+        "delivery_attempts": DeliveryAttempt.objects.filter(last_at__lt=cutoff).delete()[0],
     }
     logger.info("history pruned", extra={"reason": f"older than {older_than_days} days"})
     return deleted

@@ -7,9 +7,10 @@ so a status, an alarm or a confirmation always sees the progress that arrived be
 import logging
 from collections import Counter
 
-from django.db import OperationalError, transaction
+from django.db import transaction
 
 from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, unreadable_error_alarm
 from realtime.bridge.ingest import (
     IGNORED,
     REJECTED,
@@ -23,6 +24,7 @@ from realtime.bridge.ingest import (
     routine_progress_ingest,
 )
 from realtime.metrics import MESSAGES_DUPLICATE
+from realtime.mqtt import topics
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +66,11 @@ class BatchIngest:
             return message_check(message)
         except Rejection as rejection:
             reject(message, rejection.reason, rejection.detail, rejection.device_id)
-            outcomes[REJECTED] += 1
-            return None
+        except Exception as exc:  # the guarded catch-all of the checks: dead-letter, count, go on
+            logger.exception("message check failed", extra={"topic": message.topic[:200]})
+            message_refuse(message, reason="internal_error", detail=repr(exc))
+        outcomes[REJECTED] += 1
+        return None
 
     def _routine(self, routine: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
         """Routine progress in bulk in a savepoint; if the bulk path fails, each message on its own."""
@@ -74,8 +79,25 @@ class BatchIngest:
         try:
             with transaction.atomic():
                 return routine_progress_ingest(routine)
-        except OperationalError:
+        except INFRASTRUCTURE_ERRORS:
             raise
         except Exception:  # guarded: the one-by-one path then rejects exactly the message at fault
             logger.exception("bulk progress failed; applying %d messages one by one", len(routine))
         return Counter(message_ingest(message, checked) for message, checked in routine)
+
+
+def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_id: str = "") -> None:
+    """Dead-letter a message whose handling failed (own savepoint); a pump's `error` still gets `unreadable_alarm`."""
+    if not device_id:
+        try:
+            device_id = topics.parse_device_topic(message.topic).device_id
+        except topics.TopicError:
+            device_id = ""
+    try:
+        with transaction.atomic():
+            reject(message, reason, detail, device_id)
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception:  # the dead letter itself failed: the log keeps what it would have held
+        logger.exception("dead letter not stored", extra={"topic": message.topic[:200], "reason": reason})
+    unreadable_error_alarm(message.topic, reason, detail)

@@ -17,6 +17,7 @@ from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress
 from devices.services.pumps import pump_report_apply
 from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
 from realtime import metrics
+from realtime.bridge.guard import unreadable_error_alarm
 from realtime.mqtt import topics
 from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 
@@ -39,6 +40,7 @@ class InboundMessage:
     retain: bool = False
     mid: int = 0
     generation: int = 0
+    redelivered: bool = False  # MQTT DUP: the broker hands it back unacknowledged (after a crash or reconnect)
     received_at: datetime = field(default_factory=timezone.now)
 
 
@@ -111,6 +113,7 @@ def message_ingest(message: InboundMessage, checked: CheckedMessage | None = Non
     except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
         logger.exception("message failed", extra={"topic": message.topic, "device_id": device_id})
         reject(message, "internal_error", repr(exc), device_id)
+        unreadable_error_alarm(message.topic, "internal_error", repr(exc))
     return REJECTED
 
 

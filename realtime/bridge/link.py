@@ -167,5 +167,5 @@ class BrokerLink:
             topic = message._topic.decode("utf-8", errors="replace")
         self.on_inbound(InboundMessage(
             topic=topic, payload=message.payload, qos=message.qos, retain=bool(message.retain), mid=message.mid,
-            generation=self.generation, received_at=timezone.now(),
+            generation=self.generation, received_at=timezone.now(), redelivered=bool(message.dup),
         ))  # fmt: skip

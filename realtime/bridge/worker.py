@@ -9,12 +9,13 @@ from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import OperationalError, close_old_connections, connection, transaction
+from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
 from devices.services.records import bridge_heartbeat
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
+from realtime.bridge.commit import Committer
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.forwarder import ChangeForwarder
 from realtime.bridge.housekeeping import Housekeeping
@@ -25,6 +26,10 @@ from realtime.dispatch import install_sink
 from realtime.events import DeviceChange
 
 logger = logging.getLogger(__name__)
+
+
+class BridgeFault(RuntimeError):
+    """A fault the worker cannot go on from (a thread of its own ended): the process exits to be restarted."""
 
 
 @dataclass(frozen=True)
@@ -51,16 +56,20 @@ class Bridge:
         self.limits = limits or BatchLimits()
         self.name = name
         self.inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
+        self.committed: list[DeviceChange] = []
+        self._stop = threading.Event()
         self.link = BrokerLink(on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid))
         self.outbox = CommandOutbox(self.link)
         self.housekeeping = Housekeeping()
         self.guard = ProgressFloodGuard(rate_per_s=settings.PUMPSTREAM["PROGRESS_FLOOD_PER_S"],
                                         burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
         self.ingest = BatchIngest(self.guard)
+        self.committer = Committer(
+            ingest=self.ingest, on_committed=self._committed, on_rollback=self.committed.clear, stop=self._stop,
+            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
+        )  # fmt: skip
         self.forwarder = ChangeForwarder(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
-        self.committed: list[DeviceChange] = []
         self.stats: Counter[str] = Counter()
-        self._stop = threading.Event()
         self._last_commit_s = 0.0
         self._next_tick = 0.0
         self._next_housekeeping = 0.0
@@ -78,17 +87,27 @@ class Bridge:
             thread.start()
         try:
             while not self._stop.is_set():
-                batch = self.collect()
-                if batch:
-                    self.settle_acks()
-                    self.commit(batch)
-                self.maybe_tick()
+                self.step()
+                for thread in threads:
+                    if not thread.is_alive():
+                        raise BridgeFault(f"the {thread.name} thread ended")
+        except Exception:  # guarded: logged with its cause; the process exits non-zero and is restarted
+            logger.exception("bridge worker failed; exiting to be restarted (the broker keeps what is unacknowledged)")
+            raise
         finally:
             self.link.stop()
             self.forwarder.stop()
             for thread in threads:
                 thread.join(timeout=5)
             install_sink(None)
+
+    def step(self) -> None:
+        """One turn of the loop: a batch if any arrived, then the periodic work."""
+        batch = self.collect()
+        if batch:
+            self.settle_acks()
+            self.commit(batch)
+        self.maybe_tick()
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,25 +141,14 @@ class Bridge:
         self.forward()  # the `device:command` changes, ahead of the batch's
 
     def commit(self, batch: list[InboundMessage]) -> None:
-        """One transaction for the batch; on a database error retry it whole; ack and forward after commit."""
-        attempt, started = 0, time.monotonic()
-        while True:
-            try:
-                with transaction.atomic():
-                    outcomes = self.ingest.run(batch)
-                break
-            except OperationalError as exc:
-                self.committed.clear()
-                attempt += 1
-                metrics.BATCH_RETRIES.inc()
-                logger.warning("batch of %d not committed (%s); retrying", len(batch), exc)
-                connection.close()
-                if self._stop.wait(min(5.0, 0.1 * 2**attempt)):
-                    return  # shutting down: unacked, the broker redelivers them
-        self._last_commit_s = time.monotonic() - started  # the next batch's window (see BatchLimits)
-        for message in batch:
+        """Commit the batch (retried while the database is unavailable); acknowledge and forward what committed."""
+        self.committer.commit(batch)
+        self._last_commit_s = self.committer.last_commit_s
+
+    def _committed(self, messages: list[InboundMessage], outcomes: Counter[str]) -> None:
+        for message in messages:
             self.link.ack(message)
-        self._after_commit(batch, outcomes)
+        self._after_commit(messages, outcomes)
 
     def _after_commit(self, batch: list[InboundMessage], outcomes: Counter[str]) -> None:
         now = timezone.now()

@@ -1,6 +1,5 @@
 """Payload schemas per device topic (pydantic v2), with the original firmware's forms coerced as the contract says."""
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -8,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from realtime.mqtt import topics
+from realtime.mqtt.safejson import JsonLimits, JsonRefused, json_decode
 
 MAX_VOLUME_ML = 10_000.0  # far above any pump's reservoir: larger is a broken or hostile sender
 MAX_RATE_ML_MIN = 1_000.0
@@ -189,22 +189,12 @@ SCHEMAS: dict[str, type[DevicePayload]] = {
 }
 
 
-def _refuse_constant(name: str) -> None:
-    raise PayloadError("bad_json", f"{name} is not JSON")
-
-
 def payload_decode(raw: bytes, *, max_bytes: int) -> dict:
-    """Bytes → a JSON object: size, UTF-8, strict JSON (no NaN/Infinity), an object at the top."""
-    if len(raw) > max_bytes:
-        raise PayloadError("too_large", f"{len(raw)} bytes > {max_bytes}")
+    """Bytes → a JSON object through the one safe decoder (`safejson.json_decode`), an object at the top."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PayloadError("bad_utf8", str(exc)[:200]) from exc
-    try:
-        document = json.loads(text, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise PayloadError("bad_json", str(exc)[:200]) from exc
+        document = json_decode(raw, limits=JsonLimits(max_bytes=max_bytes))
+    except JsonRefused as refused:
+        raise PayloadError(refused.reason, refused.detail) from refused
     if not isinstance(document, dict):
         raise PayloadError("not_object", type(document).__name__)
     return document

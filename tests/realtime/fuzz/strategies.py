@@ -135,3 +135,43 @@ def plausible_reports(draw) -> tuple[str, dict]:
     """(kind, payload): a report of that kind with edge values, plus the envelope fields."""
     kind = draw(st.sampled_from(sorted(REPORTS)))
     return kind, {**draw(envelope), **draw(REPORTS[kind])}
+
+
+# Documents that Python's json module mishandles (round 2): each fragment below, dropped into an otherwise
+# plausible report, made `json.loads` raise something other than JSONDecodeError or return what no
+# database stores. The bridge's decode path must refuse all of them with a reason.
+HOSTILE_FRAGMENTS = (
+    "9" * 4301,  # ValueError: Exceeds the limit (4300 digits) for integer string conversion
+    "-" + "1" * 5000,
+    "1e999",  # float overflow to inf
+    "-1e400",
+    "0." + "5" * 400,
+    "[" * 3000 + "]" * 3000,  # RecursionError
+    '{"a":' * 2000 + "1" + "}" * 2000,
+    '"\\ud800"',  # a lone surrogate escape
+    '{"\\udfff": 1}',
+    '{"k": 1, "k": 2}',  # duplicate keys
+    "NaN",
+    "Infinity",
+)
+
+
+@st.composite
+def hostile_documents(draw) -> bytes:
+    """A contract-like document with a hostile fragment as a value, a duplicate key, or invalid UTF-8 inside."""
+    document = draw(contract_like)
+    fragment = draw(st.sampled_from(HOSTILE_FRAGMENTS))
+    key = draw(st.sampled_from(FIELD_NAMES))
+    body = json.dumps(document)
+    how = draw(st.sampled_from(["value", "duplicate", "bad_utf8"]))
+    if how == "value":
+        spliced = body[:-1] + ("," if document else "") + f"{json.dumps(key)}: {fragment}}}"
+        return spliced.encode()
+    if how == "duplicate":
+        return (body[:-1] + ("," if document else "") + f'"{key}": 1, "{key}": 2}}').encode()
+    raw = body.encode()
+    cut = draw(st.integers(min_value=0, max_value=len(raw)))
+    return raw[:cut] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"])) + raw[cut:]
+
+
+every_payload = hostile_documents() | raw_payloads

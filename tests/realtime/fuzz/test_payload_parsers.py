@@ -17,7 +17,7 @@ from realtime.mqtt.schemas import PayloadError, payload_decode, payload_parse
 from tests.factories import make_device, make_order, make_user
 from tests.realtime.fuzz.strategies import CURRENT, plausible_reports, raw_payloads
 
-DECODE_REASONS = {"too_large", "bad_utf8", "bad_json", "not_object"}
+DECODE_REASONS = {"too_large", "bad_utf8", "bad_json", "not_object", "bad_number", "too_deep", "duplicate_key"}
 MAX_BYTES = 16 * 1024
 DEVICE = "PUMP_FUZZ"
 good_seq = itertools.count(1)
