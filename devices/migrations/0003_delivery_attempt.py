@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0001_initial'),
+        ('devices', '0002_alarm_keys_readback'),
     ]
 
     operations = [

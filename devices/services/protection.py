@@ -1,4 +1,4 @@
-"""Alarms the server raises when a pump's messages cannot be handled: unreadable alarms and floods."""
+"""The alarm the server raises when a pump floods it: what its budgets shed, summed up in one `alarm_flood`."""
 
 from datetime import datetime
 
@@ -10,21 +10,7 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource
 
-UNREADABLE_ALARM = "unreadable_alarm"
 ALARM_FLOOD = "alarm_flood"
-
-
-def alarm_unreadable_raise(*, device_id: str, reason: str, detail: str = "", now: datetime | None = None) -> bool:
-    """A high `unreadable_alarm` for a registered pump whose alarm message could not be handled; False if unknown."""
-    with transaction.atomic():
-        if not Device.objects.filter(device_id=device_id).exists():
-            return False
-        alarm_raise(
-            device=device_lock(device_id=device_id), type=UNREADABLE_ALARM, priority=AlarmPriority.HIGH,
-            source=AlarmSource.SERVER, message=f"An alarm from the pump could not be read ({reason}): check the pump.",
-            details={"reason": reason, "detail": detail[:200]}, now=now or timezone.now(),
-        )  # fmt: skip
-    return True
 
 
 def alarm_flood_raise(*, device_id: str, shed: dict[str, int], now: datetime | None = None) -> bool:

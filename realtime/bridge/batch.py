@@ -10,7 +10,7 @@ from collections import Counter
 from django.db import transaction
 
 from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, unreadable_error_alarm
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.ingest import (
     IGNORED,
     REJECTED,
@@ -87,7 +87,7 @@ class BatchIngest:
 
 
 def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_id: str = "") -> None:
-    """Dead-letter a message whose handling failed (own savepoint); a pump's `error` still gets `unreadable_alarm`."""
+    """Dead-letter a message whose handling failed, in its own savepoint (`reject`: counted, logged, alarmed)."""
     if not device_id:
         try:
             device_id = topics.parse_device_topic(message.topic).device_id
@@ -100,4 +100,3 @@ def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_
         raise
     except Exception:  # the dead letter itself failed: the log keeps what it would have held
         logger.exception("dead letter not stored", extra={"topic": message.topic[:200], "reason": reason})
-    unreadable_error_alarm(message.topic, reason, detail)

@@ -17,7 +17,6 @@ from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress
 from devices.services.pumps import pump_report_apply
 from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
 from realtime import metrics
-from realtime.bridge.guard import unreadable_error_alarm
 from realtime.mqtt import topics
 from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 
@@ -113,7 +112,6 @@ def message_ingest(message: InboundMessage, checked: CheckedMessage | None = Non
     except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
         logger.exception("message failed", extra={"topic": message.topic, "device_id": device_id})
         reject(message, "internal_error", repr(exc), device_id)
-        unreadable_error_alarm(message.topic, "internal_error", repr(exc))
     return REJECTED
 
 

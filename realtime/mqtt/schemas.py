@@ -1,5 +1,6 @@
 """Payload schemas per device topic (pydantic v2), with the original firmware's forms coerced as the contract says."""
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
