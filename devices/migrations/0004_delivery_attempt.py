@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0002_alarm_keys_readback'),
+        ('devices', '0003_clinical_units'),
     ]
 
     operations = [
