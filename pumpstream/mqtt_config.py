@@ -39,7 +39,12 @@ def mqtt_settings_from_env(env: environ.Env) -> dict:
             "TLS": False,
         }
     broker["CA_FILE"] = env.str("MQTT_CA_FILE", default="") or None
-    broker["CLIENT_ID"] = env.str("MQTT_CLIENT_ID", default="pumpstream-bridge")
+    # A client certificate, for a broker with `require_certificate true` (docs/operations.md).
+    broker["CERT_FILE"] = env.str("MQTT_CERT_FILE", default="") or None
+    broker["KEY_FILE"] = env.str("MQTT_KEY_FILE", default="") or None
+    # A broker with `use_username_as_clientid` (deploy/mosquitto/production.conf) uses the username as the
+    # client id whatever is asked; with a username, the id asked for is the username too, so the two agree.
+    broker["CLIENT_ID"] = env.str("MQTT_CLIENT_ID", default=broker["USERNAME"] or "pumpstream-bridge")
     broker["SESSION_EXPIRY_S"] = env.int("MQTT_SESSION_EXPIRY_S", default=7 * 24 * 3600)
     broker["KEEPALIVE_S"] = env.int("MQTT_KEEPALIVE_S", default=30)
     return broker

@@ -21,7 +21,8 @@ def make_client(
     if broker.get("USERNAME"):
         client.username_pw_set(broker["USERNAME"], broker.get("PASSWORD") or None)
     if broker.get("TLS"):
-        client.tls_set(ca_certs=broker.get("CA_FILE"), cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(ca_certs=broker.get("CA_FILE"), certfile=broker.get("CERT_FILE"),
+                       keyfile=broker.get("KEY_FILE"), cert_reqs=ssl.CERT_REQUIRED)  # fmt: skip
         client.tls_insecure_set(False)
     client.reconnect_delay_set(min_delay=1, max_delay=reconnect_max_s)
     return client
