@@ -80,8 +80,9 @@ def test_the_same_alarm_in_a_new_session_is_a_new_alarm_tied_to_it(bedside):
             "infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": READ_BACK}
         )
         mark = bedside.mark()
-        bedside.pump.publish("error", {"type": "Air in line", "errorCode": "E12"})
-        alarm = bedside.alarm_event(lambda alarm, s=session: alarm["infusionId"] == s.infusion_id, start=mark)
+        bedside.pump.publish("error", {"type": "air_in_line", "errorCode": "E12"})
+        alarm = bedside.alarm_event(lambda alarm: alarm["type"] == "air_in_line", start=mark)
+        assert alarm["infusionId"] == session.infusion_id, "the alarm must be tied to the session it was raised in"
         assert alarm["count"] == 1 and bedside.notification_for(alarm["id"], start=mark)
         sessions.append((session, alarm))
         bedside.pump.publish("status", {"status": "stopped"})
