@@ -259,6 +259,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # an INFO line per sign-in otherwise; lock-outs are warnings
         "engineio": {"level": "WARNING"},
         "socketio": {"level": "WARNING"},
     },

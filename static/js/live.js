@@ -37,7 +37,7 @@ export class LiveConnection {
     this.socket = io({ path: "/socket.io/", transports: ["websocket", "polling"], withCredentials: true });
     this.socket.on("connect", () => this.onConnect());
     this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
-    this.socket.on("connect_error", () => this.onConnectError());
+    this.socket.on("connect_error", (error) => this.onConnectError(error));
     this.socket.on("stream:subscribed", (payload) => this.onSubscribed(payload));
     this.socket.on("ward:summary", (payload) => this.wards.get(payload?.ward)?.(payload));
     this.socket.on("error", (payload) => console.warn("PumpStream server refused a request:", payload));
@@ -84,7 +84,12 @@ export class LiveConnection {
     if (reason === "io server disconnect") setTimeout(() => this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
   }
 
-  onConnectError() {
+  onConnectError(error) {
+    // The session ended (signed out elsewhere, expired, deactivated): reload, and the server asks to sign in.
+    if (error?.message === "unauthorized") {
+      window.location.reload();
+      return;
+    }
     this.setState("reconnecting");
     if (!this.socket.active) setTimeout(() => this.socket.connect(), RETRY_AFTER_REFUSAL_MS);
   }
