@@ -9,7 +9,10 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import aget_user
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, aget_user, get_user, get_user_model
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from devices.models import ServiceAccount
 from devices.selectors import service_account_for_token
@@ -88,6 +91,41 @@ async def authenticate(cookie_header: str | None, auth: Any) -> Principal | None
     if user is None:
         return None
     return Principal(user=user, session_hash=session_hash(session_key), session_key=session_key)
+
+
+def users_of_sessions(session_keys: set[str]) -> dict[str, Any]:
+    """The signed-in user of each session as `django.contrib.auth.get_user` would find it, or None.
+
+    Read in a few queries whatever the number of sessions (the rights re-check reads every connected one
+    every 2 s): sessions not expired, their users, and the session's password hash still the user's.
+    Other session engines than the database's are read one by one through `get_user`.
+    """
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        return {key: _verified_user(get_user(_SessionRequest(store_class(session_key=key)))) for key in session_keys}
+    data: dict[str, dict] = {}
+    keys = sorted(session_keys)
+    for start in range(0, len(keys), 500):
+        rows = Session.objects.filter(session_key__in=keys[start : start + 500], expire_date__gt=timezone.now())
+        data.update((row.session_key, store_class().decode(row.session_data)) for row in rows)
+    user_model = get_user_model()
+    ids = {values.get(SESSION_KEY) for values in data.values()} - {None}
+    users = {user_model._meta.pk.value_to_string(u): u for u in user_model._default_manager.filter(pk__in=ids)}
+    return {key: _session_user(data.get(key, {}), users) for key in session_keys}
+
+
+def _session_user(values: dict, users: dict[str, Any]) -> Any:
+    """The user a decoded session names, if its backend is configured and its password hash still holds."""
+    user = users.get(values.get(SESSION_KEY))
+    session_auth_hash = values.get(HASH_SESSION_KEY)
+    if user is None or values.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS or not session_auth_hash:
+        return None
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    return user if any(constant_time_compare(session_auth_hash, known) for known in hashes) else None
+
+
+def _verified_user(user: Any) -> Any:
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def bearer_token(authorization: str | None) -> str | None:

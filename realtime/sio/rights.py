@@ -18,18 +18,16 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user
 from django.db import close_old_connections
 
 from devices.models import ServiceAccount
 from devices.selectors import devices_visible_to
 from realtime import events
-from realtime.sio.auth import Principal
+from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.subscriptions import Subscriber, ward_scope
 from realtime.sio.ward_feed import ALL_WARDS, WardScope
 
@@ -56,30 +54,9 @@ class Verdict:
     wards: dict[str, WardScope | str] = field(default_factory=dict)
 
 
-@dataclass
-class _SessionRequest:
-    session: Any
-
-
 def principal_key(principal: Principal) -> str:
     """Who counts as one principal for the socket cap."""
     return f"account:{principal.account.pk}" if principal.account is not None else f"user:{principal.user.pk}"
-
-
-def principal_refreshed(principal: Principal) -> tuple[Principal | None, str | None]:
-    """The principal as the database has it now, or None and why it lost its right to connect."""
-    if principal.account is not None:
-        account = ServiceAccount.objects.filter(pk=principal.account.pk).first()
-        if account is None or not account.is_active:
-            return None, "Service account revoked"
-        return Principal(account=account, session_hash=principal.session_hash), None
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=principal.session_key)
-    user = get_user(_SessionRequest(session=store))  # an expired, deleted or outdated session: anonymous
-    if not getattr(user, "is_authenticated", False) or user.pk != principal.user.pk:
-        return None, "Signed out or session expired"
-    if not user.is_active:
-        return None, "Account deactivated"
-    return Principal(user=user, session_hash=principal.session_hash, session_key=principal.session_key), None
 
 
 def credential_of(principal: Principal) -> str:
@@ -87,22 +64,59 @@ def credential_of(principal: Principal) -> str:
     return principal.session_key or principal_key(principal)
 
 
-def verdict_for(principal: Principal, devices: set[str], wards: set[str]) -> Verdict:
-    """Re-read one credential's rights against what its sockets watch (runs in a worker thread)."""
-    fresh, reason = principal_refreshed(principal)
-    if fresh is None:
-        return Verdict(reason=reason)
-    visible = set(devices_visible_to(fresh.subject).filter(device_id__in=devices).values_list("device_id", flat=True))
-    return Verdict(
-        principal=fresh, lost_devices=devices - visible, wards={ward: ward_scope(fresh, ward) for ward in wards}
+def principals_refreshed(principals: dict[str, Principal]) -> dict[str, Principal | str]:
+    """Each credential's principal as the database has it now, or why it lost its right to connect."""
+    users = users_of_sessions({p.session_key for p in principals.values() if p.account is None})
+    account_ids = {p.account.pk for p in principals.values() if p.account is not None}
+    accounts = {account.pk: account for account in ServiceAccount.objects.filter(pk__in=account_ids)}
+    fresh: dict[str, Principal | str] = {}
+    for credential, principal in principals.items():
+        if principal.account is not None:
+            account = accounts.get(principal.account.pk)
+            ok = account is not None and account.is_active
+            fresh[credential] = Principal(account=account, session_hash=principal.session_hash) if ok else (
+                "Service account revoked")  # fmt: skip
+            continue
+        user = users.get(principal.session_key)
+        if user is None or user.pk != principal.user.pk:
+            fresh[credential] = "Signed out or session expired"
+        elif not user.is_active:
+            fresh[credential] = "Account deactivated"
+        else:
+            fresh[credential] = Principal(user=user, session_hash=principal.session_hash,
+                                          session_key=principal.session_key)  # fmt: skip
+    return fresh
+
+
+def rights_of(principal: Principal, devices: set[str], wards: set[str]) -> tuple[set[str], dict[str, Any]]:
+    """What a (fresh) principal may no longer watch of `devices`, and its scope of each of `wards`."""
+    visible = set(
+        devices_visible_to(principal.subject).filter(device_id__in=devices).values_list("device_id", flat=True)
     )
+    return devices - visible, {ward: ward_scope(principal, ward) for ward in wards}
 
 
 def verdicts_for(requests: dict[str, tuple[Principal, set[str], set[str]]]) -> dict[str, Verdict]:
-    """One verdict per credential (the union of what its sockets watch), with fresh database connections."""
+    """One verdict per credential: credentials read together, rights once per user or service account."""
     close_old_connections()
     try:
-        return {credential: verdict_for(*request) for credential, request in requests.items()}
+        fresh = principals_refreshed({credential: request[0] for credential, request in requests.items()})
+        watched: dict[str, tuple[Principal, set[str], set[str]]] = {}
+        for credential, (_, devices, wards) in requests.items():
+            principal = fresh[credential]
+            if isinstance(principal, Principal):
+                _, all_devices, all_wards = watched.setdefault(principal_key(principal), (principal, set(), set()))
+                all_devices.update(devices)
+                all_wards.update(wards)
+        rights = {key: rights_of(*request) for key, request in watched.items()}
+        verdicts = {}
+        for credential, principal in fresh.items():
+            if isinstance(principal, str):
+                verdicts[credential] = Verdict(reason=principal)
+            else:
+                lost, wards = rights[principal_key(principal)]
+                verdicts[credential] = Verdict(principal=principal, lost_devices=lost, wards=wards)
+        return verdicts
     finally:
         close_old_connections()
 

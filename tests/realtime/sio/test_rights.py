@@ -1,0 +1,63 @@
+"""The rights re-check reads sessions in bulk exactly as `django.contrib.auth.get_user` would, one by one."""
+
+from datetime import timedelta
+from importlib import import_module
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user
+from django.contrib.sessions.models import Session
+from django.utils import timezone
+
+from realtime.sio.auth import users_of_sessions
+from realtime.sio.rights import verdicts_for
+from tests.factories import make_device, make_user, make_ward
+from tests.support.sio import session_cookie
+
+pytestmark = pytest.mark.django_db
+
+
+class _Request:
+    def __init__(self, key: str) -> None:
+        self.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
+
+
+def key_of(user) -> str:
+    return session_cookie(user).split("=", 1)[1]
+
+
+def test_bulk_session_read_matches_get_user():
+    icu = make_ward("icu")
+    keys = {name: key_of(make_user(name, ward=icu)) for name in ("kept", "new-password", "expired", "deleted")}
+    changed = type(make_user("x")).objects.get(username="new-password")
+    changed.set_password("another-password-1")
+    changed.save()
+    Session.objects.filter(session_key=keys["expired"]).update(expire_date=timezone.now() - timedelta(seconds=1))
+    Session.objects.filter(session_key=keys["deleted"]).delete()
+    found = users_of_sessions(set(keys.values()) | {"no-such-session"})
+    for name, key in keys.items():
+        expected = get_user(_Request(key))
+        expected = expected if expected.is_authenticated else None
+        assert found[key] == expected, f"{name}: bulk read {found[key]!r}, get_user {expected!r}"
+    assert found["no-such-session"] is None
+    assert [name for name, key in keys.items() if found[key] is not None] == ["kept"]
+
+
+def test_verdicts_name_what_was_withdrawn(monkeypatch):
+    from realtime.sio.auth import Principal
+
+    # In Daphne it runs in a worker thread with its own connection; here it shares the test's transaction.
+    monkeypatch.setattr("realtime.sio.rights.close_old_connections", lambda: None)
+    icu = make_ward("icu")
+    make_device("PUMP_R1", ward=icu)
+    nurse, gone = make_user("nurse", ward=icu), make_user("gone", ward=icu)
+    nurse_key, gone_key = key_of(nurse), key_of(gone)
+    type(gone).objects.filter(pk=gone.pk).update(is_active=False)
+    icu.members.remove(nurse)
+    verdicts = verdicts_for({
+        nurse_key: (Principal(user=nurse, session_key=nurse_key), {"PUMP_R1"}, {"icu"}),
+        gone_key: (Principal(user=gone, session_key=gone_key), {"PUMP_R1"}, set()),
+    })  # fmt: skip
+    assert verdicts[gone_key].reason == "Account deactivated"
+    assert verdicts[nurse_key].reason is None and verdicts[nurse_key].lost_devices == {"PUMP_R1"}
+    assert verdicts[nurse_key].wards == {"icu": "Not permitted to watch this ward"}
