@@ -135,11 +135,15 @@ export class LiveConnection {
 }
 
 /** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data). */
-export function watchBridge(initial, { banner = document.getElementById("degraded-banner"), url, everyMs = 5000 } = {}) {
+export function watchBridge(
+  initial,
+  { banner = document.getElementById("degraded-banner"), url, everyMs = 5000, onHealth, onSignedOut } = {},
+) {
   const show = (bridge) => {
     const healthy = Boolean(bridge?.alive && bridge?.brokerConnected);
     setMonitoringHealthy(healthy);
     if (banner) banner.hidden = healthy;
+    onHealth?.(healthy);
   };
   show(initial);
   if (!url) return;
@@ -147,6 +151,7 @@ export function watchBridge(initial, { banner = document.getElementById("degrade
     try {
       const sentAt = Date.now();
       const response = await fetch(url, { credentials: "same-origin" });
+      onSignedOut?.(response.status === 401 || response.status === 403);
       if (!response.ok) return;
       const bridge = await response.json();
       noteServerTime(bridge.serverNow, sentAt); // keeps the page's estimate of the server's clock honest

@@ -8,6 +8,7 @@ import {
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
+import { Station } from "./station.js";
 
 const page = readPageData();
 const pumps = new Map(readPageData("pumps-data").map((pump) => [pump.deviceId, pump]));
@@ -113,6 +114,7 @@ function renderSummary() {
 function renderAll() {
   pumps.forEach(render);
   renderSummary();
+  station.update(pumps.values());
 }
 
 function applySummary({ pumps: updates = [] }) {
@@ -127,12 +129,18 @@ function applySummary({ pumps: updates = [] }) {
     if (merged.topAlarm) announceAlarm(merged.topAlarm, merged.bed ? `bed ${merged.bed}` : merged.deviceId);
   }
   renderSummary();
+  station.update(pumps.values());
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
 }
 
 const live = new LiveConnection();
 live.subscribeWard(page.ward, applySummary);
-watchBridge(page.bridge, { url: "/api/bridge/" });
+const station = new Station({ live, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/` });
+watchBridge(page.bridge, {
+  url: "/api/bridge/",
+  onHealth: (healthy) => station.setProblem("degraded", !healthy),
+  onSignedOut: (signedOut) => station.setProblem("signedOut", signedOut),
+});
 alreadyShown([...pumps.values()].map((pump) => pump.topAlarm));
 renderAll();
 setInterval(renderAll, 1000);

@@ -1,0 +1,119 @@
+// The nurse station's own alerting, on the ward overview: the ward's active alarms listed highest and
+// newest first, the top one in the tab title and a full-width banner, sounded with the high and medium
+// patterns of alarm_audio.js; and the station's technical alarm when it cannot do its job (signed out,
+// connection lost for more than 10 s, monitoring degraded), shown full-width and sounded too.
+
+import { AlarmAudio } from "./alarm_audio.js";
+import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
+
+const RANK = { high: 3, medium: 2, low: 1 };
+const CONNECTION_GRACE_MS = 10_000;
+const TECHNICAL = {
+  signedOut: "Signed out: this screen no longer receives alarms. Sign in again.",
+  connection: "Connection lost for more than 10 s: this screen is not receiving alarms.",
+  degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
+};
+const byId = (id) => document.getElementById(id);
+
+export class Station {
+  constructor({ live, monitorUrl }) {
+    this.root = byId("station");
+    this.monitorUrl = monitorUrl;
+    this.baseTitle = document.title;
+    this.alarms = [];
+    this.problems = new Set();
+    this.audio = new AlarmAudio({
+      root: this.root,
+      high: byId("station-audio-high"),
+      medium: byId("station-audio-medium"),
+      stateLabel: byId("station-audio-state"),
+      enableButton: byId("station-audio-enable"),
+      silenceButton: byId("station-audio-silence"),
+    });
+    live.onStateChange((state) => this.connectionChanged(state));
+    window.pumpstreamStation = this; // for the browser tests
+  }
+
+  connectionChanged(state) {
+    clearTimeout(this.lostTimer);
+    if (state === "live") this.setProblem("connection", false);
+    else this.lostTimer = setTimeout(() => this.setProblem("connection", true), CONNECTION_GRACE_MS);
+  }
+
+  /** `key` is one of TECHNICAL's: the station's own fault, on or off. */
+  setProblem(key, present) {
+    if (present === this.problems.has(key)) return;
+    if (present) this.problems.add(key);
+    else this.problems.delete(key);
+    this.render();
+  }
+
+  /** The ward's pumps changed (or a second passed): recompute the list, banner, title and sound. */
+  update(pumps) {
+    this.alarms = [...pumps]
+      .filter((pump) => pump.topAlarm)
+      .map((pump) => ({ ...pump.topAlarm, pump }))
+      .sort((a, b) => (RANK[b.priority] ?? 0) - (RANK[a.priority] ?? 0) ||
+        String(b.raisedAt ?? "").localeCompare(String(a.raisedAt ?? "")));
+    this.render();
+  }
+
+  render() {
+    this.renderList();
+    const top = this.alarms.find((alarm) => !alarm.acknowledged);
+    const banner = byId("station-alarm-banner");
+    banner.hidden = !top;
+    banner.dataset.priority = top?.priority ?? "none";
+    if (top) setText(banner, `${PRIORITY_LABEL[top.priority] ?? top.priority} alarm · ${describe(top)}`);
+    const technical = byId("station-technical-alarm");
+    technical.hidden = this.problems.size === 0;
+    setText(technical, [...this.problems].map((key) => TECHNICAL[key]).join(" "));
+    this.root.dataset.technical = this.problems.size ? "true" : "false";
+    const lead = top ? `${top.priority.toUpperCase()}: ${where(top.pump)} · ` : this.problems.size ? "STATION ALARM · " : "";
+    if (document.title !== lead + this.baseTitle) document.title = lead + this.baseTitle;
+    this.sound();
+  }
+
+  renderList() {
+    const list = byId("station-alarm-list");
+    const texts = this.alarms.map((alarm) => `${alarm.priority}|${describe(alarm)}|${alarm.acknowledged}`);
+    if (list.dataset.texts === texts.join("\n")) return;
+    list.dataset.texts = texts.join("\n");
+    list.replaceChildren(...this.alarms.map((alarm) => this.item(alarm)));
+    byId("station-alarms").hidden = this.alarms.length === 0;
+  }
+
+  item(alarm) {
+    const item = document.createElement("li");
+    item.dataset.priority = alarm.priority;
+    item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
+    const link = document.createElement("a");
+    link.href = this.monitorUrl(alarm.pump.deviceId);
+    link.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${describe(alarm)}` +
+      (alarm.acknowledged ? " (acknowledged)" : "");
+    item.append(link);
+    return item;
+  }
+
+  /** Patient alarms by priority; a technical fault sounds the medium pattern (a new high alarm still wins). */
+  sound() {
+    const sounding = this.alarms.map((alarm) => ({ ...alarm, state: "active" }));
+    if (this.problems.size) sounding.push({ id: "station", priority: "medium", state: "active", acknowledged: false });
+    this.audio.update(sounding);
+  }
+}
+
+function where(pump) {
+  return pump.bed ? `Bed ${pump.bed}` : pump.deviceId;
+}
+
+function describe(alarm) {
+  const lasting = alarm.raisedAt ? ` · ${lastingFor(alarm.raisedAt)}` : "";
+  return `${where(alarm.pump)} · ${alarm.message || humanType(alarm.type)}${lasting}`;
+}
+
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+export { TECHNICAL };

@@ -1,0 +1,96 @@
+"""The station alerts: a pump's high alarm sounds on the overview (its audio observably plays), takes the tab
+title and a full-width banner, and heads the ward's alarm list; the station's own technical alarm sounds and
+shows full-width when its connection is lost for more than 10 s or it is signed out."""
+
+import time
+
+import pytest
+from django.contrib.sessions.models import Session
+from playwright.sync_api import expect
+
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient
+from tests.support.browser import screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+WALL = {"width": 1920, "height": 1080}
+
+
+def playing(page, priority: str) -> bool:
+    return page.evaluate(f"!document.getElementById('station-audio-{priority}').paused")
+
+
+def allow_sound(page) -> None:
+    """One gesture, as a nurse sitting down at the station would make (browsers block sound before one)."""
+    page.locator("#ward-heading").click()
+
+
+@pytest.fixture
+def station(open_page, stack):
+    ward = make_ward("s1")
+    make_device("BRW_S_HIGH", ward=ward, bed="11", has_presence=True)
+    make_device("BRW_S_MED", ward=ward, bed="12", has_presence=True)
+    nurse = make_user("station-nurse", ward=ward)
+    page = open_page(nurse, "/", viewport=WALL)
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    allow_sound(page)
+    return page
+
+
+def test_a_pump_high_alarm_sounds_on_the_overview_and_leads_title_banner_and_list(station, stack, artifacts_dir):
+    page = station
+    root = page.locator("#station")
+    expect(root).to_have_attribute("data-audio", "off")
+    medium, high = PumpClient(stack["broker"].url, "BRW_S_MED"), PumpClient(stack["broker"].url, "BRW_S_HIGH")
+    try:
+        medium.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
+        expect(root).to_have_attribute("data-audio", "medium", timeout=5_000)
+        assert playing(page, "medium"), "a medium alarm must sound the medium pattern on the overview"
+        time.sleep(1.1)  # the high alarm is the newer one
+        high.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})
+        expect(root).to_have_attribute("data-audio", "high", timeout=5_000)
+        assert playing(page, "high") and not playing(page, "medium"), "the high pattern replaces the medium one"
+        expect(page).to_have_title("HIGH: Bed 11 · Ward overview · PumpStream")
+        banner = page.locator("#station-alarm-banner")
+        expect(banner).to_be_visible()
+        expect(banner).to_contain_text("High alarm · Bed 11 · Line blocked · for")
+        items = page.locator("#station-alarm-list li")
+        expect(items).to_have_count(2)
+        expect(items.nth(0)).to_have_attribute("data-priority", "high")
+        expect(items.nth(1)).to_contain_text("Bed 12 · Battery low")
+        screenshot(page, artifacts_dir, "station-high-alarm-wall")
+        page.get_by_role("button", name="Silence this screen 2 min").click()
+        expect(root).to_have_attribute("data-audio", "silenced")
+        assert not playing(page, "high")
+    finally:
+        medium.close()
+        high.close()
+
+
+def test_lost_connection_over_10_s_raises_the_station_technical_alarm(station, artifacts_dir):
+    page = station
+    technical = page.locator("#station-technical-alarm")
+    page.context.set_offline(True)
+    lost = time.monotonic()
+    expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
+    expect(technical).to_be_hidden()  # not before 10 s
+    expect(technical).to_contain_text("Connection lost for more than 10 s", timeout=15_000)
+    waited = time.monotonic() - lost
+    assert waited >= 9.5, f"the technical alarm came after {waited:.1f} s, before the 10 s grace"
+    expect(page.locator("#station")).to_have_attribute("data-audio", "medium")
+    assert playing(page, "medium"), "the station's technical alarm must sound"
+    assert page.title().startswith("STATION ALARM"), page.title()
+    screenshot(page, artifacts_dir, "station-technical-connection-lost")
+    page.context.set_offline(False)
+    expect(technical).to_be_hidden(timeout=20_000)
+
+
+def test_signed_out_station_says_so_and_sounds(station, artifacts_dir):
+    page = station
+    Session.objects.all().delete()  # the station's sign-in ends (expired, or signed out elsewhere)
+    technical = page.locator("#station-technical-alarm")
+    expect(technical).to_contain_text("Signed out", timeout=12_000)
+    expect(page.locator("#station")).to_have_attribute("data-audio", "medium")
+    assert playing(page, "medium"), "a signed-out station must sound"
+    screenshot(page, artifacts_dir, "station-technical-signed-out")
