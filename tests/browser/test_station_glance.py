@@ -179,6 +179,6 @@ def test_summary_counts_follow_the_ward_live(open_page, ward_of_six, stack):
     page = open_page(ward_of_six, "/")
     summary = page.locator("#ward-summary")
     expect(summary).to_contain_text("1 infusing")
-    stack["sims"]["BRW_G_RUN"].stop()  # the infusing pump falls silent
-    expect(summary).to_contain_text("2 stale", timeout=10_000)
+    stack["sims"]["BRW_G_RUN"].stop()  # the infusing pump says goodbye and goes offline
+    expect(summary).to_contain_text("2 offline", timeout=10_000)
     expect(summary).not_to_contain_text("infusing")
