@@ -139,6 +139,7 @@ export class WaitingModal {
     this.byId("waiting-close").hidden = !ended;
     this.byId("waiting-close").textContent = CHECK_AT_PUMP.has(outcome) ? "Go to the monitor" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
+    this.dialog.querySelector(".countdown").hidden = ended; // a countdown frozen at "6 s" reads as still waiting
     if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
   }
 
