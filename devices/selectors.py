@@ -177,3 +177,9 @@ def _by_label(samples: list, label: str) -> dict[str, float]:
 def delivery_attempts_known(keys: list[str]) -> set[str]:
     """Which of these redelivered messages were tried before (by a bridge run that did not finish them)."""
     return set(DeliveryAttempt.objects.filter(key__in=keys).values_list("key", flat=True))
+
+
+def alarm_keys_active(*, device_id: str) -> set[str]:
+    """The type keys of a pump's active alarms (one query; the bridge's bound on distinct active alarms)."""
+    active = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
+    return set(active.values_list("type", flat=True))

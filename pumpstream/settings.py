@@ -232,6 +232,14 @@ PUMPSTREAM = {
     "PROGRESS_FLOOD_BURST": env.float("PROGRESS_FLOOD_BURST", default=100.0),
     # A redelivered message (after a crash) is tried this many times, one by one, then dead-lettered.
     "BRIDGE_REDELIVERY_TRIES": env.int("BRIDGE_REDELIVERY_TRIES", default=3),
+    # Per-pump budgets for every other topic (realtime/bridge/budgets.py): alarms (the error topic) and
+    # reports (the rest), each a token bucket; the excess is shed and summed up as one high alarm_flood.
+    # A pump may hold at most ALARM_ACTIVE_MAX distinct active alarms. 0 turns a bound off.
+    "ALARM_BUDGET_PER_S": env.float("ALARM_BUDGET_PER_S", default=1.0),
+    "ALARM_BUDGET_BURST": env.float("ALARM_BUDGET_BURST", default=10.0),
+    "REPORT_BUDGET_PER_S": env.float("REPORT_BUDGET_PER_S", default=5.0),
+    "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=50.0),
+    "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),
     # How long Daphne's fan-out holds a pump's later changes for a missing earlier one still in transit.
     "REORDER_WINDOW_S": env.float("REORDER_WINDOW_S", default=2.0),
     # How often each Daphne process re-reads the rights of its connected users and service accounts.

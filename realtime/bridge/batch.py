@@ -9,6 +9,8 @@ from collections import Counter
 
 from django.db import transaction
 
+from devices.services.protection import alarm_flood_raise
+from realtime.bridge.budgets import PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.ingest import (
@@ -34,19 +36,23 @@ SHED = "shed"
 class BatchIngest:
     """Applies a batch in the caller's transaction and counts the outcomes."""
 
-    def __init__(self, guard: ProgressFloodGuard) -> None:
+    def __init__(self, guard: ProgressFloodGuard, budgets: PumpBudgets | None = None) -> None:
         self.guard = guard
+        self.budgets = budgets
 
     def run(self, batch: list[InboundMessage]) -> Counter[str]:
         """Every message checked, shed, rejected or applied; returns the outcomes by name."""
         outcomes: Counter[str] = Counter()
         routine: list[tuple[InboundMessage, CheckedMessage]] = []
-        for message, admitted in zip(batch, self.guard.admit_batch(batch), strict=True):
+        for message, admitted in zip(batch, self._admit(batch), strict=True):
             if not admitted:
                 outcomes[SHED] += 1
                 continue
             checked = self._check(message, outcomes)
             if checked is None:
+                continue
+            if self.budgets and not self.budgets.alarm_admitted(checked, message.received_at.timestamp()):
+                outcomes[SHED] += 1
                 continue
             if is_routine_progress(checked):
                 routine.append((message, checked))
@@ -55,7 +61,27 @@ class BatchIngest:
             routine = []
             outcomes[message_ingest(message, checked)] += 1
         outcomes.update(self._routine(routine))
+        self._summarise_floods()
         return outcomes
+
+    def _admit(self, batch: list[InboundMessage]) -> list[bool]:
+        """Per message, whether it passes the progress guard and its pump's budgets (decided before parsing)."""
+        admitted = self.guard.admit_batch(batch)
+        if self.budgets is None:
+            return admitted
+        return [a and b for a, b in zip(admitted, self.budgets.admit_batch(batch), strict=True)]
+
+    def _summarise_floods(self) -> None:
+        """One `alarm_flood` (raised or counted) per pump whose messages were shed over its budgets."""
+        if self.budgets is None:
+            return
+        for device_id, shed in self.budgets.take_shed().items():
+            try:
+                alarm_flood_raise(device_id=device_id, shed=dict(shed))
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception:  # guarded: the shed messages stay counted in the metrics and the log
+                logger.exception("alarm_flood not raised", extra={"device_id": device_id})
 
     def _check(self, message: InboundMessage, outcomes: Counter[str]) -> CheckedMessage | None:
         if not message.payload:

@@ -1,6 +1,7 @@
 """Committing what the bridge received: a batch in one transaction, or message by message when that is safer.
 
-- A batch is one transaction, acknowledged after its commit.
+- A batch is one transaction, acknowledged after its commit; when a pump floods (more than
+  `HEAVY_PER_BATCH` messages in it), the other pumps' messages commit first, in a transaction of their own.
 - A failure of the infrastructure (`INFRASTRUCTURE_ERRORS`) is retried with backoff, unacknowledged, for as
   long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards sends the batch through message by message, so
@@ -31,6 +32,7 @@ from realtime.bridge.ingest import REJECTED, InboundMessage
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+HEAVY_PER_BATCH = 50  # a pump with more messages than this in one batch is flooding: its share commits last
 
 
 class Stopping(Exception):
@@ -63,7 +65,8 @@ class Committer:
                 if suspect:  # a run before this one died while trying it: alone, its try counted
                     self._one_by_one(run, count_tries=True)
                 else:
-                    self._commit_run(run)
+                    for part in _light_first(run):
+                        self._commit_run(part)
         except Stopping:
             logger.info("stopping with messages of a batch of %d unacknowledged (the broker keeps them)", len(batch))
 
@@ -169,3 +172,23 @@ def _runs(items: list[tuple[InboundMessage, str]], suspects: set[str]):
             run.append((message, key))
     if run:
         yield run, False
+
+
+def _light_first(run: list[tuple[InboundMessage, str]]) -> list[list[tuple[InboundMessage, str]]]:
+    """The run as up to two transactions: first the messages of pumps with few in it, then the flooding pumps'.
+
+    Order is kept per pump (the contract's only order), so another pump's alarm need not wait for the
+    commit of a flooding pump's share of the batch (what its budgets let through still costs time).
+    """
+    counts = Counter(_sender(message) for message, _ in run)
+    heavy = {sender for sender, count in counts.items() if count > HEAVY_PER_BATCH}
+    if not heavy or len(heavy) == len(counts):
+        return [run]
+    light = [item for item in run if _sender(item[0]) not in heavy]
+    return [light, [item for item in run if _sender(item[0]) in heavy]]
+
+
+def _sender(message: InboundMessage) -> str:
+    """The device id segment of the topic (`devices/{id}/...`), or the whole topic for anything else."""
+    parts = message.topic.split("/")
+    return parts[1] if len(parts) == 3 else message.topic

@@ -15,6 +15,7 @@ from django.utils import timezone
 from devices.services.records import bridge_heartbeat
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
+from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.forwarder import ChangeForwarder
@@ -63,7 +64,8 @@ class Bridge:
         self.housekeeping = Housekeeping()
         self.guard = ProgressFloodGuard(rate_per_s=settings.PUMPSTREAM["PROGRESS_FLOOD_PER_S"],
                                         burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
-        self.ingest = BatchIngest(self.guard)
+        self.budgets = pump_budgets()
+        self.ingest = BatchIngest(self.guard, self.budgets)
         self.committer = Committer(
             ingest=self.ingest, on_committed=self._committed, on_rollback=self.committed.clear, stop=self._stop,
             max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
@@ -200,6 +202,17 @@ class Bridge:
             "forwardBuffered": len(self.forwarder.buffer),
             "forwardDropped": self.forwarder.dropped,
             "forwardConnected": self.forwarder.connected,
+            "budgetShed": self.budgets.shed_total,
             "protocol": "5" if self.link.protocol == 5 else "3.1.1",
             "metrics": metrics.registry_snapshot(),
         }
+
+
+def pump_budgets() -> PumpBudgets:
+    """The per-pump budgets from the settings (ALARM_BUDGET_*, REPORT_BUDGET_*, ALARM_ACTIVE_MAX)."""
+    limits = settings.PUMPSTREAM
+    return PumpBudgets(
+        alarm=Budget(limits["ALARM_BUDGET_PER_S"], limits["ALARM_BUDGET_BURST"]),
+        report=Budget(limits["REPORT_BUDGET_PER_S"], limits["REPORT_BUDGET_BURST"]),
+        max_active_alarms=limits["ALARM_ACTIVE_MAX"],
+    )

@@ -12,7 +12,8 @@ from realtime import events
 from realtime.mqtt import topics
 from tests.factories import make_device, make_user, make_ward
 from tests.realtime.fuzz.strategies import raw_payloads
-from tests.support.bridge import PumpClient, wait_until
+from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.processes import free_port
 from tests.support.sio import StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -40,9 +41,19 @@ def processed(name: str) -> int:
     return sum(stats.get(outcome, 0) for outcome in OUTCOMES)
 
 
+@pytest.fixture
+def unbudgeted_bridge(own_broker, artifacts_dir):
+    """A bridge without per-pump budgets: 200 messages of one pump in a second would be a flood by them."""
+    process = BridgeProcess(own_broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir,
+                            ALARM_BUDGET_PER_S="0", REPORT_BUDGET_PER_S="0", ALARM_ACTIVE_MAX="0").start()  # fmt: skip
+    yield process
+    process.stop()
+
+
 def test_fuzzed_payloads_through_the_real_broker_and_bridge_are_refused_and_the_next_good_one_applies(
-    own_broker, own_bridge
+    own_broker, unbudgeted_bridge
 ):
+    own_bridge = unbudgeted_bridge
     make_device("PUMP_SMOKE")
     messages = fuzzed_messages(200)
     pump = PumpClient(own_broker.url, "PUMP_SMOKE")

@@ -1,0 +1,127 @@
+"""Per-pump budgets for every topic but routine progress: a flooding pump's excess is shed, counted and summed up.
+
+Routine progress has its own guard (`flood.py`). Every other message of a pump pays into one of two token
+buckets per pump, decided on the raw topic before any parsing: `alarm` (its `error` topic) and `report`
+(status, infusion, completion, actions, bolus, test, non-routine progress). A pump within its budgets
+never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
+acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budget_shed`),
+logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, so what the
+pump said is never silently lost. The newest report of each kind per pump in a batch is never shed, so
+a flooding pump's state stays current. Alarms are also bounded in number: a pump with `max_active`
+distinct active alarms gets no new one (a repeat of an active alarm or a clearing still passes); the
+refused alarm is counted into its `alarm_flood` too.
+"""
+
+import logging
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
+
+from devices.selectors import alarm_keys_active
+from devices.services.alarms import CLEARED_SUFFIX, alarm_type_key
+from devices.services.protection import ALARM_FLOOD
+from realtime import metrics
+from realtime.bridge.flood import routine_progress_sender
+from realtime.bridge.ingest import CheckedMessage, InboundMessage
+from realtime.mqtt import topics
+
+logger = logging.getLogger(__name__)
+
+MAX_PUMPS_TRACKED = 20_000
+LOG_EVERY_S = 60.0
+ALARM, REPORT = "alarm", "report"
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    refilled_at: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A token bucket's rate (messages per second on average) and burst; rate 0 turns it off."""
+
+    rate_per_s: float
+    burst: float
+
+
+class PumpBudgets:
+    """Admits each pump's alarms and reports within their budgets; remembers what it shed per pump for the batch."""
+
+    def __init__(self, *, alarm: Budget, report: Budget, max_active_alarms: int) -> None:
+        self.budgets = {ALARM: alarm, REPORT: report}
+        self.max_active_alarms = max_active_alarms
+        self.buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()  # (device id, budget name)
+        self.shed: dict[str, Counter[str]] = {}  # this batch's shed messages, per pump and topic kind
+        self.logged_at: dict[str, float] = {}
+        self.shed_total = 0
+
+    def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
+        """Per message, False when it is shed; call `take_shed()` after the batch for the summaries."""
+        senders = [_budgeted_sender(message) for message in batch]
+        newest = {(sender, kind): index for index, (sender, kind) in enumerate(senders) if sender and kind != "error"}
+        admitted = []
+        for index, (message, (device_id, kind)) in enumerate(zip(batch, senders, strict=True)):
+            keep = device_id is None or newest.get((device_id, kind)) == index
+            keep = self._take(device_id, kind, message) or keep
+            if not keep:
+                self.count_shed(device_id, kind, message.received_at.timestamp())
+            admitted.append(keep)
+        return admitted
+
+    def alarm_admitted(self, checked: CheckedMessage, clock: float) -> bool:
+        """False (and counted as shed) for a new alarm of a pump that has `max_active_alarms` active ones."""
+        if checked.kind != topics.ERROR or self.max_active_alarms <= 0:
+            return True
+        key = alarm_type_key(checked.report.type)
+        if key.endswith(CLEARED_SUFFIX):
+            return True
+        active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
+        if key in active or len(active) < self.max_active_alarms:
+            return True
+        self.count_shed(checked.device_id, topics.ERROR, clock)
+        return False
+
+    def take_shed(self) -> dict[str, Counter[str]]:
+        """What was shed since the last call, per pump (for its `alarm_flood`)."""
+        shed, self.shed = self.shed, {}
+        return shed
+
+    def count_shed(self, device_id: str, kind: str, clock: float) -> None:
+        self.shed.setdefault(device_id, Counter())[kind] += 1
+        self.shed_total += 1
+        metrics.BUDGET_SHED.labels(kind=kind).inc()
+        if clock - self.logged_at.get(device_id, float("-inf")) >= LOG_EVERY_S:
+            self.logged_at[device_id] = clock
+            logger.warning("pump flooding: %s messages over its budget shed", kind,
+                           extra={"device_id": device_id, "reason": "budget"})  # fmt: skip
+
+    def _take(self, device_id: str | None, kind: str, message: InboundMessage) -> bool:
+        if device_id is None:
+            return True
+        name = ALARM if kind == topics.ERROR else REPORT
+        budget = self.budgets[name]
+        if budget.rate_per_s <= 0:
+            return True
+        clock = message.received_at.timestamp()
+        bucket = self.buckets.pop((device_id, name), None) or _Bucket(budget.burst, clock)
+        self.buckets[(device_id, name)] = bucket
+        if len(self.buckets) > MAX_PUMPS_TRACKED:
+            self.buckets.popitem(last=False)
+        bucket.tokens = min(budget.burst, bucket.tokens + (clock - bucket.refilled_at) * budget.rate_per_s)
+        bucket.refilled_at = clock
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        return False
+
+
+def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:
+    """(device id, topic kind) of a message under a budget; (None, "") for routine progress or a bad topic."""
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return None, ""
+    if parsed.kind == topics.PROGRESS and routine_progress_sender(message) is not None:
+        return None, ""
+    return parsed.device_id, parsed.kind

@@ -1,0 +1,86 @@
+"""Unit tests of the per-pump budgets: a flooding pump's excess is shed and summed up, the others untouched."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Alarm, Device
+from realtime.bridge.batch import SHED, BatchIngest
+from realtime.bridge.budgets import Budget, PumpBudgets
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import APPLIED, InboundMessage
+from tests.factories import make_device
+
+pytestmark = pytest.mark.django_db
+OFF = Budget(0, 1)
+BASE = timezone.now()  # one clock for every message: no bucket refills between them unless `at_s` says so
+
+
+def message(device_id: str, kind: str, body: dict, *, at_s: float = 0.0) -> InboundMessage:
+    return InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
+                          received_at=BASE + timedelta(seconds=at_s))  # fmt: skip
+
+
+def ingest(batch, budgets: PumpBudgets):
+    with transaction.atomic():
+        return BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets).run(batch)
+
+
+def active(device_id: str) -> dict[str, Alarm]:
+    return {alarm.type: alarm for alarm in Alarm.objects.filter(device__device_id=device_id, state="active")}
+
+
+def test_three_thousand_errors_of_one_pump_are_shed_beyond_its_budget_and_summed_up_in_one_alarm_flood():
+    make_device("FLOOD")
+    make_device("CALM")
+    budgets = PumpBudgets(alarm=Budget(1, 20), report=Budget(5, 50), max_active_alarms=20)
+    flood = [message("FLOOD", "error", {"type": f"fault_{n}", "severity": "high"}, at_s=n / 30000) for n in range(3000)]
+    outcomes = ingest([*flood, message("CALM", "error", {"type": "occlusion", "severity": "high"})], budgets)
+    alarms = active("FLOOD")
+    assert outcomes[SHED] == 2980, f"all but the burst of 20 must be shed: {outcomes}"
+    assert len(alarms) == 21, f"20 alarms and one alarm_flood, got {len(alarms)}"
+    summary = alarms["alarm_flood"]
+    assert (summary.priority, summary.source, summary.details["shed"]) == ("high", "server", {"error": 2980})
+    assert "occlusion" in active("CALM"), "another pump's alarm must pass"
+
+
+def test_the_summary_is_one_alarm_counted_again_per_batch():
+    make_device("FLOOD")
+    budgets = PumpBudgets(alarm=Budget(1, 2), report=OFF, max_active_alarms=0)
+    for batch in range(3):
+        ingest([message("FLOOD", "error", {"type": "x"}, at_s=batch * 0.01) for _ in range(10)], budgets)
+    summary = active("FLOOD")["alarm_flood"]
+    assert summary.count == 3 and Alarm.objects.filter(type="alarm_flood").count() == 1
+    assert summary.details["shed"] == {"error": 8 + 10 + 10}, "the counts add up over the batches"
+
+
+def test_a_status_flood_keeps_the_newest_status_of_each_batch():
+    make_device("FLOOD")
+    budgets = PumpBudgets(alarm=OFF, report=Budget(5, 50), max_active_alarms=0)
+    outcomes = ingest([message("FLOOD", "status", {"status": "idle", "batteryLevel": n % 100}) for n in range(500)],
+                      budgets)  # fmt: skip
+    assert outcomes[SHED] == 449 and outcomes[APPLIED] == 51
+    assert Device.objects.get(device_id="FLOOD").battery_level == 499 % 100, "the newest status must be applied"
+    assert active("FLOOD")["alarm_flood"].details["shed"] == {"status": 449}
+
+
+def test_a_pump_holds_at_most_max_active_distinct_alarms_but_repeats_and_clearings_pass():
+    make_device("PUMP_X")
+    budgets = PumpBudgets(alarm=OFF, report=OFF, max_active_alarms=5)
+    ingest([message("PUMP_X", "error", {"type": f"fault_{n}"}) for n in range(8)], budgets)
+    assert set(active("PUMP_X")) == {f"fault_{n}" for n in range(5)} | {"alarm_flood"}
+    ingest([message("PUMP_X", "error", {"type": "fault_0"}), message("PUMP_X", "error", {"type": "fault_1_cleared"}),
+            message("PUMP_X", "error", {"type": "fault_9"})], budgets)  # fmt: skip
+    alarms = active("PUMP_X")
+    assert alarms["fault_0"].count == 2, "a repeat of an active alarm only counts"
+    assert "fault_1" not in alarms, "a clearing passes"
+    assert "fault_9" in alarms, "a place freed by the clearing is taken"
+
+
+def test_an_unregistered_pump_flooding_raises_nothing():
+    budgets = PumpBudgets(alarm=Budget(1, 2), report=Budget(1, 2), max_active_alarms=5)
+    outcomes = ingest([message("NOBODY", "error", {"type": "x"}) for _ in range(10)], budgets)
+    assert outcomes[SHED] == 8 and not Alarm.objects.exists()
