@@ -20,7 +20,7 @@ from devices.selectors import alarm_keys_active
 from devices.services.alarms import CLEARED_SUFFIX, alarm_type_key
 from devices.services.protection import ALARM_FLOOD
 from realtime import metrics
-from realtime.bridge.flood import routine_progress_sender
+from realtime.bridge.flood import TokenBucket, routine_progress_sender
 from realtime.bridge.ingest import CheckedMessage, InboundMessage
 from realtime.mqtt import topics
 
@@ -29,12 +29,6 @@ logger = logging.getLogger(__name__)
 MAX_PUMPS_TRACKED = 20_000
 LOG_EVERY_S = 60.0
 ALARM, REPORT = "alarm", "report"
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    refilled_at: float
 
 
 @dataclass(frozen=True)
@@ -51,7 +45,7 @@ class PumpBudgets:
     def __init__(self, *, alarm: Budget, report: Budget, max_active_alarms: int) -> None:
         self.budgets = {ALARM: alarm, REPORT: report}
         self.max_active_alarms = max_active_alarms
-        self.buckets: OrderedDict[tuple[str, str], _Bucket] = OrderedDict()  # (device id, budget name)
+        self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
         self.shed: dict[str, Counter[str]] = {}  # this batch's shed messages, per pump and topic kind
         self.logged_at: dict[str, float] = {}
         self.shed_total = 0
@@ -104,16 +98,11 @@ class PumpBudgets:
         if budget.rate_per_s <= 0:
             return True
         clock = message.received_at.timestamp()
-        bucket = self.buckets.pop((device_id, name), None) or _Bucket(budget.burst, clock)
+        bucket = self.buckets.pop((device_id, name), None) or TokenBucket(budget.burst, clock)
         self.buckets[(device_id, name)] = bucket
         if len(self.buckets) > MAX_PUMPS_TRACKED:
             self.buckets.popitem(last=False)
-        bucket.tokens = min(budget.burst, bucket.tokens + (clock - bucket.refilled_at) * budget.rate_per_s)
-        bucket.refilled_at = clock
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return True
-        return False
+        return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst)
 
 
 def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:

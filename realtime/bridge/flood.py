@@ -25,11 +25,20 @@ LOG_EVERY_S = 60.0
 
 
 @dataclass
-class _Bucket:
+class TokenBucket:
     tokens: float
     refilled_at: float
     shed: int = 0
     logged_at: float = float("-inf")
+
+    def take(self, clock: float, *, rate_per_s: float, burst: float) -> bool:
+        """Refill up to `clock` at `rate_per_s` (at most `burst`), then take one token if there is one."""
+        self.tokens = min(burst, self.tokens + (clock - self.refilled_at) * rate_per_s)
+        self.refilled_at = clock
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
 
 class ProgressFloodGuard:
@@ -38,7 +47,7 @@ class ProgressFloodGuard:
     def __init__(self, *, rate_per_s: float, burst: float) -> None:
         self.rate_per_s = rate_per_s
         self.burst = max(1.0, burst)
-        self.buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.shed_total = 0
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
@@ -61,16 +70,10 @@ class ProgressFloodGuard:
     def _take(self, device_id: str, message: InboundMessage) -> bool:
         """Take a token from the pump's bucket, refilled up to the message's receive time."""
         clock = message.received_at.timestamp()
-        bucket = self._bucket(device_id, clock)
-        bucket.tokens = min(self.burst, bucket.tokens + (clock - bucket.refilled_at) * self.rate_per_s)
-        bucket.refilled_at = clock
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
-            return True
-        return False
+        return self._bucket(device_id, clock).take(clock, rate_per_s=self.rate_per_s, burst=self.burst)
 
-    def _bucket(self, device_id: str, clock: float) -> _Bucket:
-        bucket = self.buckets.pop(device_id, None) or _Bucket(tokens=self.burst, refilled_at=clock)
+    def _bucket(self, device_id: str, clock: float) -> TokenBucket:
+        bucket = self.buckets.pop(device_id, None) or TokenBucket(tokens=self.burst, refilled_at=clock)
         self.buckets[device_id] = bucket
         if len(self.buckets) > MAX_PUMPS_TRACKED:
             self.buckets.popitem(last=False)
