@@ -192,3 +192,15 @@ def test_resolve_endpoint_needs_the_permission_and_answers_the_resolved_alarm(cl
     assert answer.status_code == 200, answer.content
     assert answer.json()["alarm"]["resolved"]["reason"] == "checked_at_pump"
     assert client.post(url, payload, content_type="application/json").status_code == 409, "already resolved"
+
+
+def test_admin_action_resolves_with_the_reason_and_note_it_was_given(admin_client):
+    make_device()
+    alarm = raise_(type="confirmed_late", source=AlarmSource.SERVER)
+    form = {"action": "resolve", "_selected_action": [alarm.pk], "reason": "other", "note": ""}
+    admin_client.post("/admin/devices/alarm/", form)
+    assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.ACTIVE, "other without a note must be refused"
+    admin_client.post("/admin/devices/alarm/", {**form, "note": "pump swapped at bed 4"})
+    resolved = Alarm.objects.get(pk=alarm.pk)
+    assert resolved.state == AlarmState.CLEARED and resolved.resolved_note == "pump swapped at bed 4"
+    assert DeviceEvent.objects.get(kind="user.alarm_resolved").user.username == "admin"
