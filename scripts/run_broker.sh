@@ -7,9 +7,10 @@ port=${MQTT_PORT:-1883}
 mosquitto_bin=$(command -v mosquitto || true)
 [ -z "$mosquitto_bin" ] && [ -x /usr/sbin/mosquitto ] && mosquitto_bin=/usr/sbin/mosquitto
 if [ -n "$mosquitto_bin" ]; then
-  mkdir -p .run
-  sed "s/@PORT@/$port/; s|@DATA@|$PWD/.run|" deploy/mosquitto/dev.conf > .run/mosquitto.conf
-  exec "$mosquitto_bin" -c .run/mosquitto.conf
+  run_dir=$(realpath -m "${RUN_DIR:-.run}")  # where its config and persistence live (tests use their own)
+  mkdir -p "$run_dir"
+  sed "s/@PORT@/$port/; s|@DATA@|$run_dir|" deploy/mosquitto/dev.conf > "$run_dir/mosquitto.conf"
+  exec "$mosquitto_bin" -c "$run_dir/mosquitto.conf"
 fi
 echo "mosquitto not found: starting the embedded amqtt broker (MQTT 3.1.1, demo only)" >&2
 exec "${VENV:-.venv}/bin/python" -m realtime.demo_broker --port "$port"

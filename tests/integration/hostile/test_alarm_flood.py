@@ -15,7 +15,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.models import Alarm
+from devices.models import Alarm, BridgeStatus
 from realtime import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
@@ -82,6 +82,8 @@ def test_one_pumps_alarm_flood_holds_no_other_pumps_alarm_back(own_broker, daphn
     calm = PumpClient(own_broker.url, "CALM")
     try:
         assert watcher.subscribe("CALM")[0] == events.STREAM_SUBSCRIBED
+        wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("forwardConnected"),
+                   message="the bridge never reached Daphne")  # fmt: skip
         quiet = alarm_delays(calm, watcher, "quiet")
         started, took = threading.Event(), []
         flooder = threading.Thread(target=flood, args=(own_broker, started, took), daemon=True)
