@@ -26,7 +26,9 @@ class DeviceStream {
 }
 
 export class LiveConnection {
-  constructor({ banner = document.getElementById("connection-banner") } = {}) {
+  /** `onUnauthorized`: the session ended elsewhere (default: reload, and the server asks to sign in). */
+  constructor({ banner = document.getElementById("connection-banner"), onUnauthorized = () => window.location.reload() } = {}) {
+    this.onUnauthorized = onUnauthorized;
     this.banner = banner;
     this.devices = new Map();
     this.wards = new Map();
@@ -87,7 +89,7 @@ export class LiveConnection {
   onConnectError(error) {
     // The session ended (signed out elsewhere, expired, deactivated): reload, and the server asks to sign in.
     if (error?.message === "unauthorized") {
-      window.location.reload();
+      this.onUnauthorized();
       return;
     }
     this.setState("reconnecting");

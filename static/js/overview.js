@@ -8,7 +8,7 @@ import {
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
-import { Station } from "./station.js";
+import { Station, stationSignedIn, stationSignedOut } from "./station.js";
 
 const page = readPageData();
 const pumps = new Map(readPageData("pumps-data").map((pump) => [pump.deviceId, pump]));
@@ -133,7 +133,8 @@ function applySummary({ pumps: updates = [] }) {
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
 }
 
-const live = new LiveConnection();
+stationSignedIn();
+const live = new LiveConnection({ onUnauthorized: stationSignedOut });
 live.subscribeWard(page.ward, applySummary);
 const station = new Station({ live, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/` });
 watchBridge(page.bridge, {

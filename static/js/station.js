@@ -117,3 +117,17 @@ function setText(element, text) {
 }
 
 export { TECHNICAL };
+
+// A station signed out (session ended elsewhere, expired) goes to the sign-in page, which keeps the
+// technical alarm going (static/js/signed_out.js): the flag travels in this tab's sessionStorage.
+export const SIGNED_OUT_KEY = "pumpstream.stationSignedOut";
+
+export function stationSignedOut() {
+  sessionStorage.setItem(SIGNED_OUT_KEY, new Date().toISOString());
+  window.location.reload();
+}
+
+/** A station that is signed in again is no longer signed out. */
+export function stationSignedIn() {
+  sessionStorage.removeItem(SIGNED_OUT_KEY);
+}
