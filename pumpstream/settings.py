@@ -236,7 +236,7 @@ PUMPSTREAM = {
     # reports (the rest), each a token bucket; the excess is shed and summed up as one high alarm_flood.
     # A pump may hold at most ALARM_ACTIVE_MAX distinct active alarms. 0 turns a bound off.
     "ALARM_BUDGET_PER_S": env.float("ALARM_BUDGET_PER_S", default=1.0),
-    "ALARM_BUDGET_BURST": env.float("ALARM_BUDGET_BURST", default=10.0),
+    "ALARM_BUDGET_BURST": env.float("ALARM_BUDGET_BURST", default=5.0),
     "REPORT_BUDGET_PER_S": env.float("REPORT_BUDGET_PER_S", default=5.0),
     "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=50.0),
     "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),

@@ -75,9 +75,9 @@ class BatchIngest:
         """One `alarm_flood` (raised or counted) per pump whose messages were shed over its budgets."""
         if self.budgets is None:
             return
-        for device_id, shed in self.budgets.take_shed().items():
+        for device_id, (shed, alarm_types) in self.budgets.take_shed().items():
             try:
-                alarm_flood_raise(device_id=device_id, shed=dict(shed))
+                alarm_flood_raise(device_id=device_id, shed=dict(shed), alarm_types=alarm_types)
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception:  # guarded: the shed messages stay counted in the metrics and the log

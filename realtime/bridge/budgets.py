@@ -4,15 +4,16 @@ Routine progress has its own guard (`flood.py`). Every other message of a pump p
 buckets per pump, decided on the raw topic before any parsing: `alarm` (its `error` topic) and `report`
 (status, infusion, completion, actions, bolus, test, non-routine progress). A pump within its budgets
 never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
-acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budget_shed`),
-logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, so what the
-pump said is never silently lost. The newest report of each kind per pump in a batch is never shed, so
-a flooding pump's state stays current. Alarms are also bounded in number: a pump with `max_active`
-distinct active alarms gets no new one (a repeat of an active alarm or a clearing still passes); the
-refused alarm is counted into its `alarm_flood` too.
+acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budgetShed`),
+logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
+the first alarm types it shed, so what the pump said is never silently lost. The newest report of each
+kind per pump in a batch is never shed, so a flooding pump's state stays current. Alarms are also
+bounded in number: a pump with `max_active` distinct active alarms gets no new one (a repeat of an
+active alarm or a clearing still passes); the refused alarm is counted into its `alarm_flood` too.
 """
 
 import logging
+import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 MAX_PUMPS_TRACKED = 20_000
 LOG_EVERY_S = 60.0
 ALARM, REPORT = "alarm", "report"
+SHED_TYPES_KEPT = 10  # the alarm types a summary names
+RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,64})"')
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class PumpBudgets:
         self.max_active_alarms = max_active_alarms
         self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
         self.shed: dict[str, Counter[str]] = {}  # this batch's shed messages, per pump and topic kind
+        self.shed_types: dict[str, list[str]] = {}  # the alarm types among them, as sent (the first few)
         self.logged_at: dict[str, float] = {}
         self.shed_total = 0
 
@@ -59,7 +63,8 @@ class PumpBudgets:
             keep = device_id is None or newest.get((device_id, kind)) == index
             keep = self._take(device_id, kind, message) or keep
             if not keep:
-                self.count_shed(device_id, kind, message.received_at.timestamp())
+                alarm_type = _raw_alarm_type(message) if kind == topics.ERROR else None
+                self.count_shed(device_id, kind, message.received_at.timestamp(), alarm_type=alarm_type)
             admitted.append(keep)
         return admitted
 
@@ -73,16 +78,20 @@ class PumpBudgets:
         active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
         if key in active or len(active) < self.max_active_alarms:
             return True
-        self.count_shed(checked.device_id, topics.ERROR, clock)
+        self.count_shed(checked.device_id, topics.ERROR, clock, alarm_type=checked.report.type)
         return False
 
-    def take_shed(self) -> dict[str, Counter[str]]:
-        """What was shed since the last call, per pump (for its `alarm_flood`)."""
-        shed, self.shed = self.shed, {}
+    def take_shed(self) -> dict[str, tuple[Counter[str], list[str]]]:
+        """What was shed since the last call, per pump: counts per kind and the alarm types (for `alarm_flood`)."""
+        shed = {device_id: (counts, self.shed_types.get(device_id, [])) for device_id, counts in self.shed.items()}
+        self.shed, self.shed_types = {}, {}
         return shed
 
-    def count_shed(self, device_id: str, kind: str, clock: float) -> None:
+    def count_shed(self, device_id: str, kind: str, clock: float, *, alarm_type: str | None = None) -> None:
         self.shed.setdefault(device_id, Counter())[kind] += 1
+        types = self.shed_types.setdefault(device_id, [])
+        if alarm_type and alarm_type not in types and len(types) < SHED_TYPES_KEPT:
+            types.append(alarm_type[:64])
         self.shed_total += 1
         metrics.BUDGET_SHED.labels(kind=kind).inc()
         if clock - self.logged_at.get(device_id, float("-inf")) >= LOG_EVERY_S:
@@ -114,3 +123,9 @@ def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:
     if parsed.kind == topics.PROGRESS and routine_progress_sender(message) is not None:
         return None, ""
     return parsed.device_id, parsed.kind
+
+
+def _raw_alarm_type(message: InboundMessage) -> str | None:
+    """The `type` of a shed alarm, read from its first bytes without parsing (best effort, for the summary)."""
+    found = RAW_ALARM_TYPE.search(message.payload[:300])
+    return found.group(1).decode("utf-8", errors="replace") if found else None

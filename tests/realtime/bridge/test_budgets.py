@@ -55,6 +55,7 @@ def test_the_summary_is_one_alarm_counted_again_per_batch():
     summary = active("FLOOD")["alarm_flood"]
     assert summary.count == 3 and Alarm.objects.filter(type="alarm_flood").count() == 1
     assert summary.details["shed"] == {"error": 8 + 10 + 10}, "the counts add up over the batches"
+    assert summary.details["alarmTypes"] == ["x"] and "(alarms: x)" in summary.message
 
 
 def test_a_status_flood_keeps_the_newest_status_of_each_batch():
