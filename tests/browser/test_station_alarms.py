@@ -101,3 +101,15 @@ def test_signed_out_station_says_so_and_sounds(station, stack, artifacts_dir):
     assert playing(page, "medium"), "a signed-out station must sound"
     assert page.title().startswith("STATION ALARM"), page.title()
     screenshot(page, artifacts_dir, "station-technical-signed-out")
+
+
+def test_monitoring_degraded_raises_the_station_technical_alarm(station, stack, artifacts_dir):
+    """Last in this module: it stops the module's bridge (the server then cannot hear any pump)."""
+    page = station
+    technical = page.locator("#station-technical-alarm")
+    expect(technical).to_be_hidden()
+    stack["bridge"].stop()
+    expect(technical).to_contain_text("Monitoring degraded", timeout=15_000)
+    expect(page.locator("#station")).to_have_attribute("data-audio", "medium")
+    assert playing(page, "medium"), "a station whose monitoring is degraded must sound"
+    screenshot(page, artifacts_dir, "station-technical-degraded")
