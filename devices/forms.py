@@ -3,9 +3,8 @@
 from django import forms
 
 from devices.models import Device
-from devices.models.infusions import RATE_DECIMALS  # the contract (v1.1): 6 decimals on the wire
 from devices.services.sessions import VOLUME_TOLERANCE_ML, InfusionOrder
-from realtime.events import MINUTES_PER_HOUR
+from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, order_limits_check
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
@@ -53,6 +52,7 @@ class InfusionOrderForm(forms.Form):
         rate_h, volume = data["rate_ml_h"], data["volume_ml"]
         self._check_capacity(rate_h, volume)
         self._check_bolus(data, volume)
+        self._check_limits(data)
         self._check_patient(data)
         if self.require_confirm and (data.get("confirm") or "").strip().lower() != CONFIRM_WORD:
             self.add_error("confirm", f'Type "{CONFIRM_WORD}" to confirm the infusion.')
@@ -96,6 +96,18 @@ class InfusionOrderForm(forms.Form):
             self.add_error("bolus_volume_ml", "Enter the bolus volume, or turn the bolus off.")
         elif bolus > volume:
             self.add_error("bolus_volume_ml", f"The bolus cannot exceed the total volume ({volume:g} mL).")
+
+    def _check_limits(self, data: dict) -> None:
+        """The global limits (protocol/limits.py), as the services and the bridge apply them."""
+        if self.errors:
+            return
+        breach = order_limits_check(
+            flow_rate_ml_min=data["flow_rate_ml_min"], planned_time_min=data["time_min"],
+            planned_volume_ml=data["volume_ml"], bolus_volume_ml=data.get("bolus_volume_ml") or 0.0,
+            pump_max_rate_ml_min=self.device.max_rate_ml_min, pump_max_bolus_ml=self.device.max_bolus_ml,
+        )  # fmt: skip
+        if breach is not None:
+            self.add_error(SERVICE_FIELD_TO_FORM[breach.field], breach.message)
 
     def _check_patient(self, data: dict) -> None:
         if data.get("patient_skipped"):

@@ -35,19 +35,31 @@ class SessionStatus(models.TextChoices):
     REJECTED = "rejected"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the pump restarted (or went idle) mid-infusion, or a person ended a ghost
 
 
 ACTIVE_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
 
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     SessionStatus.PENDING: frozenset(
-        {SessionStatus.RUNNING, SessionStatus.REJECTED, SessionStatus.TIMED_OUT, SessionStatus.CANCELLED}
+        {
+            SessionStatus.RUNNING,
+            SessionStatus.REJECTED,
+            SessionStatus.TIMED_OUT,
+            SessionStatus.CANCELLED,
+            SessionStatus.INTERRUPTED,
+        }
     ),
-    SessionStatus.RUNNING: frozenset({SessionStatus.PAUSED, SessionStatus.COMPLETED, SessionStatus.STOPPED}),
-    SessionStatus.PAUSED: frozenset({SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.STOPPED}),
-    # A late confirmation: the pump is running it, whatever we thought.
+    SessionStatus.RUNNING: frozenset(
+        {SessionStatus.PAUSED, SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.INTERRUPTED}
+    ),
+    SessionStatus.PAUSED: frozenset(
+        {SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.INTERRUPTED}
+    ),
+    # Evidence wins: a late confirmation, or the pump's reports after a restart, show it running that order.
     SessionStatus.TIMED_OUT: frozenset({SessionStatus.RUNNING}),
     SessionStatus.CANCELLED: frozenset({SessionStatus.RUNNING}),
+    SessionStatus.INTERRUPTED: frozenset({SessionStatus.RUNNING}),
     SessionStatus.COMPLETED: frozenset(),
     SessionStatus.STOPPED: frozenset(),
     SessionStatus.REJECTED: frozenset(),
@@ -68,15 +80,26 @@ class CommandState(models.TextChoices):
     DONE = "done"
     FAILED = "failed"
     EXPIRED = "expired"
+    SUPERSEDED = "superseded"  # its session ended first
 
+
+COMMAND_ENDED_STATES = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED)
+COMMAND_UNSETTLED_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.DELIVERED)
 
 COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
-    CommandState.QUEUED: frozenset({CommandState.SENT, CommandState.EXPIRED, CommandState.FAILED}),
-    CommandState.SENT: frozenset({CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED}),
-    CommandState.DELIVERED: frozenset({CommandState.DONE, CommandState.FAILED}),
-    CommandState.DONE: frozenset(),
+    CommandState.QUEUED: frozenset(
+        {CommandState.SENT, CommandState.DONE, CommandState.EXPIRED, CommandState.FAILED, CommandState.SUPERSEDED}
+    ),
+    CommandState.SENT: frozenset(
+        {CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED}
+    ),
+    CommandState.DELIVERED: frozenset(
+        {CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED}
+    ),
     CommandState.FAILED: frozenset(),
     CommandState.EXPIRED: frozenset(),
+    CommandState.DONE: frozenset(),
+    CommandState.SUPERSEDED: frozenset(),
 }
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/devices/<str:device_id>/events/", api.device_events_api, name="api_events"),
     path("api/infusions/<str:infusion_id>/", api.infusion_detail_api, name="api_infusion"),
     path("api/infusions/<str:infusion_id>/cancel/", api.infusion_cancel_api, name="api_infusion_cancel"),
+    path("api/infusions/<str:infusion_id>/end-record/", api.infusion_record_end_api, name="api_infusion_record_end"),
     path("api/bridge/", api.bridge_status_api, name="api_bridge"),
     path("api/alarms/<int:alarm_id>/acknowledge/", api.alarm_acknowledge_api, name="api_alarm_acknowledge"),
     path("api/alarms/<int:alarm_id>/resolve/", api.alarm_resolve_api, name="api_alarm_resolve"),

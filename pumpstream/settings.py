@@ -214,7 +214,7 @@ REALTIME_INTERNAL_URL = env.str("REALTIME_INTERNAL_URL", default=f"http://127.0.
 PUMPSTREAM = {
     "HEARTBEAT_TIMEOUT_S": env.float("HEARTBEAT_TIMEOUT_S", default=10.0),
     "CONFIRMATION_TIMEOUT_S": env.float("CONFIRMATION_TIMEOUT_S", default=30.0),
-    "COMMAND_EXPIRY_S": env.float("COMMAND_EXPIRY_S", default=60.0),
+    "COMMAND_EXPIRY_S": env.float("COMMAND_EXPIRY_S", default=30.0),  # PAUSE, RESUME, STOP end within it
     "COMMAND_ACK_TIMEOUT_S": env.float("COMMAND_ACK_TIMEOUT_S", default=10.0),
     "BRIDGE_HEARTBEAT_S": env.float("BRIDGE_HEARTBEAT_S", default=2.0),
     # The most a bridge batch (one transaction) waits for more messages after its first; it waits as long

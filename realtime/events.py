@@ -108,6 +108,7 @@ def session_body(session: InfusionSession) -> dict:
             # who the infusion is for, so Stop names the patient (the pages already show the pump's ward only)
             "patient": session.patient_name or None,
             "patientBed": session.patient_bed or None,
+            "runningEvidence": session.running_evidence or None,
         }
     }
 
@@ -223,6 +224,8 @@ def command_body(command: Command) -> dict:
             "error": command.error or None,
             "createdAt": iso(command.created_at),
             "expiresAt": iso(command.expires_at),
+            "endedAt": iso(command.ended_at),
+            "pumpConnectivity": command.pump_connectivity or None,
         }
     }
 
@@ -247,9 +250,23 @@ def top_alarm_body(alarm: Alarm | None) -> dict | None:
             "raisedAt": iso(alarm.raised_at)}  # fmt: skip
 
 
+UNORDERED_PUMP_STATES = ("running", "paused")
+
+
+def unordered_progress(device: Device, session: InfusionSession | None) -> dict | None:
+    """What a pump infusing without an order reports (no active session, the pump running or paused), else None."""
+    if session is not None or device.pump_state not in UNORDERED_PUMP_STATES:
+        return None
+    return device.latest_progress or {}
+
+
 def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:
-    """One pump of `ward:summary` (the overview page renders the same rows before the feed starts)."""
-    progress = (session.latest_progress if session else None) or {}
+    """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
+
+    A pump infusing without an order shows what it reports (`unordered`: true), never "idle".
+    """
+    unordered = unordered_progress(device, session)
+    progress = (session.latest_progress if session else unordered) or {}
     rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
     if rate is None and session is not None:
         rate = session.flow_rate_ml_min
@@ -263,6 +280,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm
         "drug": session.drug if session else None,
         "infusionId": session.infusion_id if session else None,
         "sessionStatus": session.status if session else None,
+        "unordered": unordered is not None,
         "rateMlH": round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
         "progressPercent": percent_of(progress),
         "timeRemainingMin": progress.get("timeRemainingMin"),

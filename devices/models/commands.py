@@ -10,7 +10,7 @@ from devices.states import CommandKind, CommandState
 
 
 class Command(models.Model):
-    """One command to one pump and its life: queued → sent → delivered → done, or failed / expired."""
+    """One command to one pump and its life: queued → sent → delivered → done, or failed / expired / superseded."""
 
     command_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     device = models.ForeignKey("devices.Device", on_delete=models.PROTECT, related_name="commands")
@@ -29,11 +29,23 @@ class Command(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The pump's connectivity when the command was asked for: a stale or offline pump is warned of and kept.
+    pump_connectivity = models.CharField(max_length=8, blank=True)
+    # A key the page sends with the request: the same key again (double click, retry) is the same command.
+    idempotency_key = models.CharField(max_length=64, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["state", "created_at"]), models.Index(fields=["device", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_command_per_idempotency_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.device_id} ({self.state})"

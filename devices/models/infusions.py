@@ -8,8 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from devices.states import ACTIVE_SESSION_STATUSES, ReadBack, SessionStatus
-
-RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin goes out rounded to 6 decimals
+from protocol.limits import RATE_DECIMALS
 
 
 def new_infusion_id() -> str:
@@ -51,6 +50,8 @@ class InfusionSession(models.Model):
     )
     confirmation = models.JSONField(null=True, blank=True)
     completion = models.JSONField(null=True, blank=True)
+    # How the server came to believe the pump runs it: "confirmation", or the evidence that showed it.
+    running_evidence = models.CharField(max_length=64, blank=True)
     latest_progress = models.JSONField(null=True, blank=True)
     latest_progress_at = models.DateTimeField(null=True, blank=True)
     last_sampled_at = models.DateTimeField(null=True, blank=True)

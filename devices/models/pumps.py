@@ -42,6 +42,10 @@ class Device(models.Model):
         "maximum rate (mL/min)", default=20.0, validators=[MinValueValidator(0.001)],
         help_text="In the MQTT contract's unit; the admin form and the clinical pages show it in mL/h (× 60).",
     )  # fmt: skip
+    max_bolus_ml = models.FloatField(
+        "maximum bolus (mL)", null=True, blank=True, validators=[MinValueValidator(0.1)],
+        help_text="The pump's largest bolus (blank: no limit of its own; an order's bolus is at most half its volume).",
+    )  # fmt: skip
     has_presence = models.BooleanField(
         default=False, help_text="Announces itself with a retained online status and a Last Will."
     )
@@ -52,6 +56,9 @@ class Device(models.Model):
     battery_level = models.PositiveSmallIntegerField(null=True, blank=True, validators=[MaxValueValidator(100)])
     latest_progress = models.JSONField(null=True, blank=True)
     latest_progress_at = models.DateTimeField(null=True, blank=True)
+    # What tells a restart (protocol v1.1): the last bootId heard, or the original firmware's uptime (ms).
+    boot_id = models.CharField(max_length=64, blank=True)
+    last_uptime_ms = models.FloatField(null=True, blank=True)
     event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
     created_at = models.DateTimeField(default=timezone.now)
 

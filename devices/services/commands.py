@@ -1,15 +1,31 @@
-"""The command outbox: queue a command, and move it along its states."""
+"""The command outbox: queue a command, move it along its states, and end every command in bounded time.
+
+Every command ends `done`, `failed` (with a reason), `expired` or `superseded` (protocol v1.1): START
+within the confirmation timeout + 10 s, the others within COMMAND_EXPIRY_S (30 s by default), which
+is also the `expiresAt` the pump is told. A STOP or PAUSE that does not end `done` raises the high
+`command_not_carried_out` alarm: a person must act at the pump.
+"""
 
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
-from devices.services.changes import change_record, event_record
-from devices.states import COMMAND_TRANSITIONS, CommandKind, CommandState, is_legal
+from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.changes import change_record, device_lock, event_record
+from devices.states import (
+    COMMAND_TRANSITIONS,
+    COMMAND_UNSETTLED_STATES,
+    AlarmPriority,
+    AlarmSource,
+    CommandKind,
+    CommandState,
+    is_legal,
+)
 from realtime import events
 
 STATE_TIMESTAMP = {
@@ -17,6 +33,16 @@ STATE_TIMESTAMP = {
     CommandState.DELIVERED: "delivered_at",
     CommandState.DONE: "done_at",
 }
+START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s
+MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
+NOT_CARRIED_OUT = "command_not_carried_out"
+
+
+def command_lifetime(kind: str) -> timedelta:
+    """How long a command of `kind` may take to end (and after which the pump must ignore it)."""
+    if kind == CommandKind.START_INFUSION:
+        return timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
+    return timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"])
 
 
 def command_queue(
@@ -27,27 +53,25 @@ def command_queue(
     session: InfusionSession | None = None,
     user: Any = None,
     now: datetime | None = None,
+    idempotency_key: str = "",
 ) -> Command:
-    """Queue a command for the bridge to publish; call inside the transaction that holds `device_lock`."""
+    """Queue a command for the bridge to publish; call inside the transaction that holds `device_lock`.
+
+    The pump's connectivity at this moment is kept on the record (a stale or offline pump's command is
+    queued all the same: it ends `done` if the pump comes back and acts in time).
+    """
     now = now or timezone.now()
     command = Command.objects.create(
-        device=device,
-        session=session,
-        kind=kind,
-        payload=payload,
+        device=device, session=session, kind=kind, payload=payload,
         created_by=user if getattr(user, "is_authenticated", False) else None,
-        created_at=now,
-        state_changed_at=now,
-        expires_at=now + timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"]),
-    )
+        created_at=now, state_changed_at=now, expires_at=now + command_lifetime(kind),
+        pump_connectivity=device.connectivity(now=now), idempotency_key=idempotency_key[:64],
+    )  # fmt: skip
     event_record(
-        device=device,
-        session=session,
-        kind="command.queued",
-        payload={"commandId": str(command.command_id), "command": kind, "payload": payload},
-        user=user,
-        received_at=now,
-    )
+        device=device, session=session, kind="command.queued", user=user, received_at=now,
+        payload={"commandId": str(command.command_id), "command": kind, "payload": payload,
+                 "pumpConnectivity": command.pump_connectivity},
+    )  # fmt: skip
     change_record(device=device, event=events.DEVICE_COMMAND, body=events.command_body(command))
     return command
 
@@ -66,18 +90,99 @@ def command_transition(
     command.state = to
     command.state_changed_at = now
     command.error = error[:200]
+    fields = ["state", "state_changed_at", "error"]
     if to in STATE_TIMESTAMP:
         setattr(command, STATE_TIMESTAMP[to], now)
-    command.save(update_fields=["state", "state_changed_at", "error", *filter(None, [STATE_TIMESTAMP.get(to)])])
+        fields.append(STATE_TIMESTAMP[to])
+    if to not in COMMAND_UNSETTLED_STATES:
+        command.ended_at = now
+        fields.append("ended_at")
+    command.save(update_fields=fields)
     event_record(
-        device=device,
-        session=command.session,
-        kind=f"command.{to}",
+        device=device, session=command.session, kind=f"command.{to}", received_at=now,
         payload={"commandId": str(command.command_id), "command": command.kind, "error": error},
-        received_at=now,
-    )
+    )  # fmt: skip
     change_record(device=device, event=events.DEVICE_COMMAND, body=events.command_body(command))
+    if to in (CommandState.FAILED, CommandState.EXPIRED) and command.kind in MUST_BE_CARRIED_OUT:
+        _not_carried_out(device, command, now)
     return True
+
+
+def _not_carried_out(device: Device, command: Command, now: datetime) -> None:
+    verb = "stop" if command.kind == CommandKind.STOP_INFUSION else "pause"
+    alarm_raise(
+        device=device, session=command.session, type=NOT_CARRIED_OUT, priority=AlarmPriority.HIGH,
+        source=AlarmSource.SERVER, now=now, details={"commandId": str(command.command_id), "state": command.state},
+        message=f"The pump did not {verb} ({command.state}: {command.error or 'no answer'}): act at the pump",
+    )  # fmt: skip
+
+
+def command_not_carried_out_clear(*, device: Device, reason: str, now: datetime) -> None:
+    """The pump is no longer infusing (or paused as asked): nobody needs to act at it for a lost command."""
+    alarm_clear(device=device, types=[NOT_CARRIED_OUT], reason=reason, now=now)
+
+
+def command_advance(*, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> bool:
+    """The outbox's way to move a command (sent on PUBACK, failed unacknowledged, expired unsent).
+
+    Locks the pump, and skips quietly when the command has moved on meanwhile (a pump's fast reply).
+    """
+    with transaction.atomic():
+        if not Device.objects.filter(device_id=device_id).exists():
+            return False  # the pump was deleted meanwhile
+        device = device_lock(device_id=device_id)
+        command = Command.objects.select_related("session", "created_by").filter(pk=command_pk).first()
+        if command is None or not is_legal(COMMAND_TRANSITIONS, command.state, to):
+            return False
+        return command_transition(device=device, command=command, to=to, error=error, now=now)
+
+
+def commands_settle(
+    *, device: Device, kinds: tuple, to: CommandState, now: datetime, session: InfusionSession | None = None,
+    states: tuple = COMMAND_UNSETTLED_STATES,
+) -> list[Command]:  # fmt: skip
+    """Move the pump's unsettled commands of `kinds` (of `session` if given) to `to`; returns them."""
+    pending = Command.objects.filter(device=device, kind__in=kinds, state__in=states)
+    if session is not None:
+        pending = pending.filter(session=session)
+    moved = []
+    for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
+        if is_legal(COMMAND_TRANSITIONS, command.state, to):
+            command_transition(device=device, command=command, to=to, now=now)
+            moved.append(command)
+    return moved
+
+
+def commands_supersede(*, device: Device, session: InfusionSession, now: datetime) -> None:
+    """A session ended: its commands still under way are superseded (never published afterwards)."""
+    pending = Command.objects.filter(device=device, session=session, state__in=COMMAND_UNSETTLED_STATES)
+    for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
+        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
+                           error=f"the infusion ended {session.status}")  # fmt: skip
+
+
+def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:
+    """End the commands past their deadline: `expired` if never published, `failed` if the pump did not act."""
+    overdue = Command.objects.filter(state__in=COMMAND_UNSETTLED_STATES, expires_at__lte=now)
+    ended = 0
+    for pk, device_id, state in overdue.order_by("expires_at").values_list("pk", "device__device_id", "state")[:limit]:
+        if state == CommandState.QUEUED:
+            to, error = CommandState.EXPIRED, "expired before it could be sent"
+        else:
+            to, error = CommandState.FAILED, "the pump did not act on it in time"
+        ended += command_advance(device_id=device_id, command_pk=pk, to=to, now=now, error=error)
+    return ended
+
+
+def command_repeat_find(
+    *, device: Device, kind: CommandKind, session: InfusionSession | None, idempotency_key: str
+) -> Command | None:
+    """The command a repeated request means: the same idempotency key, or an identical one still under way."""
+    if idempotency_key:
+        same_key = Command.objects.filter(device=device, idempotency_key=idempotency_key[:64]).first()
+        if same_key is not None:
+            return same_key
+    return Command.objects.filter(device=device, kind=kind, session=session, state__in=COMMAND_UNSETTLED_STATES).first()
 
 
 def command_envelope(command: Command) -> dict:

@@ -18,18 +18,30 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
-from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.alarms import alarm_clear
 from devices.services.changes import change_record, status_changed
+from devices.services.evidence import (
+    ended_session_named,
+    infusion_evidence_apply,
+    is_evidence_for,
+    unordered_infusion_alarm,
+    unordered_infusion_ended,
+)
 from devices.services.readback import readback_progress_check
+from devices.services.restarts import pump_restart_detect, pump_restarted
+from devices.services.sessions import UNORDERED_ALARMS
 from devices.services.sql import models_select, select_in_sql
-from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, AlarmState, Presence
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
 from realtime import events
 from realtime.mqtt.schemas import DevicePayload
 
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
-SERVER_ALARMS_WATCHED = ("communication_lost", "infusing_without_order")
+SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
-DEVICE_FIELDS = ("last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq")
+DEVICE_FIELDS = (
+    "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
+    "last_uptime_ms",
+)  # fmt: skip
 SESSION_FIELDS = ("latest_progress", "latest_progress_at", "last_sampled_at")
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
@@ -46,6 +58,7 @@ class ProgressReport:
     device_id: str
     report: DevicePayload
     received_at: datetime
+    retained: bool = False
 
 
 @dataclass
@@ -116,7 +129,8 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     pump = _pump_for(device)
     samples: list[ProgressSample] = []
     _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
-    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq"])
+    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
+                               "last_uptime_ms"])  # fmt: skip
     if pump.session is not None:
         pump.session.save(update_fields=SESSION_FIELDS)
     if samples:
@@ -188,11 +202,15 @@ def _pump_for(device: Device) -> ProgressPump:
 def _pump_progress(
     pump: ProgressPump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
 ) -> None:
-    """One pump's reports in arrival order: heard, sampled, the newest applied and recorded as one change."""
-    device, session, newest = pump.device, pump.session, reports[-1]
+    """One pump's reports in arrival order: heard, restarts, evidence, sampled, the newest recorded as one change."""
+    device, newest = pump.device, reports[-1]
     now = newest.received_at
     if not seen_already:
         _pump_heard(pump, now)
+    for item in reports:
+        _restart_check(pump, item)
+    _evidence_check(pump, newest)
+    session = pump.session
     progress = progress_fields(newest.report)
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
@@ -200,15 +218,55 @@ def _pump_progress(
         session.latest_progress, session.latest_progress_at = progress, now
         readback_progress_check(device=device, session=session, rates=[item.report.flowRate for item in reports],
                                 now=now)  # fmt: skip
-    elif any(item.report.status in ROUTINE_STATUSES for item in reports):
-        if ("infusing_without_order", "") not in pump.alarms:
-            alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH,
-                        source=AlarmSource.SERVER, now=now,
-                        message="The pump reports an infusion the server did not order")  # fmt: skip
-            pump.alarms.add(("infusing_without_order", ""))
-    infusion_id = session.infusion_id if session else newest.report.infusionId
+    else:
+        _unordered_progress(pump, newest.report.status, now)
+    infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
     change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
                   body=events.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+
+
+def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
+    """A progress report from a new boot (or with uptime gone back) ends what the pump was doing."""
+    report = item.report
+    why = pump_restart_detect(device=pump.device, boot_id=report.bootId, timestamp=report.timestamp,
+                              kind="progress", retained=item.retained)  # fmt: skip
+    if why:
+        pump_restarted(device=pump.device, why=why, now=item.received_at)
+        pump.session = None
+        status_changed(device=pump.device, now=item.received_at)
+
+
+def _evidence_check(pump: ProgressPump, newest: ProgressReport) -> None:
+    """Running progress for a pending order (or one the server had ended) makes it run: evidence wins."""
+    report, session = newest.report, pump.session
+    if report.status not in ROUTINE_STATUSES:
+        return
+    if session is None:
+        if not report.infusionId or pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
+            return
+        candidate = ended_session_named(device=pump.device, infusion_id=report.infusionId)
+    elif session.status == SessionStatus.PENDING:
+        candidate = InfusionSession.objects.get(pk=session.pk)  # the whole row: it is about to change
+    else:
+        return
+    if candidate is not None and is_evidence_for(candidate, infusion_id=report.infusionId, status=report.status,
+                                                 kind="progress"):  # fmt: skip
+        infusion_evidence_apply(device=pump.device, session=candidate, why="progress", now=newest.received_at)
+        pump.session = candidate
+
+
+def _unordered_progress(pump: ProgressPump, status: str | None, now: datetime) -> None:
+    """Progress with no order: the pump's state as reported, and the unordered-infusion alarm once."""
+    device = pump.device
+    state = PumpState.PAUSED if status == "paused" else PumpState.IDLE if status == "completed" else PumpState.RUNNING
+    if state == PumpState.IDLE:
+        unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
+        pump.alarms -= {(name, "") for name in UNORDERED_ALARMS}
+    elif not pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
+        pump.alarms.add((unordered_infusion_alarm(device=device, now=now), ""))
+    if device.pump_state != state:
+        device.pump_state = state
+        status_changed(device=device, now=now)
 
 
 def _pump_heard(pump: ProgressPump, now: datetime) -> None:

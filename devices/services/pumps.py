@@ -1,12 +1,16 @@
-"""What pumps report, applied: presence, the status table, progress, confirmations, completion, actions, errors."""
+"""What pumps report, applied: presence, restarts, progress, confirmations, completion, actions, errors.
+
+The status table lives in `status`; restarts and the idle rule in `restarts`; evidence in `evidence`.
+"""
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 
-from devices.models import Command, Device, InfusionSession
+from devices.models import Device, InfusionSession
 from devices.services.alarms import (
     CLEARED_SUFFIX,
     alarm_clear,
@@ -15,12 +19,19 @@ from devices.services.alarms import (
     priority_from_severity,
     types_cleared_by,
 )
-from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
-from devices.services.commands import command_transition
+from devices.services.changes import change_record, device_lock, event_record, status_changed
+from devices.services.commands import commands_settle
+from devices.services.evidence import (
+    ended_session_named,
+    infusion_evidence_apply,
+    is_evidence_for,
+    unordered_infusion_ended,
+)
 from devices.services.progress import progress_apply
-from devices.services.sessions import infusion_confirm, session_transition
+from devices.services.restarts import pump_restart_detect, pump_restarted
+from devices.services.sessions import infusion_confirm
+from devices.services.status import STATUS_EFFECTS, pump_state_set, session_for, session_move_reported
 from devices.states import (
-    SESSION_TRANSITIONS,
     AlarmPriority,
     AlarmSource,
     AlarmState,
@@ -29,7 +40,6 @@ from devices.states import (
     Presence,
     PumpState,
     SessionStatus,
-    is_legal,
 )
 from realtime import events
 from realtime.mqtt import topics
@@ -44,20 +54,39 @@ ACTION_TARGET = {
     "MANUAL_RESUME": SessionStatus.RUNNING,
     "MANUAL_STOP": SessionStatus.STOPPED,
 }
-UNSETTLED = (CommandState.SENT, CommandState.DELIVERED)
+ACTION_PUMP_STATE = {SessionStatus.PAUSED: PumpState.PAUSED, SessionStatus.RUNNING: PumpState.RUNNING}
 
 
-def pump_report_apply(*, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime) -> None:
-    """Apply one accepted message from a registered pump; idempotent for replays of the same report."""
+def pump_report_apply(
+    *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False
+) -> None:
+    """Apply one accepted message from a registered pump; idempotent for replays of the same report.
+
+    A non-retained report that shows a restart ends what the pump was doing first (see `restarts`).
+    """
     with transaction.atomic():
         device = device_lock(device_id=device_id)
         was_connectivity = device.connectivity(now=received_at)
         _pump_seen(device, report, received_at)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
+        restarted = _restart_check(device, kind, report, retained, received_at)
         visible_change = REPORT_HANDLERS[kind](device, report, received_at)
-        if visible_change or device.connectivity(now=received_at) != was_connectivity:
+        if restarted or visible_change or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
+
+
+def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
+    boot_before = (device.boot_id, device.last_uptime_ms)
+    why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
+                              retained=retained)  # fmt: skip
+    if (device.boot_id, device.last_uptime_ms) != boot_before:
+        device.save(update_fields=["boot_id", "last_uptime_ms"])
+    if not why:
+        return False
+    pump_restarted(device=device, why=why, now=now)
+    pump_state_set(device, PumpState.IDLE)
+    return True
 
 
 def pump_mark_stale(*, device_id: str, now: datetime) -> None:
@@ -77,49 +106,13 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
 
 
 def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
+    """Heard: the receive time and presence. A silence alarm clears on progress or a state report, not here."""
     device.last_seen_at = now
     fields = ["last_seen_at"]
     if device.presence == Presence.OFFLINE and getattr(report, "status", None) != "offline":
         device.presence = Presence.ONLINE
         fields.append("presence")
     device.save(update_fields=fields)
-    alarm_clear(device=device, types=["communication_lost"], reason="the pump is heard again", now=now)
-
-
-def _session_for(device: Device, infusion_id: str | None, statuses: tuple) -> InfusionSession | None:
-    """The session named by `infusion_id` on this pump if in `statuses`, else the pump's one in `statuses`."""
-    sessions = InfusionSession.objects.filter(device=device, status__in=statuses)
-    if infusion_id:
-        return sessions.filter(infusion_id=infusion_id).first()
-    return sessions.first()
-
-
-def _move(device: Device, session: InfusionSession | None, to: SessionStatus, reason: str, now: datetime) -> bool:
-    """Move a session if the table allows it; a report that is already true changes nothing."""
-    if session is None or session.status == to or not is_legal(SESSION_TRANSITIONS, session.status, to):
-        return False
-    session_transition(device=device, session=session, to=to, reason=reason, now=now)
-    return True
-
-
-def _commands_settle(
-    device: Device, kinds: tuple, to: CommandState, now: datetime, session: InfusionSession | None = None
-) -> None:
-    """Mark the pump's sent (or delivered) commands of `kinds` as `to`, from what the pump reported."""
-    pending = Command.objects.filter(device=device, kind__in=kinds, state__in=UNSETTLED)
-    if session is not None:
-        pending = pending.filter(session=session)
-    for command in pending.select_related("session", "created_by"):
-        if to == CommandState.DONE or command.state == CommandState.SENT:
-            command_transition(device=device, command=command, to=to, now=now)
-
-
-def _pump_state(device: Device, state: PumpState) -> bool:
-    if device.pump_state == state:
-        return False
-    device.pump_state = state
-    device.save(update_fields=["pump_state"])
-    return True
 
 
 def _server_alarm(device: Device, type: str, priority: AlarmPriority, message: str, now: datetime) -> None:
@@ -127,9 +120,6 @@ def _server_alarm(device: Device, type: str, priority: AlarmPriority, message: s
     if not device.alarms.filter(type=type, error_code="", state=AlarmState.ACTIVE).exists():
         alarm_raise(device=device, type=type, priority=priority, source=AlarmSource.SERVER, message=message,
                     session=device.active_session, now=now)  # fmt: skip
-
-
-# ---- status ---------------------------------------------------------------------------------------------
 
 
 def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
@@ -163,77 +153,6 @@ def _status_fields(device: Device, report: DevicePayload) -> bool:
     return bool(changed)
 
 
-def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
-    _pump_state(device, PumpState.IDLE)
-    _commands_settle(device, (CommandKind.STOP_INFUSION,), CommandState.DONE, now)
-
-
-# What a reported status means at the pump: the session's new status, the pump state, and the
-# command kind the report completes (None: none).
-REPORTED_AT_PUMP = {
-    SessionStatus.RUNNING: (PumpState.RUNNING, CommandKind.RESUME_INFUSION),
-    SessionStatus.PAUSED: (PumpState.PAUSED, CommandKind.PAUSE_INFUSION),
-    SessionStatus.STOPPED: (PumpState.IDLE, CommandKind.STOP_INFUSION),
-    SessionStatus.COMPLETED: (PumpState.IDLE, None),
-}
-
-
-def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], None]:
-    """The handler of a status that moves the session on the pump (running, paused, stopped, completed)."""
-    pump_state, settles = REPORTED_AT_PUMP[to]
-
-    def apply(device: Device, report: DevicePayload, now: datetime) -> None:
-        session = _session_for(device, None, ON_PUMP)
-        _move(device, session, to, f"{to} at the pump", now)
-        _pump_state(device, pump_state)
-        if settles is not None:
-            _commands_settle(device, (settles,), CommandState.DONE, now)
-
-    return apply
-
-
-def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, (SessionStatus.PENDING,))
-    if session is None:
-        return
-    if session.delivered_at is None:
-        session.delivered_at = now
-        session.save(update_fields=["delivered_at"])
-        session_changed(device=device, session=session)
-    _commands_settle(device, (CommandKind.START_INFUSION,), CommandState.DELIVERED, now, session=session)
-
-
-def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> None:
-    session = _session_for(device, None, (SessionStatus.PENDING,))
-    if session is None:
-        return
-    session.confirmation = {"confirmed": False, "source": "status"}
-    _move(device, session, SessionStatus.REJECTED, "rejected at the pump", now)
-    _commands_settle(device, (CommandKind.START_INFUSION,), CommandState.DONE, now, session=session)
-
-
-def _no_effect(device: Device, report: DevicePayload, now: datetime) -> None:
-    """Presence is stored with the other status fields; informational values change nothing else."""
-
-
-STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], None]] = {
-    "online": _no_effect,
-    "offline": _no_effect,
-    "healthy": _status_idle,
-    "idle": _status_idle,
-    "started": _status_at_pump(SessionStatus.RUNNING),
-    "running": _status_at_pump(SessionStatus.RUNNING),
-    "paused": _status_at_pump(SessionStatus.PAUSED),
-    "stopped": _status_at_pump(SessionStatus.STOPPED),
-    "completed": _status_at_pump(SessionStatus.COMPLETED),
-    "received_start_command": _status_start_received,
-    "rejected": _status_rejected,
-    "degraded": _no_effect,
-    "issue": _no_effect,
-    "testing": _no_effect,
-}
-
-
 # ---- progress -------------------------------------------------------------------------------------------
 
 
@@ -252,26 +171,31 @@ def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
         device=device, infusion_id=report.infusionId, confirmed=report.confirmed, parameters=parameters,
         confirmation=report.model_dump(mode="json", exclude_none=True), now=now,
     )  # fmt: skip
-    _commands_settle(device, (CommandKind.START_INFUSION,), CommandState.DONE, now, session=session)
+    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
+                    session=session)  # fmt: skip
     return False
 
 
 def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
-    session = _session_for(device, report.infusionId, ON_PUMP)
+    session = session_for(device, report.infusionId, ON_PUMP)
     if session is None:
-        return False
+        unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
+        return pump_state_set(device, PumpState.IDLE)
     session.completion = report.model_dump(mode="json", exclude_none=True)
-    _move(device, session, SessionStatus.COMPLETED, "completed at the pump", now)
+    session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
     change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=events.completion_body(session))
-    return _pump_state(device, PumpState.IDLE)
+    return pump_state_set(device, PumpState.IDLE)
 
 
 def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
-    session = _session_for(device, report.infusionId, ON_PUMP) or _session_for(device, None, ON_PUMP)
+    """A person at the pump's own screen paused, resumed or stopped: said so, whatever command was under way."""
+    session = session_for(device, report.infusionId, ON_PUMP) or session_for(device, None, ON_PUMP)
     target = ACTION_TARGET[report.action]
-    _move(device, session, target, f"{report.action.lower()} at the pump", now)
-    pump_state = {SessionStatus.PAUSED: PumpState.PAUSED, SessionStatus.RUNNING: PumpState.RUNNING}
-    return _pump_state(device, pump_state.get(target, PumpState.IDLE))
+    session_move_reported(device, session, target, now, at_pump=f"{report.action.lower()} at the pump")
+    pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)
+    if pump_state == PumpState.IDLE:
+        unordered_infusion_ended(device=device, reason=f"{report.action.lower()} at the pump", now=now)
+    return pump_state_set(device, pump_state)
 
 
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
@@ -289,8 +213,18 @@ def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
     return False
 
 
+def _bolus(device: Device, report: DevicePayload, now: datetime) -> bool:
+    """A bolus report with a pending (or ended) session's id is evidence that the pump infuses that order."""
+    named = report.infusionId
+    session = session_for(device, named, (SessionStatus.PENDING,)) if named else None
+    session = session or ended_session_named(device=device, infusion_id=named)
+    if session is not None and is_evidence_for(session, infusion_id=named, status=None, kind=topics.BOLUS):
+        return infusion_evidence_apply(device=device, session=session, why="bolus report", now=now)
+    return False
+
+
 def _recorded_only(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """Bolus and test messages: the audit event is all they change."""
+    """Test messages: the audit event (and the restart they announce) is all they change."""
     return False
 
 
@@ -301,20 +235,31 @@ REPORT_HANDLERS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = 
     topics.COMPLETION: _completion,
     topics.ACTIONS: _action,
     topics.ERROR: _error,
-    topics.BOLUS: _recorded_only,
+    topics.BOLUS: _bolus,
     topics.TEST: _recorded_only,
 }
 
 
+def silent_sessions_filter(now: datetime) -> Q:
+    """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
+    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
+        Q(latest_progress_at__isnull=True) | Q(latest_progress_at__lt=cutoff)
+    )
+
+
 def pump_silence_check(*, device_id: str, now: datetime) -> bool:
-    """Raise `communication_lost` if the pump's running session has been silent past the heartbeat timeout."""
-    timeout = timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    """Raise `communication_lost` once if the pump's running session is silent past the heartbeat timeout.
+
+    Silence is measured from the session's last progress or state change, so other messages (a heartbeat
+    status, an error) neither hide it nor end it: at most one alarm per silence.
+    """
     with transaction.atomic():
         device = device_lock(device_id=device_id)
-        running = InfusionSession.objects.filter(device=device, status=SessionStatus.RUNNING).exists()
-        if not running or device.last_seen_at is None or now - device.last_seen_at <= timeout:
+        session = InfusionSession.objects.filter(silent_sessions_filter(now), device=device).first()
+        if session is None:
             return False
-        silent_s = (now - device.last_seen_at).total_seconds()
-        _server_alarm(device, "communication_lost", AlarmPriority.HIGH,
-                      f"No message from the pump for {silent_s:.0f} s while infusing", now)  # fmt: skip
+        last = max(moment for moment in (session.latest_progress_at, session.status_changed_at) if moment)
+        message = f"No progress from the pump for {(now - last).total_seconds():.0f} s while infusing"
+        _server_alarm(device, "communication_lost", AlarmPriority.HIGH, message, now)
         return True

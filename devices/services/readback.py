@@ -11,10 +11,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from devices.models import Device, InfusionSession
-from devices.models.infusions import RATE_DECIMALS
 from devices.services.alarms import alarm_raise
 from devices.services.changes import session_changed
 from devices.states import AlarmPriority, AlarmSource, ReadBack
+from protocol.limits import RATE_DECIMALS
 
 RATE_TOLERANCE = 0.005
 RATE_ROUNDING_ML_MIN = 0.000001

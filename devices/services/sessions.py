@@ -8,12 +8,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
-from devices.models import Command, Device, InfusionSession, ProgressSample
-from devices.models.infusions import RATE_DECIMALS
+from devices.models import Device, InfusionSession, ProgressSample
 from devices.services.alarm_rules import alarms_session_clear
-from devices.services.alarms import alarm_raise
+from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
-from devices.services.commands import command_queue
+from devices.services.commands import (
+    command_not_carried_out_clear,
+    command_queue,
+    commands_supersede,
+)
 from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -27,6 +30,7 @@ from devices.states import (
     SessionStatus,
     is_legal,
 )
+from protocol.limits import RATE_DECIMALS, order_limits_check
 from realtime import events
 
 PUMP_STATE_FOR_SESSION = {
@@ -34,11 +38,16 @@ PUMP_STATE_FOR_SESSION = {
     SessionStatus.PAUSED: PumpState.PAUSED,
     SessionStatus.COMPLETED: PumpState.IDLE,
     SessionStatus.STOPPED: PumpState.IDLE,
+    SessionStatus.INTERRUPTED: PumpState.IDLE,
 }
 ENDED_STATUSES = {
     SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED,
-    SessionStatus.TIMED_OUT, SessionStatus.CANCELLED,
+    SessionStatus.TIMED_OUT, SessionStatus.CANCELLED, SessionStatus.INTERRUPTED,
 }  # fmt: skip
+# Server alarms a session's state settles: any state report ends a silence, a running order explains an
+# unordered infusion, and a lost STOP/PAUSE is moot once the infusion is paused or ended.
+SILENCE_ENDS = (SessionStatus.PAUSED, *ENDED_STATUSES)
+UNORDERED_ALARMS = ("infusing_without_order", "infusing_after_stop")
 
 
 @dataclass(frozen=True)
@@ -63,11 +72,6 @@ def order_validate(order: InfusionOrder, device: Device) -> None:
     ):
         if not isinstance(value, int | float) or value != value or value <= 0:
             raise PumpStreamError(f"{field} must be a positive number", code="invalid_order", field=field)
-    if order.flow_rate_ml_min > device.max_rate_ml_min:
-        raise PumpStreamError(
-            f"Rate exceeds this pump's maximum of {device.max_rate_ml_min * 60:g} mL/h",
-            code="invalid_order", field="flow_rate_ml_min",
-        )  # fmt: skip
     if order.planned_volume_ml > device.max_volume_ml:
         raise PumpStreamError(
             f"Volume exceeds this pump's maximum of {device.max_volume_ml:g} mL",
@@ -76,11 +80,15 @@ def order_validate(order: InfusionOrder, device: Device) -> None:
     expected_volume = order.flow_rate_ml_min * order.planned_time_min
     if abs(expected_volume - order.planned_volume_ml) > max(VOLUME_TOLERANCE_ML, 0.01 * order.planned_volume_ml):
         raise PumpStreamError("Rate × time must equal the volume", code="invalid_order", field="planned_time_min")
-    if order.bolus_enabled and not 0 < order.bolus_volume_ml <= order.planned_volume_ml:
-        raise PumpStreamError(
-            "Bolus volume must be positive and no more than the total volume",
-            code="invalid_order", field="bolus_volume_ml",
-        )  # fmt: skip
+    if order.bolus_enabled and not order.bolus_volume_ml > 0:
+        raise PumpStreamError("Bolus volume must be positive", code="invalid_order", field="bolus_volume_ml")
+    breach = order_limits_check(
+        flow_rate_ml_min=order.flow_rate_ml_min, planned_time_min=order.planned_time_min,
+        planned_volume_ml=order.planned_volume_ml, bolus_volume_ml=order.bolus_volume_ml if order.bolus_enabled else 0,
+        pump_max_rate_ml_min=device.max_rate_ml_min, pump_max_bolus_ml=device.max_bolus_ml,
+    )  # fmt: skip
+    if breach is not None:
+        raise PumpStreamError(breach.message, code="invalid_order", field=breach.field)
 
 
 def parameters_match(session: InfusionSession, reported: dict | None) -> bool:
@@ -113,15 +121,27 @@ def session_transition(
         payload={"infusionId": session.infusion_id, "from": previous, "to": to, "reason": reason},
         user=user, received_at=now,
     )  # fmt: skip
+    if to in ENDED_STATUSES:
+        commands_supersede(device=device, session=session, now=now)
     session_changed(device=device, session=session)
     alarms_session_clear(device=device, session=session, now=now)
     _sample_state_change(session, now)
+    _server_alarms_settle(device, to, reason, now)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
     if pump_state and device.pump_state != pump_state:
         device.pump_state = pump_state
         device.save(update_fields=["pump_state"])
         status_changed(device=device, now=now)
     return session
+
+
+def _server_alarms_settle(device: Device, to: SessionStatus, reason: str, now: datetime) -> None:
+    """The server alarms the session's new state answers (see SILENCE_ENDS)."""
+    alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
+    if to in SILENCE_ENDS:
+        command_not_carried_out_clear(device=device, reason=f"the infusion is {to}: {reason}", now=now)
+    if to == SessionStatus.RUNNING:
+        alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason="an order is running", now=now)
 
 
 def _sample_state_change(session: InfusionSession, now: datetime) -> None:
@@ -193,21 +213,21 @@ def infusion_confirm(
         return session
     if session.status == SessionStatus.PENDING:
         _confirm_running(device, session, parameters, confirmation, now)
-    elif session.status in (SessionStatus.TIMED_OUT, SessionStatus.CANCELLED):
-        _cancel_newer_pending(device, session, now)
-        late_from = session.status
-        _confirm_running(device, session, parameters, confirmation, now)
-        alarm_raise(
-            device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH,
-            source=AlarmSource.SERVER, now=now,
-            message=f"The pump confirmed infusion {infusion_id} after it was {late_from}: it is running",
-        )  # fmt: skip
+    elif session.status in (SessionStatus.RUNNING, SessionStatus.PAUSED) and session.confirmation is None:
+        _read_back_record(device, session, parameters, confirmation, now)  # running on evidence; now confirmed
+    elif session.status in LATE_FROM:
+        infusion_running_late(device=device, session=session, now=now, why="confirmed")
+        _read_back_record(device, session, parameters, confirmation, now)
     return session
+
+
+LATE_FROM = (SessionStatus.TIMED_OUT, SessionStatus.CANCELLED, SessionStatus.INTERRUPTED)
 
 
 def _confirm_running(
     device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime
 ) -> None:
+    session.running_evidence = "confirmation"
     session.reported_parameters = parameters
     session.confirmation = confirmation
     session.read_back, _ = readback_compare(session, parameters)  # shown with the session's first running event
@@ -216,63 +236,38 @@ def _confirm_running(
     readback_record(device=device, session=session, reported=parameters, now=now)
 
 
-def _cancel_newer_pending(device: Device, late: InfusionSession, now: datetime) -> None:
+def _read_back_record(
+    device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime
+) -> None:
+    """A confirmation for a session already running (on evidence, or late): keep it and read it back."""
+    session.reported_parameters = parameters
+    session.confirmation = confirmation
+    session.save(update_fields=["reported_parameters", "confirmation"])
+    if readback_record(device=device, session=session, reported=parameters, now=now) == ReadBack.MATCH:
+        alarm_clear(device=device, types=["parameters_unverified"], source=AlarmSource.SERVER, session=session,
+                    reason="the pump's confirmation matches the order", now=now)  # fmt: skip
+    session_changed(device=device, session=session)
+    change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=events.confirmation_body(session))
+
+
+def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> None:
+    """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
+
+    A newer pending order is cancelled (the pump runs this one), and the high `confirmed_late` alarm says so.
+    """
+    late_from = session.status
     newer = InfusionSession.objects.filter(
-        device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=late.created_at
+        device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=session.created_at
     ).first()
     if newer is not None and newer.status == SessionStatus.PENDING:
         session_transition(device=device, session=newer, to=SessionStatus.CANCELLED,
-                           reason=f"the pump confirmed older infusion {late.infusion_id}", now=now)  # fmt: skip
-
-
-def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancelled by user") -> InfusionSession:
-    """Cancel a pending start; the pump is told STOP_INFUSION to clear its confirm screen."""
-    return _end_pending(infusion_id, SessionStatus.CANCELLED, reason, user)
-
-
-def infusion_time_out(*, infusion_id: str) -> InfusionSession:
-    """A pending start unconfirmed past the confirmation timeout; followed by STOP_INFUSION."""
-    return _end_pending(infusion_id, SessionStatus.TIMED_OUT, "no confirmation from the pump in time", None)
-
-
-def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) -> InfusionSession:
-    with transaction.atomic():
-        session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()
-        if session is None:
-            raise PumpStreamError(f"No infusion {infusion_id}", code="not_found")
-        device = device_lock(device_id=session.device.device_id)
-        session.refresh_from_db()
-        if session.status == to:
-            return session
-        session_transition(device=device, session=session, to=to, reason=reason, user=user)
-        command_queue(
-            device=device, kind=CommandKind.STOP_INFUSION, session=session, user=user,
-            payload={"reason": reason, "emergency": False, "infusionId": session.infusion_id},
-        )  # fmt: skip
-    return session
-
-
-USER_COMMAND_NEEDS = {
-    CommandKind.PAUSE_INFUSION: (SessionStatus.RUNNING,),
-    CommandKind.RESUME_INFUSION: (SessionStatus.PAUSED,),
-    CommandKind.STOP_INFUSION: (SessionStatus.RUNNING, SessionStatus.PAUSED),
-}
-
-
-def infusion_request(*, device_id: str, kind: CommandKind, user: Any = None, reason: str = "") -> Command:
-    """Queue PAUSE, RESUME or STOP for the pump's active session; the session moves when the pump reports."""
-    if kind not in USER_COMMAND_NEEDS:
-        raise PumpStreamError(f"{kind} cannot be requested here", code="invalid_command")
-    with transaction.atomic():
-        device = device_lock(device_id=device_id)
-        session = InfusionSession.objects.filter(device=device, status__in=USER_COMMAND_NEEDS[kind]).first()
-        if session is None:
-            raise PumpStreamError(f"No infusion on this pump can take {kind}", code="illegal_transition")
-        payload: dict = {"infusionId": session.infusion_id}
-        if kind == CommandKind.PAUSE_INFUSION:
-            payload["reason"] = reason or "paused by user"
-        elif kind == CommandKind.STOP_INFUSION:
-            payload.update(reason=reason or "stopped by user", emergency=False)
-        event_record(device=device, session=session, kind=f"user.{kind.lower()}",
-                     payload={"infusionId": session.infusion_id, "reason": reason}, user=user)  # fmt: skip
-        return command_queue(device=device, kind=kind, session=session, payload=payload, user=user)
+                           reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
+    session.running_evidence = session.running_evidence or why
+    session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
+                       now=now)  # fmt: skip
+    alarm_type = "confirmed_late" if late_from != SessionStatus.INTERRUPTED else "infusion_resumed"
+    alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
+    alarm_raise(
+        device=device, session=session, type=alarm_type, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+        now=now, message=f"The pump reports infusion {session.infusion_id} running after it was {late_from}",
+    )  # fmt: skip

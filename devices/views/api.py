@@ -27,7 +27,8 @@ from devices.selectors import (
 )
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.alarms import alarm_acknowledge
-from devices.services.sessions import infusion_cancel, infusion_request, infusion_start
+from devices.services.requests import infusion_cancel, infusion_record_end, infusion_request
+from devices.services.sessions import infusion_start
 from devices.states import CommandKind
 from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
 from devices.views.presenters import event_entry, sample_point
@@ -40,7 +41,7 @@ USER_COMMANDS = {
     "resume": CommandKind.RESUME_INFUSION,
     "stop": CommandKind.STOP_INFUSION,
 }
-STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "invalid_reason": 400, "not_found": 404}
+STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "invalid_reason": 400, "not_found": 404}  # else 409
 CONFLICT = 409
 
 
@@ -118,7 +119,8 @@ def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
         return error_response("Command must be pause, resume or stop", code="invalid_command", status=400,
                               field="command")  # fmt: skip
     reason = str(data.get("reason", ""))[:200]
-    command = infusion_request(device_id=device_id, kind=kind, user=request.user, reason=reason)
+    key = str(data.get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
+    command = infusion_request(device_id=device_id, kind=kind, user=request.user, reason=reason, idempotency_key=key)
     logger.info("infusion command requested", extra={"device_id": device_id, "command": kind})
     return JsonResponse(events.command_body(command), status=202)
 
@@ -131,6 +133,18 @@ def infusion_cancel_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
         return not_found("infusion")
     session = infusion_cancel(infusion_id=infusion_id, user=request.user)
     logger.info("infusion cancel requested", extra={"device_id": session.device.device_id, "infusion_id": infusion_id})
+    return JsonResponse(events.session_body(session))
+
+
+@require_POST
+@api_endpoint(COMMAND_PERMISSION)
+def infusion_record_end_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
+    """End the record of an infusion the pump is not running (a ghost); nothing is sent to the pump; audited."""
+    if session_visible_to(request.user, infusion_id) is None:
+        return not_found("infusion")
+    reason = str(request_data(request).get("reason", ""))[:160]
+    session = infusion_record_end(infusion_id=infusion_id, user=request.user, reason=reason)
+    logger.info("infusion record ended", extra={"device_id": session.device.device_id, "infusion_id": infusion_id})
     return JsonResponse(events.session_body(session))
 
 

@@ -9,8 +9,9 @@ from django.db.models import Exists, OuterRef
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarm_rules import alarms_remind
-from devices.services.pumps import pump_mark_stale, pump_silence_check
-from devices.services.sessions import infusion_time_out
+from devices.services.commands import commands_end_overdue
+from devices.services.pumps import pump_mark_stale, pump_silence_check, silent_sessions_filter
+from devices.services.requests import infusion_time_out
 from devices.states import AlarmState, Presence, SessionStatus
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Housekeeping:
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check once."""
         self.confirmation_timeouts(now)
+        self.overdue_commands(now)
         grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
         if connected_since is not None and now - connected_since >= grace:
             self.silent_sessions(now)
@@ -44,14 +46,17 @@ class Housekeeping:
             except PumpStreamError as exc:  # confirmed or cancelled meanwhile
                 logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
 
+    def overdue_commands(self, now: datetime) -> None:
+        """Every command ends: those past their deadline become `expired` (never sent) or `failed` (not acted on)."""
+        ended = commands_end_overdue(now=now, limit=PER_TICK)
+        if ended:
+            logger.info("commands ended at their deadline: %d", ended)
+
     def silent_sessions(self, now: datetime) -> None:
-        """`communication_lost` for running sessions whose pump has been silent past the heartbeat timeout."""
-        cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-        alarmed = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
-        silent = Device.objects.filter(sessions__status=SessionStatus.RUNNING, last_seen_at__lt=cutoff).exclude(
-            Exists(alarmed)
-        )
-        for device_id in silent.order_by("last_seen_at").values_list("device_id", flat=True)[:PER_TICK]:
+        """`communication_lost` for running sessions unheard (no progress or state change) past the heartbeat."""
+        alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
+        silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
+        for device_id in silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:PER_TICK]:
             if pump_silence_check(device_id=device_id, now=now):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
 

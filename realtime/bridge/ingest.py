@@ -123,7 +123,7 @@ def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
         return DUPLICATE
     pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
-        received_at=message.received_at,
+        received_at=message.received_at, retained=message.retain,
     )  # fmt: skip
     return APPLIED
 
@@ -196,7 +196,8 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
     repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
     metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
     outcomes[DUPLICATE] += len(repeated)
-    fresh = [ProgressReport(c.device_id, c.report, m.received_at) for m, c in accepted if id(m) not in repeated]
+    fresh = [ProgressReport(c.device_id, c.report, m.received_at, m.retain) for m, c in accepted
+             if id(m) not in repeated]  # fmt: skip
     if fresh:
         outcomes[FORWARDED] += progress_apply_many(pumps=pumps, reports=fresh)
     outcomes[APPLIED] += len(fresh)

@@ -1,4 +1,8 @@
-"""The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, expire or fail the rest."""
+"""The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, fail unacknowledged publishes.
+
+Commands past their deadline are ended by housekeeping (`commands_end_overdue`); every move goes through
+the command service.
+"""
 
 import json
 import logging
@@ -7,13 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
-from devices.models import Command, Device
-from devices.services.changes import device_lock
-from devices.services.commands import command_envelope, command_transition
+from devices.models import Command
+from devices.services.commands import command_advance, command_envelope
 from devices.services.sql import select_in_sql
-from devices.states import COMMAND_TRANSITIONS, CommandState, is_legal
+from devices.states import CommandState
 from realtime import metrics
 from realtime.bridge.link import BrokerLink
 from realtime.mqtt import topics
@@ -45,7 +48,6 @@ class CommandOutbox:
         self._fail_overdue(now)
         if not self._any_queued():
             return  # the usual tick: one indexed look-up, no ORM query compiled ten times a second
-        self._expire(now)
         if self.link.connected.is_set():
             self._publish_queued(now)
 
@@ -88,14 +90,6 @@ class CommandOutbox:
                            error="the broker did not acknowledge the command in time")  # fmt: skip
                 metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
-    def _expire(self, now: datetime) -> None:
-        expired = Command.objects.filter(state=CommandState.QUEUED, expires_at__lte=now).exclude(
-            pk__in=[flight.command_pk for flight in self.in_flight.values()]
-        )
-        for pk, device_id in expired.order_by("expires_at").values_list("pk", "device__device_id")[:PUBLISH_PER_TICK]:
-            self._move(device_id, pk, CommandState.EXPIRED, now, error="expired before it could be sent")
-            metrics.COMMANDS_PUBLISHED.labels(outcome="expired").inc()
-
     def _publish_queued(self, now: datetime) -> None:
         waiting = (
             Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now)
@@ -114,11 +108,7 @@ class CommandOutbox:
             logger.info("command published", extra={"device_id": command.device.device_id,
                                                     "command_id": str(command.command_id)})  # fmt: skip
 
-    def _move(self, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> None:
-        with transaction.atomic():
-            if not Device.objects.filter(device_id=device_id).exists():
-                return  # the pump was deleted meanwhile
-            device = device_lock(device_id=device_id)
-            command = Command.objects.select_related("session", "created_by").filter(pk=command_pk).first()
-            if command is not None and is_legal(COMMAND_TRANSITIONS, command.state, to):
-                command_transition(device=device, command=command, to=to, error=error, now=now)
+    @staticmethod
+    def _move(device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> None:
+        """Through the command service (its lock and legality check): a command that moved on meanwhile stays."""
+        command_advance(device_id=device_id, command_pk=command_pk, to=to, now=now, error=error)

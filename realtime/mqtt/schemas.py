@@ -7,12 +7,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from protocol import limits
 from realtime.mqtt import topics
 from realtime.mqtt.safejson import JsonLimits, JsonRefused, json_decode
 
-MAX_VOLUME_ML = 10_000.0  # far above any pump's reservoir: larger is a broken or hostile sender
-MAX_RATE_ML_MIN = 1_000.0
-MAX_TIME_MIN = 100_000.0
+# At least everything an order may be (protocol/limits.py); far above any pump's reservoir: larger is a
+# broken or hostile sender.
+MAX_VOLUME_ML = limits.WIRE_MAX_VOLUME_ML
+MAX_RATE_ML_MIN = limits.WIRE_MAX_RATE_ML_MIN
+MAX_TIME_MIN = limits.WIRE_MAX_TIME_MIN
 MAX_SEQ = 2**63 - 1  # the database stores a device seq as a signed 64-bit integer
 MAX_TEXT = 500
 ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d{2}-\d{2}[T ].*(Z|[+-]\d{2}:?\d{2})$")

@@ -7,16 +7,16 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from devices.models import Alarm, Command, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
-from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, CommandState
+from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, AlarmState
 from realtime import events
 from realtime.events import DeviceChange
 from realtime.fanout import fanout
 
 logger = logging.getLogger(__name__)
 
-PENDING_COMMAND_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.DELIVERED)
+PENDING_COMMAND_STATES = COMMAND_UNSETTLED_STATES
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ def read_snapshot(device_id: str) -> Snapshot:
         session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
         if session is not None:
             bodies += _session_bodies(session)
+        else:
+            bodies += _progress_without_session(device)
         alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
             "session", "acknowledged_by"
         )
@@ -59,6 +61,18 @@ def _session_bodies(session: InfusionSession) -> list[tuple[str, dict]]:
         )
         bodies.append((events.DEVICE_PROGRESS, progress))
     return bodies
+
+
+def _progress_without_session(device: Device) -> list[tuple[str, dict]]:
+    """The pump's latest progress when it came after its last session ended (what a live subscriber holds)."""
+    if device.latest_progress is None or device.latest_progress_at is None:
+        return []
+    last = InfusionSession.objects.filter(device=device).order_by("-created_at").first()
+    ended_at = last.ended_at if last is not None else None
+    if ended_at is not None and device.latest_progress_at <= ended_at:
+        return []  # that session's last progress: it ended with it
+    return [(events.DEVICE_PROGRESS, events.progress_body(device.latest_progress, infusion_id=None,
+                                                          received_at=device.latest_progress_at))]  # fmt: skip
 
 
 Send = Callable[[str, dict], Awaitable[None]]

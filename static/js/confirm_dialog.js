@@ -1,18 +1,25 @@
 // The monitor's confirmation before a command. Enter confirms Pause and Resume; it never confirms Stop
 // (only the red button does) and never cancels silently; Escape or Back cancels.
 
-const COMMAND_VERB = { pause: "Pause", resume: "Resume", stop: "Stop" };
+const COMMAND_VERB = { pause: "Pause", resume: "Resume", stop: "Stop", "end-record": "End the record of" };
+const NO_ENTER = new Set(["stop", "end-record"]); // only the button itself confirms these
 const $ = (root, selector) => root.querySelector(selector);
 
 export class CommandConfirmation {
-  /** `describe()` names the infusion ("the infusion of … for … in bed …"); `onConfirm(command, reason)`. */
-  constructor(dialog, { describe, onConfirm }) {
+  /**
+   * `describe()` names the infusion ("the infusion of … for … in bed …"); `explain(command)` adds a warning
+   * (a stale or offline pump); `onConfirm(command, reason, key)`, with one idempotency key per opening, so a
+   * double click or a retry of the same intent is the same command.
+   */
+  constructor(dialog, { describe, onConfirm, explain = () => "" }) {
     this.dialog = dialog;
     this.describe = describe;
+    this.explain = explain;
     $(dialog, "#confirm-back").addEventListener("click", () => dialog.close("cancel"));
     dialog.addEventListener("keydown", (event) => this.onEnter(event));
     dialog.addEventListener("close", () => {
-      if (dialog.returnValue === "confirm") onConfirm(dialog.dataset.command, $(dialog, "#confirm-reason").value);
+      if (dialog.returnValue !== "confirm") return;
+      onConfirm(dialog.dataset.command, $(dialog, "#confirm-reason").value, dialog.dataset.key);
     });
   }
 
@@ -20,11 +27,15 @@ export class CommandConfirmation {
     const { dialog } = this;
     const verb = COMMAND_VERB[command];
     dialog.dataset.command = command;
+    dialog.dataset.key = newKey();
     $(dialog, "#confirm-title").textContent = `${verb} the infusion?`;
-    $(dialog, "#confirm-text").textContent =
-      `${verb} ${this.describe()}. The pump is sent the command; its progress is shown on this page.`;
+    $(dialog, "#confirm-text").textContent = command === "end-record"
+      ? `End the server's record of ${this.describe()}, because the pump is not running it (it restarted, was ` +
+        "swapped, or its end was lost). Nothing is sent to the pump. Give the reason below."
+      : `${verb} ${this.describe()}. The pump is sent the command; its progress is shown on this page.` +
+        this.explain(command);
     const ok = $(dialog, "#confirm-ok");
-    ok.textContent = `${verb} infusion`;
+    ok.textContent = command === "end-record" ? "End record" : `${verb} infusion`;
     ok.classList.toggle("danger", command === "stop");
     $(dialog, "#confirm-reason").value = "";
     $(dialog, "#confirm-hint").textContent = "";
@@ -35,11 +46,16 @@ export class CommandConfirmation {
   onEnter(event) {
     if (event.key !== "Enter" || event.isComposing || event.target.tagName !== "INPUT") return;
     event.preventDefault();
-    if (this.dialog.dataset.command === "stop") {
-      $(this.dialog, "#confirm-hint").textContent =
-        "Enter does not stop an infusion: press the red Stop infusion button.";
+    if (NO_ENTER.has(this.dialog.dataset.command)) {
+      $(this.dialog, "#confirm-hint").textContent = this.dialog.dataset.command === "stop"
+        ? "Enter does not stop an infusion: press the red Stop infusion button."
+        : "Enter does not end a record: press the End record button.";
     } else {
       this.dialog.close("confirm");
     }
   }
+}
+
+function newKey() {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(16).slice(2)}`;
 }

@@ -155,7 +155,22 @@ export const SESSION_LABEL = {
   rejected: "Rejected at the pump",
   timed_out: "Not confirmed in time",
   cancelled: "Cancelled",
+  interrupted: "Interrupted",
 };
+export const COMMAND_STATE_LABEL = {
+  queued: "waiting to be sent",
+  sent: "sent, waiting for the pump",
+  delivered: "received by the pump",
+  done: "done",
+  failed: "FAILED: act at the pump",
+  expired: "EXPIRED: never reached the pump",
+  superseded: "not needed: the infusion had ended",
+};
+/** Whether the pump reports infusing with no order (no active session, the pump running or paused). */
+export function isUnordered(session, pumpState) {
+  const active = session && ["pending", "running", "paused"].includes(session.status);
+  return !active && (pumpState === "running" || pumpState === "paused");
+}
 export const COMMAND_LABEL = {
   START_INFUSION: "Start",
   PAUSE_INFUSION: "Pause",

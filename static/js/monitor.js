@@ -2,8 +2,8 @@
 // confirmation step and the command's state as it moves, and the recent event log.
 
 import {
-  COMMAND_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration,
-  fixed, humanType, isNumber, lastHeard, lastingFor, mlMinToMlH, volumeFacts,
+  COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
+  duration, fixed, humanType, isNumber, isUnordered, lastHeard, lastingFor, mlMinToMlH, volumeFacts,
 } from "./format.js";
 import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -148,15 +148,23 @@ export class Monitor {
     this.audio.render();
   }
 
+  unordered() {
+    return isUnordered(this.session, this.status?.pumpState);
+  }
+
   renderSession() {
-    const session = this.session;
+    const session = this.unordered() ? null : this.session;
     this.chart.setPlan(session);
     const badge = $(this.root, "#mon-session");
-    badge.textContent = session ? SESSION_LABEL[session.status] ?? session.status : "No infusion";
-    badge.dataset.status = session?.status ?? "none";
+    badge.textContent = session
+      ? SESSION_LABEL[session.status] ?? session.status
+      : this.unordered() ? "Infusing WITHOUT an order" : "No infusion";
+    badge.dataset.status = session?.status ?? (this.unordered() ? "unordered" : "none");
     const drug = session?.order?.drug;
-    const reason = session && !ACTIVE.has(session.status) && session.reason ? ` — ${session.reason}` : "";
-    $(this.root, "#mon-drug").textContent = session ? `${drug || "Unnamed infusion"}${reason}` : "";
+    const reason = session?.reason && session.status !== "pending" ? ` — ${session.reason}` : "";
+    $(this.root, "#mon-drug").textContent = session
+      ? `${drug || "Unnamed infusion"}${reason}`
+      : this.unordered() ? "The pump reports an infusion the server did not order: its own figures are shown." : "";
     const order = session?.order;
     $(this.root, "#mon-ordered").textContent = order
       ? `${fixed(mlMinToMlH(order.flowRateMlMin), 1, "mL/h")} · ${fixed(order.plannedVolumeMl, 1, "mL")} · ` +
@@ -174,8 +182,12 @@ export class Monitor {
     $(this.root, "#mon-infused").textContent = infused;
     $(this.root, "#mon-remaining").textContent = remaining;
     $(this.root, "#mon-percent").textContent = percentText;
-    $(this.root, "#mon-time-left").textContent = duration(progress.timeRemainingMin);
-    $(this.root, "#mon-rate").textContent = fixed(mlMinToMlH(progress.flowRate), 1, "mL/h");
+    // Only a running pump has a live rate and time left; paused and ended infusions say so instead.
+    const state = this.unordered() ? this.status?.pumpState : this.session?.status;
+    const live = state === "running";
+    const still = SESSION_LABEL[state] ?? (state ? String(state) : "—");
+    $(this.root, "#mon-time-left").textContent = live ? duration(progress.timeRemainingMin) : still;
+    $(this.root, "#mon-rate").textContent = live ? fixed(mlMinToMlH(progress.flowRate), 1, "mL/h") : still;
     const bar = $(this.root, "#mon-bar");
     bar.style.width = `${percent ?? 0}%`;
     bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
@@ -270,9 +282,11 @@ export class Monitor {
   }
 
   renderControls() {
-    const allowed = new Set(CONTROLS_FOR_SESSION[this.session?.status] ?? []);
+    const allowed = new Set(this.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[this.session?.status] ?? []);
+    if (ACTIVE.has(this.session?.status)) allowed.add("end-record");
     for (const button of this.root.querySelectorAll("button[data-command]")) {
       button.disabled = !allowed.has(button.dataset.command);
+      if (button.dataset.command === "end-record") button.hidden = !allowed.has("end-record");
     }
     const startLink = $(this.root, "#start-link");
     if (startLink) startLink.hidden = ACTIVE.has(this.session?.status);
@@ -290,7 +304,9 @@ export class Monitor {
         item.dataset.command = command.command;
         const who = command.by ? ` by ${command.by}` : "";
         const error = command.error ? ` (${command.error})` : "";
-        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${command.state}${error}`;
+        const state = COMMAND_STATE_LABEL[command.state] ?? command.state;
+        const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
+        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
         return item;
       }),
     );
@@ -324,7 +340,11 @@ export class Monitor {
     if (!dialog) return;
     const confirm = new CommandConfirmation(dialog, {
       describe: () => this.infusionDescription(),
-      onConfirm: (command, reason) => this.sendCommand(command, reason),
+      explain: (command) => this.confirmWarning(command),
+      onConfirm: (command, reason, key) => {
+        if (command === "end-record") this.endRecord(reason);
+        else this.sendCommand(command, reason, key);
+      },
     });
     for (const button of this.root.querySelectorAll("button[data-command]")) {
       button.addEventListener("click", () => confirm.open(button.dataset.command));
@@ -333,17 +353,34 @@ export class Monitor {
 
   /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
   infusionDescription() {
+    if (this.unordered()) return `the infusion pump ${this.deviceId} runs WITHOUT an order`;
     const drug = this.session?.order?.drug || "an unnamed drug";
     const patient = this.session?.patient ? ` for ${this.session.patient}` : " (no patient recorded)";
     const bed = this.root.dataset.bed || this.session?.patientBed;
     return `the infusion of ${drug}${patient}${bed ? ` in bed ${bed}` : ""} (pump ${this.deviceId})`;
   }
 
-  async sendCommand(command, reason) {
+  /** Said before a command is sent to a pump that is not online: it waits, and may fail or expire. */
+  confirmWarning(command) {
+    const connectivity = this.connectivity();
+    if (command === "end-record" || connectivity === "online") return "";
+    return ` WARNING: the pump is ${CONNECTIVITY_LABEL[connectivity] ?? connectivity}; the command waits for it ` +
+      "and ends failed or expired if the pump does not act in time. Act at the pump if you can.";
+  }
+
+  async sendCommand(command, reason, idempotencyKey) {
     const url = `/api/devices/${encodeURIComponent(this.deviceId)}/commands/`;
-    const { ok, body } = await postJson(url, { command, reason });
+    const { ok, body } = await postJson(url, { command, reason, idempotencyKey });
     if (ok) this.apply("device:command", { deviceId: this.deviceId, command: body.command });
     else this.flash(body.message ?? `Could not ${command} the infusion`);
+  }
+
+  async endRecord(reason) {
+    const infusionId = this.session?.infusionId;
+    if (!infusionId) return;
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
+    if (ok) this.apply("device:session", { deviceId: this.deviceId, session: body.session });
+    else this.flash(body.message ?? "Could not end the record");
   }
 }
 

@@ -29,17 +29,22 @@ function render(pump) {
   const element = card(pump.deviceId);
   if (!element) return;
   const connectivity = connectivityNow(pump, page.heartbeatTimeoutS);
-  pump.condition = pumpCondition(connectivity, pump.sessionStatus);
+  pump.condition = pumpCondition(connectivity, pump.unordered ? pump.pumpState : pump.sessionStatus);
   element.dataset.connectivity = connectivity;
   element.dataset.condition = pump.condition;
   setField(element, "condition-symbol", CONDITION[pump.condition].symbol);
   setField(element, "condition-label", CONDITION[pump.condition].label);
   setField(element, "connectivity", CONNECTIVITY_LABEL[connectivity] ?? connectivity);
-  const running = pump.sessionStatus === "running" || pump.sessionStatus === "paused";
-  setField(element, "state", pump.sessionStatus === "pending" ? "waiting for pump" : pump.pumpState ?? "—");
-  setField(element, "drug", pump.drug || "—");
-  setField(element, "rate", running || pump.sessionStatus === "pending" ? fixed(pump.rateMlH, 1, "mL/h") : "—");
-  setField(element, "remaining", running ? duration(pump.timeRemainingMin) : "—");
+  // A pump infusing without an order shows what it reports, as such; only a running pump has a live rate.
+  const unordered = Boolean(pump.unordered);
+  const running = unordered || pump.sessionStatus === "running" || pump.sessionStatus === "paused";
+  const live = unordered ? pump.pumpState === "running" : pump.sessionStatus === "running";
+  element.dataset.unordered = unordered ? "true" : "false";
+  setField(element, "state", stateText(pump, unordered));
+  setField(element, "drug", unordered ? "NO ORDER" : pump.drug || "—");
+  const still = pump.sessionStatus === "paused" || (unordered && pump.pumpState === "paused") ? "paused" : "—";
+  setField(element, "rate", live || pump.sessionStatus === "pending" ? fixed(pump.rateMlH, 1, "mL/h") : still);
+  setField(element, "remaining", live ? duration(pump.timeRemainingMin) : still);
   const facts = volumeFacts(pump);
   const percent = running ? facts.percent : null;
   const bar = setField(element, "bar", "");
@@ -56,6 +61,11 @@ function heardText(pump, connectivity) {
   if (connectivity === "online" && age !== null && age < 5) return "Live";
   if (connectivity === "online" && pump.hasPresence) return `Connected · ${lastHeard(pump.lastSeenAt).toLowerCase()}`;
   return lastHeard(pump.lastSeenAt);
+}
+
+function stateText(pump, unordered) {
+  if (unordered) return `${pump.pumpState} without an order`;
+  return pump.sessionStatus === "pending" ? "waiting for pump" : pump.pumpState ?? "—";
 }
 
 function volumesText(pump, facts) {

@@ -16,7 +16,8 @@ from devices.services.alarms import (
     types_cleared_by,
 )
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_cancel, infusion_confirm, infusion_start, parameters_match
+from devices.services.requests import infusion_cancel
+from devices.services.sessions import infusion_confirm, infusion_start, parameters_match
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
 from realtime import events
 from tests.factories import make_device, make_order, make_user

@@ -27,12 +27,25 @@ EXPECTED_SESSION_LEGAL = {
     ("pending", "running"), ("pending", "rejected"), ("pending", "timed_out"), ("pending", "cancelled"),
     ("running", "paused"), ("paused", "running"), ("running", "completed"), ("running", "stopped"),
     ("paused", "completed"), ("paused", "stopped"), ("timed_out", "running"), ("cancelled", "running"),
+    # v1.1: restarts, the idle rule and a person ending a ghost record end a session `interrupted`; evidence
+    # that the pump still runs it brings it back.
+    ("pending", "interrupted"), ("running", "interrupted"), ("paused", "interrupted"), ("interrupted", "running"),
 }  # fmt: skip
+EXPECTED_COMMAND_ENDS = {"done", "failed", "expired", "superseded"}
 
 
 def test_session_table_is_the_issue_table():
     legal = {(a, b) for a, b in SESSION_PAIRS if is_legal(SESSION_TRANSITIONS, a, b)}
     assert legal == EXPECTED_SESSION_LEGAL
+
+
+def test_every_command_state_leads_to_an_end_and_ends_are_final():
+    for state in CommandState.values:
+        if state in EXPECTED_COMMAND_ENDS:
+            assert not COMMAND_TRANSITIONS[state], f"{state} is an end: nothing follows it"
+        else:
+            assert EXPECTED_COMMAND_ENDS <= COMMAND_TRANSITIONS[state] | {"done"} and {
+                "failed", "superseded"} <= COMMAND_TRANSITIONS[state], f"{state} must be able to end"  # fmt: skip
 
 
 def test_alarm_table_only_clears():

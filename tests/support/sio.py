@@ -233,7 +233,7 @@ class DeviceState:
             self._apply_session(data["session"])
         elif event == events.DEVICE_INFUSION_CONFIRMED and self._is_current(data["confirmation"]):
             self.confirmation = data["confirmation"]
-        elif event == events.DEVICE_PROGRESS and self._is_current(data["progress"]):
+        elif event == events.DEVICE_PROGRESS and (self.session is None or self._is_current(data["progress"])):
             self.progress = data["progress"]
         elif event == events.DEVICE_ALARM:
             self._keep_if(self.alarms, data["alarm"]["id"], data["alarm"], data["alarm"]["state"] == "active")

@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Command
-from devices.services.sessions import infusion_cancel, infusion_start
+from devices.services.requests import infusion_cancel
+from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState
 from tests.factories import make_device, make_order
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until

@@ -20,7 +20,8 @@ def silent_running_pumps(count: int, *, silent_for_s: float) -> None:
     )
     InfusionSession.objects.bulk_create(
         InfusionSession(device=device, status=SessionStatus.RUNNING, flow_rate_ml_min=1, planned_volume_ml=10,
-                        planned_time_min=10) for device in devices
+                        planned_time_min=10, status_changed_at=heard, latest_progress_at=heard)
+        for device in devices
     )  # fmt: skip
 
 

@@ -1,0 +1,91 @@
+"""Evidence wins (protocol v1.1): what a pump's reports show it infusing decides, not what the server expected.
+
+Evidence that a pump is infusing a pending order: a `started`/`running` status or progress carrying its
+`infusionId`; for a pump that sends no `infusionId` (the original firmware), a `started`/`running` status
+or progress after its `received_start_command`; or a `bolus` report with the session's id. Such evidence
+makes the pending session `running` (read-back `unverified` until a confirmation's parameters are
+compared), and an order the server had ended (timed out, cancelled, interrupted) runs again with a high
+alarm. A pump infusing with no order raises `infusing_without_order`, or `infusing_after_stop` when the
+server's last STOP to it went out.
+"""
+
+import logging
+from datetime import datetime
+
+from devices.models import Alarm, Command, Device, InfusionSession
+from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.commands import commands_settle
+from devices.services.sessions import LATE_FROM, UNORDERED_ALARMS, infusion_running_late, session_transition
+from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, CommandState, ReadBack, SessionStatus
+
+logger = logging.getLogger(__name__)
+
+RUNNING_REPORTS = (None, "running", "started")
+STOP_WENT_OUT = (CommandState.SENT, CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED)
+
+
+def is_evidence_for(session: InfusionSession, *, infusion_id: str | None, status: str | None, kind: str) -> bool:
+    """Whether one report shows the pump infusing this session's order (kind: status, progress or bolus)."""
+    if kind == "bolus":
+        return infusion_id == session.infusion_id
+    if status not in RUNNING_REPORTS or (kind == "status" and status is None):
+        return False
+    if infusion_id:
+        return infusion_id == session.infusion_id
+    return session.status == SessionStatus.PENDING and session.delivered_at is not None
+
+
+def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: str, now: datetime) -> bool:
+    """The pump is infusing `session`: a pending one runs (read-back unverified), an ended one runs late."""
+    if session.status == SessionStatus.PENDING:
+        session.running_evidence = why[:64]
+        session.read_back = session.read_back or ReadBack.UNVERIFIED
+        commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
+                        session=session)  # fmt: skip
+        session_transition(device=device, session=session, to=SessionStatus.RUNNING, now=now,
+                           reason=f"the pump reports it infusing ({why})")  # fmt: skip
+        extra = {"device_id": device.device_id, "infusion_id": session.infusion_id, "evidence": why}
+        logger.info("pending infusion running on evidence", extra=extra)
+        return True
+    if session.status in LATE_FROM:
+        infusion_running_late(device=device, session=session, now=now, why=why)
+        if _stop_went_out(device, session):
+            _after_stop(device, session, now)
+        return True
+    return False
+
+
+def ended_session_named(*, device: Device, infusion_id: str | None) -> InfusionSession | None:
+    """The pump's ended session that `infusion_id` names, if it may still run (timed out, cancelled, interrupted)."""
+    if not infusion_id:
+        return None
+    return InfusionSession.objects.filter(device=device, infusion_id=infusion_id, status__in=LATE_FROM).first()
+
+
+def unordered_infusion_alarm(*, device: Device, now: datetime) -> str:
+    """A pump reports infusing with no order: `infusing_after_stop` if our last STOP went out, else without order."""
+    last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-created_at").first()
+    if last_stop is not None and last_stop.state in STOP_WENT_OUT:
+        _after_stop(device, last_stop.session, now)
+        return "infusing_after_stop"
+    alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+                now=now, message="The pump reports an infusion the server did not order")  # fmt: skip
+    return "infusing_without_order"
+
+
+def _stop_went_out(device: Device, session: InfusionSession) -> bool:
+    return Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
+                                  state__in=STOP_WENT_OUT).exists()  # fmt: skip
+
+
+def _after_stop(device: Device, session: InfusionSession | None, now: datetime) -> None:
+    if Alarm.objects.filter(device=device, type="infusing_after_stop", state=AlarmState.ACTIVE).exists():
+        return
+    alarm_raise(device=device, session=session, type="infusing_after_stop", priority=AlarmPriority.HIGH,
+                source=AlarmSource.SERVER, now=now,
+                message="The pump reports infusing after it was sent STOP: check it at the bedside")  # fmt: skip
+
+
+def unordered_infusion_ended(*, device: Device, reason: str, now: datetime) -> None:
+    """The pump stopped (idle, stopped, completed) or an order explains it: its unordered-infusion alarms clear."""
+    alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason=reason, now=now)

@@ -1,0 +1,133 @@
+"""What people ask of a pump's infusion: pause, resume, stop, cancel a pending start, end a record; and time-outs.
+
+Each request holds the pump's lock, checks the session's state, and queues at most one command per
+intent: a repeated request (double click, retry) answers the command already under way.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from devices.exceptions import PumpStreamError
+from devices.models import Command, Device, InfusionSession
+from devices.services.changes import device_lock, event_record
+from devices.services.commands import command_queue, command_repeat_find
+from devices.services.sessions import session_transition
+from devices.states import ACTIVE_SESSION_STATUSES, CommandKind, PumpState, SessionStatus
+
+
+def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancelled by user") -> InfusionSession:
+    """Cancel a pending start; the pump is told STOP_INFUSION to clear its confirm screen."""
+    return _end_pending(infusion_id, SessionStatus.CANCELLED, reason, user)
+
+
+def infusion_time_out(*, infusion_id: str) -> InfusionSession:
+    """A pending start unconfirmed past the confirmation timeout; followed by STOP_INFUSION (see `_end_pending`)."""
+    return _end_pending(infusion_id, SessionStatus.TIMED_OUT, "no confirmation from the pump in time", None)
+
+
+def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) -> InfusionSession:
+    """End a pending start and clear the pump's confirm screen with STOP, unless the pump reports infusing.
+
+    The server never sends STOP on its own to a pump whose reports since the START show it running.
+    """
+    with transaction.atomic():
+        session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()
+        if session is None:
+            raise PumpStreamError(f"No infusion {infusion_id}", code="not_found")
+        device = device_lock(device_id=session.device.device_id)
+        session.refresh_from_db()
+        if session.status == to:
+            return session
+        if session.status != SessionStatus.PENDING:
+            raise PumpStreamError(f"Infusion {infusion_id} is {session.status}, not pending", code="illegal_transition")
+        infusing = _pump_reports_infusing_since(device, session.created_at)
+        session_transition(device=device, session=session, to=to, reason=reason, user=user)
+        if infusing and user is None:
+            event_record(device=device, session=session, kind="server.stop_withheld",
+                         payload={"infusionId": infusion_id, "reason": "the pump reports infusing"})  # fmt: skip
+        else:
+            command_queue(
+                device=device, kind=CommandKind.STOP_INFUSION, session=session, user=user,
+                payload={"reason": reason, "emergency": False, "infusionId": session.infusion_id},
+            )  # fmt: skip
+    return session
+
+
+def _pump_reports_infusing_since(device: Device, since: datetime) -> bool:
+    """Whether the pump said it was running after `since` (progress, or a running pump state)."""
+    heard_progress = device.latest_progress_at is not None and device.latest_progress_at > since
+    return device.pump_state == PumpState.RUNNING or (
+        heard_progress and (device.latest_progress or {}).get("status") in (None, "running")
+    )
+
+
+USER_COMMAND_NEEDS = {
+    CommandKind.PAUSE_INFUSION: (SessionStatus.RUNNING,),
+    CommandKind.RESUME_INFUSION: (SessionStatus.PAUSED,),
+    CommandKind.STOP_INFUSION: (SessionStatus.RUNNING, SessionStatus.PAUSED),
+}
+# A pump infusing without an order may be stopped all the same (a STOP without a session).
+STOPPABLE_WITHOUT_SESSION = (PumpState.RUNNING, PumpState.PAUSED)
+
+
+def infusion_request(
+    *, device_id: str, kind: CommandKind, user: Any = None, reason: str = "", idempotency_key: str = ""
+) -> Command:
+    """Queue PAUSE, RESUME or STOP for the pump's active session; the session moves when the pump reports.
+
+    A repeated request (the same idempotency key, or the same command still under way for the same
+    infusion) answers the command already queued instead of queueing a second one. STOP needs no
+    session when the pump reports infusing without an order.
+    """
+    if kind not in USER_COMMAND_NEEDS:
+        raise PumpStreamError(f"{kind} cannot be requested here", code="invalid_command")
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        session = InfusionSession.objects.filter(device=device, status__in=USER_COMMAND_NEEDS[kind]).first()
+        if session is None and not (kind == CommandKind.STOP_INFUSION and _infusing_without_order(device)):
+            raise PumpStreamError(f"No infusion on this pump can take {kind}", code="illegal_transition")
+        repeat = command_repeat_find(device=device, kind=kind, session=session, idempotency_key=idempotency_key)
+        if repeat is not None:
+            return repeat
+        infusion_id = session.infusion_id if session else None
+        payload: dict = {"infusionId": infusion_id}
+        if kind == CommandKind.PAUSE_INFUSION:
+            payload["reason"] = reason or "paused by user"
+        elif kind == CommandKind.STOP_INFUSION:
+            payload.update(reason=reason or "stopped by user", emergency=False)
+        event_record(device=device, session=session, kind=f"user.{kind.lower()}",
+                     payload={"infusionId": infusion_id, "reason": reason}, user=user)  # fmt: skip
+        return command_queue(device=device, kind=kind, session=session, payload=payload, user=user,
+                             idempotency_key=idempotency_key)  # fmt: skip
+
+
+def _infusing_without_order(device: Device) -> bool:
+    active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).exists()
+    return not active and device.pump_state in STOPPABLE_WITHOUT_SESSION
+
+
+def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: datetime | None = None) -> InfusionSession:
+    """End the record of an infusion the pump is not running (a ghost), by a permitted person; audited.
+
+    Nothing is sent to the pump: this corrects the server's record (the pump restarted, was swapped, or its
+    end was lost). The session ends `interrupted` with who and why; the pump is free for a new order.
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise PumpStreamError("Say why the record is ended", code="invalid_command", field="reason")
+    with transaction.atomic():
+        session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()
+        if session is None:
+            raise PumpStreamError(f"No infusion {infusion_id}", code="not_found")
+        device = device_lock(device_id=session.device.device_id)
+        session.refresh_from_db()
+        if session.status not in ACTIVE_SESSION_STATUSES:
+            raise PumpStreamError(f"Infusion {infusion_id} has already ended ({session.status})", code="session_ended")
+        who = user.get_username() if getattr(user, "is_authenticated", False) else "an administrator"
+        event_record(device=device, session=session, kind="user.infusion_record_end", user=user,
+                     payload={"infusionId": infusion_id, "reason": reason, "was": session.status})  # fmt: skip
+        session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, user=user, now=now,
+                           reason=f"record ended by {who}: {reason}")  # fmt: skip
+    return session

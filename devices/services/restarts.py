@@ -1,0 +1,95 @@
+"""Restarts and idle reports end what the pump was doing (protocol v1.1).
+
+A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
+original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards, or on
+its post-boot `test` message. Retained replays never count. A restart ends the active session
+`interrupted` with a high `infusion_interrupted` alarm stating the last delivered volume (unless the pump
+then reports that infusion running: evidence wins). An `idle`/`healthy` report ends a running or paused
+session `completed` only when its last progress said completed or nothing remained, else `interrupted`.
+"""
+
+import logging
+from datetime import datetime
+
+from devices.models import Device, InfusionSession
+from devices.services.alarms import alarm_raise
+from devices.services.changes import event_record
+from devices.services.sessions import VOLUME_TOLERANCE_ML, session_transition
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, SessionStatus
+from realtime.events import percent_of
+
+logger = logging.getLogger(__name__)
+
+UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
+ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
+
+
+def pump_restart_detect(*, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool) -> str:
+    """Why this report shows a restart ("" if it does not); updates the pump's boot markers in memory.
+
+    The caller saves `boot_id` and `last_uptime_ms` with the pump's row.
+    """
+    if retained:
+        return ""
+    if boot_id:
+        previous, device.boot_id = device.boot_id, boot_id[:64]
+        return f"new bootId {boot_id[:64]}" if previous and previous != device.boot_id else ""
+    if kind == "test":
+        device.last_uptime_ms = float(timestamp) if isinstance(timestamp, int | float) else None
+        return "the pump's post-boot test message"
+    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        previous_uptime, device.last_uptime_ms = device.last_uptime_ms, float(timestamp)
+        if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
+            return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
+    return ""
+
+
+def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSession | None:
+    """The pump restarted: record it, and end what it was doing `interrupted`; returns that session."""
+    event_record(device=device, kind="pump.restarted", payload={"why": why}, received_at=now)
+    session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+    if session is None or (session.status == SessionStatus.PENDING and session.delivered_at is None):
+        return None  # nothing was on the pump (a START not delivered yet may still reach it)
+    logger.warning("pump restarted during an infusion",
+                   extra={"device_id": device.device_id, "infusion_id": session.infusion_id, "why": why})  # fmt: skip
+    _interrupt(device, session, f"the pump restarted ({why})", now)
+    return session
+
+
+def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> InfusionSession | None:
+    """An `idle`/`healthy` report: a running or paused session ends completed if nothing remained, else interrupted."""
+    session = InfusionSession.objects.filter(device=device, status__in=ON_PUMP).first()
+    if session is None:
+        return None
+    if progress_says_finished(session.latest_progress):
+        session_transition(device=device, session=session, to=SessionStatus.COMPLETED, now=now,
+                           reason=f"the pump reports {reported} after its last progress said finished")  # fmt: skip
+    else:
+        _interrupt(device, session, f"the pump reports {reported} before the infusion finished", now)
+    return session
+
+
+def progress_says_finished(progress: dict | None) -> bool:
+    """Whether a progress report said completed, or that nothing remained to infuse."""
+    progress = progress or {}
+    if progress.get("status") == "completed":
+        return True
+    remaining = progress.get("volumeRemainingMl")
+    if isinstance(remaining, int | float) and remaining <= VOLUME_TOLERANCE_ML:
+        return True
+    percent = percent_of(progress)
+    return percent is not None and percent >= 100
+
+
+def _interrupt(device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
+    was = session.status
+    delivered = (session.latest_progress or {}).get("deliveredVolumeMl")
+    session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now)
+    if was == SessionStatus.PENDING:
+        return  # never started: the session's status says so, the pump is free
+    volume = f"{delivered:g} mL" if isinstance(delivered, int | float) else "unknown (no progress received)"
+    alarm_raise(
+        device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
+        source=AlarmSource.SERVER, now=now, details={"deliveredVolumeMl": delivered, "reason": reason},
+        message=f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: {volume}",
+    )  # fmt: skip

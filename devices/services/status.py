@@ -1,0 +1,175 @@
+"""A pump's reported `status`, applied (the contract's status table): presence, pump state, the session's moves.
+
+Every move says who: a report answering a remote command is "paused remotely by <user>" (and audited
+with that user), anything else "at the pump".
+"""
+
+from collections.abc import Callable
+from datetime import datetime
+
+from devices.models import Command, Device, InfusionSession
+from devices.services.alarms import alarm_clear
+from devices.services.changes import session_changed
+from devices.services.commands import commands_settle
+from devices.services.evidence import infusion_evidence_apply, is_evidence_for, unordered_infusion_ended
+from devices.services.restarts import session_end_on_idle
+from devices.services.sessions import session_transition
+from devices.states import (
+    COMMAND_UNSETTLED_STATES,
+    SESSION_TRANSITIONS,
+    CommandKind,
+    CommandState,
+    PumpState,
+    SessionStatus,
+    is_legal,
+)
+from realtime.mqtt.schemas import DevicePayload
+
+ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
+# What a reported status means at the pump: the session's new status, the pump state, and the
+# command kind the report completes (None: none).
+REPORTED_AT_PUMP = {
+    SessionStatus.RUNNING: (PumpState.RUNNING, CommandKind.RESUME_INFUSION),
+    SessionStatus.PAUSED: (PumpState.PAUSED, CommandKind.PAUSE_INFUSION),
+    SessionStatus.STOPPED: (PumpState.IDLE, CommandKind.STOP_INFUSION),
+    SessionStatus.COMPLETED: (PumpState.IDLE, None),
+}
+VERB = {SessionStatus.RUNNING: "resumed", SessionStatus.PAUSED: "paused", SessionStatus.STOPPED: "stopped"}
+
+
+def session_for(device: Device, infusion_id: str | None, statuses: tuple) -> InfusionSession | None:
+    """The session named by `infusion_id` on this pump if in `statuses`, else the pump's one in `statuses`."""
+    sessions = InfusionSession.objects.filter(device=device, status__in=statuses)
+    if infusion_id:
+        return sessions.filter(infusion_id=infusion_id).first()
+    return sessions.first()
+
+
+def pump_state_set(device: Device, state: PumpState) -> bool:
+    """Store the pump's state; True when it changed."""
+    if device.pump_state == state:
+        return False
+    device.pump_state = state
+    device.save(update_fields=["pump_state"])
+    return True
+
+
+def session_move_reported(
+    device: Device, session: InfusionSession | None, to: SessionStatus, now: datetime, *,
+    answers: CommandKind | None = None, at_pump: str = "",
+) -> bool:  # fmt: skip
+    """Move a session as the pump reported, naming who: the remote command it answers, else the pump.
+
+    The commands of kind `answers` still under way end `done` first (so they are not superseded).
+    """
+    command = _command_answered(device, session, answers)
+    if answers is not None:
+        commands_settle(device=device, kinds=(answers,), to=CommandState.DONE, now=now, session=session)
+    if session is None or session.status == to or not is_legal(SESSION_TRANSITIONS, session.status, to):
+        return False
+    if command is not None:
+        who = command.created_by.get_username() if command.created_by_id else "the server"
+        reason, user = f"{VERB.get(to, to)} remotely by {who}", command.created_by
+    else:
+        reason, user = at_pump or f"{VERB.get(to, to)} at the pump", None
+    session_transition(device=device, session=session, to=to, reason=reason, user=user, now=now)
+    return True
+
+
+def _command_answered(device: Device, session: InfusionSession | None, kind: CommandKind | None) -> Command | None:
+    if kind is None:
+        return None
+    pending = Command.objects.filter(device=device, kind=kind, state__in=COMMAND_UNSETTLED_STATES)
+    if session is not None:
+        pending = pending.filter(session=session)
+    return pending.select_related("created_by").order_by("created_at").first()
+
+
+def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], None]:
+    """The handler of a status that moves the session on the pump (running, paused, stopped, completed)."""
+    pump_state, answers = REPORTED_AT_PUMP[to]
+
+    def apply(device: Device, report: DevicePayload, now: datetime) -> None:
+        if to == SessionStatus.RUNNING:
+            _running_evidence(device, report, now)
+        session = session_for(device, None, ON_PUMP)
+        moved = session_move_reported(device, session, to, now, answers=answers)
+        if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
+            alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
+        pump_state_set(device, pump_state)
+        if pump_state == PumpState.IDLE:
+            unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
+
+    return apply
+
+
+def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
+    """A `started`/`running` status is evidence for the pending order it names (or, unnamed, that it received)."""
+    session = session_for(device, None, (SessionStatus.PENDING,))
+    infusion_id = report_infusion_id(report)
+    if session is not None and is_evidence_for(session, infusion_id=infusion_id, status=report.status, kind="status"):
+        infusion_evidence_apply(device=device, session=session, why=f"status {report.status}", now=now)
+
+
+def report_infusion_id(report: DevicePayload) -> str | None:
+    """The infusion a status names: an `infusionId` field, or `currentInfusion.infusionId`."""
+    named = getattr(report, "infusionId", None)
+    current = getattr(report, "currentInfusion", None)
+    if not named and isinstance(current, dict):
+        named = current.get("infusionId")
+    return named if isinstance(named, str) and named else None
+
+
+def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
+    """`idle`/`healthy`: a STOP under way is done (the session stopped remotely), else the idle rule ends it."""
+    session = session_for(device, None, ON_PUMP)
+    if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
+        session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
+    else:
+        commands_settle(device=device, kinds=(CommandKind.STOP_INFUSION,), to=CommandState.DONE, now=now)
+        session_end_on_idle(device=device, reported=report.status, now=now)
+    pump_state_set(device, PumpState.IDLE)
+    unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
+
+
+def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> None:
+    session = session_for(device, None, (SessionStatus.PENDING,))
+    if session is None:
+        return
+    if session.delivered_at is None:
+        session.delivered_at = now
+        session.save(update_fields=["delivered_at"])
+        session_changed(device=device, session=session)
+    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DELIVERED, now=now,
+                    session=session, states=(CommandState.SENT,))  # fmt: skip
+
+
+def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> None:
+    session = session_for(device, None, (SessionStatus.PENDING,))
+    if session is None:
+        return
+    session.confirmation = {"confirmed": False, "source": "status"}
+    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now, session=session)
+    session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump="rejected at the pump")
+
+
+def _no_effect(device: Device, report: DevicePayload, now: datetime) -> None:
+    """Presence is stored with the other status fields; informational values change nothing else."""
+
+
+STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], None]] = {
+    "online": _no_effect,
+    "offline": _no_effect,
+    "healthy": _status_idle,
+    "idle": _status_idle,
+    "started": _status_at_pump(SessionStatus.RUNNING),
+    "running": _status_at_pump(SessionStatus.RUNNING),
+    "paused": _status_at_pump(SessionStatus.PAUSED),
+    "stopped": _status_at_pump(SessionStatus.STOPPED),
+    "completed": _status_at_pump(SessionStatus.COMPLETED),
+    "received_start_command": _status_start_received,
+    "rejected": _status_rejected,
+    "degraded": _no_effect,
+    "issue": _no_effect,
+    "testing": _no_effect,
+}

@@ -1,0 +1,64 @@
+"""One set of global limits for an infusion order (wire units: mL/min, mL, min); no Django imports.
+
+The order form, the services and the bridge's payload schemas all read these, so the bridge accepts at
+least everything an order may be. Per-drug limits, when they come, sit inside these.
+"""
+
+from dataclasses import dataclass
+
+MINUTES_PER_HOUR = 60.0
+MIN_RATE_ML_H = 0.1
+MAX_RATE_ML_H = 999.0
+MIN_RATE_ML_MIN = MIN_RATE_ML_H / MINUTES_PER_HOUR
+MAX_RATE_ML_MIN = MAX_RATE_ML_H / MINUTES_PER_HOUR
+MAX_TIME_MIN = 7 * 24 * 60.0  # seven days
+MAX_BOLUS_SHARE = 0.5  # a bolus is at most half the ordered volume
+RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin rounded to 6 decimals
+# What the bridge accepts from a pump: at least every order, with room for a pump's own counting
+# (a legacy pump counts the bolus twice in its totals; time left grows while paused).
+WIRE_MAX_RATE_ML_MIN = 1_000.0
+WIRE_MAX_VOLUME_ML = 10_000.0
+WIRE_MAX_TIME_MIN = 2 * MAX_TIME_MIN
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """Which field of an order breaks a limit, and a sentence for the clinician."""
+
+    field: str
+    message: str
+
+
+def rate_limits_ml_min(pump_max_rate_ml_min: float | None = None) -> tuple[float, float]:
+    """The lowest and highest rate an order may have: 0.1-999 mL/h, or up to the pump's maximum if lower."""
+    high = MAX_RATE_ML_MIN if pump_max_rate_ml_min is None else min(MAX_RATE_ML_MIN, pump_max_rate_ml_min)
+    return MIN_RATE_ML_MIN, high
+
+
+def bolus_limit_ml(planned_volume_ml: float, pump_max_bolus_ml: float | None = None) -> float:
+    """The largest bolus an order may have: half its volume, and no more than the pump's maximum."""
+    limit = planned_volume_ml * MAX_BOLUS_SHARE
+    return limit if pump_max_bolus_ml is None else min(limit, pump_max_bolus_ml)
+
+
+def order_limits_check(
+    *, flow_rate_ml_min: float, planned_time_min: float, planned_volume_ml: float, bolus_volume_ml: float = 0.0,
+    pump_max_rate_ml_min: float | None = None, pump_max_bolus_ml: float | None = None,
+) -> LimitBreach | None:  # fmt: skip
+    """The first global limit an order breaks (rate, time, bolus), or None."""
+    low, high = rate_limits_ml_min(pump_max_rate_ml_min)
+    tolerance = 1e-9
+    if flow_rate_ml_min < low - tolerance:
+        return LimitBreach("flow_rate_ml_min", f"The rate must be at least {MIN_RATE_ML_H:g} mL/h.")
+    if flow_rate_ml_min > high + tolerance:
+        return LimitBreach("flow_rate_ml_min", f"The rate may be at most {high * MINUTES_PER_HOUR:g} mL/h.")
+    if planned_time_min > MAX_TIME_MIN + tolerance:
+        return LimitBreach("planned_time_min", f"The time may be at most {MAX_TIME_MIN / 1440:g} days.")
+    bolus_max = bolus_limit_ml(planned_volume_ml, pump_max_bolus_ml)
+    if bolus_volume_ml > bolus_max + tolerance:
+        return LimitBreach(
+            "bolus_volume_ml",
+            f"The bolus may be at most {bolus_max:g} mL (half the volume"
+            + (", and this pump's maximum)." if pump_max_bolus_ml is not None else ")."),
+        )
+    return None
