@@ -1,15 +1,13 @@
 """Browser tests: a real Mosquitto, Daphne, the MQTT bridge, simulated pumps, and headless chromium."""
 
 import pytest
-from playwright.sync_api import sync_playwright
 
 from devices.models import Device, InfusionSession
-from devices.selectors import bridge_status
 from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import BridgeProcess, wait_until
-from tests.support.browser import LAPTOP, django_db_beside_playwright, launch_chromium, session_cookie
+from tests.support.browser import LAPTOP, chromium_running, signed_in_page
 from tests.support.simulator import SimulatorProcess
 
 
@@ -25,10 +23,8 @@ def browser_bridge(broker, daphne_server, django_db_blocker, artifacts_dir):
 @pytest.fixture(scope="module")
 def chromium(browser_bridge):
     """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
-    with django_db_beside_playwright(), sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with chromium_running() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -43,20 +39,8 @@ def open_page(chromium, stack):
     contexts = []
 
     def open_(user, path: str = "/", viewport: dict = LAPTOP):
-        # Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page
-        # rendered in that gap rightly says "monitoring degraded" and shows every heard pump as stale
-        # until its next poll (5 s), by when a pump heard once is stale for good. Open pages on a live bridge.
-        wait_until(lambda: bridge_status()["brokerConnected"], timeout=15,
-                   message="the bridge's heartbeat never said it holds the broker")  # fmt: skip
-        # bypass_csp: the tests' own probes (wait_for_function strings) are evaluated in the page, which the
-        # policy rightly forbids; the policy itself is tested without the bypass in test_csp.py.
-        context = chromium.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
-        if user is not None:
-            context.add_cookies([session_cookie(user, stack["url"])])
+        context, page = signed_in_page(chromium, user, stack["url"], path, viewport)
         contexts.append(context)
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        page.goto(stack["url"] + path)
         return page
 
     yield open_

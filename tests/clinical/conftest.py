@@ -4,6 +4,7 @@ import pytest
 
 from tests.support.bridge import BridgeProcess
 from tests.support.broker import MosquittoBroker
+from tests.support.browser import chromium_running, signed_in_page
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +22,41 @@ def clinical_bridge(clinical_broker, daphne_server, django_db_blocker, artifacts
         process = BridgeProcess(clinical_broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def clinical_chromium(clinical_bridge):
+    """Headless chromium, started after Daphne and the bridge (they never inherit the ORM-beside-a-loop permission)."""
+    with chromium_running() as browser:
+        yield browser
+
+
+@pytest.fixture
+def clinical_page(clinical_chromium, daphne_server):
+    """`clinical_page(user, path)`: a fresh signed-in chromium page on `path` of the shared Daphne."""
+    contexts = []
+
+    def open_(user, path: str = "/"):
+        context, page = signed_in_page(clinical_chromium, user, daphne_server.url, path)
+        contexts.append(context)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def clinical_pump(clinical_broker):
+    """`clinical_pump(device_id)`: a pump publishing on the clinical broker (closed after the test)."""
+    from tests.support.bridge import PumpClient
+
+    pumps = []
+
+    def make(device_id: str) -> PumpClient:
+        pumps.append(PumpClient(clinical_broker.url, device_id))
+        return pumps[-1]
+
+    yield make
+    for pump in pumps:
+        pump.close()

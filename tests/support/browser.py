@@ -21,6 +21,40 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
+@contextmanager
+def chromium_running() -> Iterator[object]:
+    """Chromium for a module's tests, with the ORM usable beside Playwright's event loop meanwhile."""
+    from playwright.sync_api import sync_playwright
+
+    with django_db_beside_playwright(), sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP):
+    """A new browser context signed in as `user` (None: signed out), its page opened on `url + path`.
+
+    Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page rendered
+    in that gap rightly says "monitoring degraded" and shows every heard pump as stale until its next poll
+    (5 s), by when a pump heard once is stale for good. So pages are opened on a live bridge.
+    """
+    from devices.selectors import bridge_status
+    from tests.support.bridge import wait_until
+
+    wait_until(lambda: bridge_status()["brokerConnected"], timeout=15,
+               message="the bridge's heartbeat never said it holds the broker")  # fmt: skip
+    # bypass_csp: the tests' own probes (wait_for_function strings) are evaluated in the page, which the
+    # policy rightly forbids; the policy itself is tested without the bypass in test_csp.py.
+    context = browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
+    if user is not None:
+        context.add_cookies([session_cookie(user, url)])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(url + path)
+    return context, page
+
+
 def session_cookie(user, base_url: str) -> dict:
     """A signed-in session for `user`, as a Playwright cookie for `base_url`."""
     client = Client()
