@@ -253,7 +253,8 @@ def _read_back_record(
 def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> None:
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
 
-    A newer pending order is cancelled (the pump runs this one), and the high `confirmed_late` alarm says so.
+    A newer pending order is cancelled (the pump runs this one), and the high `confirmed_late` alarm says so;
+    after an interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it).
     """
     late_from = session.status
     newer = InfusionSession.objects.filter(
@@ -265,9 +266,10 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     session.running_evidence = session.running_evidence or why
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
-    alarm_type = "confirmed_late" if late_from != SessionStatus.INTERRUPTED else "infusion_resumed"
-    alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
+    if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
+        alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
+        return
     alarm_raise(
-        device=device, session=session, type=alarm_type, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+        device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
         now=now, message=f"The pump reports infusion {session.infusion_id} running after it was {late_from}",
     )  # fmt: skip

@@ -161,7 +161,10 @@ export class Monitor {
       : this.unordered() ? "Infusing WITHOUT an order" : "No infusion";
     badge.dataset.status = session?.status ?? (this.unordered() ? "unordered" : "none");
     const drug = session?.order?.drug;
-    const reason = session?.reason && session.status !== "pending" ? ` — ${session.reason}` : "";
+    // Who moved it (remote by whom, or at the pump), once it is no longer simply pending or confirmed.
+    const said = session?.reason && !["pending", "running"].includes(session.status) ||
+      (session?.status === "running" && session.reason && session.reason !== "confirmed");
+    const reason = said ? ` — ${session.reason}` : "";
     $(this.root, "#mon-drug").textContent = session
       ? `${drug || "Unnamed infusion"}${reason}`
       : this.unordered() ? "The pump reports an infusion the server did not order: its own figures are shown." : "";

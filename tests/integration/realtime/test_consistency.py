@@ -5,6 +5,7 @@ acknowledges through Daphne's HTTP endpoints (so Daphne-side changes share the p
 subscribe at random moments meanwhile, on Socket.IO and on the Channels endpoint.
 """
 
+import functools
 import random
 import threading
 import time
@@ -23,6 +24,7 @@ from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, stat
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 DEVICE = "PUMP_0001"
+UNORDERED_DEVICE = "PUMP_0002"  # never given an order: progress, stops and alarms without a session
 TRAFFIC_S = 6.0
 
 
@@ -43,6 +45,9 @@ def pump_traffic(pump: PumpClient, rng: random.Random, stop: threading.Event) ->
             pump.publish("error", {"type": rng.choice(["occlusion", "bubble_detected"]), "severity": "high"})
         elif choice < 0.85:
             pump.publish("error", {"type": rng.choice(["occlusion_cleared", "bubble_cleared"]), "severity": "info"})
+        elif choice < 0.9:
+            completion = ("completion", {"completed": True, "summary": {"totalVolumeMl": 30}})
+            pump.publish(*rng.choice([("status", {"status": "paused"}), ("status", {"status": "running"}), completion]))
         else:
             confirm_pending(pump)
         close_old_connections()
@@ -72,6 +77,9 @@ def nurse_traffic(browser: BrowserSession, rng: random.Random, stop: threading.E
                          expect=(201, 409))  # fmt: skip
         elif active.status == "pending" and rng.random() < 0.3:
             browser.post(f"/api/infusions/{active.infusion_id}/cancel/", {}, expect=(200, 409))
+        elif active.status in ("running", "paused") and rng.random() < 0.2:
+            browser.post(f"/api/devices/{DEVICE}/commands/", {"command": rng.choice(["pause", "resume", "stop"])},
+                         expect=(202, 409))  # fmt: skip
         time.sleep(rng.uniform(0.05, 0.2))
 
 
@@ -83,19 +91,20 @@ def run_threads(*targets) -> tuple[threading.Event, list[threading.Thread]]:
     return stop, threads
 
 
-def db_state() -> dict:
+def db_state(device_id: str = DEVICE) -> dict:
     """What the database holds, read directly (not through the snapshot code)."""
     close_old_connections()
-    device = Device.objects.get(device_id=DEVICE)
+    device = Device.objects.get(device_id=device_id)
     active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     alarms = set(Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).values_list("pk", flat=True))
     return {"seq": device.event_seq, "session": active.infusion_id if active else None, "alarms": alarms,
-            "battery": device.battery_level}  # fmt: skip
+            "battery": device.battery_level, "pumpState": device.pump_state}  # fmt: skip
 
 
 def summary(state) -> dict:
     return {"seq": state.seq, "session": state.session["infusionId"] if state.session else None,
-            "alarms": set(state.alarms), "battery": state.status["batteryLevel"]}  # fmt: skip
+            "alarms": set(state.alarms), "battery": state.status["batteryLevel"],
+            "pumpState": state.status["pumpState"]}  # fmt: skip
 
 
 def test_snapshot_plus_events_equals_fresh_snapshot_equals_database(daphne_server, realtime_broker,
@@ -119,35 +128,110 @@ def test_snapshot_plus_events_equals_fresh_snapshot_equals_database(daphne_serve
             thread.join(10)
         pump.close()
     try:
-        assert_consistent(daphne_server.url, browser.cookie_header, clients)
+        seen = assert_consistent(daphne_server.url, browser.cookie_header, clients)
     finally:
         for client in clients:
             client.close()
+    assert InfusionSession.objects.exists(), "the nurse's starts (Daphne-side changes) were part of the traffic"
+    assert Alarm.objects.filter(acknowledged_at__isnull=False).exists(), "acknowledgements were part of the traffic"
+    assert set(events.DEVICE_EVENTS) <= seen, f"event types never exercised: {set(events.DEVICE_EVENTS) - seen}"
 
 
-def subscribe_somehow(url: str, cookie: str, n: int):
+def unordered_pump_traffic(pump: PumpClient, rng: random.Random, stop: threading.Event) -> None:
+    """A pump nobody ordered anything on: it infuses, pauses, stops and alarms on its own (v1.1 snapshot = live)."""
+    delivered = 0.0
+    while not stop.is_set():
+        choice = rng.random()
+        if choice < 0.5:
+            delivered += 0.05
+            pump.publish("progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": round(delivered, 2),
+                                      "timeRemainingMin": 20.0})  # fmt: skip
+        elif choice < 0.6:
+            pump.publish("progress", {"status": "paused", "flowRate": 0.0, "deliveredVolumeMl": round(delivered, 2)})
+        elif choice < 0.7:
+            pump.publish("status", {"status": rng.choice(["stopped", "idle", "online"]),
+                                    "batteryLevel": rng.randint(10, 100)})  # fmt: skip
+        elif choice < 0.8:
+            pump.publish("error", {"type": "occlusion", "severity": rng.choice(["high", "low"])})
+        elif choice < 0.9:
+            pump.publish("error", {"type": "occlusion_cleared"})
+        else:
+            pump.publish("actions", {"action": "MANUAL_STOP"})
+        close_old_connections()
+        time.sleep(rng.uniform(0.005, 0.03))
+
+
+def unordered_nurse_traffic(browser: BrowserSession, rng: random.Random, stop: threading.Event) -> None:
+    """A nurse stops the unordered infusion (again and again: one STOP at a time) and acknowledges alarms."""
+    while not stop.is_set():
+        close_old_connections()
+        alarm = Alarm.objects.filter(device__device_id=UNORDERED_DEVICE, state=AlarmState.ACTIVE,
+                                     acknowledged_at__isnull=True).first()  # fmt: skip
+        if alarm is not None and rng.random() < 0.5:
+            browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200, 404))
+        else:
+            browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop"}, expect=(202, 409))
+        time.sleep(rng.uniform(0.05, 0.2))
+
+
+def test_snapshot_plus_events_for_a_pump_without_a_session(daphne_server, realtime_broker, realtime_bridge):
+    """Progress, stops, alarms and commands with no session: a late subscriber sees what live subscribers see."""
+    icu = make_ward("icu")
+    make_device(UNORDERED_DEVICE, ward=icu)
+    make_user("nurse", ward=icu)
+    browser = BrowserSession(daphne_server.url, "nurse")
+    pump = PumpClient(realtime_broker.url, UNORDERED_DEVICE)
+    rng = random.Random(20261202)
+    clients: list = []
+    stop, threads = run_threads((unordered_pump_traffic, pump, rng), (unordered_nurse_traffic, browser,
+                                                                      random.Random(11)))  # fmt: skip
+    subscribe = functools.partial(subscribe_somehow, daphne_server.url, browser.cookie_header,
+                                  device_id=UNORDERED_DEVICE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + TRAFFIC_S
+        while time.monotonic() < deadline:
+            time.sleep(rng.uniform(0.2, 0.8))
+            clients.append(subscribe(len(clients)))
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        pump.close()
+    try:
+        seen = assert_consistent(daphne_server.url, browser.cookie_header, clients, UNORDERED_DEVICE)
+    finally:
+        for client in clients:
+            client.close()
+    assert not InfusionSession.objects.filter(device__device_id=UNORDERED_DEVICE).exists()
+    assert {events.DEVICE_PROGRESS, events.DEVICE_COMMAND, events.DEVICE_ALARM, events.DEVICE_STATUS} <= seen
+
+
+def subscribe_somehow(url: str, cookie: str, n: int, device_id: str = DEVICE):
     if n % 3 == 2:
         client = ChannelsClient(url, cookie=cookie)
-        client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": DEVICE})
+        client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": device_id})
         return client
     client = StreamClient(url, cookie=cookie).connect()
-    client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": DEVICE})
+    client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": device_id})
     return client
 
 
-def assert_consistent(url: str, cookie: str, clients: list) -> None:
-    final = wait_until(lambda: stable_seq(), timeout=15, message="the pump's seq never settled")
+def assert_consistent(url: str, cookie: str, clients: list, device_id: str = DEVICE) -> set[str]:
+    """Every client's snapshot + events equals a fresh snapshot equals the database; returns the event names seen."""
+    final = wait_until(lambda: stable_seq(device_id), timeout=15, message="the pump's seq never settled")
     fresh = StreamClient(url, cookie=cookie).connect()
     try:
-        fresh.subscribe(DEVICE)
-        fresh_state = state_from_events(wait_for_seq(fresh, final))
+        fresh.subscribe(device_id)
+        fresh_state = state_from_events(wait_for_seq(fresh, final, device_id))
     finally:
         fresh.close()
-    snapshot = read_snapshot(DEVICE)
+    snapshot = read_snapshot(device_id)
     assert snapshot.seq == final
-    assert summary(fresh_state) == db_state(), "a fresh subscriber's snapshot must equal the database"
+    assert summary(fresh_state) == db_state(device_id), "a fresh subscriber's snapshot must equal the database"
+    seen: set[str] = set()
     for n, client in enumerate(clients):
-        received = wait_for_seq(client, final)
+        received = wait_for_seq(client, final, device_id)
+        seen |= {event for event, _ in received}
         seqs = [data["seq"] for event, data in received]
         snapshot_seq = client.events.named(events.STREAM_SUBSCRIBED)[0]["seq"]
         live = [seq for seq in seqs if seq > snapshot_seq]
@@ -160,8 +244,7 @@ def assert_consistent(url: str, cookie: str, clients: list) -> None:
         )
     assert len(clients) >= 5, "clients subscribed at several moments"
     assert final > 50, f"too little traffic to prove anything ({final} changes)"
-    assert InfusionSession.objects.exists(), "the nurse's starts (Daphne-side changes) were part of the traffic"
-    assert Alarm.objects.filter(acknowledged_at__isnull=False).exists(), "acknowledgements were part of the traffic"
+    return seen
 
 
 def differences(mine: dict, theirs: dict) -> dict:
@@ -178,14 +261,15 @@ def differences(mine: dict, theirs: dict) -> dict:
     return diff
 
 
-def stable_seq() -> int | None:
-    first = Device.objects.get(device_id=DEVICE).event_seq
+def stable_seq(device_id: str = DEVICE) -> int | None:
+    first = Device.objects.get(device_id=device_id).event_seq
     time.sleep(0.7)
     close_old_connections()
-    return first if Device.objects.get(device_id=DEVICE).event_seq == first else None
+    return first if Device.objects.get(device_id=device_id).event_seq == first else None
 
 
-def wait_for_seq(client, seq: int) -> list[tuple[str, dict]]:
-    client.events.wait_for(lambda e, d: e.startswith("device:") and d.get("seq") == seq, timeout=10)
+def wait_for_seq(client, seq: int, device_id: str = DEVICE) -> list[tuple[str, dict]]:
+    client.events.wait_for(lambda e, d: e.startswith("device:") and d.get("deviceId") == device_id
+                           and d.get("seq") == seq, timeout=10)  # fmt: skip
     time.sleep(0.05)  # the rest of the events carrying that seq (a snapshot sends several)
-    return client.events.device_events(DEVICE)
+    return client.events.device_events(device_id)
