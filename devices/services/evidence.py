@@ -14,7 +14,9 @@ from datetime import datetime
 
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
+from devices.services.readback import readback_record
 from devices.services.sessions import LATE_FROM, UNORDERED_ALARMS, infusion_running_late, session_transition
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, CommandState, ReadBack, SessionStatus
 
@@ -39,11 +41,13 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
     """The pump is infusing `session`: a pending one runs (read-back unverified), an ended one runs late."""
     if session.status == SessionStatus.PENDING:
         session.running_evidence = why[:64]
-        session.read_back = session.read_back or ReadBack.UNVERIFIED
+        session.read_back = ReadBack.UNVERIFIED
         commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                         session=session)  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.RUNNING, now=now,
                            reason=f"the pump reports it infusing ({why})")  # fmt: skip
+        readback_record(device=device, session=session, reported=None, now=now)  # unverified: check its screen
+        session_changed(device=device, session=session)
         extra = {"device_id": device.device_id, "infusion_id": session.infusion_id, "evidence": why}
         logger.info("pending infusion running on evidence", extra=extra)
         return True

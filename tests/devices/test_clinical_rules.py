@@ -49,7 +49,9 @@ def test_global_limits_accept_their_edges():
     ({"rate_ml_h": 1100, "volume_ml": 100}, "rate_ml_h"),
 ])  # fmt: skip
 def test_the_order_form_refuses_what_the_limits_refuse(data, field):
-    form = InfusionOrderForm({**data, "patient_skipped": "on", "confirm": "start"}, device=make_device())
+    form = InfusionOrderForm(
+        {**data, "drug": "Saline", "patient_skipped": "on", "confirm": "start"}, device=make_device()
+    )
     assert not form.is_valid() and field in form.errors, form.errors
 
 
