@@ -6,72 +6,109 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0001_initial'),
+        ("devices", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='device',
-            options={'ordering': ['device_id'], 'permissions': [('command_device', 'Can start, pause, resume and stop infusions'), ('acknowledge_alarm', 'Can acknowledge alarms'), ('resolve_alarm', 'Can resolve a stuck alarm with a reason')]},
+            name="device",
+            options={
+                "ordering": ["device_id"],
+                "permissions": [
+                    ("command_device", "Can start, pause, resume and stop infusions"),
+                    ("acknowledge_alarm", "Can acknowledge alarms"),
+                    ("resolve_alarm", "Can resolve a stuck alarm with a reason"),
+                ],
+            },
         ),
         migrations.RemoveConstraint(
-            model_name='alarm',
-            name='one_active_alarm_per_device_and_key',
+            model_name="alarm",
+            name="one_active_alarm_per_device_and_key",
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='alerted_at',
-            field=models.DateTimeField(blank=True, help_text='When it last alerted (raised or re-alerted).', null=True),
+            model_name="alarm",
+            name="alerted_at",
+            field=models.DateTimeField(blank=True, help_text="When it last alerted (raised or re-alerted).", null=True),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='alerts',
-            field=models.PositiveIntegerField(default=1, help_text='How many times it alerted (1 + re-alerts).'),
+            model_name="alarm",
+            name="alerts",
+            field=models.PositiveIntegerField(default=1, help_text="How many times it alerted (1 + re-alerts)."),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='resolved_at',
+            model_name="alarm",
+            name="resolved_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='resolved_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="alarm",
+            name="resolved_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='resolved_note',
+            model_name="alarm",
+            name="resolved_note",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='resolved_reason',
-            field=models.CharField(blank=True, choices=[('checked_at_pump', 'Checked at the pump: condition gone'), ('infusion_ended', 'The infusion has ended'), ('pump_replaced', 'Pump replaced or taken out of use'), ('false_alarm', 'False alarm (explained in the note)'), ('other', 'Other (explained in the note)')], max_length=32),
+            model_name="alarm",
+            name="resolved_reason",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("checked_at_pump", "Checked at the pump: condition gone"),
+                    ("infusion_ended", "The infusion has ended"),
+                    ("pump_replaced", "Pump replaced or taken out of use"),
+                    ("false_alarm", "False alarm (explained in the note)"),
+                    ("other", "Other (explained in the note)"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AddField(
-            model_name='alarm',
-            name='type_reported',
-            field=models.CharField(blank=True, help_text='The type as the pump sent it.', max_length=200),
+            model_name="alarm",
+            name="type_reported",
+            field=models.CharField(blank=True, help_text="The type as the pump sent it.", max_length=200),
         ),
         migrations.AddField(
-            model_name='infusionsession',
-            name='read_back',
-            field=models.CharField(blank=True, choices=[('match', 'Match'), ('mismatch', 'Mismatch'), ('unverified', 'Unverified')], help_text='Confirmed parameters against the order.', max_length=12),
+            model_name="infusionsession",
+            name="read_back",
+            field=models.CharField(
+                blank=True,
+                choices=[("match", "Match"), ("mismatch", "Mismatch"), ("unverified", "Unverified")],
+                help_text="Confirmed parameters against the order.",
+                max_length=12,
+            ),
         ),
         migrations.AlterField(
-            model_name='alarm',
-            name='type',
-            field=models.CharField(help_text='The type key: the type as sent, lower-cased, other chars _.', max_length=64),
+            model_name="alarm",
+            name="type",
+            field=models.CharField(
+                help_text="The type key: the type as sent, lower-cased, other chars _.", max_length=64
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alarm',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'active'), ('session__isnull', True)), fields=('device', 'type', 'error_code'), name='one_active_alarm_per_device_and_key'),
+            model_name="alarm",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "active"), ("session__isnull", True)),
+                fields=("device", "type", "error_code"),
+                name="one_active_alarm_per_device_and_key",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alarm',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'active'), ('session__isnull', False)), fields=('device', 'type', 'error_code', 'session'), name='one_active_alarm_per_device_key_and_session'),
+            model_name="alarm",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "active"), ("session__isnull", False)),
+                fields=("device", "type", "error_code", "session"),
+                name="one_active_alarm_per_device_key_and_session",
+            ),
         ),
     ]
