@@ -35,7 +35,10 @@ def confirmed(pump, device_id: str, **device_fields) -> InfusionSession:
     return wait_status(session.infusion_id, SessionStatus.RUNNING)
 
 
-def test_a_pause_the_pump_never_acts_on_fails_in_time_and_says_act_at_the_pump(clinical_bridge, clinical_pump):
+def test_a_pause_the_pump_never_acts_on_fails_in_time_and_says_act_at_the_pump(
+    clinical_bridge, clinical_pump, settings
+):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "COMMAND_EXPIRY_S": COMMAND_S}  # queued here, with the bridge's
     pump = clinical_pump("CLN_CMD_DEAF")
     session = confirmed(pump, "CLN_CMD_DEAF")
     pause = infusion_request(device_id="CLN_CMD_DEAF", kind=CommandKind.PAUSE_INFUSION)

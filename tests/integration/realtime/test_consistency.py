@@ -13,19 +13,21 @@ import time
 import pytest
 from django.db import close_old_connections
 
-from devices.models import Alarm, Device, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState
 from realtime import events
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
-from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, state_from_events
+from tests.support.processes import subprocess_env
+from tests.support.sio import PENDING_COMMAND_STATES, BrowserSession, ChannelsClient, StreamClient, state_from_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 DEVICE = "PUMP_0001"
 UNORDERED_DEVICE = "PUMP_0002"  # never given an order: progress, stops and alarms without a session
 TRAFFIC_S = 6.0
+HEARTBEAT_TIMEOUT_S = float(subprocess_env()["HEARTBEAT_TIMEOUT_S"])  # the bridge's, as the tests start it
 
 
 def pump_traffic(pump: PumpClient, rng: random.Random, stop: threading.Event) -> None:
@@ -179,7 +181,7 @@ def test_snapshot_plus_events_for_a_pump_without_a_session(daphne_server, realti
     icu = make_ward("icu")
     make_device(UNORDERED_DEVICE, ward=icu)
     make_user("nurse", ward=icu)
-    browser = BrowserSession(daphne_server.url, "nurse")
+    browser = BrowserSession(daphne_server.url, "nurse")  # a fresh database: the first test's sockets are gone
     pump = PumpClient(realtime_broker.url, UNORDERED_DEVICE)
     rng = random.Random(20261202)
     clients: list = []
@@ -218,7 +220,7 @@ def subscribe_somehow(url: str, cookie: str, n: int, device_id: str = DEVICE):
 
 def assert_consistent(url: str, cookie: str, clients: list, device_id: str = DEVICE) -> set[str]:
     """Every client's snapshot + events equals a fresh snapshot equals the database; returns the event names seen."""
-    final = wait_until(lambda: stable_seq(device_id), timeout=15, message="the pump's seq never settled")
+    final = wait_until(lambda: stable_seq(device_id), timeout=45, message="the pump's seq never settled")
     fresh = StreamClient(url, cookie=cookie).connect()
     try:
         fresh.subscribe(device_id)
@@ -262,8 +264,15 @@ def differences(mine: dict, theirs: dict) -> dict:
 
 
 def stable_seq(device_id: str = DEVICE) -> int | None:
+    """The pump's seq once nothing is left that time alone would change: no command under way (each ends at its
+    deadline), no pending start (it times out), and no change for longer than a silence takes to be alarmed."""
+    close_old_connections()
+    if Command.objects.filter(device__device_id=device_id, state__in=PENDING_COMMAND_STATES).exists():
+        return None
+    if InfusionSession.objects.filter(device__device_id=device_id, status="pending").exists():
+        return None
     first = Device.objects.get(device_id=device_id).event_seq
-    time.sleep(0.7)
+    time.sleep(HEARTBEAT_TIMEOUT_S + 0.5)
     close_old_connections()
     return first if Device.objects.get(device_id=device_id).event_seq == first else None
 
@@ -271,5 +280,8 @@ def stable_seq(device_id: str = DEVICE) -> int | None:
 def wait_for_seq(client, seq: int, device_id: str = DEVICE) -> list[tuple[str, dict]]:
     client.events.wait_for(lambda e, d: e.startswith("device:") and d.get("deviceId") == device_id
                            and d.get("seq") == seq, timeout=10)  # fmt: skip
-    time.sleep(0.05)  # the rest of the events carrying that seq (a snapshot sends several)
+    received = -1  # the rest of the events carrying that seq: a snapshot sends several, one by one
+    while received != len(client.events.device_events(device_id)):
+        received = len(client.events.device_events(device_id))
+        time.sleep(0.2)
     return client.events.device_events(device_id)
