@@ -5,21 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('devices', '0003_clinical_units'),
+        ("devices", "0003_clinical_units"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeliveryAttempt',
+            name="DeliveryAttempt",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(help_text='SHA-256 of topic and payload.', max_length=64, unique=True)),
-                ('topic', models.CharField(max_length=200)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('first_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('last_at', models.DateTimeField(default=django.utils.timezone.now)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(help_text="SHA-256 of topic and payload.", max_length=64, unique=True)),
+                ("topic", models.CharField(max_length=200)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("first_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("last_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),
     ]
