@@ -80,6 +80,8 @@ def test_lost_connection_says_reconnecting_then_resubscribes(open_page, stack, a
 
 def test_no_pump_looks_online_while_monitoring_is_degraded(open_page, stack, artifacts_dir):
     """A live bridge that lost the broker: presence pumps that last said "online" must not look healthy."""
+    from datetime import timedelta
+
     from django.utils import timezone
 
     from devices.models import BridgeStatus
@@ -87,8 +89,12 @@ def test_no_pump_looks_online_while_monitoring_is_degraded(open_page, stack, art
     ward = make_ward("outage")
     make_device("BRW_QUIET", ward=ward, has_presence=True, presence="online", last_seen_at=timezone.now())
     nurse = make_user("outage-nurse", ward=ward)
-    BridgeStatus.objects.create(name="outage-sim", heartbeat_at=timezone.now(), broker_connected=False)
-    page = open_page(nurse, "/")
+    page = open_page(nurse, "/")  # it waits for a healthy bridge: the outage is staged after it
+    # A live bridge that lost the broker. Its heartbeat is dated ahead, so that it stays fresh (Daphne's
+    # BRIDGE_STALE_AFTER_S is 3 s) for the whole test, whatever the real bridge reports meanwhile.
+    BridgeStatus.objects.create(name="outage-sim", heartbeat_at=timezone.now() + timedelta(seconds=30),
+                                broker_connected=False)  # fmt: skip
+    page.reload()
     card = page.locator('.pump-card[data-device-id="BRW_QUIET"]')
     expect(page.locator("#degraded-banner")).to_be_visible()
     expect(card).to_have_attribute("data-connectivity", "stale")
