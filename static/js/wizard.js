@@ -52,7 +52,11 @@ export class Wizard {
     if (event.key !== "Enter" || event.isComposing || event.target.tagName !== "INPUT") return;
     event.preventDefault();
     if (this.step < 3) this.go(this.step + 1);
-    else this.setError("confirm", "Enter does not start an infusion: press the Start infusion button.");
+    else {
+      // a hint, not an error: the typed word may well be right
+      this.root.querySelector('[data-error-for="confirm"]').textContent =
+        "Enter does not start an infusion: press the Start infusion button.";
+    }
   }
 
   /** Errors on screen are re-checked as the clinician types, so a fixed field never keeps its error. */
