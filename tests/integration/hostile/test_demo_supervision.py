@@ -1,9 +1,9 @@
 """Item 7 of issue 15: under `make run`, one dead process no longer stops the demo.
 
 The Procfile's processes run under honcho exactly as `make run` starts them (on free ports, the test
-database, their own broker directory). A simulated pump and the bridge are killed with SIGKILL: each is
-restarted by `scripts/supervise.sh`, the broker, Daphne and the other pump keep running, and the ward's
-pumps are heard again. On the old main honcho stopped every process when the pump died.
+database, their own broker directory). A simulated pump, the bridge and Daphne are SIGKILLed: each is
+restarted by `scripts/supervise.sh`, the broker and the other pump keep running, and the
+ward's pumps are heard again. On the old main honcho stopped every process when the pump died.
 """
 
 import logging
@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,7 @@ ROLES = {  # what identifies each Procfile process on its command line
     "pump": "simulate_pump PUMP_0001",
     "legacy_pump": "simulate_pump PUMP_0003",
 }
+KILLED = ("pump", "bridge", "web")
 
 
 def port_pair() -> int:
@@ -79,6 +81,13 @@ def role_pids(root: int) -> dict[str, int]:
     return pids
 
 
+def http_ok(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
 def heard_since(device_id: str, since) -> bool:
     seen = Device.objects.get(device_id=device_id).last_seen_at
     return seen is not None and seen > since
@@ -98,7 +107,7 @@ def demo(tmp_path, artifacts_dir):
         honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "start", "-f", "Procfile"], cwd=ROOT, env=env,
                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
-        yield honcho, log_path
+        yield honcho, log_path, web_port
     finally:
         left = descendants(honcho.pid)
         if honcho.poll() is None:
@@ -114,8 +123,8 @@ def demo(tmp_path, artifacts_dir):
                 pass
 
 
-def test_a_killed_pump_and_bridge_are_restarted_and_the_rest_keeps_running(demo):
-    honcho, log_path = demo
+def test_a_killed_pump_bridge_and_daphne_are_restarted_and_the_rest_keeps_running(demo):
+    honcho, log_path, web_port = demo
     started = timezone.now()
     wait_until(lambda: heard_since("PUMP_0001", started) and heard_since("PUMP_0003", started), timeout=90,
                message="the demo's pumps were never heard", interval=0.5)  # fmt: skip
@@ -123,25 +132,27 @@ def test_a_killed_pump_and_bridge_are_restarted_and_the_rest_keeps_running(demo)
     assert set(before) == set(ROLES), f"not every Procfile process is running: {before}"
 
     killed_at = timezone.now()
-    os.kill(before["pump"], signal.SIGKILL)
-    os.kill(before["bridge"], signal.SIGKILL)
+    for role in KILLED:
+        os.kill(before[role], signal.SIGKILL)
     time.sleep(1.0)
     assert honcho.poll() is None, f"honcho stopped the demo:\n{log_path.read_text(errors='replace')[-3000:]}"
 
     def restarted() -> dict[str, int] | None:
         now = role_pids(honcho.pid)
-        fresh = all(role in now and now[role] != before[role] for role in ("pump", "bridge"))
+        fresh = all(role in now and now[role] != before[role] for role in KILLED)
         return now if fresh else None
 
-    after = wait_until(restarted, timeout=30, message="the killed pump and bridge were not restarted")
-    for role in ("broker", "web", "legacy_pump"):
+    after = wait_until(restarted, timeout=30, message="the killed pump, bridge and Daphne were not restarted")
+    for role in set(ROLES) - set(KILLED):
         assert after.get(role) == before[role], f"{role} was restarted or stopped: {before} -> {after}"
     wait_until(lambda: BridgeStatus.objects.filter(broker_connected=True, broker_connected_since__gt=killed_at)
                .exists(), timeout=30, message="the restarted bridge never held the broker")  # fmt: skip
     wait_until(lambda: heard_since("PUMP_0001", killed_at), timeout=60, interval=0.5,
                message="the restarted pump was never heard again")  # fmt: skip
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{web_port}/healthz"), timeout=30, message="Daphne never came back")
     log = log_path.read_text(errors="replace")
-    assert "supervise: pump exited with status 137" in log and "supervise: bridge exited with status 137" in log
+    for role in KILLED:
+        assert f"supervise: {role} exited with status 137" in log, f"the {role}'s exit was not logged"
     back_after = (timezone.now() - killed_at).total_seconds()
-    logger.warning("demo: pump and bridge SIGKILLed, both restarted, broker/web/legacy pump untouched; the pump "
-                   "was heard again %.1f s after the kill", back_after)  # fmt: skip
+    logger.warning("demo: pump, bridge and Daphne SIGKILLed, each restarted, broker and legacy pump untouched; "
+                   "the pump was heard again %.1f s after the kill", back_after)  # fmt: skip
