@@ -1,7 +1,8 @@
 """Committing what the bridge received: a batch in one transaction, or message by message when that is safer.
 
 - A batch is one transaction, acknowledged after its commit; when a pump floods (more than
-  `HEAVY_PER_BATCH` messages in it), the other pumps' messages commit first, in a transaction of their own.
+  `HEAVY_PER_BATCH` messages in it), the other pumps' messages commit first, in a transaction of their
+  own, then the flooding pump's in growing chunks with what other pumps sent meanwhile between them.
 - A failure of the infrastructure (`INFRASTRUCTURE_ERRORS`) is retried with backoff, unacknowledged, for as
   long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards sends the batch through message by message, so
@@ -33,6 +34,7 @@ from realtime.bridge.ingest import REJECTED, InboundMessage
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 HEAVY_PER_BATCH = 50  # a pump with more messages than this in one batch is flooding: its share commits last
+HEAVY_CHUNK_MAX = 256
 
 
 class Stopping(Exception):
@@ -45,12 +47,14 @@ class Committer:
     def __init__(
         self, *, ingest: BatchIngest, on_committed: Callable[[list[InboundMessage], Counter[str]], None],
         on_rollback: Callable[[], None], stop: threading.Event, max_tries: int,
+        poll: Callable[[], list[InboundMessage]] = list,
     ) -> None:  # fmt: skip
         self.ingest = ingest
         self.on_committed = on_committed
         self.on_rollback = on_rollback
         self.stop = stop
         self.max_tries = max_tries
+        self.poll = poll  # what arrived meanwhile, without waiting (the worker's inbox)
         self.stalled_since: float | None = None
         self.last_commit_s = 0.0  # how long the last batch's commit took (the next batch's window, BatchLimits)
 
@@ -65,10 +69,31 @@ class Committer:
                 if suspect:  # a run before this one died while trying it: alone, its try counted
                     self._one_by_one(run, count_tries=True)
                 else:
-                    for part in _light_first(run):
-                        self._commit_run(part)
+                    light, heavy = _split_heavy(run)
+                    if light:
+                        self._commit_run(light)
+                    if heavy:
+                        self._commit_heavy(heavy)
         except Stopping:
             logger.info("stopping with messages of a batch of %d unacknowledged (the broker keeps them)", len(batch))
+
+    def _commit_heavy(self, heavy: list[tuple[InboundMessage, str]]) -> None:
+        """A flooding pump's share in growing chunks (1, 2, 4 ... messages), the other pumps' news between them.
+
+        What its budgets let through comes first in a flood and costs the most, so the first chunks are
+        the smallest: another pump's message that arrives meanwhile waits for one small commit, not all.
+        """
+        senders = {_sender(message) for message, _ in heavy}
+        size = 1
+        while heavy:
+            chunk, heavy = heavy[:size], heavy[size:]
+            self._commit_run(chunk)
+            size = min(size * 2, HEAVY_CHUNK_MAX)
+            arrived = [(m, message_key(m.topic, m.payload) if m.redelivered else "") for m in self.poll()]
+            heavy += [item for item in arrived if _sender(item[0]) in senders]
+            others = [message for message, _ in arrived if _sender(message) not in senders]
+            if others:
+                self.commit(others)
 
     def _commit_run(self, run: list[tuple[InboundMessage, str]]) -> None:
         batch = [message for message, _ in run]
@@ -174,18 +199,13 @@ def _runs(items: list[tuple[InboundMessage, str]], suspects: set[str]):
         yield run, False
 
 
-def _light_first(run: list[tuple[InboundMessage, str]]) -> list[list[tuple[InboundMessage, str]]]:
-    """The run as up to two transactions: first the messages of pumps with few in it, then the flooding pumps'.
-
-    Order is kept per pump (the contract's only order), so another pump's alarm need not wait for the
-    commit of a flooding pump's share of the batch (what its budgets let through still costs time).
-    """
+def _split_heavy(run: list[tuple[InboundMessage, str]]) -> tuple[list, list]:
+    """(the messages of pumps with few in the run, the flooding pumps' messages); order kept within each."""
     counts = Counter(_sender(message) for message, _ in run)
     heavy = {sender for sender, count in counts.items() if count > HEAVY_PER_BATCH}
     if not heavy or len(heavy) == len(counts):
-        return [run]
-    light = [item for item in run if _sender(item[0]) not in heavy]
-    return [light, [item for item in run if _sender(item[0]) in heavy]]
+        return run, []
+    return [item for item in run if _sender(item[0]) not in heavy], [item for item in run if _sender(item[0]) in heavy]
 
 
 def _sender(message: InboundMessage) -> str:

@@ -68,7 +68,7 @@ class Bridge:
         self.ingest = BatchIngest(self.guard, self.budgets)
         self.committer = Committer(
             ingest=self.ingest, on_committed=self._committed, on_rollback=self.committed.clear, stop=self._stop,
-            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
+            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"], poll=self.drain,
         )  # fmt: skip
         self.forwarder = ChangeForwarder(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.stats: Counter[str] = Counter()
@@ -128,6 +128,16 @@ class Bridge:
             except queue.Empty:
                 break
         return batch
+
+    def drain(self) -> list[InboundMessage]:
+        """Whatever is in the inbox now, without waiting (the committer's news between a flood's chunks)."""
+        arrived = []
+        while len(arrived) < self.limits.max_messages:
+            try:
+                arrived.append(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        return arrived
 
     def settle_acks(self) -> None:
         """PUBACKs read before this batch's messages are recorded before them (see `CommandOutbox.settle_acks`)."""
