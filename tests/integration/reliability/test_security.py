@@ -5,6 +5,7 @@ import logging
 import pytest
 import socketio
 import websocket
+from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, get_resolver
 from django.utils import timezone
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PATIENT = {"patient_name": "Zebediah Quillfeather", "patient_allergies": "Penicillin-XQ7 anaphylaxis"}
 WIZARD = {**PATIENT, "patient_age": "71", "patient_weight_kg": "80", "patient_bed": "7", "drug": "Saline 0.9%",
           "rate_ml_h": "120", "volume_ml": "30", "confirm": "start"}  # fmt: skip
-PUBLIC = {"healthz", "readyz", "login", "logout"}  # what may answer without a sign-in (logout only signs out)
+# What may answer without a sign-in: logout only signs out; favicon only redirects to the static icon (checked below).
+PUBLIC = {"healthz", "readyz", "login", "logout", "favicon"}
 
 
 def every_route(resolver=None, prefix: str = "") -> list[tuple[str, str]]:
@@ -66,6 +68,8 @@ def test_every_http_route_refuses_anonymous_users(ward_pump, method):
         assert refused, f"anonymous {method.upper()} {url} answered {response.status_code}"
         assert b"PUMP_SEC" not in response.content or response.status_code == 404, f"{url} leaked the pump"
     assert len(served) >= 12, f"too few routes found: {served}"
+    icon = getattr(client, method)("/favicon.ico")
+    assert icon.status_code == 302 and icon["Location"].startswith(settings.STATIC_URL), icon
 
 
 @pytest.mark.integration
