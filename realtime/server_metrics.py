@@ -1,12 +1,16 @@
 """Prometheus metrics of the Daphne process: changes published, connected clients and subscriptions."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from realtime.events import DeviceChange
+
+if TYPE_CHECKING:
+    from realtime.sio.subscriptions import Subscriber
 
 CHANGES_PUBLISHED = Counter(
     "pumpstream_realtime_changes_published_total", "Changes released by the fan-out to clients, by event", ["event"]
@@ -26,12 +30,17 @@ def count_published(change: DeviceChange) -> None:
 
 
 class ClientCollector(Collector):
-    """Connected Socket.IO clients and their subscriptions, read when scraped."""
+    """Connected Socket.IO clients and their subscriptions, read when scraped.
+
+    The server hands in how to list its clients (`install`), so this module never imports the server
+    (it did, lazily, which closed an import circle fan-out -> metrics -> server -> fan-out).
+    """
+
+    def __init__(self, subscribers: Callable[[], Collection["Subscriber"]]) -> None:
+        self.subscribers = subscribers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from realtime.sio.server import client_namespace
-
-        subscribers = list(client_namespace.subscribers.values())
+        subscribers = list(self.subscribers())
         yield GaugeMetricFamily("pumpstream_realtime_clients", "Connected Socket.IO clients", value=len(subscribers))
         subscriptions = GaugeMetricFamily(
             "pumpstream_realtime_subscriptions", "Socket.IO subscriptions by kind", labels=["kind"]
@@ -41,6 +50,6 @@ class ClientCollector(Collector):
         yield subscriptions
 
 
-def install() -> None:
-    """Register the client collector once (Daphne's start-up)."""
-    REGISTRY.register(ClientCollector())
+def install(subscribers: Callable[[], Collection["Subscriber"]]) -> None:
+    """Register the client collector once (Daphne's start-up), reading clients from `subscribers()`."""
+    REGISTRY.register(ClientCollector(subscribers))

@@ -196,7 +196,7 @@ def install() -> None:
     fanout.targets.append(deliver_to_rooms)
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.release_listeners.append(server_metrics.count_published)
-    server_metrics.install()
+    server_metrics.install(lambda: list(client_namespace.subscribers.values()))
     dispatch.install_sink(sink)
     user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")
     service_account_revoked.connect(on_service_account_revoked, dispatch_uid="realtime-close-revoked-token-sockets")
