@@ -54,6 +54,9 @@ HOSTILE = [
 def test_each_hostile_message_is_rejected_with_its_reason_and_the_next_good_one_applies(shared_bridge, pump):
     make_device("PUMP_0001")
     for number, (case, topic, payload, reason) in enumerate(HOSTILE):
+        # Only this case's letters count: the session's broker may still hold retained messages of earlier
+        # tests' pumps, which this module's new bridge receives and dead-letters (unknown_device) meanwhile.
+        watermark = DeadLetter.objects.order_by("-id").values_list("id", flat=True).first() or 0
         body = payload if isinstance(payload, bytes) else json.dumps(payload)
         pump.publish("", body, topic=topic)
         good = {"status": "testing", "timestamp": number}
@@ -62,15 +65,12 @@ def test_each_hostile_message_is_rejected_with_its_reason_and_the_next_good_one_
                    message=f"{case}: the good message after it was not applied")  # fmt: skip
         if reason == "bad_topic":
             continue  # outside the bridge's subscriptions: the broker never delivers them, the bridge goes on
+        letters = list(DeadLetter.objects.filter(id__gt=watermark, topic=topic[:200]).values_list("reason", flat=True))
         if reason == ALARM:
-            assert not DeadLetter.objects.exists(), f"{case}: an alarm was refused for its form"
+            assert not letters, f"{case}: an alarm was refused for its form ({letters})"
             assert Alarm.objects.filter(source="device").exists(), f"{case}: no alarm raised"
             continue
-        letter = DeadLetter.objects.order_by("-id").first()
-        assert letter is not None and letter.reason == reason, (
-            f"{case}: expected {reason}, got {letter and letter.reason}"
-        )
-        letter.delete()
+        assert letters == [reason], f"{case}: expected [{reason!r}], got {letters}"
     assert Device.objects.get().reported_status == "testing"
     assert not InfusionSession.objects.exists()
     assert not Device.objects.filter(device_id="PUMP_9999").exists(), "an unregistered pump must not be created"
