@@ -96,6 +96,8 @@ def test_repeated_requests_are_one_command(clinical_bridge, clinical_pump, daphn
         browser.post(path, {"command": "pause", "idempotencyKey": "click-1"}, expect=(202,))
     browser.post(path, {"command": "pause", "idempotencyKey": "retry-2"}, expect=(202,))  # the same intent again
     assert len(commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)) == 1, "a repeated PAUSE queued another"
+    # The pump pauses once it has the command (had it paused first, the evidence would end the PAUSE unsent).
+    wait_until(lambda: published(pump, "PAUSE_INFUSION"), message="PAUSE never reached the pump")
     pump.publish("status", {"status": "paused"})
     wait_until(lambda: commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)[0].state == CommandState.DONE,
                message="PAUSE not done")  # fmt: skip
