@@ -20,12 +20,15 @@ DEVICE_ALARM = "device:alarm"
 DEVICE_SESSION = "device:session"
 DEVICE_COMMAND = "device:command"
 WARD_SUMMARY = "ward:summary"
+WARD_ALARM = "ward:alarm"  # v1.1: every alarm change of a ward's pump, at once to its ward feeds
+WARD_SILENCE = "ward:silence"  # v1.1: the ward's shared, time-limited silence of alarm sound
 ERROR = "error"
 # Client → server
 SUBSCRIBE_DEVICE = "subscribe:device"
 UNSUBSCRIBE_DEVICE = "unsubscribe:device"
 SUBSCRIBE_WARD = "subscribe:ward"
 UNSUBSCRIBE_WARD = "unsubscribe:ward"
+SILENCE_WARD = "silence:ward"  # v1.1
 
 DEVICE_EVENTS = (
     DEVICE_STATUS,
@@ -154,6 +157,11 @@ def alarm_body(alarm: Alarm) -> dict:
             "infusionId": alarm.session.infusion_id if alarm.session_id else None,
         }
     }
+
+
+def ward_alarm_body(change: DeviceChange) -> dict:
+    """`ward:alarm`: a pump's alarm change as ward feeds receive it (`ward` is the pump's ward)."""
+    return {"ward": change.ward_code, "deviceId": change.device_id, "seq": change.seq, **change.body}
 
 
 def _by_at(user, moment: datetime | None) -> dict | None:

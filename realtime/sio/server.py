@@ -194,6 +194,7 @@ def install() -> None:
     """Wire the Socket.IO server into this process: namespaces, the fan-out targets and the sink."""
     sio.register_namespace(client_namespace)
     fanout.targets.append(deliver_to_rooms)
+    fanout.targets.append(ward_feed.deliver_alarm)
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.release_listeners.append(server_metrics.count_published)
     server_metrics.install(lambda: list(client_namespace.subscribers.values()))

@@ -1,4 +1,9 @@
-"""Coalesced ward overviews: one `ward:summary` a second per subscriber, with only the pumps that changed."""
+"""Ward feeds: a coalesced `ward:summary` a second with only the pumps that changed, and `ward:alarm` at once.
+
+`ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
+pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits
+for the coalesced summary to learn of an alarm.
+"""
 
 import asyncio
 import logging
@@ -67,6 +72,15 @@ class WardFeed:
         """Remember that a pump changed (called for every released change; cheap)."""
         if self._subscribers:
             self._dirty.add(change.device_id)
+
+    async def deliver_alarm(self, change: DeviceChange, skip: frozenset[str]) -> None:
+        """Fan-out target: an alarm change goes at once to every feed covering its ward (never coalesced)."""
+        if change.event != events.DEVICE_ALARM or not self._subscribers:
+            return
+        payload = events.ward_alarm_body(change)
+        for scope, send in list(self._subscribers.values()):
+            if scope.covers(change.ward_code):
+                await send(events.WARD_ALARM, {**payload, "feed": scope.label})
 
     async def subscribe(self, key: str, scope: WardScope, send: Send) -> None:
         """Send the feed's full summary now, then only changes, at most once a tick."""

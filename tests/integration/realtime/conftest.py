@@ -4,6 +4,7 @@ import pytest
 
 from tests.support.bridge import BridgeProcess
 from tests.support.broker import MosquittoBroker
+from tests.support.sio import StreamClient
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +22,12 @@ def realtime_bridge(realtime_broker, daphne_server, django_db_blocker, artifacts
         process = BridgeProcess(realtime_broker.url, daphne_server.internal_url, artifacts_dir).start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def clients():
+    """Socket.IO clients a test opened, closed after it."""
+    opened: list[StreamClient] = []
+    yield opened
+    for client in opened:
+        client.close()

@@ -26,14 +26,6 @@ def icu_nurse():
     return make_user("nurse", ward=icu)
 
 
-@pytest.fixture
-def clients():
-    opened: list[StreamClient] = []
-    yield opened
-    for client in opened:
-        client.close()
-
-
 def connected(url: str, clients: list, **kwargs) -> StreamClient:
     client = StreamClient(url, **kwargs)
     clients.append(client)
