@@ -54,6 +54,7 @@ class DeviceChange:
     event: str
     body: dict = field(default_factory=dict)
     ward_code: str | None = None
+    registration: int | None = None  # the pump's row id: a pump deleted and registered anew counts `seq` afresh
 
     def wire_payload(self) -> dict:
         """The payload as clients receive it: top-level `deviceId` and `seq` plus the event's fields."""
@@ -301,7 +302,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm
 def change_to_wire(change: DeviceChange) -> dict:
     """A change as the bridge forwards it to Daphne over the internal connection."""
     return {"deviceId": change.device_id, "seq": change.seq, "event": change.event, "body": change.body,
-            "ward": change.ward_code}  # fmt: skip
+            "ward": change.ward_code, "registration": change.registration}  # fmt: skip
 
 
 def change_from_wire(item: dict) -> DeviceChange:
@@ -309,7 +310,12 @@ def change_from_wire(item: dict) -> DeviceChange:
     if item["event"] not in DEVICE_EVENTS or not isinstance(item["body"], dict):
         raise TypeError(f"not a device change: {item.get('event')!r}")
     return DeviceChange(device_id=str(item["deviceId"]), seq=int(item["seq"]), event=item["event"],
-                        body=item["body"], ward_code=item.get("ward"))  # fmt: skip
+                        body=item["body"], ward_code=item.get("ward"),
+                        registration=_optional_int(item.get("registration")))  # fmt: skip
+
+
+def _optional_int(value) -> int | None:
+    return None if value is None else int(value)
 
 
 # The bridge's internal connection into Daphne.

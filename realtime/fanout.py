@@ -36,6 +36,7 @@ class FanOut:
         self.targets: list[DeliveryTarget] = []
         self.release_listeners: list[Callable[[DeviceChange], None]] = []
         self._last: dict[str, int] = {}
+        self._registrations: dict[str, int] = {}
         self._held: dict[str, dict[int, DeviceChange]] = {}
         self._gap_timers: dict[str, asyncio.TimerHandle] = {}
         self._queues: dict[str, deque[DeviceChange]] = {}
@@ -59,6 +60,7 @@ class FanOut:
 
     def publish(self, change: DeviceChange) -> None:
         """Accept one committed change (on the event loop); it is delivered in `seq` order per pump."""
+        self._follow_registration(change)
         last = self._last.get(change.device_id)
         if last is not None and change.seq <= last:
             if change.seq in self._skipped.get(change.device_id, ()):
@@ -89,6 +91,22 @@ class FanOut:
             self._restart_counter(device_id, seq)  # the database's counter is behind: the pump was registered anew
         if subscriber is not None:
             self._joiners.setdefault(device_id, {})[subscriber] = seq
+
+    def _follow_registration(self, change: DeviceChange) -> None:
+        """A pump deleted and registered anew (a new row) counts `seq` from 0 again: start its order afresh."""
+        if change.registration is None:
+            return
+        known = self._registrations.get(change.device_id)
+        self._registrations[change.device_id] = change.registration
+        if known is None or known == change.registration:
+            return
+        logger.warning("a pump was registered anew; its seq starts afresh", extra={"device_id": change.device_id})
+        self._last.pop(change.device_id, None)
+        self._held.pop(change.device_id, None)
+        self._skipped.pop(change.device_id, None)
+        timer = self._gap_timers.pop(change.device_id, None)
+        if timer is not None:
+            timer.cancel()
 
     def _restart_counter(self, device_id: str, seq: int) -> None:
         logger.warning("a pump's seq went backwards; following the database", extra={"device_id": device_id})

@@ -34,6 +34,7 @@ def change_record(*, device: Device, event: str, body: dict, store_seq: bool = T
         event=event,
         body=body,
         ward_code=device.ward.code if device.ward_id else None,
+        registration=device.pk,
     )
     emit_on_commit(change)
     return change

@@ -47,7 +47,7 @@ def read_snapshot(device_id: str) -> Snapshot:
         )
         bodies += [(events.DEVICE_COMMAND, events.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
     ward = device.ward.code if device.ward_id else None
-    changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward) for name, body in bodies]
+    changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes)
 
 

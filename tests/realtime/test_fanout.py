@@ -124,6 +124,23 @@ def test_a_pump_registered_anew_restarts_its_seq():
     assert [seq for _, seq, _ in run_fanout(scenario)] == [1, 2, 3, 1, 2]
 
 
+def test_a_pump_registered_anew_restarts_its_seq_without_any_snapshot():
+    """Only ward feeds watch it (no monitor page subscribed): its new row's changes must not be dropped as old."""
+
+    def again(seq: int, registration: int) -> DeviceChange:
+        return DeviceChange("PUMP_0001", seq, events.DEVICE_STATUS, {"status": {"n": seq}}, "icu", registration)
+
+    async def scenario(fanout: FanOut) -> None:
+        for seq in (1, 2, 3):
+            fanout.publish(again(seq, registration=7))
+        await asyncio.sleep(0.01)
+        fanout.publish(again(1, registration=8))  # deleted and registered anew: a new row
+        fanout.publish(again(2, registration=8))
+        fanout.publish(again(2, registration=8))  # still a duplicate within one registration
+
+    assert [seq for _, seq, _ in run_fanout(scenario)] == [1, 2, 3, 1, 2]
+
+
 def test_a_change_arriving_after_its_gap_was_given_up_is_counted_not_delivered():
     fanouts = []
 
