@@ -17,6 +17,7 @@ from devices.models import (
     ProgressSample,
     ServiceAccount,
     Ward,
+    WardSilence,
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
@@ -185,6 +186,16 @@ class DeadLetterAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "source", "topic", "reason", "detail"]
     list_filter = ["reason"]
     search_fields = ["source", "topic"]
+
+
+@admin.register(WardSilence)
+class WardSilenceAdmin(ReadOnlyAdmin):
+    """The audit of the wards' shared silences: who, when, why, how long, and how each ended."""
+
+    list_display = ["started_at", "ward", "started_by", "until", "reason", "priority", "end_reason", "ended_by",
+                    "broken_by"]  # fmt: skip
+    list_filter = ["ward", "end_reason"]
+    list_select_related = ["ward", "started_by", "ended_by", "broken_by"]
 
 
 @admin.register(BridgeStatus)

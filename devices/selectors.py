@@ -19,6 +19,7 @@ from devices.models import (
     ProgressSample,
     ServiceAccount,
     Ward,
+    WardSilence,
 )
 from devices.models.accounts import hash_token
 from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
@@ -183,3 +184,17 @@ def alarm_keys_active(*, device_id: str) -> set[str]:
     """The type keys of a pump's active alarms (one query; the bridge's bound on distinct active alarms)."""
     active = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
     return set(active.values_list("type", flat=True))
+
+
+def ward_silences_current(*, codes: set[str] | None = None, now=None) -> dict[str, WardSilence]:
+    """The silence on now in each of these wards (every ward when `codes` is None), by ward code."""
+    silences = WardSilence.objects.filter(ended_at__isnull=True, until__gt=now or timezone.now())
+    if codes is not None:
+        silences = silences.filter(ward__code__in=codes)
+    return {silence.ward.code: silence for silence in silences.select_related("ward", "started_by")}
+
+
+def ward_silence_latest(code: str) -> WardSilence | None:
+    """The ward's most recent silence, on or ended (to say how it ended)."""
+    related = ("ward", "started_by", "ended_by", "broken_by__device")
+    return WardSilence.objects.filter(ward__code=code).select_related(*related).first()

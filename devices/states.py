@@ -138,6 +138,14 @@ class AlarmResolveReason(models.TextChoices):
     OTHER = "other", "Other (explained in the note)"
 
 
+class SilenceEnd(models.TextChoices):
+    """Why a ward's silence ended before its time (a silence that simply ran out has no end reason)."""
+
+    BROKEN = "broken", "A new alarm sounded through it"
+    ENDED = "ended", "Ended by a user"
+    RENEWED = "renewed", "Replaced by a new silence"
+
+
 class ReadBack(models.TextChoices):
     """How a pump's confirmed parameters compare with the order (contract v1.1 read-back)."""
 

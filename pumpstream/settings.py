@@ -249,6 +249,10 @@ PUMPSTREAM = {
     # An acknowledged alarm still active this long after its acknowledgement alerts again (contract v1.1).
     "ALARM_REMINDER_HIGH_S": env.float("ALARM_REMINDER_HIGH_S", default=300.0),
     "ALARM_REMINDER_MEDIUM_S": env.float("ALARM_REMINDER_MEDIUM_S", default=900.0),
+    # A ward's silence of its alarm sound (silence:ward, IEC 60601-1-8 AUDIO PAUSED): how long when the station
+    # asks for no length, and the most it may last; a new high alarm always sounds through it.
+    "WARD_SILENCE_DEFAULT_S": env.float("WARD_SILENCE_DEFAULT_S", default=120.0),
+    "WARD_SILENCE_MAX_S": env.float("WARD_SILENCE_MAX_S", default=120.0),
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 
-from devices.models import Alarm, Command, Device, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
 from devices.states import AlarmPriority, Connectivity
 
 # Server → client
@@ -163,6 +163,35 @@ def alarm_body(alarm: Alarm) -> dict:
 def ward_alarm_body(change: DeviceChange) -> dict:
     """`ward:alarm`: a pump's alarm change as ward feeds receive it (`ward` is the pump's ward)."""
     return {"ward": change.ward_code, "deviceId": change.device_id, "seq": change.seq, **change.body}
+
+
+def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> dict:
+    """`ward:silence`: the ward's silence now (`until` null when its sound is not silenced)."""
+    if silence is None or not silence.is_active(now):
+        return {"ward": ward_code, "until": None, "by": None, "active": False, "ended": _silence_end(silence)}
+    return {
+        "ward": ward_code,
+        "until": iso(silence.until),
+        "by": silence.started_by.get_username() if silence.started_by_id else None,
+        "active": True,
+        "startedAt": iso(silence.started_at),
+        "remainingS": round((silence.until - now).total_seconds(), 1),
+        "reason": silence.reason or None,
+        "priority": silence.priority or None,
+    }
+
+
+def _silence_end(silence: WardSilence | None) -> dict | None:
+    """How a silence ended: `reason` (`expired`, `ended`, `broken`, `renewed`), by whom, and the breaking alarm."""
+    if silence is None:
+        return None
+    ended = {"reason": silence.end_reason or "expired", "at": iso(silence.ended_at or silence.until),
+             "by": silence.ended_by.get_username() if silence.ended_by_id else None, "brokenBy": None}  # fmt: skip
+    if silence.broken_by_id:
+        alarm = silence.broken_by
+        ended["brokenBy"] = {"alarmId": alarm.pk, "deviceId": alarm.device.device_id, "priority": alarm.priority,
+                             "type": alarm.type_shown}  # fmt: skip
+    return ended
 
 
 def _by_at(user, moment: datetime | None) -> dict | None:

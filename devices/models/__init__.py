@@ -13,6 +13,7 @@ from devices.models.records import (
     MessageReceipt,
     RetainedMessage,
 )
+from devices.models.station import WardSilence
 
 __all__ = [
     "Alarm",
@@ -28,4 +29,5 @@ __all__ = [
     "RetainedMessage",
     "ServiceAccount",
     "Ward",
+    "WardSilence",
 ]

@@ -16,6 +16,7 @@ from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.silences import ward_silence_break
 from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState, SessionStatus
 from realtime import events
 
@@ -117,4 +118,5 @@ def _remind(alarm_id: int, device_id: str, now: datetime) -> int:
         )  # fmt: skip
         change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
         change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
+        ward_silence_break(device=device, alarm=alarm, now=now)
     return 1

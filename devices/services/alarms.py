@@ -10,6 +10,7 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.silences import ward_silence_break
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmSource, AlarmState
 from realtime import events
 
@@ -94,6 +95,7 @@ def alarm_raise(
         )
     if alerting:
         change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
+        ward_silence_break(device=device, alarm=alarm, now=now)
     return alarm
 
 

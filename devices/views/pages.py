@@ -42,7 +42,12 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
         "ward_code": ward_code,
         "heading": _ward_heading(wards, ward_code),
         "bridge": bridge,
-        "page": {**page_settings(), "ward": ward_code or "*", "bridge": bridge},
+        "page": {
+            **page_settings(),
+            "ward": ward_code or "*",
+            "bridge": bridge,
+            "wards": [ward.code for ward in wards if ward.code == ward_code or not ward_code],
+        },  # fmt: skip
     }
     return render(request, "devices/ward_overview.html", context)
 

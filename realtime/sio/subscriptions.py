@@ -18,6 +18,7 @@ from devices.selectors import devices_visible_to
 from realtime import events
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
+from realtime.sio.silence import silence_request
 from realtime.sio.snapshot import subscribe_with_snapshot
 from realtime.sio.ward_feed import ALL_WARDS, WardScope, ward_feed
 
@@ -124,6 +125,9 @@ class Subscriber:
             await self.subscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
         elif event == events.UNSUBSCRIBE_WARD:
             self.unsubscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
+        elif event == events.SILENCE_WARD:
+            body = await sync_to_async(silence_request)(self.principal, data)
+            await ward_feed.announce_silence(body)
         else:
             self.limits.strike(f"Unknown request {str(event)[:40]!r}")
 

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from devices.models import Alarm, Device, InfusionSession
+from devices.selectors import ward_silence_latest, ward_silences_current
 from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
 from realtime import events
 from realtime.events import DeviceChange
@@ -59,6 +61,22 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
     }  # fmt: skip
 
 
+def silences_now(codes: set[str] | None) -> list[dict]:
+    """`ward:silence` bodies of the silences on now in these wards (every ward when None)."""
+    now = timezone.now()
+    return [events.silence_body(code, silence, now=now) for code, silence in ward_silences_current(codes=codes).items()]
+
+
+def silence_changes(announced: dict[str, str]) -> tuple[list[dict], list[dict]]:
+    """Bodies of silences on now but not announced as such, and of announced ones that have ended."""
+    now = timezone.now()
+    current = ward_silences_current(now=now)
+    started = [events.silence_body(code, s, now=now) for code, s in current.items()
+               if announced.get(code) != events.iso(s.until)]  # fmt: skip
+    ended = [events.silence_body(code, ward_silence_latest(code), now=now) for code in announced if code not in current]
+    return started, ended
+
+
 class WardFeed:
     """Subscribers of ward overviews and the pumps changed since the last tick."""
 
@@ -67,6 +85,7 @@ class WardFeed:
         self._subscribers: dict[str, tuple[WardScope, Send]] = {}
         self._dirty: set[str] = set()
         self._task: asyncio.Task | None = None
+        self._silenced: dict[str, str] = {}  # ward code -> `until` of the silence last announced as on
 
     def mark_changed(self, change: DeviceChange) -> None:
         """Remember that a pump changed (called for every released change; cheap)."""
@@ -81,12 +100,33 @@ class WardFeed:
         for scope, send in list(self._subscribers.values()):
             if scope.covers(change.ward_code):
                 await send(events.WARD_ALARM, {**payload, "feed": scope.label})
+        if change.ward_code in self._silenced:  # the alarm may have broken the ward's silence
+            await self.refresh_silences()
+
+    async def announce_silence(self, body: dict) -> None:
+        """Send a ward's silence (on, or ended) to every feed covering the ward, and remember it."""
+        ward = body["ward"]
+        if body["active"]:
+            self._silenced[ward] = body["until"]
+        else:
+            self._silenced.pop(ward, None)
+        for scope, send in list(self._subscribers.values()):
+            if scope.covers(ward):
+                await send(events.WARD_SILENCE, body)
+
+    async def refresh_silences(self) -> None:
+        """Announce the silences that began, changed or ended since last announced (any process may change them)."""
+        current, ended = await sync_to_async(silence_changes)(dict(self._silenced))
+        for body in [*current, *ended]:
+            await self.announce_silence(body)
 
     async def subscribe(self, key: str, scope: WardScope, send: Send) -> None:
         """Send the feed's full summary now, then only changes, at most once a tick."""
         self._subscribers[key] = (scope, send)
         summaries = await sync_to_async(pump_summaries)(None, scope.codes)
         await send(events.WARD_SUMMARY, {"ward": scope.label, "pumps": [s for _, s in summaries.values()]})
+        for body in await sync_to_async(silences_now)(scope.codes):
+            await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -99,6 +139,7 @@ class WardFeed:
             await asyncio.sleep(self.tick_s)
             try:
                 await self.tick()
+                await self.refresh_silences()
             except Exception:  # the feed must survive a failed read; the next tick tries again
                 logger.exception("ward feed tick failed")
         self._dirty.clear()

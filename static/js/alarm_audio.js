@@ -6,7 +6,8 @@
 export const SILENCE_MS = 120_000;
 
 export class AlarmAudio {
-  constructor({ root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS }) {
+  /** `onSilence`: what the silence button does instead of silencing this screen (the station: the whole ward). */
+  constructor({ root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS, onSilence }) {
     Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs });
     this.players = { high, medium };
     this.wanted = "off";
@@ -16,7 +17,7 @@ export class AlarmAudio {
     this.silenceTimer = null;
     this.knownHigh = new Set();
     enableButton?.addEventListener("click", () => this.retry());
-    silenceButton?.addEventListener("click", () => this.silence());
+    silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
     const retryOnGesture = () => this.blocked && this.retry();
     document.addEventListener("pointerdown", retryOnGesture, true);
     document.addEventListener("keydown", retryOnGesture, true);
@@ -39,10 +40,10 @@ export class AlarmAudio {
     return Date.now() < this.silencedUntil;
   }
 
-  silence() {
-    this.silencedUntil = Date.now() + this.silenceMs;
+  silence(ms = this.silenceMs) {
+    this.silencedUntil = Date.now() + ms;
     clearTimeout(this.silenceTimer);
-    this.silenceTimer = setTimeout(() => this.endSilence(), this.silenceMs);
+    this.silenceTimer = setTimeout(() => this.endSilence(), ms);
     this.apply();
   }
 

@@ -15,6 +15,8 @@ const DEVICE_EVENTS = [
   "device:session",
   "device:command",
 ];
+// Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
+const WARD_EVENTS = ["ward:alarm", "ward:silence"];
 const RETRY_AFTER_REFUSAL_MS = 3000;
 
 class DeviceStream {
@@ -43,6 +45,10 @@ export class LiveConnection {
     this.socket.on("stream:subscribed", (payload) => this.onSubscribed(payload));
     this.socket.on("ward:summary", (payload) => this.wards.get(payload?.ward)?.(payload));
     this.socket.on("error", (payload) => console.warn("PumpStream server refused a request:", payload));
+    this.wardListeners = new Map();
+    for (const name of WARD_EVENTS) {
+      this.socket.on(name, (payload) => this.wardListeners.get(name)?.forEach((listener) => listener(payload)));
+    }
     for (const name of DEVICE_EVENTS) this.socket.on(name, (payload) => this.onDeviceEvent(name, payload));
     window.pumpstreamLive = this; // for diagnostics and the browser tests
   }
@@ -62,6 +68,19 @@ export class LiveConnection {
   subscribeWard(ward, onSummary) {
     this.wards.set(ward, onSummary);
     if (this.socket.connected) this.socket.emit("subscribe:ward", { ward });
+  }
+
+  /** Listen to a ward feed's `ward:alarm` or `ward:silence` (every ward this page subscribed to). */
+  onWardEvent(name, listener) {
+    if (!this.wardListeners.has(name)) this.wardListeners.set(name, new Set());
+    this.wardListeners.get(name).add(listener);
+  }
+
+  /** Send a request; false when not connected (nothing is queued for later). */
+  request(name, payload) {
+    if (!this.socket.connected) return false;
+    this.socket.emit(name, payload);
+    return true;
   }
 
   onStateChange(listener) {

@@ -143,10 +143,35 @@ function applySummary({ pumps: updates = [] }) {
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
 }
 
+const RANK = { high: 3, medium: 2, low: 1 };
+
+/** `ward:alarm`: a pump's alarm changed; the station shows it at once, the next summary confirms it. */
+function applyWardAlarm({ deviceId, seq, alarm }) {
+  const pump = pumps.get(deviceId);
+  if (!pump || !alarm) return;
+  const top = pump.topAlarm;
+  if (alarm.state === "active" && (!top || top.id === alarm.id || RANK[alarm.priority] > RANK[top.priority])) {
+    pump.topAlarm = {
+      id: alarm.id, type: alarm.type, key: alarm.key, priority: alarm.priority, message: alarm.message,
+      acknowledged: Boolean(alarm.acknowledged), raisedAt: alarm.raisedAt, escalation: alarm.escalation ?? null,
+    };
+  } else if (alarm.state !== "active" && top?.id === alarm.id) {
+    pump.topAlarm = null; // the next summary brings the pump's next alarm, if any
+  }
+  if (typeof seq === "number" && seq > (pump.seq ?? -1)) pump.seq = seq;
+  render(pump);
+  if (pump.topAlarm) announceAlarm(pump.topAlarm, pump.bed ? `bed ${pump.bed}` : pump.deviceId);
+  renderSummary();
+  station.update(pumps.values());
+}
+
 stationSignedIn();
 const live = new LiveConnection({ onUnauthorized: stationSignedOut });
 live.subscribeWard(page.ward, applySummary);
-const station = new Station({ live, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/` });
+const station = new Station({
+  live, wards: page.wards ?? [], monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
+});
+live.onWardEvent("ward:alarm", applyWardAlarm);
 watchBridge(page.bridge, {
   url: "/api/bridge/",
   onHealth: (healthy) => station.setProblem("degraded", !healthy),

@@ -16,12 +16,16 @@ const TECHNICAL = {
 const byId = (id) => document.getElementById(id);
 
 export class Station {
-  constructor({ live, monitorUrl }) {
+  /** `wards`: the ward codes this page shows; its silence button silences all of them (silence:ward). */
+  constructor({ live, monitorUrl, wards = [] }) {
     this.root = byId("station");
+    this.live = live;
+    this.wards = wards;
     this.monitorUrl = monitorUrl;
     this.baseTitle = document.title;
     this.alarms = [];
     this.problems = new Set();
+    this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.audio = new AlarmAudio({
       root: this.root,
       high: byId("station-audio-high"),
@@ -29,9 +33,51 @@ export class Station {
       stateLabel: byId("station-audio-state"),
       enableButton: byId("station-audio-enable"),
       silenceButton: byId("station-audio-silence"),
+      onSilence: () => this.silenceWards(),
     });
+    byId("station-silence-end")?.addEventListener("click", () => this.silenceWards(0));
+    live.onWardEvent("ward:silence", (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
     window.pumpstreamStation = this; // for the browser tests
+  }
+
+  /** Ask the server to silence (or, with 0, to sound again) every ward of this page; offline: this screen only. */
+  silenceWards(seconds) {
+    const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
+    const sent = this.wards.map((ward) => this.live.request("silence:ward", { ward, ...request }));
+    if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence();
+  }
+
+  /** A ward's shared silence began, changed or ended (`ward:silence`). */
+  silenceChanged(body) {
+    if (body?.active) this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
+    else if (body?.ward) this.silences.delete(body.ward);
+    this.applySilence();
+    this.render();
+  }
+
+  /** The page's sound is silenced while every ward it shows is (until the first of them ends). */
+  applySilence() {
+    const now = Date.now();
+    const ends = this.wards.map((ward) => this.silences.get(ward)?.endsAt ?? 0);
+    const until = ends.length ? Math.min(...ends) : 0;
+    if (until > now) this.audio.silence(until - now);
+    else if (this.audio.isSilenced()) this.audio.endSilence();
+  }
+
+  renderSilence() {
+    const now = Date.now();
+    const on = [...this.silences.values()].filter((silence) => silence.endsAt > now);
+    const note = byId("station-silence");
+    if (!note) return;
+    note.hidden = on.length === 0;
+    this.root.dataset.wardSilenced = on.length ? "true" : "false";
+    setText(byId("station-silence-text"), on.map((silence) => {
+      const left = Math.max(0, Math.ceil((silence.endsAt - now) / 1000));
+      const why = silence.reason ? ` (${silence.reason})` : "";
+      return `Alarm sound silenced on every screen of ward ${silence.ward} by ${silence.by}${why}: ${left} s left. ` +
+        "A new high alarm sounds at once.";
+    }).join(" "));
   }
 
   connectionChanged(state) {
@@ -60,6 +106,7 @@ export class Station {
 
   render() {
     this.renderList();
+    this.renderSilence();
     const top = this.alarms.find((alarm) => !alarm.acknowledged);
     const banner = byId("station-alarm-banner");
     banner.hidden = !top;

@@ -60,7 +60,7 @@ def test_a_pump_high_alarm_sounds_on_the_overview_and_leads_title_banner_and_lis
         expect(items.nth(0)).to_have_attribute("data-priority", "high")
         expect(items.nth(1)).to_contain_text("Bed 12 · Battery low")
         screenshot(page, artifacts_dir, "station-high-alarm-wall")
-        page.get_by_role("button", name="Silence this screen 2 min").click()
+        page.get_by_role("button", name="Silence the ward 2 min").click()
         expect(root).to_have_attribute("data-audio", "silenced")
         assert not playing(page, "high")
     finally:

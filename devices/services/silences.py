@@ -1,0 +1,102 @@
+"""A ward's shared silence of its alarm sound (contract v1.1 `silence:ward`; rules in docs/clinical-rules.md).
+
+IEC 60601-1-8 AUDIO PAUSED: sound only (every screen still shows the alarms), time-limited (at most
+`WARD_SILENCE_MAX_S`), ended early by a user or by a new alarm that must be heard: any high alarm that
+alerts (raised, re-alerted, escalated), or an alarm above the priority that was sounding when the silence
+started. A silence never stops escalation. Every silence is kept with who, when, why and how it ended.
+"""
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import Alarm, Device, Ward, WardSilence
+from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmState, SilenceEnd
+
+logger = logging.getLogger(__name__)
+
+REASON_MAX = 200
+
+
+def silence_seconds(requested: Any) -> float:
+    """The silence's length: the default when none is asked for, else 1 s to the configured maximum."""
+    if requested is None:
+        return settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"]
+    if isinstance(requested, bool) or not isinstance(requested, int | float) or requested != requested:
+        raise PumpStreamError("seconds must be a number", code="invalid_seconds", field="seconds")
+    maximum = settings.PUMPSTREAM["WARD_SILENCE_MAX_S"]
+    if not 1 <= requested <= maximum:
+        raise PumpStreamError(f"A silence lasts 1 to {maximum:g} s", code="invalid_seconds", field="seconds")
+    return float(requested)
+
+
+def ward_silence(
+    *, ward: Ward, user: Any, seconds: Any = None, reason: str = "", now: datetime | None = None
+) -> WardSilence:
+    """Silence the ward's alarm sound on every screen for `seconds` (a running silence is replaced)."""
+    now = now or timezone.now()
+    length = silence_seconds(seconds)
+    with transaction.atomic():
+        Ward.objects.select_for_update().filter(pk=ward.pk).first()  # one silence at a time per ward
+        _close_open(ward=ward, now=now, reason=SilenceEnd.RENEWED, user=user)
+        silence = WardSilence.objects.create(
+            ward=ward, started_by=user, started_at=now, until=now + timedelta(seconds=length),
+            reason=reason.strip()[:REASON_MAX], priority=_sounding_priority(ward=ward),
+        )  # fmt: skip
+    logger.info("ward silenced", extra={"ward": ward.code, "seconds": length, "user": user.get_username()})
+    return silence
+
+
+def ward_silence_end(*, ward: Ward, user: Any, now: datetime | None = None) -> WardSilence | None:
+    """A user ends the ward's silence early; the silence that ended, or None when none was on."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        Ward.objects.select_for_update().filter(pk=ward.pk).first()
+        return _close_open(ward=ward, now=now, reason=SilenceEnd.ENDED, user=user)
+
+
+def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = None) -> WardSilence | None:
+    """An alarm alerted: end its ward's silence if the alarm must be heard through it (inside the caller's atomic)."""
+    ward_id = device.ward_id
+    if ward_id is None:
+        return None
+    now = now or timezone.now()
+    silence = WardSilence.objects.filter(ward_id=ward_id, ended_at__isnull=True, until__gt=now).first()
+    if silence is None or not breaks_silence(priority=alarm.priority, silenced=silence.priority):
+        return None
+    silence.ended_at, silence.end_reason, silence.broken_by = now, SilenceEnd.BROKEN, alarm
+    silence.save(update_fields=["ended_at", "end_reason", "broken_by"])
+    logger.info("ward silence broken by an alarm", extra={"ward_id": ward_id, "alarm_id": alarm.pk})
+    return silence
+
+
+def breaks_silence(*, priority: str, silenced: str) -> bool:
+    """Whether an alarm of `priority` sounds through a silence started while `silenced` was sounding."""
+    if priority == AlarmPriority.HIGH:
+        return True
+    return ALARM_PRIORITY_RANK.get(priority, 0) > ALARM_PRIORITY_RANK.get(silenced, 0)
+
+
+def _close_open(*, ward: Ward, now: datetime, reason: str, user: Any) -> WardSilence | None:
+    """Close the ward's open silence: ended now if it is still on, else marked as having run out."""
+    silence = WardSilence.objects.filter(ward=ward, ended_at__isnull=True).first()
+    if silence is None:
+        return None
+    if silence.is_active(now):
+        silence.ended_at, silence.end_reason, silence.ended_by = now, reason, user
+    else:
+        silence.ended_at = silence.until
+    silence.save(update_fields=["ended_at", "end_reason", "ended_by"])
+    return silence if silence.end_reason else None
+
+
+def _sounding_priority(*, ward: Ward) -> str:
+    """The highest priority of the ward's active, unacknowledged alarms ("" when none sounds)."""
+    sounding = Alarm.objects.filter(device__ward=ward, state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
+    priorities = set(sounding.values_list("priority", flat=True))
+    return max(priorities, key=lambda p: ALARM_PRIORITY_RANK.get(p, 0), default="")

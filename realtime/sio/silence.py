@@ -1,0 +1,46 @@
+"""The `silence:ward` request (contract v1.1): check who asks, then the silence service does the rest."""
+
+import re
+from typing import Any
+
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import Ward
+from devices.services.silences import REASON_MAX, ward_silence, ward_silence_end
+from realtime import events
+from realtime.sio.auth import Principal
+from realtime.sio.limits import RequestRefused
+
+WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
+SILENCE_PERMISSION = "devices.acknowledge_alarm"
+
+
+def silence_request(principal: Principal, data: Any) -> dict:
+    """Silence (or, with `seconds: 0`, end the silence of) one ward; the `ward:silence` body to announce.
+
+    Only a signed-in person who may acknowledge alarms and belongs to the ward (staff: any ward) may
+    silence it: a silence is a clinical act with a name on it, so a service account's token may not.
+    """
+    ward_code = data.get("ward") if isinstance(data, dict) else None
+    if not isinstance(ward_code, str) or not WARD.fullmatch(ward_code):
+        raise RequestRefused("Expected {ward: ...} naming one ward")
+    user = principal.user
+    if principal.account is not None or user is None or not user.has_perm(SILENCE_PERMISSION):
+        raise RequestRefused("Not permitted to silence this ward")
+    ward = Ward.objects.filter(code=ward_code).first()
+    if ward is None:
+        raise RequestRefused("Invalid ward")
+    if not user.is_staff and not ward.members.filter(pk=user.pk).exists():
+        raise RequestRefused("Not permitted to silence this ward")
+    seconds, reason = data.get("seconds"), data.get("reason", "")
+    if not isinstance(reason, str):
+        raise RequestRefused("reason must be text")
+    try:
+        if seconds == 0 and not isinstance(seconds, bool):
+            silence = ward_silence_end(ward=ward, user=user)
+        else:
+            silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX])
+    except PumpStreamError as refused:
+        raise RequestRefused(refused.message) from refused
+    return events.silence_body(ward.code, silence, now=timezone.now())

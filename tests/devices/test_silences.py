@@ -1,0 +1,81 @@
+"""The ward's silence rules: bounded length, what breaks it, renewal and ending (devices/services/silences.py)."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import WardSilence
+from devices.services.alarms import alarm_raise
+from devices.services.changes import device_lock
+from devices.services.silences import breaks_silence, silence_seconds, ward_silence, ward_silence_end
+from devices.states import AlarmPriority, AlarmSource, SilenceEnd
+from tests.factories import make_device, make_user, make_ward
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("requested", [0, -5, 121, 3600, "60", True, float("nan")])
+def test_a_silence_outside_1_to_120_s_is_refused(requested):
+    with pytest.raises(PumpStreamError):
+        silence_seconds(requested)
+
+
+def test_a_silence_defaults_to_2_min():
+    assert silence_seconds(None) == 120.0 and silence_seconds(30) == 30.0
+
+
+@pytest.mark.parametrize(
+    ("priority", "silenced", "breaks"),
+    [("high", "high", True), ("high", "", True), ("medium", "medium", False), ("medium", "low", True),
+     ("medium", "", True), ("low", "medium", False), ("medium", "high", False)],
+)  # fmt: skip
+def test_what_sounds_through_a_silence(priority, silenced, breaks):
+    assert breaks_silence(priority=priority, silenced=silenced) is breaks
+
+
+def raise_alarm(device_id: str, priority: AlarmPriority, kind: str):
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        return alarm_raise(device=device, type=kind, priority=priority, source=AlarmSource.DEVICE)
+
+
+def test_a_new_high_alarm_breaks_the_silence_and_a_same_priority_one_does_not():
+    ward = make_ward("u1")
+    make_device("U_PUMP", ward=ward)
+    nurse = make_user("u-nurse", ward=ward)
+    raise_alarm("U_PUMP", AlarmPriority.MEDIUM, "low_battery")
+    silence = ward_silence(ward=ward, user=nurse, seconds=60, reason="attending")
+    assert silence.priority == "medium"
+    raise_alarm("U_PUMP", AlarmPriority.MEDIUM, "near_end")
+    silence.refresh_from_db()
+    assert silence.is_active(), "a medium alarm broke a silence made while a medium one sounded"
+    alarm = raise_alarm("U_PUMP", AlarmPriority.HIGH, "occlusion")
+    silence.refresh_from_db()
+    assert silence.end_reason == SilenceEnd.BROKEN and silence.broken_by == alarm and not silence.is_active()
+
+
+def test_a_new_silence_replaces_the_running_one_and_ending_is_audited():
+    ward = make_ward("u2")
+    nurse, other = make_user("u2-a", ward=ward), make_user("u2-b", ward=ward)
+    first = ward_silence(ward=ward, user=nurse, seconds=60)
+    second = ward_silence(ward=ward, user=other, seconds=30)
+    first.refresh_from_db()
+    assert first.end_reason == SilenceEnd.RENEWED and first.ended_by == other
+    assert ward_silence_end(ward=ward, user=nurse) == second
+    second.refresh_from_db()
+    assert second.end_reason == SilenceEnd.ENDED and second.ended_by == nurse
+    assert ward_silence_end(ward=ward, user=nurse) is None
+
+
+def test_a_silence_that_ran_out_is_closed_when_the_next_begins():
+    ward = make_ward("u3")
+    nurse = make_user("u3-a", ward=ward)
+    earlier = timezone.now() - timedelta(minutes=10)
+    old = ward_silence(ward=ward, user=nurse, seconds=60, now=earlier)
+    ward_silence(ward=ward, user=nurse, seconds=60)
+    old.refresh_from_db()
+    assert old.end_reason == "" and old.ended_at == old.until, "a silence that ran out is not 'renewed'"
+    assert WardSilence.objects.filter(ended_at__isnull=True).count() == 1

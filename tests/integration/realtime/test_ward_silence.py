@@ -1,0 +1,124 @@
+"""`silence:ward` (contract v1.1): one station silences the ward's alarm sound for every screen of the ward.
+
+Real parts: real Daphne, the real bridge and Mosquitto (a pump's alarm breaks the silence), real
+python-socketio clients as the stations.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from devices.models import WardSilence
+from devices.services.accounts import service_account_create
+from devices.states import SilenceEnd
+from realtime import events
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+from tests.support.sio import StreamClient, session_cookie
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def ward():
+    """Ward s1 with two stations' nurses and pumps (one per test: Daphne remembers each pump's seq)."""
+    s1 = make_ward("s1")
+    for number in range(1, 4):
+        make_device(f"SIL_PUMP_{number}", ward=s1, bed=str(number))
+    make_user("s1-nurse-a", ward=s1)
+    make_user("s1-nurse-b", ward=s1)
+    s2 = make_ward("s2")
+    make_device("SIL_S2_PUMP", ward=s2)
+    make_user("s2-nurse", ward=s2)
+    return s1
+
+
+def station(url: str, username: str, clients: list, ward: str = "s1") -> StreamClient:
+    """A station: a nurse's Socket.IO client subscribed to a ward feed."""
+    user = get_user_model().objects.get(username=username)
+    client = StreamClient(url, cookie=session_cookie(user)).connect()
+    clients.append(client)
+    client.emit(events.SUBSCRIBE_WARD, {"ward": ward})
+    client.events.wait_for(lambda e, d: e in (events.WARD_SUMMARY, events.ERROR))
+    return client
+
+
+def silence_event(client: StreamClient, predicate, *, timeout: float = 5.0, start: int = 0) -> dict:
+    return client.events.wait_for(lambda e, d: e == events.WARD_SILENCE and predicate(d), timeout=timeout,
+                                  start=start)  # fmt: skip
+
+
+def test_one_station_silences_every_station_of_the_ward(daphne_server, ward, clients):
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    b = station(daphne_server.url, "s1-nurse-b", clients)
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60, "reason": "Attending bed 2"})
+    seen = silence_event(b, lambda d: d["active"])
+    assert seen["ward"] == "s1" and seen["by"] == "s1-nurse-a" and seen["reason"] == "Attending bed 2", seen
+    assert 55 <= seen["remainingS"] <= 60, seen
+    silence = WardSilence.objects.get(ward=ward)
+    assert silence.started_by.username == "s1-nurse-a" and silence.reason == "Attending bed 2"
+    assert 59 <= (silence.until - silence.started_at).total_seconds() <= 60
+
+    late = station(daphne_server.url, "s1-nurse-b", clients)  # a screen opened now learns of it at once
+    assert silence_event(late, lambda d: d["active"])["by"] == "s1-nurse-a"
+
+    start = len(a.events.items)
+    b.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 0})  # staff can end it: the sound is back everywhere
+    ended = silence_event(a, lambda d: not d["active"], start=start)
+    assert ended["ended"]["reason"] == "ended" and ended["ended"]["by"] == "s1-nurse-b", ended
+    silence.refresh_from_db()
+    assert silence.end_reason == SilenceEnd.ENDED and silence.ended_by.username == "s1-nurse-b"
+
+
+def test_a_silence_is_bounded(daphne_server, ward, clients):
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 3600})
+    refused = a.events.wait_for(lambda e, d: e == events.ERROR)
+    assert refused["message"] == "A silence lasts 1 to 120 s", refused
+    a.emit(events.SILENCE_WARD, {"ward": "s1"})  # no length: the default, 2 min
+    assert silence_event(a, lambda d: d["active"])["remainingS"] > 115
+    silence = WardSilence.objects.get()
+    assert (silence.until - silence.started_at).total_seconds() == 120, "the default silence is 2 min"
+
+
+def test_a_higher_priority_alarm_breaks_the_silence(daphne_server, realtime_broker, realtime_bridge, ward,
+                                                     clients):  # fmt: skip
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    b = station(daphne_server.url, "s1-nurse-b", clients)
+    pump = PumpClient(realtime_broker.url, "SIL_PUMP_1")
+    try:
+        pump.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
+        b.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["priority"] == "medium")
+        a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+        silence_event(b, lambda d: d["active"])
+        assert WardSilence.objects.get().priority == "medium", "the silence records what was sounding"
+
+        pump.publish("error", {"type": "near_end", "severity": "warning", "message": "Near end"})
+        b.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["key"] == "near_end")
+        start = len(b.events.items)
+        pump.publish("error", {"type": "occlusion", "severity": "high", "message": "Line blocked"})
+        broken = silence_event(b, lambda d: not d["active"], start=start)
+        assert broken["ended"]["reason"] == "broken", broken
+        assert broken["ended"]["brokenBy"]["deviceId"] == "SIL_PUMP_1", broken
+        assert broken["ended"]["brokenBy"]["priority"] == "high", broken
+        medium_breaks = [d for d in b.events.named(events.WARD_SILENCE)[:-1] if not d["active"]]
+        assert medium_breaks == [], f"a medium alarm broke a silence started during a medium one: {medium_breaks}"
+        wait_until(lambda: WardSilence.objects.get().end_reason == SilenceEnd.BROKEN, message="not recorded broken")
+    finally:
+        pump.close()
+
+
+def test_a_nurse_of_another_ward_cannot_silence_it(daphne_server, ward, clients):
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    intruder = station(daphne_server.url, "s2-nurse", clients, ward="s2")
+    intruder.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+    refused = intruder.events.wait_for(lambda e, d: e == events.ERROR)
+    assert refused["message"] == "Not permitted to silence this ward", refused
+    _, token = service_account_create(name="paging", wards=[ward])
+    integration = StreamClient(daphne_server.url, token=token).connect()
+    clients.append(integration)
+    integration.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+    refused = integration.events.wait_for(lambda e, d: e == events.ERROR)
+    assert refused["message"] == "Not permitted to silence this ward", refused
+    assert not WardSilence.objects.exists(), "a silence was recorded for a refused request"
+    assert a.events.named(events.WARD_SILENCE) == [], "the ward's station saw a silence nobody may make"
+    assert intruder.events.named(events.WARD_SILENCE) == []
