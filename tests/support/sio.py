@@ -196,6 +196,8 @@ class ChannelsClient:
             while True:
                 try:
                     frame = self.socket.recv()
+                except websocket.WebSocketTimeoutException:
+                    continue  # 5 s without a frame (the connect timeout stays on the socket): keep listening
                 except (websocket.WebSocketException, OSError):
                     return
                 if not frame:
