@@ -24,7 +24,7 @@ from devices.services.alarm_rules import alarm_resolve
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
-from realtime.events import MINUTES_PER_HOUR
+from protocol.limits import MINUTES_PER_HOUR
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -11,8 +11,9 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from realtime import events
-from realtime.events import DeviceChange, change_to_wire
+from protocol import events
+from protocol.events import DeviceChange
+from realtime.events import change_to_wire
 from realtime.fanout import fanout
 from realtime.sio import server as sio_server
 from realtime.sio.auth import authenticate, bearer_token, origin_allowed

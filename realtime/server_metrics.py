@@ -7,7 +7,7 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from realtime.events import DeviceChange
+from protocol.events import DeviceChange
 
 if TYPE_CHECKING:
     from realtime.sio.subscriptions import Subscriber

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 from tests.support.processes import ROOT
 
 PACKAGES = ("bench", "devices", "protocol", "pumpstream", "realtime")
@@ -192,7 +190,6 @@ def test_the_import_walk_sees_the_project() -> None:
     assert any(found.importer == "devices.forms" and within(found.imported, "protocol") for found in all_imports())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: devices/ still imports realtime.events and realtime.mqtt (moving)")
 def test_devices_imports_nothing_from_realtime() -> None:
     found = [
         item
@@ -207,7 +204,6 @@ def test_protocol_imports_neither_django_nor_the_domain_nor_a_transport() -> Non
     assert not found, "protocol/ must stand alone (no Django, no devices/, no realtime/):\n" + listing(found)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 16: the simulator still imports realtime.mqtt (moving)")
 def test_the_simulator_imports_only_the_protocol_from_the_project() -> None:
     project = tuple(name for name in PACKAGES if name != "protocol") + ("django", "channels", "socketio")
     found = [item for item in imports_of(SIMULATOR, into=project) if not within(item.imported, SIMULATOR)]

@@ -12,13 +12,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
 from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState, SessionStatus
-from realtime import events
+from protocol import events
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
             device=device, session=alarm.session, kind="user.alarm_resolved", user=user, received_at=now,
             payload={"alarmId": alarm.pk, "type": alarm.type, "reason": reason, "note": note},
         )  # fmt: skip
-        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
     logger.info("alarm resolved", extra={"device_id": device.device_id, "reason": reason})
     return alarm
 
@@ -116,7 +117,7 @@ def _remind(alarm_id: int, device_id: str, now: datetime) -> int:
             device=device, session=alarm.session, kind="alarm.reminded", received_at=now,
             payload={"alarmId": alarm.pk, "type": alarm.type, "acknowledgedAt": acknowledged_at.isoformat()},
         )  # fmt: skip
-        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
-        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=payloads.notification_body(alarm))
         ward_silence_break(device=device, alarm=alarm, now=now)
     return 1

@@ -7,12 +7,13 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmSource, AlarmState
-from realtime import events
+from protocol import events
 
 SEVERITY_PRIORITY = {
     "high": AlarmPriority.HIGH,
@@ -88,13 +89,13 @@ def alarm_raise(
                  "priority": alarm.priority, "message": message, "count": alarm.count, "alerts": alarm.alerts},
         received_at=now,
     )  # fmt: skip
-    change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+    change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
     if source == AlarmSource.DEVICE:
         change_record(
-            device=device, event=events.DEVICE_ERROR, body=events.error_body(alarm, device_timestamp=device_timestamp)
+            device=device, event=events.DEVICE_ERROR, body=payloads.error_body(alarm, device_timestamp=device_timestamp)
         )
     if alerting:
-        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=events.notification_body(alarm))
+        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=payloads.notification_body(alarm))
         ward_silence_break(device=device, alarm=alarm, now=now)
     return alarm
 
@@ -149,7 +150,7 @@ def alarm_clear(
             device=device, session=alarm.session, kind="alarm.cleared",
             payload={"alarmId": alarm.pk, "type": alarm.type, "reason": reason}, received_at=now,
         )  # fmt: skip
-        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
         cleared.append(alarm)
     return cleared
 
@@ -183,5 +184,5 @@ def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None) 
             device=device, session=alarm.session, kind="user.alarm_acknowledged",
             payload={"alarmId": alarm.pk, "type": alarm.type}, user=user, received_at=now,
         )  # fmt: skip
-        change_record(device=device, event=events.DEVICE_ALARM, body=events.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
     return alarm

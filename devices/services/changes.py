@@ -6,10 +6,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from devices import payloads
 from devices.models import Device, DeviceEvent, InfusionSession
-from realtime import events
+from protocol import events
+from protocol.events import DeviceChange
 from realtime.dispatch import emit_on_commit
-from realtime.events import DeviceChange
 
 
 def device_lock(*, device_id: str) -> Device:
@@ -42,12 +43,12 @@ def change_record(*, device: Device, event: str, body: dict, store_seq: bool = T
 
 def status_changed(*, device: Device, now: datetime | None = None) -> DeviceChange:
     """Record that the pump's status (presence, state, battery, connectivity) changed."""
-    return change_record(device=device, event=events.DEVICE_STATUS, body=events.status_body(device, now=now))
+    return change_record(device=device, event=events.DEVICE_STATUS, body=payloads.status_body(device, now=now))
 
 
 def session_changed(*, device: Device, session: InfusionSession) -> DeviceChange:
     """Record that a session's status or order changed."""
-    return change_record(device=device, event=events.DEVICE_SESSION, body=events.session_body(session))
+    return change_record(device=device, event=events.DEVICE_SESSION, body=payloads.session_body(session))
 
 
 def event_record(

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
@@ -26,7 +27,7 @@ from devices.states import (
     CommandState,
     is_legal,
 )
-from realtime import events
+from protocol import events
 
 STATE_TIMESTAMP = {
     CommandState.SENT: "sent_at",
@@ -72,7 +73,7 @@ def command_queue(
         payload={"commandId": str(command.command_id), "command": kind, "payload": payload,
                  "pumpConnectivity": command.pump_connectivity},
     )  # fmt: skip
-    change_record(device=device, event=events.DEVICE_COMMAND, body=events.command_body(command))
+    change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
     return command
 
 
@@ -102,7 +103,7 @@ def command_transition(
         device=device, session=command.session, kind=f"command.{to}", received_at=now,
         payload={"commandId": str(command.command_id), "command": command.kind, "error": error},
     )  # fmt: skip
-    change_record(device=device, event=events.DEVICE_COMMAND, body=events.command_body(command))
+    change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
     if to in (CommandState.FAILED, CommandState.EXPIRED) and command.kind in MUST_BE_CARRIED_OUT:
         _not_carried_out(device, command, now)
     return True
@@ -183,14 +184,3 @@ def command_repeat_find(
         if same_key is not None:
             return same_key
     return Command.objects.filter(device=device, kind=kind, session=session, state__in=COMMAND_UNSETTLED_STATES).first()
-
-
-def command_envelope(command: Command) -> dict:
-    """The MQTT envelope for a command, as the contract defines it."""
-    return {
-        "command": command.kind,
-        "payload": command.payload,
-        "timestamp": timezone.now().isoformat(),
-        "commandId": str(command.command_id),
-        "expiresAt": command.expires_at.isoformat(),
-    }

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Field, Model
 
+from devices import payloads
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear
 from devices.services.changes import change_record, status_changed
@@ -32,8 +33,8 @@ from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import UNORDERED_ALARMS
 from devices.services.sql import models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
-from realtime import events
-from realtime.mqtt.schemas import DevicePayload
+from protocol import events
+from protocol.schemas import DevicePayload
 
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
 SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
@@ -222,7 +223,7 @@ def _pump_progress(
         _unordered_progress(pump, newest.report.status, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
     change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
-                  body=events.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+                  body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
 
 
 def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from devices import payloads
 from devices.models import Device, InfusionSession
 from devices.services.alarms import (
     CLEARED_SUFFIX,
@@ -41,9 +42,8 @@ from devices.states import (
     PumpState,
     SessionStatus,
 )
-from realtime import events
-from realtime.mqtt import topics
-from realtime.mqtt.schemas import DevicePayload, device_timestamp_parse
+from protocol import events, topics
+from protocol.schemas import DevicePayload, device_timestamp_parse
 
 ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 DEGRADED_STATUSES = ("degraded", "issue")
@@ -183,7 +183,7 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
         return pump_state_set(device, PumpState.IDLE)
     session.completion = report.model_dump(mode="json", exclude_none=True)
     session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
-    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=events.completion_body(session))
+    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
     return pump_state_set(device, PumpState.IDLE)
 
 

@@ -12,11 +12,11 @@ import logging
 from datetime import datetime
 
 from devices.models import Device, InfusionSession
+from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.sessions import VOLUME_TOLERANCE_ML, session_transition
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, SessionStatus
-from realtime.events import percent_of
 
 logger = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Device, InfusionSession, ProgressSample
 from devices.services.alarm_rules import alarms_session_clear
@@ -30,8 +31,8 @@ from devices.states import (
     SessionStatus,
     is_legal,
 )
+from protocol import events
 from protocol.limits import RATE_DECIMALS, order_limits_check
-from realtime import events
 
 PUMP_STATE_FOR_SESSION = {
     SessionStatus.RUNNING: PumpState.RUNNING,
@@ -232,7 +233,7 @@ def _confirm_running(
     session.confirmation = confirmation
     session.read_back, _ = readback_compare(session, parameters)  # shown with the session's first running event
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason="confirmed", now=now)
-    change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=events.confirmation_body(session))
+    change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
     readback_record(device=device, session=session, reported=parameters, now=now)
 
 
@@ -247,7 +248,7 @@ def _read_back_record(
         alarm_clear(device=device, types=["parameters_unverified"], source=AlarmSource.SERVER, session=session,
                     reason="the pump's confirmation matches the order", now=now)  # fmt: skip
     session_changed(device=device, session=session)
-    change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=events.confirmation_body(session))
+    change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
 
 
 def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> None:

@@ -23,7 +23,7 @@ from devices.states import (
     SessionStatus,
     is_legal,
 )
-from realtime.mqtt.schemas import DevicePayload
+from protocol.schemas import DevicePayload
 
 ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 # What a reported status means at the pump: the session's new status, the pump state, and the

@@ -8,7 +8,7 @@ words, test messages) is left out: `event_text` returns None for it.
 from collections.abc import Callable
 
 from devices.models import DeviceEvent
-from realtime.events import MINUTES_PER_HOUR
+from protocol.limits import MINUTES_PER_HOUR
 
 COMMAND_VERB = {"PAUSE_INFUSION": "pause", "RESUME_INFUSION": "resume", "STOP_INFUSION": "stop",
                 "START_INFUSION": "start"}  # fmt: skip

@@ -3,16 +3,17 @@
 from django.conf import settings
 from django.utils import timezone
 
+from devices import payloads
 from devices.models import Alarm, Device, DeviceEvent, InfusionSession, ProgressSample
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
 from devices.views.event_log import event_text
-from realtime import events
+from protocol import limits
 
 
 def pump_summary(device: Device, session: InfusionSession | None, top_alarm: Alarm | None) -> dict:
     """One overview row: the `ward:summary` fields plus what the page needs to label it."""
     return {
-        **events.ward_pump_body(device, session, top_alarm),
+        **payloads.ward_pump_body(device, session, top_alarm),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
         "bed": device.bed,
@@ -26,7 +27,7 @@ def page_settings() -> dict:
         "heartbeatTimeoutS": settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
         "confirmationTimeoutS": settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"],
         "bridgeStaleAfterS": settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"],
-        "serverNow": events.iso(timezone.now()),
+        "serverNow": payloads.iso(timezone.now()),
     }
 
 
@@ -35,7 +36,7 @@ def event_entry(event: DeviceEvent) -> dict:
     return {
         "id": event.pk,
         "kind": event.kind,
-        "at": events.iso(event.received_at),
+        "at": payloads.iso(event.received_at),
         "user": event.user.get_username() if event.user_id else None,
         "infusionId": event.session.infusion_id if event.session_id else None,
         "summary": event_summary(event),
@@ -58,7 +59,7 @@ def event_summary(event: DeviceEvent) -> str:
 def sample_point(sample: ProgressSample) -> dict:
     """One chart point: receive time and delivered volume."""
     return {
-        "at": events.iso(sample.recorded_at),
+        "at": payloads.iso(sample.recorded_at),
         "deliveredVolumeMl": sample.delivered_volume_ml,
         "progressPercent": sample.progress_percent,
         "status": sample.status,
@@ -70,7 +71,7 @@ def monitor_state(device: Device) -> dict:
     session = session_current(device)
     progress = None
     if device.latest_progress is not None:
-        progress = events.progress_body(
+        progress = payloads.progress_body(
             device.latest_progress,
             infusion_id=session.infusion_id if session else None,
             received_at=device.latest_progress_at or timezone.now(),
@@ -78,12 +79,12 @@ def monitor_state(device: Device) -> dict:
     return {
         "deviceId": device.device_id,
         "seq": device.event_seq,
-        "status": events.status_body(device)["status"],
-        "session": events.session_body(session)["session"] if session else None,
+        "status": payloads.status_body(device)["status"],
+        "session": payloads.session_body(session)["session"] if session else None,
         "progress": progress,
-        "alarms": [events.alarm_body(alarm)["alarm"] for alarm in alarms_active(device)],
-        "commands": [events.command_body(command)["command"] for command in commands_recent(device)],
+        "alarms": [payloads.alarm_body(alarm)["alarm"] for alarm in alarms_active(device)],
+        "commands": [payloads.command_body(command)["command"] for command in commands_recent(device)],
         "events": [event_entry(event) for event in events_recent(device)],
-        "maxRateMlH": device.max_rate_ml_min * events.MINUTES_PER_HOUR,
+        "maxRateMlH": device.max_rate_ml_min * limits.MINUTES_PER_HOUR,
         "maxVolumeMl": device.max_volume_ml,
     }

@@ -10,6 +10,7 @@ from collections import Counter
 from django.db import transaction
 
 from devices.services.protection import alarm_flood_raise
+from protocol import topics
 from realtime.bridge.budgets import PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
@@ -26,7 +27,6 @@ from realtime.bridge.ingest import (
     routine_progress_ingest,
 )
 from realtime.metrics import MESSAGES_DUPLICATE
-from realtime.mqtt import topics
 
 logger = logging.getLogger(__name__)
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from devices.selectors import alarm_keys_active
 from devices.services.alarms import CLEARED_SUFFIX, alarm_type_key
 from devices.services.protection import ALARM_FLOOD
+from protocol import topics
 from realtime import metrics
 from realtime.bridge.flood import TokenBucket, routine_progress_sender
 from realtime.bridge.ingest import CheckedMessage, InboundMessage
-from realtime.mqtt import topics
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from protocol import topics
 from realtime import metrics
 from realtime.bridge.ingest import InboundMessage
-from realtime.mqtt import topics
 
 logger = logging.getLogger(__name__)
 

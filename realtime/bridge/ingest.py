@@ -16,9 +16,9 @@ from devices.services.alarm_rules import alarm_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
 from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
+from protocol import topics
+from protocol.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
-from realtime.mqtt import topics
-from realtime.mqtt.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 
 logger = logging.getLogger(__name__)
 

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
+from django.conf import settings
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from protocol import topics
+from protocol.mqtt_client import make_client, set_tcp_nodelay
 from realtime import metrics
 from realtime.bridge.ingest import InboundMessage
-from realtime.mqtt import topics
-from realtime.mqtt.connection import broker_settings, make_client, set_tcp_nodelay
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class BrokerLink:
         self, *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None],
         broker: dict | None = None,
     ) -> None:  # fmt: skip
-        self.broker = broker or broker_settings()
+        self.broker = broker or settings.MQTT
         self.on_inbound = on_inbound
         self.on_puback = on_puback
         self.protocol = mqtt.MQTTv5

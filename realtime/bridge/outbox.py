@@ -4,7 +4,6 @@ Commands past their deadline are ended by housekeeping (`commands_end_overdue`);
 the command service.
 """
 
-import json
 import logging
 import queue
 from dataclasses import dataclass
@@ -12,14 +11,16 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from devices.models import Command
-from devices.services.commands import command_advance, command_envelope
+from devices.services.commands import command_advance
 from devices.services.sql import select_in_sql
 from devices.states import CommandState
+from protocol import topics
+from protocol.commands import command_envelope_build
 from realtime import metrics
 from realtime.bridge.link import BrokerLink
-from realtime.mqtt import topics
 
 logger = logging.getLogger(__name__)
 PUBLISH_PER_TICK = 100
@@ -99,7 +100,10 @@ class CommandOutbox:
         )
         ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
         for command in waiting:
-            body = json.dumps(command_envelope(command))
+            envelope = command_envelope_build(kind=command.kind, payload=command.payload,
+                                              command_id=str(command.command_id), expires_at=command.expires_at,
+                                              now=timezone.now())  # fmt: skip
+            body = envelope.encoded()
             expiry_s = int((command.expires_at - now).total_seconds())
             mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
             if mid is None:

@@ -13,6 +13,7 @@ from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
 from devices.services.records import bridge_heartbeat
+from protocol.events import DeviceChange
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
@@ -24,7 +25,6 @@ from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 from realtime.bridge.outbox import CommandOutbox
 from realtime.dispatch import install_sink
-from realtime.events import DeviceChange
 
 logger = logging.getLogger(__name__)
 

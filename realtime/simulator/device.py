@@ -1,17 +1,17 @@
 """One simulated pump: its state machine, commands from the server, buttons at its screen, and its clock."""
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from realtime.mqtt import topics
+from protocol import topics
+from protocol.commands import EnvelopeUnreadable, command_envelope_parse
 from realtime.simulator.faults import LOW_BATTERY_LEVEL, cleared_type, fault_named
 from realtime.simulator.legacy import LegacyFirmware
 from realtime.simulator.link import PumpLink
-from realtime.simulator.messages import Message, is_expired
+from realtime.simulator.messages import Message
 from realtime.simulator.modern import ModernFirmware
 from realtime.simulator.pump import Infusion, Order, OrderError, PumpPhase
 
@@ -85,18 +85,17 @@ class SimulatedPump:
         if self.observer:
             self.observer(f"<- {topic} {payload.decode(errors='replace')}")
         try:
-            envelope = json.loads(payload)
-            command, body = envelope["command"], envelope.get("payload") or {}
-        except (ValueError, TypeError, KeyError) as exc:
-            logger.warning("unreadable command: %r", exc, extra={"device_id": self.device_id})
+            envelope = command_envelope_parse(payload)
+        except EnvelopeUnreadable as exc:
+            logger.warning("unreadable command: %s", exc, extra={"device_id": self.device_id})
             return
-        command_id = str(envelope.get("commandId", ""))
+        command, body, command_id = envelope.command, envelope.payload, envelope.command_id
         if command_id and command_id in self.seen_commands:
             return  # a QoS 1 redelivery
         self.seen_commands.append(command_id)
-        if self.firmware.honours_expiry and is_expired(envelope.get("expiresAt")):
+        if self.firmware.honours_expiry and envelope.is_expired():
             logger.info("ignored expired %s", command, extra={"device_id": self.device_id, "command_id": command_id})
-            self._say(f"ignored {command}: expired at {envelope.get('expiresAt')}")
+            self._say(f"ignored {command}: expired at {envelope.expires_at}")
             return
         self.handle_command(command, body)
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from realtime.mqtt import topics
+from protocol import topics
 from realtime.simulator.faults import Fault
 from realtime.simulator.link import LinkOptions
 from realtime.simulator.messages import Message, UptimeClock

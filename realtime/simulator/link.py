@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from realtime.mqtt.connection import make_client, set_tcp_nodelay
+from protocol.mqtt_client import make_client, set_tcp_nodelay
 from realtime.simulator.messages import Message
 
 logger = logging.getLogger(__name__)

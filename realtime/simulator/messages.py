@@ -52,16 +52,3 @@ class UptimeClock:
 def utc_now_iso() -> str:
     """The current time as timezone-aware UTC ISO-8601, in milliseconds."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def is_expired(expires_at: Any, now: datetime | None = None) -> bool:
-    """Whether a command's `expiresAt` lies in the past; an absent or unreadable one never expires."""
-    if not isinstance(expires_at, str) or not expires_at:
-        return False
-    try:
-        moment = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment < (now or datetime.now(UTC))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime.mqtt import topics
+from protocol import topics
 from realtime.simulator.device import SimulatedPump
 from realtime.simulator.messages import Message
 from realtime.simulator.pump import PumpPhase

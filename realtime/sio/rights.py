@@ -26,7 +26,7 @@ from django.db import close_old_connections
 
 from devices.models import ServiceAccount
 from devices.selectors import devices_visible_to
-from realtime import events
+from protocol import events
 from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.subscriptions import Subscriber, ward_scope
 from realtime.sio.ward_feed import ALL_WARDS, WardScope

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
 from devices.services.accounts import service_account_revoked
+from protocol.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime import dispatch, server_metrics
-from realtime.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.frames import GuardedAsyncServer

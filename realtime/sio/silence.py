@@ -5,10 +5,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Ward
 from devices.services.silences import REASON_MAX, ward_silence, ward_silence_end
-from realtime import events
 from realtime.sio.auth import Principal
 from realtime.sio.limits import RequestRefused
 
@@ -43,4 +43,4 @@ def silence_request(principal: Principal, data: Any) -> dict:
             silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX])
     except PumpStreamError as refused:
         raise RequestRefused(refused.message) from refused
-    return events.silence_body(ward.code, silence, now=timezone.now())
+    return payloads.silence_body(ward.code, silence, now=timezone.now())

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
+from devices import payloads
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
 from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, AlarmState
-from realtime import events
-from realtime.events import DeviceChange
+from protocol import events
+from protocol.events import DeviceChange
 from realtime.fanout import fanout
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def read_snapshot(device_id: str) -> Snapshot:
     """Read the pump's `event_seq` and state in one transaction holding its row lock (no change slips in)."""
     with transaction.atomic():
         device = device_lock(device_id=device_id)
-        bodies = [(events.DEVICE_STATUS, events.status_body(device))]
+        bodies = [(events.DEVICE_STATUS, payloads.status_body(device))]
         session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
         if session is not None:
             bodies += _session_bodies(session)
@@ -41,22 +42,22 @@ def read_snapshot(device_id: str) -> Snapshot:
         alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
             "session", "acknowledged_by"
         )
-        bodies += [(events.DEVICE_ALARM, events.alarm_body(alarm)) for alarm in alarms.order_by("raised_at", "pk")]
+        bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms.order_by("raised_at", "pk")]
         commands = Command.objects.filter(device=device, state__in=PENDING_COMMAND_STATES).select_related(
             "session", "created_by"
         )
-        bodies += [(events.DEVICE_COMMAND, events.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
+        bodies += [(events.DEVICE_COMMAND, payloads.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
     ward = device.ward.code if device.ward_id else None
     changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes)
 
 
 def _session_bodies(session: InfusionSession) -> list[tuple[str, dict]]:
-    bodies = [(events.DEVICE_SESSION, events.session_body(session))]
+    bodies = [(events.DEVICE_SESSION, payloads.session_body(session))]
     if session.confirmation is not None:
-        bodies.append((events.DEVICE_INFUSION_CONFIRMED, events.confirmation_body(session)))
+        bodies.append((events.DEVICE_INFUSION_CONFIRMED, payloads.confirmation_body(session)))
     if session.latest_progress is not None and session.latest_progress_at is not None:
-        progress = events.progress_body(
+        progress = payloads.progress_body(
             session.latest_progress, infusion_id=session.infusion_id, received_at=session.latest_progress_at
         )
         bodies.append((events.DEVICE_PROGRESS, progress))
@@ -71,7 +72,7 @@ def _progress_without_session(device: Device) -> list[tuple[str, dict]]:
     ended_at = last.ended_at if last is not None else None
     if ended_at is not None and device.latest_progress_at <= ended_at:
         return []  # that session's last progress: it ended with it
-    return [(events.DEVICE_PROGRESS, events.progress_body(device.latest_progress, infusion_id=None,
+    return [(events.DEVICE_PROGRESS, payloads.progress_body(device.latest_progress, infusion_id=None,
                                                           received_at=device.latest_progress_at))]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 
 from devices.models import Device, Ward
 from devices.selectors import devices_visible_to
-from realtime import events
+from protocol import events
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 from realtime.sio.silence import silence_request

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from devices import payloads
 from devices.models import Alarm, Device, InfusionSession
 from devices.selectors import ward_silence_latest, ward_silences_current
 from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
-from realtime import events
-from realtime.events import DeviceChange
+from protocol import events
+from protocol.events import DeviceChange
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
             top_alarms[alarm.device_id] = alarm
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           events.ward_pump_body(device, sessions.get(device.pk), top_alarms.get(device.pk)))
+                           payloads.ward_pump_body(device, sessions.get(device.pk), top_alarms.get(device.pk)))
         for device in devices
     }  # fmt: skip
 
@@ -64,16 +65,20 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
 def silences_now(codes: set[str] | None) -> list[dict]:
     """`ward:silence` bodies of the silences on now in these wards (every ward when None)."""
     now = timezone.now()
-    return [events.silence_body(code, silence, now=now) for code, silence in ward_silences_current(codes=codes).items()]
+    return [
+        payloads.silence_body(code, silence, now=now) for code, silence in ward_silences_current(codes=codes).items()
+    ]
 
 
 def silence_changes(announced: dict[str, str]) -> tuple[list[dict], list[dict]]:
     """Bodies of silences on now but not announced as such, and of announced ones that have ended."""
     now = timezone.now()
     current = ward_silences_current(now=now)
-    started = [events.silence_body(code, s, now=now) for code, s in current.items()
-               if announced.get(code) != events.iso(s.until)]  # fmt: skip
-    ended = [events.silence_body(code, ward_silence_latest(code), now=now) for code in announced if code not in current]
+    started = [payloads.silence_body(code, s, now=now) for code, s in current.items()
+               if announced.get(code) != payloads.iso(s.until)]  # fmt: skip
+    ended = [
+        payloads.silence_body(code, ward_silence_latest(code), now=now) for code in announced if code not in current
+    ]
     return started, ended
 
 

@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
 from tests.support.browser import screenshot

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from devices.models import Alarm, Device
-from realtime import events
+from protocol import events
 from tests.browser.conftest import open_page  # noqa: F401  (a fixture: uses `chromium` and `stack` below)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until

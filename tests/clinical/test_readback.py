@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import AlarmState, ReadBack, SessionStatus
-from realtime import events
+from protocol import events
 from tests.clinical.alarm_support import (  # noqa: F401  (chromium, stack, open_page are fixtures)
     READ_BACK,
     bedside_close,

@@ -14,8 +14,8 @@ from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise,
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmPriority, AlarmSource, AlarmState
-from realtime import events
-from realtime.mqtt.schemas import ErrorPayload
+from protocol import events
+from protocol.schemas import ErrorPayload
 from tests.factories import make_device, make_order, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -18,7 +18,7 @@ from devices.services.restarts import progress_says_finished, pump_restart_detec
 from devices.services.sessions import infusion_start, order_validate, session_transition
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from protocol.limits import MAX_TIME_MIN, order_limits_check
-from realtime.mqtt.schemas import payload_parse
+from protocol.schemas import payload_parse
 from tests.factories import make_device, make_order, make_user
 
 

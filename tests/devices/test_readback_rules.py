@@ -10,7 +10,7 @@ from devices.services.progress import ProgressReport, progress_apply_many, progr
 from devices.services.readback import rate_within_tolerance, readback_compare
 from devices.services.sessions import infusion_confirm, infusion_start, session_transition
 from devices.states import AlarmState, ReadBack, SessionStatus
-from realtime.mqtt.schemas import ProgressPayload
+from protocol.schemas import ProgressPayload
 from tests.factories import make_device, make_order
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,6 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Command, DeviceEvent, InfusionSession
 from devices.services.alarms import (
@@ -19,7 +20,7 @@ from devices.services.changes import device_lock
 from devices.services.requests import infusion_cancel
 from devices.services.sessions import infusion_confirm, infusion_start, parameters_match
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_order, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)  # on_commit must really fire
@@ -226,7 +227,7 @@ def test_connectivity_is_derived_from_presence_and_last_seen():
 
 def test_status_event_shows_degraded_when_stale():
     device = make_device(reported_status="running", last_seen_at=timezone.now() - timedelta(hours=1))
-    body = events.status_body(device)["status"]
+    body = payloads.status_body(device)["status"]
     assert body["status"] == "degraded" and body["connectivity"] == "stale"
 
 

@@ -2,8 +2,8 @@
 
 import asyncio
 
-from realtime import events
-from realtime.events import DeviceChange
+from protocol import events
+from protocol.events import DeviceChange
 from realtime.fanout import FanOut
 
 

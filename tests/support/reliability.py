@@ -9,7 +9,7 @@ import socketio
 
 from devices.models import Alarm, Device, DeviceEvent, MessageReceipt
 from devices.services.sessions import infusion_confirm, infusion_start
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient
 from tests.support.sio import EventLog

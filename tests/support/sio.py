@@ -23,7 +23,7 @@ import websocket
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
-from realtime import events
+from protocol import events
 
 ACTIVE_SESSION_STATUSES = ("pending", "running", "paused")
 PENDING_COMMAND_STATES = ("queued", "sent", "delivered")

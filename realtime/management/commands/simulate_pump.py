@@ -4,10 +4,10 @@ import asyncio
 import logging
 from dataclasses import replace
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.mqtt.connection import broker_settings
-from realtime.mqtt.topics import DEVICE_ID_RE
+from protocol.topics import DEVICE_ID_RE
 from realtime.simulator.device import PumpSettings, SimulatedPump
 from realtime.simulator.fleet import DEMO_ORDER, fleet_ids, fleet_settings
 from realtime.simulator.interactive import stdin_lines
@@ -48,7 +48,7 @@ class Command(BaseCommand):
             auto_accept=options["auto_accept"], confirm_delay_s=options["confirm_delay"], speed=options["speed"],
             free_run=DEMO_ORDER if options["free_run"] else None,
         )  # fmt: skip
-        broker = broker_settings()
+        broker = settings.MQTT
         logger.info("simulating %d pump(s) against %s:%s", len(ids), broker["HOST"], broker["PORT"])
         if options["scenario"]:
             self._scenario(base, broker, options)

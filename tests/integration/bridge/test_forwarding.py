@@ -7,7 +7,7 @@ start, the bridge for everything the pump says).
 
 import pytest
 
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.sio import BrowserSession, StreamClient

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from devices.models import Alarm, BridgeStatus
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.sio import StreamClient, session_cookie

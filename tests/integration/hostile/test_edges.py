@@ -13,7 +13,7 @@ from http.cookiejar import CookieJar
 import pytest
 import websocket
 
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.sio import ChannelsClient, session_cookie
 

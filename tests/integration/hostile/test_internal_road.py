@@ -14,8 +14,9 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from devices.models import Device
-from realtime import events
-from realtime.events import DEVICE_ALARM, INTERNAL_FORWARD, change_to_wire
+from protocol import events
+from protocol.events import DEVICE_ALARM
+from realtime.events import INTERNAL_FORWARD, change_to_wire
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient
 from tests.support.broker import MosquittoBroker

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from devices.models import ServiceAccount
 from devices.services.accounts import service_account_create, service_account_revoke
-from realtime import events
-from realtime.events import DeviceChange
+from protocol import events
+from protocol.events import DeviceChange
 from tests.factories import make_device, make_user, make_ward
 from tests.integration.realtime.test_socketio import InternalClient
 from tests.support.sio import ChannelsClient, StreamClient, session_cookie

@@ -15,7 +15,7 @@ from django.db import close_old_connections
 
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState
-from realtime import events
+from protocol import events
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until

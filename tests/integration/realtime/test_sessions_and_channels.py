@@ -3,7 +3,7 @@
 import pytest
 import websocket
 
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.integration.realtime.test_socketio import InternalClient, connected
 from tests.support.sio import BrowserSession, ChannelsClient, session_cookie
@@ -47,7 +47,7 @@ def test_channels_endpoint_refuses_anonymous_and_foreign_origin(daphne_server, i
 
 
 def test_channels_endpoint_delivers_the_same_events(daphne_server, icu_nurse, clients, settings):
-    from realtime.events import DeviceChange
+    from protocol.events import DeviceChange
 
     sio_client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     plain = ChannelsClient(daphne_server.url, cookie=session_cookie(icu_nurse))
@@ -85,7 +85,7 @@ def test_channels_endpoint_accepts_a_bearer_token(daphne_server, icu_nurse, clie
 
 
 def test_ward_feed_sends_one_coalesced_summary_with_only_changed_pumps(daphne_server, icu_nurse, clients, settings):
-    from realtime.events import DeviceChange
+    from protocol.events import DeviceChange
 
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     client.emit(events.SUBSCRIBE_WARD, {"ward": "*"})

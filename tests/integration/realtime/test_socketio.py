@@ -10,8 +10,9 @@ from devices.services.accounts import service_account_create, service_account_re
 from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource
-from realtime import events
-from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, DeviceChange, change_to_wire
+from protocol import events
+from protocol.events import DeviceChange
+from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, change_to_wire
 from tests.factories import make_device, make_user, make_ward
 from tests.support.sio import BrowserSession, StreamClient, session_cookie
 

@@ -7,7 +7,7 @@ real python-socketio clients subscribed to ward feeds receive the events.
 import pytest
 
 from devices.models import Alarm
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.sio import BrowserSession, StreamClient, session_cookie

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from devices.models import WardSilence
 from devices.services.accounts import service_account_create
 from devices.states import SilenceEnd
-from realtime import events
+from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.sio import StreamClient, session_cookie

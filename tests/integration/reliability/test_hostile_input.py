@@ -8,8 +8,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from devices.models import BridgeStatus, DeviceEvent
-from realtime import events
-from realtime.mqtt import topics
+from protocol import events, topics
 from tests.factories import make_device, make_user, make_ward
 from tests.realtime.fuzz.strategies import raw_payloads
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until

@@ -10,7 +10,7 @@ from django.utils import timezone
 from devices.models import Alarm, DeadLetter, Device, InfusionSession, MessageReceipt, ProgressSample
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
-from realtime import events
+from protocol import events
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import APPLIED, DUPLICATE, FORWARDED, REJECTED, InboundMessage

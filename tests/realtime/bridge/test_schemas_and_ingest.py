@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from protocol.schemas import PayloadError, device_timestamp_parse, payload_decode, payload_parse
 from realtime.bridge.ingest import InboundMessage, Rejection, message_check
 from realtime.bridge.link import reconnect_delay
-from realtime.mqtt.schemas import PayloadError, device_timestamp_parse, payload_decode, payload_parse
 
 
 def test_legacy_forms_are_coerced():

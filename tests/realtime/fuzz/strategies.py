@@ -4,7 +4,7 @@ import json
 
 from hypothesis import strategies as st
 
-from realtime.mqtt import schemas
+from protocol import schemas
 
 FIELD_NAMES = sorted(
     {name for schema in schemas.SCHEMAS.values() for name in schema.model_fields}

@@ -16,11 +16,11 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from devices.models import DeadLetter, DeliveryAttempt, DeviceEvent
+from protocol import topics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.commit import Committer
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import APPLIED, InboundMessage
-from realtime.mqtt import topics
 from tests.factories import make_device
 from tests.realtime.fuzz.strategies import every_payload, hostile_documents
 from tests.realtime.fuzz.test_payload_parsers import rejected_total

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from devices.selectors import session_current
 from devices.services.sessions import infusion_confirm, infusion_start
+from protocol import topics
+from protocol.schemas import PayloadError, payload_decode, payload_parse
 from realtime import metrics
 from realtime.bridge.ingest import APPLIED, DUPLICATE, IGNORED, REJECTED, InboundMessage, message_ingest
-from realtime.mqtt import topics
-from realtime.mqtt.schemas import PayloadError, payload_decode, payload_parse
 from tests.factories import make_device, make_order, make_user
 from tests.realtime.fuzz.strategies import CURRENT, plausible_reports, raw_payloads
 

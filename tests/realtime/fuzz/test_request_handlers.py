@@ -9,7 +9,7 @@ from django.test import Client
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from realtime import events
+from protocol import events
 from realtime.consumers import DeviceStreamConsumer
 from realtime.sio.auth import Principal
 from realtime.sio.subscriptions import Subscriber

@@ -3,8 +3,9 @@
 import pytest
 from django.test import override_settings
 
-from realtime import events
-from realtime.events import DeviceChange, change_to_wire
+from protocol import events
+from protocol.events import DeviceChange
+from realtime.events import change_to_wire
 from realtime.sio import limits
 from realtime.sio.auth import bearer_token, origin_allowed, session_key_from_cookie_header
 from realtime.sio.internal import changes_from_forward, secret_matches

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from realtime.mqtt.safejson import JsonLimits, JsonRefused, json_decode
+from protocol.safejson import JsonLimits, JsonRefused, json_decode
 
 HUGE_INTEGER = b'{"status": "online", "x": ' + b"9" * 4301 + b"}"
 

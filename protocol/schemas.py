@@ -7,9 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from protocol import limits
-from realtime.mqtt import topics
-from realtime.mqtt.safejson import JsonLimits, JsonRefused, json_decode
+from protocol import limits, topics
+from protocol.safejson import JsonLimits, JsonRefused, json_decode
 
 # At least everything an order may be (protocol/limits.py); far above any pump's reservoir: larger is a
 # broken or hostile sender.

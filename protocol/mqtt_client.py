@@ -1,22 +1,16 @@
-"""Building paho-mqtt clients from settings: credentials, TLS with certificate checks, TCP_NODELAY."""
+"""Building paho-mqtt clients from broker settings: credentials, TLS with certificate checks, TCP_NODELAY."""
 
 import socket
 import ssl
 
 import paho.mqtt.client as mqtt
-from django.conf import settings
 
 
-def broker_settings() -> dict:
-    """The broker settings (`settings.MQTT`)."""
-    return settings.MQTT
+def make_client(client_id: str, *, broker: dict, protocol: int = mqtt.MQTTv5, reconnect_max_s: int = 30) -> mqtt.Client:
+    """A paho client (VERSION2 callbacks) with credentials, TLS where configured and capped reconnect backoff.
 
-
-def make_client(
-    client_id: str, *, protocol: int = mqtt.MQTTv5, broker: dict | None = None, reconnect_max_s: int = 30
-) -> mqtt.Client:
-    """A paho client (VERSION2 callbacks) with credentials, TLS where configured and capped reconnect backoff."""
-    broker = broker or broker_settings()
+    `broker` is the shape of `settings.MQTT` (`USERNAME`, `PASSWORD`, `TLS`, `CA_FILE`, `CERT_FILE`, `KEY_FILE`).
+    """
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
     if broker.get("USERNAME"):
         client.username_pw_set(broker["USERNAME"], broker.get("PASSWORD") or None)

@@ -1,0 +1,62 @@
+"""Socket.IO event names and the change every device event carries: the only place they are written (no Django).
+
+The browser reads the same names from these definitions (`templates/base.html`, `json_script`); the bodies of
+the events, built from the models, are in `devices/payloads.py`.
+"""
+
+from dataclasses import dataclass, field
+
+# Server → client
+STREAM_SUBSCRIBED = "stream:subscribed"
+DEVICE_STATUS = "device:status"
+DEVICE_PROGRESS = "device:progress"
+DEVICE_ERROR = "device:error"
+DEVICE_NOTIFICATION = "device:notification"
+DEVICE_INFUSION_CONFIRMED = "device:infusion:confirmed"
+DEVICE_INFUSION_COMPLETED = "device:infusion:completed"
+DEVICE_ALARM = "device:alarm"
+DEVICE_SESSION = "device:session"
+DEVICE_COMMAND = "device:command"
+WARD_SUMMARY = "ward:summary"
+WARD_ALARM = "ward:alarm"  # v1.1: every alarm change of a ward's pump, at once to its ward feeds
+WARD_SILENCE = "ward:silence"  # v1.1: the ward's shared, time-limited silence of alarm sound
+ERROR = "error"
+# Client → server
+SUBSCRIBE_DEVICE = "subscribe:device"
+UNSUBSCRIBE_DEVICE = "unsubscribe:device"
+SUBSCRIBE_WARD = "subscribe:ward"
+UNSUBSCRIBE_WARD = "unsubscribe:ward"
+SILENCE_WARD = "silence:ward"  # v1.1
+
+DEVICE_EVENTS = (
+    DEVICE_STATUS,
+    DEVICE_PROGRESS,
+    DEVICE_ERROR,
+    DEVICE_NOTIFICATION,
+    DEVICE_INFUSION_CONFIRMED,
+    DEVICE_INFUSION_COMPLETED,
+    DEVICE_ALARM,
+    DEVICE_SESSION,
+    DEVICE_COMMAND,
+)
+
+
+@dataclass(frozen=True)
+class DeviceChange:
+    """One recorded change of one pump: an event name, the pump's `seq` and the event's own fields."""
+
+    device_id: str
+    seq: int
+    event: str
+    body: dict = field(default_factory=dict)
+    ward_code: str | None = None
+    registration: int | None = None  # the pump's row id: a pump deleted and registered anew counts `seq` afresh
+
+    def wire_payload(self) -> dict:
+        """The payload as clients receive it: top-level `deviceId` and `seq` plus the event's fields."""
+        return {"deviceId": self.device_id, "seq": self.seq, **self.body}
+
+
+def ward_alarm_body(change: DeviceChange) -> dict:
+    """`ward:alarm`: a pump's alarm change as ward feeds receive it (`ward` is the pump's ward)."""
+    return {"ward": change.ward_code, "deviceId": change.device_id, "seq": change.seq, **change.body}

@@ -1,1 +1,0 @@
-"""MQTT protocol concerns: topics (one module), payload schemas, client connection options."""
