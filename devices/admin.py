@@ -13,6 +13,7 @@ from devices.models import (
     DeadLetter,
     Device,
     DeviceEvent,
+    EscalationDelivery,
     InfusionSession,
     ProgressSample,
     ServiceAccount,
@@ -143,8 +144,8 @@ class AlarmResolveForm(ActionForm):
 @admin.register(Alarm)
 class AlarmAdmin(ReadMostlyAdmin):
     list_display = ["type", "type_reported", "device", "priority", "state", "count", "raised_at", "acknowledged_by",
-                    "resolved_by", "resolved_reason"]  # fmt: skip
-    list_filter = ["state", "priority", "source"]
+                    "escalation_level", "resolved_by", "resolved_reason"]  # fmt: skip
+    list_filter = ["state", "priority", "source", "escalation_level"]
     search_fields = ["type", "type_reported", "error_code", "device__device_id"]
     list_select_related = ["device", "acknowledged_by", "resolved_by"]
     action_form = AlarmResolveForm
@@ -196,6 +197,16 @@ class WardSilenceAdmin(ReadOnlyAdmin):
                     "broken_by"]  # fmt: skip
     list_filter = ["ward", "end_reason"]
     list_select_related = ["ward", "started_by", "ended_by", "broken_by"]
+
+
+@admin.register(EscalationDelivery)
+class EscalationDeliveryAdmin(ReadOnlyAdmin):
+    """Escalation webhooks: each tier's page of an alarm, its tries, and dead letters (state "Dead-lettered")."""
+
+    list_display = ["created_at", "alarm", "tier", "url", "state", "tries", "last_error", "ended_at"]
+    list_filter = ["state", "tier"]
+    search_fields = ["alarm__device__device_id", "url"]
+    list_select_related = ["alarm"]
 
 
 @admin.register(BridgeStatus)

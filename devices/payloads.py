@@ -109,8 +109,14 @@ def alarm_body(alarm: Alarm) -> dict:
             "count": alarm.count,
             "source": alarm.source,
             "infusionId": alarm.session.infusion_id if alarm.session_id else None,
+            "escalation": escalation_of(alarm),
         }
     }
+
+
+def escalation_of(alarm: Alarm) -> dict | None:
+    """`escalation` {`level`, `at`}: the tier an unacknowledged alarm reached since it last alerted, or None."""
+    return {"level": alarm.escalation_level, "at": iso(alarm.escalated_at)} if alarm.escalation_level else None
 
 
 def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> dict:
@@ -230,7 +236,7 @@ def top_alarm_body(alarm: Alarm | None) -> dict | None:
         return None
     return {"id": alarm.pk, "type": alarm.type_shown, "key": alarm.type, "priority": alarm.priority,
             "message": alarm.message, "acknowledged": alarm.acknowledged_at is not None,
-            "raisedAt": iso(alarm.raised_at)}  # fmt: skip
+            "raisedAt": iso(alarm.raised_at), "escalation": escalation_of(alarm)}  # fmt: skip
 
 
 UNORDERED_PUMP_STATES = ("running", "paused")

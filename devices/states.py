@@ -146,6 +146,15 @@ class SilenceEnd(models.TextChoices):
     RENEWED = "renewed", "Replaced by a new silence"
 
 
+class DeliveryState(models.TextChoices):
+    """An escalation webhook's delivery: tried until delivered, dead-lettered after its tries, or withdrawn."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead", "Dead-lettered"
+    WITHDRAWN = "withdrawn", "Withdrawn (acknowledged or cleared first)"
+
+
 class ReadBack(models.TextChoices):
     """How a pump's confirmed parameters compare with the order (contract v1.1 read-back)."""
 

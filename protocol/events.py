@@ -20,6 +20,7 @@ DEVICE_COMMAND = "device:command"
 WARD_SUMMARY = "ward:summary"
 WARD_ALARM = "ward:alarm"  # v1.1: every alarm change of a ward's pump, at once to its ward feeds
 WARD_SILENCE = "ward:silence"  # v1.1: the ward's shared, time-limited silence of alarm sound
+ALARM_ESCALATED = "alarm:escalated"  # to an escalation tier's group (e.g. charge nurses) of the pump's ward
 ERROR = "error"
 # Client → server
 SUBSCRIBE_DEVICE = "subscribe:device"

@@ -253,7 +253,24 @@ PUMPSTREAM = {
     # asks for no length, and the most it may last; a new high alarm always sounds through it.
     "WARD_SILENCE_DEFAULT_S": env.float("WARD_SILENCE_DEFAULT_S", default=120.0),
     "WARD_SILENCE_MAX_S": env.float("WARD_SILENCE_MAX_S", default=120.0),
+    # Escalation of an alarm nobody acknowledged (docs/clinical-rules.md): per priority, the delays after it
+    # alerted at which it reaches tier 1, 2, ... (comma-separated seconds; empty: never escalates).
+    "ESCALATION_HIGH_S": env.list("ESCALATION_HIGH_S", cast=float, default=[60.0, 120.0]),
+    "ESCALATION_MEDIUM_S": env.list("ESCALATION_MEDIUM_S", cast=float, default=[300.0]),
+    "ESCALATION_LOW_S": env.list("ESCALATION_LOW_S", cast=float, default=[]),
+    # Per tier (1, 2, ...; the last entry serves higher tiers): the Django group whose members of the ward get
+    # `alarm:escalated` on their sockets, and the webhook (nurse call, pager) it is posted to ("" for none).
+    "ESCALATION_TIER_GROUPS": env.list("ESCALATION_TIER_GROUPS", default=["charge_nurse", "ward_manager"]),
+    "ESCALATION_TIER_WEBHOOKS": env.list("ESCALATION_TIER_WEBHOOKS", default=[]),
+    "ESCALATION_WEBHOOK_TRIES": env.int("ESCALATION_WEBHOOK_TRIES", default=5),
+    "ESCALATION_WEBHOOK_RETRY_S": env.float("ESCALATION_WEBHOOK_RETRY_S", default=2.0),  # doubled per try, max 60
+    "ESCALATION_WEBHOOK_TIMEOUT_S": env.float("ESCALATION_WEBHOOK_TIMEOUT_S", default=5.0),
 }
+
+# Signs every escalation webhook (HMAC-SHA256, docs/protocol.md "Escalation webhooks"); needed once a webhook is set.
+ESCALATION_WEBHOOK_SECRET = env.str("ESCALATION_WEBHOOK_SECRET", default="")
+if any(url.strip() for url in PUMPSTREAM["ESCALATION_TIER_WEBHOOKS"]):
+    ESCALATION_WEBHOOK_SECRET = required_secret("ESCALATION_WEBHOOK_SECRET", min_length=32)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")

@@ -13,7 +13,7 @@ from devices.models.records import (
     MessageReceipt,
     RetainedMessage,
 )
-from devices.models.station import WardSilence
+from devices.models.station import EscalationDelivery, WardSilence
 
 __all__ = [
     "Alarm",
@@ -23,6 +23,7 @@ __all__ = [
     "DeliveryAttempt",
     "Device",
     "DeviceEvent",
+    "EscalationDelivery",
     "InfusionSession",
     "MessageReceipt",
     "ProgressSample",

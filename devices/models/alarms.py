@@ -42,6 +42,10 @@ class Alarm(models.Model):
     resolved_reason = models.CharField(max_length=32, choices=AlarmResolveReason.choices, blank=True)
     resolved_note = models.CharField(max_length=500, blank=True)
     count = models.PositiveIntegerField(default=1)
+    escalation_level = models.PositiveSmallIntegerField(
+        default=0, help_text="The escalation tiers reached while unacknowledged since it last alerted (0: none)."
+    )
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-raised_at"]

@@ -1,4 +1,4 @@
-"""What the nurse station shares through the server: a ward's silence of its alarm sound."""
+"""What the nurse station shares through the server: a ward's silence of its alarm sound, and escalations."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.states import AlarmPriority, SilenceEnd
+from devices.states import AlarmPriority, DeliveryState, SilenceEnd
 
 
 class WardSilence(models.Model):
@@ -52,3 +52,29 @@ class WardSilence(models.Model):
     def is_active(self, now: datetime | None = None) -> bool:
         """Whether the ward's sound is silenced now."""
         return self.ended_at is None and (now or timezone.now()) < self.until
+
+
+class EscalationDelivery(models.Model):
+    """One escalation tier's webhook call for one alarm (to a nurse-call or paging system): the outbox row.
+
+    Tried until the receiver answers 2xx, at most ESCALATION_WEBHOOK_TRIES times, then dead-lettered
+    (which raises `escalation_failed` at the station); withdrawn unsent once the alarm is acknowledged or cleared.
+    """
+
+    alarm = models.ForeignKey("devices.Alarm", on_delete=models.CASCADE, related_name="escalations")
+    tier = models.PositiveSmallIntegerField()
+    url = models.URLField(max_length=500)
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    tries = models.PositiveSmallIntegerField(default=0)
+    next_try_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "next_try_at"])]
+
+    def __str__(self) -> str:
+        return f"tier {self.tier} of alarm {self.alarm_id} ({self.state})"

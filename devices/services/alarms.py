@@ -120,6 +120,7 @@ def alarm_realert_mark(alarm: Alarm, *, now: datetime) -> None:
     alarm.acknowledged_at = None
     alarm.alerts += 1
     alarm.alerted_at = now
+    alarm.escalation_level, alarm.escalated_at = 0, None  # escalation starts again from this alert
 
 
 def alarm_clear(

@@ -1,4 +1,5 @@
-"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders."""
+"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
+escalations and their webhooks."""
 
 import logging
 from datetime import datetime, timedelta
@@ -10,9 +11,12 @@ from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarm_rules import alarms_remind
 from devices.services.commands import commands_end_overdue
+from devices.services.deliveries import escalation_deliveries_due, escalation_delivery_record
+from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check, silent_sessions_filter
 from devices.services.requests import infusion_time_out
 from devices.states import AlarmState, Presence, SessionStatus
+from realtime.bridge.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 # Pumps each check handles per tick (every ~500 ms): a mass event (a ward's network down) is worked
@@ -25,6 +29,7 @@ class Housekeeping:
 
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
+        self.webhooks = WebhookSender()
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check once."""
@@ -35,6 +40,15 @@ class Housekeeping:
             self.silent_sessions(now)
         self.stale_pumps(now)
         alarms_remind(now=now)
+        self.escalations(now)
+
+    def escalations(self, now: datetime) -> None:
+        """Escalate unacknowledged alarms due a tier; record webhook outcomes; hand due webhooks to the sender."""
+        alarms_escalate(now=now)
+        for delivery_id, delivered, error in self.webhooks.finished():
+            escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
+        for delivery_id, url, body in escalation_deliveries_due(now=now, exclude=self.webhooks.in_flight):
+            self.webhooks.submit(delivery_id, url, body)
 
     def confirmation_timeouts(self, now: datetime) -> None:
         """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""

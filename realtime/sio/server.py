@@ -6,14 +6,23 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
 from devices.services.accounts import service_account_revoked
-from protocol.events import SUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_DEVICE, UNSUBSCRIBE_WARD, DeviceChange
+from protocol.events import (
+    ALARM_ESCALATED,
+    SUBSCRIBE_DEVICE,
+    SUBSCRIBE_WARD,
+    UNSUBSCRIBE_DEVICE,
+    UNSUBSCRIBE_WARD,
+    DeviceChange,
+)
 from realtime import dispatch, server_metrics
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
+from realtime.sio.escalation import escalation_rooms, escalation_target
 from realtime.sio.frames import GuardedAsyncServer
 from realtime.sio.internal import internal_server
 from realtime.sio.rights import rights
@@ -80,6 +89,8 @@ class ClientNamespace(socketio.AsyncNamespace):
         self.subscribers[sid] = subscriber
         if principal.session_hash:
             await self.enter_room(sid, session_room(principal.session_hash))
+        for room in await sync_to_async(escalation_rooms)(principal):
+            await self.enter_room(sid, room)
         logger.info("client connected", extra={"sid": sid, "principal": principal.label})
 
     def _subscriber(self, sid: str, principal: Principal) -> Subscriber:
@@ -140,6 +151,14 @@ async def deliver_to_rooms(change: DeviceChange, skip: frozenset[str]) -> None:
     await sio.emit(change.event, change.wire_payload(), room=device_room(change.device_id), skip_sid=list(skip))
 
 
+async def deliver_escalation(change: DeviceChange, skip: frozenset[str]) -> None:
+    """Fan-out target: an escalation goes to its tier group's room of the pump's ward as `alarm:escalated`."""
+    target = escalation_target(change)
+    if target is not None:
+        room, payload = target
+        await sio.emit(ALARM_ESCALATED, payload, room=room)
+
+
 async def close_session_sockets(session_hash: str) -> None:
     """Disconnect every socket opened with this Django session."""
     participants = list(sio.manager.get_participants("/", session_room(session_hash)))
@@ -195,6 +214,7 @@ def install() -> None:
     sio.register_namespace(client_namespace)
     fanout.targets.append(deliver_to_rooms)
     fanout.targets.append(ward_feed.deliver_alarm)
+    fanout.targets.append(deliver_escalation)
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.release_listeners.append(server_metrics.count_published)
     server_metrics.install(lambda: list(client_namespace.subscribers.values()))

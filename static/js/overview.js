@@ -86,7 +86,8 @@ function renderAlarm(element, alarm) {
 function alarmText(alarm) {
   const label = alarm.message || humanType(alarm.type);
   const lasting = alarm.raisedAt ? ` · ${lastingFor(alarm.raisedAt)}` : "";
-  return `${alarm.priority.toUpperCase()}: ${label}${lasting}${alarm.acknowledged ? " (acknowledged)" : ""}`;
+  const escalated = alarm.escalation && !alarm.acknowledged ? ` · ESCALATED (tier ${alarm.escalation.level})` : "";
+  return `${alarm.priority.toUpperCase()}: ${label}${lasting}${escalated}${alarm.acknowledged ? " (acknowledged)" : ""}`;
 }
 
 const SUMMARY_PARTS = [

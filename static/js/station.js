@@ -8,6 +8,7 @@ import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
 
 const RANK = { high: 3, medium: 2, low: 1 };
 const CONNECTION_GRACE_MS = 10_000;
+const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an alarm escalated unanswered
 const TECHNICAL = {
   signedOut: "Signed out: this screen no longer receives alarms. Sign in again.",
   connection: "Connection lost for more than 10 s: this screen is not receiving alarms.",
@@ -123,7 +124,7 @@ export class Station {
 
   renderList() {
     const list = byId("station-alarm-list");
-    const texts = this.alarms.map((alarm) => `${alarm.priority}|${describe(alarm)}|${alarm.acknowledged}`);
+    const texts = this.alarms.map((alarm) => `${alarm.priority}|${describe(alarm)}|${alarm.acknowledged}|${escalated(alarm)}`);
     if (list.dataset.texts === texts.join("\n")) return;
     list.dataset.texts = texts.join("\n");
     list.replaceChildren(...this.alarms.map((alarm) => this.item(alarm)));
@@ -134,6 +135,7 @@ export class Station {
     const item = document.createElement("li");
     item.dataset.priority = alarm.priority;
     item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
+    item.dataset.escalated = escalated(alarm) ? "true" : "false";
     const link = document.createElement("a");
     link.href = this.monitorUrl(alarm.pump.deviceId);
     link.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${describe(alarm)}` +
@@ -142,8 +144,13 @@ export class Station {
     return item;
   }
 
-  /** Patient alarms by priority; a technical fault sounds the medium pattern (a new high alarm still wins). */
+  /** Patient alarms by priority; a technical fault sounds the medium pattern (a new high alarm still wins).
+   * An escalated alarm nobody acknowledged plays the high pattern faster (same pitch): the stronger pattern. */
   sound() {
+    const stronger = this.alarms.some((alarm) => escalated(alarm));
+    this.root.dataset.escalated = stronger ? "true" : "false";
+    const high = byId("station-audio-high");
+    if (high) high.playbackRate = stronger ? ESCALATED_RATE : 1;
     const sounding = this.alarms.map((alarm) => ({ ...alarm, state: "active" }));
     if (this.problems.size) sounding.push({ id: "station", priority: "medium", state: "active", acknowledged: false });
     this.audio.update(sounding);
@@ -154,9 +161,14 @@ function where(pump) {
   return pump.bed ? `Bed ${pump.bed}` : pump.deviceId;
 }
 
+function escalated(alarm) {
+  return Boolean(alarm.escalation && !alarm.acknowledged);
+}
+
 function describe(alarm) {
   const lasting = alarm.raisedAt ? ` · ${lastingFor(alarm.raisedAt)}` : "";
-  return `${where(alarm.pump)} · ${alarm.message || humanType(alarm.type)}${lasting}`;
+  const tier = escalated(alarm) ? ` · ESCALATED to tier ${alarm.escalation.level}` : "";
+  return `${where(alarm.pump)} · ${alarm.message || humanType(alarm.type)}${lasting}${tier}`;
 }
 
 function setText(element, text) {

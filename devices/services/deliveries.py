@@ -1,0 +1,77 @@
+"""Escalation webhooks' outbox (rows made by `escalations.py`): which are due, and what each try's outcome does.
+
+A delivery is withdrawn unsent once its alarm is acknowledged or cleared (acknowledging stops escalation);
+a failed try is retried after ESCALATION_WEBHOOK_RETRY_S, doubled per try (at most 60 s); after
+ESCALATION_WEBHOOK_TRIES it is dead-lettered and raises the medium server alarm `escalation_failed` on the
+pump, so the station hears that the page did not go out. The next delivery that succeeds clears it.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from devices.models import EscalationDelivery
+from devices.services.alarms import alarm_clear, alarm_raise
+from devices.services.changes import device_lock, event_record
+from devices.services.escalations import webhook_body
+from devices.states import AlarmPriority, AlarmSource, AlarmState, DeliveryState
+
+logger = logging.getLogger(__name__)
+
+ESCALATION_FAILED = "escalation_failed"
+MAX_RETRY_S = 60.0
+ERROR_MAX = 300
+
+
+def escalation_deliveries_due(*, now: datetime | None = None, exclude: set[int] = frozenset(),
+                              limit: int = 100) -> list[tuple[int, str, bytes]]:  # fmt: skip
+    """`(delivery id, url, body)` of the pending deliveries due now; those whose alarm was answered are withdrawn."""
+    now = now or timezone.now()
+    pending = EscalationDelivery.objects.filter(state=DeliveryState.PENDING)
+    answered = Q(alarm__acknowledged_at__isnull=False) | ~Q(alarm__state=AlarmState.ACTIVE)
+    withdrawn = pending.filter(answered).exclude(pk__in=exclude).update(state=DeliveryState.WITHDRAWN, ended_at=now)
+    if withdrawn:
+        logger.info("escalation webhooks withdrawn: the alarm was answered first", extra={"count": withdrawn})
+    due = pending.filter(next_try_at__lte=now).exclude(pk__in=exclude).order_by("next_try_at")[:limit]
+    return [(delivery.pk, delivery.url, webhook_body(delivery)) for delivery in due]
+
+
+def escalation_delivery_record(*, delivery_id: int, delivered: bool, error: str = "",
+                               now: datetime | None = None) -> EscalationDelivery:  # fmt: skip
+    """Record one try's outcome: delivered, retried later, or dead-lettered (raising `escalation_failed`)."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        delivery = EscalationDelivery.objects.select_related("alarm__device", "alarm__session").get(pk=delivery_id)
+        device = device_lock(device_id=delivery.alarm.device.device_id)
+        delivery.tries += 1
+        delivery.last_error = error[:ERROR_MAX]
+        if delivered:
+            delivery.state, delivery.ended_at = DeliveryState.DELIVERED, now
+            alarm_clear(device=device, types=[ESCALATION_FAILED], source=AlarmSource.SERVER, now=now,
+                        reason="an escalation webhook was delivered")  # fmt: skip
+        elif delivery.tries >= settings.PUMPSTREAM["ESCALATION_WEBHOOK_TRIES"]:
+            delivery.state, delivery.ended_at = DeliveryState.DEAD, now
+            _raise_failed(device, delivery, now)
+        else:
+            retry_s = settings.PUMPSTREAM["ESCALATION_WEBHOOK_RETRY_S"] * 2 ** (delivery.tries - 1)
+            delivery.next_try_at = now + timedelta(seconds=min(MAX_RETRY_S, retry_s))
+        delivery.save()
+        audit = {"deliveryId": delivery.pk, "alarmId": delivery.alarm_id, "tier": delivery.tier,
+                 "tries": delivery.tries, "error": error[:200]}  # fmt: skip
+        event_record(device=device, session=delivery.alarm.session, kind=f"escalation.webhook.{delivery.state}",
+                     received_at=now, payload=audit)  # fmt: skip
+    return delivery
+
+
+def _raise_failed(device, delivery: EscalationDelivery, now: datetime) -> None:
+    logger.error("escalation webhook dead-lettered", extra={"device_id": device.device_id, "tier": delivery.tier,
+                                                             "tries": delivery.tries})  # fmt: skip
+    alarm_raise(
+        device=device, type=ESCALATION_FAILED, priority=AlarmPriority.MEDIUM, source=AlarmSource.SERVER, now=now,
+        message=f"Paging tier {delivery.tier} failed after {delivery.tries} tries: call the charge nurse yourself",
+        details={"deliveryId": delivery.pk, "alarmId": delivery.alarm_id, "error": delivery.last_error},
+    )  # fmt: skip
