@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
-from devices.states import AlarmPriority, Connectivity
+from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity
 from protocol.limits import MINUTES_PER_HOUR
 
 NOTIFICATION_PRIORITY = {AlarmPriority.HIGH: "critical", AlarmPriority.MEDIUM: "warning", AlarmPriority.LOW: "info"}
@@ -239,12 +239,9 @@ def top_alarm_body(alarm: Alarm | None) -> dict | None:
             "raisedAt": iso(alarm.raised_at), "escalation": escalation_of(alarm)}  # fmt: skip
 
 
-UNORDERED_PUMP_STATES = ("running", "paused")
-
-
 def unordered_progress(device: Device, session: InfusionSession | None) -> dict | None:
     """What a pump infusing without an order reports (no active session, the pump running or paused), else None."""
-    if session is not None or device.pump_state not in UNORDERED_PUMP_STATES:
+    if session is not None or device.pump_state not in PUMP_INFUSING_STATES:
         return None
     return device.latest_progress or {}
 

@@ -26,6 +26,9 @@ class PumpState(models.TextChoices):
     PAUSED = "paused"
 
 
+PUMP_INFUSING_STATES = (PumpState.RUNNING, PumpState.PAUSED)  # the pump itself has an infusion under way
+
+
 class SessionStatus(models.TextChoices):
     PENDING = "pending"
     RUNNING = "running"
@@ -38,7 +41,14 @@ class SessionStatus(models.TextChoices):
     INTERRUPTED = "interrupted"  # the pump restarted (or went idle) mid-infusion, or a person ended a ghost
 
 
+# The groupings every module uses (services, selectors, transports, tests and, through `json_script`, the pages):
+# a session is active (at most one per pump) until it ends; while running or paused it is under way at the pump.
 ACTIVE_SESSION_STATUSES = (SessionStatus.PENDING, SessionStatus.RUNNING, SessionStatus.PAUSED)
+SESSION_ON_PUMP_STATUSES = (SessionStatus.RUNNING, SessionStatus.PAUSED)
+SESSION_ENDED_STATUSES = (
+    SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED,
+    SessionStatus.TIMED_OUT, SessionStatus.CANCELLED, SessionStatus.INTERRUPTED,
+)  # fmt: skip
 
 SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     SessionStatus.PENDING: frozenset(

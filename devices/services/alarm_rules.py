@@ -18,7 +18,14 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
-from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState, SessionStatus
+from devices.states import (
+    SESSION_ENDED_STATUSES,
+    AlarmPriority,
+    AlarmResolveReason,
+    AlarmSource,
+    AlarmState,
+    SessionStatus,
+)
 from protocol import events
 
 logger = logging.getLogger(__name__)
@@ -28,8 +35,6 @@ UNREADABLE_ALARM = "unreadable_alarm"
 SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
 # ... and the one that also clears when the session pauses: a paused pump is expected to fall silent.
 PAUSE_CLEARS = ("communication_lost",)
-ENDED = (SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED, SessionStatus.TIMED_OUT,
-         SessionStatus.CANCELLED, "interrupted")  # fmt: skip
 NOTE_REQUIRED = (AlarmResolveReason.OTHER, AlarmResolveReason.FALSE_ALARM)
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 PER_TICK = 100
@@ -57,7 +62,7 @@ def alarm_unreadable_raise(
 
 def alarms_session_clear(*, device: Device, session: InfusionSession, now: datetime | None = None) -> list[Alarm]:
     """Clear the session's server alarms its new status ends: all of them when it ended, the silence one on pause."""
-    if session.status in ENDED:
+    if session.status in SESSION_ENDED_STATUSES:
         types, reason = SESSION_SERVER_ALARMS, f"infusion {session.status}"
     elif session.status == SessionStatus.PAUSED:
         types, reason = PAUSE_CLEARS, "infusion paused"

@@ -33,6 +33,7 @@ from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
 from devices.services.status import STATUS_EFFECTS, pump_state_set, session_for, session_move_reported
 from devices.states import (
+    SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
     AlarmSource,
     AlarmState,
@@ -45,7 +46,6 @@ from devices.states import (
 from protocol import events, topics
 from protocol.schemas import DevicePayload, device_timestamp_parse
 
-ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 DEGRADED_STATUSES = ("degraded", "issue")
 INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES)
 NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it is not delivering
@@ -177,7 +177,7 @@ def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
-    session = session_for(device, report.infusionId, ON_PUMP)
+    session = session_for(device, report.infusionId, SESSION_ON_PUMP_STATUSES)
     if session is None:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         return pump_state_set(device, PumpState.IDLE)
@@ -189,7 +189,9 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
     """A person at the pump's own screen paused, resumed or stopped: said so, whatever command was under way."""
-    session = session_for(device, report.infusionId, ON_PUMP) or session_for(device, None, ON_PUMP)
+    session = session_for(device, report.infusionId, SESSION_ON_PUMP_STATUSES) or session_for(
+        device, None, SESSION_ON_PUMP_STATUSES
+    )
     target = ACTION_TARGET[report.action]
     session_move_reported(device, session, target, now, at_pump=f"{report.action.lower()} at the pump")
     pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)

@@ -14,7 +14,7 @@ from devices.models import Command, Device, InfusionSession
 from devices.services.changes import device_lock, event_record
 from devices.services.commands import command_queue, command_repeat_find
 from devices.services.sessions import session_transition
-from devices.states import ACTIVE_SESSION_STATUSES, CommandKind, PumpState, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, PumpState, SessionStatus
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancelled by user") -> InfusionSession:
@@ -69,7 +69,6 @@ USER_COMMAND_NEEDS = {
     CommandKind.STOP_INFUSION: (SessionStatus.RUNNING, SessionStatus.PAUSED),
 }
 # A pump infusing without an order may be stopped all the same (a STOP without a session).
-STOPPABLE_WITHOUT_SESSION = (PumpState.RUNNING, PumpState.PAUSED)
 
 
 def infusion_request(
@@ -105,7 +104,7 @@ def infusion_request(
 
 def _infusing_without_order(device: Device) -> bool:
     active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).exists()
-    return not active and device.pump_state in STOPPABLE_WITHOUT_SESSION
+    return not active and device.pump_state in PUMP_INFUSING_STATES
 
 
 def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: datetime | None = None) -> InfusionSession:

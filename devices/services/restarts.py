@@ -16,12 +16,11 @@ from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.sessions import VOLUME_TOLERANCE_ML, session_transition
-from devices.states import ACTIVE_SESSION_STATUSES, AlarmPriority, AlarmSource, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, AlarmPriority, AlarmSource, SessionStatus
 
 logger = logging.getLogger(__name__)
 
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
-ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 
 
 def pump_restart_detect(*, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool) -> str:
@@ -58,7 +57,7 @@ def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSessio
 
 def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> InfusionSession | None:
     """An `idle`/`healthy` report: a running or paused session ends completed if nothing remained, else interrupted."""
-    session = InfusionSession.objects.filter(device=device, status__in=ON_PUMP).first()
+    session = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).first()
     if session is None:
         return None
     if progress_says_finished(session.latest_progress):

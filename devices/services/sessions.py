@@ -21,6 +21,8 @@ from devices.services.commands import (
 from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
+    SESSION_ENDED_STATUSES,
+    SESSION_ON_PUMP_STATUSES,
     SESSION_TRANSITIONS,
     AlarmPriority,
     AlarmSource,
@@ -41,13 +43,9 @@ PUMP_STATE_FOR_SESSION = {
     SessionStatus.STOPPED: PumpState.IDLE,
     SessionStatus.INTERRUPTED: PumpState.IDLE,
 }
-ENDED_STATUSES = {
-    SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.REJECTED,
-    SessionStatus.TIMED_OUT, SessionStatus.CANCELLED, SessionStatus.INTERRUPTED,
-}  # fmt: skip
 # Server alarms a session's state settles: any state report ends a silence, a running order explains an
 # unordered infusion, and a lost STOP/PAUSE is moot once the infusion is paused or ended.
-SILENCE_ENDS = (SessionStatus.PAUSED, *ENDED_STATUSES)
+SILENCE_ENDS = (SessionStatus.PAUSED, *SESSION_ENDED_STATUSES)
 UNORDERED_ALARMS = ("infusing_without_order", "infusing_after_stop")
 
 
@@ -115,14 +113,14 @@ def session_transition(
         session.confirmed_at = now
     if to == SessionStatus.PAUSED:
         session.paused_at = now
-    session.ended_at = now if to in ENDED_STATUSES else None
+    session.ended_at = now if to in SESSION_ENDED_STATUSES else None
     session.save()
     event_record(
         device=device, session=session, kind=f"session.{to}",
         payload={"infusionId": session.infusion_id, "from": previous, "to": to, "reason": reason},
         user=user, received_at=now,
     )  # fmt: skip
-    if to in ENDED_STATUSES:
+    if to in SESSION_ENDED_STATUSES:
         commands_supersede(device=device, session=session, now=now)
     session_changed(device=device, session=session)
     alarms_session_clear(device=device, session=session, now=now)
@@ -214,7 +212,7 @@ def infusion_confirm(
         return session
     if session.status == SessionStatus.PENDING:
         _confirm_running(device, session, parameters, confirmation, now)
-    elif session.status in (SessionStatus.RUNNING, SessionStatus.PAUSED) and session.confirmation is None:
+    elif session.status in SESSION_ON_PUMP_STATUSES and session.confirmation is None:
         _read_back_record(device, session, parameters, confirmation, now)  # running on evidence; now confirmed
     elif session.status in LATE_FROM:
         infusion_running_late(device=device, session=session, now=now, why="confirmed")

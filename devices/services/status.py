@@ -16,6 +16,7 @@ from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
 from devices.states import (
     COMMAND_UNSETTLED_STATES,
+    SESSION_ON_PUMP_STATUSES,
     SESSION_TRANSITIONS,
     CommandKind,
     CommandState,
@@ -25,7 +26,6 @@ from devices.states import (
 )
 from protocol.schemas import DevicePayload
 
-ON_PUMP = (SessionStatus.RUNNING, SessionStatus.PAUSED)
 # What a reported status means at the pump: the session's new status, the pump state, and the
 # command kind the report completes (None: none).
 REPORTED_AT_PUMP = {
@@ -92,7 +92,7 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
     def apply(device: Device, report: DevicePayload, now: datetime) -> None:
         if to == SessionStatus.RUNNING:
             _running_evidence(device, report, now)
-        session = session_for(device, None, ON_PUMP)
+        session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
             alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
@@ -122,7 +122,7 @@ def report_infusion_id(report: DevicePayload) -> str | None:
 
 def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
     """`idle`/`healthy`: a STOP under way is done (the session stopped remotely), else the idle rule ends it."""
-    session = session_for(device, None, ON_PUMP)
+    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
     if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:

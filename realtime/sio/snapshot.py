@@ -17,8 +17,6 @@ from realtime.fanout import fanout
 
 logger = logging.getLogger(__name__)
 
-PENDING_COMMAND_STATES = COMMAND_UNSETTLED_STATES
-
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -43,7 +41,7 @@ def read_snapshot(device_id: str) -> Snapshot:
             "session", "acknowledged_by"
         )
         bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms.order_by("raised_at", "pk")]
-        commands = Command.objects.filter(device=device, state__in=PENDING_COMMAND_STATES).select_related(
+        commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES).select_related(
             "session", "created_by"
         )
         bodies += [(events.DEVICE_COMMAND, payloads.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]

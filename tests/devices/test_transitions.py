@@ -95,3 +95,14 @@ def test_command_transition_service_obeys_table(current, target):
         else:
             with pytest.raises(PumpStreamError):
                 command_transition(device=locked, command=command, to=target)
+
+
+def test_the_session_groupings_split_every_status_once() -> None:
+    from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ENDED_STATUSES, SESSION_ON_PUMP_STATUSES, SessionStatus
+
+    active, ended = set(ACTIVE_SESSION_STATUSES), set(SESSION_ENDED_STATUSES)
+    assert not active & ended, f"a status is both active and ended: {active & ended}"
+    assert active | ended == set(SessionStatus), (
+        f"statuses neither active nor ended: {set(SessionStatus) - active - ended}"
+    )
+    assert set(SESSION_ON_PUMP_STATUSES) <= active, "a status under way at the pump must be active"

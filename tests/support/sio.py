@@ -23,10 +23,9 @@ import websocket
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 
+from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES
 from protocol import events
 
-ACTIVE_SESSION_STATUSES = ("pending", "running", "paused")
-PENDING_COMMAND_STATES = ("queued", "sent", "delivered")
 # Derived from the clock when read, so two snapshots taken apart may differ without any change; and
 # `lastSeenAt`, which the bridge refreshes on every message without recording a `device:status` change.
 TIME_DERIVED_STATUS_FIELDS = ("status", "connectivity", "lastSeenAt")
@@ -241,7 +240,7 @@ class DeviceState:
             self._keep_if(self.alarms, data["alarm"]["id"], data["alarm"], data["alarm"]["state"] == "active")
         elif event == events.DEVICE_COMMAND:
             command = data["command"]
-            self._keep_if(self.commands, command["commandId"], command, command["state"] in PENDING_COMMAND_STATES)
+            self._keep_if(self.commands, command["commandId"], command, command["state"] in COMMAND_UNSETTLED_STATES)
 
     def _apply_session(self, session: dict) -> None:
         if session["status"] in ACTIVE_SESSION_STATUSES:

@@ -14,13 +14,13 @@ import pytest
 from django.db import close_old_connections
 
 from devices.models import Alarm, Command, Device, InfusionSession
-from devices.states import ACTIVE_SESSION_STATUSES, AlarmState
+from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, SESSION_ON_PUMP_STATUSES, AlarmState
 from protocol import events
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.processes import subprocess_env
-from tests.support.sio import PENDING_COMMAND_STATES, BrowserSession, ChannelsClient, StreamClient, state_from_events
+from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, state_from_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -79,7 +79,7 @@ def nurse_traffic(browser: BrowserSession, rng: random.Random, stop: threading.E
                          expect=(201, 409))  # fmt: skip
         elif active.status == "pending" and rng.random() < 0.3:
             browser.post(f"/api/infusions/{active.infusion_id}/cancel/", {}, expect=(200, 409))
-        elif active.status in ("running", "paused") and rng.random() < 0.2:
+        elif active.status in SESSION_ON_PUMP_STATUSES and rng.random() < 0.2:
             browser.post(f"/api/devices/{DEVICE}/commands/", {"command": rng.choice(["pause", "resume", "stop"])},
                          expect=(202, 409))  # fmt: skip
         time.sleep(rng.uniform(0.05, 0.2))
@@ -267,7 +267,7 @@ def stable_seq(device_id: str = DEVICE) -> int | None:
     """The pump's seq once nothing is left that time alone would change: no command under way (each ends at its
     deadline), no pending start (it times out), and no change for longer than a silence takes to be alarmed."""
     close_old_connections()
-    if Command.objects.filter(device__device_id=device_id, state__in=PENDING_COMMAND_STATES).exists():
+    if Command.objects.filter(device__device_id=device_id, state__in=COMMAND_UNSETTLED_STATES).exists():
         return None
     if InfusionSession.objects.filter(device__device_id=device_id, status="pending").exists():
         return None

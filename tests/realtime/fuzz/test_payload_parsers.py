@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from devices.selectors import session_current
 from devices.services.sessions import infusion_confirm, infusion_start
+from devices.states import ACTIVE_SESSION_STATUSES
 from protocol import topics
 from protocol.schemas import PayloadError, payload_decode, payload_parse
 from realtime import metrics
@@ -65,7 +66,7 @@ def fuzzed_pump(db):
 def ensure_running_session(device, nurse) -> str:
     """The pump's active infusion id, starting and confirming a new one when hostile reports ended it."""
     session = session_current(device)
-    if session is None or session.status not in ("pending", "running", "paused"):
+    if session is None or session.status not in ACTIVE_SESSION_STATUSES:
         session = infusion_start(device_id=device.device_id, order=make_order(), user=nurse)
     if session.status == "pending":
         device.refresh_from_db()
