@@ -1,9 +1,10 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
@@ -22,7 +23,8 @@ from devices.models import (
     WardSilence,
 )
 from devices.models.accounts import hash_token
-from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
+from devices.services.sql import select_in_sql
+from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState, CommandState
 
 
 def devices_visible_to(principal) -> QuerySet[Device]:
@@ -198,3 +200,17 @@ def ward_silence_latest(code: str) -> WardSilence | None:
     """The ward's most recent silence, on or ended (to say how it ended)."""
     related = ("ward", "started_by", "ended_by", "broken_by__device")
     return WardSilence.objects.filter(ward__code=code).select_related(*related).first()
+
+
+def commands_queued_any() -> bool:
+    """Whether any command waits to be published (the outbox's tick: one indexed look-up, SQL written once)."""
+    sql = select_in_sql(Command, ("id",), (), equal=("state",)) + " LIMIT 1"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [CommandState.QUEUED.value])
+        return cursor.fetchone() is not None
+
+
+def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> list[Command]:
+    """Queued commands not yet expired nor handed to the broker, oldest first, with their pumps."""
+    waiting = Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now).exclude(pk__in=in_flight)
+    return list(waiting.select_related("device").order_by("created_at", "pk")[:limit])

@@ -15,7 +15,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
-from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark
+from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark, alarm_transition
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
 from devices.states import (
@@ -82,9 +82,7 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
     now = now or timezone.now()
     with transaction.atomic():
         device, alarm = alarm_lock(alarm_id=alarm_id)
-        if alarm.state != AlarmState.ACTIVE:
-            raise PumpStreamError("This alarm is no longer active", code="alarm_not_active")
-        alarm.state, alarm.cleared_at = AlarmState.CLEARED, now
+        alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=now)
         alarm.resolved_by, alarm.resolved_at, alarm.resolved_reason, alarm.resolved_note = user, now, reason, note
         alarm.save()
         event_record(

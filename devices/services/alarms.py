@@ -12,7 +12,7 @@ from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
-from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmSource, AlarmState
+from devices.states import ALARM_PRIORITY_RANK, ALARM_TRANSITIONS, AlarmPriority, AlarmSource, AlarmState, is_legal
 from protocol import events
 
 SEVERITY_PRIORITY = {
@@ -144,8 +144,7 @@ def alarm_clear(
         active = active.filter(session=session)
     cleared = []
     for alarm in active.select_related("session", "acknowledged_by", "resolved_by"):
-        alarm.state = AlarmState.CLEARED
-        alarm.cleared_at = now
+        alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=now)
         alarm.save(update_fields=["state", "cleared_at"])
         event_record(
             device=device, session=alarm.session, kind="alarm.cleared",
@@ -154,6 +153,18 @@ def alarm_clear(
         change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
         cleared.append(alarm)
     return cleared
+
+
+def alarm_transition(*, alarm: Alarm, to: AlarmState, now: datetime) -> None:
+    """Move an alarm to `to` by the one table of its legal transitions (the caller saves it and records the change).
+
+    Raises `PumpStreamError(code="alarm_not_active")` for a move the table refuses (a cleared alarm stays cleared).
+    """
+    if not is_legal(ALARM_TRANSITIONS, alarm.state, to):
+        raise PumpStreamError("This alarm is no longer active", code="alarm_not_active")
+    alarm.state = to
+    if to == AlarmState.CLEARED:
+        alarm.cleared_at = now
 
 
 def types_cleared_by(report_type: str) -> list[str]:

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
-from devices.models import Command
+from devices.selectors import commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance
-from devices.services.sql import select_in_sql
 from devices.states import CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
@@ -47,17 +45,10 @@ class CommandOutbox:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
         self.settle_acks(now)
         self._fail_overdue(now)
-        if not self._any_queued():
+        if not commands_queued_any():
             return  # the usual tick: one indexed look-up, no ORM query compiled ten times a second
         if self.link.connected.is_set():
             self._publish_queued(now)
-
-    @staticmethod
-    def _any_queued() -> bool:
-        sql = select_in_sql(Command, ("id",), (), equal=("state",)) + " LIMIT 1"
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [CommandState.QUEUED.value])
-            return cursor.fetchone() is not None
 
     def settle_acks(self, now: datetime) -> None:
         """Record `sent` for every PUBACK received so far.
@@ -92,12 +83,8 @@ class CommandOutbox:
                 metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
     def _publish_queued(self, now: datetime) -> None:
-        waiting = (
-            Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now)
-            .exclude(pk__in=[flight.command_pk for flight in self.in_flight.values()])
-            .select_related("device")
-            .order_by("created_at", "pk")[:PUBLISH_PER_TICK]
-        )
+        in_flight = [flight.command_pk for flight in self.in_flight.values()]
+        waiting = commands_to_publish(now=now, in_flight=in_flight, limit=PUBLISH_PER_TICK)
         ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
         for command in waiting:
             envelope = command_envelope_build(kind=command.kind, payload=command.payload,

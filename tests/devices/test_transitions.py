@@ -98,7 +98,7 @@ def test_command_transition_service_obeys_table(current, target):
 
 
 def test_the_session_groupings_split_every_status_once() -> None:
-    from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ENDED_STATUSES, SESSION_ON_PUMP_STATUSES, SessionStatus
+    from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ENDED_STATUSES, SESSION_ON_PUMP_STATUSES
 
     active, ended = set(ACTIVE_SESSION_STATUSES), set(SESSION_ENDED_STATUSES)
     assert not active & ended, f"a status is both active and ended: {active & ended}"
@@ -106,3 +106,16 @@ def test_the_session_groupings_split_every_status_once() -> None:
         f"statuses neither active nor ended: {set(SessionStatus) - active - ended}"
     )
     assert set(SESSION_ON_PUMP_STATUSES) <= active, "a status under way at the pump must be active"
+
+
+@pytest.mark.django_db
+def test_an_alarm_moves_only_by_its_transition_table() -> None:
+    from devices.services.alarms import alarm_transition
+    from devices.states import AlarmState
+
+    alarm = make_device("TRN_ALARM").alarms.create(type="occlusion", priority="high")
+    alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=alarm.raised_at)
+    assert alarm.state == AlarmState.CLEARED and alarm.cleared_at == alarm.raised_at
+    with pytest.raises(PumpStreamError) as refused:
+        alarm_transition(alarm=alarm, to=AlarmState.ACTIVE, now=alarm.raised_at)
+    assert refused.value.code == "alarm_not_active", "a cleared alarm must not become active again"
