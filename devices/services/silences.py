@@ -21,6 +21,7 @@ from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmState, Silen
 logger = logging.getLogger(__name__)
 
 REASON_MAX = 200
+SILENCE_PERMISSION = "devices.acknowledge_alarm"  # plus membership of the ward (staff: any ward)
 
 
 def silence_seconds(requested: Any) -> float:

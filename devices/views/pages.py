@@ -14,6 +14,7 @@ from devices.selectors import (
     sessions_current_by_device,
     wards_visible_to,
 )
+from devices.services.silences import SILENCE_PERMISSION
 from devices.states import AlarmResolveReason
 from devices.views.presenters import monitor_state, page_settings, pump_summary
 
@@ -47,7 +48,9 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
             "ward": ward_code or "*",
             "bridge": bridge,
             "wards": [ward.code for ward in wards if ward.code == ward_code or not ward_code],
-        },  # fmt: skip
+            # view-only wall screens may not silence the ward: their button silences that screen only
+            "canSilence": request.user.has_perm(SILENCE_PERMISSION),
+        },
     }
     return render(request, "devices/ward_overview.html", context)
 

@@ -8,12 +8,11 @@ from django.utils import timezone
 from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Ward
-from devices.services.silences import REASON_MAX, ward_silence, ward_silence_end
+from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
 from realtime.sio.auth import Principal
 from realtime.sio.limits import RequestRefused
 
 WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
-SILENCE_PERMISSION = "devices.acknowledge_alarm"
 
 
 def silence_request(principal: Principal, data: Any) -> dict:

@@ -221,6 +221,12 @@ export class Monitor {
     lasting.dataset.lastingSince = alarm.raisedAt;
     lasting.textContent = lastingFor(alarm.raisedAt);
     text.append(lasting);
+    if (alarm.escalation && !alarm.acknowledged) {
+      const escalated = document.createElement("strong");
+      escalated.className = "escalated";
+      escalated.textContent = ` · ESCALATED to tier ${alarm.escalation.level}: acknowledge to stop it `;
+      text.append(escalated);
+    }
     const ack = document.createElement("span");
     ack.className = "ack";
     if (alarm.acknowledged) {

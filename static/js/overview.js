@@ -170,7 +170,7 @@ stationSignedIn();
 const live = new LiveConnection({ onUnauthorized: stationSignedOut });
 live.subscribeWard(page.ward, applySummary);
 const station = new Station({
-  live, wards: page.wards ?? [], monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
+  live, wards: page.wards ?? [], canSilence: page.canSilence, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
 });
 live.onWardEvent("ward:alarm", applyWardAlarm);
 watchBridge(page.bridge, {

@@ -18,10 +18,11 @@ const byId = (id) => document.getElementById(id);
 
 export class Station {
   /** `wards`: the ward codes this page shows; its silence button silences all of them (silence:ward). */
-  constructor({ live, monitorUrl, wards = [] }) {
+  constructor({ live, monitorUrl, wards = [], canSilence = true }) {
     this.root = byId("station");
     this.live = live;
     this.wards = wards;
+    this.canSilence = canSilence; // a view-only wall screen's button silences that screen only
     this.monitorUrl = monitorUrl;
     this.baseTitle = document.title;
     this.alarms = [];
@@ -36,7 +37,9 @@ export class Station {
       silenceButton: byId("station-audio-silence"),
       onSilence: () => this.silenceWards(),
     });
-    byId("station-silence-end")?.addEventListener("click", () => this.silenceWards(0));
+    const end = byId("station-silence-end");
+    if (end) end.hidden = !canSilence;
+    end?.addEventListener("click", () => this.silenceWards(0));
     live.onWardEvent("ward:silence", (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
     window.pumpstreamStation = this; // for the browser tests
@@ -45,7 +48,8 @@ export class Station {
   /** Ask the server to silence (or, with 0, to sound again) every ward of this page; offline: this screen only. */
   silenceWards(seconds) {
     const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
-    const sent = this.wards.map((ward) => this.live.request("silence:ward", { ward, ...request }));
+    const asked = this.canSilence ? this.wards : [];
+    const sent = asked.map((ward) => this.live.request("silence:ward", { ward, ...request }));
     if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence();
   }
 

@@ -118,3 +118,14 @@ def test_wizard_page_shows_the_pumps_capacity(icu_nurse_client):
     html = icu_nurse_client.get("/devices/PUMP_0001/start/").content.decode()
     assert "at most 600 mL/h and holds 500 mL" in html
     assert 'id="waiting-modal"' in html and 'id="monitor"' in html
+
+
+def test_the_overview_says_who_may_silence_the_ward_and_which_wards_it_covers():
+    ward = make_ward("icu")
+    make_device("PUMP_0001", ward=ward)
+    wall, nurse = Client(), Client()
+    wall.force_login(make_user("wall-screen", ward=ward, can_command=False))
+    nurse.force_login(make_user("nurse", ward=ward))
+    assert page_data(wall.get("/"))["canSilence"] is False, "a view-only screen's button must silence itself only"
+    data = page_data(nurse.get("/"))
+    assert data["canSilence"] is True and data["wards"] == ["icu"]

@@ -4,6 +4,8 @@ Real parts: real Daphne, the real bridge and Mosquitto (a pump's alarm breaks th
 python-socketio clients as the stations.
 """
 
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -122,3 +124,15 @@ def test_a_nurse_of_another_ward_cannot_silence_it(daphne_server, ward, clients)
     assert not WardSilence.objects.exists(), "a silence was recorded for a refused request"
     assert a.events.named(events.WARD_SILENCE) == [], "the ward's station saw a silence nobody may make"
     assert intruder.events.named(events.WARD_SILENCE) == []
+
+
+def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients):
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    b = station(daphne_server.url, "s1-nurse-b", clients)
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 2})
+    silence_event(b, lambda d: d["active"])
+    started = time.monotonic()
+    ended = silence_event(b, lambda d: not d["active"], timeout=5)
+    assert ended["ended"]["reason"] == "expired", ended
+    waited = time.monotonic() - started
+    assert 1.0 <= waited, f"the silence ended after {waited:.1f} s, before its 2 s"
