@@ -22,7 +22,7 @@ from protocol.events import (
 from realtime import dispatch, server_metrics
 from realtime.fanout import fanout, publish
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
-from realtime.sio.escalation import escalation_rooms, escalation_target
+from realtime.sio.escalation import escalation_recipients, escalation_target
 from realtime.sio.frames import GuardedAsyncServer
 from realtime.sio.internal import internal_server
 from realtime.sio.rights import rights
@@ -89,8 +89,6 @@ class ClientNamespace(socketio.AsyncNamespace):
         self.subscribers[sid] = subscriber
         if principal.session_hash:
             await self.enter_room(sid, session_room(principal.session_hash))
-        for room in await sync_to_async(escalation_rooms)(principal):
-            await self.enter_room(sid, room)
         logger.info("client connected", extra={"sid": sid, "principal": principal.label})
 
     def _subscriber(self, sid: str, principal: Principal) -> Subscriber:
@@ -152,11 +150,16 @@ async def deliver_to_rooms(change: DeviceChange, skip: frozenset[str]) -> None:
 
 
 async def deliver_escalation(change: DeviceChange, skip: frozenset[str]) -> None:
-    """Fan-out target: an escalation goes to its tier group's room of the pump's ward as `alarm:escalated`."""
+    """Fan-out target: an escalation goes as `alarm:escalated` to the sockets of its tier group's ward members."""
     target = escalation_target(change)
-    if target is not None:
-        room, payload = target
-        await sio.emit(ALARM_ESCALATED, payload, room=room)
+    if target is None:
+        return
+    group, ward_code, payload = target
+    recipients = await sync_to_async(escalation_recipients)(group, ward_code)
+    for sid, subscriber in list(client_namespace.subscribers.items()):
+        user = subscriber.principal.user
+        if subscriber.principal.account is None and user is not None and user.pk in recipients:
+            await sio.emit(ALARM_ESCALATED, payload, to=sid)
 
 
 async def close_session_sockets(session_hash: str) -> None:

@@ -124,6 +124,7 @@ def charge_nurse(url: str, username: str, ward, clients: list) -> StreamClient:
     user = make_user(username, ward=ward)
     user.groups.add(Group.objects.get_or_create(name="charge_nurse")[0])
     client = StreamClient(url, cookie=session_cookie(user)).connect()
+    client.user = user
     clients.append(client)
     return client
 
@@ -134,6 +135,8 @@ def test_an_unacknowledged_high_alarm_escalates_tier_by_tier_with_signed_webhook
     other = make_ward("e2")
     make_device("ESC_E2_PUMP", ward=other)
     elsewhere = charge_nurse(escalation_stack["url"], "e2-charge", other, clients)
+    moved = charge_nurse(escalation_stack["url"], "e1-charge-moved", ward["ward"], clients)
+    ward["ward"].members.remove(moved.user)  # moved to another ward after opening the socket
     pump = raise_high(escalation_stack, "ESC_PUMP_1")
     try:
         raised = station.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["state"] == "active")
@@ -160,6 +163,7 @@ def test_an_unacknowledged_high_alarm_escalates_tier_by_tier_with_signed_webhook
         wait_until(lambda: all(d.state == DeliveryState.DELIVERED for d in deliveries.all()), message="not delivered")
         assert DeviceEvent.objects.filter(kind="alarm.escalated", device__device_id="ESC_PUMP_1").count() == 2
         assert elsewhere.events.named(events.ALARM_ESCALATED) == [], "another ward's charge nurse was paged"
+        assert moved.events.named(events.ALARM_ESCALATED) == [], "a charge nurse moved off the ward was paged"
         tiers = [d["escalated"]["tier"] for d in charge.events.named(events.ALARM_ESCALATED)]
         assert tiers == [1], f"tier 2 goes to its own group (ward_manager), not to charge nurses: {tiers}"
     finally:
