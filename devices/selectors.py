@@ -16,6 +16,7 @@ from devices.models import (
     DeliveryAttempt,
     Device,
     DeviceEvent,
+    EscalationDelivery,
     InfusionSession,
     ProgressSample,
     ServiceAccount,
@@ -159,6 +160,7 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
         "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
         "pumps": dict(Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))),
         "alarms": dict(Alarm.objects.filter(state="active").values_list("priority").annotate(n=Count("id")).order_by()),
+        "escalations": escalation_deliveries_by_state(),
         "deadLetters": [
             {
                 "at": letter.received_at.isoformat(),
@@ -170,6 +172,11 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
             for letter in DeadLetter.objects.order_by("-id")[:dead_letters]
         ],  # fmt: skip
     }
+
+
+def escalation_deliveries_by_state() -> dict[str, int]:
+    """Escalation webhook deliveries by state (`dead`: dead-lettered after their tries)."""
+    return dict(EscalationDelivery.objects.values_list("state").annotate(n=Count("id")).order_by())
 
 
 def _by_label(samples: list, label: str) -> dict[str, float]:

@@ -15,8 +15,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from devices.models import Alarm, Command, Device
-from devices.selectors import latest_bridge
-from devices.states import AlarmPriority, AlarmState, CommandState, Connectivity
+from devices.selectors import escalation_deliveries_by_state, latest_bridge
+from devices.states import AlarmPriority, AlarmState, CommandState, Connectivity, DeliveryState
 
 BRIDGE_PREFIX = "pumpstream_bridge"
 DOMAIN = CollectorRegistry()  # what /metrics serves
@@ -24,6 +24,8 @@ PUMPS_BY_CONNECTIVITY = Gauge("pumpstream_pumps", "Registered pumps by connectiv
 ACTIVE_ALARMS = Gauge("pumpstream_active_alarms", "Active alarms by priority", ["priority"], registry=DOMAIN)
 COMMUNICATION_LOST = Gauge("pumpstream_communication_lost_alarms", "Active communication_lost alarms", registry=DOMAIN)
 COMMANDS_BY_STATE = Gauge("pumpstream_commands", "Commands by state", ["state"], registry=DOMAIN)
+ESCALATIONS_BY_STATE = Gauge("pumpstream_escalation_deliveries", "Escalation webhook deliveries by state", ["state"],
+                             registry=DOMAIN)  # fmt: skip
 
 
 class BridgeCollector(Collector):
@@ -70,3 +72,6 @@ def refresh_domain_gauges() -> None:
     commands = dict(Command.objects.values_list("state").annotate(n=Count("id")).order_by())
     for state in CommandState.values:
         COMMANDS_BY_STATE.labels(state).set(commands.get(state, 0))
+    escalations = escalation_deliveries_by_state()
+    for state in DeliveryState.values:
+        ESCALATIONS_BY_STATE.labels(state).set(escalations.get(state, 0))

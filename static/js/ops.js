@@ -43,6 +43,8 @@
       ["Ward feeds", data.clients.wardSubscriptions]]);
     fillList("ops-pumps", ["online", "stale", "offline", "unknown"].map(k => [k, data.pumps[k] || 0]));
     fillList("ops-alarms", ["high", "medium", "low"].map(k => [k, data.alarms[k] || 0]));
+    const escalations = data.escalations || {};
+    fillList("ops-escalations", ["pending", "delivered", "dead", "withdrawn"].map(k => [k, escalations[k] || 0]));
     fillTable("ops-dead-letters", data.deadLetters.map(d => [new Date(d.at).toLocaleTimeString(), d.source, d.topic, d.reason, d.detail]));
     document.getElementById("ops-at").textContent = new Date(data.at).toLocaleTimeString();
     previous = data;
