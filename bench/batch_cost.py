@@ -65,7 +65,6 @@ def main() -> None:
 
         device_ids = pumps_create(args.pumps, running=True)
         bridge = Bridge(name="bench-cost")
-        bridge.forwarder.send = lambda changes: None  # no Daphne: the forwarder's thread is not running
         warm, measured = batches_make(device_ids, args.batch, 100), batches_make(device_ids, args.batch, args.batches)
         for batch in warm:
             bridge.commit(batch)

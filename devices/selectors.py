@@ -11,6 +11,7 @@ from django.utils import timezone
 from devices.models import (
     Alarm,
     BridgeStatus,
+    ChangeLogEntry,
     Command,
     DeadLetter,
     DeliveryAttempt,
@@ -221,3 +222,21 @@ def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> l
     """Queued commands not yet expired nor handed to the broker, oldest first, with their pumps."""
     waiting = Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now).exclude(pk__in=in_flight)
     return list(waiting.select_related("device").order_by("created_at", "pk")[:limit])
+
+
+CHANGE_LOG_COLUMNS = ("id", "device_id", "device__device_id", "seq", "event", "body", "ward_code", "created_at")
+
+
+def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
+    """Committed change-log rows after `after_id`, oldest first, as tuples of `CHANGE_LOG_COLUMNS`."""
+    rows = ChangeLogEntry.objects.filter(id__gt=after_id).order_by("id").values_list(*CHANGE_LOG_COLUMNS)
+    return list(rows[:limit])
+
+
+def change_log_extent() -> tuple[int, int, datetime | None]:
+    """The log's lowest and highest id (0, 0 when empty) and when its oldest entry was recorded."""
+    oldest = ChangeLogEntry.objects.order_by("id").values_list("id", "created_at").first()
+    newest = ChangeLogEntry.objects.order_by("-id").values_list("id", flat=True).first()
+    if oldest is None or newest is None:
+        return 0, 0, None
+    return oldest[0], newest, oldest[1]

@@ -240,8 +240,10 @@ PUMPSTREAM = {
     "REPORT_BUDGET_PER_S": env.float("REPORT_BUDGET_PER_S", default=5.0),
     "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=50.0),
     "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),
-    # How long Daphne's fan-out holds a pump's later changes for a missing earlier one still in transit.
-    "REORDER_WINDOW_S": env.float("REORDER_WINDOW_S", default=2.0),
+    # Each Daphne's publisher reads the change log when woken after a commit, and at least this often
+    # (a lost wake, commits of processes that cannot wake it); the log keeps changes CHANGE_LOG_KEEP_S.
+    "PUBLISHER_POLL_S": env.float("PUBLISHER_POLL_S", default=1.0),
+    "CHANGE_LOG_KEEP_S": env.float("CHANGE_LOG_KEEP_S", default=300.0),
     # How often each Daphne process re-reads the rights of its connected users and service accounts.
     "RIGHTS_RECHECK_S": env.float("RIGHTS_RECHECK_S", default=2.0),
     # Sockets (Socket.IO and Channels together) one user or service account may hold open per Daphne. 0: no cap.

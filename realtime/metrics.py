@@ -33,10 +33,8 @@ BUDGET_SHED = Counter(
 DATABASE_STALLED = Gauge(
     "pumpstream_bridge_database_stalled", "1 while the bridge cannot commit (database down, locked or full)"
 )
-FORWARDED_CHANGES = Counter("pumpstream_bridge_forwarded_changes_total", "Changes forwarded to Daphne")
-FORWARD_DROPPED = Counter(
-    "pumpstream_bridge_forward_dropped_total", "Changes dropped because the forward buffer was full"
-)
+PUBLISHER_WAKES = Counter("pumpstream_bridge_publisher_wakes_total", "Wakes sent to Daphne's publisher after commits")
+CHANGE_LOG_PRUNED = Counter("pumpstream_bridge_change_log_pruned_total", "Change-log entries deleted by housekeeping")
 
 
 def registry_snapshot() -> list[dict]:

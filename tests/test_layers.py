@@ -15,10 +15,9 @@ from tests.support.processes import ROOT
 
 PACKAGES = ("bench", "devices", "protocol", "pumpstream", "realtime")
 SIMULATOR = "realtime.simulator"
-# The one known import of realtime/ from devices/: the change service hands its change to the dispatch sink.
-# Issue 16's "one road per pump" part (branch `road`) replaces it with a change-log table; remove this
-# exception when that lands, so the test fails on any import of realtime/ from devices/.
-KNOWN_EXCEPTIONS = {("devices.services.changes", "realtime.dispatch")}
+# No known exception left: the change service writes the change log (devices/services/changelog.py) instead
+# of handing its change to realtime's dispatch sink, so any import of realtime/ from devices/ fails the test.
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from devices.models.accounts import ServiceAccount
 from devices.models.alarms import Alarm
+from devices.models.changelog import ChangeLogEntry
 from devices.models.commands import Command
 from devices.models.infusions import InfusionSession, ProgressSample
 from devices.models.pumps import Device, Ward
@@ -18,6 +19,7 @@ from devices.models.station import EscalationDelivery, WardSilence
 __all__ = [
     "Alarm",
     "BridgeStatus",
+    "ChangeLogEntry",
     "Command",
     "DeadLetter",
     "DeliveryAttempt",

@@ -1,4 +1,4 @@
-"""Recording a change: the pump's next `seq`, the audit event, and the realtime emit after commit."""
+"""Recording a change: the pump's next `seq` and its change-log entry in the same transaction, and the audit event."""
 
 from datetime import datetime
 from typing import Any
@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.models import Device, DeviceEvent, InfusionSession
+from devices.services.changelog import change_log_append
 from protocol import events
 from protocol.events import DeviceChange
-from realtime.dispatch import emit_on_commit
 
 
 def device_lock(*, device_id: str) -> Device:
@@ -21,14 +21,19 @@ def device_lock(*, device_id: str) -> Device:
 
 
 def change_record(*, device: Device, event: str, body: dict, store_seq: bool = True) -> DeviceChange:
-    """Give one change the pump's next `seq` and emit it once the transaction commits.
+    """Give one change the pump's next `seq` and append it to the change log, in the caller's transaction.
 
-    The `seq` is stored at once, unless `store_seq=False`: then the caller stores `device.event_seq`
-    itself in the same transaction (a bulk update of many pumps).
+    The caller holds the pump's row lock (`device_lock`, or the bulk path's lock of many pumps) until it
+    commits, so the next change of this pump can only take its `seq` after this one committed: per pump,
+    `seq` order is commit order, which is what lets the publisher read committed rows without waiting for
+    gaps. (SQLite goes further: `IMMEDIATE` transactions admit one writer at a time, so the log's `id`
+    order is commit order for every pump at once.)
+
+    With `store_seq=False` the caller stores `device.event_seq` AND appends the returned change to the
+    log itself (`change_log_append`), in the same transaction, before any other change of this pump (the
+    bulk path of many pumps writes both in one statement each).
     """
     device.event_seq += 1
-    if store_seq:
-        Device.objects.filter(pk=device.pk).update(event_seq=device.event_seq)
     change = DeviceChange(
         device_id=device.device_id,
         seq=device.event_seq,
@@ -37,7 +42,9 @@ def change_record(*, device: Device, event: str, body: dict, store_seq: bool = T
         ward_code=device.ward.code if device.ward_id else None,
         registration=device.pk,
     )
-    emit_on_commit(change)
+    if store_seq:
+        Device.objects.filter(pk=device.pk).update(event_seq=device.event_seq)
+        change_log_append(entries=[(device.pk, change)])
     return change
 
 

@@ -20,6 +20,7 @@ from django.db.models import Field, Model
 from devices import payloads
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear
+from devices.services.changelog import change_log_append
 from devices.services.changes import change_record, status_changed
 from devices.services.evidence import (
     ended_session_named,
@@ -34,6 +35,7 @@ from devices.services.sessions import UNORDERED_ALARMS
 from devices.services.sql import models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
+from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload
 
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
@@ -114,11 +116,12 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     for item in reports:
         by_pump[item.device_id].append(item)
     samples: list[ProgressSample] = []
-    for device_id, pump_reports in by_pump.items():
-        _pump_progress(pumps[device_id], pump_reports, samples)
+    logged = [(pumps[device_id].device.pk, _pump_progress(pumps[device_id], pump_reports, samples))
+              for device_id, pump_reports in by_pump.items()]  # fmt: skip
     touched = [pumps[device_id] for device_id in by_pump]
     prepared: dict[tuple[str, int], tuple[object, object]] = {}
     _rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared)
+    change_log_append(entries=logged)
     _rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared)
     if samples:
         ProgressSample.objects.bulk_create(samples)
@@ -129,7 +132,8 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     """Apply one progress report to an already locked pump (the one-message path for non-routine progress)."""
     pump = _pump_for(device)
     samples: list[ProgressSample] = []
-    _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
+    change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
+    change_log_append(entries=[(device.pk, change)])
     device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
                                "last_uptime_ms"])  # fmt: skip
     if pump.session is not None:
@@ -202,8 +206,12 @@ def _pump_for(device: Device) -> ProgressPump:
 
 def _pump_progress(
     pump: ProgressPump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
-) -> None:
-    """One pump's reports in arrival order: heard, restarts, evidence, sampled, the newest recorded as one change."""
+) -> DeviceChange:
+    """One pump's reports in arrival order: heard, restarts, evidence, sampled, the newest as one change.
+
+    Returns that change, its `seq` taken but not yet stored or logged: the caller does both (it is the
+    pump's last change in this call, so its log entry still follows the pump's other entries).
+    """
     device, newest = pump.device, reports[-1]
     now = newest.received_at
     if not seen_already:
@@ -222,8 +230,8 @@ def _pump_progress(
     else:
         _unordered_progress(pump, newest.report.status, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
-    change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
-                  body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+    return change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
+                         body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
 
 
 def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:

@@ -46,8 +46,8 @@ class Committer:
 
     def __init__(
         self, *, ingest: BatchIngest, on_committed: Callable[[list[InboundMessage], Counter[str]], None],
-        on_rollback: Callable[[], None], stop: threading.Event, max_tries: int,
-        poll: Callable[[], list[InboundMessage]] = list,
+        stop: threading.Event, max_tries: int, poll: Callable[[], list[InboundMessage]] = list,
+        on_rollback: Callable[[], None] = lambda: None,
     ) -> None:  # fmt: skip
         self.ingest = ingest
         self.on_committed = on_committed

@@ -1,5 +1,5 @@
 """Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
-escalations and their webhooks."""
+escalations and their webhooks, and the change log's old entries."""
 
 import logging
 from datetime import datetime, timedelta
@@ -10,18 +10,21 @@ from django.db.models import Exists, OuterRef
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarm_rules import alarms_remind
+from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due, escalation_delivery_record
 from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check, silent_sessions_filter
 from devices.services.requests import infusion_time_out
 from devices.states import AlarmState, Presence, SessionStatus
+from realtime import metrics
 from realtime.bridge.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 # Pumps each check handles per tick (every ~500 ms): a mass event (a ward's network down) is worked
 # off over a few ticks while messages keep being committed between them, not in one long stall.
 PER_TICK = 100
+CHANGE_LOG_PRUNE_EVERY_S = 5.0
 
 
 class Housekeeping:
@@ -30,6 +33,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
+        self.pruned_at: datetime | None = None
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check once."""
@@ -41,6 +45,7 @@ class Housekeeping:
         self.stale_pumps(now)
         alarms_remind(now=now)
         self.escalations(now)
+        self.change_log_prune(now)
 
     def escalations(self, now: datetime) -> None:
         """Escalate unacknowledged alarms due a tier; record webhook outcomes; hand due webhooks to the sender."""
@@ -89,3 +94,12 @@ class Housekeeping:
         for device_id in announced:
             pump_mark_stale(device_id=device_id, now=now)
         self.stale_announced = (self.stale_announced & stale) | set(announced)
+
+    def change_log_prune(self, now: datetime) -> None:
+        """Every few seconds, delete a chunk of change-log entries older than CHANGE_LOG_KEEP_S."""
+        if self.pruned_at is not None and (now - self.pruned_at).total_seconds() < CHANGE_LOG_PRUNE_EVERY_S:
+            return
+        self.pruned_at = now
+        deleted = change_log_prune(before=now - timedelta(seconds=settings.PUMPSTREAM["CHANGE_LOG_KEEP_S"]))
+        if deleted:
+            metrics.CHANGE_LOG_PRUNED.inc(deleted)

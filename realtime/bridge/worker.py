@@ -12,19 +12,18 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
+from devices.services.changelog import change_log_listen, change_log_unlisten
 from devices.services.records import bridge_heartbeat
-from protocol.events import DeviceChange
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.forwarder import ChangeForwarder
 from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
+from realtime.bridge.notifier import PublisherWaker
 from realtime.bridge.outbox import CommandOutbox
-from realtime.dispatch import install_sink
 
 logger = logging.getLogger(__name__)
 
@@ -51,13 +50,12 @@ class BatchLimits:
 
 
 class Bridge:
-    """Wires the broker link, the batch worker, the outbox, housekeeping, heartbeat and the forwarder."""
+    """Wires the broker link, the batch worker, the outbox, housekeeping, heartbeat and the publisher's waker."""
 
     def __init__(self, *, limits: BatchLimits | None = None, name: str = "bridge") -> None:
         self.limits = limits or BatchLimits()
         self.name = name
         self.inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
-        self.committed: list[DeviceChange] = []
         self._stop = threading.Event()
         self.link = BrokerLink(on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid))
         self.outbox = CommandOutbox(self.link)
@@ -67,10 +65,10 @@ class Bridge:
         self.budgets = pump_budgets()
         self.ingest = BatchIngest(self.guard, self.budgets)
         self.committer = Committer(
-            ingest=self.ingest, on_committed=self._committed, on_rollback=self.committed.clear, stop=self._stop,
-            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"], poll=self.drain,
+            ingest=self.ingest, on_committed=self._committed, stop=self._stop, poll=self.drain,
+            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
         )  # fmt: skip
-        self.forwarder = ChangeForwarder(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
+        self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
         self._next_tick = 0.0
@@ -79,12 +77,12 @@ class Bridge:
         self._heartbeat_connected_since = None
 
     def run(self) -> None:
-        """Run until `stop()`: the link and forwarder in threads, the database work in this one."""
-        install_sink(self.committed.append)
+        """Run until `stop()`: the link and the waker in threads, the database work in this one."""
+        change_log_listen(self.waker.committed)  # after each commit that logged changes: wake Daphne's publisher
         bridge_heartbeat(broker_connected=False, name=self.name)
         gc.freeze()  # start-up objects (Django, modules) leave the collector's scans: ~15 % less CPU per batch
         threads = [threading.Thread(target=target, name=name, daemon=True)
-                   for name, target in (("mqtt", self.link.run), ("forward", self.forwarder.run))]  # fmt: skip
+                   for name, target in (("mqtt", self.link.run), ("wake", self.waker.run))]  # fmt: skip
         for thread in threads:
             thread.start()
         try:
@@ -98,10 +96,10 @@ class Bridge:
             raise
         finally:
             self.link.stop()
-            self.forwarder.stop()
+            self.waker.stop()
             for thread in threads:
                 thread.join(timeout=5)
-            install_sink(None)
+            change_log_unlisten(self.waker.committed)
 
     def step(self) -> None:
         """One turn of the loop: a batch if any arrived, then the periodic work."""
@@ -150,10 +148,9 @@ class Bridge:
             close_old_connections()
         except Exception:  # guarded as housekeeping is: the next tick retries, messages go on
             logger.exception("recording PUBACKs failed")
-        self.forward()  # the `device:command` changes, ahead of the batch's
 
     def commit(self, batch: list[InboundMessage]) -> None:
-        """Commit the batch (retried while the database is unavailable); acknowledge and forward what committed."""
+        """Commit the batch (retried while the database is unavailable); acknowledge what committed."""
         self.committer.commit(batch)
         self._last_commit_s = self.committer.last_commit_s
 
@@ -170,13 +167,6 @@ class Bridge:
         self.stats.update(outcomes)
         self.stats["batches"] += 1
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
-        self.forward()
-
-    def forward(self) -> None:
-        """Hand what the last commit produced to the forwarder, in one piece."""
-        if self.committed:
-            self.forwarder.send(list(self.committed))
-            self.committed.clear()
 
     def maybe_tick(self) -> None:
         """The outbox every tick, housekeeping every `housekeeping_s`, the heartbeat every BRIDGE_HEARTBEAT_S."""
@@ -201,7 +191,6 @@ class Bridge:
             close_old_connections()
         except Exception:  # guarded: a housekeeping fault must never stop message processing
             logger.exception("housekeeping failed")
-        self.forward()
 
     def heartbeat_stats(self) -> dict:
         """What the heartbeat row shows about the bridge's work so far."""
@@ -209,9 +198,8 @@ class Bridge:
             **self.stats,
             "inbox": self.inbox.qsize(),
             "commandsInFlight": len(self.outbox.in_flight),
-            "forwardBuffered": len(self.forwarder.buffer),
-            "forwardDropped": self.forwarder.dropped,
-            "forwardConnected": self.forwarder.connected,
+            "publisherWakes": self.waker.sent,
+            "internalConnected": self.waker.connected,
             "budgetShed": self.budgets.shed_total,
             "protocol": "5" if self.link.protocol == 5 else "3.1.1",
             "metrics": metrics.registry_snapshot(),

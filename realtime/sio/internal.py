@@ -1,5 +1,9 @@
 """The bridge's internal road into Daphne: its own listener, its own Socket.IO server, the "/internal" namespace.
 
+It carries wakes only: the bridge says "I committed changes" and Daphne's publisher reads the change log
+(`realtime/publisher.py`). A wake names no change and its payload is ignored, so even a client holding the
+secret cannot put a change on a screen or use up a `seq`: only a committed row of the log can.
+
 The road is never on the public listener. Daphne listens twice (`docs/operations.md`): the public endpoint
 serves pages, `/socket.io/` (clients only) and `/ws/`; a second endpoint bound to loopback on
 `REALTIME_INTERNAL_PORT` serves only this server, which has only the "/internal" namespace and accepts only
@@ -14,13 +18,11 @@ from typing import Any
 import socketio
 from django.conf import settings
 
-from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, DeviceChange, change_from_wire
-from realtime.fanout import publish
+from realtime.events import INTERNAL_NAMESPACE, INTERNAL_WAKE
 from realtime.sio.frames import GuardedAsyncServer
 
 logger = logging.getLogger(__name__)
 
-MAX_CHANGES_PER_FORWARD = 10_000
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
 
 
@@ -42,27 +44,13 @@ def secret_matches(auth: Any) -> bool:
     return hmac.compare_digest(offered.encode(), expected.encode())
 
 
-def changes_from_forward(data: Any) -> list[DeviceChange]:
-    """The valid changes of one `forward` payload, in order; malformed items are logged and skipped."""
-    items = data.get("changes") if isinstance(data, dict) else None
-    if not isinstance(items, list) or len(items) > MAX_CHANGES_PER_FORWARD:
-        logger.warning("malformed forward from the bridge")
-        return []
-    changes = []
-    for item in items:
-        try:
-            changes.append(change_from_wire(item))
-        except (KeyError, TypeError, ValueError) as exc:
-            logger.warning("malformed change from the bridge", extra={"reason": str(exc)[:200]})
-    return changes
-
-
 class InternalNamespace(socketio.AsyncNamespace):
-    """Accepts only the bridge (its secret) and only `forward`; publishes the changes in order."""
+    """Accepts only the bridge (its secret) and only `wake`, which makes the publisher read the log now."""
 
-    def __init__(self, on_first_connect: Any = None) -> None:
+    def __init__(self, on_first_connect: Any = None, wake_publisher: Any = None) -> None:
         super().__init__(INTERNAL_NAMESPACE)
         self.on_first_connect = on_first_connect
+        self.wake_publisher = wake_publisher
 
     async def on_connect(self, sid: str, environ: dict, auth: Any = None) -> None:
         if not arrived_on_internal_listener(environ.get("asgi.scope") or {}):
@@ -78,22 +66,20 @@ class InternalNamespace(socketio.AsyncNamespace):
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         logger.info("bridge disconnected", extra={"sid": sid})
 
-    async def on_forward(self, sid: str, data: Any) -> dict:
-        # No await before publishing: forwards are handled in arrival order (pitfalls.md).
-        changes = changes_from_forward(data)
-        for change in changes:
-            publish(change)
-        return {"accepted": len(changes)}
+    async def on_wake(self, sid: str, data: Any = None) -> None:
+        # The payload is ignored: what to publish is read from the committed change log, never taken from here.
+        if self.wake_publisher is not None:
+            self.wake_publisher()
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event in ("connect", "disconnect", INTERNAL_FORWARD):
+        if event in ("connect", "disconnect", INTERNAL_WAKE):
             return await super().trigger_event(event, *args)
         logger.warning("unknown internal event", extra={"event": str(event)[:40]})
         return None
 
 
-def internal_server(on_first_connect: Any = None) -> socketio.AsyncServer:
+def internal_server(on_first_connect: Any = None, wake_publisher: Any = None) -> socketio.AsyncServer:
     """The Socket.IO server of the internal listener: the "/internal" namespace and nothing else."""
     server = GuardedAsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False)
-    server.register_namespace(InternalNamespace(on_first_connect=on_first_connect))
+    server.register_namespace(InternalNamespace(on_first_connect=on_first_connect, wake_publisher=wake_publisher))
     return server

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
 from devices.services.accounts import service_account_revoked
+from devices.services.changelog import change_log_listen
 from protocol.events import (
     ALARM_ESCALATED,
     SUBSCRIBE_DEVICE,
@@ -19,8 +20,9 @@ from protocol.events import (
     UNSUBSCRIBE_WARD,
     DeviceChange,
 )
-from realtime import dispatch, server_metrics
-from realtime.fanout import fanout, publish
+from realtime import server_metrics
+from realtime.fanout import fanout
+from realtime.publisher import publisher
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.escalation import escalation_recipients, escalation_target
 from realtime.sio.frames import GuardedAsyncServer
@@ -48,9 +50,10 @@ class Runtime:
 
     @classmethod
     def bind(cls) -> None:
-        """Remember the running loop (idempotent)."""
+        """Remember the running loop and start the change publisher on it (idempotent)."""
         if cls.loop is None:
             cls.loop = asyncio.get_running_loop()
+            publisher.start()
 
     @classmethod
     def call_soon(cls, callback: Any, *args: Any) -> bool:
@@ -203,24 +206,18 @@ def _spawn(coroutine: Any) -> None:
     asyncio.get_running_loop().create_task(coroutine)
 
 
-def sink(change: DeviceChange) -> None:
-    """Daphne's realtime sink: hop from the committing thread onto the server's loop and publish."""
-    if not Runtime.call_soon(publish, change):
-        logger.debug("no event loop yet; change not published", extra={"device_id": change.device_id})
-
-
-internal_sio = internal_server(on_first_connect=Runtime.bind)
+internal_sio = internal_server(on_first_connect=Runtime.bind, wake_publisher=publisher.wake)
 
 
 def install() -> None:
-    """Wire the Socket.IO server into this process: namespaces, the fan-out targets and the sink."""
+    """Wire the Socket.IO server into this process: namespaces, the fan-out targets, the publisher's wake."""
     sio.register_namespace(client_namespace)
     fanout.targets.append(deliver_to_rooms)
     fanout.targets.append(ward_feed.deliver_alarm)
     fanout.targets.append(deliver_escalation)
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.release_listeners.append(server_metrics.count_published)
-    server_metrics.install(lambda: list(client_namespace.subscribers.values()))
-    dispatch.install_sink(sink)
+    server_metrics.install(lambda: list(client_namespace.subscribers.values()), lambda: publisher.position)
+    change_log_listen(publisher.wake)  # this process's own commits (pages, admin) wake its publisher at once
     user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")
     service_account_revoked.connect(on_service_account_revoked, dispatch_uid="realtime-close-revoked-token-sockets")

@@ -14,6 +14,7 @@ from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, Al
 from protocol import events
 from protocol.events import DeviceChange
 from realtime.fanout import fanout
+from realtime.publisher import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ class Snapshot:
     device_id: str
     seq: int
     changes: list[DeviceChange]
+    registration: int | None = None  # the pump's row id (a pump registered anew counts `seq` afresh)
 
 
 def read_snapshot(device_id: str) -> Snapshot:
@@ -47,7 +49,7 @@ def read_snapshot(device_id: str) -> Snapshot:
         bodies += [(events.DEVICE_COMMAND, payloads.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
     ward = device.ward.code if device.ward_id else None
     changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
-    return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes)
+    return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes, registration=device.pk)
 
 
 def _session_bodies(session: InfusionSession) -> list[tuple[str, dict]]:
@@ -80,13 +82,18 @@ Send = Callable[[str, dict], Awaitable[None]]
 async def subscribe_with_snapshot(
     device_id: str, *, send: Send, join: Callable[[], Awaitable[None]], subscriber: str, room: str
 ) -> int:
-    """Under the pump's fan-out lock: read the snapshot, send `stream:subscribed` and it, then join."""
+    """Under the pump's fan-out lock: read the snapshot, send `stream:subscribed` and it, then join.
+
+    The publisher delivers this pump's changes under the same lock, in `seq` order; those up to the
+    snapshot's `seq` that it publishes after the join are skipped for this subscriber (`note_snapshot`).
+    """
+    await publisher.ready()  # its position is known: every change after this snapshot will be published
     async with fanout.pump_lock(device_id):
         snapshot = await sync_to_async(read_snapshot)(device_id)
         await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
         for change in snapshot.changes:
             await send(change.event, change.wire_payload())
         await join()
-        fanout.note_snapshot(device_id, snapshot.seq, subscriber)
+        fanout.note_snapshot(device_id, snapshot.seq, subscriber, snapshot.registration)
     logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq})
     return snapshot.seq

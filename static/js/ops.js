@@ -33,8 +33,8 @@
       : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable";
     fillList("ops-bridge", [
       ["Heartbeat", bridge.heartbeatAt || "never"], ["Broker", bridge.brokerConnected ? "connected" : "not connected"],
-      ["Waiting in the bridge", stats.inbox ?? "—"], ["Forward buffer", stats.forwardBuffered ?? "—"],
-      ["Forward dropped", stats.forwardDropped ?? "—"], ["Batches", stats.batches ?? "—"],
+      ["Waiting in the bridge", stats.inbox ?? "—"], ["Daphne woken", stats.publisherWakes ?? "—"],
+      ["Internal road", stats.internalConnected === undefined ? "—" : stats.internalConnected ? "connected" : "not connected"], ["Batches", stats.batches ?? "—"],
       ["Largest batch", stats.largest_batch ?? "—"], ["MQTT", stats.protocol ?? "—"],
     ]);
     fillTable("ops-received", Object.entries(data.received).map(([k, v]) => [k, v, perSecond(k, v, data)]));

@@ -2,13 +2,10 @@
 
 import pytest
 
-from realtime import dispatch
+from tests.support.changes import RecordedChanges
 
 
 @pytest.fixture
-def emitted():
-    """The changes this process hands to its realtime sink, in order."""
-    changes = []
-    dispatch.install_sink(changes.append)
-    yield changes
-    dispatch.install_sink(None)
+def emitted() -> RecordedChanges:
+    """The changes this test recorded in the change log (what the publisher would send), in order."""
+    return RecordedChanges()

@@ -57,6 +57,7 @@ READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15
 
 def running_session(device, user) -> InfusionSession:
     session = infusion_start(device_id=device.device_id, order=make_order(), user=user)
+    device.refresh_from_db()  # the start took the pump's next seqs: a stale `event_seq` would take them again
     infusion_confirm(device=device, infusion_id=session.infusion_id, confirmed=True, parameters=READ_BACK,
                      confirmation={"confirmed": True})  # fmt: skip
     return session

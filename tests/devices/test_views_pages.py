@@ -48,6 +48,7 @@ def test_overview_lists_only_the_users_wards(icu_nurse_client):
 def test_overview_shows_drug_rate_in_ml_per_hour_and_top_alarm(icu_nurse_client):
     device = make_device("PUMP_0001", ward=make_ward("icu"), last_seen_at=timezone.now())
     infusion_start(device_id="PUMP_0001", order=make_order(flow_rate_ml_min=2.0, drug="Heparin"))
+    device.refresh_from_db()  # the start took the pump's next seqs
     alarm_raise(device=device, type="occlusion", priority=AlarmPriority.MEDIUM, source=AlarmSource.DEVICE)
     alarm_raise(device=device, type="bubble_detected", priority=AlarmPriority.HIGH, source=AlarmSource.DEVICE)
     response = icu_nurse_client.get("/")

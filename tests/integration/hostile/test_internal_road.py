@@ -1,8 +1,10 @@
-"""No client of the public listener can forge a pump's change: no `device:*` event, no `seq` used up.
+"""No client can forge a pump's change: no `device:*` event on any screen, no `seq` used up.
 
-Independent of how the bridge's road into Daphne is built: it attacks only the public URL (every
-namespace and event name the old road used, with and without the real secret), then checks that a
-watcher saw nothing and that the pump's next real change (an alarm through a real broker and bridge)
+The public listener is attacked with every namespace and event name the roads into Daphne used, with and
+without the real secret; the internal listener itself with the real secret (a local process that stole it):
+its only event is a bare `wake`, whose payload is never read, so what it may send, forged changes
+included, only makes the publisher read the committed change log. Then a watcher (Socket.IO and Channels)
+must have seen nothing, and the pump's next real change (an alarm through a real broker and bridge)
 arrives with the next `seq`.
 """
 
@@ -16,15 +18,16 @@ from django.db import close_old_connections
 from devices.models import Device
 from protocol import events
 from protocol.events import DEVICE_ALARM
-from realtime.events import INTERNAL_FORWARD, change_to_wire
+from realtime.events import change_to_wire
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient
 from tests.support.broker import MosquittoBroker
-from tests.support.sio import StreamClient, session_cookie
+from tests.support.sio import ChannelsClient, StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PUMP = "PUMP_HOSTILE_1"
+FORGED_EVENTS = ("forward", "wake", "device:alarm")  # the old road's event, the new road's, a client event
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +56,7 @@ def attack(url: str, *, namespace: str, auth: dict | None, cookie: str | None, s
     except socketio.exceptions.ConnectionError:
         return "refused"
     try:
-        for name in (INTERNAL_FORWARD, "forward", "device:alarm"):
+        for name in FORGED_EVENTS:
             client.emit(name, forged_alarm(seq), namespace=namespace)
         time.sleep(0.3)
         return "connected"
@@ -90,4 +93,37 @@ def test_public_listener_cannot_forge_a_change_or_use_up_a_seq(daphne_server, ro
             f"the pump's real alarm arrived as {alarm} (expected seq {seq + 1}, active)")  # fmt: skip
     finally:
         pump.close()
+        watcher.close()
+
+
+def test_a_forged_message_on_the_internal_road_puts_no_change_on_any_screen(daphne_server, road_broker):
+    icu = make_ward("icu")
+    make_device(PUMP, ward=icu)
+    nurse = make_user("hostile-internal-nurse", ward=icu)
+    watcher = StreamClient(daphne_server.url, cookie=session_cookie(nurse)).connect()
+    plain = ChannelsClient(daphne_server.url, cookie=session_cookie(nurse))
+    pump = PumpClient(road_broker.url, PUMP)
+    try:
+        _, subscribed = watcher.subscribe(PUMP)
+        plain.emit(events.SUBSCRIBE_DEVICE, {"deviceId": PUMP})
+        plain.events.wait_for(lambda e, d: e == events.STREAM_SUBSCRIBED)
+        seq = subscribed["seq"]
+        outcome = attack(daphne_server.internal_url, namespace="/internal",
+                         auth={"secret": settings.BRIDGE_INTERNAL_SECRET}, cookie=None, seq=seq + 1)  # fmt: skip
+        assert outcome == "connected", "the attack must reach the internal road to prove anything"
+        time.sleep(1.5)  # longer than the publisher's safety poll
+        for name, client in (("Socket.IO", watcher), ("Channels", plain)):
+            forged = [(e, d) for e, d in client.events.device_events(PUMP) if d.get("seq") != seq]
+            assert forged == [], f"a forged internal message reached a {name} screen: {forged}"
+        close_old_connections()
+        assert Device.objects.get(device_id=PUMP).event_seq == seq, "a forged internal message used up a seq"
+
+        pump.publish("error", {"type": "occlusion", "severity": "high", "message": "Occlusion downstream"})
+        for client in (watcher, plain):
+            alarm = client.events.wait_for(lambda e, d: e == DEVICE_ALARM and d.get("deviceId") == PUMP, timeout=10)
+            assert alarm["seq"] == seq + 1 and alarm["alarm"]["state"] == "active", (
+                f"the pump's real alarm arrived as {alarm} (expected seq {seq + 1}, active)")  # fmt: skip
+    finally:
+        pump.close()
+        plain.close()
         watcher.close()

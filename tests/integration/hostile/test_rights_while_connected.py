@@ -17,9 +17,9 @@ from django.utils import timezone
 from devices.models import ServiceAccount
 from devices.services.accounts import service_account_create, service_account_revoke
 from protocol import events
-from protocol.events import DeviceChange
 from tests.factories import make_device, make_user, make_ward
 from tests.integration.realtime.test_socketio import InternalClient
+from tests.support.changes import changes_commit
 from tests.support.sio import ChannelsClient, StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -106,9 +106,9 @@ def test_ward_removal_unsubscribes_and_stops_the_alarms(daphne_server, ward):
         refused = lambda e, d: e == events.ERROR and d.get("deviceId") == PUMP  # noqa: E731
         sio_client.events.wait_for(refused, timeout=BOUND_S)
         plain.events.wait_for(refused, timeout=BOUND_S)
-        seq = sio_client.events.named(events.STREAM_SUBSCRIBED)[0]["seq"]
         alarm = {"alarm": {"id": 9, "type": "occlusion", "state": "active", "priority": "high"}}
-        bridge.forward([DeviceChange(PUMP, seq + 1, events.DEVICE_ALARM, alarm, ward.code)])
+        changes_commit(PUMP, [(events.DEVICE_ALARM, alarm)])
+        bridge.wake()
         time.sleep(1.0)
         assert not sio_client.events.named(events.DEVICE_ALARM), "a nurse removed from the ward still got its alarm"
         assert not plain.events.named(events.DEVICE_ALARM), "the Channels client still got the ward's alarm"

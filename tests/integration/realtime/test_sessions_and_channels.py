@@ -6,6 +6,7 @@ import websocket
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.integration.realtime.test_socketio import InternalClient, connected
+from tests.support.changes import changes_commit
 from tests.support.sio import BrowserSession, ChannelsClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -47,8 +48,6 @@ def test_channels_endpoint_refuses_anonymous_and_foreign_origin(daphne_server, i
 
 
 def test_channels_endpoint_delivers_the_same_events(daphne_server, icu_nurse, clients, settings):
-    from protocol.events import DeviceChange
-
     sio_client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     plain = ChannelsClient(daphne_server.url, cookie=session_cookie(icu_nurse))
     clients.append(plain)
@@ -59,8 +58,8 @@ def test_channels_endpoint_delivers_the_same_events(daphne_server, icu_nurse, cl
     seq = subscribed["seq"]
     bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
-        bridge.forward([DeviceChange("PUMP_0001", seq + n, events.DEVICE_STATUS, {"status": {"n": n}}, "icu")
-                        for n in (1, 2, 3)])  # fmt: skip
+        changes_commit("PUMP_0001", [(events.DEVICE_STATUS, {"status": {"n": n}}) for n in (1, 2, 3)])
+        bridge.wake()
         for log in (sio_client.events, plain.events):
             log.wait_for(lambda e, d: d.get("seq") == seq + 3)
     finally:
@@ -85,20 +84,16 @@ def test_channels_endpoint_accepts_a_bearer_token(daphne_server, icu_nurse, clie
 
 
 def test_ward_feed_sends_one_coalesced_summary_with_only_changed_pumps(daphne_server, icu_nurse, clients, settings):
-    from protocol.events import DeviceChange
-
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     client.emit(events.SUBSCRIBE_WARD, {"ward": "*"})
     first = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY)
     assert sorted(p["deviceId"] for p in first["pumps"]) == ["PUMP_0001", "PUMP_0002"], "only the nurse's ward"
     start = len(client.events.items)
-    # A pump this Daphne has never published for: its first change is released at once (the fan-out holds
-    # a change ahead of a known pump's next seq for REORDER_WINDOW_S, and other tests publish for PUMP_0001).
     make_device("PUMP_0042", ward=make_ward("icu"))
     bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
-        bridge.forward([DeviceChange("PUMP_0042", 1 + n, events.DEVICE_PROGRESS, {"progress": {}}, "icu")
-                        for n in range(30)])  # fmt: skip
+        changes_commit("PUMP_0042", [(events.DEVICE_PROGRESS, {"progress": {}}) for n in range(30)])
+        bridge.wake()
         update = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, start=start, timeout=3)
     finally:
         bridge.close()

@@ -11,9 +11,9 @@ from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource
 from protocol import events
-from protocol.events import DeviceChange
-from realtime.events import INTERNAL_FORWARD, INTERNAL_NAMESPACE, change_to_wire
+from realtime.events import INTERNAL_NAMESPACE, INTERNAL_WAKE
 from tests.factories import make_device, make_user, make_ward
+from tests.support.changes import changes_commit
 from tests.support.sio import BrowserSession, StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -34,16 +34,16 @@ def connected(url: str, clients: list, **kwargs) -> StreamClient:
 
 
 class InternalClient:
-    """A stand-in for the bridge: a real client on the "/internal" namespace."""
+    """A stand-in for the bridge: a real client on the "/internal" namespace, which only wakes the publisher."""
 
     def __init__(self, url: str, secret: str) -> None:
         self.client = socketio.Client(reconnection=False)
         self.client.connect(url, namespaces=[INTERNAL_NAMESPACE], auth={"secret": secret}, transports=["websocket"],
                             wait_timeout=5)  # fmt: skip
 
-    def forward(self, changes: list[DeviceChange]) -> dict:
-        payload = {"changes": [change_to_wire(change) for change in changes]}
-        return self.client.call(INTERNAL_FORWARD, payload, namespace=INTERNAL_NAMESPACE, timeout=5)
+    def wake(self, payload: object = None) -> None:
+        """Tell Daphne's publisher changes committed (whatever `payload` says, it is not read)."""
+        self.client.emit(INTERNAL_WAKE, payload, namespace=INTERNAL_NAMESPACE)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -146,17 +146,17 @@ def test_users_cannot_use_the_internal_namespace(daphne_server, icu_nurse):
                        headers={"Cookie": session_cookie(icu_nurse)}, wait_timeout=5)  # fmt: skip
 
 
-def test_forwarded_changes_arrive_in_order_and_unsubscribe_stops_them(daphne_server, icu_nurse, clients):
+def test_changes_committed_elsewhere_arrive_in_order_and_unsubscribe_stops_them(daphne_server, icu_nurse, clients):
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     _, subscribed = client.subscribe("PUMP_0001")
     seq = subscribed["seq"]
     bridge = InternalClient(daphne_server.internal_url, settings.BRIDGE_INTERNAL_SECRET)
     try:
-        changes = [DeviceChange("PUMP_0001", seq + n, events.DEVICE_PROGRESS, {"progress": {"n": n}}, "icu")
-                   for n in range(1, 51)]  # fmt: skip
-        # Forward out of order: the fan-out's reorder buffer restores seq order.
-        assert bridge.forward(changes[10:]) == {"accepted": 40}
-        assert bridge.forward(changes[:10]) == {"accepted": 10}
+        for first in range(1, 51, 10):  # five commits of another process, each followed by a wake
+            changes_commit(
+                "PUMP_0001", [(events.DEVICE_PROGRESS, {"progress": {"n": n}}) for n in range(first, first + 10)]
+            )
+            bridge.wake()
         client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["seq"] == seq + 50)
         live = [d["seq"] for e, d in client.events.device_events("PUMP_0001") if e == events.DEVICE_PROGRESS]
         assert live == list(range(seq + 1, seq + 51)), "events arrive in seq order, each seq once"
@@ -165,7 +165,8 @@ def test_forwarded_changes_arrive_in_order_and_unsubscribe_stops_them(daphne_ser
         marker = StreamClient(daphne_server.url, cookie=session_cookie(icu_nurse))
         clients.append(marker.connect())
         marker.subscribe("PUMP_0001")
-        bridge.forward([DeviceChange("PUMP_0001", seq + 51, events.DEVICE_PROGRESS, {"progress": {}}, "icu")])
+        changes_commit("PUMP_0001", [(events.DEVICE_PROGRESS, {"progress": {}})])
+        bridge.wake()
         marker.events.wait_for(lambda e, d: d.get("seq") == seq + 51 and e == events.DEVICE_PROGRESS)
         assert not [d for e, d in client.events.items if d and d.get("seq") == seq + 51], "unsubscribed"
     finally:

@@ -3,12 +3,9 @@
 import pytest
 from django.test import override_settings
 
-from protocol import events
-from protocol.events import DeviceChange
-from realtime.events import change_to_wire
 from realtime.sio import limits
 from realtime.sio.auth import bearer_token, origin_allowed, session_key_from_cookie_header
-from realtime.sio.internal import changes_from_forward, secret_matches
+from realtime.sio.internal import secret_matches
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 from realtime.sio.subscriptions import DEVICE_ID, parse_field
 
@@ -62,15 +59,6 @@ def test_internal_secret():
 @override_settings(BRIDGE_INTERNAL_SECRET="")
 def test_an_unset_internal_secret_matches_nothing():
     assert not secret_matches({"secret": ""})
-
-
-def test_forward_keeps_valid_changes_in_order_and_skips_malformed_ones():
-    good = [DeviceChange("PUMP_0001", n, events.DEVICE_STATUS, {"status": {}}, "icu") for n in (1, 2)]
-    items = [change_to_wire(good[0]), {"event": "device:status"}, {**change_to_wire(good[0]), "event": "evil"},
-             {**change_to_wire(good[0]), "seq": "x"}, "junk", change_to_wire(good[1])]  # fmt: skip
-    assert changes_from_forward({"changes": items}) == good
-    assert changes_from_forward({"changes": "nope"}) == []
-    assert changes_from_forward(None) == []
 
 
 def test_auth_header_parsing():

@@ -1,0 +1,26 @@
+"""The change log (transactional outbox): every committed change of a pump, in `seq` order, for the publisher."""
+
+from django.db import models
+
+
+class ChangeLogEntry(models.Model):
+    """One recorded change of one pump, written in the transaction that made it.
+
+    The publisher of each Daphne process reads these rows in `id` order after they commit and sends them
+    to the pump's subscribers; nothing else carries a change to a screen. Rows are kept for
+    `CHANGE_LOG_KEEP_S` (housekeeping prunes older ones), long enough for any publisher to catch up.
+    """
+
+    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField(help_text="The pump's `event_seq` this change took.")
+    event = models.CharField(max_length=40, help_text="The Socket.IO event, e.g. device:alarm.")
+    body = models.JSONField(help_text="The event's own fields (the payload without deviceId and seq).")
+    ward_code = models.CharField(max_length=32, null=True, blank=True, help_text="The pump's ward at the change.")
+    created_at = models.DateTimeField(help_text="When the change was recorded, inside its transaction.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "seq"], name="change_log_one_entry_per_seq")]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.event} {self.device_id}#{self.seq}"

@@ -1,0 +1,73 @@
+"""Writing the change log (transactional outbox) and telling the process's listeners that changes committed.
+
+A change reaches screens one way: `change_record` appends it here, in the transaction that made it; after
+that transaction commits, each Daphne process's publisher reads it (`devices.selectors.change_log_after`)
+and sends it on. The log carries the change; a listener is only told *that* something committed (a wake:
+Daphne's publisher in-process, the bridge's notifier to Daphne), never what, so nothing but a committed row
+can reach a screen.
+"""
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import ChangeLogEntry
+
+logger = logging.getLogger(__name__)
+
+CommitListener = Callable[[], None]
+PRUNE_CHUNK = 5_000  # rows per delete: the write lock is held briefly, the next tick takes the rest
+
+
+class _Listeners:
+    """The process's commit listeners; changed only by `change_log_listen` / `change_log_unlisten`."""
+
+    installed: tuple[CommitListener, ...] = ()
+
+
+def change_log_listen(listener: CommitListener) -> None:
+    """Call `listener()` after every commit that appended changes (it must be cheap and never block)."""
+    _Listeners.installed = (*_Listeners.installed, listener)
+
+
+def change_log_unlisten(listener: CommitListener) -> None:
+    """Stop calling `listener`."""
+    _Listeners.installed = tuple(item for item in _Listeners.installed if item != listener)
+
+
+def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
+    """Append `(device pk, DeviceChange)` pairs to the log inside the current transaction; wake after commit."""
+    if not entries:
+        return
+    now = timezone.now()
+    ChangeLogEntry.objects.bulk_create([
+        ChangeLogEntry(device_id=device_pk, seq=change.seq, event=change.event, body=change.body,
+                       ward_code=change.ward_code, created_at=now)
+        for device_pk, change in entries
+    ])  # fmt: skip
+    if _Listeners.installed:
+        transaction.on_commit(_committed, robust=True)
+
+
+def _committed() -> None:
+    for listener in _Listeners.installed:
+        listener()
+
+
+def change_log_prune(*, before: datetime, limit: int = PRUNE_CHUNK) -> int:
+    """Delete up to `limit` of the oldest entries recorded before `before`; returns how many went."""
+    oldest = ChangeLogEntry.objects.order_by("id").values_list("id", "created_at").first()
+    if oldest is None or oldest[1] >= before:
+        return 0  # one index look-up when there is nothing to do
+    cutoff = (
+        ChangeLogEntry.objects.filter(id__lt=oldest[0] + limit, created_at__lt=before)
+        .order_by("-id").values_list("id", flat=True).first()
+    )  # fmt: skip
+    if cutoff is None:
+        return 0
+    deleted, _ = ChangeLogEntry.objects.filter(id__lte=cutoff).delete()
+    logger.debug("change log pruned", extra={"deleted": deleted})
+    return deleted

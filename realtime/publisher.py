@@ -1,0 +1,146 @@
+"""The publisher: ONE per Daphne process, it reads the change log in commit order and hands it to the fan-out.
+
+Every committed change of every pump, whichever process committed it (the bridge, a page, an admin
+action, housekeeping), is a row of the change log (`devices.models.ChangeLogEntry`, written in the
+change's own transaction). The publisher keeps a position (the last log `id` it read) and, when woken,
+reads what committed after it, oldest first, and calls `fanout.publish` for each row, so per pump the
+fan-out sees `seq` order. Nothing is held or re-ordered: a row is only visible once its transaction has
+committed, and a pump's next `seq` can only be taken once the transaction that took the previous one
+has committed (the pump's row lock), so the rows of one pump appear in `seq` order with no gap.
+
+Wakes: Daphne's own commits wake it in-process (`devices.services.changelog.change_log_listen`); the
+bridge wakes it over the internal namespace (a bare `wake`, no change in it); a slow safety poll
+(`PUBLISHER_POLL_S`) catches a lost wake and commits of other processes. PostgreSQL's LISTEN/NOTIFY can
+become the wake (issue 18) without touching the rest.
+
+Position and order per database: SQLite admits one writer at a time (`IMMEDIATE` transactions), so a
+log `id` is taken and committed before the next writer begins: `id` order is commit order and
+`id > position` never misses a row. PostgreSQL allocates ids before commit, so a lower id can commit
+after a higher one; there the read must also cover ids of transactions still open (re-read a window
+below the position; the per-pump `seq` kept here drops what was already published).
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
+
+from devices.selectors import change_log_after, change_log_extent
+from protocol.events import DeviceChange
+from realtime import server_metrics
+from realtime.fanout import FanOut, fanout
+
+logger = logging.getLogger(__name__)
+
+READ_LIMIT = 2_000  # rows per read; a backlog is read in several, without holding the loop meanwhile
+
+
+class ChangePublisher:
+    """Reads the change log from its position and publishes each row to the fan-out, in `id` order."""
+
+    def __init__(self, fanout: FanOut, *, poll_s: float | None = None, read_limit: int = READ_LIMIT) -> None:
+        self.fanout = fanout
+        self.poll_s = poll_s if poll_s is not None else settings.PUMPSTREAM["PUBLISHER_POLL_S"]
+        self.read_limit = read_limit
+        self.position: int | None = None
+        self.published = 0
+        self.skipped = 0
+        self._last_seq: dict[int, int] = {}  # device pk -> seq last published (one entry per pump)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._wake_pending = False
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change-publisher")
+
+    def start(self) -> None:
+        """Start on the running loop (idempotent): position at the log's end, then publish what follows."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._wake, self._ready = asyncio.Event(), asyncio.Event()
+        self._task = self._loop.create_task(self._run())
+
+    async def ready(self) -> None:
+        """Wait until the position is known (a snapshot taken before then could miss changes)."""
+        self.start()
+        await self._ready.wait()
+
+    def wake(self) -> None:
+        """Read the log now (from any thread; cheap when a wake is already pending)."""
+        if self._wake_pending or self._loop is None or self._loop.is_closed():
+            return
+        self._wake_pending = True
+        try:
+            self._loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:  # the loop closed meanwhile (shutdown)
+            self._wake_pending = False
+
+    async def _run(self) -> None:
+        while self.position is None:
+            try:
+                self.position = (await self._read(change_log_extent))[1]
+            except DatabaseError as exc:
+                logger.warning("change log unreadable; retrying: %s", exc)
+                await asyncio.sleep(self.poll_s)
+        self._ready.set()
+        logger.info("publishing the change log", extra={"position": self.position})
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            except TimeoutError:
+                pass
+            try:
+                await self.catch_up()
+            except Exception:  # guarded: the publisher must outlive any one bad row; the next wake goes on
+                logger.exception("publishing the change log failed", extra={"position": self.position})
+
+    async def catch_up(self) -> int:
+        """Publish every row committed after the position; returns how many."""
+        self._wake.clear()
+        self._wake_pending = False
+        count = 0
+        while True:
+            try:
+                rows = await self._read(change_log_after, after_id=self.position, limit=self.read_limit)
+            except DatabaseError as exc:  # the safety poll tries again
+                logger.warning("reading the change log failed: %s", exc)
+                return count
+            self._publish(rows, timezone.now())
+            count += len(rows)
+            if len(rows) < self.read_limit:
+                return count
+
+    def _publish(self, rows: list[tuple], now: datetime) -> None:
+        for entry_id, device_pk, device_id, seq, event, body, ward_code, created_at in rows:
+            self.position = entry_id
+            last = self._last_seq.get(device_pk)
+            if last is not None and seq <= last:
+                continue  # already published (a re-read window)
+            if last is not None and seq != last + 1:
+                self.skipped += seq - last - 1
+                logger.warning("change log pruned past the publisher; subscribers resynchronise",
+                               extra={"device_id": device_id, "missing_from": last + 1, "seq": seq})  # fmt: skip
+            self._last_seq[device_pk] = seq
+            self.fanout.publish(DeviceChange(device_id, seq, event, body, ward_code, device_pk))
+            server_metrics.PUBLISHER_LAG.observe(max(0.0, (now - created_at).total_seconds()))
+        self.published += len(rows)
+
+    async def _read(self, reader, **kwargs):
+        return await self._loop.run_in_executor(self._reader, _read_committed, reader, kwargs)
+
+
+def _read_committed(reader, kwargs: dict):
+    """Run a selector on the publisher's own thread (never the shared sync thread of snapshot reads)."""
+    try:
+        return reader(**kwargs)
+    except DatabaseError:
+        connection.close()  # this thread's connection; the next read opens a fresh one
+        raise
+
+
+publisher = ChangePublisher(fanout)
