@@ -47,6 +47,16 @@ def realtime_bridge(realtime_broker, daphne_server, django_db_blocker, artifacts
     process.stop()
 
 
+def lasting_alarm_acknowledged(pump: PumpClient, browser: BrowserSession, device_id: str) -> None:
+    """Raise LASTING_ALARM and acknowledge it: housekeeping reminds of it during the traffic (then again if
+    the nurse acknowledges it again)."""
+    pump.publish("error", LASTING_ALARM)
+    alarm = wait_until(lambda: Alarm.objects.filter(device__device_id=device_id, type=LASTING_ALARM["type"],
+                                                    state=AlarmState.ACTIVE).first(), timeout=10,
+                       message="the lasting alarm was never raised")  # fmt: skip
+    browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200,))
+
+
 def housekeeping_changes(device_id: str) -> dict[str, int]:
     """How many of the pump's changes the bridge's housekeeping made, by kind (from the audit log)."""
     kinds = DeviceEvent.objects.filter(device__device_id=device_id, kind__in=HOUSEKEEPING_KINDS)
@@ -141,7 +151,7 @@ def test_snapshot_plus_events_equals_fresh_snapshot_equals_database(daphne_serve
     pump = PumpClient(realtime_broker.url, DEVICE)
     rng = random.Random(20261128)
     clients: list = []
-    pump.publish("error", LASTING_ALARM)
+    lasting_alarm_acknowledged(pump, browser, DEVICE)
     stop, threads = run_threads((pump_traffic, pump, rng), (nurse_traffic, browser, random.Random(7)))
     try:
         deadline = time.monotonic() + TRAFFIC_S
@@ -212,7 +222,7 @@ def test_snapshot_plus_events_for_a_pump_without_a_session(daphne_server, realti
     pump = PumpClient(realtime_broker.url, UNORDERED_DEVICE)
     rng = random.Random(20261202)
     clients: list = []
-    pump.publish("error", LASTING_ALARM)
+    lasting_alarm_acknowledged(pump, browser, UNORDERED_DEVICE)
     stop, threads = run_threads((unordered_pump_traffic, pump, rng), (unordered_nurse_traffic, browser,
                                                                       random.Random(11)))  # fmt: skip
     subscribe = functools.partial(subscribe_somehow, daphne_server.url, browser.cookie_header,
