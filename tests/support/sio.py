@@ -18,6 +18,7 @@ from http.cookiejar import CookieJar
 from importlib import import_module
 from typing import Any
 
+import engineio
 import socketio
 import websocket
 from django.conf import settings
@@ -119,6 +120,26 @@ class EventLog:
             return [(e, d) for e, d in self.items if e.startswith("device:") and d.get("deviceId") == device_id]
 
 
+class _InOrderEngineIOClient(engineio.Client):
+    """Hands each message to Socket.IO on the reader thread, in arrival order.
+
+    python-engineio 4.x starts a new thread for every message (`run_async=True`), so under load two events'
+    handlers run out of order and a test sees `seq` 166 before 165 that the server sent in order.
+    """
+
+    def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+
+class InOrderClient(socketio.Client):
+    """A python-socketio client whose event handlers run one at a time, in the order the events arrived."""
+
+    def _engineio_client_class(self) -> type:
+        return _InOrderEngineIOClient
+
+
 class StreamClient:
     """A real python-socketio client (websocket transport) that records every event it receives."""
 
@@ -132,7 +153,7 @@ class StreamClient:
         # websocket-client sends the server's own origin unless told otherwise; an extra Origin header
         # would be sent twice, so a foreign origin goes through its option.
         extra = {"origin": origin} if origin else {}
-        self.client = socketio.Client(reconnection=False, websocket_extra_options=extra)
+        self.client = InOrderClient(reconnection=False, websocket_extra_options=extra)
         self.client.on("*", self.events.append)
         self.client.on("disconnect", lambda *args: self.disconnected.set())
         self.refusal: Any = None
