@@ -7,6 +7,7 @@ transport that records every event in order. `DeviceState` applies events the wa
 """
 
 import json
+import queue
 import re
 import threading
 import time
@@ -121,16 +122,33 @@ class EventLog:
 
 
 class _InOrderEngineIOClient(engineio.Client):
-    """Hands each message to Socket.IO on the reader thread, in arrival order.
+    """Hands messages to Socket.IO one at a time, in arrival order, on one dispatcher thread of its own.
 
     python-engineio 4.x starts a new thread for every message (`run_async=True`), so under load two events'
-    handlers run out of order and a test sees `seq` 166 before 165 that the server sent in order.
+    handlers run out of order and a test sees `seq` 166 before 165 that the server sent in order. (Not on
+    the reader thread itself: a server's disconnect handled there would join that very thread.)
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
+
     def _trigger_event(self, event: str, *args: Any, **kwargs: Any) -> Any:
-        if event == "message":
-            kwargs["run_async"] = False
+        if event == "message" and kwargs.get("run_async"):
+            if self._dispatcher is None:
+                self._dispatcher = threading.Thread(target=self._dispatch, args=(self._inbox,), daemon=True)
+                self._dispatcher.start()
+            self._inbox.put(args)
+            return None
+        if event == "disconnect":  # the dispatcher ends after the messages already queued; a new one follows
+            self._inbox.put(None)
+            self._inbox, self._dispatcher = queue.SimpleQueue(), None
         return super()._trigger_event(event, *args, **kwargs)
+
+    def _dispatch(self, inbox: queue.SimpleQueue) -> None:
+        while (args := inbox.get()) is not None:
+            super()._trigger_event("message", *args)
 
 
 class InOrderClient(socketio.Client):

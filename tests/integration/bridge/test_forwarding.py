@@ -47,7 +47,7 @@ def watcher(daphne_server, forwarding_bridge):
 def forwarding_bridge_connected(client: StreamClient) -> bool:
     from devices.models import BridgeStatus
 
-    return any((status.stats or {}).get("forwardConnected") for status in BridgeStatus.objects.all())
+    return any((status.stats or {}).get("internalConnected") for status in BridgeStatus.objects.all())
 
 
 def wait_event(client: StreamClient, name: str, check=lambda body: True, *, timeout: float = 10.0) -> dict:

@@ -82,7 +82,7 @@ def test_one_pumps_alarm_flood_holds_no_other_pumps_alarm_back(own_broker, daphn
     calm = PumpClient(own_broker.url, "CALM")
     try:
         assert watcher.subscribe("CALM")[0] == events.STREAM_SUBSCRIBED
-        wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("forwardConnected"),
+        wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("internalConnected"),
                    message="the bridge never reached Daphne")  # fmt: skip
         quiet = alarm_delays(calm, watcher, "quiet")
         started, took = threading.Event(), []
