@@ -6,9 +6,9 @@ WEB_PORT ?= 8000
 MQTT_PORT ?= 1883
 export WEB_PORT MQTT_PORT
 # Development is one explicit switch; with DJANGO_DEBUG unset the settings are production's (secrets required).
-run test bench setup setup-test: export DJANGO_DEBUG = true
+run test test-postgres bench setup setup-test: export DJANGO_DEBUG = true
 
-.PHONY: run test setup setup-test lint format bench clean
+.PHONY: run test test-postgres setup setup-test lint format bench clean
 
 run: setup
 	@$(PY) manage.py migrate --noinput
@@ -23,6 +23,16 @@ test: setup-test
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest
+
+# The database-dependent tests again on PostgreSQL (a cluster of their own, started by tests/support/postgres.py
+# on a free port): the services and selectors, the bridge's commit path, and the bridge, Daphne and consistency
+# integration tests with both subprocesses on the same PostgreSQL test database. CI runs it after `test`.
+# SQLite-only tests (the locked database file) and the browser tests stay on `test`. Exit 5 (no test) fails.
+POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py \
+	tests/integration/bridge tests/integration/realtime tests/integration/reliability tests/clinical
+test-postgres: setup-test
+	$(PY) -m pytest -p tests.support.postgres $(POSTGRES_TESTS) --deselect \
+	  tests/integration/reliability/test_database_locked.py
 
 setup:
 	@scripts/setup.sh

@@ -98,8 +98,13 @@ TEMPLATES = [
 ]
 
 # Database: an SQLite file by default. WAL, a busy timeout and IMMEDIATE transactions let
-# Daphne and the bridge write the same file (see shared/pitfalls.md).
+# Daphne and the bridge write the same file (see shared/pitfalls.md). Or PostgreSQL with
+# DATABASE_URL=postgres://user:password@host:port/name (psycopg 3): row locks instead of the file's one
+# writer, and a lock timeout in place of the busy timeout, so a stuck lock fails a batch (retried) not the bridge.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    lock_timeout_ms = round(env.float("DATABASE_LOCK_TIMEOUT_S", default=20.0) * 1000)
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={lock_timeout_ms}"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

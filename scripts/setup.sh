@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything PumpStream needs on a fresh machine: system packages (as root, where missing),
 # the virtual environment, Python and npm dependencies, and the front-end files served as static.
-# Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium)
+# Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium, and with
+# CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -11,6 +12,11 @@ apt_packages=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || apt_packages+=(mosquitto)
 if [ "$want_test" = "--test" ]; then
   command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+  # PostgreSQL for `make test-postgres` (CI runs it; elsewhere ask with WITH_POSTGRES=true). Only its programs
+  # are used: the tests start a cluster of their own (tests/support/postgres.py), never Debian's.
+  if [ "${CI:-}" = "true" ] || [ "${WITH_POSTGRES:-}" = "true" ]; then
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
+  fi
 fi
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 if [ ${#apt_packages[@]} -gt 0 ]; then
@@ -25,6 +31,10 @@ fi
 # Debian starts a system-wide broker on 1883 when it installs mosquitto; PumpStream runs its own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   systemctl stop mosquitto || true
+fi
+# Likewise Debian's PostgreSQL cluster (on 5432) where it started one: the tests never use it.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
+  systemctl stop postgresql || true
 fi
 
 requirements=requirements.txt

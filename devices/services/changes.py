@@ -14,10 +14,13 @@ from protocol.events import DeviceChange
 
 
 def device_lock(*, device_id: str) -> Device:
-    """The pump's row, locked for the rest of the transaction so its `seq` can be advanced safely."""
+    """The pump's row, locked for the rest of the transaction so its `seq` can be advanced safely.
+
+    Only the pump's row (`of=self`): PostgreSQL refuses FOR UPDATE on the nullable side of the ward's outer join.
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("device_lock must be called inside transaction.atomic()")
-    return Device.objects.select_for_update().select_related("ward").get(device_id=device_id)
+    return Device.objects.select_for_update(of=("self",)).select_related("ward").get(device_id=device_id)
 
 
 def change_record(*, device: Device, event: str, body: dict, store_seq: bool = True) -> DeviceChange:

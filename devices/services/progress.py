@@ -180,12 +180,13 @@ def _prepare(field: Field, kind: str, value: object, prepared: dict, wrapper) ->
     """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile).
 
     Short cuts that give what Django's own preparation gives: None stays None; an int in an integer field
-    and a str in a text field stay as they are; an aware datetime goes straight to the backend's adapter
-    (Django checks only that it is aware first).
+    (on SQLite: PostgreSQL's backend wraps it in the column's type, psycopg's `Int8`, as below) and a str in a
+    text field stay as they are; an aware datetime goes straight to the backend's adapter (Django checks only
+    that it is aware first).
     """
     if (
         value is None
-        or (type(value) is int and kind in INTEGER_FIELD_TYPES)
+        or (type(value) is int and kind in INTEGER_FIELD_TYPES and wrapper.vendor == "sqlite")
         or (isinstance(value, str) and kind in TEXT_FIELD_TYPES)
     ):
         return value

@@ -65,5 +65,7 @@ def test_models_select_refuses_fields_out_of_the_models_order():
 def test_bulk_update_values_are_prepared_as_django_prepares_them(field_name, value):
     field = Device._meta.get_field(field_name)
     prepared = _prepare(field, field.get_internal_type(), value, {}, connection)
-    assert prepared == field.get_db_prep_save(value, connection)
-    assert type(prepared) is type(field.get_db_prep_save(value, connection))
+    expected = field.get_db_prep_save(value, connection)
+    assert type(prepared) is type(expected)
+    # PostgreSQL's backend wraps a JSON value in psycopg's Jsonb, which compares by identity: compare what it holds
+    assert getattr(prepared, "obj", prepared) == getattr(expected, "obj", expected)

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 
@@ -36,13 +37,24 @@ def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen
     raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
+def test_database_url() -> str:
+    """The URL of the database the tests run on (the test database once pytest-django made it), for subprocesses."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{database['NAME']}"
+    credentials = quote(database["USER"], safe="") + (
+        f":{quote(database['PASSWORD'], safe='')}" if database["PASSWORD"] else ""
+    )
+    return f"postgres://{credentials}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+
+
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """The environment for a server or bridge subprocess: the test database and short timeouts."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="pumpstream.settings",
         DJANGO_DEBUG="true",  # development, explicitly: production is what an unset DJANGO_DEBUG means
-        DATABASE_URL=f"sqlite:///{settings.DATABASES['default']['NAME']}",
+        DATABASE_URL=test_database_url(),
         HEARTBEAT_TIMEOUT_S="3",
         CONFIRMATION_TIMEOUT_S="6",
         COMMAND_EXPIRY_S="10",

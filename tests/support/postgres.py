@@ -1,0 +1,109 @@
+"""A throwaway PostgreSQL for a test run: `python -m pytest -p tests.support.postgres` (`make test-postgres`).
+
+The plugin starts its own cluster (`initdb`, `pg_ctl`) before pytest-django reads the settings, so `DATABASE_URL`
+points at it: in a temporary directory, on a free port of 127.0.0.1 only (no Unix socket outside that directory),
+with trust authentication (nothing but this machine's loopback can reach it). PostgreSQL refuses to run as root,
+so as root the cluster runs as Debian's `postgres` user (made by the `postgresql` package), else `nobody`.
+Durability is off (`fsync`, `synchronous_commit`): the tests kill the bridge and Daphne, never PostgreSQL.
+pytest-django creates `test_pumpstream` in it; Daphne and the bridge get that database's URL from
+`tests.support.processes.subprocess_env`. The cluster is stopped and deleted when pytest ends.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import free_port, wait_for_port
+
+USER = "pumpstream"  # the cluster's superuser, the role the tests and their subprocesses connect as
+SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "max_connections": "200",  # Daphne's threads, the bridge's, the test's own
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+}
+
+
+def postgres_bindir() -> Path:
+    """Where `initdb` and `pg_ctl` are: `PG_BINDIR`, the PATH, or Debian's newest /usr/lib/postgresql/N/bin."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda path: int(path.parts[-3]))
+    if not versions:
+        raise pytest.UsageError("PostgreSQL is not installed: run `CI=true scripts/setup.sh --test` (as root)")
+    return versions[-1].parent
+
+
+class PostgresCluster:
+    """One cluster in its own directory; `start()` returns the URL of its (not yet created) `pumpstream` database."""
+
+    def __init__(self) -> None:
+        self.bindir = postgres_bindir()
+        self.directory = Path(tempfile.mkdtemp(prefix="pumpstream-pg-"))
+        self.data = self.directory / "data"
+        self.log_path = self.directory / "postgres.log"
+        self.port = free_port()
+        self.runas = _unprivileged_user() if os.geteuid() == 0 else None
+        if self.runas is not None:
+            os.chown(self.directory, self.runas.pw_uid, self.runas.pw_gid)
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.bindir / program), *args]
+        if self.runas is not None:
+            command = ["runuser", "-u", self.runas.pw_name, "--", *command]
+        result = subprocess.run(command, capture_output=True, text=True, cwd=self.directory)
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed ({result.returncode}): {result.stderr or result.stdout}")
+
+    def start(self) -> str:
+        self._run("initdb", "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        options = [f"-c {name}={value}" for name, value in SETTINGS.items()]
+        options += [f"-p {self.port}", f"-c unix_socket_directories={self.directory}"]
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "60", "-o", " ".join(options),
+                  "start")  # fmt: skip
+        wait_for_port(self.port, timeout=30)
+        return f"postgres://{USER}@127.0.0.1:{self.port}/pumpstream"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _unprivileged_user() -> pwd.struct_passwd:
+    for name in ("postgres", "nobody"):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    raise pytest.UsageError("running as root and no `postgres` or `nobody` user to run PostgreSQL as")
+
+
+_cluster: PostgresCluster | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    """Before pytest-django loads the settings: start the cluster and point `DATABASE_URL` at it."""
+    global _cluster
+    _cluster = PostgresCluster()
+    os.environ["DATABASE_URL"] = _cluster.start()
+
+
+def pytest_report_header() -> str:
+    return f"database: PostgreSQL at {os.environ['DATABASE_URL']} ({_cluster.bindir if _cluster else '?'})"
+
+
+def pytest_unconfigure() -> None:
+    if _cluster is not None:
+        _cluster.stop()
