@@ -75,3 +75,19 @@ def test_the_silence_button_silences_the_other_stations(stations, stack):
         assert get_user_model().objects.get(username="ss-nurse-a").is_active
     finally:
         pump.close()
+
+
+def test_the_silence_bar_fits_a_phone(open_page, stack, artifacts_dir):
+    ward = make_ward("sp")
+    make_device("BRW_SIL_P", ward=ward, bed="23", has_presence=True)
+    page = open_page(make_user("sp-nurse-a", ward=ward), "/", viewport={"width": 390, "height": 844})
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    other = StreamClient(stack["url"], cookie=session_cookie(make_user("sp-nurse-b", ward=ward))).connect()
+    try:
+        other.emit(events.SILENCE_WARD, {"ward": "sp", "seconds": 60, "reason": "Attending bed 23"})
+        expect(page.locator("#station-silence")).to_be_visible(timeout=3_000)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"the silence bar makes the phone layout {overflow} px wider than the screen"
+        screenshot(page, artifacts_dir, "station-ward-silenced-phone")
+    finally:
+        other.close()
