@@ -1,4 +1,4 @@
-"""The bridge's escalation webhook sender: HTTP posts on a thread of their own, never in the database worker.
+"""The bridge's escalation webhook sender: HTTP posts on threads of their own, never in the database worker.
 
 Housekeeping hands it due deliveries (`devices/services/deliveries.py`) and records the outcomes it
 returns on a later tick, so a slow or dead receiver never holds up pump messages. Each post is signed:
@@ -21,20 +21,26 @@ logger = logging.getLogger(__name__)
 Outcome = tuple[int, bool, str]  # delivery id, delivered, error
 
 
-class WebhookSender:
-    """One daemon thread posting queued deliveries in order; `finished()` hands back their outcomes."""
+SENDERS = 4  # posts under way at once: one receiver timing out does not hold every other page back
 
-    def __init__(self) -> None:
+
+class WebhookSender:
+    """A few daemon threads posting queued deliveries; `finished()` hands back their outcomes."""
+
+    def __init__(self, *, senders: int = SENDERS) -> None:
         self._jobs: queue.SimpleQueue[tuple[int, str, bytes]] = queue.SimpleQueue()
         self._outcomes: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
         self.in_flight: set[int] = set()
-        self._thread: threading.Thread | None = None
+        self._senders = senders
+        self._threads: list[threading.Thread] = []
 
     def submit(self, delivery_id: int, url: str, body: bytes) -> None:
-        """Queue one post (started lazily: most installs have no webhook)."""
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
-            self._thread.start()
+        """Queue one post (the threads start lazily: most installs have no webhook)."""
+        self._threads = [thread for thread in self._threads if thread.is_alive()]
+        while len(self._threads) < self._senders:
+            thread = threading.Thread(target=self._run, name=f"webhooks-{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         self.in_flight.add(delivery_id)
         self._jobs.put((delivery_id, url, body))
 
