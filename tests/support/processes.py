@@ -37,7 +37,7 @@ def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen
     raise TimeoutError(f"nothing listened on port {port} within {timeout}s")
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     """The URL of the database the tests run on (the test database once pytest-django made it), for subprocesses."""
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
@@ -54,7 +54,7 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env.update(
         DJANGO_SETTINGS_MODULE="pumpstream.settings",
         DJANGO_DEBUG="true",  # development, explicitly: production is what an unset DJANGO_DEBUG means
-        DATABASE_URL=test_database_url(),
+        DATABASE_URL=shared_database_url(),
         HEARTBEAT_TIMEOUT_S="3",
         CONFIRMATION_TIMEOUT_S="6",
         COMMAND_EXPIRY_S="10",
