@@ -29,7 +29,8 @@ test: setup-test
 # integration tests with both subprocesses on the same PostgreSQL test database. CI runs it after `test`.
 # The browser tests stay on `test` only. Exit 5 (no test) fails the target as any non-zero exit does.
 POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py \
-	tests/integration/bridge tests/integration/realtime tests/integration/reliability tests/clinical
+	tests/integration/bridge tests/integration/realtime tests/integration/reliability tests/clinical \
+	tests/integration/hostile/test_poison_message.py
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m pytest -p tests.support.postgres $(POSTGRES_TESTS)

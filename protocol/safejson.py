@@ -62,7 +62,7 @@ def json_decode(raw: bytes | str, *, limits: JsonLimits = JsonLimits()) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise JsonRefused("bad_json", str(exc)[:200]) from exc
-    if SURROGATE_ESCAPE.search(text):
+    if SURROGATE_ESCAPE.search(text) or "\\u0000" in text:  # a NUL can come only from its escape (raw: bad_json)
         _check_text(document)
     return document
 
@@ -106,10 +106,13 @@ def _object(pairs: list[tuple[str, Any]]) -> dict:
 
 
 def _check_text(value: Any) -> None:
-    """Refuse a lone UTF-16 surrogate (from a `\\ud800` escape) in any key or string: no database stores it."""
+    """Refuse a lone UTF-16 surrogate (from a `\\ud800` escape) or a NUL (`\\u0000`) in any key or string: no
+    database stores the first; PostgreSQL stores no NUL in text or jsonb (SQLite would, so the refusal is here)."""
     if isinstance(value, str):
         if LONE_SURROGATE.search(value):
             raise JsonRefused("bad_utf8", "a lone surrogate escape")
+        if "\x00" in value:
+            raise JsonRefused("bad_utf8", "a NUL character")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(key)

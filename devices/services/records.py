@@ -21,12 +21,16 @@ RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "received_at")
 def dead_letter_record(
     *, topic: str, source: str, reason: str, detail: str = "", payload: bytes | str = b""
 ) -> DeadLetter:
-    """Store a rejected message (bounded per source, so a chatty pump cannot fill the disk)."""
+    """Store a rejected message (bounded per source, so a chatty pump cannot fill the disk).
+
+    A NUL becomes U+FFFD, as undecodable bytes do: PostgreSQL stores no NUL in text (the letter would fail to
+    be stored, and its batch with it).
+    """
     if isinstance(payload, bytes):
         payload = payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
     letter = DeadLetter.objects.create(
-        topic=topic[:200], source=source[:200], reason=reason[:48], detail=detail[:500],
-        payload_excerpt=payload[:EXCERPT_CHARS],
+        topic=_storable(topic[:200]), source=_storable(source[:200]), reason=_storable(reason[:48]),
+        detail=_storable(detail[:500]), payload_excerpt=_storable(payload[:EXCERPT_CHARS]),
     )  # fmt: skip
     limit = settings.PUMPSTREAM["DEAD_LETTERS_PER_SOURCE"]
     newest_first = DeadLetter.objects.filter(source=letter.source).order_by("-id").values_list("id", flat=True)
@@ -34,6 +38,10 @@ def dead_letter_record(
     if overflow:
         DeadLetter.objects.filter(id__in=overflow).delete()
     return letter
+
+
+def _storable(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def delivery_attempt_begin(*, key: str, topic: str, now: datetime | None = None) -> int:

@@ -26,6 +26,8 @@ HUGE_INTEGER = b'{"status": "online", "x": ' + b"9" * 4301 + b"}"
         (b'{"x": "\xed\xa0\x80"}', "bad_utf8"),  # an encoded surrogate
         (b'{"x": "\\ud800"}', "bad_utf8"),  # a lone surrogate escape: no database stores it
         (b'{"\\udc00": 1}', "bad_utf8"),
+        (b'{"x": ["ok", "a\\u0000b"]}', "bad_utf8"),  # a NUL escape: PostgreSQL stores no NUL in text or jsonb
+        (b'{"a\\u0000": 1}', "bad_utf8"),
         (b'{"status": "online", "status": "offline"}', "duplicate_key"),
         (b'{"a": {"b": 1, "b": 2}}', "duplicate_key"),
         (b"x" * 20000, "too_large"),

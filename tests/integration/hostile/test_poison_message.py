@@ -100,3 +100,31 @@ def test_a_message_that_takes_the_process_down_each_time_is_dead_lettered_after_
     assert not DeliveryAttempt.objects.exists(), "the dead-lettered message's tries must be forgotten"
     logger.warning("crashing message: %d restarts, then dead-lettered (%s); the next message applied after %.1fs",
                    restarts, letter.detail, applied_after)  # fmt: skip
+
+
+NUL_PAYLOADS = {
+    "escaped": b'{"status": "idle", "firmwareVersion": "1.0\\u0000evil"}',  # valid JSON, a NUL in a string
+    "raw": b'{"status": "idle", "firmwareVersion": "1.0\x00evil"}',  # a NUL byte: not JSON, dead-lettered as is
+}
+
+
+@pytest.mark.parametrize("kind", NUL_PAYLOADS)
+def test_a_nul_character_is_dead_lettered_on_every_engine(own_broker, artifacts_dir, kind):
+    """PostgreSQL stores no NUL in text or jsonb: the message must be refused (and its dead letter stored), not
+    stall the bridge retrying its batch as if the database were down; SQLite would have stored it."""
+    make_device("PUMP_GOOD")
+    make_device("PUMP_EVIL")
+    bridge = BridgeProcess(own_broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
+    evil, good = PumpClient(own_broker.url, "PUMP_EVIL"), PumpClient(own_broker.url, "PUMP_GOOD")
+    try:
+        evil.publish("status", NUL_PAYLOADS[kind])
+        good.publish("status", {"status": "idle", "batteryLevel": 77})
+        wait_until(lambda: battery_is("PUMP_GOOD", 77), timeout=15,
+                   message=f"the good message after the NUL was never applied:\n{bridge.log_tail()}")  # fmt: skip
+        letter = wait_until(lambda: DeadLetter.objects.filter(source="PUMP_EVIL").first(), message="no dead letter")
+    finally:
+        evil.close()
+        good.close()
+        bridge.stop()
+    assert "\x00" not in letter.payload_excerpt + letter.detail
+    assert not Device.objects.filter(device_id="PUMP_EVIL", firmware_version__contains="evil").exists()
