@@ -252,7 +252,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm
     A pump infusing without an order shows what it reports (`unordered`: true), never "idle".
     """
     unordered = unordered_progress(device, session)
-    progress = (session.latest_progress if session else unordered) or {}
+    progress = (session.progress_on(device) if session else unordered) or {}
     rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
     if rate is None and session is not None:
         rate = session.flow_rate_ml_min

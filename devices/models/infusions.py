@@ -1,6 +1,8 @@
 """Infusion sessions (the original's "Infusion") and the progress history behind the chart."""
 
 import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
@@ -9,6 +11,9 @@ from django.utils import timezone
 
 from devices.states import ACTIVE_SESSION_STATUSES, ReadBack, SessionStatus
 from protocol.limits import RATE_DECIMALS
+
+if TYPE_CHECKING:
+    from devices.models.pumps import Device
 
 
 def new_infusion_id() -> str:
@@ -52,8 +57,7 @@ class InfusionSession(models.Model):
     completion = models.JSONField(null=True, blank=True)
     # How the server came to believe the pump runs it: "confirmation", or the evidence that showed it.
     running_evidence = models.CharField(max_length=64, blank=True)
-    latest_progress = models.JSONField(null=True, blank=True)
-    latest_progress_at = models.DateTimeField(null=True, blank=True)
+    # The progress it received lives once, on the pump (`Device.latest_progress`): see `progress_on`.
     last_sampled_at = models.DateTimeField(null=True, blank=True)
     # Every timestamp, in server receive time.
     created_at = models.DateTimeField(default=timezone.now)
@@ -78,6 +82,25 @@ class InfusionSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.infusion_id} on {self.device_id} ({self.status})"
+
+    def progress_on(self, device: "Device") -> dict | None:
+        """The pump's latest progress if it arrived while this session was on (from its creation to its end), else None.
+
+        A pump reports one progress at a time, so its latest report is stored once, on the pump; this session's
+        view of it is that report when it came after the session began (and, once ended, not after its end).
+        """
+        at = device.latest_progress_at
+        if at is None or at < self.created_at or (self.ended_at is not None and at > self.ended_at):
+            return None
+        return device.latest_progress
+
+    def progress(self) -> dict | None:
+        """`progress_on` this session's own pump (reads the pump when it is not loaded)."""
+        return self.progress_on(self.device)
+
+    def progress_at_on(self, device: "Device") -> datetime | None:
+        """When the progress `progress_on` returns was received, or None."""
+        return device.latest_progress_at if self.progress_on(device) is not None else None
 
     @property
     def order(self) -> dict:

@@ -45,7 +45,7 @@ DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
     "last_uptime_ms",
 )  # fmt: skip
-SESSION_FIELDS = ("latest_progress", "latest_progress_at", "last_sampled_at")
+SESSION_FIELDS = ("last_sampled_at",)
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
@@ -225,7 +225,6 @@ def _pump_progress(
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
         samples.extend(_samples(session, reports))
-        session.latest_progress, session.latest_progress_at = progress, now
         readback_progress_check(device=device, session=session, rates=[item.report.flowRate for item in reports],
                                 now=now)  # fmt: skip
     else:

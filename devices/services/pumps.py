@@ -246,7 +246,7 @@ def silent_sessions_filter(now: datetime) -> Q:
     """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
     cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
     return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
-        Q(latest_progress_at__isnull=True) | Q(latest_progress_at__lt=cutoff)
+        Q(device__latest_progress_at__isnull=True) | Q(device__latest_progress_at__lt=cutoff)
     )
 
 
@@ -261,7 +261,7 @@ def pump_silence_check(*, device_id: str, now: datetime) -> bool:
         session = InfusionSession.objects.filter(silent_sessions_filter(now), device=device).first()
         if session is None:
             return False
-        last = max(moment for moment in (session.latest_progress_at, session.status_changed_at) if moment)
+        last = max(moment for moment in (session.progress_at_on(device), session.status_changed_at) if moment)
         message = f"No progress from the pump for {(now - last).total_seconds():.0f} s while infusing"
         _server_alarm(device, "communication_lost", AlarmPriority.HIGH, message, now)
         return True

@@ -60,7 +60,7 @@ def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> Infu
     session = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).first()
     if session is None:
         return None
-    if progress_says_finished(session.latest_progress):
+    if progress_says_finished(session.progress_on(device)):
         session_transition(device=device, session=session, to=SessionStatus.COMPLETED, now=now,
                            reason=f"the pump reports {reported} after its last progress said finished")  # fmt: skip
     else:
@@ -82,7 +82,7 @@ def progress_says_finished(progress: dict | None) -> bool:
 
 def _interrupt(device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
     was = session.status
-    delivered = (session.latest_progress or {}).get("deliveredVolumeMl")
+    delivered = (session.progress_on(device) or {}).get("deliveredVolumeMl")
     session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now)
     if was == SessionStatus.PENDING:
         return  # never started: the session's status says so, the pump is free

@@ -36,7 +36,7 @@ def read_snapshot(device_id: str) -> Snapshot:
         bodies = [(events.DEVICE_STATUS, payloads.status_body(device))]
         session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
         if session is not None:
-            bodies += _session_bodies(session)
+            bodies += _session_bodies(device, session)
         else:
             bodies += _progress_without_session(device)
         alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
@@ -52,14 +52,13 @@ def read_snapshot(device_id: str) -> Snapshot:
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes, registration=device.pk)
 
 
-def _session_bodies(session: InfusionSession) -> list[tuple[str, dict]]:
+def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str, dict]]:
     bodies = [(events.DEVICE_SESSION, payloads.session_body(session))]
     if session.confirmation is not None:
         bodies.append((events.DEVICE_INFUSION_CONFIRMED, payloads.confirmation_body(session)))
-    if session.latest_progress is not None and session.latest_progress_at is not None:
-        progress = payloads.progress_body(
-            session.latest_progress, infusion_id=session.infusion_id, received_at=session.latest_progress_at
-        )
+    progress_now, received_at = session.progress_on(device), session.progress_at_on(device)
+    if progress_now is not None and received_at is not None:
+        progress = payloads.progress_body(progress_now, infusion_id=session.infusion_id, received_at=received_at)
         bodies.append((events.DEVICE_PROGRESS, progress))
     return bodies
 

@@ -59,7 +59,7 @@ def test_modern_running_status_and_progress_with_the_pending_id_run_it_without_a
     assert_no_stop_after_timeout(pump, "CLN_EVID_M", session)
     start = commands_of("CLN_EVID_M", CommandKind.START_INFUSION)[0]
     assert start.state == CommandState.DONE, f"the START the pump carried out ended {start.state}"
-    wait_until(lambda: (running.__class__.objects.get(pk=running.pk).latest_progress or {}).get("deliveredVolumeMl")
+    wait_until(lambda: (running.__class__.objects.get(pk=running.pk).progress() or {}).get("deliveredVolumeMl")
                == 1.5, message="the progress was not attributed to the session")  # fmt: skip
 
 

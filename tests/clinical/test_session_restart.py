@@ -26,7 +26,7 @@ def running_session(pump, device_id: str, **device_fields) -> InfusionSession:
     pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 1})
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 12.5,
                               "volumeRemainingMl": 17.5, "flowRate": 2.0, "bootId": "boot-1", "seq": 2})  # fmt: skip
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).latest_progress or {}).get("deliveredVolumeMl"),
+    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl"),
                message="the session's progress never arrived")  # fmt: skip
     return session
 
@@ -51,7 +51,7 @@ def test_a_retained_replay_with_an_old_boot_never_counts_as_a_restart(clinical_b
     pump.publish("status", {"status": "running", "bootId": "boot-0"}, retain=True)  # retained: state, not news
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 13.0,
                               "bootId": "boot-1", "seq": 3})  # fmt: skip
-    wait_until(lambda: InfusionSession.objects.get(pk=session.pk).latest_progress["deliveredVolumeMl"] == 13.0,
+    wait_until(lambda: InfusionSession.objects.get(pk=session.pk).progress()["deliveredVolumeMl"] == 13.0,
                message="progress after the retained message was not applied")  # fmt: skip
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "a retained replay restarted it"
     pump.publish("status", b"", retain=True)
@@ -65,7 +65,7 @@ def test_original_firmware_post_boot_test_message_interrupts_the_session(clinica
     wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
     replay(pump, legacy_step(steps, "/status", status="received_start_command"), legacy_step(steps, "/infusion"),
            legacy_step(steps, "/progress", status="running"))  # fmt: skip
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).latest_progress or {}).get("deliveredVolumeMl"),
+    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl"),
                message="the legacy progress never arrived")  # fmt: skip
     replay(pump, legacy_step(steps, "/test"))  # the pump rebooted: its post-boot test message
     wait_status(session.infusion_id, SessionStatus.INTERRUPTED, message="the post-boot test did not end the session")
@@ -99,7 +99,7 @@ def test_idle_ends_a_running_session_completed_only_when_nothing_remained(
     wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
     pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True})
     pump.publish("progress", {**last_progress, "infusionId": session.infusion_id, "deliveredVolumeMl": 19.0})
-    wait_until(lambda: InfusionSession.objects.get(pk=session.pk).latest_progress, message="no progress")
+    wait_until(lambda: InfusionSession.objects.get(pk=session.pk).progress(), message="no progress")
     pump.publish("status", {"status": "idle"})
     wait_status(session.infusion_id, expected, message=f"idle after {last_progress} did not end it {expected}")
     interrupted_alarm = active_alarm(device_id, "infusion_interrupted")

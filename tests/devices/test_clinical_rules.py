@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.forms import InfusionOrderForm
-from devices.models import Alarm, Command, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.commands import commands_end_overdue
 from devices.services.evidence import is_evidence_for
@@ -133,7 +133,9 @@ def running(device_id: str = "PUMP_0001") -> InfusionSession:
 ])  # fmt: skip
 def test_idle_ends_a_running_session_by_its_last_progress(progress, ends):
     session = running()
-    InfusionSession.objects.filter(pk=session.pk).update(latest_progress={**progress, "deliveredVolumeMl": 21.0})
+    Device.objects.filter(pk=session.device_id).update(
+        latest_progress={**progress, "deliveredVolumeMl": 21.0}, latest_progress_at=timezone.now()
+    )
     with transaction.atomic():
         session_end_on_idle(device=device_lock(device_id="PUMP_0001"), reported="idle", now=timezone.now())
     assert InfusionSession.objects.get(pk=session.pk).status == ends

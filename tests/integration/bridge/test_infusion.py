@@ -49,9 +49,9 @@ def test_progress_without_infusion_id_goes_to_the_active_session_and_is_sampled(
     for delivered in (5.04, 5.07):
         pump.publish("progress", {"deliveredVolumeMl": delivered, "progressPercent": {"time": 10, "volume": 17},
                                   "flowRate": 2.0, "status": "running", "timestamp": 65510})  # fmt: skip
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).latest_progress or {}).get("deliveredVolumeMl")
+    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl")
                == 5.07, message="progress not attributed to the running session")  # fmt: skip
-    assert InfusionSession.objects.get(pk=session.pk).latest_progress["progressPercent"] == 17
+    assert InfusionSession.objects.get(pk=session.pk).progress()["progressPercent"] == 17
     assert ProgressSample.objects.filter(session=session, delivered_volume_ml=5.04).exists()
     assert not Alarm.objects.filter(type="infusing_without_order").exists()
 

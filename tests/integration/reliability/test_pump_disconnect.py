@@ -57,7 +57,7 @@ def test_pump_killed_mid_infusion_turns_offline_or_stale_and_raises_communicatio
         session = infusion_start(device_id=device_id, order=make_order())
         wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, timeout=15,
                    message=f"the infusion never ran:\n{sim.log_tail()}")  # fmt: skip
-        wait_until(lambda: InfusionSession.objects.get(pk=session.pk).latest_progress, timeout=10,
+        wait_until(lambda: InfusionSession.objects.get(pk=session.pk).progress(), timeout=10,
                    message="no progress while running")  # fmt: skip
         sim.process.kill()  # no DISCONNECT, no goodbye: the broker sees the socket die
         sim.process.wait(timeout=10)

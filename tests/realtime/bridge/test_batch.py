@@ -64,7 +64,7 @@ def test_progress_of_many_pumps_is_coalesced_to_the_newest_with_one_seq_each(
     for device_id, session in sessions.items():
         device = Device.objects.get(device_id=device_id)
         assert device.latest_progress["deliveredVolumeMl"] == 4.0, "the newest progress is the pump's latest"
-        assert InfusionSession.objects.get(pk=session.pk).latest_progress["deliveredVolumeMl"] == 4.0
+        assert InfusionSession.objects.get(pk=session.pk).progress()["deliveredVolumeMl"] == 4.0
         pump_changes = [c for c in forwarded if c.device_id == device_id]
         assert [c.event for c in pump_changes] == [events.DEVICE_STATUS, events.DEVICE_PROGRESS], (
             "first heard: device:status (unknown → online), then ONE device:progress for five reports"

@@ -16,11 +16,12 @@ pytestmark = pytest.mark.django_db
 def silent_running_pumps(count: int, *, silent_for_s: float) -> None:
     ward, heard = make_ward(), timezone.now() - timedelta(seconds=silent_for_s)
     devices = Device.objects.bulk_create(
-        Device(device_id=f"P{index:04d}", ward=ward, last_seen_at=heard) for index in range(count)
+        Device(device_id=f"P{index:04d}", ward=ward, last_seen_at=heard, latest_progress_at=heard)
+        for index in range(count)
     )
     InfusionSession.objects.bulk_create(
         InfusionSession(device=device, status=SessionStatus.RUNNING, flow_rate_ml_min=1, planned_volume_ml=10,
-                        planned_time_min=10, status_changed_at=heard, latest_progress_at=heard)
+                        planned_time_min=10, status_changed_at=heard, created_at=heard)
         for device in devices
     )  # fmt: skip
 
