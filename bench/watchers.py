@@ -22,11 +22,9 @@ import socketio
 
 from bench.mqtt_async import AsyncMqtt
 from bench.stats import DeliveryTracker, latency_summary
+from protocol.events import DEVICE_PROGRESS, STREAM_SUBSCRIBED, SUBSCRIBE_DEVICE
 
 CONNECT_CONCURRENCY = 20
-DEVICE_PROGRESS = "device:progress"  # bench-side copies of realtime.events names: no Django in this process
-SUBSCRIBE_DEVICE = "subscribe:device"
-STREAM_SUBSCRIBED = "stream:subscribed"
 
 
 class Window:

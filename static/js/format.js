@@ -1,3 +1,4 @@
+import { ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES } from "./protocol.js";
 // Units, times and staleness as the pages show them. The wire speaks mL/min; pages show mL/h.
 // Times are shown in the server's configured time zone; device uptime is never shown as a clock time.
 
@@ -168,8 +169,8 @@ export const COMMAND_STATE_LABEL = {
 };
 /** Whether the pump reports infusing with no order (no active session, the pump running or paused). */
 export function isUnordered(session, pumpState) {
-  const active = session && ["pending", "running", "paused"].includes(session.status);
-  return !active && (pumpState === "running" || pumpState === "paused");
+  const active = session && ACTIVE_SESSION_STATUSES.has(session.status);
+  return !active && INFUSING_PUMP_STATES.has(pumpState);
 }
 export const COMMAND_LABEL = {
   START_INFUSION: "Start",

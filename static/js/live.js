@@ -2,21 +2,12 @@
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
 // pump is subscribed again and its snapshot replaces what the page holds).
 
+import { EVENTS } from "./protocol.js";
 import { noteServerTime, setMonitoringHealthy } from "./format.js";
 
-const DEVICE_EVENTS = [
-  "device:status",
-  "device:progress",
-  "device:error",
-  "device:notification",
-  "device:infusion:confirmed",
-  "device:infusion:completed",
-  "device:alarm",
-  "device:session",
-  "device:command",
-];
+const DEVICE_EVENTS = EVENTS.deviceEvents;
 // Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
-const WARD_EVENTS = ["ward:alarm", "ward:silence"];
+const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
 
 class DeviceStream {
@@ -42,9 +33,9 @@ export class LiveConnection {
     this.socket.on("connect", () => this.onConnect());
     this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
     this.socket.on("connect_error", (error) => this.onConnectError(error));
-    this.socket.on("stream:subscribed", (payload) => this.onSubscribed(payload));
-    this.socket.on("ward:summary", (payload) => this.wards.get(payload?.ward)?.(payload));
-    this.socket.on("error", (payload) => console.warn("PumpStream server refused a request:", payload));
+    this.socket.on(EVENTS.streamSubscribed, (payload) => this.onSubscribed(payload));
+    this.socket.on(EVENTS.wardSummary, (payload) => this.wards.get(payload?.ward)?.(payload));
+    this.socket.on(EVENTS.error, (payload) => console.warn("PumpStream server refused a request:", payload));
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
       this.socket.on(name, (payload) => this.wardListeners.get(name)?.forEach((listener) => listener(payload)));
@@ -56,18 +47,18 @@ export class LiveConnection {
   /** Watch one pump: `onEvent(name, payload)` gets its snapshot events, then its live events, in order. */
   subscribeDevice(deviceId, onEvent) {
     this.devices.set(deviceId, new DeviceStream(deviceId, onEvent));
-    if (this.socket.connected) this.socket.emit("subscribe:device", { deviceId });
+    if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
   }
 
   unsubscribeDevice(deviceId) {
     this.devices.delete(deviceId);
-    if (this.socket.connected) this.socket.emit("unsubscribe:device", { deviceId });
+    if (this.socket.connected) this.socket.emit(EVENTS.unsubscribeDevice, { deviceId });
   }
 
   /** Watch a ward's coalesced overview ("*" for every pump the user may see). */
   subscribeWard(ward, onSummary) {
     this.wards.set(ward, onSummary);
-    if (this.socket.connected) this.socket.emit("subscribe:ward", { ward });
+    if (this.socket.connected) this.socket.emit(EVENTS.subscribeWard, { ward });
   }
 
   /** Listen to a ward feed's `ward:alarm` or `ward:silence` (every ward this page subscribed to). */
@@ -95,7 +86,7 @@ export class LiveConnection {
   onConnect() {
     this.stats.connects += 1;
     for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
-    for (const ward of this.wards.keys()) this.socket.emit("subscribe:ward", { ward });
+    for (const ward of this.wards.keys()) this.socket.emit(EVENTS.subscribeWard, { ward });
     this.setState("live");
   }
 
@@ -118,7 +109,7 @@ export class LiveConnection {
   resubscribe(stream, { counted = true } = {}) {
     if (counted) this.stats.resubscribes += 1;
     stream.lastSeq = null;
-    this.socket.emit("subscribe:device", { deviceId: stream.deviceId });
+    this.socket.emit(EVENTS.subscribeDevice, { deviceId: stream.deviceId });
   }
 
   onSubscribed(payload) {

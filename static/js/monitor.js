@@ -1,6 +1,7 @@
 // One pump live: connectivity, progress and chart, alarms with Acknowledge and sound, controls with a
 // confirmation step and the command's state as it moves, and the recent event log.
 
+import { ACTIVE_SESSION_STATUSES, EVENTS } from "./protocol.js";
 import {
   COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
   duration, fixed, humanType, isNumber, isUnordered, lastHeard, lastingFor, mlMinToMlH, volumeFacts,
@@ -13,7 +14,7 @@ import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
 
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
-const ACTIVE = new Set(["pending", "running", "paused"]);
+const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
 
 export class Monitor {
@@ -55,12 +56,12 @@ export class Monitor {
   }
 
   apply(name, payload) {
-    if (name === "device:status") this.status = payload.status;
-    else if (name === "device:progress") this.applyProgress(payload.progress);
-    else if (name === "device:session") this.applySession(payload.session);
-    else if (name === "device:alarm") this.applyAlarm(payload.alarm);
-    else if (name === "device:command") this.commands.set(payload.command.commandId, payload.command);
-    if (["device:session", "device:alarm", "device:command", "device:infusion:completed"].includes(name)) {
+    if (name === EVENTS.deviceStatus) this.status = payload.status;
+    else if (name === EVENTS.deviceProgress) this.applyProgress(payload.progress);
+    else if (name === EVENTS.deviceSession) this.applySession(payload.session);
+    else if (name === EVENTS.deviceAlarm) this.applyAlarm(payload.alarm);
+    else if (name === EVENTS.deviceCommand) this.commands.set(payload.command.commandId, payload.command);
+    if ([EVENTS.deviceSession, EVENTS.deviceAlarm, EVENTS.deviceCommand, EVENTS.deviceInfusionCompleted].includes(name)) {
       this.refreshEventsSoon();
     }
     this.render();
@@ -276,14 +277,14 @@ export class Monitor {
 
   async resolve(alarmId, reason, note) {
     const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note });
-    if (ok) this.apply("device:alarm", { deviceId: this.deviceId, alarm: body.alarm });
+    if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
     else this.flash(body.message ?? "Could not resolve the alarm");
   }
 
   async acknowledge(alarm, button) {
     button.disabled = true;
     const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`);
-    if (ok) this.apply("device:alarm", { deviceId: this.deviceId, alarm: body.alarm });
+    if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
     else {
       button.disabled = false;
       this.flash(body.message ?? "Could not acknowledge the alarm");
@@ -380,7 +381,7 @@ export class Monitor {
   async sendCommand(command, reason, idempotencyKey) {
     const url = `/api/devices/${encodeURIComponent(this.deviceId)}/commands/`;
     const { ok, body } = await postJson(url, { command, reason, idempotencyKey });
-    if (ok) this.apply("device:command", { deviceId: this.deviceId, command: body.command });
+    if (ok) this.apply(EVENTS.deviceCommand, { deviceId: this.deviceId, command: body.command });
     else this.flash(body.message ?? `Could not ${command} the infusion`);
   }
 
@@ -388,7 +389,7 @@ export class Monitor {
     const infusionId = this.session?.infusionId;
     if (!infusionId) return;
     const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
-    if (ok) this.apply("device:session", { deviceId: this.deviceId, session: body.session });
+    if (ok) this.apply(EVENTS.deviceSession, { deviceId: this.deviceId, session: body.session });
     else this.flash(body.message ?? "Could not end the record");
   }
 }

@@ -2,6 +2,7 @@
 // Staleness is recomputed here every second from `lastSeenAt`, so a card never looks live when
 // updates stop arriving (the card is greyed and says when the pump was last heard).
 
+import { EVENTS } from "./protocol.js";
 import {
   CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, humanType, lastHeard, lastingFor, pumpCondition,
   readPageData, secondsSince, setServerNow, setTimeZone, volumeFacts,
@@ -172,7 +173,7 @@ live.subscribeWard(page.ward, applySummary);
 const station = new Station({
   live, wards: page.wards ?? [], canSilence: page.canSilence, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
 });
-live.onWardEvent("ward:alarm", applyWardAlarm);
+live.onWardEvent(EVENTS.wardAlarm, applyWardAlarm);
 watchBridge(page.bridge, {
   url: "/api/bridge/",
   onHealth: (healthy) => station.setProblem("degraded", !healthy),

@@ -3,6 +3,7 @@
 // patterns of alarm_audio.js; and the station's technical alarm when it cannot do its job (signed out,
 // connection lost for more than 10 s, monitoring degraded), shown full-width and sounded too.
 
+import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
 
@@ -40,7 +41,7 @@ export class Station {
     const end = byId("station-silence-end");
     if (end) end.hidden = !canSilence;
     end?.addEventListener("click", () => this.silenceWards(0));
-    live.onWardEvent("ward:silence", (body) => this.silenceChanged(body));
+    live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
     window.pumpstreamStation = this; // for the browser tests
   }
@@ -49,7 +50,7 @@ export class Station {
   silenceWards(seconds) {
     const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
     const asked = this.canSilence ? this.wards : [];
-    const sent = asked.map((ward) => this.live.request("silence:ward", { ward, ...request }));
+    const sent = asked.map((ward) => this.live.request(EVENTS.silenceWard, { ward, ...request }));
     if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence();
   }
 

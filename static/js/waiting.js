@@ -4,6 +4,7 @@
 // (stays open with ordered and reported values side by side), rejected, timed out, cancelled, command
 // failed, or a lost connection.
 
+import { EVENTS } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
 import { serverNowMs } from "./format.js";
 import { readBackOf, renderReadBack } from "./readback.js";
@@ -55,8 +56,8 @@ export class WaitingModal {
   }
 
   onDeviceEvent(name, payload) {
-    if (name === "device:command" && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
-    else if (name === "device:session" && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
+    if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
+    else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
   }
 
   onCommand(command) {
