@@ -5,7 +5,7 @@ from django.db import migrations
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("devices", "0007_escalation"),
+        ("devices", "0008_change_log"),
     ]
 
     operations = [
