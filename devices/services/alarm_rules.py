@@ -17,6 +17,7 @@ from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark, alarm_transition
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.records import text_storable
 from devices.services.silences import ward_silence_break
 from devices.states import (
     SESSION_ENDED_STATUSES,
@@ -54,8 +55,8 @@ def alarm_unreadable_raise(
         device = device_lock(device_id=device_id)
         return alarm_raise(
             device=device, type=UNREADABLE_ALARM, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-            session=device.active_session, now=now, details={"reason": reason, "detail": detail[:300],
-                                                              "excerpt": excerpt[:300]},
+            session=device.active_session, now=now, details={"reason": reason, "detail": text_storable(detail[:300]),
+                                                              "excerpt": text_storable(excerpt[:300])},
             message=f"The pump sent an alarm that could not be read ({reason}): check the pump's screen",
         )  # fmt: skip
 

@@ -29,8 +29,8 @@ def dead_letter_record(
     if isinstance(payload, bytes):
         payload = payload[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
     letter = DeadLetter.objects.create(
-        topic=_storable(topic[:200]), source=_storable(source[:200]), reason=_storable(reason[:48]),
-        detail=_storable(detail[:500]), payload_excerpt=_storable(payload[:EXCERPT_CHARS]),
+        topic=text_storable(topic[:200]), source=text_storable(source[:200]), reason=text_storable(reason[:48]),
+        detail=text_storable(detail[:500]), payload_excerpt=text_storable(payload[:EXCERPT_CHARS]),
     )  # fmt: skip
     limit = settings.PUMPSTREAM["DEAD_LETTERS_PER_SOURCE"]
     newest_first = DeadLetter.objects.filter(source=letter.source).order_by("-id").values_list("id", flat=True)
@@ -40,7 +40,8 @@ def dead_letter_record(
     return letter
 
 
-def _storable(text: str) -> str:
+def text_storable(text: str) -> str:
+    """`text` with each NUL as U+FFFD: PostgreSQL stores no NUL in text or jsonb (untrusted text kept as evidence)."""
     return text.replace("\x00", "\ufffd")
 
 

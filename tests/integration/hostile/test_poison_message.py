@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from devices.models import DeadLetter, DeliveryAttempt, Device
+from devices.models import Alarm, DeadLetter, DeliveryAttempt, Device
 from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.crashing_bridge import CRASH_MARKER
@@ -128,3 +128,18 @@ def test_a_nul_character_is_dead_lettered_on_every_engine(own_broker, artifacts_
         bridge.stop()
     assert "\x00" not in letter.payload_excerpt + letter.detail
     assert not Device.objects.filter(device_id="PUMP_EVIL", firmware_version__contains="evil").exists()
+
+
+def test_an_unreadable_alarm_with_a_nul_byte_still_alarms(own_broker, artifacts_dir):
+    """Its excerpt goes into the alarm's jsonb details, where PostgreSQL refuses a NUL: the alarm must still rise."""
+    make_device("PUMP_EVIL")
+    bridge = BridgeProcess(own_broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
+    evil = PumpClient(own_broker.url, "PUMP_EVIL")
+    try:
+        evil.publish("error", b'{"type": "occlusion\x00", "severity": "high"}')
+        alarm = wait_until(lambda: Alarm.objects.filter(device__device_id="PUMP_EVIL", type="unreadable_alarm").first(),
+                           timeout=15, message=f"no unreadable_alarm:\n{bridge.log_tail()}")  # fmt: skip
+    finally:
+        evil.close()
+        bridge.stop()
+    assert "\x00" not in alarm.details["excerpt"]
