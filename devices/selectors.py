@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from devices.models import (
@@ -26,7 +26,15 @@ from devices.models import (
 )
 from devices.models.accounts import hash_token
 from devices.services.sql import select_in_sql
-from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState, CommandState
+from devices.states import (
+    ACTIVE_SESSION_STATUSES,
+    ALARM_PRIORITY_RANK,
+    COMMAND_UNSETTLED_STATES,
+    AlarmState,
+    CommandState,
+    Presence,
+    SessionStatus,
+)
 
 
 def devices_visible_to(principal) -> QuerySet[Device]:
@@ -240,3 +248,52 @@ def change_log_extent() -> tuple[int, int, datetime | None]:
     if oldest is None or newest is None:
         return 0, 0, None
     return oldest[0], newest, oldest[1]
+
+
+def session_active(device: Device) -> InfusionSession | None:
+    """The pump's active session (pending, running or paused), if any."""
+    return InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+
+
+def session_latest(device: Device) -> InfusionSession | None:
+    """The pump's most recent session, active or ended."""
+    return InfusionSession.objects.filter(device=device).order_by("-created_at").first()
+
+
+def alarms_active_as_raised(device: Device) -> list[Alarm]:
+    """The pump's active alarms in the order they were raised (what a snapshot replays)."""
+    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related("session", "acknowledged_by")
+    return list(alarms.order_by("raised_at", "pk"))
+
+
+def commands_unsettled(device: Device) -> list[Command]:
+    """The pump's commands still under way (queued, sent, delivered), oldest first."""
+    commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES)
+    return list(commands.select_related("session", "created_by").order_by("created_at", "pk"))
+
+
+def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[str]:
+    """Infusion ids of pending sessions created before `cutoff` (unconfirmed too long), oldest first."""
+    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
+    return list(overdue.order_by("created_at").values_list("infusion_id", flat=True)[:limit])
+
+
+def silent_sessions_filter(now: datetime) -> Q:
+    """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
+    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
+        Q(device__latest_progress_at__isnull=True) | Q(device__latest_progress_at__lt=cutoff)
+    )
+
+
+def devices_silent_unalarmed(*, now: datetime, limit: int) -> list[str]:
+    """Pumps whose running session is silent past the heartbeat and not yet alarmed `communication_lost`."""
+    alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
+    silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
+    return list(silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:limit])
+
+
+def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
+    """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
+    stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
+    return set(stale.values_list("device_id", flat=True))

@@ -4,14 +4,13 @@ The status table lives in `status`; restarts and the idle rule in `restarts`; ev
 """
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from devices import payloads
 from devices.models import Device, InfusionSession
+from devices.selectors import silent_sessions_filter
 from devices.services.alarms import (
     CLEARED_SUFFIX,
     alarm_clear,
@@ -240,14 +239,6 @@ REPORT_HANDLERS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = 
     topics.BOLUS: _bolus,
     topics.TEST: _recorded_only,
 }
-
-
-def silent_sessions_filter(now: datetime) -> Q:
-    """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
-    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-    return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
-        Q(device__latest_progress_at__isnull=True) | Q(device__latest_progress_at__lt=cutoff)
-    )
 
 
 def pump_silence_check(*, device_id: str, now: datetime) -> bool:

@@ -5,18 +5,16 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef
 
 from devices.exceptions import PumpStreamError
-from devices.models import Alarm, Device, InfusionSession
+from devices.selectors import devices_silent_unalarmed, devices_stale_without_presence, sessions_unconfirmed_since
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due, escalation_delivery_record
 from devices.services.escalations import alarms_escalate
-from devices.services.pumps import pump_mark_stale, pump_silence_check, silent_sessions_filter
+from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
-from devices.states import AlarmState, Presence, SessionStatus
 from realtime import metrics
 from realtime.bridge.webhooks import WebhookSender
 
@@ -58,8 +56,7 @@ class Housekeeping:
     def confirmation_timeouts(self, now: datetime) -> None:
         """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""
         cutoff = now - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
-        overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
-        for infusion_id in overdue.order_by("created_at").values_list("infusion_id", flat=True)[:PER_TICK]:
+        for infusion_id in sessions_unconfirmed_since(cutoff=cutoff, limit=PER_TICK):
             try:
                 infusion_time_out(infusion_id=infusion_id)
             except PumpStreamError as exc:  # confirmed or cancelled meanwhile
@@ -73,20 +70,14 @@ class Housekeeping:
 
     def silent_sessions(self, now: datetime) -> None:
         """`communication_lost` for running sessions unheard (no progress or state change) past the heartbeat."""
-        alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
-        silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
-        for device_id in silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:PER_TICK]:
+        for device_id in devices_silent_unalarmed(now=now, limit=PER_TICK):
             if pump_silence_check(device_id=device_id, now=now):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
 
     def stale_pumps(self, now: datetime) -> None:
         """Emit `device:status` once when a pump without presence turns stale (on start: only remember them)."""
         cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-        stale = set(
-            Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff)
-            .exclude(presence=Presence.OFFLINE)
-            .values_list("device_id", flat=True)
-        )
+        stale = devices_stale_without_presence(cutoff=cutoff)
         if self.stale_announced is None:
             self.stale_announced = stale
             return

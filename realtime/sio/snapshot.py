@@ -8,9 +8,9 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from devices import payloads
-from devices.models import Alarm, Command, Device, InfusionSession
+from devices.models import Device, InfusionSession
+from devices.selectors import alarms_active_as_raised, commands_unsettled, session_active, session_latest
 from devices.services.changes import device_lock
-from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, AlarmState
 from protocol import events
 from protocol.events import DeviceChange
 from realtime.fanout import fanout
@@ -34,19 +34,13 @@ def read_snapshot(device_id: str) -> Snapshot:
     with transaction.atomic():
         device = device_lock(device_id=device_id)
         bodies = [(events.DEVICE_STATUS, payloads.status_body(device))]
-        session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+        session = session_active(device)
         if session is not None:
             bodies += _session_bodies(device, session)
         else:
             bodies += _progress_without_session(device)
-        alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
-            "session", "acknowledged_by"
-        )
-        bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms.order_by("raised_at", "pk")]
-        commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES).select_related(
-            "session", "created_by"
-        )
-        bodies += [(events.DEVICE_COMMAND, payloads.command_body(cmd)) for cmd in commands.order_by("created_at", "pk")]
+        bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms_active_as_raised(device)]
+        bodies += [(events.DEVICE_COMMAND, payloads.command_body(command)) for command in commands_unsettled(device)]
     ward = device.ward.code if device.ward_id else None
     changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes, registration=device.pk)
@@ -67,7 +61,7 @@ def _progress_without_session(device: Device) -> list[tuple[str, dict]]:
     """The pump's latest progress when it came after its last session ended (what a live subscriber holds)."""
     if device.latest_progress is None or device.latest_progress_at is None:
         return []
-    last = InfusionSession.objects.filter(device=device).order_by("-created_at").first()
+    last = session_latest(device)
     ended_at = last.ended_at if last is not None else None
     if ended_at is not None and device.latest_progress_at <= ended_at:
         return []  # that session's last progress: it ended with it
