@@ -59,6 +59,11 @@ def device_exists(device_id: str) -> bool:
     return Device.objects.filter(device_id=device_id).exists()
 
 
+def ward_exists(code: str) -> bool:
+    """Whether a ward with this code exists."""
+    return Ward.objects.filter(code=code).exists()
+
+
 def service_account_for_token(token: str) -> ServiceAccount | None:
     """The active service account holding `token`, or None (revoked tokens are refused)."""
     if not isinstance(token, str) or not token:

@@ -13,8 +13,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from devices.models import Device, Ward
-from devices.selectors import devices_visible_to
+from devices.selectors import device_exists, devices_visible_to, ward_exists
 from protocol import events
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
@@ -54,7 +53,7 @@ def device_access(principal: Principal, device_id: str) -> str | None:
     """None when the principal may watch the pump, else the error message to send."""
     if devices_visible_to(principal.subject).filter(device_id=device_id).exists():
         return None
-    if not Device.objects.filter(device_id=device_id).exists():
+    if not device_exists(device_id):
         return INVALID_DEVICE
     return "Not permitted to watch this pump"
 
@@ -66,7 +65,7 @@ def ward_scope(principal: Principal, ward: str) -> WardScope | str:
     if ward == ALL_WARDS:
         codes = None if sees_all else set(_member_ward_codes(principal))
         return WardScope(label=ALL_WARDS, codes=codes)
-    if not Ward.objects.filter(code=ward).exists():
+    if not ward_exists(ward):
         return "Invalid ward"
     if not sees_all and ward not in _member_ward_codes(principal):
         return "Not permitted to watch this ward"
