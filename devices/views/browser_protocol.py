@@ -6,7 +6,12 @@ reads it, so no event name or state grouping is copied into the JavaScript.
 
 from django.http import HttpRequest
 
-from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, PUMP_INFUSING_STATES
+from devices.states import (
+    ACTIVE_SESSION_STATUSES,
+    COMMAND_UNSETTLED_STATES,
+    PUMP_INFUSING_STATES,
+    SESSION_ON_PUMP_STATUSES,
+)
 from protocol import events
 
 EVENT_NAMES = {
@@ -36,6 +41,7 @@ def browser_protocol() -> dict:
     return {
         "events": EVENT_NAMES,
         "activeSessionStatuses": [status.value for status in ACTIVE_SESSION_STATUSES],
+        "onPumpSessionStatuses": [status.value for status in SESSION_ON_PUMP_STATUSES],
         "unsettledCommandStates": [state.value for state in COMMAND_UNSETTLED_STATES],
         "infusingPumpStates": [state.value for state in PUMP_INFUSING_STATES],
     }

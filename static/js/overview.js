@@ -2,7 +2,7 @@
 // Staleness is recomputed here every second from `lastSeenAt`, so a card never looks live when
 // updates stop arriving (the card is greyed and says when the pump was last heard).
 
-import { EVENTS } from "./protocol.js";
+import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import {
   CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, humanType, lastHeard, lastingFor, pumpCondition,
   readPageData, secondsSince, setServerNow, setTimeZone, volumeFacts,
@@ -38,7 +38,7 @@ function render(pump) {
   setField(element, "connectivity", CONNECTIVITY_LABEL[connectivity] ?? connectivity);
   // A pump infusing without an order shows what it reports, as such; only a running pump has a live rate.
   const unordered = Boolean(pump.unordered);
-  const running = unordered || pump.sessionStatus === "running" || pump.sessionStatus === "paused";
+  const running = unordered || ON_PUMP_SESSION_STATUSES.has(pump.sessionStatus);
   const live = unordered ? pump.pumpState === "running" : pump.sessionStatus === "running";
   element.dataset.unordered = unordered ? "true" : "false";
   setField(element, "state", stateText(pump, unordered));

@@ -7,5 +7,6 @@ if (!data) throw new Error("PumpStream: the page has no protocol-data (templates
 
 export const EVENTS = Object.freeze(data.events);
 export const ACTIVE_SESSION_STATUSES = new Set(data.activeSessionStatuses);
+export const ON_PUMP_SESSION_STATUSES = new Set(data.onPumpSessionStatuses);
 export const UNSETTLED_COMMAND_STATES = new Set(data.unsettledCommandStates);
 export const INFUSING_PUMP_STATES = new Set(data.infusingPumpStates);

@@ -4,7 +4,7 @@
 // (stays open with ordered and reported values side by side), rejected, timed out, cancelled, command
 // failed, or a lost connection.
 
-import { EVENTS } from "./protocol.js";
+import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
 import { serverNowMs } from "./format.js";
 import { readBackOf, renderReadBack } from "./readback.js";
@@ -73,7 +73,7 @@ export class WaitingModal {
       this.mark("sent", "done");
       this.delivered();
     }
-    if (session.status === "running" || session.status === "paused") {
+    if (ON_PUMP_SESSION_STATUSES.has(session.status)) {
       renderReadBack(this.byId("waiting-readback"), this.session);
       this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
     } else if (session.status === "rejected") this.finish("rejected");
