@@ -201,15 +201,22 @@ def unordered_pump_traffic(pump: PumpClient, rng: random.Random, stop: threading
 
 
 def unordered_nurse_traffic(browser: BrowserSession, rng: random.Random, stop: threading.Event) -> None:
-    """A nurse stops the unordered infusion (again and again: one STOP at a time) and acknowledges alarms."""
+    """A nurse stops the unordered infusion (again and again: one STOP at a time) and acknowledges alarms.
+
+    Until a first STOP is accepted she only tries to stop: housekeeping's reminders keep an alarm to
+    acknowledge most of the time, and a slow run could otherwise end without any command in its traffic.
+    """
+    stopped_once = False
     while not stop.is_set():
         close_old_connections()
         alarm = Alarm.objects.filter(device__device_id=UNORDERED_DEVICE, state=AlarmState.ACTIVE,
                                      acknowledged_at__isnull=True).first()  # fmt: skip
-        if alarm is not None and rng.random() < 0.5:
+        if alarm is not None and stopped_once and rng.random() < 0.5:
             browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200, 404))
         else:
-            browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop"}, expect=(202, 409))
+            answer = browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop"},
+                                  expect=(202, 409))  # fmt: skip
+            stopped_once = stopped_once or answer == 202
         time.sleep(rng.uniform(0.05, 0.2))
 
 
