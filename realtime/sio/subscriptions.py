@@ -13,7 +13,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from devices.selectors import device_exists, devices_visible_to, ward_exists
+from devices.selectors import device_exists, devices_visible_to, ward_exists, wards_visible_to
 from protocol import events
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
@@ -73,9 +73,10 @@ def ward_scope(principal: Principal, ward: str) -> WardScope | str:
 
 
 def _member_ward_codes(principal: Principal) -> list[str]:
+    """The wards the principal belongs to, pumps or not (a nurse of an empty ward still hears its silences)."""
     if principal.account is not None:
         return list(principal.account.wards.values_list("code", flat=True))
-    return list(devices_visible_to(principal.user).values_list("ward__code", flat=True).distinct())
+    return list(wards_visible_to(principal.user).values_list("code", flat=True))
 
 
 @dataclass

@@ -91,3 +91,18 @@ def test_the_silence_bar_fits_a_phone(open_page, stack, artifacts_dir):
         screenshot(page, artifacts_dir, "station-ward-silenced-phone")
     finally:
         other.close()
+
+
+def test_a_nurse_of_a_ward_without_pumps_still_hears_its_silence(open_page, stack):
+    """Her ward feed covers her ward by membership, not by the pumps it happens to hold today."""
+    ward = make_ward("se")
+    page = open_page(make_user("se-nurse-a", ward=ward), "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    other = StreamClient(stack["url"], cookie=session_cookie(make_user("se-nurse-b", ward=ward))).connect()
+    try:
+        other.emit(events.SILENCE_WARD, {"ward": "se", "seconds": 60, "reason": "Round"})
+        expect(page.locator("#station-silence"), "the empty ward's station missed its ward's silence").to_contain_text(
+            "silenced on every screen of ward se by se-nurse-b", timeout=3_000
+        )
+    finally:
+        other.close()
