@@ -246,9 +246,11 @@ def unordered_progress(device: Device, session: InfusionSession | None) -> dict 
     return device.latest_progress or {}
 
 
-def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm | None) -> dict:
+def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:
     """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
 
+    `alarms`: the pump's active alarms, highest and newest first; `topAlarm` is the first, and `alarms` lists
+    them all, so a station shows a medium alarm (a failed page) beside the pump's high one.
     A pump infusing without an order shows what it reports (`unordered`: true), never "idle".
     """
     unordered = unordered_progress(device, session)
@@ -272,5 +274,6 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarm: Alarm
         "timeRemainingMin": progress.get("timeRemainingMin"),
         "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
         "volumeRemainingMl": progress.get("volumeRemainingMl"),
-        "topAlarm": top_alarm_body(alarm),
+        "topAlarm": top_alarm_body(alarms[0] if alarms else None),
+        "alarms": [top_alarm_body(alarm) for alarm in alarms],
     }

@@ -121,15 +121,14 @@ def alarms_active(device: Device) -> list[Alarm]:
     return sorted(alarms, key=lambda alarm: (-ALARM_PRIORITY_RANK[alarm.priority], -alarm.raised_at.timestamp()))
 
 
-def alarms_top_by_device(devices: list[Device]) -> dict[int, Alarm]:
-    """The highest-priority active alarm of each pump that has one (one query)."""
-    top: dict[int, Alarm] = {}
-    active = Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE).select_related("acknowledged_by")
-    for alarm in active.order_by("raised_at"):
-        held = top.get(alarm.device_id)
-        if held is None or ALARM_PRIORITY_RANK[alarm.priority] >= ALARM_PRIORITY_RANK[held.priority]:
-            top[alarm.device_id] = alarm
-    return top
+def alarms_active_by_device(devices: list[Device]) -> dict[int, list[Alarm]]:
+    """Each pump's active alarms, highest priority first, then newest (one query): the station lists them all."""
+    active: dict[int, list[Alarm]] = {}
+    for alarm in Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE).order_by("-raised_at", "-pk"):
+        active.setdefault(alarm.device_id, []).append(alarm)
+    for alarms in active.values():
+        alarms.sort(key=lambda alarm: -ALARM_PRIORITY_RANK[alarm.priority])  # stable: newest first within a rank
+    return active
 
 
 def alarm_visible_to(user, alarm_id: int) -> Alarm | None:

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from devices.forms import CONFIRM_WORD
 from devices.models import Device
 from devices.selectors import (
-    alarms_top_by_device,
+    alarms_active_by_device,
     bridge_status,
     device_visible_to,
     devices_visible_to,
@@ -34,8 +34,8 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     if ward_code:
         devices = devices.filter(ward__code=ward_code)
     devices = list(devices)
-    sessions, alarms = sessions_current_by_device(devices), alarms_top_by_device(devices)
-    pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk)) for device in devices]
+    sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
+    pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk, [])) for device in devices]
     bridge = bridge_status()
     context = {
         "pumps": pumps,

@@ -10,10 +10,10 @@ from devices.views.event_log import event_text
 from protocol import limits
 
 
-def pump_summary(device: Device, session: InfusionSession | None, top_alarm: Alarm | None) -> dict:
+def pump_summary(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:
     """One overview row: the `ward:summary` fields plus what the page needs to label it."""
     return {
-        **payloads.ward_pump_body(device, session, top_alarm),
+        **payloads.ward_pump_body(device, session, alarms),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
         "bed": device.bed,

@@ -14,9 +14,9 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from devices import payloads
-from devices.models import Alarm, Device, InfusionSession
-from devices.selectors import ward_silence_latest, ward_silences_current
-from devices.states import ACTIVE_SESSION_STATUSES, ALARM_PRIORITY_RANK, AlarmState
+from devices.models import Device, InfusionSession
+from devices.selectors import alarms_active_by_device, ward_silence_latest, ward_silences_current
+from devices.states import ACTIVE_SESSION_STATUSES
 from protocol import events
 from protocol.events import DeviceChange
 
@@ -50,14 +50,10 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
     devices = list(devices)
     active = InfusionSession.objects.filter(device__in=devices, status__in=ACTIVE_SESSION_STATUSES)
     sessions = {session.device_id: session for session in active}
-    top_alarms: dict[int, Alarm] = {}
-    for alarm in Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE):
-        current = top_alarms.get(alarm.device_id)
-        if current is None or ALARM_PRIORITY_RANK[alarm.priority] > ALARM_PRIORITY_RANK[current.priority]:
-            top_alarms[alarm.device_id] = alarm
+    alarms = alarms_active_by_device(devices)
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           payloads.ward_pump_body(device, sessions.get(device.pk), top_alarms.get(device.pk)))
+                           payloads.ward_pump_body(device, sessions.get(device.pk), alarms.get(device.pk, [])))
         for device in devices
     }  # fmt: skip
 

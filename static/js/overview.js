@@ -138,7 +138,8 @@ function applySummary({ pumps: updates = [] }) {
     if (!("lastSeenAt" in update)) merged.lastSeenAt = known.lastSeenAt;
     pumps.set(update.deviceId, merged);
     render(merged);
-    if (merged.topAlarm) announceAlarm(merged.topAlarm, merged.bed ? `bed ${merged.bed}` : merged.deviceId);
+    const where = merged.bed ? `bed ${merged.bed}` : merged.deviceId;
+    for (const alarm of merged.alarms ?? [merged.topAlarm]) announceAlarm(alarm, where);
   }
   renderSummary();
   station.update(pumps.values());
@@ -147,22 +148,27 @@ function applySummary({ pumps: updates = [] }) {
 
 const RANK = { high: 3, medium: 2, low: 1 };
 
+/** A pump's active alarms, highest priority then newest first (the order `ward:summary` sends them in). */
+function byRankThenNewest(a, b) {
+  return (RANK[b.priority] ?? 0) - (RANK[a.priority] ?? 0) || String(b.raisedAt ?? "").localeCompare(String(a.raisedAt ?? ""));
+}
+
 /** `ward:alarm`: a pump's alarm changed; the station shows it at once, the next summary confirms it. */
 function applyWardAlarm({ deviceId, seq, alarm }) {
   const pump = pumps.get(deviceId);
   if (!pump || !alarm) return;
-  const top = pump.topAlarm;
-  if (alarm.state === "active" && (!top || top.id === alarm.id || RANK[alarm.priority] > RANK[top.priority])) {
-    pump.topAlarm = {
+  const others = (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).filter((held) => held.id !== alarm.id);
+  if (alarm.state === "active") {
+    others.push({
       id: alarm.id, type: alarm.type, key: alarm.key, priority: alarm.priority, message: alarm.message,
       acknowledged: Boolean(alarm.acknowledged), raisedAt: alarm.raisedAt, escalation: alarm.escalation ?? null,
-    };
-  } else if (alarm.state !== "active" && top?.id === alarm.id) {
-    pump.topAlarm = null; // the next summary brings the pump's next alarm, if any
+    });
   }
+  pump.alarms = others.sort(byRankThenNewest);
+  pump.topAlarm = pump.alarms[0] ?? null;
   if (typeof seq === "number" && seq > (pump.seq ?? -1)) pump.seq = seq;
   render(pump);
-  if (pump.topAlarm) announceAlarm(pump.topAlarm, pump.bed ? `bed ${pump.bed}` : pump.deviceId);
+  if (alarm.state === "active") announceAlarm(alarm, pump.bed ? `bed ${pump.bed}` : pump.deviceId);
   renderSummary();
   station.update(pumps.values());
 }
@@ -179,7 +185,7 @@ watchBridge(page.bridge, {
   onHealth: (healthy) => station.setProblem("degraded", !healthy),
   onSignedOut: (signedOut) => station.setProblem("signedOut", signedOut),
 });
-alreadyShown([...pumps.values()].map((pump) => pump.topAlarm));
+alreadyShown([...pumps.values()].flatMap((pump) => pump.alarms ?? [pump.topAlarm]));
 renderAll();
 setInterval(renderAll, 1000);
 // The ward filter submits on change (no inline handler: the Content-Security-Policy forbids them).

@@ -100,11 +100,10 @@ export class Station {
     this.render();
   }
 
-  /** The ward's pumps changed (or a second passed): recompute the list, banner, title and sound. */
+  /** The ward's pumps changed (or a second passed): every active alarm of each pump, listed, bannered, sounded. */
   update(pumps) {
     this.alarms = [...pumps]
-      .filter((pump) => pump.topAlarm)
-      .map((pump) => ({ ...pump.topAlarm, pump }))
+      .flatMap((pump) => (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).map((alarm) => ({ ...alarm, pump })))
       .sort((a, b) => (RANK[b.priority] ?? 0) - (RANK[a.priority] ?? 0) ||
         String(b.raisedAt ?? "").localeCompare(String(a.raisedAt ?? "")));
     this.render();

@@ -6,8 +6,14 @@ import time
 
 import pytest
 from django.contrib.sessions.models import Session
+from django.db import transaction
 from playwright.sync_api import expect
 
+from devices.models import Alarm, Device
+from devices.services.alarms import alarm_acknowledge, alarm_raise
+from devices.services.changes import device_lock
+from devices.services.deliveries import ESCALATION_FAILED
+from devices.states import AlarmPriority, AlarmSource
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
 from tests.support.browser import screenshot
@@ -31,6 +37,7 @@ def station(open_page, stack):
     ward = make_ward("s1")
     make_device("BRW_S_HIGH", ward=ward, bed="11", has_presence=True)
     make_device("BRW_S_MED", ward=ward, bed="12", has_presence=True)
+    make_device("BRW_S_TWO", ward=ward, bed="13", has_presence=True)  # a pump per test: Daphne remembers seqs
     nurse = make_user("station-nurse", ward=ward)
     page = open_page(nurse, "/", viewport=WALL)
     expect(page.locator("#connection-banner")).to_have_text("Live")
@@ -66,6 +73,39 @@ def test_a_pump_high_alarm_sounds_on_the_overview_and_leads_title_banner_and_lis
     finally:
         medium.close()
         high.close()
+
+
+def test_every_active_alarm_of_a_pump_is_listed_and_a_failed_page_sounds_once_the_high_is_acknowledged(
+    station, stack, artifacts_dir
+):
+    """A failed escalation page (medium, server-raised) on a pump that also has a high alarm: the station lists
+    both, and when the high one is acknowledged, the failed page still sounds (not only on the monitor)."""
+    page, root = station, station.locator("#station")
+    ward = Device.objects.get(device_id="BRW_S_MED").ward
+    nurse = make_user("station-nurse-b", ward=ward)
+    pump = PumpClient(stack["broker"].url, "BRW_S_TWO")
+    try:
+        pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})
+        expect(root).to_have_attribute("data-audio", "high", timeout=5_000)
+        with transaction.atomic():
+            alarm_raise(device=device_lock(device_id="BRW_S_TWO"), type=ESCALATION_FAILED, source=AlarmSource.SERVER,
+                        priority=AlarmPriority.MEDIUM, message="Paging tier 1 failed after 3 tries")  # fmt: skip
+        items = page.locator("#station-alarm-list li")
+        expect(items, "the station lists only the pump's top alarm").to_have_count(2, timeout=5_000)
+        expect(items.nth(0)).to_contain_text("Bed 13 · Line blocked")
+        expect(items.nth(1)).to_contain_text("Bed 13 · Paging tier 1 failed after 3 tries")
+        high = Alarm.objects.get(device__device_id="BRW_S_TWO", type="occlusion")
+        alarm_acknowledge(alarm_id=high.pk, user=nurse)
+        expect(root, "the failed page went silent behind the acknowledged high alarm").to_have_attribute(
+            "data-audio", "medium", timeout=5_000
+        )
+        expect(page.locator("#station-alarm-banner")).to_contain_text("Medium alarm · Bed 13 · Paging tier 1 failed")
+        assert playing(page, "medium")
+        screenshot(page, artifacts_dir, "station-failed-page-wall")
+        page.reload()  # the page as rendered lists both too
+        expect(page.locator("#station-alarm-list li"), "the page as rendered lists one alarm a pump").to_have_count(2)
+    finally:
+        pump.close()
 
 
 def test_lost_connection_over_10_s_raises_the_station_technical_alarm(station, artifacts_dir):
