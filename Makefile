@@ -54,9 +54,12 @@ lint:
 format:
 	$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
-# Benchmarks (never part of `make test`): LEVEL=smoke|hospital|large|ramp; results in bench/results/.
+# Benchmarks (never part of `make test`); results in bench/results/. Default (LEVEL=compare): PumpStream against
+# the seed-style Node relay and the bare Python stack, alternated 3 times, at 400 and 1,000 msg/s, then the
+# reconnect storm (bench/compare.py, bench/storm.py). LEVEL=smoke|hospital|large|ramp: bench/run.py's levels.
 bench: setup-test
-	$(PY) -m bench.run --level $(or $(LEVEL),smoke)
+	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000; \
+	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles db.sqlite3* test-db.sqlite3*

@@ -62,8 +62,21 @@ def py_spy(pid: int, output: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def generator_start(kind: str, broker: str, pumps: Path, schedule: list[str], out: Path) -> subprocess.Popen:
+    """The load generator: `node` (mqtt.js, `bench/node/loadgen.js`, cheap) or `python` (`bench/loadgen.py`)."""
+    if kind == "node":
+        return subprocess.Popen(["node", str(ROOT / "bench" / "node" / "loadgen.js"), "--broker", broker,
+                                 "--pumps", str(pumps), *schedule, "--out", str(out)], cwd=ROOT)  # fmt: skip
+    return python_module("bench.loadgen", "--broker", broker, "--pumps", str(pumps), *schedule, "--out", str(out))
+
+
+def cpu_per_message(resources: dict, published: int) -> dict[str, float]:
+    """Each process's CPU over the phase divided by the messages the generator published (µs per message)."""
+    return {name: round(usage["cpu_s"] * 1e6 / max(published, 1), 1) for name, usage in resources.items()}
+
+
 def measure(system: System, load: Load, device_ids: list[str], cookies: list[str], workdir: Path, *,
-            floor: bool, profile_dir: Path | None = None) -> dict:  # fmt: skip
+            floor: bool, profile_dir: Path | None = None, generator_kind: str = "python") -> dict:  # fmt: skip
     """Run one phase: through the whole system, or (floor) with MQTT watchers straight on the broker."""
     tag = f"{'floor' if floor else 'system'}-{int(load.offered_msgs_per_s)}-{time.time_ns()}"
     subscriptions = subscriptions_plan(device_ids, load.clients, load.per_client)
@@ -86,8 +99,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
                 "--duration", str(load.duration_s)]  # fmt: skip
     profilers = [py_spy(pid, profile_dir / f"{name}-{tag}.txt") for name, pid in system.server_pids().items()
                  if name != "broker"] if profile_dir and not floor else []  # fmt: skip
-    generator = python_module("bench.loadgen", "--broker", system.broker_address, "--pumps", str(pumps), *schedule,
-                              "--out", str(gen_out))  # fmt: skip
+    generator = generator_start(generator_kind, system.broker_address, pumps, schedule, gen_out)
     if generator.wait() != 0 or watchers.wait(timeout=load.duration_s + 120) != 0:
         raise RuntimeError(f"generator exited {generator.returncode}, watchers {watchers.returncode}")
     resources, window_s = sampler.stop(), time.monotonic() - window_started
@@ -100,7 +112,7 @@ def measure(system: System, load: Load, device_ids: list[str], cookies: list[str
     return {"phase": "floor" if floor else "system", **asdict(load), "offered_msgs_per_s": load.offered_msgs_per_s,
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "deliveries": deliveries_merge([seen], expected=expected), "after_bridge": seen["after_bridge"],
-            "generator": sent,
+            "generator": sent, "cpu_us_per_msg": cpu_per_message(resources, sent["published"]),
             "watchers_cpu_s": seen["cpu_s"], "resources": resources, "window_s": round(window_s, 1)}  # fmt: skip
 
 
