@@ -10,7 +10,15 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from devices.models import BridgeStatus, DeadLetter, DeliveryAttempt, DeviceEvent, MessageReceipt, ProgressSample
+from devices.models import (
+    BridgeStatus,
+    DeadLetter,
+    DeliveryAttempt,
+    DeviceEvent,
+    MessageReceipt,
+    ProgressSample,
+    RetainedMessage,
+)
 from devices.services.sql import select_in_sql
 
 logger = logging.getLogger(__name__)
@@ -114,6 +122,18 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
         with connection.cursor() as cursor:
             cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)", fresh)
     return claimed
+
+
+def retained_digest_store(*, topic: str, digest: str, now: datetime) -> None:
+    """Remember `digest` as the payload last applied on `topic`: one upsert (no read, no savepoint).
+
+    The bridge stores it for every applied state report; on PostgreSQL the read-then-update it replaced cost
+    six statements per status (a savepoint, a locking read, an update), a third of the status path's.
+    """
+    RetainedMessage.objects.bulk_create(
+        [RetainedMessage(topic=topic, digest=digest, applied_at=now)],
+        update_conflicts=True, unique_fields=["topic"], update_fields=["digest", "applied_at"],
+    )  # fmt: skip
 
 
 def bridge_heartbeat(

@@ -15,7 +15,7 @@ from devices.models import Device, RetainedMessage
 from devices.services.alarm_rules import alarm_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
-from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim
+from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim, retained_digest_store
 from protocol import topics
 from protocol.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
@@ -140,16 +140,18 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: in
 
 
 def _retained_replay(message: InboundMessage) -> bool:
-    """A retained copy of the payload last applied on this topic (remembers this payload otherwise)."""
+    """A retained copy of the payload last applied on this topic (remembers this payload otherwise).
+
+    Only a retained message can be a replay, so only it reads the stored digest; any other applied report
+    just stores its digest (one upsert), so a later retained copy of it is recognised.
+    """
     digest = hashlib.sha256(message.payload).hexdigest()
-    last = RetainedMessage.objects.filter(topic=message.topic).values_list("digest", flat=True).first()
-    if message.retain and last == digest:
-        metrics.MESSAGES_DUPLICATE.labels(why="retained").inc()
-        return True
-    if last != digest:
-        RetainedMessage.objects.update_or_create(
-            topic=message.topic, defaults={"digest": digest, "applied_at": message.received_at}
-        )
+    if message.retain:
+        last = RetainedMessage.objects.filter(topic=message.topic).values_list("digest", flat=True).first()
+        if last == digest:
+            metrics.MESSAGES_DUPLICATE.labels(why="retained").inc()
+            return True
+    retained_digest_store(topic=message.topic, digest=digest, now=message.received_at)
     return False
 
 
