@@ -249,6 +249,9 @@ PUMPSTREAM = {
     # Each Daphne's publisher reads the change log when woken after a commit, and at least this often
     # (a lost wake, commits of processes that cannot wake it); the log keeps changes CHANGE_LOG_KEEP_S.
     "PUBLISHER_POLL_S": env.float("PUBLISHER_POLL_S", default=1.0),
+    # On SQLite the publisher reads the log on its event loop with a plain read-only connection (no thread
+    # hop, no ORM: devices/logreader.py); false reads through the ORM on a thread as other engines do.
+    "PUBLISHER_READ_ON_LOOP": env.bool("PUBLISHER_READ_ON_LOOP", default=True),
     "CHANGE_LOG_KEEP_S": env.float("CHANGE_LOG_KEEP_S", default=300.0),
     # How often each Daphne process re-reads the rights of its connected users and service accounts.
     "RIGHTS_RECHECK_S": env.float("RIGHTS_RECHECK_S", default=2.0),

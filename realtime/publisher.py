@@ -22,6 +22,7 @@ below the position; the per-pump `seq` kept here drops what was already publishe
 
 import asyncio
 import logging
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from devices.logreader import SqliteLogReader
 from devices.selectors import change_log_after, change_log_extent
 from protocol.events import DeviceChange
 from realtime import server_metrics
@@ -37,6 +39,8 @@ from realtime.fanout import FanOut, fanout
 logger = logging.getLogger(__name__)
 
 READ_LIMIT = 2_000  # rows per read; a backlog is read in several, without holding the loop meanwhile
+LOOP_READ_LIMIT = 500  # rows per read on the loop itself (SQLite): a backlog yields to other tasks between reads
+BUSY_RETRY_S = 0.01  # SQLite said busy (rare in WAL mode): read again this soon
 
 
 class ChangePublisher:
@@ -56,6 +60,7 @@ class ChangePublisher:
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change-publisher")
+        self._loop_reader: SqliteLogReader | None = None  # set at start on SQLite: reads without a thread hop
 
     def start(self) -> None:
         """Start on the running loop (idempotent): position at the log's end, then publish what follows."""
@@ -75,6 +80,9 @@ class ChangePublisher:
         if self._wake_pending or self._loop is None or self._loop.is_closed():
             return
         self._wake_pending = True
+        if _running_loop() is self._loop:  # the bridge's wake arrives on the loop: no hop through the self-pipe
+            self._wake.set()
+            return
         try:
             self._loop.call_soon_threadsafe(self._wake.set)
         except RuntimeError:  # the loop closed meanwhile (shutdown)
@@ -87,8 +95,11 @@ class ChangePublisher:
             except DatabaseError as exc:
                 logger.warning("change log unreadable; retrying: %s", exc)
                 await asyncio.sleep(self.poll_s)
+        if settings.PUMPSTREAM["PUBLISHER_READ_ON_LOOP"]:
+            self._loop_reader = SqliteLogReader.for_default_database()
         self._ready.set()
-        logger.info("publishing the change log", extra={"position": self.position})
+        logger.info("publishing the change log",
+                    extra={"position": self.position, "on_loop": self._loop_reader is not None})  # fmt: skip
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
@@ -105,15 +116,24 @@ class ChangePublisher:
         self._wake_pending = False
         count = 0
         while True:
+            limit = min(self.read_limit, LOOP_READ_LIMIT) if self._loop_reader else self.read_limit
             try:
-                rows = await self._read(change_log_after, after_id=self.position, limit=self.read_limit)
+                if self._loop_reader is not None:
+                    rows = self._loop_reader.after(after_id=self.position, limit=limit)
+                else:
+                    rows = await self._read(change_log_after, after_id=self.position, limit=limit)
+            except sqlite3.Error as exc:  # busy or gone: again shortly (the loop never waits on a lock)
+                logger.debug("reading the change log on the loop failed: %s", exc)
+                self._loop.call_later(BUSY_RETRY_S, self.wake)
+                return count
             except DatabaseError as exc:  # the safety poll tries again
                 logger.warning("reading the change log failed: %s", exc)
                 return count
             self._publish(rows, timezone.now())
             count += len(rows)
-            if len(rows) < self.read_limit:
+            if len(rows) < limit:
                 return count
+            await asyncio.sleep(0)  # a backlog: let the loop's other work in between reads
 
     def _publish(self, rows: list[tuple], now: datetime) -> None:
         for entry_id, device_pk, device_id, seq, event, body, ward_code, created_at in rows:
@@ -132,6 +152,13 @@ class ChangePublisher:
 
     async def _read(self, reader, **kwargs):
         return await self._loop.run_in_executor(self._reader, _read_committed, reader, kwargs)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _read_committed(reader, kwargs: dict):

@@ -1,13 +1,17 @@
 """The publisher: the change log in commit order to the fan-out, woken or by its poll, from its position; pruning."""
 
 import asyncio
+import sqlite3
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
+from devices.logreader import SqliteLogReader
 from devices.models import ChangeLogEntry
+from devices.selectors import change_log_after
 from devices.services.changelog import change_log_listen, change_log_prune, change_log_unlisten
 from protocol import events
 from protocol.events import DeviceChange
@@ -19,6 +23,13 @@ from tests.support.changes import changes_commit
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NEVER_S = 60.0  # a poll interval the test never waits for: only wakes can make the publisher read
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["read-on-loop", "read-through-orm"])
+def read_on_loop(request, settings) -> bool:
+    """Every test with both readers: SQLite's on the loop (devices/logreader.py) and the ORM on a thread."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "PUBLISHER_READ_ON_LOOP": request.param}
+    return request.param
 
 
 def progress(n: int) -> tuple[str, dict]:
@@ -37,6 +48,8 @@ def publish_with(scenario, *, poll_s: float = NEVER_S, read_limit: int = 2_000) 
         fanout.release_listeners.append(delivered.append)
         publisher = ChangePublisher(fanout, poll_s=poll_s, read_limit=read_limit)
         await publisher.ready()
+        on_loop = settings.PUMPSTREAM["PUBLISHER_READ_ON_LOOP"]
+        assert (publisher._loop_reader is not None) == on_loop, "the reader the setting asks for"
         await scenario(publisher)
 
     asyncio.run(main())
@@ -104,28 +117,56 @@ def test_a_backlog_larger_than_one_read_is_published_whole_and_in_order():
     assert [c.seq for c in publish_with(scenario, read_limit=10)] == list(range(1, 26))
 
 
-def test_a_failed_read_is_retried_and_nothing_is_lost(monkeypatch):
+def test_a_failed_read_is_retried_and_nothing_is_lost(monkeypatch, read_on_loop):
     make_device("A")
     import realtime.publisher as module
 
-    real = module.change_log_after
     failures = iter([True])
+    if read_on_loop:  # SQLite busy on the loop's own connection: read again shortly, not at the next poll
+        real_after = SqliteLogReader.after
 
-    def flaky(**kwargs):
-        if next(failures, False):
-            from django.db import OperationalError
+        def flaky_after(self, **kwargs):
+            if next(failures, False):
+                raise sqlite3.OperationalError("database is locked")
+            return real_after(self, **kwargs)
 
-            raise OperationalError("database is locked")
-        return real(**kwargs)
+        monkeypatch.setattr(SqliteLogReader, "after", flaky_after)
+    else:
+        real = module.change_log_after
 
-    monkeypatch.setattr(module, "change_log_after", flaky)
+        def flaky(**kwargs):
+            if next(failures, False):
+                from django.db import OperationalError
+
+                raise OperationalError("database is locked")
+            return real(**kwargs)
+
+        monkeypatch.setattr(module, "change_log_after", flaky)
 
     async def scenario(publisher: ChangePublisher) -> None:
         await commit("A", [progress(1), progress(2)])
-        publisher.wake()  # this read fails; the poll's next one succeeds
-        await until(lambda: publisher.published == 2)
+        publisher.wake()  # this read fails; a retry 10 ms later (loop; never the 60 s poll) or the poll (ORM)
+        await until(lambda: publisher.published == 2, timeout=5.0)
 
-    assert [c.seq for c in publish_with(scenario, poll_s=0.1)] == [1, 2]
+    assert [c.seq for c in publish_with(scenario, poll_s=0.1 if not read_on_loop else NEVER_S)] == [1, 2]
+    assert next(failures, None) is None, "the read failed once"
+
+
+def test_the_loop_reader_reads_what_the_orm_selector_reads():
+    ward = make_ward("icu")
+    make_device("A", ward=ward)
+    make_device("B")
+    changes_commit("A", [progress(1), (events.DEVICE_ALARM, {"alarm": {"text": "Okklusion \u2013 ü", "n": [1, 2]}})])
+    changes_commit("B", [progress(2)])
+    reader = SqliteLogReader.for_default_database()
+    assert reader is not None, "the tests' database is an SQLite file"
+    try:
+        assert reader.after(after_id=0, limit=10) == change_log_after(after_id=0, limit=10)
+        assert reader.after(after_id=0, limit=2) == change_log_after(after_id=0, limit=2)
+        first = change_log_after(after_id=0, limit=1)[0][0]
+        assert reader.after(after_id=first, limit=10) == change_log_after(after_id=first, limit=10)
+    finally:
+        reader.close()
 
 
 def test_pruning_deletes_only_entries_older_than_the_cutoff_a_chunk_at_a_time():
