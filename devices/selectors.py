@@ -1,6 +1,7 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -243,6 +244,11 @@ def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
     """Committed change-log rows after `after_id`, oldest first, as tuples of `CHANGE_LOG_COLUMNS`."""
     rows = ChangeLogEntry.objects.filter(id__gt=after_id).order_by("id").values_list(*CHANGE_LOG_COLUMNS)
     return list(rows[:limit])
+
+
+def change_log_these(*, ids: Sequence[int]) -> list[tuple]:
+    """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted)."""
+    return list(ChangeLogEntry.objects.filter(id__in=ids).order_by("id").values_list(*CHANGE_LOG_COLUMNS))
 
 
 def change_log_extent() -> tuple[int, int, datetime | None]:

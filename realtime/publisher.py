@@ -16,13 +16,18 @@ become the wake (issue 18) without touching the rest.
 Position and order per database: SQLite admits one writer at a time (`IMMEDIATE` transactions), so a
 log `id` is taken and committed before the next writer begins: `id` order is commit order and
 `id > position` never misses a row. PostgreSQL allocates ids before commit, so a lower id can commit
-after a higher one; there the read must also cover ids of transactions still open (re-read a window
-below the position; the per-pump `seq` kept here drops what was already published).
+after a higher one (two pumps' transactions, the first to insert the last to commit). So every id the
+position passes over without a row is remembered as a *gap* and looked up again at each read, before the
+rows after the position, for `GAP_WAIT_S`; a gap that fills is published then, one that never fills (a
+rolled-back transaction, a pruned row) is forgotten after that. Per pump this keeps `seq` order: a pump's
+next change is inserted only after its previous change's transaction committed (the pump's row lock), so
+its id is higher and it is never read before the one it follows.
 """
 
 import asyncio
 import logging
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -31,7 +36,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from devices.logreader import SqliteLogReader
-from devices.selectors import change_log_after, change_log_extent
+from devices.selectors import change_log_after, change_log_extent, change_log_these
 from protocol.events import DeviceChange
 from realtime import server_metrics
 from realtime.fanout import FanOut, fanout
@@ -41,6 +46,9 @@ logger = logging.getLogger(__name__)
 READ_LIMIT = 2_000  # rows per read; a backlog is read in several, without holding the loop meanwhile
 LOOP_READ_LIMIT = 500  # rows per read on the loop itself (SQLite): a backlog yields to other tasks between reads
 BUSY_RETRY_S = 0.01  # SQLite said busy (rare in WAL mode): read again this soon
+GAP_WAIT_S = 30.0  # how long an id passed over is looked for (longer than any transaction that appends changes)
+START_WINDOW = 1_000  # ids below the position at start that may still be uncommitted
+GAPS_MAX = 10_000  # ids passed over that are remembered at most (the oldest are forgotten first)
 
 
 class ChangePublisher:
@@ -53,6 +61,9 @@ class ChangePublisher:
         self.position: int | None = None
         self.published = 0
         self.skipped = 0
+        self.late = 0  # rows published after rows with higher ids (committed out of id order)
+        self._gaps: dict[int, float] = {}  # id passed over without a row -> when (monotonic), oldest first
+        self._track_gaps = False  # on PostgreSQL only (set at start): SQLite commits ids in order
         self._last_seq: dict[int, int] = {}  # device pk -> seq last published (one entry per pump)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -67,6 +78,7 @@ class ChangePublisher:
         if self._task is not None:
             return
         self._loop = asyncio.get_running_loop()
+        self._track_gaps = connection.vendor == "postgresql"
         self._wake, self._ready = asyncio.Event(), asyncio.Event()
         self._task = self._loop.create_task(self._run())
 
@@ -97,6 +109,8 @@ class ChangePublisher:
                 await asyncio.sleep(self.poll_s)
         if settings.PUMPSTREAM["PUBLISHER_READ_ON_LOOP"]:
             self._loop_reader = SqliteLogReader.for_default_database()
+        if self._track_gaps:
+            await self._gaps_at_start()
         self._ready.set()
         logger.info("publishing the change log",
                     extra={"position": self.position, "on_loop": self._loop_reader is not None})  # fmt: skip
@@ -110,11 +124,23 @@ class ChangePublisher:
             except Exception:  # guarded: the publisher must outlive any one bad row; the next wake goes on
                 logger.exception("publishing the change log failed", extra={"position": self.position})
 
+    async def _gaps_at_start(self) -> None:
+        """The ids without a row among the last `START_WINDOW` before the position: transactions still open."""
+        try:
+            rows = await self._read(change_log_after, after_id=max(0, self.position - START_WINDOW), limit=START_WINDOW)
+        except DatabaseError as exc:
+            logger.warning("reading the change log failed: %s", exc)
+            return
+        present = {row[0] for row in rows}
+        now = time.monotonic()
+        self._gaps.update((entry_id, now) for entry_id in range(max(1, self.position - START_WINDOW + 1), self.position)
+                          if entry_id not in present)  # fmt: skip
+
     async def catch_up(self) -> int:
         """Publish every row committed after the position; returns how many."""
         self._wake.clear()
         self._wake_pending = False
-        count = 0
+        count = await self._fill_gaps() if self._gaps else 0
         while True:
             limit = min(self.read_limit, LOOP_READ_LIMIT) if self._loop_reader else self.read_limit
             try:
@@ -135,9 +161,35 @@ class ChangePublisher:
                 return count
             await asyncio.sleep(0)  # a backlog: let the loop's other work in between reads
 
-    def _publish(self, rows: list[tuple], now: datetime) -> None:
+    async def _fill_gaps(self) -> int:
+        """Publish the rows of ids passed over that have committed since; forget gaps older than `GAP_WAIT_S`."""
+        expired = time.monotonic() - GAP_WAIT_S
+        for entry_id in [entry_id for entry_id, since in self._gaps.items() if since < expired]:
+            del self._gaps[entry_id]
+        try:
+            rows = await self._read(change_log_these, ids=list(self._gaps))
+        except DatabaseError as exc:
+            logger.warning("reading the change log failed: %s", exc)
+            return 0
+        for row in rows:
+            del self._gaps[row[0]]
+        self.late += len(rows)
+        self._publish(rows, timezone.now(), advance=False)
+        return len(rows)
+
+    def _passed_over(self, first: int, last: int) -> None:
+        now = time.monotonic()
+        for entry_id in range(max(first, last - GAPS_MAX), last):
+            self._gaps[entry_id] = now
+        while len(self._gaps) > GAPS_MAX:
+            del self._gaps[next(iter(self._gaps))]
+
+    def _publish(self, rows: list[tuple], now: datetime, *, advance: bool = True) -> None:
         for entry_id, device_pk, device_id, seq, event, body, ward_code, created_at in rows:
-            self.position = entry_id
+            if advance:
+                if entry_id > self.position + 1 and self._track_gaps:
+                    self._passed_over(self.position + 1, entry_id)
+                self.position = entry_id
             last = self._last_seq.get(device_pk)
             if last is not None and seq <= last:
                 continue  # already published (a re-read window)

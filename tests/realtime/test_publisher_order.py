@@ -1,0 +1,66 @@
+"""The publisher on PostgreSQL, where ids are taken before commit: a row whose lower id commits later is published.
+
+Two pumps' transactions: the first takes its change-log id, the second takes a higher one and commits first, the
+publisher reads past both ids, then the first commits. Reading only `id > position` passed over it for good.
+"""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
+
+from devices.models import ChangeLogEntry
+from devices.services.changes import change_record, device_lock
+from realtime.publisher import ChangePublisher
+from tests.factories import make_device
+from tests.realtime.test_publisher import progress, publish_with, until
+from tests.support.changes import changes_commit
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite admits one writer: its ids commit in order"),
+]
+
+
+class HeldTransaction(threading.Thread):
+    """A change of `device_id` recorded in a transaction of its own connection, committed only on `release`."""
+
+    def __init__(self, device_id: str) -> None:
+        super().__init__(daemon=True)
+        self.device_id = device_id
+        self.inserted = threading.Event()
+        self.release = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with transaction.atomic():
+                change_record(device=device_lock(device_id=self.device_id), event=progress(1)[0], body=progress(1)[1])
+                self.inserted.set()
+                assert self.release.wait(10), "the test never released the transaction"
+        finally:
+            connection.close()
+
+
+def test_a_change_whose_lower_id_commits_after_a_higher_one_is_still_published():
+    make_device("A")
+    make_device("B")
+    held = HeldTransaction("A")
+
+    async def scenario(publisher: ChangePublisher) -> None:
+        held.start()
+        assert await asyncio.to_thread(held.inserted.wait, 10), "the held transaction never inserted"
+        await sync_to_async(changes_commit)("B", [progress(1)])  # a higher id, committed first
+        publisher.wake()
+        await until(lambda: publisher.published == 1)
+        held.release.set()
+        await asyncio.to_thread(held.join, 10)
+        ids = await sync_to_async(lambda: dict(ChangeLogEntry.objects.values_list("device__device_id", "id")))()
+        assert ids["A"] < ids["B"], f"the held change must have the lower id: {ids}"
+        publisher.wake()
+        await until(lambda: publisher.published == 2, timeout=3.0)
+        assert publisher.late == 1
+
+    delivered = publish_with(scenario)
+    assert [(c.device_id, c.seq) for c in delivered] == [("B", 1), ("A", 1)]
