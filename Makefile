@@ -31,7 +31,7 @@ test: setup-test
 # investigated on PostgreSQL); the browser tests stay on `test` only. POSTGRES_FAILING names tests still failing
 # there (none now: the SIGKILL and consistency tests pass since a status costs 10 statements, not 16).
 # Exit 5 (no test) fails the target as any non-zero exit does.
-POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py \
+POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py tests/realtime/test_publisher_order.py \
 	tests/integration/bridge tests/integration/realtime tests/integration/hostile/test_poison_message.py \
 	tests/integration/reliability/test_database_locked.py tests/integration/reliability/test_daphne_restart.py \
 	tests/integration/reliability/test_pump_disconnect.py tests/integration/reliability/test_security.py

@@ -13,15 +13,42 @@ from django.db import connection, transaction
 
 from devices.models import ChangeLogEntry
 from devices.services.changes import change_record, device_lock
+from protocol import events
+from protocol.events import DeviceChange
+from realtime.fanout import FanOut
 from realtime.publisher import ChangePublisher
 from tests.factories import make_device
-from tests.realtime.test_publisher import progress, publish_with, until
 from tests.support.changes import changes_commit
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite admits one writer: its ids commit in order"),
 ]
+
+
+PROGRESS = events.DEVICE_PROGRESS, {"progress": {"n": 1}}
+
+
+async def until(predicate, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "the publisher never published"
+        await asyncio.sleep(0.01)
+
+
+def publish_with(scenario) -> list[DeviceChange]:
+    """Run `scenario(publisher)` against a started publisher (woken only by the test); what it published."""
+    delivered: list[DeviceChange] = []
+
+    async def main() -> None:
+        fanout = FanOut()
+        fanout.release_listeners.append(delivered.append)
+        publisher = ChangePublisher(fanout, poll_s=60.0)
+        await publisher.ready()
+        await scenario(publisher)
+
+    asyncio.run(main())
+    return delivered
 
 
 class HeldTransaction(threading.Thread):
@@ -36,7 +63,7 @@ class HeldTransaction(threading.Thread):
     def run(self) -> None:
         try:
             with transaction.atomic():
-                change_record(device=device_lock(device_id=self.device_id), event=progress(1)[0], body=progress(1)[1])
+                change_record(device=device_lock(device_id=self.device_id), event=PROGRESS[0], body=PROGRESS[1])
                 self.inserted.set()
                 assert self.release.wait(10), "the test never released the transaction"
         finally:
@@ -51,7 +78,7 @@ def test_a_change_whose_lower_id_commits_after_a_higher_one_is_still_published()
     async def scenario(publisher: ChangePublisher) -> None:
         held.start()
         assert await asyncio.to_thread(held.inserted.wait, 10), "the held transaction never inserted"
-        await sync_to_async(changes_commit)("B", [progress(1)])  # a higher id, committed first
+        await sync_to_async(changes_commit)("B", [PROGRESS])  # a higher id, committed first
         publisher.wake()
         await until(lambda: publisher.published == 1)
         held.release.set()
