@@ -117,15 +117,28 @@ export function lastingFor(sinceIso) {
   return seconds === null ? "" : `for ${span(seconds)}`;
 }
 
-/** The volumes of one progress report, in the words and digits both pages show. */
+/**
+ * The volumes of one progress report, in the words and digits both pages show. The remaining volume shown is
+ * the rounded total less the rounded infused volume, so the two always add up (0.15 + 99.85 reads 0.2 + 99.8,
+ * never 0.2 + 99.9).
+ */
 export function volumeFacts({ deliveredVolumeMl, volumeRemainingMl, progressPercent } = {}) {
   const percent = percentOf(progressPercent);
+  const both = isNumber(deliveredVolumeMl) && isNumber(volumeRemainingMl);
+  const remaining = both
+    ? Number((Number(fixedNumber(deliveredVolumeMl + volumeRemainingMl)) - Number(fixedNumber(deliveredVolumeMl))).toFixed(1))
+    : volumeRemainingMl;
   return {
     percent,
     infused: fixed(deliveredVolumeMl, 1, "mL"),
-    remaining: fixed(volumeRemainingMl, 1, "mL"),
+    remaining: fixed(remaining, 1, "mL"),
     percentText: fixed(percent, 0, "%"),
   };
+}
+
+/** `value` to one decimal exactly as `fixed` rounds it, as a plain number string ("1234.5"). */
+function fixedNumber(value) {
+  return value.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1, useGrouping: false });
 }
 
 /**

@@ -12,7 +12,7 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, Presence, SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.bridge import wait_until
+from tests.support.bridge import PumpClient, wait_until
 from tests.support.browser import LAPTOP, screenshot
 from tests.support.simulator import SimulatorProcess
 
@@ -185,3 +185,33 @@ def test_summary_counts_follow_the_ward_live(open_page, ward_of_six, stack):
     stack["sims"]["BRW_G_RUN"].stop()  # the infusing pump says goodbye and goes offline
     expect(summary).to_contain_text("2 offline", timeout=10_000)
     expect(summary).not_to_contain_text("infusing")
+
+
+def test_infused_and_left_add_up_to_the_same_total_on_both_pages(open_page, stack):
+    """0.15 mL infused and 99.85 left, rounded each on its own, read 0.2 + 99.9 = 100.1: the volume left is
+    the rounded total less the rounded infused volume, on overview and monitor alike."""
+    ward = make_ward("g7")
+    nurse = make_user("sum-nurse", ward=ward)
+    device = make_device("BRW_G_SUM", ward=ward, bed="7", has_presence=True, presence=Presence.ONLINE,
+                         last_seen_at=timezone.now())  # fmt: skip
+    session = InfusionSession.objects.create(device=device, status=SessionStatus.RUNNING, flow_rate_ml_min=1.0,
+                                             planned_volume_ml=100, planned_time_min=100, drug="Heparin")  # fmt: skip
+    pump = PumpClient(stack["broker"].url, "BRW_G_SUM")
+    try:
+        pump.publish("progress", {"infusionId": session.infusion_id, "status": "running", "flowRate": 1.0,
+                                  "deliveredVolumeMl": 0.15, "volumeRemainingMl": 99.85, "timeRemainingMin": 99.85,
+                                  "progressPercent": 0.15})  # fmt: skip
+        overview = open_page(nurse, "/")
+        volumes = overview.locator('.pump-card[data-device-id="BRW_G_SUM"] [data-field="volumes"]')
+        expect(volumes).to_contain_text("infused", timeout=5_000)
+        monitor = open_page(nurse, "/devices/BRW_G_SUM/")
+        expect(monitor.locator("#mon-infused")).to_have_text("0.2 mL", timeout=5_000)
+        shown = {"overview": volumes.inner_text(),
+                 "monitor": f"{monitor.locator('#mon-infused').inner_text()} infused · "
+                            f"{monitor.locator('#mon-remaining').inner_text()} left"}  # fmt: skip
+        for page, text in shown.items():
+            infused, left = (float(n) for n in re.findall(r"([\d.]+) mL", text)[:2])
+            assert round(infused + left, 1) == 100.0, f"the {page} shows {text!r}: {infused} + {left} is not 100 mL"
+        assert shown["overview"].startswith(shown["monitor"]), f"the pages disagree: {shown}"
+    finally:
+        pump.close()
