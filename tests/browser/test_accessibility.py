@@ -139,3 +139,32 @@ def test_skip_link_favicon_and_alarm_announcement(open_page, stack, busy_ward, a
         expect(announcer).to_contain_text("High alarm, bed 4: Line blocked", timeout=5_000)
     finally:
         pump.close()
+
+
+WALL = {"width": 1920, "height": 1080}
+
+
+@pytest.mark.parametrize("viewport", [PHONE, None, WALL], ids=["phone", "laptop", "wall"])
+def test_station_banners_silence_bar_and_technical_alarm(open_page, busy_ward, artifacts_dir, viewport, request):
+    """The station's own surfaces, each shown: the alarm banner and list, the ward's silence bar and the
+    full-width technical alarm (switched on through the page's station object: its colours are what is checked)."""
+    name = request.node.callspec.id
+    page = open_page(busy_ward, "/", **({"viewport": viewport} if viewport else {}))
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator("#station-alarm-banner")).to_be_visible()
+    page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    assert_accessible(page, f"station with a high alarm at {name}")
+    page.get_by_role("button", name="Silence the ward 2 min").click()
+    expect(page.locator("#station-silence")).to_be_visible()
+    page.evaluate("window.pumpstreamStation.setProblem('degraded', true)")
+    expect(page.locator("#station-technical-alarm")).to_be_visible()
+    assert_accessible(page, f"station silenced, with its technical alarm, at {name}")
+    screenshot(page, artifacts_dir, f"a11y-station-{name}")
+
+
+@pytest.mark.parametrize("viewport", [PHONE, WALL], ids=["phone", "wall"])
+def test_monitor_at_phone_and_wall(open_page, busy_ward, artifacts_dir, viewport, request):
+    page = open_page(busy_ward, "/devices/BRW_D_RUN/", viewport=viewport)
+    expect(page.locator("#mon-session")).to_have_text("Running")
+    assert_accessible(page, f"monitor at {request.node.callspec.id}")
+    screenshot(page, artifacts_dir, f"a11y-monitor-{request.node.callspec.id}")
