@@ -1,5 +1,6 @@
 """Server-rendered pages: the ward overview, the pump monitor and the start-infusion wizard."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -50,9 +51,17 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
             "wards": [ward.code for ward in wards if ward.code == ward_code or not ward_code],
             # view-only wall screens may not silence the ward: their button silences that screen only
             "canSilence": request.user.has_perm(SILENCE_PERMISSION),
+            "silenceS": settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"],
         },
+        "silence_label": silence_label(settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"]),
     }
     return render(request, "devices/ward_overview.html", context)
+
+
+def silence_label(seconds: float) -> str:
+    """How long the silence button silences, as its label says it ("2 min", "90 s"): the configured default."""
+    whole = round(seconds)
+    return f"{whole // 60} min" if whole % 60 == 0 else f"{whole} s"
 
 
 def _ward_heading(wards: list, ward_code: str) -> str:

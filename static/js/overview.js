@@ -177,7 +177,8 @@ stationSignedIn();
 const live = new LiveConnection({ onUnauthorized: stationSignedOut });
 live.subscribeWard(page.ward, applySummary);
 const station = new Station({
-  live, wards: page.wards ?? [], canSilence: page.canSilence, monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
+  live, wards: page.wards ?? [], canSilence: page.canSilence, silenceS: page.silenceS,
+  monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
 });
 live.onWardEvent(EVENTS.wardAlarm, applyWardAlarm);
 watchBridge(page.bridge, {

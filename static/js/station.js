@@ -19,11 +19,12 @@ const byId = (id) => document.getElementById(id);
 
 export class Station {
   /** `wards`: the ward codes this page shows; its silence button silences all of them (silence:ward). */
-  constructor({ live, monitorUrl, wards = [], canSilence = true }) {
+  constructor({ live, monitorUrl, wards = [], canSilence = true, silenceS = 120 }) {
     this.root = byId("station");
     this.live = live;
     this.wards = wards;
     this.canSilence = canSilence; // a view-only wall screen's button silences that screen only
+    this.silenceMs = silenceS * 1000; // the configured default, as the button's label says
     this.monitorUrl = monitorUrl;
     this.baseTitle = document.title;
     this.alarms = [];
@@ -51,7 +52,7 @@ export class Station {
     const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
     const asked = this.canSilence ? this.wards : [];
     const sent = asked.map((ward) => this.live.request(EVENTS.silenceWard, { ward, ...request }));
-    if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence();
+    if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence(this.silenceMs);
   }
 
   /** A ward's shared silence began, changed or ended (`ward:silence`). */

@@ -130,3 +130,12 @@ def test_the_overview_says_who_may_silence_the_ward_and_which_wards_it_covers():
     assert page_data(wall.get("/"))["canSilence"] is False, "a view-only screen's button must silence itself only"
     data = page_data(nurse.get("/"))
     assert data["canSilence"] is True and data["wards"] == ["icu"]
+
+
+@pytest.mark.parametrize("seconds,label", [(120, "2 min"), (90, "90 s")])
+def test_the_silence_button_says_the_configured_silence(icu_nurse_client, settings, seconds, label):
+    """The ward's silence lasts WARD_SILENCE_DEFAULT_S: the button must not promise 2 min when it is 90 s."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "WARD_SILENCE_DEFAULT_S": seconds}
+    response = icu_nurse_client.get("/")
+    assert f"Silence the ward {label}</button>" in response.content.decode()
+    assert page_data(response)["silenceS"] == seconds
