@@ -1,4 +1,5 @@
-"""The suite reads only the repository and `../shared` beside it: no machine path in any test or script."""
+"""The suite reads only the repository and `../shared` beside it: no machine path in any test or script; the
+clinician guide's screenshots are in the repository."""
 
 import re
 
@@ -31,3 +32,11 @@ def test_no_test_or_script_names_a_machine_path():
 def test_the_shared_fixtures_are_found_beside_the_repository():
     fixture = SHARED / "fixtures" / "legacy-firmware.json"
     assert fixture.is_file(), f"../shared is not beside the repository ({SHARED})"
+
+
+def test_every_screenshot_the_clinician_guide_shows_is_in_the_repository():
+    guide = ROOT / "docs" / "clinician-guide.md"
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", guide.read_text())
+    assert len(images) >= 9, f"the clinician guide shows only {len(images)} screenshots"
+    missing = [image for image in images if not (guide.parent / image).is_file()]
+    assert not missing, f"docs/clinician-guide.md shows images that are not in the repository: {missing}"
