@@ -36,7 +36,7 @@ def rounds_run(targets: dict, rates: list[int], rounds: int, device_ids: list[st
     for rate in rates:
         load = load_for(rate, duration_s)
         for number in range(rounds):
-            for name in [name for name in rotated(number) if name in targets]:
+            for name in rotated(number, targets):
                 phase = measure(targets[name], load, device_ids[:rate], cookies, workdir, floor=False,
                                 generator_kind=generator_kind)  # fmt: skip
                 phase.update(target=name, round=number)
@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--generator", choices=("node", "python"), default="node")
     parser.add_argument("--storm-rates", type=_ints, default=[], help="storm phase at these msg/s (bench/storm.py)")
     parser.add_argument("--storm-rounds", type=int, default=3)
+    parser.add_argument("--py-spy", type=Path, help="storms: py-spy raw stacks of the servers into this directory")
+    parser.add_argument("--before", type=Path, help="also PumpStream from this checkout (before/after in one run)")
     parser.add_argument("--only", help="run only these targets (comma-separated: node,bare,pumpstream)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
@@ -148,12 +150,12 @@ def main() -> None:
     result: dict = {"level": "compare", "load_avg_1m_before": round(os.getloadavg()[0], 2), "generator": args.generator,
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "workdir": str(workdir)}  # fmt: skip
-    targets = targets_start(workdir, database, only=args.only.split(",") if args.only else None)
+    targets = targets_start(workdir, database, only=args.only.split(",") if args.only else None, before=args.before)
     try:
         result["phases"] = rounds_run(targets, args.rates, args.rounds, device_ids, cookies, workdir, args.duration,
                                       args.generator)  # fmt: skip
         result["storms"] = storm.storms_run(targets, args.storm_rates, args.storm_rounds, device_ids, cookies, workdir,
-                                            args.generator) if args.storm_rates else []  # fmt: skip
+                                            args.py_spy) if args.storm_rates else []  # fmt: skip
     finally:
         targets_stop(targets)
     result.update(when=datetime.now(UTC).isoformat(timespec="seconds"), summary=summarise(result["phases"]),

@@ -6,7 +6,8 @@ from pathlib import Path
 from bench.figures import TARGET_ORDER
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = {"node": "seed-style Node relay", "bare": "bare Python stack", "pumpstream": "PumpStream"}
+NAMES = {"node": "seed-style Node relay", "bare": "bare Python stack", "before": "PumpStream before",
+         "pumpstream": "PumpStream"}  # fmt: skip
 
 
 def _range(figure: dict) -> str:

@@ -2,14 +2,16 @@
 
 import statistics
 
-TARGET_ORDER = ("node", "bare", "pumpstream")
-SERVER_PROCESSES = {"node": ("relay",), "bare": ("relay",), "pumpstream": ("daphne", "bridge")}
+TARGET_ORDER = ("node", "bare", "before", "pumpstream")  # "before": PumpStream from another checkout (--before)
+SERVER_PROCESSES = {"node": ("relay",), "bare": ("relay",), "before": ("daphne", "bridge"),
+                    "pumpstream": ("daphne", "bridge")}  # fmt: skip
 
 
-def rotated(round_number: int) -> tuple[str, ...]:
-    """The targets in round `round_number`'s order (rotated, so none always runs first or last)."""
-    shift = round_number % len(TARGET_ORDER)
-    return TARGET_ORDER[shift:] + TARGET_ORDER[:shift]
+def rotated(round_number: int, present) -> list[str]:
+    """The targets present, in round `round_number`'s order (rotated, so none always runs first or last)."""
+    names = [name for name in TARGET_ORDER if name in present]
+    shift = round_number % max(len(names), 1)
+    return names[shift:] + names[:shift]
 
 
 def server_cpu_us(phase: dict) -> float:

@@ -8,6 +8,7 @@ divided by. A `Relay` answers what `bench.phases.measure` asks of a `System` (br
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -68,10 +69,17 @@ class Relay:
             self.broker.stop()
 
 
-def targets_start(workdir: Path, database: Path, only: list[str] | None = None) -> dict[str, object]:
-    """The two comparisons and PumpStream (Mosquitto, Daphne, the bridge), each on its own broker (or `only`)."""
+def targets_start(workdir: Path, database: Path, only: list[str] | None = None,
+                  before: Path | None = None) -> dict[str, object]:  # fmt: skip
+    """The two comparisons and PumpStream (Mosquitto, Daphne, the bridge), each on its own broker (or `only`).
+
+    `before`: also PumpStream as another checkout has it (code only: it runs on a copy of the same fixtures).
+    """
     started: dict[str, object] = {}
     try:
+        if before is not None:
+            copy = database_copy(database, workdir / "before.sqlite3")
+            started["before"] = System(workdir, copy, root=before.resolve()).start_broker().start_servers()
         for kind in KINDS:
             if only is None or kind in only:
                 started[kind] = Relay(kind, workdir).start()
@@ -81,6 +89,17 @@ def targets_start(workdir: Path, database: Path, only: list[str] | None = None) 
         targets_stop(started)
         raise
     return started
+
+
+def database_copy(database: Path, copy: Path) -> Path:
+    """A copy of the fixtures' SQLite file (checkpointed first), for a second PumpStream of its own."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    connection.close()
+    shutil.copyfile(database, copy)
+    return copy
 
 
 def targets_stop(targets: dict[str, object]) -> None:

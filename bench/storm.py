@@ -11,12 +11,13 @@ every watcher of its pump (live or in a snapshot).
 
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 from bench.figures import TARGET_ORDER, rotated, server_cpu_us, spread
-from bench.phases import cpu_per_message, generator_start, python_module, subscriptions_plan, wait_line
+from bench.phases import cpu_per_message, generator_start, py_spy, python_module, subscriptions_plan, wait_line
 from bench.stats import latency_summary
 from bench.system import ResourceSampler
 
@@ -28,13 +29,13 @@ SNAPSHOT_LIMIT_MS, LIVE_P99_LIMIT_MS, ALARM_P99_LIMIT_MS = 5000.0, 250.0, 1000.0
 
 
 def storms_run(targets: dict, rates: list[int], rounds: int, device_ids: list[str], cookies: list[str],
-               workdir: Path, generator_kind: str = "node") -> list[dict]:  # fmt: skip
+               workdir: Path, profile_dir: Path | None = None) -> list[dict]:  # fmt: skip
     """Every (rate, round, target) storm, the targets rotated each round."""
     storms, number = [], 0
     for rate in rates:
         for round_number in range(rounds):
-            for name in [name for name in rotated(round_number) if name in targets]:
-                result = storm_measure(targets[name], device_ids[:rate], cookies, workdir, number)
+            for name in rotated(round_number, targets):
+                result = storm_measure(targets[name], device_ids[:rate], cookies, workdir, number, profile_dir)
                 result.update(target=name, round=round_number)
                 storms.append(result)
                 number += 1
@@ -50,7 +51,8 @@ def _say(result: dict) -> None:
           f"load {result['load_avg_1m']}", flush=True)  # fmt: skip
 
 
-def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Path, number: int) -> dict:
+def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Path, number: int,
+                  profile_dir: Path | None = None) -> dict:  # fmt: skip
     """One storm against one target (`target` as `bench.phases.measure` takes it)."""
     rate = len(device_ids)
     tag = f"storm-{rate}-{time.time_ns()}"
@@ -76,10 +78,15 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
     sampler = ResourceSampler(target.server_pids())
     schedule = ["--rate", "1", "--start-at", str(start_at), "--warmup", str(WARMUP_S), "--duration", str(WINDOW_S),
                 "--alarms", str(alarms_path)]  # fmt: skip
+    profilers = [py_spy(pid, profile_dir / f"storm-{name}-{tag}.txt") for name, pid in target.server_pids().items()
+                 if name != "broker"] if profile_dir else []  # fmt: skip
     generator = generator_start("node", target.broker_address, pumps, schedule, gen_out)
     if generator.wait() != 0 or watchers.wait(timeout=WINDOW_S + 180) != 0:
         raise RuntimeError(f"generator exited {generator.returncode}, storm watchers {watchers.returncode}")
     resources = sampler.stop()
+    for profiler in profilers:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
     sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
     due = sent.pop("due_per_pump")
     expected = sum(due.get(device_id, 0) for watched in sentinels for device_id in watched)

@@ -91,6 +91,7 @@ class System:
     bridge: subprocess.Popen | None = None
     bridge_name: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     bridge_args: tuple[str, ...] = ()  # e.g. ("--batch-window-ms", "0") for a what-if run
+    root: Path = ROOT  # the checkout whose code runs (another one: a before/after comparison in one run)
 
     def start_broker(self) -> "System":
         """A fresh Mosquitto with the project's limits, `set_tcp_nodelay true` and persistence on."""
@@ -111,7 +112,7 @@ class System:
         self.daphne_url = f"http://127.0.0.1:{port}"
         self.daphne = subprocess.Popen(
             [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-             "-e", f"tcp:port={internal_port}:interface=127.0.0.1", "pumpstream.asgi:application"], cwd=ROOT,
+             "-e", f"tcp:port={internal_port}:interface=127.0.0.1", "pumpstream.asgi:application"], cwd=self.root,
             env=_server_env(self.database, REALTIME_INTERNAL_PORT=str(internal_port)),
             stdout=(self.workdir / "daphne.log").open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -120,8 +121,8 @@ class System:
         env = _server_env(self.database, MQTT_URL=self.broker.url, MQTT_CLIENT_ID=self.bridge_name,
                           REALTIME_INTERNAL_URL=f"http://127.0.0.1:{internal_port}")  # fmt: skip
         self.bridge = subprocess.Popen(
-            [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name, *self.bridge_args], cwd=ROOT,
-            env=env,
+            [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name, *self.bridge_args],
+            cwd=self.root, env=env,
             stdout=(self.workdir / "bridge.log").open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._wait_bridge_connected()

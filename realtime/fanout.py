@@ -30,6 +30,7 @@ class FanOut:
         self._draining: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._joiners: dict[str, dict[str, tuple[int | None, int]]] = {}  # pump -> sid -> (registration, seq)
+        self._delivered: dict[str, tuple[int, int]] = {}  # pump -> (registration, seq) of its last delivered change
         self.published = 0
 
     def pump_lock(self, device_id: str) -> asyncio.Lock:
@@ -53,6 +54,17 @@ class FanOut:
         """
         self._joiners.setdefault(device_id, {})[subscriber] = (registration, seq)
 
+    def delivered_past(self, device_id: str, seq: int, registration: int | None) -> bool:
+        """Whether a change of the pump newer than a snapshot at (`registration`, `seq`) was already delivered.
+
+        Called under the pump's lock: a snapshot read without the lock is still good when nothing past it
+        went out meanwhile (what is queued or not yet published is skipped or delivered after the join).
+        """
+        delivered = self._delivered.get(device_id)
+        if delivered is None or registration is None:
+            return delivered is not None and registration is None
+        return delivered > (registration, seq)
+
     async def _drain(self, device_id: str) -> None:
         queue = self._queues[device_id]
         async with self.pump_lock(device_id):
@@ -70,6 +82,8 @@ class FanOut:
             except Exception:  # one failing target must not starve the others or stop the pump's stream
                 logger.exception("fan-out target failed", extra={"device_id": change.device_id, "seq": change.seq})
         self.published += 1
+        if change.registration is not None:
+            self._delivered[change.device_id] = (change.registration, change.seq)
 
     def _subscribers_ahead_of(self, change: DeviceChange) -> frozenset[str]:
         joiners = self._joiners.get(change.device_id)

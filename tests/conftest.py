@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
@@ -31,3 +32,12 @@ def daphne_server(django_db_setup, django_db_blocker, broker, artifacts_dir) -> 
     server = DaphneServer(artifacts_dir, MQTT_URL=broker.url).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(autouse=True)
+def snapshot_reads_in_the_tests_transaction(monkeypatch):
+    """In-process tests read snapshots on `sync_to_async`'s thread, which holds the test's transaction (the
+    snapshot readers' own thread could not see its rows). Daphne in the integration tests is unaffected."""
+    from realtime.sio.snapshot import snapshot_reads
+
+    monkeypatch.setattr(snapshot_reads, "offload", lambda function, ids: sync_to_async(function)(ids))

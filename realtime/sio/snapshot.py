@@ -2,21 +2,25 @@
 
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from devices import payloads
 from devices.models import Device, InfusionSession
 from devices.selectors import alarms_active_as_raised, commands_unsettled, session_active, session_latest
 from devices.services.changes import device_lock
+from devices.snapshot_selectors import alarms_active_by_device, commands_unsettled_by_device, sessions_active_by_device
 from protocol import events
 from protocol.events import DeviceChange
 from realtime.fanout import fanout
 from realtime.publisher import publisher
+from realtime.sio.snapshot_reads import SnapshotReads
 
 logger = logging.getLogger(__name__)
+
+OPTIMISTIC_TRIES = 3  # reads off the lock before one under it (only a pump changing faster than a read)
 
 
 @dataclass(frozen=True)
@@ -30,17 +34,66 @@ class Snapshot:
 
 
 def read_snapshot(device_id: str) -> Snapshot:
-    """Read the pump's `event_seq` and state in one transaction holding its row lock (no change slips in)."""
+    """One pump's snapshot (`Device.DoesNotExist` for an unknown pump); see `read_snapshots`."""
+    try:
+        return read_snapshots([device_id])[device_id]
+    except KeyError:
+        raise Device.DoesNotExist(device_id) from None
+
+
+def read_snapshots(device_ids: list[str]) -> dict[str, Snapshot]:
+    """Pumps' `event_seq` and state, each as of one moment of the database (no change slips in between).
+
+    SQLite (WAL): one deferred read transaction for all of them, a consistent view that takes no lock, so
+    a storm of subscriptions neither queues for the writers' lock nor holds up the bridge; one query per
+    kind of row for the whole batch. Elsewhere (PostgreSQL, or inside a caller's transaction): pump by
+    pump, each row locked for its own transaction, as its writers lock it. Unknown pumps are left out.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        return dict(_one_locked(device_id) for device_id in device_ids if _exists(device_id))
+    with _sqlite_read_transaction(connection):
+        devices = list(Device.objects.select_related("ward").filter(device_id__in=device_ids))
+        pks = [device.pk for device in devices]
+        sessions = sessions_active_by_device(device_pks=pks)
+        alarms, commands = alarms_active_by_device(device_pks=pks), commands_unsettled_by_device(device_pks=pks)
+        return {device.device_id: _snapshot_of(device, sessions.get(device.pk), alarms.get(device.pk, []),
+                                               commands.get(device.pk, [])) for device in devices}  # fmt: skip
+
+
+def _exists(device_id: str) -> bool:
+    return Device.objects.filter(device_id=device_id).exists()
+
+
+def _one_locked(device_id: str) -> tuple[str, Snapshot]:
     with transaction.atomic():
         device = device_lock(device_id=device_id)
-        bodies = [(events.DEVICE_STATUS, payloads.status_body(device))]
-        session = session_active(device)
-        if session is not None:
-            bodies += _session_bodies(device, session)
-        else:
-            bodies += _progress_without_session(device)
-        bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms_active_as_raised(device)]
-        bodies += [(events.DEVICE_COMMAND, payloads.command_body(command)) for command in commands_unsettled(device)]
+        snapshot = _snapshot_of(device, session_active(device), alarms_active_as_raised(device),
+                                commands_unsettled(device))  # fmt: skip
+    return device_id, snapshot
+
+
+@contextmanager
+def _sqlite_read_transaction(connection):
+    """BEGIN DEFERRED ... ROLLBACK around the block (read only: the first read fixes what the block sees)."""
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")
+
+
+def _snapshot_of(device: Device, session: InfusionSession | None, alarms: list, commands: list) -> Snapshot:
+    bodies = [(events.DEVICE_STATUS, payloads.status_body(device))]
+    if session is not None:
+        bodies += _session_bodies(device, session)
+    else:
+        bodies += _progress_without_session(device)
+    bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms]
+    bodies += [(events.DEVICE_COMMAND, payloads.command_body(command)) for command in commands]
     ward = device.ward.code if device.ward_id else None
     changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes, registration=device.pk)
@@ -75,18 +128,35 @@ Send = Callable[[str, dict], Awaitable[None]]
 async def subscribe_with_snapshot(
     device_id: str, *, send: Send, join: Callable[[], Awaitable[None]], subscriber: str, room: str
 ) -> int:
-    """Under the pump's fan-out lock: read the snapshot, send `stream:subscribed` and it, then join.
+    """Read the snapshot (off the pump's lock), then under the lock: send `stream:subscribed` and it, and join.
 
-    The publisher delivers this pump's changes under the same lock, in `seq` order; those up to the
-    snapshot's `seq` that it publishes after the join are skipped for this subscriber (`note_snapshot`).
+    The read runs on the snapshot readers' threads while the pump's live changes keep flowing; under the
+    fan-out's pump lock the snapshot is kept only if no change past its `seq` was delivered meanwhile
+    (else it is read again: after `OPTIMISTIC_TRIES`, under the lock). Changes up to its `seq` still queued
+    or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after the join.
     """
     await publisher.ready()  # its position is known: every change after this snapshot will be published
-    async with fanout.pump_lock(device_id):
-        snapshot = await sync_to_async(read_snapshot)(device_id)
-        await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
-        for change in snapshot.changes:
-            await send(change.event, change.wire_payload())
-        await join()
-        fanout.note_snapshot(device_id, snapshot.seq, subscriber, snapshot.registration)
+    lock = fanout.pump_lock(device_id)
+    for attempt in range(OPTIMISTIC_TRIES):
+        snapshot = await snapshot_reads.read(device_id, shared=attempt == 0)
+        async with lock:
+            if not fanout.delivered_past(device_id, snapshot.seq, snapshot.registration):
+                return await _snapshot_send(device_id, snapshot, send=send, join=join, subscriber=subscriber, room=room)
+    async with lock:  # a pump changing faster than it can be read: read it under the lock
+        snapshot = await snapshot_reads.read(device_id, shared=False)
+        return await _snapshot_send(device_id, snapshot, send=send, join=join, subscriber=subscriber, room=room)
+
+
+async def _snapshot_send(device_id: str, snapshot: Snapshot, *, send: Send, join: Callable[[], Awaitable[None]],
+                         subscriber: str, room: str) -> int:  # fmt: skip
+    """Under the pump's lock: `stream:subscribed`, the snapshot's events, the join, and the fan-out told."""
+    await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
+    for change in snapshot.changes:
+        await send(change.event, change.wire_payload())
+    await join()
+    fanout.note_snapshot(device_id, snapshot.seq, subscriber, snapshot.registration)
     logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq})
     return snapshot.seq
+
+
+snapshot_reads = SnapshotReads(read_snapshots)

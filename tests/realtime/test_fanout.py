@@ -95,3 +95,18 @@ def test_a_snapshot_of_a_pump_row_deleted_since_does_not_hide_the_new_rows_chang
 
     delivered = run_fanout(scenario)
     assert [(seq, sorted(skip)) for _, seq, skip in delivered] == [(1, ["new-row"]), (2, [])]
+
+
+def test_delivered_past_tells_a_snapshot_read_off_the_lock_that_it_went_stale():
+    """A snapshot read while changes flowed is kept only if nothing newer than it was delivered meanwhile."""
+
+    async def scenario(fanout: FanOut) -> None:
+        assert not fanout.delivered_past("PUMP_0001", 0, registration=7)
+        fanout.publish(DeviceChange("PUMP_0001", 5, events.DEVICE_PROGRESS, {}, "icu", 7))
+        await asyncio.sleep(0.01)
+        assert not fanout.delivered_past("PUMP_0001", 5, registration=7)  # the snapshot holds seq 5
+        assert fanout.delivered_past("PUMP_0001", 4, registration=7)  # seq 5 went out to the room without it
+        assert not fanout.delivered_past("PUMP_0001", 0, registration=8)  # registered anew: a newer row
+        assert fanout.delivered_past("PUMP_0001", 9, registration=6)  # a snapshot of an older row
+
+    run_fanout(scenario)
