@@ -9,9 +9,10 @@ committed, and a pump's next `seq` can only be taken once the transaction that t
 has committed (the pump's row lock), so the rows of one pump appear in `seq` order with no gap.
 
 Wakes: Daphne's own commits wake it in-process (`devices.services.changelog.change_log_listen`); the
-bridge wakes it over the internal namespace (a bare `wake`, no change in it); a slow safety poll
-(`PUBLISHER_POLL_S`) catches a lost wake and commits of other processes. PostgreSQL's LISTEN/NOTIFY can
-become the wake (issue 18) without touching the rest.
+bridge wakes it over the internal namespace (a bare `wake`, no change in it); on PostgreSQL every commit
+that appended changes NOTIFYs and each Daphne LISTENs (`realtime.pg_notify`), so any process's commit
+wakes every publisher; a slow safety poll (`PUBLISHER_POLL_S`) catches a lost wake. What made it read is
+counted (`pumpstream_realtime_publisher_changes_total{woken_by}`: commit, bridge, notify, poll).
 
 Position and order per database: SQLite admits one writer at a time (`IMMEDIATE` transactions), so a
 log `id` is taken and committed before the next writer begins: `id` order is commit order and
@@ -68,6 +69,8 @@ class ChangePublisher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._wake_pending = False
+        self._woken_by = "commit"
+        self._counted = 0  # `published` already counted in PUBLISHER_WOKEN
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="change-publisher")
@@ -87,11 +90,12 @@ class ChangePublisher:
         self.start()
         await self._ready.wait()
 
-    def wake(self) -> None:
-        """Read the log now (from any thread; cheap when a wake is already pending)."""
+    def wake(self, by: str = "commit") -> None:
+        """Read the log now (from any thread; cheap when a wake is already pending); `by` labels the metric."""
         if self._wake_pending or self._loop is None or self._loop.is_closed():
             return
         self._wake_pending = True
+        self._woken_by = by
         if _running_loop() is self._loop:  # the bridge's wake arrives on the loop: no hop through the self-pipe
             self._wake.set()
             return
@@ -117,10 +121,11 @@ class ChangePublisher:
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+                by = self._woken_by
             except TimeoutError:
-                pass
+                by = "poll"
             try:
-                await self.catch_up()
+                await self.catch_up(by=by)
             except Exception:  # guarded: the publisher must outlive any one bad row; the next wake goes on
                 logger.exception("publishing the change log failed", extra={"position": self.position})
 
@@ -136,11 +141,19 @@ class ChangePublisher:
         self._gaps.update((entry_id, now) for entry_id in range(max(1, self.position - START_WINDOW + 1), self.position)
                           if entry_id not in present)  # fmt: skip
 
-    async def catch_up(self) -> int:
-        """Publish every row committed after the position; returns how many."""
+    async def catch_up(self, *, by: str = "commit") -> int:
+        """Publish every row committed after the position; returns how many (counted by what woke it: `by`)."""
         self._wake.clear()
         self._wake_pending = False
         count = await self._fill_gaps() if self._gaps else 0
+        try:
+            return await self._catch_up(count)
+        finally:
+            if self.published > self._counted:
+                server_metrics.PUBLISHER_WOKEN.labels(by).inc(self.published - self._counted)
+                self._counted = self.published
+
+    async def _catch_up(self, count: int) -> int:
         while True:
             limit = min(self.read_limit, LOOP_READ_LIMIT) if self._loop_reader else self.read_limit
             try:

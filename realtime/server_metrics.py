@@ -24,6 +24,13 @@ PUBLISHER_LAG = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+PUBLISHER_WOKEN = Counter(
+    "pumpstream_realtime_publisher_changes_total",
+    "Change-log rows the publisher read, by what made it read: commit (this process), bridge (its wake over"
+    " /internal), notify (PostgreSQL NOTIFY, any process's commit) or poll (the safety poll found them)",
+    ["woken_by"],
+)
+
 
 def count_published(change: DeviceChange) -> None:
     """Fan-out release listener: count one published change."""

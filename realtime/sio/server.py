@@ -1,6 +1,7 @@
 """The python-socketio server of the Daphne process, its client namespace and its wiring to the fan-out."""
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from protocol.events import (
 )
 from realtime import server_metrics
 from realtime.fanout import fanout
+from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.escalation import escalation_recipients, escalation_target
@@ -54,6 +56,7 @@ class Runtime:
         if cls.loop is None:
             cls.loop = asyncio.get_running_loop()
             publisher.start()
+            change_notify_listen(publisher.wake)  # PostgreSQL: any process's commit wakes this publisher
 
     @classmethod
     def call_soon(cls, callback: Any, *args: Any) -> bool:
@@ -206,7 +209,9 @@ def _spawn(coroutine: Any) -> None:
     asyncio.get_running_loop().create_task(coroutine)
 
 
-internal_sio = internal_server(on_first_connect=Runtime.bind, wake_publisher=publisher.wake)
+internal_sio = internal_server(
+    on_first_connect=Runtime.bind, wake_publisher=functools.partial(publisher.wake, "bridge")
+)
 
 
 def install() -> None:
