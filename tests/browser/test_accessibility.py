@@ -159,6 +159,8 @@ def test_station_banners_silence_bar_and_technical_alarm(open_page, busy_ward, a
     page.evaluate("window.pumpstreamStation.setProblem('degraded', true)")
     expect(page.locator("#station-technical-alarm")).to_be_visible()
     assert_accessible(page, f"station silenced, with its technical alarm, at {name}")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the station's banners make the page {overflow} px wider than the screen at {name}"
     screenshot(page, artifacts_dir, f"a11y-station-{name}")
 
 

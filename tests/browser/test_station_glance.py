@@ -148,6 +148,8 @@ def test_overview_and_monitor_fit_the_screen(open_page, ward_of_six, artifacts_d
         assert columns >= 5, f"a 1920 px wall screen shows only {columns} columns"
         grid_width = page.evaluate("document.getElementById('pump-grid').getBoundingClientRect().width")
         assert grid_width >= 1800, f"the wall layout uses {grid_width:.0f} of 1920 px"
+        bed = page.evaluate("parseFloat(getComputedStyle(document.querySelector('.pump-card .bed')).fontSize)")
+        assert bed >= 24, f"the wall screen's bed numbers are {bed} px: not larger type"
     drug = page.locator('.pump-card[data-device-id="BRW_G_RUN"] [data-field="drug"]')
     expect(drug).to_have_text(LONG_DRUG)
     assert page.evaluate(
@@ -215,3 +217,19 @@ def test_infused_and_left_add_up_to_the_same_total_on_both_pages(open_page, stac
         assert shown["overview"].startswith(shown["monitor"]), f"the pages disagree: {shown}"
     finally:
         pump.close()
+
+
+def test_the_banner_and_the_monitor_count_the_same_alarm_on(open_page, ward_of_six):
+    """The station's banner and the pump's monitor say how long the same alarm has lasted, alike, and keep counting."""
+    overview = open_page(ward_of_six, "/")
+    monitor = open_page(ward_of_six, "/devices/BRW_G_IDLE/")
+    banner, lasting = overview.locator("#station-alarm-banner"), monitor.locator("#alarm-list .alarm .lasting")
+    expect(banner).to_contain_text(re.compile(r"Bed 3 · Downstream occlusion · for \d+ s"))
+    expect(lasting).to_contain_text(re.compile(r"for \d+ s"))
+    first = _seconds(banner.inner_text())
+    wait_until(lambda: _seconds(banner.inner_text()) >= first + 2, timeout=10,
+               message=f"the banner's 'for N s' stopped counting: {banner.inner_text()!r}")  # fmt: skip
+    wait_until(lambda: _seconds(lasting.inner_text()) >= first + 2, timeout=10,
+               message=f"the monitor's 'for N s' stopped counting: {lasting.inner_text()!r}")  # fmt: skip
+    pair = (banner.inner_text(), lasting.inner_text())
+    assert abs(_seconds(pair[0]) - _seconds(pair[1])) <= 1, f"station and monitor disagree: {pair}"
