@@ -2,7 +2,8 @@
 # Installs everything PumpStream needs on a fresh machine: system packages (as root, where missing),
 # the virtual environment, Python and npm dependencies, and the front-end files served as static.
 # Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium, and with
-# CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`)
+# CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`, with CI=true or WITH_NGINX=true
+# Debian's nginx for the check of deploy/nginx/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -16,6 +17,10 @@ if [ "$want_test" = "--test" ]; then
   # are used: the tests start a cluster of their own (tests/support/postgres.py), never Debian's.
   if [ "${CI:-}" = "true" ] || [ "${WITH_POSTGRES:-}" = "true" ]; then
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
+  fi
+  # nginx, for `nginx -t` of deploy/nginx/pumpstream.conf in the suite (CI runs it; elsewhere WITH_NGINX=true).
+  if [ "${CI:-}" = "true" ] || [ "${WITH_NGINX:-}" = "true" ]; then
+    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
   fi
 fi
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
@@ -31,6 +36,10 @@ fi
 # Debian starts a system-wide broker on 1883 when it installs mosquitto; PumpStream runs its own.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   systemctl stop mosquitto || true
+fi
+# Likewise Debian's nginx (on 80): the suite only runs `nginx -t`.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+  systemctl stop nginx || true
 fi
 # Likewise Debian's PostgreSQL cluster (on 5432) where it started one: the tests never use it.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
