@@ -24,10 +24,11 @@ MAX_SLEEP_S = 0.05
 
 def progress_payload(seq: int, boot_id: str, intended_at: float) -> bytes:
     """A routine progress report as the current firmware sends it, plus the bench's `intendedAt`."""
-    delivered = round(seq * 0.033, 3)
+    step = seq % 10_000
+    delivered = round(step * 0.033, 3)
     return json.dumps({
-        "timeRemainingMin": max(0.0, 250 - seq / 60), "volumeRemainingMl": max(0.0, 500 - delivered),
-        "deliveredVolumeMl": delivered, "elapsedTimeMin": seq / 60, "progressPercent": min(100.0, delivered / 5),
+        "timeRemainingMin": max(0.0, 250 - step / 60), "volumeRemainingMl": max(0.0, 500 - delivered),
+        "deliveredVolumeMl": delivered, "elapsedTimeMin": step / 60, "progressPercent": min(100.0, delivered / 5),
         "flowRate": 2.0, "status": "running", "timestamp": seq * 1000, "seq": seq, "bootId": boot_id,
         "intendedAt": intended_at,
     }).encode()  # fmt: skip
@@ -51,7 +52,8 @@ async def generate(args: argparse.Namespace, device_ids: list[str]) -> dict:
     host, port = args.broker.split(":")
     tag = uuid.uuid4().hex[:6]
     links = [await AsyncMqtt(host, int(port), f"bench-gen-{tag}-{n}").connect() for n in range(args.connections)]
-    boot_id = f"bench-{tag}"
+    boot_id = "bench-boot"  # one boot for every run: a new bootId is a pump restart (it would end the sessions)
+    seq_base = int(args.start_at * 10)  # `seq` goes on from the last run's (tenths of a second: pumps <= 10 Hz)
     end_at = args.start_at + args.warmup + args.duration
     measured_from = args.start_at + args.warmup
     due_per_pump: Counter[str] = Counter()
@@ -65,7 +67,7 @@ async def generate(args: argparse.Namespace, device_ids: list[str]) -> dict:
             wait = due - time.time()
         device_id = device_ids[index]
         infos.append(links[index % len(links)].publish(f"devices/{device_id}/progress",
-                                                       progress_payload(seq, boot_id, due)))  # fmt: skip
+                                                       progress_payload(seq_base + seq, boot_id, due)))  # fmt: skip
         lags.append((time.time() - due) * 1000)
         if due >= measured_from:
             due_per_pump[device_id] += 1

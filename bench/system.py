@@ -129,17 +129,22 @@ class System:
         return self
 
     def _wait_bridge_connected(self, timeout: float = 30.0) -> None:
-        from django.db import close_old_connections
+        """Until the bridge's heartbeat row says connected (read from this system's own database file)."""
+        import sqlite3
 
         from devices.models import BridgeStatus
 
+        query = f"SELECT 1 FROM {BridgeStatus._meta.db_table} WHERE name = ? AND broker_connected"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.bridge.poll() is not None:
                 raise RuntimeError(f"the bridge exited with {self.bridge.returncode}; see {self.workdir}/bridge.log")
-            close_old_connections()
-            if BridgeStatus.objects.filter(name=self.bridge_name, broker_connected=True).exists():
-                return
+            database = sqlite3.connect(self.database, timeout=5)
+            try:
+                if database.execute(query, (self.bridge_name,)).fetchone():
+                    return
+            finally:
+                database.close()
             time.sleep(0.1)
         raise TimeoutError(f"the bridge did not connect within {timeout}s")
 

@@ -25,6 +25,7 @@ from bench.stats import DeliveryTracker, latency_summary
 from protocol.events import DEVICE_PROGRESS, STREAM_SUBSCRIBED, SUBSCRIBE_DEVICE
 
 CONNECT_CONCURRENCY = 20
+CONNECT_TRIES = 3
 
 
 class Window:
@@ -64,7 +65,14 @@ async def sio_watcher(url: str, cookie: str, index: int, pumps: list[str], windo
 
     client.on(DEVICE_PROGRESS, on_progress)
     client.on(STREAM_SUBSCRIBED, on_subscribed)
-    await client.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
+    for attempt in range(CONNECT_TRIES):  # a machine loaded by other work can miss a handshake
+        try:
+            await client.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
+            break
+        except (socketio.exceptions.ConnectionError, TimeoutError):
+            if attempt == CONNECT_TRIES - 1:
+                raise
+            await asyncio.sleep(1)
     for device_id in pumps:
         await client.emit(SUBSCRIBE_DEVICE, {"deviceId": device_id})
     if pumps:

@@ -27,13 +27,16 @@ const alarms = option('alarms') ? JSON.parse(fs.readFileSync(option('alarms'))) 
 const endAt = startAt + warmup + duration;
 const measuredFrom = startAt + warmup;
 const tag = Math.random().toString(16).slice(2, 8);
-const bootId = `bench-${tag}`;
+// One boot for every run (a new bootId is a pump restart: it would end the pumps' sessions), and `seq` going
+// on from the last run's: based on the start time in tenths of a second (a run's pumps send at most 10 Hz).
+const bootId = 'bench-boot';
+const seqBase = Math.floor(startAt * 10);
 
 function progressPayload(seq, intendedAt) {
-  const delivered = Math.round(seq * 33) / 1000;
+  const delivered = Math.round((seq % 10000) * 33) / 1000;
   return JSON.stringify({
-    timeRemainingMin: Math.max(0, 250 - seq / 60), volumeRemainingMl: Math.max(0, 500 - delivered),
-    deliveredVolumeMl: delivered, elapsedTimeMin: seq / 60, progressPercent: Math.min(100, delivered / 5),
+    timeRemainingMin: Math.max(0, 250 - (seq % 10000) / 60), volumeRemainingMl: Math.max(0, 500 - delivered),
+    deliveredVolumeMl: delivered, elapsedTimeMin: (seq % 10000) / 60, progressPercent: Math.min(100, delivered / 5),
     flowRate: 2.0, status: 'running', timestamp: seq * 1000, seq, bootId, intendedAt,
   });
 }
@@ -86,7 +89,7 @@ async function main() {
       if (due >= endAt) return null;
       if (due > now) return due;
       const deviceId = deviceIds[index];
-      links[index % links.length].publish(`devices/${deviceId}/progress`, progressPayload(seq, due), { qos: 1 }, onAck);
+      links[index % links.length].publish(`devices/${deviceId}/progress`, progressPayload(seqBase + seq, due), { qos: 1 }, onAck);
       published += 1;
       lags.push((Date.now() / 1000 - due) * 1000);
       if (due >= measuredFrom) duePerPump[deviceId] = (duePerPump[deviceId] || 0) + 1;
