@@ -52,7 +52,7 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         self.snapshot_seq: dict[str, int] = {}
         self.groups_joined: set[str] = set()
         self.subscriber = Subscriber(principal, self.channel_name, self._send_event, self._join, self._leave)
-        if rights.admit(self.channel_name, self.subscriber, close=lambda: self.close(code=CLOSE_UNAUTHORIZED)):
+        if await rights.admit(self.channel_name, self.subscriber, close=lambda: self.close(code=CLOSE_UNAUTHORIZED)):
             self.subscriber = None
             await self.close(code=CLOSE_ABUSE)  # over the per-user socket cap
             return

@@ -14,6 +14,7 @@ from devices.models.records import (
     MessageReceipt,
     RetainedMessage,
 )
+from devices.models.sockets import LiveSocket
 from devices.models.station import EscalationDelivery, WardSilence
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "DeviceEvent",
     "EscalationDelivery",
     "InfusionSession",
+    "LiveSocket",
     "MessageReceipt",
     "ProgressSample",
     "RetainedMessage",

@@ -10,7 +10,8 @@ principal may still do, and:
 - a pump or ward it may no longer watch: `error`, and that subscription is dropped;
 - an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
 
-It also caps the sockets one principal may hold open (`SOCKETS_PER_PRINCIPAL`, default 20).
+It also caps the sockets one principal may hold open on all Daphne processes together
+(`SOCKETS_PER_PRINCIPAL`, default 20; the tally is in the database, `realtime/sio/socket_cap.py`).
 """
 
 import asyncio
@@ -28,6 +29,7 @@ from devices.models import ServiceAccount
 from devices.selectors import devices_visible_to
 from protocol import events
 from realtime.sio.auth import Principal, users_of_sessions
+from realtime.sio.socket_cap import SocketLedger
 from realtime.sio.subscriptions import Subscriber, ward_scope
 from realtime.sio.ward_feed import ALL_WARDS, WardScope
 
@@ -126,18 +128,20 @@ class RightsRegistry:
 
     def __init__(self) -> None:
         self.connections: dict[str, LiveConnection] = {}
+        self.ledger = SocketLedger()
         self._task: asyncio.Task | None = None
 
     @property
     def interval_s(self) -> float:
         return settings.PUMPSTREAM["RIGHTS_RECHECK_S"]
 
-    def admit(self, conn_id: str, subscriber: Subscriber, close: Close) -> str | None:
-        """Register a socket; the refusal message when its principal already holds the most sockets allowed."""
+    async def admit(self, conn_id: str, subscriber: Subscriber, close: Close) -> str | None:
+        """Register a socket; the refusal message when its principal already holds the most sockets allowed
+        on all Daphne processes together (`socket_cap`)."""
         cap = settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]
         key = principal_key(subscriber.principal)
         held = sum(1 for live in self.connections.values() if principal_key(live.subscriber.principal) == key)
-        if cap and held >= cap:
+        if cap and not await self.ledger.open(conn_id, key, cap, held):
             logger.warning("socket cap reached", extra={"principal": subscriber.principal.label, "cap": cap})
             return f"At most {cap} connections per user"
         self.connections[conn_id] = LiveConnection(subscriber, close)
@@ -147,7 +151,8 @@ class RightsRegistry:
 
     def release(self, conn_id: str) -> None:
         """Forget a closed socket."""
-        self.connections.pop(conn_id, None)
+        if self.connections.pop(conn_id, None) is not None and settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]:
+            self.ledger.close(conn_id)
 
     def held_by(self) -> Counter:
         """Sockets per principal (for tests and metrics)."""
@@ -173,6 +178,8 @@ class RightsRegistry:
             wards.update(subscriber.limits.wards)
         if not requests:
             return
+        if settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]:
+            await self.ledger.touch()
         verdicts = await sync_to_async(verdicts_for, thread_sensitive=False)(requests)
         for conn_id, connection in live.items():
             verdict = verdicts.get(credential_of(connection.subscriber.principal))

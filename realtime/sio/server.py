@@ -89,7 +89,7 @@ class ClientNamespace(socketio.AsyncNamespace):
         if principal is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
         subscriber = self._subscriber(sid, principal)
-        refusal = rights.admit(sid, subscriber, close=lambda: self.disconnect(sid))
+        refusal = await rights.admit(sid, subscriber, close=lambda: self.disconnect(sid))
         if refusal is not None:
             raise socketio.exceptions.ConnectionRefusedError(refusal)
         self.subscribers[sid] = subscriber

@@ -1,0 +1,79 @@
+"""The socket cap and rights withdrawn hold across two Daphne processes on one database.
+
+The cap (`SOCKETS_PER_PRINCIPAL`) counts a user's sockets on every process (a `LiveSocket` row per socket);
+a sign-out handled by one process closes the user's sockets on the other too (its rights re-check reads
+the database). Runs on SQLite (`make test`) and PostgreSQL (`make test-postgres`).
+"""
+
+import time
+
+import pytest
+import socketio
+
+from protocol import events
+from tests.factories import make_device, make_user, make_ward
+from tests.support.daphne import DaphneServer
+from tests.support.sio import BrowserSession, StreamClient, session_cookie
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+CAP = 2
+BOUND_S = 5.0
+
+
+@pytest.fixture
+def two_daphnes(django_db_setup, django_db_blocker, broker, artifacts_dir):
+    servers = [DaphneServer(artifacts_dir, MQTT_URL=broker.url, SOCKETS_PER_PRINCIPAL=str(CAP),
+                            RIGHTS_RECHECK_S="0.5") for _ in range(2)]  # fmt: skip
+    for server in servers:
+        server.start()
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def connect_eventually(url: str, cookie: str, timeout: float = BOUND_S) -> StreamClient:
+    """A socket, once the other process has counted a closed one out (its row goes asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return StreamClient(url, cookie=cookie).connect()
+        except socketio.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_the_socket_cap_counts_a_users_sockets_on_both_processes(two_daphnes):
+    daphne_a, daphne_b = two_daphnes
+    icu = make_ward("icu")
+    nurse, colleague = make_user("cap-nurse", ward=icu), make_user("cap-colleague", ward=icu)
+    opened = [StreamClient(daphne_a.url, cookie=session_cookie(nurse)).connect() for _ in range(CAP)]
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError, match=f"At most {CAP} connections"):
+            StreamClient(daphne_b.url, cookie=session_cookie(nurse)).connect()
+        opened.append(StreamClient(daphne_b.url, cookie=session_cookie(colleague)).connect())
+        opened.pop(0).close()
+        opened.append(connect_eventually(daphne_b.url, session_cookie(nurse)))
+        with pytest.raises(socketio.exceptions.ConnectionError, match=f"At most {CAP} connections"):
+            StreamClient(daphne_a.url, cookie=session_cookie(nurse)).connect()
+    finally:
+        for client in opened:
+            client.close()
+
+
+def test_signing_out_on_one_process_closes_the_sessions_sockets_on_both(two_daphnes):
+    daphne_a, daphne_b = two_daphnes
+    icu = make_ward("icu")
+    make_device("PUMP_0001", ward=icu)
+    make_user("signout-nurse", ward=icu)
+    browser = BrowserSession(daphne_a.url, "signout-nurse")
+    sockets = [StreamClient(url, cookie=browser.cookie_header).connect() for url in (daphne_a.url, daphne_b.url)]
+    try:
+        for client in sockets:
+            assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
+        browser.sign_out()
+        for name, client in zip("AB", sockets, strict=True):
+            assert client.disconnected.wait(BOUND_S), f"the socket on Daphne {name} was still open after {BOUND_S}s"
+    finally:
+        for client in sockets:
+            client.close()
