@@ -33,6 +33,7 @@ test: setup-test
 # Exit 5 (no test) fails the target as any non-zero exit does.
 POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py tests/realtime/test_publisher_order.py \
 	tests/integration/bridge tests/integration/realtime tests/integration/hostile/test_poison_message.py \
+	tests/integration/hostile/test_two_daphnes_rights.py \
 	tests/integration/reliability/test_database_locked.py tests/integration/reliability/test_daphne_restart.py \
 	tests/integration/reliability/test_pump_disconnect.py tests/integration/reliability/test_security.py
 POSTGRES_FAILING ?=
