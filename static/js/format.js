@@ -111,6 +111,18 @@ export function lastHeard(lastSeenAt) {
   return lastSeenAt ? `Last heard ${ago(secondsSince(lastSeenAt))}` : "Never heard";
 }
 
+/**
+ * What the overview's card and the monitor's status line both say about when a pump was last heard: "Live"
+ * while reports flow, "Connected · last heard 68 s ago" for a quietly connected pump with presence (normal
+ * while idle or paused), else "Last heard 68 s ago" / "Never heard".
+ */
+export function heardText({ lastSeenAt, hasPresence }, connectivity) {
+  const age = secondsSince(lastSeenAt);
+  if (connectivity === "online" && age !== null && age < 5) return "Live";
+  if (connectivity === "online" && hasPresence) return `Connected · ${lastHeard(lastSeenAt).toLowerCase()}`;
+  return lastHeard(lastSeenAt);
+}
+
 /** "for 14 s": how long an alarm (or anything since `sinceIso`) has lasted, counting live. */
 export function lastingFor(sinceIso) {
   const seconds = secondsSince(sinceIso);

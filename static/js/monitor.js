@@ -4,7 +4,7 @@
 import { ACTIVE_SESSION_STATUSES, EVENTS } from "./protocol.js";
 import {
   COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
-  duration, fixed, humanType, isNumber, isUnordered, lastHeard, lastingFor, mlMinToMlH, volumeFacts,
+  duration, fixed, heardText, humanType, isNumber, isUnordered, lastingFor, mlMinToMlH, volumeFacts,
 } from "./format.js";
 import { getJson, postJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -137,7 +137,9 @@ export class Monitor {
     badge.dataset.connectivity = connectivity;
     this.root.dataset.connectivity = connectivity;
     const lastSeen = this.status?.lastSeenAt;
-    $(this.root, "#mon-last-heard").textContent = lastSeen ? `${lastHeard(lastSeen)} (at ${clock(lastSeen)})` : "Never heard";
+    // the card's words (one presenter), with the clock time the monitor has room for
+    const heard = heardText(this.status ?? {}, connectivity);
+    $(this.root, "#mon-last-heard").textContent = lastSeen ? `${heard} (at ${clock(lastSeen)})` : heard;
     for (const since of this.root.querySelectorAll("[data-lasting-since]")) {
       since.textContent = lastingFor(since.dataset.lastingSince);
     }

@@ -4,8 +4,8 @@
 
 import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import {
-  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, humanType, lastHeard, lastingFor, pumpCondition,
-  readPageData, secondsSince, setServerNow, setTimeZone, volumeFacts,
+  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, heardText, humanType, lastingFor, pumpCondition,
+  readPageData, setServerNow, setTimeZone, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
@@ -54,14 +54,6 @@ function render(pump) {
   setField(element, "volumes", running ? volumesText(pump, facts) : "\u00a0");
   renderAlarm(element, pump.topAlarm);
   setField(element, "last-heard", heardText(pump, connectivity));
-}
-
-/** "Live" while reports flow; a presence pump that is quietly connected says so rather than look lost. */
-function heardText(pump, connectivity) {
-  const age = secondsSince(pump.lastSeenAt);
-  if (connectivity === "online" && age !== null && age < 5) return "Live";
-  if (connectivity === "online" && pump.hasPresence) return `Connected · ${lastHeard(pump.lastSeenAt).toLowerCase()}`;
-  return lastHeard(pump.lastSeenAt);
 }
 
 function stateText(pump, unordered) {

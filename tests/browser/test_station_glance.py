@@ -233,3 +233,17 @@ def test_the_banner_and_the_monitor_count_the_same_alarm_on(open_page, ward_of_s
                message=f"the monitor's 'for N s' stopped counting: {lasting.inner_text()!r}")  # fmt: skip
     pair = (banner.inner_text(), lasting.inner_text())
     assert abs(_seconds(pair[0]) - _seconds(pair[1])) <= 1, f"station and monitor disagree: {pair}"
+
+
+def test_a_quietly_connected_pump_reads_alike_on_overview_and_monitor(open_page, ward_of_six):
+    """An idle pump with presence last heard a while ago is connected (normal), not "Online" beside an age."""
+    InfusionSession.objects.filter(device__device_id="BRW_G_IDLE").delete()
+    Device.objects.filter(device_id="BRW_G_IDLE").update(last_seen_at=timezone.now() - timedelta(seconds=68))
+    overview = open_page(ward_of_six, "/")
+    card = overview.locator('.pump-card[data-device-id="BRW_G_IDLE"] [data-field="last-heard"]')
+    expect(card).to_contain_text("Connected · last heard")
+    monitor = open_page(ward_of_six, "/devices/BRW_G_IDLE/")
+    heard = monitor.locator("#mon-last-heard")
+    expect(heard, "the monitor words the same pump differently").to_contain_text("Connected · last heard")
+    pair = (card.inner_text(), heard.inner_text())
+    assert abs(_seconds(pair[0]) - _seconds(pair[1])) <= 1, f"overview and monitor disagree: {pair}"
