@@ -19,7 +19,9 @@ export class AlarmAudio {
     enableButton?.addEventListener("click", () => this.retry());
     silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
     const retryOnGesture = () => this.blocked && this.retry();
-    document.addEventListener("pointerdown", retryOnGesture, true);
+    // on click, not pointerdown: the sound state line changes length, and a layout that moved between
+    // pointerdown and pointerup would make a phone's first tap (Acknowledge, Resolve) miss its button
+    document.addEventListener("click", retryOnGesture, true);
     document.addEventListener("keydown", retryOnGesture, true);
     window.pumpstreamAudio = this;
   }

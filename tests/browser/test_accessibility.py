@@ -166,7 +166,25 @@ def test_station_banners_silence_bar_and_technical_alarm(open_page, busy_ward, a
 
 @pytest.mark.parametrize("viewport", [PHONE, WALL], ids=["phone", "wall"])
 def test_monitor_at_phone_and_wall(open_page, busy_ward, artifacts_dir, viewport, request):
+    """With an alarm (its Acknowledge and Resolve buttons) and the resolve dialog open, nothing runs off a phone."""
+    from django.contrib.auth.models import Permission
+
+    from devices.models import Device
+
+    busy_ward.user_permissions.add(Permission.objects.get(codename="resolve_alarm"))
+    Alarm.objects.create(device=Device.objects.get(device_id="BRW_D_RUN"), type="confirmed_late",
+                         priority=AlarmPriority.MEDIUM, message="Late", source=AlarmSource.SERVER)  # fmt: skip
     page = open_page(busy_ward, "/devices/BRW_D_RUN/", viewport=viewport)
     expect(page.locator("#mon-session")).to_have_text("Running")
+    expect(page.get_by_role("button", name="Acknowledge")).to_be_in_viewport()
     assert_accessible(page, f"monitor at {request.node.callspec.id}")
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"the monitor with an alarm is {overflow} px wider than the screen"
+    page.get_by_role("button", name="Resolve…").click()
+    expect(page.locator("#resolve-dialog")).to_be_visible()
+    box = page.locator("#resolve-dialog").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], f"the resolve dialog runs off: {box}"
+    assert_accessible(page, f"monitor's resolve dialog at {request.node.callspec.id}")
+    page.keyboard.press("Escape")
+    expect(page.locator("#resolve-dialog")).to_be_hidden()
     screenshot(page, artifacts_dir, f"a11y-monitor-{request.node.callspec.id}")
