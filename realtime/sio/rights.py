@@ -10,8 +10,9 @@ principal may still do, and:
 - a pump or ward it may no longer watch: `error`, and that subscription is dropped;
 - an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
 
-It also caps the sockets one principal may hold open on all Daphne processes together
-(`SOCKETS_PER_PRINCIPAL`, default 20; the tally is in the database, `realtime/sio/socket_cap.py`).
+It also caps the sockets one principal may hold open (`SOCKETS_PER_PRINCIPAL`, default 20): on PostgreSQL on
+all Daphne processes together (the tally is in the database, `realtime/sio/socket_cap.py`), on SQLite (one
+Daphne) in this process's memory.
 """
 
 import asyncio
@@ -141,7 +142,7 @@ class RightsRegistry:
         cap = settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]
         key = principal_key(subscriber.principal)
         held = sum(1 for live in self.connections.values() if principal_key(live.subscriber.principal) == key)
-        if cap and not await self.ledger.open(conn_id, key, cap, held):
+        if cap and not (await self.ledger.open(conn_id, key, cap, held) if self.ledger.shared else held < cap):
             logger.warning("socket cap reached", extra={"principal": subscriber.principal.label, "cap": cap})
             return f"At most {cap} connections per user"
         self.connections[conn_id] = LiveConnection(subscriber, close)
@@ -151,7 +152,7 @@ class RightsRegistry:
 
     def release(self, conn_id: str) -> None:
         """Forget a closed socket."""
-        if self.connections.pop(conn_id, None) is not None and settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]:
+        if self.connections.pop(conn_id, None) is not None and self.ledger.shared:
             self.ledger.close(conn_id)
 
     def held_by(self) -> Counter:
@@ -178,7 +179,7 @@ class RightsRegistry:
             wards.update(subscriber.limits.wards)
         if not requests:
             return
-        if settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]:
+        if self.ledger.shared:
             await self.ledger.touch()
         verdicts = await sync_to_async(verdicts_for, thread_sensitive=False)(requests)
         for conn_id, connection in live.items():

@@ -1,4 +1,8 @@
-"""The per-principal socket cap across every Daphne process (`SOCKETS_PER_PRINCIPAL`), kept in the database.
+"""The per-principal socket cap across every Daphne process (`SOCKETS_PER_PRINCIPAL`), kept in PostgreSQL.
+
+Only on PostgreSQL, where several Daphne processes run: on SQLite (one Daphne) the cap is this process's own
+count, and a socket's admission needs no write (which would wait for SQLite's one write lock behind the
+bridge's batches: connects took seconds under load when it did).
 
 Each admitted socket is a `LiveSocket` row (`devices.services.sockets`): admitting counts the principal's fresh
 rows of every process, closing deletes the socket's row, and every rights re-check round touches this
@@ -17,7 +21,7 @@ from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from devices.services.sockets import live_socket_close, live_socket_open, live_sockets_touch
@@ -41,6 +45,11 @@ class SocketLedger:
 
     def __init__(self) -> None:
         self._pending: set[asyncio.Task] = set()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the cap counts every process's sockets (PostgreSQL with a cap set)."""
+        return bool(settings.PUMPSTREAM["SOCKETS_PER_PRINCIPAL"]) and connection.vendor == "postgresql"
 
     @staticmethod
     def _stale_before():
