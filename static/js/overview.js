@@ -52,7 +52,7 @@ function render(pump) {
   bar.style.width = `${percent ?? 0}%`;
   bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
   setField(element, "volumes", running ? volumesText(pump, facts) : "\u00a0");
-  renderAlarm(element, pump.topAlarm);
+  renderAlarm(element, pump.topAlarm, (pump.alarms?.length ?? 0) - 1);
   setField(element, "last-heard", heardText(pump, connectivity));
 }
 
@@ -69,10 +69,12 @@ function volumesText(pump, facts) {
   return parts.join(" · ") || "\u00a0";
 }
 
-function renderAlarm(element, alarm) {
+/** The pump's highest alarm, and how many more it has (listed at the station, e.g. a failed page). */
+function renderAlarm(element, alarm, more = 0) {
   element.dataset.alarm = alarm ? alarm.priority : "none";
   element.dataset.alarmAcknowledged = alarm?.acknowledged ? "true" : "false";
-  const strip = setField(element, "alarm", alarm ? alarmText(alarm) : "");
+  const others = more > 0 ? ` · +${more} more alarm${more > 1 ? "s" : ""}` : "";
+  const strip = setField(element, "alarm", alarm ? alarmText(alarm) + others : "");
   strip.hidden = !alarm;
 }
 

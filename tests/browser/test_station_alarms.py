@@ -94,6 +94,8 @@ def test_every_active_alarm_of_a_pump_is_listed_and_a_failed_page_sounds_once_th
         expect(items, "the station lists only the pump's top alarm").to_have_count(2, timeout=5_000)
         expect(items.nth(0)).to_contain_text("Bed 13 · Line blocked")
         expect(items.nth(1)).to_contain_text("Bed 13 · Paging tier 1 failed after 3 tries")
+        card = page.locator('.pump-card[data-device-id="BRW_S_TWO"] [data-field="alarm"]')
+        expect(card, "the card must say its pump has more than the alarm it shows").to_contain_text("+1 more alarm")
         high = Alarm.objects.get(device__device_id="BRW_S_TWO", type="occlusion")
         alarm_acknowledge(alarm_id=high.pk, user=nurse)
         expect(root, "the failed page went silent behind the acknowledged high alarm").to_have_attribute(
