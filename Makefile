@@ -33,6 +33,7 @@ test: setup-test
 # 15-17 (the bridge then applied about 17 statuses/s on PostgreSQL: 1,097 of 3,000 in its 60 s; docs/operations.md).
 # Exit 5 (no test) fails the target as any non-zero exit does.
 POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py tests/realtime/test_publisher_order.py \
+	tests/realtime/test_publisher.py \
 	tests/integration/bridge tests/integration/realtime tests/integration/hostile/test_poison_message.py \
 	tests/integration/hostile/test_two_daphnes_rights.py \
 	tests/integration/reliability/test_database_locked.py tests/integration/reliability/test_daphne_restart.py \
