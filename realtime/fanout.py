@@ -31,6 +31,8 @@ class FanOut:
         self._locks: dict[str, asyncio.Lock] = {}
         self._joiners: dict[str, dict[str, tuple[int | None, int]]] = {}  # pump -> sid -> (registration, seq)
         self._delivered: dict[str, tuple[int, int]] = {}  # pump -> (registration, seq) of its last delivered change
+        self._pending: dict[str, int] = {}  # pump -> subscribers reading its snapshot
+        self._recent: dict[str, list[DeviceChange]] = {}  # pump -> changes delivered while one was pending
         self.published = 0
 
     def pump_lock(self, device_id: str) -> asyncio.Lock:
@@ -54,16 +56,36 @@ class FanOut:
         """
         self._joiners.setdefault(device_id, {})[subscriber] = (registration, seq)
 
-    def delivered_past(self, device_id: str, seq: int, registration: int | None) -> bool:
-        """Whether a change of the pump newer than a snapshot at (`registration`, `seq`) was already delivered.
+    def snapshot_pending(self, device_id: str) -> None:
+        """A subscriber is reading the pump's snapshot: keep what is delivered meanwhile (`delivered_since`)."""
+        self._pending[device_id] = self._pending.get(device_id, 0) + 1
 
-        Called under the pump's lock: a snapshot read without the lock is still good when nothing past it
-        went out meanwhile (what is queued or not yet published is skipped or delivered after the join).
+    def snapshot_done(self, device_id: str) -> None:
+        """That subscriber is done; the changes kept for the pump go when no snapshot of it is pending."""
+        left = self._pending.pop(device_id, 1) - 1
+        if left > 0:
+            self._pending[device_id] = left
+        else:
+            self._recent.pop(device_id, None)
+
+    def delivered_since(self, device_id: str, seq: int, registration: int | None) -> list[DeviceChange] | None:
+        """The pump's changes past a snapshot at (`registration`, `seq`) already delivered, in order.
+
+        Called under the pump's lock, between `snapshot_pending` (taken before the read was asked for) and
+        `snapshot_done`: a snapshot read without the lock is good when followed by these (what is queued or
+        not yet published is skipped or delivered after the join). None when they are not all known (a
+        pump registered anew): read again.
         """
         delivered = self._delivered.get(device_id)
-        if delivered is None or registration is None:
-            return delivered is not None and registration is None
-        return delivered > (registration, seq)
+        if delivered is None:
+            return []
+        if registration is None or delivered[0] != registration:
+            return [] if registration is not None and delivered[0] < registration else None
+        if delivered[1] <= seq:
+            return []
+        missed = [change for change in self._recent.get(device_id, ())
+                  if change.registration == registration and change.seq > seq]  # fmt: skip
+        return missed if [change.seq for change in missed] == list(range(seq + 1, delivered[1] + 1)) else None
 
     async def _drain(self, device_id: str) -> None:
         queue = self._queues[device_id]
@@ -84,6 +106,8 @@ class FanOut:
         self.published += 1
         if change.registration is not None:
             self._delivered[change.device_id] = (change.registration, change.seq)
+        if change.device_id in self._pending:
+            self._recent.setdefault(change.device_id, []).append(change)
 
     def _subscribers_ahead_of(self, change: DeviceChange) -> frozenset[str]:
         joiners = self._joiners.get(change.device_id)

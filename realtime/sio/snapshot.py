@@ -20,7 +20,7 @@ from realtime.sio.snapshot_reads import SnapshotReads
 
 logger = logging.getLogger(__name__)
 
-OPTIMISTIC_TRIES = 3  # reads off the lock before one under it (only a pump changing faster than a read)
+OPTIMISTIC_TRIES = 3  # reads off the lock before one under it (only for a pump registered anew meanwhile)
 
 
 @dataclass(frozen=True)
@@ -130,32 +130,44 @@ async def subscribe_with_snapshot(
 ) -> int:
     """Read the snapshot (off the pump's lock), then under the lock: send `stream:subscribed` and it, and join.
 
-    The read runs on the snapshot readers' threads while the pump's live changes keep flowing; under the
-    fan-out's pump lock the snapshot is kept only if no change past its `seq` was delivered meanwhile
-    (else it is read again: after `OPTIMISTIC_TRIES`, under the lock). Changes up to its `seq` still queued
-    or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after the join.
+    The read runs on the snapshot reader's thread while the pump's live changes keep flowing; under the
+    fan-out's pump lock the snapshot is sent followed by the changes past its `seq` the fan-out delivered
+    meanwhile (kept for it since before the read: `snapshot_pending`). Changes up to the last one sent still
+    queued or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after
+    the join. Only when those changes are not all known (a pump registered anew) is it read again.
     """
     await publisher.ready()  # its position is known: every change after this snapshot will be published
     lock = fanout.pump_lock(device_id)
-    for attempt in range(OPTIMISTIC_TRIES):
-        snapshot = await snapshot_reads.read(device_id, shared=attempt == 0)
-        async with lock:
-            if not fanout.delivered_past(device_id, snapshot.seq, snapshot.registration):
-                return await _snapshot_send(device_id, snapshot, send=send, join=join, subscriber=subscriber, room=room)
-    async with lock:  # a pump changing faster than it can be read: read it under the lock
-        snapshot = await snapshot_reads.read(device_id, shared=False)
-        return await _snapshot_send(device_id, snapshot, send=send, join=join, subscriber=subscriber, room=room)
+    fanout.snapshot_pending(device_id)  # from now on what the pump delivers is kept until we are done
+    try:
+        for attempt in range(OPTIMISTIC_TRIES):
+            snapshot = await snapshot_reads.read(device_id, shared=attempt == 0)
+            async with lock:
+                missed = fanout.delivered_since(device_id, snapshot.seq, snapshot.registration)
+                if missed is not None:
+                    return await _snapshot_send(device_id, snapshot, missed, send=send, join=join,
+                                                subscriber=subscriber, room=room)  # fmt: skip
+        async with lock:  # a pump registered anew meanwhile, again and again: read it under the lock
+            snapshot = await snapshot_reads.read(device_id, shared=False)
+            return await _snapshot_send(device_id, snapshot, [], send=send, join=join, subscriber=subscriber,
+                                        room=room)  # fmt: skip
+    finally:
+        fanout.snapshot_done(device_id)
 
 
-async def _snapshot_send(device_id: str, snapshot: Snapshot, *, send: Send, join: Callable[[], Awaitable[None]],
-                         subscriber: str, room: str) -> int:  # fmt: skip
-    """Under the pump's lock: `stream:subscribed`, the snapshot's events, the join, and the fan-out told."""
+async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[DeviceChange], *, send: Send,
+                         join: Callable[[], Awaitable[None]], subscriber: str, room: str) -> int:  # fmt: skip
+    """Under the pump's lock: `stream:subscribed`, the snapshot's events, the changes delivered since it was
+    read (as live events), the join, and the fan-out told what this subscriber now holds."""
     await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
     for change in snapshot.changes:
         await send(change.event, change.wire_payload())
+    for change in missed:
+        await send(change.event, change.wire_payload())
     await join()
-    fanout.note_snapshot(device_id, snapshot.seq, subscriber, snapshot.registration)
-    logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq})
+    held = missed[-1].seq if missed else snapshot.seq
+    fanout.note_snapshot(device_id, held, subscriber, snapshot.registration)
+    logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq, "held": held})
     return snapshot.seq
 
 

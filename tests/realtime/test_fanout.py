@@ -97,16 +97,27 @@ def test_a_snapshot_of_a_pump_row_deleted_since_does_not_hide_the_new_rows_chang
     assert [(seq, sorted(skip)) for _, seq, skip in delivered] == [(1, ["new-row"]), (2, [])]
 
 
-def test_delivered_past_tells_a_snapshot_read_off_the_lock_that_it_went_stale():
-    """A snapshot read while changes flowed is kept only if nothing newer than it was delivered meanwhile."""
+def test_a_snapshot_read_off_the_lock_is_completed_by_the_changes_delivered_meanwhile():
+    """While a snapshot is pending, what the pump delivers is kept: a stale snapshot plus those equals a fresh one."""
+
+    def progress(seq: int, registration: int = 7) -> DeviceChange:
+        return DeviceChange("PUMP_0001", seq, events.DEVICE_PROGRESS, {"n": seq}, "icu", registration)
 
     async def scenario(fanout: FanOut) -> None:
-        assert not fanout.delivered_past("PUMP_0001", 0, registration=7)
-        fanout.publish(DeviceChange("PUMP_0001", 5, events.DEVICE_PROGRESS, {}, "icu", 7))
+        assert fanout.delivered_since("PUMP_0001", 0, registration=7) == []
+        fanout.publish(progress(4))
         await asyncio.sleep(0.01)
-        assert not fanout.delivered_past("PUMP_0001", 5, registration=7)  # the snapshot holds seq 5
-        assert fanout.delivered_past("PUMP_0001", 4, registration=7)  # seq 5 went out to the room without it
-        assert not fanout.delivered_past("PUMP_0001", 0, registration=8)  # registered anew: a newer row
-        assert fanout.delivered_past("PUMP_0001", 9, registration=6)  # a snapshot of an older row
+        fanout.snapshot_pending("PUMP_0001")  # a subscriber asks; its read will hold seq 4 or later
+        fanout.publish(progress(5))
+        fanout.publish(progress(6))
+        await asyncio.sleep(0.01)
+        assert [c.seq for c in fanout.delivered_since("PUMP_0001", 4, registration=7)] == [5, 6]
+        assert [c.seq for c in fanout.delivered_since("PUMP_0001", 5, registration=7)] == [6]
+        assert fanout.delivered_since("PUMP_0001", 6, registration=7) == []
+        assert fanout.delivered_since("PUMP_0001", 3, registration=7) is None, "seq 4 went out before it was kept"
+        assert fanout.delivered_since("PUMP_0001", 0, registration=8) == [], "registered anew: a newer row"
+        assert fanout.delivered_since("PUMP_0001", 9, registration=6) is None, "a snapshot of an older row"
+        fanout.snapshot_done("PUMP_0001")
+        assert fanout.delivered_since("PUMP_0001", 4, registration=7) is None, "nothing kept once none is pending"
 
     run_fanout(scenario)
