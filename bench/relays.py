@@ -79,12 +79,15 @@ def targets_start(workdir: Path, database: Path, only: list[str] | None = None,
     try:
         if before is not None:
             copy = database_copy(database, workdir / "before.sqlite3")
-            started["before"] = System(workdir, copy, root=before.resolve()).start_broker().start_servers()
+            started["before"] = System(workdir, copy, root=before.resolve())  # stopped even if it fails to start
+            started["before"].start_broker().start_servers()
         for kind in KINDS:
             if only is None or kind in only:
-                started[kind] = Relay(kind, workdir).start()
+                started[kind] = Relay(kind, workdir)
+                started[kind].start()
         if only is None or "pumpstream" in only:
-            started["pumpstream"] = System(workdir, database).start_broker().start_servers()
+            started["pumpstream"] = System(workdir, database)
+            started["pumpstream"].start_broker().start_servers()
     except BaseException:
         targets_stop(started)
         raise
