@@ -1,6 +1,7 @@
-"""The bodies of the Socket.IO events, built from the models: the only place the contract's event shapes are written.
+"""The bodies of the Socket.IO events, built from the models as the typed payloads of `protocol/payloads.py`.
 
-The event names and `DeviceChange` are in `protocol/events.py`.
+The event names and `DeviceChange` are in `protocol/events.py`; a payload becomes wire JSON only through
+`protocol.payloads.payload_to_wire` (the change log, the API and the pages all take it from there).
 """
 
 from datetime import UTC, datetime
@@ -9,6 +10,7 @@ from django.conf import settings
 
 from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
 from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity
+from protocol import payloads as wire
 from protocol.limits import MINUTES_PER_HOUR
 
 NOTIFICATION_PRIORITY = {AlarmPriority.HIGH: "critical", AlarmPriority.MEDIUM: "warning", AlarmPriority.LOW: "info"}
@@ -19,7 +21,7 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat() if moment else None
 
 
-def status_body(device: Device, *, now: datetime | None = None) -> dict:
+def status_body(device: Device, *, now: datetime | None = None) -> wire.StatusEvent:
     """`device:status`: as reported, but `offline` when offline and `degraded` when stale."""
     connectivity = device.connectivity(now=now)
     shown = device.reported_status or connectivity
@@ -27,199 +29,206 @@ def status_body(device: Device, *, now: datetime | None = None) -> dict:
         shown = "offline"
     elif connectivity == Connectivity.STALE:
         shown = "degraded"
-    return {
-        "status": {
-            "status": shown,
-            "reportedStatus": device.reported_status or None,
-            "connectivity": connectivity,
-            "pumpState": device.pump_state,
-            "lastSeenAt": iso(device.last_seen_at),
-            "batteryLevel": device.battery_level,
-            "firmwareVersion": device.firmware_version or None,
-            "hasPresence": device.has_presence,
-            "heartbeatTimeoutS": settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
-            "ward": device.ward.code if device.ward_id else None,
-        }
-    }
+    return wire.StatusEvent(
+        status=wire.PumpStatus(
+            status=shown,
+            reportedStatus=device.reported_status or None,
+            connectivity=connectivity,
+            pumpState=device.pump_state,
+            lastSeenAt=device.last_seen_at,
+            batteryLevel=device.battery_level,
+            firmwareVersion=device.firmware_version or None,
+            hasPresence=device.has_presence,
+            heartbeatTimeoutS=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
+            ward=device.ward.code if device.ward_id else None,
+        )
+    )
 
 
-def progress_body(progress: dict, *, infusion_id: str | None, received_at: datetime) -> dict:
+def progress_body(progress: dict, *, infusion_id: str | None, received_at: datetime) -> wire.ProgressEvent:
     """`device:progress`: the stored progress fields, the device's timestamp, the session and receive time."""
-    return {"progress": {**progress, "infusionId": infusion_id, "receivedAt": iso(received_at)}}
+    return wire.ProgressEvent(
+        progress=wire.Progress(**{**progress, "infusionId": infusion_id, "receivedAt": received_at})
+    )
 
 
-def session_body(session: InfusionSession) -> dict:
+def session_body(session: InfusionSession) -> wire.SessionEvent:
     """`device:session`: the session's status, order and reason."""
-    return {
-        "session": {
-            "infusionId": session.infusion_id,
-            "status": session.status,
-            "order": {**session.order, "drug": session.drug},
-            "reason": session.status_reason or None,
-            "createdAt": iso(session.created_at),
-            "deliveredAt": iso(session.delivered_at),
-            "confirmedAt": iso(session.confirmed_at),
-            "endedAt": iso(session.ended_at),
-            "reportedParameters": session.reported_parameters,
-            "readBack": session.read_back or None,
+    order = session.order
+    return wire.SessionEvent(
+        session=wire.Session(
+            infusionId=session.infusion_id,
+            status=session.status,
+            order=wire.Order(**{**order, "bolus": wire.Bolus(**order["bolus"]), "drug": session.drug}),
+            reason=session.status_reason or None,
+            createdAt=session.created_at,
+            deliveredAt=session.delivered_at,
+            confirmedAt=session.confirmed_at,
+            endedAt=session.ended_at,
+            reportedParameters=session.reported_parameters,
+            readBack=session.read_back or None,
             # who the infusion is for, so Stop names the patient (the pages already show the pump's ward only)
-            "patient": session.patient_name or None,
-            "patientBed": session.patient_bed or None,
-            "runningEvidence": session.running_evidence or None,
-        }
-    }
+            patient=session.patient_name or None,
+            patientBed=session.patient_bed or None,
+            runningEvidence=session.running_evidence or None,
+        )
+    )
 
 
-def confirmation_body(session: InfusionSession) -> dict:
+def confirmation_body(session: InfusionSession) -> wire.ConfirmationEvent:
     """`device:infusion:confirmed`: the pump's answer to START_INFUSION."""
     confirmation = session.confirmation or {}
-    return {
-        "confirmation": {
+    return wire.ConfirmationEvent(
+        confirmation=wire.Confirmation(**{
             **confirmation,
             "infusionId": session.infusion_id,
             "confirmed": bool(confirmation.get("confirmed", False)),
             "parameters": session.reported_parameters,
-        }
-    }
+        })
+    )  # fmt: skip
 
 
-def completion_body(session: InfusionSession) -> dict:
+def completion_body(session: InfusionSession) -> wire.CompletionEvent:
     """`device:infusion:completed`: the completion as the pump reported it, with the session's id."""
-    return {"completion": {**(session.completion or {}), "infusionId": session.infusion_id, "completed": True}}
+    completion = {**(session.completion or {}), "infusionId": session.infusion_id, "completed": True}
+    return wire.CompletionEvent(completion=wire.Completion(**completion))
 
 
-def alarm_body(alarm: Alarm) -> dict:
-    """`device:alarm`: the alarm's whole current state (`type` as sent, `key` the derived type key)."""
-    return {
-        "alarm": {
-            "id": alarm.pk,
-            "type": alarm.type_shown,
-            "key": alarm.type,
-            "errorCode": alarm.error_code or None,
-            "priority": alarm.priority,
-            "state": alarm.state,
-            "acknowledged": _by_at(alarm.acknowledged_by if alarm.acknowledged_by_id else None, alarm.acknowledged_at),
-            "resolved": _resolved(alarm),
-            "message": alarm.message,
-            "raisedAt": iso(alarm.raised_at),
-            "lastRaisedAt": iso(alarm.last_raised_at),
-            "alertedAt": iso(alarm.alerted_at),
-            "alerts": alarm.alerts,
-            "clearedAt": iso(alarm.cleared_at),
-            "count": alarm.count,
-            "source": alarm.source,
-            "infusionId": alarm.session.infusion_id if alarm.session_id else None,
-            "escalation": escalation_of(alarm),
-        }
-    }
+def alarm_body(alarm: Alarm, *, escalated: wire.Escalated | None = None) -> wire.AlarmEvent:
+    """`device:alarm`: the alarm's whole current state (`type` as sent, `key` the derived type key).
+
+    `escalated` {`tier`, `group`} only on the change that escalated it.
+    """
+    state = wire.Alarm(
+        id=alarm.pk,
+        type=alarm.type_shown,
+        key=alarm.type,
+        errorCode=alarm.error_code or None,
+        priority=alarm.priority,
+        state=alarm.state,
+        acknowledged=_by_at(alarm.acknowledged_by if alarm.acknowledged_by_id else None, alarm.acknowledged_at),
+        resolved=_resolved(alarm),
+        message=alarm.message,
+        raisedAt=alarm.raised_at,
+        lastRaisedAt=alarm.last_raised_at,
+        alertedAt=alarm.alerted_at,
+        alerts=alarm.alerts,
+        clearedAt=alarm.cleared_at,
+        count=alarm.count,
+        source=alarm.source,
+        infusionId=alarm.session.infusion_id if alarm.session_id else None,
+        escalation=escalation_of(alarm),
+    )
+    return wire.AlarmEvent(alarm=state) if escalated is None else wire.AlarmEvent(alarm=state, escalated=escalated)
 
 
-def escalation_of(alarm: Alarm) -> dict | None:
+def escalation_of(alarm: Alarm) -> wire.Escalation | None:
     """`escalation` {`level`, `at`}: the tier an unacknowledged alarm reached since it last alerted, or None."""
-    return {"level": alarm.escalation_level, "at": iso(alarm.escalated_at)} if alarm.escalation_level else None
+    return wire.Escalation(level=alarm.escalation_level, at=alarm.escalated_at) if alarm.escalation_level else None
 
 
-def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> dict:
+def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> wire.WardSilence:
     """`ward:silence`: the ward's silence now (`until` null when its sound is not silenced)."""
     if silence is None or not silence.is_active(now):
-        return {"ward": ward_code, "until": None, "by": None, "active": False, "ended": _silence_end(silence)}
-    return {
-        "ward": ward_code,
-        "until": iso(silence.until),
-        "by": silence.started_by.get_username() if silence.started_by_id else None,
-        "active": True,
-        "startedAt": iso(silence.started_at),
-        "remainingS": round((silence.until - now).total_seconds(), 1),
-        "reason": silence.reason or None,
-        "priority": silence.priority or None,
-    }
+        return wire.WardSilence(ward=ward_code, until=None, by=None, active=False, ended=_silence_end(silence))
+    return wire.WardSilence(
+        ward=ward_code,
+        until=silence.until,
+        by=silence.started_by.get_username() if silence.started_by_id else None,
+        active=True,
+        startedAt=silence.started_at,
+        remainingS=round((silence.until - now).total_seconds(), 1),
+        reason=silence.reason or None,
+        priority=silence.priority or None,
+    )
 
 
-def _silence_end(silence: WardSilence | None) -> dict | None:
+def _silence_end(silence: WardSilence | None) -> wire.SilenceEnd | None:
     """How a silence ended: `reason` (`expired`, `ended`, `broken`, `renewed`), by whom, and the breaking alarm."""
     if silence is None:
         return None
-    ended = {"reason": silence.end_reason or "expired", "at": iso(silence.ended_at or silence.until),
-             "by": silence.ended_by.get_username() if silence.ended_by_id else None, "brokenBy": None}  # fmt: skip
+    broken_by = None
     if silence.broken_by_id:
         alarm = silence.broken_by
-        ended["brokenBy"] = {"alarmId": alarm.pk, "deviceId": alarm.device.device_id, "priority": alarm.priority,
-                             "type": alarm.type_shown}  # fmt: skip
-    return ended
+        broken_by = wire.SilenceBreaker(alarmId=alarm.pk, deviceId=alarm.device.device_id, priority=alarm.priority,
+                                        type=alarm.type_shown)  # fmt: skip
+    by = silence.ended_by.get_username() if silence.ended_by_id else None
+    return wire.SilenceEnd(reason=silence.end_reason or "expired", at=silence.ended_at or silence.until, by=by,
+                           brokenBy=broken_by)  # fmt: skip
 
 
-def _by_at(user, moment: datetime | None) -> dict | None:
+def _by_at(user, moment: datetime | None) -> wire.ByAt | None:
     """`{by, at}` of a user's act on an alarm, or None when nobody did it."""
     if moment is None:
         return None
-    return {"by": user.get_username() if user is not None else None, "at": iso(moment)}
+    return wire.ByAt(by=user.get_username() if user is not None else None, at=moment)
 
 
-def _resolved(alarm: Alarm) -> dict | None:
+def _resolved(alarm: Alarm) -> wire.Resolved | None:
     """`resolved` {`by`, `at`, `reason`, `note`}: a user cleared the alarm by hand (v1.1)."""
-    resolved = _by_at(alarm.resolved_by if alarm.resolved_by_id else None, alarm.resolved_at)
-    if resolved is not None:
-        resolved.update(reason=alarm.resolved_reason, note=alarm.resolved_note or None)
-    return resolved
+    if alarm.resolved_at is None:
+        return None
+    return wire.Resolved(by=alarm.resolved_by.get_username() if alarm.resolved_by_id else None, at=alarm.resolved_at,
+                         reason=alarm.resolved_reason, note=alarm.resolved_note or None)  # fmt: skip
 
 
-def error_body(alarm: Alarm, *, device_timestamp: object = None) -> dict:
+def error_body(alarm: Alarm, *, device_timestamp: object = None) -> wire.ErrorEvent:
     """`device:error`: the original's error event for a raised alarm (`type` as the pump sent it)."""
-    return {
-        "error": {
-            "type": alarm.type_shown,
-            "key": alarm.type,
-            "severity": alarm.severity_reported or alarm.priority,
-            "message": alarm.message,
-            "details": alarm.details,
-            "errorId": alarm.pk,
-            "errorCode": alarm.error_code or None,
-            "timestamp": device_timestamp if device_timestamp is not None else iso(alarm.last_raised_at),
-        }
-    }
+    return wire.ErrorEvent(
+        error=wire.AlarmError(
+            type=alarm.type_shown,
+            key=alarm.type,
+            severity=alarm.severity_reported or alarm.priority,
+            message=alarm.message,
+            details=alarm.details,
+            errorId=alarm.pk,
+            errorCode=alarm.error_code or None,
+            timestamp=device_timestamp if device_timestamp is not None else iso(alarm.last_raised_at),
+        )
+    )
 
 
-def notification_body(alarm: Alarm) -> dict:
+def notification_body(alarm: Alarm) -> wire.NotificationEvent:
     """`device:notification`: the original's notification shape, each time an alarm alerts (raised or re-alerted)."""
     shown = alarm.type_shown
     title = shown.replace("_", " ").capitalize() if shown == alarm.type else shown
-    return {
-        "notification": {
-            "id": f"alarm-{alarm.pk}-{alarm.alerts}",
-            "type": "error",
-            "priority": NOTIFICATION_PRIORITY[alarm.priority],
-            "title": title,
-            "message": alarm.message or title,
-            "timestamp": iso(alarm.alerted_at or alarm.last_raised_at),
-            "data": {
-                "alarmId": alarm.pk,
-                "type": shown,
-                "key": alarm.type,
-                "errorCode": alarm.error_code or None,
-                "infusionId": alarm.session.infusion_id if alarm.session_id else None,
-                "alerts": alarm.alerts,
-            },
-            "showModal": alarm.priority == AlarmPriority.HIGH,
-        }
-    }
+    return wire.NotificationEvent(
+        notification=wire.Notification(
+            id=f"alarm-{alarm.pk}-{alarm.alerts}",
+            type="error",
+            priority=NOTIFICATION_PRIORITY[alarm.priority],
+            title=title,
+            message=alarm.message or title,
+            timestamp=alarm.alerted_at or alarm.last_raised_at,
+            data=wire.NotificationData(
+                alarmId=alarm.pk,
+                type=shown,
+                key=alarm.type,
+                errorCode=alarm.error_code or None,
+                infusionId=alarm.session.infusion_id if alarm.session_id else None,
+                alerts=alarm.alerts,
+            ),
+            showModal=alarm.priority == AlarmPriority.HIGH,
+        )
+    )
 
 
-def command_body(command: Command) -> dict:
+def command_body(command: Command) -> wire.CommandEvent:
     """`device:command`: a command's id, kind, state and who sent it."""
-    return {
-        "command": {
-            "commandId": str(command.command_id),
-            "command": command.kind,
-            "state": command.state,
-            "by": command.created_by.get_username() if command.created_by_id else None,
-            "infusionId": command.session.infusion_id if command.session_id else None,
-            "error": command.error or None,
-            "createdAt": iso(command.created_at),
-            "expiresAt": iso(command.expires_at),
-            "endedAt": iso(command.ended_at),
-            "pumpConnectivity": command.pump_connectivity or None,
-        }
-    }
+    return wire.CommandEvent(
+        command=wire.Command(
+            commandId=str(command.command_id),
+            command=command.kind,
+            state=command.state,
+            by=command.created_by.get_username() if command.created_by_id else None,
+            infusionId=command.session.infusion_id if command.session_id else None,
+            error=command.error or None,
+            createdAt=command.created_at,
+            expiresAt=command.expires_at,
+            endedAt=command.ended_at,
+            pumpConnectivity=command.pump_connectivity or None,
+        )
+    )
 
 
 def percent_of(progress: dict) -> float | None:
@@ -230,13 +239,13 @@ def percent_of(progress: dict) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def top_alarm_body(alarm: Alarm | None) -> dict | None:
+def top_alarm_body(alarm: Alarm | None) -> wire.TopAlarm | None:
     """A pump's highest active alarm as overviews show it."""
     if alarm is None:
         return None
-    return {"id": alarm.pk, "type": alarm.type_shown, "key": alarm.type, "priority": alarm.priority,
-            "message": alarm.message, "acknowledged": alarm.acknowledged_at is not None,
-            "raisedAt": iso(alarm.raised_at), "escalation": escalation_of(alarm)}  # fmt: skip
+    return wire.TopAlarm(id=alarm.pk, type=alarm.type_shown, key=alarm.type, priority=alarm.priority,
+                         message=alarm.message, acknowledged=alarm.acknowledged_at is not None,
+                         raisedAt=alarm.raised_at, escalation=escalation_of(alarm))  # fmt: skip
 
 
 def unordered_progress(device: Device, session: InfusionSession | None) -> dict | None:
@@ -246,7 +255,7 @@ def unordered_progress(device: Device, session: InfusionSession | None) -> dict 
     return device.latest_progress or {}
 
 
-def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:
+def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> wire.WardPump:
     """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
 
     `alarms`: the pump's active alarms, highest and newest first; `topAlarm` is the first, and `alarms` lists
@@ -258,22 +267,22 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
     rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
     if rate is None and session is not None:
         rate = session.flow_rate_ml_min
-    return {
-        "deviceId": device.device_id,
-        "seq": device.event_seq,
-        "connectivity": device.connectivity(),
-        "lastSeenAt": iso(device.last_seen_at),  # the overview derives staleness from it too
-        "hasPresence": device.has_presence,
-        "pumpState": device.pump_state,
-        "drug": session.drug if session else None,
-        "infusionId": session.infusion_id if session else None,
-        "sessionStatus": session.status if session else None,
-        "unordered": unordered is not None,
-        "rateMlH": round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
-        "progressPercent": percent_of(progress),
-        "timeRemainingMin": progress.get("timeRemainingMin"),
-        "deliveredVolumeMl": progress.get("deliveredVolumeMl"),
-        "volumeRemainingMl": progress.get("volumeRemainingMl"),
-        "topAlarm": top_alarm_body(alarms[0] if alarms else None),
-        "alarms": [top_alarm_body(alarm) for alarm in alarms],
-    }
+    return wire.WardPump(
+        deviceId=device.device_id,
+        seq=device.event_seq,
+        connectivity=device.connectivity(),
+        lastSeenAt=device.last_seen_at,  # the overview derives staleness from it too
+        hasPresence=device.has_presence,
+        pumpState=device.pump_state,
+        drug=session.drug if session else None,
+        infusionId=session.infusion_id if session else None,
+        sessionStatus=session.status if session else None,
+        unordered=unordered is not None,
+        rateMlH=round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
+        progressPercent=percent_of(progress),
+        timeRemainingMin=progress.get("timeRemainingMin"),
+        deliveredVolumeMl=progress.get("deliveredVolumeMl"),
+        volumeRemainingMl=progress.get("volumeRemainingMl"),
+        topAlarm=top_alarm_body(alarms[0] if alarms else None),
+        alarms=[top_alarm_body(alarm) for alarm in alarms],
+    )

@@ -11,6 +11,7 @@ from devices.models import Device, DeviceEvent, InfusionSession
 from devices.services.changelog import change_log_append
 from protocol import events
 from protocol.events import DeviceChange
+from protocol.payloads import Payload, device_event_to_wire
 
 
 def device_lock(*, device_id: str) -> Device:
@@ -23,8 +24,11 @@ def device_lock(*, device_id: str) -> Device:
     return Device.objects.select_for_update(of=("self",)).select_related("ward").get(device_id=device_id)
 
 
-def change_record(*, device: Device, event: str, body: dict, store_seq: bool = True) -> DeviceChange:
+def change_record(*, device: Device, event: str, body: Payload, store_seq: bool = True) -> DeviceChange:
     """Give one change the pump's next `seq` and append it to the change log, in the caller's transaction.
+
+    `body` is the event's typed payload (`protocol.payloads.DEVICE_EVENT_MODELS[event]`, else TypeError);
+    the change carries, and the log stores, its wire form.
 
     The caller holds the pump's row lock (`device_lock`, or the bulk path's lock of many pumps) until it
     commits, so the next change of this pump can only take its `seq` after this one committed: per pump,
@@ -36,12 +40,13 @@ def change_record(*, device: Device, event: str, body: dict, store_seq: bool = T
     log itself (`change_log_append`), in the same transaction, before any other change of this pump (the
     bulk path of many pumps writes both in one statement each).
     """
+    wire_body = device_event_to_wire(event, body)  # refused before the pump's `seq` moves
     device.event_seq += 1
     change = DeviceChange(
         device_id=device.device_id,
         seq=device.event_seq,
         event=event,
-        body=body,
+        body=wire_body,
         ward_code=device.ward.code if device.ward_id else None,
         registration=device.pk,
     )

@@ -23,6 +23,7 @@ from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
 from devices.states import AlarmPriority, AlarmState
 from protocol import events
+from protocol.payloads import Escalated
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,11 @@ def _escalate(alarm_id: int, device_id: str, now: datetime) -> int:
         event_record(device=device, session=alarm.session, kind="alarm.escalated", received_at=now,
                      payload={"alarmId": alarm.pk, "type": alarm.type, "tier": tier, "group": group,
                               "webhook": bool(url)})  # fmt: skip
-        body = payloads.alarm_body(alarm)
+        escalated = Escalated(tier=tier, group=group or None)
         change = change_record(device=device, event=events.DEVICE_ALARM,
-                               body={**body, "escalated": {"tier": tier, "group": group or None}})  # fmt: skip
+                               body=payloads.alarm_body(alarm, escalated=escalated))  # fmt: skip
         if url:
-            payload = webhook_payload(change.ward_code, device_id, body, tier)
+            payload = webhook_payload(change.ward_code, device_id, {"alarm": change.body["alarm"]}, tier)
             EscalationDelivery.objects.create(alarm=alarm, tier=tier, url=url, created_at=now, next_try_at=now,
                                               payload=payload)  # fmt: skip
         ward_silence_break(device=device, alarm=alarm, now=now)

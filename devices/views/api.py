@@ -33,6 +33,7 @@ from devices.services.sessions import infusion_start
 from devices.states import CommandKind
 from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
 from devices.views.presenters import event_entry, sample_point
+from protocol.payloads import payload_to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def infusion_start_api(request: HttpRequest, device_id: str) -> JsonResponse:
         return error_response(message, code="invalid_order", status=400, field=field, errors=errors)
     session = infusion_start(device_id=device.device_id, order=form.order(), user=request.user)
     logger.info("infusion start requested", extra={"device_id": device.device_id, "infusion_id": session.infusion_id})
-    return JsonResponse(payloads.session_body(session), status=201)
+    return JsonResponse(payload_to_wire(payloads.session_body(session)), status=201)
 
 
 @require_POST
@@ -122,7 +123,7 @@ def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
     key = str(data.get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
     command = infusion_request(device_id=device_id, kind=kind, user=request.user, reason=reason, idempotency_key=key)
     logger.info("infusion command requested", extra={"device_id": device_id, "command": kind})
-    return JsonResponse(payloads.command_body(command), status=202)
+    return JsonResponse(payload_to_wire(payloads.command_body(command)), status=202)
 
 
 @require_POST
@@ -133,7 +134,7 @@ def infusion_cancel_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
         return not_found("infusion")
     session = infusion_cancel(infusion_id=infusion_id, user=request.user)
     logger.info("infusion cancel requested", extra={"device_id": session.device.device_id, "infusion_id": infusion_id})
-    return JsonResponse(payloads.session_body(session))
+    return JsonResponse(payload_to_wire(payloads.session_body(session)))
 
 
 @require_POST
@@ -145,7 +146,7 @@ def infusion_record_end_api(request: HttpRequest, infusion_id: str) -> JsonRespo
     reason = str(request_data(request).get("reason", ""))[:160]
     session = infusion_record_end(infusion_id=infusion_id, user=request.user, reason=reason)
     logger.info("infusion record ended", extra={"device_id": session.device.device_id, "infusion_id": infusion_id})
-    return JsonResponse(payloads.session_body(session))
+    return JsonResponse(payload_to_wire(payloads.session_body(session)))
 
 
 @require_POST
@@ -155,7 +156,7 @@ def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
     if alarm_visible_to(request.user, alarm_id) is None:
         return not_found("alarm")
     alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user)
-    return JsonResponse(payloads.alarm_body(alarm))
+    return JsonResponse(payload_to_wire(payloads.alarm_body(alarm)))
 
 
 @require_POST
@@ -167,7 +168,7 @@ def alarm_resolve_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
     data = request_data(request)
     alarm = alarm_resolve(alarm_id=alarm_id, user=request.user, reason=str(data.get("reason", "")),
                           note=str(data.get("note", ""))[:500])  # fmt: skip
-    return JsonResponse(payloads.alarm_body(alarm))
+    return JsonResponse(payload_to_wire(payloads.alarm_body(alarm)))
 
 
 @require_GET
@@ -212,4 +213,4 @@ def infusion_detail_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
     session = session_visible_to(request.user, infusion_id)
     if session is None:
         return not_found("infusion")
-    return JsonResponse(payloads.session_body(session))
+    return JsonResponse(payload_to_wire(payloads.session_body(session)))

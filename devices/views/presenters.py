@@ -8,12 +8,13 @@ from devices.models import Alarm, Device, DeviceEvent, InfusionSession, Progress
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
 from devices.views.event_log import event_text
 from protocol import limits
+from protocol.payloads import payload_to_wire
 
 
 def pump_summary(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:
     """One overview row: the `ward:summary` fields plus what the page needs to label it."""
     return {
-        **payloads.ward_pump_body(device, session, alarms),
+        **payload_to_wire(payloads.ward_pump_body(device, session, alarms)),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
         "bed": device.bed,
@@ -75,15 +76,16 @@ def monitor_state(device: Device) -> dict:
             device.latest_progress,
             infusion_id=session.infusion_id if session else None,
             received_at=device.latest_progress_at or timezone.now(),
-        )["progress"]
+        )
+        progress = payload_to_wire(progress)["progress"]
     return {
         "deviceId": device.device_id,
         "seq": device.event_seq,
-        "status": payloads.status_body(device)["status"],
-        "session": payloads.session_body(session)["session"] if session else None,
+        "status": payload_to_wire(payloads.status_body(device))["status"],
+        "session": payload_to_wire(payloads.session_body(session))["session"] if session else None,
         "progress": progress,
-        "alarms": [payloads.alarm_body(alarm)["alarm"] for alarm in alarms_active(device)],
-        "commands": [payloads.command_body(command)["command"] for command in commands_recent(device)],
+        "alarms": [payload_to_wire(payloads.alarm_body(alarm))["alarm"] for alarm in alarms_active(device)],
+        "commands": [payload_to_wire(payloads.command_body(command))["command"] for command in commands_recent(device)],
         "events": [event_entry(event) for event in events_recent(device)],
         "maxRateMlH": device.max_rate_ml_min * limits.MINUTES_PER_HOUR,
         "maxVolumeMl": device.max_volume_ml,

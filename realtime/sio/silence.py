@@ -9,6 +9,7 @@ from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Ward
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
+from protocol.payloads import payload_to_wire
 from realtime.sio.auth import Principal
 from realtime.sio.limits import RequestRefused
 
@@ -42,4 +43,4 @@ def silence_request(principal: Principal, data: Any) -> dict:
             silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX])
     except PumpStreamError as refused:
         raise RequestRefused(refused.message) from refused
-    return payloads.silence_body(ward.code, silence, now=timezone.now())
+    return payload_to_wire(payloads.silence_body(ward.code, silence, now=timezone.now()))

@@ -14,6 +14,7 @@ from devices.services.changes import device_lock
 from devices.snapshot_selectors import alarms_active_by_device, commands_unsettled_by_device, sessions_active_by_device
 from protocol import events
 from protocol.events import DeviceChange
+from protocol.payloads import Payload, StreamSubscribed, device_event_to_wire, payload_to_wire
 from realtime.fanout import fanout
 from realtime.publisher import publisher
 from realtime.sio.snapshot_reads import SnapshotReads
@@ -95,11 +96,12 @@ def _snapshot_of(device: Device, session: InfusionSession | None, alarms: list, 
     bodies += [(events.DEVICE_ALARM, payloads.alarm_body(alarm)) for alarm in alarms]
     bodies += [(events.DEVICE_COMMAND, payloads.command_body(command)) for command in commands]
     ward = device.ward.code if device.ward_id else None
-    changes = [DeviceChange(device.device_id, device.event_seq, name, body, ward, device.pk) for name, body in bodies]
+    changes = [DeviceChange(device.device_id, device.event_seq, name, device_event_to_wire(name, body), ward, device.pk)
+               for name, body in bodies]  # fmt: skip
     return Snapshot(device_id=device.device_id, seq=device.event_seq, changes=changes, registration=device.pk)
 
 
-def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str, dict]]:
+def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str, Payload]]:
     bodies = [(events.DEVICE_SESSION, payloads.session_body(session))]
     if session.confirmation is not None:
         bodies.append((events.DEVICE_INFUSION_CONFIRMED, payloads.confirmation_body(session)))
@@ -110,7 +112,7 @@ def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str,
     return bodies
 
 
-def _progress_without_session(device: Device) -> list[tuple[str, dict]]:
+def _progress_without_session(device: Device) -> list[tuple[str, Payload]]:
     """The pump's latest progress when it came after its last session ended (what a live subscriber holds)."""
     if device.latest_progress is None or device.latest_progress_at is None:
         return []
@@ -159,7 +161,8 @@ async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[Device
                          join: Callable[[], Awaitable[None]], subscriber: str, room: str) -> int:  # fmt: skip
     """Under the pump's lock: `stream:subscribed`, the snapshot's events, the changes delivered since it was
     read (as live events), the join, and the fan-out told what this subscriber now holds."""
-    await send(events.STREAM_SUBSCRIBED, {"deviceId": device_id, "room": room, "seq": snapshot.seq})
+    subscribed = StreamSubscribed(deviceId=device_id, room=room, seq=snapshot.seq)
+    await send(events.STREAM_SUBSCRIBED, payload_to_wire(subscribed))
     for change in snapshot.changes:
         await send(change.event, change.wire_payload())
     for change in missed:

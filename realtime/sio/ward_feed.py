@@ -19,6 +19,7 @@ from devices.selectors import alarms_active_by_device, ward_silence_latest, ward
 from devices.states import ACTIVE_SESSION_STATUSES
 from protocol import events
 from protocol.events import DeviceChange
+from protocol.payloads import payload_to_wire
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,8 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
     alarms = alarms_active_by_device(devices)
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           payloads.ward_pump_body(device, sessions.get(device.pk), alarms.get(device.pk, [])))
+                           payload_to_wire(payloads.ward_pump_body(device, sessions.get(device.pk),
+                                                                   alarms.get(device.pk, []))))
         for device in devices
     }  # fmt: skip
 
@@ -62,7 +64,8 @@ def silences_now(codes: set[str] | None) -> list[dict]:
     """`ward:silence` bodies of the silences on now in these wards (every ward when None)."""
     now = timezone.now()
     return [
-        payloads.silence_body(code, silence, now=now) for code, silence in ward_silences_current(codes=codes).items()
+        payload_to_wire(payloads.silence_body(code, silence, now=now))
+        for code, silence in ward_silences_current(codes=codes).items()
     ]
 
 
@@ -70,10 +73,12 @@ def silence_changes(announced: dict[str, str]) -> tuple[list[dict], list[dict]]:
     """Bodies of silences on now but not announced as such, and of announced ones that have ended."""
     now = timezone.now()
     current = ward_silences_current(now=now)
-    started = [payloads.silence_body(code, s, now=now) for code, s in current.items()
+    started = [payload_to_wire(payloads.silence_body(code, s, now=now)) for code, s in current.items()
                if announced.get(code) != payloads.iso(s.until)]  # fmt: skip
     ended = [
-        payloads.silence_body(code, ward_silence_latest(code), now=now) for code in announced if code not in current
+        payload_to_wire(payloads.silence_body(code, ward_silence_latest(code), now=now))
+        for code in announced
+        if code not in current
     ]
     return started, ended
 

@@ -227,8 +227,8 @@ def test_connectivity_is_derived_from_presence_and_last_seen():
 
 def test_status_event_shows_degraded_when_stale():
     device = make_device(reported_status="running", last_seen_at=timezone.now() - timedelta(hours=1))
-    body = payloads.status_body(device)["status"]
-    assert body["status"] == "degraded" and body["connectivity"] == "stale"
+    body = payloads.status_body(device).status
+    assert body.status == "degraded" and body.connectivity == "stale"
 
 
 def test_bridge_heartbeat_records_a_reconnection_that_fell_between_two_heartbeats():

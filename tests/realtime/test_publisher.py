@@ -81,7 +81,7 @@ def test_changes_committed_before_the_start_are_not_replayed_and_later_ones_arri
 
     delivered = publish_with(scenario)
     assert [(c.device_id, c.seq) for c in delivered] == [("A", 2), ("A", 3), ("B", 1), ("A", 4)]
-    assert delivered[0].body == {"progress": {"n": 1}} and delivered[0].ward_code == "icu"
+    assert delivered[0].body["progress"]["n"] == 1 and delivered[0].ward_code == "icu"
 
 
 def test_a_commit_in_this_process_wakes_the_publisher_at_once():

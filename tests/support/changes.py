@@ -3,9 +3,13 @@
 from collections.abc import Iterator, Sequence
 
 from django.db import transaction
+from django.utils import timezone
 
-from devices.models import ChangeLogEntry
+from devices import payloads
+from devices.models import ChangeLogEntry, Device
 from devices.services.changes import change_record, device_lock
+from protocol import events
+from protocol import payloads as wire
 from protocol.events import DeviceChange
 
 
@@ -42,8 +46,31 @@ class RecordedChanges(Sequence):
         return repr(self._changes())
 
 
-def changes_commit(device_id: str, bodies: Sequence[tuple[str, dict]]) -> list[DeviceChange]:
-    """Commit changes of one pump as any process would (its row lock, the next seqs, the log), in one transaction."""
+def changes_commit(device_id: str, bodies: Sequence[tuple[str, dict | wire.Payload]]) -> list[DeviceChange]:
+    """Commit changes of one pump as any process would (its row lock, the next seqs, the log), in one transaction.
+
+    A body may be its event's typed payload, or a test's loose dict (`typed_body` fills it in).
+    """
     with transaction.atomic():
         device = device_lock(device_id=device_id)
-        return [change_record(device=device, event=event, body=body) for event, body in bodies]
+        return [change_record(device=device, event=event, body=typed_body(device, event, body))
+                for event, body in bodies]  # fmt: skip
+
+
+def typed_body(device: Device, event: str, body: dict | wire.Payload) -> wire.Payload:
+    """A test's loose body as its event's payload: progress keeps its fields (they pass through, as a pump's
+    own do), a status is the pump's, an alarm's missing fields take defaults."""
+    if isinstance(body, wire.Payload):
+        return body
+    now = timezone.now()
+    if event == events.DEVICE_PROGRESS:
+        return payloads.progress_body(body.get("progress", {}), infusion_id=None, received_at=now)
+    if event == events.DEVICE_STATUS:
+        return payloads.status_body(device, now=now)
+    if event == events.DEVICE_ALARM:
+        alarm = {"id": 1, "type": "occlusion", "key": "occlusion", "errorCode": None, "priority": "high",
+                 "state": "active", "acknowledged": None, "resolved": None, "message": "", "raisedAt": now,
+                 "lastRaisedAt": now, "alertedAt": now, "alerts": 1, "clearedAt": None, "count": 1,
+                 "source": "device", "infusionId": None, "escalation": None, **body.get("alarm", {})}  # fmt: skip
+        return wire.AlarmEvent(alarm=wire.Alarm(**alarm))
+    raise ValueError(f"no loose body for {event}: pass its payload model")

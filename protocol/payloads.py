@@ -1,0 +1,362 @@
+"""The Socket.IO event payloads as typed models (pydantic v2, no Django), and the one codec to and from the wire.
+
+`devices/payloads.py` builds these models from the database's rows; `payload_to_wire` is the only place a
+payload becomes the JSON-ready dict clients receive (the change log stores that dict, the API and the pages
+embed it), and `payload_from_wire` reads one back. Field names are the wire's own (camelCase), declared in
+the order the contract's events have always had, so the wire is unchanged.
+
+Models are strict and closed: a builder that passes a field the model does not declare, or a value of the
+wrong type, is refused with `pydantic.ValidationError` where the model is built. The one exception is what
+a pump itself reported (`PumpReport`: its progress, confirmation, completion), whose unknown fields the
+contract passes through ("stored, never trusted"); the fields the server adds to them are still typed.
+
+Numbers the database holds as integers are `int` and stay integers on the wire (85, never 85.0); a value a
+pump reported is `Number` (int or float, as sent). Times are aware datetimes, written as
+`datetime.isoformat()` in UTC (`2026-12-03T04:09:10.123456+00:00`), as the browser has always parsed them.
+A field with a default is optional on the wire: left out unless the builder sets it.
+"""
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+
+from protocol import events
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+Timestamp = Annotated[AwareDatetime, PlainSerializer(_iso, return_type=str)]
+Number = int | float  # strict: an int stays an int
+DeviceTimestamp = int | float | str | None  # a pump's own clock, as sent (uptime ms, ISO text, H:M:S.ms)
+ConnectivityName = Literal["unknown", "online", "stale", "offline"]
+PumpStateName = Literal["idle", "running", "paused"]
+PriorityName = Literal["high", "medium", "low"]
+SessionStatusName = Literal[
+    "pending", "running", "paused", "completed", "stopped", "rejected", "timed_out", "cancelled", "interrupted"
+]
+CommandKindName = Literal["START_INFUSION", "PAUSE_INFUSION", "RESUME_INFUSION", "STOP_INFUSION"]
+CommandStateName = Literal["queued", "sent", "delivered", "done", "failed", "expired", "superseded"]
+
+
+class Payload(BaseModel):
+    """A payload (or a part of one) the server writes: strict, closed, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class PumpReport(Payload):
+    """What a pump reported, passed through: its unknown fields are kept (the contract), declared ones typed."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# device:status
+class PumpStatus(Payload):
+    status: str  # as reported; `offline` when offline, `degraded` when stale
+    reportedStatus: str | None
+    connectivity: ConnectivityName
+    pumpState: PumpStateName
+    lastSeenAt: Timestamp | None
+    batteryLevel: int | None
+    firmwareVersion: str | None
+    hasPresence: bool
+    heartbeatTimeoutS: Number
+    ward: str | None
+
+
+class StatusEvent(Payload):
+    status: PumpStatus
+
+
+# device:progress
+class Progress(PumpReport):
+    timestamp: DeviceTimestamp = None
+    timeRemainingMin: Number | None = None
+    volumeRemainingMl: Number | None = None
+    deliveredVolumeMl: Number | None = None
+    elapsedTimeMin: Number | None = None
+    progressPercent: Number | dict | None = None  # the original firmware's `{time, volume}` in old rows
+    flowRate: Number | None = None
+    status: str | None = None
+    infusionId: str | None
+    receivedAt: Timestamp
+
+
+class ProgressEvent(Payload):
+    progress: Progress
+
+
+# device:error
+class AlarmError(Payload):
+    type: str
+    key: str
+    severity: str
+    message: str
+    details: dict
+    errorId: int
+    errorCode: str | None
+    timestamp: DeviceTimestamp
+
+
+class ErrorEvent(Payload):
+    error: AlarmError
+
+
+# device:notification
+class NotificationData(Payload):
+    alarmId: int
+    type: str
+    key: str
+    errorCode: str | None
+    infusionId: str | None
+    alerts: int
+
+
+class Notification(Payload):
+    id: str
+    type: Literal["error"]
+    priority: Literal["critical", "warning", "info"]
+    title: str
+    message: str
+    timestamp: Timestamp | None
+    data: NotificationData
+    showModal: bool
+
+
+class NotificationEvent(Payload):
+    notification: Notification
+
+
+# device:infusion:confirmed and device:infusion:completed
+class Confirmation(PumpReport):
+    infusionId: str
+    confirmed: bool
+    parameters: dict | None
+
+
+class ConfirmationEvent(Payload):
+    confirmation: Confirmation
+
+
+class Completion(PumpReport):
+    infusionId: str
+    completed: Literal[True]
+
+
+class CompletionEvent(Payload):
+    completion: Completion
+
+
+# device:alarm
+class ByAt(Payload):
+    by: str | None
+    at: Timestamp
+
+
+class Resolved(ByAt):
+    reason: str
+    note: str | None
+
+
+class Escalation(Payload):
+    level: int
+    at: Timestamp | None
+
+
+class Alarm(Payload):
+    id: int
+    type: str  # as sent
+    key: str  # the derived type key
+    errorCode: str | None
+    priority: PriorityName
+    state: Literal["active", "cleared"]
+    acknowledged: ByAt | None
+    resolved: Resolved | None
+    message: str
+    raisedAt: Timestamp | None
+    lastRaisedAt: Timestamp | None
+    alertedAt: Timestamp | None
+    alerts: int
+    clearedAt: Timestamp | None
+    count: int
+    source: Literal["device", "server"]
+    infusionId: str | None
+    escalation: Escalation | None
+
+
+class Escalated(Payload):
+    tier: int
+    group: str | None
+
+
+class AlarmEvent(Payload):
+    alarm: Alarm
+    escalated: Escalated | None = None  # only on the change that escalated it
+
+
+# device:session
+class Bolus(Payload):
+    enabled: bool
+    volumeMl: Number | None
+
+
+class Order(Payload):
+    flowRateMlMin: Number
+    plannedVolumeMl: Number | None
+    plannedTimeMin: Number | None
+    bolus: Bolus
+    drug: str
+
+
+class Session(Payload):
+    infusionId: str
+    status: SessionStatusName
+    order: Order
+    reason: str | None
+    createdAt: Timestamp | None
+    deliveredAt: Timestamp | None
+    confirmedAt: Timestamp | None
+    endedAt: Timestamp | None
+    reportedParameters: dict | None
+    readBack: str | None
+    patient: str | None
+    patientBed: str | None
+    runningEvidence: str | None
+
+
+class SessionEvent(Payload):
+    session: Session
+
+
+# device:command
+class Command(Payload):
+    commandId: str
+    command: CommandKindName
+    state: CommandStateName
+    by: str | None
+    infusionId: str | None
+    error: str | None
+    createdAt: Timestamp | None
+    expiresAt: Timestamp | None
+    endedAt: Timestamp | None
+    pumpConnectivity: str | None
+
+
+class CommandEvent(Payload):
+    command: Command
+
+
+# ward:summary, ward:silence, stream:subscribed, error
+class TopAlarm(Payload):
+    id: int
+    type: str
+    key: str
+    priority: PriorityName
+    message: str
+    acknowledged: bool
+    raisedAt: Timestamp | None
+    escalation: Escalation | None
+
+
+class WardPump(Payload):
+    """One pump of `ward:summary`."""
+
+    deviceId: str
+    seq: int
+    connectivity: ConnectivityName
+    lastSeenAt: Timestamp | None
+    hasPresence: bool
+    pumpState: PumpStateName
+    drug: str | None
+    infusionId: str | None
+    sessionStatus: SessionStatusName | None
+    unordered: bool
+    rateMlH: Number | None
+    progressPercent: float | None
+    timeRemainingMin: Number | None
+    deliveredVolumeMl: Number | None
+    volumeRemainingMl: Number | None
+    topAlarm: TopAlarm | None  # the first of `alarms`
+    alarms: list[TopAlarm]  # every active alarm, highest and newest first
+
+
+class WardSummary(Payload):
+    ward: str
+    pumps: list[WardPump]
+
+
+class SilenceBreaker(Payload):
+    alarmId: int
+    deviceId: str
+    priority: PriorityName
+    type: str
+
+
+class SilenceEnd(Payload):
+    reason: str  # expired, ended, broken, renewed
+    at: Timestamp | None
+    by: str | None
+    brokenBy: SilenceBreaker | None
+
+
+class WardSilence(Payload):
+    """`ward:silence`: on (`active`, with its start, time left, reason) or not (`ended`: how it ended)."""
+
+    ward: str
+    until: Timestamp | None
+    by: str | None
+    active: bool
+    ended: SilenceEnd | None = None
+    startedAt: Timestamp | None = None
+    remainingS: Number | None = None
+    reason: str | None = None
+    priority: str | None = None
+
+
+class StreamSubscribed(Payload):
+    deviceId: str
+    room: str
+    seq: int
+
+
+class ErrorMessage(Payload):
+    message: str
+
+
+DEVICE_EVENT_MODELS: dict[str, type[Payload]] = {
+    events.DEVICE_STATUS: StatusEvent,
+    events.DEVICE_PROGRESS: ProgressEvent,
+    events.DEVICE_ERROR: ErrorEvent,
+    events.DEVICE_NOTIFICATION: NotificationEvent,
+    events.DEVICE_INFUSION_CONFIRMED: ConfirmationEvent,
+    events.DEVICE_INFUSION_COMPLETED: CompletionEvent,
+    events.DEVICE_ALARM: AlarmEvent,
+    events.DEVICE_SESSION: SessionEvent,
+    events.DEVICE_COMMAND: CommandEvent,
+}
+
+PayloadT = TypeVar("PayloadT", bound=Payload)
+
+
+def payload_to_wire(payload: Payload) -> dict[str, Any]:
+    """The one serialiser: a payload as the JSON-ready dict clients receive (optional fields never set left out)."""
+    return payload.model_dump(mode="json", exclude_unset=True)
+
+
+def payload_from_wire(model: type[PayloadT], wire: dict | str | bytes) -> PayloadT:
+    """A payload read back from its wire form (a dict as sent, or its JSON text); raises ValidationError."""
+    return model.model_validate_json(wire if isinstance(wire, str | bytes) else json.dumps(wire))
+
+
+def device_event_to_wire(event: str, payload: Payload) -> dict[str, Any]:
+    """A `device:*` event's body, refused (TypeError) unless it is that event's model."""
+    expected = DEVICE_EVENT_MODELS.get(event)
+    if expected is None or type(payload) is not expected:
+        raise TypeError(
+            f"{event} carries {expected.__name__ if expected else 'no model'}, not {type(payload).__name__}"
+        )
+    return payload_to_wire(payload)
