@@ -28,6 +28,16 @@ class PumpState(models.TextChoices):
 
 PUMP_INFUSING_STATES = (PumpState.RUNNING, PumpState.PAUSED)  # the pump itself has an infusion under way
 
+# The pump's state is what the pump reports (or what its session's reported end implies), never what the server
+# commands, so every move between the three is legal: a paused pump can be seen first after a restart of the bridge
+# (idle to paused), a legacy pump's only word after a pause may be `running` or `stopped`. The table is still the one
+# place that says so, and `pump_state_set` (the one writer) refuses anything it does not list.
+PUMP_TRANSITIONS: dict[str, frozenset[str]] = {
+    PumpState.IDLE: frozenset({PumpState.RUNNING, PumpState.PAUSED}),
+    PumpState.RUNNING: frozenset({PumpState.PAUSED, PumpState.IDLE}),
+    PumpState.PAUSED: frozenset({PumpState.RUNNING, PumpState.IDLE}),
+}
+
 
 class SessionStatus(models.TextChoices):
     PENDING = "pending"

@@ -29,6 +29,7 @@ from devices.services.evidence import (
     unordered_infusion_alarm,
     unordered_infusion_ended,
 )
+from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import UNORDERED_ALARMS
@@ -273,8 +274,7 @@ def _unordered_progress(pump: ProgressPump, status: str | None, now: datetime) -
         pump.alarms -= {(name, "") for name in UNORDERED_ALARMS}
     elif not pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
         pump.alarms.add((unordered_infusion_alarm(device=device, now=now), ""))
-    if device.pump_state != state:
-        device.pump_state = state
+    if pump_state_set(device=device, state=state, save=False):  # stored with the pump's row (`DEVICE_FIELDS`)
         status_changed(device=device, now=now)
 
 

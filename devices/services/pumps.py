@@ -28,9 +28,10 @@ from devices.services.evidence import (
     unordered_infusion_ended,
 )
 from devices.services.progress import progress_apply
+from devices.services.pump_state import pump_state_set
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
-from devices.services.status import STATUS_EFFECTS, pump_state_set, session_for, session_move_reported
+from devices.services.status import STATUS_EFFECTS, session_for, session_move_reported
 from devices.states import (
     SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
@@ -86,7 +87,7 @@ def _restart_check(device: Device, kind: str, report: DevicePayload, retained: b
     if not why:
         return False
     pump_restarted(device=device, why=why, now=now)
-    pump_state_set(device, PumpState.IDLE)
+    pump_state_set(device=device, state=PumpState.IDLE)
     return True
 
 
@@ -181,11 +182,11 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
     session = session_for(device, report.infusionId, SESSION_ON_PUMP_STATUSES)
     if session is None:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
-        return pump_state_set(device, PumpState.IDLE)
+        return pump_state_set(device=device, state=PumpState.IDLE)
     session.completion = report.model_dump(mode="json", exclude_none=True)
     session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
     change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
-    return pump_state_set(device, PumpState.IDLE)
+    return pump_state_set(device=device, state=PumpState.IDLE)
 
 
 def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
@@ -198,7 +199,7 @@ def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
     pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)
     if pump_state == PumpState.IDLE:
         unordered_infusion_ended(device=device, reason=f"{report.action.lower()} at the pump", now=now)
-    return pump_state_set(device, pump_state)
+    return pump_state_set(device=device, state=pump_state)
 
 
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:

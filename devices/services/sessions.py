@@ -18,6 +18,7 @@ from devices.services.commands import (
     command_queue,
     commands_supersede,
 )
+from devices.services.pump_state import pump_state_set
 from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -127,9 +128,7 @@ def session_transition(
     _sample_state_change(device, session, now)
     _server_alarms_settle(device, to, reason, now)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
-    if pump_state and device.pump_state != pump_state:
-        device.pump_state = pump_state
-        device.save(update_fields=["pump_state"])
+    if pump_state and pump_state_set(device=device, state=pump_state):
         status_changed(device=device, now=now)
     return session
 

@@ -12,6 +12,7 @@ from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
 from devices.services.evidence import infusion_evidence_apply, is_evidence_for, unordered_infusion_ended
+from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
 from devices.states import (
@@ -43,15 +44,6 @@ def session_for(device: Device, infusion_id: str | None, statuses: tuple) -> Inf
     if infusion_id:
         return sessions.filter(infusion_id=infusion_id).first()
     return sessions.first()
-
-
-def pump_state_set(device: Device, state: PumpState) -> bool:
-    """Store the pump's state; True when it changed."""
-    if device.pump_state == state:
-        return False
-    device.pump_state = state
-    device.save(update_fields=["pump_state"])
-    return True
 
 
 def session_move_reported(
@@ -96,7 +88,7 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
             alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
-        pump_state_set(device, pump_state)
+        pump_state_set(device=device, state=pump_state)
         if pump_state == PumpState.IDLE:
             unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
 
@@ -128,7 +120,7 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
     else:
         commands_settle(device=device, kinds=(CommandKind.STOP_INFUSION,), to=CommandState.DONE, now=now)
         session_end_on_idle(device=device, reported=report.status, now=now)
-    pump_state_set(device, PumpState.IDLE)
+    pump_state_set(device=device, state=PumpState.IDLE)
     unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
 
 
