@@ -11,6 +11,7 @@ from django.conf import settings
 from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
 from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity
 from protocol import payloads as wire
+from protocol import ward_payloads as ward_wire
 from protocol.limits import MINUTES_PER_HOUR
 
 NOTIFICATION_PRIORITY = {AlarmPriority.HIGH: "critical", AlarmPriority.MEDIUM: "warning", AlarmPriority.LOW: "info"}
@@ -127,11 +128,11 @@ def escalation_of(alarm: Alarm) -> wire.Escalation | None:
     return wire.Escalation(level=alarm.escalation_level, at=alarm.escalated_at) if alarm.escalation_level else None
 
 
-def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> wire.WardSilence:
+def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) -> ward_wire.WardSilence:
     """`ward:silence`: the ward's silence now (`until` null when its sound is not silenced)."""
     if silence is None or not silence.is_active(now):
-        return wire.WardSilence(ward=ward_code, until=None, by=None, active=False, ended=_silence_end(silence))
-    return wire.WardSilence(
+        return ward_wire.WardSilence(ward=ward_code, until=None, by=None, active=False, ended=_silence_end(silence))
+    return ward_wire.WardSilence(
         ward=ward_code,
         until=silence.until,
         by=silence.started_by.get_username() if silence.started_by_id else None,
@@ -143,17 +144,17 @@ def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) 
     )
 
 
-def _silence_end(silence: WardSilence | None) -> wire.SilenceEnd | None:
+def _silence_end(silence: WardSilence | None) -> ward_wire.SilenceEnd | None:
     """How a silence ended: `reason` (`expired`, `ended`, `broken`, `renewed`), by whom, and the breaking alarm."""
     if silence is None:
         return None
     broken_by = None
     if silence.broken_by_id:
         alarm = silence.broken_by
-        broken_by = wire.SilenceBreaker(alarmId=alarm.pk, deviceId=alarm.device.device_id, priority=alarm.priority,
+        broken_by = ward_wire.SilenceBreaker(alarmId=alarm.pk, deviceId=alarm.device.device_id, priority=alarm.priority,
                                         type=alarm.type_shown)  # fmt: skip
     by = silence.ended_by.get_username() if silence.ended_by_id else None
-    return wire.SilenceEnd(reason=silence.end_reason or "expired", at=silence.ended_at or silence.until, by=by,
+    return ward_wire.SilenceEnd(reason=silence.end_reason or "expired", at=silence.ended_at or silence.until, by=by,
                            brokenBy=broken_by)  # fmt: skip
 
 
@@ -239,11 +240,11 @@ def percent_of(progress: dict) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def top_alarm_body(alarm: Alarm | None) -> wire.TopAlarm | None:
+def top_alarm_body(alarm: Alarm | None) -> ward_wire.TopAlarm | None:
     """A pump's highest active alarm as overviews show it."""
     if alarm is None:
         return None
-    return wire.TopAlarm(id=alarm.pk, type=alarm.type_shown, key=alarm.type, priority=alarm.priority,
+    return ward_wire.TopAlarm(id=alarm.pk, type=alarm.type_shown, key=alarm.type, priority=alarm.priority,
                          message=alarm.message, acknowledged=alarm.acknowledged_at is not None,
                          raisedAt=alarm.raised_at, escalation=escalation_of(alarm))  # fmt: skip
 
@@ -255,7 +256,7 @@ def unordered_progress(device: Device, session: InfusionSession | None) -> dict 
     return device.latest_progress or {}
 
 
-def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> wire.WardPump:
+def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> ward_wire.WardPump:
     """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
 
     `alarms`: the pump's active alarms, highest and newest first; `topAlarm` is the first, and `alarms` lists
@@ -267,7 +268,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
     rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
     if rate is None and session is not None:
         rate = session.flow_rate_ml_min
-    return wire.WardPump(
+    return ward_wire.WardPump(
         deviceId=device.device_id,
         seq=device.event_seq,
         connectivity=device.connectivity(),

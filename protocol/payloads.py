@@ -1,5 +1,6 @@
 """The Socket.IO event payloads as typed models (pydantic v2, no Django), and the one codec to and from the wire.
 
+The ward feeds' and the stream's own payloads are in `protocol/ward_payloads.py`, on the same base.
 `devices/payloads.py` builds these models from the database's rows; `payload_to_wire` is the only place a
 payload becomes the JSON-ready dict clients receive (the change log stores that dict, the API and the pages
 embed it), and `payload_from_wire` reads one back. Field names are the wire's own (camelCase), declared in
@@ -248,83 +249,6 @@ class Command(Payload):
 
 class CommandEvent(Payload):
     command: Command
-
-
-# ward:summary, ward:silence, stream:subscribed, error
-class TopAlarm(Payload):
-    id: int
-    type: str
-    key: str
-    priority: PriorityName
-    message: str
-    acknowledged: bool
-    raisedAt: Timestamp | None
-    escalation: Escalation | None
-
-
-class WardPump(Payload):
-    """One pump of `ward:summary`."""
-
-    deviceId: str
-    seq: int
-    connectivity: ConnectivityName
-    lastSeenAt: Timestamp | None
-    hasPresence: bool
-    pumpState: PumpStateName
-    drug: str | None
-    infusionId: str | None
-    sessionStatus: SessionStatusName | None
-    unordered: bool
-    rateMlH: Number | None
-    progressPercent: float | None
-    timeRemainingMin: Number | None
-    deliveredVolumeMl: Number | None
-    volumeRemainingMl: Number | None
-    topAlarm: TopAlarm | None  # the first of `alarms`
-    alarms: list[TopAlarm]  # every active alarm, highest and newest first
-
-
-class WardSummary(Payload):
-    ward: str
-    pumps: list[WardPump]
-
-
-class SilenceBreaker(Payload):
-    alarmId: int
-    deviceId: str
-    priority: PriorityName
-    type: str
-
-
-class SilenceEnd(Payload):
-    reason: str  # expired, ended, broken, renewed
-    at: Timestamp | None
-    by: str | None
-    brokenBy: SilenceBreaker | None
-
-
-class WardSilence(Payload):
-    """`ward:silence`: on (`active`, with its start, time left, reason) or not (`ended`: how it ended)."""
-
-    ward: str
-    until: Timestamp | None
-    by: str | None
-    active: bool
-    ended: SilenceEnd | None = None
-    startedAt: Timestamp | None = None
-    remainingS: Number | None = None
-    reason: str | None = None
-    priority: str | None = None
-
-
-class StreamSubscribed(Payload):
-    deviceId: str
-    room: str
-    seq: int
-
-
-class ErrorMessage(Payload):
-    message: str
 
 
 DEVICE_EVENT_MODELS: dict[str, type[Payload]] = {

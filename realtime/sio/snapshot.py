@@ -14,7 +14,8 @@ from devices.services.changes import device_lock
 from devices.snapshot_selectors import alarms_active_by_device, commands_unsettled_by_device, sessions_active_by_device
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import Payload, StreamSubscribed, device_event_to_wire, payload_to_wire
+from protocol.payloads import Payload, device_event_to_wire, payload_to_wire
+from protocol.ward_payloads import StreamSubscribed
 from realtime.fanout import fanout
 from realtime.publisher import publisher
 from realtime.sio.snapshot_reads import SnapshotReads

@@ -9,9 +9,12 @@ from pydantic import ValidationError
 
 from protocol import events
 from protocol import payloads as wire
+from protocol import ward_payloads as ward_wire
 
 AT = datetime(2026, 12, 3, 4, 9, 10, 123456, tzinfo=UTC)
 ESCALATION = wire.Escalation(level=1, at=AT)
+TOP_ALARM = ward_wire.TopAlarm(id=7, type="Occlusion", key="occlusion", priority="high", message="blocked",
+                               acknowledged=False, raisedAt=AT, escalation=None)  # fmt: skip
 
 
 def alarm() -> wire.Alarm:
@@ -119,10 +122,10 @@ EXAMPLES: dict[str, wire.Payload] = {
             pumpConnectivity="online",
         )  # fmt: skip
     ),
-    events.WARD_SUMMARY: wire.WardSummary(
+    events.WARD_SUMMARY: ward_wire.WardSummary(
         ward="icu",
         pumps=[
-            wire.WardPump(
+            ward_wire.WardPump(
                 deviceId="PUMP_1",
                 seq=12,
                 connectivity="online",
@@ -138,24 +141,16 @@ EXAMPLES: dict[str, wire.Payload] = {
                 timeRemainingMin=190,
                 deliveredVolumeMl=1.5,
                 volumeRemainingMl=498.5,
-                topAlarm=wire.TopAlarm(
-                    id=7,
-                    type="Occlusion",
-                    key="occlusion",
-                    priority="high",
-                    message="blocked",
-                    acknowledged=False,
-                    raisedAt=AT,
-                    escalation=None,
-                ),
+                topAlarm=TOP_ALARM,
+                alarms=[TOP_ALARM],
             )
         ],
     ),  # fmt: skip
-    events.WARD_SILENCE: wire.WardSilence(
+    events.WARD_SILENCE: ward_wire.WardSilence(
         ward="icu", until=AT, by="nurse", active=True, startedAt=AT, remainingS=59.5, reason="round", priority=None
     ),  # fmt: skip
-    events.STREAM_SUBSCRIBED: wire.StreamSubscribed(deviceId="PUMP_1", room="device:PUMP_1", seq=12),
-    events.ERROR: wire.ErrorMessage(message="Not permitted"),
+    events.STREAM_SUBSCRIBED: ward_wire.StreamSubscribed(deviceId="PUMP_1", room="device:PUMP_1", seq=12),
+    events.ERROR: ward_wire.ErrorMessage(message="Not permitted"),
 }
 
 
@@ -180,7 +175,7 @@ def test_the_wire_keeps_integers_times_and_optional_fields_as_clients_have_alway
     assert status["lastSeenAt"] == AT.isoformat() == "2026-12-03T04:09:10.123456+00:00"
     local = datetime(2026, 12, 3, 5, 9, 10, tzinfo=timezone(timedelta(hours=1)))
     assert wire.payload_to_wire(wire.ByAt(by=None, at=local))["at"] == "2026-12-03T04:09:10+00:00", "UTC on the wire"
-    off = wire.payload_to_wire(wire.WardSilence(ward="icu", until=None, by=None, active=False, ended=None))
+    off = wire.payload_to_wire(ward_wire.WardSilence(ward="icu", until=None, by=None, active=False, ended=None))
     assert list(off) == ["ward", "until", "by", "active", "ended"], "an inactive silence has no start or time left"
     assert "escalated" not in wire.payload_to_wire(wire.AlarmEvent(alarm=alarm())), "only the escalating change has it"
     progress = wire.payload_to_wire(EXAMPLES[events.DEVICE_PROGRESS])["progress"]
