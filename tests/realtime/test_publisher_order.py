@@ -18,7 +18,7 @@ from protocol.events import DeviceChange
 from realtime.fanout import FanOut
 from realtime.publisher import ChangePublisher
 from tests.factories import make_device
-from tests.support.changes import changes_commit
+from tests.support.changes import changes_commit, typed_body
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -63,7 +63,8 @@ class HeldTransaction(threading.Thread):
     def run(self) -> None:
         try:
             with transaction.atomic():
-                change_record(device=device_lock(device_id=self.device_id), event=PROGRESS[0], body=PROGRESS[1])
+                device = device_lock(device_id=self.device_id)
+                change_record(device=device, event=PROGRESS[0], body=typed_body(device, *PROGRESS))
                 self.inserted.set()
                 assert self.release.wait(10), "the test never released the transaction"
         finally:
