@@ -160,7 +160,9 @@ def test_the_loop_reader_reads_what_the_orm_selector_reads():
     ward = make_ward("icu")
     make_device("A", ward=ward)
     make_device("B")
-    changes_commit("A", [progress(1), (events.DEVICE_ALARM, {"alarm": {"text": "Okklusion \u2013 ü", "n": [1, 2]}})])
+    alarm = {"alarm": {"message": "Okklusion \u2013 ü", "type": "Okklusion ü"}}  # text beyond ASCII
+    listed = (events.DEVICE_PROGRESS, {"progress": {"n": [1, 2]}})  # a pump's own field passes through as sent
+    changes_commit("A", [progress(1), (events.DEVICE_ALARM, alarm), listed])
     changes_commit("B", [progress(2)])
     reader = SqliteLogReader.for_default_database()
     assert reader is not None, "the tests' database is an SQLite file"
