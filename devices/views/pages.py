@@ -38,6 +38,7 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk, [])) for device in devices]
     bridge = bridge_status()
+    can_silence = request.user.has_perm(SILENCE_PERMISSION)
     context = {
         "pumps": pumps,
         "wards": wards,
@@ -50,10 +51,11 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
             "bridge": bridge,
             "wards": [ward.code for ward in wards if ward.code == ward_code or not ward_code],
             # view-only wall screens may not silence the ward: their button silences that screen only
-            "canSilence": request.user.has_perm(SILENCE_PERMISSION),
+            "canSilence": can_silence,
             "silenceS": settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"],
         },
         "silence_label": silence_label(settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"]),
+        "can_silence": can_silence,
     }
     return render(request, "devices/ward_overview.html", context)
 

@@ -88,9 +88,17 @@ export class Station {
   }
 
   connectionChanged(state) {
+    this.labelSilence(state === "live");
     clearTimeout(this.lostTimer);
     if (state === "live") this.setProblem("connection", false);
     else this.lostTimer = setTimeout(() => this.setProblem("connection", true), CONNECTION_GRACE_MS);
+  }
+
+  /** The silence button says what it will do: the ward's shared silence only when it can ask the server. */
+  labelSilence(connected) {
+    const button = byId("station-audio-silence");
+    if (!button?.dataset.wardLabel) return;
+    button.textContent = this.canSilence && connected ? button.dataset.wardLabel : button.dataset.screenLabel;
   }
 
   /** `key` is one of TECHNICAL's: the station's own fault, on or off. */

@@ -116,6 +116,8 @@ def test_lost_connection_over_10_s_raises_the_station_technical_alarm(station, a
     page.context.set_offline(True)
     lost = time.monotonic()
     expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
+    silence = page.locator("#station-audio-silence")  # offline, it can silence this screen only, and says so
+    expect(silence).to_have_text("Silence this screen 2 min")
     expect(technical).to_be_hidden()  # not before 10 s
     expect(technical).to_contain_text("Connection lost for more than 10 s", timeout=15_000)
     waited = time.monotonic() - lost
@@ -126,6 +128,7 @@ def test_lost_connection_over_10_s_raises_the_station_technical_alarm(station, a
     screenshot(page, artifacts_dir, "station-technical-connection-lost")
     page.context.set_offline(False)
     expect(technical).to_be_hidden(timeout=20_000)
+    expect(silence).to_have_text("Silence the ward 2 min")
 
 
 def test_signed_out_station_says_so_and_sounds(station, stack, artifacts_dir):

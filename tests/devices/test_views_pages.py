@@ -128,6 +128,7 @@ def test_the_overview_says_who_may_silence_the_ward_and_which_wards_it_covers():
     wall.force_login(make_user("wall-screen", ward=ward, can_command=False))
     nurse.force_login(make_user("nurse", ward=ward))
     assert page_data(wall.get("/"))["canSilence"] is False, "a view-only screen's button must silence itself only"
+    assert ">Silence this screen 2 min</button>" in wall.get("/").content.decode(), "and it says so"
     data = page_data(nurse.get("/"))
     assert data["canSilence"] is True and data["wards"] == ["icu"]
 
