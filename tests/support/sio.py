@@ -311,3 +311,15 @@ def state_from_events(device_events: list[tuple[str, dict]]) -> DeviceState:
     for event, data in device_events:
         state.apply(event, data)
     return state
+
+
+def stream_client_once_admitted(url: str, cookie: str, timeout: float = 5.0) -> StreamClient:
+    """A connected socket, retried until the server has counted a closed one out (the count drops asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return StreamClient(url, cookie=cookie).connect()
+        except socketio.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,29 +1,15 @@
 """One user cannot hold more than `SOCKETS_PER_PRINCIPAL` (20) sockets open on a Daphne, both transports together."""
 
-import time
-
 import pytest
 import socketio
 import websocket
 
 from tests.factories import make_user, make_ward
-from tests.support.sio import ChannelsClient, StreamClient, session_cookie
+from tests.support.sio import ChannelsClient, StreamClient, session_cookie, stream_client_once_admitted
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 CAP = 20
-
-
-def reconnected(url: str, cookie: str, timeout: float = 5.0) -> StreamClient:
-    """A socket, once the server has counted a closed one out (its disconnect is handled asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return StreamClient(url, cookie=cookie).connect()
-        except socketio.exceptions.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def test_a_user_gets_at_most_twenty_sockets_and_another_user_is_unaffected(daphne_server):
@@ -40,7 +26,7 @@ def test_a_user_gets_at_most_twenty_sockets_and_another_user_is_unaffected(daphn
             opened.append(ChannelsClient(daphne_server.url, cookie=session_cookie(hoarder)))
         opened.append(StreamClient(daphne_server.url, cookie=session_cookie(colleague)).connect())
         opened[0].close()
-        opened.append(reconnected(daphne_server.url, session_cookie(hoarder)))
+        opened.append(stream_client_once_admitted(daphne_server.url, session_cookie(hoarder)))
     finally:
         for client in opened:
             client.close()

@@ -5,8 +5,6 @@ per socket; SQLite runs one Daphne and counts in memory). A sign-out handled by 
 user's sockets on the other too, on either engine (its rights re-check reads the database).
 """
 
-import time
-
 import pytest
 import socketio
 from django.db import connection
@@ -14,7 +12,7 @@ from django.db import connection
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.daphne import DaphneServer
-from tests.support.sio import BrowserSession, StreamClient, session_cookie
+from tests.support.sio import BrowserSession, StreamClient, session_cookie, stream_client_once_admitted
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 CAP = 2
@@ -32,18 +30,6 @@ def two_daphnes(django_db_setup, django_db_blocker, broker, artifacts_dir):
         server.stop()
 
 
-def connect_eventually(url: str, cookie: str, timeout: float = BOUND_S) -> StreamClient:
-    """A socket, once the other process has counted a closed one out (its row goes asynchronously)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return StreamClient(url, cookie=cookie).connect()
-        except socketio.exceptions.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite runs one Daphne: the cap counts in memory")
 def test_the_socket_cap_counts_a_users_sockets_on_both_processes(two_daphnes):
     daphne_a, daphne_b = two_daphnes
@@ -55,7 +41,7 @@ def test_the_socket_cap_counts_a_users_sockets_on_both_processes(two_daphnes):
             StreamClient(daphne_b.url, cookie=session_cookie(nurse)).connect()
         opened.append(StreamClient(daphne_b.url, cookie=session_cookie(colleague)).connect())
         opened.pop(0).close()
-        opened.append(connect_eventually(daphne_b.url, session_cookie(nurse)))
+        opened.append(stream_client_once_admitted(daphne_b.url, session_cookie(nurse), timeout=BOUND_S))
         with pytest.raises(socketio.exceptions.ConnectionError, match=f"At most {CAP} connections"):
             StreamClient(daphne_a.url, cookie=session_cookie(nurse)).connect()
     finally:
