@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -112,6 +113,22 @@ def sessions_current_by_device(devices: list[Device]) -> dict[int, InfusionSessi
     """The active session of each pump that has one (one query)."""
     active = InfusionSession.objects.filter(device__in=devices, status__in=ACTIVE_SESSION_STATUSES)
     return {session.device_id: session for session in active}
+
+
+def devices_for_ward_feed(*, device_ids: list[str] | None = None, codes: set[str] | None = None) -> list[Device]:
+    """These pumps (or every pump of these wards, or every pump), with their wards."""
+    devices = Device.objects.select_related("ward")
+    if device_ids is not None:
+        devices = devices.filter(device_id__in=device_ids)
+    if codes is not None:
+        devices = devices.filter(ward__code__in=codes)
+    return list(devices)
+
+
+def escalation_recipients(group: str, ward_code: str) -> set[int]:
+    """Ids of the active users in `group` who belong to the ward now (an escalation tier's recipients)."""
+    users = get_user_model().objects.filter(groups__name=group, wards__code=ward_code, is_active=True)
+    return set(users.values_list("pk", flat=True))
 
 
 def alarms_active(device: Device) -> list[Alarm]:

@@ -42,6 +42,8 @@ DEVICE_EVENTS = (
     DEVICE_COMMAND,
 )
 
+SERVER_EVENTS = (*DEVICE_EVENTS, STREAM_SUBSCRIBED, WARD_SUMMARY, WARD_ALARM, WARD_SILENCE, ALARM_ESCALATED, ERROR)
+
 
 @dataclass(frozen=True)
 class DeviceChange:
@@ -57,8 +59,3 @@ class DeviceChange:
     def wire_payload(self) -> dict:
         """The payload as clients receive it: top-level `deviceId` and `seq` plus the event's fields."""
         return {"deviceId": self.device_id, "seq": self.seq, **self.body}
-
-
-def ward_alarm_body(change: DeviceChange) -> dict:
-    """`ward:alarm`: a pump's alarm change as ward feeds receive it (`ward` is the pump's ward)."""
-    return {"ward": change.ward_code, "deviceId": change.device_id, "seq": change.seq, **change.body}

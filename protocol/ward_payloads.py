@@ -1,8 +1,15 @@
-"""The payloads of the ward feeds and the stream's own events (`ward:summary`, `ward:silence`, `stream:subscribed`,
-`error`) as typed models, on the same base and codec as the device events (`protocol/payloads.py`)."""
+"""The payloads of the ward feeds and the stream's own events (`ward:summary`, `ward:alarm`, `alarm:escalated`,
+`ward:silence`, `stream:subscribed`, `error`) as typed models, on the same base and codec as the device events
+(`protocol/payloads.py`). `SERVER_EVENT_MODELS` names the model of every server-to-client event."""
 
+from protocol import events
+from protocol.events import DeviceChange
 from protocol.payloads import (
+    DEVICE_EVENT_MODELS,
+    Alarm,
+    AlarmEvent,
     ConnectivityName,
+    Escalated,
     Escalation,
     Number,
     Payload,
@@ -10,6 +17,8 @@ from protocol.payloads import (
     PumpStateName,
     SessionStatusName,
     Timestamp,
+    payload_from_wire,
+    payload_to_wire,
 )
 
 
@@ -51,6 +60,25 @@ class WardSummary(Payload):
     pumps: list[WardPump]
 
 
+class WardAlarm(Payload):
+    """`ward:alarm` (with the `feed` it was asked for) and `alarm:escalated` (with `escalated`): one alarm change
+    of a pump, as its ward's feeds and escalation groups receive it (`ward`: the pump's ward)."""
+
+    ward: str | None
+    deviceId: str
+    seq: int
+    alarm: Alarm
+    escalated: Escalated | None = None  # only on the change that escalated it
+    feed: str | None = None  # `ward:alarm` only: the ward the feed was asked for, "*" included
+
+
+def ward_alarm_of(change: DeviceChange) -> WardAlarm:
+    """The ward form of a recorded `device:alarm` change (its body read back through the one codec)."""
+    event = payload_from_wire(AlarmEvent, change.body)
+    escalated = {"escalated": event.escalated} if "escalated" in event.model_fields_set else {}
+    return WardAlarm(ward=change.ward_code, deviceId=change.device_id, seq=change.seq, alarm=event.alarm, **escalated)
+
+
 class SilenceBreaker(Payload):
     alarmId: int
     deviceId: str
@@ -86,4 +114,25 @@ class StreamSubscribed(Payload):
 
 
 class ErrorMessage(Payload):
+    """`error`: what was refused, and where it applies to one request, pump or ward, which."""
+
     message: str
+    request: str | None = None  # the client's event that was refused
+    deviceId: str | None = None  # a pump the socket may no longer watch
+    ward: str | None = None  # a ward feed the socket may no longer follow
+
+
+def error_body(message: str, **where: str) -> dict:
+    """An `error` event's body on the wire (`where`: `request`, `deviceId` or `ward`)."""
+    return payload_to_wire(ErrorMessage(message=message, **where))
+
+
+SERVER_EVENT_MODELS: dict[str, type[Payload]] = {
+    **DEVICE_EVENT_MODELS,
+    events.STREAM_SUBSCRIBED: StreamSubscribed,
+    events.WARD_SUMMARY: WardSummary,
+    events.WARD_ALARM: WardAlarm,
+    events.WARD_SILENCE: WardSilence,
+    events.ALARM_ESCALATED: WardAlarm,
+    events.ERROR: ErrorMessage,
+}

@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 
 from protocol import events
 from protocol.events import DeviceChange
+from protocol.ward_payloads import error_body
 from realtime.events import change_to_wire
 from realtime.fanout import fanout
 from realtime.sio import server as sio_server
@@ -75,7 +76,7 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
             keep = await self.subscriber.handle(event if isinstance(event, str) else "", data)
         except Exception:  # one guarded catch-all per request: a bad request never takes the server down
             logger.exception("request failed on the Channels endpoint")
-            await self._send_event(events.ERROR, {"message": "Internal error"})
+            await self._send_event(events.ERROR, error_body("Internal error"))
             keep = True
         if not keep:
             await self.close(code=CLOSE_ABUSE)

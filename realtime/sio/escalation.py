@@ -1,14 +1,15 @@
 """Escalation tiers' recipients: a tier's group (e.g. charge nurses) gets `alarm:escalated` for its wards.
 
 The recipients are read when the escalation arrives (the members of the tier's group, ESCALATION_TIER_GROUPS,
-who belong to the pump's ward now), so a nurse moved to another ward or out of the group is no longer paged
-on a socket opened before. The ward's stations see every escalation on their ward feed as `ward:alarm` too.
+who belong to the pump's ward now: `devices.selectors.escalation_recipients`), so a nurse moved to another ward or
+out of the group is no longer paged on a socket opened before. The ward's stations see every escalation on their
+ward feed as `ward:alarm` too.
 """
-
-from django.contrib.auth import get_user_model
 
 from protocol import events
 from protocol.events import DeviceChange
+from protocol.payloads import payload_to_wire
+from protocol.ward_payloads import ward_alarm_of
 
 
 def escalation_target(change: DeviceChange) -> tuple[str, str, dict] | None:
@@ -16,10 +17,4 @@ def escalation_target(change: DeviceChange) -> tuple[str, str, dict] | None:
     escalated = change.body.get("escalated") if change.event == events.DEVICE_ALARM else None
     if not escalated or not escalated.get("group") or not change.ward_code:
         return None
-    return escalated["group"], change.ward_code, events.ward_alarm_body(change)
-
-
-def escalation_recipients(group: str, ward_code: str) -> set[int]:
-    """Ids of the active users in `group` who belong to the ward now."""
-    users = get_user_model().objects.filter(groups__name=group, wards__code=ward_code, is_active=True)
-    return set(users.values_list("pk", flat=True))
+    return escalated["group"], change.ward_code, payload_to_wire(ward_alarm_of(change))

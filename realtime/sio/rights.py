@@ -29,6 +29,7 @@ from django.db import close_old_connections
 from devices.models import ServiceAccount
 from devices.selectors import devices_visible_to
 from protocol import events
+from protocol.ward_payloads import error_body
 from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.socket_cap import SocketLedger
 from realtime.sio.subscriptions import Subscriber, ward_scope
@@ -192,14 +193,14 @@ class RightsRegistry:
         if verdict.reason is not None:
             logger.info("closing a socket that lost its right", extra={"principal": subscriber.principal.label,
                                                                        "reason": verdict.reason})  # fmt: skip
-            await subscriber.send(events.ERROR, {"message": verdict.reason})
+            await subscriber.send(events.ERROR, error_body(verdict.reason))
             self.release(conn_id)
             await live.close()
             return
         subscriber.principal = verdict.principal
         for device_id in sorted(verdict.lost_devices & subscriber.limits.devices):
             await subscriber.send(
-                events.ERROR, {"message": "No longer permitted to watch this pump", "deviceId": device_id}
+                events.ERROR, error_body("No longer permitted to watch this pump", deviceId=device_id)
             )
             await subscriber.unsubscribe_device(device_id)
         for ward in sorted(subscriber.limits.wards & verdict.wards.keys()):
@@ -207,7 +208,7 @@ class RightsRegistry:
 
     async def _apply_ward(self, subscriber: Subscriber, ward: str, scope: WardScope | str) -> None:
         if isinstance(scope, str):
-            await subscriber.send(events.ERROR, {"message": scope, "ward": ward})
+            await subscriber.send(events.ERROR, error_body(scope, ward=ward))
             subscriber.unsubscribe_ward(ward)
         elif ward == ALL_WARDS and subscriber.ward_scopes.get(ward) != scope:
             await subscriber.subscribe_ward_scope(ward, scope)

@@ -11,22 +11,25 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
+from devices.selectors import escalation_recipients
 from devices.services.accounts import service_account_revoked
 from devices.services.changelog import change_log_listen
 from protocol.events import (
     ALARM_ESCALATED,
+    ERROR,
     SUBSCRIBE_DEVICE,
     SUBSCRIBE_WARD,
     UNSUBSCRIBE_DEVICE,
     UNSUBSCRIBE_WARD,
     DeviceChange,
 )
+from protocol.ward_payloads import error_body
 from realtime import server_metrics
 from realtime.fanout import fanout
 from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
-from realtime.sio.escalation import escalation_recipients, escalation_target
+from realtime.sio.escalation import escalation_target
 from realtime.sio.frames import GuardedAsyncServer
 from realtime.sio.internal import internal_server
 from realtime.sio.rights import rights
@@ -126,7 +129,7 @@ class ClientNamespace(socketio.AsyncNamespace):
             keep = await subscriber.handle(event, data)
         except Exception:  # one guarded catch-all per request: a bad request never takes the server down
             logger.exception("request failed", extra={"sid": sid, "event": str(event)[:40]})
-            await subscriber.send("error", {"message": "Internal error", "request": str(event)[:40]})
+            await subscriber.send(ERROR, error_body("Internal error", request=str(event)[:40]))
             keep = True
         if not keep:
             await self.disconnect(sid)

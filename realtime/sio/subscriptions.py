@@ -18,6 +18,7 @@ from django.conf import settings
 
 from devices.selectors import device_exists, devices_visible_to, ward_exists, wards_visible_to
 from protocol import events
+from protocol.ward_payloads import error_body
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 from realtime.sio.silence import silence_request
@@ -122,7 +123,7 @@ class Subscriber:
         return True
 
     async def _refuse(self, refused: RequestRefused, event: str) -> bool:
-        await self.send(events.ERROR, {"message": refused.message, "request": event})
+        await self.send(events.ERROR, error_body(refused.message, request=event))
         if refused.fatal:
             logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
         return not refused.fatal

@@ -14,12 +14,17 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from devices import payloads
-from devices.models import Device, InfusionSession
-from devices.selectors import alarms_active_by_device, ward_silence_latest, ward_silences_current
-from devices.states import ACTIVE_SESSION_STATUSES
+from devices.selectors import (
+    alarms_active_by_device,
+    devices_for_ward_feed,
+    sessions_current_by_device,
+    ward_silence_latest,
+    ward_silences_current,
+)
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payloads import payload_to_wire
+from protocol.ward_payloads import WardPump, WardSummary, ward_alarm_of
 
 logger = logging.getLogger(__name__)
 
@@ -36,28 +41,31 @@ class WardScope:
     label: str
     codes: set[str] | None
 
+    @property
+    def key(self) -> tuple[str, frozenset[str] | None]:
+        """Feeds with equal keys carry the same summaries (`*` covers different wards for different users)."""
+        return self.label, None if self.codes is None else frozenset(self.codes)
+
     def covers(self, ward_code: str | None) -> bool:
         """Whether a pump of this ward belongs to the feed."""
         return self.codes is None or ward_code in self.codes
 
 
 def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None = None) -> dict[str, tuple]:
-    """`{deviceId: (ward code, summary)}` for these pumps (or every pump of these wards), read now."""
-    devices = Device.objects.select_related("ward")
-    if device_ids is not None:
-        devices = devices.filter(device_id__in=device_ids)
-    if codes is not None:
-        devices = devices.filter(ward__code__in=codes)
-    devices = list(devices)
-    active = InfusionSession.objects.filter(device__in=devices, status__in=ACTIVE_SESSION_STATUSES)
-    sessions = {session.device_id: session for session in active}
+    """`{deviceId: (ward code, WardPump)}` for these pumps (or every pump of these wards), read now."""
+    devices = devices_for_ward_feed(device_ids=device_ids, codes=codes)
+    sessions = sessions_current_by_device(devices)
     alarms = alarms_active_by_device(devices)
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           payload_to_wire(payloads.ward_pump_body(device, sessions.get(device.pk),
-                                                                   alarms.get(device.pk, []))))
+                           payloads.ward_pump_body(device, sessions.get(device.pk), alarms.get(device.pk, [])))
         for device in devices
     }  # fmt: skip
+
+
+def summary_body(label: str, pumps: list[WardPump]) -> dict:
+    """A `ward:summary` on the wire: the feed's label and its pumps."""
+    return payload_to_wire(WardSummary(ward=label, pumps=pumps))
 
 
 def silences_now(codes: set[str] | None) -> list[dict]:
@@ -102,10 +110,13 @@ class WardFeed:
         """Fan-out target: an alarm change goes at once to every feed covering its ward (never coalesced)."""
         if change.event != events.DEVICE_ALARM or not self._subscribers:
             return
-        payload = events.ward_alarm_body(change)
+        alarm = ward_alarm_of(change)
+        bodies: dict[str, dict] = {}  # one encoding per feed label, however many screens follow it
         for scope, send in list(self._subscribers.values()):
             if scope.covers(change.ward_code):
-                await send(events.WARD_ALARM, {**payload, "feed": scope.label})
+                if scope.label not in bodies:
+                    bodies[scope.label] = payload_to_wire(alarm.model_copy(update={"feed": scope.label}))
+                await send(events.WARD_ALARM, bodies[scope.label])
         if change.ward_code in self._silenced:  # the alarm may have broken the ward's silence
             await self.refresh_silences()
 
@@ -130,7 +141,7 @@ class WardFeed:
         """Send the feed's full summary now, then only changes, at most once a tick."""
         self._subscribers[key] = (scope, send)
         summaries = await sync_to_async(pump_summaries)(None, scope.codes)
-        await send(events.WARD_SUMMARY, {"ward": scope.label, "pumps": [s for _, s in summaries.values()]})
+        await send(events.WARD_SUMMARY, summary_body(scope.label, [pump for _, pump in summaries.values()]))
         for body in await sync_to_async(silences_now)(scope.codes):
             await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
@@ -156,10 +167,13 @@ class WardFeed:
             return
         dirty, self._dirty = sorted(self._dirty), set()
         summaries = await sync_to_async(pump_summaries)(dirty)
+        bodies: dict[tuple, dict | None] = {}  # one encoding per feed (every station of a ward shares one)
         for scope, send in list(self._subscribers.values()):
-            pumps = [summary for ward, summary in summaries.values() if scope.covers(ward)]
-            if pumps:
-                await send(events.WARD_SUMMARY, {"ward": scope.label, "pumps": pumps})
+            if scope.key not in bodies:
+                pumps = [pump for ward, pump in summaries.values() if scope.covers(ward)]
+                bodies[scope.key] = summary_body(scope.label, pumps) if pumps else None
+            if bodies[scope.key] is not None:
+                await send(events.WARD_SUMMARY, bodies[scope.key])
 
 
 ward_feed = WardFeed()

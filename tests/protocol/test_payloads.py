@@ -149,8 +149,12 @@ EXAMPLES: dict[str, wire.Payload] = {
     events.WARD_SILENCE: ward_wire.WardSilence(
         ward="icu", until=AT, by="nurse", active=True, startedAt=AT, remainingS=59.5, reason="round", priority=None
     ),  # fmt: skip
+    events.WARD_ALARM: ward_wire.WardAlarm(ward="icu", deviceId="PUMP_1", seq=13, alarm=alarm(), feed="*"),
+    events.ALARM_ESCALATED: ward_wire.WardAlarm(
+        ward="icu", deviceId="PUMP_1", seq=14, alarm=alarm(), escalated=wire.Escalated(tier=2, group="charge_nurse")
+    ),
     events.STREAM_SUBSCRIBED: ward_wire.StreamSubscribed(deviceId="PUMP_1", room="device:PUMP_1", seq=12),
-    events.ERROR: ward_wire.ErrorMessage(message="Not permitted"),
+    events.ERROR: ward_wire.ErrorMessage(message="Not permitted", request="subscribe:device"),
 }
 
 
@@ -158,6 +162,33 @@ def test_every_device_event_has_its_model():
     assert set(wire.DEVICE_EVENT_MODELS) == set(events.DEVICE_EVENTS), "a device:* event without a typed payload"
     for name, model in wire.DEVICE_EVENT_MODELS.items():
         assert type(EXAMPLES[name]) is model, name
+
+
+def test_every_server_event_has_its_model():
+    assert set(ward_wire.SERVER_EVENT_MODELS) == set(events.SERVER_EVENTS), "a server event without a typed payload"
+    for name, model in ward_wire.SERVER_EVENT_MODELS.items():
+        assert type(EXAMPLES[name]) is model, name
+
+
+def test_a_ward_alarm_is_the_recorded_alarm_change_with_its_ward_and_only_the_fields_it_had():
+    body = wire.payload_to_wire(wire.AlarmEvent(alarm=alarm()))
+    change = events.DeviceChange(device_id="PUMP_1", seq=13, event=events.DEVICE_ALARM, body=body, ward_code="icu")
+    ward_alarm = ward_wire.ward_alarm_of(change)
+    assert wire.payload_to_wire(ward_alarm) == {"ward": "icu", "deviceId": "PUMP_1", "seq": 13, **body}
+    fed = wire.payload_to_wire(ward_alarm.model_copy(update={"feed": "*"}))
+    assert list(fed) == ["ward", "deviceId", "seq", "alarm", "feed"], "no `escalated` unless the change escalated"
+    escalating = events.DeviceChange(device_id="PUMP_1", seq=14, event=events.DEVICE_ALARM, ward_code="icu",
+                                     body={**body, "escalated": {"tier": 2, "group": None}})  # fmt: skip
+    assert wire.payload_to_wire(ward_wire.ward_alarm_of(escalating))["escalated"] == {"tier": 2, "group": None}
+
+
+def test_an_error_carries_only_where_it_applies():
+    assert ward_wire.error_body("Invalid Device ID", request="subscribe:device") == {
+        "message": "Invalid Device ID",
+        "request": "subscribe:device",
+    }
+    with pytest.raises(ValidationError):
+        ward_wire.error_body("Not permitted", room="device:PUMP_1")
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
