@@ -25,6 +25,7 @@ ALARM_ESCALATED = "alarm:escalated"  # to an escalation tier's group (e.g. charg
 ERROR = "error"
 # Client → server
 SUBSCRIBE_DEVICE = "subscribe:device"
+SUBSCRIBE_DEVICES = "subscribe:devices"  # v1.1: one request for many pumps, as if subscribed one by one
 UNSUBSCRIBE_DEVICE = "unsubscribe:device"
 SUBSCRIBE_WARD = "subscribe:ward"
 UNSUBSCRIBE_WARD = "unsubscribe:ward"
@@ -41,7 +42,14 @@ DEVICE_EVENTS = (
     DEVICE_SESSION,
     DEVICE_COMMAND,
 )
-
+CLIENT_REQUESTS = (
+    SUBSCRIBE_DEVICE,
+    SUBSCRIBE_DEVICES,
+    UNSUBSCRIBE_DEVICE,
+    SUBSCRIBE_WARD,
+    UNSUBSCRIBE_WARD,
+    SILENCE_WARD,
+)
 SERVER_EVENTS = (*DEVICE_EVENTS, STREAM_SUBSCRIBED, WARD_SUMMARY, WARD_ALARM, WARD_SILENCE, ALARM_ESCALATED, ERROR)
 
 

@@ -29,14 +29,14 @@ class ConnectionLimits:
     devices: set[str] = field(default_factory=set)
     wards: set[str] = field(default_factory=set)
 
-    def check_request(self) -> None:
-        """Spend one request token; refuse (and count a strike) when the bucket is empty."""
+    def check_request(self, *, cost: int = 1) -> None:
+        """Spend `cost` request tokens (one per pump of `subscribe:devices`); refuse (a strike) when short."""
         now = time.monotonic()
         self.tokens = min(REQUEST_BURST, self.tokens + (now - self.refilled_at) * REQUESTS_PER_SECOND)
         self.refilled_at = now
-        if self.tokens < 1:
+        if self.tokens < cost:
             self.strike("Too many requests")
-        self.tokens -= 1
+        self.tokens -= cost
 
     def strike(self, message: str) -> None:
         """Count a bad request and refuse it; past `MAX_MALFORMED` the refusal closes the connection."""

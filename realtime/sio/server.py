@@ -17,10 +17,6 @@ from devices.services.changelog import change_log_listen
 from protocol.events import (
     ALARM_ESCALATED,
     ERROR,
-    SUBSCRIBE_DEVICE,
-    SUBSCRIBE_WARD,
-    UNSUBSCRIBE_DEVICE,
-    UNSUBSCRIBE_WARD,
     DeviceChange,
 )
 from protocol.ward_payloads import error_body
@@ -37,8 +33,6 @@ from realtime.sio.subscriptions import Subscriber, device_room
 from realtime.sio.ward_feed import ward_feed
 
 logger = logging.getLogger(__name__)
-
-CLIENT_REQUESTS = (SUBSCRIBE_DEVICE, UNSUBSCRIBE_DEVICE, SUBSCRIBE_WARD, UNSUBSCRIBE_WARD)
 
 sio = GuardedAsyncServer(
     async_mode="asgi",  # explicit: installing aiohttp would otherwise switch the mode (pitfalls.md)

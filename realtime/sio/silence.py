@@ -11,20 +11,21 @@ from devices.models import Ward
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
 from protocol.payloads import payload_to_wire
 from realtime.sio.auth import Principal
-from realtime.sio.limits import RequestRefused
+from realtime.sio.limits import ConnectionLimits, RequestRefused
 
 WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
 
 
-def silence_request(principal: Principal, data: Any) -> dict:
+def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -> dict:
     """Silence (or, with `seconds: 0`, end the silence of) one ward; the `ward:silence` body to announce.
 
     Only a signed-in person who may acknowledge alarms and belongs to the ward (staff: any ward) may
     silence it: a silence is a clinical act with a name on it, so a service account's token may not.
+    A malformed request (no ward, a reason that is not text) is a strike on the connection's `limits`.
     """
     ward_code = data.get("ward") if isinstance(data, dict) else None
     if not isinstance(ward_code, str) or not WARD.fullmatch(ward_code):
-        raise RequestRefused("Expected {ward: ...} naming one ward")
+        limits.strike("Expected {ward: ...} naming one ward")
     user = principal.user
     if principal.account is not None or user is None or not user.has_perm(SILENCE_PERMISSION):
         raise RequestRefused("Not permitted to silence this ward")
@@ -35,7 +36,7 @@ def silence_request(principal: Principal, data: Any) -> dict:
         raise RequestRefused("Not permitted to silence this ward")
     seconds, reason = data.get("seconds"), data.get("reason", "")
     if not isinstance(reason, str):
-        raise RequestRefused("reason must be text")
+        limits.strike("Expected {reason: ...} as text")
     try:
         if seconds == 0 and not isinstance(seconds, bool):
             silence = ward_silence_end(ward=ward, user=user)

@@ -20,7 +20,7 @@ from devices.selectors import device_exists, devices_visible_to, ward_exists, wa
 from protocol import events
 from protocol.ward_payloads import error_body
 from realtime.sio.auth import Principal
-from realtime.sio.limits import ConnectionLimits, RequestRefused
+from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS, ConnectionLimits, RequestRefused
 from realtime.sio.silence import silence_request
 from realtime.sio.snapshot import subscribe_with_snapshot
 from realtime.sio.ward_feed import ALL_WARDS, WardScope, ward_feed
@@ -51,6 +51,18 @@ def parse_field(data: Any, name: str, pattern: re.Pattern, limits: ConnectionLim
     if not isinstance(value, str) or not pattern.fullmatch(value):  # `$` alone lets "id\n" through
         limits.strike(f"Expected {{{name}: ...}} with a valid {name}")
     return value
+
+
+def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
+    """`subscribe:devices`' validated `deviceIds` (1 to the per-connection cap, duplicates dropped), or a strike."""
+    value = data.get("deviceIds") if isinstance(data, dict) else None
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= MAX_DEVICE_SUBSCRIPTIONS
+        or not all(isinstance(item, str) and DEVICE_ID.fullmatch(item) for item in value)
+    ):
+        limits.strike(f"Expected {{deviceIds: [...]}} with 1 to {MAX_DEVICE_SUBSCRIPTIONS} valid device ids")
+    return list(dict.fromkeys(value))
 
 
 def device_access(principal: Principal, device_id: str) -> str | None:
@@ -131,6 +143,10 @@ class Subscriber:
     async def _dispatch(self, event: str, data: Any) -> None:
         if event == events.SUBSCRIBE_DEVICE:
             await self.subscribe_device(parse_field(data, "deviceId", DEVICE_ID, self.limits))
+        elif event == events.SUBSCRIBE_DEVICES:
+            device_ids = parse_device_ids(data, self.limits)
+            self.limits.check_request(cost=len(device_ids) - 1)  # as many tokens as one request per pump
+            await self.subscribe_devices(device_ids)
         elif event == events.UNSUBSCRIBE_DEVICE:
             await self.unsubscribe_device(parse_field(data, "deviceId", DEVICE_ID, self.limits))
         elif event == events.SUBSCRIBE_WARD:
@@ -138,7 +154,7 @@ class Subscriber:
         elif event == events.UNSUBSCRIBE_WARD:
             self.unsubscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
         elif event == events.SILENCE_WARD:
-            body = await sync_to_async(silence_request)(self.principal, data)
+            body = await sync_to_async(silence_request)(self.principal, data, self.limits)
             await ward_feed.announce_silence(body)
         else:
             self.limits.strike(f"Unknown request {str(event)[:40]!r}")
@@ -151,6 +167,32 @@ class Subscriber:
             if refusal is not None:
                 raise RequestRefused(refusal)
         self.limits.devices.add(device_id)
+        await self._snapshot_and_join(device_id)
+
+    async def subscribe_devices(self, device_ids: list[str]) -> None:
+        """`subscribe:devices`: each pump as if subscribed alone (its own `error` when refused), read together.
+
+        Capacity and access are decided for all of them first, in order; the snapshots are then requested at
+        once, so the batched reader (`snapshot_reads.py`) reads them in one go rather than one pump at a time.
+        """
+        visible = await self._visible_devices()
+        admitted: list[str] = []
+        for device_id in device_ids:
+            try:
+                self.limits.check_device_capacity(device_id)
+                if device_id not in visible:  # the exact answer, and why not
+                    refusal = await sync_to_async(device_access)(self.principal, device_id)
+                    if refusal is not None:
+                        raise RequestRefused(refusal)
+            except RequestRefused as refused:
+                await self.send(events.ERROR, error_body(refused.message, request=events.SUBSCRIBE_DEVICES,
+                                                         deviceId=device_id))  # fmt: skip
+                continue
+            self.limits.devices.add(device_id)
+            admitted.append(device_id)
+        await asyncio.gather(*(self._snapshot_and_join(device_id) for device_id in admitted))
+
+    async def _snapshot_and_join(self, device_id: str) -> None:
         await subscribe_with_snapshot(
             device_id, send=self.send, join=lambda: self.join_device(device_id),
             subscriber=self.subscriber_id, room=device_room(device_id),

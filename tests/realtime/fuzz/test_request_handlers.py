@@ -19,15 +19,19 @@ from tests.realtime.fuzz.strategies import json_values
 
 pytestmark = pytest.mark.django_db
 
-CLIENT_REQUESTS = [events.SUBSCRIBE_DEVICE, events.UNSUBSCRIBE_DEVICE, events.SUBSCRIBE_WARD, events.UNSUBSCRIBE_WARD]
 MALFORMED_PREFIXES = ("Expected {", "Unknown request")
 identifiers = st.sampled_from(["PUMP_0001", "PUMP_OTHER", "PUMP_NONE", "icu", "er", "*", "", "PUMP_0001\n"]) | st.text(
     max_size=70
 )
 request_payloads = json_values | st.fixed_dictionaries(
-    {}, optional={"deviceId": identifiers | json_values, "ward": identifiers | json_values}
+    {},
+    optional={
+        "deviceId": identifiers | json_values,
+        "deviceIds": st.lists(identifiers, max_size=60) | json_values,
+        "ward": identifiers | json_values,
+    },
 )
-request_events = st.sampled_from(CLIENT_REQUESTS) | st.text(max_size=50)
+request_events = st.sampled_from(events.CLIENT_REQUESTS) | st.text(max_size=50)
 
 
 class RunningTask:

@@ -1,0 +1,86 @@
+"""`subscribe:devices` (contract v1.1): one request for many pumps, as if subscribed one by one, under a real
+Daphne with a real python-socketio client and a plain WebSocket client of the Channels endpoint."""
+
+import pytest
+
+from devices.models import Device
+from protocol import events
+from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS
+from tests.factories import make_device, make_user, make_ward
+from tests.support.changes import changes_commit
+from tests.support.sio import ChannelsClient, StreamClient, session_cookie
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+ICU_PUMPS = ["PUMP_0001", "PUMP_0002", "PUMP_0003"]
+
+
+@pytest.fixture
+def icu_nurse():
+    icu = make_ward("icu")
+    for device_id in ICU_PUMPS:
+        make_device(device_id, ward=icu)
+    make_device("PUMP_9001", ward=make_ward("maternity"))
+    return make_user("nurse", ward=icu)
+
+
+def subscribed_seqs(log, device_ids: list[str]) -> dict[str, int]:
+    """Wait for a `stream:subscribed` of each pump; their `seq`s."""
+    for device_id in device_ids:
+        log.wait_for(lambda e, d, device_id=device_id: e == events.STREAM_SUBSCRIBED and d["deviceId"] == device_id)
+    return {d["deviceId"]: d["seq"] for d in log.named(events.STREAM_SUBSCRIBED)}
+
+
+def test_one_request_subscribes_each_permitted_pump_and_refuses_the_others_by_name(daphne_server, icu_nurse, clients):
+    client = StreamClient(daphne_server.url, cookie=session_cookie(icu_nurse)).connect()
+    clients.append(client)
+    asked = [*ICU_PUMPS, "PUMP_9001", "PUMP_NONE", "PUMP_0001"]  # a foreign pump, an unknown one, a duplicate
+    client.emit(events.SUBSCRIBE_DEVICES, {"deviceIds": asked})
+    seqs = subscribed_seqs(client.events, ICU_PUMPS)
+    client.events.wait_for(lambda e, d: e == events.ERROR and d.get("deviceId") == "PUMP_NONE")
+    errors = {d["deviceId"]: d for d in client.events.named(events.ERROR)}
+    assert errors == {
+        "PUMP_9001": {"message": "Not permitted to watch this pump", "request": events.SUBSCRIBE_DEVICES,
+                      "deviceId": "PUMP_9001"},
+        "PUMP_NONE": {"message": "Invalid Device ID", "request": events.SUBSCRIBE_DEVICES, "deviceId": "PUMP_NONE"},
+    }  # fmt: skip
+    assert len(client.events.named(events.STREAM_SUBSCRIBED)) == len(ICU_PUMPS), "one stream:subscribed per pump"
+    assert not client.events.device_events("PUMP_9001"), "no state of a foreign pump may leak"
+    for device_id in ICU_PUMPS:  # each pump's snapshot, as after its own subscribe:device
+        client.events.wait_for(
+            lambda e, d, device_id=device_id: e == events.DEVICE_STATUS and d["deviceId"] == device_id
+        )
+        snapshot = client.events.device_events(device_id)
+        assert snapshot[0][0] == events.DEVICE_STATUS and {d["seq"] for _, d in snapshot} == {seqs[device_id]}
+
+    changes_commit("PUMP_0003", [(events.DEVICE_PROGRESS, {"progress": {"n": 1}})])
+    live = client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["deviceId"] == "PUMP_0003")
+    assert live["seq"] == seqs["PUMP_0003"] + 1 == Device.objects.get(device_id="PUMP_0003").event_seq
+
+
+def test_malformed_lists_are_strikes_and_the_connection_keeps_serving(daphne_server, icu_nurse, clients):
+    client = StreamClient(daphne_server.url, cookie=session_cookie(icu_nurse)).connect()
+    clients.append(client)
+    too_many = [f"PUMP_{n:04d}" for n in range(MAX_DEVICE_SUBSCRIPTIONS + 1)]
+    for bad in ({"deviceIds": "PUMP_0001"}, {"deviceIds": []}, {"deviceIds": ["bad id"]}, {"deviceIds": too_many},
+                {"deviceIds": [{"deviceId": "PUMP_0001"}]}, ["PUMP_0001"]):  # fmt: skip
+        client.emit(events.SUBSCRIBE_DEVICES, bad)
+    client.events.wait_for(lambda e, d: len(client.events.named(events.ERROR)) == 6)
+    messages = {d["message"] for d in client.events.named(events.ERROR)}
+    assert messages == {f"Expected {{deviceIds: [...]}} with 1 to {MAX_DEVICE_SUBSCRIPTIONS} valid device ids"}
+    assert not client.events.named(events.STREAM_SUBSCRIBED), "a malformed list subscribes nothing"
+    client.emit(events.SUBSCRIBE_DEVICES, {"deviceIds": ["PUMP_0002"]})
+    subscribed_seqs(client.events, ["PUMP_0002"])
+    assert client.client.connected
+
+
+def test_the_channels_endpoint_takes_the_same_request(daphne_server, icu_nurse):
+    client = ChannelsClient(daphne_server.url, cookie=session_cookie(icu_nurse))
+    try:
+        client.emit(events.SUBSCRIBE_DEVICES, {"deviceIds": ["PUMP_0001", "PUMP_0002"]})
+        seqs = subscribed_seqs(client.events, ["PUMP_0001", "PUMP_0002"])
+        changes_commit("PUMP_0001", [(events.DEVICE_PROGRESS, {"progress": {"n": 2}})])
+        live = client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["deviceId"] == "PUMP_0001")
+        assert live["seq"] == seqs["PUMP_0001"] + 1
+    finally:
+        client.close()
