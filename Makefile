@@ -35,7 +35,7 @@ test: setup-test
 POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/realtime/test_fanout.py tests/realtime/test_publisher_order.py \
 	tests/realtime/test_publisher.py \
 	tests/integration/bridge tests/integration/realtime tests/integration/hostile/test_poison_message.py \
-	tests/integration/hostile/test_two_daphnes_rights.py \
+	tests/integration/hostile/test_two_daphnes_rights.py tests/integration/scaleout \
 	tests/integration/reliability/test_database_locked.py tests/integration/reliability/test_daphne_restart.py \
 	tests/integration/reliability/test_pump_disconnect.py tests/integration/reliability/test_security.py
 POSTGRES_FAILING ?= \

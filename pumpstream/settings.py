@@ -10,6 +10,7 @@ import os
 from datetime import timedelta
 from pathlib import Path
 from tempfile import gettempdir
+from urllib.parse import urlparse
 
 import environ
 from csp.constants import NONE, SELF
@@ -199,8 +200,23 @@ STATION_GROUP = env.str("STATION_GROUP", default="Ward stations")
 STATION_SESSION_AGE_S = env.int("STATION_SESSION_AGE_S", default=90 * 24 * 3600)
 X_FRAME_OPTIONS = "DENY"
 
+# Redis between several Daphne processes (docs/deploy.md): unset (the default, `make run`) means none. With
+# REDIS_URL=redis://:PASSWORD@host:port/0 every Daphne's Socket.IO client manager (`realtime/cluster.py`) and the
+# Channels layer use it. Anyone who can publish there reaches every Daphne, so production refuses a URL without
+# a password (use `rediss://` between hosts); development and the tests accept one (a loopback Redis of one's own).
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not DEVELOPMENT and not urlparse(REDIS_URL).password:
+    raise ImproperlyConfigured("REDIS_URL must carry the Redis password: redis://[user]:PASSWORD@host:port/0")
+
 # The default capacity (100 messages per channel) silently drops a burst to a Channels endpoint client.
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 5000}}}
+if REDIS_URL:  # the endpoint's session groups span the processes; its pump changes stay local (realtime/consumers.py)
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "prefix": "pumpstream-channels"},
+        }
+    }
 
 # MQTT: MQTT_URL, or the original system's HIVEMQ_* variables (port 8883 means TLS).
 MQTT = mqtt_settings_from_env(env)

@@ -2,6 +2,12 @@
 
 Frames are `{"event": name, "data": payload}` both ways, with the same event names, payloads and
 subscribe semantics as Socket.IO. Authentication: the session cookie or `Authorization: Bearer <token>`.
+
+A pump's changes reach this process's connections straight from the fan-out (`device_watchers`), never through
+the channel layer: every Daphne reads the change log itself, so a change sent through channels-redis would
+reach the other processes' connections a second time, and Redis would sit on the road of every change. The
+channel layer (channels-redis with `REDIS_URL`) carries what must span the processes: `session.closed` to the
+connections of a Django session that signed out on any of them.
 """
 
 import json
@@ -19,13 +25,17 @@ from realtime.fanout import fanout
 from realtime.sio import server as sio_server
 from realtime.sio.auth import authenticate, bearer_token, origin_allowed
 from realtime.sio.rights import rights
-from realtime.sio.subscriptions import Subscriber, device_group
+from realtime.sio.subscriptions import Subscriber
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_ABUSE = 4429
 MAX_FRAME_BYTES = 16 * 1024
+
+
+# pump -> this process's endpoint connections subscribed to it (joined under the pump's lock, like a room)
+device_watchers: dict[str, set["DeviceStreamConsumer"]] = {}
 
 
 def session_group(session_hash: str) -> str:
@@ -51,6 +61,7 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.snapshot_seq: dict[str, int] = {}
+        self.watching: set[str] = set()
         self.groups_joined: set[str] = set()
         self.subscriber = Subscriber(principal, self.channel_name, self._send_event, self._join, self._leave)
         if await rights.admit(self.channel_name, self.subscriber, close=lambda: self.close(code=CLOSE_UNAUTHORIZED)):
@@ -85,12 +96,13 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         rights.release(self.channel_name)
         if self.subscriber is not None:
             self.subscriber.close()
+            for device_id in list(getattr(self, "watching", ())):
+                self._unwatch(device_id)
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def device_change(self, message: dict) -> None:
-        """A change from the fan-out; skipped when this connection's snapshot already holds it."""
-        change = message["change"]
+    async def device_change(self, change: dict) -> None:
+        """A change from the fan-out (wire form); skipped when this connection's snapshot already holds it."""
         device_id = change["deviceId"]
         if device_id not in self.subscriber.limits.devices or change["seq"] <= self.snapshot_seq.get(device_id, 0):
             return
@@ -106,24 +118,37 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"event": event, "data": payload})
 
     async def _join(self, device_id: str) -> None:
-        await self._group_add(device_group(device_id))
+        self.watching.add(device_id)
+        device_watchers.setdefault(device_id, set()).add(self)
 
     async def _leave(self, device_id: str) -> None:
-        group = device_group(device_id)
-        self.groups_joined.discard(group)
+        self._unwatch(device_id)
+
+    def _unwatch(self, device_id: str) -> None:
+        self.watching.discard(device_id)
         self.snapshot_seq.pop(device_id, None)
-        await self.channel_layer.group_discard(group, self.channel_name)
+        watchers = device_watchers.get(device_id)
+        if watchers is not None:
+            watchers.discard(self)
+            if not watchers:
+                del device_watchers[device_id]
 
     async def _group_add(self, group: str) -> None:
         self.groups_joined.add(group)
         await self.channel_layer.group_add(group, self.channel_name)
 
 
-async def deliver_to_groups(change: DeviceChange, skip: frozenset[str]) -> None:
-    """Fan-out target: the pump's Channels group (consumers skip what their snapshot holds)."""
-    await get_channel_layer().group_send(
-        device_group(change.device_id), {"type": "device.change", "change": change_to_wire(change)}
-    )
+async def deliver_to_watchers(change: DeviceChange, skip: frozenset[str]) -> None:
+    """Fan-out target: this process's endpoint connections of the pump (each skips what its snapshot holds)."""
+    watchers = device_watchers.get(change.device_id)
+    if not watchers:
+        return
+    wire = change_to_wire(change)
+    for consumer in list(watchers):
+        try:
+            await consumer.device_change(wire)
+        except Exception:  # one broken connection must not keep the pump's change from the others
+            logger.exception("delivering to an endpoint connection failed", extra={"device_id": change.device_id})
 
 
 async def close_session_connections(session_hash: str) -> None:
@@ -133,5 +158,5 @@ async def close_session_connections(session_hash: str) -> None:
 
 def install() -> None:
     """Feed the endpoint from the fan-out and close its connections at sign-out."""
-    fanout.targets.append(deliver_to_groups)
+    fanout.targets.append(deliver_to_watchers)
     sio_server.sign_out_closers.append(close_session_connections)

@@ -2,8 +2,9 @@
 # Installs everything PumpStream needs on a fresh machine: system packages (as root, where missing),
 # the virtual environment, Python and npm dependencies, and the front-end files served as static.
 # Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium, and with
-# CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`, with CI=true or WITH_NGINX=true
-# Debian's nginx for the check of deploy/nginx/)
+# CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`, with CI=true or WITH_REDIS=true
+# Debian's redis-server for its scale-out tests, with CI=true or WITH_NGINX=true Debian's nginx for the check of
+# deploy/nginx/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -17,6 +18,10 @@ if [ "$want_test" = "--test" ]; then
   # are used: the tests start a cluster of their own (tests/support/postgres.py), never Debian's.
   if [ "${CI:-}" = "true" ] || [ "${WITH_POSTGRES:-}" = "true" ]; then
     compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_packages+=(postgresql)
+  fi
+  # Redis for the scale-out tests under `make test-postgres` (tests/support/redis.py starts its own server).
+  if [ "${CI:-}" = "true" ] || [ "${WITH_REDIS:-}" = "true" ]; then
+    command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_packages+=(redis-server)
   fi
   # nginx, for `nginx -t` of deploy/nginx/pumpstream.conf in the suite (CI runs it; elsewhere WITH_NGINX=true).
   if [ "${CI:-}" = "true" ] || [ "${WITH_NGINX:-}" = "true" ]; then
@@ -44,6 +49,11 @@ fi
 # Likewise Debian's PostgreSQL cluster (on 5432) where it started one: the tests never use it.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
   systemctl stop postgresql || true
+fi
+
+# Likewise Debian's Redis (on 6379, without a password): the tests start their own, with one.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet redis-server 2>/dev/null; then
+  systemctl stop redis-server || true
 fi
 
 requirements=requirements.txt

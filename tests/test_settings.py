@@ -43,6 +43,14 @@ def test_production_refuses_to_start_without_bridge_secret():
     assert "BRIDGE_INTERNAL_SECRET" in result.stderr
 
 
+def test_production_refuses_a_redis_url_without_a_password():
+    result = manage("check", env={**PRODUCTION, **REAL_SECRETS, "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert result.returncode != 0, "production started with a Redis that anyone on its network could publish to"
+    assert "REDIS_URL must carry the Redis password" in result.stderr
+    with_password = {**PRODUCTION, **REAL_SECRETS, "REDIS_URL": "redis://:a-long-redis-password@127.0.0.1:6379/0"}
+    assert manage("check", env=with_password).returncode == 0
+
+
 def test_check_deploy_is_clean_in_production():
     result = manage("check", "--deploy", "--fail-level", "WARNING", env={**PRODUCTION, **REAL_SECRETS})
     assert result.returncode == 0, result.stdout + result.stderr

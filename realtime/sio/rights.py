@@ -30,6 +30,7 @@ from devices.models import ServiceAccount
 from devices.selectors import devices_visible_to
 from protocol import events
 from protocol.ward_payloads import error_body
+from realtime.cluster import EVERYONE
 from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.socket_cap import SocketLedger
 from realtime.sio.subscriptions import Subscriber, ward_scope
@@ -100,6 +101,12 @@ def rights_of(principal: Principal, devices: set[str], wards: set[str]) -> tuple
     return devices - visible, {ward: ward_scope(principal, ward) for ward in wards}
 
 
+def covers(names: set[str], connection: LiveConnection) -> bool:
+    """Whether a nudge naming `names` (`user:5`, `account:2`, `session:<hash>`, `*`) is about this socket."""
+    principal = connection.subscriber.principal
+    return bool({EVERYONE, principal_key(principal), f"session:{principal.session_hash}"} & names)
+
+
 def verdicts_for(requests: dict[str, tuple[Principal, set[str], set[str]]]) -> dict[str, Verdict]:
     """One verdict per credential: credentials read together, rights once per user or service account."""
     close_old_connections()
@@ -132,6 +139,9 @@ class RightsRegistry:
         self.connections: dict[str, LiveConnection] = {}
         self.ledger = SocketLedger()
         self._task: asyncio.Task | None = None
+        self._round = asyncio.Lock()  # one re-check at a time: a nudged round and the periodic one never interleave
+        self._nudged: set[str] = set()
+        self._nudge_task: asyncio.Task | None = None
 
     @property
     def interval_s(self) -> float:
@@ -168,9 +178,30 @@ class RightsRegistry:
             except Exception:  # the re-check must outlive one failed round (database busy): the next one retries
                 logger.exception("rights re-check failed")
 
-    async def recheck(self) -> None:
-        """One round: read every connected credential's rights now and act on what was withdrawn."""
-        live = dict(self.connections)
+    def recheck_soon(self, names: list[str]) -> None:
+        """A nudge from Redis (`realtime/cluster.py`): re-check the sockets these names cover now, not next round."""
+        if not self.connections:
+            return
+        self._nudged.update(names)
+        if self._nudge_task is None or self._nudge_task.done():
+            self._nudge_task = asyncio.get_running_loop().create_task(self._recheck_nudged())
+
+    async def _recheck_nudged(self) -> None:
+        while self._nudged:
+            names, self._nudged = self._nudged, set()  # nudges that arrive meanwhile make one more round
+            try:
+                await self.recheck(names)
+            except Exception:  # like the periodic round: the next one (or the periodic re-check) retries
+                logger.exception("nudged rights re-check failed")
+
+    async def recheck(self, names: set[str] | None = None) -> None:
+        """One round: read the connected credentials' rights now (of the sockets `names` cover; None: all) and
+        act on what was withdrawn."""
+        async with self._round:
+            await self._recheck(names)
+
+    async def _recheck(self, names: set[str] | None) -> None:
+        live = {conn_id: c for conn_id, c in self.connections.items() if names is None or covers(names, c)}
         requests: dict[str, tuple[Principal, set[str], set[str]]] = {}
         for connection in live.values():
             subscriber = connection.subscriber
@@ -180,7 +211,7 @@ class RightsRegistry:
             wards.update(subscriber.limits.wards)
         if not requests:
             return
-        if self.ledger.shared:
+        if self.ledger.shared and names is None:
             await self.ledger.touch()
         verdicts = await sync_to_async(verdicts_for, thread_sensitive=False)(requests)
         for conn_id, connection in live.items():

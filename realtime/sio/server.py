@@ -21,6 +21,7 @@ from protocol.events import (
 )
 from protocol.ward_payloads import error_body
 from realtime import server_metrics
+from realtime.cluster import RECHECK, SILENCE, ClusterManager, cluster_manager
 from realtime.fanout import fanout
 from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 sio = GuardedAsyncServer(
     async_mode="asgi",  # explicit: installing aiohttp would otherwise switch the mode (pitfalls.md)
+    client_manager=cluster_manager(),  # Redis when REDIS_URL is set: nudges between the Daphne processes
     cors_allowed_origins=settings.SOCKETIO_CORS_ALLOWED_ORIGINS,  # None: same origin; never "*" or []
     logger=False,
     engineio_logger=False,
@@ -206,6 +208,12 @@ def _spawn(coroutine: Any) -> None:
     asyncio.get_running_loop().create_task(coroutine)
 
 
+def cluster_handlers_install(manager: ClusterManager) -> None:
+    """What this process does on a nudge from Redis: re-check the named sockets, re-read the wards' silences."""
+    manager.handlers[RECHECK] = rights.recheck_soon
+    manager.handlers[SILENCE] = lambda wards: _spawn(ward_feed.refresh_silences())
+
+
 internal_sio = internal_server(
     on_first_connect=Runtime.bind, wake_publisher=functools.partial(publisher.wake, "bridge")
 )
@@ -214,6 +222,8 @@ internal_sio = internal_server(
 def install() -> None:
     """Wire the Socket.IO server into this process: namespaces, the fan-out targets, the publisher's wake."""
     sio.register_namespace(client_namespace)
+    if isinstance(sio.manager, ClusterManager):
+        cluster_handlers_install(sio.manager)
     fanout.targets.append(deliver_to_rooms)
     fanout.targets.append(ward_feed.deliver_alarm)
     fanout.targets.append(deliver_escalation)

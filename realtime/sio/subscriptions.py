@@ -19,6 +19,7 @@ from django.conf import settings
 from devices.selectors import device_exists, devices_visible_to, ward_exists, wards_visible_to
 from protocol import events
 from protocol.ward_payloads import error_body
+from realtime.cluster import SILENCE, nudge_now
 from realtime.sio.auth import Principal
 from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS, ConnectionLimits, RequestRefused
 from realtime.sio.silence import silence_request
@@ -38,11 +39,6 @@ RoomAction = Callable[[str], Awaitable[None]]
 def device_room(device_id: str) -> str:
     """The Socket.IO room of one pump's events."""
     return f"device:{device_id}"
-
-
-def device_group(device_id: str) -> str:
-    """The Channels group of one pump's events (group names allow no colon)."""
-    return f"device.{device_id}"
 
 
 def parse_field(data: Any, name: str, pattern: re.Pattern, limits: ConnectionLimits) -> str:
@@ -156,6 +152,8 @@ class Subscriber:
         elif event == events.SILENCE_WARD:
             body = await sync_to_async(silence_request)(self.principal, data, self.limits)
             await ward_feed.announce_silence(body)
+            if settings.REDIS_URL:  # the other Daphne processes' feeds announce it now too, not at their next tick
+                await sync_to_async(nudge_now, thread_sensitive=False)(SILENCE, [body["ward"]])
         else:
             self.limits.strike(f"Unknown request {str(event)[:40]!r}")
 

@@ -1,0 +1,103 @@
+"""Rights withdrawn anywhere close or trim a user's sockets on every Daphne at once, through Redis.
+
+The Daphne processes re-check rights every `RIGHTS_RECHECK_S`; here that is 30 s, longer than any wait below,
+so whatever closes within the bound was closed by the nudge through Redis (`realtime/cluster.py`), which names
+whom to re-read and lets the database decide. The last test measures the time to close with and without Redis
+at the default 2 s re-check and logs it.
+"""
+
+import logging
+import time
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+
+from protocol import events
+from tests.factories import make_device, make_user, make_ward
+from tests.integration.scaleout.conftest import daphnes_on_redis, wait_for_listeners
+from tests.support.daphne import DaphneServer
+from tests.support.redis import RedisServer
+from tests.support.sio import BrowserSession, StreamClient, session_cookie
+
+logger = logging.getLogger(__name__)
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="several Daphne need PostgreSQL (make test-postgres)"),
+]
+RECHECK_S = "30"  # never within these tests' waits: only a nudge can act in time
+BOUND_S = 5.0
+
+
+@pytest.fixture
+def two_daphnes(django_db_setup, django_db_blocker, broker, artifacts_dir, redis_server):
+    servers = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url, RIGHTS_RECHECK_S=RECHECK_S)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def icu():
+    """A ward with one pump."""
+    ward = make_ward("icu")
+    make_device("PUMP_0001", ward=ward)
+    return ward
+
+
+@contextmanager
+def sockets_on_both(servers: list[DaphneServer], redis_server: RedisServer, cookie: str):
+    """One socket on each Daphne subscribed to PUMP_0001, once both processes listen on Redis; closed after."""
+    sockets = [StreamClient(server.url, cookie=cookie).connect() for server in servers]
+    try:
+        for client in sockets:
+            assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
+        wait_for_listeners(redis_server.url, len(servers))
+        yield sockets
+    finally:
+        for client in sockets:
+            client.close()
+
+
+def seconds_until_closed(sockets: list[StreamClient], since: float, bound: float = BOUND_S) -> list[float]:
+    """How long after `since` each socket was closed by the server (AssertionError past `bound`)."""
+    closed = []
+    for name, client in zip("AB", sockets, strict=True):
+        assert client.disconnected.wait(max(0.0, since + bound - time.monotonic())), (
+            f"the socket on Daphne {name} was still open {bound}s after the revocation"
+        )
+        closed.append(time.monotonic() - since)
+    return closed
+
+
+def test_deactivating_a_user_closes_its_sockets_on_both_processes_at_once(two_daphnes, nudging, icu):
+    nurse = make_user("leaver", ward=icu)
+    with sockets_on_both(two_daphnes, nudging, session_cookie(nurse)) as sockets:
+        revoked_at = time.monotonic()
+        nurse.is_active = False
+        nurse.save(update_fields=["is_active"])  # as the admin would, in a process that serves no socket
+        closed = seconds_until_closed(sockets, revoked_at)
+        for client in sockets:
+            assert {"message": "Account deactivated"} in client.events.named(events.ERROR)
+    logger.info("deactivation closed the sockets on A and B after %.3f s and %.3f s", *closed)
+
+
+def test_signing_out_on_b_closes_the_sessions_socket_on_a_at_once(two_daphnes, redis_server, icu):
+    make_user("signout-nurse", ward=icu)
+    browser = BrowserSession(two_daphnes[1].url, "signout-nurse")
+    with sockets_on_both(two_daphnes, redis_server, browser.cookie_header) as sockets:
+        signed_out_at = time.monotonic()
+        browser.sign_out()  # a page on B: the session's row is deleted there, and B nudges every Daphne
+        closed = seconds_until_closed(sockets, signed_out_at)
+    logger.info("sign-out on B closed the session's sockets on A and B after %.3f s and %.3f s", *closed)
+
+
+def test_removing_a_ward_member_drops_its_pumps_on_both_processes_at_once(two_daphnes, nudging, icu):
+    nurse = make_user("moved-nurse", ward=icu)
+    with sockets_on_both(two_daphnes, nudging, session_cookie(nurse)) as sockets:
+        icu.members.remove(nurse)
+        dropped = {"message": "No longer permitted to watch this pump", "deviceId": "PUMP_0001"}
+        for name, client in zip("AB", sockets, strict=True):
+            client.events.wait_for(lambda e, d: e == events.ERROR and d == dropped, timeout=BOUND_S)
+            assert not client.disconnected.is_set(), f"the nurse's socket on {name} was closed, not trimmed"

@@ -1,0 +1,80 @@
+"""A throwaway Redis for a test: Debian's `redis-server` on a free port of 127.0.0.1, with a password.
+
+Laid out as production asks (`deploy/redis/pumpstream.conf`): loopback bind, `requirepass`, protected mode, no
+persistence. `scripts/setup.sh --test` installs `redis-server` with CI=true or WITH_REDIS=true; where it is
+absent the Redis tests skip, except under CI=true, where a missing Redis fails them.
+"""
+
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import free_port, stop, wait_for_port
+
+
+def redis_server_path() -> str | None:
+    """Where `redis-server` is, or None."""
+    return shutil.which("redis-server") or next(
+        (path for path in ("/usr/bin/redis-server", "/usr/sbin/redis-server") if os.access(path, os.X_OK)), None
+    )
+
+
+def redis_server_or_skip() -> str:
+    """`redis-server`'s path; skips the test where it is missing, fails it under CI=true (CI installs it)."""
+    path = redis_server_path()
+    if path is None:
+        message = "redis-server is not installed: run `WITH_REDIS=true scripts/setup.sh --test` (as root)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI installs it, so its absence is a failure")
+        pytest.skip(message)
+    return path
+
+
+class RedisServer:
+    """One `redis-server` in its own directory; `url` carries the password, `url_without_password` does not."""
+
+    def __init__(self, directory: Path) -> None:
+        self.program = redis_server_or_skip()
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.password = secrets.token_urlsafe(24)
+        self.log_path = directory / "redis.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def url_without_password(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> "RedisServer":
+        options = {
+            "port": str(self.port),
+            "bind": "127.0.0.1",
+            "protected-mode": "yes",
+            "requirepass": self.password,
+            "save": "",
+            "appendonly": "no",
+            "dir": str(self.directory),
+            "logfile": str(self.log_path),
+            "daemonize": "no",
+        }
+        arguments = [item for name, value in options.items() for item in (f"--{name}", value)]
+        self.process = subprocess.Popen([self.program, *arguments], cwd=self.directory,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
+        wait_for_port(self.port, process=self.process, timeout=20)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
