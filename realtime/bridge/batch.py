@@ -11,7 +11,7 @@ from django.db import transaction
 
 from devices.services.protection import alarm_flood_raise
 from protocol import topics
-from realtime.bridge.budgets import PumpBudgets
+from realtime.bridge.budgets import PumpBudgets, ShedSummary
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.ingest import (
@@ -31,6 +31,7 @@ from realtime.metrics import MESSAGES_DUPLICATE
 logger = logging.getLogger(__name__)
 
 SHED = "shed"
+SHED_BY_GUARD, SHED_BY_BUDGET = "progress", "budget"  # `InboundMessage.shed`: what shed it ("" admitted)
 
 
 class BatchIngest:
@@ -40,19 +41,39 @@ class BatchIngest:
         self.guard = guard
         self.budgets = budgets
 
+    def admit(self, messages: list[InboundMessage]) -> None:
+        """Decide, once and in arrival order, whether each undecided message passes the progress guard and
+        its pump's budgets (on the raw message, before parsing); sets `message.shed`."""
+        undecided = [message for message in messages if message.shed is None]
+        if not undecided:
+            return
+        guarded = self.guard.admit_batch(undecided)
+        budgeted = self.budgets.admit_batch(undecided) if self.budgets else [True] * len(undecided)
+        for message, progress_ok, budget_ok in zip(undecided, guarded, budgeted, strict=True):
+            message.shed = "" if progress_ok and budget_ok else SHED_BY_GUARD if not progress_ok else SHED_BY_BUDGET
+
     def run(self, batch: list[InboundMessage]) -> Counter[str]:
-        """Every message checked, shed, rejected or applied; returns the outcomes by name."""
+        """Every message checked, shed, rejected or applied; returns the outcomes by name.
+
+        What was shed over the budgets is summed up from the batch itself, so a retry after a rollback
+        counts exactly the same messages (admission was decided once, see `admit`).
+        """
+        self.admit(batch)
         outcomes: Counter[str] = Counter()
+        summary = ShedSummary()
         routine: list[tuple[InboundMessage, CheckedMessage]] = []
-        for message, admitted in zip(batch, self._admit(batch), strict=True):
-            if not admitted:
+        for message in batch:
+            if message.shed:
                 outcomes[SHED] += 1
+                if message.shed == SHED_BY_BUDGET:
+                    summary.add_message(message)
                 continue
             checked = self._check(message, outcomes)
             if checked is None:
                 continue
             if self.budgets and not self.budgets.alarm_admitted(checked, message.received_at.timestamp()):
                 outcomes[SHED] += 1
+                summary.add(checked.device_id, checked.kind, checked.report.type)
                 continue
             if is_routine_progress(checked):
                 routine.append((message, checked))
@@ -61,21 +82,13 @@ class BatchIngest:
             routine = []
             outcomes[message_ingest(message, checked)] += 1
         outcomes.update(self._routine(routine))
-        self._summarise_floods()
+        self._summarise_floods(summary)
         return outcomes
 
-    def _admit(self, batch: list[InboundMessage]) -> list[bool]:
-        """Per message, whether it passes the progress guard and its pump's budgets (decided before parsing)."""
-        admitted = self.guard.admit_batch(batch)
-        if self.budgets is None:
-            return admitted
-        return [a and b for a, b in zip(admitted, self.budgets.admit_batch(batch), strict=True)]
-
-    def _summarise_floods(self) -> None:
+    @staticmethod
+    def _summarise_floods(summary: ShedSummary) -> None:
         """One `alarm_flood` (raised or counted) per pump whose messages were shed over its budgets."""
-        if self.budgets is None:
-            return
-        for device_id, (shed, alarm_types) in self.budgets.take_shed().items():
+        for device_id, shed, alarm_types in summary.items():
             try:
                 alarm_flood_raise(device_id=device_id, shed=dict(shed), alarm_types=alarm_types)
             except INFRASTRUCTURE_ERRORS:

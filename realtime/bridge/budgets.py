@@ -6,10 +6,13 @@ buckets per pump, decided on the raw topic before any parsing: `alarm` (its `err
 never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
 acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budgetShed`),
 logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
-the first alarm types it shed, so what the pump said is never silently lost. The newest report of each
-kind per pump in a batch is never shed, so a flooding pump's state stays current. Alarms are also
-bounded in number: a pump with `max_active` distinct active alarms gets no new one (a repeat of an
-active alarm or a clearing still passes); the refused alarm is counted into its `alarm_flood` too.
+the first alarm types it shed, so what the pump said is never silently lost. A message is admitted or
+shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
+(`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
+The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
+current. Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new
+one (a repeat of an active alarm or a clearing still passes); the refused alarm is counted into its
+`alarm_flood` too.
 """
 
 import logging
@@ -43,19 +46,17 @@ class Budget:
 
 
 class PumpBudgets:
-    """Admits each pump's alarms and reports within their budgets; remembers what it shed per pump for the batch."""
+    """Admits each pump's alarms and reports within their budgets; counts (metrics, log) what it sheds."""
 
     def __init__(self, *, alarm: Budget, report: Budget, max_active_alarms: int) -> None:
         self.budgets = {ALARM: alarm, REPORT: report}
         self.max_active_alarms = max_active_alarms
         self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
-        self.shed: dict[str, Counter[str]] = {}  # this batch's shed messages, per pump and topic kind
-        self.shed_types: dict[str, list[str]] = {}  # the alarm types among them, as sent (the first few)
         self.logged_at: dict[str, float] = {}
         self.shed_total = 0
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
-        """Per message, False when it is shed; call `take_shed()` after the batch for the summaries."""
+        """Per message, False when it is shed (the batch's `ShedSummary` then names it in `alarm_flood`)."""
         senders = [_budgeted_sender(message) for message in batch]
         newest = {(sender, kind): index for index, (sender, kind) in enumerate(senders) if sender and kind != "error"}
         admitted = []
@@ -63,8 +64,7 @@ class PumpBudgets:
             keep = device_id is None or newest.get((device_id, kind)) == index
             keep = self._take(device_id, kind, message) or keep
             if not keep:
-                alarm_type = _raw_alarm_type(message) if kind == topics.ERROR else None
-                self.count_shed(device_id, kind, message.received_at.timestamp(), alarm_type=alarm_type)
+                self.count_shed(device_id, kind, message.received_at.timestamp())
             admitted.append(keep)
         return admitted
 
@@ -78,20 +78,11 @@ class PumpBudgets:
         active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
         if key in active or len(active) < self.max_active_alarms:
             return True
-        self.count_shed(checked.device_id, topics.ERROR, clock, alarm_type=checked.report.type)
+        self.count_shed(checked.device_id, topics.ERROR, clock)
         return False
 
-    def take_shed(self) -> dict[str, tuple[Counter[str], list[str]]]:
-        """What was shed since the last call, per pump: counts per kind and the alarm types (for `alarm_flood`)."""
-        shed = {device_id: (counts, self.shed_types.get(device_id, [])) for device_id, counts in self.shed.items()}
-        self.shed, self.shed_types = {}, {}
-        return shed
-
-    def count_shed(self, device_id: str, kind: str, clock: float, *, alarm_type: str | None = None) -> None:
-        self.shed.setdefault(device_id, Counter())[kind] += 1
-        types = self.shed_types.setdefault(device_id, [])
-        if alarm_type and alarm_type not in types and len(types) < SHED_TYPES_KEPT:
-            types.append(alarm_type[:64])
+    def count_shed(self, device_id: str, kind: str, clock: float) -> None:
+        """The metric, the heartbeat's total and a log line per pump per minute (the summary is the batch's)."""
         self.shed_total += 1
         metrics.BUDGET_SHED.labels(kind=kind).inc()
         if clock - self.logged_at.get(device_id, float("-inf")) >= LOG_EVERY_S:
@@ -112,6 +103,31 @@ class PumpBudgets:
         if len(self.buckets) > MAX_PUMPS_TRACKED:
             self.buckets.popitem(last=False)
         return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst)
+
+
+class ShedSummary:
+    """What one batch shed over the budgets, per pump: counts per topic kind and the first alarm types."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[str]] = {}
+        self.types: dict[str, list[str]] = {}
+
+    def add(self, device_id: str, kind: str, alarm_type: str | None = None) -> None:
+        self.counts.setdefault(device_id, Counter())[kind] += 1
+        types = self.types.setdefault(device_id, [])
+        if alarm_type and alarm_type not in types and len(types) < SHED_TYPES_KEPT:
+            types.append(alarm_type[:64])
+
+    def add_message(self, message: InboundMessage) -> None:
+        """A message the budgets shed on its raw topic (its alarm type read without parsing, while few are named)."""
+        device_id, kind = _budgeted_sender(message)
+        if device_id is None:
+            return
+        named = len(self.types.get(device_id, ())) >= SHED_TYPES_KEPT
+        self.add(device_id, kind, _raw_alarm_type(message) if kind == topics.ERROR and not named else None)
+
+    def items(self) -> list[tuple[str, Counter[str], list[str]]]:
+        return [(device_id, counts, self.types.get(device_id, [])) for device_id, counts in self.counts.items()]
 
 
 def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:

@@ -1,8 +1,7 @@
 """Committing what the bridge received: a batch in one transaction, or message by message when that is safer.
 
-- A batch is one transaction, acknowledged after its commit; when a pump floods (more than
-  `HEAVY_PER_BATCH` messages in it), the other pumps' messages commit first, in a transaction of their
-  own, then the flooding pump's in growing chunks with what other pumps sent meanwhile between them.
+- A batch is one transaction, acknowledged after its commit (the worker hands a flooding pump's share
+  over as a batch of its own, after the other pumps', see `fair.py`).
 - A failure of the infrastructure (`INFRASTRUCTURE_ERRORS`) is retried with backoff, unacknowledged, for as
   long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards sends the batch through message by message, so
@@ -33,8 +32,6 @@ from realtime.bridge.ingest import REJECTED, InboundMessage
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-HEAVY_PER_BATCH = 50  # a pump with more messages than this in one batch is flooding: its share commits last
-HEAVY_CHUNK_MAX = 256
 
 
 class Stopping(Exception):
@@ -46,15 +43,13 @@ class Committer:
 
     def __init__(
         self, *, ingest: BatchIngest, on_committed: Callable[[list[InboundMessage], Counter[str]], None],
-        stop: threading.Event, max_tries: int, poll: Callable[[], list[InboundMessage]] = list,
-        on_rollback: Callable[[], None] = lambda: None,
+        stop: threading.Event, max_tries: int, on_rollback: Callable[[], None] = lambda: None,
     ) -> None:  # fmt: skip
         self.ingest = ingest
         self.on_committed = on_committed
         self.on_rollback = on_rollback
         self.stop = stop
         self.max_tries = max_tries
-        self.poll = poll  # what arrived meanwhile, without waiting (the worker's inbox)
         self.stalled_since: float | None = None
         self.last_commit_s = 0.0  # how long the last batch's commit took (the next batch's window, BatchLimits)
 
@@ -69,31 +64,9 @@ class Committer:
                 if suspect:  # a run before this one died while trying it: alone, its try counted
                     self._one_by_one(run, count_tries=True)
                 else:
-                    light, heavy = _split_heavy(run)
-                    if light:
-                        self._commit_run(light)
-                    if heavy:
-                        self._commit_heavy(heavy)
+                    self._commit_run(run)
         except Stopping:
             logger.info("stopping with messages of a batch of %d unacknowledged (the broker keeps them)", len(batch))
-
-    def _commit_heavy(self, heavy: list[tuple[InboundMessage, str]]) -> None:
-        """A flooding pump's share in growing chunks (1, 2, 4 ... messages), the other pumps' news between them.
-
-        What its budgets let through comes first in a flood and costs the most, so the first chunks are
-        the smallest: another pump's message that arrives meanwhile waits for one small commit, not all.
-        """
-        senders = {_sender(message) for message, _ in heavy}
-        size = 1
-        while heavy:
-            chunk, heavy = heavy[:size], heavy[size:]
-            self._commit_run(chunk)
-            size = min(size * 2, HEAVY_CHUNK_MAX)
-            arrived = [(m, message_key(m.topic, m.payload) if m.redelivered else "") for m in self.poll()]
-            heavy += [item for item in arrived if _sender(item[0]) in senders]
-            others = [message for message, _ in arrived if _sender(message) not in senders]
-            if others:
-                self.commit(others)
 
     def _commit_run(self, run: list[tuple[InboundMessage, str]]) -> None:
         batch = [message for message, _ in run]
@@ -197,18 +170,3 @@ def _runs(items: list[tuple[InboundMessage, str]], suspects: set[str]):
             run.append((message, key))
     if run:
         yield run, False
-
-
-def _split_heavy(run: list[tuple[InboundMessage, str]]) -> tuple[list, list]:
-    """(the messages of pumps with few in the run, the flooding pumps' messages); order kept within each."""
-    counts = Counter(_sender(message) for message, _ in run)
-    heavy = {sender for sender, count in counts.items() if count > HEAVY_PER_BATCH}
-    if not heavy or len(heavy) == len(counts):
-        return run, []
-    return [item for item in run if _sender(item[0]) not in heavy], [item for item in run if _sender(item[0]) in heavy]
-
-
-def _sender(message: InboundMessage) -> str:
-    """The device id segment of the topic (`devices/{id}/...`), or the whole topic for anything else."""
-    parts = message.topic.split("/")
-    return parts[1] if len(parts) == 3 else message.topic

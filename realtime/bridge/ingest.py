@@ -41,6 +41,7 @@ class InboundMessage:
     generation: int = 0
     redelivered: bool = False  # MQTT DUP: the broker hands it back unacknowledged (after a crash or reconnect)
     received_at: datetime = field(default_factory=timezone.now)
+    shed: str | None = None  # decided once (BatchIngest.admit): "" admitted, else what shed it; None: not yet
 
 
 class Rejection(Exception):

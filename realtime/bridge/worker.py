@@ -1,4 +1,4 @@
-"""The bridge's one database thread: batches of messages in one transaction each, acked after commit, then ticks."""
+"""The bridge's one database thread: fair batches, one transaction each, acknowledged after commit; then ticks."""
 
 import gc
 import logging
@@ -18,6 +18,7 @@ from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
+from realtime.bridge.fair import FairQueue
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.ingest import InboundMessage
@@ -44,6 +45,7 @@ class BatchLimits:
     """
 
     max_messages: int = 500  # half the Receive Maximum, so the broker keeps sending while a batch commits
+    intake_max: int = 10_000  # what one turn moves from the inbox to the fair queue (the window bounds it anyway)
     window_s: float = 0.0
     tick_s: float = 0.1  # the outbox: a clinician's command waits at most this long to be published
     housekeeping_s: float = 0.5  # time-driven checks (timeouts of 10 s and more): scans of every pump
@@ -64,10 +66,9 @@ class Bridge:
                                         burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
         self.budgets = pump_budgets()
         self.ingest = BatchIngest(self.guard, self.budgets)
-        self.committer = Committer(
-            ingest=self.ingest, on_committed=self._committed, stop=self._stop, poll=self.drain,
-            max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
-        )  # fmt: skip
+        self.waiting = FairQueue(self.ingest)  # received, admitted or shed, not yet committed (unacknowledged)
+        self.committer = Committer(ingest=self.ingest, on_committed=self._committed, stop=self._stop,
+                                   max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"])  # fmt: skip
         self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
@@ -102,10 +103,13 @@ class Bridge:
             change_log_unlisten(self.waker.committed)
 
     def step(self) -> None:
-        """One turn of the loop: a batch if any arrived, then the periodic work."""
-        batch = self.collect()
-        if batch:
+        """One turn of the loop: what arrived joins the fair queue, whose batches (`fair.py`: the calm pumps',
+        the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work."""
+        self.waiting.add(self.collect())
+        batches = self.waiting.take(max_messages=self.limits.max_messages)
+        if batches:
             self.settle_acks()
+        for batch in batches:
             self.commit(batch)
         self.maybe_tick()
 
@@ -113,29 +117,20 @@ class Bridge:
         self._stop.set()
 
     def collect(self) -> list[InboundMessage]:
-        """Wait briefly for a first message, then take what arrives within the window, up to the limit."""
+        """Wait briefly for a first message (not when some wait already), then for what arrives within the
+        window (up to `max_messages`), then take whatever else the inbox holds (up to `intake_max`)."""
         try:
-            batch = [self.inbox.get(timeout=self.limits.tick_s)]
+            batch = [self.inbox.get_nowait() if self.waiting else self.inbox.get(timeout=self.limits.tick_s)]
         except queue.Empty:
             return []
         closes_at = time.monotonic() + min(self.limits.window_s, self._last_commit_s)
-        while len(batch) < self.limits.max_messages:
-            remaining = closes_at - time.monotonic()
+        while len(batch) < self.limits.intake_max:
+            remaining = closes_at - time.monotonic() if len(batch) < self.limits.max_messages else 0
             try:
                 batch.append(self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait())
             except queue.Empty:
                 break
         return batch
-
-    def drain(self) -> list[InboundMessage]:
-        """Whatever is in the inbox now, without waiting (the committer's news between a flood's chunks)."""
-        arrived = []
-        while len(arrived) < self.limits.max_messages:
-            try:
-                arrived.append(self.inbox.get_nowait())
-            except queue.Empty:
-                break
-        return arrived
 
     def settle_acks(self) -> None:
         """PUBACKs read before this batch's messages are recorded before them (see `CommandOutbox.settle_acks`)."""
@@ -196,7 +191,7 @@ class Bridge:
         """What the heartbeat row shows about the bridge's work so far."""
         return {
             **self.stats,
-            "inbox": self.inbox.qsize(),
+            "inbox": self.inbox.qsize() + len(self.waiting),
             "commandsInFlight": len(self.outbox.in_flight),
             "publisherWakes": self.waker.sent,
             "internalConnected": self.waker.connected,

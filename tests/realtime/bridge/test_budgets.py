@@ -85,3 +85,22 @@ def test_an_unregistered_pump_flooding_raises_nothing():
     budgets = PumpBudgets(alarm=Budget(1, 2), report=Budget(1, 2), max_active_alarms=5)
     outcomes = ingest([message("NOBODY", "error", {"type": "x"}) for _ in range(10)], budgets)
     assert outcomes[SHED] == 8 and not Alarm.objects.exists()
+
+
+def test_a_batch_retried_after_rollbacks_sheds_and_counts_the_same_messages():
+    make_device("FLOOD")
+    make_device("CALM")
+    batch = [message("FLOOD", "error", {"type": f"fault_{n}"}) for n in range(5)]
+    batch.append(message("CALM", "error", {"type": "occlusion"}))
+    ingest = BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1),
+                         PumpBudgets(alarm=Budget(1, 2), report=OFF, max_active_alarms=0))  # fmt: skip
+    for _ in range(6):  # the database locked six times: the committer rolls back and tries the batch again
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ingest.run(batch)
+            raise RuntimeError("database is locked")
+    with transaction.atomic():
+        outcomes = ingest.run(batch)
+    assert outcomes[SHED] == 3, f"the same 3 shed as on the first try: {outcomes}"
+    assert set(active("FLOOD")) == {"fault_0", "fault_1", "alarm_flood"}
+    assert active("FLOOD")["alarm_flood"].details["shed"] == {"error": 3}, "counted once, not once per try"
+    assert "occlusion" in active("CALM"), "a retry must not use up a calm pump's budget"

@@ -136,24 +136,3 @@ def test_stopping_while_the_database_is_down_leaves_the_batch_unacknowledged(mon
     committer.stop.set()
     committer.commit([status(1)])
     assert acknowledged == [] and Counter(DeadLetter.objects.values_list("reason", flat=True)) == Counter()
-
-
-def test_a_flooding_pumps_share_commits_after_the_others_in_growing_chunks_with_news_between():
-    make_device("PUMP_C")
-    make_device("FLOOD")
-    committed: list[list[InboundMessage]] = []
-    late = status(77)
-    arrivals = [[late]]
-    committer = Committer(ingest=BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)),
-                          on_committed=lambda messages, _outcomes: committed.append(messages),
-                          on_rollback=lambda: None, stop=threading.Event(), max_tries=3,
-                          poll=lambda: arrivals.pop() if arrivals else [])  # fmt: skip
-    flood = [status(n % 100, device_id="FLOOD") for n in range(60)]
-    calm = status(40)
-    committer.commit([*flood[:30], calm, *flood[30:]])
-    assert committed[0] == [calm], "the calm pump's message commits first"
-    assert committed[1] == flood[:1], "then the flood's first, smallest chunk"
-    assert committed[2] == [late], "what another pump sent meanwhile goes before the rest of the flood"
-    assert [len(part) for part in committed[3:]] == [2, 4, 8, 16, 29]
-    assert [m for part in committed[1:] for m in part if m is not late] == flood, "the flood's order is kept"
-    assert Device.objects.get(device_id="PUMP_C").battery_level == 77

@@ -1,0 +1,91 @@
+"""Unit tests of the fair queue: a flooding pump's messages never stand between another pump's and its commit."""
+
+import json
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Alarm
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.budgets import Budget, PumpBudgets
+from realtime.bridge.fair import FairQueue
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.worker import Bridge
+from tests.factories import make_device
+
+OFF = Budget(0, 1)
+NOW = timezone.now()  # one receive time: no bucket refills between the messages
+
+
+def error(device_id: str, n: int) -> InboundMessage:
+    body = json.dumps({"type": f"fault_{n}", "severity": "high"}).encode()
+    return InboundMessage(topic=f"devices/{device_id}/error", payload=body, received_at=NOW, mid=n)
+
+
+def status(device_id: str, n: int) -> InboundMessage:
+    body = json.dumps({"status": "idle", "batteryLevel": n % 100}).encode()
+    return InboundMessage(topic=f"devices/{device_id}/status", payload=body, received_at=NOW, mid=n)
+
+
+def fair_queue(*, alarm: Budget = OFF, report: Budget = OFF) -> FairQueue:
+    budgets = PumpBudgets(alarm=alarm, report=report, max_active_alarms=0)
+    return FairQueue(BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets))
+
+
+def test_another_pumps_alarm_goes_first_then_the_floods_shed_messages_then_its_admitted_ones_one_per_turn():
+    waiting = fair_queue(alarm=Budget(1, 3))
+    flood = [error("FLOOD", n) for n in range(30)]
+    calm = error("CALM", 99)
+    waiting.add([*flood[:15], calm, *flood[15:]])
+    assert waiting.take(max_messages=500) == [[calm], flood[3:], flood[:1]]
+    assert [message.shed for message in flood] == [""] * 3 + ["budget"] * 27
+    assert waiting.take(max_messages=500) == [flood[1:2]], "one admitted message of a flooding pump per turn"
+    later = error("CALM", 100)
+    waiting.add([later])
+    assert waiting.take(max_messages=500) == [[later], flood[2:3]], "a newcomer of another pump goes first again"
+    assert waiting.take(max_messages=500) == [] and len(waiting) == 0
+
+
+def test_a_pumps_messages_keep_their_order_across_turns_and_its_backlog_drains():
+    waiting = fair_queue()
+    flood = [status("FLOOD", n) for n in range(100)]  # budgets off: all admitted, more than PER_PUMP waiting
+    waiting.add(flood)
+    taken = []
+    while batches := waiting.take(max_messages=500):
+        assert len(batches) == 1
+        taken.append(batches[0])
+    assert [m for batch in taken for m in batch] == flood, "in arrival order, nothing lost or repeated"
+    assert [len(batch) for batch in taken[:3]] == [12, 11, 9], "an eighth of the backlog per turn"
+    assert len(taken) < 40
+
+
+def test_calm_pumps_go_in_arrival_order_up_to_the_batch_limit_the_rest_waits():
+    waiting = fair_queue()
+    messages = [status(f"PUMP_{n % 7}", n) for n in range(70)]
+    waiting.add(messages)
+    assert waiting.take(max_messages=50) == [messages[:50]]
+    assert waiting.take(max_messages=50) == [messages[50:]]
+
+
+@pytest.mark.django_db
+def test_the_bridge_acknowledges_each_batch_after_its_commit_and_holds_back_what_waits():
+    make_device("FLOOD")
+    make_device("CALM")
+    bridge = Bridge()
+    bridge.waiting = FairQueue(BatchIngest(bridge.guard, PumpBudgets(alarm=Budget(1, 2), report=OFF,
+                                                                     max_active_alarms=0)))  # fmt: skip
+    bridge.ingest = bridge.committer.ingest = bridge.waiting.ingest
+    acknowledged: list[tuple[int, int]] = []  # (mid, the pump's active alarms when it was acknowledged)
+    bridge.link.ack = lambda message: acknowledged.append(
+        (message.mid, Alarm.objects.filter(device__device_id=message.topic.split("/")[1]).count())
+    )
+    for message in [error("FLOOD", n) for n in range(20)] + [error("CALM", 99)]:
+        bridge.inbox.put(message)
+    bridge.step()
+    assert acknowledged[0] == (99, 1), "the calm pump's alarm first, acknowledged after its commit"
+    assert [mid for mid, _ in acknowledged[1:19]] == list(range(2, 20)), "then the shed ones"
+    assert acknowledged[1][1] == 1 and acknowledged[-1] == (0, 2), "after alarm_flood, then FLOOD's first alarm"
+    assert 1 not in [mid for mid, _ in acknowledged], "FLOOD's second admitted alarm waits, unacknowledged"
+    bridge.step()
+    assert acknowledged[-1] == (1, 3) and len(acknowledged) == 21
