@@ -1,5 +1,6 @@
 """Shared fixtures: a real Mosquitto, a real Daphne, and the file-backed test database they can see."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from asgiref.sync import sync_to_async
 
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
+from tests.support.xdist import ModuleGroupScheduling, run_order
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
@@ -41,3 +43,18 @@ def snapshot_reads_in_the_tests_transaction(monkeypatch):
     from realtime.sio.snapshot import snapshot_reads
 
     monkeypatch.setattr(snapshot_reads, "offload", lambda function, ids: sync_to_async(function)(ids))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a pytest-xdist worker, the long kinds first (`tests.support.xdist.run_order`); serial runs keep theirs."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: run_order(item.nodeid))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadgroup` (pyproject's default) schedules by `tests.support.xdist.work_unit`."""
+    if config.getvalue("dist") == "loadgroup":
+        return ModuleGroupScheduling(config, log)
+    return None

@@ -5,8 +5,9 @@ points at it: in a temporary directory, on a free port of 127.0.0.1 only (no Uni
 with trust authentication (nothing but this machine's loopback can reach it). PostgreSQL refuses to run as root,
 so as root the cluster runs as Debian's `postgres` user (made by the `postgresql` package), else `nobody`.
 Durability is off (`fsync`, `synchronous_commit`): the tests kill the bridge and Daphne, never PostgreSQL.
-pytest-django creates `test_pumpstream` in it; Daphne and the bridge get that database's URL from
-`tests.support.processes.subprocess_env`. The cluster is stopped and deleted when pytest ends.
+pytest-django creates `test_pumpstream` in it (under pytest-xdist one per worker: `test_pumpstream_gw0`, ...);
+Daphne and the bridge get that database's URL from `tests.support.processes.subprocess_env`. The cluster is
+stopped and deleted when pytest ends.
 """
 
 import os
@@ -94,8 +95,14 @@ _cluster: PostgresCluster | None = None
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """Before pytest-django loads the settings: start the cluster and point `DATABASE_URL` at it."""
+    """Before pytest-django loads the settings: start the cluster and point `DATABASE_URL` at it.
+
+    Under pytest-xdist only the controller starts one; its workers inherit `DATABASE_URL` and share the cluster,
+    each with a test database of its own (pytest-django names them `test_pumpstream_gw0`, `_gw1`, ...).
+    """
     global _cluster
+    if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get("DATABASE_URL", "").startswith("postgres://"):
+        return
     _cluster = PostgresCluster()
     os.environ["DATABASE_URL"] = _cluster.start()
 

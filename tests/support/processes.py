@@ -1,6 +1,7 @@
 """Real processes for integration tests: free ports, waiting for a port, environment for subprocesses."""
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,11 +17,36 @@ SHARED = ROOT.parent / "shared"  # the steering repository's shared/ folder, bes
 VENV_BIN = Path(sys.executable).parent
 
 
+# Ports for the servers a test starts: below Linux's ephemeral range (32768-60999), where the kernel picks the
+# local ports of outgoing connections, so a client socket never takes a port between `free_port()` and the
+# server's bind; each pytest-xdist worker draws from its own block, so two workers never hand out the same port.
+PORT_BLOCK_START, PORT_BLOCK_SIZE, PORT_BLOCKS = 20000, 1000, 12
+_next_port_offset = random.randrange(PORT_BLOCK_SIZE)  # where this process starts in its block
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A TCP port on loopback that nobody listens on right now, never the same twice in a row in one process.
+
+    In a pytest-xdist worker (`PYTEST_XDIST_WORKER=gwN`) it comes from the worker's own block; elsewhere (a serial
+    run, the xdist controller) the kernel picks one.
+    """
+    global _next_port_offset
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    block = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+    if block is None or block >= PORT_BLOCKS:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for _ in range(PORT_BLOCK_SIZE):
+        port = PORT_BLOCK_START + block * PORT_BLOCK_SIZE + _next_port_offset
+        _next_port_offset = (_next_port_offset + 1) % PORT_BLOCK_SIZE
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use, or in TIME_WAIT from an earlier server of this run
+            return port
+    raise RuntimeError(f"no free port in xdist worker {worker}'s block")
 
 
 def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
