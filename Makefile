@@ -58,9 +58,10 @@ format:
 
 # Benchmarks (never part of `make test`); results in bench/results/. Default (LEVEL=compare): PumpStream against
 # the seed-style Node relay and the bare Python stack, alternated 3 times, at 400 and 1,000 msg/s, then the
-# reconnect storm (bench/compare.py, bench/storm.py). LEVEL=smoke|hospital|large|ramp: bench/run.py's levels.
+# reconnect storm, PumpStream's also with one subscribe:devices per client, and first each target's idle CPU
+# over 60 s without and with 100 idle clients (bench/compare.py, bench/storm.py, bench/idle.py). LEVEL=smoke|hospital|large|ramp: bench/run.py's levels.
 bench: setup-test
-	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000; \
+	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000 --storm-batched --idle 60; \
 	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:

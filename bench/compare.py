@@ -17,7 +17,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import compare_report, storm
+from bench import compare_report, idle, storm
 from bench.figures import TARGET_ORDER, rotated, server_cpu_us, spread
 from bench.phases import Load, measure
 from bench.relays import targets_start, targets_stop
@@ -138,6 +138,18 @@ def main() -> None:
     parser.add_argument("--generator", choices=("node", "python"), default="node")
     parser.add_argument("--storm-rates", type=_ints, default=[], help="storm phase at these msg/s (bench/storm.py)")
     parser.add_argument("--storm-rounds", type=int, default=3)
+    parser.add_argument(
+        "--storm-batched",
+        action="store_true",
+        help="also PumpStream's storm with one subscribe:devices per client (pumpstream+devices)",
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        help="first, each target's idle CPU over this many seconds, without and with idle clients",
+    )
+    parser.add_argument("--idle-clients", type=int, default=100)
     parser.add_argument("--py-spy", type=Path, help="storms: py-spy raw stacks of the servers into this directory")
     parser.add_argument("--before", type=Path, help="also PumpStream from this checkout (before/after in one run)")
     parser.add_argument("--only", help="run only these targets (comma-separated: node,bare,pumpstream)")
@@ -152,15 +164,18 @@ def main() -> None:
                     "workdir": str(workdir)}  # fmt: skip
     targets = targets_start(workdir, database, only=args.only.split(",") if args.only else None, before=args.before)
     try:
+        result["idle"] = {name: idle.idle_cpu(name, targets[name], cookies, workdir, args.idle, args.idle_clients)
+                          for name in TARGET_ORDER if name in targets and args.idle}  # fmt: skip
         result["phases"] = rounds_run(targets, args.rates, args.rounds, device_ids, cookies, workdir, args.duration,
                                       args.generator)  # fmt: skip
         result["storms"] = storm.storms_run(targets, args.storm_rates, args.storm_rounds, device_ids, cookies, workdir,
-                                            args.py_spy) if args.storm_rates else []  # fmt: skip
+                                            args.py_spy, args.storm_batched) if args.storm_rates else []  # fmt: skip
     finally:
         targets_stop(targets)
     result.update(when=datetime.now(UTC).isoformat(timespec="seconds"), summary=summarise(result["phases"]),
                   storm_summary=storm.summarise(result["storms"]))  # fmt: skip
-    result["targets"] = targets_against_issue(result["summary"]) + storm.targets_against_issue(result["storm_summary"])
+    result["targets"] = (targets_against_issue(result["summary"]) + storm.targets_against_issue(result["storm_summary"])
+                         + idle.targets_against_issue(result["idle"]))  # fmt: skip
     paths = compare_report.write(result, datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
     print(compare_report.markdown(result) + "\nwritten: " + ", ".join(map(str, paths)))
 

@@ -7,7 +7,7 @@ from bench.figures import TARGET_ORDER
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NAMES = {"node": "seed-style Node relay", "bare": "bare Python stack", "before": "PumpStream before",
-         "pumpstream": "PumpStream"}  # fmt: skip
+         "pumpstream": "PumpStream", "pumpstream+devices": "PumpStream, subscribe:devices"}  # fmt: skip
 
 
 def _range(figure: dict) -> str:
@@ -71,6 +71,13 @@ def markdown(result: dict) -> str:
     if result.get("storm_summary"):
         lines += ["", "Storm, 100 clients x 20 pumps subscribing within 1 s, 20 alarms mid-storm:", ""]
         lines += storm_table(result["storm_summary"])
+    if result.get("idle"):
+        lines += ["", "Idle, no traffic: % of one core per server process over the window:", "",
+                  "| target | window | % of a core |", "|---|---|---|"]  # fmt: skip
+        for name, windows in result["idle"].items():
+            for window, per_process in windows.items():
+                cells = ", ".join(f"{process} {percent}" for process, percent in per_process.items())
+                lines.append(f"| {NAMES[name]} | {window} | {cells} |")
     lines += ["", *(f"- {target}" for target in result.get("targets", []))]
     return "\n".join(lines) + "\n"
 

@@ -2,9 +2,10 @@
 
 import statistics
 
-TARGET_ORDER = ("node", "bare", "before", "pumpstream")  # "before": PumpStream from another checkout (--before)
+TARGET_ORDER = ("node", "bare", "before", "pumpstream", "pumpstream+devices")
+# "before": PumpStream from another checkout (--before); "pumpstream+devices": its storm with `subscribe:devices`
 SERVER_PROCESSES = {"node": ("relay",), "bare": ("relay",), "before": ("daphne", "bridge"),
-                    "pumpstream": ("daphne", "bridge")}  # fmt: skip
+                    "pumpstream": ("daphne", "bridge"), "pumpstream+devices": ("daphne", "bridge")}  # fmt: skip
 
 
 def rotated(round_number: int, present) -> list[str]:

@@ -29,17 +29,23 @@ SNAPSHOT_LIMIT_MS, LIVE_P99_LIMIT_MS, ALARM_P99_LIMIT_MS = 5000.0, 250.0, 1000.0
 
 
 def storms_run(targets: dict, rates: list[int], rounds: int, device_ids: list[str], cookies: list[str],
-               workdir: Path, profile_dir: Path | None = None) -> list[dict]:  # fmt: skip
-    """Every (rate, round, target) storm, the targets rotated each round."""
+               workdir: Path, profile_dir: Path | None = None, batched: bool = False) -> list[dict]:  # fmt: skip
+    """Every (rate, round, target) storm, the targets rotated each round; `batched`: PumpStream's storm again
+    right after, its clients sending one `subscribe:devices` each (target "pumpstream+devices")."""
     storms, number = [], 0
     for rate in rates:
         for round_number in range(rounds):
             for name in rotated(round_number, targets):
-                result = storm_measure(targets[name], device_ids[:rate], cookies, workdir, number, profile_dir)
-                result.update(target=name, round=round_number)
-                storms.append(result)
-                number += 1
-                _say(result)
+                variants = [("device", name)] + (
+                    [("devices", f"{name}+devices")] if batched and name == "pumpstream" else []
+                )
+                for subscribe, label in variants:
+                    result = storm_measure(targets[name], device_ids[:rate], cookies, workdir, number, profile_dir,
+                                           subscribe=subscribe)  # fmt: skip
+                    result.update(target=label, round=round_number)
+                    storms.append(result)
+                    number += 1
+                    _say(result)
     return storms
 
 
@@ -52,8 +58,9 @@ def _say(result: dict) -> None:
 
 
 def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Path, number: int,
-                  profile_dir: Path | None = None) -> dict:  # fmt: skip
-    """One storm against one target (`target` as `bench.phases.measure` takes it)."""
+                  profile_dir: Path | None = None, subscribe: str = "device") -> dict:  # fmt: skip
+    """One storm against one target (`target` as `bench.phases.measure` takes it); `subscribe`: "device" (one
+    request per pump) or "devices" (one `subscribe:devices` per client, PumpStream only)."""
     rate = len(device_ids)
     tag = f"storm-{rate}-{time.time_ns()}"
     sentinels = subscriptions_plan(device_ids, SENTINELS, PER_CLIENT)
@@ -63,7 +70,8 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
     pumps.write_text(json.dumps(device_ids))
     watch_out, gen_out, alarms_path = (workdir / f"{name}-{tag}.json" for name in ("watchers", "generator", "alarms"))
     watchers = python_module("bench.storm_watchers", "--url", target.daphne_url, "--plan", str(plan), "--out",
-                             str(watch_out), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+                             str(watch_out), "--subscribe", subscribe,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
     wait_line(watchers, "ready")
     start_at = time.time() + 1.0
     storm_at = start_at + WARMUP_S

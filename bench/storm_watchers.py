@@ -19,7 +19,7 @@ import socketio
 
 from bench.stats import DeliveryTracker, latency_summary
 from bench.watchers import gather_bounded
-from protocol.events import DEVICE_ALARM, DEVICE_PROGRESS, STREAM_SUBSCRIBED, SUBSCRIBE_DEVICE
+from protocol.events import DEVICE_ALARM, DEVICE_PROGRESS, STREAM_SUBSCRIBED, SUBSCRIBE_DEVICE, SUBSCRIBE_DEVICES
 
 
 class Storm:
@@ -47,8 +47,9 @@ class Storm:
 
 
 async def watcher(url: str, cookie: str, index: int, pumps: list[str], role: str, storm: Storm,
-                  started_at: float | None = None) -> socketio.AsyncClient:  # fmt: skip
-    """One signed-in client subscribing to `pumps` one request each; returns once all are confirmed (or 60 s)."""
+                  started_at: float | None = None, batched: bool = False) -> socketio.AsyncClient:  # fmt: skip
+    """One signed-in client subscribing to `pumps`, one request each (`batched`: one `subscribe:devices`);
+    returns once all are confirmed (or 60 s)."""
     client = socketio.AsyncClient(reconnection=False)
     confirmed: set[str] = set()
     done = asyncio.Event()
@@ -69,7 +70,9 @@ async def watcher(url: str, cookie: str, index: int, pumps: list[str], role: str
     except (socketio.exceptions.ConnectionError, OSError) as error:
         storm.connect_failures.append(f"{role} {index}: {error}")
         return client  # its subscriptions count as not delivered
-    for device_id in pumps:
+    if batched:
+        await client.emit(SUBSCRIBE_DEVICES, {"deviceIds": pumps})
+    for device_id in [] if batched else pumps:
         await client.emit(SUBSCRIBE_DEVICE, {"deviceId": device_id})
     try:
         await asyncio.wait_for(done.wait(), 60)
@@ -96,7 +99,8 @@ async def run(args: argparse.Namespace, plan: dict) -> dict:
     async def storm_client(i: int) -> socketio.AsyncClient:
         start = order["stormAt"] + i / len(storm_plan) * spread
         await asyncio.sleep(max(0.0, start - time.time()))
-        return await watcher(args.url, plan["cookies"][i], offset + i, storm_plan[i], "storm", storm, start)
+        return await watcher(args.url, plan["cookies"][i], offset + i, storm_plan[i], "storm", storm, start,
+                             batched=args.subscribe == "devices")  # fmt: skip
 
     stormers = asyncio.gather(*(storm_client(i) for i in range(len(storm_plan))))
     await asyncio.sleep(max(0.0, order["until"] + order["drain"] - time.time()))
@@ -124,6 +128,12 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--plan", type=Path, required=True, help='{"sentinels": [[ids]], "storm": [[ids]], "cookies"}')
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--subscribe",
+        choices=("device", "devices"),
+        default="device",
+        help="storm clients: one subscribe:device per pump, or one subscribe:devices each",
+    )
     args = parser.parse_args()
     args.out.write_text(json.dumps(asyncio.run(run(args, json.loads(args.plan.read_text())))))
 
