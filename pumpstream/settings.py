@@ -245,6 +245,12 @@ PUMPSTREAM = {
     "BRIDGE_BATCH_WINDOW_MS": env.float("BRIDGE_BATCH_WINDOW_MS", default=0.0),
     "BRIDGE_STALE_AFTER_S": env.float("BRIDGE_STALE_AFTER_S", default=10.0),
     "RECONNECT_GRACE_S": env.float("RECONNECT_GRACE_S", default=15.0),
+    # Bridges sharing the pumps (PostgreSQL only; realtime/bridge/slots.py): K slots, each one MQTT session
+    # owned through a lease of BRIDGE_LEASE_S on the database's clock, by BRIDGE_PROCESSES processes
+    # (`run_mqtt_bridge --index i`). 1 slot: one bridge, as ever.
+    "BRIDGE_SLOTS": env.int("BRIDGE_SLOTS", default=1),
+    "BRIDGE_PROCESSES": env.int("BRIDGE_PROCESSES", default=1),
+    "BRIDGE_LEASE_S": env.float("BRIDGE_LEASE_S", default=3.0),
     "PROGRESS_SAMPLE_INTERVAL_S": env.float("PROGRESS_SAMPLE_INTERVAL_S", default=5.0),
     "HISTORY_RETENTION_DAYS": env.int("HISTORY_RETENTION_DAYS", default=90),
     "DEAD_LETTERS_PER_SOURCE": env.int("DEAD_LETTERS_PER_SOURCE", default=500),

@@ -5,6 +5,7 @@ from devices.models.alarms import Alarm
 from devices.models.changelog import ChangeLogEntry
 from devices.models.commands import Command
 from devices.models.infusions import InfusionSession, ProgressSample
+from devices.models.leases import BridgeLease
 from devices.models.pumps import Device, Ward
 from devices.models.records import (
     BridgeStatus,
@@ -19,6 +20,7 @@ from devices.models.station import EscalationDelivery, WardSilence
 
 __all__ = [
     "Alarm",
+    "BridgeLease",
     "BridgeStatus",
     "ChangeLogEntry",
     "Command",

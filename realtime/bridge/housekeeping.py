@@ -71,8 +71,13 @@ class Housekeeping:
     def silent_sessions(self, now: datetime) -> None:
         """`communication_lost` for running sessions unheard (no progress or state change) past the heartbeat."""
         for device_id in devices_silent_unalarmed(now=now, limit=PER_TICK):
-            if pump_silence_check(device_id=device_id, now=now):
+            as_of = self.silence_as_of(device_id, now)
+            if as_of is not None and pump_silence_check(device_id=device_id, now=as_of):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
+
+    def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
+        """The moment as of which this pump's silence is judged, None for not now (`shared.SlotHousekeeping`)."""
+        return now
 
     def stale_pumps(self, now: datetime) -> None:
         """Emit `device:status` once when a pump without presence turns stale (on start: only remember them)."""

@@ -42,6 +42,7 @@ class InboundMessage:
     redelivered: bool = False  # MQTT DUP: the broker hands it back unacknowledged (after a crash or reconnect)
     received_at: datetime = field(default_factory=timezone.now)
     shed: str | None = None  # decided once (BatchIngest.admit): "" admitted, else what shed it; None: not yet
+    slot: int = 0  # the pump's slot when bridges share the pumps (`slots.py`); 0 with one bridge
 
 
 class Rejection(Exception):

@@ -104,6 +104,13 @@ class BrokerLink:
         """Ask the loop to end; it disconnects cleanly (the session stays on the broker)."""
         self._stop.set()
 
+    def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
+        """The messages this link's process still applies: all of them (`slots.SlotLinks` filters)."""
+        return messages
+
+    def applied_until(self, moment: datetime) -> None:
+        """Every message received before `moment` is committed (`slots.SlotLinks` tells the other bridges)."""
+
     def ack(self, message: InboundMessage) -> None:
         """Acknowledge a QoS 1 message after its commit, unless it came on an earlier connection."""
         if message.qos > 0 and message.generation == self.generation and self.connected.is_set():

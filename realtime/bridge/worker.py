@@ -20,11 +20,9 @@ from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue
 from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.ingest import InboundMessage
-from realtime.bridge.link import BrokerLink
 from realtime.bridge.notifier import PublisherWaker
-from realtime.bridge.outbox import CommandOutbox
+from realtime.bridge.shared import bridge_parts
 
 logger = logging.getLogger(__name__)
 
@@ -54,14 +52,14 @@ class BatchLimits:
 class Bridge:
     """Wires the broker link, the batch worker, the outbox, housekeeping, heartbeat and the publisher's waker."""
 
-    def __init__(self, *, limits: BatchLimits | None = None, name: str = "bridge") -> None:
+    def __init__(self, *, limits: BatchLimits | None = None, name: str = "bridge", index: int = 0) -> None:
         self.limits = limits or BatchLimits()
         self.name = name
         self.inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
         self._stop = threading.Event()
-        self.link = BrokerLink(on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid))
-        self.outbox = CommandOutbox(self.link)
-        self.housekeeping = Housekeeping()
+        self.link, self.outbox, self.housekeeping = bridge_parts(
+            on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid), name=name, index=index
+        )
         self.guard = ProgressFloodGuard(rate_per_s=settings.PUMPSTREAM["PROGRESS_FLOOD_PER_S"],
                                         burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
         self.budgets = pump_budgets()
@@ -104,13 +102,18 @@ class Bridge:
 
     def step(self) -> None:
         """One turn of the loop: what arrived joins the fair queue, whose batches (`fair.py`: the calm pumps',
-        the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work."""
-        self.waiting.add(self.collect())
-        batches = self.waiting.take(max_messages=self.limits.max_messages)
+        the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work.
+        Only messages of slots this process still holds are committed (`slots.py`; all of them with one bridge)."""
+        started = timezone.now()
+        self.waiting.add(self.link.owned(self.collect()))
+        batches = [held for batch in self.waiting.take(max_messages=self.limits.max_messages)
+                   if (held := self.link.owned(batch))]  # fmt: skip
         if batches:
             self.settle_acks()
         for batch in batches:
             self.commit(batch)
+        if self.inbox.empty() and not self.waiting:
+            self.link.applied_until(started)
         self.maybe_tick()
 
     def stop(self) -> None:

@@ -20,24 +20,30 @@ from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
 class BridgeProcess:
     """One bridge process with its own MQTT client id (a persistent session that survives `kill()`)."""
 
-    def __init__(self, broker_url: str, realtime_url: str, log_dir: Path, **env: str) -> None:
-        """`realtime_url` is where it forwards: a Daphne's `internal_url` (or a dead port when none is needed)."""
+    def __init__(self, broker_url: str, realtime_url: str, log_dir: Path, *, name: str = "", args: tuple = (),
+                 **env: str) -> None:  # fmt: skip
+        """`realtime_url` is where it forwards: a Daphne's `internal_url` (or a dead port when none is needed).
+
+        `name` (the heartbeat row) and `args` (more `run_mqtt_bridge` options) for bridges that share a client id.
+        """
         self.env = {"MQTT_URL": broker_url, "REALTIME_INTERNAL_URL": realtime_url,
                     "MQTT_CLIENT_ID": f"bridge-test-{uuid.uuid4().hex[:8]}", **env}  # fmt: skip
         self.client_id = self.env["MQTT_CLIENT_ID"]
-        self.name = f"bridge-{self.client_id[-8:]}"
-        self.log_path = Path(log_dir) / f"{self.client_id}.log"
+        self.name = name or f"bridge-{self.client_id[-8:]}"
+        self.args = tuple(args)
+        self.log_path = Path(log_dir) / f"{self.client_id}-{self.name}.log"
         self.process: subprocess.Popen | None = None
 
-    def start(self, *, timeout: float = 20.0) -> "BridgeProcess":
-        """Start the bridge and wait until its heartbeat says it holds the broker."""
+    def start(self, *, timeout: float = 20.0, wait: bool = True) -> "BridgeProcess":
+        """Start the bridge and (unless `wait` is false) wait until its heartbeat says it holds the broker."""
         started = timezone.now()
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [str(VENV_BIN / "python"), "manage.py", "run_mqtt_bridge", "--name", self.name],
+            [str(VENV_BIN / "python"), "manage.py", "run_mqtt_bridge", "--name", self.name, *self.args],
             cwd=ROOT, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.wait_connected(since=started, timeout=timeout)
+        if wait:
+            self.wait_connected(since=started, timeout=timeout)
         return self
 
     def wait_connected(self, *, since=None, timeout: float = 20.0) -> None:

@@ -4,7 +4,8 @@ import logging
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from realtime.bridge.worker import BatchLimits, Bridge
 
@@ -21,10 +22,17 @@ class Command(BaseCommand):
             help="How long a batch stays open after its first message (default: BRIDGE_BATCH_WINDOW_MS).",
         )  # fmt: skip
         parser.add_argument("--name", default="bridge", help="The BridgeStatus row this bridge writes.")
+        parser.add_argument(
+            "--index", type=int, default=0,
+            help="This bridge's number among BRIDGE_PROCESSES (its home slots: i %% BRIDGE_PROCESSES == index).",
+        )  # fmt: skip
 
     def handle(self, *args, **options) -> None:
         limits = BatchLimits(max_messages=options["batch_size"], window_s=options["batch_window_ms"] / 1000)
-        bridge = Bridge(limits=limits, name=options["name"])
+        try:
+            bridge = Bridge(limits=limits, name=options["name"], index=options["index"])
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: bridge.stop())
         broker = settings.MQTT

@@ -1,0 +1,21 @@
+"""Reads of the bridge leases (`devices/services/leases.py` writes them), on the database's clock."""
+
+from datetime import datetime, timedelta
+
+from django.db.models.functions import Now
+
+from devices.models import BridgeLease
+
+
+def leases_settled(*, names: list[str], grace_s: float) -> dict[str, datetime | None]:
+    """The leases of `names` held now whose MQTT session has been connected for at least `grace_s`, each
+    with how far its owner has applied what it received (`caught_up_at`)."""
+    settled = BridgeLease.objects.filter(
+        name__in=names, expires_at__gt=Now(), connected_since__lte=Now() - timedelta(seconds=grace_s)
+    )
+    return dict(settled.values_list("name", "caught_up_at"))
+
+
+def leases_read(*, names: list[str]) -> dict[str, BridgeLease]:
+    """The lease rows of `names` that exist, by name."""
+    return {lease.name: lease for lease in BridgeLease.objects.filter(name__in=names)}

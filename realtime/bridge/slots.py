@@ -1,0 +1,240 @@
+"""Several bridges sharing the pumps: K slots, each one persistent MQTT session, each owned through a lease.
+
+Every pump belongs to one slot, `slot_of(device_id, K)` (a stable hash). Slot i is one MQTT session with a
+fixed client id (`<MQTT_CLIENT_ID>-<i>`, user `<MQTT user>-<i>`) subscribed to every pump's topics; it
+applies only its own pumps' messages and acknowledges the others at once (a topic parse, no database).
+So one pump's messages are applied by one process in the broker's order, and acknowledged after commit.
+
+A slot is owned through a lease row in PostgreSQL, renewed every `lease_s / 4` by this module's thread
+(its own database connection, so a long batch never lets a lease lapse). When a lease expires, a live
+bridge claims the slot and connects with that client id and clean start off: the broker hands it the
+dead session's unacknowledged and queued messages, in order. A process claims its home slots
+(`i % processes == index`) as soon as they are free, another's only once it has run for `lease_s` and
+`lease_s / 2` after that slot's expiry, so bridges started together and a bridge restarted by systemd
+each get their own slots. A process that could not renew for `0.75 * lease_s`
+(by its monotonic clock) lets its slots go before the database could give them to another.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections
+
+from devices.services.leases import lease_claim, lease_release, lease_renew
+from protocol import topics
+from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.link import BrokerLink
+
+logger = logging.getLogger(__name__)
+
+HOUSEKEEPING = "housekeeping"
+SELF_FENCE = 0.75  # of the lease: let the slots go when the last renewal is older than this
+GENERATIONS = 1_000_000  # each link's connection numbers start at a fresh multiple: no ack on the wrong link
+
+
+def slot_of(device_id: str, slots: int) -> int:
+    """The slot of a pump: CRC-32 of its id modulo K (stable across processes, hosts and restarts)."""
+    return zlib.crc32(device_id.encode()) % slots
+
+
+def topic_slot(topic: str, slots: int) -> int:
+    """The slot of a message by its topic; a topic without a readable device id goes to slot 0."""
+    try:
+        device_id = topics.parse_device_topic(topic).device_id
+    except topics.TopicError as exc:
+        device_id = exc.device_id
+    return slot_of(device_id, slots) if device_id else 0
+
+
+def slot_name(slot: int) -> str:
+    return f"slot-{slot}"
+
+
+@dataclass(frozen=True)
+class SlotConfig:
+    """K slots shared by `processes` bridges; this one is number `index` (its home slots: i % processes)."""
+
+    slots: int
+    processes: int = 1
+    index: int = 0
+    lease_s: float = 3.0
+
+    @classmethod
+    def from_settings(cls, *, index: int = 0) -> "SlotConfig":
+        limits = settings.PUMPSTREAM
+        return cls(slots=limits["BRIDGE_SLOTS"], processes=limits["BRIDGE_PROCESSES"], index=index,
+                   lease_s=limits["BRIDGE_LEASE_S"])  # fmt: skip
+
+    def is_home(self, slot: int) -> bool:
+        return slot % self.processes == self.index % self.processes
+
+
+class SlotLinks:
+    """The slots this process owns, each a `BrokerLink`; to the worker it looks like one link.
+
+    `run()` is the lease thread. Commands are published through the lowest slot held, by the process
+    holding the `housekeeping` lease (`leading`), which also runs the time-driven checks.
+    """
+
+    def __init__(
+        self, *, config: SlotConfig, on_inbound: Callable[[InboundMessage], None],
+        on_puback: Callable[[int], None], name: str = "bridge", broker: dict | None = None,
+    ) -> None:  # fmt: skip
+        self.config = config
+        self.on_inbound = on_inbound
+        self.on_puback = on_puback
+        self.broker = broker or settings.MQTT
+        self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}"
+        self.links: dict[int, BrokerLink] = {}
+        self.threads: dict[int, threading.Thread] = {}
+        self.leading = False
+        self.protocol = 5
+        self._never = threading.Event()
+        self._stop = threading.Event()
+        self._renewed_at = 0.0
+        self._generations = 0
+        self._born = time.monotonic()
+        self.caught_up_at: datetime | None = None
+
+    # --- what the worker and the outbox use of a link ---
+    @property
+    def connected(self) -> threading.Event:
+        link = self._publishing()
+        return link.connected if link else self._never
+
+    @property
+    def connected_since(self):
+        link = self._publishing()
+        return link.connected_since if link else None
+
+    def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
+        """The messages of slots still held (those of a slot let go are the next owner's: never acked here)."""
+        return [message for message in messages if message.slot in self.links]
+
+    def applied_until(self, moment: datetime) -> None:
+        """Every message received before `moment` is committed: written with the next renewal."""
+        self.caught_up_at = moment
+
+    def ack(self, message: InboundMessage) -> None:
+        link = self.links.get(message.slot)
+        if link is not None:
+            link.ack(message)
+
+    def publish(self, topic: str, payload: str, *, expiry_s: int) -> int | None:
+        link = self._publishing()
+        return link.publish(topic, payload, expiry_s=expiry_s) if link else None
+
+    def forget(self, mid: int) -> None:
+        link = self._publishing()
+        if link is not None:
+            link.forget(mid)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _publishing(self) -> BrokerLink | None:
+        return self.links[min(self.links)] if self.links else None
+
+    # --- the lease thread ---
+    def run(self) -> None:
+        """Renew, claim and let go of leases until `stop()`; then disconnect every slot and release its lease."""
+        logger.info("bridge slots: %d processes share %d; home slots %s", self.config.processes, self.config.slots,
+                    [i for i in range(self.config.slots) if self.config.is_home(i)])  # fmt: skip
+        try:
+            while not self._stop.is_set():
+                self.turn()
+                self._stop.wait(self.config.lease_s / 4)
+        finally:
+            held = [slot_name(slot) for slot in self.links] + ([HOUSEKEEPING] if self.leading else [])
+            for slot in list(self.links):
+                self._detach(slot, why="stopping")
+            self.leading = False
+            try:
+                lease_release(names=held, owner=self.owner)
+            except DatabaseError as exc:
+                logger.warning("leases not released (they expire): %s", exc)
+
+    def turn(self) -> None:
+        """One round: renew what is held, let go of what was lost, claim what is free."""
+        started = time.monotonic()
+        try:
+            self._renew()
+            self._renewed_at = started
+            self._claim()
+        except DatabaseError as exc:
+            logger.warning("bridge leases not renewed: %s", exc)
+            close_old_connections()
+        if time.monotonic() - self._renewed_at > SELF_FENCE * self.config.lease_s and (self.links or self.leading):
+            logger.error("leases not renewed for %.1fs: letting every slot go", time.monotonic() - self._renewed_at)
+            for slot in list(self.links):
+                self._detach(slot, why="leases not renewed")
+            self.leading = False
+
+    def _renew(self) -> None:
+        names = [slot_name(slot) for slot in self.links] + ([HOUSEKEEPING] if self.leading else [])
+        connected = {slot_name(slot) for slot, link in self.links.items() if link.connected.is_set()}
+        held = lease_renew(names=names, owner=self.owner, ttl_s=self.config.lease_s, connected=connected,
+                           caught_up_at=self.caught_up_at)  # fmt: skip
+        for slot in list(self.links):
+            if slot_name(slot) not in held:
+                self._detach(slot, why="its lease was claimed by another bridge")
+        if self.leading and HOUSEKEEPING not in held:
+            logger.warning("housekeeping lease lost")
+        self.leading = HOUSEKEEPING in held
+
+    def _claim(self) -> None:
+        free = [slot for slot in range(self.config.slots) if slot not in self.links]
+        home = [slot_name(slot) for slot in free if self.config.is_home(slot)]
+        other = [slot_name(slot) for slot in free if not self.config.is_home(slot)]
+        ttl = self.config.lease_s
+        claimed = lease_claim(names=home, owner=self.owner, ttl_s=ttl)
+        if time.monotonic() - self._born >= ttl:  # bridges started together: each first takes its own slots
+            claimed += lease_claim(names=other, owner=self.owner, ttl_s=ttl, expired_for_s=ttl / 2)
+        for name in claimed:
+            self._attach(int(name.removeprefix("slot-")))
+        if not self.leading and lease_claim(names=[HOUSEKEEPING], owner=self.owner, ttl_s=ttl):
+            logger.info("housekeeping lease taken: this bridge runs the time-driven checks and publishes commands")
+            self.leading = True
+
+    def _attach(self, slot: int) -> None:
+        broker = {**self.broker, "CLIENT_ID": f"{self.broker['CLIENT_ID']}-{slot}"}
+        if broker.get("USERNAME"):
+            broker["USERNAME"] = f"{broker['USERNAME']}-{slot}"
+        link = BrokerLink(on_inbound=partial(self._inbound, slot), on_puback=partial(self._puback, slot),
+                          broker=broker)  # fmt: skip
+        self._generations += 1
+        link.generation = self._generations * GENERATIONS
+        thread = threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
+        self.links[slot], self.threads[slot] = link, thread
+        thread.start()
+        logger.info("slot %d claimed: connecting as %s", slot, broker["CLIENT_ID"], extra={"reason": "slot"})
+
+    def _detach(self, slot: int, *, why: str) -> None:
+        link, thread = self.links.pop(slot), self.threads.pop(slot)
+        link.stop()
+        thread.join(timeout=5)
+        logger.warning("slot %d let go: %s", slot, why)
+
+    def _inbound(self, slot: int, message: InboundMessage) -> None:
+        """On the slot's paho thread: its own pumps' messages to the worker, the others acknowledged at once."""
+        message.slot = topic_slot(message.topic, self.config.slots)
+        if message.slot == slot:
+            self.on_inbound(message)
+        else:
+            link = self.links.get(slot)
+            if link is not None:
+                link.ack(message)
+
+    def _puback(self, slot: int, mid: int) -> None:
+        link = self._publishing()
+        if link is not None and self.links.get(slot) is link:
+            self.on_puback(mid)

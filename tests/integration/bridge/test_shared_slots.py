@@ -1,0 +1,222 @@
+"""Two bridge processes sharing the pumps (BRIDGE_SLOTS=2) on PostgreSQL, a real Mosquitto, QoS 1 load.
+
+Pumps of both kinds in each slot: current firmware (QoS 1, `seq`+`bootId`) and the original firmware (QoS 0,
+the legacy status topic, no `seq`: nothing but the order of its `timestamp`s tells its messages apart).
+Every message is applied once and in each pump's order; after a SIGKILL of one bridge the other takes its
+slot over: no acknowledged message lost, none applied twice, order kept, no `communication_lost` for pumps
+that kept talking.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from devices.models import BridgeLease, BridgeStatus, DeadLetter, DeviceEvent
+from realtime.bridge.slots import slot_of
+from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.processes import free_port
+from tests.support.reliability import (
+    TrafficPump,
+    communication_lost_alarms,
+    infusing_pumps,
+    received_seqs,
+    stored_status_seqs,
+)
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the slots' leases are PostgreSQL's (test-postgres)"),
+]
+logger = logging.getLogger(__name__)
+
+SLOTS = 2
+LEASE_S = "1.5"
+BOOT = "boot-shared"
+
+
+def pumps_per_slot(per_slot: int) -> dict[int, list[str]]:
+    """`per_slot` pump ids in each slot (the first of each is the original-firmware pump)."""
+    chosen: dict[int, list[str]] = {slot: [] for slot in range(SLOTS)}
+    number = 0
+    while any(len(ids) < per_slot for ids in chosen.values()):
+        number += 1
+        device_id = f"PUMP_{number:04d}"
+        if len(chosen[slot_of(device_id, SLOTS)]) < per_slot:
+            chosen[slot_of(device_id, SLOTS)].append(device_id)
+    return chosen
+
+
+class LegacyPump(threading.Thread):
+    """The original firmware: QoS 0, status on `device/{id}/status` and progress, no `seq`, rising `timestamp`."""
+
+    def __init__(self, broker_url: str, device_id: str, infusion_id: str, *, interval_s: float = 0.1) -> None:
+        super().__init__(daemon=True, name=f"legacy-{device_id}")
+        self.client = PumpClient(broker_url, device_id)
+        self.device_id, self.infusion_id, self.interval_s = device_id, infusion_id, interval_s
+        self.halt = threading.Event()
+        self.tick = 0
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.tick += 1
+            tick = self.tick
+            if tick % 2:
+                body = {"infusionId": self.infusion_id, "progressPercent": 1.0, "flowRate": 2.0,
+                        "timestamp": tick * 100}  # fmt: skip
+                self.client.client.publish(f"devices/{self.device_id}/progress", json.dumps(body), qos=0)
+            else:
+                body = {"deviceId": self.device_id, "status": "running", "timestamp": tick * 100}
+                self.client.client.publish(f"device/{self.device_id}/status", json.dumps(body), qos=0)
+            time.sleep(self.interval_s)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(timeout=5)
+        time.sleep(0.2)  # QoS 0: nothing to wait for but the socket
+        self.client.close()
+
+
+def legacy_status_timestamps(device_id: str) -> list[int]:
+    """The original-firmware pump's applied statuses, in the order they were applied."""
+    events = DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status", device_seq=None)
+    return list(events.order_by("id").values_list("device_timestamp", flat=True))
+
+
+def status_seqs_in_order(device_id: str) -> list[int]:
+    events = DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status", boot_id=BOOT)
+    return list(events.order_by("id").values_list("device_seq", flat=True))
+
+
+def start_bridges(broker, artifacts_dir) -> list[BridgeProcess]:
+    """Bridge 0 and bridge 1 of 2, sharing one client id base, started together; each owns its home slot."""
+    client_id = f"shared-{free_port()}"
+    bridges = [
+        BridgeProcess(
+            broker.url,
+            f"http://127.0.0.1:{free_port()}",
+            artifacts_dir,
+            name=f"bridge-shared-{index}",
+            args=("--index", str(index)),
+            MQTT_CLIENT_ID=client_id,
+            BRIDGE_SLOTS=str(SLOTS),
+            BRIDGE_PROCESSES="2",
+            BRIDGE_LEASE_S=LEASE_S,
+            REPORT_BUDGET_PER_S="0",
+        )  # fmt: skip
+        for index in range(2)
+    ]
+    for bridge in bridges:
+        bridge.start(wait=False)
+    for bridge in bridges:
+        bridge.wait_connected()
+    wait_until(lambda: all(slot_owner(slot).startswith(f"bridge-shared-{slot}@") for slot in range(SLOTS)),
+               message="each bridge should own its home slot")  # fmt: skip
+    return bridges
+
+
+def slot_owner(slot: int) -> str:
+    lease = BridgeLease.objects.filter(name=f"slot-{slot}").first()
+    return lease.owner if lease else ""
+
+
+def start_traffic(broker, chosen: dict[int, list[str]], running: dict[str, str]) -> tuple[list, list]:
+    """Each slot's first pump talks as the original firmware, the others as the current one."""
+    legacy = [LegacyPump(broker.url, ids[0], running[ids[0]]) for ids in chosen.values()]
+    current = [TrafficPump(broker.url, device_id, running[device_id], boot_id=BOOT)
+               for ids in chosen.values() for device_id in ids[1:]]  # fmt: skip
+    for pump in [*legacy, *current]:
+        pump.start()
+    return current, legacy
+
+
+def assert_once_and_in_order(current: list[TrafficPump], legacy: list[LegacyPump]) -> None:
+    for pump in current:
+        acked = set(pump.acknowledged())
+        try:
+            wait_until(lambda p=pump, a=acked: a <= received_seqs(p.device_id, BOOT), timeout=30,
+                       message=f"{pump.device_id}: acknowledged messages missing")  # fmt: skip
+        except AssertionError as exc:
+            missing = sorted(acked - received_seqs(pump.device_id, BOOT))
+            stats = list(BridgeStatus.objects.values_list("name", "stats"))
+            dead = list(DeadLetter.objects.values_list("reason", "detail")[:5])
+            raise AssertionError(
+                f"{exc}: {len(missing)} of {len(acked)}, e.g. {missing[:10]}; dead letters {dead}; "
+                f"stats {[(n, {k: v for k, v in st.items() if k != 'metrics'}) for n, st in stats]}"
+            ) from None
+        twice = {seq: n for seq, n in stored_status_seqs(pump.device_id, BOOT).items() if n > 1}
+        assert not twice, f"{pump.device_id}: statuses applied twice: {sorted(twice)[:5]}"
+        order = status_seqs_in_order(pump.device_id)
+        assert order == sorted(order), f"{pump.device_id}: statuses applied out of order: {order[:40]}"
+        assert set(pump.acknowledged("status")) <= set(order), f"{pump.device_id}: acknowledged statuses lost"
+    for pump in legacy:
+        stamps = legacy_status_timestamps(pump.device_id)
+        assert stamps, f"{pump.device_id}: no status of the original firmware applied"
+        twice = {stamp: n for stamp, n in Counter(stamps).items() if n > 1}
+        assert not twice, f"{pump.device_id} (no seq, QoS 0): statuses applied twice: {sorted(twice)[:5]}"
+        assert stamps == sorted(stamps), f"{pump.device_id} (no seq, QoS 0): statuses out of order: {stamps[:40]}"
+
+
+class SharedRun:
+    """Two bridges sharing the pumps, and the pumps talking; `stop_traffic()` notes when they stopped."""
+
+    def __init__(self, bridges: list[BridgeProcess], current: list[TrafficPump], legacy: list[LegacyPump]) -> None:
+        self.bridges, self.current, self.legacy = bridges, current, legacy
+        self.talked_until = None
+
+    def stop_traffic(self) -> None:
+        if self.talked_until is None:
+            self.talked_until = timezone.now()
+            for pump in [*self.current, *self.legacy]:
+                pump.stop()
+
+
+@contextmanager
+def two_bridges_under_load(broker, artifacts_dir):
+    """Yield a `SharedRun`; after the test's body: every message once and in order, no false silence alarm."""
+    chosen = pumps_per_slot(3)
+    running = infusing_pumps([device_id for ids in chosen.values() for device_id in ids])
+    bridges = start_bridges(broker, artifacts_dir)
+    run = SharedRun(bridges, [], [])
+    try:
+        run.current, run.legacy = start_traffic(broker, chosen, running)
+        yield run
+        run.stop_traffic()
+        assert_once_and_in_order(run.current, run.legacy)
+    finally:
+        run.stop_traffic()
+        for bridge in bridges:
+            bridge.stop()
+    all_pumps = [device_id for ids in chosen.values() for device_id in ids]
+    false_alarms = communication_lost_alarms(all_pumps, raised_by=run.talked_until)
+    assert false_alarms == [], f"pumps that kept talking were alarmed communication_lost: {false_alarms}"
+
+
+def test_two_bridges_apply_every_message_once_in_each_pumps_order(broker, artifacts_dir):
+    with two_bridges_under_load(broker, artifacts_dir):
+        time.sleep(4)
+
+
+def test_sigkill_one_bridge_the_other_takes_its_slot_over(broker, artifacts_dir):
+    with two_bridges_under_load(broker, artifacts_dir) as run:
+        time.sleep(2)
+        run.bridges[1].kill()
+        killed = time.monotonic()
+        wait_until(lambda: slot_owner(1).startswith("bridge-shared-0@") and BridgeLease.objects.filter(
+            name="slot-1", connected_since__isnull=False).exists(), timeout=15, interval=0.02,
+            message="the surviving bridge did not take slot 1 over")  # fmt: skip
+        takeover_s = time.monotonic() - killed
+        logger.warning("slot 1 taken over %.2fs after the SIGKILL (lease %ss)", takeover_s, LEASE_S)
+        (artifacts_dir / "shared-slots-takeover.txt").write_text(f"takeover_s={takeover_s:.2f} lease_s={LEASE_S}\n")
+        ticks_at_takeover = {pump.device_id: pump.tick for pump in run.legacy}
+        time.sleep(4)  # the pumps keep talking, now all through the survivor
+        run.stop_traffic()
+    for pump in run.legacy:  # the original firmware's statuses after the takeover are applied too
+        assert max(legacy_status_timestamps(pump.device_id)) > ticks_at_takeover[pump.device_id] * 100

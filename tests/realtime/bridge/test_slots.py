@@ -1,0 +1,112 @@
+"""Unit tests of the shared bridges' pieces: the slot of a pump, routing in a slot's session, the leases."""
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
+from django.utils import timezone
+
+from devices.lease_selectors import leases_read, leases_settled
+from devices.models import Alarm, BridgeLease
+from devices.services.leases import lease_claim, lease_release, lease_renew
+from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.shared import SlotHousekeeping, bridge_parts
+from realtime.bridge.slots import SlotConfig, SlotLinks, slot_of, topic_slot
+from tests.realtime.bridge.test_housekeeping import silent_running_pumps
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_pumps_slot_is_stable_and_spreads_the_pumps():
+    assert [slot_of(f"PUMP_{n:04d}", 2) for n in range(1, 9)] == [0, 0, 0, 1, 1, 1, 1, 0]  # CRC-32: any host
+    spread = [slot_of(f"PUMP_{n:04d}", 4) for n in range(1000)]
+    assert all(200 <= spread.count(slot) <= 300 for slot in range(4)), "the pumps should spread evenly"
+
+
+def test_a_topic_without_a_readable_pump_goes_to_slot_0():
+    assert topic_slot("devices/PUMP_0004/progress", 2) == slot_of("PUMP_0004", 2) == 1
+    assert topic_slot("device/PUMP_0004/status", 2) == 1, "the original firmware's topic is the same pump"
+    assert topic_slot("nonsense", 2) == 0
+    assert topic_slot("devices/PUMP_0004/unknown-kind", 2) == 1, "a bad kind is still dead-lettered by its pump's slot"
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.acked: list[int] = []
+
+    def ack(self, message: InboundMessage) -> None:
+        self.acked.append(message.mid)
+
+
+def test_a_slot_applies_its_own_pumps_and_acknowledges_the_others_at_once():
+    inbox: list[InboundMessage] = []
+    slots = SlotLinks(config=SlotConfig(slots=2), on_inbound=inbox.append, on_puback=lambda mid: None)
+    link = slots.links[1] = FakeLink()
+    own = InboundMessage(topic="devices/PUMP_0004/progress", payload=b"{}", mid=1)
+    other = InboundMessage(topic="devices/PUMP_0001/progress", payload=b"{}", mid=2)
+    slots._inbound(1, own)
+    slots._inbound(1, other)
+    assert inbox == [own] and own.slot == 1
+    assert link.acked == [2], "another slot's message is acknowledged without being applied"
+    assert slots.owned([own, other]) == [own], "only messages of slots still held are committed"
+
+
+def test_a_lease_is_claimed_once_renewed_by_its_owner_and_free_after_expiry_or_release():
+    assert lease_claim(names=["slot-0", "slot-1"], owner="a", ttl_s=30) == ["slot-0", "slot-1"]
+    assert lease_claim(names=["slot-0"], owner="b", ttl_s=30) == [], "a live lease is not taken"
+    assert lease_renew(names=["slot-0", "slot-1"], owner="a", ttl_s=30, connected={"slot-0"}) == {"slot-0", "slot-1"}
+    assert lease_renew(names=["slot-0"], owner="b", ttl_s=30, connected=set()) == set(), "not b's to renew"
+    BridgeLease.objects.filter(name="slot-1").update(expires_at=BridgeLease.objects.get(name="slot-1").expires_at
+                                                     - timedelta(seconds=60))  # fmt: skip
+    assert lease_claim(names=["slot-1"], owner="b", ttl_s=30, expired_for_s=100) == [], "not expired long enough"
+    assert lease_claim(names=["slot-1"], owner="b", ttl_s=30) == ["slot-1"], "an expired lease is taken over"
+    leases = leases_read(names=["slot-0", "slot-1"])
+    assert leases["slot-1"].owner == "b" and leases["slot-1"].connected_since is None
+    assert leases["slot-0"].connected_since is not None, "slot-0's session was connected at the renewal"
+    assert lease_renew(names=["slot-1"], owner="a", ttl_s=30, connected=set()) == set(), "a lost slot-1"
+    assert lease_release(names=["slot-0"], owner="a") == 1
+    assert lease_claim(names=["slot-0"], owner="b", ttl_s=30) == ["slot-0"], "a released lease is free at once"
+
+
+def test_silence_is_judged_only_for_pumps_of_a_slot_connected_for_the_grace_period(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 5}
+    silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)  # P0000..P0007
+    lease_claim(names=["slot-0", "slot-1", "housekeeping"], owner="me", ttl_s=30)
+    lease_renew(names=["slot-0", "slot-1"], owner="me", ttl_s=30, connected={"slot-0", "slot-1"},
+                caught_up_at=timezone.now())  # fmt: skip
+    BridgeLease.objects.filter(name="slot-0").update(connected_since=BridgeLease.objects.get(name="slot-0")
+                                                     .connected_since - timedelta(seconds=10))  # fmt: skip
+    assert set(leases_settled(names=["slot-0", "slot-1"], grace_s=5)) == {"slot-0"}
+    slots = SimpleNamespace(config=SlotConfig(slots=2), leading=True)
+    housekeeping = SlotHousekeeping(slots)
+    housekeeping.tick(timezone.now(), connected_since=None)
+    alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    expected = {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 0}
+    assert alarmed == expected, "slot 1 was connected less than the grace period ago: its pumps wait"
+    slots.leading = False
+    Alarm.objects.all().delete()
+    housekeeping.tick(timezone.now(), connected_since=None)
+    assert not Alarm.objects.exists(), "only the holder of the housekeeping lease runs the checks"
+
+
+@pytest.mark.skipif(connection.vendor == "postgresql", reason="the refusal is SQLite's")
+def test_more_than_one_slot_is_refused_on_sqlite(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2}
+    with pytest.raises(ImproperlyConfigured, match="BRIDGE_SLOTS=2 needs PostgreSQL"):
+        bridge_parts(on_inbound=lambda message: None, on_puback=lambda mid: None, name="bridge")
+
+
+def test_silence_is_judged_as_of_how_far_the_slots_owner_has_applied_its_messages(settings):
+    """A bridge 10 s behind on its inbox: its pumps silent for `timeout + 5` s by the clock are not silent yet."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 0}
+    silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    lease_claim(names=["slot-0", "slot-1"], owner="me", ttl_s=30)
+    lease_renew(names=["slot-0"], owner="me", ttl_s=30, connected={"slot-0"}, caught_up_at=timezone.now())
+    lease_renew(names=["slot-1"], owner="me", ttl_s=30, connected={"slot-1"},
+                caught_up_at=timezone.now() - timedelta(seconds=10))  # fmt: skip
+    housekeeping = SlotHousekeeping(SimpleNamespace(config=SlotConfig(slots=2), leading=True))
+    housekeeping.tick(timezone.now(), connected_since=None)
+    alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    assert alarmed == {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 0}
