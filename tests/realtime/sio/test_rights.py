@@ -5,7 +5,7 @@ from importlib import import_module
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user
 from django.contrib.sessions.models import Session
 from django.utils import timezone
 
@@ -41,6 +41,22 @@ def test_bulk_session_read_matches_get_user():
         assert found[key] == expected, f"{name}: bulk read {found[key]!r}, get_user {expected!r}"
     assert found["no-such-session"] is None
     assert [name for name, key in keys.items() if found[key] is not None] == ["kept"]
+
+
+def test_a_session_is_read_afresh_once_its_stored_text_changed():
+    """The re-check decodes a session only when its text changed: a change to it is seen at the next read."""
+    icu = make_ward("icu")
+    nurse, other = make_user("nurse", ward=icu), make_user("other", ward=icu)
+    key = key_of(nurse)
+    assert users_of_sessions({key}) == {key: nurse}
+    assert users_of_sessions({key}) == {key: nurse}, "read again from the decoded copy"
+    store = _Request(key).session
+    store[HASH_SESSION_KEY] = "forged"
+    store.save()
+    assert users_of_sessions({key}) == {key: None}, "a session whose text changed was not decoded again"
+    store[SESSION_KEY], store[HASH_SESSION_KEY] = str(other.pk), other.get_session_auth_hash()
+    store.save()
+    assert users_of_sessions({key}) == {key: other}
 
 
 def test_verdicts_name_what_was_withdrawn(monkeypatch):
