@@ -19,3 +19,9 @@ def leases_settled(*, names: list[str], grace_s: float) -> dict[str, datetime | 
 def leases_read(*, names: list[str]) -> dict[str, BridgeLease]:
     """The lease rows of `names` that exist, by name."""
     return {lease.name: lease for lease in BridgeLease.objects.filter(name__in=names)}
+
+
+def leases_alive(*, names: list[str], besides: str) -> set[str]:
+    """The leases of `names` held now by an owner other than `besides`."""
+    alive = BridgeLease.objects.filter(name__in=names, expires_at__gt=Now()).exclude(owner=besides)
+    return set(alive.values_list("name", flat=True))

@@ -108,6 +108,9 @@ class BrokerLink:
         """The messages this link's process still applies: all of them (`slots.SlotLinks` filters)."""
         return messages
 
+    def between_batches(self) -> None:
+        """Nothing to do between two batches with one bridge (`slots.SlotLinks` hands slots back there)."""
+
     def applied_until(self, moment: datetime) -> None:
         """Every message received before `moment` is committed (`slots.SlotLinks` tells the other bridges)."""
 

@@ -9,10 +9,13 @@ A slot is owned through a lease row in PostgreSQL, renewed every `lease_s / 4` b
 (its own database connection, so a long batch never lets a lease lapse). When a lease expires, a live
 bridge claims the slot and connects with that client id and clean start off: the broker hands it the
 dead session's unacknowledged and queued messages, in order. A process claims its home slots
-(`i % processes == index`) as soon as they are free, another's only once it has run for `lease_s` and
-`lease_s / 2` after that slot's expiry, so bridges started together and a bridge restarted by systemd
-each get their own slots. A process that could not renew for `0.75 * lease_s`
-(by its monotonic clock) lets its slots go before the database could give them to another.
+(`i % processes == index`) as soon as they are free, another's once it has run for `lease_s` (so bridges
+started together each get their own) as soon as that slot's lease has expired. Each process also holds
+`process-<index>`; a bridge holding another's home slot hands it back when that process is alive again:
+between two batches (nothing of the slot in flight) it disconnects the slot's session, drops the slot's
+messages not yet committed (unacknowledged, so the broker redelivers them) and releases the lease.
+A process that could not renew for `0.75 * lease_s` (by its monotonic clock) lets its slots go before
+the database could give them to another.
 """
 
 import logging
@@ -29,6 +32,7 @@ from functools import partial
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from devices.lease_selectors import leases_alive
 from devices.services.leases import lease_claim, lease_release, lease_renew
 from protocol import topics
 from realtime.bridge.ingest import InboundMessage
@@ -104,6 +108,11 @@ class SlotLinks:
         self._generations = 0
         self._born = time.monotonic()
         self.caught_up_at: datetime | None = None
+        self.member = f"process-{config.index}"  # this process's own lease: it is alive
+        self.is_member = False
+        self.alive: set[str] = set()  # the other processes' leases held now
+        self.handing_back: frozenset[int] = frozenset()  # set by the lease thread, done by the worker
+        self._handed_back: list[str] = []  # detached by the worker, to release
 
     # --- what the worker and the outbox use of a link ---
     @property
@@ -119,6 +128,13 @@ class SlotLinks:
     def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
         """The messages of slots still held (those of a slot let go are the next owner's: never acked here)."""
         return [message for message in messages if message.slot in self.links]
+
+    def between_batches(self) -> None:
+        """On the worker's thread, with nothing in flight: let go of the slots being handed back."""
+        for slot in self.handing_back & set(self.links):
+            self._detach(slot, why="handed back to its home bridge")
+            self._handed_back.append(slot_name(slot))
+        self.handing_back = frozenset()
 
     def applied_until(self, moment: datetime) -> None:
         """Every message received before `moment` is committed: written with the next renewal."""
@@ -154,7 +170,8 @@ class SlotLinks:
                 self.turn()
                 self._stop.wait(self.config.lease_s / 4)
         finally:
-            held = [slot_name(slot) for slot in self.links] + ([HOUSEKEEPING] if self.leading else [])
+            held = [slot_name(slot) for slot in self.links] + [self.member, *self._handed_back]
+            held += [HOUSEKEEPING] if self.leading else []
             for slot in list(self.links):
                 self._detach(slot, why="stopping")
             self.leading = False
@@ -180,7 +197,10 @@ class SlotLinks:
             self.leading = False
 
     def _renew(self) -> None:
-        names = [slot_name(slot) for slot in self.links] + ([HOUSEKEEPING] if self.leading else [])
+        if self._handed_back:
+            lease_release(names=self._handed_back, owner=self.owner)
+            self._handed_back = []
+        names = [slot_name(slot) for slot in self.links] + [self.member] + ([HOUSEKEEPING] if self.leading else [])
         connected = {slot_name(slot) for slot, link in self.links.items() if link.connected.is_set()}
         held = lease_renew(names=names, owner=self.owner, ttl_s=self.config.lease_s, connected=connected,
                            caught_up_at=self.caught_up_at)  # fmt: skip
@@ -190,20 +210,30 @@ class SlotLinks:
         if self.leading and HOUSEKEEPING not in held:
             logger.warning("housekeeping lease lost")
         self.leading = HOUSEKEEPING in held
+        self.is_member = self.member in held
+        others = [f"process-{index}" for index in range(self.config.processes) if index != self.config.index]
+        self.alive = leases_alive(names=others, besides=self.owner) if others else set()
+        self.handing_back = frozenset(slot for slot in self.links if self._home_alive(slot))
 
     def _claim(self) -> None:
         free = [slot for slot in range(self.config.slots) if slot not in self.links]
         home = [slot_name(slot) for slot in free if self.config.is_home(slot)]
-        other = [slot_name(slot) for slot in free if not self.config.is_home(slot)]
+        other = [slot_name(slot) for slot in free if not self.config.is_home(slot) and not self._home_alive(slot)]
         ttl = self.config.lease_s
         claimed = lease_claim(names=home, owner=self.owner, ttl_s=ttl)
         if time.monotonic() - self._born >= ttl:  # bridges started together: each first takes its own slots
-            claimed += lease_claim(names=other, owner=self.owner, ttl_s=ttl, expired_for_s=ttl / 2)
+            claimed += lease_claim(names=other, owner=self.owner, ttl_s=ttl)
+        if not self.is_member and lease_claim(names=[self.member], owner=self.owner, ttl_s=ttl):
+            self.is_member = True
         for name in claimed:
             self._attach(int(name.removeprefix("slot-")))
         if not self.leading and lease_claim(names=[HOUSEKEEPING], owner=self.owner, ttl_s=ttl):
             logger.info("housekeeping lease taken: this bridge runs the time-driven checks and publishes commands")
             self.leading = True
+
+    def _home_alive(self, slot: int) -> bool:
+        """Another process whose home slot this is is alive (it takes the slot, or gets it back)."""
+        return not self.config.is_home(slot) and f"process-{slot % self.config.processes}" in self.alive
 
     def _attach(self, slot: int) -> None:
         broker = {**self.broker, "CLIENT_ID": f"{self.broker['CLIENT_ID']}-{slot}"}

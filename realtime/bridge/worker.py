@@ -104,6 +104,7 @@ class Bridge:
         """One turn of the loop: what arrived joins the fair queue, whose batches (`fair.py`: the calm pumps',
         the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work.
         Only messages of slots this process still holds are committed (`slots.py`; all of them with one bridge)."""
+        self.link.between_batches()
         started = timezone.now()
         self.waiting.add(self.link.owned(self.collect()))
         batches = [held for batch in self.waiting.take(max_messages=self.limits.max_messages)
