@@ -214,7 +214,13 @@ if REDIS_URL:  # the endpoint's session groups span the processes; its pump chan
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 5000, "prefix": "pumpstream-channels"},
+            # Each connection waits on Redis in 5 s BZPOPMIN calls: redis-py 8's default 5 s read timeout
+            # cut them off under load or a brief Redis stall, and the connection died with "Timeout reading".
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                "capacity": 5000,
+                "prefix": "pumpstream-channels",
+            },
         }
     }
 

@@ -8,6 +8,7 @@ absent the Redis tests skip, except under CI=true, where a missing Redis fails t
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -75,6 +76,13 @@ class RedisServer:
     def stop(self) -> None:
         if self.process is not None:
             stop(self.process)
+
+    def pause(self) -> None:
+        """Stall the server (SIGSTOP), as a slow host or a long fork would."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

@@ -14,11 +14,12 @@ import pytest
 from django.db import connection
 
 from protocol import events
+from realtime.rights_signals import rights_signals_connect
 from tests.factories import make_device, make_user, make_ward
 from tests.integration.scaleout.conftest import daphnes_on_redis, wait_for_listeners
 from tests.support.daphne import DaphneServer
 from tests.support.redis import RedisServer
-from tests.support.sio import BrowserSession, StreamClient, session_cookie
+from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, session_cookie
 
 logger = logging.getLogger(__name__)
 pytestmark = [
@@ -86,10 +87,13 @@ def test_deactivating_a_user_closes_its_sockets_on_both_processes_at_once(two_da
 def test_signing_out_on_b_closes_the_sessions_socket_on_a_at_once(two_daphnes, redis_server, icu):
     make_user("signout-nurse", ward=icu)
     browser = BrowserSession(two_daphnes[1].url, "signout-nurse")
+    endpoint_on_a = ChannelsClient(two_daphnes[0].url, cookie=browser.cookie_header)
     with sockets_on_both(two_daphnes, redis_server, browser.cookie_header) as sockets:
         signed_out_at = time.monotonic()
         browser.sign_out()  # a page on B: the session's row is deleted there, and B nudges every Daphne
         closed = seconds_until_closed(sockets, signed_out_at)
+        assert endpoint_on_a.closed.wait(BOUND_S), "the session's Channels connection on A was still open"
+    endpoint_on_a.close()
     logger.info("sign-out on B closed the session's sockets on A and B after %.3f s and %.3f s", *closed)
 
 
@@ -101,3 +105,36 @@ def test_removing_a_ward_member_drops_its_pumps_on_both_processes_at_once(two_da
         for name, client in zip("AB", sockets, strict=True):
             client.events.wait_for(lambda e, d: e == events.ERROR and d == dropped, timeout=BOUND_S)
             assert not client.disconnected.is_set(), f"the nurse's socket on {name} was closed, not trimmed"
+
+
+ROUNDS = 3
+
+
+@pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "recheck-only"])
+def test_time_to_close_a_deactivated_users_sockets_at_the_default_recheck(
+    django_db_setup, broker, artifacts_dir, redis_server, settings, icu, with_redis
+):
+    """Measured, not bounded tighter than BOUND_S: with Redis the nudge, without it the 2 s re-check closes them."""
+    settings.REDIS_URL = redis_server.url if with_redis else ""
+    rights_signals_connect()
+    env = {"REDIS_URL": redis_server.url} if with_redis else {}
+    servers = [DaphneServer(artifacts_dir, MQTT_URL=broker.url, **env).start() for _ in range(2)]
+    slowest = []
+    try:
+        for round_ in range(ROUNDS):
+            nurse = make_user(f"timed-{round_}", ward=icu)
+            sockets = [StreamClient(server.url, cookie=session_cookie(nurse)).connect() for server in servers]
+            for client in sockets:
+                assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
+            if with_redis:
+                wait_for_listeners(redis_server.url, 2)
+            revoked_at = time.monotonic()
+            nurse.is_active = False
+            nurse.save(update_fields=["is_active"])
+            slowest.append(max(seconds_until_closed(sockets, revoked_at)))
+    finally:
+        for server in servers:
+            server.stop()
+    layout = "Redis nudge" if with_redis else "re-check only"
+    times = ", ".join(f"{seconds:.3f}" for seconds in slowest)
+    logger.warning("deactivation to both sockets closed (%s, RIGHTS_RECHECK_S=2): %s s", layout, times)
