@@ -85,7 +85,7 @@ def unit(name: str) -> configparser.ConfigParser:
 
 
 @pytest.mark.parametrize("name", ["pumpstream-web@.service", "pumpstream-web.service", "pumpstream-bridge.service",
-                                  "pumpstream-housekeeping.service"])  # fmt: skip
+                                  "pumpstream-bridge@.service", "pumpstream-housekeeping.service"])  # fmt: skip
 def test_every_process_restarts_on_failure_and_runs_a_command_of_this_project(name):
     service = unit(name)["Service"]
     assert service["Restart"] == "on-failure"

@@ -11,7 +11,8 @@ from tests.support.processes import ROOT, free_port, stop, wait_for_port
 
 pytestmark = pytest.mark.integration
 ACL = ROOT / "deploy" / "mosquitto" / "pumpstream.acl"
-USERS = {"pumpstream-bridge": "bridge-pass", "PUMP_A": "pump-a-pass", "PUMP_B": "pump-b-pass"}
+USERS = {"pumpstream-bridge": "bridge-pass", "pumpstream-bridge-1": "bridge-pass", "PUMP_A": "pump-a-pass",
+         "PUMP_B": "pump-b-pass"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +93,19 @@ def test_wrong_password_is_refused(secured_broker: int):
         time.sleep(0.05)
     client.loop_stop()
     assert outcomes and outcomes[0].is_failure, f"a wrong password must be refused, got {outcomes}"
+
+
+def test_a_shared_bridges_slot_user_reads_every_pump_and_writes_commands(secured_broker: int):
+    """Slot 1 of shared bridges (BRIDGE_SLOTS, docs/deploy.md) connects as `pumpstream-bridge-1`."""
+    slot, seen = connect(secured_broker, "pumpstream-bridge-1", USERS["pumpstream-bridge-1"], "devices/#")
+    pump_a, commands = connect(secured_broker, "PUMP_A", USERS["PUMP_A"], "devices/PUMP_A/commands")
+    try:
+        publish(pump_a, "devices/PUMP_A/progress", b"genuine")
+        publish(slot, "devices/PUMP_A/commands", b'{"command":"PAUSE_INFUSION"}')
+        time.sleep(0.5)
+    finally:
+        for client in (slot, pump_a):
+            client.loop_stop()
+            client.disconnect()
+    assert ("devices/PUMP_A/progress", b"genuine") in seen, "a slot's session hears every pump"
+    assert commands == [("devices/PUMP_A/commands", b'{"command":"PAUSE_INFUSION"}')], "it may send commands"
