@@ -1,8 +1,10 @@
-"""A throwaway Redis for a test: Debian's `redis-server` on a free port of 127.0.0.1, with a password.
+"""A throwaway Redis for a test: Debian's `redis-server` with production's config, on a free port, with a password.
 
-Laid out as production asks (`deploy/redis/pumpstream.conf`): loopback bind, `requirepass`, protected mode, no
-persistence. `scripts/setup.sh --test` installs `redis-server` with CI=true or WITH_REDIS=true; where it is
-absent the Redis tests skip, except under CI=true, where a missing Redis fails them.
+It runs `deploy/redis/pumpstream.conf` itself (loopback bind, protected mode, the default user off, the
+`pumpstream` ACL user limited to PumpStream's keys and channels, no persistence), its placeholder password
+replaced by a random one, and its port, directory and log file of its own. `scripts/setup.sh --test` installs
+`redis-server` with CI=true or WITH_REDIS=true; where it is absent the Redis tests skip, except under CI=true,
+where a missing Redis fails them.
 """
 
 import os
@@ -14,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import free_port, stop, wait_for_port
+from tests.support.processes import ROOT, free_port, stop, wait_for_port
+
+CONFIG = ROOT / "deploy" / "redis" / "pumpstream.conf"
+PLACEHOLDER = "CHANGE-ME-TO-A-LONG-RANDOM-PASSWORD"
+USER = "pumpstream"
 
 
 def redis_server_path() -> str | None:
@@ -49,26 +55,22 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        return f"redis://{USER}:{self.password}@127.0.0.1:{self.port}/0"
 
     @property
     def url_without_password(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
-        options = {
-            "port": str(self.port),
-            "bind": "127.0.0.1",
-            "protected-mode": "yes",
-            "requirepass": self.password,
-            "save": "",
-            "appendonly": "no",
-            "dir": str(self.directory),
-            "logfile": str(self.log_path),
-            "daemonize": "no",
-        }
+        config = self.directory / "redis.conf"
+        production = CONFIG.read_text()
+        if PLACEHOLDER not in production:
+            raise RuntimeError(f"{CONFIG} no longer holds the password placeholder {PLACEHOLDER}")
+        config.write_text(production.replace(PLACEHOLDER, self.password))
+        options = {"port": str(self.port), "dir": str(self.directory), "logfile": str(self.log_path),
+                   "daemonize": "no"}  # fmt: skip
         arguments = [item for name, value in options.items() for item in (f"--{name}", value)]
-        self.process = subprocess.Popen([self.program, *arguments], cwd=self.directory,
+        self.process = subprocess.Popen([self.program, str(config), *arguments], cwd=self.directory,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
         wait_for_port(self.port, process=self.process, timeout=20)
         return self

@@ -50,6 +50,20 @@ def forged_arrived(client: StreamClient) -> bool:
     return any(d.get("seq") == FORGED_ALARM["seq"] for d in client.events.named(events.DEVICE_ALARM))
 
 
+def test_pumpstreams_redis_user_may_touch_only_pumpstreams_keys_and_channels(redis_server):
+    """deploy/redis/pumpstream.conf's ACL, as the tests' Redis runs it: no admin command, no other key or channel."""
+    pumpstream = redis.Redis.from_url(redis_server.url, socket_timeout=5)
+    assert pumpstream.publish(CHANNEL, "{}") >= 0
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pumpstream.config_get("requirepass")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pumpstream.flushall()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pumpstream.set("someone-elses-key", "1")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        pumpstream.publish("someone-elses-channel", "{}")
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="several Daphne need PostgreSQL (make test-postgres)")
 def test_a_forged_emit_on_the_channel_reaches_no_socket(django_db_setup, broker, artifacts_dir, redis_server):
     icu = make_ward("icu")
