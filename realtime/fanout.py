@@ -5,7 +5,8 @@ reads the change log in commit order, so changes arrive here already in `seq` or
 held, re-ordered or waited for. Deliveries for one pump run under that pump's lock, which the snapshot
 also takes, so a subscriber's snapshot and its first live event never overlap or leave a hole: a
 subscriber whose snapshot holds `seq` S is skipped for the pump's changes up to S still queued here.
-A later issue can put python-socketio's Redis manager and channels-redis behind the targets.
+Every target delivers to this process's own connections: each Daphne runs its own publisher, so nothing here
+goes through Redis (`realtime/cluster.py` says what does).
 """
 
 import asyncio

@@ -10,6 +10,9 @@ principal may still do, and:
 - a pump or ward it may no longer watch: `error`, and that subscription is dropped;
 - an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
 
+With Redis between several Daphne (`realtime/cluster.py`), a process that changes rights nudges every process
+to re-check the named principals' sockets at once (`recheck_soon`); the periodic round stays as the safety net.
+
 It also caps the sockets one principal may hold open (`SOCKETS_PER_PRINCIPAL`, default 20): on PostgreSQL on
 all Daphne processes together (the tally is in the database, `realtime/sio/socket_cap.py`), on SQLite (one
 Daphne) in this process's memory.
