@@ -292,6 +292,8 @@ PUMPSTREAM = {
     # asks for no length, and the most it may last; a new high alarm always sounds through it.
     "WARD_SILENCE_DEFAULT_S": env.float("WARD_SILENCE_DEFAULT_S", default=120.0),
     "WARD_SILENCE_MAX_S": env.float("WARD_SILENCE_MAX_S", default=120.0),
+    # Each Daphne's ward feeds send the coalesced `ward:summary` and re-read the wards' silences this often.
+    "WARD_FEED_TICK_S": env.float("WARD_FEED_TICK_S", default=1.0),
     # Escalation of an alarm nobody acknowledged (docs/clinical-rules.md): per priority, the delays after it
     # alerted at which it reaches tier 1, 2, ... (comma-separated seconds; empty: never escalates).
     "ESCALATION_HIGH_S": env.list("ESCALATION_HIGH_S", cast=float, default=[60.0, 120.0]),

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.utils import timezone
 
 from devices import payloads
@@ -176,4 +177,4 @@ class WardFeed:
                 await send(events.WARD_SUMMARY, bodies[scope.key])
 
 
-ward_feed = WardFeed()
+ward_feed = WardFeed(tick_s=settings.PUMPSTREAM["WARD_FEED_TICK_S"])
