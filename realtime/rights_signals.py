@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.contrib.sessions.models import Session
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils import timezone
 
 from devices.models import ServiceAccount, Ward
 from realtime.cluster import EVERYONE, RECHECK, nudge_on_commit
@@ -21,8 +22,10 @@ CHANGED = ("post_add", "post_remove", "post_clear")
 
 
 def on_session_deleted(sender: Any, instance: Session, **kwargs: Any) -> None:
-    """A sign-out (or a session deleted in the admin): its sockets on every process."""
-    nudge_on_commit(RECHECK, [f"session:{session_hash(instance.session_key)}"])
+    """A sign-out (or a session deleted in the admin): its sockets on every process. Not for an expired session
+    (`clearsessions` deletes thousands): the re-check already closes those."""
+    if instance.expire_date > timezone.now():
+        nudge_on_commit(RECHECK, [f"session:{session_hash(instance.session_key)}"])
 
 
 def on_user_saved(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection
 
+from devices.services.accounts import service_account_create, service_account_revoke
 from protocol import events
 from realtime.rights_signals import rights_signals_connect
 from tests.factories import make_device, make_user, make_ward
@@ -95,6 +96,20 @@ def test_signing_out_on_b_closes_the_sessions_socket_on_a_at_once(two_daphnes, r
         assert endpoint_on_a.closed.wait(BOUND_S), "the session's Channels connection on A was still open"
     endpoint_on_a.close()
     logger.info("sign-out on B closed the session's sockets on A and B after %.3f s and %.3f s", *closed)
+
+
+def test_revoking_a_service_account_closes_its_token_sockets_on_both_processes_at_once(two_daphnes, nudging, icu):
+    account, token = service_account_create(name="central monitor", wards=[icu])
+    sockets = [StreamClient(server.url, token=token).connect() for server in two_daphnes]
+    try:
+        wait_for_listeners(nudging.url, 2)
+        revoked_at = time.monotonic()
+        service_account_revoke(account=account)
+        closed = seconds_until_closed(sockets, revoked_at)
+    finally:
+        for client in sockets:
+            client.close()
+    logger.info("revoking the token closed its sockets on A and B after %.3f s and %.3f s", *closed)
 
 
 def test_removing_a_ward_member_drops_its_pumps_on_both_processes_at_once(two_daphnes, nudging, icu):
