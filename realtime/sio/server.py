@@ -56,6 +56,9 @@ class Runtime:
             cls.loop = asyncio.get_running_loop()
             publisher.start()
             change_notify_listen(publisher.wake)  # PostgreSQL: any process's commit wakes this publisher
+        if not sio.manager_initialized:  # listen for nudges from the first socket of either transport on
+            sio.manager_initialized = True  # (python-socketio would wait for the first Socket.IO connection)
+            sio.manager.initialize()
 
     @classmethod
     def call_soon(cls, callback: Any, *args: Any) -> bool:

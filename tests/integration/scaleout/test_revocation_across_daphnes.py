@@ -85,6 +85,24 @@ def test_deactivating_a_user_closes_its_sockets_on_both_processes_at_once(two_da
     logger.info("deactivation closed the sockets on A and B after %.3f s and %.3f s", *closed)
 
 
+def test_deactivating_a_user_closes_her_endpoint_connections_on_both_processes(two_daphnes, nudging, icu):
+    """Processes that serve only Channels endpoint connections (no Socket.IO yet) listen for nudges too."""
+    nurse = make_user("integration-user", ward=icu)
+    endpoints = [ChannelsClient(server.url, cookie=session_cookie(nurse)) for server in two_daphnes]
+    try:
+        for endpoint in endpoints:
+            endpoint.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_0001"})
+            endpoint.events.wait_for(lambda e, d: e == events.STREAM_SUBSCRIBED, timeout=10)
+        wait_for_listeners(nudging.url, 2)
+        nurse.is_active = False
+        nurse.save(update_fields=["is_active"])
+        for name, endpoint in zip("AB", endpoints, strict=True):
+            assert endpoint.closed.wait(BOUND_S), f"the endpoint connection on Daphne {name} was still open"
+    finally:
+        for endpoint in endpoints:
+            endpoint.close()
+
+
 def test_signing_out_on_b_closes_the_sessions_socket_on_a_at_once(two_daphnes, redis_server, icu):
     make_user("signout-nurse", ward=icu)
     browser = BrowserSession(two_daphnes[1].url, "signout-nurse")
