@@ -23,6 +23,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,7 +98,8 @@ class SlotLinks:
         self.on_inbound = on_inbound
         self.on_puback = on_puback
         self.broker = broker or settings.MQTT
-        self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}"
+        # Unique per run: a restarted container often has the same host name and pid as the run it replaces.
+        self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.links: dict[int, BrokerLink] = {}
         self.threads: dict[int, threading.Thread] = {}
         self.leading = False

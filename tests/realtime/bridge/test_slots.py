@@ -1,11 +1,12 @@
 """Unit tests of the shared bridges' pieces: the slot of a pump, routing in a slot's session, the leases."""
 
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from devices.lease_selectors import leases_read, leases_settled
@@ -33,11 +34,36 @@ def test_a_topic_without_a_readable_pump_goes_to_slot_0():
 
 
 class FakeLink:
+    """A slot's link that never touches a broker: connected at once, records its acknowledgements."""
+
     def __init__(self) -> None:
         self.acked: list[int] = []
+        self.connected = threading.Event()
+        self.connected.set()
+        self.stopped = False
 
     def ack(self, message: InboundMessage) -> None:
         self.acked.append(message.mid)
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class QuietSlots(SlotLinks):
+    """`SlotLinks` whose slots connect nowhere (the leases are real)."""
+
+    def __init__(self, index: int, *, lease_s: float = 30.0) -> None:
+        config = SlotConfig(slots=2, processes=2, index=index, lease_s=lease_s)
+        super().__init__(config=config, on_inbound=lambda message: None, on_puback=lambda mid: None,
+                         name=f"bridge-{index}")  # fmt: skip
+
+    def _attach(self, slot: int) -> None:
+        self.links[slot], self.threads[slot] = FakeLink(), threading.Thread(target=lambda: None)
+        self.threads[slot].start()
+
+    def age(self) -> "QuietSlots":
+        self._born -= self.config.lease_s  # past its first lease: it may take other bridges' slots
+        return self
 
 
 def test_a_slot_applies_its_own_pumps_and_acknowledges_the_others_at_once():
@@ -110,3 +136,54 @@ def test_silence_is_judged_as_of_how_far_the_slots_owner_has_applied_its_message
     housekeeping.tick(timezone.now(), connected_since=None)
     alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
     assert alarmed == {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 0}
+
+
+def lease_expire(*names: str) -> None:
+    """What a SIGKILL leaves: the dead bridge's leases run out."""
+    BridgeLease.objects.filter(name__in=names).update(expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_each_bridge_takes_its_home_slot_takes_a_dead_ones_over_and_hands_it_back():
+    first, second = QuietSlots(0), QuietSlots(1)
+    first.turn()
+    second.turn()
+    assert set(first.links) == {0} and set(second.links) == {1}, "bridges started together each take their own"
+    assert first.leading and not second.leading, "one housekeeper"
+    first.age().turn()
+    assert set(first.links) == {0}, "a live bridge's slot is not taken"
+
+    lease_expire("slot-1", "process-1")  # the second bridge is SIGKILLed
+    first.turn()
+    assert set(first.links) == {0, 1}, "the dead bridge's slot is taken over once its lease expired"
+
+    restarted = QuietSlots(1)
+    assert restarted.owner != second.owner, "each run is its own owner"
+    restarted.turn()
+    assert set(restarted.links) == set() and restarted.is_member, "its slot is still held by the first"
+    first.turn()
+    assert first.handing_back == {1}, "the home bridge is alive again: slot 1 goes back"
+    taken = first.links[1]
+    first.between_batches()  # on the worker's thread, between two batches
+    assert set(first.links) == {0} and taken.stopped
+    first.turn()
+    assert set(first.links) == {0}, "a slot whose home bridge is alive is not claimed again"
+    restarted.turn()
+    assert set(restarted.links) == {1}
+    assert leases_read(names=["slot-1"])["slot-1"].owner == restarted.owner
+
+
+def test_a_bridge_that_cannot_renew_lets_its_slots_go_before_its_leases_expire(monkeypatch):
+    slots = QuietSlots(0, lease_s=1.0)
+    slots.turn()
+    assert set(slots.links) == {0} and slots.leading
+    taken = slots.links[0]
+
+    def database_down(**_):
+        raise OperationalError("the database is unreachable")
+
+    monkeypatch.setattr("realtime.bridge.slots.lease_renew", database_down)
+    slots.turn()
+    assert set(slots.links) == {0}, "one missed renewal is within the lease"
+    slots._renewed_at -= 0.8  # 0.8 of the lease since the last renewal
+    slots.turn()
+    assert slots.links == {} and taken.stopped and not slots.leading
