@@ -43,7 +43,11 @@ class BridgeProcess:
             cwd=ROOT, env=subprocess_env(**self.env), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         if wait:
-            self.wait_connected(since=started, timeout=timeout)
+            try:
+                self.wait_connected(since=started, timeout=timeout)
+            except BaseException:
+                self.kill()  # never leave a bridge behind that nobody stops: it would go on consuming and writing
+                raise
         return self
 
     def wait_connected(self, *, since=None, timeout: float = 20.0) -> None:

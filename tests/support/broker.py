@@ -55,7 +55,11 @@ class MosquittoBroker:
             CONFIG.format(port=self.port, data=self.data_dir, persistence="true" if self.persistence else "false")
         )
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(config)], stdout=subprocess.DEVNULL)
-        wait_for_port(self.port, process=self.process)
+        try:
+            wait_for_port(self.port, process=self.process)
+        except BaseException:
+            stop(self.process, sig=signal.SIGKILL)  # never leave a broker behind that nobody stops
+            raise
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

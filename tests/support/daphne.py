@@ -3,6 +3,7 @@
 Like production it listens twice: the public port, and the internal road's loopback port (the bridge's).
 """
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -37,8 +38,12 @@ class DaphneServer:
             cwd=ROOT, env=subprocess_env(REALTIME_INTERNAL_PORT=str(self.internal_port), **self.env_overrides),
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        wait_for_port(self.port, process=self.process, timeout=30)
-        wait_for_port(self.internal_port, process=self.process, timeout=30)
+        try:
+            wait_for_port(self.port, process=self.process, timeout=30)
+            wait_for_port(self.internal_port, process=self.process, timeout=30)
+        except BaseException:
+            stop(self.process, sig=signal.SIGKILL)  # never leave a Daphne behind that nobody stops
+            raise
         return self
 
     def stop(self) -> None:

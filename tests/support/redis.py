@@ -72,7 +72,11 @@ class RedisServer:
         arguments = [item for name, value in options.items() for item in (f"--{name}", value)]
         self.process = subprocess.Popen([self.program, str(config), *arguments], cwd=self.directory,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)  # fmt: skip
-        wait_for_port(self.port, process=self.process, timeout=20)
+        try:
+            wait_for_port(self.port, process=self.process, timeout=20)
+        except BaseException:
+            stop(self.process, sig=signal.SIGKILL)  # never leave a server behind that nobody stops
+            raise
         return self
 
     def stop(self) -> None:
