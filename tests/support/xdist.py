@@ -5,8 +5,10 @@ pytest-django suffixes it with the worker id, as it does PostgreSQL's `test_pump
 Daphne and bridges on ports of its own block (`tests.support.processes.free_port`).
 
 A work unit is what one worker runs whole, in order:
-- a module of the folders whose tests share module-scoped real processes (a bridge, chromium, a broker) runs on
-  one worker, so they start once, as in a serial run;
+- the browser tests are one unit: one chromium at a time beside the other workers, as chromium is the heaviest
+  thing the tests run on the CPU (three at once made starts time out on the loaded 2 cores);
+- a module of the other folders whose tests share module-scoped real processes (a bridge, chromium, a broker)
+  runs on one worker, so they start once, as in a serial run;
 - the modules in `ONE_AT_A_TIME` form one unit: they load the CPU by design (floods, thousands of messages) and
   assert on what the other pumps still get meanwhile, so they never run beside each other;
 - any other test is a unit by itself.
@@ -17,7 +19,8 @@ pytest 9.2 no longer has (every test became its own unit), hence this scheduler 
 
 from xdist.scheduler import LoadScopeScheduling
 
-WHOLE_MODULE_FOLDERS = ("browser", "clinical", "integration")
+WHOLE_FOLDERS = ("browser",)
+WHOLE_MODULE_FOLDERS = ("clinical", "integration")
 ONE_AT_A_TIME = (
     "tests/integration/bridge/test_flood.py",
     "tests/integration/bridge/test_crash_recovery.py",
@@ -25,15 +28,17 @@ ONE_AT_A_TIME = (
     "tests/integration/reliability/test_hostile_input.py",
 )
 ONE_AT_A_TIME_UNIT = "one-at-a-time"
-FIRST = (ONE_AT_A_TIME_UNIT, "browser", "integration", "clinical")  # the rest after these, in collection order
+FIRST = ("browser", ONE_AT_A_TIME_UNIT, "clinical", "integration")  # the rest after these, in collection order
 
 
 def work_unit(nodeid: str) -> str:
-    """The unit a test belongs to: `one-at-a-time`, its module's path, or its own node id."""
+    """The unit a test belongs to: `one-at-a-time`, its folder's or its module's path, or its own node id."""
     path = nodeid.split("::", 1)[0]
     if path in ONE_AT_A_TIME:
         return ONE_AT_A_TIME_UNIT
     parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE_FOLDERS:
+        return "/".join(parts[:2])
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE_MODULE_FOLDERS:
         return path
     return nodeid
