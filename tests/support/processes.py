@@ -22,6 +22,7 @@ VENV_BIN = Path(sys.executable).parent
 # server's bind; each pytest-xdist worker draws from its own block, so two workers never hand out the same port.
 PORT_BLOCK_START, PORT_BLOCK_SIZE, PORT_BLOCKS = 20000, 1000, 12
 _next_port_offset = random.randrange(PORT_BLOCK_SIZE)  # where this process starts in its block
+_kernel_ports_given: set[int] = set()
 
 
 def free_port() -> int:
@@ -34,9 +35,14 @@ def free_port() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     block = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
     if block is None or block >= PORT_BLOCKS:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
+        for _ in range(100):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            if port not in _kernel_ports_given:  # the kernel may pick a port it just gave us again
+                _kernel_ports_given.add(port)
+                return port
+        raise RuntimeError("the kernel picked only ports this process was given already")
     for _ in range(PORT_BLOCK_SIZE):
         port = PORT_BLOCK_START + block * PORT_BLOCK_SIZE + _next_port_offset
         _next_port_offset = (_next_port_offset + 1) % PORT_BLOCK_SIZE

@@ -9,33 +9,34 @@ A work unit is what one worker runs whole, in order:
   thing the tests run on the CPU (three at once made starts time out on the loaded 2 cores);
 - a module of the other folders whose tests share module-scoped real processes (a bridge, chromium, a broker)
   runs on one worker, so they start once, as in a serial run;
-- the modules in `ONE_AT_A_TIME` form one unit: they load the CPU by design (floods, thousands of messages) and
-  assert on what the other pumps still get meanwhile, so they never run beside each other;
+- the modules in `ALONE` form one unit, run last and alone (the other workers idle meanwhile): they load the CPU
+  by design (floods, thousands of messages) and bound what the other pumps still get meanwhile (a calm pump's
+  status within 2 s), which another worker's chromium beside them broke (3.1 s);
 - any other test is a unit by itself.
 The long units go first (`run_order`), so the workers end on short unit tests rather than one waiting on a long
-module. pytest-xdist 3.8's own `loadgroup` reads `xdist_group` marks by rewriting a node id attribute that
-pytest 9.2 no longer has (every test became its own unit), hence this scheduler in its place.
+module; `ALONE` comes after them. pytest-xdist 3.8's own `loadgroup` reads `xdist_group` marks by rewriting a
+node id attribute that pytest 9.2 no longer has (every test became its own unit), hence this scheduler instead.
 """
 
 from xdist.scheduler import LoadScopeScheduling
 
 WHOLE_FOLDERS = ("browser",)
 WHOLE_MODULE_FOLDERS = ("clinical", "integration")
-ONE_AT_A_TIME = (
+ALONE = (
     "tests/integration/bridge/test_flood.py",
     "tests/integration/bridge/test_crash_recovery.py",
     "tests/integration/hostile/test_alarm_flood.py",
     "tests/integration/reliability/test_hostile_input.py",
 )
-ONE_AT_A_TIME_UNIT = "one-at-a-time"
-FIRST = ("browser", ONE_AT_A_TIME_UNIT, "clinical", "integration")  # the rest after these, in collection order
+ALONE_UNIT = "alone"
+FIRST = ("browser", "clinical", "integration")  # the rest after these, in collection order; then ALONE
 
 
 def work_unit(nodeid: str) -> str:
-    """The unit a test belongs to: `one-at-a-time`, its folder's or its module's path, or its own node id."""
+    """The unit a test belongs to: `alone`, its folder's or its module's path, or its own node id."""
     path = nodeid.split("::", 1)[0]
-    if path in ONE_AT_A_TIME:
-        return ONE_AT_A_TIME_UNIT
+    if path in ALONE:
+        return ALONE_UNIT
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE_FOLDERS:
         return "/".join(parts[:2])
@@ -46,13 +47,45 @@ def work_unit(nodeid: str) -> str:
 
 def run_order(nodeid: str) -> int:
     """The test's place in a worker's collection: the index of its kind in `FIRST` (a stable sort keeps the rest)."""
-    unit = work_unit(nodeid)
-    kind = unit if unit == ONE_AT_A_TIME_UNIT else nodeid.split("/")[1]
+    if work_unit(nodeid) == ALONE_UNIT:
+        return len(FIRST) + 1
+    kind = nodeid.split("/")[1]
     return FIRST.index(kind) if kind in FIRST else len(FIRST)
 
 
 class ModuleGroupScheduling(LoadScopeScheduling):
-    """pytest-xdist's scope scheduling with `work_unit` as the scope; units are handed out in collection order."""
+    """pytest-xdist's scope scheduling with `work_unit` as the scope; units are handed out in collection order,
+    the `ALONE` unit only to a worker once every worker has finished all it was given, and nothing beside it."""
 
     def _split_scope(self, nodeid: str) -> str:
         return work_unit(nodeid)
+
+    def _alone_running(self) -> bool:
+        return any(not all(assigned.get(ALONE_UNIT, {}).values()) for assigned in self.assigned_work.values())
+
+    def _assign_work_unit(self, node) -> None:
+        """Nothing beside the `ALONE` unit. A worker runs the last test it was given only once it gets more work or
+        is shut down, so when only `ALONE` is left and each worker holds at most that one test, all workers but
+        one are shut down (running it); once they are done, the one left gets `ALONE` (after its own last test)."""
+        if self._alone_running():
+            return
+        if next(iter(self.workqueue)) != ALONE_UNIT:
+            super()._assign_work_unit(node)
+            return
+        if any(self._pending_of(assigned) > 1 for assigned in self.assigned_work.values()):
+            return  # `mark_test_complete` asks again as the workers finish
+        keeper = next(worker for worker in self.nodes if not worker.shutting_down)
+        others = [worker for worker in self.nodes if worker is not keeper]
+        for worker in others:
+            if not worker.shutting_down:
+                worker.shutdown()
+        if node is keeper and not any(self._pending_of(self.assigned_work[worker]) for worker in others):
+            super()._assign_work_unit(node)
+
+    def mark_test_complete(self, node, item_index: int, duration: float = 0) -> None:
+        """Every worker is reconsidered, not only this one: an idle worker may be waiting for the `ALONE` unit to
+        start or to end (and, once nothing is left, to be shut down)."""
+        super().mark_test_complete(node, item_index, duration)
+        for other in self.nodes:
+            if other is not node:
+                self._reschedule(other)
