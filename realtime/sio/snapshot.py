@@ -129,7 +129,13 @@ Send = Callable[[str, dict], Awaitable[None]]
 
 
 async def subscribe_with_snapshot(
-    device_id: str, *, send: Send, join: Callable[[], Awaitable[None]], subscriber: str, room: str
+    device_id: str,
+    *,
+    send: Send,
+    join: Callable[[], Awaitable[None]],
+    subscriber: str,
+    room: str,
+    wanted: Callable[[], bool] = lambda: True,
 ) -> int:
     """Read the snapshot (off the pump's lock), then under the lock: send `stream:subscribed` and it, and join.
 
@@ -138,6 +144,7 @@ async def subscribe_with_snapshot(
     meanwhile (kept for it since before the read: `snapshot_pending`). Changes up to the last one sent still
     queued or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after
     the join. Only when those changes are not all known (a pump registered anew) is it read again.
+    `wanted()` is asked under the lock: False (unsubscribed meanwhile) sends and joins nothing more.
     """
     await publisher.ready()  # its position is known: every change after this snapshot will be published
     lock = fanout.pump_lock(device_id)
@@ -149,25 +156,34 @@ async def subscribe_with_snapshot(
                 missed = fanout.delivered_since(device_id, snapshot.seq, snapshot.registration)
                 if missed is not None:
                     return await _snapshot_send(device_id, snapshot, missed, send=send, join=join,
-                                                subscriber=subscriber, room=room)  # fmt: skip
+                                                subscriber=subscriber, room=room, wanted=wanted)  # fmt: skip
         async with lock:  # a pump registered anew meanwhile, again and again: read it under the lock
             snapshot = await snapshot_reads.read(device_id, shared=False)
             return await _snapshot_send(device_id, snapshot, [], send=send, join=join, subscriber=subscriber,
-                                        room=room)  # fmt: skip
+                                        room=room, wanted=wanted)  # fmt: skip
     finally:
         fanout.snapshot_done(device_id)
 
 
 async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[DeviceChange], *, send: Send,
-                         join: Callable[[], Awaitable[None]], subscriber: str, room: str) -> int:  # fmt: skip
+                         join: Callable[[], Awaitable[None]], subscriber: str, room: str,
+                         wanted: Callable[[], bool]) -> int:  # fmt: skip
     """Under the pump's lock: `stream:subscribed`, the snapshot's events, the changes delivered since it was
-    read (as live events), the join, and the fan-out told what this subscriber now holds."""
+    read (as live events), the join, and the fan-out told what this subscriber now holds.
+
+    Nothing of it once the pump is no longer `wanted` (an `unsubscribe:device` or the rights re-check handled
+    while the snapshot was read or sent): a room joined then would carry the pump's events to a connection
+    that neither counts it toward its cap nor has it re-checked."""
+    if not wanted():
+        return snapshot.seq
     subscribed = StreamSubscribed(deviceId=device_id, room=room, seq=snapshot.seq)
     await send(events.STREAM_SUBSCRIBED, payload_to_wire(subscribed))
     for change in snapshot.changes:
         await send(change.event, change.wire_payload())
     for change in missed:
         await send(change.event, change.wire_payload())
+    if not wanted():  # unsubscribed while the events above were sent
+        return snapshot.seq
     await join()
     held = missed[-1].seq if missed else snapshot.seq
     fanout.note_snapshot(device_id, held, subscriber, snapshot.registration)

@@ -194,6 +194,7 @@ class Subscriber:
         await subscribe_with_snapshot(
             device_id, send=self.send, join=lambda: self.join_device(device_id),
             subscriber=self.subscriber_id, room=device_room(device_id),
+            wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
         )  # fmt: skip
 
     async def _visible_devices(self) -> frozenset[str]:

@@ -84,3 +84,24 @@ def test_the_channels_endpoint_takes_the_same_request(daphne_server, icu_nurse):
         assert live["seq"] == seqs["PUMP_0001"] + 1
     finally:
         client.close()
+
+
+def test_a_pump_unsubscribed_while_its_snapshot_is_read_sends_nothing_more(daphne_server, icu_nurse, clients):
+    """python-socketio runs each request as its own task: an `unsubscribe:device` handled while the pump's
+    snapshot is being read must win over the join that follows the read. Joined anyway, the socket carried the
+    pump's events without the pump counting toward the cap or being re-checked by `rights` (a pump whose ward
+    was taken away kept streaming)."""
+    client = StreamClient(daphne_server.url, cookie=session_cookie(icu_nurse)).connect()
+    clients.append(client)
+    client.subscribe("PUMP_0002")  # the pumps the nurse may watch are now read: the next request reads none
+    for _ in range(5):  # each round: subscribed and unsubscribed before its snapshot is read
+        client.emit(events.SUBSCRIBE_DEVICES, {"deviceIds": ["PUMP_0001"]})
+        client.emit(events.UNSUBSCRIBE_DEVICE, {"deviceId": "PUMP_0001"})
+    client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_0003"})  # handled after those: its reply follows them
+    client.events.wait_for(lambda e, d: e == events.STREAM_SUBSCRIBED and d["deviceId"] == "PUMP_0003")
+    start = len(client.events.items)
+    changes_commit("PUMP_0001", [(events.DEVICE_PROGRESS, {"progress": {"n": 1}})])
+    changes_commit("PUMP_0003", [(events.DEVICE_PROGRESS, {"progress": {"n": 1}})])
+    client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["deviceId"] == "PUMP_0003", start=start)
+    after = [e for e, d in client.events.items[start:] if isinstance(d, dict) and d.get("deviceId") == "PUMP_0001"]
+    assert not after, f"an unsubscribed pump's events still reached the socket: {after}"
