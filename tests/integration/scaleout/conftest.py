@@ -27,12 +27,23 @@ def nudging(settings, redis_server):
     return redis_server
 
 
-def daphnes_on_redis(count: int, redis_server: RedisServer, artifacts_dir, **env: str) -> list[DaphneServer]:
-    """`count` Daphne processes on the test database and this Redis, started."""
-    servers = [DaphneServer(artifacts_dir, REDIS_URL=redis_server.url, **env) for _ in range(count)]
-    for server in servers:
-        server.start()
-    return servers
+@pytest.fixture
+def daphnes_on_redis(django_db_setup, artifacts_dir, redis_server):
+    """`start(count, **env)`: that many Daphne processes on the test database and this Redis (none with
+    `with_redis=False`), started; every one of them (a half-started one too) is stopped after the test."""
+    started: list[DaphneServer] = []
+
+    def start(count: int, *, with_redis: bool = True, **env: str) -> list[DaphneServer]:
+        redis_env = {"REDIS_URL": redis_server.url} if with_redis else {}
+        servers = [DaphneServer(artifacts_dir, **redis_env, **env) for _ in range(count)]
+        started.extend(servers)  # before starting: stopping one that never started is a no-op
+        for server in servers:
+            server.start()
+        return servers
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 def wait_for_listeners(redis_url: str, count: int, *, timeout: float = 10.0) -> None:

@@ -15,7 +15,7 @@ from django.db import connection
 from protocol import events
 from realtime.cluster import CHANNEL
 from tests.factories import make_device, make_user, make_ward
-from tests.integration.scaleout.conftest import daphnes_on_redis, wait_for_listeners
+from tests.integration.scaleout.conftest import wait_for_listeners
 from tests.support.daphne import DaphneServer
 from tests.support.sio import ChannelsClient, StreamClient, session_cookie
 
@@ -65,13 +65,15 @@ def test_pumpstreams_redis_user_may_touch_only_pumpstreams_keys_and_channels(red
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="several Daphne need PostgreSQL (make test-postgres)")
-def test_a_forged_emit_on_the_channel_reaches_no_socket(django_db_setup, broker, artifacts_dir, redis_server):
+def test_a_forged_emit_on_the_channel_reaches_no_socket(broker, redis_server, daphnes_on_redis):
     icu = make_ward("icu")
     make_device("PUMP_0001", ward=icu)
     nurse = make_user("nurse", ward=icu)
-    servers = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url)
-    sockets = [StreamClient(server.url, cookie=session_cookie(nurse)).connect() for server in servers]
+    servers = daphnes_on_redis(2, MQTT_URL=broker.url)
+    sockets = [StreamClient(server.url, cookie=session_cookie(nurse)) for server in servers]
     try:
+        for client in sockets:
+            client.connect()
         for client in sockets:
             assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
         wait_for_listeners(redis_server.url, 2)
@@ -85,14 +87,12 @@ def test_a_forged_emit_on_the_channel_reaches_no_socket(django_db_setup, broker,
     finally:
         for client in sockets:
             client.close()
-        for server in servers:
-            server.stop()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="several Daphne need PostgreSQL (make test-postgres)")
-def test_the_socket_cap_counts_both_transports_on_both_processes(django_db_setup, broker, artifacts_dir, redis_server):
+def test_the_socket_cap_counts_both_transports_on_both_processes(broker, daphnes_on_redis):
     nurse = make_user("cap-nurse", ward=make_ward("icu"))
-    servers = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url, SOCKETS_PER_PRINCIPAL=str(CAP))
+    servers = daphnes_on_redis(2, MQTT_URL=broker.url, SOCKETS_PER_PRINCIPAL=str(CAP))
     daphne_a, daphne_b = servers
     opened_a = StreamClient(daphne_a.url, cookie=session_cookie(nurse)).connect()
     endpoint_b = ChannelsClient(daphne_b.url, cookie=session_cookie(nurse))
@@ -105,5 +105,3 @@ def test_the_socket_cap_counts_both_transports_on_both_processes(django_db_setup
     finally:
         opened_a.close()
         endpoint_b.close()
-        for server in servers:
-            server.stop()

@@ -11,19 +11,18 @@ import pytest
 
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
-from tests.integration.scaleout.conftest import daphnes_on_redis
 from tests.support.sio import ChannelsClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 STALL_S = 7.0  # longer than the 5 s blocking read and redis-py's default 5 s read timeout
 
 
-def test_the_endpoints_connection_outlives_a_redis_stall(django_db_setup, broker, artifacts_dir, redis_server):
+def test_the_endpoints_connection_outlives_a_redis_stall(broker, redis_server, daphnes_on_redis):
     icu = make_ward("icu")
     make_device("PUMP_0001", ward=icu)
     make_device("PUMP_0002", ward=icu)
     cookie = session_cookie(make_user("nurse", ward=icu))
-    (daphne,) = daphnes_on_redis(1, redis_server, artifacts_dir, MQTT_URL=broker.url)
+    (daphne,) = daphnes_on_redis(1, MQTT_URL=broker.url)
     endpoint = ChannelsClient(daphne.url, cookie=cookie)
     try:
         endpoint.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_0001"})
@@ -43,4 +42,3 @@ def test_the_endpoints_connection_outlives_a_redis_stall(django_db_setup, broker
         assert not endpoint.closed.is_set(), f"the connection died after the stall:\n{daphne.log_tail(20)}"
     finally:
         endpoint.close()
-        daphne.stop()

@@ -17,7 +17,7 @@ from devices.services.accounts import service_account_create, service_account_re
 from protocol import events
 from realtime.rights_signals import rights_signals_connect
 from tests.factories import make_device, make_user, make_ward
-from tests.integration.scaleout.conftest import daphnes_on_redis, wait_for_listeners
+from tests.integration.scaleout.conftest import wait_for_listeners
 from tests.support.daphne import DaphneServer
 from tests.support.redis import RedisServer
 from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, session_cookie
@@ -33,11 +33,8 @@ BOUND_S = 5.0
 
 
 @pytest.fixture
-def two_daphnes(django_db_setup, django_db_blocker, broker, artifacts_dir, redis_server):
-    servers = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url, RIGHTS_RECHECK_S=RECHECK_S)
-    yield servers
-    for server in servers:
-        server.stop()
+def two_daphnes(broker, daphnes_on_redis):
+    return daphnes_on_redis(2, MQTT_URL=broker.url, RIGHTS_RECHECK_S=RECHECK_S)
 
 
 @pytest.fixture
@@ -145,29 +142,24 @@ ROUNDS = 3
 
 @pytest.mark.parametrize("with_redis", [True, False], ids=["redis", "recheck-only"])
 def test_time_to_close_a_deactivated_users_sockets_at_the_default_recheck(
-    django_db_setup, broker, artifacts_dir, redis_server, settings, icu, with_redis
+    broker, redis_server, daphnes_on_redis, settings, icu, with_redis
 ):
     """Measured, not bounded tighter than BOUND_S: with Redis the nudge, without it the 2 s re-check closes them."""
     settings.REDIS_URL = redis_server.url if with_redis else ""
     rights_signals_connect()
-    env = {"REDIS_URL": redis_server.url} if with_redis else {}
-    servers = [DaphneServer(artifacts_dir, MQTT_URL=broker.url, **env).start() for _ in range(2)]
+    servers = daphnes_on_redis(2, with_redis=with_redis, MQTT_URL=broker.url)
     slowest = []
-    try:
-        for round_ in range(ROUNDS):
-            nurse = make_user(f"timed-{round_}", ward=icu)
-            sockets = [StreamClient(server.url, cookie=session_cookie(nurse)).connect() for server in servers]
-            for client in sockets:
-                assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
-            if with_redis:
-                wait_for_listeners(redis_server.url, 2)
-            revoked_at = time.monotonic()
-            nurse.is_active = False
-            nurse.save(update_fields=["is_active"])
-            slowest.append(max(seconds_until_closed(sockets, revoked_at)))
-    finally:
-        for server in servers:
-            server.stop()
+    for round_ in range(ROUNDS):
+        nurse = make_user(f"timed-{round_}", ward=icu)
+        sockets = [StreamClient(server.url, cookie=session_cookie(nurse)).connect() for server in servers]
+        for client in sockets:
+            assert client.subscribe("PUMP_0001")[0] == events.STREAM_SUBSCRIBED
+        if with_redis:
+            wait_for_listeners(redis_server.url, 2)
+        revoked_at = time.monotonic()
+        nurse.is_active = False
+        nurse.save(update_fields=["is_active"])
+        slowest.append(max(seconds_until_closed(sockets, revoked_at)))
     layout = "Redis nudge" if with_redis else "re-check only"
     times = ", ".join(f"{seconds:.3f}" for seconds in slowest)
     logger.warning("deactivation to both sockets closed (%s, RIGHTS_RECHECK_S=2): %s s", layout, times)

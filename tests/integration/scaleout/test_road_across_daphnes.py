@@ -15,7 +15,6 @@ from devices.models import Alarm, Device
 from devices.states import AlarmState
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
-from tests.integration.scaleout.conftest import daphnes_on_redis
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.broker import MosquittoBroker
 from tests.support.sio import BrowserSession, ChannelsClient, StreamClient, session_cookie
@@ -31,14 +30,18 @@ ALARMS = 4
 
 
 @pytest.fixture
-def layout(django_db_setup, django_db_blocker, tmp_path, artifacts_dir, redis_server):
+def layout(tmp_path, artifacts_dir, daphnes_on_redis):
     """Mosquitto, Daphne A and B on Redis, and the bridge forwarding its wake to B."""
     broker = MosquittoBroker(tmp_path / "mosquitto", persistence=False).start()
-    daphne_a, daphne_b = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url)
-    bridge = BridgeProcess(broker.url, daphne_b.internal_url, artifacts_dir).start()
-    yield broker, daphne_a, daphne_b
-    for process in (bridge, daphne_a, daphne_b, broker):
-        process.stop()
+    bridge = None
+    try:
+        daphne_a, daphne_b = daphnes_on_redis(2, MQTT_URL=broker.url)
+        bridge = BridgeProcess(broker.url, daphne_b.internal_url, artifacts_dir).start()
+        yield broker, daphne_a, daphne_b
+    finally:
+        if bridge is not None:
+            bridge.stop()
+        broker.stop()
 
 
 def wait_for_seq(client: StreamClient | ChannelsClient, seq: int, timeout: float = 15.0) -> list[int]:

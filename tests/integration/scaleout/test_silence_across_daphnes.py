@@ -12,7 +12,7 @@ from django.db import connection
 
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
-from tests.integration.scaleout.conftest import daphnes_on_redis, wait_for_listeners
+from tests.integration.scaleout.conftest import wait_for_listeners
 from tests.support.sio import StreamClient, session_cookie
 
 logger = logging.getLogger(__name__)
@@ -24,14 +24,15 @@ pytestmark = [
 BOUND_S = 5.0
 
 
-def test_a_silence_on_b_reaches_the_wards_station_on_a_at_once(django_db_setup, broker, artifacts_dir, redis_server):
+def test_a_silence_on_b_reaches_the_wards_station_on_a_at_once(broker, redis_server, daphnes_on_redis):
     ward = make_ward("s1")
     make_device("SIL_PUMP_1", ward=ward)
     stations = [session_cookie(make_user(name, ward=ward)) for name in ("s1-nurse-a", "s1-nurse-b")]
-    servers = daphnes_on_redis(2, redis_server, artifacts_dir, MQTT_URL=broker.url, WARD_FEED_TICK_S="30")
-    pairs = zip(servers, stations, strict=True)
-    clients = [StreamClient(server.url, cookie=cookie).connect() for server, cookie in pairs]
+    servers = daphnes_on_redis(2, MQTT_URL=broker.url, WARD_FEED_TICK_S="30")
+    clients = [StreamClient(server.url, cookie=cookie) for server, cookie in zip(servers, stations, strict=True)]
     try:
+        for client in clients:
+            client.connect()
         for client in clients:
             client.emit(events.SUBSCRIBE_WARD, {"ward": "s1"})
             client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, timeout=10)
@@ -44,7 +45,5 @@ def test_a_silence_on_b_reaches_the_wards_station_on_a_at_once(django_db_setup, 
     finally:
         for client in clients:
             client.close()
-        for server in servers:
-            server.stop()
     assert silence["ward"] == "s1" and silence["by"] == "s1-nurse-b", silence
     logger.info("a silence on B reached the ward's station on A after %.3f s", seconds)
