@@ -1,8 +1,7 @@
 """A flooding pump in a process of its own: `python tests/support/flooder.py HOST PORT DEVICE_ID COUNT`.
 
-A real pump is a device of its own. Run in the test's process, the flood's 3,000 publishes and their
-PUBACKs took the interpreter from the other pump's client, whose alarm then reached the broker after the
-whole flood: the test measured its own harness, not the system. This process connects, says `ready`,
+A real pump is a device of its own, so the flood's 3,000 publishes and their PUBACKs do not share the
+interpreter of the test that times another pump's alarm. This process connects, says `ready`,
 waits for a line on stdin, says `begun`, publishes COUNT QoS 1 `error` messages (each of a new type) as
 fast as paho sends them, waits for every PUBACK, and prints `done <seconds to publish> <seconds to the
 last PUBACK>`.
