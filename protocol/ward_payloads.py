@@ -2,6 +2,10 @@
 `ward:silence`, `stream:subscribed`, `error`) as typed models, on the same base and codec as the device events
 (`protocol/payloads.py`). `SERVER_EVENT_MODELS` names the model of every server-to-client event."""
 
+import logging
+
+from pydantic import ValidationError
+
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payloads import (
@@ -20,6 +24,8 @@ from protocol.payloads import (
     payload_from_wire,
     payload_to_wire,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class TopAlarm(Payload):
@@ -77,6 +83,18 @@ def ward_alarm_of(change: DeviceChange) -> WardAlarm:
     event = payload_from_wire(AlarmEvent, change.body)
     escalated = {"escalated": event.escalated} if "escalated" in event.model_fields_set else {}
     return WardAlarm(ward=change.ward_code, deviceId=change.device_id, seq=change.seq, alarm=event.alarm, **escalated)
+
+
+def ward_alarm_body(change: DeviceChange) -> dict:
+    """`ward_alarm_of(change)` on the wire; when the model refuses the recorded body (a field this version does
+    not know or lacks, as another version's writer records it), that body as recorded, logged: a station must
+    hear of an alarm whatever its form ("when in doubt, alarm"), as the pump's own room does."""
+    try:
+        return payload_to_wire(ward_alarm_of(change))
+    except ValidationError as error:
+        logger.error("alarm change sent as recorded: its body is not this version's form",
+                     extra={"device_id": change.device_id, "seq": change.seq, "error": str(error)[:500]})  # fmt: skip
+        return {"ward": change.ward_code, "deviceId": change.device_id, "seq": change.seq, **change.body}
 
 
 class SilenceBreaker(Payload):

@@ -8,8 +8,7 @@ ward feed as `ward:alarm` too.
 
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import payload_to_wire
-from protocol.ward_payloads import ward_alarm_of
+from protocol.ward_payloads import ward_alarm_body
 
 
 def escalation_target(change: DeviceChange) -> tuple[str, str, dict] | None:
@@ -17,4 +16,4 @@ def escalation_target(change: DeviceChange) -> tuple[str, str, dict] | None:
     escalated = change.body.get("escalated") if change.event == events.DEVICE_ALARM else None
     if not escalated or not escalated.get("group") or not change.ward_code:
         return None
-    return escalated["group"], change.ward_code, payload_to_wire(ward_alarm_of(change))
+    return escalated["group"], change.ward_code, ward_alarm_body(change)

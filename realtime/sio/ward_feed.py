@@ -25,7 +25,7 @@ from devices.selectors import (
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payloads import payload_to_wire
-from protocol.ward_payloads import WardPump, WardSummary, ward_alarm_of
+from protocol.ward_payloads import WardPump, WardSummary, ward_alarm_body
 
 logger = logging.getLogger(__name__)
 
@@ -111,12 +111,12 @@ class WardFeed:
         """Fan-out target: an alarm change goes at once to every feed covering its ward (never coalesced)."""
         if change.event != events.DEVICE_ALARM or not self._subscribers:
             return
-        alarm = ward_alarm_of(change)
+        alarm = ward_alarm_body(change)  # the recorded body when the model refuses it: never lost for its form
         bodies: dict[str, dict] = {}  # one encoding per feed label, however many screens follow it
         for scope, send in list(self._subscribers.values()):
             if scope.covers(change.ward_code):
                 if scope.label not in bodies:
-                    bodies[scope.label] = payload_to_wire(alarm.model_copy(update={"feed": scope.label}))
+                    bodies[scope.label] = {**alarm, "feed": scope.label}
                 await send(events.WARD_ALARM, bodies[scope.label])
         if change.ward_code in self._silenced:  # the alarm may have broken the ward's silence
             await self.refresh_silences()
