@@ -159,12 +159,8 @@ class Subscriber:
 
     async def subscribe_device(self, device_id: str) -> None:
         """Check access and capacity, then snapshot and join under the pump's lock."""
-        self.limits.check_device_capacity(device_id)
-        if device_id not in await self._visible_devices():  # the exact answer, and why not
-            refusal = await sync_to_async(device_access)(self.principal, device_id)
-            if refusal is not None:
-                raise RequestRefused(refusal)
-        self.limits.devices.add(device_id)
+        self.limits.check_device_capacity(device_id)  # before any read
+        await self._admit(device_id, await self._visible_devices())
         await self._snapshot_and_join(device_id)
 
     async def subscribe_devices(self, device_ids: list[str]) -> None:
@@ -177,18 +173,27 @@ class Subscriber:
         admitted: list[str] = []
         for device_id in device_ids:
             try:
-                self.limits.check_device_capacity(device_id)
-                if device_id not in visible:  # the exact answer, and why not
-                    refusal = await sync_to_async(device_access)(self.principal, device_id)
-                    if refusal is not None:
-                        raise RequestRefused(refusal)
+                await self._admit(device_id, visible)
             except RequestRefused as refused:
                 await self.send(events.ERROR, error_body(refused.message, request=events.SUBSCRIBE_DEVICES,
                                                          deviceId=device_id))  # fmt: skip
                 continue
-            self.limits.devices.add(device_id)
             admitted.append(device_id)
         await asyncio.gather(*(self._snapshot_and_join(device_id) for device_id in admitted))
+
+    async def _admit(self, device_id: str, visible: frozenset[str]) -> None:
+        """Count the pump as subscribed if the principal may watch it and the cap has room, else refuse.
+
+        The connection's other requests run meanwhile (a task each): the cap is checked again after the last
+        read, with no await between that check and the count, or requests sent at once all found it free.
+        """
+        self.limits.check_device_capacity(device_id)
+        if device_id not in visible:  # the exact answer, and why not
+            refusal = await sync_to_async(device_access)(self.principal, device_id)
+            if refusal is not None:
+                raise RequestRefused(refusal)
+            self.limits.check_device_capacity(device_id)
+        self.limits.devices.add(device_id)
 
     async def _snapshot_and_join(self, device_id: str) -> None:
         await subscribe_with_snapshot(
