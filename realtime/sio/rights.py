@@ -232,6 +232,7 @@ class RightsRegistry:
             await live.close()
             return
         subscriber.principal = verdict.principal
+        subscriber.forget_visible()
         for device_id in sorted(verdict.lost_devices & subscriber.limits.devices):
             await subscriber.send(
                 events.ERROR, error_body("No longer permitted to watch this pump", deviceId=device_id)

@@ -215,6 +215,11 @@ class Subscriber:
                 self._visible_until = time.monotonic() + settings.PUMPSTREAM["RIGHTS_RECHECK_S"]
             return self._visible
 
+    def forget_visible(self) -> None:
+        """Read the visible pumps afresh at the next request (the rights re-check read them: a nudged one must
+        not be undone by a set cached before the right was withdrawn)."""
+        self._visible_until = 0.0
+
     async def unsubscribe_device(self, device_id: str) -> None:
         """Leave the pump's room; no more of its events arrive."""
         self.limits.devices.discard(device_id)
