@@ -15,6 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 
 from devices.selectors import device_exists, devices_visible_to, ward_exists, wards_visible_to
 from protocol import events
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WARD_OR_ALL = re.compile(r"^(\*|[-a-zA-Z0-9_]{1,32})$")
 INVALID_DEVICE = "Invalid Device ID"
+SNAPSHOT_FAILED = "The pump's state could not be read; subscribe again"
 
 Send = Callable[[str, dict], Awaitable[None]]
 RoomAction = Callable[[str], Awaitable[None]]
@@ -161,7 +163,7 @@ class Subscriber:
         """Check access and capacity, then snapshot and join under the pump's lock."""
         self.limits.check_device_capacity(device_id)  # before any read
         await self._admit(device_id, await self._visible_devices())
-        await self._snapshot_and_join(device_id)
+        await self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICE)
 
     async def subscribe_devices(self, device_ids: list[str]) -> None:
         """`subscribe:devices`: each pump as if subscribed alone (its own `error` when refused), read together.
@@ -179,7 +181,7 @@ class Subscriber:
                                                          deviceId=device_id))  # fmt: skip
                 continue
             admitted.append(device_id)
-        await asyncio.gather(*(self._snapshot_and_join(device_id) for device_id in admitted))
+        await asyncio.gather(*(self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICES) for device_id in admitted))
 
     async def _admit(self, device_id: str, visible: frozenset[str]) -> None:
         """Count the pump as subscribed if the principal may watch it and the cap has room, else refuse.
@@ -195,12 +197,20 @@ class Subscriber:
             self.limits.check_device_capacity(device_id)
         self.limits.devices.add(device_id)
 
-    async def _snapshot_and_join(self, device_id: str) -> None:
-        await subscribe_with_snapshot(
-            device_id, send=self.send, join=lambda: self.join_device(device_id),
-            subscriber=self.subscriber_id, room=device_room(device_id),
-            wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
-        )  # fmt: skip
+    async def _snapshot_and_join(self, device_id: str, request: str) -> None:
+        """Send the pump's snapshot and join its room; when it cannot be read, an `error` naming the pump and
+        the pump no longer counted (never a pump held as subscribed that sends nothing)."""
+        try:
+            await subscribe_with_snapshot(
+                device_id, send=self.send, join=lambda: self.join_device(device_id),
+                subscriber=self.subscriber_id, room=device_room(device_id),
+                wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
+            )  # fmt: skip
+        except (LookupError, DatabaseError) as error:  # removed since its access was checked; the database
+            logger.warning("snapshot not read", extra={"device_id": device_id, "error": repr(error)[:200]})
+            self.limits.devices.discard(device_id)
+            message = INVALID_DEVICE if isinstance(error, LookupError) else SNAPSHOT_FAILED
+            await self.send(events.ERROR, error_body(message, request=request, deviceId=device_id))
 
     async def _visible_devices(self) -> frozenset[str]:
         """The pumps this principal may watch, read once per `RIGHTS_RECHECK_S` however many requests come.
