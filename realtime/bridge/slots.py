@@ -128,8 +128,13 @@ class SlotLinks:
         return link.connected_since if link else None
 
     def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
-        """The messages of slots still held (those of a slot let go are the next owner's: never acked here)."""
-        return [message for message in messages if message.slot in self.links]
+        """The messages of slots still held, received on the link that holds them now: those of a slot let go
+        (even if taken again since, on a new link that gets them redelivered) are never committed here."""
+        return [message for message in messages if self._on_current_link(message)]
+
+    def _on_current_link(self, message: InboundMessage) -> bool:
+        link = self.links.get(message.slot)
+        return link is not None and message.generation // GENERATIONS == link.generation // GENERATIONS
 
     def between_batches(self) -> None:
         """On the worker's thread, with nothing in flight: let go of the slots being handed back."""

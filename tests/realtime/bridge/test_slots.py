@@ -14,7 +14,7 @@ from devices.models import Alarm, BridgeLease
 from devices.services.leases import lease_claim, lease_release, lease_renew
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.shared import SlotHousekeeping, bridge_parts
-from realtime.bridge.slots import SlotConfig, SlotLinks, slot_of, topic_slot
+from realtime.bridge.slots import GENERATIONS, SlotConfig, SlotLinks, slot_of, topic_slot
 from tests.realtime.bridge.test_housekeeping import silent_running_pumps
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +38,7 @@ class FakeLink:
 
     def __init__(self) -> None:
         self.acked: list[int] = []
+        self.generation = 0
         self.connected = threading.Event()
         self.connected.set()
         self.stopped = False
@@ -77,6 +78,9 @@ def test_a_slot_applies_its_own_pumps_and_acknowledges_the_others_at_once():
     assert inbox == [own] and own.slot == 1
     assert link.acked == [2], "another slot's message is acknowledged without being applied"
     assert slots.owned([own, other]) == [own], "only messages of slots still held are committed"
+    slots.links[1] = FakeLink()
+    slots.links[1].generation = 2 * GENERATIONS + 1  # slot 1 let go and taken again: a new link
+    assert slots.owned([own]) == [], "a message from the slot's earlier link is redelivered on the new one"
 
 
 def test_a_lease_is_claimed_once_renewed_by_its_owner_and_free_after_expiry_or_release():
