@@ -7,37 +7,24 @@ import asyncio
 from unittest import mock
 
 from realtime.sio import subscriptions
-from realtime.sio.auth import Principal
 from realtime.sio.rights import LiveConnection, Verdict, rights
-from realtime.sio.subscriptions import Subscriber
+from tests.realtime.sio.fake_transport import FakeTransport, snapshot_and_join
 
 
 def test_a_pump_withdrawn_by_a_recheck_cannot_be_subscribed_again_from_the_cache():
-    sent: list[tuple[str, dict]] = []
-
-    async def send(event: str, body: dict) -> None:
-        sent.append((event, body))
-
-    async def room(device_id: str) -> None:
-        return None
-
-    async def snapshot_and_join(device_id: str, *, join, **_: object) -> int:
-        await join()
-        return 0
+    transport = FakeTransport()
+    subscriber = transport.subscriber()
+    visible = {"PUMP_A", "PUMP_B"}
 
     async def close() -> None:
         return None
 
-    principal = Principal(user=object())
-    subscriber = Subscriber(principal, "sid", send, room, room)
-    visible = {"PUMP_A", "PUMP_B"}
-
     async def main() -> None:
         await subscriber.handle("subscribe:device", {"deviceId": "PUMP_A"})
         visible.clear()  # the nurse's ward is taken away; the nudged re-check withdraws PUMP_A
-        verdict = Verdict(principal=principal, lost_devices={"PUMP_A"})
+        verdict = Verdict(principal=subscriber.principal, lost_devices={"PUMP_A"})
         await rights._apply("sid", LiveConnection(subscriber, close), verdict)
-        sent.clear()
+        transport.sent.clear()
         await subscriber.handle("subscribe:device", {"deviceId": "PUMP_B"})
 
     with (
@@ -47,4 +34,4 @@ def test_a_pump_withdrawn_by_a_recheck_cannot_be_subscribed_again_from_the_cache
     ):
         asyncio.run(main())
     assert "PUMP_B" not in subscriber.limits.devices, "a pump of the withdrawn ward was subscribed from the cache"
-    assert [body["message"] for _, body in sent] == ["Not permitted to watch this pump"]
+    assert transport.messages() == ["Not permitted to watch this pump"]
