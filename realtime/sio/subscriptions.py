@@ -133,7 +133,8 @@ class Subscriber:
         return True
 
     async def _refuse(self, refused: RequestRefused, event: str) -> bool:
-        await self.send(events.ERROR, error_body(refused.message, request=event))
+        # the name as a string, cut: python-socketio hands over whatever JSON the client put there (`42[123]`)
+        await self.send(events.ERROR, error_body(refused.message, request=str(event)[:40]))
         if refused.fatal:
             logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
         return not refused.fatal

@@ -14,6 +14,7 @@ import pytest
 import websocket
 
 from protocol import events
+from realtime.sio.limits import MAX_MALFORMED
 from tests.factories import make_device, make_user, make_ward
 from tests.support.sio import ChannelsClient, session_cookie
 
@@ -123,6 +124,21 @@ def test_undecodable_socketio_frames_are_strikes_without_tracebacks(daphne_serve
     time.sleep(0.5)
     log_after = daphne_server.log_path.read_text(errors="replace").count("Traceback")
     assert log_after == log_before, f"{log_after - log_before} tracebacks written for undecodable frames"
+
+
+def test_event_names_that_are_not_strings_are_strikes_that_close_the_connection(daphne_server):
+    """`42[123]`: python-socketio hands the handler the number as the event's name. Its refusal echoed it into
+    `error`'s `request` (a string), the model refused that, and the catch-all's "Internal error" kept the
+    connection open past the strike limit, a traceback logged per frame."""
+    cookie = session_cookie(make_user("name-fuzzer", ward=make_ward("icu")))
+    log_before = daphne_server.log_path.read_text(errors="replace").count("Traceback")
+    received, closed = frames_until_closed(raw_socketio(daphne_server.url, cookie), ["42[123]", '42[{"a":1},{}]'] * 10)
+    assert closed and received.count(events.ERROR) <= MAX_MALFORMED + 1, (
+        f"the connection kept answering past {MAX_MALFORMED + 1} requests with a non-string name: {received}"
+    )
+    time.sleep(0.5)
+    log_after = daphne_server.log_path.read_text(errors="replace").count("Traceback")
+    assert log_after == log_before, f"{log_after - log_before} tracebacks written for non-string event names"
 
 
 def test_deep_nesting_on_the_channels_endpoint_is_a_strike_not_an_error(daphne_server):
