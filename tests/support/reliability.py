@@ -6,8 +6,10 @@ import time
 from collections import Counter
 
 import socketio
+from django.db import transaction
 
 from devices.models import Alarm, Device, DeviceEvent, MessageReceipt
+from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from protocol import events
 from tests.factories import make_device, make_order, make_user, make_ward
@@ -21,11 +23,11 @@ def infusing_pumps(device_ids: list[str], *, ward_code: str = "icu") -> dict[str
     nurse = make_user(f"nurse-{ward_code}", ward=ward)
     running = {}
     for device_id in device_ids:
-        device = make_device(device_id, ward=ward)
+        make_device(device_id, ward=ward)
         session = infusion_start(device_id=device_id, order=make_order(), user=nurse)
-        device.refresh_from_db()
-        infusion_confirm(device=device, infusion_id=session.infusion_id, confirmed=True, parameters=None,
-                         confirmation={"confirmed": True})  # fmt: skip
+        with transaction.atomic():  # as the bridge applies a confirmation: under the pump's row lock
+            infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id, confirmed=True,
+                             parameters=None, confirmation={"confirmed": True})  # fmt: skip
         running[device_id] = session.infusion_id
     return running
 
