@@ -17,16 +17,23 @@ run: setup
 	@scripts/banner.sh
 	@$(VENV)/bin/honcho start -f Procfile
 
+# The suite runs on TEST_WORKERS pytest-xdist workers (tests/support/xdist.py: a module sharing real processes
+# stays on one worker, the browser tests all on one, the long units first, the CPU-loading flood tests last and
+# alone). The tests mostly wait on real processes, so their waits overlap even on 2 cores; 3 workers starting
+# Daphne, a bridge and chromium at once at a load of 10-13 (other sessions' tests) outlasted the 20 s bridge
+# start in nearly every module, 2 far less often. TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
+TEST_WORKERS ?= 2
 test: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py makemigrations --check --dry-run
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS)
 
 # The database-dependent tests again on PostgreSQL (a cluster of their own, started by tests/support/postgres.py
 # on a free port): the services and selectors, the bridge's commit path, and the bridge, Daphne and realtime
-# integration tests with both subprocesses on the same PostgreSQL test database. CI runs it after `test`.
+# integration tests with both subprocesses on the same PostgreSQL test database (one cluster; under xdist each
+# worker has its own test database in it). CI runs it after `test`.
 # Left out: the broker-restart and hostile-input reliability tests and the clinical page tests (not yet
 # investigated on PostgreSQL); the browser tests stay on `test` only. POSTGRES_FAILING names tests still failing
 # there: the 3,000-status SIGKILL test passes at a 1-minute load of about 7 on the shared 2 cores but not at
@@ -42,7 +49,7 @@ POSTGRES_FAILING ?= \
 	tests/integration/bridge/test_crash_recovery.py::test_sigkill_mid_batch_three_times_loses_and_duplicates_nothing
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) -m pytest -p tests.support.postgres $(POSTGRES_TESTS) $(addprefix --deselect ,$(POSTGRES_FAILING))
+	$(PY) -m pytest -n $(TEST_WORKERS) -p tests.support.postgres $(POSTGRES_TESTS) $(addprefix --deselect ,$(POSTGRES_FAILING))
 
 setup:
 	@scripts/setup.sh

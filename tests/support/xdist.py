@@ -1,4 +1,4 @@
-"""How `make test` shares the suite among pytest-xdist workers (`-n 3 --dist loadgroup`, pyproject's addopts).
+"""How `make test` shares the suite among pytest-xdist workers (`-n 2`; `--dist loadgroup` is pyproject's).
 
 Each worker is a pytest process of its own with its own test database (the SQLite file is named after its pid;
 pytest-django suffixes it with the worker id, as it does PostgreSQL's `test_pumpstream_gw0`), its own Mosquitto,
