@@ -108,6 +108,8 @@ def frames_until_closed(ws: websocket.WebSocket, frames: list[str]) -> tuple[lis
                 received.append(json.loads(frame[2:])[0])
             elif frame.startswith("41"):
                 return received, True
+    except websocket.WebSocketTimeoutException:  # the socket's read timeout: still open, not closed
+        return received, False
     except (websocket.WebSocketException, OSError):
         return received, True
     return received, False
