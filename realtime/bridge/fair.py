@@ -21,6 +21,7 @@ its `alarm_flood` may count messages that arrived after some of them (it alarms 
 
 import itertools
 from collections import deque
+from datetime import datetime
 
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.ingest import InboundMessage
@@ -55,6 +56,11 @@ class FairQueue:
                 self.shed.setdefault(sender, []).append(item)
             else:
                 self.admitted.setdefault(sender, deque()).append(item)
+
+    def oldest_received(self, device_id: str) -> datetime | None:
+        """When the oldest message of this pump still waiting here reached the bridge (None: none waits)."""
+        items = [*self.admitted.get(device_id, ()), *self.shed.get(device_id, ())]
+        return min((message.received_at for _, message in items), default=None)
 
     def take(self, *, max_messages: int) -> list[list[InboundMessage]]:
         """The turn's batches, in commit order, each in arrival order: the calm pumps' messages, the flooding

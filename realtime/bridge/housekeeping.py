@@ -2,6 +2,7 @@
 escalations and their webhooks, and the change log's old entries."""
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -32,6 +33,7 @@ class Housekeeping:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
         self.pruned_at: datetime | None = None
+        self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check once."""
@@ -76,8 +78,11 @@ class Housekeeping:
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
-        """The moment as of which this pump's silence is judged, None for not now (`shared.SlotHousekeeping`)."""
-        return now
+        """The moment as of which this pump's silence is judged, None for not now (`shared.SlotHousekeeping`):
+        a pump whose messages wait in the bridge's own queue (a backlog after a reconnect, a flood's share) was
+        heard; it is judged as of its oldest waiting message's arrival, never as silent for the bridge's delay."""
+        waiting = self.waiting_since(device_id)
+        return now if waiting is None else min(now, waiting)
 
     def stale_pumps(self, now: datetime) -> None:
         """Emit `device:status` once when a pump without presence turns stale (on start: only remember them)."""

@@ -65,6 +65,7 @@ class Bridge:
         self.budgets = pump_budgets()
         self.ingest = BatchIngest(self.guard, self.budgets)
         self.waiting = FairQueue(self.ingest)  # received, admitted or shed, not yet committed (unacknowledged)
+        self.housekeeping.waiting_since = self.waiting.oldest_received  # a pump waiting here was heard
         self.committer = Committer(ingest=self.ingest, on_committed=self._committed, stop=self._stop,
                                    max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"])  # fmt: skip
         self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)

@@ -23,6 +23,7 @@ VENV_BIN = Path(sys.executable).parent
 PORT_BLOCK_START, PORT_BLOCK_SIZE, PORT_BLOCKS = 20000, 1000, 12
 _next_port_offset = random.randrange(PORT_BLOCK_SIZE)  # where this process starts in its block
 _kernel_ports_given: set[int] = set()
+_successors_taken: set[int] = set()  # second ports of pairs, never handed out alone by the block's next turn
 
 
 def free_port() -> int:
@@ -46,6 +47,9 @@ def free_port() -> int:
     for _ in range(PORT_BLOCK_SIZE):
         port = PORT_BLOCK_START + block * PORT_BLOCK_SIZE + _next_port_offset
         _next_port_offset = (_next_port_offset + 1) % PORT_BLOCK_SIZE
+        if port in _successors_taken:
+            _successors_taken.discard(port)
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -53,6 +57,22 @@ def free_port() -> int:
                 continue  # in use, or in TIME_WAIT from an earlier server of this run
             return port
     raise RuntimeError(f"no free port in xdist worker {worker}'s block")
+
+
+def free_port_pair() -> int:
+    """A free port whose successor is free too (Daphne's internal listener is WEB_PORT + 1); `free_port` does not
+    hand out the successor next (in a worker's block it is the very next port, which it would)."""
+    for _ in range(PORT_BLOCK_SIZE):
+        port = free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        _successors_taken.add(port + 1)
+        _kernel_ports_given.add(port + 1)
+        return port
+    raise RuntimeError("no free pair of ports")
 
 
 def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:

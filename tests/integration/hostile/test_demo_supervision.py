@@ -9,7 +9,6 @@ ward's pumps are heard again. On the old main honcho stopped every process when 
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,7 +20,7 @@ from django.utils import timezone
 from devices.models import BridgeStatus, Device
 from tests.factories import make_device
 from tests.support.bridge import wait_until
-from tests.support.processes import ROOT, VENV_BIN, free_port, subprocess_env
+from tests.support.processes import ROOT, VENV_BIN, free_port, free_port_pair, subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 logger = logging.getLogger(__name__)
@@ -33,18 +32,6 @@ ROLES = {  # what identifies each Procfile process on its command line
     "legacy_pump": "simulate_pump PUMP_0003",
 }
 KILLED = ("pump", "bridge", "web")
-
-
-def port_pair() -> int:
-    """A free port whose successor is free too (Daphne's internal listener is WEB_PORT + 1)."""
-    while True:
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
 
 
 def descendants(root: int) -> dict[int, str]:
@@ -98,7 +85,7 @@ def demo(tmp_path, artifacts_dir):
     """`honcho start -f Procfile` as `make run` runs it; yields (honcho process, log path)."""
     make_device("PUMP_0001")
     make_device("PUMP_0003")
-    web_port, log_path = port_pair(), artifacts_dir / "demo-supervision.log"
+    web_port, log_path = free_port_pair(), artifacts_dir / "demo-supervision.log"
     env = subprocess_env(WEB_PORT=str(web_port), MQTT_PORT=str(free_port()), RUN_DIR=str(tmp_path / "run"),
                          DJANGO_DEBUG="true", SUPERVISE_MIN_DELAY_S="1", SUPERVISE_MAX_DELAY_S="1")  # fmt: skip
     env.pop("MQTT_URL", None)

@@ -89,3 +89,23 @@ def test_the_bridge_acknowledges_each_batch_after_its_commit_and_holds_back_what
     assert 1 not in [mid for mid, _ in acknowledged], "FLOOD's second admitted alarm waits, unacknowledged"
     bridge.step()
     assert acknowledged[-1] == (1, 3) and len(acknowledged) == 21
+
+
+def test_a_pump_whose_messages_wait_here_is_judged_silent_only_as_of_its_oldest_waiting_message():
+    from datetime import timedelta
+
+    from realtime.bridge.housekeeping import Housekeeping
+
+    waiting = fair_queue()
+    arrived = NOW - timedelta(seconds=5)
+    backlog = [InboundMessage(topic="devices/BACKLOG/status", payload=b'{"status": "running"}', received_at=arrived
+                              + timedelta(milliseconds=n), mid=n) for n in range(50)]  # fmt: skip
+    waiting.add(backlog)
+    housekeeping = Housekeeping()
+    housekeeping.waiting_since = waiting.oldest_received
+    assert waiting.oldest_received("BACKLOG") == arrived and waiting.oldest_received("OTHER") is None
+    assert housekeeping.silence_as_of("BACKLOG", NOW) == arrived, "heard by the bridge: not silent for its delay"
+    assert housekeeping.silence_as_of("OTHER", NOW) == NOW
+    while waiting.take(max_messages=500):
+        pass
+    assert housekeeping.silence_as_of("BACKLOG", NOW) == NOW, "judged as of now once nothing of it waits"
