@@ -72,8 +72,9 @@ async def watcher(url: str, cookie: str, index: int, pumps: list[str], role: str
         return client  # its subscriptions count as not delivered
     if batched:
         await client.emit(SUBSCRIBE_DEVICES, {"deviceIds": pumps})
-    for device_id in [] if batched else pumps:
-        await client.emit(SUBSCRIBE_DEVICE, {"deviceId": device_id})
+    else:
+        for device_id in pumps:
+            await client.emit(SUBSCRIBE_DEVICE, {"deviceId": device_id})
     try:
         await asyncio.wait_for(done.wait(), 60)
     except TimeoutError:

@@ -47,6 +47,12 @@ def connect(port: int, user: str, password: str, subscribe: str | None = None) -
     return client, received
 
 
+def disconnect(*clients: mqtt.Client) -> None:
+    for client in clients:
+        client.loop_stop()
+        client.disconnect()
+
+
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:
     client.publish(topic, payload, qos=1).wait_for_publish(5)
 
@@ -59,9 +65,7 @@ def test_pump_can_publish_only_as_itself(secured_broker: int):
         publish(pump_a, "devices/PUMP_A/status", b"genuine")
         time.sleep(0.5)
     finally:
-        for client in (bridge, pump_a):
-            client.loop_stop()
-            client.disconnect()
+        disconnect(bridge, pump_a)
     assert ("devices/PUMP_A/status", b"genuine") in seen, "the bridge must hear a pump on its own topic"
     assert ("devices/PUMP_B/status", b"forged") not in seen, "a pump must not publish as another pump"
 
@@ -74,9 +78,7 @@ def test_pump_cannot_read_another_pumps_commands(secured_broker: int):
         publish(bridge, "devices/PUMP_B/commands", b'{"command":"STOP_INFUSION"}')
         time.sleep(0.5)
     finally:
-        for client in (spy, pump_b, bridge):
-            client.loop_stop()
-            client.disconnect()
+        disconnect(spy, pump_b, bridge)
     assert own == [("devices/PUMP_B/commands", b'{"command":"STOP_INFUSION"}')]
     assert spied == [], "a pump must not read another pump's commands"
 
@@ -104,8 +106,6 @@ def test_a_shared_bridges_slot_user_reads_every_pump_and_writes_commands(secured
         publish(slot, "devices/PUMP_A/commands", b'{"command":"PAUSE_INFUSION"}')
         time.sleep(0.5)
     finally:
-        for client in (slot, pump_a):
-            client.loop_stop()
-            client.disconnect()
+        disconnect(slot, pump_a)
     assert ("devices/PUMP_A/progress", b"genuine") in seen, "a slot's session hears every pump"
     assert commands == [("devices/PUMP_A/commands", b'{"command":"PAUSE_INFUSION"}')], "it may send commands"
