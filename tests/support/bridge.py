@@ -3,6 +3,7 @@
 import json
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -95,9 +96,16 @@ class PumpClient:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = 300
             self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_args: subscribed.set()
         self.client.connect(host, int(port), clean_start=not persistent, properties=properties)
         self.client.loop_start()
         self.client.subscribe(f"devices/{device_id}/commands", qos=1)
+        # A command published before the broker granted this subscription is never delivered (clean session): a
+        # test that asks for a command at once would wait for a reply the pump never had the chance to send.
+        if not subscribed.wait(timeout=10):
+            self.close()
+            raise TimeoutError(f"{device_id}: the broker never granted the commands subscription")
 
     def publish(self, kind: str, payload: dict | bytes | str, *, qos: int = 1, retain: bool = False,
                 topic: str | None = None) -> None:  # fmt: skip
