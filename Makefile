@@ -67,8 +67,11 @@ format:
 # the seed-style Node relay and the bare Python stack, alternated 3 times, at 400 and 1,000 msg/s, then the
 # reconnect storm, PumpStream's also with one subscribe:devices per client, and first each target's idle CPU
 # over 60 s without and with 100 idle clients (bench/compare.py, bench/storm.py, bench/idle.py). LEVEL=smoke|hospital|large|ramp: bench/run.py's levels.
+# LEVEL=ingest (~9 minutes): the bridge against a bare paho subscriber storing the same messages in SQLite, at 400,
+# 1,000 and 2,000 msg/s, alternated 3 times (bench/ingest.py, bench/bare_ingest.py).
 bench: setup-test
 	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000 --storm-batched --idle 60; \
+	elif [ "$(LEVEL)" = ingest ]; then $(PY) -m bench.ingest; \
 	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:
