@@ -2,12 +2,13 @@
 
 import logging
 import signal
+import sys
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime.bridge.worker import BatchLimits, Bridge
+from realtime.bridge.worker import GIL_SWITCH_INTERVAL_S, BatchLimits, Bridge
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: bridge.stop())
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # this process's threads: see the constant
         broker = settings.MQTT
         logger.info("bridge starting", extra={"reason": f"{broker['HOST']}:{broker['PORT']} as {broker['CLIENT_ID']}"})
         bridge.run()
