@@ -5,27 +5,18 @@ check is skipped, except under CI=true, where a missing nginx fails the run inst
 """
 
 import configparser
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.nginx import nginx_or_skip
+
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx" / "pumpstream.conf"
 UNITS = ROOT / "deploy" / "systemd"
 TLS_DIR = "/etc/pumpstream/tls/"  # where the site expects the certificate; the test points it at its own
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("nginx is not installed under CI=true: scripts/setup.sh --test installs it")
-        pytest.skip("nginx is not installed (CI=true or WITH_NGINX=true scripts/setup.sh --test installs it)")
-    return found
 
 
 def self_signed(directory: Path) -> None:
@@ -49,7 +40,7 @@ def nginx_test(site_text: str, tmp_path: Path) -> subprocess.CompletedProcess:
                   (("client_body", temp["body"]), *((n, temp[n]) for n in ("proxy", "fastcgi", "uwsgi", "scgi"))))
         + f"    access_log off;\n    include {site};\n}}\n"
     )  # fmt: skip
-    return subprocess.run([nginx_binary(), "-t", "-q", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"),
+    return subprocess.run([nginx_or_skip(), "-t", "-q", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"),
                            "-c", str(main)], capture_output=True, text=True)  # fmt: skip
 
 
@@ -65,16 +56,26 @@ def test_the_nginx_check_can_fail(tmp_path):
     assert nginx_test(broken, tmp_path).returncode != 0, "a missing semicolon must fail nginx -t"
 
 
-def test_socketio_and_channels_are_upgraded_and_sticky_and_both_upstreams_list_the_same_daphnes():
+def test_socketio_and_channels_are_sticky_and_both_upstreams_list_the_same_daphnes():
     text = SITE.read_text()
     for location in ("/socket.io/", "/ws/"):
         block = text.split(f"location {location} {{", 1)[1].split("}", 1)[0]
-        assert "proxy_pass http://pumpstream_realtime;" in block and "Upgrade $http_upgrade" in block, location
+        assert "proxy_pass http://pumpstream_realtime;" in block, location
     upstreams = dict(re.findall(r"upstream (\w+) \{(.*?)\}", text, re.S))
     assert "hash $cookie_sessionid consistent;" in upstreams["pumpstream_realtime"]
     servers = {name: re.findall(r"server (\S+);", body) for name, body in upstreams.items()}
     assert servers["pumpstream_web"] == servers["pumpstream_realtime"] and len(servers["pumpstream_web"]) >= 2
-    assert "X-Forwarded-For $remote_addr;" in text, "the client's own X-Forwarded-For must be replaced"
+
+
+def test_every_header_to_daphne_is_set_for_the_whole_server_and_no_location_drops_them():
+    """A location with a `proxy_set_header` of its own inherits none of the server's (nginx's rule): Daphne then
+    got `Host: pumpstream_web` and the client's own X-Forwarded-For (tests/deploy/test_nginx_headers.py shows it)."""
+    server = SITE.read_text().split("listen 443", 1)[1]
+    locations = re.findall(r"location ([^{]+)\{([^}]*)\}", server)
+    assert len(locations) >= 4 and not [name for name, body in locations if "proxy_set_header" in body]
+    for header in ("Host $host", "X-Forwarded-For $remote_addr", "X-Forwarded-Proto $scheme",
+                   "Upgrade $http_upgrade", "Connection $pumpstream_connection"):  # fmt: skip
+        assert f"proxy_set_header {header};" in server, header
 
 
 def unit(name: str) -> configparser.ConfigParser:
