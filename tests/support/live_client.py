@@ -1,0 +1,96 @@
+"""A Socket.IO client run as static/js/live.js runs the browser's `LiveConnection`.
+
+It reconnects by itself with socket.io's own backoff (the browser's defaults: 1 s doubling to 5 s, ±50 %),
+subscribes every pump it follows again on each connect (the fresh snapshot replaces what it held), and
+subscribes a pump again when one of its events skips a `seq`. Its handlers run one at a time in arrival
+order (`InOrderClient`), so the log it keeps is the order the server sent.
+"""
+
+import threading
+import time
+from typing import Any
+
+from protocol import events
+from tests.support.sio import EventLog, InOrderClient, state_from_events
+
+
+class LiveSubscriber:
+    """Follows `device_ids` over one Socket.IO connection (websocket transport) that survives server restarts.
+
+    `resubscribe_on_connect=False` leaves out what live.js does on a reconnect (for showing a test can fail).
+    """
+
+    def __init__(self, base_url: str, device_ids: list[str], *, cookie: str, origin: str | None = None,
+                 resubscribe_on_connect: bool = True) -> None:  # fmt: skip
+        self.base_url, self.headers = base_url, {"Cookie": cookie}
+        self.resubscribe_on_connect = resubscribe_on_connect
+        self.last_seq: dict[str, int | None] = dict.fromkeys(device_ids)  # None: waiting for `stream:subscribed`
+        self.events = EventLog()
+        self.connected_at: list[float] = []
+        self.disconnected_at: list[float] = []
+        self.gaps = 0
+        self._lock = threading.Lock()
+        extra = {"origin": origin} if origin else {}
+        self.client = InOrderClient(reconnection=True, reconnection_delay=1, reconnection_delay_max=5,
+                                    randomization_factor=0.5, websocket_extra_options=extra)  # fmt: skip
+        self.client.on("connect", self._connected)
+        self.client.on("disconnect", lambda *args: self.disconnected_at.append(time.monotonic()))
+        self.client.on("*", self._received)
+
+    def connect(self, *, timeout: float = 5.0) -> "LiveSubscriber":
+        self.client.connect(self.base_url, headers=self.headers, transports=["websocket"], wait_timeout=timeout)
+        return self
+
+    def _connected(self) -> None:
+        first = not self.connected_at
+        self.connected_at.append(time.monotonic())
+        if first or self.resubscribe_on_connect:
+            for device_id in self.last_seq:
+                self._subscribe(device_id)
+
+    def _subscribe(self, device_id: str) -> None:
+        with self._lock:
+            self.last_seq[device_id] = None
+        self.client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": device_id})
+
+    def _received(self, event: str, data: Any) -> None:
+        self.events.append(event, data)
+        device_id = data.get("deviceId") if isinstance(data, dict) else None
+        if device_id not in self.last_seq:
+            return
+        with self._lock:
+            last = self.last_seq[device_id]
+            if event == events.STREAM_SUBSCRIBED:
+                self.last_seq[device_id] = data["seq"]
+                return
+            if not event.startswith("device:") or last is None:
+                return  # between a resubscribe and its snapshot: the snapshot covers it
+            if data["seq"] <= last + 1:
+                self.last_seq[device_id] = max(last, data["seq"])
+                return
+            self.gaps += 1
+        self._subscribe(device_id)  # a skipped seq: an event was missed, start over from a fresh snapshot
+
+    def since_last_snapshot(self, device_id: str) -> tuple[int | None, list[tuple[str, dict]]]:
+        """The seq of the pump's latest `stream:subscribed` and its events from there on (snapshot, then live)."""
+        items = list(self.events.items)
+        starts = [n for n, (name, data) in enumerate(items)
+                  if name == events.STREAM_SUBSCRIBED and data.get("deviceId") == device_id]  # fmt: skip
+        if not starts:
+            return None, []
+        tail = items[starts[-1] + 1 :]
+        return items[starts[-1]][1]["seq"], [
+            (name, data) for name, data in tail if name.startswith("device:") and data.get("deviceId") == device_id
+        ]
+
+    def latest_seq(self, device_id: str) -> int:
+        """The newest seq this client holds for the pump (0 before its first snapshot)."""
+        snapshot_seq, received = self.since_last_snapshot(device_id)
+        return max([snapshot_seq or 0, *(data["seq"] for _, data in received)])
+
+    def state(self, device_id: str) -> dict:
+        """The pump's state as this client holds it: its latest snapshot plus the events since, applied in order."""
+        return state_from_events(self.since_last_snapshot(device_id)[1]).as_dict()
+
+    def close(self) -> None:
+        self.client.disconnect()
