@@ -1,19 +1,17 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from devices.models import (
     Alarm,
     BridgeStatus,
-    ChangeLogEntry,
     Command,
     DeadLetter,
     DeliveryAttempt,
@@ -34,8 +32,6 @@ from devices.states import (
     COMMAND_UNSETTLED_STATES,
     AlarmState,
     CommandState,
-    Presence,
-    SessionStatus,
 )
 
 
@@ -254,29 +250,6 @@ def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> l
     return list(waiting.select_related("device").order_by("created_at", "pk")[:limit])
 
 
-CHANGE_LOG_COLUMNS = ("id", "device_id", "device__device_id", "seq", "event", "body", "ward_code", "created_at")
-
-
-def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
-    """Committed change-log rows after `after_id`, oldest first, as tuples of `CHANGE_LOG_COLUMNS`."""
-    rows = ChangeLogEntry.objects.filter(id__gt=after_id).order_by("id").values_list(*CHANGE_LOG_COLUMNS)
-    return list(rows[:limit])
-
-
-def change_log_these(*, ids: Sequence[int]) -> list[tuple]:
-    """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted)."""
-    return list(ChangeLogEntry.objects.filter(id__in=ids).order_by("id").values_list(*CHANGE_LOG_COLUMNS))
-
-
-def change_log_extent() -> tuple[int, int, datetime | None]:
-    """The log's lowest and highest id (0, 0 when empty) and when its oldest entry was recorded."""
-    oldest = ChangeLogEntry.objects.order_by("id").values_list("id", "created_at").first()
-    newest = ChangeLogEntry.objects.order_by("-id").values_list("id", flat=True).first()
-    if oldest is None or newest is None:
-        return 0, 0, None
-    return oldest[0], newest, oldest[1]
-
-
 def session_active(device: Device) -> InfusionSession | None:
     """The pump's active session (pending, running or paused), if any."""
     return InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
@@ -297,30 +270,3 @@ def commands_unsettled(device: Device) -> list[Command]:
     """The pump's commands still under way (queued, sent, delivered), oldest first."""
     commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES)
     return list(commands.select_related("session", "created_by").order_by("created_at", "pk"))
-
-
-def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[str]:
-    """Infusion ids of pending sessions created before `cutoff` (unconfirmed too long), oldest first."""
-    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
-    return list(overdue.order_by("created_at").values_list("infusion_id", flat=True)[:limit])
-
-
-def silent_sessions_filter(now: datetime) -> Q:
-    """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
-    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-    return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
-        Q(device__latest_progress_at__isnull=True) | Q(device__latest_progress_at__lt=cutoff)
-    )
-
-
-def devices_silent_unalarmed(*, now: datetime, limit: int) -> list[str]:
-    """Pumps whose running session is silent past the heartbeat and not yet alarmed `communication_lost`."""
-    alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
-    silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
-    return list(silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:limit])
-
-
-def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
-    """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
-    stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
-    return set(stale.values_list("device_id", flat=True))

@@ -36,8 +36,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.utils import timezone
 
+from devices.changelog_selectors import change_log_after, change_log_extent, change_log_these
 from devices.logreader import SqliteLogReader
-from devices.selectors import change_log_after, change_log_extent, change_log_these
 from protocol.events import DeviceChange
 from realtime import server_metrics
 from realtime.fanout import FanOut, fanout

@@ -8,7 +8,7 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from devices.selectors import change_log_extent
+from devices.changelog_selectors import change_log_extent
 from protocol.events import DeviceChange
 
 if TYPE_CHECKING:

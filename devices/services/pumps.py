@@ -9,8 +9,8 @@ from datetime import datetime
 from django.db import transaction
 
 from devices import payloads
+from devices.housekeeping_selectors import silent_sessions_filter
 from devices.models import Device, InfusionSession
-from devices.selectors import silent_sessions_filter
 from devices.services.alarms import (
     CLEARED_SUFFIX,
     alarm_clear,

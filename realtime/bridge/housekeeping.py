@@ -8,7 +8,11 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from devices.exceptions import PumpStreamError
-from devices.selectors import devices_silent_unalarmed, devices_stale_without_presence, sessions_unconfirmed_since
+from devices.housekeeping_selectors import (
+    devices_silent_unalarmed,
+    devices_stale_without_presence,
+    sessions_unconfirmed_since,
+)
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue

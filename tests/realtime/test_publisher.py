@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from devices.changelog_selectors import change_log_after
 from devices.logreader import SqliteLogReader
 from devices.models import ChangeLogEntry
-from devices.selectors import change_log_after
 from devices.services.changelog import change_log_listen, change_log_prune, change_log_unlisten
 from protocol import events
 from protocol.events import DeviceChange

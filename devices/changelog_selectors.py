@@ -1,0 +1,28 @@
+"""Selectors of the change log (the one road of every committed change, read by the publisher)."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from devices.models import ChangeLogEntry
+
+CHANGE_LOG_COLUMNS = ("id", "device_id", "device__device_id", "seq", "event", "body", "ward_code", "created_at")
+
+
+def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
+    """Committed change-log rows after `after_id`, oldest first, as tuples of `CHANGE_LOG_COLUMNS`."""
+    rows = ChangeLogEntry.objects.filter(id__gt=after_id).order_by("id").values_list(*CHANGE_LOG_COLUMNS)
+    return list(rows[:limit])
+
+
+def change_log_these(*, ids: Sequence[int]) -> list[tuple]:
+    """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted)."""
+    return list(ChangeLogEntry.objects.filter(id__in=ids).order_by("id").values_list(*CHANGE_LOG_COLUMNS))
+
+
+def change_log_extent() -> tuple[int, int, datetime | None]:
+    """The log's lowest and highest id (0, 0 when empty) and when its oldest entry was recorded."""
+    oldest = ChangeLogEntry.objects.order_by("id").values_list("id", "created_at").first()
+    newest = ChangeLogEntry.objects.order_by("-id").values_list("id", flat=True).first()
+    if oldest is None or newest is None:
+        return 0, 0, None
+    return oldest[0], newest, oldest[1]
