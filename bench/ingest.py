@@ -12,8 +12,9 @@ progress with `seq`, `bootId` and `intendedAt`):
   R pumps registered, each with a running session, and the Daphne it wakes (`bench/system.py`).
 
 Per phase: each subscriber process's CPU (user + system from /proc) from the generator's start until every
-published message is committed (or `--drain` s more), divided by the messages published; loss (published
-minus distinct messages committed); and the **commit lag**: from the message's due time in the schedule
+published message is committed (a backlog included: at most `--drain` s after the generator, or until nothing
+commits for 10 s), divided by the messages published; loss (published minus distinct messages committed by
+then); and the **commit lag**: from the message's due time in the schedule
 (`intendedAt`, so a lagging generator adds its lag instead of hiding it) to when its row became visible to a
 reader polling the subscriber's database every 10 ms (the bare one's `progress` rows, the bridge's
 `MessageReceipt`s: the same method for both, up to 10 ms coarser than the commit itself), for messages due
@@ -38,11 +39,12 @@ from pathlib import Path
 
 from bench import ingest_report
 from bench.phases import generator_start, py_spy
+from bench.relays import database_copy
 from bench.stats import latency_summary
 from bench.system import ROOT, ResourceSampler, System, django_configure, pumps_create
 
 POLL_S = 0.01
-TARGETS = ("bare", "bridge")
+TARGETS = ("bare", "bridge", "before")  # "before": the bridge as another checkout has it (--before)
 
 
 def intended_at(*, start_at: float, rate_hz: float, index: int, count: int, seq: int) -> float:
@@ -114,16 +116,15 @@ class BareTarget:
 class BridgeTarget:
     """The real bridge (and the Daphne it wakes) on a Mosquitto of its own, production settings (`System`)."""
 
-    name = "bridge"
-
-    def __init__(self, workdir: Path, database: Path) -> None:
+    def __init__(self, workdir: Path, database: Path, *, name: str = "bridge", root: Path = ROOT) -> None:
         from devices.models import Device, MessageReceipt
 
         receipts, devices = MessageReceipt._meta.db_table, Device._meta.db_table
         self.query = (f"SELECT r.id, d.device_id, r.device_seq FROM {receipts} r JOIN {devices} d "
                       f"ON d.id = r.device_id WHERE r.id > ?")  # fmt: skip
+        self.name = name
         self.database = database
-        self.system = System(workdir, database)
+        self.system = System(workdir, database, root=root)
         try:
             self.system.start_broker().start_servers()
         except BaseException:
@@ -159,9 +160,7 @@ def measure(target, rate: int, device_ids: list[str], workdir: Path, args: argpa
     if generator.wait() != 0:
         raise RuntimeError(f"the generator exited with {generator.returncode}")
     sent = json.loads(out.read_text())
-    deadline = time.monotonic() + args.drain
-    while len(watcher.seen) < sent["published"] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    drained_s = drain(watcher, sent["published"], limit_s=args.drain)
     time.sleep(2 * POLL_S)
     resources, window_s = sampler.stop(), time.monotonic() - window_started
     watcher.stop()
@@ -182,10 +181,22 @@ def measure(target, rate: int, device_ids: list[str], workdir: Path, args: argpa
         "commit_lag": latency_summary(lags),
         "cpu_us_per_msg": {name: round(usage["cpu_s"] * 1e6 / max(published, 1), 1)
                            for name, usage in resources.items()},
-        "resources": resources, "window_s": round(window_s, 2),
+        "resources": resources, "window_s": round(window_s, 2), "drained_s": round(drained_s, 2),
         "generator": {"cpu_share": sent["cpu_share"], "send_lag_p99_ms": sent["send_lag"]["p99_ms"]},
         "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }  # fmt: skip
+
+
+def drain(watcher: CommitWatcher, published: int, *, limit_s: float, stuck_s: float = 10.0) -> float:
+    """Wait until every published message is committed (a backlog included, so that its CPU is counted and it
+    never overlaps the next phase), for at most `limit_s`, or until nothing more commits for `stuck_s`."""
+    started = last_change = time.monotonic()
+    count = len(watcher.seen)
+    while count < published and time.monotonic() - started < limit_s and time.monotonic() - last_change < stuck_s:
+        time.sleep(0.05)
+        if len(watcher.seen) != count:
+            count, last_change = len(watcher.seen), time.monotonic()
+    return time.monotonic() - started
 
 
 def idle_cpu(target, seconds: float) -> dict:
@@ -195,9 +206,11 @@ def idle_cpu(target, seconds: float) -> dict:
     return {name: round(usage["cpu_s"] / seconds, 4) for name, usage in sampler.stop().items()}
 
 
-def order(round_number: int, rate_index: int) -> tuple[str, ...]:
-    """The targets in this phase pair's order: rotated every round and rate, so neither always goes first."""
-    return TARGETS if (round_number + rate_index) % 2 == 0 else TARGETS[::-1]
+def order(round_number: int, rate_index: int, present) -> list[str]:
+    """The targets present, rotated every round and rate, so none always goes first or last."""
+    names = [name for name in TARGETS if name in present]
+    shift = (round_number + rate_index) % max(len(names), 1)
+    return names[shift:] + names[:shift]
 
 
 def main() -> None:
@@ -206,10 +219,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--duration", type=float, default=15.0, help="measured seconds per phase")
-    parser.add_argument("--drain", type=float, default=20.0, help="seconds after the generator to wait for commits")
+    parser.add_argument("--drain", type=float, default=180.0, help="at most this long after the generator for commits")
     parser.add_argument("--idle", type=float, default=10.0, help="first, each target's idle CPU over this long")
     parser.add_argument("--py-spy", type=Path, help="py-spy raw stacks of each subscriber into this directory")
     parser.add_argument("--only", help="run only these targets (comma-separated: bare,bridge)")
+    parser.add_argument("--before", type=Path, help="also the bridge from this checkout (before/after in one run)")
     args = parser.parse_args()
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
@@ -224,17 +238,19 @@ def main() -> None:
     try:
         if "bare" in wanted:
             targets["bare"] = BareTarget(workdir)
+        if args.before is not None:
+            copy = database_copy(workdir / "bridge.sqlite3", workdir / "before.sqlite3")
+            targets["before"] = BridgeTarget(workdir, copy, name="before", root=args.before.resolve())
         if "bridge" in wanted:
             targets["bridge"] = BridgeTarget(workdir, workdir / "bridge.sqlite3")
         result["idle_core_share"] = {name: idle_cpu(target, args.idle) for name, target in targets.items()}
         for number in range(args.rounds):
             for rate_index, rate in enumerate(args.rates):
-                for name in order(number, rate_index):
-                    if name in targets:
-                        phase = measure(targets[name], rate, device_ids, workdir, args)
-                        phase["round"] = number
-                        result["phases"].append(phase)
-                        print(ingest_report.phase_line(phase), flush=True)
+                for name in order(number, rate_index, targets):
+                    phase = measure(targets[name], rate, device_ids, workdir, args)
+                    phase["round"] = number
+                    result["phases"].append(phase)
+                    print(ingest_report.phase_line(phase), flush=True)
     finally:
         for target in targets.values():
             target.stop()

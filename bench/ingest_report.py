@@ -13,7 +13,7 @@ from bench.compare_report import _range
 from bench.figures import spread
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAMES = {"bare": "bare paho subscriber", "bridge": "bridge"}
+NAMES = {"bare": "bare paho subscriber", "bridge": "bridge", "before": "bridge before (--before)"}
 COST_TARGET = 2.0  # the bridge's CPU per message <= 2x the bare subscriber's
 SUSTAINED_RATE, LAG_P99_TARGET_MS = 2000, 100.0
 
@@ -27,7 +27,7 @@ def phase_line(phase: dict) -> str:
 
 
 def summarise(phases: list[dict]) -> dict:
-    """{rate: {target: medians and ranges, "ratio": bridge/bare subscriber CPU per message}}."""
+    """{rate: {target: medians and ranges, "ratios": {bridge or before: its / the bare CPU per message}}}."""
     summary: dict = {}
     for rate in sorted({phase["rate"] for phase in phases}):
         at_rate = [phase for phase in phases if phase["rate"] == rate]
@@ -35,7 +35,7 @@ def summarise(phases: list[dict]) -> dict:
         for phase in at_rate:
             by_target.setdefault(phase["target"], []).append(phase)
         figures: dict = {name: _figures(by_target[name]) for name in NAMES if name in by_target}
-        figures["ratio"] = _ratio(figures, at_rate)
+        figures["ratios"] = {name: ratio for name in ("bridge", "before") if (ratio := _ratio(figures, at_rate, name))}
         summary[str(rate)] = figures
     return summary
 
@@ -54,15 +54,16 @@ def _figures(mine: list[dict]) -> dict:
     }
 
 
-def _ratio(figures: dict, at_rate: list[dict]) -> dict | None:
-    if "bare" not in figures or "bridge" not in figures:
+def _ratio(figures: dict, at_rate: list[dict], name: str) -> dict | None:
+    """`name`'s subscriber CPU per message over the bare one's: per round (paired), and of the medians."""
+    if "bare" not in figures or name not in figures:
         return None
     per_round = []
     for number in sorted({phase["round"] for phase in at_rate}):
         pair = {phase["target"]: phase["cpu_us_per_msg"]["subscriber"] for phase in at_rate if phase["round"] == number}
-        if pair.get("bare") and "bridge" in pair:
-            per_round.append(pair["bridge"] / pair["bare"])
-    bare, bridge = (figures[name]["cpu_us_per_msg"]["subscriber"]["median"] for name in ("bare", "bridge"))
+        if pair.get("bare") and name in pair:
+            per_round.append(pair[name] / pair["bare"])
+    bare, bridge = (figures[target]["cpu_us_per_msg"]["subscriber"]["median"] for target in ("bare", name))
     return {"of_medians": round(bridge / bare, 2) if bare else None, "per_round": spread(per_round),
             "bridge_minus_bare_us": round(bridge - bare, 1)}  # fmt: skip
 
@@ -71,7 +72,7 @@ def targets_against_issue(summary: dict) -> list[str]:
     """Issue 17's ingest targets, per rate (statements only)."""
     lines = []
     for rate, figures in summary.items():
-        ratio = figures.get("ratio")
+        ratio = figures["ratios"].get("bridge")
         if ratio and ratio["per_round"]["median"] is not None:
             met = ratio["per_round"]["max"] <= COST_TARGET
             lines.append(f"{rate} msg/s cost: bridge / bare subscriber CPU per message {ratio['per_round']['median']} "
@@ -102,11 +103,11 @@ def markdown(result: dict) -> str:
             lines.append(f"| {rate} | {label} | {f['runs']} | {_range(f['cpu_us_per_msg']['subscriber'])} | {others} | "
                          f"{_range(f['lost'])} ({f['published']}) | {_range(f['p50_ms'])} | {_range(f['p99_ms'])} | "
                          f"{_range(f['load_avg_1m'])} |")  # fmt: skip
-    lines += ["", "| msg/s | bridge / bare CPU per msg: per round | of medians | bridge − bare µs/msg |",
-              "|---|---|---|---|"]  # fmt: skip
+    lines += ["", "| msg/s | bridge | CPU per msg / the bare one's: per round | of medians | minus the bare µs/msg |",
+              "|---|---|---|---|---|"]  # fmt: skip
     for rate, figures in result["summary"].items():
-        if ratio := figures.get("ratio"):
-            lines.append(f"| {rate} | {_range(ratio['per_round'])} | {ratio['of_medians']} | "
+        for name, ratio in figures["ratios"].items():
+            lines.append(f"| {rate} | {name} | {_range(ratio['per_round'])} | {ratio['of_medians']} | "
                          f"{ratio['bridge_minus_bare_us']} |")  # fmt: skip
     return "\n".join(lines + [""] + [f"- {line}" for line in result.get("targets", [])]) + "\n"
 

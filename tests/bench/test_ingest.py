@@ -15,9 +15,11 @@ def test_intended_at_follows_the_generators_schedule_and_seq_base():
 
 
 def test_targets_alternate_by_round_and_rate():
-    assert order(0, 0) == ("bare", "bridge")
-    assert order(1, 0) == order(0, 1) == ("bridge", "bare")
-    assert order(1, 1) == ("bare", "bridge")
+    present = {"bridge": 1, "bare": 2}
+    assert order(0, 0, present) == ["bare", "bridge"]
+    assert order(1, 0, present) == order(0, 1, present) == ["bridge", "bare"]
+    assert order(1, 1, present) == ["bare", "bridge"]
+    assert [order(n, 0, {**present, "before": 3})[0] for n in range(3)] == ["bare", "bridge", "before"]
 
 
 def test_message_row_decodes_progress_and_skips_what_is_not_a_json_object():
@@ -40,7 +42,7 @@ def phase(target: str, round_number: int, cpu: float, *, lost: int = 0, p99: flo
 def test_ratio_pairs_rounds_and_the_target_needs_every_round_within_2x():
     phases = [phase("bare", n, 100.0) for n in range(3)]
     phases += [phase("bridge", 0, 150.0), phase("bridge", 1, 190.0), phase("bridge", 2, 210.0)]
-    ratio = summarise(phases)["2000"]["ratio"]
+    ratio = summarise(phases)["2000"]["ratios"]["bridge"]
     assert ratio["per_round"] == {"median": 1.9, "min": 1.5, "max": 2.1}
     assert ratio["of_medians"] == 1.9 and ratio["bridge_minus_bare_us"] == 90.0
     lines = targets_against_issue(summarise(phases))
