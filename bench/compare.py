@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--generator", choices=("node", "python"), default="node")
     parser.add_argument("--storm-rates", type=_ints, default=[], help="storm phase at these msg/s (bench/storm.py)")
     parser.add_argument("--storm-rounds", type=int, default=3)
+    parser.add_argument("--storm-watchers", choices=("node", "python"), default="node",
+                        help="the storm's 120 watchers: socket.io-client (cheap) or python-socketio")  # fmt: skip
     parser.add_argument(
         "--storm-batched",
         action="store_true",
@@ -160,6 +162,7 @@ def main() -> None:
     device_ids = pumps_create(max(args.rates + args.storm_rates))
     cookies = cookies_create(200)
     result: dict = {"level": "compare", "load_avg_1m_before": round(os.getloadavg()[0], 2), "generator": args.generator,
+                    "storm_watchers": args.storm_watchers,
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "workdir": str(workdir)}  # fmt: skip
     targets = targets_start(workdir, database, only=args.only.split(",") if args.only else None, before=args.before)
@@ -169,7 +172,8 @@ def main() -> None:
         result["phases"] = rounds_run(targets, args.rates, args.rounds, device_ids, cookies, workdir, args.duration,
                                       args.generator)  # fmt: skip
         result["storms"] = storm.storms_run(targets, args.storm_rates, args.storm_rounds, device_ids, cookies, workdir,
-                                            args.py_spy, args.storm_batched) if args.storm_rates else []  # fmt: skip
+                                            args.py_spy, args.storm_batched,
+                                            args.storm_watchers) if args.storm_rates else []  # fmt: skip
     finally:
         targets_stop(targets)
     result.update(when=datetime.now(UTC).isoformat(timespec="seconds"), summary=summarise(result["phases"]),

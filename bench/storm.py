@@ -6,7 +6,8 @@ the 100 storm clients start, evenly over 1 s, each sending `subscribe:device` fo
 snapshots); 0.5 s in, 20 alarms are published 50 ms apart on 20 pumps the storm clients watch. Measured
 (`bench/storm_watchers.py`): every subscription's delivery time, the live progress due in the storm's
 first `window_s` at the sentinels (p99 and missing) and at the storm clients, and each alarm's arrival at
-every watcher of its pump (live or in a snapshot).
+every watcher of its pump (live or in a snapshot). The watchers run in Node (`bench/node/storm_watchers.js`,
+socket.io-client) unless `watchers="python"` (`bench/storm_watchers.py`, which starved first at 120 clients).
 """
 
 import json
@@ -20,6 +21,8 @@ from bench.figures import TARGET_ORDER, rotated, server_cpu_us, spread
 from bench.phases import cpu_per_message, generator_start, py_spy, python_module, subscriptions_plan, wait_line
 from bench.stats import latency_summary
 from bench.system import ResourceSampler
+from protocol import events
+from tests.support.processes import ROOT
 
 STORM_CLIENTS, PER_CLIENT, SENTINELS = 100, 20, 20
 SPREAD_S, WINDOW_S, DRAIN_S, WARMUP_S = 1.0, 8.0, 4.0, 3.0
@@ -29,7 +32,8 @@ SNAPSHOT_LIMIT_MS, LIVE_P99_LIMIT_MS, ALARM_P99_LIMIT_MS = 5000.0, 250.0, 1000.0
 
 
 def storms_run(targets: dict, rates: list[int], rounds: int, device_ids: list[str], cookies: list[str],
-               workdir: Path, profile_dir: Path | None = None, batched: bool = False) -> list[dict]:  # fmt: skip
+               workdir: Path, profile_dir: Path | None = None, batched: bool = False,
+               watchers: str = "node") -> list[dict]:  # fmt: skip
     """Every (rate, round, target) storm, the targets rotated each round; `batched`: PumpStream's storm again
     right after, its clients sending one `subscribe:devices` each (target "pumpstream+devices")."""
     storms, number = [], 0
@@ -41,7 +45,7 @@ def storms_run(targets: dict, rates: list[int], rounds: int, device_ids: list[st
                 )
                 for subscribe, label in variants:
                     result = storm_measure(targets[name], device_ids[:rate], cookies, workdir, number, profile_dir,
-                                           subscribe=subscribe)  # fmt: skip
+                                           subscribe=subscribe, watchers=watchers)  # fmt: skip
                     result.update(target=label, round=round_number)
                     storms.append(result)
                     number += 1
@@ -58,20 +62,22 @@ def _say(result: dict) -> None:
 
 
 def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Path, number: int,
-                  profile_dir: Path | None = None, subscribe: str = "device") -> dict:  # fmt: skip
+                  profile_dir: Path | None = None, subscribe: str = "device",
+                  watchers: str = "node") -> dict:  # fmt: skip
     """One storm against one target (`target` as `bench.phases.measure` takes it); `subscribe`: "device" (one
-    request per pump) or "devices" (one `subscribe:devices` per client, PumpStream only)."""
+    request per pump) or "devices" (one `subscribe:devices` per client, PumpStream only); `watchers`: "node"
+    or "python" (the harness)."""
     rate = len(device_ids)
     tag = f"storm-{rate}-{time.time_ns()}"
     sentinels = subscriptions_plan(device_ids, SENTINELS, PER_CLIENT)
     stormers = subscriptions_plan(device_ids, STORM_CLIENTS, PER_CLIENT)
     plan, pumps = workdir / f"plan-{tag}.json", workdir / f"pumps-{tag}.json"
-    plan.write_text(json.dumps({"sentinels": sentinels, "storm": stormers, "cookies": cookies}))
+    plan.write_text(json.dumps({"sentinels": sentinels, "storm": stormers, "cookies": cookies, "events": EVENT_NAMES}))
     pumps.write_text(json.dumps(device_ids))
     watch_out, gen_out, alarms_path = (workdir / f"{name}-{tag}.json" for name in ("watchers", "generator", "alarms"))
-    watchers = python_module("bench.storm_watchers", "--url", target.daphne_url, "--plan", str(plan), "--out",
-                             str(watch_out), "--subscribe", subscribe,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    harness = watchers
+    watchers = _watchers_start(harness, ["--url", target.daphne_url, "--plan", str(plan), "--out", str(watch_out),
+                                         "--subscribe", subscribe])  # fmt: skip
     wait_line(watchers, "ready")
     start_at = time.time() + 1.0
     storm_at = start_at + WARMUP_S
@@ -96,13 +102,42 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
     sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
+    if harness == "node":
+        seen = node_watchers_result(seen)
     due = sent.pop("due_per_pump")
     expected = sum(due.get(device_id, 0) for watched in sentinels for device_id in watched)
     live = {role: _live(part, expected if role == "sentinel" else None) for role, part in seen["live"].items()}
     return {"offered_msgs_per_s": rate, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "live": live, "subscriptions": seen["subscriptions"], "alarms": seen["alarms"],
+            "live": live, "subscriptions": seen["subscriptions"], "alarms": seen["alarms"], "watchers": harness,
+            "watchers_cpu_s": seen.get("cpu_s"),
             "generator": {key: sent[key] for key in ("published", "unacked", "send_lag", "cpu_share")},
             "resources": resources, "cpu_us_per_msg": cpu_per_message(resources, sent["published"])}  # fmt: skip
+
+
+EVENT_NAMES = {"progress": events.DEVICE_PROGRESS, "alarm": events.DEVICE_ALARM, "subscribed": events.STREAM_SUBSCRIBED,
+               "subscribeDevice": events.SUBSCRIBE_DEVICE, "subscribeDevices": events.SUBSCRIBE_DEVICES}  # fmt: skip
+
+
+def _watchers_start(harness: str, arguments: list[str]) -> subprocess.Popen:
+    """The storm's watcher process: Node (socket.io-client) or Python (python-socketio), same plan and order."""
+    if harness == "node":
+        return subprocess.Popen(["node", str(ROOT / "bench" / "node" / "storm_watchers.js"), *arguments], cwd=ROOT,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
+    return python_module("bench.storm_watchers", *arguments, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def node_watchers_result(raw: dict) -> dict:
+    """The Node watchers' raw figures in the shape `bench/storm_watchers.py` writes (latencies summarised)."""
+    subscriptions, alarms = raw["subscriptions"], raw["alarms"]
+    return {
+        "live": raw["live"],
+        "subscriptions": {"requested": subscriptions["requested"], "delivered": len(subscriptions["delivered_ms"]),
+                          **latency_summary(subscriptions["delivered_ms"])},
+        "connect_failures": raw["connect_failures"],
+        "alarms": {"injected": alarms["injected"], "expected": alarms["expected"],
+                   "received": len(alarms["arrived_ms"]), **latency_summary(alarms["arrived_ms"])},
+        "cpu_s": raw.get("cpu_s"),
+    }  # fmt: skip
 
 
 def _live(part: dict, expected: int | None) -> dict:
