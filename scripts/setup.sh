@@ -3,7 +3,7 @@
 # the virtual environment, Python and npm dependencies, and the front-end files served as static.
 # Usage: scripts/setup.sh [--test]   (--test also installs what the tests need: Debian's chromium, and with
 # CI=true or WITH_POSTGRES=true Debian's postgresql for `make test-postgres`, with CI=true or WITH_REDIS=true
-# Debian's redis-server for its scale-out tests, with CI=true or WITH_NGINX=true Debian's nginx for the check of
+# Debian's redis-server for its scale-out tests, with CI=true or WITH_NGINX=true Debian's nginx for the tests of
 # deploy/nginx/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,8 @@ if [ "$want_test" = "--test" ]; then
   if [ "${CI:-}" = "true" ] || [ "${WITH_REDIS:-}" = "true" ]; then
     command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || apt_packages+=(redis-server)
   fi
-  # nginx, for `nginx -t` of deploy/nginx/pumpstream.conf in the suite (CI runs it; elsewhere WITH_NGINX=true).
+  # nginx, for `nginx -t` of deploy/nginx/pumpstream.conf in the suite and the tests that run it in front of
+  # Daphne on a free port (tests/support/nginx.py; CI runs them; elsewhere WITH_NGINX=true).
   if [ "${CI:-}" = "true" ] || [ "${WITH_NGINX:-}" = "true" ]; then
     command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || apt_packages+=(nginx)
   fi
@@ -42,7 +43,7 @@ fi
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   systemctl stop mosquitto || true
 fi
-# Likewise Debian's nginx (on 80): the suite only runs `nginx -t`.
+# Likewise Debian's nginx (on 80): the suite runs its own, on free ports.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
   systemctl stop nginx || true
 fi

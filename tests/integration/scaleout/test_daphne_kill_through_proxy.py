@@ -31,7 +31,7 @@ from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
 from tests.support.live_client import LiveSubscriber
-from tests.support.nginx import NginxProxy
+from tests.support.nginx import NginxProxy, nginx_or_skip
 from tests.support.sio import BrowserSession, session_cookie
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ pytestmark = [
 DEVICES = ["PUMP_0001", "PUMP_0002"]
 CLIENTS_PER_DAPHNE = 3
 MAX_CLIENTS = 24  # the hash spreads random session keys evenly: 3 on each well before this many
+NURSES = 4  # the clients' users (each a password hash to make, slow), below the socket cap of 20 each
 # socket.io's backoff (the browser's: first try after 0.5-1.5 s) plus one connect and snapshot: a bound that a
 # client sent to the dead Daphne and refused with 502 (then retrying after up to 3 s more) could still meet, so the
 # access log is checked for that separately.
@@ -63,6 +64,7 @@ class Layout:
 @pytest.fixture
 def layout(tmp_path, artifacts_dir, daphnes_on_redis):
     """Mosquitto, two Daphne on Redis behind nginx, and the bridge waking the one that stays."""
+    nginx_or_skip()  # before starting anything: skipped where nginx is missing, failed under CI=true
     broker = MosquittoBroker(tmp_path / "mosquitto", persistence=False).start()
     bridge = proxy = None
     try:
@@ -85,7 +87,7 @@ def socket_count(daphne: DaphneServer, staff_cookie: str) -> int:
     return int(float(re.search(r"^pumpstream_realtime_clients (\S+)$", body, re.M).group(1)))
 
 
-def clients_on_both(layout: Layout, ward, **options) -> dict[str, list[LiveSubscriber]]:
+def clients_on_both(layout: Layout, nurses: list, **options) -> dict[str, list[LiveSubscriber]]:
     """Nurses' clients through nginx, one session each, until each Daphne holds CLIENTS_PER_DAPHNE: by Daphne."""
     staff = session_cookie(make_user("ops", is_staff=True))
     daphnes = {"doomed": layout.doomed, "survivor": layout.survivor}
@@ -93,7 +95,7 @@ def clients_on_both(layout: Layout, ward, **options) -> dict[str, list[LiveSubsc
     while min(len(clients) for clients in placed.values()) < CLIENTS_PER_DAPHNE:
         count = sum(len(clients) for clients in placed.values())
         assert count < MAX_CLIENTS, f"nginx's hash put {count} sessions' clients on one Daphne: {placed}"
-        cookie = session_cookie(make_user(f"nurse-{count}", ward=ward))
+        cookie = session_cookie(nurses[count % len(nurses)])
         client = LiveSubscriber(layout.proxy.url, DEVICES, cookie=cookie, origin=ORIGIN, **options).connect()
         counts = wait_until(
             lambda count=count: (
@@ -113,7 +115,7 @@ def pump_and_nurse_traffic(broker_url: str, proxy_url: str, stop: threading.Even
     through nginx. nginx's 502 to a request in flight on the killed Daphne is counted in `refused`."""
     rng = random.Random(20261203)
     pumps = [PumpClient(broker_url, device_id) for device_id in DEVICES]
-    browser = BrowserSession(proxy_url, "nurse")
+    browser = BrowserSession(proxy_url, "nurse-0")
     try:
         while not stop.is_set():
             pump = rng.choice(pumps)
@@ -190,8 +192,8 @@ def test_sigkill_one_daphne_its_clients_reconnect_through_nginx_and_resynchronis
     ward = make_ward("icu")
     for device_id in DEVICES:
         make_device(device_id, ward=ward)
-    make_user("nurse", ward=ward)
-    placed = clients_on_both(layout, ward)
+    nurses = [make_user(f"nurse-{n}", ward=ward) for n in range(NURSES)]
+    placed = clients_on_both(layout, nurses)
     everyone = [*placed["doomed"], *placed["survivor"]]
     stop, refused = threading.Event(), []
     traffic = threading.Thread(target=pump_and_nurse_traffic, args=(layout.broker.url, layout.proxy.url, stop, refused),
@@ -214,8 +216,7 @@ def test_sigkill_one_daphne_its_clients_reconnect_through_nginx_and_resynchronis
         time.sleep(2.0)  # traffic goes on with one Daphne
         stop.set()
         traffic.join(15)
-        fresh = LiveSubscriber(layout.proxy.url, DEVICES, cookie=session_cookie(make_user("fresh", ward=ward)),
-                               origin=ORIGIN).connect()  # fmt: skip
+        fresh = LiveSubscriber(layout.proxy.url, DEVICES, cookie=session_cookie(nurses[0]), origin=ORIGIN).connect()
         # The pumps go quiet: the bridge marks them stale, then offline (more changes); wait for a settled moment.
         final, in_database = wait_until(lambda: settled([fresh, *everyone]), timeout=30,
                                         message="the clients never settled with the database on one seq")  # fmt: skip
