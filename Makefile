@@ -69,9 +69,14 @@ format:
 # over 60 s without and with 100 idle clients (bench/compare.py, bench/storm.py, bench/idle.py). LEVEL=smoke|hospital|large|ramp: bench/run.py's levels.
 # LEVEL=ingest (~9 minutes): the bridge against a bare paho subscriber storing the same messages in SQLite, at 400,
 # 1,000 and 2,000 msg/s, alternated 3 times (bench/ingest.py, bench/bare_ingest.py).
+# LEVEL=scaleout (bench/scaleout.py, ~10 minutes): PostgreSQL + Redis started on free ports, 1 and 2 Daphne x 1 and 2
+# bridges (BRIDGE_SLOTS=2) alternated 3 times at 400 and 1,000 msg/s, the watchers split between the Daphne processes;
+# delivered, loss, p50/p99 and the CPU per message of every process. Needs PostgreSQL and redis-server
+# (`CI=true scripts/setup.sh --test` as root installs both).
 bench: setup-test
 	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000 --storm-batched --idle 60; \
 	elif [ "$(LEVEL)" = ingest ]; then $(PY) -m bench.ingest; \
+	elif [ "$(LEVEL)" = scaleout ]; then $(PY) -m bench.scaleout --rates 400,1000 --rounds 3; \
 	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:

@@ -75,45 +75,132 @@ def cpu_per_message(resources: dict, published: int) -> dict[str, float]:
     return {name: round(usage["cpu_s"] * 1e6 / max(published, 1), 1) for name, usage in resources.items()}
 
 
+def watchers_split(subscriptions: list[list[str]], cookies: list[str], urls: list[str]) -> list[dict]:
+    """Client c connects to `urls[c % len(urls)]`: the watchers spread evenly over the Daphne processes."""
+    return [{"url": url, "subscriptions": subscriptions[number :: len(urls)],
+             "cookies": cookies[: len(subscriptions)][number :: len(urls)]}
+            for number, url in enumerate(urls)]  # fmt: skip
+
+
+def watchers_start(system, subscriptions: list[list[str]], cookies: list[str], workdir: Path, tag: str,
+                   *, floor: bool, drain_s: float) -> list[tuple[subprocess.Popen, Path]]:  # fmt: skip
+    """The watcher processes (one per Daphne the system has, or one on the broker for the floor), all ready."""
+    if floor:
+        parts = [{"target": ["--mode", "mqtt", "--broker", system.broker_address], "subscriptions": subscriptions,
+                  "cookies": cookies}]  # fmt: skip
+    else:
+        urls = getattr(system, "daphne_urls", None) or [system.daphne_url]
+        parts = [{**part, "target": ["--mode", "sio", "--url", part["url"]]}
+                 for part in watchers_split(subscriptions, cookies, urls)]  # fmt: skip
+    started = []
+    for number, part in enumerate(parts):
+        plan, out = workdir / f"plan-{tag}-{number}.json", workdir / f"watchers-{tag}-{number}-last.json"
+        plan.write_text(json.dumps({"subscriptions": part["subscriptions"], "cookies": part["cookies"]}))
+        started.append(
+            (
+                python_module(
+                    "bench.watchers",
+                    *part["target"],
+                    "--plan",
+                    str(plan),
+                    "--out",
+                    str(out),
+                    "--drain",
+                    str(drain_s),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                ),
+                out,
+            )
+        )
+    for watchers, _ in started:
+        wait_line(watchers, "ready")
+    return started
+
+
 def measure(system: System, load: Load, device_ids: list[str], cookies: list[str], workdir: Path, *,
             floor: bool, profile_dir: Path | None = None, generator_kind: str = "python") -> dict:  # fmt: skip
-    """Run one phase: through the whole system, or (floor) with MQTT watchers straight on the broker."""
+    """Run one phase: through the whole system, or (floor) with MQTT watchers straight on the broker.
+
+    A system with several Daphne (`daphne_urls`) gets one watcher process per Daphne, the clients split evenly;
+    its `tree_pids()` (e.g. PostgreSQL's postmaster) count with every descendant process.
+    """
     tag = f"{'floor' if floor else 'system'}-{int(load.offered_msgs_per_s)}-{time.time_ns()}"
     subscriptions = subscriptions_plan(device_ids, load.clients, load.per_client)
-    plan, pumps = workdir / f"plan-{tag}.json", workdir / f"pumps-{tag}.json"
-    plan.write_text(json.dumps({"subscriptions": subscriptions, "cookies": cookies}))
+    watchers = watchers_start(system, subscriptions, cookies, workdir, tag, floor=floor, drain_s=load.drain_s)
+    try:
+        return window_measure(system, load, device_ids, subscriptions, watchers, workdir, floor=floor,
+                              profile_dir=profile_dir, generator_kind=generator_kind)  # fmt: skip
+    finally:
+        watchers_end(watchers)
+
+
+def measure_windows(system, runs: list[tuple[Load, list[str]]], subscriptions: list[list[str]], cookies: list[str],
+                    workdir: Path, *, generator_kind: str = "node") -> list[dict]:  # fmt: skip
+    """Several phases through one set of connected watchers: each (load, its publishing pumps) in turn."""
+    tag = f"windows-{time.time_ns()}"
+    watchers = watchers_start(system, subscriptions, cookies, workdir, tag, floor=False, drain_s=runs[0][0].drain_s)
+    try:
+        return [window_measure(system, load, device_ids, subscriptions, watchers, workdir, floor=False,
+                               generator_kind=generator_kind) for load, device_ids in runs]  # fmt: skip
+    finally:
+        watchers_end(watchers)
+
+
+def watchers_end(watchers: list[tuple[subprocess.Popen, Path]]) -> None:
+    """End of input: the watcher processes disconnect and exit (killed if they linger)."""
+    for process, _ in watchers:
+        if process.stdin and not process.stdin.closed:
+            process.stdin.close()
+    for process, _ in watchers:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def window_measure(system, load: Load, device_ids: list[str], subscriptions: list[list[str]],
+                   watchers: list[tuple[subprocess.Popen, Path]], workdir: Path, *, floor: bool,
+                   profile_dir: Path | None = None, generator_kind: str = "python") -> dict:  # fmt: skip
+    """One measured window: the generator publishes for `device_ids` on schedule to the connected watchers."""
+    tag = f"{'floor' if floor else 'system'}-{int(load.offered_msgs_per_s)}-{time.time_ns()}"
+    pumps = workdir / f"pumps-{tag}.json"
     pumps.write_text(json.dumps(device_ids))
-    watch_out, gen_out = workdir / f"watchers-{tag}.json", workdir / f"generator-{tag}.json"
-    target = ["--mode", "mqtt", "--broker", system.broker_address] if floor else ["--mode", "sio", "--url",
-                                                                                    system.daphne_url]  # fmt: skip
-    watchers = python_module("bench.watchers", *target, "--plan", str(plan), "--out", str(watch_out), "--drain",
-                             str(load.drain_s), stdin=subprocess.PIPE, stdout=subprocess.PIPE)  # fmt: skip
-    wait_line(watchers, "ready")
+    gen_out = workdir / f"generator-{tag}.json"
+    outs = [workdir / f"watchers-{tag}-{number}.json" for number in range(len(watchers))]
     start_at = time.time() + START_DELAY_S
     measured_from = start_at + load.warmup_s
-    watchers.stdin.write(f"[{measured_from}, {measured_from + load.duration_s}]\n".encode())
-    watchers.stdin.flush()
+    for (process, _), out in zip(watchers, outs, strict=True):
+        process.stdin.write((json.dumps([measured_from, measured_from + load.duration_s, str(out)]) + "\n").encode())
+        process.stdin.flush()
     load_before = os.getloadavg()[0]
-    sampler, window_started = ResourceSampler(system.server_pids()), time.monotonic()
+    trees = system.tree_pids() if hasattr(system, "tree_pids") else {}
+    sampler = ResourceSampler({**system.server_pids(), **trees}, trees=frozenset(trees))
+    window_started = time.monotonic()
     schedule = ["--rate", str(load.rate_hz), "--start-at", str(start_at), "--warmup", str(load.warmup_s),
                 "--duration", str(load.duration_s)]  # fmt: skip
     profilers = [py_spy(pid, profile_dir / f"{name}-{tag}.txt") for name, pid in system.server_pids().items()
                  if name != "broker"] if profile_dir and not floor else []  # fmt: skip
     generator = generator_start(generator_kind, system.broker_address, pumps, schedule, gen_out)
-    if generator.wait() != 0 or watchers.wait(timeout=load.duration_s + 120) != 0:
-        raise RuntimeError(f"generator exited {generator.returncode}, watchers {watchers.returncode}")
+    if generator.wait() != 0:
+        raise RuntimeError(f"the generator exited {generator.returncode}")
+    for process, _ in watchers:
+        wait_line(process, "done", timeout=load.duration_s + load.drain_s + 120)
     resources, window_s = sampler.stop(), time.monotonic() - window_started
     for profiler in profilers:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
-    sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
+    sent, seen = json.loads(gen_out.read_text()), [json.loads(out.read_text()) for out in outs]
     due = sent.pop("due_per_pump")
     expected = sum(due.get(device_id, 0) for watched in subscriptions for device_id in watched)
     return {"phase": "floor" if floor else "system", **asdict(load), "offered_msgs_per_s": load.offered_msgs_per_s,
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "deliveries": deliveries_merge([seen], expected=expected), "after_bridge": seen["after_bridge"],
+            "deliveries": deliveries_merge(seen, expected=expected), "after_bridge": seen[0]["after_bridge"],
+            "after_bridge_by_watchers": [part["after_bridge"] for part in seen],
             "generator": sent, "cpu_us_per_msg": cpu_per_message(resources, sent["published"]),
-            "watchers_cpu_s": seen["cpu_s"], "resources": resources, "window_s": round(window_s, 1)}  # fmt: skip
+            "watchers_cpu_s": round(sum(part["cpu_s"] for part in seen), 2), "resources": resources,
+            "window_s": round(window_s, 1)}  # fmt: skip
 
 
 def idle_memory(system: System, cookies: list[str], steps: list[int], workdir: Path, settle_s: float = 3.0) -> dict:

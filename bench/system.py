@@ -29,10 +29,12 @@ SERVER_ENV = {  # production settings; housekeeping quiet while pumps are still 
 }
 
 
-def django_configure(database: Path) -> None:
-    """Point Django at a fresh file database (and the servers' secret key), then migrate it."""
+def django_configure(database: Path | None = None, *, url: str = "") -> None:
+    """Point Django at a fresh file database or the empty database at `url` (and the servers' secret key),
+    then migrate it."""
     sys.path.insert(0, str(ROOT))
-    os.environ.update(SERVER_ENV, DJANGO_SETTINGS_MODULE="pumpstream.settings", DATABASE_URL=f"sqlite:///{database}")
+    os.environ.update(SERVER_ENV, DJANGO_SETTINGS_MODULE="pumpstream.settings",
+                      DATABASE_URL=url or f"sqlite:///{database}")  # fmt: skip
     import django
 
     django.setup()
@@ -165,14 +167,36 @@ class System:
             self.broker.stop()
 
 
-class ResourceSampler:
-    """CPU seconds and peak RSS of some processes over a window (psutil, sampled every 0.2 s in a thread)."""
+def tree_cpu_s(process) -> float:
+    """User + system CPU seconds of a process and every descendant, live or already reaped (/proc, psutil).
 
-    def __init__(self, pids: dict[str, int]) -> None:
+    A reaped child's time is in its parent's `children_*`, a live one's in its own: no second counting. For
+    PostgreSQL's postmaster that is every backend and background process, including connections that ended.
+    """
+    import psutil
+
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:  # ended between the listing and the read: counted once its parent reaps it
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+class ResourceSampler:
+    """CPU seconds and peak RSS of some processes over a window (psutil, sampled every 0.2 s in a thread).
+
+    The processes named in `trees` count with all their descendants (CPU only; peak RSS is the root's).
+    """
+
+    def __init__(self, pids: dict[str, int], trees: frozenset[str] = frozenset()) -> None:
         import psutil
 
+        self.trees = trees
         self.processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.cpu_before = {name: self._cpu(process) for name, process in self.processes.items()}
+        self.cpu_before = {name: self._cpu_of(name) for name in self.processes}
         self.peak_rss = {name: process.memory_info().rss for name, process in self.processes.items()}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -183,6 +207,10 @@ class ResourceSampler:
         times = process.cpu_times()
         return times.user + times.system
 
+    def _cpu_of(self, name: str) -> float:
+        process = self.processes[name]
+        return tree_cpu_s(process) if name in self.trees else self._cpu(process)
+
     def _sample(self) -> None:
         while not self._stop.wait(0.2):
             for name, process in self.processes.items():
@@ -192,6 +220,6 @@ class ResourceSampler:
         """{process: {cpu_s, peak_rss_mib}} for the window."""
         self._stop.set()
         self._thread.join()
-        return {name: {"cpu_s": round(self._cpu(process) - self.cpu_before[name], 2),
+        return {name: {"cpu_s": round(self._cpu_of(name) - self.cpu_before[name], 2),
                        "peak_rss_mib": round(self.peak_rss[name] / 2**20, 1)}
                 for name, process in self.processes.items()}  # fmt: skip

@@ -3,7 +3,8 @@
 Each records the latency of every progress report from its intended send time (`intendedAt`) to arrival,
 and counts duplicates and reorderings per (watcher, pump). It prints `ready` once every subscription is
 confirmed, reads the measured window `[from, until]` (epoch seconds, JSON) from stdin, collects until it
-closes, then writes its summary as JSON. Mode `idle` connects
+closes, then writes its summary as JSON (several windows in turn, each `[from, until, path]`: each
+summary written to its path). Mode `idle` connects
 signed-in clients in steps and subscribes to nothing (memory per idle connection), printing `ready N`
 after each step and waiting for a line on stdin before the next.
 """
@@ -105,7 +106,9 @@ async def gather_bounded(factories: list) -> list:
 
 
 async def watch(args: argparse.Namespace, plan: dict) -> dict:
-    """Connect every watcher, say ready, collect until the window closes, disconnect, summarise."""
+    """Connect every watcher, say ready; then for each window read from stdin (`[from, until]`, or
+    `[from, until, path]` to write that window's summary there and say `done`), collect until it closes and
+    a drain after it; at end of input disconnect. Returns the last window's summary."""
     window = Window(math.inf, math.inf)  # nothing counts until the orchestrator sends the window
     subscriptions = plan["subscriptions"]
     if args.mode == "sio":
@@ -117,15 +120,25 @@ async def watch(args: argparse.Namespace, plan: dict) -> dict:
     clients = await gather_bounded(factories)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-    window.measured_from, window.until = json.loads(line)
-    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-    await asyncio.sleep(max(0.0, window.until + args.drain - time.time()))
-    cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    summary: dict = {}
+    while line := await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline):
+        measured_from, until, *path = json.loads(line)
+        window.tracker, window.after_bridge_ms = DeliveryTracker(), []
+        window.measured_from, window.until = measured_from, until
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        await asyncio.sleep(max(0.0, window.until + args.drain - time.time()))
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        summary = {**window.summary(), "cpu_s": round(cpu, 2)}
+        window.measured_from = window.until = math.inf
+        if not path:
+            break  # one window, as the orchestrator of one phase asks: its summary goes to --out
+        Path(path[0]).write_text(json.dumps(summary))
+        sys.stdout.write("done\n")
+        sys.stdout.flush()
     for client in clients:
         await (client.disconnect() if args.mode == "sio" else client.close())
-    cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-    return {**window.summary(), "cpu_s": round(cpu, 2)}
+    return summary
 
 
 async def idle(args: argparse.Namespace, plan: dict) -> dict:
