@@ -10,6 +10,8 @@ import threading
 import time
 from typing import Any
 
+import requests
+
 from protocol import events
 from tests.support.sio import EventLog, InOrderClient, state_from_events
 
@@ -17,12 +19,14 @@ from tests.support.sio import EventLog, InOrderClient, state_from_events
 class LiveSubscriber:
     """Follows `device_ids` over one Socket.IO connection (websocket transport) that survives server restarts.
 
-    `resubscribe_on_connect=False` leaves out what live.js does on a reconnect (for showing a test can fail).
+    `transport="polling"` is the page's fallback where WebSocket is refused: every request carries the cookie, as a
+    browser's do (python-engineio's own polling requests send no headers but the handshake's). `resubscribe_on_connect
+    =False` leaves out what live.js does on a reconnect (for showing a test can fail).
     """
 
     def __init__(self, base_url: str, device_ids: list[str], *, cookie: str, origin: str | None = None,
-                 resubscribe_on_connect: bool = True) -> None:  # fmt: skip
-        self.base_url, self.headers = base_url, {"Cookie": cookie}
+                 transport: str = "websocket", resubscribe_on_connect: bool = True) -> None:  # fmt: skip
+        self.base_url, self.headers, self.transport = base_url, {"Cookie": cookie}, transport
         self.resubscribe_on_connect = resubscribe_on_connect
         self.last_seq: dict[str, int | None] = dict.fromkeys(device_ids)  # None: waiting for `stream:subscribed`
         self.events = EventLog()
@@ -30,15 +34,18 @@ class LiveSubscriber:
         self.disconnected_at: list[float] = []
         self.gaps = 0
         self._lock = threading.Lock()
-        extra = {"origin": origin} if origin else {}
+        options: dict[str, Any] = {"websocket_extra_options": {"origin": origin} if origin else {}}
+        if transport == "polling":  # never for WebSocket: given a session, engineio moves the Cookie header out of
+            options["http_session"] = requests.Session()  # the headers it reuses, so a reconnect would have none
+            options["http_session"].headers["Cookie"] = cookie
         self.client = InOrderClient(reconnection=True, reconnection_delay=1, reconnection_delay_max=5,
-                                    randomization_factor=0.5, websocket_extra_options=extra)  # fmt: skip
+                                    randomization_factor=0.5, **options)  # fmt: skip
         self.client.on("connect", self._connected)
         self.client.on("disconnect", lambda *args: self.disconnected_at.append(time.monotonic()))
         self.client.on("*", self._received)
 
     def connect(self, *, timeout: float = 5.0) -> "LiveSubscriber":
-        self.client.connect(self.base_url, headers=self.headers, transports=["websocket"], wait_timeout=timeout)
+        self.client.connect(self.base_url, headers=self.headers, transports=[self.transport], wait_timeout=timeout)
         return self
 
     def _connected(self) -> None:
@@ -93,4 +100,5 @@ class LiveSubscriber:
         return state_from_events(self.since_last_snapshot(device_id)[1]).as_dict()
 
     def close(self) -> None:
-        self.client.disconnect()
+        """Disconnect, and stop reconnecting if it was trying to."""
+        self.client.shutdown()

@@ -26,8 +26,9 @@ from tests.support.processes import ROOT, free_port, stop, wait_for_port
 
 SITE = ROOT / "deploy" / "nginx" / "pumpstream.conf"
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-# Each request's upstream address(es): "A, B" when nginx gave up on A and passed the request to B.
-ACCESS_FORMAT = "'$msec $request_method $uri $status upstreams=[$upstream_addr] statuses=[$upstream_status]'"
+# Each request's end (a WebSocket's is its close) and duration, and its upstream address(es): "A, B" when nginx
+# gave up on A and passed the request to B.
+ACCESS_FORMAT = "'$msec $request_time $request_method $uri $status upstreams=[$upstream_addr]'"
 
 
 def nginx_or_skip() -> str:
@@ -112,6 +113,16 @@ class NginxProxy:
             stop(self.process, sig=signal.SIGKILL)
             raise RuntimeError(f"nginx did not start: {self.log_tail()}") from exc
         return self
+
+    def requests_begun_after(self, since: float, uri_prefix: str = "/") -> list[tuple[str, str]]:
+        """(status, upstreams tried) of each request under `uri_prefix` that began after `since` (wall clock) and
+        has ended (nginx logs a request when it ends, a WebSocket when it closes)."""
+        found = []
+        for line in self.access_log.read_text().splitlines():
+            end, duration, _method, uri, status, tried = line.split(" ", 5)
+            if uri.startswith(uri_prefix) and float(end) - float(duration) >= since:
+                found.append((status, tried.removeprefix("upstreams=[").removesuffix("]")))
+        return found
 
     def log_tail(self, lines: int = 30) -> str:
         found = [p for p in (self.error_log, self.directory / "stderr.log") if p.exists()]

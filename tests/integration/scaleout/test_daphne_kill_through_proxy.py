@@ -41,8 +41,10 @@ pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="several Daphne need PostgreSQL (make test-postgres)"),
 ]
 DEVICES = ["PUMP_0001", "PUMP_0002"]
-CLIENTS_PER_DAPHNE = 3
-MAX_CLIENTS = 24  # the hash spreads random session keys evenly: 3 on each well before this many
+# On each Daphne: clients on WebSocket (the page's first choice) and on long-polling (its fallback, which needs
+# the hash: every request of a session must reach the process holding it).
+PER_DAPHNE = {"websocket": 2, "polling": 1}
+MAX_CLIENTS = 30  # the hash spreads random session keys evenly: enough on each well before this many
 NURSES = 4  # the clients' users (each a password hash to make, slow), below the socket cap of 20 each
 # socket.io's backoff (the browser's: first try after 0.5-1.5 s) plus one connect and snapshot: a bound that a
 # client sent to the dead Daphne and refused with 502 (then retrying after up to 3 s more) could still meet, so the
@@ -87,24 +89,26 @@ def socket_count(daphne: DaphneServer, staff_cookie: str) -> int:
     return int(float(re.search(r"^pumpstream_realtime_clients (\S+)$", body, re.M).group(1)))
 
 
-def clients_on_both(layout: Layout, nurses: list, **options) -> dict[str, list[LiveSubscriber]]:
-    """Nurses' clients through nginx, one session each, until each Daphne holds CLIENTS_PER_DAPHNE: by Daphne."""
+def clients_on_both(layout: Layout, nurses: list) -> dict[str, list[LiveSubscriber]]:
+    """Nurses' clients through nginx, one session each, every third on the polling fallback, until each Daphne
+    holds at least PER_DAPHNE of each transport: by Daphne."""
     staff = session_cookie(make_user("ops", is_staff=True))
     daphnes = {"doomed": layout.doomed, "survivor": layout.survivor}
     placed: dict[str, list[LiveSubscriber]] = {"doomed": [], "survivor": []}
-    while min(len(clients) for clients in placed.values()) < CLIENTS_PER_DAPHNE:
+
+    def lacking() -> bool:
+        return any(sum(c.transport == transport for c in clients) < least
+                   for clients in placed.values() for transport, least in PER_DAPHNE.items())  # fmt: skip
+
+    while lacking():
         count = sum(len(clients) for clients in placed.values())
         assert count < MAX_CLIENTS, f"nginx's hash put {count} sessions' clients on one Daphne: {placed}"
         cookie = session_cookie(nurses[count % len(nurses)])
-        client = LiveSubscriber(layout.proxy.url, DEVICES, cookie=cookie, origin=ORIGIN, **options).connect()
-        counts = wait_until(
-            lambda count=count: (
-                (c := {name: socket_count(d, staff) for name, d in daphnes.items()})
-                and sum(c.values()) == count + 1
-                and c
-            ),
-            message="the new socket was never counted",
-        )
+        client = LiveSubscriber(layout.proxy.url, DEVICES, cookie=cookie, origin=ORIGIN,
+                                transport="polling" if count % 3 == 2 else "websocket").connect()  # fmt: skip
+        counts = wait_until(lambda count=count: (c := {name: socket_count(d, staff) for name, d in daphnes.items()})
+                            and sum(c.values()) == count + 1 and c,
+                            message="the new socket was never counted")  # fmt: skip
         holder = next(name for name, clients in placed.items() if counts[name] == len(clients) + 1)
         placed[holder].append(client)
     return placed
@@ -246,30 +250,18 @@ def test_sigkill_one_daphne_its_clients_reconnect_through_nginx_and_resynchronis
     missed = sum(at_reconnect[d] - at_kill[d] for d in DEVICES)
     assert missed > 0, "changes must have been made while the killed Daphne's clients were away"
     assert all(c.gaps == 0 for c in everyone), "no client had to resubscribe over a skipped seq"
-    # Each connection is logged when it ends: those cut by the kill, and every one closed above.
-    attempts = sum(len(c.connected_at) for c in [*everyone, fresh])
-    upgrades = wait_until(lambda: (found := websocket_upgrades_after(layout.proxy, killed_wall))
-                          and len(found) >= attempts and found,
-                          message="nginx never logged the WebSocket upgrades")  # fmt: skip
-    assert upgrades and all(status == "101" for status, _ in upgrades), (
-        f"nginx must pass a WebSocket upgrade for the dead Daphne to the other one, never answer 502: {upgrades}"
-    )
+    # A WebSocket is logged when it closes: wait for the reconnected ones (and the fresh one), closed above.
+    reopened = 1 + sum(len(c.connected_at) - 1 for c in placed["doomed"] if c.transport == "websocket")
+    begun = wait_until(lambda: (found := layout.proxy.requests_begun_after(killed_wall, "/socket.io/"))
+                       and sum(status == "101" for status, _ in found) >= reopened and found,
+                       message="nginx never logged the reconnections' WebSocket upgrades")  # fmt: skip
+    assert not [(status, tried) for status, tried in begun if status.startswith("5")], (
+        f"nginx must pass a request for the dead Daphne to the other one, never answer 5xx: {begun}")  # fmt: skip
     reconnects = sorted(c.connected_at[1] - killed_at for c in placed["doomed"])
     logger.warning(
         "daphne SIGKILL behind nginx: %d of %d clients on it reconnected through nginx %.2f-%.2f s after the kill, all"
-        " resynchronised %.2f s after; nginx retried on the survivor for %d upgrade(s); %d acknowledgement(s) in"
+        " resynchronised %.2f s after; nginx retried on the survivor for %d request(s); %d acknowledgement(s) in"
         " flight answered 502; %d changes made while they were away", len(reconnects), len(everyone), reconnects[0],
-        reconnects[-1], resynchronised_at - killed_at, sum(1 for _, tried in upgrades if "," in tried), len(refused),
+        reconnects[-1], resynchronised_at - killed_at, sum(1 for _, tried in begun if "," in tried), len(refused),
         missed,
     )  # fmt: skip
-
-
-def websocket_upgrades_after(proxy: NginxProxy, since: float) -> list[tuple[str, str]]:
-    """(status, upstreams tried) of each /socket.io/ request nginx logged after `since` (wall clock; a WebSocket
-    is logged when it closes, a refused upgrade at once)."""
-    found = []
-    for line in proxy.access_log.read_text().splitlines():
-        stamp, _method, uri, status, tried, _statuses = line.split(" ", 5)
-        if uri.startswith("/socket.io/") and float(stamp) >= since:
-            found.append((status, tried))
-    return found
