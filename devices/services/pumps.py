@@ -31,6 +31,7 @@ from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
+from devices.services.sql import model_fields_save
 from devices.services.status import STATUS_EFFECTS, session_for, session_move_reported
 from devices.states import (
     SESSION_ON_PUMP_STATUSES,
@@ -67,7 +68,7 @@ def pump_report_apply(
     undoes a refused report; on PostgreSQL each savepoint is two more statements per message).
     """
     with transaction.atomic(savepoint=False):
-        device = device_lock(device_id=device_id)
+        device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
         _pump_seen(device, report, received_at)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
@@ -101,7 +102,7 @@ def pump_mark_stale(*, device_id: str, now: datetime) -> None:
 def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: datetime) -> None:
     event_record(
         device=device, kind=f"mqtt.{kind}", topic=topic, payload=report.model_dump(mode="json", exclude_none=True),
-        session=device.active_session, device_timestamp=report.timestamp,
+        session_pk=device.active_session_pk, device_timestamp=report.timestamp,
         device_timestamp_parsed=device_timestamp_parse(report.timestamp), device_seq=report.seq,
         boot_id=report.bootId or "", received_at=now,
     )  # fmt: skip
@@ -110,11 +111,11 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
 def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
     """Heard: the receive time and presence. A silence alarm clears on progress or a state report, not here."""
     device.last_seen_at = now
-    fields = ["last_seen_at"]
+    fields = ("last_seen_at",)
     if device.presence == Presence.OFFLINE and getattr(report, "status", None) != "offline":
         device.presence = Presence.ONLINE
-        fields.append("presence")
-    device.save(update_fields=fields)
+        fields += ("presence",)
+    model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
 
 
 def _server_alarm(device: Device, type: str, priority: AlarmPriority, message: str, now: datetime) -> None:

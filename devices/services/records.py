@@ -3,10 +3,11 @@
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -124,16 +125,31 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     return claimed
 
 
+def message_receipt_release(*, receipt: ReceiptKey) -> None:
+    """Forget a receipt claimed for a message that was then refused (its pump may send that `seq` again)."""
+    MessageReceipt.objects.filter(device_id=receipt.device_pk, boot_id=receipt.boot_id,
+                                  device_seq=receipt.device_seq).delete()  # fmt: skip
+
+
 def retained_digest_store(*, topic: str, digest: str, now: datetime) -> None:
     """Remember `digest` as the payload last applied on `topic`: one upsert (no read, no savepoint).
 
     The bridge stores it for every applied state report; on PostgreSQL the read-then-update it replaced cost
     six statements per status (a savepoint, a locking read, an update), a third of the status path's.
     """
-    RetainedMessage.objects.bulk_create(
-        [RetainedMessage(topic=topic, digest=digest, applied_at=now)],
-        update_conflicts=True, unique_fields=["topic"], update_fields=["digest", "applied_at"],
-    )  # fmt: skip
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    with wrapper.cursor() as cursor:  # written once: the ORM compiled the upsert anew for every status
+        cursor.execute(_digest_upsert_sql(wrapper.vendor), [topic, digest, wrapper.ops.adapt_datetimefield_value(now)])
+
+
+@lru_cache(maxsize=4)
+def _digest_upsert_sql(vendor: str) -> str:
+    """`INSERT ... ON CONFLICT (topic) DO UPDATE` (PostgreSQL and SQLite 3.24+ both speak it)."""
+    quote, meta = connections[DEFAULT_DB_ALIAS].ops.quote_name, RetainedMessage._meta
+    topic, digest, applied_at = (quote(meta.get_field(name).column) for name in ("topic", "digest", "applied_at"))
+    update = f"{digest} = excluded.{digest}, {applied_at} = excluded.{applied_at}"
+    return (f"INSERT INTO {quote(meta.db_table)} ({topic}, {digest}, {applied_at}) VALUES (%s, %s, %s) "
+            f"ON CONFLICT ({topic}) DO UPDATE SET {update}")  # fmt: skip
 
 
 def bridge_heartbeat(

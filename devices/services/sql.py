@@ -41,11 +41,14 @@ def select_in_sql(
     return sql + " FOR UPDATE" if lock and connection.features.has_select_for_update else sql
 
 
-def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params: list) -> list[Model]:
+def models_select(
+    model: type[Model], fields: tuple[str, ...], sql: str, params: list, *, extra: tuple[str, ...] = ()
+) -> list[Model]:
     """Run `sql`, which selects `fields` (in the model's field order), and return model instances.
 
     What `Model.objects.raw()` returns, without its per-query work: each column goes through the
-    backend's and the field's converters (as the ORM applies them), then `Model.from_db`.
+    backend's and the field's converters (as the ORM applies them), then `Model.from_db`. Columns after
+    `fields` are set as they come on each instance, named by `extra` (as `annotate()` would).
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     attnames, converters, deferred_at = _row_reader(wrapper.ops, model, fields)
@@ -55,7 +58,7 @@ def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params:
         rows = cursor.fetchall()
     instances = []
     for row in rows:
-        values = list(row)
+        values = list(row[: len(fields)])
         for position, functions, expression in converters:
             value = values[position]
             for function in functions:
@@ -63,8 +66,29 @@ def models_select(model: type[Model], fields: tuple[str, ...], sql: str, params:
             values[position] = value
         for position in deferred_at:  # a value for every field: from_db then skips matching names to fields
             values.insert(position, DEFERRED)
-        instances.append(model.from_db(alias, attnames, values))
+        instance = model.from_db(alias, attnames, values)
+        for name, value in zip(extra, row[len(fields) :], strict=True):
+            setattr(instance, name, value)
+        instances.append(instance)
     return instances
+
+
+def model_fields_save(instance: Model, fields: tuple[str, ...]) -> None:
+    """`instance.save(update_fields=fields)` for a model nobody listens to the saves of, without the ORM
+    compiling the UPDATE each time: `UPDATE table SET a = %s, ... WHERE pk = %s`, written once per shape."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    meta = instance._meta
+    values = [meta.get_field(name).get_db_prep_save(getattr(instance, meta.get_field(name).attname), wrapper)
+              for name in fields]  # fmt: skip
+    with wrapper.cursor() as cursor:
+        cursor.execute(_update_sql(wrapper.vendor, type(instance), fields), [*values, instance.pk])
+
+
+@lru_cache(maxsize=256)
+def _update_sql(vendor: str, model: type[Model], fields: tuple[str, ...]) -> str:
+    meta, quote = model._meta, connections[DEFAULT_DB_ALIAS].ops.quote_name
+    assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in fields)
+    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"
 
 
 @lru_cache(maxsize=256)

@@ -10,6 +10,7 @@ from collections import Counter
 from django.db import transaction
 
 from devices.services.protection import alarm_flood_raise
+from devices.services.records import message_receipt_release
 from protocol import topics
 from realtime.bridge.budgets import PumpBudgets, ShedSummary
 from realtime.bridge.flood import ProgressFloodGuard
@@ -19,10 +20,12 @@ from realtime.bridge.ingest import (
     REJECTED,
     CheckedMessage,
     InboundMessage,
+    Prepared,
     Rejection,
     is_routine_progress,
     message_check,
     message_ingest,
+    messages_prepare,
     reject,
     routine_progress_ingest,
 )
@@ -61,26 +64,33 @@ class BatchIngest:
         self.admit(batch)
         outcomes: Counter[str] = Counter()
         summary = ShedSummary()
+        parsed = [(message, self._parse(message)) for message in batch]
         routine: list[tuple[InboundMessage, CheckedMessage]] = []
-        for message in batch:
+        prepared: list[Prepared] = []
+        for index, (message, checked) in enumerate(parsed):
             if message.shed:
                 outcomes[SHED] += 1
                 if message.shed == SHED_BY_BUDGET:
                     summary.add_message(message)
                 continue
-            checked = self._check(message, outcomes)
-            if checked is None:
+            if not isinstance(checked, CheckedMessage):
+                outcomes[self._refuse(message, checked)] += 1
                 continue
+            if not is_routine_progress(checked) and not prepared:
+                prepared = messages_prepare(_run_of_others(parsed[index:]))
+            ready = prepared.pop(0) if not is_routine_progress(checked) else None
             if self.budgets and not self.budgets.alarm_admitted(checked, message.received_at.timestamp()):
                 outcomes[SHED] += 1
                 summary.add(checked.device_id, checked.kind, checked.report.type)
+                if ready is not None and ready.new:
+                    message_receipt_release(receipt=ready.receipt)
                 continue
-            if is_routine_progress(checked):
+            if ready is None:
                 routine.append((message, checked))
                 continue
             outcomes.update(self._routine(routine))
             routine = []
-            outcomes[message_ingest(message, checked)] += 1
+            outcomes[message_ingest(message, checked, ready)] += 1
         outcomes.update(self._routine(routine))
         self._summarise_floods(summary)
         return outcomes
@@ -96,20 +106,30 @@ class BatchIngest:
             except Exception:  # guarded: the shed messages stay counted in the metrics and the log
                 logger.exception("alarm_flood not raised", extra={"device_id": device_id})
 
-    def _check(self, message: InboundMessage, outcomes: Counter[str]) -> CheckedMessage | None:
-        if not message.payload:
-            MESSAGES_DUPLICATE.labels(why="empty").inc()
-            outcomes[IGNORED] += 1
+    @staticmethod
+    def _parse(message: InboundMessage) -> CheckedMessage | Exception | None:
+        """The message checked (no database), or why not: None for an empty payload (ignored), else the error."""
+        if message.shed or not message.payload:
             return None
         try:
             return message_check(message)
         except Rejection as rejection:
-            reject(message, rejection.reason, rejection.detail, rejection.device_id)
-        except Exception as exc:  # the guarded catch-all of the checks: dead-letter, count, go on
+            return rejection
+        except Exception as exc:  # the guarded catch-all of the checks: logged now, dead-lettered in its turn
             logger.exception("message check failed", extra={"topic": message.topic[:200]})
-            message_refuse(message, reason="internal_error", detail=repr(exc))
-        outcomes[REJECTED] += 1
-        return None
+            return exc
+
+    @staticmethod
+    def _refuse(message: InboundMessage, failure: Exception | None) -> str:
+        """Ignore an empty payload; dead-letter, count and log a message that failed its checks."""
+        if failure is None:
+            MESSAGES_DUPLICATE.labels(why="empty").inc()
+            return IGNORED
+        if isinstance(failure, Rejection):
+            reject(message, failure.reason, failure.detail, failure.device_id)
+        else:
+            message_refuse(message, reason="internal_error", detail=repr(failure))
+        return REJECTED
 
     def _routine(self, routine: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
         """Routine progress in bulk in a savepoint; if the bulk path fails, each message on its own."""
@@ -123,6 +143,19 @@ class BatchIngest:
         except Exception:  # guarded: the one-by-one path then rejects exactly the message at fault
             logger.exception("bulk progress failed; applying %d messages one by one", len(routine))
         return Counter(message_ingest(message, checked) for message, checked in routine)
+
+
+def _run_of_others(items: list) -> list[tuple[InboundMessage, CheckedMessage]]:
+    """The checked messages to be applied one by one from the first up to the next routine progress (which is
+    applied in bulk before the next of them); shed and refused ones left out."""
+    run = []
+    for message, checked in items:
+        if message.shed or not isinstance(checked, CheckedMessage):
+            continue
+        if is_routine_progress(checked):
+            break
+        run.append((message, checked))
+    return run
 
 
 def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_id: str = "") -> None:

@@ -15,7 +15,13 @@ from devices.models import Device, RetainedMessage
 from devices.services.alarm_rules import alarm_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
-from devices.services.records import ReceiptKey, dead_letter_record, message_receipts_claim, retained_digest_store
+from devices.services.records import (
+    ReceiptKey,
+    dead_letter_record,
+    message_receipt_release,
+    message_receipts_claim,
+    retained_digest_store,
+)
 from protocol import topics
 from protocol.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
@@ -86,11 +92,43 @@ def is_routine_progress(checked: CheckedMessage) -> bool:
     return checked.kind == topics.PROGRESS and checked.report.status in ROUTINE_STATUSES
 
 
-def message_ingest(message: InboundMessage, checked: CheckedMessage | None = None) -> str:
+@dataclass(frozen=True)
+class Prepared:
+    """What `messages_prepare` found for a message before its savepoint: its pump's pk (None: no such pump) and
+    its receipt (`new`: claimed now; False: a duplicate; None: the message carries no `seq`+`bootId`)."""
+
+    device_pk: int | None
+    receipt: ReceiptKey | None = None
+    new: bool | None = None
+
+
+def messages_prepare(items: list[tuple[InboundMessage, CheckedMessage]]) -> list[Prepared]:
+    """For a run of checked messages about to be applied one by one: their pumps' pks in one query and their
+    receipts claimed in one more (in arrival order, so the first of two with one key is the one applied), in
+    place of two or three statements per message. A claimed receipt a message's rejection leaves behind is
+    released again (`message_ingest`)."""
+    device_ids = {checked.device_id for _, checked in items}
+    pks = dict(Device.objects.filter(device_id__in=device_ids).values_list("device_id", "pk"))
+    receipts = [
+        ReceiptKey(pks[checked.device_id], *checked.report.message_key, message.received_at)
+        if checked.device_id in pks and checked.report.message_key is not None else None
+        for message, checked in items
+    ]  # fmt: skip
+    claimed = iter(message_receipts_claim(receipts=[receipt for receipt in receipts if receipt is not None]))
+    return [
+        Prepared(pks.get(checked.device_id), receipt, next(claimed) if receipt is not None else None)
+        for (_, checked), receipt in zip(items, receipts, strict=True)
+    ]
+
+
+def message_ingest(
+    message: InboundMessage, checked: CheckedMessage | None = None, prepared: Prepared | None = None
+) -> str:
     """Apply one message inside the caller's transaction; returns applied, duplicate or rejected.
 
     A database failure that may pass (locked, disconnected) propagates so the whole batch is retried
     unacknowledged; anything else wrong with this one message rejects it and the batch goes on.
+    `prepared` (with `checked`): its pump and receipt as `messages_prepare` found them.
     """
     device_id = checked.device_id if checked else ""
     if not message.payload:
@@ -100,28 +138,33 @@ def message_ingest(message: InboundMessage, checked: CheckedMessage | None = Non
         checked = checked or message_check(message)
         device_id = checked.device_id
         with transaction.atomic():
-            return _apply(message, checked)
+            return _apply(message, checked, prepared)
     except Rejection as rejection:
-        reject(message, rejection.reason, rejection.detail, rejection.device_id or device_id)
+        reason, detail, device_id = rejection.reason, rejection.detail, rejection.device_id or device_id
     except PumpStreamError as exc:
-        reject(message, exc.code, exc.message, device_id)
+        reason, detail = exc.code, exc.message
     except OperationalError:
         raise
     except IntegrityError as exc:
-        reject(message, "integrity", str(exc), device_id)
+        reason, detail = "integrity", str(exc)
     except DatabaseError:
         raise
     except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
         logger.exception("message failed", extra={"topic": message.topic, "device_id": device_id})
-        reject(message, "internal_error", repr(exc), device_id)
+        reason, detail = "internal_error", repr(exc)
+    if prepared is not None and prepared.new:  # its savepoint is undone, but the receipt was claimed before it
+        message_receipt_release(receipt=prepared.receipt)
+    reject(message, reason, detail, device_id)
     return REJECTED
 
 
-def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
-    device_pk = Device.objects.filter(device_id=checked.device_id).values_list("pk", flat=True).first()
-    if device_pk is None:
+def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared | None) -> str:
+    if prepared is None:
+        device_pk = Device.objects.filter(device_id=checked.device_id).values_list("pk", flat=True).first()
+        prepared = Prepared(device_pk)
+    if prepared.device_pk is None:
         raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
-    if _seen_before(message, checked, device_pk):
+    if _seen_before(message, checked, prepared):
         return DUPLICATE
     pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
@@ -130,12 +173,15 @@ def _apply(message: InboundMessage, checked: CheckedMessage) -> str:
     return APPLIED
 
 
-def _seen_before(message: InboundMessage, checked: CheckedMessage, device_pk: int) -> bool:
+def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Prepared) -> bool:
     """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
     report = checked.report
     if report.message_key is not None:
-        receipt = ReceiptKey(device_pk, *report.message_key, message.received_at)
-        if not message_receipts_claim(receipts=[receipt])[0]:
+        new = prepared.new
+        if new is None:
+            receipt = ReceiptKey(prepared.device_pk, *report.message_key, message.received_at)
+            new = message_receipts_claim(receipts=[receipt])[0]
+        if not new:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
     return checked.kind != topics.PROGRESS and _retained_replay(message)
