@@ -77,6 +77,8 @@ class BatchIngest:
                 outcomes[self._refuse(message, checked)] += 1
                 continue
             if not is_routine_progress(checked) and not prepared:
+                outcomes.update(self._routine(routine))  # arrived first: claims its receipts before the run's
+                routine = []
                 prepared = messages_prepare(_run_of_others(parsed[index:]))
             ready = prepared.pop(0) if not is_routine_progress(checked) else None
             if self.budgets and not self.budgets.alarm_admitted(checked, message.received_at.timestamp()):
@@ -88,8 +90,6 @@ class BatchIngest:
             if ready is None:
                 routine.append((message, checked))
                 continue
-            outcomes.update(self._routine(routine))
-            routine = []
             outcomes[message_ingest(message, checked, ready)] += 1
         outcomes.update(self._routine(routine))
         self._summarise_floods(summary)

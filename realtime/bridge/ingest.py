@@ -95,7 +95,8 @@ def is_routine_progress(checked: CheckedMessage) -> bool:
 @dataclass(frozen=True)
 class Prepared:
     """What `messages_prepare` found for a message before its savepoint: its pump's pk (None: no such pump) and
-    its receipt (`new`: claimed now; False: a duplicate; None: the message carries no `seq`+`bootId`)."""
+    its receipt (`new`: claimed now; False: a duplicate; None: not claimed ahead, as for a message without
+    `seq`+`bootId` or a copy of an earlier one of its run)."""
 
     device_pk: int | None
     receipt: ReceiptKey | None = None
@@ -104,16 +105,21 @@ class Prepared:
 
 def messages_prepare(items: list[tuple[InboundMessage, CheckedMessage]]) -> list[Prepared]:
     """For a run of checked messages about to be applied one by one: their pumps' pks in one query and their
-    receipts claimed in one more (in arrival order, so the first of two with one key is the one applied), in
-    place of two or three statements per message. A claimed receipt a message's rejection leaves behind is
-    released again (`message_ingest`)."""
+    receipts claimed in one more, in place of two or three statements per message. A claimed receipt a
+    message's rejection leaves behind is released again (`message_ingest`). A key repeated within the run is
+    not claimed ahead: that copy claims it in its turn (`_seen_before`), so it is a duplicate if the first copy
+    was applied, and is judged on its own if the first was refused (its claim released)."""
     device_ids = {checked.device_id for _, checked in items}
     pks = dict(Device.objects.filter(device_id__in=device_ids).values_list("device_id", "pk"))
-    receipts = [
-        ReceiptKey(pks[checked.device_id], *checked.report.message_key, message.received_at)
-        if checked.device_id in pks and checked.report.message_key is not None else None
-        for message, checked in items
-    ]  # fmt: skip
+    receipts: list[ReceiptKey | None] = []
+    in_run = set()
+    for message, checked in items:
+        key = checked.report.message_key
+        if checked.device_id not in pks or key is None or (checked.device_id, *key) in in_run:
+            receipts.append(None)  # an unknown pump, no key, or a copy of an earlier message of the run
+            continue
+        in_run.add((checked.device_id, *key))
+        receipts.append(ReceiptKey(pks[checked.device_id], *key, message.received_at))
     claimed = iter(message_receipts_claim(receipts=[receipt for receipt in receipts if receipt is not None]))
     return [
         Prepared(pks.get(checked.device_id), receipt, next(claimed) if receipt is not None else None)
@@ -159,7 +165,7 @@ def message_ingest(
 
 
 def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared | None) -> str:
-    if prepared is None:
+    if prepared is None or prepared.device_pk is None:  # not found for its run: perhaps registered since
         device_pk = Device.objects.filter(device_id=checked.device_id).values_list("pk", flat=True).first()
         prepared = Prepared(device_pk)
     if prepared.device_pk is None:

@@ -1,0 +1,260 @@
+"""Receipts claimed for a run of one-by-one messages before their savepoints (`messages_prepare`): duplicates,
+refusals, rollbacks, reboots, unknown pumps and order, through the real Committer and database."""
+
+import json
+import threading
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.db import OperationalError
+from django.utils import timezone
+
+from devices.exceptions import PumpStreamError
+from devices.models import DeadLetter, Device, DeviceEvent, InfusionSession, MessageReceipt
+from realtime.bridge import ingest
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.commit import Committer
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import APPLIED, DUPLICATE, REJECTED, InboundMessage
+from tests.factories import make_device
+from tests.realtime.bridge.test_batch import running
+
+pytestmark = pytest.mark.django_db
+
+
+class Bridge:
+    """The bridge's commit path in-process: what it acknowledged and the outcomes of each commit."""
+
+    def __init__(self) -> None:
+        self.acknowledged: list[InboundMessage] = []
+        self.outcomes: Counter[str] = Counter()
+        self.committer = Committer(
+            ingest=BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)), stop=threading.Event(), max_tries=3,
+            on_committed=self._committed,
+        )  # fmt: skip
+
+    def _committed(self, messages: list[InboundMessage], outcomes: Counter[str]) -> None:
+        self.acknowledged.extend(messages)
+        self.outcomes.update(outcomes)
+
+    def commit(self, batch: list[InboundMessage]) -> Counter[str]:
+        before = Counter(self.outcomes)
+        self.committer.commit(batch)
+        return self.outcomes - before
+
+
+def report(device_id: str, kind: str, seq: int, *, boot: str = "b1", retain: bool = False, **fields) -> InboundMessage:
+    body = {**fields, "seq": seq, "bootId": boot}
+    return InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(), retain=retain,
+                          received_at=timezone.now() + timedelta(milliseconds=seq))  # fmt: skip
+
+
+def status(device_id: str, seq: int, value: str = "testing", **kw) -> InboundMessage:
+    return report(device_id, "status", seq, status=value, **kw)
+
+
+def progress(device_id: str, seq: int, delivered: float, **kw) -> InboundMessage:
+    return report(device_id, "progress", seq, deliveredVolumeMl=delivered, flowRate=2.0, status="running", **kw)
+
+
+def events(device_id: str, kind: str = "mqtt.status") -> list[int]:
+    return list(DeviceEvent.objects.filter(device__device_id=device_id, kind=kind).order_by("id")
+                .values_list("device_seq", flat=True))  # fmt: skip
+
+
+def receipts(device_id: str, boot: str = "b1") -> set[int]:
+    return set(MessageReceipt.objects.filter(device__device_id=device_id, boot_id=boot)
+               .values_list("device_seq", flat=True))  # fmt: skip
+
+
+def refuse_first(monkeypatch, seq: int, *, error: Exception | None = None) -> list[int]:
+    """`pump_report_apply` refuses the first report with `seq` (a PumpStreamError unless `error`); returns the seqs
+    it refused."""
+    apply, refused = ingest.pump_report_apply, []
+
+    def refusing(**kwargs):
+        if kwargs["report"].seq == seq and not refused:
+            refused.append(seq)
+            raise error or PumpStreamError("refused for the test", code="test_refusal")
+        apply(**kwargs)
+
+    monkeypatch.setattr(ingest, "pump_report_apply", refusing)
+    return refused
+
+
+def test_the_same_status_twice_in_one_batch_is_applied_once():
+    make_device("P1")
+    bridge = Bridge()
+    outcomes = bridge.commit([status("P1", 1), status("P1", 2), status("P1", 1), status("P1", 2)])
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (2, 2), outcomes
+    assert events("P1") == [1, 2] and receipts("P1") == {1, 2}
+    assert len(bridge.acknowledged) == 4
+
+
+def test_a_status_repeated_in_a_later_batch_is_a_duplicate():
+    make_device("P1")
+    bridge = Bridge()
+    bridge.commit([status("P1", 1), status("P1", 2)])
+    outcomes = bridge.commit([status("P1", 2), status("P1", 3), status("P1", 1)])
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 2), outcomes
+    assert events("P1") == [1, 2, 3]
+
+
+def test_a_refused_message_does_not_make_its_copy_later_in_the_same_batch_a_duplicate(monkeypatch):
+    """The first of two messages with one seq+bootId is refused: the second must be judged on its own (applied),
+    not dropped as a duplicate of a message that was never applied."""
+    make_device("P1")
+    refused = refuse_first(monkeypatch, 2)
+    bridge = Bridge()
+    outcomes = bridge.commit([status("P1", 1), status("P1", 2), status("P1", 3), status("P1", 2)])
+    assert refused == [2]
+    assert events("P1") == [1, 3, 2], f"seq 2 applied by its second copy; outcomes {dict(outcomes)}"
+    assert (outcomes[APPLIED], outcomes[REJECTED], outcomes[DUPLICATE]) == (3, 1, 0), outcomes
+    assert receipts("P1") == {1, 2, 3}
+    assert DeadLetter.objects.filter(reason="test_refusal").count() == 1
+
+
+def test_a_refused_message_and_its_two_copies_in_one_batch_apply_once(monkeypatch):
+    make_device("P1")
+    refuse_first(monkeypatch, 2)
+    outcomes = Bridge().commit([status("P1", 2), status("P1", 2), status("P1", 2)])
+    assert (outcomes[REJECTED], outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1, 1), outcomes
+    assert events("P1") == [2] and receipts("P1") == {2}
+
+
+def test_a_refused_message_is_applied_when_redelivered_in_a_later_batch_and_its_duplicate_after_that(monkeypatch):
+    make_device("P1")
+    refuse_first(monkeypatch, 1, error=RuntimeError("a bug the first time"))
+    bridge = Bridge()
+    assert bridge.commit([status("P1", 1), status("P1", 2)])[REJECTED] == 1
+    assert receipts("P1") == {2}, "the refused message's claim is released"
+    assert DeadLetter.objects.filter(reason="internal_error").count() == 1
+    again = bridge.commit([status("P1", 1)])
+    after = bridge.commit([status("P1", 1)])
+    assert (again[APPLIED], after[DUPLICATE]) == (1, 1), (again, after)
+    assert events("P1") == [2, 1]
+
+
+def test_a_batch_rolled_back_by_a_locked_database_mid_run_is_retried_whole_and_counted_once(monkeypatch):
+    make_device("P1")
+    make_device("P2")
+    apply, failures = ingest.pump_report_apply, []
+
+    def locked_once(**kwargs):
+        if kwargs["report"].seq == 3 and not failures:
+            failures.append(kwargs["device_id"])
+            raise OperationalError("database is locked")
+        apply(**kwargs)
+
+    monkeypatch.setattr(ingest, "pump_report_apply", locked_once)
+    bridge = Bridge()
+    batch = [status("P1", 1), status("P2", 1), status("P1", 2), status("P1", 3), status("P1", 1), status("P2", 2)]
+    outcomes = bridge.commit(batch)
+    assert failures == ["P1"], "the database failed once, mid-run"
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (5, 1), outcomes
+    assert events("P1") == [1, 2, 3] and events("P2") == [1, 2], "the rolled-back try left nothing behind"
+    assert receipts("P1") == {1, 2, 3} and receipts("P2") == {1, 2}
+    assert len(bridge.acknowledged) == len(batch) and not DeadLetter.objects.exists()
+
+
+def test_unknown_pumps_mixed_with_known_ones_in_one_run_are_dead_lettered_and_leave_no_receipt():
+    make_device("P1")
+    make_device("P2")
+    batch = [status("GHOST", 1), status("P1", 1), status("GHOST", 2), status("P2", 1), status("P1", 2),
+             status("GHOST", 1)]  # fmt: skip
+    outcomes = Bridge().commit(batch)
+    assert (outcomes[APPLIED], outcomes[REJECTED]) == (3, 3), outcomes
+    assert DeadLetter.objects.filter(reason="unknown_device").count() == 3
+    assert events("P1") == [1, 2] and events("P2") == [1]
+    assert MessageReceipt.objects.count() == 3
+
+
+def test_a_pump_registered_by_a_message_earlier_in_the_run_is_known_to_the_messages_after_it(monkeypatch):
+    """The pumps' ids are read once per run: a pump registered in the middle of it (on PostgreSQL the web app's
+    commit lands between two statements of the bridge's; here the message before registers it) is still found,
+    as it was when each message read its pump's id, and its receipt names its row."""
+    make_device("P1")
+    apply = ingest.pump_report_apply
+
+    def registering(**kwargs):
+        apply(**kwargs)
+        if kwargs["device_id"] == "P1":
+            Device.objects.get_or_create(device_id="NEW", defaults={"ward": Device.objects.get(device_id="P1").ward})
+
+    monkeypatch.setattr(ingest, "pump_report_apply", registering)
+    outcomes = Bridge().commit([status("P1", 1), status("NEW", 1), status("NEW", 1)])
+    assert outcomes[APPLIED] + outcomes[REJECTED] + outcomes[DUPLICATE] == 3, outcomes
+    assert outcomes[APPLIED] == 2, f"the pump registered mid-run is applied to: {dict(outcomes)}"
+    assert events("NEW") == [1] and receipts("NEW") == {1}
+
+
+def test_a_new_boot_mid_run_ends_the_session_and_the_new_boots_statuses_name_none():
+    session = running("P1")
+    bridge = Bridge()
+    bridge.commit([status("P1", 1, "running")])
+    batch = [status("P1", 2, "running"), status("P1", 1, "idle", boot="b2"), status("P1", 2, "idle", boot="b2"),
+             status("P1", 2, "running"), status("P1", 1, "idle", boot="b2")]  # fmt: skip
+    outcomes = bridge.commit(batch)
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (3, 2), outcomes
+    assert InfusionSession.objects.get(pk=session.pk).status == "interrupted"
+    named = list(DeviceEvent.objects.filter(device__device_id="P1", kind="mqtt.status").order_by("id")
+                 .values_list("boot_id", "device_seq", "session_id"))  # fmt: skip
+    assert named[:2] == [("b1", 1, session.pk), ("b1", 2, session.pk)]
+    assert named[3:] == [("b2", 2, None)], f"after the restart no active session is named: {named}"
+    assert receipts("P1") == {1, 2} and receipts("P1", "b2") == {1, 2}
+
+
+def test_a_retained_status_replayed_twice_after_a_restart_applies_once():
+    make_device("P1")
+    retained = InboundMessage(topic="devices/P1/status", payload=b'{"status": "testing", "batteryLevel": 40}',
+                              retain=True)  # fmt: skip
+    Bridge().commit([retained])
+    replay = InboundMessage(topic=retained.topic, payload=retained.payload, retain=True)
+    outcomes = Bridge().commit([replay, InboundMessage(topic=retained.topic, payload=retained.payload, retain=True)])
+    assert outcomes[DUPLICATE] == 2, f"a new bridge's replays are recognised by the stored digest: {outcomes}"
+    assert DeviceEvent.objects.filter(kind="mqtt.status").count() == 1
+
+
+def test_statuses_progress_and_alarms_of_one_pump_apply_in_arrival_order():
+    running("P1")
+    batch = [status("P1", 1, "running"), progress("P1", 2, 1.0), progress("P1", 3, 2.0),
+             report("P1", "error", 4, type="occlusion", message="x"), progress("P1", 5, 3.0),
+             status("P1", 6, "running"), progress("P1", 7, 4.0), status("P1", 8, "paused"), progress("P1", 9, 5.0),
+             report("P1", "error", 10, type="air_in_line", message="y")]  # fmt: skip
+    outcomes = Bridge().commit(batch)
+    assert outcomes[APPLIED] == 10, outcomes
+    assert receipts("P1") == set(range(1, 11))
+    one_by_one = list(DeviceEvent.objects.filter(device__device_id="P1", kind__startswith="mqtt.").order_by("id")
+                      .values_list("device_seq", flat=True))  # fmt: skip
+    assert one_by_one == [1, 4, 6, 8, 10], one_by_one
+    assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 5.0
+
+
+def test_a_routine_progress_arriving_first_wins_a_seq_over_a_status_after_it():
+    """Two messages with one seq+bootId: the one that arrived first is applied (a later one is a duplicate), even
+    when the first is routine progress (applied in bulk) and the second a status (claimed ahead for its run)."""
+    running("P1")
+    outcomes = Bridge().commit([progress("P1", 5, 1.0), status("P1", 5, "paused")])
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1), outcomes
+    assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 1.0
+    assert events("P1") == [], "the status with the progress's seq is the duplicate"
+
+
+def test_one_pumps_failure_in_a_run_leaves_the_other_pumps_messages_applied(monkeypatch):
+    make_device("P1")
+    make_device("P2")
+    apply = ingest.pump_report_apply
+
+    def failing(**kwargs):
+        if kwargs["device_id"] == "P1" and kwargs["report"].seq == 2:
+            raise ValueError("P1's message breaks")
+        apply(**kwargs)
+
+    monkeypatch.setattr(ingest, "pump_report_apply", failing)
+    bridge = Bridge()
+    outcomes = bridge.commit([status("P1", 1), status("P2", 2), status("P1", 2), status("P2", 3), status("P1", 3)])
+    assert (outcomes[APPLIED], outcomes[REJECTED]) == (4, 1), outcomes
+    assert events("P1") == [1, 3] and events("P2") == [2, 3]
+    assert receipts("P1") == {1, 3} and receipts("P2") == {2, 3}, "only the failed message's claim is released"
+    assert DeadLetter.objects.filter(reason="internal_error").count() == 1
