@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
@@ -258,3 +258,46 @@ def test_one_pumps_failure_in_a_run_leaves_the_other_pumps_messages_applied(monk
     assert events("P1") == [1, 3] and events("P2") == [2, 3]
     assert receipts("P1") == {1, 3} and receipts("P2") == {2, 3}, "only the failed message's claim is released"
     assert DeadLetter.objects.filter(reason="internal_error").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pump_deleted_and_registered_anew_by_another_connection_mid_run_keeps_every_receipt(monkeypatch):
+    """PostgreSQL (each statement sees the newest commits): after the run's pumps were read and its receipts
+    claimed, another connection deletes the pump and registers it anew (a new row). Every message must end
+    applied to the new row with its receipt on that row (a copy sent later is then a duplicate). The receipts
+    claimed on the old row fail the deferred foreign key at COMMIT; the Committer then goes message by message."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's writer holds the whole file: nobody else can register a pump mid-batch")
+    from realtime.bridge import batch as batch_module
+
+    make_device("P1")
+    prepare, raced = batch_module.messages_prepare, []
+
+    def prepare_then_reregister(items):
+        prepared = prepare(items)
+        if not raced:
+            raced.append(True)
+            thread = threading.Thread(target=_reregister, args=("P1",))
+            thread.start()
+            thread.join(10)
+        return prepared
+
+    monkeypatch.setattr(batch_module, "messages_prepare", prepare_then_reregister)
+    bridge = Bridge()
+    bridge.commit([status("P1", 1), status("P1", 2)])
+    new_pk = Device.objects.get(device_id="P1").pk
+    assert raced and receipts("P1") == {1, 2}, "the receipts are on the pump's new row"
+    assert set(MessageReceipt.objects.values_list("device_id", flat=True)) == {new_pk}
+    later = bridge.commit([status("P1", 2)])
+    assert later[DUPLICATE] == 1, f"a copy after the commit is a duplicate: {dict(later)}"
+    assert events("P1") == [1, 2]
+
+
+def _reregister(device_id: str) -> None:
+    try:
+        old = Device.objects.get(device_id=device_id)
+        ward = old.ward
+        old.delete()
+        Device.objects.create(device_id=device_id, ward=ward)
+    finally:
+        connection.close()
