@@ -75,7 +75,7 @@ format:
 bench: setup-test
 	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000 --storm-batched --idle 60; \
 	elif [ "$(LEVEL)" = ingest ]; then $(PY) -m bench.ingest; \
-	elif [ "$(LEVEL)" = scaleout ]; then $(PY) -m bench.scaleout --rates 400,1000 --rounds 3; \
+	elif [ "$(LEVEL)" = scaleout ]; then $(PY) -m bench.scaleout --rates 400,1000 --rounds 3 --duration 8; \
 	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:

@@ -168,6 +168,15 @@ class Cluster:
         pids.update({f"bridge-{n + 1}": process.pid for n, process in enumerate(self.bridge_processes)})
         return {**pids, "broker": self.broker.process.pid, "redis": self.engines.redis.process.pid}
 
+    def applied_count(self) -> int:
+        """Messages applied so far: one receipt per message with `seq` (the generator's all carry one)."""
+        from django.db import close_old_connections
+
+        from devices.models import MessageReceipt
+
+        close_old_connections()
+        return MessageReceipt.objects.count()
+
     def tree_pids(self) -> dict[str, int]:
         """PostgreSQL: the postmaster with every backend and background process, ended ones included."""
         return {"postgres": self.engines.postmaster_pid}

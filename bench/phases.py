@@ -176,6 +176,7 @@ def window_measure(system, load: Load, device_ids: list[str], subscriptions: lis
         process.stdin.flush()
     load_before = os.getloadavg()[0]
     trees = system.tree_pids() if hasattr(system, "tree_pids") else {}
+    applied_before = system.applied_count() if hasattr(system, "applied_count") else None
     sampler = ResourceSampler({**system.server_pids(), **trees}, trees=frozenset(trees))
     window_started = time.monotonic()
     schedule = ["--rate", str(load.rate_hz), "--start-at", str(start_at), "--warmup", str(load.warmup_s),
@@ -188,6 +189,7 @@ def window_measure(system, load: Load, device_ids: list[str], subscriptions: lis
     for process, _ in watchers:
         wait_line(process, "done", timeout=load.duration_s + load.drain_s + 120)
     resources, window_s = sampler.stop(), time.monotonic() - window_started
+    applied = system.applied_count() - applied_before if applied_before is not None else None
     for profiler in profilers:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
@@ -198,6 +200,7 @@ def window_measure(system, load: Load, device_ids: list[str], subscriptions: lis
             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "deliveries": deliveries_merge(seen, expected=expected), "after_bridge": seen[0]["after_bridge"],
             "after_bridge_by_watchers": [part["after_bridge"] for part in seen],
+            "arrived_by_watchers": [part.get("arrived") for part in seen], "applied": applied,
             "generator": sent, "cpu_us_per_msg": cpu_per_message(resources, sent["published"]),
             "watchers_cpu_s": round(sum(part["cpu_s"] for part in seen), 2), "resources": resources,
             "window_s": round(window_s, 1)}  # fmt: skip

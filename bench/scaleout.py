@@ -1,6 +1,6 @@
 """`make bench LEVEL=scaleout`: the same offered load through 1 and 2 Daphne and 1 and 2 bridges on PostgreSQL + Redis.
 
-    .venv/bin/python -m bench.scaleout --rates 400,1000 --rounds 3 --duration 10     # what `make bench` runs
+    .venv/bin/python -m bench.scaleout --rates 400,1000 --rounds 3 --duration 8      # what `make bench` runs
 
 PostgreSQL and Redis are started once, on free ports (as the scale-out tests start them); the fixtures (a ward,
 a signed-in clinician, the pumps with running sessions) are written once. Each round starts the four
@@ -86,7 +86,7 @@ def main() -> None:
     parser.add_argument("--rates", type=lambda text: [int(n) for n in text.split(",") if n], default=[400, 1000],
                         help="offered msg/s (that many pumps at 1 Hz)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="alternations of the four configurations")
-    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per phase")
+    parser.add_argument("--duration", type=float, default=8.0, help="measured seconds per phase")
     parser.add_argument("--configs", type=configs_parse, default=CONFIGS, help="e.g. 1D+1B,2D+2B (default: all four)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-scaleout-"))

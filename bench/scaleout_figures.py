@@ -19,6 +19,24 @@ def phase_cpu_us(phase: dict) -> dict[str, float]:
     return per
 
 
+def phase_cpu_per_work(phase: dict) -> dict[str, float]:
+    """µs of CPU per unit of work done in the window, a backlog's included (robust when a system falls behind):
+    each bridge's and PostgreSQL's per message applied (receipts committed), each Daphne's per report delivered
+    to its watchers (every arrival, however late)."""
+    cpu = {name: usage["cpu_s"] * 1e6 for name, usage in phase["resources"].items()}
+    per: dict[str, float] = {}
+    applied = phase.get("applied")
+    if applied:
+        bridges = sum(value for name, value in cpu.items() if name.startswith("bridge-"))
+        per["bridges per applied"] = round(bridges / applied, 1)
+        if "postgres" in cpu:
+            per["postgres per applied"] = round(cpu["postgres"] / applied, 1)
+    for number, arrived in enumerate(phase.get("arrived_by_watchers") or [], start=1):
+        if arrived and f"daphne-{number}" in cpu:
+            per[f"daphne-{number} per delivery"] = round(cpu[f"daphne-{number}"] / arrived, 1)
+    return per
+
+
 def cores_busy(phase: dict) -> float:
     """CPU seconds of every measured process (servers, generator, watchers) per second of the window."""
     total = sum(usage["cpu_s"] for usage in phase["resources"].values())
@@ -44,11 +62,18 @@ def summarise(phases: list[dict]) -> dict:
                 "p50_ms": spread([phase["deliveries"]["p50_ms"] for phase in mine]),
                 "p99_ms": spread([phase["deliveries"]["p99_ms"] for phase in mine]),
                 "cpu_us_per_msg": {name: spread([per.get(name) for per in cpu]) for name in names},
+                "applied": spread([phase.get("applied") for phase in mine]),
+                "cpu_us_per_work": _spreads([phase_cpu_per_work(phase) for phase in mine]),
                 "cores_busy": spread([cores_busy(phase) for phase in mine]),
                 "load_avg_1m": spread([phase["load_avg_1m"][0] for phase in mine]),
             }
         summary[str(int(rate))] = figures
     return summary
+
+
+def _spreads(dicts: list[dict[str, float]]) -> dict[str, dict]:
+    names = list(dict.fromkeys(name for each in dicts for name in each))
+    return {name: spread([each.get(name) for each in dicts]) for name in names}
 
 
 def fixed_and_shared(one: float | None, each_of_two: float | None) -> dict | None:

@@ -29,6 +29,16 @@ def cpu_table(summary: dict) -> list[str]:
     return lines
 
 
+def work_table(summary: dict) -> list[str]:
+    """Per rate and configuration: messages applied in the window, CPU µs per message applied and per delivery."""
+    lines = ["| msg/s | config | applied in the window | CPU µs per unit of work |", "|---|---|---|---|"]
+    for rate, figures in summary.items():
+        for config, f in figures.items():
+            cells = ", ".join(f"{name} {_range(value)}" for name, value in f.get("cpu_us_per_work", {}).items())
+            lines.append(f"| {rate} | {config} | {_range(f['applied']) if 'applied' in f else '–'} | {cells} |")
+    return lines
+
+
 def model_lines(model: dict) -> list[str]:
     """What 1 against 2 of a kind says: µs/msg every process of the kind pays, and the part they split."""
     lines = []
@@ -52,5 +62,11 @@ def markdown(result: dict) -> str:
     lines += deliveries_table(result["summary"])
     lines += ["", "CPU µs per published message, by process (PostgreSQL: the postmaster and every backend):", ""]
     lines += cpu_table(result["summary"])
+    lines += [
+        "",
+        "CPU per unit of work done in the window (a backlog's included): per message applied, per delivery:",
+        "",
+    ]
+    lines += work_table(result["summary"])
     lines += ["", *(f"- {line}" for line in model_lines(result["model"]))]
     return "\n".join(lines) + "\n"

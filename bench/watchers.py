@@ -36,9 +36,12 @@ class Window:
         self.measured_from, self.until = measured_from, until
         self.tracker = DeliveryTracker()
         self.after_bridge_ms: list[float] = []  # the bridge's receive time (`receivedAt`) to arrival here
+        self.counting = False  # while a window and its drain run: every report arriving counts in `arrived`
+        self.arrived = 0  # however late: the work the server did in the window, a backlog's included
 
     def record(self, stream: tuple, intended_at: float | None, bridge_received: str | None = None) -> None:
         now = time.time()
+        self.arrived += self.counting
         if intended_at is not None and self.measured_from <= intended_at < self.until:
             self.tracker.record(stream, intended_at, now)
             if bridge_received:
@@ -46,7 +49,8 @@ class Window:
 
     def summary(self) -> dict:
         """The tracker's counts and latencies, and the share of latency after the bridge received each message."""
-        return {**self.tracker.summary(), "after_bridge": latency_summary(self.after_bridge_ms)}
+        return {**self.tracker.summary(), "after_bridge": latency_summary(self.after_bridge_ms),
+                "arrived": self.arrived}  # fmt: skip
 
 
 async def sio_watcher(url: str, cookie: str, index: int, pumps: list[str], window: Window) -> socketio.AsyncClient:
@@ -123,12 +127,13 @@ async def watch(args: argparse.Namespace, plan: dict) -> dict:
     summary: dict = {}
     while line := await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline):
         measured_from, until, *path = json.loads(line)
-        window.tracker, window.after_bridge_ms = DeliveryTracker(), []
-        window.measured_from, window.until = measured_from, until
+        window.tracker, window.after_bridge_ms, window.arrived = DeliveryTracker(), [], 0
+        window.measured_from, window.until, window.counting = measured_from, until, True
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         await asyncio.sleep(max(0.0, window.until + args.drain - time.time()))
         cpu_after = resource.getrusage(resource.RUSAGE_SELF)
         cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        window.counting = False
         summary = {**window.summary(), "cpu_s": round(cpu, 2)}
         window.measured_from = window.until = math.inf
         if not path:

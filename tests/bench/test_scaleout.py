@@ -8,7 +8,14 @@ import pytest
 
 from bench.phases import watchers_split
 from bench.scaleout import CONFIGS, configs_rotated
-from bench.scaleout_figures import cores_busy, fixed_and_shared, phase_cpu_us, process_model, summarise
+from bench.scaleout_figures import (
+    cores_busy,
+    fixed_and_shared,
+    phase_cpu_per_work,
+    phase_cpu_us,
+    process_model,
+    summarise,
+)
 from bench.scaleout_report import markdown
 from bench.system import tree_cpu_s
 
@@ -48,6 +55,15 @@ def test_cpu_per_message_adds_the_harness_and_sums_each_kind():
     assert per["generator"] == 100.0 and per["watchers"] == 200.0
     assert per["daphne (all)"] == 550.0 and per["bridge (all)"] == 780.0
     assert per["servers"] == 550.0 + 780.0 + 500.0 + 5.0 + 80.0, "the harness is not a server"
+
+
+def test_cpu_per_unit_of_work_divides_by_what_was_applied_and_delivered_in_the_window():
+    measured = phase("2D+2B", 0, {"daphne-1": 300.0, "daphne-2": 200.0, "bridge-1": 500.0, "bridge-2": 500.0,
+                                  "postgres": 600.0})  # fmt: skip
+    measured.update(applied=2000, arrived_by_watchers=[4000, 2000])  # CPU s: daphne 1.2 and 0.8, bridges 4, pg 2.4
+    assert phase_cpu_per_work(measured) == {"bridges per applied": 2000.0, "postgres per applied": 1200.0,
+                                            "daphne-1 per delivery": 300.0, "daphne-2 per delivery": 400.0}  # fmt: skip
+    assert phase_cpu_per_work(phase("1D+1B", 0, {"daphne-1": 1.0})) == {}, "no counts, no figures"
 
 
 def test_cores_busy_counts_every_measured_process_over_the_window():
