@@ -32,6 +32,7 @@ class LiveSubscriber:
         self.events = EventLog()
         self.connected_at: list[float] = []
         self.disconnected_at: list[float] = []
+        self.disconnect_reasons: list[str] = []
         self.gaps = 0
         self._lock = threading.Lock()
         options: dict[str, Any] = {"websocket_extra_options": {"origin": origin} if origin else {}}
@@ -41,7 +42,7 @@ class LiveSubscriber:
         self.client = InOrderClient(reconnection=True, reconnection_delay=1, reconnection_delay_max=5,
                                     randomization_factor=0.5, **options)  # fmt: skip
         self.client.on("connect", self._connected)
-        self.client.on("disconnect", lambda *args: self.disconnected_at.append(time.monotonic()))
+        self.client.on("disconnect", self._disconnected)
         self.client.on("*", self._received)
 
     def connect(self, *, timeout: float = 5.0) -> "LiveSubscriber":
@@ -54,6 +55,10 @@ class LiveSubscriber:
         if first or self.resubscribe_on_connect:
             for device_id in self.last_seq:
                 self._subscribe(device_id)
+
+    def _disconnected(self, reason: Any = None) -> None:
+        self.disconnected_at.append(time.monotonic())
+        self.disconnect_reasons.append(str(reason))
 
     def _subscribe(self, device_id: str) -> None:
         with self._lock:
