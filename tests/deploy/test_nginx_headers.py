@@ -3,7 +3,8 @@ derives the test's copy: only the addresses differ) in front of a recording HTTP
 
 Pages, /metrics, Socket.IO and the Channels endpoint must all reach Daphne with the browser's Host (Django's
 ALLOWED_HOSTS and the Socket.IO same-origin check compare with it), nginx's own view of the client address in
-X-Forwarded-For (never the client's), the scheme, and for WebSocket upgrades Upgrade and Connection.
+X-Forwarded-For (never the client's), the scheme, and for WebSocket upgrades Upgrade and Connection. With one
+of the two servers dead, /socket.io/ (hashed on the session cookie) must still answer every session at once.
 """
 
 import http.client
@@ -13,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.support.nginx import NginxProxy
+from tests.support.processes import free_port
 
 SPOOFED = "203.0.113.66"  # what a client claims to be in its own X-Forwarded-For
 UPGRADE = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
@@ -33,11 +35,17 @@ class Recorder(BaseHTTPRequestHandler):
         """Quiet."""
 
 
+def upstream_recorder() -> ThreadingHTTPServer:
+    """A recording HTTP server on a free loopback port, serving on a thread of its own."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Recording", (Recorder,), {"seen": []}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 @pytest.fixture
 def through_nginx():
     """(nginx, what the upstream received): nginx in front of one recorder listed as both Daphne."""
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), type("Recording", (Recorder,), {"seen": []}))
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    upstream = upstream_recorder()
     port = upstream.server_address[1]
     proxy = NginxProxy([port, port]).start()
     try:
@@ -66,3 +74,22 @@ def test_daphne_gets_the_browsers_host_nginxs_client_address_and_the_upgrade(thr
         assert (headers.get("upgrade"), headers.get("connection")) == ("websocket", "upgrade"), headers
     else:
         assert "upgrade" not in headers and headers.get("connection", "") != "upgrade", headers
+
+
+def test_a_dead_daphne_s_sessions_are_answered_by_the_other_one_at_once():
+    """The hashed upstream with one server down (nothing listens on its port): every session, those hashing to
+    the dead one included, is answered by the other at its first request, never with a 502 (nginx's
+    `proxy_next_upstream` defaults; `off` answers the first request for the dead server with 502)."""
+    upstream = upstream_recorder()
+    proxy = NginxProxy([free_port(), upstream.server_address[1]]).start()
+    try:
+        statuses = []
+        for n in range(40):
+            client = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
+            client.request("GET", "/socket.io/?EIO=4&transport=polling", headers={"Cookie": f"sessionid=s{n % 20}"})
+            statuses.append(client.getresponse().status)
+            client.close()
+    finally:
+        proxy.stop()
+        upstream.shutdown()
+    assert statuses == [204] * 40, f"nginx's answers, 20 sessions twice each: {statuses}"
