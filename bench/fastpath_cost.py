@@ -8,6 +8,7 @@ swapped in turn for what Django offers:
 - `update`: `_rows_update` (one prepared UPDATE per row, executemany) against `bulk_update`;
 - `receipts`: `message_receipts_claim`'s SQL (a cursor SELECT, an executemany INSERT) against a
   `values_list` query and `bulk_create`;
+- `changelog`: `change_log_append`'s executemany INSERT against `bulk_create` of `ChangeLogEntry` models;
 - `orm`: all three at once; `fast`: none (the code as it is).
 
 One process per database; in it the variants alternate, `--repeats` rounds, so every compared run shares the
@@ -38,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bridge_ingest import PRODUCTION_ENV, progress_payload, pumps_create  # noqa: E402
 
-VARIANTS = ("fast", "lock", "update", "receipts", "orm")
-SWAPS = {"fast": (), "lock": ("lock",), "update": ("update",), "receipts": ("receipts",),
-         "orm": ("lock", "update", "receipts")}  # fmt: skip
+VARIANTS = ("fast", "lock", "update", "receipts", "changelog", "orm")
+SWAPS = {"fast": (), "lock": ("lock",), "update": ("update",), "receipts": ("receipts",), "changelog": ("changelog",),
+         "orm": ("lock", "update", "receipts", "changelog")}  # fmt: skip
 
 
 def configure_django(database_url: str) -> None:
@@ -109,6 +110,26 @@ def orm_receipts_claim(*, receipts):
     return claimed
 
 
+def orm_change_log_append(*, entries) -> None:
+    """`change_log_append` as `bulk_create` of model instances (as it was before 2026-12-03)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from devices.models import ChangeLogEntry
+    from devices.services import changelog
+
+    if not entries:
+        return
+    now = timezone.now()
+    ChangeLogEntry.objects.bulk_create([
+        ChangeLogEntry(device_id=device_pk, seq=change.seq, event=change.event, body=change.body,
+                       ward_code=change.ward_code, created_at=now)
+        for device_pk, change in entries
+    ])  # fmt: skip
+    if changelog._Listeners.installed:
+        transaction.on_commit(changelog._committed, robust=True)
+
+
 @contextlib.contextmanager
 def swapped(pieces: tuple[str, ...]):
     """Replace the named pieces of the fast path by their ORM versions for the duration."""
@@ -117,7 +138,8 @@ def swapped(pieces: tuple[str, ...]):
 
     targets = {"lock": (ingest, "progress_pumps_lock", orm_pumps_lock),
                "update": (progress, "_rows_update", orm_rows_update),
-               "receipts": (ingest, "message_receipts_claim", orm_receipts_claim)}  # fmt: skip
+               "receipts": (ingest, "message_receipts_claim", orm_receipts_claim),
+               "changelog": (progress, "change_log_append", orm_change_log_append)}  # fmt: skip
     saved = []
     for piece in pieces:
         module, name, replacement = targets[piece]

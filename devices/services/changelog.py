@@ -11,15 +11,17 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from devices.models import ChangeLogEntry
+from devices.services.sql import insert_sql
 
 logger = logging.getLogger(__name__)
 
 CommitListener = Callable[[], None]
 PRUNE_CHUNK = 5_000  # rows per delete: the write lock is held briefly, the next tick takes the rest
+LOG_COLUMNS = ("device", "seq", "event", "body", "ward_code", "created_at")
 
 
 class _Listeners:
@@ -39,15 +41,21 @@ def change_log_unlisten(listener: CommitListener) -> None:
 
 
 def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
-    """Append `(device pk, DeviceChange)` pairs to the log inside the current transaction; wake after commit."""
+    """Append `(device pk, DeviceChange)` pairs to the log inside the current transaction; wake after commit.
+
+    One prepared INSERT run per entry (executemany), each value prepared as the field's own
+    `get_db_prep_save` would: `bulk_create` compiled the INSERT and built a model per entry on every call,
+    about two thirds of this function's time on the bridge's hot path (`bench/README.md`, 2026-12-03).
+    """
     if not entries:
         return
-    now = timezone.now()
-    ChangeLogEntry.objects.bulk_create([
-        ChangeLogEntry(device_id=device_pk, seq=change.seq, event=change.event, body=change.body,
-                       ward_code=change.ward_code, created_at=now)
-        for device_pk, change in entries
-    ])  # fmt: skip
+    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
+    created_at = wrapper.ops.adapt_datetimefield_value(timezone.now())
+    prepare_body = ChangeLogEntry._meta.get_field("body").get_db_prep_save
+    rows = [(device_pk, change.seq, change.event, prepare_body(change.body, wrapper), change.ward_code, created_at)
+            for device_pk, change in entries]  # fmt: skip
+    with wrapper.cursor() as cursor:
+        cursor.executemany(insert_sql(ChangeLogEntry, LOG_COLUMNS), rows)
     if _Listeners.installed:
         transaction.on_commit(_committed, robust=True)
 

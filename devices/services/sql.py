@@ -41,6 +41,14 @@ def select_in_sql(
     return sql + " FOR UPDATE" if lock and connection.features.has_select_for_update else sql
 
 
+@lru_cache(maxsize=64)
+def insert_sql(model: type[Model], fields: tuple[str, ...]) -> str:
+    """`INSERT INTO table (a, b, ...) VALUES (%s, %s, ...)`, for a cursor's `executemany` of plain rows."""
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in fields)
+    return f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})"
+
+
 def models_select(
     model: type[Model], fields: tuple[str, ...], sql: str, params: list, *, extra: tuple[str, ...] = ()
 ) -> list[Model]:
