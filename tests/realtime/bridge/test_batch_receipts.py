@@ -301,3 +301,18 @@ def _reregister(device_id: str) -> None:
         Device.objects.create(device_id=device_id, ward=ward)
     finally:
         connection.close()
+
+
+def test_a_message_whose_receipt_the_database_refuses_fails_alone_and_the_other_pumps_apply():
+    """A `bootId` with a NUL passes the schema, but PostgreSQL stores no NUL in text: claiming the run's receipts
+    fails for the whole run. The batch then goes message by message: the other pump's status is applied, and
+    every message is acknowledged and accounted for (applied, or dead-lettered)."""
+    make_device("P1")
+    make_device("P2")
+    bridge = Bridge()
+    outcomes = bridge.commit([status("P1", 1, boot="b\x00ad"), status("P2", 1), status("P2", 2)])
+    assert len(bridge.acknowledged) == 3
+    assert events("P2") == [1, 2] and receipts("P2") == {1, 2}
+    assert outcomes[APPLIED] + outcomes[REJECTED] == 3, outcomes
+    if outcomes[REJECTED]:
+        assert DeadLetter.objects.filter(topic="devices/P1/status").count() == 1
