@@ -149,6 +149,8 @@ def message_ingest(
         reason, detail, device_id = rejection.reason, rejection.detail, rejection.device_id or device_id
     except PumpStreamError as exc:
         reason, detail = exc.code, exc.message
+    except Device.DoesNotExist:  # deleted after its run read the pumps' ids (another process's commit)
+        reason, detail = "unknown_device", "no pump registered with this id"
     except OperationalError:
         raise
     except IntegrityError as exc:

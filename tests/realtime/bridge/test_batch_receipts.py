@@ -293,12 +293,14 @@ def test_a_pump_deleted_and_registered_anew_by_another_connection_mid_run_keeps_
     assert events("P1") == [1, 2]
 
 
-def _reregister(device_id: str) -> None:
+def _reregister(device_id: str, *, again: bool = True) -> None:
+    """Delete the pump (and register it anew), from a connection of its own."""
     try:
         old = Device.objects.get(device_id=device_id)
         ward = old.ward
         old.delete()
-        Device.objects.create(device_id=device_id, ward=ward)
+        if again:
+            Device.objects.create(device_id=device_id, ward=ward)
     finally:
         connection.close()
 
@@ -316,3 +318,34 @@ def test_a_message_whose_receipt_the_database_refuses_fails_alone_and_the_other_
     assert outcomes[APPLIED] + outcomes[REJECTED] == 3, outcomes
     if outcomes[REJECTED]:
         assert DeadLetter.objects.filter(topic="devices/P1/status").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pump_deleted_by_another_connection_mid_run_is_dead_lettered_as_unknown(monkeypatch):
+    """PostgreSQL: the pump is deleted after its run read the pumps' ids. Its messages are dead-lettered as from
+    an unknown pump (as when each message read its pump's id just before), not as an internal error."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's writer holds the whole file: nobody else can delete a pump mid-batch")
+    from realtime.bridge import batch as batch_module
+
+    make_device("P1")
+    make_device("P2")
+    prepare, raced = batch_module.messages_prepare, []
+
+    def prepare_then_delete(items):
+        prepared = prepare(items)
+        if not raced:
+            raced.append(True)
+            thread = threading.Thread(target=_reregister, args=("P1",), kwargs={"again": False})
+            thread.start()
+            thread.join(10)
+        return prepared
+
+    monkeypatch.setattr(batch_module, "messages_prepare", prepare_then_delete)
+    bridge = Bridge()
+    outcomes = bridge.commit([status("P1", 1), status("P2", 1), status("P1", 2)])
+    assert raced and not Device.objects.filter(device_id="P1").exists()
+    assert (outcomes[APPLIED], outcomes[REJECTED]) == (1, 2), outcomes
+    reasons = list(DeadLetter.objects.filter(topic="devices/P1/status").values_list("reason", flat=True))
+    assert reasons == ["unknown_device", "unknown_device"], reasons
+    assert events("P2") == [1] and set(MessageReceipt.objects.values_list("device_seq", flat=True)) == {1}
