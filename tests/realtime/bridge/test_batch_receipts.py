@@ -268,21 +268,8 @@ def test_a_pump_deleted_and_registered_anew_by_another_connection_mid_run_keeps_
     claimed on the old row fail the deferred foreign key at COMMIT; the Committer then goes message by message."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's writer holds the whole file: nobody else can register a pump mid-batch")
-    from realtime.bridge import batch as batch_module
-
     make_device("P1")
-    prepare, raced = batch_module.messages_prepare, []
-
-    def prepare_then_reregister(items):
-        prepared = prepare(items)
-        if not raced:
-            raced.append(True)
-            thread = threading.Thread(target=_reregister, args=("P1",))
-            thread.start()
-            thread.join(10)
-        return prepared
-
-    monkeypatch.setattr(batch_module, "messages_prepare", prepare_then_reregister)
+    raced = race_after_prepare(monkeypatch, "P1", again=True)
     bridge = Bridge()
     bridge.commit([status("P1", 1), status("P1", 2)])
     new_pk = Device.objects.get(device_id="P1").pk
@@ -293,8 +280,27 @@ def test_a_pump_deleted_and_registered_anew_by_another_connection_mid_run_keeps_
     assert events("P1") == [1, 2]
 
 
-def _reregister(device_id: str, *, again: bool = True) -> None:
-    """Delete the pump (and register it anew), from a connection of its own."""
+def race_after_prepare(monkeypatch, device_id: str, *, again: bool) -> list[bool]:
+    """Once the first run's pumps are read and its receipts claimed, another connection deletes the pump (and
+    registers it anew); returns a list that holds True once that happened."""
+    from realtime.bridge import batch as batch_module
+
+    prepare, raced = batch_module.messages_prepare, []
+
+    def prepare_then_race(items):
+        prepared = prepare(items)
+        if not raced:
+            raced.append(True)
+            thread = threading.Thread(target=_reregister, args=(device_id, again))
+            thread.start()
+            thread.join(10)
+        return prepared
+
+    monkeypatch.setattr(batch_module, "messages_prepare", prepare_then_race)
+    return raced
+
+
+def _reregister(device_id: str, again: bool) -> None:
     try:
         old = Device.objects.get(device_id=device_id)
         ward = old.ward
@@ -326,22 +332,9 @@ def test_a_pump_deleted_by_another_connection_mid_run_is_dead_lettered_as_unknow
     an unknown pump (as when each message read its pump's id just before), not as an internal error."""
     if connection.vendor != "postgresql":
         pytest.skip("SQLite's writer holds the whole file: nobody else can delete a pump mid-batch")
-    from realtime.bridge import batch as batch_module
-
     make_device("P1")
     make_device("P2")
-    prepare, raced = batch_module.messages_prepare, []
-
-    def prepare_then_delete(items):
-        prepared = prepare(items)
-        if not raced:
-            raced.append(True)
-            thread = threading.Thread(target=_reregister, args=("P1",), kwargs={"again": False})
-            thread.start()
-            thread.join(10)
-        return prepared
-
-    monkeypatch.setattr(batch_module, "messages_prepare", prepare_then_delete)
+    raced = race_after_prepare(monkeypatch, "P1", again=False)
     bridge = Bridge()
     outcomes = bridge.commit([status("P1", 1), status("P2", 1), status("P1", 2)])
     assert raced and not Device.objects.filter(device_id="P1").exists()
