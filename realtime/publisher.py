@@ -22,7 +22,12 @@ position passes over without a row is remembered as a *gap* and looked up again 
 rows after the position, for `GAP_WAIT_S`; a gap that fills is published then, one that never fills (a
 rolled-back transaction, a pruned row) is forgotten after that. Per pump this keeps `seq` order: a pump's
 next change is inserted only after its previous change's transaction committed (the pump's row lock), so
-its id is higher and it is never read before the one it follows.
+its id is higher and it is never read before the one it follows. The gaps are looked up AFTER each read past
+the position and published before that read's rows: a gap row that committed before any row of that read
+is in the later lookup (looked up before, a gap row committing between the two reads was missed while the
+pump's next change, read past the position, went out first; the gap row found next was then dropped as
+already published, a `seq` lost on every Daphne). A gap row found there that committed after the read has
+no later change of its pump in it (that change would have waited for the gap row's commit).
 """
 
 import asyncio
@@ -145,9 +150,8 @@ class ChangePublisher:
         """Publish every row committed after the position; returns how many (counted by what woke it: `by`)."""
         self._wake.clear()
         self._wake_pending = False
-        count = await self._fill_gaps() if self._gaps else 0
         try:
-            return await self._catch_up(count)
+            return await self._catch_up(0)
         finally:
             if self.published > self._counted:
                 server_metrics.PUBLISHER_WOKEN.labels(by).inc(self.published - self._counted)
@@ -168,6 +172,8 @@ class ChangePublisher:
             except DatabaseError as exc:  # the safety poll tries again
                 logger.warning("reading the change log failed: %s", exc)
                 return count
+            if self._gaps:  # looked up after the read past the position, published before its rows (see above)
+                count += await self._fill_gaps()
             self._publish(rows, timezone.now())
             count += len(rows)
             if len(rows) < limit:

@@ -15,6 +15,7 @@ from devices.models import ChangeLogEntry
 from devices.services.changes import change_record, device_lock
 from protocol import events
 from protocol.events import DeviceChange
+from realtime import publisher as publisher_module
 from realtime.fanout import FanOut
 from realtime.publisher import ChangePublisher
 from tests.factories import make_device
@@ -92,3 +93,40 @@ def test_a_change_whose_lower_id_commits_after_a_higher_one_is_still_published()
 
     delivered = publish_with(scenario)
     assert [(c.device_id, c.seq) for c in delivered] == [("B", 1), ("A", 1)]
+
+
+def test_a_passed_over_change_that_commits_between_the_publishers_two_reads_goes_out_before_the_next(monkeypatch):
+    """The pump's first change (a gap) commits and its second one follows just before the read past the position.
+
+    Gaps looked up before that read missed the first; the read found the second, published first, and the first,
+    found at the next wake, was dropped as already published: a subscriber on any Daphne missed that `seq` for
+    good (seen with two bridges and a page on B: `tests/integration/scaleout/test_consistency_across_processes.py`).
+    """
+    make_device("A")
+    make_device("B")
+    held = HeldTransaction("A")
+    armed = threading.Event()
+    read_after = publisher_module.change_log_after
+
+    def commits_then_reads(**kwargs):
+        if armed.is_set():
+            armed.clear()
+            held.release.set()
+            held.join(10)
+            changes_commit("A", [PROGRESS])  # the pump's next change: its id is above the position
+        return read_after(**kwargs)
+
+    monkeypatch.setattr(publisher_module, "change_log_after", commits_then_reads)
+
+    async def scenario(publisher: ChangePublisher) -> None:
+        held.start()
+        assert await asyncio.to_thread(held.inserted.wait, 10), "the held transaction never inserted"
+        await sync_to_async(changes_commit)("B", [PROGRESS])  # a higher id, committed first: A's is passed over
+        publisher.wake()
+        await until(lambda: publisher.published == 1)
+        armed.set()
+        await publisher.catch_up()  # read directly, not woken: a wake racing the end leaves a task that never ends
+        await publisher.catch_up()  # the next read: a gap that filled late is published then, if not already
+
+    delivered = publish_with(scenario)
+    assert [(c.device_id, c.seq) for c in delivered] == [("B", 1), ("A", 1), ("A", 2)]
