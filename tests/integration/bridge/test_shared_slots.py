@@ -19,9 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from devices.models import BridgeLease, BridgeStatus, DeadLetter, Device, DeviceEvent
-from realtime.bridge.slots import slot_of
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
-from tests.support.processes import free_port
 from tests.support.reliability import (
     TrafficPump,
     communication_lost_alarms,
@@ -29,6 +27,7 @@ from tests.support.reliability import (
     received_seqs,
     stored_status_seqs,
 )
+from tests.support.shared_bridges import LEASE_S, pumps_per_slot, slot_owner, start_bridges
 
 pytestmark = [
     pytest.mark.integration,
@@ -37,24 +36,10 @@ pytestmark = [
 ]
 logger = logging.getLogger(__name__)
 
-SLOTS = 2
-LEASE_S = "1.5"
 BOOT = "boot-shared"
 # Each of the 6 pumps: 2 messages a second, half of them statuses (applied one by one, ~10 ms of CPU each on
 # PostgreSQL): at a machine load of 12-14 on the 2 cores, 5 messages a second per pump outran the bridges.
 INTERVAL_S = 0.5
-
-
-def pumps_per_slot(per_slot: int) -> dict[int, list[str]]:
-    """`per_slot` pump ids in each slot (the first of each is the original-firmware pump)."""
-    chosen: dict[int, list[str]] = {slot: [] for slot in range(SLOTS)}
-    number = 0
-    while any(len(ids) < per_slot for ids in chosen.values()):
-        number += 1
-        device_id = f"PUMP_{number:04d}"
-        if len(chosen[slot_of(device_id, SLOTS)]) < per_slot:
-            chosen[slot_of(device_id, SLOTS)].append(device_id)
-    return chosen
 
 
 class LegacyPump(threading.Thread):
@@ -96,44 +81,6 @@ def legacy_status_timestamps(device_id: str) -> list[int]:
 def status_seqs_in_order(device_id: str) -> list[int]:
     events = DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status", boot_id=BOOT)
     return list(events.order_by("id").values_list("device_seq", flat=True))
-
-
-def start_bridges(broker, artifacts_dir) -> list[BridgeProcess]:
-    """Bridge 0 and bridge 1 of 2, sharing one client id base, started together; each owns its home slot."""
-    client_id = f"shared-{free_port()}"
-    bridges = [
-        BridgeProcess(
-            broker.url,
-            f"http://127.0.0.1:{free_port()}",
-            artifacts_dir,
-            name=f"bridge-shared-{index}",
-            args=("--index", str(index)),
-            MQTT_CLIENT_ID=client_id,
-            BRIDGE_SLOTS=str(SLOTS),
-            BRIDGE_PROCESSES="2",
-            BRIDGE_LEASE_S=LEASE_S,
-            REPORT_BUDGET_PER_S="0",  # a slot's backlog after a takeover arrives at once: not a flood here
-            PROGRESS_FLOOD_PER_S="0",  # (as in test_crash_recovery.py; the budgets have tests of their own)
-        )  # fmt: skip
-        for index in range(2)
-    ]
-    try:
-        for bridge in bridges:
-            bridge.start(wait=False)
-        for bridge in bridges:
-            bridge.wait_connected(timeout=60)  # Django boots in up to ~10 s at a load of 15 on 2 cores
-        wait_until(lambda: all(slot_owner(slot).startswith(f"bridge-shared-{slot}@") for slot in range(SLOTS)),
-                   message="each bridge should own its home slot")  # fmt: skip
-    except BaseException:
-        for bridge in bridges:  # never leave a bridge running past its test
-            bridge.stop()
-        raise
-    return bridges
-
-
-def slot_owner(slot: int) -> str:
-    lease = BridgeLease.objects.filter(name=f"slot-{slot}").first()
-    return lease.owner if lease else ""
 
 
 def start_traffic(broker, chosen: dict[int, list[str]], running: dict[str, str]) -> tuple[list, list]:
@@ -203,7 +150,7 @@ def two_bridges_under_load(broker, artifacts_dir):
     """Yield a `SharedRun`; after the test's body: every message once and in order, no false silence alarm."""
     chosen = pumps_per_slot(3)
     running = infusing_pumps([device_id for ids in chosen.values() for device_id in ids])
-    bridges = start_bridges(broker, artifacts_dir)
+    bridges = start_bridges(broker.url, artifacts_dir)
     run = SharedRun(bridges, [], [])
     try:
         started = timezone.now()
