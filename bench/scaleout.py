@@ -49,24 +49,36 @@ def configs_parse(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def rounds_run(engines: Engines, rates: list[int], rounds: int, duration_s: float, workdir: Path,
-               configs: tuple[tuple[int, int], ...] = CONFIGS) -> list[dict]:  # fmt: skip
-    """Every (round, configuration, rate) phase; each configuration started once per round for all the rates."""
+               configs: tuple[tuple[int, int], ...] = CONFIGS, failures: list | None = None,
+               on_progress=None) -> list[dict]:  # fmt: skip
+    """Every (round, configuration, rate) phase; each configuration started once per round for all the rates.
+
+    A configuration that fails (a watcher not served within its time-out on a starved machine) goes to
+    `failures` and the run goes on; `on_progress(phases, failures)` after each configuration."""
+    failures = [] if failures is None else failures
     device_ids = pumps_create(max(rates))
     cookies = cookies_create(CLIENTS)
     subscriptions = subscriptions_plan(device_ids, CLIENTS, PER_CLIENT)
     phases = []
     for number in range(rounds):
         for daphnes, bridges in configs_rotated(number, configs):
-            cluster = Cluster(workdir, engines, daphnes, bridges).start()
+            cluster = Cluster(workdir, engines, daphnes, bridges)
             try:
+                cluster.start()
                 runs = [(Load(pumps=rate, rate_hz=1.0, clients=CLIENTS, per_client=PER_CLIENT, duration_s=duration_s),
                          device_ids[:rate]) for rate in rates]  # fmt: skip
                 for phase in measure_windows(cluster, runs, subscriptions, cookies, workdir, generator_kind="node"):
                     phase.update(config=cluster.name, round=number, started_in_s=cluster.started_in_s)
                     phases.append(phase)
                     _say(phase)
+            except (RuntimeError, TimeoutError) as exc:  # a starved machine: one configuration lost, not the run
+                print(f"round {number} {cluster.name} FAILED: {exc}", flush=True)
+                failures.append({"config": cluster.name, "round": number, "error": str(exc)[:300],
+                                 "load_avg_1m": round(os.getloadavg()[0], 2)})  # fmt: skip
             finally:
                 cluster.stop()
+            if on_progress is not None:
+                on_progress(phases, failures)
     return phases
 
 
@@ -80,8 +92,6 @@ def _say(phase: dict) -> None:
 
 
 def main() -> None:
-    from bench import scaleout_report
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=lambda text: [int(n) for n in text.split(",") if n], default=[400, 1000],
                         help="offered msg/s (that many pumps at 1 Hz)")  # fmt: skip
@@ -94,20 +104,30 @@ def main() -> None:
     result: dict = {"level": "scaleout", "load_avg_1m_before": round(os.getloadavg()[0], 2),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "workdir": str(workdir), "clients": CLIENTS, "per_client": PER_CLIENT}  # fmt: skip
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    result["failures"] = []
     try:
         django_configure(url=engines.database_url)
-        result["phases"] = rounds_run(engines, args.rates, args.rounds, args.duration, workdir, args.configs)
+        progress = lambda phases, _: results_write(result, phases, stamp)  # noqa: E731
+        result["phases"] = rounds_run(engines, args.rates, args.rounds, args.duration, workdir, args.configs,
+                                      result["failures"], progress)  # fmt: skip
     finally:
         engines.stop()
-    result.update(when=datetime.now(UTC).isoformat(timespec="seconds"), summary=summarise(result["phases"]))
+    print(results_write(result, result["phases"], stamp))
+
+
+def results_write(result: dict, phases: list[dict], stamp: str) -> str:
+    """`bench-scaleout-<stamp>.json` and `.md` with the phases so far (rewritten after each configuration)."""
+    from bench import scaleout_report
+
+    result.update(phases=phases, when=datetime.now(UTC).isoformat(timespec="seconds"), summary=summarise(phases))
     result["model"] = process_model(result["summary"])
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = RESULTS / f"bench-scaleout-{stamp}"
     base.with_suffix(".json").write_text(json.dumps(result, indent=1))
     text = scaleout_report.markdown(result)
     base.with_suffix(".md").write_text(text)
-    print(text + f"\nwritten: {base}.json, {base}.md")
+    return text + f"\nwritten: {base}.json, {base}.md"
 
 
 if __name__ == "__main__":

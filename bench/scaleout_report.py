@@ -69,4 +69,6 @@ def markdown(result: dict) -> str:
     ]
     lines += work_table(result["summary"])
     lines += ["", *(f"- {line}" for line in model_lines(result["model"]))]
+    lines += [f"- round {f['round']} {f['config']} FAILED (load {f['load_avg_1m']}): {f['error']}"
+              for f in result.get("failures", [])]  # fmt: skip
     return "\n".join(lines) + "\n"
