@@ -78,7 +78,7 @@ def cookies_create(count: int) -> list[str]:
 
 
 def _server_env(database: Path, **extra: str) -> dict[str, str]:
-    return dict(os.environ, **SERVER_ENV, DATABASE_URL=f"sqlite:///{database}", **extra)
+    return {**os.environ, **SERVER_ENV, "DATABASE_URL": f"sqlite:///{database}", **extra}
 
 
 @dataclass
@@ -94,6 +94,7 @@ class System:
     bridge_name: str = field(default_factory=lambda: f"bench-{uuid.uuid4().hex[:6]}")
     bridge_args: tuple[str, ...] = ()  # e.g. ("--batch-window-ms", "0") for a what-if run
     root: Path = ROOT  # the checkout whose code runs (another one: a before/after comparison in one run)
+    env: dict[str, str] = field(default_factory=dict)  # settings over SERVER_ENV's for Daphne and the bridge
 
     def start_broker(self) -> "System":
         """A fresh Mosquitto with the project's limits, `set_tcp_nodelay true` and persistence on."""
@@ -115,12 +116,12 @@ class System:
         self.daphne = subprocess.Popen(
             [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port),
              "-e", f"tcp:port={internal_port}:interface=127.0.0.1", "pumpstream.asgi:application"], cwd=self.root,
-            env=_server_env(self.database, REALTIME_INTERNAL_PORT=str(internal_port)),
+            env=_server_env(self.database, REALTIME_INTERNAL_PORT=str(internal_port), **self.env),
             stdout=(self.workdir / "daphne.log").open("ab"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         wait_for_port(port, process=self.daphne, timeout=30)
         wait_for_port(internal_port, process=self.daphne, timeout=30)
-        env = _server_env(self.database, MQTT_URL=self.broker.url, MQTT_CLIENT_ID=self.bridge_name,
+        env = _server_env(self.database, **self.env, MQTT_URL=self.broker.url, MQTT_CLIENT_ID=self.bridge_name,
                           REALTIME_INTERNAL_URL=f"http://127.0.0.1:{internal_port}")  # fmt: skip
         self.bridge = subprocess.Popen(
             [sys.executable, "manage.py", "run_mqtt_bridge", "--name", self.bridge_name, *self.bridge_args],
