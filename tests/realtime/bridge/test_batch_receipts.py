@@ -13,7 +13,8 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.models import DeadLetter, Device, DeviceEvent, InfusionSession, MessageReceipt
 from realtime.bridge import ingest
-from realtime.bridge.batch import BatchIngest
+from realtime.bridge.batch import SHED, BatchIngest
+from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import APPLIED, DUPLICATE, REJECTED, InboundMessage
@@ -26,11 +27,11 @@ pytestmark = pytest.mark.django_db
 class Bridge:
     """The bridge's commit path in-process: what it acknowledged and the outcomes of each commit."""
 
-    def __init__(self) -> None:
+    def __init__(self, budgets: PumpBudgets | None = None) -> None:
         self.acknowledged: list[InboundMessage] = []
         self.outcomes: Counter[str] = Counter()
         self.committer = Committer(
-            ingest=BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)), stop=threading.Event(), max_tries=3,
+            ingest=BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets), stop=threading.Event(), max_tries=3,
             on_committed=self._committed,
         )  # fmt: skip
 
@@ -342,3 +343,17 @@ def test_a_pump_deleted_by_another_connection_mid_run_is_dead_lettered_as_unknow
     reasons = list(DeadLetter.objects.filter(topic="devices/P1/status").values_list("reason", flat=True))
     assert reasons == ["unknown_device", "unknown_device"], reasons
     assert events("P2") == [1] and set(MessageReceipt.objects.values_list("device_seq", flat=True)) == {1}
+
+
+def test_an_alarm_shed_over_the_active_alarms_budget_leaves_no_receipt_so_it_applies_when_sent_again():
+    make_device("P1")
+    off = Budget(0, 1)
+    full = Bridge(PumpBudgets(alarm=off, report=off, max_active_alarms=1))
+    batch = [report("P1", "error", 1, type="occlusion"), report("P1", "error", 2, type="air_in_line"),
+             status("P1", 3), report("P1", "error", 2, type="air_in_line")]  # fmt: skip
+    outcomes = full.commit(batch)
+    assert (outcomes[APPLIED], outcomes[SHED]) == (2, 2), f"both copies of the second alarm shed: {dict(outcomes)}"
+    assert receipts("P1") == {1, 3}, "a shed alarm's claim is released"
+    later = Bridge(PumpBudgets(alarm=off, report=off, max_active_alarms=5)).commit([batch[1]])
+    assert later[APPLIED] == 1, f"the shed alarm sent again is applied, not a duplicate: {dict(later)}"
+    assert events("P1", "mqtt.error") == [1, 2]
