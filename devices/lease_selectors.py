@@ -25,3 +25,8 @@ def leases_alive(*, names: list[str], besides: str) -> set[str]:
     """The leases of `names` held now by an owner other than `besides`."""
     alive = BridgeLease.objects.filter(name__in=names, expires_at__gt=Now()).exclude(owner=besides)
     return set(alive.values_list("name", flat=True))
+
+
+def lease_epochs(*, names: list[str], owner: str) -> dict[str, datetime]:
+    """When `owner` claimed each lease of `names` it holds (`acquired_at`: the epoch its batches are fenced by)."""
+    return dict(BridgeLease.objects.filter(name__in=names, owner=owner).values_list("name", "acquired_at"))

@@ -50,6 +50,16 @@ def lease_renew(
         return set(held.values_list("name", flat=True))
 
 
+def leases_fence(*, epochs: dict[str, datetime], owner: str) -> set[str]:
+    """Inside the caller's (a batch's) transaction: the leases of `epochs` that `owner` still holds since the claim
+    it names (`acquired_at`, set by each claim: the lease's epoch), locked until the caller commits, so another
+    process's claim of them waits for that commit. Returns those names; a name missing was taken over since."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("leases_fence must be called inside the batch's transaction")
+    held = BridgeLease.objects.select_for_update(no_key=True).filter(name__in=list(epochs), owner=owner)
+    return {name for name, acquired_at in held.values_list("name", "acquired_at") if epochs[name] == acquired_at}
+
+
 def lease_release(*, names: list[str], owner: str) -> int:
     """Give up leases at once (a clean stop): another process may claim them without waiting for expiry."""
     return BridgeLease.objects.filter(name__in=names, owner=owner).update(

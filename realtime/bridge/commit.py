@@ -6,6 +6,9 @@
   long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards sends the batch through message by message, so
   only the message at fault is dead-lettered.
+- With bridges sharing the pumps, every transaction that applies messages is fenced before it commits
+  (`fence`, `slots.SlotLinks.fence`): a batch whose slot was taken over meanwhile raises `FenceLost`, is rolled
+  back and left unacknowledged, never dead-lettered or retried here (the worker lets the slot go).
 - A redelivered message (MQTT DUP: the broker hands back what an earlier run never acknowledged, perhaps
   because that message took the process down) has its tries counted in the database before they begin.
   First tries are committed with their batch (one insert counts them all, the batch's commit forgets
@@ -27,7 +30,7 @@ from devices.selectors import delivery_attempts_known
 from devices.services.records import delivery_attempt_begin, delivery_attempts_end, delivery_attempts_first
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest, message_refuse
-from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, message_key
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, FenceLost, message_key
 from realtime.bridge.ingest import REJECTED, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -44,8 +47,10 @@ class Committer:
     def __init__(
         self, *, ingest: BatchIngest, on_committed: Callable[[list[InboundMessage], Counter[str]], None],
         stop: threading.Event, max_tries: int, on_rollback: Callable[[], None] = lambda: None,
+        fence: Callable[[list[InboundMessage]], None] = lambda messages: None,
     ) -> None:  # fmt: skip
         self.ingest = ingest
+        self.fence = fence
         self.on_committed = on_committed
         self.on_rollback = on_rollback
         self.stop = stop
@@ -76,7 +81,7 @@ class Committer:
         started = time.monotonic()
         try:
             outcomes = self._transact(lambda: self._apply(batch, list(tried)), size=len(batch))
-        except Stopping:
+        except (Stopping, FenceLost):
             raise
         except Exception:  # escaped every per-message guard: find the message at fault
             logger.exception("batch of %d failed; committing its messages one by one", len(batch))
@@ -89,6 +94,7 @@ class Committer:
         outcomes = self.ingest.run(batch)
         if tried:
             delivery_attempts_end(keys=tried)
+        self.fence(batch)
         return outcomes
 
     def _one_by_one(self, run: list[tuple[InboundMessage, str]], *, count_tries: bool) -> None:
@@ -104,7 +110,7 @@ class Committer:
                 return self._transact(lambda: self._refuse(message, key, "repeated_failure", detail), size=1)
         try:
             return self._transact(lambda: self._apply_one(message, key, count_tries and message.redelivered), size=1)
-        except Stopping:
+        except (Stopping, FenceLost):
             raise
         except Exception as exc:  # this one message is at fault: dead-letter it and go on
             logger.exception("message failed", extra={"topic": message.topic[:200]})
@@ -115,12 +121,13 @@ class Committer:
         outcomes = self.ingest.run([message])
         if count_tries:
             delivery_attempts_end(keys=[key])
+        self.fence([message])
         return outcomes
 
-    @staticmethod
-    def _refuse(message: InboundMessage, key: str, reason: str, detail: str) -> Counter[str]:
+    def _refuse(self, message: InboundMessage, key: str, reason: str, detail: str) -> Counter[str]:
         message_refuse(message, reason=reason, detail=detail)
         delivery_attempts_end(keys=[key])
+        self.fence([message])
         return Counter({REJECTED: 1})
 
     def _transact(self, work: Callable[[], T], *, size: int) -> T:

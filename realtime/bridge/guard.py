@@ -16,3 +16,12 @@ INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
 def message_key(topic: str, payload: bytes) -> str:
     """What identifies a message across redeliveries: SHA-256 of its topic and payload."""
     return hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()
+
+
+class FenceLost(Exception):
+    """A batch's slot was taken over by another bridge since its messages arrived (`slots.SlotLinks.fence`): the
+    batch is rolled back and left unacknowledged, whatever stage of the commit it reached."""
+
+    def __init__(self, links: set[int]) -> None:
+        super().__init__(f"slot leases lost (links {sorted(links)})")
+        self.links = links  # the lost links' generation bases (`InboundMessage.generation // GENERATIONS`)

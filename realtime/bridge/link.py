@@ -111,6 +111,12 @@ class BrokerLink:
     def between_batches(self) -> None:
         """Nothing to do between two batches with one bridge (`slots.SlotLinks` hands slots back there)."""
 
+    def fence(self, messages: list[InboundMessage]) -> None:
+        """Nothing to check with one bridge, the only one applying (`slots.SlotLinks.fence` checks its leases)."""
+
+    def fence_lost(self, lost: Exception) -> None:
+        """Never called with one bridge: its `fence` never fails."""
+
     def applied_until(self, moment: datetime) -> None:
         """Every message received before `moment` is committed (`slots.SlotLinks` tells the other bridges)."""
 

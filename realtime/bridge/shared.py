@@ -3,6 +3,10 @@
 With K slots (`slots.py`) the time-driven checks and the command outbox run in exactly one process, the
 holder of the `housekeeping` lease; silence (`communication_lost`) is measured only for pumps whose slot
 has been owned and connected for RECONNECT_GRACE_S, so a slot being taken over raises no false alarm.
+A bridge's database sessions end a transaction left idle for a lease (`idle_in_transaction_session_timeout`):
+a bridge stalled (SIGSTOP, a long pause) inside its lease renewal or a batch would otherwise hold those rows'
+locks for as long as the stall lasts, and the bridge taking its slots over would wait on them (seen: a takeover
+that never came in 15 s while the stalled bridge's lease thread was inside its renewal).
 """
 
 from collections.abc import Callable
@@ -11,6 +15,8 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.signals import connection_created
 
 from devices.lease_selectors import leases_settled
 from realtime.bridge.housekeeping import Housekeeping
@@ -82,5 +88,16 @@ def bridge_parts(
         )
     if not 0 <= index < config.processes:
         raise ImproperlyConfigured(f"bridge index {index} is outside BRIDGE_PROCESSES={config.processes}")
+    connection_created.connect(stalled_transactions_end, dispatch_uid="bridge-stalled-transactions")
+    connection.close()  # the next connection (and each thread's) ends transactions idle for a lease
     slots = SlotLinks(config=config, on_inbound=on_inbound, on_puback=on_puback, name=name)
     return slots, LeaderOutbox(slots), SlotHousekeeping(slots)
+
+
+def stalled_transactions_end(sender, connection: BaseDatabaseWrapper, **kwargs) -> None:
+    """On each new PostgreSQL session of a bridge sharing the pumps: a transaction idle for BRIDGE_LEASE_S is
+    ended by the server, its locks released (the stalled bridge's batch then fails, and is fenced on its retry)."""
+    if connection.vendor == "postgresql":
+        timeout_ms = int(settings.PUMPSTREAM["BRIDGE_LEASE_S"] * 1000)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")

@@ -15,7 +15,11 @@ started together each get their own) as soon as that slot's lease has expired. E
 between two batches (nothing of the slot in flight) it disconnects the slot's session, drops the slot's
 messages not yet committed (unacknowledged, so the broker redelivers them) and releases the lease.
 A process that could not renew for `0.75 * lease_s` (by its monotonic clock) lets its slots go before
-the database could give them to another.
+the database could give them to another. That alone cannot stop a process that stalls (SIGSTOP, a long pause,
+a stuck disk) between taking messages and committing them, so each batch is fenced in its own transaction
+(`fence`): it commits only while this process still holds each of its slots' leases from the claim its link was
+made under (the lease's `acquired_at`), the lease rows locked until the commit; else it rolls back
+unacknowledged and the worker lets those slots go (`fence_lost`).
 """
 
 import logging
@@ -33,9 +37,10 @@ from functools import partial
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
-from devices.lease_selectors import leases_alive
-from devices.services.leases import lease_claim, lease_release, lease_renew
+from devices.lease_selectors import lease_epochs, leases_alive
+from devices.services.leases import lease_claim, lease_release, lease_renew, leases_fence
 from protocol import topics
+from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 
@@ -101,6 +106,7 @@ class SlotLinks:
         # Unique per run: a restarted container often has the same host name and pid as the run it replaces.
         self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.links: dict[int, BrokerLink] = {}
+        self.epochs: dict[int, tuple[str, datetime]] = {}  # by link (generation base): its lease and claim
         self.threads: dict[int, threading.Thread] = {}
         self.leading = False
         self.protocol = 5
@@ -142,6 +148,22 @@ class SlotLinks:
             self._detach(slot, why="handed back to its home bridge")
             self._handed_back.append(slot_name(slot))
         self.handing_back = frozenset()
+
+    def fence(self, messages: list[InboundMessage]) -> None:
+        """In the batch's transaction, before it commits: raise `FenceLost` unless this process still holds the
+        lease of every slot of `messages` from the claim their link was made under (locked until the commit)."""
+        bases = {message.generation // GENERATIONS for message in messages}
+        epochs = {base: epoch for base in bases if (epoch := self.epochs.get(base)) is not None}
+        held = leases_fence(epochs=dict(epochs.values()), owner=self.owner) if epochs else set()
+        lost = {base for base in bases if base not in epochs or epochs[base][0] not in held}
+        if lost:
+            raise FenceLost(lost)
+
+    def fence_lost(self, lost: FenceLost) -> None:
+        """On the worker's thread: let go of the slots whose lease a batch found taken (not already replaced)."""
+        for slot, link in list(self.links.items()):
+            if link.generation // GENERATIONS in lost.links:
+                self._detach(slot, why="a batch found its lease taken over by another bridge")
 
     def applied_until(self, moment: datetime) -> None:
         """Every message received before `moment` is committed: written with the next renewal."""
@@ -232,8 +254,9 @@ class SlotLinks:
             claimed += lease_claim(names=other, owner=self.owner, ttl_s=ttl)
         if not self.is_member and lease_claim(names=[self.member], owner=self.owner, ttl_s=ttl):
             self.is_member = True
+        epochs = lease_epochs(names=claimed, owner=self.owner) if claimed else {}
         for name in claimed:
-            self._attach(int(name.removeprefix("slot-")))
+            self._attach(int(name.removeprefix("slot-")), epoch=epochs.get(name))
         if not self.leading and lease_claim(names=[HOUSEKEEPING], owner=self.owner, ttl_s=ttl):
             logger.info("housekeeping lease taken: this bridge runs the time-driven checks and publishes commands")
             self.leading = True
@@ -242,21 +265,30 @@ class SlotLinks:
         """Another process whose home slot this is is alive (it takes the slot, or gets it back)."""
         return not self.config.is_home(slot) and f"process-{slot % self.config.processes}" in self.alive
 
-    def _attach(self, slot: int) -> None:
+    def _attach(self, slot: int, *, epoch: datetime | None) -> None:
+        """Connect the slot's session, its link numbered afresh and fenced by the lease's claim (`epoch`)."""
+        link, thread = self._connect(slot)
+        self._generations += 1
+        link.generation = self._generations * GENERATIONS
+        if epoch is not None:  # none: the lease was taken again at once; every batch of this link is refused
+            self.epochs[self._generations] = (slot_name(slot), epoch)
+        self.links[slot], self.threads[slot] = link, thread
+        thread.start()
+
+    def _connect(self, slot: int) -> tuple[BrokerLink, threading.Thread]:
         broker = {**self.broker, "CLIENT_ID": f"{self.broker['CLIENT_ID']}-{slot}"}
         if broker.get("USERNAME"):
             broker["USERNAME"] = f"{broker['USERNAME']}-{slot}"
         link = BrokerLink(on_inbound=partial(self._inbound, slot), on_puback=partial(self._puback, slot),
                           broker=broker)  # fmt: skip
-        self._generations += 1
-        link.generation = self._generations * GENERATIONS
-        thread = threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
-        self.links[slot], self.threads[slot] = link, thread
-        thread.start()
         logger.info("slot %d claimed: connecting as %s", slot, broker["CLIENT_ID"], extra={"reason": "slot"})
+        return link, threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
 
     def _detach(self, slot: int, *, why: str) -> None:
-        link, thread = self.links.pop(slot), self.threads.pop(slot)
+        link, thread = self.links.pop(slot, None), self.threads.pop(slot, None)
+        if link is None or thread is None:  # let go meanwhile by the other thread
+            return
+        self.epochs.pop(link.generation // GENERATIONS, None)
         link.stop()
         thread.join(timeout=5)
         logger.warning("slot %d let go: %s", slot, why)

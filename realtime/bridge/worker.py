@@ -20,6 +20,7 @@ from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue
 from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.notifier import PublisherWaker
 from realtime.bridge.shared import bridge_parts
@@ -75,7 +76,9 @@ class Bridge:
         self.waiting = FairQueue(self.ingest)  # received, admitted or shed, not yet committed (unacknowledged)
         self.housekeeping.waiting_since = self.waiting.oldest_received  # a pump waiting here was heard
         self.committer = Committer(ingest=self.ingest, on_committed=self._committed, stop=self._stop,
-                                   max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"])  # fmt: skip
+                                   max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
+                                   fence=self.link.fence)  # fmt: skip
+        self._committed_now: set[int] = set()  # ids of the messages of the batch being committed that committed
         self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
@@ -158,12 +161,23 @@ class Bridge:
             logger.exception("recording PUBACKs failed")
 
     def commit(self, batch: list[InboundMessage]) -> None:
-        """Commit the batch (retried while the database is unavailable); acknowledge what committed."""
-        self.committer.commit(batch)
+        """Commit the batch (retried while the database is unavailable); acknowledge what committed. A part whose
+        slot another bridge took over meanwhile was rolled back (`slots.SlotLinks.fence`): that slot is let go,
+        its messages left unacknowledged for the new holder, and the rest of the batch committed."""
+        self._committed_now = set()
+        while batch:
+            try:
+                self.committer.commit(batch)
+                break
+            except FenceLost as lost:
+                logger.warning("batch rolled back, unacknowledged: %s", lost, extra={"reason": "fence"})
+                self.link.fence_lost(lost)
+                batch = [message for message in self.link.owned(batch) if id(message) not in self._committed_now]
         self._last_commit_s = self.committer.last_commit_s
 
     def _committed(self, messages: list[InboundMessage], outcomes: Counter[str]) -> None:
         for message in messages:
+            self._committed_now.add(id(message))
             self.link.ack(message)
         self._after_commit(messages, outcomes)
 

@@ -65,9 +65,20 @@ class BridgeProcess:
         raise TimeoutError(f"bridge not connected within {timeout}s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        """SIGTERM: the bridge finishes its batch, disconnects cleanly and exits."""
+        """SIGTERM: the bridge finishes its batch, disconnects cleanly and exits (resumed first if paused)."""
         if self.process is not None:
+            self.resume()
             stop(self.process, sig=signal.SIGTERM)
+
+    def pause(self) -> None:
+        """SIGSTOP: every thread stalls where it is (a long pause, a stuck disk), its sockets left open."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a paused bridge goes on from where it stalled."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all (what a crash looks like)."""

@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from devices.lease_selectors import leases_read, leases_settled
 from devices.models import Alarm, BridgeLease
 from devices.services.leases import lease_claim, lease_release, lease_renew
+from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.shared import SlotHousekeeping, bridge_parts
 from realtime.bridge.slots import GENERATIONS, SlotConfig, SlotLinks, slot_of, topic_slot
@@ -58,9 +59,8 @@ class QuietSlots(SlotLinks):
         super().__init__(config=config, on_inbound=lambda message: None, on_puback=lambda mid: None,
                          name=f"bridge-{index}")  # fmt: skip
 
-    def _attach(self, slot: int) -> None:
-        self.links[slot], self.threads[slot] = FakeLink(), threading.Thread(target=lambda: None)
-        self.threads[slot].start()
+    def _connect(self, slot: int) -> tuple[FakeLink, threading.Thread]:
+        return FakeLink(), threading.Thread(target=lambda: None)
 
     def age(self) -> "QuietSlots":
         self._born -= self.config.lease_s  # past its first lease: it may take other bridges' slots
@@ -191,3 +191,26 @@ def test_a_bridge_that_cannot_renew_lets_its_slots_go_before_its_leases_expire(m
     slots._renewed_at -= 0.8  # 0.8 of the lease since the last renewal
     slots.turn()
     assert slots.links == {} and taken.stopped and not slots.leading
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="shared bridges are PostgreSQL's (test-postgres)")
+def test_a_batch_commits_only_while_its_bridge_holds_the_slot_from_the_claim_its_link_was_made_under():
+    first, second = QuietSlots(0), QuietSlots(1)
+    first.turn()
+    second.turn()
+    first.age()
+    stale = InboundMessage(topic="devices/PUMP_0004/status", payload=b"{}", generation=second.links[1].generation)
+    with transaction.atomic():
+        second.fence([stale])  # holds slot 1 from the claim its link was made under
+
+    lease_expire("slot-1", "process-1")  # the second bridge stalls past its lease
+    first.turn()
+    assert set(first.links) == {0, 1}, "the stalled bridge's slot is taken over"
+    with pytest.raises(FenceLost) as lost, transaction.atomic():
+        second.fence([stale])
+    second.fence_lost(lost.value)
+    assert 1 not in second.links, "the bridge that found its lease taken lets the slot go"
+
+    BridgeLease.objects.filter(name="slot-1").update(owner=second.owner)  # even the same owner, claimed anew,
+    with pytest.raises(FenceLost), transaction.atomic():  # does not commit what arrived under its old claim
+        second.fence([stale])
