@@ -34,8 +34,11 @@ test: setup-test
 # on a free port): the services and selectors, the bridge's commit path, and the bridge, Daphne and realtime
 # integration tests with both subprocesses on the same PostgreSQL test database (one cluster; under xdist each
 # worker has its own test database in it). CI runs it after `test`.
-# Left out: the broker-restart and hostile-input reliability tests and the clinical page tests (not yet
-# investigated on PostgreSQL); the browser tests stay on `test` only. POSTGRES_FAILING names tests still failing
+# Also the clinical, ops and hostile-input tests (all passed there, 2026-12-03, at a load of 13-18). Left out: the
+# alarm-flood timing test (it measures the bridge against the broker's floor, one engine is enough), the demo's
+# supervision (no database of its own), the broker-restart and simulator tests (on PostgreSQL at a load of 8-14
+# they missed their waits in some runs: 'not every acknowledged message reached the database', 'the pump's
+# retained online status never arrived'; to investigate), the browser tests (on `test` only). POSTGRES_FAILING names tests still failing
 # there (the 3,000-status SIGKILL test, no longer: it ran out of its 60 s at a load of 15-17 until a status cost 6
 # statements and a third of the bridge's CPU; docs/operations.md). Exit 5 (no test) fails the target as any
 # non-zero exit does.
@@ -44,7 +47,10 @@ POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/r
 	tests/integration/bridge tests/integration/realtime tests/integration/hostile/test_poison_message.py \
 	tests/integration/hostile/test_two_daphnes_rights.py tests/integration/scaleout \
 	tests/integration/reliability/test_database_locked.py tests/integration/reliability/test_daphne_restart.py \
-	tests/integration/reliability/test_pump_disconnect.py tests/integration/reliability/test_security.py
+	tests/integration/reliability/test_pump_disconnect.py tests/integration/reliability/test_security.py \
+	tests/clinical tests/ops tests/integration/hostile/test_broker_identity.py tests/integration/hostile/test_edges.py \
+	tests/integration/hostile/test_internal_road.py tests/integration/hostile/test_rights_while_connected.py \
+	tests/integration/hostile/test_socket_cap.py tests/integration/reliability/test_hostile_input.py
 # test_consistency_across_processes fails in some runs: a progress the bridge received before another process
 # ended the pump's session (a cancel on B, housekeeping's timeout) but applied after it reaches live subscribers,
 # while the snapshot drops it (`_progress_without_session` compares its receive time with the session's end time).
