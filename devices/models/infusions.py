@@ -66,6 +66,12 @@ class InfusionSession(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
+    # The pump's `latest_progress_at` when this session was created and when it ended: which progress is this
+    # session's is decided by the order the pump's row saw them in, not by comparing a receive time stamped by
+    # the bridge with a moment stamped by another process (a progress received before a cancel on another
+    # process but applied after it is the pump's, not the cancelled session's: live subscribers got it so).
+    prior_progress_at = models.DateTimeField(null=True, blank=True)
+    final_progress_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -87,10 +93,13 @@ class InfusionSession(models.Model):
         """The pump's latest progress if it arrived while this session was on (from its creation to its end), else None.
 
         A pump reports one progress at a time, so its latest report is stored once, on the pump; this session's
-        view of it is that report when it came after the session began (and, once ended, not after its end).
+        view of it is that report when it was applied after the session began (and, once ended, not after its
+        end): newer than the pump's progress at the session's creation, not newer than its progress at the end.
         """
         at = device.latest_progress_at
-        if at is None or at < self.created_at or (self.ended_at is not None and at > self.ended_at):
+        if at is None or (self.prior_progress_at is not None and at <= self.prior_progress_at):
+            return None
+        if self.ended_at is not None and (self.final_progress_at is None or at > self.final_progress_at):
             return None
         return device.latest_progress
 

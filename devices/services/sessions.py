@@ -115,6 +115,7 @@ def session_transition(
     if to == SessionStatus.PAUSED:
         session.paused_at = now
     session.ended_at = now if to in SESSION_ENDED_STATUSES else None
+    session.final_progress_at = device.latest_progress_at if to in SESSION_ENDED_STATUSES else None
     session.save()
     event_record(
         device=device, session=session, kind=f"session.{to}",
@@ -184,6 +185,7 @@ def _session_create(device: Device, order: InfusionOrder, user: Any, now: dateti
     patient = order.patient or {}
     return InfusionSession.objects.create(
         device=device, status=SessionStatus.PENDING, created_at=now, status_changed_at=now,
+        prior_progress_at=device.latest_progress_at,
         flow_rate_ml_min=round(order.flow_rate_ml_min, RATE_DECIMALS), planned_volume_ml=order.planned_volume_ml,
         planned_time_min=order.planned_time_min, bolus_enabled=order.bolus_enabled,
         bolus_volume_ml=order.bolus_volume_ml if order.bolus_enabled else 0.0, drug=order.drug[:100],

@@ -118,9 +118,9 @@ def _progress_without_session(device: Device) -> list[tuple[str, Payload]]:
     if device.latest_progress is None or device.latest_progress_at is None:
         return []
     last = session_latest(device)
-    ended_at = last.ended_at if last is not None else None
-    if ended_at is not None and device.latest_progress_at <= ended_at:
-        return []  # that session's last progress: it ended with it
+    final = last.final_progress_at if last is not None and last.ended_at is not None else None
+    if final is not None and device.latest_progress_at <= final:
+        return []  # applied before the last session ended (its progress, or older): it ended with it
     return [(events.DEVICE_PROGRESS, payloads.progress_body(device.latest_progress, infusion_id=None,
                                                           received_at=device.latest_progress_at))]  # fmt: skip
 

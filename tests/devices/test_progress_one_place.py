@@ -1,15 +1,26 @@
-"""A pump's latest progress is stored once, on the pump; a session sees it only while it is on."""
+"""A pump's latest progress is stored once, on the pump; a session sees it only while it is on.
+
+"While it is on" is the order the pump's row saw things in: a session holds the progress applied after its
+creation and, once ended, up to its end (`prior_progress_at`, `final_progress_at`), never a comparison of the
+bridge's receive time with a moment another process stamped.
+"""
 
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
-from devices.models import Device, InfusionSession
+from devices.models import ChangeLogEntry, Device, InfusionSession
+from devices.services.changes import device_lock
+from devices.services.progress import progress_apply
+from devices.services.requests import infusion_cancel
+from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from protocol import events
+from protocol.schemas import payload_parse
 from realtime.sio.snapshot import read_snapshot
-from tests.factories import make_device
+from tests.factories import make_device, make_order
 
 pytestmark = pytest.mark.django_db
 PROGRESS = {"deliveredVolumeMl": 4.0, "progressPercent": 8}
@@ -29,7 +40,9 @@ def progress_events(device_id: str) -> list[dict]:
 def test_a_session_sees_the_pumps_progress_only_from_its_start() -> None:
     started = timezone.now()
     device = make_device("ONE_PLACE", latest_progress=PROGRESS, latest_progress_at=started - timedelta(seconds=5))
-    session = a_session(device, status=SessionStatus.RUNNING, created_at=started)
+    session = a_session(
+        device, status=SessionStatus.RUNNING, created_at=started, prior_progress_at=device.latest_progress_at
+    )
     assert session.progress() is None, "progress from before the session began was shown as the session's"
     assert progress_events("ONE_PLACE") == [], "the snapshot showed an earlier report as this session's progress"
     Device.objects.filter(pk=device.pk).update(latest_progress_at=started + timedelta(seconds=1))
@@ -40,9 +53,54 @@ def test_a_session_sees_the_pumps_progress_only_from_its_start() -> None:
 def test_without_a_session_the_snapshot_shows_only_progress_after_the_last_session_ended() -> None:
     ended = timezone.now()
     device = make_device("ONE_ENDED", latest_progress=PROGRESS, latest_progress_at=ended - timedelta(seconds=1))
-    session = a_session(device, status=SessionStatus.COMPLETED, created_at=ended - timedelta(minutes=5), ended_at=ended)
+    session = a_session(device, status=SessionStatus.COMPLETED, created_at=ended - timedelta(minutes=5), ended_at=ended,
+                        final_progress_at=device.latest_progress_at)  # fmt: skip
     assert session.progress() == PROGRESS, "an ended session lost its last progress"
     assert progress_events("ONE_ENDED") == [], "the ended session's last progress was shown as the pump's own"
     Device.objects.filter(pk=device.pk).update(latest_progress_at=ended + timedelta(seconds=1))
     assert InfusionSession.objects.get(pk=session.pk).progress() is None, "progress after the end joined the session"
     assert [body["infusionId"] for body in progress_events("ONE_ENDED")] == [None]
+
+
+def progress_applied(device_id: str, received_at, percent: int) -> None:
+    """The bridge's one-message path: a running progress report received at `received_at`, applied now."""
+    report = payload_parse("progress", {"status": "running", "progressPercent": percent, "deliveredVolumeMl": 1.0,
+                                        "timestamp": int(received_at.timestamp() * 1000)})  # fmt: skip
+    with transaction.atomic():
+        progress_apply(device=device_lock(device_id=device_id), report=report, received_at=received_at)
+
+
+def live_progress(device_id: str) -> dict:
+    """The newest `device:progress` the change log carried to live subscribers (its body)."""
+    entry = ChangeLogEntry.objects.filter(device__device_id=device_id, event=events.DEVICE_PROGRESS).order_by("-id")[0]
+    return entry.body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_received_before_a_cancel_elsewhere_but_applied_after_it_is_shown_as_live_subscribers_got_it():
+    make_device("ORDER_END")
+    session = infusion_start(device_id="ORDER_END", order=make_order())
+    before_cancel = timezone.now()
+    infusion_cancel(infusion_id=session.infusion_id)  # another process (a nurse on Daphne B) ends it first
+    progress_applied("ORDER_END", before_cancel, 9)  # the bridge applies what it received before the cancel
+    live = live_progress("ORDER_END")
+    assert live["progress"].get("infusionId") is None and live["progress"]["progressPercent"] == 9
+    shown = [change.body for change in read_snapshot("ORDER_END").changes if change.event == events.DEVICE_PROGRESS]
+    assert [(body["progress"].get("infusionId"), body["progress"]["progressPercent"]) for body in shown] == [
+        (None, 9)
+    ], "a fresh snapshot differs from what live subscribers hold"
+    assert InfusionSession.objects.get(pk=session.pk).progress() is None, "the cancelled session took it"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_received_before_a_start_elsewhere_but_applied_after_it_is_the_new_sessions_as_live():
+    make_device("ORDER_START")
+    progress_applied("ORDER_START", timezone.now() - timedelta(seconds=30), 3)
+    before_start = timezone.now()
+    session = infusion_start(device_id="ORDER_START", order=make_order())
+    progress_applied("ORDER_START", before_start, 4)
+    assert live_progress("ORDER_START")["progress"]["infusionId"] == session.infusion_id
+    shown = [change.body for change in read_snapshot("ORDER_START").changes if change.event == events.DEVICE_PROGRESS]
+    assert [(body["progress"].get("infusionId"), body["progress"]["progressPercent"]) for body in shown] == [
+        (session.infusion_id, 4)
+    ], "a fresh snapshot differs from what live subscribers hold"
