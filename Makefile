@@ -51,9 +51,10 @@ POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/r
 	tests/clinical tests/ops tests/integration/hostile/test_broker_identity.py tests/integration/hostile/test_edges.py \
 	tests/integration/hostile/test_internal_road.py tests/integration/hostile/test_rights_while_connected.py \
 	tests/integration/hostile/test_socket_cap.py tests/integration/reliability/test_hostile_input.py
-# test_consistency_across_processes fails in some runs: a progress the bridge received before another process
-# ended the pump's session (a cancel on B, housekeeping's timeout) but applied after it reaches live subscribers,
-# while the snapshot drops it (`_progress_without_session` compares its receive time with the session's end time).
+# test_consistency_across_processes: its first defect (a progress received before another process ended the session
+# but applied after it was live on screens and missing from a snapshot) is fixed; in 1 of 9 runs since, a client's
+# snapshot + events lacked a progress the fresh snapshot held as the session's (under investigation, issue 18; the
+# failure now lists the client's session and progress events).
 POSTGRES_FAILING ?= tests/integration/scaleout/test_consistency_across_processes.py
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0

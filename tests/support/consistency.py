@@ -82,11 +82,24 @@ def assert_consistent(url: str, cookie: str, clients: list, device_id: str, *, f
         )
         mine, theirs = state_from_events(received).as_dict(), fresh_state.as_dict()
         assert mine == theirs, (
-            f"client {n}: {device_id}'s snapshot + events differs from a fresh snapshot: {differences(mine, theirs)}"
+            f"client {n}: {device_id}'s snapshot + events differs from a fresh snapshot: {differences(mine, theirs)}; "
+            f"its session and progress events: {session_and_progress(received)[-10:]}"
         )
     assert len(clients) >= min_clients, "clients subscribed at several moments"
     assert final > min_changes, f"too little traffic on {device_id} to prove anything ({final} changes)"
     return seen
+
+
+def session_and_progress(received: list[tuple[str, dict]]) -> list[tuple]:
+    """(seq, event, infusion id, status or receive time) of each `device:session` and `device:progress` received."""
+    kept = []
+    for event, data in received:
+        if event == events.DEVICE_SESSION:
+            kept.append((data["seq"], "session", data["session"].get("infusionId"), data["session"].get("status")))
+        elif event == events.DEVICE_PROGRESS:
+            body = data["progress"]
+            kept.append((data["seq"], "progress", body.get("infusionId"), body.get("receivedAt")))
+    return kept
 
 
 def live_faults(live: list[int], snapshot_seq: int, final: int, device_id: str) -> dict:
