@@ -75,10 +75,9 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
     plan.write_text(json.dumps({"sentinels": sentinels, "storm": stormers, "cookies": cookies, "events": EVENT_NAMES}))
     pumps.write_text(json.dumps(device_ids))
     watch_out, gen_out, alarms_path = (workdir / f"{name}-{tag}.json" for name in ("watchers", "generator", "alarms"))
-    harness = watchers
-    watchers = _watchers_start(harness, ["--url", target.daphne_url, "--plan", str(plan), "--out", str(watch_out),
+    process = _watchers_start(watchers, ["--url", target.daphne_url, "--plan", str(plan), "--out", str(watch_out),
                                          "--subscribe", subscribe])  # fmt: skip
-    wait_line(watchers, "ready")
+    wait_line(process, "ready")
     start_at = time.time() + 1.0
     storm_at = start_at + WARMUP_S
     step = max(rate // ALARMS, 1)
@@ -86,8 +85,8 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
                "at": round(storm_at + ALARM_AT_S + k * ALARM_GAP_S, 3)} for k in range(ALARMS)]  # fmt: skip
     alarms_path.write_text(json.dumps(alarms))
     order = {"stormAt": storm_at, "until": storm_at + WINDOW_S, "drain": DRAIN_S, "spread": SPREAD_S, "alarms": alarms}
-    watchers.stdin.write((json.dumps(order) + "\n").encode())
-    watchers.stdin.flush()
+    process.stdin.write((json.dumps(order) + "\n").encode())
+    process.stdin.flush()
     load_before = os.getloadavg()[0]
     sampler = ResourceSampler(target.server_pids())
     schedule = ["--rate", "1", "--start-at", str(start_at), "--warmup", str(WARMUP_S), "--duration", str(WINDOW_S),
@@ -95,20 +94,20 @@ def storm_measure(target, device_ids: list[str], cookies: list[str], workdir: Pa
     profilers = [py_spy(pid, profile_dir / f"storm-{name}-{tag}.txt") for name, pid in target.server_pids().items()
                  if name != "broker"] if profile_dir else []  # fmt: skip
     generator = generator_start("node", target.broker_address, pumps, schedule, gen_out)
-    if generator.wait() != 0 or watchers.wait(timeout=WINDOW_S + 180) != 0:
-        raise RuntimeError(f"generator exited {generator.returncode}, storm watchers {watchers.returncode}")
+    if generator.wait() != 0 or process.wait(timeout=WINDOW_S + 180) != 0:
+        raise RuntimeError(f"generator exited {generator.returncode}, storm watchers {process.returncode}")
     resources = sampler.stop()
     for profiler in profilers:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
     sent, seen = json.loads(gen_out.read_text()), json.loads(watch_out.read_text())
-    if harness == "node":
+    if watchers == "node":
         seen = node_watchers_result(seen)
     due = sent.pop("due_per_pump")
     expected = sum(due.get(device_id, 0) for watched in sentinels for device_id in watched)
     live = {role: _live(part, expected if role == "sentinel" else None) for role, part in seen["live"].items()}
     return {"offered_msgs_per_s": rate, "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-            "live": live, "subscriptions": seen["subscriptions"], "alarms": seen["alarms"], "watchers": harness,
+            "live": live, "subscriptions": seen["subscriptions"], "alarms": seen["alarms"], "watchers": watchers,
             "watchers_cpu_s": seen.get("cpu_s"),
             "generator": {key: sent[key] for key in ("published", "unacked", "send_lag", "cpu_share")},
             "resources": resources, "cpu_us_per_msg": cpu_per_message(resources, sent["published"])}  # fmt: skip

@@ -132,7 +132,7 @@ async function main() {
   clients.push(...(await Promise.all(stormers)));
   for (const socket of clients) socket.close();
   const watchersOf = new Map();
-  [...sentinels, ...stormPlan].forEach((pumps, index) => {
+  [...sentinels, ...stormPlan].forEach((pumps) => {
     for (const deviceId of pumps) watchersOf.set(deviceId, (watchersOf.get(deviceId) || 0) + 1);
   });
   let expected = 0;
@@ -144,7 +144,7 @@ async function main() {
     subscriptions: { requested: stormPlan.reduce((sum, pumps) => sum + pumps.length, 0), delivered_ms: subscribedMs },
     connect_failures: connectFailures,
     alarms: { injected: injected.size, expected, arrived_ms: [...alarmMs.values()] },
-    cpu_s: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6,
+    cpu_s: (({ user, system }) => (user + system) / 1e6)(process.cpuUsage()),
   }));
   process.exit(0);
 }
