@@ -22,6 +22,7 @@ from devices.models import (
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
+from devices.services.registration import pump_registration_save
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
@@ -52,6 +53,10 @@ class WardAdmin(admin.ModelAdmin):
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
     filter_horizontal = ["members"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> list[str]:
+        """A ward's code is fixed once made: every pump's status, feed and change names its ward by it."""
+        return ["code"] if obj is not None else []
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -87,6 +92,21 @@ class DeviceAdmin(admin.ModelAdmin):
         "presence", "last_seen_at", "reported_status", "pump_state", "battery_level",
         "latest_progress", "latest_progress_at", "event_seq", "created_at",
     ]  # fmt: skip
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Device | None = None) -> list[str]:
+        """A registered pump's id is fixed: its topics, rooms and screens know it by it."""
+        return [*self.readonly_fields, "device_id"] if obj is not None else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: Device, form: DeviceAdminForm, change: bool) -> None:
+        """A new pump is stored as is; an edit goes through `pump_registration_save` (its lock, its change)."""
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        model_fields = {field.name for field in Device._meta.concrete_fields}
+        fields = {name for name in form.changed_data if name in model_fields}
+        if "max_rate_ml_h" in form.changed_data:
+            fields.add("max_rate_ml_min")
+        pump_registration_save(device=obj, fields=fields, user=request.user)
 
     @admin.display(description="connectivity")
     def connectivity(self, obj: Device) -> str:

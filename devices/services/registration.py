@@ -1,0 +1,36 @@
+"""An administrator's edit of a registered pump (its name, ward, bed, limits, ...): the one road, like any change."""
+
+from collections.abc import Collection
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Device
+from devices.services.changes import device_lock, event_record, status_changed
+
+# What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
+STATUS_FIELDS = frozenset({"ward", "has_presence", "firmware_version"})
+
+
+def pump_registration_save(*, device: Device, fields: Collection[str], user: Any = None) -> Device:
+    """Store an edit of `fields` of a registered pump (`device` holds the edited values); the stored pump.
+
+    Only those columns are written, under the pump's row lock, so what the bridge committed since the edit
+    was read (the pump's `seq`, state, progress) is never written back over. An edit of what the pump's
+    status shows (`STATUS_FIELDS`) records a `device:status` change in the same transaction: the change log
+    carries it to every subscriber as it carries the bridge's. Audited with the editor's name.
+    """
+    fields = sorted(fields)
+    if not fields:
+        return device
+    with transaction.atomic():
+        stored = device_lock(device_id=device.device_id)
+        for name in fields:
+            setattr(stored, name, getattr(device, name))
+        stored.save(update_fields=fields)
+        if STATUS_FIELDS.intersection(fields):
+            status_changed(device=stored)
+        event_record(device=stored, kind="user.pump_edited", payload={"fields": fields}, user=user,
+                     received_at=timezone.now())  # fmt: skip
+    return stored
