@@ -114,6 +114,8 @@ def session_transition(
         session.confirmed_at = now
     if to == SessionStatus.PAUSED:
         session.paused_at = now
+    if previous in SESSION_ENDED_STATUSES:  # running again (evidence wins): as live subscribers, who dropped its
+        session.prior_progress_at = device.latest_progress_at  # progress at its end, it holds only newer reports
     session.ended_at = now if to in SESSION_ENDED_STATUSES else None
     session.final_progress_at = device.latest_progress_at if to in SESSION_ENDED_STATUSES else None
     session.save()

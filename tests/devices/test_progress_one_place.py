@@ -15,12 +15,13 @@ from devices.models import ChangeLogEntry, Device, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.progress import progress_apply
 from devices.services.requests import infusion_cancel
-from devices.services.sessions import infusion_start
+from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import SessionStatus
 from protocol import events
 from protocol.schemas import payload_parse
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_order
+from tests.support.sio import state_from_events
 
 pytestmark = pytest.mark.django_db
 PROGRESS = {"deliveredVolumeMl": 4.0, "progressPercent": 8}
@@ -104,3 +105,44 @@ def test_progress_received_before_a_start_elsewhere_but_applied_after_it_is_the_
     assert [(body["progress"].get("infusionId"), body["progress"]["progressPercent"]) for body in shown] == [
         (session.infusion_id, 4)
     ], "a fresh snapshot differs from what live subscribers hold"
+
+
+def live_client_state(device_id: str, snapshot) -> dict:
+    """What a subscriber holds: `snapshot`'s events, then every change the log carried after its `seq`."""
+    received = [(change.event, change.wire_payload()) for change in snapshot.changes]
+    entries = ChangeLogEntry.objects.filter(device__device_id=device_id, seq__gt=snapshot.seq).order_by("seq")
+    received += [(entry.event, {"deviceId": device_id, "seq": entry.seq, **entry.body}) for entry in entries]
+    return state_from_events(received).as_dict()
+
+
+def confirmed_late(device_id: str, session: InfusionSession) -> None:
+    """The pump's confirmation of `session` after another process ended it: evidence wins, it runs again."""
+    with transaction.atomic():
+        infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id, confirmed=True,
+                         parameters=session.order, confirmation={"confirmed": True})  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("after_the_end", [False, True], ids=["its-own-progress", "progress-after-its-end"])
+def test_a_session_running_again_after_its_end_shows_the_progress_live_subscribers_hold(after_the_end):
+    make_device("ORDER_LATE")
+    watching = read_snapshot("ORDER_LATE")
+    session = infusion_start(device_id="ORDER_LATE", order=make_order())
+    progress_applied("ORDER_LATE", timezone.now(), 5)  # the pending session's progress
+    infusion_cancel(infusion_id=session.infusion_id)  # a nurse on another Daphne cancels it
+    if after_the_end:
+        progress_applied("ORDER_LATE", timezone.now(), 6)  # the pump's own, no session on
+    confirmed_late("ORDER_LATE", session)  # the pump had started it: it runs again, confirmed late
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
+    mine, fresh = live_client_state("ORDER_LATE", watching), fresh_state("ORDER_LATE")
+    assert mine["session"]["infusionId"] == fresh["session"]["infusionId"] == session.infusion_id
+    assert mine["progress"] == fresh["progress"], "a fresh snapshot differs from what live subscribers hold"
+    progress_applied("ORDER_LATE", timezone.now(), 7)  # the next report is the session's, live and fresh
+    mine, fresh = live_client_state("ORDER_LATE", watching), fresh_state("ORDER_LATE")
+    assert mine["progress"] == fresh["progress"] and fresh["progress"]["progressPercent"] == 7
+    assert fresh["progress"]["infusionId"] == session.infusion_id
+
+
+def fresh_state(device_id: str) -> dict:
+    return state_from_events([(change.event, change.wire_payload()) for change in read_snapshot(device_id).changes]
+                             ).as_dict()  # fmt: skip
