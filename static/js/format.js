@@ -222,5 +222,5 @@ export const CONDITION = {
 /** The condition of a pump: a pump we cannot hear is stale/offline/never heard whatever it last said. */
 export function pumpCondition(connectivity, sessionStatus) {
   if (connectivity !== "online") return CONDITION[connectivity] ? connectivity : "unknown";
-  return ["running", "paused", "pending"].includes(sessionStatus) ? sessionStatus : "idle";
+  return ACTIVE_SESSION_STATUSES.has(sessionStatus) ? sessionStatus : "idle";
 }

@@ -2,6 +2,7 @@
 // match, mismatch or unverified. The waiting window and the monitor both show it.
 
 import { duration, fixed, mlMinToMlH } from "./format.js";
+import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 
 export const READBACK_LABEL = {
   match: "Pump confirmed the order: parameters match",
@@ -25,7 +26,7 @@ function reportedBolus(rep) {
 export function readBackOf(session) {
   if (!session) return null;
   if (session.readBack) return session.readBack;
-  return ["running", "paused"].includes(session.status) ? "unverified" : null;
+  return ON_PUMP_SESSION_STATUSES.has(session.status) ? "unverified" : null;
 }
 
 /** Fill `root` with the verdict and a table of ordered and reported values side by side. */

@@ -7,6 +7,7 @@ import pytest
 from django.test import Client
 
 from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES
+from devices.views.browser_protocol import browser_protocol
 from protocol import events
 from tests.factories import make_user, make_ward
 from tests.support.processes import ROOT
@@ -39,3 +40,20 @@ def test_no_event_name_is_copied_into_the_javascript() -> None:
         if f'"{name}"' in line or f"'{name}'" in line
     ]
     assert not copies, "event names copied into static/js (use EVENTS from protocol.js):\n" + "\n".join(copies)
+
+
+STRING_LIST = re.compile(r"""\[\s*((?:["'][\w-]+["']\s*,\s*)+["'][\w-]+["'])\s*,?\s*\]""")
+
+
+def test_no_state_grouping_is_copied_into_the_javascript() -> None:
+    """A list literal in static/js holding exactly the states of a served grouping is a copy of it."""
+    groupings = {name: frozenset(values) for name, values in browser_protocol().items() if name != "events"}
+    copies = [
+        f"{path.relative_to(ROOT)}:{number}: {found.group(0)} is {name} (use it from protocol.js)"
+        for path in sorted((ROOT / "static" / "js").glob("*.js"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for found in STRING_LIST.finditer(line)
+        for name, values in groupings.items()
+        if frozenset(re.findall(r"""["']([\w-]+)["']""", found.group(1))) == values
+    ]
+    assert not copies, "state groupings copied into static/js:\n" + "\n".join(copies)
