@@ -6,8 +6,13 @@ answer the same questions for one pump; these group the answers by the pump's ro
 
 from collections import defaultdict
 
-from devices.models import Alarm, Command, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession
 from devices.states import ACTIVE_SESSION_STATUSES, COMMAND_UNSETTLED_STATES, AlarmState
+
+
+def devices_for_snapshot(*, device_ids: list[str]) -> list[Device]:
+    """These pumps (those registered) with their wards."""
+    return list(Device.objects.select_related("ward").filter(device_id__in=device_ids))
 
 
 def sessions_active_by_device(*, device_pks: list[int]) -> dict[int, InfusionSession]:

@@ -5,18 +5,21 @@ The bridge is a separate process; it carries a snapshot of its metrics in its he
 authenticated endpoint serves both processes.
 """
 
-from collections import Counter
 from collections.abc import Iterator
 
-from django.db.models import Count
 from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from devices.models import Alarm, Command, Device
+from devices.ops_selectors import (
+    alarms_active_by_priority,
+    alarms_active_of_type,
+    commands_by_state,
+    pumps_by_connectivity,
+)
 from devices.selectors import escalation_deliveries_by_state, latest_bridge
-from devices.states import AlarmPriority, AlarmState, CommandState, Connectivity, DeliveryState
+from devices.states import AlarmPriority, CommandState, Connectivity, DeliveryState
 
 BRIDGE_PREFIX = "pumpstream_bridge"
 DOMAIN = CollectorRegistry()  # what /metrics serves
@@ -60,16 +63,14 @@ DOMAIN.register(ThisProcessCollector())
 def refresh_domain_gauges() -> None:
     """Recompute the gauges (connectivity is derived, so it is computed here, not stored)."""
     now = timezone.now()
-    fields = ("last_seen_at", "presence", "has_presence")
-    connectivity = Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))
+    connectivity = pumps_by_connectivity(now=now)
     for state in Connectivity.values:
         PUMPS_BY_CONNECTIVITY.labels(state).set(connectivity.get(state, 0))
-    active = Alarm.objects.filter(state=AlarmState.ACTIVE)
-    alarms = dict(active.values_list("priority").annotate(n=Count("id")).order_by())
+    alarms = alarms_active_by_priority()
     for priority in AlarmPriority.values:
         ACTIVE_ALARMS.labels(priority).set(alarms.get(priority, 0))
-    COMMUNICATION_LOST.set(active.filter(type="communication_lost").count())
-    commands = dict(Command.objects.values_list("state").annotate(n=Count("id")).order_by())
+    COMMUNICATION_LOST.set(alarms_active_of_type("communication_lost"))
+    commands = commands_by_state()
     for state in CommandState.values:
         COMMANDS_BY_STATE.labels(state).set(commands.get(state, 0))
     escalations = escalation_deliveries_by_state()

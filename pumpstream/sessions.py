@@ -14,6 +14,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from devices.access_selectors import user_in_group
+
 REFRESHED_AT = "_pumpstream_seen_at"
 REFRESH_EVERY_S = 60  # a session is written at most once a minute just to move its expiry
 
@@ -22,7 +24,7 @@ def user_is_station(user) -> bool:
     """Whether `user` is a view-only station account (see the module docstring)."""
     if not getattr(user, "is_authenticated", False):
         return False
-    if not user.groups.filter(name=settings.STATION_GROUP).exists():
+    if not user_in_group(user, settings.STATION_GROUP):
         return False
     return not (user.has_perm("devices.command_device") or user.has_perm("devices.acknowledge_alarm"))
 

@@ -5,13 +5,13 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from devices.access_selectors import devices_for_overview
 from devices.forms import CONFIRM_WORD
 from devices.models import Device
 from devices.selectors import (
     alarms_active_by_device,
     bridge_status,
     device_visible_to,
-    devices_visible_to,
     sessions_current_by_device,
     wards_visible_to,
 )
@@ -31,10 +31,7 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     ward_code = request.GET.get("ward", "")
     if ward_code not in {ward.code for ward in wards}:
         ward_code = ""
-    devices = devices_visible_to(request.user).order_by("ward__code", "bed", "device_id")
-    if ward_code:
-        devices = devices.filter(ward__code=ward_code)
-    devices = list(devices)
+    devices = devices_for_overview(request.user, ward_code=ward_code)
     sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk, [])) for device in devices]
     bridge = bridge_status()

@@ -11,7 +11,9 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
-from devices.models import Device, RetainedMessage
+from devices.ingest_selectors import device_pk_of, device_pks_by_id, retained_digest
+from devices.models import Device
+from devices.selectors import device_exists
 from devices.services.alarm_rules import alarm_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
 from devices.services.pumps import pump_report_apply
@@ -110,7 +112,7 @@ def messages_prepare(items: list[tuple[InboundMessage, CheckedMessage]]) -> list
     not claimed ahead: that copy claims it in its turn (`_seen_before`), so it is a duplicate if the first copy
     was applied, and is judged on its own if the first was refused (its claim released)."""
     device_ids = {checked.device_id for _, checked in items}
-    pks = dict(Device.objects.filter(device_id__in=device_ids).values_list("device_id", "pk"))
+    pks = device_pks_by_id(device_ids=device_ids)
     receipts: list[ReceiptKey | None] = []
     in_run = set()
     for message, checked in items:
@@ -168,7 +170,7 @@ def message_ingest(
 
 def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared | None) -> str:
     if prepared is None or prepared.device_pk is None:  # not found for its run: perhaps registered since
-        device_pk = Device.objects.filter(device_id=checked.device_id).values_list("pk", flat=True).first()
+        device_pk = device_pk_of(device_id=checked.device_id)
         prepared = Prepared(device_pk)
     if prepared.device_pk is None:
         raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
@@ -203,8 +205,7 @@ def _retained_replay(message: InboundMessage) -> bool:
     """
     digest = hashlib.sha256(message.payload).hexdigest()
     if message.retain:
-        last = RetainedMessage.objects.filter(topic=message.topic).values_list("digest", flat=True).first()
-        if last == digest:
+        if retained_digest(topic=message.topic) == digest:
             metrics.MESSAGES_DUPLICATE.labels(why="retained").inc()
             return True
     retained_digest_store(topic=message.topic, digest=digest, now=message.received_at)
@@ -222,7 +223,7 @@ def error_unreadable_raise(message: InboundMessage, reason: str, detail: str) ->
         parsed = topics.parse_device_topic(message.topic)
     except topics.TopicError:
         return
-    if parsed.kind != topics.ERROR or not Device.objects.filter(device_id=parsed.device_id).exists():
+    if parsed.kind != topics.ERROR or not device_exists(parsed.device_id):
         return
     with transaction.atomic():
         if _retained_replay(message):

@@ -10,10 +10,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, aget_user, get_user, get_user_model
-from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from devices.access_selectors import sessions_unexpired, users_by_pk
 from devices.models import ServiceAccount
 from devices.selectors import service_account_for_token
 
@@ -109,11 +109,11 @@ def users_of_sessions(session_keys: set[str]) -> dict[str, Any]:
     data: dict[str, dict] = {}
     keys = sorted(session_keys)
     for start in range(0, len(keys), 500):
-        rows = Session.objects.filter(session_key__in=keys[start : start + 500], expire_date__gt=timezone.now())
-        data.update((row.session_key, _decoded(store_class, row.session_key, row.session_data)) for row in rows)
+        rows = sessions_unexpired(keys=keys[start : start + 500], now=timezone.now())
+        data.update((key, _decoded(store_class, key, session_data)) for key, session_data in rows)
     user_model = get_user_model()
     ids = {values.get(SESSION_KEY) for values in data.values()} - {None}
-    users = {user_model._meta.pk.value_to_string(u): u for u in user_model._default_manager.filter(pk__in=ids)}
+    users = {user_model._meta.pk.value_to_string(u): u for u in users_by_pk(pks=ids)}
     hashes = {pk: [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()] for pk, user in users.items()}
     return {key: _session_user(data.get(key, {}), users, hashes) for key in session_keys}
 

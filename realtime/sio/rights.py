@@ -29,8 +29,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from devices.models import ServiceAccount
-from devices.selectors import devices_visible_to
+from devices.access_selectors import device_ids_visible_to, service_accounts_by_pk
 from protocol import events
 from protocol.ward_payloads import error_body
 from realtime.cluster import EVERYONE
@@ -76,7 +75,7 @@ def principals_refreshed(principals: dict[str, Principal]) -> dict[str, Principa
     """Each credential's principal as the database has it now, or why it lost its right to connect."""
     users = users_of_sessions({p.session_key for p in principals.values() if p.account is None})
     account_ids = {p.account.pk for p in principals.values() if p.account is not None}
-    accounts = {account.pk: account for account in ServiceAccount.objects.filter(pk__in=account_ids)}
+    accounts = service_accounts_by_pk(pks=account_ids)
     fresh: dict[str, Principal | str] = {}
     for credential, principal in principals.items():
         if principal.account is not None:
@@ -98,9 +97,7 @@ def principals_refreshed(principals: dict[str, Principal]) -> dict[str, Principa
 
 def rights_of(principal: Principal, devices: set[str], wards: set[str]) -> tuple[set[str], dict[str, Any]]:
     """What a (fresh) principal may no longer watch of `devices`, and its scope of each of `wards`."""
-    visible = set(
-        devices_visible_to(principal.subject).filter(device_id__in=devices).values_list("device_id", flat=True)
-    )
+    visible = device_ids_visible_to(principal.subject, among=devices)
     return devices - visible, {ward: ward_scope(principal, ward) for ward in wards}
 
 

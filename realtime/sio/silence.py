@@ -6,8 +6,8 @@ from typing import Any
 from django.utils import timezone
 
 from devices import payloads
+from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
-from devices.models import Ward
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
 from protocol.payloads import payload_to_wire
 from realtime.sio.auth import Principal
@@ -29,10 +29,10 @@ def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -
     user = principal.user
     if principal.account is not None or user is None or not user.has_perm(SILENCE_PERMISSION):
         raise RequestRefused("Not permitted to silence this ward")
-    ward = Ward.objects.filter(code=ward_code).first()
+    ward = ward_named(ward_code)
     if ward is None:
         raise RequestRefused("Invalid ward")
-    if not user.is_staff and not ward.members.filter(pk=user.pk).exists():
+    if not user.is_staff and not ward_has_member(ward=ward, user=user):
         raise RequestRefused("Not permitted to silence this ward")
     seconds, reason = data.get("seconds"), data.get("reason", "")
     if not isinstance(reason, str):

@@ -9,9 +9,20 @@ from django.db import transaction
 
 from devices import payloads
 from devices.models import Device, InfusionSession
-from devices.selectors import alarms_active_as_raised, commands_unsettled, session_active, session_latest
+from devices.selectors import (
+    alarms_active_as_raised,
+    commands_unsettled,
+    device_exists,
+    session_active,
+    session_latest,
+)
 from devices.services.changes import device_lock
-from devices.snapshot_selectors import alarms_active_by_device, commands_unsettled_by_device, sessions_active_by_device
+from devices.snapshot_selectors import (
+    alarms_active_by_device,
+    commands_unsettled_by_device,
+    devices_for_snapshot,
+    sessions_active_by_device,
+)
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payloads import Payload, device_event_to_wire, payload_to_wire
@@ -53,18 +64,14 @@ def read_snapshots(device_ids: list[str]) -> dict[str, Snapshot]:
     """
     connection = transaction.get_connection()
     if connection.vendor != "sqlite" or connection.in_atomic_block:
-        return dict(_one_locked(device_id) for device_id in device_ids if _exists(device_id))
+        return dict(_one_locked(device_id) for device_id in device_ids if device_exists(device_id))
     with _sqlite_read_transaction(connection):
-        devices = list(Device.objects.select_related("ward").filter(device_id__in=device_ids))
+        devices = devices_for_snapshot(device_ids=device_ids)
         pks = [device.pk for device in devices]
         sessions = sessions_active_by_device(device_pks=pks)
         alarms, commands = alarms_active_by_device(device_pks=pks), commands_unsettled_by_device(device_pks=pks)
         return {device.device_id: _snapshot_of(device, sessions.get(device.pk), alarms.get(device.pk, []),
                                                commands.get(device.pk, [])) for device in devices}  # fmt: skip
-
-
-def _exists(device_id: str) -> bool:
-    return Device.objects.filter(device_id=device_id).exists()
 
 
 def _one_locked(device_id: str) -> tuple[str, Snapshot]:

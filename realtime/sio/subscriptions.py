@@ -17,7 +17,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from devices.selectors import device_exists, devices_visible_to, ward_exists, wards_visible_to
+from devices.access_selectors import device_ids_visible_to, device_is_visible_to, ward_codes_of
+from devices.selectors import device_exists, ward_exists
 from protocol import events
 from protocol.ward_payloads import error_body
 from realtime.cluster import SILENCE, nudge_now
@@ -65,7 +66,7 @@ def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
 
 def device_access(principal: Principal, device_id: str) -> str | None:
     """None when the principal may watch the pump, else the error message to send."""
-    if devices_visible_to(principal.subject).filter(device_id=device_id).exists():
+    if device_is_visible_to(principal.subject, device_id):
         return None
     if not device_exists(device_id):
         return INVALID_DEVICE
@@ -74,7 +75,7 @@ def device_access(principal: Principal, device_id: str) -> str | None:
 
 def visible_device_ids(principal: Principal) -> frozenset[str]:
     """The ids of every pump the principal may watch now (one query)."""
-    return frozenset(devices_visible_to(principal.subject).values_list("device_id", flat=True))
+    return frozenset(device_ids_visible_to(principal.subject))
 
 
 def ward_scope(principal: Principal, ward: str) -> WardScope | str:
@@ -93,9 +94,7 @@ def ward_scope(principal: Principal, ward: str) -> WardScope | str:
 
 def _member_ward_codes(principal: Principal) -> list[str]:
     """The wards the principal belongs to, pumps or not (a nurse of an empty ward still hears its silences)."""
-    if principal.account is not None:
-        return list(principal.account.wards.values_list("code", flat=True))
-    return list(wards_visible_to(principal.user).values_list("code", flat=True))
+    return ward_codes_of(principal.subject)
 
 
 @dataclass

@@ -1,0 +1,67 @@
+"""Selectors of who may watch what, as the realtime server re-reads it: pumps and wards visible to a principal,
+its credentials (sessions, users, service accounts) and ward membership."""
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+
+from devices.models import Device, ServiceAccount, Ward
+from devices.selectors import devices_visible_to, wards_visible_to
+
+
+def device_ids_visible_to(principal, *, among: set[str] | None = None) -> set[str]:
+    """The ids of the pumps `principal` (a user or service account) may see, of `among` when given (one query)."""
+    devices = devices_visible_to(principal)
+    if among is not None:
+        devices = devices.filter(device_id__in=among)
+    return set(devices.values_list("device_id", flat=True))
+
+
+def devices_for_overview(principal, *, ward_code: str = "") -> list[Device]:
+    """The pumps `principal` may see (of one ward when `ward_code`), by ward, bed and id, as the overview lists them."""
+    devices = devices_visible_to(principal).order_by("ward__code", "bed", "device_id")
+    return list(devices.filter(ward__code=ward_code) if ward_code else devices)
+
+
+def device_is_visible_to(principal, device_id: str) -> bool:
+    """Whether `principal` may see this pump (False for an unknown pump)."""
+    return devices_visible_to(principal).filter(device_id=device_id).exists()
+
+
+def ward_codes_of(principal) -> list[str]:
+    """The wards a user (staff: every ward) or service account belongs to, pumps or not."""
+    if isinstance(principal, ServiceAccount):
+        return list(principal.wards.values_list("code", flat=True))
+    return list(wards_visible_to(principal).values_list("code", flat=True))
+
+
+def ward_named(code: str) -> Ward | None:
+    """The ward with this code, or None."""
+    return Ward.objects.filter(code=code).first()
+
+
+def ward_has_member(*, ward: Ward, user) -> bool:
+    """Whether `user` belongs to `ward` (membership only: staff are not members by being staff)."""
+    return ward.members.filter(pk=user.pk).exists()
+
+
+def user_in_group(user, group: str) -> bool:
+    """Whether `user` is in the named group."""
+    return user.groups.filter(name=group).exists()
+
+
+def service_accounts_by_pk(*, pks: set[int]) -> dict[int, ServiceAccount]:
+    """These service accounts as stored now, by pk (a deleted one is left out)."""
+    return {account.pk: account for account in ServiceAccount.objects.filter(pk__in=pks)}
+
+
+def sessions_unexpired(*, keys: list[str], now: datetime) -> list[tuple[str, str]]:
+    """`(session key, stored session data)` of those of `keys` not expired at `now` (database sessions)."""
+    unexpired = Session.objects.filter(session_key__in=keys, expire_date__gt=now)
+    return list(unexpired.values_list("session_key", "session_data"))
+
+
+def users_by_pk(*, pks: set) -> list:
+    """These users (of the project's user model) as stored now."""
+    return list(get_user_model()._default_manager.filter(pk__in=pks))

@@ -1,0 +1,18 @@
+"""Selectors of the bridge's ingest: which pumps are registered, and the payload last applied on a topic."""
+
+from devices.models import Device, RetainedMessage
+
+
+def device_pks_by_id(*, device_ids: set[str]) -> dict[str, int]:
+    """`{device_id: row id}` of those of `device_ids` that are registered (one query)."""
+    return dict(Device.objects.filter(device_id__in=device_ids).values_list("device_id", "pk"))
+
+
+def device_pk_of(*, device_id: str) -> int | None:
+    """The row id of the pump registered with this id, or None."""
+    return Device.objects.filter(device_id=device_id).values_list("pk", flat=True).first()
+
+
+def retained_digest(*, topic: str) -> str | None:
+    """The digest of the payload last applied on this topic (for telling a retained replay), or None."""
+    return RetainedMessage.objects.filter(topic=topic).values_list("digest", flat=True).first()
