@@ -3,8 +3,10 @@
 Like production it listens twice: the public port, and the internal road's loopback port (the bridge's).
 """
 
+import re
 import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from tests.support.processes import ROOT, VENV_BIN, free_port, stop, subprocess_env, wait_for_port
@@ -52,3 +54,11 @@ class DaphneServer:
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def publisher_wakes(url: str, cookie: str) -> dict[str, float]:
+    """A Daphne's `pumpstream_realtime_publisher_changes_total` by what woke its publisher (`cookie`: staff's)."""
+    request = urllib.request.Request(f"{url}/metrics", headers={"Cookie": cookie})
+    text = urllib.request.urlopen(request, timeout=5).read().decode()
+    found = re.findall(r'pumpstream_realtime_publisher_changes_total\{woken_by="(\w+)"\} ([0-9.e+]+)', text)
+    return {by: float(value) for by, value in found}

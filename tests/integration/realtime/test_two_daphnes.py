@@ -5,9 +5,6 @@ publisher LISTENs and reads them. A's safety poll is set far longer than the tes
 arrives was woken by the notification, which A's /metrics also shows (`woken_by="notify"`).
 """
 
-import re
-import urllib.request
-
 import pytest
 from django.db import connection, transaction
 
@@ -16,7 +13,7 @@ from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
-from tests.support.daphne import DaphneServer
+from tests.support.daphne import DaphneServer, publisher_wakes
 from tests.support.sio import BrowserSession, StreamClient, session_cookie
 
 pytestmark = [
@@ -36,14 +33,6 @@ def two_daphnes(django_db_setup, django_db_blocker, broker, artifacts_dir):
     yield servers
     for server in servers:
         server.stop()
-
-
-def woken_by(url: str, cookie: str) -> dict[str, float]:
-    """A's `pumpstream_realtime_publisher_changes_total` by what woke its publisher."""
-    request = urllib.request.Request(f"{url}/metrics", headers={"Cookie": cookie})
-    text = urllib.request.urlopen(request, timeout=5).read().decode()
-    found = re.findall(r'pumpstream_realtime_publisher_changes_total\{woken_by="(\w+)"\} ([0-9.e+]+)', text)
-    return {by: float(value) for by, value in found}
 
 
 def test_a_subscriber_on_one_daphne_sees_in_order_what_a_page_on_another_committed(two_daphnes):
@@ -75,6 +64,6 @@ def test_a_subscriber_on_one_daphne_sees_in_order_what_a_page_on_another_committ
         subscriber.close()
     assert seqs == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + ALARMS)), f"not in order on A: {seqs}"
     assert [data["seq"] for data in acknowledged] == sorted(data["seq"] for data in acknowledged)
-    counts = woken_by(daphne_a.url, session_cookie(make_user("ops", is_staff=True)))
+    counts = publisher_wakes(daphne_a.url, session_cookie(make_user("ops", is_staff=True)))
     assert counts.get("notify", 0) >= ALARMS, f"A's publisher was not woken by B's commits: {counts}"
     assert counts.get("poll", 0) == 0, f"A's publisher polled: {counts}"

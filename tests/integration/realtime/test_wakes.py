@@ -5,16 +5,13 @@ Daphne's poll is set far longer than the test waits, so a change that arrives wa
 what (`pumpstream_realtime_publisher_changes_total{woken_by=...}`). Real Mosquitto, bridge, Daphne and client.
 """
 
-import re
-import urllib.request
-
 import pytest
 
 from devices.models import Alarm
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
-from tests.support.daphne import DaphneServer
+from tests.support.daphne import DaphneServer, publisher_wakes
 from tests.support.sio import BrowserSession, StreamClient, session_cookie
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -32,14 +29,6 @@ def unpolled_daphne(django_db_setup, django_db_blocker, realtime_broker, artifac
     yield daphne
     bridge.stop()
     daphne.stop()
-
-
-def woken_by(url: str, cookie: str) -> dict[str, float]:
-    """The publisher's `pumpstream_realtime_publisher_changes_total` by what woke it."""
-    request = urllib.request.Request(f"{url}/metrics", headers={"Cookie": cookie})
-    text = urllib.request.urlopen(request, timeout=5).read().decode()
-    found = re.findall(r'pumpstream_realtime_publisher_changes_total\{woken_by="(\w+)"\} ([0-9.e+]+)', text)
-    return {by: float(value) for by, value in found}
 
 
 def test_a_bridge_commit_and_a_page_commit_each_wake_the_publisher_without_its_poll(unpolled_daphne, realtime_broker):
@@ -63,7 +52,7 @@ def test_a_bridge_commit_and_a_page_commit_each_wake_the_publisher_without_its_p
     finally:
         pump.close()
         subscriber.close()
-    counts = woken_by(unpolled_daphne.url, session_cookie(make_user("ops", is_staff=True)))
+    counts = publisher_wakes(unpolled_daphne.url, session_cookie(make_user("ops", is_staff=True)))
     assert counts.get("bridge", 0) >= 1, f"the bridge's commit did not wake the publisher: {counts}"
     assert counts.get("commit", 0) >= 1, f"the page's commit did not wake the publisher: {counts}"
     assert counts.get("poll", 0) == 0, f"the publisher waited for its poll: {counts}"
