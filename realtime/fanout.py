@@ -1,4 +1,4 @@
-"""The one fan-out: every committed change reaches Socket.IO rooms, Channels groups and ward feeds from here.
+"""The one fan-out: every committed change reaches Socket.IO rooms, Channels endpoint connections and ward feeds here.
 
 `publish(change)` is called on the server's event loop by the publisher (`realtime/publisher.py`), which
 reads the change log in commit order, so changes arrive here already in `seq` order per pump: nothing is
@@ -127,5 +127,5 @@ fanout = FanOut()
 
 
 def publish(change: DeviceChange) -> None:
-    """THE fan-out: hand one committed change to every Socket.IO room, Channels group and ward feed."""
+    """THE fan-out: hand one committed change to every Socket.IO room, Channels endpoint connection and ward feed."""
     fanout.publish(change)
