@@ -22,7 +22,7 @@ from devices.models import (
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
-from devices.services.registration import pump_registration_save
+from devices.services.registration import pump_registration_save, ward_delete
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
@@ -57,6 +57,15 @@ class WardAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> list[str]:
         """A ward's code is fixed once made: every pump's status, feed and change names its ward by it."""
         return ["code"] if obj is not None else []
+
+    def delete_model(self, request: HttpRequest, obj: Ward) -> None:
+        """Through `ward_delete`: its pumps' screens learn they have no ward any more."""
+        ward_delete(ward=obj, user=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        """The bulk action, ward by ward through `ward_delete`."""
+        for ward in queryset:
+            ward_delete(ward=ward, user=request.user)
 
 
 class DeviceAdminForm(forms.ModelForm):

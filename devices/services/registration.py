@@ -1,4 +1,5 @@
-"""An administrator's edit of a registered pump (its name, ward, bed, limits, ...): the one road, like any change."""
+"""An administrator's edit of a registered pump (its name, ward, bed, limits, ...) or deletion of a ward: the one road,
+like any change."""
 
 from collections.abc import Collection
 from typing import Any
@@ -6,7 +7,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import Device
+from devices.models import Device, Ward
 from devices.services.changes import device_lock, event_record, status_changed
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
@@ -34,3 +35,16 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         event_record(device=stored, kind="user.pump_edited", payload={"fields": fields}, user=user,
                      received_at=timezone.now())  # fmt: skip
     return stored
+
+
+def ward_delete(*, ward: Ward, user: Any = None) -> None:
+    """Delete a ward; its pumps stay, without a ward, each shown so by a `device:status` change.
+
+    Each pump leaves the ward through `pump_registration_save` (its lock, its change, the audit) before the
+    ward goes, so no pump's ward changes behind its screens (the foreign key would set it to null silently).
+    """
+    with transaction.atomic():
+        for device in Device.objects.filter(ward=ward).order_by("device_id"):
+            device.ward = None
+            pump_registration_save(device=device, fields=["ward"], user=user)
+        ward.delete()

@@ -92,3 +92,24 @@ def test_a_wards_code_is_not_editable_once_made(admin_client):
     admin_client.post(f"/admin/devices/ward/{ward.pk}/change/", {"code": "icu-2", "name": "ICU"})
     ward.refresh_from_db()
     assert (ward.code, ward.name) == ("icu", "ICU")
+
+
+@pytest.mark.parametrize("how", ["delete page", "bulk action"])
+def test_deleting_a_ward_in_the_admin_tells_its_pumps_screens(admin_client, how):
+    """Its pumps stay, without a ward (`on_delete=SET_NULL`): each pump's status shows that, by the change log."""
+    ward = make_ward("icu")
+    devices = [make_device("PUMP_A", ward=ward), make_device("PUMP_B", ward=ward)]
+    if how == "delete page":
+        response = admin_client.post(f"/admin/devices/ward/{ward.pk}/delete/", {"post": "yes"})
+    else:
+        response = admin_client.post("/admin/devices/ward/", {"action": "delete_selected", "post": "yes",
+                                                               "_selected_action": [ward.pk]})  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    for device in devices:
+        fresh = Device.objects.select_related("ward").get(pk=device.pk)
+        assert fresh.ward is None
+        last = ChangeLogEntry.objects.filter(device=fresh).order_by("-seq").first()
+        assert last is not None and (last.event, last.seq) == (events.DEVICE_STATUS, fresh.event_seq), (
+            f"{fresh.device_id} lost its ward with no change in the log: its screens still show ward icu"
+        )
+        assert last.body == payload_to_wire(payloads.status_body(fresh))
