@@ -10,7 +10,8 @@ class BridgeLease(models.Model):
     has passed may be claimed by any live bridge (`devices/services/leases.py`). `connected_since` is when
     the owner's MQTT session of the slot was last connected (null while it is not): the housekeeping
     measures silence of a slot's pumps only once that is a grace period old, and as of `caught_up_at`, so
-    that a bridge behind on its messages does not make its pumps look silent.
+    that a bridge behind on its messages does not make its pumps look silent (null until the owner has applied
+    what it received after the slot's link connected: a slot taken over is not judged by an earlier moment).
     """
 
     name = models.CharField(max_length=64, primary_key=True)

@@ -5,9 +5,11 @@ hosts' clocks never meet (each process only measures, on its own monotonic clock
 renewed, to let go of its slots before the database could hand them to another process).
 """
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Case, DateTimeField, Value, When
 from django.db.models.functions import Now
 
 from devices.models import BridgeLease
@@ -37,12 +39,15 @@ def lease_claim(*, names: list[str], owner: str, ttl_s: float, expired_for_s: fl
 
 
 def lease_renew(
-    *, names: list[str], owner: str, ttl_s: float, connected: set[str], caught_up_at: datetime | None = None
-) -> set[str]:
+    *, names: list[str], owner: str, ttl_s: float, connected: set[str],
+    caught_up: Mapping[str, datetime | None] | None = None,
+) -> set[str]:  # fmt: skip
     """Extend the leases of `names` that `owner` still holds; returns those. Records which slots' MQTT
-    sessions are connected (`connected_since` set at the first renewal that sees one connected) and how far
-    the owner has applied what it received (`caught_up_at`, the owner's clock)."""
+    sessions are connected (`connected_since` set at the first renewal that sees one connected) and, per slot,
+    how far the owner has applied its messages (`caught_up`: `caught_up_at`, the owner's clock; None elsewhere)."""
     held = BridgeLease.objects.filter(name__in=names, owner=owner)
+    moments = [When(name=name, then=Value(moment)) for name, moment in (caught_up or {}).items() if moment]
+    caught_up_at = Case(*moments, default=None, output_field=DateTimeField()) if moments else None
     with transaction.atomic():
         held.filter(name__in=connected, connected_since=None).update(connected_since=Now())
         held.exclude(name__in=connected).exclude(connected_since=None).update(connected_since=None)

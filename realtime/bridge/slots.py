@@ -166,8 +166,16 @@ class SlotLinks:
                 self._detach(slot, why="a batch found its lease taken over by another bridge")
 
     def applied_until(self, moment: datetime) -> None:
-        """Every message received before `moment` is committed: written with the next renewal."""
+        """Every message received before `moment` is committed: written with the next renewal (`_caught_up`)."""
         self.caught_up_at = moment
+
+    def _caught_up(self) -> dict[str, datetime | None]:
+        """How far each held slot's messages are applied: this process's moment once it is later than the slot's
+        link connected, else None. A slot taken over (or reconnected) gets what the broker kept for it only after
+        its link connects: an earlier moment of this process says nothing of them (its pumps are not judged)."""
+        moment = self.caught_up_at
+        return {slot_name(slot): moment if moment and link.connected_since and moment > link.connected_since
+                else None for slot, link in self.links.items()}  # fmt: skip
 
     def ack(self, message: InboundMessage) -> None:
         link = self.links.get(message.slot)
@@ -232,7 +240,7 @@ class SlotLinks:
         names = [slot_name(slot) for slot in self.links] + [self.member] + ([HOUSEKEEPING] if self.leading else [])
         connected = {slot_name(slot) for slot, link in self.links.items() if link.connected.is_set()}
         held = lease_renew(names=names, owner=self.owner, ttl_s=self.config.lease_s, connected=connected,
-                           caught_up_at=self.caught_up_at)  # fmt: skip
+                           caught_up=self._caught_up())  # fmt: skip
         for slot in list(self.links):
             if slot_name(slot) not in held:
                 self._detach(slot, why="its lease was claimed by another bridge")

@@ -86,11 +86,12 @@ def received_seqs(device_id: str, boot_id: str) -> set[int]:
 
 
 def communication_lost_alarms(device_ids: list[str], *, raised_by=None) -> list:
-    """The `communication_lost` alarms of these pumps (raised by `raised_by` when given), as (pump, raised_at)."""
+    """The `communication_lost` alarms of these pumps (raised by `raised_by` when given), as (pump, raised_at,
+    message)."""
     alarms = Alarm.objects.filter(device__device_id__in=device_ids, type="communication_lost")
     if raised_by is not None:
         alarms = alarms.filter(raised_at__lte=raised_by)
-    return list(alarms.values_list("device__device_id", "raised_at"))
+    return list(alarms.values_list("device__device_id", "raised_at", "message"))
 
 
 def device_pk(device_id: str) -> int:

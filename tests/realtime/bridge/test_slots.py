@@ -42,6 +42,7 @@ class FakeLink:
         self.generation = 0
         self.connected = threading.Event()
         self.connected.set()
+        self.connected_since = timezone.now()
         self.stopped = False
 
     def ack(self, message: InboundMessage) -> None:
@@ -104,8 +105,9 @@ def test_silence_is_judged_only_for_pumps_of_a_slot_connected_for_the_grace_peri
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 5}
     silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)  # P0000..P0007
     lease_claim(names=["slot-0", "slot-1", "housekeeping"], owner="me", ttl_s=30)
+    now = timezone.now()
     lease_renew(names=["slot-0", "slot-1"], owner="me", ttl_s=30, connected={"slot-0", "slot-1"},
-                caught_up_at=timezone.now())  # fmt: skip
+                caught_up={"slot-0": now, "slot-1": now})  # fmt: skip
     BridgeLease.objects.filter(name="slot-0").update(connected_since=BridgeLease.objects.get(name="slot-0")
                                                      .connected_since - timedelta(seconds=10))  # fmt: skip
     assert set(leases_settled(names=["slot-0", "slot-1"], grace_s=5)) == {"slot-0"}
@@ -133,13 +135,38 @@ def test_silence_is_judged_as_of_how_far_the_slots_owner_has_applied_its_message
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 0}
     silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
     lease_claim(names=["slot-0", "slot-1"], owner="me", ttl_s=30)
-    lease_renew(names=["slot-0"], owner="me", ttl_s=30, connected={"slot-0"}, caught_up_at=timezone.now())
+    lease_renew(names=["slot-0"], owner="me", ttl_s=30, connected={"slot-0"}, caught_up={"slot-0": timezone.now()})
     lease_renew(names=["slot-1"], owner="me", ttl_s=30, connected={"slot-1"},
-                caught_up_at=timezone.now() - timedelta(seconds=10))  # fmt: skip
+                caught_up={"slot-1": timezone.now() - timedelta(seconds=10)})  # fmt: skip
     housekeeping = SlotHousekeeping(SimpleNamespace(config=SlotConfig(slots=2), leading=True))
     housekeeping.tick(timezone.now(), connected_since=None)
     alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
     assert alarmed == {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 0}
+
+
+def test_a_slot_taken_over_is_judged_only_once_its_new_owner_has_applied_what_came_after_it_connected(settings):
+    """The process had applied all it received a moment before it took slot 1 over: that moment says nothing of
+    slot 1's messages, which the broker kept for the stalled owner and hands over only once the link connects."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 0}
+    first, second = QuietSlots(0), QuietSlots(1)
+    first.turn()
+    second.turn()
+    silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    first.applied_until(timezone.now())
+    lease_expire("slot-1", "process-1", "housekeeping")  # the second bridge stalls past its lease
+    first.age().turn()
+    assert set(first.links) == {0, 1}, "the stalled bridge's slot is taken over"
+    first.turn()  # renewed: slot 1 connected, its grace (0 s here) over
+    slot_1 = {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 1}
+    housekeeping = SlotHousekeeping(first)
+    housekeeping.tick(timezone.now(), connected_since=None)
+    alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    assert alarmed and not alarmed & slot_1, f"slot 1's pumps judged silent by a moment before its link: {alarmed}"
+    first.applied_until(timezone.now())  # a turn after the link connected with nothing left to apply
+    first.turn()
+    housekeeping.tick(timezone.now(), connected_since=None)
+    alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    assert slot_1 <= alarmed, "once caught up since it connected, the slot's silent pumps are alarmed"
 
 
 def lease_expire(*names: str) -> None:
