@@ -130,7 +130,6 @@ def orm_change_log_append(*, entries) -> None:
         transaction.on_commit(changelog._committed, robust=True)
 
 
-@contextlib.contextmanager
 def swapped(pieces: tuple[str, ...]):
     """Replace the named pieces of the fast path by their ORM versions for the duration."""
     from devices.services import progress
@@ -140,6 +139,12 @@ def swapped(pieces: tuple[str, ...]):
                "update": (progress, "_rows_update", orm_rows_update),
                "receipts": (ingest, "message_receipts_claim", orm_receipts_claim),
                "changelog": (progress, "change_log_append", orm_change_log_append)}  # fmt: skip
+    return pieces_swapped(targets, pieces)
+
+
+@contextlib.contextmanager
+def pieces_swapped(targets: dict[str, tuple], pieces: tuple[str, ...]):
+    """For the duration, each named piece's `(module, name, replacement)` in `targets` is the module's `name`."""
     saved = []
     for piece in pieces:
         module, name, replacement = targets[piece]

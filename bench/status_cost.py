@@ -12,6 +12,7 @@ in `make test`; alternate the two databases and read the spread (the machine is 
 """
 
 import argparse
+import contextlib
 import cProfile
 import os
 import pstats
@@ -50,6 +51,21 @@ def django_configure(database: str, workdir: Path) -> object | None:
 
     call_command("migrate", verbosity=0)
     return cluster
+
+
+@contextlib.contextmanager
+def configured(database: str):
+    """Django on a fresh database for the duration (a throwaway PostgreSQL cluster is stopped after)."""
+    with tempfile.TemporaryDirectory(prefix="pumpstream-status-") as workdir:
+        cluster = django_configure(database, Path(workdir))
+        try:
+            yield
+        finally:
+            if cluster is not None:
+                from django.db import connections
+
+                connections.close_all()
+                cluster.stop()
 
 
 def statuses_make(count: int, pumps: int) -> list:
@@ -93,37 +109,29 @@ def main() -> None:
     parser.add_argument("--profile", type=int, default=0, help="print cProfile's top N functions")
     parser.add_argument("--sort", default="tottime")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="pumpstream-status-") as workdir:
-        cluster = django_configure(args.database, Path(workdir))
-        try:
-            from realtime.bridge.worker import Bridge
-            from tests.factories import make_device
+    with configured(args.database):
+        from realtime.bridge.worker import Bridge
+        from tests.factories import make_device
 
-            for index in range(args.pumps):
-                make_device(f"PUMP_{index:04d}")
-            bridge = Bridge(name="bench-status")
-            drive(bridge, statuses_make(50, args.pumps), args.window)  # warm-up: seqs 0.. are then duplicates
-            bridge.stats.clear()
-            messages = statuses_make(args.messages + 50, args.pumps)[50:]
-            profiler = cProfile.Profile() if args.profile else None
-            started, cpu = time.perf_counter(), time.process_time()
-            if profiler:
-                profiler.enable()
-            batches = drive(bridge, messages, args.window)
-            if profiler:
-                profiler.disable()
-            elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-            print(f"{args.database}: {args.messages} statuses of {args.pumps} pump(s) in {elapsed:.2f} s: "
-                  f"{args.messages / elapsed:.0f}/s, {batches} batches, {1000 * cpu / args.messages:.2f} ms CPU "
-                  f"a status (this process)")  # fmt: skip
-            if profiler:
-                pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.profile)
-        finally:
-            if cluster is not None:
-                from django.db import connections
-
-                connections.close_all()
-                cluster.stop()
+        for index in range(args.pumps):
+            make_device(f"PUMP_{index:04d}")
+        bridge = Bridge(name="bench-status")
+        drive(bridge, statuses_make(50, args.pumps), args.window)  # warm-up: seqs 0.. are then duplicates
+        bridge.stats.clear()
+        messages = statuses_make(args.messages + 50, args.pumps)[50:]
+        profiler = cProfile.Profile() if args.profile else None
+        started, cpu = time.perf_counter(), time.process_time()
+        if profiler:
+            profiler.enable()
+        batches = drive(bridge, messages, args.window)
+        if profiler:
+            profiler.disable()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(f"{args.database}: {args.messages} statuses of {args.pumps} pump(s) in {elapsed:.2f} s: "
+              f"{args.messages / elapsed:.0f}/s, {batches} batches, {1000 * cpu / args.messages:.2f} ms CPU "
+              f"a status (this process)")  # fmt: skip
+        if profiler:
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.profile)
 
 
 if __name__ == "__main__":
