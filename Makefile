@@ -51,11 +51,9 @@ POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/r
 	tests/clinical tests/ops tests/integration/hostile/test_broker_identity.py tests/integration/hostile/test_edges.py \
 	tests/integration/hostile/test_internal_road.py tests/integration/hostile/test_rights_while_connected.py \
 	tests/integration/hostile/test_socket_cap.py tests/integration/reliability/test_hostile_input.py
-# test_consistency_across_processes: its first defect (a progress received before another process ended the session
-# but applied after it was live on screens and missing from a snapshot) is fixed; in 1 of 9 runs since, a client's
-# snapshot + events lacked a progress the fresh snapshot held as the session's (under investigation, issue 18; the
-# failure now lists the client's session and progress events).
-POSTGRES_FAILING ?= tests/integration/scaleout/test_consistency_across_processes.py
+# None left: test_consistency_across_processes's second defect (a session running again after its end, confirmed
+# late, held in a fresh snapshot the progress live subscribers had dropped at its end) is fixed (issue 18).
+POSTGRES_FAILING ?=
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
 	$(PY) -m pytest -n $(TEST_WORKERS) -p tests.support.postgres $(POSTGRES_TESTS) $(addprefix --deselect ,$(POSTGRES_FAILING))
