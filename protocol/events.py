@@ -63,6 +63,8 @@ class DeviceChange:
     body: dict = field(default_factory=dict)
     ward_code: str | None = None
     registration: int | None = None  # the pump's row id: a pump deleted and registered anew counts `seq` afresh
+    # a transport's encoding of this change, made once for all its recipients (realtime/sio/delivery.py)
+    encodings: dict = field(default_factory=dict, compare=False, repr=False)
 
     def wire_payload(self) -> dict:
         """The payload as clients receive it: top-level `deviceId` and `seq` plus the event's fields."""

@@ -25,6 +25,7 @@ from realtime.cluster import RECHECK, SILENCE, ClusterManager, cluster_manager
 from realtime.fanout import fanout
 from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
+from realtime.sio import delivery
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
 from realtime.sio.escalation import escalation_target
 from realtime.sio.frames import GuardedAsyncServer
@@ -103,13 +104,16 @@ class ClientNamespace(socketio.AsyncNamespace):
         async def send(event: str, payload: dict) -> None:
             await self.emit(event, payload, to=sid)
 
+        async def send_change(change: DeviceChange) -> None:
+            await delivery.send_to_sid(sio, sid, delivery.change_packets(sio, change))
+
         async def join(device_id: str) -> None:
             await self.enter_room(sid, device_room(device_id))
 
         async def leave(device_id: str) -> None:
             await self.leave_room(sid, device_room(device_id))
 
-        return Subscriber(principal, sid, send, join, leave)
+        return Subscriber(principal, sid, send, join, leave, send_change=send_change)
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         rights.release(sid)
@@ -154,7 +158,7 @@ sio.on_undecodable = strike_undecodable
 
 async def deliver_to_rooms(change: DeviceChange, skip: frozenset[str]) -> None:
     """Fan-out target: the pump's Socket.IO room, minus subscribers whose snapshot already holds it."""
-    await sio.emit(change.event, change.wire_payload(), room=device_room(change.device_id), skip_sid=list(skip))
+    await delivery.send_to_room(sio, device_room(change.device_id), delivery.change_packets(sio, change), skip)
 
 
 async def deliver_escalation(change: DeviceChange, skip: frozenset[str]) -> None:

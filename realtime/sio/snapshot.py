@@ -1,5 +1,6 @@
 """A pump's snapshot: its current state as the same events live updates use, all carrying one `seq`."""
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
@@ -133,6 +134,7 @@ def _progress_without_session(device: Device) -> list[tuple[str, Payload]]:
 
 
 Send = Callable[[str, dict], Awaitable[None]]
+SendChange = Callable[[DeviceChange], Awaitable[None]]
 
 
 async def subscribe_with_snapshot(
@@ -143,6 +145,7 @@ async def subscribe_with_snapshot(
     subscriber: str,
     room: str,
     wanted: Callable[[], bool] = lambda: True,
+    send_change: SendChange | None = None,
 ) -> int:
     """Read the snapshot (off the pump's lock), then under the lock: send `stream:subscribed` and it, and join.
 
@@ -152,7 +155,11 @@ async def subscribe_with_snapshot(
     queued or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after
     the join. Only when those changes are not all known (a pump registered anew) is it read again.
     `wanted()` is asked under the lock: False (unsubscribed meanwhile) sends and joins nothing more.
+    `send_change` sends one of the pump's events (a transport that encodes a change once for all its
+    subscribers); by default each goes through `send`.
     """
+    if send_change is None:
+        send_change = functools.partial(_send_change, send)
     await publisher.ready()  # its position is known: every change after this snapshot will be published
     lock = fanout.pump_lock(device_id)
     fanout.snapshot_pending(device_id)  # from now on what the pump delivers is kept until we are done
@@ -162,18 +169,22 @@ async def subscribe_with_snapshot(
             async with lock:
                 missed = fanout.delivered_since(device_id, snapshot.seq, snapshot.registration)
                 if missed is not None:
-                    return await _snapshot_send(device_id, snapshot, missed, send=send, join=join,
-                                                subscriber=subscriber, room=room, wanted=wanted)  # fmt: skip
+                    return await _snapshot_send(device_id, snapshot, missed, send=send, send_change=send_change,
+                                                join=join, subscriber=subscriber, room=room, wanted=wanted)  # fmt: skip
         async with lock:  # a pump registered anew meanwhile, again and again: read it under the lock
             snapshot = await snapshot_reads.read(device_id, shared=False)
-            return await _snapshot_send(device_id, snapshot, [], send=send, join=join, subscriber=subscriber,
-                                        room=room, wanted=wanted)  # fmt: skip
+            return await _snapshot_send(device_id, snapshot, [], send=send, send_change=send_change, join=join,
+                                        subscriber=subscriber, room=room, wanted=wanted)  # fmt: skip
     finally:
         fanout.snapshot_done(device_id)
 
 
+async def _send_change(send: Send, change: DeviceChange) -> None:
+    await send(change.event, change.wire_payload())
+
+
 async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[DeviceChange], *, send: Send,
-                         join: Callable[[], Awaitable[None]], subscriber: str, room: str,
+                         send_change: SendChange, join: Callable[[], Awaitable[None]], subscriber: str, room: str,
                          wanted: Callable[[], bool]) -> int:  # fmt: skip
     """Under the pump's lock: `stream:subscribed`, the snapshot's events, the changes delivered since it was
     read (as live events), the join, and the fan-out told what this subscriber now holds.
@@ -185,10 +196,8 @@ async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[Device
         return snapshot.seq
     subscribed = StreamSubscribed(deviceId=device_id, room=room, seq=snapshot.seq)
     await send(events.STREAM_SUBSCRIBED, payload_to_wire(subscribed))
-    for change in snapshot.changes:
-        await send(change.event, change.wire_payload())
-    for change in missed:
-        await send(change.event, change.wire_payload())
+    for change in [*snapshot.changes, *missed]:
+        await send_change(change)
     if not wanted():  # unsubscribed while the events above were sent
         return snapshot.seq
     await join()

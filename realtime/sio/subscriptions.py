@@ -20,6 +20,7 @@ from django.db import DatabaseError
 from devices.access_selectors import device_ids_visible_to, device_is_visible_to, ward_codes_of
 from devices.selectors import device_exists, ward_exists
 from protocol import events
+from protocol.events import DeviceChange
 from protocol.ward_payloads import error_body
 from realtime.cluster import SILENCE, nudge_now
 from realtime.sio.auth import Principal
@@ -106,6 +107,7 @@ class Subscriber:
     send: Send
     join_device: RoomAction
     leave_device: RoomAction
+    send_change: Callable[[DeviceChange], Awaitable[None]] | None = None  # a pump's event (else through `send`)
     limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     ward_scopes: dict[str, WardScope] = field(default_factory=dict)
     _visible: frozenset[str] = field(default=frozenset(), repr=False)
@@ -202,7 +204,7 @@ class Subscriber:
         the pump no longer counted (never a pump held as subscribed that sends nothing)."""
         try:
             await subscribe_with_snapshot(
-                device_id, send=self.send, join=lambda: self.join_device(device_id),
+                device_id, send=self.send, send_change=self.send_change, join=lambda: self.join_device(device_id),
                 subscriber=self.subscriber_id, room=device_room(device_id),
                 wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
             )  # fmt: skip
