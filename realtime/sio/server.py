@@ -102,7 +102,7 @@ class ClientNamespace(socketio.AsyncNamespace):
 
     def _subscriber(self, sid: str, principal: Principal) -> Subscriber:
         async def send(event: str, payload: dict) -> None:
-            await self.emit(event, payload, to=sid)
+            await delivery.send_to_sid(sio, sid, delivery.event_packets(sio, event, payload))
 
         async def send_change(change: DeviceChange) -> None:
             await delivery.send_to_sid(sio, sid, delivery.change_packets(sio, change))

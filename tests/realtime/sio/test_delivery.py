@@ -38,7 +38,7 @@ def server_with(members: int, recorder: Recorder) -> tuple[socketio.AsyncServer,
 
 
 def change(seq: int = 7) -> DeviceChange:
-    body = {"deliveredVolumeMl": 4.25, "note": "é \u2028 \"quoted\"", "nested": {"a": [1, None, True]}}
+    body = {"deliveredVolumeMl": 4.25, "note": 'é \u2028 "quoted"', "nested": {"a": [1, None, True]}}
     return DeviceChange("P1", seq, DEVICE_PROGRESS, body, "icu", 3)
 
 
