@@ -7,13 +7,14 @@ from collections import Counter
 
 import socketio
 from django.db import transaction
+from django.utils import timezone
 
-from devices.models import Alarm, Device, DeviceEvent, MessageReceipt
+from devices.models import Alarm, BridgeStatus, DeadLetter, Device, DeviceEvent, MessageReceipt
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from protocol import events
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.bridge import PumpClient
+from tests.support.bridge import PumpClient, wait_until
 from tests.support.sio import EventLog
 
 
@@ -83,6 +84,24 @@ def received_seqs(device_id: str, boot_id: str) -> set[int]:
     """Every `seq` (any kind) the bridge recorded a receipt for."""
     receipts = MessageReceipt.objects.filter(device__device_id=device_id, boot_id=boot_id)
     return set(receipts.values_list("device_seq", flat=True))
+
+
+def wait_acknowledged_received(pump: "TrafficPump", boot_id: str, *, timeout: float) -> None:
+    """Until every message the broker acknowledged to `pump` has its receipt in the database; else fail saying
+    how many are missing (some seqs), the dead letters and each bridge's heartbeat and backlog (`inbox`)."""
+    acked = set(pump.acknowledged())
+    try:
+        wait_until(lambda: acked <= received_seqs(pump.device_id, boot_id), timeout=timeout,
+                   message=f"{pump.device_id}: not every acknowledged message reached the database")  # fmt: skip
+    except AssertionError as exc:
+        missing = sorted(acked - received_seqs(pump.device_id, boot_id))
+        rows = BridgeStatus.objects.values_list("name", "heartbeat_at", "stats")
+        stats = [(f"{name} heartbeat {heartbeat:%H:%M:%S.%f} now {timezone.now():%H:%M:%S.%f}",
+                  {key: value for key, value in stats.items() if key != "metrics"})
+                 for name, heartbeat, stats in rows]  # fmt: skip
+        dead = list(DeadLetter.objects.values_list("reason", "detail")[:5])
+        raise AssertionError(f"{exc}: {len(missing)} of {len(acked)}, e.g. {missing[:10]}; dead letters {dead}; "
+                             f"bridges {stats}") from None  # fmt: skip
 
 
 def communication_lost_alarms(device_ids: list[str], *, raised_by=None) -> list:

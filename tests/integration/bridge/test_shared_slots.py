@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from devices.models import BridgeLease, BridgeStatus, DeadLetter, Device, DeviceEvent
+from devices.models import BridgeLease, Device, DeviceEvent
 from realtime.bridge.slots import slot_of
 from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
@@ -29,8 +29,8 @@ from tests.support.reliability import (
     TrafficPump,
     communication_lost_alarms,
     infusing_pumps,
-    received_seqs,
     stored_status_seqs,
+    wait_acknowledged_received,
 )
 from tests.support.shared_bridges import LEASE_S, SLOTS, pumps_per_slot, slot_owner, start_bridges
 
@@ -100,21 +100,7 @@ def start_traffic(broker, chosen: dict[int, list[str]], running: dict[str, str])
 
 def assert_once_and_in_order(current: list[TrafficPump], legacy: list[LegacyPump]) -> None:
     for pump in current:
-        acked = set(pump.acknowledged())
-        try:
-            wait_until(lambda p=pump, a=acked: a <= received_seqs(p.device_id, BOOT), timeout=60,
-                       message=f"{pump.device_id}: acknowledged messages missing")  # fmt: skip
-        except AssertionError as exc:
-            missing = sorted(acked - received_seqs(pump.device_id, BOOT))
-            stats = [
-                (f"{name} heartbeat {heartbeat:%H:%M:%S.%f} now {timezone.now():%H:%M:%S.%f}", stats)
-                for name, heartbeat, stats in BridgeStatus.objects.values_list("name", "heartbeat_at", "stats")
-            ]
-            dead = list(DeadLetter.objects.values_list("reason", "detail")[:5])
-            raise AssertionError(
-                f"{exc}: {len(missing)} of {len(acked)}, e.g. {missing[:10]}; dead letters {dead}; "
-                f"stats {[(n, {k: v for k, v in st.items() if k != 'metrics'}) for n, st in stats]}"
-            ) from None
+        wait_acknowledged_received(pump, BOOT, timeout=60)
         twice = {seq: n for seq, n in stored_status_seqs(pump.device_id, BOOT).items() if n > 1}
         assert not twice, f"{pump.device_id}: statuses applied twice: {sorted(twice)[:5]}"
         order = status_seqs_in_order(pump.device_id)

@@ -14,8 +14,8 @@ from tests.support.reliability import (
     TrafficPump,
     communication_lost_alarms,
     infusing_pumps,
-    received_seqs,
     stored_status_seqs,
+    wait_acknowledged_received,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -63,9 +63,7 @@ def test_broker_restart_mid_traffic_loses_nothing_and_shows_monitoring_degraded(
         pump.stop()
 
     for pump in pumps:
-        acked = pump.acknowledged()
-        wait_until(lambda p=pump, a=acked: set(a) <= received_seqs(p.device_id, "boot-restart"), timeout=30,
-                   message=f"{pump.device_id}: not every acknowledged message reached the database")  # fmt: skip
+        wait_acknowledged_received(pump, "boot-restart", timeout=30)
         stored = stored_status_seqs(pump.device_id, "boot-restart")
         twice = sorted(seq for seq, count in stored.items() if count > 1)
         missing = sorted(set(pump.acknowledged("status")) - set(stored))
