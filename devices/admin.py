@@ -69,7 +69,12 @@ class WardAdmin(admin.ModelAdmin):
 
 
 class DeviceAdminForm(forms.ModelForm):
-    """The pump's rate limit asked in mL/h, as every clinical page speaks; stored in the contract's mL/min."""
+    """The pump's rate limit asked in mL/h, as every clinical page speaks; stored in the contract's mL/min.
+
+    Each field is posted back with the value the page showed (`show_hidden_initial`), so an edit saves only what
+    the administrator changed on the page: a page opened before the pump reported new firmware (or before
+    another edit) does not write the old value back (`pump_registration_save` writes only `changed_data`).
+    """
 
     max_rate_ml_h = forms.FloatField(
         label="Maximum rate (mL/h)", min_value=0.06, initial=20.0 * MINUTES_PER_HOUR,
@@ -82,6 +87,8 @@ class DeviceAdminForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # what the page showed comes back with it: `changed_data` is then what
+            field.show_hidden_initial = True  # the administrator changed, not what the bridge changed since
         if self.instance.pk:
             self.initial["max_rate_ml_h"] = round(self.instance.max_rate_ml_min * MINUTES_PER_HOUR, 4)
 
@@ -99,8 +106,8 @@ class DeviceAdmin(admin.ModelAdmin):
     search_fields = ["device_id", "name", "serial_number", "bed"]
     readonly_fields = [
         "presence", "last_seen_at", "reported_status", "pump_state", "battery_level",
-        "latest_progress", "latest_progress_at", "event_seq", "created_at",
-    ]  # fmt: skip
+        "latest_progress", "latest_progress_at", "boot_id", "last_uptime_ms", "event_seq", "created_at",
+    ]  # fmt: skip  # the bridge's: the boot markers written back stale would read as a restart (`restarts.py`)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Device | None = None) -> list[str]:
         """A registered pump's id is fixed: its topics, rooms and screens know it by it."""

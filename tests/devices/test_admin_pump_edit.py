@@ -6,15 +6,21 @@ an edit must never write back over what the bridge committed meanwhile (the pump
 """
 
 import pytest
+from django import forms
 from django.db import transaction
+from django.utils import timezone
 
 from devices import payloads
 from devices.admin import DeviceAdmin
-from devices.models import ChangeLogEntry, Device, DeviceEvent
+from devices.models import ChangeLogEntry, Device, DeviceEvent, InfusionSession
 from devices.services.changes import device_lock, status_changed
+from devices.services.pumps import pump_report_apply
+from devices.services.sessions import infusion_start, session_transition
+from devices.states import SessionStatus
 from protocol import events
 from protocol.payloads import payload_to_wire
-from tests.factories import make_device, make_ward
+from protocol.schemas import payload_parse
+from tests.factories import make_device, make_order, make_ward
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +42,20 @@ def bridge_change(device_id: str) -> None:
     """What the bridge commits for a pump: a change with the pump's next `seq`."""
     with transaction.atomic():
         status_changed(device=device_lock(device_id=device_id))
+
+
+def opened_form(client, device: Device) -> dict:
+    """What the browser posts back from the pump's change page as rendered now, hidden initial values included."""
+    form = client.get(f"/admin/devices/device/{device.pk}/change/").context["adminform"].form
+    posted = {}
+    for bound in form:
+        value = bound.value()
+        if isinstance(bound.field, forms.BooleanField):
+            value = "on" if value else None
+        posted[bound.html_name] = "" if value is None and not isinstance(bound.field, forms.BooleanField) else value
+        if bound.field.show_hidden_initial:
+            posted[bound.html_initial_name] = bound.field.hidden_widget().format_value(bound.initial) or ""
+    return {name: value for name, value in posted.items() if value is not None}
 
 
 def test_an_admin_edit_of_what_the_status_shows_reaches_the_screens_by_the_change_log(admin_client):
@@ -69,7 +89,8 @@ def test_an_admin_edit_never_writes_back_over_what_the_bridge_committed_meanwhil
         return found
 
     monkeypatch.setattr(DeviceAdmin, "get_object", loaded_then_the_bridge_commits)
-    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", admin_form(device, name="Bed 4 pump"))
+    edit = {**opened_form(admin_client, device), "name": "Bed 4 pump"}
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", edit)
     assert response.status_code == 302, response.content.decode()[:2000]
     fresh = Device.objects.get(pk=device.pk)
     logged = list(ChangeLogEntry.objects.filter(device=fresh).order_by("seq").values_list("seq", flat=True))
@@ -113,3 +134,56 @@ def test_deleting_a_ward_in_the_admin_tells_its_pumps_screens(admin_client, how)
             f"{fresh.device_id} lost its ward with no change in the log: its screens still show ward icu"
         )
         assert last.body == payload_to_wire(payloads.status_body(fresh))
+
+
+def pump_status(device_id: str, boot_id: str, status: str = "running") -> None:
+    """The bridge applying one status report of the pump, from boot `boot_id`."""
+    report = payload_parse("status", {"status": status, "bootId": boot_id})
+    pump_report_apply(device_id=device_id, kind="status", topic=f"pumps/{device_id}/status", report=report,
+                      received_at=timezone.now())  # fmt: skip
+
+
+def running_session(device_id: str) -> InfusionSession:
+    session = infusion_start(device_id=device_id, order=make_order())
+    with transaction.atomic():
+        session_transition(device=device_lock(device_id=device_id), session=session, to=SessionStatus.RUNNING)
+    return session
+
+
+def test_an_admin_edit_never_writes_back_the_pumps_boot_markers(admin_client):
+    """The page was opened before the pump restarted; saved after, it must not bring the old boot back: the pump's
+    next report would read as a restart and interrupt the infusion it runs now."""
+    device = make_device("PUMP_ADMIN", ward=make_ward("icu"))
+    pump_status(device.device_id, "boot-1", status="idle")
+    opened = admin_form(Device.objects.get(pk=device.pk))  # the change page as the administrator opened it
+    pump_status(device.device_id, "boot-2", status="idle")  # the pump restarts meanwhile
+    session = running_session(device.device_id)
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "bed": "4"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    fresh = Device.objects.get(pk=device.pk)
+    assert (fresh.bed, fresh.boot_id) == ("4", "boot-2"), (
+        f"the admin's save wrote the pump's boot id back to {fresh.boot_id!r} over the bridge's 'boot-2'"
+    )
+    pump_status(device.device_id, "boot-2")  # the pump, still on its second boot, infusing
+    session.refresh_from_db()
+    assert session.status == SessionStatus.RUNNING, (
+        f"the pump's next report read as a restart after the admin's save: its infusion ended {session.status} "
+        f"({session.status_reason})"
+    )
+
+
+def test_an_admin_edit_writes_only_what_the_administrator_changed_on_the_page(admin_client):
+    """The pump reported new firmware while its page was open: saving the page's bed must not bring the old back."""
+    device = make_device("PUMP_ADMIN", ward=make_ward("icu"), firmware_version="2.1", name="Pump 7")
+    opened = opened_form(admin_client, device)
+    report = payload_parse("status", {"status": "idle", "firmwareVersion": "2.2"})  # the pump, upgraded meanwhile
+    pump_report_apply(device_id=device.device_id, kind="status", topic=f"pumps/{device.device_id}/status",
+                      report=report, received_at=timezone.now())  # fmt: skip
+    Device.objects.filter(pk=device.pk).update(name="Pump 7 (bay 2)")  # another administrator's edit meanwhile
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "bed": "4"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    fresh = Device.objects.get(pk=device.pk)
+    assert (fresh.bed, fresh.firmware_version, fresh.name) == ("4", "2.2", "Pump 7 (bay 2)"), (
+        f"saving a page opened before the pump reported firmware 2.2 wrote back firmware {fresh.firmware_version!r} "
+        f"and name {fresh.name!r}: the administrator changed only the bed"
+    )
