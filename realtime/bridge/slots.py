@@ -108,7 +108,7 @@ class SlotLinks:
         self.links: dict[int, BrokerLink] = {}
         self.epochs: dict[int, tuple[str, datetime]] = {}  # by link (generation base): its lease and claim
         self.threads: dict[int, threading.Thread] = {}
-        self.leading = False
+        self._leading = False
         self.protocol = 5
         self._never = threading.Event()
         self._stop = threading.Event()
@@ -121,6 +121,13 @@ class SlotLinks:
         self.alive: set[str] = set()  # the other processes' leases held now
         self.handing_back: frozenset[int] = frozenset()  # set by the lease thread, done by the worker
         self._handed_back: list[str] = []  # detached by the worker, to release
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process holds the `housekeeping` lease, as of a renewal recent enough that no other process
+        can hold it yet: one resumed after a stall past its lease (SIGSTOP) has not yet learnt that it lost it, and
+        its worker would run the checks and publish the outbox's commands beside the new holder's."""
+        return self._leading and time.monotonic() - self._renewed_at <= SELF_FENCE * self.config.lease_s
 
     # --- what the worker and the outbox use of a link ---
     @property
@@ -208,10 +215,10 @@ class SlotLinks:
                 self._stop.wait(self.config.lease_s / 4)
         finally:
             held = [slot_name(slot) for slot in self.links] + [self.member, *self._handed_back]
-            held += [HOUSEKEEPING] if self.leading else []
+            held += [HOUSEKEEPING] if self._leading else []
             for slot in list(self.links):
                 self._detach(slot, why="stopping")
-            self.leading = False
+            self._leading = False
             try:
                 lease_release(names=held, owner=self.owner)
             except DatabaseError as exc:
@@ -227,26 +234,26 @@ class SlotLinks:
         except DatabaseError as exc:
             logger.warning("bridge leases not renewed: %s", exc)
             close_old_connections()
-        if time.monotonic() - self._renewed_at > SELF_FENCE * self.config.lease_s and (self.links or self.leading):
+        if time.monotonic() - self._renewed_at > SELF_FENCE * self.config.lease_s and (self.links or self._leading):
             logger.error("leases not renewed for %.1fs: letting every slot go", time.monotonic() - self._renewed_at)
             for slot in list(self.links):
                 self._detach(slot, why="leases not renewed")
-            self.leading = False
+            self._leading = False
 
     def _renew(self) -> None:
         if self._handed_back:
             lease_release(names=self._handed_back, owner=self.owner)
             self._handed_back = []
-        names = [slot_name(slot) for slot in self.links] + [self.member] + ([HOUSEKEEPING] if self.leading else [])
+        names = [slot_name(slot) for slot in self.links] + [self.member] + ([HOUSEKEEPING] if self._leading else [])
         connected = {slot_name(slot) for slot, link in self.links.items() if link.connected.is_set()}
         held = lease_renew(names=names, owner=self.owner, ttl_s=self.config.lease_s, connected=connected,
                            caught_up=self._caught_up())  # fmt: skip
         for slot in list(self.links):
             if slot_name(slot) not in held:
                 self._detach(slot, why="its lease was claimed by another bridge")
-        if self.leading and HOUSEKEEPING not in held:
+        if self._leading and HOUSEKEEPING not in held:
             logger.warning("housekeeping lease lost")
-        self.leading = HOUSEKEEPING in held
+        self._leading = HOUSEKEEPING in held
         self.is_member = self.member in held
         others = [f"process-{index}" for index in range(self.config.processes) if index != self.config.index]
         self.alive = leases_alive(names=others, besides=self.owner) if others else set()
@@ -265,9 +272,9 @@ class SlotLinks:
         epochs = lease_epochs(names=claimed, owner=self.owner) if claimed else {}
         for name in claimed:
             self._attach(int(name.removeprefix("slot-")), epoch=epochs.get(name))
-        if not self.leading and lease_claim(names=[HOUSEKEEPING], owner=self.owner, ttl_s=ttl):
+        if not self._leading and lease_claim(names=[HOUSEKEEPING], owner=self.owner, ttl_s=ttl):
             logger.info("housekeeping lease taken: this bridge runs the time-driven checks and publishes commands")
-            self.leading = True
+            self._leading = True
 
     def _home_alive(self, slot: int) -> bool:
         """Another process whose home slot this is is alive (it takes the slot, or gets it back)."""

@@ -169,6 +169,25 @@ def test_a_slot_taken_over_is_judged_only_once_its_new_owner_has_applied_what_ca
     assert slot_1 <= alarmed, "once caught up since it connected, the slot's silent pumps are alarmed"
 
 
+def test_a_housekeeper_resumed_after_a_stall_past_its_lease_runs_nothing_until_its_lease_thread_renews(settings):
+    """SIGSTOP past the lease, then SIGCONT: the worker ticks before the lease thread has learnt that another
+    bridge took the `housekeeping` lease; it must not run the checks (or publish commands) beside the new holder."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 0}
+    slots = QuietSlots(0, lease_s=1.0)
+    slots.turn()
+    silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    slots.applied_until(timezone.now())
+    slots.turn()
+    assert slots.leading
+    slots._renewed_at -= 0.8  # stalled: its last renewal is 0.8 of the lease old, another may hold the lease
+    assert not slots.leading, "a lease renewed too long ago is not relied on"
+    SlotHousekeeping(slots).tick(timezone.now(), connected_since=None)
+    assert not Alarm.objects.exists(), "the stalled housekeeper ran the checks before renewing"
+    slots.turn()  # its own lease still (nobody took it here): renewed, it leads again
+    SlotHousekeeping(slots).tick(timezone.now(), connected_since=None)
+    assert Alarm.objects.filter(type="communication_lost").exists()
+
+
 def lease_expire(*names: str) -> None:
     """What a SIGKILL leaves: the dead bridge's leases run out."""
     BridgeLease.objects.filter(name__in=names).update(expires_at=timezone.now() - timedelta(seconds=1))
