@@ -107,3 +107,14 @@ class LiveSubscriber:
     def close(self) -> None:
         """Disconnect, and stop reconnecting if it was trying to."""
         self.client.shutdown()
+
+
+def close_all(clients: list[LiveSubscriber]) -> None:
+    """Close the clients at once: a polling client's close waits for its pending long-poll GET, which the server
+    leaves unanswered after the client's CLOSE (python-engineio) until the client gives it up 30 s later; one after
+    the other, 5 polling clients took 95 s of a 148 s test."""
+    threads = [threading.Thread(target=client.close, daemon=True) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)

@@ -32,7 +32,7 @@ from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
-from tests.support.live_client import LiveSubscriber
+from tests.support.live_client import LiveSubscriber, close_all
 from tests.support.nginx import NginxProxy, nginx_or_skip
 from tests.support.sio import BrowserSession, session_cookie
 
@@ -251,8 +251,7 @@ def test_sigkill_one_daphne_its_clients_reconnect_through_nginx_and_resynchronis
                 assert not segments_in_order(client, device_id), f"client {n}: {segments_in_order(client, device_id)}"
     finally:
         stop.set()
-        for client in [*(c for clients in placed.values() for c in clients), *([fresh] if fresh else [])]:
-            client.close()
+        close_all([*(c for clients in placed.values() for c in clients), *([fresh] if fresh else [])])
     cut_off = [(c.transport, [f"{at - killed_at:+.2f} s: {why}" for at, why in zip(c.disconnected_at,
                c.disconnect_reasons, strict=True)]) for c in placed["survivor"] if len(c.connected_at) > 1]  # fmt: skip
     assert not cut_off, f"clients of the surviving Daphne were cut off (transport, since the kill: reason): {cut_off}"
