@@ -64,6 +64,8 @@ class WardPump(Payload):
 class WardSummary(Payload):
     ward: str
     pumps: list[WardPump]
+    full: bool = False  # every pump of the feed (the first summary of a subscription): drop any not listed
+    left: list[str] = []  # pumps that no longer belong to the feed (moved to another ward, or their ward deleted)
 
 
 class WardAlarm(Payload):

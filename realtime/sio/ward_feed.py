@@ -1,5 +1,9 @@
 """Ward feeds: a coalesced `ward:summary` a second with only the pumps that changed, and `ward:alarm` at once.
 
+A subscription's first summary lists every pump of the feed (`full`); a pump that then leaves the feed (moved
+to another ward in the admin, or its ward deleted) is named in the next summary's `left`, so no station keeps
+showing, and sounding the alarms of, a pump that is no longer its ward's.
+
 `ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
 pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits
 for the coalesced summary to learn of an alarm.
@@ -64,9 +68,9 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
     }  # fmt: skip
 
 
-def summary_body(label: str, pumps: list[WardPump]) -> dict:
-    """A `ward:summary` on the wire: the feed's label and its pumps."""
-    return payload_to_wire(WardSummary(ward=label, pumps=pumps))
+def summary_body(label: str, pumps: list[WardPump], *, full: bool = False, left: list[str] | None = None) -> dict:
+    """A `ward:summary` on the wire: the feed's label, its pumps (all of them when `full`), those that left it."""
+    return payload_to_wire(WardSummary(ward=label, pumps=pumps, full=full, left=left or []))
 
 
 def silences_now(codes: set[str] | None) -> list[dict]:
@@ -101,6 +105,7 @@ class WardFeed:
         self._dirty: set[str] = set()
         self._task: asyncio.Task | None = None
         self._silenced: dict[str, str] = {}  # ward code -> `until` of the silence last announced as on
+        self._shown: dict[tuple, set[str]] = {}  # feed key -> pumps its screens were sent (told when one leaves)
 
     def mark_changed(self, change: DeviceChange) -> None:
         """Remember that a pump changed (called for every released change; cheap)."""
@@ -142,7 +147,9 @@ class WardFeed:
         """Send the feed's full summary now, then only changes, at most once a tick."""
         self._subscribers[key] = (scope, send)
         summaries = await sync_to_async(pump_summaries)(None, scope.codes)
-        await send(events.WARD_SUMMARY, summary_body(scope.label, [pump for _, pump in summaries.values()]))
+        self._shown.setdefault(scope.key, set()).update(summaries)
+        pumps = [pump for _, pump in summaries.values()]
+        await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
         for body in await sync_to_async(silences_now)(scope.codes):
             await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
@@ -150,7 +157,9 @@ class WardFeed:
 
     def unsubscribe(self, key: str) -> None:
         """Stop one feed."""
-        self._subscribers.pop(key, None)
+        stopped = self._subscribers.pop(key, None)
+        if stopped is not None and all(scope.key != stopped[0].key for scope, _ in self._subscribers.values()):
+            self._shown.pop(stopped[0].key, None)
 
     async def _run(self) -> None:
         while self._subscribers:
@@ -161,9 +170,10 @@ class WardFeed:
             except Exception:  # the feed must survive a failed read; the next tick tries again
                 logger.exception("ward feed tick failed")
         self._dirty.clear()
+        self._shown.clear()
 
     async def tick(self) -> None:
-        """Send each subscriber the summaries of its pumps that changed since the last tick."""
+        """Send each subscriber the summaries of its pumps that changed since the last tick, and those that left."""
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty), set()
@@ -171,10 +181,19 @@ class WardFeed:
         bodies: dict[tuple, dict | None] = {}  # one encoding per feed (every station of a ward shares one)
         for scope, send in list(self._subscribers.values()):
             if scope.key not in bodies:
-                pumps = [pump for ward, pump in summaries.values() if scope.covers(ward)]
-                bodies[scope.key] = summary_body(scope.label, pumps) if pumps else None
+                bodies[scope.key] = self._changes_body(scope, dirty, summaries)
             if bodies[scope.key] is not None:
                 await send(events.WARD_SUMMARY, bodies[scope.key])
+
+    def _changes_body(self, scope: WardScope, dirty: list[str], summaries: dict[str, tuple]) -> dict | None:
+        """One feed's summary of the changed pumps it covers and of those it showed that are no longer its own."""
+        covered = {device_id for device_id, (ward, _) in summaries.items() if scope.covers(ward)}
+        shown = self._shown.setdefault(scope.key, set())
+        left = [device_id for device_id in dirty if device_id in shown and device_id not in covered]
+        shown.difference_update(left)
+        shown.update(covered)
+        pumps = [pump for device_id, (_, pump) in summaries.items() if device_id in covered]
+        return summary_body(scope.label, pumps, left=left) if pumps or left else None
 
 
 ward_feed = WardFeed(tick_s=settings.PUMPSTREAM["WARD_FEED_TICK_S"])

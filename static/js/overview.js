@@ -123,7 +123,20 @@ function renderAll() {
   station.update(pumps.values());
 }
 
-function applySummary({ pumps: updates = [] }) {
+/** The pumps a summary says are no longer this feed's: named in `left`, or not listed in a `full` summary. */
+function pumpsGone({ pumps: updates = [], left = [], full = false }) {
+  if (!full) return left;
+  const listed = new Set(updates.map((update) => update.deviceId));
+  return [...pumps.keys()].filter((deviceId) => !listed.has(deviceId));
+}
+
+function applySummary(summary) {
+  const { pumps: updates = [] } = summary;
+  for (const deviceId of pumpsGone(summary)) {
+    // moved to another ward, or its ward deleted: its card (and its alarms' sound) go with it
+    pumps.delete(deviceId);
+    card(deviceId)?.remove();
+  }
   for (const update of updates) {
     const known = pumps.get(update.deviceId);
     if (!known) continue; // another ward's pump (the filter is applied on the page)

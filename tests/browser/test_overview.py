@@ -5,6 +5,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from devices.services.registration import pump_registration_save
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
 from tests.support.browser import TABLET, measure, screenshot
@@ -100,3 +101,18 @@ def test_no_pump_looks_online_while_monitoring_is_degraded(open_page, stack, art
     expect(card).to_have_attribute("data-connectivity", "stale")
     expect(card.locator('[data-field="connectivity"]')).not_to_have_text("Online")
     screenshot(page, artifacts_dir, "overview-monitoring-degraded")
+
+
+def test_a_pump_moved_to_another_ward_leaves_the_overview(open_page, stack):
+    """Moved in the admin (the service its change page calls): the nurse's overview drops its card at once, rather
+    than showing, and sounding the alarms of, a pump that is no longer her ward's."""
+    icu, er = make_ward("icu"), make_ward("er")
+    make_device("BRW_STAYS", ward=icu, bed="1")
+    moved = make_device("BRW_MOVED", ward=icu, bed="2")
+    page = open_page(make_user("nurse", ward=icu), "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator('.pump-card[data-device-id="BRW_MOVED"]')).to_be_visible()
+    moved.ward = er
+    pump_registration_save(device=moved, fields=["ward"])
+    expect(page.locator('.pump-card[data-device-id="BRW_MOVED"]')).to_have_count(0, timeout=5_000)
+    expect(page.locator('.pump-card[data-device-id="BRW_STAYS"]')).to_be_visible()
