@@ -20,21 +20,32 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
     Only those columns are written, under the pump's row lock, so what the bridge committed since the edit
     was read (the pump's `seq`, state, progress) is never written back over. An edit of what the pump's
     status shows (`STATUS_FIELDS`) records a `device:status` change in the same transaction: the change log
-    carries it to every subscriber as it carries the bridge's. Audited with the editor's name.
+    carries it to every subscriber as it carries the bridge's. Audited with the editor's name and, per column, the
+    value before and after (a pump's rate limit raised or lowered is read back from the audit).
     """
     fields = sorted(fields)
     if not fields:
         return device
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
+        before = {name: _audited(stored, name) for name in fields}
         for name in fields:
             setattr(stored, name, getattr(device, name))
         stored.save(update_fields=fields)
         if STATUS_FIELDS.intersection(fields):
             status_changed(device=stored)
-        event_record(device=stored, kind="user.pump_edited", payload={"fields": fields}, user=user,
-                     received_at=timezone.now())  # fmt: skip
+        changes = {name: {"from": before[name], "to": _audited(stored, name)} for name in fields}
+        event_record(device=stored, kind="user.pump_edited", payload={"fields": fields, "changes": changes},
+                     user=user, received_at=timezone.now())  # fmt: skip
     return stored
+
+
+def _audited(device: Device, name: str) -> Any:
+    """A column's value as the audit keeps it: the ward by its code, anything else JSON holds as it is."""
+    if name == "ward":
+        return device.ward.code if device.ward is not None else None
+    value = getattr(device, name)
+    return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
 def ward_delete(*, ward: Ward, user: Any = None) -> None:

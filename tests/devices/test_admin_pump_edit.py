@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.admin import DeviceAdmin
-from devices.models import ChangeLogEntry, Device, DeviceEvent, InfusionSession
+from devices.models import ChangeLogEntry, Device, DeviceEvent, InfusionSession, Ward
 from devices.services.changes import device_lock, status_changed
 from devices.services.pumps import pump_report_apply
 from devices.services.sessions import infusion_start, session_transition
@@ -186,4 +186,19 @@ def test_an_admin_edit_writes_only_what_the_administrator_changed_on_the_page(ad
     assert (fresh.bed, fresh.firmware_version, fresh.name) == ("4", "2.2", "Pump 7 (bay 2)"), (
         f"saving a page opened before the pump reported firmware 2.2 wrote back firmware {fresh.firmware_version!r} "
         f"and name {fresh.name!r}: the administrator changed only the bed"
+    )
+
+
+def test_the_audit_of_an_admin_edit_says_what_each_column_was_and_became(admin_client):
+    """A pump's rate limit changed in the admin: the audit says from what to what, not only that it changed."""
+    device = make_device("PUMP_ADMIN", ward=make_ward("icu"), max_rate_ml_min=20.0)
+    make_ward("ward-b")
+    edit = {**opened_form(admin_client, device), "max_rate_ml_h": "600", "ward": Ward.objects.get(code="ward-b").pk}
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", edit)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    audit = DeviceEvent.objects.get(device=device, kind="user.pump_edited")
+    assert audit.user is not None and audit.user.username == "admin", audit.user
+    changes = audit.payload.get("changes")
+    assert changes == {"max_rate_ml_min": {"from": 20.0, "to": 10.0}, "ward": {"from": "icu", "to": "ward-b"}}, (
+        f"the audit of the edit does not say what the pump's limit and ward were and became: {audit.payload}"
     )
