@@ -14,7 +14,8 @@ from django.contrib.sessions.models import Session
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
-from devices.models import ServiceAccount, Ward
+from devices.models import Device, ServiceAccount, Ward
+from devices.signals import pump_ward_changed
 from realtime.cluster import EVERYONE, RECHECK, nudge_on_commit
 from realtime.sio.auth import session_hash
 
@@ -67,6 +68,11 @@ def on_everyone_changed(sender: Any, action: str = "post_delete", **kwargs: Any)
         nudge_on_commit(RECHECK, [EVERYONE])
 
 
+def on_pump_ward_changed(sender: Any, **kwargs: Any) -> None:
+    """A pump moved to another ward: the old ward's nurses (and accounts) may no longer watch it, at once."""
+    nudge_on_commit(RECHECK, [EVERYONE])
+
+
 def rights_signals_connect() -> None:
     """Connect the receivers (idempotent)."""
     user_model = get_user_model()
@@ -76,6 +82,7 @@ def rights_signals_connect() -> None:
     post_save.connect(on_account_changed, sender=ServiceAccount, dispatch_uid="cluster-account-saved")
     post_delete.connect(on_account_changed, sender=ServiceAccount, dispatch_uid="cluster-account-deleted")
     post_delete.connect(on_everyone_changed, sender=Ward, dispatch_uid="cluster-ward-deleted")
+    pump_ward_changed.connect(on_pump_ward_changed, sender=Device, dispatch_uid="cluster-pump-ward-changed")
     memberships = [
         (Ward.members.through, "user", user_model),
         (user_model.groups.through, "user", user_model),

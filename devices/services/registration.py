@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from devices.models import Device, Ward
 from devices.services.changes import device_lock, event_record, status_changed
+from devices.signals import pump_ward_changed
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
 STATUS_FIELDS = frozenset({"ward", "has_presence", "firmware_version"})
@@ -35,6 +36,8 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         if STATUS_FIELDS.intersection(fields):
             status_changed(device=stored)
         changes = {name: {"from": before[name], "to": _audited(stored, name)} for name in fields}
+        if "ward" in changes and changes["ward"]["from"] != changes["ward"]["to"]:
+            pump_ward_changed.send(sender=Device, device=stored)  # who may watch it changed
         event_record(device=stored, kind="user.pump_edited", payload={"fields": fields, "changes": changes},
                      user=user, received_at=timezone.now())  # fmt: skip
     return stored

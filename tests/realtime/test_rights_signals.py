@@ -7,10 +7,11 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 
 from devices.services.accounts import service_account_create, service_account_revoke
+from devices.services.registration import pump_registration_save
 from realtime import rights_signals
 from realtime.cluster import EVERYONE, RECHECK
 from realtime.sio.auth import session_hash
-from tests.factories import make_user, make_ward
+from tests.factories import make_device, make_user, make_ward
 
 pytestmark = pytest.mark.django_db
 
@@ -58,3 +59,16 @@ def test_a_revoked_service_account_is_named(nudges):
     nudges.clear()
     service_account_revoke(account=account)
     assert nudges == [(RECHECK, [f"account:{account.pk}"])]
+
+
+def test_a_pump_moved_to_another_ward_names_everyone_and_another_edit_no_one(nudges):
+    """The old ward's nurses may no longer watch it: their sockets are re-checked at once, not at the next round."""
+    pump = make_device("PUMP_MOVED", ward=make_ward("icu"), bed="1")
+    other = make_ward("er")
+    nudges.clear()
+    pump.bed = "2"
+    pump_registration_save(device=pump, fields=["bed"])
+    assert nudges == [], "a bed changed: no one's rights did"
+    pump.ward = other
+    pump_registration_save(device=pump, fields=["ward"])
+    assert nudges == [(RECHECK, [EVERYONE])], f"a pump moved to another ward re-checked no socket's rights: {nudges}"
