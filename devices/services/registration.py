@@ -58,6 +58,9 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
     ward goes, so no pump's ward changes behind its screens (the foreign key would set it to null silently).
     """
     with transaction.atomic():
+        # Its row locked first: a pump moved into it meanwhile (its foreign key checked against this row) waits for
+        # the deletion and is then refused, instead of being nulled with the ward behind its screens (PostgreSQL).
+        Ward.objects.select_for_update().filter(pk=ward.pk).first()
         for device in Device.objects.filter(ward=ward).order_by("device_id"):
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)
