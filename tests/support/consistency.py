@@ -23,8 +23,12 @@ HEARTBEAT_TIMEOUT_S = float(subprocess_env()["HEARTBEAT_TIMEOUT_S"])  # the brid
 
 
 def subscribe_somehow(url: str, cookie: str, n: int, device_ids: Sequence[str]) -> StreamClient | ChannelsClient:
-    """Client number `n` subscribed to `device_ids`: every third one on the Channels endpoint, else Socket.IO."""
-    client = ChannelsClient(url, cookie=cookie) if n % 3 == 2 else StreamClient(url, cookie=cookie).connect()
+    """Client number `n` subscribed to `device_ids`: every third one on the Channels endpoint, else Socket.IO (every
+    third of those on Engine.IO long-polling, the page's fallback where WebSocket is refused)."""
+    if n % 3 == 2:
+        client = ChannelsClient(url, cookie=cookie)
+    else:
+        client = StreamClient(url, cookie=cookie, transport="polling" if n % 9 == 1 else "websocket").connect()
     for device_id in device_ids:
         client.emit(events.SUBSCRIBE_DEVICE, {"deviceId": device_id})
     return client

@@ -20,6 +20,7 @@ from importlib import import_module
 from typing import Any
 
 import engineio
+import requests
 import socketio
 import websocket
 from django.conf import settings
@@ -159,19 +160,23 @@ class InOrderClient(socketio.Client):
 
 
 class StreamClient:
-    """A real python-socketio client (websocket transport) that records every event it receives."""
+    """A real python-socketio client (websocket transport, or Engine.IO long-polling: the page's fallback) that
+    records every event it receives."""
 
     def __init__(self, base_url: str, *, cookie: str | None = None, token: str | None = None,
-                 origin: str | None = None) -> None:  # fmt: skip
-        self.base_url = base_url
+                 origin: str | None = None, transport: str = "websocket") -> None:  # fmt: skip
+        self.base_url, self.transport = base_url, transport
         self.headers = {"Cookie": cookie} if cookie else {}
         self.auth = {"token": token} if token else None
         self.events = EventLog()
         self.disconnected = threading.Event()
         # websocket-client sends the server's own origin unless told otherwise; an extra Origin header
         # would be sent twice, so a foreign origin goes through its option.
-        extra = {"origin": origin} if origin else {}
-        self.client = InOrderClient(reconnection=False, websocket_extra_options=extra)
+        options: dict[str, Any] = {"websocket_extra_options": {"origin": origin} if origin else {}}
+        if transport == "polling" and cookie:  # every long-poll request carries the cookie, as a browser's do
+            options["http_session"] = requests.Session()
+            options["http_session"].headers["Cookie"] = cookie
+        self.client = InOrderClient(reconnection=False, **options)
         self.client.on("*", self.events.append)
         self.client.on("disconnect", lambda *args: self.disconnected.set())
         self.refusal: Any = None
@@ -183,7 +188,7 @@ class StreamClient:
     def connect(self, *, timeout: float = 5.0) -> "StreamClient":
         """Connect or raise `socketio.exceptions.ConnectionError` with the server's reason."""
         try:
-            self.client.connect(self.base_url, headers=self.headers, auth=self.auth, transports=["websocket"],
+            self.client.connect(self.base_url, headers=self.headers, auth=self.auth, transports=[self.transport],
                                 wait_timeout=timeout)  # fmt: skip
         except socketio.exceptions.ConnectionError as exc:
             raise socketio.exceptions.ConnectionError(f"{exc} (server said: {self.refusal})") from exc
