@@ -22,7 +22,7 @@ from devices.models import (
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
-from devices.services.registration import pump_registration_save, ward_delete
+from devices.services.registration import pump_registration_save, ward_delete, ward_delete_blockers
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
@@ -57,6 +57,13 @@ class WardAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> list[str]:
         """A ward's code is fixed once made: every pump's status, feed and change names its ward by it."""
         return ["code"] if obj is not None else []
+
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
+        """Django's, with each pump that keeps a ward from being deleted shown as protected: the page then refuses."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = [f"Ward {ward.code}: {blocker} (move the pump to another ward first)"
+                  for ward in objs for blocker in ward_delete_blockers(ward=ward)]  # fmt: skip
+        return deleted, counts, perms_needed, [*protected, *in_use]
 
     def delete_model(self, request: HttpRequest, obj: Ward) -> None:
         """Through `ward_delete`: its pumps' screens learn they have no ward any more."""

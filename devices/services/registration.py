@@ -7,7 +7,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
+from devices.selectors import alarms_active_by_device, sessions_current_by_device
 from devices.services.changes import device_lock, event_record, status_changed
 from devices.signals import pump_ward_changed
 
@@ -51,8 +53,25 @@ def _audited(device: Device, name: str) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
+def ward_delete_blockers(*, ward: Ward) -> list[str]:
+    """What keeps a ward from being deleted: each of its pumps with an infusion on (pending, running, paused) or an
+    active alarm, described for the administrator. Deleted, the ward's stations would lose those pumps and no one of
+    the ward would be paged for their alarms: they are moved to another ward first."""
+    devices = list(Device.objects.filter(ward=ward).order_by("device_id"))
+    sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
+    blockers = []
+    for device in devices:
+        if device.pk in sessions:
+            session = sessions[device.pk]
+            blockers.append(f"pump {device.device_id}: infusion {session.infusion_id} is {session.status}")
+        if alarms.get(device.pk):
+            blockers.append(f"pump {device.device_id}: {len(alarms[device.pk])} active alarm(s)")
+    return blockers
+
+
 def ward_delete(*, ward: Ward, user: Any = None) -> None:
-    """Delete a ward; its pumps stay, without a ward, each shown so by a `device:status` change.
+    """Delete a ward; its pumps stay, without a ward, each shown so by a `device:status` change. Refused while one
+    of its pumps has an infusion on or an active alarm (`ward_delete_blockers`).
 
     Each pump leaves the ward through `pump_registration_save` (its lock, its change, the audit) before the
     ward goes, so no pump's ward changes behind its screens (the foreign key would set it to null silently).
@@ -61,6 +80,9 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
         # Its row locked first: a pump moved into it meanwhile (its foreign key checked against this row) waits for
         # the deletion and is then refused, instead of being nulled with the ward behind its screens (PostgreSQL).
         Ward.objects.select_for_update().filter(pk=ward.pk).first()
+        blockers = ward_delete_blockers(ward=ward)
+        if blockers:
+            raise PumpStreamError(f"Ward {ward.code} is in use: {'; '.join(blockers)}", code="ward_in_use")
         for device in Device.objects.filter(ward=ward).order_by("device_id"):
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)

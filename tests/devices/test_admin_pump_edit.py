@@ -12,11 +12,14 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.admin import DeviceAdmin
+from devices.exceptions import PumpStreamError
 from devices.models import ChangeLogEntry, Device, DeviceEvent, InfusionSession, Ward
+from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock, status_changed
 from devices.services.pumps import pump_report_apply
+from devices.services.registration import ward_delete
 from devices.services.sessions import infusion_start, session_transition
-from devices.states import SessionStatus
+from devices.states import AlarmPriority, AlarmSource, SessionStatus
 from protocol import events
 from protocol.payloads import payload_to_wire
 from protocol.schemas import payload_parse
@@ -202,3 +205,31 @@ def test_the_audit_of_an_admin_edit_says_what_each_column_was_and_became(admin_c
     assert changes == {"max_rate_ml_min": {"from": 20.0, "to": 10.0}, "ward": {"from": "icu", "to": "ward-b"}}, (
         f"the audit of the edit does not say what the pump's limit and ward were and became: {audit.payload}"
     )
+
+
+@pytest.mark.parametrize("in_use", ["infusing", "alarming"])
+@pytest.mark.parametrize("how", ["delete page", "bulk action"])
+def test_a_ward_whose_pumps_infuse_or_alarm_is_not_deleted(admin_client, how, in_use):
+    """Deleted, its stations would lose the pump and no one of the ward would be paged for its alarms: the admin
+    refuses, naming the pump, until it is moved to another ward."""
+    ward = make_ward("icu")
+    device = make_device("PUMP_BUSY", ward=ward)
+    make_device("PUMP_IDLE", ward=ward)
+    if in_use == "infusing":
+        running_session(device.device_id)
+    else:
+        with transaction.atomic():
+            alarm_raise(device=device_lock(device_id=device.device_id), type="occlusion", priority=AlarmPriority.HIGH,
+                        source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    if how == "delete page":
+        response = admin_client.post(f"/admin/devices/ward/{ward.pk}/delete/", {"post": "yes"})
+    else:
+        response = admin_client.post("/admin/devices/ward/", {"action": "delete_selected", "post": "yes",
+                                                               "_selected_action": [ward.pk]})  # fmt: skip
+    assert Ward.objects.filter(pk=ward.pk).exists(), (
+        f"the ward was deleted while {device.device_id} was {in_use}: its stations lost the pump"
+    )
+    assert Device.objects.get(pk=device.pk).ward_id == ward.pk
+    assert "PUMP_BUSY" in response.content.decode() and "PUMP_IDLE" not in response.content.decode()
+    with pytest.raises(PumpStreamError, match="PUMP_BUSY"):
+        ward_delete(ward=ward)
