@@ -98,10 +98,13 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
 def alarms_remind(*, now: datetime | None = None) -> int:
     """Re-alert active alarms still active past the reminder interval after acknowledgement; returns how many."""
     now = now or timezone.now()
+    acknowledged = Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
+    if not acknowledged.exists():  # none acknowledged and still active: one plain query a tick
+        return 0
     due = Q()
     for priority, setting in REMINDED_PRIORITIES.items():
         due |= Q(priority=priority, acknowledged_at__lt=now - timedelta(seconds=settings.PUMPSTREAM[setting]))
-    overdue = Alarm.objects.filter(due, state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
+    overdue = acknowledged.filter(due)
     reminded = 0
     for alarm_id, device_id in overdue.order_by("acknowledged_at").values_list("pk", "device__device_id")[:PER_TICK]:
         reminded += _remind(alarm_id, device_id, now)

@@ -32,6 +32,8 @@ def escalation_deliveries_due(*, now: datetime | None = None, exclude: set[int] 
     """`(delivery id, url, body)` of the pending deliveries due now; those whose alarm was answered are withdrawn."""
     now = now or timezone.now()
     pending = EscalationDelivery.objects.filter(state=DeliveryState.PENDING)
+    if not pending.exists():  # none pending: no UPDATE (a write, on SQLite the whole file's lock) every tick
+        return []
     answered = Q(alarm__acknowledged_at__isnull=False) | ~Q(alarm__state=AlarmState.ACTIVE)
     withdrawn = pending.filter(answered).exclude(pk__in=exclude).update(state=DeliveryState.WITHDRAWN, ended_at=now)
     if withdrawn:
