@@ -9,7 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from bench.compare_report import _range
+from bench.compare_report import span
 from bench.figures import spread
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -99,15 +99,15 @@ def markdown(result: dict) -> str:
             f = figures.get(name)
             if not f:
                 continue
-            others = ", ".join(f"{p} {_range(v)}" for p, v in f["cpu_us_per_msg"].items() if p != "subscriber")
-            lines.append(f"| {rate} | {label} | {f['runs']} | {_range(f['cpu_us_per_msg']['subscriber'])} | {others} | "
-                         f"{_range(f['lost'])} ({f['published']}) | {_range(f['p50_ms'])} | {_range(f['p99_ms'])} | "
-                         f"{_range(f['load_avg_1m'])} |")  # fmt: skip
+            others = ", ".join(f"{p} {span(v)}" for p, v in f["cpu_us_per_msg"].items() if p != "subscriber")
+            lines.append(f"| {rate} | {label} | {f['runs']} | {span(f['cpu_us_per_msg']['subscriber'])} | {others} | "
+                         f"{span(f['lost'])} ({f['published']}) | {span(f['p50_ms'])} | {span(f['p99_ms'])} | "
+                         f"{span(f['load_avg_1m'])} |")  # fmt: skip
     lines += ["", "| msg/s | bridge | CPU per msg / the bare one's: per round | of medians | minus the bare µs/msg |",
               "|---|---|---|---|---|"]  # fmt: skip
     for rate, figures in result["summary"].items():
         for name, ratio in figures["ratios"].items():
-            lines.append(f"| {rate} | {name} | {_range(ratio['per_round'])} | {ratio['of_medians']} | "
+            lines.append(f"| {rate} | {name} | {span(ratio['per_round'])} | {ratio['of_medians']} | "
                          f"{ratio['bridge_minus_bare_us']} |")  # fmt: skip
     return "\n".join(lines + [""] + [f"- {line}" for line in result.get("targets", [])]) + "\n"
 

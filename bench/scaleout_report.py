@@ -1,6 +1,6 @@
 """The scale-out run as Markdown: per rate and configuration, deliveries, latency and CPU per message by process."""
 
-from bench.compare_report import _range
+from bench.compare_report import span
 
 PROCESS_COLUMNS = ("daphne-1", "daphne-2", "bridge-1", "bridge-2", "postgres", "redis", "broker", "servers",
                    "generator", "watchers")  # fmt: skip
@@ -12,9 +12,9 @@ def deliveries_table(summary: dict) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for rate, figures in summary.items():
         for config, f in figures.items():
-            lines.append(f"| {rate} | {config} | {f['runs']} | {_range(f['received'])} ({_range(f['expected'])}) | "
-                         f"{_range(f['lost'])} | {_range(f['p50_ms'])} | {_range(f['p99_ms'])} | "
-                         f"{_range(f['cores_busy'])} | {_range(f['load_avg_1m'])} |")  # fmt: skip
+            lines.append(f"| {rate} | {config} | {f['runs']} | {span(f['received'])} ({span(f['expected'])}) | "
+                         f"{span(f['lost'])} | {span(f['p50_ms'])} | {span(f['p99_ms'])} | "
+                         f"{span(f['cores_busy'])} | {span(f['load_avg_1m'])} |")  # fmt: skip
     return lines
 
 
@@ -23,7 +23,7 @@ def cpu_table(summary: dict) -> list[str]:
     lines = ["| msg/s | config | " + " | ".join(PROCESS_COLUMNS) + " |", "|---|---|" + "---|" * len(PROCESS_COLUMNS)]
     for rate, figures in summary.items():
         for config, f in figures.items():
-            cells = [_range(f["cpu_us_per_msg"][name]) if name in f["cpu_us_per_msg"] else "" for name in
+            cells = [span(f["cpu_us_per_msg"][name]) if name in f["cpu_us_per_msg"] else "" for name in
                      PROCESS_COLUMNS]  # fmt: skip
             lines.append(f"| {rate} | {config} | " + " | ".join(cells) + " |")
     return lines
@@ -34,8 +34,8 @@ def work_table(summary: dict) -> list[str]:
     lines = ["| msg/s | config | applied in the window | CPU µs per unit of work |", "|---|---|---|---|"]
     for rate, figures in summary.items():
         for config, f in figures.items():
-            cells = ", ".join(f"{name} {_range(value)}" for name, value in f.get("cpu_us_per_work", {}).items())
-            lines.append(f"| {rate} | {config} | {_range(f['applied']) if 'applied' in f else '–'} | {cells} |")
+            cells = ", ".join(f"{name} {span(value)}" for name, value in f.get("cpu_us_per_work", {}).items())
+            lines.append(f"| {rate} | {config} | {span(f['applied']) if 'applied' in f else '–'} | {cells} |")
     return lines
 
 
