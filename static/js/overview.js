@@ -138,8 +138,9 @@ function applySummary(summary) {
     card(deviceId)?.remove();
   }
   for (const update of updates) {
-    const known = pumps.get(update.deviceId);
-    if (!known) continue; // another ward's pump (the filter is applied on the page)
+    // A pump the page did not list joined the feed (moved into the ward, or registered since the page opened): the
+    // station lists and sounds its alarms at once; its card comes with the page's next load.
+    const known = pumps.get(update.deviceId) ?? { deviceId: update.deviceId };
     if (typeof known.seq === "number" && typeof update.seq === "number" && update.seq < known.seq) continue;
     const merged = { ...known, ...update };
     if (!("lastSeenAt" in update)) merged.lastSeenAt = known.lastSeenAt;

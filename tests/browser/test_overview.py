@@ -3,9 +3,13 @@
 import time
 
 import pytest
+from django.db import transaction
 from playwright.sync_api import expect
 
+from devices.services.alarms import alarm_raise
+from devices.services.changes import device_lock
 from devices.services.registration import pump_registration_save
+from devices.states import AlarmPriority, AlarmSource
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
 from tests.support.browser import TABLET, measure, screenshot
@@ -116,3 +120,19 @@ def test_a_pump_moved_to_another_ward_leaves_the_overview(open_page, stack):
     pump_registration_save(device=moved, fields=["ward"])
     expect(page.locator('.pump-card[data-device-id="BRW_MOVED"]')).to_have_count(0, timeout=5_000)
     expect(page.locator('.pump-card[data-device-id="BRW_STAYS"]')).to_be_visible()
+
+
+def test_a_pump_moved_into_the_ward_with_an_alarm_sounds_at_its_new_wards_station(open_page, stack):
+    """Its high alarm is the new ward's now: the station shows it at once, not at the page's next load."""
+    icu, er = make_ward("icu"), make_ward("er")
+    make_device("BRW_HOME", ward=icu, bed="1")
+    joining = make_device("BRW_JOINS", ward=er, bed="9")
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id="BRW_JOINS"), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    page = open_page(make_user("nurse", ward=icu), "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator("#station-alarm-banner")).to_be_hidden()
+    joining.ward = icu
+    pump_registration_save(device=joining, fields=["ward"])
+    expect(page.locator("#station-alarm-banner")).to_contain_text("Line blocked", timeout=5_000)
