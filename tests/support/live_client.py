@@ -6,6 +6,7 @@ subscribes a pump again when one of its events skips a `seq`. Its handlers run o
 order (`InOrderClient`), so the log it keeps is the order the server sent.
 """
 
+import logging
 import threading
 import time
 from typing import Any
@@ -14,6 +15,11 @@ import requests
 
 from protocol import events
 from tests.support.sio import EventLog, InOrderClient, state_from_events
+
+# The Engine.IO client's own words on why it dropped a connection ('Unexpected packet from server, aborting', a
+# failed request), warnings the test's log keeps; python-engineio logs nothing below ERROR without a logger of its own.
+ENGINEIO_LOGGER = logging.getLogger("tests.live_client.engineio")
+ENGINEIO_LOGGER.setLevel(logging.WARNING)
 
 
 class LiveSubscriber:
@@ -40,7 +46,7 @@ class LiveSubscriber:
             options["http_session"] = requests.Session()  # the headers it reuses, so a reconnect would have none
             options["http_session"].headers["Cookie"] = cookie
         self.client = InOrderClient(reconnection=True, reconnection_delay=1, reconnection_delay_max=5,
-                                    randomization_factor=0.5, **options)  # fmt: skip
+                                    randomization_factor=0.5, engineio_logger=ENGINEIO_LOGGER, **options)  # fmt: skip
         self.client.on("connect", self._connected)
         self.client.on("disconnect", self._disconnected)
         self.client.on("*", self._received)
