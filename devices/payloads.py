@@ -42,6 +42,7 @@ def status_body(device: Device, *, now: datetime | None = None) -> wire.StatusEv
             hasPresence=device.has_presence,
             heartbeatTimeoutS=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"],
             ward=device.ward.code if device.ward_id else None,
+            bed=device.bed or None,
         )
     )
 
@@ -286,4 +287,5 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         volumeRemainingMl=progress.get("volumeRemainingMl"),
         topAlarm=top_alarm_body(alarms[0] if alarms else None),
         alarms=[top_alarm_body(alarm) for alarm in alarms],
+        bed=device.bed or None,
     )

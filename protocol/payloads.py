@@ -67,6 +67,7 @@ class PumpStatus(Payload):
     hasPresence: bool
     heartbeatTimeoutS: Number
     ward: str | None
+    bed: str | None = None  # where the pump is, as registered: what a station names it by
 
 
 class StatusEvent(Payload):

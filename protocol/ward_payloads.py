@@ -59,6 +59,7 @@ class WardPump(Payload):
     volumeRemainingMl: Number | None
     topAlarm: TopAlarm | None  # the first of `alarms`
     alarms: list[TopAlarm]  # every active alarm, highest and newest first
+    bed: str | None = None  # where the pump is: the station names its alarms by it
 
 
 class WardSummary(Payload):

@@ -14,7 +14,7 @@ from devices.services.changes import device_lock, event_record, status_changed
 from devices.signals import pump_ward_changed
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
-STATUS_FIELDS = frozenset({"ward", "has_presence", "firmware_version"})
+STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "firmware_version"})
 
 
 def pump_registration_save(*, device: Device, fields: Collection[str], user: Any = None) -> Device:

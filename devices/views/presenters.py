@@ -17,7 +17,6 @@ def pump_summary(device: Device, session: InfusionSession | None, alarms: list[A
         **payload_to_wire(payloads.ward_pump_body(device, session, alarms)),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
-        "bed": device.bed,
     }
 
 

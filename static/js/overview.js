@@ -32,6 +32,7 @@ function render(pump) {
   const connectivity = connectivityNow(pump, page.heartbeatTimeoutS);
   pump.condition = pumpCondition(connectivity, pump.unordered ? pump.pumpState : pump.sessionStatus);
   element.dataset.connectivity = connectivity;
+  setField(element, "bed", pump.bed ? `Bed ${pump.bed}` : pump.deviceId); // moved to another bed in the admin
   element.dataset.condition = pump.condition;
   setField(element, "condition-symbol", CONDITION[pump.condition].symbol);
   setField(element, "condition-label", CONDITION[pump.condition].label);

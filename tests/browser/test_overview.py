@@ -136,3 +136,19 @@ def test_a_pump_moved_into_the_ward_with_an_alarm_sounds_at_its_new_wards_statio
     joining.ward = icu
     pump_registration_save(device=joining, fields=["ward"])
     expect(page.locator("#station-alarm-banner")).to_contain_text("Line blocked", timeout=5_000)
+
+
+def test_a_pump_moved_to_another_bed_is_named_by_its_new_bed_at_once(open_page, stack):
+    """A station names a pump's alarm by its bed: after the admin's edit it must send the nurse to the new bed."""
+    icu = make_ward("icu")
+    pump = make_device("BRW_BED", ward=icu, bed="3")
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id="BRW_BED"), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    page = open_page(make_user("nurse", ward=icu), "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator("#station-alarm-banner")).to_contain_text("Bed 3")
+    pump.bed = "7"
+    pump_registration_save(device=pump, fields=["bed"])
+    expect(page.locator("#station-alarm-banner")).to_contain_text("Bed 7", timeout=5_000)
+    expect(page.locator('.pump-card[data-device-id="BRW_BED"] [data-field="bed"]')).to_have_text("Bed 7")

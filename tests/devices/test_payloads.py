@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 # The keys of each event's inner object, in the order the dict builders wrote them before the typed payloads.
 WIRE_KEYS = {
     events.DEVICE_STATUS: ["status", "reportedStatus", "connectivity", "pumpState", "lastSeenAt", "batteryLevel",
-                           "firmwareVersion", "hasPresence", "heartbeatTimeoutS", "ward"],
+                           "firmwareVersion", "hasPresence", "heartbeatTimeoutS", "ward", "bed"],
     events.DEVICE_SESSION: ["infusionId", "status", "order", "reason", "createdAt", "deliveredAt", "confirmedAt",
                             "endedAt", "reportedParameters", "readBack", "patient", "patientBed", "runningEvidence"],
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
