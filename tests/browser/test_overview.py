@@ -122,16 +122,22 @@ def test_a_pump_moved_to_another_ward_leaves_the_overview(open_page, stack):
     expect(page.locator('.pump-card[data-device-id="BRW_STAYS"]')).to_be_visible()
 
 
+def alarming_pump_page(open_page, device_id: str, nurse):
+    """The nurse's overview, live, once `device_id` has a high alarm (raised as the bridge raises one)."""
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    page = open_page(nurse, "/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    return page
+
+
 def test_a_pump_moved_into_the_ward_with_an_alarm_sounds_at_its_new_wards_station(open_page, stack):
     """Its high alarm is the new ward's now: the station shows it at once, not at the page's next load."""
     icu, er = make_ward("icu"), make_ward("er")
     make_device("BRW_HOME", ward=icu, bed="1")
     joining = make_device("BRW_JOINS", ward=er, bed="9")
-    with transaction.atomic():
-        alarm_raise(device=device_lock(device_id="BRW_JOINS"), type="occlusion", priority=AlarmPriority.HIGH,
-                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
-    page = open_page(make_user("nurse", ward=icu), "/")
-    expect(page.locator("#connection-banner")).to_have_text("Live")
+    page = alarming_pump_page(open_page, "BRW_JOINS", make_user("nurse", ward=icu))
     expect(page.locator("#station-alarm-banner")).to_be_hidden()
     joining.ward = icu
     pump_registration_save(device=joining, fields=["ward"])
@@ -142,11 +148,7 @@ def test_a_pump_moved_to_another_bed_is_named_by_its_new_bed_at_once(open_page, 
     """A station names a pump's alarm by its bed: after the admin's edit it must send the nurse to the new bed."""
     icu = make_ward("icu")
     pump = make_device("BRW_BED", ward=icu, bed="3")
-    with transaction.atomic():
-        alarm_raise(device=device_lock(device_id="BRW_BED"), type="occlusion", priority=AlarmPriority.HIGH,
-                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
-    page = open_page(make_user("nurse", ward=icu), "/")
-    expect(page.locator("#connection-banner")).to_have_text("Live")
+    page = alarming_pump_page(open_page, "BRW_BED", make_user("nurse", ward=icu))
     expect(page.locator("#station-alarm-banner")).to_contain_text("Bed 3")
     pump.bed = "7"
     pump_registration_save(device=pump, fields=["bed"])
