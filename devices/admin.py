@@ -26,7 +26,7 @@ from devices.services.registration import pump_registration_save, ward_delete, w
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
-from protocol.limits import MINUTES_PER_HOUR
+from protocol.limits import MIN_RATE_ML_H, MINUTES_PER_HOUR
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -84,8 +84,8 @@ class DeviceAdminForm(forms.ModelForm):
     """
 
     max_rate_ml_h = forms.FloatField(
-        label="Maximum rate (mL/h)", min_value=0.06, initial=20.0 * MINUTES_PER_HOUR,
-        help_text="The pump's own limit; the start wizard refuses a faster order.",
+        label="Maximum rate (mL/h)", min_value=MIN_RATE_ML_H, initial=20.0 * MINUTES_PER_HOUR,
+        help_text="The pump's own limit; the start wizard refuses a faster order (and any over 999 mL/h).",
     )  # fmt: skip
 
     class Meta:

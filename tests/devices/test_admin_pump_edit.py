@@ -233,3 +233,14 @@ def test_a_ward_whose_pumps_infuse_or_alarm_is_not_deleted(admin_client, how, in
     assert "PUMP_BUSY" in response.content.decode() and "PUMP_IDLE" not in response.content.decode()
     with pytest.raises(PumpStreamError, match="PUMP_BUSY"):
         ward_delete(ward=ward)
+
+
+def test_a_pumps_maximum_rate_below_the_lowest_order_is_refused(admin_client):
+    """A maximum under 0.1 mL/h (the lowest rate an order may have) would make every order on the pump impossible."""
+    device = make_device("PUMP_ADMIN", ward=make_ward("icu"))
+    opened = opened_form(admin_client, device)
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "max_rate_ml_h": "0.06"})
+    assert response.status_code == 200, "the admin saved a pump maximum of 0.06 mL/h: no order could ever start"
+    assert Device.objects.get(pk=device.pk).max_rate_ml_min == device.max_rate_ml_min
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "max_rate_ml_h": "0.1"})
+    assert response.status_code == 302, response.content.decode()[:2000]
