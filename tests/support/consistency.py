@@ -74,7 +74,9 @@ def assert_consistent(url: str, cookie: str, clients: list, device_id: str, *, f
         except AssertionError as exc:
             got = [(e, d["seq"]) for e, d in client.events.device_events(device_id)]
             errors = client.events.named(events.ERROR)
-            raise AssertionError(f"client {n} ({type(client).__name__}) never got {device_id}'s seq {final}: "
+            how = (f"{client.transport}, disconnected {client.disconnected.is_set()}"
+                   if isinstance(client, StreamClient) else "channels")  # fmt: skip
+            raise AssertionError(f"client {n} ({type(client).__name__}, {how}) never got {device_id}'s seq {final}: "
                                  f"subscribed {client.events.named(events.STREAM_SUBSCRIBED, device_id=device_id)}, "
                                  f"last received {got[-8:]}, errors {errors}") from exc  # fmt: skip
         seen |= {event for event, _ in received}

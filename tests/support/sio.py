@@ -7,6 +7,7 @@ transport that records every event in order. `DeviceState` applies events the wa
 """
 
 import json
+import logging
 import queue
 import re
 import threading
@@ -176,6 +177,8 @@ class StreamClient:
         if transport == "polling" and cookie:  # every long-poll request carries the cookie, as a browser's do
             options["http_session"] = requests.Session()
             options["http_session"].headers["Cookie"] = cookie
+        if transport == "polling":  # why a polling client ends its connection shows in the test's captured log
+            options["engineio_logger"] = logging.getLogger("engineio.client.polling")
         self.client = InOrderClient(reconnection=False, **options)
         self.client.on("*", self.events.append)
         self.client.on("disconnect", lambda *args: self.disconnected.set())
