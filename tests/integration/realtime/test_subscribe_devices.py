@@ -105,3 +105,21 @@ def test_a_pump_unsubscribed_while_its_snapshot_is_read_sends_nothing_more(daphn
     client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["deviceId"] == "PUMP_0003", start=start)
     after = [e for e, d in client.events.items[start:] if isinstance(d, dict) and d.get("deviceId") == "PUMP_0001"]
     assert not after, f"an unsubscribed pump's events still reached the socket: {after}"
+
+
+def test_a_long_polling_client_gets_many_snapshots_flushed_in_one_response(daphne_server, clients):
+    """Engine.IO long-polling (the page's fallback): the server answers a poll with everything queued for the
+    client, here 12 pumps' `stream:subscribed` and status at once; the client takes them all and stays."""
+    ward = make_ward("icu")
+    pumps = [f"POLL_{number:02d}" for number in range(12)]
+    for device_id in pumps:
+        make_device(device_id, ward=ward)
+    nurse = make_user("nurse", ward=ward)
+    client = StreamClient(daphne_server.url, cookie=session_cookie(nurse), transport="polling").connect()
+    clients.append(client)
+    client.emit(events.SUBSCRIBE_DEVICES, {"deviceIds": pumps})
+    seqs = subscribed_seqs(client.events, pumps)
+    changes_commit("POLL_11", [(events.DEVICE_PROGRESS, {"progress": {"n": 1}})])
+    live = client.events.wait_for(lambda e, d: e == events.DEVICE_PROGRESS and d["deviceId"] == "POLL_11")
+    assert live["seq"] == seqs["POLL_11"] + 1
+    assert not client.disconnected.is_set(), "the polling client was cut off by a response of many packets"
