@@ -1,12 +1,21 @@
-"""Selectors of the time-driven checks: unconfirmed, silent and stale pumps (the bridge's housekeeping)."""
+"""Selectors of the time-driven checks (the bridge's housekeeping): unconfirmed starts, overdue commands, silent
+and stale pumps, alarms due a reminder or an escalation, escalation webhooks due a try.
+
+Each takes the moment it judges as of: housekeeping asks with now to act, and with a moment ahead to learn
+whether anything falls due before then (`realtime/bridge/housekeeping.py`, an idle bridge's sleep).
+"""
 
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from devices.models import Alarm, Device, InfusionSession
-from devices.states import AlarmState, Presence, SessionStatus
+from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
+from devices.states import COMMAND_UNSETTLED_STATES, AlarmPriority, AlarmState, DeliveryState, Presence, SessionStatus
+
+REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
+ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
+                             AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
 def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[str]:
@@ -34,3 +43,67 @@ def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
     """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
     stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
     return set(stale.values_list("device_id", flat=True))
+
+
+def commands_overdue(*, by: datetime) -> QuerySet:
+    """Commands not yet ended whose deadline has come by `by`, the earliest first."""
+    overdue = Command.objects.filter(state__in=COMMAND_UNSETTLED_STATES, expires_at__lte=by)
+    return overdue.order_by("expires_at")
+
+
+def escalation_delays(priority: str) -> list[float]:
+    """Seconds after alerting at which an unacknowledged alarm of this priority reaches tier 1, 2, ..."""
+    return [float(delay) for delay in settings.PUMPSTREAM[ESCALATION_DELAY_SETTINGS[priority]]]
+
+
+def alarms_unanswered() -> QuerySet:
+    """Active alarms nobody has acknowledged."""
+    return Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
+
+
+def alarms_escalation_due(*, by: datetime) -> QuerySet:
+    """Unanswered alarms due their next tier by `by`, the longest waiting first (none when no tier is set)."""
+    due = Q()
+    for priority in ESCALATION_DELAY_SETTINGS:
+        for level, delay in enumerate(escalation_delays(priority)):
+            due |= Q(priority=priority, escalation_level=level, alerted_at__lte=by - timedelta(seconds=delay))
+    return alarms_unanswered().filter(due).order_by("alerted_at") if due else Alarm.objects.none()
+
+
+def alarms_acknowledged_active() -> QuerySet:
+    """Active alarms somebody acknowledged (each reminds again after its priority's interval)."""
+    return Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
+
+
+def alarms_reminder_due(*, by: datetime) -> QuerySet:
+    """Acknowledged alarms still active whose reminder interval has passed by `by`, the oldest first."""
+    due = Q()
+    for priority, setting in REMINDED_PRIORITIES.items():
+        due |= Q(priority=priority, acknowledged_at__lt=by - timedelta(seconds=settings.PUMPSTREAM[setting]))
+    return alarms_acknowledged_active().filter(due).order_by("acknowledged_at")
+
+
+def deliveries_pending() -> QuerySet:
+    """Escalation webhooks still to be delivered (tried again later, or not yet tried)."""
+    return EscalationDelivery.objects.filter(state=DeliveryState.PENDING)
+
+
+def deliveries_due(*, by: datetime) -> QuerySet:
+    """Pending escalation webhooks whose next try has come by `by`, the earliest first."""
+    return deliveries_pending().filter(next_try_at__lte=by).order_by("next_try_at")
+
+
+def commands_due_by(moment: datetime) -> bool:
+    return commands_overdue(by=moment).exists()
+
+
+def reminders_due_by(moment: datetime) -> bool:
+    """An acknowledged alarm due its reminder by `moment` (one plain query when none is acknowledged)."""
+    return alarms_acknowledged_active().exists() and alarms_reminder_due(by=moment).exists()
+
+
+def escalations_due_by(moment: datetime) -> bool:
+    """An alarm due its next tier, or an escalation webhook due a try, by `moment` (plain queries when none is)."""
+    if alarms_unanswered().exists() and alarms_escalation_due(by=moment).exists():
+        return True
+    return deliveries_pending().exists() and deliveries_due(by=moment).exists()

@@ -4,16 +4,15 @@ Every server alarm type's clearing rule is written in `docs/clinical-rules.md` (
 """
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
+from devices.housekeeping_selectors import alarms_acknowledged_active, alarms_reminder_due
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark, alarm_transition
 from devices.services.changes import change_record, device_lock, event_record
@@ -37,7 +36,6 @@ SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirm
 # ... and the one that also clears when the session pauses: a paused pump is expected to fall silent.
 PAUSE_CLEARS = ("communication_lost",)
 NOTE_REQUIRED = (AlarmResolveReason.OTHER, AlarmResolveReason.FALSE_ALARM)
-REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 PER_TICK = 100
 
 
@@ -98,15 +96,10 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
 def alarms_remind(*, now: datetime | None = None) -> int:
     """Re-alert active alarms still active past the reminder interval after acknowledgement; returns how many."""
     now = now or timezone.now()
-    acknowledged = Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
-    if not acknowledged.exists():  # none acknowledged and still active: one plain query a tick
+    if not alarms_acknowledged_active().exists():  # none acknowledged and still active: one plain query a tick
         return 0
-    due = Q()
-    for priority, setting in REMINDED_PRIORITIES.items():
-        due |= Q(priority=priority, acknowledged_at__lt=now - timedelta(seconds=settings.PUMPSTREAM[setting]))
-    overdue = acknowledged.filter(due)
     reminded = 0
-    for alarm_id, device_id in overdue.order_by("acknowledged_at").values_list("pk", "device__device_id")[:PER_TICK]:
+    for alarm_id, device_id in alarms_reminder_due(by=now).values_list("pk", "device__device_id")[:PER_TICK]:
         reminded += _remind(alarm_id, device_id, now)
     return reminded
 

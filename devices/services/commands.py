@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
+from devices.housekeeping_selectors import commands_overdue
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record
@@ -164,9 +165,8 @@ def commands_supersede(*, device: Device, session: InfusionSession, now: datetim
 
 def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:
     """End the commands past their deadline: `expired` if never published, `failed` if the pump did not act."""
-    overdue = Command.objects.filter(state__in=COMMAND_UNSETTLED_STATES, expires_at__lte=now)
     ended = 0
-    for pk, device_id, state in overdue.order_by("expires_at").values_list("pk", "device__device_id", "state")[:limit]:
+    for pk, device_id, state in commands_overdue(by=now).values_list("pk", "device__device_id", "state")[:limit]:
         if state == CommandState.QUEUED:
             to, error = CommandState.EXPIRED, "expired before it could be sent"
         else:

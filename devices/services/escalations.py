@@ -10,31 +10,24 @@ import hashlib
 import hmac
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from devices import payloads
+from devices.housekeeping_selectors import alarms_escalation_due, alarms_unanswered, escalation_delays
 from devices.models import Alarm, EscalationDelivery
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
-from devices.states import AlarmPriority, AlarmState
+from devices.states import AlarmState
 from protocol import events
 from protocol.payloads import Escalated
 
 logger = logging.getLogger(__name__)
 
 PER_TICK = 100
-DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
-                  AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
-
-
-def escalation_delays(priority: str) -> list[float]:
-    """Seconds after alerting at which an unacknowledged alarm of this priority reaches tier 1, 2, ..."""
-    return [float(delay) for delay in settings.PUMPSTREAM[DELAY_SETTINGS[priority]]]
 
 
 def tier_setting(name: str, tier: int) -> str:
@@ -46,16 +39,9 @@ def tier_setting(name: str, tier: int) -> str:
 def alarms_escalate(*, now: datetime | None = None) -> int:
     """Escalate the active, unacknowledged alarms whose next tier is due; returns how many."""
     now = now or timezone.now()
-    unanswered = Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
-    if not unanswered.exists():  # an idle ward: one plain query a tick, not the tiers' compound one
+    if not alarms_unanswered().exists():  # an idle ward: one plain query a tick, not the tiers' compound one
         return 0
-    due = Q()
-    for priority in DELAY_SETTINGS:
-        for level, delay in enumerate(escalation_delays(priority)):
-            due |= Q(priority=priority, escalation_level=level, alerted_at__lte=now - timedelta(seconds=delay))
-    if not due:
-        return 0
-    rows = unanswered.filter(due).order_by("alerted_at").values_list("pk", "device__device_id")[:PER_TICK]
+    rows = alarms_escalation_due(by=now).values_list("pk", "device__device_id")[:PER_TICK]
     return sum(_escalate(alarm_id, device_id, now) for alarm_id, device_id in rows)
 
 

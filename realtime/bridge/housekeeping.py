@@ -1,5 +1,18 @@
 """Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
-escalations and their webhooks, and the change log's old entries."""
+escalations and their webhooks, and the change log's old entries.
+
+An idle bridge does not ask the database every tick (issue 17: at most 1 % of a core with no traffic). On a
+tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
+due within its horizon (half its shortest timeout, at most `SLEEP_MAX_S`); if nothing does, nothing is due now
+either, and it sleeps until then without running. No deadline is missed for it, because each is born at least
+its timeout away: a start times out CONFIRMATION_TIMEOUT_S after it was created, a command at its `expires_at`
+(its lifetime after it was queued), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
+an alarm reminds or escalates its interval after it was acknowledged or alerted; whatever appears while a
+check sleeps falls due after it wakes, and the check's own question covers what was already there. Everything
+wakes when this bridge commits (a message heard a while ago may carry an older moment), when the broker link
+changes and while a webhook is under way; a scale-out leader, which does not see the other bridges' commits,
+never sleeps (`shared.py`).
+"""
 
 import logging
 from collections.abc import Callable
@@ -9,8 +22,14 @@ from django.conf import settings
 
 from devices.exceptions import PumpStreamError
 from devices.housekeeping_selectors import (
+    ESCALATION_DELAY_SETTINGS,
+    REMINDED_PRIORITIES,
+    commands_due_by,
     devices_silent_unalarmed,
     devices_stale_without_presence,
+    escalation_delays,
+    escalations_due_by,
+    reminders_due_by,
     sessions_unconfirmed_since,
 )
 from devices.services.alarm_rules import alarms_remind
@@ -28,28 +47,76 @@ logger = logging.getLogger(__name__)
 # off over a few ticks while messages keep being committed between them, not in one long stall.
 PER_TICK = 100
 CHANGE_LOG_PRUNE_EVERY_S = 5.0
+SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 
 
 class Housekeeping:
     """Time-driven decisions; silence alarms wait a grace period after the bridge (re)gains the broker."""
+
+    may_sleep = True  # an idle check may skip ticks until its next deadline can come (the module's docstring)
 
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
+        self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
+        self.committed = True  # this bridge committed since the last tick (the worker says so)
+        self.connected_since: datetime | None = None
+        self.checks = {
+            "starts": (self.confirmation_timeouts, self.starts_due_by, ("CONFIRMATION_TIMEOUT_S",)),
+            "commands": (self.overdue_commands, commands_due_by, ("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")),
+            "silence": (self.silent_sessions, self.silence_due_by, ("HEARTBEAT_TIMEOUT_S",)),
+            "stale": (self.stale_pumps, self.stale_due_by, ("HEARTBEAT_TIMEOUT_S",)),
+            "reminders": (lambda now: alarms_remind(now=now), reminders_due_by, REMINDED_PRIORITIES.values()),
+            "escalations": (self.escalations, self.escalations_due_by, ()),
+        }  # fmt: skip
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
-        """Run every check once."""
-        self.confirmation_timeouts(now)
-        self.overdue_commands(now)
+        """Run every check that is awake once."""
+        woken = self.committed or connected_since != self.connected_since or not self.may_sleep
+        self.committed, self.connected_since = False, connected_since
+        if woken:
+            self.asleep_until.clear()
         grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        if connected_since is not None and now - connected_since >= grace:
-            self.silent_sessions(now)
-        self.stale_pumps(now)
-        alarms_remind(now=now)
-        self.escalations(now)
+        settled = connected_since is not None and now - connected_since >= grace
+        for name, (check, due_by, timeouts) in self.checks.items():
+            if name == "silence" and not settled:
+                continue
+            if now < self.asleep_until.get(name, now):
+                continue
+            if not woken:  # what is due now is due by `ahead` too: nothing by then, nothing to do now
+                ahead = now + timedelta(seconds=self.horizon_s(name, timeouts))
+                if not due_by(ahead):
+                    self.asleep_until[name] = ahead
+                    continue
+            check(now)
         self.change_log_prune(now)
+
+    @staticmethod
+    def horizon_s(name: str, timeouts) -> float:
+        """How far ahead a check looks before it sleeps: half the shortest timeout of its kind, at most SLEEP_MAX_S."""
+        seconds = [float(settings.PUMPSTREAM[setting]) for setting in timeouts]
+        if name == "escalations":
+            seconds = [delay for priority in ESCALATION_DELAY_SETTINGS for delay in escalation_delays(priority)]
+        return min([SLEEP_MAX_S, *(value / 2 for value in seconds if value > 0)])
+
+    def starts_due_by(self, moment: datetime) -> bool:
+        cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
+        return bool(sessions_unconfirmed_since(cutoff=cutoff, limit=1))
+
+    def silence_due_by(self, moment: datetime) -> bool:
+        return bool(devices_silent_unalarmed(now=moment, limit=1))
+
+    def stale_due_by(self, moment: datetime) -> bool:
+        if self.stale_announced is None:
+            return True
+        cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+        return bool(devices_stale_without_presence(cutoff=cutoff) - self.stale_announced)
+
+    def escalations_due_by(self, moment: datetime) -> bool:
+        """An alarm due a tier, a webhook due a try, or one under way (this check records its outcome)."""
+        return bool(self.webhooks.in_flight) or escalations_due_by(moment)
 
     def escalations(self, now: datetime) -> None:
         """Escalate unacknowledged alarms due a tier; record webhook outcomes; hand due webhooks to the sender."""

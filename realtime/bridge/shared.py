@@ -31,6 +31,8 @@ LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 class SlotHousekeeping(Housekeeping):
     """Housekeeping that runs only while this process holds the `housekeeping` lease."""
 
+    may_sleep = False  # the other bridges' commits bring deadlines this process does not see
+
     def __init__(self, slots: SlotLinks) -> None:
         super().__init__()
         self.slots = slots

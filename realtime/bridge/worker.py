@@ -183,6 +183,7 @@ class Bridge:
 
     def _after_commit(self, batch: list[InboundMessage], outcomes: Counter[str]) -> None:
         now = timezone.now()
+        self.housekeeping.committed = True  # new deadlines may have come: every check wakes
         metrics.BATCH_SIZE.observe(len(batch))
         for message in batch:
             metrics.PROCESSING_SECONDS.observe(max(0.0, (now - message.received_at).total_seconds()))

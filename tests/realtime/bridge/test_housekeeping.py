@@ -48,3 +48,46 @@ def test_pumps_turning_stale_are_announced_once_each_over_a_few_ticks(settings):
     housekeeping.stale_pumps(later)
     announced = sum(Device.objects.values_list("event_seq", flat=True)) - seq_before
     assert announced == PER_TICK + 30, f"each stale pump's device:status once, got {announced}"
+
+
+# An idle bridge's housekeeping sleeps until something can fall due (issue 17's idle target), never later.
+
+CONNECTED_LONG_AGO = timezone.now() - timedelta(hours=1)
+
+
+def idle_ticks(housekeeping: Housekeeping, start, *seconds: float) -> None:
+    for offset in seconds:
+        housekeeping.tick(start + timedelta(seconds=offset), connected_since=CONNECTED_LONG_AGO)
+
+
+def test_an_idle_bridges_checks_ask_nothing_while_nothing_can_fall_due(settings, django_assert_num_queries):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
+    housekeeping, start = Housekeeping(), timezone.now()
+    idle_ticks(housekeeping, start, 0.0, 0.5)  # the first runs every check; the second asks what falls due
+    with django_assert_num_queries(0):
+        idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # every check asleep (the silence's for 5 s)
+    with django_assert_num_queries(3):
+        idle_ticks(housekeeping, start, 5.6)  # the silence and stale checks look ahead again; the prune (every 5 s)
+
+
+def test_a_pump_falling_silent_while_housekeeping_sleeps_is_alarmed_on_the_first_tick_after_its_deadline(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
+    silent_running_pumps(1, silent_for_s=4.0)  # silent at start + 6 s
+    housekeeping, start = Housekeeping(), timezone.now()
+    idle_ticks(housekeeping, start, 0.0, 0.5, 5.6)  # asleep from 0.5 to 5.5; from 5.6 it sees the deadline
+    assert not Alarm.objects.filter(type="communication_lost").exists()
+    idle_ticks(housekeeping, start, 6.1)
+    assert Alarm.objects.filter(type="communication_lost").count() == 1, "alarmed on the first tick after 6 s"
+
+
+def test_a_commit_wakes_every_check(settings):
+    """A message heard a while ago may bring an older moment than any check slept for: a commit wakes them."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
+    housekeeping, start = Housekeeping(), timezone.now()
+    idle_ticks(housekeeping, start, 0.0, 0.5)
+    silent_running_pumps(1, silent_for_s=30.0)  # committed meanwhile, already past its heartbeat
+    idle_ticks(housekeeping, start, 1.0)
+    assert not Alarm.objects.filter(type="communication_lost").exists(), "asleep: nothing this bridge committed"
+    housekeeping.committed = True  # what the worker says after each commit
+    idle_ticks(housekeeping, start, 1.5)
+    assert Alarm.objects.filter(type="communication_lost").count() == 1
