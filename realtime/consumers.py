@@ -14,6 +14,7 @@ import json
 import logging
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
@@ -113,9 +114,14 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHORIZED)
 
     async def _send_event(self, event: str, payload: dict) -> None:
+        """Send one event; a client that has just left gets nothing and raises nothing (its `disconnect` follows),
+        so a loop sending to many connections (ward feeds, the rights re-check) never stops at this one."""
         if event == events.STREAM_SUBSCRIBED:
             self.snapshot_seq[payload["deviceId"]] = payload["seq"]
-        await self.send_json({"event": event, "data": payload})
+        try:
+            await self.send_json({"event": event, "data": payload})
+        except Disconnected:
+            logger.info("event not sent: the endpoint's client has left", extra={"event": event})
 
     async def _join(self, device_id: str) -> None:
         self.watching.add(device_id)

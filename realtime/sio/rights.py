@@ -216,17 +216,24 @@ class RightsRegistry:
         verdicts = await sync_to_async(verdicts_for, thread_sensitive=False)(requests)
         for conn_id, connection in live.items():
             verdict = verdicts.get(credential_of(connection.subscriber.principal))
-            if verdict is not None and conn_id in self.connections:
+            if verdict is None or conn_id not in self.connections:
+                continue
+            try:
                 await self._apply(conn_id, connection, verdict)
+            except Exception:  # one socket gone mid-send (its client left) must not spare the others their verdict
+                logger.exception("rights re-check of one socket failed",
+                                 extra={"principal": connection.subscriber.principal.label})  # fmt: skip
 
     async def _apply(self, conn_id: str, live: LiveConnection, verdict: Verdict) -> None:
         subscriber = live.subscriber
         if verdict.reason is not None:
             logger.info("closing a socket that lost its right", extra={"principal": subscriber.principal.label,
                                                                        "reason": verdict.reason})  # fmt: skip
-            await subscriber.send(events.ERROR, error_body(verdict.reason))
-            self.release(conn_id)
-            await live.close()
+            try:
+                await subscriber.send(events.ERROR, error_body(verdict.reason))  # may find the client gone
+            finally:
+                self.release(conn_id)
+                await live.close()
             return
         subscriber.principal = verdict.principal
         subscriber.forget_visible()

@@ -122,7 +122,7 @@ class WardFeed:
             if scope.covers(change.ward_code):
                 if scope.label not in bodies:
                     bodies[scope.label] = {**alarm, "feed": scope.label}
-                await send(events.WARD_ALARM, bodies[scope.label])
+                await _send_guarded(send, events.WARD_ALARM, bodies[scope.label])
         if change.ward_code in self._silenced:  # the alarm may have broken the ward's silence
             await self.refresh_silences()
 
@@ -135,7 +135,7 @@ class WardFeed:
             self._silenced.pop(ward, None)
         for scope, send in list(self._subscribers.values()):
             if scope.covers(ward):
-                await send(events.WARD_SILENCE, body)
+                await _send_guarded(send, events.WARD_SILENCE, body)
 
     async def refresh_silences(self) -> None:
         """Announce the silences that began, changed or ended since last announced (any process may change them)."""
@@ -183,7 +183,7 @@ class WardFeed:
             if scope.key not in bodies:
                 bodies[scope.key] = self._changes_body(scope, dirty, summaries)
             if bodies[scope.key] is not None:
-                await send(events.WARD_SUMMARY, bodies[scope.key])
+                await _send_guarded(send, events.WARD_SUMMARY, bodies[scope.key])
 
     def _changes_body(self, scope: WardScope, dirty: list[str], summaries: dict[str, tuple]) -> dict | None:
         """One feed's summary of the changed pumps it covers and of those it showed that are no longer its own."""
@@ -194,6 +194,14 @@ class WardFeed:
         shown.update(covered)
         pumps = [pump for device_id, (_, pump) in summaries.items() if device_id in covered]
         return summary_body(scope.label, pumps, left=left) if pumps or left else None
+
+
+async def _send_guarded(send: Send, event: str, body: dict) -> None:
+    """Send to one station; its failure is logged and never keeps the event from the stations after it."""
+    try:
+        await send(event, body)
+    except Exception:
+        logger.exception("ward feed event not sent to one station", extra={"event": event})
 
 
 ward_feed = WardFeed(tick_s=settings.PUMPSTREAM["WARD_FEED_TICK_S"])

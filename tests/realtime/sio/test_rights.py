@@ -1,5 +1,6 @@
 """The rights re-check reads sessions in bulk exactly as `django.contrib.auth.get_user` would, one by one."""
 
+import asyncio
 from datetime import timedelta
 from importlib import import_module
 
@@ -77,3 +78,42 @@ def test_verdicts_name_what_was_withdrawn(monkeypatch):
     assert verdicts[gone_key].reason == "Account deactivated"
     assert verdicts[nurse_key].reason is None and verdicts[nurse_key].lost_devices == {"PUMP_R1"}
     assert verdicts[nurse_key].wards == {"icu": "Not permitted to watch this ward"}
+
+
+class _GoneClient(Exception):
+    """What Daphne raises when a socket's client left mid-send ('Attempt to send on a closed protocol')."""
+
+
+class _Socket:
+    """A fake subscriber (unit test): a session, what it watches, and whether its client already left."""
+
+    def __init__(self, session_key: str, *, gone: bool = False) -> None:
+        from types import SimpleNamespace
+
+        from realtime.sio.auth import Principal
+
+        self.principal = Principal(user=SimpleNamespace(pk=7), session_key=session_key, session_hash=session_key)
+        self.limits = SimpleNamespace(devices={"PUMP_R1"}, wards=set())
+        self.gone, self.sent, self.closed = gone, [], False
+
+    async def send(self, event: str, body: dict) -> None:
+        if self.gone:
+            raise _GoneClient("Attempt to send on a closed protocol")
+        self.sent.append((event, body))
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_a_socket_gone_mid_send_spares_no_other_socket_its_revocation(monkeypatch):
+    """A CI run: signing out closed the session's Channels socket, whose client left as the error was sent; the
+    exception ended the round, and the same session's Socket.IO socket stayed open (till the periodic re-check)."""
+    from realtime.sio.rights import LiveConnection, RightsRegistry, Verdict
+
+    registry = RightsRegistry()
+    gone, open_ = _Socket("s1", gone=True), _Socket("s1")
+    registry.connections = {"ws": LiveConnection(gone, gone.close), "sio": LiveConnection(open_, open_.close)}
+    monkeypatch.setattr("realtime.sio.rights.verdicts_for", lambda requests: {"s1": Verdict(reason="Signed out")})
+    asyncio.run(registry.recheck({"session:s1"}))
+    assert open_.closed and open_.sent == [("error", {"message": "Signed out"})], "the other socket was not closed"
+    assert gone.closed and not registry.connections, "the socket whose client left is released and closed too"
