@@ -26,3 +26,8 @@ def change_log_extent() -> tuple[int, int, datetime | None]:
     if oldest is None or newest is None:
         return 0, 0, None
     return oldest[0], newest, oldest[1]
+
+
+def change_log_newest_id() -> int:
+    """The highest id in the log (0 when empty): it moves whenever any process commits a change of a pump."""
+    return ChangeLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0

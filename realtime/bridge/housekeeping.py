@@ -9,9 +9,11 @@ its timeout away: a start times out CONFIRMATION_TIMEOUT_S after it was created,
 (its lifetime after it was queued), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
 an alarm reminds or escalates its interval after it was acknowledged or alerted; whatever appears while a
 check sleeps falls due after it wakes, and the check's own question covers what was already there. Everything
-wakes when this bridge commits (a message heard a while ago may carry an older moment), when the broker link
-changes and while a webhook is under way; a scale-out leader, which does not see the other bridges' commits,
-never sleeps (`shared.py`).
+wakes when this bridge commits (a message heard a while ago may carry an older moment), when any process commits
+a change of a pump (the change log's newest id moved: a page resolving an alarm of a pump still silent, a start
+whose lock wait made its moment old, an alarm to escalate at once), when the broker link changes and while a
+webhook is under way; a scale-out leader never sleeps (`shared.py`). On PostgreSQL a change whose id is lower
+than one already seen can commit after it and go unnoticed: the check then wakes at its horizon, as before.
 """
 
 import logging
@@ -20,6 +22,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from devices.changelog_selectors import change_log_newest_id
 from devices.exceptions import PumpStreamError
 from devices.housekeeping_selectors import (
     ESCALATION_DELAY_SETTINGS,
@@ -63,6 +66,7 @@ class Housekeeping:
         self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
         self.committed = True  # this bridge committed since the last tick (the worker says so)
         self.connected_since: datetime | None = None
+        self.newest_change = 0  # the change log's newest id at the last tick
         self.checks = {
             "starts": (self.confirmation_timeouts, self.starts_due_by, ("CONFIRMATION_TIMEOUT_S",)),
             "commands": (self.overdue_commands, commands_due_by, ("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")),
@@ -74,8 +78,10 @@ class Housekeeping:
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check that is awake once."""
-        woken = self.committed or connected_since != self.connected_since or not self.may_sleep
-        self.committed, self.connected_since = False, connected_since
+        newest_change = change_log_newest_id() if self.may_sleep else 0
+        woken = (self.committed or newest_change != self.newest_change or connected_since != self.connected_since
+                 or not self.may_sleep)  # fmt: skip
+        self.committed, self.newest_change, self.connected_since = False, newest_change, connected_since
         if woken:
             self.asleep_until.clear()
         grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])

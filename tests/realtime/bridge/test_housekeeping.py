@@ -6,9 +6,10 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, Device, InfusionSession
+from devices.services.pumps import pump_mark_stale
 from devices.states import SessionStatus
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
-from tests.factories import make_ward
+from tests.factories import make_device, make_ward
 
 pytestmark = pytest.mark.django_db
 
@@ -64,10 +65,10 @@ def test_an_idle_bridges_checks_ask_nothing_while_nothing_can_fall_due(settings,
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
     housekeeping, start = Housekeeping(), timezone.now()
     idle_ticks(housekeeping, start, 0.0, 0.5)  # the first runs every check; the second asks what falls due
-    with django_assert_num_queries(0):
-        idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # every check asleep (the silence's for 5 s)
-    with django_assert_num_queries(3):
-        idle_ticks(housekeeping, start, 5.6)  # the silence and stale checks look ahead again; the prune (every 5 s)
+    with django_assert_num_queries(4):
+        idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # every check asleep: the change log's newest id only
+    with django_assert_num_queries(4):
+        idle_ticks(housekeeping, start, 5.6)  # that id; the silence and stale checks look ahead; the prune (5 s)
 
 
 def test_a_pump_falling_silent_while_housekeeping_sleeps_is_alarmed_on_the_first_tick_after_its_deadline(settings):
@@ -91,3 +92,17 @@ def test_a_commit_wakes_every_check(settings):
     housekeeping.committed = True  # what the worker says after each commit
     idle_ticks(housekeeping, start, 1.5)
     assert Alarm.objects.filter(type="communication_lost").count() == 1
+
+
+def test_a_change_committed_by_another_process_wakes_every_check(settings):
+    """A page resolving the alarm of a pump still silent commits a change: the silence check must not sleep on."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
+    housekeeping, start = Housekeeping(), timezone.now()
+    idle_ticks(housekeeping, start, 0.0, 0.5)
+    silent_running_pumps(1, silent_for_s=30.0)  # as a resolved alarm leaves it: silent, no active alarm
+    idle_ticks(housekeeping, start, 1.0)
+    assert not Alarm.objects.filter(type="communication_lost").exists(), "asleep: no change committed yet"
+    make_device("PUMP_OTHER", ward=Device.objects.get(device_id="P0000").ward)
+    pump_mark_stale(device_id="PUMP_OTHER", now=start)  # a change of a pump, committed by any process
+    idle_ticks(housekeeping, start, 1.5)
+    assert Alarm.objects.filter(type="communication_lost").count() == 1, "not alarmed on the tick after the change"
