@@ -38,7 +38,7 @@ test: setup-test
 # alarm-flood timing test (it measures the bridge against the broker's floor, one engine is enough), the demo's
 # supervision (no database of its own), the browser tests (on `test` only). The broker-restart test is in: its misses
 # under load ('not every acknowledged message reached the database') were the report budget shedding its pumps'
-# statuses (5 a second, the budget's own rate) after the outage; its bridge now runs without that budget.
+# statuses (5 a second, the budget's own rate) after the outage; the burst now holds a pump's hour of reports.
 # The simulator tests are in (their 'retained online status never arrived' was simulate_pump's Django boot, 6 s
 # at a load of 4, inside the test's 10 s: the start now waits for the boot). POSTGRES_FAILING names tests still failing
 # there (the 3,000-status SIGKILL test, no longer: it ran out of its 60 s at a load of 15-17 until a status cost 6

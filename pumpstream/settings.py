@@ -272,7 +272,9 @@ PUMPSTREAM = {
     "ALARM_BUDGET_PER_S": env.float("ALARM_BUDGET_PER_S", default=1.0),
     "ALARM_BUDGET_BURST": env.float("ALARM_BUDGET_BURST", default=5.0),
     "REPORT_BUDGET_PER_S": env.float("REPORT_BUDGET_PER_S", default=5.0),
-    "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=50.0),
+    # A pump's backlog after an outage (its own, the broker's or the bridge's) arrives at once and is no flood: the
+    # burst holds an hour of a pump's reports at ten a minute; a flood's excess beyond it is shed and summed up.
+    "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=600.0),
     "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),
     # Each Daphne's publisher reads the change log when woken after a commit, and at least this often
     # (a lost wake, commits of processes that cannot wake it); the log keeps changes CHANGE_LOG_KEEP_S.

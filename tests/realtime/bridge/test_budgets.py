@@ -104,3 +104,15 @@ def test_a_batch_retried_after_rollbacks_sheds_and_counts_the_same_messages():
     assert set(active("FLOOD")) == {"fault_0", "fault_1", "alarm_flood"}
     assert active("FLOOD")["alarm_flood"].details["shed"] == {"error": 3}, "counted once, not once per try"
     assert "occlusion" in active("CALM"), "a retry must not use up a calm pump's budget"
+
+
+def test_a_pumps_backlog_after_an_hour_away_is_no_flood():
+    """A pump back after an hour's outage (its network, the broker or the bridge) sends what it queued at once:
+    ten reports a minute, all received in one instant. The default budgets shed none and raise no alarm_flood."""
+    from realtime.bridge.worker import pump_budgets
+
+    make_device("BACK")
+    backlog = [message("BACK", "status", {"status": "running", "seq": n}) for n in range(1, 601)]
+    outcomes = ingest(backlog, pump_budgets())
+    assert outcomes[SHED] == 0, f"a backlog was shed as a flood: {outcomes}"
+    assert "alarm_flood" not in active("BACK")
