@@ -113,6 +113,7 @@ class Subscriber:
     _visible: frozenset[str] = field(default=frozenset(), repr=False)
     _visible_until: float = field(default=0.0, repr=False)
     _visible_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    closed: bool = field(default=False, repr=False)  # the transport closed it: no feed may start for it again
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -246,7 +247,10 @@ class Subscriber:
         await self.subscribe_ward_scope(ward, scope)
 
     async def subscribe_ward_scope(self, ward: str, scope: WardScope) -> None:
-        """(Re)start the feed of `ward` covering `scope` (also when the principal's wards changed)."""
+        """(Re)start the feed of `ward` covering `scope` (also when the principal's wards changed); never once the
+        connection has closed (it may close while its request or its rights' re-check awaited a read)."""
+        if self.closed:
+            return
         self.limits.wards.add(ward)
         self.ward_scopes[ward] = scope
         await ward_feed.subscribe(f"{self.subscriber_id}|{ward}", scope, self.send)
@@ -259,5 +263,6 @@ class Subscriber:
 
     def close(self) -> None:
         """Forget this connection's ward feeds (rooms and groups are left by the transport)."""
+        self.closed = True
         for ward in list(self.limits.wards):
             self.unsubscribe_ward(ward)

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from autobahn.exception import Disconnected
 
 from protocol import events
@@ -39,3 +40,20 @@ def test_the_endpoint_sends_nothing_and_raises_nothing_once_its_client_has_left(
 
     consumer.send_json = closed
     asyncio.run(consumer._send_event(events.WARD_ALARM, {"ward": "icu"}))
+
+
+@pytest.mark.django_db(transaction=True)  # the old code started the feed: its first summary reads the pumps
+def test_a_connection_closed_while_its_feed_was_being_started_leaves_no_feed_behind():
+    """The rights re-check (or a `subscribe:ward` request) awaits reads; the client may leave meanwhile. A feed
+    started after its close would be sent to for ever, every send swallowed (a reviewer's finding)."""
+    from realtime.sio.auth import Principal
+    from realtime.sio.subscriptions import Subscriber
+    from realtime.sio.ward_feed import ward_feed
+
+    async def nothing(*args) -> None:
+        return None
+
+    subscriber = Subscriber(Principal(), "gone-sid", nothing, nothing, nothing)
+    subscriber.close()  # the transport's disconnect ran while the re-check awaited its read
+    asyncio.run(subscriber.subscribe_ward_scope("icu", WardScope(label="icu", codes={"icu"})))
+    assert not [key for key in ward_feed._subscribers if key.startswith("gone-sid|")], "a feed for a closed socket"
