@@ -10,6 +10,7 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -44,12 +45,20 @@ def escalation_deliveries_due(*, now: datetime | None = None, exclude: set[int] 
 
 
 def escalation_delivery_record(*, delivery_id: int, delivered: bool, error: str = "",
-                               now: datetime | None = None) -> EscalationDelivery:  # fmt: skip
-    """Record one try's outcome: delivered, retried later, or dead-lettered (raising `escalation_failed`)."""
+                               now: datetime | None = None) -> EscalationDelivery | None:  # fmt: skip
+    """Record one try's outcome: delivered, retried later, or dead-lettered (raising `escalation_failed`).
+
+    None when the delivery is gone: its pump (and so its alarm) was deleted while the post was under way.
+    """
     now = now or timezone.now()
     with transaction.atomic():
-        delivery = EscalationDelivery.objects.select_related("alarm__device", "alarm__session").get(pk=delivery_id)
-        device = device_lock(device_id=delivery.alarm.device.device_id)
+        try:
+            delivery = EscalationDelivery.objects.select_related("alarm__device", "alarm__session").get(pk=delivery_id)
+            device = device_lock(device_id=delivery.alarm.device.device_id)
+        except ObjectDoesNotExist:
+            logger.info("escalation webhook outcome not recorded: its pump was deleted meanwhile",
+                        extra={"delivery_id": delivery_id, "delivered": delivered})  # fmt: skip
+            return None
         delivery.tries += 1
         delivery.last_error = error[:ERROR_MAX]
         if delivered:

@@ -43,7 +43,7 @@ from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
 from realtime import metrics
-from realtime.bridge.webhooks import WebhookSender
+from realtime.bridge.webhooks import Outcome, WebhookSender
 
 logger = logging.getLogger(__name__)
 # Pumps each check handles per tick (every ~500 ms): a mass event (a ward's network down) is worked
@@ -61,6 +61,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
+        self.unrecorded: list[Outcome] = []  # webhook outcomes whose recording failed: tried again next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
         self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
@@ -121,15 +122,27 @@ class Housekeeping:
         return bool(devices_stale_without_presence(cutoff=cutoff) - self.stale_announced)
 
     def escalations_due_by(self, moment: datetime) -> bool:
-        """An alarm due a tier, a webhook due a try, or one under way (this check records its outcome)."""
-        return bool(self.webhooks.in_flight) or escalations_due_by(moment)
+        """An alarm due a tier, a webhook due a try, or one under way or unrecorded (this check records it)."""
+        return bool(self.webhooks.in_flight or self.unrecorded) or escalations_due_by(moment)
 
     def escalations(self, now: datetime) -> None:
-        """Escalate unacknowledged alarms due a tier; record webhook outcomes; hand due webhooks to the sender."""
+        """Escalate unacknowledged alarms due a tier; record webhook outcomes; hand due webhooks to the sender.
+
+        Each outcome is recorded on its own: one that cannot be recorded now (the database locked) is kept and
+        tried again next tick, never lost with the others, and its delivery is not posted again meanwhile (a page
+        sent twice); the outcome of a delivery whose pump was deleted meanwhile has nothing left to record.
+        """
         alarms_escalate(now=now)
-        for delivery_id, delivered, error in self.webhooks.finished():
-            escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
-        for delivery_id, url, body in escalation_deliveries_due(now=now, exclude=self.webhooks.in_flight):
+        outcomes, self.unrecorded = [*self.unrecorded, *self.webhooks.finished()], []
+        for outcome in outcomes:
+            delivery_id, delivered, error = outcome
+            try:
+                escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
+            except Exception:  # kept for the next tick; the rest are recorded
+                logger.exception("escalation webhook outcome not recorded yet", extra={"delivery_id": delivery_id})
+                self.unrecorded.append(outcome)
+        exclude = self.webhooks.in_flight | {delivery_id for delivery_id, _, _ in self.unrecorded}
+        for delivery_id, url, body in escalation_deliveries_due(now=now, exclude=exclude):
             self.webhooks.submit(delivery_id, url, body)
 
     def confirmation_timeouts(self, now: datetime) -> None:

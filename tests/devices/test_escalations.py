@@ -101,3 +101,12 @@ def test_an_answered_alarm_withdraws_its_pending_page():
 def test_the_signature_is_hmac_sha256_of_timestamp_and_body():
     expected = hmac.new(b"k" * 32, b"1700000000.{}", hashlib.sha256).hexdigest()
     assert webhook_signature(secret="k" * 32, timestamp="1700000000", body=b"{}") == f"sha256={expected}"
+
+
+def test_the_outcome_of_a_page_whose_pump_was_deleted_meanwhile_has_nothing_to_record():
+    start = timezone.now()
+    alarm = raised(at=start - timedelta(seconds=61))
+    alarms_escalate(now=start)
+    [(delivery_id, _, _)] = escalation_deliveries_due(now=start)
+    alarm.device.delete()
+    assert escalation_delivery_record(delivery_id=delivery_id, delivered=True, now=start) is None
