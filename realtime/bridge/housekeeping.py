@@ -53,6 +53,21 @@ CHANGE_LOG_PRUNE_EVERY_S = 5.0
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 
 
+def timeouts(*names: str) -> Callable[[], list[float]]:
+    """The timeouts these settings name, read when asked (tests change the settings)."""
+    return lambda: [float(settings.PUMPSTREAM[name]) for name in names]
+
+
+def escalation_timeouts() -> list[float]:
+    """Every tier's delay of every priority."""
+    return [delay for priority in ESCALATION_DELAY_SETTINGS for delay in escalation_delays(priority)]
+
+
+def horizon_s(seconds: list[float]) -> float:
+    """How far ahead a check looks before it sleeps: half the shortest timeout of its kind, at most SLEEP_MAX_S."""
+    return min([SLEEP_MAX_S, *(value / 2 for value in seconds if value > 0)])
+
+
 class Housekeeping:
     """Time-driven decisions; silence alarms wait a grace period after the bridge (re)gains the broker."""
 
@@ -68,13 +83,15 @@ class Housekeeping:
         self.committed = True  # this bridge committed since the last tick (the worker says so)
         self.connected_since: datetime | None = None
         self.newest_change = 0  # the change log's newest id at the last tick
+        # Per check: what it does, whether anything of its kind falls due by a moment, and its timeouts (seconds).
+        heartbeat, command = timeouts("HEARTBEAT_TIMEOUT_S"), timeouts("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")
         self.checks = {
-            "starts": (self.confirmation_timeouts, self.starts_due_by, ("CONFIRMATION_TIMEOUT_S",)),
-            "commands": (self.overdue_commands, commands_due_by, ("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")),
-            "silence": (self.silent_sessions, self.silence_due_by, ("HEARTBEAT_TIMEOUT_S",)),
-            "stale": (self.stale_pumps, self.stale_due_by, ("HEARTBEAT_TIMEOUT_S",)),
-            "reminders": (lambda now: alarms_remind(now=now), reminders_due_by, REMINDED_PRIORITIES.values()),
-            "escalations": (self.escalations, self.escalations_due_by, ()),
+            "starts": (self.confirmation_timeouts, self.starts_due_by, timeouts("CONFIRMATION_TIMEOUT_S")),
+            "commands": (self.overdue_commands, commands_due_by, command),
+            "silence": (self.silent_sessions, self.silence_due_by, heartbeat),
+            "stale": (self.stale_pumps, self.stale_due_by, heartbeat),
+            "reminders": (self.reminders, reminders_due_by, timeouts(*REMINDED_PRIORITIES.values())),
+            "escalations": (self.escalations, self.escalations_due_by, escalation_timeouts),
         }  # fmt: skip
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
@@ -93,20 +110,16 @@ class Housekeeping:
             if now < self.asleep_until.get(name, now):
                 continue
             if not woken:  # what is due now is due by `ahead` too: nothing by then, nothing to do now
-                ahead = now + timedelta(seconds=self.horizon_s(name, timeouts))
+                ahead = now + timedelta(seconds=horizon_s(timeouts()))
                 if not due_by(ahead):
                     self.asleep_until[name] = ahead
                     continue
             check(now)
         self.change_log_prune(now)
 
-    @staticmethod
-    def horizon_s(name: str, timeouts) -> float:
-        """How far ahead a check looks before it sleeps: half the shortest timeout of its kind, at most SLEEP_MAX_S."""
-        seconds = [float(settings.PUMPSTREAM[setting]) for setting in timeouts]
-        if name == "escalations":
-            seconds = [delay for priority in ESCALATION_DELAY_SETTINGS for delay in escalation_delays(priority)]
-        return min([SLEEP_MAX_S, *(value / 2 for value in seconds if value > 0)])
+    def reminders(self, now: datetime) -> None:
+        """Re-alert acknowledged alarms still active past their priority's reminder interval."""
+        alarms_remind(now=now)
 
     def starts_due_by(self, moment: datetime) -> bool:
         cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
