@@ -1,6 +1,7 @@
-"""Selectors of the bridge's ingest: which pumps are registered, and the payload last applied on a topic."""
+"""Selectors of the bridge's ingest: which pumps are registered, the payload last applied on a topic, and since
+when a bridge starting again was away from the broker."""
 
-from devices.models import Device, RetainedMessage
+from devices.models import BridgeStatus, Device, RetainedMessage
 
 
 def device_pks_by_id(*, device_ids: set[str]) -> dict[str, int]:
@@ -16,3 +17,13 @@ def device_pk_of(*, device_id: str) -> int | None:
 def retained_digest(*, topic: str) -> str | None:
     """The digest of the payload last applied on this topic (for telling a retained replay), or None."""
     return RetainedMessage.objects.filter(topic=topic).values_list("digest", flat=True).first()
+
+
+def bridge_away_since(*, name: str) -> float | None:
+    """When the bridge of this name last held the broker, as epoch seconds (None: never ran): a bridge starting
+    again was away since then, its lost link's moment or, if it died holding the broker, its last heartbeat."""
+    status = BridgeStatus.objects.filter(name=name).exclude(heartbeat_at=None).first()
+    if status is None:
+        return None
+    lost = status.broker_lost_since if not status.broker_connected else None
+    return (lost or status.heartbeat_at).timestamp()

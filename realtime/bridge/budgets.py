@@ -10,9 +10,11 @@ the first alarm types it shed, so what the pump said is never silently lost. A m
 shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
 (`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
 The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
-current. Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new
-one (a repeat of an active alarm or a clearing still passes); the refused alarm is counted into its
-`alarm_flood` too.
+current. A backlog is no flood: after the bridge was away from the broker (a lost link, a restart) each
+pump's buckets are credited that time's budget for the messages that waited meanwhile (`flood.TimeAway`).
+Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new one (a
+repeat of an active alarm or a clearing still passes); the refused alarm is counted into its `alarm_flood`
+too.
 """
 
 import logging
@@ -25,7 +27,7 @@ from devices.services.alarms import CLEARED_SUFFIX, alarm_type_key
 from devices.services.protection import ALARM_FLOOD
 from protocol import topics
 from realtime import metrics
-from realtime.bridge.flood import TokenBucket, routine_progress_sender
+from realtime.bridge.flood import TimeAway, TokenBucket, routine_progress_sender
 from realtime.bridge.ingest import CheckedMessage, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class PumpBudgets:
         self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
         self.logged_at: dict[str, float] = {}
         self.shed_total = 0
+        self.away: TimeAway | None = None  # the bridge's latest time away from the broker (set by the worker)
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
         """Per message, False when it is shed (the batch's `ShedSummary` then names it in `alarm_flood`)."""
@@ -102,7 +105,7 @@ class PumpBudgets:
         self.buckets[(device_id, name)] = bucket
         if len(self.buckets) > MAX_PUMPS_TRACKED:
             self.buckets.popitem(last=False)
-        return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst)
+        return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst, away=self.away)
 
 
 class ShedSummary:

@@ -24,17 +24,50 @@ NOT_ROUTINE_MARKERS = (b"paused", b"completed")
 LOG_EVERY_S = 60.0
 
 
+TIME_AWAY_MAX_S = 3600.0  # credit for at most an hour away; beyond it the broker's own queue limit bounds a backlog
+BACKLOG_MIN_S = 30.0  # the credit may be spent at least this long after the reconnection
+
+
+@dataclass(frozen=True)
+class TimeAway:
+    """The bridge was away from the broker `seconds` until `at` (epoch seconds). The pumps' messages of that time
+    waited at the broker and arrive at once: each pump's bucket is credited that long's budget, to be spent on
+    what it receives until `until` (the backlog), so a backlog is not taken for a flood (issue 15: nothing a
+    well-behaved pump sent while the bridge was away is shed, and no `alarm_flood` is raised for it)."""
+
+    at: float
+    seconds: float
+    until: float
+
+    @classmethod
+    def since(cls, seconds: float, *, at: float) -> "TimeAway":
+        seconds = min(max(0.0, seconds), TIME_AWAY_MAX_S)
+        return cls(at=at, seconds=seconds, until=at + max(BACKLOG_MIN_S, seconds))
+
+
 @dataclass
 class TokenBucket:
     tokens: float
     refilled_at: float
     shed: int = 0
     logged_at: float = float("-inf")
+    credited_at: float = float("-inf")  # the `TimeAway` it was last credited for
 
-    def take(self, clock: float, *, rate_per_s: float, burst: float) -> bool:
-        """Refill up to `clock` at `rate_per_s` (at most `burst`), then take one token if there is one."""
-        self.tokens = min(burst, self.tokens + (clock - self.refilled_at) * rate_per_s)
+    def take(self, clock: float, *, rate_per_s: float, burst: float, away: TimeAway | None = None) -> bool:
+        """Refill up to `clock` at `rate_per_s` (at most `burst`), then take one token if there is one.
+
+        Within a time away's backlog the bucket also holds that time's credit, above `burst` until spent;
+        after the backlog what is left of it lapses.
+        """
+        refilled = min(burst, self.tokens + (clock - self.refilled_at) * rate_per_s)
         self.refilled_at = clock
+        if away is not None and away.at <= clock <= away.until:
+            if self.credited_at != away.at:
+                self.credited_at, self.tokens = away.at, refilled + away.seconds * rate_per_s
+            else:
+                self.tokens = max(self.tokens, refilled)
+        else:
+            self.tokens = refilled
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -49,6 +82,7 @@ class ProgressFloodGuard:
         self.burst = max(1.0, burst)
         self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.shed_total = 0
+        self.away: TimeAway | None = None  # the bridge's latest time away from the broker (set by the worker)
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
         """Per message, False when it is shed: routine progress of a pump that used up its bucket.
@@ -70,7 +104,7 @@ class ProgressFloodGuard:
     def _take(self, device_id: str, message: InboundMessage) -> bool:
         """Take a token from the pump's bucket, refilled up to the message's receive time."""
         clock = message.received_at.timestamp()
-        return self._bucket(device_id, clock).take(clock, rate_per_s=self.rate_per_s, burst=self.burst)
+        return self._bucket(device_id, clock).take(clock, rate_per_s=self.rate_per_s, burst=self.burst, away=self.away)
 
     def _bucket(self, device_id: str, clock: float) -> TokenBucket:
         bucket = self.buckets.pop(device_id, None) or TokenBucket(tokens=self.burst, refilled_at=clock)

@@ -38,11 +38,15 @@ class BrokerLink:
 
     def __init__(
         self, *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None],
-        broker: dict | None = None,
+        broker: dict | None = None, on_reconnected: Callable[[float], None] | None = None,
     ) -> None:  # fmt: skip
         self.broker = broker or settings.MQTT
         self.on_inbound = on_inbound
         self.on_puback = on_puback
+        # Told, on the link's thread before any message of the new connection, how long the link was away (s):
+        # the pumps' messages of that time wait at the broker and arrive at once (`budgets.py`'s time away).
+        self.on_reconnected = on_reconnected
+        self.lost_at: float | None = None  # when it was last lost (epoch seconds); the bridge sets it when restarted
         self.protocol = mqtt.MQTTv5
         self.connected = threading.Event()
         self.connected_since: datetime | None = None
@@ -147,6 +151,8 @@ class BrokerLink:
     def _lost(self) -> None:
         if self.connected.is_set():
             logger.warning("broker connection lost")
+        if self.lost_at is None:
+            self.lost_at = time.time()
         self.connected.clear()
         self.connected_since = None
         metrics.BROKER_CONNECTED.set(0)
@@ -164,6 +170,9 @@ class BrokerLink:
         if self.connections > 1:
             metrics.RECONNECTS.inc()
         self.connected_since = timezone.now()
+        if self.lost_at is not None and self.on_reconnected is not None:
+            self.on_reconnected(max(0.0, self.connected_since.timestamp() - self.lost_at))
+        self.lost_at = None
         self.connected.set()
         metrics.BROKER_CONNECTED.set(1)
         logger.info("connected to the broker", extra={"reason": f"MQTT {'5' if self.protocol == 5 else '3.1.1'}"})

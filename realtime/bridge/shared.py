@@ -77,11 +77,12 @@ class LeaderOutbox(CommandOutbox):
 
 def bridge_parts(
     *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None], name: str, index: int = 0,
+    on_reconnected: Callable[[float], None] | None = None,
 ) -> tuple[BrokerLink | SlotLinks, CommandOutbox, Housekeeping]:  # fmt: skip
     """The link, outbox and housekeeping: one of each for BRIDGE_SLOTS=1, the shared kinds for more."""
     config = SlotConfig.from_settings(index=index)
     if config.slots <= 1:
-        link = BrokerLink(on_inbound=on_inbound, on_puback=on_puback)
+        link = BrokerLink(on_inbound=on_inbound, on_puback=on_puback, on_reconnected=on_reconnected)
         return link, CommandOutbox(link), Housekeeping()
     if connection.vendor != "postgresql":
         raise ImproperlyConfigured(
@@ -92,7 +93,8 @@ def bridge_parts(
         raise ImproperlyConfigured(f"bridge index {index} is outside BRIDGE_PROCESSES={config.processes}")
     connection_created.connect(stalled_transactions_end, dispatch_uid="bridge-stalled-transactions")
     connection.close()  # the next connection (and each thread's) ends transactions idle for a lease
-    slots = SlotLinks(config=config, on_inbound=on_inbound, on_puback=on_puback, name=name)
+    slots = SlotLinks(config=config, on_inbound=on_inbound, on_puback=on_puback, name=name,
+                      on_reconnected=on_reconnected)  # fmt: skip
     return slots, LeaderOutbox(slots), SlotHousekeeping(slots)
 
 

@@ -98,10 +98,12 @@ class SlotLinks:
     def __init__(
         self, *, config: SlotConfig, on_inbound: Callable[[InboundMessage], None],
         on_puback: Callable[[int], None], name: str = "bridge", broker: dict | None = None,
+        on_reconnected: Callable[[float], None] | None = None,
     ) -> None:  # fmt: skip
         self.config = config
         self.on_inbound = on_inbound
         self.on_puback = on_puback
+        self.on_reconnected = on_reconnected  # each slot's link: how long it was away (a slot newly claimed: not told)
         self.broker = broker or settings.MQTT
         # Unique per run: a restarted container often has the same host name and pid as the run it replaces.
         self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -295,7 +297,7 @@ class SlotLinks:
         if broker.get("USERNAME"):
             broker["USERNAME"] = f"{broker['USERNAME']}-{slot}"
         link = BrokerLink(on_inbound=partial(self._inbound, slot), on_puback=partial(self._puback, slot),
-                          broker=broker)  # fmt: skip
+                          broker=broker, on_reconnected=self.on_reconnected)  # fmt: skip
         logger.info("slot %d claimed: connecting as %s", slot, broker["CLIENT_ID"], extra={"reason": "slot"})
         return link, threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
 

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
+from devices.ingest_selectors import bridge_away_since
 from devices.services.changelog import change_log_listen, change_log_unlisten
 from devices.services.records import bridge_heartbeat
 from realtime import metrics
@@ -19,9 +20,10 @@ from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue
-from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.flood import ProgressFloodGuard, TimeAway
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.link import BrokerLink
 from realtime.bridge.notifier import PublisherWaker
 from realtime.bridge.shared import bridge_parts
 
@@ -67,8 +69,9 @@ class Bridge:
         self.inbox: queue.SimpleQueue[InboundMessage] = queue.SimpleQueue()
         self._stop = threading.Event()
         self.link, self.outbox, self.housekeeping = bridge_parts(
-            on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid), name=name, index=index
-        )
+            on_inbound=self.inbox.put, on_puback=lambda mid: self.outbox.acked.put(mid), name=name, index=index,
+            on_reconnected=self._reconnected,
+        )  # fmt: skip
         self.guard = ProgressFloodGuard(rate_per_s=settings.PUMPSTREAM["PROGRESS_FLOOD_PER_S"],
                                         burst=settings.PUMPSTREAM["PROGRESS_FLOOD_BURST"])  # fmt: skip
         self.budgets = pump_budgets()
@@ -90,6 +93,8 @@ class Bridge:
     def run(self) -> None:
         """Run until `stop()`: the link and the waker in threads, the database work in this one."""
         change_log_listen(self.waker.committed)  # after each commit that logged changes: wake Daphne's publisher
+        if isinstance(self.link, BrokerLink):  # started again: away from the broker since it last held it
+            self.link.lost_at = bridge_away_since(name=self.name)  # (slots: a slot's earlier owner is not known)
         bridge_heartbeat(broker_connected=False, name=self.name)
         gc.freeze()  # start-up objects (Django, modules) leave the collector's scans: ~15 % less CPU per batch
         threads = [threading.Thread(target=target, name=name, daemon=True)
@@ -214,6 +219,13 @@ class Bridge:
             close_old_connections()
         except Exception:  # guarded: a housekeeping fault must never stop message processing
             logger.exception("housekeeping failed")
+
+    def _reconnected(self, away_s: float) -> None:
+        """On the link's thread, before the new connection's first message: the backlog of `away_s` is no flood."""
+        away = TimeAway.since(away_s, at=time.time())
+        self.guard.away = self.budgets.away = away
+        if away.seconds >= 1:
+            logger.info("broker regained after %.0f s away: its backlog is credited to each pump's budgets", away_s)
 
     def heartbeat_stats(self) -> dict:
         """What the heartbeat row shows about the bridge's work so far."""

@@ -10,7 +10,7 @@ from django.utils import timezone
 from devices.models import Alarm, Device
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
-from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.flood import ProgressFloodGuard, TimeAway
 from realtime.bridge.ingest import APPLIED, InboundMessage
 from tests.factories import make_device
 
@@ -116,3 +116,44 @@ def test_a_pumps_backlog_after_an_hour_away_is_no_flood():
     outcomes = ingest(backlog, pump_budgets())
     assert outcomes[SHED] == 0, f"a backlog was shed as a flood: {outcomes}"
     assert "alarm_flood" not in active("BACK")
+
+
+def alarm_backlog(device_id: str, pairs: int) -> list[InboundMessage]:
+    """What a pump said while the bridge was away: `pairs` alarms, each raised and cleared (received at once)."""
+    said = []
+    for n in range(pairs):
+        said += [message(device_id, "error", {"type": f"air_in_line_{n}", "severity": "high"}),
+                 message(device_id, "error", {"type": f"air_in_line_{n}_cleared"})]  # fmt: skip
+    return said
+
+
+def test_what_a_pump_said_while_the_bridge_was_away_is_credited_not_shed_as_a_flood():
+    """Ten minutes away (a lost link, a restart): a pump's 15 alarms, raised and cleared, wait at the broker and
+    arrive at once. Without the credit 25 of them are shed (burst 5) and a false alarm_flood is raised, and a
+    shed clearing leaves its alarm standing; credited for the time away, every one is applied as itself."""
+    from realtime.bridge.worker import pump_budgets
+
+    make_device("AWAY")
+    make_device("CONTROL")
+    budgets = pump_budgets()
+    outcomes = ingest(alarm_backlog("CONTROL", 15), budgets)
+    assert outcomes[SHED] == 25 and "alarm_flood" in active("CONTROL"), "the control: a backlog without credit"
+    budgets = pump_budgets()
+    budgets.away = TimeAway.since(600, at=BASE.timestamp())
+    outcomes = ingest(alarm_backlog("AWAY", 15), budgets)
+    assert outcomes[SHED] == 0, f"a backlog of the time away was shed: {outcomes}"
+    assert active("AWAY") == {}, "every alarm raised and cleared, no alarm_flood"
+
+
+def test_the_credit_is_that_times_budget_only_and_lapses_after_the_backlog():
+    make_device("FLOOD")
+    make_device("BRIEF")
+    budgets = PumpBudgets(alarm=Budget(1, 5), report=OFF, max_active_alarms=0)
+    budgets.away = TimeAway.since(60, at=BASE.timestamp())  # a minute away: 60 alarms' credit on top of 5
+    flood = [message("FLOOD", "error", {"type": "x"}, at_s=n / 30000) for n in range(3000)]
+    assert ingest(flood, budgets)[SHED] == 3000 - 65, "a flood in the backlog is bounded by the credit"
+    budgets.away = TimeAway.since(600, at=BASE.timestamp() + 1)  # ten minutes away, then a backlog of 10 only
+    assert ingest([message("BRIEF", "error", {"type": "y"}, at_s=1) for _ in range(10)], budgets)[SHED] == 0
+    after = budgets.away.until - BASE.timestamp() + 1  # the backlog is over: 595 alarms' credit left unspent
+    later = [message("BRIEF", "error", {"type": "y"}, at_s=after + n / 30000) for n in range(100)]
+    assert ingest(later, budgets)[SHED] == 100 - 5, "credit left after the backlog must lapse"
