@@ -67,7 +67,7 @@ def _escalate(alarm_id: int, device_id: str, now: datetime) -> int:
             payload = webhook_payload(change.ward_code, device_id, {"alarm": change.body["alarm"]}, tier)
             EscalationDelivery.objects.create(alarm=alarm, tier=tier, url=url, created_at=now, next_try_at=now,
                                               payload=payload)  # fmt: skip
-        ward_silence_break(device=device, alarm=alarm, now=now)
+        ward_silence_break(device=device, alarm=alarm, now=now, escalated=True)
     logger.warning("alarm escalated", extra={"device_id": device_id, "alarm_id": alarm_id, "tier": tier})
     return 1
 

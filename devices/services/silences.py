@@ -61,14 +61,18 @@ def ward_silence_end(*, ward: Ward, user: Any, now: datetime | None = None) -> W
         return _close_open(ward=ward, now=now, reason=SilenceEnd.ENDED, user=user)
 
 
-def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = None) -> WardSilence | None:
-    """An alarm alerted: end its ward's silence if the alarm must be heard through it (inside the caller's atomic)."""
+def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = None,
+                       escalated: bool = False) -> WardSilence | None:  # fmt: skip
+    """An alarm alerted: end its ward's silence if the alarm must be heard through it (inside the caller's atomic).
+
+    An escalation always is, whatever its priority: a silence never stops an unanswered alarm's escalation.
+    """
     ward_id = device.ward_id
     if ward_id is None:
         return None
     now = now or timezone.now()
     silence = WardSilence.objects.filter(ward_id=ward_id, ended_at__isnull=True, until__gt=now).first()
-    if silence is None or not breaks_silence(priority=alarm.priority, silenced=silence.priority):
+    if silence is None or not (escalated or breaks_silence(priority=alarm.priority, silenced=silence.priority)):
         return None
     silence.ended_at, silence.end_reason, silence.broken_by = now, SilenceEnd.BROKEN, alarm
     silence.save(update_fields=["ended_at", "end_reason", "broken_by"])

@@ -79,3 +79,24 @@ def test_a_silence_that_ran_out_is_closed_when_the_next_begins():
     old.refresh_from_db()
     assert old.end_reason == "" and old.ended_at == old.until, "a silence that ran out is not 'renewed'"
     assert WardSilence.objects.filter(ended_at__isnull=True).count() == 1
+
+
+def test_a_medium_alarm_escalating_breaks_a_silence_begun_while_it_sounded(settings):
+    """An escalation sounds through the silence whatever its priority (a reviewer's finding: a medium alarm's
+    tier 1 left a silence begun while medium sounded on, so the escalated alarm was heard on no station)."""
+    from devices.models import Alarm
+    from devices.services.escalations import alarms_escalate
+
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_MEDIUM_S": [300.0]}
+    ward = make_ward("esc-silence")
+    make_device("ESC_SIL", ward=ward)
+    start = timezone.now()
+    with transaction.atomic():
+        alarm = alarm_raise(device=device_lock(device_id="ESC_SIL"), type="battery_low", priority=AlarmPriority.MEDIUM,
+                            source=AlarmSource.DEVICE, now=start)  # fmt: skip
+    silence = ward_silence(ward=ward, user=make_user("esc-nurse", ward=ward), seconds=120, reason="attending",
+                           now=start + timedelta(seconds=290))  # fmt: skip
+    assert alarms_escalate(now=start + timedelta(seconds=301)) == 1
+    silence.refresh_from_db()
+    assert Alarm.objects.get(pk=alarm.pk).escalation_level == 1
+    assert silence.end_reason == SilenceEnd.BROKEN and silence.broken_by_id == alarm.pk, "the escalation is not heard"
