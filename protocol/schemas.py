@@ -219,6 +219,6 @@ def device_timestamp_parse(value: Any) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.astimezone(UTC) if parsed.tzinfo else None
+    except (ValueError, OverflowError):  # an unset clock at year 1 (or 9999) with an offset: beyond UTC's range
         return None
-    return parsed.astimezone(UTC) if parsed.tzinfo else None

@@ -24,6 +24,8 @@ def test_legacy_forms_are_coerced():
         ("2026-11-28T10:00:00", None),
         ("2026-11-28T10:00:00+01:00", datetime(2026, 11, 28, 9, 0, tzinfo=UTC)),
         ("2026-11-28T10:00:00Z", datetime(2026, 11, 28, 10, 0, tzinfo=UTC)),
+        ("0001-01-01T00:00:00+01:00", None),  # an unset clock: before UTC's year 1 (OverflowError, was uncaught)
+        ("9999-12-31T23:59:59-05:00", None),
     ],
 )
 def test_device_timestamps_parse_only_with_an_offset(value, expected):
