@@ -1,8 +1,8 @@
 """Restarts and idle reports end what the pump was doing (protocol v1.1).
 
 A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
-original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards, or on
-its post-boot `test` message. Retained replays never count. A restart ends the active session
+original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards (but for its
+32-bit wrap after 49.7 days), or on its post-boot `test` message. Retained replays never count. A restart ends the active session
 `interrupted` with a high `infusion_interrupted` alarm stating the last delivered volume (unless the pump
 then reports that infusion running: evidence wins). An `idle`/`healthy` report ends a running or paused
 session `completed` only when its last progress said completed or nothing remained, else `interrupted`.
@@ -21,6 +21,11 @@ from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, Al
 logger = logging.getLogger(__name__)
 
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
+# The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days). Going
+# back from near 2^32 to a value that continues it within UPTIME_WRAP_GAP_MS is that wrap, not a restart (a pump
+# restarting then is still told by its post-boot `test` message).
+UPTIME_WRAP_MS = 2.0**32
+UPTIME_WRAP_GAP_MS = 600_000.0
 
 
 def pump_restart_detect(*, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool) -> str:
@@ -39,6 +44,8 @@ def pump_restart_detect(*, device: Device, boot_id: str | None, timestamp: objec
     if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
         previous_uptime, device.last_uptime_ms = device.last_uptime_ms, float(timestamp)
         if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
+            if 0 <= timestamp + UPTIME_WRAP_MS - previous_uptime <= UPTIME_WRAP_GAP_MS:
+                return ""  # millis() wrapped after 49.7 days
             return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
     return ""
 
