@@ -226,8 +226,8 @@ def _pump_progress(
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
         samples.extend(_samples(session, reports))
-        readback_progress_check(device=device, session=session, rates=[item.report.flowRate for item in reports],
-                                now=now)  # fmt: skip
+        flowing = [item.report.flowRate for item in reports if item.report.status in (None, "running")]
+        readback_progress_check(device=device, session=session, rates=flowing, now=now)  # paused, completed: 0
     else:
         _unordered_progress(pump, newest.report.status, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way

@@ -87,6 +87,8 @@ def readback_progress_check(
 ) -> bool:
     """While an unverified session runs, a reported `flowRate` beyond tolerance raises `parameter_mismatch`.
 
+    `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
+
     `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
     """
     if session.read_back != ReadBack.UNVERIFIED:
