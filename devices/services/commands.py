@@ -178,9 +178,16 @@ def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:
 def command_repeat_find(
     *, device: Device, kind: CommandKind, session: InfusionSession | None, idempotency_key: str
 ) -> Command | None:
-    """The command a repeated request means: the same idempotency key, or an identical one still under way."""
+    """The command a repeated request means: the same idempotency key, or an identical one still under way.
+
+    A key once used for another command (another kind, or another infusion) is refused, never answered with that
+    command: a STOP sent with a PAUSE's key would otherwise be answered "accepted" with the PAUSE, and never sent.
+    """
     if idempotency_key:
         same_key = Command.objects.filter(device=device, idempotency_key=idempotency_key[:64]).first()
+        if same_key is not None and (same_key.kind, same_key.session_id) != (kind, session.pk if session else None):
+            raise PumpStreamError(f"This Idempotency-Key was already used for {same_key.kind}: send this request "
+                                  "with a new key", code="idempotency_conflict")  # fmt: skip
         if same_key is not None:
             return same_key
     return Command.objects.filter(device=device, kind=kind, session=session, state__in=COMMAND_UNSETTLED_STATES).first()

@@ -157,6 +157,19 @@ def test_repeated_requests_answer_the_command_under_way():
 
 
 @pytest.mark.django_db
+def test_a_key_once_used_for_another_command_is_refused_not_answered_with_that_command():
+    """A reviewer's finding: a STOP sent with a PAUSE's key was answered "accepted" with the PAUSE, and no STOP
+    was ever queued (a client keeping its Idempotency-Key header)."""
+    running()
+    infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION, idempotency_key="integration-key")
+    with pytest.raises(PumpStreamError) as refused:
+        infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, idempotency_key="integration-key")
+    assert refused.value.code == "idempotency_conflict" and "PAUSE_INFUSION" in refused.value.message
+    stop = infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, idempotency_key="a-new-key")
+    assert stop.kind == CommandKind.STOP_INFUSION
+
+
+@pytest.mark.django_db
 def test_stop_without_a_session_only_for_a_pump_infusing_without_an_order():
     device = make_device()
     with pytest.raises(PumpStreamError):
