@@ -66,17 +66,32 @@ def sample_point(sample: ProgressSample) -> dict:
     }
 
 
+def progress_shown(device: Device, session: InfusionSession | None) -> dict | None:
+    """The progress the monitor starts from: the session's own (a new order shows none yet, never the last
+    infusion's final report under its id), or the pump's latest when it came after that session ended (infusing
+    without an order), labelled with no infusion."""
+    own = session.progress_on(device) if session is not None else None
+    if own is not None:
+        body = payloads.progress_body(own, infusion_id=session.infusion_id, received_at=session.progress_at_on(device))
+    elif device.latest_progress is not None and device.latest_progress_at is not None and (
+        session is None or (session.ended_at is not None and session.progress_at_on(device) is None
+                            and _after_its_end(device, session))
+    ):  # fmt: skip
+        body = payloads.progress_body(device.latest_progress, infusion_id=None, received_at=device.latest_progress_at)
+    else:
+        return None
+    return payload_to_wire(body)["progress"]
+
+
+def _after_its_end(device: Device, session: InfusionSession) -> bool:
+    """Whether the pump's latest progress was applied after this (ended) session's last report."""
+    return session.final_progress_at is None or device.latest_progress_at > session.final_progress_at
+
+
 def monitor_state(device: Device) -> dict:
     """Everything the monitor page starts from, as the payloads of the events that later update it."""
     session = session_current(device)
-    progress = None
-    if device.latest_progress is not None:
-        progress = payloads.progress_body(
-            device.latest_progress,
-            infusion_id=session.infusion_id if session else None,
-            received_at=device.latest_progress_at or timezone.now(),
-        )
-        progress = payload_to_wire(progress)["progress"]
+    progress = progress_shown(device, session)
     return {
         "deviceId": device.device_id,
         "seq": device.event_seq,
