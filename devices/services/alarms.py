@@ -182,13 +182,22 @@ def alarm_lock(*, alarm_id: int) -> tuple[Device, Alarm]:
     return device, Alarm.objects.select_related("session", "acknowledged_by", "resolved_by").get(pk=alarm_id)
 
 
-def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None) -> Alarm:
-    """Record who acknowledged an alarm and when (seen by everyone watching); idempotent."""
+def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None, alerts: int | None = None) -> Alarm:
+    """Record who acknowledged an alarm and when (seen by everyone watching); idempotent.
+
+    `alerts`: the alert the person saw (the page sends it). If the alarm has alerted again since (a re-raise at a
+    higher priority, a reminder), that newer alert is refused (`alarm_changed`): nobody acknowledges what they
+    have not seen, and its sound and escalation go on.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         device, alarm = alarm_lock(alarm_id=alarm_id)
         if alarm.acknowledged_at is not None:
             return alarm
+        if alerts is not None and alerts != alarm.alerts:
+            shown = alarm.message or alarm.type
+            raise PumpStreamError(f"This alarm alerted again ({alarm.priority}: {shown}) since it was shown: look at "
+                                  "it again", code="alarm_changed")  # fmt: skip
         alarm.acknowledged_by = user
         alarm.acknowledged_at = now
         alarm.save(update_fields=["acknowledged_by", "acknowledged_at"])

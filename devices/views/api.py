@@ -155,7 +155,10 @@ def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
     """Acknowledge an alarm (who and when is sent to everyone watching); answers the alarm."""
     if alarm_visible_to(request.user, alarm_id) is None:
         return not_found("alarm")
-    alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user)
+    alerts = request_data(request).get("alerts")  # the alert the page showed (integrations may leave it out)
+    if alerts is not None and (not isinstance(alerts, int) or isinstance(alerts, bool)):
+        raise PumpStreamError("alerts must be the alert number shown", code="invalid_command", field="alerts")
+    alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user, alerts=alerts)
     return JsonResponse(payload_to_wire(payloads.alarm_body(alarm)))
 
 

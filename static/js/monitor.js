@@ -285,7 +285,8 @@ export class Monitor {
 
   async acknowledge(alarm, button) {
     button.disabled = true;
-    const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`);
+    // The alert shown: if the alarm alerted again since (say at a higher priority), the server refuses (409).
+    const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`, { alerts: alarm.alerts });
     if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
     else {
       button.disabled = false;
