@@ -4,6 +4,7 @@ The event names and `DeviceChange` are in `protocol/events.py`; a payload become
 `protocol.payloads.payload_to_wire` (the change log, the API and the pages all take it from there).
 """
 
+import re
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from protocol import ward_payloads as ward_wire
 from protocol.limits import MINUTES_PER_HOUR
 
 NOTIFICATION_PRIORITY = {AlarmPriority.HIGH: "critical", AlarmPriority.MEDIUM: "warning", AlarmPriority.LOW: "info"}
+KEY_FORM = re.compile(r"[a-z0-9_]+")  # a type sent as a bare key (`communication_lost`), not as words
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -193,7 +195,7 @@ def error_body(alarm: Alarm, *, device_timestamp: object = None) -> wire.ErrorEv
 def notification_body(alarm: Alarm) -> wire.NotificationEvent:
     """`device:notification`: the original's notification shape, each time an alarm alerts (raised or re-alerted)."""
     shown = alarm.type_shown
-    title = shown.replace("_", " ").capitalize() if shown == alarm.type else shown
+    title = shown.replace("_", " ").capitalize() if KEY_FORM.fullmatch(shown) else shown  # a key: made readable
     return wire.NotificationEvent(
         notification=wire.Notification(
             id=f"alarm-{alarm.pk}-{alarm.alerts}",

@@ -148,6 +148,16 @@ class AlarmSource(models.TextChoices):
     SERVER = "server"
 
 
+# The server's own alarm types (contract v1.1 "Alarms"; `docs/clinical-rules.md`, "Server alarms"). Their type keys
+# belong to the server: a pump's alarm named alike is keyed `device_<key>` (`services.alarms.device_alarm_key`), so a
+# server check or clear by type never meets a pump's alarm. The database refuses a device alarm keyed by one.
+SERVER_ALARM_TYPES = frozenset({
+    "alarm_flood", "command_not_carried_out", "communication_lost", "confirmed_late", "delivery_divergence",
+    "device_degraded", "dose_limit_exceeded", "escalation_failed", "infusing_after_stop", "infusing_without_order",
+    "infusion_interrupted", "parameter_mismatch", "parameters_unverified", "unreadable_alarm",
+})  # fmt: skip
+
+
 class AlarmResolveReason(models.TextChoices):
     """Why a user resolved (cleared by hand) an alarm the pump or the server would not clear."""
 

@@ -1,4 +1,9 @@
-"""Alarms: raise (or count a repeat, or re-alert), clear, acknowledge; the alarm key (contract v1.1 "Alarms")."""
+"""Alarms: raise (or count a repeat, or re-alert), clear, acknowledge; the alarm key (contract v1.1 "Alarms").
+
+The server's alarm types' keys are the server's alone: a pump's alarm named alike (`Communication Lost`) is keyed
+`device_communication_lost`, so it never shares a row with the server's, which the server's checks and clears
+(by type key) therefore never meet, and no pump's `X_cleared` can reach.
+"""
 
 import re
 from datetime import datetime
@@ -12,7 +17,15 @@ from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
-from devices.states import ALARM_PRIORITY_RANK, ALARM_TRANSITIONS, AlarmPriority, AlarmSource, AlarmState, is_legal
+from devices.states import (
+    ALARM_PRIORITY_RANK,
+    ALARM_TRANSITIONS,
+    SERVER_ALARM_TYPES,
+    AlarmPriority,
+    AlarmSource,
+    AlarmState,
+    is_legal,
+)
 from protocol import events
 
 SEVERITY_PRIORITY = {
@@ -25,6 +38,7 @@ SEVERITY_PRIORITY = {
 }
 CLEARED_SUFFIX = "_cleared"
 DEFAULT_TYPE = "device_error"
+DEVICE_KEY_PREFIX = "device_"  # before a pump's type key that is a server alarm type's
 TYPE_KEY_MAX = 64
 TYPE_SHOWN_MAX = 200
 NOT_KEY_CHARS = re.compile(r"[^a-z0-9_]")
@@ -40,6 +54,22 @@ def priority_from_severity(severity: Any) -> AlarmPriority:
 def alarm_type_key(reported: str) -> str:
     """The type's key: lower-cased, every character but `a-z 0-9 _` turned into `_`, at most 64 (v1.1)."""
     return NOT_KEY_CHARS.sub("_", reported.lower())[:TYPE_KEY_MAX] or DEFAULT_TYPE
+
+
+def device_alarm_key(reported: str) -> str:
+    """A pump's alarm key: its type key, or `device_<key>` when that is a server alarm type's (never one row)."""
+    return _device_key(alarm_type_key(reported))
+
+
+def _device_key(key: str) -> str:
+    return f"{DEVICE_KEY_PREFIX}{key}" if key in SERVER_ALARM_TYPES else key
+
+
+def _server_key(type: str) -> str:
+    key = alarm_type_key(type)
+    if key not in SERVER_ALARM_TYPES:
+        raise ValueError(f"server alarm type {key!r} is not in SERVER_ALARM_TYPES (devices/states.py): add it there")
+    return key
 
 
 def alarm_active(
@@ -67,11 +97,13 @@ def alarm_raise(
 ) -> Alarm:
     """Raise the alarm of its key, count a repeat of the active one, or re-alert it; emits its events.
 
-    `type` may be any text (shown as sent); the key is derived from it. A repeat of an active alarm
-    only counts, unless it comes at a higher priority: then it alerts again, unacknowledged.
+    `type` may be any text (shown as sent); the key is derived from it (a pump's: `device_alarm_key`; the
+    server's must be one of `SERVER_ALARM_TYPES`, else ValueError). A repeat of an active alarm only counts,
+    unless it comes at a higher priority: then it alerts again, unacknowledged.
     """
     now = now or timezone.now()
-    key, error_code = alarm_type_key(type), str(error_code)[:64]
+    key = device_alarm_key(type) if source == AlarmSource.DEVICE else _server_key(type)
+    error_code = str(error_code)[:64]
     alarm = alarm_active(device=device, key=key, error_code=error_code, session=session)
     if alarm is None:
         alarm = Alarm.objects.create(
@@ -168,9 +200,12 @@ def alarm_transition(*, alarm: Alarm, to: AlarmState, now: datetime) -> None:
 
 
 def types_cleared_by(report_type: str) -> list[str]:
-    """`X_cleared` clears `X` and `X_detected` (`bubble_cleared` clears `bubble_detected`), as type keys."""
+    """`X_cleared` clears `X` and `X_detected` (`bubble_cleared` clears `bubble_detected`), as a pump's keys.
+
+    `communication_lost_cleared` names the pump's own `device_communication_lost`, never the server's alarm.
+    """
     base = alarm_type_key(report_type).removesuffix(CLEARED_SUFFIX)
-    return [base, f"{base}_detected"]
+    return [_device_key(base), _device_key(f"{base}_detected")]
 
 
 def alarm_lock(*, alarm_id: int) -> tuple[Device, Alarm]:

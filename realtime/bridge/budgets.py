@@ -23,7 +23,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from devices.selectors import alarm_keys_active
-from devices.services.alarms import CLEARED_SUFFIX, alarm_type_key
+from devices.services.alarms import CLEARED_SUFFIX, device_alarm_key
 from devices.services.protection import ALARM_FLOOD
 from protocol import topics
 from realtime import metrics
@@ -75,7 +75,7 @@ class PumpBudgets:
         """False (and counted as shed) for a new alarm of a pump that has `max_active_alarms` active ones."""
         if checked.kind != topics.ERROR or self.max_active_alarms <= 0:
             return True
-        key = alarm_type_key(checked.report.type)
+        key = device_alarm_key(checked.report.type)  # the key its alarm gets (a server type's: `device_...`)
         if key.endswith(CLEARED_SUFFIX):
             return True
         active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
