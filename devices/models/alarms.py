@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState
+from devices.states import SERVER_ALARM_TYPES, AlarmPriority, AlarmResolveReason, AlarmSource, AlarmState
 
 ACTIVE = Q(state=AlarmState.ACTIVE)
 
@@ -59,6 +59,10 @@ class Alarm(models.Model):
                 fields=["device", "type", "error_code", "session"],
                 condition=ACTIVE & Q(session__isnull=False),
                 name="one_active_alarm_per_device_key_and_session",
+            ),
+            models.CheckConstraint(  # a pump's alarm named like a server alarm is keyed `device_<key>`
+                condition=~(Q(source=AlarmSource.DEVICE) & Q(type__in=sorted(SERVER_ALARM_TYPES))),
+                name="device_alarm_key_not_a_server_type",
             ),
         ]
         indexes = [models.Index(fields=["device", "state"]), models.Index(fields=["raised_at"])]

@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from devices import payloads
@@ -165,6 +165,13 @@ def test_a_server_alarm_of_a_type_not_listed_is_refused():
                     source=AlarmSource.SERVER)  # fmt: skip
 
 
+def test_the_database_refuses_a_device_alarm_under_a_server_type_key():
+    device = make_device("F2F")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Alarm.objects.create(device=device, type="communication_lost", priority=AlarmPriority.LOW,
+                             source=AlarmSource.DEVICE)  # fmt: skip
+
+
 def test_the_bound_on_active_alarms_counts_a_repeat_of_the_pumps_renamed_alarm_as_a_repeat(
     django_capture_on_commit_callbacks,
 ):
@@ -178,3 +185,38 @@ def test_the_bound_on_active_alarms_counts_a_repeat_of_the_pumps_renamed_alarm_a
     assert not first[SHED] and not again[SHED], "a repeat of the pump's one active alarm must pass the bound"
     own = Alarm.objects.get(device__device_id="F2G")
     assert (own.type, own.count, own.priority) == ("device_communication_lost", 2, "high")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_moves_a_pumps_alarm_off_a_server_key_and_keeps_the_one_already_standing():
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("devices", "0013_session_progress_order")], [("devices", "0014_device_alarm_keys")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    device = old.get_model("devices", "Device").objects.create(device_id="F2H")
+    alarms = old.get_model("devices", "Alarm").objects
+    named = alarms.create(device=device, type="communication_lost", type_reported="Communication Lost",
+                          priority="low", source="device")  # fmt: skip
+    bare = alarms.create(device=device, type="parameter_mismatch", error_code="7", priority="high", source="device")
+    standing = alarms.create(device=device, type="device_parameter_mismatch", error_code="7", priority="low",
+                             source="device")  # fmt: skip
+    server = alarms.create(device=device, type="confirmed_late", priority="high", source="server")
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    rows = {alarm.pk: alarm for alarm in Alarm.objects.all()}
+    assert (rows[named.pk].type, rows[named.pk].type_shown, rows[named.pk].state) == (
+        "device_communication_lost",
+        "Communication Lost",
+        "active",
+    )
+    assert (rows[bare.pk].type, rows[bare.pk].type_shown, rows[bare.pk].state) == (
+        "device_parameter_mismatch",
+        "parameter_mismatch",
+        "cleared",
+    ), "the pump's alarm of that key already standing stays the one active row"
+    assert rows[standing.pk].state == "active" and rows[server.pk].type == "confirmed_late"
