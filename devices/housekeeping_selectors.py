@@ -11,7 +11,17 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
-from devices.states import COMMAND_UNSETTLED_STATES, AlarmPriority, AlarmState, DeliveryState, Presence, SessionStatus
+from devices.states import (
+    ACTIVE_SESSION_STATUSES,
+    COMMAND_UNSETTLED_STATES,
+    UNORDERED_ALARMS,
+    AlarmPriority,
+    AlarmState,
+    DeliveryState,
+    Presence,
+    PumpState,
+    SessionStatus,
+)
 
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
@@ -32,11 +42,33 @@ def silent_sessions_filter(now: datetime) -> Q:
     )
 
 
+def silent_unordered_filter(now: datetime) -> Q:
+    """Pumps infusing with no order on record (an unordered-infusion alarm active, no active session) unheard (no
+    progress) for longer than the heartbeat timeout since that began: as silent as a running order's pump."""
+    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    unordered = Alarm.objects.filter(device=OuterRef("pk"), type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE,
+                                     raised_at__lt=cutoff)  # fmt: skip
+    on_record = InfusionSession.objects.filter(device=OuterRef("pk"), status__in=ACTIVE_SESSION_STATUSES)
+    unheard = Q(latest_progress_at__isnull=True) | Q(latest_progress_at__lt=cutoff)
+    return Q(pump_state=PumpState.RUNNING) & unheard & Q(Exists(unordered)) & ~Q(Exists(on_record))
+
+
+def device_silent_unordered(*, device: Device, now: datetime) -> bool:
+    """Whether this pump infuses with no order on record and is unheard past the heartbeat (see above)."""
+    return Device.objects.filter(silent_unordered_filter(now), pk=device.pk).exists()
+
+
 def devices_silent_unalarmed(*, now: datetime, limit: int) -> list[str]:
-    """Pumps whose running session is silent past the heartbeat and not yet alarmed `communication_lost`."""
+    """Pumps infusing (a running session, or no order at all) silent past the heartbeat and not yet alarmed
+    `communication_lost`."""
     alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
     silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
-    return list(silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:limit])
+    found = list(silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:limit])
+    if len(found) < limit:
+        alarmed_pump = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
+        unordered = Device.objects.filter(silent_unordered_filter(now)).exclude(Exists(alarmed_pump))
+        found += unordered.order_by("latest_progress_at").values_list("device_id", flat=True)[: limit - len(found)]
+    return found
 
 
 def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:

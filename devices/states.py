@@ -27,6 +27,8 @@ class PumpState(models.TextChoices):
 
 
 PUMP_INFUSING_STATES = (PumpState.RUNNING, PumpState.PAUSED)  # the pump itself has an infusion under way
+# The server's alarms of a pump infusing with no order on record (`services/evidence.py`).
+UNORDERED_ALARMS = ("infusing_without_order", "infusing_after_stop")
 
 # The pump's state is what the pump reports (or what its session's reported end implies), never what the server
 # commands, so every move between the three is legal: a paused pump can be seen first after a restart of the bridge

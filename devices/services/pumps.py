@@ -9,7 +9,7 @@ from datetime import datetime
 from django.db import transaction
 
 from devices import payloads
-from devices.housekeeping_selectors import silent_sessions_filter
+from devices.housekeeping_selectors import device_silent_unordered, silent_sessions_filter
 from devices.models import Device, InfusionSession
 from devices.services.alarms import (
     CLEARED_SUFFIX,
@@ -246,17 +246,23 @@ REPORT_HANDLERS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = 
 
 
 def pump_silence_check(*, device_id: str, now: datetime) -> bool:
-    """Raise `communication_lost` once if the pump's running session is silent past the heartbeat timeout.
+    """Raise `communication_lost` once if the pump's running session is silent past the heartbeat timeout, or
+    the pump infuses with no order on record and sends no progress (a pump heard only by its presence must not
+    look healthy while its infusion is unobserved).
 
-    Silence is measured from the session's last progress or state change, so other messages (a heartbeat
-    status, an error) neither hide it nor end it: at most one alarm per silence.
+    Silence is measured from the session's last progress or state change (an unordered infusion: from its last
+    progress and the moment its alarm was raised), so other messages (a heartbeat status, an error) neither
+    hide it nor end it: at most one alarm per silence.
     """
     with transaction.atomic():
         device = device_lock(device_id=device_id)
         session = InfusionSession.objects.filter(silent_sessions_filter(now), device=device).first()
-        if session is None:
+        if session is not None:
+            last = max(moment for moment in (session.progress_at_on(device), session.status_changed_at) if moment)
+            message = f"No progress from the pump for {(now - last).total_seconds():.0f} s while infusing"
+        elif device_silent_unordered(device=device, now=now):
+            message = "No progress from the pump while it infuses without an order"
+        else:
             return False
-        last = max(moment for moment in (session.progress_at_on(device), session.status_changed_at) if moment)
-        message = f"No progress from the pump for {(now - last).total_seconds():.0f} s while infusing"
         _server_alarm(device, "communication_lost", AlarmPriority.HIGH, message, now)
         return True

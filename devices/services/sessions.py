@@ -25,6 +25,7 @@ from devices.states import (
     SESSION_ENDED_STATUSES,
     SESSION_ON_PUMP_STATUSES,
     SESSION_TRANSITIONS,
+    UNORDERED_ALARMS,
     AlarmPriority,
     AlarmSource,
     CommandKind,
@@ -47,7 +48,6 @@ PUMP_STATE_FOR_SESSION = {
 # Server alarms a session's state settles: any state report ends a silence, a running order explains an
 # unordered infusion, and a lost STOP/PAUSE is moot once the infusion is paused or ended.
 SILENCE_ENDS = (SessionStatus.PAUSED, *SESSION_ENDED_STATUSES)
-UNORDERED_ALARMS = ("infusing_without_order", "infusing_after_stop")
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,8 @@ def test_an_idle_bridges_checks_ask_nothing_while_nothing_can_fall_due(settings,
     idle_ticks(housekeeping, start, 0.0, 0.5)  # the first runs every check; the second asks what falls due
     with django_assert_num_queries(4):
         idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # every check asleep: the change log's newest id only
-    with django_assert_num_queries(4):
-        idle_ticks(housekeeping, start, 5.6)  # that id; the silence and stale checks look ahead; the prune (5 s)
+    with django_assert_num_queries(5):  # that id; the silence check looks ahead (running orders, then pumps
+        idle_ticks(housekeeping, start, 5.6)  # infusing with none), the stale check; the prune (every 5 s)
 
 
 def test_a_pump_falling_silent_while_housekeeping_sleeps_is_alarmed_on_the_first_tick_after_its_deadline(settings):
@@ -186,3 +186,22 @@ def test_an_outcome_that_cannot_be_recorded_now_is_kept_and_its_page_not_posted_
     housekeeping.escalations(start + timedelta(seconds=4))
     assert EscalationDelivery.objects.get(alarm__device__device_id="PAGE_B").state == DeliveryState.DELIVERED
     assert len(housekeeping.webhooks.posted) == 3
+
+
+def test_a_pump_infusing_without_an_order_that_falls_silent_is_alarmed(settings):
+    """A reviewer's suspicion, confirmed: a pump infusing with no order on record (heard only by its presence)
+    that stops sending progress raised no `communication_lost`: its screen kept a frozen rate, looking healthy."""
+    timeout = settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]
+    now = timezone.now()
+    heard = now - timedelta(seconds=timeout + 5)
+    make_device("UNORDERED", ward=make_ward(), pump_state="running", latest_progress_at=heard, last_seen_at=now)
+    make_device("UNORDERED_FRESH", ward=make_ward("fresh"), pump_state="running", latest_progress_at=now)
+    for device_id in ("UNORDERED", "UNORDERED_FRESH"):
+        with transaction.atomic():
+            alarm_raise(device=device_lock(device_id=device_id), type="infusing_without_order", now=heard,
+                        priority=AlarmPriority.HIGH, source=AlarmSource.SERVER)  # fmt: skip
+    Housekeeping().silent_sessions(now)
+    lost = Alarm.objects.filter(type="communication_lost", state="active")
+    assert list(lost.values_list("device__device_id", flat=True)) == ["UNORDERED"]
+    Housekeeping().silent_sessions(now + timedelta(seconds=1))
+    assert lost.get().count == 1, "alarmed once per silence"
