@@ -22,7 +22,7 @@ from devices.models import (
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
-from devices.services.registration import pump_registration_save, ward_delete, ward_delete_blockers
+from devices.services.registration import pump_register, pump_registration_save, ward_delete, ward_delete_blockers
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmResolveReason, AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
@@ -121,9 +121,9 @@ class DeviceAdmin(admin.ModelAdmin):
         return [*self.readonly_fields, "device_id"] if obj is not None else list(self.readonly_fields)
 
     def save_model(self, request: HttpRequest, obj: Device, form: DeviceAdminForm, change: bool) -> None:
-        """A new pump is stored as is; an edit goes through `pump_registration_save` (its lock, its change)."""
+        """A new pump through `pump_register`, an edit through `pump_registration_save` (its lock, its change)."""
         if not change:
-            super().save_model(request, obj, form, change)
+            pump_register(device=obj, user=request.user)
             return
         model_fields = {field.name for field in Device._meta.concrete_fields}
         fields = {name for name in form.changed_data if name in model_fields}

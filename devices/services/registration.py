@@ -17,6 +17,18 @@ from devices.signals import pump_ward_changed
 STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "firmware_version"})
 
 
+def pump_register(*, device: Device, user: Any = None) -> Device:
+    """Register a new pump (the admin's "Add"): stored, audited, and a `device:status` change recorded in the same
+    transaction, so its ward's stations show it at once, before it is first heard ("never connected")."""
+    with transaction.atomic():
+        device.save(force_insert=True)
+        stored = device_lock(device_id=device.device_id)
+        status_changed(device=stored)
+        event_record(device=stored, kind="user.pump_registered", user=user, received_at=timezone.now(),
+                     payload={"ward": stored.ward.code if stored.ward is not None else None})  # fmt: skip
+    return stored
+
+
 def pump_registration_save(*, device: Device, fields: Collection[str], user: Any = None) -> Device:
     """Store an edit of `fields` of a registered pump (`device` holds the edited values); the stored pump.
 

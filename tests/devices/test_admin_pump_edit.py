@@ -81,6 +81,20 @@ def test_an_admin_edit_of_what_the_status_shows_reaches_the_screens_by_the_chang
     assert DeviceEvent.objects.filter(device=fresh, kind="user.pump_edited").exists(), "audited with the admin's name"
 
 
+def test_a_pump_added_in_the_admin_reaches_its_wards_screens_before_it_is_first_heard(admin_client):
+    """A reviewer's note: a pump added in the admin reached the stations only when it first talked (no change was
+    logged for it), so a ward's station did not list a registered pump that never connected."""
+    ward = make_ward("icu")
+    form = admin_form(Device(device_id="PUMP_NEW", ward=ward, created_at=timezone.now()), has_presence="on")
+    response = admin_client.post("/admin/devices/device/add/", form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    added = Device.objects.select_related("ward").get(device_id="PUMP_NEW")
+    [logged] = ChangeLogEntry.objects.filter(device=added)
+    assert (logged.event, logged.seq, logged.ward_code) == (events.DEVICE_STATUS, added.event_seq, "icu")
+    assert logged.body == payload_to_wire(payloads.status_body(added))
+    assert DeviceEvent.objects.filter(device=added, kind="user.pump_registered").exists(), "audited"
+
+
 def test_an_admin_edit_never_writes_back_over_what_the_bridge_committed_meanwhile(admin_client, monkeypatch):
     device = make_device("PUMP_ADMIN", ward=make_ward("icu"))
     loaded = DeviceAdmin.get_object
