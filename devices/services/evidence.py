@@ -2,7 +2,8 @@
 
 Evidence that a pump is infusing a pending order: a `started`/`running` status or progress carrying its
 `infusionId`; for a pump that sends no `infusionId` (the original firmware), a `started`/`running` status
-or progress after its `received_start_command`; or a `bolus` report with the session's id. Such evidence
+or progress after its `received_start_command`; a `bolus` report with the session's id; or a completion, action or
+`paused`/`stopped`/`completed` status naming it (the pump had it: it ran, then ended or paused). Such evidence
 makes the pending session `running` (read-back `unverified` until a confirmation's parameters are
 compared), and an order the server had ended (timed out, cancelled, interrupted) runs again with a high
 alarm. A pump infusing with no order raises `infusing_without_order`, or `infusing_after_stop` when the
@@ -57,6 +58,15 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
             _after_stop(device, session, now)
         return True
     return False
+
+
+def pending_named_evidence_apply(*, device: Device, infusion_id: str | None, why: str, now: datetime) -> bool:
+    """A report naming the pending order that says the pump completed, stopped or paused it: the order ran."""
+    if not infusion_id:
+        return False
+    session = InfusionSession.objects.filter(device=device, infusion_id=infusion_id,
+                                             status=SessionStatus.PENDING).first()  # fmt: skip
+    return session is not None and infusion_evidence_apply(device=device, session=session, why=why, now=now)
 
 
 def ended_session_named(*, device: Device, infusion_id: str | None) -> InfusionSession | None:

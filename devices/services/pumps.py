@@ -25,8 +25,10 @@ from devices.services.evidence import (
     ended_session_named,
     infusion_evidence_apply,
     is_evidence_for,
+    pending_named_evidence_apply,
     unordered_infusion_ended,
 )
+from devices.services.named import names_another, report_for_other_infusion
 from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import pump_restart_detect, pump_restarted
@@ -126,9 +128,10 @@ def _server_alarm(device: Device, type: str, priority: AlarmPriority, message: s
 
 
 def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
-    visible = _status_fields(device, report)
     pump_state_before = device.pump_state
-    STATUS_EFFECTS[report.status](device, report, now)
+    if not STATUS_EFFECTS[report.status](device, report, now):  # about another infusion: not the pump's state now
+        return _status_fields(device, report, about_now=False)
+    visible = _status_fields(device, report)
     if report.status in DEGRADED_STATUSES:
         _server_alarm(device, "device_degraded", AlarmPriority.MEDIUM, f"The pump reports {report.status}", now)
     elif report.status not in INFORMATIONAL_STATUSES:
@@ -139,9 +142,12 @@ def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
     return visible or device.pump_state != pump_state_before
 
 
-def _status_fields(device: Device, report: DevicePayload) -> bool:
-    """Store what a status message says about the pump; True when something shown changed."""
-    wanted = {"reported_status": report.status}
+def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = True) -> bool:
+    """Store what a status message says about the pump; True when something shown changed.
+
+    A status about another infusion than the current one (`about_now` False) keeps the reported status shown.
+    """
+    wanted = {"reported_status": report.status} if about_now else {}
     if report.batteryLevel is not None:
         wanted["battery_level"] = round(report.batteryLevel)
     if report.firmwareVersion:
@@ -180,7 +186,12 @@ def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
-    session = session_for(device, report.infusionId, SESSION_ON_PUMP_STATUSES)
+    """The pump finished the infusion it names (a pending one ran first: evidence), or, naming none, the one on it."""
+    pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why="completion", now=now)
+    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    if names_another(device=device, infusion_id=report.infusionId, current=session):
+        return report_for_other_infusion(device=device, kind=topics.COMPLETION, what="completed",
+                                         infusion_id=report.infusionId, current=session, now=now)  # fmt: skip
     if session is None:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         return pump_state_set(device=device, state=PumpState.IDLE)
@@ -191,15 +202,19 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """A person at the pump's own screen paused, resumed or stopped: said so, whatever command was under way."""
-    session = session_for(device, report.infusionId, SESSION_ON_PUMP_STATUSES) or session_for(
-        device, None, SESSION_ON_PUMP_STATUSES
-    )
+    """A person at the pump's own screen paused, resumed or stopped the infusion it names (or, naming none, the one
+    on the pump): said so, whatever command was under way. A report naming another infusion changes nothing."""
+    what = f"{report.action.lower()} at the pump"
+    pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why=report.action.lower(), now=now)
+    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    if names_another(device=device, infusion_id=report.infusionId, current=session):
+        return report_for_other_infusion(device=device, kind=topics.ACTIONS, what=report.action,
+                                         infusion_id=report.infusionId, current=session, now=now)  # fmt: skip
     target = ACTION_TARGET[report.action]
-    session_move_reported(device, session, target, now, at_pump=f"{report.action.lower()} at the pump")
+    session_move_reported(device, session, target, now, at_pump=what)
     pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)
     if pump_state == PumpState.IDLE:
-        unordered_infusion_ended(device=device, reason=f"{report.action.lower()} at the pump", now=now)
+        unordered_infusion_ended(device=device, reason=what, now=now)
     return pump_state_set(device=device, state=pump_state)
 
 

@@ -11,7 +11,13 @@ from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
-from devices.services.evidence import infusion_evidence_apply, is_evidence_for, unordered_infusion_ended
+from devices.services.evidence import (
+    infusion_evidence_apply,
+    is_evidence_for,
+    pending_named_evidence_apply,
+    unordered_infusion_ended,
+)
+from devices.services.named import names_another, report_for_other_infusion
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
@@ -77,20 +83,27 @@ def _command_answered(device: Device, session: InfusionSession | None, kind: Com
     return pending.select_related("created_by").order_by("created_at").first()
 
 
-def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], None]:
+def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], bool]:
     """The handler of a status that moves the session on the pump (running, paused, stopped, completed)."""
     pump_state, answers = REPORTED_AT_PUMP[to]
 
-    def apply(device: Device, report: DevicePayload, now: datetime) -> None:
+    def apply(device: Device, report: DevicePayload, now: datetime) -> bool:
+        named = report_infusion_id(report)
         if to == SessionStatus.RUNNING:
             _running_evidence(device, report, now)
+        else:
+            pending_named_evidence_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now)
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+        if names_another(device=device, infusion_id=named, current=session):
+            return report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
+                                             current=session, now=now)  # fmt: skip
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
             alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
         pump_state_set(device=device, state=pump_state)
         if pump_state == PumpState.IDLE:
             unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
+        return True
 
     return apply
 
@@ -112,9 +125,13 @@ def report_infusion_id(report: DevicePayload) -> str | None:
     return named if isinstance(named, str) and named else None
 
 
-def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
+def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     """`idle`/`healthy`: a STOP under way is done (the session stopped remotely), else the idle rule ends it."""
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    named = report_infusion_id(report)
+    if names_another(device=device, infusion_id=named, current=session):
+        return report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
+                                         current=session, now=now)  # fmt: skip
     if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
@@ -122,34 +139,54 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> None:
         session_end_on_idle(device=device, reported=report.status, now=now)
     pump_state_set(device=device, state=PumpState.IDLE)
     unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
+    return True
 
 
-def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> None:
+def _names_another_pending(
+    device: Device, report: DevicePayload, pending: InfusionSession | None, now: datetime
+) -> bool:
+    """Whether a start-related status names another infusion than the pending order (audited if so)."""
+    named = report_infusion_id(report)
+    if pending is None or not named or named == pending.infusion_id:
+        return False
+    return not report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
+                                         current=pending, now=now)  # fmt: skip
+
+
+def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> bool:
     session = session_for(device, None, (SessionStatus.PENDING,))
+    if _names_another_pending(device, report, session, now):
+        return False
     if session is None:
-        return
+        return True
     if session.delivered_at is None:
         session.delivered_at = now
         session.save(update_fields=["delivered_at"])
         session_changed(device=device, session=session)
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DELIVERED, now=now,
                     session=session, states=(CommandState.SENT,))  # fmt: skip
+    return True
 
 
-def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> None:
+def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> bool:
     session = session_for(device, None, (SessionStatus.PENDING,))
+    if _names_another_pending(device, report, session, now):
+        return False
     if session is None:
-        return
+        return True
     session.confirmation = {"confirmed": False, "source": "status"}
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now, session=session)
     session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump="rejected at the pump")
+    return True
 
 
-def _no_effect(device: Device, report: DevicePayload, now: datetime) -> None:
+def _no_effect(device: Device, report: DevicePayload, now: datetime) -> bool:
     """Presence is stored with the other status fields; informational values change nothing else."""
+    return True
 
 
-STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], None]] = {
+# Each returns False when the status named another infusion than the current one (audited, nothing changed).
+STATUS_EFFECTS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = {
     "online": _no_effect,
     "offline": _no_effect,
     "healthy": _status_idle,

@@ -1,0 +1,49 @@
+"""Which infusion a pump's report is about: the one it names, never whichever happens to be on the pump now.
+
+A report naming another infusion of this pump than the one on it (a late QoS 1 copy of the previous infusion's
+completion, an older retained action handed back by a broker) changes nothing: it is audited as
+`pump.report_for_other_infusion`. A report naming nothing (the original firmware) is about the one on the pump.
+"""
+
+import logging
+from datetime import datetime
+
+from devices.models import Device, InfusionSession
+from devices.services.changes import event_record
+
+logger = logging.getLogger(__name__)
+
+REPORT_FOR_OTHER_INFUSION = "pump.report_for_other_infusion"
+
+
+def session_named(*, device: Device, infusion_id: str | None) -> InfusionSession | None:
+    """This pump's session that `infusion_id` names, whatever its status; None when none is named or known."""
+    if not infusion_id:
+        return None
+    return InfusionSession.objects.filter(device=device, infusion_id=infusion_id).first()
+
+
+def names_another(*, device: Device, infusion_id: str | None, current: InfusionSession | None) -> bool:
+    """Whether a report naming `infusion_id` is about another infusion than `current` (the one it would act on).
+
+    With nothing current, only a session this pump had counts as another: an id the server never gave is the
+    pump's own infusion (infusing without an order).
+    """
+    if not infusion_id:
+        return False
+    if current is not None:
+        return infusion_id != current.infusion_id
+    return session_named(device=device, infusion_id=infusion_id) is not None
+
+
+def report_for_other_infusion(
+    *, device: Device, kind: str, what: str, infusion_id: str, current: InfusionSession | None, now: datetime
+) -> bool:
+    """Audit a report about another infusion than the current one, changing nothing; returns False (nothing shown)."""
+    named = session_named(device=device, infusion_id=infusion_id)
+    payload = {"topic": kind, "report": what, "infusionId": infusion_id,
+               "namedStatus": named.status if named else None,
+               "current": current.infusion_id if current else None}  # fmt: skip
+    event_record(device=device, kind=REPORT_FOR_OTHER_INFUSION, session=named, payload=payload, received_at=now)
+    logger.info("report names another infusion; not applied", extra={"device_id": device.device_id, **payload})
+    return False
