@@ -95,7 +95,11 @@ class InfusionSession(models.Model):
         A pump reports one progress at a time, so its latest report is stored once, on the pump; this session's
         view of it is that report when it was applied after the session began (and, once ended, not after its
         end): newer than the pump's progress at the session's creation, not newer than its progress at the end.
+        A pending order has none: progress showing the pump infusing it makes it run first (evidence); any other
+        progress while it waits is the pump's own infusion (or another one's), never this order's.
         """
+        if self.status == SessionStatus.PENDING:
+            return None
         at = device.latest_progress_at
         if at is None or (self.prior_progress_at is not None and at <= self.prior_progress_at):
             return None

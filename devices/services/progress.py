@@ -117,8 +117,9 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     for item in reports:
         by_pump[item.device_id].append(item)
     samples: list[ProgressSample] = []
-    logged = [(pumps[device_id].device.pk, _pump_progress(pumps[device_id], pump_reports, samples))
-              for device_id, pump_reports in by_pump.items()]  # fmt: skip
+    changes = [(pumps[device_id].device.pk, _pump_progress(pumps[device_id], pump_reports, samples))
+               for device_id, pump_reports in by_pump.items()]  # fmt: skip
+    logged = [(device_pk, change) for device_pk, change in changes if change is not None]
     touched = [pumps[device_id] for device_id in by_pump]
     prepared: dict[tuple[str, int], tuple[object, object]] = {}
     _rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared)
@@ -126,7 +127,7 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     _rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared)
     if samples:
         ProgressSample.objects.bulk_create(samples)
-    return len(by_pump)
+    return len(logged)
 
 
 def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime) -> None:
@@ -134,7 +135,8 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     pump = _pump_for(device)
     samples: list[ProgressSample] = []
     change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
-    change_log_append(entries=[(device.pk, change)])
+    if change is not None:
+        change_log_append(entries=[(device.pk, change)])
     device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
                                "last_uptime_ms"])  # fmt: skip
     if pump.session is not None:
@@ -208,11 +210,12 @@ def _pump_for(device: Device) -> ProgressPump:
 
 def _pump_progress(
     pump: ProgressPump, reports: list[ProgressReport], samples: list[ProgressSample], *, seen_already: bool = False
-) -> DeviceChange:
+) -> DeviceChange | None:
     """One pump's reports in arrival order: heard, restarts, evidence, sampled, the newest as one change.
 
     Returns that change, its `seq` taken but not yet stored or logged: the caller does both (it is the
-    pump's last change in this call, so its log entry still follows the pump's other entries).
+    pump's last change in this call, so its log entry still follows the pump's other entries). None when the
+    newest report is about another infusion than the one on the pump: it is heard, never shown as that one's.
     """
     device, newest = pump.device, reports[-1]
     now = newest.received_at
@@ -221,7 +224,9 @@ def _pump_progress(
     for item in reports:
         _restart_check(pump, item)
     _evidence_check(pump, newest)
-    session = pump.session
+    session = _session_owning(pump, newest.report)
+    if session is None and pump.session is not None and pump.session.status != SessionStatus.PENDING:
+        return None  # about another infusion than the one on the pump (a late copy): heard, nothing shown
     progress = progress_fields(newest.report)
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
@@ -233,6 +238,20 @@ def _pump_progress(
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
     return change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
                          body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+
+
+def _session_owning(pump: ProgressPump, report: DevicePayload) -> InfusionSession | None:
+    """The session this progress belongs to: the one on the pump, unless the report names another infusion.
+
+    A pending order owns no progress: progress that shows the pump infusing it made it run (`_evidence_check`);
+    any other progress while it waits is the pump's own infusion, without an order.
+    """
+    session = pump.session
+    if session is None or session.status == SessionStatus.PENDING:
+        return None
+    if report.infusionId and report.infusionId != session.infusion_id:
+        return None
+    return session
 
 
 def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
@@ -247,22 +266,28 @@ def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
 
 
 def _evidence_check(pump: ProgressPump, newest: ProgressReport) -> None:
-    """Running progress for a pending order (or one the server had ended) makes it run: evidence wins."""
+    """Running progress for a pending order, or for one the server had ended, makes it run: evidence wins.
+
+    Progress naming an infusion other than the active session goes to the one it names (never onto the session).
+    """
     report, session = newest.report, pump.session
-    if report.status not in ROUTINE_STATUSES:
+    if report.status not in ROUTINE_STATUSES or (session is not None and session.status != SessionStatus.PENDING
+                                                 and report.infusionId in (None, session.infusion_id)):  # fmt: skip
         return
-    if session is None:
-        if not report.infusionId or pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
-            return
+    named_other = report.infusionId and (session is None or report.infusionId != session.infusion_id)
+    if named_other:
+        if session is None and pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
+            return  # already known to infuse without an order: no look-up per report
         candidate = ended_session_named(device=pump.device, infusion_id=report.infusionId)
-    elif session.status == SessionStatus.PENDING:
-        candidate = InfusionSession.objects.get(pk=session.pk)  # the whole row: it is about to change
-    else:
+    elif session is None:
         return
+    else:
+        candidate = InfusionSession.objects.get(pk=session.pk)  # the pending row, whole: it is about to change
     if candidate is not None and is_evidence_for(candidate, infusion_id=report.infusionId, status=report.status,
                                                  kind="progress"):  # fmt: skip
         infusion_evidence_apply(device=pump.device, session=candidate, why="progress", now=newest.received_at)
-        pump.session = candidate
+        if candidate.status in ACTIVE_SESSION_STATUSES:
+            pump.session = candidate
 
 
 def _unordered_progress(pump: ProgressPump, status: str | None, now: datetime) -> None:

@@ -128,7 +128,7 @@ def session_transition(
         commands_supersede(device=device, session=session, now=now)
     session_changed(device=device, session=session)
     alarms_session_clear(device=device, session=session, now=now)
-    _sample_state_change(device, session, now)
+    _sample_state_change(device, session, now, owned_progress=previous != SessionStatus.PENDING)
     _server_alarms_settle(device, to, reason, now)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
     if pump_state and pump_state_set(device=device, state=pump_state):
@@ -145,8 +145,9 @@ def _server_alarms_settle(device: Device, to: SessionStatus, reason: str, now: d
         alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason="an order is running", now=now)
 
 
-def _sample_state_change(device: Device, session: InfusionSession, now: datetime) -> None:
-    progress = session.progress_on(device) or {}
+def _sample_state_change(device: Device, session: InfusionSession, now: datetime, *, owned_progress: bool) -> None:
+    """A history point at each move; a session leaving `pending` owned no progress (the pump's figures were not its)."""
+    progress = (session.progress_on(device) if owned_progress else None) or {}
     ProgressSample.objects.create(
         session=session, recorded_at=now, status=session.status,
         delivered_volume_ml=progress.get("deliveredVolumeMl"), volume_remaining_ml=progress.get("volumeRemainingMl"),

@@ -12,6 +12,7 @@ from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
 from devices.services.evidence import (
+    ended_session_named,
     infusion_evidence_apply,
     is_evidence_for,
     pending_named_evidence_apply,
@@ -109,9 +110,12 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
 
 
 def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
-    """A `started`/`running` status is evidence for the pending order it names (or, unnamed, that it received)."""
-    session = session_for(device, None, (SessionStatus.PENDING,))
+    """A `started`/`running` status is evidence for the order it names: the pending one, or one the server had
+    ended (it runs late); naming none, for the pending order the pump received."""
     infusion_id = report_infusion_id(report)
+    session = session_for(device, None, (SessionStatus.PENDING,))
+    if infusion_id and (session is None or session.infusion_id != infusion_id):
+        session = ended_session_named(device=device, infusion_id=infusion_id)
     if session is not None and is_evidence_for(session, infusion_id=infusion_id, status=report.status, kind="status"):
         infusion_evidence_apply(device=device, session=session, why=f"status {report.status}", now=now)
 

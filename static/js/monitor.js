@@ -69,8 +69,11 @@ export class Monitor {
   }
 
   applyProgress(progress) {
-    this.progress = progress;
     if (progress?.receivedAt) this.status = { ...this.status, lastSeenAt: progress.receivedAt };
+    // An active order shows only its own progress: a pending order's pump may be infusing something else.
+    const active = this.session && ACTIVE_SESSION_STATUSES.has(this.session.status);
+    if (active && progress?.infusionId !== this.session.infusionId) return;
+    this.progress = progress;
     if (!this.session || !progress?.infusionId || progress.infusionId === this.session.infusionId) {
       this.chart.add(progress.receivedAt, progress.deliveredVolumeMl);
     }

@@ -94,17 +94,18 @@ def test_progress_received_before_a_cancel_elsewhere_but_applied_after_it_is_sho
 
 
 @pytest.mark.django_db(transaction=True)
-def test_progress_received_before_a_start_elsewhere_but_applied_after_it_is_the_new_sessions_as_live():
+def test_progress_received_before_a_start_elsewhere_but_applied_after_it_is_shown_as_live_subscribers_got_it():
+    """Unnamed progress while an order waits is not the order's (it owns none until the pump is shown infusing it:
+    a confirmation or evidence); live subscribers and a fresh snapshot agree on that."""
     make_device("ORDER_START")
     progress_applied("ORDER_START", timezone.now() - timedelta(seconds=30), 3)
     before_start = timezone.now()
     session = infusion_start(device_id="ORDER_START", order=make_order())
     progress_applied("ORDER_START", before_start, 4)
-    assert live_progress("ORDER_START")["progress"]["infusionId"] == session.infusion_id
+    assert live_progress("ORDER_START")["progress"]["infusionId"] is None, "the pending order took the pump's progress"
     shown = [change.body for change in read_snapshot("ORDER_START").changes if change.event == events.DEVICE_PROGRESS]
-    assert [(body["progress"].get("infusionId"), body["progress"]["progressPercent"]) for body in shown] == [
-        (session.infusion_id, 4)
-    ], "a fresh snapshot differs from what live subscribers hold"
+    assert shown == [], f"a fresh snapshot showed progress {shown} beside the pending order"
+    assert InfusionSession.objects.get(pk=session.pk).progress() is None, "the pending order took the pump's progress"
 
 
 def live_client_state(device_id: str, snapshot) -> dict:
