@@ -18,6 +18,43 @@ def device_ids_visible_to(principal, *, among: set[str] | None = None) -> set[st
     return set(devices.values_list("device_id", flat=True))
 
 
+def device_ids_visible_to_each(requests: list[tuple[object, set[str]]]) -> list[set[str]]:
+    """`device_ids_visible_to(principal, among=...)` for many `(principal, among)` at once, in the same order (the
+    rights re-check of every connected socket): two queries for every user together (the watched pumps' wards,
+    the users' ward memberships) instead of one a user; the rule is `devices_visible_to`'s (a user sees the pumps
+    of the wards she is a member of, staff every pump), checked against it by the tests. Service accounts (few)
+    are read one by one through it; nothing watched asks nothing.
+    """
+    watched = set().union(*(among for _, among in requests))
+    ward_of = dict(Device.objects.filter(device_id__in=watched).values_list("device_id", "ward_id")) if watched else {}
+    members = [p.pk for p, among in requests if among and _is_member_user(p)]
+    wards_of: dict[int, set[int]] = {}
+    if members:
+        through = Ward.members.through.objects.filter(user_id__in=members).values_list("user_id", "ward_id")
+        for user_id, ward_id in through:
+            wards_of.setdefault(user_id, set()).add(ward_id)
+    visible = []
+    for principal, among in requests:
+        if not among or not (isinstance(principal, ServiceAccount) or getattr(principal, "is_authenticated", False)):
+            visible.append(set())
+        elif isinstance(principal, ServiceAccount):
+            visible.append(device_ids_visible_to(principal, among=among))
+        elif principal.is_staff:
+            visible.append({device_id for device_id in among if device_id in ward_of})
+        else:
+            mine = wards_of.get(principal.pk, set())
+            visible.append({device_id for device_id in among if ward_of.get(device_id) in mine})
+    return visible
+
+
+def _is_member_user(principal) -> bool:
+    return (
+        not isinstance(principal, ServiceAccount)
+        and getattr(principal, "is_authenticated", False)
+        and (not principal.is_staff)
+    )
+
+
 def devices_for_overview(principal, *, ward_code: str = "") -> list[Device]:
     """The pumps `principal` may see (of one ward when `ward_code`), by ward, bed and id, as the overview lists them."""
     devices = devices_visible_to(principal).order_by("ward__code", "bed", "device_id")

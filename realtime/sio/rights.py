@@ -29,7 +29,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from devices.access_selectors import device_ids_visible_to, service_accounts_by_pk
+from devices.access_selectors import device_ids_visible_to_each, service_accounts_by_pk
 from protocol import events
 from protocol.ward_payloads import error_body
 from realtime.cluster import EVERYONE
@@ -95,10 +95,16 @@ def principals_refreshed(principals: dict[str, Principal]) -> dict[str, Principa
     return fresh
 
 
-def rights_of(principal: Principal, devices: set[str], wards: set[str]) -> tuple[set[str], dict[str, Any]]:
-    """What a (fresh) principal may no longer watch of `devices`, and its scope of each of `wards`."""
-    visible = device_ids_visible_to(principal.subject, among=devices)
-    return devices - visible, {ward: ward_scope(principal, ward) for ward in wards}
+def rights_of(watched: dict[str, tuple[Principal, set[str], set[str]]]) -> dict[str, tuple[set[str], dict[str, Any]]]:
+    """Per principal (fresh): what it may no longer watch of its `devices`, and its scope of each of its `wards`.
+
+    The pumps' visibility is read for every principal together (`device_ids_visible_to_each`: a few queries a
+    round, not one a user: 100 signed-in watchers cost 22 ms of CPU a round through one query each).
+    """
+    keys = list(watched)
+    visible = device_ids_visible_to_each([(watched[key][0].subject, watched[key][1]) for key in keys])
+    return {key: (watched[key][1] - seen, {ward: ward_scope(watched[key][0], ward) for ward in watched[key][2]})
+            for key, seen in zip(keys, visible, strict=True)}  # fmt: skip
 
 
 def covers(names: set[str], connection: LiveConnection) -> bool:
@@ -119,7 +125,7 @@ def verdicts_for(requests: dict[str, tuple[Principal, set[str], set[str]]]) -> d
                 _, all_devices, all_wards = watched.setdefault(principal_key(principal), (principal, set(), set()))
                 all_devices.update(devices)
                 all_wards.update(wards)
-        rights = {key: rights_of(*request) for key, request in watched.items()}
+        rights = rights_of(watched)
         verdicts = {}
         for credential, principal in fresh.items():
             if isinstance(principal, str):
