@@ -22,6 +22,7 @@ from devices.services.changes import change_record, device_lock, event_record
 from devices.states import (
     COMMAND_TRANSITIONS,
     COMMAND_UNSETTLED_STATES,
+    SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
     AlarmSource,
     CommandKind,
@@ -161,6 +162,47 @@ def commands_supersede(*, device: Device, session: InfusionSession, now: datetim
     for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
         command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                            error=f"the infusion ended {session.status}")  # fmt: skip
+
+
+def server_stops_withdraw(*, device: Device, session: InfusionSession, why: str, now: datetime) -> list[Command]:
+    """The pump runs `session` (again): the server's own STOP for it, still queued, is withdrawn unsent.
+
+    The server never stops on its own a pump whose reports show it infusing an order (a time-out's STOP
+    meets the pump's late confirmation). A STOP a person asked for (`created_by`) stays and goes out; one
+    already handed to the broker cannot be called back (`infusing_after_stop` follows if the pump runs on).
+    """
+    queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
+                                    state=CommandState.QUEUED, created_by__isnull=True)  # fmt: skip
+    withdrawn = []
+    for command in queued.select_related("session").order_by("created_at", "pk"):
+        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
+                           error=f"withdrawn unsent: {why}")  # fmt: skip
+        event_record(
+            device=device, session=session, kind="server.stop_withdrawn", received_at=now,
+            payload={"commandId": str(command.command_id), "infusionId": session.infusion_id, "reason": why},
+        )  # fmt: skip
+        withdrawn.append(command)
+    return withdrawn
+
+
+def command_publish_check(*, command: Command, now: datetime) -> bool:
+    """Whether the outbox may still publish this queued command (its re-check, just before it goes out).
+
+    Only the server's own STOP is looked at again (one lock, rarely): if its session runs on the pump
+    meanwhile, it is withdrawn (`server_stops_withdraw`) and not published. Anything a person asked for goes.
+    """
+    if command.kind != CommandKind.STOP_INFUSION or command.created_by_id is not None or command.session_id is None:
+        return True
+    with transaction.atomic():
+        device = device_lock(device_id=command.device.device_id)
+        session = InfusionSession.objects.filter(pk=command.session_id).first()
+        if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
+            return False  # moved on meanwhile (withdrawn, expired)
+        if session is None or session.status not in SESSION_ON_PUMP_STATUSES:
+            return True
+        server_stops_withdraw(device=device, session=session, now=now,
+                              why=f"the pump runs infusion {session.infusion_id}")  # fmt: skip
+        return False
 
 
 def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:

@@ -53,8 +53,8 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
         logger.info("pending infusion running on evidence", extra=extra)
         return True
     if session.status in LATE_FROM:
-        infusion_running_late(device=device, session=session, now=now, why=why)
-        if _stop_went_out(device, session):
+        running = infusion_running_late(device=device, session=session, now=now, why=why)
+        if running and _stop_went_out(device, session):
             _after_stop(device, session, now)
         return True
     return False

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.models import Device, InfusionSession, ProgressSample
+from devices.models import Alarm, Device, InfusionSession, ProgressSample
 from devices.services.alarm_rules import alarms_session_clear
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
@@ -17,6 +17,7 @@ from devices.services.commands import (
     command_not_carried_out_clear,
     command_queue,
     commands_supersede,
+    server_stops_withdraw,
 )
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
@@ -28,6 +29,7 @@ from devices.states import (
     UNORDERED_ALARMS,
     AlarmPriority,
     AlarmSource,
+    AlarmState,
     CommandKind,
     Connectivity,
     PumpState,
@@ -219,8 +221,8 @@ def infusion_confirm(
     elif session.status in SESSION_ON_PUMP_STATUSES and session.confirmation is None:
         _read_back_record(device, session, parameters, confirmation, now)  # running on evidence; now confirmed
     elif session.status in LATE_FROM:
-        infusion_running_late(device=device, session=session, now=now, why="confirmed")
-        _read_back_record(device, session, parameters, confirmation, now)
+        if infusion_running_late(device=device, session=session, now=now, why="confirmed"):
+            _read_back_record(device, session, parameters, confirmation, now)
     return session
 
 
@@ -253,26 +255,47 @@ def _read_back_record(
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
 
 
-def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> None:
+def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> bool:
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
 
-    A newer pending order is cancelled (the pump runs this one), and the high `confirmed_late` alarm says so;
-    after an interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it).
+    A newer pending order is cancelled (the pump runs this one), the server's own STOP for this one not yet
+    sent is withdrawn (`server_stops_withdraw`), and the high `confirmed_late` alarm says so; after an
+    interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it). While a newer order
+    runs or is paused, this one does not run again (one active order per pump): `confirmed_late` says the
+    pump reports an old order. Returns whether it runs again.
     """
     late_from = session.status
     newer = InfusionSession.objects.filter(
         device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=session.created_at
     ).first()
-    if newer is not None and newer.status == SessionStatus.PENDING:
+    if newer is not None and newer.status in SESSION_ON_PUMP_STATUSES:
+        _old_order_reported(device, session, newer, why, now)
+        return False
+    if newer is not None:
         session_transition(device=device, session=newer, to=SessionStatus.CANCELLED,
                            reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
     session.running_evidence = session.running_evidence or why
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
+    server_stops_withdraw(device=device, session=session, now=now,
+                          why=f"the pump runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
-        return
+        return True
     alarm_raise(
         device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
         now=now, message=f"The pump reports infusion {session.infusion_id} running after it was {late_from}",
+    )  # fmt: skip
+    return True
+
+
+def _old_order_reported(device: Device, old: InfusionSession, newer: InfusionSession, why: str, now: datetime) -> None:
+    """The pump reports an ended order while a newer one is under way: nothing moves, a person must look (once)."""
+    if Alarm.objects.filter(device=device, session=old, type="confirmed_late", state=AlarmState.ACTIVE).exists():
+        return
+    alarm_raise(
+        device=device, session=old, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+        now=now, details={"reported": why, "newerInfusionId": newer.infusion_id, "newerStatus": newer.status},
+        message=(f"The pump reports infusion {old.infusion_id} ({why}, {old.status}) while infusion "
+                 f"{newer.infusion_id} is {newer.status}: check which order the pump is infusing"),
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, fail unacknowledged publishes.
 
 Commands past their deadline are ended by housekeeping (`commands_end_overdue`); every move goes through
-the command service.
+the command service, which also re-checks each command just before it is published (`command_publish_check`).
 """
 
 import logging
@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices.selectors import commands_queued_any, commands_to_publish
-from devices.services.commands import command_advance
+from devices.services.commands import command_advance, command_publish_check
 from devices.states import CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
@@ -87,6 +87,8 @@ class CommandOutbox:
         waiting = commands_to_publish(now=now, in_flight=in_flight, limit=PUBLISH_PER_TICK)
         ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
         for command in waiting:
+            if not command_publish_check(command=command, now=now):
+                continue  # the service withdrew it (the server's own STOP to a pump now running that order)
             envelope = command_envelope_build(kind=command.kind, payload=command.payload,
                                               command_id=str(command.command_id), expires_at=command.expires_at,
                                               now=timezone.now())  # fmt: skip

@@ -1,0 +1,158 @@
+"""An order the server had ended runs again on the pump's word (evidence wins), and what that does to the server's
+own time-out STOP and to a newer order (reviewer findings 10 and 1).
+
+The server never stops on its own a pump whose reports show it infusing an order: a time-out's STOP still queued
+(the bridge's broker link was down) is withdrawn when the pump's late confirmation or running progress arrives,
+and the outbox re-checks the server's own STOP just before it publishes it. A STOP a clinician asked for goes out.
+A pump reporting an old order while a newer one runs moves nothing and raises a high alarm.
+"""
+
+import json
+from datetime import timedelta
+from threading import Event
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import Alarm, Command, DeadLetter, DeviceEvent, InfusionSession
+from devices.selectors import commands_to_publish
+from devices.services.changes import device_lock
+from devices.services.requests import infusion_cancel, infusion_request, infusion_time_out
+from devices.services.sessions import infusion_confirm, infusion_start, session_transition
+from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.outbox import CommandOutbox
+from tests.factories import make_device, make_order, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def ingest(capture, device_id: str, kind: str, body: dict, at_s: float = 1.0) -> None:
+    message = InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
+                             received_at=timezone.now() + timedelta(seconds=at_s))  # fmt: skip
+    with capture(execute=True), transaction.atomic():
+        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
+
+
+def stops_to_publish() -> list[tuple[str, str]]:
+    waiting = commands_to_publish(now=timezone.now(), in_flight=[], limit=10)
+    return [(command.kind, command.state) for command in waiting if command.kind == CommandKind.STOP_INFUSION]
+
+
+@pytest.mark.parametrize(
+    "kind,body",
+    [
+        ("infusion", {"confirmed": True}),
+        ("progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.4}),
+    ],
+)
+def test_a_queued_timeout_stop_is_withdrawn_once_the_pump_reports_infusing_the_order(
+    kind, body, django_capture_on_commit_callbacks
+):
+    make_device("F10")
+    session = infusion_start(device_id="F10", order=make_order())
+    infusion_time_out(infusion_id=session.infusion_id)  # housekeeping, while the bridge's broker link was down
+    ingest(django_capture_on_commit_callbacks, "F10", kind, {**body, "infusionId": session.infusion_id})
+    session = InfusionSession.objects.get(pk=session.pk)
+    assert session.status == SessionStatus.RUNNING, "evidence won: the server knows the pump infuses it"
+    alarms = list(Alarm.objects.filter(device__device_id="F10").values_list("type", flat=True))
+    assert stops_to_publish() == [], (
+        f"the order {session.infusion_id} runs (alarms {alarms}) yet the server's own time-out STOP is still "
+        f"queued for publishing: {stops_to_publish()}; the pump will be stopped by the server"
+    )
+    stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+    assert stop.state == CommandState.SUPERSEDED and "withdrawn unsent" in stop.error, (
+        f"the clinician's screen must say what happened to the server's STOP: {stop.state} ({stop.error!r})"
+    )
+    assert DeviceEvent.objects.filter(session=session, kind="server.stop_withdrawn").exists(), "withdrawal audited"
+
+
+def test_a_stop_a_clinician_asked_for_still_goes_out_after_a_late_confirmation(django_capture_on_commit_callbacks):
+    make_device("F10B")
+    nurse = make_user("nurse10")
+    session = infusion_start(device_id="F10B", order=make_order(), user=nurse)
+    infusion_cancel(infusion_id=session.infusion_id, user=nurse)
+    ingest(
+        django_capture_on_commit_callbacks, "F10B", "infusion", {"confirmed": True, "infusionId": session.infusion_id}
+    )
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
+    assert stops_to_publish() == [(CommandKind.STOP_INFUSION, CommandState.QUEUED)], (
+        "the nurse cancelled the start: the STOP she asked for must still go out"
+    )
+
+
+class RecordingLink:
+    """A connected broker link that records what it is handed."""
+
+    def __init__(self) -> None:
+        self.connected, self.published = Event(), []
+        self.connected.set()
+
+    def publish(self, topic: str, body: bytes, *, expiry_s: int) -> int:
+        self.published.append((topic, json.loads(body)["command"]))
+        return len(self.published)
+
+    def forget(self, mid: int) -> None:
+        pass
+
+
+def test_the_outbox_rechecks_the_servers_own_stop_before_publishing_it():
+    """The safety net: a server STOP whose session runs on the pump by the time the outbox reaches it stays unsent."""
+    make_device("F10C")
+    session = infusion_start(device_id="F10C", order=make_order())
+    infusion_time_out(infusion_id=session.infusion_id)
+    with transaction.atomic():  # the session runs again by a road that did not withdraw the STOP
+        session.refresh_from_db()
+        session_transition(device=device_lock(device_id="F10C"), session=session, to=SessionStatus.RUNNING,
+                           reason="confirmed after timed_out")  # fmt: skip
+    link = RecordingLink()
+    CommandOutbox(link).tick(timezone.now())
+    stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+    assert ("devices/F10C/commands", "STOP_INFUSION") not in link.published, (
+        f"the outbox published the server's own STOP to a pump running {session.infusion_id}"
+    )
+    assert stop.state == CommandState.SUPERSEDED and "withdrawn unsent" in stop.error, f"{stop.state} {stop.error!r}"
+
+
+def test_the_outbox_still_publishes_a_stop_a_clinician_asked_for():
+    make_device("F10D")
+    nurse = make_user("nurse10d")
+    session = infusion_start(device_id="F10D", order=make_order(), user=nurse)
+    with transaction.atomic():
+        session.refresh_from_db()
+        session_transition(device=device_lock(device_id="F10D"), session=session, to=SessionStatus.RUNNING,
+                           reason="confirmed")  # fmt: skip
+    infusion_request(device_id="F10D", kind=CommandKind.STOP_INFUSION, user=nurse)
+    link = RecordingLink()
+    CommandOutbox(link).tick(timezone.now())
+    assert ("devices/F10D/commands", "STOP_INFUSION") in link.published, f"the nurse's STOP: {link.published}"
+
+
+def test_a_late_confirmation_of_the_timed_out_order_while_a_newer_one_runs_is_not_lost(
+    django_capture_on_commit_callbacks,
+):
+    make_device("F1C")
+    first = infusion_start(device_id="F1C", order=make_order())
+    infusion_time_out(infusion_id=first.infusion_id)
+    second = infusion_start(device_id="F1C", order=make_order(flow_rate_ml_min=1.0, planned_time_min=30.0))
+    with transaction.atomic():
+        infusion_confirm(device=device_lock(device_id="F1C"), infusion_id=second.infusion_id, confirmed=True,
+                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    ingest(django_capture_on_commit_callbacks, "F1C", "infusion", {"confirmed": True, "infusionId": first.infusion_id})
+    dead = list(DeadLetter.objects.values_list("reason", "detail"))
+    alarms = list(Alarm.objects.filter(session=first, state=AlarmState.ACTIVE).values_list("type", "priority"))
+    assert not dead and alarms == [("confirmed_late", "high")], (
+        f"the pump confirmed the timed-out order {first.infusion_id} while {second.infusion_id} runs: the message was "
+        f"dead-lettered {dead[:1]} and the alarms about it are {alarms}"
+    )
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, second.status) == (SessionStatus.TIMED_OUT, SessionStatus.RUNNING), (
+        "the running order stays as it is; the old one does not run again"
+    )
+    ingest(django_capture_on_commit_callbacks, "F1C", "infusion", {"confirmed": True, "infusionId": first.infusion_id},
+           at_s=2.0)  # fmt: skip
+    assert Alarm.objects.get(session=first, type="confirmed_late").count == 1, "a repeat raises nothing again"
