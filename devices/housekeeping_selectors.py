@@ -28,10 +28,10 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
-def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[str]:
-    """Infusion ids of pending sessions created before `cutoff` (unconfirmed too long), oldest first."""
+def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[tuple[str, str, datetime]]:
+    """Pending sessions created before `cutoff` (unconfirmed too long), oldest first: infusion id, pump, created."""
     overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
-    return list(overdue.order_by("created_at").values_list("infusion_id", flat=True)[:limit])
+    return list(overdue.order_by("created_at").values_list("infusion_id", "device__device_id", "created_at")[:limit])
 
 
 def silent_sessions_filter(now: datetime) -> Q:

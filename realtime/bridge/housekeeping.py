@@ -51,6 +51,9 @@ logger = logging.getLogger(__name__)
 PER_TICK = 100
 CHANGE_LOG_PRUNE_EVERY_S = 5.0
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
+# Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
+# grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
+HELD_UNTIL_SETTLED = ("silence", "starts")
 
 
 def timeouts(*names: str) -> Callable[[], list[float]]:
@@ -69,7 +72,7 @@ def horizon_s(seconds: list[float]) -> float:
 
 
 class Housekeeping:
-    """Time-driven decisions; silence alarms wait a grace period after the bridge (re)gains the broker."""
+    """Time-driven decisions; silence alarms and start time-outs wait a grace period after the broker link returns."""
 
     may_sleep = True  # an idle check may skip ticks until its next deadline can come (the module's docstring)
 
@@ -105,7 +108,7 @@ class Housekeeping:
         grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
         settled = connected_since is not None and now - connected_since >= grace
         for name, (check, due_by, timeouts) in self.checks.items():
-            if name == "silence" and not settled:
+            if name in HELD_UNTIL_SETTLED and not settled:
                 continue
             if now < self.asleep_until.get(name, now):
                 continue
@@ -159,9 +162,17 @@ class Housekeeping:
             self.webhooks.submit(delivery_id, url, body)
 
     def confirmation_timeouts(self, now: datetime) -> None:
-        """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued)."""
-        cutoff = now - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
-        for infusion_id in sessions_unconfirmed_since(cutoff=cutoff, limit=PER_TICK):
+        """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued).
+
+        Held, like silence, while the bridge has no broker link and for the reconnect grace after (`tick`), and
+        judged as of `silence_as_of`: a pump whose messages wait unapplied in the bridge (its confirmation may be
+        among them), or whose slot is not settled, is not timed out for the bridge's own delay.
+        """
+        timeout = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
+        for infusion_id, device_id, created_at in sessions_unconfirmed_since(cutoff=now - timeout, limit=PER_TICK):
+            as_of = self.silence_as_of(device_id, now)
+            if as_of is None or as_of - created_at <= timeout:
+                continue
             try:
                 infusion_time_out(infusion_id=infusion_id)
             except PumpStreamError as exc:  # confirmed or cancelled meanwhile

@@ -46,13 +46,10 @@ class SlotHousekeeping(Housekeeping):
             return
         if not self.leading:
             self.leading, self.stale_announced = True, None
-        # Each slot's own grace replaces the one link's: see `silence_counts`.
-        super().tick(now, connected_since=LONG_AGO)
-
-    def silent_sessions(self, now: datetime) -> None:
+        # Each slot's own grace replaces the one link's (`silence_as_of`, for silence and start time-outs alike).
         names = [slot_name(slot) for slot in range(self.slots.config.slots)]
         self.settled = leases_settled(names=names, grace_s=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        super().silent_sessions(now)
+        super().tick(now, connected_since=LONG_AGO)
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
         """Pumps of a slot owned and connected for the grace period (the database's clock), as of how far its

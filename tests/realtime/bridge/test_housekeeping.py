@@ -7,14 +7,15 @@ import pytest
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from devices.models import Alarm, Device, EscalationDelivery, InfusionSession
+from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.pumps import pump_mark_stale
-from devices.states import AlarmPriority, AlarmSource, DeliveryState, SessionStatus
+from devices.services.sessions import infusion_start
+from devices.states import AlarmPriority, AlarmSource, CommandKind, DeliveryState, SessionStatus
 from realtime.bridge import housekeeping as housekeeping_module
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
-from tests.factories import make_device, make_ward
+from tests.factories import make_device, make_order, make_ward
 
 pytestmark = pytest.mark.django_db
 
@@ -205,3 +206,46 @@ def test_a_pump_infusing_without_an_order_that_falls_silent_is_alarmed(settings)
     assert list(lost.values_list("device__device_id", flat=True)) == ["UNORDERED"]
     Housekeeping().silent_sessions(now + timedelta(seconds=1))
     assert lost.get().count == 1, "alarmed once per silence"
+
+
+# A start times out only on what the bridge could have heard: not while it holds no broker link, nor within the
+# reconnect grace (the pump's confirmation may be queued at the broker), nor while the pump's messages wait unapplied.
+
+
+def overdue_start(settings, device_id: str) -> InfusionSession:
+    make_device(device_id)
+    session = infusion_start(device_id=device_id, order=make_order())
+    InfusionSession.objects.filter(pk=session.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + 5)
+    )
+    return session
+
+
+def status_of(session: InfusionSession) -> str:
+    return InfusionSession.objects.get(pk=session.pk).status
+
+
+@pytest.mark.parametrize("connected_for_s", [None, 1.0])
+def test_a_start_does_not_time_out_while_the_broker_link_is_down_or_within_the_grace(settings, connected_for_s):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "RECONNECT_GRACE_S": 15.0}
+    session, now = overdue_start(settings, "T1"), timezone.now()
+    since = None if connected_for_s is None else now - timedelta(seconds=connected_for_s)
+    Housekeeping().tick(now, connected_since=since)
+    assert status_of(session) == SessionStatus.PENDING, (
+        f"the start timed out (and a STOP was queued) while the bridge could not hear the pump (link since {since})"
+    )
+    assert not Command.objects.filter(kind=CommandKind.STOP_INFUSION).exists()
+    Housekeeping().tick(now, connected_since=CONNECTED_LONG_AGO)
+    assert status_of(session) == SessionStatus.TIMED_OUT, "once the link is settled, an unconfirmed start times out"
+
+
+def test_a_start_whose_pumps_messages_wait_in_the_bridge_is_judged_as_of_their_arrival(settings):
+    session, now = overdue_start(settings, "T2"), timezone.now()
+    housekeeping = Housekeeping()
+    created = InfusionSession.objects.get(pk=session.pk).created_at
+    housekeeping.waiting_since = lambda device_id: created + timedelta(seconds=1) if device_id == "T2" else None
+    housekeeping.confirmation_timeouts(now)
+    assert status_of(session) == SessionStatus.PENDING, "its confirmation may be among the messages not yet applied"
+    housekeeping.waiting_since = lambda device_id: None
+    housekeeping.confirmation_timeouts(now)
+    assert status_of(session) == SessionStatus.TIMED_OUT
