@@ -85,6 +85,9 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
     "alarm.cleared": lambda event, p: f"Alarm cleared: {_alarm_name(p)}",
     "alarm.reminded": lambda event, p: f"Reminder: the {_alarm_name(p)} alarm is still active",
     "mqtt.status": _presence,
+    "server.stop_withdrawn": lambda event, p: (
+        "The server's own stop command was withdrawn unsent: the pump runs the infusion"
+    ),
 }
 
 

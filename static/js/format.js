@@ -190,7 +190,7 @@ export const COMMAND_STATE_LABEL = {
   done: "done",
   failed: "FAILED: act at the pump",
   expired: "EXPIRED: never reached the pump",
-  superseded: "not needed: the infusion had ended",
+  superseded: "not needed",
 };
 /** Whether the pump reports infusing with no order (no active session, the pump running or paused). */
 export function isUnordered(session, pumpState) {

@@ -29,6 +29,8 @@ def event(kind: str, payload: dict, user=None) -> DeviceEvent:
          "High alarm raised: occlusion: Line blocked"),
         ("alarm.cleared", {"type": "air_in_line"}, "Alarm cleared: air in line"),
         ("command.failed", {"command": "STOP_INFUSION", "error": "pump busy"}, "The stop command failed: pump busy"),
+        ("server.stop_withdrawn", {"reason": "the pump runs infusion inf_1 (confirmed after timed_out)"},
+         "The server's own stop command was withdrawn unsent: the pump runs the infusion"),
     ],
 )  # fmt: skip
 def test_pump_and_server_events_read_as_sentences(kind, payload, text):
