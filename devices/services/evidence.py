@@ -39,7 +39,7 @@ def is_evidence_for(session: InfusionSession, *, infusion_id: str | None, status
 
 
 def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: str, now: datetime) -> bool:
-    """The pump is infusing `session`: a pending one runs (read-back unverified), an ended one runs late."""
+    """The pump infuses `session`: a pending one runs (read-back unverified), an ended one runs late; True if so."""
     if session.status == SessionStatus.PENDING:
         session.running_evidence = why[:64]
         session.read_back = ReadBack.UNVERIFIED
@@ -56,7 +56,7 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
         running = infusion_running_late(device=device, session=session, now=now, why=why)
         if running and _stop_went_out(device, session):
             _after_stop(device, session, now)
-        return True
+        return running  # not while a newer order is under way: `confirmed_late` on the old one says so
     return False
 
 

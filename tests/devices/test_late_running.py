@@ -131,28 +131,42 @@ def test_the_outbox_still_publishes_a_stop_a_clinician_asked_for():
     assert ("devices/F10D/commands", "STOP_INFUSION") in link.published, f"the nurse's STOP: {link.published}"
 
 
-def test_a_late_confirmation_of_the_timed_out_order_while_a_newer_one_runs_is_not_lost(
-    django_capture_on_commit_callbacks,
+@pytest.mark.parametrize(
+    "kind,body,newer_paused",
+    [
+        ("infusion", {"confirmed": True}, False),
+        ("infusion", {"confirmed": True}, True),
+        ("bolus", {"action": "BOLUS_COMPLETED", "bolusDelivered": 5.0}, False),
+    ],
+)
+def test_the_timed_out_order_reported_while_a_newer_one_is_under_way_is_not_lost(
+    kind, body, newer_paused, django_capture_on_commit_callbacks
 ):
-    make_device("F1C")
-    first = infusion_start(device_id="F1C", order=make_order())
+    device_id = f"F1C_{kind}_{newer_paused}"
+    make_device(device_id)
+    first = infusion_start(device_id=device_id, order=make_order())
     infusion_time_out(infusion_id=first.infusion_id)
-    second = infusion_start(device_id="F1C", order=make_order(flow_rate_ml_min=1.0, planned_time_min=30.0))
+    second = infusion_start(device_id=device_id, order=make_order(flow_rate_ml_min=1.0, planned_time_min=30.0))
     with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F1C"), infusion_id=second.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
-    ingest(django_capture_on_commit_callbacks, "F1C", "infusion", {"confirmed": True, "infusionId": first.infusion_id})
+        device = device_lock(device_id=device_id)
+        infusion_confirm(device=device, infusion_id=second.infusion_id, confirmed=True, parameters=None,
+                         confirmation={"confirmed": True})  # fmt: skip
+        if newer_paused:
+            second.refresh_from_db()
+            session_transition(device=device, session=second, to=SessionStatus.PAUSED, reason="paused at the pump")
+    report = {**body, "infusionId": first.infusion_id}
+    ingest(django_capture_on_commit_callbacks, device_id, kind, report)
     dead = list(DeadLetter.objects.values_list("reason", "detail"))
     alarms = list(Alarm.objects.filter(session=first, state=AlarmState.ACTIVE).values_list("type", "priority"))
     assert not dead and alarms == [("confirmed_late", "high")], (
-        f"the pump confirmed the timed-out order {first.infusion_id} while {second.infusion_id} runs: the message was "
-        f"dead-lettered {dead[:1]} and the alarms about it are {alarms}"
+        f"the pump reported ({kind}) the timed-out order {first.infusion_id} while {second.infusion_id} is under way: "
+        f"the message was dead-lettered {dead[:1]} and the alarms about it are {alarms}"
     )
     first.refresh_from_db()
     second.refresh_from_db()
-    assert (first.status, second.status) == (SessionStatus.TIMED_OUT, SessionStatus.RUNNING), (
-        "the running order stays as it is; the old one does not run again"
+    newer = SessionStatus.PAUSED if newer_paused else SessionStatus.RUNNING
+    assert (first.status, second.status) == (SessionStatus.TIMED_OUT, newer), (
+        "the newer order stays as it is; the old one does not run again"
     )
-    ingest(django_capture_on_commit_callbacks, "F1C", "infusion", {"confirmed": True, "infusionId": first.infusion_id},
-           at_s=2.0)  # fmt: skip
+    ingest(django_capture_on_commit_callbacks, device_id, kind, report, at_s=2.0)
     assert Alarm.objects.get(session=first, type="confirmed_late").count == 1, "a repeat raises nothing again"
