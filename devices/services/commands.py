@@ -39,6 +39,7 @@ STATE_TIMESTAMP = {
 START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
+TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's own STOP after a start timed out
 
 
 def command_lifetime(kind: str) -> timedelta:
@@ -164,34 +165,44 @@ def commands_supersede(*, device: Device, session: InfusionSession, now: datetim
                            error=f"the infusion ended {session.status}")  # fmt: skip
 
 
-def server_stops_withdraw(*, device: Device, session: InfusionSession, why: str, now: datetime) -> list[Command]:
-    """The pump runs `session` (again): the server's own STOP for it, still queued, is withdrawn unsent.
+def is_time_out_stop(command: Command) -> bool:
+    """The STOP the server queued on its own after a start timed out (`infusion_time_out`): no person asked for it."""
+    return (
+        command.kind == CommandKind.STOP_INFUSION
+        and command.created_by_id is None
+        and command.session_id is not None
+        and (command.payload or {}).get("reason") == TIME_OUT_STOP_REASON
+    )
 
-    The server never stops on its own a pump whose reports show it infusing an order (a time-out's STOP
-    meets the pump's late confirmation). A STOP a person asked for (`created_by`) stays and goes out; one
-    already handed to the broker cannot be called back (`infusing_after_stop` follows if the pump runs on).
+
+def time_out_stops_withdraw(*, device: Device, session: InfusionSession, why: str, now: datetime) -> list[Command]:
+    """The pump runs `session` after all: the server's own time-out STOP for it, still queued, is withdrawn unsent.
+
+    The server never stops on its own a pump whose reports show it infusing an order (the time-out's STOP meets
+    the pump's late confirmation). A STOP a person asked for (a cancel, a stop) stays and goes out; one already
+    handed to the broker cannot be called back (`infusing_after_stop` follows if the pump runs on).
     """
     queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
-                                    state=CommandState.QUEUED, created_by__isnull=True)  # fmt: skip
-    withdrawn = []
-    for command in queued.select_related("session").order_by("created_at", "pk"):
+                                    state=CommandState.QUEUED)  # fmt: skip
+    withdrawn = [command for command in queued.select_related("session").order_by("created_at", "pk")
+                 if is_time_out_stop(command)]  # fmt: skip
+    for command in withdrawn:
         command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                            error=f"withdrawn unsent: {why}")  # fmt: skip
         event_record(
             device=device, session=session, kind="server.stop_withdrawn", received_at=now,
             payload={"commandId": str(command.command_id), "infusionId": session.infusion_id, "reason": why},
         )  # fmt: skip
-        withdrawn.append(command)
     return withdrawn
 
 
 def command_publish_check(*, command: Command, now: datetime) -> bool:
     """Whether the outbox may still publish this queued command (its re-check, just before it goes out).
 
-    Only the server's own STOP is looked at again (one lock, rarely): if its session runs on the pump
-    meanwhile, it is withdrawn (`server_stops_withdraw`) and not published. Anything a person asked for goes.
+    Only the server's own time-out STOP is looked at again (one lock, rarely): if its order runs on the pump
+    meanwhile, it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes.
     """
-    if command.kind != CommandKind.STOP_INFUSION or command.created_by_id is not None or command.session_id is None:
+    if not is_time_out_stop(command):
         return True
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
@@ -200,8 +211,8 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
             return False  # moved on meanwhile (withdrawn, expired)
         if session is None or session.status not in SESSION_ON_PUMP_STATUSES:
             return True
-        server_stops_withdraw(device=device, session=session, now=now,
-                              why=f"the pump runs infusion {session.infusion_id}")  # fmt: skip
+        time_out_stops_withdraw(device=device, session=session, now=now,
+                                why=f"the pump runs infusion {session.infusion_id}")  # fmt: skip
         return False
 
 

@@ -12,7 +12,7 @@ from django.db import transaction
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.services.changes import device_lock, event_record
-from devices.services.commands import command_queue, command_repeat_find
+from devices.services.commands import TIME_OUT_STOP_REASON, command_queue, command_repeat_find
 from devices.services.sessions import session_transition
 from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, PumpState, SessionStatus
 
@@ -24,7 +24,7 @@ def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancel
 
 def infusion_time_out(*, infusion_id: str) -> InfusionSession:
     """A pending start unconfirmed past the confirmation timeout; followed by STOP_INFUSION (see `_end_pending`)."""
-    return _end_pending(infusion_id, SessionStatus.TIMED_OUT, "no confirmation from the pump in time", None)
+    return _end_pending(infusion_id, SessionStatus.TIMED_OUT, TIME_OUT_STOP_REASON, None)
 
 
 def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) -> InfusionSession:

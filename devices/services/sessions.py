@@ -17,7 +17,7 @@ from devices.services.commands import (
     command_not_carried_out_clear,
     command_queue,
     commands_supersede,
-    server_stops_withdraw,
+    time_out_stops_withdraw,
 )
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
@@ -259,7 +259,7 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
 
     A newer pending order is cancelled (the pump runs this one), the server's own STOP for this one not yet
-    sent is withdrawn (`server_stops_withdraw`), and the high `confirmed_late` alarm says so; after an
+    sent is withdrawn (`time_out_stops_withdraw`), and the high `confirmed_late` alarm says so; after an
     interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it). While a newer order
     runs or is paused, this one does not run again (one active order per pump): `confirmed_late` says the
     pump reports an old order. Returns whether it runs again.
@@ -277,8 +277,8 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     session.running_evidence = session.running_evidence or why
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
-    server_stops_withdraw(device=device, session=session, now=now,
-                          why=f"the pump runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
+    time_out_stops_withdraw(device=device, session=session, now=now,
+                            why=f"the pump runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
         return True
