@@ -102,15 +102,10 @@ def test_an_unordered_infusion_is_not_shown_as_a_new_pending_orders_progress(dja
     assert unordered.exists(), "the pump still infuses without an order: its alarm must stay"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="infusion_running_late with the newer order RUNNING raises IntegrityError: "
-    "helper h3's part (sessions.py); remove this marker when that fix is merged",
-)
 def test_a_late_confirmation_of_the_timed_out_order_while_a_newer_one_runs_is_not_lost(
     django_capture_on_commit_callbacks,
 ):
-    """`infusion_running_late` with the newer order RUNNING (another developer's part): fails until it is fixed."""
+    """`infusion_running_late` with the newer order RUNNING: nothing moves, a high alarm on the old order."""
     first, second = reordered_after_a_time_out("OLDER_CONF")
     with transaction.atomic():
         infusion_confirm(device=device_lock(device_id="OLDER_CONF"), infusion_id=second.infusion_id, confirmed=True,
