@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -11,6 +11,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from devices.ingest_selectors import bridge_away_since
 from devices.models import (
     BridgeStatus,
     DeadLetter,
@@ -152,6 +153,16 @@ def _digest_upsert_sql(vendor: str) -> str:
             f"ON CONFLICT ({topic}) DO UPDATE SET {update}")  # fmt: skip
 
 
+def bridge_started(*, name: str = "bridge", now: datetime | None = None) -> float | None:
+    """A bridge starting (again): its first heartbeat, not holding the broker, keeping the moment it last held it
+    (a start that dies before connecting must not shorten the next start's time away); returns that moment as
+    epoch seconds (None: it never ran), from which its backlog is credited (`realtime/bridge/flood.py`)."""
+    away_since = bridge_away_since(name=name)
+    lost_since = datetime.fromtimestamp(away_since, UTC) if away_since is not None else None
+    bridge_heartbeat(broker_connected=False, name=name, now=now, lost_since=lost_since)
+    return away_since
+
+
 def bridge_heartbeat(
     *,
     broker_connected: bool,
@@ -159,11 +170,14 @@ def bridge_heartbeat(
     name: str = "bridge",
     now: datetime | None = None,
     connected_since: datetime | None = None,
+    lost_since: datetime | None = None,
 ) -> BridgeStatus:
     """Record that the bridge is alive, and whether it holds the broker.
 
     `connected_since` is the link's own time of its latest connection: a drop and reconnect between two
     heartbeats still moves `broker_connected_since`, which sampling `broker_connected` alone would miss.
+    `lost_since`: when a bridge starting again last held the broker (its time away began then, not now: a start
+    that dies before connecting must not shorten the next start's time away).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -175,7 +189,7 @@ def bridge_heartbeat(
             status.broker_connected_since = now
             status.broker_lost_since = None
         elif not broker_connected and (status.broker_connected or status.broker_lost_since is None):
-            status.broker_lost_since = now
+            status.broker_lost_since = lost_since or now
         status.broker_connected = broker_connected
         status.heartbeat_at = now
         if stats is not None:

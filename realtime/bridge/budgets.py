@@ -56,7 +56,7 @@ class PumpBudgets:
         self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
         self.logged_at: dict[str, float] = {}
         self.shed_total = 0
-        self.away: TimeAway | None = None  # the bridge's latest time away from the broker (set by the worker)
+        self.away: tuple[TimeAway, ...] = ()  # the bridge's times away whose backlog may still arrive (the worker's)
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
         """Per message, False when it is shed (the batch's `ShedSummary` then names it in `alarm_flood`)."""

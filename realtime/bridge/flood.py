@@ -11,6 +11,7 @@ malformed one among the excess is counted as shed, not dead-lettered.
 
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from protocol import topics
@@ -25,7 +26,10 @@ LOG_EVERY_S = 60.0
 
 
 TIME_AWAY_MAX_S = 3600.0  # credit for at most an hour away; beyond it the broker's own queue limit bounds a backlog
-BACKLOG_MIN_S = 30.0  # the credit may be spent at least this long after the reconnection
+# The credit may be spent for as long as the time away lasted, at least BACKLOG_MIN_S and at most BACKLOG_MAX_S
+# after the reconnection: the broker hands a backlog over in seconds, and a pump flooding later is a flood.
+BACKLOG_MIN_S = 30.0
+BACKLOG_MAX_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,13 @@ class TimeAway:
     @classmethod
     def since(cls, seconds: float, *, at: float) -> "TimeAway":
         seconds = min(max(0.0, seconds), TIME_AWAY_MAX_S)
-        return cls(at=at, seconds=seconds, until=at + max(BACKLOG_MIN_S, seconds))
+        return cls(at=at, seconds=seconds, until=at + min(BACKLOG_MAX_S, max(BACKLOG_MIN_S, seconds)))
+
+
+def times_away_open(times: Sequence[TimeAway], new: TimeAway) -> tuple[TimeAway, ...]:
+    """The times away whose backlog may still arrive, with `new` (a second one while the first's backlog still
+    arrives, as in a link flap or another slot's reconnection, adds its credit; it never replaces the first's)."""
+    return (*(away for away in times if away.until >= new.at), new)
 
 
 @dataclass
@@ -51,23 +61,23 @@ class TokenBucket:
     refilled_at: float
     shed: int = 0
     logged_at: float = float("-inf")
-    credited_at: float = float("-inf")  # the `TimeAway` it was last credited for
+    credited_at: float = float("-inf")  # the latest `TimeAway` it was credited for
+    credit_until: float = float("-inf")  # until when credit above `burst` may be kept
 
-    def take(self, clock: float, *, rate_per_s: float, burst: float, away: TimeAway | None = None) -> bool:
+    def take(self, clock: float, *, rate_per_s: float, burst: float, away: Sequence[TimeAway] = ()) -> bool:
         """Refill up to `clock` at `rate_per_s` (at most `burst`), then take one token if there is one.
 
-        Within a time away's backlog the bucket also holds that time's credit, above `burst` until spent;
-        after the backlog what is left of it lapses.
+        Within a time away's backlog the bucket also holds that time's credit (each time away once), above
+        `burst` until spent; after the backlog what is left of it lapses.
         """
-        refilled = min(burst, self.tokens + (clock - self.refilled_at) * rate_per_s)
+        refilled = self.tokens + (clock - self.refilled_at) * rate_per_s
         self.refilled_at = clock
-        if away is not None and away.at <= clock <= away.until:
-            if self.credited_at != away.at:
-                self.credited_at, self.tokens = away.at, refilled + away.seconds * rate_per_s
-            else:
-                self.tokens = max(self.tokens, refilled)
-        else:
-            self.tokens = refilled
+        kept = clock <= self.credit_until  # credit alive: what is above the burst stays
+        self.tokens = max(self.tokens, min(burst, refilled)) if kept else min(burst, refilled)
+        for time_away in away:
+            if time_away.at > self.credited_at and time_away.at <= clock <= time_away.until:
+                self.credited_at, self.credit_until = time_away.at, max(self.credit_until, time_away.until)
+                self.tokens += time_away.seconds * rate_per_s
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
@@ -82,7 +92,7 @@ class ProgressFloodGuard:
         self.burst = max(1.0, burst)
         self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.shed_total = 0
-        self.away: TimeAway | None = None  # the bridge's latest time away from the broker (set by the worker)
+        self.away: tuple[TimeAway, ...] = ()  # the bridge's times away whose backlog may still arrive (the worker's)
 
     def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
         """Per message, False when it is shed: routine progress of a pump that used up its bucket.

@@ -12,15 +12,14 @@ from django.conf import settings
 from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
-from devices.ingest_selectors import bridge_away_since
 from devices.services.changelog import change_log_listen, change_log_unlisten
-from devices.services.records import bridge_heartbeat
+from devices.services.records import bridge_heartbeat, bridge_started
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue
-from realtime.bridge.flood import ProgressFloodGuard, TimeAway
+from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
@@ -93,9 +92,9 @@ class Bridge:
     def run(self) -> None:
         """Run until `stop()`: the link and the waker in threads, the database work in this one."""
         change_log_listen(self.waker.committed)  # after each commit that logged changes: wake Daphne's publisher
-        if isinstance(self.link, BrokerLink):  # started again: away from the broker since it last held it
-            self.link.lost_at = bridge_away_since(name=self.name)  # (slots: a slot's earlier owner is not known)
-        bridge_heartbeat(broker_connected=False, name=self.name)
+        away_since = bridge_started(name=self.name)  # started again: away from the broker since it last held it
+        if isinstance(self.link, BrokerLink):  # (slots: a slot's earlier owner is not known)
+            self.link.lost_at = away_since
         gc.freeze()  # start-up objects (Django, modules) leave the collector's scans: ~15 % less CPU per batch
         threads = [threading.Thread(target=target, name=name, daemon=True)
                    for name, target in (("mqtt", self.link.run), ("wake", self.waker.run))]  # fmt: skip
@@ -223,7 +222,7 @@ class Bridge:
     def _reconnected(self, away_s: float) -> None:
         """On the link's thread, before the new connection's first message: the backlog of `away_s` is no flood."""
         away = TimeAway.since(away_s, at=time.time())
-        self.guard.away = self.budgets.away = away
+        self.guard.away = self.budgets.away = times_away_open(self.budgets.away, away)  # one assignment: atomic
         if away.seconds >= 1:
             logger.info("broker regained after %.0f s away: its backlog is credited to each pump's budgets", away_s)
 

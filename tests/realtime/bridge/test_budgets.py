@@ -1,6 +1,7 @@
 """Unit tests of the per-pump budgets: a flooding pump's excess is shed and summed up, the others untouched."""
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from django.utils import timezone
 from devices.models import Alarm, Device
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
-from realtime.bridge.flood import ProgressFloodGuard, TimeAway
+from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
 from realtime.bridge.ingest import APPLIED, InboundMessage
 from tests.factories import make_device
 
@@ -139,7 +140,7 @@ def test_what_a_pump_said_while_the_bridge_was_away_is_credited_not_shed_as_a_fl
     outcomes = ingest(alarm_backlog("CONTROL", 15), budgets)
     assert outcomes[SHED] == 25 and "alarm_flood" in active("CONTROL"), "the control: a backlog without credit"
     budgets = pump_budgets()
-    budgets.away = TimeAway.since(600, at=BASE.timestamp())
+    budgets.away = (TimeAway.since(600, at=BASE.timestamp()),)
     outcomes = ingest(alarm_backlog("AWAY", 15), budgets)
     assert outcomes[SHED] == 0, f"a backlog of the time away was shed: {outcomes}"
     assert active("AWAY") == {}, "every alarm raised and cleared, no alarm_flood"
@@ -149,11 +150,53 @@ def test_the_credit_is_that_times_budget_only_and_lapses_after_the_backlog():
     make_device("FLOOD")
     make_device("BRIEF")
     budgets = PumpBudgets(alarm=Budget(1, 5), report=OFF, max_active_alarms=0)
-    budgets.away = TimeAway.since(60, at=BASE.timestamp())  # a minute away: 60 alarms' credit on top of 5
+    budgets.away = (TimeAway.since(60, at=BASE.timestamp()),)  # a minute away: 60 alarms' credit on top of 5
     flood = [message("FLOOD", "error", {"type": "x"}, at_s=n / 30000) for n in range(3000)]
     assert ingest(flood, budgets)[SHED] == 3000 - 65, "a flood in the backlog is bounded by the credit"
-    budgets.away = TimeAway.since(600, at=BASE.timestamp() + 1)  # ten minutes away, then a backlog of 10 only
+    budgets.away = (TimeAway.since(600, at=BASE.timestamp() + 1),)  # ten minutes away, then a backlog of 10 only
     assert ingest([message("BRIEF", "error", {"type": "y"}, at_s=1) for _ in range(10)], budgets)[SHED] == 0
-    after = budgets.away.until - BASE.timestamp() + 1  # the backlog is over: 595 alarms' credit left unspent
+    after = budgets.away[0].until - BASE.timestamp() + 1  # the backlog is over: 595 alarms' credit left unspent
     later = [message("BRIEF", "error", {"type": "y"}, at_s=after + n / 30000) for n in range(100)]
     assert ingest(later, budgets)[SHED] == 100 - 5, "credit left after the backlog must lapse"
+
+
+def test_a_second_time_away_during_the_first_backlog_adds_its_credit_never_wipes_the_first():
+    """Review: ten minutes away, half the backlog arrives, the link drops for 2 s (a flap; with several slots,
+    another slot's reconnection); the rest of the ten minutes' backlog then arrives. The second time away
+    replaced the first's credit with 2 s worth: 7 of 14 shed, a false alarm_flood, a clearing shed."""
+    make_device("FLAP")
+    budgets = PumpBudgets(alarm=Budget(1, 5), report=OFF, max_active_alarms=0)
+    first = TimeAway.since(600, at=BASE.timestamp())
+    budgets.away = (first,)
+    assert ingest(alarm_backlog("FLAP", 15)[:16], budgets)[SHED] == 0
+    budgets.away = times_away_open(budgets.away, TimeAway.since(2, at=BASE.timestamp() + 3))
+    rest = [replace(said, received_at=BASE + timedelta(seconds=3.5)) for said in alarm_backlog("FLAP", 15)[16:]]
+    assert ingest(rest, budgets)[SHED] == 0, "the rest of a ten-minute backlog was shed after a 2 s flap"
+    assert active("FLAP") == {}, "every alarm raised and cleared, no alarm_flood"
+    later = TimeAway.since(5, at=first.until + 1)
+    assert times_away_open(budgets.away, later) == (later,), "a time away whose backlog is over is dropped"
+
+
+def test_a_live_flood_long_after_the_backlog_is_still_shed():
+    """Review: the credit was spendable for as long as the bridge was away: a pump flooding ten minutes after an
+    hour's outage had an hour's alarm budget. The backlog's window is at most BACKLOG_MAX_S."""
+    make_device("LATE")
+    budgets = PumpBudgets(alarm=Budget(1, 5), report=OFF, max_active_alarms=0)
+    budgets.away = (TimeAway.since(3600, at=BASE.timestamp()),)
+    flood = [message("LATE", "error", {"type": "x", "severity": "high"}, at_s=600 + n / 30000) for n in range(3000)]
+    assert ingest(flood, budgets)[SHED] == 3000 - 5 and "alarm_flood" in active("LATE")
+
+
+def test_a_restart_that_never_connected_keeps_the_moment_the_bridge_last_held_the_broker():
+    """Review: the bridge died holding the broker at T0; restarted at T1 it read "away since T0", but its first
+    heartbeat set `broker_lost_since = T1`, so a second start (the broker still down) was told "away since T1":
+    the backlog of T0..T1 uncredited, shed as a flood."""
+    from devices.ingest_selectors import bridge_away_since
+    from devices.services.records import bridge_heartbeat, bridge_started
+
+    t0 = timezone.now() - timedelta(minutes=20)
+    bridge_heartbeat(broker_connected=True, name="bridge", now=t0)  # then SIGKILL while holding the broker
+    assert bridge_started(name="bridge", now=t0 + timedelta(minutes=10)) == t0.timestamp()
+    bridge_heartbeat(broker_connected=False, name="bridge", now=t0 + timedelta(minutes=10, seconds=5))  # dies
+    assert bridge_away_since(name="bridge") == t0.timestamp(), "a second start is told a shorter time away"
+    assert bridge_started(name="bridge", now=t0 + timedelta(minutes=15)) == t0.timestamp()
