@@ -59,6 +59,7 @@ class Device(models.Model):
     # What tells a restart (protocol v1.1): the last bootId heard, or the original firmware's uptime (ms).
     boot_id = models.CharField(max_length=64, blank=True)
     last_uptime_ms = models.FloatField(null=True, blank=True)
+    last_uptime_at = models.DateTimeField(null=True, blank=True, help_text="When last_uptime_ms was received.")
     event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
     created_at = models.DateTimeField(default=timezone.now)
 
