@@ -44,7 +44,7 @@ SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
-    "last_uptime_ms",
+    "last_uptime_ms", "last_uptime_at",
 )  # fmt: skip
 SESSION_FIELDS = ("last_sampled_at",)
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
@@ -138,7 +138,7 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     if change is not None:
         change_log_append(entries=[(device.pk, change)])
     device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
-                               "last_uptime_ms"])  # fmt: skip
+                               "last_uptime_ms", "last_uptime_at"])  # fmt: skip
     if pump.session is not None:
         pump.session.save(update_fields=SESSION_FIELDS)
     if samples:
@@ -258,7 +258,7 @@ def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
     """A progress report from a new boot (or with uptime gone back) ends what the pump was doing."""
     report = item.report
     why = pump_restart_detect(device=pump.device, boot_id=report.bootId, timestamp=report.timestamp,
-                              kind="progress", retained=item.retained)  # fmt: skip
+                              kind="progress", retained=item.retained, received_at=item.received_at)  # fmt: skip
     if why:
         pump_restarted(device=pump.device, why=why, now=item.received_at)
         pump.session = None

@@ -82,11 +82,11 @@ def pump_report_apply(
 
 
 def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
-    boot_before = (device.boot_id, device.last_uptime_ms)
+    boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
     why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
-                              retained=retained)  # fmt: skip
-    if (device.boot_id, device.last_uptime_ms) != boot_before:
-        device.save(update_fields=["boot_id", "last_uptime_ms"])
+                              retained=retained, received_at=now)  # fmt: skip
+    if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:
+        device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
     if not why:
         return False
     pump_restarted(device=device, why=why, now=now)

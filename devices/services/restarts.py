@@ -2,7 +2,8 @@
 
 A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
 original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards (but for
-its 32-bit wrap after 49.7 days), or on its post-boot `test` message. Retained replays never count. A
+its 32-bit wrap after 49.7 days, told by the wall-clock time since the last uptime), or on its post-boot `test`
+message. Retained replays never count. A
 restart ends the active session `interrupted` with a high `infusion_interrupted` alarm stating the last
 delivered volume (unless the pump then reports that infusion running: evidence wins). An `idle`/`healthy`
 report ends a running or paused session `completed` only when its last progress said completed or nothing
@@ -22,33 +23,52 @@ from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, Al
 logger = logging.getLogger(__name__)
 
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
-# The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days). Going
-# back from near 2^32 to a value that continues it within UPTIME_WRAP_GAP_MS is that wrap, not a restart (a pump
-# restarting then is still told by its post-boot `test` message).
+# The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days), and
+# nothing is published while paused. Going back is that wrap, not a restart, when the uptime wrapped on matches the
+# wall-clock time since the last uptime was received, within UPTIME_WRAP_CLOCK_TOLERANCE_MS (broker and bridge
+# delays) plus the pump's own jitter. A reboot matches only by chance, near the wrap moment: its post-boot `test`
+# message still tells it. With no receive time stored (rows from before it was), the wrap must continue within
+# UPTIME_WRAP_GAP_MS.
 UPTIME_WRAP_MS = 2.0**32
+UPTIME_WRAP_CLOCK_TOLERANCE_MS = 60_000.0
 UPTIME_WRAP_GAP_MS = 600_000.0
 
 
-def pump_restart_detect(*, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool) -> str:
+def pump_restart_detect(
+    *, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool, received_at: datetime
+) -> str:
     """Why this report shows a restart ("" if it does not); updates the pump's boot markers in memory.
 
-    The caller saves `boot_id` and `last_uptime_ms` with the pump's row.
+    The caller saves `boot_id`, `last_uptime_ms` and `last_uptime_at` with the pump's row.
     """
     if retained:
         return ""
     if boot_id:
         previous, device.boot_id = device.boot_id, boot_id[:64]
         return f"new bootId {boot_id[:64]}" if previous and previous != device.boot_id else ""
+    numeric = isinstance(timestamp, int | float) and not isinstance(timestamp, bool)
     if kind == "test":
-        device.last_uptime_ms = float(timestamp) if isinstance(timestamp, int | float) else None
+        device.last_uptime_ms = float(timestamp) if numeric else None
+        device.last_uptime_at = received_at if numeric else None
         return "the pump's post-boot test message"
-    if isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
-        previous_uptime, device.last_uptime_ms = device.last_uptime_ms, float(timestamp)
+    if numeric:
+        previous_uptime, previous_at = device.last_uptime_ms, device.last_uptime_at
+        device.last_uptime_ms, device.last_uptime_at = float(timestamp), received_at
         if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
-            if 0 <= timestamp + UPTIME_WRAP_MS - previous_uptime <= UPTIME_WRAP_GAP_MS:
+            if _uptime_wrapped(timestamp + UPTIME_WRAP_MS - previous_uptime, previous_at, received_at):
                 return ""  # millis() wrapped after 49.7 days
             return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
     return ""
+
+
+def _uptime_wrapped(wrapped_on_ms: float, previous_at: datetime | None, received_at: datetime) -> bool:
+    """Whether the uptime gone on across its wrap matches the wall-clock time since the previous uptime."""
+    if wrapped_on_ms < 0:
+        return False
+    if previous_at is None:
+        return wrapped_on_ms <= UPTIME_WRAP_GAP_MS
+    elapsed_ms = (received_at - previous_at).total_seconds() * 1000
+    return abs(wrapped_on_ms - elapsed_ms) <= UPTIME_WRAP_CLOCK_TOLERANCE_MS + UPTIME_BACKWARDS_TOLERANCE_MS
 
 
 def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSession | None:

@@ -71,8 +71,12 @@ def test_the_bridge_accepts_the_largest_order():
     assert confirmation.parameters.plannedTimeMin == MAX_TIME_MIN
 
 
+HEARD_AT = timezone.now()
+
+
 def pump(**fields):
-    return SimpleNamespace(boot_id=fields.get("boot_id", ""), last_uptime_ms=fields.get("last_uptime_ms"))
+    return SimpleNamespace(boot_id=fields.get("boot_id", ""), last_uptime_ms=fields.get("last_uptime_ms"),
+                           last_uptime_at=HEARD_AT)  # fmt: skip
 
 
 @pytest.mark.parametrize(("device", "report", "restarted"), [
@@ -85,10 +89,13 @@ def pump(**fields):
     (pump(last_uptime_ms=900_000), {"timestamp": 4215, "retained": True}, False),
     (pump(last_uptime_ms=900_000), {"timestamp": "0:01:45.120"}, False),  # H:M:S text is not compared
     (pump(), {"kind": "test", "timestamp": 4210}, True),
+    (pump(last_uptime_ms=2**32 - 120_000), {"timestamp": 1_680_000, "after_s": 1800}, False),  # wrapped while paused
+    (pump(last_uptime_ms=2**32 - 120_000), {"timestamp": 4215, "after_s": 1800}, True),  # rebooted meanwhile
 ])  # fmt: skip
 def test_restart_detection(device, report, restarted):
     why = pump_restart_detect(device=device, boot_id=report.get("boot_id"), timestamp=report.get("timestamp"),
-                              kind=report.get("kind", "status"), retained=report.get("retained", False))  # fmt: skip
+                              kind=report.get("kind", "status"), retained=report.get("retained", False),
+                              received_at=HEARD_AT + timedelta(seconds=report.get("after_s", 1)))  # fmt: skip
     assert bool(why) == restarted, why
 
 
