@@ -27,6 +27,7 @@ from devices.states import (
     AlarmSource,
     CommandKind,
     CommandState,
+    PumpState,
     is_legal,
 )
 from protocol import events
@@ -175,12 +176,25 @@ def is_time_out_stop(command: Command) -> bool:
     )
 
 
+def pump_reports_infusing_since(*, device: Device, since: datetime) -> bool:
+    """Whether the pump said it was running after `since` (progress, or a running pump state).
+
+    The server's own STOP (a time-out's) is never queued (`_end_pending`) nor published (`command_publish_check`)
+    to such a pump.
+    """
+    heard_progress = device.latest_progress_at is not None and device.latest_progress_at > since
+    return device.pump_state == PumpState.RUNNING or (
+        heard_progress and (device.latest_progress or {}).get("status") in (None, "running")
+    )
+
+
 def time_out_stops_withdraw(*, device: Device, session: InfusionSession, why: str, now: datetime) -> list[Command]:
-    """The pump runs `session` after all: the server's own time-out STOP for it, still queued, is withdrawn unsent.
+    """The pump runs `session` after all (or reports infusing): the server's own time-out STOP, queued, is withdrawn.
 
     The server never stops on its own a pump whose reports show it infusing an order (the time-out's STOP meets
-    the pump's late confirmation). A STOP a person asked for (a cancel, a stop) stays and goes out; one already
-    handed to the broker cannot be called back (`infusing_after_stop` follows if the pump runs on).
+    the pump's late confirmation), nor one reporting infusing since the order was placed (`command_publish_check`).
+    A STOP a person asked for (a cancel, a stop) stays and goes out; one already handed to the broker cannot be
+    called back (`infusing_after_stop` follows if the pump runs on).
     """
     queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
                                     state=CommandState.QUEUED)  # fmt: skip
@@ -200,7 +214,8 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
     """Whether the outbox may still publish this queued command (its re-check, just before it goes out).
 
     Only the server's own time-out STOP is looked at again (one lock, rarely): if its order runs on the pump
-    meanwhile, it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes.
+    meanwhile, or the pump reports infusing since that order was placed (the rule `_end_pending` queues it by),
+    it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes.
     """
     if not is_time_out_stop(command):
         return True
@@ -209,10 +224,15 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
         session = InfusionSession.objects.filter(pk=command.session_id).first()
         if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
             return False  # moved on meanwhile (withdrawn, expired)
-        if session is None or session.status not in SESSION_ON_PUMP_STATUSES:
+        if session is None:
             return True
-        time_out_stops_withdraw(device=device, session=session, now=now,
-                                why=f"the pump runs infusion {session.infusion_id}")  # fmt: skip
+        if session.status in SESSION_ON_PUMP_STATUSES:
+            why = f"the pump runs infusion {session.infusion_id}"
+        elif pump_reports_infusing_since(device=device, since=session.created_at):
+            why = "the pump reports infusing"
+        else:
+            return True
+        time_out_stops_withdraw(device=device, session=session, why=why, now=now)
         return False
 
 

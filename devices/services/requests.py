@@ -12,9 +12,14 @@ from django.db import transaction
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.services.changes import device_lock, event_record
-from devices.services.commands import TIME_OUT_STOP_REASON, command_queue, command_repeat_find
+from devices.services.commands import (
+    TIME_OUT_STOP_REASON,
+    command_queue,
+    command_repeat_find,
+    pump_reports_infusing_since,
+)
 from devices.services.sessions import session_transition
-from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, PumpState, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, SessionStatus
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancelled by user") -> InfusionSession:
@@ -42,7 +47,7 @@ def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) ->
             return session
         if session.status != SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} is {session.status}, not pending", code="illegal_transition")
-        infusing = _pump_reports_infusing_since(device, session.created_at)
+        infusing = pump_reports_infusing_since(device=device, since=session.created_at)
         session_transition(device=device, session=session, to=to, reason=reason, user=user)
         if infusing and user is None:
             event_record(device=device, session=session, kind="server.stop_withheld",
@@ -53,14 +58,6 @@ def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) ->
                 payload={"reason": reason, "emergency": False, "infusionId": session.infusion_id},
             )  # fmt: skip
     return session
-
-
-def _pump_reports_infusing_since(device: Device, since: datetime) -> bool:
-    """Whether the pump said it was running after `since` (progress, or a running pump state)."""
-    heard_progress = device.latest_progress_at is not None and device.latest_progress_at > since
-    return device.pump_state == PumpState.RUNNING or (
-        heard_progress and (device.latest_progress or {}).get("status") in (None, "running")
-    )
 
 
 USER_COMMAND_NEEDS = {

@@ -170,3 +170,48 @@ def test_the_timed_out_order_reported_while_a_newer_one_is_under_way_is_not_lost
     )
     ingest(django_capture_on_commit_callbacks, device_id, kind, report, at_s=2.0)
     assert Alarm.objects.get(session=first, type="confirmed_late").count == 1, "a repeat raises nothing again"
+
+
+def test_the_time_out_stop_is_withdrawn_before_publishing_when_an_original_firmware_pump_reports_running(
+    django_capture_on_commit_callbacks,
+):
+    """Review 2: the outbox's re-check applies `_end_pending`'s rule too: no server STOP to a pump reporting infusing.
+
+    The original firmware names no infusion: its running progress after the time-out does not make the order run,
+    yet the server knows the pump infuses (infusing_without_order), so its own queued STOP must not go out.
+    """
+    make_device("LEG1")
+    session = infusion_start(device_id="LEG1", order=make_order())
+    ingest(django_capture_on_commit_callbacks, "LEG1", "status",
+           {"deviceId": "LEG1", "status": "received_start_command", "timestamp": 52010}, at_s=0.5)  # fmt: skip
+    infusion_time_out(infusion_id=session.infusion_id)  # its confirmation (QoS 0) never arrived
+    stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+    assert stop.state == CommandState.QUEUED, "the pump reported nothing running at the time-out: STOP queued"
+    ingest(django_capture_on_commit_callbacks, "LEG1", "progress",
+           {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 5.04, "volumeRemainingMl": 24.86,
+            "timestamp": 65510}, at_s=2.0)  # fmt: skip
+    active = Alarm.objects.filter(device__device_id="LEG1", state=AlarmState.ACTIVE)
+    alarms = list(active.values_list("type", flat=True))
+    link = RecordingLink()
+    CommandOutbox(link).tick(timezone.now())
+    assert ("devices/LEG1/commands", "STOP_INFUSION") not in link.published, (
+        f"the outbox published the server's own time-out STOP to pump LEG1, which reports infusing (alarms {alarms})"
+    )
+    stop.refresh_from_db()
+    assert stop.state == CommandState.SUPERSEDED and "withdrawn unsent" in stop.error, f"{stop.state} {stop.error!r}"
+    assert DeviceEvent.objects.filter(session=session, kind="server.stop_withdrawn").exists(), "withdrawal audited"
+
+
+def test_a_cancel_stop_still_goes_out_to_an_original_firmware_pump_reporting_running(
+    django_capture_on_commit_callbacks,
+):
+    """A STOP a person asked for (a cancel) is never withdrawn, whatever the pump reports."""
+    make_device("LEG2")
+    nurse = make_user("nurse_leg2")
+    session = infusion_start(device_id="LEG2", order=make_order(), user=nurse)
+    infusion_cancel(infusion_id=session.infusion_id, user=nurse)
+    ingest(django_capture_on_commit_callbacks, "LEG2", "progress",
+           {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.4, "timestamp": 65510})  # fmt: skip
+    link = RecordingLink()
+    CommandOutbox(link).tick(timezone.now())
+    assert ("devices/LEG2/commands", "STOP_INFUSION") in link.published, f"the nurse's STOP: {link.published}"
