@@ -66,7 +66,8 @@ class InfusionSession(models.Model):
     paused_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
-    # The pump's `latest_progress_at` when this session was created and when it ended: which progress is this
+    # The pump's `latest_progress_at` when this session was created (moved on when it leaves pending or runs
+    # again after its end: it holds only newer reports) and when it ended: which progress is this
     # session's is decided by the order the pump's row saw them in, not by comparing a receive time stamped by
     # the bridge with a moment stamped by another process (a progress received before a cancel on another
     # process but applied after it is the pump's, not the cancelled session's: live subscribers got it so).
@@ -93,8 +94,8 @@ class InfusionSession(models.Model):
         """The pump's latest progress if it arrived while this session was on (from its creation to its end), else None.
 
         A pump reports one progress at a time, so its latest report is stored once, on the pump; this session's
-        view of it is that report when it was applied after the session began (and, once ended, not after its
-        end): newer than the pump's progress at the session's creation, not newer than its progress at the end.
+        view of it is that report when it was applied after the session left pending (and, once ended, not after
+        its end): newer than `prior_progress_at`, not newer than its progress at the end.
         A pending order has none: progress showing the pump infusing it makes it run first (evidence); any other
         progress while it waits is the pump's own infusion (or another one's), never this order's.
         """

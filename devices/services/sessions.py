@@ -116,8 +116,10 @@ def session_transition(
         session.confirmed_at = now
     if to == SessionStatus.PAUSED:
         session.paused_at = now
-    if previous in SESSION_ENDED_STATUSES:  # running again (evidence wins): as live subscribers, who dropped its
-        session.prior_progress_at = device.latest_progress_at  # progress at its end, it holds only newer reports
+    if previous in SESSION_ENDED_STATUSES or previous == SessionStatus.PENDING:  # it holds only newer reports:
+        session.prior_progress_at = device.latest_progress_at  # a pending order owned none (`progress_on`); one
+        # running again (evidence wins) is seen as live subscribers saw it, who dropped its progress at its end.
+        # Evidence runs before the running report that makes it run is stored: that report is the order's.
     session.ended_at = now if to in SESSION_ENDED_STATUSES else None
     session.final_progress_at = device.latest_progress_at if to in SESSION_ENDED_STATUSES else None
     session.save()

@@ -5,6 +5,7 @@ creation and, once ended, up to its end (`prior_progress_at`, `final_progress_at
 bridge's receive time with a moment another process stamped.
 """
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -17,8 +18,12 @@ from devices.services.progress import progress_apply
 from devices.services.requests import infusion_cancel
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import SessionStatus
+from devices.views.presenters import monitor_state
 from protocol import events
 from protocol.schemas import payload_parse
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import InboundMessage
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_order
 from tests.support.sio import state_from_events
@@ -147,3 +152,70 @@ def test_a_session_running_again_after_its_end_shows_the_progress_live_subscribe
 def fresh_state(device_id: str) -> dict:
     return state_from_events([(change.event, change.wire_payload()) for change in read_snapshot(device_id).changes]
                              ).as_dict()  # fmt: skip
+
+
+def ingested(capture, device_id: str, kind: str, body: dict, at_s: float = 0.0) -> None:
+    """The bridge's batch path: one message received `at_s` seconds from now, applied and committed."""
+    message = InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
+                             received_at=timezone.now() + timedelta(seconds=at_s))  # fmt: skip
+    with capture(execute=True), transaction.atomic():
+        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
+
+
+BUSY = {
+    "status": "running",
+    "flowRate": 1.0,
+    "deliveredVolumeMl": 22.0,
+    "volumeRemainingMl": 8.0,
+    "progressPercent": 73.3,
+}
+
+
+def test_progress_received_while_an_order_waited_is_not_that_orders_once_the_pump_confirms_it(
+    django_capture_on_commit_callbacks,
+):
+    """Review 2: a busy pump's own progress, received while a new order was pending, stays the pump's once it runs."""
+    make_device("BUSY")
+    ingested(django_capture_on_commit_callbacks, "BUSY", "progress", BUSY)  # infusing without an order
+    order = infusion_start(device_id="BUSY", order=make_order())
+    ingested(django_capture_on_commit_callbacks, "BUSY", "progress", BUSY, at_s=1.0)  # still its own
+    assert InfusionSession.objects.get(pk=order.pk).progress() is None, "a pending order owns no progress"
+    ingested(django_capture_on_commit_callbacks, "BUSY", "infusion",
+             {"confirmed": True, "infusionId": order.infusion_id}, at_s=2.0)  # fmt: skip
+    session = InfusionSession.objects.get(pk=order.pk)
+    assert session.status == SessionStatus.RUNNING
+    shown = monitor_state(Device.objects.get(device_id="BUSY"))["progress"]
+    assert session.progress() is None and shown is None, (
+        f"order {order.infusion_id} just confirmed, none of its progress received yet, but it is shown with the "
+        f"pump's earlier infusion's figures: {shown}"
+    )
+    assert progress_events("BUSY") == [], "a fresh snapshot showed the earlier infusion's figures as the order's"
+
+
+@pytest.mark.parametrize("firmware", ["modern", "original"])
+def test_the_running_report_that_makes_a_pending_order_run_is_that_orders_progress(
+    firmware, django_capture_on_commit_callbacks
+):
+    """Evidence runs before the report is stored: the running progress that makes the order run is its first."""
+    device_id = f"EVID_{firmware}"
+    make_device(device_id)
+    ingested(django_capture_on_commit_callbacks, device_id, "progress", BUSY)  # infusing without an order
+    order = infusion_start(device_id=device_id, order=make_order())
+    ingested(django_capture_on_commit_callbacks, device_id, "progress", BUSY, at_s=1.0)  # still its own
+    mine = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.4, "volumeRemainingMl": 29.6}
+    if firmware == "modern":
+        mine["infusionId"] = order.infusion_id
+    else:  # names no infusion: running after its received_start_command is the evidence
+        ingested(django_capture_on_commit_callbacks, device_id, "status",
+                 {"status": "received_start_command", "timestamp": 52010}, at_s=2.0)  # fmt: skip
+        mine["timestamp"] = 53010
+    ingested(django_capture_on_commit_callbacks, device_id, "progress", mine, at_s=3.0)
+    session = InfusionSession.objects.get(pk=order.pk)
+    assert session.status == SessionStatus.RUNNING, f"the running report was evidence: {session.status}"
+    shown = monitor_state(Device.objects.get(device_id=device_id))["progress"] or {}
+    assert (shown.get("infusionId"), shown.get("deliveredVolumeMl")) == (order.infusion_id, 0.4), (
+        f"the report that made order {order.infusion_id} run is its first progress, yet the monitor shows {shown}"
+    )
+    assert [(body["infusionId"], body["deliveredVolumeMl"]) for body in progress_events(device_id)] == [
+        (order.infusion_id, 0.4)
+    ], "a fresh snapshot differs from the monitor"
