@@ -3,69 +3,32 @@
 and the Socket.IO snapshot showed none); an ended infusion its own final progress; a pump infusing after it
 ended its progress under no infusion."""
 
-import json
-from datetime import timedelta
-
 import pytest
-from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Device
-from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.views.presenters import monitor_state
 from protocol import events
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_order
+from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
 
 
-def message(device_id, kind, body, at_s=0.0):
-    return InboundMessage(
-        topic=f"devices/{device_id}/{kind}",
-        payload=json.dumps(body).encode(),
-        received_at=timezone.now() + timedelta(seconds=at_s),
-    )
-
-
-def ingest(batch, capture):
-    with capture(execute=True), transaction.atomic():
-        return BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run(batch)
+def completed(capture) -> str:
+    """F5's infusion confirmed, run to its end (30 mL, 100 %) and completed; its id."""
+    make_device("F5")
+    first = confirmed_order("F5")
+    final = {"status": "completed", "infusionId": first.infusion_id, "flowRate": 2.0, "deliveredVolumeMl": 30.0,
+             "volumeRemainingMl": 0, "progressPercent": 100}  # fmt: skip
+    ingest([report("F5", "progress", final), report("F5", "completion", {"completed": True,
+            "infusionId": first.infusion_id}, 0.1)], capture)  # fmt: skip
+    return first.infusion_id
 
 
 def test_a_new_pending_order_does_not_show_the_last_infusions_final_progress(django_capture_on_commit_callbacks):
-    make_device("F5")
-    first = infusion_start(device_id="F5", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(
-            device=device_lock(device_id="F5"),
-            infusion_id=first.infusion_id,
-            confirmed=True,
-            parameters=None,
-            confirmation={"confirmed": True},
-        )
-    ingest(
-        [
-            message(
-                "F5",
-                "progress",
-                {
-                    "status": "completed",
-                    "infusionId": first.infusion_id,
-                    "flowRate": 2.0,
-                    "deliveredVolumeMl": 30.0,
-                    "volumeRemainingMl": 0,
-                    "progressPercent": 100,
-                },
-            ),
-            message("F5", "completion", {"completed": True, "infusionId": first.infusion_id}, 0.1),
-        ],
-        django_capture_on_commit_callbacks,
-    )
+    completed(django_capture_on_commit_callbacks)
     second = infusion_start(device_id="F5", order=make_order(drug="Heparin"))
     page = monitor_state(Device.objects.get(device_id="F5"))
     snapshot = [c.body for c in read_snapshot("F5").changes if c.event == events.DEVICE_PROGRESS]
@@ -81,18 +44,11 @@ def test_a_new_pending_order_does_not_show_the_last_infusions_final_progress(dja
 def test_an_ended_infusion_shows_its_final_progress_and_later_progress_shows_under_no_order(
     django_capture_on_commit_callbacks,
 ):
-    make_device("F5")
-    first = infusion_start(device_id="F5", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F5"), infusion_id=first.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
-    final = {"status": "completed", "infusionId": first.infusion_id, "deliveredVolumeMl": 30.0, "volumeRemainingMl": 0}
-    ingest([message("F5", "progress", final), message("F5", "completion", {"completed": True,
-            "infusionId": first.infusion_id}, 0.1)], django_capture_on_commit_callbacks)  # fmt: skip
+    first = completed(django_capture_on_commit_callbacks)
     page = monitor_state(Device.objects.get(device_id="F5"))
-    assert page["session"]["infusionId"] == first.infusion_id
-    assert (page["progress"]["infusionId"], page["progress"]["deliveredVolumeMl"]) == (first.infusion_id, 30.0)
-    ingest([message("F5", "progress", {"status": "running", "deliveredVolumeMl": 1.0}, 2)],
+    assert page["session"]["infusionId"] == first
+    assert (page["progress"]["infusionId"], page["progress"]["deliveredVolumeMl"]) == (first, 30.0)
+    ingest([report("F5", "progress", {"status": "running", "deliveredVolumeMl": 1.0}, 2)],
            django_capture_on_commit_callbacks)  # fmt: skip
     page = monitor_state(Device.objects.get(device_id="F5"))
     assert (page["progress"]["infusionId"], page["progress"]["deliveredVolumeMl"]) == (None, 1.0)

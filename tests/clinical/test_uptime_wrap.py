@@ -2,41 +2,19 @@
 restart (a reviewer's finding): the running order was interrupted and the pump then showed as infusing WITHOUT an
 order. A real restart (uptime back to a value that does not continue it) is still one."""
 
-import json
-from datetime import timedelta
-
 import pytest
-from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession
-from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmState, SessionStatus
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
-from tests.factories import make_device, make_order
+from tests.factories import make_device
+from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
 WRAP = 2**32
 
 
-def message(device_id, kind, body, at_s=0.0, topic=None):
-    return InboundMessage(
-        topic=topic or f"devices/{device_id}/{kind}",
-        payload=json.dumps(body).encode(),
-        received_at=timezone.now() + timedelta(seconds=at_s),
-    )
-
-
-def ingest(batch, capture):
-    with capture(execute=True), transaction.atomic():
-        return BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run(batch)
-
-
 def legacy_progress(uptime_ms, delivered, at_s):
-    return message(
+    return report(
         "F4",
         "progress",
         {
@@ -54,15 +32,7 @@ def legacy_progress(uptime_ms, delivered, at_s):
 
 def test_the_uptime_counter_wrapping_is_not_a_restart(django_capture_on_commit_callbacks):
     make_device("F4")
-    session = infusion_start(device_id="F4", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(
-            device=device_lock(device_id="F4"),
-            infusion_id=session.infusion_id,
-            confirmed=True,
-            parameters=None,
-            confirmation={"confirmed": True},
-        )
+    session = confirmed_order("F4")
     # 49.7 days after power-on the pump is infusing; one second later its millis() has wrapped to ~0
     ingest([legacy_progress(WRAP - 600, 5.0, 0)], django_capture_on_commit_callbacks)
     ingest([legacy_progress(400, 5.03, 1)], django_capture_on_commit_callbacks)
@@ -81,26 +51,20 @@ def test_the_uptime_counter_wrapping_is_not_a_restart(django_capture_on_commit_c
 
 def test_uptime_going_back_without_wrapping_is_still_a_restart(django_capture_on_commit_callbacks):
     make_device("F4")
-    session = infusion_start(device_id="F4", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F4"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    session = confirmed_order("F4")
     ingest([legacy_progress(3_600_000, 5.0, 0)], django_capture_on_commit_callbacks)
     ingest([legacy_progress(4_500, 5.03, 1)], django_capture_on_commit_callbacks)
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
 
 
 def legacy_status(status, uptime_ms, at_s):
-    return message("F4", "status", {"deviceId": "F4", "status": status, "timestamp": uptime_ms}, at_s)
+    return report("F4", "status", {"deviceId": "F4", "status": status, "timestamp": uptime_ms}, at_s)
 
 
 def test_a_pause_across_the_uptime_wrap_is_not_a_restart(django_capture_on_commit_callbacks):
     """Review 2: the firmware publishes nothing while paused; 30 minutes passed and millis() wrapped meanwhile."""
     make_device("F4")
-    session = infusion_start(device_id="F4", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F4"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    session = confirmed_order("F4")
     paused_at = WRAP - 120_000  # two minutes before the wrap
     ingest([legacy_progress(paused_at - 1000, 5.0, 0)], django_capture_on_commit_callbacks)
     ingest([legacy_status("paused", paused_at, 1)], django_capture_on_commit_callbacks)
@@ -123,10 +87,7 @@ def test_a_pause_across_the_uptime_wrap_is_not_a_restart(django_capture_on_commi
 def test_a_reboot_near_the_uptime_wrap_is_still_a_restart(django_capture_on_commit_callbacks):
     """Uptime 4.5 s five minutes after a report at 2^32 - 0.6 s: wrapped, it would read about 299 s."""
     make_device("F4")
-    session = infusion_start(device_id="F4", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F4"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    session = confirmed_order("F4")
     ingest([legacy_progress(WRAP - 600, 5.0, 0)], django_capture_on_commit_callbacks)
     ingest([legacy_progress(4_500, 5.03, 300)], django_capture_on_commit_callbacks)  # its `test` message was lost
     session = InfusionSession.objects.get(pk=session.pk)
@@ -139,12 +100,9 @@ def test_a_reboot_near_the_uptime_wrap_is_still_a_restart(django_capture_on_comm
 def test_a_reboot_within_the_wrap_tolerance_is_told_by_its_test_message(django_capture_on_commit_callbacks):
     """A reboot whose new uptime happens to continue the wrapped one: the post-boot `test` message tells it."""
     make_device("F4")
-    session = infusion_start(device_id="F4", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="F4"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
+    session = confirmed_order("F4")
     ingest([legacy_progress(WRAP - 600, 5.0, 0)], django_capture_on_commit_callbacks)
-    ingest([message("F4", "test", {"test": "ESP32 MQTT working", "timestamp": 4210}, 5)],
+    ingest([report("F4", "test", {"test": "ESP32 MQTT working", "timestamp": 4210}, 5)],
            django_capture_on_commit_callbacks)  # fmt: skip
     session = InfusionSession.objects.get(pk=session.pk)
     assert session.status == SessionStatus.INTERRUPTED, (

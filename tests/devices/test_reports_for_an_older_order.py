@@ -6,12 +6,8 @@ B's. The original firmware (no `infusionId`), infusing without an order, ignores
 shown as the pending order's though the pump never received it.
 """
 
-import json
-from datetime import timedelta
-
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Alarm, DeadLetter, ProgressSample
 from devices.services.changes import device_lock
@@ -19,23 +15,12 @@ from devices.services.requests import infusion_time_out
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmState, SessionStatus
 from protocol import events
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_order
+from tests.support.ingest import ingest
+from tests.support.ingest import report as message
 
 pytestmark = pytest.mark.django_db
-
-
-def message(device_id: str, kind: str, body: dict, at_s: float = 0.0) -> InboundMessage:
-    return InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
-                          received_at=timezone.now() + timedelta(seconds=at_s))  # fmt: skip
-
-
-def ingest(batch: list[InboundMessage], capture) -> None:
-    with capture(execute=True), transaction.atomic():
-        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run(batch)
 
 
 def reordered_after_a_time_out(device_id: str, **order):

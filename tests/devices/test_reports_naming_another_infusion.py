@@ -7,33 +7,18 @@ broker restarted from old persistence) of the previous infusion's `completion`, 
 arrived before its confirmation was dropped and the confirmation then started a ghost infusion.
 """
 
-import json
-from datetime import timedelta
-
 import pytest
 from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Device, DeviceEvent, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import PumpState, SessionStatus
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
 from tests.factories import make_device, make_order
+from tests.support.ingest import ingest
+from tests.support.ingest import report as message
 
 pytestmark = pytest.mark.django_db
-
-
-def message(device_id: str, kind: str, body: dict, at_s: float = 0.0, *, retain: bool = False) -> InboundMessage:
-    return InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
-                          received_at=timezone.now() + timedelta(seconds=at_s), retain=retain)  # fmt: skip
-
-
-def ingest(batch: list[InboundMessage], capture) -> None:
-    with capture(execute=True), transaction.atomic():
-        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run(batch)
 
 
 def confirmed(device_id: str, session: InfusionSession) -> None:

@@ -1,0 +1,41 @@
+"""Pump reports through the bridge's real batch ingest, in the test's own transaction: the unit tests of what a
+message does to the record (the integration tests send the same through Mosquitto and a bridge process)."""
+
+import json
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from devices.models import InfusionSession
+from devices.services.changes import device_lock
+from devices.services.sessions import infusion_confirm, infusion_start
+from realtime.bridge.batch import BatchIngest
+from realtime.bridge.budgets import PumpBudgets
+from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.ingest import InboundMessage
+from tests.factories import make_order
+
+
+def report(device_id: str, kind: str, body: dict, at_s: float = 0.0, *, retain: bool = False,
+           topic: str | None = None, at: datetime | None = None) -> InboundMessage:  # fmt: skip
+    """A pump's message on `devices/{id}/{kind}` (or `topic`), received `at_s` seconds from now (or `at`)."""
+    return InboundMessage(topic=topic or f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
+                          received_at=at or timezone.now() + timedelta(seconds=at_s), retain=retain)  # fmt: skip
+
+
+def ingest(batch: list[InboundMessage], capture, budgets: PumpBudgets | None = None) -> Counter:
+    """Apply `batch` as the bridge does (no flood guard; `budgets` if given); `capture` is pytest-django's
+    `django_capture_on_commit_callbacks`, so the commit's listeners run as they would."""
+    with capture(execute=True), transaction.atomic():
+        return BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets).run(batch)
+
+
+def confirmed_order(device_id: str, *, parameters: dict | None = None, **order) -> InfusionSession:
+    """An order started on the pump and confirmed by it (`parameters` read back: None, unverified), as stored."""
+    session = infusion_start(device_id=device_id, order=make_order(**order))
+    with transaction.atomic():
+        infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id, confirmed=True,
+                         parameters=parameters, confirmation={"confirmed": True})  # fmt: skip
+    return InfusionSession.objects.get(pk=session.pk)
