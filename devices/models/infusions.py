@@ -112,6 +112,12 @@ class InfusionSession(models.Model):
         """`progress_on` this session's own pump (reads the pump when it is not loaded)."""
         return self.progress_on(self.device)
 
+    def progress_after_its_end(self, device: "Device") -> bool:
+        """Whether the pump's latest progress was applied after this (ended) session's last report: the pump's own
+        since (infusing without an order), shown under no infusion by the snapshot and the monitor alike."""
+        at = device.latest_progress_at
+        return at is not None and (self.final_progress_at is None or at > self.final_progress_at)
+
     def progress_at_on(self, device: "Device") -> datetime | None:
         """When the progress `progress_on` returns was received, or None."""
         return device.latest_progress_at if self.progress_on(device) is not None else None

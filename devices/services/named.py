@@ -36,14 +36,17 @@ def names_another(*, device: Device, infusion_id: str | None, current: InfusionS
     return session_named(device=device, infusion_id=infusion_id) is not None
 
 
-def report_for_other_infusion(
-    *, device: Device, kind: str, what: str, infusion_id: str, current: InfusionSession | None, now: datetime
+def other_infusion_reported(
+    *, device: Device, kind: str, what: str, infusion_id: str | None, current: InfusionSession | None, now: datetime
 ) -> bool:
-    """Audit a report about another infusion than the current one, changing nothing; returns False (nothing shown)."""
+    """True when the report is about another infusion than `current` (`names_another`): then it is audited as
+    `pump.report_for_other_infusion` and the caller changes nothing."""
+    if not names_another(device=device, infusion_id=infusion_id, current=current):
+        return False
     named = session_named(device=device, infusion_id=infusion_id)
     payload = {"topic": kind, "report": what, "infusionId": infusion_id,
                "namedStatus": named.status if named else None,
                "current": current.infusion_id if current else None}  # fmt: skip
     event_record(device=device, kind=REPORT_FOR_OTHER_INFUSION, session=named, payload=payload, received_at=now)
     logger.info("report names another infusion; not applied", extra={"device_id": device.device_id, **payload})
-    return False
+    return True

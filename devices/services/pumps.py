@@ -28,7 +28,7 @@ from devices.services.evidence import (
     pending_named_evidence_apply,
     unordered_infusion_ended,
 )
-from devices.services.named import names_another, report_for_other_infusion
+from devices.services.named import other_infusion_reported
 from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import pump_restart_detect, pump_restarted
@@ -189,9 +189,9 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
     """The pump finished the infusion it names (a pending one ran first: evidence), or, naming none, the one on it."""
     pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why="completion", now=now)
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-    if names_another(device=device, infusion_id=report.infusionId, current=session):
-        return report_for_other_infusion(device=device, kind=topics.COMPLETION, what="completed",
-                                         infusion_id=report.infusionId, current=session, now=now)  # fmt: skip
+    if other_infusion_reported(device=device, kind=topics.COMPLETION, what="completed",
+                               infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
+        return False
     if session is None:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         return pump_state_set(device=device, state=PumpState.IDLE)
@@ -207,9 +207,9 @@ def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
     what = f"{report.action.lower()} at the pump"
     pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why=report.action.lower(), now=now)
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-    if names_another(device=device, infusion_id=report.infusionId, current=session):
-        return report_for_other_infusion(device=device, kind=topics.ACTIONS, what=report.action,
-                                         infusion_id=report.infusionId, current=session, now=now)  # fmt: skip
+    if other_infusion_reported(device=device, kind=topics.ACTIONS, what=report.action,
+                               infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
+        return False
     target = ACTION_TARGET[report.action]
     session_move_reported(device, session, target, now, at_pump=what)
     pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)

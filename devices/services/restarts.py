@@ -2,12 +2,11 @@
 
 A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
 original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards (but for
-its 32-bit wrap after 49.7 days, told by the wall-clock time since the last uptime), or on its post-boot `test`
-message. Retained replays never count. A
-restart ends the active session `interrupted` with a high `infusion_interrupted` alarm stating the last
-delivered volume (unless the pump then reports that infusion running: evidence wins). An `idle`/`healthy`
-report ends a running or paused session `completed` only when its last progress said completed or nothing
-remained, else `interrupted`.
+its 32-bit wrap after 49.7 days, told by the wall-clock time since the last uptime), or on its post-boot
+`test` message. Retained replays never count. A restart ends the active session `interrupted` with a high
+`infusion_interrupted` alarm stating the last delivered volume (unless the pump then reports that infusion
+running: evidence wins). An `idle`/`healthy` report ends a running or paused session `completed` only when
+its last progress said completed or nothing remained, else `interrupted`.
 """
 
 import logging

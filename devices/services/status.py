@@ -18,7 +18,7 @@ from devices.services.evidence import (
     pending_named_evidence_apply,
     unordered_infusion_ended,
 )
-from devices.services.named import names_another, report_for_other_infusion
+from devices.services.named import other_infusion_reported
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
@@ -95,9 +95,9 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         else:
             pending_named_evidence_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now)
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-        if names_another(device=device, infusion_id=named, current=session):
-            return report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
-                                             current=session, now=now)  # fmt: skip
+        if other_infusion_reported(device=device, kind="status", what=report.status, infusion_id=named,
+                                   current=session, now=now):  # fmt: skip
+            return False
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
             alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
@@ -133,9 +133,9 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     """`idle`/`healthy`: a STOP under way is done (the session stopped remotely), else the idle rule ends it."""
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
     named = report_infusion_id(report)
-    if names_another(device=device, infusion_id=named, current=session):
-        return report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
-                                         current=session, now=now)  # fmt: skip
+    if other_infusion_reported(device=device, kind="status", what=report.status, infusion_id=named,
+                               current=session, now=now):  # fmt: skip
+        return False
     if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
@@ -150,11 +150,10 @@ def _names_another_pending(
     device: Device, report: DevicePayload, pending: InfusionSession | None, now: datetime
 ) -> bool:
     """Whether a start-related status names another infusion than the pending order (audited if so)."""
-    named = report_infusion_id(report)
-    if pending is None or not named or named == pending.infusion_id:
-        return False
-    return not report_for_other_infusion(device=device, kind="status", what=report.status, infusion_id=named,
-                                         current=pending, now=now)  # fmt: skip
+    return pending is not None and other_infusion_reported(
+        device=device, kind="status", what=report.status, infusion_id=report_infusion_id(report), current=pending,
+        now=now,
+    )  # fmt: skip
 
 
 def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> bool:

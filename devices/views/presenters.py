@@ -73,19 +73,15 @@ def progress_shown(device: Device, session: InfusionSession | None) -> dict | No
     own = session.progress_on(device) if session is not None else None
     if own is not None:
         body = payloads.progress_body(own, infusion_id=session.infusion_id, received_at=session.progress_at_on(device))
-    elif device.latest_progress is not None and device.latest_progress_at is not None and (
-        session is None or (session.ended_at is not None and session.progress_at_on(device) is None
-                            and _after_its_end(device, session))
-    ):  # fmt: skip
+    elif (
+        device.latest_progress is not None
+        and device.latest_progress_at is not None
+        and (session is None or (session.ended_at is not None and session.progress_after_its_end(device)))
+    ):
         body = payloads.progress_body(device.latest_progress, infusion_id=None, received_at=device.latest_progress_at)
     else:
         return None
     return payload_to_wire(body)["progress"]
-
-
-def _after_its_end(device: Device, session: InfusionSession) -> bool:
-    """Whether the pump's latest progress was applied after this (ended) session's last report."""
-    return session.final_progress_at is None or device.latest_progress_at > session.final_progress_at
 
 
 def monitor_state(device: Device) -> dict:

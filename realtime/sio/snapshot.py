@@ -126,8 +126,7 @@ def _progress_without_session(device: Device) -> list[tuple[str, Payload]]:
     if device.latest_progress is None or device.latest_progress_at is None:
         return []
     last = session_latest(device)
-    final = last.final_progress_at if last is not None and last.ended_at is not None else None
-    if final is not None and device.latest_progress_at <= final:
+    if last is not None and last.ended_at is not None and not last.progress_after_its_end(device):
         return []  # applied before the last session ended (its progress, or older): it ended with it
     return [(events.DEVICE_PROGRESS, payloads.progress_body(device.latest_progress, infusion_id=None,
                                                           received_at=device.latest_progress_at))]  # fmt: skip
