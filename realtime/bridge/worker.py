@@ -17,6 +17,7 @@ from devices.services.records import bridge_heartbeat, bridge_started
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
+from realtime.bridge.checkpoints import WalCheckpointer
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue
 from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
@@ -82,6 +83,7 @@ class Bridge:
                                    fence=self.link.fence)  # fmt: skip
         self._committed_now: set[int] = set()  # ids of the messages of the batch being committed that committed
         self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
+        self.checkpointer = WalCheckpointer()
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
         self._next_tick = 0.0
@@ -90,14 +92,17 @@ class Bridge:
         self._heartbeat_connected_since = None
 
     def run(self) -> None:
-        """Run until `stop()`: the link and the waker in threads, the database work in this one."""
+        """Run until `stop()`: the link, the waker and the checkpoints in threads, the database work in this one."""
+        own_checkpoints = self.checkpointer.install()  # before the first query: no commit of ours checkpoints
         change_log_listen(self.waker.committed)  # after each commit that logged changes: wake Daphne's publisher
         away_since = bridge_started(name=self.name)  # started again: away from the broker since it last held it
         if isinstance(self.link, BrokerLink):  # (slots: a slot's earlier owner is not known)
             self.link.lost_at = away_since
         gc.freeze()  # start-up objects (Django, modules) leave the collector's scans: ~15 % less CPU per batch
-        threads = [threading.Thread(target=target, name=name, daemon=True)
-                   for name, target in (("mqtt", self.link.run), ("wake", self.waker.run))]  # fmt: skip
+        parts = [("mqtt", self.link.run), ("wake", self.waker.run)]
+        if own_checkpoints:
+            parts.append(("checkpoints", self.checkpointer.run))
+        threads = [threading.Thread(target=target, name=name, daemon=True) for name, target in parts]
         for thread in threads:
             thread.start()
         try:
@@ -112,9 +117,12 @@ class Bridge:
         finally:
             self.link.stop()
             self.waker.stop()
+            self.checkpointer.stop()
             for thread in threads:
                 thread.join(timeout=5)
             change_log_unlisten(self.waker.committed)
+            if own_checkpoints:
+                self.checkpointer.uninstall()
 
     def step(self) -> None:
         """One turn of the loop: what arrived joins the fair queue, whose batches (`fair.py`: the calm pumps',

@@ -1,0 +1,70 @@
+"""The bridge's WAL checkpoints run on a thread of their own, never inside a batch's commit (SQLite only)."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from devices.models import Ward
+from realtime.bridge.checkpoints import WalCheckpointer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def autocheckpoint_of_a_new_connection() -> int:
+    """`wal_autocheckpoint` as a connection opened now, on a thread of its own, has it."""
+    found: list[int] = []
+
+    def read() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA wal_autocheckpoint")
+                found.append(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    thread.join(timeout=10)
+    return found[0]
+
+
+def test_while_installed_no_connection_of_the_process_checkpoints_in_its_commits():
+    checkpointer = WalCheckpointer()
+    with connection.cursor() as cursor:  # opened before: the worker's start-up records
+        cursor.execute("SELECT 1")
+    assert checkpointer.install()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_autocheckpoint")
+            assert cursor.fetchone()[0] == 0, "a connection opened before the install still checkpoints in commits"
+        assert autocheckpoint_of_a_new_connection() == 0, "a connection opened after the install checkpoints"
+    finally:
+        checkpointer.uninstall()
+    assert autocheckpoint_of_a_new_connection() == 1000, "after uninstall new connections must checkpoint again"
+
+
+def test_a_checkpoint_copies_the_log_back_into_the_database():
+    checkpointer = WalCheckpointer()
+    checkpointer.install()
+    try:
+        Ward.objects.bulk_create([Ward(code=f"W{n}", name=f"Ward {n}") for n in range(200)])
+        busy, logged, copied = checkpointer.checkpoint()
+    finally:
+        checkpointer.uninstall()
+    assert busy == 0 and logged > 0 and copied == logged, (busy, logged, copied)
+
+
+def test_the_checkpoint_thread_runs_until_stopped():
+    checkpointer = WalCheckpointer(interval_s=0.01)
+    thread = threading.Thread(target=checkpointer.run)
+    thread.start()
+    try:
+        for _ in range(500):
+            if checkpointer.checkpoints >= 3:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        checkpointer.stop()
+        thread.join(timeout=10)
+    assert checkpointer.checkpoints >= 3 and not thread.is_alive()
