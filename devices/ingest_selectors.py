@@ -1,4 +1,4 @@
-"""Selectors of the bridge's ingest: which pumps are registered, the payload last applied on a topic, and since
+"""Selectors of the bridge's ingest: which pumps are registered, the payloads last applied on a topic, and since
 when a bridge starting again was away from the broker."""
 
 from devices.models import BridgeStatus, Device, RetainedMessage
@@ -14,9 +14,11 @@ def device_pk_of(*, device_id: str) -> int | None:
     return Device.objects.filter(device_id=device_id).values_list("pk", flat=True).first()
 
 
-def retained_digest(*, topic: str) -> str | None:
-    """The digest of the payload last applied on this topic (for telling a retained replay), or None."""
-    return RetainedMessage.objects.filter(topic=topic).values_list("digest", flat=True).first()
+def retained_digests(*, topic: str) -> set[str]:
+    """The digests a retained copy on this topic is a replay of: the payload and the presence status last applied
+    there (empty: nothing applied yet)."""
+    row = RetainedMessage.objects.filter(topic=topic).values_list("digest", "presence_digest").first()
+    return {digest for digest in row or () if digest}
 
 
 def bridge_away_since(*, name: str) -> float | None:

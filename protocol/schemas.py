@@ -23,6 +23,8 @@ STATUS_VALUES = (
     "online", "offline", "healthy", "idle", "started", "running", "paused", "stopped", "completed",
     "received_start_command", "rejected", "degraded", "issue", "testing",
 )  # fmt: skip
+# Presence: the only statuses a pump retains (its `online` on connect and its Last Will's `offline`).
+PRESENCE_STATUSES = ("online", "offline")
 
 
 class PayloadError(ValueError):

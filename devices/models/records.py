@@ -46,10 +46,19 @@ class MessageReceipt(models.Model):
 
 
 class RetainedMessage(models.Model):
-    """The digest of the last retained payload applied per topic, so a replayed copy is applied once."""
+    """Per topic, the digests a retained copy handed back by the broker may be a replay of, so it is applied once.
+
+    The broker keeps the last payload a pump published retained; the bridge sees live messages without their
+    retain flag (no retain-as-published), so it keeps the last payload applied and, on a status topic, the last
+    presence status applied (`online`/`offline`, the only statuses pumps retain): news sent after a retained
+    `online` (a `degraded`) must not make that `online` look new when it is handed back.
+    """
 
     topic = models.CharField(max_length=200, unique=True)
-    digest = models.CharField(max_length=64)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the payload last applied on this topic.")
+    presence_digest = models.CharField(
+        max_length=64, blank=True, default="", help_text="SHA-256 of the presence status last applied on this topic."
+    )
     applied_at = models.DateTimeField(default=timezone.now)
 
 

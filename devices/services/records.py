@@ -132,25 +132,33 @@ def message_receipt_release(*, receipt: ReceiptKey) -> None:
                                   device_seq=receipt.device_seq).delete()  # fmt: skip
 
 
-def retained_digest_store(*, topic: str, digest: str, now: datetime) -> None:
-    """Remember `digest` as the payload last applied on `topic`: one upsert (no read, no savepoint).
+def retained_digest_store(*, topic: str, digest: str, now: datetime, presence: bool = False) -> None:
+    """Remember `digest` as the payload last applied on `topic` and, for a presence status (`presence`), as the
+    presence status last applied there: one upsert (no read, no savepoint).
 
     The bridge stores it for every applied state report; on PostgreSQL the read-then-update it replaced cost
     six statements per status (a savepoint, a locking read, an update), a third of the status path's.
     """
     wrapper = connections[DEFAULT_DB_ALIAS]
+    moment = wrapper.ops.adapt_datetimefield_value(now)
     with wrapper.cursor() as cursor:  # written once: the ORM compiled the upsert anew for every status
-        cursor.execute(_digest_upsert_sql(wrapper.vendor), [topic, digest, wrapper.ops.adapt_datetimefield_value(now)])
+        cursor.execute(
+            _digest_upsert_sql(wrapper.vendor, presence), [topic, digest, digest if presence else "", moment]
+        )
 
 
-@lru_cache(maxsize=4)
-def _digest_upsert_sql(vendor: str) -> str:
-    """`INSERT ... ON CONFLICT (topic) DO UPDATE` (PostgreSQL and SQLite 3.24+ both speak it)."""
+@lru_cache(maxsize=8)
+def _digest_upsert_sql(vendor: str, presence: bool) -> str:
+    """`INSERT ... ON CONFLICT (topic) DO UPDATE` (PostgreSQL and SQLite 3.24+ both speak it); the presence digest
+    is replaced only by a presence status."""
     quote, meta = connections[DEFAULT_DB_ALIAS].ops.quote_name, RetainedMessage._meta
-    topic, digest, applied_at = (quote(meta.get_field(name).column) for name in ("topic", "digest", "applied_at"))
-    update = f"{digest} = excluded.{digest}, {applied_at} = excluded.{applied_at}"
-    return (f"INSERT INTO {quote(meta.db_table)} ({topic}, {digest}, {applied_at}) VALUES (%s, %s, %s) "
-            f"ON CONFLICT ({topic}) DO UPDATE SET {update}")  # fmt: skip
+    topic, digest, presence_digest, applied_at = (
+        quote(meta.get_field(name).column) for name in ("topic", "digest", "presence_digest", "applied_at")
+    )
+    replaced = [digest, applied_at, *([presence_digest] if presence else [])]
+    update = ", ".join(f"{column} = excluded.{column}" for column in replaced)
+    return (f"INSERT INTO {quote(meta.db_table)} ({topic}, {digest}, {presence_digest}, {applied_at}) "
+            f"VALUES (%s, %s, %s, %s) ON CONFLICT ({topic}) DO UPDATE SET {update}")  # fmt: skip
 
 
 def bridge_started(*, name: str = "bridge", now: datetime | None = None) -> float | None:

@@ -11,7 +11,7 @@ from django.db import DatabaseError, IntegrityError, OperationalError, transacti
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
-from devices.ingest_selectors import device_pk_of, device_pks_by_id, retained_digest
+from devices.ingest_selectors import device_pk_of, device_pks_by_id, retained_digests
 from devices.models import Device
 from devices.selectors import device_exists
 from devices.services.alarm_rules import alarm_unreadable_raise
@@ -25,7 +25,7 @@ from devices.services.records import (
     retained_digest_store,
 )
 from protocol import topics
-from protocol.schemas import DevicePayload, PayloadError, payload_decode, payload_parse
+from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
 
 logger = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
 
 
 def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Prepared) -> bool:
-    """A redelivered `seq`+`bootId`, or a retained copy of the payload last applied on this topic."""
+    """A redelivered `seq`+`bootId`, or a retained copy of the payload or presence status last applied on its topic."""
     report = checked.report
     if report.message_key is not None:
         new = prepared.new
@@ -194,21 +194,29 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Pre
         if not new:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
-    return checked.kind != topics.PROGRESS and _retained_replay(message)
+    presence = checked.kind == topics.STATUS and report.status in PRESENCE_STATUSES
+    return checked.kind != topics.PROGRESS and _retained_replay(message, presence=presence)
 
 
-def _retained_replay(message: InboundMessage) -> bool:
-    """A retained copy of the payload last applied on this topic (remembers this payload otherwise).
+def _retained_replay(message: InboundMessage, *, presence: bool = False) -> bool:
+    """A retained copy of the payload, or of the presence status, last applied on this topic (remembers this
+    payload otherwise; `presence`: it is an `online`/`offline` status).
 
-    Only a retained message can be a replay, so only it reads the stored digest; any other applied report
-    just stores its digest (one upsert), so a later retained copy of it is recognised.
+    The broker hands back the last payload the pump retained, which is not the last one applied when news
+    followed it: a pump retains its `online` and then reports `degraded` (not retained). So the presence status
+    last applied counts too, or that `online` handed back after a reconnect would clear the still-true
+    `degraded`. A pump that publishes the same presence payload again (same bytes, no `seq`) while the bridge
+    is away without a session is, in turn, taken for a replay: what it reported since stays shown until its
+    next report (a `degraded` stays active, never an alarm hidden); its Last Will is told from its `online`.
+    Only a retained message can be a replay, so only it reads the stored digests; any other applied report just
+    stores its digest (one upsert), so a later retained copy of it is recognised.
     """
     digest = hashlib.sha256(message.payload).hexdigest()
     if message.retain:
-        if retained_digest(topic=message.topic) == digest:
+        if digest in retained_digests(topic=message.topic):
             metrics.MESSAGES_DUPLICATE.labels(why="retained").inc()
             return True
-    retained_digest_store(topic=message.topic, digest=digest, now=message.received_at)
+    retained_digest_store(topic=message.topic, digest=digest, now=message.received_at, presence=presence)
     return False
 
 
