@@ -44,10 +44,11 @@ def orm_model_fields_save(instance, fields: tuple[str, ...]) -> None:
     instance.save(update_fields=list(fields))
 
 
-def orm_retained_digest_store(*, topic: str, digest: str, now) -> None:
+def orm_retained_digest_store(*, topic: str, digest: str, now, presence: bool = False) -> None:
     from devices.models import RetainedMessage
 
-    RetainedMessage.objects.update_or_create(topic=topic, defaults={"digest": digest, "applied_at": now})
+    defaults = {"digest": digest, "applied_at": now, **({"presence_digest": digest} if presence else {})}
+    RetainedMessage.objects.update_or_create(topic=topic, defaults=defaults)
 
 
 def swapped(pieces: tuple[str, ...]):
