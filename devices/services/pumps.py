@@ -34,7 +34,7 @@ from devices.services.pump_state import pump_state_set
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
-from devices.services.status import STATUS_EFFECTS, session_for, session_move_reported
+from devices.services.status import STATUS_EFFECTS, progress_paused_apply, session_for, session_move_reported
 from devices.states import (
     SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
@@ -166,7 +166,12 @@ def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = T
 
 
 def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """Progress on the one-message path (paused or completed progress; routine progress comes in bulk)."""
+    """Progress on the one-message path (paused or completed progress; routine progress comes in bulk).
+
+    Paused progress pauses the infusion it is about first (`progress_paused_apply`), so it is stored as that
+    paused session's progress."""
+    if report.status == "paused":
+        progress_paused_apply(device=device, report=report, now=now)
     progress_apply(device=device, report=report, received_at=now)
     return False
 

@@ -109,6 +109,20 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
     return apply
 
 
+def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetime) -> bool:
+    """Progress saying `paused` is the pump saying its infusion is paused: as a `paused` status naming the same
+    infusion (a pending order it names ran, a remote PAUSE is done, the session pauses, audited); True if it moved.
+
+    Progress naming another infusion than the one on the pump moves nothing (it is not shown either).
+    """
+    named = report.infusionId
+    pending_named_evidence_apply(device=device, infusion_id=named, why="progress paused", now=now)
+    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    if session is None or (named and named != session.infusion_id):
+        return False
+    return session_move_reported(device, session, SessionStatus.PAUSED, now, answers=CommandKind.PAUSE_INFUSION)
+
+
 def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
     """A `started`/`running` status is evidence for the order it names: the pending one, or one the server had
     ended (it runs late); naming none, for the pending order the pump received."""
