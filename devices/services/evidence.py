@@ -87,6 +87,13 @@ def unordered_infusion_alarm(*, device: Device, now: datetime) -> str:
     return "infusing_without_order"
 
 
+def unordered_infusion_flag(*, device: Device, now: datetime) -> None:
+    """The pump reports infusing with no order on it: its unordered-infusion alarm, unless one is active already
+    (a heartbeat status repeats its cause every few seconds)."""
+    if not Alarm.objects.filter(device=device, type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE).exists():
+        unordered_infusion_alarm(device=device, now=now)
+
+
 def _stop_went_out(device: Device, session: InfusionSession) -> bool:
     return Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
                                   state__in=STOP_WENT_OUT).exists()  # fmt: skip

@@ -17,6 +17,7 @@ from devices.services.evidence import (
     is_evidence_for,
     pending_named_evidence_apply,
     unordered_infusion_ended,
+    unordered_infusion_flag,
 )
 from devices.services.named import other_infusion_reported
 from devices.services.pump_state import pump_state_set
@@ -97,6 +98,10 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
         if other_infusion_reported(device=device, kind="status", what=report.status, infusion_id=named,
                                    current=session, now=now):  # fmt: skip
+            if session is None and pump_state != PumpState.IDLE:  # it infuses one the server had ended
+                unordered_infusion_flag(device=device, now=now)
+                pump_state_set(device=device, state=pump_state)
+                return True
             return False
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
