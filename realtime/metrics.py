@@ -34,6 +34,10 @@ DATABASE_STALLED = Gauge(
     "pumpstream_bridge_database_stalled", "1 while the bridge cannot commit (database down, locked or full)"
 )
 PUBLISHER_WAKES = Counter("pumpstream_bridge_publisher_wakes_total", "Wakes sent to Daphne's publisher after commits")
+ESCALATION_OUTCOMES_GIVEN_UP = Counter(
+    "pumpstream_bridge_escalation_outcomes_given_up_total",
+    "Escalation webhook outcomes given up (dead-lettered) after their recording kept failing",
+)
 CHANGE_LOG_PRUNED = Counter("pumpstream_bridge_change_log_pruned_total", "Change-log entries deleted by housekeeping")
 
 

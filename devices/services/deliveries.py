@@ -6,6 +6,7 @@ ESCALATION_WEBHOOK_TRIES it is dead-lettered and raises the medium server alarm 
 pump, so the station hears that the page did not go out. The next delivery that succeeds clears it.
 """
 
+import json
 import logging
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from devices.models import EscalationDelivery
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import device_lock, event_record
 from devices.services.escalations import webhook_body
+from devices.services.records import dead_letter_record, text_storable
 from devices.states import AlarmPriority, AlarmSource, AlarmState, DeliveryState
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,33 @@ def escalation_delivery_record(*, delivery_id: int, delivered: bool, error: str 
                  "tries": delivery.tries, "error": error[:200]}  # fmt: skip
         event_record(device=device, session=delivery.alarm.session, kind=f"escalation.webhook.{delivery.state}",
                      received_at=now, payload=audit)  # fmt: skip
+    return delivery
+
+
+def escalation_delivery_give_up(*, delivery_id: int, delivered: bool, error: str, why: str,
+                                now: datetime | None = None) -> EscalationDelivery | None:  # fmt: skip
+    """End a pending delivery whose try's outcome could not be recorded (`escalation_delivery_record` kept failing
+    for it): delivered if the post was, else dead-lettered with `escalation_failed` (the station must hear a page
+    may not have gone out), in the plainest writes; a dead letter keeps the outcome and `why`. None when it is gone
+    or no longer pending."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        delivery = EscalationDelivery.objects.select_related("alarm__device").filter(pk=delivery_id).first()
+        if delivery is None:
+            return None
+        device = device_lock(device_id=delivery.alarm.device.device_id)
+        delivery.refresh_from_db()
+        if delivery.state != DeliveryState.PENDING:
+            return None
+        state = DeliveryState.DELIVERED if delivered else DeliveryState.DEAD
+        delivery.tries += 1
+        EscalationDelivery.objects.filter(pk=delivery_id).update(
+            state=state, ended_at=now, tries=delivery.tries, last_error=text_storable(error[:ERROR_MAX]))  # fmt: skip
+        outcome = {"deliveryId": delivery_id, "delivered": delivered, "error": error}
+        dead_letter_record(topic=f"escalation/{delivery_id}", source="escalation_webhook", reason="outcome_unrecorded",
+                           detail=f"{why}: {error}", payload=json.dumps(outcome))  # fmt: skip
+        if not delivered:
+            _raise_failed(device, delivery, now)
     return delivery
 
 

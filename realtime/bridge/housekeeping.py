@@ -18,9 +18,11 @@ than one already seen can commit after it and go unnoticed: the check then wakes
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from devices.changelog_selectors import change_log_newest_id
 from devices.exceptions import PumpStreamError
@@ -38,7 +40,11 @@ from devices.housekeeping_selectors import (
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
-from devices.services.deliveries import escalation_deliveries_due, escalation_delivery_record
+from devices.services.deliveries import (
+    escalation_deliveries_due,
+    escalation_delivery_give_up,
+    escalation_delivery_record,
+)
 from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
@@ -54,6 +60,16 @@ SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
 HELD_UNTIL_SETTLED = ("silence", "starts")
+UNRECORDED_TICKS_MAX = 10  # ticks a webhook outcome that fails to be recorded (not for the database) is kept
+
+
+@dataclass
+class Unrecorded:
+    """A webhook outcome not recorded yet: the ticks its recording failed for itself, and whether that was logged."""
+
+    outcome: Outcome
+    failures: int = 0
+    logged: bool = False
 
 
 def timeouts(*names: str) -> Callable[[], list[float]]:
@@ -79,7 +95,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
-        self.unrecorded: list[Outcome] = []  # webhook outcomes whose recording failed: tried again next tick
+        self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
         self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
@@ -149,17 +165,41 @@ class Housekeeping:
         sent twice); the outcome of a delivery whose pump was deleted meanwhile has nothing left to record.
         """
         alarms_escalate(now=now)
-        outcomes, self.unrecorded = [*self.unrecorded, *self.webhooks.finished()], []
-        for outcome in outcomes:
-            delivery_id, delivered, error = outcome
-            try:
-                escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
-            except Exception:  # kept for the next tick; the rest are recorded
-                logger.exception("escalation webhook outcome not recorded yet", extra={"delivery_id": delivery_id})
-                self.unrecorded.append(outcome)
-        exclude = self.webhooks.in_flight | {delivery_id for delivery_id, _, _ in self.unrecorded}
+        kept, self.unrecorded = self.unrecorded, {}
+        for unrecorded in [*kept.values(), *map(Unrecorded, self.webhooks.finished())]:
+            self.outcome_record(unrecorded, now)
+        exclude = self.webhooks.in_flight | set(self.unrecorded)
         for delivery_id, url, body in escalation_deliveries_due(now=now, exclude=exclude):
             self.webhooks.submit(delivery_id, url, body)
+
+    def outcome_record(self, unrecorded: Unrecorded, now: datetime) -> None:
+        """Record one webhook outcome, or keep it for the next tick (logged once).
+
+        While the database is unavailable (locked, connection lost) it is kept however long that lasts. Any other
+        failure is this outcome's own (a row the code cannot store): after UNRECORDED_TICKS_MAX such ticks it is
+        given up (`escalation_delivery_give_up`: the delivery ends as the post did, a dead letter says why, counted)
+        instead of being retried and logged every tick for ever with its page neither posted nor dead-lettered.
+        """
+        delivery_id, delivered, error = unrecorded.outcome
+        extra = {"delivery_id": delivery_id, "delivered": delivered}
+        try:
+            if unrecorded.failures < UNRECORDED_TICKS_MAX:
+                escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
+                return
+            escalation_delivery_give_up(delivery_id=delivery_id, delivered=delivered, error=error,
+                                        why="its outcome could not be recorded", now=now)  # fmt: skip
+            metrics.ESCALATION_OUTCOMES_GIVEN_UP.inc()
+            logger.error("escalation webhook outcome given up", extra={**extra, "tries": unrecorded.failures})
+            return
+        except (OperationalError, InterfaceError):  # the database, not this outcome: kept, not counted
+            if not unrecorded.logged:
+                logger.warning("escalation webhook outcome not recorded yet: database unavailable", extra=extra)
+        except Exception:  # this outcome's own failure: kept for the next tick, given up after a bound
+            unrecorded.failures += 1
+            if not unrecorded.logged:
+                logger.exception("escalation webhook outcome not recorded yet", extra=extra)
+        unrecorded.logged = True
+        self.unrecorded[delivery_id] = unrecorded
 
     def confirmation_timeouts(self, now: datetime) -> None:
         """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued).

@@ -1,19 +1,18 @@
 """Unit tests: housekeeping works off a mass event a bounded number of pumps per tick, never the same twice;
-sleeps while nothing can fall due; records each webhook outcome on its own."""
+sleeps while nothing can fall due (webhook outcomes: `test_webhook_outcomes.py`)."""
 
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
+from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.pumps import pump_mark_stale
 from devices.services.sessions import infusion_start
-from devices.states import AlarmPriority, AlarmSource, CommandKind, DeliveryState, SessionStatus
-from realtime.bridge import housekeeping as housekeeping_module
+from devices.states import AlarmPriority, AlarmSource, CommandKind, SessionStatus
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
 from tests.factories import make_device, make_order, make_ward
 
@@ -112,81 +111,6 @@ def test_a_change_committed_by_another_process_wakes_every_check(settings):
     pump_mark_stale(device_id="PUMP_OTHER", now=start)  # a change of a pump, committed by any process
     idle_ticks(housekeeping, start, 1.5)
     assert Alarm.objects.filter(type="communication_lost").count() == 1, "not alarmed on the tick after the change"
-
-
-# Webhook outcomes: each recorded on its own, none lost with another's failure, no page posted twice.
-
-
-class Sender:
-    """Stands in for `WebhookSender` (its threads and HTTP are the integration test's): outcomes are handed in."""
-
-    def __init__(self) -> None:
-        self.in_flight: set[int] = set()
-        self.outcomes: list[tuple[int, bool, str]] = []
-        self.posted: list[int] = []
-
-    def submit(self, delivery_id: int, url: str, body: bytes) -> None:
-        self.in_flight.add(delivery_id)
-        self.posted.append(delivery_id)
-
-    def finished(self) -> list[tuple[int, bool, str]]:
-        outcomes, self.outcomes = self.outcomes, []
-        self.in_flight -= {delivery_id for delivery_id, _, _ in outcomes}
-        return outcomes
-
-    def answer(self, *, delivered: bool = True) -> None:
-        self.outcomes += [(delivery_id, delivered, "") for delivery_id in sorted(self.in_flight)]
-
-
-@pytest.fixture
-def paging(settings):
-    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [1.0], "ESCALATION_MEDIUM_S": [],
-                           "ESCALATION_LOW_S": [], "ESCALATION_TIER_WEBHOOKS": ["http://pager.test/t1"],
-                           "ESCALATION_WEBHOOK_TRIES": 3, "ESCALATION_WEBHOOK_RETRY_S": 2.0}  # fmt: skip
-    housekeeping = Housekeeping()
-    housekeeping.webhooks = Sender()
-    ward, start = make_ward("paging"), timezone.now()
-    for device_id in ("PAGE_A", "PAGE_B", "PAGE_C"):
-        make_device(device_id, ward=ward)
-        with transaction.atomic():
-            alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
-                        source=AlarmSource.DEVICE, now=start - timedelta(seconds=5))  # fmt: skip
-    housekeeping.escalations(start)  # each alarm reaches tier 1; its page is posted
-    assert len(housekeeping.webhooks.posted) == 3
-    return housekeeping, start
-
-
-def test_a_page_whose_pump_was_deleted_meanwhile_does_not_stop_the_others_being_recorded(paging):
-    housekeeping, start = paging
-    housekeeping.webhooks.answer()
-    Device.objects.get(device_id="PAGE_A").delete()  # with its alarm and delivery, while the post was under way
-    housekeeping.escalations(start + timedelta(seconds=1))
-    states = dict(EscalationDelivery.objects.values_list("alarm__device__device_id", "state"))
-    assert states == {"PAGE_B": DeliveryState.DELIVERED, "PAGE_C": DeliveryState.DELIVERED}
-    housekeeping.escalations(start + timedelta(seconds=10))
-    assert len(housekeeping.webhooks.posted) == 3, "a delivered page was posted again"
-
-
-def test_an_outcome_that_cannot_be_recorded_now_is_kept_and_its_page_not_posted_again(paging, monkeypatch):
-    housekeeping, start = paging
-    housekeeping.webhooks.answer()
-    real, failing = housekeeping_module.escalation_delivery_record, {"PAGE_B"}
-
-    def record(*, delivery_id, **outcome):
-        if EscalationDelivery.objects.get(pk=delivery_id).alarm.device.device_id in failing:
-            raise OperationalError("database is locked")
-        return real(delivery_id=delivery_id, **outcome)
-
-    monkeypatch.setattr(housekeeping_module, "escalation_delivery_record", record)
-    housekeeping.escalations(start + timedelta(seconds=3))  # PAGE_B's delivery is due a retry by now, if pending
-    states = dict(EscalationDelivery.objects.values_list("alarm__device__device_id", "state"))
-    assert states["PAGE_A"] == states["PAGE_C"] == DeliveryState.DELIVERED, "one failure lost the other outcomes"
-    assert states["PAGE_B"] == DeliveryState.PENDING and len(housekeeping.webhooks.posted) == 3, "posted twice"
-    assert housekeeping.escalations_due_by(start + timedelta(seconds=3)), "asleep with an outcome unrecorded"
-    failing.clear()
-    housekeeping.escalations(start + timedelta(seconds=4))
-    assert EscalationDelivery.objects.get(alarm__device__device_id="PAGE_B").state == DeliveryState.DELIVERED
-    assert len(housekeeping.webhooks.posted) == 3
 
 
 def test_a_pump_infusing_without_an_order_that_falls_silent_is_alarmed(settings):
