@@ -8,7 +8,8 @@ whether anything falls due before then (`realtime/bridge/housekeeping.py`, an id
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
@@ -17,6 +18,7 @@ from devices.states import (
     UNORDERED_ALARMS,
     AlarmPriority,
     AlarmState,
+    CommandKind,
     DeliveryState,
     Presence,
     PumpState,
@@ -28,10 +30,26 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
-def sessions_unconfirmed_since(*, cutoff: datetime, limit: int) -> list[tuple[str, str, datetime]]:
-    """Pending sessions created before `cutoff` (unconfirmed too long), oldest first: infusion id, pump, created."""
-    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__lt=cutoff)
-    return list(overdue.order_by("created_at").values_list("infusion_id", "device__device_id", "created_at")[:limit])
+def start_waiting_from() -> Coalesce:
+    """When a pending start's confirmation time began: its START's publication (the broker acknowledged it, `sent`),
+    else the order's creation (a START never published, or its acknowledgement lost)."""
+    published = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION,
+                                       sent_at__isnull=False).order_by("sent_at").values("sent_at")[:1]  # fmt: skip
+    return Coalesce(Subquery(published), F("created_at"), output_field=DateTimeField())
+
+
+def sessions_unconfirmed_since(
+    *, cutoff: datetime, limit: int, after: tuple[datetime, int] | None = None
+) -> list[tuple[str, str, datetime, int]]:
+    """Pending sessions whose confirmation time began before `cutoff` (`start_waiting_from`), in that order:
+    infusion id, pump, that moment, pk. `after` (such a moment and pk): only the ones after it, so a reader going
+    through them page by page reaches every one, however many before it are held."""
+    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING).annotate(waiting_from=start_waiting_from())
+    overdue = overdue.filter(waiting_from__lt=cutoff)
+    if after is not None:
+        overdue = overdue.filter(Q(waiting_from__gt=after[0]) | Q(waiting_from=after[0], pk__gt=after[1]))
+    rows = overdue.order_by("waiting_from", "pk").values_list("infusion_id", "device__device_id", "waiting_from", "pk")
+    return list(rows[:limit])
 
 
 def silent_sessions_filter(now: datetime) -> Q:

@@ -231,6 +231,7 @@ def command_body(command: Command) -> wire.CommandEvent:
             expiresAt=command.expires_at,
             endedAt=command.ended_at,
             pumpConnectivity=command.pump_connectivity or None,
+            sentAt=command.sent_at,
         )
     )
 

@@ -246,6 +246,7 @@ class Command(Payload):
     expiresAt: Timestamp | None
     endedAt: Timestamp | None
     pumpConnectivity: str | None
+    sentAt: Timestamp | None = None  # when the broker acknowledged its publication: a START's wait runs from it
 
 
 class CommandEvent(Payload):

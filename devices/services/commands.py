@@ -215,8 +215,11 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
 
     Only the server's own time-out STOP is looked at again (one lock, rarely): if its order runs on the pump
     meanwhile, or the pump reports infusing since that order was placed (the rule `_end_pending` queues it by),
-    it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes.
+    it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes; a START's
+    deadline (`expiresAt`) moves to run from now, its publication (`_start_deadline_from`).
     """
+    if command.kind == CommandKind.START_INFUSION:
+        return _start_deadline_from(command, now)
     if not is_time_out_stop(command):
         return True
     with transaction.atomic():
@@ -234,6 +237,21 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
             return True
         time_out_stops_withdraw(device=device, session=session, why=why, now=now)
         return False
+
+
+def _start_deadline_from(command: Command, now: datetime) -> bool:
+    """A START's deadline runs from its publication (`now`): the pump is told, and given, the whole confirmation
+    time however long the START waited queued (a broker outage); never shortened. False if it moved on meanwhile."""
+    deadline = now + command_lifetime(command.kind)
+    if deadline <= command.expires_at:
+        return True
+    with transaction.atomic():
+        device = device_lock(device_id=command.device.device_id)
+        if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).update(expires_at=deadline):
+            return False
+        command.expires_at = deadline
+        change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
+    return True
 
 
 def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:

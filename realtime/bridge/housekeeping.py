@@ -5,8 +5,9 @@ An idle bridge does not ask the database every tick (issue 17: at most 1 % of a 
 tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
 due within its horizon (half its shortest timeout, at most `SLEEP_MAX_S`); if nothing does, nothing is due now
 either, and it sleeps until then without running. No deadline is missed for it, because each is born at least
-its timeout away: a start times out CONFIRMATION_TIMEOUT_S after it was created, a command at its `expires_at`
-(its lifetime after it was queued), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
+its timeout away: a start times out CONFIRMATION_TIMEOUT_S after its START was published (or created), a
+command at its `expires_at` (its lifetime after it was queued, a START's after it was published: both commits of
+this bridge), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
 an alarm reminds or escalates its interval after it was acknowledged or alerted; whatever appears while a
 check sleeps falls due after it wakes, and the check's own question covers what was already there. Everything
 wakes when this bridge commits (a message heard a while ago may carry an older moment), when any process commits
@@ -95,6 +96,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
+        self.starts_after: tuple[datetime, int] | None = None  # where the next tick's page of overdue starts begins
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
@@ -202,16 +204,21 @@ class Housekeeping:
         self.unrecorded[delivery_id] = unrecorded
 
     def confirmation_timeouts(self, now: datetime) -> None:
-        """Pending starts unconfirmed past CONFIRMATION_TIMEOUT_S become `timed_out` (and STOP is queued).
+        """Pending starts unconfirmed CONFIRMATION_TIMEOUT_S after their START was published (or, never published,
+        after the order) become `timed_out` (and STOP is queued).
 
         Held, like silence, while the bridge has no broker link and for the reconnect grace after (`tick`), and
         judged as of `silence_as_of`: a pump whose messages wait unapplied in the bridge (its confirmation may be
-        among them), or whose slot is not settled, is not timed out for the bridge's own delay.
+        among them), or whose slot is not settled, is not timed out for the bridge's own delay. The overdue starts
+        are read PER_TICK at a time from where the last tick stopped (`starts_after`), so a start is reached
+        however many before it are held.
         """
         timeout = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
-        for infusion_id, device_id, created_at in sessions_unconfirmed_since(cutoff=now - timeout, limit=PER_TICK):
+        overdue = sessions_unconfirmed_since(cutoff=now - timeout, limit=PER_TICK, after=self.starts_after)
+        self.starts_after = (overdue[-1][2], overdue[-1][3]) if len(overdue) == PER_TICK else None
+        for infusion_id, device_id, waiting_from, _ in overdue:
             as_of = self.silence_as_of(device_id, now)
-            if as_of is None or as_of - created_at <= timeout:
+            if as_of is None or as_of - waiting_from <= timeout:
                 continue
             try:
                 infusion_time_out(infusion_id=infusion_id)

@@ -62,6 +62,8 @@ export class WaitingModal {
 
   onCommand(command) {
     if (command.command !== "START_INFUSION") return;
+    // The server's wait runs from the START's publication (a START queued through a broker outage gets it all).
+    if (command.sentAt) this.deadline = Date.parse(command.sentAt) + this.confirmationTimeoutS * 1000;
     if (["sent", "delivered", "done"].includes(command.state)) this.mark("sent", "done");
     if (["delivered", "done"].includes(command.state)) this.delivered();
     if (command.state === "failed" || command.state === "expired") this.finish("failed", command.error);

@@ -1,0 +1,111 @@
+"""When an unconfirmed start times out: CONFIRMATION_TIMEOUT_S after its START was published to the pump (the broker
+acknowledged it), not after the order was created; and every overdue start is reached, however many are held.
+
+Suspicion 3, confirmed: an order placed just before a broker outage was published when the link came back, and
+timed out as soon as the reconnect grace ended (the pump had 15 s of its 30, as little as 5 s before the START's
+own `expiresAt`), sending the STOP that clears the pump's confirm screen while a nurse stood at it.
+Suspicion 4, confirmed: housekeeping read the 100 oldest overdue starts each tick; while those were held (a slot
+not settled, the pump's messages waiting in the bridge), a newer start on a settled pump was never reached.
+"""
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Command, Device, InfusionSession
+from devices.services.sessions import infusion_start
+from devices.states import CommandKind, CommandState, SessionStatus
+from realtime.bridge.housekeeping import PER_TICK, Housekeeping
+from realtime.bridge.outbox import CommandOutbox
+from tests.factories import make_device, make_order, make_ward
+
+pytestmark = pytest.mark.django_db
+
+
+class RecordingLink:
+    """A broker link that is connected and keeps what it is asked to publish (no broker)."""
+
+    def __init__(self) -> None:
+        self.connected = threading.Event()
+        self.connected.set()
+        self.published: list[dict] = []
+
+    def publish(self, topic: str, body: bytes, *, expiry_s: int) -> int:
+        self.published.append(json.loads(body))
+        return len(self.published)
+
+    def forget(self, mid: int) -> None:
+        pass
+
+
+def start_published(outbox: CommandOutbox, at) -> None:
+    """The outbox publishes the queued START at `at` and the broker acknowledges it."""
+    outbox.tick(at)
+    for mid in list(outbox.in_flight):
+        outbox.acked.put(mid)
+    outbox.settle_acks(at)
+
+
+def status_of(session: InfusionSession) -> str:
+    return InfusionSession.objects.get(pk=session.pk).status
+
+
+def test_a_start_published_late_after_an_outage_gets_its_whole_confirmation_time(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "CONFIRMATION_TIMEOUT_S": 30.0, "RECONNECT_GRACE_S": 15.0}
+    make_device("LATE_START")
+    session = infusion_start(device_id="LATE_START", order=make_order())
+    created = session.created_at
+    back = created + timedelta(seconds=20)  # the broker link returns 20 s after the order was placed
+    outbox = CommandOutbox(RecordingLink())
+    start_published(outbox, back)
+    start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+    assert (start.state, start.sent_at) == (CommandState.SENT, back)
+    housekeeping = Housekeeping()
+    housekeeping.tick(created + timedelta(seconds=36), connected_since=back)  # 16 s after it reached the pump
+    assert status_of(session) == SessionStatus.PENDING, (
+        "the start timed out 16 s after its START reached the pump (36 s after the order): the nurse had 16 s of "
+        "the 30 s confirmation time, and the STOP that follows clears the pump's confirm screen"
+    )
+    assert outbox.link.published[0]["expiresAt"] == (back + timedelta(seconds=40)).isoformat(), (
+        "the pump must be told the START's deadline from its publication (confirmation time + 10 s)"
+    )
+    start.refresh_from_db()
+    assert start.expires_at == back + timedelta(seconds=40), "the START's own deadline runs from its publication"
+    housekeeping.tick(back + timedelta(seconds=31), connected_since=back)
+    assert status_of(session) == SessionStatus.TIMED_OUT, "30 s after its publication it times out"
+
+
+def test_a_start_never_published_times_out_from_the_order_as_before(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "CONFIRMATION_TIMEOUT_S": 30.0, "RECONNECT_GRACE_S": 15.0}
+    make_device("UNSENT_START")
+    session = infusion_start(device_id="UNSENT_START", order=make_order())
+    long_ago = session.created_at - timedelta(hours=1)
+    Housekeeping().tick(session.created_at + timedelta(seconds=31), connected_since=long_ago)
+    assert status_of(session) == SessionStatus.TIMED_OUT
+
+
+def test_a_start_is_reached_however_many_older_ones_are_held(settings):
+    timeout = settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"]
+    now, ward = timezone.now(), make_ward()
+    placed = now - timedelta(seconds=timeout + 60)
+    held = Device.objects.bulk_create(Device(device_id=f"HELD{index:04d}", ward=ward) for index in range(PER_TICK + 1))
+    InfusionSession.objects.bulk_create(
+        InfusionSession(device=device, status=SessionStatus.PENDING, flow_rate_ml_min=2, planned_volume_ml=30,
+                        planned_time_min=15, created_at=placed, status_changed_at=placed)
+        for device in held
+    )  # fmt: skip
+    make_device("FREE", ward=ward)
+    newer = infusion_start(device_id="FREE", order=make_order())
+    InfusionSession.objects.filter(pk=newer.pk).update(created_at=now - timedelta(seconds=timeout + 5))
+    housekeeping = Housekeeping()
+    # The held pumps' messages wait unapplied in the bridge (a slot not settled says the same: not now).
+    housekeeping.waiting_since = lambda device_id: placed + timedelta(seconds=1) if device_id != "FREE" else None
+    for tick in range(5):
+        housekeeping.confirmation_timeouts(now + timedelta(seconds=tick / 2))
+    assert status_of(newer) == SessionStatus.TIMED_OUT, (
+        f"the start on FREE, overdue by 5 s, was never reached in 5 ticks behind {PER_TICK + 1} older held starts"
+    )
+    assert not InfusionSession.objects.filter(device__in=held).exclude(status=SessionStatus.PENDING).exists()
