@@ -34,6 +34,7 @@ from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import UNORDERED_ALARMS
 from devices.services.sql import models_select, select_in_sql
+from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
 from protocol.events import DeviceChange
@@ -224,6 +225,8 @@ def _pump_progress(
     for item in reports:
         _restart_check(pump, item)
     _evidence_check(pump, newest)
+    resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
+    pump.session = resumed or pump.session
     session = _session_owning(pump, newest.report)
     if session is None and pump.session is not None and pump.session.status != SessionStatus.PENDING:
         return None  # about another infusion than the one on the pump (a late copy): heard, nothing shown

@@ -128,6 +128,22 @@ def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetim
     return session_move_reported(device, session, SessionStatus.PAUSED, now, answers=CommandKind.PAUSE_INFUSION)
 
 
+def progress_resumed_apply(*, device: Device, session: InfusionSession | None, report: DevicePayload,
+                           now: datetime) -> InfusionSession | None:  # fmt: skip
+    """Running progress about the paused session on the pump (naming it, or nothing) is the pump saying it runs it
+    again: as a `running` status would (a RESUME under way ends done and names who); the session, whole, if it moved.
+
+    `session` may hold only some fields (the bulk path's): the row is read whole before it moves.
+    """
+    if session is None or session.status != SessionStatus.PAUSED or report.status != "running":
+        return None
+    if report.infusionId and report.infusionId != session.infusion_id:
+        return None
+    whole = InfusionSession.objects.get(pk=session.pk)
+    moved = session_move_reported(device, whole, SessionStatus.RUNNING, now, answers=CommandKind.RESUME_INFUSION)
+    return whole if moved else None
+
+
 def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
     """A `started`/`running` status is evidence for the order it names: the pending one, or one the server had
     ended (it runs late); naming none, for the pending order the pump received."""

@@ -78,3 +78,24 @@ def test_paused_progress_naming_the_pending_order_makes_it_run_then_pause(django
         f"paused progress naming the pending order left it {session.status}: the pump holds it paused"
     )
     assert session.running_evidence, "the report is evidence that the pump had the order"
+
+
+@pytest.mark.parametrize("paused_by", ["progress", "status"])
+def test_running_progress_after_a_pause_resumes_the_order(paused_by, django_capture_on_commit_callbacks):
+    """The other half: a pump that resumed says so in its progress; the order must not stay "paused" while it runs."""
+    make_device(f"PP_R_{paused_by}")
+    device_id = f"PP_R_{paused_by}"
+    session = confirmed_order(device_id)
+    ids = {"infusionId": session.infusion_id}
+    paused = report(device_id, "progress", {**PAUSED, **ids}, 1) if paused_by == "progress" else \
+        report(device_id, "status", {"status": "paused", **ids}, 1)  # fmt: skip
+    ingest([paused], django_capture_on_commit_callbacks)
+    ingest([report(device_id, "progress", {**RUNNING, **ids, "deliveredVolumeMl": 4.2}, 2)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    session.refresh_from_db()
+    device = Device.objects.get(device_id=device_id)
+    assert (session.status, device.pump_state) == (SessionStatus.RUNNING, PumpState.RUNNING), (
+        f"the pump reports the order running again, but the record shows it {session.status} on a pump "
+        f"'{device.pump_state}' (its silence watch is off while it infuses)"
+    )
+    assert session.status_reason == "resumed at the pump"
