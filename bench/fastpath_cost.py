@@ -5,7 +5,7 @@ swapped in turn for what Django offers:
 
 - `lock`: `progress_pumps_lock` (`select_in_sql` + `models_select`) against querysets
   (`select_for_update().filter(device_id__in=...)`, `filter(...).only(...)`, `values_list`);
-- `update`: `_rows_update` (one prepared UPDATE per row, executemany) against `bulk_update`;
+- `update`: `sql.rows_update` (one prepared UPDATE per row, executemany) against `bulk_update`;
 - `receipts`: `message_receipts_claim`'s SQL (a cursor SELECT, an executemany INSERT) against a
   `values_list` query and `bulk_create`;
 - `changelog`: `change_log_append`'s executemany INSERT against `bulk_create` of `ChangeLogEntry` models;
@@ -83,7 +83,7 @@ def orm_pumps_lock(*, device_ids):
 
 
 def orm_rows_update(rows, field_names, prepared) -> None:
-    """`_rows_update` as Django's `bulk_update`."""
+    """`sql.rows_update` as Django's `bulk_update`."""
     if rows:
         type(rows[0]).objects.bulk_update(rows, field_names)
 
@@ -136,7 +136,7 @@ def swapped(pieces: tuple[str, ...]):
     from realtime.bridge import ingest
 
     targets = {"lock": (ingest, "progress_pumps_lock", orm_pumps_lock),
-               "update": (progress, "_rows_update", orm_rows_update),
+               "update": (progress, "rows_update", orm_rows_update),
                "receipts": (ingest, "message_receipts_claim", orm_receipts_claim),
                "changelog": (progress, "change_log_append", orm_change_log_append)}  # fmt: skip
     return pieces_swapped(targets, pieces)

@@ -11,11 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Field, Model
+from django.db import connection
 
 from devices import payloads
 from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
@@ -33,7 +31,7 @@ from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import UNORDERED_ALARMS
-from devices.services.sql import models_select, select_in_sql
+from devices.services.sql import models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
@@ -123,9 +121,9 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     logged = [(device_pk, change) for device_pk, change in changes if change is not None]
     touched = [pumps[device_id] for device_id in by_pump]
     prepared: dict[tuple[str, int], tuple[object, object]] = {}
-    _rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared)
+    rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared)
     change_log_append(entries=logged)
-    _rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared)
+    rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared)
     if samples:
         ProgressSample.objects.bulk_create(samples)
     return len(logged)
@@ -144,63 +142,6 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
         pump.session.save(update_fields=SESSION_FIELDS)
     if samples:
         ProgressSample.objects.bulk_create(samples)
-
-
-def _rows_update(rows: Sequence[Model], field_names: tuple[str, ...], prepared: dict) -> None:
-    """Store `field_names` of many rows of one model with one prepared UPDATE run per row (executemany).
-
-    Django's `bulk_update` builds a CASE expression per field and row: 90 % of a batch's time for
-    500 pumps. The values are prepared as each field's own `get_db_prep_save` does, as `save()` would,
-    once per value object: a pump's progress and receive time are shared by its row and its session's.
-    """
-    if not rows:
-        return
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    sql, fields = _update_statement(wrapper.ops, type(rows[0]), field_names)
-    params = [[_prepare(field, kind, getattr(row, field.attname), prepared, wrapper) for field, kind in fields]
-              + [row.pk] for row in rows]  # fmt: skip
-    with wrapper.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-# Fields whose preparation returns an int (not a bool), or a str, as it is; any other value goes through Django.
-INTEGER_FIELD_TYPES = frozenset({
-    "AutoField", "BigAutoField", "BigIntegerField", "ForeignKey", "IntegerField", "PositiveBigIntegerField",
-    "PositiveIntegerField", "PositiveSmallIntegerField", "SmallIntegerField",
-})  # fmt: skip
-TEXT_FIELD_TYPES = frozenset({"CharField", "SlugField", "TextField"})
-
-
-@lru_cache(maxsize=64)
-def _update_statement(ops, model: type[Model], field_names: tuple[str, ...]) -> tuple[str, tuple]:
-    """`UPDATE table SET a = %s, ... WHERE pk = %s`, and per field the field and its internal type."""
-    meta, quote = model._meta, ops.quote_name
-    fields = tuple((field, field.get_internal_type()) for field in map(meta.get_field, field_names))
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field, _ in fields)
-    return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
-
-
-def _prepare(field: Field, kind: str, value: object, prepared: dict, wrapper) -> object:
-    """`field.get_db_prep_save(value)`, remembered per field type and value object (kept alive meanwhile).
-
-    Short cuts that give what Django's own preparation gives: None stays None; an int in an integer field
-    (on SQLite: PostgreSQL's backend wraps it in the column's type, psycopg's `Int8`, as below) and a str in a
-    text field stay as they are; an aware datetime goes straight to the backend's adapter (Django checks only
-    that it is aware first).
-    """
-    if (
-        value is None
-        or (type(value) is int and kind in INTEGER_FIELD_TYPES and wrapper.vendor == "sqlite")
-        or (isinstance(value, str) and kind in TEXT_FIELD_TYPES)
-    ):
-        return value
-    key = (kind, id(value))
-    if key not in prepared:
-        if kind == "DateTimeField" and isinstance(value, datetime) and value.tzinfo is not None:
-            prepared[key] = (value, wrapper.ops.adapt_datetimefield_value(value))
-        else:
-            prepared[key] = (value, field.get_db_prep_save(value, wrapper))
-    return prepared[key][1]
 
 
 def _pump_for(device: Device) -> ProgressPump:
