@@ -34,7 +34,7 @@ def ended_at_the_pump(device_id: str, how: str, capture) -> str:
 
 
 @pytest.mark.parametrize("how", ["completed", "stopped"])
-@pytest.mark.parametrize("status", ["running", "started"])
+@pytest.mark.parametrize("status", ["running", "started", "paused"])
 def test_a_status_running_naming_an_ended_infusion_shows_the_pump_infusing_and_alarms(
     how, status, django_capture_on_commit_callbacks
 ):
@@ -43,7 +43,8 @@ def test_a_status_running_naming_an_ended_infusion_shows_the_pump_infusing_and_a
     ingest([report(device_id, "status", {"status": status, "infusionId": infusion_id}, 2)],
            django_capture_on_commit_callbacks)  # fmt: skip
     device = Device.objects.get(device_id=device_id)
-    assert (device.pump_state, unordered_alarm(device_id)) == (PumpState.RUNNING, "infusing_without_order"), (
+    shown = PumpState.PAUSED if status == "paused" else PumpState.RUNNING
+    assert (device.pump_state, unordered_alarm(device_id)) == (shown, "infusing_without_order"), (
         f"the pump reports '{status}' for infusion {infusion_id}, which the server recorded {how}, yet it is shown "
         f"'{device.pump_state}' with alarm {unordered_alarm(device_id)}: a pump infusing looks idle and healthy"
     )
