@@ -76,16 +76,20 @@ def device_silent_unordered(*, device: Device, now: datetime) -> bool:
     return Device.objects.filter(silent_unordered_filter(now), pk=device.pk).exists()
 
 
-def devices_silent_unalarmed(*, now: datetime, limit: int) -> list[str]:
+def devices_silent_unalarmed(*, now: datetime, limit: int, offset: int = 0) -> list[str]:
     """Pumps infusing (a running session, or no order at all) silent past the heartbeat and not yet alarmed
-    `communication_lost`."""
+    `communication_lost`: running orders' pumps (longest unheard first), then pumps infusing without one; `offset`
+    of them skipped (a reader going through them page by page reaches every one, however many are held)."""
     alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
     silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
-    found = list(silent.order_by("status_changed_at").values_list("device__device_id", flat=True)[:limit])
+    silent = silent.order_by("status_changed_at", "pk").values_list("device__device_id", flat=True)
+    found = list(silent[offset : offset + limit])
     if len(found) < limit:
+        skip = max(0, offset - silent.count()) if not found and offset else 0  # the offset reaches past them
         alarmed_pump = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
         unordered = Device.objects.filter(silent_unordered_filter(now)).exclude(Exists(alarmed_pump))
-        found += unordered.order_by("latest_progress_at").values_list("device_id", flat=True)[: limit - len(found)]
+        unordered = unordered.order_by("latest_progress_at", "pk").values_list("device_id", flat=True)
+        found += unordered[skip : skip + limit - len(found)]
     return found
 
 

@@ -96,6 +96,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
+        self.silence_offset = 0  # silent pumps the next tick's page skips (left unalarmed by the last pages)
         self.starts_after: tuple[datetime, int] | None = None  # where the next tick's page of overdue starts begins
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
@@ -232,11 +233,20 @@ class Housekeeping:
             logger.info("commands ended at their deadline: %d", ended)
 
     def silent_sessions(self, now: datetime) -> None:
-        """`communication_lost` for running sessions unheard (no progress or state change) past the heartbeat."""
-        for device_id in devices_silent_unalarmed(now=now, limit=PER_TICK):
+        """`communication_lost` for running sessions unheard (no progress or state change) past the heartbeat.
+
+        Read PER_TICK at a time, the next page skipping those this one left (held, or not silent as of their
+        moment: `silence_as_of`), wrapping round after the last: a pump is reached however many are held.
+        """
+        found = devices_silent_unalarmed(now=now, limit=PER_TICK, offset=self.silence_offset)
+        left = 0
+        for device_id in found:
             as_of = self.silence_as_of(device_id, now)
             if as_of is not None and pump_silence_check(device_id=device_id, now=as_of):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
+            else:
+                left += 1
+        self.silence_offset = self.silence_offset + left if len(found) == PER_TICK else 0
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
         """The moment as of which this pump's silence is judged, None for not now (`shared.SlotHousekeeping`):

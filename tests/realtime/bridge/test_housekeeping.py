@@ -173,3 +173,25 @@ def test_a_start_whose_pumps_messages_wait_in_the_bridge_is_judged_as_of_their_a
     housekeeping.waiting_since = lambda device_id: None
     housekeeping.confirmation_timeouts(now)
     assert status_of(session) == SessionStatus.TIMED_OUT
+
+
+def test_a_silent_pump_is_alarmed_however_many_older_silent_pumps_are_held(settings):
+    """As for starts: the 100 longest-silent pumps were read each tick; while they were held (a slot not settled,
+    their messages waiting in the bridge), a pump falling silent after them was never alarmed `communication_lost`."""
+    silent_running_pumps(PER_TICK + 1, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 60)
+    make_device("SILENT_FREE", ward=Device.objects.get(device_id="P0000").ward)
+    heard = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    Device.objects.filter(device_id="SILENT_FREE").update(last_seen_at=heard, latest_progress_at=heard)
+    InfusionSession.objects.create(device=Device.objects.get(device_id="SILENT_FREE"), status=SessionStatus.RUNNING,
+                                   flow_rate_ml_min=1, planned_volume_ml=10, planned_time_min=10,
+                                   status_changed_at=heard, created_at=heard)  # fmt: skip
+    housekeeping, now = Housekeeping(), timezone.now()
+    long_ago = now - timedelta(hours=1)  # the held pumps' oldest waiting message: judged as of then, not silent
+    housekeeping.waiting_since = lambda device_id: long_ago if device_id != "SILENT_FREE" else None
+    for tick in range(5):
+        housekeeping.silent_sessions(now + timedelta(seconds=tick / 2))
+    alarmed = list(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    assert alarmed == ["SILENT_FREE"], (
+        f"after 5 ticks the pump silent for {settings.PUMPSTREAM['HEARTBEAT_TIMEOUT_S'] + 5:.0f} s while infusing "
+        f"was not alarmed behind {PER_TICK + 1} longer-silent held pumps (alarmed: {alarmed})"
+    )
