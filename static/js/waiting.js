@@ -40,7 +40,8 @@ export class WaitingModal {
 
   open(session) {
     this.session = session;
-    this.deadline = Date.parse(session.createdAt) + this.confirmationTimeoutS * 1000;
+    this.deadline = this.deadlineFrom(session.createdAt); // until its START is published (the server's rule too)
+    this.polled = false;
     this.setOutcome("waiting", "");
     renderReadBack(this.byId("waiting-readback"), null);
     for (const step of this.dialog.querySelectorAll("[data-wait]")) step.dataset.done = "false";
@@ -49,6 +50,21 @@ export class WaitingModal {
     this.byId("waiting-cancel").focus();
     this.timer = setInterval(() => this.tick(), 250);
     this.tick();
+    this.catchUp();
+  }
+
+  /** What the page heard before the window opened (a START published, even confirmed, before the reply came). */
+  catchUp() {
+    for (const command of this.monitor.commands.values()) {
+      if (this.matches(command.infusionId)) this.onCommand(command);
+    }
+    if (this.matches(this.monitor.session?.infusionId)) this.onSession(this.monitor.session);
+  }
+
+  /** When the server's wait from this moment ends; a missing or unreadable moment counts from now, never NaN. */
+  deadlineFrom(isoString) {
+    const from = Date.parse(isoString ?? "");
+    return (Number.isFinite(from) ? from : serverNowMs()) + this.confirmationTimeoutS * 1000;
   }
 
   matches(infusionId) {
@@ -63,7 +79,12 @@ export class WaitingModal {
   onCommand(command) {
     if (command.command !== "START_INFUSION") return;
     // The server's wait runs from the START's publication (a START queued through a broker outage gets it all).
-    if (command.sentAt) this.deadline = Date.parse(command.sentAt) + this.confirmationTimeoutS * 1000;
+    // Until then (sentAt null) it counts from the order, as the server does for a START never published.
+    if (command.sentAt) {
+      const deadline = this.deadlineFrom(command.sentAt);
+      if (deadline !== this.deadline) this.polled = false; // a new deadline: ask again after it if still waiting
+      this.deadline = deadline;
+    }
     if (["sent", "delivered", "done"].includes(command.state)) this.mark("sent", "done");
     if (["delivered", "done"].includes(command.state)) this.delivered();
     if (command.state === "failed" || command.state === "expired") this.finish("failed", command.error);

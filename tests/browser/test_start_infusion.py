@@ -1,13 +1,15 @@
 """The start wizard end to end: confirm → monitor, the timeout path with Retry and Cancel, a legacy pump's rejection."""
 
 import re
+import sqlite3
 import time
 
 import pytest
+from django.conf import settings
 from playwright.sync_api import expect
 
-from devices.models import Device, InfusionSession
-from devices.states import SessionStatus
+from devices.models import Command, Device, InfusionSession
+from devices.states import CommandKind, SessionStatus
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.browser import TABLET, screenshot
@@ -132,6 +134,59 @@ def test_timeout_then_retry_then_cancel(open_page, stack, artifacts_dir):
         expect(page.locator("#waiting-message")).to_contain_text("cancelled")
         wait_until(lambda: any(c.get("command") == "STOP_INFUSION" for c in pump.commands), timeout=10,
                    message="a cancelled start must tell the pump to stop")  # fmt: skip
+    finally:
+        pump.close()
+
+
+def pause_holding_no_lock(bridge) -> None:
+    """Pause the bridge at a moment it holds no SQLite write lock (paused holding one, it would block the order)."""
+    database = settings.DATABASES["default"]
+    for _ in range(50):
+        bridge.pause()
+        if database["ENGINE"] != "django.db.backends.sqlite3" or sqlite_writable(database["NAME"]):
+            return
+        bridge.resume()
+        time.sleep(0.05)
+    raise AssertionError("the bridge held the database's write lock at every try")
+
+
+def sqlite_writable(path: str) -> bool:
+    """Whether a write transaction can begin on this SQLite file now."""
+    probe = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+
+
+def test_waiting_countdown_runs_from_the_starts_publication(open_page, stack):
+    """A START published seconds after the order (the bridge stalled) gets the whole confirmation time on screen,
+    as on the server: the countdown restarts from its publication (sentAt), never from the order's creation."""
+    pump = PumpClient(stack["broker"].url, "BRW_LATE")  # hears commands, never answers
+    bridge = stack["bridge"]
+    try:
+        page = open_wizard(open_page, "BRW_LATE", has_presence=True)
+        pump.publish("status", {"status": "online"}, retain=False)
+        pause_holding_no_lock(bridge)  # the START waits unpublished, as through a broker outage
+        try:
+            fill_order(page, skip_patient=True)
+            countdown = page.locator("#waiting-countdown")
+            expect(countdown).to_have_text(re.compile(r"^\d s$"))  # counting from the order meanwhile, no NaN
+            expect(page.locator('[data-wait="sent"]')).to_have_attribute("data-done", "active")
+            time.sleep(4)  # of the 6 s confirmation time (tests/support/processes.py)
+        finally:
+            bridge.resume()
+        expect(page.locator('[data-wait="sent"]')).to_have_attribute("data-done", "done", timeout=10_000)
+        # Counted from the order it would read 2 s at most now, then "waiting for the server…".
+        expect(countdown).to_have_text(re.compile(r"^[56] s$"), timeout=2_000)
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "timeout", timeout=20_000)
+        command = Command.objects.get(session__device__device_id="BRW_LATE", kind=CommandKind.START_INFUSION)
+        session = InfusionSession.objects.get(device__device_id="BRW_LATE")
+        assert (command.sent_at - session.created_at).total_seconds() >= 3.5, "the START was published late"
     finally:
         pump.close()
 
