@@ -1,7 +1,7 @@
 // One pump live: connectivity, progress and chart, alarms with Acknowledge and sound, controls with a
 // confirmation step and the command's state as it moves, and the recent event log.
 
-import { ACTIVE_SESSION_STATUSES, EVENTS } from "./protocol.js";
+import { ACTIVE_SESSION_STATUSES, EVENTS, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
   COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
   duration, fixed, heardText, humanType, isNumber, isUnordered, lastingFor, mlMinToMlH, volumeFacts,
@@ -16,6 +16,14 @@ import { renderReadBack } from "./readback.js";
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
 const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
+
+const UNSETTLED_ORDER = [...UNSETTLED_COMMAND_STATES]; // queued, sent, delivered (devices/states.py)
+
+/** How far a command has got: its place among the unsettled states, any ended state after them all. */
+function commandProgress(state) {
+  const place = UNSETTLED_ORDER.indexOf(state);
+  return place === -1 ? UNSETTLED_ORDER.length : place;
+}
 
 export class Monitor {
   constructor({ root, page, live }) {
@@ -60,7 +68,7 @@ export class Monitor {
     else if (name === EVENTS.deviceProgress) this.applyProgress(payload.progress);
     else if (name === EVENTS.deviceSession) this.applySession(payload.session);
     else if (name === EVENTS.deviceAlarm) this.applyAlarm(payload.alarm);
-    else if (name === EVENTS.deviceCommand) this.commands.set(payload.command.commandId, payload.command);
+    else if (name === EVENTS.deviceCommand) this.applyCommand(payload.command);
     if ([EVENTS.deviceSession, EVENTS.deviceAlarm, EVENTS.deviceCommand, EVENTS.deviceInfusionCompleted].includes(name)) {
       this.refreshEventsSoon();
     }
@@ -86,6 +94,14 @@ export class Monitor {
       this.progress = null;
       this.loadHistory();
     }
+  }
+
+  /** A command only moves on (queued, sent, delivered, then ended): a reply read before the live events that
+   * overtook it (the POST's "queued" after "done") must not show a command acted on as still waiting. */
+  applyCommand(command) {
+    const known = this.commands.get(command.commandId);
+    if (known && commandProgress(known.state) > commandProgress(command.state)) return;
+    this.commands.set(command.commandId, command);
   }
 
   applyAlarm(alarm) {
