@@ -136,8 +136,18 @@ class Housekeeping:
                 if not due_by(ahead):
                     self.asleep_until[name] = ahead
                     continue
-            check(now)
+            self.check_run(name, check, now)
         self.change_log_prune(now)
+
+    def check_run(self, name: str, check: Callable[[datetime], None], now: datetime) -> None:
+        """One check, guarded: its own fault (a row the code cannot handle, every tick) is logged and the checks
+        after it still run (silence after a failing command check); the database's is the whole tick's (the worker)."""
+        try:
+            check(now)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("housekeeping check failed", extra={"check": name})
 
     def reminders(self, now: datetime) -> None:
         """Re-alert acknowledged alarms still active past their priority's reminder interval."""

@@ -195,3 +195,19 @@ def test_a_silent_pump_is_alarmed_however_many_older_silent_pumps_are_held(setti
         f"after 5 ticks the pump silent for {settings.PUMPSTREAM['HEARTBEAT_TIMEOUT_S'] + 5:.0f} s while infusing "
         f"was not alarmed behind {PER_TICK + 1} longer-silent held pumps (alarmed: {alarmed})"
     )
+
+
+def test_a_check_that_fails_every_tick_does_not_stop_the_checks_after_it(settings, monkeypatch):
+    """One check's own fault (an overdue command the code cannot end, read first every tick) ended the whole tick:
+    the checks after it never ran, so a pump falling silent was never alarmed `communication_lost`."""
+    silent_running_pumps(1, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+
+    def commands_end_overdue(**kwargs) -> int:
+        raise ValueError("a command row the code cannot end")
+
+    monkeypatch.setattr("realtime.bridge.housekeeping.commands_end_overdue", commands_end_overdue)
+    housekeeping = Housekeeping()
+    for _ in range(3):
+        housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)
+    alarmed = Alarm.objects.filter(type="communication_lost").count()
+    assert alarmed == 1, "a silent pump must be alarmed whatever fault another check has"
