@@ -93,13 +93,14 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
     return alarm
 
 
-def alarms_remind(*, now: datetime | None = None) -> int:
-    """Re-alert active alarms still active past the reminder interval after acknowledgement; returns how many."""
+def alarms_remind(*, now: datetime | None = None, limit: int = PER_TICK) -> int:
+    """Re-alert active alarms still active past the reminder interval after acknowledgement, the oldest first, at
+    most `limit` (the bridge's housekeeping page); returns how many."""
     now = now or timezone.now()
     if not alarms_acknowledged_active().exists():  # none acknowledged and still active: one plain query a tick
         return 0
     reminded = 0
-    for alarm_id, device_id in alarms_reminder_due(by=now).values_list("pk", "device__device_id")[:PER_TICK]:
+    for alarm_id, device_id in alarms_reminder_due(by=now).values_list("pk", "device__device_id")[:limit]:
         reminded += _remind(alarm_id, device_id, now)
     return reminded
 

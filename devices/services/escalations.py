@@ -36,12 +36,13 @@ def tier_setting(name: str, tier: int) -> str:
     return str(values[min(tier, len(values)) - 1]).strip() if values else ""
 
 
-def alarms_escalate(*, now: datetime | None = None) -> int:
-    """Escalate the active, unacknowledged alarms whose next tier is due; returns how many."""
+def alarms_escalate(*, now: datetime | None = None, limit: int = PER_TICK) -> int:
+    """Escalate the active, unacknowledged alarms whose next tier is due, the longest waiting first, at most
+    `limit` (the bridge's housekeeping page); returns how many."""
     now = now or timezone.now()
     if not alarms_unanswered().exists():  # an idle ward: one plain query a tick, not the tiers' compound one
         return 0
-    rows = alarms_escalation_due(by=now).values_list("pk", "device__device_id")[:PER_TICK]
+    rows = alarms_escalation_due(by=now).values_list("pk", "device__device_id")[:limit]
     return sum(_escalate(alarm_id, device_id, now) for alarm_id, device_id in rows)
 
 

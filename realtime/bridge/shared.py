@@ -42,7 +42,7 @@ class SlotHousekeeping(Housekeeping):
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Every check once, if leading (on gaining the lease, stale pumps are remembered afresh)."""
         if not self.slots.leading:
-            self.leading = False
+            self.leading = self.behind = False
             return
         if not self.leading:
             self.leading, self.stale_announced = True, None

@@ -204,7 +204,9 @@ class Bridge:
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(batch))
 
     def maybe_tick(self) -> None:
-        """The outbox every tick, housekeeping every `housekeeping_s`, the heartbeat every BRIDGE_HEARTBEAT_S."""
+        """The outbox every tick, housekeeping every `housekeeping_s` (every tick while it is behind: a mass event
+        worked off in pages of `housekeeping.PER_TICK`, this turn's batches between them), the heartbeat every
+        BRIDGE_HEARTBEAT_S."""
         clock = time.monotonic()
         if clock < self._next_tick and self.outbox.acked.empty():
             return
@@ -212,7 +214,7 @@ class Bridge:
         try:
             now = timezone.now()
             self.outbox.tick(now)
-            if clock >= self._next_housekeeping:
+            if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
                 self._next_housekeeping = clock + self.limits.housekeeping_s
                 self.housekeeping.tick(now, connected_since=self.link.connected_since)
             connected_since = self.link.connected_since

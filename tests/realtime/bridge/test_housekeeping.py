@@ -33,13 +33,13 @@ def silent_running_pumps(count: int, *, silent_for_s: float) -> None:
 
 
 def test_a_ward_falling_silent_is_alarmed_over_a_few_ticks(settings):
-    silent_running_pumps(PER_TICK + 30, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    silent_running_pumps(PER_TICK + PER_TICK // 2, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
     housekeeping, now = Housekeeping(), timezone.now()
     housekeeping.silent_sessions(now)
     assert Alarm.objects.filter(type="communication_lost").count() == PER_TICK, "one tick handles PER_TICK pumps"
     housekeeping.silent_sessions(now)
     alarms = Alarm.objects.filter(type="communication_lost")
-    assert alarms.count() == PER_TICK + 30, "the next tick handles the rest, not the already alarmed again"
+    assert alarms.count() == PER_TICK + PER_TICK // 2, "the next tick handles the rest, not the already alarmed again"
     assert all(alarm.count == 1 for alarm in alarms), "no pump is alarmed twice"
 
 
@@ -211,3 +211,68 @@ def test_a_check_that_fails_every_tick_does_not_stop_the_checks_after_it(setting
         housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)
     alarmed = Alarm.objects.filter(type="communication_lost").count()
     assert alarmed == 1, "a silent pump must be alarmed whatever fault another check has"
+
+
+# A ward switch fails: every infusing pump silent at once. All in one tick held the bridge's one database thread
+# 4.0 s for 1,000 pumps, 100 a tick 0.4-0.5 s each (bench/silence_storm.py, SQLite): every pump's messages, other
+# pumps' alarms too, waited behind it. A tick now does at most PER_TICK of each check and says it is behind.
+
+
+def test_a_ward_falling_silent_at_once_is_alarmed_a_short_page_a_tick_within_a_bounded_number_of_ticks(settings):
+    assert PER_TICK <= 25, "4-5 ms of work per alarm on SQLite: a page of PER_TICK must stay near 100 ms"
+    count = 3 * PER_TICK + 5
+    silent_running_pumps(count, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    housekeeping, alarmed, behind = Housekeeping(), [], []
+    for _ in range(5):
+        before = Alarm.objects.filter(type="communication_lost").count()
+        housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)
+        alarmed.append(Alarm.objects.filter(type="communication_lost").count() - before)
+        behind.append(housekeeping.behind)
+    assert alarmed == [PER_TICK, PER_TICK, PER_TICK, 5, 0], f"alarms raised per tick: {alarmed}"
+    assert behind == [True, True, True, False, False], "behind (the worker ticks again at once) until the last page"
+
+
+def test_alarms_escalating_at_once_are_escalated_a_page_a_tick(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [60.0], "ESCALATION_TIER_WEBHOOKS": []}
+    alerted = timezone.now() - timedelta(seconds=61)
+    silent_running_pumps(PER_TICK + 3, silent_for_s=0)
+    for device_id in Device.objects.values_list("device_id", flat=True):
+        with transaction.atomic():
+            alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
+                        source=AlarmSource.DEVICE, now=alerted)  # fmt: skip
+    housekeeping, escalated = Housekeeping(), []
+    for _ in range(3):
+        housekeeping.escalations(timezone.now())
+        escalated.append(Alarm.objects.filter(escalation_level=1).count() - sum(escalated))
+    assert escalated == [PER_TICK, 3, 0], f"escalated per tick: {escalated}"
+
+
+def test_the_worker_runs_housekeeping_again_at_its_next_turn_while_housekeeping_is_behind(monkeypatch):
+    from realtime.bridge import worker
+
+    class Checks:
+        behind, ticks = True, 0
+
+        def tick(self, now, *, connected_since) -> None:
+            self.ticks += 1
+
+    class Outbox:
+        acked = worker.queue.SimpleQueue()
+
+        def tick(self, now) -> None:
+            pass
+
+    clock = [0.0]
+    monkeypatch.setattr(worker.time, "monotonic", lambda: clock[0])
+    bridge = worker.Bridge()
+    bridge.housekeeping, bridge.outbox = Checks(), Outbox()
+    bridge._next_heartbeat, bridge._heartbeat_connected_since = float("inf"), bridge.link.connected_since
+    for turn in range(4):  # one outbox tick apart, well within housekeeping_s
+        clock[0] = turn * bridge.limits.tick_s
+        bridge.maybe_tick()
+    assert bridge.housekeeping.ticks == 4, "while behind, every turn runs the next page"
+    bridge.housekeeping.behind = False
+    for turn in range(4, 8):
+        clock[0] = turn * bridge.limits.tick_s * 0.99  # still before housekeeping_s after the last
+        bridge.maybe_tick()
+    assert bridge.housekeeping.ticks == 4, "caught up: housekeeping waits its interval again"
