@@ -17,9 +17,20 @@ from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
+from devices.services.named import session_named
+from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_record
 from devices.services.sessions import LATE_FROM, UNORDERED_ALARMS, infusion_running_late, session_transition
-from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, CommandState, ReadBack, SessionStatus
+from devices.states import (
+    AlarmPriority,
+    AlarmSource,
+    AlarmState,
+    CommandKind,
+    CommandState,
+    PumpState,
+    ReadBack,
+    SessionStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,22 +87,42 @@ def ended_session_named(*, device: Device, infusion_id: str | None) -> InfusionS
     return InfusionSession.objects.filter(device=device, infusion_id=infusion_id, status__in=LATE_FROM).first()
 
 
-def unordered_infusion_alarm(*, device: Device, now: datetime) -> str:
-    """A pump reports infusing with no order: `infusing_after_stop` if our last STOP went out, else without order."""
+def unordered_infusion_alarm(*, device: Device, now: datetime, session: InfusionSession | None = None) -> str:
+    """A pump reports infusing with no order: `infusing_after_stop` if our last STOP went out, else without order
+    (tied to `session`, an infusion the server had ended that the pump names, if given)."""
     last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-created_at").first()
     if last_stop is not None and last_stop.state in STOP_WENT_OUT:
         _after_stop(device, last_stop.session, now)
         return "infusing_after_stop"
     alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-                now=now, message="The pump reports an infusion the server did not order")  # fmt: skip
+                now=now, message="The pump reports an infusion the server did not order", session=session)  # fmt: skip
     return "infusing_without_order"
 
 
-def unordered_infusion_flag(*, device: Device, now: datetime) -> None:
+def unordered_infusion_flag(*, device: Device, now: datetime, session: InfusionSession | None = None) -> None:
     """The pump reports infusing with no order on it: its unordered-infusion alarm, unless one is active already
     (a heartbeat status repeats its cause every few seconds)."""
     if not Alarm.objects.filter(device=device, type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE).exists():
-        unordered_infusion_alarm(device=device, now=now)
+        unordered_infusion_alarm(device=device, now=now, session=session)
+
+
+def ended_infusion_status_apply(*, device: Device, infusion_id: str, pump_state: PumpState, now: datetime) -> str:
+    """No order on the pump, and a status names an infusion the server recorded as ended (completed, stopped,
+    rejected): the pump's own infusion, its session left as recorded. Infusing: shown as reported, with its
+    unordered-infusion alarm (tied to that infusion). Ended (idle): shown idle, its alarm cleared, only if it is
+    that infusion the pump was shown infusing (an alarm tied to it): a late copy about it changes nothing else.
+    Returns what was applied, "" for nothing."""
+    named = session_named(device=device, infusion_id=infusion_id)
+    if pump_state != PumpState.IDLE:
+        unordered_infusion_flag(device=device, now=now, session=named)
+        pump_state_set(device=device, state=pump_state)
+        return "pump state and alarm"
+    reason = "the pump reports the infusion it ran without an order ended"
+    if named is None or not alarm_clear(device=device, types=list(UNORDERED_ALARMS), session=named, reason=reason,
+                                        now=now):  # fmt: skip
+        return ""
+    pump_state_set(device=device, state=PumpState.IDLE)
+    return "pump state idle and alarm cleared"
 
 
 def _stop_went_out(device: Device, session: InfusionSession) -> bool:

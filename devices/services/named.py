@@ -2,7 +2,9 @@
 
 A report naming another infusion of this pump than the one on it (a late QoS 1 copy of the previous infusion's
 completion, an older retained action handed back by a broker) changes nothing: it is audited as
-`pump.report_for_other_infusion`. A report naming nothing (the original firmware) is about the one on the pump.
+`pump.report_for_other_infusion` (but for a status about an infusion the server had ended while no order is on the
+pump: `evidence.ended_infusion_status_apply`; the audit and the log then say what was applied). A report naming
+nothing (the original firmware) is about the one on the pump.
 """
 
 import logging
@@ -43,10 +45,24 @@ def other_infusion_reported(
     `pump.report_for_other_infusion` and the caller changes nothing."""
     if not names_another(device=device, infusion_id=infusion_id, current=current):
         return False
+    other_infusion_audit(device=device, kind=kind, what=what, infusion_id=infusion_id, current=current, now=now)
+    return True
+
+
+def other_infusion_audit(
+    *, device: Device, kind: str, what: str, infusion_id: str | None, current: InfusionSession | None, now: datetime,
+    applied: str = "",
+) -> None:  # fmt: skip
+    """Audit (`pump.report_for_other_infusion`) and log a report about another infusion; `applied`: what of it the
+    caller applied all the same (a status about an infusion the server had ended: the pump's state and its alarm),
+    "" for nothing. The log says which, never "not applied" for a report that changed the pump."""
     named = session_named(device=device, infusion_id=infusion_id)
     payload = {"topic": kind, "report": what, "infusionId": infusion_id,
                "namedStatus": named.status if named else None,
-               "current": current.infusion_id if current else None}  # fmt: skip
+               "current": current.infusion_id if current else None, "applied": applied or None}  # fmt: skip
     event_record(device=device, kind=REPORT_FOR_OTHER_INFUSION, session=named, payload=payload, received_at=now)
-    logger.info("report names another infusion; not applied", extra={"device_id": device.device_id, **payload})
-    return True
+    if applied:
+        logger.info("report names another infusion; its session left as recorded, applied: %s", applied,
+                    extra={"device_id": device.device_id, **payload})  # fmt: skip
+    else:
+        logger.info("report names another infusion; not applied", extra={"device_id": device.device_id, **payload})

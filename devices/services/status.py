@@ -12,14 +12,14 @@ from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
 from devices.services.commands import commands_settle
 from devices.services.evidence import (
+    ended_infusion_status_apply,
     ended_session_named,
     infusion_evidence_apply,
     is_evidence_for,
     pending_named_evidence_apply,
     unordered_infusion_ended,
-    unordered_infusion_flag,
 )
-from devices.services.named import other_infusion_reported
+from devices.services.named import names_another, other_infusion_audit, other_infusion_reported
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
@@ -96,13 +96,8 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         else:
             pending_named_evidence_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now)
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-        if other_infusion_reported(device=device, kind="status", what=report.status, infusion_id=named,
-                                   current=session, now=now):  # fmt: skip
-            if session is None and pump_state != PumpState.IDLE:  # it infuses one the server had ended
-                unordered_infusion_flag(device=device, now=now)
-                pump_state_set(device=device, state=pump_state)
-                return True
-            return False
+        if names_another(device=device, infusion_id=named, current=session):
+            return _other_infusion_status(device, report, named, session, pump_state, now)
         moved = session_move_reported(device, session, to, now, answers=answers)
         if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
             alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
@@ -164,13 +159,24 @@ def report_infusion_id(report: DevicePayload) -> str | None:
     return named if isinstance(named, str) and named else None
 
 
+def _other_infusion_status(device: Device, report: DevicePayload, named: str, session: InfusionSession | None,
+                           pump_state: PumpState, now: datetime) -> bool:  # fmt: skip
+    """A status about another infusion than the one on the pump: audited; with no order on the pump, one naming an
+    infusion the server had ended moves the pump's state and alarm (`ended_infusion_status_apply`). True if applied."""
+    applied = ""
+    if session is None:
+        applied = ended_infusion_status_apply(device=device, infusion_id=named, pump_state=pump_state, now=now)
+    other_infusion_audit(device=device, kind="status", what=report.status, infusion_id=named, current=session,
+                         now=now, applied=applied)  # fmt: skip
+    return bool(applied)
+
+
 def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     """`idle`/`healthy`: a STOP under way is done (the session stopped remotely), else the idle rule ends it."""
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
     named = report_infusion_id(report)
-    if other_infusion_reported(device=device, kind="status", what=report.status, infusion_id=named,
-                               current=session, now=now):  # fmt: skip
-        return False
+    if names_another(device=device, infusion_id=named, current=session):
+        return _other_infusion_status(device, report, named, session, PumpState.IDLE, now)
     if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:

@@ -6,6 +6,8 @@ On the old code a `running`/`started` status naming such an infusion was only au
 (`pump.report_for_other_infusion`): the pump stayed `idle` with no alarm while it said it was infusing.
 """
 
+import logging
+
 import pytest
 
 from devices.models import Alarm, Device, DeviceEvent
@@ -108,3 +110,47 @@ def test_a_stopped_status_naming_an_ended_infusion_still_changes_nothing(django_
     ingest([report("RAE_IDLE", "status", {"status": "stopped", "infusionId": infusion_id}, 2)],
            django_capture_on_commit_callbacks)  # fmt: skip
     assert unordered_alarm("RAE_IDLE") is None
+
+
+def test_the_log_and_the_audit_say_the_pump_state_and_alarm_were_applied(caplog, django_capture_on_commit_callbacks):
+    infusion_id = ended_at_the_pump("RAE_LOG", "completed", django_capture_on_commit_callbacks)
+    with caplog.at_level(logging.INFO, logger="devices.services.named"):
+        ingest([report("RAE_LOG", "status", {"status": "running", "infusionId": infusion_id}, 2)],
+               django_capture_on_commit_callbacks)  # fmt: skip
+    said = [record.getMessage() for record in caplog.records if record.name == "devices.services.named"]
+    assert said and "not applied" not in said[-1] and "pump state and alarm" in said[-1], (
+        f"the pump is now shown infusing with infusing_without_order, yet the log says: {said}"
+    )
+    audit = DeviceEvent.objects.filter(device__device_id="RAE_LOG", kind="pump.report_for_other_infusion").last()
+    assert audit.payload["applied"] == "pump state and alarm"
+
+
+@pytest.mark.parametrize("end", ["completed", "stopped", "idle"])
+def test_the_pump_reporting_that_infusion_ended_is_shown_idle_again(end, django_capture_on_commit_callbacks):
+    """After a running status naming the ended infusion, the pump's `stopped`/`completed`/`idle` naming it was
+    ignored as another infusion's: it stayed shown infusing, with infusing_without_order, while it was idle."""
+    device_id = f"RAE_END_{end}"
+    infusion_id = ended_at_the_pump(device_id, "completed", django_capture_on_commit_callbacks)
+    ingest([report(device_id, "status", {"status": "running", "infusionId": infusion_id}, 2)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    ingest([report(device_id, "status", {"status": end, "infusionId": infusion_id}, 3)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    device = Device.objects.get(device_id=device_id)
+    assert (device.pump_state, unordered_alarm(device_id)) == (PumpState.IDLE, None), (
+        f"the pump reports '{end}' for the infusion it was shown running without an order, yet it is shown "
+        f"'{device.pump_state}' with alarm {unordered_alarm(device_id)}"
+    )
+
+
+def test_a_late_end_of_an_ended_infusion_leaves_a_pump_infusing_another_one_alarmed(django_capture_on_commit_callbacks):
+    infusion_id = ended_at_the_pump("RAE_LATE", "completed", django_capture_on_commit_callbacks)
+    ingest([report("RAE_LATE", "progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 1.0,
+                                            "infusionId": "pump-own-7"}, 2)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    assert unordered_alarm("RAE_LATE") == "infusing_without_order", "the pump's own infusion (an id never given)"
+    ingest([report("RAE_LATE", "status", {"status": "completed", "infusionId": infusion_id}, 3)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    device = Device.objects.get(device_id="RAE_LATE")
+    assert (device.pump_state, unordered_alarm("RAE_LATE")) == (PumpState.RUNNING, "infusing_without_order"), (
+        "a late copy of the earlier infusion's completion must not show a pump infusing another one idle"
+    )
