@@ -1,0 +1,35 @@
+"""The monitor's command list never shows a command the pump acted on as still waiting: the POST's reply
+('queued'), read after the live events that overtook it (sent, delivered, done), must not undo them."""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.models import Command
+from devices.states import CommandKind, CommandState
+from tests.support.bridge import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_command_reply_read_after_its_live_events_does_not_show_it_waiting(open_page, running_pump):
+    page = open_page(running_pump, "/devices/BRW_D_RUN/")
+    expect(page.locator("#mon-session")).to_have_text("Running")
+
+    def reply_late(route) -> None:  # the reply reaches the page only after the pump has acted on the command
+        response = route.fetch()
+        wait_until(lambda: Command.objects.filter(kind=CommandKind.PAUSE_INFUSION, state=CommandState.DONE).exists(),
+                   timeout=15, message="the simulated pump never acted on the PAUSE")  # fmt: skip
+        time.sleep(1)  # its live events reach the page first
+        route.fulfill(response=response)
+
+    page.route("**/api/devices/*/commands/", reply_late)
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.locator("#confirm-reason").fill("line check")
+    page.locator("#confirm-dialog").get_by_role("button", name="Pause infusion").click()
+    expect(page.locator("#mon-session")).to_have_text("Paused", timeout=15_000)
+    item = page.locator('#command-list li[data-command="PAUSE_INFUSION"]').first
+    expect(item).to_have_attribute("data-state", "done", timeout=10_000)
+    page.wait_for_timeout(500)  # the late reply, fulfilled while the page waited for "Paused", is applied by now
+    expect(item, "a PAUSE the pump carried out is shown waiting to be sent").to_have_attribute("data-state", "done")
