@@ -191,6 +191,31 @@ def test_waiting_countdown_runs_from_the_starts_publication(open_page, stack):
         pump.close()
 
 
+def test_a_start_published_before_the_reply_came_shows_sent_when_the_window_opens(open_page, stack):
+    """The START is published (its device:command heard) before the page has the start's reply: the window opens
+    with what the page heard meanwhile, not "waiting to be sent" (nor a countdown from the order) until the end."""
+    pump = PumpClient(stack["broker"].url, "BRW_EARLY")  # hears commands, never answers
+    try:
+        page = open_wizard(open_page, "BRW_EARLY", has_presence=True)
+        pump.publish("status", {"status": "online"}, retain=False)
+
+        def reply_after_publication(route) -> None:
+            response = route.fetch()
+            wait_until(lambda: Command.objects.filter(session__device__device_id="BRW_EARLY",
+                                                      sent_at__isnull=False).exists(),
+                       timeout=10, message="the START was never published")  # fmt: skip
+            time.sleep(1)  # its device:command reaches the page first
+            route.fulfill(response=response)
+
+        page.route("**/api/devices/*/infusions/", reply_after_publication)
+        fill_order(page, skip_patient=True)
+        expect(page.locator('[data-wait="sent"]')).to_have_attribute("data-done", "done", timeout=3_000)
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled")
+    finally:
+        pump.close()
+
+
 def test_legacy_pump_rejects_the_start(open_page, simulator, artifacts_dir):
     # registered first: the original firmware says "online" once, at QoS 0, and then nothing while idle
     page = open_wizard(open_page, "BRW_LEGACY", has_presence=False)
