@@ -23,8 +23,9 @@ sys.path.insert(0, str(ROOT))
 from bench.status_cost import configured  # noqa: E402
 
 
-def silent_pumps_make(count: int, *, silent_for_s: float) -> None:
-    """`count` registered pumps of one ward, each infusing a running order, last heard `silent_for_s` ago."""
+def silent_pumps_make(count: int, *, silent_for_s: float, presence: bool = True) -> None:
+    """`count` registered pumps of one ward, each infusing a running order, last heard `silent_for_s` ago
+    (without presence, the original firmware: each also turns stale, announced by the same ticks)."""
     from django.utils import timezone
 
     from devices.models import Device, InfusionSession, Ward
@@ -34,7 +35,7 @@ def silent_pumps_make(count: int, *, silent_for_s: float) -> None:
     heard = timezone.now() - timedelta(seconds=silent_for_s)
     devices = Device.objects.bulk_create(
         Device(device_id=f"PUMP_{index:04d}", ward=ward, bed=str(index), last_seen_at=heard, latest_progress_at=heard,
-               pump_state=PumpState.RUNNING, has_presence=True)
+               pump_state=PumpState.RUNNING, has_presence=presence)
         for index in range(count)
     )  # fmt: skip
     InfusionSession.objects.bulk_create(
@@ -54,6 +55,7 @@ def ticks_run(per_tick: int | None) -> list[tuple[float, float, int]]:
     if per_tick is not None:
         housekeeping.PER_TICK = per_tick
     keeper = housekeeping.Housekeeping()
+    keeper.stale_announced = set()  # a bridge running before the ward fell silent: none was stale then
     connected_since = timezone.now() - timedelta(hours=1)
     silent = InfusionSession.objects.count()
     ticks: list[tuple[float, float, int]] = []
@@ -71,11 +73,13 @@ def main() -> None:
     parser.add_argument("--pumps", type=int, default=1000)
     parser.add_argument("--per-tick", type=int, default=None, help="override housekeeping.PER_TICK")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--without-presence", action="store_true", help="the original firmware's pumps")
     args = parser.parse_args()
     with configured(args.database):
         from django.conf import settings
 
-        silent_pumps_make(args.pumps, silent_for_s=float(settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]) + 60)
+        silent_for_s = float(settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]) + 60
+        silent_pumps_make(args.pumps, silent_for_s=silent_for_s, presence=not args.without_presence)
         ticks = ticks_run(args.per_tick)
     for index, (seconds, cpu, alarms) in enumerate(ticks):
         print(f"tick {index}: {seconds * 1000:.0f} ms ({cpu * 1000:.0f} ms CPU), {alarms} alarms")
