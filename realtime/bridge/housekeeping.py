@@ -236,15 +236,17 @@ class Housekeeping:
         timeout = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
         overdue = sessions_unconfirmed_since(cutoff=now - timeout, limit=PER_TICK, after=self.starts_after)
         self.starts_after = (overdue[-1][2], overdue[-1][3]) if len(overdue) == PER_TICK else None
+        judged = 0
         for infusion_id, device_id, waiting_from, _ in overdue:
             as_of = self.silence_as_of(device_id, now)
             if as_of is None or as_of - waiting_from <= timeout:
                 continue
+            judged += 1
             try:
                 infusion_time_out(infusion_id=infusion_id)
             except PumpStreamError as exc:  # confirmed or cancelled meanwhile
                 logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
-        return self.starts_after is not None
+        return self.starts_after is not None and judged > 0  # a page all held is no reason to hurry
 
     def overdue_commands(self, now: datetime) -> bool:
         """Every command ends: those past their deadline become `expired` (never sent) or `failed` (not acted on)."""
@@ -268,7 +270,7 @@ class Housekeeping:
             else:
                 left += 1
         self.silence_offset = self.silence_offset + left if len(found) == PER_TICK else 0
-        return len(found) == PER_TICK
+        return len(found) == PER_TICK and left < PER_TICK  # a page all held (a flood's pumps) is no reason to hurry
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
         """The moment as of which this pump's silence is judged, None for not now (`shared.SlotHousekeeping`):

@@ -276,3 +276,13 @@ def test_the_worker_runs_housekeeping_again_at_its_next_turn_while_housekeeping_
         clock[0] = turn * bridge.limits.tick_s * 0.99  # still before housekeeping_s after the last
         bridge.maybe_tick()
     assert bridge.housekeeping.ticks == 4, "caught up: housekeeping waits its interval again"
+
+
+def test_a_full_page_of_held_pumps_does_not_hurry_housekeeping(settings):
+    """Held pumps (their messages wait in the bridge: a flood) fill the page but need nothing now: housekeeping
+    keeps its interval then, rather than scanning every turn of a worker that is busiest exactly then."""
+    silent_running_pumps(PER_TICK + 1, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 60)
+    housekeeping = Housekeeping()
+    housekeeping.waiting_since = lambda device_id: timezone.now() - timedelta(hours=1)
+    assert housekeeping.silent_sessions(timezone.now()) is False, "a page all held must not say housekeeping is behind"
+    assert Housekeeping().silent_sessions(timezone.now()) is True, "a page alarmed in full: more may be due now"
