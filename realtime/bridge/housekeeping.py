@@ -53,12 +53,9 @@ from realtime import metrics
 from realtime.bridge.webhooks import Outcome, WebhookSender
 
 logger = logging.getLogger(__name__)
-# Pumps (rows) each check handles per tick: a mass event (a ward's network down) is worked off over many short
-# ticks while messages keep being committed between them, not in one long stall of the bridge's one database
-# thread. Measured on SQLite (bench/silence_storm.py, 1,000 infusing pumps silent at once): 4.0-4.6 ms per
-# communication_lost; all 1,000 in one tick held the worker 4.0 s, 100 a tick 0.40-0.50 s (0.92 s on the first).
-# 20 keeps a tick near 100 ms; while a check is behind (its page was full) housekeeping runs again at the next
-# turn of the worker (`behind`: after that turn's batches, at most every outbox tick) instead of 500 ms later.
+# Rows each check handles per tick: a mass event (a ward's switch down) in short pages, messages committed between
+# them. 1,000 communication_lost in one tick held the worker 4.0 s on SQLite, 100 a tick 0.4-0.5 s, 20 ~0.1 s
+# (bench/silence_storm.py). While a page was full (`behind`) the worker runs the next at its next turn.
 PER_TICK = 20
 CHANGE_LOG_PRUNE_EVERY_S = 5.0
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
