@@ -275,7 +275,7 @@ class ServiceAccountAdmin(admin.ModelAdmin):
         obj._state.adding = False
         messages.warning(request, f"API token for {account.name} (shown once, copy it now): {token}")
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset) -> None:
         for account in queryset:
             service_account_revoke(account=account)
