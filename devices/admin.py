@@ -1,10 +1,9 @@
 """Django admin for device records: pumps editable; sessions, commands, alarms read-mostly; logs read-only."""
 
-from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.helpers import ActionForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
+from devices.admin_forms import AlarmResolveForm, DeviceAdminForm
 from devices.exceptions import PumpStreamError
 from devices.models import (
     Alarm,
@@ -24,9 +23,9 @@ from devices.services.accounts import service_account_create, service_account_re
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.registration import pump_register, pump_registration_save, ward_delete, ward_delete_blockers
 from devices.services.requests import infusion_record_end
-from devices.states import AlarmResolveReason, AlarmState
+from devices.states import AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
-from protocol.limits import MIN_RATE_ML_H, MINUTES_PER_HOUR
+from protocol.limits import MINUTES_PER_HOUR
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -75,35 +74,6 @@ class WardAdmin(admin.ModelAdmin):
             ward_delete(ward=ward, user=request.user)
 
 
-class DeviceAdminForm(forms.ModelForm):
-    """The pump's rate limit asked in mL/h, as every clinical page speaks; stored in the contract's mL/min.
-
-    Each field is posted back with the value the page showed (`show_hidden_initial`), so an edit saves only what
-    the administrator changed on the page: a page opened before the pump reported new firmware (or before
-    another edit) does not write the old value back (`pump_registration_save` writes only `changed_data`).
-    """
-
-    max_rate_ml_h = forms.FloatField(
-        label="Maximum rate (mL/h)", min_value=MIN_RATE_ML_H, initial=20.0 * MINUTES_PER_HOUR,
-        help_text="The pump's own limit; the start wizard refuses a faster order (and any over 999 mL/h).",
-    )  # fmt: skip
-
-    class Meta:
-        model = Device
-        exclude = ["max_rate_ml_min"]
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        for field in self.fields.values():  # what the page showed comes back with it: `changed_data` is then what
-            field.show_hidden_initial = True  # the administrator changed, not what the bridge changed since
-        if self.instance.pk:
-            self.initial["max_rate_ml_h"] = round(self.instance.max_rate_ml_min * MINUTES_PER_HOUR, 4)
-
-    def save(self, commit: bool = True) -> Device:
-        self.instance.max_rate_ml_min = self.cleaned_data["max_rate_ml_h"] / MINUTES_PER_HOUR
-        return super().save(commit=commit)
-
-
 @admin.register(Device)
 class DeviceAdmin(admin.ModelAdmin):
     form = DeviceAdminForm
@@ -130,7 +100,17 @@ class DeviceAdmin(admin.ModelAdmin):
         fields = {name for name in form.changed_data if name in model_fields}
         if "max_rate_ml_h" in form.changed_data:
             fields.add("max_rate_ml_min")
-        pump_registration_save(device=obj, fields=fields, user=request.user)
+        try:
+            pump_registration_save(device=obj, fields=fields, user=request.user)
+        except PumpStreamError as exc:  # in use since the form was checked: nothing saved, the page says why
+            self.message_user(request, exc.message, messages.ERROR)
+            request.pumpstream_edit_refused = True
+
+    def response_change(self, request: HttpRequest, obj: Device) -> HttpResponse:
+        """Back to the pump's page, without Django's "changed successfully", when the edit was refused."""
+        if getattr(request, "pumpstream_edit_refused", False):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     @admin.display(description="connectivity")
     def connectivity(self, obj: Device) -> str:
@@ -176,13 +156,6 @@ class CommandAdmin(ReadMostlyAdmin):
     list_filter = ["state", "kind"]
     search_fields = ["command_id", "device__device_id"]
     list_select_related = ["device", "created_by"]
-
-
-class AlarmResolveForm(ActionForm):
-    """The admin's resolve action asks for the coded reason and a note, as the monitor's dialog does."""
-
-    reason = forms.ChoiceField(choices=[("", "— reason —"), *AlarmResolveReason.choices], required=False)
-    note = forms.CharField(max_length=500, required=False)
 
 
 @admin.register(Alarm)

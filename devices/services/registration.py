@@ -43,6 +43,8 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         return device
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
+        if "ward" in fields and device.ward_id is None and stored.ward_id is not None:
+            _refuse_if_in_use(stored)
         before = {name: _audited(stored, name) for name in fields}
         for name in fields:
             setattr(stored, name, getattr(device, name))
@@ -65,11 +67,24 @@ def _audited(device: Device, name: str) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
+def _refuse_if_in_use(device: Device) -> None:
+    """Refuse (`pump_in_use`) to leave a pump in use without a ward, as deleting its ward is refused."""
+    blockers = pumps_in_use_blockers(devices=[device])
+    if blockers:
+        raise PumpStreamError(f"Pump {device.device_id} is in use ({'; '.join(blockers)}): it cannot be left without "
+                              "a ward; move it to another ward instead", code="pump_in_use", field="ward")  # fmt: skip
+
+
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
-    """What keeps a ward from being deleted: each of its pumps with an infusion on (pending, running, paused) or an
-    active alarm, described for the administrator. Deleted, the ward's stations would lose those pumps and no one of
-    the ward would be paged for their alarms: they are moved to another ward first."""
-    devices = list(Device.objects.filter(ward=ward).order_by("device_id"))
+    """What keeps a ward from being deleted: each of its pumps in use (`pumps_in_use_blockers`). Deleted, the ward's
+    stations would lose those pumps and no one of the ward would be paged for their alarms: they are moved to another
+    ward first."""
+    return pumps_in_use_blockers(devices=list(Device.objects.filter(ward=ward).order_by("device_id")))
+
+
+def pumps_in_use_blockers(*, devices: list[Device]) -> list[str]:
+    """Each of these pumps with an infusion on (pending, running, paused) or an active alarm, described for the
+    administrator: such a pump is never left without a ward (its ward deleted or its ward field cleared)."""
     sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
     blockers = []
     for device in devices:

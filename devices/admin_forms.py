@@ -1,0 +1,57 @@
+"""The admin's own forms: a pump's edit (its rate limit in mL/h, never leaving a pump in use without a ward) and the
+reason asked by the alarms' resolve action."""
+
+from django import forms
+from django.contrib.admin.helpers import ActionForm
+
+from devices.models import Device
+from devices.services.registration import pumps_in_use_blockers
+from devices.states import AlarmResolveReason
+from protocol.limits import MIN_RATE_ML_H, MINUTES_PER_HOUR
+
+
+class DeviceAdminForm(forms.ModelForm):
+    """The pump's rate limit asked in mL/h, as every clinical page speaks; stored in the contract's mL/min.
+
+    Each field is posted back with the value the page showed (`show_hidden_initial`), so an edit saves only what
+    the administrator changed on the page: a page opened before the pump reported new firmware (or before
+    another edit) does not write the old value back (`pump_registration_save` writes only `changed_data`).
+    """
+
+    max_rate_ml_h = forms.FloatField(
+        label="Maximum rate (mL/h)", min_value=MIN_RATE_ML_H, initial=20.0 * MINUTES_PER_HOUR,
+        help_text="The pump's own limit; the start wizard refuses a faster order (and any over 999 mL/h).",
+    )  # fmt: skip
+
+    class Meta:
+        model = Device
+        exclude = ["max_rate_ml_min"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # what the page showed comes back with it: `changed_data` is then what
+            field.show_hidden_initial = True  # the administrator changed, not what the bridge changed since
+        if self.instance.pk:
+            self.initial["max_rate_ml_h"] = round(self.instance.max_rate_ml_min * MINUTES_PER_HOUR, 4)
+
+    def clean(self) -> dict:
+        """A pump in use is never left without a ward (as its ward is never deleted then): the refusal on the page."""
+        cleaned = super().clean()
+        cleared = "ward" in self.changed_data and cleaned.get("ward", True) is None
+        if cleared and self.instance.pk and self.instance.ward_id is not None:
+            blockers = pumps_in_use_blockers(devices=[self.instance])
+            if blockers:
+                self.add_error("ward", f"This pump is in use ({'; '.join(blockers)}): it cannot be left without a "
+                                       "ward. Move it to another ward instead.")  # fmt: skip
+        return cleaned
+
+    def save(self, commit: bool = True) -> Device:
+        self.instance.max_rate_ml_min = self.cleaned_data["max_rate_ml_h"] / MINUTES_PER_HOUR
+        return super().save(commit=commit)
+
+
+class AlarmResolveForm(ActionForm):
+    """The admin's resolve action asks for the coded reason and a note, as the monitor's dialog does."""
+
+    reason = forms.ChoiceField(choices=[("", "— reason —"), *AlarmResolveReason.choices], required=False)
+    note = forms.CharField(max_length=500, required=False)
