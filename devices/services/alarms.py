@@ -94,12 +94,14 @@ def alarm_raise(
     session: InfusionSession | None = None,
     device_timestamp: Any = None,
     now: datetime | None = None,
+    realert: bool = False,
 ) -> Alarm:
     """Raise the alarm of its key, count a repeat of the active one, or re-alert it; emits its events.
 
     `type` may be any text (shown as sent); the key is derived from it (a pump's: `device_alarm_key`; the
     server's must be one of `SERVER_ALARM_TYPES`, else ValueError). A repeat of an active alarm only counts,
-    unless it comes at a higher priority: then it alerts again, unacknowledged.
+    unless it comes at a higher priority, or the caller says it brings news nobody has seen (`realert`, as
+    `alarm_flood_raise` does): then it alerts again, unacknowledged.
     """
     now = now or timezone.now()
     key = device_alarm_key(type) if source == AlarmSource.DEVICE else _server_key(type)
@@ -114,7 +116,7 @@ def alarm_raise(
         )  # fmt: skip
         alerting = True
     else:
-        alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now)
+        alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now, realert=realert)
     event_record(
         device=device, session=session, kind=f"alarm.raised.{source}",
         payload={"alarmId": alarm.pk, "type": alarm.type_shown, "key": key, "errorCode": error_code,
@@ -132,8 +134,10 @@ def alarm_raise(
     return alarm
 
 
-def _repeat(alarm: Alarm, *, priority: AlarmPriority, message: str, details: dict | None, now: datetime) -> bool:
-    """Count a repeat of an active alarm; True when it re-alerts (it came at a higher priority)."""
+def _repeat(
+    alarm: Alarm, *, priority: AlarmPriority, message: str, details: dict | None, now: datetime, realert: bool
+) -> bool:
+    """Count a repeat of an active alarm; True when it re-alerts (it came at a higher priority, or `realert`)."""
     alarm.count += 1
     alarm.last_raised_at = now
     alarm.message = message[:500] or alarm.message
@@ -141,9 +145,10 @@ def _repeat(alarm: Alarm, *, priority: AlarmPriority, message: str, details: dic
     higher = ALARM_PRIORITY_RANK[priority] > ALARM_PRIORITY_RANK[alarm.priority]
     if higher:
         alarm.priority = priority
+    if higher or realert:
         alarm_realert_mark(alarm, now=now)
     alarm.save()
-    return higher
+    return higher or realert
 
 
 def alarm_realert_mark(alarm: Alarm, *, now: datetime) -> None:

@@ -83,7 +83,7 @@ class BatchIngest:
             ready = prepared.pop(0) if not is_routine_progress(checked) else None
             if self.budgets and not self.budgets.alarm_admitted(checked, message.received_at.timestamp()):
                 outcomes[SHED] += 1
-                summary.add(checked.device_id, checked.kind, checked.report.type)
+                summary.add(checked.device_id, checked.kind, checked.report.type, checked.report.severity)
                 if ready is not None and ready.new:
                     message_receipt_release(receipt=ready.receipt)
                 continue
@@ -98,9 +98,9 @@ class BatchIngest:
     @staticmethod
     def _summarise_floods(summary: ShedSummary) -> None:
         """One `alarm_flood` (raised or counted) per pump whose messages were shed over its budgets."""
-        for device_id, shed, alarm_types in summary.items():
+        for device_id, shed, alarm_types, unnamed in summary.items():
             try:
-                alarm_flood_raise(device_id=device_id, shed=dict(shed), alarm_types=alarm_types)
+                alarm_flood_raise(device_id=device_id, shed=dict(shed), alarm_types=alarm_types, more_types=unnamed)
             except INFRASTRUCTURE_ERRORS:
                 raise
             except Exception:  # guarded: the shed messages stay counted in the metrics and the log

@@ -6,7 +6,8 @@ buckets per pump, decided on the raw topic before any parsing: `alarm` (its `err
 never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
 acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budgetShed`),
 logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
-the first alarm types it shed, so what the pump said is never silently lost. A message is admitted or
+the alarm types it shed (the highest priority ones, the newest within one; each alarm's type and severity read
+from its raw bytes), so what the pump said is never silently lost. A message is admitted or
 shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
 (`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
 The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
@@ -23,8 +24,9 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from devices.selectors import alarm_keys_active
-from devices.services.alarms import CLEARED_SUFFIX, device_alarm_key
+from devices.services.alarms import CLEARED_SUFFIX, device_alarm_key, priority_from_severity
 from devices.services.protection import ALARM_FLOOD
+from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics
 from realtime import metrics
 from realtime.bridge.flood import TimeAway, TokenBucket, routine_progress_sender
@@ -35,8 +37,10 @@ logger = logging.getLogger(__name__)
 MAX_PUMPS_TRACKED = 20_000
 LOG_EVERY_S = 60.0
 ALARM, REPORT = "alarm", "report"
-SHED_TYPES_KEPT = 10  # the alarm types a summary names
+SHED_TYPES_KEPT = 10  # the alarm types a batch's summary names (`alarm_flood` names as many)
+RAW_READ_BYTES = 300
 RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,64})"')
+RAW_SEVERITY = re.compile(rb'"severity"\s*:\s*"([^"\\]{1,32})"')
 
 
 @dataclass(frozen=True)
@@ -109,28 +113,50 @@ class PumpBudgets:
 
 
 class ShedSummary:
-    """What one batch shed over the budgets, per pump: counts per topic kind and the first alarm types."""
+    """What one batch shed over the budgets, per pump: counts per topic kind and the alarm types it names (at most
+    `SHED_TYPES_KEPT`, with their priorities: the highest priority ones, the newest within one)."""
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
-        self.types: dict[str, list[str]] = {}
+        self.types: dict[str, dict[str, str]] = {}  # per pump, type: priority, oldest first
+        self.unnamed: set[str] = set()  # the pumps that shed more types than are named
 
-    def add(self, device_id: str, kind: str, alarm_type: str | None = None) -> None:
+    def add(self, device_id: str, kind: str, alarm_type: str | None = None, severity: object = None) -> None:
+        """One shed message; an alarm's type named with the priority of its severity (none or unknown: high)."""
         self.counts.setdefault(device_id, Counter())[kind] += 1
-        types = self.types.setdefault(device_id, [])
-        if alarm_type and alarm_type not in types and len(types) < SHED_TYPES_KEPT:
-            types.append(alarm_type[:64])
+        if alarm_type:
+            self._name(device_id, alarm_type[:64], priority_from_severity(severity))
+
+    def _name(self, device_id: str, alarm_type: str, priority: str) -> None:
+        types = self.types.setdefault(device_id, {})
+        before = types.pop(alarm_type, priority)  # re-inserted: the newest
+        types[alarm_type] = priority if ALARM_PRIORITY_RANK[priority] >= ALARM_PRIORITY_RANK[before] else before
+        if len(types) > SHED_TYPES_KEPT:  # the lowest priority's oldest goes (`min` finds the first of equals)
+            del types[min(types, key=lambda name: ALARM_PRIORITY_RANK[types[name]])]
+            self.unnamed.add(device_id)
 
     def add_message(self, message: InboundMessage) -> None:
-        """A message the budgets shed on its raw topic (its alarm type read without parsing, while few are named)."""
+        """A message the budgets shed on its raw topic (an alarm's type and severity read without parsing)."""
         device_id, kind = _budgeted_sender(message)
         if device_id is None:
             return
-        named = len(self.types.get(device_id, ())) >= SHED_TYPES_KEPT
-        self.add(device_id, kind, _raw_alarm_type(message) if kind == topics.ERROR and not named else None)
+        if kind != topics.ERROR:
+            self.add(device_id, kind)
+            return
+        self.counts.setdefault(device_id, Counter())[kind] += 1
+        head = message.payload[:RAW_READ_BYTES]
+        alarm_type = _raw_field(RAW_ALARM_TYPE, head)
+        if alarm_type is None:
+            return
+        types = self.types.get(device_id, {})
+        if types.get(alarm_type) == AlarmPriority.HIGH and next(reversed(types)) == alarm_type:
+            return  # a pump repeating its newest high alarm: nothing to change (its severity not even read)
+        self._name(device_id, alarm_type, priority_from_severity(_raw_field(RAW_SEVERITY, head)))
 
-    def items(self) -> list[tuple[str, Counter[str], list[str]]]:
-        return [(device_id, counts, self.types.get(device_id, [])) for device_id, counts in self.counts.items()]
+    def items(self) -> list[tuple[str, Counter[str], dict[str, str], bool]]:
+        """Per pump: the counts, the types named and whether more types were shed than named."""
+        return [(device_id, counts, self.types.get(device_id, {}), device_id in self.unnamed)
+                for device_id, counts in self.counts.items()]  # fmt: skip
 
 
 def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:
@@ -144,7 +170,7 @@ def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:
     return parsed.device_id, parsed.kind
 
 
-def _raw_alarm_type(message: InboundMessage) -> str | None:
-    """The `type` of a shed alarm, read from its first bytes without parsing (best effort, for the summary)."""
-    found = RAW_ALARM_TYPE.search(message.payload[:300])
+def _raw_field(pattern: re.Pattern[bytes], head: bytes) -> str | None:
+    """A text field of a shed alarm, read from its first bytes without parsing (best effort, for the summary)."""
+    found = pattern.search(head)
     return found.group(1).decode("utf-8", errors="replace") if found else None

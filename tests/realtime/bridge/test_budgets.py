@@ -200,3 +200,15 @@ def test_a_restart_that_never_connected_keeps_the_moment_the_bridge_last_held_th
     bridge_heartbeat(broker_connected=False, name="bridge", now=t0 + timedelta(minutes=10, seconds=5))  # dies
     assert bridge_away_since(name="bridge") == t0.timestamp(), "a second start is told a shorter time away"
     assert bridge_started(name="bridge", now=t0 + timedelta(minutes=15)) == t0.timestamp()
+
+
+def test_a_high_alarm_shed_after_a_flood_of_low_junk_is_named_in_the_summary():
+    """The summary names the highest priority types (the severity read from the raw bytes), not the first ten."""
+    make_device("FLOOD")
+    budgets = PumpBudgets(alarm=Budget(1, 1), report=OFF, max_active_alarms=0)
+    junk = [message("FLOOD", "error", {"type": f"noise_{n % 50}", "severity": "low"}) for n in range(3000)]
+    ingest([*junk, message("FLOOD", "error", {"type": "occlusion", "message": "blocked"})], budgets)
+    summary = active("FLOOD")["alarm_flood"]
+    assert summary.details["alarmTypes"][0] == "occlusion", f"the shed occlusion is not named: {summary.message}"
+    assert summary.details["alarmPriorities"]["occlusion"] == "high", "an alarm without severity is high"
+    assert summary.details["alarmPriorities"]["noise_49"] == "low" and summary.details["otherTypes"] is True

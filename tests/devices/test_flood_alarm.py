@@ -1,0 +1,117 @@
+"""The `alarm_flood` a flooding pump gets: what it names of the alarms shed, and when a later flood alerts again.
+
+A shed alarm is shown nowhere but in this alarm's text: a flood that sheds an alarm it did not name yet (or at a
+higher priority than named) is news, and an acknowledged flood alarm must alert again for it (review 3). A flood
+that sheds only what it already names just adds to its counts, so a pump flooding the same alarm does not sound
+again and again, and an alarm still sounding is not re-alerted (its acknowledgement and escalation go on).
+"""
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Alarm, WardSilence
+from devices.services.alarms import alarm_acknowledge
+from devices.services.protection import ALARM_FLOOD, TYPES_NAMED, alarm_flood_raise
+from devices.services.silences import ward_silence
+from devices.states import AlarmState
+from tests.factories import make_device, make_user, make_ward
+from tests.support.changes import RecordedChanges
+
+pytestmark = pytest.mark.django_db
+
+
+def flood_alarm(device_id: str) -> Alarm:
+    return Alarm.objects.get(device__device_id=device_id, type=ALARM_FLOOD, state=AlarmState.ACTIVE)
+
+
+def notifications(emitted: RecordedChanges) -> list:
+    return [change for change in emitted if change.event == "device:notification"]
+
+
+def acknowledged_flood(device_id: str, **first) -> tuple[Alarm, RecordedChanges]:
+    """A pump's first flood, its alarm acknowledged by a nurse who checked the pump; the changes recorded after."""
+    make_device(device_id, ward=make_ward("icu"))
+    alarm_flood_raise(device_id=device_id, **{"shed": {"progress": 3000}, "alarm_types": [], **first})
+    alarm = flood_alarm(device_id)
+    alarm_acknowledge(alarm_id=alarm.pk, user=make_user("nurse"), alerts=alarm.alerts)
+    emitted = RecordedChanges()
+    emitted.clear()
+    return alarm, emitted
+
+
+def test_a_second_flood_shedding_a_new_alarm_alerts_again():
+    first, emitted = acknowledged_flood("FLOOD_ACK")
+    alarm_flood_raise(device_id="FLOOD_ACK", shed={"error": 40}, alarm_types=["occlusion"], now=timezone.now())
+    alarm = flood_alarm("FLOOD_ACK")
+    assert "occlusion" in alarm.message, "precondition: the shed occlusion is named in the flood alarm's text"
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and notifications(emitted), (
+        f"a second flood shed a high 'occlusion' nobody has seen, yet the flood alarm stays acknowledged "
+        f"(alerts {alarm.alerts}, notifications {len(notifications(emitted))}): no sound, no escalation"
+    )
+    assert (alarm.escalation_level, alarm.alerted_at) == (0, alarm.last_raised_at), "escalation starts again"
+
+
+def test_a_new_shed_alarm_breaks_the_wards_silence():
+    acknowledged_flood("FLOOD_SIL")
+    silence = ward_silence(ward=flood_alarm("FLOOD_SIL").device.ward, user=make_user("charge"), seconds=120)
+    alarm_flood_raise(device_id="FLOOD_SIL", shed={"error": 5}, alarm_types={"occlusion": "high"})
+    assert WardSilence.objects.get(pk=silence.pk).end_reason == "broken", "the new alarm must be heard"
+
+
+def test_a_flood_shedding_only_what_is_named_only_counts():
+    _, emitted = acknowledged_flood("FLOOD_SAME", alarm_types={"occlusion": "high"})
+    alarm_flood_raise(device_id="FLOOD_SAME", shed={"error": 40, "status": 9}, alarm_types={"occlusion": "high"})
+    alarm_flood_raise(device_id="FLOOD_SAME", shed={"progress": 100})
+    alarm = flood_alarm("FLOOD_SAME")
+    assert alarm.details["shed"] == {"progress": 3100, "error": 40, "status": 9}
+    assert alarm.acknowledged_at is not None and not notifications(emitted), "nothing new was shed: no re-alert"
+
+
+def test_a_named_alarm_shed_at_a_higher_priority_alerts_again():
+    _, emitted = acknowledged_flood("FLOOD_UP", alarm_types={"occlusion": "low"})
+    alarm_flood_raise(device_id="FLOOD_UP", shed={"error": 1}, alarm_types={"occlusion": "high"})
+    alarm = flood_alarm("FLOOD_UP")
+    assert alarm.acknowledged_at is None and notifications(emitted)
+    assert alarm.details["alarmPriorities"] == {"occlusion": "high"}
+
+
+def test_a_shed_clearing_is_named_without_alerting():
+    _, emitted = acknowledged_flood("FLOOD_CLR")
+    alarm_flood_raise(device_id="FLOOD_CLR", shed={"error": 1}, alarm_types={"occlusion_cleared": "high"})
+    alarm = flood_alarm("FLOOD_CLR")
+    assert "occlusion_cleared" in alarm.message and alarm.acknowledged_at is not None and not notifications(emitted)
+
+
+def test_an_alarm_still_sounding_is_not_realerted_but_breaks_the_silence():
+    """Re-alerting an unacknowledged alarm would refuse the acknowledgement of the nurse on her way and restart its
+    escalation at each new type; it is sounding already, so only a ward silence over it is ended."""
+    make_device("FLOOD_ON", ward=make_ward("icu"))
+    alarm_flood_raise(device_id="FLOOD_ON", shed={"error": 3}, alarm_types=["fault_1"])
+    shown = flood_alarm("FLOOD_ON")
+    silence = ward_silence(ward=shown.device.ward, user=make_user("charge"), seconds=120)
+    alarm_flood_raise(device_id="FLOOD_ON", shed={"error": 3}, alarm_types=["occlusion"])
+    alarm = flood_alarm("FLOOD_ON")
+    assert alarm.alerts == shown.alerts and "occlusion" in alarm.message
+    assert WardSilence.objects.get(pk=silence.pk).end_reason == "broken"
+    assert alarm_acknowledge(alarm_id=alarm.pk, user=make_user("nurse"), alerts=shown.alerts).acknowledged_at
+
+
+def test_an_alarm_type_shed_after_ten_others_is_still_named():
+    """The flood alarm names at most 10 shed alarm types: a HIGH occlusion shed after ten junk types is named."""
+    make_device("FLOOD_TEN")
+    alarm_flood_raise(device_id="FLOOD_TEN", shed={"error": 10}, alarm_types=[f"sensor_noise_{n}" for n in range(10)])
+    alarm_flood_raise(device_id="FLOOD_TEN", shed={"error": 1}, alarm_types=["occlusion"])
+    alarm = flood_alarm("FLOOD_TEN")
+    assert "occlusion" in alarm.message, f"the shed occlusion is named nowhere: {alarm.message!r}"
+    assert alarm.details["alarmTypes"][0] == "occlusion" and len(alarm.details["alarmTypes"]) == TYPES_NAMED
+    assert "and others" in alarm.message, "the text says that more types were shed than it names"
+
+
+def test_the_highest_priority_types_are_kept_whatever_comes_after():
+    make_device("FLOOD_RANK")
+    alarm_flood_raise(device_id="FLOOD_RANK", shed={"error": 2}, alarm_types={"occlusion": "high", "door": "medium"})
+    alarm_flood_raise(device_id="FLOOD_RANK", shed={"error": 30},
+                      alarm_types={f"sensor_noise_{n}": "low" for n in range(30)})  # fmt: skip
+    named = flood_alarm("FLOOD_RANK").details["alarmTypes"]
+    assert named[:2] == ["occlusion", "door"], f"a flood of low junk pushed the high occlusion out: {named}"
+    assert named[2:] == [f"sensor_noise_{n}" for n in range(29, 21, -1)], "then the newest of the low ones"
