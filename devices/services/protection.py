@@ -61,9 +61,7 @@ def alarm_flood_raise(
     return True
 
 
-def shed_types_named(
-    named: dict[str, str], shed: dict[str, str]
-) -> tuple[dict[str, str], list[str], bool]:  # fmt: skip
+def shed_types_named(named: dict[str, str], shed: dict[str, str]) -> tuple[dict[str, str], list[str], bool]:
     """The alarm types to name once `shed` (type: priority, oldest first) joins those `named` (oldest first): at most
     `TYPES_NAMED`, the highest priority first, the newest first within one; the named ones that are news (not named
     before, or at a higher priority; a shed clearing is none); and whether any was left unnamed."""
