@@ -129,9 +129,12 @@ class WardSilence(Payload):
 
 
 class StreamSubscribed(Payload):
+    """`stream:subscribed`: a snapshot begins; `snapshotEvents` of the pump's events with this `seq` follow it."""
+
     deviceId: str
     room: str
     seq: int
+    snapshotEvents: int | None = None  # how many: the snapshot is complete once that many have arrived
 
 
 class ErrorMessage(Payload):

@@ -193,7 +193,7 @@ async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[Device
     that neither counts it toward its cap nor has it re-checked."""
     if not wanted():
         return snapshot.seq
-    subscribed = StreamSubscribed(deviceId=device_id, room=room, seq=snapshot.seq)
+    subscribed = StreamSubscribed(deviceId=device_id, room=room, seq=snapshot.seq, snapshotEvents=len(snapshot.changes))
     await send(events.STREAM_SUBSCRIBED, payload_to_wire(subscribed))
     for change in [*snapshot.changes, *missed]:
         await send_change(change)

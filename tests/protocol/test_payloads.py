@@ -153,7 +153,9 @@ EXAMPLES: dict[str, wire.Payload] = {
     events.ALARM_ESCALATED: ward_wire.WardAlarm(
         ward="icu", deviceId="PUMP_1", seq=14, alarm=alarm(), escalated=wire.Escalated(tier=2, group="charge_nurse")
     ),
-    events.STREAM_SUBSCRIBED: ward_wire.StreamSubscribed(deviceId="PUMP_1", room="device:PUMP_1", seq=12),
+    events.STREAM_SUBSCRIBED: ward_wire.StreamSubscribed(
+        deviceId="PUMP_1", room="device:PUMP_1", seq=12, snapshotEvents=5
+    ),
     events.ERROR: ward_wire.ErrorMessage(message="Not permitted", request="subscribe:device"),
 }
 

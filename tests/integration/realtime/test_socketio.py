@@ -99,7 +99,8 @@ def test_subscribe_replies_with_seq_then_the_snapshot(daphne_server, icu_nurse, 
     device.refresh_from_db()
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     kind, reply = client.subscribe("PUMP_0001")
-    expected = {"deviceId": "PUMP_0001", "room": "device:PUMP_0001", "seq": device.event_seq}
+    # the status and the alarm follow: the client knows the snapshot is complete once it has both
+    expected = {"deviceId": "PUMP_0001", "room": "device:PUMP_0001", "seq": device.event_seq, "snapshotEvents": 2}
     assert (kind, reply) == (events.STREAM_SUBSCRIBED, expected)
     client.events.wait_for(lambda e, d: e == events.DEVICE_ALARM)
     snapshot = client.events.device_events("PUMP_0001")
