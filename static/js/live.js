@@ -1,6 +1,9 @@
 // The one Socket.IO connection of a page: a "Live" / "Reconnecting…" banner, automatic resubscription
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
-// pump is subscribed again and its snapshot replaces what the page holds).
+// pump is subscribed again and its snapshot replaces what the page holds: `stream:subscribed` says how many
+// events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
+// A pump the server stops sending (its right to watch it withdrawn, or its snapshot not read) is said on the
+// banner: the page is then not live for it.
 
 import { EVENTS } from "./protocol.js";
 import { noteServerTime, setMonitoringHealthy } from "./format.js";
@@ -9,12 +12,17 @@ const DEVICE_EVENTS = EVENTS.deviceEvents;
 // Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
 const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
+// The server's `error` for a snapshot it could not read (realtime/sio/subscriptions.py SNAPSHOT_FAILED): asked again.
+const SUBSCRIBE_AGAIN = /subscribe again/i;
 
 class DeviceStream {
-  constructor(deviceId, onEvent) {
+  constructor(deviceId, onEvent, { onSnapshot = null, onStopped = null } = {}) {
     this.deviceId = deviceId;
     this.onEvent = onEvent;
+    this.onSnapshot = onSnapshot; // (events) => …: the whole snapshot at once, replacing what the page held
+    this.onStopped = onStopped; // (message) => …: the server no longer sends this pump's events
     this.lastSeq = null; // null until `stream:subscribed` arrives
+    this.snapshot = null; // {seq, expected, events} while a snapshot's events arrive
   }
 }
 
@@ -35,7 +43,8 @@ export class LiveConnection {
     this.socket.on("connect_error", (error) => this.onConnectError(error));
     this.socket.on(EVENTS.streamSubscribed, (payload) => this.onSubscribed(payload));
     this.socket.on(EVENTS.wardSummary, (payload) => this.wards.get(payload?.ward)?.(payload));
-    this.socket.on(EVENTS.error, (payload) => console.warn("PumpStream server refused a request:", payload));
+    this.socket.on(EVENTS.error, (payload) => this.onServerError(payload));
+    this.stopped = new Map(); // deviceId -> why the server no longer sends its events
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
       this.socket.on(name, (payload) => this.wardListeners.get(name)?.forEach((listener) => listener(payload)));
@@ -44,15 +53,26 @@ export class LiveConnection {
     window.pumpstreamLive = this; // for diagnostics and the browser tests
   }
 
-  /** Watch one pump: `onEvent(name, payload)` gets its snapshot events, then its live events, in order. */
-  subscribeDevice(deviceId, onEvent) {
-    this.devices.set(deviceId, new DeviceStream(deviceId, onEvent));
+  /** Watch one pump: `onEvent(name, payload)` gets its live events in order; each snapshot goes whole to
+   * `onSnapshot([[name, payload], …])` (without it, event by event to `onEvent`); `onStopped(message)` is told
+   * when the server stops sending the pump (no longer permitted to watch it, or it is gone). */
+  subscribeDevice(deviceId, onEvent, { onSnapshot, onStopped } = {}) {
+    this.devices.set(deviceId, new DeviceStream(deviceId, onEvent, { onSnapshot, onStopped }));
+    this.stopped.delete(deviceId);
+    this.renderBanner();
     if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
   }
 
   unsubscribeDevice(deviceId) {
     this.devices.delete(deviceId);
+    this.stopped.delete(deviceId);
+    this.renderBanner();
     if (this.socket.connected) this.socket.emit(EVENTS.unsubscribeDevice, { deviceId });
+  }
+
+  /** Whether the pump's events arrive: connected, and the server has not stopped sending them. */
+  isReceiving(deviceId) {
+    return this.isLive && this.devices.has(deviceId);
   }
 
   /** Watch a ward's coalesced overview ("*" for every pump the user may see). */
@@ -109,13 +129,49 @@ export class LiveConnection {
   resubscribe(stream, { counted = true } = {}) {
     if (counted) this.stats.resubscribes += 1;
     stream.lastSeq = null;
+    stream.snapshot = null;
     this.socket.emit(EVENTS.subscribeDevice, { deviceId: stream.deviceId });
   }
 
   onSubscribed(payload) {
     const deviceId = payload?.deviceId ?? String(payload?.room ?? "").replace(/^device:/, "");
     const stream = this.devices.get(deviceId);
-    if (stream) stream.lastSeq = payload.seq;
+    if (!stream) return;
+    stream.lastSeq = payload.seq;
+    // The snapshot is complete once `snapshotEvents` events with its `seq` have arrived (a server without the
+    // count: its events go one by one to `onEvent`, as live events do).
+    const expected = payload.snapshotEvents;
+    const whole = Boolean(stream.onSnapshot) && Number.isInteger(expected);
+    stream.snapshot = whole ? { seq: payload.seq, expected, events: [] } : null;
+    if (whole && expected <= 0) this.snapshotComplete(stream);
+  }
+
+  /** Hand the snapshot's events over at once: the page replaces what it held for the pump with them. */
+  snapshotComplete(stream) {
+    const { events } = stream.snapshot;
+    stream.snapshot = null;
+    stream.onSnapshot(events);
+  }
+
+  /** `error`: one naming a pump this page watches means the server no longer sends that pump's events. */
+  onServerError(payload) {
+    const stream = this.devices.get(payload?.deviceId);
+    if (!stream) {
+      console.warn("PumpStream server refused a request:", payload);
+      return;
+    }
+    const message = String(payload.message ?? "refused");
+    console.warn(`PumpStream: ${stream.deviceId} is no longer received: ${message}`);
+    this.devices.delete(stream.deviceId);
+    this.stopped.set(stream.deviceId, message);
+    this.renderBanner();
+    stream.onStopped?.(message);
+    if (!SUBSCRIBE_AGAIN.test(message)) return;
+    const again = () => {
+      if (!this.stopped.has(stream.deviceId)) return; // unsubscribed, or subscribed anew, meanwhile
+      this.subscribeDevice(stream.deviceId, stream.onEvent, { onSnapshot: stream.onSnapshot, onStopped: stream.onStopped });
+    };
+    setTimeout(again, RETRY_AFTER_REFUSAL_MS);
   }
 
   onDeviceEvent(name, payload) {
@@ -124,6 +180,14 @@ export class LiveConnection {
     this.stats.events += 1;
     if (stream.lastSeq === null) return; // between a resubscribe and its snapshot: the snapshot will cover it
     const seq = payload.seq;
+    if (stream.snapshot) {
+      if (seq === stream.snapshot.seq) {
+        stream.snapshot.events.push([name, payload]);
+        if (stream.snapshot.events.length >= stream.snapshot.expected) this.snapshotComplete(stream);
+        return;
+      }
+      this.snapshotComplete(stream); // never expected (the server sends them all first): what came is the snapshot
+    }
     if (typeof seq === "number" && seq > stream.lastSeq + 1) {
       this.stats.gaps += 1;
       console.warn(`PumpStream: missed events for ${stream.deviceId} (${stream.lastSeq} → ${seq}); resubscribing`);
@@ -137,12 +201,20 @@ export class LiveConnection {
   setState(state) {
     if (this.state === state) return;
     this.state = state;
+    this.renderBanner();
+    for (const listener of this.stateListeners) listener(state);
+  }
+
+  /** "Live", "Reconnecting…", or, connected but a watched pump stopped, "Not live" with why. */
+  renderBanner() {
+    const stopped = [...this.stopped].map(([deviceId, message]) => `${message} (${deviceId})`);
+    const state = this.state === "live" && stopped.length ? "stopped" : this.state;
     if (this.banner) {
       this.banner.dataset.state = state;
-      this.banner.textContent = state === "live" ? "Live" : "Reconnecting…";
+      const texts = { live: "Live", connecting: "Connecting…", stopped: `Not live: ${stopped.join("; ")}` };
+      this.banner.textContent = texts[state] ?? "Reconnecting…";
     }
     document.body.classList.toggle("not-live", state !== "live");
-    for (const listener of this.stateListeners) listener(state);
   }
 }
 

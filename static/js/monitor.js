@@ -14,6 +14,8 @@ import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
 
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
+// A command that was under way when the page lost the pump's stream and had ended by its next snapshot.
+const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
 const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
 
@@ -39,6 +41,9 @@ export class Monitor {
     alreadyShown(initial.alarms);
     this.commands = new Map(initial.commands.map((command) => [command.commandId, command]));
     this.events = initial.events;
+    this.seq = initial.seq ?? null; // the pump's `seq` the page's state is as of
+    this.snapshots = 0; // counts snapshots: a read started for one is dropped once another came
+    this.stoppedBecause = null; // set when the server no longer sends this pump's events
     this.listeners = new Set();
     this.audio = new AlarmAudio({
       root,
@@ -53,7 +58,10 @@ export class Monitor {
     this.wireResolve();
     this.render();
     this.loadHistory();
-    live.subscribeDevice(this.deviceId, (name, payload) => this.apply(name, payload));
+    live.subscribeDevice(this.deviceId, (name, payload) => this.apply(name, payload), {
+      onSnapshot: (events) => this.applySnapshot(events),
+      onStopped: (message) => this.stopped(message),
+    });
     live.onStateChange(() => this.renderFreshness());
     setInterval(() => this.renderFreshness(), 1000);
   }
@@ -64,16 +72,79 @@ export class Monitor {
   }
 
   apply(name, payload) {
-    if (name === EVENTS.deviceStatus) this.status = payload.status;
-    else if (name === EVENTS.deviceProgress) this.applyProgress(payload.progress);
-    else if (name === EVENTS.deviceSession) this.applySession(payload.session);
-    else if (name === EVENTS.deviceAlarm) this.applyAlarm(payload.alarm);
-    else if (name === EVENTS.deviceCommand) this.applyCommand(payload.command);
+    this.change(name, payload);
     if ([EVENTS.deviceSession, EVENTS.deviceAlarm, EVENTS.deviceCommand, EVENTS.deviceInfusionCompleted].includes(name)) {
       this.refreshEventsSoon();
     }
     this.render();
     for (const listener of this.listeners) listener(name, payload);
+  }
+
+  /** One event's change to the state held (nothing rendered). */
+  change(name, payload) {
+    if (typeof payload?.seq === "number" && payload.seq > (this.seq ?? -1)) this.seq = payload.seq;
+    if (name === EVENTS.deviceStatus) this.status = payload.status;
+    else if (name === EVENTS.deviceProgress) this.applyProgress(payload.progress);
+    else if (name === EVENTS.deviceSession) this.applySession(payload.session);
+    else if (name === EVENTS.deviceAlarm) this.applyAlarm(payload.alarm);
+    else if (name === EVENTS.deviceCommand) this.applyCommand(payload.command);
+  }
+
+  /** A whole snapshot (docs/protocol.md, "Snapshot semantics"): it replaces what the page held for the pump, in
+   * one step. What it does not carry ended while the page was not subscribed: alarms cleared, the session ended
+   * (how, read back as a fresh load shows it: `showLatestSession`), commands settled (their outcome unseen here). */
+  applySnapshot(events) {
+    const seq = events[0]?.[1]?.seq ?? null;
+    const missedChanges = this.seq === null || seq !== this.seq;
+    const held = { session: this.session, progress: this.progress };
+    this.snapshots += 1;
+    this.stoppedBecause = null;
+    this.session = null;
+    this.progress = null;
+    this.alarms = new Map();
+    for (const [commandId, command] of this.commands) {
+      if (UNSETTLED_COMMAND_STATES.has(command.state)) this.commands.set(commandId, { ...command, unseenEnd: true });
+    }
+    for (const [name, payload] of events) this.change(name, payload);
+    this.seq = seq;
+    if (!this.session) this.keepEndedSession(held, missedChanges);
+    this.refreshEventsSoon();
+    this.render();
+    for (const [name, payload] of events) for (const listener of this.listeners) listener(name, payload);
+  }
+
+  /** No session is active: the monitor goes on showing the last one and how it ended, as a fresh load does. */
+  keepEndedSession(held, missedChanges) {
+    const heldEnded = held.session && !ACTIVE.has(held.session.status);
+    if (heldEnded) {
+      this.session = held.session;
+      if (held.progress?.infusionId === held.session.infusionId && !this.progress) this.progress = held.progress;
+    }
+    if (missedChanges) this.showLatestSession();
+  }
+
+  /** Read the pump's latest session (it ended while the page was away) and show it, unless a newer snapshot or a
+   * session event came first. */
+  async showLatestSession() {
+    const [snapshot, shown] = [this.snapshots, this.session];
+    const overtaken = () => snapshot !== this.snapshots || shown !== this.session;
+    const history = await getJson(`/api/devices/${encodeURIComponent(this.deviceId)}/history/`);
+    const infusionId = history.ok ? history.body.infusionId : null;
+    if (!infusionId || overtaken()) return;
+    const { ok, body } = await getJson(`/api/infusions/${encodeURIComponent(infusionId)}/`);
+    const session = ok ? body.session : null;
+    if (!session || ACTIVE.has(session.status) || overtaken()) return; // an active one comes as an event
+    this.session = session;
+    // the figures shown are this infusion's own, or the pump's own while it infuses without an order
+    if (this.progress?.infusionId && this.progress.infusionId !== session.infusionId) this.progress = null;
+    if (session.infusionId !== shown?.infusionId) this.loadHistory();
+    this.render();
+  }
+
+  /** The server no longer sends this pump's events (`error` naming it, e.g. the right to watch it withdrawn). */
+  stopped(message) {
+    this.stoppedBecause = message;
+    this.render();
   }
 
   applyProgress(progress) {
@@ -165,8 +236,17 @@ export class Monitor {
     const battery = this.status?.batteryLevel;
     $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
     $(this.root, "#mon-state").textContent = this.status?.pumpState ?? "—";
-    const fresh = connectivity === "online" && this.live.isLive;
+    const receiving = this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
+    const fresh = connectivity === "online" && receiving;
     this.root.classList.toggle("values-stale", !fresh);
+    this.root.dataset.receiving = this.stoppedBecause ? "false" : "true";
+    const notLive = $(this.root, "#mon-not-live");
+    if (notLive) {
+      notLive.hidden = !this.stoppedBecause;
+      const text = this.stoppedBecause ? `Not live: ${this.stoppedBecause}. This page no longer receives this pump's ` +
+        "updates: what it shows may be out of date. Reload the page, or check the pump at the bedside." : "";
+      if (notLive.textContent !== text) notLive.textContent = text;
+    }
     this.audio.render();
   }
 
@@ -224,7 +304,8 @@ export class Monitor {
       (a, b) => rank(b.priority) - rank(a.priority) || String(b.raisedAt).localeCompare(String(a.raisedAt)),
     );
     list.replaceChildren(...(alarms.length ? alarms.map((alarm) => this.alarmItem(alarm)) : [noAlarms()]));
-    this.audio.update(alarms);
+    // A pump no longer received: its alarms stay listed (greyed, as last known) but no longer sound here.
+    this.audio.update(this.stoppedBecause ? [] : alarms);
   }
 
   alarmItem(alarm) {
@@ -253,7 +334,7 @@ export class Monitor {
     ack.className = "ack";
     if (alarm.acknowledged) {
       ack.textContent = `Acknowledged by ${alarm.acknowledged.by ?? "someone"} at ${clock(alarm.acknowledged.at)}`;
-    } else if (this.page.canAcknowledge) {
+    } else if (this.page.canAcknowledge && !this.stoppedBecause) {
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = "Acknowledge";
@@ -261,7 +342,7 @@ export class Monitor {
       ack.append(button);
     }
     item.append(title, text, ack);
-    if (this.page.canResolve) {
+    if (this.page.canResolve && !this.stoppedBecause) {
       const resolve = document.createElement("button");
       resolve.type = "button";
       resolve.className = "secondary resolve";
@@ -316,6 +397,7 @@ export class Monitor {
   renderControls() {
     const allowed = new Set(this.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[this.session?.status] ?? []);
     if (ACTIVE.has(this.session?.status)) allowed.add("end-record");
+    if (this.stoppedBecause) allowed.clear(); // the page no longer knows the pump's state
     for (const button of this.root.querySelectorAll("button[data-command]")) {
       button.disabled = !allowed.has(button.dataset.command);
       if (button.dataset.command === "end-record") button.hidden = !allowed.has("end-record");
@@ -332,11 +414,11 @@ export class Monitor {
     list.replaceChildren(
       ...commands.map((command) => {
         const item = document.createElement("li");
-        item.dataset.state = command.state;
+        item.dataset.state = command.unseenEnd ? "ended-unseen" : command.state;
         item.dataset.command = command.command;
         const who = command.by ? ` by ${command.by}` : "";
         const error = command.error ? ` (${command.error})` : "";
-        const state = COMMAND_STATE_LABEL[command.state] ?? command.state;
+        const state = command.unseenEnd ? UNSEEN_END : COMMAND_STATE_LABEL[command.state] ?? command.state;
         const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
         item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
         return item;
