@@ -7,6 +7,10 @@ showing, and sounding the alarms of, a pump that is no longer its ward's.
 `ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
 pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits
 for the coalesced summary to learn of an alarm.
+
+A subscription (a station's first, or its resubscription after a lost connection) is also sent the silence state of
+every ward the feed covers, on or not (`silence_states`): a silence that ended while a station was away ends there
+too, though the `ward:silence` announcing its end went to the station's old socket.
 """
 
 import asyncio
@@ -25,6 +29,7 @@ from devices.selectors import (
     sessions_current_by_device,
     ward_silence_latest,
     ward_silences_current,
+    ward_silences_latest,
 )
 from protocol import events
 from protocol.events import DeviceChange
@@ -73,12 +78,13 @@ def summary_body(label: str, pumps: list[WardPump], *, full: bool = False, left:
     return payload_to_wire(WardSummary(ward=label, pumps=pumps, full=full, left=left or []))
 
 
-def silences_now(codes: set[str] | None) -> list[dict]:
-    """`ward:silence` bodies of the silences on now in these wards (every ward when None)."""
+def silence_states(codes: set[str] | None) -> list[dict]:
+    """`ward:silence` bodies of the silence state of each of these wards (every ward when None), on or not: a silence
+    on now, else `active: false` with how the ward's last silence ended (`ended` null if it never had one)."""
     now = timezone.now()
     return [
         payload_to_wire(payloads.silence_body(code, silence, now=now))
-        for code, silence in ward_silences_current(codes=codes).items()
+        for code, silence in sorted(ward_silences_latest(codes=codes).items())
     ]
 
 
@@ -150,7 +156,7 @@ class WardFeed:
         self._shown.setdefault(scope.key, set()).update(summaries)
         pumps = [pump for _, pump in summaries.values()]
         await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
-        for body in await sync_to_async(silences_now)(scope.codes):
+        for body in await sync_to_async(silence_states)(scope.codes):  # on or not: a station may hold an old one
             await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())

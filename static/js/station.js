@@ -55,10 +55,12 @@ export class Station {
     if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence(this.silenceMs);
   }
 
-  /** A ward's shared silence began, changed or ended (`ward:silence`). */
+  /** A ward's shared silence began, changed or ended (`ward:silence`), or its state on a (re)subscription: on, or
+   * not (then a silence this screen held for the ward, whose end it may have missed while offline, ends here). */
   silenceChanged(body) {
-    if (body?.active) this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
-    else if (body?.ward) this.silences.delete(body.ward);
+    if (!body?.ward) return;
+    if (body.active) this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
+    else if (!this.silences.delete(body.ward)) return; // none held: this screen's own silence (if any) stays
     this.applySilence();
     this.render();
   }

@@ -5,6 +5,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import expect
 
+from devices.models import Ward
+from devices.services.silences import ward_silence, ward_silence_end
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
@@ -106,3 +108,63 @@ def test_a_nurse_of_a_ward_without_pumps_still_hears_its_silence(open_page, stac
         )
     finally:
         other.close()
+
+
+def test_a_silence_ended_while_the_station_was_offline_ends_there_too(open_page, stack):
+    """Found in review 3: the ward feed's resubscription sent only silences that were on, and the `ward:silence`
+    announcing the end went to the station's old socket, so the station stayed silenced (medium alarms and the
+    escalation of alarms already shown mute) until the old silence would have run out."""
+    ward = make_ward("rv3s")
+    make_device("RV3_SIL", ward=ward, bed="8", has_presence=True)
+    colleague = make_user("rv3s-nurse-b", ward=ward)
+    page = open_page(make_user("rv3s-nurse-a", ward=ward), "/", viewport=WALL)
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    station = page.locator("#station")
+    pump = PumpClient(stack["broker"].url, "RV3_SIL")
+    try:
+        pump.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
+        expect(station).to_have_attribute("data-audio", "medium", timeout=5_000)
+        ward_silence(ward=Ward.objects.get(code="rv3s"), user=colleague, seconds=120, reason="Changing the battery")
+        expect(station).to_have_attribute("data-audio", "silenced", timeout=5_000)
+
+        page.context.set_offline(True)  # a short Wi-Fi drop (under the station's 10 s connection alarm)
+        expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
+        ward_silence_end(ward=Ward.objects.get(code="rv3s"), user=colleague)  # "Sound again now" at her station
+        page.wait_for_timeout(1500)
+        page.context.set_offline(False)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        page.wait_for_timeout(3000)  # the feed's full summary and silences after the resubscription
+        assert station.get_attribute("data-audio") == "medium", (
+            f"the ward's silence was ended while this station was offline; after reconnecting it is still "
+            f"'{station.get_attribute('data-audio')}' ({page.locator('#station-silence').inner_text()!r}): the "
+            "medium alarm stays mute here until the old silence would have run out"
+        )
+        expect(page.locator("#station-silence")).to_be_hidden()
+    finally:
+        pump.close()
+
+
+def test_a_screens_own_silence_outlasts_the_wards_state_on_reconnecting(open_page, stack):
+    """A silence pressed while offline silences this screen only; the ward's state sent on resubscription (no
+    silence) does not undo it."""
+    ward = make_ward("rv3o")
+    make_device("RV3_OWN", ward=ward, bed="9", has_presence=True)
+    page = open_page(make_user("rv3o-nurse", ward=ward), "/", viewport=WALL)
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    page.locator("#ward-heading").click()
+    station = page.locator("#station")
+    pump = PumpClient(stack["broker"].url, "RV3_OWN")
+    try:
+        pump.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
+        expect(station).to_have_attribute("data-audio", "medium", timeout=5_000)
+        page.context.set_offline(True)
+        expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
+        page.locator("#station-audio-silence").click()  # offline: this screen only
+        expect(station).to_have_attribute("data-audio", "silenced")
+        page.context.set_offline(False)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        page.wait_for_timeout(2000)
+        assert station.get_attribute("data-audio") == "silenced", "the ward's 'no silence' undid this screen's own"
+    finally:
+        pump.close()

@@ -70,6 +70,11 @@ def test_one_station_silences_every_station_of_the_ward(daphne_server, ward, cli
     silence.refresh_from_db()
     assert silence.end_reason == SilenceEnd.ENDED and silence.ended_by.username == "s1-nurse-b"
 
+    # a station that was away when it ended (its socket lost) subscribes again: it is told the silence is over
+    back = station(daphne_server.url, "s1-nurse-a", clients)
+    told = silence_event(back, lambda d: d["ward"] == "s1")
+    assert not told["active"] and told["ended"]["reason"] == "ended", f"a resubscribed station was not told: {told}"
+
 
 def test_a_silence_is_bounded(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
@@ -92,6 +97,7 @@ def test_a_higher_priority_alarm_breaks_the_silence(daphne_server, realtime_brok
         b.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["priority"] == "medium")
         a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
         silence_event(b, lambda d: d["active"])
+        silenced_at = len(b.events.items)  # before it: the ward's state when b subscribed (no silence)
         assert WardSilence.objects.get().priority == "medium", "the silence records what was sounding"
 
         pump.publish("error", {"type": "near_end", "severity": "warning", "message": "Near end"})
@@ -102,7 +108,8 @@ def test_a_higher_priority_alarm_breaks_the_silence(daphne_server, realtime_brok
         assert broken["ended"]["reason"] == "broken", broken
         assert broken["ended"]["brokenBy"]["deviceId"] == "SIL_PUMP_1", broken
         assert broken["ended"]["brokenBy"]["priority"] == "high", broken
-        medium_breaks = [d for d in b.events.named(events.WARD_SILENCE)[:-1] if not d["active"]]
+        since = [d for e, d in b.events.items[silenced_at:] if e == events.WARD_SILENCE]
+        medium_breaks = [d for d in since[:-1] if not d["active"]]
         assert medium_breaks == [], f"a medium alarm broke a silence started during a medium one: {medium_breaks}"
         wait_until(lambda: WardSilence.objects.get().end_reason == SilenceEnd.BROKEN, message="not recorded broken")
     finally:
@@ -122,8 +129,12 @@ def test_a_nurse_of_another_ward_cannot_silence_it(daphne_server, ward, clients)
     refused = integration.events.wait_for(lambda e, d: e == events.ERROR)
     assert refused["message"] == "Not permitted to silence this ward", refused
     assert not WardSilence.objects.exists(), "a silence was recorded for a refused request"
-    assert a.events.named(events.WARD_SILENCE) == [], "the ward's station saw a silence nobody may make"
-    assert intruder.events.named(events.WARD_SILENCE) == []
+    # each station was told its ward's state when it subscribed (no silence), and nothing since
+    for client, code in ((a, "s1"), (intruder, "s2")):
+        told = client.events.named(events.WARD_SILENCE)
+        assert [(d["ward"], d["active"], d["ended"]) for d in told] == [(code, False, None)], (
+            f"the ward's station saw a silence nobody may make: {told}"
+        )
 
 
 def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients):
@@ -131,8 +142,8 @@ def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients)
     b = station(daphne_server.url, "s1-nurse-b", clients)
     a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 2})
     silence_event(b, lambda d: d["active"])
-    started = time.monotonic()
-    ended = silence_event(b, lambda d: not d["active"], timeout=5)
+    started, start = time.monotonic(), len(b.events.items)
+    ended = silence_event(b, lambda d: not d["active"], timeout=5, start=start)
     assert ended["ended"]["reason"] == "expired", ended
     waited = time.monotonic() - started
     assert 1.0 <= waited, f"the silence ended after {waited:.1f} s, before its 2 s"
