@@ -2,8 +2,8 @@
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
 // pump is subscribed again and its snapshot replaces what the page holds: `stream:subscribed` says how many
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
-// A pump the server stops sending (its right to watch it withdrawn, or its snapshot not read) is said on the
-// banner: the page is then not live for it.
+// A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read) is said on
+// the banner: the page is then not live for it.
 
 import { EVENTS } from "./protocol.js";
 import { noteServerTime, setMonitoringHealthy } from "./format.js";
@@ -44,7 +44,8 @@ export class LiveConnection {
     this.socket.on(EVENTS.streamSubscribed, (payload) => this.onSubscribed(payload));
     this.socket.on(EVENTS.wardSummary, (payload) => this.wards.get(payload?.ward)?.(payload));
     this.socket.on(EVENTS.error, (payload) => this.onServerError(payload));
-    this.stopped = new Map(); // deviceId -> why the server no longer sends its events
+    this.stopped = new Map(); // deviceId (or "ward <code>") -> why the server no longer sends its events
+    this.stopListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
       this.socket.on(name, (payload) => this.wardListeners.get(name)?.forEach((listener) => listener(payload)));
@@ -153,8 +154,17 @@ export class LiveConnection {
     stream.onSnapshot(events);
   }
 
-  /** `error`: one naming a pump this page watches means the server no longer sends that pump's events. */
+  /** `listener({deviceId | ward, message})` when the server stops sending a pump or a ward feed of this page. */
+  onStreamStopped(listener) {
+    this.stopListeners.add(listener);
+  }
+
+  /** `error`: one naming a pump or ward feed this page watches means the server no longer sends it. */
   onServerError(payload) {
+    if (payload?.ward && this.wards.has(payload.ward)) {
+      this.wardStopped(payload.ward, String(payload.message ?? "refused"));
+      return;
+    }
     const stream = this.devices.get(payload?.deviceId);
     if (!stream) {
       console.warn("PumpStream server refused a request:", payload);
@@ -166,12 +176,22 @@ export class LiveConnection {
     this.stopped.set(stream.deviceId, message);
     this.renderBanner();
     stream.onStopped?.(message);
+    for (const listener of this.stopListeners) listener({ deviceId: stream.deviceId, message });
     if (!SUBSCRIBE_AGAIN.test(message)) return;
     const again = () => {
       if (!this.stopped.has(stream.deviceId)) return; // unsubscribed, or subscribed anew, meanwhile
       this.subscribeDevice(stream.deviceId, stream.onEvent, { onSnapshot: stream.onSnapshot, onStopped: stream.onStopped });
     };
     setTimeout(again, RETRY_AFTER_REFUSAL_MS);
+  }
+
+  /** A ward feed the server stopped (no longer permitted to watch the ward, or the ward removed). */
+  wardStopped(ward, message) {
+    console.warn(`PumpStream: ward feed ${ward} is no longer received: ${message}`);
+    this.wards.delete(ward);
+    this.stopped.set(`ward ${ward}`, message);
+    this.renderBanner();
+    for (const listener of this.stopListeners) listener({ ward, message });
   }
 
   onDeviceEvent(name, payload) {

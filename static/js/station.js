@@ -14,6 +14,8 @@ const TECHNICAL = {
   signedOut: "Signed out: this screen no longer receives alarms. Sign in again.",
   connection: "Connection lost for more than 10 s: this screen is not receiving alarms.",
   degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
+  feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
+    "watch the ward, or the ward removed). Reload the page.",
 };
 const byId = (id) => document.getElementById(id);
 
@@ -44,6 +46,7 @@ export class Station {
     end?.addEventListener("click", () => this.silenceWards(0));
     live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
+    live.onStreamStopped(({ ward }) => ward && this.setProblem("feedStopped", true));
     window.pumpstreamStation = this; // for the browser tests
   }
 

@@ -148,6 +148,24 @@ def test_signed_out_station_says_so_and_sounds(station, stack, artifacts_dir):
     screenshot(page, artifacts_dir, "station-technical-signed-out")
 
 
+def test_a_station_whose_ward_feed_is_withdrawn_says_so_and_sounds(open_page, stack):
+    """Found beside review 3: the rights re-check stops the feed of a ward the user no longer belongs to (an `error`
+    naming the ward) and the station went on showing that ward's pumps as "Live", silent, for good."""
+    ward = make_ward("s9")
+    make_device("BRW_S_GONE", ward=ward, bed="19", has_presence=True)
+    nurse = make_user("station-moved", ward=ward)
+    page = open_page(nurse, "/?ward=s9", viewport=WALL)
+    banner, technical = page.locator("#connection-banner"), page.locator("#station-technical-alarm")
+    expect(banner).to_have_text("Live")
+    allow_sound(page)
+    ward.members.remove(nurse)  # moved to another ward: this screen no longer receives ward s9's alarms
+    expect(technical).to_contain_text("Not receiving the ward's alarms", timeout=10_000)
+    expect(banner).to_have_attribute("data-state", "stopped")
+    expect(banner).to_contain_text("Not live")
+    expect(page.locator("#station")).to_have_attribute("data-audio", "medium")
+    assert playing(page, "medium"), "the station's technical alarm must sound"
+
+
 def test_monitoring_degraded_raises_the_station_technical_alarm(station, stack, artifacts_dir):
     """Last in this module: it stops the module's bridge (the server then cannot hear any pump)."""
     page = station
