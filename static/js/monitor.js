@@ -99,7 +99,8 @@ export class Monitor {
     const held = { session: this.session, progress: this.progress };
     this.snapshots += 1;
     this.stoppedBecause = null;
-    this.session = null;
+    // the snapshot's session (if any) comes first: the same infusion keeps its chart, another starts afresh
+    if (!events.some(([name]) => name === EVENTS.deviceSession)) this.session = null;
     this.progress = null;
     this.alarms = new Map();
     for (const [commandId, command] of this.commands) {
@@ -108,7 +109,8 @@ export class Monitor {
     for (const [name, payload] of events) this.change(name, payload);
     this.seq = seq;
     if (!this.session) this.keepEndedSession(held, missedChanges);
-    this.refreshEventsSoon();
+    else if (missedChanges && this.session.infusionId === held.session?.infusionId) this.loadHistory(); // its gap
+    if (missedChanges) this.refreshEventsSoon();
     this.render();
     for (const [name, payload] of events) for (const listener of this.listeners) listener(name, payload);
   }

@@ -77,6 +77,34 @@ def test_the_monitor_drops_what_ended_while_it_was_offline(open_page, stack):
         pump.close()
 
 
+def test_what_began_while_offline_appears_and_the_running_infusion_stays(open_page, stack):
+    """The other half: the snapshot adds what began meanwhile, and keeps the infusion still running as it was."""
+    ward = make_ward("rv3a")
+    make_device("RV3_ADD", ward=ward, bed="4", has_presence=True)
+    nurse = make_user("rv3a-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "RV3_ADD")
+    try:
+        pump.publish("status", {"status": "online"})
+        session = running("RV3_ADD", nurse)
+        page = open_page(nurse, "/devices/RV3_ADD/")
+        expect(page.locator("#mon-session")).to_have_text("Running")
+        page.context.set_offline(True)
+        expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
+        pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})
+        pump.publish("progress", {"infusionId": session.infusion_id, "status": "running", "deliveredVolumeMl": 7.5,
+                                  "volumeRemainingMl": 22.5, "progressPercent": 25.0, "timeRemainingMin": 11.0,
+                                  "flowRate": 2.0})  # fmt: skip
+        wait_until(lambda: session.device.alarms.filter(state="active").exists(), message="the alarm was not raised")
+        page.context.set_offline(False)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(page.locator(".alarm").filter(has_text="Line blocked")).to_be_visible(timeout=5_000)
+        expect(page.locator("#mon-session")).to_have_text("Running")
+        expect(page.locator("#mon-infused")).to_contain_text("7.5")
+        expect(page.locator('button[data-command="pause"]')).to_be_enabled()
+    finally:
+        pump.close()
+
+
 def test_a_monitor_no_longer_permitted_says_it_is_not_live(open_page, stack):
     ward = make_ward("rv3r")
     make_device("RV3_RIGHTS", ward=ward, bed="5", has_presence=True)
