@@ -9,6 +9,7 @@ from devices.models import Ward
 from realtime.bridge.checkpoints import WalCheckpointer
 
 pytestmark = pytest.mark.django_db(transaction=True)
+sqlite_only = pytest.mark.skipif(connection.vendor != "sqlite", reason="WAL checkpoints are SQLite's")
 
 
 def autocheckpoint_of_a_new_connection() -> int:
@@ -29,6 +30,7 @@ def autocheckpoint_of_a_new_connection() -> int:
     return found[0]
 
 
+@sqlite_only
 def test_while_installed_no_connection_of_the_process_checkpoints_in_its_commits():
     checkpointer = WalCheckpointer()
     with connection.cursor() as cursor:  # opened before: the worker's start-up records
@@ -44,6 +46,7 @@ def test_while_installed_no_connection_of_the_process_checkpoints_in_its_commits
     assert autocheckpoint_of_a_new_connection() == 1000, "after uninstall new connections must checkpoint again"
 
 
+@sqlite_only
 def test_a_checkpoint_copies_the_log_back_into_the_database():
     checkpointer = WalCheckpointer()
     checkpointer.install()
@@ -55,6 +58,13 @@ def test_a_checkpoint_copies_the_log_back_into_the_database():
     assert busy == 0 and logged > 0 and copied == logged, (busy, logged, copied)
 
 
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="the other engines")
+def test_elsewhere_the_bridge_leaves_checkpoints_alone():
+    checkpointer = WalCheckpointer()
+    assert not checkpointer.install() and not checkpointer.installed, "a checkpoint thread on a non-SQLite database"
+
+
+@sqlite_only
 def test_the_checkpoint_thread_runs_until_stopped():
     checkpointer = WalCheckpointer(interval_s=0.01)
     thread = threading.Thread(target=checkpointer.run)
