@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.html import format_html
 
 from devices.admin_forms import AlarmResolveForm, DeviceAdminForm
 from devices.exceptions import PumpStreamError
@@ -158,10 +159,13 @@ class CommandAdmin(ReadMostlyAdmin):
     list_select_related = ["device", "created_by"]
 
 
+SHOWN_ALERTS = "shown_alerts_{}"  # the alert number the list showed for an alarm, posted with the resolve action
+
+
 @admin.register(Alarm)
 class AlarmAdmin(ReadMostlyAdmin):
-    list_display = ["type", "type_reported", "device", "priority", "state", "count", "raised_at", "acknowledged_by",
-                    "escalation_level", "resolved_by", "resolved_reason"]  # fmt: skip
+    list_display = ["type", "type_reported", "device", "priority", "state", "count", "alert_shown", "raised_at",
+                    "acknowledged_by", "escalation_level", "resolved_by", "resolved_reason"]  # fmt: skip
     list_filter = ["state", "priority", "source", "escalation_level"]
     search_fields = ["type", "type_reported", "error_code", "device__device_id"]
     list_select_related = ["device", "acknowledged_by", "resolved_by"]
@@ -173,12 +177,20 @@ class AlarmAdmin(ReadMostlyAdmin):
         """Clear stuck alarms by hand through `alarm_resolve`: audited and shown to everyone watching."""
         reason, note = request.POST.get("reason", ""), request.POST.get("note", "")
         for alarm in queryset.filter(state=AlarmState.ACTIVE):
-            try:
-                alarm_resolve(alarm_id=alarm.pk, user=request.user, reason=reason, note=note)
+            shown = request.POST.get(SHOWN_ALERTS.format(alarm.pk), "")
+            try:  # an alarm not listed on this page (all selected across pages) was not seen: refused as changed
+                alarm_resolve(alarm_id=alarm.pk, user=request.user, reason=reason, note=note,
+                              alerts=int(shown) if shown.isdigit() else -1)  # fmt: skip
             except PumpStreamError as exc:
                 self.message_user(request, f"{alarm}: {exc.message}", messages.ERROR)
                 return
         self.message_user(request, "Alarms resolved.", messages.SUCCESS)
+
+    @admin.display(description="alert")
+    def alert_shown(self, obj: Alarm) -> str:
+        """The alert number listed, posted with the resolve action: an alarm that alerted since is refused."""
+        return format_html('{} <input type="hidden" name="{}" value="{}">', obj.alerts, SHOWN_ALERTS.format(obj.pk),
+                           obj.alerts)  # fmt: skip
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(RESOLVE_PERMISSION)

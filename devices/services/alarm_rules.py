@@ -14,7 +14,14 @@ from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.housekeeping_selectors import alarms_acknowledged_active, alarms_reminder_due
 from devices.models import Alarm, Device, InfusionSession
-from devices.services.alarms import alarm_clear, alarm_lock, alarm_raise, alarm_realert_mark, alarm_transition
+from devices.services.alarms import (
+    alarm_clear,
+    alarm_lock,
+    alarm_raise,
+    alarm_realert_mark,
+    alarm_seen_check,
+    alarm_transition,
+)
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.records import text_storable
 from devices.services.silences import ward_silence_break
@@ -71,8 +78,15 @@ def alarms_session_clear(*, device: Device, session: InfusionSession, now: datet
                        now=now)  # fmt: skip
 
 
-def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now: datetime | None = None) -> Alarm:
-    """A permitted user clears an active alarm by hand, with a coded reason and free text; audited, seen by all."""
+def alarm_resolve(
+    *, alarm_id: int, user: Any, reason: str, alerts: int, note: str = "", now: datetime | None = None
+) -> Alarm:
+    """A permitted user clears an active alarm by hand, with a coded reason and free text; audited, seen by all.
+
+    `alerts`: the alert the person saw (the page, or the admin's list, shows it). If the alarm has alerted again
+    since (re-raised at a higher priority, a reminder), it is refused (`alarm_changed`), as acknowledge is: nobody
+    clears an alert, its sound and its escalation, that they have not seen.
+    """
     if reason not in AlarmResolveReason.values:
         raise PumpStreamError("Choose a reason", code="invalid_reason", field="reason")
     note = note.strip()[:500]
@@ -82,6 +96,7 @@ def alarm_resolve(*, alarm_id: int, user: Any, reason: str, note: str = "", now:
     with transaction.atomic():
         device, alarm = alarm_lock(alarm_id=alarm_id)
         alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=now)
+        alarm_seen_check(alarm, alerts=alerts)
         alarm.resolved_by, alarm.resolved_at, alarm.resolved_reason, alarm.resolved_note = user, now, reason, note
         alarm.save()
         event_record(

@@ -222,6 +222,14 @@ def alarm_lock(*, alarm_id: int) -> tuple[Device, Alarm]:
     return device, Alarm.objects.select_related("session", "acknowledged_by", "resolved_by").get(pk=alarm_id)
 
 
+def alarm_seen_check(alarm: Alarm, *, alerts: int) -> None:
+    """Refuse (`alarm_changed`) an act on an alarm that alerted again since the person saw alert `alerts`."""
+    if alerts != alarm.alerts:
+        shown = alarm.message or alarm.type
+        raise PumpStreamError(f"This alarm alerted again ({alarm.priority}: {shown}) since it was shown: look at "
+                              "it again", code="alarm_changed")  # fmt: skip
+
+
 def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None, alerts: int | None = None) -> Alarm:
     """Record who acknowledged an alarm and when (seen by everyone watching); idempotent.
 
@@ -234,10 +242,8 @@ def alarm_acknowledge(*, alarm_id: int, user: Any, now: datetime | None = None, 
         device, alarm = alarm_lock(alarm_id=alarm_id)
         if alarm.acknowledged_at is not None:
             return alarm
-        if alerts is not None and alerts != alarm.alerts:
-            shown = alarm.message or alarm.type
-            raise PumpStreamError(f"This alarm alerted again ({alarm.priority}: {shown}) since it was shown: look at "
-                                  "it again", code="alarm_changed")  # fmt: skip
+        if alerts is not None:
+            alarm_seen_check(alarm, alerts=alerts)
         alarm.acknowledged_by = user
         alarm.acknowledged_at = now
         alarm.save(update_fields=["acknowledged_by", "acknowledged_at"])

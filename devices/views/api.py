@@ -149,6 +149,15 @@ def infusion_record_end_api(request: HttpRequest, infusion_id: str) -> JsonRespo
     return JsonResponse(payload_to_wire(payloads.session_body(session)))
 
 
+def alerts_shown(alerts: object, *, required: bool = True) -> int | None:
+    """The alarm's alert number the page showed (`alerts`): an integer; required to resolve."""
+    if alerts is None and not required:
+        return None
+    if not isinstance(alerts, int) or isinstance(alerts, bool):
+        raise PumpStreamError("alerts must be the alert number shown", code="invalid_command", field="alerts")
+    return alerts
+
+
 @require_POST
 @api_endpoint(ACKNOWLEDGE_PERMISSION)
 def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
@@ -156,21 +165,19 @@ def alarm_acknowledge_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
     if alarm_visible_to(request.user, alarm_id) is None:
         return not_found("alarm")
     alerts = request_data(request).get("alerts")  # the alert the page showed (integrations may leave it out)
-    if alerts is not None and (not isinstance(alerts, int) or isinstance(alerts, bool)):
-        raise PumpStreamError("alerts must be the alert number shown", code="invalid_command", field="alerts")
-    alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user, alerts=alerts)
+    alarm = alarm_acknowledge(alarm_id=alarm_id, user=request.user, alerts=alerts_shown(alerts, required=False))
     return JsonResponse(payload_to_wire(payloads.alarm_body(alarm)))
 
 
 @require_POST
 @api_endpoint(RESOLVE_PERMISSION)
 def alarm_resolve_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
-    """Resolve a stuck alarm with a coded `reason` and a `note` (audited, sent to everyone watching)."""
+    """Resolve a stuck alarm with a coded `reason`, a `note` and the `alerts` shown (audited, sent to all watching)."""
     if alarm_visible_to(request.user, alarm_id) is None:
         return not_found("alarm")
     data = request_data(request)
     alarm = alarm_resolve(alarm_id=alarm_id, user=request.user, reason=str(data.get("reason", "")),
-                          note=str(data.get("note", ""))[:500])  # fmt: skip
+                          note=str(data.get("note", ""))[:500], alerts=alerts_shown(data.get("alerts")))  # fmt: skip
     return JsonResponse(payload_to_wire(payloads.alarm_body(alarm)))
 
 

@@ -364,13 +364,15 @@ export class Monitor {
     const placeholder = new Option("Choose a reason…", "");
     select.replaceChildren(placeholder, ...(this.page.resolveReasons ?? []).map((r) => new Option(r.label, r.value)));
     dialog.addEventListener("close", () => {
-      if (dialog.returnValue === "resolve") this.resolve(dialog.dataset.alarmId, select.value, $(dialog, "#resolve-note").value);
+      if (dialog.returnValue !== "resolve") return;
+      this.resolve(dialog.dataset.alarmId, Number(dialog.dataset.alerts), select.value, $(dialog, "#resolve-note").value);
     });
   }
 
   openResolve(alarm) {
     const dialog = $(this.root, "#resolve-dialog");
     dialog.dataset.alarmId = alarm.id;
+    dialog.dataset.alerts = alarm.alerts; // the alert shown: a newer one (say at a higher priority) is refused (409)
     $(dialog, "#resolve-text").textContent = `${humanType(alarm.type)} on ${this.deviceId}: clear it by hand, with a reason.`;
     $(dialog, "#resolve-reason").value = "";
     $(dialog, "#resolve-note").value = "";
@@ -379,8 +381,8 @@ export class Monitor {
     dialog.showModal();
   }
 
-  async resolve(alarmId, reason, note) {
-    const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note });
+  async resolve(alarmId, alerts, reason, note) {
+    const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note, alerts });
     if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
     else this.flash(body.message ?? "Could not resolve the alarm");
   }

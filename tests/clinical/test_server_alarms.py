@@ -79,11 +79,14 @@ def test_a_permitted_user_resolves_a_stuck_alarm_audited_and_every_watcher_sees_
         bedside.pump.publish("error", b"\x00\x01 garbage from the pump")
         alarm = bedside.alarm_event(lambda alarm: alarm["type"] == "unreadable_alarm")
         BrowserSession(daphne_server.url, other.username).post(
-            f"/api/alarms/{alarm['id']}/resolve/", {"reason": "checked_at_pump"}, expect=(403,)
+            f"/api/alarms/{alarm['id']}/resolve/",
+            {"reason": "checked_at_pump", "alerts": alarm["alerts"]},
+            expect=(403,),
         )
         charge = charge_nurse(bedside)
         BrowserSession(daphne_server.url, charge.username).post(
-            f"/api/alarms/{alarm['id']}/resolve/", {"reason": "other", "note": "pump screen: line occluded, fixed"}
+            f"/api/alarms/{alarm['id']}/resolve/",
+            {"reason": "other", "note": "pump screen: line occluded, fixed", "alerts": alarm["alerts"]},
         )
         for screen in (bedside.screen, second_screen):
             seen = screen.events.wait_for(lambda name, data: name == "device:alarm" and data["alarm"]["resolved"]

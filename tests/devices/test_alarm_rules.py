@@ -137,7 +137,7 @@ def test_resolve_clears_with_reason_and_note_audited_and_emitted(emitted):
     make_device()
     alarm = raise_(type="parameter_mismatch", source=AlarmSource.SERVER)
     user = resolver()
-    resolved = alarm_resolve(alarm_id=alarm.pk, user=user, reason="checked_at_pump", note="rate reprogrammed")
+    resolved = alarm_resolve(alarm_id=alarm.pk, user=user, reason="checked_at_pump", note="rate reprogrammed", alerts=1)
     assert resolved.state == AlarmState.CLEARED and resolved.resolved_by == user
     event = DeviceEvent.objects.get(kind="user.alarm_resolved")
     assert event.user == user and event.payload["reason"] == "checked_at_pump"
@@ -151,7 +151,7 @@ def test_resolve_needs_a_coded_reason_and_a_note_when_other(reason, note):
     make_device()
     alarm = raise_()
     with pytest.raises(PumpStreamError) as refused:
-        alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason=reason, note=note)
+        alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason=reason, note=note, alerts=1)
     assert refused.value.code == "invalid_reason"
     alarm.refresh_from_db()
     assert alarm.state == AlarmState.ACTIVE
@@ -160,9 +160,9 @@ def test_resolve_needs_a_coded_reason_and_a_note_when_other(reason, note):
 def test_resolving_a_cleared_alarm_is_refused():
     make_device()
     alarm = raise_()
-    alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason="checked_at_pump")
+    alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason="checked_at_pump", alerts=1)
     with pytest.raises(PumpStreamError) as refused:
-        alarm_resolve(alarm_id=alarm.pk, user=make_user("other"), reason="checked_at_pump")
+        alarm_resolve(alarm_id=alarm.pk, user=make_user("other"), reason="checked_at_pump", alerts=1)
     assert refused.value.code == "alarm_not_active"
 
 
@@ -181,12 +181,12 @@ def test_resolve_endpoint_needs_the_permission_and_answers_the_resolved_alarm(cl
     alarm = raise_(type="unreadable_alarm", source=AlarmSource.SERVER)
     client.force_login(make_user("plain", ward=device.ward))
     url = f"/api/alarms/{alarm.pk}/resolve/"
-    payload = {"reason": "checked_at_pump", "note": "screen shows occlusion cleared"}
+    payload = {"reason": "checked_at_pump", "note": "screen shows occlusion cleared", "alerts": alarm.alerts}
     assert client.post(url, payload, content_type="application/json").status_code == 403
     charge = resolver()
     device.ward.members.add(charge)
     client.force_login(charge)
-    refused = client.post(url, {"reason": "other"}, content_type="application/json")
+    refused = client.post(url, {"reason": "other", "alerts": alarm.alerts}, content_type="application/json")
     assert refused.status_code == 400 and refused.json()["field"] == "note"
     answer = client.post(url, payload, content_type="application/json")
     assert answer.status_code == 200, answer.content
@@ -197,10 +197,52 @@ def test_resolve_endpoint_needs_the_permission_and_answers_the_resolved_alarm(cl
 def test_admin_action_resolves_with_the_reason_and_note_it_was_given(admin_client):
     make_device()
     alarm = raise_(type="confirmed_late", source=AlarmSource.SERVER)
-    form = {"action": "resolve", "_selected_action": [alarm.pk], "reason": "other", "note": ""}
+    form = {"action": "resolve", "_selected_action": [alarm.pk], "reason": "other", "note": "",
+            f"shown_alerts_{alarm.pk}": alarm.alerts}  # the alert the list showed  # fmt: skip
     admin_client.post("/admin/devices/alarm/", form)
     assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.ACTIVE, "other without a note must be refused"
     admin_client.post("/admin/devices/alarm/", {**form, "note": "pump swapped at bed 4"})
     resolved = Alarm.objects.get(pk=alarm.pk)
     assert resolved.state == AlarmState.CLEARED and resolved.resolved_note == "pump swapped at bed 4"
     assert DeviceEvent.objects.get(kind="user.alarm_resolved").user.username == "admin"
+
+
+def test_a_stale_resolve_does_not_clear_a_newer_higher_alert(client):
+    """Review 3: a nurse opens Resolve on a medium alert; the pump re-raises it at HIGH while she types the note.
+    Her resolve, for the alert she saw, must not clear the high one nobody saw (its sound and escalation)."""
+    device = make_device()
+    shown = raise_(priority=MEDIUM, message="Pressure rising")  # the page shows medium, alert 1
+    raise_(priority=HIGH, message="Occlusion: line blocked")  # re-raised at high: alert 2, sounding
+    charge = resolver()
+    device.ward.members.add(charge)
+    client.force_login(charge)
+    answer = client.post(f"/api/alarms/{shown.pk}/resolve/",
+                         {"reason": "false_alarm", "note": "sensor noise", "alerts": shown.alerts},
+                         content_type="application/json")  # fmt: skip
+    alarm = Alarm.objects.get(pk=shown.pk)
+    assert alarm.state == AlarmState.ACTIVE, (
+        f"a resolve sent for the medium alert the page showed cleared the HIGH re-alert nobody saw (answer "
+        f"{answer.status_code}, alarm now {alarm.state}, {alarm.priority}): its sound and escalation ended"
+    )
+    assert answer.status_code == 409 and answer.json()["code"] == "alarm_changed"
+    missing = client.post(f"/api/alarms/{shown.pk}/resolve/", {"reason": "checked_at_pump"},
+                          content_type="application/json")  # fmt: skip
+    assert missing.status_code == 400 and missing.json()["field"] == "alerts", "resolve must name the alert shown"
+    assert client.post(f"/api/alarms/{shown.pk}/resolve/", {"reason": "checked_at_pump", "alerts": 2},
+                       content_type="application/json").status_code == 200, "the alert seen is resolved"  # fmt: skip
+
+
+def test_the_admin_action_refuses_an_alarm_that_alerted_again_since_the_list_showed_it(admin_client):
+    make_device()
+    alarm = raise_(priority=MEDIUM)
+    listed = admin_client.get("/admin/devices/alarm/").content.decode()
+    assert f'name="shown_alerts_{alarm.pk}" value="1"' in listed, "the list must carry the alert it shows"
+    raise_(priority=HIGH)  # alert 2, after the list was shown
+    form = {"action": "resolve", "_selected_action": [alarm.pk], "reason": "checked_at_pump", "note": "",
+            f"shown_alerts_{alarm.pk}": 1}  # fmt: skip
+    admin_client.post("/admin/devices/alarm/", form)
+    assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.ACTIVE, "the admin cleared a high alert nobody saw"
+    admin_client.post("/admin/devices/alarm/", {k: v for k, v in form.items() if not k.startswith("shown_")})
+    assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.ACTIVE, "an alarm not listed must not be resolved"
+    admin_client.post("/admin/devices/alarm/", {**form, f"shown_alerts_{alarm.pk}": 2})
+    assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.CLEARED
