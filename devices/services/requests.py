@@ -69,19 +69,25 @@ USER_COMMAND_NEEDS = {
 
 
 def infusion_request(
-    *, device_id: str, kind: CommandKind, user: Any = None, reason: str = "", idempotency_key: str = ""
-) -> Command:
-    """Queue PAUSE, RESUME or STOP for the pump's active session; the session moves when the pump reports.
+    *, device_id: str, kind: CommandKind, infusion_id: str | None, user: Any = None, reason: str = "",
+    idempotency_key: str = "",
+) -> Command:  # fmt: skip
+    """Queue PAUSE, RESUME or STOP for the infusion the person saw; the session moves when the pump reports.
 
-    A repeated request (the same idempotency key, or the same command still under way for the same
-    infusion) answers the command already queued instead of queueing a second one. STOP needs no
-    session when the pump reports infusing without an order.
+    `infusion_id` is the infusion the person's dialog named (None: the pump's own infusion, without an order). If
+    another infusion is on the pump now (hers ended, a colleague started another), it is refused
+    (`infusion_changed`): a command acts only on what she saw. A repeated request (the same idempotency key, or
+    the same command still under way for the same infusion) answers the command already queued instead of
+    queueing a second one. STOP needs no session when the pump reports infusing without an order.
     """
     if kind not in USER_COMMAND_NEEDS:
         raise PumpStreamError(f"{kind} cannot be requested here", code="invalid_command")
     with transaction.atomic():
         device = device_lock(device_id=device_id)
-        session = InfusionSession.objects.filter(device=device, status__in=USER_COMMAND_NEEDS[kind]).first()
+        session = _infusion_shown_check(device, infusion_id)
+        if session is not None and session.status not in USER_COMMAND_NEEDS[kind]:
+            raise PumpStreamError(f"Infusion {session.infusion_id} is {session.status}: it cannot take {kind}",
+                                  code="illegal_transition")  # fmt: skip
         if session is None and not (kind == CommandKind.STOP_INFUSION and _infusing_without_order(device)):
             raise PumpStreamError(f"No infusion on this pump can take {kind}", code="illegal_transition")
         repeat = command_repeat_find(device=device, kind=kind, session=session, idempotency_key=idempotency_key)
@@ -97,6 +103,19 @@ def infusion_request(
                      payload={"infusionId": infusion_id, "reason": reason}, user=user)  # fmt: skip
         return command_queue(device=device, kind=kind, session=session, payload=payload, user=user,
                              idempotency_key=idempotency_key)  # fmt: skip
+
+
+def _infusion_shown_check(device: Device, infusion_id: str | None) -> InfusionSession | None:
+    """The active session on the pump, if it is the infusion the person saw (`infusion_id`; None: no order), else
+    refused (`infusion_changed`, 409), as acknowledging an alert that changed since it was shown is."""
+    session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+    on_pump = session.infusion_id if session is not None else None
+    if on_pump == infusion_id:
+        return session
+    now = f"infusion {on_pump} ({session.drug or 'unnamed drug'}, {session.status})" if session else "no order"
+    shown = f"infusion {infusion_id}" if infusion_id else "the infusion without an order"
+    raise PumpStreamError(f"The pump is no longer on {shown}: it now has {now}. Look at the pump's page again",
+                          code="infusion_changed")  # fmt: skip
 
 
 def _infusing_without_order(device: Device) -> bool:

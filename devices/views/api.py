@@ -111,7 +111,7 @@ def infusion_start_api(request: HttpRequest, device_id: str) -> JsonResponse:
 @require_POST
 @api_endpoint(COMMAND_PERMISSION)
 def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
-    """Queue PAUSE, RESUME or STOP for the pump's infusion; answers the command (202)."""
+    """Queue PAUSE, RESUME or STOP for the infusion the page showed (`infusionId`); answers the command (202)."""
     if device_visible_to(request.user, device_id) is None:
         return not_found("pump")
     data = request_data(request)
@@ -121,9 +121,22 @@ def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
                               field="command")  # fmt: skip
     reason = str(data.get("reason", ""))[:200]
     key = str(data.get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
-    command = infusion_request(device_id=device_id, kind=kind, user=request.user, reason=reason, idempotency_key=key)
+    command = infusion_request(device_id=device_id, kind=kind, infusion_id=infusion_shown(data), user=request.user,
+                               reason=reason, idempotency_key=key)  # fmt: skip
     logger.info("infusion command requested", extra={"device_id": device_id, "command": kind})
     return JsonResponse(payload_to_wire(payloads.command_body(command)), status=202)
+
+
+def infusion_shown(data: QueryDict | dict) -> str | None:
+    """The infusion the person's dialog named (`infusionId`, required; null: a pump infusing without an order)."""
+    if "infusionId" not in data:
+        raise PumpStreamError("Say which infusion: infusionId (null for a pump infusing without an order)",
+                              code="invalid_command", field="infusionId")  # fmt: skip
+    infusion_id = data.get("infusionId")
+    if infusion_id is not None and not isinstance(infusion_id, str):
+        raise PumpStreamError("infusionId must be the infusion's id or null", code="invalid_command",
+                              field="infusionId")  # fmt: skip
+    return infusion_id or None
 
 
 @require_POST

@@ -8,8 +8,10 @@ const $ = (root, selector) => root.querySelector(selector);
 export class CommandConfirmation {
   /**
    * `describe()` names the infusion ("the infusion of … for … in bed …"); `explain(command)` adds a warning
-   * (a stale or offline pump); `onConfirm(command, reason, key)`, with one idempotency key per opening, so a
-   * double click or a retry of the same intent is the same command.
+   * (a stale or offline pump); `onConfirm(command, reason, key, infusionId)`, with one idempotency key per opening,
+   * so a double click or a retry of the same intent is the same command, and the infusion the dialog named when
+   * it opened (`open(command, infusionId)`; null: the pump's own, without an order): the server refuses the
+   * command if another infusion is on the pump by then.
    */
   constructor(dialog, { describe, onConfirm, explain = () => "" }) {
     this.dialog = dialog;
@@ -19,13 +21,14 @@ export class CommandConfirmation {
     dialog.addEventListener("keydown", (event) => this.onEnter(event));
     dialog.addEventListener("close", () => {
       if (dialog.returnValue !== "confirm") return;
-      onConfirm(dialog.dataset.command, $(dialog, "#confirm-reason").value, dialog.dataset.key);
+      onConfirm(dialog.dataset.command, $(dialog, "#confirm-reason").value, dialog.dataset.key, this.infusionId);
     });
   }
 
-  open(command) {
+  open(command, infusionId) {
     const { dialog } = this;
     const verb = COMMAND_VERB[command];
+    this.infusionId = infusionId ?? null;
     dialog.dataset.command = command;
     dialog.dataset.key = newKey();
     $(dialog, "#confirm-title").textContent = `${verb} the infusion?`;

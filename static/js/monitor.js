@@ -459,14 +459,19 @@ export class Monitor {
     const confirm = new CommandConfirmation(dialog, {
       describe: () => this.infusionDescription(),
       explain: (command) => this.confirmWarning(command),
-      onConfirm: (command, reason, key) => {
-        if (command === "end-record") this.endRecord(reason);
-        else this.sendCommand(command, reason, key);
+      onConfirm: (command, reason, key, infusionId) => {
+        if (command === "end-record") this.endRecord(infusionId, reason);
+        else this.sendCommand(command, reason, key, infusionId);
       },
     });
     for (const button of this.root.querySelectorAll("button[data-command]")) {
-      button.addEventListener("click", () => confirm.open(button.dataset.command));
+      button.addEventListener("click", () => confirm.open(button.dataset.command, this.infusionShown()));
     }
+  }
+
+  /** The infusion a command's dialog names: the order on the pump, or null for one WITHOUT an order. */
+  infusionShown() {
+    return this.unordered() ? null : this.session?.infusionId ?? null;
   }
 
   /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
@@ -486,16 +491,16 @@ export class Monitor {
       "and ends failed or expired if the pump does not act in time. Act at the pump if you can.";
   }
 
-  async sendCommand(command, reason, idempotencyKey) {
+  async sendCommand(command, reason, idempotencyKey, infusionId) {
     const url = `/api/devices/${encodeURIComponent(this.deviceId)}/commands/`;
-    const { ok, body } = await postJson(url, { command, reason, idempotencyKey });
+    // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
+    const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
     if (ok) this.apply(EVENTS.deviceCommand, { deviceId: this.deviceId, command: body.command });
     else this.flash(body.message ?? `Could not ${command} the infusion`);
   }
 
-  async endRecord(reason) {
-    const infusionId = this.session?.infusionId;
-    if (!infusionId) return;
+  async endRecord(infusionId, reason) {
+    if (!infusionId) return; // the record the dialog named, never whichever is on the pump by now
     const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
     if (ok) this.apply(EVENTS.deviceSession, { deviceId: this.deviceId, session: body.session });
     else this.flash(body.message ?? "Could not end the record");

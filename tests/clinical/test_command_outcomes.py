@@ -41,7 +41,7 @@ def test_a_pause_the_pump_never_acts_on_fails_in_time_and_says_act_at_the_pump(
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "COMMAND_EXPIRY_S": COMMAND_S}  # queued here, with the bridge's
     pump = clinical_pump("CLN_CMD_DEAF")
     session = confirmed(pump, "CLN_CMD_DEAF")
-    pause = infusion_request(device_id="CLN_CMD_DEAF", kind=CommandKind.PAUSE_INFUSION)
+    pause = infusion_request(device_id="CLN_CMD_DEAF", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id)
     wait_until(lambda: published(pump, "PAUSE_INFUSION"), message="PAUSE never reached the pump")
     assert published(pump, "PAUSE_INFUSION")[0]["payload"]["infusionId"] == session.infusion_id
     ended = wait_until(lambda: Command.objects.filter(pk=pause.pk, state=CommandState.FAILED).first(),
@@ -76,7 +76,7 @@ def test_a_command_to_an_offline_pump_is_kept_and_done_when_it_comes_back_and_ac
     session = confirmed(pump, "CLN_CMD_AWAY", has_presence=True)
     pump.publish("status", {"status": "offline"})  # its Last Will
     wait_until(lambda: InfusionSession.objects.get(pk=session.pk).device.presence == "offline", message="not offline")
-    pause = infusion_request(device_id="CLN_CMD_AWAY", kind=CommandKind.PAUSE_INFUSION)
+    pause = infusion_request(device_id="CLN_CMD_AWAY", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id)
     assert pause.pump_connectivity == "offline", "the record keeps that the pump was offline when asked"
     pump.publish("status", {"status": "online"})
     pump.publish("status", {"status": "paused"})
@@ -88,13 +88,14 @@ def test_a_command_to_an_offline_pump_is_kept_and_done_when_it_comes_back_and_ac
 def test_repeated_requests_are_one_command(clinical_bridge, clinical_pump, daphne_server):
     ward = make_ward("cln-repeat")
     pump = clinical_pump("CLN_CMD_TWICE")
-    confirmed(pump, "CLN_CMD_TWICE", ward=ward)
+    shown = confirmed(pump, "CLN_CMD_TWICE", ward=ward).infusion_id
     make_user("twicenurse", ward=ward)
     browser = BrowserSession(daphne_server.url, "twicenurse")
     path = "/api/devices/CLN_CMD_TWICE/commands/"
     for _ in range(2):  # a double click: the page sends the same key
-        browser.post(path, {"command": "pause", "idempotencyKey": "click-1"}, expect=(202,))
-    browser.post(path, {"command": "pause", "idempotencyKey": "retry-2"}, expect=(202,))  # the same intent again
+        browser.post(path, {"command": "pause", "idempotencyKey": "click-1", "infusionId": shown}, expect=(202,))
+    again = {"command": "pause", "idempotencyKey": "retry-2", "infusionId": shown}
+    browser.post(path, again, expect=(202,))  # the same intent again
     assert len(commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)) == 1, "a repeated PAUSE queued another"
     # The pump pauses once it has the command (had it paused first, the evidence would end the PAUSE unsent).
     wait_until(lambda: published(pump, "PAUSE_INFUSION"), message="PAUSE never reached the pump")
@@ -102,7 +103,7 @@ def test_repeated_requests_are_one_command(clinical_bridge, clinical_pump, daphn
     wait_until(lambda: commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)[0].state == CommandState.DONE,
                message="PAUSE not done")  # fmt: skip
     for _ in range(5):
-        browser.post(path, {"command": "stop"}, expect=(202,))
+        browser.post(path, {"command": "stop", "infusionId": shown}, expect=(202,))
     assert len(commands_of("CLN_CMD_TWICE", CommandKind.STOP_INFUSION)) == 1, "five STOPs in a row queued several"
     wait_until(lambda: len(published(pump, "STOP_INFUSION")) == 1, message="STOP not published")
     assert len(published(pump, "PAUSE_INFUSION")) == 1
@@ -116,7 +117,7 @@ def test_original_firmware_pause_and_resume_end_done_and_say_remote(clinical_bri
     steps = legacy_steps("infusion", session.infusion_id, "CLN_CMD_LEG")
     replay(pump, legacy_step(steps, "/status", status="received_start_command"), legacy_step(steps, "/infusion"))
     wait_status(session.infusion_id, SessionStatus.RUNNING)
-    pause = infusion_request(device_id="CLN_CMD_LEG", kind=CommandKind.PAUSE_INFUSION)
+    pause = infusion_request(device_id="CLN_CMD_LEG", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id)
     wait_until(lambda: published(pump, "PAUSE_INFUSION"), message="PAUSE never reached the pump")
     replay(pump, legacy_step(steps, "/status", status="paused"))
     paused = wait_status(session.infusion_id, SessionStatus.PAUSED)

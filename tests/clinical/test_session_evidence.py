@@ -115,7 +115,7 @@ def test_a_pump_reporting_running_after_a_stop_raises_infusing_after_stop(clinic
     session = start_reaching(pump, "CLN_AFTER_STOP")
     pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True})
     wait_status(session.infusion_id, SessionStatus.RUNNING)
-    infusion_request(device_id="CLN_AFTER_STOP", kind=CommandKind.STOP_INFUSION)
+    infusion_request(device_id="CLN_AFTER_STOP", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id)
     wait_until(lambda: published(pump, "STOP_INFUSION"), message="STOP never reached the pump")
     pump.publish("status", {"status": "stopped"})
     wait_status(session.infusion_id, SessionStatus.STOPPED)

@@ -71,6 +71,7 @@ def test_the_bridge_accepts_the_largest_order():
     assert confirmation.parameters.plannedTimeMin == MAX_TIME_MIN
 
 
+PAUSE = CommandKind.PAUSE_INFUSION
 HEARD_AT = timezone.now()
 
 
@@ -154,12 +155,12 @@ def test_idle_ends_a_running_session_by_its_last_progress(progress, ends):
 
 @pytest.mark.django_db
 def test_repeated_requests_answer_the_command_under_way():
-    running()
-    first = infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION, idempotency_key="k1")
-    assert infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION, idempotency_key="k1") == first
-    assert infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION) == first
+    shown = running().infusion_id
+    first = infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=shown, idempotency_key="k1")
+    assert infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=shown, idempotency_key="k1") == first
+    assert infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=shown) == first
     assert Command.objects.filter(kind=CommandKind.PAUSE_INFUSION).count() == 1
-    stop = infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION)
+    stop = infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, infusion_id=shown)
     assert stop != first and stop.payload["infusionId"] == first.payload["infusionId"]
 
 
@@ -167,12 +168,14 @@ def test_repeated_requests_answer_the_command_under_way():
 def test_a_key_once_used_for_another_command_is_refused_not_answered_with_that_command():
     """A reviewer's finding: a STOP sent with a PAUSE's key was answered "accepted" with the PAUSE, and no STOP
     was ever queued (a client keeping its Idempotency-Key header)."""
-    running()
-    infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION, idempotency_key="integration-key")
+    shown = running().infusion_id
+    infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=shown, idempotency_key="integration-key")
     with pytest.raises(PumpStreamError) as refused:
-        infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, idempotency_key="integration-key")
+        infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, infusion_id=shown,
+                         idempotency_key="integration-key")  # fmt: skip
     assert refused.value.code == "idempotency_conflict" and "PAUSE_INFUSION" in refused.value.message
-    stop = infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, idempotency_key="a-new-key")
+    stop = infusion_request(device_id="PUMP_0001", kind=CommandKind.STOP_INFUSION, infusion_id=shown,
+                            idempotency_key="a-new-key")  # fmt: skip
     assert stop.kind == CommandKind.STOP_INFUSION
 
 
@@ -180,19 +183,19 @@ def test_a_key_once_used_for_another_command_is_refused_not_answered_with_that_c
 def test_stop_without_a_session_only_for_a_pump_infusing_without_an_order():
     device = make_device()
     with pytest.raises(PumpStreamError):
-        infusion_request(device_id=device.device_id, kind=CommandKind.STOP_INFUSION)
+        infusion_request(device_id=device.device_id, kind=CommandKind.STOP_INFUSION, infusion_id=None)
     device.pump_state = "running"
     device.save()
-    stop = infusion_request(device_id=device.device_id, kind=CommandKind.STOP_INFUSION)
+    stop = infusion_request(device_id=device.device_id, kind=CommandKind.STOP_INFUSION, infusion_id=None)
     assert stop.session is None and stop.payload["infusionId"] is None
     with pytest.raises(PumpStreamError):
-        infusion_request(device_id=device.device_id, kind=CommandKind.PAUSE_INFUSION)
+        infusion_request(device_id=device.device_id, kind=PAUSE, infusion_id=None)
 
 
 @pytest.mark.django_db
 def test_every_command_ends_by_its_deadline_and_a_lost_pause_raises_command_not_carried_out(settings):
     session = running()
-    pause = infusion_request(device_id="PUMP_0001", kind=CommandKind.PAUSE_INFUSION)
+    pause = infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=session.infusion_id)
     Command.objects.filter(pk=pause.pk).update(state=CommandState.SENT)
     later = timezone.now() + timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"] + 1)
     assert commands_end_overdue(now=later) == 1, "only the PAUSE is past its deadline"

@@ -125,7 +125,7 @@ def test_the_outbox_still_publishes_a_stop_a_clinician_asked_for():
         session.refresh_from_db()
         session_transition(device=device_lock(device_id="F10D"), session=session, to=SessionStatus.RUNNING,
                            reason="confirmed")  # fmt: skip
-    infusion_request(device_id="F10D", kind=CommandKind.STOP_INFUSION, user=nurse)
+    infusion_request(device_id="F10D", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id, user=nurse)
     link = RecordingLink()
     CommandOutbox(link).tick(timezone.now())
     assert ("devices/F10D/commands", "STOP_INFUSION") in link.published, f"the nurse's STOP: {link.published}"

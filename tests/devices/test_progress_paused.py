@@ -45,7 +45,8 @@ def test_paused_progress_completes_a_remote_pause_and_names_who_asked(django_cap
     make_device("PP_2")
     nurse = make_user("pp-nurse")
     session = confirmed_order("PP_2")
-    pause = infusion_request(device_id="PP_2", kind=CommandKind.PAUSE_INFUSION, user=nurse)
+    pause = infusion_request(device_id="PP_2", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
+                             user=nurse)  # fmt: skip
     ingest([report("PP_2", "progress", {**PAUSED, "infusionId": session.infusion_id}, 1)],
            django_capture_on_commit_callbacks)  # fmt: skip
     session.refresh_from_db()

@@ -58,7 +58,7 @@ def test_a_status_running_naming_an_ended_infusion_shows_the_pump_infusing_and_a
 def test_running_after_the_servers_stop_went_out_raises_infusing_after_stop(django_capture_on_commit_callbacks):
     make_device("RAE_STOP")
     session = confirmed_order("RAE_STOP")
-    infusion_request(device_id="RAE_STOP", kind=CommandKind.STOP_INFUSION)
+    infusion_request(device_id="RAE_STOP", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id)
     ingest([report("RAE_STOP", "status", {"status": "stopped", "infusionId": session.infusion_id}, 1)],
            django_capture_on_commit_callbacks)  # fmt: skip
     session.refresh_from_db()

@@ -23,13 +23,16 @@ def pumps() -> list[str]:
     ward = make_ward("icu")
     now = timezone.now()
     busy = make_device("BATCH_BUSY", ward=ward, latest_progress=PROGRESS, latest_progress_at=now)
-    InfusionSession.objects.create(device=busy, flow_rate_ml_min=1, planned_volume_ml=50, planned_time_min=50,
-                                   status=SessionStatus.RUNNING, created_at=now - timedelta(minutes=1))  # fmt: skip
+    session = InfusionSession.objects.create(
+        device=busy, flow_rate_ml_min=1, planned_volume_ml=50, planned_time_min=50, status=SessionStatus.RUNNING,
+        created_at=now - timedelta(minutes=1),
+    )  # fmt: skip
     with transaction.atomic():
         for kind in ("occlusion", "air_in_line"):
             alarm_raise(device=Device.objects.get(pk=busy.pk), type=kind, priority=AlarmPriority.HIGH,
                         source=AlarmSource.DEVICE, message=kind)  # fmt: skip
-    infusion_request(device_id="BATCH_BUSY", kind=CommandKind.PAUSE_INFUSION, user=make_user("nurse", ward=ward))
+    infusion_request(device_id="BATCH_BUSY", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
+                     user=make_user("nurse", ward=ward))  # fmt: skip
     make_device("BATCH_IDLE", ward=ward, latest_progress=PROGRESS, latest_progress_at=now)
     make_device("BATCH_BARE")
     return ["BATCH_BUSY", "BATCH_IDLE", "BATCH_BARE"]

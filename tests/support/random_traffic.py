@@ -96,7 +96,8 @@ def nurse_traffic(browser: BrowserSession, device_id: str, rng: random.Random, s
         elif active.status == "pending" and rng.random() < 0.3:
             browser.post(f"/api/infusions/{active.infusion_id}/cancel/", {}, expect=(200, 409))
         elif active.status in SESSION_ON_PUMP_STATUSES and rng.random() < 0.2:
-            browser.post(f"/api/devices/{device_id}/commands/", {"command": rng.choice(["pause", "resume", "stop"])},
+            browser.post(f"/api/devices/{device_id}/commands/", {"command": rng.choice(["pause", "resume", "stop"]),
+                                                                 "infusionId": active.infusion_id},
                          expect=(202, 409))  # fmt: skip
         time.sleep(rng.uniform(0.05, 0.2))
 

@@ -41,7 +41,7 @@ def test_commands_answered_at_once_end_done(broker, artifacts_dir):
         for kind, status in ((CommandKind.PAUSE_INFUSION, SessionStatus.PAUSED),
                              (CommandKind.RESUME_INFUSION, SessionStatus.RUNNING),
                              (CommandKind.STOP_INFUSION, SessionStatus.STOPPED)):  # fmt: skip
-            command = infusion_request(device_id="PUMP_0001", kind=kind)
+            command = infusion_request(device_id="PUMP_0001", kind=kind, infusion_id=session.infusion_id)
             wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == status, timeout=10,  # noqa: B023
                        message=f"the session never became {status}")  # fmt: skip
             wait_until(lambda: Command.objects.get(pk=command.pk).state == CommandState.DONE, timeout=5,  # noqa: B023

@@ -130,7 +130,7 @@ def unordered_nurse_traffic(browser: BrowserSession, rng: random.Random, stop: t
         if alarm is not None and stopped_once and rng.random() < 0.5:
             browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200, 404))
         else:
-            answer = browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop"},
+            answer = browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop", "infusionId": ""},
                                   expect=(202, 409))  # fmt: skip
             stopped_once = stopped_once or answer == 202
         time.sleep(rng.uniform(0.05, 0.2))

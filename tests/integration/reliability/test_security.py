@@ -85,8 +85,8 @@ def test_socketio_and_channels_refuse_anonymous_users(daphne_server):
 
 POSTS = {  # endpoint: (url template, form)
     "start": ("/api/devices/PUMP_SEC/infusions/", WIZARD),
-    "pause": ("/api/devices/PUMP_SEC/commands/", {"command": "pause"}),
-    "stop": ("/api/devices/PUMP_SEC/commands/", {"command": "stop"}),
+    "pause": ("/api/devices/PUMP_SEC/commands/", {"command": "pause", "infusionId": "{infusion}"}),
+    "stop": ("/api/devices/PUMP_SEC/commands/", {"command": "stop", "infusionId": "{infusion}"}),
     "cancel": ("/api/infusions/{infusion}/cancel/", {}),
     "acknowledge": ("/api/alarms/{alarm}/acknowledge/", {}),
 }
@@ -102,6 +102,7 @@ def signed_in(user, *, csrf: bool = False) -> Client:
 def post(client: Client, endpoint: str, ward_pump, *, token: bool = True):
     url, form = POSTS[endpoint]
     url = url.format(infusion=ward_pump[1], alarm=ward_pump[2].pk)
+    form = {**form, "infusionId": ward_pump[1]} if "infusionId" in form else form  # the infusion the page showed
     headers = {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value} if token and "csrftoken" in client.cookies else {}
     return client.post(url, form, **headers)
 
