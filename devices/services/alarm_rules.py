@@ -23,10 +23,12 @@ from devices.services.alarms import (
     alarm_transition,
 )
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.commands import command_not_carried_out_clear
 from devices.services.records import text_storable
 from devices.services.silences import ward_silence_break
 from devices.states import (
     SESSION_ENDED_STATUSES,
+    UNORDERED_ALARMS,
     AlarmPriority,
     AlarmResolveReason,
     AlarmSource,
@@ -42,6 +44,7 @@ UNREADABLE_ALARM = "unreadable_alarm"
 SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
 # ... and the one that also clears when the session pauses: a paused pump is expected to fall silent.
 PAUSE_CLEARS = ("communication_lost",)
+NOT_CARRIED_OUT_MOOT = (SessionStatus.PAUSED, *SESSION_ENDED_STATUSES)  # a lost STOP/PAUSE needs no one then
 NOTE_REQUIRED = (AlarmResolveReason.OTHER, AlarmResolveReason.FALSE_ALARM)
 PER_TICK = 100
 
@@ -76,6 +79,20 @@ def alarms_session_clear(*, device: Device, session: InfusionSession, now: datet
         return []
     return alarm_clear(device=device, types=list(types), source=AlarmSource.SERVER, session=session, reason=reason,
                        now=now)  # fmt: skip
+
+
+def alarms_session_settle(*, device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
+    """The server alarms a session's new state answers (`session_transition`): its own server alarms it ends
+    (`alarms_session_clear`); any state report ends a silence; a lost STOP/PAUSE of this session (only) is moot once
+    it is paused or ended; an order running explains (and ended) the pump's own infusion, and a lost STOP of it."""
+    to = session.status
+    alarms_session_clear(device=device, session=session, now=now)
+    alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
+    if to in NOT_CARRIED_OUT_MOOT:
+        command_not_carried_out_clear(device=device, session=session, reason=f"the infusion is {to}: {reason}", now=now)
+    if to == SessionStatus.RUNNING:
+        alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason="an order is running", now=now)
+        command_not_carried_out_clear(device=device, session=None, reason="an order is running", now=now)
 
 
 def alarm_resolve(

@@ -169,8 +169,10 @@ def alarm_clear(
     now: datetime | None = None,
     source: AlarmSource | None = None,
     session: InfusionSession | None = None,
+    without_session: bool = False,
 ) -> list[Alarm]:
-    """Clear the active alarms of these type keys (any errorCode, source and session unless given); idempotent."""
+    """Clear the active alarms of these type keys (any errorCode, source and session unless given, or only those of
+    no session with `without_session`); idempotent."""
     now = now or timezone.now()
     active = Alarm.objects.filter(device=device, type__in=types, state=AlarmState.ACTIVE)
     if error_code is not None:
@@ -179,6 +181,8 @@ def alarm_clear(
         active = active.filter(source=source)
     if session is not None:
         active = active.filter(session=session)
+    if without_session:
+        active = active.filter(session__isnull=True)
     cleared = []
     for alarm in active.select_related("session", "acknowledged_by", "resolved_by"):
         alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=now)

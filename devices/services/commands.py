@@ -122,9 +122,19 @@ def _not_carried_out(device: Device, command: Command, now: datetime) -> None:
     )  # fmt: skip
 
 
-def command_not_carried_out_clear(*, device: Device, reason: str, now: datetime) -> None:
-    """The pump is no longer infusing (or paused as asked): nobody needs to act at it for a lost command."""
-    alarm_clear(device=device, types=[NOT_CARRIED_OUT], reason=reason, now=now)
+def command_not_carried_out_clear(
+    *, device: Device, session: InfusionSession | None, reason: str, now: datetime
+) -> None:
+    """The infusion a lost STOP/PAUSE was for is paused or ended: nobody needs to act at the pump for it.
+
+    Only that infusion's alarm: `session`'s, or (None) the one of a STOP of the pump's own infusion, without an
+    order. Another order's end (a time-out of an order the busy pump ignored) leaves the alarm of a STOP the pump
+    did not carry out on the infusion it still runs.
+    """
+    if session is None:
+        alarm_clear(device=device, types=[NOT_CARRIED_OUT], reason=reason, now=now, without_session=True)
+    else:
+        alarm_clear(device=device, types=[NOT_CARRIED_OUT], reason=reason, now=now, session=session)
 
 
 def command_advance(*, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> bool:

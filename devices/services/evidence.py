@@ -16,12 +16,13 @@ from datetime import datetime
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import session_changed
-from devices.services.commands import commands_settle
+from devices.services.commands import command_not_carried_out_clear, commands_settle
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_record
-from devices.services.sessions import LATE_FROM, UNORDERED_ALARMS, infusion_running_late, session_transition
+from devices.services.sessions import LATE_FROM, infusion_running_late, session_transition
 from devices.states import (
+    UNORDERED_ALARMS,
     AlarmPriority,
     AlarmSource,
     AlarmState,
@@ -139,5 +140,7 @@ def _after_stop(device: Device, session: InfusionSession | None, now: datetime) 
 
 
 def unordered_infusion_ended(*, device: Device, reason: str, now: datetime) -> None:
-    """The pump stopped (idle, stopped, completed) or an order explains it: its unordered-infusion alarms clear."""
+    """The pump stopped (idle, stopped, completed) or an order explains it: its unordered-infusion alarms clear, and
+    the alarm of a STOP of that infusion it did not carry out."""
     alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason=reason, now=now)
+    command_not_carried_out_clear(device=device, session=None, reason=reason, now=now)

@@ -30,10 +30,9 @@ from devices.services.evidence import (
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
-from devices.services.sessions import UNORDERED_ALARMS
 from devices.services.sql import models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
-from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Presence, PumpState, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload

@@ -10,11 +10,10 @@ from django.utils import timezone
 from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, InfusionSession, ProgressSample
-from devices.services.alarm_rules import alarms_session_clear
+from devices.services.alarm_rules import alarms_session_settle
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.commands import (
-    command_not_carried_out_clear,
     command_queue,
     commands_supersede,
     time_out_stops_withdraw,
@@ -26,7 +25,6 @@ from devices.states import (
     SESSION_ENDED_STATUSES,
     SESSION_ON_PUMP_STATUSES,
     SESSION_TRANSITIONS,
-    UNORDERED_ALARMS,
     AlarmPriority,
     AlarmSource,
     AlarmState,
@@ -47,9 +45,6 @@ PUMP_STATE_FOR_SESSION = {
     SessionStatus.STOPPED: PumpState.IDLE,
     SessionStatus.INTERRUPTED: PumpState.IDLE,
 }
-# Server alarms a session's state settles: any state report ends a silence, a running order explains an
-# unordered infusion, and a lost STOP/PAUSE is moot once the infusion is paused or ended.
-SILENCE_ENDS = (SessionStatus.PAUSED, *SESSION_ENDED_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -131,22 +126,12 @@ def session_transition(
     if to in SESSION_ENDED_STATUSES:
         commands_supersede(device=device, session=session, now=now)
     session_changed(device=device, session=session)
-    alarms_session_clear(device=device, session=session, now=now)
+    alarms_session_settle(device=device, session=session, reason=reason, now=now)
     _sample_state_change(device, session, now, owned_progress=previous != SessionStatus.PENDING)
-    _server_alarms_settle(device, to, reason, now)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
     if pump_state and pump_state_set(device=device, state=pump_state):
         status_changed(device=device, now=now)
     return session
-
-
-def _server_alarms_settle(device: Device, to: SessionStatus, reason: str, now: datetime) -> None:
-    """The server alarms the session's new state answers (see SILENCE_ENDS)."""
-    alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
-    if to in SILENCE_ENDS:
-        command_not_carried_out_clear(device=device, reason=f"the infusion is {to}: {reason}", now=now)
-    if to == SessionStatus.RUNNING:
-        alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason="an order is running", now=now)
 
 
 def _sample_state_change(device: Device, session: InfusionSession, now: datetime, *, owned_progress: bool) -> None:
