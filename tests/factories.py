@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 
 from devices.models import Device, Ward
-from devices.services.sessions import InfusionOrder
+from devices.services.orders import InfusionOrder
 
 
 def make_ward(code: str = "icu") -> Ward:

@@ -18,7 +18,7 @@ from devices.services.commands import (
     command_repeat_find,
     pump_reports_infusing_since,
 )
-from devices.services.sessions import session_transition
+from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, SessionStatus
 
 
@@ -127,7 +127,10 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     """End the record of an infusion the pump is not running (a ghost), by a permitted person; audited.
 
     Nothing is sent to the pump: this corrects the server's record (the pump restarted, was swapped, or its
-    end was lost). The session ends `interrupted` with who and why; the pump is free for a new order.
+    end was lost). The session ends `interrupted` with who and why; the pump is free for a new order. A pending
+    order is refused (`session_pending`): it may still be on the pump's confirm screen, so it is cancelled instead
+    (`infusion_cancel`, which clears that screen). Should the pump run an order whose record was ended after all,
+    it runs with a high `confirmed_late` (`infusion_running_late`).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -140,9 +143,12 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
         session.refresh_from_db()
         if session.status not in ACTIVE_SESSION_STATUSES:
             raise PumpStreamError(f"Infusion {infusion_id} has already ended ({session.status})", code="session_ended")
+        if session.status == SessionStatus.PENDING:
+            raise PumpStreamError(f"Infusion {infusion_id} waits for the pump's confirmation: cancel the start instead "
+                                  "(the pump is told to clear its screen)", code="session_pending")  # fmt: skip
         who = user.get_username() if getattr(user, "is_authenticated", False) else "an administrator"
         event_record(device=device, session=session, kind="user.infusion_record_end", user=user,
                      payload={"infusionId": infusion_id, "reason": reason, "was": session.status})  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, user=user, now=now,
-                           reason=f"record ended by {who}: {reason}")  # fmt: skip
+                           reason=f"{RECORD_ENDED_BY}{who}: {reason}")  # fmt: skip
     return session

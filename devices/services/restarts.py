@@ -16,7 +16,8 @@ from devices.models import Device, InfusionSession
 from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
-from devices.services.sessions import VOLUME_TOLERANCE_ML, session_transition
+from devices.services.readback import VOLUME_TOLERANCE_ML
+from devices.services.sessions import session_transition
 from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, AlarmPriority, AlarmSource, SessionStatus
 
 logger = logging.getLogger(__name__)

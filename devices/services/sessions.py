@@ -1,6 +1,5 @@
 """Infusion sessions: start (queues START), confirm, reject, pause, resume, stop, complete, cancel, time out."""
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +17,9 @@ from devices.services.commands import (
     commands_supersede,
     time_out_stops_withdraw,
 )
+from devices.services.orders import InfusionOrder, order_validate
 from devices.services.pump_state import pump_state_set
-from devices.services.readback import VOLUME_TOLERANCE_ML, readback_compare, readback_record
+from devices.services.readback import readback_compare, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
@@ -36,7 +36,7 @@ from devices.states import (
     is_legal,
 )
 from protocol import events
-from protocol.limits import RATE_DECIMALS, order_limits_check
+from protocol.limits import RATE_DECIMALS
 
 PUMP_STATE_FOR_SESSION = {
     SessionStatus.RUNNING: PumpState.RUNNING,
@@ -45,47 +45,6 @@ PUMP_STATE_FOR_SESSION = {
     SessionStatus.STOPPED: PumpState.IDLE,
     SessionStatus.INTERRUPTED: PumpState.IDLE,
 }
-
-
-@dataclass(frozen=True)
-class InfusionOrder:
-    """What a clinician ordered, in the wire's units (mL/min, mL, min)."""
-
-    flow_rate_ml_min: float
-    planned_volume_ml: float
-    planned_time_min: float
-    bolus_enabled: bool = False
-    bolus_volume_ml: float = 0.0
-    drug: str = ""
-    patient: dict | None = None  # name, age, weight_kg, bed, allergies; None means skipped
-
-
-def order_validate(order: InfusionOrder, device: Device) -> None:
-    """The server's rules for an order (the wizard checks the same); raises naming the wrong field."""
-    for field, value in (
-        ("flow_rate_ml_min", order.flow_rate_ml_min),
-        ("planned_volume_ml", order.planned_volume_ml),
-        ("planned_time_min", order.planned_time_min),
-    ):
-        if not isinstance(value, int | float) or value != value or value <= 0:
-            raise PumpStreamError(f"{field} must be a positive number", code="invalid_order", field=field)
-    if order.planned_volume_ml > device.max_volume_ml:
-        raise PumpStreamError(
-            f"Volume exceeds this pump's maximum of {device.max_volume_ml:g} mL",
-            code="invalid_order", field="planned_volume_ml",
-        )  # fmt: skip
-    expected_volume = order.flow_rate_ml_min * order.planned_time_min
-    if abs(expected_volume - order.planned_volume_ml) > max(VOLUME_TOLERANCE_ML, 0.01 * order.planned_volume_ml):
-        raise PumpStreamError("Rate × time must equal the volume", code="invalid_order", field="planned_time_min")
-    if order.bolus_enabled and not order.bolus_volume_ml > 0:
-        raise PumpStreamError("Bolus volume must be positive", code="invalid_order", field="bolus_volume_ml")
-    breach = order_limits_check(
-        flow_rate_ml_min=order.flow_rate_ml_min, planned_time_min=order.planned_time_min,
-        planned_volume_ml=order.planned_volume_ml, bolus_volume_ml=order.bolus_volume_ml if order.bolus_enabled else 0,
-        pump_max_rate_ml_min=device.max_rate_ml_min, pump_max_bolus_ml=device.max_bolus_ml,
-    )  # fmt: skip
-    if breach is not None:
-        raise PumpStreamError(breach.message, code="invalid_order", field=breach.field)
 
 
 def parameters_match(session: InfusionSession, reported: dict | None) -> bool:
@@ -214,6 +173,7 @@ def infusion_confirm(
 
 
 LATE_FROM = (SessionStatus.TIMED_OUT, SessionStatus.CANCELLED, SessionStatus.INTERRUPTED)
+RECORD_ENDED_BY = "record ended by "  # an `interrupted` session's reason when a person ended its record
 
 
 def _confirm_running(
@@ -246,12 +206,18 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
 
     A newer pending order is cancelled (the pump runs this one), the server's own STOP for this one not yet
-    sent is withdrawn (`time_out_stops_withdraw`), and the high `confirmed_late` alarm says so; after an
-    interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it). While a newer order
-    runs or is paused, this one does not run again (one active order per pump): `confirmed_late` says the
-    pump reports an old order. Returns whether it runs again.
+    sent is withdrawn (`time_out_stops_withdraw`), and the high `confirmed_late` alarm says so, naming the order
+    cancelled; after a restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed
+    it), unless it cost a newer order. An order whose record a person ended ("End record…": she judged it not
+    running) raises `confirmed_late` too. While a newer order runs or is paused, this one does not run again (one
+    active order per pump): `confirmed_late` says the pump reports an old order. Returns whether it runs again.
     """
-    late_from = session.status
+    late_from, record_ended = session.status, session.status_reason.startswith(RECORD_ENDED_BY)
+    ended_how = (
+        f"its record was ended by {session.status_reason.removeprefix(RECORD_ENDED_BY)}"
+        if record_ended
+        else f"it was {late_from}"
+    )
     newer = InfusionSession.objects.filter(
         device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=session.created_at
     ).first()
@@ -268,12 +234,19 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
                             why=f"the pump runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
-        return True
+        if not record_ended and newer is None:
+            return True  # it resumed after a restart, and cost no order
+    cancelled = f"; the newer order {_named(newer)} was cancelled" if newer is not None else ""
     alarm_raise(
         device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-        now=now, message=f"The pump reports infusion {session.infusion_id} running after it was {late_from}",
+        now=now, details={"reported": why, "cancelledInfusionId": newer.infusion_id if newer else None},
+        message=f"The pump reports infusion {_named(session)} running after {ended_how}{cancelled}",
     )  # fmt: skip
     return True
+
+
+def _named(session: InfusionSession) -> str:
+    return f"{session.infusion_id} ({session.drug})" if session.drug else session.infusion_id
 
 
 def _old_order_reported(device: Device, old: InfusionSession, newer: InfusionSession, why: str, now: datetime) -> None:

@@ -1,7 +1,10 @@
 // The monitor's confirmation before a command. Enter confirms Pause and Resume; it never confirms Stop
 // (only the red button does) and never cancels silently; Escape or Back cancels.
 
-const COMMAND_VERB = { pause: "Pause", resume: "Resume", stop: "Stop", "end-record": "End the record of" };
+const COMMAND_VERB = {
+  pause: "Pause", resume: "Resume", stop: "Stop", "end-record": "End the record of", cancel: "Cancel the start of",
+};
+const CONFIRM_LABEL = { "end-record": "End record", cancel: "Cancel start" };
 const NO_ENTER = new Set(["stop", "end-record"]); // only the button itself confirms these
 const $ = (root, selector) => root.querySelector(selector);
 
@@ -32,18 +35,28 @@ export class CommandConfirmation {
     dialog.dataset.command = command;
     dialog.dataset.key = newKey();
     $(dialog, "#confirm-title").textContent = `${verb} the infusion?`;
-    $(dialog, "#confirm-text").textContent = command === "end-record"
-      ? `End the server's record of ${this.describe()}, because the pump is not running it (it restarted, was ` +
-        "swapped, or its end was lost). Nothing is sent to the pump. Give the reason below."
-      : `${verb} ${this.describe()}. The pump is sent the command; its progress is shown on this page.` +
-        this.explain(command);
+    $(dialog, "#confirm-text").textContent = this.text(command, verb);
     const ok = $(dialog, "#confirm-ok");
-    ok.textContent = command === "end-record" ? "End record" : `${verb} infusion`;
+    ok.textContent = CONFIRM_LABEL[command] ?? `${verb} infusion`;
     ok.classList.toggle("danger", command === "stop");
     $(dialog, "#confirm-reason").value = "";
     $(dialog, "#confirm-hint").textContent = "";
     dialog.returnValue = "";
     dialog.showModal();
+  }
+
+  text(command, verb) {
+    if (command === "end-record") {
+      return `End the server's record of ${this.describe()}, because the pump is not running it (it restarted, was ` +
+        "swapped, or its end was lost). Nothing is sent to the pump. Give the reason below.";
+    }
+    if (command === "cancel") {
+      return `Cancel the start of ${this.describe()}: the pump has not confirmed it. The order is withdrawn and the ` +
+        "pump told to clear its confirm screen (not if it was already infusing before this order: that infusion " +
+        "keeps running).";
+    }
+    return `${verb} ${this.describe()}. The pump is sent the command; its progress is shown on this page.` +
+      this.explain(command);
   }
 
   onEnter(event) {

@@ -16,6 +16,7 @@ import { renderReadBack } from "./readback.js";
 const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
 // A command that was under way when the page lost the pump's stream and had ended by its next snapshot.
 const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
+const ONLY_WHEN_ALLOWED = new Set(["end-record", "cancel"]); // hidden, not merely disabled, otherwise
 const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
 
@@ -400,11 +401,14 @@ export class Monitor {
 
   renderControls() {
     const allowed = new Set(this.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[this.session?.status] ?? []);
-    if (ACTIVE.has(this.session?.status)) allowed.add("end-record");
+    // A pending order may still be on the pump's confirm screen: it is cancelled (the screen cleared), never
+    // merely ended on record.
+    if (this.session?.status === "pending") allowed.add("cancel");
+    else if (ACTIVE.has(this.session?.status)) allowed.add("end-record");
     if (this.stoppedBecause) allowed.clear(); // the page no longer knows the pump's state
     for (const button of this.root.querySelectorAll("button[data-command]")) {
       button.disabled = !allowed.has(button.dataset.command);
-      if (button.dataset.command === "end-record") button.hidden = !allowed.has("end-record");
+      if (ONLY_WHEN_ALLOWED.has(button.dataset.command)) button.hidden = !allowed.has(button.dataset.command);
     }
     const startLink = $(this.root, "#start-link");
     if (startLink) startLink.hidden = ACTIVE.has(this.session?.status);
@@ -461,6 +465,7 @@ export class Monitor {
       explain: (command) => this.confirmWarning(command),
       onConfirm: (command, reason, key, infusionId) => {
         if (command === "end-record") this.endRecord(infusionId, reason);
+        else if (command === "cancel") this.cancelStart(infusionId);
         else this.sendCommand(command, reason, key, infusionId);
       },
     });
@@ -497,6 +502,13 @@ export class Monitor {
     const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
     if (ok) this.apply(EVENTS.deviceCommand, { deviceId: this.deviceId, command: body.command });
     else this.flash(body.message ?? `Could not ${command} the infusion`);
+  }
+
+  async cancelStart(infusionId) {
+    if (!infusionId) return; // the order the dialog named: if it ran meanwhile, the server refuses (409)
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/cancel/`);
+    if (ok) this.apply(EVENTS.deviceSession, { deviceId: this.deviceId, session: body.session });
+    else this.flash(body.message ?? "Could not cancel the start");
   }
 
   async endRecord(infusionId, reason) {

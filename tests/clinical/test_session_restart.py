@@ -134,6 +134,25 @@ def test_a_nurse_ends_a_ghost_record_on_the_monitor_page(clinical_bridge, clinic
     assert ended.device.alarms.filter(type="communication_lost", state=AlarmState.CLEARED).count() == 1
 
 
+def test_a_pending_order_on_the_monitor_is_cancelled_never_merely_ended(clinical_bridge, clinical_pump, clinical_page):
+    """Review 3: End record of a pending order left it on the pump's confirm screen (nothing sent); accepted there,
+    it ran. The monitor offers Cancel start… for a pending order instead, which tells the pump to clear its screen."""
+    ward = make_ward("cln-pending")
+    pump = clinical_pump("CLN_PEND")
+    make_device("CLN_PEND", ward=ward)
+    page = clinical_page(make_user("pendnurse", ward=ward), "/devices/CLN_PEND/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    session = infusion_start(device_id="CLN_PEND", order=make_order(drug="Heparin"))  # a colleague's order
+    expect(page.locator("#mon-session")).to_have_text("Waiting for the pump", timeout=10_000)
+    expect(page.get_by_role("button", name="End record…")).to_be_hidden()
+    page.get_by_role("button", name="Cancel start…").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Heparin")
+    page.locator("#confirm-ok").click()
+    expect(page.locator("#mon-session")).to_have_text("Cancelled", timeout=10_000)
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.CANCELLED
+    wait_until(lambda: published(pump, "STOP_INFUSION"), message="the cancel did not clear the pump's screen")
+
+
 def test_an_administrator_ends_a_ghost_record_in_the_admin(clinical_bridge, clinical_pump, client):
     from django.contrib.auth import get_user_model
 

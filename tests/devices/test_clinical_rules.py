@@ -13,9 +13,10 @@ from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.commands import commands_end_overdue
 from devices.services.evidence import is_evidence_for
+from devices.services.orders import order_validate
 from devices.services.requests import infusion_record_end, infusion_request, infusion_time_out
 from devices.services.restarts import progress_says_finished, pump_restart_detect, session_end_on_idle
-from devices.services.sessions import infusion_start, order_validate, session_transition
+from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from protocol.limits import MAX_TIME_MIN, order_limits_check
 from protocol.schemas import payload_parse
