@@ -10,7 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from devices.exceptions import PumpStreamError
-from devices.models import Command, Device, InfusionSession
+from devices.models import Command, Device, DeviceEvent, InfusionSession
 from devices.services.changes import device_lock, event_record
 from devices.services.commands import (
     TIME_OUT_STOP_REASON,
@@ -22,9 +22,10 @@ from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, SessionStatus
 
 
-def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "cancelled by user") -> InfusionSession:
-    """Cancel a pending start; the pump is told STOP_INFUSION to clear its confirm screen."""
-    return _end_pending(infusion_id, SessionStatus.CANCELLED, reason, user)
+def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "") -> InfusionSession:
+    """Cancel a pending start; the pump is told STOP_INFUSION to clear its confirm screen (see `_end_pending`)."""
+    who = user.get_username() if getattr(user, "is_authenticated", False) else "a user"
+    return _end_pending(infusion_id, SessionStatus.CANCELLED, reason or f"cancelled by {who}", user)
 
 
 def infusion_time_out(*, infusion_id: str) -> InfusionSession:
@@ -33,9 +34,13 @@ def infusion_time_out(*, infusion_id: str) -> InfusionSession:
 
 
 def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) -> InfusionSession:
-    """End a pending start and clear the pump's confirm screen with STOP, unless the pump reports infusing.
+    """End a pending start and clear the pump's confirm screen with STOP, unless that would stop an infusion.
 
-    The server never sends STOP on its own to a pump whose reports since the START show it running.
+    The server never sends STOP on its own (a time-out) to a pump whose reports since the START show it running;
+    nor for a person's cancel to a pump that was infusing (its own infusion, without an order) before the order was
+    placed and still is: STOP would stop that infusion, which nobody asked (the original firmware knows no infusion
+    ids). The session's reason says which (the waiting window and the monitor show it); that infusion is stopped on
+    purpose with the pump page's Stop (a STOP without an order).
     """
     with transaction.atomic():
         session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()
@@ -47,17 +52,31 @@ def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) ->
             return session
         if session.status != SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} is {session.status}, not pending", code="illegal_transition")
-        infusing = pump_reports_infusing_since(device=device, since=session.created_at)
-        session_transition(device=device, session=session, to=to, reason=reason, user=user)
-        if infusing and user is None:
-            event_record(device=device, session=session, kind="server.stop_withheld",
-                         payload={"infusionId": infusion_id, "reason": "the pump reports infusing"})  # fmt: skip
+        withheld = _stop_withheld_why(device, session, by_person=user is not None)
+        told = f"nothing was sent to the pump: {withheld}" if withheld else "the pump is told to clear its screen"
+        session_transition(device=device, session=session, to=to, reason=f"{reason}; {told}", user=user)
+        if withheld:
+            event_record(device=device, session=session, kind="server.stop_withheld", user=user,
+                         payload={"infusionId": infusion_id, "reason": withheld})  # fmt: skip
         else:
             command_queue(
                 device=device, kind=CommandKind.STOP_INFUSION, session=session, user=user,
                 payload={"reason": reason, "emergency": False, "infusionId": session.infusion_id},
             )  # fmt: skip
     return session
+
+
+def _stop_withheld_why(device: Device, session: InfusionSession, *, by_person: bool) -> str:
+    """Why ending this pending order sends no STOP ("": it is sent): the STOP would stop an infusion on the pump."""
+    if not by_person:
+        return "it reports infusing" if pump_reports_infusing_since(device=device, since=session.created_at) else ""
+    start = DeviceEvent.objects.filter(session=session, kind="user.infusion_start").values_list("payload", flat=True)
+    infusing_at_order = (start.first() or {}).get("pumpState") in PUMP_INFUSING_STATES
+    if infusing_at_order and device.pump_state in PUMP_INFUSING_STATES:
+        return (
+            "it was infusing before this order, and that infusion goes on (Stop it on the pump's page if it must stop)"
+        )
+    return ""
 
 
 USER_COMMAND_NEEDS = {

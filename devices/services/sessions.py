@@ -119,7 +119,7 @@ def infusion_start(*, device_id: str, order: InfusionOrder, user: Any = None) ->
             event_record(
                 device=device, session=session, kind="user.infusion_start",
                 payload={"infusionId": session.infusion_id, "order": session.order, "drug": order.drug,
-                         "patientSkipped": session.patient_skipped},
+                         "patientSkipped": session.patient_skipped, "pumpState": device.pump_state},
                 user=user, received_at=now,
             )  # fmt: skip
             session_changed(device=device, session=session)

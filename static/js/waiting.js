@@ -16,10 +16,11 @@ const CHECK_AT_PUMP = new Set(["mismatch", "unverified"]);
 
 const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
-  timeout: "The pump did not confirm in time. The start was withdrawn and the pump told to stop.",
+  // The session's reason follows: whether the pump was told to clear its screen, or nothing was sent (it infuses).
+  timeout: "The pump did not confirm in time. The start was withdrawn.",
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
-  cancelled: "The start was cancelled. The pump was told to clear its screen.",
+  cancelled: "The start was cancelled.",
   failed: "The command could not be delivered to the pump.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
 };
@@ -100,8 +101,8 @@ export class WaitingModal {
       renderReadBack(this.byId("waiting-readback"), this.session);
       this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
     } else if (session.status === "rejected") this.finish("rejected");
-    else if (session.status === "timed_out") this.finish("timeout");
-    else if (session.status === "cancelled") this.finish("cancelled");
+    else if (session.status === "timed_out") this.finish("timeout", session.reason);
+    else if (session.status === "cancelled") this.finish("cancelled", session.reason);
   }
 
   delivered() {
