@@ -10,7 +10,7 @@ from datetime import datetime
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
-from devices.services.commands import commands_settle
+from devices.services.commands import command_transition, commands_settle
 from devices.services.evidence import (
     ended_infusion_status_apply,
     ended_session_named,
@@ -44,6 +44,7 @@ REPORTED_AT_PUMP = {
     SessionStatus.COMPLETED: (PumpState.IDLE, None),
 }
 VERB = {SessionStatus.RUNNING: "resumed", SessionStatus.PAUSED: "paused", SessionStatus.STOPPED: "stopped"}
+WENT_OUT = (CommandState.SENT, CommandState.DELIVERED)  # a command the pump can have acted on (published)
 
 
 def session_for(device: Device, infusion_id: str | None, statuses: tuple) -> InfusionSession | None:
@@ -60,11 +61,12 @@ def session_move_reported(
 ) -> bool:  # fmt: skip
     """Move a session as the pump reported, naming who: the remote command it answers, else the pump.
 
-    The commands of kind `answers` still under way end `done` first (so they are not superseded).
+    The commands of kind `answers` the pump was sent end `done` first (so they are not superseded); those never
+    published are not needed (`commands_answered_settle`), and never named as the cause.
     """
     command = _command_answered(device, session, answers)
     if answers is not None:
-        commands_settle(device=device, kinds=(answers,), to=CommandState.DONE, now=now, session=session)
+        commands_answered_settle(device, session, answers, VERB.get(to, to), now)
     if session is None or session.status == to or not is_legal(SESSION_TRANSITIONS, session.status, to):
         return False
     if command is not None:
@@ -76,10 +78,27 @@ def session_move_reported(
     return True
 
 
+def commands_answered_settle(
+    device: Device, session: InfusionSession | None, kind: CommandKind, reported: str, now: datetime
+) -> None:
+    """The pump reports what commands of `kind` ask (of `session`; None: any): those it was sent are `done`; those
+    still queued, never published, cannot have been carried out: `superseded`, not needed (never sent afterwards)."""
+    pending = Command.objects.filter(device=device, kind=kind, state__in=COMMAND_UNSETTLED_STATES)
+    if session is not None:
+        pending = pending.filter(session=session)
+    for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
+        if command.state == CommandState.QUEUED:
+            command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
+                               error=f"not needed: the pump reported {reported} before it was sent")  # fmt: skip
+        else:
+            command_transition(device=device, command=command, to=CommandState.DONE, now=now)
+
+
 def _command_answered(device: Device, session: InfusionSession | None, kind: CommandKind | None) -> Command | None:
+    """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing."""
     if kind is None:
         return None
-    pending = Command.objects.filter(device=device, kind=kind, state__in=COMMAND_UNSETTLED_STATES)
+    pending = Command.objects.filter(device=device, kind=kind, state__in=WENT_OUT)
     if session is not None:
         pending = pending.filter(session=session)
     return pending.select_related("created_by").order_by("created_at").first()
@@ -180,7 +199,7 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
-        commands_settle(device=device, kinds=(CommandKind.STOP_INFUSION,), to=CommandState.DONE, now=now)
+        commands_answered_settle(device, None, CommandKind.STOP_INFUSION, report.status, now)
         session_end_on_idle(device=device, reported=report.status, now=now)
     pump_state_set(device=device, state=PumpState.IDLE)
     unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)

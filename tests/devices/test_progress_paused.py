@@ -6,8 +6,10 @@ screen) showed the order running at the progress's rate, and its silence watch e
 """
 
 import pytest
+from django.utils import timezone
 
 from devices.models import Command, Device, DeviceEvent
+from devices.services.commands import command_advance
 from devices.services.requests import infusion_request
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, PumpState, SessionStatus
@@ -47,6 +49,7 @@ def test_paused_progress_completes_a_remote_pause_and_names_who_asked(django_cap
     session = confirmed_order("PP_2")
     pause = infusion_request(device_id="PP_2", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
                              user=nurse)  # fmt: skip
+    command_advance(device_id="PP_2", command_pk=pause.pk, to=CommandState.SENT, now=timezone.now())  # published
     ingest([report("PP_2", "progress", {**PAUSED, "infusionId": session.infusion_id}, 1)],
            django_capture_on_commit_callbacks)  # fmt: skip
     session.refresh_from_db()

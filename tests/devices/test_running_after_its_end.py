@@ -9,11 +9,13 @@ On the old code a `running`/`started` status naming such an infusion was only au
 import logging
 
 import pytest
+from django.utils import timezone
 
 from devices.models import Alarm, Device, DeviceEvent
+from devices.services.commands import command_advance
 from devices.services.requests import infusion_request
 from devices.services.sessions import infusion_start
-from devices.states import AlarmState, CommandKind, PumpState, SessionStatus
+from devices.states import AlarmState, CommandKind, CommandState, PumpState, SessionStatus
 from tests.factories import make_device, make_order
 from tests.support.ingest import confirmed_order, ingest, report
 
@@ -58,7 +60,8 @@ def test_a_status_running_naming_an_ended_infusion_shows_the_pump_infusing_and_a
 def test_running_after_the_servers_stop_went_out_raises_infusing_after_stop(django_capture_on_commit_callbacks):
     make_device("RAE_STOP")
     session = confirmed_order("RAE_STOP")
-    infusion_request(device_id="RAE_STOP", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id)
+    stop = infusion_request(device_id="RAE_STOP", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id)
+    command_advance(device_id="RAE_STOP", command_pk=stop.pk, to=CommandState.SENT, now=timezone.now())  # it went out
     ingest([report("RAE_STOP", "status", {"status": "stopped", "infusionId": session.infusion_id}, 1)],
            django_capture_on_commit_callbacks)  # fmt: skip
     session.refresh_from_db()
