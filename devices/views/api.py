@@ -163,9 +163,11 @@ def infusion_record_end_api(request: HttpRequest, infusion_id: str) -> JsonRespo
 
 
 def alerts_shown(alerts: object, *, required: bool = True) -> int | None:
-    """The alarm's alert number the page showed (`alerts`): an integer; required to resolve."""
+    """The alarm's alert number the page showed (`alerts`): an integer (digits in a form); required to resolve."""
     if alerts is None and not required:
         return None
+    if isinstance(alerts, str) and alerts.isdigit():
+        alerts = int(alerts)
     if not isinstance(alerts, int) or isinstance(alerts, bool):
         raise PumpStreamError("alerts must be the alert number shown", code="invalid_command", field="alerts")
     return alerts

@@ -79,6 +79,7 @@ def test_a_command_to_an_offline_pump_is_kept_and_done_when_it_comes_back_and_ac
     pause = infusion_request(device_id="CLN_CMD_AWAY", kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id)
     assert pause.pump_connectivity == "offline", "the record keeps that the pump was offline when asked"
     pump.publish("status", {"status": "online"})
+    wait_until(lambda: published(pump, "PAUSE_INFUSION"), message="PAUSE never reached the pump")  # what it acts on
     pump.publish("status", {"status": "paused"})
     wait_until(lambda: Command.objects.get(pk=pause.pk).state == CommandState.DONE,
                message="the pump came back and paused, but the command did not end done")  # fmt: skip
