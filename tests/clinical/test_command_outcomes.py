@@ -176,3 +176,29 @@ def test_the_page_warns_before_a_command_to_a_stale_pump(clinical_bridge, clinic
                          message="the warned command was not queued")  # fmt: skip
     assert command.pump_connectivity == "stale" and command.created_by == nurse
     expect(page.locator("#command-list li[data-command='PAUSE_INFUSION']")).to_contain_text("pump was stale")
+
+
+def test_a_stop_dialog_left_open_does_not_stop_an_infusion_started_since(clinical_bridge, clinical_pump, clinical_page):
+    """Review 3: the dialog named Heparin; meanwhile Heparin completed and a colleague started Noradrenaline on the
+    pump. Her click must not stop the Noradrenaline: nothing is sent, and the page says what is on the pump now."""
+    ward = make_ward("cln-stale-stop")
+    pump = clinical_pump("CLN_CMD_STALE")
+    make_device("CLN_CMD_STALE", ward=ward)
+    heparin = infusion_start(device_id="CLN_CMD_STALE", order=make_order(drug="Heparin"))
+    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
+    pump.publish("infusion", {"infusionId": heparin.infusion_id, "confirmed": True})
+    wait_status(heparin.infusion_id, SessionStatus.RUNNING)
+    page = clinical_page(make_user("stalenurse", ward=ward), "/devices/CLN_CMD_STALE/")
+    expect(page.locator("#mon-session")).to_have_text("Running")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator("#confirm-text")).to_contain_text("Heparin")  # the dialog stays open
+    pump.publish("completion", {"completed": True, "infusionId": heparin.infusion_id})
+    wait_status(heparin.infusion_id, SessionStatus.COMPLETED)
+    noradrenaline = infusion_start(device_id="CLN_CMD_STALE", order=make_order(drug="Noradrenaline"))
+    wait_until(lambda: len(published(pump, "START_INFUSION")) == 2, message="the second START never reached the pump")
+    pump.publish("infusion", {"infusionId": noradrenaline.infusion_id, "confirmed": True})
+    wait_status(noradrenaline.infusion_id, SessionStatus.RUNNING)
+    page.locator("#confirm-dialog").get_by_role("button", name="Stop infusion").click()
+    expect(page.locator("#audio-state")).to_contain_text("Noradrenaline", timeout=10_000)
+    assert not commands_of("CLN_CMD_STALE", CommandKind.STOP_INFUSION), "a Stop confirmed for Heparin was queued"
+    assert InfusionSession.objects.get(pk=noradrenaline.pk).status == SessionStatus.RUNNING
