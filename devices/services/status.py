@@ -24,6 +24,7 @@ from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
 from devices.services.sessions import session_transition
 from devices.states import (
+    ACTIVE_SESSION_STATUSES,
     COMMAND_UNSETTLED_STATES,
     SESSION_ON_PUMP_STATUSES,
     SESSION_TRANSITIONS,
@@ -82,16 +83,20 @@ def commands_answered_settle(
     device: Device, session: InfusionSession | None, kind: CommandKind, reported: str, now: datetime
 ) -> None:
     """The pump reports what commands of `kind` ask (of `session`; None: any): those it was sent are `done`; those
-    still queued, never published, cannot have been carried out: `superseded`, not needed (never sent afterwards)."""
+    still queued, never published, cannot have been carried out: `superseded`, not needed (never sent afterwards).
+
+    But for the STOP of a start cancelled or timed out (its session ended): it is to clear the pump's confirm
+    screen, which an idle pump may still show, so it stays queued and goes out.
+    """
     pending = Command.objects.filter(device=device, kind=kind, state__in=COMMAND_UNSETTLED_STATES)
     if session is not None:
         pending = pending.filter(session=session)
     for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
-        if command.state == CommandState.QUEUED:
+        if command.state != CommandState.QUEUED:
+            command_transition(device=device, command=command, to=CommandState.DONE, now=now)
+        elif command.session is None or command.session.status in ACTIVE_SESSION_STATUSES:
             command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                                error=f"not needed: the pump reported {reported} before it was sent")  # fmt: skip
-        else:
-            command_transition(device=device, command=command, to=CommandState.DONE, now=now)
 
 
 def _command_answered(device: Device, session: InfusionSession | None, kind: CommandKind | None) -> Command | None:

@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from devices.models import Alarm, Command, InfusionSession
 from devices.services.commands import command_advance
-from devices.services.requests import infusion_request
+from devices.services.requests import infusion_cancel, infusion_request
+from devices.services.sessions import infusion_start
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
-from tests.factories import make_device, make_user
+from tests.factories import make_device, make_order, make_user
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +90,15 @@ def test_a_stop_without_an_order_never_sent_is_not_done_when_the_pump_goes_idle(
     stop = infusion_request(device_id="UNSENT_5", kind=CommandKind.STOP_INFUSION, infusion_id=None, user=make_user())
     ingest([report("UNSENT_5", "status", {"status": "idle"}, 1)], django_capture_on_commit_callbacks)
     assert Command.objects.get(pk=stop.pk).state == CommandState.SUPERSEDED, "a STOP never published is not done"
+
+
+def test_a_cancels_stop_still_queued_goes_out_though_the_pump_reports_idle(django_capture_on_commit_callbacks):
+    """The STOP after a cancel clears the pump's confirm screen, which an idle pump may show: an idle heartbeat
+    before it is published neither ends it (done, on the old code) nor withdraws it: it goes out."""
+    make_device("UNSENT_6", last_seen_at=timezone.now())
+    nurse = make_user("nurse")
+    order = infusion_start(device_id="UNSENT_6", order=make_order(), user=nurse)
+    infusion_cancel(infusion_id=order.infusion_id, user=nurse)
+    ingest([report("UNSENT_6", "status", {"status": "idle"}, 1)], django_capture_on_commit_callbacks)
+    stop = Command.objects.get(device__device_id="UNSENT_6", kind=CommandKind.STOP_INFUSION)
+    assert stop.state == CommandState.QUEUED, f"the STOP to clear the confirm screen ended {stop.state}, never sent"
