@@ -1,8 +1,9 @@
 // The waiting modal after "start": what the server is waiting for (sent, delivered to the pump, a person
 // at the pump accepting), a countdown from the confirmation timeout, Cancel, and a clear message for each
 // ending: confirmed with matching read-back (closes, monitoring begins), parameter mismatch or unverified
-// (stays open with ordered and reported values side by side), rejected, timed out, cancelled, command
-// failed, or a lost connection.
+// (stays open with ordered and reported values side by side), rejected, timed out, cancelled (why, and "told to
+// clear its screen" only once a STOP is queued), or a lost connection. A START not acknowledged in time is no
+// ending: the window says so and follows the order until its own outcome.
 
 import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
@@ -21,10 +22,15 @@ const MESSAGES = {
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
   cancelled: "The start was cancelled.",
-  failed: "The command could not be delivered to the pump.",
+  cleared: "The pump was told to clear its screen.",
+  unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
+  commandEnded: "The start command ended; the order is still pending. Waiting for the pump to confirm, or for the time-out.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
 };
-const RETRY = new Set(["rejected", "timeout", "failed"]);
+const RETRY = new Set(["rejected", "timeout"]);
+// While the order is pending the window follows it, whatever became of its START command: the broker may still
+// deliver a START whose acknowledgement came late (QoS 1), and only the order's own outcome ends the window.
+const FOLLOWING = new Set(["waiting", "unacknowledged"]);
 
 export class WaitingModal {
   constructor(dialog, { monitor, live, confirmationTimeoutS, onConfirmed, onRetry }) {
@@ -69,10 +75,11 @@ export class WaitingModal {
   }
 
   matches(infusionId) {
-    return this.session && this.outcome === "waiting" && infusionId === this.session.infusionId;
+    return this.session && FOLLOWING.has(this.outcome) && infusionId === this.session.infusionId;
   }
 
   onDeviceEvent(name, payload) {
+    if (name === EVENTS.deviceCommand && this.isClearingStop(payload.command)) this.saidCleared();
     if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
   }
@@ -88,7 +95,22 @@ export class WaitingModal {
     }
     if (["sent", "delivered", "done"].includes(command.state)) this.mark("sent", "done");
     if (["delivered", "done"].includes(command.state)) this.delivered();
-    if (command.state === "failed" || command.state === "expired") this.finish("failed", command.error);
+    if (command.state === "failed" || command.state === "expired") {
+      const unacknowledged = command.state === "failed" && !command.sentAt; // handed to the broker, no PUBACK yet
+      const message = unacknowledged ? MESSAGES.unacknowledged : `${MESSAGES.commandEnded} (${command.error})`;
+      this.setOutcome("unacknowledged", message); // not an ending: the order's own outcome ends the window
+    }
+  }
+
+  /** The STOP that clears this order's confirm screen (a cancel's): only once one is queued is the nurse told so. */
+  isClearingStop(command) {
+    return this.outcome === "cancelled" && command?.command === "STOP_INFUSION" && command.infusionId === this.session?.infusionId;
+  }
+
+  saidCleared() {
+    const message = this.byId("waiting-message");
+    // the session's reason may say it already (the server's words: "the pump is told to clear its screen")
+    if (!/clear its screen/i.test(message.textContent)) message.textContent += ` ${MESSAGES.cleared}`;
   }
 
   onSession(session) {
@@ -102,7 +124,7 @@ export class WaitingModal {
       this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
     } else if (session.status === "rejected") this.finish("rejected");
     else if (session.status === "timed_out") this.finish("timeout", session.reason);
-    else if (session.status === "cancelled") this.finish("cancelled", session.reason);
+    else if (session.status === "cancelled") this.finishCancelled(session.reason);
   }
 
   delivered() {
@@ -111,7 +133,7 @@ export class WaitingModal {
   }
 
   onConnection(state) {
-    if (!this.session || !["waiting", "connection"].includes(this.outcome)) return;
+    if (!this.session || !["waiting", "unacknowledged", "connection"].includes(this.outcome)) return;
     if (state !== "live") {
       this.setOutcome("connection", MESSAGES.connection);
     } else if (this.outcome === "connection") {
@@ -122,7 +144,7 @@ export class WaitingModal {
 
   async reread() {
     const { ok, body } = await getJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/`);
-    if (ok && this.outcome === "waiting") this.onSession(body.session);
+    if (ok && FOLLOWING.has(this.outcome)) this.onSession(body.session);
   }
 
   tick() {
@@ -154,11 +176,17 @@ export class WaitingModal {
     this.setOutcome(outcome, detail ? `${MESSAGES[outcome]} (${detail})` : MESSAGES[outcome]);
   }
 
+  /** Cancelled: why (a nurse, or the pump running an older order instead), and the STOP only if one was queued. */
+  finishCancelled(reason) {
+    this.finish("cancelled", reason);
+    for (const command of this.monitor.commands.values()) if (this.isClearingStop(command)) this.saidCleared();
+  }
+
   setOutcome(outcome, message) {
     this.outcome = outcome;
     this.dialog.dataset.outcome = outcome;
     this.byId("waiting-message").textContent = message;
-    const ended = !["waiting", "connection"].includes(outcome);
+    const ended = !["waiting", "unacknowledged", "connection"].includes(outcome);
     this.byId("waiting-cancel").hidden = ended;
     this.byId("waiting-retry").hidden = !RETRY.has(outcome);
     this.byId("waiting-close").hidden = !ended;

@@ -1,0 +1,69 @@
+"""The start's waiting window declares "could not be delivered" when the START's publish was not acknowledged in
+time, stops following the order, and never shows that the pump then confirmed it and is infusing.
+
+The outbox ends a START `failed` when the broker's PUBACK is late (COMMAND_ACK_TIMEOUT_S, 10 s: a congested or
+half-broken connection; paho may well have written it, and the broker may deliver it). That ends the COMMAND, not the
+ORDER: the session stays `pending` and is confirmed (or times out) as usual. But waiting.js `onCommand` turns a
+failed START into the final outcome "The command could not be delivered to the pump." with Retry, and from then on
+`matches()` ignores every event of the order (outcome is no longer "waiting"). When the person at the pump accepts
+the order, the nurse's screen still says it could not be delivered, the monitor is never shown, and Retry leads to
+"This pump already has an active infusion". A running infusion shown as never delivered invites a second order.
+
+The window should keep following the order while it is pending (a failed START says "not acknowledged yet"), and
+end on the session's outcome (confirmed, timed out, ...). (Review 3, MEDIUM; moved here from /work/review3.)
+"""
+
+import pytest
+from django.db import transaction
+from playwright.sync_api import expect
+
+from devices.models import Command, InfusionSession
+from devices.services.changes import device_lock
+from devices.services.commands import command_advance
+from devices.services.sessions import infusion_confirm
+from devices.states import CommandKind, CommandState, SessionStatus
+from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
+from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, stack):  # noqa: F811
+    ward = make_ward("rv3w")
+    make_device("RV3_WAIT", ward=ward, bed="5", has_presence=True)
+    pump = PumpClient(stack["broker"].url, "RV3_WAIT")
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(make_user("rv3w-nurse", ward=ward), "/devices/RV3_WAIT/start/")
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        page.get_by_role("button", name="Skip patient details").click()
+        page.get_by_label("Drug", exact=True).fill("Heparin")
+        page.get_by_label("Rate (mL/h)").fill("120")
+        page.get_by_label("Volume (mL)", exact=True).fill("30")
+        page.get_by_role("button", name="Next: review").click()
+        page.locator("#confirm").fill("start")
+        page.get_by_role("button", name="Start infusion").click()
+        expect(page.locator("#waiting-modal")).to_be_visible()
+
+        session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
+                             message="no order was placed")  # fmt: skip
+        start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+        # the outbox's `_fail_overdue`: the broker's PUBACK did not come within COMMAND_ACK_TIMEOUT_S
+        command_advance(device_id="RV3_WAIT", command_pk=start.pk, to=CommandState.FAILED,
+                        error="the broker did not acknowledge the command in time",
+                        now=start.created_at)  # fmt: skip
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unacknowledged", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text("Not acknowledged by the pump's network yet")
+        expect(page.get_by_role("button", name="Cancel")).to_be_visible()  # still pending: it can be withdrawn
+        with transaction.atomic():  # the START reached the pump all the same; someone at the pump accepts it
+            infusion_confirm(device=device_lock(device_id="RV3_WAIT"), infusion_id=session.infusion_id,
+                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
+        assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
+        # the window ends on the order's own outcome: confirmed without parameters, so "check its screen"
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text("The pump started")
+    finally:
+        pump.close()
