@@ -20,11 +20,12 @@ from playwright.sync_api import expect
 from devices.models import Command, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.commands import command_advance
-from devices.services.sessions import infusion_confirm
+from devices.services.requests import infusion_time_out
+from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -65,5 +66,40 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         # the window ends on the order's own outcome: confirmed without parameters, so "check its screen"
         expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unverified", timeout=5_000)
         expect(page.locator("#waiting-message")).to_contain_text("The pump started")
+    finally:
+        pump.close()
+
+
+def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_page, stack):  # noqa: F811
+    """Review 3, suspicion (a), confirmed: the pump confirming an older, timed-out order cancels the newer pending one
+    (`infusion_running_late`), and the window said "The pump was told to clear its screen" though nothing was sent."""
+    ward = make_ward("rv3c")
+    make_device("RV3_LATE", ward=ward, bed="6", has_presence=True)
+    pump = PumpClient(stack["broker"].url, "RV3_LATE")
+    try:
+        pump.publish("status", {"status": "online"})
+        older = infusion_start(device_id="RV3_LATE", order=make_order())
+        infusion_time_out(infusion_id=older.infusion_id)
+        page = open_page(make_user("rv3c-nurse", ward=ward), "/devices/RV3_LATE/start/")
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        page.get_by_role("button", name="Skip patient details").click()
+        page.get_by_label("Drug", exact=True).fill("Heparin")
+        page.get_by_label("Rate (mL/h)").fill("120")
+        page.get_by_label("Volume (mL)", exact=True).fill("30")
+        page.get_by_role("button", name="Next: review").click()
+        page.locator("#confirm").fill("start")
+        page.get_by_role("button", name="Start infusion").click()
+        expect(page.locator("#waiting-modal")).to_be_visible()
+        wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
+                   message="no order was placed")  # fmt: skip
+        with transaction.atomic():  # the person at the pump accepts the OLDER order, still on its screen
+            infusion_confirm(device=device_lock(device_id="RV3_LATE"), infusion_id=older.infusion_id,
+                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text(f"the pump runs older infusion {older.infusion_id}")
+        page.wait_for_timeout(1000)  # any STOP for this order would have arrived by now
+        message = page.locator("#waiting-message").inner_text()
+        assert "clear its screen" not in message, f"no STOP was sent for this order, yet the window says: {message!r}"
     finally:
         pump.close()
