@@ -8,13 +8,25 @@ whether anything falls due before then (`realtime/bridge/housekeeping.py`, an id
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import DateTimeField, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.db.models.functions import Coalesce
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     COMMAND_UNSETTLED_STATES,
+    START_DEADLINE_EXTRA_S,
     UNORDERED_ALARMS,
     AlarmPriority,
     AlarmState,
@@ -30,12 +42,18 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
-def start_waiting_from() -> Coalesce:
-    """When a pending start's confirmation time began: its START's publication (the broker acknowledged it, `sent`),
-    else the order's creation (a START never published, or its acknowledgement lost)."""
-    published = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION,
-                                       sent_at__isnull=False).order_by("sent_at").values("sent_at")[:1]  # fmt: skip
-    return Coalesce(Subquery(published), F("created_at"), output_field=DateTimeField())
+def start_waiting_from() -> ExpressionWrapper:
+    """When a pending start's confirmation time began: its START's publication, else the order's creation.
+
+    A START's deadline (`expires_at`, the START's lifetime after the order) is moved to run from its publication when
+    it is published (`commands._start_deadline_from`): the order's moment plus that move is when the pump was given
+    its confirmation time (`expiresAt`), however late the broker's PUBACK came (a START waits for it, `outbox.py`)."""
+    lifetime = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
+    start = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION).order_by("pk")
+    moved = start.annotate(moved=ExpressionWrapper(F("expires_at") - F("created_at") - lifetime,
+                                                   output_field=DurationField())).values("moved")[:1]  # fmt: skip
+    later = Coalesce(Subquery(moved, output_field=DurationField()), Value(timedelta(0)), output_field=DurationField())
+    return ExpressionWrapper(F("created_at") + later, output_field=DateTimeField())
 
 
 def sessions_unconfirmed_since(

@@ -23,6 +23,7 @@ from devices.states import (
     COMMAND_TRANSITIONS,
     COMMAND_UNSETTLED_STATES,
     SESSION_ON_PUMP_STATUSES,
+    START_DEADLINE_EXTRA_S,
     AlarmPriority,
     AlarmSource,
     CommandKind,
@@ -37,7 +38,6 @@ STATE_TIMESTAMP = {
     CommandState.DELIVERED: "delivered_at",
     CommandState.DONE: "done_at",
 }
-START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
 TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's own STOP after a start timed out

@@ -1,7 +1,11 @@
 """The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, fail unacknowledged publishes.
 
-Commands past their deadline are ended by housekeeping (`commands_end_overdue`); every move goes through
-the command service, which also re-checks each command just before it is published (`command_publish_check`).
+A PAUSE, RESUME or STOP not acknowledged within COMMAND_ACK_TIMEOUT_S fails (a person must act at the pump at once).
+A START waits for its PUBACK until its own deadline: the broker may still deliver it (QoS 1), and its order, still
+pending, is what ends it (done when the pump confirms, superseded when the order times out or is cancelled).
+Commands past their deadline are ended by housekeeping (`commands_end_overdue`), after this outbox's tick of the
+same moment; every move goes through the command service, which also re-checks each command just before it is
+published (`command_publish_check`).
 """
 
 import logging
@@ -14,7 +18,7 @@ from django.utils import timezone
 
 from devices.selectors import commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance, command_publish_check
-from devices.states import CommandState
+from devices.states import CommandKind, CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
 from realtime import metrics
@@ -97,7 +101,8 @@ class CommandOutbox:
             mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
             if mid is None:
                 return  # disconnected meanwhile: the command stays queued, visibly
-            self.in_flight[mid] = InFlight(command.pk, command.device.device_id, now + ack_timeout)
+            deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
+            self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline)
             logger.info("command published", extra={"device_id": command.device.device_id,
                                                     "command_id": str(command.command_id)})  # fmt: skip
 

@@ -11,6 +11,7 @@ import { serverNowMs } from "./format.js";
 import { readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
+const START_DEADLINE_EXTRA_MS = 10_000; // a START's deadline is the confirmation timeout + 10 s (the server's rule)
 // A running session's read-back decides how the window ends: only a match closes it as confirmed.
 const OUTCOME_FOR_READBACK = { match: "confirmed", mismatch: "mismatch", unverified: "unverified" };
 const CHECK_AT_PUMP = new Set(["mismatch", "unverified"]);
@@ -86,11 +87,12 @@ export class WaitingModal {
 
   onCommand(command) {
     if (command.command !== "START_INFUSION") return;
-    // The server's wait runs from the START's publication (a START queued through a broker outage gets it all).
-    // Until then (sentAt null) it counts from the order, as the server does for a START never published.
-    if (command.sentAt) {
-      const deadline = this.deadlineFrom(command.sentAt);
-      if (deadline !== this.deadline) this.polled = false; // a new deadline: ask again after it if still waiting
+    // The server's wait runs from the START's publication (a START queued through a broker outage gets it all),
+    // however late the broker's PUBACK: it ends START_DEADLINE_EXTRA_MS before the START's deadline, which runs from
+    // the order until the START is published and from its publication then.
+    const deadline = Date.parse(command.expiresAt ?? "") - START_DEADLINE_EXTRA_MS;
+    if (Number.isFinite(deadline) && deadline !== this.deadline) {
+      this.polled = false; // a new deadline: ask again after it if still waiting
       this.deadline = deadline;
     }
     if (["sent", "delivered", "done"].includes(command.state)) this.mark("sent", "done");
