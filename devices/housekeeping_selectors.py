@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import (
     DateTimeField,
-    DurationField,
     Exists,
     ExpressionWrapper,
     F,
@@ -18,9 +17,8 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
-    Value,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Least
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
@@ -42,18 +40,19 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
-def start_waiting_from() -> ExpressionWrapper:
+def start_waiting_from() -> Coalesce:
     """When a pending start's confirmation time began: its START's publication, else the order's creation.
 
-    A START's deadline (`expires_at`, the START's lifetime after the order) is moved to run from its publication when
-    it is published (`commands._start_deadline_from`): the order's moment plus that move is when the pump was given
-    its confirmation time (`expiresAt`), however late the broker's PUBACK came (a START waits for it, `outbox.py`)."""
+    Publication is the broker's acknowledgement (`sent`), or earlier when that PUBACK came late (a START waits for
+    it, `outbox.py`): its deadline, moved to run from its publication (`commands._start_deadline_from`), less its
+    lifetime. The earlier of the two: never later than the acknowledgement, whatever the settings since the order."""
     lifetime = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
-    start = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION).order_by("pk")
-    moved = start.annotate(moved=ExpressionWrapper(F("expires_at") - F("created_at") - lifetime,
-                                                   output_field=DurationField())).values("moved")[:1]  # fmt: skip
-    later = Coalesce(Subquery(moved, output_field=DurationField()), Value(timedelta(0)), output_field=DurationField())
-    return ExpressionWrapper(F("created_at") + later, output_field=DateTimeField())
+    published = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION, sent_at__isnull=False)
+    published = published.annotate(
+        began=Least(F("sent_at"), ExpressionWrapper(F("expires_at") - lifetime, output_field=DateTimeField()))
+    )
+    began = published.order_by("sent_at").values("began")[:1]
+    return Coalesce(Subquery(began, output_field=DateTimeField()), F("created_at"), output_field=DateTimeField())
 
 
 def sessions_unconfirmed_since(
