@@ -46,7 +46,7 @@ class InfusionSession(models.Model):
     patient_bed = models.CharField(max_length=32, blank=True)
     patient_allergies = models.CharField(max_length=500, blank=True)
     started_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     # What the pump reported back, and what it is doing.
     reported_parameters = models.JSONField(null=True, blank=True)

@@ -19,7 +19,8 @@ class DeviceEvent(models.Model):
     device_timestamp_parsed = models.DateTimeField(null=True, blank=True)
     device_seq = models.BigIntegerField(null=True, blank=True)
     boot_id = models.CharField(max_length=64, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    # PROTECT here and on every clinical row naming a person: who acted is the audit; deactivate, never delete
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

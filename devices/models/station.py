@@ -17,7 +17,7 @@ class WardSilence(models.Model):
     """
 
     ward = models.ForeignKey("devices.Ward", on_delete=models.CASCADE, related_name="silences")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+")
     started_at = models.DateTimeField(default=timezone.now)
     until = models.DateTimeField(help_text="When the silence ends by itself.")
     reason = models.CharField(max_length=200, blank=True)
@@ -30,7 +30,7 @@ class WardSilence(models.Model):
     )
     end_reason = models.CharField(max_length=8, choices=SilenceEnd.choices, blank=True)
     ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     broken_by = models.ForeignKey(
         "devices.Alarm", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
