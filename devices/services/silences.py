@@ -71,6 +71,7 @@ def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = N
     if ward_id is None:
         return None
     now = now or timezone.now()
+    _ward_hold(ward_id)
     silence = WardSilence.objects.filter(ward_id=ward_id, ended_at__isnull=True, until__gt=now).first()
     if silence is None or not (escalated or breaks_silence(priority=alarm.priority, silenced=silence.priority)):
         return None
@@ -78,6 +79,22 @@ def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = N
     silence.save(update_fields=["ended_at", "end_reason", "broken_by"])
     logger.info("ward silence broken by an alarm", extra={"ward_id": ward_id, "alarm_id": alarm.pk})
     return silence
+
+
+def _ward_hold(ward_id: int) -> None:
+    """Share the ward's row lock until the caller commits (PostgreSQL; SQLite's IMMEDIATE transactions are serial).
+
+    A silence is started or ended under the ward's exclusive lock (`ward_silence`), so an alarm's break waits for a
+    renewal in flight and then reads the silence it made, instead of ending the one it replaced while the new one
+    (its priority read without this uncommitted alarm) silences the alarm unheard. Shared: the alarms of one ward
+    (several bridges, several wards in a batch) never wait for each other, nor deadlock.
+    """
+    connection = transaction.get_connection()
+    if not connection.features.has_select_for_update:
+        return
+    table, column = connection.ops.quote_name(Ward._meta.db_table), connection.ops.quote_name(Ward._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {column} = %s FOR SHARE", [ward_id])  # noqa: S608 - names only
 
 
 def breaks_silence(*, priority: str, silenced: str) -> bool:
