@@ -61,7 +61,6 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         if principal is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        self.snapshot_seq: dict[str, int] = {}
         self.watching: set[str] = set()
         self.groups_joined: set[str] = set()
         self.subscriber = Subscriber(principal, self.channel_name, self._send_event, self._join, self._leave)
@@ -102,10 +101,15 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
         for group in getattr(self, "groups_joined", set()):
             await self.channel_layer.group_discard(group, self.channel_name)
 
-    async def device_change(self, change: dict) -> None:
-        """A change from the fan-out (wire form); skipped when this connection's snapshot already holds it."""
+    async def device_change(self, change: dict, skip: frozenset[str] = frozenset()) -> None:
+        """A change from the fan-out (wire form); skipped when this connection's snapshot already holds it.
+
+        `skip` is the fan-out's own answer (`FanOut.note_snapshot`), as for a Socket.IO room: it knows which row of
+        the pump a snapshot was of, so a pump deleted and registered anew (its `seq` counted afresh) is not
+        skipped for the old row's `seq`.
+        """
         device_id = change["deviceId"]
-        if device_id not in self.subscriber.limits.devices or change["seq"] <= self.snapshot_seq.get(device_id, 0):
+        if device_id not in self.subscriber.limits.devices or self.channel_name in skip:
             return
         await self._send_event(change["event"], {"deviceId": device_id, "seq": change["seq"], **change["body"]})
 
@@ -116,8 +120,6 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
     async def _send_event(self, event: str, payload: dict) -> None:
         """Send one event; a client that has just left gets nothing and raises nothing (its `disconnect` follows),
         so a loop sending to many connections (ward feeds, the rights re-check) never stops at this one."""
-        if event == events.STREAM_SUBSCRIBED:
-            self.snapshot_seq[payload["deviceId"]] = payload["seq"]
         try:
             await self.send_json({"event": event, "data": payload})
         except Disconnected:
@@ -132,7 +134,6 @@ class DeviceStreamConsumer(AsyncJsonWebsocketConsumer):
 
     def _unwatch(self, device_id: str) -> None:
         self.watching.discard(device_id)
-        self.snapshot_seq.pop(device_id, None)
         watchers = device_watchers.get(device_id)
         if watchers is not None:
             watchers.discard(self)
@@ -152,7 +153,7 @@ async def deliver_to_watchers(change: DeviceChange, skip: frozenset[str]) -> Non
     wire = change_to_wire(change)
     for consumer in list(watchers):
         try:
-            await consumer.device_change(wire)
+            await consumer.device_change(wire, skip)
         except Exception:  # one broken connection must not keep the pump's change from the others
             logger.exception("delivering to an endpoint connection failed", extra={"device_id": change.device_id})
 
