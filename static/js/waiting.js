@@ -180,7 +180,8 @@ export class WaitingModal {
 
   /** Cancelled: why (a nurse, or the pump running an older order instead), and the STOP only if one was queued. */
   finishCancelled(reason) {
-    this.finish("cancelled", reason);
+    this.finish("cancelled");
+    if (reason) this.byId("waiting-message").textContent = `The start was cancelled (${reason}).`;
     for (const command of this.monitor.commands.values()) if (this.isClearingStop(command)) this.saidCleared();
   }
 
