@@ -89,11 +89,19 @@ def ended_session_named(*, device: Device, infusion_id: str | None) -> InfusionS
 
 
 def unordered_infusion_alarm(*, device: Device, now: datetime, session: InfusionSession | None = None) -> str:
-    """A pump reports infusing with no order: `infusing_after_stop` if our last STOP went out, else without order
-    (tied to `session`, an infusion the server had ended that the pump names, if given)."""
+    """A pump reports infusing with no order: `infusing_after_stop` if our last STOP went out, else without order.
+
+    `session`: the infusion the server had ended that the report names, if any. The alarm is tied to it (so the
+    pump's own end of it clears it), and a STOP counts only if it came after that infusion was ordered: a STOP to
+    an older infusion says nothing about a later one that ended normally.
+    """
     last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-created_at").first()
-    if last_stop is not None and last_stop.state in STOP_WENT_OUT:
-        _after_stop(device, last_stop.session, now)
+    if (
+        last_stop is not None
+        and last_stop.state in STOP_WENT_OUT
+        and (session is None or last_stop.created_at >= session.created_at)
+    ):
+        _after_stop(device, session or last_stop.session, now)
         return "infusing_after_stop"
     alarm_raise(device=device, type="infusing_without_order", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
                 now=now, message="The pump reports an infusion the server did not order", session=session)  # fmt: skip

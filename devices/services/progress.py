@@ -27,6 +27,7 @@ from devices.services.evidence import (
     unordered_infusion_alarm,
     unordered_infusion_ended,
 )
+from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
@@ -177,7 +178,7 @@ def _pump_progress(
         flowing = [item.report.flowRate for item in reports if item.report.status in (None, "running")]
         readback_progress_check(device=device, session=session, rates=flowing, now=now)  # paused, completed: 0
     else:
-        _unordered_progress(pump, newest.report.status, now)
+        _unordered_progress(pump, newest.report, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
     return change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
                          body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
@@ -233,15 +234,18 @@ def _evidence_check(pump: ProgressPump, newest: ProgressReport) -> None:
             pump.session = candidate
 
 
-def _unordered_progress(pump: ProgressPump, status: str | None, now: datetime) -> None:
-    """Progress with no order: the pump's state as reported, and the unordered-infusion alarm once."""
-    device = pump.device
+def _unordered_progress(pump: ProgressPump, report: DevicePayload, now: datetime) -> None:
+    """Progress with no order: the pump's state as reported, and the unordered-infusion alarm once (tied to the
+    ended infusion the report names, if any: the pump's own end of that infusion clears it)."""
+    device, status = pump.device, report.status
     state = PumpState.PAUSED if status == "paused" else PumpState.IDLE if status == "completed" else PumpState.RUNNING
     if state == PumpState.IDLE:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         pump.alarms -= {(name, "") for name in UNORDERED_ALARMS}
     elif not pump.alarms & {(name, "") for name in UNORDERED_ALARMS}:
-        pump.alarms.add((unordered_infusion_alarm(device=device, now=now), ""))
+        named = session_named(device=device, infusion_id=report.infusionId)
+        ended = named if named is not None and named.status not in ACTIVE else None
+        pump.alarms.add((unordered_infusion_alarm(device=device, now=now, session=ended), ""))
     if pump_state_set(device=device, state=state, save=False):  # stored with the pump's row (`DEVICE_FIELDS`)
         status_changed(device=device, now=now)
 
