@@ -36,6 +36,7 @@ from devices.states import (
 )
 
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
+START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
@@ -114,6 +115,17 @@ def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
     """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
     stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
     return set(stale.values_list("device_id", flat=True))
+
+
+def start_lifetime() -> timedelta:
+    """How long a START may take to end: the confirmation timeout + 10 s (from the order; once published, from then)."""
+    return timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
+
+
+def starts_past_order_deadline(*, by: datetime) -> Q:
+    """STARTs whose deadline from the order (its creation + `start_lifetime`) has come by `by`: never published
+    after it, whatever `expires_at` says (moved to run from a publication that may not have happened)."""
+    return Q(kind=CommandKind.START_INFUSION, created_at__lte=by - start_lifetime())
 
 
 def commands_overdue(*, by: datetime) -> QuerySet:

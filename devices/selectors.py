@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
+from devices.housekeeping_selectors import starts_past_order_deadline
 from devices.models import (
     Alarm,
     BridgeStatus,
@@ -257,8 +258,10 @@ def commands_queued_any() -> bool:
 
 
 def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> list[Command]:
-    """Queued commands not yet expired nor handed to the broker, oldest first, with their pumps."""
+    """Queued commands not yet expired (a START: nor past its deadline from the order) nor handed to the broker,
+    oldest first, with their pumps."""
     waiting = Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now).exclude(pk__in=in_flight)
+    waiting = waiting.exclude(starts_past_order_deadline(by=now))
     return list(waiting.select_related("device").order_by("created_at", "pk")[:limit])
 
 

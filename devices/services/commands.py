@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.housekeeping_selectors import commands_overdue
+from devices.housekeeping_selectors import commands_overdue, start_lifetime
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record
@@ -46,7 +46,7 @@ TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's o
 def command_lifetime(kind: str) -> timedelta:
     """How long a command of `kind` may take to end (and after which the pump must ignore it)."""
     if kind == CommandKind.START_INFUSION:
-        return timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
+        return start_lifetime()
     return timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"])
 
 
@@ -226,7 +226,7 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
     Only the server's own time-out STOP is looked at again (one lock, rarely): if its order runs on the pump
     meanwhile, or the pump reports infusing since that order was placed (the rule `_end_pending` queues it by),
     it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes; a START's
-    deadline (`expiresAt`) moves to run from now, its publication (`_start_deadline_from`).
+    deadline (`expiresAt`) moves to run from now, its publication (`_start_deadline_from`, `command_published`).
     """
     if command.kind == CommandKind.START_INFUSION:
         return _start_deadline_from(command, now)
@@ -251,17 +251,27 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
 
 def _start_deadline_from(command: Command, now: datetime) -> bool:
     """A START's deadline runs from its publication (`now`): the pump is told, and given, the whole confirmation
-    time however long the START waited queued (a broker outage); never shortened. False if it moved on meanwhile."""
-    deadline = now + command_lifetime(command.kind)
-    if deadline <= command.expires_at:
-        return True
+    time however long the START waited queued (a broker outage); never shortened. Set on `command` only, stored by
+    `command_published` once the link took it, never for a publish that did not happen. False if it moved on
+    meanwhile or its deadline from the order has passed (never published after it, whatever an earlier try stored)."""
+    if now >= command.created_at + start_lifetime():
+        return False
+    if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
+        return False
+    command.expires_at = max(command.expires_at, now + start_lifetime())
+    return True
+
+
+def command_published(*, command: Command) -> None:
+    """The broker link took the command: a START's deadline moved to run from its publication is stored and told
+    (`device:command`), unless the command moved on meanwhile."""
+    if command.kind != CommandKind.START_INFUSION:
+        return
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
-        if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).update(expires_at=deadline):
-            return False
-        command.expires_at = deadline
-        change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
-    return True
+        moved = Command.objects.filter(pk=command.pk, state=CommandState.QUEUED, expires_at__lt=command.expires_at)
+        if moved.update(expires_at=command.expires_at):
+            change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
 
 
 def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:

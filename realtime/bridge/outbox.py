@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices.selectors import commands_queued_any, commands_to_publish
-from devices.services.commands import command_advance, command_publish_check
+from devices.services.commands import command_advance, command_publish_check, command_published
 from devices.states import CommandKind, CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
@@ -103,6 +103,7 @@ class CommandOutbox:
                 return  # disconnected meanwhile: the command stays queued, visibly
             deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
             self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline)
+            command_published(command=command)  # a START's deadline from its publication, stored once it went
             logger.info("command published", extra={"device_id": command.device.device_id,
                                                     "command_id": str(command.command_id)})  # fmt: skip
 
