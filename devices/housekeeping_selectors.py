@@ -36,7 +36,6 @@ from devices.states import (
 )
 
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
-START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 

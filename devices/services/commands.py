@@ -23,7 +23,6 @@ from devices.states import (
     COMMAND_TRANSITIONS,
     COMMAND_UNSETTLED_STATES,
     SESSION_ON_PUMP_STATUSES,
-    START_DEADLINE_EXTRA_S,
     AlarmPriority,
     AlarmSource,
     CommandKind,
