@@ -8,10 +8,12 @@ A STOP to an older infusion says nothing about a later one that ended normally: 
 """
 
 import pytest
+from django.utils import timezone
 
 from devices.models import Alarm, Device
+from devices.services.commands import command_advance
 from devices.services.requests import infusion_request
-from devices.states import AlarmState, CommandKind, PumpState
+from devices.states import AlarmState, CommandKind, CommandState, PumpState
 from tests.factories import make_device
 from tests.support.ingest import confirmed_order, ingest, report
 
@@ -38,7 +40,8 @@ def running_report(device_id: str, road: str, infusion_id: str, at_s: float):
 def stopped_remotely(device_id: str, capture) -> str:
     """An order stopped by the server's STOP (reported stopped by the pump); its infusion id."""
     first = confirmed_order(device_id)
-    infusion_request(device_id=device_id, kind=CommandKind.STOP_INFUSION)
+    stop = infusion_request(device_id=device_id, kind=CommandKind.STOP_INFUSION, infusion_id=first.infusion_id)
+    command_advance(device_id=device_id, command_pk=stop.pk, to=CommandState.SENT, now=timezone.now())  # it went out
     ingest([report(device_id, "status", {"status": "stopped", "infusionId": first.infusion_id}, 1)], capture)
     return first.infusion_id
 
