@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, WardSilence
+from devices.services import protection
 from devices.services.alarms import alarm_acknowledge
 from devices.services.protection import ALARM_FLOOD, TYPES_NAMED, alarm_flood_raise
 from devices.services.silences import ward_silence
@@ -115,3 +116,77 @@ def test_the_highest_priority_types_are_kept_whatever_comes_after():
     named = flood_alarm("FLOOD_RANK").details["alarmTypes"]
     assert named[:2] == ["occlusion", "door"], f"a flood of low junk pushed the high occlusion out: {named}"
     assert named[2:] == [f"sensor_noise_{n}" for n in range(29, 21, -1)], "then the newest of the low ones"
+
+
+def test_a_type_already_named_to_the_nurse_is_no_news():
+    """Review 4: a pump cycling through 11 alarm types re-alerted its acknowledged flood alarm at every flood, for ever.
+
+    Only 10 types are named at once; a type named (seen by the nurse who acknowledged) and pushed out by a newer one
+    was news again the next time it was shed, and pushed another out. Rule 5 is for a type it has not named yet."""
+    make_device("ROTATE", ward=make_ward("icu"))
+    nurse = make_user("nurse")
+    types = [f"error_{index:02d}" for index in range(TYPES_NAMED + 1)]
+    # First flood: the 11 types, oldest first; the text names the 10 newest (error_01..error_10), "and others".
+    alarm_flood_raise(device_id="ROTATE", shed={"alarm": 11}, alarm_types={name: "high" for name in types})
+    alarm = flood_alarm("ROTATE")
+    seen_by_nurse = set(alarm.details["alarmTypes"])
+    assert "error_01" in seen_by_nurse
+    alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+    # Second flood sheds error_00 (never named: news, fair enough); it pushes error_01 out of the list.
+    alarm_flood_raise(device_id="ROTATE", shed={"alarm": 1}, alarm_types={"error_00": "high"})
+    alarm = flood_alarm("ROTATE")
+    assert alarm.acknowledged_at is None, "error_00 was never named: news"
+    alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+    alerts_before = alarm.alerts
+    # Every later flood sheds a type the nurse already saw named; the pump just cycles through its 11 types.
+    realerts = 0
+    for name in ["error_01", "error_02", "error_03", "error_04"]:
+        assert name in seen_by_nurse
+        alarm_flood_raise(device_id="ROTATE", shed={"alarm": 1}, alarm_types={name: "high"})
+        alarm = flood_alarm("ROTATE")
+        if alarm.alerts != alerts_before:
+            realerts += 1
+            alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+            alerts_before = alarm.alerts
+    assert realerts == 0, (
+        f"the acknowledged flood alarm alerted again {realerts} times in 4 floods that shed only types already "
+        "named to the nurse: a pump cycling 11 alarm types re-alerts (sound, escalation from tier 0, silence broken) "
+        "after every acknowledgement, for ever"
+    )
+
+
+def test_a_type_named_before_comes_back_at_a_higher_priority_alerts_again():
+    """Pushed out of the text by higher ones, a type named low is news again when shed high."""
+    _, emitted = acknowledged_flood("FLOOD_BACK", alarm_types={"door": "low"})
+    alarm_flood_raise(device_id="FLOOD_BACK", shed={"error": 10}, alarm_types={f"fault_{n}": "high" for n in range(10)})
+    alarm = flood_alarm("FLOOD_BACK")
+    assert "door" not in alarm.details["alarmTypes"], "precondition: ten high types pushed the low door out"
+    alarm_acknowledge(alarm_id=alarm.pk, user=make_user("nurse2"), alerts=alarm.alerts)
+    emitted.clear()
+    alarm_flood_raise(device_id="FLOOD_BACK", shed={"error": 1}, alarm_types={"door": "high"})
+    alarm = flood_alarm("FLOOD_BACK")
+    assert alarm.acknowledged_at is None and notifications(emitted), "door, named low before, was shed high: news"
+
+
+def test_beyond_the_types_remembered_a_new_type_is_counted_not_news(monkeypatch):
+    """The types remembered are bounded: once full, a type never named is named and counted, but alerts nobody
+    (else a pump sending ever new types would re-alert the acknowledged alarm at every flood)."""
+    monkeypatch.setattr(protection, "TYPES_REMEMBERED", 3)
+    _, emitted = acknowledged_flood("FLOOD_FULL", alarm_types={"fault_a": "high", "fault_b": "high", "fault_c": "high"})
+    alarm_flood_raise(device_id="FLOOD_FULL", shed={"error": 2}, alarm_types={"fault_d": "high", "fault_e": "high"})
+    alarm = flood_alarm("FLOOD_FULL")
+    assert "fault_d" in alarm.message and "fault_e" in alarm.message, "a type not remembered is still named"
+    assert alarm.acknowledged_at is not None and not notifications(emitted), "beyond the bound: not news"
+    assert set(alarm.details["typesSeen"]) == {"fault_a", "fault_b", "fault_c"}
+    assert alarm.details["typesNotRemembered"] == 2, "each type named but not remembered is counted"
+    alarm_flood_raise(device_id="FLOOD_FULL", shed={"error": 1}, alarm_types={"fault_e": "high"})
+    assert flood_alarm("FLOOD_FULL").details["typesNotRemembered"] == 2, "one still named is not counted again"
+
+
+def test_an_alarm_raised_before_types_were_remembered_treats_what_it_names_as_seen():
+    _, emitted = acknowledged_flood("FLOOD_OLD", alarm_types={"occlusion": "high"})
+    alarm = flood_alarm("FLOOD_OLD")
+    alarm.details = {key: value for key, value in alarm.details.items() if key != "typesSeen"}
+    alarm.save(update_fields=["details"])
+    alarm_flood_raise(device_id="FLOOD_OLD", shed={"error": 1}, alarm_types={"occlusion": "high"})
+    assert flood_alarm("FLOOD_OLD").acknowledged_at is not None and not notifications(emitted)
