@@ -38,6 +38,14 @@ ESCALATION_OUTCOMES_GIVEN_UP = Counter(
     "pumpstream_bridge_escalation_outcomes_given_up_total",
     "Escalation webhook outcomes given up (dead-lettered) after their recording kept failing",
 )
+HOUSEKEEPING_ROW_FAILURES = Counter(
+    "pumpstream_bridge_housekeeping_row_failures_total",
+    "Rows a housekeeping check could not handle (not the database's fault), each failure; the row is skipped a while",
+    ["check"],
+)
+HOUSEKEEPING_ROWS_SKIPPED = Gauge(
+    "pumpstream_bridge_housekeeping_rows_skipped", "Rows a housekeeping check skips after they failed", ["check"]
+)
 CHANGE_LOG_PRUNED = Counter("pumpstream_bridge_change_log_pruned_total", "Change-log entries deleted by housekeeping")
 
 

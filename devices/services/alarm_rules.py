@@ -4,7 +4,9 @@ Every server alarm type's clearing rule is written in `docs/clinical-rules.md` (
 """
 
 import logging
+from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -25,6 +27,7 @@ from devices.services.alarms import (
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.commands import command_not_carried_out_clear
 from devices.services.records import text_storable
+from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import (
     SESSION_ENDED_STATUSES,
@@ -125,16 +128,17 @@ def alarm_resolve(
     return alarm
 
 
-def alarms_remind(*, now: datetime | None = None, limit: int = PER_TICK) -> int:
+def alarms_remind(
+    *, now: datetime | None = None, limit: int = PER_TICK, exclude: Collection[int] = (), run: RowRun = row_run_plain
+) -> int:
     """Re-alert active alarms still active past the reminder interval after acknowledgement, the oldest first, at
-    most `limit` (the bridge's housekeeping page); returns how many."""
+    most `limit` (the bridge's housekeeping page) but those in `exclude`, each through `run` (the bridge guards each
+    alarm: one that cannot be reminded stops no other); returns how many."""
     now = now or timezone.now()
     if not alarms_acknowledged_active().exists():  # none acknowledged and still active: one plain query a tick
         return 0
-    reminded = 0
-    for alarm_id, device_id in alarms_reminder_due(by=now).values_list("pk", "device__device_id")[:limit]:
-        reminded += _remind(alarm_id, device_id, now)
-    return reminded
+    due = alarms_reminder_due(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    return sum(run("reminders", alarm_id, partial(_remind, alarm_id, device_id, now)) for alarm_id, device_id in due)
 
 
 def _remind(alarm_id: int, device_id: str, now: datetime) -> int:

@@ -10,7 +10,9 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +22,7 @@ from devices import payloads
 from devices.housekeeping_selectors import alarms_escalation_due, alarms_unanswered, escalation_delays
 from devices.models import Alarm, EscalationDelivery
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import AlarmState
 from protocol import events
@@ -36,14 +39,19 @@ def tier_setting(name: str, tier: int) -> str:
     return str(values[min(tier, len(values)) - 1]).strip() if values else ""
 
 
-def alarms_escalate(*, now: datetime | None = None, limit: int = PER_TICK) -> int:
+def alarms_escalate(
+    *, now: datetime | None = None, limit: int = PER_TICK, exclude: Collection[int] = (), run: RowRun = row_run_plain
+) -> int:
     """Escalate the active, unacknowledged alarms whose next tier is due, the longest waiting first, at most
-    `limit` (the bridge's housekeeping page); returns how many."""
+    `limit` (the bridge's housekeeping page) but those in `exclude`, each through `run` (the bridge guards each
+    alarm: one that cannot be escalated stops no other); returns how many."""
     now = now or timezone.now()
     if not alarms_unanswered().exists():  # an idle ward: one plain query a tick, not the tiers' compound one
         return 0
-    rows = alarms_escalation_due(by=now).values_list("pk", "device__device_id")[:limit]
-    return sum(_escalate(alarm_id, device_id, now) for alarm_id, device_id in rows)
+    rows = alarms_escalation_due(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    return sum(
+        run("escalations", alarm_id, partial(_escalate, alarm_id, device_id, now)) for alarm_id, device_id in rows
+    )
 
 
 def _escalate(alarm_id: int, device_id: str, now: datetime) -> int:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
@@ -50,6 +51,7 @@ from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
 from realtime import metrics
+from realtime.bridge.rows import RowGuard
 from realtime.bridge.webhooks import Outcome, WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -97,6 +99,7 @@ class Housekeeping:
     def __init__(self) -> None:
         self.stale_announced: set[str] | None = None
         self.webhooks = WebhookSender()
+        self.rows = RowGuard()  # each check's rows, guarded one by one (`rows.py`)
         self.silence_offset = 0  # silent pumps the next tick's page skips (left unalarmed by the last pages)
         self.starts_after: tuple[datetime, int] | None = None  # where the next tick's page of overdue starts begins
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
@@ -143,8 +146,9 @@ class Housekeeping:
         self.change_log_prune(now)
 
     def check_run(self, name: str, check: Callable[[datetime], bool], now: datetime) -> bool:
-        """One check, guarded: its own fault (a row the code cannot handle, every tick) is logged and the checks
-        after it still run (silence after a failing command check); the database's is the whole tick's (the worker)."""
+        """One check, guarded: its own fault is logged and the checks after it still run (silence after a failing
+        command check); the database's is the whole tick's (the worker). A row's own fault is its row's
+        (`self.rows`): the check's other rows are handled."""
         try:
             return check(now)
         except (OperationalError, InterfaceError):
@@ -155,7 +159,8 @@ class Housekeeping:
 
     def reminders(self, now: datetime) -> bool:
         """Re-alert acknowledged alarms still active past their priority's reminder interval (PER_TICK a tick)."""
-        return alarms_remind(now=now, limit=PER_TICK) >= PER_TICK
+        skipped, run = self.rows.skipped("reminders", now), self.rows.runner(now)
+        return alarms_remind(now=now, limit=PER_TICK, exclude=skipped, run=run) >= PER_TICK
 
     def starts_due_by(self, moment: datetime) -> bool:
         cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])
@@ -181,7 +186,8 @@ class Housekeeping:
         tried again next tick, never lost with the others, and its delivery is not posted again meanwhile (a page
         sent twice); the outcome of a delivery whose pump was deleted meanwhile has nothing left to record.
         """
-        escalated = alarms_escalate(now=now, limit=PER_TICK)
+        skipped, run = self.rows.skipped("escalations", now), self.rows.runner(now)
+        escalated = alarms_escalate(now=now, limit=PER_TICK, exclude=skipped, run=run)
         kept, self.unrecorded = self.unrecorded, {}
         for unrecorded in [*kept.values(), *map(Unrecorded, self.webhooks.finished())]:
             self.outcome_record(unrecorded, now)
@@ -239,10 +245,7 @@ class Housekeeping:
             if as_of is None or as_of - waiting_from <= timeout:
                 continue
             judged += 1
-            try:
-                infusion_time_out(infusion_id=infusion_id)
-            except PumpStreamError as exc:  # confirmed or cancelled meanwhile
-                logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
+            self.rows.run("starts", infusion_id, partial(_time_out, infusion_id), now)
         return self.starts_after is not None and judged > 0  # a page all held is no reason to hurry
 
     def overdue_commands(self, now: datetime) -> bool:
@@ -262,7 +265,8 @@ class Housekeeping:
         left = 0
         for device_id in found:
             as_of = self.silence_as_of(device_id, now)
-            if as_of is not None and pump_silence_check(device_id=device_id, now=as_of):
+            silenced = partial(pump_silence_check, device_id=device_id, now=as_of)
+            if as_of is not None and self.rows.run("silence", device_id, silenced, now):
                 logger.warning("pump silent while infusing", extra={"device_id": device_id})
             else:
                 left += 1
@@ -283,10 +287,10 @@ class Housekeeping:
         if self.stale_announced is None:
             self.stale_announced = stale
             return False
-        unannounced = sorted(stale - self.stale_announced)
-        for device_id in unannounced[:PER_TICK]:
-            pump_mark_stale(device_id=device_id, now=now)
-        self.stale_announced = (self.stale_announced & stale) | set(unannounced[:PER_TICK])
+        unannounced = sorted(stale - self.stale_announced - self.rows.skipped("stale", now))
+        page = [(device_id, partial(_mark_stale, device_id, now)) for device_id in unannounced[:PER_TICK]]
+        announced = {device_id for device_id, mark in page if self.rows.run("stale", device_id, mark, now)}
+        self.stale_announced = (self.stale_announced & stale) | announced
         return len(unannounced) > PER_TICK
 
     def change_log_prune(self, now: datetime) -> None:
@@ -297,3 +301,18 @@ class Housekeeping:
         deleted = change_log_prune(before=now - timedelta(seconds=settings.PUMPSTREAM["CHANGE_LOG_KEEP_S"]))
         if deleted:
             metrics.CHANGE_LOG_PRUNED.inc(deleted)
+
+
+def _time_out(infusion_id: str) -> int:
+    """Time out one overdue start; 0 if it was confirmed or cancelled meanwhile."""
+    try:
+        infusion_time_out(infusion_id=infusion_id)
+    except PumpStreamError as exc:
+        logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
+        return 0
+    return 1
+
+
+def _mark_stale(device_id: str, now: datetime) -> int:
+    pump_mark_stale(device_id=device_id, now=now)
+    return 1
