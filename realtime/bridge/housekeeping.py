@@ -19,7 +19,6 @@ than one already seen can commit after it and go unnoticed: the check then wakes
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -42,17 +41,14 @@ from devices.housekeeping_selectors import (
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
-from devices.services.deliveries import (
-    escalation_deliveries_due,
-    escalation_delivery_give_up,
-    escalation_delivery_record,
-)
+from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
 from realtime import metrics
+from realtime.bridge.outcomes import Unrecorded, outcome_record
 from realtime.bridge.rows import RowGuard
-from realtime.bridge.webhooks import Outcome, WebhookSender
+from realtime.bridge.webhooks import WebhookSender
 
 logger = logging.getLogger(__name__)
 # Rows each check handles per tick: a mass event (a ward's switch down) in short pages, messages committed between
@@ -64,16 +60,6 @@ SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
 HELD_UNTIL_SETTLED = ("silence", "starts")
-UNRECORDED_TICKS_MAX = 10  # ticks a webhook outcome that fails to be recorded (not for the database) is kept
-
-
-@dataclass
-class Unrecorded:
-    """A webhook outcome not recorded yet: the ticks its recording failed for itself, and whether that was logged."""
-
-    outcome: Outcome
-    failures: int = 0
-    logged: bool = False
 
 
 def timeouts(*names: str) -> Callable[[], list[float]]:
@@ -190,41 +176,13 @@ class Housekeeping:
         escalated = alarms_escalate(now=now, limit=PER_TICK, exclude=skipped, run=run)
         kept, self.unrecorded = self.unrecorded, {}
         for unrecorded in [*kept.values(), *map(Unrecorded, self.webhooks.finished())]:
-            self.outcome_record(unrecorded, now)
+            if not outcome_record(unrecorded, now, self.rows):  # kept: tried again next tick (`outcomes.py`)
+                self.unrecorded[unrecorded.outcome[0]] = unrecorded
         exclude = self.webhooks.in_flight | set(self.unrecorded)
         due = escalation_deliveries_due(now=now, exclude=exclude, limit=PER_TICK)
         for delivery_id, url, body in due:
             self.webhooks.submit(delivery_id, url, body)
         return escalated >= PER_TICK or len(due) >= PER_TICK
-
-    def outcome_record(self, unrecorded: Unrecorded, now: datetime) -> None:
-        """Record one webhook outcome, or keep it for the next tick (logged once).
-
-        While the database is unavailable (locked, connection lost) it is kept however long that lasts. Any other
-        failure is this outcome's own (a row the code cannot store): after UNRECORDED_TICKS_MAX such ticks it is
-        given up (`escalation_delivery_give_up`: the delivery ends as the post did, a dead letter says why, counted)
-        instead of being retried and logged every tick for ever with its page neither posted nor dead-lettered.
-        """
-        delivery_id, delivered, error = unrecorded.outcome
-        extra = {"delivery_id": delivery_id, "delivered": delivered}
-        try:
-            if unrecorded.failures < UNRECORDED_TICKS_MAX:
-                escalation_delivery_record(delivery_id=delivery_id, delivered=delivered, error=error, now=now)
-                return
-            escalation_delivery_give_up(delivery_id=delivery_id, delivered=delivered, error=error,
-                                        why="its outcome could not be recorded", now=now)  # fmt: skip
-            metrics.ESCALATION_OUTCOMES_GIVEN_UP.inc()
-            logger.error("escalation webhook outcome given up", extra={**extra, "tries": unrecorded.failures})
-            return
-        except (OperationalError, InterfaceError):  # the database, not this outcome: kept, not counted
-            if not unrecorded.logged:
-                logger.warning("escalation webhook outcome not recorded yet: database unavailable", extra=extra)
-        except Exception:  # this outcome's own failure: kept for the next tick, given up after a bound
-            unrecorded.failures += 1
-            if not unrecorded.logged:
-                logger.exception("escalation webhook outcome not recorded yet", extra=extra)
-        unrecorded.logged = True
-        self.unrecorded[delivery_id] = unrecorded
 
     def confirmation_timeouts(self, now: datetime) -> bool:
         """Pending starts unconfirmed CONFIRMATION_TIMEOUT_S after their START was published (or, never published,

@@ -14,8 +14,10 @@ from devices.models import Alarm, DeadLetter, Device, EscalationDelivery
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource, AlarmState, DeliveryState
-from realtime.bridge import housekeeping as housekeeping_module
-from realtime.bridge.housekeeping import UNRECORDED_TICKS_MAX, Housekeeping
+from realtime import metrics
+from realtime.bridge import outcomes as outcomes_module
+from realtime.bridge.housekeeping import Housekeeping
+from realtime.bridge.outcomes import UNRECORDED_TICKS_MAX
 from tests.factories import make_device, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -74,14 +76,14 @@ def test_a_page_whose_pump_was_deleted_meanwhile_does_not_stop_the_others_being_
 def test_an_outcome_that_cannot_be_recorded_now_is_kept_and_its_page_not_posted_again(paging, monkeypatch):
     housekeeping, start = paging
     housekeeping.webhooks.answer()
-    real, failing = housekeeping_module.escalation_delivery_record, {"PAGE_B"}
+    real, failing = outcomes_module.escalation_delivery_record, {"PAGE_B"}
 
     def record(*, delivery_id, **outcome):
         if EscalationDelivery.objects.get(pk=delivery_id).alarm.device.device_id in failing:
             raise OperationalError("database is locked")
         return real(delivery_id=delivery_id, **outcome)
 
-    monkeypatch.setattr(housekeeping_module, "escalation_delivery_record", record)
+    monkeypatch.setattr(outcomes_module, "escalation_delivery_record", record)
     housekeeping.escalations(start + timedelta(seconds=3))  # PAGE_B's delivery is due a retry by now, if pending
     states = dict(EscalationDelivery.objects.values_list("alarm__device__device_id", "state"))
     assert states["PAGE_A"] == states["PAGE_C"] == DeliveryState.DELIVERED, "one failure lost the other outcomes"
@@ -95,14 +97,14 @@ def test_an_outcome_that_cannot_be_recorded_now_is_kept_and_its_page_not_posted_
 
 def fail_to_record(monkeypatch, failing: set[str], error: Exception) -> None:
     """Recording the outcome of the pages of the pumps in `failing` raises `error`."""
-    real = housekeeping_module.escalation_delivery_record
+    real = outcomes_module.escalation_delivery_record
 
     def record(*, delivery_id, **outcome):
         if EscalationDelivery.objects.get(pk=delivery_id).alarm.device.device_id in failing:
             raise error
         return real(delivery_id=delivery_id, **outcome)
 
-    monkeypatch.setattr(housekeeping_module, "escalation_delivery_record", record)
+    monkeypatch.setattr(outcomes_module, "escalation_delivery_record", record)
 
 
 @pytest.mark.parametrize("delivered", [False, True], ids=["post-failed", "post-delivered"])
@@ -112,7 +114,7 @@ def test_an_outcome_that_can_never_be_recorded_is_given_up_dead_lettered_and_log
     housekeeping, start = paging
     housekeeping.webhooks.answer(delivered=delivered)
     fail_to_record(monkeypatch, {"PAGE_B"}, ValueError("a row this code cannot store"))
-    caplog.set_level(logging.INFO, logger=housekeeping_module.__name__)
+    caplog.set_level(logging.INFO, logger=outcomes_module.__name__)
     ticks = UNRECORDED_TICKS_MAX + 20
     for tick in range(ticks):
         housekeeping.escalations(start + timedelta(seconds=1 + tick / 2))
@@ -144,3 +146,38 @@ def test_a_database_outage_is_not_mistaken_for_an_unrecordable_outcome(paging, m
     housekeeping.escalations(start + timedelta(seconds=60))
     assert EscalationDelivery.objects.get(alarm__device__device_id="PAGE_B").state == DeliveryState.DELIVERED
     assert not DeadLetter.objects.exists()
+
+
+def test_an_outcome_that_cannot_even_be_given_up_is_logged_counted_and_bounded(paging, monkeypatch, caplog):
+    """Giving an unrecordable outcome up failed too: it was tried every tick with no log after the first, for ever,
+    its page neither posted again nor dead-lettered, nobody told. Now it is logged once at error level, counted,
+    tried again after a doubling delay (not every tick), dead-lettered after a bound, and given up once it can be."""
+    housekeeping, start = paging
+    housekeeping.webhooks.answer(delivered=False)
+    fail_to_record(monkeypatch, {"PAGE_B"}, ValueError("a row this code cannot store"))
+    give_up, tries = outcomes_module.escalation_delivery_give_up, []
+
+    def failing_give_up(**kwargs):
+        tries.append(kwargs["delivery_id"])
+        raise ValueError("cannot give it up either")
+
+    monkeypatch.setattr(outcomes_module, "escalation_delivery_give_up", failing_give_up)
+    failures = metrics.HOUSEKEEPING_ROW_FAILURES.labels(check="outcomes")
+    before = failures._value.get()
+    caplog.set_level(logging.INFO)
+    for tick in range(400):  # 200 s of ticks
+        housekeeping.escalations(start + timedelta(seconds=1 + tick / 2))
+    delivery = EscalationDelivery.objects.get(alarm__device__device_id="PAGE_B")
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and getattr(r, "row_id", None) == delivery.pk]
+    assert errors and errors[0].getMessage().startswith("housekeeping row failed"), "its failure was never logged"
+    assert len(errors) <= 2, f"logged {len(errors)} times at error level (once, then once when dead-lettered)"
+    assert 1 < len(tries) < 20, f"given up {len(tries)} times in 400 ticks: tried every tick, or never again"
+    assert failures._value.get() - before == len(tries), "each failure to give it up is counted"
+    letters = DeadLetter.objects.filter(source="housekeeping", reason="row_failed", topic=f"outcomes/{delivery.pk}")
+    assert letters.count() == 1, "after a bound it is dead-lettered (once)"
+    assert housekeeping.webhooks.posted.count(delivery.pk) == 1, "the page was posted again"
+    monkeypatch.setattr(outcomes_module, "escalation_delivery_give_up", give_up)
+    housekeeping.escalations(start + timedelta(seconds=600))
+    assert EscalationDelivery.objects.get(pk=delivery.pk).state == DeliveryState.DEAD
+    assert Alarm.objects.filter(device__device_id="PAGE_B", type="escalation_failed", state=AlarmState.ACTIVE).exists()
+    assert delivery.pk not in housekeeping.unrecorded
