@@ -5,27 +5,35 @@ A START waits for its PUBACK until its own deadline: the broker may still delive
 pending, is what ends it (done when the pump confirms, superseded when the order times out or is cancelled).
 Commands past their deadline are ended by housekeeping (`commands_end_overdue`), after this outbox's tick of the
 same moment; every move goes through the command service, which also re-checks each command just before it is
-published (`command_publish_check`).
+published (`command_publish_check`). Each command is guarded on its own (`rows.py`): one that cannot be published,
+or whose PUBACK cannot be recorded (not the database's fault), is logged once, counted and skipped a while, and
+holds back no other; one whose PUBACK could not be recorded stays in flight until its deadline fails it.
 """
 
 import logging
 import queue
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.utils import timezone
 
+from devices.models import Command
 from devices.selectors import commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance, command_publish_check, command_published
 from devices.states import CommandKind, CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
 from realtime import metrics
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.link import BrokerLink
+from realtime.bridge.rows import RowGuard
 
 logger = logging.getLogger(__name__)
 PUBLISH_PER_TICK = 100
+DISCONNECTED = -1
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class CommandOutbox:
         self.link = link
         self.in_flight: dict[int, InFlight] = {}
         self.acked: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.rows = RowGuard()  # commands that failed for themselves: skipped a while (`rows.py`)
+        self.unsettled: list[int] = []  # PUBACKs whose recording failed for itself: tried again until the deadline
 
     def tick(self, now: datetime) -> None:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
@@ -61,19 +71,24 @@ class CommandOutbox:
         reply on the same connection, so settling first lets the reply (a pump pausing at once) find its
         command `sent` and complete it, instead of the command turning `sent` after it was done.
         """
+        unsettled, self.unsettled = self.unsettled, []
         while True:
             try:
-                mid = self.acked.get_nowait()
+                mid = unsettled.pop() if unsettled else self.acked.get_nowait()
             except queue.Empty:
                 return
             flight = self.in_flight.get(mid)
             if flight is None:
                 continue
+            settle = partial(self._move, flight.device_id, flight.command_pk, CommandState.SENT, now)
             try:
-                self._move(flight.device_id, flight.command_pk, CommandState.SENT, now)
-            except Exception:
-                self.acked.put(mid)  # still in flight: settled on a later try
+                settled = self.rows.run("outbox_acks", flight.command_pk, _counted(settle), now)
+            except INFRASTRUCTURE_ERRORS:  # the database's: still in flight, settled on a later try
+                self.unsettled += [*unsettled, mid]
                 raise
+            if not settled:  # its own fault (logged once) or skipped a while: in flight until its deadline fails it
+                self.unsettled.append(mid)
+                continue
             del self.in_flight[mid]
             metrics.COMMANDS_PUBLISHED.labels(outcome="sent").inc()
 
@@ -82,32 +97,51 @@ class CommandOutbox:
             if now >= flight.deadline:
                 self.link.forget(mid)
                 del self.in_flight[mid]
-                self._move(flight.device_id, flight.command_pk, CommandState.FAILED, now,
-                           error="the broker did not acknowledge the command in time")  # fmt: skip
-                metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
+                self.rows.forget("outbox_acks", flight.command_pk)
+                fail = partial(self._move, flight.device_id, flight.command_pk, CommandState.FAILED, now,
+                               error="the broker did not acknowledge the command in time")  # fmt: skip
+                if self.rows.run("outbox", flight.command_pk, _counted(fail), now):
+                    metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
     def _publish_queued(self, now: datetime) -> None:
         in_flight = [flight.command_pk for flight in self.in_flight.values()]
-        waiting = commands_to_publish(now=now, in_flight=in_flight, limit=PUBLISH_PER_TICK)
-        ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
+        skipped = self.rows.skipped("outbox", now)
+        waiting = commands_to_publish(now=now, in_flight=[*in_flight, *skipped], limit=PUBLISH_PER_TICK)
         for command in waiting:
-            if not command_publish_check(command=command, now=now):
-                continue  # the service withdrew it (the server's own STOP to a pump now running that order)
-            envelope = command_envelope_build(kind=command.kind, payload=command.payload,
-                                              command_id=str(command.command_id), expires_at=command.expires_at,
-                                              now=timezone.now())  # fmt: skip
-            body = envelope.encoded()
-            expiry_s = int((command.expires_at - now).total_seconds())
-            mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
-            if mid is None:
+            if self.rows.run("outbox", command.pk, partial(self._publish, command, now), now) == DISCONNECTED:
                 return  # disconnected meanwhile: the command stays queued, visibly
-            deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
-            self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline)
-            command_published(command=command)  # a START's deadline from its publication, stored once it went
-            logger.info("command published", extra={"device_id": command.device.device_id,
-                                                    "command_id": str(command.command_id)})  # fmt: skip
+
+    def _publish(self, command: Command, now: datetime) -> int:
+        """Publish one queued command (re-checked by the service first); DISCONNECTED if the link went away."""
+        ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
+        if not command_publish_check(command=command, now=now):
+            return 0  # the service withdrew it (the server's own STOP to a pump now running that order)
+        envelope = command_envelope_build(kind=command.kind, payload=command.payload,
+                                          command_id=str(command.command_id), expires_at=command.expires_at,
+                                          now=timezone.now())  # fmt: skip
+        body = envelope.encoded()
+        expiry_s = int((command.expires_at - now).total_seconds())
+        mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
+        if mid is None:
+            return DISCONNECTED
+        deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
+        self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline)
+        command_published(command=command)  # a START's deadline from its publication, stored once it went
+        logger.info("command published", extra={"device_id": command.device.device_id,
+                                                "command_id": str(command.command_id)})  # fmt: skip
+        return 1
 
     @staticmethod
     def _move(device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> None:
         """Through the command service (its lock and legality check): a command that moved on meanwhile stays."""
         command_advance(device_id=device_id, command_pk=command_pk, to=to, now=now, error=error)
+
+
+def _counted(move: Callable[[], None]) -> Callable[[], int]:
+    """A move as a guarded row's handling: 1 once done."""
+
+    def handled() -> int:
+        move()
+        return 1
+
+    return handled

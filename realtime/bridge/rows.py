@@ -73,6 +73,11 @@ class RowGuard:
             metrics.HOUSEKEEPING_ROWS_SKIPPED.labels(check=check).dec()
         return result
 
+    def forget(self, check: str, row_id: RowId) -> None:
+        """Drop a failed row that left the check's rows some other way (a command failed at its deadline)."""
+        if self.faults.pop((check, row_id), None) is not None:
+            metrics.HOUSEKEEPING_ROWS_SKIPPED.labels(check=check).dec()
+
     def _failed(self, check: str, row_id: RowId, exc: Exception, now: datetime) -> bool:
         """Count, skip and, after ROW_FAILURES_DEAD failures, dead-letter a row; True at its first failure."""
         metrics.HOUSEKEEPING_ROW_FAILURES.labels(check=check).inc()

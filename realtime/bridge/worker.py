@@ -213,7 +213,12 @@ class Bridge:
         self._next_tick = clock + self.limits.tick_s
         try:
             now = timezone.now()
-            self.outbox.tick(now)
+            try:
+                self.outbox.tick(now)
+            except OperationalError:
+                raise
+            except Exception:  # the outbox's own fault (its rows are guarded one by one): housekeeping still runs
+                logger.exception("command outbox failed")
             if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
                 self._next_housekeeping = clock + self.limits.housekeeping_s
                 self.housekeeping.tick(now, connected_since=self.link.connected_since)
