@@ -1,4 +1,4 @@
-"""Per-row guard of the housekeeping checks: a row that one check cannot handle never stops the rows after it.
+"""Per-row guard of the housekeeping checks and the command outbox: a row one cannot handle never stops the others.
 
 A row whose handling raises anything but a database error (a row the code cannot handle, every tick alike) is
 logged once with its check and id (`housekeeping row failed`), counted in
