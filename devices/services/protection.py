@@ -50,7 +50,7 @@ def alarm_flood_raise(
         total = Counter(earlier.get("shed", {})) + Counter(shed)
         shown = _types_named(earlier)
         named, dropped = shed_types_named(shown, _types_given(alarm_types))
-        seen = dict(earlier.get("typesSeen") or shown)  # an alarm raised before `typesSeen`: what it names
+        seen = dict(earlier["typesSeen"] if "typesSeen" in earlier else shown)  # raised before it: what it names
         news, not_remembered = shed_types_remember(seen, named, before=shown)
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(total.items()))
         others = earlier.get("otherTypes", False) or dropped or more_types
