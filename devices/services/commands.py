@@ -6,7 +6,9 @@ is also the `expiresAt` the pump is told. A STOP or PAUSE that does not end `don
 `command_not_carried_out` alarm: a person must act at the pump.
 """
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +21,7 @@ from devices.housekeeping_selectors import commands_overdue, start_lifetime
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record
+from devices.services.rows import RowRun, row_run_plain
 from devices.states import (
     COMMAND_TRANSITIONS,
     COMMAND_UNSETTLED_STATES,
@@ -273,16 +276,21 @@ def command_published(*, command: Command) -> None:
             change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
 
 
-def commands_end_overdue(*, now: datetime, limit: int = 100) -> int:
-    """End the commands past their deadline: `expired` if never published, `failed` if the pump did not act."""
-    ended = 0
-    for pk, device_id, state in commands_overdue(by=now).values_list("pk", "device__device_id", "state")[:limit]:
-        if state == CommandState.QUEUED:
-            to, error = CommandState.EXPIRED, "expired before it could be sent"
-        else:
-            to, error = CommandState.FAILED, "the pump did not act on it in time"
-        ended += command_advance(device_id=device_id, command_pk=pk, to=to, now=now, error=error)
-    return ended
+def commands_end_overdue(
+    *, now: datetime, limit: int = 100, exclude: Collection[int] = (), run: RowRun = row_run_plain
+) -> int:
+    """End the commands past their deadline (but those in `exclude`), each through `run` (the bridge guards each)."""
+    rows = commands_overdue(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id", "state")[:limit]
+    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, state, now)) for pk, device_id, state in rows)
+
+
+def _end_overdue(pk: int, device_id: str, state: str, now: datetime) -> int:
+    """`expired` if never published, `failed` if the pump did not act."""
+    if state == CommandState.QUEUED:
+        to, error = CommandState.EXPIRED, "expired before it could be sent"
+    else:
+        to, error = CommandState.FAILED, "the pump did not act on it in time"
+    return int(command_advance(device_id=device_id, command_pk=pk, to=to, now=now, error=error))
 
 
 def command_repeat_find(

@@ -208,7 +208,8 @@ class Housekeeping:
 
     def overdue_commands(self, now: datetime) -> bool:
         """Every command ends: those past their deadline become `expired` (never sent) or `failed` (not acted on)."""
-        ended = commands_end_overdue(now=now, limit=PER_TICK)
+        skipped, run = self.rows.skipped("commands", now), self.rows.runner(now)
+        ended = commands_end_overdue(now=now, limit=PER_TICK, exclude=skipped, run=run)
         if ended:
             logger.info("commands ended at their deadline: %d", ended)
         return ended >= PER_TICK

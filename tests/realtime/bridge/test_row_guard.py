@@ -153,3 +153,20 @@ def test_one_silent_pump_that_cannot_be_alarmed_does_not_stop_the_others(setting
     Housekeeping().tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)
     alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
     assert alarmed == {"SIL_1", "SIL_2"}, f"one pump that cannot be alarmed stopped the others: {alarmed}"
+
+
+def test_one_overdue_command_that_cannot_be_ended_does_not_stop_the_others(monkeypatch):
+    from devices.models import Command
+    from devices.services import commands
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    ward = make_ward("cmds")
+    for device_id in ("CMD_A", "CMD_B"):
+        make_device(device_id, ward=ward)
+        infusion_start(device_id=device_id, order=make_order())
+    poison, good = Command.objects.order_by("created_at", "pk")
+    Command.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    failing_for(commands, "_end_overdue", {poison.pk}, monkeypatch)
+    Housekeeping().overdue_commands(timezone.now())
+    assert Command.objects.get(pk=good.pk).state == "expired", "one command that cannot be ended stopped the others"
