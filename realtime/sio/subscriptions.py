@@ -9,7 +9,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,23 @@ def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
     ):
         limits.strike(f"Expected {{deviceIds: [...]}} with 1 to {MAX_DEVICE_SUBSCRIPTIONS} valid device ids")
     return list(dict.fromkeys(value))
+
+
+def named_device_ids(event: str, data: Any) -> list[str]:
+    """The valid pump ids a device request named (none for other requests), so that its refusal can name them.
+
+    A `subscribe:devices` list longer than the cap names none: one refusal must not become thousands of `error`s.
+    """
+    if event in (events.SUBSCRIBE_DEVICE, events.UNSUBSCRIBE_DEVICE):
+        candidates = [data.get("deviceId")] if isinstance(data, dict) else []
+    elif event == events.SUBSCRIBE_DEVICES:
+        candidates = data.get("deviceIds") if isinstance(data, dict) else None
+        if not isinstance(candidates, list) or len(candidates) > MAX_DEVICE_SUBSCRIPTIONS:
+            return []
+    else:
+        return []
+    valid = (item for item in candidates if isinstance(item, str) and DEVICE_ID.fullmatch(item))
+    return list(dict.fromkeys(valid))
 
 
 def device_access(principal: Principal, device_id: str) -> str | None:
@@ -121,7 +138,7 @@ class Subscriber:
             self.limits.check_request()
             await self._dispatch(event, data)
         except RequestRefused as refused:
-            return await self._refuse(refused, event)
+            return await self._refuse(refused, event, named_device_ids(event, data))
         return True
 
     async def reject_undecodable(self, reason: str) -> bool:
@@ -134,9 +151,14 @@ class Subscriber:
             return await self._refuse(refused, "")
         return True
 
-    async def _refuse(self, refused: RequestRefused, event: str) -> bool:
+    async def _refuse(self, refused: RequestRefused, event: str, device_ids: Sequence[str] = ()) -> bool:
+        """One `error` per pump the request named (the page then knows that pump's stream is not coming), else one."""
         # the name as a string, cut: python-socketio hands over whatever JSON the client put there (`42[123]`)
-        await self.send(events.ERROR, error_body(refused.message, request=str(event)[:40]))
+        request = str(event)[:40]
+        for device_id in device_ids:
+            await self.send(events.ERROR, error_body(refused.message, request=request, deviceId=device_id))
+        if not device_ids:
+            await self.send(events.ERROR, error_body(refused.message, request=request))
         if refused.fatal:
             logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
         return not refused.fatal

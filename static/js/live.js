@@ -12,8 +12,10 @@ const DEVICE_EVENTS = EVENTS.deviceEvents;
 // Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
 const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
-// The server's `error` for a snapshot it could not read (realtime/sio/subscriptions.py SNAPSHOT_FAILED): asked again.
-const SUBSCRIBE_AGAIN = /subscribe again/i;
+const RETRY_AT_MOST_MS = 60000;
+// Refusals of a pump that are asked again later, waiting twice as long after each (realtime/sio/subscriptions.py
+// SNAPSHOT_FAILED, a snapshot not read; realtime/sio/limits.py, the connection's request rate exceeded).
+const SUBSCRIBE_LATER = /subscribe again|too many requests/i;
 
 class DeviceStream {
   constructor(deviceId, onEvent, { onSnapshot = null, onStopped = null } = {}) {
@@ -45,6 +47,7 @@ export class LiveConnection {
     this.socket.on(EVENTS.wardSummary, (payload) => this.wards.get(payload?.ward)?.(payload));
     this.socket.on(EVENTS.error, (payload) => this.onServerError(payload));
     this.stopped = new Map(); // deviceId (or "ward <code>") -> why the server no longer sends its events
+    this.refusals = new Map(); // deviceId -> refusals in a row (each retry waits twice as long as the last)
     this.stopListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
@@ -67,13 +70,14 @@ export class LiveConnection {
   unsubscribeDevice(deviceId) {
     this.devices.delete(deviceId);
     this.stopped.delete(deviceId);
+    this.refusals.delete(deviceId);
     this.renderBanner();
     if (this.socket.connected) this.socket.emit(EVENTS.unsubscribeDevice, { deviceId });
   }
 
-  /** Whether the pump's events arrive: connected, and the server has not stopped sending them. */
+  /** Whether the pump's events arrive: connected, and the server has not stopped sending them (nor is asked again). */
   isReceiving(deviceId) {
-    return this.isLive && this.devices.has(deviceId);
+    return this.isLive && this.devices.has(deviceId) && !this.stopped.has(deviceId);
   }
 
   /** Watch a ward's coalesced overview ("*" for every pump the user may see). */
@@ -144,14 +148,22 @@ export class LiveConnection {
     const expected = payload.snapshotEvents;
     const whole = Boolean(stream.onSnapshot) && Number.isInteger(expected);
     stream.snapshot = whole ? { seq: payload.seq, expected, events: [] } : null;
-    if (whole && expected <= 0) this.snapshotComplete(stream);
+    if (!whole) this.resumed(stream);
+    else if (expected <= 0) this.snapshotComplete(stream);
   }
 
   /** Hand the snapshot's events over at once: the page replaces what it held for the pump with them. */
   snapshotComplete(stream) {
     const { events } = stream.snapshot;
     stream.snapshot = null;
+    this.resumed(stream);
     stream.onSnapshot(events);
+  }
+
+  /** A pump subscribed again after a refusal: live again once its snapshot is here. */
+  resumed(stream) {
+    this.refusals.delete(stream.deviceId);
+    if (this.stopped.delete(stream.deviceId)) this.renderBanner();
   }
 
   /** `listener({deviceId | ward, message})` when the server stops sending a pump or a ward feed of this page. */
@@ -165,7 +177,8 @@ export class LiveConnection {
       this.wardStopped(payload.ward, String(payload.message ?? "refused"));
       return;
     }
-    const stream = this.devices.get(payload?.deviceId);
+    // a refused unsubscribe names its pump too: the page no longer waits for it (or subscribed it anew since)
+    const stream = payload?.request === EVENTS.unsubscribeDevice ? null : this.devices.get(payload?.deviceId);
     if (!stream) {
       console.warn("PumpStream server refused a request:", payload);
       return;
@@ -177,12 +190,23 @@ export class LiveConnection {
     this.renderBanner();
     stream.onStopped?.(message);
     for (const listener of this.stopListeners) listener({ deviceId: stream.deviceId, message });
-    if (!SUBSCRIBE_AGAIN.test(message)) return;
+    if (SUBSCRIBE_LATER.test(message)) this.subscribeLater(stream, message);
+  }
+
+  /** Subscribe a refused pump again after 3 s, twice as long after each further refusal (60 s at most); it stays
+   * "Not live" until its snapshot is here. */
+  subscribeLater(stream, message) {
+    const { deviceId } = stream;
+    const refusals = this.refusals.get(deviceId) ?? 0;
+    this.refusals.set(deviceId, refusals + 1);
     const again = () => {
-      if (!this.stopped.has(stream.deviceId)) return; // unsubscribed, or subscribed anew, meanwhile
-      this.subscribeDevice(stream.deviceId, stream.onEvent, { onSnapshot: stream.onSnapshot, onStopped: stream.onStopped });
+      if (!this.stopped.has(deviceId) || this.devices.has(deviceId)) return; // unsubscribed or subscribed anew
+      this.devices.set(deviceId, new DeviceStream(deviceId, stream.onEvent, stream));
+      this.stopped.set(deviceId, `${message}; subscribing again`);
+      this.renderBanner();
+      if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
     };
-    setTimeout(again, RETRY_AFTER_REFUSAL_MS);
+    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS));
   }
 
   /** A ward feed the server stopped (no longer permitted to watch the ward, or the ward removed). */

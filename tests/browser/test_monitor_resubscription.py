@@ -137,3 +137,26 @@ def test_a_monitor_no_longer_permitted_says_it_is_not_live(open_page, stack):
         expect(notice).to_be_visible()
     finally:
         pump.close()
+
+
+def test_a_monitor_whose_subscribe_is_rate_limited_is_not_live_until_it_subscribed_again(open_page, stack):
+    """A refused `subscribe:device` that named no pump (the rate limit) left the monitor waiting under "Live" for a
+    snapshot that never came; now the refusal names the pump, the page says it is not live and asks again later."""
+    ward = make_ward("rv3q")
+    make_device("RV3_RATE", ward=ward, bed="6", has_presence=True)
+    nurse = make_user("rv3q-nurse", ward=ward)
+    page = open_page(nurse, "/devices/RV3_RATE/")
+    banner, notice = page.locator("#connection-banner"), page.locator("#mon-not-live")
+    expect(banner).to_have_text("Live")
+    page.evaluate("""() => {
+        const live = window.pumpstreamLive;
+        for (let n = 0; n < 61; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "RV3_OTHER"});
+        live.resubscribe(live.devices.get("RV3_RATE"));  // as after a missed event: refused, no tokens left
+    }""")
+    expect(banner).to_have_attribute("data-state", "stopped", timeout=5_000)
+    expect(banner).to_contain_text("Too many requests")
+    expect(notice).to_be_visible()
+    expect(page.locator("#monitor")).to_have_attribute("data-receiving", "false")
+    expect(banner).to_have_text("Live", timeout=15_000)  # asked again once the rate allowed it
+    expect(notice).to_be_hidden()
+    expect(page.locator("#monitor")).to_have_attribute("data-receiving", "true")

@@ -119,7 +119,8 @@ def test_pump_of_another_ward_is_refused(daphne_server, icu_nurse, clients):
 def test_unknown_device_gets_the_error(daphne_server, icu_nurse, clients):
     client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     assert client.subscribe("PUMP_NOPE") == (events.ERROR, {"message": "Invalid Device ID",
-                                                             "request": events.SUBSCRIBE_DEVICE})  # fmt: skip
+                                                             "request": events.SUBSCRIBE_DEVICE,
+                                                             "deviceId": "PUMP_NOPE"})  # fmt: skip
 
 
 def test_malformed_requests_get_errors_and_abusers_are_disconnected(daphne_server, icu_nurse, clients):
