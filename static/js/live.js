@@ -262,7 +262,9 @@ export class LiveConnection {
   }
 }
 
-/** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data). */
+/** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data).
+ * `onSignedOut(signedOut)` is told each poll whether the session has ended; without it, a page whose session ended
+ * (401) reloads, and the server asks to sign in: it must not go on showing what it no longer receives. */
 export function watchBridge(
   initial,
   { banner = document.getElementById("degraded-banner"), url, everyMs = 5000, onHealth, onSignedOut } = {},
@@ -279,7 +281,8 @@ export function watchBridge(
     try {
       const sentAt = Date.now();
       const response = await fetch(url, { credentials: "same-origin" });
-      onSignedOut?.(response.status === 401 || response.status === 403);
+      if (onSignedOut) onSignedOut(response.status === 401 || response.status === 403);
+      else if (response.status === 401) window.location.reload(); // the sign-in page, with `next` back here
       if (!response.ok) return;
       const bridge = await response.json();
       noteServerTime(bridge.serverNow, sentAt); // keeps the page's estimate of the server's clock honest

@@ -52,6 +52,10 @@
   async function poll() {
     try {
       const response = await fetch("/ops/status.json", { credentials: "same-origin" });
+      if (response.redirected) {
+        window.location.reload(); // the session ended (sent to sign in): the server asks to sign in again
+        return;
+      }
       if (response.ok) render(await response.json());
       else document.getElementById("ops-banner").textContent = `Operations data unavailable (HTTP ${response.status})`;
     } catch (error) {
