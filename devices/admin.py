@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
+from devices import admin_axes  # noqa: F401  (axes' sign-in records, without its unguarded action)
 from devices.admin_forms import AlarmResolveForm, DeviceAdminForm
 from devices.exceptions import PumpStreamError
 from devices.models import (

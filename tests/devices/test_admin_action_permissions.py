@@ -1,6 +1,7 @@
 """Every admin action that changes data names the permission it needs: the view permission alone runs none of them."""
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -24,11 +25,12 @@ def staff_who_may_only_view(*codenames: str):
 
 
 def test_every_admin_action_names_its_permission():
-    """An action without `permissions=` is offered to whoever may see the change list (Django's default)."""
+    """An action without `permissions=` is offered to whoever may see the change list (Django's default): every
+    model admin of the site, third-party ones (django-axes') included."""
+    assert admin.site.is_registered(AccessAttempt), "precondition: axes' admin is part of the site"
     unguarded = [
-        f"{model.__name__}.{name}"
+        f"{model._meta.label}.{name}"
         for model, model_admin in admin.site._registry.items()
-        if model._meta.app_label == "devices"
         for func, name, _description in model_admin._get_base_actions()
         if not getattr(func, "allowed_permissions", None)
     ]
@@ -64,3 +66,23 @@ def test_a_view_only_staff_member_cannot_end_a_record_or_resolve_an_alarm(client
                                           "note": "looked only"})  # fmt: skip
     assert InfusionSession.objects.get(pk=session.pk).status == session.status, "view-only ended a record"
     assert Alarm.objects.get(pk=alarm.pk).state == "active", "view-only resolved an alarm"
+
+
+def test_no_staff_member_clears_sign_in_attempts_with_axes_action(client, admin_user):
+    """axes' "Clean up expired attempts" had no `permissions=`: offered to view-only staff, it crashed (500) and
+    would have deleted current lock-outs; it is not offered, and deleting attempts needs the delete permission."""
+    attempt = AccessAttempt.objects.create(
+        username="nurse", ip_address="10.0.0.9", failures_since_start=5, user_agent="t", http_accept="", path_info="/"
+    )
+    for user in (staff_who_may_only_view("view_accessattempt"), admin_user):
+        client.force_login(user)
+        page = client.get("/admin/axes/accessattempt/")
+        assert page.status_code == 200, "precondition: staff may look"
+        assert b"cleanup_expired_attempts" not in page.content, f"axes' action offered to {user.username}"
+        response = client.post("/admin/axes/accessattempt/",
+                               {"action": "cleanup_expired_attempts", "_selected_action": [attempt.pk]})  # fmt: skip
+        assert response.status_code < 500, f"running axes' action as {user.username} failed"
+    assert AccessAttempt.objects.filter(pk=attempt.pk).exists(), "a current lock-out was cleared"
+    client.post("/admin/axes/accessattempt/", {"action": "delete_selected", "_selected_action": [attempt.pk],
+                                               "post": "yes"})  # fmt: skip
+    assert not AccessAttempt.objects.filter(pk=attempt.pk).exists(), "the delete permission must delete attempts"
