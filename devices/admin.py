@@ -23,7 +23,14 @@ from devices.models import (
 )
 from devices.services.accounts import service_account_create, service_account_revoke
 from devices.services.alarm_rules import alarm_resolve
-from devices.services.registration import pump_register, pump_registration_save, ward_delete, ward_delete_blockers
+from devices.services.registration import (
+    pump_delete,
+    pump_delete_blockers,
+    pump_register,
+    pump_registration_save,
+    ward_delete,
+    ward_delete_blockers,
+)
 from devices.services.requests import infusion_record_end
 from devices.states import AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
@@ -113,6 +120,33 @@ class DeviceAdmin(admin.ModelAdmin):
         if getattr(request, "pumpstream_edit_refused", False):
             return HttpResponseRedirect(request.path)
         return super().response_change(request, obj)
+
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
+        """Django's, with a pump in use (an infusion on, an active alarm) shown as protected: the page then refuses,
+        saying so rather than that its alarm records may not be deleted (Django shows only that when both hold)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        in_use = [f"{blocker} (resolve the alarm or end the infusion first)" for device in objs
+                  for blocker in pump_delete_blockers(device=device)]  # fmt: skip
+        return deleted, counts, set() if in_use else perms_needed, [*protected, *in_use]
+
+    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+        """Through `pump_delete`: refused, under the pump's lock, if it came into use since the page was shown."""
+        self.delete_queryset(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        """Pump by pump through `pump_delete`; a refusal is said, and Django's "deleted" is not (`message_user`)."""
+        for device in queryset:
+            try:
+                pump_delete(device=device)
+            except PumpStreamError as exc:
+                request.pumpstream_delete_refused = True
+                self.message_user(request, exc.message, messages.ERROR)
+
+    def message_user(self, request: HttpRequest, message: str, level: int = messages.INFO, *args, **kwargs) -> None:
+        """Django's, except its success message after a deletion that was refused (all or in part)."""
+        if level == messages.SUCCESS and getattr(request, "pumpstream_delete_refused", False):
+            return
+        super().message_user(request, message, level, *args, **kwargs)
 
     @admin.display(description="connectivity")
     def connectivity(self, obj: Device) -> str:

@@ -1,10 +1,11 @@
-"""An administrator's edit of a registered pump (its name, ward, bed, limits, ...) or deletion of a ward: the one road,
-like any change."""
+"""An administrator's edit (its name, ward, bed, limits, ...) or deletion of a registered pump, or deletion of a ward:
+the one road, like any change."""
 
 from collections.abc import Collection
 from typing import Any
 
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
@@ -114,3 +115,26 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)
         ward.delete()
+
+
+def pump_delete_blockers(*, device: Device) -> list[str]:
+    """What keeps a pump from being deleted besides its records (infusions, commands: protected by the database):
+    an infusion on or an active alarm (`pumps_in_use_blockers`). Deleted, its alarms would go with it, unresolved
+    and unannounced, and its screens would go on showing them."""
+    return pumps_in_use_blockers(devices=[device])
+
+
+def pump_delete(*, device: Device) -> None:
+    """Delete a registered pump that was never used for an infusion or a command; refused (`pump_in_use`) while it
+    has an infusion on or an active alarm, checked under its lock (an alarm raised meanwhile waits, then refuses)."""
+    with transaction.atomic():
+        stored = device_lock(device_id=device.device_id)
+        blockers = pump_delete_blockers(device=stored)
+        if blockers:
+            raise PumpStreamError(f"Pump {stored.device_id} is in use ({'; '.join(blockers)}): it cannot be deleted",
+                                  code="pump_in_use")  # fmt: skip
+        try:
+            stored.delete()
+        except ProtectedError as exc:
+            raise PumpStreamError(f"Pump {stored.device_id} has infusion or command records: it cannot be deleted",
+                                  code="pump_in_use") from exc  # fmt: skip
