@@ -65,6 +65,15 @@ def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def refused_targets(event: str, data: Any) -> list[dict[str, str]]:
+    """What a refusal of this request names (`{"deviceId": ...}` per valid pump id, or `{"ward": ...}`), so that the
+    client knows which stream is not coming; nothing for other requests (a refused `silence:ward` stops no feed)."""
+    if event in (events.SUBSCRIBE_WARD, events.UNSUBSCRIBE_WARD):
+        ward = data.get("ward") if isinstance(data, dict) else None
+        return [{"ward": ward}] if isinstance(ward, str) and WARD_OR_ALL.fullmatch(ward) else []
+    return [{"deviceId": device_id} for device_id in named_device_ids(event, data)]
+
+
 def named_device_ids(event: str, data: Any) -> list[str]:
     """The valid pump ids a device request named (none for other requests), so that its refusal can name them.
 
@@ -138,7 +147,7 @@ class Subscriber:
             self.limits.check_request()
             await self._dispatch(event, data)
         except RequestRefused as refused:
-            return await self._refuse(refused, event, named_device_ids(event, data))
+            return await self._refuse(refused, event, refused_targets(event, data))
         return True
 
     async def reject_undecodable(self, reason: str) -> bool:
@@ -151,14 +160,12 @@ class Subscriber:
             return await self._refuse(refused, "")
         return True
 
-    async def _refuse(self, refused: RequestRefused, event: str, device_ids: Sequence[str] = ()) -> bool:
-        """One `error` per pump the request named (the page then knows that pump's stream is not coming), else one."""
+    async def _refuse(self, refused: RequestRefused, event: str, targets: Sequence[dict[str, str]] = ()) -> bool:
+        """One `error` per pump or ward the request named (the page then knows that stream is not coming), else one."""
         # the name as a string, cut: python-socketio hands over whatever JSON the client put there (`42[123]`)
         request = str(event)[:40]
-        for device_id in device_ids:
-            await self.send(events.ERROR, error_body(refused.message, request=request, deviceId=device_id))
-        if not device_ids:
-            await self.send(events.ERROR, error_body(refused.message, request=request))
+        for target in targets or [{}]:
+            await self.send(events.ERROR, error_body(refused.message, request=request, **target))
         if refused.fatal:
             logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
         return not refused.fatal

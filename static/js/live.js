@@ -6,7 +6,8 @@
 // the banner: the page is then not live for it.
 
 import { EVENTS } from "./protocol.js";
-import { noteServerTime, setMonitoringHealthy } from "./format.js";
+
+export { watchBridge } from "./bridge_watch.js";
 
 const DEVICE_EVENTS = EVENTS.deviceEvents;
 // Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
@@ -44,11 +45,12 @@ export class LiveConnection {
     this.socket.on("disconnect", (reason) => this.onDisconnect(reason));
     this.socket.on("connect_error", (error) => this.onConnectError(error));
     this.socket.on(EVENTS.streamSubscribed, (payload) => this.onSubscribed(payload));
-    this.socket.on(EVENTS.wardSummary, (payload) => this.wards.get(payload?.ward)?.(payload));
+    this.socket.on(EVENTS.wardSummary, (payload) => this.onWardSummary(payload));
     this.socket.on(EVENTS.error, (payload) => this.onServerError(payload));
     this.stopped = new Map(); // deviceId (or "ward <code>") -> why the server no longer sends its events
-    this.refusals = new Map(); // deviceId -> refusals in a row (each retry waits twice as long as the last)
+    this.refusals = new Map(); // deviceId or "ward <code>" -> refusals in a row (each retry waits twice as long)
     this.stopListeners = new Set();
+    this.resumeListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
       this.socket.on(name, (payload) => this.wardListeners.get(name)?.forEach((listener) => listener(payload)));
@@ -166,6 +168,26 @@ export class LiveConnection {
     if (this.stopped.delete(stream.deviceId)) this.renderBanner();
   }
 
+  /** A ward feed's summary; the first after a refusal makes it live again (`onStreamResumed` told). */
+  onWardSummary(payload) {
+    const ward = payload?.ward;
+    this.wards.get(ward)?.(payload);
+    this.refusals.delete(`ward ${ward}`);
+    if (!this.wards.has(ward) || !this.stopped.delete(`ward ${ward}`)) return;
+    this.renderBanner();
+    for (const listener of this.resumeListeners) listener({ ward });
+  }
+
+  /** `listener({ward})` when a ward feed stopped by a refusal ("Too many requests") is received again. */
+  onStreamResumed(listener) {
+    this.resumeListeners.add(listener);
+  }
+
+  /** Whether a ward feed of this page is stopped. */
+  get wardStopped() {
+    return [...this.stopped.keys()].some((key) => key.startsWith("ward "));
+  }
+
   /** `listener({deviceId | ward, message})` when the server stops sending a pump or a ward feed of this page. */
   onStreamStopped(listener) {
     this.stopListeners.add(listener);
@@ -173,12 +195,13 @@ export class LiveConnection {
 
   /** `error`: one naming a pump or ward feed this page watches means the server no longer sends it. */
   onServerError(payload) {
-    if (payload?.ward && this.wards.has(payload.ward)) {
-      this.wardStopped(payload.ward, String(payload.message ?? "refused"));
+    // a refused unsubscribe names its pump or ward too: the page no longer waits for it (or subscribed it anew since)
+    const unsubscribe = [EVENTS.unsubscribeDevice, EVENTS.unsubscribeWard].includes(payload?.request);
+    if (!unsubscribe && payload?.ward && this.wards.has(payload.ward)) {
+      this.stopWard(payload.ward, String(payload.message ?? "refused"));
       return;
     }
-    // a refused unsubscribe names its pump too: the page no longer waits for it (or subscribed it anew since)
-    const stream = payload?.request === EVENTS.unsubscribeDevice ? null : this.devices.get(payload?.deviceId);
+    const stream = unsubscribe ? null : this.devices.get(payload?.deviceId);
     if (!stream) {
       console.warn("PumpStream server refused a request:", payload);
       return;
@@ -197,25 +220,38 @@ export class LiveConnection {
    * "Not live" until its snapshot is here. */
   subscribeLater(stream, message) {
     const { deviceId } = stream;
-    const refusals = this.refusals.get(deviceId) ?? 0;
-    this.refusals.set(deviceId, refusals + 1);
-    const again = () => {
+    this.later(deviceId, () => {
       if (!this.stopped.has(deviceId) || this.devices.has(deviceId)) return; // unsubscribed or subscribed anew
       this.devices.set(deviceId, new DeviceStream(deviceId, stream.onEvent, stream));
       this.stopped.set(deviceId, `${message}; subscribing again`);
       this.renderBanner();
       if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
-    };
-    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS));
+    });
   }
 
-  /** A ward feed the server stopped (no longer permitted to watch the ward, or the ward removed). */
-  wardStopped(ward, message) {
+  /** A ward feed the server stopped (no longer permitted to watch the ward, the ward removed; "Too many requests":
+   * asked again later, as a pump is, and not live until its summary is here). */
+  stopWard(ward, message) {
     console.warn(`PumpStream: ward feed ${ward} is no longer received: ${message}`);
+    const onSummary = this.wards.get(ward);
     this.wards.delete(ward);
     this.stopped.set(`ward ${ward}`, message);
     this.renderBanner();
     for (const listener of this.stopListeners) listener({ ward, message });
+    if (!SUBSCRIBE_LATER.test(message)) return;
+    this.later(`ward ${ward}`, () => {
+      if (this.wards.has(ward) || !this.stopped.has(`ward ${ward}`)) return;
+      this.stopped.set(`ward ${ward}`, `${message}; subscribing again`);
+      this.subscribeWard(ward, onSummary);
+      this.renderBanner();
+    });
+  }
+
+  /** Run `again` after 3 s, twice as long after each further refusal of `key` (60 s at most). */
+  later(key, again) {
+    const refusals = this.refusals.get(key) ?? 0;
+    this.refusals.set(key, refusals + 1);
+    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS));
   }
 
   onDeviceEvent(name, payload) {
@@ -260,37 +296,4 @@ export class LiveConnection {
     }
     document.body.classList.toggle("not-live", state !== "live");
   }
-}
-
-/** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data).
- * `onSignedOut(signedOut)` is told each poll whether the session has ended; without it, a page whose session ended
- * (401) reloads, and the server asks to sign in: it must not go on showing what it no longer receives. */
-export function watchBridge(
-  initial,
-  { banner = document.getElementById("degraded-banner"), url, everyMs = 5000, onHealth, onSignedOut } = {},
-) {
-  const show = (bridge) => {
-    const healthy = Boolean(bridge?.alive && bridge?.brokerConnected);
-    setMonitoringHealthy(healthy);
-    if (banner) banner.hidden = healthy;
-    onHealth?.(healthy);
-  };
-  show(initial);
-  if (!url) return;
-  const poll = async () => {
-    try {
-      const sentAt = Date.now();
-      const response = await fetch(url, { credentials: "same-origin" });
-      if (onSignedOut) onSignedOut(response.status === 401 || response.status === 403);
-      else if (response.status === 401) window.location.reload(); // the sign-in page, with `next` back here
-      if (!response.ok) return;
-      const bridge = await response.json();
-      noteServerTime(bridge.serverNow, sentAt); // keeps the page's estimate of the server's clock honest
-      show(bridge);
-    } catch {
-      // unreachable server: the connection banner already says so
-    }
-  };
-  poll(); // at once: a page delivered late (or from a cache) must not keep its render-time clock
-  setInterval(poll, everyMs);
 }

@@ -47,6 +47,7 @@ export class Station {
     live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
     live.onStreamStopped(({ ward }) => ward && this.setProblem("feedStopped", true));
+    live.onStreamResumed(({ ward }) => ward && this.setProblem("feedStopped", live.wardStopped)); // asked again
     window.pumpstreamStation = this; // for the browser tests
   }
 

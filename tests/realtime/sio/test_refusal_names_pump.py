@@ -55,4 +55,15 @@ def test_a_malformed_or_oversized_request_names_no_pump():
     assert [body.get("deviceId") for body in refused("subscribe:device", {"deviceId": "bad id"})] == [None]
     too_many = {"deviceIds": [f"PUMP_{n}" for n in range(MAX_DEVICE_SUBSCRIPTIONS + 1)]}
     assert [body.get("deviceId") for body in refused("subscribe:devices", too_many, tokens=60.0)] == [None]
-    assert [body.get("deviceId") for body in refused("subscribe:ward", {"ward": "icu"})] == [None]
+    assert [body.get("deviceId") for body in refused("subscribe:ward", {"ward": "bad ward"})] == [None]
+
+
+def test_a_refused_ward_subscription_names_its_ward():
+    """A station reconnecting after its ward was taken from it was refused without the ward: it stayed "Live",
+    silent; named, its page raises "Not receiving the ward's alarms"."""
+    with mock.patch.object(subscriptions, "ward_scope", return_value="Not permitted to watch this ward"):
+        errors = refused("subscribe:ward", {"ward": "icu"}, tokens=10.0)
+    assert [(body["message"], body.get("ward")) for body in errors] == [("Not permitted to watch this ward", "icu")]
+    assert [body.get("ward") for body in refused("subscribe:ward", {"ward": "icu"})] == ["icu"], "rate limit"
+    assert [body.get("ward") for body in refused("unsubscribe:ward", {"ward": "*"})] == ["*"]
+    assert [body.get("ward") for body in refused("silence:ward", {"ward": "icu"})] == [None], "a silence stops no feed"
