@@ -3,9 +3,6 @@ nor housekeeping: before, it raised out of the outbox's tick every tick, so ever
 unpublished (a STOP never sent) and, in the worker's same guard, housekeeping never ran (no `communication_lost`,
 no escalation) for as long as the command stayed queued."""
 
-import json
-import threading
-
 import pytest
 from django.utils import timezone
 
@@ -15,24 +12,9 @@ from devices.states import CommandState
 from realtime.bridge import outbox as outbox_module
 from realtime.bridge.outbox import CommandOutbox
 from tests.factories import make_device, make_order, make_ward
+from tests.support.links import RecordingLink
 
 pytestmark = pytest.mark.django_db
-
-
-class RecordingLink:
-    """A broker link that is connected and keeps what it is asked to publish (no broker)."""
-
-    def __init__(self) -> None:
-        self.connected = threading.Event()
-        self.connected.set()
-        self.published: list[dict] = []
-
-    def publish(self, topic: str, body: bytes, *, expiry_s: int) -> int:
-        self.published.append(json.loads(body))
-        return len(self.published)
-
-    def forget(self, mid: int) -> None:
-        pass
 
 
 def starts_on(*device_ids: str) -> list[Command]:

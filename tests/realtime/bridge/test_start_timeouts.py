@@ -9,8 +9,6 @@ Suspicion 4, confirmed: housekeeping read the 100 oldest overdue starts each tic
 not settled, the pump's messages waiting in the bridge), a newer start on a settled pump was never reached.
 """
 
-import json
-import threading
 from datetime import timedelta
 
 import pytest
@@ -25,24 +23,9 @@ from devices.states import CommandKind, CommandState, SessionStatus
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
 from realtime.bridge.outbox import CommandOutbox
 from tests.factories import make_device, make_order, make_ward
+from tests.support.links import RecordingLink
 
 pytestmark = pytest.mark.django_db
-
-
-class RecordingLink:
-    """A broker link that is connected and keeps what it is asked to publish (no broker)."""
-
-    def __init__(self) -> None:
-        self.connected = threading.Event()
-        self.connected.set()
-        self.published: list[dict] = []
-
-    def publish(self, topic: str, body: bytes, *, expiry_s: int) -> int:
-        self.published.append(json.loads(body))
-        return len(self.published)
-
-    def forget(self, mid: int) -> None:
-        pass
 
 
 def start_published(outbox: CommandOutbox, at) -> None:
