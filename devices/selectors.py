@@ -257,6 +257,12 @@ def commands_queued_any() -> bool:
         return cursor.fetchone() is not None
 
 
+def commands_no_longer_queued(*, command_pks: list[int]) -> list[int]:
+    """Of these commands, the ones that moved on from `queued` (superseded, ended, or sent by another road)."""
+    moved_on = Command.objects.filter(pk__in=command_pks).exclude(state=CommandState.QUEUED)
+    return list(moved_on.values_list("pk", flat=True))
+
+
 def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> list[Command]:
     """Queued commands not yet expired (a START: nor past its deadline from the order) nor handed to the broker,
     oldest first, with their pumps."""

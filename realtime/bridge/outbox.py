@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices.models import Command
-from devices.selectors import commands_queued_any, commands_to_publish
+from devices.selectors import commands_no_longer_queued, commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance, command_publish_check, command_published
 from devices.states import CommandKind, CommandState
 from protocol import topics
@@ -33,6 +33,7 @@ from realtime.bridge.rows import RowGuard
 
 logger = logging.getLogger(__name__)
 PUBLISH_PER_TICK = 100
+PUBACK_USUALLY = timedelta(seconds=1)  # a START in flight longer than this is checked against its order each tick
 DISCONNECTED = -1
 
 
@@ -43,6 +44,8 @@ class InFlight:
     command_pk: int
     device_id: str
     deadline: datetime
+    published_at: datetime | None = None
+    waits_long: bool = False  # a START: in flight until its own deadline, unless its order ends first
 
 
 class CommandOutbox:
@@ -59,6 +62,7 @@ class CommandOutbox:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
         self.settle_acks(now)
         self._fail_overdue(now)
+        self._forget_ended(now)
         if not commands_queued_any():
             return  # the usual tick: one indexed look-up, no ORM query compiled ten times a second
         if self.link.connected.is_set():
@@ -103,6 +107,20 @@ class CommandOutbox:
                 if self.rows.run("outbox", flight.command_pk, _counted(fail), now):
                     metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
+    def _forget_ended(self, now: datetime) -> None:
+        """Withdraw a START still awaiting its PUBACK whose order ended meanwhile (cancelled, timed out: the START
+        superseded), so paho never retransmits it after a reconnect: a cancelled start must not reach the pump.
+        One look-up, only while a START has waited longer than the PUBACK usually takes."""
+        waiting = {flight.command_pk: mid for mid, flight in self.in_flight.items()
+                   if flight.waits_long and now - flight.published_at > PUBACK_USUALLY}  # fmt: skip
+        if not waiting:
+            return
+        for command_pk in commands_no_longer_queued(command_pks=list(waiting)):
+            mid = waiting[command_pk]
+            self.link.forget(mid)
+            del self.in_flight[mid]
+            metrics.COMMANDS_PUBLISHED.labels(outcome="withdrawn").inc()
+
     def _publish_queued(self, now: datetime) -> None:
         in_flight = [flight.command_pk for flight in self.in_flight.values()]
         skipped = self.rows.skipped("outbox", now)
@@ -125,7 +143,8 @@ class CommandOutbox:
         if mid is None:
             return DISCONNECTED
         deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
-        self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline)
+        self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline, published_at=now,
+                                       waits_long=command.kind == CommandKind.START_INFUSION)  # fmt: skip
         command_published(command=command)  # a START's deadline from its publication, stored once it went
         logger.info("command published", extra={"device_id": command.device.device_id,
                                                 "command_id": str(command.command_id)})  # fmt: skip
