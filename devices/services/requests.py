@@ -19,7 +19,13 @@ from devices.services.commands import (
     pump_reports_infusing_since,
 )
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
-from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, CommandKind, SessionStatus
+from devices.states import (
+    ACTIVE_SESSION_STATUSES,
+    PUMP_INFUSING_STATES,
+    SESSION_ON_PUMP_STATUSES,
+    CommandKind,
+    SessionStatus,
+)
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "") -> InfusionSession:
@@ -105,7 +111,12 @@ def infusion_request(
         device = device_lock(device_id=device_id)
         session = _infusion_shown_check(device, infusion_id)
         if session is not None and session.status not in USER_COMMAND_NEEDS[kind]:
-            raise PumpStreamError(f"Infusion {session.infusion_id} is {session.status}: it cannot take {kind}",
+            cancel = (
+                " (it waits for the pump's confirmation: cancel the start instead)"
+                if session.status == SessionStatus.PENDING
+                else ""
+            )
+            raise PumpStreamError(f"Infusion {session.infusion_id} is {session.status}: it cannot take {kind}{cancel}",
                                   code="illegal_transition")  # fmt: skip
         if session is None and not (kind == CommandKind.STOP_INFUSION and _infusing_without_order(device)):
             raise PumpStreamError(f"No infusion on this pump can take {kind}", code="illegal_transition")
@@ -118,28 +129,48 @@ def infusion_request(
             payload["reason"] = reason or "paused by user"
         elif kind == CommandKind.STOP_INFUSION:
             payload.update(reason=reason or "stopped by user", emergency=False)
-        event_record(device=device, session=session, kind=f"user.{kind.lower()}",
-                     payload={"infusionId": infusion_id, "reason": reason}, user=user)  # fmt: skip
+        audit = {"infusionId": infusion_id, "reason": reason, **_order_waiting(device, session)}
+        event_record(device=device, session=session, kind=f"user.{kind.lower()}", payload=audit, user=user)
         return command_queue(device=device, kind=kind, session=session, payload=payload, user=user,
                              idempotency_key=idempotency_key)  # fmt: skip
 
 
 def _infusion_shown_check(device: Device, infusion_id: str | None) -> InfusionSession | None:
-    """The active session on the pump, if it is the infusion the person saw (`infusion_id`; None: no order), else
-    refused (`infusion_changed`, 409), as acknowledging an alert that changed since it was shown is."""
+    """The session the person saw (`infusion_id`; None: the pump's own infusion, without an order), if it is still
+    the one on the pump, else refused (`infusion_changed`, 409), as acknowledging an alert that changed since it was
+    shown is. A pending order is not on the pump (never confirmed; a busy original firmware ignores its START): it
+    never stands in for the infusion the pump runs. Naming it answers it (and `infusion_request` refuses it: a
+    pending start is cancelled, not stopped)."""
     session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
-    on_pump = session.infusion_id if session is not None else None
-    if on_pump == infusion_id:
-        return session
-    now = f"infusion {on_pump} ({session.drug or 'unnamed drug'}, {session.status})" if session else "no order"
+    on_pump = session if session is not None and session.status in SESSION_ON_PUMP_STATUSES else None
+    if (on_pump.infusion_id if on_pump else None) == infusion_id:
+        return on_pump
+    if session is not None and session.infusion_id == infusion_id:
+        return session  # the pending order she saw
+    now = (
+        f"infusion {on_pump.infusion_id} ({on_pump.drug or 'unnamed drug'}, {on_pump.status})"
+        if on_pump
+        else ("an infusion without an order" if device.pump_state in PUMP_INFUSING_STATES else "no infusion")
+    )
+    if session is not None and on_pump is None:
+        now += f", and infusion {session.infusion_id} ({session.drug or 'unnamed drug'}) waits for its confirmation"
     shown = f"infusion {infusion_id}" if infusion_id else "the infusion without an order"
     raise PumpStreamError(f"The pump is no longer on {shown}: it now has {now}. Look at the pump's page again",
                           code="infusion_changed")  # fmt: skip
 
 
+def _order_waiting(device: Device, session: InfusionSession | None) -> dict:
+    """The pending order a STOP without an order leaves pending (audited with it), if any: `{}` otherwise."""
+    if session is not None:
+        return {}
+    waiting = InfusionSession.objects.filter(device=device, status=SessionStatus.PENDING).first()
+    return {"orderWaiting": waiting.infusion_id} if waiting else {}
+
+
 def _infusing_without_order(device: Device) -> bool:
-    active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).exists()
-    return not active and device.pump_state in PUMP_INFUSING_STATES
+    """The pump reports infusing and no order is on it (a pending order is not: see `_infusion_shown_check`)."""
+    on_pump = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).exists()
+    return not on_pump and device.pump_state in PUMP_INFUSING_STATES
 
 
 def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: datetime | None = None) -> InfusionSession:
