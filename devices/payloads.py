@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
-from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity
+from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity, SessionStatus
 from protocol import payloads as wire
 from protocol import ward_payloads as ward_wire
 from protocol.limits import MINUTES_PER_HOUR
@@ -258,6 +258,14 @@ def unordered_progress(device: Device, session: InfusionSession | None) -> dict 
     if session is not None or device.pump_state not in PUMP_INFUSING_STATES:
         return None
     return device.latest_progress or {}
+
+
+def progress_beside_pending(device: Device, session: InfusionSession | None) -> dict | None:
+    """The pump's own progress while an order waits on it and it infuses something else (the order owns none:
+    `InfusionSession.progress_on`): the monitor shows it as the pump's, with no infusion, beside the waiting order."""
+    if session is None or session.status != SessionStatus.PENDING or device.pump_state not in PUMP_INFUSING_STATES:
+        return None
+    return device.latest_progress if device.latest_progress_at is not None else None
 
 
 def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> ward_wire.WardPump:

@@ -69,10 +69,12 @@ def sample_point(sample: ProgressSample) -> dict:
 def progress_shown(device: Device, session: InfusionSession | None) -> dict | None:
     """The progress the monitor starts from: the session's own (a new order shows none yet, never the last
     infusion's final report under its id), or the pump's latest when it came after that session ended (infusing
-    without an order), labelled with no infusion."""
+    without an order) or while an order waits on a pump infusing its own, labelled with no infusion."""
     own = session.progress_on(device) if session is not None else None
     if own is not None:
         body = payloads.progress_body(own, infusion_id=session.infusion_id, received_at=session.progress_at_on(device))
+    elif payloads.progress_beside_pending(device, session) is not None:
+        body = payloads.progress_body(device.latest_progress, infusion_id=None, received_at=device.latest_progress_at)
     elif (
         device.latest_progress is not None
         and device.latest_progress_at is not None

@@ -118,6 +118,9 @@ def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str,
     if progress_now is not None and received_at is not None:
         progress = payloads.progress_body(progress_now, infusion_id=session.infusion_id, received_at=received_at)
         bodies.append((events.DEVICE_PROGRESS, progress))
+    elif (own := payloads.progress_beside_pending(device, session)) is not None:
+        progress = payloads.progress_body(own, infusion_id=None, received_at=device.latest_progress_at)
+        bodies.append((events.DEVICE_PROGRESS, progress))  # the pump's own, as live subscribers got it
     return bodies
 
 
