@@ -10,10 +10,10 @@ const $ = (root, selector) => root.querySelector(selector);
 
 export class CommandConfirmation {
   /**
-   * `describe()` names the infusion ("the infusion of … for … in bed …"); `explain(command)` adds a warning
-   * (a stale or offline pump); `onConfirm(command, reason, key, infusionId)`, with one idempotency key per opening,
-   * so a double click or a retry of the same intent is the same command, and the infusion the dialog named when
-   * it opened (`open(command, infusionId)`; null: the pump's own, without an order): the server refuses the
+   * `describe(command)` names the infusion ("the infusion of … for … in bed …"); `explain(command)` adds a
+   * warning (a stale or offline pump); `onConfirm(command, reason, key, infusionId)`, with one idempotency key per
+   * opening, so a double click or a retry of the same intent is the same command, and the infusion the dialog named
+   * when it opened (`open(command, infusionId)`; null: the pump's own, without an order): the server refuses the
    * command if another infusion is on the pump by then.
    */
   constructor(dialog, { describe, onConfirm, explain = () => "" }) {
@@ -47,15 +47,15 @@ export class CommandConfirmation {
 
   text(command, verb) {
     if (command === "end-record") {
-      return `End the server's record of ${this.describe()}, because the pump is not running it (it restarted, was ` +
-        "swapped, or its end was lost). Nothing is sent to the pump. Give the reason below.";
+      return `End the server's record of ${this.describe(command)}, because the pump is not running it (it ` +
+        "restarted, was swapped, or its end was lost). Nothing is sent to the pump. Give the reason below.";
     }
     if (command === "cancel") {
-      return `Cancel the start of ${this.describe()}: the pump has not confirmed it. The order is withdrawn and the ` +
-        "pump told to clear its confirm screen (not if it was already infusing before this order: that infusion " +
+      return `Cancel the start of ${this.describe(command)}: the pump has not confirmed it. The order is withdrawn ` +
+        "and the pump told to clear its confirm screen (not if it was already infusing before this order: that infusion " +
         "keeps running).";
     }
-    return `${verb} ${this.describe()}. The pump is sent the command; its progress is shown on this page.` +
+    return `${verb} ${this.describe(command)}. The pump is sent the command; its progress is shown on this page.` +
       this.explain(command);
   }
 

@@ -1,4 +1,4 @@
-import { ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES } from "./protocol.js";
+import { ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 // Units, times and staleness as the pages show them. The wire speaks mL/min; pages show mL/h.
 // Times are shown in the server's configured time zone; device uptime is never shown as a clock time.
 
@@ -192,10 +192,11 @@ export const COMMAND_STATE_LABEL = {
   expired: "EXPIRED: never reached the pump",
   superseded: "not needed",
 };
-/** Whether the pump reports infusing with no order (no active session, the pump running or paused). */
+/** The pump infuses and no order is on it: none, or one still pending (never confirmed, so not on the pump: a
+ * busy original firmware ignores its START), which never stands in for the infusion the pump runs. */
 export function isUnordered(session, pumpState) {
-  const active = session && ACTIVE_SESSION_STATUSES.has(session.status);
-  return !active && INFUSING_PUMP_STATES.has(pumpState);
+  const onPump = session && ON_PUMP_SESSION_STATUSES.has(session.status);
+  return !onPump && INFUSING_PUMP_STATES.has(pumpState);
 }
 export const COMMAND_LABEL = {
   START_INFUSION: "Start",

@@ -1,7 +1,7 @@
 // One pump live: connectivity, progress and chart, alarms with Acknowledge and sound, controls with a
 // confirmation step and the command's state as it moves, and the recent event log.
 
-import { ACTIVE_SESSION_STATUSES, EVENTS, UNSETTLED_COMMAND_STATES } from "./protocol.js";
+import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
   COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
   duration, fixed, heardText, humanType, isNumber, isUnordered, lastingFor, mlMinToMlH, volumeFacts,
@@ -152,10 +152,13 @@ export class Monitor {
 
   applyProgress(progress) {
     if (progress?.receivedAt) this.status = { ...this.status, lastSeenAt: progress.receivedAt };
-    // An active order shows only its own progress: a pending order's pump may be infusing something else.
-    const active = this.session && ACTIVE_SESSION_STATUSES.has(this.session.status);
-    if (active && progress?.infusionId !== this.session.infusionId) return;
+    // An order on the pump shows only its own progress; a pending order owns none: a pump infusing something else
+    // meanwhile reports its own (no infusion), shown as such beside the waiting order.
+    const onPump = this.session && ON_PUMP_SESSION_STATUSES.has(this.session.status);
+    if (onPump && progress?.infusionId !== this.session.infusionId) return;
+    if (this.session?.status === "pending" && progress?.infusionId) return;
     this.progress = progress;
+    if (this.session?.status === "pending") return; // the pump's own figures, never charted under the order
     if (!this.session || !progress?.infusionId || progress.infusionId === this.session.infusionId) {
       this.chart.add(progress.receivedAt, progress.deliveredVolumeMl);
     }
@@ -167,6 +170,8 @@ export class Monitor {
     if (changed) {
       this.progress = null;
       this.loadHistory();
+    } else if (ON_PUMP_SESSION_STATUSES.has(session.status) && this.progress && !this.progress.infusionId) {
+      this.progress = null; // the pump's own figures from while it waited never become the order's
     }
   }
 
@@ -272,7 +277,9 @@ export class Monitor {
     const reason = said ? ` — ${session.reason}` : "";
     $(this.root, "#mon-drug").textContent = session
       ? `${drug || "Unnamed infusion"}${reason}`
-      : this.unordered() ? "The pump reports an infusion the server did not order: its own figures are shown." : "";
+      : this.unordered()
+        ? `The pump reports an infusion the server did not order: its own figures are shown.${this.waitingText()}`
+        : "";
     const order = session?.order;
     $(this.root, "#mon-ordered").textContent = order
       ? `${fixed(mlMinToMlH(order.flowRateMlMin), 1, "mL/h")} · ${fixed(order.plannedVolumeMl, 1, "mL")} · ` +
@@ -401,6 +408,7 @@ export class Monitor {
 
   renderControls() {
     const allowed = new Set(this.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[this.session?.status] ?? []);
+    // While an order waits on a pump infusing its own, both: Stop for what runs, Cancel start… for the order.
     // A pending order may still be on the pump's confirm screen: it is cancelled (the screen cleared), never
     // merely ended on record.
     if (this.session?.status === "pending") allowed.add("cancel");
@@ -461,7 +469,7 @@ export class Monitor {
     const dialog = $(this.root, "#confirm-dialog");
     if (!dialog) return;
     const confirm = new CommandConfirmation(dialog, {
-      describe: () => this.infusionDescription(),
+      describe: (command) => this.infusionDescription(command),
       explain: (command) => this.confirmWarning(command),
       onConfirm: (command, reason, key, infusionId) => {
         if (command === "end-record") this.endRecord(infusionId, reason);
@@ -470,18 +478,28 @@ export class Monitor {
       },
     });
     for (const button of this.root.querySelectorAll("button[data-command]")) {
-      button.addEventListener("click", () => confirm.open(button.dataset.command, this.infusionShown()));
+      const command = button.dataset.command;
+      button.addEventListener("click", () => confirm.open(command, this.infusionShown(command)));
     }
   }
 
-  /** The infusion a command's dialog names: the order on the pump, or null for one WITHOUT an order. */
-  infusionShown() {
+  /** The infusion a command's dialog names: the order on the pump, or null for one WITHOUT an order; Cancel start…
+   * names the pending order (the pump may be infusing its own meanwhile). */
+  infusionShown(command) {
+    if (command === "cancel") return this.session?.status === "pending" ? this.session.infusionId : null;
     return this.unordered() ? null : this.session?.infusionId ?? null;
   }
 
+  /** " An order of Heparin waits for the pump's confirmation…" beside a pump infusing its own, else "". */
+  waitingText() {
+    if (this.session?.status !== "pending") return "";
+    return ` An order of ${this.session.order?.drug || "an unnamed drug"} waits for the pump's confirmation ` +
+      "(Cancel start… withdraws it).";
+  }
+
   /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
-  infusionDescription() {
-    if (this.unordered()) return `the infusion pump ${this.deviceId} runs WITHOUT an order`;
+  infusionDescription(command) {
+    if (this.unordered() && command !== "cancel") return `the infusion pump ${this.deviceId} runs WITHOUT an order`;
     const drug = this.session?.order?.drug || "an unnamed drug";
     const patient = this.session?.patient ? ` for ${this.session.patient}` : " (no patient recorded)";
     const bed = this.root.dataset.bed || this.session?.patientBed;
@@ -491,9 +509,13 @@ export class Monitor {
   /** Said before a command is sent to a pump that is not online: it waits, and may fail or expire. */
   confirmWarning(command) {
     const connectivity = this.connectivity();
-    if (command === "end-record" || connectivity === "online") return "";
+    const waiting = command === "stop" && this.unordered() && this.session?.status === "pending"
+      ? ` The order of ${this.session.order?.drug || "an unnamed drug"} waiting for this pump stays pending: once ` +
+        "stopped, the pump may show its confirm screen. Use Cancel start… if that order must not run."
+      : "";
+    if (command === "end-record" || connectivity === "online") return waiting;
     return ` WARNING: the pump is ${CONNECTIVITY_LABEL[connectivity] ?? connectivity}; the command waits for it ` +
-      "and ends failed or expired if the pump does not act in time. Act at the pump if you can.";
+      `and ends failed or expired if the pump does not act in time. Act at the pump if you can.${waiting}`;
   }
 
   async sendCommand(command, reason, idempotencyKey, infusionId) {

@@ -8,7 +8,7 @@ Stop disabled, and the alarm stayed active after a proper order started.
 import pytest
 from playwright.sync_api import expect
 
-from devices.models import Command, Device
+from devices.models import Command, Device, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.clinical.scenario import active_alarm, published, wait_status
@@ -77,3 +77,39 @@ def test_original_firmware_unordered_progress_alarm_clears_when_an_order_is_conf
     wait_status(session.infusion_id, SessionStatus.RUNNING)
     wait_until(lambda: active_alarm("CLN_NOORDER_L", "infusing_without_order") is None,
                message="infusing_without_order stayed active after an order was confirmed")  # fmt: skip
+
+
+def test_a_busy_pump_with_an_order_waiting_keeps_its_stop_and_the_orders_cancel(
+    clinical_bridge, clinical_pump, clinical_page, artifacts_dir
+):
+    """Review 5: an order placed on a pump infusing its own (the original firmware ignores the START while busy) stood
+    in for that infusion: the monitor said "Waiting" and the server refused its Stop (409 infusion_changed)."""
+    ward = make_ward("cln-busy-order")
+    make_device("CLN_BUSY_ORDER", ward=ward, bed="3")
+    pump = clinical_pump("CLN_BUSY_ORDER")
+    nurse = make_user("busynurse", ward=ward)
+    pump.publish("progress", {**UNORDERED, "timestamp": 65510})  # the original firmware: no infusionId
+    wait_until(lambda: active_alarm("CLN_BUSY_ORDER", "infusing_without_order"), message="no infusing_without_order")
+    monitor = clinical_page(nurse, "/devices/CLN_BUSY_ORDER/")  # open first: the order's START times out in 6 s
+    expect(monitor.locator("#mon-session")).to_have_text("Infusing WITHOUT an order")
+    order = infusion_start(device_id="CLN_BUSY_ORDER", order=make_order(drug="Heparin"), user=nurse)
+    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
+    pump.publish("progress", {**UNORDERED, "timestamp": 66510})  # it goes on infusing its own
+    expect(monitor.locator("#mon-session")).to_have_text("Infusing WITHOUT an order")
+    expect(monitor.locator("#mon-drug")).to_contain_text("An order of Heparin waits for the pump's confirmation")
+    expect(monitor.locator("#mon-rate")).to_have_text("120.0 mL/h")
+    expect(monitor.get_by_role("button", name="Cancel start")).to_be_visible()
+    stop = monitor.get_by_role("button", name="Stop")
+    expect(stop).to_be_enabled()
+    screenshot(monitor, artifacts_dir, "clinical-busy-pump-order-waiting")
+    stop.click()
+    expect(monitor.locator("#confirm-text")).to_contain_text("runs WITHOUT an order")
+    expect(monitor.locator("#confirm-text")).to_contain_text("stays pending")
+    monitor.locator("#confirm-ok").click()
+    sent = wait_until(lambda: published(pump, "STOP_INFUSION"), message="the page's Stop never reached the pump")[0]
+    assert sent["payload"]["infusionId"] is None, f"the Stop named an infusion: {sent['payload']}"
+    command = Command.objects.get(device__device_id="CLN_BUSY_ORDER", kind=CommandKind.STOP_INFUSION, created_by=nurse)
+    assert command.session is None and command.created_by == nurse
+    assert InfusionSession.objects.get(pk=order.pk).status in (SessionStatus.PENDING, SessionStatus.TIMED_OUT), (
+        "the Stop of the pump's own infusion ended the order waiting on it"
+    )
