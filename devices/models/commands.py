@@ -26,6 +26,9 @@ class Command(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
+    # When the outbox handed it to the broker (the link took it): published, though still `queued` until the
+    # broker's PUBACK is recorded (`sent_at`); the pump may already act on it.
+    published_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from devices import payloads
@@ -43,6 +44,18 @@ STATE_TIMESTAMP = {
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
 TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's own STOP after a start timed out
+PUBLISHED_STATES = (CommandState.SENT, CommandState.DELIVERED)  # under way, and the pump can have acted on it
+
+
+def went_out(*, states: tuple = PUBLISHED_STATES) -> Q:
+    """Commands in `states`, or still `queued` but handed to the broker (`published_at`, its PUBACK not recorded
+    yet): the pump can have received them and acted on them."""
+    return Q(state__in=states) | Q(state=CommandState.QUEUED, published_at__isnull=False)
+
+
+def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:
+    """Whether this command went out (`went_out`), for a command already read."""
+    return command.state in states or (command.state == CommandState.QUEUED and command.published_at is not None)
 
 
 def command_lifetime(kind: str) -> timedelta:
@@ -264,15 +277,18 @@ def _start_deadline_from(command: Command, now: datetime) -> bool:
     return True
 
 
-def command_published(*, command: Command) -> None:
-    """The broker link took the command: a START's deadline moved to run from its publication is stored and told
-    (`device:command`), unless the command moved on meanwhile."""
-    if command.kind != CommandKind.START_INFUSION:
-        return
+def command_published(*, command: Command, now: datetime) -> None:
+    """The broker link took the command (any kind): its publication is stored (`published_at`: handed to the
+    broker, `queued` until its PUBACK is recorded, yet the pump may act on it), and a START's deadline moved to run
+    from it is stored and told (`device:command`), unless the command moved on meanwhile. Idempotent: the outbox
+    calls it again with the PUBACK when it failed here."""
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
-        moved = Command.objects.filter(pk=command.pk, state=CommandState.QUEUED, expires_at__lt=command.expires_at)
-        if moved.update(expires_at=command.expires_at):
+        queued = Command.objects.filter(pk=command.pk, state=CommandState.QUEUED)
+        queued.filter(published_at__isnull=True).update(published_at=now)
+        if command.kind != CommandKind.START_INFUSION:
+            return
+        if queued.filter(expires_at__lt=command.expires_at).update(expires_at=command.expires_at):
             change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
 
 
@@ -280,14 +296,18 @@ def commands_end_overdue(
     *, now: datetime, limit: int = 100, exclude: Collection[int] = (), run: RowRun = row_run_plain
 ) -> int:
     """End the commands past their deadline (but those in `exclude`), each through `run` (the bridge guards each)."""
-    rows = commands_overdue(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id", "state")[:limit]
-    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, state, now)) for pk, device_id, state in rows)
+    rows = commands_overdue(by=now).exclude(pk__in=exclude)
+    rows = rows.values_list("pk", "device__device_id", "state", "published_at")[:limit]
+    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, state, published_at, now))
+               for pk, device_id, state, published_at in rows)  # fmt: skip
 
 
-def _end_overdue(pk: int, device_id: str, state: str, now: datetime) -> int:
-    """`expired` if never published, `failed` if the pump did not act."""
-    if state == CommandState.QUEUED:
+def _end_overdue(pk: int, device_id: str, state: str, published_at: datetime | None, now: datetime) -> int:
+    """`expired` if never published, `failed` if the pump did not act (or, published, never acknowledged)."""
+    if state == CommandState.QUEUED and published_at is None:
         to, error = CommandState.EXPIRED, "expired before it could be sent"
+    elif state == CommandState.QUEUED:
+        to, error = CommandState.FAILED, "published, but neither acknowledged by the broker nor acted on in time"
     else:
         to, error = CommandState.FAILED, "the pump did not act on it in time"
     return int(command_advance(device_id=device_id, command_pk=pk, to=to, now=now, error=error))

@@ -16,7 +16,7 @@ from datetime import datetime
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import session_changed
-from devices.services.commands import command_not_carried_out_clear, commands_settle
+from devices.services.commands import command_not_carried_out_clear, commands_settle, is_published, went_out
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_record
@@ -36,7 +36,7 @@ from devices.states import (
 logger = logging.getLogger(__name__)
 
 RUNNING_REPORTS = (None, "running", "started")
-STOP_WENT_OUT = (CommandState.SENT, CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED)
+STOP_WENT_OUT = (CommandState.SENT, CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED)  # or published
 
 
 def is_evidence_for(session: InfusionSession, *, infusion_id: str | None, status: str | None, kind: str) -> bool:
@@ -98,7 +98,7 @@ def unordered_infusion_alarm(*, device: Device, now: datetime, session: Infusion
     last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-created_at").first()
     if (
         last_stop is not None
-        and last_stop.state in STOP_WENT_OUT
+        and is_published(last_stop, states=STOP_WENT_OUT)
         and (session is None or last_stop.created_at >= session.created_at)
     ):
         _after_stop(device, session or last_stop.session, now)
@@ -135,8 +135,8 @@ def ended_infusion_status_apply(*, device: Device, infusion_id: str, pump_state:
 
 
 def _stop_went_out(device: Device, session: InfusionSession) -> bool:
-    return Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
-                                  state__in=STOP_WENT_OUT).exists()  # fmt: skip
+    return Command.objects.filter(went_out(states=STOP_WENT_OUT), device=device, session=session,
+                                  kind=CommandKind.STOP_INFUSION).exists()  # fmt: skip
 
 
 def _after_stop(device: Device, session: InfusionSession | None, now: datetime) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
-from devices.services.commands import command_transition, commands_settle
+from devices.services.commands import command_transition, commands_settle, is_published, went_out
 from devices.services.evidence import (
     ended_infusion_status_apply,
     ended_session_named,
@@ -45,7 +45,6 @@ REPORTED_AT_PUMP = {
     SessionStatus.COMPLETED: (PumpState.IDLE, None),
 }
 VERB = {SessionStatus.RUNNING: "resumed", SessionStatus.PAUSED: "paused", SessionStatus.STOPPED: "stopped"}
-WENT_OUT = (CommandState.SENT, CommandState.DELIVERED)  # a command the pump can have acted on (published)
 
 
 def session_for(device: Device, infusion_id: str | None, statuses: tuple) -> InfusionSession | None:
@@ -82,8 +81,9 @@ def session_move_reported(
 def commands_answered_settle(
     device: Device, session: InfusionSession | None, kind: CommandKind, reported: str, now: datetime
 ) -> None:
-    """The pump reports what commands of `kind` ask (of `session`; None: any): those it was sent are `done`; those
-    still queued, never published, cannot have been carried out: `superseded`, not needed (never sent afterwards).
+    """The pump reports what commands of `kind` ask (of `session`; None: any): those it was sent are `done` (also one
+    handed to the broker whose PUBACK is not recorded yet: `is_published`); those still queued, never published,
+    cannot have been carried out: `superseded`, not needed (never sent afterwards).
 
     But for the STOP of a start cancelled or timed out (its session ended): it is to clear the pump's confirm
     screen, which an idle pump may still show, so it stays queued and goes out.
@@ -92,7 +92,7 @@ def commands_answered_settle(
     if session is not None:
         pending = pending.filter(session=session)
     for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
-        if command.state != CommandState.QUEUED:
+        if is_published(command):
             command_transition(device=device, command=command, to=CommandState.DONE, now=now)
         elif command.session is None or command.session.status in ACTIVE_SESSION_STATUSES:
             command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
@@ -103,7 +103,7 @@ def _command_answered(device: Device, session: InfusionSession | None, kind: Com
     """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing."""
     if kind is None:
         return None
-    pending = Command.objects.filter(device=device, kind=kind, state__in=WENT_OUT)
+    pending = Command.objects.filter(went_out(), device=device, kind=kind)
     if session is not None:
         pending = pending.filter(session=session)
     return pending.select_related("created_by").order_by("created_at").first()

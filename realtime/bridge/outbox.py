@@ -8,12 +8,16 @@ same moment; every move goes through the command service, which also re-checks e
 published (`command_publish_check`). Each command is guarded on its own (`rows.py`): one that cannot be published,
 or whose PUBACK cannot be recorded (not the database's fault), is logged once, counted and skipped a while, and
 holds back no other; one whose PUBACK could not be recorded stays in flight until its deadline fails it.
+The publication is recorded when the link takes the message (`command_published`: `published_at`, and a START's
+deadline from it), before its PUBACK: the pump may act on it first. If that record fails after the publish, the
+command is in flight all the same (never published twice), the failure is logged, and the record is tried again
+with its PUBACK, before the command is marked `sent`; until then a START keeps its deadline from the order.
 """
 
 import logging
 import queue
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -46,6 +50,7 @@ class InFlight:
     deadline: datetime
     published_at: datetime | None = None
     waits_long: bool = False  # a START: in flight until its own deadline, unless its order ends first
+    unrecorded: Callable[[], None] | None = None  # its publication's record (`command_published`) while it failed
 
 
 class CommandOutbox:
@@ -61,6 +66,7 @@ class CommandOutbox:
     def tick(self, now: datetime) -> None:
         """Settle PUBACKs, fail overdue publishes, expire stale commands, publish the rest."""
         self.settle_acks(now)
+        self._record_publications(now)
         self._fail_overdue(now)
         self._forget_ended(now)
         if not commands_queued_any():
@@ -84,9 +90,8 @@ class CommandOutbox:
             flight = self.in_flight.get(mid)
             if flight is None:
                 continue
-            settle = partial(self._move, flight.device_id, flight.command_pk, CommandState.SENT, now)
             try:
-                settled = self.rows.run("outbox_acks", flight.command_pk, _counted(settle), now)
+                settled = self.rows.run("outbox_acks", flight.command_pk, partial(self._settle, mid, flight, now), now)
             except INFRASTRUCTURE_ERRORS:  # the database's: still in flight, settled on a later try
                 self.unsettled += [*unsettled, mid]
                 raise
@@ -96,12 +101,35 @@ class CommandOutbox:
             del self.in_flight[mid]
             metrics.COMMANDS_PUBLISHED.labels(outcome="sent").inc()
 
+    def _settle(self, mid: int, flight: InFlight, now: datetime) -> int:
+        """The PUBACK: the publication's record first if it failed at the publish, then `sent`."""
+        self._record(mid, flight)
+        self._move(flight.device_id, flight.command_pk, CommandState.SENT, now)
+        return 1
+
+    def _record_publications(self, now: datetime) -> None:
+        """Each tick, the records of publications that failed (each guarded): before housekeeping ends a START at
+        its order's deadline while the pump holds it with a later one."""
+        for mid, flight in list(self.in_flight.items()):
+            if flight.unrecorded is not None:
+                self.rows.run("outbox_records", flight.command_pk, partial(self._record, mid, flight), now)
+
+    def _record(self, mid: int, flight: InFlight) -> int:
+        if flight.unrecorded is None:
+            return 0
+        flight.unrecorded()
+        self.in_flight[mid] = replace(flight, unrecorded=None)
+        logger.info("command publication recorded late", extra={"device_id": flight.device_id,
+                                                                 "command_pk": flight.command_pk})  # fmt: skip
+        return 1
+
     def _fail_overdue(self, now: datetime) -> None:
         for mid, flight in list(self.in_flight.items()):
             if now >= flight.deadline:
                 self.link.forget(mid)
                 del self.in_flight[mid]
                 self.rows.forget("outbox_acks", flight.command_pk)
+                self.rows.forget("outbox_records", flight.command_pk)
                 fail = partial(self._move, flight.device_id, flight.command_pk, CommandState.FAILED, now,
                                error="the broker did not acknowledge the command in time")  # fmt: skip
                 if self.rows.run("outbox", flight.command_pk, _counted(fail), now):
@@ -143,9 +171,12 @@ class CommandOutbox:
         if mid is None:
             return DISCONNECTED
         deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
+        record = partial(command_published, command=command, now=now)  # stored once it went (idempotent)
         self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline, published_at=now,
-                                       waits_long=command.kind == CommandKind.START_INFUSION)  # fmt: skip
-        command_published(command=command)  # a START's deadline from its publication, stored once it went
+                                       waits_long=command.kind == CommandKind.START_INFUSION,
+                                       unrecorded=record)  # fmt: skip
+        record()  # if this raises, the command stays in flight and the record is tried again with its PUBACK
+        self.in_flight[mid] = replace(self.in_flight[mid], unrecorded=None)
         logger.info("command published", extra={"device_id": command.device.device_id,
                                                 "command_id": str(command.command_id)})  # fmt: skip
         return 1
