@@ -43,15 +43,18 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
 def start_waiting_from() -> Coalesce:
     """When a pending start's confirmation time began: its START's publication, else the order's creation.
 
-    Publication is the broker's acknowledgement (`sent`), or earlier when that PUBACK came late (a START waits for
-    it, `outbox.py`): its deadline, moved to run from its publication (`commands._start_deadline_from`), less its
-    lifetime. The earlier of the two: never later than the acknowledgement, whatever the settings since the order."""
+    Publication is when the broker link took it (`published_at`), else the broker's acknowledgement (`sent`), or
+    earlier when that PUBACK came late (a START waits for it, `outbox.py`): its deadline, moved to run from its
+    publication (`commands._start_deadline_from`), less its lifetime. The earlier of the two: never later than the
+    publication, whatever the settings since the order."""
     lifetime = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
-    published = Command.objects.filter(session=OuterRef("pk"), kind=CommandKind.START_INFUSION, sent_at__isnull=False)
+    published = Command.objects.filter(Q(sent_at__isnull=False) | Q(published_at__isnull=False), session=OuterRef("pk"),
+                                       kind=CommandKind.START_INFUSION)  # fmt: skip
     published = published.annotate(
-        began=Least(F("sent_at"), ExpressionWrapper(F("expires_at") - lifetime, output_field=DateTimeField()))
+        went=Coalesce("published_at", "sent_at"),
+        began=Least(F("went"), ExpressionWrapper(F("expires_at") - lifetime, output_field=DateTimeField())),
     )
-    began = published.order_by("sent_at").values("began")[:1]
+    began = published.order_by("went").values("began")[:1]
     return Coalesce(Subquery(began, output_field=DateTimeField()), F("created_at"), output_field=DateTimeField())
 
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from devices.housekeeping_selectors import sessions_unconfirmed_since
 from devices.models import Command, InfusionSession
 from devices.services.commands import command_published, commands_end_overdue
 from devices.services.requests import infusion_request
@@ -110,3 +111,17 @@ def test_a_start_whose_publication_record_failed_keeps_its_deadline_from_the_pub
         f"the pump was told {told}, the record keeps the order's deadline {start.expires_at}"
     )
     assert len(outbox.link.published) == 1, "never published twice"
+
+
+def test_a_start_published_late_waits_from_its_publication_before_its_puback(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "CONFIRMATION_TIMEOUT_S": 30.0}
+    make_device("INFLIGHT_4")
+    session = infusion_start(device_id="INFLIGHT_4", order=make_order())
+    start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+    published_at = start.created_at + timedelta(seconds=25)  # queued through a broker outage
+    CommandOutbox(LinkWithoutPuback()).tick(published_at)
+    overdue = sessions_unconfirmed_since(cutoff=published_at + timedelta(seconds=10) - timedelta(seconds=30), limit=10)
+    assert overdue == [], (
+        "the pump got the START 10 s ago with the whole confirmation time, yet its order is judged from its creation: "
+        f"{overdue}"
+    )
