@@ -110,8 +110,10 @@ COMMAND_UNSETTLED_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState
 START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s of its publication
 
 COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
+    # `delivered`: a START handed to the broker (`published_at`) the pump received before its PUBACK was recorded
     CommandState.QUEUED: frozenset(
-        {CommandState.SENT, CommandState.DONE, CommandState.EXPIRED, CommandState.FAILED, CommandState.SUPERSEDED}
+        {CommandState.SENT, CommandState.DELIVERED, CommandState.DONE, CommandState.EXPIRED, CommandState.FAILED}
+        | {CommandState.SUPERSEDED}
     ),
     CommandState.SENT: frozenset(
         {CommandState.DELIVERED, CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED}

@@ -169,10 +169,13 @@ def command_advance(*, device_id: str, command_pk: int, to: CommandState, now: d
 
 def commands_settle(
     *, device: Device, kinds: tuple, to: CommandState, now: datetime, session: InfusionSession | None = None,
-    states: tuple = COMMAND_UNSETTLED_STATES,
+    states: tuple = COMMAND_UNSETTLED_STATES, published: bool = False,
 ) -> list[Command]:  # fmt: skip
-    """Move the pump's unsettled commands of `kinds` (of `session` if given) to `to`; returns them."""
-    pending = Command.objects.filter(device=device, kind__in=kinds, state__in=states)
+    """Move the pump's unsettled commands of `kinds` (of `session` if given) to `to`; returns them.
+
+    `published`: those in `states` and also those still `queued` but handed to the broker (`went_out`)."""
+    in_states = went_out(states=states) if published else Q(state__in=states)
+    pending = Command.objects.filter(in_states, device=device, kind__in=kinds)
     if session is not None:
         pending = pending.filter(session=session)
     moved = []

@@ -232,7 +232,7 @@ def _status_start_received(device: Device, report: DevicePayload, now: datetime)
         session.save(update_fields=["delivered_at"])
         session_changed(device=device, session=session)
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DELIVERED, now=now,
-                    session=session, states=(CommandState.SENT,))  # fmt: skip
+                    session=session, states=(CommandState.SENT,), published=True)  # fmt: skip
     return True
 
 

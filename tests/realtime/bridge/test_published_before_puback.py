@@ -125,3 +125,18 @@ def test_a_start_published_late_waits_from_its_publication_before_its_puback(set
         "the pump got the START 10 s ago with the whole confirmation time, yet its order is judged from its creation: "
         f"{overdue}"
     )
+
+
+def test_a_start_the_pump_received_before_its_puback_is_delivered(django_capture_on_commit_callbacks):
+    make_device("INFLIGHT_5", last_seen_at=timezone.now())
+    session = infusion_start(device_id="INFLIGHT_5", order=make_order())
+    start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+    link = LinkWithoutPuback()
+    outbox = CommandOutbox(link)
+    outbox.tick(timezone.now())
+    ingest([report("INFLIGHT_5", "status", {"status": "received_start_command"}, 1)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    outbox.acked.put(link.published.index("START_INFUSION") + 1)  # the PUBACK, just after
+    outbox.settle_acks(timezone.now())
+    start = Command.objects.get(pk=start.pk)
+    assert start.state == CommandState.DELIVERED, f"the pump showed it received the START; recorded {start.state}"
