@@ -221,11 +221,11 @@ def time_out_stops_withdraw(*, device: Device, session: InfusionSession, why: st
 
     The server never stops on its own a pump whose reports show it infusing an order (the time-out's STOP meets
     the pump's late confirmation), nor one reporting infusing since the order was placed (`command_publish_check`).
-    A STOP a person asked for (a cancel, a stop) stays and goes out; one already handed to the broker cannot be
-    called back (`infusing_after_stop` follows if the pump runs on).
+    A STOP a person asked for (a cancel, a stop) stays and goes out; one already handed to the broker (`published_at`,
+    also before its PUBACK is recorded) cannot be called back (`infusing_after_stop` follows if the pump runs on).
     """
     queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
-                                    state=CommandState.QUEUED)  # fmt: skip
+                                    state=CommandState.QUEUED, published_at__isnull=True)  # fmt: skip
     withdrawn = [command for command in queued.select_related("session").order_by("created_at", "pk")
                  if is_time_out_stop(command)]  # fmt: skip
     for command in withdrawn:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from devices.housekeeping_selectors import sessions_unconfirmed_since
 from devices.models import Command, InfusionSession
 from devices.services.commands import command_published, commands_end_overdue
-from devices.services.requests import infusion_request
+from devices.services.requests import infusion_request, infusion_time_out
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from realtime.bridge.outbox import CommandOutbox
@@ -140,3 +140,16 @@ def test_a_start_the_pump_received_before_its_puback_is_delivered(django_capture
     outbox.settle_acks(timezone.now())
     start = Command.objects.get(pk=start.pk)
     assert start.state == CommandState.DELIVERED, f"the pump showed it received the START; recorded {start.state}"
+
+
+def test_a_time_out_stop_handed_to_the_broker_is_never_called_withdrawn_unsent(django_capture_on_commit_callbacks):
+    make_device("INFLIGHT_6", last_seen_at=timezone.now())
+    session = infusion_start(device_id="INFLIGHT_6", order=make_order())
+    infusion_time_out(infusion_id=session.infusion_id)
+    link = LinkWithoutPuback()
+    CommandOutbox(link).tick(timezone.now())
+    assert "STOP_INFUSION" in link.published, "the time-out's STOP went to the broker (the test's premise)"
+    ingest([report("INFLIGHT_6", "infusion", {"confirmed": True, "infusionId": session.infusion_id}, 1)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+    assert "withdrawn unsent" not in stop.error, f"the STOP was handed to the broker: {stop.state} ({stop.error!r})"
