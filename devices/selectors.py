@@ -165,6 +165,12 @@ def progress_history(session: InfusionSession, *, limit: int = 2000) -> list[Pro
     return [samples[int(index * step)] for index in range(limit - 1)] + [samples[-1]]
 
 
+def pump_state_reported_after(*, device: Device, at: datetime) -> bool:
+    """Whether the pump reported its state (a status or an action at the pump) after `at`."""
+    reports = DeviceEvent.objects.filter(device=device, kind__in=("mqtt.status", "mqtt.action"), received_at__gt=at)
+    return reports.exists()
+
+
 def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
     """The pump's most recent audit events, newest first."""
     return list(DeviceEvent.objects.filter(device=device).select_related("user", "session")[:limit])

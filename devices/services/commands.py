@@ -20,6 +20,7 @@ from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.housekeeping_selectors import commands_overdue, start_lifetime
 from devices.models import Command, Device, InfusionSession
+from devices.selectors import pump_state_reported_after
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
@@ -210,9 +211,14 @@ def pump_reports_infusing_since(*, device: Device, since: datetime) -> bool:
     The server's own STOP (a time-out's) is never queued (`_end_pending`) nor published (`command_publish_check`)
     to such a pump.
     """
+    if device.pump_state == PumpState.RUNNING:
+        return True
     heard_progress = device.latest_progress_at is not None and device.latest_progress_at > since
-    return device.pump_state == PumpState.RUNNING or (
-        heard_progress and (device.latest_progress or {}).get("status") in (None, "running")
+    if not heard_progress or (device.latest_progress or {}).get("status") not in (None, "running"):
+        return False
+    # the running progress stands, unless the pump reported itself idle since it (stopped remotely or at the pump)
+    return device.pump_state != PumpState.IDLE or not pump_state_reported_after(
+        device=device, at=device.latest_progress_at
     )
 
 
