@@ -24,6 +24,7 @@ from devices.services.requests import infusion_time_out
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
+from tests.clinical.alarm_support import start_from_the_wizard
 from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
@@ -40,14 +41,7 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         page = open_page(make_user("rv3w-nurse", ward=ward), "/devices/RV3_WAIT/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
-        page.get_by_role("button", name="Skip patient details").click()
-        page.get_by_label("Drug", exact=True).fill("Heparin")
-        page.get_by_label("Rate (mL/h)").fill("120")
-        page.get_by_label("Volume (mL)", exact=True).fill("30")
-        page.get_by_role("button", name="Next: review").click()
-        page.locator("#confirm").fill("start")
-        page.get_by_role("button", name="Start infusion").click()
-        expect(page.locator("#waiting-modal")).to_be_visible()
+        start_from_the_wizard(page)
 
         session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
                              message="no order was placed")  # fmt: skip
@@ -83,14 +77,7 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         page = open_page(make_user("rv3c-nurse", ward=ward), "/devices/RV3_LATE/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
-        page.get_by_role("button", name="Skip patient details").click()
-        page.get_by_label("Drug", exact=True).fill("Heparin")
-        page.get_by_label("Rate (mL/h)").fill("120")
-        page.get_by_label("Volume (mL)", exact=True).fill("30")
-        page.get_by_role("button", name="Next: review").click()
-        page.locator("#confirm").fill("start")
-        page.get_by_role("button", name="Start infusion").click()
-        expect(page.locator("#waiting-modal")).to_be_visible()
+        start_from_the_wizard(page)
         wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
                    message="no order was placed")  # fmt: skip
         with transaction.atomic():  # the person at the pump accepts the OLDER order, still on its screen
