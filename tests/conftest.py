@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.management import call_command
 
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
@@ -41,20 +42,18 @@ PROCESS_FOLDERS = ("tests/browser/", "tests/clinical/", "tests/integration/")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def no_heartbeat_outlives_its_module(request, django_db_blocker):
-    """A module's bridges write their heartbeat until they stop, after its last test's flush: the row would say
-    "monitoring alive" for `BRIDGE_STALE_AFTER_S` to whatever test this worker runs next (a CI run failed so:
-    the overview's degraded banner hidden by a bridge stopped 1.4 s before). Autouse, so it is torn down after
-    the module's own bridges have stopped."""
+def no_row_outlives_its_module(request, django_db_blocker):
+    """A module's real processes write until they stop, after its last test's flush: a bridge's heartbeat row
+    said "monitoring alive" for `BRIDGE_STALE_AFTER_S` to the next test on the worker (a CI run failed so: the
+    overview's degraded banner hidden by a bridge stopped 1.4 s before). Autouse, so it is torn down after the
+    module's own processes have stopped, and flushes what they wrote, as a transactional test does."""
     if not str(request.path.relative_to(ROOT)).startswith(PROCESS_FOLDERS):
         yield
         return
     request.getfixturevalue("django_db_setup")  # the test database, never the development one
     yield
-    from devices.models import BridgeStatus
-
     with django_db_blocker.unblock():
-        BridgeStatus.objects.all().delete()
+        call_command("flush", interactive=False, verbosity=0)
 
 
 @pytest.fixture(autouse=True)
