@@ -123,6 +123,15 @@ class Bridge:
             change_log_unlisten(self.waker.committed)
             if own_checkpoints:
                 self.checkpointer.uninstall()
+            self._say_stopped()
+
+    def _say_stopped(self) -> None:
+        """The last heartbeat says the broker is no longer held: the screens show monitoring degraded from this
+        moment, not once the heartbeat has aged past BRIDGE_STALE_AFTER_S (all a crash can leave)."""
+        try:
+            bridge_heartbeat(broker_connected=False, stats=self.heartbeat_stats(), name=self.name)
+        except Exception:  # the database may be why the bridge stops: the aging heartbeat says it then
+            logger.warning("could not record the bridge's stop", exc_info=True)
 
     def step(self) -> None:
         """One turn of the loop: what arrived joins the fair queue, whose batches (`fair.py`: the calm pumps',
