@@ -144,9 +144,17 @@ class BrokerLink:
         return info.mid
 
     def forget(self, mid: int) -> None:
-        """Withdraw an unacknowledged publish so paho never retransmits it (a failed command must not arrive)."""
-        with self.client._out_message_mutex:  # paho has no public API for this
-            self.client._out_messages.pop(mid, None)
+        """Withdraw an unacknowledged publish so paho never retransmits it (a failed command must not arrive).
+
+        One paho counted in flight gives its slot back: paho ignores a PUBACK for a mid it no longer knows, so
+        otherwise every withdrawal kept one of the connection's `max_inflight_messages` until a reconnection, and
+        after that many paho queued every further command unsent while the link looked healthy."""
+        client = self.client
+        with client._out_message_mutex:  # paho has no public API for this
+            message = client._out_messages.pop(mid, None)
+            if message is not None and message.state in (mqtt.mqtt_ms_wait_for_puback, mqtt.mqtt_ms_wait_for_pubrec):
+                client._inflight_messages = max(0, client._inflight_messages - 1)
+                client._update_inflight()  # a publish queued behind the full window takes the slot now
 
     def _lost(self) -> None:
         if self.connected.is_set():
