@@ -250,7 +250,8 @@ def top_alarm_body(alarm: Alarm | None) -> ward_wire.TopAlarm | None:
         return None
     return ward_wire.TopAlarm(id=alarm.pk, type=alarm.type_shown, key=alarm.type, priority=alarm.priority,
                          message=alarm.message, acknowledged=alarm.acknowledged_at is not None,
-                         raisedAt=alarm.raised_at, escalation=escalation_of(alarm))  # fmt: skip
+                         raisedAt=alarm.raised_at, lastRaisedAt=alarm.last_raised_at, alerts=alarm.alerts,
+                         escalation=escalation_of(alarm))  # fmt: skip
 
 
 def unordered_progress(device: Device, session: InfusionSession | None) -> dict | None:

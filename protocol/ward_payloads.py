@@ -36,6 +36,8 @@ class TopAlarm(Payload):
     message: str
     acknowledged: bool
     raisedAt: Timestamp | None
+    lastRaisedAt: Timestamp | None
+    alerts: int
     escalation: Escalation | None
 
 

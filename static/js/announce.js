@@ -1,15 +1,18 @@
-// The page's alarm live region: each new alarm (a new id, or one raised again) is spoken once by screen
-// readers. The region is filled and then cleared, so the same words can be announced again later.
+// The page's alarm live region: each new alert of an alarm (a new id, one raised again, or a reminder making an
+// acknowledged alarm alert again) is spoken once by screen readers. The region is filled and then cleared, so the same words can be announced again later.
 
 const CLEAR_AFTER_MS = 10_000;
-const announced = new Map(); // alarm id → the raise time announced
+const announced = new Map(); // alarm id → the alert announced (`alertOf`)
 
-/** Announce `alarm` ("High alarm, Bed 3: Downstream occlusion") unless this raise was already announced. */
+/** Which alert of an alarm this is: a reminder adds to `alerts` without raising it again. */
+const alertOf = (alarm) => `${alarm.alerts ?? ""}|${alarm.lastRaisedAt ?? alarm.raisedAt ?? ""}`;
+
+/** Announce `alarm` ("High alarm, Bed 3: Downstream occlusion") unless this alert was already announced. */
 export function announceAlarm(alarm, where = "") {
   if (!alarm || alarm.acknowledged || alarm.state === "cleared") return;
-  const raised = alarm.lastRaisedAt ?? alarm.raisedAt ?? "";
-  if (announced.get(alarm.id) === raised) return;
-  announced.set(alarm.id, raised);
+  const alert = alertOf(alarm);
+  if (announced.get(alarm.id) === alert) return;
+  announced.set(alarm.id, alert);
   const priority = String(alarm.priority ?? "").replace(/^./, (c) => c.toUpperCase());
   const what = alarm.message || String(alarm.type ?? "alarm").replaceAll("_", " ");
   announce(`${priority} alarm${where ? `, ${where}` : ""}: ${what}`);
@@ -17,7 +20,7 @@ export function announceAlarm(alarm, where = "") {
 
 /** Remember the alarms already on the page when it opens: they are not news. */
 export function alreadyShown(alarms) {
-  for (const alarm of alarms) if (alarm) announced.set(alarm.id, alarm.lastRaisedAt ?? alarm.raisedAt ?? "");
+  for (const alarm of alarms) if (alarm) announced.set(alarm.id, alertOf(alarm));
 }
 
 function announce(text) {

@@ -170,7 +170,8 @@ function applyWardAlarm({ deviceId, seq, alarm }) {
   if (alarm.state === "active") {
     others.push({
       id: alarm.id, type: alarm.type, key: alarm.key, priority: alarm.priority, message: alarm.message,
-      acknowledged: Boolean(alarm.acknowledged), raisedAt: alarm.raisedAt, escalation: alarm.escalation ?? null,
+      acknowledged: Boolean(alarm.acknowledged), raisedAt: alarm.raisedAt, lastRaisedAt: alarm.lastRaisedAt,
+      alerts: alarm.alerts, escalation: alarm.escalation ?? null,
     });
   }
   pump.alarms = others.sort(byRankThenNewest);

@@ -10,6 +10,8 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from devices.models import Alarm
+from devices.services.alarm_rules import alarms_remind
+from devices.services.alarms import alarm_acknowledge
 from devices.states import AlarmPriority, AlarmSource, Presence
 from tests.factories import make_device, make_ward
 from tests.support.bridge import PumpClient
@@ -139,6 +141,14 @@ def test_skip_link_favicon_and_alarm_announcement(open_page, stack, busy_ward, a
         expect(announcer).to_contain_text("High alarm, bed 4: Line blocked", timeout=5_000)
     finally:
         pump.close()
+    page.evaluate("document.getElementById('alarm-announcer').textContent = ''")
+    occlusion = Alarm.objects.get(device__device_id="BRW_D_RUN", type="occlusion")
+    alarm_acknowledge(alarm_id=occlusion.pk, user=busy_ward)
+    others = Alarm.objects.exclude(pk=occlusion.pk).values_list("pk", flat=True)
+    assert alarms_remind(now=timezone.now() + timedelta(hours=1), exclude=list(others)) == 1, "it alone is reminded"
+    expect(announcer, "a reminder alerts again: it is spoken again (review 6)").to_contain_text(
+        "High alarm, bed 4: Line blocked", timeout=5_000
+    )
 
 
 WALL = {"width": 1920, "height": 1080}

@@ -14,7 +14,7 @@ from protocol import ward_payloads as ward_wire
 AT = datetime(2026, 12, 3, 4, 9, 10, 123456, tzinfo=UTC)
 ESCALATION = wire.Escalation(level=1, at=AT)
 TOP_ALARM = ward_wire.TopAlarm(id=7, type="Occlusion", key="occlusion", priority="high", message="blocked",
-                               acknowledged=False, raisedAt=AT, escalation=None)  # fmt: skip
+                               acknowledged=False, raisedAt=AT, lastRaisedAt=AT, alerts=1, escalation=None)  # fmt: skip
 
 
 def alarm() -> wire.Alarm:
