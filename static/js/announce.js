@@ -1,11 +1,12 @@
-// The page's alarm live region: each new alert of an alarm (a new id, one raised again, or a reminder making an
-// acknowledged alarm alert again) is spoken once by screen readers. The region is filled and then cleared, so the same words can be announced again later.
+// The page's alarm live region: each alert of an alarm (a new alarm, a reminder making an acknowledged one alert
+// again, a raise at a higher priority) is spoken once by screen readers; a repeat of a sounding alarm is not. The region is filled and then cleared, so the same words can be announced again later.
 
 const CLEAR_AFTER_MS = 10_000;
 const announced = new Map(); // alarm id → the alert announced (`alertOf`)
 
-/** Which alert of an alarm this is: a reminder adds to `alerts` without raising it again. */
-const alertOf = (alarm) => `${alarm.alerts ?? ""}|${alarm.lastRaisedAt ?? alarm.raisedAt ?? ""}`;
+/** Which alert of an alarm this is: a reminder or a raise at a higher priority adds one; a repeat (the pump sending
+ * it again, `lastRaisedAt` moving) does not, and is not spoken again. */
+const alertOf = (alarm) => String(alarm.alerts ?? alarm.lastRaisedAt ?? alarm.raisedAt ?? "");
 
 /** Announce `alarm` ("High alarm, Bed 3: Downstream occlusion") unless this alert was already announced. */
 export function announceAlarm(alarm, where = "") {

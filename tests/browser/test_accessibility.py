@@ -139,6 +139,12 @@ def test_skip_link_favicon_and_alarm_announcement(open_page, stack, busy_ward, a
     try:
         pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})
         expect(announcer).to_contain_text("High alarm, bed 4: Line blocked", timeout=5_000)
+        page.evaluate("document.getElementById('alarm-announcer').textContent = ''")
+        summaries = int(page.locator("body").get_attribute("data-summaries") or 0)
+        pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})  # a repeat
+        page.wait_for_function(f"Number(document.body.dataset.summaries ?? 0) > {summaries}", timeout=5_000)
+        page.wait_for_timeout(500)
+        expect(announcer, "a repeat (ward:alarm, then the summary) is not a new alert: not spoken").to_be_empty()
     finally:
         pump.close()
     page.evaluate("document.getElementById('alarm-announcer').textContent = ''")
