@@ -7,6 +7,7 @@ from django.utils.html import format_html
 from devices import admin_axes  # noqa: F401  (axes' sign-in records, without its unguarded action)
 from devices.admin_forms import AlarmResolveForm, DeviceAdminForm
 from devices.exceptions import PumpStreamError
+from devices.forms import alert_number_text
 from devices.models import (
     Alarm,
     BridgeStatus,
@@ -215,7 +216,7 @@ class AlarmAdmin(ReadMostlyAdmin):
             shown = request.POST.get(SHOWN_ALERTS.format(alarm.pk), "")
             try:  # an alarm not listed on this page (all selected across pages) was not seen: refused as changed
                 alarm_resolve(alarm_id=alarm.pk, user=request.user, reason=reason, note=note,
-                              alerts=int(shown) if shown.isdigit() else -1)  # fmt: skip
+                              alerts=int(shown) if alert_number_text(shown) else -1)  # fmt: skip
             except PumpStreamError as exc:
                 self.message_user(request, f"{alarm}: {exc.message}", messages.ERROR)
                 return

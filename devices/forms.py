@@ -143,3 +143,8 @@ class InfusionOrderForm(forms.Form):
         for name, messages in self.errors.items():
             return (None if name == "__all__" else name), str(messages[0])
         return None, ""
+
+
+def alert_number_text(text: str) -> bool:
+    """ASCII digits, at most 9 (`isdigit` also takes "²", which `int` refuses, and any length)."""
+    return text.isascii() and text.isdigit() and len(text) <= 9

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.forms import SERVICE_FIELD_TO_FORM, InfusionOrderForm
+from devices.forms import SERVICE_FIELD_TO_FORM, InfusionOrderForm, alert_number_text
 from devices.selectors import (
     alarm_visible_to,
     bridge_status,
@@ -166,7 +166,7 @@ def alerts_shown(alerts: object, *, required: bool = True) -> int | None:
     """The alarm's alert number the page showed (`alerts`): an integer (digits in a form); required to resolve."""
     if alerts is None and not required:
         return None
-    if isinstance(alerts, str) and alerts.isdigit():
+    if isinstance(alerts, str) and alert_number_text(alerts):
         alerts = int(alerts)
     if not isinstance(alerts, int) or isinstance(alerts, bool):
         raise PumpStreamError("alerts must be the alert number shown", code="invalid_command", field="alerts")

@@ -246,3 +246,17 @@ def test_the_admin_action_refuses_an_alarm_that_alerted_again_since_the_list_sho
     assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.ACTIVE, "an alarm not listed must not be resolved"
     admin_client.post("/admin/devices/alarm/", {**form, f"shown_alerts_{alarm.pk}": 2})
     assert Alarm.objects.get(pk=alarm.pk).state == AlarmState.CLEARED
+
+
+@pytest.mark.parametrize("alerts", ["\u00b2", "1" * 5000], ids=["superscript-two", "5000-digits"])
+@pytest.mark.parametrize("action", ["resolve", "acknowledge"])
+def test_odd_digit_strings_for_alerts_are_refused_not_a_server_error(client, alerts, action):
+    """Review 6: `str.isdigit` takes "²" and 5,000 digits, which `int` refuses: a 500 with a traceback."""
+    device = make_device()
+    alarm = raise_()
+    charge = resolver()
+    device.ward.members.add(charge)
+    client.force_login(charge)
+    client.raise_request_exception = False
+    answer = client.post(f"/api/alarms/{alarm.pk}/{action}/", {"reason": "checked_at_pump", "alerts": alerts})
+    assert answer.status_code == 400 and answer.json()["field"] == "alerts", f"{action}: {answer.status_code}"
