@@ -12,6 +12,7 @@ from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
 from devices.selectors import alarms_active_by_device, sessions_current_by_device
 from devices.services.changes import device_lock, event_record, status_changed
+from devices.services.silences import ward_silence_break_on_arrival
 from devices.signals import pump_ward_changed
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
@@ -55,6 +56,7 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         changes = {name: {"from": before[name], "to": _audited(stored, name)} for name in fields}
         if "ward" in changes and changes["ward"]["from"] != changes["ward"]["to"]:
             pump_ward_changed.send(sender=Device, device=stored)  # who may watch it changed
+            ward_silence_break_on_arrival(device=stored)  # its alarm sounding, never heard in its new ward
         event_record(device=stored, kind="user.pump_edited", payload={"fields": fields, "changes": changes},
                      user=user, received_at=timezone.now())  # fmt: skip
     return stored

@@ -81,6 +81,23 @@ def ward_silence_break(*, device: Device, alarm: Alarm, now: datetime | None = N
     return silence
 
 
+def ward_silence_break_on_arrival(*, device: Device, now: datetime | None = None) -> WardSilence | None:
+    """A pump joined its ward (moved in the admin) with alarms sounding: end the ward's silence if the highest of its
+    active, unacknowledged alarms must be heard through it (inside the caller's atomic, under the pump's lock).
+
+    Those alarms alerted elsewhere: the ward never heard them, and its silence's priority never counted them, so for
+    this ward they alert now. An acknowledged alarm does not sound, so it breaks nothing."""
+    sounding = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
+    loudest = max(sounding.order_by("-last_raised_at", "-pk"), key=_rank, default=None)
+    if loudest is None:
+        return None
+    return ward_silence_break(device=device, alarm=loudest, now=now)
+
+
+def _rank(alarm: Alarm) -> int:
+    return ALARM_PRIORITY_RANK.get(alarm.priority, 0)
+
+
 def _ward_hold(ward_id: int) -> None:
     """Share the ward's row lock until the caller commits (PostgreSQL; SQLite's IMMEDIATE transactions are serial).
 

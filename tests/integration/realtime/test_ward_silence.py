@@ -8,10 +8,14 @@ import time
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
-from devices.models import WardSilence
+from devices.models import Device, WardSilence
 from devices.services.accounts import service_account_create
-from devices.states import SilenceEnd
+from devices.services.alarms import alarm_acknowledge, alarm_raise
+from devices.services.changes import device_lock
+from devices.services.registration import pump_registration_save
+from devices.states import AlarmPriority, AlarmSource, SilenceEnd
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
@@ -147,3 +151,47 @@ def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients)
     assert ended["ended"]["reason"] == "expired", ended
     waited = time.monotonic() - started
     assert 1.0 <= waited, f"the silence ended after {waited:.1f} s, before its 2 s"
+
+
+def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves_its_old_ward(
+    daphne_server, ward, clients
+):
+    """Review 6 (B8): the admin moves SIL_S2_PUMP, its occlusion unacknowledged, from s2 into the silenced s1. The s1
+    stations get the pump with its alarm and the silence's end (broken by it) at once; the s2 station drops the pump
+    and hears no more of its alarms (a nurse of s1 acknowledging it is s1's news, not s2's)."""
+    with transaction.atomic():
+        device = device_lock(device_id="SIL_S2_PUMP")
+        occlusion = alarm_raise(device=device, type="occlusion", priority=AlarmPriority.HIGH, source=AlarmSource.DEVICE)
+    receiving = station(daphne_server.url, "s1-nurse-a", clients)
+    old = station(daphne_server.url, "s2-nurse", clients, ward="s2")
+    assert "SIL_S2_PUMP" in {p["deviceId"] for p in old.events.named(events.WARD_SUMMARY)[0]["pumps"]}
+    receiving.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 120, "reason": "Quiet night"})
+    silence_event(receiving, lambda d: d["active"])
+    start, old_start = len(receiving.events.items), len(old.events.items)
+
+    moved = Device.objects.get(device_id="SIL_S2_PUMP")
+    moved.ward = ward
+    moved_at = pump_registration_save(device=moved, fields=["ward"]).event_seq  # what the admin's change page does
+
+    try:
+        broken = silence_event(receiving, lambda d: not d["active"], timeout=3.0, start=start)
+    except AssertionError:
+        raise AssertionError("the s1 stations stay silenced with a HIGH occlusion, unacknowledged, on a pump now "
+                             "theirs: nobody in s1 hears it until the silence runs out") from None  # fmt: skip
+    assert broken["ended"]["reason"] == "broken" and broken["ended"]["brokenBy"]["alarmId"] == occlusion.pk, (
+        f"the s1 stations stay silenced with a HIGH occlusion, unacknowledged, on a pump now theirs: {broken}"
+    )
+    joined = receiving.events.wait_for(
+        lambda e, d: e == events.WARD_SUMMARY and any(p["deviceId"] == "SIL_S2_PUMP" for p in d["pumps"]),
+        timeout=3.0, start=start,
+    )  # fmt: skip
+    pump = next(p for p in joined["pumps"] if p["deviceId"] == "SIL_S2_PUMP")
+    assert [a["id"] for a in pump["alarms"]] == [occlusion.pk], f"the s1 station does not list the occlusion: {pump}"
+    old.events.wait_for(lambda e, d: e == events.WARD_SUMMARY and "SIL_S2_PUMP" in d.get("left", []), timeout=3.0,
+                        start=old_start)  # fmt: skip
+
+    alarm_acknowledge(alarm_id=occlusion.pk, user=get_user_model().objects.get(username="s1-nurse-a"), alerts=1)
+    receiving.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["acknowledged"], start=start)
+    time.sleep(0.5)  # the same fan-out round: a copy to s2 would have come with it
+    stray = [d for e, d in old.events.items if e == events.WARD_ALARM and d["seq"] > moved_at]
+    assert stray == [], f"the s2 station still receives the moved pump's alarm changes: {stray}"
