@@ -23,7 +23,10 @@ from django.db.models.functions import Coalesce, Least
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
+    ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
+    FLOOD_NEWS_DEFERRED,
+    FLOOD_NEWS_SIGNALLED,
     START_DEADLINE_EXTRA_S,
     UNORDERED_ALARMS,
     AlarmPriority,
@@ -166,6 +169,32 @@ def alarms_reminder_due(*, by: datetime) -> QuerySet:
     for priority, setting in REMINDED_PRIORITIES.items():
         due |= Q(priority=priority, acknowledged_at__lt=by - timedelta(seconds=settings.PUMPSTREAM[setting]))
     return alarms_acknowledged_active().filter(due).order_by("acknowledged_at")
+
+
+def flood_news_interval_over(details: dict, *, at: datetime) -> bool:
+    """Whether an `alarm_flood` may signal news beyond the types it remembers at `at`: it never did, or its last
+    such signal (`newsSignalledAt`) is `ALARM_FLOOD_NEWS_INTERVAL_S` old."""
+    signalled = details.get(FLOOD_NEWS_SIGNALLED)
+    if not isinstance(signalled, str):
+        return True
+    interval = timedelta(seconds=settings.PUMPSTREAM["ALARM_FLOOD_NEWS_INTERVAL_S"])
+    return at >= datetime.fromisoformat(signalled) + interval
+
+
+def alarm_floods_news_due(*, by: datetime) -> list[tuple[int, str]]:
+    """(alarm id, device id) of the active `alarm_flood` alarms whose news beyond the types they remember waits
+    (`newsDeferredSince`) and may be signalled by `by`, the longest waiting first. The interval is judged in Python:
+    few alarms hold such news (one per flooding pump)."""
+    waiting = Alarm.objects.filter(type=ALARM_FLOOD, state=AlarmState.ACTIVE, details__has_key=FLOOD_NEWS_DEFERRED)
+    rows = waiting.values_list("pk", "device__device_id", "details")
+    due = [(str(details[FLOOD_NEWS_DEFERRED]), pk, device_id) for pk, device_id, details in rows
+           if flood_news_interval_over(details, at=by)]  # fmt: skip
+    return [(pk, device_id) for _, pk, device_id in sorted(due)]
+
+
+def flood_news_due_by(moment: datetime) -> bool:
+    """A flood alarm's waiting news may be signalled by `moment`."""
+    return bool(alarm_floods_news_due(by=moment))
 
 
 def deliveries_pending() -> QuerySet:

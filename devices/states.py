@@ -161,6 +161,11 @@ SERVER_ALARM_TYPES = frozenset({
     "device_degraded", "dose_limit_exceeded", "escalation_failed", "infusing_after_stop", "infusing_without_order",
     "infusion_interrupted", "parameter_mismatch", "parameters_unverified", "unreadable_alarm",
 })  # fmt: skip
+ALARM_FLOOD = "alarm_flood"  # the server's summary of a flooding pump's shed messages (`services/protection.py`)
+# Its details' keys timing the news beyond the alarm types it remembers: when such news was last signalled, and
+# since when news waits for the end of that interval (`ALARM_FLOOD_NEWS_INTERVAL_S`; absent: none waits).
+FLOOD_NEWS_SIGNALLED = "newsSignalledAt"
+FLOOD_NEWS_DEFERRED = "newsDeferredSince"
 
 
 class AlarmResolveReason(models.TextChoices):

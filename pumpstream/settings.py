@@ -276,6 +276,10 @@ PUMPSTREAM = {
     # burst holds an hour of a pump's reports at ten a minute; a flood's excess beyond it is shed and summed up.
     "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=600.0),
     "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),
+    # An acknowledged alarm_flood alerts again for an alarm type shed beyond the 256 types it remembers at most once
+    # in this interval; news within it waits for its end: a broken pump's ever new junk types cannot re-alert it
+    # continuously, and a real alarm shed among them is signalled within the interval (docs/clinical-rules.md).
+    "ALARM_FLOOD_NEWS_INTERVAL_S": env.float("ALARM_FLOOD_NEWS_INTERVAL_S", default=60.0),
     # Each Daphne's publisher reads the change log when woken after a commit, and at least this often
     # (a lost wake, commits of processes that cannot wake it); the log keeps changes CHANGE_LOG_KEEP_S.
     "PUBLISHER_POLL_S": env.float("PUBLISHER_POLL_S", default=1.0),

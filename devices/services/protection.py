@@ -1,22 +1,35 @@
 """The alarm the server raises when a pump floods it: what its budgets shed, summed up in one `alarm_flood`."""
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
+from devices import payloads
+from devices.housekeeping_selectors import alarm_floods_news_due, flood_news_interval_over
 from devices.models import Alarm, Device
-from devices.services.alarms import CLEARED_SUFFIX, alarm_raise, alarm_type_key
-from devices.services.changes import device_lock
+from devices.services.alarms import CLEARED_SUFFIX, alarm_raise, alarm_realert_mark, alarm_type_key
+from devices.services.changes import change_record, device_lock, event_record
+from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
-from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmSource, AlarmState
+from devices.states import (
+    ALARM_FLOOD,
+    ALARM_PRIORITY_RANK,
+    FLOOD_NEWS_DEFERRED,
+    FLOOD_NEWS_SIGNALLED,
+    AlarmPriority,
+    AlarmSource,
+    AlarmState,
+)
+from protocol import events
 
-ALARM_FLOOD = "alarm_flood"
 TYPES_NAMED = 10
 TYPE_NAMED_MAX = 64
-TYPES_REMEMBERED = 256  # the types named since the alarm was raised, kept to tell news (beyond: counted, no news)
+TYPES_REMEMBERED = 256  # the types named since the alarm was raised, kept to tell news (beyond: news, rate-limited)
+PER_TICK = 20  # flood alarms whose waiting news the housekeeping signals per tick
 
 
 def alarm_flood_raise(
@@ -36,8 +49,9 @@ def alarm_flood_raise(
     (`typesSeen`, at most `TYPES_REMEMBERED`). A repeat that names an alarm type it never named before, or at a
     higher priority than ever named, brings news: an acknowledged flood alarm alerts again
     (notification, sound, escalation from its start, the ward's silence broken); one still unacknowledged (still
-    sounding) breaks the ward's silence. The server clears it never by itself: a user resolves it once the pump has
-    been checked (docs/clinical-rules.md).
+    sounding) breaks the ward's silence. Beyond the types remembered, a type new to its text is news too, signalled
+    at most once per `ALARM_FLOOD_NEWS_INTERVAL_S` (`flood_news_signal`). The server clears it never by itself: a
+    user resolves it once the pump has been checked (docs/clinical-rules.md).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -51,7 +65,10 @@ def alarm_flood_raise(
         shown = _types_named(earlier)
         named, dropped = shed_types_named(shown, _types_given(alarm_types))
         seen = dict(earlier["typesSeen"] if "typesSeen" in earlier else shown)  # raised before it: what it names
-        news, not_remembered = shed_types_remember(seen, named, before=shown)
+        news, beyond = shed_types_remember(seen, named, before=shown)
+        signal, timing = flood_news_signal(
+            earlier, news=bool(news), beyond=bool(beyond), acknowledged_at=acknowledged_at, now=now
+        )
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(total.items()))
         others = earlier.get("otherTypes", False) or dropped or more_types
         listed = f" (alarms: {', '.join(named)}{', and others' if others else ''})" if named else ""
@@ -59,11 +76,12 @@ def alarm_flood_raise(
             device=device, type=ALARM_FLOOD, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
             message=f"The pump sent far more messages than a pump does; not shown: {kinds}{listed}. Check the pump.",
             details={"shed": dict(total), "alarmTypes": list(named), "alarmPriorities": named, "otherTypes": others,
-                     "typesSeen": seen, "typesNotRemembered": earlier.get("typesNotRemembered", 0) + not_remembered},
-            now=now, realert=bool(news) and acknowledged_at is not None,
+                     "typesSeen": seen, "typesNotRemembered": earlier.get("typesNotRemembered", 0) + len(beyond),
+                     **timing},
+            now=now, realert=signal and acknowledged_at is not None,
         )  # fmt: skip
-        if news and found is not None and acknowledged_at is None:  # still sounding: heard through a silence
-            ward_silence_break(device=device, alarm=alarm, now=now)
+        if signal and found is not None and acknowledged_at is None:  # still sounding: heard through a silence
+            _silence_break(device, alarm, earlier=earlier, now=now)
     return True
 
 
@@ -81,24 +99,109 @@ def shed_types_named(named: dict[str, str], shed: dict[str, str]) -> tuple[dict[
 
 def shed_types_remember(
     seen: dict[str, str], named: dict[str, str], *, before: dict[str, str]
-) -> tuple[list[str], int]:
+) -> tuple[list[str], list[str]]:
     """Add the types `named` now to those `seen` (named since the alarm was raised, their highest priority; updated
-    in place); the news among them (never named before, or at a higher priority than ever; a clearing is none) and
-    how many types new to the text (not in `before`, the types it named until now) could not be remembered
-    (`TYPES_REMEMBERED` full: counted, never news, so a pump cycling through ever new types cannot re-alert the
-    acknowledged alarm for ever)."""
+    in place); the news among them (never named before, or at a higher priority than ever; a clearing is none), and
+    the news that could not be remembered (`TYPES_REMEMBERED` full): a type new to the text (not in `before`, the
+    types it named until now) or named there at a lower priority. That is news all the same, for a real alarm may
+    come among a broken pump's ever new junk types, but it is signalled at most once an interval
+    (`flood_news_signal`), so such a pump cannot re-alert the acknowledged alarm for ever."""
     news: list[str] = []
-    not_remembered = 0
+    beyond: list[str] = []
     for alarm_type, priority in named.items():
         if alarm_type_key(alarm_type).endswith(CLEARED_SUFFIX):
             continue
         remembered = seen.get(alarm_type)
         if remembered is None and len(seen) >= TYPES_REMEMBERED:
-            not_remembered += alarm_type not in before
+            if ALARM_PRIORITY_RANK[priority] > ALARM_PRIORITY_RANK.get(before.get(alarm_type), 0):
+                beyond.append(alarm_type)
         elif ALARM_PRIORITY_RANK[priority] > ALARM_PRIORITY_RANK.get(remembered, 0):
             seen[alarm_type] = priority
             news.append(alarm_type)
-    return news, not_remembered
+    return news, beyond
+
+
+def flood_news_signal(
+    earlier: dict, *, news: bool, beyond: bool, acknowledged_at: datetime | None, now: datetime
+) -> tuple[bool, dict]:
+    """Whether a flood alarm signals news now (re-alerted once acknowledged; else the ward's silence broken), and its
+    details' keys timing the news beyond the types it remembers (`beyond` now, or waiting since an earlier flood).
+
+    Such news is signalled at once when the last such signal is `ALARM_FLOOD_NEWS_INTERVAL_S` old (or none was), else
+    it waits (`newsDeferredSince`) for the interval's end: the next flood, or the housekeeping
+    (`alarm_floods_news_signal`) for a pump that stopped flooding. News within the types remembered is signalled at
+    once, and carries what waits. Waiting news the nurse acknowledged after it was named is no news any more: she
+    read the alarm's text after it came. The timing returned is the signal's: one that interrupted nobody (the alarm
+    still sounding, no silence on) restarts no interval (`_silence_break`).
+    """
+    waiting_since = earlier.get(FLOOD_NEWS_DEFERRED)
+    if waiting_since and acknowledged_at is not None and acknowledged_at >= datetime.fromisoformat(waiting_since):
+        waiting_since = None
+    waiting = beyond or waiting_since is not None
+    if news or (waiting and flood_news_interval_over(earlier, at=now)):
+        return True, ({FLOOD_NEWS_SIGNALLED: payloads.iso(now)} if waiting else _interval_kept(earlier))
+    if waiting:
+        return False, {**_interval_kept(earlier), FLOOD_NEWS_DEFERRED: waiting_since or payloads.iso(now)}
+    return False, _interval_kept(earlier)
+
+
+def _interval_kept(earlier: dict) -> dict:
+    """The timing of a flood alarm whose news interval goes on as it was, nothing waiting."""
+    return {FLOOD_NEWS_SIGNALLED: earlier[FLOOD_NEWS_SIGNALLED]} if earlier.get(FLOOD_NEWS_SIGNALLED) else {}
+
+
+def _timed(details: dict, timing: dict) -> dict:
+    """A flood alarm's details with this news timing instead of the one they held."""
+    untimed = {key: value for key, value in details.items() if key not in (FLOOD_NEWS_DEFERRED, FLOOD_NEWS_SIGNALLED)}
+    return {**untimed, **timing}
+
+
+def _silence_break(device: Device, alarm: Alarm, *, earlier: dict, now: datetime) -> None:
+    """A sounding flood alarm's news: its ward's silence broken. With none on, it interrupted nobody (the alarm is
+    heard, its text names the news): its interval does not restart, and nothing waits."""
+    if ward_silence_break(device=device, alarm=alarm, now=now) is None:
+        alarm.details = _timed(alarm.details, _interval_kept(earlier))
+        alarm.save(update_fields=["details"])
+
+
+def alarm_floods_news_signal(
+    *, now: datetime | None = None, limit: int = PER_TICK, exclude: Collection[int] = (), run: RowRun = row_run_plain
+) -> int:
+    """Signal the news beyond the types remembered that waits on flood alarms whose interval has ended, the longest
+    waiting first, at most `limit` but those in `exclude`, each through `run` (the bridge's housekeeping: a pump that
+    stopped flooding sends no next flood to carry it); how many were signalled."""
+    now = now or timezone.now()
+    due = [(alarm_id, device_id) for alarm_id, device_id in alarm_floods_news_due(by=now) if alarm_id not in exclude]
+    return sum(run("flood_news", alarm_id, partial(_news_signal, alarm_id, device_id, now))
+               for alarm_id, device_id in due[:limit])  # fmt: skip
+
+
+def _news_signal(alarm_id: int, device_id: str, now: datetime) -> int:
+    """One flood alarm's waiting news: re-alerted if acknowledged before it came, else its ward's silence broken."""
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        alarm = Alarm.objects.filter(pk=alarm_id, state=AlarmState.ACTIVE).first()
+        if alarm is None or FLOOD_NEWS_DEFERRED not in alarm.details:
+            return 0
+        earlier, acknowledged_at = alarm.details, alarm.acknowledged_at
+        signal, timing = flood_news_signal(earlier, news=False, beyond=False, acknowledged_at=acknowledged_at, now=now)
+        if not signal and FLOOD_NEWS_DEFERRED in timing:
+            return 0  # not due yet: a later flood signalled news and restarted the interval
+        alarm.details = _timed(earlier, timing)
+        if not signal or acknowledged_at is None:  # acknowledged after it came, or still sounding
+            alarm.save(update_fields=["details"])
+            if signal:
+                _silence_break(device, alarm, earlier=earlier, now=now)
+            return int(signal)
+        alarm_realert_mark(alarm, now=now)
+        alarm.save()
+        event_record(device=device, kind="alarm.flood_news", received_at=now,
+                     payload={"alarmId": alarm.pk, "type": alarm.type, "alarmTypes": alarm.details.get("alarmTypes"),
+                              "acknowledgedAt": payloads.iso(acknowledged_at)})  # fmt: skip
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
+        change_record(device=device, event=events.DEVICE_NOTIFICATION, body=payloads.notification_body(alarm))
+        ward_silence_break(device=device, alarm=alarm, now=now)
+    return 1
 
 
 def _types_named(details: dict) -> dict[str, str]:

@@ -84,6 +84,9 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
     "user.alarm_resolved": lambda event, p: f"{_who(event)} resolved the {_alarm_name(p)} alarm{_reason(p)}",
     "alarm.cleared": lambda event, p: f"Alarm cleared: {_alarm_name(p)}",
     "alarm.reminded": lambda event, p: f"Reminder: the {_alarm_name(p)} alarm is still active",
+    "alarm.flood_news": lambda event, p: (
+        f"The {_alarm_name(p)} alarm alerts again: the pump's flood hid alarms not signalled yet"
+    ),
     "mqtt.status": _presence,
     "server.stop_withdrawn": lambda event, p: (
         "The server's own stop command was withdrawn unsent: the pump runs the infusion"

@@ -1,5 +1,5 @@
 """Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
-escalations and their webhooks, and the change log's old entries.
+escalations and their webhooks, flood alarms' waiting news, and the change log's old entries.
 
 An idle bridge does not ask the database every tick (issue 17: at most 1 % of a core with no traffic). On a
 tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
@@ -8,8 +8,10 @@ either, and it sleeps until then without running. No deadline is missed for it, 
 its timeout away: a start times out CONFIRMATION_TIMEOUT_S after its START was published (or created), a
 command at its `expires_at` (its lifetime after it was queued, a START's after it was published: both commits of
 this bridge), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
-an alarm reminds or escalates its interval after it was acknowledged or alerted; whatever appears while a
-check sleeps falls due after it wakes, and the check's own question covers what was already there. Everything
+an alarm reminds or escalates its interval after it was acknowledged or alerted (a flood alarm's news may wait less
+than its interval, begun earlier, but the flood that left it waiting committed a change, which wakes every check);
+whatever appears while a check sleeps falls due after it wakes, and the check's own question covers what was
+already there. Everything
 wakes when this bridge commits (a message heard a while ago may carry an older moment), when any process commits
 a change of a pump (the change log's newest id moved: a page resolving an alarm of a pump still silent, a start
 whose lock wait made its moment old, an alarm to escalate at once), when the broker link changes and while a
@@ -35,6 +37,7 @@ from devices.housekeeping_selectors import (
     devices_stale_without_presence,
     escalation_delays,
     escalations_due_by,
+    flood_news_due_by,
     reminders_due_by,
     sessions_unconfirmed_since,
 )
@@ -43,6 +46,7 @@ from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
+from devices.services.protection import alarm_floods_news_signal
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out
 from realtime import metrics
@@ -105,6 +109,7 @@ class Housekeeping:
             "stale": (self.stale_pumps, self.stale_due_by, heartbeat),
             "reminders": (self.reminders, reminders_due_by, timeouts(*REMINDED_PRIORITIES.values())),
             "escalations": (self.escalations, self.escalations_due_by, escalation_timeouts),
+            "flood_news": (self.flood_news, flood_news_due_by, timeouts("ALARM_FLOOD_NEWS_INTERVAL_S")),
         }  # fmt: skip
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
@@ -147,6 +152,11 @@ class Housekeeping:
         """Re-alert acknowledged alarms still active past their priority's reminder interval (PER_TICK a tick)."""
         skipped, run = self.rows.skipped("reminders", now), self.rows.runner(now)
         return alarms_remind(now=now, limit=PER_TICK, exclude=skipped, run=run) >= PER_TICK
+
+    def flood_news(self, now: datetime) -> bool:
+        """Signal flood alarms' news beyond the types they remember once its interval ended (PER_TICK a tick)."""
+        skipped, run = self.rows.skipped("flood_news", now), self.rows.runner(now)
+        return alarm_floods_news_signal(now=now, limit=PER_TICK, exclude=skipped, run=run) >= PER_TICK
 
     def starts_due_by(self, moment: datetime) -> bool:
         cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])

@@ -168,19 +168,28 @@ def test_a_type_named_before_comes_back_at_a_higher_priority_alerts_again():
     assert alarm.acknowledged_at is None and notifications(emitted), "door, named low before, was shed high: news"
 
 
-def test_beyond_the_types_remembered_a_new_type_is_counted_not_news(monkeypatch):
-    """The types remembered are bounded: once full, a type never named is named and counted, but alerts nobody
-    (else a pump sending ever new types would re-alert the acknowledged alarm at every flood)."""
+def test_beyond_the_types_remembered_a_new_type_is_counted_and_news_at_most_once_an_interval(monkeypatch):
+    """The types remembered are bounded: once full, a type never named is named, counted, and still news (it may be a
+    real alarm among a broken pump's junk), but it alerts the acknowledged alarm at most once per
+    ALARM_FLOOD_NEWS_INTERVAL_S, else a pump sending ever new types would re-alert it at every flood. Review 6 (B5)
+    changed this rule: beyond the bound a new type used to be no news at all, so a real occlusion went unheard
+    (`test_flood_news_beyond_the_bound.py`)."""
     monkeypatch.setattr(protection, "TYPES_REMEMBERED", 3)
-    _, emitted = acknowledged_flood("FLOOD_FULL", alarm_types={"fault_a": "high", "fault_b": "high", "fault_c": "high"})
+    first, emitted = acknowledged_flood("FLOOD_FULL", alarm_types={"fault_a": "high", "fault_b": "high",
+                                                                    "fault_c": "high"})  # fmt: skip
     alarm_flood_raise(device_id="FLOOD_FULL", shed={"error": 2}, alarm_types={"fault_d": "high", "fault_e": "high"})
     alarm = flood_alarm("FLOOD_FULL")
     assert "fault_d" in alarm.message and "fault_e" in alarm.message, "a type not remembered is still named"
-    assert alarm.acknowledged_at is not None and not notifications(emitted), "beyond the bound: not news"
+    assert alarm.acknowledged_at is None and len(notifications(emitted)) == 1, "beyond the bound: still news"
     assert set(alarm.details["typesSeen"]) == {"fault_a", "fault_b", "fault_c"}
     assert alarm.details["typesNotRemembered"] == 2, "each type named but not remembered is counted"
+    alarm_acknowledge(alarm_id=alarm.pk, user=make_user("nurse2"), alerts=alarm.alerts)
     alarm_flood_raise(device_id="FLOOD_FULL", shed={"error": 1}, alarm_types={"fault_e": "high"})
-    assert flood_alarm("FLOOD_FULL").details["typesNotRemembered"] == 2, "one still named is not counted again"
+    alarm = flood_alarm("FLOOD_FULL")
+    assert alarm.details["typesNotRemembered"] == 2, "one still named is not counted again"
+    alarm_flood_raise(device_id="FLOOD_FULL", shed={"error": 1}, alarm_types={"fault_f": "high"})
+    alarm = flood_alarm("FLOOD_FULL")
+    assert alarm.acknowledged_at is not None and alarm.alerts == first.alerts + 1, "within the interval: it waits"
 
 
 def test_an_alarm_raised_before_types_were_remembered_treats_what_it_names_as_seen():
