@@ -3,10 +3,15 @@ says so (who, why, how long); a new high alarm sounds through it; the button sil
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from playwright.sync_api import expect
 
-from devices.models import Ward
+from devices.models import Device, Ward
+from devices.services.alarms import alarm_raise
+from devices.services.changes import device_lock
+from devices.services.registration import pump_registration_save
 from devices.services.silences import ward_silence, ward_silence_end
+from devices.states import AlarmPriority, AlarmSource
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
@@ -168,3 +173,48 @@ def test_a_screens_own_silence_outlasts_the_wards_state_on_reconnecting(open_pag
         assert station.get_attribute("data-audio") == "silenced", "the ward's 'no silence' undid this screen's own"
     finally:
         pump.close()
+
+
+def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves_its_old_station(open_page, stack):
+    """Review 6 (B8): a patient transferred with the pump, its occlusion unacknowledged, into a ward its station has
+    silenced. The receiving station lists and sounds the occlusion at once and the ward's silence ends; the station
+    of the ward it left drops it and falls quiet (it is no longer theirs). Before the fix, an open station sounded it
+    by its own rule (a high alarm it had not sounded yet) under a note saying the ward was silenced, and a station
+    opened after the move kept it mute until the silence ran out."""
+    receiving_ward, leaving_ward = make_ward("mvin"), make_ward("mvout")
+    make_device("MV_OWN", ward=receiving_ward, bed="31", has_presence=True)
+    make_device("MV_PUMP", ward=leaving_ward, bed="7", has_presence=True)
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id="MV_PUMP"), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Downstream occlusion")  # fmt: skip
+    receiving = open_page(make_user("mvin-nurse", ward=receiving_ward), "/", viewport=WALL)
+    leaving = open_page(make_user("mvout-nurse", ward=leaving_ward), "/", viewport=WALL)
+    for page in (receiving, leaving):
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    expect(leaving.locator("#station")).to_have_attribute("data-audio", "high", timeout=5_000)
+    ward_silence(ward=receiving_ward, user=make_user("mvin-charge", ward=receiving_ward), seconds=120, reason="Round")
+    expect(receiving.locator("#station-silence")).to_be_visible(timeout=3_000)
+
+    moved = Device.objects.get(device_id="MV_PUMP")
+    moved.ward = receiving_ward
+    pump_registration_save(device=moved, fields=["ward"])  # what the admin's change page does
+
+    expect(
+        receiving.locator("#station-alarm-list"), "the receiving station does not list the occlusion"
+    ).to_contain_text("Downstream occlusion", timeout=5_000)
+    expect(
+        receiving.locator("#station"), "the receiving station shows the occlusion but does not sound it"
+    ).to_have_attribute("data-audio", "high", timeout=3_000)
+    assert playing(receiving, "high")
+    expect(receiving.locator("#station-silence")).to_be_hidden()
+    expect(
+        leaving.locator("#station-alarm-list"), "the old station still lists a pump no longer its ward's"
+    ).not_to_contain_text("Downstream occlusion", timeout=5_000)
+    expect(leaving.locator("#station")).not_to_have_attribute("data-audio", "high")
+    late = open_page(make_user("mvin-nurse-b", ward=receiving_ward), "/", viewport=WALL)  # a screen opened now
+    expect(late.locator("#connection-banner")).to_have_text("Live")
+    late.locator("#ward-heading").click()
+    expect(late.locator("#station"), "a station opened after the move keeps the occlusion mute").to_have_attribute(
+        "data-audio", "high", timeout=3_000
+    )
