@@ -12,12 +12,8 @@ from django.db import transaction
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, DeviceEvent, InfusionSession
 from devices.services.changes import device_lock, event_record
-from devices.services.commands import (
-    TIME_OUT_STOP_REASON,
-    command_queue,
-    command_repeat_find,
-    pump_reports_infusing_since,
-)
+from devices.services.commands import command_queue, command_repeat_find
+from devices.services.publication import TIME_OUT_STOP_REASON, pump_reports_infusing_since
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
     ACTIVE_SESSION_STATUSES,

@@ -12,12 +12,9 @@ from devices.models import Alarm, Device, InfusionSession, ProgressSample
 from devices.services.alarm_rules import alarms_session_settle
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
-from devices.services.commands import (
-    command_queue,
-    commands_supersede,
-    time_out_stops_withdraw,
-)
+from devices.services.commands import command_queue, commands_supersede
 from devices.services.orders import InfusionOrder, order_validate
+from devices.services.publication import time_out_stops_withdraw
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_compare, readback_record
 from devices.states import (

@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 
 from devices.models import Command
-from devices.services.commands import command_publish_check, commands_end_overdue
+from devices.services.commands import commands_end_overdue
+from devices.services.publication import command_publish_check
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState
 from realtime.bridge.outbox import CommandOutbox
