@@ -3,20 +3,17 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
-  COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, PRIORITY_LABEL, SESSION_LABEL, clock, connectivityNow,
-  duration, fixed, heardText, humanType, isNumber, isUnordered, lastingFor, mlMinToMlH, volumeFacts,
+  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, fixed, heardText, isNumber, isUnordered,
+  lastingFor, mlMinToMlH, volumeFacts,
 } from "./format.js";
-import { getJson, postJson } from "./http.js";
+import { getJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
-import { CommandConfirmation } from "./confirm_dialog.js";
+import { AlarmList } from "./monitor_alarms.js";
+import { MonitorControls } from "./monitor_controls.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
 import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
 
-const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
-// A command that was under way when the page lost the pump's stream and had ended by its next snapshot.
-const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
-const ONLY_WHEN_ALLOWED = new Set(["end-record", "cancel"]); // hidden, not merely disabled, otherwise
 const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
 
@@ -55,8 +52,10 @@ export class Monitor {
       silenceButton: $(root, "#audio-silence"),
     });
     this.chart = new VolumeChart($(root, "#volume-chart"));
-    this.wireControls();
-    this.wireResolve();
+    this.alarmList = new AlarmList(this);
+    this.controls = new MonitorControls(this);
+    this.controls.wire();
+    this.alarmList.wireResolve();
     this.render();
     this.loadHistory();
     live.subscribeDevice(this.deviceId, (name, payload) => this.apply(name, payload), {
@@ -218,9 +217,9 @@ export class Monitor {
     this.renderSession();
     this.renderReadBack();
     this.renderProgress();
-    this.renderAlarms();
-    this.renderControls();
-    this.renderCommands();
+    this.alarmList.render();
+    this.controls.render();
+    this.controls.renderCommands();
     this.renderEvents();
   }
 
@@ -278,7 +277,7 @@ export class Monitor {
     $(this.root, "#mon-drug").textContent = session
       ? `${drug || "Unnamed infusion"}${reason}`
       : this.unordered()
-        ? `The pump reports an infusion the server did not order: its own figures are shown.${this.waitingText()}`
+        ? `The pump reports an infusion the server did not order: its own figures are shown.${this.controls.waitingText()}`
         : "";
     const order = session?.order;
     $(this.root, "#mon-ordered").textContent = order
@@ -308,140 +307,6 @@ export class Monitor {
     bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
   }
 
-  renderAlarms() {
-    const list = $(this.root, "#alarm-list");
-    const alarms = [...this.alarms.values()].sort(
-      (a, b) => rank(b.priority) - rank(a.priority) || String(b.raisedAt).localeCompare(String(a.raisedAt)),
-    );
-    list.replaceChildren(...(alarms.length ? alarms.map((alarm) => this.alarmItem(alarm)) : [noAlarms()]));
-    // A pump no longer received: its alarms stay listed (greyed, as last known) but no longer sound here.
-    this.audio.update(this.stoppedBecause ? [] : alarms);
-  }
-
-  alarmItem(alarm) {
-    const item = document.createElement("li");
-    item.className = "alarm";
-    item.dataset.priority = alarm.priority;
-    item.dataset.alarmId = alarm.id;
-    item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
-    const title = document.createElement("strong");
-    title.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${humanType(alarm.type)}`;
-    const text = document.createElement("span");
-    const count = alarm.count > 1 ? ` · ×${alarm.count}` : "";
-    text.textContent = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count}) `;
-    const lasting = document.createElement("span");
-    lasting.className = "lasting";
-    lasting.dataset.lastingSince = alarm.raisedAt;
-    lasting.textContent = lastingFor(alarm.raisedAt);
-    text.append(lasting);
-    if (alarm.escalation && !alarm.acknowledged) {
-      const escalated = document.createElement("strong");
-      escalated.className = "escalated";
-      escalated.textContent = ` · ESCALATED to tier ${alarm.escalation.level}: acknowledge to stop it `;
-      text.append(escalated);
-    }
-    const ack = document.createElement("span");
-    ack.className = "ack";
-    if (alarm.acknowledged) {
-      ack.textContent = `Acknowledged by ${alarm.acknowledged.by ?? "someone"} at ${clock(alarm.acknowledged.at)}`;
-    } else if (this.page.canAcknowledge && !this.stoppedBecause) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.textContent = "Acknowledge";
-      button.addEventListener("click", () => this.acknowledge(alarm, button));
-      ack.append(button);
-    }
-    item.append(title, text, ack);
-    if (this.page.canResolve && !this.stoppedBecause) {
-      const resolve = document.createElement("button");
-      resolve.type = "button";
-      resolve.className = "secondary resolve";
-      resolve.textContent = "Resolve…";
-      resolve.addEventListener("click", () => this.openResolve(alarm));
-      item.append(resolve);
-    }
-    return item;
-  }
-
-  // ---- resolving a stuck alarm (coded reason and a note; audited and seen by every watcher) ------------
-
-  wireResolve() {
-    const dialog = $(this.root, "#resolve-dialog");
-    if (!dialog) return;
-    const select = $(dialog, "#resolve-reason");
-    const placeholder = new Option("Choose a reason…", "");
-    select.replaceChildren(placeholder, ...(this.page.resolveReasons ?? []).map((r) => new Option(r.label, r.value)));
-    dialog.addEventListener("close", () => {
-      if (dialog.returnValue !== "resolve") return;
-      this.resolve(dialog.dataset.alarmId, Number(dialog.dataset.alerts), select.value, $(dialog, "#resolve-note").value);
-    });
-  }
-
-  openResolve(alarm) {
-    const dialog = $(this.root, "#resolve-dialog");
-    dialog.dataset.alarmId = alarm.id;
-    dialog.dataset.alerts = alarm.alerts; // the alert shown: a newer one (say at a higher priority) is refused (409)
-    $(dialog, "#resolve-text").textContent = `${humanType(alarm.type)} on ${this.deviceId}: clear it by hand, with a reason.`;
-    $(dialog, "#resolve-reason").value = "";
-    $(dialog, "#resolve-note").value = "";
-    $(dialog, "#resolve-error").textContent = "";
-    dialog.returnValue = "";
-    dialog.showModal();
-  }
-
-  async resolve(alarmId, alerts, reason, note) {
-    const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note, alerts });
-    if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
-    else this.flash(body.message ?? "Could not resolve the alarm");
-  }
-
-  async acknowledge(alarm, button) {
-    button.disabled = true;
-    // The alert shown: if the alarm alerted again since (say at a higher priority), the server refuses (409).
-    const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`, { alerts: alarm.alerts });
-    if (ok) this.apply(EVENTS.deviceAlarm, { deviceId: this.deviceId, alarm: body.alarm });
-    else {
-      button.disabled = false;
-      this.flash(body.message ?? "Could not acknowledge the alarm");
-    }
-  }
-
-  renderControls() {
-    const allowed = new Set(this.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[this.session?.status] ?? []);
-    // While an order waits on a pump infusing its own, both: Stop for what runs, Cancel start… for the order.
-    // A pending order may still be on the pump's confirm screen: it is cancelled (the screen cleared), never
-    // merely ended on record.
-    if (this.session?.status === "pending") allowed.add("cancel");
-    else if (ACTIVE.has(this.session?.status)) allowed.add("end-record");
-    if (this.stoppedBecause) allowed.clear(); // the page no longer knows the pump's state
-    for (const button of this.root.querySelectorAll("button[data-command]")) {
-      button.disabled = !allowed.has(button.dataset.command);
-      if (ONLY_WHEN_ALLOWED.has(button.dataset.command)) button.hidden = !allowed.has(button.dataset.command);
-    }
-    const startLink = $(this.root, "#start-link");
-    if (startLink) startLink.hidden = ACTIVE.has(this.session?.status);
-  }
-
-  renderCommands() {
-    const list = $(this.root, "#command-list");
-    const commands = [...this.commands.values()]
-      .sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)))
-      .slice(0, 4);
-    list.replaceChildren(
-      ...commands.map((command) => {
-        const item = document.createElement("li");
-        item.dataset.state = command.unseenEnd ? "ended-unseen" : command.state;
-        item.dataset.command = command.command;
-        const who = command.by ? ` by ${command.by}` : "";
-        const error = command.error ? ` (${command.error})` : "";
-        const state = command.unseenEnd ? UNSEEN_END : COMMAND_STATE_LABEL[command.state] ?? command.state;
-        const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
-        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
-        return item;
-      }),
-    );
-  }
-
   /** The log in a clinician's words (the server's `text`); transport detail (no text) stays in the admin. */
   renderEvents() {
     const list = $(this.root, "#event-list");
@@ -462,92 +327,4 @@ export class Monitor {
   flash(message) {
     $(this.root, "#audio-state").textContent = message;
   }
-
-  // ---- controls ----------------------------------------------------------------------------------
-
-  wireControls() {
-    const dialog = $(this.root, "#confirm-dialog");
-    if (!dialog) return;
-    const confirm = new CommandConfirmation(dialog, {
-      describe: (command) => this.infusionDescription(command),
-      explain: (command) => this.confirmWarning(command),
-      onConfirm: (command, reason, key, infusionId) => {
-        if (command === "end-record") this.endRecord(infusionId, reason);
-        else if (command === "cancel") this.cancelStart(infusionId);
-        else this.sendCommand(command, reason, key, infusionId);
-      },
-    });
-    for (const button of this.root.querySelectorAll("button[data-command]")) {
-      const command = button.dataset.command;
-      button.addEventListener("click", () => confirm.open(command, this.infusionShown(command)));
-    }
-  }
-
-  /** The infusion a command's dialog names: the order on the pump, or null for one WITHOUT an order; Cancel start…
-   * names the pending order (the pump may be infusing its own meanwhile). */
-  infusionShown(command) {
-    if (command === "cancel") return this.session?.status === "pending" ? this.session.infusionId : null;
-    return this.unordered() ? null : this.session?.infusionId ?? null;
-  }
-
-  /** " An order of Heparin waits for the pump's confirmation…" beside a pump infusing its own, else "". */
-  waitingText() {
-    if (this.session?.status !== "pending") return "";
-    return ` An order of ${this.session.order?.drug || "an unnamed drug"} waits for the pump's confirmation ` +
-      "(Cancel start… withdraws it).";
-  }
-
-  /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
-  infusionDescription(command) {
-    if (this.unordered() && command !== "cancel") return `the infusion pump ${this.deviceId} runs WITHOUT an order`;
-    const drug = this.session?.order?.drug || "an unnamed drug";
-    const patient = this.session?.patient ? ` for ${this.session.patient}` : " (no patient recorded)";
-    const bed = this.root.dataset.bed || this.session?.patientBed;
-    return `the infusion of ${drug}${patient}${bed ? ` in bed ${bed}` : ""} (pump ${this.deviceId})`;
-  }
-
-  /** Said before a command is sent to a pump that is not online: it waits, and may fail or expire. */
-  confirmWarning(command) {
-    const connectivity = this.connectivity();
-    const waiting = command === "stop" && this.unordered() && this.session?.status === "pending"
-      ? ` The order of ${this.session.order?.drug || "an unnamed drug"} waiting for this pump stays pending: once ` +
-        "stopped, the pump may show its confirm screen. Use Cancel start… if that order must not run."
-      : "";
-    if (command === "end-record" || connectivity === "online") return waiting;
-    return ` WARNING: the pump is ${CONNECTIVITY_LABEL[connectivity] ?? connectivity}; the command waits for it ` +
-      `and ends failed or expired if the pump does not act in time. Act at the pump if you can.${waiting}`;
-  }
-
-  async sendCommand(command, reason, idempotencyKey, infusionId) {
-    const url = `/api/devices/${encodeURIComponent(this.deviceId)}/commands/`;
-    // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
-    const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
-    if (ok) this.apply(EVENTS.deviceCommand, { deviceId: this.deviceId, command: body.command });
-    else this.flash(body.message ?? `Could not ${command} the infusion`);
-  }
-
-  async cancelStart(infusionId) {
-    if (!infusionId) return; // the order the dialog named: if it ran meanwhile, the server refuses (409)
-    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/cancel/`);
-    if (ok) this.apply(EVENTS.deviceSession, { deviceId: this.deviceId, session: body.session });
-    else this.flash(body.message ?? "Could not cancel the start");
-  }
-
-  async endRecord(infusionId, reason) {
-    if (!infusionId) return; // the record the dialog named, never whichever is on the pump by now
-    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
-    if (ok) this.apply(EVENTS.deviceSession, { deviceId: this.deviceId, session: body.session });
-    else this.flash(body.message ?? "Could not end the record");
-  }
-}
-
-function rank(priority) {
-  return { high: 3, medium: 2, low: 1 }[priority] ?? 0;
-}
-
-function noAlarms() {
-  const item = document.createElement("li");
-  item.className = "muted none";
-  item.textContent = "No active alarms.";
-  return item;
 }

@@ -1,0 +1,134 @@
+// The monitor's controls: Pause / Resume / Stop, Cancel start… and End record… with their confirmation dialog, and
+// the recent commands as they move. Reads the Monitor's state (monitor.js); holds none of its own.
+
+import { ACTIVE_SESSION_STATUSES as ACTIVE, EVENTS } from "./protocol.js";
+import { COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, clock } from "./format.js";
+import { postJson } from "./http.js";
+import { CommandConfirmation } from "./confirm_dialog.js";
+
+const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "stop"] };
+// A command that was under way when the page lost the pump's stream and had ended by its next snapshot.
+const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
+const ONLY_WHEN_ALLOWED = new Set(["end-record", "cancel"]); // hidden, not merely disabled, otherwise
+const $ = (root, selector) => root.querySelector(selector);
+
+export class MonitorControls {
+  constructor(monitor) {
+    this.monitor = monitor;
+  }
+
+  render() {
+    const { session } = this.monitor;
+    const allowed = new Set(this.monitor.unordered() ? ["stop"] : CONTROLS_FOR_SESSION[session?.status] ?? []);
+    // While an order waits on a pump infusing its own, both: Stop for what runs, Cancel start… for the order.
+    // A pending order may still be on the pump's confirm screen: it is cancelled (the screen cleared), never
+    // merely ended on record.
+    if (session?.status === "pending") allowed.add("cancel");
+    else if (ACTIVE.has(session?.status)) allowed.add("end-record");
+    if (this.monitor.stoppedBecause) allowed.clear(); // the page no longer knows the pump's state
+    for (const button of this.monitor.root.querySelectorAll("button[data-command]")) {
+      button.disabled = !allowed.has(button.dataset.command);
+      if (ONLY_WHEN_ALLOWED.has(button.dataset.command)) button.hidden = !allowed.has(button.dataset.command);
+    }
+    const startLink = $(this.monitor.root, "#start-link");
+    if (startLink) startLink.hidden = ACTIVE.has(session?.status);
+  }
+
+  renderCommands() {
+    const list = $(this.monitor.root, "#command-list");
+    const commands = [...this.monitor.commands.values()]
+      .sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)))
+      .slice(0, 4);
+    list.replaceChildren(
+      ...commands.map((command) => {
+        const item = document.createElement("li");
+        item.dataset.state = command.unseenEnd ? "ended-unseen" : command.state;
+        item.dataset.command = command.command;
+        const who = command.by ? ` by ${command.by}` : "";
+        const error = command.error ? ` (${command.error})` : "";
+        const state = command.unseenEnd ? UNSEEN_END : COMMAND_STATE_LABEL[command.state] ?? command.state;
+        const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
+        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
+        return item;
+      }),
+    );
+  }
+
+  wire() {
+    const dialog = $(this.monitor.root, "#confirm-dialog");
+    if (!dialog) return;
+    const confirm = new CommandConfirmation(dialog, {
+      describe: (command) => this.infusionDescription(command),
+      explain: (command) => this.confirmWarning(command),
+      onConfirm: (command, reason, key, infusionId) => {
+        if (command === "end-record") this.endRecord(infusionId, reason);
+        else if (command === "cancel") this.cancelStart(infusionId);
+        else this.sendCommand(command, reason, key, infusionId);
+      },
+    });
+    for (const button of this.monitor.root.querySelectorAll("button[data-command]")) {
+      const command = button.dataset.command;
+      button.addEventListener("click", () => confirm.open(command, this.infusionShown(command)));
+    }
+  }
+
+  /** The infusion a command's dialog names: the order on the pump, or null for one WITHOUT an order; Cancel start…
+   * names the pending order (the pump may be infusing its own meanwhile). */
+  infusionShown(command) {
+    const { session } = this.monitor;
+    if (command === "cancel") return session?.status === "pending" ? session.infusionId : null;
+    return this.monitor.unordered() ? null : session?.infusionId ?? null;
+  }
+
+  /** " An order of Heparin waits for the pump's confirmation…" beside a pump infusing its own, else "". */
+  waitingText() {
+    if (this.monitor.session?.status !== "pending") return "";
+    return ` An order of ${this.monitor.session.order?.drug || "an unnamed drug"} waits for the pump's confirmation ` +
+      "(Cancel start… withdraws it).";
+  }
+
+  /** "the infusion of Heparin for Ann Lee in bed 4 (pump PUMP_0004)": what a nurse checks before Stop. */
+  infusionDescription(command) {
+    const { session, deviceId } = this.monitor;
+    if (this.monitor.unordered() && command !== "cancel") return `the infusion pump ${deviceId} runs WITHOUT an order`;
+    const drug = session?.order?.drug || "an unnamed drug";
+    const patient = session?.patient ? ` for ${session.patient}` : " (no patient recorded)";
+    const bed = this.monitor.root.dataset.bed || session?.patientBed;
+    return `the infusion of ${drug}${patient}${bed ? ` in bed ${bed}` : ""} (pump ${deviceId})`;
+  }
+
+  /** Said before a command is sent to a pump that is not online: it waits, and may fail or expire. */
+  confirmWarning(command) {
+    const connectivity = this.monitor.connectivity();
+    const { session } = this.monitor;
+    const waiting = command === "stop" && this.monitor.unordered() && session?.status === "pending"
+      ? ` The order of ${session.order?.drug || "an unnamed drug"} waiting for this pump stays pending: once ` +
+        "stopped, the pump may show its confirm screen. Use Cancel start… if that order must not run."
+      : "";
+    if (command === "end-record" || connectivity === "online") return waiting;
+    return ` WARNING: the pump is ${CONNECTIVITY_LABEL[connectivity] ?? connectivity}; the command waits for it ` +
+      `and ends failed or expired if the pump does not act in time. Act at the pump if you can.${waiting}`;
+  }
+
+  async sendCommand(command, reason, idempotencyKey, infusionId) {
+    const url = `/api/devices/${encodeURIComponent(this.monitor.deviceId)}/commands/`;
+    // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
+    const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
+    if (ok) this.monitor.apply(EVENTS.deviceCommand, { deviceId: this.monitor.deviceId, command: body.command });
+    else this.monitor.flash(body.message ?? `Could not ${command} the infusion`);
+  }
+
+  async cancelStart(infusionId) {
+    if (!infusionId) return; // the order the dialog named: if it ran meanwhile, the server refuses (409)
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/cancel/`);
+    if (ok) this.monitor.apply(EVENTS.deviceSession, { deviceId: this.monitor.deviceId, session: body.session });
+    else this.monitor.flash(body.message ?? "Could not cancel the start");
+  }
+
+  async endRecord(infusionId, reason) {
+    if (!infusionId) return; // the record the dialog named, never whichever is on the pump by now
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
+    if (ok) this.monitor.apply(EVENTS.deviceSession, { deviceId: this.monitor.deviceId, session: body.session });
+    else this.monitor.flash(body.message ?? "Could not end the record");
+  }
+}
