@@ -232,6 +232,7 @@ def command_body(command: Command) -> wire.CommandEvent:
             endedAt=command.ended_at,
             pumpConnectivity=command.pump_connectivity or None,
             sentAt=command.sent_at,
+            publishedAt=command.published_at,
         )
     )
 

@@ -247,6 +247,8 @@ class Command(Payload):
     endedAt: Timestamp | None
     pumpConnectivity: str | None
     sentAt: Timestamp | None = None  # when the broker acknowledged its publication: a START's wait runs from it
+    # when the broker link took it: published (the pump may act on it), still `queued` until its PUBACK is recorded
+    publishedAt: Timestamp | None = None
 
 
 class CommandEvent(Payload):

@@ -99,28 +99,34 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
 
 
 def _start_deadline_from(command: Command, now: datetime) -> bool:
-    """A START's deadline runs from its publication (`now`): the pump is told, and given, the whole confirmation
-    time however long the START waited queued (a broker outage); never shortened. Set on `command` only, stored by
-    `command_published` once the link took it, never for a publish that did not happen. False if it moved on
-    meanwhile or its deadline from the order has passed (never published after it, whatever an earlier try stored)."""
+    """A START's deadline runs from its publication (`now`, or its first one: `published_at`): the pump is told, and
+    given, the whole confirmation time however long the START waited queued (a broker outage); never shortened. A
+    START published again (a bridge restarted before its PUBACK) keeps the deadline of its first publication, which
+    the pump (de-duplicating by `commandId`) and the order's time-out (`start_waiting_from`) both go by. Set on
+    `command` only, stored by `command_published` once the link took it, never for a publish that did not happen.
+    False if it moved on meanwhile or its deadline from the order has passed (never published after it, whatever an
+    earlier try stored)."""
     if now >= command.created_at + start_lifetime():
         return False
     if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
         return False
-    command.expires_at = max(command.expires_at, now + start_lifetime())
+    command.expires_at = max(command.expires_at, (command.published_at or now) + start_lifetime())
     return True
 
 
 def command_published(*, command: Command, now: datetime) -> None:
     """The broker link took the command (any kind): its publication is stored (`published_at`: handed to the
-    broker, `queued` until its PUBACK is recorded, yet the pump may act on it), and a START's deadline moved to run
-    from it is stored and told (`device:command`), unless the command moved on meanwhile. Idempotent: the outbox
-    calls it again with the PUBACK when it failed here."""
+    broker, `queued` until its PUBACK is recorded, yet the pump may act on it), with a START's deadline moved to run
+    from it, and told (`device:command` with `publishedAt`: the page says "sent", no longer "waiting to be sent"),
+    unless the command moved on meanwhile. Idempotent: the outbox calls it again with the PUBACK when it failed here,
+    and a command published again after a bridge restart keeps its first publication (nothing new is told)."""
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
         queued = Command.objects.filter(pk=command.pk, state=CommandState.QUEUED)
-        queued.filter(published_at__isnull=True).update(published_at=now)
-        if command.kind != CommandKind.START_INFUSION:
-            return
-        if queued.filter(expires_at__lt=command.expires_at).update(expires_at=command.expires_at):
-            change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
+        first = queued.filter(published_at__isnull=True).update(published_at=now)
+        later_deadline = command.kind == CommandKind.START_INFUSION and queued.filter(
+            expires_at__lt=command.expires_at
+        ).update(expires_at=command.expires_at)
+        if first or later_deadline:
+            stored = Command.objects.select_related("session", "created_by").get(pk=command.pk)
+            change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(stored))

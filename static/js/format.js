@@ -185,6 +185,7 @@ export const SESSION_LABEL = {
 };
 export const COMMAND_STATE_LABEL = {
   queued: "waiting to be sent",
+  published: "sent, not yet acknowledged by the pump's network", // queued, handed to the broker (`publishedAt`)
   sent: "sent, waiting for the pump",
   delivered: "received by the pump",
   done: "done",
@@ -192,6 +193,12 @@ export const COMMAND_STATE_LABEL = {
   expired: "EXPIRED: never reached the pump",
   superseded: "not needed",
 };
+/** A command's state as a person reads it: a `queued` command the bridge handed to the broker (`publishedAt`, its
+ * PUBACK not yet recorded) is sent, not "waiting to be sent": the pump may already have acted on it. */
+export function commandStateText({ state, publishedAt }) {
+  const shown = state === "queued" && publishedAt ? "published" : state;
+  return COMMAND_STATE_LABEL[shown] ?? state;
+}
 /** The pump infuses and no order is on it: none, or one still pending (never confirmed, so not on the pump: a
  * busy original firmware ignores its START), which never stands in for the infusion the pump runs. */
 export function isUnordered(session, pumpState) {

@@ -19,10 +19,12 @@ const $ = (root, selector) => root.querySelector(selector);
 
 const UNSETTLED_ORDER = [...UNSETTLED_COMMAND_STATES]; // queued, sent, delivered (devices/states.py)
 
-/** How far a command has got: its place among the unsettled states, any ended state after them all. */
-function commandProgress(state) {
+/** How far a command has got: its place among the unsettled states (a `queued` one handed to the broker, with
+ * `publishedAt`, past one still waiting to be sent), any ended state after them all. */
+function commandProgress({ state, publishedAt }) {
   const place = UNSETTLED_ORDER.indexOf(state);
-  return place === -1 ? UNSETTLED_ORDER.length : place;
+  if (place === -1) return UNSETTLED_ORDER.length;
+  return state === "queued" && publishedAt ? place + 0.5 : place;
 }
 
 export class Monitor {
@@ -174,11 +176,12 @@ export class Monitor {
     }
   }
 
-  /** A command only moves on (queued, sent, delivered, then ended): a reply read before the live events that
-   * overtook it (the POST's "queued" after "done") must not show a command acted on as still waiting. */
+  /** A command only moves on (queued, handed to the broker, sent, delivered, then ended): a reply read before the
+   * live events that overtook it (the POST's "queued" after "done") must not show a command acted on as still
+   * waiting, nor one handed to the broker as waiting to be sent. */
   applyCommand(command) {
     const known = this.commands.get(command.commandId);
-    if (known && commandProgress(known.state) > commandProgress(command.state)) return;
+    if (known && commandProgress(known) > commandProgress(command)) return;
     this.commands.set(command.commandId, command);
   }
 

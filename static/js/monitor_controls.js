@@ -2,7 +2,7 @@
 // the recent commands as they move. Reads the Monitor's state (monitor.js); holds none of its own.
 
 import { ACTIVE_SESSION_STATUSES as ACTIVE, EVENTS } from "./protocol.js";
-import { COMMAND_LABEL, COMMAND_STATE_LABEL, CONNECTIVITY_LABEL, clock } from "./format.js";
+import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandStateText } from "./format.js";
 import { postJson } from "./http.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
 
@@ -46,7 +46,8 @@ export class MonitorControls {
         item.dataset.command = command.command;
         const who = command.by ? ` by ${command.by}` : "";
         const error = command.error ? ` (${command.error})` : "";
-        const state = command.unseenEnd ? UNSEEN_END : COMMAND_STATE_LABEL[command.state] ?? command.state;
+        item.dataset.published = command.publishedAt ? "true" : "false";
+        const state = command.unseenEnd ? UNSEEN_END : commandStateText(command);
         const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
         item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
         return item;

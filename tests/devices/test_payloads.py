@@ -26,7 +26,7 @@ WIRE_KEYS = {
     events.DEVICE_SESSION: ["infusionId", "status", "order", "reason", "createdAt", "deliveredAt", "confirmedAt",
                             "endedAt", "reportedParameters", "readBack", "patient", "patientBed", "runningEvidence"],
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
-                            "endedAt", "pumpConnectivity", "sentAt"],
+                            "endedAt", "pumpConnectivity", "sentAt", "publishedAt"],
     events.DEVICE_ALARM: ["id", "type", "key", "errorCode", "priority", "state", "acknowledged", "resolved", "message",
                           "raisedAt", "lastRaisedAt", "alertedAt", "alerts", "clearedAt", "count", "source",
                           "infusionId", "escalation"],

@@ -112,7 +112,7 @@ EXAMPLES: dict[str, wire.Payload] = {
         command=wire.Command(
             commandId="c0ffee",
             command="STOP_INFUSION",
-            state="sent",
+            state="queued",
             by="nurse",
             infusionId="inf-1",
             error=None,
@@ -120,6 +120,8 @@ EXAMPLES: dict[str, wire.Payload] = {
             expiresAt=AT + timedelta(seconds=30),
             endedAt=None,
             pumpConnectivity="online",
+            sentAt=None,
+            publishedAt=AT + timedelta(seconds=1),  # handed to the broker, its PUBACK not yet recorded
         )  # fmt: skip
     ),
     events.WARD_SUMMARY: ward_wire.WardSummary(
@@ -233,6 +235,7 @@ def test_an_unknown_field_is_refused_where_the_model_is_built(name):
         (wire.Alarm, {"id": "7"}, "id"),
         (wire.Alarm, {"priority": "urgent"}, "priority"),
         (wire.Command, {"state": "lost"}, "state"),
+        (wire.Command, {"publishedAt": "2026-12-03T04:09:11+00:00"}, "publishedAt"),  # a time, not its text
         (wire.Progress, {"infusionId": 12}, "infusionId"),
         (wire.Progress, {"deliveredVolumeMl": "1.5"}, "deliveredVolumeMl"),
         (wire.Progress, {"deliveredVolumeMl": float("nan")}, "deliveredVolumeMl"),
