@@ -35,6 +35,9 @@ class Command(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
     # The pump's connectivity when the command was asked for: a stale or offline pump is warned of and kept.
     pump_connectivity = models.CharField(max_length=8, blank=True)
+    # A STOP queued to clear the pump's confirm screen of an order ended unconfirmed (a person's cancel or the
+    # server's time-out), not to stop an infusion: withheld at publication from a pump reporting infusing.
+    clears_screen = models.BooleanField(default=False)
     # A key the page sends with the request: the same key again (double click, retry) is the same command.
     idempotency_key = models.CharField(max_length=64, blank=True)
     state_changed_at = models.DateTimeField(default=timezone.now)

@@ -1,7 +1,8 @@
 """The moment of publication: what the outbox asks the command service just before and as it publishes a command.
 
-The server's own screen-clearing STOP (a time-out's) is re-checked and withdrawn if it would stop a pump reporting
-infusing; a START's deadline moves to run from its publication; the publication (`published_at`) is recorded.
+A STOP clearing a confirm screen (a cancel's, a time-out's) is re-checked and withdrawn if it would stop a pump
+reporting infusing (`clearing_stops.py`); a START's deadline moves to run from its publication; the publication
+(`published_at`) is recorded and told.
 """
 
 from datetime import datetime
@@ -10,76 +11,25 @@ from django.db import transaction
 
 from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
-from devices.models import Command, Device, InfusionSession
-from devices.selectors import pump_state_reported_after
-from devices.services.changes import change_record, device_lock, event_record
-from devices.services.commands import command_transition
-from devices.states import SESSION_ON_PUMP_STATUSES, CommandKind, CommandState, PumpState
+from devices.models import Command, InfusionSession
+from devices.services.changes import change_record, device_lock
+from devices.services.clearing_stops import clearing_stop_withheld_why, clearing_stops_withdraw
+from devices.states import CommandKind, CommandState
 from protocol import events
-
-TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's own STOP after a start timed out
-
-
-def is_time_out_stop(command: Command) -> bool:
-    """The STOP the server queued on its own after a start timed out (`infusion_time_out`): no person asked for it."""
-    return (
-        command.kind == CommandKind.STOP_INFUSION
-        and command.created_by_id is None
-        and command.session_id is not None
-        and (command.payload or {}).get("reason") == TIME_OUT_STOP_REASON
-    )
-
-
-def pump_reports_infusing_since(*, device: Device, since: datetime) -> bool:
-    """Whether the pump said it was running after `since` (progress, or a running pump state).
-
-    The server's own STOP (a time-out's) is never queued (`_end_pending`) nor published (`command_publish_check`)
-    to such a pump.
-    """
-    if device.pump_state == PumpState.RUNNING:
-        return True
-    heard_progress = device.latest_progress_at is not None and device.latest_progress_at > since
-    if not heard_progress or (device.latest_progress or {}).get("status") not in (None, "running"):
-        return False
-    # the running progress stands, unless the pump reported itself idle since it (stopped remotely or at the pump)
-    return device.pump_state != PumpState.IDLE or not pump_state_reported_after(
-        device=device, at=device.latest_progress_at
-    )
-
-
-def time_out_stops_withdraw(*, device: Device, session: InfusionSession, why: str, now: datetime) -> list[Command]:
-    """The pump runs `session` after all (or reports infusing): the server's own time-out STOP, queued, is withdrawn.
-
-    The server never stops on its own a pump whose reports show it infusing an order (the time-out's STOP meets
-    the pump's late confirmation), nor one reporting infusing since the order was placed (`command_publish_check`).
-    A STOP a person asked for (a cancel, a stop) stays and goes out; one already handed to the broker (`published_at`,
-    also before its PUBACK is recorded) cannot be called back (`infusing_after_stop` follows if the pump runs on).
-    """
-    queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION,
-                                    state=CommandState.QUEUED, published_at__isnull=True)  # fmt: skip
-    withdrawn = [command for command in queued.select_related("session").order_by("created_at", "pk")
-                 if is_time_out_stop(command)]  # fmt: skip
-    for command in withdrawn:
-        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
-                           error=f"withdrawn unsent: {why}")  # fmt: skip
-        event_record(
-            device=device, session=session, kind="server.stop_withdrawn", received_at=now,
-            payload={"commandId": str(command.command_id), "infusionId": session.infusion_id, "reason": why},
-        )  # fmt: skip
-    return withdrawn
 
 
 def command_publish_check(*, command: Command, now: datetime) -> bool:
     """Whether the outbox may still publish this queued command (its re-check, just before it goes out).
 
-    Only the server's own time-out STOP is looked at again (one lock, rarely): if its order runs on the pump
-    meanwhile, or the pump reports infusing since that order was placed (the rule `_end_pending` queues it by),
-    it is withdrawn (`time_out_stops_withdraw`) and not published. Anything a person asked for goes; a START's
-    deadline (`expiresAt`) moves to run from now, its publication (`_start_deadline_from`, `command_published`).
+    Only a STOP clearing a confirm screen (`clears_screen`: a person's cancel, the server's time-out) is looked at
+    again (one lock, rarely): if its order runs on the pump meanwhile, or the pump reports infusing (the rule
+    `_end_pending` queues it by, `clearing_stop_withheld_why`), it is withdrawn (`clearing_stops_withdraw`) and not
+    published. A STOP a person asked for with Stop, and anything else, goes; a START's deadline (`expiresAt`) moves to
+    run from now, its publication (`_start_deadline_from`, `command_published`).
     """
     if command.kind == CommandKind.START_INFUSION:
         return _start_deadline_from(command, now)
-    if not is_time_out_stop(command):
+    if not command.clears_screen:
         return True
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
@@ -88,13 +38,10 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
             return False  # moved on meanwhile (withdrawn, expired)
         if session is None:
             return True
-        if session.status in SESSION_ON_PUMP_STATUSES:
-            why = f"the pump runs infusion {session.infusion_id}"
-        elif pump_reports_infusing_since(device=device, since=session.created_at):
-            why = "the pump reports infusing"
-        else:
+        why = clearing_stop_withheld_why(device=device, session=session)
+        if not why:
             return True
-        time_out_stops_withdraw(device=device, session=session, why=why, now=now)
+        clearing_stops_withdraw(device=device, session=session, why=why, now=now)
         return False
 
 

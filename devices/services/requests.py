@@ -10,10 +10,15 @@ from typing import Any
 from django.db import transaction
 
 from devices.exceptions import PumpStreamError
-from devices.models import Command, Device, DeviceEvent, InfusionSession
+from devices.models import Command, Device, InfusionSession
 from devices.services.changes import device_lock, event_record
+from devices.services.clearing_stops import (
+    TIME_OUT_STOP_REASON,
+    TOLD_TO_CLEAR,
+    clearing_stop_withheld_why,
+    nothing_sent_because,
+)
 from devices.services.commands import command_queue, command_repeat_find
-from devices.services.publication import TIME_OUT_STOP_REASON, pump_reports_infusing_since
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -38,11 +43,11 @@ def infusion_time_out(*, infusion_id: str) -> InfusionSession:
 def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) -> InfusionSession:
     """End a pending start and clear the pump's confirm screen with STOP, unless that would stop an infusion.
 
-    The server never sends STOP on its own (a time-out) to a pump whose reports since the START show it running;
-    nor for a person's cancel to a pump that was infusing (its own infusion, without an order) before the order was
-    placed and still is: STOP would stop that infusion, which nobody asked (the original firmware knows no infusion
-    ids). The session's reason says which (the waiting window and the monitor show it); that infusion is stopped on
-    purpose with the pump page's Stop (a STOP without an order).
+    Nobody asked that STOP to stop an infusion, a person's cancel no more than the server's time-out: so it is
+    withheld from a pump that reports infusing since the order was placed, or has an infusion of its own under way
+    (the original firmware knows no infusion ids: it would stop that one), and again, should the pump start infusing
+    before it goes out, just before it is published (`clearing_stops.py`). The session's reason says which (the
+    waiting window and the monitor show it); that infusion is stopped on purpose with the pump page's Stop.
     """
     with transaction.atomic():
         session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()
@@ -54,31 +59,18 @@ def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) ->
             return session
         if session.status != SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} is {session.status}, not pending", code="illegal_transition")
-        withheld = _stop_withheld_why(device, session, by_person=user is not None)
-        told = f"nothing was sent to the pump: {withheld}" if withheld else "the pump is told to clear its screen"
+        withheld = clearing_stop_withheld_why(device=device, session=session)
+        told = nothing_sent_because(withheld, by_person=user is not None) if withheld else TOLD_TO_CLEAR
         session_transition(device=device, session=session, to=to, reason=f"{reason}; {told}", user=user)
         if withheld:
             event_record(device=device, session=session, kind="server.stop_withheld", user=user,
                          payload={"infusionId": infusion_id, "reason": withheld})  # fmt: skip
         else:
             command_queue(
-                device=device, kind=CommandKind.STOP_INFUSION, session=session, user=user,
+                device=device, kind=CommandKind.STOP_INFUSION, session=session, user=user, clears_screen=True,
                 payload={"reason": reason, "emergency": False, "infusionId": session.infusion_id},
             )  # fmt: skip
     return session
-
-
-def _stop_withheld_why(device: Device, session: InfusionSession, *, by_person: bool) -> str:
-    """Why ending this pending order sends no STOP ("": it is sent): the STOP would stop an infusion on the pump."""
-    if not by_person:
-        return "it reports infusing" if pump_reports_infusing_since(device=device, since=session.created_at) else ""
-    start = DeviceEvent.objects.filter(session=session, kind="user.infusion_start").values_list("payload", flat=True)
-    infusing_at_order = (start.first() or {}).get("pumpState") in PUMP_INFUSING_STATES
-    if infusing_at_order and device.pump_state in PUMP_INFUSING_STATES:
-        return (
-            "it was infusing before this order, and that infusion goes on (Stop it on the pump's page if it must stop)"
-        )
-    return ""
 
 
 USER_COMMAND_NEEDS = {
@@ -191,7 +183,7 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
             raise PumpStreamError(f"Infusion {infusion_id} has already ended ({session.status})", code="session_ended")
         if session.status == SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} waits for the pump's confirmation: cancel the start instead "
-                                  "(the pump is told to clear its screen)", code="session_pending")  # fmt: skip
+                                  f"({TOLD_TO_CLEAR})", code="session_pending")  # fmt: skip
         who = user.get_username() if getattr(user, "is_authenticated", False) else "an administrator"
         event_record(device=device, session=session, kind="user.infusion_record_end", user=user,
                      payload={"infusionId": infusion_id, "reason": reason, "was": session.status})  # fmt: skip

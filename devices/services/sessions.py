@@ -12,9 +12,9 @@ from devices.models import Alarm, Device, InfusionSession, ProgressSample
 from devices.services.alarm_rules import alarms_session_settle
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
+from devices.services.clearing_stops import clearing_stops_withdraw
 from devices.services.commands import command_queue, commands_supersede
 from devices.services.orders import InfusionOrder, order_validate
-from devices.services.publication import time_out_stops_withdraw
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_compare, readback_record
 from devices.states import (
@@ -202,10 +202,11 @@ def _read_back_record(
 def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> bool:
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
 
-    A newer pending order is cancelled (the pump runs this one), the server's own STOP for this one not yet
-    sent is withdrawn (`time_out_stops_withdraw`), and the high `confirmed_late` alarm says so, naming the order
-    cancelled; after a restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed
-    it), unless it cost a newer order. An order whose record a person ended ("End record…": she judged it not
+    A newer pending order is cancelled (the pump runs this one), the STOP clearing this one's confirm screen not yet
+    sent (a time-out's, or a cancel's: nobody asked it to stop a running order) is withdrawn
+    (`clearing_stops_withdraw`), and the high `confirmed_late` alarm says so, naming the order cancelled; after a
+    restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it), unless it cost a
+    newer order. An order whose record a person ended ("End record…": she judged it not
     running) raises `confirmed_late` too. While a newer order runs or is paused, this one does not run again (one
     active order per pump): `confirmed_late` says the pump reports an old order. Returns whether it runs again.
     """
@@ -227,8 +228,8 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     session.running_evidence = session.running_evidence or why
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
-    time_out_stops_withdraw(device=device, session=session, now=now,
-                            why=f"the pump runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
+    clearing_stops_withdraw(device=device, session=session, now=now,
+                            why=f"runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
         if not record_ended and newer is None:

@@ -89,9 +89,15 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
     ),
     "mqtt.status": _presence,
     "server.stop_withdrawn": lambda event, p: (
-        "The server's own stop command was withdrawn unsent: the pump runs the infusion"
+        f"The stop that was to clear the pump's screen was withdrawn unsent: {_pump_does(p.get('reason'))}"
     ),
 }
+
+
+def _pump_does(reason: object) -> str:
+    """What the pump did that withheld a clearing STOP, in a nurse's words (the reason names infusion ids)."""
+    runs = str(reason or "").removeprefix("the pump ").startswith("runs")
+    return "the pump runs the infusion" if runs else "the pump reports infusing"
 
 
 def event_text(event: DeviceEvent) -> str | None:

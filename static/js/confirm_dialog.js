@@ -52,8 +52,8 @@ export class CommandConfirmation {
     }
     if (command === "cancel") {
       return `Cancel the start of ${this.describe(command)}: the pump has not confirmed it. The order is withdrawn ` +
-        "and the pump told to clear its confirm screen (not if it was already infusing before this order: that infusion " +
-        "keeps running).";
+        "and the pump told to clear its confirm screen (not if it reports infusing, now or before that is sent: that " +
+        "infusion keeps running; use Stop if it must stop).";
     }
     return `${verb} ${this.describe(command)}. The pump is sent the command; its progress is shown on this page.` +
       this.explain(command);

@@ -83,6 +83,14 @@ export class WaitingModal {
     if (name === EVENTS.deviceCommand && this.isClearingStop(payload.command)) this.saidCleared();
     if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
+    else if (name === EVENTS.deviceSession && this.restated(payload.session)) this.onSession(payload.session);
+  }
+
+  /** The ended order's reason said again (its STOP clearing the pump's screen withheld before it went out: "nothing
+   * was sent to the pump: it reports infusing"): the window, already ended on it, says what is true now. */
+  restated(session) {
+    const ended = { cancelled: "cancelled", timed_out: "timeout" }[session?.status];
+    return Boolean(ended) && this.outcome === ended && session.infusionId === this.session?.infusionId;
   }
 
   onCommand(command) {
@@ -104,9 +112,11 @@ export class WaitingModal {
     }
   }
 
-  /** The STOP that clears this order's confirm screen (a cancel's): only once one is queued is the nurse told so. */
+  /** The STOP that clears this order's confirm screen (a cancel's): only once one is queued is the nurse told so,
+   * and never once it was withdrawn unsent (`superseded`: the pump started infusing before it went out). */
   isClearingStop(command) {
-    return this.outcome === "cancelled" && command?.command === "STOP_INFUSION" && command.infusionId === this.session?.infusionId;
+    return this.outcome === "cancelled" && command?.command === "STOP_INFUSION" &&
+      command.infusionId === this.session?.infusionId && command.state !== "superseded";
   }
 
   saidCleared() {

@@ -30,7 +30,11 @@ def event(kind: str, payload: dict, user=None) -> DeviceEvent:
         ("alarm.cleared", {"type": "air_in_line"}, "Alarm cleared: air in line"),
         ("command.failed", {"command": "STOP_INFUSION", "error": "pump busy"}, "The stop command failed: pump busy"),
         ("server.stop_withdrawn", {"reason": "the pump runs infusion inf_1 (confirmed after timed_out)"},
-         "The server's own stop command was withdrawn unsent: the pump runs the infusion"),
+         "The stop that was to clear the pump's screen was withdrawn unsent: the pump runs the infusion"),
+        ("server.stop_withdrawn", {"reason": "runs infusion inf_1 (confirmed after cancelled)"},
+         "The stop that was to clear the pump's screen was withdrawn unsent: the pump runs the infusion"),
+        ("server.stop_withdrawn", {"reason": "reports an infusion of its own, running"},
+         "The stop that was to clear the pump's screen was withdrawn unsent: the pump reports infusing"),
     ],
 )  # fmt: skip
 def test_pump_and_server_events_read_as_sentences(kind, payload, text):

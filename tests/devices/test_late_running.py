@@ -3,7 +3,8 @@ own time-out STOP and to a newer order (reviewer findings 10 and 1).
 
 The server never stops on its own a pump whose reports show it infusing an order: a time-out's STOP still queued
 (the bridge's broker link was down) is withdrawn when the pump's late confirmation or running progress arrives,
-and the outbox re-checks the server's own STOP just before it publishes it. A STOP a clinician asked for goes out.
+and the outbox re-checks the server's own STOP just before it publishes it. So does a cancel's STOP (it only clears
+the confirm screen); a Stop a clinician asked for goes out.
 A pump reporting an old order while a newer one runs moves nothing and raises a high alarm.
 """
 
@@ -70,7 +71,11 @@ def test_a_queued_timeout_stop_is_withdrawn_once_the_pump_reports_infusing_the_o
     assert DeviceEvent.objects.filter(session=session, kind="server.stop_withdrawn").exists(), "withdrawal audited"
 
 
-def test_a_stop_a_clinician_asked_for_still_goes_out_after_a_late_confirmation(django_capture_on_commit_callbacks):
+def test_a_cancels_stop_is_withdrawn_once_the_pump_runs_the_cancelled_order(django_capture_on_commit_callbacks):
+    """The cancel asked to withdraw an unconfirmed order and clear the pump's screen, never to stop an infusion: when
+    the person at the pump confirmed it after all (the confirmation arrives after the cancel, its STOP still queued),
+    the server does not stop the running pump on its own; `confirmed_late` tells the nurse, who stops it on purpose
+    with Stop if it must stop. Before, the cancel's STOP went out and stopped the infusion just confirmed."""
     make_device("F10B")
     nurse = make_user("nurse10")
     session = infusion_start(device_id="F10B", order=make_order(), user=nurse)
@@ -79,8 +84,16 @@ def test_a_stop_a_clinician_asked_for_still_goes_out_after_a_late_confirmation(d
         django_capture_on_commit_callbacks, "F10B", "infusion", {"confirmed": True, "infusionId": session.infusion_id}
     )
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
-    assert stops_to_publish() == [(CommandKind.STOP_INFUSION, CommandState.QUEUED)], (
-        "the nurse cancelled the start: the STOP she asked for must still go out"
+    alarms = list(Alarm.objects.filter(session=session, state=AlarmState.ACTIVE).values_list("type", flat=True))
+    assert "confirmed_late" in alarms, f"the nurse is told the cancelled order runs: {alarms}"
+    assert stops_to_publish() == [], "the cancel's STOP would stop the order the pump now runs: nobody asked that"
+    stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+    assert stop.state == CommandState.SUPERSEDED and "withdrawn unsent: the pump runs" in stop.error, stop.error
+    assert DeviceEvent.objects.filter(session=session, kind="server.stop_withdrawn", user=nurse).exists()
+    asked = infusion_request(device_id="F10B", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id,
+                             user=nurse)  # fmt: skip
+    assert stops_to_publish() == [(CommandKind.STOP_INFUSION, CommandState.QUEUED)] and not asked.clears_screen, (
+        "a Stop the nurse asks for, of the infusion she sees running, goes out"
     )
 
 
@@ -200,18 +213,3 @@ def test_the_time_out_stop_is_withdrawn_before_publishing_when_an_original_firmw
     stop.refresh_from_db()
     assert stop.state == CommandState.SUPERSEDED and "withdrawn unsent" in stop.error, f"{stop.state} {stop.error!r}"
     assert DeviceEvent.objects.filter(session=session, kind="server.stop_withdrawn").exists(), "withdrawal audited"
-
-
-def test_a_cancel_stop_still_goes_out_to_an_original_firmware_pump_reporting_running(
-    django_capture_on_commit_callbacks,
-):
-    """A STOP a person asked for (a cancel) is never withdrawn, whatever the pump reports."""
-    make_device("LEG2")
-    nurse = make_user("nurse_leg2")
-    session = infusion_start(device_id="LEG2", order=make_order(), user=nurse)
-    infusion_cancel(infusion_id=session.infusion_id, user=nurse)
-    ingest(django_capture_on_commit_callbacks, "LEG2", "progress",
-           {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.4, "timestamp": 65510})  # fmt: skip
-    link = RecordingLink()
-    CommandOutbox(link).tick(timezone.now())
-    assert ("devices/LEG2/commands", "STOP_INFUSION") in link.published, f"the nurse's STOP: {link.published}"
