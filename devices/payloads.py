@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 
 from devices.models import Alarm, Command, Device, InfusionSession, WardSilence
-from devices.states import PUMP_INFUSING_STATES, AlarmPriority, Connectivity, SessionStatus
+from devices.states import PUMP_INFUSING_STATES, SESSION_ON_PUMP_STATUSES, AlarmPriority, Connectivity, SessionStatus
 from protocol import payloads as wire
 from protocol import ward_payloads as ward_wire
 from protocol.limits import MINUTES_PER_HOUR
@@ -256,8 +256,11 @@ def top_alarm_body(alarm: Alarm | None) -> ward_wire.TopAlarm | None:
 
 
 def unordered_progress(device: Device, session: InfusionSession | None) -> dict | None:
-    """What a pump infusing without an order reports (no active session, the pump running or paused), else None."""
-    if session is not None or device.pump_state not in PUMP_INFUSING_STATES:
+    """What a pump infusing without an order reports, else None: the pump running or paused with no order on it (no
+    active session, or one still pending: never confirmed, so not on the pump, and owning no progress)."""
+    if device.pump_state not in PUMP_INFUSING_STATES:
+        return None
+    if session is not None and session.status in SESSION_ON_PUMP_STATUSES:
         return None
     return device.latest_progress or {}
 
@@ -275,13 +278,15 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
 
     `alarms`: the pump's active alarms, highest and newest first; `topAlarm` is the first, and `alarms` lists
     them all, so a station shows a medium alarm (a failed page) beside the pump's high one.
-    A pump infusing without an order shows what it reports (`unordered`: true), never "idle".
+    A pump infusing without an order shows what it reports (`unordered`: true, its own rate and volumes), never
+    "idle", also while an order waits for it (`sessionStatus` pending, `drug`: the waiting order, shown beside it),
+    as the monitor shows it: the infusion the pump runs is the more important truth.
     """
     unordered = unordered_progress(device, session)
-    progress = (session.progress_on(device) if session else unordered) or {}
+    progress = (unordered if unordered is not None else session.progress_on(device) if session else None) or {}
     rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
-    if rate is None and session is not None:
-        rate = session.flow_rate_ml_min
+    if rate is None and session is not None and unordered is None:
+        rate = session.flow_rate_ml_min  # the order's rate, never shown as the rate of what the pump runs
     return ward_wire.WardPump(
         deviceId=device.device_id,
         seq=device.event_seq,

@@ -37,15 +37,19 @@ function render(pump) {
   setField(element, "condition-symbol", CONDITION[pump.condition].symbol);
   setField(element, "condition-label", CONDITION[pump.condition].label);
   setField(element, "connectivity", CONNECTIVITY_LABEL[connectivity] ?? connectivity);
-  // A pump infusing without an order shows what it reports, as such; only a running pump has a live rate.
+  // A pump infusing without an order shows what it reports, as such, also while an order waits for it (the order,
+  // never confirmed, is not on the pump: it is named beside it, as on the monitor); only a running pump has a live
+  // rate, and a waiting order's rate is shown only while nothing runs.
   const unordered = Boolean(pump.unordered);
   const running = unordered || ON_PUMP_SESSION_STATUSES.has(pump.sessionStatus);
   const live = unordered ? pump.pumpState === "running" : pump.sessionStatus === "running";
   element.dataset.unordered = unordered ? "true" : "false";
+  element.dataset.orderWaiting = pump.sessionStatus === "pending" ? "true" : "false";
   setField(element, "state", stateText(pump, unordered));
   setField(element, "drug", unordered ? "NO ORDER" : pump.drug || "—");
   const still = pump.sessionStatus === "paused" || (unordered && pump.pumpState === "paused") ? "paused" : "—";
-  setField(element, "rate", live || pump.sessionStatus === "pending" ? fixed(pump.rateMlH, 1, "mL/h") : still);
+  const ordered = !unordered && pump.sessionStatus === "pending";
+  setField(element, "rate", live || ordered ? fixed(pump.rateMlH, 1, "mL/h") : still);
   setField(element, "remaining", live ? duration(pump.timeRemainingMin) : still);
   const facts = volumeFacts(pump);
   const percent = running ? facts.percent : null;
@@ -57,9 +61,16 @@ function render(pump) {
   setField(element, "last-heard", heardText(pump, connectivity));
 }
 
+/** "running without an order · an order of Heparin waits for the pump": what the pump runs first, then the order
+ * waiting for its confirmation (the monitor's two lines, in one). */
 function stateText(pump, unordered) {
-  if (unordered) return `${pump.pumpState} without an order`;
-  return pump.sessionStatus === "pending" ? "waiting for pump" : pump.pumpState ?? "—";
+  const waiting = pump.sessionStatus === "pending";
+  if (unordered) return `${pump.pumpState} without an order${waiting ? ` · ${orderWaitingText(pump)}` : ""}`;
+  return waiting ? "waiting for pump" : pump.pumpState ?? "—";
+}
+
+function orderWaitingText(pump) {
+  return `an order${pump.drug ? ` of ${pump.drug}` : ""} waits for the pump`;
 }
 
 function volumesText(pump, facts) {

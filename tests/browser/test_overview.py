@@ -1,17 +1,20 @@
 """Sign in, and the ward overview follows pumps live: a publish shows up, a silent pump turns stale."""
 
+import threading
 import time
 
 import pytest
 from django.db import transaction
 from playwright.sync_api import expect
 
+from devices.models import Device
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.registration import pump_registration_save
-from devices.states import AlarmPriority, AlarmSource
-from tests.factories import make_device, make_user, make_ward
-from tests.support.bridge import PumpClient
+from devices.services.sessions import infusion_start
+from devices.states import AlarmPriority, AlarmSource, PumpState
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
 from tests.support.browser import TABLET, measure, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -154,3 +157,54 @@ def test_a_pump_moved_to_another_bed_is_named_by_its_new_bed_at_once(open_page, 
     pump_registration_save(device=pump, fields=["bed"])
     expect(page.locator("#station-alarm-banner")).to_contain_text("Bed 7", timeout=5_000)
     expect(page.locator('.pump-card[data-device-id="BRW_BED"] [data-field="bed"]')).to_have_text("Bed 7")
+
+
+def test_a_pump_infusing_without_an_order_beside_a_waiting_order_reads_as_on_the_monitor(open_page, stack):
+    """The pump runs its own infusion (no order) and a Heparin order waits for its confirmation: the overview's card
+    says what the monitor says, the infusion without an order first (its own rate), the order beside it, live and
+    after a reload alike. Before, the card said "Waiting for pump", Heparin, the order's 120 mL/h, an empty bar."""
+    ward = make_ward("ovbusy")
+    make_device("BRW_BUSY", ward=ward, bed="2", has_presence=True)
+    nurse = make_user("ovbusy-nurse", ward=ward)
+    own = {"status": "running", "flowRate": 1.5, "deliveredVolumeMl": 12.0, "volumeRemainingMl": 38.0,
+           "timeRemainingMin": 25.3, "progressPercent": 24}  # fmt: skip
+    pump = PumpClient(stack["broker"].url, "BRW_BUSY")
+    beating = threading.Event()
+
+    def keep_reporting() -> None:  # a running pump must be heard every heartbeat (3 s in the tests)
+        while not beating.wait(0.8):
+            pump.publish("progress", own)
+
+    reporter = threading.Thread(target=keep_reporting, daemon=True)
+    try:
+        pump.publish("status", {"status": "online"})
+        pump.publish("progress", own)
+        reporter.start()
+        wait_until(lambda: Device.objects.get(device_id="BRW_BUSY").pump_state == PumpState.RUNNING,
+                   message="the bridge never applied the pump's own progress")  # fmt: skip
+        page = open_page(nurse, "/?ward=ovbusy")
+        card = page.locator('.pump-card[data-device-id="BRW_BUSY"]')
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        expect(card.locator('[data-field="drug"]')).to_have_text("NO ORDER")
+        infusion_start(device_id="BRW_BUSY", order=make_order(drug="Heparin", flow_rate_ml_min=2.0), user=nurse)
+        for view in ("live", "reloaded"):
+            if view == "reloaded":
+                page.reload()
+            hidden = f"{view}: the card hides the infusion without an order behind the waiting order"
+            expect(card.locator('[data-field="state"]'), hidden).to_have_text(
+                "running without an order · an order of Heparin waits for the pump", timeout=5_000
+            )
+            expect(card.locator('[data-field="condition-label"]')).to_have_text("Infusing")
+            expect(card.locator('[data-field="drug"]')).to_have_text("NO ORDER")
+            rate = card.locator('[data-field="rate"]')
+            expect(rate, "the pump's own rate, not the order's").to_have_text("90.0 mL/h")
+            expect(card.locator('[data-field="volumes"]')).to_contain_text("12.0 mL infused")
+        monitor = open_page(nurse, "/devices/BRW_BUSY/")
+        expect(monitor.locator("#mon-session")).to_have_text("Infusing WITHOUT an order")
+        expect(monitor.locator("#mon-drug")).to_contain_text("An order of Heparin waits for the pump's confirmation")
+        expect(monitor.locator("#mon-rate")).to_have_text("90.0 mL/h")
+    finally:
+        beating.set()
+        if reporter.is_alive():
+            reporter.join(timeout=5)
+        pump.close()
