@@ -122,8 +122,8 @@ def orm_change_log_append(*, entries) -> None:
         return
     now = timezone.now()
     ChangeLogEntry.objects.bulk_create([
-        ChangeLogEntry(device_id=device_pk, seq=change.seq, event=change.event, body=change.body,
-                       ward_code=change.ward_code, created_at=now)
+        ChangeLogEntry(device_id=device_pk, device_code=change.device_id, seq=change.seq, event=change.event,
+                       body=change.body, ward_code=change.ward_code, created_at=now)
         for device_pk, change in entries
     ])  # fmt: skip
     if changelog._Listeners.installed:

@@ -138,7 +138,7 @@ class DeviceAdmin(admin.ModelAdmin):
         """Pump by pump through `pump_delete`; a refusal is said, and Django's "deleted" is not (`message_user`)."""
         for device in queryset:
             try:
-                pump_delete(device=device)
+                pump_delete(device=device, user=request.user)
             except PumpStreamError as exc:
                 request.pumpstream_delete_refused = True
                 self.message_user(request, exc.message, messages.ERROR)

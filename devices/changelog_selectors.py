@@ -5,7 +5,7 @@ from datetime import datetime
 
 from devices.models import ChangeLogEntry
 
-CHANGE_LOG_COLUMNS = ("id", "device_id", "device__device_id", "seq", "event", "body", "ward_code", "created_at")
+CHANGE_LOG_COLUMNS = ("id", "device_id", "device_code", "seq", "event", "body", "ward_code", "created_at")
 
 
 def change_log_after(*, after_id: int, limit: int) -> list[tuple]:

@@ -16,18 +16,16 @@ from datetime import UTC, datetime
 
 from django.db import connections
 
-from devices.models import ChangeLogEntry, Device
+from devices.models import ChangeLogEntry
 
 
 def _statement() -> str:
-    log, device = ChangeLogEntry._meta, Device._meta
+    log = ChangeLogEntry._meta
     column = {field.name: field.column for field in log.concrete_fields}
-    device_id_column = device.get_field("device_id").column
     return (
-        f'SELECT l."{column["id"]}", l."{column["device"]}", d."{device_id_column}", l."{column["seq"]}", '
+        f'SELECT l."{column["id"]}", l."{column["device"]}", l."{column["device_code"]}", l."{column["seq"]}", '
         f'l."{column["event"]}", l."{column["body"]}", l."{column["ward_code"]}", l."{column["created_at"]}" '
-        f'FROM "{log.db_table}" l JOIN "{device.db_table}" d ON d."{device.pk.column}" = l."{column["device"]}" '
-        f'WHERE l."{column["id"]}" > ? ORDER BY l."{column["id"]}" LIMIT ?'
+        f'FROM "{log.db_table}" l WHERE l."{column["id"]}" > ? ORDER BY l."{column["id"]}" LIMIT ?'
     )
 
 

@@ -307,3 +307,8 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         alarms=[top_alarm_body(alarm) for alarm in alarms],
         bed=device.bed or None,
     )
+
+
+def removed_body(*, at: datetime, by: str | None) -> wire.RemovedEvent:
+    """`device:removed`: the pump was deleted (by an administrator): it is no longer monitored."""
+    return wire.RemovedEvent(removed=wire.Removed(at=at, by=by, reason="deleted by an administrator"))

@@ -18,6 +18,7 @@ DEVICE_INFUSION_COMPLETED = "device:infusion:completed"
 DEVICE_ALARM = "device:alarm"
 DEVICE_SESSION = "device:session"
 DEVICE_COMMAND = "device:command"
+DEVICE_REMOVED = "device:removed"  # v1.2: the pump was deleted; the last event of its subscription
 WARD_SUMMARY = "ward:summary"
 WARD_ALARM = "ward:alarm"  # v1.1: every alarm change of a ward's pump, at once to its ward feeds
 WARD_SILENCE = "ward:silence"  # v1.1: the ward's shared, time-limited silence of alarm sound
@@ -41,7 +42,10 @@ DEVICE_EVENTS = (
     DEVICE_ALARM,
     DEVICE_SESSION,
     DEVICE_COMMAND,
+    DEVICE_REMOVED,
 )
+# Device events no pump's traffic causes (an administrator's act): random traffic never exercises them.
+ADMINISTRATIVE_DEVICE_EVENTS = (DEVICE_REMOVED,)
 CLIENT_REQUESTS = (
     SUBSCRIBE_DEVICE,
     SUBSCRIBE_DEVICES,
@@ -62,7 +66,7 @@ class DeviceChange:
     event: str
     body: dict = field(default_factory=dict)
     ward_code: str | None = None
-    registration: int | None = None  # the pump's row id: a pump deleted and registered anew counts `seq` afresh
+    registration: int | None = None  # the pump's row id (a pump deleted and registered anew has a new one)
     # a transport's encoding of this change, made once for all its recipients (realtime/sio/delivery.py)
     encodings: dict = field(default_factory=dict, compare=False, repr=False)
 

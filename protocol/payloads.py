@@ -255,6 +255,17 @@ class CommandEvent(Payload):
     command: Command
 
 
+# device:removed
+class Removed(Payload):
+    at: Timestamp
+    by: str | None  # the administrator who deleted it, when known
+    reason: str
+
+
+class RemovedEvent(Payload):
+    removed: Removed
+
+
 DEVICE_EVENT_MODELS: dict[str, type[Payload]] = {
     events.DEVICE_STATUS: StatusEvent,
     events.DEVICE_PROGRESS: ProgressEvent,
@@ -265,6 +276,7 @@ DEVICE_EVENT_MODELS: dict[str, type[Payload]] = {
     events.DEVICE_ALARM: AlarmEvent,
     events.DEVICE_SESSION: SessionEvent,
     events.DEVICE_COMMAND: CommandEvent,
+    events.DEVICE_REMOVED: RemovedEvent,
 }
 
 PayloadT = TypeVar("PayloadT", bound=Payload)

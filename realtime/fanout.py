@@ -27,6 +27,8 @@ class FanOut:
     def __init__(self) -> None:
         self.targets: list[DeliveryTarget] = []
         self.release_listeners: list[Callable[[DeviceChange], None]] = []
+        # called once every target delivered a change, still under the pump's lock (a removal ends subscriptions)
+        self.delivered_listeners: list[Callable[[DeviceChange], Awaitable[None]]] = []
         self._queues: dict[str, deque[DeviceChange]] = {}
         self._draining: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
@@ -52,8 +54,8 @@ class FanOut:
     def note_snapshot(self, device_id: str, seq: int, subscriber: str, registration: int | None = None) -> None:
         """`subscriber` now holds the pump's state up to `seq`: skip it for that pump row's changes up to `seq`.
 
-        `registration` is the pump's row id: a pump deleted and registered anew counts `seq` from 0 again, so
-        a snapshot of the old row says nothing about the new row's changes.
+        `registration` is the pump's row id: a snapshot of a pump deleted since says nothing about the changes of
+        one registered anew under its id (which go on from its `seq`).
         """
         self._joiners.setdefault(device_id, {})[subscriber] = (registration, seq)
 
@@ -104,6 +106,11 @@ class FanOut:
                 await target(change, skip)
             except Exception:  # one failing target must not starve the others or stop the pump's stream
                 logger.exception("fan-out target failed", extra={"device_id": change.device_id, "seq": change.seq})
+        for listener in self.delivered_listeners:
+            try:
+                await listener(change)
+            except Exception:  # as a target's: the pump's stream goes on
+                logger.exception("fan-out listener failed", extra={"device_id": change.device_id, "seq": change.seq})
         self.published += 1
         if change.registration is not None:
             self._delivered[change.device_id] = (change.registration, change.seq)

@@ -6,7 +6,7 @@ from devices.models.changelog import ChangeLogEntry
 from devices.models.commands import Command
 from devices.models.infusions import InfusionSession, ProgressSample
 from devices.models.leases import BridgeLease
-from devices.models.pumps import Device, Ward
+from devices.models.pumps import Device, RemovedPump, Ward
 from devices.models.records import (
     BridgeStatus,
     DeadLetter,
@@ -33,6 +33,7 @@ __all__ = [
     "LiveSocket",
     "MessageReceipt",
     "ProgressSample",
+    "RemovedPump",
     "RetainedMessage",
     "ServiceAccount",
     "Ward",

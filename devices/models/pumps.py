@@ -94,3 +94,19 @@ class Device(models.Model):
         from devices.states import ACTIVE_SESSION_STATUSES
 
         return InfusionSession.objects.filter(device=self, status__in=ACTIVE_SESSION_STATUSES).first()
+
+
+class RemovedPump(models.Model):
+    """A device id whose pump was deleted, and the last `seq` that pump took (its `device:removed`).
+
+    A pump registered again under that id goes on from there (`pump_register`): `seq` never restarts for a device
+    id, so a client that holds the old pump's `seq` (a ward overview's card, a client away meanwhile) never takes
+    the new pump's changes for ones it has already seen.
+    """
+
+    device_id = models.CharField(max_length=64, unique=True)
+    last_seq = models.PositiveBigIntegerField()
+    removed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.device_id} (removed at seq {self.last_seq})"

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 CommitListener = Callable[[], None]
 PRUNE_CHUNK = 5_000  # rows per delete: the write lock is held briefly, the next tick takes the rest
-LOG_COLUMNS = ("device", "seq", "event", "body", "ward_code", "created_at")
+LOG_COLUMNS = ("device", "device_code", "seq", "event", "body", "ward_code", "created_at")
 
 
 class _Listeners:
@@ -52,8 +52,8 @@ def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     created_at = wrapper.ops.adapt_datetimefield_value(timezone.now())
     prepare_body = ChangeLogEntry._meta.get_field("body").get_db_prep_save
-    rows = [(device_pk, change.seq, change.event, prepare_body(change.body, wrapper), change.ward_code, created_at)
-            for device_pk, change in entries]  # fmt: skip
+    rows = [(device_pk, change.device_id, change.seq, change.event, prepare_body(change.body, wrapper),
+             change.ward_code, created_at) for device_pk, change in entries]  # fmt: skip
     with wrapper.cursor() as cursor:
         cursor.executemany(insert_sql(ChangeLogEntry, LOG_COLUMNS), rows)
     if _Listeners.installed:

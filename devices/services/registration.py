@@ -1,6 +1,7 @@
 """An administrator's edit (its name, ward, bed, limits, ...) or deletion of a registered pump, or deletion of a ward:
 the one road, like any change."""
 
+import logging
 from collections.abc import Collection
 from typing import Any
 
@@ -8,12 +9,16 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.models import Device, Ward
+from devices.models import Device, RemovedPump, Ward
 from devices.selectors import alarms_active_by_device, sessions_current_by_device
-from devices.services.changes import device_lock, event_record, status_changed
+from devices.services.changes import change_record, device_lock, event_record, status_changed
 from devices.services.silences import ward_silence_break_on_arrival
 from devices.signals import pump_ward_changed
+from protocol import events
+
+logger = logging.getLogger(__name__)
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
 STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "firmware_version"})
@@ -21,10 +26,18 @@ STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "firmware_version"})
 
 def pump_register(*, device: Device, user: Any = None) -> Device:
     """Register a new pump (the admin's "Add"): stored, audited, and a `device:status` change recorded in the same
-    transaction, so its ward's stations show it at once, before it is first heard ("never connected")."""
+    transaction, so its ward's stations show it at once, before it is first heard ("never connected").
+
+    A device id whose pump was deleted before goes on from that pump's last `seq` (`RemovedPump`): `seq` never
+    restarts for a device id, so no client takes the new pump's changes for the old one's, already seen."""
     with transaction.atomic():
-        device.save(force_insert=True)
+        device.save(force_insert=True)  # waits for a deletion of this id under way (the unique device id)
         stored = device_lock(device_id=device.device_id)
+        removed = RemovedPump.objects.filter(device_id=stored.device_id).first()
+        if removed is not None:
+            stored.event_seq = removed.last_seq
+            Device.objects.filter(pk=stored.pk).update(event_seq=stored.event_seq)
+            removed.delete()
         status_changed(device=stored)
         event_record(device=stored, kind="user.pump_registered", user=user, received_at=timezone.now(),
                      payload={"ward": stored.ward.code if stored.ward is not None else None})  # fmt: skip
@@ -126,17 +139,27 @@ def pump_delete_blockers(*, device: Device) -> list[str]:
     return pumps_in_use_blockers(devices=[device])
 
 
-def pump_delete(*, device: Device) -> None:
+def pump_delete(*, device: Device, user: Any = None) -> None:
     """Delete a registered pump that was never used for an infusion or a command; refused (`pump_in_use`) while it
-    has an infusion on or an active alarm, checked under its lock (an alarm raised meanwhile waits, then refuses)."""
+    has an infusion on or an active alarm, checked under its lock (an alarm raised meanwhile waits, then refuses).
+
+    Its screens are told in the same transaction: a `device:removed` change (the last of its `seq`, which its device
+    id keeps in `RemovedPump` for a pump registered again under it), so its watchers stop showing it and its ward's
+    stations drop it, whichever process deletes it."""
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
         blockers = pump_delete_blockers(device=stored)
         if blockers:
             raise PumpStreamError(f"Pump {stored.device_id} is in use ({'; '.join(blockers)}): it cannot be deleted",
                                   code="pump_in_use")  # fmt: skip
+        now = timezone.now()
+        by = user.get_username() if user is not None else None
+        change_record(device=stored, event=events.DEVICE_REMOVED, body=payloads.removed_body(at=now, by=by))
+        RemovedPump.objects.update_or_create(device_id=stored.device_id,
+                                             defaults={"last_seq": stored.event_seq, "removed_at": now})  # fmt: skip
         try:
             stored.delete()
         except ProtectedError as exc:
             raise PumpStreamError(f"Pump {stored.device_id} has infusion or command records: it cannot be deleted",
                                   code="pump_in_use") from exc  # fmt: skip
+    logger.info("pump deleted", extra={"device_id": stored.device_id, "seq": stored.event_seq, "by": by})

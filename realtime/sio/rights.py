@@ -10,6 +10,9 @@ principal may still do, and:
 - a pump or ward it may no longer watch: `error`, and that subscription is dropped;
 - an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
 
+A pump deleted ends every subscription of it at once, not at the next round (`pump_removed`, called by the fan-out
+once its `device:removed` reached the pump's rooms and endpoint connections).
+
 With Redis between several Daphne (`realtime/cluster.py`), a process that changes rights nudges every process
 to re-check the named principals' sockets at once (`recheck_soon`); the periodic round stays as the safety net.
 
@@ -31,11 +34,12 @@ from django.db import close_old_connections
 
 from devices.access_selectors import device_ids_visible_to_each, service_accounts_by_pk
 from protocol import events
+from protocol.events import DeviceChange
 from protocol.ward_payloads import error_body
 from realtime.cluster import EVERYONE
 from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.socket_cap import SocketLedger
-from realtime.sio.subscriptions import Subscriber, ward_scope
+from realtime.sio.subscriptions import PUMP_REMOVED, Subscriber, ward_scope
 from realtime.sio.ward_feed import ALL_WARDS, WardScope
 
 logger = logging.getLogger(__name__)
@@ -171,6 +175,25 @@ class RightsRegistry:
         """Forget a closed socket."""
         if self.connections.pop(conn_id, None) is not None and self.ledger.shared:
             self.ledger.close(conn_id)
+
+    async def pump_removed(self, change: DeviceChange) -> None:
+        """Fan-out listener: after a `device:removed` was delivered (the last event of the pump's subscribers), every
+        subscription of the pump in this process ends; one still waiting for its snapshot (not in the pump's room:
+        the removal did not reach it) is told by an `error` naming the pump, as for a pump that cannot be read."""
+        if change.event != events.DEVICE_REMOVED:
+            return
+        for conn_id, connection in list(self.connections.items()):
+            subscriber = connection.subscriber
+            if change.device_id not in subscriber.limits.devices or conn_id not in self.connections:
+                continue
+            try:
+                if change.device_id not in subscriber.joined:
+                    await subscriber.send(events.ERROR, error_body(PUMP_REMOVED, deviceId=change.device_id))
+                await subscriber.unsubscribe_device(change.device_id)
+            except Exception:  # one socket gone mid-send must not keep the others subscribed to a removed pump
+                logger.exception("ending a removed pump's subscription failed",
+                                 extra={"device_id": change.device_id,
+                                        "principal": subscriber.principal.label})  # fmt: skip
 
     def held_by(self) -> Counter:
         """Sockets per principal (for tests and metrics)."""

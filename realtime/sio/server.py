@@ -235,6 +235,7 @@ def install() -> None:
     fanout.targets.append(ward_feed.deliver_alarm)
     fanout.targets.append(deliver_escalation)
     fanout.release_listeners.append(ward_feed.mark_changed)
+    fanout.delivered_listeners.append(rights.pump_removed)
     fanout.release_listeners.append(server_metrics.count_published)
     server_metrics.install(lambda: list(client_namespace.subscribers.values()), lambda: publisher.position)
     change_log_listen(publisher.wake)  # this process's own commits (pages, admin) wake its publisher at once

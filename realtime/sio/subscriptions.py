@@ -35,6 +35,7 @@ DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 WARD_OR_ALL = re.compile(r"^(\*|[-a-zA-Z0-9_]{1,32})$")
 INVALID_DEVICE = "Invalid Device ID"
 SNAPSHOT_FAILED = "The pump's state could not be read; subscribe again"
+PUMP_REMOVED = "Pump removed: it is no longer monitored"
 
 Send = Callable[[str, dict], Awaitable[None]]
 RoomAction = Callable[[str], Awaitable[None]]
@@ -140,6 +141,7 @@ class Subscriber:
     _visible_until: float = field(default=0.0, repr=False)
     _visible_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     closed: bool = field(default=False, repr=False)  # the transport closed it: no feed may start for it again
+    joined: set[str] = field(default_factory=set, repr=False)  # pumps whose snapshot it was sent (in their room)
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -234,7 +236,7 @@ class Subscriber:
         the pump no longer counted (never a pump held as subscribed that sends nothing)."""
         try:
             await subscribe_with_snapshot(
-                device_id, send=self.send, send_change=self.send_change, join=lambda: self.join_device(device_id),
+                device_id, send=self.send, send_change=self.send_change, join=lambda: self._join(device_id),
                 subscriber=self.subscriber_id, room=device_room(device_id),
                 wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
             )  # fmt: skip
@@ -262,9 +264,14 @@ class Subscriber:
         not be undone by a set cached before the right was withdrawn)."""
         self._visible_until = 0.0
 
+    async def _join(self, device_id: str) -> None:
+        self.joined.add(device_id)
+        await self.join_device(device_id)
+
     async def unsubscribe_device(self, device_id: str) -> None:
         """Leave the pump's room; no more of its events arrive."""
         self.limits.devices.discard(device_id)
+        self.joined.discard(device_id)
         await self.leave_device(device_id)
 
     async def subscribe_ward(self, ward: str) -> None:

@@ -124,6 +124,9 @@ EXAMPLES: dict[str, wire.Payload] = {
             publishedAt=AT + timedelta(seconds=1),  # handed to the broker, its PUBACK not yet recorded
         )  # fmt: skip
     ),
+    events.DEVICE_REMOVED: wire.RemovedEvent(
+        removed=wire.Removed(at=AT, by="admin", reason="deleted by an administrator")
+    ),
     events.WARD_SUMMARY: ward_wire.WardSummary(
         ward="icu",
         pumps=[

@@ -25,8 +25,8 @@ HOUSEKEEPING_KINDS = ("alarm.reminded", "session.timed_out", "command.failed", "
 def every_event_logged(device_id: str) -> bool:
     """Whether the traffic has produced every kind of device event yet (a slower engine needs longer)."""
     close_old_connections()
-    logged = set(ChangeLogEntry.objects.filter(device__device_id=device_id).values_list("event", flat=True))
-    return set(events.DEVICE_EVENTS) <= logged
+    logged = set(ChangeLogEntry.objects.filter(device_code=device_id).values_list("event", flat=True))
+    return set(events.DEVICE_EVENTS) - set(events.ADMINISTRATIVE_DEVICE_EVENTS) <= logged
 
 
 def lasting_alarm_acknowledged(pump: PumpClient, browser: BrowserSession, device_id: str) -> None:
