@@ -23,6 +23,7 @@ EVENT_NAMES = {
     "deviceSession": events.DEVICE_SESSION,
     "deviceCommand": events.DEVICE_COMMAND,
     "deviceInfusionCompleted": events.DEVICE_INFUSION_COMPLETED,
+    "deviceRemoved": events.DEVICE_REMOVED,
     "wardSummary": events.WARD_SUMMARY,
     "wardAlarm": events.WARD_ALARM,
     "wardSilence": events.WARD_SILENCE,

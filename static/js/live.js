@@ -2,8 +2,8 @@
 // after a reconnect, and per-pump `seq` checking (a skipped number means an event was missed, so the
 // pump is subscribed again and its snapshot replaces what the page holds: `stream:subscribed` says how many
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
-// A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read) is said on
-// the banner: the page is then not live for it.
+// A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read, the pump
+// deleted: `device:removed`) is said on the banner: the page is then not live for it.
 
 import { EVENTS } from "./protocol.js";
 
@@ -17,6 +17,10 @@ const RETRY_AT_MOST_MS = 60000;
 // Refusals of a pump that are asked again later, waiting twice as long after each (realtime/sio/subscriptions.py
 // SNAPSHOT_FAILED, a snapshot not read; realtime/sio/limits.py, the connection's request rate exceeded).
 const SUBSCRIBE_LATER = /subscribe again|too many requests/i;
+// The pump was deleted (`device:removed`, or the `error` "Pump removed…" of a subscription still waiting for its
+// snapshot): it is no longer monitored, and a pump registered again under its id is another pump (reload).
+const PUMP_REMOVED = /pump removed/i;
+const REMOVED_MESSAGE = "Pump removed (deleted by an administrator): it is no longer monitored";
 
 class DeviceStream {
   constructor(deviceId, onEvent, { onSnapshot = null, onStopped = null } = {}) {
@@ -60,8 +64,8 @@ export class LiveConnection {
   }
 
   /** Watch one pump: `onEvent(name, payload)` gets its live events in order; each snapshot goes whole to
-   * `onSnapshot([[name, payload], …])` (without it, event by event to `onEvent`); `onStopped(message)` is told
-   * when the server stops sending the pump (no longer permitted to watch it, or it is gone). */
+   * `onSnapshot([[name, payload], …])` (without it, event by event to `onEvent`); `onStopped(message, {removed})` is
+   * told when the server stops sending the pump (no longer permitted to watch it, or it is gone: `removed`). */
   subscribeDevice(deviceId, onEvent, { onSnapshot, onStopped } = {}) {
     this.devices.set(deviceId, new DeviceStream(deviceId, onEvent, { onSnapshot, onStopped }));
     this.stopped.delete(deviceId);
@@ -207,13 +211,18 @@ export class LiveConnection {
       return;
     }
     const message = String(payload.message ?? "refused");
+    this.stopDevice(stream, message, { removed: PUMP_REMOVED.test(message) });
+    if (SUBSCRIBE_LATER.test(message)) this.subscribeLater(stream, message);
+  }
+
+  /** The server sends no more of this pump's events: the page says so (`onStopped`, the stop listeners). */
+  stopDevice(stream, message, { removed = false } = {}) {
     console.warn(`PumpStream: ${stream.deviceId} is no longer received: ${message}`);
     this.devices.delete(stream.deviceId);
     this.stopped.set(stream.deviceId, message);
     this.renderBanner();
-    stream.onStopped?.(message);
-    for (const listener of this.stopListeners) listener({ deviceId: stream.deviceId, message });
-    if (SUBSCRIBE_LATER.test(message)) this.subscribeLater(stream, message);
+    stream.onStopped?.(message, { removed });
+    for (const listener of this.stopListeners) listener({ deviceId: stream.deviceId, message, removed });
   }
 
   /** Subscribe a refused pump again after 3 s, twice as long after each further refusal (60 s at most); it stays
@@ -258,6 +267,11 @@ export class LiveConnection {
     const stream = this.devices.get(payload?.deviceId);
     if (!stream) return;
     this.stats.events += 1;
+    // the pump's last event, whenever it comes (also while a snapshot is awaited: none will come)
+    if (name === EVENTS.deviceRemoved) {
+      this.stopDevice(stream, REMOVED_MESSAGE, { removed: true });
+      return;
+    }
     if (stream.lastSeq === null) return; // between a resubscribe and its snapshot: the snapshot will cover it
     const seq = payload.seq;
     if (stream.snapshot) {

@@ -3,6 +3,7 @@
 import { readPageData, setServerNow, setTimeZone } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { Monitor } from "./monitor.js";
+import { showWhenRemoved } from "./pump_removed.js";
 import { WaitingModal } from "./waiting.js";
 import { Wizard } from "./wizard.js";
 
@@ -13,6 +14,7 @@ const live = new LiveConnection();
 const monitorRoot = document.getElementById("monitor");
 const monitor = new Monitor({ root: monitorRoot, page, live });
 window.pumpstreamMonitor = monitor;
+showWhenRemoved(live, monitorRoot);
 watchBridge(page.bridge, { url: "/api/bridge/" });
 
 const wizardRoot = document.getElementById("wizard");
