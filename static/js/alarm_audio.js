@@ -16,6 +16,9 @@ export class AlarmAudio {
     this.silencedUntil = 0;
     this.silenceTimer = null;
     this.knownHigh = new Set();
+    // the high alarms (`id:count`) sounding when the sound was silenced, or since: while the silence lasts none of them
+    // is new, even after an update without it (a stream the monitor stopped and resumed sends it again)
+    this.silencedHigh = new Set();
     enableButton?.addEventListener("click", () => this.retry());
     silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
     const retryOnGesture = () => this.blocked && this.retry();
@@ -30,9 +33,10 @@ export class AlarmAudio {
   update(alarms) {
     const sounding = alarms.filter((a) => a.state === "active" && !a.acknowledged);
     const highKeys = sounding.filter((a) => a.priority === "high").map((a) => `${a.id}:${a.count ?? 1}`);
-    const newHigh = highKeys.some((key) => !this.knownHigh.has(key));
+    const newHigh = highKeys.some((key) => !this.knownHigh.has(key) && !this.silencedHigh.has(key));
     this.knownHigh = new Set(highKeys);
     if (newHigh && this.isSilenced()) this.endSilence();
+    if (this.isSilenced()) for (const key of highKeys) this.silencedHigh.add(key);
     if (highKeys.length) this.wanted = "high";
     else this.wanted = sounding.some((a) => a.priority === "medium") ? "medium" : "off";
     this.apply();
@@ -44,6 +48,7 @@ export class AlarmAudio {
 
   silence(ms = this.silenceMs) {
     this.silencedUntil = Date.now() + ms;
+    this.silencedHigh = new Set([...this.silencedHigh, ...this.knownHigh]);
     clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => this.endSilence(), ms);
     this.apply();
@@ -51,6 +56,7 @@ export class AlarmAudio {
 
   endSilence() {
     this.silencedUntil = 0;
+    this.silencedHigh = new Set();
     clearTimeout(this.silenceTimer);
     this.apply();
   }
