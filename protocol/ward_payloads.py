@@ -68,7 +68,7 @@ class WardSummary(Payload):
     ward: str
     pumps: list[WardPump]
     full: bool = False  # every pump of the feed (the first summary of a subscription): drop any not listed
-    left: list[str] = []  # pumps that no longer belong to the feed (moved to another ward, or their ward deleted)
+    left: list[str] = []  # pumps no longer the feed's (moved to another ward, their ward deleted, or deleted)
 
 
 class WardAlarm(Payload):

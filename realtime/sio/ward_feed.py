@@ -1,8 +1,8 @@
 """Ward feeds: a coalesced `ward:summary` a second with only the pumps that changed, and `ward:alarm` at once.
 
 A subscription's first summary lists every pump of the feed (`full`); a pump that then leaves the feed (moved
-to another ward in the admin, or its ward deleted) is named in the next summary's `left`, so no station keeps
-showing, and sounding the alarms of, a pump that is no longer its ward's.
+to another ward in the admin, its ward deleted, or itself deleted: its `device:removed`) is named in the next
+summary's `left`, so no station keeps showing, and sounding the alarms of, a pump that is no longer its ward's.
 
 `ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
 pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits

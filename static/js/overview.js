@@ -145,7 +145,7 @@ function pumpsGone({ pumps: updates = [], left = [], full = false }) {
 function applySummary(summary) {
   const { pumps: updates = [] } = summary;
   for (const deviceId of pumpsGone(summary)) {
-    // moved to another ward, or its ward deleted: its card (and its alarms' sound) go with it
+    // moved to another ward, its ward deleted, or itself deleted: its card (and its alarms' sound) go with it
     pumps.delete(deviceId);
     card(deviceId)?.remove();
   }

@@ -300,6 +300,9 @@ class DeviceState:
         elif event == events.DEVICE_COMMAND:
             command = data["command"]
             self._keep_if(self.commands, command["commandId"], command, command["state"] in COMMAND_UNSETTLED_STATES)
+        elif event == events.DEVICE_REMOVED:  # the pump was deleted: nothing of it holds any more
+            self.status = self.session = self.confirmation = self.progress = None
+            self.alarms, self.commands = {}, {}
 
     def _apply_session(self, session: dict) -> None:
         if session["status"] in ACTIVE_SESSION_STATUSES:
