@@ -1,0 +1,71 @@
+"""A pump deleted ends every subscription of it in the process, right after its `device:removed` was delivered.
+
+A subscriber in the pump's room got the removal as its last event and is only unsubscribed; one still waiting for its
+snapshot (not in the room: the removal never reached it) is told by an `error` naming the pump, or it would wait for
+a snapshot that never comes. (The whole road, with real Daphne and clients: tests/integration/realtime/
+test_pump_removed.py.)
+"""
+
+import asyncio
+
+from protocol import events
+from protocol.events import DeviceChange
+from realtime.fanout import FanOut
+from realtime.sio.rights import LiveConnection, RightsRegistry
+from realtime.sio.subscriptions import PUMP_REMOVED
+from tests.realtime.sio.fake_transport import FakeTransport
+
+REMOVED = DeviceChange("GONE", 7, events.DEVICE_REMOVED, {"removed": {"reason": "deleted"}}, "icu", 3)
+
+
+async def _closed() -> None:
+    return None
+
+
+def registered(registry: RightsRegistry, name: str, transport: FakeTransport, watching: list[str]):
+    subscriber = transport.subscriber()
+    subscriber.limits.devices.update(watching)
+    registry.connections[name] = LiveConnection(subscriber, _closed)
+    return subscriber
+
+
+def test_the_removal_ends_every_subscription_of_the_pump_and_tells_one_awaiting_its_snapshot():
+    registry = RightsRegistry()
+    in_room, waiting, other = FakeTransport(), FakeTransport(), FakeTransport()
+
+    async def main() -> None:
+        watcher = registered(registry, "in-room", in_room, ["GONE", "KEPT"])
+        await watcher._join("GONE")
+        await watcher._join("KEPT")
+        registered(registry, "waiting", waiting, ["GONE"])  # its snapshot not sent yet: not in the room
+        registered(registry, "other", other, ["KEPT"])
+        await registry.pump_removed(DeviceChange("GONE", 6, events.DEVICE_STATUS, {}, "icu", 3))  # not a removal
+        assert registry.connections["in-room"].subscriber.limits.devices == {"GONE", "KEPT"}
+        await registry.pump_removed(REMOVED)
+
+    asyncio.run(main())
+    assert in_room.sent == [] and in_room.joined == {"KEPT"}, (in_room.sent, in_room.joined)
+    assert registry.connections["in-room"].subscriber.limits.devices == {"KEPT"}
+    assert waiting.sent == [(events.ERROR, {"message": PUMP_REMOVED, "deviceId": "GONE"})], waiting.sent
+    assert registry.connections["waiting"].subscriber.limits.devices == set(), "still counted as watching it"
+    assert other.sent == [] and registry.connections["other"].subscriber.limits.devices == {"KEPT"}
+
+
+def test_the_fan_out_ends_subscriptions_only_after_every_target_delivered_the_removal():
+    fan, order = FanOut(), []
+
+    async def target(change: DeviceChange, skip: frozenset[str]) -> None:
+        order.append(("delivered", change.seq))
+
+    async def listener(change: DeviceChange) -> None:
+        order.append(("ended", change.seq))
+
+    async def main() -> None:
+        fan.targets.extend([target, target])
+        fan.delivered_listeners.append(listener)
+        fan.publish(REMOVED)
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    asyncio.run(main())
+    assert order == [("delivered", 7), ("delivered", 7), ("ended", 7)], order
