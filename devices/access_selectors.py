@@ -47,6 +47,11 @@ def device_ids_visible_to_each(requests: list[tuple[object, set[str]]]) -> list[
     return visible
 
 
+def device_ids_registered(device_ids: set[str]) -> set[str]:
+    """Those of these pump ids that are registered now (one query): the others were deleted."""
+    return set(Device.objects.filter(device_id__in=device_ids).values_list("device_id", flat=True))
+
+
 def _is_member_user(principal) -> bool:
     return (
         not isinstance(principal, ServiceAccount)

@@ -7,7 +7,8 @@ membership removed). The registry re-reads, in one worker-thread call per round,
 principal may still do, and:
 
 - a principal no longer valid: its sockets get `error` and are closed;
-- a pump or ward it may no longer watch: `error`, and that subscription is dropped;
+- a pump or ward it may no longer watch: `error`, and that subscription is dropped (a pump deleted whose
+  `device:removed` has not reached this process yet: `error` "Pump removed: it is no longer monitored");
 - an every-ward feed (`*`) whose wards changed: subscribed again with the wards of now.
 
 A pump deleted ends every subscription of it at once, not at the next round (`pump_removed`, called by the fan-out
@@ -32,7 +33,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from devices.access_selectors import device_ids_visible_to_each, service_accounts_by_pk
+from devices.access_selectors import device_ids_registered, device_ids_visible_to_each, service_accounts_by_pk
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.ward_payloads import error_body
@@ -62,6 +63,7 @@ class Verdict:
     reason: str | None = None
     principal: Principal | None = None
     lost_devices: set[str] = field(default_factory=set)
+    removed_devices: set[str] = field(default_factory=set)  # of those, the pumps deleted (no longer registered)
     wards: dict[str, WardScope | str] = field(default_factory=dict)
 
 
@@ -130,13 +132,16 @@ def verdicts_for(requests: dict[str, tuple[Principal, set[str], set[str]]]) -> d
                 all_devices.update(devices)
                 all_wards.update(wards)
         rights = rights_of(watched)
+        lost = set().union(*(devices for devices, _ in rights.values()))
+        removed = lost - device_ids_registered(lost) if lost else set()
         verdicts = {}
         for credential, principal in fresh.items():
             if isinstance(principal, str):
                 verdicts[credential] = Verdict(reason=principal)
             else:
-                lost, wards = rights[principal_key(principal)]
-                verdicts[credential] = Verdict(principal=principal, lost_devices=lost, wards=wards)
+                devices, wards = rights[principal_key(principal)]
+                verdicts[credential] = Verdict(principal=principal, lost_devices=devices,
+                                               removed_devices=devices & removed, wards=wards)  # fmt: skip
         return verdicts
     finally:
         close_old_connections()
@@ -267,9 +272,9 @@ class RightsRegistry:
         subscriber.principal = verdict.principal
         subscriber.forget_visible()
         for device_id in sorted(verdict.lost_devices & subscriber.limits.devices):
-            await subscriber.send(
-                events.ERROR, error_body("No longer permitted to watch this pump", deviceId=device_id)
-            )
+            # a pump deleted whose `device:removed` is not published yet (another process committed it): said so
+            why = PUMP_REMOVED if device_id in verdict.removed_devices else "No longer permitted to watch this pump"
+            await subscriber.send(events.ERROR, error_body(why, deviceId=device_id))
             await subscriber.unsubscribe_device(device_id)
         for ward in sorted(subscriber.limits.wards & verdict.wards.keys()):
             await self._apply_ward(subscriber, ward, verdict.wards[ward])

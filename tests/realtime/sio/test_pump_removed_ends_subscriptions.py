@@ -8,12 +8,17 @@ test_pump_removed.py.)
 
 import asyncio
 
+import pytest
+
 from protocol import events
 from protocol.events import DeviceChange
 from realtime.fanout import FanOut
-from realtime.sio.rights import LiveConnection, RightsRegistry
+from realtime.sio.auth import Principal
+from realtime.sio.rights import LiveConnection, RightsRegistry, verdicts_for
 from realtime.sio.subscriptions import PUMP_REMOVED
+from tests.factories import make_device, make_user, make_ward
 from tests.realtime.sio.fake_transport import FakeTransport
+from tests.support.sio import session_cookie
 
 REMOVED = DeviceChange("GONE", 7, events.DEVICE_REMOVED, {"removed": {"reason": "deleted"}}, "icu", 3)
 
@@ -69,3 +74,27 @@ def test_the_fan_out_ends_subscriptions_only_after_every_target_delivered_the_re
 
     asyncio.run(main())
     assert order == [("delivered", 7), ("delivered", 7), ("ended", 7)], order
+
+
+@pytest.mark.django_db
+def test_the_rights_re_check_tells_a_deleted_pump_as_removed_not_as_refused(monkeypatch):
+    """Deleted by another process, a pump may be found gone by the rights re-check before its `device:removed` is
+    published here: the watcher is then told it was removed, never that it may no longer watch it."""
+    monkeypatch.setattr("realtime.sio.rights.close_old_connections", lambda: None)  # the test's own transaction
+    icu = make_ward("icu")
+    make_device("KEPT", ward=icu)
+    make_device("MOVED", ward=make_ward("er"))
+    nurse = make_user("nurse", ward=icu)
+    key = session_cookie(nurse).split("=", 1)[1]
+    verdict = verdicts_for({key: (Principal(user=nurse, session_key=key), {"KEPT", "MOVED", "GONE"}, set())})[key]
+    assert (verdict.lost_devices, verdict.removed_devices) == ({"MOVED", "GONE"}, {"GONE"}), verdict
+
+    transport = FakeTransport()
+    subscriber = transport.subscriber(Principal(user=nurse, session_key=key))
+    subscriber.limits.devices.update({"KEPT", "MOVED", "GONE"})
+    asyncio.run(RightsRegistry()._apply("sid", LiveConnection(subscriber, _closed), verdict))
+    assert transport.sent == [
+        (events.ERROR, {"message": PUMP_REMOVED, "deviceId": "GONE"}),
+        (events.ERROR, {"message": "No longer permitted to watch this pump", "deviceId": "MOVED"}),
+    ], transport.sent
+    assert subscriber.limits.devices == {"KEPT"}
