@@ -18,8 +18,9 @@ const RETRY_AT_MOST_MS = 60000;
 // SNAPSHOT_FAILED, a snapshot not read; realtime/sio/limits.py, the connection's request rate exceeded).
 const SUBSCRIBE_LATER = /subscribe again|too many requests/i;
 // The pump was deleted (`device:removed`, or the `error` "Pump removed…" of a subscription still waiting for its
-// snapshot): it is no longer monitored, and a pump registered again under its id is another pump (reload).
-const PUMP_REMOVED = /pump removed/i;
+// snapshot, or "Invalid Device ID" when the page subscribes again to a pump it watched, the removal missed while it was
+// offline): it is no longer monitored, and a pump registered again under its id is another pump (reload).
+const PUMP_REMOVED = /pump removed|invalid device id/i;
 const REMOVED_MESSAGE = "Pump removed (deleted by an administrator): it is no longer monitored";
 
 class DeviceStream {
@@ -211,7 +212,8 @@ export class LiveConnection {
       return;
     }
     const message = String(payload.message ?? "refused");
-    this.stopDevice(stream, message, { removed: PUMP_REMOVED.test(message) });
+    const removed = PUMP_REMOVED.test(message);
+    this.stopDevice(stream, removed ? REMOVED_MESSAGE : message, { removed });
     if (SUBSCRIBE_LATER.test(message)) this.subscribeLater(stream, message);
   }
 
