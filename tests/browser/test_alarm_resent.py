@@ -3,7 +3,7 @@ snapshot that resumes a stream the server had stopped), is news to no one: never
 again through a silence the nurse set for it.
 
 What was found (review of issue 3): a duplicate `device:alarm` alone changed nothing a nurse notices (announcements
-are keyed by the alarm's id and raise, the sound by the set of alarms sounding, and live.js drops the old stream's
+are keyed by the alarm's id and its alert, the sound by the set of alarms sounding, and live.js drops the old stream's
 copies until the new `stream:subscribed`). But while a pump's stream was stopped (a refusal, "Too many requests" or
 "subscribe again") the monitor sounds nothing and its audio forgot which high alarms it had heard; the snapshot
 that resumed the stream brought the same alarm back as "new", which ended the nurse's silence: the alarm sounded
