@@ -14,7 +14,7 @@ def name_each_entry(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0019_command_published_at'),
+        ('devices', '0020_command_clears_screen'),
     ]
 
     operations = [
