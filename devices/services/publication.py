@@ -12,23 +12,28 @@ from django.db import transaction
 from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
 from devices.models import Command, InfusionSession
-from devices.services.changes import change_record, device_lock
+from devices.services.changes import change_record, device_lock, event_record
 from devices.services.clearing_stops import clearing_stop_withheld_why, clearing_stops_withdraw
-from devices.states import CommandKind, CommandState
+from devices.services.commands import command_transition
+from devices.states import SESSION_ON_PUMP_STATUSES, CommandKind, CommandState
 from protocol import events
 
 
 def command_publish_check(*, command: Command, now: datetime) -> bool:
     """Whether the outbox may still publish this queued command (its re-check, just before it goes out).
 
-    Only a STOP clearing a confirm screen (`clears_screen`: a person's cancel, the server's time-out) is looked at
-    again (one lock, rarely): if its order runs on the pump meanwhile, or the pump reports infusing (the rule
-    `_end_pending` queues it by, `clearing_stop_withheld_why`), it is withdrawn (`clearing_stops_withdraw`) and not
-    published. A STOP a person asked for with Stop, and anything else, goes; a START's deadline (`expiresAt`) moves to
-    run from now, its publication (`_start_deadline_from`, `command_published`).
+    A Stop, Pause or Resume of the pump's own infusion (no order) is withdrawn once an order runs on the pump
+    (`_own_infusion_command_check`). Of the rest, only a STOP clearing a confirm screen (`clears_screen`: a person's
+    cancel, the server's time-out) is looked at again (one lock, rarely): if its order runs on the pump meanwhile, or
+    the pump reports infusing (the rule `_end_pending` queues it by, `clearing_stop_withheld_why`), it is withdrawn
+    (`clearing_stops_withdraw`) and not published. A STOP a person asked for with Stop, and anything else, goes; a
+    START's deadline (`expiresAt`) moves to run from now, its publication (`_start_deadline_from`,
+    `command_published`).
     """
     if command.kind == CommandKind.START_INFUSION:
         return _start_deadline_from(command, now)
+    if command.session_id is None and command.published_at is None:
+        return _own_infusion_command_check(command, now)
     if not command.clears_screen:
         return True
     with transaction.atomic():
@@ -42,6 +47,28 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
         if not why:
             return True
         clearing_stops_withdraw(device=device, session=session, why=why, now=now)
+        return False
+
+
+def _own_infusion_command_check(command: Command, now: datetime) -> bool:
+    """A Stop, Pause or Resume of the pump's own infusion (asked with `infusionId` null, never published yet) goes only
+    while no order runs on the pump. Once one does (an order that waited was confirmed meanwhile), the infusion it was
+    for has ended, and the pump (the original firmware knows no infusion ids) would apply it to that order, which
+    nobody asked to stop or pause: it is withdrawn unsent (`superseded`, audited `server.command_withdrawn`)."""
+    with transaction.atomic():
+        device = device_lock(device_id=command.device.device_id)
+        order = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).first()
+        if order is None:
+            return True
+        if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
+            return False  # moved on meanwhile (withdrawn, expired)
+        why = f"the pump now runs the order {order.infusion_id}; it was for the pump's own infusion, which has ended"
+        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
+                           error=f"withdrawn unsent: {why}")  # fmt: skip
+        event_record(
+            device=device, session=order, kind="server.command_withdrawn", received_at=now, user=command.created_by,
+            payload={"commandId": str(command.command_id), "command": command.kind, "reason": why},
+        )  # fmt: skip
         return False
 
 

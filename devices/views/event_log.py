@@ -88,10 +88,18 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
         f"The {_alarm_name(p)} alarm alerts again: the pump's flood hid alarms not signalled yet"
     ),
     "mqtt.status": _presence,
+    "server.command_withdrawn": lambda event, p: (
+        f"The {_command_name(p.get('command'))} of the pump's own infusion was withdrawn unsent: an order runs now"
+    ),
     "server.stop_withdrawn": lambda event, p: (
         f"The stop that was to clear the pump's screen was withdrawn unsent: {_pump_does(p.get('reason'))}"
     ),
 }
+
+
+def _command_name(kind: object) -> str:
+    """STOP_INFUSION → "stop" (a command kind in a nurse's words)."""
+    return str(kind or "command").removesuffix("_INFUSION").lower()
 
 
 def _pump_does(reason: object) -> str:
