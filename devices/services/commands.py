@@ -129,11 +129,20 @@ def command_transition(
 
 
 def _not_carried_out(device: Device, command: Command, now: datetime) -> None:
+    """A STOP or PAUSE the pump may not have carried out: a person must act at the pump. But for a STOP that was only
+    to clear the confirm screen of an order that ended unconfirmed (`clears_screen`): "did not stop" would send the
+    nurse to stop whatever the pump runs, which nobody asked; she is asked to check the pump's screen instead."""
     verb = "stop" if command.kind == CommandKind.STOP_INFUSION else "pause"
+    why = f"{command.state}: {command.error or 'no answer'}"
+    message = f"The pump did not {verb} ({why}): act at the pump"
+    priority = AlarmPriority.HIGH
+    if command.clears_screen:
+        message = (f"The pump may still show the ended order on its screen ({why}): check the pump's screen and "
+                   f"dismiss it there; an infusion the pump runs goes on")  # fmt: skip
+        priority = AlarmPriority.MEDIUM
     alarm_raise(
-        device=device, session=command.session, type=NOT_CARRIED_OUT, priority=AlarmPriority.HIGH,
-        source=AlarmSource.SERVER, now=now, details={"commandId": str(command.command_id), "state": command.state},
-        message=f"The pump did not {verb} ({command.state}: {command.error or 'no answer'}): act at the pump",
+        device=device, session=command.session, type=NOT_CARRIED_OUT, priority=priority, source=AlarmSource.SERVER,
+        now=now, details={"commandId": str(command.command_id), "state": command.state}, message=message,
     )  # fmt: skip
 
 

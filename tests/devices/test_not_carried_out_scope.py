@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from devices.models import Alarm, Command
 from devices.services.commands import command_advance
-from devices.services.requests import infusion_request, infusion_time_out
+from devices.services.requests import infusion_cancel, infusion_request, infusion_time_out
 from devices.services.sessions import infusion_start
 from devices.states import AlarmState, CommandKind, CommandState
 from tests.factories import make_device, make_order, make_user
@@ -60,3 +60,18 @@ def test_it_clears_when_the_pump_reports_it_stopped(status, django_capture_on_co
     stop_ignored("NCO_2", django_capture_on_commit_callbacks)
     ingest([report("NCO_2", "status", {"status": status}, 1)], django_capture_on_commit_callbacks)
     assert not not_carried_out("NCO_2"), f"the pump reports {status}: nobody needs to act at it for the lost STOP"
+
+
+def test_a_lost_stop_that_was_to_clear_a_screen_asks_to_check_the_screen_not_to_stop_the_pump():
+    """Its order ended unconfirmed; the STOP only clears its confirm screen. 'The pump did not stop: act at the pump'
+    would send the nurse to stop whatever the pump runs, which nobody asked for."""
+    make_device("SCREEN_1", last_seen_at=timezone.now())
+    order = infusion_start(device_id="SCREEN_1", order=make_order())
+    infusion_cancel(infusion_id=order.infusion_id, user=make_user("nurse"))
+    stop = Command.objects.get(session=order, kind=CommandKind.STOP_INFUSION)
+    assert stop.clears_screen, "precondition: the cancel's screen-clearing STOP"
+    command_advance(device_id="SCREEN_1", command_pk=stop.pk, to=CommandState.EXPIRED, now=timezone.now(),
+                    error="the broker did not take it in time")  # fmt: skip
+    [alarm] = not_carried_out("SCREEN_1")
+    assert "check the pump's screen" in alarm.message and "act at the pump" not in alarm.message
+    assert alarm.priority == "medium"
