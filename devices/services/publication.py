@@ -32,7 +32,7 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
     """
     if command.kind == CommandKind.START_INFUSION:
         return _start_deadline_from(command, now)
-    if command.session_id is None and command.published_at is None:
+    if command.session_id is None:
         return _own_infusion_command_check(command, now)
     if not command.clears_screen:
         return True
@@ -51,10 +51,12 @@ def command_publish_check(*, command: Command, now: datetime) -> bool:
 
 
 def _own_infusion_command_check(command: Command, now: datetime) -> bool:
-    """A Stop, Pause or Resume of the pump's own infusion (asked with `infusionId` null, never published yet) goes only
-    while no order runs on the pump. Once one does (an order that waited was confirmed meanwhile), the infusion it was
-    for has ended, and the pump (the original firmware knows no infusion ids) would apply it to that order, which
-    nobody asked to stop or pause: it is withdrawn unsent (`superseded`, audited `server.command_withdrawn`)."""
+    """A Stop, Pause or Resume of the pump's own infusion (asked with `infusionId` null) goes only while no order runs
+    on the pump. Once one does (an order that waited was confirmed meanwhile), the infusion it was for has ended, and
+    the pump (the original firmware knows no infusion ids) would apply it to that order, which nobody asked to stop or
+    pause: it is withdrawn (`superseded`, audited `server.command_withdrawn`). Also one a restarted bridge would
+    publish again (`published_at`, no PUBACK recorded): if its first copy reached the pump, it acted on the infusion
+    it was for then, and the pump ignores a copy (same `commandId`); if not, the copy would reach the order."""
     with transaction.atomic():
         device = device_lock(device_id=command.device.device_id)
         order = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).first()
@@ -63,8 +65,9 @@ def _own_infusion_command_check(command: Command, now: datetime) -> bool:
         if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
             return False  # moved on meanwhile (withdrawn, expired)
         why = f"the pump now runs the order {order.infusion_id}; it was for the pump's own infusion, which has ended"
+        withdrawn = "not sent again" if command.published_at is not None else "withdrawn unsent"
         command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
-                           error=f"withdrawn unsent: {why}")  # fmt: skip
+                           error=f"{withdrawn}: {why}")  # fmt: skip
         event_record(
             device=device, session=order, kind="server.command_withdrawn", received_at=now, user=command.created_by,
             payload={"commandId": str(command.command_id), "command": command.kind, "reason": why},

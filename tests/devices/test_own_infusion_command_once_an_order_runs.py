@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from devices.models import Command, DeviceEvent, InfusionSession
 from devices.selectors import commands_to_publish
-from devices.services.publication import command_publish_check
+from devices.services.publication import command_publish_check, command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.devices.test_stop_unordered_while_an_order_waits import busy_pump_with_an_order_waiting
@@ -75,3 +75,34 @@ def test_a_stop_of_the_own_infusion_goes_out_while_the_order_still_waits(django_
                             user=make_user("n"))  # fmt: skip
     assert InfusionSession.objects.get(pk=order.pk).status == SessionStatus.PENDING
     assert command_publish_check(command=Command.objects.get(pk=stop.pk), now=timezone.now())
+
+
+def test_a_stop_of_the_own_infusion_published_before_a_restart_is_not_published_again_onto_the_order(
+    django_capture_on_commit_callbacks,
+):
+    """Review 7: handed to the broker link before a restart, no PUBACK recorded; the restarted bridge publishes the
+    queued command again. If the first copy never reached the pump, the copy would stop the order now running."""
+    device_id = "BUSY_REPUB"
+    order = busy_pump_with_an_order_waiting(device_id, django_capture_on_commit_callbacks)
+    stop = infusion_request(device_id=device_id, kind=CommandKind.STOP_INFUSION, infusion_id=None,
+                            user=make_user("n"))  # fmt: skip
+    # the old bridge: the check passed (no order runs yet), the link took it, no PUBACK; then the bridge stopped
+    first = timezone.now()
+    assert command_publish_check(command=Command.objects.get(pk=stop.pk), now=first)
+    command_published(command=Command.objects.get(pk=stop.pk), now=first)
+    # at the bedside: the own infusion ended by hand, the waiting order confirmed on the pump's screen
+    ingest([report(device_id, "infusion", {"infusionId": order.infusion_id, "confirmed": True}, 3)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    assert InfusionSession.objects.get(pk=order.pk).status == SessionStatus.RUNNING, "precondition: the order runs"
+
+    now = timezone.now()  # the restarted bridge's first tick
+    still = Command.objects.get(pk=stop.pk)
+    assert still.state == CommandState.QUEUED and still.published_at is not None, still.state
+    republished = still in commands_to_publish(now=now, in_flight=[], limit=100) and command_publish_check(
+        command=still, now=now
+    )
+    assert not republished, (
+        f"the restarted bridge publishes again the STOP of the pump's own infusion (infusionId null) while the order "
+        f"{order.infusion_id} runs: a pump that never got the first copy stops the Heparin nobody asked to stop"
+    )
+    assert "not sent again" in Command.objects.get(pk=stop.pk).error, "it may have gone out once: not 'unsent'"
