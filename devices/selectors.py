@@ -35,6 +35,8 @@ from devices.states import (
     CommandState,
 )
 
+BRIDGES_READ = 100  # the fresh heartbeats read to pick the bridge that speaks for monitoring (a few run)
+
 
 def devices_visible_to(principal) -> QuerySet[Device]:
     """Pumps a user or service account may see: its wards' pumps (staff and all-ward accounts: all)."""
@@ -71,13 +73,20 @@ def service_account_for_token(token: str) -> ServiceAccount | None:
 
 
 def latest_bridge() -> BridgeStatus | None:
-    """The bridge that reported last (one runs in production), but first a live one that lost the broker.
+    """The bridge that reported last (one runs in production), but first a live one that lost the broker, then a live
+    one holding it.
 
-    So that no bridge that is still reporting can hide another's lost broker behind a fresher heartbeat.
+    So that no bridge that is still reporting can hide another's lost broker behind a fresher heartbeat; yet a bridge
+    stopped on purpose (its last heartbeat says `stopped`, `worker._say_stopped`) beside others that hold the broker
+    (several bridges sharing the pumps: they take its slots over) degrades nothing. Alone, it is the last to report,
+    and monitoring is degraded.
     """
     reporting = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")
     fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
-    return reporting.filter(heartbeat_at__gte=fresh_since, broker_connected=False).first() or reporting.first()
+    fresh = list(reporting.filter(heartbeat_at__gte=fresh_since)[:BRIDGES_READ])
+    lost = [status for status in fresh if not status.broker_connected and not (status.stats or {}).get("stopped")]
+    holding = [status for status in fresh if status.broker_connected]
+    return (lost or holding or [reporting.first()])[0]
 
 
 def bridge_status() -> dict:

@@ -126,10 +126,11 @@ class Bridge:
             self._say_stopped()
 
     def _say_stopped(self) -> None:
-        """The last heartbeat says the broker is no longer held: the screens show monitoring degraded from this
-        moment, not once the heartbeat has aged past BRIDGE_STALE_AFTER_S (all a crash can leave)."""
+        """The last heartbeat says the broker is no longer held, and why (`stopped`): the screens show monitoring
+        degraded from this moment, not once the heartbeat has aged past BRIDGE_STALE_AFTER_S (all a crash can leave),
+        unless other bridges hold the broker (`selectors.latest_bridge`: they take this one's slots over)."""
         try:
-            bridge_heartbeat(broker_connected=False, stats=self.heartbeat_stats(), name=self.name)
+            bridge_heartbeat(broker_connected=False, stats={**self.heartbeat_stats(), "stopped": True}, name=self.name)
         except Exception:  # the database may be why the bridge stops: the aging heartbeat says it then
             logger.warning("could not record the bridge's stop", exc_info=True)
 

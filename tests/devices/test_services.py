@@ -9,6 +9,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Command, DeviceEvent, InfusionSession
+from devices.selectors import bridge_status
 from devices.services.alarms import (
     alarm_acknowledge,
     alarm_clear,
@@ -17,6 +18,7 @@ from devices.services.alarms import (
     types_cleared_by,
 )
 from devices.services.changes import device_lock
+from devices.services.records import bridge_heartbeat
 from devices.services.requests import infusion_cancel
 from devices.services.sessions import infusion_confirm, infusion_start, parameters_match
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
@@ -243,3 +245,26 @@ def test_bridge_heartbeat_records_a_reconnection_that_fell_between_two_heartbeat
     assert status.broker_lost_since is None
     lost = bridge_heartbeat(broker_connected=False, name="b1")
     assert lost.broker_lost_since is not None and lost.broker_connected_since == reconnected
+
+
+def test_a_bridge_stopped_on_purpose_does_not_degrade_monitoring_the_other_bridge_holds():
+    now = timezone.now()
+    bridge_heartbeat(broker_connected=True, name="bridge-a", now=now - timedelta(seconds=2), connected_since=now)
+    bridge_heartbeat(broker_connected=True, name="bridge-b", now=now - timedelta(seconds=2), connected_since=now)
+    bridge_heartbeat(broker_connected=False, name="bridge-b", now=now - timedelta(seconds=1),
+                     stats={"stopped": True})  # b's _say_stopped  # fmt: skip
+    bridge_heartbeat(broker_connected=True, name="bridge-a", now=now, connected_since=now)  # a took b's slots over
+    status = bridge_status()
+    assert status["alive"] and status["brokerConnected"], (
+        f"bridge-a holds the broker, yet the stopped bridge-b's farewell says degraded: {status}"
+    )
+    bridge_heartbeat(broker_connected=True, name="bridge-a", now=now - timedelta(seconds=3), connected_since=now)
+    assert bridge_status()["brokerConnected"], "before bridge-a's next heartbeat too (b's farewell is the newest)"
+    bridge_heartbeat(broker_connected=False, name="bridge-a", now=now)  # a live bridge that lost the broker
+    assert not bridge_status()["brokerConnected"], "a lost broker is never hidden"
+
+
+def test_a_bridge_stopped_on_purpose_alone_degrades_monitoring():
+    bridge_heartbeat(broker_connected=True, name="only", now=timezone.now(), connected_since=timezone.now())
+    bridge_heartbeat(broker_connected=False, name="only", stats={"stopped": True})
+    assert not bridge_status()["brokerConnected"]
