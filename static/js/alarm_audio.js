@@ -1,7 +1,9 @@
-// Alarm sound for high and medium alarms. Silence lasts two minutes at most, and a new high alarm ends
-// it at once (a permanent mute is unsafe). Browsers may refuse to play before the user has interacted
+// Alarm sound for high and medium alarms. Silence lasts two minutes at most, and a new high alarm, or a new alert
+// of one (never a repeat), ends it at once (a permanent mute is unsafe). Browsers may refuse to play before the user has interacted
 // with the page: then the page says so and offers a button, and any click or key press retries.
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
+
+import { alertOf } from "./announce.js";
 
 export const SILENCE_MS = 120_000;
 
@@ -16,8 +18,10 @@ export class AlarmAudio {
     this.silencedUntil = 0;
     this.silenceTimer = null;
     this.knownHigh = new Set();
-    // the high alarms (`id:count`) sounding when the sound was silenced, or since: while the silence lasts none of them
-    // is new, even after an update without it (a stream the monitor stopped and resumed sends it again)
+    // the high alarms' alerts (`id:alert`, announce.js `alertOf`) sounding when the sound was silenced, or since: while
+    // the silence lasts none of them is new, even after an update without it (a stream the monitor stopped and resumed
+    // sends it again), nor is a repeat of one (the pump sending it again: `count` + 1, the same alert); a new alert of
+    // one (a reminder, the flood alarm's news, a raise at a higher priority: `alerts` + 1) is, and ends the silence
     this.silencedHigh = new Set();
     enableButton?.addEventListener("click", () => this.retry());
     silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
@@ -29,10 +33,10 @@ export class AlarmAudio {
     window.pumpstreamAudio = this;
   }
 
-  /** Recompute what should sound from the active alarms (`{id, priority, state, acknowledged, count}`). */
+  /** Recompute what should sound from the active alarms (`{id, priority, state, acknowledged, alerts}`). */
   update(alarms) {
     const sounding = alarms.filter((a) => a.state === "active" && !a.acknowledged);
-    const highKeys = sounding.filter((a) => a.priority === "high").map((a) => `${a.id}:${a.count ?? 1}`);
+    const highKeys = sounding.filter((a) => a.priority === "high").map((a) => `${a.id}:${alertOf(a)}`);
     const newHigh = highKeys.some((key) => !this.knownHigh.has(key) && !this.silencedHigh.has(key));
     this.knownHigh = new Set(highKeys);
     if (newHigh && this.isSilenced()) this.endSilence();

@@ -6,7 +6,7 @@ const announced = new Map(); // alarm id → the alert announced (`alertOf`)
 
 /** Which alert of an alarm this is: a reminder or a raise at a higher priority adds one; a repeat (the pump sending
  * it again, `lastRaisedAt` moving) does not, and is not spoken again. */
-const alertOf = (alarm) => String(alarm.alerts ?? alarm.lastRaisedAt ?? alarm.raisedAt ?? "");
+export const alertOf = (alarm) => String(alarm.alerts ?? alarm.lastRaisedAt ?? alarm.raisedAt ?? "");
 
 /** Announce `alarm` ("High alarm, Bed 3: Downstream occlusion") unless this alert was already announced. */
 export function announceAlarm(alarm, where = "") {
