@@ -85,7 +85,7 @@ export class Monitor {
   /** One event's change to the state held (nothing rendered). */
   change(name, payload) {
     if (typeof payload?.seq === "number" && payload.seq > (this.seq ?? -1)) this.seq = payload.seq;
-    if (name === EVENTS.deviceStatus) this.status = payload.status;
+    if (name === EVENTS.deviceStatus) this.applyStatus(payload.status);
     else if (name === EVENTS.deviceProgress) this.applyProgress(payload.progress);
     else if (name === EVENTS.deviceSession) this.applySession(payload.session);
     else if (name === EVENTS.deviceAlarm) this.applyAlarm(payload.alarm);
@@ -149,6 +149,17 @@ export class Monitor {
   stopped(message) {
     this.stoppedBecause = message;
     this.render();
+  }
+
+  /** The pump's status; the bed it is at now (edited, or a pump registered anew under its id) is the one the heading,
+   * the alarm announcements and the Stop / Pause dialog name from then on. */
+  applyStatus(status) {
+    this.status = status;
+    if (!status || !("bed" in status)) return;
+    const bed = status.bed ?? "";
+    this.root.dataset.bed = bed;
+    const heading = $(this.root, "#mon-bed");
+    if (heading) heading.textContent = bed ? `Bed ${bed} ` : "";
   }
 
   applyProgress(progress) {
