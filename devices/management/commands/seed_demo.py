@@ -9,6 +9,7 @@ from django.contrib.auth.models import Permission
 from django.core.management.base import BaseCommand, CommandError
 
 from devices.models import Device, Ward
+from devices.services.registration import pump_register
 
 DEMO_PUMPS = [
     ("PUMP_0001", "Bed 1 pump", "1", True),
@@ -37,6 +38,19 @@ def demo_password_store(password: str) -> None:
     path.chmod(0o600)
 
 
+def demo_pumps_register(ward: Ward) -> list[str]:
+    """Register the demo pumps missing from `ward`'s install (`pump_register`: one deleted before goes on from its
+    last `seq`, its `device:status` recorded); the device ids registered. A demo pump already there is left as is."""
+    registered = []
+    for device_id, name, bed, presence in DEMO_PUMPS:
+        if Device.objects.filter(device_id=device_id).exists():
+            continue
+        pump_register(device=Device(device_id=device_id, name=name, ward=ward, bed=bed, model="Demo pump",
+                                    has_presence=presence))  # fmt: skip
+        registered.append(device_id)
+    return registered
+
+
 CLINICIAN_PERMISSIONS = ["command_device", "acknowledge_alarm", "resolve_alarm"]
 
 
@@ -59,11 +73,7 @@ class Command(BaseCommand):
                 password = secrets.token_urlsafe(12)
                 demo_password_store(password)
         ward, _ = Ward.objects.get_or_create(code="icu", defaults={"name": "Intensive Care Unit"})
-        for device_id, name, bed, presence in DEMO_PUMPS:
-            Device.objects.get_or_create(
-                device_id=device_id,
-                defaults={"name": name, "ward": ward, "bed": bed, "model": "Demo pump", "has_presence": presence},
-            )
+        demo_pumps_register(ward)
         reset_existing = generated and reset
         clinician = self._user("clinician", password, staff=False, reset=reset_existing)
         clinician.user_permissions.add(*Permission.objects.filter(codename__in=CLINICIAN_PERMISSIONS))
