@@ -55,7 +55,8 @@ class FanOut:
         """`subscriber` now holds the pump's state up to `seq`: skip it for that pump row's changes up to `seq`.
 
         `registration` is the pump's row id: a snapshot of a pump deleted since says nothing about the changes of
-        one registered anew under its id (which go on from its `seq`).
+        one registered anew under its id (which go on from its `seq`); a snapshot of the pump registered anew holds
+        every change of an older row still on its way (its `device:removed` included): skipped too.
         """
         self._joiners.setdefault(device_id, {})[subscriber] = (registration, seq)
 
@@ -121,13 +122,21 @@ class FanOut:
         joiners = self._joiners.get(change.device_id)
         if not joiners:
             return frozenset()
-        holds = {sid: registration == change.registration and seq >= change.seq
-                 for sid, (registration, seq) in joiners.items()}  # fmt: skip
+        holds = {sid: _holds(registration, seq, change) for sid, (registration, seq) in joiners.items()}
         for sid in [sid for sid, held in holds.items() if not held]:
             del joiners[sid]  # its snapshot is older than this change: from now on it gets every change
         if not joiners:
             del self._joiners[change.device_id]
         return frozenset(sid for sid, held in holds.items() if held)
+
+
+def _holds(registration: int | None, seq: int, change: DeviceChange) -> bool:
+    """Whether a snapshot of the pump's row `registration` at `seq` already holds `change`: one of the same row up to
+    `seq`, or one of an older row (registration ids only grow: a pump registered anew under the id holds none of the
+    deleted one's changes, its removal included, which are no news to it)."""
+    if registration is None or change.registration is None:
+        return registration == change.registration and seq >= change.seq
+    return registration > change.registration or (registration == change.registration and seq >= change.seq)
 
 
 fanout = FanOut()

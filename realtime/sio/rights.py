@@ -184,12 +184,16 @@ class RightsRegistry:
     async def pump_removed(self, change: DeviceChange) -> None:
         """Fan-out listener: after a `device:removed` was delivered (the last event of the pump's subscribers), every
         subscription of the pump in this process ends; one still waiting for its snapshot (not in the pump's room:
-        the removal did not reach it) is told by an `error` naming the pump, as for a pump that cannot be read."""
+        the removal did not reach it) is told by an `error` naming the pump, as for a pump that cannot be read. One
+        that joined with a snapshot of a newer registration (the pump registered anew under the id, read before this
+        process delivered the old row's removal) watches a registered pump: it goes on."""
         if change.event != events.DEVICE_REMOVED:
             return
         for conn_id, connection in list(self.connections.items()):
             subscriber = connection.subscriber
             if change.device_id not in subscriber.limits.devices or conn_id not in self.connections:
+                continue
+            if _joined_newer(subscriber.joined.get(change.device_id), change):
                 continue
             try:
                 if change.device_id not in subscriber.joined:
@@ -288,3 +292,8 @@ class RightsRegistry:
 
 
 rights = RightsRegistry()
+
+
+def _joined_newer(registration: int | None, change: DeviceChange) -> bool:
+    """Whether a subscriber joined the pump with a snapshot of a newer registration than `change`'s (ids only grow)."""
+    return registration is not None and change.registration is not None and registration > change.registration

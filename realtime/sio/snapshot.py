@@ -143,7 +143,7 @@ async def subscribe_with_snapshot(
     device_id: str,
     *,
     send: Send,
-    join: Callable[[], Awaitable[None]],
+    join: Callable[[int | None], Awaitable[None]],
     subscriber: str,
     room: str,
     wanted: Callable[[], bool] = lambda: True,
@@ -157,6 +157,7 @@ async def subscribe_with_snapshot(
     queued or not yet published are skipped for this subscriber (`note_snapshot`); later ones reach it after
     the join. Only when those changes are not all known (a pump registered anew) is it read again.
     `wanted()` is asked under the lock: False (unsubscribed meanwhile) sends and joins nothing more.
+    `join(registration)` is told which row of the pump the snapshot was of (an older row's removal ends nothing).
     `send_change` sends one of the pump's events (a transport that encodes a change once for all its
     subscribers); by default each goes through `send`.
     """
@@ -186,8 +187,8 @@ async def _send_change(send: Send, change: DeviceChange) -> None:
 
 
 async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[DeviceChange], *, send: Send,
-                         send_change: SendChange, join: Callable[[], Awaitable[None]], subscriber: str, room: str,
-                         wanted: Callable[[], bool]) -> int:  # fmt: skip
+                         send_change: SendChange, join: Callable[[int | None], Awaitable[None]], subscriber: str,
+                         room: str, wanted: Callable[[], bool]) -> int:  # fmt: skip
     """Under the pump's lock: `stream:subscribed`, the snapshot's events, the changes delivered since it was
     read (as live events), the join, and the fan-out told what this subscriber now holds.
 
@@ -202,7 +203,7 @@ async def _snapshot_send(device_id: str, snapshot: Snapshot, missed: list[Device
         await send_change(change)
     if not wanted():  # unsubscribed while the events above were sent
         return snapshot.seq
-    await join()
+    await join(snapshot.registration)
     held = missed[-1].seq if missed else snapshot.seq
     fanout.note_snapshot(device_id, held, subscriber, snapshot.registration)
     logger.debug("subscribed with snapshot", extra={"device_id": device_id, "seq": snapshot.seq, "held": held})

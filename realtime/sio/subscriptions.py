@@ -6,6 +6,7 @@ a refused request gets an `error` reply and never an exception out of the handle
 """
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -141,7 +142,8 @@ class Subscriber:
     _visible_until: float = field(default=0.0, repr=False)
     _visible_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     closed: bool = field(default=False, repr=False)  # the transport closed it: no feed may start for it again
-    joined: set[str] = field(default_factory=set, repr=False)  # pumps whose snapshot it was sent (in their room)
+    # pumps whose snapshot it was sent (in their room), each with the registration (row id) the snapshot was of
+    joined: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -236,7 +238,7 @@ class Subscriber:
         the pump no longer counted (never a pump held as subscribed that sends nothing)."""
         try:
             await subscribe_with_snapshot(
-                device_id, send=self.send, send_change=self.send_change, join=lambda: self._join(device_id),
+                device_id, send=self.send, send_change=self.send_change, join=functools.partial(self._join, device_id),
                 subscriber=self.subscriber_id, room=device_room(device_id),
                 wanted=lambda: device_id in self.limits.devices,  # not unsubscribed while the snapshot was read
             )  # fmt: skip
@@ -264,14 +266,14 @@ class Subscriber:
         not be undone by a set cached before the right was withdrawn)."""
         self._visible_until = 0.0
 
-    async def _join(self, device_id: str) -> None:
-        self.joined.add(device_id)
+    async def _join(self, device_id: str, registration: int | None = None) -> None:
+        self.joined[device_id] = registration
         await self.join_device(device_id)
 
     async def unsubscribe_device(self, device_id: str) -> None:
         """Leave the pump's room; no more of its events arrive."""
         self.limits.devices.discard(device_id)
-        self.joined.discard(device_id)
+        self.joined.pop(device_id, None)
         await self.leave_device(device_id)
 
     async def subscribe_ward(self, ward: str) -> None:

@@ -22,7 +22,7 @@ def test_subscribed_counts_the_snapshot_events_that_follow_it():
     async def send(event: str, body: dict) -> None:
         sent.append((event, body))
 
-    async def join() -> None:
+    async def join(registration: int | None) -> None:
         return None
 
     try:
