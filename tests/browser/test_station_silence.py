@@ -7,7 +7,7 @@ from django.db import transaction
 from playwright.sync_api import expect
 
 from devices.models import Device, Ward
-from devices.services.alarms import alarm_raise
+from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
 from devices.services.registration import pump_registration_save
 from devices.services.silences import ward_silence, ward_silence_end
@@ -218,3 +218,32 @@ def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves
     expect(late.locator("#station"), "a station opened after the move keeps the occlusion mute").to_have_attribute(
         "data-audio", "high", timeout=3_000
     )
+
+
+def test_a_wall_screens_own_silence_ends_when_an_acknowledged_high_alarm_alerts_again(open_page, stack):
+    """Review 7 (A): a view-only wall screen silences itself only (no ward silence the server would break). Its alarms
+    carry no `count`: its sound keyed them as `id:1` whatever happened, so an acknowledged high alarm alerting again
+    during the silence was not new and stayed silent. A new alert (`alerts` + 1) sounds at once."""
+    ward = make_ward("rv7w")
+    make_device("RV7_WALL", ward=ward, bed="7", has_presence=True)
+    page = open_page(make_user("rv7w-wall", ward=ward, can_command=False), "/", viewport=WALL)
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    station = page.locator("#station")
+
+    def occlusion(realert: bool = False):
+        with transaction.atomic():
+            return alarm_raise(device=device_lock(device_id="RV7_WALL"), type="occlusion", priority=AlarmPriority.HIGH,
+                               source=AlarmSource.DEVICE, message="Line blocked", realert=realert)  # fmt: skip
+
+    alarm = occlusion()
+    expect(station).to_have_attribute("data-audio", "high", timeout=5_000)
+    page.locator("#station-audio-silence").click()  # a view-only screen: this screen only
+    expect(station).to_have_attribute("data-audio", "silenced")
+    alarm_acknowledge(alarm_id=alarm.pk, user=make_user("rv7w-nurse", ward=ward), alerts=alarm.alerts)
+    expect(station).to_have_attribute("data-audio", "off", timeout=5_000)
+    occlusion(realert=True)  # it alerts again (as a reminder does): unacknowledged, alert 2
+    expect(station, "a new alert of a high alarm must end this screen's silence").to_have_attribute(
+        "data-audio", "high", timeout=5_000
+    )
+    assert playing(page, "high")
