@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from devices.models import Device
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
-from devices.services.registration import pump_registration_save
+from devices.services.registration import pump_delete, pump_register, pump_registration_save
 from devices.states import AlarmPriority, AlarmSource
 from tests.factories import make_device, make_user, make_ward
 
@@ -44,3 +44,26 @@ def test_the_monitor_names_the_bed_the_pump_is_at_now(open_page):
     expect(page.locator("#alarm-announcer"), "the alarm names the bed the nurse must go to").to_have_text(
         "High alarm, bed 12: Line blocked", timeout=5_000
     )
+
+
+def test_a_monitor_back_after_its_pump_was_registered_again_at_another_bed_names_that_bed(open_page):
+    """The pump was deleted and registered again at bed 12 while the monitor was offline: back, it subscribes again
+    and shows the new pump's state; its snapshot's status names the bed."""
+    ward = make_ward("r7bed2")
+    make_device("BRW_R7_ANEW", ward=ward, bed="4", pump_state="running", last_seen_at=timezone.now())
+    page = open_page(make_user("r7bed2-nurse", ward=ward), "/devices/BRW_R7_ANEW/")
+    banner, monitor = page.locator("#connection-banner"), page.locator("#monitor")
+    expect(banner).to_have_text("Live")
+    expect(monitor.locator("h1")).to_contain_text("Bed 4")
+
+    page.context.set_offline(True)
+    expect(banner).to_have_text("Reconnecting…", timeout=10_000)
+    pump_delete(device=Device.objects.get(device_id="BRW_R7_ANEW"))
+    pump_register(device=Device(device_id="BRW_R7_ANEW", ward=ward, bed="12"))
+    page.context.set_offline(False)
+    expect(banner).to_have_text("Live", timeout=15_000)
+
+    expect(monitor, "the bed the Stop dialog and the alarm announcements name").to_have_attribute(
+        "data-bed", "12", timeout=5_000
+    )
+    expect(monitor.locator("h1")).to_contain_text("Bed 12")
