@@ -75,6 +75,7 @@ class ChangePublisher:
         self._wake: asyncio.Event | None = None
         self._wake_pending = False
         self._woken_by = "commit"
+        self._last_read = 0.0  # loop time of the last read: the safety poll reads `poll_s` after it
         self._counted = 0  # `published` already counted in PUBLISHER_WOKEN
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
@@ -123,16 +124,25 @@ class ChangePublisher:
         self._ready.set()
         logger.info("publishing the change log",
                     extra={"position": self.position, "on_loop": self._loop_reader is not None})  # fmt: skip
+        self._last_read = self._loop.time()
+        self._loop.call_later(self.poll_s, self._poll)
         while True:
+            await self._wake.wait()
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-                by = self._woken_by
-            except TimeoutError:
-                by = "poll"
-            try:
-                await self.catch_up(by=by)
+                await self.catch_up(by=self._woken_by)
             except Exception:  # guarded: the publisher must outlive any one bad row; the next wake goes on
                 logger.exception("publishing the change log failed", extra={"position": self.position})
+
+    def _poll(self) -> None:
+        """The safety poll: a read `poll_s` after the last, whatever woke that; one timer per poll, none per wake.
+
+        (`asyncio.wait_for` on the wake with the poll as its timeout made a task and a timer at every wake.)
+        """
+        due = self._last_read + self.poll_s
+        if self._loop.time() >= due:
+            self.wake("poll")
+            due = self._loop.time() + self.poll_s
+        self._loop.call_at(due, self._poll)
 
     async def _gaps_at_start(self) -> None:
         """The ids without a row among the last `START_WINDOW` before the position: transactions still open."""
@@ -150,6 +160,7 @@ class ChangePublisher:
         """Publish every row committed after the position; returns how many (counted by what woke it: `by`)."""
         self._wake.clear()
         self._wake_pending = False
+        self._last_read = self._loop.time()
         try:
             return await self._catch_up(0)
         finally:
