@@ -80,6 +80,9 @@ class InternalNamespace(socketio.AsyncNamespace):
 
 def internal_server(on_first_connect: Any = None, wake_publisher: Any = None) -> socketio.AsyncServer:
     """The Socket.IO server of the internal listener: the "/internal" namespace and nothing else."""
-    server = GuardedAsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False)
+    # async_handlers=False: a `wake` runs in the frame's own step, not in a task of its own (one per wake); its
+    # handler never awaits (it sets the publisher's event), so the bridge's next frames wait for nothing.
+    server = GuardedAsyncServer(async_mode="asgi", cors_allowed_origins=None, logger=False, engineio_logger=False,
+                                async_handlers=False)  # fmt: skip
     server.register_namespace(InternalNamespace(on_first_connect=on_first_connect, wake_publisher=wake_publisher))
     return server
