@@ -183,10 +183,11 @@ class RightsRegistry:
 
     async def pump_removed(self, change: DeviceChange) -> None:
         """Fan-out listener: after a `device:removed` was delivered (the last event of the pump's subscribers), every
-        subscription of the pump in this process ends; one still waiting for its snapshot (not in the pump's room:
-        the removal did not reach it) is told by an `error` naming the pump, as for a pump that cannot be read. One
-        that joined with a snapshot of a newer registration (the pump registered anew under the id, read before this
-        process delivered the old row's removal) watches a registered pump: it goes on."""
+        subscription of the pump in this process ends. One still waiting for its snapshot (not in the pump's room:
+        the removal did not reach it) is left to that snapshot (`Subscriber._join`): of the removed registration, it
+        is told by an `error` naming the pump; of a newer one (the pump registered anew under the id, read before this
+        process delivered the old row's removal), it watches that pump, as does one that joined with such a snapshot.
+        A snapshot that cannot be read (the pump gone) tells the page by its own `error`."""
         if change.event != events.DEVICE_REMOVED:
             return
         for conn_id, connection in list(self.connections.items()):
@@ -195,9 +196,10 @@ class RightsRegistry:
                 continue
             if _joined_newer(subscriber.joined.get(change.device_id), change):
                 continue
+            if change.device_id not in subscriber.joined:  # its snapshot is being read: the snapshot decides
+                subscriber.removed_unjoined[change.device_id] = change.registration
+                continue
             try:
-                if change.device_id not in subscriber.joined:
-                    await subscriber.send(events.ERROR, error_body(PUMP_REMOVED, deviceId=change.device_id))
                 await subscriber.unsubscribe_device(change.device_id)
             except Exception:  # one socket gone mid-send must not keep the others subscribed to a removed pump
                 logger.exception("ending a removed pump's subscription failed",

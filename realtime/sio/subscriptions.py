@@ -144,6 +144,9 @@ class Subscriber:
     closed: bool = field(default=False, repr=False)  # the transport closed it: no feed may start for it again
     # pumps whose snapshot it was sent (in their room), each with the registration (row id) the snapshot was of
     joined: dict[str, int | None] = field(default_factory=dict, repr=False)
+    # pumps removed while their snapshot was read (`rights.pump_removed`), with the removed registration: the
+    # snapshot decides (`_join`): of that registration, the pump is gone; of a newer one, it is watched
+    removed_unjoined: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -244,6 +247,7 @@ class Subscriber:
             )  # fmt: skip
         except (LookupError, DatabaseError) as error:  # removed since its access was checked; the database
             logger.warning("snapshot not read", extra={"device_id": device_id, "error": repr(error)[:200]})
+            self.removed_unjoined.pop(device_id, None)
             self.limits.devices.discard(device_id)
             message = INVALID_DEVICE if isinstance(error, LookupError) else SNAPSHOT_FAILED
             await self.send(events.ERROR, error_body(message, request=request, deviceId=device_id))
@@ -267,6 +271,14 @@ class Subscriber:
         self._visible_until = 0.0
 
     async def _join(self, device_id: str, registration: int | None = None) -> None:
+        """Join the pump's room once its snapshot was sent, unless the pump was removed meanwhile and the snapshot was
+        of the removed registration (or older): then the pump is gone, and the page is told so (`error` naming it)."""
+        if device_id in self.removed_unjoined:
+            removed = self.removed_unjoined.pop(device_id)
+            if registration is None or removed is None or registration <= removed:
+                self.limits.devices.discard(device_id)
+                await self.send(events.ERROR, error_body(PUMP_REMOVED, deviceId=device_id))
+                return
         self.joined[device_id] = registration
         await self.join_device(device_id)
 
@@ -274,6 +286,7 @@ class Subscriber:
         """Leave the pump's room; no more of its events arrive."""
         self.limits.devices.discard(device_id)
         self.joined.pop(device_id, None)
+        self.removed_unjoined.pop(device_id, None)
         await self.leave_device(device_id)
 
     async def subscribe_ward(self, ward: str) -> None:

@@ -17,7 +17,9 @@ import asyncio
 from protocol import events
 from protocol.events import DeviceChange
 from realtime.fanout import FanOut
+from realtime.sio import snapshot as snapshot_module
 from realtime.sio.rights import LiveConnection, RightsRegistry
+from realtime.sio.snapshot import Snapshot
 from tests.realtime.sio.fake_transport import FakeTransport
 
 OLD_REMOVED = DeviceChange("ANEW", 7, events.DEVICE_REMOVED, {"removed": {"reason": "deleted"}}, "icu", 3)
@@ -70,3 +72,42 @@ def test_a_snapshot_of_the_old_registration_gets_the_new_ones_changes():
     fan.note_snapshot("ANEW", 8, "sid", registration=3)
     new_status = DeviceChange("ANEW", 8, events.DEVICE_STATUS, {"status": {}}, "icu", 4)
     assert "sid" not in fan._subscribers_ahead_of(new_status), "the new pump's first change was skipped"
+
+
+NEW_STATUS = DeviceChange("ANEW", 8, events.DEVICE_STATUS, {"status": {"bed": "12"}}, "icu", 4)
+
+
+class _Ready:
+    async def ready(self) -> None:
+        return None
+
+
+def test_old_removal_delivered_while_the_new_registrations_snapshot_is_read_does_not_end_the_subscription(
+    monkeypatch,
+):
+    registry, transport = RightsRegistry(), FakeTransport()
+    monkeypatch.setattr(snapshot_module, "publisher", _Ready())
+    monkeypatch.setattr(snapshot_module, "fanout", FanOut())
+
+    class Reads:
+        async def read(self, device_id: str, shared: bool = True) -> Snapshot:
+            # while row 4's snapshot is read, this process's fan-out delivers row 3's removal and calls its
+            # delivered listener (`rights.pump_removed`), as realtime/sio/server.py wires it
+            await registry.pump_removed(OLD_REMOVED)
+            return Snapshot("ANEW", 8, [NEW_STATUS], registration=4)
+
+    monkeypatch.setattr(snapshot_module, "snapshot_reads", Reads())
+
+    async def main():
+        subscriber = transport.subscriber()
+        subscriber.limits.devices.add("ANEW")  # admitted (`_admit`): its snapshot is being read
+        registry.connections["c"] = LiveConnection(subscriber, _closed)
+        await subscriber._snapshot_and_join("ANEW", events.SUBSCRIBE_DEVICE)
+        return subscriber
+
+    subscriber = asyncio.run(main())
+    sent = [event for event, _ in transport.sent]
+    assert events.ERROR not in sent, f"told the pump registered anew (row 4) was removed: {transport.sent}"
+    assert "ANEW" in subscriber.limits.devices and "ANEW" in transport.joined, (
+        f"the live pump registered anew is not watched: devices={subscriber.limits.devices}, rooms={transport.joined}"
+    )

@@ -1,8 +1,9 @@
 """A pump deleted ends every subscription of it in the process, right after its `device:removed` was delivered.
 
 A subscriber in the pump's room got the removal as its last event and is only unsubscribed; one still waiting for its
-snapshot (not in the room: the removal never reached it) is told by an `error` naming the pump, or it would wait for
-a snapshot that never comes. (The whole road, with real Daphne and clients: tests/integration/realtime/
+snapshot (not in the room: the removal never reached it) is left to that snapshot: of the removed registration, it is
+told by an `error` naming the pump when the snapshot would join; of a newer registration (review 8: the pump registered
+anew under the id), it watches that pump. (The whole road, with real Daphne and clients: tests/integration/realtime/
 test_pump_removed.py.)
 """
 
@@ -51,8 +52,11 @@ def test_the_removal_ends_every_subscription_of_the_pump_and_tells_one_awaiting_
     asyncio.run(main())
     assert in_room.sent == [] and in_room.joined == {"KEPT"}, (in_room.sent, in_room.joined)
     assert registry.connections["in-room"].subscriber.limits.devices == {"KEPT"}
+    assert waiting.sent == [], "its snapshot decides"
+    asyncio.run(registry.connections["waiting"].subscriber._join("GONE", 3))  # its snapshot was of the removed row
     assert waiting.sent == [(events.ERROR, {"message": PUMP_REMOVED, "deviceId": "GONE"})], waiting.sent
     assert registry.connections["waiting"].subscriber.limits.devices == set(), "still counted as watching it"
+    assert waiting.joined == set(), "joined a removed pump's room"
     assert other.sent == [] and registry.connections["other"].subscriber.limits.devices == {"KEPT"}
 
 
