@@ -77,16 +77,23 @@ def latest_bridge() -> BridgeStatus | None:
     one holding it.
 
     So that no bridge that is still reporting can hide another's lost broker behind a fresher heartbeat; yet a bridge
-    stopped on purpose (its last heartbeat says `stopped`, `worker._say_stopped`) beside others that hold the broker
-    (several bridges sharing the pumps: they take its slots over) degrades nothing. Alone, it is the last to report,
-    and monitoring is degraded.
+    stopped on purpose (its last heartbeat says `stopped`, `worker._say_stopped`), starting, or holding no slot
+    (`standby`) beside others that hold the broker (several bridges sharing the pumps: they hold its slots)
+    degrades nothing. Alone, it is the last to report, and monitoring is degraded.
     """
     reporting = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")
     fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
     fresh = list(reporting.filter(heartbeat_at__gte=fresh_since)[:BRIDGES_READ])
-    lost = [status for status in fresh if not status.broker_connected and not (status.stats or {}).get("stopped")]
+    lost = [status for status in fresh if not status.broker_connected and not _not_holding_on_purpose(status)]
     holding = [status for status in fresh if status.broker_connected]
     return (lost or holding or [reporting.first()])[0]
+
+
+def _not_holding_on_purpose(status: BridgeStatus) -> bool:
+    """A bridge that holds no broker session by design: stopped on purpose, starting, or (several bridges sharing
+    the pumps) holding no slot yet or none at all (`standby`): it has lost nothing another must not hide."""
+    stats = status.stats or {}
+    return bool(stats.get("stopped") or stats.get("starting") or stats.get("standby"))
 
 
 def bridge_status() -> dict:

@@ -179,7 +179,7 @@ def bridge_started(*, name: str = "bridge", now: datetime | None = None) -> floa
     epoch seconds (None: it never ran), from which its backlog is credited (`realtime/bridge/flood.py`)."""
     away_since = bridge_away_since(name=name)
     lost_since = datetime.fromtimestamp(away_since, UTC) if away_since is not None else None
-    bridge_heartbeat(broker_connected=False, stats={}, name=name, now=now, lost_since=lost_since)  # not `stopped`
+    bridge_heartbeat(broker_connected=False, stats={"starting": True}, name=name, now=now, lost_since=lost_since)
     return away_since
 
 

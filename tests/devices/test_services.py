@@ -18,7 +18,7 @@ from devices.services.alarms import (
     types_cleared_by,
 )
 from devices.services.changes import device_lock
-from devices.services.records import bridge_heartbeat
+from devices.services.records import bridge_heartbeat, bridge_started
 from devices.services.requests import infusion_cancel
 from devices.services.sessions import infusion_confirm, infusion_start, parameters_match
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
@@ -268,3 +268,19 @@ def test_a_bridge_stopped_on_purpose_alone_degrades_monitoring():
     bridge_heartbeat(broker_connected=True, name="only", now=timezone.now(), connected_since=timezone.now())
     bridge_heartbeat(broker_connected=False, name="only", stats={"stopped": True})
     assert not bridge_status()["brokerConnected"]
+
+
+def test_a_bridge_restarted_beside_one_holding_every_slot_does_not_degrade_monitoring():
+    now = timezone.now()
+    bridge_heartbeat(broker_connected=True, name="bridge-a", now=now - timedelta(seconds=3), connected_since=now)
+    bridge_heartbeat(broker_connected=True, name="bridge-b", now=now - timedelta(seconds=3), connected_since=now)
+    bridge_heartbeat(broker_connected=False, name="bridge-b", now=now - timedelta(seconds=2), stats={"stopped": True})
+    bridge_heartbeat(broker_connected=True, name="bridge-a", now=now - timedelta(seconds=1), connected_since=now)
+    assert bridge_status()["brokerConnected"], "precondition (b217d8c): the farewell degrades nothing"
+    bridge_started(name="bridge-b")  # the deploy starts b again; a still holds every slot, b's home slots included
+    status = bridge_status()
+    assert status["brokerConnected"], f"bridge-a holds every slot, yet b's start says degraded: {status}"
+    bridge_heartbeat(broker_connected=False, name="bridge-b", stats={"standby": True})  # no slot handed back yet
+    assert bridge_status()["brokerConnected"], "a bridge holding no slot beside the holder degrades nothing"
+    bridge_heartbeat(broker_connected=False, name="bridge-b", stats={})  # b holds slots and lost the broker
+    assert not bridge_status()["brokerConnected"], "a lost broker is never hidden"
