@@ -7,7 +7,6 @@ the worker; its publisher's poll finds the changes meanwhile, and a wake follows
 """
 
 import logging
-import select
 import threading
 
 import socketio
@@ -29,8 +28,7 @@ class PublisherWaker:
     frame: about a fifteenth of the bridge's CPU at 400 msg/s (one commit per message or two), for a frame the
     committing thread can write itself. The frame, the same text `emit` sends, goes straight to the client's
     WebSocket (`websocket-client` made with `enable_multithread`, so its sends hold a lock: the writer
-    thread's pongs and this frame never interleave), when its socket has room; `emit` is the way otherwise (no
-    such socket, or a Daphne that stopped reading: the committing thread never waits for it).
+    thread's pongs and this frame never interleave); `emit` is the way when there is no such socket.
     """
 
     def __init__(self, url: str, secret: str) -> None:
@@ -89,22 +87,12 @@ class PublisherWaker:
     def _send(self) -> None:
         eio = self.client.eio
         try:
-            if eio.current_transport == "websocket" and eio.state == "connected" and _writable(eio.ws):
+            if eio.current_transport == "websocket" and eio.state == "connected" and eio.ws is not None:
                 eio.ws.send(self.frame_text)
-            else:  # queued for the writer thread: a Daphne that stopped reading never blocks the committing thread
+            else:
                 self.client.emit(events.INTERNAL_WAKE, namespace=events.INTERNAL_NAMESPACE)
         except (SocketIOError, WebSocketException, OSError) as exc:
             logger.warning("waking the publisher failed: %s", exc)
             return
         self.sent += 1
         metrics.PUBLISHER_WAKES.inc()
-
-
-def _writable(ws: object) -> bool:
-    """Whether a frame can be written to this WebSocket now without waiting (its socket has room)."""
-    sock = getattr(ws, "sock", None)
-    if sock is None or sock.fileno() < 0:
-        return False
-    poller = select.poll()
-    poller.register(sock, select.POLLOUT)
-    return bool(poller.poll(0))

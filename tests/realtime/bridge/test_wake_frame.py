@@ -3,8 +3,6 @@
 The road end to end (a real Daphne woken by a real bridge): `tests/integration/realtime/test_wakes.py`.
 """
 
-import socket
-
 from engineio import packet as engineio_packet
 
 from realtime import events
@@ -12,11 +10,8 @@ from realtime.bridge.notifier import PublisherWaker
 
 
 class FakeSocket:
-    """websocket-client's WebSocket as the waker uses it: `send`, and `sock` (one end of a socket pair)."""
-
     def __init__(self) -> None:
         self.sent: list[str] = []
-        self.sock, self.peer = socket.socketpair()
 
     def send(self, text: str) -> None:
         self.sent.append(text)
@@ -38,26 +33,9 @@ def test_the_wake_frame_is_what_emit_sends() -> None:
 
 def test_a_connected_websocket_gets_the_frame_from_the_committing_thread() -> None:
     waker = PublisherWaker("http://127.0.0.1:1", "secret")
-    ws = FakeSocket()
-    waker.client.eio.current_transport, waker.client.eio.state, waker.client.eio.ws = "websocket", "connected", ws
+    socket = FakeSocket()
+    waker.client.eio.current_transport, waker.client.eio.state, waker.client.eio.ws = "websocket", "connected", socket
     waker.client.eio.queue.put = lambda packet: (_ for _ in ()).throw(AssertionError("queued for the writer thread"))
     waker._send()
-    assert ws.sent == [waker.frame_text], "the wake should be written to the WebSocket at once"
+    assert socket.sent == [waker.frame_text], "the wake should be written to the WebSocket at once"
     assert waker.sent == 1
-
-
-def test_a_daphne_that_stopped_reading_gets_the_wake_queued_never_waited_for() -> None:
-    waker = PublisherWaker("http://127.0.0.1:1", "secret")
-    ws = FakeSocket()
-    ws.sock.setblocking(False)
-    try:
-        while True:  # fill the socket's buffer: the reader (Daphne) reads nothing
-            ws.sock.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-    waker.client.eio.current_transport, waker.client.eio.state, waker.client.eio.ws = "websocket", "connected", ws
-    waker.client.namespaces = {events.INTERNAL_NAMESPACE: "sid"}
-    queued = []
-    waker.client.eio.send = queued.append
-    waker._send()
-    assert ws.sent == [] and len(queued) == 1, "a full socket: the wake goes to the writer thread's queue"
