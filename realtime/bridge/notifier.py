@@ -2,18 +2,16 @@
 
 The changes themselves travel in the change log (the database); this only says "read it now", so the
 publisher does not wait for its safety poll. A wake carries no change and Daphne reads nothing from it.
-One wake per commit, written to the WebSocket by the committing thread itself. Daphne being away never blocks
-the worker; its publisher's poll finds the changes meanwhile, and a wake follows the reconnection.
+One wake per commit, sent from the committing thread (the Socket.IO client only queues it for its writer
+thread). Daphne being away never blocks the worker; its publisher's poll finds the changes meanwhile, and
+a wake follows the reconnection.
 """
 
 import logging
 import threading
 
 import socketio
-from engineio import packet as engineio_packet
-from socketio import packet as socketio_packet
 from socketio.exceptions import SocketIOError
-from websocket import WebSocketException
 
 from realtime import events, metrics
 from realtime.bridge.link import reconnect_delay
@@ -22,13 +20,11 @@ logger = logging.getLogger(__name__)
 
 
 class PublisherWaker:
-    """Writes a `wake` from the committing thread itself; its own thread only keeps the connection.
+    """Sends a `wake` from the committing thread itself (one queue put); its own thread only keeps the connection.
 
-    `client.emit` queued each wake for the Engine.IO client's writer thread, which woke for it and wrote one
-    frame: about a fifteenth of the bridge's CPU at 400 msg/s (one commit per message or two), for a frame the
-    committing thread can write itself. The frame, the same text `emit` sends, goes straight to the client's
-    WebSocket (`websocket-client` made with `enable_multithread`, so its sends hold a lock: the writer
-    thread's pongs and this frame never interleave); `emit` is the way when there is no such socket.
+    Sending from the worker's thread saves a hand-off: with a waker thread in between, each wake waited for
+    the GIL's switch interval whenever the worker went straight on with the next batch. The Socket.IO
+    client queues the packet for its writer thread, so `committed()` never blocks on the network.
     """
 
     def __init__(self, url: str, secret: str) -> None:
@@ -37,9 +33,6 @@ class PublisherWaker:
         self.sent = 0
         self._stop = threading.Event()
         self.client = socketio.Client(reconnection=False)
-        wake = socketio_packet.Packet(socketio_packet.EVENT, namespace=events.INTERNAL_NAMESPACE,
-                                      data=[events.INTERNAL_WAKE])  # fmt: skip
-        self.frame_text = engineio_packet.Packet(engineio_packet.MESSAGE, data=wake.encode()).encode()
 
     def committed(self) -> None:
         """Changes committed: wake Daphne now (returns at once, whatever Daphne's state)."""
@@ -85,13 +78,9 @@ class PublisherWaker:
         return True
 
     def _send(self) -> None:
-        eio = self.client.eio
         try:
-            if eio.current_transport == "websocket" and eio.state == "connected" and eio.ws is not None:
-                eio.ws.send(self.frame_text)
-            else:
-                self.client.emit(events.INTERNAL_WAKE, namespace=events.INTERNAL_NAMESPACE)
-        except (SocketIOError, WebSocketException, OSError) as exc:
+            self.client.emit(events.INTERNAL_WAKE, namespace=events.INTERNAL_NAMESPACE)
+        except (SocketIOError, OSError) as exc:
             logger.warning("waking the publisher failed: %s", exc)
             return
         self.sent += 1
