@@ -28,14 +28,15 @@ def high_alarm(device_id: str) -> None:
                     source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
 
 
-def silenced_monitor(open_page, device_id: str, ward_code: str):
-    """A monitor sounding the pump's high alarm, then silenced by the nurse."""
+def silenced_monitor(open_page, device_id: str, ward_code: str, raise_alarm=None):
+    """A monitor sounding the pump's high alarm (`raise_alarm(device_id)`, `high_alarm` by default), then silenced
+    by the nurse."""
     ward = make_ward(ward_code)
     make_device(device_id, ward=ward, bed="3")
     page = open_page(make_user(f"{ward_code}-nurse", ward=ward), f"/devices/{device_id}/")
     expect(page.locator("#connection-banner")).to_have_text("Live")
     monitor = page.locator("#monitor")
-    high_alarm(device_id)
+    (raise_alarm or high_alarm)(device_id)
     expect(page.locator('.alarm[data-priority="high"]')).to_have_count(1, timeout=5_000)
     if monitor.get_attribute("data-audio") == "blocked":  # the browser's autoplay rule: one gesture allows it
         page.get_by_role("button", name="Enable alarm sound").click()

@@ -19,7 +19,7 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.protection import alarm_flood_raise, alarm_floods_news_signal
 from devices.states import FLOOD_NEWS_DEFERRED, AlarmPriority, AlarmSource
-from tests.factories import make_device, make_user, make_ward
+from tests.browser.test_alarm_resent import silenced_monitor
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -30,25 +30,8 @@ def occlusion(device_id: str) -> None:
                     source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
 
 
-def sounding_monitor(open_page, device_id: str, ward_code: str, raise_alarm):
-    """A monitor sounding the pump's high alarm (`raise_alarm(device_id)`), then silenced by the nurse."""
-    ward = make_ward(ward_code)
-    make_device(device_id, ward=ward, bed="5")
-    page = open_page(make_user(f"{ward_code}-nurse", ward=ward), f"/devices/{device_id}/")
-    expect(page.locator("#connection-banner")).to_have_text("Live")
-    monitor = page.locator("#monitor")
-    raise_alarm(device_id)
-    expect(page.locator('.alarm[data-priority="high"]')).to_have_count(1, timeout=5_000)
-    if monitor.get_attribute("data-audio") == "blocked":  # the browser's autoplay rule: one gesture allows it
-        page.get_by_role("button", name="Enable alarm sound").click()
-    expect(monitor).to_have_attribute("data-audio", "high")
-    page.get_by_role("button", name="Silence 2 min").click()
-    expect(monitor).to_have_attribute("data-audio", "silenced")
-    return page, monitor
-
-
 def test_a_pump_repeating_its_high_alarm_does_not_end_the_silence(open_page):
-    page, monitor = sounding_monitor(open_page, "BRW_SIL_REPEAT", "silrep", occlusion)
+    page, monitor = silenced_monitor(open_page, "BRW_SIL_REPEAT", "silrep", occlusion)
     occlusion("BRW_SIL_REPEAT")  # the pump sends the same occlusion again: count 2, the same alert
     expect(page.locator('.alarm[data-priority="high"]')).to_contain_text("×2", timeout=5_000)
     page.wait_for_timeout(300)
@@ -63,7 +46,7 @@ def flood(device_id: str) -> None:
 
 
 def test_an_acknowledged_high_alarm_alerting_again_ends_the_silence(open_page):
-    page, monitor = sounding_monitor(open_page, "BRW_SIL_REALERT", "silrea", flood)
+    page, monitor = silenced_monitor(open_page, "BRW_SIL_REALERT", "silrea", flood)
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0, timeout=5_000)
     # news beyond the types the flood alarm remembers waits since after the acknowledgement (as a broken pump's junk
