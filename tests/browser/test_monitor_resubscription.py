@@ -19,6 +19,7 @@ from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
+from tests.support.browser import request_drain
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -148,11 +149,15 @@ def test_a_monitor_whose_subscribe_is_rate_limited_is_not_live_until_it_subscrib
     page = open_page(nurse, "/devices/RV3_RATE/")
     banner, notice = page.locator("#connection-banner"), page.locator("#mon-not-live")
     expect(banner).to_have_text("Live")
-    page.evaluate("""() => {
-        const live = window.pumpstreamLive;
-        for (let n = 0; n < 61; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "RV3_OTHER"});
-        live.resubscribe(live.devices.get("RV3_RATE"));  // as after a missed event: refused, no tokens left
-    }""")
+    page.evaluate(
+        """async ({count, refillMs}) => {
+            const live = window.pumpstreamLive;
+            await new Promise((resolve) => setTimeout(resolve, refillMs));
+            for (let n = 0; n < count; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "RV3_OTHER"});
+            live.resubscribe(live.devices.get("RV3_RATE"));  // as after a missed event: refused, no tokens left
+        }""",
+        request_drain(),
+    )
     expect(banner).to_have_attribute("data-state", "stopped", timeout=5_000)
     expect(banner).to_contain_text("Too many requests")
     expect(notice).to_be_visible()

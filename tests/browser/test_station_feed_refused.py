@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import make_device, make_user, make_ward
+from tests.support.browser import request_drain
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -33,14 +34,15 @@ def test_a_station_whose_ward_subscription_is_rate_limited_subscribes_again(open
     page = open_page(make_user("station-rate", ward=ward), "/?ward=s8", viewport=WALL)
     banner, technical = page.locator("#connection-banner"), page.locator("#station-technical-alarm")
     expect(banner).to_have_text("Live")
-    page.evaluate("""() => {
-        const live = window.pumpstreamLive;
-        // the burst (60) and 8 more: tokens refill at 20/s while the server works through these, and with 61 a server
-        // slower than 50 ms for them (a loaded CI run) had refilled the one token the ward request needed; 8 refused
-        // unsubscribes and the ward's are 9 strikes, the connection closes past 10
-        for (let n = 0; n < 68; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "BRW_S_OTHER"});
-        live.socket.emit("subscribe:ward", {ward: "s8"});  // refused: no tokens left
-    }""")
+    page.evaluate(
+        """async ({count, refillMs}) => {
+            const live = window.pumpstreamLive;
+            await new Promise((resolve) => setTimeout(resolve, refillMs));
+            for (let n = 0; n < count; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "BRW_S_OTHER"});
+            live.socket.emit("subscribe:ward", {ward: "s8"});  // refused: no tokens left
+        }""",
+        request_drain(),
+    )
     expect(banner).to_contain_text("Too many requests", timeout=5_000)
     expect(technical).to_contain_text("Not receiving the ward's alarms")
     expect(banner).to_have_text("Live", timeout=15_000)  # asked again once the rate allowed it

@@ -91,3 +91,17 @@ def measure(action: Callable[[], object], until: Callable[[], object]) -> float:
     action()
     until()
     return time.perf_counter() - started
+
+
+def request_drain() -> dict:
+    """How a page leaves its connection without request tokens: `{"count", "refillMs"}` for a page script that
+    waits `refillMs`, sends `count` cheap requests and at once the one that must get "Too many requests".
+
+    The bucket holds REQUEST_BURST tokens and refills at REQUESTS_PER_SECOND while the server works through the
+    requests: the wait fills it whatever the page spent, and the burst and 9 more empty it unless the server took
+    over 450 ms for them. The 9 refused and the last request are 10 strikes, one short of the connection being
+    closed (MAX_MALFORMED).
+    """
+    from realtime.sio.limits import MAX_MALFORMED, REQUEST_BURST, REQUESTS_PER_SECOND
+
+    return {"count": REQUEST_BURST + MAX_MALFORMED - 1, "refillMs": 1000 * REQUEST_BURST / REQUESTS_PER_SECOND + 500}
