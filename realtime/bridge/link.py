@@ -4,7 +4,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -14,7 +14,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from protocol import topics
-from protocol.mqtt_client import make_client, set_tcp_nodelay
+from protocol.mqtt_client import make_client, pubacks_send, set_tcp_nodelay
 from realtime import metrics
 from realtime.bridge.ingest import InboundMessage
 
@@ -128,6 +128,16 @@ class BrokerLink:
         """Acknowledge a QoS 1 message after its commit, unless it came on an earlier connection."""
         if message.qos > 0 and message.generation == self.generation and self.connected.is_set():
             self.client.ack(message.mid, message.qos)
+
+    def ack_many(self, messages: Sequence[InboundMessage]) -> None:
+        """Acknowledge a committed batch's messages of this connection (QoS 1: their PUBACKs in one write)."""
+        if not self.connected.is_set():
+            return
+        generation = self.generation
+        pubacks_send(self.client, [m.mid for m in messages if m.qos == 1 and m.generation == generation])
+        for message in messages:
+            if message.qos > 1:  # not subscribed so (QoS 1), kept for what paho's `ack` does
+                self.ack(message)
 
     def publish(self, topic: str, payload: str, *, expiry_s: int) -> int | None:
         """Publish at QoS 1 only while connected; returns the mid, or None when nothing was handed to paho."""

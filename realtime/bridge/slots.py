@@ -191,6 +191,16 @@ class SlotLinks:
         if link is not None:
             link.ack(message)
 
+    def ack_many(self, messages: list[InboundMessage]) -> None:
+        """Each slot's messages acknowledged together by its link (as `BrokerLink.ack_many`)."""
+        by_slot: dict[int, list[InboundMessage]] = {}
+        for message in messages:
+            by_slot.setdefault(message.slot, []).append(message)
+        for slot, mine in by_slot.items():
+            link = self.links.get(slot)
+            if link is not None:
+                link.ack_many(mine)
+
     def publish(self, topic: str, payload: str, *, expiry_s: int) -> int | None:
         link = self._publishing()
         return link.publish(topic, payload, expiry_s=expiry_s) if link else None

@@ -198,9 +198,8 @@ class Bridge:
         self._last_commit_s = self.committer.last_commit_s
 
     def _committed(self, messages: list[InboundMessage], outcomes: Counter[str]) -> None:
-        for message in messages:
-            self._committed_now.add(id(message))
-            self.link.ack(message)
+        self._committed_now.update(map(id, messages))
+        self.link.ack_many(messages)
         self._after_commit(messages, outcomes)
 
     def _after_commit(self, batch: list[InboundMessage], outcomes: Counter[str]) -> None:
