@@ -6,7 +6,7 @@ swapped in turn for what Django offers:
 - `lock`: `progress_pumps_lock` (`select_in_sql` + `models_select`) against querysets
   (`select_for_update().filter(device_id__in=...)`, `filter(...).only(...)`, `values_list`);
 - `update`: `sql.rows_update` (one prepared UPDATE per row, executemany) against `bulk_update`;
-- `receipts`: `message_receipts_claim`'s SQL (a cursor SELECT, an executemany INSERT) against a
+- `receipts`: `message_receipts_claim`'s SQL (one INSERT ... ON CONFLICT DO NOTHING RETURNING) against a
   `values_list` query and `bulk_create`;
 - `changelog`: `change_log_append`'s executemany INSERT against `bulk_create` of `ChangeLogEntry` models;
 - `orm`: all three at once; `fast`: none (the code as it is).

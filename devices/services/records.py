@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -21,7 +21,6 @@ from devices.models import (
     ProgressSample,
     RetainedMessage,
 )
-from devices.services.sql import select_in_sql
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -96,34 +95,47 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     """Store each receipt whose (pump, bootId, seq) is new; per receipt, True when it was new.
 
     A key already stored, or repeated earlier in `receipts`, is a duplicate (False): that message was
-    applied before. One query to look and one prepared INSERT run per new receipt (executemany: the
-    bridge claims hundreds per batch, and model instances cost more than the insert), inside the
-    caller's transaction; the unique constraint still guards the table.
+    applied before. One statement inside the caller's transaction (`INSERT ... ON CONFLICT DO NOTHING
+    RETURNING`, PostgreSQL and SQLite 3.35+ alike): the keys it returns were new. It was a SELECT of the
+    stored keys and an INSERT of the rest, one statement more on every bridge batch. The unique
+    constraint is what decides, so no other writer's receipt can slip between a look and an insert.
     """
+    claimed: list[bool] = []
+    for start in range(0, len(receipts), RECEIPTS_PER_STATEMENT):
+        claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
+    return claimed
+
+
+RECEIPTS_PER_STATEMENT = 500  # 2,000 parameters: within both databases' limits
+
+
+def _receipts_insert(receipts: Sequence[ReceiptKey]) -> list[bool]:
     if not receipts:
         return []
-    pks = {receipt.device_pk for receipt in receipts}
-    boots = {receipt.boot_id for receipt in receipts}
-    seqs = {receipt.device_seq for receipt in receipts}
-    sql = select_in_sql(MessageReceipt, RECEIPT_COLUMNS[:3], (("device", len(pks)), ("boot_id", len(boots)),
-                                                             ("device_seq", len(seqs))))  # fmt: skip
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*pks, *boots, *seqs])
-        existing = set(cursor.fetchall())
-    fresh, claimed = [], []
-    adapt = connection.ops.adapt_datetimefield_value
+    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
+    adapt = wrapper.ops.adapt_datetimefield_value
+    params = [value for receipt in receipts for value in (*receipt[:3], adapt(receipt.received_at))]
+    with wrapper.cursor() as cursor:
+        cursor.execute(_receipts_insert_sql(wrapper.vendor, len(receipts)), params)
+        new = set(cursor.fetchall())
+    claimed = []
     for receipt in receipts:
-        key = receipt[:3]
-        claimed.append(key not in existing)
-        if key not in existing:
-            existing.add(key)
-            fresh.append((*key, adapt(receipt.received_at)))
-    if fresh:
-        quote, meta = connection.ops.quote_name, MessageReceipt._meta
-        columns = ", ".join(quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS)
-        with connection.cursor() as cursor:
-            cursor.executemany(f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES (%s, %s, %s, %s)", fresh)
+        key = tuple(receipt[:3])
+        claimed.append(key in new)
+        new.discard(key)  # a key repeated later in `receipts` is a duplicate of its first
     return claimed
+
+
+@lru_cache(maxsize=1024)
+def _receipts_insert_sql(vendor: str, count: int) -> str:
+    """`INSERT INTO receipts (...) VALUES (...), ... ON CONFLICT (pump, boot, seq) DO NOTHING RETURNING pump, boot,
+    seq`, for `count` receipts."""
+    quote, meta = connections[DEFAULT_DB_ALIAS].ops.quote_name, MessageReceipt._meta
+    columns = [quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS]
+    key = ", ".join(columns[:3])
+    values = ", ".join(["(%s, %s, %s, %s)"] * count)
+    return (f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {values} "
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}")  # fmt: skip
 
 
 def message_receipt_release(*, receipt: ReceiptKey) -> None:
