@@ -158,3 +158,14 @@ def test_the_bulk_path_keeps_wards_clears_silence_alarms_and_costs_the_same_quer
     assert wards == {"P0": "icu", "P1": "icu", "P2": "icu", "P3": "icu", "P4": "icu", "P5": "nicu"}
     assert not Alarm.objects.filter(type="communication_lost", state="active").exists(), "heard again: cleared"
     assert Device.objects.get(device_id="P5").latest_progress["deliveredVolumeMl"] == 1.0
+
+
+def test_a_history_point_stores_the_report_as_received(forwarded, django_capture_on_commit_callbacks, settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "PROGRESS_SAMPLE_INTERVAL_S": 1.0}
+    session = running("P1")
+    sent = progress("P1", 12.5, 1, volumeRemainingMl=87.5, timeRemainingMin=43, progressPercent=12.5)
+    ingest([sent], forwarded, django_capture_on_commit_callbacks)
+    stored = ProgressSample.objects.filter(session=session, delivered_volume_ml__isnull=False).get()
+    point = (stored.recorded_at, stored.status, stored.delivered_volume_ml, stored.volume_remaining_ml,
+             stored.time_remaining_min, stored.progress_percent, stored.flow_rate_ml_min)  # fmt: skip
+    assert point == (sent.received_at, "running", 12.5, 87.5, 43.0, 12.5, 2.0), "the point should be the report"
