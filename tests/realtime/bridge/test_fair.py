@@ -77,8 +77,9 @@ def test_the_bridge_acknowledges_each_batch_after_its_commit_and_holds_back_what
                                                                      max_active_alarms=0)))  # fmt: skip
     bridge.ingest = bridge.committer.ingest = bridge.waiting.ingest
     acknowledged: list[tuple[int, int]] = []  # (mid, the pump's active alarms when it was acknowledged)
-    bridge.link.ack = lambda message: acknowledged.append(
+    bridge.link.ack_many = lambda messages: acknowledged.extend(
         (message.mid, Alarm.objects.filter(device__device_id=message.topic.split("/")[1]).count())
+        for message in messages
     )
     for message in [error("FLOOD", n) for n in range(20)] + [error("CALM", 99)]:
         bridge.inbox.put(message)
