@@ -55,11 +55,14 @@ class BatchIngest:
         for message, progress_ok, budget_ok in zip(undecided, guarded, budgeted, strict=True):
             message.shed = "" if progress_ok and budget_ok else SHED_BY_GUARD if not progress_ok else SHED_BY_BUDGET
 
-    def run(self, batch: list[InboundMessage]) -> Counter[str]:
+    def run(self, batch: list[InboundMessage], *, bulk_savepoint: bool = True) -> Counter[str]:
         """Every message checked, shed, rejected or applied; returns the outcomes by name.
 
         What was shed over the budgets is summed up from the batch itself, so a retry after a rollback
         counts exactly the same messages (admission was decided once, see `admit`).
+        `bulk_savepoint=False`: routine progress is applied without a savepoint of its own, and a failure of
+        the bulk path propagates; the caller then rolls back and applies the batch's messages one at a time
+        (as `Committer` does), which finds the message at fault as the savepoint's fallback would.
         """
         self.admit(batch)
         outcomes: Counter[str] = Counter()
@@ -77,7 +80,7 @@ class BatchIngest:
                 outcomes[self._refuse(message, checked)] += 1
                 continue
             if not is_routine_progress(checked) and not prepared:
-                outcomes.update(self._routine(routine))  # arrived first: claims its receipts before the run's
+                outcomes.update(self._routine(routine, bulk_savepoint))  # arrived first: claims its receipts first
                 routine = []
                 prepared = messages_prepare(_run_of_others(parsed[index:]))
             ready = prepared.pop(0) if not is_routine_progress(checked) else None
@@ -91,7 +94,7 @@ class BatchIngest:
                 routine.append((message, checked))
                 continue
             outcomes[message_ingest(message, checked, ready)] += 1
-        outcomes.update(self._routine(routine))
+        outcomes.update(self._routine(routine, bulk_savepoint))
         self._summarise_floods(summary)
         return outcomes
 
@@ -131,10 +134,14 @@ class BatchIngest:
             message_refuse(message, reason="internal_error", detail=repr(failure))
         return REJECTED
 
-    def _routine(self, routine: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
-        """Routine progress in bulk in a savepoint; if the bulk path fails, each message on its own."""
+    def _routine(self, routine: list[tuple[InboundMessage, CheckedMessage]], savepoint: bool = True) -> Counter[str]:
+        """Routine progress in bulk in a savepoint; if the bulk path fails, each message on its own. Without the
+        savepoint (`run`'s `bulk_savepoint`) a failure is the caller's: a savepoint and its release were about a
+        tenth of a one-message batch's CPU (`bench/README.md`, 2026-12-05)."""
         if not routine:
             return Counter()
+        if not savepoint:
+            return routine_progress_ingest(routine)
         try:
             with transaction.atomic():
                 return routine_progress_ingest(routine)

@@ -4,8 +4,9 @@
   over as a batch of its own, after the other pumps', see `fair.py`).
 - A failure of the infrastructure (`INFRASTRUCTURE_ERRORS`) is retried with backoff, unacknowledged, for as
   long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
-- Any other failure that escaped the per-message guards sends the batch through message by message, so
-  only the message at fault is dead-lettered.
+- Any other failure that escaped the per-message guards (the bulk progress path has no savepoint of its own
+  in a batch: its failure is one of them) sends the batch through message by message, so only the message
+  at fault is dead-lettered.
 - With bridges sharing the pumps, every transaction that applies messages is fenced before it commits
   (`fence`, `slots.SlotLinks.fence`): a batch whose slot was taken over meanwhile raises `FenceLost`, is rolled
   back and left unacknowledged, never dead-lettered or retried here (the worker lets the slot go).
@@ -91,7 +92,7 @@ class Committer:
         self.on_committed(batch, outcomes)
 
     def _apply(self, batch: list[InboundMessage], tried: list[str]) -> Counter[str]:
-        outcomes = self.ingest.run(batch)
+        outcomes = self.ingest.run(batch, bulk_savepoint=False)  # a failure: the batch goes one by one (below)
         if tried:
             delivery_attempts_end(keys=tried)
         self.fence(batch)

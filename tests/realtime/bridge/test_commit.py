@@ -30,10 +30,10 @@ class FaultyIngest(BatchIngest):
         super().__init__(ProgressFloodGuard(rate_per_s=0, burst=1))
         self.fault = fault
 
-    def run(self, batch):
+    def run(self, batch, **options):
         if any(b"poison" in message.payload for message in batch):
             raise self.fault
-        return super().run(batch)
+        return super().run(batch, **options)
 
 
 def status(battery: int, *, redelivered: bool = False, device_id: str = "PUMP_C") -> InboundMessage:
@@ -136,3 +136,29 @@ def test_stopping_while_the_database_is_down_leaves_the_batch_unacknowledged(mon
     committer.stop.set()
     committer.commit([status(1)])
     assert acknowledged == [] and Counter(DeadLetter.objects.values_list("reason", flat=True)) == Counter()
+
+
+def test_a_failure_of_the_bulk_progress_path_sends_the_batch_one_by_one_and_loses_nothing(monkeypatch):
+    """A batch's routine progress has no savepoint of its own: its failure rolls the batch back, and each message
+    is then applied alone (where the bulk path keeps its savepoint and its own one-by-one fallback)."""
+    from realtime.bridge import ingest
+
+    for device_id in ("PUMP_A", "PUMP_B", "PUMP_C"):
+        make_device(device_id)
+    apply_many = ingest.progress_apply_many
+
+    def failing_for_many(*, pumps, reports):
+        if len(reports) > 1:
+            raise RuntimeError("a bug of the bulk path")
+        return apply_many(pumps=pumps, reports=reports)
+
+    monkeypatch.setattr(ingest, "progress_apply_many", failing_for_many)
+    committer, acknowledged = committer_with(BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)))
+    batch = [InboundMessage(topic=f"devices/{device_id}/progress", payload=json.dumps(
+        {"deliveredVolumeMl": volume, "seq": 1, "bootId": "b1"}).encode())
+        for device_id, volume in (("PUMP_A", 1.0), ("PUMP_B", 2.0), ("PUMP_C", 3.0))]  # fmt: skip
+    committer.commit(batch)
+    assert acknowledged == batch, "every message acknowledged, each after its own commit"
+    stored = dict(Device.objects.values_list("device_id", "latest_progress__deliveredVolumeMl"))
+    assert stored == {"PUMP_A": 1.0, "PUMP_B": 2.0, "PUMP_C": 3.0}, f"every message applied: {stored}"
+    assert not DeadLetter.objects.exists()
