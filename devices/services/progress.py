@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -51,6 +52,7 @@ SESSION_FIELDS = ("last_sampled_at",)
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
 SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "read_back", "last_sampled_at")
 WARD_FIELDS = ("id", "code", "name")
+WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns
 ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 SAMPLE_COLUMNS = ("session", "recorded_at", "status", "delivered_volume_ml", "volume_remaining_ml",
                   "time_remaining_min", "progress_percent", "flow_rate_ml_min")  # fmt: skip
@@ -90,16 +92,13 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     keys = sorted(set(device_ids))
     if not keys:
         return {}
-    sql = select_in_sql(Device, DEVICE_LOCKED_FIELDS, (("device_id", len(keys)),), order_by_pk=True, lock=True)
-    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, keys)
+    sql = _pumps_with_wards_sql(connection.vendor, len(keys))
+    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, keys, extra=WARD_READ_AS)
     by_pk = {device.pk: device for device in devices}
-    ward_ids = sorted({device.ward_id for device in devices if device.ward_id is not None})
-    if ward_ids:
-        sql = select_in_sql(Ward, WARD_FIELDS, (("id", len(ward_ids)),))
-        wards = {ward.pk: ward for ward in models_select(Ward, WARD_FIELDS, sql, ward_ids)}
-        for device in devices:
-            if device.ward_id is not None:
-                Device.ward.field.set_cached_value(device, wards[device.ward_id])
+    for device in devices:  # each pump's ward, read with it (a statement less on every batch)
+        ward = [device.__dict__.pop(name) for name in WARD_READ_AS]
+        if ward[0] is not None:
+            Device.ward.field.set_cached_value(device, Ward.from_db(device._state.db, WARD_FIELDS, ward))
     pks = sorted(by_pk)
     sql = select_in_sql(InfusionSession, SESSION_LOCKED_FIELDS, (("device", len(pks)), ("status", len(ACTIVE))))
     sessions = models_select(InfusionSession, SESSION_LOCKED_FIELDS, sql, [*pks, *ACTIVE])
@@ -112,6 +111,21 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
         for device_pk, alarm_type, error_code in cursor.fetchall():
             alarms[device_pk].add((alarm_type, error_code))
     return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
+
+
+@lru_cache(maxsize=1024)
+def _pumps_with_wards_sql(vendor: str, count: int) -> str:
+    """`SELECT pump (its locked fields), ward.id, ward.code, ward.name FROM pump LEFT JOIN ward WHERE device_id IN
+    (...) ORDER BY pump.id FOR UPDATE OF pump` (PostgreSQL locks no ward: it refuses the outer join's nullable side)."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    quote, device, ward = wrapper.ops.quote_name, Device._meta, Ward._meta
+    columns = [f"d.{quote(device.get_field(name).column)}" for name in DEVICE_LOCKED_FIELDS]
+    columns += [f"w.{quote(ward.get_field(name).column)}" for name in WARD_FIELDS]
+    sql = (f"SELECT {', '.join(columns)} FROM {quote(device.db_table)} d LEFT JOIN {quote(ward.db_table)} w "
+           f"ON w.{quote(ward.pk.column)} = d.{quote(device.get_field('ward').column)} "
+           f"WHERE d.{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
+           f"ORDER BY d.{quote(device.pk.column)}")  # fmt: skip
+    return sql + (" FOR UPDATE OF d" if wrapper.features.has_select_for_update_of else "")
 
 
 def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:

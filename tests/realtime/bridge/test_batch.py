@@ -169,3 +169,13 @@ def test_a_history_point_stores_the_report_as_received(forwarded, django_capture
     point = (stored.recorded_at, stored.status, stored.delivered_volume_ml, stored.volume_remaining_ml,
              stored.time_remaining_min, stored.progress_percent, stored.flow_rate_ml_min)  # fmt: skip
     assert point == (sent.received_at, "running", 12.5, 87.5, 43.0, 12.5, 2.0), "the point should be the report"
+
+
+def test_the_bulk_path_names_each_pumps_ward_read_with_its_row(forwarded, django_capture_on_commit_callbacks):
+    from tests.factories import make_ward
+
+    make_device("P1", ward=make_ward("icu"))
+    Device.objects.create(device_id="P2")  # no ward
+    ingest([progress("P1", 1.0, 1), progress("P2", 1.0, 1)], forwarded, django_capture_on_commit_callbacks)
+    wards = {change.device_id: change.ward_code for change in forwarded if change.event == events.DEVICE_PROGRESS}
+    assert wards == {"P1": "icu", "P2": None}, f"each change should carry its pump's ward, got {wards}"
