@@ -179,3 +179,10 @@ def test_the_bulk_path_names_each_pumps_ward_read_with_its_row(forwarded, django
     ingest([progress("P1", 1.0, 1), progress("P2", 1.0, 1)], forwarded, django_capture_on_commit_callbacks)
     wards = {change.device_id: change.ward_code for change in forwarded if change.event == events.DEVICE_PROGRESS}
     assert wards == {"P1": "icu", "P2": None}, f"each change should carry its pump's ward, got {wards}"
+
+
+def test_the_same_progress_twice_in_one_batch_is_applied_once(forwarded, django_capture_on_commit_callbacks):
+    running("P1")
+    outcomes = ingest([progress("P1", 1.0, 7), progress("P1", 1.0, 7)], forwarded, django_capture_on_commit_callbacks)
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1), f"one applied, its copy a duplicate: {outcomes}"
+    assert MessageReceipt.objects.filter(device_seq=7).count() == 1
