@@ -32,7 +32,7 @@ from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
-from devices.services.sql import insert_sql, models_select, rows_update, select_in_sql
+from devices.services.sql import insert_sql, model_from_columns, models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
@@ -53,6 +53,8 @@ DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_field
 SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "read_back", "last_sampled_at")
 WARD_FIELDS = ("id", "code", "name")
 WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns
+SESSION_READ_AS = tuple(f"_locked_session_{name}" for name in SESSION_LOCKED_FIELDS)  # and its session's
+JOINED_READ_AS = (*WARD_READ_AS, *SESSION_READ_AS)
 ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 SAMPLE_COLUMNS = ("session", "recorded_at", "status", "delivered_volume_ml", "volume_remaining_ml",
                   "time_remaining_min", "progress_percent", "flow_rate_ml_min")  # fmt: skip
@@ -87,22 +89,24 @@ def progress_fields(report: DevicePayload) -> dict:
 def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
     """Lock the registered pumps among `device_ids` (fixed order) with their wards, sessions and watched alarms.
 
-    Runs on every bridge batch, so its SQL is written once per number of keys (`select_in_sql`).
+    Runs on every bridge batch: two statements, their SQL written once per number of keys (the pumps with their
+    wards and active sessions, `_pumps_locked_sql`; their watched alarms, `select_in_sql`).
     """
     keys = sorted(set(device_ids))
     if not keys:
         return {}
-    sql = _pumps_with_wards_sql(connection.vendor, len(keys))
-    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, keys, extra=WARD_READ_AS)
-    by_pk = {device.pk: device for device in devices}
-    for device in devices:  # each pump's ward, read with it (a statement less on every batch)
+    sql = _pumps_locked_sql(connection.vendor, len(keys))
+    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS)
+    session_of = {}
+    for device in devices:  # each pump's ward and active session, read with it
         ward = [device.__dict__.pop(name) for name in WARD_READ_AS]
         if ward[0] is not None:
             Device.ward.field.set_cached_value(device, Ward.from_db(device._state.db, WARD_FIELDS, ward))
+        session = [device.__dict__.pop(name) for name in SESSION_READ_AS]
+        if session[0] is not None:
+            session_of[device.pk] = model_from_columns(InfusionSession, SESSION_LOCKED_FIELDS, session)
+    by_pk = {device.pk: device for device in devices}
     pks = sorted(by_pk)
-    sql = select_in_sql(InfusionSession, SESSION_LOCKED_FIELDS, (("device", len(pks)), ("status", len(ACTIVE))))
-    sessions = models_select(InfusionSession, SESSION_LOCKED_FIELDS, sql, [*pks, *ACTIVE])
-    session_of = {session.device_id: session for session in sessions}
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     with connection.cursor() as cursor:
         cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code"), (("device", len(pks)),
@@ -114,15 +118,22 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
 
 
 @lru_cache(maxsize=1024)
-def _pumps_with_wards_sql(vendor: str, count: int) -> str:
-    """`SELECT pump (its locked fields), ward.id, ward.code, ward.name FROM pump LEFT JOIN ward WHERE device_id IN
-    (...) ORDER BY pump.id FOR UPDATE OF pump` (PostgreSQL locks no ward: it refuses the outer join's nullable side)."""
+def _pumps_locked_sql(vendor: str, count: int) -> str:
+    """`SELECT pump (its locked fields), its ward, its active session FROM pump LEFT JOIN ward LEFT JOIN session
+    (status IN the active ones) WHERE device_id IN (...) ORDER BY pump.id FOR UPDATE OF pump`: a row per pump (one
+    active session per pump is a constraint). PostgreSQL locks the pumps only, as before (it refuses an outer
+    join's nullable side). The LEFT JOIN of the watched alarms too was dearer than their own SELECT on SQLite
+    (`bench/README.md`, 2026-12-05). Parameters: the active statuses, then the ids."""
     wrapper = connections[DEFAULT_DB_ALIAS]
-    quote, device, ward = wrapper.ops.quote_name, Device._meta, Ward._meta
+    quote, device, ward, session = wrapper.ops.quote_name, Device._meta, Ward._meta, InfusionSession._meta
     columns = [f"d.{quote(device.get_field(name).column)}" for name in DEVICE_LOCKED_FIELDS]
     columns += [f"w.{quote(ward.get_field(name).column)}" for name in WARD_FIELDS]
+    columns += [f"s.{quote(session.get_field(name).column)}" for name in SESSION_LOCKED_FIELDS]
     sql = (f"SELECT {', '.join(columns)} FROM {quote(device.db_table)} d LEFT JOIN {quote(ward.db_table)} w "
            f"ON w.{quote(ward.pk.column)} = d.{quote(device.get_field('ward').column)} "
+           f"LEFT JOIN {quote(session.db_table)} s ON s.{quote(session.get_field('device').column)} = "
+           f"d.{quote(device.pk.column)} AND s.{quote(session.get_field('status').column)} IN "
+           f"({', '.join(['%s'] * len(ACTIVE))}) "
            f"WHERE d.{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
            f"ORDER BY d.{quote(device.pk.column)}")  # fmt: skip
     return sql + (" FOR UPDATE OF d" if wrapper.features.has_select_for_update_of else "")

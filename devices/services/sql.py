@@ -62,26 +62,37 @@ def models_select(
     `fields` are set as they come on each instance, named by `extra` (as `annotate()` would).
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    attnames, converters, deferred_at = _row_reader(wrapper.ops, model, fields)
-    alias = wrapper.alias
+    reader = _row_reader(wrapper.ops, model, fields)
     with wrapper.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     instances = []
     for row in rows:
-        values = list(row[: len(fields)])
-        for position, functions, expression in converters:
-            value = values[position]
-            for function in functions:
-                value = function(value, expression, wrapper)
-            values[position] = value
-        for position in deferred_at:  # a value for every field: from_db then skips matching names to fields
-            values.insert(position, DEFERRED)
-        instance = model.from_db(alias, attnames, values)
+        instance = _instance(wrapper, model, reader, row[: len(fields)])
         for name, value in zip(extra, row[len(fields) :], strict=True):
             setattr(instance, name, value)
         instances.append(instance)
     return instances
+
+
+def model_from_columns(model: type[Model], fields: tuple[str, ...], columns: Sequence) -> Model:
+    """One instance from the columns of `fields` (in the model's field order) of a row read some other way (another
+    model's `models_select` with these as its `extra`): through the same converters, then `Model.from_db`."""
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    return _instance(wrapper, model, _row_reader(wrapper.ops, model, fields), columns)
+
+
+def _instance(wrapper, model: type[Model], reader: tuple[tuple, tuple, tuple], columns: Sequence) -> Model:
+    attnames, converters, deferred_at = reader
+    values = list(columns)
+    for position, functions, expression in converters:
+        value = values[position]
+        for function in functions:
+            value = function(value, expression, wrapper)
+        values[position] = value
+    for position in deferred_at:  # a value for every field: from_db then skips matching names to fields
+        values.insert(position, DEFERRED)
+    return model.from_db(wrapper.alias, attnames, values)
 
 
 def model_fields_save(instance: Model, fields: tuple[str, ...]) -> None:
