@@ -13,10 +13,12 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
+from django.db import close_old_connections
 
-from devices.models import Alarm, BridgeStatus
+from devices.models import Alarm, BridgeStatus, ChangeLogEntry
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
@@ -60,19 +62,36 @@ class Flooder:
             self.process.wait(timeout=10)
 
 
-def alarm_delays(calm: PumpClient, watcher: StreamClient, phase: str) -> list[float]:
-    """CALM raises SAMPLES new alarms, SPACING_S apart; seconds from each publish to the watcher's device:alarm."""
+def alarm_delays(calm: PumpClient, watcher: StreamClient, phase: str, diagnose: Callable[[str], str]) -> list[float]:
+    """CALM raises SAMPLES new alarms, SPACING_S apart; seconds from each publish to the watcher's device:alarm.
+
+    An alarm that never arrives fails with `diagnose(its type)`: how far it got, and the processes' logs."""
     delays = []
     for n in range(SAMPLES):
         kind = f"{phase}_{n}"
         start_index = len(watcher.events.items)
         started = time.monotonic()
         calm.client.publish("devices/CALM/error", f'{{"type": "{kind}", "severity": "high"}}', qos=1)
-        watcher.events.wait_for(lambda e, d, k=kind: e == events.DEVICE_ALARM and d.get("deviceId") == "CALM"
-                                and d["alarm"]["type"] == k, timeout=30, start=start_index)  # fmt: skip
+        try:
+            watcher.events.wait_for(lambda e, d, k=kind: e == events.DEVICE_ALARM and d.get("deviceId") == "CALM"
+                                    and d["alarm"]["type"] == k, timeout=30, start=start_index)  # fmt: skip
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}\n{diagnose(kind)}") from None
         delays.append(time.monotonic() - started)
         time.sleep(SPACING_S)
     return delays
+
+
+def where_it_stopped(kind: str) -> str:
+    """How far an alarm the watcher never received got: stored? in the change log? (a full run once lost one)."""
+    close_old_connections()
+    alarm = Alarm.objects.filter(device__device_id="CALM", type=kind).first()
+    entries = list(
+        ChangeLogEntry.objects.filter(device_code="CALM").order_by("-id").values_list("id", "seq", "event")[:5]
+    )
+    return (f"CALM's alarm {kind}: stored {alarm is not None} (raised at {alarm and alarm.raised_at}); CALM's last "
+            f"change log rows (id, seq, event): {entries}; the log's last id: "
+            f"{ChangeLogEntry.objects.order_by('-id').values_list('id', flat=True).first()}")  # fmt: skip
 
 
 def flood_accounted() -> int:
@@ -105,9 +124,14 @@ def test_one_pumps_alarm_flood_holds_no_other_pumps_alarm_back(own_broker, daphn
         assert watcher.subscribe("CALM")[0] == events.STREAM_SUBSCRIBED
         wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("internalConnected"),
                    message="the bridge never reached Daphne")  # fmt: skip
-        quiet = alarm_delays(calm, watcher, "quiet")
+
+        def diagnose(kind: str) -> str:
+            return (f"{where_it_stopped(kind)}\nbridge log:\n{bridge.log_tail()}\n"
+                    f"Daphne log:\n{daphne_server.log_tail()}")  # fmt: skip
+
+        quiet = alarm_delays(calm, watcher, "quiet", diagnose)
         flooder.start()
-        during = alarm_delays(calm, watcher, "flood")
+        during = alarm_delays(calm, watcher, "flood", diagnose)
         took = flooder.finish()
         wait_until(lambda: flood_accounted() >= FLOOD_MESSAGES, timeout=30,
                    message="FLOOD's errors were not all raised or counted as shed")  # fmt: skip
