@@ -11,8 +11,8 @@ from datetime import datetime
 
 from devices.models import Command, Device, InfusionSession
 from devices.selectors import pump_state_reported_after
-from devices.services.changes import event_record, session_changed
-from devices.services.commands import command_transition
+from devices.services.changes import session_changed
+from devices.services.commands import command_withdraw
 from devices.states import PUMP_INFUSING_STATES, SESSION_ON_PUMP_STATUSES, CommandKind, CommandState, PumpState
 
 TIME_OUT_STOP_REASON = "no confirmation from the pump in time"  # the server's own STOP after a start timed out
@@ -69,11 +69,9 @@ def clearing_stops_withdraw(*, device: Device, session: InfusionSession, why: st
                                     state=CommandState.QUEUED, published_at__isnull=True)  # fmt: skip
     withdrawn = list(queued.select_related("session", "created_by").order_by("created_at", "pk"))
     for command in withdrawn:
-        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
-                           error=f"withdrawn unsent: the pump {why}")  # fmt: skip
-        event_record(
-            device=device, session=session, kind="server.stop_withdrawn", received_at=now, user=command.created_by,
-            payload={"commandId": str(command.command_id), "infusionId": session.infusion_id, "reason": why},
+        command_withdraw(
+            device=device, command=command, session=session, now=now, error=f"withdrawn unsent: the pump {why}",
+            audit="server.stop_withdrawn", details={"infusionId": session.infusion_id, "reason": why},
         )  # fmt: skip
     if withdrawn and session.status_reason.endswith(TOLD_TO_CLEAR):
         by_person = any(command.created_by_id is not None for command in withdrawn)

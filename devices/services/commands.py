@@ -195,6 +195,17 @@ def commands_settle(
     return moved
 
 
+def command_withdraw(
+    *, device: Device, command: Command, session: InfusionSession, now: datetime, error: str, audit: str, details: dict
+) -> None:
+    """A queued command the server takes back before the pump acts on it: `superseded` with `error` (what the
+    screens show), and an audit event `audit` of `session` by the person who asked for it, naming the command and
+    `details` (why)."""
+    command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now, error=error)
+    event_record(device=device, session=session, kind=audit, received_at=now, user=command.created_by,
+                 payload={"commandId": str(command.command_id), **details})  # fmt: skip
+
+
 def commands_supersede(*, device: Device, session: InfusionSession, now: datetime) -> None:
     """A session ended: its commands still under way are superseded (never published afterwards)."""
     pending = Command.objects.filter(device=device, session=session, state__in=COMMAND_UNSETTLED_STATES)

@@ -12,9 +12,9 @@ from django.db import transaction
 from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
 from devices.models import Command, InfusionSession
-from devices.services.changes import change_record, device_lock, event_record
+from devices.services.changes import change_record, device_lock
 from devices.services.clearing_stops import clearing_stop_withheld_why, clearing_stops_withdraw
-from devices.services.commands import command_transition
+from devices.services.commands import command_withdraw
 from devices.states import SESSION_ON_PUMP_STATUSES, CommandKind, CommandState
 from protocol import events
 
@@ -66,11 +66,9 @@ def _own_infusion_command_check(command: Command, now: datetime) -> bool:
             return False  # moved on meanwhile (withdrawn, expired)
         why = f"the pump now runs the order {order.infusion_id}; it was for the pump's own infusion, which has ended"
         withdrawn = "not sent again" if command.published_at is not None else "withdrawn unsent"
-        command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
-                           error=f"{withdrawn}: {why}")  # fmt: skip
-        event_record(
-            device=device, session=order, kind="server.command_withdrawn", received_at=now, user=command.created_by,
-            payload={"commandId": str(command.command_id), "command": command.kind, "reason": why},
+        command_withdraw(
+            device=device, command=command, session=order, now=now, error=f"{withdrawn}: {why}",
+            audit="server.command_withdrawn", details={"command": command.kind, "reason": why},
         )  # fmt: skip
         return False
 
