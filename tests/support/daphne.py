@@ -62,3 +62,11 @@ def publisher_wakes(url: str, cookie: str) -> dict[str, float]:
     text = urllib.request.urlopen(request, timeout=5).read().decode()
     found = re.findall(r'pumpstream_realtime_publisher_changes_total\{woken_by="(\w+)"\} ([0-9.e+]+)', text)
     return {by: float(value) for by, value in found}
+
+
+def publisher_metrics(url: str, cookie: str) -> list[str]:
+    """A Daphne's metrics lines of its publisher and clients (`cookie`: staff's), for a test's failure message."""
+    request = urllib.request.Request(f"{url}/metrics", headers={"Cookie": cookie})
+    text = urllib.request.urlopen(request, timeout=5).read().decode()
+    wanted = ("pumpstream_realtime_publisher", "pumpstream_realtime_clients", "pumpstream_change_log_rows")
+    return [line for line in text.splitlines() if line.startswith(wanted) and "_bucket" not in line]

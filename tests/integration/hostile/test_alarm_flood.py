@@ -22,6 +22,7 @@ from devices.models import Alarm, BridgeStatus, ChangeLogEntry
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.daphne import publisher_metrics
 from tests.support.processes import ROOT
 from tests.support.sio import StreamClient, session_cookie
 
@@ -125,9 +126,15 @@ def test_one_pumps_alarm_flood_holds_no_other_pumps_alarm_back(own_broker, daphn
         wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("internalConnected"),
                    message="the bridge never reached Daphne")  # fmt: skip
 
+        staff = session_cookie(make_user("flood-staff", is_staff=True))
+
         def diagnose(kind: str) -> str:
-            return (f"{where_it_stopped(kind)}\nbridge log:\n{bridge.log_tail()}\n"
-                    f"Daphne log:\n{daphne_server.log_tail()}")  # fmt: skip
+            try:
+                daphne_metrics = publisher_metrics(daphne_server.url, staff)
+            except OSError as exc:
+                daphne_metrics = [f"unreadable: {exc}"]
+            return (f"{where_it_stopped(kind)}\nDaphne's publisher: {daphne_metrics}\nbridge log:\n"
+                    f"{bridge.log_tail()}\nDaphne log:\n{daphne_server.log_tail()}")  # fmt: skip
 
         quiet = alarm_delays(calm, watcher, "quiet", diagnose)
         flooder.start()
