@@ -84,11 +84,82 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+PROCESS_COLOURS = {"relay": "#7f7f7f", "bridge": "#1f77b4", "daphne": "#ff7f0e"}
+
+
+def plot(result: dict, path: Path) -> None:
+    """Per rate, each target's steady CPU µs per message stacked by server process (medians over the rounds), and
+    its p50 and p99 (log scale, the rounds' range as a bar): the cost and latency targets at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = result["summary"]
+    rates = list(summary)
+    figure, (cost, latency) = plt.subplots(1, 2, figsize=(12, 5))
+    width = 0.8 / max(len(TARGET_ORDER), 1)
+    for index, rate in enumerate(rates):
+        present = [name for name in TARGET_ORDER if name in summary[rate]]
+        for slot, name in enumerate(present):
+            figures = summary[rate][name]
+            x = index + (slot - (len(present) - 1) / 2) * width
+            bottom = 0.0
+            for process, colour in PROCESS_COLOURS.items():
+                value = figures["cpu_us_per_msg_by_process"].get(process, {}).get("median")
+                if value:
+                    cost.bar(x, value, width * 0.9, bottom=bottom, color=colour,
+                             label=process if index == 0 and slot == present.index(name) else None)  # fmt: skip
+                    bottom += value
+            cost.text(x, bottom, NAMES[name], rotation=90, ha="center", va="bottom", fontsize=7)
+            for key, marker in (("p50_ms", "o"), ("p99_ms", "s")):
+                spread_ = figures[key]
+                if spread_["median"] is not None:
+                    latency.errorbar(x, spread_["median"], yerr=[[spread_["median"] - spread_["min"]],
+                                     [spread_["max"] - spread_["median"]]], fmt=marker, capsize=3,
+                                     color=f"C{TARGET_ORDER.index(name)}",
+                                     label=f"{NAMES[name]} {key[:3]}" if index == 0 else None)  # fmt: skip
+        bare = summary[rate].get("bare")
+        if bare and bare["cpu_us_per_msg"]["median"] and bare["p99_ms"]["median"] is not None:  # issue 17's targets
+            span_ = (index - 0.45, index + 0.45)
+            cost.plot(span_, [1.5 * bare["cpu_us_per_msg"]["median"]] * 2, "k--", linewidth=1,
+                      label="target: 1.5 x the bare stack" if index == 0 else None)  # fmt: skip
+            latency.plot(span_, [bare["p99_ms"]["median"] + 3] * 2, "k--", linewidth=1,
+                         label="target: bare p99 + 3 ms" if index == 0 else None)  # fmt: skip
+    for axes, title in ((cost, "server CPU µs per message (medians)"), (latency, "p50 (o) and p99 (s), ms")):
+        axes.set_xticks(range(len(rates)), [f"{rate} msg/s" for rate in rates])
+        axes.set_title(title)
+        axes.grid(True, axis="y", which="both", alpha=0.3)
+    handles, labels = cost.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    cost.legend(unique.values(), unique.keys(), fontsize="small")
+    cost.set_ylim(top=cost.get_ylim()[1] * 1.2)  # room for the names above the bars
+    latency.set_yscale("log")
+    latency.legend(fontsize="x-small")
+    figure.suptitle(f"make bench, {result['when']} (load before {result['load_avg_1m_before']})", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def write(result: dict, stamp: str) -> list[Path]:
-    """`compare-<stamp>.json` and `.md` in bench/results."""
+    """`compare-<stamp>.json`, `.md` and `.png` (the steady phases' cost and latency) in bench/results."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     base = RESULTS / f"compare-{stamp}"
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
     json_path.write_text(json.dumps(result, indent=1))
     md_path.write_text(markdown(result))
-    return [json_path, md_path]
+    if not result["summary"]:
+        return [json_path, md_path]
+    png_path = base.with_suffix(".png")
+    plot(result, png_path)
+    return [json_path, md_path, png_path]
+
+
+if __name__ == "__main__":  # a run's plot again from its JSON: python -m bench.compare_report results/compare-X.json
+    import sys
+
+    for name in sys.argv[1:]:
+        source = Path(name)
+        plot(json.loads(source.read_text()), source.with_suffix(".png"))
+        print(f"written: {source.with_suffix('.png')}")
