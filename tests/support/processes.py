@@ -115,6 +115,9 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
         BRIDGE_STALE_AFTER_S="3",
         RECONNECT_GRACE_S="2",
         PROGRESS_SAMPLE_INTERVAL_S="1",
+        # a stopped test bridge's broker session (its subscriptions, every QoS 1 message queued for it) is let go
+        # 2 minutes after, not in a week: dozens of them grew the shared test broker's store to 11 MB and its CPU
+        MQTT_SESSION_EXPIRY_S="120",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)
