@@ -33,8 +33,14 @@ def device_lock(*, device_id: str, with_session: bool = False) -> Device:
 
 def _device_lock_with_session(device_id: str) -> Device:
     """The pump's row (its ward read when first used) and its active session's pk, in one statement written once:
-    the ORM compiling the lock cost more than running it (`bench/status_cost.py`)."""
-    fields, sql = _lock_with_session_sql(transaction.get_connection().vendor)
+    the ORM compiling the lock cost more than running it (`bench/status_cost.py`). On PostgreSQL the row is locked
+    by a statement of its own first: one that waits for the lock reads its subquery as of its own start, so it
+    named a session a person ended meanwhile (as `progress.progress_pumps_lock`; review 9)."""
+    connection = transaction.get_connection()
+    fields, sql = _lock_with_session_sql(connection.vendor)
+    if connection.features.has_select_for_update:
+        with connection.cursor() as cursor:
+            cursor.execute(_lock_sql(connection.vendor), [device_id])
     found = models_select(Device, fields, sql, [*ACTIVE_SESSION_STATUSES, device_id], extra=("active_session_pk",))
     if not found:
         raise Device.DoesNotExist(f"no pump {device_id}")
@@ -42,8 +48,16 @@ def _device_lock_with_session(device_id: str) -> Device:
 
 
 @lru_cache(maxsize=4)
+def _lock_sql(vendor: str) -> str:
+    """`SELECT id FROM device WHERE device_id = %s FOR UPDATE`."""
+    quote, device = transaction.get_connection().ops.quote_name, Device._meta
+    return (f"SELECT {quote(device.pk.column)} FROM {quote(device.db_table)} "
+            f"WHERE {quote(device.get_field('device_id').column)} = %s FOR UPDATE")  # fmt: skip
+
+
+@lru_cache(maxsize=4)
 def _lock_with_session_sql(vendor: str) -> tuple[tuple[str, ...], str]:
-    """`SELECT device.*, (its active session's pk) FROM device WHERE device_id = %s FOR UPDATE`."""
+    """`SELECT device.*, (its active session's pk) FROM device WHERE device_id = %s`, read once it is locked."""
     quote, device, session = transaction.get_connection().ops.quote_name, Device._meta, InfusionSession._meta
     fields = tuple(field.name for field in device.concrete_fields)
     columns = ", ".join(f"d.{quote(field.column)}" for field in device.concrete_fields)
@@ -53,7 +67,7 @@ def _lock_with_session_sql(vendor: str) -> tuple[tuple[str, ...], str]:
               f"AND s.{quote(session.get_field('status').column)} IN ({statuses}) LIMIT 1")  # fmt: skip
     sql = (f"SELECT {columns}, ({active}) FROM {quote(device.db_table)} d "
            f"WHERE d.{quote(device.get_field('device_id').column)} = %s")  # fmt: skip
-    return fields, sql + (" FOR UPDATE" if transaction.get_connection().features.has_select_for_update else "")
+    return fields, sql
 
 
 def change_record(*, device: Device, event: str, body: Payload, store_seq: bool = True) -> DeviceChange:

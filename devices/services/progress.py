@@ -89,13 +89,20 @@ def progress_fields(report: DevicePayload) -> dict:
 def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
     """Lock the registered pumps among `device_ids` (fixed order) with their wards, sessions and watched alarms.
 
-    Runs on every bridge batch: two statements, their SQL written once per number of keys (the pumps with their
-    wards and active sessions, `_pumps_locked_sql`; their watched alarms, `select_in_sql`).
+    Runs on every bridge batch, its SQL written once per number of keys: the pumps with their wards and active
+    sessions (`_pumps_read_sql`), then their watched alarms (`select_in_sql`). On PostgreSQL the pumps are locked
+    by a statement of their own first (`_pumps_lock_sql`): a statement that waits for a row lock gets the locked
+    row as the lock holder committed it, but the rows it joins as they were when it began, so a session ended by a
+    person while the batch waited came back active (review 9: the ended record resumed by the next report). SQLite
+    needs no such statement: the bridge's transaction (IMMEDIATE) is the only writer from its first statement.
     """
     keys = sorted(set(device_ids))
     if not keys:
         return {}
-    sql = _pumps_locked_sql(connection.vendor, len(keys))
+    if connection.features.has_select_for_update:
+        with connection.cursor() as cursor:
+            cursor.execute(_pumps_lock_sql(len(keys)), keys)
+    sql = _pumps_read_sql(len(keys))
     devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS)
     session_of = {}
     for device in devices:  # each pump's ward and active session, read with it
@@ -118,25 +125,33 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
 
 
 @lru_cache(maxsize=1024)
-def _pumps_locked_sql(vendor: str, count: int) -> str:
+def _pumps_lock_sql(count: int) -> str:
+    """`SELECT id FROM pump WHERE device_id IN (...) ORDER BY id FOR UPDATE`: the pumps locked in a fixed order."""
+    quote, device = connections[DEFAULT_DB_ALIAS].ops.quote_name, Device._meta
+    return (f"SELECT {quote(device.pk.column)} FROM {quote(device.db_table)} WHERE "
+            f"{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
+            f"ORDER BY {quote(device.pk.column)} FOR UPDATE")  # fmt: skip
+
+
+@lru_cache(maxsize=1024)
+def _pumps_read_sql(count: int) -> str:
     """`SELECT pump (its locked fields), its ward, its active session FROM pump LEFT JOIN ward LEFT JOIN session
-    (status IN the active ones) WHERE device_id IN (...) ORDER BY pump.id FOR UPDATE OF pump`: a row per pump (one
-    active session per pump is a constraint). PostgreSQL locks the pumps only, as before (it refuses an outer
-    join's nullable side). The LEFT JOIN of the watched alarms too was dearer than their own SELECT on SQLite
-    (`bench/README.md`, 2026-12-05). Parameters: the active statuses, then the ids."""
-    wrapper = connections[DEFAULT_DB_ALIAS]
-    quote, device, ward, session = wrapper.ops.quote_name, Device._meta, Ward._meta, InfusionSession._meta
+    (status IN the active ones) WHERE device_id IN (...) ORDER BY pump.id`: a row per pump (one active session per
+    pump is a constraint), read after the lock (`progress_pumps_lock`). The LEFT JOIN of the watched alarms too was
+    dearer than their own SELECT on SQLite (`bench/README.md`, 2026-12-05). Parameters: the active statuses, then
+    the ids."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    device, ward, session = Device._meta, Ward._meta, InfusionSession._meta
     columns = [f"d.{quote(device.get_field(name).column)}" for name in DEVICE_LOCKED_FIELDS]
     columns += [f"w.{quote(ward.get_field(name).column)}" for name in WARD_FIELDS]
     columns += [f"s.{quote(session.get_field(name).column)}" for name in SESSION_LOCKED_FIELDS]
-    sql = (f"SELECT {', '.join(columns)} FROM {quote(device.db_table)} d LEFT JOIN {quote(ward.db_table)} w "
-           f"ON w.{quote(ward.pk.column)} = d.{quote(device.get_field('ward').column)} "
-           f"LEFT JOIN {quote(session.db_table)} s ON s.{quote(session.get_field('device').column)} = "
-           f"d.{quote(device.pk.column)} AND s.{quote(session.get_field('status').column)} IN "
-           f"({', '.join(['%s'] * len(ACTIVE))}) "
-           f"WHERE d.{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
-           f"ORDER BY d.{quote(device.pk.column)}")  # fmt: skip
-    return sql + (" FOR UPDATE OF d" if wrapper.features.has_select_for_update_of else "")
+    return (f"SELECT {', '.join(columns)} FROM {quote(device.db_table)} d LEFT JOIN {quote(ward.db_table)} w "
+            f"ON w.{quote(ward.pk.column)} = d.{quote(device.get_field('ward').column)} "
+            f"LEFT JOIN {quote(session.db_table)} s ON s.{quote(session.get_field('device').column)} = "
+            f"d.{quote(device.pk.column)} AND s.{quote(session.get_field('status').column)} IN "
+            f"({', '.join(['%s'] * len(ACTIVE))}) "
+            f"WHERE d.{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
+            f"ORDER BY d.{quote(device.pk.column)}")  # fmt: skip
 
 
 def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:
