@@ -2,7 +2,7 @@
 
 One pump's burst of statuses through `Bridge.step` (as `bench/status_cost.py` drives it), with each piece of SQL
 written once swapped in turn for the ORM it replaced: `lock` (the pump's lock with its active session's pk, for
-`select_for_update().select_related("ward").get()` and a look-up of the session), `seen` (`model_fields_save` of
+`select_related("ward").get()` and a look-up of the session, after the lock), `seen` (`model_fields_save` of
 `last_seen_at`, for `save(update_fields=...)`), `digest` (the retained digest's upsert, for `update_or_create`),
 `orm` (all three). The variants alternate inside each round; one process per database. Run from the project root:
 
@@ -29,12 +29,13 @@ VARIANTS = ("fast", "lock", "seen", "digest", "orm")
 PIECES = {"lock": ("lock",), "seen": ("seen",), "digest": ("digest",), "orm": ("lock", "seen", "digest")}
 
 
-def orm_device_lock_with_session(device_id: str):
-    """The lock as the ORM wrote it: the pump's row with its ward, then its active session's pk."""
+def orm_device_with_session(device_id: str):
+    """The locked pump's read as the ORM wrote it: its row with its ward, then its active session's pk (the lock,
+    on PostgreSQL a statement of its own, is `device_lock`'s in both variants)."""
     from devices.models import Device, InfusionSession
     from devices.states import ACTIVE_SESSION_STATUSES
 
-    device = Device.objects.select_for_update(of=("self",)).select_related("ward").get(device_id=device_id)
+    device = Device.objects.select_related("ward").get(device_id=device_id)
     active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES)
     device.active_session_pk = active.values_list("pk", flat=True).first()
     return device
@@ -56,7 +57,7 @@ def swapped(pieces: tuple[str, ...]):
     from devices.services import changes, pumps
     from realtime.bridge import ingest
 
-    targets = {"lock": (changes, "_device_lock_with_session", orm_device_lock_with_session),
+    targets = {"lock": (changes, "_device_with_session", orm_device_with_session),
                "seen": (pumps, "model_fields_save", orm_model_fields_save),
                "digest": (ingest, "retained_digest_store", orm_retained_digest_store)}  # fmt: skip
     return pieces_swapped(targets, pieces)

@@ -18,29 +18,32 @@ from protocol.payloads import Payload, device_event_to_wire
 
 
 def device_lock(*, device_id: str, with_session: bool = False) -> Device:
-    """The pump's row, locked for the rest of the transaction so its `seq` can be advanced safely.
+    """The pump's row, locked for the rest of the transaction so its `seq` can be advanced safely, with its ward.
 
-    Only the pump's row (`of=self`): PostgreSQL refuses FOR UPDATE on the nullable side of the ward's outer join.
-    `with_session` also reads the pk of its active session in the same statement (`device.active_session_pk`,
-    None: none): the bridge's audit event of every report names it, a round trip less per message.
+    The lock is a statement of its own (PostgreSQL; SQLite's IMMEDIATE transaction is the only writer already),
+    and the row is read after it: in READ COMMITTED a statement that waits for a row lock gets the locked row as
+    its holder committed it but the rows it joins, and its subqueries, as of its own start. Locked and joined in
+    one statement, a pump moved to another ward while the lock was awaited came back with `ward_id` the new ward
+    and `ward` None (the joined row null-extended), and `change_record` then raised on it: a person's change, an
+    acknowledgement, a command's publication or a snapshot that had waited failed (review 9). `with_session`
+    also reads the pk of its active session (`device.active_session_pk`, None: none), which the bridge's audit
+    event of every report names.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("device_lock must be called inside transaction.atomic()")
-    if with_session:
-        return _device_lock_with_session(device_id)
-    return Device.objects.select_for_update(of=("self",)).select_related("ward").get(device_id=device_id)
-
-
-def _device_lock_with_session(device_id: str) -> Device:
-    """The pump's row (its ward read when first used) and its active session's pk, in one statement written once:
-    the ORM compiling the lock cost more than running it (`bench/status_cost.py`). On PostgreSQL the row is locked
-    by a statement of its own first: one that waits for the lock reads its subquery as of its own start, so it
-    named a session a person ended meanwhile (as `progress.progress_pumps_lock`; review 9)."""
     connection = transaction.get_connection()
-    fields, sql = _lock_with_session_sql(connection.vendor)
+    if not connection.in_atomic_block:
+        raise RuntimeError("device_lock must be called inside transaction.atomic()")
     if connection.features.has_select_for_update:
         with connection.cursor() as cursor:
             cursor.execute(_lock_sql(connection.vendor), [device_id])
+    if with_session:
+        return _device_with_session(device_id)
+    return Device.objects.select_related("ward").get(device_id=device_id)
+
+
+def _device_with_session(device_id: str) -> Device:
+    """The pump's row (its ward read when first used) and its active session's pk, in one statement written once:
+    the ORM compiling it cost more than running it (`bench/status_cost.py`)."""
+    fields, sql = _with_session_sql(transaction.get_connection().vendor)
     found = models_select(Device, fields, sql, [*ACTIVE_SESSION_STATUSES, device_id], extra=("active_session_pk",))
     if not found:
         raise Device.DoesNotExist(f"no pump {device_id}")
@@ -56,7 +59,7 @@ def _lock_sql(vendor: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _lock_with_session_sql(vendor: str) -> tuple[tuple[str, ...], str]:
+def _with_session_sql(vendor: str) -> tuple[tuple[str, ...], str]:
     """`SELECT device.*, (its active session's pk) FROM device WHERE device_id = %s`, read once it is locked."""
     quote, device, session = transaction.get_connection().ops.quote_name, Device._meta, InfusionSession._meta
     fields = tuple(field.name for field in device.concrete_fields)

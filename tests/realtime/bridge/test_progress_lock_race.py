@@ -180,3 +180,25 @@ def test_a_reports_lock_names_no_session_ended_while_it_waited(while_waiting):
         named = device_lock(device_id="P1", with_session=True).active_session_pk
     request.join()
     assert named is None, f"the lock named session {named}, which a person ended before the lock was granted"
+
+
+@pytest.mark.parametrize("with_session", [False, True], ids=["lock", "lock-with-session"])
+@pytest.mark.parametrize("while_waiting", [False, True], ids=["moved-before", "moved-while-lock-waits"])
+def test_a_lock_awaited_while_the_pump_moved_ward_has_its_new_ward(while_waiting, with_session):
+    """`device_lock` (a person's change, an acknowledgement, a command's publication, a snapshot) once read the
+    pump's ward in the locking statement: a pump moved meanwhile came back with the new `ward_id` and `ward` None,
+    and recording its change then raised."""
+    icu, nicu = make_ward("icu"), make_ward("nicu")
+    make_device("P1", ward=icu)
+
+    def move() -> None:
+        device = Device.objects.get(device_id="P1")
+        device.ward = nicu
+        pump_registration_save(device=device, fields=["ward"])
+
+    request = _concurrently(move, while_waiting=while_waiting)
+    with transaction.atomic():
+        device = device_lock(device_id="P1", with_session=with_session)
+        got = (device.ward_id, device.ward and device.ward.code)
+    request.join()
+    assert got == (nicu.pk, "nicu"), f"the lock granted after the move read the pump's ward as {got}"

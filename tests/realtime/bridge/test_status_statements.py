@@ -21,6 +21,9 @@ from tests.factories import make_device
 pytestmark = pytest.mark.django_db
 STATUSES = 50
 MAX_STATEMENTS_PER_STATUS = 6.5  # was 10: six, plus three per run of messages (its pumps, its receipts)
+# PostgreSQL: one more, the pump's lock a statement of its own before its row and session are read (a statement
+# waiting for the lock reads its subqueries as of its start: `devices.services.changes.device_lock`, review 9)
+PG_LOCK_STATEMENTS = 1
 
 
 def status(seq: int, *, retain: bool = False) -> InboundMessage:
@@ -37,7 +40,7 @@ def committer() -> tuple[Committer, list[InboundMessage]]:
     return committer, acknowledged
 
 
-def test_a_status_costs_at_most_six_statements():
+def test_a_status_costs_at_most_six_statements_and_a_lock_of_its_own_on_postgresql():
     make_device("PUMP_S")
     commit, acknowledged = committer()
     commit.commit([status(0)])  # the first report of a boot also stores the boot: not the steady state
@@ -47,9 +50,8 @@ def test_a_status_costs_at_most_six_statements():
     assert len(acknowledged) == STATUSES + 1
     assert MessageReceipt.objects.count() == STATUSES + 1
     assert DeviceEvent.objects.filter(kind="mqtt.status").count() == STATUSES + 1
-    assert per_status <= MAX_STATEMENTS_PER_STATUS, (
-        f"{per_status:.1f} statements per status message (at most {MAX_STATEMENTS_PER_STATUS})"
-    )
+    most = MAX_STATEMENTS_PER_STATUS + (PG_LOCK_STATEMENTS if connection.features.has_select_for_update else 0)
+    assert per_status <= most, f"{per_status:.1f} statements per status message (at most {most})"
 
 
 def test_the_digest_is_stored_by_upsert_and_a_retained_copy_of_it_is_still_recognised():
