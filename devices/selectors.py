@@ -34,6 +34,7 @@ from devices.states import (
     AlarmState,
     CommandState,
 )
+from protocol.topics import DEVICE_ID_RE
 
 BRIDGES_READ = 100  # the fresh heartbeats read to pick the bridge that speaks for monitoring (a few run)
 
@@ -51,13 +52,16 @@ def devices_visible_to(principal) -> QuerySet[Device]:
 
 
 def device_visible_to(principal, device_id: str) -> Device | None:
-    """The pump if it exists and `principal` may see it, else None."""
+    """The pump if it exists and `principal` may see it, else None (also for any string no pump's id can be: a
+    URL's `%00` reached PostgreSQL, which refuses NUL in text, as a 500)."""
+    if not DEVICE_ID_RE.fullmatch(device_id):
+        return None
     return devices_visible_to(principal).filter(device_id=device_id).first()
 
 
 def device_exists(device_id: str) -> bool:
     """Whether a pump with this id is registered."""
-    return Device.objects.filter(device_id=device_id).exists()
+    return bool(DEVICE_ID_RE.fullmatch(device_id)) and Device.objects.filter(device_id=device_id).exists()
 
 
 def ward_exists(code: str) -> bool:
@@ -168,7 +172,10 @@ def alarm_visible_to(user, alarm_id: int) -> Alarm | None:
 
 
 def session_visible_to(user, infusion_id: str) -> InfusionSession | None:
-    """The infusion session if it exists on a pump `user` may see, else None."""
+    """The infusion session if it exists on a pump `user` may see, else None (also for an id with NUL, which no
+    stored id has and PostgreSQL refuses in text: a URL's `%00` was a 500)."""
+    if "\x00" in infusion_id:
+        return None
     return InfusionSession.objects.filter(infusion_id=infusion_id, device__in=devices_visible_to(user)).first()
 
 

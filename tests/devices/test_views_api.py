@@ -212,3 +212,15 @@ def test_infusion_detail_after_a_lost_connection(client, device, nurse):
     body = client.get(f"/api/infusions/{session.infusion_id}/").json()
     assert body["session"]["status"] == "pending" and body["session"]["order"]["flowRateMlMin"] == 2.0
     assert client.get("/api/infusions/inf_nope/").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/api/devices/%00/history/", "/api/devices/PUMP%000001/events/",
+                                  "/api/devices/%00/infusions/", "/api/infusions/%00/", "/api/infusions/x%00y/",
+                                  "/api/devices/PUMP_0001/history/?infusionId=%00"])  # fmt: skip
+def test_an_id_with_nul_is_not_found_in_json_on_every_engine(client, device, path):
+    """No pump's or infusion's id holds NUL, and PostgreSQL refuses NUL in text: such an id in a URL was a 500 there
+    (the fuzz tests found it on PostgreSQL with a random seed)."""
+    response = post(client, path) if path.endswith("/infusions/") else client.get(path)
+    assert response.status_code in (200, 404) and response["Content-Type"] == "application/json"
+    if response.status_code == 200:  # the pump's history with an unknown infusion: no points
+        assert response.json()["points"] == []
