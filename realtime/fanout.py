@@ -11,6 +11,7 @@ goes through Redis (`realtime/cluster.py` says what does).
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -29,7 +30,7 @@ class FanOut:
         self.release_listeners: list[Callable[[DeviceChange], None]] = []
         # called once every target delivered a change, still under the pump's lock (a removal ends subscriptions)
         self.delivered_listeners: list[Callable[[DeviceChange], Awaitable[None]]] = []
-        self._queues: dict[str, deque[DeviceChange]] = {}
+        self._queues: dict[str, deque[tuple[float, DeviceChange]]] = {}  # pump -> (accepted at, monotonic; change)
         self._draining: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._joiners: dict[str, dict[str, tuple[int | None, int]]] = {}  # pump -> sid -> (registration, seq)
@@ -46,10 +47,18 @@ class FanOut:
         """Accept one committed change (on the event loop); delivered after the pump's earlier ones."""
         for listener in self.release_listeners:
             listener(change)
-        self._queues.setdefault(change.device_id, deque()).append(change)
+        self._queues.setdefault(change.device_id, deque()).append((time.monotonic(), change))
         if change.device_id not in self._draining:
             self._draining.add(change.device_id)
             asyncio.get_running_loop().create_task(self._drain(change.device_id))
+
+    def backlog(self) -> tuple[int, float]:
+        """Changes accepted and not yet delivered, and how long the oldest of them has waited (seconds): a pump's
+        deliveries that stopped (a target that never returns) show here, while its screens would still say live."""
+        now = time.monotonic()
+        queued = sum(map(len, self._queues.values()))
+        oldest = min((queue[0][0] for queue in self._queues.values() if queue), default=now)
+        return queued, now - oldest
 
     def note_snapshot(self, device_id: str, seq: int, subscriber: str, registration: int | None = None) -> None:
         """`subscriber` now holds the pump's state up to `seq`: skip it for that pump row's changes up to `seq`.
@@ -95,7 +104,7 @@ class FanOut:
         queue = self._queues[device_id]
         async with self.pump_lock(device_id):
             while queue:
-                change = queue.popleft()
+                _, change = queue.popleft()
                 await self._deliver(change)
             self._draining.discard(device_id)
             del self._queues[device_id]

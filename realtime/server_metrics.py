@@ -78,7 +78,26 @@ class ChangeLogCollector(Collector):
                                 value=behind)  # fmt: skip
 
 
-def install(subscribers: Callable[[], Collection["Subscriber"]], position: Callable[[], int | None]) -> None:
-    """Register the collectors once (Daphne's start-up): clients from `subscribers()`, the publisher's `position()`."""
+class FanOutCollector(Collector):
+    """Changes the publisher handed to the fan-out that are not yet delivered, and the oldest one's wait."""
+
+    def __init__(self, backlog: Callable[[], tuple[int, float]]) -> None:
+        self.backlog = backlog
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        queued, oldest_s = self.backlog()
+        yield GaugeMetricFamily("pumpstream_realtime_fanout_queued_changes",
+                                "Changes published to this process's fan-out and not yet delivered",
+                                value=queued)  # fmt: skip
+        yield GaugeMetricFamily("pumpstream_realtime_fanout_oldest_queued_seconds",
+                                "How long the oldest undelivered change has waited in the fan-out (0: none)",
+                                value=oldest_s)  # fmt: skip
+
+
+def install(subscribers: Callable[[], Collection["Subscriber"]], position: Callable[[], int | None],
+            backlog: Callable[[], tuple[int, float]]) -> None:  # fmt: skip
+    """Register the collectors once (Daphne's start-up): clients from `subscribers()`, the publisher's `position()`,
+    the fan-out's `backlog()`."""
     REGISTRY.register(ClientCollector(subscribers))
     REGISTRY.register(ChangeLogCollector(position))
+    REGISTRY.register(FanOutCollector(backlog))

@@ -237,7 +237,8 @@ def install() -> None:
     fanout.release_listeners.append(ward_feed.mark_changed)
     fanout.delivered_listeners.append(rights.pump_removed)
     fanout.release_listeners.append(server_metrics.count_published)
-    server_metrics.install(lambda: list(client_namespace.subscribers.values()), lambda: publisher.position)
+    server_metrics.install(lambda: list(client_namespace.subscribers.values()), lambda: publisher.position,
+                           fanout.backlog)  # fmt: skip
     change_log_listen(publisher.wake)  # this process's own commits (pages, admin) wake its publisher at once
     user_logged_out.connect(on_user_logged_out, dispatch_uid="realtime-close-signed-out-sockets")
     service_account_revoked.connect(on_service_account_revoked, dispatch_uid="realtime-close-revoked-token-sockets")

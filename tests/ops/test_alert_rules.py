@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from prometheus_client import REGISTRY
 
 from devices.services.records import bridge_heartbeat
 from realtime import metrics as bridge_metrics
+from realtime.fanout import FanOut
+from realtime.server_metrics import FanOutCollector
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 METRIC_NAME = re.compile(r"\bpumpstream_[a-z_]+\b")
@@ -25,7 +28,12 @@ def test_alert_rules_name_metrics_that_exist(client, settings):
     settings.METRICS_TOKEN = "scrape-token-for-tests"
     bridge_metrics.COMMANDS_PUBLISHED.labels("sent").inc(0)
     bridge_heartbeat(broker_connected=True, stats={"metrics": bridge_metrics.registry_snapshot()})
-    body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
+    fanout_collector = FanOutCollector(FanOut().backlog)  # Daphne's start-up registers it (sio.server.install)
+    REGISTRY.register(fanout_collector)
+    try:
+        body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
+    finally:
+        REGISTRY.unregister(fanout_collector)
     samples = {line.split("{")[0].split()[0] for line in body.splitlines() if line and not line.startswith("#")}
     families = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE ")}
     exposed = samples | families

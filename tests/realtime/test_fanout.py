@@ -121,3 +121,32 @@ def test_a_snapshot_read_off_the_lock_is_completed_by_the_changes_delivered_mean
         assert fanout.delivered_since("PUMP_0001", 4, registration=7) is None, "nothing kept once none is pending"
 
     run_fanout(scenario)
+
+
+def test_the_backlog_counts_changes_not_yet_delivered_and_the_oldest_ones_wait():
+    """A target that never returns stops its pump's deliveries (its lock held): the metric shows it growing."""
+    seen: list[tuple[int, float]] = []
+
+    async def main() -> None:
+        fanout = FanOut()
+        stuck = asyncio.Event()
+
+        async def target(item: DeviceChange, skip: frozenset[str]) -> None:
+            if item.device_id == "STUCK":
+                await stuck.wait()
+
+        fanout.targets.append(target)
+        seen.append(fanout.backlog())
+        for seq in (1, 2, 3):
+            fanout.publish(change(seq, "STUCK"))
+            fanout.publish(change(seq, "FINE"))
+        await asyncio.sleep(0.05)
+        seen.append(fanout.backlog())  # STUCK's first is being delivered: its 2 and 3 wait
+        stuck.set()
+        await asyncio.sleep(0.01)
+        seen.append(fanout.backlog())
+
+    asyncio.run(main())
+    (empty, empty_age), (queued, age), (after, after_age) = seen
+    assert (empty, empty_age, after, after_age) == (0, 0.0, 0, 0.0)
+    assert queued == 2 and age >= 0.05
