@@ -68,5 +68,12 @@ def publisher_metrics(url: str, cookie: str) -> list[str]:
     """A Daphne's metrics lines of its publisher and clients (`cookie`: staff's), for a test's failure message."""
     request = urllib.request.Request(f"{url}/metrics", headers={"Cookie": cookie})
     text = urllib.request.urlopen(request, timeout=5).read().decode()
-    wanted = ("pumpstream_realtime_publisher", "pumpstream_realtime_clients", "pumpstream_change_log_rows")
+    wanted = (
+        "pumpstream_realtime_publisher",
+        "pumpstream_realtime_fanout",
+        "pumpstream_realtime_clients",
+        "pumpstream_realtime_subscriptions",
+        "pumpstream_realtime_changes_published",
+        "pumpstream_change_log_rows",
+    )
     return [line for line in text.splitlines() if line.startswith(wanted) and "_bucket" not in line]

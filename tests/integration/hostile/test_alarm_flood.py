@@ -77,7 +77,9 @@ def alarm_delays(calm: PumpClient, watcher: StreamClient, phase: str, diagnose: 
             watcher.events.wait_for(lambda e, d, k=kind: e == events.DEVICE_ALARM and d.get("deviceId") == "CALM"
                                     and d["alarm"]["type"] == k, timeout=30, start=start_index)  # fmt: skip
         except AssertionError as missing:
-            raise AssertionError(f"{missing}\n{diagnose(kind)}") from None
+            raise AssertionError(
+                f"{missing}\nall the watcher's events: {watcher.events.items}\n{diagnose(kind)}"
+            ) from None
         delays.append(time.monotonic() - started)
         time.sleep(SPACING_S)
     return delays
