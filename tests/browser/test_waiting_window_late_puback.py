@@ -41,6 +41,11 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         page = open_page(make_user("rv3w-nurse", ward=ward), "/devices/RV3_WAIT/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        # The bridge stalls before the order (until the end): its START stays unpublished, so no PUBACK can arrive
+        # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
+        # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
+        # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
+        stack["bridge"].pause()
         start_from_the_wizard(page)
 
         session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
@@ -61,6 +66,7 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unverified", timeout=5_000)
         expect(page.locator("#waiting-message")).to_contain_text("The pump started")
     finally:
+        stack["bridge"].resume()
         pump.close()
 
 
@@ -77,6 +83,11 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         page = open_page(make_user("rv3c-nurse", ward=ward), "/devices/RV3_LATE/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        # The bridge stalls before the order (until the end): its START stays unpublished, so no PUBACK can arrive
+        # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
+        # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
+        # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
+        stack["bridge"].pause()
         start_from_the_wizard(page)
         wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
                    message="no order was placed")  # fmt: skip
