@@ -32,12 +32,18 @@ def device_lock(*, device_id: str, with_session: bool = False) -> Device:
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         raise RuntimeError("device_lock must be called inside transaction.atomic()")
+    locked = None
     if connection.features.has_select_for_update:
         with connection.cursor() as cursor:
             cursor.execute(_lock_sql(connection.vendor), [device_id])
-    if with_session:
-        return _device_with_session(device_id)
-    return Device.objects.select_related("ward").get(device_id=device_id)
+            locked = cursor.fetchone()
+        if locked is None:  # deleted while the lock was awaited (a pump registered anew since is not ours)
+            raise Device.DoesNotExist(f"no pump {device_id}")
+    device = _device_with_session(device_id) if with_session else (
+        Device.objects.select_related("ward").get(device_id=device_id))  # fmt: skip
+    if locked is not None and device.pk != locked[0]:  # the id registered anew between the lock and the read
+        raise Device.DoesNotExist(f"pump {device_id} was registered anew while its lock was awaited")
+    return device
 
 
 def _device_with_session(device_id: str) -> Device:

@@ -99,11 +99,15 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     keys = sorted(set(device_ids))
     if not keys:
         return {}
+    locked = None
     if connection.features.has_select_for_update:
         with connection.cursor() as cursor:
             cursor.execute(_pumps_lock_sql(len(keys)), keys)
+            locked = {row[0] for row in cursor.fetchall()}
     sql = _pumps_read_sql(len(keys))
     devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS)
+    if locked is not None:  # a pump registered while the lock statement waited is not locked: not ours, as if unknown
+        devices = [device for device in devices if device.pk in locked]
     session_of = {}
     for device in devices:  # each pump's ward and active session, read with it
         ward = [device.__dict__.pop(name) for name in WARD_READ_AS]
