@@ -102,24 +102,39 @@ class FanOut:
 
     async def _drain(self, device_id: str) -> None:
         queue = self._queues[device_id]
-        async with self.pump_lock(device_id):
-            while queue:
-                _, change = queue.popleft()
-                await self._deliver(change)
+        delivering = False
+        try:
+            async with self.pump_lock(device_id):
+                while queue:
+                    delivering = True
+                    await self._deliver(queue[0][1])
+                    queue.popleft()  # after its delivery: one that hangs still counts in `backlog()`
+                    delivering = False
+        finally:  # whatever escaped (a BaseException), the pump's later changes are still drained
             self._draining.discard(device_id)
-            del self._queues[device_id]
+            if delivering:
+                queue.popleft()  # the change whose delivery failed
+            if queue:
+                self._draining.add(device_id)
+                asyncio.get_running_loop().create_task(self._drain(device_id))
+            else:
+                self._queues.pop(device_id, None)
 
     async def _deliver(self, change: DeviceChange) -> None:
         skip = self._subscribers_ahead_of(change)
         for target in self.targets:
             try:
                 await target(change, skip)
-            except Exception:  # one failing target must not starve the others or stop the pump's stream
+            except (Exception, asyncio.CancelledError):  # one failing target must not stop the pump's stream
+                if asyncio.current_task().cancelling():
+                    raise  # this task is being cancelled, not only a future the target awaited
                 logger.exception("fan-out target failed", extra={"device_id": change.device_id, "seq": change.seq})
         for listener in self.delivered_listeners:
             try:
                 await listener(change)
-            except Exception:  # as a target's: the pump's stream goes on
+            except (Exception, asyncio.CancelledError):  # as a target's: the pump's stream goes on
+                if asyncio.current_task().cancelling():
+                    raise
                 logger.exception("fan-out listener failed", extra={"device_id": change.device_id, "seq": change.seq})
         self.published += 1
         if change.registration is not None:

@@ -68,6 +68,7 @@ class ChangePublisher:
         self.published = 0
         self.skipped = 0
         self.late = 0  # rows published after rows with higher ids (committed out of id order)
+        self.rewinds = 0  # times the log's ids went back below the position (`_rewound`)
         self._gaps: dict[int, float] = {}  # id passed over without a row -> when (monotonic), oldest first
         self._track_gaps = False  # on PostgreSQL only (set at start): SQLite commits ids in order
         self._last_seq: dict[int, int] = {}  # device pk -> seq last published (one entry per pump)
@@ -162,13 +163,13 @@ class ChangePublisher:
         self._wake_pending = False
         self._last_read = self._loop.time()
         try:
-            return await self._catch_up(0)
+            return await self._catch_up(0, by_poll=by == "poll")
         finally:
             if self.published > self._counted:
                 server_metrics.PUBLISHER_WOKEN.labels(by).inc(self.published - self._counted)
                 self._counted = self.published
 
-    async def _catch_up(self, count: int) -> int:
+    async def _catch_up(self, count: int, *, by_poll: bool = False) -> int:
         while True:
             limit = min(self.read_limit, LOOP_READ_LIMIT) if self._loop_reader else self.read_limit
             try:
@@ -187,9 +188,29 @@ class ChangePublisher:
                 count += await self._fill_gaps()
             self._publish(rows, timezone.now())
             count += len(rows)
+            if not rows and by_poll and await self._rewound():
+                continue  # read again from the log's new start
             if len(rows) < limit:
                 return count
             await asyncio.sleep(0)  # a backlog: let the loop's other work in between reads
+
+    async def _rewound(self) -> bool:
+        """Whether the log's ids went back below the position (a restore, a table rebuilt, a sequence reset): then
+        every row until the ids pass the old position would never be read. Start again from the log's lowest id,
+        forgetting what was published per pump row (row ids may be handed out again too)."""
+        try:
+            lowest, highest, _ = await self._read(change_log_extent)
+        except DatabaseError:
+            return False
+        if not highest or highest >= self.position:
+            return False
+        logger.error("the change log went back below the publisher's position; reading it from its start",
+                     extra={"position": self.position, "highest": highest, "lowest": lowest})  # fmt: skip
+        self.position = lowest - 1
+        self._last_seq.clear()
+        self._gaps.clear()
+        self.rewinds += 1
+        return True
 
     async def _fill_gaps(self) -> int:
         """Publish the rows of ids passed over that have committed since; forget gaps older than `GAP_WAIT_S`."""
@@ -221,8 +242,12 @@ class ChangePublisher:
                     self._passed_over(self.position + 1, entry_id)
                 self.position = entry_id
             last = self._last_seq.get(device_pk)
-            if last is not None and seq <= last:
-                continue  # already published (a re-read window)
+            if last is not None and seq <= last and not advance:
+                continue  # already published (a gap row re-read)
+            if last is not None and seq <= last:  # a row past the position is new: a pump row id handed out again
+                logger.warning("a pump row id's seq went back; publishing it as a new registration's",
+                               extra={"device_id": device_id, "seq": seq, "last": last})  # fmt: skip
+                last = None
             if last is not None and seq != last + 1:
                 self.skipped += seq - last - 1
                 logger.warning("change log pruned past the publisher; subscribers resynchronise",

@@ -53,7 +53,8 @@ def no_row_outlives_its_module(request, django_db_blocker):
     request.getfixturevalue("django_db_setup")  # the test database, never the development one
     yield
     with django_db_blocker.unblock():
-        # as TransactionTestCase does: ids never restart (Daphne's publisher reads the change log from its id)
+        # as TransactionTestCase does: ids do not restart (Daphne's publisher reads the change log from its id; a
+        # migration test that rebuilds tables on SQLite puts the sequences back: test_alarm_sources.sequences_kept)
         call_command("flush", interactive=False, verbosity=0, reset_sequences=False)
 
 
