@@ -77,14 +77,25 @@ def api_endpoint(permission: str | None = None) -> Callable:
 
 
 def request_data(request: HttpRequest) -> QueryDict | dict:
-    """The POST body, form-encoded or JSON."""
+    """The POST body, form-encoded or JSON; a JSON body that is not an object, or holds a NUL in any text (no field
+    takes one, and PostgreSQL refuses it in text and jsonb: a 500 there), counts as empty, as undecodable JSON does."""
     if request.content_type == "application/json":
         try:
             body = json.loads(request.body or b"{}")
         except ValueError:
             return {}
-        return body if isinstance(body, dict) else {}
+        return body if isinstance(body, dict) and not _holds_nul(body) else {}
     return request.POST
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(map(_holds_nul, value))
+    return False
 
 
 def not_found(what: str) -> JsonResponse:
