@@ -12,6 +12,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
+from engineio import async_socket
+
+from realtime.sio.engine_socket import PromptAsyncSocket
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,12 @@ class GuardedAsyncServer(socketio.AsyncServer):
     def __init__(self, *args: Any, on_undecodable: OnUndecodable = drop_undecodable, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.on_undecodable = on_undecodable
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict) -> None:
+        socket = self.eio.sockets.get(eio_sid)
+        if type(socket) is async_socket.AsyncSocket:  # before its transport runs: frames read without a task each
+            socket.__class__ = PromptAsyncSocket
+        await super()._handle_eio_connect(eio_sid, environ)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         try:
