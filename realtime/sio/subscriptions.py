@@ -140,7 +140,7 @@ class Subscriber:
     ward_scopes: dict[str, WardScope] = field(default_factory=dict)
     _visible: frozenset[str] = field(default=frozenset(), repr=False)
     _visible_until: float = field(default=0.0, repr=False)
-    _visible_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _visible_read: asyncio.Task | None = field(default=None, repr=False)  # the read under way, shared by all
     closed: bool = field(default=False, repr=False)  # the transport closed it: no feed may start for it again
     # pumps whose snapshot it was sent (in their room), each with the registration (row id) the snapshot was of
     joined: dict[str, int | None] = field(default_factory=dict, repr=False)
@@ -259,16 +259,32 @@ class Subscriber:
         that time can still be subscribed: `rights` re-checks every subscription each `RIGHTS_RECHECK_S` and
         unsubscribes it, as it does for a pump subscribed before its ward was taken away.
         """
-        async with self._visible_lock:
-            if time.monotonic() >= self._visible_until:
-                self._visible = await sync_to_async(visible_device_ids)(self.principal)
-                self._visible_until = time.monotonic() + settings.PUMPSTREAM["RIGHTS_RECHECK_S"]
+        if time.monotonic() < self._visible_until:
             return self._visible
+        if self._visible_read is None:
+            self._visible_read = asyncio.get_running_loop().create_task(self._read_visible())
+        return await asyncio.shield(self._visible_read)
+
+    async def _read_visible(self) -> frozenset[str]:
+        """One read for every request waiting meanwhile: they all resume together when it is done (under a lock
+        they resumed one per turn of the event loop, 20 turns for a page's 20 `subscribe:device` in a storm)."""
+        this_read = asyncio.current_task()
+        try:
+            visible = await sync_to_async(visible_device_ids)(self.principal)
+        finally:
+            still_current = self._visible_read is this_read  # not forgotten while it was read
+            if still_current:
+                self._visible_read = None
+        if still_current:
+            self._visible = visible
+            self._visible_until = time.monotonic() + settings.PUMPSTREAM["RIGHTS_RECHECK_S"]
+        return visible
 
     def forget_visible(self) -> None:
         """Read the visible pumps afresh at the next request (the rights re-check read them: a nudged one must
-        not be undone by a set cached before the right was withdrawn)."""
+        not be undone by a set cached before the right was withdrawn, nor by a read under way since before)."""
         self._visible_until = 0.0
+        self._visible_read = None
 
     async def _join(self, device_id: str, registration: int | None = None) -> None:
         """Join the pump's room once its snapshot was sent, unless the pump was removed meanwhile and the snapshot was
