@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection
 logger = logging.getLogger(__name__)
 
 BATCH_MAX = 500  # pumps per batch (one IN list per query)
-WAKE_CHUNK = 20  # pumps whose waiters are woken before the loop's other work gets a turn
+WAKE_CHUNK = 10  # pumps whose waiters are woken before the loop's other work gets a turn (half a page's 20 requests)
 
 
 class SnapshotReads:
