@@ -17,7 +17,6 @@ in production they are two transactions a few ms apart.
 """
 
 import threading
-import time
 
 import pytest
 from django.db import OperationalError, connection, transaction
@@ -26,6 +25,7 @@ from devices.models import Device
 from devices.services.changes import device_lock
 from devices.services.registration import pump_delete, pump_register
 from tests.factories import make_device, make_ward
+from tests.support.pg_locks import in_another_transaction
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,36 +33,11 @@ pytestmark = [
 ]
 
 
-def _wait_for_a_lock_waiter(timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("device_lock never waited for the pump's lock")
-
-
-def _replace_pump_once_waited_for(device_id: str, ward) -> threading.Thread:
-    """Another connection: the pump deleted and its id registered anew, committed once device_lock waits."""
-    holding = threading.Event()
-
-    def request() -> None:
-        try:
-            with transaction.atomic():
-                pump_delete(device=Device.objects.get(device_id=device_id))
-                holding.set()
-                _wait_for_a_lock_waiter()
-                pump_register(device=Device(device_id=device_id, ward=ward))
-        finally:
-            holding.set()
-            connection.close()
-
-    thread = threading.Thread(target=request)
-    thread.start()
-    assert holding.wait(10)
-    return thread
+def _replace_pump_once_waited_for(device_id: str, ward):
+    """Another connection: the pump deleted, and its id registered anew once device_lock waits, then committed."""
+    registered = Device(device_id=device_id, ward=ward)
+    return in_another_transaction(lambda: pump_delete(device=Device.objects.get(device_id=device_id)),
+                                  then=lambda: pump_register(device=registered))  # fmt: skip
 
 
 def _lockable_elsewhere(pk: int) -> bool:
@@ -104,26 +79,11 @@ def test_device_lock_never_returns_a_row_it_did_not_lock():
         replacing.join()
 
 
-def _hold_and_register_once_waited_for(held_id: str, new_id: str, ward) -> threading.Thread:
+def _hold_and_register_once_waited_for(held_id: str, new_id: str, ward):
     """Another connection: a person's action holds pump `held_id`'s lock, and pump `new_id` is registered (its own
     transaction in production; here the same one, committed once the batch waits)."""
-    holding = threading.Event()
-
-    def request() -> None:
-        try:
-            with transaction.atomic():
-                device_lock(device_id=held_id)
-                holding.set()
-                _wait_for_a_lock_waiter()
-                pump_register(device=Device(device_id=new_id, ward=ward))
-        finally:
-            holding.set()
-            connection.close()
-
-    thread = threading.Thread(target=request)
-    thread.start()
-    assert holding.wait(10)
-    return thread
+    return in_another_transaction(lambda: device_lock(device_id=held_id),
+                                  then=lambda: pump_register(device=Device(device_id=new_id, ward=ward)))  # fmt: skip
 
 
 def test_the_bulk_lock_never_returns_a_pump_it_did_not_lock():

@@ -12,11 +12,9 @@ PostgreSQL only: SQLite's IMMEDIATE transactions admit one writer at a time, so 
 """
 
 import json
-import threading
-import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection, transaction  # noqa: F401 (connection: read by the skipif condition)
 from django.utils import timezone
 
 from devices.models import Alarm, Device, ProgressSample
@@ -30,6 +28,7 @@ from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import InboundMessage
 from tests.factories import make_device, make_order, make_ward
 from tests.support.changes import RecordedChanges
+from tests.support.pg_locks import in_another_transaction
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -37,40 +36,9 @@ pytestmark = [
 ]
 
 
-def _wait_for_a_lock_waiter(timeout_s: float = 10.0) -> None:
-    """In the concurrent request's connection: wait until another backend waits for a lock (the bridge's SELECT)."""
-    deadline = time.monotonic() + timeout_s
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the bridge's batch never waited for the pump's lock")
-
-
-def _concurrently(edit, *, while_waiting: bool) -> threading.Thread:
-    """Run `edit()` in another connection's transaction: committed once the bridge's batch waits for its lock
-    (`while_waiting`), or before the batch starts (the control: the same outcome is expected)."""
-    started = threading.Event()
-
-    def request() -> None:
-        try:
-            with transaction.atomic():
-                edit()
-                if while_waiting:
-                    started.set()
-                    _wait_for_a_lock_waiter()
-        finally:
-            started.set()
-            connection.close()
-
-    thread = threading.Thread(target=request)
-    thread.start()
-    assert started.wait(10)
-    if not while_waiting:
-        thread.join()
-    return thread
+def _concurrently(edit, *, while_waiting: bool):
+    """`edit()` committed once the bridge's batch waits for its lock (`while_waiting`), or before it starts."""
+    return in_another_transaction(edit, while_waiting=while_waiting)
 
 
 def _progress(device_id: str, **body) -> InboundMessage:
