@@ -79,6 +79,23 @@ class ClusterManager(socketio.AsyncRedisManager):
         """Empty this process's room only (nothing of the kind is sent to the other processes)."""
         await socketio.AsyncManager.close_room(self, room, namespace)
 
+    async def enter_room(self, sid: str, namespace: str, room: str, eio_sid: str | None = None) -> None:
+        """Join this process's socket to a room; a socket gone (or another process's) is nobody's business here.
+
+        python-socketio's pub/sub manager publishes a room change of a socket it does not hold to Redis, which the
+        other processes drop: from `Subscriber._join` under the fan-out's pump lock (a page closed while its
+        snapshot was sent), so a slow or unreachable Redis held that pump's deliveries (review 10)."""
+        if self._here(sid, namespace):
+            await socketio.AsyncManager.enter_room(self, sid, namespace, room, eio_sid=eio_sid)
+
+    async def leave_room(self, sid: str, namespace: str, room: str) -> None:
+        """Take this process's socket out of a room (as `enter_room`: never a message to Redis)."""
+        if self._here(sid, namespace):
+            await socketio.AsyncManager.leave_room(self, sid, namespace, room)
+
+    def _here(self, sid: str, namespace: str) -> bool:
+        return self.is_connected(sid, namespace) or self.is_pre_connected(sid, namespace)
+
     async def nudge(self, kind: str, names: Iterable[str]) -> None:
         """Publish a nudge to every Daphne, this one included (from the event loop)."""
         await self._publish(nudge_message(kind, names, self.host_id))
