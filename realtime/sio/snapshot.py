@@ -58,15 +58,17 @@ def read_snapshot(device_id: str) -> Snapshot:
 def read_snapshots(device_ids: list[str]) -> dict[str, Snapshot]:
     """Pumps' `event_seq` and state, each as of one moment of the database (no change slips in between).
 
-    SQLite (WAL): one deferred read transaction for all of them, a consistent view that takes no lock, so
-    a storm of subscriptions neither queues for the writers' lock nor holds up the bridge; one query per
-    kind of row for the whole batch. Elsewhere (PostgreSQL, or inside a caller's transaction): pump by
-    pump, each row locked for its own transaction, as its writers lock it. Unknown pumps are left out.
+    One read transaction for all of them, a consistent view that takes no lock, so a storm of subscriptions
+    neither queues for the writers' locks nor holds up the bridge, and one pump locked elsewhere (a long admin
+    transaction, an idle session) holds back no other pump's snapshot; one query per kind of row for the whole
+    batch. SQLite (WAL): a deferred read transaction; PostgreSQL: REPEATABLE READ READ ONLY (it locked each pump
+    in turn, FOR UPDATE, on the one reader thread: review 10). Inside a caller's transaction (tests): pump by
+    pump, each row locked, as its writers lock it. Unknown pumps are left out.
     """
     connection = transaction.get_connection()
-    if connection.vendor != "sqlite" or connection.in_atomic_block:
+    if connection.in_atomic_block:
         return dict(_one_locked(device_id) for device_id in device_ids if device_exists(device_id))
-    with _sqlite_read_transaction(connection):
+    with _read_transaction(connection):
         devices = devices_for_snapshot(device_ids=device_ids)
         pks = [device.pk for device in devices]
         sessions = sessions_active_by_device(device_pks=pks)
@@ -84,8 +86,16 @@ def _one_locked(device_id: str) -> tuple[str, Snapshot]:
 
 
 @contextmanager
-def _sqlite_read_transaction(connection):
-    """BEGIN DEFERRED ... ROLLBACK around the block (read only: the first read fixes what the block sees)."""
+def _read_transaction(connection):
+    """A read-only transaction around the block whose first read fixes what all of it sees, rolled back after:
+    BEGIN DEFERRED on SQLite (WAL), REPEATABLE READ READ ONLY elsewhere (PostgreSQL)."""
+    if connection.vendor != "sqlite":
+        with transaction.atomic(using=connection.alias):
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            yield
+            transaction.set_rollback(True, using=connection.alias)
+        return
     connection.ensure_connection()
     with connection.cursor() as cursor:
         cursor.execute("BEGIN DEFERRED")
