@@ -5,7 +5,6 @@ permission and a pump in the user's wards (404 otherwise). Writes go through the
 record a DeviceEvent with the user.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -34,6 +33,7 @@ from devices.states import CommandKind
 from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
 from devices.views.presenters import event_entry, sample_point
 from protocol.payloads import payload_to_wire
+from protocol.safejson import JsonRefused, json_decode
 
 logger = logging.getLogger(__name__)
 
@@ -77,25 +77,16 @@ def api_endpoint(permission: str | None = None) -> Callable:
 
 
 def request_data(request: HttpRequest) -> QueryDict | dict:
-    """The POST body, form-encoded or JSON; a JSON body that is not an object, or holds a NUL in any text (no field
-    takes one, and PostgreSQL refuses it in text and jsonb: a 500 there), counts as empty, as undecodable JSON does."""
+    """The POST body, form-encoded or JSON; a JSON body the one safe decoder refuses (`protocol/safejson.py`: a NUL
+    in any text, which PostgreSQL refuses in text and jsonb and was a 500 there, deep nesting, huge numbers, ...)
+    or that is not an object counts as empty."""
     if request.content_type == "application/json":
         try:
-            body = json.loads(request.body or b"{}")
-        except ValueError:
+            body = json_decode(request.body or b"{}")
+        except JsonRefused:
             return {}
-        return body if isinstance(body, dict) and not _holds_nul(body) else {}
+        return body if isinstance(body, dict) else {}
     return request.POST
-
-
-def _holds_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(map(_holds_nul, value))
-    return False
 
 
 def not_found(what: str) -> JsonResponse:
