@@ -8,11 +8,10 @@ published it: a pump that started infusing (at the pump, without the order) afte
 but before its STOP went out, was stopped, and the window said "the pump is told to clear its screen".
 """
 
-import sqlite3
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from playwright.sync_api import expect
 
 from devices.models import Command, Device, InfusionSession
@@ -69,23 +68,6 @@ def test_a_cancel_sends_no_stop_to_a_pump_that_started_infusing_while_the_order_
         pump.close()
 
 
-def pause_idle(bridge) -> None:
-    """SIGSTOP the bridge, never inside a write transaction (the page's cancel must not wait for its lock)."""
-    for _ in range(40):
-        bridge.pause()
-        probe = sqlite3.connect(connection.settings_dict["NAME"], timeout=0.2)
-        try:
-            probe.execute("BEGIN IMMEDIATE")
-            probe.execute("ROLLBACK")
-            return
-        except sqlite3.OperationalError:
-            bridge.resume()
-            time.sleep(0.05)
-        finally:
-            probe.close()
-    raise AssertionError("the bridge held the database's write lock at every try")
-
-
 def test_a_cancels_stop_withheld_at_publication_is_said_not_sent(open_page, stack):  # noqa: F811
     """The pump was idle at the cancel (its STOP queued, "told to clear its screen"); it started infusing before the
     bridge published that STOP (the bridge stalled a moment): the STOP is withheld, and the window takes it back."""
@@ -97,7 +79,7 @@ def test_a_cancels_stop_withheld_at_publication_is_said_not_sent(open_page, stac
         pump.publish("status", {"status": "online"})
         page = open_page(make_user("cpub-nurse", ward=ward), "/devices/CNL_PUB/start/")
         session = order_waiting(page, pump, "CNL_PUB")
-        pause_idle(bridge)
+        bridge.pause_idle()
         try:
             page.locator("#waiting-cancel").click()
             expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled", timeout=5_000)

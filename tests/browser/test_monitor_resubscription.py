@@ -89,6 +89,9 @@ def test_what_began_while_offline_appears_and_the_running_infusion_stays(open_pa
         session = running("RV3_ADD", nurse)
         page = open_page(nurse, "/devices/RV3_ADD/")
         expect(page.locator("#mon-session")).to_have_text("Running")
+        # connected before it goes offline: a slow CI run cut a socket still "Connecting…", which never says
+        # "Reconnecting…" (it never was live)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
         page.context.set_offline(True)
         expect(page.locator("#connection-banner")).to_have_text("Reconnecting…", timeout=10_000)
         pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})

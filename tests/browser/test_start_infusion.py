@@ -1,11 +1,9 @@
 """The start wizard end to end: confirm → monitor, the timeout path with Retry and Cancel, a legacy pump's rejection."""
 
 import re
-import sqlite3
 import time
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import expect
 
 from devices.models import Command, Device, InfusionSession
@@ -139,31 +137,6 @@ def test_timeout_then_retry_then_cancel(open_page, stack, artifacts_dir):
         pump.close()
 
 
-def pause_holding_no_lock(bridge) -> None:
-    """Pause the bridge at a moment it holds no SQLite write lock (paused holding one, it would block the order)."""
-    database = settings.DATABASES["default"]
-    for _ in range(50):
-        bridge.pause()
-        if database["ENGINE"] != "django.db.backends.sqlite3" or sqlite_writable(database["NAME"]):
-            return
-        bridge.resume()
-        time.sleep(0.05)
-    raise AssertionError("the bridge held the database's write lock at every try")
-
-
-def sqlite_writable(path: str) -> bool:
-    """Whether a write transaction can begin on this SQLite file now."""
-    probe = sqlite3.connect(path, timeout=0.1, isolation_level=None)
-    try:
-        probe.execute("BEGIN IMMEDIATE")
-        probe.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        probe.close()
-
-
 def test_waiting_countdown_runs_from_the_starts_publication(open_page, stack):
     """A START published seconds after the order (the bridge stalled) gets the whole confirmation time on screen,
     as on the server: the countdown restarts from its publication (sentAt), never from the order's creation."""
@@ -172,7 +145,7 @@ def test_waiting_countdown_runs_from_the_starts_publication(open_page, stack):
     try:
         page = open_wizard(open_page, "BRW_LATE", has_presence=True)
         pump.publish("status", {"status": "online"}, retain=False)
-        pause_holding_no_lock(bridge)  # the START waits unpublished, as through a broker outage
+        bridge.pause_idle()  # the START waits unpublished, as through a broker outage
         try:
             fill_order(page, skip_patient=True)
             countdown = page.locator("#waiting-countdown")

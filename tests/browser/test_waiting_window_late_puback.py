@@ -24,7 +24,7 @@ from devices.services.requests import infusion_time_out
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
-from tests.clinical.alarm_support import start_from_the_wizard
+from tests.clinical.alarm_support import fill_the_wizard, press_start
 from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
@@ -41,12 +41,15 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         page = open_page(make_user("rv3w-nurse", ward=ward), "/devices/RV3_WAIT/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        fill_the_wizard(page)
         # The bridge stalls before the order (until the end): its START stays unpublished, so no PUBACK can arrive
         # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
         # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
-        stack["bridge"].pause()
-        start_from_the_wizard(page)
+        # Paused only now: its heartbeat goes stale after 3 s, and the wizard refuses to start on a silent bridge
+        # (a slow CI run filled it after the pause and found Start disabled); paused idle, it holds no lock.
+        stack["bridge"].pause_idle()
+        press_start(page)
 
         session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
                              message="no order was placed")  # fmt: skip
@@ -83,12 +86,15 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         page = open_page(make_user("rv3c-nurse", ward=ward), "/devices/RV3_LATE/start/")
         expect(page.locator("#connection-banner")).to_have_text("Live")
         expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        fill_the_wizard(page)
         # The bridge stalls before the order (until the end): its START stays unpublished, so no PUBACK can arrive
         # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
         # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
-        stack["bridge"].pause()
-        start_from_the_wizard(page)
+        # Paused only now: its heartbeat goes stale after 3 s, and the wizard refuses to start on a silent bridge
+        # (a slow CI run filled it after the pause and found Start disabled); paused idle, it holds no lock.
+        stack["bridge"].pause_idle()
+        press_start(page)
         wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
                    message="no order was placed")  # fmt: skip
         with transaction.atomic():  # the person at the pump accepts the OLDER order, still on its screen
@@ -100,4 +106,5 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         message = page.locator("#waiting-message").inner_text()
         assert "clear its screen" not in message, f"no STOP was sent for this order, yet the window says: {message!r}"
     finally:
+        stack["bridge"].resume()
         pump.close()

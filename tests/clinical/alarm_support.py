@@ -100,11 +100,20 @@ def stack(clinical_bridge, daphne_server, clinical_broker):
 
 def start_from_the_wizard(page, *, rate_ml_h: str = "120", volume_ml: str = "30") -> None:
     """Skip the patient, order rate and volume (time computed), no bolus, type the word, Start: the waiting window."""
+    fill_the_wizard(page, rate_ml_h=rate_ml_h, volume_ml=volume_ml)
+    press_start(page)
+
+
+def fill_the_wizard(page, *, rate_ml_h: str = "120", volume_ml: str = "30") -> None:
+    """Every step up to the typed word: the next click on Start places the order."""
     page.get_by_role("button", name="Skip patient details").click()
     page.get_by_label("Drug", exact=True).fill("Heparin")
     page.get_by_label("Rate (mL/h)").fill(rate_ml_h)
     page.get_by_label("Volume (mL)", exact=True).fill(volume_ml)
     page.get_by_role("button", name="Next: review").click()
     page.locator("#confirm").fill("start")
+
+
+def press_start(page) -> None:
     page.get_by_role("button", name="Start infusion").click()
     expect(page.locator("#waiting-modal")).to_be_visible()

@@ -2,6 +2,7 @@
 
 import json
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -9,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
@@ -16,6 +18,19 @@ from paho.mqtt.properties import Properties
 
 from devices.models import BridgeStatus
 from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
+
+
+def sqlite_writable(path: str) -> bool:
+    """Whether a write transaction can begin on this SQLite file now."""
+    probe = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    try:
+        probe.execute("BEGIN IMMEDIATE")
+        probe.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
 
 
 class BridgeProcess:
@@ -74,6 +89,19 @@ class BridgeProcess:
         """SIGSTOP: every thread stalls where it is (a long pause, a stuck disk), its sockets left open."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGSTOP)
+
+    def pause_idle(self) -> None:
+        """SIGSTOP the bridge at a moment it holds no SQLite write lock: paused holding one, it would block every
+        write of the test and of Daphne until resumed (a CI run's teardown flush failed "database is locked" so).
+        PostgreSQL's row locks are held only inside `device_lock`, which the tests that pause do not race."""
+        database = settings.DATABASES["default"]
+        for _ in range(50):
+            self.pause()
+            if database["ENGINE"] != "django.db.backends.sqlite3" or sqlite_writable(database["NAME"]):
+                return
+            self.resume()
+            time.sleep(0.05)
+        raise AssertionError("the bridge held the database's write lock at every try")
 
     def resume(self) -> None:
         """SIGCONT: a paused bridge goes on from where it stalled."""
