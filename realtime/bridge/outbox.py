@@ -149,6 +149,7 @@ class CommandOutbox:
             self.link.forget(mid)
             del self.in_flight[mid]
             metrics.COMMANDS_PUBLISHED.labels(outcome="withdrawn").inc()
+            logger.info("command %s withdrawn before its PUBACK: its order ended, paho will not resend it", command_pk)
 
     def _publish_queued(self, now: datetime) -> None:
         in_flight = [flight.command_pk for flight in self.in_flight.values()]

@@ -6,16 +6,17 @@ from devices.models import Device, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.bridge import BridgeProcess, wait_until
+from tests.support.bridge import BridgeProcess, bridge_env, wait_until
 from tests.support.browser import LAPTOP, chromium_running, signed_in_page
 from tests.support.simulator import SimulatorProcess
 
 
 @pytest.fixture(scope="module")
-def browser_bridge(broker, daphne_server, django_db_blocker, artifacts_dir):
-    """The bridge between the shared broker and the shared Daphne, for this module's tests."""
+def browser_bridge(request, broker, daphne_server, django_db_blocker, artifacts_dir):
+    """The bridge between the shared broker and the shared Daphne, for this module's tests (with the module's
+    `BRIDGE_ENV` settings, if it has any: a timer its tests must not race, or one they test)."""
     with django_db_blocker.unblock():
-        bridge = BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir).start()
+        bridge = BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir, **bridge_env(request)).start()
     yield bridge
     bridge.stop()
 

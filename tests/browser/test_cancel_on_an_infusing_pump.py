@@ -27,6 +27,8 @@ from tests.support.ingest import report
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # its orders wait for tests that act on them, never for the 6 s time-out
+
 RUNNING = {"status": "running", "flowRate": 1.5, "deliveredVolumeMl": 3.0, "volumeRemainingMl": 47.0}  # no infusionId
 
 

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.factories import make_device, make_user, make_ward
-from tests.support.browser import request_drain
+from tests.support.browser import refused_for_rate
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,19 +31,17 @@ def test_a_station_refused_its_ward_on_reconnecting_says_so(open_page, stack):
 def test_a_station_whose_ward_subscription_is_rate_limited_subscribes_again(open_page, stack):
     ward = make_ward("s8")
     make_device("BRW_S_RATE", ward=ward, bed="18", has_presence=True)
-    page = open_page(make_user("station-rate", ward=ward), "/?ward=s8", viewport=WALL)
+    nurse = make_user("station-rate", ward=ward)
+
+    def live_station():
+        page = open_page(nurse, "/?ward=s8", viewport=WALL)
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        return page
+
+    page = refused_for_rate(live_station, request="subscribe:ward", payload={"ward": "s8"}, target="s8",
+                            accepted="ward:summary")  # fmt: skip
     banner, technical = page.locator("#connection-banner"), page.locator("#station-technical-alarm")
-    expect(banner).to_have_text("Live")
-    page.evaluate(
-        """async ({count, refillMs}) => {
-            const live = window.pumpstreamLive;
-            await new Promise((resolve) => setTimeout(resolve, refillMs));
-            for (let n = 0; n < count; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "BRW_S_OTHER"});
-            live.socket.emit("subscribe:ward", {ward: "s8"});  // refused: no tokens left
-        }""",
-        request_drain(),
-    )
-    expect(banner).to_contain_text("Too many requests", timeout=5_000)
+    expect(banner).to_contain_text("Too many requests")
     expect(technical).to_contain_text("Not receiving the ward's alarms")
     expect(banner).to_have_text("Live", timeout=15_000)  # asked again once the rate allowed it
     expect(technical).to_be_hidden()

@@ -128,9 +128,10 @@ def test_a_page_delivered_late_never_shows_a_pump_fresher_than_it_is(open_page, 
         route.fulfill(response=response, body=body)
 
     page.route(re.compile(r".*/$"), delay_render_time)
-    page.goto(stack["url"] + "/")
+    with page.expect_response(lambda response: "/api/bridge/" in response.url, timeout=15_000):
+        page.goto(stack["url"] + "/")  # the first round trip to the server: its poll of the bridge, sent at once
     card = page.locator('.pump-card[data-device-id="BRW_G_STALE"]')
-    expect(card, "a pump last heard 40 s ago looked live").to_have_attribute(
+    expect(card, "a pump last heard 40 s ago looked live after the first round trip").to_have_attribute(
         "data-connectivity", "stale", timeout=2_000
     )
     assert _seconds(card.locator('[data-field="last-heard"]').inner_text()) >= 40

@@ -52,7 +52,7 @@ def test_a_silence_from_another_station_pauses_the_sound_until_a_high_alarm(stat
         expect(root).to_have_attribute("data-audio", "medium", timeout=5_000)
         assert playing(page, "medium")
         other.emit(events.SILENCE_WARD, {"ward": "ss", "seconds": 90, "reason": "Changing the battery"})
-        expect(note).to_be_visible(timeout=3_000)
+        expect(note).to_be_visible(timeout=10_000)
         expect(note).to_contain_text("silenced on every screen of ward ss by ss-nurse-b (Changing the battery)")
         expect(root).to_have_attribute("data-audio", "silenced")
         assert not playing(page, "medium"), "the ward's silence must stop this station's sound"
@@ -61,7 +61,7 @@ def test_a_silence_from_another_station_pauses_the_sound_until_a_high_alarm(stat
         pump.publish("error", {"type": "occlusion", "severity": "high", "message": "Line blocked"})
         expect(root).to_have_attribute("data-audio", "high", timeout=5_000)
         assert playing(page, "high"), "a new high alarm must sound through the ward's silence"
-        expect(note).to_be_hidden(timeout=3_000)
+        expect(note).to_be_hidden(timeout=10_000)
     finally:
         pump.close()
 
@@ -92,7 +92,7 @@ def test_the_silence_bar_fits_a_phone(open_page, stack, artifacts_dir):
     other = StreamClient(stack["url"], cookie=session_cookie(make_user("sp-nurse-b", ward=ward))).connect()
     try:
         other.emit(events.SILENCE_WARD, {"ward": "sp", "seconds": 60, "reason": "Attending bed 23"})
-        expect(page.locator("#station-silence")).to_be_visible(timeout=3_000)
+        expect(page.locator("#station-silence")).to_be_visible(timeout=10_000)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the silence bar makes the phone layout {overflow} px wider than the screen"
         screenshot(page, artifacts_dir, "station-ward-silenced-phone")
@@ -109,7 +109,7 @@ def test_a_nurse_of_a_ward_without_pumps_still_hears_its_silence(open_page, stac
     try:
         other.emit(events.SILENCE_WARD, {"ward": "se", "seconds": 60, "reason": "Round"})
         expect(page.locator("#station-silence"), "the empty ward's station missed its ward's silence").to_contain_text(
-            "silenced on every screen of ward se by se-nurse-b", timeout=3_000
+            "silenced on every screen of ward se by se-nurse-b", timeout=10_000
         )
     finally:
         other.close()
@@ -139,12 +139,11 @@ def test_a_silence_ended_while_the_station_was_offline_ends_there_too(open_page,
         page.wait_for_timeout(1500)
         page.context.set_offline(False)
         expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
-        page.wait_for_timeout(3000)  # the feed's full summary and silences after the resubscription
-        assert station.get_attribute("data-audio") == "medium", (
-            f"the ward's silence was ended while this station was offline; after reconnecting it is still "
-            f"'{station.get_attribute('data-audio')}' ({page.locator('#station-silence').inner_text()!r}): the "
-            "medium alarm stays mute here until the old silence would have run out"
-        )
+        # the feed's full summary and silences come after the resubscription ("Live" is shown on connecting)
+        expect(station, "the ward's silence was ended while this station was offline; after reconnecting it stays "
+               "silenced: the medium alarm mute here until the old silence would have run out").to_have_attribute(
+            "data-audio", "medium", timeout=10_000
+        )  # fmt: skip
         expect(page.locator("#station-silence")).to_be_hidden()
     finally:
         pump.close()
@@ -194,7 +193,7 @@ def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves
         page.locator("#ward-heading").click()  # the gesture browsers want before sound
     expect(leaving.locator("#station")).to_have_attribute("data-audio", "high", timeout=5_000)
     ward_silence(ward=receiving_ward, user=make_user("mvin-charge", ward=receiving_ward), seconds=120, reason="Round")
-    expect(receiving.locator("#station-silence")).to_be_visible(timeout=3_000)
+    expect(receiving.locator("#station-silence")).to_be_visible(timeout=10_000)
 
     moved = Device.objects.get(device_id="MV_PUMP")
     moved.ward = receiving_ward
@@ -205,7 +204,7 @@ def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves
     ).to_contain_text("Downstream occlusion", timeout=5_000)
     expect(
         receiving.locator("#station"), "the receiving station shows the occlusion but does not sound it"
-    ).to_have_attribute("data-audio", "high", timeout=3_000)
+    ).to_have_attribute("data-audio", "high", timeout=10_000)
     assert playing(receiving, "high")
     expect(receiving.locator("#station-silence")).to_be_hidden()
     expect(
@@ -216,7 +215,7 @@ def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves
     expect(late.locator("#connection-banner")).to_have_text("Live")
     late.locator("#ward-heading").click()
     expect(late.locator("#station"), "a station opened after the move keeps the occlusion mute").to_have_attribute(
-        "data-audio", "high", timeout=3_000
+        "data-audio", "high", timeout=10_000
     )
 
 

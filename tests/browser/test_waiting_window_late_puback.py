@@ -46,8 +46,8 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
         # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
-        # Paused only now: its heartbeat goes stale after 3 s, and the wizard refuses to start on a silent bridge
-        # (a slow CI run filled it after the pause and found Start disabled); paused idle, it holds no lock.
+        # Paused idle, holding no SQLite write lock: paused holding it, the order's POST waited for the lock (a CI
+        # run found Start still disabled, its POST in flight) and the teardown's flush failed "database is locked".
         stack["bridge"].pause_idle()
         press_start(page)
 
@@ -91,8 +91,8 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         # before the test fails it, and no time-out ends the order first. Running, a fast broker's PUBACK had beaten
         # the test to it (a full run: "The start command ended" for a START already sent), and a slow run reached
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
-        # Paused only now: its heartbeat goes stale after 3 s, and the wizard refuses to start on a silent bridge
-        # (a slow CI run filled it after the pause and found Start disabled); paused idle, it holds no lock.
+        # Paused idle, holding no SQLite write lock: paused holding it, the order's POST waited for the lock (a CI
+        # run found Start still disabled, its POST in flight) and the teardown's flush failed "database is locked".
         stack["bridge"].pause_idle()
         press_start(page)
         wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),

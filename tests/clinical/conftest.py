@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.bridge import BridgeProcess
+from tests.support.bridge import BridgeProcess, bridge_env
 from tests.support.broker import MosquittoBroker
 from tests.support.browser import chromium_running, signed_in_page
 
@@ -16,10 +16,11 @@ def clinical_broker(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def clinical_bridge(clinical_broker, daphne_server, django_db_blocker, artifacts_dir):
-    """The real bridge, forwarding its commits into the shared Daphne."""
+def clinical_bridge(request, clinical_broker, daphne_server, django_db_blocker, artifacts_dir):
+    """The real bridge, forwarding its commits into the shared Daphne (with the module's `BRIDGE_ENV`)."""
     with django_db_blocker.unblock():
-        process = BridgeProcess(clinical_broker.url, daphne_server.internal_url, artifacts_dir).start()
+        process = BridgeProcess(clinical_broker.url, daphne_server.internal_url, artifacts_dir,
+                                **bridge_env(request)).start()  # fmt: skip
     yield process
     process.stop()
 

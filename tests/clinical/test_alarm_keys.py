@@ -95,13 +95,13 @@ def test_the_same_alarm_in_a_new_session_is_a_new_alarm_tied_to_it(bedside):
 def test_an_acknowledged_alarm_still_active_past_the_reminder_alerts_again(bedside):
     bedside.pump.publish("error", {"type": "battery_low", "severity": "medium"})
     alarm = bedside.alarm_event(lambda alarm: alarm["key"] == "battery_low")
+    acknowledged_at = time.monotonic()  # before the cause: its event's delivery time cannot shorten what is measured
     acknowledge(bedside, alarm["id"])
-    acknowledged_at = time.monotonic()
     mark = bedside.mark()
     reminded = bedside.alarm_event(lambda a: a["id"] == alarm["id"] and a["acknowledged"] is None, start=mark,
                                    timeout=REMINDER_MEDIUM_S + 10)  # fmt: skip
     waited = time.monotonic() - acknowledged_at
-    assert waited >= REMINDER_MEDIUM_S - 0.5, f"reminded after {waited:.1f} s, before the medium interval"
+    assert waited >= REMINDER_MEDIUM_S, f"reminded after {waited:.1f} s, before the medium interval"
     assert reminded["alerts"] == 2 and bedside.notification_for(alarm["id"], start=mark)["priority"] == "warning"
     assert DeviceEvent.objects.filter(device=bedside.device, kind="alarm.reminded").exists()
     assert Alarm.objects.get(pk=alarm["id"]).acknowledged_at is None

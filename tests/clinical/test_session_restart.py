@@ -17,6 +17,8 @@ from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # its orders wait for tests that act on them, never for the 6 s time-out
+
 
 def running_session(pump, device_id: str, **device_fields) -> InfusionSession:
     """A confirmed session with some progress, on a pump that sent bootId `boot-1`."""

@@ -18,6 +18,8 @@ from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # its orders wait for tests that act on them, never for the 6 s time-out
+
 UNORDERED = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 7.5, "volumeRemainingMl": 42.5,
              "timeRemainingMin": 21.0, "progressPercent": 15}  # fmt: skip
 

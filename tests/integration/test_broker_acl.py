@@ -1,11 +1,13 @@
 """The shipped broker ACL: a pump cannot publish as another pump or read another pump's commands."""
 
 import subprocess
+import threading
 import time
 
 import paho.mqtt.client as mqtt
 import pytest
 
+from tests.support.bridge import wait_until
 from tests.support.broker import mosquitto_binary
 from tests.support.processes import ROOT, free_port, stop, wait_for_port
 
@@ -39,11 +41,15 @@ def connect(port: int, user: str, password: str, subscribe: str | None = None) -
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"acl-test-{user}", protocol=mqtt.MQTTv5)
     client.username_pw_set(user, password)
     client.on_message = lambda c, u, msg: received.append((msg.topic, msg.payload))
+    connected, subscribed = threading.Event(), threading.Event()
+    client.on_connect = lambda c, u, flags, reason, props: connected.set()
+    client.on_subscribe = lambda c, u, mid, reasons, props: subscribed.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
+    assert connected.wait(10), f"{user} never connected"
     if subscribe:
         client.subscribe(subscribe, qos=1)
-    time.sleep(0.3)
+        assert subscribed.wait(10), f"{user}'s subscription to {subscribe} was never answered"
     return client, received
 
 
@@ -63,7 +69,9 @@ def test_pump_can_publish_only_as_itself(secured_broker: int):
     try:
         publish(pump_a, "devices/PUMP_B/status", b"forged")
         publish(pump_a, "devices/PUMP_A/status", b"genuine")
-        time.sleep(0.5)
+        wait_until(lambda: ("devices/PUMP_A/status", b"genuine") in seen, timeout=10, database=False,
+                   message="the bridge must hear a pump on its own topic")  # fmt: skip
+        time.sleep(0.5)  # the forged one, published first, would have come by now
     finally:
         disconnect(bridge, pump_a)
     assert ("devices/PUMP_A/status", b"genuine") in seen, "the bridge must hear a pump on its own topic"
@@ -76,7 +84,8 @@ def test_pump_cannot_read_another_pumps_commands(secured_broker: int):
     bridge, _ = connect(secured_broker, "pumpstream-bridge", USERS["pumpstream-bridge"])
     try:
         publish(bridge, "devices/PUMP_B/commands", b'{"command":"STOP_INFUSION"}')
-        time.sleep(0.5)
+        wait_until(lambda: own, timeout=10, database=False, message="the pump never received its own command")
+        time.sleep(0.5)  # the spy's copy, if the broker sent one, would have come by now
     finally:
         disconnect(spy, pump_b, bridge)
     assert own == [("devices/PUMP_B/commands", b'{"command":"STOP_INFUSION"}')]
@@ -104,7 +113,8 @@ def test_a_shared_bridges_slot_user_reads_every_pump_and_writes_commands(secured
     try:
         publish(pump_a, "devices/PUMP_A/progress", b"genuine")
         publish(slot, "devices/PUMP_A/commands", b'{"command":"PAUSE_INFUSION"}')
-        time.sleep(0.5)
+        wait_until(lambda: ("devices/PUMP_A/progress", b"genuine") in seen and commands, timeout=10, database=False,
+                   message="the slot's session or the pump heard nothing")  # fmt: skip
     finally:
         disconnect(slot, pump_a)
     assert ("devices/PUMP_A/progress", b"genuine") in seen, "a slot's session hears every pump"

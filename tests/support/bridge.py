@@ -11,13 +11,19 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connection
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.models import BridgeStatus
 from tests.support.processes import ROOT, VENV_BIN, stop, subprocess_env
+
+
+def bridge_env(request) -> dict[str, str]:
+    """A test module's `BRIDGE_ENV`: settings of its own for its module bridge (over processes.subprocess_env's),
+    such as a timer its tests must not race or one they test."""
+    return dict(getattr(request.module, "BRIDGE_ENV", {}))
 
 
 def sqlite_writable(path: str) -> bool:
@@ -31,6 +37,14 @@ def sqlite_writable(path: str) -> bool:
         return False
     finally:
         probe.close()
+
+
+def postgresql_writers() -> int:
+    """How many other sessions on the test database are inside a write transaction now (they hold an xid)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                       " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL")  # fmt: skip
+        return cursor.fetchone()[0]
 
 
 class BridgeProcess:
@@ -91,13 +105,14 @@ class BridgeProcess:
             self.process.send_signal(signal.SIGSTOP)
 
     def pause_idle(self) -> None:
-        """SIGSTOP the bridge at a moment it holds no SQLite write lock: paused holding one, it would block every
-        write of the test and of Daphne until resumed (a CI run's teardown flush failed "database is locked" so).
-        PostgreSQL's row locks are held only inside `device_lock`, which the tests that pause do not race."""
+        """SIGSTOP the bridge at a moment it holds no write lock: paused holding SQLite's, it would block every
+        write of the test and of Daphne until resumed (a CI run's teardown flush failed "database is locked" so);
+        paused inside a PostgreSQL write transaction, its row locks (a pump's, by `device_lock`) would."""
         database = settings.DATABASES["default"]
         for _ in range(50):
             self.pause()
-            if database["ENGINE"] != "django.db.backends.sqlite3" or sqlite_writable(database["NAME"]):
+            sqlite = database["ENGINE"] == "django.db.backends.sqlite3"
+            if sqlite_writable(database["NAME"]) if sqlite else not postgresql_writers():
                 return
             self.resume()
             time.sleep(0.05)
@@ -158,11 +173,14 @@ class PumpClient:
         self.client.disconnect()
 
 
-def wait_until(predicate, *, timeout: float = 10.0, message: str = "condition not met", interval: float = 0.05):
-    """Poll `predicate` (with fresh database connections) until it returns a truthy value; fail with `message`."""
+def wait_until(predicate, *, timeout: float = 10.0, message: str = "condition not met", interval: float = 0.05,
+               database: bool = True):  # fmt: skip
+    """Poll `predicate` (with fresh database connections, unless `database` is false: a test without the
+    database) until it returns a truthy value; fail with `message`."""
     deadline = time.monotonic() + timeout
     while True:
-        close_old_connections()
+        if database:
+            close_old_connections()
         value = predicate()
         if value:
             return value

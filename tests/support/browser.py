@@ -93,6 +93,41 @@ def measure(action: Callable[[], object], until: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+RATE_REFUSAL = """async ({count, refillMs, request, payload, target, accepted}) => {
+    const live = window.pumpstreamLive;
+    await new Promise((resolve) => setTimeout(resolve, refillMs));
+    const names = (p) => p && (p.deviceId === target || p.ward === target);
+    const verdict = new Promise((resolve) => {
+        live.socket.on("error", (p) => names(p) && resolve(`refused: ${p.message}`));
+        live.socket.on(accepted, (p) => names(p) && (p.full ?? true) && resolve("accepted"));
+    });
+    for (let n = 0; n < count; n += 1) live.socket.emit("unsubscribe:device", {deviceId: "NOT_WATCHED"});
+    if (request === "resubscribe") live.resubscribe(live.devices.get(target));  // as after a missed event
+    else live.socket.emit(request, payload);
+    return verdict;
+}"""
+
+
+def refused_for_rate(open_live_page, *, request: str, target: str, accepted: str, payload=None, attempts: int = 3):
+    """A live page (from `open_live_page()`) that spent its request tokens (`request_drain`), then sent `request`
+    for `target` (a pump or a ward; "resubscribe": the page's own resubscription of that pump), which the server
+    refused for the rate: the page, its handlers of the refusal run.
+
+    The server's verdict is read from its reply, not assumed from timing: a server that took over 450 ms for the
+    drain refilled the bucket and accepted the request (`accepted` came), and the drain is tried again on a fresh
+    page (a new connection, no strikes); what the callers test is the page's answer to a refusal."""
+    verdicts = []
+    for _ in range(attempts):
+        page = open_live_page()
+        verdict = page.evaluate(RATE_REFUSAL, {**request_drain(), "request": request, "payload": payload,
+                                               "target": target, "accepted": accepted})  # fmt: skip
+        if verdict.startswith("refused"):
+            return page
+        verdicts.append(verdict)
+        page.context.close()
+    raise AssertionError(f"the server never refused {request} for {target} after the drain: {verdicts}")
+
+
 def request_drain() -> dict:
     """How a page leaves its connection without request tokens: `{"count", "refillMs"}` for a page script that
     waits `refillMs`, sends `count` cheap requests and at once the one that must get "Too many requests".

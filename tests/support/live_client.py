@@ -31,7 +31,8 @@ class LiveSubscriber:
     """
 
     def __init__(self, base_url: str, device_ids: list[str], *, cookie: str, origin: str | None = None,
-                 transport: str = "websocket", resubscribe_on_connect: bool = True) -> None:  # fmt: skip
+                 transport: str = "websocket", resubscribe_on_connect: bool = True,
+                 reconnection_delay: float = 1.0, randomization_factor: float = 0.5) -> None:  # fmt: skip
         self.base_url, self.headers, self.transport = base_url, {"Cookie": cookie}, transport
         self.resubscribe_on_connect = resubscribe_on_connect
         self.last_seq: dict[str, int | None] = dict.fromkeys(device_ids)  # None: waiting for `stream:subscribed`
@@ -45,8 +46,9 @@ class LiveSubscriber:
         if transport == "polling":  # never for WebSocket: given a session, engineio moves the Cookie header out of
             options["http_session"] = requests.Session()  # the headers it reuses, so a reconnect would have none
             options["http_session"].headers["Cookie"] = cookie
-        self.client = InOrderClient(reconnection=True, reconnection_delay=1, reconnection_delay_max=5,
-                                    randomization_factor=0.5, engineio_logger=ENGINEIO_LOGGER, **options)  # fmt: skip
+        self.client = InOrderClient(reconnection=True, reconnection_delay=reconnection_delay, reconnection_delay_max=5,
+                                    randomization_factor=randomization_factor, engineio_logger=ENGINEIO_LOGGER,
+                                    **options)  # fmt: skip
         self.client.on("connect", self._connected)
         self.client.on("disconnect", self._disconnected)
         self.client.on("*", self._received)

@@ -40,7 +40,10 @@ def test_a_cancelled_start_never_reaches_the_pump_after_the_link_heals(broker, p
         infusion_cancel(infusion_id=session.infusion_id)  # the START superseded; a STOP queued to clear the screen
         stop = Command.objects.get(kind=CommandKind.STOP_INFUSION)
         wait_until(lambda: proxy.swallowed >= 2, timeout=20, message="the STOP was never handed to the broker")
-        time.sleep(2.0)  # the outbox's ticks after PUBACK_USUALLY: the superseded START withdrawn from paho
+        # the outbox's ticks after PUBACK_USUALLY withdraw the superseded START from paho (a fixed 2 s wait for
+        # it was a guess a slow machine could beat)
+        wait_until(lambda: f"command {start.pk} withdrawn before its PUBACK" in bridge.log_tail(200), timeout=20,
+                   message="the superseded START was never withdrawn from paho")  # fmt: skip
 
         proxy.swallow_publish = False
         healed = timezone.now()

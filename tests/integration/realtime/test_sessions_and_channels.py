@@ -94,7 +94,7 @@ def test_ward_feed_sends_one_coalesced_summary_with_only_changed_pumps(daphne_se
     try:
         changes_commit("PUMP_0042", [(events.DEVICE_PROGRESS, {"progress": {}}) for n in range(30)])
         bridge.wake()
-        update = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, start=start, timeout=3)
+        update = client.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, start=start, timeout=10)
     finally:
         bridge.close()
     assert [p["deviceId"] for p in update["pumps"]] == ["PUMP_0042"], "only the pump that changed"

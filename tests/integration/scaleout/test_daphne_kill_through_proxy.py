@@ -110,8 +110,11 @@ def clients_on_both(layout: Layout, nurses: list) -> dict[str, list[LiveSubscrib
         held = {name: Counter(c.transport for c in clients) for name, clients in placed.items()}
         assert count < MAX_CLIENTS, f"nginx's hash placed {count} sessions' clients short of {PER_DAPHNE}: {held}"
         cookie = session_cookie(nurses[count % len(nurses)])
+        # reconnecting 2 s after the kill, not 0.5-1.5 s: the alarms "raised while away" (two transactions) are
+        # committed before any client is back, on a loaded machine too
         client = LiveSubscriber(layout.proxy.url, DEVICES, cookie=cookie, origin=ORIGIN,
-                                transport="polling" if "polling" in short else "websocket").connect()  # fmt: skip
+                                transport="polling" if "polling" in short else "websocket",
+                                reconnection_delay=2.0, randomization_factor=0.0).connect()  # fmt: skip
         counts = wait_until(lambda count=count: (c := {name: socket_count(d, staff) for name, d in daphnes.items()})
                             and sum(c.values()) == count + 1 and c,
                             message="the new socket was never counted")  # fmt: skip
