@@ -5,7 +5,7 @@
 // clear its screen" only once a STOP is queued), or a lost connection. A START not acknowledged in time is no
 // ending: the window says so and follows the order until its own outcome.
 
-import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
+import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
 import { serverNowMs } from "./format.js";
 import { readBackOf, renderReadBack } from "./readback.js";
@@ -15,6 +15,7 @@ const START_DEADLINE_EXTRA_MS = 10_000; // a START's deadline is the confirmatio
 // A running session's read-back decides how the window ends: only a match closes it as confirmed.
 const OUTCOME_FOR_READBACK = { match: "confirmed", mismatch: "mismatch", unverified: "unverified" };
 const CHECK_AT_PUMP = new Set(["mismatch", "unverified"]);
+const TO_MONITOR = new Set([...CHECK_AT_PUMP, "ended"]); // "Close" goes on to the monitor
 
 const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
@@ -23,12 +24,14 @@ const MESSAGES = {
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
   cancelled: "The start was cancelled.",
+  interrupted: "The pump restarted before the start was confirmed: nothing runs from this order. Check the pump's screen, then start again.",
+  ended: "The pump ran this infusion, and it has ended since. Its record is on the monitor.",
   cleared: "The pump was told to clear its screen.",
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
   commandEnded: "The start command ended; the order is still pending. Waiting for the pump to confirm, or for the time-out.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
 };
-const RETRY = new Set(["rejected", "timeout"]);
+const RETRY = new Set(["rejected", "timeout", "interrupted"]);
 // While the order is pending the window follows it, whatever became of its START command: the broker may still
 // deliver a START whose acknowledgement came late (QoS 1), and only the order's own outcome ends the window.
 const FOLLOWING = new Set(["waiting", "unacknowledged"]);
@@ -40,7 +43,7 @@ export class WaitingModal {
     this.byId = (id) => dialog.querySelector(`#${id}`);
     this.byId("waiting-cancel").addEventListener("click", () => this.cancel());
     this.byId("waiting-retry").addEventListener("click", () => this.close(() => this.onRetry()));
-    this.byId("waiting-close").addEventListener("click", () => this.close(() => CHECK_AT_PUMP.has(this.outcome) && this.onConfirmed()));
+    this.byId("waiting-close").addEventListener("click", () => this.close(() => TO_MONITOR.has(this.outcome) && this.onConfirmed()));
     dialog.addEventListener("cancel", (event) => event.preventDefault()); // Escape must not hide a pending start
     monitor.onEvent((name, payload) => this.onDeviceEvent(name, payload));
     live.onStateChange((state) => this.onConnection(state));
@@ -137,6 +140,9 @@ export class WaitingModal {
     } else if (session.status === "rejected") this.finish("rejected");
     else if (session.status === "timed_out") this.finish("timeout", session.reason);
     else if (session.status === "cancelled") this.finishCancelled(session.reason);
+    else if (session.status === "interrupted") this.finish("interrupted", session.reason);
+    else if (!ACTIVE_SESSION_STATUSES.has(session.status)) this.finish("ended", session.status);
+    // every other ending ends the window too: it never waits on for an order that is over
   }
 
   delivered() {
@@ -174,7 +180,10 @@ export class WaitingModal {
     const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/cancel/`);
     button.disabled = false;
     if (ok) this.onSession(body.session);
-    else this.byId("waiting-message").textContent = body.message ?? "The start could not be cancelled.";
+    else {
+      this.byId("waiting-message").textContent = body.message ?? "The start could not be cancelled.";
+      this.reread(); // no longer pending (it ended otherwise meanwhile): the window ends on what it became
+    }
   }
 
   finish(outcome, detail) {
@@ -203,7 +212,7 @@ export class WaitingModal {
     this.byId("waiting-cancel").hidden = ended;
     this.byId("waiting-retry").hidden = !RETRY.has(outcome);
     this.byId("waiting-close").hidden = !ended;
-    this.byId("waiting-close").textContent = CHECK_AT_PUMP.has(outcome) ? "Go to the monitor" : "Close";
+    this.byId("waiting-close").textContent = TO_MONITOR.has(outcome) ? "Go to the monitor" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
     this.dialog.querySelector(".countdown").hidden = ended; // a countdown frozen at "6 s" reads as still waiting
     if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();

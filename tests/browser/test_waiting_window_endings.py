@@ -1,0 +1,74 @@
+"""Review 12: the waiting window ended only on the endings it knew (running or paused, rejected, timed out,
+cancelled). An order the pump had received and lost to a restart ends `interrupted`, and an order that ran and
+ended while the page was offline is `stopped` or `completed` when the page asks again: on the old code the window
+went on waiting ("waiting for a person at the pump"), its Close hidden and Escape refused, until a reload."""
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.models import InfusionSession
+from devices.states import SessionStatus
+from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
+from tests.clinical.alarm_support import start_from_the_wizard
+from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the orders end as the tests make them end, never by time-out
+
+
+def waiting_order(open_page, stack, device_id: str, ward_code: str):  # noqa: F811
+    """A modern pump (boot-1) online, and the start page's window waiting for it with its START delivered."""
+    ward = make_ward(ward_code)
+    make_device(device_id, ward=ward, bed="4", has_presence=True)
+    pump = PumpClient(stack["broker"].url, device_id)
+    pump.publish("status", {"status": "online", "bootId": "boot-1", "seq": 1})
+    page = open_page(make_user(f"{ward_code}-nurse", ward=ward), f"/devices/{device_id}/start/")
+    expect(page.locator("#connection-banner")).to_have_text("Live")
+    expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+    start_from_the_wizard(page)
+    start = wait_until(lambda: [c for c in pump.commands if c.get("command") == "START_INFUSION"],
+                       message="the START never reached the pump")[0]  # fmt: skip
+    infusion_id = start["payload"]["infusionId"]
+    pump.publish("status", {"status": "received_start_command", "infusionId": infusion_id, "bootId": "boot-1",
+                            "seq": 2})  # fmt: skip
+    expect(page.locator('[data-wait="delivered"]')).to_have_attribute("data-done", "done", timeout=5_000)
+    return page, pump, infusion_id
+
+
+def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # noqa: F811
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_RESTART", "wwr")
+    try:
+        pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # it restarted on its confirm screen
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "interrupted", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text("The pump restarted before the start was confirmed")
+        expect(page.locator("#waiting-message")).to_contain_text("nothing runs from this order")
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        expect(modal.locator(".spinner")).to_be_hidden()
+        assert InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.INTERRUPTED
+    finally:
+        pump.close()
+
+
+def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(open_page, stack):  # noqa: F811
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_ENDED", "wwe")
+    try:
+        page.context.set_offline(True)
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
+        pump.publish("status", {"status": "stopped", "infusionId": infusion_id, "bootId": "boot-1", "seq": 4})
+        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.STOPPED,
+                   message="the pump's stop was not applied")  # fmt: skip
+        page.context.set_offline(False)
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "ended", timeout=15_000)
+        expect(page.locator("#waiting-message")).to_contain_text("has ended since")
+        expect(page.locator("#waiting-message")).to_contain_text("stopped")
+        page.get_by_role("button", name="Go to the monitor").click()
+        expect(modal).to_be_hidden()
+        expect(page.locator("#monitor")).to_be_visible()
+    finally:
+        pump.close()
