@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from devices.models import Device, InfusionSession
-from devices.services.alarms import alarm_raise
+from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
 from devices.states import AlarmPriority, AlarmSource, ReadBack
 from protocol.limits import RATE_DECIMALS
@@ -21,6 +21,7 @@ RATE_ROUNDING_ML_MIN = 0.000001
 VOLUME_TOLERANCE_ML = 0.05
 TIME_TOLERANCE_MIN = 0.1
 REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
+MISMATCH_KEY = "parameter_mismatch"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
 
@@ -66,13 +67,17 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     """Store a session's read-back from its confirmation and raise what it calls for; the caller emits the session.
 
     Mismatch: high `parameter_mismatch`; unverified: medium `parameters_unverified`; both tied to the session.
+    A session already seen running off its order (its progress's rate: `readback_progress_check`) stays a mismatch:
+    a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing.
     """
     result, fields = readback_compare(session, reported)
+    if session.read_back == ReadBack.MISMATCH and result != ReadBack.MISMATCH:
+        return ReadBack.MISMATCH  # its `parameter_mismatch` stands (review 12)
     session.read_back = result
     session.save(update_fields=["read_back"])
     details = {"ordered": session.order, "reported": reported, "fields": fields}
     if result == ReadBack.MISMATCH:
-        alarm_raise(device=device, session=session, type="parameter_mismatch", priority=AlarmPriority.HIGH,
+        alarm_raise(device=device, session=session, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
                     source=AlarmSource.SERVER, now=now, details=details,
                     message=f"{MISMATCH_MESSAGE} ({', '.join(fields)})")  # fmt: skip
     elif result == ReadBack.UNVERIFIED:
@@ -85,22 +90,26 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
 def readback_progress_check(
     *, device: Device, session: InfusionSession, rates: Iterable[float | None], now: datetime
 ) -> bool:
-    """While an unverified session runs, a reported `flowRate` beyond tolerance raises `parameter_mismatch`.
+    """While an unverified session runs, a reported `flowRate` beyond tolerance raises `parameter_mismatch`; while a
+    mismatched one runs beyond it still, it is raised again once the last was resolved (a person resolved it, and the
+    pump goes on off its order: when in doubt, alarm).
 
     `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
 
     `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
     """
-    if session.read_back != ReadBack.UNVERIFIED:
+    if session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH):
         return False
     beyond = [rate for rate in rates if rate is not None
               and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
     if not beyond:
         return False
+    if session.read_back == ReadBack.MISMATCH and alarm_active(device=device, key=MISMATCH_KEY, session=session):
+        return False  # said already, and still said
     whole = InfusionSession.objects.get(pk=session.pk)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     whole.save(update_fields=["read_back"])
-    alarm_raise(device=device, session=whole, type="parameter_mismatch", priority=AlarmPriority.HIGH,
+    alarm_raise(device=device, session=whole, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
                 source=AlarmSource.SERVER, now=now,
                 details={"ordered": whole.order, "reportedFlowRate": beyond[-1], "fields": ["flowRate"]},
                 message=f"{MISMATCH_MESSAGE}: it reports {beyond[-1] * 60:g} mL/h")  # fmt: skip
