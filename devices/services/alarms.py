@@ -6,6 +6,7 @@ The server's alarm types' keys are the server's alone: a pump's alarm named alik
 """
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -52,8 +53,18 @@ def priority_from_severity(severity: Any) -> AlarmPriority:
 
 
 def alarm_type_key(reported: str) -> str:
-    """The type's key: lower-cased, every character but `a-z 0-9 _` turned into `_`, at most 64 (v1.1)."""
-    return NOT_KEY_CHARS.sub("_", reported.lower())[:TYPE_KEY_MAX] or DEFAULT_TYPE
+    """The type's key: lower-cased, every character but `a-z 0-9 _` turned into `_`, at most 64 (v1.1).
+
+    A type in another script keeps its letters, digits and marks (NFKC, case-folded): by the contract's rule alone
+    "Окклюзия" and "Пузырьки" (occlusion, air bubbles) were both `________`, one alarm, the second counted as a
+    repeat of the first and never announced (review 12). An ASCII type's key is the contract's.
+    """
+    if not reported.isascii():
+        reported = unicodedata.normalize("NFKC", reported)  # full-width "ＯＣＣＬＵＳＩＯＮ" is "OCCLUSION"
+    if reported.isascii():
+        return NOT_KEY_CHARS.sub("_", reported.lower())[:TYPE_KEY_MAX] or DEFAULT_TYPE
+    return "".join(c if c == "_" or c.isalnum() or unicodedata.category(c)[0] == "M" else "_"
+                   for c in reported.casefold())[:TYPE_KEY_MAX] or DEFAULT_TYPE  # fmt: skip
 
 
 def device_alarm_key(reported: str) -> str:
