@@ -87,6 +87,14 @@ export class WaitingModal {
     if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
     else if (name === EVENTS.deviceSession && this.restated(payload.session)) this.onSession(payload.session);
+    else if (name === EVENTS.deviceSession && this.verifiedLater(payload.session)) this.onSession(payload.session);
+  }
+
+  /** Ended "unverified" (the pump reported it infusing before its confirmation: the original firmware's bolus
+   * report comes first), the confirmation's read-back follows: a match or a mismatch is what the window says then. */
+  verifiedLater(session) {
+    return this.outcome === "unverified" && session?.infusionId === this.session?.infusionId &&
+      ON_PUMP_SESSION_STATUSES.has(session.status) && readBackOf(session) !== "unverified";
   }
 
   /** The ended order's reason said again (its STOP clearing the pump's screen withheld before it went out: "nothing

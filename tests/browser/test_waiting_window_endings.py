@@ -72,3 +72,24 @@ def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(
         expect(page.locator("#monitor")).to_be_visible()
     finally:
         pump.close()
+
+
+def test_a_window_ended_unverified_by_the_bolus_report_follows_the_confirmation_after_it(open_page, stack):  # noqa: F811
+    """The original firmware reports its bolus (evidence: running, read-back unverified) 20 ms before its confirmation
+    with the parameters as ordered: the window ended "unverified" on the first and stayed so (review 12), though the
+    monitor said "parameters match"; it now ends on the confirmation's read-back."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_BOLUS", "wwb")
+    try:
+        pump.publish("bolus", {"action": "BOLUS_COMPLETED", "infusionId": infusion_id, "bolusDelivered": 0.0,
+                               "status": "bolus_completed_resuming_normal"}, qos=0, retain=True)  # fmt: skip
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        pump.publish("infusion", {"confirmed": True, "infusionId": infusion_id, "parameters": {
+            "flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}},
+            qos=0, retain=True)  # fmt: skip
+        expect(modal).to_have_attribute("data-outcome", "confirmed", timeout=5_000)
+        expect(modal).to_be_hidden()
+        expect(page.locator("#monitor")).to_be_visible()
+        assert InfusionSession.objects.get(infusion_id=infusion_id).read_back == "match"
+    finally:
+        pump.close()
