@@ -27,6 +27,7 @@ from devices.states import (
     COMMAND_UNSETTLED_STATES,
     FLOOD_NEWS_DEFERRED,
     FLOOD_NEWS_SIGNALLED,
+    SESSION_ON_PUMP_STATUSES,
     START_DEADLINE_EXTRA_S,
     UNORDERED_ALARMS,
     AlarmPriority,
@@ -35,9 +36,11 @@ from devices.states import (
     DeliveryState,
     Presence,
     PumpState,
+    ReadBack,
     SessionStatus,
 )
 
+UNVERIFIED_ALARM = "parameters_unverified"
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
@@ -73,6 +76,18 @@ def sessions_unconfirmed_since(
         overdue = overdue.filter(Q(waiting_from__gt=after[0]) | Q(waiting_from=after[0], pk__gt=after[1]))
     rows = overdue.order_by("waiting_from", "pk").values_list("infusion_id", "device__device_id", "waiting_from", "pk")
     return list(rows[:limit])
+
+
+def sessions_unverified_since(*, cutoff: datetime, limit: int) -> list[tuple[int, str, datetime]]:
+    """Sessions under way on a pump's evidence alone since before `cutoff` (its moment: `status_changed_at`, a pause
+    only moving it later): read-back unverified, no confirmation, and no `parameters_unverified` ever raised for
+    them (raised, or resolved by a person, it is not raised again); pk, pump, that moment, oldest first."""
+    said = Alarm.objects.filter(session=OuterRef("pk"), type=UNVERIFIED_ALARM)
+    waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES, read_back=ReadBack.UNVERIFIED,
+                                             confirmation__isnull=True, status_changed_at__lt=cutoff)  # fmt: skip
+    waiting = waiting.exclude(running_evidence="").exclude(Exists(said))
+    return list(waiting.order_by("status_changed_at", "pk").values_list("pk", "device__device_id",
+                                                                       "status_changed_at")[:limit])  # fmt: skip
 
 
 def silent_sessions_filter(now: datetime) -> Q:

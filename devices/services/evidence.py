@@ -4,10 +4,10 @@ Evidence that a pump is infusing a pending order: a `started`/`running` status o
 `infusionId`; for a pump that sends no `infusionId` (the original firmware), a `started`/`running` status
 or progress after its `received_start_command`; a `bolus` report with the session's id; or a completion, action or
 `paused`/`stopped`/`completed` status naming it (the pump had it: it ran, then ended or paused). Such evidence
-makes the pending session `running` (read-back `unverified` until a confirmation's parameters are
-compared), and an order the server had ended (timed out, cancelled, interrupted) runs again with a high
-alarm. A pump infusing with no order raises `infusing_without_order`, or `infusing_after_stop` when the
-server's last STOP to it went out.
+makes the pending session `running` (read-back `unverified` until a confirmation's parameters are compared;
+`parameters_unverified` if none came within EVIDENCE_CONFIRMATION_GRACE_S), and an order the server had ended
+(timed out, cancelled, interrupted) runs again with a high alarm. A pump infusing with no order raises
+`infusing_without_order`, or `infusing_after_stop` when the server's last STOP to it went out.
 """
 
 import logging
@@ -19,7 +19,6 @@ from devices.services.changes import session_changed
 from devices.services.commands import command_not_carried_out_clear, commands_settle, is_published, went_out
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
-from devices.services.readback import readback_record
 from devices.services.sessions import LATE_FROM, infusion_running_late, session_transition
 from devices.states import (
     UNORDERED_ALARMS,
@@ -59,7 +58,9 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
                         session=session)  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.RUNNING, now=now,
                            reason=f"the pump reports it infusing ({why})")  # fmt: skip
-        readback_record(device=device, session=session, reported=None, now=now)  # unverified: check its screen
+        # unverified until its confirmation's parameters come: `parameters_unverified` only if none came within
+        # EVIDENCE_CONFIRMATION_GRACE_S (the bridge's housekeeping), for the original firmware's bolus report comes
+        # 20 ms before its confirmation: raised at once, it sounded and was cleared at every such start (review 12)
         session_changed(device=device, session=session)
         extra = {"device_id": device.device_id, "infusion_id": session.infusion_id, "evidence": why}
         logger.info("pending infusion running on evidence", extra=extra)

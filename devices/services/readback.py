@@ -81,10 +81,21 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
                     source=AlarmSource.SERVER, now=now, details=details,
                     message=f"{MISMATCH_MESSAGE} ({', '.join(fields)})")  # fmt: skip
     elif result == ReadBack.UNVERIFIED:
-        alarm_raise(device=device, session=session, type="parameters_unverified", priority=AlarmPriority.MEDIUM,
-                    source=AlarmSource.SERVER, now=now, details=details,
-                    message=UNVERIFIED_MESSAGE)  # fmt: skip
+        _unverified_raise(device, session, details, now)
     return result
+
+
+def readback_unverified_raise(*, device: Device, session: InfusionSession, now: datetime) -> bool:
+    """A session under way on the pump's evidence, its confirmation not come within its grace
+    (`EVIDENCE_CONFIRMATION_GRACE_S`, the bridge's housekeeping): `parameters_unverified`; True if raised."""
+    _, fields = readback_compare(session, None)
+    _unverified_raise(device, session, {"ordered": session.order, "reported": None, "fields": fields}, now)
+    return True
+
+
+def _unverified_raise(device: Device, session: InfusionSession, details: dict, now: datetime) -> None:
+    alarm_raise(device=device, session=session, type="parameters_unverified", priority=AlarmPriority.MEDIUM,
+                source=AlarmSource.SERVER, now=now, details=details, message=UNVERIFIED_MESSAGE)  # fmt: skip
 
 
 def readback_progress_check(

@@ -19,12 +19,14 @@ from devices.services.clearing_stops import (
     nothing_sent_because,
 )
 from devices.services.commands import command_queue, command_repeat_find
+from devices.services.readback import readback_unverified_raise
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     PUMP_INFUSING_STATES,
     SESSION_ON_PUMP_STATUSES,
     CommandKind,
+    ReadBack,
     SessionStatus,
 )
 
@@ -190,3 +192,18 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
         session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, user=user, now=now,
                            reason=f"{RECORD_ENDED_BY}{who}: {reason}")  # fmt: skip
     return session
+
+
+def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:
+    """An order under way on a pump's evidence whose confirmation did not follow within its grace: its parameters
+    are unverified (`parameters_unverified`, medium: check the pump's screen against the order). True if raised."""
+    with transaction.atomic():
+        session = InfusionSession.objects.select_related("device").filter(pk=session_pk).first()
+        if session is None:
+            return False
+        device = device_lock(device_id=session.device.device_id)
+        session.refresh_from_db()
+        if (session.status not in SESSION_ON_PUMP_STATUSES or session.read_back != ReadBack.UNVERIFIED
+                or session.confirmation is not None):  # fmt: skip
+            return False  # confirmed meanwhile (its read-back decided), or ended
+        return readback_unverified_raise(device=device, session=session, now=now)

@@ -40,6 +40,7 @@ from devices.housekeeping_selectors import (
     flood_news_due_by,
     reminders_due_by,
     sessions_unconfirmed_since,
+    sessions_unverified_since,
 )
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
@@ -48,7 +49,7 @@ from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_floods_news_signal
 from devices.services.pumps import pump_mark_stale, pump_silence_check
-from devices.services.requests import infusion_time_out
+from devices.services.requests import infusion_time_out, infusion_unverified_raise
 from realtime import metrics
 from realtime.bridge.outcomes import Unrecorded, outcome_record
 from realtime.bridge.rows import RowGuard
@@ -63,7 +64,7 @@ CHANGE_LOG_PRUNE_EVERY_S = 5.0
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
-HELD_UNTIL_SETTLED = ("silence", "starts")
+HELD_UNTIL_SETTLED = ("silence", "starts", "unverified")
 
 
 def timeouts(*names: str) -> Callable[[], list[float]]:
@@ -104,6 +105,7 @@ class Housekeeping:
         heartbeat, command = timeouts("HEARTBEAT_TIMEOUT_S"), timeouts("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")
         self.checks = {
             "starts": (self.confirmation_timeouts, self.starts_due_by, timeouts("CONFIRMATION_TIMEOUT_S")),
+            "unverified": (self.unverified_starts, self.unverified_due_by, timeouts("EVIDENCE_CONFIRMATION_GRACE_S")),
             "commands": (self.overdue_commands, commands_due_by, command),
             "silence": (self.silent_sessions, self.silence_due_by, heartbeat),
             "stale": (self.stale_pumps, self.stale_due_by, heartbeat),
@@ -216,6 +218,26 @@ class Housekeeping:
             self.rows.run("starts", infusion_id, partial(_time_out, infusion_id), now)
         return self.starts_after is not None and judged > 0  # a page all held is no reason to hurry
 
+    def unverified_due_by(self, moment: datetime) -> bool:
+        cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["EVIDENCE_CONFIRMATION_GRACE_S"])
+        return bool(sessions_unverified_since(cutoff=cutoff, limit=1))
+
+    def unverified_starts(self, now: datetime) -> bool:
+        """Orders under way on a pump's evidence whose confirmation did not follow within
+        EVIDENCE_CONFIRMATION_GRACE_S get `parameters_unverified` (PER_TICK a tick). Held, like the start time-outs,
+        while the broker link is down and for the reconnect grace, and judged as of `silence_as_of`: a confirmation
+        waiting unapplied in the bridge is not taken for none."""
+        grace = timedelta(seconds=settings.PUMPSTREAM["EVIDENCE_CONFIRMATION_GRACE_S"])
+        skipped = self.rows.skipped("unverified", now)
+        due = [row for row in sessions_unverified_since(cutoff=now - grace, limit=PER_TICK + len(skipped))
+               if row[0] not in skipped][:PER_TICK]  # fmt: skip
+        for session_pk, device_id, since in due:
+            as_of = self.silence_as_of(device_id, now)
+            if as_of is None or as_of - since <= grace:
+                continue
+            self.rows.run("unverified", session_pk, partial(_unverified, session_pk, now), now)
+        return len(due) >= PER_TICK
+
     def overdue_commands(self, now: datetime) -> bool:
         """Every command ends: those past their deadline become `expired` (never sent) or `failed` (not acted on)."""
         skipped, run = self.rows.skipped("commands", now), self.rows.runner(now)
@@ -270,6 +292,10 @@ class Housekeeping:
         deleted = change_log_prune(before=now - timedelta(seconds=settings.PUMPSTREAM["CHANGE_LOG_KEEP_S"]))
         if deleted:
             metrics.CHANGE_LOG_PRUNED.inc(deleted)
+
+
+def _unverified(session_pk: int, now: datetime) -> int:
+    return int(infusion_unverified_raise(session_pk=session_pk, now=now))
 
 
 def _time_out(infusion_id: str) -> int:

@@ -70,8 +70,8 @@ def test_an_idle_bridges_checks_ask_nothing_while_nothing_can_fall_due(settings,
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0}
     housekeeping, start = Housekeeping(), timezone.now()
     idle_ticks(housekeeping, start, 0.0, 0.5)  # the first runs every check; the second asks what falls due
-    with django_assert_num_queries(4):
-        idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # every check asleep: the change log's newest id only
+    with django_assert_num_queries(5):  # every check asleep: the change log's newest id only; at 4.5 the evidence
+        idle_ticks(housekeeping, start, 1.0, 1.5, 2.0, 4.5)  # grace's check (5 s: asleep for 2.5) looks ahead
     with django_assert_num_queries(5):  # that id; the silence check looks ahead (running orders, then pumps
         idle_ticks(housekeeping, start, 5.6)  # infusing with none), the stale check; the prune (every 5 s)
 
