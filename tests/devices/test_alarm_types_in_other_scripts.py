@@ -6,29 +6,15 @@ character than `a-z 0-9 _` turned into `_`") "Окклюзия" (occlusion) and 
 key is the contract's. Through the bridge's own batch (`BatchIngest`), as the pump's messages arrive.
 """
 
-import json
-from datetime import timedelta
-
 import pytest
-from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Alarm
 from devices.services.alarms import alarm_type_key
 from protocol import events
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
 from tests.factories import make_device
+from tests.support.ingest import send
 
 pytestmark = pytest.mark.django_db
-
-
-def ingest(capture, device_id: str, kind: str, body: dict, at_s: float) -> None:
-    message = InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
-                             received_at=timezone.now() + timedelta(seconds=at_s))  # fmt: skip
-    with capture(execute=True), transaction.atomic():
-        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
 
 
 @pytest.mark.parametrize(
@@ -43,11 +29,21 @@ def test_a_second_different_alarm_in_another_script_alerts_on_its_own(
     first, second, django_capture_on_commit_callbacks, emitted
 ):
     make_device("INTL_1")
-    ingest(django_capture_on_commit_callbacks, "INTL_1", "error",
-           {"type": first[0], "severity": "high", "message": first[1]}, 1)  # fmt: skip
+    send(
+        django_capture_on_commit_callbacks,
+        "INTL_1",
+        "error",
+        {"type": first[0], "severity": "high", "message": first[1]},
+        1,
+    )
     emitted.clear()
-    ingest(django_capture_on_commit_callbacks, "INTL_1", "error",
-           {"type": second[0], "severity": "high", "message": second[1]}, 5)  # fmt: skip
+    send(
+        django_capture_on_commit_callbacks,
+        "INTL_1",
+        "error",
+        {"type": second[0], "severity": "high", "message": second[1]},
+        5,
+    )
     active = list(Alarm.objects.filter(device__device_id="INTL_1", state="active")
                   .values_list("type", "type_reported", "count", "message"))  # fmt: skip
     notified = [change.event for change in emitted if change.event == events.DEVICE_NOTIFICATION]
@@ -59,7 +55,7 @@ def test_a_clearing_in_another_script_clears_its_own_alarm_only(django_capture_o
     make_device("INTL_2")
     for n, body in enumerate(({"type": "Окклюзия", "severity": "high"}, {"type": "Пузырьки", "severity": "high"},
                               {"type": "Окклюзия_cleared"})):  # fmt: skip
-        ingest(django_capture_on_commit_callbacks, "INTL_2", "error", body, n + 1)
+        send(django_capture_on_commit_callbacks, "INTL_2", "error", body, n + 1)
     active = list(
         Alarm.objects.filter(device__device_id="INTL_2", state="active").values_list("type_reported", flat=True)
     )

@@ -8,44 +8,30 @@ an order of 2 mL/min (`parameter_mismatch` high, read-back `mismatch`), then the
 `parameters`. Through the bridge's own batch (`BatchIngest`), as the pump's messages arrive.
 """
 
-import json
-from datetime import timedelta
-
 import pytest
-from django.db import transaction
-from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.sessions import infusion_start
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
-from realtime.bridge.ingest import InboundMessage
 from tests.factories import make_device, make_order, make_user
+from tests.support.ingest import send
 
 pytestmark = pytest.mark.django_db
-
-
-def ingest(capture, device_id: str, kind: str, body: dict, at_s: float) -> None:
-    message = InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(),
-                             received_at=timezone.now() + timedelta(seconds=at_s))  # fmt: skip
-    with capture(execute=True), transaction.atomic():
-        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
 
 
 def test_a_matching_confirmation_does_not_overwrite_a_rate_mismatch_seen_running(django_capture_on_commit_callbacks):
     make_device("RB_LATE")
     session = infusion_start(device_id="RB_LATE", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
     infusion_id = session.infusion_id
-    ingest(django_capture_on_commit_callbacks, "RB_LATE", "status", {"status": "started", "infusionId": infusion_id}, 1)
-    ingest(django_capture_on_commit_callbacks, "RB_LATE", "progress",
+    send(django_capture_on_commit_callbacks, "RB_LATE", "status", {"status": "started", "infusionId": infusion_id}, 1)
+    send(django_capture_on_commit_callbacks, "RB_LATE", "progress",
            {"status": "running", "flowRate": 20.0, "deliveredVolumeMl": 0.3, "infusionId": infusion_id}, 2)  # fmt: skip
     assert InfusionSession.objects.get(pk=session.pk).read_back == "mismatch"  # as documented: the panel turns
-    ingest(django_capture_on_commit_callbacks, "RB_LATE", "infusion",
+    send(django_capture_on_commit_callbacks, "RB_LATE", "infusion",
            {"infusionId": infusion_id, "confirmed": True,
             "parameters": {"flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}},
            3)  # fmt: skip
-    ingest(django_capture_on_commit_callbacks, "RB_LATE", "progress",
+    send(django_capture_on_commit_callbacks, "RB_LATE", "progress",
            {"status": "running", "flowRate": 20.0, "deliveredVolumeMl": 0.6, "infusionId": infusion_id}, 4)  # fmt: skip
     session = InfusionSession.objects.get(pk=session.pk)
     alarms = list(Alarm.objects.filter(session=session).values_list("type", "state"))
@@ -59,19 +45,19 @@ def test_a_pump_still_off_its_order_after_the_mismatch_was_resolved_alarms_again
     make_device("RB_AGAIN")
     session = infusion_start(device_id="RB_AGAIN", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
     infusion_id, capture = session.infusion_id, django_capture_on_commit_callbacks
-    ingest(capture, "RB_AGAIN", "status", {"status": "started", "infusionId": infusion_id}, 1)
+    send(capture, "RB_AGAIN", "status", {"status": "started", "infusionId": infusion_id}, 1)
     running = {"status": "running", "flowRate": 20.0, "deliveredVolumeMl": 0.3, "infusionId": infusion_id}
-    ingest(capture, "RB_AGAIN", "progress", running, 2)
+    send(capture, "RB_AGAIN", "progress", running, 2)
     first = Alarm.objects.get(session=session, type="parameter_mismatch", state="active")
-    ingest(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 0.6}, 3)
+    send(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 0.6}, 3)
     assert Alarm.objects.get(pk=first.pk).count == 1, "a mismatch said and still active is not counted per progress"
     alarm_resolve(alarm_id=first.pk, user=make_user("rb-nurse", is_staff=True), reason="checked_at_pump",
                   note="looked at it", alerts=1)  # fmt: skip
-    ingest(capture, "RB_AGAIN", "progress", {**running, "flowRate": 2.0, "deliveredVolumeMl": 0.9}, 4)
+    send(capture, "RB_AGAIN", "progress", {**running, "flowRate": 2.0, "deliveredVolumeMl": 0.9}, 4)
     assert not Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").exists(), (
         "a pump back on its order's rate is not alarmed again"
     )
-    ingest(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 1.2}, 5)
+    send(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 1.2}, 5)
     again = Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").first()
     assert again is not None and again.pk != first.pk, (
         "the pump runs 10x its order's rate again after the mismatch was resolved, and nothing says so"

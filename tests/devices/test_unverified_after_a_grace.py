@@ -5,11 +5,9 @@ notified every screen and ended a ward's silence for nothing. Now an order under
 EVIDENCE_CONFIRMATION_GRACE_S for its confirmation; the bridge's housekeeping raises `parameters_unverified` only if
 none came by then (judged as of what the bridge has applied, held while its broker link is away)."""
 
-import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession, WardSilence
@@ -18,28 +16,35 @@ from devices.services.sessions import infusion_start
 from devices.services.silences import ward_silence
 from devices.states import SessionStatus
 from protocol import events
-from realtime.bridge.batch import BatchIngest
-from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.housekeeping import Housekeeping
-from realtime.bridge.ingest import InboundMessage
 from tests.clinical.scenario import legacy_step, legacy_steps
 from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.ingest import ingest as apply
+from tests.support.ingest import report
 
 pytestmark = pytest.mark.django_db
 
 GRACE_S = 5.0
 
 
-def ingest(capture, recorded: dict, at: timezone.datetime) -> None:
-    message = InboundMessage(topic=recorded["topic"], payload=json.dumps(recorded["payload"]).encode(),
-                             qos=recorded["qos"], retain=False, received_at=at)  # fmt: skip
-    with capture(execute=True), transaction.atomic():
-        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
+def ingest(capture, recorded: dict, at: datetime) -> None:
+    """One of the original firmware's recorded messages, received at `at`, applied as the bridge does."""
+    apply([report("", "", recorded["payload"], topic=recorded["topic"], at=at)], capture)
 
 
 def unverified(device_id: str) -> list[tuple[str, str]]:
     return list(Alarm.objects.filter(device__device_id=device_id, type="parameters_unverified")
                 .values_list("priority", "state"))  # fmt: skip
+
+
+def running_on_its_bolus_report(capture, device_id: str) -> datetime:
+    """An order the original firmware received and reported its bolus of (running on evidence), unconfirmed: when."""
+    make_device(device_id)
+    session = infusion_start(device_id=device_id, order=make_order())
+    steps, now = legacy_steps("infusion", session.infusion_id, device_id), timezone.now()
+    ingest(capture, legacy_step(steps, "/status", status="received_start_command"), now)
+    ingest(capture, legacy_step(steps, "/bolus"), now)
+    return now
 
 
 @pytest.fixture
@@ -73,11 +78,7 @@ def test_the_original_firmwares_bolus_start_confirmed_as_ordered_raises_no_alarm
 
 
 def test_evidence_without_confirmation_raises_unverified_after_the_grace(grace, django_capture_on_commit_callbacks):
-    make_device("LEG_NOCONF")
-    session = infusion_start(device_id="LEG_NOCONF", order=make_order())
-    steps, now = legacy_steps("infusion", session.infusion_id, "LEG_NOCONF"), timezone.now()
-    ingest(django_capture_on_commit_callbacks, legacy_step(steps, "/status", status="received_start_command"), now)
-    ingest(django_capture_on_commit_callbacks, legacy_step(steps, "/bolus"), now)
+    now = running_on_its_bolus_report(django_capture_on_commit_callbacks, "LEG_NOCONF")
     housekeeping, connected = Housekeeping(), now - timedelta(hours=1)
     housekeeping.tick(now + timedelta(seconds=GRACE_S - 1), connected_since=connected)
     assert unverified("LEG_NOCONF") == [], "raised before the confirmation's grace was over"
@@ -92,11 +93,7 @@ def test_evidence_without_confirmation_raises_unverified_after_the_grace(grace, 
 
 
 def test_no_unverified_while_the_broker_link_is_away_or_settling(grace, django_capture_on_commit_callbacks):
-    make_device("LEG_AWAY")
-    session = infusion_start(device_id="LEG_AWAY", order=make_order())
-    steps, now = legacy_steps("infusion", session.infusion_id, "LEG_AWAY"), timezone.now()
-    ingest(django_capture_on_commit_callbacks, legacy_step(steps, "/status", status="received_start_command"), now)
-    ingest(django_capture_on_commit_callbacks, legacy_step(steps, "/bolus"), now)
+    now = running_on_its_bolus_report(django_capture_on_commit_callbacks, "LEG_AWAY")
     later = now + timedelta(seconds=GRACE_S + 1)
     housekeeping = Housekeeping()
     housekeeping.tick(later, connected_since=None)  # no broker link: its confirmation may wait at the broker

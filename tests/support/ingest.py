@@ -32,6 +32,11 @@ def ingest(batch: list[InboundMessage], capture, budgets: PumpBudgets | None = N
         return BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets).run(batch)
 
 
+def send(capture, device_id: str, kind: str, body: dict, at_s: float = 0.0) -> Counter:
+    """One pump message on `devices/{id}/{kind}`, received `at_s` seconds from now, applied as the bridge does."""
+    return ingest([report(device_id, kind, body, at_s)], capture)
+
+
 def confirmed_order(device_id: str, *, parameters: dict | None = None, **order) -> InfusionSession:
     """An order started on the pump and confirmed by it (`parameters` read back: None, unverified), as stored."""
     session = infusion_start(device_id=device_id, order=make_order(**order))
