@@ -55,16 +55,30 @@ def priority_from_severity(severity: Any) -> AlarmPriority:
 def alarm_type_key(reported: str) -> str:
     """The type's key: lower-cased, every character but `a-z 0-9 _` turned into `_`, at most 64 (v1.1).
 
-    A type in another script keeps its letters, digits and marks (NFKC, case-folded): by the contract's rule alone
-    "Окклюзия" and "Пузырьки" (occlusion, air bubbles) were both `________`, one alarm, the second counted as a
-    repeat of the first and never announced (review 12). An ASCII type's key is the contract's.
+    A type in another script keeps its letters, digits, marks and symbols (NFKC, case-folded): by the contract's rule
+    alone "Окклюзия" and "Пузырьки" (occlusion, air bubbles) were both `________`, and "Druck ↑" and "Druck ↓" (too
+    high, too low) both `druck__`: one alarm, the second counted as a repeat and never announced (reviews 12, 13).
+    An ASCII type's key is the contract's. A clearing's key is its base's (cut to 64) and `_cleared`, so that
+    `X_cleared` still pairs with `X` however long `X` is, or grew under case folding ("ß" is "ss").
     """
+    key = _key_uncut(reported)
+    if key.endswith(CLEARED_SUFFIX):
+        return f"{key.removesuffix(CLEARED_SUFFIX)[:TYPE_KEY_MAX]}{CLEARED_SUFFIX}"
+    return key[:TYPE_KEY_MAX] or DEFAULT_TYPE
+
+
+def alarm_is_clearing(reported: str) -> bool:
+    """Whether a pump's `error` type is a clearing (`X_cleared`), judged before any cut."""
+    return _key_uncut(reported).endswith(CLEARED_SUFFIX)
+
+
+def _key_uncut(reported: str) -> str:
     if not reported.isascii():
         reported = unicodedata.normalize("NFKC", reported)  # full-width "ＯＣＣＬＵＳＩＯＮ" is "OCCLUSION"
     if reported.isascii():
-        return NOT_KEY_CHARS.sub("_", reported.lower())[:TYPE_KEY_MAX] or DEFAULT_TYPE
-    return "".join(c if c == "_" or c.isalnum() or unicodedata.category(c)[0] == "M" else "_"
-                   for c in reported.casefold())[:TYPE_KEY_MAX] or DEFAULT_TYPE  # fmt: skip
+        return NOT_KEY_CHARS.sub("_", reported.lower())
+    return "".join(c if c == "_" or c.isalnum() or unicodedata.category(c)[0] in "MS" else "_"
+                   for c in reported.casefold())  # fmt: skip
 
 
 def device_alarm_key(reported: str) -> str:
@@ -224,8 +238,8 @@ def types_cleared_by(report_type: str) -> list[str]:
 
     `communication_lost_cleared` names the pump's own `device_communication_lost`, never the server's alarm.
     """
-    base = alarm_type_key(report_type).removesuffix(CLEARED_SUFFIX)
-    return [_device_key(base), _device_key(f"{base}_detected")]
+    base = _key_uncut(report_type).removesuffix(CLEARED_SUFFIX)
+    return [_device_key(base[:TYPE_KEY_MAX]), _device_key(f"{base}_detected"[:TYPE_KEY_MAX])]
 
 
 def alarm_lock(*, alarm_id: int) -> tuple[Device, Alarm]:

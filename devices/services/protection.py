@@ -11,7 +11,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.housekeeping_selectors import alarm_floods_news_due, flood_news_interval_over
 from devices.models import Alarm, Device
-from devices.services.alarms import CLEARED_SUFFIX, alarm_raise, alarm_realert_mark, alarm_type_key
+from devices.services.alarms import alarm_is_clearing, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
@@ -109,7 +109,7 @@ def shed_types_remember(
     news: list[str] = []
     beyond: list[str] = []
     for alarm_type, priority in named.items():
-        if alarm_type_key(alarm_type).endswith(CLEARED_SUFFIX):
+        if alarm_is_clearing(alarm_type):
             continue
         remembered = seen.get(alarm_type)
         if remembered is None and len(seen) >= TYPES_REMEMBERED:

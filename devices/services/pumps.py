@@ -12,10 +12,9 @@ from devices import payloads
 from devices.housekeeping_selectors import device_silent_unordered, silent_sessions_filter
 from devices.models import Device, InfusionSession
 from devices.services.alarms import (
-    CLEARED_SUFFIX,
     alarm_clear,
+    alarm_is_clearing,
     alarm_raise,
-    alarm_type_key,
     priority_from_severity,
     types_cleared_by,
 )
@@ -226,7 +225,7 @@ def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
     """An alarm at the pump; `X_cleared` clears the pump's own `X`/`X_detected`, never a server alarm (v1.1)."""
     error_code = report.errorCode or ""
-    if alarm_type_key(report.type).endswith(CLEARED_SUFFIX):
+    if alarm_is_clearing(report.type):
         alarm_clear(device=device, types=types_cleared_by(report.type), error_code=error_code or None,
                     source=AlarmSource.DEVICE, reason=report.text or report.type, now=now)  # fmt: skip
         return False

@@ -24,7 +24,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from devices.selectors import alarm_keys_active
-from devices.services.alarms import CLEARED_SUFFIX, device_alarm_key, priority_from_severity
+from devices.services.alarms import alarm_is_clearing, device_alarm_key, priority_from_severity
 from devices.services.protection import ALARM_FLOOD
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics
@@ -79,9 +79,9 @@ class PumpBudgets:
         """False (and counted as shed) for a new alarm of a pump that has `max_active_alarms` active ones."""
         if checked.kind != topics.ERROR or self.max_active_alarms <= 0:
             return True
-        key = device_alarm_key(checked.report.type)  # the key its alarm gets (a server type's: `device_...`)
-        if key.endswith(CLEARED_SUFFIX):
+        if alarm_is_clearing(checked.report.type):
             return True
+        key = device_alarm_key(checked.report.type)  # the key its alarm gets (a server type's: `device_...`)
         active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
         if key in active or len(active) < self.max_active_alarms:
             return True

@@ -21,7 +21,7 @@ READABLE = [
     pytest.param({"type": "Occlusion Detected (downstream)", "severity": "HIGH", "message": "Check the line"},
                  "Occlusion Detected (downstream)", "occlusion_detected__downstream_", "high", None, id="spaces"),
     pytest.param({"type": "Überdruck ⚠ Leitung", "severity": "Warnung", "message": "Druck zu hoch"},
-                 "Überdruck ⚠ Leitung", "überdruck___leitung", "high", None, id="unicode-unknown-severity"),
+                 "Überdruck ⚠ Leitung", "überdruck_⚠_leitung", "high", None, id="unicode-unknown-severity"),
     pytest.param({"type": "occlusion", "errorCode": "7", "severity": "warning"},
                  "occlusion", "occlusion", "medium", "7", id="code-as-string"),
     pytest.param({"type": 42, "errorCode": 7.5, "severity": 2}, "42", "42", "high", "7.5", id="numbers"),
