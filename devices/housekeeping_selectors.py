@@ -78,14 +78,20 @@ def sessions_unconfirmed_since(
     return list(rows[:limit])
 
 
-def sessions_unverified_since(*, cutoff: datetime, limit: int) -> list[tuple[int, str, datetime]]:
+def sessions_unverified_since(
+    *, cutoff: datetime, limit: int, after: tuple[datetime, int] | None = None
+) -> list[tuple[int, str, datetime]]:
     """Sessions under way on a pump's evidence alone since before `cutoff` (its moment: `status_changed_at`, a pause
     only moving it later): read-back unverified, no confirmation, and no `parameters_unverified` ever raised for
-    them (raised, or resolved by a person, it is not raised again); pk, pump, that moment, oldest first."""
+    them (raised, or resolved by a person, it is not raised again); pk, pump, that moment, oldest first. `after`
+    (such a moment and pk): only the ones after it, so that a reader paging through them reaches every one however
+    many before it are held (`sessions_unconfirmed_since`)."""
     said = Alarm.objects.filter(session=OuterRef("pk"), type=UNVERIFIED_ALARM)
     waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES, read_back=ReadBack.UNVERIFIED,
                                              confirmation__isnull=True, status_changed_at__lt=cutoff)  # fmt: skip
     waiting = waiting.exclude(running_evidence="").exclude(Exists(said))
+    if after is not None:
+        waiting = waiting.filter(Q(status_changed_at__gt=after[0]) | Q(status_changed_at=after[0], pk__gt=after[1]))
     return list(waiting.order_by("status_changed_at", "pk").values_list("pk", "device__device_id",
                                                                        "status_changed_at")[:limit])  # fmt: skip
 

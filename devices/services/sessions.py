@@ -226,6 +226,8 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         session_transition(device=device, session=newer, to=SessionStatus.CANCELLED,
                            reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
     session.running_evidence = session.running_evidence or why
+    if session.confirmation is None and session.read_back == "":  # never confirmed: checked as any order running on
+        session.read_back = ReadBack.UNVERIFIED  # evidence (its progress's rate, its confirmation's grace: review 13)
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,

@@ -93,6 +93,7 @@ class Housekeeping:
         self.rows = RowGuard()  # each check's rows, guarded one by one (`rows.py`)
         self.silence_offset = 0  # silent pumps the next tick's page skips (left unalarmed by the last pages)
         self.starts_after: tuple[datetime, int] | None = None  # where the next tick's page of overdue starts begins
+        self.unverified_after: tuple[datetime, int] | None = None  # the same, of orders unverified past their grace
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
@@ -228,15 +229,16 @@ class Housekeeping:
         while the broker link is down and for the reconnect grace, and judged as of `silence_as_of`: a confirmation
         waiting unapplied in the bridge is not taken for none."""
         grace = timedelta(seconds=settings.PUMPSTREAM["EVIDENCE_CONFIRMATION_GRACE_S"])
-        skipped = self.rows.skipped("unverified", now)
-        due = [row for row in sessions_unverified_since(cutoff=now - grace, limit=PER_TICK + len(skipped))
-               if row[0] not in skipped][:PER_TICK]  # fmt: skip
+        due = sessions_unverified_since(cutoff=now - grace, limit=PER_TICK, after=self.unverified_after)
+        self.unverified_after = (due[-1][2], due[-1][0]) if len(due) == PER_TICK else None  # the next page's start
+        judged = 0
         for session_pk, device_id, since in due:
             as_of = self.silence_as_of(device_id, now)
             if as_of is None or as_of - since <= grace:
                 continue
+            judged += 1
             self.rows.run("unverified", session_pk, partial(_unverified, session_pk, now), now)
-        return len(due) >= PER_TICK
+        return self.unverified_after is not None and judged > 0  # a page all held is no reason to hurry
 
     def overdue_commands(self, now: datetime) -> bool:
         """Every command ends: those past their deadline become `expired` (never sent) or `failed` (not acted on)."""
