@@ -15,7 +15,10 @@ const START_DEADLINE_EXTRA_MS = 10_000; // a START's deadline is the confirmatio
 // A running session's read-back decides how the window ends: only a match closes it as confirmed.
 const OUTCOME_FOR_READBACK = { match: "confirmed", mismatch: "mismatch", unverified: "unverified" };
 const CHECK_AT_PUMP = new Set(["mismatch", "unverified"]);
-const TO_MONITOR = new Set([...CHECK_AT_PUMP, "ended"]); // "Close" goes on to the monitor
+const TO_MONITOR = new Set([...CHECK_AT_PUMP, "ended", "ranInterrupted"]); // "Close" goes on to the monitor
+// Endings after which the pump may still run the order (it kept it across a restart, or confirmed it late): the
+// window follows it, and says so if it runs.
+const MAY_RUN_AFTER = new Set(["interrupted", "timeout", "cancelled", "ranInterrupted", "ended"]);
 
 const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
@@ -25,6 +28,7 @@ const MESSAGES = {
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
   cancelled: "The start was cancelled.",
   interrupted: "The pump restarted before the start was confirmed: nothing runs from this order. Check the pump's screen, then start again.",
+  ranInterrupted: "The pump ran this infusion, and it was interrupted since. Check the pump now: its record is on the monitor.",
   ended: "The pump ran this infusion, and it has ended since. Its record is on the monitor.",
   cleared: "The pump was told to clear its screen.",
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
@@ -88,6 +92,14 @@ export class WaitingModal {
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
     else if (name === EVENTS.deviceSession && this.restated(payload.session)) this.onSession(payload.session);
     else if (name === EVENTS.deviceSession && this.verifiedLater(payload.session)) this.onSession(payload.session);
+    else if (name === EVENTS.deviceSession && this.runsAfterEnding(payload.session)) this.onSession(payload.session);
+  }
+
+  /** Ended (interrupted, timed out, cancelled), the order runs all the same (review 13: the window said "nothing
+   * runs from this order, start again" beside a running order): the window says what runs. */
+  runsAfterEnding(session) {
+    return MAY_RUN_AFTER.has(this.outcome) && session?.infusionId === this.session?.infusionId &&
+      ON_PUMP_SESSION_STATUSES.has(session.status);
   }
 
   /** Ended "unverified" (the pump reported it infusing before its confirmation: the original firmware's bolus
@@ -148,7 +160,11 @@ export class WaitingModal {
     } else if (session.status === "rejected") this.finish("rejected");
     else if (session.status === "timed_out") this.finish("timeout", session.reason);
     else if (session.status === "cancelled") this.finishCancelled(session.reason);
-    else if (session.status === "interrupted") this.finish("interrupted", session.reason);
+    else if (session.status === "interrupted") {
+      // it ran before it was interrupted (a confirmation, or the pump's report of it infusing): never "nothing runs"
+      const ran = Boolean(this.session.confirmedAt || this.session.runningEvidence);
+      this.finish(ran ? "ranInterrupted" : "interrupted", session.reason);
+    }
     else if (!ACTIVE_SESSION_STATUSES.has(session.status)) this.finish("ended", session.status);
     // every other ending ends the window too: it never waits on for an order that is over
   }

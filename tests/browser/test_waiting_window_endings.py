@@ -93,3 +93,45 @@ def test_a_window_ended_unverified_by_the_bolus_report_follows_the_confirmation_
         assert InfusionSession.objects.get(infusion_id=infusion_id).read_back == "match"
     finally:
         pump.close()
+
+
+def test_an_order_that_ran_and_was_interrupted_while_offline_is_not_said_never_to_have_run(open_page, stack):  # noqa: F811
+    """Review 13: every `interrupted` ending said "nothing runs from this order … start again", with Retry, also for
+    an order that had run (confirmed, then cut off by a restart while the page was offline): a second start one click
+    away from a double dose."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_RANINT", "wwri")
+    try:
+        page.context.set_offline(True)
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
+        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.RUNNING,
+                   message="the confirmation was not applied")  # fmt: skip
+        pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # restarted mid-infusion
+        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.INTERRUPTED,
+                   message="the restart did not interrupt the infusion")  # fmt: skip
+        page.context.set_offline(False)
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "ranInterrupted", timeout=15_000)
+        expect(page.locator("#waiting-message")).to_contain_text("The pump ran this infusion, and it was interrupted")
+        expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+        expect(page.get_by_role("button", name="Go to the monitor")).to_be_visible()
+    finally:
+        pump.close()
+
+
+def test_an_order_interrupted_unconfirmed_that_then_runs_is_said_to_run(open_page, stack):  # noqa: F811
+    """Review 13: after the window ended "interrupted" (nothing runs), the pump reported infusing that very order (it
+    kept it across its restart): the window went on saying nothing runs, Retry offered, beside a running order."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_INTRUN", "wwir")
+    try:
+        pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "interrupted", timeout=5_000)
+        pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 2.0,
+                                  "deliveredVolumeMl": 0.2, "volumeRemainingMl": 29.8, "bootId": "boot-2",
+                                  "seq": 2})  # fmt: skip
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text("The pump started")
+        expect(page.get_by_role("button", name="Retry")).to_be_hidden()
+    finally:
+        pump.close()
