@@ -192,9 +192,11 @@ def _read_back_record(
     session.reported_parameters = parameters
     session.confirmation = confirmation
     session.save(update_fields=["reported_parameters", "confirmation"])
-    if readback_record(device=device, session=session, reported=parameters, now=now) == ReadBack.MATCH:
+    verdict = readback_record(device=device, session=session, reported=parameters, now=now)
+    if readback_compare(session, parameters)[0] != ReadBack.UNVERIFIED:  # its parameters reported, all of them
+        reason = "matches the order" if verdict == ReadBack.MATCH else "reports its parameters (a mismatch)"
         alarm_clear(device=device, types=["parameters_unverified"], source=AlarmSource.SERVER, session=session,
-                    reason="the pump's confirmation matches the order", now=now)  # fmt: skip
+                    reason=f"the pump's confirmation {reason}", now=now)  # fmt: skip
     session_changed(device=device, session=session)
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
 

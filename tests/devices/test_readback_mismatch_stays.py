@@ -8,11 +8,15 @@ an order of 2 mL/min (`parameter_mismatch` high, read-back `mismatch`), then the
 `parameters`. Through the bridge's own batch (`BatchIngest`), as the pump's messages arrive.
 """
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.sessions import infusion_start
+from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_user
 from tests.support.ingest import send
 
@@ -41,7 +45,7 @@ def test_a_matching_confirmation_does_not_overwrite_a_rate_mismatch_seen_running
     )
 
 
-def test_a_pump_still_off_its_order_after_the_mismatch_was_resolved_alarms_again(django_capture_on_commit_callbacks):
+def test_another_wrong_rate_after_a_resolved_mismatch_alarms_again(django_capture_on_commit_callbacks):
     make_device("RB_AGAIN")
     session = infusion_start(device_id="RB_AGAIN", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
     infusion_id, capture = session.infusion_id, django_capture_on_commit_callbacks
@@ -58,8 +62,30 @@ def test_a_pump_still_off_its_order_after_the_mismatch_was_resolved_alarms_again
         "a pump back on its order's rate is not alarmed again"
     )
     send(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 1.2}, 5)
+    assert not Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").exists(), (
+        "the rate a person resolved the mismatch at (checked at the pump) alarms again every second"
+    )
+    send(capture, "RB_AGAIN", "progress", {**running, "flowRate": 30.0, "deliveredVolumeMl": 1.6}, 6)
     again = Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").first()
     assert again is not None and again.pk != first.pk, (
-        "the pump runs 10x its order's rate again after the mismatch was resolved, and nothing says so"
+        "the pump runs another rate off its order after the mismatch was resolved, and nothing says so"
     )
     assert InfusionSession.objects.get(pk=session.pk).read_back == "mismatch"
+
+
+def test_a_late_confirmation_clears_unverified_on_a_mismatch(settings, django_capture_on_commit_callbacks):
+    """Review 13: `parameters_unverified` (no confirmation within the grace) stayed active, saying the pump did not
+    report its parameters, after a confirmation reported them on a session kept a mismatch."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "EVIDENCE_CONFIRMATION_GRACE_S": 5.0}
+    make_device("RB_UNV")
+    session = infusion_start(device_id="RB_UNV", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
+    infusion_id, capture, now = session.infusion_id, django_capture_on_commit_callbacks, timezone.now()
+    send(capture, "RB_UNV", "status", {"status": "started", "infusionId": infusion_id}, 0)
+    with capture(execute=True):
+        Housekeeping().tick(now + timedelta(seconds=10), connected_since=now - timedelta(hours=1))
+    assert Alarm.objects.filter(session=session, type="parameters_unverified", state="active").exists()
+    send(capture, "RB_UNV", "progress", {"status": "running", "flowRate": 20.0, "infusionId": infusion_id}, 11)
+    send(capture, "RB_UNV", "infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": {
+        "flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}}, 12)  # fmt: skip
+    active = set(Alarm.objects.filter(session=session, state="active").values_list("type", flat=True))
+    assert active == {"parameter_mismatch"}, f"its parameters reported, still said unreported: {active}"
