@@ -3,6 +3,8 @@ cancelled). An order the pump had received and lost to a restart ends `interrupt
 ended while the page was offline is `stopped` or `completed` when the page asks again: on the old code the window
 went on waiting ("waiting for a person at the pump"), its Close hidden and Escape refused, until a reload."""
 
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import expect
 
@@ -38,6 +40,20 @@ def waiting_order(open_page, stack, device_id: str, ward_code: str):  # noqa: F8
     return page, pump, infusion_id
 
 
+@contextmanager
+def offline(page):
+    """The page's network down (its window says so) while the block runs; up again after it."""
+    page.context.set_offline(True)
+    expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
+    yield
+    page.context.set_offline(False)
+
+
+def wait_status(infusion_id: str, status: str) -> None:
+    wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == status,
+               message=f"the infusion never became {status}")  # fmt: skip
+
+
 def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # noqa: F811
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_RESTART", "wwr")
     try:
@@ -56,13 +72,10 @@ def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # n
 def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(open_page, stack):  # noqa: F811
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_ENDED", "wwe")
     try:
-        page.context.set_offline(True)
-        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
-        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
-        pump.publish("status", {"status": "stopped", "infusionId": infusion_id, "bootId": "boot-1", "seq": 4})
-        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.STOPPED,
-                   message="the pump's stop was not applied")  # fmt: skip
-        page.context.set_offline(False)
+        with offline(page):
+            pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
+            pump.publish("status", {"status": "stopped", "infusionId": infusion_id, "bootId": "boot-1", "seq": 4})
+            wait_status(infusion_id, SessionStatus.STOPPED)
         modal = page.locator("#waiting-modal")
         expect(modal).to_have_attribute("data-outcome", "ended", timeout=15_000)
         expect(page.locator("#waiting-message")).to_contain_text("has ended since")
@@ -101,15 +114,11 @@ def test_an_order_that_ran_and_was_interrupted_while_offline_is_not_said_never_t
     away from a double dose."""
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_RANINT", "wwri")
     try:
-        page.context.set_offline(True)
-        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
-        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
-        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.RUNNING,
-                   message="the confirmation was not applied")  # fmt: skip
-        pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # restarted mid-infusion
-        wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == SessionStatus.INTERRUPTED,
-                   message="the restart did not interrupt the infusion")  # fmt: skip
-        page.context.set_offline(False)
+        with offline(page):
+            pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
+            wait_status(infusion_id, SessionStatus.RUNNING)
+            pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # restarted mid-infusion
+            wait_status(infusion_id, SessionStatus.INTERRUPTED)
         modal = page.locator("#waiting-modal")
         expect(modal).to_have_attribute("data-outcome", "ranInterrupted", timeout=15_000)
         expect(page.locator("#waiting-message")).to_contain_text("The pump ran this infusion, and it was interrupted")
