@@ -10,7 +10,7 @@ tolerance is a `mismatch` whatever else is missing. While an unverified session 
 from collections.abc import Iterable
 from datetime import datetime
 
-from devices.models import Alarm, Device, InfusionSession
+from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
 from devices.states import AlarmPriority, AlarmSource, ReadBack
@@ -36,11 +36,18 @@ def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[R
     """The read-back of a confirmation's `parameters`, and the fields that differ (mismatch) or are missing."""
     reported = reported if isinstance(reported, dict) else {}
     wanted = list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
-    missing = [name for name in wanted if not _is_value(reported.get(name))]
+    missing = readback_missing(session, reported)
     differing = [name for name in wanted if name not in missing and not _field_matches(session, reported, name)]
     if differing:
         return ReadBack.MISMATCH, differing
     return (ReadBack.UNVERIFIED, missing) if missing else (ReadBack.MATCH, [])
+
+
+def readback_missing(session: InfusionSession, reported: dict | None) -> list[str]:
+    """The parameters a confirmation left out (none: it reported every one the order needs compared)."""
+    reported = reported if isinstance(reported, dict) else {}
+    wanted = list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
+    return [name for name in wanted if not _is_value(reported.get(name))]
 
 
 def _is_value(value: object) -> bool:
@@ -102,9 +109,9 @@ def readback_progress_check(
     *, device: Device, session: InfusionSession, rates: Iterable[float | None], now: datetime
 ) -> bool:
     """While an unverified session runs, a reported `flowRate` beyond tolerance raises `parameter_mismatch`; while a
-    mismatched one runs beyond it, it is raised again once the last was resolved, unless at the rate a person
-    resolved it at (she checked that rate at the pump: a rate changed at the bedside on purpose does not alarm every
-    second for the rest of the infusion), when in doubt, alarm.
+    mismatched one runs beyond it still, it is raised again once the last was resolved (when in doubt, alarm: a rate
+    changed at the bedside on purpose is a new order, not a resolve; review 14 found a remembered "resolved at this
+    rate" silencing a 10x rate in the same batch, and the same wrong rate coming back after a correction).
 
     `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
 
@@ -116,10 +123,8 @@ def readback_progress_check(
               and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
     if not beyond:
         return False
-    if session.read_back == ReadBack.MISMATCH and (
-        alarm_active(device=device, key=MISMATCH_KEY, session=session) or _rate_resolved(session, beyond[-1])
-    ):
-        return False  # said already, and still said; or a person resolved it at this rate
+    if session.read_back == ReadBack.MISMATCH and alarm_active(device=device, key=MISMATCH_KEY, session=session):
+        return False  # said already, and still said
     whole = InfusionSession.objects.get(pk=session.pk)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     whole.save(update_fields=["read_back"])
@@ -129,12 +134,3 @@ def readback_progress_check(
                 message=f"{MISMATCH_MESSAGE}: it reports {beyond[-1] * 60:g} mL/h")  # fmt: skip
     session_changed(device=device, session=whole)
     return True
-
-
-def _rate_resolved(session: InfusionSession, rate: float) -> bool:
-    """Whether the session's last `parameter_mismatch` a person resolved was about this rate (within tolerance)."""
-    resolved = (Alarm.objects.filter(session_id=session.pk, type=MISMATCH_KEY, resolved_by__isnull=False)
-                .order_by("-resolved_at").values_list("details", flat=True).first())  # fmt: skip
-    details = resolved or {}
-    checked = details.get("reportedFlowRate", (details.get("reported") or {}).get("flowRateMlMin"))
-    return isinstance(checked, int | float) and rate_within_tolerance(ordered_ml_min=checked, reported_ml_min=rate)

@@ -16,7 +16,7 @@ from devices.services.clearing_stops import clearing_stops_withdraw
 from devices.services.commands import command_queue, commands_supersede
 from devices.services.orders import InfusionOrder, order_validate
 from devices.services.pump_state import pump_state_set
-from devices.services.readback import readback_compare, readback_record
+from devices.services.readback import readback_compare, readback_missing, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
@@ -193,7 +193,7 @@ def _read_back_record(
     session.confirmation = confirmation
     session.save(update_fields=["reported_parameters", "confirmation"])
     verdict = readback_record(device=device, session=session, reported=parameters, now=now)
-    if readback_compare(session, parameters)[0] != ReadBack.UNVERIFIED:  # its parameters reported, all of them
+    if not readback_missing(session, parameters):  # its parameters reported, all of them
         reason = "matches the order" if verdict == ReadBack.MATCH else "reports its parameters (a mismatch)"
         alarm_clear(device=device, types=["parameters_unverified"], source=AlarmSource.SERVER, session=session,
                     reason=f"the pump's confirmation {reason}", now=now)  # fmt: skip
@@ -228,8 +228,10 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         session_transition(device=device, session=newer, to=SessionStatus.CANCELLED,
                            reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
     session.running_evidence = session.running_evidence or why
-    if session.confirmation is None and session.read_back == "":  # never confirmed: checked as any order running on
-        session.read_back = ReadBack.UNVERIFIED  # evidence (its progress's rate, its confirmation's grace: review 13)
+    if late_from == SessionStatus.INTERRUPTED or (session.confirmation is None and session.read_back == ""):
+        # never confirmed, or confirmed before a restart that voids what was verified (review 14: a resumed order at
+        # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate)
+        session.read_back = ReadBack.UNVERIFIED
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,

@@ -16,9 +16,11 @@ from django.utils import timezone
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.sessions import infusion_start
+from devices.states import SessionStatus
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_user
-from tests.support.ingest import send
+from tests.support.ingest import confirmed_order, report, send
+from tests.support.ingest import ingest as apply
 
 pytestmark = pytest.mark.django_db
 
@@ -45,7 +47,7 @@ def test_a_matching_confirmation_does_not_overwrite_a_rate_mismatch_seen_running
     )
 
 
-def test_another_wrong_rate_after_a_resolved_mismatch_alarms_again(django_capture_on_commit_callbacks):
+def test_a_wrong_rate_coming_back_after_a_resolved_mismatch_alarms_again(django_capture_on_commit_callbacks):
     make_device("RB_AGAIN")
     session = infusion_start(device_id="RB_AGAIN", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
     infusion_id, capture = session.infusion_id, django_capture_on_commit_callbacks
@@ -62,13 +64,9 @@ def test_another_wrong_rate_after_a_resolved_mismatch_alarms_again(django_captur
         "a pump back on its order's rate is not alarmed again"
     )
     send(capture, "RB_AGAIN", "progress", {**running, "deliveredVolumeMl": 1.2}, 5)
-    assert not Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").exists(), (
-        "the rate a person resolved the mismatch at (checked at the pump) alarms again every second"
-    )
-    send(capture, "RB_AGAIN", "progress", {**running, "flowRate": 30.0, "deliveredVolumeMl": 1.6}, 6)
     again = Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").first()
     assert again is not None and again.pk != first.pk, (
-        "the pump runs another rate off its order after the mismatch was resolved, and nothing says so"
+        "the pump runs 10x its order's rate again after the mismatch was resolved, and nothing says so"
     )
     assert InfusionSession.objects.get(pk=session.pk).read_back == "mismatch"
 
@@ -89,3 +87,110 @@ def test_a_late_confirmation_clears_unverified_on_a_mismatch(settings, django_ca
         "flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}}, 12)  # fmt: skip
     active = set(Alarm.objects.filter(session=session, state="active").values_list("type", flat=True))
     assert active == {"parameter_mismatch"}, f"its parameters reported, still said unreported: {active}"
+
+
+# Review 14: a resolve never silences a rate off the order (in a batch, or coming back after a correction), and an
+# order resumed after a restart is compared again, whatever its confirmation had verified before the restart.
+
+
+def _active_mismatch(session):
+    return Alarm.objects.filter(session=session, type="parameter_mismatch", state="active").first()
+
+
+def _mismatch_resolved_at(capture, device_id, rate):
+    """Order of 2 mL/min, under way on evidence, seen at `rate`; its parameter_mismatch resolved by a nurse."""
+    make_device(device_id)
+    session = infusion_start(device_id=device_id, order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
+    send(capture, device_id, "status", {"status": "started", "infusionId": session.infusion_id}, 1)
+    running = {"status": "running", "flowRate": rate, "deliveredVolumeMl": 0.3, "infusionId": session.infusion_id}
+    send(capture, device_id, "progress", running, 2)
+    first = _active_mismatch(session)
+    assert first is not None
+    alarm_resolve(alarm_id=first.pk, user=make_user(f"n-{device_id}", is_staff=True), reason="checked_at_pump",
+                  note="checked", alerts=1)  # fmt: skip
+    return session, running
+
+
+def test_a_ten_times_rate_in_the_same_batch_as_the_resolved_rate_alarms(django_capture_on_commit_callbacks):
+    """Review 14: a nurse resolved the mismatch at 2.5 mL/min (order 2); the pump's next batch (the bridge applies a
+    pump's messages in batches) holds 20 mL/min then 2.5: a rule remembering "resolved at 2.5" and comparing only the
+    batch's last rate let it pass (reverted: any rate off the order alarms again after a resolve)."""
+    capture = django_capture_on_commit_callbacks
+    session, running = _mismatch_resolved_at(capture, "R14_BATCH", 2.5)
+    now = timezone.now()
+    apply([report("R14_BATCH", "progress", {**running, "flowRate": 20.0, "deliveredVolumeMl": 0.6},
+                  at=now + timedelta(seconds=3)),
+           report("R14_BATCH", "progress", {**running, "flowRate": 2.5, "deliveredVolumeMl": 0.9},
+                  at=now + timedelta(seconds=4))], capture)  # fmt: skip
+    assert _active_mismatch(session) is not None, (
+        "the pump was seen running 20 mL/min (10x the order of 2) after a mismatch resolved at 2.5 mL/min: no alarm, "
+        "because only the batch's last off-order rate (2.5) is compared with the resolved one"
+    )
+
+
+def test_control_the_same_ten_times_rate_alone_alarms(django_capture_on_commit_callbacks):
+    """Control for the test above (passes on main): the same 20 mL/min as its own message alarms."""
+    capture = django_capture_on_commit_callbacks
+    session, running = _mismatch_resolved_at(capture, "R14_ALONE", 2.5)
+    send(capture, "R14_ALONE", "progress", {**running, "flowRate": 20.0, "deliveredVolumeMl": 0.6}, 3)
+    assert _active_mismatch(session) is not None
+
+
+def test_the_wrong_rate_coming_back_after_the_pump_was_corrected_alarms(django_capture_on_commit_callbacks):
+    """A nurse resolves a 10x mismatch (20 mL/min for an order of 2) after correcting the pump at the bedside
+    (reason checked_at_pump: the only reason a nurse has for it). Progress shows the pump on its order's rate for
+    an hour. Then the pump runs 20 mL/min again (re-programmed by mistake, a stored program recalled): nothing
+    alarms for the rest of the infusion, because the last resolved alarm's rate is 20. (The commit's own test
+    asserted this silence before review 14.)"""
+    capture = django_capture_on_commit_callbacks
+    session, running = _mismatch_resolved_at(capture, "R14_BACK", 20.0)
+    for n in range(3):
+        send(capture, "R14_BACK", "progress", {**running, "flowRate": 2.0, "deliveredVolumeMl": 1.0 + n}, 3 + n)
+    assert _active_mismatch(session) is None, "on its order's rate: no alarm (control)"
+    send(capture, "R14_BACK", "progress", {**running, "flowRate": 20.0, "deliveredVolumeMl": 9.0}, 3600)
+    assert _active_mismatch(session) is not None, (
+        "the pump, corrected to its order's rate, runs 10x the order again an hour later and nothing says so"
+    )
+
+
+def test_a_confirmed_order_resumed_after_a_restart_at_ten_times_its_rate_is_compared(
+    django_capture_on_commit_callbacks,
+):
+    """Review 14: the late-running path set read_back 'unverified' only when the order never confirmed. An order
+    confirmed as ordered (read-back 'match') that the pump loses to a restart (interrupted) and then reports running
+    again keeps 'match' from BEFORE the restart: `readback_progress_check` never compares its rate, so a pump
+    re-entered / resumed at 20 mL/min for an order of 2 raises no parameter_mismatch, and the screen says
+    'parameters match'. A restart voids what the pre-restart confirmation verified."""
+    capture, device_id, now = django_capture_on_commit_callbacks, "R14_RESUME", timezone.now()
+    make_device(device_id)
+    apply([report(device_id, "status", {"status": "online", "bootId": "boot-1"}, at=now)], capture)
+    session = confirmed_order(device_id, parameters={"flowRateMlMin": 2.0, "plannedVolumeMl": 30,
+                                                     "plannedTimeMin": 15, "bolusEnabled": False},
+                              bolus_enabled=False, bolus_volume_ml=0.0)  # fmt: skip
+    progress = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.5, "infusionId": session.infusion_id,
+                "bootId": "boot-1"}  # fmt: skip
+    apply([report(device_id, "progress", progress, at=now + timedelta(seconds=1))], capture)
+    session = InfusionSession.objects.get(pk=session.pk)
+    assert (session.status, session.read_back) == (SessionStatus.RUNNING, "match"), (session.status, session.read_back)
+    apply([report(device_id, "status", {"status": "online", "bootId": "boot-2"}, at=now + timedelta(seconds=2))],
+          capture)  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
+    for n in range(3):
+        apply(
+            [
+                report(
+                    device_id,
+                    "progress",
+                    {**progress, "flowRate": 20.0, "deliveredVolumeMl": 1.0 + n, "bootId": "boot-2"},
+                    at=now + timedelta(seconds=3 + n),
+                )
+            ],
+            capture,
+        )
+    session = InfusionSession.objects.get(pk=session.pk)
+    alarms = list(Alarm.objects.filter(session=session).values_list("type", "state"))
+    assert session.status == SessionStatus.RUNNING, session.status
+    assert ("parameter_mismatch", "active") in alarms, (
+        f"after a restart the pump runs the order at 20 mL/min (order 2); read-back {session.read_back!r}, "
+        f"alarms {alarms}"
+    )
