@@ -35,9 +35,9 @@ def rate_within_tolerance(*, ordered_ml_min: float, reported_ml_min: float) -> b
 def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[ReadBack, list[str]]:
     """The read-back of a confirmation's `parameters`, and the fields that differ (mismatch) or are missing."""
     reported = reported if isinstance(reported, dict) else {}
-    wanted = list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
     missing = readback_missing(session, reported)
-    differing = [name for name in wanted if name not in missing and not _field_matches(session, reported, name)]
+    differing = [name for name in _wanted(reported) if name not in missing
+                 and not _field_matches(session, reported, name)]  # fmt: skip
     if differing:
         return ReadBack.MISMATCH, differing
     return (ReadBack.UNVERIFIED, missing) if missing else (ReadBack.MATCH, [])
@@ -46,8 +46,12 @@ def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[R
 def readback_missing(session: InfusionSession, reported: dict | None) -> list[str]:
     """The parameters a confirmation left out (none: it reported every one the order needs compared)."""
     reported = reported if isinstance(reported, dict) else {}
-    wanted = list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
-    return [name for name in wanted if not _is_value(reported.get(name))]
+    return [name for name in _wanted(reported) if not _is_value(reported.get(name))]
+
+
+def _wanted(reported: dict) -> list[str]:
+    """The parameters compared: the required ones, and the bolus volume when the pump reports a bolus."""
+    return list(REQUIRED_FIELDS) + (["bolusVolumeMl"] if reported.get("bolusEnabled") is True else [])
 
 
 def _is_value(value: object) -> bool:
@@ -92,12 +96,11 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     return result
 
 
-def readback_unverified_raise(*, device: Device, session: InfusionSession, now: datetime) -> bool:
+def readback_unverified_raise(*, device: Device, session: InfusionSession, now: datetime) -> None:
     """A session under way on the pump's evidence, its confirmation not come within its grace
-    (`EVIDENCE_CONFIRMATION_GRACE_S`, the bridge's housekeeping): `parameters_unverified`; True if raised."""
+    (`EVIDENCE_CONFIRMATION_GRACE_S`, the bridge's housekeeping): `parameters_unverified`."""
     _, fields = readback_compare(session, None)
     _unverified_raise(device, session, {"ordered": session.order, "reported": None, "fields": fields}, now)
-    return True
 
 
 def _unverified_raise(device: Device, session: InfusionSession, details: dict, now: datetime) -> None:

@@ -206,4 +206,5 @@ def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:
         if (session.status not in SESSION_ON_PUMP_STATUSES or session.read_back != ReadBack.UNVERIFIED
                 or session.confirmation is not None):  # fmt: skip
             return False  # confirmed meanwhile (its read-back decided), or ended
-        return readback_unverified_raise(device=device, session=session, now=now)
+        readback_unverified_raise(device=device, session=session, now=now)
+        return True

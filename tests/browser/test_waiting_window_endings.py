@@ -12,6 +12,7 @@ from devices.models import InfusionSession
 from devices.states import SessionStatus
 from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.clinical.alarm_support import start_from_the_wizard
+from tests.clinical.scenario import wait_status
 from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
@@ -47,11 +48,6 @@ def offline(page):
     expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "connection", timeout=10_000)
     yield
     page.context.set_offline(False)
-
-
-def wait_status(infusion_id: str, status: str) -> None:
-    wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).status == status,
-               message=f"the infusion never became {status}")  # fmt: skip
 
 
 def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # noqa: F811
