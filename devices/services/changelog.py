@@ -56,8 +56,18 @@ def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
              change.ward_code, created_at) for device_pk, change in entries]  # fmt: skip
     with wrapper.cursor() as cursor:
         cursor.executemany(insert_sql(ChangeLogEntry, LOG_COLUMNS), rows)
-    if _Listeners.installed:
+    if _Listeners.installed and not _told_on_commit(wrapper):
         transaction.on_commit(_committed, robust=True)
+
+
+def _told_on_commit(wrapper) -> bool:
+    """Whether this transaction already tells the listeners at its commit: one wake per commit, not one per append
+    (an alarm appends three times: its alarm, error and notification; each wake is a frame to Daphne and a read).
+
+    Read from Django's own list of the transaction's callbacks, so it stays true under savepoints: a callback
+    registered inside a savepoint that rolls back leaves the list with it, and the next append registers again.
+    """
+    return any(func is _committed for _sids, func, _robust in wrapper.run_on_commit)
 
 
 def _committed() -> None:

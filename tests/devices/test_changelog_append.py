@@ -48,3 +48,39 @@ def test_a_second_entry_for_the_same_seq_is_refused():
     with pytest.raises(IntegrityError), transaction.atomic():
         change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 3, "device:status", {}, None))])
     assert ChangeLogEntry.objects.count() == 1
+
+
+def test_listeners_hear_once_per_commit_also_when_a_savepoint_with_the_first_append_rolled_back():
+    """Each wake is a frame to Daphne and a read of the log: an alarm appends three times (its alarm, error and
+    notification) and woke Daphne three times. One per commit now, and never none for a commit that logged."""
+    pump = make_device("PUMP_A")
+    heard = []
+
+    def listener() -> None:
+        heard.append(1)
+
+    change_log_listen(listener)
+    try:
+        with transaction.atomic():
+            for seq in (1, 2, 3):
+                change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", seq, "device:status", {}, None))])
+        assert heard == [1]
+        with transaction.atomic():
+            try:
+                with transaction.atomic():  # a savepoint: its append, and the wake it registered, roll back
+                    change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 4, "device:status", {}, None))])
+                    raise RuntimeError("this message failed")
+            except RuntimeError:
+                pass
+            change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 4, "device:status", {}, None))])
+        assert heard == [1, 1], "the commit that logged seq 4 told the listeners"
+        with transaction.atomic():
+            with transaction.atomic():  # released, not rolled back: its one wake stands for the later append too
+                change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 5, "device:status", {}, None))])
+            change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 6, "device:status", {}, None))])
+        assert heard == [1, 1, 1]
+        change_log_append(entries=[(pump.pk, DeviceChange("PUMP_A", 7, "device:status", {}, None))])  # autocommit
+        assert heard == [1, 1, 1, 1]
+    finally:
+        change_log_unlisten(listener)
+    assert list(ChangeLogEntry.objects.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5, 6, 7]
