@@ -3,8 +3,8 @@
 A confirmation matches when the rate is within 0.5 % of the rate as sent (plus 0.000001 mL/min for
 rounding; no floor), volumes within 0.05 mL and time within 0.1 min; a disabled bolus equals a bolus
 of 0. A missing `parameters` object or field is `unverified`, never a match; a field out of
-tolerance is a `mismatch` whatever else is missing. While an unverified session runs, a reported
-`flowRate` beyond the rate tolerance raises `parameter_mismatch`.
+tolerance is a `mismatch` whatever else is missing (its alarm names the missing ones too). While an
+unverified session runs, a reported `flowRate` beyond the rate tolerance raises `parameter_mismatch`.
 """
 
 from collections.abc import Iterable
@@ -77,7 +77,8 @@ def _field_matches(session: InfusionSession, reported: dict, name: str) -> bool:
 def readback_record(*, device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> ReadBack:
     """Store a session's read-back from its confirmation and raise what it calls for; the caller emits the session.
 
-    Mismatch: high `parameter_mismatch`; unverified: medium `parameters_unverified`; both tied to the session.
+    Mismatch: high `parameter_mismatch`, naming the fields that differ and any the confirmation left out (`missing`);
+    unverified: medium `parameters_unverified`; both tied to the session.
     A session already seen running off its order (its progress's rate: `readback_progress_check`) stays a mismatch:
     a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing.
     """
@@ -88,9 +89,11 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     session.save(update_fields=["read_back"])
     details = {"ordered": session.order, "reported": reported, "fields": fields}
     if result == ReadBack.MISMATCH:
+        missing = readback_missing(session, reported)  # named here too: a mismatch is all its read-back says
+        unreported = f"; not reported: {', '.join(missing)}" if missing else ""
         alarm_raise(device=device, session=session, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
-                    source=AlarmSource.SERVER, now=now, details=details,
-                    message=f"{MISMATCH_MESSAGE} ({', '.join(fields)})")  # fmt: skip
+                    source=AlarmSource.SERVER, now=now, details={**details, "missing": missing},
+                    message=f"{MISMATCH_MESSAGE} ({', '.join(fields)}{unreported})")  # fmt: skip
     elif result == ReadBack.UNVERIFIED:
         _unverified_raise(device, session, details, now)
     return result

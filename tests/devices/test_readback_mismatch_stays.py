@@ -194,3 +194,40 @@ def test_a_confirmed_order_resumed_after_a_restart_at_ten_times_its_rate_is_comp
         f"after a restart the pump runs the order at 20 mL/min (order 2); read-back {session.read_back!r}, "
         f"alarms {alarms}"
     )
+
+
+def test_a_mismatched_confirmation_that_leaves_a_field_out_keeps_it_named(settings, django_capture_on_commit_callbacks):
+    """Review 14 (e07ed64's note): a confirmation that differs from the order AND leaves a field out is a `mismatch`
+    naming only the differing fields. It cleared the grace's `parameters_unverified` (the parameters, it said, were
+    reported, all of them), so the missing planned volume was named nowhere a nurse sees. Now that alarm stays, and
+    the mismatch alarm names what was not reported too."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "EVIDENCE_CONFIRMATION_GRACE_S": 5.0}
+    make_device("RB_PART")
+    session = infusion_start(device_id="RB_PART", order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
+    infusion_id, capture, now = session.infusion_id, django_capture_on_commit_callbacks, timezone.now()
+    send(capture, "RB_PART", "status", {"status": "started", "infusionId": infusion_id}, 0)
+    with capture(execute=True):
+        Housekeeping().tick(now + timedelta(seconds=10), connected_since=now - timedelta(hours=1))
+    send(capture, "RB_PART", "infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": {
+        "flowRateMlMin": 20.0, "plannedTimeMin": 15, "bolusEnabled": False}}, 11)  # fmt: skip
+    active = {alarm.type: alarm for alarm in Alarm.objects.filter(session=session, state="active")}
+    assert set(active) == {"parameter_mismatch", "parameters_unverified"}, (
+        f"the confirmation left the planned volume out, and its parameters_unverified was cleared: {set(active)}"
+    )
+    mismatch = active["parameter_mismatch"]
+    assert "plannedVolumeMl" in mismatch.message and mismatch.details.get("missing") == ["plannedVolumeMl"], (
+        f"the mismatch alarm does not name the parameter the pump left out: {mismatch.message!r}, {mismatch.details}"
+    )
+
+
+def test_a_first_confirmation_that_differs_and_leaves_a_field_out_names_both(django_capture_on_commit_callbacks):
+    """The same confirmation answering the START (no grace, no `parameters_unverified`: `mismatch` whatever else is
+    missing): the one alarm it raises is the only place the missing planned volume can be named."""
+    make_device("RB_PART1")
+    session = confirmed_order("RB_PART1", parameters={"flowRateMlMin": 20.0, "plannedTimeMin": 15,
+                                                      "bolusEnabled": False},
+                              bolus_enabled=False, bolus_volume_ml=0.0)  # fmt: skip
+    mismatch = _active_mismatch(session)
+    assert session.read_back == "mismatch" and mismatch is not None, session.read_back
+    assert "flowRateMlMin" in mismatch.message and "plannedVolumeMl" in mismatch.message, mismatch.message
+    assert mismatch.details.get("missing") == ["plannedVolumeMl"], mismatch.details
