@@ -40,7 +40,6 @@ from devices.states import (
     SessionStatus,
 )
 
-UNVERIFIED_ALARM = "parameters_unverified"
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
@@ -81,19 +80,18 @@ def sessions_unconfirmed_since(
 def sessions_unverified_since(
     *, cutoff: datetime, limit: int, after: tuple[datetime, int] | None = None
 ) -> list[tuple[int, str, datetime]]:
-    """Sessions under way on a pump's evidence alone since before `cutoff` (its moment: `status_changed_at`, a pause
-    only moving it later): read-back unverified, no confirmation, and no `parameters_unverified` ever raised for
-    them (raised, or resolved by a person, it is not raised again); pk, pump, that moment, oldest first. `after`
-    (such a moment and pk): only the ones after it, so that a reader paging through them reaches every one however
-    many before it are held (`sessions_unconfirmed_since`)."""
-    said = Alarm.objects.filter(session=OuterRef("pk"), type=UNVERIFIED_ALARM)
+    """Sessions under way on a pump's evidence alone since before `cutoff` (`unconfirmed_since`: since they ran, first
+    or again after their end, with no confirmation read back for this run): read-back unverified, and no
+    `parameters_unverified` raised by this check in this run (raised, or resolved by a person, it is not raised again
+    until the order runs again after a restart); pk, pump, that moment, oldest first. `after` (such a moment and
+    pk): only the ones after it, so that a reader paging through them reaches every one however many before it are
+    held (`sessions_unconfirmed_since`)."""
     waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES, read_back=ReadBack.UNVERIFIED,
-                                             confirmation__isnull=True, status_changed_at__lt=cutoff)  # fmt: skip
-    waiting = waiting.exclude(running_evidence="").exclude(Exists(said))
+                                             unconfirmed_since__lt=cutoff, unverified_raised=False)  # fmt: skip
     if after is not None:
-        waiting = waiting.filter(Q(status_changed_at__gt=after[0]) | Q(status_changed_at=after[0], pk__gt=after[1]))
-    return list(waiting.order_by("status_changed_at", "pk").values_list("pk", "device__device_id",
-                                                                       "status_changed_at")[:limit])  # fmt: skip
+        waiting = waiting.filter(Q(unconfirmed_since__gt=after[0]) | Q(unconfirmed_since=after[0], pk__gt=after[1]))
+    return list(waiting.order_by("unconfirmed_since", "pk").values_list("pk", "device__device_id",
+                                                                       "unconfirmed_since")[:limit])  # fmt: skip
 
 
 def silent_sessions_filter(now: datetime) -> Q:

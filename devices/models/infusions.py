@@ -57,6 +57,11 @@ class InfusionSession(models.Model):
     completion = models.JSONField(null=True, blank=True)
     # How the server came to believe the pump runs it: "confirmation", or the evidence that showed it.
     running_evidence = models.CharField(max_length=64, blank=True)
+    # This run's wait for a confirmation: since when it runs on the pump's evidence with none, first or again after
+    # its end (a restart voids what an earlier confirmation verified); None once one was read back for this run.
+    # `unverified_raised`: its grace ran out and `parameters_unverified` was raised for this run (not again in it).
+    unconfirmed_since = models.DateTimeField(null=True, blank=True)
+    unverified_raised = models.BooleanField(default=False)
     # The progress it received lives once, on the pump (`Device.latest_progress`): see `progress_on`.
     last_sampled_at = models.DateTimeField(null=True, blank=True)
     # Every timestamp, in server receive time.

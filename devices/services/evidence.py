@@ -53,7 +53,7 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
     """The pump infuses `session`: a pending one runs (read-back unverified), an ended one runs late; True if so."""
     if session.status == SessionStatus.PENDING:
         session.running_evidence = why[:64]
-        session.read_back = ReadBack.UNVERIFIED
+        session.read_back, session.unconfirmed_since = ReadBack.UNVERIFIED, now
         commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                         session=session)  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.RUNNING, now=now,

@@ -204,7 +204,9 @@ def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:
         device = device_lock(device_id=session.device.device_id)
         session.refresh_from_db()
         if (session.status not in SESSION_ON_PUMP_STATUSES or session.read_back != ReadBack.UNVERIFIED
-                or session.confirmation is not None):  # fmt: skip
-            return False  # confirmed meanwhile (its read-back decided), or ended
+                or session.unconfirmed_since is None or session.unverified_raised):  # fmt: skip
+            return False  # confirmed meanwhile (its read-back decided), ended, or said already in this run
+        session.unverified_raised = True
+        session.save(update_fields=["unverified_raised"])
         readback_unverified_raise(device=device, session=session, now=now)
         return True

@@ -161,8 +161,9 @@ def infusion_confirm(
         return session
     if session.status == SessionStatus.PENDING:
         _confirm_running(device, session, parameters, confirmation, now)
-    elif session.status in SESSION_ON_PUMP_STATUSES and session.confirmation is None:
-        _read_back_record(device, session, parameters, confirmation, now)  # running on evidence; now confirmed
+    elif session.status in SESSION_ON_PUMP_STATUSES and session.unconfirmed_since is not None:
+        _read_back_record(device, session, parameters, confirmation, now)  # running on evidence (first, or again
+        # after a restart, which voids an earlier confirmation); now confirmed
     elif session.status in LATE_FROM:
         if infusion_running_late(device=device, session=session, now=now, why="confirmed"):
             _read_back_record(device, session, parameters, confirmation, now)
@@ -189,9 +190,8 @@ def _read_back_record(
     device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime
 ) -> None:
     """A confirmation for a session already running (on evidence, or late): keep it and read it back."""
-    session.reported_parameters = parameters
-    session.confirmation = confirmation
-    session.save(update_fields=["reported_parameters", "confirmation"])
+    session.reported_parameters, session.confirmation, session.unconfirmed_since = parameters, confirmation, None
+    session.save(update_fields=["reported_parameters", "confirmation", "unconfirmed_since"])
     verdict = readback_record(device=device, session=session, reported=parameters, now=now)
     if not readback_missing(session, parameters):  # its parameters reported, all of them
         reason = "matches the order" if verdict == ReadBack.MATCH else "reports its parameters (a mismatch)"
@@ -230,8 +230,9 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
     session.running_evidence = session.running_evidence or why
     if late_from == SessionStatus.INTERRUPTED or (session.confirmation is None and session.read_back == ""):
         # never confirmed, or confirmed before a restart that voids what was verified (review 14: a resumed order at
-        # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate)
-        session.read_back = ReadBack.UNVERIFIED
+        # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate,
+        # a new confirmation read back, `parameters_unverified` if none came within its grace, whatever came before)
+        session.read_back, session.unconfirmed_since, session.unverified_raised = ReadBack.UNVERIFIED, now, False
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,

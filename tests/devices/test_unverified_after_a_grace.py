@@ -19,8 +19,8 @@ from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
 from tests.clinical.scenario import legacy_step, legacy_steps
 from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.ingest import confirmed_order, report
 from tests.support.ingest import ingest as apply
-from tests.support.ingest import report
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +182,7 @@ def test_unverified_check_reaches_a_start_behind_a_page_of_held_ones(grace, djan
         session = infusion_start(device_id=device_id, order=make_order())
         InfusionSession.objects.filter(pk=session.pk).update(
             status=SessionStatus.RUNNING, read_back="unverified", running_evidence="bolus",
-            status_changed_at=since + timedelta(milliseconds=n), delivered_at=since)  # fmt: skip
+            unconfirmed_since=since + timedelta(milliseconds=n), delivered_at=since)  # fmt: skip
         if n < PER_TICK:
             held.add(device_id)
     housekeeping = Housekeeping()
@@ -194,3 +194,119 @@ def test_unverified_check_reaches_a_start_behind_a_page_of_held_ones(grace, djan
             housekeeping.tick(now + timedelta(seconds=tick), connected_since=now - timedelta(hours=1))
     raised = list(Alarm.objects.filter(type="parameters_unverified").values_list("device__device_id", flat=True))
     assert raised == ["HOL_20"], f"HOL_20 waited 60 s past its grace unconfirmed and was never reached: {raised}"
+
+
+# Review 14 (finding 4): a restart voids what a confirmation verified, so an order the pump resumes after one waits
+# for a new confirmation as an order first running on evidence does: `parameters_unverified` once the grace is over,
+# whatever was raised, cleared or resolved before the restart (its session's end cleared it), and once only.
+
+READ_BACK_ALARMS = ("parameters_unverified", "parameter_mismatch")
+AS_ORDERED = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}
+
+
+def resumed_after_a_restart(capture, device_id: str, parameters: dict | None) -> tuple[InfusionSession, datetime]:
+    """An order confirmed with `parameters` and running, interrupted by a restart (bootId 1 -> 2), then reported
+    running again by the pump (progress at its own rate); the session, and when it ran again."""
+    now = timezone.now()
+    make_device(device_id)
+    apply([report(device_id, "status", {"status": "online", "bootId": "boot-1"}, at=now)], capture)
+    session = confirmed_order(device_id, parameters=parameters, bolus_enabled=False, bolus_volume_ml=0.0)
+    progress = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.5, "infusionId": session.infusion_id,
+                "bootId": "boot-1"}  # fmt: skip
+    apply([report(device_id, "progress", progress, at=now + timedelta(seconds=1))], capture)
+    apply([report(device_id, "status", {"status": "online", "bootId": "boot-2"}, at=now + timedelta(seconds=2))],
+          capture)  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
+    resumed_at = now + timedelta(seconds=3)
+    apply([report(device_id, "progress", {**progress, "deliveredVolumeMl": 1.0, "bootId": "boot-2"}, at=resumed_at)],
+          capture)  # fmt: skip
+    session = InfusionSession.objects.get(pk=session.pk)
+    assert (session.status, session.read_back) == (SessionStatus.RUNNING, "unverified"), session.status
+    return session, resumed_at
+
+
+def session_alarms(session: InfusionSession, type: str = "parameters_unverified") -> list[str]:
+    return list(Alarm.objects.filter(session=session, type=type).order_by("pk").values_list("state", flat=True))
+
+
+@pytest.mark.parametrize("confirmed_with", [None, AS_ORDERED], ids=["unverified", "confirmed_as_ordered"])
+def test_an_order_resumed_after_a_restart_is_alarmed_unverified_after_the_grace_once(
+    confirmed_with, grace, django_capture_on_commit_callbacks
+):
+    """Confirmed without parameters (`parameters_unverified` raised, then cleared by the restart's end of the
+    session), or confirmed as ordered: resumed after the restart, the session reads UNVERIFIED and the grace check
+    (`confirmation IS NULL`, no such alarm ever raised for it) never raised one: no alarm said so."""
+    capture = django_capture_on_commit_callbacks
+    session, resumed_at = resumed_after_a_restart(capture, f"R14_RES_{bool(confirmed_with)}", confirmed_with)
+    before = session_alarms(session)
+    housekeeping, connected = Housekeeping(), resumed_at - timedelta(hours=1)
+    with capture(execute=True):
+        housekeeping.tick(resumed_at + timedelta(seconds=GRACE_S - 1), connected_since=connected)
+    assert session_alarms(session) == before, "raised before the resumed order's grace was over"
+    with capture(execute=True):
+        housekeeping.tick(resumed_at + timedelta(seconds=GRACE_S + 1), connected_since=connected)
+        housekeeping.tick(resumed_at + timedelta(seconds=GRACE_S + 2), connected_since=connected)
+    assert session_alarms(session) == [*before, "active"], (
+        f"the order runs again after a restart, its parameters unverified since, and no alarm says so (or it was "
+        f"raised twice): parameters_unverified {session_alarms(session)}, read-back "
+        f"{InfusionSession.objects.get(pk=session.pk).read_back!r}"
+    )
+    alarm = Alarm.objects.get(session=session, type="parameters_unverified", state="active")
+    alarm_resolve(alarm_id=alarm.pk, user=make_user(f"res-{alarm.pk}", is_staff=True), reason="checked_at_pump",
+                  note="screen checked", alerts=alarm.alerts)  # fmt: skip
+    with capture(execute=True):
+        housekeeping.tick(resumed_at + timedelta(seconds=GRACE_S + 30), connected_since=connected)
+    assert session_alarms(session) == [*before, "cleared"], "resolved by a person, it is not raised again"
+
+
+@pytest.mark.parametrize("after_s", [1.0, GRACE_S + 2], ids=["within_the_grace", "after_the_grace"])
+def test_a_confirmation_after_the_restart_verifies_the_resumed_order(
+    after_s, grace, django_capture_on_commit_callbacks
+):
+    """A confirmation the pump sends after the restart, every parameter as ordered, is read back: the resumed order
+    matches, and no `parameters_unverified` is left (none raised within the grace; the grace's cleared after it).
+    Before, it was ignored: the session held a confirmation from before the restart."""
+    capture = django_capture_on_commit_callbacks
+    session, resumed_at = resumed_after_a_restart(capture, f"R14_RECONF_{after_s:g}", AS_ORDERED)
+    housekeeping, connected = Housekeeping(), resumed_at - timedelta(hours=1)
+    with capture(execute=True):
+        housekeeping.tick(resumed_at + timedelta(seconds=after_s - 0.5), connected_since=connected)
+    confirmation = {"infusionId": session.infusion_id, "confirmed": True, "parameters": AS_ORDERED, "bootId": "boot-2"}
+    apply([report(session.device.device_id, "infusion", confirmation, at=resumed_at + timedelta(seconds=after_s))],
+          capture)  # fmt: skip
+    with capture(execute=True):
+        housekeeping.tick(resumed_at + timedelta(seconds=after_s + GRACE_S + 1), connected_since=connected)
+    session = InfusionSession.objects.get(pk=session.pk)
+    active = list(Alarm.objects.filter(session=session, state="active", type__in=READ_BACK_ALARMS)
+                  .values_list("type", flat=True))  # fmt: skip
+    assert (session.read_back, active) == ("match", []), (
+        f"the pump confirmed the resumed order as ordered after its restart: read-back {session.read_back!r}, "
+        f"active alarms {active}"
+    )
+
+
+def test_the_migration_gives_orders_running_unconfirmed_their_grace_as_before():
+    """Sessions on their pump unconfirmed when 0022 runs keep the old rule (grace from their last status change,
+    not again once `parameters_unverified` was raised); a confirmed one and an ended one are not waiting."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    stamp = import_module("devices.migrations.0022_session_unconfirmed_since").stamp_unconfirmed
+    since, rows = timezone.now() - timedelta(minutes=5), {}
+    for name, status, confirmation, said in [("waits", "running", None, False), ("said", "paused", None, True),
+                                             ("confirmed", "running", {"confirmed": True}, False),
+                                             ("ended", "stopped", None, False)]:  # fmt: skip
+        make_device(f"MIG_{name}")
+        session = infusion_start(device_id=f"MIG_{name}", order=make_order())
+        stored = InfusionSession.objects.filter(pk=session.pk)
+        stored.update(status=status, confirmation=confirmation, running_evidence="bolus", status_changed_at=since)
+        if said:
+            Alarm.objects.create(device=session.device, session=session, type="parameters_unverified",
+                                 priority="medium", source="server", state="cleared")  # fmt: skip
+        rows[name] = session.pk
+    stamp(apps, None)
+    stamped = {name: InfusionSession.objects.values_list("unconfirmed_since", "unverified_raised").get(pk=pk)
+               for name, pk in rows.items()}  # fmt: skip
+    assert stamped == {"waits": (since, False), "said": (since, True), "confirmed": (None, False),
+                       "ended": (None, False)}, stamped  # fmt: skip
