@@ -22,6 +22,7 @@ VOLUME_TOLERANCE_ML = 0.05
 TIME_TOLERANCE_MIN = 0.1
 REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
 MISMATCH_KEY = "parameter_mismatch"
+UNVERIFIED_KEY = "parameters_unverified"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
 
@@ -107,7 +108,7 @@ def readback_unverified_raise(*, device: Device, session: InfusionSession, now: 
 
 
 def _unverified_raise(device: Device, session: InfusionSession, details: dict, now: datetime) -> None:
-    alarm_raise(device=device, session=session, type="parameters_unverified", priority=AlarmPriority.MEDIUM,
+    alarm_raise(device=device, session=session, type=UNVERIFIED_KEY, priority=AlarmPriority.MEDIUM,
                 source=AlarmSource.SERVER, now=now, details=details, message=UNVERIFIED_MESSAGE)  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from devices.services.clearing_stops import clearing_stops_withdraw
 from devices.services.commands import command_queue, commands_supersede
 from devices.services.orders import InfusionOrder, order_validate
 from devices.services.pump_state import pump_state_set
-from devices.services.readback import readback_compare, readback_missing, readback_record
+from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
@@ -195,7 +195,7 @@ def _read_back_record(
     verdict = readback_record(device=device, session=session, reported=parameters, now=now)
     if not readback_missing(session, parameters):  # its parameters reported, all of them
         reason = "matches the order" if verdict == ReadBack.MATCH else "reports its parameters (a mismatch)"
-        alarm_clear(device=device, types=["parameters_unverified"], source=AlarmSource.SERVER, session=session,
+        alarm_clear(device=device, types=[UNVERIFIED_KEY], source=AlarmSource.SERVER, session=session,
                     reason=f"the pump's confirmation {reason}", now=now)  # fmt: skip
     session_changed(device=device, session=session)
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
