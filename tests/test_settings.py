@@ -100,3 +100,31 @@ def test_mqtt_url_and_hivemq_variables(monkeypatch):
     monkeypatch.setenv("HIVEMQ_USERNAME", "pump")
     broker = mqtt_settings_from_env(environ.Env())
     assert broker["HOST"] == "cluster.hivemq.example" and broker["TLS"] is True and broker["USERNAME"] == "pump"
+
+
+def test_production_refuses_to_start_beside_the_development_env_file_setup_wrote():
+    """`scripts/setup.sh` (the documented install, docs/deploy.md) writes development secrets into the checkout's
+    `.env`; production read it whatever DJANGO_DEBUG said, so a unit that forgot its secrets started on them instead
+    of refusing (review 15). Production now reads a file only when DJANGO_ENV_FILE names it."""
+    if not (ROOT / ".env").is_file():
+        pytest.skip("no .env in the checkout: scripts/setup.sh (make test's setup) writes one")
+    production = {name: value for name, value in PRODUCTION.items() if name != "DJANGO_ENV_FILE"}
+    result = manage("check", env=production)  # no DJANGO_DEBUG, no secret: as a unit that forgot them
+    assert result.returncode != 0, "production started on the development secrets in the checkout's .env"
+    assert "DJANGO_SECRET_KEY" in result.stderr
+
+
+def test_an_env_file_cannot_switch_production_to_development(tmp_path):
+    env_file = tmp_path / "pumpstream.env"
+    env_file.write_text("DJANGO_DEBUG=true\n")
+    result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})  # no secret in the environment
+    assert result.returncode != 0, "an env file's DJANGO_DEBUG=true turned a production process into development"
+    assert "DJANGO_SECRET_KEY" in result.stderr
+    assert env_file.read_text() == "DJANGO_DEBUG=true\n", "no development secrets generated into it"
+
+
+def test_production_reads_the_file_its_environment_names(tmp_path):
+    env_file = tmp_path / "pumpstream.env"
+    env_file.write_text("".join(f"{name}={value}\n" for name, value in REAL_SECRETS.items()))
+    result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})
+    assert result.returncode == 0, result.stderr[-2000:]
