@@ -72,6 +72,9 @@ class SessionIdleTimeoutMiddleware:
             return response
         station = user_is_station(user)
         if is_background(request) and not station:
+            if session.get_expiry_age() > settings.SESSION_IDLE_TIMEOUT_S:  # a station given rights: 90 days no more
+                session.set_expiry(settings.SESSION_IDLE_TIMEOUT_S)
+                session[REFRESHED_AT] = now
             return response  # a clinician's page polling by itself is no activity
         session.set_expiry(settings.STATION_SESSION_AGE_S if station else settings.SESSION_IDLE_TIMEOUT_S)
         session[REFRESHED_AT] = now

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.sessions.models import Session
 from django.urls import resolve
 from django.utils import timezone
@@ -136,3 +136,24 @@ def test_every_read_the_page_scripts_make_is_background(client):
     assert {view for _, _, view in reads} >= {"devices:api_bridge", "devices:api_events"}, reads
     not_background = [(name, url) for name, url, view in reads if view not in BACKGROUND_VIEWS]
     assert not not_background, f"page scripts read these without being background: {not_background}"
+
+
+def test_a_station_given_command_rights_idles_out_like_a_clinician_while_its_page_polls(client):
+    """A station's session lasts 90 days from its last request. Given Stop and Acknowledge rights it is a clinician's
+    account, whose page's own polls are no activity: they left the 90-day expiry standing, so the wall screen held
+    command rights for up to 90 days with nobody at it (review 15). Its next poll brings it down to the idle limit."""
+    wall = station("icu-wall")
+    signed_in(client, "icu-wall")
+    assert expires_in(client) > TWELVE_HOURS
+    wall.user_permissions.add(*Permission.objects.filter(codename__in=["command_device", "acknowledge_alarm"]))
+    session = client.session
+    session[REFRESHED_AT] = 0  # its last refresh was over a minute ago
+    session.save()
+    assert client.get("/api/bridge/", headers={BACKGROUND_HEADER: "1"}).status_code == 200
+    assert expires_in(client) <= TWELVE_HOURS
+    session = client.session
+    session[REFRESHED_AT] = 0
+    session.save()
+    left = expires_in(client)
+    assert client.get("/api/bridge/", headers={BACKGROUND_HEADER: "1"}).status_code == 200
+    assert expires_in(client) <= left, "a poll is still no activity: it does not move the idle limit on"
