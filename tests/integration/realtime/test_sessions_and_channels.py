@@ -47,6 +47,22 @@ def test_channels_endpoint_refuses_anonymous_and_foreign_origin(daphne_server, i
                                     origin="https://evil.example")  # fmt: skip
 
 
+def test_a_websocket_to_any_other_path_is_refused_quietly(daphne_server):
+    """Channels' router raised for a path it has no route for, and Daphne logged a traceback per connection: anyone,
+    signed in or not, could write tracebacks as fast as they could open sockets (review 15). Now refused, logged
+    as nothing worse than the access line."""
+    base = daphne_server.url.replace("http://", "ws://")
+    before = daphne_server.log_path.read_text(errors="replace").count("Traceback")
+    for path in ("/ws/anything-else/", "/ws/devices/x/", "/", "/admin/"):
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(base + path, timeout=5)
+    with pytest.raises(websocket.WebSocketBadStatusException):  # an answered request after them: their logs are out
+        websocket.create_connection(base + "/ws/devices/", timeout=5)
+    log = daphne_server.log_path.read_text(errors="replace")
+    assert log.count("Traceback") == before, f"Daphne logged a traceback:\n{daphne_server.log_tail()}"
+    assert "No route found" not in log
+
+
 def test_channels_endpoint_delivers_the_same_events(daphne_server, icu_nurse, clients, settings):
     sio_client = connected(daphne_server.url, clients, cookie=session_cookie(icu_nurse))
     plain = ChannelsClient(daphne_server.url, cookie=session_cookie(icu_nurse))
