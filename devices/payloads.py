@@ -57,7 +57,7 @@ def progress_body(progress: dict, *, infusion_id: str | None, received_at: datet
 
 
 def session_body(session: InfusionSession) -> wire.SessionEvent:
-    """`device:session`: the session's status, order and reason."""
+    """`device:session`: the session's status, order and reason, and what its read-back rests on."""
     order = session.order
     return wire.SessionEvent(
         session=wire.Session(
@@ -75,8 +75,18 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             patient=session.patient_name or None,
             patientBed=session.patient_bed or None,
             runningEvidence=session.running_evidence or None,
+            # what the read-back panels may show as reported for the run under way (review 14, finding 4's screen)
+            unconfirmedSince=session.unconfirmed_since,
+            progressMismatch=_progress_mismatch(session),
         )
     )
+
+
+def _progress_mismatch(session: InfusionSession) -> wire.ProgressMismatch | None:
+    """The running rate that made this run's read-back a mismatch, and when it was received; None if none did."""
+    if session.mismatch_flow_rate_ml_min is None or session.mismatch_seen_at is None:
+        return None
+    return wire.ProgressMismatch(flowRateMlMin=session.mismatch_flow_rate_ml_min, receivedAt=session.mismatch_seen_at)
 
 
 def confirmation_body(session: InfusionSession) -> wire.ConfirmationEvent:

@@ -214,6 +214,13 @@ class Order(Payload):
     drug: str
 
 
+class ProgressMismatch(Payload):
+    """The running progress rate that made the read-back a mismatch (its `parameter_mismatch` names it)."""
+
+    flowRateMlMin: Number
+    receivedAt: Timestamp
+
+
 class Session(Payload):
     infusionId: str
     status: SessionStatusName
@@ -228,6 +235,11 @@ class Session(Payload):
     patient: str | None
     patientBed: str | None
     runningEvidence: str | None
+    # Since when it runs with no confirmation read back for this run (first on the pump's evidence, or again after a
+    # restart, which voids what was confirmed before); null once confirmed for this run. While set, a
+    # `reportedParameters` is what the pump confirmed before the restart, never what it runs now.
+    unconfirmedSince: Timestamp | None = None
+    progressMismatch: ProgressMismatch | None = None  # the running rate that made `readBack` a mismatch, if one did
 
 
 class SessionEvent(Payload):

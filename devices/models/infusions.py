@@ -62,6 +62,11 @@ class InfusionSession(models.Model):
     # `unverified_raised`: its grace ran out and `parameters_unverified` was raised for this run (not again in it).
     unconfirmed_since = models.DateTimeField(null=True, blank=True)
     unverified_raised = models.BooleanField(default=False)
+    # The running progress rate (mL/min) that made this run's read-back a mismatch, the one its latest
+    # `parameter_mismatch` names, and when it was received; None when the mismatch came from a confirmation (or there
+    # is none). The panels show it as what the pump runs, never an older confirmation; a restart's new run clears it.
+    mismatch_flow_rate_ml_min = models.FloatField(null=True, blank=True)
+    mismatch_seen_at = models.DateTimeField(null=True, blank=True)
     # The progress it received lives once, on the pump (`Device.latest_progress`): see `progress_on`.
     last_sampled_at = models.DateTimeField(null=True, blank=True)
     # Every timestamp, in server receive time.

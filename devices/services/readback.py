@@ -122,6 +122,9 @@ def readback_progress_check(
 
     `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
 
+    The rate raised for is kept on the session (`mismatch_flow_rate_ml_min`, `mismatch_seen_at`): the read-back
+    panels show it as what the pump runs, not a confirmation (from before a restart, or one echoing the order).
+
     `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
     """
     if session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH):
@@ -134,7 +137,9 @@ def readback_progress_check(
         return False  # said already, and still said
     whole = InfusionSession.objects.get(pk=session.pk)
     whole.read_back = session.read_back = ReadBack.MISMATCH
-    whole.save(update_fields=["read_back"])
+    for row in (whole, session):  # the caller's row too: a later save of it in the batch keeps what was seen
+        row.mismatch_flow_rate_ml_min, row.mismatch_seen_at = beyond[-1], now  # shown as what the pump runs
+    whole.save(update_fields=["read_back", "mismatch_flow_rate_ml_min", "mismatch_seen_at"])
     alarm_raise(device=device, session=whole, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
                 source=AlarmSource.SERVER, now=now,
                 details={"ordered": whole.order, "reportedFlowRate": beyond[-1], "fields": ["flowRate"]},

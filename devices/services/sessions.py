@@ -233,6 +233,7 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate,
         # a new confirmation read back, `parameters_unverified` if none came within its grace, whatever came before)
         session.read_back, session.unconfirmed_since, session.unverified_raised = ReadBack.UNVERIFIED, now, False
+        session.mismatch_flow_rate_ml_min = session.mismatch_seen_at = None  # a rate seen in the run before
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,
