@@ -1,7 +1,9 @@
-// Read-back (contract v1.1): the order beside what the pump confirmed, field by field, and one plain verdict:
-// match, mismatch or unverified. The waiting window and the monitor both show it.
+// Read-back (contract v1.1): the order beside what the pump reported for the run under way, field by field, and one
+// plain verdict: match, mismatch or unverified. The waiting window and the monitor both show it. Only what holds now
+// is shown as reported: a confirmation from before a restart (the order resumed, `unconfirmedSince` set) is not what
+// the pump runs, and a mismatch seen in the pump's progress shows that running rate (`progressMismatch`).
 
-import { duration, fixed, mlMinToMlH } from "./format.js";
+import { clock, duration, fixed, mlMinToMlH } from "./format.js";
 import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 
 export const READBACK_LABEL = {
@@ -16,6 +18,7 @@ const ROWS = [
   ["Time", (order) => order.plannedTimeMin, (rep) => rep.plannedTimeMin, (v) => duration(v)],
   ["Bolus", (order) => (order.bolus?.enabled ? order.bolus.volumeMl : 0), reportedBolus, (v) => fixed(v, 2, "mL")],
 ];
+const SHOW_RATE = ROWS[0][3];
 
 function reportedBolus(rep) {
   if (rep.bolusEnabled === false) return 0;
@@ -29,26 +32,59 @@ export function readBackOf(session) {
   return ON_PUMP_SESSION_STATUSES.has(session.status) ? "unverified" : null;
 }
 
+/** The parameters the pump reported for the run under way: none while it runs unconfirmed (first on evidence, or
+ * again after a restart, when `reportedParameters` is what it confirmed before the restart). */
+export function reportedThisRun(session) {
+  return session?.unconfirmedSince ? {} : (session?.reportedParameters ?? {});
+}
+
+/** Whether the pump confirmed parameters before a restart and has run the order again since, unconfirmed. */
+export function confirmedBeforeARestart(session) {
+  return Boolean(session?.unconfirmedSince && session.reportedParameters);
+}
+
+/** The running rate (mL/min) that made the read-back a mismatch, from the pump's progress; null if none did. */
+export function mismatchSeenRunning(session) {
+  return session?.readBack === "mismatch" ? (session.progressMismatch ?? null) : null;
+}
+
 /** Fill `root` with the verdict and a table of ordered and reported values side by side. */
 export function renderReadBack(root, session) {
   const verdict = readBackOf(session);
   root.hidden = !verdict;
   root.dataset.readback = verdict ?? "";
   if (!verdict) return root.replaceChildren();
-  const title = document.createElement("p");
-  title.className = "readback-verdict";
-  title.textContent = READBACK_LABEL[verdict];
+  const title = paragraph("readback-verdict", READBACK_LABEL[verdict]);
   const table = document.createElement("table");
   table.className = "readback-table";
   const head = table.createTHead().insertRow();
   for (const text of ["", "Ordered", "Pump reports"]) head.append(Object.assign(document.createElement("th"), { textContent: text }));
-  const reported = session.reportedParameters ?? {};
+  const reported = reportedThisRun(session);
+  const unreported = confirmedBeforeARestart(session) ? "not reported since the restart" : "not reported";
+  const seen = mismatchSeenRunning(session);
   for (const [label, ordered, fromPump, show] of ROWS) {
     const row = table.insertRow();
     const value = fromPump(reported);
+    const said = value === undefined || value === null ? null : show(value);
     row.insertCell().textContent = label;
     row.insertCell().textContent = show(ordered(session.order ?? {}));
-    row.insertCell().textContent = value === undefined || value === null ? "not reported" : show(value);
+    row.insertCell().textContent = label === "Rate" && seen ? seenRunningText(seen, said) : (said ?? unreported);
   }
-  root.replaceChildren(title, table);
+  const notes = confirmedBeforeARestart(session) ? [paragraph("readback-note", restartNote(session))] : [];
+  root.replaceChildren(title, table, ...notes);
+}
+
+/** "1,200.000 mL/h (seen in its progress at 10:04:05)", and what this run's confirmation said, if it said a rate. */
+function seenRunningText(seen, confirmed) {
+  const text = `${SHOW_RATE(seen.flowRateMlMin)} (seen in its progress at ${clock(seen.receivedAt)})`;
+  return confirmed ? `${text}; confirmed ${confirmed}` : text;
+}
+
+function restartNote(session) {
+  return `The pump restarted and has run this order again since ${clock(session.unconfirmedSince)} without ` +
+    "confirming it: what it confirmed before the restart is not what it runs now.";
+}
+
+function paragraph(className, text) {
+  return Object.assign(document.createElement("p"), { className, textContent: text });
 }

@@ -7,8 +7,8 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
-import { serverNowMs } from "./format.js";
-import { readBackOf, renderReadBack } from "./readback.js";
+import { fixed, mlMinToMlH, serverNowMs } from "./format.js";
+import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
 const START_DEADLINE_EXTRA_MS = 10_000; // a START's deadline is the confirmation timeout + 10 s (the server's rule)
@@ -26,6 +26,9 @@ const MESSAGES = {
   timeout: "The pump did not confirm in time. The start was withdrawn.",
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
+  // the read-back's own grounds, when they are not a confirmation of this run (`readBackMessage`)
+  unverifiedResumed: "The pump restarted and runs this order again, but has not reported the parameters it runs " +
+    "since: what it confirmed before the restart no longer counts. Check its screen against the order now.",
   cancelled: "The start was cancelled.",
   interrupted: "The pump restarted before the start was confirmed: nothing runs from this order. Check the pump's screen, then start again.",
   ranInterrupted: "The pump ran this infusion, and it was interrupted since. Check the pump now: its record is on the monitor.",
@@ -218,7 +221,20 @@ export class WaitingModal {
       this.close(() => this.onConfirmed());
       return;
     }
-    this.setOutcome(outcome, detail ? `${MESSAGES[outcome]} (${detail})` : MESSAGES[outcome]);
+    const message = this.readBackMessage(outcome);
+    this.setOutcome(outcome, detail ? `${message} (${detail})` : message);
+  }
+
+  /** A mismatch or unverified ending in the words of what it rests on: a rate seen in the pump's progress is not a
+   * confirmation, and what the pump confirmed before a restart is not what it runs now. */
+  readBackMessage(outcome) {
+    const seen = outcome === "mismatch" ? mismatchSeenRunning(this.session) : null;
+    if (seen) {
+      return `The pump is running ${fixed(mlMinToMlH(seen.flowRateMlMin), 1, "mL/h")}, not the order's rate ` +
+        "(seen in its progress). Check the pump now.";
+    }
+    if (outcome === "unverified" && confirmedBeforeARestart(this.session)) return MESSAGES.unverifiedResumed;
+    return MESSAGES[outcome];
   }
 
   /** Cancelled: why (a nurse, or the pump running an older order instead), and the STOP only if one was queued. */

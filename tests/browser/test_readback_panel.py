@@ -1,0 +1,120 @@
+"""The read-back panel says only what the pump reported for the run under way (the screen must never lie).
+
+After fa6304c a restart voids what a confirmation verified: the resumed order reads UNVERIFIED until the pump
+confirms again. But the panel's "Pump reports" column still showed the parameters confirmed before the restart (a
+resumed order running 1200 mL/h read "Pump reports 120 mL/h" under "UNVERIFIED: the pump did not report…"), and a
+mismatch found from the pump's progress showed an old confirmation, or "not reported", beside MISMATCH, never the
+running rate that raised it; the waiting window said "The pump confirmed, but…" of a pump that never confirmed.
+"""
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.models import InfusionSession
+from devices.services.sessions import infusion_start
+from devices.states import SessionStatus
+from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
+from tests.browser.test_waiting_window_endings import offline, waiting_order
+from tests.clinical.scenario import wait_status
+from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the orders end as the tests make them end, never by time-out
+AS_ORDERED = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": False}
+
+
+def reported(panel, row: str):
+    """The "Pump reports" cell of a row of a read-back panel (Rate, Volume, Time, Bolus)."""
+    return panel.locator("tr", has_text=row).locator("td").nth(2)
+
+
+def read_back_is(infusion_id: str, verdict: str) -> None:
+    wait_until(lambda: InfusionSession.objects.get(infusion_id=infusion_id).read_back == verdict,
+               message=f"{infusion_id}'s read-back never became {verdict}")  # fmt: skip
+
+
+def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_the_pump_runs(open_page, stack):  # noqa: F811
+    ward = make_ward("rbp")
+    make_device("RBP_RESUME", ward=ward, bed="4", has_presence=True)
+    nurse = make_user("rbp-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "RBP_RESUME")
+    try:
+        pump.publish("status", {"status": "online", "bootId": "boot-1", "seq": 1})
+        order = make_order(drug="Heparin", bolus_enabled=False, bolus_volume_ml=0.0)
+        session = infusion_start(device_id="RBP_RESUME", order=order, user=nurse)
+        infusion_id = session.infusion_id
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED,
+                                  "bootId": "boot-1", "seq": 2})  # fmt: skip
+        read_back_is(infusion_id, "match")
+        page = open_page(nurse, "/devices/RBP_RESUME/")
+        panel = page.locator("#mon-readback")
+        expect(panel).to_have_attribute("data-readback", "match")
+        expect(reported(panel, "Rate")).to_have_text("120.000 mL/h")  # confirmed for this run: shown as reported
+
+        pump.publish("status", {"status": "online", "bootId": "boot-2", "seq": 1})  # it restarted mid-infusion
+        wait_status(infusion_id, SessionStatus.INTERRUPTED)
+        pump.publish("status", {"status": "running", "infusionId": infusion_id, "bootId": "boot-2", "seq": 2})
+        wait_status(infusion_id, SessionStatus.RUNNING)  # resumed: its confirmation from before no longer counts
+        expect(panel).to_have_attribute("data-readback", "unverified", timeout=10_000)
+        for row in ("Rate", "Volume", "Time", "Bolus"):  # the confirmation from before the restart is not shown
+            expect(reported(panel, row)).to_have_text("not reported since the restart")
+        expect(panel.locator(".readback-note")).to_contain_text("restart")
+
+        pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 20.0,
+                                  "deliveredVolumeMl": 1.0, "volumeRemainingMl": 29.0, "bootId": "boot-2",
+                                  "seq": 3})  # fmt: skip
+        expect(panel).to_have_attribute("data-readback", "mismatch", timeout=10_000)
+        expect(reported(panel, "Rate")).to_contain_text("1,200.000 mL/h")  # the rate that raised the alarm
+        expect(reported(panel, "Rate")).to_contain_text("progress")
+        expect(reported(panel, "Volume")).to_contain_text("not reported")
+    finally:
+        pump.close()
+
+
+def test_the_waiting_window_says_a_mismatch_seen_in_progress_as_such(open_page, stack):  # noqa: F811
+    """Running on its `started` report (unverified), then progress at 10x the order: the window followed it to
+    MISMATCH saying "The pump confirmed, but…", with "not reported" beside every ordered value."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "RBP_WAIT", "rbpw")
+    try:
+        pump.publish("status", {"status": "started", "infusionId": infusion_id, "bootId": "boot-1", "seq": 3})
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 20.0,
+                                  "deliveredVolumeMl": 0.3, "volumeRemainingMl": 29.7, "bootId": "boot-1",
+                                  "seq": 4})  # fmt: skip
+        expect(modal).to_have_attribute("data-outcome", "mismatch", timeout=5_000)
+        message = page.locator("#waiting-message")
+        expect(message).not_to_contain_text("confirmed")
+        expect(message).to_contain_text("1,200.0 mL/h")
+        panel = page.locator("#waiting-readback")
+        expect(panel).to_have_attribute("data-readback", "mismatch")
+        expect(reported(panel, "Rate")).to_contain_text("1,200.000 mL/h")
+        expect(reported(panel, "Volume")).to_contain_text("not reported")
+    finally:
+        pump.close()
+
+
+def test_the_waiting_window_does_not_show_what_a_resumed_order_confirmed_before_the_restart(open_page, stack):  # noqa: F811
+    """Confirmed as ordered and cut off by a restart while the page was offline (the window ends "ran, interrupted"),
+    then resumed by the pump: the window follows it to UNVERIFIED, and its panel showed the old confirmation."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "RBP_WRES", "rbpr")
+    try:
+        with offline(page):
+            pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED,
+                                      "bootId": "boot-1", "seq": 3})  # fmt: skip
+            wait_status(infusion_id, SessionStatus.RUNNING)
+            pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # restarted mid-infusion
+            wait_status(infusion_id, SessionStatus.INTERRUPTED)
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "ranInterrupted", timeout=15_000)
+        pump.publish("status", {"status": "running", "infusionId": infusion_id, "bootId": "boot-2", "seq": 2})
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        expect(page.locator("#waiting-message")).to_contain_text("The pump restarted and runs this order again")
+        panel = page.locator("#waiting-readback")
+        for row in ("Rate", "Volume", "Time", "Bolus"):
+            expect(reported(panel, row)).to_have_text("not reported since the restart")
+    finally:
+        pump.close()
