@@ -246,10 +246,11 @@ def delivery_attempts_known(keys: list[str]) -> set[str]:
     return set(DeliveryAttempt.objects.filter(key__in=keys).values_list("key", flat=True))
 
 
-def alarm_keys_active(*, device_id: str) -> set[str]:
-    """The type keys of a pump's active alarms (one query; the bridge's bound on distinct active alarms)."""
+def alarm_keys_active(*, device_id: str) -> set[tuple[str, str]]:
+    """The (type key, errorCode) of a pump's active alarms, one per alarm the pump holds apart from its session (one
+    query; the bridge's bound on distinct active alarms: an alarm is one per type and errorCode)."""
     active = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
-    return set(active.values_list("type", flat=True))
+    return set(active.values_list("type", "error_code"))
 
 
 def ward_silences_current(*, codes: set[str] | None = None, now=None) -> dict[str, WardSilence]:

@@ -82,8 +82,9 @@ class PumpBudgets:
         if alarm_is_clearing(checked.report.type):
             return True
         key = device_alarm_key(checked.report.type)  # the key its alarm gets (a server type's: `device_...`)
-        active = alarm_keys_active(device_id=checked.device_id) - {ALARM_FLOOD}  # the summary takes no place
-        if key in active or len(active) < self.max_active_alarms:
+        error_code = str(checked.report.errorCode or "")[:64]  # as `alarm_raise` stores it: each code is an alarm
+        active = {pair for pair in alarm_keys_active(device_id=checked.device_id) if pair[0] != ALARM_FLOOD}
+        if (key, error_code) in active or len(active) < self.max_active_alarms:
             return True
         self.count_shed(checked.device_id, topics.ERROR, clock)
         return False

@@ -82,6 +82,21 @@ def test_a_pump_holds_at_most_max_active_distinct_alarms_but_repeats_and_clearin
     assert "fault_9" in alarms, "a place freed by the clearing is taken"
 
 
+def test_the_bound_counts_alarms_not_types_so_a_new_error_code_each_time_is_bounded_too():
+    """An alarm is one per type and errorCode: the bound counted type keys only, so a pump sending `occlusion` with a
+    new errorCode each time held any number of active alarms (60 here; review 15), each shown, summarised and
+    re-checked. A repeat of an active (type, errorCode) still only counts."""
+    make_device("CODES")
+    budgets = PumpBudgets(alarm=OFF, report=OFF, max_active_alarms=5)
+    ingest([message("CODES", "error", {"type": "occlusion", "errorCode": f"E{n}"}) for n in range(60)], budgets)
+    alarms = Alarm.objects.filter(device__device_id="CODES", state="active")
+    codes = sorted(alarms.exclude(type="alarm_flood").values_list("error_code", flat=True))
+    assert codes == [f"E{n}" for n in range(5)]
+    assert sum(alarms.get(type="alarm_flood").details["shed"].values()) == 55
+    ingest([message("CODES", "error", {"type": "occlusion", "errorCode": "E0"})], budgets)
+    assert alarms.get(error_code="E0").count == 2, "a repeat of an active alarm only counts"
+
+
 def test_an_unregistered_pump_flooding_raises_nothing():
     budgets = PumpBudgets(alarm=Budget(1, 2), report=Budget(1, 2), max_active_alarms=5)
     outcomes = ingest([message("NOBODY", "error", {"type": "x"}) for _ in range(10)], budgets)
