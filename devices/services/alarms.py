@@ -43,6 +43,7 @@ DEVICE_KEY_PREFIX = "device_"  # before a pump's type key that is a server alarm
 TYPE_KEY_MAX = 64
 TYPE_SHOWN_MAX = 200
 NOT_KEY_CHARS = re.compile(r"[^a-z0-9_]")
+LITERAL_CLEARING = re.compile(r"\S+_cleared", re.IGNORECASE)  # the contract's `X_cleared` as sent (after NFKC)
 
 
 def priority_from_severity(severity: Any) -> AlarmPriority:
@@ -70,6 +71,16 @@ def alarm_type_key(reported: str) -> str:
 def alarm_is_clearing(reported: str) -> bool:
     """Whether a pump's `error` type is a clearing (`X_cleared`), judged before any cut."""
     return _key_uncut(reported).endswith(CLEARED_SUFFIX)
+
+
+def alarm_is_literal_clearing(reported: str) -> bool:
+    """Whether a pump's type is literally the contract's `X_cleared` (no space, `_cleared` as sent, any case, NFKC).
+
+    Only such a type is a clearing even when it clears nothing; any other type whose key ends in `_cleared`
+    ("Occlusion not cleared", "Line-not-cleared") is a clearing only if it clears an active alarm, else the alarm it
+    says it is (when in doubt, alarm: review 15).
+    """
+    return LITERAL_CLEARING.fullmatch(unicodedata.normalize("NFKC", reported)) is not None
 
 
 def _key_uncut(reported: str) -> str:

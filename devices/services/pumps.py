@@ -14,6 +14,7 @@ from devices.models import Device, InfusionSession
 from devices.services.alarms import (
     alarm_clear,
     alarm_is_clearing,
+    alarm_is_literal_clearing,
     alarm_raise,
     priority_from_severity,
     types_cleared_by,
@@ -223,11 +224,10 @@ def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """An alarm at the pump; `X_cleared` clears the pump's own `X`/`X_detected`, never a server alarm (v1.1)."""
+    """An alarm at the pump; `X_cleared` clears the pump's own `X`/`X_detected`, never a server alarm (v1.1); a
+    clearing that clears nothing and is not literally `X_cleared` is raised as an alarm (`_clearing_apply`)."""
     error_code = report.errorCode or ""
-    if alarm_is_clearing(report.type):
-        alarm_clear(device=device, types=types_cleared_by(report.type), error_code=error_code or None,
-                    source=AlarmSource.DEVICE, reason=report.text or report.type, now=now)  # fmt: skip
+    if alarm_is_clearing(report.type) and _clearing_apply(device, report, error_code, now):
         return False
     alarm_raise(
         device=device, type=report.type, error_code=error_code, priority=priority_from_severity(report.severity),
@@ -235,6 +235,22 @@ def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
         details=report.details, session=device.active_session, device_timestamp=report.timestamp, now=now,
     )  # fmt: skip
     return False
+
+
+def _clearing_apply(device: Device, report: DevicePayload, error_code: str, now: datetime) -> bool:
+    """Clear what a clearing names; False when it cleared nothing and is not literally `X_cleared`: then it is
+    raised as the alarm it says it is ("Occlusion not cleared" is no clearing of `occlusion_not`, which nothing
+    raised: review 15). The contract's `X_cleared` that cleared nothing is written in the pump's log
+    (`alarm.clearing_unmatched`: already resolved by a person, shed in a flood, another `errorCode`)."""
+    keys = types_cleared_by(report.type)
+    if alarm_clear(device=device, types=keys, error_code=error_code or None, source=AlarmSource.DEVICE,
+                   reason=report.text or report.type, now=now):  # fmt: skip
+        return True
+    if not alarm_is_literal_clearing(report.type):
+        return False
+    event_record(device=device, kind="alarm.clearing_unmatched", session_pk=device.active_session_pk, received_at=now,
+                 payload={"type": report.type, "keys": keys, "errorCode": error_code})  # fmt: skip
+    return True
 
 
 def _bolus(device: Device, report: DevicePayload, now: datetime) -> bool:

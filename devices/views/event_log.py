@@ -33,6 +33,12 @@ def _alarm_name(payload: dict) -> str:
     return str(payload.get("type") or "alarm").replace("_", " ")
 
 
+def _cleared_name(payload: dict) -> str:
+    """The alarm a pump's clearing names: its first key ("occlusion" for `Occlusion_Cleared`)."""
+    keys = payload.get("keys")
+    return _alarm_name({"type": keys[0]}) if isinstance(keys, list) and keys else "an alarm"
+
+
 def _reason(payload: dict) -> str:
     reason = payload.get("reason")
     if not isinstance(reason, str) or not reason or reason in CODED_REASONS:
@@ -83,6 +89,7 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
     "user.alarm_acknowledged": lambda event, p: f"{_who(event)} acknowledged the {_alarm_name(p)} alarm",
     "user.alarm_resolved": lambda event, p: f"{_who(event)} resolved the {_alarm_name(p)} alarm{_reason(p)}",
     "alarm.cleared": lambda event, p: f"Alarm cleared: {_alarm_name(p)}",
+    "alarm.clearing_unmatched": lambda event, p: f"The pump cleared {_cleared_name(p)}, which was not active",
     "alarm.reminded": lambda event, p: f"Reminder: the {_alarm_name(p)} alarm is still active",
     "alarm.flood_news": lambda event, p: (
         f"The {_alarm_name(p)} alarm alerts again: the pump's flood hid alarms not signalled yet"

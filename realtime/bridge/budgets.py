@@ -14,8 +14,8 @@ The newest report of each kind per pump in an intake is never shed, so a floodin
 current. A backlog is no flood: after the bridge was away from the broker (a lost link, a restart) each
 pump's buckets are credited that time's budget for the messages that waited meanwhile (`flood.TimeAway`).
 Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new one (a
-repeat of an active alarm or a clearing still passes); the refused alarm is counted into its `alarm_flood`
-too.
+repeat of an active alarm or a clearing still passes; a clearing not literally `X_cleared` only if it clears an
+active alarm, for otherwise it is raised as an alarm); the refused alarm is counted into its `alarm_flood` too.
 """
 
 import logging
@@ -24,7 +24,13 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from devices.selectors import alarm_keys_active
-from devices.services.alarms import alarm_is_clearing, device_alarm_key, priority_from_severity
+from devices.services.alarms import (
+    alarm_is_clearing,
+    alarm_is_literal_clearing,
+    device_alarm_key,
+    priority_from_severity,
+    types_cleared_by,
+)
 from devices.services.protection import ALARM_FLOOD
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics
@@ -79,11 +85,15 @@ class PumpBudgets:
         """False (and counted as shed) for a new alarm of a pump that has `max_active_alarms` active ones."""
         if checked.kind != topics.ERROR or self.max_active_alarms <= 0:
             return True
-        if alarm_is_clearing(checked.report.type):
+        reported = checked.report.type
+        if alarm_is_literal_clearing(reported):
             return True
-        key = device_alarm_key(checked.report.type)  # the key its alarm gets (a server type's: `device_...`)
+        key = device_alarm_key(reported)  # the key its alarm gets (a server type's: `device_...`)
         error_code = str(checked.report.errorCode or "")[:64]  # as `alarm_raise` stores it: each code is an alarm
         active = {pair for pair in alarm_keys_active(device_id=checked.device_id) if pair[0] != ALARM_FLOOD}
+        active_types = {type_key for type_key, _code in active}
+        if alarm_is_clearing(reported) and active_types.intersection(types_cleared_by(reported)):
+            return True  # a clearing in free text that clears an active alarm; one clearing nothing is an alarm
         if (key, error_code) in active or len(active) < self.max_active_alarms:
             return True
         self.count_shed(checked.device_id, topics.ERROR, clock)

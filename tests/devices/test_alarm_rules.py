@@ -17,6 +17,7 @@ from devices.states import AlarmPriority, AlarmSource, AlarmState
 from protocol import events
 from protocol.schemas import ErrorPayload
 from tests.factories import make_device, make_order, make_user
+from tests.support.ingest import send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -260,3 +261,52 @@ def test_odd_digit_strings_for_alerts_are_refused_not_a_server_error(client, ale
     client.raise_request_exception = False
     answer = client.post(f"/api/alarms/{alarm.pk}/{action}/", {"reason": "checked_at_pump", "alerts": alerts})
     assert answer.status_code == 400 and answer.json()["field"] == "alerts", f"{action}: {answer.status_code}"
+
+
+@pytest.mark.parametrize("alarm_type", ["Occlusion not cleared", "Alarm could not be cleared", "Line-not-cleared"])
+def test_an_alarm_saying_not_cleared_is_raised_not_taken_for_a_clearing(django_capture_on_commit_callbacks, alarm_type):
+    """Review 15, finding 4: by its key "Occlusion not cleared" is the clearing of `occlusion_not`, which nothing
+    raised: it cleared nothing and vanished (no alarm, no dead letter). A clearing that clears nothing and is not
+    literally `X_cleared` is raised as the alarm it says it is (when in doubt, alarm)."""
+    make_device("NOTCLR")
+    send(django_capture_on_commit_callbacks, "NOTCLR", "error",
+         {"type": alarm_type, "severity": "high", "message": "Downstream occlusion persists"})  # fmt: skip
+    active = list(Alarm.objects.filter(device__device_id="NOTCLR", state=AlarmState.ACTIVE)
+                  .values_list("type_reported", "priority", "message"))  # fmt: skip
+    assert active == [(alarm_type, HIGH, "Downstream occlusion persists")], (
+        f"the pump's high alarm {alarm_type!r} was taken for a clearing of an alarm never raised: active {active}"
+    )
+
+
+def test_a_clearing_in_free_text_that_clears_its_alarm_is_a_clearing_and_raises_nothing(
+    django_capture_on_commit_callbacks,
+):
+    make_device("FREECLR")
+    for n, body in enumerate(({"type": "Occlusion", "severity": "high"}, {"type": "Occlusion cleared"})):
+        send(django_capture_on_commit_callbacks, "FREECLR", "error", body, n)
+    assert not Alarm.objects.filter(device__device_id="FREECLR", state=AlarmState.ACTIVE).exists(), (
+        "'Occlusion cleared' cleared the pump's active occlusion: it is a clearing, no alarm of its own"
+    )
+    send(django_capture_on_commit_callbacks, "FREECLR", "error", {"type": "Occlusion cleared"}, 2)
+    alarms = Alarm.objects.filter(device__device_id="FREECLR", state=AlarmState.ACTIVE)
+    active = list(alarms.values_list("type_reported", flat=True))
+    assert active == ["Occlusion cleared"], (
+        f"a free-text 'clearing' with nothing left to clear is not the contract's X_cleared: when in doubt, alarm "
+        f"({active})"
+    )
+
+
+def test_a_literal_clearing_that_clears_nothing_raises_nothing_and_is_in_the_pumps_log(
+    django_capture_on_commit_callbacks,
+):
+    """The contract's `X_cleared` with no `X` active (already resolved by a nurse, shed in a flood, a code that does
+    not match) is no alarm, but it is written down where the monitor's event log shows it."""
+    from devices.views.event_log import event_text
+
+    make_device("LITCLR")
+    send(django_capture_on_commit_callbacks, "LITCLR", "error", {"type": "Occlusion_Cleared", "errorCode": 7})
+    assert not Alarm.objects.filter(device__device_id="LITCLR").exists(), "the contract's X_cleared is no alarm"
+    unmatched = DeviceEvent.objects.filter(device__device_id="LITCLR", kind="alarm.clearing_unmatched").first()
+    assert unmatched is not None, "a clearing that cleared nothing must be recorded as such in the pump's log"
+    assert unmatched.payload["keys"] == ["occlusion", "occlusion_detected"] and unmatched.payload["errorCode"] == "7"
+    assert event_text(unmatched) == "The pump cleared occlusion, which was not active", event_text(unmatched)

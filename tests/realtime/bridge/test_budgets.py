@@ -97,6 +97,20 @@ def test_the_bound_counts_alarms_not_types_so_a_new_error_code_each_time_is_boun
     assert alarms.get(error_code="E0").count == 2, "a repeat of an active alarm only counts"
 
 
+def test_a_free_text_clearing_that_would_be_raised_as_an_alarm_is_bound_by_the_cap_as_an_alarm():
+    """Review 15, finding 4: "Occlusion not cleared" clears nothing and is raised as an alarm, so the bound on active
+    alarms decides it as an alarm (a pump cannot pass the bound by ending its types in "cleared"); shed, it is named."""
+    make_device("PUMP_Y")
+    budgets = PumpBudgets(alarm=OFF, report=OFF, max_active_alarms=2)
+    ingest([message("PUMP_Y", "error", {"type": f"fault_{n}"}) for n in range(2)], budgets)
+    ingest([message("PUMP_Y", "error", {"type": "Occlusion not cleared", "severity": "high"}),
+            message("PUMP_Y", "error", {"type": "fault_1 cleared"})], budgets)  # fmt: skip
+    alarms = active("PUMP_Y")
+    assert "fault_1" not in alarms, "a free-text clearing that clears an active alarm passes the bound"
+    assert "occlusion_not_cleared" not in alarms, f"the bound was passed by a clearing-shaped alarm: {sorted(alarms)}"
+    assert alarms["alarm_flood"].details["alarmTypes"] == ["Occlusion not cleared"], alarms["alarm_flood"].message
+
+
 def test_an_unregistered_pump_flooding_raises_nothing():
     budgets = PumpBudgets(alarm=Budget(1, 2), report=Budget(1, 2), max_active_alarms=5)
     outcomes = ingest([message("NOBODY", "error", {"type": "x"}) for _ in range(10)], budgets)
