@@ -43,6 +43,7 @@ from protocol import events
 logger = logging.getLogger(__name__)
 
 UNREADABLE_ALARM = "unreadable_alarm"
+DEVICE_DEGRADED = "device_degraded"
 # Server alarms about one session's infusion: they clear when that session ends (and no pump clears them).
 SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
 # ... and the one that also clears when the session pauses: a paused pump is expected to fall silent.
@@ -69,6 +70,30 @@ def alarm_unreadable_raise(
             session=device.active_session, now=now, details={"reason": reason, "detail": text_storable(detail[:300]),
                                                               "excerpt": text_storable(excerpt[:300])},
             message=f"The pump sent an alarm that could not be read ({reason}): check the pump's screen",
+        )  # fmt: skip
+
+
+def degraded_unreadable_raise(
+    *, device_id: str, status: str, reason: str, detail: str = "", now: datetime | None = None
+) -> Alarm | None:
+    """`device_degraded` for a registered pump whose `degraded`/`issue` status was refused for another field (review
+    15: the pump says it needs attention; a firmware broken in one field is the likeliest to say so).
+
+    Raised as an accepted status raises it (medium, the active session's, once: while it is active nothing more), with
+    the refusal in its text and details; it clears as that one does. None when no pump is registered with this id or
+    it was active already. The status itself is dead-lettered by the caller.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not Device.objects.filter(device_id=device_id).exists():
+            return None
+        device = device_lock(device_id=device_id)
+        if device.alarms.filter(type=DEVICE_DEGRADED, error_code="", state=AlarmState.ACTIVE).exists():
+            return None
+        return alarm_raise(
+            device=device, type=DEVICE_DEGRADED, priority=AlarmPriority.MEDIUM, source=AlarmSource.SERVER,
+            session=device.active_session, now=now, details={"reason": reason, "detail": text_storable(detail[:300])},
+            message=f"The pump reports {status}; the rest of its report could not be read ({reason}): check the pump",
         )  # fmt: skip
 
 

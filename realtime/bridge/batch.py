@@ -129,7 +129,7 @@ class BatchIngest:
             MESSAGES_DUPLICATE.labels(why="empty").inc()
             return IGNORED
         if isinstance(failure, Rejection):
-            reject(message, failure.reason, failure.detail, failure.device_id)
+            reject(message, failure.reason, failure.detail, failure.device_id, failure.document)
         else:
             message_refuse(message, reason="internal_error", detail=repr(failure))
         return REJECTED

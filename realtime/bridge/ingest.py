@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,9 +15,9 @@ from devices.exceptions import PumpStreamError
 from devices.ingest_selectors import device_pk_of, device_pks_by_id, retained_digests
 from devices.models import Device
 from devices.selectors import device_exists
-from devices.services.alarm_rules import alarm_unreadable_raise
+from devices.services.alarm_rules import alarm_unreadable_raise, degraded_unreadable_raise
 from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
-from devices.services.pumps import pump_report_apply
+from devices.services.pumps import DEGRADED_STATUSES, pump_report_apply
 from devices.services.records import (
     ReceiptKey,
     dead_letter_record,
@@ -35,6 +36,7 @@ DUPLICATE = "duplicate"
 REJECTED = "rejected"
 IGNORED = "ignored"  # an empty payload: how a retained message is deleted, not a report
 FORWARDED = "progress_forwarded"  # routine progress: one `device:progress` per pump per batch (newest)
+RAW_STATUS = re.compile(rb'"status"\s*:\s*"\s*([A-Za-z_]{1,32})\s*"')  # a refused status's word, undecoded
 
 
 @dataclass
@@ -54,13 +56,15 @@ class InboundMessage:
 
 
 class Rejection(Exception):
-    """Why a message is not applied: a dead-letter reason, a detail, and the device id as claimed."""
+    """Why a message is not applied: a dead-letter reason, a detail, the device id as claimed, and the decoded
+    document when it was JSON (refused by the schema or for its `deviceId`: what it says is still read)."""
 
-    def __init__(self, reason: str, detail: str = "", device_id: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", device_id: str = "", document: dict | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
         self.device_id = device_id
+        self.document = document
 
 
 @dataclass(frozen=True)
@@ -80,11 +84,14 @@ def message_check(message: InboundMessage) -> CheckedMessage:
         raise Rejection(exc.reason, message.topic[:200], exc.device_id) from exc
     try:
         document = payload_decode(message.payload, max_bytes=settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
-        report = payload_parse(parsed.kind, document)
     except PayloadError as exc:
         raise Rejection(exc.reason, exc.detail, parsed.device_id) from exc
+    try:
+        report = payload_parse(parsed.kind, document)
+    except PayloadError as exc:
+        raise Rejection(exc.reason, exc.detail, parsed.device_id, document) from exc
     if report.deviceId is not None and report.deviceId != parsed.device_id:
-        raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id)
+        raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id, document)
     metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
     return CheckedMessage(parsed.device_id, parsed.kind, report)
 
@@ -139,6 +146,7 @@ def message_ingest(
     `prepared` (with `checked`): its pump and receipt as `messages_prepare` found them.
     """
     device_id = checked.device_id if checked else ""
+    document = None
     if not message.payload:
         metrics.MESSAGES_DUPLICATE.labels(why="empty").inc()
         return IGNORED
@@ -149,6 +157,7 @@ def message_ingest(
             return _apply(message, checked, prepared)
     except Rejection as rejection:
         reason, detail, device_id = rejection.reason, rejection.detail, rejection.device_id or device_id
+        document = rejection.document
     except PumpStreamError as exc:
         reason, detail = exc.code, exc.message
     except Device.DoesNotExist:  # deleted after its run read the pumps' ids (another process's commit)
@@ -164,7 +173,9 @@ def message_ingest(
         reason, detail = "internal_error", repr(exc)
     if prepared is not None and prepared.new:  # its savepoint is undone, but the receipt was claimed before it
         message_receipt_release(receipt=prepared.receipt)
-    reject(message, reason, detail, device_id)
+    if document is None and isinstance(checked, CheckedMessage):  # read, then refused while applied
+        document = checked.report.model_dump(include={"status"})
+    reject(message, reason, detail, device_id, document)
     return REJECTED
 
 
@@ -244,6 +255,43 @@ def error_unreadable_raise(message: InboundMessage, reason: str, detail: str) ->
                        extra={"device_id": parsed.device_id, "reason": reason})  # fmt: skip
 
 
+def status_refused_alarm(message: InboundMessage, reason: str, detail: str, document: dict | None = None) -> None:
+    """A refused status that says `degraded` or `issue` still raises `device_degraded` (review 15): one odd field
+    (a battery at 101, a timestamp object) must not hide that the pump says it needs attention.
+
+    `reject` calls it after the message was dead-lettered. The status word is read from the decoded `document` when
+    the payload was JSON, else from its raw bytes (any `"status": "degraded"` in it: when in doubt, alarm). Nothing
+    happens for another topic, another word, an unregistered pump, or a retained replay. Runs in its own savepoint.
+    """
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return
+    if parsed.kind != topics.STATUS:
+        return
+    said = _statuses_said(message.payload, document)
+    status = next((word for word in DEGRADED_STATUSES if word in said), None)
+    if status is None or not device_exists(parsed.device_id):
+        return
+    with transaction.atomic():
+        if _retained_replay(message):
+            return
+        alarm = degraded_unreadable_raise(device_id=parsed.device_id, status=status, reason=reason, detail=detail,
+                                          now=message.received_at)  # fmt: skip
+    if alarm is not None:
+        logger.warning("device_degraded raised for a refused status: %s device=%s", reason, parsed.device_id,
+                       extra={"device_id": parsed.device_id, "reason": reason})  # fmt: skip
+
+
+def _statuses_said(payload: bytes, document: dict | None) -> set[str]:
+    """The status words a refused status says: its `status` when decoded, else every one its raw bytes name."""
+    if document is not None:
+        status = document.get("status")
+        return {status.strip().lower()} if isinstance(status, str) else set()
+    limit = settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"]
+    return {word.decode("ascii").lower() for word in RAW_STATUS.findall(payload[:limit])}
+
+
 def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
     """Routine progress of many pumps in bulk: unknown pumps rejected, duplicates skipped, the rest applied."""
     outcomes: Counter[str] = Counter()
@@ -271,8 +319,9 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
     return outcomes
 
 
-def reject(message: InboundMessage, reason: str, detail: str, device_id: str) -> None:
-    """Log, count and dead-letter a message that is not applied; a refused alarm is itself an alarm."""
+def reject(message: InboundMessage, reason: str, detail: str, device_id: str, document: dict | None = None) -> None:
+    """Log, count and dead-letter a message that is not applied; a refused alarm is itself an alarm, and a refused
+    status saying `degraded`/`issue` raises its alarm (`document`: the payload decoded, when it was JSON)."""
     metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
     logger.warning(
         "message rejected: %s (%s) topic=%s device=%s", reason, detail[:200], message.topic[:200], device_id,
@@ -282,3 +331,4 @@ def reject(message: InboundMessage, reason: str, detail: str, device_id: str) ->
         topic=message.topic, source=device_id or "unknown", reason=reason, detail=detail, payload=message.payload
     )
     error_unreadable_raise(message, reason, detail)
+    status_refused_alarm(message, reason, detail, document)

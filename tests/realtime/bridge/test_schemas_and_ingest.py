@@ -4,9 +4,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devices.models import Alarm, DeadLetter
 from protocol.schemas import PayloadError, device_timestamp_parse, payload_decode, payload_parse
 from realtime.bridge.ingest import InboundMessage, Rejection, message_check
 from realtime.bridge.link import reconnect_delay
+from tests.factories import make_device
+from tests.support.ingest import ingest, report, send
 
 
 def test_legacy_forms_are_coerced():
@@ -59,3 +62,45 @@ def test_reconnect_delay_is_jittered_and_capped():
     assert all(0.5 <= delay <= 30 for delay in delays)
     assert len(set(delays)) > 30, "delays must be jittered"
     assert max(reconnect_delay(20, low=0.5, high=30) for _ in range(200)) > 15, "late attempts reach the cap region"
+
+
+ODD_FIELDS = [{"batteryLevel": 101}, {"batteryLevel": "5"}, {"timestamp": {"ms": 5}}, {"seq": -1, "bootId": "b"}]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("status", ["degraded", "issue"])
+@pytest.mark.parametrize("odd_field", ODD_FIELDS, ids=["battery-101", "battery-text", "ts-object", "seq-negative"])
+def test_a_degraded_status_refused_for_another_field_still_raises_device_degraded(
+    django_capture_on_commit_callbacks, status, odd_field
+):
+    """Review 15, finding 8: the schema refuses the whole status for one odd field, and only the `error` topic turned a
+    refusal into an alarm: the pump said it needs attention and nobody was told. It is still dead-lettered."""
+    make_device("ODD", has_presence=True)
+    outcomes = send(django_capture_on_commit_callbacks, "ODD", "status", {"deviceId": "ODD", "status": status,
+                                                                          **odd_field})  # fmt: skip
+    alarms = list(
+        Alarm.objects.filter(device__device_id="ODD", state="active").values_list("type", "priority", "source")
+    )
+    assert alarms == [("device_degraded", "medium", "server")], (
+        f"the pump reported {status!r} with {odd_field}: refused ({dict(outcomes)}) and alarms {alarms}"
+    )
+    assert DeadLetter.objects.get().reason == "schema", "the refused status is still dead-lettered with its reason"
+    assert "could not be read" in Alarm.objects.get(type="device_degraded").message
+
+
+@pytest.mark.django_db
+def test_a_refused_status_is_read_from_its_raw_bytes_and_only_degraded_or_issue_alarms(
+    django_capture_on_commit_callbacks,
+):
+    """A status that is not even JSON is read from its raw bytes; a refused status saying anything else raises
+    nothing (dead-lettered and counted only); nor does a refused one from a pump nobody registered."""
+    make_device("RAW")
+    raw = [(b'{"deviceId": "RAW", "status": "running", "batteryLevel": 101}', False),
+           (b'{"status": "Degraded", "batteryLevel": 5,,}', True)]  # fmt: skip
+    for payload, alarmed in raw:
+        message = InboundMessage(topic="devices/RAW/status", payload=payload)
+        ingest([message], django_capture_on_commit_callbacks)
+        found = Alarm.objects.filter(device__device_id="RAW", type="device_degraded", state="active").exists()
+        assert found == alarmed, f"{payload!r}: device_degraded active={found}"
+    ingest([report("NOBODY", "status", {"status": "issue", "batteryLevel": 101})], django_capture_on_commit_callbacks)
+    assert DeadLetter.objects.count() == 3 and Alarm.objects.count() == 1
