@@ -11,7 +11,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.housekeeping_selectors import alarm_floods_news_due, flood_news_interval_over
 from devices.models import Alarm, Device
-from devices.services.alarms import alarm_is_clearing, alarm_raise, alarm_realert_mark
+from devices.services.alarms import alarm_is_literal_clearing, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
@@ -101,15 +101,15 @@ def shed_types_remember(
     seen: dict[str, str], named: dict[str, str], *, before: dict[str, str]
 ) -> tuple[list[str], list[str]]:
     """Add the types `named` now to those `seen` (named since the alarm was raised, their highest priority; updated
-    in place); the news among them (never named before, or at a higher priority than ever; a clearing is none), and
-    the news that could not be remembered (`TYPES_REMEMBERED` full): a type new to the text (not in `before`, the
-    types it named until now) or named there at a lower priority. That is news all the same, for a real alarm may
-    come among a broken pump's ever new junk types, but it is signalled at most once an interval
-    (`flood_news_signal`), so such a pump cannot re-alert the acknowledged alarm for ever."""
+    in place); the news among them (never named before, or at a higher priority than ever; a clearing literally
+    `X_cleared` is none), and the news that could not be remembered (`TYPES_REMEMBERED` full): a type new to the
+    text (not in `before`, the types it named until now) or named there at a lower priority. That is news all the
+    same, for a real alarm may come among a broken pump's ever new junk types, but it is signalled at most once an
+    interval (`flood_news_signal`), so such a pump cannot re-alert the acknowledged alarm for ever."""
     news: list[str] = []
     beyond: list[str] = []
     for alarm_type, priority in named.items():
-        if alarm_is_clearing(alarm_type):
+        if alarm_is_literal_clearing(alarm_type):
             continue
         remembered = seen.get(alarm_type)
         if remembered is None and len(seen) >= TYPES_REMEMBERED:

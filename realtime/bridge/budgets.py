@@ -7,7 +7,8 @@ never notices them (a real pump sends a few of these a minute); one above them h
 acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budgetShed`),
 logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
 the alarm types it shed (the highest priority ones, the newest within one; each alarm's type and severity read
-from its raw bytes), so what the pump said is never silently lost. A message is admitted or
+from its raw bytes, or from the message decoded when they do not show its type), so what the pump said is never
+silently lost. A message is admitted or
 shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
 (`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
 The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
@@ -23,7 +24,10 @@ import re
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from devices.selectors import alarm_keys_active
+from devices.services.alarm_rules import UNREADABLE_ALARM
 from devices.services.alarms import (
     alarm_is_clearing,
     alarm_is_literal_clearing,
@@ -34,6 +38,8 @@ from devices.services.alarms import (
 from devices.services.protection import ALARM_FLOOD
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics
+from protocol.safejson import JsonRefused, json_decode
+from protocol.schemas import MAX_TYPE_TEXT, PayloadError, payload_decode, payload_parse
 from realtime import metrics
 from realtime.bridge.flood import TimeAway, TokenBucket, routine_progress_sender
 from realtime.bridge.ingest import CheckedMessage, InboundMessage
@@ -44,9 +50,9 @@ MAX_PUMPS_TRACKED = 20_000
 LOG_EVERY_S = 60.0
 ALARM, REPORT = "alarm", "report"
 SHED_TYPES_KEPT = 10  # the alarm types a batch's summary names (`alarm_flood` names as many)
-RAW_READ_BYTES = 300
-RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"([^"\\]{1,64})"')
+RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"((?:[^"\\]|\\.){1,200})"')  # escapes undone after (`_raw_type`)
 RAW_SEVERITY = re.compile(rb'"severity"\s*:\s*"([^"\\]{1,32})"')
+SHED_DECODED_MAX = 16  # shed alarms per pump and batch the raw reader missed, decoded in full (`_decoded`)
 
 
 @dataclass(frozen=True)
@@ -125,17 +131,19 @@ class PumpBudgets:
 
 class ShedSummary:
     """What one batch shed over the budgets, per pump: counts per topic kind and the alarm types it names (at most
-    `SHED_TYPES_KEPT`, with their priorities: the highest priority ones, the newest within one)."""
+    `SHED_TYPES_KEPT`, with their priorities: the highest priority ones, the newest within one). A shed clearing
+    literally `X_cleared` is counted, never named: it is no alarm, and named high it pushed real alarms out."""
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = {}
         self.types: dict[str, dict[str, str]] = {}  # per pump, type: priority, oldest first
         self.unnamed: set[str] = set()  # the pumps that shed more types than are named
+        self.decoded: Counter[str] = Counter()  # per pump, the shed alarms decoded in full
 
     def add(self, device_id: str, kind: str, alarm_type: str | None = None, severity: object = None) -> None:
         """One shed message; an alarm's type named with the priority of its severity (none or unknown: high)."""
         self.counts.setdefault(device_id, Counter())[kind] += 1
-        if alarm_type:
+        if alarm_type and not alarm_is_literal_clearing(alarm_type):
             self._name(device_id, alarm_type[:64], priority_from_severity(severity))
 
     def _name(self, device_id: str, alarm_type: str, priority: str) -> None:
@@ -147,7 +155,8 @@ class ShedSummary:
             self.unnamed.add(device_id)
 
     def add_message(self, message: InboundMessage) -> None:
-        """A message the budgets shed on its raw topic (an alarm's type and severity read without parsing)."""
+        """A message the budgets shed on its raw topic: an alarm's type and severity read from its raw bytes, or,
+        when they do not show it, from the message decoded in full as the bridge would (`_decoded`)."""
         device_id, kind = _budgeted_sender(message)
         if device_id is None:
             return
@@ -155,14 +164,37 @@ class ShedSummary:
             self.add(device_id, kind)
             return
         self.counts.setdefault(device_id, Counter())[kind] += 1
-        head = message.payload[:RAW_READ_BYTES]
-        alarm_type = _raw_field(RAW_ALARM_TYPE, head)
+        payload = message.payload[: settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"]]
+        alarm_type, severity, raw = _raw_type(payload), None, True
         if alarm_type is None:
+            read = self._decoded(device_id, message.payload)
+            if read is None:
+                return
+            (alarm_type, severity), raw = read, False
+        if alarm_is_literal_clearing(alarm_type):
             return
+        alarm_type = alarm_type[:64]
         types = self.types.get(device_id, {})
         if types.get(alarm_type) == AlarmPriority.HIGH and next(reversed(types)) == alarm_type:
             return  # a pump repeating its newest high alarm: nothing to change (its severity not even read)
-        self._name(device_id, alarm_type, priority_from_severity(_raw_field(RAW_SEVERITY, head)))
+        severity = _raw_field(RAW_SEVERITY, payload) if raw else severity
+        self._name(device_id, alarm_type, priority_from_severity(severity))
+
+    def _decoded(self, device_id: str, payload: bytes) -> tuple[str, str | None] | None:
+        """(type, severity) of a shed alarm the raw reader missed (an escape, a number, no type, past the bytes read),
+        as the bridge would have read it: `unreadable_alarm` (high) when it could not have. At most `SHED_DECODED_MAX`
+        per pump and batch (decoding costs what admitting does); beyond, None and the pump marked as having shed
+        more types than are named."""
+        if self.decoded[device_id] >= SHED_DECODED_MAX:
+            self.unnamed.add(device_id)
+            return None
+        self.decoded[device_id] += 1
+        try:
+            document = payload_decode(payload, max_bytes=settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
+            report = payload_parse(topics.ERROR, document)
+        except PayloadError:
+            return UNREADABLE_ALARM, None
+        return report.type, report.severity
 
     def items(self) -> list[tuple[str, Counter[str], dict[str, str], bool]]:
         """Per pump: the counts, the types named and whether more types were shed than named."""
@@ -179,6 +211,19 @@ def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:
     if parsed.kind == topics.PROGRESS and routine_progress_sender(message) is not None:
         return None, ""
     return parsed.device_id, parsed.kind
+
+
+def _raw_type(payload: bytes) -> str | None:
+    """A shed alarm's type read from its raw bytes without parsing the message (its escapes undone, trimmed as the
+    schema trims it); None when it is not a string of at most 200 characters there, or not text a database stores."""
+    found = RAW_ALARM_TYPE.search(payload)
+    if found is None:
+        return None
+    try:
+        text = json_decode(b'"' + found.group(1) + b'"')
+    except JsonRefused:
+        return None
+    return text.strip()[:MAX_TYPE_TEXT] or None
 
 
 def _raw_field(pattern: re.Pattern[bytes], head: bytes) -> str | None:

@@ -9,11 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Alarm, Device
+from devices.services.alarms import alarm_acknowledge
 from realtime.bridge.batch import SHED, BatchIngest
-from realtime.bridge.budgets import Budget, PumpBudgets
+from realtime.bridge.budgets import Budget, PumpBudgets, ShedSummary
 from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
 from realtime.bridge.ingest import APPLIED, InboundMessage
-from tests.factories import make_device
+from tests.factories import make_device, make_user
 
 pytestmark = pytest.mark.django_db
 OFF = Budget(0, 1)
@@ -241,3 +242,78 @@ def test_a_high_alarm_shed_after_a_flood_of_low_junk_is_named_in_the_summary():
     assert summary.details["alarmTypes"][0] == "occlusion", f"the shed occlusion is not named: {summary.message}"
     assert summary.details["alarmPriorities"]["occlusion"] == "high", "an alarm without severity is high"
     assert summary.details["alarmPriorities"]["noise_49"] == "low" and summary.details["otherTypes"] is True
+
+
+LONG_TYPE = "Occlusion downstream of the pump detected during the bolus phase (pressure rising)"  # 84 characters
+
+
+def shed(payload: bytes | dict) -> dict[str, str]:
+    """The types (and priorities) a batch's summary names for one shed `error` of pump NAMED."""
+    summary = ShedSummary()
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    summary.add_message(InboundMessage(topic="devices/NAMED/error", payload=raw, received_at=BASE))
+    return summary.types.get("NAMED", {})
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        ({"type": "Überdruck", "severity": "high"}, {"Überdruck": "high"}),  # json.dumps writes "\u00dcberdruck"
+        ({"type": 'Pressure "high"', "severity": "medium"}, {'Pressure "high"': "medium"}),
+        ({"type": LONG_TYPE, "severity": "low"}, {LONG_TYPE[:64]: "low"}),
+        ({"message": "x" * 300, "type": "occlusion", "severity": "medium"}, {"occlusion": "medium"}),
+        ({"type": 42, "severity": "low"}, {"42": "low"}),
+        ({"errorMessage": "Occlusion", "severity": "warning"}, {"device_error": "medium"}),
+        (b"OCCLUSION!! line blocked", {"unreadable_alarm": "high"}),
+        ({"type": {"an": "object"}}, {"unreadable_alarm": "high"}),
+    ],
+    ids=["unicode-escape", "escaped-quote", "long-type", "type-after-300-bytes", "number", "no-type", "not-json",
+         "object-type"],
+)  # fmt: skip
+def test_a_shed_alarm_is_named_as_it_would_have_been_raised_whatever_its_json_form(payload, named):
+    """Review 15, finding 5: the raw reader read `"type": "…"` without escapes, up to 64 characters, in the first 300
+    bytes; any other form was counted but neither named nor marked, so a later flood shedding a high "Überdruck" did
+    not re-alert the acknowledged alarm_flood. Escapes are undone and a type of up to 200 characters read anywhere
+    in the message; one the raw reader still cannot read is decoded in full (bounded), and named as admitted it
+    would have been raised: `device_error` without a type, `unreadable_alarm` when it is not a readable alarm."""
+    assert shed(payload) == named, f"{payload!r:.80} named {shed(payload)}"
+
+
+def test_a_shed_literal_clearing_is_counted_not_named_and_pushes_no_alarm_out_of_the_names():
+    """A shed `X_cleared` was named like an alarm, high when it carried no severity, so ten shed clearings pushed a
+    shed medium alarm out of the ten names. One in free text that may be an alarm ("Occlusion not cleared") is
+    named."""
+    summary = ShedSummary()
+    bodies = [{"type": "door_open", "severity": "medium"}, *({"type": f"fault_{n}_cleared"} for n in range(12)),
+              {"type": "Occlusion not cleared"}]  # fmt: skip
+    for body in bodies:
+        summary.add_message(InboundMessage(topic="devices/NAMED/error", payload=json.dumps(body).encode()))
+    assert summary.types["NAMED"] == {"door_open": "medium", "Occlusion not cleared": "high"}, summary.types
+    assert summary.counts["NAMED"]["error"] == 14 and "NAMED" not in summary.unnamed
+
+
+def test_shed_alarms_decoded_in_full_are_bounded_per_pump_and_batch():
+    """Decoding is the fallback for what the raw reader cannot read; a pump flooding such forms gets a bounded number
+    decoded per batch, the rest marked as more types than named ("and others")."""
+    summary = ShedSummary()
+    for n in range(200):
+        summary.add_message(InboundMessage(topic="devices/NAMED/error", payload=json.dumps({"type": n}).encode()))
+    assert len(summary.types["NAMED"]) == 10 and "NAMED" in summary.unnamed and summary.decoded["NAMED"] <= 32
+
+
+def test_a_second_flood_shedding_an_escaped_high_alarm_re_alerts_the_acknowledged_flood_alarm():
+    make_device("NAMED")
+    budgets = PumpBudgets(alarm=Budget(1, 2), report=OFF, max_active_alarms=0)
+    ingest([message("NAMED", "error", {"type": "door_open", "severity": "low"}, at_s=n / 1000) for n in range(5)],
+           budgets)  # fmt: skip
+    flood = active("NAMED")["alarm_flood"]
+    alarm_acknowledge(alarm_id=flood.pk, user=make_user("nurse"), alerts=flood.alerts)
+    second = [message("NAMED", "error", {"type": "door_open", "severity": "low"}, at_s=1 + n / 1000) for n in range(4)]
+    second.append(message("NAMED", "error", {"type": "Überdruck", "severity": "high"}, at_s=1.005))
+    ingest(second, budgets)
+    flood = Alarm.objects.get(pk=flood.pk)
+    assert "überdruck" not in active("NAMED"), "precondition: the high alarm was shed"
+    assert flood.acknowledged_at is None and "Überdruck" in flood.message, (
+        f"a second flood shed a high 'Überdruck' (sent as \\u00dc...), yet the acknowledged alarm_flood stays "
+        f"silent: {flood.message!r}"
+    )
