@@ -3,7 +3,8 @@
 Public listener: `/socket.io/` to python-socketio (the client namespace only), HTTP to Django (static files
 through WhiteNoise), other WebSockets to the Channels JSON endpoint (`/ws/devices/`), which authenticates
 like Socket.IO (session cookie or API token). Internal listener (loopback, `REALTIME_INTERNAL_PORT`): only
-the bridge's road (`realtime/sio/internal.py`); everything else there is 404.
+the bridge's road (`realtime/sio/internal.py`); everything else there is 404. On both, a `Cookie` header over
+`COOKIE_HEADER_MAX_BYTES` is refused first (`pumpstream/cookie_limit.py`).
 """
 
 import gc
@@ -18,6 +19,7 @@ django_http = get_asgi_application()
 import socketio  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from pumpstream.cookie_limit import cookie_header_limited  # noqa: E402
 from realtime import consumers  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.sio import server as realtime_server  # noqa: E402
@@ -39,8 +41,12 @@ internal_application = socketio.ASGIApp(realtime_server.internal_sio, socketio_p
 gc.freeze()
 
 
-async def application(scope, receive, send):
+async def listener_application(scope, receive, send):
     """Route a connection by its listener: the internal road only on the internal one."""
     if scope["type"] in ("http", "websocket") and arrived_on_internal_listener(scope):
         return await internal_application(scope, receive, send)
     return await public_application(scope, receive, send)
+
+
+# An oversized `Cookie` header is refused before any road reads it (`pumpstream/cookie_limit.py`).
+application = cookie_header_limited(listener_application)

@@ -189,6 +189,10 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
+# A `Cookie` header longer than this is refused before anything reads it (a page 431, a WebSocket handshake 403):
+# Python 3.11.7's `http.cookies` unquotes quadratically (CVE-2024-7592), and Django's `request.COOKIES` uses it.
+# This site's own cookies stay under 2.5 KiB (session and CSRF tokens, messages at most 2 KiB).
+COOKIE_HEADER_MAX_BYTES = env.int("COOKIE_HEADER_MAX_BYTES", default=4096)
 # Content-Security-Policy (django-csp): scripts, styles and connections from this origin only; no inline
 # script or style attribute anywhere (data for scripts goes through json_script, a non-executable block).
 CONTENT_SECURITY_POLICY = {

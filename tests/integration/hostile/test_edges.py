@@ -4,6 +4,7 @@
 
 import json
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -160,3 +161,71 @@ def test_deep_nesting_on_the_channels_endpoint_is_a_strike_not_an_error(daphne_s
         assert log_after == log_before, "a RecursionError escaped on the Channels endpoint"
     finally:
         client.close()
+
+
+HOSTILE_COOKIE = 'sessionid="' + "\\" * 15000 + '"'  # 15 KB of escaped backslashes: inside Twisted's 16 KiB
+
+
+def anonymous_connect(base_url: str, cookie: str) -> None:
+    """An Engine.IO websocket with the cookie, then a Socket.IO CONNECT to "/" (refused either way: no sign-in)."""
+    url = base_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    try:
+        ws = websocket.create_connection(url, header=[f"Cookie: {cookie}"], timeout=30)
+    except websocket.WebSocketBadStatusException:
+        return  # refused at the handshake
+    try:
+        ws.recv()  # the Engine.IO open packet
+        ws.send("40")
+        ws.recv()  # the refusal
+    finally:
+        ws.close()
+
+
+def test_anonymous_connects_with_a_hostile_cookie_do_not_stall_the_server(daphne_server):
+    """Review 15, finding 11: the Socket.IO connect handler read the cookie with `http.cookies` on the event loop,
+    quadratic on backslashes on Python 3.11.7 (CVE-2024-7592): a health check took 3.18 s under 12 such connects."""
+
+    def healthz_seconds() -> float:
+        started = time.monotonic()
+        urllib.request.urlopen(f"{daphne_server.url}/healthz", timeout=60).read()
+        return time.monotonic() - started
+
+    quiet = min(healthz_seconds() for _ in range(3))
+    attackers = [
+        threading.Thread(target=anonymous_connect, args=(daphne_server.url, HOSTILE_COOKIE)) for _ in range(12)
+    ]
+    for thread in attackers:
+        thread.start()
+    time.sleep(0.2)
+    under_attack = healthz_seconds()
+    for thread in attackers:
+        thread.join(timeout=60)
+    assert under_attack < 0.5, (
+        f"a health check took {under_attack:.2f} s (quiet: {quiet * 1000:.0f} ms) while 12 anonymous clients connected "
+        f"with a 15 KB Cookie header: Daphne's event loop, which delivers every alarm, was busy reading it"
+    )
+
+
+def handshake_status(url: str, cookie: str) -> int:
+    """The HTTP status a WebSocket handshake with this Cookie header got (101: accepted)."""
+    try:
+        websocket.create_connection(url, header=[f"Cookie: {cookie}"], timeout=5).close()
+    except websocket.WebSocketBadStatusException as refused:
+        return refused.status_code
+    return 101
+
+
+def test_a_cookie_header_over_the_limit_is_refused_on_every_road(daphne_server):
+    """Over `COOKIE_HEADER_MAX_BYTES` (4 KiB) no road reads the header: Django's own `parse_cookie` (every page's
+    `request.COOKIES`) unquotes with the same quadratic `http.cookies._unquote`. A signed-in nurse's header padded
+    with other cookies below the limit still connects."""
+    cookie = session_cookie(make_user("cookie-nurse", ward=make_ward("icu")))
+    oversized = cookie + "; pad=" + "x" * 4096
+    request = urllib.request.Request(f"{daphne_server.url}/healthz", headers={"Cookie": oversized})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 431, f"an oversized Cookie header on a page answered {refused.value.code}"
+    ws_url = daphne_server.url.replace("http://", "ws://")
+    for path in ("/socket.io/?EIO=4&transport=websocket", "/ws/devices/"):
+        assert handshake_status(ws_url + path, oversized) == 403, f"{path} accepted an oversized Cookie header"
+    raw_socketio(daphne_server.url, cookie + "; pad=" + "x" * 3000).close()

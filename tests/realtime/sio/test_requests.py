@@ -1,5 +1,7 @@
 """Request validation, limits, the internal namespace's parsing and secret, and the auth helpers."""
 
+import time
+
 import pytest
 from django.test import override_settings
 
@@ -68,6 +70,42 @@ def test_auth_header_parsing():
     assert bearer_token("Bearer pst_x") == "pst_x"
     assert bearer_token("Basic pst_x") is None
     assert bearer_token(None) is None
+
+
+HOSTILE_COOKIE = 'sessionid="' + "\\\\" * 7500 + '"'  # 15 KB of escaped backslashes: inside Twisted's 16 KiB
+
+
+def test_a_hostile_cookie_header_is_read_in_linear_time():
+    """Review 15, finding 11: anyone may send this header before signing in, and it is read on the event loop.
+    `http.cookies` unquotes quadratically on Python 3.11.7 (CVE-2024-7592): 0.3 s of the loop for 15 KB."""
+    started = time.perf_counter()
+    key = session_key_from_cookie_header(HOSTILE_COOKIE)
+    took = time.perf_counter() - started
+    assert took < 0.02, f"reading the session key from a 15 KB anonymous Cookie header took {took * 1000:.0f} ms"
+    assert key is None, "a quoted, escaped value is no session key Django ever sets"
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ("sessionid=abc123", "abc123"),
+        (" csrftoken = a ;  sessionid = abc123 ; other=x", "abc123"),
+        ("sessionid=old0; sessionid=new1", "new1"),  # the last of the name, as Django's request.COOKIES keeps
+        ("xsessionid=abc123", None),
+        ("sessionid=", None),
+        ('sessionid="abc123"', "abc123"),  # quoted, as Django's parser would also unquote it
+        ("sessionid=abc 123", None),
+        ("sessionid=abc\\123", None),
+        ("sessionid", None),
+    ],
+)
+def test_the_session_key_is_the_plain_value_of_its_cookie(header, key):
+    assert session_key_from_cookie_header(header) == key
+
+
+@override_settings(COOKIE_HEADER_MAX_BYTES=100)
+def test_a_cookie_header_over_the_limit_carries_no_session():
+    assert session_key_from_cookie_header("sessionid=abc123; pad=" + "x" * 100) is None
 
 
 @override_settings(SOCKETIO_CORS_ALLOWED_ORIGINS=None)
