@@ -5,10 +5,19 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from protocol import limits, topics
 from protocol.safejson import JsonLimits, JsonRefused, json_decode
+from protocol.unknown_fields import unknown_fields_bound
 
 # At least everything an order may be (protocol/limits.py); far above any pump's reservoir: larger is a
 # broken or hostile sender.
@@ -50,7 +59,8 @@ DeviceTimestamp = int | float | Annotated[str, Field(max_length=64)] | None
 
 
 class DevicePayload(BaseModel):
-    """Fields every device message may carry; unknown fields are kept (stored, never trusted)."""
+    """Fields every device message may carry; unknown fields are kept (stored, never trusted), within
+    `MAX_UNKNOWN_BYTES` together with the free-form objects (`protocol/unknown_fields.py`)."""
 
     model_config = ConfigDict(strict=True, extra="allow", allow_inf_nan=False)
 
@@ -58,6 +68,12 @@ class DevicePayload(BaseModel):
     timestamp: DeviceTimestamp = None
     seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     bootId: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    _fields_not_stored: int = PrivateAttr(default=0)
+
+    @property
+    def fields_not_stored(self) -> int:
+        """How many unknown fields (or fields of free-form objects) were cut to keep the report within its bound."""
+        return self._fields_not_stored
 
     @property
     def message_key(self) -> tuple[str, int] | None:
@@ -206,13 +222,16 @@ def payload_decode(raw: bytes, *, max_bytes: int) -> dict:
 
 
 def payload_parse(kind: str, document: dict) -> DevicePayload:
-    """Validate a decoded payload against its topic's schema; raises PayloadError("schema", ...)."""
+    """Validate a decoded payload against its topic's schema, unknown fields cut to `MAX_UNKNOWN_BYTES`; raises
+    PayloadError("schema", ...)."""
     try:
-        return SCHEMAS[kind].model_validate(document)
+        report = SCHEMAS[kind].model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or kind
         raise PayloadError("schema", f"{where}: {first['msg']}"[:300]) from exc
+    report._fields_not_stored = unknown_fields_bound(report)
+    return report
 
 
 def device_timestamp_parse(value: Any) -> datetime | None:

@@ -30,6 +30,11 @@ BUDGET_SHED = Counter(
     "pumpstream_bridge_budget_shed_total", "Messages other than routine progress shed over their pump's budget",
     ["kind"],
 )  # fmt: skip
+FIELDS_NOT_STORED = Counter(
+    "pumpstream_bridge_fields_not_stored_total",
+    "Messages whose unknown fields or free-form objects were cut to MAX_UNKNOWN_BYTES before being stored",
+    ["kind"],
+)  # fmt: skip
 DATABASE_STALLED = Gauge(
     "pumpstream_bridge_database_stalled", "1 while the bridge cannot commit (database down, locked or full)"
 )

@@ -93,6 +93,8 @@ def message_check(message: InboundMessage) -> CheckedMessage:
     if report.deviceId is not None and report.deviceId != parsed.device_id:
         raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id, document)
     metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
+    if report.fields_not_stored:
+        metrics.FIELDS_NOT_STORED.labels(kind=parsed.kind).inc()
     return CheckedMessage(parsed.device_id, parsed.kind, report)
 
 

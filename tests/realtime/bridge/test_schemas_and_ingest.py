@@ -1,10 +1,14 @@
-"""Unit tests: payload schemas with the legacy coercions, message checks, and the reconnect backoff."""
+"""Unit tests: payload schemas with the legacy coercions, message checks, the bound on what is stored of a
+message's unknown fields, and the reconnect backoff."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 
-from devices.models import Alarm, DeadLetter
+from devices.models import Alarm, DeadLetter, DeviceEvent
+from devices.services.status import report_infusion_id
 from protocol.schemas import PayloadError, device_timestamp_parse, payload_decode, payload_parse
 from realtime.bridge.ingest import InboundMessage, Rejection, message_check
 from realtime.bridge.link import reconnect_delay
@@ -104,3 +108,65 @@ def test_a_refused_status_is_read_from_its_raw_bytes_and_only_degraded_or_issue_
         assert found == alarmed, f"{payload!r}: device_degraded active={found}"
     ingest([report("NOBODY", "status", {"status": "issue", "batteryLevel": 101})], django_capture_on_commit_callbacks)
     assert DeadLetter.objects.count() == 3 and Alarm.objects.count() == 1
+
+
+STORED_PER_REPORT_MAX = 4 * 1024  # a real report is a few hundred bytes
+JUNK = {f"x{n}": "y" * 100 for n in range(140)}  # ~15 KB of unknown fields, inside MAX_PAYLOAD_BYTES
+
+
+def stored_bytes(device_id: str) -> int:
+    return max(len(json.dumps(event.payload)) for event in DeviceEvent.objects.filter(device__device_id=device_id))
+
+
+def fields_not_stored(kind: str) -> float:
+    return REGISTRY.get_sample_value("pumpstream_bridge_fields_not_stored_total", {"kind": kind}) or 0.0
+
+
+@pytest.mark.django_db
+def test_a_status_padded_with_unknown_fields_is_not_stored_whole(django_capture_on_commit_callbacks):
+    """Review 15, finding 6: budgets count messages, not bytes. Every non-routine report's fields were stored whole
+    in the event log (kept 90 days): 15 KB statuses at the report budget (5/s) are ~6.7 GB a day from one pump."""
+    make_device("PADDED")
+    body = {"deviceId": "PADDED", "status": "idle", **JUNK}
+    assert len(json.dumps(body)) < 16 * 1024
+    counted = fields_not_stored("status")
+    send(django_capture_on_commit_callbacks, "PADDED", "status", body)
+    stored = stored_bytes("PADDED")
+    assert stored <= STORED_PER_REPORT_MAX, (
+        f"one status stored {stored:,} bytes of the pump's own unknown fields in the event log; at the report budget "
+        f"(5/s) that is {stored * 5 * 86400 / 1e9:.1f} GB a day kept 90 days, from one pump"
+    )
+    payload = DeviceEvent.objects.get(device__device_id="PADDED", kind="mqtt.status").payload
+    assert payload["status"] == "idle" and payload["deviceId"] == "PADDED", "the contract's fields are not kept"
+    cut = payload["notStored"]
+    assert cut["fields"] + sum(name.startswith("x") for name in payload) == 140, f"the cut is miscounted: {cut}"
+    assert cut["bytes"] > 10_000, f"the bytes not stored are miscounted: {cut}"
+    assert fields_not_stored("status") == counted + 1, "the cut message is not counted"
+
+
+@pytest.mark.django_db
+def test_an_alarm_padded_with_details_keeps_every_clinical_field(django_capture_on_commit_callbacks):
+    make_device("PADDED_ALARM")
+    details = {"pressureKpa": 93, **{f"d{n}": "y" * 100 for n in range(80)}}
+    body = {"type": "occlusion", "severity": "high", "message": "Line blocked", "errorCode": "E12",
+            "details": details, **{f"z{n}": "y" * 100 for n in range(60)}}  # fmt: skip
+    assert len(json.dumps(body)) < 16 * 1024
+    send(django_capture_on_commit_callbacks, "PADDED_ALARM", "error", body)
+    alarm = Alarm.objects.get(device__device_id="PADDED_ALARM")
+    assert (alarm.type, alarm.priority, alarm.message, alarm.error_code) == ("occlusion", "high", "Line blocked", "E12")
+    assert alarm.details["pressureKpa"] == 93, "the details' first field, which fits, is lost"
+    assert alarm.details["notStored"]["fields"] > 50, f"the alarm's details do not say they were cut: {alarm.details}"
+    assert len(json.dumps(alarm.details)) <= STORED_PER_REPORT_MAX, "the alarm's details are stored whole"
+    assert stored_bytes("PADDED_ALARM") <= STORED_PER_REPORT_MAX, "the error's event is stored whole"
+
+
+def test_the_infusion_a_status_names_is_kept_whatever_comes_before_it():
+    status = payload_parse("status", {"status": "running", **JUNK, "infusionId": "inf_1"})
+    assert report_infusion_id(status) == "inf_1", "the cut took the infusion the status names"
+    legacy = payload_parse("status", {"status": "running", "currentInfusion": {**JUNK, "infusionId": "inf_2"}})
+    assert report_infusion_id(legacy) == "inf_2", "the cut took the infusion the status names in currentInfusion"
+
+
+def test_a_report_within_the_bound_is_kept_whole():
+    body = {"status": "running", "infusionId": "inf_1", "wifiRssi": -61, "currentInfusion": {"drug": "x" * 300}}
+    assert payload_parse("status", body).model_dump(exclude_none=True) == body
