@@ -145,13 +145,18 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 # Login throttling (django-axes) on every sign-in, /accounts/login/ and /admin/login/ alike: after
 # LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, that pair is locked out for
-# LOGIN_LOCKOUT_MINUTES (a 429 page that says so); a success resets the count. Behind a proxy, run Daphne
-# with --proxy-headers so the address is the client's.
+# LOGIN_LOCKOUT_MINUTES (a 429 page that says so); a success resets the count. An address with
+# LOGIN_ADDRESS_FAILURE_LIMIT wrong passwords in that time, over any usernames (password spraying), is locked
+# too; 0 turns that off (`pumpstream/sign_in.py`). Attempts refused during a lock-out are not recorded (no row
+# per guessed username). Behind a proxy, run Daphne with --proxy-headers so the address is the client's.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "pumpstream.sign_in.AddressBudgetHandler"
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=30)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_LOCKOUT_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 

@@ -2,6 +2,8 @@
 `no-store` headers, undecodable Socket.IO frames and deep nesting on the Channels endpoint.
 """
 
+import functools
+import http.client
 import json
 import re
 import threading
@@ -26,13 +28,15 @@ DEEP = "[" * 5000 + "]" * 5000
 
 
 class SignInPage:
-    """One browser (its own cookies) posting passwords to a sign-in form, as an attacker's script would."""
+    """One browser (its own cookies) posting passwords to a sign-in form, as an attacker's script would; from
+    `source`, another loopback address than 127.0.0.1 (another computer, as Daphne sees it), if given."""
 
-    def __init__(self, base_url: str, path: str) -> None:
+    def __init__(self, base_url: str, path: str, *, source: str | None = None) -> None:
         self.url = f"{base_url}{path}"
         cookies = urllib.request.HTTPCookieProcessor(CookieJar())
-        self.opener = urllib.request.build_opener(cookies)
-        self.posting = urllib.request.build_opener(cookies, NoRedirect)  # a 302 (signed in) is the answer
+        handlers = [cookies, FromAddress(source)] if source else [cookies]
+        self.opener = urllib.request.build_opener(*handlers)
+        self.posting = urllib.request.build_opener(*handlers, NoRedirect)  # a 302 (signed in) is the answer
 
     def attempt(self, username: str, password: str) -> tuple[int, str]:
         """(status, page) of one sign-in attempt; 302 means signed in."""
@@ -53,6 +57,17 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class FromAddress(urllib.request.HTTPHandler):
+    """HTTP from another source address (any 127.x.y.z is this machine's loopback)."""
+
+    def __init__(self, source: str) -> None:
+        super().__init__()
+        self.source = source
+
+    def http_open(self, request):
+        return self.do_open(functools.partial(http.client.HTTPConnection, source_address=(self.source, 0)), request)
+
+
 @pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/?next=/admin/"])
 def test_sign_in_is_throttled_by_username_and_address(daphne_server, path):
     name = "throttled-" + path.split("/")[1]
@@ -69,6 +84,25 @@ def test_sign_in_is_throttled_by_username_and_address(daphne_server, path):
     assert "Too many wrong passwords" in body, "the lock-out page does not say why"
     status, _ = page.attempt(name + "-colleague", "pw-for-tests-only")
     assert status == 302, "another username from the same address was locked out too"
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/?next=/admin/"])
+def test_spraying_one_password_over_many_usernames_locks_the_address_not_the_accounts(daphne_server, path):
+    """Review 15, finding 12: counted per (username, address) only, one common password tried for 30 usernames
+    from one address was never slowed, and the right password for a 31st signed in."""
+    make_user("j.smith", is_staff=True)
+    page = SignInPage(daphne_server.url, path)
+    for n in range(30):
+        status, _ = page.attempt(f"user{n:03d}", "Winter2026!")
+        assert status in (200, 429), f"wrong password {n} answered {status}"
+    status, body = page.attempt("j.smith", "pw-for-tests-only")
+    assert status == 429, (
+        f"after 30 wrong passwords for 30 usernames from one address the next sign-in answered {status} "
+        f"(302: signed in): password spraying is not throttled"
+    )
+    assert "from this computer" in body and "several usernames" in body, "the lock-out page does not say why"
+    status, _ = SignInPage(daphne_server.url, path, source="127.0.0.2").attempt("j.smith", "pw-for-tests-only")
+    assert status == 302, "the account was locked with the address: from another computer it did not sign in"
 
 
 def test_pages_and_api_carry_csp_and_no_store(daphne_server):
