@@ -5,14 +5,19 @@ rounding; no floor), volumes within 0.05 mL and time within 0.1 min; a disabled 
 of 0. A missing `parameters` object or field is `unverified`, never a match; a field out of
 tolerance is a `mismatch` whatever else is missing (its alarm names the missing ones too). While an
 unverified session runs, a reported `flowRate` beyond the rate tolerance raises `parameter_mismatch`.
+
+A session's one active `parameter_mismatch` names everything its read-back has seen (the fields a confirmation
+reported off the order or left out, the rates seen running): a repeat adds to it, and alerts again when it names a
+field or a rate (beyond `RATE_NEWS_TOLERANCE` of those named) not named before (`_mismatch_raise`).
 """
 
 from collections.abc import Iterable
 from datetime import datetime
 
-from devices.models import Device, InfusionSession
+from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
+from devices.services.silences import ward_silence_break
 from devices.states import AlarmPriority, AlarmSource, ReadBack
 from protocol.limits import RATE_DECIMALS
 
@@ -25,6 +30,12 @@ MISMATCH_KEY = "parameter_mismatch"
 UNVERIFIED_KEY = "parameters_unverified"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
+RATES_NAMED = 10  # the rates seen running a mismatch alarm names, the newest kept
+# A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
+# wander by its accuracy (about 5 %), and a nurse who read "1200 mL/h" does nothing else at 1,250
+# (test_readback_rules.py: 2.5 then 2.6 mL/min for an order of 2, "raised once, not at every report"); 1,800 mL/h,
+# or a rate under the order after one over it, is news.
+RATE_NEWS_TOLERANCE = 0.1
 
 
 def rate_within_tolerance(*, ordered_ml_min: float, reported_ml_min: float) -> bool:
@@ -91,10 +102,8 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     details = {"ordered": session.order, "reported": reported, "fields": fields}
     if result == ReadBack.MISMATCH:
         missing = readback_missing(session, reported)  # named here too: a mismatch is all its read-back says
-        unreported = f"; not reported: {', '.join(missing)}" if missing else ""
-        alarm_raise(device=device, session=session, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
-                    source=AlarmSource.SERVER, now=now, details={**details, "missing": missing},
-                    message=f"{MISMATCH_MESSAGE} ({', '.join(fields)}{unreported})")  # fmt: skip
+        active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
+        _mismatch_raise(device=device, session=session, active=active, seen={**details, "missing": missing}, now=now)
     elif result == ReadBack.UNVERIFIED:
         _unverified_raise(device, session, details, now)
     return result
@@ -120,6 +129,10 @@ def readback_progress_check(
     changed at the bedside on purpose is a new order, not a resolve; review 14 found a remembered "resolved at this
     rate" silencing a 10x rate in the same batch, and the same wrong rate coming back after a correction).
 
+    While its alarm is active, a rate it names as seen running already (within `RATE_NEWS_TOLERANCE`) is neither
+    counted nor shown again per progress; another is added to it and kept as the session's (`_mismatch_raise`: it
+    alerts again unless the rate is one a confirmation reported), whatever raised it.
+
     `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
 
     The rate raised for is kept on the session (`mismatch_flow_rate_ml_min`, `mismatch_seen_at`): the read-back
@@ -133,16 +146,110 @@ def readback_progress_check(
               and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
     if not beyond:
         return False
-    if session.read_back == ReadBack.MISMATCH and alarm_active(device=device, key=MISMATCH_KEY, session=session):
+    active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
+    if active is not None and not _rates_new(_rates_seen(active.details), beyond):
         return False  # said already, and still said
     whole = InfusionSession.objects.get(pk=session.pk)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     for row in (whole, session):  # the caller's row too: a later save of it in the batch keeps what was seen
         row.mismatch_flow_rate_ml_min, row.mismatch_seen_at = beyond[-1], now  # shown as what the pump runs
     whole.save(update_fields=["read_back", "mismatch_flow_rate_ml_min", "mismatch_seen_at"])
-    alarm_raise(device=device, session=whole, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
-                source=AlarmSource.SERVER, now=now,
-                details={"ordered": whole.order, "reportedFlowRate": beyond[-1], "fields": ["flowRate"]},
-                message=f"{MISMATCH_MESSAGE}: it reports {beyond[-1] * 60:g} mL/h")  # fmt: skip
+    seen = {"ordered": whole.order, "reportedFlowRates": beyond, "fields": ["flowRate"]}
+    _mismatch_raise(device=device, session=whole, active=active, seen=seen, now=now)
     session_changed(device=device, session=whole)
     return True
+
+
+def _mismatch_raise(
+    *, device: Device, session: InfusionSession, active: Alarm | None, seen: dict, now: datetime
+) -> Alarm:
+    """Raise `parameter_mismatch` naming what `seen` saw, or add it to the session's `active` one (`_mismatch_merged`:
+    it keeps everything it named; its message names it all). A repeat naming a field or a rate not named before is
+    news: an acknowledged alarm alerts again (when in doubt, alarm); one still sounding is not re-alerted (as
+    `alarm_flood`: an acknowledgement on its way is not refused, its escalation not restarted) but its text names the
+    news and its ward's silence is broken. A repeat naming nothing new is counted."""
+    news = active is not None and _mismatch_news(active.details, seen)
+    details = _mismatch_merged(active.details if active is not None else {}, seen)
+    alarm = alarm_raise(device=device, session=session, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
+                        source=AlarmSource.SERVER, now=now, details=details, message=_mismatch_message(details),
+                        realert=news and active.acknowledged_at is not None)  # fmt: skip
+    if news and active.acknowledged_at is None:  # still sounding: heard through a silence
+        ward_silence_break(device=device, alarm=alarm, now=now)
+    return alarm
+
+
+def _mismatch_news(earlier: dict, seen: dict) -> bool:
+    """Whether `seen` names what a mismatch alarm's `earlier` details do not: a field off the order or not reported,
+    or a rate (seen running, or confirmed) not within `RATE_NEWS_TOLERANCE` of any rate named."""
+    by_value = {"flowRate", "flowRateMlMin"} if _rate_confirmed(seen) else {"flowRate"}  # a rate: judged by value
+    fields = set(seen.get("fields", [])) - by_value - set(earlier.get("fields", []))
+    missing = set(seen.get("missing", [])) - set(earlier.get("missing", []))
+    named = _rates_seen(earlier) + _rate_confirmed(earlier)
+    return bool(fields or missing or _rates_new(named, _rates_seen(seen) + _rate_confirmed(seen)))
+
+
+def _mismatch_merged(earlier: dict, seen: dict) -> dict:
+    """A mismatch alarm's details once `seen` is added: fields and missing ones joined, the rates seen running joined
+    (`reportedFlowRates`, first seen first, the newest `RATES_NAMED`; `reportedFlowRate` the latest seen), the latest
+    confirmation's `reported` (a confirmation's keys replace the earlier's, a progress's keep them)."""
+    merged = {**earlier, **{key: value for key, value in seen.items() if key != "reportedFlowRates"}}
+    merged["fields"] = list(dict.fromkeys([*earlier.get("fields", []), *seen.get("fields", [])]))
+    if "missing" in merged:
+        merged["missing"] = list(dict.fromkeys([*earlier.get("missing", []), *seen.get("missing", [])]))
+    rates, running = _rates_seen(earlier), _rates_seen(seen)
+    rates += _rates_new(rates, running)
+    if rates:
+        merged["reportedFlowRates"] = rates[-RATES_NAMED:]
+    if running:
+        merged["reportedFlowRate"] = running[-1]
+    return merged
+
+
+def _mismatch_message(details: dict) -> str:
+    """The alarm's text: the fields a confirmation reported off the order and those it left out, and the rates seen
+    running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`."""
+    fields = [name for name in details.get("fields", []) if name != "flowRate"]
+    missing = details.get("missing") or []
+    parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
+    named = f" ({'; '.join(parts)})" if parts else ""
+    rates = _rates_seen(details)
+    if not rates:
+        return f"{MISMATCH_MESSAGE}{named}"
+    latest = details.get("reportedFlowRate", rates[-1])
+    others = [rate for rate in rates if not _same_rate(rate, latest)]
+    before = f" (earlier {', '.join(f'{rate * 60:g}' for rate in others)} mL/h)" if others else ""
+    return f"{MISMATCH_MESSAGE}{named}: it reports {latest * 60:g} mL/h{before}"
+
+
+def _rates_seen(details: dict) -> list[float]:
+    """The rates seen running a mismatch alarm's details name (an alarm raised before the list: its one rate)."""
+    rates = details.get("reportedFlowRates")
+    if rates is None:
+        rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
+    return [rate for rate in rates if _is_rate(rate)]
+
+
+def _rate_confirmed(details: dict) -> list[float]:
+    """The rate a confirmation reported off the order, when its details name one."""
+    reported = details.get("reported")
+    if "flowRateMlMin" not in details.get("fields", []) or not isinstance(reported, dict):
+        return []
+    return [reported["flowRateMlMin"]] if _is_rate(reported.get("flowRateMlMin")) else []
+
+
+def _rates_new(named: list[float], rates: list[float]) -> list[float]:
+    """The `rates` not the same wrong rate as any `named` (nor as each other: `_same_rate`), first seen first."""
+    new: list[float] = []
+    for rate in rates:
+        if not any(_same_rate(known, rate) for known in [*named, *new]):
+            new.append(rate)
+    return new
+
+
+def _same_rate(known: float, rate: float) -> bool:
+    """Whether `rate` is the wrong rate `known` again (within `RATE_NEWS_TOLERANCE` of it), not news."""
+    return abs(rate - known) <= RATE_NEWS_TOLERANCE * abs(known) + RATE_ROUNDING_ML_MIN
+
+
+def _is_rate(value: object) -> bool:
+    return _is_value(value) and not isinstance(value, bool)

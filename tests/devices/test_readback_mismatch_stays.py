@@ -13,12 +13,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Alarm, InfusionSession
+from devices.models import Alarm, InfusionSession, WardSilence
 from devices.services.alarm_rules import alarm_resolve
+from devices.services.alarms import alarm_acknowledge
 from devices.services.sessions import infusion_start
+from devices.services.silences import ward_silence
 from devices.states import SessionStatus
 from realtime.bridge.housekeeping import Housekeeping
-from tests.factories import make_device, make_order, make_user
+from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.ingest import confirmed_order, report, send
 from tests.support.ingest import ingest as apply
 
@@ -231,3 +233,170 @@ def test_a_first_confirmation_that_differs_and_leaves_a_field_out_names_both(dja
     assert session.read_back == "mismatch" and mismatch is not None, session.read_back
     assert "flowRateMlMin" in mismatch.message and "plannedVolumeMl" in mismatch.message, mismatch.message
     assert mismatch.details.get("missing") == ["plannedVolumeMl"], mismatch.details
+
+
+# One `parameter_mismatch` per session names everything the read-back has seen (found after a69a60c): a confirmation
+# off the order (rate 2 as ordered, planned volume 50 for 30) repeating the active alarm raised from progress at
+# 1,200 mL/h replaced its message and details with its own ("… (plannedVolumeMl)", no `reportedFlowRate`) and alerted
+# nobody; the reverse, a rate off the order running after a confirmation's mismatch, was not named at all (the alarm
+# was active: "said already"). A repeat naming a field or a rate not named before alerts again (when in doubt, alarm);
+# one naming nothing new does not, and progress at a rate named already is not counted.
+
+VOLUME_OFF = {"flowRateMlMin": 2.0, "plannedVolumeMl": 50, "plannedTimeMin": 15, "bolusEnabled": False}
+
+
+def _notifications(emitted) -> list:
+    return [change for change in emitted if change.event == "device:notification"]
+
+
+def _under_way(capture, device_id: str) -> InfusionSession:
+    """An order of 2 mL/min (30 mL, 15 min, no bolus) the pump reports started: under way on evidence, unverified."""
+    make_device(device_id, ward=make_ward(f"w-{device_id.lower()}"))
+    session = infusion_start(device_id=device_id, order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
+    send(capture, device_id, "status", {"status": "started", "infusionId": session.infusion_id}, 1)
+    return session
+
+
+def _running(session: InfusionSession, rate: float, delivered: float) -> dict:
+    return {"status": "running", "flowRate": rate, "deliveredVolumeMl": delivered, "infusionId": session.infusion_id}
+
+
+def _confirmation(session: InfusionSession, parameters: dict) -> dict:
+    return {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters}
+
+
+def _acknowledged(session: InfusionSession, emitted) -> Alarm:
+    """The session's active parameter_mismatch, acknowledged by a nurse who read it; changes recorded after it."""
+    alarm = _active_mismatch(session)
+    alarm = alarm_acknowledge(alarm_id=alarm.pk, user=make_user(f"ack-{alarm.pk}-{alarm.alerts}"), alerts=alarm.alerts)
+    emitted.clear()
+    return alarm
+
+
+def test_a_confirmation_off_the_order_after_a_rate_seen_running_keeps_the_rate_and_alerts_again(
+    django_capture_on_commit_callbacks, emitted
+):
+    capture = django_capture_on_commit_callbacks
+    session = _under_way(capture, "RBM_CONF")
+    send(capture, "RBM_CONF", "progress", _running(session, 20.0, 0.3), 2)
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_CONF", "infusion", _confirmation(session, VOLUME_OFF), 3)
+    alarm = _active_mismatch(session)
+    assert alarm.pk == first.pk
+    assert "1200 mL/h" in alarm.message and "plannedVolumeMl" in alarm.message, (
+        f"the alarm no longer names what it has seen (1,200 mL/h running, the planned volume confirmed at 50 for "
+        f"30): {alarm.message!r}"
+    )
+    assert alarm.details.get("reportedFlowRate") == 20.0 and {"flowRate", "plannedVolumeMl"} <= set(
+        alarm.details.get("fields", [])
+    ), f"the alarm's details lost the rate seen running or the field confirmed off the order: {alarm.details}"
+    assert alarm.details.get("reported") == VOLUME_OFF, alarm.details
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and _notifications(emitted), (
+        f"the planned volume off the order is news to the nurse who acknowledged 1,200 mL/h, yet the alarm stays "
+        f"acknowledged (alerts {alarm.alerts}, notifications {len(_notifications(emitted))}): nobody is told"
+    )
+    assert InfusionSession.objects.get(pk=session.pk).mismatch_flow_rate_ml_min == 20.0
+
+
+def test_a_rate_seen_running_after_a_confirmation_off_the_order_is_named_and_alerts_again(
+    django_capture_on_commit_callbacks, emitted
+):
+    capture = django_capture_on_commit_callbacks
+    make_device("RBM_RATE", ward=make_ward("w-rbm-rate"))
+    session = confirmed_order("RBM_RATE", parameters=VOLUME_OFF, bolus_enabled=False, bolus_volume_ml=0.0)
+    assert session.read_back == "mismatch" and "plannedVolumeMl" in _active_mismatch(session).message
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_RATE", "progress", _running(session, 20.0, 0.3), 2)
+    alarm = _active_mismatch(session)
+    assert alarm.pk == first.pk
+    assert "1200 mL/h" in alarm.message and "plannedVolumeMl" in alarm.message, (
+        f"the pump runs 1,200 mL/h (order 120) and its active mismatch alarm does not say so: {alarm.message!r}"
+    )
+    assert alarm.details.get("reportedFlowRate") == 20.0 and "plannedVolumeMl" in alarm.details.get("fields", []), (
+        alarm.details
+    )
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and _notifications(emitted), (
+        f"a rate ten times the order, seen running, is news to the nurse who acknowledged the planned volume, yet "
+        f"the alarm stays acknowledged (alerts {alarm.alerts}, notifications {len(_notifications(emitted))})"
+    )
+    seen = InfusionSession.objects.get(pk=session.pk)
+    assert seen.mismatch_flow_rate_ml_min == 20.0, "the panels do not show the rate seen running (progressMismatch)"
+    counted = _acknowledged(session, emitted)
+    for n, rate in enumerate((20.0, 21.0, 19.2)):  # the same wrong rate (a pump's rate wanders by a few %)
+        send(capture, "RBM_RATE", "progress", _running(session, rate, 0.6 + n), 3 + n)
+    alarm = _active_mismatch(session)
+    assert (alarm.count, alarm.alerts, alarm.acknowledged_at) == (counted.count, counted.alerts,
+                                                                   counted.acknowledged_at), (
+        "progress at the rate the alarm names already is neither counted nor alerted per report"
+    )  # fmt: skip
+    assert not _notifications(emitted)
+
+
+def test_a_new_wrong_rate_alerts_again_and_a_rate_named_before_does_not(django_capture_on_commit_callbacks, emitted):
+    capture = django_capture_on_commit_callbacks
+    session = _under_way(capture, "RBM_NEW")
+    send(capture, "RBM_NEW", "progress", _running(session, 20.0, 0.3), 2)
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_NEW", "progress", _running(session, 30.0, 0.6), 3)
+    alarm = _active_mismatch(session)
+    assert "1800 mL/h" in alarm.message and "1200 mL/h" in alarm.message, alarm.message
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and _notifications(emitted), (
+        "the pump went from 1,200 to 1,800 mL/h (order 120) and the acknowledged alarm does not alert again"
+    )
+    assert InfusionSession.objects.get(pk=session.pk).mismatch_flow_rate_ml_min == 30.0
+    again = _acknowledged(session, emitted)
+    send(capture, "RBM_NEW", "progress", _running(session, 20.0, 0.9), 4)
+    alarm = _active_mismatch(session)
+    assert alarm.acknowledged_at is not None and alarm.alerts == again.alerts and not _notifications(emitted), (
+        "1,200 mL/h was named already: no news"
+    )
+
+
+def test_a_confirmation_echoing_the_rate_seen_running_is_no_news(django_capture_on_commit_callbacks, emitted):
+    capture = django_capture_on_commit_callbacks
+    session = _under_way(capture, "RBM_ECHO")
+    send(capture, "RBM_ECHO", "progress", _running(session, 20.0, 0.3), 2)
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_ECHO", "infusion", _confirmation(session, {**VOLUME_OFF, "flowRateMlMin": 20.0,
+                                                                    "plannedVolumeMl": 30}), 3)  # fmt: skip
+    alarm = _active_mismatch(session)
+    assert alarm.acknowledged_at is not None and alarm.alerts == first.alerts and not _notifications(emitted), (
+        "the pump confirmed the rate it was seen running (1,200 mL/h): nothing the nurse has not read"
+    )
+    assert "1200 mL/h" in alarm.message and alarm.details.get("reportedFlowRate") == 20.0, (alarm.message,
+                                                                                            alarm.details)  # fmt: skip
+
+
+def test_news_on_a_mismatch_still_sounding_breaks_the_wards_silence(django_capture_on_commit_callbacks, emitted):
+    """Not acknowledged yet, it sounds (nobody's acknowledgement on its way is refused, its escalation goes on, as
+    `alarm_flood`'s): its text names the news, and a silence started over it is broken for it."""
+    capture = django_capture_on_commit_callbacks
+    session = _under_way(capture, "RBM_LOUD")
+    send(capture, "RBM_LOUD", "progress", _running(session, 20.0, 0.3), 2)
+    first = _active_mismatch(session)
+    silence = ward_silence(ward=first.device.ward, user=make_user("rbm-charge"), seconds=120)
+    send(capture, "RBM_LOUD", "infusion", _confirmation(session, VOLUME_OFF), 3)
+    alarm = _active_mismatch(session)
+    assert "plannedVolumeMl" in alarm.message and alarm.alerts == first.alerts, (alarm.message, alarm.alerts)
+    assert WardSilence.objects.get(pk=silence.pk).end_reason == "broken", "the news must be heard through a silence"
+
+
+def test_a_rate_seen_running_that_its_confirmation_reported_is_shown_but_no_news(
+    django_capture_on_commit_callbacks, emitted
+):
+    capture = django_capture_on_commit_callbacks
+    make_device("RBM_SAME", ward=make_ward("w-rbm-same"))
+    session = confirmed_order("RBM_SAME", parameters={**VOLUME_OFF, "flowRateMlMin": 20.0, "plannedVolumeMl": 30},
+                              bolus_enabled=False, bolus_volume_ml=0.0)  # fmt: skip
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_SAME", "progress", _running(session, 20.0, 0.3), 2)
+    alarm = _active_mismatch(session)
+    assert alarm.acknowledged_at is not None and alarm.alerts == first.alerts and not _notifications(emitted), (
+        "the pump runs the rate it confirmed (1,200 mL/h, named already): nothing the nurse has not read"
+    )
+    assert "flowRateMlMin" in alarm.message and "1200 mL/h" in alarm.message, alarm.message
+    assert InfusionSession.objects.get(pk=session.pk).mismatch_flow_rate_ml_min == 20.0, (
+        "the rate seen running is not kept for the panels (progressMismatch)"
+    )
+    send(capture, "RBM_SAME", "progress", _running(session, 20.0, 0.6), 3)
+    assert _active_mismatch(session).count == alarm.count, "not counted per progress at a rate seen already"
