@@ -19,6 +19,9 @@ const TO_MONITOR = new Set([...CHECK_AT_PUMP, "ended", "ranInterrupted"]); // "C
 // Endings after which the pump may still run the order (it kept it across a restart, or confirmed it late): the
 // window follows it, and says so if it runs.
 const MAY_RUN_AFTER = new Set(["interrupted", "timeout", "cancelled", "ranInterrupted", "ended"]);
+// Endings on an order the pump runs or ran (its confirmation, or its reports of infusing it): it had the order, and
+// it was accepted at the pump, so every step is done. After the others nothing is waited for: no step is current.
+const RAN = new Set(["confirmed", "mismatch", "unverified", "ranInterrupted", "ended"]);
 
 const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
@@ -216,6 +219,7 @@ export class WaitingModal {
   finish(outcome, detail) {
     clearInterval(this.timer);
     this.polled = false;
+    this.markEnding(outcome);
     if (outcome === "confirmed") {
       this.setOutcome("confirmed", "");
       this.close(() => this.onConfirmed());
@@ -256,6 +260,15 @@ export class WaitingModal {
     this.dialog.querySelector(".spinner").hidden = ended;
     this.dialog.querySelector(".countdown").hidden = ended; // a countdown frozen at "6 s" reads as still waiting
     if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
+  }
+
+  /** The steps as the ending makes them true: all done once the pump runs or ran the order; a rejection was delivered
+   * (a person at the pump answered it); and no step stays current (bold "Waiting for a person at the pump to
+   * accept" beside an order the pump runs, or one that ended). */
+  markEnding(outcome) {
+    if (RAN.has(outcome) || outcome === "rejected") ["sent", "delivered"].forEach((step) => this.mark(step, "done"));
+    if (RAN.has(outcome)) this.mark("accept", "done");
+    for (const step of this.dialog.querySelectorAll('[data-wait][data-done="active"]')) step.dataset.done = "false";
   }
 
   mark(step, state) {

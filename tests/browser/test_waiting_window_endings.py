@@ -140,3 +140,68 @@ def test_an_order_interrupted_unconfirmed_that_then_runs_is_said_to_run(open_pag
         expect(page.get_by_role("button", name="Retry")).to_be_hidden()
     finally:
         pump.close()
+
+
+# The window's steps ("Sending to the pump", "Delivered to the pump", "Waiting for a person at the pump to accept")
+# say what is true when it ends (found after 1c97016): ended `unverified` or `mismatch` on the pump's running evidence,
+# step 3 stayed the current step, bold, "waiting for a person at the pump to accept" beside an order the pump runs.
+
+STEPS = ("sent", "delivered", "accept")
+
+
+def expect_steps(page, done: tuple[str, ...], why: str) -> None:
+    """The steps `done` are ticked, and no step is the current one: the window waits for nothing any more."""
+    for step in STEPS:
+        state = page.locator(f'[data-wait="{step}"]')
+        if step in done:
+            expect(state, f"{why}: step {step!r} is not ticked").to_have_attribute("data-done", "done")
+        else:
+            current = f"{why}: step {step!r} is still shown as current"
+            expect(state, current).not_to_have_attribute("data-done", "active")
+            expect(state, f"{why}: step {step!r} is ticked").not_to_have_attribute("data-done", "done")
+
+
+def test_the_steps_say_the_pump_runs_the_order_when_it_ends_on_its_running_evidence(open_page, stack):  # noqa: F811
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_RUN", "wwsr")
+    try:
+        pump.publish("status", {"status": "started", "infusionId": infusion_id, "bootId": "boot-1", "seq": 3})
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        expect_steps(page, STEPS, "the pump runs the order (unverified)")
+        pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 20.0,
+                                  "deliveredVolumeMl": 0.3, "volumeRemainingMl": 29.7, "bootId": "boot-1",
+                                  "seq": 4})  # fmt: skip
+        expect(modal).to_have_attribute("data-outcome", "mismatch", timeout=5_000)
+        expect_steps(page, STEPS, "the pump runs the order at 10x its rate (mismatch)")
+    finally:
+        pump.close()
+
+
+def test_the_steps_wait_for_nobody_once_the_pump_rejected_or_lost_the_order(open_page, stack):  # noqa: F811
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_REJ", "wwsj")
+    try:
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": False, "bootId": "boot-1", "seq": 3})
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "rejected", timeout=5_000)
+        expect_steps(page, ("sent", "delivered"), "rejected at the pump")
+    finally:
+        pump.close()
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_INT", "wwsi")
+    try:
+        pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # restarted on its confirm screen
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "interrupted", timeout=5_000)
+        expect_steps(page, ("sent", "delivered"), "lost to a restart before anyone accepted")
+    finally:
+        pump.close()
+
+
+def test_the_steps_are_all_done_for_an_order_that_ran_and_ended_offline(open_page, stack):  # noqa: F811
+    page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_END", "wwse")
+    try:
+        with offline(page):
+            pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "bootId": "boot-1", "seq": 3})
+            pump.publish("status", {"status": "completed", "infusionId": infusion_id, "bootId": "boot-1", "seq": 4})
+            wait_status(infusion_id, SessionStatus.COMPLETED)
+        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "ended", timeout=15_000)
+        expect_steps(page, STEPS, "the order ran (confirmed) and completed")
+    finally:
+        pump.close()
