@@ -357,3 +357,141 @@ def test_an_alarm_shed_over_the_active_alarms_budget_leaves_no_receipt_so_it_app
     later = Bridge(PumpBudgets(alarm=off, report=off, max_active_alarms=5)).commit([batch[1]])
     assert later[APPLIED] == 1, f"the shed alarm sent again is applied, not a duplicate: {dict(later)}"
     assert events("P1", "mqtt.error") == [1, 2]
+
+
+# A pump whose `bootId` repeats after a reboot (review 15, finding 2): an Arduino `random()` without `randomSeed`
+# gives the same "random" boot id on every boot, and `seq` starts again at 0. A receipt counts a message as a
+# duplicate only when its bytes are those of the message received under that key before (a redelivery or a retained
+# replay is the same bytes); the same key with other bytes is another message, and shows the pump restarted.
+REUSED = "0000002a"  # what an unseeded random() gives on every boot
+START = timezone.now()
+
+
+def sent(device_id: str, kind: str, seq: int, at_s: float, *, retain: bool = False, redelivered: bool = False,
+         **fields) -> InboundMessage:  # fmt: skip
+    """A message of the pump's boot `REUSED`, received `at_s` seconds after the module's start."""
+    body = {"deviceId": device_id, "bootId": REUSED, "seq": seq, **fields}
+    return InboundMessage(topic=f"devices/{device_id}/{kind}", payload=json.dumps(body).encode(), retain=retain,
+                          redelivered=redelivered, received_at=START + timedelta(seconds=at_s))  # fmt: skip
+
+
+def active_alarms(device_id: str) -> list[str]:
+    from devices.models import Alarm
+
+    return sorted(Alarm.objects.filter(device__device_id=device_id, state="active").values_list("type", flat=True))
+
+
+def test_an_alarm_after_a_reboot_with_the_same_boot_id_is_not_dropped():
+    """The reviewer's case: seq 2 after the reboot is a high occlusion; before it, seq 2 was a door_open since
+    cleared. Its bytes differ: it is raised, not dropped as a duplicate."""
+    make_device("P1", has_presence=True)
+    bridge = Bridge()
+    bridge.commit([sent("P1", "status", 0, 0, status="online"), sent("P1", "status", 1, 1, status="idle"),
+                   sent("P1", "error", 2, 2, type="door_open", severity="low"),
+                   sent("P1", "error", 3, 3, type="door_open_cleared", severity="low")])  # fmt: skip
+    outcomes = bridge.commit([sent("P1", "status", 0, 60, status="online"), sent("P1", "status", 1, 61, status="idle"),
+                              sent("P1", "error", 2, 62, type="occlusion", severity="high",
+                                   message="Downstream occlusion")])  # fmt: skip
+    assert active_alarms("P1") == ["occlusion"], (
+        f"the occlusion after the reboot (same bootId, seq 2 again, other bytes) is raised: outcomes {dict(outcomes)}"
+    )
+    assert outcomes[DUPLICATE] == 2, f"the statuses with the same bytes as before the reboot are duplicates: {outcomes}"
+
+
+def test_a_reboot_with_the_same_boot_id_ends_the_infusion_and_shows_the_pump_idle():
+    """Statuses carrying the pump's uptime differ after a reboot: the first one with a seq already used shows the
+    restart (the infusion ends interrupted, with its alarm), and the pump's state is the new boot's."""
+    session = running("P1")
+    bridge = Bridge()
+    bridge.commit([sent("P1", "status", 0, 0, status="online", timestamp=1500),
+                   sent("P1", "status", 1, 1, status="running", timestamp=2500),
+                   sent("P1", "status", 2, 2, status="running", timestamp=3500)])  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).status == "running"
+    outcomes = bridge.commit([sent("P1", "status", 0, 60, status="online", timestamp=1400),
+                              sent("P1", "status", 1, 61, status="idle", timestamp=2400)])  # fmt: skip
+    assert outcomes[APPLIED] == 2, f"both statuses of the new boot are applied: {dict(outcomes)}"
+    assert InfusionSession.objects.get(pk=session.pk).status == "interrupted", "the restart ends the infusion"
+    assert "infusion_interrupted" in active_alarms("P1")
+    assert Device.objects.get(device_id="P1").pump_state == "idle", "the screen shows the pump as it restarted"
+    restarts = list(DeviceEvent.objects.filter(device__device_id="P1", kind="pump.restarted")
+                    .values_list("payload__why", flat=True))  # fmt: skip
+    assert len(restarts) == 1 and REUSED in restarts[0], restarts
+
+
+def test_a_redelivered_or_replayed_copy_is_still_a_duplicate_after_other_messages():
+    """The guard's purpose is kept: the same bytes under the same key are applied once, whether the broker hands
+    them back after an outage (DUP, hours later, after newer messages) or replays a retained copy."""
+    make_device("P1", has_presence=True)
+    bridge = Bridge()
+    alarm = sent("P1", "error", 2, 2, type="occlusion", severity="high")
+    cleared = sent("P1", "error", 3, 3, type="occlusion_cleared")
+    bridge.commit([sent("P1", "status", 1, 1, status="online"), alarm, cleared])  # live: no retain flag
+    hours_later = 6 * 3600
+    outcomes = bridge.commit([
+        sent("P1", "error", 2, hours_later, redelivered=True, type="occlusion", severity="high"),
+        sent("P1", "error", 3, hours_later + 1, redelivered=True, type="occlusion_cleared"),
+        sent("P1", "status", 1, hours_later + 2, retain=True, status="online"),
+    ])  # fmt: skip
+    assert outcomes[DUPLICATE] == 3 and outcomes[APPLIED] == 0, outcomes
+    assert active_alarms("P1") == [], "the cleared occlusion is not raised again by its redelivered copy"
+    assert events("P1", "mqtt.error") == [2, 3]
+
+
+def test_an_identical_alarm_after_a_detected_reboot_is_raised_and_its_copy_is_then_a_duplicate():
+    """After a reboot under the same bootId is known, the receipts of the boot before it no longer make the new
+    boot's messages duplicates: an occlusion with the very bytes of one before the reboot is raised. A redelivered
+    copy of it after that, and a retained replay of a message from before the reboot, are duplicates."""
+    make_device("P1", has_presence=True)
+    bridge = Bridge()
+    bridge.commit([sent("P1", "status", 0, 0, status="online", timestamp=1500),  # retained by the pump, live here
+                   sent("P1", "error", 1, 1, type="occlusion", severity="high"),
+                   sent("P1", "error", 2, 2, type="occlusion_cleared"),
+                   sent("P1", "error", 3, 3, type="door_open", severity="low")])  # fmt: skip
+    reboot = bridge.commit([sent("P1", "status", 0, 60, status="online", timestamp=1400),
+                            sent("P1", "error", 1, 61, type="occlusion", severity="high")])  # fmt: skip
+    assert reboot[APPLIED] == 2, f"the new boot's online shows the reboot, its occlusion is news: {dict(reboot)}"
+    assert active_alarms("P1") == ["door_open", "occlusion"]
+    copies = bridge.commit([sent("P1", "error", 1, 62, redelivered=True, type="occlusion", severity="high"),
+                            sent("P1", "error", 3, 63, retain=True, type="door_open", severity="low")])  # fmt: skip
+    assert copies[DUPLICATE] == 2, f"a redelivered copy and a retained replay are still duplicates: {dict(copies)}"
+    assert list(DeviceEvent.objects.filter(device__device_id="P1", kind="pump.restarted")
+                .values_list("device_seq", flat=True)) == [None], "one restart recorded"  # fmt: skip
+
+
+def test_a_late_message_with_a_lower_seq_never_seen_is_applied_and_is_no_restart():
+    """Messages may arrive out of order (a QoS 0 report overtakes a queued QoS 1 one): a lower seq whose key no
+    other message used is applied, and the running infusion goes on."""
+    session = running("P1")
+    bridge = Bridge()
+    outcomes = bridge.commit([sent("P1", "status", 5, 0, status="running", timestamp=5000),
+                              sent("P1", "status", 7, 1, status="running", timestamp=7000),
+                              sent("P1", "status", 6, 2, status="running", timestamp=6000)])  # fmt: skip
+    assert outcomes[APPLIED] == 3, outcomes
+    assert InfusionSession.objects.get(pk=session.pk).status == "running", "a late message is no restart"
+    assert not DeviceEvent.objects.filter(device__device_id="P1", kind="pump.restarted").exists()
+
+
+def test_uptime_going_back_under_the_same_boot_id_is_a_restart():
+    """A pump whose bootId is fixed and whose seq goes on across a reboot (kept in flash): its uptime went back."""
+    session = running("P1")
+    bridge = Bridge()
+    bridge.commit([sent("P1", "status", 40, 0, status="running", timestamp=3_600_000)])
+    bridge.commit([sent("P1", "status", 41, 30, status="idle", timestamp=2_000)])
+    assert InfusionSession.objects.get(pk=session.pk).status == "interrupted"
+    why = DeviceEvent.objects.get(device__device_id="P1", kind="pump.restarted").payload["why"]
+    assert "uptime went back" in why, why
+
+
+def test_routine_progress_with_a_reused_key_and_other_bytes_is_applied_and_its_copy_is_a_duplicate():
+    """The bulk path's receipts tell the same: progress of the new boot under a key used before is applied (and its
+    uptime going back shows the restart); the same bytes again are a duplicate."""
+    session = running("P1")
+    bridge = Bridge()
+    bridge.commit([sent("P1", "progress", seq, seq, status="running", deliveredVolumeMl=float(seq), flowRate=2.0,
+                        timestamp=10_000 + 1000 * seq) for seq in range(4)])  # fmt: skip
+    after = sent("P1", "progress", 1, 60, status="running", deliveredVolumeMl=0.1, flowRate=2.0, timestamp=900)
+    outcomes = bridge.commit([after, sent("P1", "progress", 1, 61, redelivered=True, status="running",
+                                          deliveredVolumeMl=0.1, flowRate=2.0, timestamp=900)])  # fmt: skip
+    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1), outcomes
+    assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 0.1
+    assert InfusionSession.objects.get(pk=session.pk).status == "interrupted", "the restart ends the infusion"
