@@ -32,16 +32,26 @@ class DeviceEvent(models.Model):
 
 
 class MessageReceipt(models.Model):
-    """The duplicate guard for messages that carry `seq` and `bootId`: each is applied once."""
+    """The duplicate guard for messages that carry `seq` and `bootId`: each is applied once.
+
+    A message is its key (pump, bootId, seq) and its bytes (`digest`): a redelivered or replayed copy is the same
+    bytes; other bytes under a key already used are another message (a pump that reused its bootId after a
+    reboot), applied, never dropped.
+    """
 
     device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
     boot_id = models.CharField(max_length=64)
     device_seq = models.BigIntegerField()
+    digest = models.BigIntegerField(
+        default=0, help_text="64 bits of the BLAKE2b of the topic and payload; 0: received before digests were kept."
+    )
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["device", "boot_id", "device_seq"], name="one_receipt_per_message")
+            models.UniqueConstraint(
+                fields=["device", "boot_id", "device_seq", "digest"], name="one_receipt_per_message_bytes"
+            )
         ]
         indexes = [models.Index(fields=["received_at"])]
 

@@ -31,7 +31,7 @@ from devices.services.evidence import (
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
-from devices.services.restarts import pump_restart_detect, pump_restarted
+from devices.services.restarts import BOOT_MARKS, pump_restart_detect, pump_restarted
 from devices.services.sql import insert_sql, model_from_columns, models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
@@ -43,8 +43,7 @@ PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
 SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
-    "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
-    "last_uptime_ms", "last_uptime_at",
+    "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", *BOOT_MARKS,
 )  # fmt: skip
 SESSION_FIELDS = ("last_sampled_at",)
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
@@ -183,8 +182,7 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
     if change is not None:
         change_log_append(entries=[(device.pk, change)])
-    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
-                               "last_uptime_ms", "last_uptime_at"])  # fmt: skip
+    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", *BOOT_MARKS])
     if pump.session is not None:
         pump.session.save(update_fields=SESSION_FIELDS)
     samples_insert(samples)
@@ -248,7 +246,8 @@ def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
     """A progress report from a new boot (or with uptime gone back) ends what the pump was doing."""
     report = item.report
     why = pump_restart_detect(device=pump.device, boot_id=report.bootId, timestamp=report.timestamp,
-                              kind="progress", retained=item.retained, received_at=item.received_at)  # fmt: skip
+                              kind="progress", retained=item.retained, received_at=item.received_at,
+                              seq=report.seq)  # fmt: skip
     if why:
         pump_restarted(device=pump.device, why=why, now=item.received_at)
         pump.session = None

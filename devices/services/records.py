@@ -24,7 +24,7 @@ from devices.models import (
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
-RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "received_at")
+RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "digest", "received_at")
 
 
 def dead_letter_record(
@@ -83,30 +83,43 @@ def delivery_attempts_end(*, keys: Sequence[str]) -> None:
 
 
 class ReceiptKey(NamedTuple):
-    """What identifies one message of one pump (its `bootId` and `seq`), and when it was received."""
+    """What identifies one message of one pump: its `bootId` and `seq`, and its bytes' digest; when it was received,
+    and whether it came as a possible copy of an earlier message (`replay`: retained, or redelivered with DUP)."""
 
     device_pk: int
     boot_id: str
     device_seq: int
+    digest: int
     received_at: datetime
+    replay: bool = False
+
+
+LEGACY_DIGEST = 0  # a receipt stored before digests were kept (migration 0023): its bytes are not known
 
 
 def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
-    """Store each receipt whose (pump, bootId, seq) is new; per receipt, True when it was new.
+    """Store each receipt whose (pump, bootId, seq, digest) is new; per receipt, True when it was new.
 
-    A key already stored, or repeated earlier in `receipts`, is a duplicate (False): that message was
-    applied before. One statement inside the caller's transaction (`INSERT ... ON CONFLICT DO NOTHING
-    RETURNING`, PostgreSQL and SQLite 3.35+ alike): the keys it returns were new. It was a SELECT of the
-    stored keys and an INSERT of the rest, one statement more on every bridge batch. The unique
-    constraint is what decides, so no other writer's receipt can slip between a look and an insert.
+    A receipt already stored with the same bytes, or repeated earlier in `receipts`, is a duplicate (False): that
+    message was applied before. The same key with other bytes is another message (a pump that reused its bootId
+    after a reboot): new. One statement inside the caller's transaction (`INSERT ... ON CONFLICT DO NOTHING
+    RETURNING`, PostgreSQL and SQLite 3.35+ alike): the receipts it returns were new. It was a SELECT of the
+    stored keys and an INSERT of the rest, one statement more on every bridge batch. The unique constraint is
+    what decides, so no other writer's receipt can slip between a look and an insert. A possible copy (`replay`)
+    that is new is looked up once more among receipts from before digests were kept (`LEGACY_DIGEST`).
     """
     claimed: list[bool] = []
     for start in range(0, len(receipts), RECEIPTS_PER_STATEMENT):
         claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
+    replays = [index for index, new in enumerate(claimed) if new and receipts[index].replay]
+    if replays:
+        legacy = _legacy_keys([receipts[index] for index in replays])
+        for index in replays:
+            claimed[index] = tuple(receipts[index][:3]) not in legacy
     return claimed
 
 
-RECEIPTS_PER_STATEMENT = 500  # 2,000 parameters: within both databases' limits
+RECEIPTS_PER_STATEMENT = 400  # 2,000 parameters: within both databases' limits
 
 
 def _receipts_insert(receipts: Sequence[ReceiptKey]) -> list[bool]:
@@ -114,34 +127,61 @@ def _receipts_insert(receipts: Sequence[ReceiptKey]) -> list[bool]:
         return []
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     adapt = wrapper.ops.adapt_datetimefield_value
-    params = [value for receipt in receipts for value in (*receipt[:3], adapt(receipt.received_at))]
+    params = [value for receipt in receipts for value in (*receipt[:4], adapt(receipt.received_at))]
     with wrapper.cursor() as cursor:
         cursor.execute(_receipts_insert_sql(wrapper.vendor, len(receipts)), params)
         new = set(cursor.fetchall())
     claimed = []
     for receipt in receipts:
-        key = tuple(receipt[:3])
+        key = tuple(receipt[:4])
         claimed.append(key in new)
-        new.discard(key)  # a key repeated later in `receipts` is a duplicate of its first
+        new.discard(key)  # a receipt repeated later in `receipts` is a duplicate of its first
     return claimed
 
 
 @lru_cache(maxsize=1024)
 def _receipts_insert_sql(vendor: str, count: int) -> str:
-    """`INSERT INTO receipts (...) VALUES (...), ... ON CONFLICT (pump, boot, seq) DO NOTHING RETURNING pump, boot,
-    seq`, for `count` receipts."""
+    """`INSERT INTO receipts (...) VALUES (...), ... ON CONFLICT (pump, boot, seq, digest) DO NOTHING RETURNING
+    pump, boot, seq, digest`, for `count` receipts."""
     quote, meta = connections[DEFAULT_DB_ALIAS].ops.quote_name, MessageReceipt._meta
     columns = [quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS]
-    key = ", ".join(columns[:3])
-    values = ", ".join(["(%s, %s, %s, %s)"] * count)
+    key = ", ".join(columns[:4])
+    values = ", ".join(["(%s, %s, %s, %s, %s)"] * count)
     return (f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {values} "
             f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}")  # fmt: skip
+
+
+def _legacy_keys(receipts: Sequence[ReceiptKey]) -> set[tuple]:
+    """Which of these (pump, bootId, seq) have a receipt stored before digests were kept (one query)."""
+    wanted = {tuple(receipt[:3]) for receipt in receipts}
+    stored = MessageReceipt.objects.filter(
+        digest=LEGACY_DIGEST, device_id__in={key[0] for key in wanted}, device_seq__in={key[2] for key in wanted}
+    ).values_list("device_id", "boot_id", "device_seq")
+    return wanted & set(stored)
+
+
+def message_receipt_reclaim(*, receipt: ReceiptKey) -> bool:
+    """Whether a message received before with these very bytes was from before its pump restarted under the same
+    bootId (`Device.boot_reused_at`): then this one is the new run's own message, and takes that receipt (True).
+
+    Only a fresh message (not `replay`) may: a redelivered or retained copy stays a duplicate. One UPDATE, run only
+    for such a duplicate (never on the bulk path).
+    """
+    if receipt.replay:
+        return False
+    return bool(
+        MessageReceipt.objects.filter(
+            device_id=receipt.device_pk, boot_id=receipt.boot_id, device_seq=receipt.device_seq,
+            digest=receipt.digest, device__boot_id=receipt.boot_id,
+            received_at__lt=F("device__boot_reused_at"),
+        ).update(received_at=receipt.received_at)
+    )  # fmt: skip
 
 
 def message_receipt_release(*, receipt: ReceiptKey) -> None:
     """Forget a receipt claimed for a message that was then refused (its pump may send that `seq` again)."""
     MessageReceipt.objects.filter(device_id=receipt.device_pk, boot_id=receipt.boot_id,
-                                  device_seq=receipt.device_seq).delete()  # fmt: skip
+                                  device_seq=receipt.device_seq, digest=receipt.digest).delete()  # fmt: skip
 
 
 def retained_digest_store(*, topic: str, digest: str, now: datetime, presence: bool = False) -> None:

@@ -18,6 +18,13 @@ def message_key(topic: str, payload: bytes) -> str:
     return hashlib.sha256(topic.encode("utf-8", "replace") + b"\0" + payload).hexdigest()
 
 
+def message_digest(topic: str, payload: bytes) -> int:
+    """A message's bytes as a receipt keeps them: 64 bits of BLAKE2b of its topic and payload, a signed integer
+    (a redelivered or replayed copy has the same; another message under the same `bootId`+`seq` has not)."""
+    digest = hashlib.blake2b(topic.encode("utf-8", "replace") + b"\0" + payload, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True) or 1  # never 0: that marks a receipt from before digests
+
+
 class FenceLost(Exception):
     """A batch's slot was taken over by another bridge since its messages arrived (`slots.SlotLinks.fence`): the
     batch is rolled back and left unacknowledged, whatever stage of the commit it reached."""

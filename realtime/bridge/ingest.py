@@ -21,6 +21,7 @@ from devices.services.pumps import DEGRADED_STATUSES, pump_report_apply
 from devices.services.records import (
     ReceiptKey,
     dead_letter_record,
+    message_receipt_reclaim,
     message_receipt_release,
     message_receipts_claim,
     retained_digest_store,
@@ -28,6 +29,7 @@ from devices.services.records import (
 from protocol import topics
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
+from realtime.bridge.guard import message_digest
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,7 @@ def is_routine_progress(checked: CheckedMessage) -> bool:
 class Prepared:
     """What `messages_prepare` found for a message before its savepoint: its pump's pk (None: no such pump) and
     its receipt (`new`: claimed now; False: a duplicate; None: not claimed ahead, as for a message without
-    `seq`+`bootId` or a copy of an earlier one of its run)."""
+    `seq`+`bootId` or a copy of an earlier one of its run: the same key and bytes)."""
 
     device_pk: int | None
     receipt: ReceiptKey | None = None
@@ -125,17 +127,26 @@ def messages_prepare(items: list[tuple[InboundMessage, CheckedMessage]]) -> list
     receipts: list[ReceiptKey | None] = []
     in_run = set()
     for message, checked in items:
-        key = checked.report.message_key
-        if checked.device_id not in pks or key is None or (checked.device_id, *key) in in_run:
+        receipt = receipt_of(message, checked, pks.get(checked.device_id))
+        if receipt is None or receipt[:4] in in_run:
             receipts.append(None)  # an unknown pump, no key, or a copy of an earlier message of the run
             continue
-        in_run.add((checked.device_id, *key))
-        receipts.append(ReceiptKey(pks[checked.device_id], *key, message.received_at))
+        in_run.add(receipt[:4])
+        receipts.append(receipt)
     claimed = iter(message_receipts_claim(receipts=[receipt for receipt in receipts if receipt is not None]))
     return [
         Prepared(pks.get(checked.device_id), receipt, next(claimed) if receipt is not None else None)
         for (_, checked), receipt in zip(items, receipts, strict=True)
     ]
+
+
+def receipt_of(message: InboundMessage, checked: CheckedMessage, device_pk: int | None) -> ReceiptKey | None:
+    """The receipt of a message from a registered pump (`device_pk`) that carries `seq`+`bootId`, else None."""
+    key = checked.report.message_key
+    if device_pk is None or key is None:
+        return None
+    digest = message_digest(message.topic, message.payload)
+    return ReceiptKey(device_pk, *key, digest, message.received_at, message.retain or message.redelivered)
 
 
 def message_ingest(
@@ -197,14 +208,21 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
 
 
 def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Prepared) -> bool:
-    """A redelivered `seq`+`bootId`, or a retained copy of the payload or presence status last applied on its topic."""
+    """A copy of a message applied before (same `seq`+`bootId` and bytes), or a retained copy of the payload or
+    presence status last applied on its topic.
+
+    A fresh message (neither retained nor redelivered) with the bytes of one its pump sent before a restart under
+    the same bootId is the new run's own (an alarm identical to one before the reboot is raised again): its
+    receipt is taken over (`message_receipt_reclaim`), looked at here, after the messages before it in the batch
+    were applied (one of them may be what showed the restart).
+    """
     report = checked.report
-    if report.message_key is not None:
+    receipt = prepared.receipt or receipt_of(message, checked, prepared.device_pk)
+    if receipt is not None:
         new = prepared.new
         if new is None:
-            receipt = ReceiptKey(prepared.device_pk, *report.message_key, message.received_at)
             new = message_receipts_claim(receipts=[receipt])[0]
-        if not new:
+        if not new and not message_receipt_reclaim(receipt=receipt):
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
     presence = checked.kind == topics.STATUS and report.status in PRESENCE_STATUSES
@@ -305,11 +323,10 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
         else:
             reject(message, "unknown_device", "no pump registered with this id", checked.device_id)
             outcomes[REJECTED] += 1
-    keyed = [(message, checked) for message, checked in accepted if checked.report.message_key is not None]
-    claimed = message_receipts_claim(receipts=[
-        ReceiptKey(pumps[checked.device_id].device.pk, *checked.report.message_key, message.received_at)
-        for message, checked in keyed
-    ])  # fmt: skip
+    receipts = [(message, receipt_of(message, checked, pumps[checked.device_id].device.pk))
+                for message, checked in accepted]  # fmt: skip
+    keyed = [(message, receipt) for message, receipt in receipts if receipt is not None]
+    claimed = message_receipts_claim(receipts=[receipt for _, receipt in keyed])
     repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
     metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
     outcomes[DUPLICATE] += len(repeated)

@@ -232,14 +232,18 @@ def test_statuses_progress_and_alarms_of_one_pump_apply_in_arrival_order():
     assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 5.0
 
 
-def test_a_routine_progress_arriving_first_wins_a_seq_over_a_status_after_it():
-    """Two messages with one seq+bootId: the one that arrived first is applied (a later one is a duplicate), even
-    when the first is routine progress (applied in bulk) and the second a status (claimed ahead for its run)."""
+def test_a_progress_and_a_status_under_one_seq_are_both_applied_in_arrival_order_and_their_copies_are_duplicates():
+    """Two messages with one seq+bootId but other bytes are two messages: both are applied, in arrival order, though
+    the first is routine progress (applied in bulk) and the second a status (claimed ahead for its run). Until the
+    receipt kept the bytes, the status was dropped as a duplicate of the progress. Copies of both are duplicates."""
     running("P1")
-    outcomes = Bridge().commit([progress("P1", 5, 1.0), status("P1", 5, "paused")])
-    assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1), outcomes
-    assert events("P1") == [], "the status with the progress's seq is the duplicate"
+    bridge = Bridge()
+    outcomes = bridge.commit([progress("P1", 5, 1.0), status("P1", 5, "paused")])
+    assert outcomes[APPLIED] == 2 and not outcomes[DUPLICATE], outcomes
+    assert events("P1") == [5], "the status with the progress's seq is applied"
     assert (Device.objects.get(device_id="P1").latest_progress or {}).get("deliveredVolumeMl") == 1.0
+    copies = bridge.commit([progress("P1", 5, 1.0), status("P1", 5, "paused")])
+    assert copies[DUPLICATE] == 2 and not copies[APPLIED], copies
 
 
 def test_one_pumps_failure_in_a_run_leaves_the_other_pumps_messages_applied(monkeypatch):
@@ -495,3 +499,17 @@ def test_routine_progress_with_a_reused_key_and_other_bytes_is_applied_and_its_c
     assert (outcomes[APPLIED], outcomes[DUPLICATE]) == (1, 1), outcomes
     assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 0.1
     assert InfusionSession.objects.get(pk=session.pk).status == "interrupted", "the restart ends the infusion"
+
+
+def test_a_receipt_from_before_digests_were_kept_still_stops_a_copy_and_not_a_fresh_message():
+    """Receipts stored before the upgrade (migration 0023) have no digest (0). A retained or redelivered copy under
+    such a key is taken for the message applied then (the broker replays retained messages on the first resubscribe
+    after the upgrade); a fresh message under it is a message of its own."""
+    device = make_device("P1")
+    for seq in (1, 2, 3):
+        MessageReceipt.objects.create(device=device, boot_id=REUSED, device_seq=seq, received_at=START)
+    outcomes = Bridge().commit([sent("P1", "error", 1, 10, retain=True, type="occlusion_cleared"),
+                                sent("P1", "status", 2, 11, redelivered=True, status="testing"),
+                                sent("P1", "error", 3, 12, type="occlusion", severity="high")])  # fmt: skip
+    assert (outcomes[DUPLICATE], outcomes[APPLIED]) == (2, 1), outcomes
+    assert active_alarms("P1") == ["occlusion"]
