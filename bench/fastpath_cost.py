@@ -97,14 +97,14 @@ def orm_receipts_claim(*, receipts):
     stored = MessageReceipt.objects.filter(device__in={r.device_pk for r in receipts},
                                            boot_id__in={r.boot_id for r in receipts},
                                            device_seq__in={r.device_seq for r in receipts})  # fmt: skip
-    existing = set(stored.values_list("device", "boot_id", "device_seq"))
+    existing = set(stored.values_list("device", "boot_id", "device_seq", "digest"))
     fresh, claimed = [], []
     for receipt in receipts:
-        key = tuple(receipt[:3])
+        key = tuple(receipt[:4])
         claimed.append(key not in existing)
         if key not in existing:
             existing.add(key)
-            fresh.append(MessageReceipt(device_id=key[0], boot_id=key[1], device_seq=key[2],
+            fresh.append(MessageReceipt(device_id=key[0], boot_id=key[1], device_seq=key[2], digest=key[3],
                                         received_at=receipt.received_at))  # fmt: skip
     MessageReceipt.objects.bulk_create(fresh)
     return claimed
