@@ -202,13 +202,15 @@ def _pump_progress(
     Returns that change, its `seq` taken but not yet stored or logged: the caller does both (it is the
     pump's last change in this call, so its log entry still follows the pump's other entries). None when the
     newest report is about another infusion than the one on the pump: it is heard, never shown as that one's.
+    `seen_already`: the one-message path, whose caller (`pump_report_apply`) has heard the pump and looked for a
+    restart already (a second look would take the report's own `seq` for one used again).
     """
     device, newest = pump.device, reports[-1]
     now = newest.received_at
     if not seen_already:
         _pump_heard(pump, now)
-    for item in reports:
-        _restart_check(pump, item)
+        for item in reports:
+            _restart_check(pump, item)
     _evidence_check(pump, newest)
     resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
     pump.session = resumed or pump.session

@@ -58,13 +58,13 @@ def pump_restart_detect(
 
 def _boot_restart(device: Device, boot_id: str, seq: int | None, timestamp: object, received_at: datetime) -> str:
     """A new bootId; or, under the same one (a pump whose bootId repeats after a reboot: an unseeded `random()`,
-    a build id), a `seq` lower than the highest heard whose key another message of this boot's run used (a late
+    a build id), a `seq` not above the highest heard whose key another message of this boot's run used (a late
     message reuses no key, so it is no restart), or the uptime going back while `seq` goes on."""
     previous, device.boot_id = device.boot_id, boot_id
     if previous != boot_id:
         _boot_run_begin(device, seq, timestamp, received_at)
         return f"new bootId {boot_id}" if previous else ""
-    if seq is not None and device.last_seq is not None and seq < device.last_seq:
+    if seq is not None and device.last_seq is not None and seq <= device.last_seq:
         if not receipt_key_reused(device_pk=device.pk, boot_id=boot_id, device_seq=seq, since=device.boot_reused_at):
             return ""  # a late message of this run: its markers are older than those held
         why = f"bootId {boot_id} used again: seq {seq} after {device.last_seq}"

@@ -513,3 +513,14 @@ def test_a_receipt_from_before_digests_were_kept_still_stops_a_copy_and_not_a_fr
                                 sent("P1", "error", 3, 12, type="occlusion", severity="high")])  # fmt: skip
     assert (outcomes[DUPLICATE], outcomes[APPLIED]) == (2, 1), outcomes
     assert active_alarms("P1") == ["occlusion"]
+
+
+def test_a_reboot_after_a_single_message_under_the_same_boot_id_is_a_restart():
+    """The run before the reboot sent one message (seq 0); the new run's seq 0 has other bytes: the key is used
+    again at the highest seq heard, so the pump restarted (its infusion ends), though seq did not go below it."""
+    session = running("P1")
+    bridge = Bridge()
+    bridge.commit([sent("P1", "status", 0, 0, status="running", timestamp="2026-12-05T08:00:00Z")])
+    outcomes = bridge.commit([sent("P1", "status", 0, 90, status="online", timestamp="2026-12-05T08:01:30Z")])
+    assert outcomes[APPLIED] == 1, outcomes
+    assert InfusionSession.objects.get(pk=session.pk).status == "interrupted", "the restart ends the infusion"
