@@ -90,13 +90,15 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     """Store a session's read-back from its confirmation and raise what it calls for; the caller emits the session.
 
     Mismatch: high `parameter_mismatch`, naming the fields that differ and any the confirmation left out (`missing`);
-    unverified: medium `parameters_unverified`; both tied to the session.
+    unverified: medium `parameters_unverified`, naming those left out; both tied to the session.
     A session already seen running off its order (its progress's rate: `readback_progress_check`) stays a mismatch:
-    a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing.
+    a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing; what
+    it left out is named all the same (`_unreported_on_a_mismatch`).
     """
     result, fields = readback_compare(session, reported)
     if session.read_back == ReadBack.MISMATCH and result != ReadBack.MISMATCH:
-        return ReadBack.MISMATCH  # its `parameter_mismatch` stands (review 12)
+        _unreported_on_a_mismatch(device, session, reported, now)  # its `parameter_mismatch` stands (review 12)
+        return ReadBack.MISMATCH
     session.read_back = result
     session.save(update_fields=["read_back"])
     details = {"ordered": session.order, "reported": reported, "fields": fields}
@@ -109,6 +111,23 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     return result
 
 
+def _unreported_on_a_mismatch(device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> None:
+    """A confirmation differing from the order in nothing it reports, on a session seen running off it, that leaves
+    parameters out (none at all: the original firmware's): its active `parameter_mismatch` names them as not reported
+    (`missing`: news, so an acknowledged one alerts again); once that alarm was resolved, nothing off the order was
+    reported since, and `parameters_unverified` names them (the confirmation cleared `unconfirmed_since`: the evidence
+    grace will not)."""
+    missing = readback_missing(session, reported)
+    if not missing:
+        return
+    details = {"ordered": session.order, "reported": reported, "fields": []}
+    active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
+    if active is None:
+        _unverified_raise(device, session, {**details, "fields": missing}, now)
+    else:
+        _mismatch_raise(device=device, session=session, active=active, seen={**details, "missing": missing}, now=now)
+
+
 def readback_unverified_raise(*, device: Device, session: InfusionSession, now: datetime) -> None:
     """A session under way on the pump's evidence, its confirmation not come within its grace
     (`EVIDENCE_CONFIRMATION_GRACE_S`, the bridge's housekeeping): `parameters_unverified`."""
@@ -117,8 +136,13 @@ def readback_unverified_raise(*, device: Device, session: InfusionSession, now: 
 
 
 def _unverified_raise(device: Device, session: InfusionSession, details: dict, now: datetime) -> None:
+    """`parameters_unverified`; its message names the parameters not reported (`details["fields"]`) when the pump
+    reported some (with none reported, it says so)."""
+    some = set(REQUIRED_FIELDS) - set(details["fields"])
+    unreported = f" (not reported: {', '.join(details['fields'])})" if some and details["fields"] else ""
     alarm_raise(device=device, session=session, type=UNVERIFIED_KEY, priority=AlarmPriority.MEDIUM,
-                source=AlarmSource.SERVER, now=now, details=details, message=UNVERIFIED_MESSAGE)  # fmt: skip
+                source=AlarmSource.SERVER, now=now, details=details,
+                message=f"{UNVERIFIED_MESSAGE}{unreported}")  # fmt: skip
 
 
 def readback_progress_check(

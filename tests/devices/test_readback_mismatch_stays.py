@@ -400,3 +400,120 @@ def test_a_rate_seen_running_that_its_confirmation_reported_is_shown_but_no_news
     )
     send(capture, "RBM_SAME", "progress", _running(session, 20.0, 0.6), 3)
     assert _active_mismatch(session).count == alarm.count, "not counted per progress at a rate seen already"
+
+
+# A confirmation that leaves parameters out after a mismatch seen running (found after 846bf7f): `readback_record`
+# kept the `mismatch` and returned, the confirmation cleared `unconfirmed_since` (so the evidence grace never raised
+# `parameters_unverified`), and the parameter it left out was named in no alarm, only as "not reported" on the panel.
+# The active `parameter_mismatch` names it as not reported (news: an acknowledged alarm alerts again); once that
+# alarm was resolved, `parameters_unverified` names it. A confirmation with no `parameters` at all (the original
+# firmware's) leaves them all out.
+
+VOLUME_LEFT_OUT = {"flowRateMlMin": 2.0, "plannedTimeMin": 15, "bolusEnabled": False}
+EVERY_PARAMETER = ["flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled"]
+
+
+def _seen_at_ten_times(capture, device_id: str) -> InfusionSession:
+    """The order of 2 mL/min under way on evidence, then seen running 20 mL/min: `parameter_mismatch` active."""
+    session = _under_way(capture, device_id)
+    send(capture, device_id, "progress", _running(session, 20.0, 0.3), 2)
+    assert _active_mismatch(session) is not None
+    return session
+
+
+def test_a_confirmation_leaving_the_volume_out_after_a_rate_seen_running_names_it_and_alerts_again(
+    django_capture_on_commit_callbacks, emitted
+):
+    capture = django_capture_on_commit_callbacks
+    session = _seen_at_ten_times(capture, "RBM_GAP")
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_GAP", "infusion", _confirmation(session, VOLUME_LEFT_OUT), 3)
+    alarm = _active_mismatch(session)
+    assert alarm.pk == first.pk and InfusionSession.objects.get(pk=session.pk).read_back == "mismatch"
+    assert "not reported: plannedVolumeMl" in alarm.message and alarm.details.get("missing") == ["plannedVolumeMl"], (
+        f"the confirmation left the planned volume out and no alarm names it: {alarm.message!r}, {alarm.details}"
+    )
+    assert "1200 mL/h" in alarm.message and alarm.details.get("reportedFlowRate") == 20.0, (
+        f"the rate seen running is no longer named: {alarm.message!r}, {alarm.details}"
+    )
+    assert alarm.details.get("reported") == VOLUME_LEFT_OUT, alarm.details
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and _notifications(emitted), (
+        f"the planned volume unreported is news to the nurse who acknowledged 1,200 mL/h, yet the alarm stays "
+        f"acknowledged (alerts {alarm.alerts}, notifications {len(_notifications(emitted))})"
+    )
+    assert not Alarm.objects.filter(session=session, type="parameters_unverified").exists(), (
+        "the active mismatch alarm names it: a second alarm for the same confirmation is noise"
+    )
+
+
+def test_a_confirmation_leaving_the_volume_out_names_it_on_a_mismatch_still_sounding(
+    django_capture_on_commit_callbacks, emitted
+):
+    capture = django_capture_on_commit_callbacks
+    session = _seen_at_ten_times(capture, "RBM_GAP_LOUD")
+    first = _active_mismatch(session)
+    emitted.clear()
+    send(capture, "RBM_GAP_LOUD", "infusion", _confirmation(session, VOLUME_LEFT_OUT), 3)
+    alarm = _active_mismatch(session)
+    assert "not reported: plannedVolumeMl" in alarm.message and "1200 mL/h" in alarm.message, alarm.message
+    assert (alarm.alerts, alarm.acknowledged_at) == (first.alerts, None) and not _notifications(emitted), (
+        "an alarm still sounding is not re-alerted for news (its escalation goes on)"
+    )
+
+
+def test_a_confirmation_reporting_nothing_after_a_rate_seen_running_names_every_parameter(
+    django_capture_on_commit_callbacks, emitted
+):
+    """The original firmware's confirmation carries no `parameters`: it leaves them all out."""
+    capture = django_capture_on_commit_callbacks
+    session = _seen_at_ten_times(capture, "RBM_NONE")
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_NONE", "infusion", {"infusionId": session.infusion_id, "confirmed": True}, 3)
+    alarm = _active_mismatch(session)
+    assert alarm.pk == first.pk and alarm.details.get("missing") == EVERY_PARAMETER, alarm.details
+    assert "not reported: flowRateMlMin, plannedVolumeMl" in alarm.message and "1200 mL/h" in alarm.message, (
+        alarm.message
+    )
+    assert alarm.acknowledged_at is None and alarm.alerts == first.alerts + 1 and _notifications(emitted), (
+        "nothing the pump runs was read back but the rate seen off the order: news to the nurse who acknowledged it"
+    )
+
+
+def test_a_matching_confirmation_after_a_rate_seen_running_is_no_news(django_capture_on_commit_callbacks, emitted):
+    """Control (passes before the fix too): a confirmation reporting every parameter as ordered names nothing new."""
+    capture = django_capture_on_commit_callbacks
+    session = _seen_at_ten_times(capture, "RBM_FULL")
+    first = _acknowledged(session, emitted)
+    send(capture, "RBM_FULL", "infusion", _confirmation(session, {**VOLUME_LEFT_OUT, "plannedVolumeMl": 30}), 3)
+    alarm = _active_mismatch(session)
+    assert (alarm.alerts, alarm.acknowledged_at, alarm.message) == (first.alerts, first.acknowledged_at,
+                                                                     first.message), alarm.message  # fmt: skip
+    assert not alarm.details.get("missing") and not _notifications(emitted), alarm.details
+
+
+@pytest.mark.parametrize(("parameters", "missing"), [(VOLUME_LEFT_OUT, ["plannedVolumeMl"]), (None, EVERY_PARAMETER)],
+                         ids=["volume-left-out", "no-parameters"])  # fmt: skip
+def test_a_confirmation_leaving_parameters_out_after_the_mismatch_was_resolved_raises_unverified(
+    django_capture_on_commit_callbacks, emitted, parameters, missing
+):
+    """A nurse resolved the mismatch (checked at the pump); the confirmation then reports the order's rate but not
+    everything: nothing off the order to say, but what it left out is unverified (as for any order)."""
+    capture = django_capture_on_commit_callbacks
+    session = _seen_at_ten_times(capture, f"RBM_RES_{len(missing)}")
+    first = _active_mismatch(session)
+    alarm_resolve(alarm_id=first.pk, user=make_user(f"rbm-res-{len(missing)}", is_staff=True),
+                  reason="checked_at_pump", note="set to 2 mL/min", alerts=first.alerts)  # fmt: skip
+    body = {"infusionId": session.infusion_id, "confirmed": True}
+    send(capture, session.device.device_id, "infusion", {**body, "parameters": parameters} if parameters else body, 3)
+    unverified = Alarm.objects.filter(session=session, type="parameters_unverified", state="active").first()
+    assert unverified is not None, (
+        f"the confirmation left {missing} out after the mismatch was resolved, and no alarm says so "
+        f"(alarms {list(Alarm.objects.filter(session=session).values_list('type', 'state'))})"
+    )
+    named = "not reported: plannedVolumeMl" in unverified.message  # none reported: the message says so
+    assert unverified.details.get("fields") == missing and named == (parameters is not None), (
+        unverified.message,
+        unverified.details,
+    )
+    assert _active_mismatch(session) is None, "nothing off the order was reported since the resolve"
+    assert InfusionSession.objects.get(pk=session.pk).read_back == "mismatch"

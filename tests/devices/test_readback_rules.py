@@ -70,6 +70,16 @@ def test_a_confirmation_without_parameters_is_unverified_with_a_medium_alarm():
     assert not Alarm.objects.filter(type="parameter_mismatch").exists(), "unverified is not a mismatch"
 
 
+def test_a_confirmation_leaving_a_field_out_names_it_in_its_alarm():
+    """The alarm's text names what the pump left out (with nothing reported, its text says so already)."""
+    make_device()
+    confirm(infusion_start(device_id="PUMP_0001", order=make_order()), {**FULL, "plannedVolumeMl": None})
+    alarm = Alarm.objects.get(type="parameters_unverified")
+    assert alarm.message.endswith("(not reported: plannedVolumeMl)"), (
+        f"the planned volume was not reported and the alarm a nurse reads does not say which: {alarm.message!r}"
+    )
+
+
 def progress(rate_ml_min: float) -> None:
     with transaction.atomic():
         pumps = progress_pumps_lock(device_ids=["PUMP_0001"])
