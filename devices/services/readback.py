@@ -4,7 +4,8 @@ A confirmation matches when the rate is within 0.5 % of the rate as sent (plus 0
 rounding; no floor), volumes within 0.05 mL and time within 0.1 min; a disabled bolus equals a bolus
 of 0. A missing `parameters` object or field is `unverified`, never a match; a field out of
 tolerance is a `mismatch` whatever else is missing (its alarm names the missing ones too). While an
-unverified session runs, a reported `flowRate` beyond the rate tolerance raises `parameter_mismatch`.
+unverified session runs, a reported `flowRate` beyond the rate tolerance raises `parameter_mismatch`; a confirmation
+after it that leaves fields out keeps the mismatch and names them (`_unreported_on_a_mismatch`).
 
 A session's one active `parameter_mismatch` names everything its read-back has seen (the fields a confirmation
 reported off the order or left out, the rates seen running): a repeat adds to it, and alerts again when it names a
