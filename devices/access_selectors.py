@@ -3,8 +3,10 @@ its credentials (sessions, users, service accounts) and ward membership."""
 
 from datetime import datetime
 
+from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.db.models import Sum
 
 from devices.models import Device, ServiceAccount, Ward
 from devices.selectors import devices_visible_to, wards_visible_to
@@ -107,3 +109,10 @@ def sessions_unexpired(*, keys: list[str], now: datetime) -> list[tuple[str, str
 def users_by_pk(*, pks: set) -> list:
     """These users (of the project's user model) as stored now."""
     return list(get_user_model()._default_manager.filter(pk__in=pks))
+
+
+def sign_in_failures_from(ip_address: str, *, since: datetime) -> int:
+    """Wrong passwords from one address since `since`, over every username (django-axes' records: one row per
+    username and address; `pumpstream/sign_in.py` locks an address over its budget)."""
+    attempts = AccessAttempt.objects.filter(ip_address=ip_address, attempt_time__gt=since)
+    return attempts.aggregate(failures=Sum("failures_since_start"))["failures"] or 0

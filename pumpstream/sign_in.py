@@ -11,20 +11,11 @@ from typing import Any
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_failure_limit
-from axes.models import AccessAttempt
 from django.conf import settings
-from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-
-def address_failures(ip_address: str | None) -> int:
-    """Wrong passwords from one address within the cool-off, over every username."""
-    if not ip_address:
-        return 0
-    since = timezone.now() - settings.AXES_COOLOFF_TIME
-    attempts = AccessAttempt.objects.filter(ip_address=ip_address, attempt_time__gt=since)
-    return attempts.aggregate(failures=Sum("failures_since_start"))["failures"] or 0
+from devices.access_selectors import sign_in_failures_from
 
 
 class AddressBudgetHandler(AxesDatabaseHandler):
@@ -33,7 +24,9 @@ class AddressBudgetHandler(AxesDatabaseHandler):
     def get_failures(self, request: HttpRequest, credentials: dict | None = None) -> Any:
         failures = super().get_failures(request, credentials)
         limit = settings.LOGIN_ADDRESS_FAILURE_LIMIT
-        if limit and address_failures(getattr(request, "axes_ip_address", None)) >= limit:
+        address = getattr(request, "axes_ip_address", None)
+        since = timezone.now() - settings.AXES_COOLOFF_TIME
+        if limit and address and sign_in_failures_from(address, since=since) >= limit:
             request.sign_in_address_locked = True  # the lock-out page says why
             return max(failures, get_failure_limit(request, credentials))
         return failures
