@@ -86,7 +86,8 @@ def sessions_unverified_since(
     until the order runs again after a restart); pk, pump, that moment, oldest first. `after` (such a moment and
     pk): only the ones after it, so that a reader paging through them reaches every one however many before it are
     held (`sessions_unconfirmed_since`)."""
-    waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES, read_back=ReadBack.UNVERIFIED,
+    waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES,
+                                             read_back__in=(ReadBack.UNVERIFIED, ReadBack.MISMATCH),
                                              unconfirmed_since__lt=cutoff, unverified_raised=False)  # fmt: skip
     if after is not None:
         waiting = waiting.filter(Q(unconfirmed_since__gt=after[0]) | Q(unconfirmed_since=after[0], pk__gt=after[1]))

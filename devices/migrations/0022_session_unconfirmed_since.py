@@ -12,6 +12,15 @@ def stamp_unconfirmed(apps, schema_editor):
     said = apps.get_model("devices", "Alarm").objects.filter(session=OuterRef("pk"), type="parameters_unverified")
     unconfirmed = sessions.filter(status__in=("running", "paused"), confirmation__isnull=True)
     unconfirmed.update(unconfirmed_since=F("status_changed_at"))
+    # An order resumed after a restart (fe65d72) reads `unverified` beside a confirmation that reported every
+    # parameter: no other way leaves that pair. Its run since the restart is unconfirmed too (review 16).
+    required = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
+    resumed = sessions.filter(status__in=("running", "paused"), read_back="unverified", confirmation__isnull=False,
+                              unconfirmed_since__isnull=True)  # fmt: skip
+    for session in resumed:
+        reported = session.reported_parameters if isinstance(session.reported_parameters, dict) else {}
+        if all(isinstance(reported.get(name), bool | int | float) for name in required):
+            sessions.filter(pk=session.pk).update(unconfirmed_since=session.status_changed_at)
     unconfirmed.filter(Exists(said)).update(unverified_raised=True)
 
 

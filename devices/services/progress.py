@@ -207,13 +207,22 @@ def _pump_progress(
     """
     device, newest = pump.device, reports[-1]
     now = newest.received_at
+    if all(item.retained for item in reports):
+        return None  # a retained copy is state the broker kept, not news from the pump: nothing heard (review 16)
     if not seen_already:
         _pump_heard(pump, now)
         for item in reports:
             _restart_check(pump, item)
-    _evidence_check(pump, newest)
-    resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
-    pump.session = resumed or pump.session
+    fresh = [item for item in reports if not item.retained]  # a retained copy is state, never news (review 16)
+    if fresh:
+        _evidence_check(pump, fresh[-1])
+        resumed = progress_resumed_apply(device=device, session=pump.session, report=fresh[-1].report, now=now)
+        pump.session = resumed or pump.session
+    on_pump = pump.session if pump.session is not None and pump.session.status != SessionStatus.PENDING else None
+    if on_pump is not None:  # each report judged by the infusion it names, not by the batch's newest (review 16)
+        flowing = [item.report.flowRate for item in fresh if item.report.status in (None, "running")
+                   and item.report.infusionId in (None, on_pump.infusion_id)]  # fmt: skip
+        readback_progress_check(device=device, session=on_pump, rates=flowing, now=now)  # paused, completed: 0
     session = _session_owning(pump, newest.report)
     if session is None and pump.session is not None and pump.session.status != SessionStatus.PENDING:
         return None  # about another infusion than the one on the pump (a late copy): heard, nothing shown
@@ -221,8 +230,6 @@ def _pump_progress(
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
         samples.extend(_samples(session, reports))
-        flowing = [item.report.flowRate for item in reports if item.report.status in (None, "running")]
-        readback_progress_check(device=device, session=session, rates=flowing, now=now)  # paused, completed: 0
     else:
         _unordered_progress(pump, newest.report, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way

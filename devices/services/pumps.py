@@ -31,6 +31,7 @@ from devices.services.evidence import (
 from devices.services.named import other_infusion_reported
 from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
+from devices.services.readback import readback_bolus_check
 from devices.services.restarts import BOOT_MARKS, pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
@@ -259,9 +260,13 @@ def _bolus(device: Device, report: DevicePayload, now: datetime) -> bool:
     named = report.infusionId
     session = session_for(device, named, (SessionStatus.PENDING,)) if named else None
     session = session or ended_session_named(device=device, infusion_id=named)
+    applied = False
     if session is not None and is_evidence_for(session, infusion_id=named, status=None, kind=topics.BOLUS):
-        return infusion_evidence_apply(device=device, session=session, why="bolus report", now=now)
-    return False
+        applied = infusion_evidence_apply(device=device, session=session, why="bolus report", now=now)
+    on_pump = session_for(device, named, SESSION_ON_PUMP_STATUSES) if named else None
+    if on_pump is not None:  # what it says it delivered, read back against the order's bolus (review 16)
+        readback_bolus_check(device=device, session=on_pump, delivered=report.bolusDelivered, now=now)
+    return applied
 
 
 def _recorded_only(device: Device, report: DevicePayload, now: datetime) -> bool:

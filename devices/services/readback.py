@@ -31,7 +31,8 @@ MISMATCH_KEY = "parameter_mismatch"
 UNVERIFIED_KEY = "parameters_unverified"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
-RATES_NAMED = 10  # the rates seen running a mismatch alarm names, the newest kept
+RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
+RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
 # A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
 # wander by its accuracy (about 5 %), and a nurse who read "1200 mL/h" does nothing else at 1,250
 # (test_readback_rules.py: 2.5 then 2.6 mL/min for an order of 2, "raised once, not at every report"); 1,800 mL/h,
@@ -114,7 +115,7 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
 
 def _unreported_on_a_mismatch(device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> None:
     """A confirmation differing from the order in nothing it reports, on a session seen running off it, that leaves
-    parameters out (none at all: the original firmware's): its active `parameter_mismatch` names them as not reported
+    parameters out (none at all): its active `parameter_mismatch` names them as not reported
     (`missing`: news, so an acknowledged one alerts again); once that alarm was resolved, nothing off the order was
     reported since, and `parameters_unverified` names them (the confirmation cleared `unconfirmed_since`: the evidence
     grace will not)."""
@@ -132,6 +133,9 @@ def _unreported_on_a_mismatch(device: Device, session: InfusionSession, reported
 def readback_unverified_raise(*, device: Device, session: InfusionSession, now: datetime) -> None:
     """A session under way on the pump's evidence, its confirmation not come within its grace
     (`EVIDENCE_CONFIRMATION_GRACE_S`, the bridge's housekeeping): `parameters_unverified`."""
+    if session.read_back == ReadBack.MISMATCH:  # seen running off the order within the grace (review 16): what was
+        _unreported_on_a_mismatch(device, session, None, now)  # never reported is named all the same
+        return
     _, fields = readback_compare(session, None)
     _unverified_raise(device, session, {"ordered": session.order, "reported": None, "fields": fields}, now)
 
@@ -165,8 +169,8 @@ def readback_progress_check(
 
     `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
     """
-    if session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH):
-        return False
+    if session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH, ReadBack.MATCH):
+        return False  # a confirmed order is compared too: a rate changed at the pump's screen is not the order
     beyond = [rate for rate in rates if rate is not None
               and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
     if not beyond:
@@ -182,6 +186,21 @@ def readback_progress_check(
     seen = {"ordered": whole.order, "reportedFlowRates": beyond, "fields": ["flowRate"]}
     _mismatch_raise(device=device, session=whole, active=active, seen=seen, now=now)
     session_changed(device=device, session=whole)
+    return True
+
+
+def readback_bolus_check(*, device: Device, session: InfusionSession, delivered: float | None, now: datetime) -> bool:
+    """A bolus report's `bolusDelivered` beyond VOLUME_TOLERANCE_ML of the order's bolus (0 when disabled) is a
+    mismatch whatever the session's read-back: `parameter_mismatch`, naming `bolusDelivered`. True if raised."""
+    ordered = session.bolus_volume_ml if session.bolus_enabled else 0.0
+    if not _is_rate(delivered) or abs(delivered - ordered) <= VOLUME_TOLERANCE_ML:
+        return False
+    session.read_back = ReadBack.MISMATCH
+    session.save(update_fields=["read_back"])
+    active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
+    seen = {"ordered": session.order, "reportedBolusDeliveredMl": delivered, "fields": ["bolusDelivered"]}
+    _mismatch_raise(device=device, session=session, active=active, seen=seen, now=now)
+    session_changed(device=device, session=session)
     return True
 
 
@@ -224,7 +243,7 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
     rates, running = _rates_seen(earlier), _rates_seen(seen)
     rates += _rates_new(rates, running)
     if rates:
-        merged["reportedFlowRates"] = rates[-RATES_NAMED:]
+        merged["reportedFlowRates"] = rates[-RATES_REMEMBERED:]
     if running:
         merged["reportedFlowRate"] = running[-1]
     return merged
@@ -237,7 +256,7 @@ def _mismatch_message(details: dict) -> str:
     missing = details.get("missing") or []
     parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
     named = f" ({'; '.join(parts)})" if parts else ""
-    rates = _rates_seen(details)
+    rates = _rates_seen(details)[-RATES_NAMED:]
     if not rates:
         return f"{MISMATCH_MESSAGE}{named}"
     latest = details.get("reportedFlowRate", rates[-1])

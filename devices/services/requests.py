@@ -203,7 +203,8 @@ def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:
             return False
         device = device_lock(device_id=session.device.device_id)
         session.refresh_from_db()
-        if (session.status not in SESSION_ON_PUMP_STATUSES or session.read_back != ReadBack.UNVERIFIED
+        if (session.status not in SESSION_ON_PUMP_STATUSES
+                or session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH)
                 or session.unconfirmed_since is None or session.unverified_raised):  # fmt: skip
             return False  # confirmed meanwhile (its read-back decided), ended, or said already in this run
         session.unverified_raised = True

@@ -161,7 +161,9 @@ def infusion_confirm(
         return session
     if session.status == SessionStatus.PENDING:
         _confirm_running(device, session, parameters, confirmation, now)
-    elif session.status in SESSION_ON_PUMP_STATUSES and session.unconfirmed_since is not None:
+    elif session.status in SESSION_ON_PUMP_STATUSES and (
+        session.unconfirmed_since is not None or parameters != session.reported_parameters
+    ):
         _read_back_record(device, session, parameters, confirmation, now)  # running on evidence (first, or again
         # after a restart, which voids an earlier confirmation); now confirmed
     elif session.status in LATE_FROM:
