@@ -1,9 +1,7 @@
-"""Selectors of the bridge's ingest: which pumps are registered, the payloads last applied on a topic, whether a
-message key was used by another message, and since when a bridge starting again was away from the broker."""
+"""Selectors of the bridge's ingest: which pumps are registered, the payloads last applied on a topic, and since
+when a bridge starting again was away from the broker."""
 
-from datetime import datetime
-
-from devices.models import BridgeStatus, Device, MessageReceipt, RetainedMessage
+from devices.models import BridgeStatus, Device, RetainedMessage
 
 
 def device_pks_by_id(*, device_ids: set[str]) -> dict[str, int]:
@@ -14,15 +12,6 @@ def device_pks_by_id(*, device_ids: set[str]) -> dict[str, int]:
 def device_pk_of(*, device_id: str) -> int | None:
     """The row id of the pump registered with this id, or None."""
     return Device.objects.filter(device_id=device_id).values_list("pk", flat=True).first()
-
-
-def receipt_key_reused(*, device_pk: int, boot_id: str, device_seq: int, since: datetime | None) -> bool:
-    """Whether another message than the one being applied was received under this (pump, bootId, seq) since `since`
-    (the pump's last restart under this bootId; None: ever): its own receipt is claimed before it is applied."""
-    receipts = MessageReceipt.objects.filter(device_id=device_pk, boot_id=boot_id, device_seq=device_seq)
-    if since is not None:
-        receipts = receipts.filter(received_at__gte=since)
-    return receipts[:2].count() > 1
 
 
 def retained_digests(*, topic: str) -> set[str]:

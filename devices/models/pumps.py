@@ -60,12 +60,6 @@ class Device(models.Model):
     boot_id = models.CharField(max_length=64, blank=True)
     last_uptime_ms = models.FloatField(null=True, blank=True)
     last_uptime_at = models.DateTimeField(null=True, blank=True, help_text="When last_uptime_ms was received.")
-    # A pump that keeps its bootId across a reboot (an unseeded random(), a build id) restarts its `seq` under it:
-    # the highest `seq` heard in the boot's current run, and when a restart under the same bootId was last found.
-    last_seq = models.BigIntegerField(null=True, blank=True, help_text="The highest seq heard since the last boot.")
-    boot_reused_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the pump was last found restarted under the same bootId."
-    )
     event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -34,8 +34,9 @@ class DeviceEvent(models.Model):
 class MessageReceipt(models.Model):
     """The duplicate guard for messages that carry `seq` and `bootId`: each is applied once.
 
-    A message is its key (pump, bootId, seq) and its bytes (`digest`): a redelivered or replayed copy is the same
-    bytes; other bytes under a key already used are another message (a pump that reused its bootId after a
+    A message is its key (pump, bootId, seq) and its `digest` (its kind as the topic parser reads it, and its
+    payload): a redelivered or replayed copy, or the same status on the legacy and the new status topic, has the
+    same; another payload under a key already used is another message (a pump that reused its bootId after a
     reboot), applied, never dropped.
     """
 
@@ -43,7 +44,7 @@ class MessageReceipt(models.Model):
     boot_id = models.CharField(max_length=64)
     device_seq = models.BigIntegerField()
     digest = models.BigIntegerField(
-        default=0, help_text="64 bits of the BLAKE2b of the topic and payload; 0: received before digests were kept."
+        default=0, help_text="64 bits of the BLAKE2b of the kind and payload; 0: received before digests were kept."
     )
     received_at = models.DateTimeField(default=timezone.now)
 

@@ -31,7 +31,7 @@ from devices.services.evidence import (
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
-from devices.services.restarts import BOOT_MARKS, pump_restart_detect, pump_restarted
+from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sql import insert_sql, model_from_columns, models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
@@ -43,7 +43,8 @@ PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
 SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
-    "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", *BOOT_MARKS,
+    "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
+    "last_uptime_ms", "last_uptime_at",
 )  # fmt: skip
 SESSION_FIELDS = ("last_sampled_at",)
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
@@ -182,7 +183,8 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
     change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
     if change is not None:
         change_log_append(entries=[(device.pk, change)])
-    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", *BOOT_MARKS])
+    device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
+                               "last_uptime_ms", "last_uptime_at"])  # fmt: skip
     if pump.session is not None:
         pump.session.save(update_fields=SESSION_FIELDS)
     samples_insert(samples)
@@ -202,8 +204,6 @@ def _pump_progress(
     Returns that change, its `seq` taken but not yet stored or logged: the caller does both (it is the
     pump's last change in this call, so its log entry still follows the pump's other entries). None when the
     newest report is about another infusion than the one on the pump: it is heard, never shown as that one's.
-    `seen_already`: the one-message path, whose caller (`pump_report_apply`) has heard the pump and looked for a
-    restart already (a second look would take the report's own `seq` for one used again).
     """
     device, newest = pump.device, reports[-1]
     now = newest.received_at
@@ -211,8 +211,8 @@ def _pump_progress(
         return None  # a retained copy is state the broker kept, not news from the pump: nothing heard (review 16)
     if not seen_already:
         _pump_heard(pump, now)
-        for item in reports:
-            _restart_check(pump, item)
+    for item in reports:
+        _restart_check(pump, item)
     fresh = [item for item in reports if not item.retained]  # a retained copy is state, never news (review 16)
     if fresh:
         _evidence_check(pump, fresh[-1])
@@ -255,8 +255,7 @@ def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
     """A progress report from a new boot (or with uptime gone back) ends what the pump was doing."""
     report = item.report
     why = pump_restart_detect(device=pump.device, boot_id=report.bootId, timestamp=report.timestamp,
-                              kind="progress", retained=item.retained, received_at=item.received_at,
-                              seq=report.seq)  # fmt: skip
+                              kind="progress", retained=item.retained, received_at=item.received_at)  # fmt: skip
     if why:
         pump_restarted(device=pump.device, why=why, now=item.received_at)
         pump.session = None

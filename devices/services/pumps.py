@@ -32,7 +32,7 @@ from devices.services.named import other_infusion_reported
 from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_bolus_check
-from devices.services.restarts import BOOT_MARKS, pump_restart_detect, pump_restarted
+from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
 from devices.services.status import STATUS_EFFECTS, progress_paused_apply, session_for, session_move_reported
@@ -73,21 +73,21 @@ def pump_report_apply(
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
-        boot_before = [getattr(device, name) for name in BOOT_MARKS]
-        why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
-                                  retained=retained, received_at=received_at, seq=report.seq)  # fmt: skip
-        marks = tuple(name for name, was in zip(BOOT_MARKS, boot_before, strict=True) if getattr(device, name) != was)
-        _pump_seen(device, report, received_at, marks)
+        _pump_seen(device, report, received_at)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
-        restarted = _restarted(device, why, received_at)
+        restarted = _restart_check(device, kind, report, retained, received_at)
         visible_change = REPORT_HANDLERS[kind](device, report, received_at)
         if restarted or visible_change or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
 
 
-def _restarted(device: Device, why: str, now: datetime) -> bool:
-    """The restart `pump_restart_detect` found (`why`; "" none) ends what the pump was doing; True if there was one."""
+def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
+    boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
+    why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
+                              retained=retained, received_at=now)  # fmt: skip
+    if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:
+        device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
     if not why:
         return False
     pump_restarted(device=device, why=why, now=now)
@@ -111,11 +111,10 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
     )  # fmt: skip
 
 
-def _pump_seen(device: Device, report: DevicePayload, now: datetime, marks: tuple[str, ...] = ()) -> None:
-    """Heard: the receive time and presence, stored with the boot `marks` that changed (one UPDATE). A silence
-    alarm clears on progress or a state report, not here."""
+def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
+    """Heard: the receive time and presence. A silence alarm clears on progress or a state report, not here."""
     device.last_seen_at = now
-    fields = ("last_seen_at", *marks)
+    fields = ("last_seen_at",)
     if device.presence == Presence.OFFLINE and getattr(report, "status", None) != "offline":
         device.presence = Presence.ONLINE
         fields += ("presence",)

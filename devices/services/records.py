@@ -7,8 +7,8 @@ from functools import lru_cache
 from typing import NamedTuple
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import F
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, ProgrammingError, connections, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from devices.ingest_selectors import bridge_away_since
@@ -94,28 +94,38 @@ class ReceiptKey(NamedTuple):
     replay: bool = False
 
 
-LEGACY_DIGEST = 0  # a receipt stored before digests were kept (migration 0023): its bytes are not known
+LEGACY_DIGEST = 0  # a receipt stored before digests were kept (before migration 0024): its bytes are not known
+
+
+class ReceiptsSchemaMismatch(DatabaseError):
+    """The receipts table is not as this code expects (`ProgrammingError` on the claim): a rolling deploy, a bridge
+    of one release running against another release's schema. The infrastructure's fault, never one message's: the
+    bridge's guard counts it among `INFRASTRUCTURE_ERRORS` (stalls unacknowledged, never dead-letters)."""
 
 
 def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     """Store each receipt whose (pump, bootId, seq, digest) is new; per receipt, True when it was new.
 
-    A receipt already stored with the same bytes, or repeated earlier in `receipts`, is a duplicate (False): that
-    message was applied before. The same key with other bytes is another message (a pump that reused its bootId
+    A receipt already stored with the same digest, or repeated earlier in `receipts`, is a duplicate (False): that
+    message was applied before. The same key with another digest is another message (a pump that reused its bootId
     after a reboot): new. One statement inside the caller's transaction (`INSERT ... ON CONFLICT DO NOTHING
     RETURNING`, PostgreSQL and SQLite 3.35+ alike): the receipts it returns were new. It was a SELECT of the
     stored keys and an INSERT of the rest, one statement more on every bridge batch. The unique constraint is
     what decides, so no other writer's receipt can slip between a look and an insert. A possible copy (`replay`)
     that is new is looked up once more among receipts from before digests were kept (`LEGACY_DIGEST`).
+    Raises `ReceiptsSchemaMismatch` when the database refuses the statements as written (`ProgrammingError`).
     """
-    claimed: list[bool] = []
-    for start in range(0, len(receipts), RECEIPTS_PER_STATEMENT):
-        claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
-    replays = [index for index, new in enumerate(claimed) if new and receipts[index].replay]
-    if replays:
-        legacy = _legacy_keys([receipts[index] for index in replays])
-        for index in replays:
-            claimed[index] = tuple(receipts[index][:3]) not in legacy
+    try:
+        claimed: list[bool] = []
+        for start in range(0, len(receipts), RECEIPTS_PER_STATEMENT):
+            claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
+        replays = [index for index, new in enumerate(claimed) if new and receipts[index].replay]
+        if replays:
+            legacy = _legacy_keys([receipts[index] for index in replays])
+            for index in replays:
+                claimed[index] = tuple(receipts[index][:3]) not in legacy
+    except ProgrammingError as exc:
+        raise ReceiptsSchemaMismatch(f"message receipts: schema not as this code expects ({exc})") from exc
     return claimed
 
 
@@ -152,30 +162,19 @@ def _receipts_insert_sql(vendor: str, count: int) -> str:
 
 
 def _legacy_keys(receipts: Sequence[ReceiptKey]) -> set[tuple]:
-    """Which of these (pump, bootId, seq) have a receipt stored before digests were kept (one query)."""
-    wanted = {tuple(receipt[:3]) for receipt in receipts}
-    stored = MessageReceipt.objects.filter(
-        digest=LEGACY_DIGEST, device_id__in={key[0] for key in wanted}, device_seq__in={key[2] for key in wanted}
-    ).values_list("device_id", "boot_id", "device_seq")
-    return wanted & set(stored)
+    """Which of these (pump, bootId, seq) have a receipt stored before digests were kept: one query per
+    `LEGACY_KEYS_PER_QUERY` keys, each key one probe of the receipts' unique index (pump, bootId, seq, digest)."""
+    wanted = sorted({tuple(receipt[:3]) for receipt in receipts})
+    found: set[tuple] = set()
+    for start in range(0, len(wanted), LEGACY_KEYS_PER_QUERY):
+        keys = Q()
+        for device_pk, boot_id, device_seq in wanted[start : start + LEGACY_KEYS_PER_QUERY]:
+            keys |= Q(device_id=device_pk, boot_id=boot_id, device_seq=device_seq, digest=LEGACY_DIGEST)
+        found.update(MessageReceipt.objects.filter(keys).values_list("device_id", "boot_id", "device_seq"))
+    return found
 
 
-def message_receipt_reclaim(*, receipt: ReceiptKey) -> bool:
-    """Whether a message received before with these very bytes was from before its pump restarted under the same
-    bootId (`Device.boot_reused_at`): then this one is the new run's own message, and takes that receipt (True).
-
-    Only a fresh message (not `replay`) may: a redelivered or retained copy stays a duplicate. One UPDATE, run only
-    for such a duplicate (never on the bulk path).
-    """
-    if receipt.replay:
-        return False
-    return bool(
-        MessageReceipt.objects.filter(
-            device_id=receipt.device_pk, boot_id=receipt.boot_id, device_seq=receipt.device_seq,
-            digest=receipt.digest, device__boot_id=receipt.boot_id,
-            received_at__lt=F("device__boot_reused_at"),
-        ).update(received_at=receipt.received_at)
-    )  # fmt: skip
+LEGACY_KEYS_PER_QUERY = 200  # 800 parameters
 
 
 def message_receipt_release(*, receipt: ReceiptKey) -> None:

@@ -1,20 +1,17 @@
 """Restarts and idle reports end what the pump was doing (protocol v1.1).
 
-A pump restarted when a non-retained message carries a `bootId` other than the last one heard, or the same
-`bootId` with a `seq` whose key another message of the boot's run used, or with its uptime gone back while its
-`seq` went on (a pump whose bootId repeats after a reboot); for the original firmware (no `bootId`), when a
-non-retained message's uptime `timestamp` went backwards (but for its 32-bit wrap after 49.7 days, told by the
-wall-clock time since the last uptime), or on its post-boot `test` message. Retained replays never count.
-A restart ends the active session `interrupted` with a high `infusion_interrupted` alarm stating the last
-delivered volume (unless the pump then reports that infusion running: evidence wins). An `idle`/`healthy`
-report ends a running or paused session `completed` only when its last progress said completed or nothing
-remained, else `interrupted`.
+A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
+original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards (but for
+its 32-bit wrap after 49.7 days, told by the wall-clock time since the last uptime), or on its post-boot
+`test` message. Retained replays never count. A restart ends the active session `interrupted` with a high
+`infusion_interrupted` alarm stating the last delivered volume (unless the pump then reports that infusion
+running: evidence wins). An `idle`/`healthy` report ends a running or paused session `completed` only when
+its last progress said completed or nothing remained, else `interrupted`.
 """
 
 import logging
 from datetime import datetime
 
-from devices.ingest_selectors import receipt_key_reused
 from devices.models import Device, InfusionSession
 from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
@@ -25,7 +22,6 @@ from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, Al
 
 logger = logging.getLogger(__name__)
 
-BOOT_MARKS = ["boot_id", "last_seq", "boot_reused_at", "last_uptime_ms", "last_uptime_at"]  # what tells a restart
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
 # The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days), and
 # nothing is published while paused. Going back is that wrap, not a restart, when the uptime wrapped on matches the
@@ -39,68 +35,29 @@ UPTIME_WRAP_GAP_MS = 600_000.0
 
 
 def pump_restart_detect(
-    *, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool, received_at: datetime,
-    seq: int | None = None,
-) -> str:  # fmt: skip
+    *, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool, received_at: datetime
+) -> str:
     """Why this report shows a restart ("" if it does not); updates the pump's boot markers in memory.
 
-    The caller saves them (`BOOT_MARKS`) with the pump's row.
+    The caller saves `boot_id`, `last_uptime_ms` and `last_uptime_at` with the pump's row.
     """
     if retained:
         return ""
     if boot_id:
-        return _boot_restart(device, boot_id[:64], seq, timestamp, received_at)
-    if kind == "test":
-        _uptime_note(device, timestamp, received_at)
-        return "the pump's post-boot test message"
-    return _uptime_went_back(device, timestamp, received_at)
-
-
-def _boot_restart(device: Device, boot_id: str, seq: int | None, timestamp: object, received_at: datetime) -> str:
-    """A new bootId; or, under the same one (a pump whose bootId repeats after a reboot: an unseeded `random()`,
-    a build id), a `seq` not above the highest heard whose key another message of this boot's run used (a late
-    message reuses no key, so it is no restart), or the uptime going back while `seq` goes on."""
-    previous, device.boot_id = device.boot_id, boot_id
-    if previous != boot_id:
-        _boot_run_begin(device, seq, timestamp, received_at)
-        return f"new bootId {boot_id}" if previous else ""
-    if seq is not None and device.last_seq is not None and seq <= device.last_seq:
-        if not receipt_key_reused(device_pk=device.pk, boot_id=boot_id, device_seq=seq, since=device.boot_reused_at):
-            return ""  # a late message of this run: its markers are older than those held
-        why = f"bootId {boot_id} used again: seq {seq} after {device.last_seq}"
-    else:
-        why = _uptime_went_back(device, timestamp, received_at)
-        device.last_seq = seq if seq is not None else device.last_seq
-    if why:
-        _boot_run_begin(device, seq, timestamp, received_at)
-        device.boot_reused_at = received_at
-        logger.warning("pump restarted under the same bootId",
-                       extra={"device_id": device.device_id, "boot_id": boot_id, "why": why})  # fmt: skip
-    return why
-
-
-def _boot_run_begin(device: Device, seq: int | None, timestamp: object, received_at: datetime) -> None:
-    """A boot's run begins with this report: its `seq` and uptime are the marks from now on."""
-    device.last_seq = seq
-    _uptime_note(device, timestamp, received_at)
-
-
-def _uptime_note(device: Device, timestamp: object, received_at: datetime) -> None:
+        previous, device.boot_id = device.boot_id, boot_id[:64]
+        return f"new bootId {boot_id[:64]}" if previous and previous != device.boot_id else ""
     numeric = isinstance(timestamp, int | float) and not isinstance(timestamp, bool)
-    device.last_uptime_ms = float(timestamp) if numeric else None
-    device.last_uptime_at = received_at if numeric else None
-
-
-def _uptime_went_back(device: Device, timestamp: object, received_at: datetime) -> str:
-    """Why the uptime `timestamp` shows a restart ("" if not: not a number, going on, or millis() wrapped); keeps it."""
-    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
-        return ""
-    previous_uptime, previous_at = device.last_uptime_ms, device.last_uptime_at
-    device.last_uptime_ms, device.last_uptime_at = float(timestamp), received_at
-    if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
-        if _uptime_wrapped(timestamp + UPTIME_WRAP_MS - previous_uptime, previous_at, received_at):
-            return ""  # millis() wrapped after 49.7 days
-        return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
+    if kind == "test":
+        device.last_uptime_ms = float(timestamp) if numeric else None
+        device.last_uptime_at = received_at if numeric else None
+        return "the pump's post-boot test message"
+    if numeric:
+        previous_uptime, previous_at = device.last_uptime_ms, device.last_uptime_at
+        device.last_uptime_ms, device.last_uptime_at = float(timestamp), received_at
+        if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
+            if _uptime_wrapped(timestamp + UPTIME_WRAP_MS - previous_uptime, previous_at, received_at):
+                return ""  # millis() wrapped after 49.7 days
+            return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
     return ""
 
 

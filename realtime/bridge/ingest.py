@@ -21,7 +21,6 @@ from devices.services.pumps import DEGRADED_STATUSES, pump_report_apply
 from devices.services.records import (
     ReceiptKey,
     dead_letter_record,
-    message_receipt_reclaim,
     message_receipt_release,
     message_receipts_claim,
     retained_digest_store,
@@ -145,7 +144,7 @@ def receipt_of(message: InboundMessage, checked: CheckedMessage, device_pk: int 
     key = checked.report.message_key
     if device_pk is None or key is None:
         return None
-    digest = message_digest(message.topic, message.payload)
+    digest = message_digest(checked.kind, message.payload)
     return ReceiptKey(device_pk, *key, digest, message.received_at, message.retain or message.redelivered)
 
 
@@ -208,21 +207,15 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
 
 
 def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Prepared) -> bool:
-    """A copy of a message applied before (same `seq`+`bootId` and bytes), or a retained copy of the payload or
-    presence status last applied on its topic.
-
-    A fresh message (neither retained nor redelivered) with the bytes of one its pump sent before a restart under
-    the same bootId is the new run's own (an alarm identical to one before the reboot is raised again): its
-    receipt is taken over (`message_receipt_reclaim`), looked at here, after the messages before it in the batch
-    were applied (one of them may be what showed the restart).
-    """
+    """A copy of a message applied before (same `seq`+`bootId`, kind and payload), or a retained copy of the
+    payload or presence status last applied on its topic."""
     report = checked.report
     receipt = prepared.receipt or receipt_of(message, checked, prepared.device_pk)
     if receipt is not None:
         new = prepared.new
         if new is None:
             new = message_receipts_claim(receipts=[receipt])[0]
-        if not new and not message_receipt_reclaim(receipt=receipt):
+        if not new:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
             return True
     presence = checked.kind == topics.STATUS and report.status in PRESENCE_STATUSES
