@@ -36,7 +36,6 @@ def test_the_monitor_does_not_say_parameters_match_beside_ten_times_the_rate(ope
                                       "bootId": "boot-1", "seq": seq})  # fmt: skip
         expect(page.locator("#mon-rate")).to_contain_text("1,200.0 mL/h", timeout=10_000)
         panel = page.locator("#mon-readback")
-        page.screenshot(path="/tmp/r16_monitor.png")  # /work/review16/r16_monitor_parameters_match_at_1200.png
         expect(panel).not_to_have_attribute("data-readback", "match", timeout=5_000)
     finally:
         pump.close()
