@@ -176,11 +176,12 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     return len(logged)
 
 
-def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime) -> None:
+def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime, retained: bool = False) -> None:
     """Apply one progress report to an already locked pump (the one-message path for non-routine progress)."""
     pump = _pump_for(device)
     samples: list[Sample] = []
-    change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
+    item = ProgressReport(device.device_id, report, received_at, retained)
+    change = _pump_progress(pump, [item], samples, seen_already=True)
     if change is not None:
         change_log_append(entries=[(device.pk, change)])
     device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
@@ -205,19 +206,20 @@ def _pump_progress(
     pump's last change in this call, so its log entry still follows the pump's other entries). None when the
     newest report is about another infusion than the one on the pump: it is heard, never shown as that one's.
     """
-    device, newest = pump.device, reports[-1]
-    now = newest.received_at
-    if all(item.retained for item in reports):
-        return None  # a retained copy is state the broker kept, not news from the pump: nothing heard (review 16)
-    if not seen_already:
-        _pump_heard(pump, now)
-    for item in reports:
-        _restart_check(pump, item)
     fresh = [item for item in reports if not item.retained]  # a retained copy is state, never news (review 16)
-    if fresh:
-        _evidence_check(pump, fresh[-1])
-        resumed = progress_resumed_apply(device=device, session=pump.session, report=fresh[-1].report, now=now)
-        pump.session = resumed or pump.session
+    if not fresh:
+        return None  # a retained copy is state the broker kept, not news from the pump: nothing heard (review 16)
+    device, newest = pump.device, fresh[-1]
+    now = newest.received_at
+    if not seen_already:  # the one-message path's caller heard the pump and looked for a restart already
+        _pump_heard(pump, now)
+        for item in fresh:
+            _restart_check(pump, item)
+    else:
+        _silence_ended(pump, now)  # progress after a silence clears it on either path
+    _evidence_check(pump, newest)
+    resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
+    pump.session = resumed or pump.session
     on_pump = pump.session if pump.session is not None and pump.session.status != SessionStatus.PENDING else None
     if on_pump is not None:  # each report judged by the infusion it names, not by the batch's newest (review 16)
         flowing = [item.report.flowRate for item in fresh if item.report.status in (None, "running")
@@ -229,7 +231,7 @@ def _pump_progress(
     progress = progress_fields(newest.report)
     device.latest_progress, device.latest_progress_at = progress, now
     if session is not None:
-        samples.extend(_samples(session, reports))
+        samples.extend(_samples(session, fresh))
     else:
         _unordered_progress(pump, newest.report, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
@@ -310,11 +312,16 @@ def _pump_heard(pump: ProgressPump, now: datetime) -> None:
     device.last_seen_at = now
     if device.presence == Presence.OFFLINE:
         device.presence = Presence.ONLINE
-    if any(alarm_type == "communication_lost" for alarm_type, _ in pump.alarms):
-        alarm_clear(device=device, types=["communication_lost"], reason="the pump is heard again", now=now)
-        pump.alarms = {key for key in pump.alarms if key[0] != "communication_lost"}
+    _silence_ended(pump, now)
     if device.connectivity(now=now) != was_connectivity:
         status_changed(device=device, now=now)
+
+
+def _silence_ended(pump: ProgressPump, now: datetime) -> None:
+    """Progress ends a silence: its `communication_lost` is cleared."""
+    if any(alarm_type == "communication_lost" for alarm_type, _ in pump.alarms):
+        alarm_clear(device=pump.device, types=["communication_lost"], reason="the pump is heard again", now=now)
+        pump.alarms = {key for key in pump.alarms if key[0] != "communication_lost"}
 
 
 def _samples(session: InfusionSession, reports: list[ProgressReport]) -> list[Sample]:

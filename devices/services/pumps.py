@@ -70,6 +70,8 @@ def pump_report_apply(
     Inside a caller's transaction it takes no savepoint of its own (the bridge's per-message savepoint already
     undoes a refused report; on PostgreSQL each savepoint is two more statements per message).
     """
+    if kind == topics.PROGRESS and retained:
+        return  # a retained progress copy is state the broker kept, never news: nothing heard (review 16, as in bulk)
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)

@@ -97,8 +97,9 @@ class PumpBudgets:
         key = device_alarm_key(reported)  # the key its alarm gets (a server type's: `device_...`)
         error_code = str(checked.report.errorCode or "")[:64]  # as `alarm_raise` stores it: each code is an alarm
         active = {pair for pair in alarm_keys_active(device_id=checked.device_id) if pair[0] != ALARM_FLOOD}
-        active_types = {type_key for type_key, _code in active}
-        if alarm_is_clearing(reported) and active_types.intersection(types_cleared_by(reported)):
+        cleared = set(types_cleared_by(reported))  # what `_clearing_apply` clears: its own errorCode, or any without
+        if alarm_is_clearing(reported) and any(type_key in cleared and (not error_code or code == error_code)
+                                               for type_key, code in active):  # fmt: skip
             return True  # a clearing in free text that clears an active alarm; one clearing nothing is an alarm
         if (key, error_code) in active or len(active) < self.max_active_alarms:
             return True
