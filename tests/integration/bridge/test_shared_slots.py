@@ -22,6 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from devices.models import BridgeLease, Device, DeviceEvent
+from realtime.bridge.guard import message_digest
 from realtime.bridge.slots import slot_of
 from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
@@ -197,14 +198,16 @@ def other_pump_of_slot(slot: int, taken: list[str]) -> str:
 
 
 @contextmanager
-def receipt_held(device_pk: int, seq: int):
-    """A receipt of (pump, BOOT, seq) inserted in an open transaction of its own: a bridge claiming the same one
-    waits for it, its batch in flight (nothing of the run applied yet). Rolled back by `release()` or at the end."""
+def receipt_held(device_pk: int, status: dict):
+    """The receipt of the status message `status` (pump, BOOT, its seq, the digest of its bytes as the bridge will
+    receive them) inserted in an open transaction of its own: a bridge claiming the same one waits for it, its batch
+    in flight (nothing of the run applied yet). Rolled back by `release()` or at the end."""
     settings = connection.settings_dict
+    digest = message_digest("status", json.dumps(status).encode())  # as PumpClient.publish sends it
     with psycopg.connect(host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
                          password=settings["PASSWORD"] or None, dbname=settings["NAME"]) as holder:  # fmt: skip
-        holder.execute("INSERT INTO devices_messagereceipt (device_id, boot_id, device_seq, received_at) "
-                       "VALUES (%s, %s, %s, now())", (device_pk, BOOT, seq))  # fmt: skip
+        holder.execute("INSERT INTO devices_messagereceipt (device_id, boot_id, device_seq, digest, received_at) "
+                       "VALUES (%s, %s, %s, %s, now())", (device_pk, BOOT, status["seq"], digest))  # fmt: skip
         yield holder.rollback
         holder.rollback()
 
@@ -227,10 +230,11 @@ def test_a_bridge_stalled_past_its_lease_commits_nothing_of_the_slot_taken_over(
         pump = PumpClient(broker.url, holder.device_id)
         status = {"status": "testing", "bootId": BOOT, "timestamp": 1}
         try:
-            with receipt_held(holder.pk, 1) as release_first, receipt_held(holder.pk, 2) as release_second:
-                pump.publish("status", {**status, "seq": 1}, qos=0)  # QoS 0: never redelivered to bridge 0
+            first, second = {**status, "seq": 1}, {**status, "seq": 2}
+            with receipt_held(holder.pk, first) as release_first, receipt_held(holder.pk, second) as release_second:
+                pump.publish("status", first, qos=0)  # QoS 0: never redelivered to bridge 0
                 wait_until(a_bridge_waits_on_a_lock, interval=0.01, message="bridge 1 never waited on the receipt")
-                pump.publish("status", {**status, "seq": 2}, qos=0)  # first of the next batch
+                pump.publish("status", second, qos=0)  # first of the next batch
                 time.sleep(1)  # the slot's pumps' messages queue behind it
                 release_first()
                 time.sleep(0.1)
