@@ -36,20 +36,26 @@ def read_back_is(infusion_id: str, verdict: str) -> None:
                message=f"{infusion_id}'s read-back never became {verdict}")  # fmt: skip
 
 
+def confirmed_on_a_monitor(opener, stack_parts: dict, device_id: str, ward_code: str):
+    """An order on `device_id` (boot-1, seq 1-2) confirmed as ordered, and its nurse's monitor open on it (`opener`:
+    the `open_page` fixture; `stack_parts`: the `stack` fixture): (page, pump, infusion id). The caller closes the
+    pump."""
+    ward = make_ward(ward_code)
+    make_device(device_id, ward=ward, bed="4", has_presence=True)
+    nurse = make_user(f"{ward_code}-nurse", ward=ward)
+    pump = PumpClient(stack_parts["broker"].url, device_id)
+    pump.publish("status", {"status": "online", "bootId": "boot-1", "seq": 1})
+    order = make_order(drug="Heparin", bolus_enabled=False, bolus_volume_ml=0.0)
+    infusion_id = infusion_start(device_id=device_id, order=order, user=nurse).infusion_id
+    pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED,
+                              "bootId": "boot-1", "seq": 2})  # fmt: skip
+    read_back_is(infusion_id, "match")
+    return opener(nurse, f"/devices/{device_id}/"), pump, infusion_id
+
+
 def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_the_pump_runs(open_page, stack):  # noqa: F811
-    ward = make_ward("rbp")
-    make_device("RBP_RESUME", ward=ward, bed="4", has_presence=True)
-    nurse = make_user("rbp-nurse", ward=ward)
-    pump = PumpClient(stack["broker"].url, "RBP_RESUME")
+    page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_RESUME", "rbp")
     try:
-        pump.publish("status", {"status": "online", "bootId": "boot-1", "seq": 1})
-        order = make_order(drug="Heparin", bolus_enabled=False, bolus_volume_ml=0.0)
-        session = infusion_start(device_id="RBP_RESUME", order=order, user=nurse)
-        infusion_id = session.infusion_id
-        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED,
-                                  "bootId": "boot-1", "seq": 2})  # fmt: skip
-        read_back_is(infusion_id, "match")
-        page = open_page(nurse, "/devices/RBP_RESUME/")
         panel = page.locator("#mon-readback")
         expect(panel).to_have_attribute("data-readback", "match")
         expect(reported(panel, "Rate")).to_have_text("120.000 mL/h")  # confirmed for this run: shown as reported
@@ -70,6 +76,23 @@ def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_th
         expect(reported(panel, "Rate")).to_contain_text("1,200.000 mL/h")  # the rate that raised the alarm
         expect(reported(panel, "Rate")).to_contain_text("progress")
         expect(reported(panel, "Volume")).to_contain_text("not reported")
+    finally:
+        pump.close()
+
+
+def test_the_monitor_never_says_parameters_match_beside_ten_times_the_confirmed_rate(open_page, stack):  # noqa: F811
+    """Confirmed as ordered, then run at ten times the rate (changed at the pump's own screen): the monitor said
+    "parameters match" beside the 1,200 mL/h of its own rate field, and no alarm (review 16)."""
+    page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_RATE", "rbr")
+    try:
+        for seq in range(3, 8):
+            pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 20.0,
+                                      "deliveredVolumeMl": seq * 0.3, "volumeRemainingMl": 30 - seq * 0.3,
+                                      "bootId": "boot-1", "seq": seq})  # fmt: skip
+        expect(page.locator("#mon-rate")).to_contain_text("1,200.0 mL/h", timeout=10_000)
+        panel = page.locator("#mon-readback")
+        expect(panel).to_have_attribute("data-readback", "mismatch", timeout=10_000)
+        expect(reported(panel, "Rate")).to_contain_text("1,200.000 mL/h")
     finally:
         pump.close()
 
