@@ -3,19 +3,26 @@ cap, access): a page that waits for the pump's stream then knows it is not comin
 `Subscriber` is the real one."""
 
 import asyncio
+import time
+from types import SimpleNamespace
 from unittest import mock
 
-from realtime.sio import subscriptions
+from realtime.sio import limits, subscriptions
 from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS
 from tests.realtime.sio.fake_transport import FakeTransport, snapshot_and_join
 
 
 def refused(request: str, data: object, *, tokens: float = 0.0) -> list[dict]:
-    """The `error` bodies a subscriber with `tokens` request tokens left sends for one request."""
+    """The `error` bodies a subscriber with `tokens` request tokens left sends for one request.
+
+    The bucket's clock stands still meanwhile: it refills 20 tokens a second, so a slow machine taking 50 ms from
+    here to the request gave it the token the test had taken away (a full run under load once subscribed PUMP_1)."""
     transport = FakeTransport()
     subscriber = transport.subscriber()
-    subscriber.limits.tokens = tokens
+    now = time.monotonic()
+    subscriber.limits.tokens, subscriber.limits.refilled_at = tokens, now
     with (
+        mock.patch.object(limits, "time", SimpleNamespace(monotonic=lambda: now)),
         mock.patch.object(subscriptions, "visible_device_ids", return_value=frozenset({"PUMP_1", "PUMP_2"})),
         mock.patch.object(subscriptions, "subscribe_with_snapshot", side_effect=snapshot_and_join),
     ):
