@@ -176,12 +176,12 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     return len(logged)
 
 
-def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime, retained: bool = False) -> None:
-    """Apply one progress report to an already locked pump (the one-message path for non-routine progress)."""
+def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime) -> None:
+    """Apply one progress report to an already locked pump (the one-message path for non-routine progress; a
+    retained copy never comes here: `pump_report_apply` drops it as no news)."""
     pump = _pump_for(device)
     samples: list[Sample] = []
-    item = ProgressReport(device.device_id, report, received_at, retained)
-    change = _pump_progress(pump, [item], samples, seen_already=True)
+    change = _pump_progress(pump, [ProgressReport(device.device_id, report, received_at)], samples, seen_already=True)
     if change is not None:
         change_log_append(entries=[(device.pk, change)])
     device.save(update_fields=["latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
