@@ -44,6 +44,7 @@ TYPE_KEY_MAX = 64
 TYPE_SHOWN_MAX = 200
 NOT_KEY_CHARS = re.compile(r"[^a-z0-9_]")
 LITERAL_CLEARING = re.compile(r"\S+_cleared", re.IGNORECASE)  # the contract's `X_cleared` as sent (after NFKC)
+NOT_WORDING = re.compile(r"[\s_\-]+")  # what two spellings of one condition may differ in besides case
 
 
 def priority_from_severity(severity: Any) -> AlarmPriority:
@@ -152,7 +153,11 @@ def alarm_raise(
         )  # fmt: skip
         alerting = True
     else:
-        alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now, realert=realert)
+        reworded = source == AlarmSource.DEVICE and _wording(type) != _wording(alarm.type_shown)
+        if reworded:  # "Flow < max" under the key of an active "Flow > max": the pump says something else now
+            alarm.type_reported = type[:TYPE_SHOWN_MAX] if type != key else ""
+        alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now,
+                           realert=realert or reworded)  # fmt: skip
     event_record(
         device=device, session=session, kind=f"alarm.raised.{source}",
         payload={"alarmId": alarm.pk, "type": alarm.type_shown, "key": key, "errorCode": error_code,
@@ -185,6 +190,13 @@ def _repeat(
         alarm_realert_mark(alarm, now=now)
     alarm.save()
     return higher or realert
+
+
+def _wording(reported: str) -> str:
+    """What a pump's type says, for telling a repeat from another condition under the same key: the contract's key
+    turns every character but `a-z 0-9 _` into `_`, so "Flow > max" and "Flow < max" (too high, too low) share one;
+    case, spaces, `_` and `-` are spelling ("Occlusion detected", "OCCLUSION_DETECTED"), any other character is news."""
+    return NOT_WORDING.sub("", unicodedata.normalize("NFKC", reported).casefold())
 
 
 def alarm_realert_mark(alarm: Alarm, *, now: datetime) -> None:

@@ -70,6 +70,30 @@ def test_a_repeat_of_an_active_alarm_only_counts(emitted):
     assert len(notifications(emitted)) == 1, "a repeat must not notify again"
 
 
+def test_another_condition_under_the_same_key_is_shown_as_sent_and_alerts_again(emitted):
+    """The contract's key turns `>` and `<` into `_`: "Flow > max" (too high) and "Flow < max" (too low) share
+    `flow___max`. The second was counted as a repeat: the screen kept saying "Flow > max", acknowledged and quiet,
+    while the pump said the opposite."""
+    make_device()
+    user = make_user()
+    high = raise_(type="Flow > max")
+    alarm_acknowledge(alarm_id=high.pk, user=user)
+    low = raise_(type="Flow < max")
+    assert low.pk == high.pk and low.type == "flow___max", "one alarm of the contract's key (its clearing clears it)"
+    assert low.type_shown == "Flow < max", "the screen shows what the pump says now"
+    assert low.acknowledged_at is None and low.alerts == 2 and len(notifications(emitted)) == 2
+    assert notifications(emitted)[-1]["title"] == "Flow < max"
+
+
+@pytest.mark.parametrize("spelling", ["OCCLUSION DETECTED", "occlusion_detected", "Occlusion-detected"])
+def test_the_same_condition_spelled_otherwise_is_a_repeat(emitted, spelling):
+    make_device()
+    raise_(type="Occlusion detected")
+    repeated = raise_(type=spelling)
+    assert repeated.count == 2 and repeated.alerts == 1 and len(notifications(emitted)) == 1
+    assert repeated.type_shown == "Occlusion detected"
+
+
 def test_alarm_raised_after_clearing_is_a_new_alarm_that_alerts(emitted):
     device = make_device()
     first = raise_()
