@@ -48,10 +48,12 @@ from devices.states import (
     SessionStatus,
 )
 from protocol import events, topics
-from protocol.schemas import DevicePayload, device_timestamp_parse
+from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
-INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES)
+# Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the
+# Last Will's `offline`), not well, so neither clears a `degraded` the pump reported (review 19)
+INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES, *PRESENCE_STATUSES)
 NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it is not delivering
 ACTION_TARGET = {
     "MANUAL_PAUSE": SessionStatus.PAUSED,
@@ -155,7 +157,7 @@ def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = T
         wanted["battery_level"] = round(report.batteryLevel)
     if report.firmwareVersion:
         wanted["firmware_version"] = report.firmwareVersion
-    if report.status in ("online", "offline"):
+    if report.status in PRESENCE_STATUSES:
         wanted["presence"] = Presence.ONLINE if report.status == "online" else Presence.OFFLINE
     changed = [name for name, value in wanted.items() if getattr(device, name) != value]
     for name in changed:
