@@ -149,18 +149,31 @@ def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetim
 
 def progress_resumed_apply(*, device: Device, session: InfusionSession | None, report: DevicePayload,
                            now: datetime) -> InfusionSession | None:  # fmt: skip
-    """Running progress about the paused session on the pump (naming it, or nothing) is the pump saying it runs it
-    again: as a `running` status would (a RESUME under way ends done and names who); the session, whole, if it moved.
+    """Running progress about the paused session on the pump (naming it, or nothing), or progress without a status
+    whose delivered volume rose, is the pump saying it runs it again: as a `running` status would (a RESUME under way
+    ends done and names who); the session, whole, if it moved.
 
     `session` may hold only some fields (the bulk path's): the row is read whole before it moves.
     """
-    if session is None or session.status != SessionStatus.PAUSED or report.status != "running":
+    if session is None or session.status != SessionStatus.PAUSED:
+        return None
+    if report.status != "running" and not (report.status is None and _delivered_more(device, report)):
         return None
     if report.infusionId and report.infusionId != session.infusion_id:
         return None
     whole = InfusionSession.objects.get(pk=session.pk)
     moved = session_move_reported(device, whole, SessionStatus.RUNNING, now, answers=CommandKind.RESUME_INFUSION)
     return whole if moved else None
+
+
+def _delivered_more(device: Device, report: DevicePayload) -> bool:
+    """Whether progress without a `status` (optional in the contract) shows the pump delivering: its delivered volume
+    above the pump's last progress. A paused pump whose resume report was lost or refused and whose progress leaves
+    `status` out stayed "Paused" on every screen while it infused (review 19); a statusless report of an unchanged
+    volume (a paused pump reporting its setpoint) resumes nothing."""
+    before = (device.latest_progress or {}).get("deliveredVolumeMl")
+    now = report.deliveredVolumeMl
+    return isinstance(before, int | float) and isinstance(now, int | float) and now > before
 
 
 def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
