@@ -291,12 +291,14 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
     A pump infusing without an order shows what it reports (`unordered`: true, its own rate and volumes), never
     "idle", also while an order waits for it (`sessionStatus` pending, `drug`: the waiting order, shown beside it),
     as the monitor shows it: the infusion the pump runs is the more important truth.
+    `rateMlH` is only ever the rate the pump reported (none before its first progress, or when its progress leaves
+    `flowRate` out); the order's is `orderedRateMlH`, which the card labels as ordered (review 19: the order's rate
+    stood where the pump's goes, under "Pump reports running", while the monitor showed "—").
     """
     unordered = unordered_progress(device, session)
     progress = (unordered if unordered is not None else session.progress_on(device) if session else None) or {}
-    rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None
-    if rate is None and session is not None and unordered is None:
-        rate = session.flow_rate_ml_min  # the order's rate, never shown as the rate of what the pump runs
+    rate = progress.get("flowRate") if isinstance(progress.get("flowRate"), int | float) else None  # the pump's only
+    ordered = session.flow_rate_ml_min if session is not None else None  # `orderedRateMlH`: labelled as the order's
     return ward_wire.WardPump(
         deviceId=device.device_id,
         seq=device.event_seq,
@@ -309,6 +311,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         sessionStatus=session.status if session else None,
         unordered=unordered is not None,
         rateMlH=round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
+        orderedRateMlH=round(ordered * MINUTES_PER_HOUR, 2) if ordered is not None else None,
         progressPercent=percent_of(progress),
         timeRemainingMin=progress.get("timeRemainingMin"),
         deliveredVolumeMl=progress.get("deliveredVolumeMl"),

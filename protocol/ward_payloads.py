@@ -54,7 +54,7 @@ class WardPump(Payload):
     infusionId: str | None
     sessionStatus: SessionStatusName | None
     unordered: bool
-    rateMlH: Number | None
+    rateMlH: Number | None  # the rate the pump reported, never the order's
     progressPercent: float | None
     timeRemainingMin: Number | None
     deliveredVolumeMl: Number | None
@@ -62,6 +62,7 @@ class WardPump(Payload):
     topAlarm: TopAlarm | None  # the first of `alarms`
     alarms: list[TopAlarm]  # every active alarm, highest and newest first
     bed: str | None = None  # where the pump is: the station names its alarms by it
+    orderedRateMlH: Number | None = None  # the rate of the order (`drug`'s), shown as ordered
 
 
 class WardSummary(Payload):

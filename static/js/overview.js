@@ -49,7 +49,7 @@ function render(pump) {
   setField(element, "drug", unordered ? "NO ORDER" : pump.drug || "—");
   const still = pump.sessionStatus === "paused" || (unordered && pump.pumpState === "paused") ? "paused" : "—";
   const ordered = !unordered && pump.sessionStatus === "pending";
-  setField(element, "rate", live || ordered ? fixed(pump.rateMlH, 1, "mL/h") : still);
+  setField(element, "rate", rateText(pump, { live, ordered, unordered, still }));
   setField(element, "remaining", live ? duration(pump.timeRemainingMin) : still);
   const facts = volumeFacts(pump);
   const percent = running ? facts.percent : null;
@@ -59,6 +59,16 @@ function render(pump) {
   setField(element, "volumes", running ? volumesText(pump, facts) : "\u00a0");
   renderAlarm(element, pump.topAlarm, (pump.alarms?.length ?? 0) - 1);
   setField(element, "last-heard", heardText(pump, connectivity));
+}
+
+/** The rate the pump reported; the order's only as such ("ordered 120.0 mL/h"): before the pump's first progress,
+ * or while its progress leaves the rate out, the order's rate is not what the pump reports (review 19). */
+function rateText(pump, { live, ordered, unordered, still }) {
+  const order = !unordered && pump.orderedRateMlH != null ? `ordered ${fixed(pump.orderedRateMlH, 1, "mL/h")}` : null;
+  if (ordered) return order ?? "—";
+  if (!live) return still;
+  if (pump.rateMlH != null) return fixed(pump.rateMlH, 1, "mL/h");
+  return order ? `— (${order})` : "—";
 }
 
 /** "running without an order · an order of Heparin waits for the pump": what the pump runs first, then the order

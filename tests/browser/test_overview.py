@@ -220,3 +220,32 @@ def test_a_pump_infusing_without_an_order_beside_a_waiting_order_reads_as_on_the
         if reporter.is_alive():
             reporter.join(timeout=5)
         pump.close()
+
+
+def test_the_orders_rate_is_labelled_as_ordered_until_the_pump_reports_its_own(open_page, stack):
+    """Before the pump's first progress (or while its progress leaves `flowRate` out) the card showed the order's
+    120 mL/h as "Rate" under "Pump reports running", where the monitor showed "—" (review 19): now the order's rate
+    says it is the order's, waiting and running alike, live and after a reload; the pump's own rate replaces it."""
+    ward = make_ward("ovrate")
+    make_device("BRW_RATE", ward=ward, bed="4", has_presence=True)
+    nurse = make_user("ovrate-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "BRW_RATE")
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(nurse, "/?ward=ovrate")
+        card = page.locator('.pump-card[data-device-id="BRW_RATE"]')
+        rate = card.locator('[data-field="rate"]')
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        session = infusion_start(device_id="BRW_RATE", order=make_order(flow_rate_ml_min=2.0), user=nurse)
+        expect(rate, "a waiting order's rate").to_have_text("ordered 120.0 mL/h", timeout=5_000)
+        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
+        for view in ("live", "reloaded"):
+            if view == "reloaded":
+                page.reload()
+            expect(card.locator('[data-field="condition-label"]')).to_have_text("Infusing", timeout=5_000)
+            expect(rate, f"{view}: no rate reported yet").to_have_text("— (ordered 120.0 mL/h)")
+        pump.publish("progress", {"status": "running", "flowRate": 1.9, "deliveredVolumeMl": 0.5,
+                                  "infusionId": session.infusion_id})  # fmt: skip
+        expect(rate, "the pump's own rate").to_have_text("114.0 mL/h", timeout=5_000)
+    finally:
+        pump.close()

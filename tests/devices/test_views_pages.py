@@ -54,9 +54,10 @@ def test_overview_shows_drug_rate_in_ml_per_hour_and_top_alarm(icu_nurse_client)
     response = icu_nurse_client.get("/")
     pump = json.loads(response.context["pumps"] and json.dumps(response.context["pumps"]))[0]
     assert pump["drug"] == "Heparin"
-    assert pump["rateMlH"] == 120.0, "2 mL/min on the wire is 120 mL/h on the page"
+    assert pump["orderedRateMlH"] == 120.0, "2 mL/min on the wire is 120 mL/h on the page"
+    assert pump["rateMlH"] is None, "the pump reported no rate: the order's is not the pump's (review 19)"
     assert pump["topAlarm"]["priority"] == "high" and pump["topAlarm"]["type"] == "bubble_detected"
-    assert "120.0 mL/h" in response.content.decode()
+    assert "ordered 120.0 mL/h" in response.content.decode()
 
 
 def test_overview_ward_filter(icu_nurse_client):
