@@ -215,8 +215,6 @@ def _pump_progress(
         _pump_heard(pump, now)
         for item in fresh:
             _restart_check(pump, item)
-    else:
-        _silence_ended(pump, now)  # progress after a silence clears it on either path
     _evidence_check(pump, newest)
     resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
     pump.session = resumed or pump.session
@@ -230,6 +228,7 @@ def _pump_progress(
         return None  # about another infusion than the one on the pump (a late copy): heard, nothing shown
     progress = progress_fields(newest.report)
     device.latest_progress, device.latest_progress_at = progress, now
+    _silence_ended(pump, now)  # the moment the silence check measures from, on either path
     if session is not None:
         samples.extend(_samples(session, fresh))
     else:
@@ -306,19 +305,21 @@ def _unordered_progress(pump: ProgressPump, report: DevicePayload, now: datetime
 
 
 def _pump_heard(pump: ProgressPump, now: datetime) -> None:
-    """`last_seen_at`, presence back online, `communication_lost` cleared, and `device:status` if that shows."""
+    """`last_seen_at`, presence back online, and `device:status` if that shows (the silence ends only with progress
+    stored as the pump's latest: `_silence_ended`)."""
     device = pump.device
     was_connectivity = device.connectivity(now=now)
     device.last_seen_at = now
     if device.presence == Presence.OFFLINE:
         device.presence = Presence.ONLINE
-    _silence_ended(pump, now)
     if device.connectivity(now=now) != was_connectivity:
         status_changed(device=device, now=now)
 
 
 def _silence_ended(pump: ProgressPump, now: datetime) -> None:
-    """Progress ends a silence: its `communication_lost` is cleared."""
+    """Progress stored as the pump's latest ends a silence: its `communication_lost` is cleared. Progress about
+    another infusion than the one on the pump (not shown) ends none: the check measures from `latest_progress_at`,
+    which it leaves as it was, so clearing there raised a new alarm at the next tick."""
     if any(alarm_type == "communication_lost" for alarm_type, _ in pump.alarms):
         alarm_clear(device=pump.device, types=["communication_lost"], reason="the pump is heard again", now=now)
         pump.alarms = {key for key in pump.alarms if key[0] != "communication_lost"}

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime
 
 from devices.models import Command, Device, InfusionSession
-from devices.services.alarms import alarm_clear
 from devices.services.changes import session_changed
 from devices.services.commands import command_transition, commands_settle, is_published, went_out
 from devices.services.evidence import (
@@ -122,9 +121,9 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
         if names_another(device=device, infusion_id=named, current=session):
             return _other_infusion_status(device, report, named, session, pump_state, now)
-        moved = session_move_reported(device, session, to, now, answers=answers)
-        if session is not None and not moved and to in (SessionStatus.RUNNING, SessionStatus.PAUSED):
-            alarm_clear(device=device, types=["communication_lost"], reason=f"the pump reports {to}", now=now)
+        # A status that moves nothing (a heartbeat) leaves a silence alarm as it is: only progress or a move of the
+        # session ends a silence, which is what the silence check measures from (`silent_sessions_filter`)
+        session_move_reported(device, session, to, now, answers=answers)
         pump_state_set(device=device, state=pump_state)
         if pump_state == PumpState.IDLE:
             unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
