@@ -22,7 +22,6 @@ from django.db.models.functions import Coalesce, Least
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
-    ACTIVE_SESSION_STATUSES,
     ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
     FLOOD_NEWS_DEFERRED,
@@ -104,25 +103,27 @@ def silent_sessions_filter(now: datetime) -> Q:
 
 
 def silent_unordered_filter(now: datetime) -> Q:
-    """Pumps infusing with no order on record (an unordered-infusion alarm active, no active session) unheard (no
-    progress) for longer than the heartbeat timeout since that began: as silent as a running order's pump."""
+    """Pumps infusing without an order on the pump (an unordered-infusion alarm active, no session running or paused;
+    an order still pending is not on the pump and owns none of its progress) unheard (no progress) for longer than
+    the heartbeat timeout since that began: as silent as a running order's pump."""
     cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
     unordered = Alarm.objects.filter(device=OuterRef("pk"), type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE,
                                      raised_at__lt=cutoff)  # fmt: skip
-    on_record = InfusionSession.objects.filter(device=OuterRef("pk"), status__in=ACTIVE_SESSION_STATUSES)
+    on_pump = InfusionSession.objects.filter(device=OuterRef("pk"), status__in=SESSION_ON_PUMP_STATUSES)
     unheard = Q(latest_progress_at__isnull=True) | Q(latest_progress_at__lt=cutoff)
-    return Q(pump_state=PumpState.RUNNING) & unheard & Q(Exists(unordered)) & ~Q(Exists(on_record))
+    return Q(pump_state=PumpState.RUNNING) & unheard & Q(Exists(unordered)) & ~Q(Exists(on_pump))
 
 
 def device_silent_unordered(*, device: Device, now: datetime) -> bool:
-    """Whether this pump infuses with no order on record and is unheard past the heartbeat (see above)."""
+    """Whether this pump infuses without an order on it and is unheard past the heartbeat (see above)."""
     return Device.objects.filter(silent_unordered_filter(now), pk=device.pk).exists()
 
 
 def devices_silent_unalarmed(*, now: datetime, limit: int, offset: int = 0) -> list[str]:
-    """Pumps infusing (a running session, or no order at all) silent past the heartbeat and not yet alarmed
-    `communication_lost`: running orders' pumps (longest unheard first), then pumps infusing without one; `offset`
-    of them skipped (a reader going through them page by page reaches every one, however many are held)."""
+    """Pumps infusing (a running session, or none on the pump: a pending order beside it or not) silent past the
+    heartbeat and not yet alarmed `communication_lost`: running orders' pumps (longest unheard first), then pumps
+    infusing without one; `offset` of them skipped (a reader going through them page by page reaches every one,
+    however many are held)."""
     alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
     silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
     silent = silent.order_by("status_changed_at", "pk").values_list("device__device_id", flat=True)

@@ -116,7 +116,7 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
 
 
 def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
-    """Heard: the receive time and presence. A silence alarm clears on progress or a state report, not here."""
+    """Heard: the receive time and presence. A silence alarm clears on progress or a move of the infusion, not here."""
     device.last_seen_at = now
     fields = ("last_seen_at",)
     if device.presence == Presence.OFFLINE and getattr(report, "status", None) != "offline":
@@ -125,11 +125,13 @@ def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
     model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
 
 
-def _server_alarm(device: Device, type: str, priority: AlarmPriority, message: str, now: datetime) -> None:
-    """Raise a server alarm once; while it is active, repeats of its cause are not news."""
+def _server_alarm(
+    device: Device, type: str, priority: AlarmPriority, message: str, now: datetime, session: InfusionSession | None
+) -> None:
+    """Raise a server alarm (of `session`) once; while it is active, repeats of its cause are not news."""
     if not device.alarms.filter(type=type, error_code="", state=AlarmState.ACTIVE).exists():
         alarm_raise(device=device, type=type, priority=priority, source=AlarmSource.SERVER, message=message,
-                    session=device.active_session, now=now)  # fmt: skip
+                    session=session, now=now)  # fmt: skip
 
 
 def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
@@ -138,7 +140,8 @@ def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
         return _status_fields(device, report, about_now=False)
     visible = _status_fields(device, report)
     if report.status in DEGRADED_STATUSES:
-        _server_alarm(device, "device_degraded", AlarmPriority.MEDIUM, f"The pump reports {report.status}", now)
+        _server_alarm(device, "device_degraded", AlarmPriority.MEDIUM, f"The pump reports {report.status}", now,
+                      device.active_session)  # fmt: skip
     elif report.status not in INFORMATIONAL_STATUSES:
         alarm_clear(device=device, types=["device_degraded"], reason=f"the pump reports {report.status}", now=now)
     if report.status in NOT_INFUSING:
@@ -295,8 +298,11 @@ def pump_silence_check(*, device_id: str, now: datetime) -> bool:
     look healthy while its infusion is unobserved).
 
     Silence is measured from the session's last progress or state change (an unordered infusion: from its last
-    progress and the moment its alarm was raised), so other messages (a heartbeat status, an error) neither
-    hide it nor end it: at most one alarm per silence.
+    progress and the moment its alarm was raised), and only those end it (progress shown, `progress._silence_ended`;
+    a move of the session; the pump reporting its own infusion ended), so other messages (a heartbeat status, an
+    error) neither hide it nor end it: at most one alarm per silence. The alarm of an unordered infusion belongs to
+    no session: an order pending beside it is not on the pump, and its end (cancelled, timed out) says nothing of
+    the pump's silence.
     """
     with transaction.atomic():
         device = device_lock(device_id=device_id)
@@ -308,5 +314,5 @@ def pump_silence_check(*, device_id: str, now: datetime) -> bool:
             message = "No progress from the pump while it infuses without an order"
         else:
             return False
-        _server_alarm(device, "communication_lost", AlarmPriority.HIGH, message, now)
+        _server_alarm(device, "communication_lost", AlarmPriority.HIGH, message, now, session)
         return True

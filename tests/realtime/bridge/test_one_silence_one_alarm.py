@@ -16,8 +16,9 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, DeviceEvent
+from devices.services.sessions import infusion_start
 from realtime.bridge.housekeeping import Housekeeping
-from tests.factories import make_device, make_ward
+from tests.factories import make_device, make_order, make_ward
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,21 @@ def test_progress_about_another_infusion_does_not_end_the_silence_of_the_one_on_
 
 def _bulk_path_broken(items):
     raise RuntimeError("bulk path failed")
+
+
+def test_a_pump_infusing_without_an_order_is_checked_for_silence_while_an_order_waits(
+    settings, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    timeout = settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]
+    make_device("BUSY_SILENT", ward=make_ward("busy"), has_presence=True, last_seen_at=timezone.now())
+    start = timezone.now()
+    ingest([report("BUSY_SILENT", "progress", RUNNING, at=start)], capture)  # its own infusion: infusing_without_order
+    infusion_start(device_id="BUSY_SILENT", order=make_order(drug="Heparin"))  # an order waits beside it
+    Housekeeping().silent_sessions(start + timedelta(seconds=timeout + 5))
+    now_active = active("BUSY_SILENT")
+    assert "communication_lost" in now_active, (
+        f"the pump infuses without an order and has sent nothing for {timeout + 5:.0f} s; an order of Heparin waits "
+        f"for it: active alarms {now_active}, no communication_lost (without the waiting order it is raised)"
+    )
+    assert lost("BUSY_SILENT").get().session is None, "the silence is the pump's own infusion's, not the order's"
