@@ -31,6 +31,7 @@ from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import (
     SESSION_ENDED_STATUSES,
+    SESSION_ON_PUMP_STATUSES,
     UNORDERED_ALARMS,
     AlarmPriority,
     AlarmResolveReason,
@@ -111,11 +112,15 @@ def alarms_session_clear(*, device: Device, session: InfusionSession, now: datet
 
 def alarms_session_settle(*, device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
     """The server alarms a session's new state answers (`session_transition`): its own server alarms it ends
-    (`alarms_session_clear`); any state report ends a silence; a lost STOP/PAUSE of this session (only) is moot once
-    it is paused or ended; an order running explains (and ended) the pump's own infusion, and a lost STOP of it."""
+    (`alarms_session_clear`); the pump reporting an order running or paused on it ends any silence of the pump (a
+    silent running session's clock starts again from this move); an order that never reached the pump ending
+    (cancelled, timed out, rejected) ends none: the pump is as silent as before, infusing without it; a lost
+    STOP/PAUSE of this session (only) is moot once it is paused or ended; an order running explains (and ended) the
+    pump's own infusion, and a lost STOP of it."""
     to = session.status
     alarms_session_clear(device=device, session=session, now=now)
-    alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
+    if to in SESSION_ON_PUMP_STATUSES:
+        alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
     if to in NOT_CARRIED_OUT_MOOT:
         command_not_carried_out_clear(device=device, session=session, reason=f"the infusion is {to}: {reason}", now=now)
     if to == SessionStatus.RUNNING:

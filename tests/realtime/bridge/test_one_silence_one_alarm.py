@@ -16,6 +16,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, DeviceEvent
+from devices.services.requests import infusion_cancel, infusion_time_out
 from devices.services.sessions import infusion_start
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_ward
@@ -132,3 +133,34 @@ def test_a_pump_infusing_without_an_order_is_checked_for_silence_while_an_order_
         f"for it: active alarms {now_active}, no communication_lost (without the waiting order it is raised)"
     )
     assert lost("BUSY_SILENT").get().session is None, "the silence is the pump's own infusion's, not the order's"
+
+
+@pytest.mark.parametrize("raised", ["before-the-order", "while-it-waits"])
+@pytest.mark.parametrize("end", ["cancelled", "timed_out"])
+def test_a_waiting_order_ending_does_not_clear_the_silence_alarm_of_the_pumps_own_infusion(
+    raised, end, settings, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    timeout = settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]
+    device_id = f"BUSY_{end.upper()}_{raised[0].upper()}"
+    make_device(device_id, ward=make_ward("busy"), has_presence=True, last_seen_at=timezone.now())
+    start = timezone.now() - timedelta(seconds=timeout + 5)
+    ingest([report(device_id, "progress", RUNNING, at=start)], capture)
+    if raised == "before-the-order":
+        Housekeeping().silent_sessions(timezone.now())
+    session = infusion_start(device_id=device_id, order=make_order(drug="Heparin"))
+    if raised == "while-it-waits":
+        Housekeeping().silent_sessions(timezone.now())
+    alarm = lost(device_id).get()
+    assert alarm.state == "active", "the silent pump infusing without an order is alarmed (as before)"
+    if end == "cancelled":
+        infusion_cancel(infusion_id=session.infusion_id, reason="wrong pump")
+    else:
+        infusion_time_out(infusion_id=session.infusion_id)
+    alarm.refresh_from_db()
+    assert alarm.state == "active", (
+        f"the pump is as silent as before; an order that never reached it ending {end} cleared its "
+        f"communication_lost ({cleared_why(alarm)})"
+    )
+    Housekeeping().silent_sessions(timezone.now() + timedelta(seconds=1))
+    assert lost(device_id).count() == 1, "one silence, one alarm"
