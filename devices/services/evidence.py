@@ -149,7 +149,10 @@ def _after_stop(device: Device, session: InfusionSession | None, now: datetime) 
 
 
 def unordered_infusion_ended(*, device: Device, reason: str, now: datetime) -> None:
-    """The pump stopped (idle, stopped, completed) or an order explains it: its unordered-infusion alarms clear, and
-    the alarm of a STOP of that infusion it did not carry out."""
+    """The pump stopped (idle, stopped, completed) or an order explains it: its unordered-infusion alarms clear, the
+    alarm of a STOP of that infusion it did not carry out, and the silence of that infusion (`communication_lost` of
+    no session: the pump reports it ended, as a session's silence ends with the session)."""
     alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason=reason, now=now)
+    alarm_clear(device=device, types=["communication_lost"], source=AlarmSource.SERVER, without_session=True,
+                reason=reason, now=now)  # fmt: skip
     command_not_carried_out_clear(device=device, session=None, reason=reason, now=now)

@@ -164,3 +164,27 @@ def test_a_waiting_order_ending_does_not_clear_the_silence_alarm_of_the_pumps_ow
     )
     Housekeeping().silent_sessions(timezone.now() + timedelta(seconds=1))
     assert lost(device_id).count() == 1, "one silence, one alarm"
+
+
+@pytest.mark.parametrize(
+    "device_id,kind,body",
+    [("OWN_STOPPED", "status", {"status": "stopped"}), ("OWN_IDLE", "status", {"status": "idle"}),
+     ("OWN_MANUAL_STOP", "actions", {"action": "MANUAL_STOP"})],
+)  # fmt: skip
+def test_the_silence_of_a_pumps_own_infusion_ends_when_the_pump_reports_it_ended(
+    device_id, kind, body, settings, django_capture_on_commit_callbacks
+):
+    """As a running order's silence ends with the order, the silence of the pump's own infusion ends when the pump
+    reports it ended (its `infusing_without_order` clears then too); a `running` heartbeat does not end it."""
+    capture = django_capture_on_commit_callbacks
+    timeout = settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]
+    make_device(device_id, ward=make_ward("own"), has_presence=True, last_seen_at=timezone.now())
+    start = timezone.now() - timedelta(seconds=timeout + 5)
+    ingest([report(device_id, "progress", RUNNING, at=start)], capture)
+    Housekeeping().silent_sessions(timezone.now())
+    ingest([report(device_id, "status", {"status": "running"})], capture)
+    assert active(device_id) == ["communication_lost", "infusing_without_order"], "a heartbeat ends no silence"
+    ingest([report(device_id, kind, body, at_s=1)], capture)
+    assert active(device_id) == [], (
+        f"the pump reports its own infusion ended ({body}): still active {active(device_id)}, saying it infuses"
+    )
