@@ -48,7 +48,7 @@ from devices.states import (
     SessionStatus,
 )
 from protocol import events, topics
-from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
+from protocol.schemas import PRESENCE_STATUSES, DevicePayload, StatusPayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
 # Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the
@@ -88,8 +88,9 @@ def pump_report_apply(
 
 def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
     boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
+    uptime = report.uptime if isinstance(report, StatusPayload) else None  # a status's own uptime field only
     why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
-                              retained=retained, received_at=now)  # fmt: skip
+                              retained=retained, received_at=now, uptime=uptime)  # fmt: skip
     if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:
         device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
     if not why:

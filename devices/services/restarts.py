@@ -1,12 +1,13 @@
 """Restarts and idle reports end what the pump was doing (protocol v1.1).
 
-A pump restarted when a non-retained message carries a `bootId` other than the last one heard; for the
-original firmware (no `bootId`), when a non-retained message's uptime `timestamp` went backwards (but for
-its 32-bit wrap after 49.7 days, told by the wall-clock time since the last uptime), or on its post-boot
-`test` message. Retained replays never count. A restart ends the active session `interrupted` with a high
-`infusion_interrupted` alarm stating the last delivered volume (unless the pump then reports that infusion
-running: evidence wins). An `idle`/`healthy` report ends a running or paused session `completed` only when
-its last progress said completed or nothing remained, else `interrupted`.
+A pump restarted when a non-retained message carries a `bootId` other than the last one heard, or its own
+`bootId` with a status whose `uptime` went back by more than a reordering tolerance (a pump reusing its `bootId`:
+an unseeded `random()`); for the original firmware (no `bootId`), when a non-retained message's uptime
+`timestamp` went backwards (but for its 32-bit wrap after 49.7 days, told by the wall-clock time since the last
+uptime), or on its post-boot `test` message. Retained replays never count. A restart ends the active session
+`interrupted` with a high `infusion_interrupted` alarm stating the last delivered volume (unless the pump then
+reports that infusion running: evidence wins). An `idle`/`healthy` report ends a running or paused session
+`completed` only when its last progress said completed or nothing remained, else `interrupted`.
 """
 
 import logging
@@ -32,43 +33,94 @@ UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a re
 UPTIME_WRAP_MS = 2.0**32
 UPTIME_WRAP_CLOCK_TOLERANCE_MS = 60_000.0
 UPTIME_WRAP_GAP_MS = 600_000.0
+# A pump with a `bootId` is told restarted under that same `bootId` by its statuses' `uptime` (ms since its boot)
+# alone: never by `seq` (a 16-bit wrap, a tick's progress and status under one `seq`) nor by its `timestamp` (any
+# clock, on every topic). Its messages arrive in order per topic, but one may come late (a QoS 1 retransmission after
+# a reconnect overtaken by newer ones; the two status topics): an uptime back by no more than
+# UPTIME_REORDER_TOLERANCE_MS, or one received no later than the last uptime, is such a late message, never a
+# restart, and leaves the pump's uptime mark where it is. Its messages may wait at the broker through a bridge outage,
+# so its millis() wrap is told one-sided: the uptime gone on across 2^32 ms is at most the wall-clock time since the
+# last uptime (waiting only delays a message). A reboot after less than the tolerance of uptime is not told by it.
+UPTIME_REORDER_TOLERANCE_MS = 60_000.0
 
 
 def pump_restart_detect(
-    *, device: Device, boot_id: str | None, timestamp: object, kind: str, retained: bool, received_at: datetime
+    *,
+    device: Device,
+    boot_id: str | None,
+    timestamp: object,
+    kind: str,
+    retained: bool,
+    received_at: datetime,
+    uptime: object = None,
 ) -> str:
     """Why this report shows a restart ("" if it does not); updates the pump's boot markers in memory.
 
-    The caller saves `boot_id`, `last_uptime_ms` and `last_uptime_at` with the pump's row.
+    `uptime` is a status's `uptime` field (None for other reports). The caller saves `boot_id`, `last_uptime_ms` and
+    `last_uptime_at` with the pump's row.
     """
     if retained:
         return ""
     if boot_id:
-        previous, device.boot_id = device.boot_id, boot_id[:64]
-        return f"new bootId {boot_id[:64]}" if previous and previous != device.boot_id else ""
-    numeric = isinstance(timestamp, int | float) and not isinstance(timestamp, bool)
+        return _boot_restart(device, boot_id[:64], _milliseconds(uptime), received_at)
+    uptime_ms = _milliseconds(timestamp)  # the original firmware's `timestamp` is its millis()
     if kind == "test":
-        device.last_uptime_ms = float(timestamp) if numeric else None
-        device.last_uptime_at = received_at if numeric else None
+        device.last_uptime_ms = uptime_ms
+        device.last_uptime_at = received_at if uptime_ms is not None else None
         return "the pump's post-boot test message"
-    if numeric:
-        previous_uptime, previous_at = device.last_uptime_ms, device.last_uptime_at
-        device.last_uptime_ms, device.last_uptime_at = float(timestamp), received_at
-        if previous_uptime is not None and timestamp < previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
-            if _uptime_wrapped(timestamp + UPTIME_WRAP_MS - previous_uptime, previous_at, received_at):
-                return ""  # millis() wrapped after 49.7 days
-            return f"uptime went back from {previous_uptime:.0f} ms to {timestamp:.0f} ms"
+    if uptime_ms is None:
+        return ""
+    previous_uptime, previous_at = device.last_uptime_ms, device.last_uptime_at
+    device.last_uptime_ms, device.last_uptime_at = uptime_ms, received_at
+    if previous_uptime is None or uptime_ms >= previous_uptime - UPTIME_BACKWARDS_TOLERANCE_MS:
+        return ""
+    if _uptime_wrapped(uptime_ms + UPTIME_WRAP_MS - previous_uptime, previous_at, received_at):
+        return ""  # millis() wrapped after 49.7 days
+    return f"uptime went back from {previous_uptime:.0f} ms to {uptime_ms:.0f} ms"
+
+
+def _boot_restart(device: Device, boot_id: str, uptime_ms: float | None, received_at: datetime) -> str:
+    """A `bootId` other than the last one heard; or the same one with its status's uptime gone back (a reboot)."""
+    previous = device.boot_id
+    if previous != boot_id:
+        device.boot_id, device.last_uptime_ms = boot_id, uptime_ms  # the new run's uptime, never the old run's
+        device.last_uptime_at = received_at if uptime_ms is not None else None
+        return f"new bootId {boot_id}" if previous else ""
+    last_ms, last_at = device.last_uptime_ms, device.last_uptime_at
+    if uptime_ms is None or (last_at is not None and received_at <= last_at):
+        return ""  # no uptime told, or received before the last one (older news): nothing to compare
+    if last_ms is not None and last_at is not None and uptime_ms <= last_ms:
+        if uptime_ms >= last_ms - UPTIME_REORDER_TOLERANCE_MS:
+            return ""  # a late message of this run: the mark stays at the newest uptime
+        if not _uptime_wrapped(uptime_ms + UPTIME_WRAP_MS - last_ms, last_at, received_at, queued=True):
+            device.last_uptime_ms, device.last_uptime_at = uptime_ms, received_at
+            return f"uptime went back from {last_ms:.0f} ms to {uptime_ms:.0f} ms under bootId {boot_id}"
+    device.last_uptime_ms, device.last_uptime_at = uptime_ms, received_at
     return ""
 
 
-def _uptime_wrapped(wrapped_on_ms: float, previous_at: datetime | None, received_at: datetime) -> bool:
-    """Whether the uptime gone on across its wrap matches the wall-clock time since the previous uptime."""
+def _milliseconds(value: object) -> float | None:
+    """A numeric uptime in ms; None for text (ISO, H:M:S) or nothing."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _uptime_wrapped(
+    wrapped_on_ms: float, previous_at: datetime | None, received_at: datetime, *, queued: bool = False
+) -> bool:
+    """Whether the uptime gone on across its wrap matches the wall-clock time since the previous uptime.
+
+    `queued`: the pump's messages may wait at the broker (QoS 1 with a session), so the uptime gone on may be less than
+    that time, never more; the original firmware's (QoS 0, never queued) must match it both ways.
+    """
     if wrapped_on_ms < 0:
         return False
     if previous_at is None:
         return wrapped_on_ms <= UPTIME_WRAP_GAP_MS
     elapsed_ms = (received_at - previous_at).total_seconds() * 1000
-    return abs(wrapped_on_ms - elapsed_ms) <= UPTIME_WRAP_CLOCK_TOLERANCE_MS + UPTIME_BACKWARDS_TOLERANCE_MS
+    tolerance_ms = UPTIME_WRAP_CLOCK_TOLERANCE_MS + UPTIME_BACKWARDS_TOLERANCE_MS
+    if queued:
+        return wrapped_on_ms <= elapsed_ms + tolerance_ms
+    return abs(wrapped_on_ms - elapsed_ms) <= tolerance_ms
 
 
 def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSession | None:
