@@ -93,11 +93,23 @@ def pump(**fields):
     (pump(), {"kind": "test", "timestamp": 4210}, True),
     (pump(last_uptime_ms=2**32 - 120_000), {"timestamp": 1_680_000, "after_s": 1800}, False),  # wrapped while paused
     (pump(last_uptime_ms=2**32 - 120_000), {"timestamp": 4215, "after_s": 1800}, True),  # rebooted meanwhile
+    # a pump reusing its bootId: its status's `uptime` alone, going back beyond the reordering tolerance (60 s)
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "uptime": 2_500}, True),
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "uptime": 560_000}, False),  # a late status
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "uptime": 2_500, "retained": True}, False),
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "uptime": 2_500, "after_s": 0}, False),  # not after
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "timestamp": 2_500}, False),  # `timestamp`: not
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b1", "uptime": "0:00:02.500"}, False),  # text: not
+    (pump(boot_id="b1", last_uptime_ms=600_000), {"boot_id": "b2", "uptime": 900_000}, True),  # a new bootId
+    (pump(boot_id="b1", last_uptime_ms=2**32 - 600_000), {"boot_id": "b1", "uptime": 1_200_000, "after_s": 7200},
+     False),  # millis() wrapped, the status queued at the broker through a bridge outage
+    (pump(boot_id="b1", last_uptime_ms=2**32 - 600_000), {"boot_id": "b1", "uptime": 2_500, "after_s": 10}, True),
 ])  # fmt: skip
 def test_restart_detection(device, report, restarted):
     why = pump_restart_detect(device=device, boot_id=report.get("boot_id"), timestamp=report.get("timestamp"),
                               kind=report.get("kind", "status"), retained=report.get("retained", False),
-                              received_at=HEARD_AT + timedelta(seconds=report.get("after_s", 1)))  # fmt: skip
+                              received_at=HEARD_AT + timedelta(seconds=report.get("after_s", 1)),
+                              uptime=report.get("uptime"))  # fmt: skip
     assert bool(why) == restarted, why
 
 

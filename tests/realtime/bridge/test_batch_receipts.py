@@ -403,9 +403,10 @@ def test_an_alarm_after_a_reboot_with_the_same_boot_id_is_not_dropped():
 
 
 def test_a_reboot_with_the_same_boot_id_has_its_statuses_applied_and_shows_the_pump_idle():
-    """Statuses carrying the pump's uptime differ after a reboot under the same bootId: they are applied (the pump
-    shows idle, and `idle` ends the running infusion by its own rule). The bridge tells no restart from them: it
-    tells a restart by a new bootId only (docs/protocol.md, "Copies")."""
+    """Statuses carrying the pump's uptime as `timestamp` differ after a reboot under the same bootId: they are applied
+    (the pump shows idle, and `idle` ends the running infusion by its own rule). The bridge tells no restart from a
+    bootId pump's `timestamp` (any clock): only from a new bootId or its status's `uptime` going back
+    (test_reboot_under_a_reused_boot_id.py; docs/protocol.md, "Copies")."""
     session = running("P1")
     bridge = Bridge()
     bridge.commit([sent("P1", "status", 0, 0, status="online", timestamp=1500),
