@@ -1,0 +1,49 @@
+"""A pump that reboots under the same `bootId`, through a real Mosquitto and a real bridge process: its `online` after
+the reboot is published retained (presence) and reaches the subscribed bridge live (retain 0: no retain-as-published),
+so its `uptime` going back from 600,000 to 2,500 ms ends the infusion it no longer runs `interrupted`."""
+
+import pytest
+
+from devices.models import Alarm, Device, DeviceEvent, InfusionSession
+from devices.states import AlarmState, SessionStatus
+from tests.factories import make_device
+from tests.support.bridge import PumpClient, wait_until
+from tests.support.ingest import confirmed_order
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PUMP = "PUMP_REBOOT"
+BOOT = "0000002a"  # an unseeded random(): the same on every boot
+
+
+def test_a_reboot_under_the_same_boot_id_interrupts_the_running_infusion(shared_bridge, broker):
+    make_device(PUMP, has_presence=True)
+    session = confirmed_order(PUMP)
+    before = PumpClient(broker.url, PUMP)
+    try:
+        before.publish("status", {"deviceId": PUMP, "status": "online", "uptime": 4_200, "seq": 1, "bootId": BOOT},
+                       retain=True)  # fmt: skip
+        before.publish("status", {"deviceId": PUMP, "status": "running", "uptime": 600_000, "seq": 40,
+                                  "bootId": BOOT, "infusionId": session.infusion_id})  # fmt: skip
+        before.publish("progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0, "seq": 41,
+                                    "bootId": BOOT, "infusionId": session.infusion_id})  # fmt: skip
+        wait_until(lambda: Device.objects.filter(device_id=PUMP, latest_progress__isnull=False).exists(), timeout=20,
+                   message="the running reports were not applied")  # fmt: skip
+        before.publish("status", {"deviceId": PUMP, "status": "offline", "bootId": BOOT}, retain=True)  # its Last Will
+    finally:
+        before.close()
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "no restart before the reboot"
+    after = PumpClient(broker.url, PUMP)
+    try:
+        after.publish("status", {"deviceId": PUMP, "status": "online", "uptime": 2_500, "seq": 1, "bootId": BOOT},
+                      retain=True)  # fmt: skip
+        wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED, timeout=20,
+                   message="the pump rebooted under its bootId (uptime 600,000 -> 2,500 ms): the infusion it no "
+                           "longer runs is still shown running")  # fmt: skip
+    finally:
+        after.close()
+    alarms = Alarm.objects.filter(device__device_id=PUMP, state=AlarmState.ACTIVE).values_list("type", flat=True)
+    assert "infusion_interrupted" in alarms, f"the restart raised no infusion_interrupted: {list(alarms)}"
+    restarts = DeviceEvent.objects.filter(device__device_id=PUMP, kind="pump.restarted")
+    whys = list(restarts.values_list("payload__why", flat=True))
+    assert len(whys) == 1 and "uptime went back" in whys[0], whys
