@@ -35,7 +35,13 @@ from devices.services.readback import readback_bolus_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
-from devices.services.status import STATUS_EFFECTS, progress_paused_apply, session_for, session_move_reported
+from devices.services.status import (
+    STATUS_EFFECTS,
+    progress_completed_apply,
+    progress_paused_apply,
+    session_for,
+    session_move_reported,
+)
 from devices.states import (
     SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
@@ -178,10 +184,15 @@ def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
     """Progress on the one-message path (paused or completed progress; routine progress comes in bulk).
 
     Paused progress pauses the infusion it is about first (`progress_paused_apply`), so it is stored as that
-    paused session's progress."""
+    paused session's progress. Completed progress completes it after it is stored (`progress_completed_apply`), so
+    it is that session's final progress; a pending order it names ran first (evidence), as for a completion."""
     if report.status == "paused":
         progress_paused_apply(device=device, report=report, now=now)
+    elif report.status == "completed":
+        pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why="progress completed", now=now)
     progress_apply(device=device, report=report, received_at=now)
+    if report.status == "completed":
+        progress_completed_apply(device=device, report=report, now=now)
     return False
 
 

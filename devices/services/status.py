@@ -146,6 +146,21 @@ def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetim
     return session_move_reported(device, session, SessionStatus.PAUSED, now, answers=CommandKind.PAUSE_INFUSION)
 
 
+def progress_completed_apply(*, device: Device, report: DevicePayload, now: datetime) -> bool:
+    """Progress saying `completed` is the pump saying its infusion finished: as a `completed` status naming the same
+    infusion, the session on the pump completes (audited "completed at the pump"; its move makes the pump idle and
+    says so); True if it moved. The caller stores the report first, so it is that session's final progress.
+
+    Progress naming another infusion than the one on the pump moves nothing; with no session on the pump the progress
+    path already showed the pump idle (`progress._unordered_progress`).
+    """
+    named = report.infusionId
+    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    if session is None or (named and named != session.infusion_id):
+        return False
+    return session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
+
+
 def progress_resumed_apply(*, device: Device, session: InfusionSession | None, report: DevicePayload,
                            now: datetime) -> InfusionSession | None:  # fmt: skip
     """Running progress about the paused session on the pump (naming it, or nothing), or progress without a status
