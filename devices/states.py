@@ -159,7 +159,7 @@ class AlarmSource(models.TextChoices):
 SERVER_ALARM_TYPES = frozenset({
     "alarm_flood", "command_not_carried_out", "communication_lost", "confirmed_late", "delivery_divergence",
     "device_degraded", "dose_limit_exceeded", "escalation_failed", "infusing_after_stop", "infusing_without_order",
-    "infusion_interrupted", "parameter_mismatch", "parameters_unverified", "unreadable_alarm",
+    "infusion_interrupted", "parameter_mismatch", "parameters_unverified", "unreadable_alarm", "unreadable_report",
 })  # fmt: skip
 ALARM_FLOOD = "alarm_flood"  # the server's summary of a flooding pump's shed messages (`services/protection.py`)
 # Its details' keys timing the news beyond the alarm types it remembers: when such news was last signalled, and

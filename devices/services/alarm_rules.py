@@ -30,6 +30,7 @@ from devices.services.records import text_storable
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import (
+    ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
     SESSION_ON_PUMP_STATUSES,
     UNORDERED_ALARMS,
@@ -39,11 +40,16 @@ from devices.states import (
     AlarmState,
     SessionStatus,
 )
-from protocol import events
+from protocol import events, topics
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE_ALARM = "unreadable_alarm"
+UNREADABLE_REPORT = "unreadable_report"  # a completion, action or start answer that could not be read (review 19)
+REPORTED_ACTION = {"MANUAL_STOP": "a Stop at its own screen", "MANUAL_PAUSE": "a Pause at its own screen",
+                   "MANUAL_RESUME": "a Resume at its own screen"}  # fmt: skip
+UNREAD_ACTION = "an action at its own screen"
+REPORTED_ANSWER = {True: "that it accepted a start", False: "that it rejected a start"}
 DEVICE_DEGRADED = "device_degraded"
 # Server alarms about one session's infusion: they clear when that session ends (and no pump clears them).
 SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
@@ -98,6 +104,46 @@ def degraded_unreadable_raise(
         )  # fmt: skip
 
 
+def report_unreadable_raise(
+    *, device_id: str, kind: str, said: dict, reason: str, detail: str = "", excerpt: str = "",
+    now: datetime | None = None,
+) -> Alarm | None:  # fmt: skip
+    """A high `unreadable_report` for a registered pump whose `completion`, `actions` or `infusion` report could not be
+    read, even in part (review 19): the screen may no longer show what the pump does with its infusion.
+
+    Tied to the infusion the report may be about: for an answer to a start, the pump's active session (the order
+    waiting for it); for a completion or an action at the pump, the session on the pump (running or paused), else
+    none. Its text says what the pump reported as far as it can be told (`said`: the decoded payload, if any, read
+    only for the wording). A repeat while active only counts. None when no pump is registered with this id. The
+    message itself is dead-lettered by the caller.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not Device.objects.filter(device_id=device_id).exists():
+            return None
+        device = device_lock(device_id=device_id)
+        statuses = ACTIVE_SESSION_STATUSES if kind == topics.INFUSION else SESSION_ON_PUMP_STATUSES
+        session = InfusionSession.objects.filter(device=device, status__in=statuses).first()
+        return alarm_raise(
+            device=device, type=UNREADABLE_REPORT, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+            session=session, now=now, details={"topic": kind, "reason": reason, "detail": text_storable(detail[:300]),
+                                               "excerpt": text_storable(excerpt[:300])},
+            message=f"The pump reported {_reported(kind, said)} in a message that could not be read ({reason}): "
+                    "the screen may not show what the pump does; check the pump",
+        )  # fmt: skip
+
+
+def _reported(kind: str, said: dict) -> str:
+    """What an unreadable report says the pump did, as far as its readable fields tell (else what such reports say)."""
+    if kind == topics.COMPLETION:
+        return "the end of an infusion"
+    if kind == topics.ACTIONS:
+        action = said.get("action")
+        return REPORTED_ACTION.get(action, UNREAD_ACTION) if isinstance(action, str) else UNREAD_ACTION
+    confirmed = said.get("confirmed")
+    return REPORTED_ANSWER[confirmed] if isinstance(confirmed, bool) else "its answer to a start"
+
+
 def alarms_session_clear(*, device: Device, session: InfusionSession, now: datetime | None = None) -> list[Alarm]:
     """Clear the session's server alarms its new status ends: all of them when it ended, the silence one on pause."""
     if session.status in SESSION_ENDED_STATUSES:
@@ -116,9 +162,12 @@ def alarms_session_settle(*, device: Device, session: InfusionSession, reason: s
     silent running session's clock starts again from this move); an order that never reached the pump ending
     (cancelled, timed out, rejected) ends none: the pump is as silent as before, infusing without it; a lost
     STOP/PAUSE of this session (only) is moot once it is paused or ended; an order running explains (and ended) the
-    pump's own infusion, and a lost STOP of it."""
+    pump's own infusion, and a lost STOP of it; any move of the session an unreadable report was tied to shows its
+    state again (`unreadable_report`)."""
     to = session.status
     alarms_session_clear(device=device, session=session, now=now)
+    alarm_clear(device=device, types=[UNREADABLE_REPORT], source=AlarmSource.SERVER, session=session,
+                reason=f"the infusion is {to}: {reason}", now=now)  # fmt: skip
     if to in SESSION_ON_PUMP_STATUSES:
         alarm_clear(device=device, types=["communication_lost"], reason=f"the infusion is {to}", now=now)
     if to in NOT_CARRIED_OUT_MOOT:

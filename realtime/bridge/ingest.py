@@ -21,10 +21,16 @@ from devices.services.records import (
     message_receipts_claim,
 )
 from protocol import topics
+from protocol.salvage import REFUSED_FIELDS, payload_salvage
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
 from realtime.bridge.guard import message_digest
-from realtime.bridge.refusals import error_unreadable_raise, retained_replay, status_refused_alarm
+from realtime.bridge.refusals import (
+    error_unreadable_raise,
+    infusion_report_refused_alarm,
+    retained_replay,
+    status_refused_alarm,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +71,13 @@ class Rejection(Exception):
 
 @dataclass(frozen=True)
 class CheckedMessage:
-    """A message that passed the checks that need no database."""
+    """A message that passed the checks that need no database; `refusal`: the schema refused it, and `report` is
+    what of it can still be read (`protocol/salvage.py`), applied with its refusal dead-lettered."""
 
     device_id: str
     kind: str
     report: DevicePayload
+    refusal: PayloadError | None = None
 
 
 def message_check(message: InboundMessage) -> CheckedMessage:
@@ -82,16 +90,20 @@ def message_check(message: InboundMessage) -> CheckedMessage:
         document = payload_decode(message.payload, max_bytes=settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
     except PayloadError as exc:
         raise Rejection(exc.reason, exc.detail, parsed.device_id) from exc
+    refusal = None
     try:
         report = payload_parse(parsed.kind, document)
     except PayloadError as exc:
-        raise Rejection(exc.reason, exc.detail, parsed.device_id, document) from exc
+        report, refusal = payload_salvage(parsed.kind, document), exc
+        if report is None:
+            raise Rejection(exc.reason, exc.detail, parsed.device_id, document) from exc
     if report.deviceId is not None and report.deviceId != parsed.device_id:
         raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id, document)
-    metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
+    if refusal is None:  # one read in part is counted with its dead letter, when it is applied
+        metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
     if report.fields_not_stored:
         metrics.FIELDS_NOT_STORED.labels(kind=parsed.kind).inc()
-    return CheckedMessage(parsed.device_id, parsed.kind, report)
+    return CheckedMessage(parsed.device_id, parsed.kind, report, refusal)
 
 
 def is_routine_progress(checked: CheckedMessage) -> bool:
@@ -153,7 +165,7 @@ def message_ingest(
     `prepared` (with `checked`): its pump and receipt as `messages_prepare` found them.
     """
     device_id = checked.device_id if checked else ""
-    document = None
+    document, read = None, False
     if not message.payload:
         metrics.MESSAGES_DUPLICATE.labels(why="empty").inc()
         return IGNORED
@@ -161,12 +173,15 @@ def message_ingest(
         checked = checked or message_check(message)
         device_id = checked.device_id
         with transaction.atomic():
-            return _apply(message, checked, prepared)
+            outcome = _apply(message, checked, prepared)
+            if checked.refusal is not None and outcome == APPLIED:
+                _read_in_part_record(message, checked)
+            return outcome
     except Rejection as rejection:
         reason, detail, device_id = rejection.reason, rejection.detail, rejection.device_id or device_id
         document = rejection.document
-    except PumpStreamError as exc:
-        reason, detail = exc.code, exc.message
+    except PumpStreamError as exc:  # read, and refused by the services (an unknown session): no unreadable alarm
+        reason, detail, read = exc.code, exc.message, True
     except Device.DoesNotExist:  # deleted after its run read the pumps' ids (another process's commit)
         reason, detail = "unknown_device", "no pump registered with this id"
     except OperationalError:
@@ -181,9 +196,29 @@ def message_ingest(
     if prepared is not None and prepared.new:  # its savepoint is undone, but the receipt was claimed before it
         message_receipt_release(receipt=prepared.receipt)
     if document is None and isinstance(checked, CheckedMessage):  # read, then refused while applied
-        document = checked.report.model_dump(include={"status"})
-    reject(message, reason, detail, device_id, document)
+        document = checked.report.model_dump(include={"status", "action", "confirmed"})
+        if checked.refusal is not None:
+            detail = f"{detail}; read without the fields refused: {checked.refusal.detail}"
+    reject(message, reason, detail, device_id, document, read=read)
     return REJECTED
+
+
+def _read_in_part_record(message: InboundMessage, checked: CheckedMessage) -> None:
+    """A report applied with the fields the contract needs, the others refused (`protocol/salvage.py`): dead-lettered
+    whole all the same with its refusal (the odd fields are kept there, the stored report names them under
+    `refusedFields`), counted and logged, so the firmware's fault is seen as for any refused message."""
+    refusal, refused = checked.refusal, ", ".join(checked.report.model_extra.get(REFUSED_FIELDS, []))
+    detail = f"applied without {refused}: {refusal.detail}"
+    metrics.MESSAGES_REJECTED.labels(reason=refusal.reason).inc()
+    logger.warning(
+        "report applied without its refused fields: %s (%s) topic=%s device=%s", refusal.reason, detail[:200],
+        message.topic[:200], checked.device_id,
+        extra={"topic": message.topic[:200], "device_id": checked.device_id, "reason": refusal.reason,
+               "detail": detail[:300]},
+    )  # fmt: skip
+    dead_letter_record(
+        topic=message.topic, source=checked.device_id, reason=refusal.reason, detail=detail, payload=message.payload
+    )
 
 
 def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared | None) -> str:
@@ -243,9 +278,14 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
     return outcomes
 
 
-def reject(message: InboundMessage, reason: str, detail: str, device_id: str, document: dict | None = None) -> None:
-    """Log, count and dead-letter a message that is not applied; a refused alarm is itself an alarm, and a refused
-    status saying `degraded`/`issue` raises its alarm (`document`: the payload decoded, when it was JSON)."""
+def reject(
+    message: InboundMessage, reason: str, detail: str, device_id: str, document: dict | None = None, *,
+    read: bool = False,
+) -> None:  # fmt: skip
+    """Log, count and dead-letter a message that is not applied; a refused alarm is itself an alarm, a refused status
+    saying `degraded`/`issue` raises its alarm, and a report of what the pump did with its infusion that could not be
+    read raises `unreadable_report` (`document`: the payload decoded, when it was JSON; `read`: the report was read
+    and the services refused it, as an infusion unknown on the pump: no alarm for its form)."""
     metrics.MESSAGES_REJECTED.labels(reason=reason).inc()
     logger.warning(
         "message rejected: %s (%s) topic=%s device=%s", reason, detail[:200], message.topic[:200], device_id,
@@ -256,3 +296,5 @@ def reject(message: InboundMessage, reason: str, detail: str, device_id: str, do
     )
     error_unreadable_raise(message, reason, detail)
     status_refused_alarm(message, reason, detail, document)
+    if not read:
+        infusion_report_refused_alarm(message, reason, detail, document)

@@ -1,4 +1,5 @@
-"""What a refused message still does: a refused alarm or `degraded` status alarms, and no replay counts as news.
+"""What a refused message still does: a refused alarm, `degraded` status or report about the infusion alarms, and no
+replay counts as news.
 
 `ingest.reject` dead-letters a message that is not applied and then calls these; `ingest` reads the retained
 digests through `retained_replay` too.
@@ -14,10 +15,11 @@ from django.db import transaction
 
 from devices.ingest_selectors import retained_digests
 from devices.selectors import device_exists
-from devices.services.alarm_rules import alarm_unreadable_raise, degraded_unreadable_raise
+from devices.services.alarm_rules import alarm_unreadable_raise, degraded_unreadable_raise, report_unreadable_raise
 from devices.services.pumps import DEGRADED_STATUSES
 from devices.services.records import retained_digest_store
 from protocol import topics
+from protocol.salvage import ESSENTIAL
 from realtime import metrics
 
 if TYPE_CHECKING:
@@ -109,3 +111,34 @@ def _statuses_said(payload: bytes, document: dict | None) -> set[str]:
         return {status.strip().lower()} if isinstance(status, str) else set()
     limit = settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"]
     return {word.decode("ascii").lower() for word in RAW_STATUS.findall(payload[:limit])}
+
+
+def infusion_report_refused_alarm(
+    message: "InboundMessage", reason: str, detail: str, document: dict | None = None
+) -> None:
+    """A refused `completion`, `actions` or `infusion` report that could not be read even in part (review 19) still
+    alarms: high `unreadable_report` on its pump, tied to the infusion it may be about, for the screen may no longer
+    show what the pump does (a finished, stopped, paused or rejected infusion shown running or waiting).
+
+    One refused only for fields the contract does not need was applied without them (`protocol/salvage.py`) and never
+    comes here. `reject` calls it after the message was dead-lettered, whatever refused it (decode, bounds, schema,
+    another pump's `deviceId`, the per-message guard), but not a report the services refused once read. Nothing
+    happens for another topic, an unregistered pump, or a retained replay. Runs in its own savepoint.
+    """
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return
+    if parsed.kind not in ESSENTIAL or not device_exists(parsed.device_id):
+        return
+    with transaction.atomic():
+        if retained_replay(message):
+            return
+        excerpt = message.payload[:300].decode("utf-8", errors="replace")
+        alarm = report_unreadable_raise(
+            device_id=parsed.device_id, kind=parsed.kind, said=document or {}, reason=reason, detail=detail,
+            excerpt=excerpt, now=message.received_at,
+        )  # fmt: skip
+    if alarm is not None:
+        logger.warning("unreadable_report raised: %s %s device=%s", parsed.kind, reason, parsed.device_id,
+                       extra={"device_id": parsed.device_id, "reason": reason, "kind": parsed.kind})  # fmt: skip

@@ -109,3 +109,246 @@ def test_progress_saying_completed_naming_the_pending_order_runs_it_first_then_c
         f"the pump's final progress named the waiting order: it ran and completed, shown {status}, pump {pump_state}"
     )
     assert session.running_evidence, "the order ran on the pump's evidence, not recorded as such"
+
+
+# ---- a refused completion, action at the pump or answer to a start ------------------------------------------------
+# One odd field each, as review 15's for statuses: a firmware broken in one field. These leave the contract's fields
+# readable: the report is applied without the odd one (dead-lettered all the same).
+ODD_FIELDS = [{"timestamp": {"ms": 973010}}, {"seq": -1, "bootId": "b"}, {"completedAt": {"uptimeMs": 973010}}]
+ODD_IDS = ["ts-object", "seq-negative", "completedAt-object"]
+
+
+def active_alarms(device_id: str) -> list[Alarm]:
+    return list(Alarm.objects.filter(device__device_id=device_id, state="active").select_related("session"))
+
+
+def unreadable(device_id: str) -> Alarm:
+    alarms = [alarm for alarm in active_alarms(device_id) if alarm.type == "unreadable_report"]
+    assert len(alarms) == 1, f"expected one active unreadable_report, got {[a.type for a in active_alarms(device_id)]}"
+    return alarms[0]
+
+
+def test_a_completion_refused_for_an_infusion_id_that_is_a_number_raises_an_alarm_and_moves_nothing(
+    django_capture_on_commit_callbacks,
+):
+    """The infusion it names cannot be read: it may be another one than the infusion on the pump, so it moves none;
+    the nurse is told the screen may be wrong."""
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_DONE")
+    send(capture, "END_DONE", "completion", {"completed": True, "infusionId": 17, "summary": {}}, 1)
+    assert DeadLetter.objects.filter(reason="schema").count() == 1
+    status, pump_state, _alarms = shown(session)
+    assert (status, pump_state) == (SessionStatus.RUNNING, PumpState.RUNNING), "it named no readable one"
+    alarm = unreadable("END_DONE")
+    assert (alarm.priority, alarm.source, alarm.session_id) == ("high", "server", session.pk), (
+        f"the alarm is {alarm.priority} {alarm.source}, tied to session {alarm.session_id} (expected high, server, "
+        f"the infusion on the pump {session.pk})"
+    )
+    assert "the end of an infusion" in alarm.message and "check the pump" in alarm.message, alarm.message
+
+
+@pytest.mark.parametrize("odd_field", ODD_FIELDS, ids=ODD_IDS)
+def test_a_completion_refused_for_an_odd_field_completes_the_infusion_and_keeps_the_dead_letter(
+    django_capture_on_commit_callbacks, odd_field
+):
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_DONE")
+    body = {"completed": True, "infusionId": session.infusion_id, "summary": {"totalVolumeMl": 30.0}, **odd_field}
+    outcomes = send(capture, "END_DONE", "completion", body, 1)
+    assert DeadLetter.objects.filter(reason="schema").count() == 1, f"the refusal is not kept ({dict(outcomes)})"
+    status, pump_state, alarms = shown(session)
+    assert (status, pump_state, alarms) == (SessionStatus.COMPLETED, PumpState.IDLE, []), (
+        f"the pump reported the infusion completed ({sorted(odd_field)} refused): the screen shows it {status}, the "
+        f"pump {pump_state}, alarms {alarms}"
+    )
+    assert session.completion["summary"] == {"totalVolumeMl": 30.0}, "what could be read of the completion was lost"
+    refused = [name for name in odd_field if name != "bootId"]
+    assert session.completion["refusedFields"] == refused, f"the stored completion does not name {refused} as refused"
+    letter = DeadLetter.objects.get()
+    assert letter.detail.startswith(f"applied without {refused[0]}"), f"the letter does not say so: {letter.detail}"
+    assert '"completed": true' in letter.payload_excerpt, "the dead letter does not keep the message"
+
+
+@pytest.mark.parametrize("action", ["MANUAL_STOP", "MANUAL_PAUSE"])
+@pytest.mark.parametrize("odd_field", [{"timestamp": {"ms": 97200}}, {"reason": "x" * 501}, {"source": {"btn": 2}}],
+                         ids=["ts-object", "reason-long", "source-object"])  # fmt: skip
+def test_a_refused_action_at_the_pump_moves_the_infusion_as_the_pump_said(
+    django_capture_on_commit_callbacks, odd_field, action
+):
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_ACTION")
+    body = {"action": action, "source": "device_screen", "infusionId": session.infusion_id, **odd_field}
+    send(capture, "END_ACTION", "actions", body, 1)
+    assert DeadLetter.objects.filter(reason="schema").count() == 1
+    expected = {"MANUAL_STOP": (SessionStatus.STOPPED, PumpState.IDLE),
+                "MANUAL_PAUSE": (SessionStatus.PAUSED, PumpState.PAUSED)}[action]  # fmt: skip
+    status, pump_state, alarms = shown(session)
+    assert (status, pump_state, alarms) == (*expected, []), (
+        f"a person pressed {action} at the pump ({sorted(odd_field)} refused the report): the screen shows the "
+        f"infusion {status}, the pump {pump_state}, with alarms {alarms}"
+    )
+    assert session.status_reason == f"{action.lower()} at the pump"
+
+
+@pytest.mark.parametrize("odd_field", [{"timestamp": {"ms": 1209000}}, {"parameters": {"flowRateMlMin": "1.0"}}],
+                         ids=["ts-object", "rate-text"])  # fmt: skip
+def test_a_refused_rejection_ends_the_waiting_order_as_rejected(django_capture_on_commit_callbacks, odd_field):
+    """Today's firmware rejects with `confirmed: false` (its read-back in `parameters`) and then reports `idle`, which
+    a pump waiting on its confirm screen reports too: refused, the rejection was lost, and the waiting window counted
+    down "waiting for someone at the pump to accept" until the time-out said "did not confirm in time"."""
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("END_REJECT", has_presence=True)
+    session = infusion_start(device_id="END_REJECT", order=make_order())
+    send(capture, "END_REJECT", "status", {"status": "received_start_command", "infusionId": session.infusion_id})
+    body = {"infusionId": session.infusion_id, "confirmed": False, "reason": "rejected_at_pump",
+            "parameters": READ_BACK, **odd_field}  # fmt: skip
+    send(capture, "END_REJECT", "infusion", body, 1)
+    send(capture, "END_REJECT", "status", {"status": "idle"}, 1.1)
+    assert DeadLetter.objects.filter(reason="schema").count() == 1
+    status, _pump_state, alarms = shown(session)
+    assert (status, alarms) == (SessionStatus.REJECTED, []), (
+        f"the pump rejected the order ({sorted(odd_field)} refused its answer): the order is {status}, alarms {alarms}"
+    )
+
+
+# ---- never forged: another pump's, or an infusion the report does not name ----------------------------------------
+
+
+def test_a_refused_stop_naming_another_pumps_infusion_moves_neither_pump(django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    mine, theirs = running_infusion(capture, "END_A"), running_infusion(capture, "END_B")
+    body = {"action": "MANUAL_STOP", "infusionId": theirs.infusion_id, "timestamp": {"ms": 1}}
+    send(capture, "END_A", "actions", body, 1)
+    assert DeadLetter.objects.filter(reason="schema").count() == 1
+    assert shown(mine)[:2] == (SessionStatus.RUNNING, PumpState.RUNNING), "a Stop naming another infusion moved mine"
+    assert shown(theirs) == (SessionStatus.RUNNING, PumpState.RUNNING, []), "pump A's report moved pump B's infusion"
+
+
+@pytest.mark.parametrize("device_field", ["END_B", "END B", 7], ids=["another-pump", "odd-id", "number"])
+def test_a_refused_stop_claiming_another_device_id_moves_nothing_and_alarms_on_its_topics_pump(
+    django_capture_on_commit_callbacks, device_field
+):
+    capture = django_capture_on_commit_callbacks
+    mine, theirs = running_infusion(capture, "END_A"), running_infusion(capture, "END_B")
+    body = {"action": "MANUAL_STOP", "deviceId": device_field, "timestamp": {"ms": 1}}
+    send(capture, "END_A", "actions", body, 1)
+    assert shown(mine)[:2] == (SessionStatus.RUNNING, PumpState.RUNNING), "a report claiming another pump was applied"
+    assert shown(theirs) == (SessionStatus.RUNNING, PumpState.RUNNING, []), "pump A's report moved pump B"
+    assert "a Stop at its own screen" in unreadable("END_A").message
+
+
+def test_a_refused_stop_naming_an_unreadable_infusion_moves_nothing_and_alarms(django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_ACTION")
+    send(capture, "END_ACTION", "actions", {"action": "MANUAL_STOP", "infusionId": ["x"], "source": "screen"}, 1)
+    status, pump_state, _alarms = shown(session)
+    assert (status, pump_state) == (SessionStatus.RUNNING, PumpState.RUNNING)
+    alarm = unreadable("END_ACTION")
+    assert alarm.session_id == session.pk and "a Stop at its own screen" in alarm.message, alarm.message
+
+
+def test_a_refused_rejection_naming_another_pumps_order_moves_neither(django_capture_on_commit_callbacks):
+    """Read without its odd field it names an order that is not on this pump: refused as a readable one would be
+    (`unknown_session`), no alarm for its form, and the other pump's order keeps waiting."""
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    mine, theirs = running_infusion(capture, "END_A"), None
+    make_device("END_B", has_presence=True)
+    theirs = infusion_start(device_id="END_B", order=make_order())
+    body = {"infusionId": theirs.infusion_id, "confirmed": False, "timestamp": {"ms": 1}}
+    send(capture, "END_A", "infusion", body, 1)
+    assert list(DeadLetter.objects.values_list("reason", flat=True)) == ["unknown_session"]
+    assert shown(theirs) == (SessionStatus.PENDING, PumpState.IDLE, []), "pump A's answer rejected pump B's order"
+    assert shown(mine) == (SessionStatus.RUNNING, PumpState.RUNNING, [])
+
+
+# ---- order, unreadable payloads, replays and clearing -------------------------------------------------------------
+
+
+def test_a_refused_completion_after_progress_in_the_same_batch_is_applied_after_it(django_capture_on_commit_callbacks):
+    """Routine progress is applied in bulk; the completion read without its odd field must still come after the
+    progress that arrived before it (else that progress, applied after the end, is an infusion without an order)."""
+    from tests.support.ingest import ingest, report
+
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_BATCH")
+    progress = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 29.9, "infusionId": session.infusion_id}
+    completion = {"completed": True, "infusionId": session.infusion_id, "timestamp": {"ms": 1}}
+    ingest([report("END_BATCH", "progress", progress, 1), report("END_BATCH", "completion", completion, 1.1)], capture)
+    assert shown(session) == (SessionStatus.COMPLETED, PumpState.IDLE, []), "the progress before it came after it"
+
+
+@pytest.mark.parametrize("payload", [b'{"completed": true, "infusionId": ', b'"completed"', b"\xff\xfe"],
+                         ids=["truncated", "not-object", "not-utf8"])  # fmt: skip
+def test_a_completion_that_is_not_json_raises_the_alarm(django_capture_on_commit_callbacks, payload):
+    from django.db import transaction
+
+    from realtime.bridge.batch import BatchIngest
+    from realtime.bridge.flood import ProgressFloodGuard
+    from realtime.bridge.ingest import InboundMessage
+
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_JUNK")
+    with capture(execute=True), transaction.atomic():
+        message = InboundMessage("devices/END_JUNK/completion", payload)
+        BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)).run([message])
+    assert unreadable("END_JUNK").session_id == session.pk
+    assert shown(session)[0] == SessionStatus.RUNNING
+
+
+def test_a_retained_replay_of_an_unreadable_completion_raises_nothing_again(django_capture_on_commit_callbacks):
+    from tests.support.ingest import ingest, report
+
+    capture = django_capture_on_commit_callbacks
+    running_infusion(capture, "END_KEPT")
+    body = {"completed": True, "infusionId": 17}
+    ingest([report("END_KEPT", "completion", body, 1, retain=True)], capture)
+    ingest([report("END_KEPT", "completion", body, 2, retain=True)], capture)
+    assert unreadable("END_KEPT").count == 1, "a retained replay counted as news"
+
+
+def test_a_retained_replay_of_a_completion_read_in_part_does_not_end_the_next_infusion(
+    django_capture_on_commit_callbacks,
+):
+    """The original firmware retains its completions (naming no infusion): the broker hands the last one back at every
+    re-subscribe. Applied once, its replay must not complete the infusion that runs since."""
+    from tests.support.ingest import ingest, report
+
+    capture = django_capture_on_commit_callbacks
+    first = running_infusion(capture, "END_KEPT")
+    body = {"completed": True, "timestamp": {"ms": 1}}
+    ingest([report("END_KEPT", "completion", body, 1, retain=True)], capture)
+    assert shown(first)[0] == SessionStatus.COMPLETED
+    second = confirmed_order("END_KEPT", parameters=READ_BACK)
+    ingest([report("END_KEPT", "completion", body, 2, retain=True)], capture)
+    assert shown(second)[:2] == (SessionStatus.RUNNING, PumpState.RUNNING), "a replayed completion ended the next order"
+
+
+def test_the_unreadable_report_alarm_clears_when_its_infusion_moves(django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "END_CLEAR")
+    send(capture, "END_CLEAR", "completion", {"completed": True, "infusionId": 17}, 1)
+    send(capture, "END_CLEAR", "status", {"status": "running", "infusionId": session.infusion_id}, 2)
+    assert unreadable("END_CLEAR"), "a running heartbeat cleared it: the unread report may be about the order waiting"
+    send(capture, "END_CLEAR", "status", {"status": "completed", "infusionId": session.infusion_id}, 3)
+    assert shown(session) == (SessionStatus.COMPLETED, PumpState.IDLE, []), "the alarm stayed once the infusion ended"
+
+
+def test_an_unreadable_rejection_alarms_on_the_waiting_order_until_it_ends(django_capture_on_commit_callbacks):
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("END_REJECT", has_presence=True)
+    session = infusion_start(device_id="END_REJECT", order=make_order())
+    send(capture, "END_REJECT", "infusion", {"infusionId": session.infusion_id, "confirmed": "no"}, 1)
+    send(capture, "END_REJECT", "status", {"status": "idle"}, 1.1)
+    alarm = unreadable("END_REJECT")
+    assert alarm.session_id == session.pk and "its answer to a start" in alarm.message, alarm.message
+    send(capture, "END_REJECT", "status", {"status": "rejected"}, 2)
+    assert shown(session) == (SessionStatus.REJECTED, PumpState.IDLE, [])
