@@ -352,3 +352,21 @@ def test_an_unreadable_rejection_alarms_on_the_waiting_order_until_it_ends(djang
     assert alarm.session_id == session.pk and "its answer to a start" in alarm.message, alarm.message
     send(capture, "END_REJECT", "status", {"status": "rejected"}, 2)
     assert shown(session) == (SessionStatus.REJECTED, PumpState.IDLE, [])
+
+
+def test_a_confirmation_whose_parameters_cannot_be_read_runs_the_order_unverified(django_capture_on_commit_callbacks):
+    """The pump accepted the order; what it says it runs cannot be read: the order runs, never read back as a match."""
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("END_CONFIRM", has_presence=True)
+    session = infusion_start(device_id="END_CONFIRM", order=make_order())
+    body = {"infusionId": session.infusion_id, "confirmed": True, "parameters": {**READ_BACK, "flowRateMlMin": "2.0"}}
+    send(capture, "END_CONFIRM", "infusion", body, 1)
+    status, pump_state, alarms = shown(session)
+    assert (status, pump_state, session.read_back) == (SessionStatus.RUNNING, PumpState.RUNNING, "unverified"), (
+        f"an accepted order whose read-back could not be read is {status}, read back {session.read_back}"
+    )
+    assert alarms == ["parameters_unverified"], alarms
+    assert session.confirmation["refusedFields"] == ["parameters"]
