@@ -120,10 +120,11 @@ def infusion_report_refused_alarm(
     alarms: high `unreadable_report` on its pump, tied to the infusion it may be about, for the screen may no longer
     show what the pump does (a finished, stopped, paused or rejected infusion shown running or waiting).
 
-    One refused only for fields the contract does not need was applied without them (`protocol/salvage.py`) and never
-    comes here. `reject` calls it after the message was dead-lettered, whatever refused it (decode, bounds, schema,
-    another pump's `deviceId`, the per-message guard), but not a report the services refused once read. Nothing
-    happens for another topic, an unregistered pump, or a retained replay. Runs in its own savepoint.
+    One refused only for fields the contract does not need is applied without them (`protocol/salvage.py`) and comes
+    here only if applying it then failed in the guard. `reject` calls it after the message was dead-lettered,
+    whatever refused it (decode, bounds, schema, another pump's `deviceId`, the per-message guard), but not for a
+    report the services refused once read (an unknown session). Nothing happens for another topic, an unregistered
+    pump, or a retained replay. Runs in its own savepoint.
     """
     try:
         parsed = topics.parse_device_topic(message.topic)
