@@ -76,10 +76,12 @@ def orm_pumps_lock(*, device_ids):
     sessions = InfusionSession.objects.filter(device__in=pks, status__in=progress.ACTIVE)
     session_of = {session.device_id: session for session in sessions.only(*progress.SESSION_LOCKED_FIELDS)}
     watched = Alarm.objects.filter(device__in=pks, type__in=progress.SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
-    alarms = _defaultdict(set)
-    for device_pk, alarm_type, error_code in watched.values_list("device", "type", "error_code"):
+    alarms, divergent = _defaultdict(set), _defaultdict(set)
+    for device_pk, alarm_type, error_code, session_pk in watched.values_list("device", "type", "error_code", "session"):
         alarms[device_pk].add((alarm_type, error_code))
-    return {d.device_id: progress.ProgressPump(d, session_of.get(d.pk), alarms[d.pk]) for d in devices}
+        if alarm_type == progress.DIVERGENCE_KEY:
+            divergent[device_pk].add(session_pk)
+    return {d.device_id: progress.ProgressPump(d, session_of.get(d.pk), alarms[d.pk], divergent[d.pk]) for d in devices}
 
 
 def orm_rows_update(rows, field_names, prepared) -> None:

@@ -67,6 +67,16 @@ class InfusionSession(models.Model):
     # is none). The panels show it as what the pump runs, never an older confirmation; a restart's new run clears it.
     mismatch_flow_rate_ml_min = models.FloatField(null=True, blank=True)
     mismatch_seen_at = models.DateTimeField(null=True, blank=True)
+    # The window over which the delivered volume's growth is compared with rate x time (`devices/services/delivery.py`):
+    # the running report it starts at (its receive time, its delivered volume, the pump's own `elapsedTimeMin`) and the
+    # highest `flowRate` the pump reported since; None until this run's first running report with a delivered volume.
+    delivery_window_at = models.DateTimeField(null=True, blank=True)
+    delivery_window_ml = models.FloatField(null=True, blank=True)
+    delivery_window_elapsed_min = models.FloatField(null=True, blank=True)
+    delivery_window_rate_ml_min = models.FloatField(null=True, blank=True)
+    # What raised this session's latest `delivery_divergence` (the delivered volume against the order), shown beside
+    # the read-back; None if nothing did.
+    delivery_divergence = models.JSONField(null=True, blank=True)
     # The progress it received lives once, on the pump (`Device.latest_progress`): see `progress_on`.
     last_sampled_at = models.DateTimeField(null=True, blank=True)
     # Every timestamp, in server receive time.

@@ -21,6 +21,7 @@ from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
 from devices.services.alarms import alarm_clear
 from devices.services.changelog import change_log_append
 from devices.services.changes import change_record, status_changed
+from devices.services.delivery import DIVERGENCE_KEY, delivery_check
 from devices.services.evidence import (
     ended_session_named,
     infusion_evidence_apply,
@@ -40,17 +41,21 @@ from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload
 
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
-SERVER_ALARMS_WATCHED = ("communication_lost", *UNORDERED_ALARMS)
+SERVER_ALARMS_WATCHED = ("communication_lost", DIVERGENCE_KEY, *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
     "last_uptime_ms", "last_uptime_at",
 )  # fmt: skip
-SESSION_FIELDS = ("last_sampled_at",)
+DELIVERY_WINDOW_FIELDS = ("delivery_window_at", "delivery_window_ml", "delivery_window_elapsed_min",
+                          "delivery_window_rate_ml_min")  # fmt: skip
+SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, "last_sampled_at")  # in the model's order, as `sql` wants them
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
-SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "read_back", "last_sampled_at")
+SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "planned_volume_ml",
+                         "bolus_enabled", "bolus_volume_ml", "read_back", *DELIVERY_WINDOW_FIELDS, "last_sampled_at",
+                         "status_changed_at")  # fmt: skip
 WARD_FIELDS = ("id", "code", "name")
 WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns
 SESSION_READ_AS = tuple(f"_locked_session_{name}" for name in SESSION_LOCKED_FIELDS)  # and its session's
@@ -74,11 +79,13 @@ class ProgressReport:
 
 @dataclass
 class ProgressPump:
-    """What one pump's reports need: its locked row, its active session and its active watched alarms."""
+    """What one pump's reports need: its locked row, its active session and its active watched alarms (and the
+    sessions whose `delivery_divergence` is active: `divergent`)."""
 
     device: Device
     session: InfusionSession | None
     alarms: set[tuple[str, str]]
+    divergent: set[int]
 
 
 def progress_fields(report: DevicePayload) -> dict:
@@ -119,13 +126,17 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     by_pk = {device.pk: device for device in devices}
     pks = sorted(by_pk)
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
+    divergent: dict[int, set[int]] = defaultdict(set)
     with connection.cursor() as cursor:
-        cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code"), (("device", len(pks)),
+        cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code", "session"), (("device", len(pks)),
                                      ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
                        [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip
-        for device_pk, alarm_type, error_code in cursor.fetchall():
+        for device_pk, alarm_type, error_code, session_pk in cursor.fetchall():
             alarms[device_pk].add((alarm_type, error_code))
-    return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk]) for pk, device in by_pk.items()}
+            if alarm_type == DIVERGENCE_KEY:
+                divergent[device_pk].add(session_pk)
+    return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk], divergent[pk])
+            for pk, device in by_pk.items()}  # fmt: skip
 
 
 @lru_cache(maxsize=1024)
@@ -194,7 +205,9 @@ def progress_apply(*, device: Device, report: DevicePayload, received_at: dateti
 def _pump_for(device: Device) -> ProgressPump:
     session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     watched = Alarm.objects.filter(device=device, type__in=SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
-    return ProgressPump(device, session, set(watched.values_list("type", "error_code")))
+    rows = list(watched.values_list("type", "error_code", "session"))
+    divergent = {session_pk for alarm_type, _, session_pk in rows if alarm_type == DIVERGENCE_KEY}
+    return ProgressPump(device, session, {(alarm_type, code) for alarm_type, code, _ in rows}, divergent)
 
 
 def _pump_progress(
@@ -223,6 +236,11 @@ def _pump_progress(
         flowing = [item.report.flowRate for item in fresh if item.report.status in (None, "running")
                    and item.report.infusionId in (None, on_pump.infusion_id)]  # fmt: skip
         readback_progress_check(device=device, session=on_pump, rates=flowing, now=now)  # paused, completed: 0
+        about = [
+            (item.report, item.received_at) for item in fresh if item.report.infusionId in (None, on_pump.infusion_id)
+        ]
+        delivery_check(device=device, session=on_pump, reports=about, previous_at=device.latest_progress_at,
+                       divergent=pump.divergent)  # fmt: skip
     session = _session_owning(pump, newest.report)
     if session is None and pump.session is not None and pump.session.status != SessionStatus.PENDING:
         return None  # about another infusion than the one on the pump (a late copy): heard, nothing shown

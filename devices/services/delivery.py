@@ -1,0 +1,178 @@
+"""The delivered volume a pump reports against its order: `delivery_divergence` (review 19, finding 2).
+
+The read-back compares the rate a pump confirms and reports; this compares the volume it reports delivered
+(`deliveredVolumeMl`, else the planned volume less `volumeRemainingMl`) with the order, on every progress report of
+the session on the pump (never a retained copy, never a report naming another infusion):
+
+- **beyond the planned volume**: more delivered than the order's planned volume plus its bolus (the original firmware's
+  final progress counts the bolus twice: 35 mL of a 30 mL order with a 5 mL bolus, `legacy-firmware.json`) plus
+  `VOLUME_TOLERANCE_ML`;
+- **faster than its rate**: over a window of at least `WINDOW_S` of running, the delivered volume grew by more than
+  the rate times the time (`RATE_MARGIN` over it, plus `SLACK_ML`, plus what of the order's bolus was not yet
+  delivered when the window began: the bolus is pushed first). The rate is the highest of the order's, every
+  `flowRate` the pump reported in the window, and the rate its confirmation reported (a titration the pump reports
+  is the rate mismatch's to alarm, not this). The time is the longer of the server's receive times and the pump's own
+  `elapsedTimeMin` (pumping time), so a late or bunched delivery of reports, or a simulator run faster than real
+  time, does not look like a fast pump. A window starts anew at the session's pause, resume, restart or other move,
+  after a silence longer than `HEARTBEAT_TIMEOUT_S`, when the delivered volume goes back, and while reports arrive
+  bunched (`BURST_S` apart: queued, received long after they were measured).
+
+Either raises a high `delivery_divergence` for the session (once while active: not counted per report), turns its
+read-back to `mismatch` and keeps what raised it on the session (`delivery_divergence`, shown beside the read-back).
+It is not cleared by the session's end: what was delivered stays delivered, so only a person's resolve clears it
+(and the next report still off the order raises it again: when in doubt, alarm).
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from devices.models import Device, InfusionSession
+from devices.services.alarms import alarm_raise
+from devices.services.changes import session_changed
+from devices.services.readback import VOLUME_TOLERANCE_ML
+from devices.states import AlarmPriority, AlarmSource, ReadBack
+from protocol.schemas import DevicePayload
+
+DIVERGENCE_KEY = "delivery_divergence"
+WINDOW_S = 60.0  # a window is judged once it spans this much running: a bolus, a late report or a rounding is small
+RATE_MARGIN = 0.25  # pump accuracy (about 5 %) + the window's timing (2 s at each end of 60 s: 7 %), doubled
+SLACK_ML = 0.1  # two readings of a delivered volume rounded to 0.05 mL (the firmwares send 0.01 mL)
+BURST_S = 0.25  # reports about 1 s apart arriving closer than this were queued: their receive time says nothing
+BEYOND_PLANNED = "beyond_planned"
+FASTER_THAN_RATE = "faster_than_rate"
+RUNNING_REPORTS = (None, "running")
+
+
+def delivery_check(
+    *,
+    device: Device,
+    session: InfusionSession,
+    reports: list[tuple[DevicePayload, datetime]],
+    previous_at: datetime | None,
+    divergent: set[int],
+) -> None:
+    """Compare each report's delivered volume with `session`'s order, in arrival order (`previous_at`: when the pump's
+    progress before them was received); `divergent` holds the sessions whose `delivery_divergence` is active (not
+    raised again, and one raised here is added). `session` may be the bulk path's partly loaded row: its window
+    columns are updated in place and stored by the caller."""
+    for report, received_at in reports:
+        delivered = _delivered(session, report)
+        if delivered is not None:
+            seen = _beyond_planned(session, report, delivered, received_at)
+            window = _window_step(session, report, delivered, received_at, previous_at)
+            seen = seen or window
+            if seen is not None and session.pk not in divergent and _still_off(session, seen):
+                _divergence_raise(device=device, session=session, seen=seen, now=received_at)
+                divergent.add(session.pk)
+        previous_at = received_at
+
+
+def _delivered(session: InfusionSession, report: DevicePayload) -> float | None:
+    """The volume the report says was delivered: `deliveredVolumeMl`, else the planned volume less what remains."""
+    if report.deliveredVolumeMl is not None:
+        return float(report.deliveredVolumeMl)
+    if report.volumeRemainingMl is not None:
+        return session.planned_volume_ml - float(report.volumeRemainingMl)
+    return None
+
+
+def _ordered_bolus(session: InfusionSession) -> float:
+    return session.bolus_volume_ml if session.bolus_enabled else 0.0
+
+
+def _beyond_planned(
+    session: InfusionSession, report: DevicePayload, delivered: float, received_at: datetime
+) -> dict | None:
+    """More delivered than the whole order (its bolus included twice, as the original firmware counts it)."""
+    limit = session.planned_volume_ml + _ordered_bolus(session) + VOLUME_TOLERANCE_ML
+    if delivered <= limit:
+        return None
+    return {"kind": BEYOND_PLANNED, "deliveredVolumeMl": delivered, "limitMl": round(limit, 3),
+            "status": report.status or "running", "receivedAt": received_at.isoformat()}  # fmt: skip
+
+
+def _window_step(
+    session: InfusionSession, report: DevicePayload, delivered: float, received_at: datetime,
+    previous_at: datetime | None,
+) -> dict | None:  # fmt: skip
+    """Move the session's window by one report: start it anew, widen it, or judge it once it spans `WINDOW_S` (and
+    start the next at this report). Returns what a judged window saw off its rate, else None."""
+    if report.status not in RUNNING_REPORTS:
+        return None  # paused or completed: no delivery expected; the session's move starts the next window
+    start = session.delivery_window_at
+    gap = timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    if (start is None or previous_at is None or session.status_changed_at > start or received_at - previous_at > gap
+            or delivered < session.delivery_window_ml
+            or (previous_at == start and received_at - previous_at < timedelta(seconds=BURST_S))):  # fmt: skip
+        _window_start(session, report, delivered, received_at)
+        return None
+    if report.flowRate is not None:
+        session.delivery_window_rate_ml_min = max(report.flowRate, session.delivery_window_rate_ml_min or 0.0)
+    span_s = (received_at - start).total_seconds()
+    if span_s < WINDOW_S:
+        return None
+    seen = _window_judged(session, report, delivered, span_s, received_at)
+    _window_start(session, report, delivered, received_at)
+    return seen
+
+
+def _window_start(session: InfusionSession, report: DevicePayload, delivered: float, received_at: datetime) -> None:
+    session.delivery_window_at, session.delivery_window_ml = received_at, delivered
+    session.delivery_window_elapsed_min = report.elapsedTimeMin
+    session.delivery_window_rate_ml_min = report.flowRate
+
+
+def _window_judged(
+    session: InfusionSession, report: DevicePayload, delivered: float, span_s: float, received_at: datetime
+) -> dict | None:
+    """The window's growth against the highest rate it may have run at over the longer of its two clocks."""
+    minutes = span_s / 60
+    if report.elapsedTimeMin is not None and session.delivery_window_elapsed_min is not None:
+        minutes = max(minutes, report.elapsedTimeMin - session.delivery_window_elapsed_min)
+    grown = delivered - session.delivery_window_ml
+    rate = max(session.flow_rate_ml_min, session.delivery_window_rate_ml_min or 0.0)
+    bolus_left = max(0.0, _ordered_bolus(session) - session.delivery_window_ml)
+    allowed = _allowed(rate, minutes, bolus_left)
+    if grown <= allowed:
+        return None
+    return {"kind": FASTER_THAN_RATE, "deliveredVolumeMl": delivered, "grewMl": round(grown, 3),
+            "overMin": round(minutes, 3), "flowRateMlMin": rate, "bolusLeftMl": round(bolus_left, 3),
+            "limitMl": round(allowed, 3), "receivedAt": received_at.isoformat()}  # fmt: skip
+
+
+def _allowed(rate_ml_min: float, minutes: float, bolus_left_ml: float) -> float:
+    return rate_ml_min * minutes * (1 + RATE_MARGIN) + SLACK_ML + bolus_left_ml
+
+
+def _still_off(session: InfusionSession, seen: dict) -> bool:
+    """A window off its rate is still off at the rate the pump's confirmation reported (read only then: rare)."""
+    if seen["kind"] != FASTER_THAN_RATE:
+        return True
+    reported = InfusionSession.objects.values_list("reported_parameters", flat=True).get(pk=session.pk)
+    confirmed = reported.get("flowRateMlMin") if isinstance(reported, dict) else None
+    if not isinstance(confirmed, int | float) or isinstance(confirmed, bool) or confirmed <= seen["flowRateMlMin"]:
+        return True
+    return seen["grewMl"] > _allowed(confirmed, seen["overMin"], seen["bolusLeftMl"])
+
+
+def _divergence_raise(*, device: Device, session: InfusionSession, seen: dict, now: datetime) -> None:
+    """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown."""
+    whole = InfusionSession.objects.get(pk=session.pk)
+    whole.read_back = session.read_back = ReadBack.MISMATCH
+    whole.delivery_divergence = seen
+    whole.save(update_fields=["read_back", "delivery_divergence"])
+    alarm_raise(device=device, session=whole, type=DIVERGENCE_KEY, priority=AlarmPriority.HIGH,
+                source=AlarmSource.SERVER, now=now, details=seen, message=divergence_message(seen))  # fmt: skip
+    session_changed(device=device, session=whole)
+
+
+def divergence_message(seen: dict) -> str:
+    """The alarm's text: what was delivered against what the order allows, and what to do."""
+    if seen["kind"] == BEYOND_PLANNED:
+        still = " and is still infusing" if seen.get("status") != "completed" else ""
+        return (f"The pump reports {seen['deliveredVolumeMl']:g} mL delivered, more than the whole order "
+                f"({seen['limitMl']:g} mL with its bolus){still}: check the pump and the patient")  # fmt: skip
+    return (f"The pump's delivered volume grew {seen['grewMl']:g} mL in {seen['overMin']:.1f} min, more than "
+            f"{seen['limitMl']:g} mL at {seen['flowRateMlMin'] * 60:g} mL/h: it delivers faster than the rate it "
+            "reports. Check the pump and the patient")  # fmt: skip
