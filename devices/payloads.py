@@ -78,6 +78,7 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             # what the read-back panels may show as reported for the run under way (review 14, finding 4's screen)
             unconfirmedSince=session.unconfirmed_since,
             progressMismatch=_progress_mismatch(session),
+            deliveryDivergence=_delivery_divergence(session),
         )
     )
 
@@ -87,6 +88,17 @@ def _progress_mismatch(session: InfusionSession) -> wire.ProgressMismatch | None
     if session.mismatch_flow_rate_ml_min is None or session.mismatch_seen_at is None:
         return None
     return wire.ProgressMismatch(flowRateMlMin=session.mismatch_flow_rate_ml_min, receivedAt=session.mismatch_seen_at)
+
+
+def _delivery_divergence(session: InfusionSession) -> wire.DeliveryDivergence | None:
+    """The delivered volume that raised the session's latest `delivery_divergence` (`devices/services/delivery.py`)."""
+    seen = session.delivery_divergence
+    if not isinstance(seen, dict):
+        return None
+    numbers = {name: seen.get(name) for name in ("grewMl", "overMin", "flowRateMlMin")}
+    return wire.DeliveryDivergence(kind=seen["kind"], deliveredVolumeMl=seen["deliveredVolumeMl"],
+                                   limitMl=seen["limitMl"], receivedAt=datetime.fromisoformat(seen["receivedAt"]),
+                                   **numbers)  # fmt: skip
 
 
 def confirmation_body(session: InfusionSession) -> wire.ConfirmationEvent:

@@ -221,6 +221,20 @@ class ProgressMismatch(Payload):
     receivedAt: Timestamp
 
 
+class DeliveryDivergence(Payload):
+    """What raised the session's `delivery_divergence`: the delivered volume its progress reported against the order
+    (`beyond_planned`: more than the whole order, `limitMl`; `faster_than_rate`: grew `grewMl` in `overMin` minutes,
+    more than `limitMl` at `flowRateMlMin`)."""
+
+    kind: Literal["beyond_planned", "faster_than_rate"]
+    deliveredVolumeMl: Number
+    limitMl: Number
+    grewMl: Number | None = None
+    overMin: Number | None = None
+    flowRateMlMin: Number | None = None
+    receivedAt: Timestamp
+
+
 class Session(Payload):
     infusionId: str
     status: SessionStatusName
@@ -240,6 +254,7 @@ class Session(Payload):
     # `reportedParameters` is what the pump confirmed before the restart, never what it runs now.
     unconfirmedSince: Timestamp | None = None
     progressMismatch: ProgressMismatch | None = None  # the running rate that made `readBack` a mismatch, if one did
+    deliveryDivergence: DeliveryDivergence | None = None  # the delivered volume that raised `delivery_divergence`
 
 
 class SessionEvent(Payload):

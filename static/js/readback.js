@@ -1,7 +1,9 @@
 // Read-back (contract v1.1): the order beside what the pump reported for the run under way, field by field, and one
 // plain verdict: match, mismatch or unverified. The waiting window and the monitor both show it. Only what holds now
 // is shown as reported: a confirmation from before a restart (the order resumed, `unconfirmedSince` set) is not what
-// the pump runs, and a mismatch seen in the pump's progress shows that running rate (`progressMismatch`).
+// the pump runs, and a mismatch seen in the pump's progress shows that running rate (`progressMismatch`). A delivered
+// volume off the order (`deliveryDivergence`, its `delivery_divergence` alarm) is said under the table, whatever the
+// verdict: the rows may all match while the pump delivers more than they say.
 
 import { clock, duration, fixed, mlMinToMlH } from "./format.js";
 import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
@@ -71,6 +73,8 @@ export function renderReadBack(root, session) {
     row.insertCell().textContent = label === "Rate" && seen ? seenRunningText(seen, said) : (said ?? unreported);
   }
   const notes = confirmedBeforeARestart(session) ? [paragraph("readback-note", restartNote(session))] : [];
+  const delivered = deliveryDivergenceText(session);
+  if (delivered) notes.push(paragraph("readback-note readback-divergence", delivered));
   root.replaceChildren(title, table, ...notes);
 }
 
@@ -78,6 +82,20 @@ export function renderReadBack(root, session) {
 function seenRunningText(seen, confirmed) {
   const text = `${SHOW_RATE(seen.flowRateMlMin)} (seen in its progress at ${clock(seen.receivedAt)})`;
   return confirmed ? `${text}; confirmed ${confirmed}` : text;
+}
+
+/** What the delivered volume said against the order, or null: "DELIVERED VOLUME OFF THE ORDER: 20 mL in 1.0 min, more
+ * than 2.6 mL at 120.000 mL/h (seen in its progress at 10:04:05)". */
+export function deliveryDivergenceText(session) {
+  const seen = session?.deliveryDivergence;
+  if (!seen) return null;
+  const at = `seen in its progress at ${clock(seen.receivedAt)}`;
+  if (seen.kind === "beyond_planned") {
+    return `DELIVERED VOLUME OFF THE ORDER: the pump reports ${fixed(seen.deliveredVolumeMl, 2, "mL")} delivered, ` +
+      `more than the whole order (${fixed(seen.limitMl, 2, "mL")} with its bolus; ${at}).`;
+  }
+  return `DELIVERED VOLUME OFF THE ORDER: ${fixed(seen.grewMl, 2, "mL")} delivered in ${fixed(seen.overMin, 1, "min")}, ` +
+    `more than ${fixed(seen.limitMl, 2, "mL")} at ${SHOW_RATE(seen.flowRateMlMin)} (${at}).`;
 }
 
 function restartNote(session) {

@@ -97,6 +97,23 @@ def test_the_monitor_never_says_parameters_match_beside_ten_times_the_confirmed_
         pump.close()
 
 
+def test_the_monitor_never_says_parameters_match_beside_more_delivered_than_the_order(open_page, stack):  # noqa: F811
+    """Confirmed as ordered (30 mL, no bolus), its rate field as ordered, and 40 mL reported delivered, still running:
+    the panel said "parameters match" and nothing alarmed (review 19, finding 2); now MISMATCH, and why under it."""
+    page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_VOLUME", "rbv")
+    try:
+        pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": 2.0,
+                                  "deliveredVolumeMl": 40.0, "bootId": "boot-1", "seq": 3})  # fmt: skip
+        panel = page.locator("#mon-readback")
+        expect(panel).to_have_attribute("data-readback", "mismatch", timeout=10_000)
+        expect(panel.locator(".readback-divergence")).to_contain_text(
+            "the pump reports 40.00 mL delivered, more than the whole order (30.05 mL"
+        )
+        expect(reported(panel, "Rate")).to_contain_text("120.000 mL/h")
+    finally:
+        pump.close()
+
+
 def test_the_waiting_window_says_a_mismatch_seen_in_progress_as_such(open_page, stack):  # noqa: F811
     """Running on its `started` report (unverified), then progress at 10x the order: the window followed it to
     MISMATCH saying "The pump confirmed, but…", with "not reported" beside every ordered value."""

@@ -14,9 +14,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
+from devices import payloads
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.sessions import infusion_start
+from protocol.payloads import payload_to_wire
 from realtime.simulator.legacy import LegacyFirmware
 from realtime.simulator.modern import ModernFirmware
 from realtime.simulator.pump import Infusion, Order
@@ -110,6 +112,9 @@ def test_ten_times_the_rate_raises_a_high_delivery_divergence_and_the_read_back_
     assert session.read_back == "mismatch", "the panel must not say 'parameters match' beside the alarm"
     assert session.delivery_divergence["kind"] == "faster_than_rate", session.delivery_divergence
     assert not [r for r in caplog.records if r.levelname == "ERROR"], "judged on the bulk path, not its fallback"
+    shown = payload_to_wire(payloads.session_body(session))["session"]
+    assert shown["readBack"] == "mismatch" and shown["deliveryDivergence"]["kind"] == "faster_than_rate", shown
+    assert shown["deliveryDivergence"]["grewMl"] > 19 and shown["deliveryDivergence"]["overMin"] >= 1.0, shown
 
 
 def test_more_than_the_whole_order_stays_alarmed_after_the_session_ends_and_comes_back_after_a_resolve(
