@@ -30,11 +30,10 @@ from django.conf import settings
 from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.changes import session_changed
-from devices.services.readback import VOLUME_TOLERANCE_ML
+from devices.services.readback import DIVERGENCE_KEY, VOLUME_TOLERANCE_ML
 from devices.states import AlarmPriority, AlarmSource, ReadBack
 from protocol.schemas import DevicePayload
 
-DIVERGENCE_KEY = "delivery_divergence"
 WINDOW_S = 60.0  # a window is judged once it spans this much running: a bolus, a late report or a rounding is small
 RATE_MARGIN = 0.25  # pump accuracy (about 5 %) + the window's timing (2 s at each end of 60 s: 7 %), doubled
 SLACK_ML = 0.1  # two readings of a delivered volume rounded to 0.05 mL (the firmwares send 0.01 mL)

@@ -28,6 +28,7 @@ VOLUME_TOLERANCE_ML = 0.05
 TIME_TOLERANCE_MIN = 0.1
 REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
 MISMATCH_KEY = "parameter_mismatch"
+DIVERGENCE_KEY = "delivery_divergence"  # the delivered volume off the order (`devices/services/delivery.py`)
 UNVERIFIED_KEY = "parameters_unverified"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
@@ -95,11 +96,16 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     unverified: medium `parameters_unverified`, naming those left out; both tied to the session.
     A session already seen running off its order (its progress's rate: `readback_progress_check`) stays a mismatch:
     a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing; what
-    it left out is named all the same (`_unreported_on_a_mismatch`).
+    it left out is named all the same (`_unreported_on_a_mismatch`). Nor does one matching the order while the
+    session's `delivery_divergence` is active (a run after a restart, confirmed again).
     """
     result, fields = readback_compare(session, reported)
     if session.read_back == ReadBack.MISMATCH and result != ReadBack.MISMATCH:
         _unreported_on_a_mismatch(device, session, reported, now)  # its `parameter_mismatch` stands (review 12)
+        return ReadBack.MISMATCH
+    if result == ReadBack.MATCH and alarm_active(device=device, key=DIVERGENCE_KEY, session=session) is not None:
+        session.read_back = ReadBack.MISMATCH  # confirmed again after a restart, its delivered volume still alarmed
+        session.save(update_fields=["read_back"])  # off the order: never "match" beside that alarm
         return ReadBack.MISMATCH
     session.read_back = result
     session.save(update_fields=["read_back"])

@@ -140,6 +140,25 @@ def test_more_than_the_whole_order_stays_alarmed_after_the_session_ends_and_come
     )
 
 
+def test_a_confirmation_after_a_restart_does_not_read_match_beside_the_active_alarm(django_capture_on_commit_callbacks):
+    """40 mL of a 30 mL order reported (alarmed); the pump restarts and runs the order again (read-back unverified: a
+    restart voids what was verified), then confirms it as ordered: the alarm is still active, so not "match"."""
+    capture = django_capture_on_commit_callbacks
+    make_device("DIV_RECONFIRMED")
+    session = confirmed_order("DIV_RECONFIRMED", parameters=READ_BACK)
+    body = {"status": "running", "flowRate": 2.0, "infusionId": session.infusion_id}
+    before, after = (
+        {**body, "deliveredVolumeMl": 40.0, "bootId": "b1"},
+        {**body, "deliveredVolumeMl": 0.1, "bootId": "b2"},
+    )
+    session = _run(capture, "DIV_RECONFIRMED", session, [(0, before), (1, after)])
+    assert (session.status, session.read_back) == ("running", "unverified"), (session.status, session.read_back)
+    send(capture, "DIV_RECONFIRMED", "infusion", {"infusionId": session.infusion_id, "confirmed": True,
+                                                  "parameters": READ_BACK, "bootId": "b2"}, 2)  # fmt: skip
+    session.refresh_from_db()
+    assert _divergence(session) is not None and session.read_back == "mismatch", (session.read_back, _alarms(session))
+
+
 def test_paused_or_completed_progress_beyond_the_order_alarms_on_the_one_message_path(
     django_capture_on_commit_callbacks,
 ):
