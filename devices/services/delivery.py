@@ -36,7 +36,9 @@ from protocol.schemas import DevicePayload
 
 WINDOW_S = 60.0  # a window is judged once it spans this much running: a bolus, a late report or a rounding is small
 RATE_MARGIN = 0.25  # pump accuracy (about 5 %) + the window's timing (2 s at each end of 60 s: 7 %), doubled
-SLACK_ML = 0.1  # two readings of a delivered volume rounded to 0.05 mL (the firmwares send 0.01 mL)
+# A count in steps of up to 0.1 mL is off rate x time by at most one step over a window, whatever the rate (the
+# firmwares send 0.01 mL; a pump counting whole mL could exceed it at low rates: a documented limit).
+SLACK_ML = 0.1
 BURST_S = 0.25  # reports about 1 s apart arriving closer than this were queued: their receive time says nothing
 BEYOND_PLANNED = "beyond_planned"
 FASTER_THAN_RATE = "faster_than_rate"
