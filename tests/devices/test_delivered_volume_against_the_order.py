@@ -140,6 +140,19 @@ def test_more_than_the_whole_order_stays_alarmed_after_the_session_ends_and_come
     )
 
 
+def test_an_alarm_left_active_by_an_ended_session_does_not_hide_the_next_sessions(django_capture_on_commit_callbacks):
+    """The first order's alarm stays active after its end (resolve-only); the next order on the pump, off its own
+    order, gets its own alarm: the memo of active ones is per session, not per pump."""
+    capture = django_capture_on_commit_callbacks
+    make_device("DIV_NEXT")
+    first = confirmed_order("DIV_NEXT", parameters=READ_BACK)
+    first = _run(capture, "DIV_NEXT", first, [(0, {"status": "running", "deliveredVolumeMl": 40.0})])
+    send(capture, "DIV_NEXT", "completion", {"completed": True, "infusionId": first.infusion_id}, 1)
+    second = confirmed_order("DIV_NEXT", parameters=READ_BACK)
+    second = _run(capture, "DIV_NEXT", second, [(2, {"status": "running", "deliveredVolumeMl": 41.0})])
+    assert _divergence(first) is not None and _divergence(second) is not None, (_alarms(first), _alarms(second))
+
+
 def test_a_confirmation_after_a_restart_does_not_read_match_beside_the_active_alarm(django_capture_on_commit_callbacks):
     """40 mL of a 30 mL order reported (alarmed); the pump restarts and runs the order again (read-back unverified: a
     restart voids what was verified), then confirms it as ordered: the alarm is still active, so not "match"."""
