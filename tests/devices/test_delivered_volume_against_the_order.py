@@ -117,6 +117,21 @@ def test_ten_times_the_rate_raises_a_high_delivery_divergence_and_the_read_back_
     assert shown["deliveryDivergence"]["grewMl"] > 19 and shown["deliveryDivergence"]["overMin"] >= 1.0, shown
 
 
+def test_ten_times_the_rate_alarms_on_the_one_message_path_too(monkeypatch, django_capture_on_commit_callbacks):
+    """Routine progress applied one by one (the bridge's fallback when the bulk path fails): the same windows, kept in
+    the same session columns, judged the same."""
+
+    def broken(items):
+        raise RuntimeError("bulk path failed")
+
+    monkeypatch.setattr("realtime.bridge.batch.routine_progress_ingest", broken)
+    make_device("DIV_ONE_BY_ONE")
+    session = confirmed_order("DIV_ONE_BY_ONE", parameters=READ_BACK)
+    session = _run(django_capture_on_commit_callbacks, "DIV_ONE_BY_ONE", session, _steady(20.0, 70, flowRate=2.0))
+    assert _divergence(session) is not None and session.read_back == "mismatch", _alarms(session)
+    assert session.delivery_divergence["kind"] == "faster_than_rate", session.delivery_divergence
+
+
 def test_more_than_the_whole_order_stays_alarmed_after_the_session_ends_and_comes_back_after_a_resolve(
     django_capture_on_commit_callbacks,
 ):
