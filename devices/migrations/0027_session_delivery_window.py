@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("devices", "0024_receipt_digest"),
+        ("devices", "0026_device_alarm_key_constraint_unreadable_report"),
     ]
 
     operations = [
