@@ -13,7 +13,6 @@ listener {port} 127.0.0.1
 allow_anonymous true
 set_tcp_nodelay true
 max_queued_messages 100000
-queue_qos0_messages true
 max_inflight_messages 1000
 max_packet_size 2000000
 persistence {persistence}
