@@ -1,0 +1,98 @@
+"""When the bridge's housekeeping checks run: every check each tick after a commit, else asleep until its next
+deadline can come.
+
+An idle bridge does not ask the database every tick (issue 17: at most 1 % of a core with no traffic). On a
+tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
+due within its horizon (half its shortest timeout, at most `SLEEP_MAX_S`); if nothing does, nothing is due now
+either, and it sleeps until then without running. No deadline is missed for it, because each is born at least
+its timeout away: a start times out CONFIRMATION_TIMEOUT_S after its START was published (or created), a
+command at its `expires_at` (its lifetime after it was queued, a START's after it was published: both commits of
+this bridge), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
+an alarm reminds or escalates its interval after it was acknowledged or alerted (a flood alarm's news may wait less
+than its interval, begun earlier, but the flood that left it waiting committed a change, which wakes every check);
+whatever appears while a check sleeps falls due after it wakes, and the check's own question covers what was
+already there. Everything
+wakes when this bridge commits (a message heard a while ago may carry an older moment), when any process commits
+a change of a pump (the change log's newest id moved: a page resolving an alarm of a pump still silent, a start
+whose lock wait made its moment old, an alarm to escalate at once), when the broker link changes and while a
+webhook is under way; a scale-out leader never sleeps (`shared.py`). On PostgreSQL a change whose id is lower
+than one already seen can commit after it and go unnoticed: the check then wakes at its horizon, as before.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from devices.changelog_selectors import change_log_newest_id
+
+logger = logging.getLogger(__name__)
+SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
+# Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
+# grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
+HELD_UNTIL_SETTLED = ("silence", "starts", "unverified")
+# A check: what it does (True: its page was full), whether anything of its kind falls due by a moment, its timeouts.
+Check = tuple[Callable[[datetime], bool], Callable[[datetime], bool], Callable[[], list[float]]]
+
+
+def timeouts(*names: str) -> Callable[[], list[float]]:
+    """The timeouts these settings name, read when asked (tests change the settings)."""
+    return lambda: [float(settings.PUMPSTREAM[name]) for name in names]
+
+
+def horizon_s(seconds: list[float]) -> float:
+    """How far ahead a check looks before it sleeps: half the shortest timeout of its kind, at most SLEEP_MAX_S."""
+    return min([SLEEP_MAX_S, *(value / 2 for value in seconds if value > 0)])
+
+
+class CheckSchedule:
+    """Runs the checks a subclass names in `checks`: each guarded, each asleep while nothing of its kind can fall due;
+    those judging what was not heard wait a grace period after the broker link returns."""
+
+    may_sleep = True  # an idle check may skip ticks until its next deadline can come (the module's docstring)
+
+    def __init__(self) -> None:
+        self.checks: dict[str, Check] = {}
+        self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
+        self.committed = True  # this bridge committed since the last tick (the worker says so)
+        self.connected_since: datetime | None = None
+        self.newest_change = 0  # the change log's newest id at the last tick
+        self.behind = False  # a check's page was full at the last tick: more may be due now (the worker hurries)
+
+    def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
+        """Run every check that is awake once."""
+        newest_change = change_log_newest_id() if self.may_sleep else 0
+        woken = (self.committed or newest_change != self.newest_change or connected_since != self.connected_since
+                 or not self.may_sleep)  # fmt: skip
+        self.committed, self.newest_change, self.connected_since = False, newest_change, connected_since
+        self.behind = False
+        if woken:
+            self.asleep_until.clear()
+        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
+        settled = connected_since is not None and now - connected_since >= grace
+        for name, (check, due_by, timeouts) in self.checks.items():
+            if name in HELD_UNTIL_SETTLED and not settled:
+                continue
+            if now < self.asleep_until.get(name, now):
+                continue
+            if not woken:  # what is due now is due by `ahead` too: nothing by then, nothing to do now
+                ahead = now + timedelta(seconds=horizon_s(timeouts()))
+                if not due_by(ahead):
+                    self.asleep_until[name] = ahead
+                    continue
+            self.behind = self.check_run(name, check, now) or self.behind
+        self.change_log_prune(now)
+
+    def check_run(self, name: str, check: Callable[[datetime], bool], now: datetime) -> bool:
+        """One check, guarded: its own fault is logged and the checks after it still run (silence after a failing
+        command check); the database's is the whole tick's (the worker). A row's own fault is its row's
+        (`self.rows`): the check's other rows are handled."""
+        try:
+            return check(now)
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception:
+            logger.exception("housekeeping check failed", extra={"check": name})
+            return False
