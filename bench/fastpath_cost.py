@@ -200,7 +200,7 @@ def orm_commands_queued_any() -> bool:
 
 def tick_cost(calls: int) -> dict[str, float]:
     """µs of CPU per call of the outbox's tick look-up: the hand-written SQL against `.exists()`."""
-    from devices.selectors import commands_queued_any
+    from devices.outbox_selectors import commands_queued_any
 
     costs = {}
     for name, look_up in (("tick fast", commands_queued_any), ("tick orm", orm_commands_queued_any)):

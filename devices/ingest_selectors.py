@@ -1,7 +1,9 @@
-"""Selectors of the bridge's ingest: which pumps are registered, the payloads last applied on a topic, and since
-when a bridge starting again was away from the broker."""
+"""Selectors of the bridge's ingest: which pumps are registered, the payloads last applied on a topic, since
+when a bridge starting again was away from the broker, which redelivered messages were tried before, and a pump's
+active alarm keys (its budget)."""
 
-from devices.models import BridgeStatus, Device, RetainedMessage
+from devices.models import Alarm, BridgeStatus, DeliveryAttempt, Device, RetainedMessage
+from devices.states import AlarmState
 
 
 def device_pks_by_id(*, device_ids: set[str]) -> dict[str, int]:
@@ -29,3 +31,15 @@ def bridge_away_since(*, name: str) -> float | None:
         return None
     lost = status.broker_lost_since if not status.broker_connected else None
     return (lost or status.heartbeat_at).timestamp()
+
+
+def delivery_attempts_known(keys: list[str]) -> set[str]:
+    """Which of these redelivered messages were tried before (by a bridge run that did not finish them)."""
+    return set(DeliveryAttempt.objects.filter(key__in=keys).values_list("key", flat=True))
+
+
+def alarm_keys_active(*, device_id: str) -> set[tuple[str, str]]:
+    """The (type key, errorCode) of a pump's active alarms, one per alarm the pump holds apart from its session (one
+    query; the bridge's bound on distinct active alarms: an alarm is one per type and errorCode)."""
+    active = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
+    return set(active.values_list("type", "error_code"))

@@ -1,11 +1,14 @@
-"""Selectors of the domain gauges on `/metrics`: pumps by connectivity, active alarms, commands by state."""
+"""Selectors of operations: the domain gauges on `/metrics` (pumps by connectivity, active alarms, commands by state)
+and the summary the staff page `/ops/` shows."""
 
 from collections import Counter
 from datetime import datetime
 
 from django.db.models import Count
+from django.utils import timezone
 
-from devices.models import Alarm, Command, Device
+from devices.models import Alarm, Command, DeadLetter, Device, EscalationDelivery
+from devices.selectors import bridge_status, latest_bridge
 from devices.states import AlarmState
 
 
@@ -29,3 +32,39 @@ def alarms_active_of_type(alarm_type: str) -> int:
 def commands_by_state() -> dict[str, int]:
     """How many commands are in each state."""
     return dict(Command.objects.values_list("state").annotate(n=Count("id")).order_by())
+
+
+def operations_summary(*, dead_letters: int = 20) -> dict:
+    """What the operations page shows: bridge, message counters, rejects, pumps and alarms."""
+    status = latest_bridge()
+    stats = dict(status.stats) if status else {}
+    families = {family["name"]: family["samples"] for family in stats.pop("metrics", [])}
+    now = timezone.now()
+    return {
+        "bridge": {**bridge_status(), "stats": stats},
+        "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
+        "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
+        "pumps": dict(pumps_by_connectivity(now=now)),
+        "alarms": alarms_active_by_priority(),
+        "escalations": escalation_deliveries_by_state(),
+        "deadLetters": [
+            {
+                "at": letter.received_at.isoformat(),
+                "source": letter.source,
+                "topic": letter.topic,
+                "reason": letter.reason,
+                "detail": letter.detail,
+            }
+            for letter in DeadLetter.objects.order_by("-id")[:dead_letters]
+        ],  # fmt: skip
+    }
+
+
+def escalation_deliveries_by_state() -> dict[str, int]:
+    """Escalation webhook deliveries by state (`dead`: dead-lettered after their tries)."""
+    return dict(EscalationDelivery.objects.values_list("state").annotate(n=Count("id")).order_by())
+
+
+def _by_label(samples: list, label: str) -> dict[str, float]:
+    """Counter totals by one label, from a metric family's samples."""
+    return {labels[label]: value for name, labels, value in samples if name.endswith("_total") and label in labels}

@@ -1,38 +1,28 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
-from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from devices.housekeeping_selectors import starts_past_order_deadline
 from devices.models import (
     Alarm,
     BridgeStatus,
     Command,
-    DeadLetter,
-    DeliveryAttempt,
     Device,
     DeviceEvent,
-    EscalationDelivery,
     InfusionSession,
     ProgressSample,
     ServiceAccount,
     Ward,
-    WardSilence,
 )
 from devices.models.accounts import hash_token
-from devices.services.sql import select_in_sql
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     ALARM_PRIORITY_RANK,
-    COMMAND_UNSETTLED_STATES,
     AlarmState,
-    CommandState,
 )
 from protocol.topics import DEVICE_ID_RE
 
@@ -202,122 +192,3 @@ def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
 def commands_recent(device: Device, *, limit: int = 5) -> list[Command]:
     """The pump's most recent commands, newest first."""
     return list(Command.objects.filter(device=device).select_related("created_by", "session")[:limit])
-
-
-def operations_summary(*, dead_letters: int = 20) -> dict:
-    """What the operations page shows: bridge, message counters, rejects, pumps and alarms."""
-    status = latest_bridge()
-    stats = dict(status.stats) if status else {}
-    families = {family["name"]: family["samples"] for family in stats.pop("metrics", [])}
-    now = timezone.now()
-    fields = ("last_seen_at", "presence", "has_presence")
-    return {
-        "bridge": {**bridge_status(), "stats": stats},
-        "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
-        "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
-        "pumps": dict(Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))),
-        "alarms": dict(Alarm.objects.filter(state="active").values_list("priority").annotate(n=Count("id")).order_by()),
-        "escalations": escalation_deliveries_by_state(),
-        "deadLetters": [
-            {
-                "at": letter.received_at.isoformat(),
-                "source": letter.source,
-                "topic": letter.topic,
-                "reason": letter.reason,
-                "detail": letter.detail,
-            }
-            for letter in DeadLetter.objects.order_by("-id")[:dead_letters]
-        ],  # fmt: skip
-    }
-
-
-def escalation_deliveries_by_state() -> dict[str, int]:
-    """Escalation webhook deliveries by state (`dead`: dead-lettered after their tries)."""
-    return dict(EscalationDelivery.objects.values_list("state").annotate(n=Count("id")).order_by())
-
-
-def _by_label(samples: list, label: str) -> dict[str, float]:
-    """Counter totals by one label, from a metric family's samples."""
-    return {labels[label]: value for name, labels, value in samples if name.endswith("_total") and label in labels}
-
-
-def delivery_attempts_known(keys: list[str]) -> set[str]:
-    """Which of these redelivered messages were tried before (by a bridge run that did not finish them)."""
-    return set(DeliveryAttempt.objects.filter(key__in=keys).values_list("key", flat=True))
-
-
-def alarm_keys_active(*, device_id: str) -> set[tuple[str, str]]:
-    """The (type key, errorCode) of a pump's active alarms, one per alarm the pump holds apart from its session (one
-    query; the bridge's bound on distinct active alarms: an alarm is one per type and errorCode)."""
-    active = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
-    return set(active.values_list("type", "error_code"))
-
-
-def ward_silences_current(*, codes: set[str] | None = None, now=None) -> dict[str, WardSilence]:
-    """The silence on now in each of these wards (every ward when `codes` is None), by ward code."""
-    silences = WardSilence.objects.filter(ended_at__isnull=True, until__gt=now or timezone.now())
-    if codes is not None:
-        silences = silences.filter(ward__code__in=codes)
-    return {silence.ward.code: silence for silence in silences.select_related("ward", "started_by")}
-
-
-SILENCE_RELATED = ("ward", "started_by", "ended_by", "broken_by__device")
-
-
-def ward_silence_latest(code: str) -> WardSilence | None:
-    """The ward's most recent silence, on or ended (to say how it ended)."""
-    return WardSilence.objects.filter(ward__code=code).select_related(*SILENCE_RELATED).first()
-
-
-def ward_silences_latest(*, codes: set[str] | None = None) -> dict[str, WardSilence | None]:
-    """Each of these wards' (every ward's when None) most recent silence, on or ended; None for a ward never
-    silenced (two queries, whatever the number of wards)."""
-    wards = Ward.objects.all() if codes is None else Ward.objects.filter(code__in=codes)
-    latest = WardSilence.objects.filter(ward=OuterRef("pk")).order_by("-started_at", "-pk").values("pk")[:1]
-    ids = dict(wards.annotate(latest=Subquery(latest)).values_list("code", "latest"))
-    silences = WardSilence.objects.select_related(*SILENCE_RELATED).in_bulk([pk for pk in ids.values() if pk])
-    return {code: silences.get(pk) for code, pk in ids.items()}
-
-
-def commands_queued_any() -> bool:
-    """Whether any command waits to be published (the outbox's tick: one indexed look-up, SQL written once)."""
-    sql = select_in_sql(Command, ("id",), (), equal=("state",)) + " LIMIT 1"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [CommandState.QUEUED.value])
-        return cursor.fetchone() is not None
-
-
-def commands_no_longer_queued(*, command_pks: list[int]) -> list[int]:
-    """Of these commands, the ones that moved on from `queued` (superseded, ended, or sent by another road)."""
-    moved_on = Command.objects.filter(pk__in=command_pks).exclude(state=CommandState.QUEUED)
-    return list(moved_on.values_list("pk", flat=True))
-
-
-def commands_to_publish(*, now: datetime, in_flight: list[int], limit: int) -> list[Command]:
-    """Queued commands not yet expired (a START: nor past its deadline from the order) nor handed to the broker,
-    oldest first, with their pumps."""
-    waiting = Command.objects.filter(state=CommandState.QUEUED, expires_at__gt=now).exclude(pk__in=in_flight)
-    waiting = waiting.exclude(starts_past_order_deadline(by=now))
-    return list(waiting.select_related("device").order_by("created_at", "pk")[:limit])
-
-
-def session_active(device: Device) -> InfusionSession | None:
-    """The pump's active session (pending, running or paused), if any."""
-    return InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
-
-
-def session_latest(device: Device) -> InfusionSession | None:
-    """The pump's most recent session, active or ended."""
-    return InfusionSession.objects.filter(device=device).order_by("-created_at").first()
-
-
-def alarms_active_as_raised(device: Device) -> list[Alarm]:
-    """The pump's active alarms in the order they were raised (what a snapshot replays)."""
-    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related("session", "acknowledged_by")
-    return list(alarms.order_by("raised_at", "pk"))
-
-
-def commands_unsettled(device: Device) -> list[Command]:
-    """The pump's commands still under way (queued, sent, delivered), oldest first."""
-    commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES)
-    return list(commands.select_related("session", "created_by").order_by("created_at", "pk"))

@@ -1,7 +1,7 @@
 """Selectors for many pumps' snapshots at once: one query per kind of row for a whole batch of pumps.
 
-The one-pump selectors (`devices.selectors.session_active`, `alarms_active_as_raised`, `commands_unsettled`)
-answer the same questions for one pump; these group the answers by the pump's row id, in the same order.
+The one-pump selectors at the end (`session_active`, `alarms_active_as_raised`, `commands_unsettled`) answer the
+same questions for one pump; the batch ones group the answers by the pump's row id, in the same order.
 """
 
 from collections import defaultdict
@@ -37,3 +37,25 @@ def commands_unsettled_by_device(*, device_pks: list[int]) -> dict[int, list[Com
     for command in commands.select_related("session", "created_by").order_by("created_at", "pk"):
         grouped[command.device_id].append(command)
     return grouped
+
+
+def session_active(device: Device) -> InfusionSession | None:
+    """The pump's active session (pending, running or paused), if any."""
+    return InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
+
+
+def session_latest(device: Device) -> InfusionSession | None:
+    """The pump's most recent session, active or ended."""
+    return InfusionSession.objects.filter(device=device).order_by("-created_at").first()
+
+
+def alarms_active_as_raised(device: Device) -> list[Alarm]:
+    """The pump's active alarms in the order they were raised (what a snapshot replays)."""
+    alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related("session", "acknowledged_by")
+    return list(alarms.order_by("raised_at", "pk"))
+
+
+def commands_unsettled(device: Device) -> list[Command]:
+    """The pump's commands still under way (queued, sent, delivered), oldest first."""
+    commands = Command.objects.filter(device=device, state__in=COMMAND_UNSETTLED_STATES)
+    return list(commands.select_related("session", "created_by").order_by("created_at", "pk"))

@@ -14,7 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from devices.selectors import bridge_status, operations_summary
+from devices.ops_selectors import operations_summary
+from devices.selectors import bridge_status
 from pumpstream.ops_metrics import DOMAIN, refresh_domain_gauges
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,10 @@ from devices.ops_selectors import (
     alarms_active_by_priority,
     alarms_active_of_type,
     commands_by_state,
+    escalation_deliveries_by_state,
     pumps_by_connectivity,
 )
-from devices.selectors import escalation_deliveries_by_state, latest_bridge
+from devices.selectors import latest_bridge
 from devices.states import AlarmPriority, CommandState, Connectivity, DeliveryState
 
 BRIDGE_PREFIX = "pumpstream_bridge"

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from devices.selectors import alarm_keys_active
+from devices.ingest_selectors import alarm_keys_active
 from devices.services.alarm_rules import UNREADABLE_ALARM
 from devices.services.alarms import (
     alarm_is_clearing,

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from django.db import connection, transaction
 
-from devices.selectors import delivery_attempts_known
+from devices.ingest_selectors import delivery_attempts_known
 from devices.services.records import delivery_attempt_begin, delivery_attempts_end, delivery_attempts_first
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest, message_refuse

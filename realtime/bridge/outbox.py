@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices.models import Command
-from devices.selectors import commands_no_longer_queued, commands_queued_any, commands_to_publish
+from devices.outbox_selectors import commands_no_longer_queued, commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance
 from devices.services.publication import command_publish_check, command_published
 from devices.states import CommandKind, CommandState

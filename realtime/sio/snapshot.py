@@ -10,18 +10,16 @@ from django.db import transaction
 
 from devices import payloads
 from devices.models import Device, InfusionSession
-from devices.selectors import (
-    alarms_active_as_raised,
-    commands_unsettled,
-    device_exists,
-    session_active,
-    session_latest,
-)
+from devices.selectors import device_exists
 from devices.services.changes import device_lock
 from devices.snapshot_selectors import (
+    alarms_active_as_raised,
     alarms_active_by_device,
+    commands_unsettled,
     commands_unsettled_by_device,
     devices_for_snapshot,
+    session_active,
+    session_latest,
     sessions_active_by_device,
 )
 from protocol import events

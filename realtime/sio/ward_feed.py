@@ -23,14 +23,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from devices import payloads
-from devices.selectors import (
-    alarms_active_by_device,
-    devices_for_ward_feed,
-    sessions_current_by_device,
-    ward_silence_latest,
-    ward_silences_current,
-    ward_silences_latest,
-)
+from devices.selectors import alarms_active_by_device, devices_for_ward_feed, sessions_current_by_device
+from devices.silence_selectors import ward_silence_latest, ward_silences_current, ward_silences_latest
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payloads import payload_to_wire

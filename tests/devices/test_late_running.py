@@ -17,7 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Alarm, Command, DeadLetter, DeviceEvent, InfusionSession
-from devices.selectors import commands_to_publish
+from devices.outbox_selectors import commands_to_publish
 from devices.services.changes import device_lock
 from devices.services.requests import infusion_cancel, infusion_request, infusion_time_out
 from devices.services.sessions import infusion_confirm, infusion_start, session_transition

@@ -17,7 +17,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Command, DeviceEvent, InfusionSession
-from devices.selectors import commands_to_publish
+from devices.outbox_selectors import commands_to_publish
 from devices.services.publication import command_publish_check, command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
