@@ -1,7 +1,7 @@
 """The bodies of the Socket.IO events, built from the models as the typed payloads of `protocol/payloads.py`.
 
 The event names and `DeviceChange` are in `protocol/events.py`; a payload becomes wire JSON only through
-`protocol.payloads.payload_to_wire` (the change log, the API and the pages all take it from there).
+`protocol.payload_codec.payload_to_wire` (the change log, the API and the pages all take it from there).
 """
 
 import re

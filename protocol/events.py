@@ -1,8 +1,9 @@
 """Socket.IO event names and the change every device event carries: the only place they are written (no Django).
 
 The browser reads the same names from these definitions (`templates/base.html`, `json_script`); the bodies of
-the events are typed models in `protocol/payloads.py` (with the one codec to the wire), built from the database's
-rows in `devices/payloads.py`. A `DeviceChange` carries its body in wire form, as the change log stores it.
+the events are typed models in `protocol/payloads.py` (with the one codec to the wire, `payload_codec.py`), built
+from the database's rows in `devices/payloads.py`. A `DeviceChange` carries its body in wire form, as the change
+log stores it.
 """
 
 from dataclasses import dataclass, field

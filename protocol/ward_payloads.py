@@ -1,6 +1,6 @@
 """The payloads of the ward feeds and the stream's own events (`ward:summary`, `ward:alarm`, `alarm:escalated`,
 `ward:silence`, `stream:subscribed`, `error`) as typed models, on the same base and codec as the device events
-(`protocol/payloads.py`). `SERVER_EVENT_MODELS` names the model of every server-to-client event."""
+(`protocol/payload_codec.py`). `SERVER_EVENT_MODELS` names the model of every server-to-client event."""
 
 import logging
 
@@ -8,13 +8,8 @@ from pydantic import ValidationError
 
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import (
-    DEVICE_EVENT_MODELS,
-    Alarm,
-    AlarmEvent,
+from protocol.payload_codec import (
     ConnectivityName,
-    Escalated,
-    Escalation,
     Number,
     Payload,
     PriorityName,
@@ -24,6 +19,7 @@ from protocol.payloads import (
     payload_from_wire,
     payload_to_wire,
 )
+from protocol.payloads import DEVICE_EVENT_MODELS, Alarm, AlarmEvent, Escalated, Escalation
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from devices.services.sql import models_select
 from devices.states import ACTIVE_SESSION_STATUSES
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import Payload, device_event_to_wire
+from protocol.payload_codec import Payload
+from protocol.payloads import device_event_to_wire
 
 
 def device_lock(*, device_id: str, with_session: bool = False) -> Device:

@@ -32,7 +32,7 @@ from devices.services.sessions import infusion_start
 from devices.states import CommandKind
 from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
 from devices.views.presenters import event_entry, sample_point
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from protocol.safejson import JsonRefused, json_decode
 
 logger = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from devices.models import Alarm, Device, DeviceEvent, InfusionSession, Progress
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
 from devices.views.event_log import event_text
 from protocol import limits
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 
 
 def pump_summary(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:

@@ -9,7 +9,7 @@ from devices import payloads
 from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 

@@ -24,7 +24,8 @@ from devices.snapshot_selectors import (
 )
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import Payload, device_event_to_wire, payload_to_wire
+from protocol.payload_codec import Payload, payload_to_wire
+from protocol.payloads import device_event_to_wire
 from protocol.ward_payloads import StreamSubscribed
 from realtime.fanout import fanout
 from realtime.publisher import publisher

@@ -27,7 +27,7 @@ from devices.selectors import alarms_active_by_device, devices_for_ward_feed, se
 from devices.silence_selectors import ward_silence_latest, ward_silences_current, ward_silences_latest
 from protocol import events
 from protocol.events import DeviceChange
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from protocol.ward_payloads import WardPump, WardSummary, ward_alarm_body
 
 logger = logging.getLogger(__name__)

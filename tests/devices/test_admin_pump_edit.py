@@ -21,7 +21,7 @@ from devices.services.registration import ward_delete
 from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmPriority, AlarmSource, SessionStatus
 from protocol import events
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from protocol.schemas import payload_parse
 from tests.factories import make_device, make_order, make_ward
 

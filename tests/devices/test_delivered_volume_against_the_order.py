@@ -18,7 +18,7 @@ from devices import payloads
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.sessions import infusion_start
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from realtime.simulator.legacy import LegacyFirmware
 from realtime.simulator.modern import ModernFirmware
 from realtime.simulator.pump import Infusion, Order

@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from devices.services.sessions import infusion_start
-from protocol.payloads import payload_to_wire
+from protocol.payload_codec import payload_to_wire
 from realtime.sio.ward_feed import pump_summaries
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.ingest import confirmed_order, send

@@ -14,7 +14,8 @@ from devices.services.changes import change_record, device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmPriority, AlarmSource
 from protocol import events
-from protocol.payloads import DEVICE_EVENT_MODELS, payload_from_wire, payload_to_wire
+from protocol.payload_codec import payload_from_wire, payload_to_wire
+from protocol.payloads import DEVICE_EVENT_MODELS
 from tests.factories import make_device, make_order, make_user, make_ward
 
 pytestmark = pytest.mark.django_db

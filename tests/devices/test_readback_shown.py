@@ -15,7 +15,8 @@ from django.utils import timezone
 from devices import payloads
 from devices.models import Alarm, InfusionSession
 from devices.services.sessions import infusion_start
-from protocol.payloads import SessionEvent, payload_from_wire, payload_to_wire
+from protocol.payload_codec import payload_from_wire, payload_to_wire
+from protocol.payloads import SessionEvent
 from tests.devices.test_unverified_after_a_grace import AS_ORDERED, resumed_after_a_restart
 from tests.factories import make_device, make_order
 from tests.support.ingest import ingest, report

@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from protocol import events
+from protocol import payload_codec as codec
 from protocol import payloads as wire
 from protocol import ward_payloads as ward_wire
 
@@ -202,7 +203,7 @@ def test_an_error_carries_only_where_it_applies():
 def test_each_event_round_trips_through_the_wire(name):
     payload = EXAMPLES[name]
     sent = payload_json = json.dumps(wire.payload_to_wire(payload))  # what a client receives, as bytes
-    received = wire.payload_from_wire(type(payload), sent)
+    received = codec.payload_from_wire(type(payload), sent)
     assert received == payload, f"{name}: {payload_json} read back as {received!r}"
     assert json.dumps(wire.payload_to_wire(received)) == sent, f"{name}: not the same bytes the second time"
 
