@@ -38,9 +38,10 @@ from protocol import events
 from protocol.events import DeviceChange
 from protocol.ward_payloads import error_body
 from realtime.cluster import EVERYONE
+from realtime.sio.access import ward_scope
 from realtime.sio.auth import Principal, users_of_sessions
 from realtime.sio.socket_cap import SocketLedger
-from realtime.sio.subscriptions import PUMP_REMOVED, Subscriber, ward_scope
+from realtime.sio.subscriptions import PUMP_REMOVED, Subscriber
 from realtime.sio.ward_feed import ALL_WARDS, WardScope
 
 logger = logging.getLogger(__name__)

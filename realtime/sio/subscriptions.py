@@ -8,7 +8,6 @@ a refused request gets an `error` reply and never an exception out of the handle
 import asyncio
 import functools
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,23 +17,20 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError
 
-from devices.access_selectors import device_ids_visible_to, device_is_visible_to, ward_codes_of
-from devices.selectors import device_exists, ward_exists
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.ward_payloads import error_body
 from realtime.cluster import SILENCE, nudge_now
+from realtime.sio.access import INVALID_DEVICE, device_access, visible_device_ids, ward_scope
 from realtime.sio.auth import Principal
-from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS, ConnectionLimits, RequestRefused
+from realtime.sio.limits import ConnectionLimits, RequestRefused
+from realtime.sio.request_fields import DEVICE_ID, WARD_OR_ALL, parse_device_ids, parse_field, refused_targets
 from realtime.sio.silence import silence_request
 from realtime.sio.snapshot import subscribe_with_snapshot
-from realtime.sio.ward_feed import ALL_WARDS, WardScope, ward_feed
+from realtime.sio.ward_feed import WardScope, ward_feed
 
 logger = logging.getLogger(__name__)
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-WARD_OR_ALL = re.compile(r"^(\*|[-a-zA-Z0-9_]{1,32})$")
-INVALID_DEVICE = "Invalid Device ID"
 SNAPSHOT_FAILED = "The pump's state could not be read; subscribe again"
 PUMP_REMOVED = "Pump removed: it is no longer monitored"
 
@@ -45,85 +41,6 @@ RoomAction = Callable[[str], Awaitable[None]]
 def device_room(device_id: str) -> str:
     """The Socket.IO room of one pump's events."""
     return f"device:{device_id}"
-
-
-def parse_field(data: Any, name: str, pattern: re.Pattern, limits: ConnectionLimits) -> str:
-    """The validated string field `name` of a request payload (`{name: ...}`), or a strike."""
-    value = data.get(name) if isinstance(data, dict) else None
-    if not isinstance(value, str) or not pattern.fullmatch(value):  # `$` alone lets "id\n" through
-        limits.strike(f"Expected {{{name}: ...}} with a valid {name}")
-    return value
-
-
-def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
-    """`subscribe:devices`' validated `deviceIds` (1 to the per-connection cap, duplicates dropped), or a strike."""
-    value = data.get("deviceIds") if isinstance(data, dict) else None
-    if (
-        not isinstance(value, list)
-        or not 1 <= len(value) <= MAX_DEVICE_SUBSCRIPTIONS
-        or not all(isinstance(item, str) and DEVICE_ID.fullmatch(item) for item in value)
-    ):
-        limits.strike(f"Expected {{deviceIds: [...]}} with 1 to {MAX_DEVICE_SUBSCRIPTIONS} valid device ids")
-    return list(dict.fromkeys(value))
-
-
-def refused_targets(event: str, data: Any) -> list[dict[str, str]]:
-    """What a refusal of this request names (`{"deviceId": ...}` per valid pump id, or `{"ward": ...}`), so that the
-    client knows which stream is not coming; nothing for other requests (a refused `silence:ward` stops no feed)."""
-    if event in (events.SUBSCRIBE_WARD, events.UNSUBSCRIBE_WARD):
-        ward = data.get("ward") if isinstance(data, dict) else None
-        return [{"ward": ward}] if isinstance(ward, str) and WARD_OR_ALL.fullmatch(ward) else []
-    return [{"deviceId": device_id} for device_id in named_device_ids(event, data)]
-
-
-def named_device_ids(event: str, data: Any) -> list[str]:
-    """The valid pump ids a device request named (none for other requests), so that its refusal can name them.
-
-    A `subscribe:devices` list longer than the cap names none: one refusal must not become thousands of `error`s.
-    """
-    if event in (events.SUBSCRIBE_DEVICE, events.UNSUBSCRIBE_DEVICE):
-        candidates = [data.get("deviceId")] if isinstance(data, dict) else []
-    elif event == events.SUBSCRIBE_DEVICES:
-        candidates = data.get("deviceIds") if isinstance(data, dict) else None
-        if not isinstance(candidates, list) or len(candidates) > MAX_DEVICE_SUBSCRIPTIONS:
-            return []
-    else:
-        return []
-    valid = (item for item in candidates if isinstance(item, str) and DEVICE_ID.fullmatch(item))
-    return list(dict.fromkeys(valid))
-
-
-def device_access(principal: Principal, device_id: str) -> str | None:
-    """None when the principal may watch the pump, else the error message to send."""
-    if device_is_visible_to(principal.subject, device_id):
-        return None
-    if not device_exists(device_id):
-        return INVALID_DEVICE
-    return "Not permitted to watch this pump"
-
-
-def visible_device_ids(principal: Principal) -> frozenset[str]:
-    """The ids of every pump the principal may watch now (one query)."""
-    return frozenset(device_ids_visible_to(principal.subject))
-
-
-def ward_scope(principal: Principal, ward: str) -> WardScope | str:
-    """The wards a ward subscription covers, or the error message to send."""
-    subject = principal.subject
-    sees_all = bool(getattr(subject, "all_wards", False) or getattr(subject, "is_staff", False))
-    if ward == ALL_WARDS:
-        codes = None if sees_all else set(_member_ward_codes(principal))
-        return WardScope(label=ALL_WARDS, codes=codes)
-    if not ward_exists(ward):
-        return "Invalid ward"
-    if not sees_all and ward not in _member_ward_codes(principal):
-        return "Not permitted to watch this ward"
-    return WardScope(label=ward, codes={ward})
-
-
-def _member_ward_codes(principal: Principal) -> list[str]:
-    """The wards the principal belongs to, pumps or not (a nurse of an empty ward still hears its silences)."""
-    return ward_codes_of(principal.subject)
 
 
 @dataclass

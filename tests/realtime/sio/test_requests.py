@@ -9,7 +9,7 @@ from realtime.sio import limits
 from realtime.sio.auth import bearer_token, origin_allowed, session_key_from_cookie_header
 from realtime.sio.internal import secret_matches
 from realtime.sio.limits import ConnectionLimits, RequestRefused
-from realtime.sio.subscriptions import DEVICE_ID, parse_field
+from realtime.sio.request_fields import DEVICE_ID, parse_field
 
 
 @pytest.mark.parametrize("payload", [None, "PUMP_0001", [], {"deviceId": 5}, {"deviceId": "a b"},

@@ -8,7 +8,8 @@ from unittest import mock
 from django.db import OperationalError
 
 from realtime.sio import subscriptions
-from realtime.sio.subscriptions import INVALID_DEVICE, SNAPSHOT_FAILED
+from realtime.sio.access import INVALID_DEVICE
+from realtime.sio.subscriptions import SNAPSHOT_FAILED
 from tests.realtime.sio.fake_transport import FakeTransport, snapshot_and_join
 
 
