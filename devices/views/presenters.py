@@ -7,6 +7,7 @@ from devices import payloads
 from devices.models import Alarm, Device, DeviceEvent, InfusionSession, ProgressSample
 from devices.selectors import alarms_active, commands_recent, events_recent, session_current
 from devices.views.event_log import event_text
+from devices.ward_payloads import ward_pump_body
 from protocol import limits
 from protocol.payload_codec import payload_to_wire
 
@@ -14,7 +15,7 @@ from protocol.payload_codec import payload_to_wire
 def pump_summary(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> dict:
     """One overview row: the `ward:summary` fields plus what the page needs to label it."""
     return {
-        **payload_to_wire(payloads.ward_pump_body(device, session, alarms)),
+        **payload_to_wire(ward_pump_body(device, session, alarms)),
         "name": device.name,
         "ward": device.ward.code if device.ward_id else None,
     }

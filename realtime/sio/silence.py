@@ -5,10 +5,10 @@ from typing import Any
 
 from django.utils import timezone
 
-from devices import payloads
 from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
+from devices.ward_payloads import silence_body
 from protocol.payload_codec import payload_to_wire
 from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
@@ -44,4 +44,4 @@ def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -
             silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX])
     except PumpStreamError as refused:
         raise RequestRefused(refused.message) from refused
-    return payload_to_wire(payloads.silence_body(ward.code, silence, now=timezone.now()))
+    return payload_to_wire(silence_body(ward.code, silence, now=timezone.now()))

@@ -25,6 +25,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.selectors import alarms_active_by_device, devices_for_ward_feed, sessions_current_by_device
 from devices.silence_selectors import ward_silence_latest, ward_silences_current, ward_silences_latest
+from devices.ward_payloads import silence_body, ward_pump_body
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.payload_codec import payload_to_wire
@@ -62,7 +63,7 @@ def pump_summaries(device_ids: list[str] | None = None, codes: set[str] | None =
     alarms = alarms_active_by_device(devices)
     return {
         device.device_id: (device.ward.code if device.ward_id else None,
-                           payloads.ward_pump_body(device, sessions.get(device.pk), alarms.get(device.pk, [])))
+                           ward_pump_body(device, sessions.get(device.pk), alarms.get(device.pk, [])))
         for device in devices
     }  # fmt: skip
 
@@ -77,7 +78,7 @@ def silence_states(codes: set[str] | None) -> list[dict]:
     on now, else `active: false` with how the ward's last silence ended (`ended` null if it never had one)."""
     now = timezone.now()
     return [
-        payload_to_wire(payloads.silence_body(code, silence, now=now))
+        payload_to_wire(silence_body(code, silence, now=now))
         for code, silence in sorted(ward_silences_latest(codes=codes).items())
     ]
 
@@ -86,10 +87,10 @@ def silence_changes(announced: dict[str, str]) -> tuple[list[dict], list[dict]]:
     """Bodies of silences on now but not announced as such, and of announced ones that have ended."""
     now = timezone.now()
     current = ward_silences_current(now=now)
-    started = [payload_to_wire(payloads.silence_body(code, s, now=now)) for code, s in current.items()
+    started = [payload_to_wire(silence_body(code, s, now=now)) for code, s in current.items()
                if announced.get(code) != payloads.iso(s.until)]  # fmt: skip
     ended = [
-        payload_to_wire(payloads.silence_body(code, ward_silence_latest(code), now=now))
+        payload_to_wire(silence_body(code, ward_silence_latest(code), now=now))
         for code in announced
         if code not in current
     ]

@@ -1,6 +1,6 @@
 """The ward overview's `rateMlH` is only ever the rate the pump reported; the order's is `orderedRateMlH` (review 19).
 
-`payloads.ward_pump_body` fell back to the order's rate whenever the session had no progress with a `flowRate`, and
+`ward_payloads.ward_pump_body` fell back to the order's rate whenever the session had no progress with a `flowRate`, and
 the row said nothing of it: the card showed "Rate 120.0 mL/h" under "Pump reports running" for an order before its
 first progress, for one running on the pump's word alone (read-back unverified: nobody knows the rate the pump runs),
 and for as long as the pump's progress left `flowRate` out, where the monitor showed "—".
