@@ -11,7 +11,8 @@ from django.utils import timezone
 from devices import payloads
 from devices.housekeeping_selectors import alarm_floods_news_due, flood_news_interval_over
 from devices.models import Alarm, Device
-from devices.services.alarms import alarm_is_literal_clearing, alarm_raise, alarm_realert_mark
+from devices.services.alarm_keys import alarm_is_literal_clearing
+from devices.services.alarms import alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break

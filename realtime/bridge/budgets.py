@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from devices.ingest_selectors import alarm_keys_active
-from devices.services.alarm_rules import UNREADABLE_ALARM
-from devices.services.alarms import (
+from devices.services.alarm_keys import (
     alarm_is_clearing,
     alarm_is_literal_clearing,
     device_alarm_key,
     priority_from_severity,
     types_cleared_by,
 )
+from devices.services.alarm_rules import UNREADABLE_ALARM
 from devices.services.protection import ALARM_FLOOD
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics

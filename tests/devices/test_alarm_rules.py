@@ -9,8 +9,9 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, DeviceEvent
+from devices.services.alarm_keys import alarm_type_key
 from devices.services.alarm_rules import alarm_resolve, alarms_remind
-from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise, alarm_type_key
+from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
 from devices.states import AlarmPriority, AlarmSource, AlarmState

@@ -14,10 +14,11 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.models import Alarm, InfusionSession
-from devices.services.alarms import SERVER_ALARM_TYPES, alarm_raise, device_alarm_key, types_cleared_by
+from devices.services.alarm_keys import device_alarm_key, types_cleared_by
+from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.sessions import infusion_confirm, infusion_start
-from devices.states import AlarmPriority, AlarmSource, AlarmState
+from devices.states import SERVER_ALARM_TYPES, AlarmPriority, AlarmSource, AlarmState
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard

@@ -9,7 +9,7 @@ key is the contract's. Through the bridge's own batch (`BatchIngest`), as the pu
 import pytest
 
 from devices.models import Alarm
-from devices.services.alarms import alarm_type_key
+from devices.services.alarm_keys import alarm_type_key
 from protocol import events
 from tests.factories import make_device
 from tests.support.ingest import send

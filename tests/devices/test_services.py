@@ -10,13 +10,8 @@ from devices import payloads
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Command, DeviceEvent, InfusionSession
 from devices.selectors import bridge_status
-from devices.services.alarms import (
-    alarm_acknowledge,
-    alarm_clear,
-    alarm_raise,
-    priority_from_severity,
-    types_cleared_by,
-)
+from devices.services.alarm_keys import priority_from_severity, types_cleared_by
+from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise
 from devices.services.changes import device_lock
 from devices.services.records import bridge_heartbeat, bridge_started
 from devices.services.requests import infusion_cancel
