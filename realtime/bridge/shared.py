@@ -23,7 +23,8 @@ from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 from realtime.bridge.outbox import CommandOutbox
-from realtime.bridge.slots import SlotConfig, SlotLinks, slot_name, slot_of
+from realtime.bridge.slot_config import SlotConfig, slot_name, slot_of
+from realtime.bridge.slots import SlotLinks
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 

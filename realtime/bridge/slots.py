@@ -28,9 +28,7 @@ import socket
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
@@ -39,53 +37,16 @@ from django.db import DatabaseError, close_old_connections
 
 from devices.lease_selectors import lease_epochs, leases_alive
 from devices.services.leases import lease_claim, lease_release, lease_renew, leases_fence
-from protocol import topics
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
+from realtime.bridge.slot_config import SlotConfig, slot_name, topic_slot
 
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING = "housekeeping"
 SELF_FENCE = 0.75  # of the lease: let the slots go when the last renewal is older than this
 GENERATIONS = 1_000_000  # each link's connection numbers start at a fresh multiple: no ack on the wrong link
-
-
-def slot_of(device_id: str, slots: int) -> int:
-    """The slot of a pump: CRC-32 of its id modulo K (stable across processes, hosts and restarts)."""
-    return zlib.crc32(device_id.encode()) % slots
-
-
-def topic_slot(topic: str, slots: int) -> int:
-    """The slot of a message by its topic; a topic without a readable device id goes to slot 0."""
-    try:
-        device_id = topics.parse_device_topic(topic).device_id
-    except topics.TopicError as exc:
-        device_id = exc.device_id
-    return slot_of(device_id, slots) if device_id else 0
-
-
-def slot_name(slot: int) -> str:
-    return f"slot-{slot}"
-
-
-@dataclass(frozen=True)
-class SlotConfig:
-    """K slots shared by `processes` bridges; this one is number `index` (its home slots: i % processes)."""
-
-    slots: int
-    processes: int = 1
-    index: int = 0
-    lease_s: float = 3.0
-
-    @classmethod
-    def from_settings(cls, *, index: int = 0) -> "SlotConfig":
-        limits = settings.PUMPSTREAM
-        return cls(slots=limits["BRIDGE_SLOTS"], processes=limits["BRIDGE_PROCESSES"], index=index,
-                   lease_s=limits["BRIDGE_LEASE_S"])  # fmt: skip
-
-    def is_home(self, slot: int) -> bool:
-        return slot % self.processes == self.index % self.processes
 
 
 class SlotLinks:

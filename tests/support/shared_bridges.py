@@ -1,12 +1,12 @@
 """Two bridge processes sharing the pumps through slots (BRIDGE_SLOTS, BRIDGE_PROCESSES, `--index`).
 
 `start_bridges` starts bridge 0 and bridge 1 of 2 with one client id base and waits until each owns its home
-slot; `pumps_per_slot` picks pump ids in each slot (`realtime.bridge.slots.slot_of`), so a test's traffic is
+slot; `pumps_per_slot` picks pump ids in each slot (`realtime.bridge.slot_config.slot_of`), so a test's traffic is
 split over both; `slot_owner` reads who holds a slot's lease.
 """
 
 from devices.models import BridgeLease
-from realtime.bridge.slots import slot_name, slot_of
+from realtime.bridge.slot_config import slot_name, slot_of
 from tests.support.bridge import BridgeProcess, wait_until
 from tests.support.processes import free_port
 

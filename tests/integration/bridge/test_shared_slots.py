@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from devices.models import BridgeLease, Device, DeviceEvent
 from realtime.bridge.guard import message_digest
-from realtime.bridge.slots import slot_of
+from realtime.bridge.slot_config import slot_of
 from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 from tests.support.reliability import (

@@ -15,7 +15,8 @@ from devices.services.leases import lease_claim, lease_release, lease_renew
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.shared import SlotHousekeeping, bridge_parts
-from realtime.bridge.slots import GENERATIONS, SlotConfig, SlotLinks, slot_of, topic_slot
+from realtime.bridge.slot_config import SlotConfig, slot_of, topic_slot
+from realtime.bridge.slots import GENERATIONS, SlotLinks
 from tests.realtime.bridge.test_housekeeping import silent_running_pumps
 
 pytestmark = pytest.mark.django_db
