@@ -105,7 +105,6 @@ class CommandState(models.TextChoices):
     SUPERSEDED = "superseded"  # its session ended first
 
 
-COMMAND_ENDED_STATES = (CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED)
 COMMAND_UNSETTLED_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.DELIVERED)
 START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s of its publication
 
