@@ -61,6 +61,12 @@ def _bridge_bounds(env: environ.Env) -> dict:
         # A pump's backlog after an outage (its own, the broker's or the bridge's) arrives at once and is no flood: the
         # burst holds an hour of a pump's reports at ten a minute; a flood's excess beyond it is shed and summed up.
         "REPORT_BUDGET_BURST": env.float("REPORT_BUDGET_BURST", default=600.0),
+        # The same reports' payload bytes (an alarm never pays bytes): a pump padding its reports (up to
+        # MAX_PAYLOAD_BYTES each) at the report budget stored ~1-1.7 GB a day. The firmwares' largest report is 352
+        # bytes (a modern status; the original's 253): an hour of them at ten a minute is 211 KB, within the burst,
+        # and a rate 17 times what ten a minute of them cost; a padding pump gets at most ~88 MB a day through.
+        "REPORT_BYTES_PER_S": env.float("REPORT_BYTES_PER_S", default=1024.0),
+        "REPORT_BYTES_BURST": env.float("REPORT_BYTES_BURST", default=1024.0 * 1024),
         "ALARM_ACTIVE_MAX": env.int("ALARM_ACTIVE_MAX", default=20),
         # An acknowledged alarm_flood alerts again for an alarm type shed beyond the 256 types it remembers at most once
         # in this interval; news within it waits for its end: a broken pump's ever new junk types cannot re-alert it

@@ -28,7 +28,7 @@ PROGRESS_SHED = Counter(
 )
 BUDGET_SHED = Counter(
     "pumpstream_bridge_budget_shed_total", "Messages other than routine progress shed over their pump's budget",
-    ["kind"],
+    ["kind", "reason"],
 )  # fmt: skip
 FIELDS_NOT_STORED = Counter(
     "pumpstream_bridge_fields_not_stored_total",

@@ -1,10 +1,12 @@
 """Per-pump budgets for every topic but routine progress: a flooding pump's excess is shed, counted and summed up.
 
-Routine progress has its own guard (`flood.py`). Every other message of a pump pays into one of two token
-buckets per pump, decided on the raw topic before any parsing: `alarm` (its `error` topic) and `report`
-(status, infusion, completion, actions, bolus, test, non-routine progress). A pump within its budgets
+Routine progress has its own guard (`flood.py`). Every other message of a pump pays into token buckets per
+pump, decided on the raw topic before any parsing: `alarm` (its `error` topic) counts messages; `report`
+(status, infusion, completion, actions, bolus, test, non-routine progress) counts messages and, in
+`report_bytes`, their payloads' bytes, so a pump padding its reports cannot fill the event log's disk at
+the report budget's rate (an alarm is never shed for its bytes). A pump within its budgets
 never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
-acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind}`, the heartbeat's `budgetShed`),
+acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind,reason}`, the heartbeat's `budgetShed`),
 logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
 the alarm types it shed (the highest priority ones, the newest within one; each alarm's type and severity read
 from its raw bytes, or from the message decoded when they do not show its type), so what the pump said is never
@@ -48,7 +50,9 @@ logger = logging.getLogger(__name__)
 
 MAX_PUMPS_TRACKED = 20_000
 LOG_EVERY_S = 60.0
-ALARM, REPORT = "alarm", "report"
+ALARM, REPORT, REPORT_BYTES = "alarm", "report", "report_bytes"  # the buckets' names, per pump
+# What a shed message was over: the metric's and the log's `reason`
+OVER_MESSAGES, OVER_BYTES, OVER_ACTIVE_ALARMS = "budget", "byte_budget", "active_alarms"
 SHED_TYPES_KEPT = 10  # the alarm types a batch's summary names (`alarm_flood` names as many)
 RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"((?:[^"\\]|\\.){1,200})"')  # escapes undone after (`_raw_type`)
 RAW_SEVERITY = re.compile(rb'"severity"\s*:\s*"([^"\\]{1,32})"')
@@ -57,7 +61,7 @@ SHED_DECODED_MAX = 16  # shed alarms per pump and batch the raw reader missed, d
 
 @dataclass(frozen=True)
 class Budget:
-    """A token bucket's rate (messages per second on average) and burst; rate 0 turns it off."""
+    """A token bucket's rate (messages, or payload bytes, per second on average) and burst; rate 0 turns it off."""
 
     rate_per_s: float
     burst: float
@@ -66,11 +70,13 @@ class Budget:
 class PumpBudgets:
     """Admits each pump's alarms and reports within their budgets; counts (metrics, log) what it sheds."""
 
-    def __init__(self, *, alarm: Budget, report: Budget, max_active_alarms: int) -> None:
-        self.budgets = {ALARM: alarm, REPORT: report}
+    def __init__(
+        self, *, alarm: Budget, report: Budget, max_active_alarms: int, report_bytes: Budget = Budget(0.0, 1.0)
+    ) -> None:
+        self.budgets = {ALARM: alarm, REPORT: report, REPORT_BYTES: report_bytes}
         self.max_active_alarms = max_active_alarms
         self.buckets: OrderedDict[tuple[str, str], TokenBucket] = OrderedDict()  # (device id, budget name)
-        self.logged_at: dict[str, float] = {}
+        self.logged_at: dict[tuple[str, str], float] = {}  # (device id, budget over): when last logged
         self.shed_total = 0
         self.away: tuple[TimeAway, ...] = ()  # the bridge's times away whose backlog may still arrive (the worker's)
 
@@ -80,11 +86,12 @@ class PumpBudgets:
         newest = {(sender, kind): index for index, (sender, kind) in enumerate(senders) if sender and kind != "error"}
         admitted = []
         for index, (message, (device_id, kind)) in enumerate(zip(batch, senders, strict=True)):
-            keep = device_id is None or newest.get((device_id, kind)) == index
-            keep = self._take(device_id, kind, message) or keep
-            if not keep:
-                self.count_shed(device_id, kind, message.received_at.timestamp())
-            admitted.append(keep)
+            over = self._over(device_id, kind, message) if device_id is not None else ""
+            if over and newest.get((device_id, kind)) != index:
+                self.count_shed(device_id, kind, message.received_at.timestamp(), over=over)
+                admitted.append(False)
+            else:
+                admitted.append(True)
         return admitted
 
     def alarm_admitted(self, checked: CheckedMessage, clock: float) -> bool:
@@ -103,31 +110,40 @@ class PumpBudgets:
             return True  # a clearing in free text that clears an active alarm; one clearing nothing is an alarm
         if (key, error_code) in active or len(active) < self.max_active_alarms:
             return True
-        self.count_shed(checked.device_id, topics.ERROR, clock)
+        self.count_shed(checked.device_id, topics.ERROR, clock, over=OVER_ACTIVE_ALARMS)
         return False
 
-    def count_shed(self, device_id: str, kind: str, clock: float) -> None:
-        """The metric, the heartbeat's total and a log line per pump per minute (the summary is the batch's)."""
+    def count_shed(self, device_id: str, kind: str, clock: float, *, over: str = OVER_MESSAGES) -> None:
+        """The metric, the heartbeat's total and a log line per pump and budget per minute (the summary is the
+        batch's); `over`: the budget the message was over."""
         self.shed_total += 1
-        metrics.BUDGET_SHED.labels(kind=kind).inc()
-        if clock - self.logged_at.get(device_id, float("-inf")) >= LOG_EVERY_S:
-            self.logged_at[device_id] = clock
-            logger.warning("pump flooding: %s messages over its budget shed", kind,
-                           extra={"device_id": device_id, "reason": "budget"})  # fmt: skip
+        metrics.BUDGET_SHED.labels(kind=kind, reason=over).inc()
+        if clock - self.logged_at.get((device_id, over), float("-inf")) >= LOG_EVERY_S:
+            self.logged_at[(device_id, over)] = clock
+            logger.warning("pump flooding: %s messages over its %s shed", kind, _OVER_TEXT[over],
+                           extra={"device_id": device_id, "reason": over})  # fmt: skip
 
-    def _take(self, device_id: str | None, kind: str, message: InboundMessage) -> bool:
-        if device_id is None:
-            return True
-        name = ALARM if kind == topics.ERROR else REPORT
+    def _over(self, device_id: str, kind: str, message: InboundMessage) -> str:
+        """The budget a pump's message is over, paying into its buckets ("" within them): an alarm's count; a
+        report's count, then its payload's bytes (a report shed over its count pays no bytes)."""
+        clock = message.received_at.timestamp()
+        if kind == topics.ERROR:
+            return "" if self._take(device_id, ALARM, clock) else OVER_MESSAGES
+        if not self._take(device_id, REPORT, clock):
+            return OVER_MESSAGES
+        return "" if self._take(device_id, REPORT_BYTES, clock, cost=len(message.payload)) else OVER_BYTES
+
+    def _take(self, device_id: str, name: str, clock: float, *, cost: float = 1.0) -> bool:
+        """A token (or `cost` of them, at most the burst: any one message can pass a full bucket) from a bucket."""
         budget = self.budgets[name]
         if budget.rate_per_s <= 0:
             return True
-        clock = message.received_at.timestamp()
         bucket = self.buckets.pop((device_id, name), None) or TokenBucket(budget.burst, clock)
         self.buckets[(device_id, name)] = bucket
-        if len(self.buckets) > MAX_PUMPS_TRACKED:
+        if len(self.buckets) > MAX_PUMPS_TRACKED * len(self.budgets):
             self.buckets.popitem(last=False)
-        return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst, away=self.away)
+        cost = min(cost, budget.burst)
+        return bucket.take(clock, rate_per_s=budget.rate_per_s, burst=budget.burst, away=self.away, cost=cost)
 
 
 class ShedSummary:
@@ -201,6 +217,9 @@ class ShedSummary:
         """Per pump: the counts, the types named and whether more types were shed than named."""
         return [(device_id, counts, self.types.get(device_id, {}), device_id in self.unnamed)
                 for device_id, counts in self.counts.items()]  # fmt: skip
+
+
+_OVER_TEXT = {OVER_MESSAGES: "budget", OVER_BYTES: "byte budget", OVER_ACTIVE_ALARMS: "active alarms bound"}
 
 
 def _budgeted_sender(message: InboundMessage) -> tuple[str | None, str]:

@@ -64,8 +64,11 @@ class TokenBucket:
     credited_at: float = float("-inf")  # the latest `TimeAway` it was credited for
     credit_until: float = float("-inf")  # until when credit above `burst` may be kept
 
-    def take(self, clock: float, *, rate_per_s: float, burst: float, away: Sequence[TimeAway] = ()) -> bool:
-        """Refill up to `clock` at `rate_per_s` (at most `burst`), then take one token if there is one.
+    def take(
+        self, clock: float, *, rate_per_s: float, burst: float, away: Sequence[TimeAway] = (), cost: float = 1.0
+    ) -> bool:
+        """Refill up to `clock` at `rate_per_s` (at most `burst`), then take `cost` tokens (one message, or a
+        payload's bytes) if there are as many.
 
         Within a time away's backlog the bucket also holds that time's credit (each time away once), above
         `burst` until spent; after the backlog what is left of it lapses.
@@ -78,8 +81,8 @@ class TokenBucket:
             if time_away.at > self.credited_at and time_away.at <= clock <= time_away.until:
                 self.credited_at, self.credit_until = time_away.at, max(self.credit_until, time_away.until)
                 self.tokens += time_away.seconds * rate_per_s
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= cost:
+            self.tokens -= cost
             return True
         return False
 

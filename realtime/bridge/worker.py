@@ -267,10 +267,11 @@ class Bridge:
 
 
 def pump_budgets() -> PumpBudgets:
-    """The per-pump budgets from the settings (ALARM_BUDGET_*, REPORT_BUDGET_*, ALARM_ACTIVE_MAX)."""
+    """The per-pump budgets from the settings (ALARM_BUDGET_*, REPORT_BUDGET_*, REPORT_BYTES_*, ALARM_ACTIVE_MAX)."""
     limits = settings.PUMPSTREAM
     return PumpBudgets(
         alarm=Budget(limits["ALARM_BUDGET_PER_S"], limits["ALARM_BUDGET_BURST"]),
         report=Budget(limits["REPORT_BUDGET_PER_S"], limits["REPORT_BUDGET_BURST"]),
         max_active_alarms=limits["ALARM_ACTIVE_MAX"],
+        report_bytes=Budget(limits["REPORT_BYTES_PER_S"], limits["REPORT_BYTES_BURST"]),
     )
