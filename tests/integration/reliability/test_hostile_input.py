@@ -44,7 +44,8 @@ def processed(name: str) -> int:
 def unbudgeted_bridge(own_broker, artifacts_dir):
     """A bridge without per-pump budgets: 200 messages of one pump in a second would be a flood by them."""
     process = BridgeProcess(own_broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir,
-                            ALARM_BUDGET_PER_S="0", REPORT_BUDGET_PER_S="0", ALARM_ACTIVE_MAX="0").start()  # fmt: skip
+                            ALARM_BUDGET_PER_S="0", REPORT_BUDGET_PER_S="0", REPORT_BYTES_PER_S="0",
+                            ALARM_ACTIVE_MAX="0").start()  # fmt: skip
     yield process
     process.stop()
 
