@@ -3,8 +3,8 @@
 Routine progress has its own guard (`flood.py`). Every other message of a pump pays into token buckets per
 pump, decided on the raw topic before any parsing: `alarm` (its `error` topic) counts messages; `report`
 (status, infusion, completion, actions, bolus, test, non-routine progress) counts messages and, in
-`report_bytes`, their payloads' bytes, so a pump padding its reports cannot fill the event log's disk at
-the report budget's rate (an alarm is never shed for its bytes). A pump within its budgets
+`report_bytes`, their payloads' bytes, so a pump padding its reports at the report budget's rate is shed over
+their bytes (an alarm is never shed for its bytes: its form is no reason to lose it). A pump within its budgets
 never notices them (a real pump sends a few of these a minute); one above them has the excess shed:
 acknowledged, counted (`pumpstream_bridge_budget_shed_total{kind,reason}`, the heartbeat's `budgetShed`),
 logged once a minute, and summed up once per batch as one high `alarm_flood` for that pump, which names
@@ -14,8 +14,10 @@ silently lost. A message is admitted or
 shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
 (`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
 The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
-current. A backlog is no flood: after the bridge was away from the broker (a lost link, a restart) each
-pump's buckets are credited that time's budget for the messages that waited meanwhile (`flood.TimeAway`).
+current (over its bytes too: a pump whose reports each come in an intake of their own passes every budget, a
+known limit in docs/security.md "Stored bytes"). A backlog is no flood: after the bridge was away from the
+broker (a lost link, a restart) each pump's buckets are credited that time's budget for the messages that
+waited meanwhile (`flood.TimeAway`).
 Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new one (a
 repeat of an active alarm or a clearing still passes; a clearing not literally `X_cleared` only if it clears an
 active alarm, for otherwise it is raised as an alarm); the refused alarm is counted into its `alarm_flood` too.
