@@ -94,7 +94,9 @@ def pump_report_apply(
 
 def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
     boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
-    uptime = report.uptime if isinstance(report, StatusPayload) else None  # a status's own uptime field only
+    # A status's own uptime field only; never a Last Will's (`offline`): its body was written when the pump connected,
+    # so its uptime is as old as that connection (review 21)
+    uptime = report.uptime if isinstance(report, StatusPayload) and report.status != "offline" else None
     why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
                               retained=retained, received_at=now, uptime=uptime)  # fmt: skip
     if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:

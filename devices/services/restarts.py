@@ -41,6 +41,9 @@ UPTIME_WRAP_GAP_MS = 600_000.0
 # restart, and leaves the pump's uptime mark where it is. Its messages may wait at the broker through a bridge outage,
 # so its millis() wrap is told one-sided: the uptime gone on across 2^32 ms is at most the wall-clock time since the
 # last uptime (waiting only delays a message). A reboot after less than the tolerance of uptime is not told by it.
+# Nor is an uptime above the wall-clock time since the last one arrived (+UPTIME_WRAP_CLOCK_TOLERANCE_MS): a reboot
+# came after the pump's last message, so its uptime counts from then; an older uptime received later is the pump's own
+# queue, sent after the `online` of its reconnect (`_booted_since`, review 21).
 UPTIME_REORDER_TOLERANCE_MS = 60_000.0
 
 
@@ -90,7 +93,7 @@ def _boot_restart(device: Device, boot_id: str, uptime_ms: float | None, receive
     if uptime_ms is None or (last_at is not None and received_at <= last_at):
         return ""  # no uptime told, or received before the last one (older news): nothing to compare
     if last_ms is not None and last_at is not None and uptime_ms <= last_ms:
-        if uptime_ms >= last_ms - UPTIME_REORDER_TOLERANCE_MS:
+        if uptime_ms >= last_ms - UPTIME_REORDER_TOLERANCE_MS or not _booted_since(uptime_ms, last_at, received_at):
             return ""  # a late message of this run: the mark stays at the newest uptime
         if not _uptime_wrapped(uptime_ms + UPTIME_WRAP_MS - last_ms, last_at, received_at, queued=True):
             device.last_uptime_ms, device.last_uptime_at = uptime_ms, received_at
@@ -99,9 +102,21 @@ def _boot_restart(device: Device, boot_id: str, uptime_ms: float | None, receive
     return ""
 
 
+def _booted_since(uptime_ms: float, last_at: datetime, received_at: datetime) -> bool:
+    """Whether a pump whose uptime is `uptime_ms` now can have booted after its last uptime arrived (at `last_at`).
+
+    A reboot's uptime counts from a boot that came after the pump sent its last message, so it is at most the time
+    since (within the broker's and the bridge's delays). An older uptime received later is the pump's own queue: a
+    pump that lost its link for minutes sends its `online` (its uptime now) on reconnecting, then the QoS 1 statuses it
+    queued meanwhile (review 21: a pause at the bedside during a Wi-Fi drop was an `interrupted` infusion)."""
+    return uptime_ms <= (received_at - last_at).total_seconds() * 1000 + UPTIME_WRAP_CLOCK_TOLERANCE_MS
+
+
 def _milliseconds(value: object) -> float | None:
-    """A numeric uptime in ms; None for text (ISO, H:M:S) or nothing."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    """A numeric uptime in ms (above 0: no pump has been up for no time); None for text (ISO, H:M:S), 0, a negative
+    value or nothing (review 21: one status saying 0 or -1 in a run that went on ended its infusion)."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if numeric and value > 0 else None
 
 
 def _uptime_wrapped(
