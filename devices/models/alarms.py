@@ -19,6 +19,9 @@ class Alarm(models.Model):
     )
     type = models.CharField(max_length=64, help_text="The type key: the type as sent, lower-cased, other chars _.")
     type_reported = models.CharField(max_length=200, blank=True, help_text="The type as the pump sent it.")
+    wordings = models.JSONField(
+        default=list, blank=True, help_text="The wordings of a pump's type shown since it was raised (news: a new one)."
+    )
     error_code = models.CharField(max_length=64, blank=True, default="")
     priority = models.CharField(max_length=8, choices=AlarmPriority.choices)
     severity_reported = models.CharField(max_length=32, blank=True)

@@ -25,6 +25,7 @@ from protocol import events
 # changed by others as this is written; it should import them from alarm_keys.py).
 
 TYPE_SHOWN_MAX = 200
+WORDINGS_KEPT = 32  # the wordings of one alarm's type remembered: one key holds only punctuation apart
 
 
 def alarm_active(
@@ -66,14 +67,13 @@ def alarm_raise(
         alarm = Alarm.objects.create(
             device=device, session=session, type=key, type_reported=type[:TYPE_SHOWN_MAX] if type != key else "",
             error_code=error_code, priority=priority, severity_reported=severity_reported[:32],
+            wordings=[alarm_wording(type)] if source == AlarmSource.DEVICE else [],
             message=message[:500], details=details or {}, source=source, raised_at=now, last_raised_at=now,
             alerted_at=now,
         )  # fmt: skip
         alerting = True
     else:
-        reworded = source == AlarmSource.DEVICE and alarm_wording(type) != alarm_wording(alarm.type_shown)
-        if reworded:  # "Flow < max" under the key of an active "Flow > max": the pump says something else now
-            alarm.type_reported = type[:TYPE_SHOWN_MAX] if type != key else ""
+        reworded = source == AlarmSource.DEVICE and _reworded(alarm, type, key)
         alerting = _repeat(alarm, priority=priority, message=message, details=details, now=now,
                            realert=realert or reworded)  # fmt: skip
     event_record(
@@ -108,6 +108,21 @@ def _repeat(
         alarm_realert_mark(alarm, now=now)
     alarm.save()
     return higher or realert
+
+
+def _reworded(alarm: Alarm, reported: str, key: str) -> bool:
+    """Show a pump's type as sent now ("Flow < max" under the key of an active "Flow > max"); True when its wording
+    was never shown since the alarm was raised: news. A pump flapping between two wordings re-alerts once for the
+    second, not at every message (review 21: an acknowledgement held only until its next message)."""
+    wording = alarm_wording(reported)
+    if wording == alarm_wording(alarm.type_shown):
+        return False
+    alarm.type_reported = reported[:TYPE_SHOWN_MAX] if reported != key else ""
+    shown = alarm.wordings or [alarm_wording(alarm.type_shown)]  # an alarm from before the list kept its first
+    if wording in shown:
+        return False
+    alarm.wordings = [*shown, wording][-WORDINGS_KEPT:]
+    return True
 
 
 def alarm_realert_mark(alarm: Alarm, *, now: datetime) -> None:

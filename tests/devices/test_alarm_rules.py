@@ -86,6 +86,24 @@ def test_another_condition_under_the_same_key_is_shown_as_sent_and_alerts_again(
     assert notifications(emitted)[-1]["title"] == "Flow < max"
 
 
+def test_a_pump_flapping_between_two_wordings_re_alerts_once_for_the_second_not_at_every_message(emitted):
+    """A sensor at the limit sends "Flow > max", "Flow < max", ... every 2 s: each was news at every message, so an
+    acknowledgement held only until the next one (review 21). The wordings shown since the alarm was raised are
+    remembered: the second alerts once, the flapping afterwards only shows the text the pump sends."""
+    make_device()
+    nurse = make_user()
+    start = timezone.now()
+    alarm = raise_("Flow > max", now=start)
+    alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+    shown = []
+    for n in range(1, 11):
+        alarm = raise_("Flow < max" if n % 2 else "Flow > max", now=start + timedelta(seconds=2 * n))
+        shown.append(alarm.type_shown)
+        alarm = alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+    assert alarm.alerts == 2 and len(notifications(emitted)) == 2, alarm.alerts
+    assert shown[-2:] == ["Flow < max", "Flow > max"], "the text shown follows the pump"
+
+
 @pytest.mark.parametrize("spelling", ["OCCLUSION DETECTED", "occlusion_detected", "Occlusion-detected"])
 def test_the_same_condition_spelled_otherwise_is_a_repeat(emitted, spelling):
     make_device()
