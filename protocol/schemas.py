@@ -46,7 +46,9 @@ Minutes = Annotated[float, Field(ge=0, le=MAX_TIME_MIN)]
 Rate = Annotated[float, Field(ge=0, le=MAX_RATE_ML_MIN)]
 Percent = Annotated[float, Field(ge=0, le=100)]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
-InfusionId = Annotated[str, Field(min_length=1, max_length=64)]
+INFUSION_ID_MAX = 64
+InfusionId = Annotated[str, Field(min_length=1, max_length=INFUSION_ID_MAX)]
+StatusInfusionId = Annotated[str, Field(max_length=INFUSION_ID_MAX)]  # a status's: empty names none
 DeviceTimestamp = int | float | Annotated[str, Field(max_length=64)] | None
 
 
@@ -61,11 +63,17 @@ class DevicePayload(BaseModel):
     seq: Annotated[int, Field(ge=0, le=MAX_SEQ)] | None = None
     bootId: Annotated[str, Field(min_length=1, max_length=64)] | None = None
     _fields_not_stored: int = PrivateAttr(default=0)
+    _refusals: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def fields_not_stored(self) -> int:
         """How many unknown fields (or fields of free-form objects) were cut to keep the report within its bound."""
         return self._fields_not_stored
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        """Read in part (`protocol/salvage.py`): why each field left out was refused; empty for an accepted report."""
+        return self._refusals
 
     @property
     def message_key(self) -> tuple[str, int] | None:
@@ -74,12 +82,25 @@ class DevicePayload(BaseModel):
 
 
 class StatusPayload(DevicePayload):
+    """A status names its infusion in `infusionId` or `currentInfusion.infusionId`: a string of at most 64 characters
+    (empty names none: today's firmware sends `""` when idle); one in any other form is refused, for the status may be
+    about another infusion than the one it would otherwise be applied to."""
+
     status: Annotated[Literal[STATUS_VALUES], BeforeValidator(_lower)]  # type: ignore[valid-type]
     batteryLevel: Annotated[float, Field(ge=0, le=100)] | None = None
     firmwareVersion: Annotated[str, Field(max_length=64)] | None = None
     uptime: DeviceTimestamp = None
+    infusionId: StatusInfusionId | None = None
     currentInfusion: dict | None = None
     progress: dict | None = None
+
+    @field_validator("currentInfusion")
+    @classmethod
+    def _names_an_infusion_readably(cls, value: dict | None) -> dict | None:
+        named = value.get("infusionId") if isinstance(value, dict) else None
+        if named is not None and not (isinstance(named, str) and len(named) <= INFUSION_ID_MAX):
+            raise ValueError(f"infusionId must be a string of at most {INFUSION_ID_MAX} characters")
+        return value
 
 
 class ProgressPayload(DevicePayload):

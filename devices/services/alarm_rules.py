@@ -45,11 +45,16 @@ from protocol import events, topics
 logger = logging.getLogger(__name__)
 
 UNREADABLE_ALARM = "unreadable_alarm"
-UNREADABLE_REPORT = "unreadable_report"  # a completion, action or start answer that could not be read (review 19)
+UNREADABLE_REPORT = "unreadable_report"  # a completion, action, start answer or status that could not be read
 REPORTED_ACTION = {"MANUAL_STOP": "a Stop at its own screen", "MANUAL_PAUSE": "a Pause at its own screen",
                    "MANUAL_RESUME": "a Resume at its own screen"}  # fmt: skip
 UNREAD_ACTION = "an action at its own screen"
 REPORTED_ANSWER = {True: "that it accepted a start", False: "that it rejected a start"}
+REPORTED_STATUS = {"stopped": "that it stopped", "completed": "that the infusion completed", "paused": "that it paused",
+                   "running": "that it is running", "started": "that it started", "idle": "that it is idle",
+                   "healthy": "that it is idle", "rejected": "that it rejected a start",
+                   "received_start_command": "that it received a start"}  # fmt: skip
+STATUS_OF_A_START = ("rejected", "received_start_command")  # about the order waiting, not yet on the pump
 DEVICE_DEGRADED = "device_degraded"
 # Server alarms about one session's infusion: they clear when that session ends (and no pump clears them).
 SESSION_SERVER_ALARMS = ("parameter_mismatch", "parameters_unverified", "confirmed_late", "communication_lost")
@@ -108,22 +113,27 @@ def report_unreadable_raise(
     *, device_id: str, kind: str, said: dict, reason: str, detail: str = "", excerpt: str = "",
     now: datetime | None = None,
 ) -> Alarm | None:  # fmt: skip
-    """A high `unreadable_report` for a registered pump whose `completion`, `actions` or `infusion` report could not be
-    read, even in part (review 19): the screen may no longer show what the pump does with its infusion.
+    """A high `unreadable_report` for a registered pump whose `completion`, `actions`, `infusion` or `status` report
+    could not be read, even in part (review 19): the screen may no longer show what the pump does with its infusion.
 
-    Tied to the infusion the report may be about: for an answer to a start, the pump's active session (the order
-    waiting for it); for a completion or an action at the pump, the session on the pump (running or paused), else
-    none. Its text says what the pump reported as far as it can be told (`said`: the decoded payload, if any, read
-    only for the wording). A repeat while active only counts. None when no pump is registered with this id. The
-    message itself is dead-lettered by the caller.
+    Tied to the infusion the report may be about: for an answer to a start (a status saying `rejected` or
+    `received_start_command` too), the pump's active session (the order waiting for it); for a completion, an action
+    at the pump or another status, the session on the pump (running or paused), else none; a status with no such
+    session raises nothing (a pump's frequent heartbeat, with no infusion the screen could show wrongly). Its text
+    says what the pump reported as far as it can be told (`said`: the decoded payload, if any, read only for the
+    wording). A repeat while active only counts. None when no pump is registered with this id, or for a status with
+    no such session. The message itself is dead-lettered by the caller.
     """
     now = now or timezone.now()
     with transaction.atomic():
         if not Device.objects.filter(device_id=device_id).exists():
             return None
         device = device_lock(device_id=device_id)
-        statuses = ACTIVE_SESSION_STATUSES if kind == topics.INFUSION else SESSION_ON_PUMP_STATUSES
+        start_answer = kind == topics.INFUSION or (kind == topics.STATUS and said.get("status") in STATUS_OF_A_START)
+        statuses = ACTIVE_SESSION_STATUSES if start_answer else SESSION_ON_PUMP_STATUSES
         session = InfusionSession.objects.filter(device=device, status__in=statuses).first()
+        if session is None and kind == topics.STATUS:
+            return None  # no infusion for the screen to show wrongly: the dead letter is enough (a pump's heartbeat)
         return alarm_raise(
             device=device, type=UNREADABLE_REPORT, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
             session=session, now=now, details={"topic": kind, "reason": reason, "detail": text_storable(detail[:300]),
@@ -137,6 +147,9 @@ def _reported(kind: str, said: dict) -> str:
     """What an unreadable report says the pump did, as far as its readable fields tell (else what such reports say)."""
     if kind == topics.COMPLETION:
         return "the end of an infusion"
+    if kind == topics.STATUS:
+        status = said.get("status")
+        return REPORTED_STATUS.get(status, "its state") if isinstance(status, str) else "its state"
     if kind == topics.ACTIONS:
         action = said.get("action")
         return REPORTED_ACTION.get(action, UNREAD_ACTION) if isinstance(action, str) else UNREAD_ACTION

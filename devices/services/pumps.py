@@ -32,7 +32,7 @@ from devices.services.named import other_infusion_reported
 from devices.services.progress import progress_apply
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_bolus_check
-from devices.services.restarts import pump_restart_detect, pump_restarted
+from devices.services.restarts import pump_restart_check
 from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
 from devices.services.status import (
@@ -54,7 +54,8 @@ from devices.states import (
     SessionStatus,
 )
 from protocol import events, topics
-from protocol.schemas import PRESENCE_STATUSES, DevicePayload, StatusPayload, device_timestamp_parse
+from protocol.salvage import refused_fields
+from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
 # Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the
@@ -86,26 +87,10 @@ def pump_report_apply(
         _pump_seen(device, report, received_at)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
-        restarted = _restart_check(device, kind, report, retained, received_at)
+        restarted = pump_restart_check(device=device, kind=kind, report=report, retained=retained, now=received_at)
         visible_change = REPORT_HANDLERS[kind](device, report, received_at)
         if restarted or visible_change or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
-
-
-def _restart_check(device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
-    boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
-    # A status's own uptime field only; never a Last Will's (`offline`): its body was written when the pump connected,
-    # so its uptime is as old as that connection (review 21)
-    uptime = report.uptime if isinstance(report, StatusPayload) and report.status != "offline" else None
-    why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
-                              retained=retained, received_at=now, uptime=uptime)  # fmt: skip
-    if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:
-        device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
-    if not why:
-        return False
-    pump_restarted(device=device, why=why, now=now)
-    pump_state_set(device=device, state=PumpState.IDLE)
-    return True
 
 
 def pump_mark_stale(*, device_id: str, now: datetime) -> None:
@@ -167,6 +152,8 @@ def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = T
     wanted = {"reported_status": report.status} if about_now else {}
     if report.batteryLevel is not None:
         wanted["battery_level"] = round(report.batteryLevel)
+    elif "batteryLevel" in refused_fields(report):  # read in part: its battery unreadable, the old one no longer true
+        wanted["battery_level"] = None
     if report.firmwareVersion:
         wanted["firmware_version"] = report.firmwareVersion
     if report.status in PRESENCE_STATUSES:

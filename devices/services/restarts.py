@@ -17,9 +17,19 @@ from devices.models import Device, InfusionSession
 from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
+from devices.services.pump_state import pump_state_set
 from devices.services.readback import VOLUME_TOLERANCE_ML
 from devices.services.sessions import session_transition
-from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, AlarmPriority, AlarmSource, SessionStatus
+from devices.states import (
+    ACTIVE_SESSION_STATUSES,
+    SESSION_ON_PUMP_STATUSES,
+    AlarmPriority,
+    AlarmSource,
+    PumpState,
+    SessionStatus,
+)
+from protocol.salvage import refused_fields
+from protocol.schemas import DevicePayload, StatusPayload
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +55,31 @@ UPTIME_WRAP_GAP_MS = 600_000.0
 # came after the pump's last message, so its uptime counts from then; an older uptime received later is the pump's own
 # queue, sent after the `online` of its reconnect (`_booted_since`, review 21).
 UPTIME_REORDER_TOLERANCE_MS = 60_000.0
+
+
+def pump_restart_check(*, device: Device, kind: str, report: DevicePayload, retained: bool, now: datetime) -> bool:
+    """Whether this report shows a restart; if so, what the pump was doing ends (`pump_restarted`) and it is idle.
+
+    A report read without its `bootId` (`protocol/salvage.py`: one odd in form) tells none and moves no mark: which
+    run it comes from is unknown, and its `timestamp` compared as the original firmware's uptime would tell a pump
+    that has a `bootId` restarted falsely. One read without its `uptime` is judged by its `bootId` alone (a new one is
+    a restart; the same one compares nothing), as one that sends none.
+    """
+    if "bootId" in refused_fields(report):
+        return False
+    boot_before = (device.boot_id, device.last_uptime_ms, device.last_uptime_at)
+    # A status's own uptime field only; never a Last Will's (`offline`): its body was written when the pump connected,
+    # so its uptime is as old as that connection (review 21)
+    uptime = report.uptime if isinstance(report, StatusPayload) and report.status != "offline" else None
+    why = pump_restart_detect(device=device, boot_id=report.bootId, timestamp=report.timestamp, kind=kind,
+                              retained=retained, received_at=now, uptime=uptime)  # fmt: skip
+    if (device.boot_id, device.last_uptime_ms, device.last_uptime_at) != boot_before:
+        device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
+    if not why:
+        return False
+    pump_restarted(device=device, why=why, now=now)
+    pump_state_set(device=device, state=PumpState.IDLE)
+    return True
 
 
 def pump_restart_detect(

@@ -1,5 +1,5 @@
-"""What a refused message still does: a refused alarm, `degraded` status or report about the infusion alarms, and no
-replay counts as news.
+"""What a refused message still does: a refused alarm, `degraded` status or report about the infusion (a status
+among them) alarms, and no replay counts as news.
 
 `ingest.reject` dead-letters a message that is not applied and then calls these; `ingest` reads the retained
 digests through `retained_replay` too.
@@ -20,6 +20,7 @@ from devices.services.pumps import DEGRADED_STATUSES
 from devices.services.records import retained_digest_store
 from protocol import topics
 from protocol.salvage import ESSENTIAL
+from protocol.schemas import PRESENCE_STATUSES
 from realtime import metrics
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Statuses that say nothing of the infusion: one refused unreadably is no `unreadable_report` (review 19's leftovers)
+NOT_ABOUT_THE_INFUSION = (*PRESENCE_STATUSES, "testing", *DEGRADED_STATUSES)
 RAW_STATUS = re.compile(rb'"status"\s*:\s*"\s*([A-Za-z_]{1,32})\s*"')  # a refused status's word, undecoded
 
 
@@ -116,9 +119,11 @@ def _statuses_said(payload: bytes, document: dict | None) -> set[str]:
 def infusion_report_refused_alarm(
     message: "InboundMessage", reason: str, detail: str, document: dict | None = None
 ) -> None:
-    """A refused `completion`, `actions` or `infusion` report that could not be read even in part (review 19) still
-    alarms: high `unreadable_report` on its pump, tied to the infusion it may be about, for the screen may no longer
-    show what the pump does (a finished, stopped, paused or rejected infusion shown running or waiting).
+    """A refused `completion`, `actions`, `infusion` or `status` report that could not be read even in part (review 19)
+    still alarms: high `unreadable_report` on its pump, tied to the infusion it may be about, for the screen may no
+    longer show what the pump does (a finished, stopped, paused or rejected infusion shown running or waiting). A
+    status alarms only while an infusion is on the pump (`report_unreadable_raise`), and not when the word it says is
+    presence, `testing` or `degraded`/`issue` (`status_refused_alarm`'s), read as for that alarm.
 
     One refused only for fields the contract does not need is applied without them (`protocol/salvage.py`) and comes
     here only if applying it then failed in the guard. `reject` calls it after the message was dead-lettered,
@@ -130,6 +135,12 @@ def infusion_report_refused_alarm(
         parsed = topics.parse_device_topic(message.topic)
     except topics.TopicError:
         return
+    said = document or {}
+    if parsed.kind == topics.STATUS:
+        words = _statuses_said(message.payload, document)
+        if words and words <= set(NOT_ABOUT_THE_INFUSION):
+            return  # presence, a test, or `degraded` (its own alarm): nothing of the infusion to miss
+        said = {"status": next(iter(words))} if len(words) == 1 else {}
     if parsed.kind not in ESSENTIAL or not device_exists(parsed.device_id):
         return
     with transaction.atomic():
@@ -137,8 +148,8 @@ def infusion_report_refused_alarm(
             return
         excerpt = message.payload[:300].decode("utf-8", errors="replace")
         alarm = report_unreadable_raise(
-            device_id=parsed.device_id, kind=parsed.kind, said=document or {}, reason=reason, detail=detail,
-            excerpt=excerpt, now=message.received_at,
+            device_id=parsed.device_id, kind=parsed.kind, said=said, reason=reason, detail=detail, excerpt=excerpt,
+            now=message.received_at,
         )  # fmt: skip
     if alarm is not None:
         logger.warning("unreadable_report raised: %s %s device=%s", parsed.kind, reason, parsed.device_id,
