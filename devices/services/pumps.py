@@ -193,6 +193,7 @@ def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
     session = infusion_confirm(
         device=device, infusion_id=report.infusionId, confirmed=report.confirmed, parameters=parameters,
         confirmation=report.model_dump(mode="json", exclude_none=True), now=now,
+        parameters_unreadable=report.refusals.get("parameters", ""),
     )  # fmt: skip
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                     session=session)  # fmt: skip

@@ -32,6 +32,7 @@ DIVERGENCE_KEY = "delivery_divergence"  # the delivered volume off the order (`d
 UNVERIFIED_KEY = "parameters_unverified"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
+UNREADABLE_MESSAGE = "The parameters the pump reported could not be read"  # reported, in a form refused (salvage.py)
 RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
 RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
 # A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
@@ -89,8 +90,12 @@ def _field_matches(session: InfusionSession, reported: dict, name: str) -> bool:
     return abs(value - ordered_bolus) <= VOLUME_TOLERANCE_ML
 
 
-def readback_record(*, device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> ReadBack:
+def readback_record(
+    *, device: Device, session: InfusionSession, reported: dict | None, now: datetime, unreadable: str = ""
+) -> ReadBack:
     """Store a session's read-back from its confirmation and raise what it calls for; the caller emits the session.
+    `unreadable`: why the `parameters` the pump reported could not be read (the confirmation read in part without
+    them): unverified as if left out, its alarm saying they could not be read, never that they were not reported.
 
     Mismatch: high `parameter_mismatch`, naming the fields that differ and any the confirmation left out (`missing`);
     unverified: medium `parameters_unverified`, naming those left out; both tied to the session.
@@ -101,7 +106,7 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
     """
     result, fields = readback_compare(session, reported)
     if session.read_back == ReadBack.MISMATCH and result != ReadBack.MISMATCH:
-        _unreported_on_a_mismatch(device, session, reported, now)  # its `parameter_mismatch` stands (review 12)
+        _unreported_on_a_mismatch(device, session, reported, now, unreadable)  # its `parameter_mismatch` stands
         return ReadBack.MISMATCH
     if result == ReadBack.MATCH and alarm_active(device=device, key=DIVERGENCE_KEY, session=session) is not None:
         session.read_back = ReadBack.MISMATCH  # confirmed again after a restart, its delivered volume still alarmed
@@ -115,11 +120,13 @@ def readback_record(*, device: Device, session: InfusionSession, reported: dict 
         active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
         _mismatch_raise(device=device, session=session, active=active, seen={**details, "missing": missing}, now=now)
     elif result == ReadBack.UNVERIFIED:
-        _unverified_raise(device, session, details, now)
+        _unverified_raise(device, session, details, now, unreadable)
     return result
 
 
-def _unreported_on_a_mismatch(device: Device, session: InfusionSession, reported: dict | None, now: datetime) -> None:
+def _unreported_on_a_mismatch(
+    device: Device, session: InfusionSession, reported: dict | None, now: datetime, unreadable: str = ""
+) -> None:
     """A confirmation differing from the order in nothing it reports, on a session seen running off it, that leaves
     parameters out (none at all): its active `parameter_mismatch` names them as not reported
     (`missing`: news, so an acknowledged one alerts again); once that alarm was resolved, nothing off the order was
@@ -131,7 +138,7 @@ def _unreported_on_a_mismatch(device: Device, session: InfusionSession, reported
     details = {"ordered": session.order, "reported": reported, "fields": []}
     active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
     if active is None:
-        _unverified_raise(device, session, {**details, "fields": missing}, now)
+        _unverified_raise(device, session, {**details, "fields": missing}, now, unreadable)
     else:
         _mismatch_raise(device=device, session=session, active=active, seen={**details, "missing": missing}, now=now)
 
@@ -146,14 +153,19 @@ def readback_unverified_raise(*, device: Device, session: InfusionSession, now: 
     _unverified_raise(device, session, {"ordered": session.order, "reported": None, "fields": fields}, now)
 
 
-def _unverified_raise(device: Device, session: InfusionSession, details: dict, now: datetime) -> None:
+def _unverified_raise(
+    device: Device, session: InfusionSession, details: dict, now: datetime, unreadable: str = ""
+) -> None:
     """`parameters_unverified`; its message names the parameters not reported (`details["fields"]`) when the pump
-    reported some (with none reported, it says so)."""
+    reported some (with none reported, it says so); parameters reported unreadably (`unreadable`: why) are said so."""
     some = set(REQUIRED_FIELDS) - set(details["fields"])
     unreported = f" (not reported: {', '.join(details['fields'])})" if some and details["fields"] else ""
+    message = f"{UNVERIFIED_MESSAGE}{unreported}"
+    if unreadable:
+        details = {**details, "unreadable": unreadable}
+        message = f"{UNREADABLE_MESSAGE} ({unreadable}): check its screen against the order"
     alarm_raise(device=device, session=session, type=UNVERIFIED_KEY, priority=AlarmPriority.MEDIUM,
-                source=AlarmSource.SERVER, now=now, details=details,
-                message=f"{UNVERIFIED_MESSAGE}{unreported}")  # fmt: skip
+                source=AlarmSource.SERVER, now=now, details=details, message=message)  # fmt: skip
 
 
 def readback_progress_check(

@@ -146,9 +146,12 @@ def _session_create(device: Device, order: InfusionOrder, user: Any, now: dateti
 
 def infusion_confirm(
     *, device: Device, infusion_id: str, confirmed: bool, parameters: dict | None,
-    confirmation: dict, now: datetime | None = None,
+    confirmation: dict, now: datetime | None = None, parameters_unreadable: str = "",
 ) -> InfusionSession:  # fmt: skip
-    """Apply a pump's answer to START_INFUSION; idempotent, so a replayed answer changes nothing."""
+    """Apply a pump's answer to START_INFUSION; idempotent, so a replayed answer changes nothing.
+
+    `parameters_unreadable`: why the `parameters` it reported could not be read (read in part without them): read
+    back as unverified, its alarm saying so."""
     now = now or timezone.now()
     session = InfusionSession.objects.filter(infusion_id=infusion_id, device=device).first()
     if session is None:
@@ -160,15 +163,15 @@ def infusion_confirm(
                                reason="rejected at the pump", now=now)  # fmt: skip
         return session
     if session.status == SessionStatus.PENDING:
-        _confirm_running(device, session, parameters, confirmation, now)
+        _confirm_running(device, session, parameters, confirmation, now, parameters_unreadable)
     elif session.status in SESSION_ON_PUMP_STATUSES and (
         session.unconfirmed_since is not None or parameters != session.reported_parameters
     ):
-        _read_back_record(device, session, parameters, confirmation, now)  # running on evidence (first, or again
-        # after a restart, which voids an earlier confirmation); now confirmed
+        # running on evidence (first, or again after a restart, which voids an earlier confirmation); now confirmed
+        _read_back_record(device, session, parameters, confirmation, now, parameters_unreadable)
     elif session.status in LATE_FROM:
         if infusion_running_late(device=device, session=session, now=now, why="confirmed"):
-            _read_back_record(device, session, parameters, confirmation, now)
+            _read_back_record(device, session, parameters, confirmation, now, parameters_unreadable)
     return session
 
 
@@ -177,24 +180,26 @@ RECORD_ENDED_BY = "record ended by "  # an `interrupted` session's reason when a
 
 
 def _confirm_running(
-    device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime
-) -> None:
+    device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime,
+    unreadable: str = "",
+) -> None:  # fmt: skip
     session.running_evidence = "confirmation"
     session.reported_parameters = parameters
     session.confirmation = confirmation
     session.read_back, _ = readback_compare(session, parameters)  # shown with the session's first running event
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason="confirmed", now=now)
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
-    readback_record(device=device, session=session, reported=parameters, now=now)
+    readback_record(device=device, session=session, reported=parameters, now=now, unreadable=unreadable)
 
 
 def _read_back_record(
-    device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime
-) -> None:
+    device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime,
+    unreadable: str = "",
+) -> None:  # fmt: skip
     """A confirmation for a session already running (on evidence, or late): keep it and read it back."""
     session.reported_parameters, session.confirmation, session.unconfirmed_since = parameters, confirmation, None
     session.save(update_fields=["reported_parameters", "confirmation", "unconfirmed_since"])
-    verdict = readback_record(device=device, session=session, reported=parameters, now=now)
+    verdict = readback_record(device=device, session=session, reported=parameters, now=now, unreadable=unreadable)
     if not readback_missing(session, parameters):  # its parameters reported, all of them
         reason = "matches the order" if verdict == ReadBack.MATCH else "reports its parameters (a mismatch)"
         alarm_clear(device=device, types=[UNVERIFIED_KEY], source=AlarmSource.SERVER, session=session,

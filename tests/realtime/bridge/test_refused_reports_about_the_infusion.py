@@ -370,3 +370,27 @@ def test_a_confirmation_whose_parameters_cannot_be_read_runs_the_order_unverifie
     )
     assert alarms == ["parameters_unverified"], alarms
     assert session.confirmation["refusedFields"] == ["parameters"]
+
+
+@pytest.mark.parametrize("on_evidence", [False, True], ids=["waiting", "running-on-evidence"])
+def test_the_unverified_alarm_of_parameters_that_could_not_be_read_does_not_say_they_were_not_reported(
+    django_capture_on_commit_callbacks, on_evidence
+):
+    """The pump reported its parameters, in a form refused (a rate as text): "did not report the parameters it runs"
+    is not what happened, and a nurse told so may think its firmware sends none. It says they could not be read."""
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("END_CONFIRM", has_presence=True)
+    session = infusion_start(device_id="END_CONFIRM", order=make_order())
+    if on_evidence:  # it reported running first: the confirmation reads back an order already under way
+        send(capture, "END_CONFIRM", "status", {"status": "running", "infusionId": session.infusion_id}, 0.5)
+    body = {"infusionId": session.infusion_id, "confirmed": True, "parameters": {**READ_BACK, "flowRateMlMin": "2.0"}}
+    send(capture, "END_CONFIRM", "infusion", body, 1)
+    alarm = Alarm.objects.get(device__device_id="END_CONFIRM", type="parameters_unverified", state="active")
+    assert "did not report" not in alarm.message and alarm.message.startswith(
+        "The parameters the pump reported could not be read (flowRateMlMin: "
+    ), f"the pump reported its parameters unreadably, and the alarm says: {alarm.message}"
+    assert alarm.message.endswith("check its screen against the order"), alarm.message
+    assert alarm.details["unreadable"].startswith("flowRateMlMin: "), alarm.details
