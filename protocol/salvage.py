@@ -60,8 +60,9 @@ def payload_salvage(kind: str, document: dict) -> DevicePayload | None:
 
 
 def refused_fields(report: DevicePayload) -> list[str]:
-    """The fields a report read in part was applied without (none for a report the schema accepted)."""
-    return list((report.model_extra or {}).get(REFUSED_FIELDS) or ())
+    """The fields a report read in part was applied without (none for a report the schema accepted): from what the
+    salvage recorded, never from a `refusedFields` the pump itself sent (an unknown field, stored, never trusted)."""
+    return list(report.refusals)
 
 
 def _reasons(exc: ValidationError) -> dict[str, str]:

@@ -321,3 +321,21 @@ def test_the_unreadable_status_alarm_clears_when_its_infusion_moves_and_a_replay
     assert unreadable("ST_CLEAR"), "a running heartbeat cleared it: the pump may have stopped"
     send(capture, "ST_CLEAR", "status", {"status": "stopped", "infusionId": session.infusion_id}, 4)
     assert shown(session) == (SessionStatus.STOPPED, PumpState.IDLE, []), "the alarm stayed once the infusion ended"
+
+
+def test_a_refused_fields_list_the_pump_sends_itself_is_not_trusted(django_capture_on_commit_callbacks):
+    """`refusedFields` is the server's note on a report read in part: a pump sending one (an unknown field, stored and
+    never trusted) must not make the server skip its restart check or forget its battery."""
+    capture = django_capture_on_commit_callbacks
+    session = running_infusion(capture, "ST_FORGE")
+    forged = {"refusedFields": ["bootId", "batteryLevel"]}
+    start = timezone.now()
+    ingest([report("ST_FORGE", "status", modern("ST_FORGE", {"status": "running", "infusionId": session.infusion_id,
+                                                             "batteryLevel": 80, **forged}, uptime=600_000),
+                   at=start)], capture)  # fmt: skip
+    ingest([report("ST_FORGE", "status", modern("ST_FORGE", {"status": "idle", **forged}, uptime=2_500),
+                   at=start + timedelta(seconds=1))], capture)  # fmt: skip
+    device = Device.objects.get(device_id="ST_FORGE")
+    restarted = DeviceEvent.objects.filter(device=device, kind="pump.restarted").exists()
+    assert restarted, "a forged refusedFields hid a reboot (uptime 600,000 -> 2,500 ms under one bootId)"
+    assert device.battery_level == 80, "a forged refusedFields blanked the battery"
