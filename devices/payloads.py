@@ -78,8 +78,17 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             unconfirmedSince=session.unconfirmed_since,
             progressMismatch=_progress_mismatch(session),
             deliveryDivergence=_delivery_divergence(session),
+            parametersUnreadable=_parameters_unreadable(session),
         )
     )
+
+
+def _parameters_unreadable(session: InfusionSession) -> bool | None:
+    """True when this run's confirmation was read without the `parameters` it reported (`protocol/salvage.py`)."""
+    refused = (session.confirmation or {}).get("refusedFields")
+    if session.unconfirmed_since is not None or not isinstance(refused, list):
+        return None  # no confirmation of this run (first on evidence, or again after a restart)
+    return True if "parameters" in refused else None
 
 
 def _progress_mismatch(session: InfusionSession) -> wire.ProgressMismatch | None:

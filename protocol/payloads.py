@@ -225,6 +225,9 @@ class Session(Payload):
     unconfirmedSince: Timestamp | None = None
     progressMismatch: ProgressMismatch | None = None  # the running rate that made `readBack` a mismatch, if one did
     deliveryDivergence: DeliveryDivergence | None = None  # the delivered volume that raised `delivery_divergence`
+    # True when this run's confirmation reported `parameters` that could not be read (it was read without them):
+    # unverified, and the panels say "could not be read", never "not reported"
+    parametersUnreadable: bool | None = None
 
 
 class SessionEvent(Payload):

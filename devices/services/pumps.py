@@ -54,7 +54,7 @@ from devices.states import (
     SessionStatus,
 )
 from protocol import events, topics
-from protocol.salvage import refused_fields
+from protocol.salvage import REFUSED_FIELDS, refused_fields
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
@@ -190,10 +190,12 @@ def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
     parameters = report.parameters.model_dump(exclude_none=True) if report.parameters else None
+    confirmation = report.model_dump(mode="json", exclude_none=True)
+    if not report.refusals:  # `refusedFields` is the server's note on a report read in part: never the pump's own
+        confirmation.pop(REFUSED_FIELDS, None)
     session = infusion_confirm(
         device=device, infusion_id=report.infusionId, confirmed=report.confirmed, parameters=parameters,
-        confirmation=report.model_dump(mode="json", exclude_none=True), now=now,
-        parameters_unreadable=report.refusals.get("parameters", ""),
+        confirmation=confirmation, now=now, parameters_unreadable=report.refusals.get("parameters", ""),
     )  # fmt: skip
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                     session=session)  # fmt: skip

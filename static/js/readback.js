@@ -13,6 +13,8 @@ export const READBACK_LABEL = {
   mismatch: "MISMATCH: the pump runs different parameters from the order",
   unverified: "UNVERIFIED: the pump did not report the parameters it runs; check its screen",
 };
+// Unverified because the parameters this run's confirmation reported could not be read (`parametersUnreadable`)
+export const UNREADABLE_LABEL = "UNVERIFIED: the parameters the pump reported could not be read; check its screen";
 
 const ROWS = [
   ["Rate", (order) => order.flowRateMlMin, (rep) => rep.flowRateMlMin, (v) => fixed(mlMinToMlH(v), 3, "mL/h")],
@@ -56,13 +58,15 @@ export function renderReadBack(root, session) {
   root.hidden = !verdict;
   root.dataset.readback = verdict ?? "";
   if (!verdict) return root.replaceChildren();
-  const title = paragraph("readback-verdict", READBACK_LABEL[verdict]);
+  const unreadable = verdict === "unverified" && session.parametersUnreadable === true;
+  const title = paragraph("readback-verdict", unreadable ? UNREADABLE_LABEL : READBACK_LABEL[verdict]);
   const table = document.createElement("table");
   table.className = "readback-table";
   const head = table.createTHead().insertRow();
   for (const text of ["", "Ordered", "Pump reports"]) head.append(Object.assign(document.createElement("th"), { textContent: text }));
   const reported = reportedThisRun(session);
-  const unreported = confirmedBeforeARestart(session) ? "not reported since the restart" : "not reported";
+  const unreported = confirmedBeforeARestart(session) ? "not reported since the restart"
+    : (session.parametersUnreadable === true ? "reported, could not be read" : "not reported");
   const seen = mismatchSeenRunning(session);
   for (const [label, ordered, fromPump, show] of ROWS) {
     const row = table.insertRow();

@@ -29,6 +29,8 @@ const MESSAGES = {
   timeout: "The pump did not confirm in time. The start was withdrawn.",
   mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
+  unverifiedUnreadable: "The pump started, but the parameters it reported could not be read. Check its screen " +
+    "against the order now.",
   // the read-back's own grounds, when they are not a confirmation of this run (`readBackMessage`)
   unverifiedResumed: "The pump restarted and runs this order again, but has not reported the parameters it runs " +
     "since: what it confirmed before the restart no longer counts. Check its screen against the order now.",
@@ -238,6 +240,7 @@ export class WaitingModal {
         "(seen in its progress). Check the pump now.";
     }
     if (outcome === "unverified" && confirmedBeforeARestart(this.session)) return MESSAGES.unverifiedResumed;
+    if (outcome === "unverified" && this.session?.parametersUnreadable === true) return MESSAGES.unverifiedUnreadable;
     return MESSAGES[outcome];
   }
 

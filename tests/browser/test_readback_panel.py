@@ -158,3 +158,26 @@ def test_the_waiting_window_does_not_show_what_a_resumed_order_confirmed_before_
             expect(reported(panel, row)).to_have_text("not reported since the restart")
     finally:
         pump.close()
+
+
+def test_the_waiting_window_says_parameters_that_could_not_be_read_as_such(open_page, stack):  # noqa: F811
+    """Confirmed with its rate as text (read without `parameters`, review 19): the window and its panel said "did not
+    report the parameters it runs" and "not reported" in every row, of a pump that reported them, unreadably."""
+    page, pump, infusion_id = waiting_order(open_page, stack, "RBP_UNREAD", "rbpu")
+    try:
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True,
+                                  "parameters": {**AS_ORDERED, "flowRateMlMin": "2.0"}, "bootId": "boot-1",
+                                  "seq": 3})  # fmt: skip
+        modal = page.locator("#waiting-modal")
+        expect(modal).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+        message = page.locator("#waiting-message")
+        expect(message).to_contain_text("the parameters it reported could not be read")
+        expect(message).not_to_contain_text("did not report")
+        panel = page.locator("#waiting-readback")
+        expect(panel.locator(".readback-verdict")).to_have_text(
+            "UNVERIFIED: the parameters the pump reported could not be read; check its screen"
+        )
+        for row in ("Rate", "Volume", "Time", "Bolus"):
+            expect(reported(panel, row)).to_have_text("reported, could not be read")
+    finally:
+        pump.close()

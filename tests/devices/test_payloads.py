@@ -26,8 +26,8 @@ WIRE_KEYS = {
                            "firmwareVersion", "hasPresence", "heartbeatTimeoutS", "ward", "bed"],
     events.DEVICE_SESSION: ["infusionId", "status", "order", "reason", "createdAt", "deliveredAt", "confirmedAt",
                             "endedAt", "reportedParameters", "readBack", "patient", "patientBed", "runningEvidence",
-                            "unconfirmedSince", "progressMismatch",
-                            "deliveryDivergence"],  # added after the contract's own, never removed
+                            "unconfirmedSince", "progressMismatch", "deliveryDivergence",
+                            "parametersUnreadable"],  # added after the contract's own, never removed
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
                             "endedAt", "pumpConnectivity", "sentAt", "publishedAt"],
     events.DEVICE_ALARM: ["id", "type", "key", "errorCode", "priority", "state", "acknowledged", "resolved", "message",

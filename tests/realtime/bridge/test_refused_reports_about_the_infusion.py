@@ -394,3 +394,30 @@ def test_the_unverified_alarm_of_parameters_that_could_not_be_read_does_not_say_
     ), f"the pump reported its parameters unreadably, and the alarm says: {alarm.message}"
     assert alarm.message.endswith("check its screen against the order"), alarm.message
     assert alarm.details["unreadable"].startswith("flowRateMlMin: "), alarm.details
+
+
+def test_the_session_tells_the_panels_its_parameters_could_not_be_read_and_a_pumps_own_note_is_not_trusted(
+    django_capture_on_commit_callbacks,
+):
+    """The read-back panels said "UNVERIFIED: the pump did not report the parameters it runs" and "not reported" in
+    every row: `device:session` now says `parametersUnreadable`, from the server's note on the confirmation, never from
+    a `refusedFields` the pump sent itself."""
+    from devices.payloads import session_body
+    from devices.services.sessions import infusion_start
+    from tests.factories import make_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("END_PANEL", has_presence=True)
+    unreadable_run = infusion_start(device_id="END_PANEL", order=make_order())
+    body = {"infusionId": unreadable_run.infusion_id, "confirmed": True, "parameters": {"flowRateMlMin": "2.0"}}
+    send(capture, "END_PANEL", "infusion", body, 1)
+    unreadable_run.refresh_from_db()
+    assert session_body(unreadable_run).session.parametersUnreadable is True
+    send(capture, "END_PANEL", "status", {"status": "stopped", "infusionId": unreadable_run.infusion_id}, 2)
+
+    forged_run = infusion_start(device_id="END_PANEL", order=make_order())
+    body = {"infusionId": forged_run.infusion_id, "confirmed": True, "refusedFields": ["parameters"]}
+    send(capture, "END_PANEL", "infusion", body, 3)
+    forged_run.refresh_from_db()
+    assert forged_run.read_back == "unverified" and "refusedFields" not in forged_run.confirmation
+    assert session_body(forged_run).session.parametersUnreadable is None, "a pump's own refusedFields was trusted"
