@@ -58,6 +58,7 @@ from protocol.salvage import REFUSED_FIELDS, refused_fields
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
+COMPLETION_SUMMARY_WINDOW_S = 600.0  # a completion after the final progress completed its infusion still belongs to it
 # Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the
 # Last Will's `offline`), not well, so neither clears a `degraded` the pump reported (review 19)
 INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES, *PRESENCE_STATUSES)
@@ -206,6 +207,8 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
     """The pump finished the infusion it names (a pending one ran first: evidence), or, naming none, the one on it."""
     pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why="completion", now=now)
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    if session is None and (finished := _completed_without_summary(device, report.infusionId, now)) is not None:
+        return _completion_record(device, finished, report)
     if other_infusion_reported(device=device, kind=topics.COMPLETION, what="completed",
                                infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
         return False
@@ -214,6 +217,26 @@ def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
         return pump_state_set(device=device, state=PumpState.IDLE)
     session.completion = report.model_dump(mode="json", exclude_none=True)
     session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
+    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
+    return pump_state_set(device=device, state=PumpState.IDLE)
+
+
+def _completed_without_summary(device: Device, infusion_id: str | None, now: datetime) -> InfusionSession | None:
+    """The infusion this completion is the summary of, already completed by the pump's final progress or status
+    (`completed`, which both firmwares send just before it): the one it names, or, naming none, the pump's newest, if
+    completed within COMPLETION_SUMMARY_WINDOW_S and without a completion yet."""
+    finished = session_for(device, infusion_id, (SessionStatus.COMPLETED,))
+    if finished is None or finished.completion is not None:
+        return None
+    latest = infusion_id or finished.pk == session_for(device, None, tuple(SessionStatus)).pk
+    recent = (now - finished.status_changed_at).total_seconds() <= COMPLETION_SUMMARY_WINDOW_S
+    return finished if latest and recent else None
+
+
+def _completion_record(device: Device, session: InfusionSession, report: DevicePayload) -> bool:
+    """Keep the pump's completion (its summary: volumes, times) with the infusion it already ended, and tell it."""
+    session.completion = report.model_dump(mode="json", exclude_none=True)
+    session.save(update_fields=["completion"])
     change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
     return pump_state_set(device=device, state=PumpState.IDLE)
 

@@ -32,9 +32,13 @@ def simulators(sim_broker, artifacts_dir):
 
 
 def session_ended(infusion_id: str, status: SessionStatus, sim: SimulatorProcess, timeout: float = 30.0):
+    """The session once it is `status`; a completed one once its completion (the summary) is recorded too: the pump's
+    final progress (`completed`) ends it, the completion message follows it by a few milliseconds, maybe in the
+    next batch (review 19)."""
+    summarised = {"completion__isnull": False} if status == SessionStatus.COMPLETED else {}
     return wait_until(
-        lambda: InfusionSession.objects.filter(infusion_id=infusion_id, status=status).first(), timeout=timeout,
-        message=f"session {infusion_id} never became {status}; simulator said:\n{sim.log_tail()}",
+        lambda: InfusionSession.objects.filter(infusion_id=infusion_id, status=status, **summarised).first(),
+        timeout=timeout, message=f"session {infusion_id} never became {status}; simulator said:\n{sim.log_tail()}",
     )  # fmt: skip
 
 
