@@ -6,6 +6,7 @@
 import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
+import { placeRows, setText } from "./keyed_rows.js";
 
 const RANK = { high: 3, medium: 2, low: 1 };
 const CONNECTION_GRACE_MS = 10_000;
@@ -30,6 +31,7 @@ export class Station {
     this.monitorUrl = monitorUrl;
     this.baseTitle = document.title;
     this.alarms = [];
+    this.items = new Map(); // alarm key -> its entry in the list, kept and updated in place (keyboard focus stays)
     this.problems = new Set();
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.audio = new AlarmAudio({
@@ -142,24 +144,29 @@ export class Station {
   }
 
   renderList() {
-    const list = byId("station-alarm-list");
-    const texts = this.alarms.map((alarm) => `${alarm.priority}|${describe(alarm)}|${alarm.acknowledged}|${escalated(alarm)}`);
-    if (list.dataset.texts === texts.join("\n")) return;
-    list.dataset.texts = texts.join("\n");
-    list.replaceChildren(...this.alarms.map((alarm) => this.item(alarm)));
+    const keys = new Set(this.alarms.map(alarmKey));
+    for (const key of this.items.keys()) if (!keys.has(key)) this.items.delete(key);
+    placeRows(byId("station-alarm-list"), this.alarms.map((alarm) => this.item(alarm)));
     byId("station-alarms").hidden = this.alarms.length === 0;
   }
 
+  /** The alarm's entry: made once, then its texts changed in place ("· for 12 s" changes every second). */
   item(alarm) {
-    const item = document.createElement("li");
+    const key = alarmKey(alarm);
+    let item = this.items.get(key);
+    if (!item) {
+      item = document.createElement("li");
+      item.append(document.createElement("a"));
+      this.items.set(key, item);
+    }
     item.dataset.priority = alarm.priority;
     item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
     item.dataset.escalated = escalated(alarm) ? "true" : "false";
-    const link = document.createElement("a");
-    link.href = this.monitorUrl(alarm.pump.deviceId);
-    link.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${describe(alarm)}` +
-      (alarm.acknowledged ? " (acknowledged)" : "");
-    item.append(link);
+    const link = item.firstElementChild;
+    const href = this.monitorUrl(alarm.pump.deviceId);
+    if (link.getAttribute("href") !== href) link.href = href;
+    setText(link, `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${describe(alarm)}` +
+      (alarm.acknowledged ? " (acknowledged)" : ""));
     return item;
   }
 
@@ -190,8 +197,9 @@ function describe(alarm) {
   return `${where(alarm.pump)} · ${alarm.message || humanType(alarm.type)}${lasting}${tier}`;
 }
 
-function setText(element, text) {
-  if (element.textContent !== text) element.textContent = text;
+/** An alarm's key in the list: the pump's and the alarm's ids (the type for a summary without ids). */
+function alarmKey(alarm) {
+  return `${alarm.pump.deviceId}:${alarm.id ?? alarm.type}`;
 }
 
 export { TECHNICAL };

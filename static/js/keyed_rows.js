@@ -1,0 +1,17 @@
+// Lists updated in place: each row is kept by its key and its texts changed where they stand, and the rows are
+// moved only when their order changes, so a focused button or link (keyboard, switch access, a screen reader) and
+// a press half-way through keep their element while the page updates every second.
+
+/** Make `list`'s children exactly `rows`, in order, touching the list only if they differ; the focus stays put. */
+export function placeRows(list, rows) {
+  const children = list.children;
+  if (children.length === rows.length && rows.every((row, index) => children[index] === row)) return;
+  const focused = document.activeElement;
+  list.replaceChildren(...rows);
+  if (focused?.isConnected && focused !== document.activeElement) focused.focus({ preventScroll: true });
+}
+
+/** Set `element`'s text only when it differs (an unchanged text is never rewritten). */
+export function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
