@@ -10,6 +10,7 @@ import { getJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { AlarmList } from "./monitor_alarms.js";
 import { MonitorControls } from "./monitor_controls.js";
+import { Notice } from "./monitor_notice.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
 import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
@@ -54,6 +55,9 @@ export class Monitor {
       silenceButton: $(root, "#audio-silence"),
     });
     this.chart = new VolumeChart($(root, "#volume-chart"));
+    // a refused or failed act, said beside the buttons pressed until dismissed (never in the sound's line)
+    this.alarmNotice = new Notice($(root, "#alarm-notice"));
+    this.controlNotice = new Notice($(root, "#control-notice"));
     this.alarmList = new AlarmList(this);
     this.controls = new MonitorControls(this);
     this.controls.wire();
@@ -336,9 +340,5 @@ export class Monitor {
       }),
     );
     if (!shown.length) list.replaceChildren(Object.assign(document.createElement("li"), { className: "muted", textContent: "Nothing yet." }));
-  }
-
-  flash(message) {
-    $(this.root, "#audio-state").textContent = message;
   }
 }

@@ -1,70 +1,144 @@
 // The monitor's alarm list: each active alarm with Acknowledge and Resolve… (a coded reason and a note), sounded
-// through the monitor's AlarmAudio. Reads and renders the Monitor's state (monitor.js); holds none of its own.
+// through the monitor's AlarmAudio. Reads and renders the Monitor's state (monitor.js); holds no alarm state of its
+// own, only the rows shown (kept by alarm id and updated in place, keyed_rows.js) and the acts sent and not yet seen.
+//
+// An act's outcome is shown by the alarm's live `device:alarm`, never by the POST's reply: a reply read after newer
+// live events (the alarm alerted again, higher, between the server's acknowledgement and the reply's arrival) would
+// put the older state back over them. Until the live event comes the button says "Acknowledging…" (disabled).
 
-import { EVENTS } from "./protocol.js";
 import { PRIORITY_LABEL, clock, humanType, lastingFor } from "./format.js";
 import { postJson } from "./http.js";
+import { placeRows, setText } from "./keyed_rows.js";
 
 const $ = (root, selector) => root.querySelector(selector);
 
 export class AlarmList {
   constructor(monitor) {
     this.monitor = monitor;
+    this.rows = new Map(); // alarm id -> the row shown for it
+    this.acknowledging = new Map(); // alarm id -> the alert (`alerts`) an Acknowledge was sent for, not yet seen
+    this.resolving = new Map(); // alarm id -> the alert a Resolve was sent for, not yet seen
+    this.none = noAlarms();
   }
 
   render() {
-    const list = $(this.monitor.root, "#alarm-list");
-    const alarms = [...this.monitor.alarms.values()].sort(
+    const { alarms } = this.monitor;
+    const shown = [...alarms.values()].sort(
       (a, b) => rank(b.priority) - rank(a.priority) || String(b.raisedAt).localeCompare(String(a.raisedAt)),
     );
-    list.replaceChildren(...(alarms.length ? alarms.map((alarm) => this.item(alarm)) : [noAlarms()]));
+    this.forgetSeenActs();
+    for (const id of this.rows.keys()) if (!alarms.has(id)) this.rows.delete(id);
+    const rows = shown.map((alarm) => this.row(alarm));
+    placeRows($(this.monitor.root, "#alarm-list"), rows.length ? rows : [this.none]);
+    // a refusal about an alarm is over once the alarm is (cleared, resolved) or someone acknowledged it
+    this.monitor.alarmNotice.clearIf(({ alarmId }) => !alarms.get(alarmId) || Boolean(alarms.get(alarmId).acknowledged));
     // A pump no longer received: its alarms stay listed (greyed, as last known) but no longer sound here.
-    this.monitor.audio.update(this.monitor.stoppedBecause ? [] : alarms);
+    this.monitor.audio.update(this.monitor.stoppedBecause ? [] : shown);
   }
 
-  item(alarm) {
+  /** An act is seen once its alarm is acknowledged, gone, or alerted again (then the new alert is shown). */
+  forgetSeenActs() {
+    const { alarms } = this.monitor;
+    for (const [id, alerts] of this.acknowledging) {
+      const alarm = alarms.get(id);
+      if (!alarm || alarm.acknowledged || alarm.alerts !== alerts) this.acknowledging.delete(id);
+    }
+    for (const [id, alerts] of this.resolving) if (alarms.get(id)?.alerts !== alerts) this.resolving.delete(id);
+  }
+
+  /** The alarm's row, made once and then updated in place. */
+  row(alarm) {
+    let row = this.rows.get(alarm.id);
+    if (!row) {
+      row = this.newRow(alarm.id);
+      this.rows.set(alarm.id, row);
+    }
+    const { item } = row;
+    item.dataset.priority = alarm.priority;
+    item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
+    setText(row.title, `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${humanType(alarm.type)}`);
+    const count = alarm.count > 1 ? ` · ×${alarm.count}` : "";
+    const said = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count}) `;
+    if (row.said.data !== said) row.said.data = said;
+    row.lasting.dataset.lastingSince = alarm.raisedAt;
+    setText(row.lasting, lastingFor(alarm.raisedAt));
+    const escalated = alarm.escalation && !alarm.acknowledged;
+    row.escalated.hidden = !escalated;
+    setText(row.escalated, escalated ? ` · ESCALATED to tier ${alarm.escalation.level}: acknowledge to stop it ` : "");
+    this.renderAcknowledge(row, alarm);
+    this.renderResolve(row, alarm);
+    return item;
+  }
+
+  newRow(alarmId) {
     const item = document.createElement("li");
     item.className = "alarm";
-    item.dataset.priority = alarm.priority;
-    item.dataset.alarmId = alarm.id;
-    item.dataset.acknowledged = alarm.acknowledged ? "true" : "false";
+    item.dataset.alarmId = alarmId;
     const title = document.createElement("strong");
-    title.textContent = `${PRIORITY_LABEL[alarm.priority] ?? alarm.priority}: ${humanType(alarm.type)}`;
     const text = document.createElement("span");
-    const count = alarm.count > 1 ? ` · ×${alarm.count}` : "";
-    text.textContent = `${alarm.message || ""} (raised ${clock(alarm.raisedAt)}${count}) `;
+    const said = document.createTextNode("");
     const lasting = document.createElement("span");
     lasting.className = "lasting";
-    lasting.dataset.lastingSince = alarm.raisedAt;
-    lasting.textContent = lastingFor(alarm.raisedAt);
-    text.append(lasting);
-    if (alarm.escalation && !alarm.acknowledged) {
-      const escalated = document.createElement("strong");
-      escalated.className = "escalated";
-      escalated.textContent = ` · ESCALATED to tier ${alarm.escalation.level}: acknowledge to stop it `;
-      text.append(escalated);
-    }
+    const escalated = document.createElement("strong");
+    escalated.className = "escalated";
+    text.append(said, lasting, escalated);
     const ack = document.createElement("span");
     ack.className = "ack";
-    if (alarm.acknowledged) {
-      ack.textContent = `Acknowledged by ${alarm.acknowledged.by ?? "someone"} at ${clock(alarm.acknowledged.at)}`;
-    } else if (this.monitor.page.canAcknowledge && !this.monitor.stoppedBecause) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.textContent = "Acknowledge";
-      button.addEventListener("click", () => this.acknowledge(alarm, button));
-      ack.append(button);
-    }
     item.append(title, text, ack);
-    if (this.monitor.page.canResolve && !this.monitor.stoppedBecause) {
-      const resolve = document.createElement("button");
-      resolve.type = "button";
-      resolve.className = "secondary resolve";
-      resolve.textContent = "Resolve…";
-      resolve.addEventListener("click", () => this.openResolve(alarm));
-      item.append(resolve);
+    const row = { item, title, said, lasting, escalated, ack, ackShown: null, resolve: null };
+    if (this.monitor.page.canResolve) {
+      row.resolve = document.createElement("button");
+      row.resolve.type = "button";
+      row.resolve.className = "secondary resolve";
+      row.resolve.addEventListener("click", () => this.openResolve(this.monitor.alarms.get(alarmId)));
+      item.append(row.resolve);
     }
-    return item;
+    return row;
+  }
+
+  /** Who acknowledged it, or its Acknowledge button: a new button only for a new alert (never the one pressed for
+   * an older alert), the same one kept while the pump reports progress. */
+  renderAcknowledge(row, alarm) {
+    const canAcknowledge = this.monitor.page.canAcknowledge && !this.monitor.stoppedBecause;
+    const shown = alarm.acknowledged ? "acknowledged" : canAcknowledge ? `button:${alarm.alerts}` : "none";
+    if (row.ackShown !== shown) {
+      row.ackShown = shown;
+      row.ack.replaceChildren();
+      if (shown.startsWith("button:")) {
+        const button = document.createElement("button");
+        button.type = "button";
+        const { alerts } = alarm; // the alert shown: a newer one is refused by the server (409 alarm_changed)
+        button.addEventListener("click", () => this.acknowledge(alarm.id, alerts));
+        row.ack.append(button);
+      }
+    }
+    if (alarm.acknowledged) {
+      setText(row.ack, `Acknowledged by ${alarm.acknowledged.by ?? "someone"} at ${clock(alarm.acknowledged.at)}`);
+    }
+    const button = row.ack.querySelector("button");
+    if (!button) return;
+    const sent = this.acknowledging.has(alarm.id) && this.acknowledging.get(alarm.id) === alarm.alerts;
+    button.disabled = sent;
+    setText(button, sent ? "Acknowledging…" : "Acknowledge");
+  }
+
+  renderResolve(row, alarm) {
+    if (!row.resolve) return;
+    row.resolve.hidden = Boolean(this.monitor.stoppedBecause);
+    const sent = this.resolving.has(alarm.id) && this.resolving.get(alarm.id) === alarm.alerts;
+    row.resolve.disabled = sent;
+    setText(row.resolve, sent ? "Resolving…" : "Resolve…");
+  }
+
+  async acknowledge(alarmId, alerts) {
+    this.monitor.alarmNotice.clear(); // her next act replaces what was said of the last
+    this.acknowledging.set(alarmId, alerts);
+    this.render();
+    const { ok, body } = await postJson(`/api/alarms/${alarmId}/acknowledge/`, { alerts });
+    if (ok) return; // its live `device:alarm` shows it (or the newer alert that overtook it)
+    if (this.acknowledging.get(alarmId) === alerts) this.acknowledging.delete(alarmId);
+    this.monitor.alarmNotice.show(body.message ?? "Could not acknowledge the alarm", { alarmId });
+    this.render();
   }
 
   // ---- resolving a stuck alarm (coded reason and a note; audited and seen by every watcher) ------------
@@ -77,11 +151,12 @@ export class AlarmList {
     select.replaceChildren(placeholder, ...(this.monitor.page.resolveReasons ?? []).map((r) => new Option(r.label, r.value)));
     dialog.addEventListener("close", () => {
       if (dialog.returnValue !== "resolve") return;
-      this.resolve(dialog.dataset.alarmId, Number(dialog.dataset.alerts), select.value, $(dialog, "#resolve-note").value);
+      this.resolve(Number(dialog.dataset.alarmId), Number(dialog.dataset.alerts), select.value, $(dialog, "#resolve-note").value);
     });
   }
 
   openResolve(alarm) {
+    if (!alarm) return;
     const dialog = $(this.monitor.root, "#resolve-dialog");
     dialog.dataset.alarmId = alarm.id;
     dialog.dataset.alerts = alarm.alerts; // the alert shown: a newer one (say at a higher priority) is refused (409)
@@ -94,20 +169,14 @@ export class AlarmList {
   }
 
   async resolve(alarmId, alerts, reason, note) {
+    this.monitor.alarmNotice.clear();
+    this.resolving.set(alarmId, alerts);
+    this.render();
     const { ok, body } = await postJson(`/api/alarms/${alarmId}/resolve/`, { reason, note, alerts });
-    if (ok) this.monitor.apply(EVENTS.deviceAlarm, { deviceId: this.monitor.deviceId, alarm: body.alarm });
-    else this.monitor.flash(body.message ?? "Could not resolve the alarm");
-  }
-
-  async acknowledge(alarm, button) {
-    button.disabled = true;
-    // The alert shown: if the alarm alerted again since (say at a higher priority), the server refuses (409).
-    const { ok, body } = await postJson(`/api/alarms/${alarm.id}/acknowledge/`, { alerts: alarm.alerts });
-    if (ok) this.monitor.apply(EVENTS.deviceAlarm, { deviceId: this.monitor.deviceId, alarm: body.alarm });
-    else {
-      button.disabled = false;
-      this.monitor.flash(body.message ?? "Could not acknowledge the alarm");
-    }
+    if (ok) return; // its live `device:alarm` takes it off the list
+    if (this.resolving.get(alarmId) === alerts) this.resolving.delete(alarmId);
+    this.monitor.alarmNotice.show(body.message ?? "Could not resolve the alarm", { alarmId });
+    this.render();
   }
 }
 

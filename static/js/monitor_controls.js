@@ -15,6 +15,7 @@ const $ = (root, selector) => root.querySelector(selector);
 export class MonitorControls {
   constructor(monitor) {
     this.monitor = monitor;
+    this.sent = null; // {command, infusionId, status}: Cancel start… or End record… sent, its live event not yet seen
   }
 
   render() {
@@ -26,8 +27,11 @@ export class MonitorControls {
     if (session?.status === "pending") allowed.add("cancel");
     else if (ACTIVE.has(session?.status)) allowed.add("end-record");
     if (this.monitor.stoppedBecause) allowed.clear(); // the page no longer knows the pump's state
+    const { sent } = this;
+    if (sent && (session?.infusionId !== sent.infusionId || session?.status !== sent.status)) this.sent = null;
+    const asked = this.sent?.command; // asked once: shown, disabled, until its outcome comes as a live event
     for (const button of this.monitor.root.querySelectorAll("button[data-command]")) {
-      button.disabled = !allowed.has(button.dataset.command);
+      button.disabled = !allowed.has(button.dataset.command) || button.dataset.command === asked;
       if (ONLY_WHEN_ALLOWED.has(button.dataset.command)) button.hidden = !allowed.has(button.dataset.command);
     }
     const startLink = $(this.monitor.root, "#start-link");
@@ -112,24 +116,35 @@ export class MonitorControls {
   }
 
   async sendCommand(command, reason, idempotencyKey, infusionId) {
+    this.monitor.controlNotice.clear(); // her next act replaces what was said of the last
     const url = `/api/devices/${encodeURIComponent(this.monitor.deviceId)}/commands/`;
     // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
     const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
     if (ok) this.monitor.apply(EVENTS.deviceCommand, { deviceId: this.monitor.deviceId, command: body.command });
-    else this.monitor.flash(body.message ?? `Could not ${command} the infusion`);
+    else this.monitor.controlNotice.show(body.message ?? `Could not ${command} the infusion`);
   }
 
   async cancelStart(infusionId) {
     if (!infusionId) return; // the order the dialog named: if it ran meanwhile, the server refuses (409)
-    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/cancel/`);
-    if (ok) this.monitor.apply(EVENTS.deviceSession, { deviceId: this.monitor.deviceId, session: body.session });
-    else this.monitor.flash(body.message ?? "Could not cancel the start");
+    await this.actOnSession("cancel", infusionId, "cancel/", {}, "Could not cancel the start");
   }
 
   async endRecord(infusionId, reason) {
     if (!infusionId) return; // the record the dialog named, never whichever is on the pump by now
-    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/end-record/`, { reason });
-    if (ok) this.monitor.apply(EVENTS.deviceSession, { deviceId: this.monitor.deviceId, session: body.session });
-    else this.monitor.flash(body.message ?? "Could not end the record");
+    await this.actOnSession("end-record", infusionId, "end-record/", { reason }, "Could not end the record");
+  }
+
+  /** Ask the server to end the session `infusionId`; its button waits (disabled) until the session shown moves on.
+   * The session's new state is shown by its live `device:session`, never by this reply: a reply read after newer
+   * live events (a late confirmation's "running") would show an older state ("Cancelled") over them. */
+  async actOnSession(command, infusionId, path, data, failure) {
+    this.monitor.controlNotice.clear();
+    this.sent = { command, infusionId, status: this.monitor.session?.status };
+    this.render();
+    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/${path}`, data);
+    if (ok) return;
+    this.sent = null;
+    this.monitor.controlNotice.show(body.message ?? failure);
+    this.render();
   }
 }

@@ -199,6 +199,6 @@ def test_a_stop_dialog_left_open_does_not_stop_an_infusion_started_since(clinica
     pump.publish("infusion", {"infusionId": noradrenaline.infusion_id, "confirmed": True})
     wait_status(noradrenaline.infusion_id, SessionStatus.RUNNING)
     page.locator("#confirm-dialog").get_by_role("button", name="Stop infusion").click()
-    expect(page.locator("#audio-state")).to_contain_text("Noradrenaline", timeout=10_000)
+    expect(page.locator("#control-notice")).to_contain_text("Noradrenaline", timeout=10_000)
     assert not commands_of("CLN_CMD_STALE", CommandKind.STOP_INFUSION), "a Stop confirmed for Heparin was queued"
     assert InfusionSession.objects.get(pk=noradrenaline.pk).status == SessionStatus.RUNNING
