@@ -33,6 +33,7 @@ from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
+from devices.services.running_reports import running_rates
 from devices.services.sql import insert_sql, model_from_columns, models_select, rows_update, select_in_sql
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
@@ -229,16 +230,17 @@ def _pump_progress(
         for item in fresh:
             _restart_check(pump, item)
     _evidence_check(pump, newest)
+    paused_before = pump.session is not None and pump.session.status == SessionStatus.PAUSED
     resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
     pump.session = resumed or pump.session
     on_pump = pump.session if pump.session is not None and pump.session.status != SessionStatus.PENDING else None
     if on_pump is not None:  # each report judged by the infusion it names, not by the batch's newest (review 16)
-        flowing = [item.report.flowRate for item in fresh if item.report.status in (None, "running")
-                   and item.report.infusionId in (None, on_pump.infusion_id)]  # fmt: skip
+        named = [item for item in fresh if item.report.infusionId in (None, on_pump.infusion_id)]
+        before = device.latest_progress if paused_before else None  # not loaded on the bulk path: read when needed
+        flowing = running_rates([item.report for item in named], before=before, paused_before=paused_before,
+                                paused_after=on_pump.status == SessionStatus.PAUSED)  # fmt: skip
         readback_progress_check(device=device, session=on_pump, rates=flowing, now=now)  # paused, completed: 0
-        about = [
-            (item.report, item.received_at) for item in fresh if item.report.infusionId in (None, on_pump.infusion_id)
-        ]
+        about = [(item.report, item.received_at) for item in named]
         delivery_check(device=device, session=on_pump, reports=about, previous_at=device.latest_progress_at,
                        divergent=pump.divergent)  # fmt: skip
     session = _session_owning(pump, newest.report)

@@ -21,6 +21,7 @@ from devices.services.evidence import (
 from devices.services.named import names_another, other_infusion_audit, other_infusion_reported
 from devices.services.pump_state import pump_state_set
 from devices.services.restarts import session_end_on_idle
+from devices.services.running_reports import delivered_more
 from devices.services.sessions import session_transition
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -164,30 +165,23 @@ def progress_completed_apply(*, device: Device, report: DevicePayload, now: date
 def progress_resumed_apply(*, device: Device, session: InfusionSession | None, report: DevicePayload,
                            now: datetime) -> InfusionSession | None:  # fmt: skip
     """Running progress about the paused session on the pump (naming it, or nothing), or progress without a status
-    whose delivered volume rose, is the pump saying it runs it again: as a `running` status would (a RESUME under way
-    ends done and names who); the session, whole, if it moved.
+    whose delivered volume rose (`running_reports.delivered_more`), is the pump saying it runs it again: as a `running`
+    status would (a RESUME under way ends done and names who); the session, whole, if it moved. A paused pump whose
+    resume report was lost or refused and whose progress leaves `status` out stayed "Paused" on every screen while it
+    infused (review 19); a statusless report of an unchanged volume (a paused pump reporting its setpoint) resumes
+    nothing, and is not read back as running either (`running_reports.running_rates`).
 
     `session` may hold only some fields (the bulk path's): the row is read whole before it moves.
     """
     if session is None or session.status != SessionStatus.PAUSED:
         return None
-    if report.status != "running" and not (report.status is None and _delivered_more(device, report)):
+    if report.status != "running" and not (report.status is None and delivered_more(device.latest_progress, report)):
         return None
     if report.infusionId and report.infusionId != session.infusion_id:
         return None
     whole = InfusionSession.objects.get(pk=session.pk)
     moved = session_move_reported(device, whole, SessionStatus.RUNNING, now, answers=CommandKind.RESUME_INFUSION)
     return whole if moved else None
-
-
-def _delivered_more(device: Device, report: DevicePayload) -> bool:
-    """Whether progress without a `status` (optional in the contract) shows the pump delivering: its delivered volume
-    above the pump's last progress. A paused pump whose resume report was lost or refused and whose progress leaves
-    `status` out stayed "Paused" on every screen while it infused (review 19); a statusless report of an unchanged
-    volume (a paused pump reporting its setpoint) resumes nothing."""
-    before = (device.latest_progress or {}).get("deliveredVolumeMl")
-    now = report.deliveredVolumeMl
-    return isinstance(before, int | float) and isinstance(now, int | float) and now > before
 
 
 def _running_evidence(device: Device, report: DevicePayload, now: datetime) -> None:
