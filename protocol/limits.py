@@ -14,6 +14,7 @@ MAX_RATE_ML_MIN = MAX_RATE_ML_H / MINUTES_PER_HOUR
 MAX_TIME_MIN = 7 * 24 * 60.0  # seven days
 MAX_BOLUS_SHARE = 0.5  # a bolus is at most half the ordered volume
 RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin rounded to 6 decimals
+RATE_ROUNDING_ML_MIN = 0.000001  # one unit of its last decimal: what a rate compared with the rate as sent allows
 # What the bridge accepts from a pump: at least every order, with room for a pump's own counting
 # (a legacy pump counts the bolus twice in its totals; time left grows while paused).
 WIRE_MAX_RATE_ML_MIN = 1_000.0

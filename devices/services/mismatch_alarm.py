@@ -1,0 +1,119 @@
+"""A session's one `parameter_mismatch`: what it names, when a repeat is news, and its text.
+
+It names everything the read-back has seen off the order (the fields a confirmation reported off it or left out, the
+rates seen running, the rate the pump said it received with the order): a repeat adds to it, and alerts again when it
+names a field or a rate (beyond `RATE_NEWS_TOLERANCE` of those named) not named before (`mismatch_raise`).
+"""
+
+from datetime import datetime
+
+from devices.models import Alarm, Device, InfusionSession
+from devices.services.alarms import alarm_raise
+from devices.services.silences import ward_silence_break
+from devices.states import AlarmPriority, AlarmSource
+from protocol.limits import RATE_ROUNDING_ML_MIN
+
+MISMATCH_KEY = "parameter_mismatch"
+MISMATCH_MESSAGE = "The pump is running different parameters from the order"
+RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
+RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
+# A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
+# wander by its accuracy (about 5 %), and a nurse who read "1200 mL/h" does nothing else at 1,250
+# (test_readback_rules.py: 2.5 then 2.6 mL/min for an order of 2, "raised once, not at every report"); 1,800 mL/h,
+# or a rate under the order after one over it, is news.
+RATE_NEWS_TOLERANCE = 0.1
+
+
+def mismatch_raise(
+    *, device: Device, session: InfusionSession, active: Alarm | None, seen: dict, now: datetime
+) -> Alarm:
+    """Raise `parameter_mismatch` naming what `seen` saw, or add it to the session's `active` one (`_mismatch_merged`:
+    it keeps everything it named; its message names it all). A repeat naming a field or a rate not named before is
+    news: an acknowledged alarm alerts again (when in doubt, alarm); one still sounding is not re-alerted (as
+    `alarm_flood`: an acknowledgement on its way is not refused, its escalation not restarted) but its text names the
+    news and its ward's silence is broken. A repeat naming nothing new is counted."""
+    news = active is not None and _mismatch_news(active.details, seen)
+    details = _mismatch_merged(active.details if active is not None else {}, seen)
+    alarm = alarm_raise(device=device, session=session, type=MISMATCH_KEY, priority=AlarmPriority.HIGH,
+                        source=AlarmSource.SERVER, now=now, details=details, message=_mismatch_message(details),
+                        realert=news and active.acknowledged_at is not None)  # fmt: skip
+    if news and active.acknowledged_at is None:  # still sounding: heard through a silence
+        ward_silence_break(device=device, alarm=alarm, now=now)
+    return alarm
+
+
+def _mismatch_news(earlier: dict, seen: dict) -> bool:
+    """Whether `seen` names what a mismatch alarm's `earlier` details do not: a field off the order or not reported,
+    or a rate (seen running, or confirmed) not within `RATE_NEWS_TOLERANCE` of any rate named."""
+    by_value = {"flowRate", "flowRateMlMin"} if _rate_confirmed(seen) else {"flowRate"}  # a rate: judged by value
+    fields = set(seen.get("fields", [])) - by_value - set(earlier.get("fields", []))
+    missing = set(seen.get("missing", [])) - set(earlier.get("missing", []))
+    named = rates_seen(earlier) + _rate_confirmed(earlier)
+    return bool(fields or missing or rates_new(named, rates_seen(seen) + _rate_confirmed(seen)))
+
+
+def _mismatch_merged(earlier: dict, seen: dict) -> dict:
+    """A mismatch alarm's details once `seen` is added: fields and missing ones joined, the rates seen running joined
+    (`reportedFlowRates`, first seen first, the newest `RATES_NAMED`; `reportedFlowRate` the latest seen), the latest
+    confirmation's `reported` (a confirmation's keys replace the earlier's, a progress's keep them)."""
+    merged = {**earlier, **{key: value for key, value in seen.items() if key != "reportedFlowRates"}}
+    merged["fields"] = list(dict.fromkeys([*earlier.get("fields", []), *seen.get("fields", [])]))
+    if "missing" in merged:
+        merged["missing"] = list(dict.fromkeys([*earlier.get("missing", []), *seen.get("missing", [])]))
+    rates, running = rates_seen(earlier), rates_seen(seen)
+    rates += rates_new(rates, running)
+    if rates:
+        merged["reportedFlowRates"] = rates[-RATES_REMEMBERED:]
+    if running:
+        merged["reportedFlowRate"] = running[-1]
+    return merged
+
+
+def _mismatch_message(details: dict) -> str:
+    """The alarm's text: the fields a confirmation reported off the order and those it left out, and the rates seen
+    running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`."""
+    fields = [name for name in details.get("fields", []) if name != "flowRate"]
+    missing = details.get("missing") or []
+    parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
+    named = f" ({'; '.join(parts)})" if parts else ""
+    rates = rates_seen(details)[-RATES_NAMED:]
+    if not rates:
+        return f"{MISMATCH_MESSAGE}{named}"
+    latest = details.get("reportedFlowRate", rates[-1])
+    others = [rate for rate in rates if not _same_rate(rate, latest)]
+    before = f" (earlier {', '.join(f'{rate * 60:g}' for rate in others)} mL/h)" if others else ""
+    return f"{MISMATCH_MESSAGE}{named}: it reports {latest * 60:g} mL/h{before}"
+
+
+def rates_seen(details: dict) -> list[float]:
+    """The rates seen running a mismatch alarm's details name (an alarm raised before the list: its one rate)."""
+    rates = details.get("reportedFlowRates")
+    if rates is None:
+        rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
+    return [rate for rate in rates if _is_rate(rate)]
+
+
+def _rate_confirmed(details: dict) -> list[float]:
+    """The rate a confirmation reported off the order, when its details name one."""
+    reported = details.get("reported")
+    if "flowRateMlMin" not in details.get("fields", []) or not isinstance(reported, dict):
+        return []
+    return [reported["flowRateMlMin"]] if _is_rate(reported.get("flowRateMlMin")) else []
+
+
+def rates_new(named: list[float], rates: list[float]) -> list[float]:
+    """The `rates` not the same wrong rate as any `named` (nor as each other: `_same_rate`), first seen first."""
+    new: list[float] = []
+    for rate in rates:
+        if not any(_same_rate(known, rate) for known in [*named, *new]):
+            new.append(rate)
+    return new
+
+
+def _same_rate(known: float, rate: float) -> bool:
+    """Whether `rate` is the wrong rate `known` again (within `RATE_NEWS_TOLERANCE` of it), not news."""
+    return abs(rate - known) <= RATE_NEWS_TOLERANCE * abs(known) + RATE_ROUNDING_ML_MIN
+
+
+def _is_rate(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
