@@ -4,7 +4,7 @@ from django import forms
 
 from devices.models import Device
 from devices.services.orders import InfusionOrder
-from devices.services.readback import VOLUME_TOLERANCE_ML
+from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, order_limits_check
 
 CONFIRM_WORD = "start"

@@ -79,6 +79,7 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             progressMismatch=_progress_mismatch(session),
             deliveryDivergence=_delivery_divergence(session),
             parametersUnreadable=_parameters_unreadable(session),
+            receivedFlowRateMlMin=session.received_flow_rate_ml_min,  # before acceptance: never a confirmation
         )
     )
 
@@ -95,7 +96,8 @@ def _progress_mismatch(session: InfusionSession) -> wire.ProgressMismatch | None
     """The running rate that made this run's read-back a mismatch, and when it was received; None if none did."""
     if session.mismatch_flow_rate_ml_min is None or session.mismatch_seen_at is None:
         return None
-    return wire.ProgressMismatch(flowRateMlMin=session.mismatch_flow_rate_ml_min, receivedAt=session.mismatch_seen_at)
+    return wire.ProgressMismatch(flowRateMlMin=session.mismatch_flow_rate_ml_min, receivedAt=session.mismatch_seen_at,
+                                 matchedSince=session.rate_matched_at)  # fmt: skip
 
 
 def _delivery_divergence(session: InfusionSession) -> wire.DeliveryDivergence | None:

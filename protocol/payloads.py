@@ -189,6 +189,7 @@ class ProgressMismatch(Payload):
 
     flowRateMlMin: Number
     receivedAt: Timestamp
+    matchedSince: Timestamp | None = None  # its running rate back within tolerance of the order since (the alarm stays)
 
 
 class DeliveryDivergence(Payload):
@@ -228,6 +229,7 @@ class Session(Payload):
     # True when this run's confirmation reported `parameters` that could not be read (it was read without them):
     # unverified, and the panels say "could not be read", never "not reported"
     parametersUnreadable: bool | None = None
+    receivedFlowRateMlMin: Number | None = None  # the rate it said it received with the order (at `deliveredAt`)
 
 
 class SessionEvent(Payload):

@@ -67,6 +67,13 @@ class InfusionSession(models.Model):
     # is none). The panels show it as what the pump runs, never an older confirmation; a restart's new run clears it.
     mismatch_flow_rate_ml_min = models.FloatField(null=True, blank=True)
     mismatch_seen_at = models.DateTimeField(null=True, blank=True)
+    # When the pump's running rate came back within tolerance of the order after that mismatch rate (the first such
+    # report; None while it runs off the order, or never came back): the panels say it now reports the order's rate,
+    # the alarm stays until a person resolves it.
+    rate_matched_at = models.DateTimeField(null=True, blank=True)
+    # The rate (mL/min) the pump said it received with the order (`received_start_command`'s `currentInfusion`),
+    # before anyone accepted it at the pump: what it holds, not a confirmation of what it runs; None if it said none.
+    received_flow_rate_ml_min = models.FloatField(null=True, blank=True)
     # The window over which the delivered volume's growth is compared with rate x time (`devices/services/delivery.py`):
     # the running report it starts at (its receive time, its delivered volume, the pump's own `elapsedTimeMin`) and the
     # highest `flowRate` the pump reported since; None until this run's first running report with a delivered volume.

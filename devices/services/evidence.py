@@ -19,6 +19,7 @@ from devices.services.changes import session_changed
 from devices.services.commands import command_not_carried_out_clear, commands_settle, is_published, went_out
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
+from devices.services.readback_received import readback_on_evidence
 from devices.services.sessions import LATE_FROM, infusion_running_late, session_transition
 from devices.states import (
     UNORDERED_ALARMS,
@@ -28,7 +29,6 @@ from devices.states import (
     CommandKind,
     CommandState,
     PumpState,
-    ReadBack,
     SessionStatus,
 )
 
@@ -53,7 +53,7 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
     """The pump infuses `session`: a pending one runs (read-back unverified), an ended one runs late; True if so."""
     if session.status == SessionStatus.PENDING:
         session.running_evidence = why[:64]
-        session.read_back, session.unconfirmed_since = ReadBack.UNVERIFIED, now
+        session.read_back, session.unconfirmed_since = readback_on_evidence(session), now  # unverified, or a mismatch
         commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                         session=session)  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.RUNNING, now=now,

@@ -15,6 +15,8 @@ from protocol.limits import RATE_ROUNDING_ML_MIN
 
 MISMATCH_KEY = "parameter_mismatch"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
+RECEIVED_MESSAGE = "The pump received the order at another rate"  # before anyone accepted it (`readback_received`)
+RECEIVED = "receivedFlowRate"  # its details' key for that rate, and its name among the fields
 RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
 RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
 # A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
@@ -44,12 +46,12 @@ def mismatch_raise(
 
 def _mismatch_news(earlier: dict, seen: dict) -> bool:
     """Whether `seen` names what a mismatch alarm's `earlier` details do not: a field off the order or not reported,
-    or a rate (seen running, or confirmed) not within `RATE_NEWS_TOLERANCE` of any rate named."""
-    by_value = {"flowRate", "flowRateMlMin"} if _rate_confirmed(seen) else {"flowRate"}  # a rate: judged by value
+    or a rate (seen running, confirmed, or received with the order) not within `RATE_NEWS_TOLERANCE` of any named."""
+    by_value = {"flowRate", RECEIVED} | ({"flowRateMlMin"} if _rate_confirmed(seen) else set())  # judged by value
     fields = set(seen.get("fields", [])) - by_value - set(earlier.get("fields", []))
     missing = set(seen.get("missing", [])) - set(earlier.get("missing", []))
-    named = rates_seen(earlier) + _rate_confirmed(earlier)
-    return bool(fields or missing or rates_new(named, rates_seen(seen) + _rate_confirmed(seen)))
+    named = rates_seen(earlier) + _rate_confirmed(earlier) + _rate_received(earlier)
+    return bool(fields or missing or rates_new(named, rates_seen(seen) + _rate_confirmed(seen) + _rate_received(seen)))
 
 
 def _mismatch_merged(earlier: dict, seen: dict) -> dict:
@@ -71,12 +73,18 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
 
 def _mismatch_message(details: dict) -> str:
     """The alarm's text: the fields a confirmation reported off the order and those it left out, and the rates seen
-    running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`."""
-    fields = [name for name in details.get("fields", []) if name != "flowRate"]
+    running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`; the rate the pump said
+    it received with the order (`receivedFlowRate`), alone: `The pump received the order at another rate: …`."""
+    fields = [name for name in details.get("fields", []) if name not in ("flowRate", RECEIVED)]
     missing = details.get("missing") or []
     parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
+    rates, received = rates_seen(details)[-RATES_NAMED:], _rate_received(details)
+    if received and not parts and not rates:
+        ordered = (details.get("ordered") or {}).get("flowRateMlMin")
+        of_order = f", not the order's {ordered * 60:g} mL/h" if _is_rate(ordered) else ""
+        return f"{RECEIVED_MESSAGE}: it reports {received[0] * 60:g} mL/h{of_order}: check its screen"
+    parts += [f"received with the order at {received[0] * 60:g} mL/h"] if received else []
     named = f" ({'; '.join(parts)})" if parts else ""
-    rates = rates_seen(details)[-RATES_NAMED:]
     if not rates:
         return f"{MISMATCH_MESSAGE}{named}"
     latest = details.get("reportedFlowRate", rates[-1])
@@ -91,6 +99,11 @@ def rates_seen(details: dict) -> list[float]:
     if rates is None:
         rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
     return [rate for rate in rates if _is_rate(rate)]
+
+
+def _rate_received(details: dict) -> list[float]:
+    """The rate the pump said it received with the order, when a mismatch alarm's details name it (off the order)."""
+    return [details[RECEIVED]] if _is_rate(details.get(RECEIVED)) else []
 
 
 def _rate_confirmed(details: dict) -> list[float]:

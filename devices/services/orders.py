@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from devices.exceptions import PumpStreamError
 from devices.models import Device
-from devices.services.readback import VOLUME_TOLERANCE_ML
+from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from protocol.limits import order_limits_check
 
 

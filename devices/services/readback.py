@@ -19,23 +19,15 @@ from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
 from devices.services.mismatch_alarm import MISMATCH_KEY, mismatch_raise, rates_new, rates_seen
+from devices.services.readback_received import readback_received_off, received_note
+from devices.services.tolerances import TIME_TOLERANCE_MIN, VOLUME_TOLERANCE_ML, rate_within_tolerance
 from devices.states import AlarmPriority, AlarmSource, ReadBack
-from protocol.limits import RATE_DECIMALS, RATE_ROUNDING_ML_MIN
 
-RATE_TOLERANCE = 0.005
-VOLUME_TOLERANCE_ML = 0.05
-TIME_TOLERANCE_MIN = 0.1
 REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
 DIVERGENCE_KEY = "delivery_divergence"  # the delivered volume off the order (`devices/services/delivery.py`)
 UNVERIFIED_KEY = "parameters_unverified"
 UNVERIFIED_MESSAGE = "The pump did not report the parameters it runs: check its screen against the order"
 UNREADABLE_MESSAGE = "The parameters the pump reported could not be read"  # reported, in a form refused (salvage.py)
-
-
-def rate_within_tolerance(*, ordered_ml_min: float, reported_ml_min: float) -> bool:
-    """Whether a reported rate is within 0.5 % of the ordered rate as sent (6 decimals), plus rounding."""
-    sent = round(ordered_ml_min, RATE_DECIMALS)
-    return abs(reported_ml_min - sent) <= RATE_TOLERANCE * sent + RATE_ROUNDING_ML_MIN
 
 
 def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[ReadBack, list[str]]:
@@ -92,10 +84,14 @@ def readback_record(
     A session already seen running off its order (its progress's rate: `readback_progress_check`) stays a mismatch:
     a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing; what
     it left out is named all the same (`_unreported_on_a_mismatch`). Nor does one matching the order while the
-    session's `delivery_divergence` is active (a run after a restart, confirmed again).
+    session's `delivery_divergence` is active (a run after a restart, confirmed again), nor one of an order the pump
+    said it received at another rate (`readback_received`).
     """
     result, fields = readback_compare(session, reported)
-    if session.read_back == ReadBack.MISMATCH and result != ReadBack.MISMATCH:
+    if result != ReadBack.MISMATCH and (session.read_back == ReadBack.MISMATCH or readback_received_off(session)):
+        if session.read_back != ReadBack.MISMATCH:  # the rate it said it received with the order was off it
+            session.read_back = ReadBack.MISMATCH
+            session.save(update_fields=["read_back"])
         _unreported_on_a_mismatch(device, session, reported, now, unreadable)  # its `parameter_mismatch` stands
         return ReadBack.MISMATCH
     if result == ReadBack.MATCH and alarm_active(device=device, key=DIVERGENCE_KEY, session=session) is not None:
@@ -150,10 +146,12 @@ def _unverified_raise(
     reported some (with none reported, it says so); parameters reported unreadably (`unreadable`: why) are said so."""
     some = set(REQUIRED_FIELDS) - set(details["fields"])
     unreported = f" (not reported: {', '.join(details['fields'])})" if some and details["fields"] else ""
-    message = f"{UNVERIFIED_MESSAGE}{unreported}"
+    message = f"{UNVERIFIED_MESSAGE}{unreported}{received_note(session)}"
+    if session.received_flow_rate_ml_min is not None:
+        details = {**details, "receivedFlowRate": session.received_flow_rate_ml_min}
     if unreadable:
         details = {**details, "unreadable": unreadable}
-        message = f"{UNREADABLE_MESSAGE} ({unreadable}): check its screen against the order"
+        message = f"{UNREADABLE_MESSAGE} ({unreadable}): check its screen against the order{received_note(session)}"
     alarm_raise(device=device, session=session, type=UNVERIFIED_KEY, priority=AlarmPriority.MEDIUM,
                 source=AlarmSource.SERVER, now=now, details=details, message=message)  # fmt: skip
 

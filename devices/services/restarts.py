@@ -18,8 +18,8 @@ from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.pump_state import pump_state_set
-from devices.services.readback import VOLUME_TOLERANCE_ML
 from devices.services.sessions import session_transition
+from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ON_PUMP_STATUSES,

@@ -17,6 +17,7 @@ from devices.services.commands import command_queue, commands_supersede
 from devices.services.orders import InfusionOrder, order_validate
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
+from devices.services.readback_received import readback_on_evidence, readback_received_off
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
@@ -186,7 +187,8 @@ def _confirm_running(
     session.running_evidence = "confirmation"
     session.reported_parameters = parameters
     session.confirmation = confirmation
-    session.read_back, _ = readback_compare(session, parameters)  # shown with the session's first running event
+    verdict, _ = readback_compare(session, parameters)  # shown with the session's first running event
+    session.read_back = ReadBack.MISMATCH if readback_received_off(session) else verdict  # as `readback_record`
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason="confirmed", now=now)
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
     readback_record(device=device, session=session, reported=parameters, now=now, unreadable=unreadable)
@@ -239,8 +241,11 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         # never confirmed, or confirmed before a restart that voids what was verified (review 14: a resumed order at
         # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate,
         # a new confirmation read back, `parameters_unverified` if none came within its grace, whatever came before)
-        session.read_back, session.unconfirmed_since, session.unverified_raised = ReadBack.UNVERIFIED, now, False
-        session.mismatch_flow_rate_ml_min = session.mismatch_seen_at = None  # a rate seen in the run before
+        if late_from == SessionStatus.INTERRUPTED:  # what it told on receiving the order is not this run's either
+            session.received_flow_rate_ml_min = None
+        session.read_back = readback_on_evidence(session)
+        session.unconfirmed_since, session.unverified_raised = now, False
+        session.mismatch_flow_rate_ml_min = session.mismatch_seen_at = session.rate_matched_at = None  # the run before
     session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,
