@@ -55,7 +55,8 @@ SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, "last_sampled_at")  # in the model's 
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
 SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "planned_volume_ml",
-                         "bolus_enabled", "bolus_volume_ml", "read_back", *DELIVERY_WINDOW_FIELDS, "last_sampled_at",
+                         "bolus_enabled", "bolus_volume_ml", "read_back", "mismatch_flow_rate_ml_min",
+                         "rate_matched_at", *DELIVERY_WINDOW_FIELDS, "last_sampled_at",
                          "status_changed_at")  # fmt: skip
 WARD_FIELDS = ("id", "code", "name")
 WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns

@@ -171,28 +171,50 @@ def readback_progress_check(
     `rates` are those of running progress only: a paused or completed pump's rate of 0 is no mismatch.
 
     The rate raised for is kept on the session (`mismatch_flow_rate_ml_min`, `mismatch_seen_at`): the read-back
-    panels show it as what the pump runs, not a confirmation (from before a restart, or one echoing the order).
+    panels show it as what the pump runs, not a confirmation (from before a restart, or one echoing the order); once
+    the pump reports running at the order's rate again, since when (`rate_matched_at`, `_rate_matched_record`).
 
     `session` may be a partly loaded row (the bulk progress path): it is re-read whole to be recorded.
     """
     if session.read_back not in (ReadBack.UNVERIFIED, ReadBack.MISMATCH, ReadBack.MATCH):
         return False  # a confirmed order is compared too: a rate changed at the pump's screen is not the order
+    rates = list(rates)
     beyond = [rate for rate in rates if rate is not None
               and not rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=rate)]  # fmt: skip
-    if not beyond:
-        return False
+    raised = bool(beyond) and _beyond_record(device, session, beyond, now)
+    latest = next((rate for rate in reversed(rates) if rate is not None), None)
+    if latest is not None and rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=latest):
+        _rate_matched_record(device, session, now)  # the batch's last running rate is the order's
+    return raised
+
+
+def _beyond_record(device: Device, session: InfusionSession, beyond: list[float], now: datetime) -> bool:
+    """Rates seen running off the order: kept as the session's and raised (`readback_progress_check`)."""
     active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
-    if active is not None and not rates_new(rates_seen(active.details), beyond):
-        return False  # said already, and still said
+    if active is not None and not rates_new(rates_seen(active.details), beyond) and session.rate_matched_at is None:
+        return False  # said already, and still said (after the order's rate was shown as reported: said again)
     whole = InfusionSession.objects.get(pk=session.pk)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     for row in (whole, session):  # the caller's row too: a later save of it in the batch keeps what was seen
         row.mismatch_flow_rate_ml_min, row.mismatch_seen_at = beyond[-1], now  # shown as what the pump runs
-    whole.save(update_fields=["read_back", "mismatch_flow_rate_ml_min", "mismatch_seen_at"])
+        row.rate_matched_at = None
+    whole.save(update_fields=["read_back", "mismatch_flow_rate_ml_min", "mismatch_seen_at", "rate_matched_at"])
     seen = {"ordered": whole.order, "reportedFlowRates": beyond, "fields": ["flowRate"]}
     mismatch_raise(device=device, session=whole, active=active, seen=seen, now=now)
     session_changed(device=device, session=whole)
     return True
+
+
+def _rate_matched_record(device: Device, session: InfusionSession, now: datetime) -> None:
+    """A session seen running off its order's rate now reports running at the order's rate: since when, so the panels
+    say so beside the rate seen before (`progressMismatch.matchedSince`). Its `parameter_mismatch` stays: only a
+    person's resolve ends it (what the pump was seen doing is not taken back). Recorded at the first such report."""
+    if session.mismatch_flow_rate_ml_min is None or session.rate_matched_at is not None:
+        return
+    whole = InfusionSession.objects.get(pk=session.pk)
+    whole.rate_matched_at = session.rate_matched_at = now
+    whole.save(update_fields=["rate_matched_at"])
+    session_changed(device=device, session=whole)
 
 
 def readback_bolus_check(*, device: Device, session: InfusionSession, delivered: float | None, now: datetime) -> bool:
