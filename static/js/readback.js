@@ -3,14 +3,16 @@
 // is shown as reported: a confirmation from before a restart (the order resumed, `unconfirmedSince` set) is not what
 // the pump runs, and a mismatch seen in the pump's progress shows that running rate (`progressMismatch`). A delivered
 // volume off the order (`deliveryDivergence`, its `delivery_divergence` alarm) is said under the table, whatever the
-// verdict: the rows may all match while the pump delivers more than they say.
+// verdict: the rows may all match while the pump delivers more than they say. The rate the pump said it received with
+// the order (`receivedFlowRateMlMin`, before anyone accepted it) has a row of its own, never shown as confirmed; a rate
+// seen running off the order is followed by "now reports the order's rate" once it does (`progressMismatch.matchedSince`).
 
 import { clock, duration, fixed, mlMinToMlH } from "./format.js";
 import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 
 export const READBACK_LABEL = {
   match: "Pump confirmed the order: parameters match",
-  mismatch: "MISMATCH: the pump runs different parameters from the order",
+  mismatch: "MISMATCH: the pump reports different parameters from the order",
   unverified: "UNVERIFIED: the pump did not report the parameters it runs; check its screen",
 };
 // Unverified because the parameters this run's confirmation reported could not be read (`parametersUnreadable`)
@@ -76,6 +78,12 @@ export function renderReadBack(root, session) {
     row.insertCell().textContent = show(ordered(session.order ?? {}));
     row.insertCell().textContent = label === "Rate" && seen ? seenRunningText(seen, said) : (said ?? unreported);
   }
+  const received = receivedRateText(session);
+  if (received) {
+    const row = table.insertRow();
+    row.className = "readback-received";
+    for (const text of ["Received", SHOW_RATE(session.order?.flowRateMlMin), received]) row.insertCell().textContent = text;
+  }
   const notes = confirmedBeforeARestart(session) ? [paragraph("readback-note", restartNote(session))] : [];
   const delivered = deliveryDivergenceText(session);
   if (delivered) notes.push(paragraph("readback-note readback-divergence", delivered));
@@ -85,7 +93,16 @@ export function renderReadBack(root, session) {
 /** "1,200.000 mL/h (seen in its progress at 10:04:05)", and what this run's confirmation said, if it said a rate. */
 function seenRunningText(seen, confirmed) {
   const text = `${SHOW_RATE(seen.flowRateMlMin)} (seen in its progress at ${clock(seen.receivedAt)})`;
-  return confirmed ? `${text}; confirmed ${confirmed}` : text;
+  const now = seen.matchedSince ? `${text}; now reports the order's rate (since ${clock(seen.matchedSince)})` : text;
+  return confirmed ? `${now}; confirmed ${confirmed}` : now;
+}
+
+/** "120.000 mL/h (when the order arrived, 10:04:05; before it was accepted: no confirmation)", or null. */
+function receivedRateText(session) {
+  const value = session?.receivedFlowRateMlMin;
+  if (value === null || value === undefined) return null;
+  const at = session.deliveredAt ? `, ${clock(session.deliveredAt)}` : "";
+  return `${SHOW_RATE(value)} (when the order arrived${at}; before it was accepted: no confirmation)`;
 }
 
 /** What the delivered volume said against the order, or null: "DELIVERED VOLUME OFF THE ORDER: 20 mL in 1.0 min, more

@@ -27,7 +27,8 @@ const MESSAGES = {
   rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
   // The session's reason follows: whether the pump was told to clear its screen, or nothing was sent (it infuses).
   timeout: "The pump did not confirm in time. The start was withdrawn.",
-  mismatch: "The pump confirmed, but it is running different parameters from the order. Check the pump now.",
+  mismatch: "The pump confirmed, but what it reports differs from the order. Check the pump now.",
+  mismatchOnEvidence: "The pump runs this order, and what it reports differs from the order. Check the pump now.",
   unverified: "The pump started, but did not report the parameters it runs. Check its screen against the order now.",
   unverifiedUnreadable: "The pump started, but the parameters it reported could not be read. Check its screen " +
     "against the order now.",
@@ -241,6 +242,7 @@ export class WaitingModal {
     }
     if (outcome === "unverified" && confirmedBeforeARestart(this.session)) return MESSAGES.unverifiedResumed;
     if (outcome === "unverified" && this.session?.parametersUnreadable === true) return MESSAGES.unverifiedUnreadable;
+    if (outcome === "mismatch" && this.session?.runningEvidence !== "confirmation") return MESSAGES.mismatchOnEvidence;
     return MESSAGES[outcome];
   }
 

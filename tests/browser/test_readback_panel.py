@@ -181,3 +181,47 @@ def test_the_waiting_window_says_parameters_that_could_not_be_read_as_such(open_
             expect(reported(panel, row)).to_have_text("reported, could not be read")
     finally:
         pump.close()
+
+
+def test_the_monitor_says_when_the_pump_reports_the_order_s_rate_again(open_page, stack):  # noqa: F811
+    """Run at ten times the rate, then corrected at the pump: the Rate row kept "1,200.000 mL/h (seen in its progress
+    at …)" for the rest of the infusion. It now also says the order's rate is reported again; MISMATCH stays (the
+    alarm stands until resolved), review 19, lead 4."""
+    page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_FIXED", "rbf")
+    try:
+        for seq, rate in enumerate([20.0, 20.0, 2.0], start=3):
+            pump.publish("progress", {"status": "running", "infusionId": infusion_id, "flowRate": rate,
+                                      "deliveredVolumeMl": seq * 0.3, "volumeRemainingMl": 30 - seq * 0.3,
+                                      "bootId": "boot-1", "seq": seq})  # fmt: skip
+        panel = page.locator("#mon-readback")
+        expect(reported(panel, "Rate")).to_contain_text("now reports the order's rate", timeout=10_000)
+        expect(reported(panel, "Rate")).to_contain_text("1,200.000 mL/h (seen in its progress")
+        expect(panel).to_have_attribute("data-readback", "mismatch")
+    finally:
+        pump.close()
+
+
+def test_the_monitor_shows_the_rate_the_pump_received_with_the_order_beside_its_confirmation(open_page, stack):  # noqa: F811
+    """The pump said it received the order at 1,200 mL/h, then confirmed 120 mL/h: MISMATCH (its reports disagree),
+    the confirmation's rate in the Rate row and the received one in a row of its own, never shown as confirmed."""
+    ward = make_ward("rbrc")
+    make_device("RBP_RECV", ward=ward, bed="4", has_presence=True)
+    nurse = make_user("rbrc-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "RBP_RECV")
+    try:
+        pump.publish("status", {"status": "online", "bootId": "boot-1", "seq": 1})
+        order = make_order(drug="Heparin", bolus_enabled=False, bolus_volume_ml=0.0)
+        infusion_id = infusion_start(device_id="RBP_RECV", order=order, user=nurse).infusion_id
+        pump.publish("status", {"status": "received_start_command", "infusionId": infusion_id, "bootId": "boot-1",
+                                "seq": 2, "currentInfusion": {**AS_ORDERED, "flowRateMlMin": 20.0}})  # fmt: skip
+        pump.publish("infusion", {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED,
+                                  "bootId": "boot-1", "seq": 3})  # fmt: skip
+        read_back_is(infusion_id, "mismatch")
+        page = open_page(nurse, "/devices/RBP_RECV/")
+        panel = page.locator("#mon-readback")
+        expect(panel).to_have_attribute("data-readback", "mismatch", timeout=10_000)
+        expect(reported(panel, "Rate")).to_have_text("120.000 mL/h")
+        expect(reported(panel, "Received")).to_contain_text("1,200.000 mL/h (when the order arrived")
+        expect(reported(panel, "Received")).to_contain_text("no confirmation")
+    finally:
+        pump.close()
