@@ -62,7 +62,7 @@ def orm_pumps_lock(*, device_ids):
     from collections import defaultdict as _defaultdict
 
     from devices.models import Alarm, Device, InfusionSession
-    from devices.services import progress
+    from devices.services import progress, progress_lock
     from devices.states import AlarmState
 
     keys = sorted(set(device_ids))
@@ -74,7 +74,7 @@ def orm_pumps_lock(*, device_ids):
     )  # fmt: skip
     pks = [device.pk for device in devices]
     sessions = InfusionSession.objects.filter(device__in=pks, status__in=progress.ACTIVE)
-    session_of = {session.device_id: session for session in sessions.only(*progress.SESSION_LOCKED_FIELDS)}
+    session_of = {session.device_id: session for session in sessions.only(*progress_lock.SESSION_LOCKED_FIELDS)}
     watched = Alarm.objects.filter(device__in=pks, type__in=progress.SERVER_ALARMS_WATCHED, state=AlarmState.ACTIVE)
     alarms, divergent = _defaultdict(set), _defaultdict(set)
     for device_pk, alarm_type, error_code, session_pk in watched.values_list("device", "type", "error_code", "session"):

@@ -11,13 +11,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from devices import payloads
-from devices.models import Alarm, Device, InfusionSession, ProgressSample, Ward
+from devices.models import Alarm, Device, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_clear
 from devices.services.changelog import change_log_append
 from devices.services.changes import change_record, status_changed
@@ -30,11 +29,17 @@ from devices.services.evidence import (
     unordered_infusion_ended,
 )
 from devices.services.named import session_named
+from devices.services.progress_lock import (
+    ACTIVE,
+    DELIVERY_WINDOW_FIELDS,
+    SERVER_ALARMS_WATCHED,
+    ProgressPump,
+)
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.running_reports import running_rates
-from devices.services.sql import insert_sql, model_from_columns, models_select, rows_update, select_in_sql
+from devices.services.sql import insert_sql, rows_update
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
@@ -42,27 +47,12 @@ from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload
 
 PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
-SERVER_ALARMS_WATCHED = ("communication_lost", DIVERGENCE_KEY, *UNORDERED_ALARMS)
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
     "last_uptime_ms", "last_uptime_at",
 )  # fmt: skip
-DELIVERY_WINDOW_FIELDS = ("delivery_window_at", "delivery_window_ml", "delivery_window_elapsed_min",
-                          "delivery_window_rate_ml_min")  # fmt: skip
 SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, "last_sampled_at")  # in the model's order, as `sql` wants them
-# What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
-# JSON to decode), and of the session what progress needs.
-DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
-SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "planned_volume_ml",
-                         "bolus_enabled", "bolus_volume_ml", "read_back", "mismatch_flow_rate_ml_min",
-                         "rate_matched_at", *DELIVERY_WINDOW_FIELDS, "last_sampled_at",
-                         "status_changed_at")  # fmt: skip
-WARD_FIELDS = ("id", "code", "name")
-WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns
-SESSION_READ_AS = tuple(f"_locked_session_{name}" for name in SESSION_LOCKED_FIELDS)  # and its session's
-JOINED_READ_AS = (*WARD_READ_AS, *SESSION_READ_AS)
-ACTIVE = tuple(status.value for status in ACTIVE_SESSION_STATUSES)
 SAMPLE_COLUMNS = ("session", "recorded_at", "status", "delivered_volume_ml", "volume_remaining_ml",
                   "time_remaining_min", "progress_percent", "flow_rate_ml_min")  # fmt: skip
 # A history point as `samples_insert` stores it: the session's pk, when, status, then the floats in that order.
@@ -79,96 +69,9 @@ class ProgressReport:
     retained: bool = False
 
 
-@dataclass
-class ProgressPump:
-    """What one pump's reports need: its locked row, its active session and its active watched alarms (and the
-    sessions whose `delivery_divergence` is active: `divergent`)."""
-
-    device: Device
-    session: InfusionSession | None
-    alarms: set[tuple[str, str]]
-    divergent: set[int]
-
-
 def progress_fields(report: DevicePayload) -> dict:
     """The progress as stored and forwarded: the report's fields without the identifiers."""
     return report.model_dump(mode="json", exclude_none=True, exclude=PROGRESS_EXCLUDED_FIELDS)
-
-
-def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
-    """Lock the registered pumps among `device_ids` (fixed order) with their wards, sessions and watched alarms.
-
-    Runs on every bridge batch, its SQL written once per number of keys: the pumps with their wards and active
-    sessions (`_pumps_read_sql`), then their watched alarms (`select_in_sql`). On PostgreSQL the pumps are locked
-    by a statement of their own first (`_pumps_lock_sql`): a statement that waits for a row lock gets the locked
-    row as the lock holder committed it, but the rows it joins as they were when it began, so a session ended by a
-    person while the batch waited came back active (review 9: the ended record resumed by the next report). SQLite
-    needs no such statement: the bridge's transaction (IMMEDIATE) is the only writer from its first statement.
-    """
-    keys = sorted(set(device_ids))
-    if not keys:
-        return {}
-    locked = None
-    if connection.features.has_select_for_update:
-        with connection.cursor() as cursor:
-            cursor.execute(_pumps_lock_sql(len(keys)), keys)
-            locked = {row[0] for row in cursor.fetchall()}
-    sql = _pumps_read_sql(len(keys))
-    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS)
-    if locked is not None:  # a pump registered while the lock statement waited is not locked: not ours, as if unknown
-        devices = [device for device in devices if device.pk in locked]
-    session_of = {}
-    for device in devices:  # each pump's ward and active session, read with it
-        ward = [device.__dict__.pop(name) for name in WARD_READ_AS]
-        if ward[0] is not None:
-            Device.ward.field.set_cached_value(device, Ward.from_db(device._state.db, WARD_FIELDS, ward))
-        session = [device.__dict__.pop(name) for name in SESSION_READ_AS]
-        if session[0] is not None:
-            session_of[device.pk] = model_from_columns(InfusionSession, SESSION_LOCKED_FIELDS, session)
-    by_pk = {device.pk: device for device in devices}
-    pks = sorted(by_pk)
-    alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
-    divergent: dict[int, set[int]] = defaultdict(set)
-    with connection.cursor() as cursor:
-        cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code", "session"), (("device", len(pks)),
-                                     ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
-                       [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip
-        for device_pk, alarm_type, error_code, session_pk in cursor.fetchall():
-            alarms[device_pk].add((alarm_type, error_code))
-            if alarm_type == DIVERGENCE_KEY:
-                divergent[device_pk].add(session_pk)
-    return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk], divergent[pk])
-            for pk, device in by_pk.items()}  # fmt: skip
-
-
-@lru_cache(maxsize=1024)
-def _pumps_lock_sql(count: int) -> str:
-    """`SELECT id FROM pump WHERE device_id IN (...) ORDER BY id FOR UPDATE`: the pumps locked in a fixed order."""
-    quote, device = connections[DEFAULT_DB_ALIAS].ops.quote_name, Device._meta
-    return (f"SELECT {quote(device.pk.column)} FROM {quote(device.db_table)} WHERE "
-            f"{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
-            f"ORDER BY {quote(device.pk.column)} FOR UPDATE")  # fmt: skip
-
-
-@lru_cache(maxsize=1024)
-def _pumps_read_sql(count: int) -> str:
-    """`SELECT pump (its locked fields), its ward, its active session FROM pump LEFT JOIN ward LEFT JOIN session
-    (status IN the active ones) WHERE device_id IN (...) ORDER BY pump.id`: a row per pump (one active session per
-    pump is a constraint), read after the lock (`progress_pumps_lock`). The LEFT JOIN of the watched alarms too was
-    dearer than their own SELECT on SQLite (`bench/README.md`, 2026-12-05). Parameters: the active statuses, then
-    the ids."""
-    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
-    device, ward, session = Device._meta, Ward._meta, InfusionSession._meta
-    columns = [f"d.{quote(device.get_field(name).column)}" for name in DEVICE_LOCKED_FIELDS]
-    columns += [f"w.{quote(ward.get_field(name).column)}" for name in WARD_FIELDS]
-    columns += [f"s.{quote(session.get_field(name).column)}" for name in SESSION_LOCKED_FIELDS]
-    return (f"SELECT {', '.join(columns)} FROM {quote(device.db_table)} d LEFT JOIN {quote(ward.db_table)} w "
-            f"ON w.{quote(ward.pk.column)} = d.{quote(device.get_field('ward').column)} "
-            f"LEFT JOIN {quote(session.db_table)} s ON s.{quote(session.get_field('device').column)} = "
-            f"d.{quote(device.pk.column)} AND s.{quote(session.get_field('status').column)} IN "
-            f"({', '.join(['%s'] * len(ACTIVE))}) "
-            f"WHERE d.{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "
-            f"ORDER BY d.{quote(device.pk.column)}")  # fmt: skip
 
 
 def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:

@@ -12,7 +12,8 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.ingest_selectors import device_pk_of, device_pks_by_id
 from devices.models import Device
-from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many, progress_pumps_lock
+from devices.services.progress import ROUTINE_STATUSES, ProgressReport, progress_apply_many
+from devices.services.progress_lock import progress_pumps_lock
 from devices.services.pumps import pump_report_apply
 from devices.services.records import (
     ReceiptKey,

@@ -5,7 +5,7 @@ from django.db import connection
 from django.utils import timezone
 
 from devices.models import Device
-from devices.services.progress import DEVICE_LOCKED_FIELDS
+from devices.services.progress_lock import DEVICE_LOCKED_FIELDS
 from devices.services.sql import _prepare, models_select, select_in_sql
 from devices.states import Presence
 from tests.factories import make_device, make_ward

@@ -87,7 +87,7 @@ def _hold_and_register_once_waited_for(held_id: str, new_id: str, ward):
 
 
 def test_the_bulk_lock_never_returns_a_pump_it_did_not_lock():
-    from devices.services.progress import progress_pumps_lock
+    from devices.services.progress_lock import progress_pumps_lock
 
     ward = make_ward("icu")
     make_device("HELD", ward=ward)

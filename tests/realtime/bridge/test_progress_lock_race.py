@@ -5,7 +5,7 @@ the rows it joins as they were when the statement began. The pumps were once loc
 and wards in one statement (3cca3b7, 2064cc8): a record a person ended while the bridge's batch waited for the
 pump's lock came back active, so the next report stored history into it and, for a paused record, resumed it as if
 never ended, without `confirmed_late` (review 9). Now the lock is a statement of its own and the join follows it
-(`devices.services.progress.progress_pumps_lock`). Each case runs with the edit committed before the batch (the
+(`devices.services.progress_lock.progress_pumps_lock`). Each case runs with the edit committed before the batch (the
 control) and while the batch waits for its lock: the outcome must be the same.
 
 PostgreSQL only: SQLite's IMMEDIATE transactions admit one writer at a time, so it cannot interleave like this.
