@@ -126,22 +126,24 @@ export class MonitorControls {
 
   async cancelStart(infusionId) {
     if (!infusionId) return; // the order the dialog named: if it ran meanwhile, the server refuses (409)
-    await this.actOnSession("cancel", infusionId, "cancel/", {}, "Could not cancel the start");
+    const url = `/api/infusions/${encodeURIComponent(infusionId)}/cancel/`;
+    await this.actOnSession("cancel", infusionId, url, {}, "Could not cancel the start");
   }
 
   async endRecord(infusionId, reason) {
     if (!infusionId) return; // the record the dialog named, never whichever is on the pump by now
-    await this.actOnSession("end-record", infusionId, "end-record/", { reason }, "Could not end the record");
+    const url = `/api/infusions/${encodeURIComponent(infusionId)}/end-record/`;
+    await this.actOnSession("end-record", infusionId, url, { reason }, "Could not end the record");
   }
 
   /** Ask the server to end the session `infusionId`; its button waits (disabled) until the session shown moves on.
    * The session's new state is shown by its live `device:session`, never by this reply: a reply read after newer
    * live events (a late confirmation's "running") would show an older state ("Cancelled") over them. */
-  async actOnSession(command, infusionId, path, data, failure) {
+  async actOnSession(command, infusionId, url, data, failure) {
     this.monitor.controlNotice.clear();
     this.sent = { command, infusionId, status: this.monitor.session?.status };
     this.render();
-    const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(infusionId)}/${path}`, data);
+    const { ok, body } = await postJson(url, data); // each URL written whole: tests/test_sessions.py reads them
     if (ok) return;
     this.sent = null;
     this.monitor.controlNotice.show(body.message ?? failure);

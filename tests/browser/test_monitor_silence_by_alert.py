@@ -20,6 +20,7 @@ from devices.services.changes import device_lock
 from devices.services.protection import alarm_flood_raise, alarm_floods_news_signal
 from devices.states import FLOOD_NEWS_DEFERRED, AlarmPriority, AlarmSource
 from tests.browser.test_alarm_resent import silenced_monitor
+from tests.support.bridge import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -49,6 +50,11 @@ def test_an_acknowledged_high_alarm_alerting_again_ends_the_silence(open_page):
     page, monitor = silenced_monitor(open_page, "BRW_SIL_REALERT", "silrea", flood)
     page.get_by_role("button", name="Acknowledge").click()
     expect(page.get_by_role("button", name="Acknowledge")).to_have_count(0, timeout=5_000)
+    # the button says "Acknowledging…" from the click on, before the server has it (its live event shows it): wait
+    # for the acknowledgement itself (ci38: the news was signalled before it, to an alarm still sounding)
+    wait_until(lambda: Alarm.objects.filter(device__device_id="BRW_SIL_REALERT", state="active",
+                                            acknowledged_at__isnull=False).exists(),
+               message="the acknowledgement never reached the server")  # fmt: skip
     # news beyond the types the flood alarm remembers waits since after the acknowledgement (as a broken pump's junk
     # past TYPES_REMEMBERED leaves it); the housekeeping signals it: the alarm alerts again, its count unchanged
     alarm = Alarm.objects.get(device__device_id="BRW_SIL_REALERT", state="active")

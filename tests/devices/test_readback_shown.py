@@ -58,8 +58,10 @@ def test_a_mismatch_found_from_progress_carries_the_rate_that_raised_it(django_c
     running = {"status": "running", "flowRate": 20.0, "deliveredVolumeMl": 0.3, "infusionId": infusion_id}
     ingest([report("RBS_SEEN", "progress", running, at=seen_at)], capture)
     alarm = Alarm.objects.get(session=session, type="parameter_mismatch", state="active")
-    expected = {"flowRateMlMin": alarm.details["reportedFlowRate"], "receivedAt": seen_at.isoformat()}
-    assert shown(session)["progressMismatch"] == expected == {"flowRateMlMin": 20.0, "receivedAt": seen_at.isoformat()}
+    expected = {"flowRateMlMin": alarm.details["reportedFlowRate"], "receivedAt": seen_at.isoformat(),
+                "matchedSince": None}  # fmt: skip
+    assert shown(session)["progressMismatch"] == expected
+    assert expected == {"flowRateMlMin": 20.0, "receivedAt": seen_at.isoformat(), "matchedSince": None}
     confirmation = {"infusionId": infusion_id, "confirmed": True, "parameters": AS_ORDERED}
     ingest([report("RBS_SEEN", "infusion", confirmation, at=now + timedelta(seconds=2))], capture)
     body = shown(session)
