@@ -50,9 +50,8 @@ class InfusionOrderForm(forms.Form):
         self._complete_rate_volume_time(data)
         if self.errors:
             return data
-        rate_h, volume = data["rate_ml_h"], data["volume_ml"]
-        self._check_capacity(rate_h, volume)
-        self._check_bolus(data, volume)
+        self._check_capacity(data["volume_ml"])
+        self._check_bolus(data)
         self._check_limits(data)
         self._check_patient(data)
         if self.require_confirm and (data.get("confirm") or "").strip().lower() != CONFIRM_WORD:
@@ -81,22 +80,18 @@ class InfusionOrderForm(forms.Form):
             return
         data.update(rate_ml_h=rate_h, volume_ml=volume, time_min=minutes, flow_rate_ml_min=rate_ml_min)
 
-    def _check_capacity(self, rate_h: float, volume: float) -> None:
-        max_rate_h = self.device.max_rate_ml_min * MINUTES_PER_HOUR
-        if rate_h > max_rate_h + 1e-9:
-            self.add_error("rate_ml_h", f"This pump delivers at most {max_rate_h:g} mL/h.")
+    def _check_capacity(self, volume: float) -> None:
+        """The pump's volume; its rate is checked with the global limits (`order_limits_check`, one message)."""
         if volume > self.device.max_volume_ml + 1e-9:
             self.add_error("volume_ml", f"This pump holds at most {self.device.max_volume_ml:g} mL.")
 
-    def _check_bolus(self, data: dict, volume: float) -> None:
+    def _check_bolus(self, data: dict) -> None:
         if not data.get("bolus_enabled"):
             data["bolus_volume_ml"] = 0.0
             return
-        bolus = data.get("bolus_volume_ml")
+        bolus = data.get("bolus_volume_ml")  # its limit (half the volume, the pump's) is `order_limits_check`'s
         if bolus is None or bolus <= 0:
             self.add_error("bolus_volume_ml", "Enter the bolus volume, or turn the bolus off.")
-        elif bolus > volume:
-            self.add_error("bolus_volume_ml", f"The bolus cannot exceed the total volume ({volume:g} mL).")
 
     def _check_limits(self, data: dict) -> None:
         """The global limits (protocol/limits.py), as the services and the bridge apply them."""

@@ -13,6 +13,7 @@ MIN_RATE_ML_MIN = MIN_RATE_ML_H / MINUTES_PER_HOUR
 MAX_RATE_ML_MIN = MAX_RATE_ML_H / MINUTES_PER_HOUR
 MAX_TIME_MIN = 7 * 24 * 60.0  # seven days
 MAX_BOLUS_SHARE = 0.5  # a bolus is at most half the ordered volume
+LIMIT_TOLERANCE = 1e-9  # a value this close over a limit is within it (float arithmetic of mL/h and mL/min)
 RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin rounded to 6 decimals
 RATE_ROUNDING_ML_MIN = 0.000001  # one unit of its last decimal: what a rate compared with the rate as sent allows
 # What the bridge accepts from a pump: at least every order, with room for a pump's own counting
@@ -36,6 +37,23 @@ def rate_limits_ml_min(pump_max_rate_ml_min: float | None = None) -> tuple[float
     return MIN_RATE_ML_MIN, high
 
 
+def rate_limit_text_ml_h(high_ml_min: float) -> str:
+    """A rate limit in mL/h as the clinician reads it (999/60 mL/min reads "999", never "998.9999999999999")."""
+    return f"{high_ml_min * MINUTES_PER_HOUR:g}"
+
+
+def order_limits_for_page(pump_max_rate_ml_min: float | None, pump_max_bolus_ml: float | None) -> dict:
+    """The limits `order_limits_check` applies to a pump's orders, for a page to check the same ones first."""
+    _, high = rate_limits_ml_min(pump_max_rate_ml_min)
+    return {
+        "maxRateMlMin": high,
+        "maxRateText": rate_limit_text_ml_h(high),
+        "maxBolusShare": MAX_BOLUS_SHARE,
+        "pumpMaxBolusMl": pump_max_bolus_ml,
+        "tolerance": LIMIT_TOLERANCE,
+    }
+
+
 def bolus_limit_ml(planned_volume_ml: float, pump_max_bolus_ml: float | None = None) -> float:
     """The largest bolus an order may have: half its volume, and no more than the pump's maximum."""
     limit = planned_volume_ml * MAX_BOLUS_SHARE
@@ -48,11 +66,11 @@ def order_limits_check(
 ) -> LimitBreach | None:  # fmt: skip
     """The first global limit an order breaks (rate, time, bolus), or None."""
     low, high = rate_limits_ml_min(pump_max_rate_ml_min)
-    tolerance = 1e-9
+    tolerance = LIMIT_TOLERANCE
     if flow_rate_ml_min < low - tolerance:
         return LimitBreach("flow_rate_ml_min", f"The rate must be at least {MIN_RATE_ML_H:g} mL/h.")
     if flow_rate_ml_min > high + tolerance:
-        return LimitBreach("flow_rate_ml_min", f"The rate may be at most {high * MINUTES_PER_HOUR:g} mL/h.")
+        return LimitBreach("flow_rate_ml_min", f"The rate may be at most {rate_limit_text_ml_h(high)} mL/h.")
     if planned_time_min > MAX_TIME_MIN + tolerance:
         return LimitBreach("planned_time_min", f"The time may be at most {MAX_TIME_MIN / 1440:g} days.")
     bolus_max = bolus_limit_ml(planned_volume_ml, pump_max_bolus_ml)

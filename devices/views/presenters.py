@@ -100,6 +100,7 @@ def monitor_state(device: Device) -> dict:
         "alarms": [payload_to_wire(payloads.alarm_body(alarm))["alarm"] for alarm in alarms_active(device)],
         "commands": [payload_to_wire(payloads.command_body(command))["command"] for command in commands_recent(device)],
         "events": [event_entry(event) for event in events_recent(device)],
-        "maxRateMlH": device.max_rate_ml_min * limits.MINUTES_PER_HOUR,
         "maxVolumeMl": device.max_volume_ml,
+        # the limits the server applies to this pump's orders (`order_limits_check`), for the wizard to check first
+        "orderLimits": limits.order_limits_for_page(device.max_rate_ml_min, device.max_bolus_ml),
     }

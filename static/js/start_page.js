@@ -37,5 +37,5 @@ if (wizardRoot) {
     onConfirmed: showMonitor,
     onRetry: () => wizard.retry(),
   });
-  wizard = new Wizard(wizardRoot, { onStarted: (session) => waiting.open(session) });
+  wizard = new Wizard(wizardRoot, { onStarted: (session) => waiting.open(session), limits: page.monitor.orderLimits });
 }

@@ -1,7 +1,8 @@
 // The start-infusion wizard: patient (or a recorded skip), infusion (the drug, then any two of rate, volume
 // and time give the third; bolus within the total), review with "start" typed to confirm. Enter advances a
-// step but never starts an infusion; an error clears as soon as its field is put right. The server checks the
-// same rules and names the wrong field; its answer opens the waiting modal.
+// step but never starts an infusion; an error clears as soon as its field is put right. The rate and bolus limits
+// are the server's own (`orderLimits`, rendered from protocol/limits.py), in its words; the server checks them
+// again and names the wrong field; its answer opens the waiting modal.
 
 import { duration, fixed } from "./format.js";
 import { postJson } from "./http.js";
@@ -13,11 +14,11 @@ const STEP_OF_FIELD = {
 };
 
 export class Wizard {
-  constructor(root, { onStarted }) {
+  constructor(root, { onStarted, limits }) {
     this.root = root;
     this.form = root.querySelector("#wizard-form");
     this.onStarted = onStarted;
-    this.maxRateMlH = Number(root.dataset.maxRateMlH);
+    this.limits = limits; // maxRateMlMin, maxRateText, maxBolusShare, pumpMaxBolusMl, tolerance
     this.maxVolumeMl = Number(root.dataset.maxVolumeMl);
     this.edited = []; // rate/volume/time fields in the order the clinician typed them
     this.field = (name) => this.form.elements.namedItem(name);
@@ -164,16 +165,33 @@ export class Wizard {
       for (const name of RVT) if (!(this.numberOf(name) > 0)) errors[name] = "Enter any two of rate, volume and time.";
       return errors;
     }
-    if (rate > this.maxRateMlH) errors.rate_ml_h = `This pump delivers at most ${this.maxRateMlH} mL/h.`;
+    if (this.rateOverLimit(rate)) errors.rate_ml_h = `The rate may be at most ${this.limits.maxRateText} mL/h.`;
     if (volume > this.maxVolumeMl) errors.volume_ml = `This pump holds at most ${this.maxVolumeMl} mL.`;
     if (this.field("bolus_enabled").checked) {
       const bolus = this.numberOf("bolus_volume_ml");
       if (!(bolus > 0)) errors.bolus_volume_ml = "Enter the bolus volume, or turn the bolus off.";
-      else if (volume !== null && bolus > volume) {
-        errors.bolus_volume_ml = `The bolus cannot exceed the total volume (${volume} mL).`;
+      else if (volume !== null) {
+        const message = this.bolusOverLimit(bolus, volume);
+        if (message) errors.bolus_volume_ml = message;
       }
     }
     return errors;
+  }
+
+  /** `order_limits_check`'s rate rule: the rate in mL/min, rounded as the server stores it, against its limit. */
+  rateOverLimit(rateMlH) {
+    const rateMlMin = Math.round((rateMlH / 60) * 1e6) / 1e6;
+    return rateMlMin > this.limits.maxRateMlMin + this.limits.tolerance;
+  }
+
+  /** `order_limits_check`'s bolus rule (half the volume, and the pump's maximum), in the server's words. */
+  bolusOverLimit(bolus, volume) {
+    const { maxBolusShare, pumpMaxBolusMl, tolerance } = this.limits;
+    const half = volume * maxBolusShare;
+    const limit = pumpMaxBolusMl === null ? half : Math.min(half, pumpMaxBolusMl);
+    if (!(bolus > limit + tolerance)) return "";
+    const why = pumpMaxBolusMl === null ? "half the volume" : "half the volume, and this pump's maximum";
+    return `The bolus may be at most ${Number(limit.toPrecision(6))} mL (${why}).`;
   }
 
   setError(name, message) {

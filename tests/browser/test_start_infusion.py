@@ -53,7 +53,7 @@ def fill_order(page, *, skip_patient: bool = False) -> None:
     page.get_by_label("Bolus", exact=True).check()
     page.get_by_label("Bolus volume (mL)").fill("40")
     page.get_by_role("button", name="Next: review").click()
-    expect(page.locator('[data-error-for="bolus_volume_ml"]')).to_contain_text("cannot exceed the total volume")
+    expect(page.locator('[data-error-for="bolus_volume_ml"]')).to_contain_text("at most 15 mL (half the volume)")
     page.get_by_label("Bolus volume (mL)").fill("5")
     page.get_by_role("button", name="Next: review").click()
     expect(page.locator("#review")).to_contain_text("120.00 mL/h")

@@ -94,7 +94,7 @@ def test_skipping_the_patient_is_recorded(client, device):
     ("change", "field", "words"),
     [
         ({"rate_ml_h": "", "time_min": ""}, "rate_ml_h", "any two"),
-        ({"bolus_volume_ml": "31"}, "bolus_volume_ml", "cannot exceed the total"),
+        ({"bolus_volume_ml": "31"}, "bolus_volume_ml", "(half the volume)"),
         ({"rate_ml_h": "601"}, "rate_ml_h", "at most 600 mL/h"),
         ({"volume_ml": "501", "rate_ml_h": "500"}, "volume_ml", "at most 500 mL"),
         ({"time_min": "99"}, "time_min", "Rate × time must equal the volume"),
