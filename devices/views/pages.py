@@ -15,6 +15,7 @@ from devices.selectors import (
     sessions_current_by_device,
     wards_visible_to,
 )
+from devices.services.clearing_stops import TOLD_TO_CLEAR
 from devices.services.silences import SILENCE_PERMISSION
 from devices.states import AlarmResolveReason
 from devices.views.presenters import monitor_state, page_settings, pump_summary
@@ -109,5 +110,6 @@ def infusion_start_page(request: HttpRequest, device_id: str) -> HttpResponse:
     device = _visible_device_or_404(request, device_id)
     context = _monitor_context(request, device)
     context["confirm_word"] = CONFIRM_WORD
+    context["page"]["toldToClear"] = TOLD_TO_CLEAR  # the waiting window says what became of that STOP instead
     status = 200 if context["can_command"] else 403
     return render(request, "devices/start.html", context, status=status)

@@ -15,7 +15,6 @@ const monitorRoot = document.getElementById("monitor");
 const monitor = new Monitor({ root: monitorRoot, page, live });
 window.pumpstreamMonitor = monitor;
 showWhenRemoved(live, monitorRoot);
-watchBridge(page.bridge, { url: "/api/bridge/" });
 
 const wizardRoot = document.getElementById("wizard");
 
@@ -28,14 +27,18 @@ function showMonitor() {
   monitorRoot.querySelector("h1")?.focus();
 }
 
+let waiting = null;
 if (wizardRoot) {
   let wizard = null;
-  const waiting = new WaitingModal(document.getElementById("waiting-modal"), {
+  waiting = new WaitingModal(document.getElementById("waiting-modal"), {
     monitor,
     live,
     confirmationTimeoutS: page.confirmationTimeoutS,
+    toldToClear: page.toldToClear,
     onConfirmed: showMonitor,
     onRetry: () => wizard.retry(),
   });
   wizard = new Wizard(wizardRoot, { onStarted: (session) => waiting.open(session), limits: page.monitor.orderLimits });
 }
+// the bridge's health to the waiting window too: while the server cannot hear the pumps, it says so
+watchBridge(page.bridge, { url: "/api/bridge/", onHealth: (healthy) => waiting?.onBridgeHealth(healthy) });

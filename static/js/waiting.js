@@ -1,9 +1,10 @@
 // The waiting modal after "start": what the server is waiting for (sent, delivered to the pump, a person
 // at the pump accepting), a countdown from the confirmation timeout, Cancel, and a clear message for each
 // ending: confirmed with matching read-back (closes, monitoring begins), parameter mismatch or unverified
-// (stays open with ordered and reported values side by side), rejected, timed out, cancelled (why, and "told to
-// clear its screen" only once a STOP is queued), or a lost connection. A START not acknowledged in time is no
-// ending: the window says so and follows the order until its own outcome.
+// (stays open with ordered and reported values side by side), rejected, timed out, cancelled (why, and what became
+// of the STOP clearing the pump's screen: "was told" only once it left the server), a lost connection, or monitoring
+// degraded (the server cannot hear the pump). A START not acknowledged in time is no ending: the window says so and
+// follows the order until its own outcome.
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
@@ -11,6 +12,7 @@ import { fixed, mlMinToMlH, serverNowMs } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
+const CANCEL_EVENT_WAIT_MS = 5000; // a cancel's live event not in by then: the window reads the order afresh
 const START_DEADLINE_EXTRA_MS = 10_000; // a START's deadline is the confirmation timeout + 10 s (the server's rule)
 // A running session's read-back decides how the window ends: only a match closes it as confirmed.
 const OUTCOME_FOR_READBACK = { match: "confirmed", mismatch: "mismatch", unverified: "unverified" };
@@ -39,20 +41,32 @@ const MESSAGES = {
   interrupted: "The pump restarted before the start was confirmed: nothing runs from this order. Check the pump's screen, then start again.",
   ranInterrupted: "The pump ran this infusion, and it was interrupted since. Check the pump now: its record is on the monitor.",
   ended: "The pump ran this infusion, and it has ended since. Its record is on the monitor.",
+  // what became of the STOP clearing the ended order's confirm screen (`clearingStopSentence`)
+  clearQueued: "The message to clear its screen has not left the server yet: the order may still be on the pump's " +
+    "confirm screen, where it can be accepted. Check the pump.",
   cleared: "The pump was told to clear its screen.",
+  clearFailed: "The pump could not be told to clear its screen: clear it at the pump.",
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
   commandEnded: "The start command ended; the order is still pending. Waiting for the pump to confirm, or for the time-out.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
+  degraded: "The server cannot hear the pumps (monitoring degraded): the pump may have accepted or rejected the " +
+    "order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
 };
 const RETRY = new Set(["rejected", "timeout", "interrupted"]);
 // While the order is pending the window follows it, whatever became of its START command: the broker may still
 // deliver a START whose acknowledgement came late (QoS 1), and only the order's own outcome ends the window.
-const FOLLOWING = new Set(["waiting", "unacknowledged"]);
+const FOLLOWING = new Set(["waiting", "unacknowledged", "degraded"]);
+// Outcomes while the order is still pending (Cancel offered): the followed ones, and a lost connection.
+const PENDING = new Set([...FOLLOWING, "connection"]);
+// Endings whose server reason may say the pump "is told to clear its screen" (its STOP queued): the window says
+// instead what became of that STOP.
+const CLEARED_BY_STOP = new Set(["cancelled", "timeout"]);
 
 export class WaitingModal {
-  constructor(dialog, { monitor, live, confirmationTimeoutS, onConfirmed, onRetry }) {
-    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, onConfirmed, onRetry });
+  constructor(dialog, { monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry }) {
+    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry });
     this.session = null;
+    this.bridgeHealthy = true;
     this.byId = (id) => dialog.querySelector(`#${id}`);
     this.byId("waiting-cancel").addEventListener("click", () => this.cancel());
     this.byId("waiting-retry").addEventListener("click", () => this.close(() => this.onRetry()));
@@ -64,6 +78,8 @@ export class WaitingModal {
 
   open(session) {
     this.session = session;
+    clearTimeout(this.cancelTimer);
+    Object.assign(this.byId("waiting-cancel"), { disabled: false, textContent: "Cancel" });
     this.deadline = this.deadlineFrom(session.createdAt); // until its START is published (the server's rule too)
     this.polled = false;
     this.setOutcome("waiting", "");
@@ -75,6 +91,7 @@ export class WaitingModal {
     this.timer = setInterval(() => this.tick(), 250);
     this.tick();
     this.catchUp();
+    if (!this.bridgeHealthy) this.onBridgeHealth(false);
   }
 
   /** What the page heard before the window opened (a START published, even confirmed, before the reply came). */
@@ -96,7 +113,7 @@ export class WaitingModal {
   }
 
   onDeviceEvent(name, payload) {
-    if (name === EVENTS.deviceCommand && this.isClearingStop(payload.command)) this.saidCleared();
+    if (name === EVENTS.deviceCommand && this.isClearingStop(payload.command)) this.sayEnded();
     if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
     else if (name === EVENTS.deviceSession && this.restated(payload.session)) this.onSession(payload.session);
@@ -140,21 +157,44 @@ export class WaitingModal {
     if (command.state === "failed" || command.state === "expired") {
       const unacknowledged = command.state === "failed" && !command.sentAt; // handed to the broker, no PUBACK yet
       const message = unacknowledged ? MESSAGES.unacknowledged : `${MESSAGES.commandEnded} (${command.error})`;
-      this.setOutcome("unacknowledged", message); // not an ending: the order's own outcome ends the window
+      // not an ending: the order's own outcome ends the window (degraded monitoring, said already, explains it)
+      if (this.outcome !== "degraded") this.setOutcome("unacknowledged", message);
     }
   }
 
-  /** The STOP that clears this order's confirm screen (a cancel's): only once one is queued is the nurse told so,
-   * and never once it was withdrawn unsent (`superseded`: the pump started infusing before it went out). */
+  /** The STOP that clears this ended order's confirm screen (a cancel's or a time-out's); the window follows it
+   * after the ending, to say whether it left the server. */
   isClearingStop(command) {
-    return this.outcome === "cancelled" && command?.command === "STOP_INFUSION" &&
-      command.infusionId === this.session?.infusionId && command.state !== "superseded";
+    return CLEARED_BY_STOP.has(this.outcome) && command?.command === "STOP_INFUSION" &&
+      command.infusionId === this.session?.infusionId;
   }
 
-  saidCleared() {
-    const message = this.byId("waiting-message");
-    // the session's reason may say it already (the server's words: "the pump is told to clear its screen")
-    if (!/clear its screen/i.test(message.textContent)) message.textContent += ` ${MESSAGES.cleared}`;
+  /** The newest STOP clearing this order's screen the page has seen, or null. */
+  clearingStop() {
+    const stops = [...this.monitor.commands.values()].filter((command) => this.isClearingStop(command));
+    return stops.sort((a, b) => Date.parse(a.createdAt ?? "") - Date.parse(b.createdAt ?? "")).at(-1) ?? null;
+  }
+
+  /** What became of that STOP: queued and not yet handed to the broker, "not left the server" (the order is still on
+   * the pump's screen); handed over, "was told"; failed or expired, "could not be told"; withdrawn unsent
+   * (`superseded`), nothing (the reason says why). No STOP seen yet: as the reason says (queued, or none sent). */
+  clearingStopSentence(queuedByReason) {
+    const stop = this.clearingStop();
+    if (!stop) return queuedByReason ? MESSAGES.clearQueued : "";
+    if (stop.state === "superseded") return "";
+    if (stop.state === "failed" || stop.state === "expired") return MESSAGES.clearFailed;
+    if (stop.state === "queued" && !stop.publishedAt) return MESSAGES.clearQueued;
+    return MESSAGES.cleared;
+  }
+
+  /** The ending's message: its words, the server's reason without its "told to clear" clause, and the STOP's fate. */
+  sayEnded() {
+    const reason = this.endedReason ?? "";
+    const queuedByReason = Boolean(this.toldToClear) && reason.endsWith(this.toldToClear);
+    const why = queuedByReason ? reason.slice(0, -this.toldToClear.length).replace(/[;,\s]+$/, "") : reason;
+    const head = this.outcome === "cancelled" ? "The start was cancelled" : MESSAGES.timeout.replace(/\.$/, "");
+    const sentence = why ? `${head} (${why}).` : `${head}.`;
+    this.byId("waiting-message").textContent = [sentence, this.clearingStopSentence(queuedByReason)].join(" ").trim();
   }
 
   onSession(session) {
@@ -167,8 +207,8 @@ export class WaitingModal {
       renderReadBack(this.byId("waiting-readback"), this.session);
       this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
     } else if (session.status === "rejected") this.finish("rejected");
-    else if (session.status === "timed_out") this.finish("timeout", session.reason);
-    else if (session.status === "cancelled") this.finishCancelled(session.reason);
+    else if (session.status === "timed_out") this.finishClearing("timeout", session.reason);
+    else if (session.status === "cancelled") this.finishClearing("cancelled", session.reason);
     else if (session.status === "interrupted") {
       // it ran before it was interrupted (a confirmation, or the pump's report of it infusing): never "nothing runs"
       const ran = Boolean(this.session.confirmedAt || this.session.runningEvidence);
@@ -184,13 +224,33 @@ export class WaitingModal {
   }
 
   onConnection(state) {
-    if (!this.session || !["waiting", "unacknowledged", "connection"].includes(this.outcome)) return;
+    this.socketLive = state === "live";
+    if (!this.session || !PENDING.has(this.outcome)) return;
     if (state !== "live") {
       this.setOutcome("connection", MESSAGES.connection);
     } else if (this.outcome === "connection") {
-      this.setOutcome("waiting", "");
+      this.resumeFollowing();
       this.reread(); // the snapshot only holds active sessions: ask for this one in case it ended meanwhile
     }
+  }
+
+  /** The bridge's health (`watchBridge`'s onHealth): while the server cannot hear the pumps, nothing the pump does
+   * can reach this window; it says so instead of "waiting for a person at the pump", and re-reads the order after. */
+  onBridgeHealth(healthy) {
+    this.bridgeHealthy = healthy;
+    if (!this.session || !PENDING.has(this.outcome) || this.outcome === "connection") return;
+    if (!healthy && this.outcome !== "degraded") {
+      this.setOutcome("degraded", MESSAGES.degraded);
+    } else if (healthy && this.outcome === "degraded") {
+      this.resumeFollowing();
+      this.reread(); // the pump's answer may have been applied when the bridge came back
+    }
+  }
+
+  /** Back to following the order after a lost connection or a degraded monitoring: degraded still, or waiting. */
+  resumeFollowing() {
+    if (this.bridgeHealthy) this.setOutcome("waiting", "");
+    else this.setOutcome("degraded", MESSAGES.degraded);
   }
 
   async reread() {
@@ -207,16 +267,28 @@ export class WaitingModal {
     }
   }
 
+  /** Ask the server to cancel the order; the window ends on the session's live `device:session`, never on this
+   * reply (read after newer live events, a late confirmation's "running", it would put "cancelled" over them). */
   async cancel() {
     const button = this.byId("waiting-cancel");
     button.disabled = true;
+    button.textContent = "Cancelling…";
     const { ok, body } = await postJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/cancel/`);
-    button.disabled = false;
-    if (ok) this.onSession(body.session);
-    else {
-      this.byId("waiting-message").textContent = body.message ?? "The start could not be cancelled.";
-      this.reread(); // no longer pending (it ended otherwise meanwhile): the window ends on what it became
+    if (ok) {
+      // its live event normally ends the window first; a fresh read if it did not come (a dropped event)
+      this.cancelTimer = setTimeout(() => this.cancelSettled(), CANCEL_EVENT_WAIT_MS);
+      return;
     }
+    this.cancelSettled();
+    this.byId("waiting-message").textContent = body.message ?? "The start could not be cancelled.";
+    this.reread(); // no longer pending (it ended otherwise meanwhile): the window ends on what it became
+  }
+
+  cancelSettled() {
+    const button = this.byId("waiting-cancel");
+    button.disabled = false;
+    button.textContent = "Cancel";
+    if (FOLLOWING.has(this.outcome)) this.reread();
   }
 
   finish(outcome, detail) {
@@ -246,24 +318,26 @@ export class WaitingModal {
     return MESSAGES[outcome];
   }
 
-  /** Cancelled: why (a nurse, or the pump running an older order instead), and the STOP only if one was queued. */
-  finishCancelled(reason) {
-    this.finish("cancelled");
-    if (reason) this.byId("waiting-message").textContent = `The start was cancelled (${reason}).`;
-    for (const command of this.monitor.commands.values()) if (this.isClearingStop(command)) this.saidCleared();
+  /** Cancelled or timed out: why (a nurse, or the pump running an older order instead), and what became of the STOP
+   * clearing the pump's screen, followed after the ending. */
+  finishClearing(outcome, reason) {
+    this.finish(outcome);
+    this.endedReason = reason ?? "";
+    this.sayEnded();
   }
 
   setOutcome(outcome, message) {
     this.outcome = outcome;
     this.dialog.dataset.outcome = outcome;
     this.byId("waiting-message").textContent = message;
-    const ended = !["waiting", "unacknowledged", "connection"].includes(outcome);
+    const ended = !PENDING.has(outcome);
     this.byId("waiting-cancel").hidden = ended;
     this.byId("waiting-retry").hidden = !RETRY.has(outcome);
     this.byId("waiting-close").hidden = !ended;
     this.byId("waiting-close").textContent = TO_MONITOR.has(outcome) ? "Go to the monitor" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
-    this.dialog.querySelector(".countdown").hidden = ended; // a countdown frozen at "6 s" reads as still waiting
+    // a countdown frozen at "6 s" reads as still waiting; while degraded it is no longer the pump's time to answer
+    this.dialog.querySelector(".countdown").hidden = ended || outcome === "degraded";
     if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
   }
 
