@@ -1,8 +1,11 @@
-// The start page: the wizard, then the waiting modal, then the monitor on the same page (no reload).
+// The start page: the pump's status line and alarms, the wizard, then the waiting window, then the monitor on the
+// same page (no reload). Opened (or reloaded) while the pump's order waits, it shows that order's waiting window; on
+// a pump already infusing, its monitor.
 
 import { readPageData, setServerNow, setTimeZone } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { Monitor } from "./monitor.js";
+import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { showWhenRemoved } from "./pump_removed.js";
 import { WaitingModal } from "./waiting.js";
 import { Wizard } from "./wizard.js";
@@ -18,9 +21,10 @@ showWhenRemoved(live, monitorRoot);
 
 const wizardRoot = document.getElementById("wizard");
 
+/** The whole monitor (until now only the pump's status line and alarms), in place of the wizard. */
 function showMonitor() {
-  wizardRoot.hidden = true;
-  monitorRoot.hidden = false;
+  if (wizardRoot) wizardRoot.hidden = true;
+  for (const part of monitorRoot.querySelectorAll("[data-after-start]")) part.hidden = false;
   history.replaceState(null, "", `/devices/${encodeURIComponent(monitor.deviceId)}/`);
   document.title = `${monitor.deviceId} · PumpStream`;
   monitorRoot.querySelector("h1")?.setAttribute("tabindex", "-1");
@@ -37,8 +41,17 @@ if (wizardRoot) {
     toldToClear: page.toldToClear,
     onConfirmed: showMonitor,
     onRetry: () => wizard.retry(),
+    onClose: () => {
+      wizardRoot.hidden = false;
+    },
   });
-  wizard = new Wizard(wizardRoot, { onStarted: (session) => waiting.open(session), limits: page.monitor.orderLimits });
+  const openWaiting = (session) => {
+    wizardRoot.hidden = true; // the window takes its place: the order is sent, nothing in the form counts now
+    waiting.open(session);
+  };
+  wizard = new Wizard(wizardRoot, { onStarted: openWaiting, limits: page.monitor.orderLimits });
+  const session = monitor.session;
+  if (session?.status === "pending") openWaiting(session); // reloaded while its order waits
+  else if (ON_PUMP_SESSION_STATUSES.has(session?.status)) showMonitor(); // infusing: stop it first, on the monitor
 }
-// the bridge's health to the waiting window too: while the server cannot hear the pumps, it says so
 watchBridge(page.bridge, { url: "/api/bridge/", onHealth: (healthy) => waiting?.onBridgeHealth(healthy) });

@@ -63,8 +63,8 @@ const PENDING = new Set([...FOLLOWING, "connection"]);
 const CLEARED_BY_STOP = new Set(["cancelled", "timeout"]);
 
 export class WaitingModal {
-  constructor(dialog, { monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry }) {
-    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry });
+  constructor(dialog, { monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose }) {
+    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose });
     this.session = null;
     this.bridgeHealthy = true;
     this.byId = (id) => dialog.querySelector(`#${id}`);
@@ -86,7 +86,8 @@ export class WaitingModal {
     renderReadBack(this.byId("waiting-readback"), null);
     for (const step of this.dialog.querySelectorAll("[data-wait]")) step.dataset.done = "false";
     this.mark("sent", "active");
-    this.dialog.showModal();
+    // not modal: the pump's status and alarms above it (Acknowledge, Silence) and the page's banners stay in reach
+    this.dialog.show();
     this.byId("waiting-cancel").focus();
     this.timer = setInterval(() => this.tick(), 250);
     this.tick();
@@ -358,6 +359,7 @@ export class WaitingModal {
   close(then) {
     clearInterval(this.timer);
     if (this.dialog.open) this.dialog.close();
+    this.onClose?.();
     then?.();
   }
 }
