@@ -48,7 +48,7 @@ def test_a_high_alarm_of_the_pump_shows_on_its_start_page(open_page, stack):
         silence = page.get_by_role("button", name="Silence 2 min")
         expect(silence, "the sound plays (typing was the gesture): its Silence must be in reach").to_be_visible()
         silence.click()
-        expect(page.locator("#monitor")).to_have_attribute("data-audio", "off")
+        expect(page.locator("#monitor")).to_have_attribute("data-audio", "silenced")
     finally:
         pump.close()
 
