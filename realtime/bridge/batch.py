@@ -12,7 +12,7 @@ from django.db import transaction
 from devices.services.protection import alarm_flood_raise
 from devices.services.records import message_receipt_release
 from protocol import topics
-from realtime.bridge.budgets import PumpBudgets, ShedSummary
+from realtime.bridge.budgets import HELD, PumpBudgets, ShedSummary
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.ingest import (
@@ -44,16 +44,20 @@ class BatchIngest:
         self.guard = guard
         self.budgets = budgets
 
-    def admit(self, messages: list[InboundMessage]) -> None:
+    def admit(self, messages: list[InboundMessage], *, now: float | None = None, hold: bool = True) -> None:
         """Decide, once and in arrival order, whether each undecided message passes the progress guard and
-        its pump's budgets (on the raw message, before parsing); sets `message.shed`."""
+        its pump's budgets (on the raw message, before parsing); sets `message.shed`. A report the budgets hold
+        back (`PumpBudgets.admit_batch`) stays undecided (None), to be given again with the next turn's intake."""
         undecided = [message for message in messages if message.shed is None]
         if not undecided:
             return
         guarded = self.guard.admit_batch(undecided)
-        budgeted = self.budgets.admit_batch(undecided) if self.budgets else [True] * len(undecided)
+        budgeted = self.budgets.admit_batch(undecided, now=now, hold=hold) if self.budgets else [True] * len(undecided)
         for message, progress_ok, budget_ok in zip(undecided, guarded, budgeted, strict=True):
-            message.shed = "" if progress_ok and budget_ok else SHED_BY_GUARD if not progress_ok else SHED_BY_BUDGET
+            if not progress_ok:
+                message.shed = SHED_BY_GUARD
+            elif budget_ok is not HELD:
+                message.shed = "" if budget_ok else SHED_BY_BUDGET
 
     def run(self, batch: list[InboundMessage], *, bulk_savepoint: bool = True) -> Counter[str]:
         """Every message checked, shed, rejected or applied; returns the outcomes by name.
@@ -64,7 +68,7 @@ class BatchIngest:
         the bulk path propagates; the caller then rolls back and applies the batch's messages one at a time
         (as `Committer` does), which finds the message at fault as the savepoint's fallback would.
         """
-        self.admit(batch)
+        self.admit(batch, hold=False)  # decided already on the worker's intake; a batch run on its own holds none
         outcomes: Counter[str] = Counter()
         summary = ShedSummary()
         parsed = [(message, self._parse(message)) for message in batch]

@@ -14,10 +14,13 @@ silently lost. A message is admitted or
 shed once (on the worker's intake, `fair.py`); the summary is made from the batch's shed messages
 (`ShedSummary`), so a batch retried after a rollback counts the same messages again, no more, no fewer.
 The newest report of each kind per pump in an intake is never shed, so a flooding pump's state stays
-current (over its bytes too: a pump whose reports each come in an intake of their own passes every budget, a
-known limit in docs/security.md "Stored bytes"). A backlog is no flood: after the bridge was away from the
-broker (a lost link, a restart) each pump's buckets are credited that time's budget for the messages that
-waited meanwhile (`flood.TimeAway`).
+current; but that exemption passes at most once per `EXEMPT_EVERY_S` per pump and kind (issue 15: a pump whose
+reports each came in an intake of their own passed every budget). A newest report over its budgets within that
+second is *held back*, neither admitted nor shed (the fair queue keeps it, unacknowledged, ahead of its pump's
+later messages): superseded (shed) when a newer one of its kind comes, else applied once the second is over, or
+at once ahead of an alarm of its pump that passes (an alarm never waits behind a held report).
+A backlog is no flood: after the bridge was away from the broker (a lost link, a restart) each pump's buckets are
+credited that time's budget for the messages that waited meanwhile (`flood.TimeAway`).
 Alarms are also bounded in number: a pump with `max_active` distinct active alarms gets no new one (a
 repeat of an active alarm or a clearing still passes; a clearing not literally `X_cleared` only if it clears an
 active alarm, for otherwise it is raised as an alarm); the refused alarm is counted into its `alarm_flood` too.
@@ -59,6 +62,8 @@ SHED_TYPES_KEPT = 10  # the alarm types a batch's summary names (`alarm_flood` n
 RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"((?:[^"\\]|\\.){1,200})"')  # escapes undone after (`_raw_type`)
 RAW_SEVERITY = re.compile(rb'"severity"\s*:\s*"([^"\\]{1,32})"')
 SHED_DECODED_MAX = 16  # shed alarms per pump and batch the raw reader missed, decoded in full (`_decoded`)
+EXEMPT_EVERY_S = 1.0  # the newest report of a kind over its budgets passes at most this often per pump and kind
+HELD = None  # `admit_batch`'s verdict on a report held back for a later turn
 
 
 @dataclass(frozen=True)
@@ -81,20 +86,59 @@ class PumpBudgets:
         self.logged_at: dict[tuple[str, str], float] = {}  # (device id, budget over): when last logged
         self.shed_total = 0
         self.away: tuple[TimeAway, ...] = ()  # the bridge's times away whose backlog may still arrive (the worker's)
+        self.exempt_at: OrderedDict[tuple[str, str], float] = OrderedDict()  # (device id, kind): newest passed over
+        self.held: dict[tuple[str, str], tuple[InboundMessage, str]] = {}  # (device id, kind): (held report, over)
 
-    def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
-        """Per message, False when it is shed (the batch's `ShedSummary` then names it in `alarm_flood`)."""
+    def admit_batch(self, batch: list[InboundMessage], *, now: float | None = None, hold: bool = True) -> list:
+        """Per message, True (admitted), False (shed: the batch's `ShedSummary` names it in `alarm_flood`) or `HELD`:
+        the newest report of its kind over its budgets when that exemption passed less than `EXEMPT_EVERY_S` ago.
+        A held report is given again with the next intake (ahead of it, `fair.FairQueue`): it pays nothing again,
+        and is shed if a newer one of its kind came, else passes once the exemption does (`now`: the turn's clock)
+        or when an alarm of its pump passes after it. `hold=False` (a batch run on its own, no later turn): it passes.
+        """
         senders = [_budgeted_sender(message) for message in batch]
         newest = {(sender, kind): index for index, (sender, kind) in enumerate(senders) if sender and kind != "error"}
-        admitted = []
+        verdicts: list[bool | None] = []
         for index, (message, (device_id, kind)) in enumerate(zip(batch, senders, strict=True)):
-            over = self._over(device_id, kind, message) if device_id is not None else ""
-            if over and newest.get((device_id, kind)) != index:
-                self.count_shed(device_id, kind, message.received_at.timestamp(), over=over)
-                admitted.append(False)
+            if device_id is None:
+                verdicts.append(True)
+                continue
+            held = self.held.pop((device_id, kind), None)
+            over = held[1] if held and held[0] is message else self._over(device_id, kind, message)
+            clock = max(message.received_at.timestamp(), now or 0.0)
+            is_newest = newest.get((device_id, kind)) == index
+            if not over or (is_newest and (self._exempt(device_id, kind, clock) or not hold)):
+                verdicts.append(True)
+            elif is_newest:
+                self.held[(device_id, kind)] = (message, over)
+                verdicts.append(HELD)
             else:
-                admitted.append(True)
-        return admitted
+                self.count_shed(device_id, kind, clock, over=over)
+                verdicts.append(False)
+        return self._released_by_alarms(batch, senders, verdicts)
+
+    def _released_by_alarms(self, batch: list[InboundMessage], senders: list, verdicts: list) -> list:
+        """A held report passes at once when an alarm of its pump passes after it (its order kept, the alarm not held
+        up): at most as often as the alarm budget lets alarms through."""
+        alarms = {sender: index for index, ((sender, kind), ok) in enumerate(zip(senders, verdicts, strict=True))
+                  if kind == topics.ERROR and ok}  # fmt: skip
+        for index, ((device_id, kind), verdict) in enumerate(zip(senders, verdicts, strict=True)):
+            if verdict is HELD and alarms.get(device_id, -1) > index:
+                del self.held[(device_id, kind)]
+                self.exempt_at[(device_id, kind)] = batch[index].received_at.timestamp()
+                verdicts[index] = True
+        return verdicts
+
+    def _exempt(self, device_id: str, kind: str, clock: float) -> bool:
+        """Whether the newest report of a kind over its budgets may pass now (once per `EXEMPT_EVERY_S`): noted."""
+        key = (device_id, kind)
+        if clock - self.exempt_at.get(key, float("-inf")) < EXEMPT_EVERY_S:
+            return False
+        self.exempt_at.pop(key, None)
+        self.exempt_at[key] = clock
+        if len(self.exempt_at) > MAX_PUMPS_TRACKED:
+            self.exempt_at.popitem(last=False)
+        return True
 
     def alarm_admitted(self, checked: CheckedMessage, clock: float) -> bool:
         """False (and counted as shed) for a new alarm of a pump that has `max_active_alarms` active ones."""

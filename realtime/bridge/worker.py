@@ -155,10 +155,12 @@ class Bridge:
         self._stop.set()
 
     def collect(self) -> list[InboundMessage]:
-        """Wait briefly for a first message (not when some wait already), then for what arrives within the
-        window (up to `max_messages`), then take whatever else the inbox holds (up to `intake_max`)."""
+        """Wait briefly for a first message (not when some wait to be taken already: held reports alone wait for a
+        later turn, `fair.py`), then for what arrives within the window (up to `max_messages`), then take whatever
+        else the inbox holds (up to `intake_max`)."""
         try:
-            batch = [self.inbox.get_nowait() if self.waiting else self.inbox.get(timeout=self.limits.tick_s)]
+            ready = self.waiting.ready()
+            batch = [self.inbox.get_nowait() if ready else self.inbox.get(timeout=self.limits.tick_s)]
         except queue.Empty:
             return []
         closes_at = time.monotonic() + min(self.limits.window_s, self._last_commit_s)

@@ -162,7 +162,8 @@ def test_alarms_are_never_shed_for_their_bytes_nor_pay_the_reports_bytes():
     assert budgets.admit_batch([*alarms, status]) == [True] * 6, "a padded alarm within the alarm budget was shed"
     padded = message("PUMP", "status", {"status": "running", "pad": PADDING}, at_s=1)
     assert budgets.admit_batch([padded, status]) == [True, True], "one report larger than the burst may pass a full one"
-    assert budgets.admit_batch([padded, status]) == [False, True], "an emptied byte bucket must shed"
+    later = message("PUMP", "status", {"status": "running", "batteryLevel": 40}, at_s=2)  # the newest: 1/s exempt
+    assert budgets.admit_batch([padded, later]) == [False, True], "an emptied byte bucket must shed"
 
 
 def test_byte_shedding_is_logged_once_a_minute_per_pump_and_named_as_such(caplog):
@@ -174,3 +175,19 @@ def test_byte_shedding_is_logged_once_a_minute_per_pump_and_named_as_such(caplog
     told = [record for record in caplog.records if getattr(record, "device_id", "") == "LOUD"]
     assert [record.reason for record in told] == ["byte_budget", "byte_budget"], "once a minute, named as bytes"
     assert "byte budget" in told[0].getMessage()
+
+
+def test_a_pump_pacing_its_padded_reports_one_per_intake_gets_at_most_one_a_second_past_its_budgets():
+    """Issue 15: the newest report of each kind per pump in an intake passed every budget, so a pump whose padded
+    statuses each came in an intake of their own (20/s) had all of them admitted (old main: 1,000 of 1,000). The
+    exemption now passes at most once a second per pump and kind; the others are held back (HELD), not shed."""
+    budgets = PumpBudgets(alarm=OFF, report=Budget(5, 50), max_active_alarms=0, report_bytes=Budget(10, 100))
+    verdicts = [budgets.admit_batch([message("PACED", "status", {"status": "idle", "n": n, "pad": PADDING},
+                                             at_s=n / 20)])[0] for n in range(1000)]  # fmt: skip
+    passed = verdicts.count(True)
+    allowed = (
+        50 + 1 + 50 * 10 // 100
+    )  # 50 s: the newest once a second, and a full byte bucket (any one report) per 10 s
+    assert passed <= allowed, f"{passed} of 1,000 padded statuses at 20/s passed the budgets (at most {allowed})"
+    assert passed >= 1000 / 20 - 1, f"the newest status must still pass about once a second: {passed} in 50 s"
+    assert verdicts.count(False) == 0, "the newest report of its kind is held back, never shed on its own intake"

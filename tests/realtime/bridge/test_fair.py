@@ -110,3 +110,61 @@ def test_a_pump_whose_messages_wait_here_is_judged_silent_only_as_of_its_oldest_
     while waiting.take(max_messages=500):
         pass
     assert housekeeping.silence_as_of("BACKLOG", NOW) == NOW, "judged as of now once nothing of it waits"
+
+
+def padded(device_id: str, n: int, at_s: float) -> InboundMessage:
+    body = json.dumps({"status": "idle", "batteryLevel": n % 100, "pad": "y" * 16_000}).encode()
+    return InboundMessage(topic=f"devices/{device_id}/status", payload=body, received_at=at(at_s), mid=n)
+
+
+def at(seconds: float):
+    from datetime import timedelta
+
+    return NOW + timedelta(seconds=seconds)
+
+
+def byte_queue() -> FairQueue:
+    budgets = PumpBudgets(alarm=Budget(1, 5), report=Budget(5, 50), max_active_alarms=0,
+                          report_bytes=Budget(10, 100))  # fmt: skip
+    return FairQueue(BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1), budgets))
+
+
+def turn(waiting: FairQueue, messages: list[InboundMessage], at_s: float) -> list[list[InboundMessage]]:
+    waiting.add(messages, now=at(at_s).timestamp())
+    return waiting.take(max_messages=500)
+
+
+def test_a_paced_flood_gets_one_report_a_second_through_and_its_last_one_is_applied_not_lost():
+    """Issue 15 through the fair queue: padded statuses at 20/s, each in a turn of its own, were all admitted. Now
+    about one a second is, the rest shed once a newer one came (each exactly once); the flood's last status is
+    held, not shed, and applied at the turn after its second is over (the screen never stays on an older one)."""
+    waiting = byte_queue()
+    flood = [padded("PACED", n, n / 20) for n in range(100)]  # five seconds
+    admitted, shed = [], []
+    for n, message in enumerate(flood):
+        for batch in turn(waiting, [message], n / 20):
+            (shed if batch[0].shed else admitted).extend(batch)
+    assert len(admitted) <= 5 + 1, f"{len(admitted)} of 100 padded statuses at 20/s admitted in 5 s (old main: 100)"
+    assert flood[-1] not in admitted + shed and waiting.oldest_received("PACED") == flood[-1].received_at
+    assert waiting.ready() is False, "a held report alone does not keep the worker from waiting for messages"
+    assert turn(waiting, [], 5.0) == [], "held until its second is over"
+    assert turn(waiting, [], 6.0) == [[flood[-1]]], "then applied: the flood's last status is never lost"
+    assert sorted(admitted + shed + [flood[-1]], key=lambda m: m.mid) == flood, "each message once, none lost"
+    assert all(message.shed == "budget" for message in shed) and len(waiting) == 0
+
+
+def test_a_held_report_keeps_its_pumps_order_holds_no_other_pump_up_and_an_alarm_releases_it():
+    waiting = byte_queue()
+    first, exempt, held = (padded("PACED", n, n / 20) for n in range(3))
+    assert turn(waiting, [first], 0.0) == [[first]], "a full byte bucket lets one padded status through"
+    assert turn(waiting, [exempt], 0.05) == [[exempt]], "the newest of its kind passes once a second"
+    assert turn(waiting, [held], 0.1) == [] and held.shed is None, "over its bytes within that second: held back"
+    progress = InboundMessage(topic="devices/PACED/progress", payload=b'{"state": "paused"}', received_at=at(0.2))
+    calm = status("CALM", 7)
+    calm.received_at = at(0.2)
+    assert turn(waiting, [progress, calm], 0.2) == [[calm]], "another pump's message goes; the pump's later waits"
+    alarm = error("PACED", 3)
+    alarm.received_at = at(0.3)
+    assert turn(waiting, [alarm], 0.3) == [[held]], "an alarm of the pump releases its held report, in order"
+    assert turn(waiting, [], 0.3) == [[progress]] and turn(waiting, [], 0.3) == [[alarm]]
+    assert held.shed == "" and len(waiting) == 0
