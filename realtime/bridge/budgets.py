@@ -103,11 +103,14 @@ class PumpBudgets:
             if device_id is None:
                 verdicts.append(True)
                 continue
-            held = self.held.pop((device_id, kind), None)
+            held = self.held.pop((device_id, kind), None) if self.held else None
             over = held[1] if held and held[0] is message else self._over(device_id, kind, message)
+            if not over:
+                verdicts.append(True)
+                continue
             clock = max(message.received_at.timestamp(), now or 0.0)
             is_newest = newest.get((device_id, kind)) == index
-            if not over or (is_newest and (self._exempt(device_id, kind, clock) or not hold)):
+            if is_newest and (self._exempt(device_id, kind, clock) or not hold):
                 verdicts.append(True)
             elif is_newest:
                 self.held[(device_id, kind)] = (message, over)
@@ -115,7 +118,7 @@ class PumpBudgets:
             else:
                 self.count_shed(device_id, kind, clock, over=over)
                 verdicts.append(False)
-        return self._released_by_alarms(batch, senders, verdicts)
+        return self._released_by_alarms(batch, senders, verdicts) if HELD in verdicts else verdicts
 
     def _released_by_alarms(self, batch: list[InboundMessage], senders: list, verdicts: list) -> list:
         """A held report passes at once when an alarm of its pump passes after it (its order kept, the alarm not held
