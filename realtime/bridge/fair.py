@@ -12,7 +12,7 @@ then commits up to three batches, each acknowledged after its own commit:
    opens again for the other pumps' messages queued behind it;
 3. the flooding pumps' admitted share: each one's oldest admitted message, or an eighth of them
    (`FLOODING_SHARE`) when more wait, so that a backlog cannot grow without bound (the budgets let a few
-   through each turn: their burst, and the newest report of each kind).
+   through each turn: their burst, and the newest report of each kind, at most once a second).
 
 A report the budgets hold back (`budgets.py`: the newest of its kind over them, whose exemption passed less than a
 second ago) waits undecided in its place among its pump's admitted messages, and is given to the budgets again with
