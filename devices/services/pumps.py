@@ -1,6 +1,7 @@
-"""What pumps report, applied: presence, restarts, progress, confirmations, completion, actions, errors.
+"""What pumps report, applied: presence, status, restarts, progress, errors; silence checked.
 
-The status table lives in `status`; restarts and the idle rule in `restarts`; evidence in `evidence`.
+The status table lives in `status`; restarts and the idle rule in `restarts`; evidence in `evidence`; confirmations,
+completions, actions at the pump and bolus reports in `infusion_reports`.
 """
 
 from collections.abc import Callable
@@ -8,7 +9,6 @@ from datetime import datetime
 
 from django.db import transaction
 
-from devices import payloads
 from devices.housekeeping_selectors import device_silent_unordered, silent_sessions_filter
 from devices.models import Device, InfusionSession
 from devices.services.alarms import (
@@ -19,56 +19,23 @@ from devices.services.alarms import (
     priority_from_severity,
     types_cleared_by,
 )
-from devices.services.changes import change_record, device_lock, event_record, status_changed
-from devices.services.commands import commands_settle
-from devices.services.evidence import (
-    ended_session_named,
-    infusion_evidence_apply,
-    is_evidence_for,
-    pending_named_evidence_apply,
-    unordered_infusion_ended,
-)
-from devices.services.named import other_infusion_reported
+from devices.services.changes import device_lock, event_record, status_changed
+from devices.services.evidence import pending_named_evidence_apply
+from devices.services.infusion_reports import action_apply, bolus_report_apply, completion_apply, confirmation_apply
 from devices.services.progress import progress_apply
-from devices.services.pump_state import pump_state_set
-from devices.services.readback import readback_bolus_check
 from devices.services.restarts import pump_restart_check
-from devices.services.sessions import infusion_confirm
 from devices.services.sql import model_fields_save
-from devices.services.status import (
-    STATUS_EFFECTS,
-    progress_completed_apply,
-    progress_paused_apply,
-    session_for,
-    session_move_reported,
-)
-from devices.states import (
-    SESSION_ON_PUMP_STATUSES,
-    AlarmPriority,
-    AlarmSource,
-    AlarmState,
-    CommandKind,
-    CommandState,
-    Presence,
-    PumpState,
-    SessionStatus,
-)
-from protocol import events, topics
-from protocol.salvage import REFUSED_FIELDS, refused_fields
+from devices.services.status import STATUS_EFFECTS, progress_completed_apply, progress_paused_apply
+from devices.states import AlarmPriority, AlarmSource, AlarmState, Presence
+from protocol import topics
+from protocol.salvage import refused_fields
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
 
 DEGRADED_STATUSES = ("degraded", "issue")
-COMPLETION_SUMMARY_WINDOW_S = 600.0  # a completion after the final progress completed its infusion still belongs to it
 # Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the
 # Last Will's `offline`), not well, so neither clears a `degraded` the pump reported (review 19)
 INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES, *PRESENCE_STATUSES)
 NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it is not delivering
-ACTION_TARGET = {
-    "MANUAL_PAUSE": SessionStatus.PAUSED,
-    "MANUAL_RESUME": SessionStatus.RUNNING,
-    "MANUAL_STOP": SessionStatus.STOPPED,
-}
-ACTION_PUMP_STATE = {SessionStatus.PAUSED: PumpState.PAUSED, SessionStatus.RUNNING: PumpState.RUNNING}
 
 
 def pump_report_apply(
@@ -186,76 +153,7 @@ def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
     return False
 
 
-# ---- confirmations, completion, actions, errors, bolus ----------------------------------------------------
-
-
-def _confirmation(device: Device, report: DevicePayload, now: datetime) -> bool:
-    parameters = report.parameters.model_dump(exclude_none=True) if report.parameters else None
-    confirmation = report.model_dump(mode="json", exclude_none=True)
-    if not report.refusals:  # `refusedFields` is the server's note on a report read in part: never the pump's own
-        confirmation.pop(REFUSED_FIELDS, None)
-    session = infusion_confirm(
-        device=device, infusion_id=report.infusionId, confirmed=report.confirmed, parameters=parameters,
-        confirmation=confirmation, now=now, parameters_unreadable=report.refusals.get("parameters", ""),
-    )  # fmt: skip
-    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
-                    session=session)  # fmt: skip
-    return False
-
-
-def _completion(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """The pump finished the infusion it names (a pending one ran first: evidence), or, naming none, the one on it."""
-    pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why="completion", now=now)
-    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-    if session is None and (finished := _completed_without_summary(device, report.infusionId, now)) is not None:
-        return _completion_record(device, finished, report)
-    if other_infusion_reported(device=device, kind=topics.COMPLETION, what="completed",
-                               infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
-        return False
-    if session is None:
-        unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
-        return pump_state_set(device=device, state=PumpState.IDLE)
-    session.completion = report.model_dump(mode="json", exclude_none=True)
-    session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
-    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
-    return pump_state_set(device=device, state=PumpState.IDLE)
-
-
-def _completed_without_summary(device: Device, infusion_id: str | None, now: datetime) -> InfusionSession | None:
-    """The infusion this completion is the summary of, already completed by the pump's final progress or status
-    (`completed`, which both firmwares send just before it): the one it names, or, naming none, the pump's newest, if
-    completed within COMPLETION_SUMMARY_WINDOW_S and without a completion yet."""
-    finished = session_for(device, infusion_id, (SessionStatus.COMPLETED,))
-    if finished is None or finished.completion is not None:
-        return None
-    latest = infusion_id or finished.pk == session_for(device, None, tuple(SessionStatus)).pk
-    recent = (now - finished.status_changed_at).total_seconds() <= COMPLETION_SUMMARY_WINDOW_S
-    return finished if latest and recent else None
-
-
-def _completion_record(device: Device, session: InfusionSession, report: DevicePayload) -> bool:
-    """Keep the pump's completion (its summary: volumes, times) with the infusion it already ended, and tell it."""
-    session.completion = report.model_dump(mode="json", exclude_none=True)
-    session.save(update_fields=["completion"])
-    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
-    return pump_state_set(device=device, state=PumpState.IDLE)
-
-
-def _action(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """A person at the pump's own screen paused, resumed or stopped the infusion it names (or, naming none, the one
-    on the pump): said so, whatever command was under way. A report naming another infusion changes nothing."""
-    what = f"{report.action.lower()} at the pump"
-    pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why=report.action.lower(), now=now)
-    session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
-    if other_infusion_reported(device=device, kind=topics.ACTIONS, what=report.action,
-                               infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
-        return False
-    target = ACTION_TARGET[report.action]
-    session_move_reported(device, session, target, now, at_pump=what)
-    pump_state = ACTION_PUMP_STATE.get(target, PumpState.IDLE)
-    if pump_state == PumpState.IDLE:
-        unordered_infusion_ended(device=device, reason=what, now=now)
-    return pump_state_set(device=device, state=pump_state)
+# ---- errors (confirmations, completion, actions and bolus reports: `infusion_reports`) ---------------
 
 
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
@@ -288,20 +186,6 @@ def _clearing_apply(device: Device, report: DevicePayload, error_code: str, now:
     return True
 
 
-def _bolus(device: Device, report: DevicePayload, now: datetime) -> bool:
-    """A bolus report with a pending (or ended) session's id is evidence that the pump infuses that order."""
-    named = report.infusionId
-    session = session_for(device, named, (SessionStatus.PENDING,)) if named else None
-    session = session or ended_session_named(device=device, infusion_id=named)
-    applied = False
-    if session is not None and is_evidence_for(session, infusion_id=named, status=None, kind=topics.BOLUS):
-        applied = infusion_evidence_apply(device=device, session=session, why="bolus report", now=now)
-    on_pump = session_for(device, named, SESSION_ON_PUMP_STATUSES) if named else None
-    if on_pump is not None:  # what it says it delivered, read back against the order's bolus (review 16)
-        readback_bolus_check(device=device, session=on_pump, delivered=report.bolusDelivered, now=now)
-    return applied
-
-
 def _recorded_only(device: Device, report: DevicePayload, now: datetime) -> bool:
     """Test messages: the audit event (and the restart they announce) is all they change."""
     return False
@@ -310,11 +194,11 @@ def _recorded_only(device: Device, report: DevicePayload, now: datetime) -> bool
 REPORT_HANDLERS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = {
     topics.STATUS: _status,
     topics.PROGRESS: _progress,
-    topics.INFUSION: _confirmation,
-    topics.COMPLETION: _completion,
-    topics.ACTIONS: _action,
+    topics.INFUSION: confirmation_apply,
+    topics.COMPLETION: completion_apply,
+    topics.ACTIONS: action_apply,
     topics.ERROR: _error,
-    topics.BOLUS: _bolus,
+    topics.BOLUS: bolus_report_apply,
     topics.TEST: _recorded_only,
 }
 
