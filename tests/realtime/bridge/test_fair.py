@@ -168,3 +168,17 @@ def test_a_held_report_keeps_its_pumps_order_holds_no_other_pump_up_and_an_alarm
     assert turn(waiting, [alarm], 0.3) == [[held]], "an alarm of the pump releases its held report, in order"
     assert turn(waiting, [], 0.3) == [[progress]] and turn(waiting, [], 0.3) == [[alarm]]
     assert held.shed == "" and len(waiting) == 0
+
+
+@pytest.mark.django_db
+def test_the_worker_waits_for_messages_while_only_a_held_report_waits_it_does_not_spin():
+    import time
+
+    bridge = Bridge()
+    bridge.waiting = byte_queue()
+    for n in range(3):  # the byte bucket's one, the exemption's one, then one held back
+        turn(bridge.waiting, [padded("PACED", n, n / 20)], n / 20)
+    assert len(bridge.waiting) == 1 and not bridge.waiting.ready()
+    started = time.monotonic()
+    assert bridge.collect() == []
+    assert time.monotonic() - started >= bridge.limits.tick_s * 0.9, "the worker must block, not spin, on a held report"
