@@ -118,7 +118,7 @@ def test_watch_only_user_sees_no_controls_and_cannot_open_the_wizard():
 def test_wizard_page_shows_the_pumps_capacity(icu_nurse_client):
     make_device("PUMP_0001", ward=make_ward("icu"), max_rate_ml_min=10, max_volume_ml=500)
     html = icu_nurse_client.get("/devices/PUMP_0001/start/").content.decode()
-    assert "at most 600 mL/h and holds 500 mL" in html
+    assert "Rate at most 600 mL/h; this pump holds 500 mL" in html
     assert 'id="waiting-modal"' in html and 'id="monitor"' in html
 
 
