@@ -8,6 +8,7 @@ words, test messages) is left out: `event_text` returns None for it.
 from collections.abc import Callable
 
 from devices.models import DeviceEvent
+from devices.templatetags.units import significant
 from protocol.limits import MINUTES_PER_HOUR
 
 COMMAND_VERB = {"PAUSE_INFUSION": "pause", "RESUME_INFUSION": "resume", "STOP_INFUSION": "stop",
@@ -50,7 +51,11 @@ def _start(event: DeviceEvent, payload: dict) -> str:
     order = payload.get("order") or {}
     rate, volume = order.get("flowRateMlMin"), order.get("plannedVolumeMl")
     drug = payload.get("drug") or "an unnamed drug"
-    dose = f" at {rate * MINUTES_PER_HOUR:.1f} mL/h, {volume:g} mL" if isinstance(rate, int | float) and volume else ""
+    dose = (
+        f" at {significant(rate * MINUTES_PER_HOUR)} mL/h, {volume:g} mL"
+        if isinstance(rate, int | float) and volume
+        else ""
+    )
     return f"{_who(event)} started {drug}{dose}"
 
 

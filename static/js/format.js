@@ -61,6 +61,17 @@ export function fixed(value, digits = 1, unit = "") {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** A rate or volume to three significant figures, with one to three decimals: 0.14 → "0.14", 0.125 → "0.125", 0.047
+ * → "0.047", 7.5 → "7.5", 60 → "60.0", 1200 → "1,200.0". A small syringe rate is never rounded to one decimal (0.14 is
+ * not 0.1, and a pump at 0.10 does not read like an order of 0.14); devices/templatetags/units.py is the same rule. */
+export function significant(value, unit = "") {
+  if (!isNumber(value)) return fixed(value, 1, unit);
+  const magnitude = value === 0 ? 0 : Math.floor(Math.log10(Math.abs(value)));
+  const digits = Math.min(3, Math.max(1, 2 - magnitude));
+  const text = value.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: digits });
+  return unit ? `${text} ${unit}` : text;
+}
+
 export function duration(minutes) {
   if (!isNumber(minutes)) return "—";
   const total = Math.max(0, Math.round(minutes));

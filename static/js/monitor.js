@@ -3,8 +3,8 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
-  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, fixed, heardText, isNumber, isUnordered,
-  lastingFor, mlMinToMlH, volumeFacts,
+  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, heardText, isNumber, isUnordered,
+  lastingFor, mlMinToMlH, significant, volumeFacts,
 } from "./format.js";
 import { getJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -299,8 +299,8 @@ export class Monitor {
         : "";
     const order = session?.order;
     $(this.root, "#mon-ordered").textContent = order
-      ? `${fixed(mlMinToMlH(order.flowRateMlMin), 1, "mL/h")} · ${fixed(order.plannedVolumeMl, 1, "mL")} · ` +
-        `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${fixed(order.bolus.volumeMl, 1, "mL")}` : ""}`
+      ? `${significant(mlMinToMlH(order.flowRateMlMin), "mL/h")} · ${significant(order.plannedVolumeMl, "mL")} · ` +
+        `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${significant(order.bolus.volumeMl, "mL")}` : ""}`
       : "—";
   }
 
@@ -319,7 +319,7 @@ export class Monitor {
     const live = state === "running";
     const still = SESSION_LABEL[state] ?? (state ? String(state) : "—");
     $(this.root, "#mon-time-left").textContent = live ? duration(progress.timeRemainingMin) : still;
-    $(this.root, "#mon-rate").textContent = live ? fixed(mlMinToMlH(progress.flowRate), 1, "mL/h") : still;
+    $(this.root, "#mon-rate").textContent = live ? significant(mlMinToMlH(progress.flowRate), "mL/h") : still;
     const bar = $(this.root, "#mon-bar");
     bar.style.width = `${percent ?? 0}%`;
     bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));

@@ -4,8 +4,8 @@
 
 import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import {
-  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, fixed, heardText, humanType, lastingFor, pumpCondition,
-  readPageData, setServerNow, setTimeZone, volumeFacts,
+  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, heardText, humanType, lastingFor, pumpCondition,
+  readPageData, setServerNow, setTimeZone, significant, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
@@ -64,10 +64,10 @@ function render(pump) {
 /** The rate the pump reported; the order's only as such ("ordered 120.0 mL/h"): before the pump's first progress,
  * or while its progress leaves the rate out, the order's rate is not what the pump reports (review 19). */
 function rateText(pump, { live, ordered, unordered, still }) {
-  const order = !unordered && pump.orderedRateMlH != null ? `ordered ${fixed(pump.orderedRateMlH, 1, "mL/h")}` : null;
+  const order = !unordered && pump.orderedRateMlH != null ? `ordered ${significant(pump.orderedRateMlH, "mL/h")}` : null;
   if (ordered) return order ?? "—";
   if (!live) return still;
-  if (pump.rateMlH != null) return fixed(pump.rateMlH, 1, "mL/h");
+  if (pump.rateMlH != null) return significant(pump.rateMlH, "mL/h");
   return order ? `— (${order})` : "—";
 }
 

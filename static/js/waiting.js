@@ -8,7 +8,7 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
-import { fixed, mlMinToMlH, serverNowMs } from "./format.js";
+import { mlMinToMlH, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
@@ -310,7 +310,7 @@ export class WaitingModal {
   readBackMessage(outcome) {
     const seen = outcome === "mismatch" ? mismatchSeenRunning(this.session) : null;
     if (seen) {
-      return `The pump is running ${fixed(mlMinToMlH(seen.flowRateMlMin), 1, "mL/h")}, not the order's rate ` +
+      return `The pump is running ${significant(mlMinToMlH(seen.flowRateMlMin), "mL/h")}, not the order's rate ` +
         "(seen in its progress). Check the pump now.";
     }
     if (outcome === "unverified" && confirmedBeforeARestart(this.session)) return MESSAGES.unverifiedResumed;

@@ -1,0 +1,52 @@
+"""A rate under 1 mL/h keeps its digits on the monitor and the overview (review 20): 0.14 mL/h is never "0.1 mL/h".
+
+The wizard accepts any rate from 0.1 mL/h, and the server keeps 6 decimals of mL/min. One decimal (`fixed(…, 1)`, the
+template's `floatformat:1`) showed 0.14 as "0.1" (29 % low against the pump's own screen) and 0.25 as "0.3"; a pump
+wrongly at 0.10 read like the order. Rates are now shown to three significant figures (format.js `significant`,
+devices/templatetags/units.py): the card is checked both as the server rendered it and as the page updates it.
+"""
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.services.sessions import infusion_start
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.bridge import PumpClient
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
+
+RATE_ML_MIN = round(0.14 / 60, 6)  # 0.14 mL/h, as the server stores the wizard's "0.14"
+
+
+def test_a_rate_of_0_14_ml_h_is_never_shown_as_0_1(open_page, stack):
+    ward = make_ward("smallrate")
+    make_device("BRW_SMALL_RATE", ward=ward, bed="1", has_presence=True)
+    nurse = make_user("smallrate-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "BRW_SMALL_RATE")
+    try:
+        pump.publish("status", {"status": "online"})
+        session = infusion_start(device_id="BRW_SMALL_RATE", user=nurse, order=make_order(
+            drug="Morphine 1 mg/mL", flow_rate_ml_min=RATE_ML_MIN, planned_volume_ml=2.0,
+            planned_time_min=round(2.0 / RATE_ML_MIN, 3), bolus_enabled=False))  # fmt: skip
+        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
+        pump.publish("progress", {"status": "running", "flowRate": RATE_ML_MIN, "deliveredVolumeMl": 0.01,
+                                  "infusionId": session.infusion_id})  # fmt: skip
+        monitor = open_page(nurse, "/devices/BRW_SMALL_RATE/")
+        expect(monitor.locator("#mon-session")).to_have_text("Running", timeout=10_000)
+        expect(monitor.locator("#mon-rate")).not_to_have_text("—", timeout=5_000)
+        overview = open_page(nurse, "/?ward=smallrate")
+        card_rate = overview.locator('.pump-card[data-device-id="BRW_SMALL_RATE"] [data-field="rate"]')
+        expect(card_rate).not_to_have_text("—", timeout=5_000)
+        rendered = overview.request.get(f"{stack['url']}/?ward=smallrate").text()  # before any script runs
+        shown = {"monitor Ordered": monitor.locator("#mon-ordered").inner_text(),
+                 "monitor Rate": monitor.locator("#mon-rate").inner_text(),
+                 "overview card": card_rate.inner_text(),
+                 "overview card as rendered": re.search(r'data-field="rate">([^<]*)<', rendered).group(1)}  # fmt: skip
+        wrong = {where: text for where, text in shown.items() if "0.14" not in text}
+        assert not wrong, f"the pump runs 0.14 mL/h (ordered 0.14), but the screens show {wrong}"
+    finally:
+        pump.close()
