@@ -62,6 +62,12 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # Socket.IO origin check: None means same origin only; never "*" and never [] (that disables it).
 SOCKETIO_CORS_ALLOWED_ORIGINS = env.list("SOCKETIO_CORS_ALLOWED_ORIGINS", default=[]) or None
+# Engine.IO's heartbeat (python-engineio's defaults: 25 s and 20 s): a ping every interval (a page that heard nothing
+# for interval + 2.5 s says it is not live); a socket whose answer has not come within the timeout is closed, and
+# socket.io-client gives up on a server it has not heard for both. A shorter timeout costs more than a shorter
+# interval (python-engineio checks one socket every timeout / sockets): docs/protocol.md has the measured cost.
+SOCKETIO_PING_INTERVAL_S = env.float("SOCKETIO_PING_INTERVAL_S", default=8.0)
+SOCKETIO_PING_TIMEOUT_S = env.float("SOCKETIO_PING_TIMEOUT_S", default=20.0)
 
 INSTALLED_APPS = [
     "daphne",

@@ -42,6 +42,9 @@ sio = GuardedAsyncServer(
     cors_allowed_origins=settings.SOCKETIO_CORS_ALLOWED_ORIGINS,  # None: same origin; never "*" or []
     logger=False,
     engineio_logger=False,
+    # a silent network (Wi-Fi roaming, a NAT that lost its state) is noticed in seconds, not 45 s (docs/protocol.md)
+    ping_interval=settings.SOCKETIO_PING_INTERVAL_S,
+    ping_timeout=settings.SOCKETIO_PING_TIMEOUT_S,
 )
 
 
