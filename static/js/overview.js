@@ -215,6 +215,7 @@ live.onWardEvent(EVENTS.wardAlarm, applyWardAlarm);
 watchBridge(page.bridge, {
   url: "/api/bridge/",
   onHealth: (healthy) => station.setProblem("degraded", !healthy),
+  onReachable: (reachable) => station.setProblem("unreachable", !reachable),
   onSignedOut: (signedOut) => station.setProblem("signedOut", signedOut),
 });
 alreadyShown([...pumps.values()].flatMap((pump) => pump.alarms ?? [pump.topAlarm]));

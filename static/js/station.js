@@ -14,6 +14,7 @@ const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an ala
 const TECHNICAL = {
   signedOut: "Signed out: this screen no longer receives alarms. Sign in again.",
   connection: "Connection lost for more than 10 s: this screen is not receiving alarms.",
+  unreachable: "The server does not answer: this screen may not be receiving alarms.",
   degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
   feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
     "watch the ward, or the ward removed). Reload the page.",
