@@ -4,6 +4,9 @@
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
 // A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read, the pump
 // deleted: `device:removed`) is said on the banner: the page is then not live for it.
+// A connection that goes silent without closing (a black-holed network) is said at once: the server pings every
+// few seconds (realtime/sio/server.py), so nothing heard for a ping interval and SILENT_GRACE_MS means not live
+// ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
 
 import { EVENTS } from "./protocol.js";
 
@@ -14,6 +17,10 @@ const DEVICE_EVENTS = EVENTS.deviceEvents;
 const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
 const RETRY_AT_MOST_MS = 60000;
+// Nothing heard (an event or the server's ping) for the ping interval plus this: the connection is silent.
+const SILENT_GRACE_MS = 2500;
+const SILENT_CHECK_EVERY_MS = 500;
+const ENGINE_PING_INTERVAL_MS = 25000; // Engine.IO's default, until the server's handshake says its own
 // Refusals of a pump that are asked again later, waiting twice as long after each (realtime/sio/subscriptions.py
 // SNAPSHOT_FAILED, a snapshot not read; realtime/sio/limits.py, the connection's request rate exceeded).
 const SUBSCRIBE_LATER = /subscribe again|too many requests/i;
@@ -52,6 +59,7 @@ export class LiveConnection {
     this.socket.on(EVENTS.streamSubscribed, (payload) => this.onSubscribed(payload));
     this.socket.on(EVENTS.wardSummary, (payload) => this.onWardSummary(payload));
     this.socket.on(EVENTS.error, (payload) => this.onServerError(payload));
+    this.watchSilence();
     this.stopped = new Map(); // deviceId (or "ward <code>") -> why the server no longer sends its events
     this.refusals = new Map(); // deviceId or "ward <code>" -> refusals in a row (each retry waits twice as long)
     this.stopListeners = new Set();
@@ -115,7 +123,36 @@ export class LiveConnection {
     return this.state === "live";
   }
 
+  /** The page's watchdog: each engine's handshake gives the server's ping interval; an event or a ping is heard. */
+  watchSilence() {
+    this.silentAfterMs = ENGINE_PING_INTERVAL_MS + SILENT_GRACE_MS;
+    this.heardAt = Date.now();
+    const onHandshake = () => this.socket.io.engine?.once("handshake", ({ pingInterval } = {}) => {
+      if (pingInterval > 0) this.silentAfterMs = pingInterval + SILENT_GRACE_MS;
+    });
+    onHandshake(); // the first engine, opened by io() before its handshake can have arrived
+    // each reconnection opens a new engine right after this event: hooked before any of its packets can arrive
+    this.socket.io.on("reconnect_attempt", () => queueMicrotask(onHandshake));
+    this.socket.io.on("ping", () => this.heard());
+    this.socket.onAny(() => this.heard());
+    setInterval(() => this.checkSilence(), SILENT_CHECK_EVERY_MS);
+  }
+
+  heard() {
+    this.heardAt = Date.now();
+    if (this.state === "silent") this.setState("live"); // late, not lost: the connection held every event
+  }
+
+  /** Connected, yet nothing heard for longer than a ping interval and its grace: not live, whatever the socket says. */
+  checkSilence() {
+    if (this.state === "live" && Date.now() - this.heardAt > this.silentAfterMs) {
+      console.warn(`PumpStream: nothing received for ${Date.now() - this.heardAt} ms; the connection is silent`);
+      this.setState("silent");
+    }
+  }
+
   onConnect() {
+    this.heardAt = Date.now();
     this.stats.connects += 1;
     for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
     for (const ward of this.wards.keys()) this.socket.emit(EVENTS.subscribeWard, { ward });
@@ -301,7 +338,7 @@ export class LiveConnection {
     for (const listener of this.stateListeners) listener(state);
   }
 
-  /** "Live", "Reconnecting…", or, connected but a watched pump stopped, "Not live" with why. */
+  /** "Live", "Reconnecting…" (also while silent), or, connected but a watched pump stopped, "Not live" with why. */
   renderBanner() {
     const stopped = [...this.stopped].map(([deviceId, message]) => `${message} (${deviceId})`);
     const state = this.state === "live" && stopped.length ? "stopped" : this.state;
