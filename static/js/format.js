@@ -66,10 +66,14 @@ export function fixed(value, digits = 1, unit = "") {
  * not 0.1, and a pump at 0.10 does not read like an order of 0.14); devices/templatetags/units.py is the same rule. */
 export function significant(value, unit = "") {
   if (!isNumber(value)) return fixed(value, 1, unit);
-  const magnitude = value === 0 ? 0 : Math.floor(Math.log10(Math.abs(value)));
-  const digits = Math.min(3, Math.max(1, 2 - magnitude));
-  const text = value.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: digits });
+  const text = value.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: decimalsFor(value) });
   return unit ? `${text} ${unit}` : text;
+}
+
+/** The decimals that give `value` three significant figures, from one to three. */
+function decimalsFor(value) {
+  const magnitude = isNumber(value) && value !== 0 ? Math.floor(Math.log10(Math.abs(value))) : 0;
+  return Math.min(3, Math.max(1, 2 - magnitude));
 }
 
 export function duration(minutes) {
@@ -141,27 +145,26 @@ export function lastingFor(sinceIso) {
 }
 
 /**
- * The volumes of one progress report, in the words and digits both pages show. The remaining volume shown is
- * the rounded total less the rounded infused volume, so the two always add up (0.15 + 99.85 reads 0.2 + 99.8,
- * never 0.2 + 99.9).
+ * The volumes of one progress report, in the words and digits both pages show. Both have the decimals of the whole
+ * volume's three significant figures (a 2 mL syringe: 0.05 mL infused, never 0.0); the remaining volume shown is the
+ * rounded total less the rounded infused volume, so the two always add up (0.15 + 99.85 reads 0.2 + 99.8, never
+ * 0.2 + 99.9). A volume alone is shown as `significant` shows it.
  */
 export function volumeFacts({ deliveredVolumeMl, volumeRemainingMl, progressPercent } = {}) {
   const percent = percentOf(progressPercent);
-  const both = isNumber(deliveredVolumeMl) && isNumber(volumeRemainingMl);
-  const remaining = both
-    ? Number((Number(fixedNumber(deliveredVolumeMl + volumeRemainingMl)) - Number(fixedNumber(deliveredVolumeMl))).toFixed(1))
-    : volumeRemainingMl;
-  return {
-    percent,
-    infused: fixed(deliveredVolumeMl, 1, "mL"),
-    remaining: fixed(remaining, 1, "mL"),
-    percentText: fixed(percent, 0, "%"),
-  };
+  const percentText = fixed(percent, 0, "%");
+  if (!isNumber(deliveredVolumeMl) || !isNumber(volumeRemainingMl)) {
+    return { percent, infused: significant(deliveredVolumeMl, "mL"), remaining: significant(volumeRemainingMl, "mL"), percentText };
+  }
+  const digits = decimalsFor(deliveredVolumeMl + volumeRemainingMl);
+  const rounded = (value) => Number(fixedNumber(value, digits)); // as `fixed` rounds what it shows
+  const remaining = Number((rounded(deliveredVolumeMl + volumeRemainingMl) - rounded(deliveredVolumeMl)).toFixed(digits));
+  return { percent, infused: fixed(deliveredVolumeMl, digits, "mL"), remaining: fixed(remaining, digits, "mL"), percentText };
 }
 
 /** `value` to one decimal exactly as `fixed` rounds it, as a plain number string ("1234.5"). */
-function fixedNumber(value) {
-  return value.toLocaleString("en-US", { minimumFractionDigits: 1, maximumFractionDigits: 1, useGrouping: false });
+function fixedNumber(value, digits) {
+  return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
 }
 
 /**

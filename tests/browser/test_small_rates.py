@@ -48,5 +48,6 @@ def test_a_rate_of_0_14_ml_h_is_never_shown_as_0_1(open_page, stack):
                  "overview card as rendered": re.search(r'data-field="rate">([^<]*)<', rendered).group(1)}  # fmt: skip
         wrong = {where: text for where, text in shown.items() if "0.14" not in text}
         assert not wrong, f"the pump runs 0.14 mL/h (ordered 0.14), but the screens show {wrong}"
+        expect(monitor.locator("#mon-infused"), "0.01 mL of a 2 mL syringe is not 0.0").to_have_text("0.01 mL")
     finally:
         pump.close()
