@@ -4,9 +4,9 @@
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
 // A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read, the pump
 // deleted: `device:removed`) is said on the banner: the page is then not live for it.
-// A connection that goes silent without closing (a black-holed network) is said at once: the server pings every
-// few seconds (realtime/sio/server.py), so nothing heard for a ping interval and SILENT_GRACE_MS means not live
-// ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
+// A connection that goes silent without closing (a black-holed network) is said within seconds: the server pings every
+// SOCKETIO_PING_INTERVAL_S (8 s, docs/protocol.md), so nothing heard for a ping interval and SILENT_GRACE_MS means not
+// live ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
 
 import { EVENTS } from "./protocol.js";
 
