@@ -24,8 +24,8 @@ FINAL = {"status": "completed", "flowRate": 2.0, "deliveredVolumeMl": 30.0, "vol
          "timeRemainingMin": 0.0, "progressPercent": 100}  # fmt: skip
 
 
-def running_infusion(capture, device_id: str) -> InfusionSession:
-    make_device(device_id, has_presence=True)
+def running_infusion(capture, device_id: str, **device) -> InfusionSession:
+    make_device(device_id, has_presence=True, **device)
     session = confirmed_order(device_id, parameters=READ_BACK)
     send(capture, device_id, "progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 28.0,
                                            "volumeRemainingMl": 2.0, "timeRemainingMin": 1.0,
@@ -36,7 +36,7 @@ def running_infusion(capture, device_id: str) -> InfusionSession:
 def shown(session: InfusionSession) -> tuple[str, str, list]:
     session.refresh_from_db()
     device = Device.objects.get(pk=session.device_id)
-    alarms = list(Alarm.objects.filter(device=device, state="active").values_list("type", flat=True))
+    alarms = sorted(Alarm.objects.filter(device=device, state="active").values_list("type", flat=True))
     return session.status, device.pump_state, alarms
 
 

@@ -17,7 +17,8 @@ from django.utils import timezone
 from devices.models import Alarm, DeadLetter, Device, DeviceEvent, InfusionSession
 from devices.states import PumpState, SessionStatus
 from tests.factories import make_device
-from tests.support.ingest import confirmed_order, ingest, report, send
+from tests.realtime.bridge.test_refused_reports_about_the_infusion import running_infusion, shown
+from tests.support.ingest import ingest, report, send
 
 pytestmark = pytest.mark.django_db
 
@@ -35,22 +36,6 @@ MOVES = {
     "idle": (SessionStatus.INTERRUPTED, PumpState.IDLE),  # 2 mL still to go: the idle rule's interrupted
     "healthy": (SessionStatus.INTERRUPTED, PumpState.IDLE),
 }
-
-
-def running_infusion(capture, device_id: str, **device) -> InfusionSession:
-    make_device(device_id, has_presence=True, **device)
-    session = confirmed_order(device_id, parameters=READ_BACK)
-    send(capture, device_id, "progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 28.0,
-                                           "volumeRemainingMl": 2.0, "timeRemainingMin": 1.0,
-                                           "infusionId": session.infusion_id})  # fmt: skip
-    return session
-
-
-def shown(session: InfusionSession) -> tuple[str, str, list]:
-    session.refresh_from_db()
-    device = Device.objects.get(pk=session.device_id)
-    alarms = sorted(Alarm.objects.filter(device=device, state="active").values_list("type", flat=True))
-    return session.status, device.pump_state, alarms
 
 
 def unreadable(device_id: str) -> Alarm:
