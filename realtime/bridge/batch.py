@@ -12,8 +12,8 @@ from django.db import transaction
 from devices.services.protection import alarm_flood_raise
 from devices.services.records import message_receipt_release
 from protocol import topics
-from realtime.bridge.budgets import HELD, PumpBudgets, ShedSummary
-from realtime.bridge.flood import ProgressFloodGuard
+from realtime.bridge.budgets import PumpBudgets, ShedSummary
+from realtime.bridge.flood import HELD, ProgressFloodGuard
 from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
 from realtime.bridge.ingest import (
     IGNORED,
@@ -46,18 +46,20 @@ class BatchIngest:
 
     def admit(self, messages: list[InboundMessage], *, now: float | None = None, hold: bool = True) -> None:
         """Decide, once and in arrival order, whether each undecided message passes the progress guard and
-        its pump's budgets (on the raw message, before parsing); sets `message.shed`. A report the budgets hold
-        back (`PumpBudgets.admit_batch`) stays undecided (None), to be given again with the next turn's intake."""
+        its pump's budgets (on the raw message, before parsing); sets `message.shed`. A report the budgets hold back
+        (`PumpBudgets.admit_batch`) or a routine progress the guard holds back (`ProgressFloodGuard.admit_batch`)
+        stays undecided (None), to be given again with the next turn's intake."""
         undecided = [message for message in messages if message.shed is None]
         if not undecided:
             return
-        guarded = self.guard.admit_batch(undecided)
+        guarded = self.guard.admit_batch(undecided, now=now, hold=hold)
         budgeted = self.budgets.admit_batch(undecided, now=now, hold=hold) if self.budgets else [True] * len(undecided)
+        if self.guard.held:
+            self.guard.release_before_alarms(undecided, guarded, budgeted)
         for message, progress_ok, budget_ok in zip(undecided, guarded, budgeted, strict=True):
-            if not progress_ok:
-                message.shed = SHED_BY_GUARD
-            elif budget_ok is not HELD:
-                message.shed = "" if budget_ok else SHED_BY_BUDGET
+            if progress_ok is HELD or budget_ok is HELD:
+                continue
+            message.shed = SHED_BY_GUARD if not progress_ok else "" if budget_ok else SHED_BY_BUDGET
 
     def run(self, batch: list[InboundMessage], *, bulk_savepoint: bool = True) -> Counter[str]:
         """Every message checked, shed, rejected or applied; returns the outcomes by name.

@@ -48,7 +48,7 @@ from protocol import topics
 from protocol.safejson import JsonRefused, json_decode
 from protocol.schemas import MAX_TYPE_TEXT, PayloadError, payload_decode, payload_parse
 from realtime import metrics
-from realtime.bridge.flood import TimeAway, TokenBucket, routine_progress_sender
+from realtime.bridge.flood import EXEMPT_EVERY_S, HELD, TimeAway, TokenBucket, routine_progress_sender
 from realtime.bridge.ingest import CheckedMessage, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,6 @@ SHED_TYPES_KEPT = 10  # the alarm types a batch's summary names (`alarm_flood` n
 RAW_ALARM_TYPE = re.compile(rb'"type"\s*:\s*"((?:[^"\\]|\\.){1,200})"')  # escapes undone after (`_raw_type`)
 RAW_SEVERITY = re.compile(rb'"severity"\s*:\s*"([^"\\]{1,32})"')
 SHED_DECODED_MAX = 16  # shed alarms per pump and batch the raw reader missed, decoded in full (`_decoded`)
-EXEMPT_EVERY_S = 1.0  # the newest report of a kind over its budgets passes at most this often per pump and kind
-HELD = None  # `admit_batch`'s verdict on a report held back for a later turn
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@ Status, alarms, confirmations, completions and actions always pass. A shed messa
 (shedding is a deliberate, counted rejection), counted in `pumpstream_bridge_progress_shed_total` and in
 the heartbeat's `shed`, and logged once a minute per pump. A shed message is not parsed, so a
 malformed one among the excess is counted as shed, not dead-lettered.
+The newest routine progress of a pump in an intake passes beyond the bucket at most once per `EXEMPT_EVERY_S`
+(a pump pacing its progress one per intake passed it whole); a newest one over the bucket within that second is
+*held back* (`HELD`), neither admitted nor shed, as the report budgets hold theirs (`budgets.py`, `fair.py`): shed
+when a newer routine progress of its pump comes, else applied once its second is over, or at once ahead of an alarm
+of its pump that passes; so the screen shows a flooding pump's last progress once the flood stops.
 """
 
 import logging
@@ -23,6 +28,8 @@ logger = logging.getLogger(__name__)
 MAX_PUMPS_TRACKED = 20_000  # the least recently heard are forgotten (a full bucket again)
 NOT_ROUTINE_MARKERS = (b"paused", b"completed")
 LOG_EVERY_S = 60.0
+EXEMPT_EVERY_S = 1.0  # the newest of a pump's messages over its budget passes at most this often (per kind)
+HELD = None  # an `admit_batch` verdict: held back for a later turn, neither admitted nor shed
 
 
 TIME_AWAY_MAX_S = 3600.0  # credit for at most an hour away; beyond it the broker's own queue limit bounds a backlog
@@ -63,6 +70,7 @@ class TokenBucket:
     logged_at: float = float("-inf")
     credited_at: float = float("-inf")  # the latest `TimeAway` it was credited for
     credit_until: float = float("-inf")  # until when credit above `burst` may be kept
+    exempt_at: float = float("-inf")  # when the newest of a batch last passed over this bucket (the progress guard)
 
     def take(
         self, clock: float, *, rate_per_s: float, burst: float, away: Sequence[TimeAway] = (), cost: float = 1.0
@@ -96,23 +104,59 @@ class ProgressFloodGuard:
         self.buckets: OrderedDict[str, TokenBucket] = OrderedDict()
         self.shed_total = 0
         self.away: tuple[TimeAway, ...] = ()  # the bridge's times away whose backlog may still arrive (the worker's)
+        self.held: dict[str, InboundMessage] = {}  # per pump, its newest routine progress held back
 
-    def admit_batch(self, batch: list[InboundMessage]) -> list[bool]:
-        """Per message, False when it is shed: routine progress of a pump that used up its bucket.
+    def admit_batch(self, batch: list[InboundMessage], *, now: float | None = None, hold: bool = True) -> list:
+        """Per message, True (admitted), False (shed: routine progress of a pump that used up its bucket) or `HELD`.
 
-        The newest routine progress of each pump in the batch is never shed, so a watcher sees where
-        a flooding pump is now; a flooding pump thus costs at most one applied progress per batch.
+        The newest routine progress of each pump in the batch passes over the bucket at most once per
+        `EXEMPT_EVERY_S`; within that second it is held back (given again with the next intake, ahead of it: it pays
+        nothing again, is shed if a newer one of its pump came, else passes once the exemption does, `now` being the
+        turn's clock). `hold=False` (a batch run on its own, no later turn): it passes.
         """
         if self.rate_per_s <= 0:
             return [True] * len(batch)
         senders = [routine_progress_sender(message) for message in batch]
         newest = {device_id: index for index, device_id in enumerate(senders) if device_id is not None}
-        admitted = []
+        admitted: list[bool | None] = []
         for index, (message, device_id) in enumerate(zip(batch, senders, strict=True)):
-            admitted.append(device_id is None or self._take(device_id, message) or newest[device_id] == index)
-            if not admitted[-1]:
-                self._shed(device_id, message.received_at.timestamp())
+            if device_id is None:
+                admitted.append(True)
+            elif self.held and self.held.get(device_id) is message:
+                del self.held[device_id]  # held before: it paid then
+                admitted.append(self._over(device_id, message, newest[device_id] == index, now=now, hold=hold))
+            elif self._take(device_id, message):
+                admitted.append(True)
+            else:
+                admitted.append(self._over(device_id, message, newest[device_id] == index, now=now, hold=hold))
         return admitted
+
+    def _over(
+        self, device_id: str, message: InboundMessage, newest: bool, *, now: float | None, hold: bool
+    ) -> bool | None:
+        """The verdict on routine progress over its pump's bucket: the newest passes once a second, else is held."""
+        clock = max(message.received_at.timestamp(), now or 0.0)
+        bucket = self._bucket(device_id, clock)
+        if newest and (clock - bucket.exempt_at >= EXEMPT_EVERY_S or not hold):
+            bucket.exempt_at = clock
+            return True
+        if newest:
+            self.held[device_id] = message
+            return HELD
+        self._shed(device_id, clock)
+        return False
+
+    def release_before_alarms(self, batch: list[InboundMessage], guarded: list, budgeted: list) -> None:
+        """A held progress passes at once (`guarded` set True) when an alarm of its pump the budgets let through
+        (`budgeted`) comes after it in the batch: an alarm never waits behind it, and its order is kept."""
+        alarms = {sender: index for index, (message, passed) in enumerate(zip(batch, budgeted, strict=True))
+                  if passed and (sender := alarm_sender(message))}  # fmt: skip
+        for index, (message, verdict) in enumerate(zip(batch, guarded, strict=True)):
+            device_id = routine_progress_sender(message) if verdict is HELD else None
+            if device_id and alarms.get(device_id, -1) > index and self.held.get(device_id) is message:
+                del self.held[device_id]
+                self._bucket(device_id, message.received_at.timestamp()).exempt_at = message.received_at.timestamp()
+                guarded[index] = True
 
     def _take(self, device_id: str, message: InboundMessage) -> bool:
         """Take a token from the pump's bucket, refilled up to the message's receive time."""
@@ -148,3 +192,12 @@ def routine_progress_sender(message: InboundMessage) -> str | None:
     if parsed.kind != topics.PROGRESS or any(marker in message.payload for marker in NOT_ROUTINE_MARKERS):
         return None
     return parsed.device_id
+
+
+def alarm_sender(message: InboundMessage) -> str | None:
+    """The device id when the raw message is an alarm (`devices/{id}/error`) on a well-formed topic, else None."""
+    try:
+        parsed = topics.parse_device_topic(message.topic)
+    except topics.TopicError:
+        return None
+    return parsed.device_id if parsed.kind == topics.ERROR else None
