@@ -15,8 +15,9 @@ then commits up to three batches, each acknowledged after its own commit:
    through each turn: their burst, and the newest report of each kind, at most once a second).
 
 A report the budgets hold back (`budgets.py`: the newest of its kind over them, whose exemption passed less than a
-second ago) waits undecided in its place among its pump's admitted messages, and is given to the budgets again with
-each turn's intake until it passes or a newer one of its kind sheds it; its pump's later messages wait behind it
+second ago), or a routine progress the progress guard holds back likewise (`flood.py`), waits undecided in its place
+among its pump's admitted messages, and is given to the budgets and the guard again with each turn's intake until it
+passes or a newer one of its kind sheds it; its pump's later messages wait behind it
 (its order kept), the other pumps' do not.
 
 What a turn leaves waits, unacknowledged and in order, for the next turn. So another pump's message waits
