@@ -90,3 +90,46 @@ def test_a_flooding_pump_is_shed_and_counted_while_the_others_keep_their_pace(br
     assert Device.objects.get(device_id="FLOOD").battery_level == 42, "a status must never be shed"
     newest = Device.objects.get(device_id="FLOOD").latest_progress["deliveredVolumeMl"]
     assert newest == (FLOOD_MESSAGES - 1) / 100, f"the flooding pump's newest progress must be shown, got {newest}"
+
+
+def paced_progress(broker, *, count: int, rate: float) -> None:
+    """`count` routine progress reports of PACED, QoS 1, one per 1/`rate` s (one per batch of the bridge)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pacing-pump", protocol=mqtt.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    infos = []
+    for seq in range(count):
+        payload = f'{{"deliveredVolumeMl": {seq / 100}, "status": "running", "seq": {seq}, "bootId": "paced"}}'
+        infos.append(client.publish("devices/PACED/progress", payload, qos=1))
+        time.sleep(1 / rate)
+    for info in infos:
+        info.wait_for_publish(timeout=60)
+    client.loop_stop()
+    client.disconnect()
+
+
+def test_a_pump_pacing_its_progress_one_per_batch_is_shed_too_and_its_last_progress_shown(broker, artifacts_dir):
+    """The progress guard passed the newest routine progress of each batch with no time limit, so progress paced at
+    50/s (one per batch of the bridge) was all applied (old main: 200 of 200 here, now 23). Now about one a second
+    passes beyond the bucket; the rest are shed and counted; the last one is held back, then applied: the screen
+    shows where the pump is."""
+    paced, rate, burst, per_s = 200, 50, 10, 2
+    make_device("PACED")
+    bridge = BridgeProcess(broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir,
+                           PROGRESS_FLOOD_PER_S=str(per_s), PROGRESS_FLOOD_BURST=str(burst)).start()  # fmt: skip
+
+    def applied() -> int:
+        return MessageReceipt.objects.filter(boot_id="paced").count()
+
+    try:
+        paced_progress(broker, count=paced, rate=rate)
+        wait_until(lambda: (Device.objects.get(device_id="PACED").latest_progress or {}).get("deliveredVolumeMl")
+                   == (paced - 1) / 100, timeout=30, message="the flood's last progress must be shown")  # fmt: skip
+        wait_until(lambda: (BridgeStatus.objects.get(name=bridge.name).stats or {}).get("shed", 0) + applied()
+                   == paced, timeout=30, message="every progress must be applied or counted as shed")  # fmt: skip
+    finally:
+        bridge.stop()
+    seconds = paced / rate
+    logger.warning("paced progress flood: %d of %d at %d/s applied", applied(), paced, rate)
+    allowed = burst + per_s * seconds + seconds + 3  # the burst, the rate, one a second, and some slack
+    assert applied() <= allowed, f"{applied()} of {paced} progress paced at {rate}/s applied (at most {allowed:.0f})"
