@@ -74,6 +74,10 @@ class InfusionSession(models.Model):
     # The rate (mL/min) the pump said it received with the order (`received_start_command`'s `currentInfusion`),
     # before anyone accepted it at the pump: what it holds, not a confirmation of what it runs; None if it said none.
     received_flow_rate_ml_min = models.FloatField(null=True, blank=True)
+    # The other parameters it said it received with the order, by the contract's names (`plannedVolumeMl`,
+    # `plannedTimeMin`, `bolusEnabled`, `bolusVolumeMl`; the original firmware's `volume`, `time`, `bolusVolume`): what
+    # it holds, not a confirmation; None if it said none (`devices/services/readback_received.py`).
+    received_parameters = models.JSONField(null=True, blank=True)
     # The window over which the delivered volume's growth is compared with rate x time (`devices/services/delivery.py`):
     # the running report it starts at (its receive time, its delivered volume, the pump's own `elapsedTimeMin`) and the
     # highest `flowRate` the pump reported since; None until this run's first running report with a delivered volume.

@@ -15,8 +15,16 @@ from protocol.limits import RATE_ROUNDING_ML_MIN
 
 MISMATCH_KEY = "parameter_mismatch"
 MISMATCH_MESSAGE = "The pump is running different parameters from the order"
-RECEIVED_MESSAGE = "The pump received the order at another rate"  # before anyone accepted it (`readback_received`)
+RECEIVED_AT = "at another rate"  # how "The pump received the order …" names its rate (`readback_received`)
 RECEIVED = "receivedFlowRate"  # its details' key for that rate, and its name among the fields
+RECEIVED_PARAMETERS = "receivedParameters"  # its details' key for the other parameters received off the order
+# Each parameter the pump said it received with the order, by its name among the fields
+RECEIVED_FIELDS = {"flowRateMlMin": RECEIVED, "plannedVolumeMl": "receivedPlannedVolumeMl",
+                   "plannedTimeMin": "receivedPlannedTimeMin", "bolusEnabled": "receivedBolusEnabled",
+                   "bolusVolumeMl": "receivedBolusVolumeMl"}  # fmt: skip
+# How the alarm names each: its words, and the received and ordered values' text (`_received_clauses`)
+RECEIVED_WORDS = {"plannedVolumeMl": ("planned volume", "mL"), "plannedTimeMin": ("planned time", "min"),
+                  "bolusEnabled": ("bolus", "mL"), "bolusVolumeMl": ("bolus", "mL")}  # fmt: skip
 RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
 RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
 # A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
@@ -60,6 +68,9 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
     confirmation's `reported` (a confirmation's keys replace the earlier's, a progress's keep them)."""
     merged = {**earlier, **{key: value for key, value in seen.items() if key != "reportedFlowRates"}}
     merged["fields"] = list(dict.fromkeys([*earlier.get("fields", []), *seen.get("fields", [])]))
+    received = {**earlier.get(RECEIVED_PARAMETERS, {}), **seen.get(RECEIVED_PARAMETERS, {})}
+    if received:
+        merged[RECEIVED_PARAMETERS] = received
     if "missing" in merged:
         merged["missing"] = list(dict.fromkeys([*earlier.get("missing", []), *seen.get("missing", [])]))
     rates, running = rates_seen(earlier), rates_seen(seen)
@@ -75,15 +86,20 @@ def _mismatch_message(details: dict) -> str:
     """The alarm's text: the fields a confirmation reported off the order and those it left out, and the rates seen
     running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`; the rate the pump said
     it received with the order (`receivedFlowRate`), alone: `The pump received the order at another rate: …`."""
-    fields = [name for name in details.get("fields", []) if name not in ("flowRate", RECEIVED)]
+    fields = [name for name in details.get("fields", []) if name not in ("flowRate", *RECEIVED_FIELDS.values())]
     missing = details.get("missing") or []
     parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
-    rates, received = rates_seen(details)[-RATES_NAMED:], _rate_received(details)
+    rates, received = rates_seen(details)[-RATES_NAMED:], _received_clauses(details)
     if received and not parts and not rates:
-        ordered = (details.get("ordered") or {}).get("flowRateMlMin")
-        of_order = f", not the order's {ordered * 60:g} mL/h" if _is_rate(ordered) else ""
-        return f"{RECEIVED_MESSAGE}: it reports {received[0] * 60:g} mL/h{of_order}: check its screen"
-    parts += [f"received with the order at {received[0] * 60:g} mL/h"] if received else []
+        if len(received) == 1:
+            head, value, ordered = received[0]
+            return f"The pump received the order {head}: it reports {value}{ordered}: check its screen"
+        told = "; ".join(f"{head.split(' ', 2)[-1]} {value}{ordered}" for head, value, ordered in received)
+        return f"The pump received the order with other parameters: {told}: check its screen"
+    if received:
+        at = [f"at {value}" for head, value, _ in received if head == RECEIVED_AT]
+        told = at + [f"{head.split(' ', 2)[-1]} {value}" for head, value, _ in received if head != RECEIVED_AT]
+        parts.append(f"received with the order {', '.join(told)}")
     named = f" ({'; '.join(parts)})" if parts else ""
     if not rates:
         return f"{MISMATCH_MESSAGE}{named}"
@@ -99,6 +115,25 @@ def rates_seen(details: dict) -> list[float]:
     if rates is None:
         rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
     return [rate for rate in rates if _is_rate(rate)]
+
+
+def _received_clauses(details: dict) -> list[tuple[str, str, str]]:
+    """What a mismatch alarm's details say the pump received off the order: per parameter its words ("at another rate",
+    "with another planned volume"), the value received and ", not the order's …" (empty when the order is unknown)."""
+    ordered = details.get("ordered") or {}
+    clauses = []
+    for rate in _rate_received(details):
+        sent = ordered.get("flowRateMlMin")
+        clauses.append((RECEIVED_AT, f"{rate * 60:g} mL/h", f", not the order's {sent * 60:g} mL/h" if _is_rate(sent)
+                        else ""))  # fmt: skip
+    for name, value in (details.get(RECEIVED_PARAMETERS) or {}).items():
+        words, unit = RECEIVED_WORDS.get(name, (name, ""))
+        bolus = name.startswith("bolus")  # none (disabled, or 0 mL) is said so
+        sent = (ordered.get("bolus") or {}).get("volumeMl") if bolus else ordered.get(name)
+        told = "none" if bolus and not value else f"{value:g} {unit}"
+        of_order = f", not the order's {'none' if bolus and not sent else f'{sent:g} {unit}'}" if _is_rate(sent) else ""
+        clauses.append((f"with another {words}", told, of_order))
+    return clauses
 
 
 def _rate_received(details: dict) -> list[float]:

@@ -20,7 +20,7 @@ from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
 from devices.services.mismatch_alarm import MISMATCH_KEY, mismatch_raise, rates_new, rates_seen
 from devices.services.readback_received import readback_received_off, received_note
-from devices.services.tolerances import TIME_TOLERANCE_MIN, VOLUME_TOLERANCE_ML, rate_within_tolerance
+from devices.services.tolerances import VOLUME_TOLERANCE_ML, parameter_matches, rate_within_tolerance
 from devices.states import AlarmPriority, AlarmSource, ReadBack
 
 REQUIRED_FIELDS = ("flowRateMlMin", "plannedVolumeMl", "plannedTimeMin", "bolusEnabled")
@@ -35,7 +35,7 @@ def readback_compare(session: InfusionSession, reported: dict | None) -> tuple[R
     reported = reported if isinstance(reported, dict) else {}
     missing = readback_missing(session, reported)
     differing = [name for name in _wanted(reported) if name not in missing
-                 and not _field_matches(session, reported, name)]  # fmt: skip
+                 and not parameter_matches(session, reported, name)]  # fmt: skip
     if differing:
         return ReadBack.MISMATCH, differing
     return (ReadBack.UNVERIFIED, missing) if missing else (ReadBack.MATCH, [])
@@ -56,22 +56,6 @@ def _is_value(value: object) -> bool:
     return isinstance(value, bool | int | float) and value == value
 
 
-def _field_matches(session: InfusionSession, reported: dict, name: str) -> bool:
-    value = reported[name]
-    ordered_bolus = session.bolus_volume_ml if session.bolus_enabled else 0.0
-    if name == "bolusEnabled":  # enabled: compared as `bolusVolumeMl`; disabled equals a bolus of 0
-        return value is True or ordered_bolus <= VOLUME_TOLERANCE_ML
-    if isinstance(value, bool):
-        return False
-    if name == "flowRateMlMin":
-        return rate_within_tolerance(ordered_ml_min=session.flow_rate_ml_min, reported_ml_min=value)
-    if name == "plannedTimeMin":
-        return abs(value - session.planned_time_min) <= TIME_TOLERANCE_MIN
-    if name == "plannedVolumeMl":
-        return abs(value - session.planned_volume_ml) <= VOLUME_TOLERANCE_ML
-    return abs(value - ordered_bolus) <= VOLUME_TOLERANCE_ML
-
-
 def readback_record(
     *, device: Device, session: InfusionSession, reported: dict | None, now: datetime, unreadable: str = ""
 ) -> ReadBack:
@@ -85,11 +69,11 @@ def readback_record(
     a confirmation that echoes the order, or reports nothing, does not take back what the pump was seen doing; what
     it left out is named all the same (`_unreported_on_a_mismatch`). Nor does one matching the order while the
     session's `delivery_divergence` is active (a run after a restart, confirmed again), nor one of an order the pump
-    said it received at another rate (`readback_received`).
+    said it received with another rate, volume, time or bolus (`readback_received`).
     """
     result, fields = readback_compare(session, reported)
     if result != ReadBack.MISMATCH and (session.read_back == ReadBack.MISMATCH or readback_received_off(session)):
-        if session.read_back != ReadBack.MISMATCH:  # the rate it said it received with the order was off it
+        if session.read_back != ReadBack.MISMATCH:  # what it said it received with the order was off it
             session.read_back = ReadBack.MISMATCH
             session.save(update_fields=["read_back"])
         _unreported_on_a_mismatch(device, session, reported, now, unreadable)  # its `parameter_mismatch` stands
@@ -149,6 +133,8 @@ def _unverified_raise(
     message = f"{UNVERIFIED_MESSAGE}{unreported}{received_note(session)}"
     if session.received_flow_rate_ml_min is not None:
         details = {**details, "receivedFlowRate": session.received_flow_rate_ml_min}
+    if session.received_parameters:
+        details = {**details, "receivedParameters": session.received_parameters}
     if unreadable:
         details = {**details, "unreadable": unreadable}
         message = f"{UNREADABLE_MESSAGE} ({unreadable}): check its screen against the order{received_note(session)}"

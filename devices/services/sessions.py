@@ -242,7 +242,7 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate,
         # a new confirmation read back, `parameters_unverified` if none came within its grace, whatever came before)
         if late_from == SessionStatus.INTERRUPTED:  # what it told on receiving the order is not this run's either
-            session.received_flow_rate_ml_min = None
+            session.received_flow_rate_ml_min = session.received_parameters = None
         session.read_back = readback_on_evidence(session)
         session.unconfirmed_since, session.unverified_raised = now, False
         session.mismatch_flow_rate_ml_min = session.mismatch_seen_at = session.rate_matched_at = None  # the run before

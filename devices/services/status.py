@@ -20,7 +20,7 @@ from devices.services.evidence import (
 )
 from devices.services.named import names_another, other_infusion_audit, other_infusion_reported
 from devices.services.pump_state import pump_state_set
-from devices.services.readback_received import readback_received_record, received_rate
+from devices.services.readback_received import readback_received_record, received_parameters
 from devices.services.restarts import session_end_on_idle
 from devices.services.running_reports import delivered_more
 from devices.services.sessions import session_transition
@@ -253,9 +253,9 @@ def _status_start_received(device: Device, report: DevicePayload, now: datetime)
         session.delivered_at = now
         session.save(update_fields=["delivered_at"])
         session_changed(device=device, session=session)
-    rate = received_rate(report)  # what its confirm screen shows: read back, never a confirmation
-    if rate is not None:
-        readback_received_record(device=device, session=session, rate=rate, now=now)
+    told = received_parameters(report)  # what its confirm screen shows: read back, never a confirmation
+    if told:
+        readback_received_record(device=device, session=session, told=told, now=now)
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DELIVERED, now=now,
                     session=session, states=(CommandState.SENT,), published=True)  # fmt: skip
     return True

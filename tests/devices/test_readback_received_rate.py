@@ -104,9 +104,11 @@ def test_a_matching_received_rate_is_no_confirmation(grace, django_capture_on_co
         Housekeeping().tick(now + timedelta(seconds=1 + GRACE_S + 1), connected_since=now - timedelta(hours=1))
     alarm = Alarm.objects.get(session=session, type="parameters_unverified")
     assert alarm.priority == "medium" and alarm.state == "active", (alarm.priority, alarm.state)
-    assert alarm.message.endswith("(on receiving the order it showed 120 mL/h, the order's rate: not a confirmation "
-                                  "of what it runs)"), alarm.message  # fmt: skip
+    assert alarm.message.endswith("(on receiving the order it showed 120 mL/h, 30 mL, 15 min, a bolus of 5 mL, as "
+                                  "ordered: not a confirmation of what it runs)"), alarm.message  # fmt: skip
     assert alarm.details["receivedFlowRate"] == 2.0, alarm.details
+    assert alarm.details["receivedParameters"] == {"plannedVolumeMl": 30, "plannedTimeMin": 15, "bolusEnabled": True,
+                                                   "bolusVolumeMl": 5}, alarm.details  # fmt: skip
 
 
 def test_a_matching_received_rate_then_its_confirmation_matches(django_capture_on_commit_callbacks):
