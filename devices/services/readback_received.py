@@ -16,7 +16,7 @@ from datetime import datetime
 from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_active
 from devices.services.changes import session_changed
-from devices.services.mismatch_alarm import MISMATCH_KEY, RECEIVED, RECEIVED_FIELDS, mismatch_raise
+from devices.services.mismatch_alarm import MISMATCH_KEY, RECEIVED, RECEIVED_FIELDS, RECEIVED_PARAMETERS, mismatch_raise
 from devices.services.tolerances import parameter_matches
 from devices.states import ReadBack
 from protocol.schemas import DevicePayload
@@ -63,7 +63,7 @@ def readback_received_record(
     if off:
         seen = {"ordered": session.order, "fields": [RECEIVED_FIELDS[name] for name in off]}
         seen |= {RECEIVED: rate} if RATE in off else {}
-        seen |= {"receivedParameters": {name: others[name] for name in off if name != RATE}} if off != [RATE] else {}
+        seen |= {RECEIVED_PARAMETERS: {name: others[name] for name in off if name != RATE}} if off != [RATE] else {}
         active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
         mismatch_raise(device=device, session=session, active=active, seen=seen, now=now)
     session_changed(device=device, session=session)
