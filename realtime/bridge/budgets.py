@@ -172,13 +172,16 @@ class PumpBudgets:
 
     def _over(self, device_id: str, kind: str, message: InboundMessage) -> str:
         """The budget a pump's message is over, paying into its buckets ("" within them): an alarm's count; a
-        report's count, then its payload's bytes (a report shed over its count pays no bytes)."""
+        report's count, then its payload's bytes, at most MAX_PAYLOAD_BYTES (a larger one is refused `too_large`
+        unread and nothing of it stored: it is rejected with that reason, never shed for its size; a report shed over
+        its count pays no bytes)."""
         clock = message.received_at.timestamp()
         if kind == topics.ERROR:
             return "" if self._take(device_id, ALARM, clock) else OVER_MESSAGES
         if not self._take(device_id, REPORT, clock):
             return OVER_MESSAGES
-        return "" if self._take(device_id, REPORT_BYTES, clock, cost=len(message.payload)) else OVER_BYTES
+        cost = min(len(message.payload), settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
+        return "" if self._take(device_id, REPORT_BYTES, clock, cost=cost) else OVER_BYTES
 
     def _take(self, device_id: str, name: str, clock: float, *, cost: float = 1.0) -> bool:
         """A token (or `cost` of them, at most the burst: any one message can pass a full bucket) from a bucket."""

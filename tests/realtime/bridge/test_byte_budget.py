@@ -191,3 +191,17 @@ def test_a_pump_pacing_its_padded_reports_one_per_intake_gets_at_most_one_a_seco
     assert passed <= allowed, f"{passed} of 1,000 padded statuses at 20/s passed the budgets (at most {allowed})"
     assert passed >= 1000 / 20 - 1, f"the newest status must still pass about once a second: {passed} in 50 s"
     assert verdicts.count(False) == 0, "the newest report of its kind is held back, never shed on its own intake"
+
+
+@pytest.mark.django_db
+def test_a_report_over_the_payload_limit_is_refused_too_large_never_shed_for_its_size():
+    """A 1 MiB status cost its whole length: with a little of the burst spent it was shed over the bytes budget
+    instead of refused `too_large` (ci40: the hostile-input test's dead letter missing). Nothing of such a payload is
+    read or stored, so it pays at most MAX_PAYLOAD_BYTES and is refused with its own reason."""
+    make_device("HUGE")
+    budgets = PumpBudgets(alarm=OFF, report=Budget(5, 600), max_active_alarms=0, report_bytes=Budget(1024, 1 << 20))
+    small = [message("HUGE", "status", {"status": "idle", "batteryLevel": n}) for n in range(5)]  # a little spent
+    huge = InboundMessage(topic="devices/HUGE/status", payload=b'{"status":"idle","x":"' + b"a" * (1 << 20) + b'"}',
+                          received_at=BASE)  # fmt: skip
+    after = message("HUGE", "status", {"status": "idle", "batteryLevel": 9})
+    assert budgets.admit_batch([*small, huge, after]) == [True] * 7
