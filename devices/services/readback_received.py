@@ -70,9 +70,11 @@ def readback_received_record(
 
 
 def _received(session: InfusionSession) -> dict[str, float | bool]:
-    """Everything the pump said it received with the order, by the contract's names."""
-    rate = session.received_flow_rate_ml_min
-    return {**({RATE: rate} if rate is not None else {}), **(session.received_parameters or {})}
+    """Everything the pump said it received with the order, by the contract's names, in the contract's order (as
+    `NAMES`: PostgreSQL's jsonb keeps a JSON object's keys in an order of its own, so the alarm's text and the fields it
+    names would read differently on each database; ci41)."""
+    told = {RATE: session.received_flow_rate_ml_min, **(session.received_parameters or {})}
+    return {name: told[name] for name in NAMES if told.get(name) is not None}
 
 
 def received_off_fields(session: InfusionSession) -> list[str]:
