@@ -73,12 +73,11 @@ def _completed_without_summary(device: Device, infusion_id: str | None, now: dat
     """The infusion this completion is the summary of, already completed by the pump's final progress or status
     (`completed`, which both firmwares send just before it): the one it names, or, naming none, the pump's newest, if
     completed within COMPLETION_SUMMARY_WINDOW_S and without a completion yet."""
-    finished = session_for(device, infusion_id, (SessionStatus.COMPLETED,))
-    if finished is None or finished.completion is not None:
+    finished = session_for(device, infusion_id, (SessionStatus.COMPLETED,) if infusion_id else tuple(SessionStatus))
+    if finished is None or finished.status != SessionStatus.COMPLETED or finished.completion is not None:
         return None
-    latest = infusion_id or finished.pk == session_for(device, None, tuple(SessionStatus)).pk
     recent = (now - finished.status_changed_at).total_seconds() <= COMPLETION_SUMMARY_WINDOW_S
-    return finished if latest and recent else None
+    return finished if recent else None
 
 
 def _completion_record(device: Device, session: InfusionSession, report: DevicePayload) -> bool:
