@@ -70,6 +70,14 @@ export function significant(value, unit = "") {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** An order's figure as the clinician typed it, to three decimals (one at least): 0.125 → "0.125", 12.34 → "12.34",
+ * 250 → "250.0". The wizard's review shows what will be sent; rounding a typed 0.125 mL to "0.13" would not be it. */
+export function exact(value, unit = "") {
+  if (!isNumber(value)) return fixed(value, 1, unit);
+  const text = value.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: 3 });
+  return unit ? `${text} ${unit}` : text;
+}
+
 /** The decimals that give `value` three significant figures, from one to three. */
 function decimalsFor(value) {
   const magnitude = isNumber(value) && value !== 0 ? Math.floor(Math.log10(Math.abs(value))) : 0;

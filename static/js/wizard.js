@@ -4,7 +4,7 @@
 // are the server's own (`orderLimits`, rendered from protocol/limits.py), in its words; the server checks them
 // again and names the wrong field; its answer opens the waiting modal.
 
-import { duration, fixed, significant } from "./format.js";
+import { duration, exact, fixed } from "./format.js";
 import { postJson } from "./http.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
@@ -214,10 +214,10 @@ export class Wizard {
       ["Bed", value("patient_bed") || "—"],
       ["Drug", value("drug") || "—"],
       ["Allergies", value("patient_allergies") || "—"],
-      ["Rate", `${significant(rate, "mL/h")} (${fixed(rate / 60, 4, "mL/min")})`],
-      ["Volume", fixed(this.numberOf("volume_ml"), 2, "mL")],
-      ["Time", `${fixed(this.numberOf("time_min"), 2, "min")} (${duration(this.numberOf("time_min"))})`],
-      ["Bolus", this.field("bolus_enabled").checked ? fixed(this.numberOf("bolus_volume_ml"), 2, "mL") : "Off"],
+      ["Rate", `${exact(rate, "mL/h")} (${fixed(rate / 60, 4, "mL/min")})`],
+      ["Volume", exact(this.numberOf("volume_ml"), "mL")],
+      ["Time", `${exact(this.numberOf("time_min"), "min")} (${duration(this.numberOf("time_min"))})`],
+      ["Bolus", this.field("bolus_enabled").checked ? exact(this.numberOf("bolus_volume_ml"), "mL") : "Off"],
     ];
     const review = this.root.querySelector("#review");
     review.replaceChildren(

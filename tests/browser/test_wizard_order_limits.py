@@ -81,3 +81,20 @@ def test_the_wizard_checks_the_bolus_by_the_servers_rule(open_page):
         f"a bolus of 20 mL on 30 mL (the server allows 15) passed the infusion step (error {error!r}); the server "
         "refuses it only at Start"
     )
+
+
+def test_the_review_shows_the_order_as_typed(open_page):
+    """The review is what the nurse confirms and what is sent: it showed volume, time and bolus to two decimals and
+    the rate to three significant figures, so a typed 0.125 mL read "0.13 mL", a bolus of 0.025 mL "0.03 mL" and
+    12.34 mL/h "12.3 mL/h". Each figure now keeps the decimals typed (up to three)."""
+    page = infusion_step(open_page, "BRW_R20_TYPED")
+    page.get_by_label("Rate (mL/h)").fill("12.34")
+    page.get_by_label("Volume (mL)", exact=True).fill("0.125")
+    page.get_by_label("Bolus", exact=True).check()
+    page.get_by_label("Bolus volume (mL)").fill("0.025")
+    page.get_by_role("button", name="Next: review").click()
+    review = page.locator("#review")
+    expect(review).to_be_visible()
+    text = review.inner_text()
+    wrong = [figure for figure in ("12.34 mL/h", "0.125 mL", "0.025 mL") if figure not in text]
+    assert not wrong, f"the review does not show {wrong} as typed: {text!r}"
