@@ -25,6 +25,7 @@ RECEIVED_FIELDS = {"flowRateMlMin": RECEIVED, "plannedVolumeMl": "receivedPlanne
 # How the alarm names each: its words, and the received and ordered values' text (`_received_clauses`)
 RECEIVED_WORDS = {"plannedVolumeMl": ("planned volume", "mL"), "plannedTimeMin": ("planned time", "min"),
                   "bolusEnabled": ("bolus", "mL"), "bolusVolumeMl": ("bolus", "mL")}  # fmt: skip
+UNREADABLE_FIELDS = "unreadableFields"  # the parameters a confirmation reported in a form refused (`unreadable`: why)
 RATES_NAMED = 10  # the rates seen running a mismatch alarm's text names, the newest
 RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of the text is no news again (review 16)
 # A rate within 10 % of one a mismatch alarm names is that wrong rate again, not news: a pump's reported rate may
@@ -58,6 +59,7 @@ def _mismatch_news(earlier: dict, seen: dict) -> bool:
     by_value = {"flowRate", RECEIVED} | ({"flowRateMlMin"} if _rate_confirmed(seen) else set())  # judged by value
     fields = set(seen.get("fields", [])) - by_value - set(earlier.get("fields", []))
     missing = set(seen.get("missing", [])) - set(earlier.get("missing", []))
+    missing |= set(seen.get(UNREADABLE_FIELDS, [])) - set(earlier.get(UNREADABLE_FIELDS, []))
     named = rates_seen(earlier) + _rate_confirmed(earlier) + _rate_received(earlier)
     return bool(fields or missing or rates_new(named, rates_seen(seen) + _rate_confirmed(seen) + _rate_received(seen)))
 
@@ -71,8 +73,9 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
     received = {**earlier.get(RECEIVED_PARAMETERS, {}), **seen.get(RECEIVED_PARAMETERS, {})}
     if received:
         merged[RECEIVED_PARAMETERS] = received
-    if "missing" in merged:
-        merged["missing"] = list(dict.fromkeys([*earlier.get("missing", []), *seen.get("missing", [])]))
+    for key in ("missing", UNREADABLE_FIELDS):
+        if key in merged:
+            merged[key] = list(dict.fromkeys([*earlier.get(key, []), *seen.get(key, [])]))
     rates, running = rates_seen(earlier), rates_seen(seen)
     rates += rates_new(rates, running)
     if rates:
@@ -83,12 +86,18 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
 
 
 def _mismatch_message(details: dict) -> str:
-    """The alarm's text: the fields a confirmation reported off the order and those it left out, and the rates seen
+    """The alarm's text: the fields a confirmation reported off the order, those it left out or reported unreadably
+    (`UNREADABLE_FIELDS`, never named "not reported"), and the rates seen
     running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`; the rate the pump said
     it received with the order (`receivedFlowRate`), alone: `The pump received the order at another rate: …`."""
     fields = [name for name in details.get("fields", []) if name not in ("flowRate", *RECEIVED_FIELDS.values())]
     missing = details.get("missing") or []
+    unreadable = details.get(UNREADABLE_FIELDS) or []
+    missing = [name for name in missing if name not in unreadable]
     parts = ([", ".join(fields)] if fields else []) + ([f"not reported: {', '.join(missing)}"] if missing else [])
+    if unreadable:
+        why = details.get("unreadable") or "refused"
+        parts.append(f"reported but could not be read: {', '.join(unreadable)}, as {why}")
     rates, received = rates_seen(details)[-RATES_NAMED:], _received_clauses(details)
     if received and not parts and not rates:
         if len(received) == 1:

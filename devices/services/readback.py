@@ -18,7 +18,7 @@ from datetime import datetime
 from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_active, alarm_raise
 from devices.services.changes import session_changed
-from devices.services.mismatch_alarm import MISMATCH_KEY, mismatch_raise, rates_new, rates_seen
+from devices.services.mismatch_alarm import MISMATCH_KEY, UNREADABLE_FIELDS, mismatch_raise, rates_new, rates_seen
 from devices.services.readback_received import readback_received_off, received_note
 from devices.services.tolerances import VOLUME_TOLERANCE_ML, parameter_matches, rate_within_tolerance
 from devices.states import AlarmPriority, AlarmSource, ReadBack
@@ -109,6 +109,9 @@ def _unreported_on_a_mismatch(
     active = alarm_active(device=device, key=MISMATCH_KEY, session=session)
     if active is None:
         _unverified_raise(device, session, {**details, "fields": missing}, now, unreadable)
+    elif unreadable:  # reported, in a form refused: never "not reported"
+        seen = {**details, UNREADABLE_FIELDS: missing, "unreadable": unreadable}
+        mismatch_raise(device=device, session=session, active=active, seen=seen, now=now)
     else:
         mismatch_raise(device=device, session=session, active=active, seen={**details, "missing": missing}, now=now)
 
