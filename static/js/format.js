@@ -192,6 +192,11 @@ export function connectivityNow({ connectivity, lastSeenAt, hasPresence, pumpSta
   return connectivity === "stale" && !(age !== null && age <= heartbeatTimeoutS) ? "stale" : "online";
 }
 
+/** What the pump reports doing: nothing ("—") for a pump never heard, whose stored state is only the default. */
+export function reportedState(pumpState, connectivity) {
+  return connectivity === "unknown" ? "—" : pumpState ?? "—";
+}
+
 export const CONNECTIVITY_LABEL = { online: "Online", stale: "Stale", offline: "Offline", unknown: "Never heard" };
 export const PRIORITY_LABEL = { high: "High", medium: "Medium", low: "Low" };
 export const SESSION_LABEL = {

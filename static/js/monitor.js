@@ -4,7 +4,7 @@
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
   CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, heardText, isNumber, isUnordered,
-  lastingFor, mlMinToMlH, significant, volumeFacts,
+  lastingFor, mlMinToMlH, reportedState, significant, volumeFacts,
 } from "./format.js";
 import { getJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -260,7 +260,7 @@ export class Monitor {
     }
     const battery = this.status?.batteryLevel;
     $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
-    $(this.root, "#mon-state").textContent = this.status?.pumpState ?? "—";
+    $(this.root, "#mon-state").textContent = reportedState(this.status?.pumpState, connectivity);
     const receiving = this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
     const fresh = connectivity === "online" && receiving;
     this.root.classList.toggle("values-stale", !fresh);

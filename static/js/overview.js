@@ -5,7 +5,7 @@
 import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import {
   CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, heardText, humanType, lastingFor, pumpCondition,
-  readPageData, setServerNow, setTimeZone, significant, volumeFacts,
+  readPageData, reportedState, setServerNow, setTimeZone, significant, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
@@ -45,7 +45,7 @@ function render(pump) {
   const live = unordered ? pump.pumpState === "running" : pump.sessionStatus === "running";
   element.dataset.unordered = unordered ? "true" : "false";
   element.dataset.orderWaiting = pump.sessionStatus === "pending" ? "true" : "false";
-  setField(element, "state", stateText(pump, unordered));
+  setField(element, "state", stateText(pump, unordered, connectivity));
   setField(element, "drug", unordered ? "NO ORDER" : pump.drug || "—");
   const still = pump.sessionStatus === "paused" || (unordered && pump.pumpState === "paused") ? "paused" : "—";
   const ordered = !unordered && pump.sessionStatus === "pending";
@@ -73,10 +73,10 @@ function rateText(pump, { live, ordered, unordered, still }) {
 
 /** "running without an order · an order of Heparin waits for the pump": what the pump runs first, then the order
  * waiting for its confirmation (the monitor's two lines, in one). */
-function stateText(pump, unordered) {
+function stateText(pump, unordered, connectivity) {
   const waiting = pump.sessionStatus === "pending";
   if (unordered) return `${pump.pumpState} without an order${waiting ? ` · ${orderWaitingText(pump)}` : ""}`;
-  return waiting ? "waiting for pump" : pump.pumpState ?? "—";
+  return waiting ? "waiting for pump" : reportedState(pump.pumpState, connectivity);
 }
 
 function orderWaitingText(pump) {
