@@ -71,7 +71,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         connectivity=device.connectivity(),
         lastSeenAt=device.last_seen_at,  # the overview derives staleness from it too
         hasPresence=device.has_presence,
-        pumpState=device.pump_state,
+        pumpState=device.pump_state if device.last_seen_at else None,
         drug=session.drug if session else None,
         infusionId=session.infusion_id if session else None,
         sessionStatus=session.status if session else None,

@@ -30,7 +30,7 @@ class PumpStatus(Payload):
     status: str  # as reported; `offline` when offline, `degraded` when stale
     reportedStatus: str | None
     connectivity: ConnectivityName
-    pumpState: PumpStateName
+    pumpState: PumpStateName | None  # None: never heard, it reported nothing (not the stored default `idle`)
     lastSeenAt: Timestamp | None
     batteryLevel: int | None
     firmwareVersion: str | None

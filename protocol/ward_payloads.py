@@ -45,7 +45,7 @@ class WardPump(Payload):
     connectivity: ConnectivityName
     lastSeenAt: Timestamp | None
     hasPresence: bool
-    pumpState: PumpStateName
+    pumpState: PumpStateName | None  # None: never heard
     drug: str | None
     infusionId: str | None
     sessionStatus: SessionStatusName | None

@@ -87,7 +87,7 @@ def test_a_row_value_of_the_wrong_type_is_refused_where_the_payload_is_built():
     device.battery_level = "85%"  # never saved: the payload refuses it before any client could see it
     with pytest.raises(ValidationError, match="batteryLevel"):
         payloads.status_body(device)
-    device.battery_level, device.pump_state = 85, "exploded"
+    device.battery_level, device.pump_state, device.last_seen_at = 85, "exploded", timezone.now()  # heard: shown
     with pytest.raises(ValidationError, match="pumpState"):
         payloads.status_body(device)
 

@@ -40,8 +40,9 @@ def db_state(device_id: str) -> dict:
     device = Device.objects.get(device_id=device_id)
     active = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     alarms = set(Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).values_list("pk", flat=True))
+    state = device.pump_state if device.last_seen_at else None  # never heard: none reported
     return {"seq": device.event_seq, "session": active.infusion_id if active else None, "alarms": alarms,
-            "battery": device.battery_level, "pumpState": device.pump_state}  # fmt: skip
+            "battery": device.battery_level, "pumpState": state}  # fmt: skip
 
 
 def summary(state) -> dict:
