@@ -52,9 +52,11 @@ def readback_received_record(
     *, device: Device, session: InfusionSession, told: dict[str, float | bool], now: datetime
 ) -> None:
     """Keep what the pump said it received with `session`'s order (pending); off the order: `parameter_mismatch`
-    naming it (`receivedFlowRate`, `receivedParameters`). A copy of the same report changes nothing."""
-    rate = told.get(RATE, session.received_flow_rate_ml_min)
-    others = {**(session.received_parameters or {}), **{k: v for k, v in told.items() if k != RATE}}
+    naming it (`receivedFlowRate`, `receivedParameters`). A copy of the same report changes nothing; a value told off
+    the order is kept (`_merged`)."""
+    merged = _merged(session, told)
+    rate = merged.get(RATE)
+    others = {name: value for name, value in merged.items() if name != RATE}
     if rate == session.received_flow_rate_ml_min and others == (session.received_parameters or {}):
         return
     session.received_flow_rate_ml_min, session.received_parameters = rate, others or None
@@ -69,6 +71,25 @@ def readback_received_record(
     session_changed(device=device, session=session)
 
 
+def _merged(session: InfusionSession, told: dict[str, float | bool]) -> dict[str, float | bool]:
+    """What the pump said it received, `told` over what it said before, but for a value told off the order: a later
+    one within tolerance does not take it back (review 23: a redelivered START's second receipt as ordered erased that
+    the pump first held 300 mL of a 30 mL order, and the order then read back `match` beside the active mismatch)."""
+    before = _received(session)
+    merged = {**before, **told}
+    for name, value in before.items():
+        if name in told and _is_off(session, before, name) and not _is_off(session, merged, name):
+            merged[name] = value
+    return merged
+
+
+def _is_off(session: InfusionSession, told: dict[str, float | bool], name: str) -> bool:
+    """Whether `told[name]` is beyond its tolerance of the order (a disabled bolus's volume is not compared)."""
+    if name == "bolusVolumeMl" and told.get("bolusEnabled") is False:
+        return False
+    return not parameter_matches(session, told, name)
+
+
 def _received(session: InfusionSession) -> dict[str, float | bool]:
     """Everything the pump said it received with the order, by the contract's names, in the contract's order (as
     `NAMES`: PostgreSQL's jsonb keeps a JSON object's keys in an order of its own, so the alarm's text and the fields it
@@ -81,8 +102,7 @@ def received_off_fields(session: InfusionSession) -> list[str]:
     """The parameters the pump said it received beyond their tolerance of the order (a disabled bolus's volume is not
     compared: it gives none)."""
     told = _received(session)
-    compared = [name for name in told if not (name == "bolusVolumeMl" and told.get("bolusEnabled") is False)]
-    return [name for name in compared if not parameter_matches(session, told, name)]
+    return [name for name in told if _is_off(session, told, name)]
 
 
 def readback_received_off(session: InfusionSession) -> bool:
