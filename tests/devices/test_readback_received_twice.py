@@ -1,4 +1,5 @@
-"""Review 23, finding 5: a second `received_start_command` telling the order's values erases that the pump first held others.
+"""Review 23, finding 5: a second `received_start_command` telling the order's values erased that the pump
+first held others.
 
 The read-back of what a pump says it received with an order (`readback_received_record`) keeps only the latest values
 told. A pump that said it received 300 mL of a 30 mL order (a high `parameter_mismatch`: "the order that runs is a
