@@ -15,7 +15,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.utils import timezone
 
 from devices.models import ChangeLogEntry
-from devices.services.sql import insert_sql
+from devices.services.sql import hot_cursor, insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
     prepare_body = ChangeLogEntry._meta.get_field("body").get_db_prep_save
     rows = [(device_pk, change.device_id, change.seq, change.event, prepare_body(change.body, wrapper),
              change.ward_code, created_at) for device_pk, change in entries]  # fmt: skip
-    with wrapper.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.executemany(insert_sql(ChangeLogEntry, LOG_COLUMNS), rows)
     if _Listeners.installed and not _told_on_commit(wrapper):
         transaction.on_commit(_committed, robust=True)

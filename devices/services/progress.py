@@ -39,7 +39,7 @@ from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.running_reports import running_rates
-from devices.services.sql import insert_sql, rows_update
+from devices.services.sql import hot_cursor, insert_sql, rows_update
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
 from protocol import events
@@ -273,7 +273,7 @@ def samples_insert(samples: list[Sample]) -> None:
     adapt = wrapper.ops.adapt_datetimefield_value
     rows = [(session_pk, adapt(recorded_at), str(status), *map(_float_or_none, values))
             for session_pk, recorded_at, status, *values in samples]  # fmt: skip
-    with wrapper.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.executemany(insert_sql(ProgressSample, SAMPLE_COLUMNS), rows)
 
 

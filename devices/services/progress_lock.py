@@ -14,7 +14,7 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from devices.models import Alarm, Device, InfusionSession, Ward
 from devices.services.delivery import DIVERGENCE_KEY
-from devices.services.sql import model_from_columns, models_select, select_in_sql
+from devices.services.sql import hot_cursor, model_from_columns, models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState
 
 SERVER_ALARMS_WATCHED = ("communication_lost", DIVERGENCE_KEY, *UNORDERED_ALARMS)
@@ -60,7 +60,7 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
         return {}
     locked = None
     if connection.features.has_select_for_update:
-        with connection.cursor() as cursor:
+        with hot_cursor() as cursor:
             cursor.execute(_pumps_lock_sql(len(keys)), keys)
             locked = {row[0] for row in cursor.fetchall()}
     sql = _pumps_read_sql(len(keys))
@@ -79,7 +79,7 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     pks = sorted(by_pk)
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     divergent: dict[int, set[int]] = defaultdict(set)
-    with connection.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code", "session"), (("device", len(pks)),
                                      ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
                        [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip

@@ -21,6 +21,7 @@ from devices.models import (
     ProgressSample,
     RetainedMessage,
 )
+from devices.services.sql import hot_cursor
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -138,7 +139,7 @@ def _receipts_insert(receipts: Sequence[ReceiptKey]) -> list[bool]:
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     adapt = wrapper.ops.adapt_datetimefield_value
     params = [value for receipt in receipts for value in (*receipt[:4], adapt(receipt.received_at))]
-    with wrapper.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(_receipts_insert_sql(wrapper.vendor, len(receipts)), params)
         new = set(cursor.fetchall())
     claimed = []

@@ -7,13 +7,70 @@ query, which cost more than the query) or a cursor (plain values); many rows' fi
 prepared UPDATE run per row (`rows_update`).
 """
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import DEFERRED, Field, Model
+
+
+class HotCursor:
+    """The database's own cursor, for statements written in Django's `%s` style (`hot_cursor`)."""
+
+    def __init__(self, cursor, qmark: bool) -> None:
+        self.cursor, self.qmark = cursor, qmark
+
+    def execute(self, sql: str, params: Sequence) -> None:
+        """Run one statement; its rows (if any) are read with `fetchall`."""
+        self.cursor.execute(_qmark_sql(sql) if self.qmark else sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        """Run one statement once per row of parameters."""
+        self.cursor.executemany(_qmark_sql(sql) if self.qmark else sql, rows)
+
+    def fetchall(self) -> list[tuple]:
+        return self.cursor.fetchall()
+
+
+@contextmanager
+def hot_cursor() -> Iterator[HotCursor]:
+    """A cursor for the bridge's hot statements: the DB-API cursor itself, not Django's wrappers around each call.
+
+    Django's `CursorWrapper` checks the thread, the broken transaction and the execute wrappers, translates errors and
+    (on SQLite) rewrites `%s` into `?` on every statement: about 8-10 µs each, 8 statements a routine batch
+    (`bench/README.md`, 2026-12-05). Here the checks run once per cursor, the errors are still translated into
+    Django's (`wrap_database_errors`: a locked database stays an `OperationalError` the bridge retries), and the
+    SQLite text is rewritten once per statement shape. When statements are being recorded or wrapped (DEBUG, a
+    test's `CaptureQueriesContext`, an `execute_wrapper`), Django's own cursor is used, so they still see each one.
+    """
+    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
+    if wrapper.queries_logged or wrapper.execute_wrappers:
+        with wrapper.cursor() as cursor:
+            yield HotCursor(cursor, qmark=False)
+        return
+    wrapper.validate_thread_sharing()
+    wrapper.validate_no_broken_transaction()
+    wrapper.ensure_connection()
+    sqlite = wrapper.vendor == "sqlite"
+    with wrapper.wrap_database_errors:
+        cursor = wrapper.connection.cursor() if sqlite else wrapper.create_cursor()
+        try:
+            yield HotCursor(cursor, qmark=sqlite)
+        finally:
+            cursor.close()
+
+
+_FORMAT_PARAMETER = re.compile(r"(?<!%)%s")
+
+
+@lru_cache(maxsize=4096)
+def _qmark_sql(sql: str) -> str:
+    """`sql` in SQLite's `?` style, as Django's `SQLiteCursorWrapper.convert_query` rewrites it at every call."""
+    return _FORMAT_PARAMETER.sub("?", sql).replace("%%", "%")
 
 
 @lru_cache(maxsize=4096)
@@ -63,7 +120,7 @@ def models_select(
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     reader = _row_reader(wrapper.ops, model, fields)
-    with wrapper.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     instances = []
@@ -144,7 +201,7 @@ def rows_update(rows: Sequence[Model], field_names: tuple[str, ...], prepared: d
     sql, fields = _update_statement(wrapper.ops, type(rows[0]), field_names)
     params = [[_prepare(field, kind, getattr(row, field.attname), prepared, wrapper) for field, kind in fields]
               + [row.pk] for row in rows]  # fmt: skip
-    with wrapper.cursor() as cursor:
+    with hot_cursor() as cursor:
         cursor.executemany(sql, params)
 
 
