@@ -44,11 +44,13 @@ def hot_cursor() -> Iterator[HotCursor]:
     (on SQLite) rewrites `%s` into `?` on every statement: about 8-10 µs each, 8 statements a routine batch
     (`bench/README.md`, 2026-12-05). Here the checks run once per cursor, the errors are still translated into
     Django's (`wrap_database_errors`: a locked database stays an `OperationalError` the bridge retries), and the
-    SQLite text is rewritten once per statement shape. When statements are being recorded or wrapped (DEBUG, a
-    test's `CaptureQueriesContext`, an `execute_wrapper`), Django's own cursor is used, so they still see each one.
+    SQLite text is rewritten once per statement shape. When statements are being recorded (a test's
+    `CaptureQueriesContext` or `assertNumQueries`: `force_debug_cursor`) or wrapped (an `execute_wrapper`), Django's
+    own cursor is used, so they still see each one. DEBUG alone does not record them: the integration tests' bridge
+    runs with DEBUG on, and must run the statements as production does.
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    if wrapper.queries_logged or wrapper.execute_wrappers:
+    if wrapper.force_debug_cursor or wrapper.execute_wrappers:
         with wrapper.cursor() as cursor:
             yield HotCursor(cursor, qmark=False)
         return

@@ -2,7 +2,8 @@
 
 Errors are Django's (the bridge retries a locked or lost database, `OperationalError`, and never dead-letters a
 message for it), a transaction broken by an earlier error runs nothing more, `%%` stays a literal `%`, and the
-statements are still seen where they are recorded (a test's `CaptureQueriesContext`, DEBUG) or wrapped.
+statements are still seen where they are recorded (a test's `CaptureQueriesContext`) or wrapped; under DEBUG alone
+(the integration tests' bridge) they run as in production.
 """
 
 import pytest
@@ -15,6 +16,7 @@ from django.db import (
     connections,
     transaction,
 )
+from django.db.backends.utils import CursorWrapper
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -109,3 +111,12 @@ def test_an_execute_wrapper_still_sees_every_statement():
     with connection.execute_wrapper(count), hot_cursor() as cursor:
         cursor.execute(f"SELECT id FROM {TABLE} WHERE device_id = %s", ["PUMP_0001"])
     assert len(seen) == 1, seen
+
+
+def test_debug_alone_runs_the_statements_as_production_does(settings):
+    """The integration tests' bridge runs with DEBUG on: it must take the path production takes."""
+    settings.DEBUG = True
+    with hot_cursor() as cursor:
+        assert not isinstance(cursor.cursor, CursorWrapper), "DEBUG switched the hot path to Django's cursor"
+    with CaptureQueriesContext(connection), hot_cursor() as cursor:
+        assert isinstance(cursor.cursor, CursorWrapper), "recorded statements not on Django's cursor"
