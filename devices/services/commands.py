@@ -97,9 +97,13 @@ def command_queue(
 
 
 def command_transition(
-    *, device: Device, command: Command, to: CommandState, error: str = "", now: datetime | None = None
-) -> bool:
-    """Move a command to `to`; returns False when it is already there (idempotent), raises if illegal."""
+    *, device: Device, command: Command, to: CommandState, error: str = "", now: datetime | None = None,
+    not_carried_out: bool = True,
+) -> bool:  # fmt: skip
+    """Move a command to `to`; returns False when it is already there (idempotent), raises if illegal.
+
+    `not_carried_out`: a STOP or PAUSE ending `failed` or `expired` raises `command_not_carried_out` (False: the
+    caller's own alarm sends the nurse to the pump, as a restart's `infusion_interrupted` does)."""
     if command.state == to:
         return False
     if not is_legal(COMMAND_TRANSITIONS, command.state, to):
@@ -123,7 +127,7 @@ def command_transition(
         payload={"commandId": str(command.command_id), "command": command.kind, "error": error},
     )  # fmt: skip
     change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(command))
-    if to in (CommandState.FAILED, CommandState.EXPIRED) and command.kind in MUST_BE_CARRIED_OUT:
+    if not_carried_out and to in (CommandState.FAILED, CommandState.EXPIRED) and command.kind in MUST_BE_CARRIED_OUT:
         _not_carried_out(device, command, now)
     return True
 

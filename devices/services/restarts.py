@@ -18,6 +18,7 @@ from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.pump_state import pump_state_set
+from devices.services.restart_commands import commands_lost_in_restart
 from devices.services.sessions import session_transition
 from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from devices.states import (
@@ -181,7 +182,7 @@ def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSessio
         return None  # nothing was on the pump (a START not delivered yet may still reach it)
     logger.warning("pump restarted during an infusion",
                    extra={"device_id": device.device_id, "infusion_id": session.infusion_id, "why": why})  # fmt: skip
-    _interrupt(device, session, f"the pump restarted ({why})", now)
+    _interrupt(device, session, f"the pump restarted ({why})", now, restarted=True)
     return session
 
 
@@ -210,8 +211,15 @@ def progress_says_finished(progress: dict | None) -> bool:
     return percent is not None and percent >= 100
 
 
-def _interrupt(device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
+def _interrupt(
+    device: Device, session: InfusionSession, reason: str, now: datetime, *, restarted: bool = False
+) -> None:
+    """End `session` interrupted, with `infusion_interrupted` if it had run. After a restart (`restarted`), a person's
+    Pause, Resume or Stop under way was lost in it, not "not needed": the pump may run that infusion again
+    (`restart_commands.py`). An idle report ends the infusion itself: those are superseded, as at any end."""
     was = session.status
+    if restarted:
+        commands_lost_in_restart(device=device, session=session, now=now)
     delivered = (session.progress_on(device) or {}).get("deliveredVolumeMl")
     session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now)
     if was == SessionStatus.PENDING:

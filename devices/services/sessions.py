@@ -18,6 +18,7 @@ from devices.services.orders import InfusionOrder, order_validate
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
+from devices.services.restart_commands import commands_lost_recall
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ENDED_STATUSES,
@@ -250,6 +251,7 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
                        now=now)  # fmt: skip
     clearing_stops_withdraw(device=device, session=session, now=now,
                             why=f"runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
+    commands_lost_recall(device=device, session=session, why=f"{why} after {late_from}", now=now)
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
         if not record_ended and newer is None:
