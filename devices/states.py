@@ -78,10 +78,11 @@ SESSION_TRANSITIONS: dict[str, frozenset[str]] = {
     SessionStatus.PAUSED: frozenset(
         {SessionStatus.RUNNING, SessionStatus.COMPLETED, SessionStatus.STOPPED, SessionStatus.INTERRUPTED}
     ),
-    # Evidence wins: a late confirmation, or the pump's reports after a restart, show it running that order.
-    SessionStatus.TIMED_OUT: frozenset({SessionStatus.RUNNING}),
-    SessionStatus.CANCELLED: frozenset({SessionStatus.RUNNING}),
-    SessionStatus.INTERRUPTED: frozenset({SessionStatus.RUNNING}),
+    # Evidence wins: a late confirmation, or the pump's reports after a restart, show it running that order, or
+    # holding it paused (a `paused` status naming it: review 22, finding 5).
+    SessionStatus.TIMED_OUT: frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED}),
+    SessionStatus.CANCELLED: frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED}),
+    SessionStatus.INTERRUPTED: frozenset({SessionStatus.RUNNING, SessionStatus.PAUSED}),
     SessionStatus.COMPLETED: frozenset(),
     SessionStatus.STOPPED: frozenset(),
     SessionStatus.REJECTED: frozenset(),

@@ -49,8 +49,12 @@ def is_evidence_for(session: InfusionSession, *, infusion_id: str | None, status
     return session.status == SessionStatus.PENDING and session.delivered_at is not None
 
 
-def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: str, now: datetime) -> bool:
-    """The pump infuses `session`: a pending one runs (read-back unverified), an ended one runs late; True if so."""
+def infusion_evidence_apply(
+    *, device: Device, session: InfusionSession, why: str, now: datetime, to: SessionStatus = SessionStatus.RUNNING
+) -> bool:
+    """The pump infuses `session`: a pending one runs (read-back unverified), an ended one runs late; True if so.
+
+    `to` paused, for an ended one: the pump holds it paused (`ended_paused_apply`)."""
     if session.status == SessionStatus.PENDING:
         session.running_evidence = why[:64]
         session.read_back, session.unconfirmed_since = readback_on_evidence(session), now  # unverified, or a mismatch
@@ -66,8 +70,8 @@ def infusion_evidence_apply(*, device: Device, session: InfusionSession, why: st
         logger.info("pending infusion running on evidence", extra=extra)
         return True
     if session.status in LATE_FROM:
-        running = infusion_running_late(device=device, session=session, now=now, why=why)
-        if running and _stop_went_out(device, session):
+        running = infusion_running_late(device=device, session=session, now=now, why=why, to=to)
+        if running and to == SessionStatus.RUNNING and _stop_went_out(device, session):
             _after_stop(device, session, now)
         return running  # not while a newer order is under way: `confirmed_late` on the old one says so
     return False
@@ -80,6 +84,16 @@ def pending_named_evidence_apply(*, device: Device, infusion_id: str | None, why
     session = InfusionSession.objects.filter(device=device, infusion_id=infusion_id,
                                              status=SessionStatus.PENDING).first()  # fmt: skip
     return session is not None and infusion_evidence_apply(device=device, session=session, why=why, now=now)
+
+
+def ended_paused_apply(*, device: Device, infusion_id: str | None, why: str, now: datetime) -> bool:
+    """A `paused` status naming an order the server had ended (interrupted by a restart, timed out, cancelled): the
+    pump holds that order paused, so it is paused again (evidence wins, as for running), never "the pump's own
+    infusion" with `infusing_without_order` (review 22, finding 5). A status naming nothing guesses no order."""
+    session = ended_session_named(device=device, infusion_id=infusion_id)
+    return session is not None and infusion_evidence_apply(
+        device=device, session=session, why=why, now=now, to=SessionStatus.PAUSED
+    )
 
 
 def ended_session_named(*, device: Device, infusion_id: str | None) -> InfusionSession | None:

@@ -227,6 +227,6 @@ def _interrupt(
     volume = f"{delivered:g} mL" if isinstance(delivered, int | float) else "unknown (no progress received)"
     alarm_raise(
         device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
-        source=AlarmSource.SERVER, now=now, details={"deliveredVolumeMl": delivered, "reason": reason},
+        source=AlarmSource.SERVER, now=now, details={"deliveredVolumeMl": delivered, "reason": reason, "was": was},
         message=f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: {volume}",
     )  # fmt: skip

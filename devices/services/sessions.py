@@ -211,8 +211,14 @@ def _read_back_record(
     change_record(device=device, event=events.DEVICE_INFUSION_CONFIRMED, body=payloads.confirmation_body(session))
 
 
-def infusion_running_late(*, device: Device, session: InfusionSession, now: datetime, why: str) -> bool:
+def infusion_running_late(
+    *, device: Device, session: InfusionSession, now: datetime, why: str, to: SessionStatus = SessionStatus.RUNNING
+) -> bool:
     """The pump runs an order the server had ended (timed out, cancelled, interrupted): evidence wins.
+
+    `to` paused: the pump holds it paused (a `paused` status naming it: review 22, finding 5, a pump rebooted while
+    its ordered infusion was paused): the same, but the order is paused, and a restart's `infusion_interrupted`
+    clears only if it was paused when the pump restarted (one that ran and came back paused delivers nothing now).
 
     A newer pending order is cancelled (the pump runs this one), the STOP clearing this one's confirm screen not yet
     sent (a time-out's, or a cancel's: nobody asked it to stop a running order) is withdrawn
@@ -247,22 +253,31 @@ def infusion_running_late(*, device: Device, session: InfusionSession, now: date
         session.read_back = readback_on_evidence(session)
         session.unconfirmed_since, session.unverified_raised = now, False
         session.mismatch_flow_rate_ml_min = session.mismatch_seen_at = session.rate_matched_at = None  # the run before
-    session_transition(device=device, session=session, to=SessionStatus.RUNNING, reason=f"{why} after {late_from}",
-                       now=now)  # fmt: skip
+    session_transition(device=device, session=session, to=to, reason=f"{why} after {late_from}", now=now)
     clearing_stops_withdraw(device=device, session=session, now=now,
                             why=f"runs infusion {session.infusion_id} ({why} after {late_from})")  # fmt: skip
-    commands_lost_recall(device=device, session=session, why=f"{why} after {late_from}", now=now)
+    if to == SessionStatus.RUNNING:
+        commands_lost_recall(device=device, session=session, why=f"{why} after {late_from}", now=now)
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
-        alarm_clear(device=device, types=["infusion_interrupted"], reason="the pump reports it running", now=now)
+        _interrupted_answered(device, session, to, now)
         if not record_ended and newer is None:
             return True  # it resumed after a restart, and cost no order
     cancelled = f"; the newer order {_named(newer)} was cancelled" if newer is not None else ""
     alarm_raise(
         device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
         now=now, details={"reported": why, "cancelledInfusionId": newer.infusion_id if newer else None},
-        message=f"The pump reports infusion {_named(session)} running after {ended_how}{cancelled}",
+        message=f"The pump reports infusion {_named(session)} {to} after {ended_how}{cancelled}",
     )  # fmt: skip
     return True
+
+
+def _interrupted_answered(device: Device, session: InfusionSession, to: SessionStatus, now: datetime) -> None:
+    """The interrupted order is on the pump again: its `infusion_interrupted` clears when it runs, or when it is held
+    paused as it was when the pump restarted; one that was running and came back paused stays: it delivers nothing."""
+    alarms = Alarm.objects.filter(device=device, session=session, type="infusion_interrupted", state=AlarmState.ACTIVE)
+    if to == SessionStatus.PAUSED and not alarms.filter(details__was=SessionStatus.PAUSED).exists():
+        return
+    alarm_clear(device=device, types=["infusion_interrupted"], reason=f"the pump reports it {to}", now=now)
 
 
 def _named(session: InfusionSession) -> str:

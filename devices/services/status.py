@@ -12,6 +12,7 @@ from devices.services.changes import session_changed
 from devices.services.commands import command_transition, commands_settle, is_published, went_out
 from devices.services.evidence import (
     ended_infusion_status_apply,
+    ended_paused_apply,
     ended_session_named,
     infusion_evidence_apply,
     is_evidence_for,
@@ -118,8 +119,9 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
         named = report_infusion_id(report)
         if to == SessionStatus.RUNNING:
             _running_evidence(device, report, now)
-        else:
-            pending_named_evidence_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now)
+        elif not pending_named_evidence_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now):
+            if to == SessionStatus.PAUSED:
+                ended_paused_apply(device=device, infusion_id=named, why=f"status {report.status}", now=now)
         session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
         if names_another(device=device, infusion_id=named, current=session):
             return _other_infusion_status(device, report, named, session, pump_state, now)

@@ -30,6 +30,8 @@ EXPECTED_SESSION_LEGAL = {
     # v1.1: restarts, the idle rule and a person ending a ghost record end a session `interrupted`; evidence
     # that the pump still runs it brings it back.
     ("pending", "interrupted"), ("running", "interrupted"), ("paused", "interrupted"), ("interrupted", "running"),
+    # ... or holding it paused (review 22, finding 5: a pump rebooted while its order was paused)
+    ("timed_out", "paused"), ("cancelled", "paused"), ("interrupted", "paused"),
 }  # fmt: skip
 EXPECTED_COMMAND_ENDS = {"done", "failed", "expired", "superseded"}
 
