@@ -113,7 +113,8 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     RETURNING`, PostgreSQL and SQLite 3.35+ alike): the receipts it returns were new. It was a SELECT of the
     stored keys and an INSERT of the rest, one statement more on every bridge batch. The unique constraint is
     what decides, so no other writer's receipt can slip between a look and an insert. A possible copy (`replay`)
-    that is new is looked up once more among receipts from before digests were kept (`LEGACY_DIGEST`).
+    that is new is looked up once more among receipts from before digests were kept (`LEGACY_DIGEST`) and among
+    those of the pump's run before a told reboot under the same bootId (`message_receipts_retire`).
     Raises `ReceiptsSchemaMismatch` when the database refuses the statements as written (`ProgrammingError`).
     """
     try:
@@ -122,9 +123,9 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
             claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
         replays = [index for index, new in enumerate(claimed) if new and receipts[index].replay]
         if replays:
-            legacy = _legacy_keys([receipts[index] for index in replays])
+            earlier = _earlier_copies([receipts[index] for index in replays])
             for index in replays:
-                claimed[index] = tuple(receipts[index][:3]) not in legacy
+                claimed[index] = tuple(receipts[index][:4]) not in earlier
     except ProgrammingError as exc:
         raise ReceiptsSchemaMismatch(f"message receipts: schema not as this code expects ({exc})") from exc
     return claimed
@@ -162,20 +163,44 @@ def _receipts_insert_sql(vendor: str, count: int) -> str:
             f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}")  # fmt: skip
 
 
-def _legacy_keys(receipts: Sequence[ReceiptKey]) -> set[tuple]:
-    """Which of these (pump, bootId, seq) have a receipt stored before digests were kept: one query per
-    `LEGACY_KEYS_PER_QUERY` keys, each key one probe of the receipts' unique index (pump, bootId, seq, digest)."""
-    wanted = sorted({tuple(receipt[:3]) for receipt in receipts})
-    found: set[tuple] = set()
+def _earlier_copies(receipts: Sequence[ReceiptKey]) -> set[tuple]:
+    """Which of these receipts (pump, bootId, seq, digest) a stored one says were applied before: one stored before
+    digests were kept (`LEGACY_DIGEST`), or one retired at a told reboot (`message_receipts_retire`) with the same
+    digest. One query per `LEGACY_KEYS_PER_QUERY` receipts, each two probes of the receipts' unique index."""
+    wanted = sorted({tuple(receipt[:4]) for receipt in receipts})
+    legacy: set[tuple] = set()
+    retired: set[tuple] = set()
     for start in range(0, len(wanted), LEGACY_KEYS_PER_QUERY):
         keys = Q()
-        for device_pk, boot_id, device_seq in wanted[start : start + LEGACY_KEYS_PER_QUERY]:
+        for device_pk, boot_id, device_seq, digest in wanted[start : start + LEGACY_KEYS_PER_QUERY]:
             keys |= Q(device_id=device_pk, boot_id=boot_id, device_seq=device_seq, digest=LEGACY_DIGEST)
-        found.update(MessageReceipt.objects.filter(keys).values_list("device_id", "boot_id", "device_seq"))
-    return found
+            keys |= Q(device_id=device_pk, boot_id=boot_id, device_seq=_retired(device_seq), digest=digest)
+        stored = MessageReceipt.objects.filter(keys).values_list("device_id", "boot_id", "device_seq", "digest")
+        for device_pk, boot_id, device_seq, digest in stored:
+            if device_seq < 0:
+                retired.add((device_pk, boot_id, _retired(device_seq), digest))
+            else:
+                legacy.add((device_pk, boot_id, device_seq))
+    return {key for key in wanted if key[:3] in legacy or key in retired}
 
 
-LEGACY_KEYS_PER_QUERY = 200  # 800 parameters
+def _retired(device_seq: int) -> int:
+    """A retired receipt's `seq` for a live one's, and back (a pump's `seq` is never negative: -1 - seq)."""
+    return -1 - device_seq
+
+
+def message_receipts_retire(*, device_pk: int, boot_id: str, before: datetime) -> int:
+    """A reboot under a reused bootId was told (`restarts.py`: its status's uptime went back): the receipts of that
+    bootId received before it are the run before's, never this run's messages, which may repeat them byte for byte
+    under the same `seq` (review 23, finding 4: the new run's occlusion was dropped as a copy). They are retired
+    (`seq` stored as -1 - seq), not deleted: a possible copy (`replay`: retained, or redelivered with DUP) of one of
+    them is still a copy (`_earlier_copies`). Those retired at the reboot before are deleted first. Returns how many."""
+    receipts = MessageReceipt.objects.filter(device_id=device_pk, boot_id=boot_id)
+    receipts.filter(device_seq__lt=0).delete()
+    return receipts.filter(device_seq__gte=0, received_at__lt=before).update(device_seq=-1 - F("device_seq"))
+
+
+LEGACY_KEYS_PER_QUERY = 200  # 1,600 parameters
 
 
 def message_receipt_release(*, receipt: ReceiptKey) -> None:

@@ -18,6 +18,7 @@ from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.pump_state import pump_state_set
+from devices.services.records import message_receipts_retire
 from devices.services.restart_commands import commands_lost_in_restart
 from devices.services.sessions import session_transition
 from devices.services.tolerances import VOLUME_TOLERANCE_ML
@@ -78,6 +79,8 @@ def pump_restart_check(*, device: Device, kind: str, report: DevicePayload, reta
         device.save(update_fields=["boot_id", "last_uptime_ms", "last_uptime_at"])
     if not why:
         return False
+    if device.boot_id and device.boot_id == boot_before[0]:  # rebooted under the same bootId: the run before's
+        message_receipts_retire(device_pk=device.pk, boot_id=device.boot_id, before=now)  # receipts are not this one's
     pump_restarted(device=device, why=why, now=now)
     pump_state_set(device=device, state=PumpState.IDLE)
     return True
