@@ -143,7 +143,8 @@ def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetim
     Progress naming another infusion than the one on the pump moves nothing (it is not shown either).
     """
     named = report.infusionId
-    pending_named_evidence_apply(device=device, infusion_id=named, why="progress paused", now=now)
+    if not pending_named_evidence_apply(device=device, infusion_id=named, why="progress paused", now=now):
+        ended_paused_apply(device=device, infusion_id=named, why="progress paused", now=now)  # as a paused status
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
     if session is None or (named and named != session.infusion_id):
         return False

@@ -69,3 +69,26 @@ def test_an_infusion_running_before_a_reboot_and_held_paused_after_it_stays_alar
         f"an infusion that ran before the reboot and came back paused delivers nothing, and nobody paused it: the "
         f"interruption must stay alarmed, and nothing else (active alarms {sorted(active)})"
     )
+
+
+def test_paused_progress_naming_the_order_after_a_reboot_is_the_order_paused(django_capture_on_commit_callbacks):
+    """The same through the pump's progress: paused progress naming the interrupted order after the reboot shows that
+    order paused (its figures its own), never "paused WITHOUT an order" with `infusing_without_order`."""
+    make_device("REBOOT_PROGRESS_PAUSED", ward=make_ward("rpp"), has_presence=True)
+    session = confirmed_order("REBOOT_PROGRESS_PAUSED", drug="Heparin")
+    named = {"infusionId": session.infusion_id}
+    ingest([report("REBOOT_PROGRESS_PAUSED", "status", {"status": "paused", **named, "bootId": "A", "seq": 1,
+                                                        "uptime": 600_000}, 0)],
+           django_capture_on_commit_callbacks)  # fmt: skip
+    online = {"status": "online", "bootId": "B", "seq": 1, "uptime": 2_000}
+    paused = {"status": "paused", **named, "bootId": "B", "seq": 2, "deliveredVolumeMl": 12.5, "flowRate": 0}
+    ingest([report("REBOOT_PROGRESS_PAUSED", "status", online, 1)], django_capture_on_commit_callbacks)
+    ingest([report("REBOOT_PROGRESS_PAUSED", "progress", paused, 2)], django_capture_on_commit_callbacks)
+    session = InfusionSession.objects.get(pk=session.pk)
+    active = set(Alarm.objects.filter(device__device_id="REBOOT_PROGRESS_PAUSED", state=AlarmState.ACTIVE)
+                 .values_list("type", flat=True))  # fmt: skip
+    _, card = pump_summaries(["REBOOT_PROGRESS_PAUSED"])["REBOOT_PROGRESS_PAUSED"]
+    assert session.status == "paused", f"the order the pump reports paused is shown {session.status}"
+    assert "infusing_without_order" not in active and not card.unordered, (
+        f"the ordered Heparin is called an infusion without an order: alarms {sorted(active)}, card {card.unordered}"
+    )
