@@ -76,8 +76,17 @@ def _key_uncut(reported: str) -> str:
 
 
 def device_alarm_key(reported: str) -> str:
-    """A pump's alarm key: its type key, or `device_<key>` when that is a server alarm type's (never one row)."""
-    return _device_key(alarm_type_key(reported))
+    """A pump's alarm key: its type key, or `device_<key>` when that is a server alarm type's (never one row); at most
+    64 in all, as stored (`Alarm.type`).
+
+    A clearing's type key may be longer (its base's cut to 64, then `_cleared`: it pairs however long), but a type
+    raised as an alarm ("..., not cleared": it cleared nothing) is stored: its base is cut to leave room for `_cleared`
+    (review 23: a 72-character key failed the insert on PostgreSQL and the alarm was shown only as unreadable_alarm).
+    """
+    key = alarm_type_key(reported)
+    if len(key) > TYPE_KEY_MAX:
+        key = f"{key.removesuffix(CLEARED_SUFFIX)[: TYPE_KEY_MAX - len(CLEARED_SUFFIX)]}{CLEARED_SUFFIX}"
+    return _device_key(key)
 
 
 def _device_key(key: str) -> str:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, OperationalError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
@@ -189,6 +189,9 @@ def message_ingest(
         raise
     except IntegrityError as exc:
         reason, detail = "integrity", str(exc)
+    except DataError as exc:  # a value the database refuses (too long for its column): the message's, not the batch's
+        logger.exception("message refused by the database", extra={"topic": message.topic, "device_id": device_id})
+        reason, detail = "data_error", str(exc)
     except DatabaseError:
         raise
     except Exception as exc:  # the one guarded catch-all per message: log, count, dead-letter, go on
