@@ -4,7 +4,7 @@ Every server alarm type's clearing rule is written in `docs/clinical-rules.md` (
 """
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -17,6 +17,7 @@ from devices.exceptions import PumpStreamError
 from devices.housekeeping_selectors import alarms_acknowledged_active, alarms_reminder_due
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import (
+    alarm_active,
     alarm_clear,
     alarm_lock,
     alarm_raise,
@@ -49,6 +50,7 @@ UNREADABLE_REPORT = "unreadable_report"  # a completion, action, start answer or
 REPORTED_ACTION = {"MANUAL_STOP": "a Stop at its own screen", "MANUAL_PAUSE": "a Pause at its own screen",
                    "MANUAL_RESUME": "a Resume at its own screen"}  # fmt: skip
 UNREAD_ACTION = "an action at its own screen"
+UNREAD_STATE, UNREAD_ANSWER = "its state", "its answer to a start"
 REPORTED_ANSWER = {True: "that it accepted a start", False: "that it rejected a start"}
 REPORTED_STATUS = {"stopped": "that it stopped", "completed": "that the infusion completed", "paused": "that it paused",
                    "running": "that it is running", "started": "that it started", "idle": "that it is idle",
@@ -70,19 +72,40 @@ def alarm_unreadable_raise(
 ) -> Alarm | None:
     """A high `unreadable_alarm` for a registered pump whose `error` message could not be read (v1.1).
 
-    None when no pump is registered with this id. The message itself is dead-lettered by the caller.
+    A repeat while active counts; one whose bytes differ (its excerpt) may be another alarm, an occlusion after a low
+    battery: news (`_unreadable_raise`, review 23). None when no pump is registered with this id. The message itself is
+    dead-lettered by the caller.
     """
     now = now or timezone.now()
     with transaction.atomic():
         if not Device.objects.filter(device_id=device_id).exists():
             return None
         device = device_lock(device_id=device_id)
-        return alarm_raise(
-            device=device, type=UNREADABLE_ALARM, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-            session=device.active_session, now=now, details={"reason": reason, "detail": text_storable(detail[:300]),
-                                                              "excerpt": text_storable(excerpt[:300])},
+        details = {"reason": reason, "detail": text_storable(detail[:300]), "excerpt": text_storable(excerpt[:300])}
+        return _unreadable_raise(
+            device, type=UNREADABLE_ALARM, session=device.active_session, details=details, now=now,
             message=f"The pump sent an alarm that could not be read ({reason}): check the pump's screen",
+            news=partial(_excerpt_differs, details=details),
         )  # fmt: skip
+
+
+def _unreadable_raise(
+    device: Device, *, type: str, session: InfusionSession | None, message: str, details: dict, now: datetime,
+    news: Callable[[Alarm], bool],
+) -> Alarm:  # fmt: skip
+    """Raise a high `unreadable_alarm`/`unreadable_report`, or count it on the active one of its key; a repeat that
+    `news` tells from the active one (it may say something else) re-alerts it once acknowledged, and breaks the ward's
+    silence while it still sounds (review 23: an occlusion refused as a low battery before had only counted on the
+    acknowledged alarm: no sound, no escalation). A repeat of the same bytes is no news. Bounded by the alarm budget."""
+    active = alarm_active(device=device, key=type, session=session)
+    differs = active is not None and news(active)
+    acknowledged = active is not None and active.acknowledged_at is not None
+    alarm = alarm_raise(device=device, type=type, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
+                        session=session, now=now, details=details, message=message,
+                        realert=differs and acknowledged)  # fmt: skip
+    if differs and not acknowledged:
+        ward_silence_break(device=device, alarm=alarm, now=now)
+    return alarm
 
 
 def degraded_unreadable_raise(
@@ -121,8 +144,9 @@ def report_unreadable_raise(
     at the pump or another status, the session on the pump (running or paused), else none; a status with no such
     session raises nothing (a pump's frequent heartbeat, with no infusion the screen could show wrongly). Its text
     says what the pump reported as far as it can be told (`said`: the decoded payload, if any, read only for the
-    wording). A repeat while active only counts. None when no pump is registered with this id, or for a status with
-    no such session. The message itself is dead-lettered by the caller.
+    wording). A repeat while active counts; one that says something else (a Stop after a Pause), or whose bytes differ
+    when what it says cannot be told, is news (`_unreadable_raise`, review 23). None when no pump is registered with
+    this id, or for a status with no such session. The message itself is dead-lettered by the caller.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -134,13 +158,20 @@ def report_unreadable_raise(
         session = InfusionSession.objects.filter(device=device, status__in=statuses).first()
         if session is None and kind == topics.STATUS:
             return None  # no infusion for the screen to show wrongly: the dead letter is enough (a pump's heartbeat)
-        return alarm_raise(
-            device=device, type=UNREADABLE_REPORT, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-            session=session, now=now, details={"topic": kind, "reason": reason, "detail": text_storable(detail[:300]),
-                                               "excerpt": text_storable(excerpt[:300])},
-            message=f"The pump reported {_reported(kind, said)} in a message that could not be read ({reason}): "
-                    "the screen may not show what the pump does; check the pump",
+        reported = _reported(kind, said)
+        details = {"topic": kind, "reason": reason, "detail": text_storable(detail[:300]),
+                   "excerpt": text_storable(excerpt[:300])}  # fmt: skip
+        message = (f"The pump reported {reported} in a message that could not be read ({reason}): the screen may not "
+                   "show what the pump does; check the pump")  # fmt: skip
+        untold = reported in (UNREAD_ACTION, UNREAD_STATE, UNREAD_ANSWER)
+        return _unreadable_raise(
+            device, type=UNREADABLE_REPORT, session=session, details=details, message=message, now=now,
+            news=lambda active: active.message != message or (untold and _excerpt_differs(active, details)),
         )  # fmt: skip
+
+
+def _excerpt_differs(active: Alarm, details: dict) -> bool:
+    return active.details.get("excerpt") != details["excerpt"]
 
 
 def _reported(kind: str, said: dict) -> str:
@@ -149,12 +180,12 @@ def _reported(kind: str, said: dict) -> str:
         return "the end of an infusion"
     if kind == topics.STATUS:
         status = said.get("status")
-        return REPORTED_STATUS.get(status, "its state") if isinstance(status, str) else "its state"
+        return REPORTED_STATUS.get(status, UNREAD_STATE) if isinstance(status, str) else UNREAD_STATE
     if kind == topics.ACTIONS:
         action = said.get("action")
         return REPORTED_ACTION.get(action, UNREAD_ACTION) if isinstance(action, str) else UNREAD_ACTION
     confirmed = said.get("confirmed")
-    return REPORTED_ANSWER[confirmed] if isinstance(confirmed, bool) else "its answer to a start"
+    return REPORTED_ANSWER[confirmed] if isinstance(confirmed, bool) else UNREAD_ANSWER
 
 
 def alarms_session_clear(*, device: Device, session: InfusionSession, now: datetime | None = None) -> list[Alarm]:

@@ -46,6 +46,7 @@ from devices.services.protection import ALARM_FLOOD
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority
 from protocol import topics
 from protocol.safejson import JsonRefused, json_decode
+from protocol.salvage import payload_salvage
 from protocol.schemas import MAX_TYPE_TEXT, PayloadError, payload_decode, payload_parse
 from realtime import metrics
 from realtime.bridge.flood import EXEMPT_EVERY_S, HELD, TimeAway, TokenBucket, routine_progress_sender
@@ -260,10 +261,13 @@ class ShedSummary:
         self.decoded[device_id] += 1
         try:
             document = payload_decode(payload, max_bytes=settings.PUMPSTREAM["MAX_PAYLOAD_BYTES"])
-            report = payload_parse(topics.ERROR, document)
         except PayloadError:
             return UNREADABLE_ALARM, None
-        return report.type, report.severity
+        try:
+            report = payload_parse(topics.ERROR, document)
+        except PayloadError:
+            report = payload_salvage(topics.ERROR, document)  # refused for its envelope alone: raised as itself
+        return (UNREADABLE_ALARM, None) if report is None else (report.type, report.severity)
 
     def items(self) -> list[tuple[str, Counter[str], dict[str, str], bool]]:
         """Per pump: the counts, the types named and whether more types were shed than named."""

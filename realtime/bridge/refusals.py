@@ -19,7 +19,6 @@ from devices.services.alarm_rules import alarm_unreadable_raise, degraded_unread
 from devices.services.pumps import DEGRADED_STATUSES
 from devices.services.records import retained_digest_store
 from protocol import topics
-from protocol.salvage import ESSENTIAL
 from protocol.schemas import PRESENCE_STATUSES
 from realtime import metrics
 
@@ -30,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 # Statuses that say nothing of the infusion: one refused unreadably is no `unreadable_report` (review 19's leftovers)
 NOT_ABOUT_THE_INFUSION = (*PRESENCE_STATUSES, "testing", *DEGRADED_STATUSES)
+# The reports of what the pump did with its infusion: one that could not be read raises `unreadable_report`
+INFUSION_REPORTS = (topics.COMPLETION, topics.ACTIONS, topics.INFUSION, topics.STATUS)
 RAW_STATUS = re.compile(rb'"status"\s*:\s*"\s*([A-Za-z_]{1,32})\s*"')  # a refused status's word, undecoded
 
 
@@ -141,7 +142,7 @@ def infusion_report_refused_alarm(
         if words and words <= set(NOT_ABOUT_THE_INFUSION):
             return  # presence, a test, or `degraded` (its own alarm): nothing of the infusion to miss
         said = {"status": next(iter(words))} if len(words) == 1 else {}
-    if parsed.kind not in ESSENTIAL or not device_exists(parsed.device_id):
+    if parsed.kind not in INFUSION_REPORTS or not device_exists(parsed.device_id):
         return
     with transaction.atomic():
         if retained_replay(message):

@@ -1,8 +1,9 @@
 """No alarm is lost for its form (contract v1.1 "On error"): every odd `devices/{id}/error` payload reaches the nurse.
 
 Real Mosquitto, real bridge, real Daphne, a real Socket.IO client as the nurse's screen. Readable forms raise
-the alarm as sent (type shown as sent, key derived); unreadable ones raise a high `unreadable_alarm` for the
-pump and are dead-lettered too.
+the alarm as sent (type shown as sent, key derived); one refused only for its envelope (`seq`, `bootId`,
+`timestamp`) is raised as sent and dead-lettered too (review 23); unreadable ones raise a high `unreadable_alarm` for
+the pump and are dead-lettered too.
 """
 
 import json
@@ -39,7 +40,6 @@ UNREADABLE = [
     pytest.param(b'[{"type": "occlusion", "severity": "high"}]', "not_object", id="json-array"),
     pytest.param(json.dumps({"type": "occlusion", "message": "x" * 20_000}).encode(), "too_large", id="too-large"),
     pytest.param(json.dumps({"type": {"nested": "object"}}).encode(), "schema", id="type-an-object"),
-    pytest.param(json.dumps({"type": "occlusion", "timestamp": {"t": 1}}).encode(), "schema", id="bad-timestamp"),
     pytest.param(json.dumps({"type": "occlusion", "deviceId": "SOMEONE_ELSE"}).encode(), "device_mismatch",
                  id="other-device-id"),
 ]  # fmt: skip
@@ -75,6 +75,17 @@ def test_an_unreadable_alarm_still_alarms_high_and_is_dead_lettered(bedside, raw
     letter = wait_until(lambda: DeadLetter.objects.filter(source=bedside.device_id).first(),
                         message="the unreadable alarm was not dead-lettered")  # fmt: skip
     assert letter.reason == reason and letter.topic == f"devices/{bedside.device_id}/error"
+
+
+def test_an_alarm_refused_for_its_timestamp_is_raised_as_sent_and_dead_lettered(bedside):
+    """Review 23: raised as `unreadable_alarm`, every later alarm of a firmware sending its timestamp so only counted
+    on the first one once acknowledged. Read without the timestamp, it is the occlusion it names."""
+    bedside.pump.publish("error", {"type": "occlusion", "severity": "high", "timestamp": {"t": 1}})
+    alarm = bedside.alarm_event(lambda alarm: alarm["state"] == "active")
+    assert (alarm["type"], alarm["priority"], alarm["source"]) == ("occlusion", "high", "device"), alarm
+    letter = wait_until(lambda: DeadLetter.objects.filter(source=bedside.device_id).first(),
+                        message="the alarm read without its timestamp was not dead-lettered")  # fmt: skip
+    assert letter.reason == "schema" and letter.detail.startswith("applied without timestamp"), letter.detail
 
 
 def test_a_code_sent_as_number_then_as_string_is_one_alarm_counted_twice(bedside):
