@@ -145,8 +145,9 @@ def report_unreadable_raise(
     session raises nothing (a pump's frequent heartbeat, with no infusion the screen could show wrongly). Its text
     says what the pump reported as far as it can be told (`said`: the decoded payload, if any, read only for the
     wording). A repeat while active counts; one that says something else (a Stop after a Pause), or whose bytes differ
-    when what it says cannot be told, is news (`_unreadable_raise`, review 23). None when no pump is registered with
-    this id, or for a status with no such session. The message itself is dead-lettered by the caller.
+    when the action or answer it reports cannot be told (not a status: a heartbeat's bytes differ each time), is news
+    (`_unreadable_raise`, review 23). None when no pump is registered with this id, or for a status with no such
+    session. The message itself is dead-lettered by the caller.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -163,7 +164,9 @@ def report_unreadable_raise(
                    "excerpt": text_storable(excerpt[:300])}  # fmt: skip
         message = (f"The pump reported {reported} in a message that could not be read ({reason}): the screen may not "
                    "show what the pump does; check the pump")  # fmt: skip
-        untold = reported in (UNREAD_ACTION, UNREAD_STATE, UNREAD_ANSWER)
+        # Bytes that differ are news only for a report of an event whose word could not be read: a status is the pump's
+        # heartbeat, its bytes (uptime, seq) differ at each one, and it says what it says
+        untold = reported in (UNREAD_ACTION, UNREAD_ANSWER)
         return _unreadable_raise(
             device, type=UNREADABLE_REPORT, session=session, details=details, message=message, now=now,
             news=lambda active: active.message != message or (untold and _excerpt_differs(active, details)),

@@ -136,3 +136,22 @@ def test_a_shed_alarm_refused_for_an_odd_field_is_named_as_it_would_be_raised():
     for body in (b'{"seq": -1, "type": 5, "severity": "low"}', b'{"seq": -1, "type": {"a": 1}, "severity": "low"}'):
         summary.add_message(InboundMessage(topic="devices/R23_SHED/error", payload=body))
     assert summary.types["R23_SHED"] == {"5": "low", "unreadable_alarm": "high"}, summary.types
+
+
+def test_an_unreadable_status_heartbeat_repeated_does_not_re_alert(django_capture_on_commit_callbacks):
+    """A status is the pump's heartbeat, its bytes differ at each one (uptime): the same unreadable word again is no
+    news, or an acknowledged `unreadable_report` would sound at every heartbeat; another word it can tell is."""
+    from tests.support.ingest import confirmed_order
+
+    capture = django_capture_on_commit_callbacks
+    make_device("R23_BEAT")
+    nurse = make_user("r23-nurse")
+    session = confirmed_order("R23_BEAT")
+    send(capture, "R23_BEAT", "status", {"status": "RUNNING_X", "infusionId": session.infusion_id, "uptime": 1000})
+    report_alarm = Alarm.objects.get(device__device_id="R23_BEAT", type="unreadable_report", state=AlarmState.ACTIVE)
+    alarm_acknowledge(alarm_id=report_alarm.pk, user=nurse, alerts=report_alarm.alerts)
+    send(capture, "R23_BEAT", "status", {"status": "RUNNING_X", "infusionId": session.infusion_id, "uptime": 6000}, 5)
+    report_alarm.refresh_from_db()
+    assert report_alarm.acknowledged_at is not None and report_alarm.count == 2, (
+        f"an unreadable heartbeat repeated re-alerted the acknowledged unreadable_report (alerts {report_alarm.alerts})"
+    )
