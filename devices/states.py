@@ -121,7 +121,9 @@ COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
     CommandState.DELIVERED: frozenset(
         {CommandState.DONE, CommandState.FAILED, CommandState.EXPIRED, CommandState.SUPERSEDED}
     ),
-    CommandState.FAILED: frozenset(),
+    # `done`: a PAUSE, RESUME or STOP failed although handed to the broker (a late PUBACK), that the pump reports
+    # carrying out within its deadline (`commands.failed_within_deadline`, `status.session_move_reported`)
+    CommandState.FAILED: frozenset({CommandState.DONE}),
     CommandState.EXPIRED: frozenset(),
     CommandState.DONE: frozenset(),
     CommandState.SUPERSEDED: frozenset(),

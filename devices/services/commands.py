@@ -42,12 +42,22 @@ STATE_TIMESTAMP = {
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
 PUBLISHED_STATES = (CommandState.SENT, CommandState.DELIVERED)  # under way, and the pump can have acted on it
+# A pump acts on a command up to its `expiresAt`; its report of doing so may arrive this much later
+LATE_REPORT_ALLOWANCE = timedelta(seconds=5)
 
 
 def went_out(*, states: tuple = PUBLISHED_STATES) -> Q:
     """Commands in `states`, or still `queued` but handed to the broker (`published_at`, its PUBACK not recorded
     yet): the pump can have received them and acted on them."""
     return Q(state__in=states) | Q(state=CommandState.QUEUED, published_at__isnull=False)
+
+
+def failed_within_deadline(*, now: datetime) -> Q:
+    """Commands ended `failed` though handed to the broker (`published_at`: their PUBACK came late, or the pump had not
+    acted yet) whose deadline has not passed (with `LATE_REPORT_ALLOWANCE` for the report): the broker may still deliver
+    them at QoS 1 (the outbox cannot withdraw a PUBLISH already written), and a pump reporting what one asks may have
+    carried it out (review 22)."""
+    return Q(state=CommandState.FAILED, published_at__isnull=False, expires_at__gte=now - LATE_REPORT_ALLOWANCE)
 
 
 def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:

@@ -9,7 +9,13 @@ from datetime import datetime
 
 from devices.models import Command, Device, InfusionSession
 from devices.services.changes import session_changed
-from devices.services.commands import command_transition, commands_settle, is_published, went_out
+from devices.services.commands import (
+    command_transition,
+    commands_settle,
+    failed_within_deadline,
+    is_published,
+    went_out,
+)
 from devices.services.evidence import (
     ended_infusion_status_apply,
     ended_paused_apply,
@@ -66,7 +72,7 @@ def session_move_reported(
     The commands of kind `answers` the pump was sent end `done` first (so they are not superseded); those never
     published are not needed (`commands_answered_settle`), and never named as the cause.
     """
-    command = _command_answered(device, session, answers)
+    command = _command_answered(device, session, answers, now)
     if answers is not None:
         commands_answered_settle(device, session, answers, VERB.get(to, to), now)
     if session is None or session.status == to or not is_legal(SESSION_TRANSITIONS, session.status, to):
@@ -74,6 +80,8 @@ def session_move_reported(
     if command is not None:
         who = command.created_by.get_username() if command.created_by_id else "the server"
         reason, user = f"{VERB.get(to, to)} remotely by {who}", command.created_by
+        if command.state == CommandState.FAILED:
+            reason += f" ({_failed_carried_out(device, command, now)})"
     else:
         reason, user = at_pump or f"{VERB.get(to, to)} at the pump", None
     session_transition(device=device, session=session, to=to, reason=reason, user=user, now=now)
@@ -101,14 +109,30 @@ def commands_answered_settle(
                                error=f"not needed: the pump reported {reported} before it was sent")  # fmt: skip
 
 
-def _command_answered(device: Device, session: InfusionSession | None, kind: CommandKind | None) -> Command | None:
-    """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing."""
+def _command_answered(
+    device: Device, session: InfusionSession | None, kind: CommandKind | None, now: datetime
+) -> Command | None:
+    """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing. With none
+    under way, one failed though handed to the broker, still within its deadline (`failed_within_deadline`): the
+    broker delivered it late and the pump carried it out."""
     if kind is None:
         return None
-    pending = Command.objects.filter(went_out(), device=device, kind=kind)
-    if session is not None:
-        pending = pending.filter(session=session)
-    return pending.select_related("created_by").order_by("created_at").first()
+    for published in (went_out(), failed_within_deadline(now=now)):
+        pending = Command.objects.filter(published, device=device, kind=kind)
+        if session is not None:
+            pending = pending.filter(session=session)
+        command = pending.select_related("created_by", "session").order_by("created_at", "pk").first()
+        if command is not None:
+            return command
+    return None
+
+
+def _failed_carried_out(device: Device, command: Command, now: datetime) -> str:
+    """A command failed (its PUBACK came late, or the pump was slow) that the pump carried out within its deadline is
+    `done` after all, saying so; returns what the session's move adds to "paused remotely by <user>"."""
+    command_transition(device=device, command=command, to=CommandState.DONE, now=now,
+                       error=f"carried out after it was reported failed: {command.error}")  # fmt: skip
+    return "its command had been reported failed; the pump acted on it within its deadline"
 
 
 def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datetime], bool]:
@@ -226,7 +250,7 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     named = report_infusion_id(report)
     if names_another(device=device, infusion_id=named, current=session):
         return _other_infusion_status(device, report, named, session, PumpState.IDLE, now)
-    if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION) is not None:
+    if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION, now) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
         commands_answered_settle(device, None, CommandKind.STOP_INFUSION, report.status, now)

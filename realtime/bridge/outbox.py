@@ -1,6 +1,8 @@
 """The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, fail unacknowledged publishes.
 
-A PAUSE, RESUME or STOP not acknowledged within COMMAND_ACK_TIMEOUT_S fails (a person must act at the pump at once).
+A PAUSE, RESUME or STOP not acknowledged within COMMAND_ACK_TIMEOUT_S fails (a person must act at the pump at once);
+withdrawing it from paho cannot take back a PUBLISH the broker already holds, so it may still reach the pump, and one
+the pump then reports carrying out within its deadline ends `done` after all (`devices/services/status.py`).
 A START waits for its PUBACK until its own deadline: the broker may still deliver it (QoS 1), and its order, still
 pending, is what ends it (done when the pump confirms, superseded when the order times out or is cancelled).
 Commands past their deadline are ended by housekeeping (`commands_end_overdue`), after this outbox's tick of the
@@ -40,6 +42,8 @@ logger = logging.getLogger(__name__)
 PUBLISH_PER_TICK = 100
 PUBACK_USUALLY = timedelta(seconds=1)  # a START in flight longer than this is checked against its order each tick
 DISCONNECTED = -1
+# A failed publish may still reach the pump: the broker can hold it already, and delivers it at QoS 1
+NOT_ACKNOWLEDGED = "the broker did not acknowledge the command in time: the pump may still receive it"
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,7 @@ class CommandOutbox:
                 self.rows.forget("outbox_acks", flight.command_pk)
                 self.rows.forget("outbox_records", flight.command_pk)
                 fail = partial(self._move, flight.device_id, flight.command_pk, CommandState.FAILED, now,
-                               error="the broker did not acknowledge the command in time")  # fmt: skip
+                               error=NOT_ACKNOWLEDGED)  # fmt: skip
                 if self.rows.run("outbox", flight.command_pk, _counted(fail), now):
                     metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
