@@ -1,4 +1,6 @@
-import { ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
+import {
+  ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES,
+} from "./protocol.js";
 // Units, times and staleness as the pages show them. The wire speaks mL/min; pages show mL/h.
 // Times are shown in the server's configured time zone; device uptime is never shown as a clock time.
 
@@ -220,9 +222,29 @@ export const COMMAND_STATE_LABEL = {
   expired: "EXPIRED: never reached the pump",
   superseded: "not needed",
 };
+// The bridge ends a command within half a second of its deadline; later than this, nothing is ending it.
+const OVERDUE_AFTER_MS = 2000;
+export const COMMAND_OVERDUE_LABEL = {
+  unsent: "NOT SENT by its deadline: it can no longer reach the pump; act at the pump",
+  unanswered: "NO OUTCOME by its deadline: act at the pump",
+};
+
+/** Whether a command still under way is past its `expiresAt` (on the server's clock): the bridge, which ends every
+ * command at its deadline, is away (crashed, restarting), and the command can no longer be sent (review 22). */
+export function commandOverdue({ state, expiresAt }) {
+  if (!UNSETTLED_COMMAND_STATES.has(state) || !expiresAt) return false;
+  const deadline = Date.parse(expiresAt);
+  return Number.isFinite(deadline) && serverNowMs() > deadline + OVERDUE_AFTER_MS;
+}
+
 /** A command's state as a person reads it: a `queued` command the bridge handed to the broker (`publishedAt`, its
- * PUBACK not yet recorded) is sent, not "waiting to be sent": the pump may already have acted on it. */
-export function commandStateText({ state, publishedAt }) {
+ * PUBACK not yet recorded) is sent, not "waiting to be sent": the pump may already have acted on it. One still under
+ * way past its deadline is never "waiting": it says it can no longer be sent (or has no outcome), act at the pump. */
+export function commandStateText(command) {
+  const { state, publishedAt } = command;
+  if (commandOverdue(command)) {
+    return COMMAND_OVERDUE_LABEL[state === "queued" && !publishedAt ? "unsent" : "unanswered"];
+  }
   const shown = state === "queued" && publishedAt ? "published" : state;
   return COMMAND_STATE_LABEL[shown] ?? state;
 }

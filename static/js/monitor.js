@@ -69,7 +69,10 @@ export class Monitor {
       onStopped: (message) => this.stopped(message),
     });
     live.onStateChange(() => this.renderFreshness());
-    setInterval(() => this.renderFreshness(), 1000);
+    setInterval(() => {
+      this.renderFreshness();
+      this.controls.checkDeadlines();
+    }, 1000);
   }
 
   /** Call `listener(name, payload)` after each event is applied (the start wizard watches its infusion). */

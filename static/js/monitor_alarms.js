@@ -33,7 +33,8 @@ export class AlarmList {
     // a refusal about an alarm is over once the alarm is (cleared, resolved) or someone acknowledged it
     this.monitor.alarmNotice.clearIf(({ alarmId }) => !alarms.get(alarmId) || Boolean(alarms.get(alarmId).acknowledged));
     // A pump no longer received: its alarms stay listed (greyed, as last known) but no longer sound here.
-    this.monitor.audio.update(this.monitor.stoppedBecause ? [] : shown);
+    // A Stop or Pause past its deadline with nothing to end it sounds the medium pattern (monitor_controls.js).
+    this.monitor.audio.update(this.monitor.stoppedBecause ? [] : [...shown, ...this.monitor.controls.overdueSounds()]);
   }
 
   /** An act is seen once its alarm is acknowledged, gone, or alerted again (then the new alert is shown). */

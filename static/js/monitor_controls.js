@@ -2,7 +2,7 @@
 // the recent commands as they move. Reads the Monitor's state (monitor.js); holds none of its own.
 
 import { ACTIVE_SESSION_STATUSES as ACTIVE, EVENTS } from "./protocol.js";
-import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandStateText } from "./format.js";
+import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandOverdue, commandStateText } from "./format.js";
 import { postJson } from "./http.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
 
@@ -10,12 +10,34 @@ const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "s
 // A command that was under way when the page lost the pump's stream and had ended by its next snapshot.
 const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
 const ONLY_WHEN_ALLOWED = new Set(["end-record", "cancel"]); // hidden, not merely disabled, otherwise
+const MUST_BE_CARRIED_OUT = new Set(["STOP_INFUSION", "PAUSE_INFUSION"]); // not done: a person acts at the pump
 const $ = (root, selector) => root.querySelector(selector);
 
 export class MonitorControls {
   constructor(monitor) {
     this.monitor = monitor;
     this.sent = null; // {command, infusionId, status}: Cancel start… or End record… sent, its live event not yet seen
+    this.overdueShown = ""; // the ids of the commands shown past their deadline
+  }
+
+  /** The commands shown still under way past their deadline: nothing ends them while the bridge is away. */
+  overdueCommands() {
+    return [...this.monitor.commands.values()].filter((command) => !command.unseenEnd && commandOverdue(command));
+  }
+
+  /** What sounds for them: the medium pattern while a Stop or Pause is past its deadline unended (the server's
+   * `command_not_carried_out` comes only once the bridge is back to end it). */
+  overdueSounds() {
+    const urgent = this.overdueCommands().some((command) => MUST_BE_CARRIED_OUT.has(command.command));
+    return urgent ? [{ id: "command-overdue", priority: "medium", state: "active", acknowledged: false }] : [];
+  }
+
+  /** Each second: a command whose deadline passes meanwhile is re-read as past it, and sounds. */
+  checkDeadlines() {
+    const overdue = this.overdueCommands().map((command) => command.commandId).join(" ");
+    if (overdue === this.overdueShown) return;
+    this.renderCommands();
+    this.monitor.alarmList.render();
   }
 
   render() {
@@ -39,6 +61,7 @@ export class MonitorControls {
   }
 
   renderCommands() {
+    this.overdueShown = this.overdueCommands().map((command) => command.commandId).join(" ");
     const list = $(this.monitor.root, "#command-list");
     const commands = [...this.monitor.commands.values()]
       .sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)))
@@ -47,6 +70,7 @@ export class MonitorControls {
       ...commands.map((command) => {
         const item = document.createElement("li");
         item.dataset.state = command.unseenEnd ? "ended-unseen" : command.state;
+        item.dataset.overdue = String(!command.unseenEnd && commandOverdue(command));
         item.dataset.command = command.command;
         const who = command.by ? ` by ${command.by}` : "";
         const error = command.error ? ` (${command.error})` : "";
