@@ -23,6 +23,7 @@ from devices.states import (
     ACTIVE_SESSION_STATUSES,
     ALARM_PRIORITY_RANK,
     AlarmState,
+    CommandKind,
 )
 from protocol.topics import DEVICE_ID_RE
 
@@ -167,6 +168,16 @@ def session_visible_to(user, infusion_id: str) -> InfusionSession | None:
     if "\x00" in infusion_id:
         return None
     return InfusionSession.objects.filter(infusion_id=infusion_id, device__in=devices_visible_to(user)).first()
+
+
+def session_placed_with_key(user, device: Device, key: str) -> InfusionSession | None:
+    """The order `user` placed on `device` under the start request's idempotency `key`, if any (the wizard asks after
+    its request's reply was lost: review 22, finding 2)."""
+    if not key or "\x00" in key:
+        return None
+    command = (Command.objects.filter(device=device, idempotency_key=key[:64], kind=CommandKind.START_INFUSION,
+                                      created_by=user).select_related("session").first())  # fmt: skip
+    return command.session if command is not None else None
 
 
 def progress_history(session: InfusionSession, *, limit: int = 2000) -> list[ProgressSample]:

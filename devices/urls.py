@@ -11,6 +11,7 @@ urlpatterns = [
     path("devices/<str:device_id>/", pages.device_monitor, name="monitor"),
     path("devices/<str:device_id>/start/", pages.infusion_start_page, name="start"),
     path("api/devices/<str:device_id>/infusions/", api.infusion_start_api, name="api_infusion_start"),
+    path("api/devices/<str:device_id>/starts/<str:key>/", api.infusion_placed_api, name="api_infusion_placed"),
     path("api/devices/<str:device_id>/commands/", api.infusion_command_api, name="api_infusion_command"),
     path("api/devices/<str:device_id>/history/", api.progress_history_api, name="api_history"),
     path("api/devices/<str:device_id>/events/", api.device_events_api, name="api_events"),

@@ -1,11 +1,14 @@
-"""An order: what a clinician ordered (`InfusionOrder`), and the server's rules for it (`order_validate`)."""
+"""An order: what a clinician ordered (`InfusionOrder`), the server's rules for it (`order_validate`), and the order
+a repeated start request means (`order_repeat_find`)."""
 
 from dataclasses import dataclass
+from typing import Any
 
 from devices.exceptions import PumpStreamError
-from devices.models import Device
+from devices.models import Command, Device, InfusionSession
 from devices.services.tolerances import VOLUME_TOLERANCE_ML
-from protocol.limits import order_limits_check
+from devices.states import CommandKind
+from protocol.limits import RATE_DECIMALS, order_limits_check
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,32 @@ def order_validate(order: InfusionOrder, device: Device) -> None:
     )  # fmt: skip
     if breach is not None:
         raise PumpStreamError(breach.message, code="invalid_order", field=breach.field)
+
+
+def order_repeat_find(
+    *, device: Device, order: InfusionOrder, user: Any, idempotency_key: str
+) -> InfusionSession | None:
+    """The order a repeated start request means: the one whose START was queued under the same key (the wizard's reply
+    was lost, and it asks again), whatever became of it since; None for a new key. A key once used for another order
+    or by another person is refused, never answered with that order (review 22, finding 2)."""
+    if not idempotency_key:
+        return None
+    command = Command.objects.filter(device=device, idempotency_key=idempotency_key[:64]).select_related("session")
+    command = command.first()
+    if command is None:
+        return None
+    session = command.session
+    if command.kind != CommandKind.START_INFUSION or session is None or not _same_order(session, order, user):
+        raise PumpStreamError("This Idempotency-Key was already used for another request: send this order with a new "
+                              "key", code="idempotency_conflict")  # fmt: skip
+    return session
+
+
+def _same_order(session: InfusionSession, order: InfusionOrder, user: Any) -> bool:
+    """Whether `session` was created for this order by this person (`sessions._session_create`'s fields)."""
+    bolus = order.bolus_volume_ml if order.bolus_enabled else 0.0
+    asked = (round(order.flow_rate_ml_min, RATE_DECIMALS), order.planned_volume_ml, order.planned_time_min,
+             order.bolus_enabled, bolus, order.drug[:100], (order.patient or {}).get("name", "")[:200])  # fmt: skip
+    placed = (session.flow_rate_ml_min, session.planned_volume_ml, session.planned_time_min, session.bolus_enabled,
+              session.bolus_volume_ml, session.drug, session.patient_name)  # fmt: skip
+    return asked == placed and session.started_by_id == getattr(user, "pk", None)

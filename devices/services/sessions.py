@@ -14,7 +14,7 @@ from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.clearing_stops import clearing_stops_withdraw
 from devices.services.commands import command_queue, commands_supersede
-from devices.services.orders import InfusionOrder, order_validate
+from devices.services.orders import InfusionOrder, order_repeat_find, order_validate
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
@@ -103,13 +103,19 @@ def _sample_state_change(device: Device, session: InfusionSession, now: datetime
     )  # fmt: skip
 
 
-def infusion_start(*, device_id: str, order: InfusionOrder, user: Any = None) -> InfusionSession:
-    """Create a pending session for a validated order and queue its START_INFUSION command."""
+def infusion_start(
+    *, device_id: str, order: InfusionOrder, user: Any = None, idempotency_key: str = ""
+) -> InfusionSession:
+    """Create a pending session for a validated order and queue its START_INFUSION command (under `idempotency_key`:
+    the same request repeated, its reply lost, is answered with the order it placed, never a second order)."""
     now = timezone.now()
     try:
         with transaction.atomic():
             device = device_lock(device_id=device_id)
             order_validate(order, device)
+            placed = order_repeat_find(device=device, order=order, user=user, idempotency_key=idempotency_key)
+            if placed is not None:
+                return placed
             if device.connectivity(now=now) == Connectivity.OFFLINE:
                 raise PumpStreamError("The pump is offline", code="device_offline")
             if InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).exists():
@@ -124,7 +130,7 @@ def infusion_start(*, device_id: str, order: InfusionOrder, user: Any = None) ->
             session_changed(device=device, session=session)
             command_queue(
                 device=device, kind=CommandKind.START_INFUSION, session=session, user=user, now=now,
-                payload={"infusionId": session.infusion_id, **session.order},
+                payload={"infusionId": session.infusion_id, **session.order}, idempotency_key=idempotency_key,
             )  # fmt: skip
     except IntegrityError as exc:  # the database's guard: one active session per pump
         raise PumpStreamError("This pump already has an active infusion", code="session_active") from exc

@@ -23,6 +23,7 @@ from devices.selectors import (
     events_recent,
     progress_history,
     session_current,
+    session_placed_with_key,
     session_visible_to,
 )
 from devices.services.alarm_rules import alarm_resolve
@@ -96,7 +97,8 @@ def not_found(what: str) -> JsonResponse:
 @require_POST
 @api_endpoint(COMMAND_PERMISSION)
 def infusion_start_api(request: HttpRequest, device_id: str) -> JsonResponse:
-    """Validate the wizard's order and queue START_INFUSION; answers the pending session (201)."""
+    """Validate the wizard's order and queue START_INFUSION; answers the pending session (201). A request repeated
+    under the same `idempotencyKey` (its reply lost) is answered with the order it placed, whatever its state now."""
     device = device_visible_to(request.user, device_id)
     if device is None:
         return not_found("pump")
@@ -105,9 +107,22 @@ def infusion_start_api(request: HttpRequest, device_id: str) -> JsonResponse:
         field, message = form.first_error()
         errors = {name: [str(text) for text in texts] for name, texts in form.errors.items()}
         return error_response(message, code="invalid_order", status=400, field=field, errors=errors)
-    session = infusion_start(device_id=device.device_id, order=form.order(), user=request.user)
+    key = str(request_data(request).get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
+    session = infusion_start(device_id=device.device_id, order=form.order(), user=request.user, idempotency_key=key)
     logger.info("infusion start requested", extra={"device_id": device.device_id, "infusion_id": session.infusion_id})
     return JsonResponse(payload_to_wire(payloads.session_body(session)), status=201)
+
+
+@require_GET
+@api_endpoint(COMMAND_PERMISSION)
+def infusion_placed_api(request: HttpRequest, device_id: str, key: str) -> JsonResponse:
+    """The order this user's start request placed under idempotency `key` (404: none): the wizard asks when the
+    request's reply was lost, for the order may have been placed all the same."""
+    device = device_visible_to(request.user, device_id)
+    session = session_placed_with_key(request.user, device, key) if device is not None else None
+    if session is None:
+        return error_response("No order was placed with this request", code="not_found", status=404)
+    return JsonResponse(payload_to_wire(payloads.session_body(session)))
 
 
 @require_POST

@@ -1,6 +1,8 @@
 // The monitor's confirmation before a command. Enter confirms Pause and Resume; it never confirms Stop
 // (only the red button does) and never cancels silently; Escape or Back cancels.
 
+import { idempotencyKey } from "./http.js";
+
 const COMMAND_VERB = {
   pause: "Pause", resume: "Resume", stop: "Stop", "end-record": "End the record of", cancel: "Cancel the start of",
 };
@@ -33,7 +35,7 @@ export class CommandConfirmation {
     const verb = COMMAND_VERB[command];
     this.infusionId = infusionId ?? null;
     dialog.dataset.command = command;
-    dialog.dataset.key = newKey();
+    dialog.dataset.key = idempotencyKey();
     $(dialog, "#confirm-title").textContent = `${verb} the infusion?`;
     $(dialog, "#confirm-text").textContent = this.text(command, verb);
     const ok = $(dialog, "#confirm-ok");
@@ -70,8 +72,4 @@ export class CommandConfirmation {
       this.dialog.close("confirm");
     }
   }
-}
-
-function newKey() {
-  return globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(16).slice(2)}`;
 }

@@ -22,6 +22,11 @@ export async function postJson(url, data = {}) {
   }
 }
 
+/** A new idempotency key: one per intent (a confirmed dialog, an order asked), sent again with every retry of it. */
+export function idempotencyKey() {
+  return globalThis.crypto?.randomUUID?.() ?? `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+}
+
 export async function getJson(url) {
   try {
     const response = await fetch(url, { credentials: "same-origin" });

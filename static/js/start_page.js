@@ -5,7 +5,7 @@
 import { readPageData, setServerNow, setTimeZone } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { Monitor } from "./monitor.js";
-import { ON_PUMP_SESSION_STATUSES } from "./protocol.js";
+import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { showWhenRemoved } from "./pump_removed.js";
 import { WaitingModal } from "./waiting.js";
 import { Wizard } from "./wizard.js";
@@ -50,6 +50,10 @@ if (wizardRoot) {
     waiting.open(session);
   };
   wizard = new Wizard(wizardRoot, { onStarted: openWaiting, limits: page.monitor.orderLimits });
+  // An order appears on the pump while the wizard says its request could not be reached: it may be this one
+  monitor.onEvent((name, payload) => {
+    if (name === EVENTS.deviceSession && payload.session?.status === "pending" && wizard.unsure) wizard.checkPlaced();
+  });
   const session = monitor.session;
   if (session?.status === "pending") openWaiting(session); // reloaded while its order waits
   else if (ON_PUMP_SESSION_STATUSES.has(session?.status)) showMonitor(); // infusing: stop it first, on the monitor

@@ -2,10 +2,12 @@
 // and time give the third; bolus within the total), review with "start" typed to confirm. Enter advances a
 // step but never starts an infusion; an error clears as soon as its field is put right. The rate and bolus limits
 // are the server's own (`orderLimits`, rendered from protocol/limits.py), in its words; the server checks them
-// again and names the wrong field; its answer opens the waiting modal.
+// again and names the wrong field; its answer opens the waiting modal. Each order asked carries one idempotency key:
+// a request whose reply was lost is asked after by that key (the order may have been placed all the same), and sent
+// again it is answered with the order it placed, never a second one (review 22, finding 2).
 
 import { duration, exact, fixed } from "./format.js";
-import { postJson } from "./http.js";
+import { getJson, idempotencyKey, postJson } from "./http.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
 const STEP_OF_FIELD = {
@@ -21,6 +23,8 @@ export class Wizard {
     this.limits = limits; // maxRateMlMin, maxRateText, maxBolusShare, pumpMaxBolusMl, tolerance
     this.maxVolumeMl = Number(root.dataset.maxVolumeMl);
     this.edited = []; // rate/volume/time fields in the order the clinician typed them
+    this.startKey = null; // the idempotency key of the order asked (until a field changes: then it is another order)
+    this.unsure = false; // its request's reply was lost: the order may have been placed all the same
     this.field = (name) => this.form.elements.namedItem(name);
     this.wire();
     this.show(1);
@@ -46,6 +50,7 @@ export class Wizard {
     this.form.addEventListener("keydown", (event) => this.onEnter(event));
     // on input only: a re-check on blur ("change") would move the buttons under the pointer mid-click
     this.form.addEventListener("input", () => this.revalidateShownErrors());
+    this.form.addEventListener("input", () => this.forgetRequest());
   }
 
   /** Enter advances steps 1 and 2; on the review it only says how to start (a click, never a key). */
@@ -93,6 +98,7 @@ export class Wizard {
 
   /** Back to the review (Retry after a rejection or a timeout): the clinician confirms again. */
   retry() {
+    this.forgetRequest();
     this.field("confirm").value = "";
     this.root.querySelector("#start-submit").disabled = true;
     this.root.hidden = false;
@@ -247,10 +253,20 @@ export class Wizard {
     button.disabled = true;
     const error = this.root.querySelector("#wizard-error");
     error.hidden = true;
-    const { ok, body } = await postJson(this.root.dataset.startUrl, this.formData());
+    this.startKey ??= idempotencyKey(); // pressed again for the same order: the same key, never a second order
+    const data = this.formData();
+    data.set("idempotencyKey", this.startKey);
+    const { ok, status, body } = await postJson(this.root.dataset.startUrl, data);
     if (ok) {
-      this.onStarted(body.session);
+      this.started(body.session);
       return;
+    }
+    let message = body.message ?? "The infusion could not be started.";
+    if (status === 0) {
+      this.unsure = true;
+      const asked = await this.checkPlaced();
+      if (asked.placed || this.root.hidden) return; // placed: the waiting window follows it (opened here, or live)
+      message = asked.known ? NOT_PLACED : MAYBE_PLACED;
     }
     button.disabled = false;
     if (body.field && STEP_OF_FIELD[body.field]) {
@@ -258,7 +274,37 @@ export class Wizard {
       this.show(STEP_OF_FIELD[body.field]);
       this.field(body.field)?.focus();
     }
-    error.textContent = body.message ?? "The infusion could not be started.";
+    error.textContent = message;
     error.hidden = false;
   }
+
+  /** The order is placed: the waiting window follows it from here. */
+  started(session) {
+    this.forgetRequest();
+    this.onStarted(session);
+  }
+
+  /** A field changed (another order), or a new start begins: the next request is a new one. */
+  forgetRequest() {
+    this.startKey = null;
+    this.unsure = false;
+  }
+
+  /** After a request whose reply was lost (and when an order appears on the pump meanwhile: start_page.js), ask
+   * whether it placed the order; if it did, the waiting window opens on it. `{placed, known}`: `known` false when
+   * the question could not be asked either. */
+  async checkPlaced() {
+    const key = this.startKey;
+    if (!this.unsure || !key) return { placed: false, known: true };
+    const device = encodeURIComponent(this.root.dataset.deviceId);
+    const { ok, status, body } = await getJson(`/api/devices/${device}/starts/${encodeURIComponent(key)}/`);
+    const placed = ok && body.session && key === this.startKey && !this.root.hidden;
+    if (placed) this.started(body.session);
+    return { placed: Boolean(placed), known: ok || status === 404 };
+  }
 }
+
+const NOT_PLACED = "The server could not be reached, and no order of yours waits on this pump. Check the connection, " +
+  "then press Start infusion again: it never places a second order.";
+const MAYBE_PLACED = "The server could not be reached: the order may have been placed. Check the pump's screen, and " +
+  "press Start infusion again once connected: it shows that order if it was placed, and never places a second one.";

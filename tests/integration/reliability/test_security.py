@@ -34,7 +34,7 @@ def every_route(resolver=None, prefix: str = "") -> list[tuple[str, str]]:
         pattern = prefix + str(entry.pattern)
         if isinstance(entry, URLPattern):
             sample = pattern.replace("<int:alarm_id>", "1").replace("<str:", "<").replace("^", "").replace("$", "")
-            for name in ("device_id", "infusion_id", "path"):
+            for name in ("device_id", "infusion_id", "path", "key"):
                 sample = sample.replace(f"<{name}>", "PUMP_SEC")
             if "<" not in sample and "(?P" not in sample:
                 routes.append((entry.name or pattern, "/" + sample))
