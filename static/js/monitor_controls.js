@@ -2,7 +2,7 @@
 // the recent commands as they move. Reads the Monitor's state (monitor.js); holds none of its own.
 
 import { ACTIVE_SESSION_STATUSES as ACTIVE, EVENTS } from "./protocol.js";
-import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandOverdue, commandStateText } from "./format.js";
+import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandOverdue, commandStateText, serverNowMs } from "./format.js";
 import { postJson } from "./http.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
 
@@ -11,6 +11,9 @@ const CONTROLS_FOR_SESSION = { running: ["pause", "stop"], paused: ["resume", "s
 const UNSEEN_END = "ended while this page was not receiving (outcome in the log below)";
 const ONLY_WHEN_ALLOWED = new Set(["end-record", "cancel"]); // hidden, not merely disabled, otherwise
 const MUST_BE_CARRIED_OUT = new Set(["STOP_INFUSION", "PAUSE_INFUSION"]); // not done: a person acts at the pump
+const COMMAND_KIND = { pause: "PAUSE_INFUSION", resume: "RESUME_INFUSION", stop: "STOP_INFUSION" };
+// How far the page's estimate of the server's clock may run ahead of a command's `createdAt` stamped after the POST
+const CLOCK_SLACK_MS = 5000;
 const $ = (root, selector) => root.querySelector(selector);
 
 export class MonitorControls {
@@ -62,6 +65,10 @@ export class MonitorControls {
 
   renderCommands() {
     this.overdueShown = this.overdueCommands().map((command) => command.commandId).join(" ");
+    // "could not be reached" said of a command the list now shows (its reply was lost, not its request): over
+    this.monitor.controlNotice.clearIf((asked) => [...this.monitor.commands.values()].some((command) =>
+      command.command === asked.command && (command.infusionId ?? null) === asked.infusionId &&
+      Date.parse(command.createdAt) >= asked.since));
     const list = $(this.monitor.root, "#command-list");
     const commands = [...this.monitor.commands.values()]
       .sort((a, b) => String(b.createdAt).localeCompare(String(a.createdAt)))
@@ -143,9 +150,21 @@ export class MonitorControls {
     this.monitor.controlNotice.clear(); // her next act replaces what was said of the last
     const url = `/api/devices/${encodeURIComponent(this.monitor.deviceId)}/commands/`;
     // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
-    const { ok, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
+    const since = serverNowMs() - CLOCK_SLACK_MS;
+    const { ok, status, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
     if (ok) this.monitor.apply(EVENTS.deviceCommand, { deviceId: this.monitor.deviceId, command: body.command });
+    else if (status === 0) this.lostReply(command, infusionId, since, body.message);
     else this.monitor.controlNotice.show(body.message ?? `Could not ${command} the infusion`);
+  }
+
+  /** The request may have reached the server though its reply did not: said so, until the list shows the command
+   * (by its live event: renderCommands ends the notice then) or she dismisses it (review 22). */
+  lostReply(command, infusionId, since, message) {
+    const label = COMMAND_LABEL[COMMAND_KIND[command]] ?? command;
+    this.monitor.controlNotice.show(`${message} The ${label} may have reached the server all the same: if it did, ` +
+      "it appears in the list of commands below with its outcome.",
+    { command: COMMAND_KIND[command], infusionId: infusionId ?? null, since });
+    this.renderCommands(); // its live event may have come before this reply
   }
 
   async cancelStart(infusionId) {
