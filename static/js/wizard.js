@@ -50,7 +50,8 @@ export class Wizard {
     this.form.addEventListener("keydown", (event) => this.onEnter(event));
     // on input only: a re-check on blur ("change") would move the buttons under the pointer mid-click
     this.form.addEventListener("input", () => this.revalidateShownErrors());
-    this.form.addEventListener("input", () => this.forgetRequest());
+    // another order, another request (typing the confirmation word again changes nothing in the order)
+    this.form.addEventListener("input", (event) => event.target.name !== "confirm" && this.forgetRequest());
   }
 
   /** Enter advances steps 1 and 2; on the review it only says how to start (a click, never a key). */
@@ -106,6 +107,7 @@ export class Wizard {
   }
 
   toggleSkip() {
+    this.forgetRequest(); // the patient is part of the order
     const skipped = this.field("patient_skipped").value !== "1";
     this.field("patient_skipped").value = skipped ? "1" : "";
     this.root.querySelector("#skip-warning").hidden = !skipped;

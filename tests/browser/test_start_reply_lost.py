@@ -12,6 +12,7 @@ Review 22, finding 2.
 """
 
 import pytest
+from playwright.sync_api import expect
 
 from devices.models import Command, InfusionSession
 from devices.states import CommandKind, SessionStatus
@@ -63,3 +64,31 @@ def test_a_start_whose_reply_was_lost_shows_the_order_waiting_not_could_not_be_r
         )
     finally:
         pump.close()
+
+
+def test_start_pressed_again_after_the_network_returns_shows_the_order_placed_never_a_second(open_page, stack):
+    """The reply is lost and so is the page's question whether the order was placed (the network is down): the
+    wizard says the order may have been placed; pressed again once connected, Start shows that order (the same
+    request, by its idempotency key), never a second order nor "already has an active infusion"."""
+    page = open_wizard(open_page, "BRW_R22_AGAIN", has_presence=True)
+
+    def reply_lost(route) -> None:
+        route.fetch()
+        route.abort("internetdisconnected")
+
+    page.route("**/api/devices/*/infusions/", reply_lost)
+    page.route("**/api/devices/*/starts/**", lambda route: route.abort("internetdisconnected"))
+    order_typed_and_started(page)
+    error = page.locator("#wizard-error")
+    expect(error).to_contain_text("may have been placed", timeout=10_000)
+    expect(page.locator("#start-submit")).to_be_enabled()
+    page.unroute("**/api/devices/*/infusions/")
+    page.unroute("**/api/devices/*/starts/**")
+    page.get_by_role("button", name="Start infusion").click()
+    expect(page.locator("#waiting-modal")).to_be_visible(timeout=10_000)
+    sessions = list(InfusionSession.objects.filter(device__device_id="BRW_R22_AGAIN"))
+    assert len(sessions) == 1 and sessions[0].status == SessionStatus.PENDING, (
+        f"Start pressed again for the same order: {[(s.infusion_id, s.status) for s in sessions]}"
+    )
+    commands = Command.objects.filter(kind=CommandKind.START_INFUSION, session__device__device_id="BRW_R22_AGAIN")
+    assert commands.count() == 1, "a second START was queued"
