@@ -42,6 +42,8 @@ STATE_TIMESTAMP = {
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
 PUBLISHED_STATES = (CommandState.SENT, CommandState.DELIVERED)  # under way, and the pump can have acted on it
+# How long past its deadline an unsent command waits for the bridge's housekeeping before another process ends it
+UNSENT_GRACE = timedelta(seconds=2)
 # A pump acts on a command up to its `expiresAt`; its report of doing so may arrive this much later
 LATE_REPORT_ALLOWANCE = timedelta(seconds=5)
 
@@ -236,6 +238,19 @@ def commands_end_overdue(
     rows = rows.values_list("pk", "device__device_id", "state", "published_at")[:limit]
     return sum(run("commands", pk, partial(_end_overdue, pk, device_id, state, published_at, now))
                for pk, device_id, state, published_at in rows)  # fmt: skip
+
+
+def commands_expire_unsent(*, now: datetime, limit: int = 100) -> int:
+    """End `expired` the commands never published whose deadline passed `UNSENT_GRACE` ago; returns how many.
+
+    For Daphne while no bridge reports (crashed, crash-looping, hung): the bridge's housekeeping ends every command at
+    its deadline, and without it a Stop would wait "to be sent" for as long as it stays away, with no
+    `command_not_carried_out` sending anyone to the pump (review 22, finding 3). A command never published can never
+    be (the outbox never publishes after `expiresAt`), so this needs no broker; it raises the alarm as the bridge would.
+    """
+    rows = commands_overdue(by=now - UNSENT_GRACE).filter(state=CommandState.QUEUED, published_at__isnull=True)
+    rows = rows.values_list("pk", "device__device_id", "state", "published_at")[:limit]
+    return sum(_end_overdue(pk, device_id, state, published_at, now) for pk, device_id, state, published_at in rows)
 
 
 def _end_overdue(pk: int, device_id: str, state: str, published_at: datetime | None, now: datetime) -> int:

@@ -22,6 +22,7 @@ from protocol.events import (
 from protocol.ward_payloads import error_body
 from realtime import server_metrics
 from realtime.cluster import RECHECK, SILENCE, ClusterManager, cluster_manager
+from realtime.deadlines import deadline_keeper
 from realtime.fanout import fanout
 from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
@@ -55,10 +56,11 @@ class Runtime:
 
     @classmethod
     def bind(cls) -> None:
-        """Remember the running loop and start the change publisher on it (idempotent)."""
+        """Remember the running loop and start the change publisher and the deadline keeper on it (idempotent)."""
         if cls.loop is None:
             cls.loop = asyncio.get_running_loop()
             publisher.start()
+            deadline_keeper.start()  # command deadlines, while no bridge reports (realtime/deadlines.py)
             change_notify_listen(publisher.wake)  # PostgreSQL: any process's commit wakes this publisher
         if not sio.manager_initialized:  # listen for nudges from the first socket of either transport on
             sio.manager_initialized = True  # (python-socketio would wait for the first Socket.IO connection)

@@ -1,0 +1,71 @@
+"""Command deadlines kept by Daphne while no bridge reports (review 22, finding 3).
+
+The bridge's housekeeping ends every command at its deadline. While no bridge reports (crashed, crash-looping,
+hung, being deployed) nothing did: a Stop a nurse confirmed meanwhile waited "to be sent" for as long as the bridge
+stayed away, and no `command_not_carried_out` sent anyone to the pump. A command never published can never be (the
+outbox never publishes after `expiresAt`), so Daphne ends it `expired` itself, through the command service, which
+raises the alarm as the bridge would (`devices/services/commands.py::commands_expire_unsent`). With a bridge reporting,
+this does nothing but read its heartbeat.
+"""
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import DatabaseError, close_old_connections
+from django.utils import timezone
+
+from devices.selectors import bridge_status
+from devices.services.commands import commands_expire_unsent
+
+logger = logging.getLogger(__name__)
+
+CHECK_EVERY_S = 2.0
+
+
+def deadlines_keep() -> int:
+    """One check: with no bridge reporting, end the unsent commands past their deadline; returns how many."""
+    if bridge_status()["alive"]:
+        return 0
+    return commands_expire_unsent(now=timezone.now())
+
+
+def _keep_on_thread() -> int:
+    """`deadlines_keep` on the keeper's thread, its database connection kept healthy as a request's would be."""
+    close_old_connections()
+    try:
+        return deadlines_keep()
+    finally:
+        close_old_connections()
+
+
+class DeadlineKeeper:
+    """Runs `deadlines_keep` every `every_s` on a thread of its own (never the shared `sync_to_async` thread)."""
+
+    def __init__(self, *, every_s: float = CHECK_EVERY_S) -> None:
+        self.every_s = every_s
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deadline-keeper")
+
+    def start(self) -> None:
+        """Start on the running loop (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                ended = await loop.run_in_executor(self._executor, _keep_on_thread)
+            except DatabaseError as exc:  # locked, down: tried again at the next check
+                logger.warning("command deadlines not checked: %s", exc)
+                continue
+            except Exception:  # guarded: the keeper must outlive one bad check
+                logger.exception("checking command deadlines failed")
+                continue
+            if ended:
+                logger.info("commands expired unsent while no bridge reports", extra={"count": ended})
+
+
+deadline_keeper = DeadlineKeeper()
