@@ -23,13 +23,14 @@ export class MonitorControls {
     this.overdueShown = ""; // the ids of the commands shown past their deadline
   }
 
-  /** The commands shown still under way past their deadline: nothing ends them while the bridge is away. */
+  /** The commands shown still under way past their deadline: the bridge, which ends them, is away. */
   overdueCommands() {
     return [...this.monitor.commands.values()].filter((command) => !command.unseenEnd && commandOverdue(command));
   }
 
-  /** What sounds for them: the medium pattern while a Stop or Pause is past its deadline unended (the server's
-   * `command_not_carried_out` comes only once the bridge is back to end it). */
+  /** What sounds for them: the medium pattern while a Stop or Pause is past its deadline unended, until the server
+   * ends it and raises `command_not_carried_out` (Daphne for one never sent, realtime/deadlines.py; the bridge, once
+   * back, for one sent). */
   overdueSounds() {
     const urgent = this.overdueCommands().some((command) => MUST_BE_CARRIED_OUT.has(command.command));
     return urgent ? [{ id: "command-overdue", priority: "medium", state: "active", acknowledged: false }] : [];
