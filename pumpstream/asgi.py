@@ -4,7 +4,8 @@ Public listener: `/socket.io/` to python-socketio (the client namespace only), H
 through WhiteNoise), other WebSockets to the Channels JSON endpoint (`/ws/devices/`), which authenticates
 like Socket.IO (session cookie or API token). Internal listener (loopback, `REALTIME_INTERNAL_PORT`): only
 the bridge's road (`realtime/sio/internal.py`); everything else there is 404. On both, a `Cookie` header over
-`COOKIE_HEADER_MAX_BYTES` is refused first (`pumpstream/cookie_limit.py`).
+`COOKIE_HEADER_MAX_BYTES` is refused first (`pumpstream/cookie_limit.py`), and every WebSocket is closed once more
+than `SOCKET_UNSENT_MAX_BYTES` waits unsent for a client that does not read (`realtime/slow_readers.py`).
 """
 
 import gc
@@ -24,6 +25,7 @@ from realtime import consumers  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 from realtime.sio import server as realtime_server  # noqa: E402
 from realtime.sio.internal import arrived_on_internal_listener  # noqa: E402
+from realtime.slow_readers import websocket_unsent_bounded  # noqa: E402
 
 realtime_server.install()
 consumers.install()
@@ -48,5 +50,6 @@ async def listener_application(scope, receive, send):
     return await public_application(scope, receive, send)
 
 
-# An oversized `Cookie` header is refused before any road reads it (`pumpstream/cookie_limit.py`).
-application = cookie_header_limited(listener_application)
+# An oversized `Cookie` header is refused before any road reads it (`pumpstream/cookie_limit.py`); a WebSocket whose
+# client does not read is closed once too much waits unsent for it (`realtime/slow_readers.py`: Daphne's `send`).
+application = websocket_unsent_bounded(cookie_header_limited(listener_application))

@@ -89,6 +89,12 @@ def _daphne(env: environ.Env) -> dict:
         "RIGHTS_RECHECK_S": env.float("RIGHTS_RECHECK_S", default=2.0),
         # Sockets (Socket.IO and Channels together) one user or service account may hold open per Daphne. 0: no cap.
         "SOCKETS_PER_PRINCIPAL": env.int("SOCKETS_PER_PRINCIPAL", default=20),
+        # A connection (either WebSocket road, or Socket.IO's long polling) whose client does not read is closed once
+        # more than this many bytes were sent to it beyond what its network took (`realtime/slow_readers.py`); it
+        # reconnects and takes a fresh snapshot. The largest burst a page gets at once is a 50-pump subscription's
+        # snapshots, about 160 KB (about 3 KB a pump), a padded worst case about 1 MB; a ward's live traffic is about
+        # 15-25 KB/s. 20 sockets of one account then hold at most about 21 MB. 0: no bound.
+        "SOCKET_UNSENT_MAX_BYTES": env.int("SOCKET_UNSENT_MAX_BYTES", default=1024 * 1024),
     }
 
 

@@ -8,6 +8,9 @@ requests then reached the server over 0.8 s, one every three turns, and its snap
 batches. Here a frame is awaited directly under `asyncio.timeout`: frames already queued are read in the
 same step (each still handed to python-socketio in order, each request still a task of its own), and
 `READ_BURST` frames in a row let the loop's other work in. The writer's `poll` waits the same way.
+What waits in a socket's queue is bounded (`SOCKET_UNSENT_MAX_BYTES`): a long-polling client that stops polling but
+still POSTs its PONGs is closed once more than that waits for it (review 23, finding 6; a WebSocket's queue is
+drained at once into Daphne's buffer, bounded in `realtime/slow_readers.py`).
 Everything else is python-engineio's own (`engineio.async_socket.AsyncSocket`).
 """
 
@@ -15,6 +18,8 @@ import asyncio
 import logging
 
 from engineio import async_socket, exceptions, packet
+
+from realtime.slow_readers import UnsentQueue, slow_reader_closed, unsent_max_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -24,8 +29,25 @@ READ_BURST = 32  # frames read in one step before the loop's other work gets a t
 class PromptAsyncSocket(async_socket.AsyncSocket):
     """`AsyncSocket` whose WebSocket reads and writer waits take no task per frame."""
 
+    unsent: UnsentQueue | None = None
+    dropped_for_not_reading = False
+
     def _idle_timeout(self) -> float:
         return self.server.ping_interval + self.server.ping_timeout
+
+    async def send(self, pkt):
+        """Queue a packet for the client (as `AsyncSocket.send`); past the unsent bound the socket is closed."""
+        if self.unsent is None:
+            self.unsent = UnsentQueue(unsent_max_bytes())
+        if self.dropped_for_not_reading:
+            return  # closing for not reading: nothing more is queued
+        if self.unsent.queued(pkt.data):
+            self.dropped_for_not_reading = True
+            slow_reader_closed("polling", self.unsent.bytes, eio_sid=self.sid)
+            # in a task of its own: the disconnect handlers must not run inside a delivery (under a pump's lock)
+            asyncio.get_running_loop().create_task(self.close(wait=False, abort=True))
+            return
+        await super().send(pkt)
 
     async def poll(self):
         """Wait for packets to send to the client (as `AsyncSocket.poll`, without a task per wait)."""
@@ -48,6 +70,8 @@ class PromptAsyncSocket(async_socket.AsyncSocket):
                 self.queue.put_nowait(None)
                 break
             packets.append(pkt)
+        if self.unsent is not None:
+            self.unsent.drained()
         return packets
 
     async def _websocket_handler(self, ws):
