@@ -36,7 +36,11 @@ class PromptAsyncSocket(async_socket.AsyncSocket):
         return self.server.ping_interval + self.server.ping_timeout
 
     async def send(self, pkt):
-        """Queue a packet for the client (as `AsyncSocket.send`); past the unsent bound the socket is closed."""
+        """Queue a packet for the client (as `AsyncSocket.send`); on long polling, past the unsent bound the socket is
+        closed. A WebSocket's writer hands its queue to Daphne at its next turn, whose buffer is bounded instead: a
+        burst queued in one step (a subscription's snapshots) is no sign of a client that does not read."""
+        if self.upgraded:
+            return await super().send(pkt)
         if self.unsent is None:
             self.unsent = UnsentQueue(unsent_max_bytes())
         if self.dropped_for_not_reading:

@@ -140,3 +140,19 @@ def test_a_long_polling_client_that_stops_polling_is_closed_past_the_limit(setti
     assert socket.queue.qsize() == 4, "nothing more is queued for it once over the limit"
     assert closed_count("polling") == before + 1
     assert any(r.name == "realtime.slow_readers" for r in caplog.records), "and logged"
+
+
+def test_a_websocket_burst_queued_in_one_step_is_left_to_daphnes_bound(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "SOCKET_UNSENT_MAX_BYTES": LIMIT}
+    closed: list[str] = []
+
+    async def main() -> PromptAsyncSocket:
+        socket = polling_socket(closed)
+        socket.upgraded = True  # its writer empties the queue into Daphne's transport, watched there
+        for _ in range(10):
+            await socket.send(packet.Packet(packet.MESSAGE, data="x" * 240))
+        await asyncio.sleep(0)
+        return socket
+
+    socket = asyncio.run(main())
+    assert not closed and socket.queue.qsize() == 10, "a WebSocket is not closed for what its queue holds for a moment"
