@@ -67,7 +67,7 @@ class UnsentBytesWatch:
     def sent(self, nbytes: int) -> None:
         """`nbytes` were handed to the connection: abort it when the client is too far behind."""
         if not self.full or self.closed:
-            return
+            return  # the network takes it, or the connection is already aborted
         self.sent_while_full += nbytes
         if self.sent_while_full > self.limit:
             self.closed = True
@@ -125,17 +125,12 @@ def websocket_unsent_bounded(app: ASGIApp) -> ASGIApp:
             return await app(scope, receive, send)
         client = scope.get("client")
         describe = {"path": scope.get("path", ""), "client": f"{client[0]}:{client[1]}" if client else None}
-        watch: UnsentBytesWatch | None = None
+        watch = watch_unsent(transport, limit, describe)  # Daphne creates the application once the handshake is read
 
         async def bounded_send(message: dict) -> None:
-            nonlocal watch
             await send(message)
-            kind = message["type"]
-            if kind == "websocket.accept" and watch is None:
-                watch = watch_unsent(transport, limit, describe)
-            elif kind == "websocket.send" and watch is not None:
-                data = message.get("bytes") or message.get("text") or b""
-                watch.sent(len(data))
+            if watch.full:  # the normal path (the network takes everything) pays this test alone
+                watch.sent(len(message.get("text") or message.get("bytes") or b""))
 
         return await app(scope, receive, bounded_send)
 

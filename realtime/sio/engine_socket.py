@@ -39,19 +39,24 @@ class PromptAsyncSocket(async_socket.AsyncSocket):
         """Queue a packet for the client (as `AsyncSocket.send`); on long polling, past the unsent bound the socket is
         closed. A WebSocket's writer hands its queue to Daphne at its next turn, whose buffer is bounded instead: a
         burst queued in one step (a subscription's snapshots) is no sign of a client that does not read."""
-        if self.upgraded:
-            return await super().send(pkt)
+        if not self.upgraded and self._over_unsent_bound(pkt):
+            return
+        if await self.check_ping_timeout():  # python-engineio's own, without its info log per packet (logger off)
+            await self.queue.put(pkt)
+
+    def _over_unsent_bound(self, pkt: packet.Packet) -> bool:
+        """Count a packet queued for a polling client; past the bound, close it (once) and queue nothing more."""
         if self.unsent is None:
             self.unsent = UnsentQueue(unsent_max_bytes())
         if self.dropped_for_not_reading:
-            return  # closing for not reading: nothing more is queued
-        if self.unsent.queued(pkt.data):
-            self.dropped_for_not_reading = True
-            slow_reader_closed("polling", self.unsent.bytes, eio_sid=self.sid)
-            # in a task of its own: the disconnect handlers must not run inside a delivery (under a pump's lock)
-            asyncio.get_running_loop().create_task(self.close(wait=False, abort=True))
-            return
-        await super().send(pkt)
+            return True
+        if not self.unsent.queued(pkt.data):
+            return False
+        self.dropped_for_not_reading = True
+        slow_reader_closed("polling", self.unsent.bytes, eio_sid=self.sid)
+        # in a task of its own: the disconnect handlers must not run inside a delivery (under a pump's lock)
+        asyncio.get_running_loop().create_task(self.close(wait=False, abort=True))
+        return True
 
     async def poll(self):
         """Wait for packets to send to the client (as `AsyncSocket.poll`, without a task per wait)."""

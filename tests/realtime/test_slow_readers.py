@@ -65,7 +65,7 @@ def test_what_is_sent_while_the_buffer_is_full_counts_and_past_the_limit_the_con
     assert record.unsent_bytes == LIMIT + 1 and record.client == "10.0.0.5:5000", "the log line says who and how much"
 
 
-def test_each_websocket_of_daphne_is_watched_from_its_accept(settings):
+def test_each_websocket_of_daphne_is_watched_from_its_start(settings):
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "SOCKET_UNSENT_MAX_BYTES": LIMIT}
     transport = FakeTransport()
     protocol = type("DaphneWebSocketProtocol", (), {"transport": transport})()
@@ -75,6 +75,7 @@ def test_each_websocket_of_daphne_is_watched_from_its_accept(settings):
         handed.append(message)
 
     async def app(scope, receive, send) -> None:
+        assert isinstance(transport.producer, UnsentBytesWatch), "the watch replaced Daphne's idle HTTP channel"
         await send({"type": "websocket.accept"})
         for _ in range(3):
             await send({"type": "websocket.send", "text": "x" * 400})
@@ -84,7 +85,6 @@ def test_each_websocket_of_daphne_is_watched_from_its_accept(settings):
     scope = {"type": "websocket", "path": "/ws/devices/", "client": ("127.0.0.1", 4000)}
     asyncio.run(websocket_unsent_bounded(app)(scope, None, functools.partial(handle_reply, protocol)))
     assert len(handed) == 5, "every message still reaches Daphne"
-    assert isinstance(transport.producer, UnsentBytesWatch), "the watch replaced Daphne's idle HTTP channel"
     assert transport.aborted == 1, "1,200 bytes sent while full, over a limit of 1,000: aborted"
 
 
