@@ -3,7 +3,7 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
-  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, heardText, isNumber, isUnordered,
+  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, exact, heardText, isNumber, isUnordered,
   lastingFor, mlMinToMlH, reportedState, significant, volumeFacts,
 } from "./format.js";
 import { getJson } from "./http.js";
@@ -302,8 +302,8 @@ export class Monitor {
         : "";
     const order = session?.order;
     $(this.root, "#mon-ordered").textContent = order
-      ? `${significant(mlMinToMlH(order.flowRateMlMin), "mL/h")} · ${significant(order.plannedVolumeMl, "mL")} · ` +
-        `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${significant(order.bolus.volumeMl, "mL")}` : ""}`
+      ? `${exact(mlMinToMlH(order.flowRateMlMin), "mL/h")} · ${exact(order.plannedVolumeMl, "mL")} · ` +
+        `${duration(order.plannedTimeMin)}${order.bolus?.enabled ? ` · bolus ${exact(order.bolus.volumeMl, "mL")}` : ""}`
       : "—";
   }
 

@@ -51,3 +51,19 @@ def test_a_rate_of_0_14_ml_h_is_never_shown_as_0_1(open_page, stack):
         expect(monitor.locator("#mon-infused"), "0.01 mL of a 2 mL syringe is not 0.0").to_have_text("0.01 mL")
     finally:
         pump.close()
+
+
+def test_the_monitor_states_the_order_as_it_was_typed(open_page, stack):
+    """The monitor's "Ordered" line is the order as the nurse typed it: 12.34 mL/h and 2.125 mL read "12.3 mL/h" and
+    "2.13 mL" (three significant figures), while the pump's own screen shows what was sent (found walking make run)."""
+    ward = make_ward("typedorder")
+    make_device("BRW_TYPED_ORDER", ward=ward, bed="2", has_presence=True)
+    nurse = make_user("typedorder-nurse", ward=ward)
+    infusion_start(device_id="BRW_TYPED_ORDER", user=nurse, order=make_order(
+        drug="Saline 0.9%", flow_rate_ml_min=round(12.34 / 60, 6), planned_volume_ml=2.125,
+        planned_time_min=10.33, bolus_enabled=False))  # fmt: skip
+    monitor = open_page(nurse, "/devices/BRW_TYPED_ORDER/")
+    ordered = monitor.locator("#mon-ordered")
+    expect(ordered).not_to_have_text("—", timeout=10_000)
+    text = ordered.inner_text()
+    assert "12.34 mL/h" in text and "2.125 mL" in text, f"the order of 12.34 mL/h and 2.125 mL reads {text!r}"
