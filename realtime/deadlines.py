@@ -12,7 +12,7 @@ import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from devices.selectors import bridge_status
@@ -31,12 +31,14 @@ def deadlines_keep() -> int:
 
 
 def _keep_on_thread() -> int:
-    """`deadlines_keep` on the keeper's thread, its database connection kept healthy as a request's would be."""
-    close_old_connections()
+    """`deadlines_keep` on the keeper's thread, its database connection kept between checks (as the snapshot reader's:
+    with `CONN_MAX_AGE` 0, `close_old_connections` would open one every 2 s, a PostgreSQL backend each time); closed
+    after an error, so the next check opens a fresh one."""
     try:
         return deadlines_keep()
-    finally:
-        close_old_connections()
+    except DatabaseError:
+        connection.close()
+        raise
 
 
 class DeadlineKeeper:
