@@ -68,13 +68,13 @@ PER_TICK = 100
 
 
 def alarm_unreadable_raise(
-    *, device_id: str, reason: str, detail: str = "", excerpt: str = "", now: datetime | None = None
+    *, device_id: str, reason: str, detail: str = "", excerpt: str = "", digest: str = "", now: datetime | None = None
 ) -> Alarm | None:
     """A high `unreadable_alarm` for a registered pump whose `error` message could not be read (v1.1).
 
-    A repeat while active counts; one whose bytes differ (its excerpt) may be another alarm, an occlusion after a low
-    battery: news (`_unreadable_raise`, review 23). None when no pump is registered with this id. The message itself is
-    dead-lettered by the caller.
+    A repeat while active counts; one whose bytes differ (`digest`, of the whole payload; else its excerpt) may be
+    another alarm, an occlusion after a low battery: news (`_unreadable_raise`, reviews 23, 24). None when no pump is
+    registered with this id. The message itself is dead-lettered by the caller.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -82,6 +82,7 @@ def alarm_unreadable_raise(
             return None
         device = device_lock(device_id=device_id)
         details = {"reason": reason, "detail": text_storable(detail[:300]), "excerpt": text_storable(excerpt[:300])}
+        details |= {"digest": digest} if digest else {}
         return _unreadable_raise(
             device, type=UNREADABLE_ALARM, session=device.active_session, details=details, now=now,
             message=f"The pump sent an alarm that could not be read ({reason}): check the pump's screen",
@@ -133,7 +134,7 @@ def degraded_unreadable_raise(
 
 
 def report_unreadable_raise(
-    *, device_id: str, kind: str, said: dict, reason: str, detail: str = "", excerpt: str = "",
+    *, device_id: str, kind: str, said: dict, reason: str, detail: str = "", excerpt: str = "", digest: str = "",
     now: datetime | None = None,
 ) -> Alarm | None:  # fmt: skip
     """A high `unreadable_report` for a registered pump whose `completion`, `actions`, `infusion` or `status` report
@@ -162,6 +163,7 @@ def report_unreadable_raise(
         reported = _reported(kind, said)
         details = {"topic": kind, "reason": reason, "detail": text_storable(detail[:300]),
                    "excerpt": text_storable(excerpt[:300])}  # fmt: skip
+        details |= {"digest": digest} if digest else {}
         message = (f"The pump reported {reported} in a message that could not be read ({reason}): the screen may not "
                    "show what the pump does; check the pump")  # fmt: skip
         # Bytes that differ are news only for a report of an event whose word could not be read: a status is the pump's
@@ -174,6 +176,11 @@ def report_unreadable_raise(
 
 
 def _excerpt_differs(active: Alarm, details: dict) -> bool:
+    """Whether a repeat's bytes differ from the active alarm's: by the digest of the whole payload when both have one
+    (two payloads may share their first 300 bytes, a firmware's device block, and differ in their type: review 24),
+    else by the excerpt."""
+    if active.details.get("digest") and details.get("digest"):
+        return active.details["digest"] != details["digest"]
     return active.details.get("excerpt") != details["excerpt"]
 
 

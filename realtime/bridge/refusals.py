@@ -56,6 +56,12 @@ def retained_replay(message: "InboundMessage", *, presence: bool = False) -> boo
     return False
 
 
+def payload_digest(payload: bytes) -> str:
+    """A short digest of a refused payload, whole: two unreadable alarms are told apart by it, not by their first 300
+    bytes (an excerpt), which a firmware's device block may fill alike (review 24)."""
+    return hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
 def error_unreadable_raise(message: "InboundMessage", reason: str, detail: str) -> None:
     """An `error` message that could not be read still alarms (v1.1): a high `unreadable_alarm` for its pump.
 
@@ -74,7 +80,7 @@ def error_unreadable_raise(message: "InboundMessage", reason: str, detail: str) 
             return
         excerpt = message.payload[:300].decode("utf-8", errors="replace")
         alarm = alarm_unreadable_raise(device_id=parsed.device_id, reason=reason, detail=detail, excerpt=excerpt,
-                                       now=message.received_at)  # fmt: skip
+                                       digest=payload_digest(message.payload), now=message.received_at)  # fmt: skip
     if alarm is not None:
         logger.warning("unreadable alarm raised: %s device=%s", reason, parsed.device_id,
                        extra={"device_id": parsed.device_id, "reason": reason})  # fmt: skip
@@ -150,7 +156,7 @@ def infusion_report_refused_alarm(
         excerpt = message.payload[:300].decode("utf-8", errors="replace")
         alarm = report_unreadable_raise(
             device_id=parsed.device_id, kind=parsed.kind, said=said, reason=reason, detail=detail, excerpt=excerpt,
-            now=message.received_at,
+            digest=payload_digest(message.payload), now=message.received_at,
         )  # fmt: skip
     if alarm is not None:
         logger.warning("unreadable_report raised: %s %s device=%s", parsed.kind, reason, parsed.device_id,
