@@ -125,8 +125,19 @@ def unordered_infusion_alarm(*, device: Device, now: datetime, session: Infusion
 
 def unordered_infusion_flag(*, device: Device, now: datetime, session: InfusionSession | None = None) -> None:
     """The pump reports infusing with no order on it: its unordered-infusion alarm, unless one is active already
-    (a heartbeat status repeats its cause every few seconds)."""
-    if not Alarm.objects.filter(device=device, type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE).exists():
+    (a heartbeat status repeats its cause every few seconds), or unless its `confirmed_late` is active: the order
+    the server gave and ended, reported while a newer one is under way ("check which order the pump is infusing"),
+    is not "an infusion the server did not order" (review 24, finding 1)."""
+    if Alarm.objects.filter(device=device, type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE).exists():
+        return
+    told = (
+        session is not None
+        and session.status in LATE_FROM
+        and Alarm.objects.filter(
+            device=device, session=session, type="confirmed_late", state=AlarmState.ACTIVE
+        ).exists()
+    )
+    if not told:
         unordered_infusion_alarm(device=device, now=now, session=session)
 
 

@@ -243,12 +243,16 @@ def infusion_running_late(
     newer = InfusionSession.objects.filter(
         device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=session.created_at
     ).first()
-    if newer is not None and newer.status in SESSION_ON_PUMP_STATUSES:
+    if newer is not None and (
+        newer.status in SESSION_ON_PUMP_STATUSES
+        or (to == SessionStatus.PAUSED and newer.delivered_at is not None)  # review 24, finding 1
+    ):
         _old_order_reported(device, session, newer, why, now)
         return False
     if newer is not None:
         session_transition(device=device, session=newer, to=SessionStatus.CANCELLED,
                            reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
+    older = _older_on_pump_end(device, session, why, now)
     session.running_evidence = session.running_evidence or why
     if late_from == SessionStatus.INTERRUPTED or (session.confirmation is None and session.read_back == ""):
         # never confirmed, or confirmed before a restart that voids what was verified (review 14: a resumed order at
@@ -266,15 +270,32 @@ def infusion_running_late(
         commands_lost_recall(device=device, session=session, why=f"{why} after {late_from}", now=now)
     if late_from == SessionStatus.INTERRUPTED:  # the contract: interrupted unless the pump then reports it running
         _interrupted_answered(device, session, to, now)
-        if not record_ended and newer is None:
+        if not record_ended and newer is None and older is None:
             return True  # it resumed after a restart, and cost no order
     cancelled = f"; the newer order {_named(newer)} was cancelled" if newer is not None else ""
+    if older is not None:
+        cancelled += f"; the older infusion {_named(older)} ({older.status_reason}) was ended"
     alarm_raise(
         device=device, session=session, type="confirmed_late", priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-        now=now, details={"reported": why, "cancelledInfusionId": newer.infusion_id if newer else None},
+        now=now, details={"reported": why, "cancelledInfusionId": newer.infusion_id if newer else None,
+                          "endedInfusionId": older.infusion_id if older else None},
         message=f"The pump reports infusion {_named(session)} {to} after {ended_how}{cancelled}",
     )  # fmt: skip
     return True
+
+
+def _older_on_pump_end(device: Device, session: InfusionSession, why: str, now: datetime) -> InfusionSession | None:
+    """An older order on the pump (running or paused) while the pump runs the newer `session`: the pump holds one
+    infusion, and `session`'s evidence is the later word, so the older one is interrupted (review 24, finding 1: a
+    restored paused order and the newer one the pump then ran made a second active session, refused by the database,
+    every report of the one infusing dead-lettered). Returns it ended, or None."""
+    older = InfusionSession.objects.filter(
+        device=device, status__in=SESSION_ON_PUMP_STATUSES, created_at__lt=session.created_at
+    ).first()
+    if older is not None:
+        session_transition(device=device, session=older, to=SessionStatus.INTERRUPTED, now=now,
+                           reason=f"the pump runs newer infusion {session.infusion_id} ({why})")  # fmt: skip
+    return older
 
 
 def _interrupted_answered(device: Device, session: InfusionSession, to: SessionStatus, now: datetime) -> None:
