@@ -26,6 +26,7 @@ from realtime.bridge.ingest import (
     message_check,
     message_ingest,
     messages_prepare,
+    prepared_after_status,
     reject,
     routine_progress_ingest,
 )
@@ -76,6 +77,7 @@ class BatchIngest:
         parsed = [(message, self._parse(message)) for message in batch]
         routine: list[tuple[InboundMessage, CheckedMessage]] = []
         prepared: list[Prepared] = []
+        statuses: set[tuple[int | None, str]] = set()  # (pump, bootId) of the statuses applied: a reboot may be told
         for index, (message, checked) in enumerate(parsed):
             if message.shed:
                 outcomes[SHED] += 1
@@ -99,7 +101,9 @@ class BatchIngest:
             if ready is None:
                 routine.append((message, checked))
                 continue
-            outcomes[message_ingest(message, checked, ready)] += 1
+            outcomes[message_ingest(message, checked, prepared_after_status(ready, statuses))] += 1
+            if checked.kind == topics.STATUS and checked.report.bootId:
+                statuses.add((ready.device_pk, checked.report.bootId))
         outcomes.update(self._routine(routine, bulk_savepoint))
         self._summarise_floods(summary)
         return outcomes
