@@ -25,10 +25,12 @@ from devices.access_selectors import user_in_group
 REFRESHED_AT = "_pumpstream_seen_at"
 REFRESH_EVERY_S = 60  # a session is written at most once a minute just to move its expiry
 # The read-only JSON a page fetches by itself, on a timer or on a live event (static/js: live.js `watchBridge`,
-# ops.js, monitor.js, waiting.js), never by a person's click.
+# ops.js, monitor.js, waiting.js; wizard.js asking whether a start whose reply was lost was placed), never by a
+# person's click.
 BACKGROUND_VIEWS = frozenset(
-    {"devices:api_bridge", "devices:api_events", "devices:api_history", "devices:api_infusion", "operations_status"}
-)
+    {"devices:api_bridge", "devices:api_events", "devices:api_history", "devices:api_infusion",
+     "devices:api_infusion_placed", "operations_status"}
+)  # fmt: skip
 BACKGROUND_HEADER = "X-PumpStream-Background"  # a page's own request of any other view says so with it
 
 
