@@ -71,11 +71,21 @@ def order_repeat_find(
     return session
 
 
+def order_session_fields(order: InfusionOrder) -> dict[str, Any]:
+    """The fields of the session an order places, as stored (`sessions._session_create`; `_same_order` compares)."""
+    patient = order.patient or {}
+    return {
+        "flow_rate_ml_min": round(order.flow_rate_ml_min, RATE_DECIMALS), "planned_volume_ml": order.planned_volume_ml,
+        "planned_time_min": order.planned_time_min, "bolus_enabled": order.bolus_enabled,
+        "bolus_volume_ml": order.bolus_volume_ml if order.bolus_enabled else 0.0, "drug": order.drug[:100],
+        "patient_skipped": order.patient is None, "patient_name": patient.get("name", "")[:200],
+        "patient_age": patient.get("age"), "patient_weight_kg": patient.get("weight_kg"),
+        "patient_bed": patient.get("bed", "")[:32], "patient_allergies": patient.get("allergies", "")[:500],
+    }  # fmt: skip
+
+
 def _same_order(session: InfusionSession, order: InfusionOrder, user: Any) -> bool:
-    """Whether `session` was created for this order by this person (`sessions._session_create`'s fields)."""
-    bolus = order.bolus_volume_ml if order.bolus_enabled else 0.0
-    asked = (round(order.flow_rate_ml_min, RATE_DECIMALS), order.planned_volume_ml, order.planned_time_min,
-             order.bolus_enabled, bolus, order.drug[:100], (order.patient or {}).get("name", "")[:200])  # fmt: skip
-    placed = (session.flow_rate_ml_min, session.planned_volume_ml, session.planned_time_min, session.bolus_enabled,
-              session.bolus_volume_ml, session.drug, session.patient_name)  # fmt: skip
-    return asked == placed and session.started_by_id == getattr(user, "pk", None)
+    """Whether `session` was created for this order, every field of it and of its patient, by this person (review 24,
+    finding 6: the same key with other allergies, bed, weight or age is another order)."""
+    placed = all(getattr(session, field) == value for field, value in order_session_fields(order).items())
+    return placed and session.started_by_id == getattr(user, "pk", None)

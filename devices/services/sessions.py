@@ -14,7 +14,7 @@ from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record, session_changed, status_changed
 from devices.services.clearing_stops import clearing_stops_withdraw
 from devices.services.commands import command_queue, commands_supersede
-from devices.services.orders import InfusionOrder, order_repeat_find, order_validate
+from devices.services.orders import InfusionOrder, order_repeat_find, order_session_fields, order_validate
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
@@ -35,7 +35,6 @@ from devices.states import (
     is_legal,
 )
 from protocol import events
-from protocol.limits import RATE_DECIMALS
 
 PUMP_STATE_FOR_SESSION = {
     SessionStatus.RUNNING: PumpState.RUNNING,
@@ -138,16 +137,9 @@ def infusion_start(
 
 
 def _session_create(device: Device, order: InfusionOrder, user: Any, now: datetime) -> InfusionSession:
-    patient = order.patient or {}
     return InfusionSession.objects.create(
         device=device, status=SessionStatus.PENDING, created_at=now, status_changed_at=now,
-        prior_progress_at=device.latest_progress_at,
-        flow_rate_ml_min=round(order.flow_rate_ml_min, RATE_DECIMALS), planned_volume_ml=order.planned_volume_ml,
-        planned_time_min=order.planned_time_min, bolus_enabled=order.bolus_enabled,
-        bolus_volume_ml=order.bolus_volume_ml if order.bolus_enabled else 0.0, drug=order.drug[:100],
-        patient_skipped=order.patient is None, patient_name=patient.get("name", "")[:200],
-        patient_age=patient.get("age"), patient_weight_kg=patient.get("weight_kg"),
-        patient_bed=patient.get("bed", "")[:32], patient_allergies=patient.get("allergies", "")[:500],
+        prior_progress_at=device.latest_progress_at, **order_session_fields(order),
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )  # fmt: skip
 
