@@ -46,6 +46,8 @@ PUBLISHED_STATES = (CommandState.SENT, CommandState.DELIVERED)  # under way, and
 UNSENT_GRACE = timedelta(seconds=2)
 # A pump acts on a command up to its `expiresAt`; its report of doing so may arrive this much later
 LATE_REPORT_ALLOWANCE = timedelta(seconds=5)
+# A person's command under way when the pump restarted (`restart_commands`): the pump may have lost it in its reboot
+LOST_IN_RESTART = "the pump restarted before it reported carrying it out"
 
 
 def went_out(*, states: tuple = PUBLISHED_STATES) -> Q:
@@ -58,8 +60,10 @@ def failed_within_deadline(*, now: datetime) -> Q:
     """Commands ended `failed` though handed to the broker (`published_at`: their PUBACK came late, or the pump had not
     acted yet) whose deadline has not passed (with `LATE_REPORT_ALLOWANCE` for the report): the broker may still deliver
     them at QoS 1 (the outbox cannot withdraw a PUBLISH already written), and a pump reporting what one asks may have
-    carried it out (review 22)."""
-    return Q(state=CommandState.FAILED, published_at__isnull=False, expires_at__gte=now - LATE_REPORT_ALLOWANCE)
+    carried it out (review 22). Not one the pump's restart lost (`LOST_IN_RESTART`): its reports since the reboot are
+    the evidence of what it did, and a pause of its own then is not her Pause carried out (review 24, finding 5)."""
+    within = Q(state=CommandState.FAILED, published_at__isnull=False, expires_at__gte=now - LATE_REPORT_ALLOWANCE)
+    return within & ~Q(error=LOST_IN_RESTART)
 
 
 def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:

@@ -12,11 +12,16 @@ from datetime import datetime
 
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_raise
-from devices.services.commands import MUST_BE_CARRIED_OUT, NOT_CARRIED_OUT, command_transition, is_published
+from devices.services.commands import (
+    LOST_IN_RESTART,
+    MUST_BE_CARRIED_OUT,
+    NOT_CARRIED_OUT,
+    command_transition,
+    is_published,
+)
 from devices.states import COMMAND_UNSETTLED_STATES, AlarmPriority, AlarmSource, CommandKind, CommandState
 
 PERSON_KINDS = (CommandKind.PAUSE_INFUSION, CommandKind.RESUME_INFUSION, CommandKind.STOP_INFUSION)
-LOST_IN_RESTART = "the pump restarted before it reported carrying it out"
 NOT_SENT_BEFORE_RESTART = "not sent: the pump restarted before it went out"
 KIND_NAME = {CommandKind.PAUSE_INFUSION: "Pause", CommandKind.STOP_INFUSION: "Stop"}
 
