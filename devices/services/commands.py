@@ -6,7 +6,7 @@ is also the `expiresAt` the pump is told. A STOP or PAUSE that does not end `don
 `command_not_carried_out` alarm: a person must act at the pump.
 """
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -182,18 +182,26 @@ def command_not_carried_out_clear(
 
 
 def command_advance(*, device_id: str, command_pk: int, to: CommandState, now: datetime, error: str = "") -> bool:
-    """The outbox's way to move a command (sent on PUBACK, failed unacknowledged, expired unsent).
+    """The outbox's way to move a command (sent on PUBACK, failed unacknowledged).
 
     Locks the pump, and skips quietly when the command has moved on meanwhile (a pump's fast reply).
     """
+    return _move_locked(device_id, command_pk, lambda command: (to, error), now)
+
+
+def _move_locked(
+    device_id: str, command_pk: int, choose: Callable[[Command], tuple[CommandState, str] | None], now: datetime
+) -> bool:
+    """Move a command to the state `choose` picks from the row as it is once the pump is locked (None: leave it)."""
     with transaction.atomic():
         if not Device.objects.filter(device_id=device_id).exists():
             return False  # the pump was deleted meanwhile
         device = device_lock(device_id=device_id)
         command = Command.objects.select_related("session", "created_by").filter(pk=command_pk).first()
-        if command is None or not is_legal(COMMAND_TRANSITIONS, command.state, to):
+        chosen = choose(command) if command is not None else None
+        if chosen is None or not is_legal(COMMAND_TRANSITIONS, command.state, chosen[0]):
             return False
-        return command_transition(device=device, command=command, to=to, error=error, now=now)
+        return command_transition(device=device, command=command, to=chosen[0], error=chosen[1], now=now)
 
 
 def commands_settle(
@@ -238,10 +246,8 @@ def commands_end_overdue(
     *, now: datetime, limit: int = 100, exclude: Collection[int] = (), run: RowRun = row_run_plain
 ) -> int:
     """End the commands past their deadline (but those in `exclude`), each through `run` (the bridge guards each)."""
-    rows = commands_overdue(by=now).exclude(pk__in=exclude)
-    rows = rows.values_list("pk", "device__device_id", "state", "published_at")[:limit]
-    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, state, published_at, now))
-               for pk, device_id, state, published_at in rows)  # fmt: skip
+    rows = commands_overdue(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, now)) for pk, device_id in rows)
 
 
 def commands_expire_unsent(*, now: datetime, limit: int = 100) -> int:
@@ -251,21 +257,32 @@ def commands_expire_unsent(*, now: datetime, limit: int = 100) -> int:
     its deadline, and without it a Stop would wait "to be sent" for as long as it stays away, with no
     `command_not_carried_out` sending anyone to the pump (review 22, finding 3). A command never published can never
     be (the outbox never publishes after `expiresAt`), so this needs no broker; it raises the alarm as the bridge would.
+    Whether it was published is read again under the pump's lock: a bridge alive but slow may record its publication
+    after this reads the row, and such a command, handed to the broker, is the bridge's to end (review 24, finding 4).
     """
     rows = commands_overdue(by=now - UNSENT_GRACE).filter(state=CommandState.QUEUED, published_at__isnull=True)
-    rows = rows.values_list("pk", "device__device_id", "state", "published_at")[:limit]
-    return sum(_end_overdue(pk, device_id, state, published_at, now) for pk, device_id, state, published_at in rows)
+    rows = rows.values_list("pk", "device__device_id")[:limit]
+    return sum(_end_overdue(pk, device_id, now, True) for pk, device_id in rows)
 
 
-def _end_overdue(pk: int, device_id: str, state: str, published_at: datetime | None, now: datetime) -> int:
-    """`expired` if never published, `failed` if the pump did not act (or, published, never acknowledged)."""
-    if state == CommandState.QUEUED and published_at is None:
-        to, error = CommandState.EXPIRED, "expired before it could be sent"
-    elif state == CommandState.QUEUED:
-        to, error = CommandState.FAILED, "published, but neither acknowledged by the broker nor acted on in time"
-    else:
-        to, error = CommandState.FAILED, "the pump did not act on it in time"
-    return int(command_advance(device_id=device_id, command_pk=pk, to=to, now=now, error=error))
+def _end_overdue(pk: int, device_id: str, now: datetime, unsent_only: bool = False) -> int:
+    """End one command past its deadline as its row is under the pump's lock: `expired` if never published, `failed`
+    if the pump did not act (or, published, never acknowledged). `unsent_only`: only if never published."""
+
+    def choose(command: Command) -> tuple[CommandState, str] | None:
+        to, error = _overdue_end(command)
+        return None if unsent_only and to != CommandState.EXPIRED else (to, error)
+
+    return int(_move_locked(device_id, pk, choose, now))
+
+
+def _overdue_end(command: Command) -> tuple[CommandState, str]:
+    """The state, and why, a command past its deadline ends in, from its row as it is now."""
+    if command.state == CommandState.QUEUED and command.published_at is None:
+        return CommandState.EXPIRED, "expired before it could be sent"
+    if command.state == CommandState.QUEUED:
+        return CommandState.FAILED, "published, but neither acknowledged by the broker nor acted on in time"
+    return CommandState.FAILED, "the pump did not act on it in time"
 
 
 def command_repeat_find(
