@@ -30,6 +30,7 @@ import time
 from collections import deque
 from datetime import datetime
 
+from protocol import topics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.ingest import InboundMessage
 
@@ -48,6 +49,7 @@ class FairQueue:
         self.admitted: dict[str, deque[Item]] = {}
         self.shed: dict[str, list[Item]] = {}
         self.flooding: set[str] = set()  # flooding pumps with admitted messages still waiting
+        self.flooding_this_turn: frozenset[str] = frozenset()  # the pumps `take` found flooding (last turn)
         self.held: dict[str, list[Item]] = {}  # per pump, its reports held back (also among its admitted, in place)
         self._arrivals = itertools.count()
 
@@ -100,6 +102,7 @@ class FairQueue:
         pumps' shed ones, their admitted share; empty ones left out. The rest keeps waiting, in order."""
         crowded = {sender for sender, items in self.admitted.items() if len(items) > self.per_pump}
         flooding = self.flooding | set(self.shed) | crowded | set(self.held)
+        self.flooding_this_turn = frozenset(flooding)
         ready = {sender: self._ready(sender) for sender in self.admitted}
         calm = sorted(item for sender, items in self.admitted.items() if sender not in flooding
                       for item in itertools.islice(items, ready[sender]))  # fmt: skip
@@ -122,3 +125,9 @@ def message_sender(message: InboundMessage) -> str:
     """The device id segment of the topic (`devices/{id}/...`), or the whole topic for anything else."""
     parts = message.topic.split("/")
     return parts[1] if len(parts) == 3 else message.topic
+
+
+def holds_calm_alarm(batch: list[InboundMessage], flooding: frozenset[str]) -> bool:
+    """Whether the batch applies an alarm (an admitted `error`) of a pump not in `flooding`."""
+    return any(message.shed == "" and message.topic.rpartition("/")[2] == topics.ERROR
+               and message_sender(message) not in flooding for message in batch)  # fmt: skip

@@ -4,7 +4,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
@@ -25,6 +26,7 @@ UNSUPPORTED_PROTOCOL = (1, 132)  # "unacceptable protocol version" in MQTT 3.1.1
 RECONNECT_MIN_S = 0.5
 CONNACK_TIMEOUT_S = 5.0
 RECONNECT_MAX_S = 30.0
+READING_PAUSE_MAX_S = 0.05  # the longest a commit keeps the links from reading (an alarm's commit: ~7-45 ms)
 
 
 def reconnect_delay(attempt: int, *, low: float = RECONNECT_MIN_S, high: float = RECONNECT_MAX_S) -> float:
@@ -33,14 +35,52 @@ def reconnect_delay(attempt: int, *, low: float = RECONNECT_MIN_S, high: float =
     return random.uniform(low, max(low, ceiling))  # noqa: S311 - jitter, not secrecy
 
 
+class ReadingPause:
+    """Keeps the broker links from reading while the worker commits another pump's alarm (`Bridge.commit`).
+
+    Under one pump's flood the link's thread reads the broker's backlog while the worker commits a calm pump's
+    alarm, and both need the GIL: the worker gives it up at every SQLite call and waits for the reader to give it
+    back. Traced, that alarm's commit had the reader take 25-981 of the flood's messages meanwhile and took 12-153 ms
+    (median 37) for 6-32 ms of CPU; paused, it took 0-1 and 9-208 ms (median 24) on the same loaded machine
+    (bench/README.md, 2026-12-05 helper h2). What is not read waits at the broker, unacknowledged, in order;
+    the pause lasts at most READING_PAUSE_MAX_S whatever the commit does (a locked database retries for longer).
+    """
+
+    def __init__(self) -> None:
+        self._open = threading.Event()
+        self._open.set()
+        self._until = 0.0
+
+    @contextmanager
+    def during(self, *, at_most_s: float = READING_PAUSE_MAX_S) -> Iterator[None]:
+        """No link reads in the body (for at most `at_most_s`)."""
+        self._until = time.monotonic() + at_most_s
+        self._open.clear()
+        try:
+            yield
+        finally:
+            self._open.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._open.is_set()
+
+    def wait(self) -> None:
+        """On a link's thread before each read: returns once no commit holds the reading, or its bound has passed."""
+        if not self._open.is_set():
+            self._open.wait(max(0.0, self._until - time.monotonic()))
+
+
 class BrokerLink:
     """One paho client driven by its own thread; messages go to `on_inbound`, PUBACKs to `on_puback`."""
 
     def __init__(
         self, *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None],
         broker: dict | None = None, on_reconnected: Callable[[float], None] | None = None,
+        reading: ReadingPause | None = None,
     ) -> None:  # fmt: skip
         self.broker = broker or settings.MQTT
+        self.reading = reading or ReadingPause()  # the worker pauses the reading while it commits an alarm
         self.on_inbound = on_inbound
         self.on_puback = on_puback
         # Told, on the link's thread before any message of the new connection, how long the link was away (s):
@@ -84,7 +124,7 @@ class BrokerLink:
                 self._connect()
                 before = self.connections
                 connack_by = time.monotonic() + CONNACK_TIMEOUT_S
-                while not self._stop.is_set() and self.client.loop(timeout=0.2) == mqtt.MQTT_ERR_SUCCESS:
+                while not self._stop.is_set() and self._loop() == mqtt.MQTT_ERR_SUCCESS:
                     attempt = 0 if self.connected.is_set() else attempt
                     if not self.connected.is_set() and time.monotonic() > connack_by:
                         logger.warning("no CONNACK within %.0fs", CONNACK_TIMEOUT_S)
@@ -103,6 +143,11 @@ class BrokerLink:
             logger.info("reconnecting to the broker in %.1fs", delay)
             self._stop.wait(delay)
         self.client.disconnect()
+
+    def _loop(self) -> mqtt.MQTTErrorCode:
+        """One turn of paho's loop (read, write, keepalive), once the reading is not paused."""
+        self.reading.wait()
+        return self.client.loop(timeout=0.2)
 
     def stop(self) -> None:
         """Ask the loop to end; it disconnects cleanly (the session stays on the broker)."""

@@ -39,7 +39,7 @@ from devices.lease_selectors import lease_epochs, leases_alive
 from devices.services.leases import lease_claim, lease_release, lease_renew, leases_fence
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
-from realtime.bridge.link import BrokerLink
+from realtime.bridge.link import BrokerLink, ReadingPause
 from realtime.bridge.slot_config import SlotConfig, slot_name, topic_slot
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,7 @@ class SlotLinks:
         # Unique per run: a restarted container often has the same host name and pid as the run it replaces.
         self.owner = f"{name}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.links: dict[int, BrokerLink] = {}
+        self.reading = ReadingPause()  # one for every slot's link (`BrokerLink.reading`)
         self.epochs: dict[int, tuple[str, datetime]] = {}  # by link (generation base): its lease and claim
         self.threads: dict[int, threading.Thread] = {}
         self._leading = False
@@ -268,7 +269,7 @@ class SlotLinks:
         if broker.get("USERNAME"):
             broker["USERNAME"] = f"{broker['USERNAME']}-{slot}"
         link = BrokerLink(on_inbound=partial(self._inbound, slot), on_puback=partial(self._puback, slot),
-                          broker=broker, on_reconnected=self.on_reconnected)  # fmt: skip
+                          broker=broker, on_reconnected=self.on_reconnected, reading=self.reading)  # fmt: skip
         logger.info("slot %d claimed: connecting as %s", slot, broker["CLIENT_ID"], extra={"reason": "slot"})
         return link, threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
 

@@ -6,6 +6,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
 from realtime.bridge.checkpoints import WalCheckpointer
 from realtime.bridge.commit import Committer
-from realtime.bridge.fair import FairQueue
+from realtime.bridge.fair import FairQueue, holds_calm_alarm
 from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
@@ -187,7 +188,13 @@ class Bridge:
     def commit(self, batch: list[InboundMessage]) -> None:
         """Commit the batch (retried while the database is unavailable); acknowledge what committed. A part whose
         slot another bridge took over meanwhile was rolled back (`slots.SlotLinks.fence`): that slot is let go,
-        its messages left unacknowledged for the new holder, and the rest of the batch committed."""
+        its messages left unacknowledged for the new holder, and the rest of the batch committed. While a calm
+        pump's alarm commits, the broker links read nothing (`link.ReadingPause`: a flood's reading slowed it)."""
+        urgent = holds_calm_alarm(batch, self.waiting.flooding_this_turn)
+        with self.link.reading.during() if urgent else nullcontext():
+            self._commit(batch)
+
+    def _commit(self, batch: list[InboundMessage]) -> None:
         self._committed_now = set()
         while batch:
             try:
