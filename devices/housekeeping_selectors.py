@@ -24,6 +24,9 @@ from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionS
 from devices.states import (
     ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
+    FLOOD_COUNTS_EVERY_S,
+    FLOOD_COUNTS_HELD,
+    FLOOD_COUNTS_SENT,
     FLOOD_NEWS_DEFERRED,
     FLOOD_NEWS_SIGNALLED,
     SESSION_ON_PUMP_STATUSES,
@@ -211,6 +214,28 @@ def alarm_floods_news_due(*, by: datetime) -> list[tuple[int, str]]:
     due = [(str(details[FLOOD_NEWS_DEFERRED]), pk, device_id) for pk, device_id, details in rows
            if flood_news_interval_over(details, at=by)]  # fmt: skip
     return [(pk, device_id) for _, pk, device_id in sorted(due)]
+
+
+def flood_counts_send_due(details: dict, *, at: datetime) -> bool:
+    """Whether an `alarm_flood`'s counts may be sent to the screens at `at`: they never were, or last were
+    `FLOOD_COUNTS_EVERY_S` ago."""
+    sent = details.get(FLOOD_COUNTS_SENT)
+    return not isinstance(sent, str) or at >= datetime.fromisoformat(sent) + timedelta(seconds=FLOOD_COUNTS_EVERY_S)
+
+
+def alarm_floods_counts_due(*, by: datetime) -> list[tuple[int, str]]:
+    """(alarm id, device id) of the active `alarm_flood` alarms holding counts not yet sent (`countsHeld`) that may
+    be sent by `by`, the longest waiting first (one per flooding pump, judged in Python)."""
+    waiting = Alarm.objects.filter(type=ALARM_FLOOD, state=AlarmState.ACTIVE, details__has_key=FLOOD_COUNTS_HELD)
+    rows = waiting.values_list("pk", "device__device_id", "details")
+    due = [(str(details[FLOOD_COUNTS_HELD]["since"]), pk, device_id) for pk, device_id, details in rows
+           if flood_counts_send_due(details, at=by)]  # fmt: skip
+    return [(pk, device_id) for _, pk, device_id in sorted(due)]
+
+
+def flood_counts_due_by(moment: datetime) -> bool:
+    """A flood alarm's counts not yet sent may be sent by `moment`."""
+    return bool(alarm_floods_counts_due(by=moment))
 
 
 def flood_news_due_by(moment: datetime) -> bool:

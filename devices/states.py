@@ -168,6 +168,14 @@ ALARM_FLOOD = "alarm_flood"  # the server's summary of a flooding pump's shed me
 # since when news waits for the end of that interval (`ALARM_FLOOD_NEWS_INTERVAL_S`; absent: none waits).
 FLOOD_NEWS_SIGNALLED = "newsSignalledAt"
 FLOOD_NEWS_DEFERRED = "newsDeferredSince"
+# Its counts reach the screens (a `device:alarm` change, an event-log row) at most once per FLOOD_COUNTS_EVERY_S unless
+# it brings news: when they last did, and what waits to be shown (`{since, repeats, message, lastRaisedAt}`; absent:
+# nothing): the row's own count, text and last raised stay those of its last change, so a snapshot matches the live
+# screens (`alarm_held_counts_fold` applies them). Review 23: a pump pacing its junk alarms one per bridge batch had
+# every shed alarm sent to every screen of its ward.
+FLOOD_COUNTS_SENT = "countsSentAt"
+FLOOD_COUNTS_HELD = "countsHeld"
+FLOOD_COUNTS_EVERY_S = 1.0
 
 
 class AlarmResolveReason(models.TextChoices):

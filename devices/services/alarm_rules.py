@@ -19,6 +19,7 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import (
     alarm_active,
     alarm_clear,
+    alarm_held_counts_fold,
     alarm_lock,
     alarm_raise,
     alarm_realert_mark,
@@ -250,6 +251,7 @@ def alarm_resolve(
         device, alarm = alarm_lock(alarm_id=alarm_id)
         alarm_transition(alarm=alarm, to=AlarmState.CLEARED, now=now)
         alarm_seen_check(alarm, alerts=alerts)
+        alarm_held_counts_fold(alarm)  # its last counts go out with its end (the housekeeping sends active ones')
         alarm.resolved_by, alarm.resolved_at, alarm.resolved_reason, alarm.resolved_note = user, now, reason, note
         alarm.save()
         event_record(

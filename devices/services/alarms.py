@@ -18,7 +18,15 @@ from devices.services.alarm_keys import priority_from_severity as priority_from_
 from devices.services.alarm_keys import types_cleared_by as types_cleared_by
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.silences import ward_silence_break
-from devices.states import ALARM_PRIORITY_RANK, ALARM_TRANSITIONS, AlarmPriority, AlarmSource, AlarmState, is_legal
+from devices.states import (
+    ALARM_PRIORITY_RANK,
+    ALARM_TRANSITIONS,
+    FLOOD_COUNTS_HELD,
+    AlarmPriority,
+    AlarmSource,
+    AlarmState,
+    is_legal,
+)
 from protocol import events
 
 # The `x as x` imports re-export the keys devices/services/pumps.py still imports from here (that module is being
@@ -168,6 +176,20 @@ def alarm_clear(
         change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
         cleared.append(alarm)
     return cleared
+
+
+def alarm_held_counts_fold(alarm: Alarm) -> bool:
+    """Fold the repeats an alarm holds unsent (`FLOOD_COUNTS_HELD` in its details: an `alarm_flood`'s counts paced to
+    the screens) into its count, text and last raised, for the change the caller records with it; False: none held.
+    The caller saves it."""
+    held = alarm.details.get(FLOOD_COUNTS_HELD)
+    if not isinstance(held, dict):
+        return False
+    alarm.details = {key: value for key, value in alarm.details.items() if key != FLOOD_COUNTS_HELD}
+    alarm.count += int(held["repeats"])
+    alarm.message = held["message"]
+    alarm.last_raised_at = datetime.fromisoformat(held["lastRaisedAt"])
+    return True
 
 
 def alarm_transition(*, alarm: Alarm, to: AlarmState, now: datetime) -> None:

@@ -6,19 +6,27 @@ from datetime import datetime
 from functools import partial
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from devices import payloads
-from devices.housekeeping_selectors import alarm_floods_news_due, flood_news_interval_over
+from devices.housekeeping_selectors import (
+    alarm_floods_counts_due,
+    alarm_floods_news_due,
+    flood_counts_send_due,
+    flood_news_interval_over,
+)
 from devices.models import Alarm, Device
 from devices.services.alarm_keys import alarm_is_literal_clearing
-from devices.services.alarms import alarm_raise, alarm_realert_mark
+from devices.services.alarms import alarm_held_counts_fold, alarm_raise, alarm_realert_mark
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import (
     ALARM_FLOOD,
     ALARM_PRIORITY_RANK,
+    FLOOD_COUNTS_HELD,
+    FLOOD_COUNTS_SENT,
     FLOOD_NEWS_DEFERRED,
     FLOOD_NEWS_SIGNALLED,
     AlarmPriority,
@@ -51,8 +59,11 @@ def alarm_flood_raise(
     higher priority than ever named, brings news: an acknowledged flood alarm alerts again
     (notification, sound, escalation from its start, the ward's silence broken); one still unacknowledged (still
     sounding) breaks the ward's silence. Beyond the types remembered, a type new to its text is news too, signalled
-    at most once per `ALARM_FLOOD_NEWS_INTERVAL_S` (`flood_news_signal`). The server clears it never by itself: a
-    user resolves it once the pump has been checked (docs/clinical-rules.md).
+    at most once per `ALARM_FLOOD_NEWS_INTERVAL_S` (`flood_news_signal`). A repeat without news within
+    `FLOOD_COUNTS_EVERY_S` of the last change sent is held (`_counts_hold`): its counts reach the screens
+    with the next change, at the latest that interval later (`alarm_floods_counts_send`; review 23: a pump pacing its
+    alarms one per batch had one `ward:alarm` per shed alarm sent to every screen). The server clears it never by
+    itself: a user resolves it once the pump has been checked (docs/clinical-rules.md).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -60,8 +71,8 @@ def alarm_flood_raise(
             return False
         device = device_lock(device_id=device_id)
         active = Alarm.objects.filter(device=device, type=ALARM_FLOOD, state=AlarmState.ACTIVE)
-        found = active.values_list("details", "acknowledged_at").first()
-        earlier, acknowledged_at = found or ({}, None)
+        found = active.values_list("pk", "details", "acknowledged_at").first()
+        alarm_pk, earlier, acknowledged_at = found or (None, {}, None)
         total = Counter(earlier.get("shed", {})) + Counter(shed)
         shown = _types_named(earlier)
         named, dropped = shed_types_named(shown, _types_given(alarm_types))
@@ -73,17 +84,66 @@ def alarm_flood_raise(
         kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(total.items()))
         others = earlier.get("otherTypes", False) or dropped or more_types
         listed = f" (alarms: {', '.join(named)}{', and others' if others else ''})" if named else ""
+        message = f"The pump sent far more messages than a pump does; not shown: {kinds}{listed}. Check the pump."
+        details = {"shed": dict(total), "alarmTypes": list(named), "alarmPriorities": named, "otherTypes": others,
+                   "typesSeen": seen, "typesNotRemembered": earlier.get("typesNotRemembered", 0) + len(beyond),
+                   **timing}  # fmt: skip
+        if alarm_pk is not None and not signal and not flood_counts_send_due(earlier, at=now):
+            _counts_hold(alarm_pk, earlier.get(FLOOD_COUNTS_HELD), message=message, now=now,
+                         details={**details, FLOOD_COUNTS_SENT: earlier.get(FLOOD_COUNTS_SENT)})  # fmt: skip
+            return True
+        if alarm_pk is not None and FLOOD_COUNTS_HELD in earlier:  # sent now, with this repeat's change
+            Alarm.objects.filter(pk=alarm_pk).update(count=F("count") + earlier[FLOOD_COUNTS_HELD]["repeats"])
         alarm = alarm_raise(
-            device=device, type=ALARM_FLOOD, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
-            message=f"The pump sent far more messages than a pump does; not shown: {kinds}{listed}. Check the pump.",
-            details={"shed": dict(total), "alarmTypes": list(named), "alarmPriorities": named, "otherTypes": others,
-                     "typesSeen": seen, "typesNotRemembered": earlier.get("typesNotRemembered", 0) + len(beyond),
-                     **timing},
-            now=now, realert=signal and acknowledged_at is not None,
+            device=device, type=ALARM_FLOOD, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER, message=message,
+            details={**details, FLOOD_COUNTS_SENT: payloads.iso(now)}, now=now,
+            realert=signal and acknowledged_at is not None,
         )  # fmt: skip
         if signal and found is not None and acknowledged_at is None:  # still sounding: heard through a silence
             _silence_break(device, alarm, earlier=earlier, now=now)
     return True
+
+
+def _counts_hold(alarm_pk: int, held: dict | None, *, details: dict, message: str, now: datetime) -> None:
+    """A repeat without news within `FLOOD_COUNTS_EVERY_S` of the last change sent: its details (never sent to a
+    screen) take it in, and what the screens show of it (count, text, last raised) waits in `FLOOD_COUNTS_HELD`,
+    exactly and in the batch's transaction (a retried batch counts the same). The row's own count, text and last
+    raised stay those of its last change: a snapshot read meanwhile shows what the live screens were sent (ci48: held
+    counts written on the row showed a fresh snapshot a count no live screen had at the same change)."""
+    repeats = held["repeats"] if held else 0
+    since = held["since"] if held else payloads.iso(now)
+    waiting = {"since": since, "repeats": repeats + 1, "message": message[:500], "lastRaisedAt": payloads.iso(now)}
+    Alarm.objects.filter(pk=alarm_pk).update(details={**details, FLOOD_COUNTS_HELD: waiting})
+
+
+def alarm_floods_counts_send(
+    *, now: datetime | None = None, limit: int = PER_TICK, exclude: Collection[int] = (), run: RowRun = row_run_plain
+) -> int:
+    """Send the counts flood alarms hold unsent once `FLOOD_COUNTS_EVERY_S` has passed since their last change, the
+    longest waiting first, at most `limit` but those in `exclude`, each through `run` (the bridge's housekeeping: a
+    pump that stopped flooding sends no next flood to carry them); how many were sent."""
+    now = now or timezone.now()
+    due = [(alarm_id, device_id) for alarm_id, device_id in alarm_floods_counts_due(by=now) if alarm_id not in exclude]
+    return sum(run("flood_counts", alarm_id, partial(_counts_send, alarm_id, device_id, now))
+               for alarm_id, device_id in due[:limit])  # fmt: skip
+
+
+def _counts_send(alarm_id: int, device_id: str, now: datetime) -> int:
+    """One flood alarm's counts held unsent: folded into its row, its change recorded (every screen), and a row in
+    the pump's log."""
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        found = Alarm.objects.filter(pk=alarm_id, state=AlarmState.ACTIVE)
+        alarm = found.select_related("session", "acknowledged_by", "resolved_by").first()
+        if alarm is None or not alarm_held_counts_fold(alarm):
+            return 0
+        alarm.details = {**alarm.details, FLOOD_COUNTS_SENT: payloads.iso(now)}
+        alarm.save(update_fields=["count", "message", "last_raised_at", "details"])
+        event_record(device=device, kind="alarm.flood_counted", received_at=now,
+                     payload={"alarmId": alarm.pk, "type": alarm.type, "message": alarm.message, "count": alarm.count,
+                              "shed": alarm.details.get("shed")})  # fmt: skip
+        change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
+    return 1
 
 
 def shed_types_named(named: dict[str, str], shed: dict[str, str]) -> tuple[dict[str, str], bool]:

@@ -9,7 +9,8 @@ its timeout away: a start times out CONFIRMATION_TIMEOUT_S after its START was p
 command at its `expires_at` (its lifetime after it was queued, a START's after it was published: both commits of
 this bridge), a running pump falls silent HEARTBEAT_TIMEOUT_S after it was last heard,
 an alarm reminds or escalates its interval after it was acknowledged or alerted (a flood alarm's news may wait less
-than its interval, begun earlier, but the flood that left it waiting committed a change, which wakes every check);
+than its interval, begun earlier, but the flood that left it waiting committed a change, which wakes every check; a
+flood alarm's counts held unsent, due within a second, are held only by this bridge's commit, which wakes them too);
 whatever appears while a check sleeps falls due after it wakes, and the check's own question covers what was
 already there. Everything
 wakes when this bridge commits (a message heard a while ago may carry an older moment), when any process commits

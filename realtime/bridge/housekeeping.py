@@ -1,5 +1,5 @@
 """Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
-escalations and their webhooks, flood alarms' waiting news, and the change log's old entries.
+escalations and their webhooks, flood alarms' waiting news and counts, and the change log's old entries.
 
 Each check handles PER_TICK rows a tick; when each runs (every tick after a commit, else asleep until its next
 deadline can come) is `check_schedule.py`'s.
@@ -21,6 +21,7 @@ from devices.housekeeping_selectors import (
     devices_stale_without_presence,
     escalation_delays,
     escalations_due_by,
+    flood_counts_due_by,
     flood_news_due_by,
     reminders_due_by,
     sessions_unconfirmed_since,
@@ -31,7 +32,7 @@ from devices.services.changelog import change_log_prune
 from devices.services.commands import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
-from devices.services.protection import alarm_floods_news_signal
+from devices.services.protection import alarm_floods_counts_send, alarm_floods_news_signal
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out, infusion_unverified_raise
 from realtime import metrics
@@ -78,6 +79,7 @@ class Housekeeping(CheckSchedule):
             "reminders": (self.reminders, reminders_due_by, timeouts(*REMINDED_PRIORITIES.values())),
             "escalations": (self.escalations, self.escalations_due_by, escalation_timeouts),
             "flood_news": (self.flood_news, flood_news_due_by, timeouts("ALARM_FLOOD_NEWS_INTERVAL_S")),
+            "flood_counts": (self.flood_counts, flood_counts_due_by, lambda: []),  # held by a commit: it wakes
         }  # fmt: skip
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
@@ -94,6 +96,12 @@ class Housekeeping(CheckSchedule):
         """Signal flood alarms' news beyond the types they remember once its interval ended (PER_TICK a tick)."""
         skipped, run = self.rows.skipped("flood_news", now), self.rows.runner(now)
         return alarm_floods_news_signal(now=now, limit=PER_TICK, exclude=skipped, run=run) >= PER_TICK
+
+    def flood_counts(self, now: datetime) -> bool:
+        """Send flood alarms' counts held unsent once their interval passed (PER_TICK a tick): a pump that stopped
+        flooding has its last counts shown within about a second."""
+        skipped, run = self.rows.skipped("flood_counts", now), self.rows.runner(now)
+        return alarm_floods_counts_send(now=now, limit=PER_TICK, exclude=skipped, run=run) >= PER_TICK
 
     def starts_due_by(self, moment: datetime) -> bool:
         cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"])

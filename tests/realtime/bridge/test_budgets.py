@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from devices.models import Alarm, Device
 from devices.services.alarms import alarm_acknowledge
+from devices.services.protection import alarm_floods_counts_send
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets, ShedSummary
 from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
@@ -54,6 +55,7 @@ def test_the_summary_is_one_alarm_counted_again_per_batch():
     budgets = PumpBudgets(alarm=Budget(1, 2), report=OFF, max_active_alarms=0)
     for batch in range(3):
         ingest([message("FLOOD", "error", {"type": "x"}, at_s=batch * 0.01) for _ in range(10)], budgets)
+    alarm_floods_counts_send(now=timezone.now() + timedelta(seconds=2))  # repeats within a second: held, then sent
     summary = active("FLOOD")["alarm_flood"]
     assert summary.count == 3 and Alarm.objects.filter(type="alarm_flood").count() == 1
     assert summary.details["shed"] == {"error": 8 + 10 + 10}, "the counts add up over the batches"
