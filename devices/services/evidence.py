@@ -17,10 +17,11 @@ from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import session_changed
 from devices.services.commands import command_not_carried_out_clear, commands_settle, is_published, went_out
+from devices.services.confirmations import LATE_FROM, infusion_running_late
 from devices.services.named import session_named
 from devices.services.pump_state import pump_state_set
 from devices.services.readback_received import readback_on_evidence
-from devices.services.sessions import LATE_FROM, infusion_running_late, session_transition
+from devices.services.sessions import session_transition
 from devices.states import (
     UNORDERED_ALARMS,
     AlarmPriority,

@@ -10,6 +10,7 @@ from devices import payloads
 from devices.models import Device, InfusionSession
 from devices.services.changes import change_record
 from devices.services.commands import commands_settle
+from devices.services.confirmations import infusion_confirm
 from devices.services.evidence import (
     ended_session_named,
     infusion_evidence_apply,
@@ -20,7 +21,6 @@ from devices.services.evidence import (
 from devices.services.named import other_infusion_reported
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_bolus_check
-from devices.services.sessions import infusion_confirm
 from devices.services.status import session_for, session_move_reported
 from devices.states import SESSION_ON_PUMP_STATUSES, CommandKind, CommandState, PumpState, SessionStatus
 from protocol import events, topics

@@ -15,7 +15,8 @@ from playwright.sync_api import expect
 
 from devices.models import InfusionSession
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until

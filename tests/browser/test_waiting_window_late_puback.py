@@ -20,8 +20,9 @@ from playwright.sync_api import expect
 from devices.models import Command, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.commands import command_advance
+from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_time_out
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.clinical.alarm_support import fill_the_wizard, press_start

@@ -13,7 +13,8 @@ from devices.services.alarm_keys import alarm_type_key
 from devices.services.alarm_rules import alarm_resolve, alarms_remind
 from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, AlarmState
 from protocol import events
 from protocol.schemas import ErrorPayload

@@ -17,7 +17,8 @@ from devices.models import Alarm, InfusionSession
 from devices.services.alarm_keys import device_alarm_key, types_cleared_by
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import SERVER_ALARM_TYPES, AlarmPriority, AlarmSource, AlarmState
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets

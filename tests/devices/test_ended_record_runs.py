@@ -14,9 +14,10 @@ from django.db import transaction
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Command, InfusionSession
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_cancel, infusion_record_end
 from devices.services.restarts import pump_restarted
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmState, CommandKind, SessionStatus
 from tests.factories import make_device, make_order, make_user
 from tests.support.ingest import confirmed_order, ingest, report

@@ -19,8 +19,9 @@ from django.utils import timezone
 from devices.models import Alarm, Command, DeadLetter, DeviceEvent, InfusionSession
 from devices.outbox_selectors import commands_to_publish
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_cancel, infusion_request, infusion_time_out
-from devices.services.sessions import infusion_confirm, infusion_start, session_transition
+from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.flood import ProgressFloodGuard

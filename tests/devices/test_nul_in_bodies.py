@@ -10,7 +10,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from tests.factories import make_device, make_order, make_user, make_ward
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,8 @@ from devices import payloads
 from devices.models import ChangeLogEntry
 from devices.services.alarms import alarm_raise
 from devices.services.changes import change_record, device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource
 from protocol import events
 from protocol.payload_codec import payload_from_wire, payload_to_wire

@@ -14,9 +14,10 @@ from django.utils import timezone
 
 from devices.models import ChangeLogEntry, Device, InfusionSession
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.progress import progress_apply
 from devices.services.requests import infusion_cancel
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from devices.views.presenters import monitor_state
 from protocol import events

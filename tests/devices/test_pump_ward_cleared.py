@@ -11,8 +11,9 @@ from devices.exceptions import PumpStreamError
 from devices.models import Device, DeviceEvent
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.registration import pump_registration_save
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource
 from tests.devices.test_admin_pump_edit import opened_form
 from tests.factories import make_device, make_order, make_ward

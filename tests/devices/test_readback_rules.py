@@ -6,10 +6,11 @@ from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.progress import ProgressReport, progress_apply_many
 from devices.services.progress_lock import progress_pumps_lock
 from devices.services.readback import rate_within_tolerance, readback_compare
-from devices.services.sessions import infusion_confirm, infusion_start, session_transition
+from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmState, ReadBack, SessionStatus
 from protocol.schemas import ProgressPayload
 from tests.factories import make_device, make_order

@@ -11,8 +11,9 @@ from django.db import transaction
 
 from devices.models import Alarm, DeadLetter, ProgressSample
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_time_out
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import AlarmState, SessionStatus
 from protocol import events
 from realtime.sio.snapshot import read_snapshot

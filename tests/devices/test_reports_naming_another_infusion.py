@@ -12,7 +12,8 @@ from django.db import transaction
 
 from devices.models import Device, DeviceEvent, InfusionSession
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import PumpState, SessionStatus
 from tests.factories import make_device, make_order
 from tests.support.ingest import ingest

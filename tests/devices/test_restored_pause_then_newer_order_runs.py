@@ -5,8 +5,8 @@ the database (IntegrityError: one active session per pump, A being paused) and d
 "A: Paused", "B: cancelled" while the pump infused B, its progress never shown; A being paused, no silence alarm ever
 came: the only alarms were a generic `unreadable_report` ("check the pump") and the `confirmed_late` about A.
 
-`sessions.infusion_running_late` looked only for a NEWER active order before it let an ended one run again; an OLDER
-one on the pump (A, restored paused or running) was not considered, so B's late confirmation tried to make it a
+`confirmations.infusion_running_late` looked only for a NEWER active order before it let an ended one run again; an
+OLDER one on the pump (A, restored paused or running) was not considered, so B's late confirmation tried to make it a
 second active session. Now: a paused status naming A while B's START has reached the pump restores nothing and
 cancels nothing (the high `confirmed_late` on A says "check which order the pump is infusing"), and an order the
 pump runs late ends an older one still on the pump (interrupted), its `confirmed_late` naming both."""

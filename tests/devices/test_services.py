@@ -13,9 +13,10 @@ from devices.selectors import bridge_status
 from devices.services.alarm_keys import priority_from_severity, types_cleared_by
 from devices.services.alarms import alarm_acknowledge, alarm_clear, alarm_raise
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm, parameters_match
 from devices.services.records import bridge_heartbeat, bridge_started
 from devices.services.requests import infusion_cancel
-from devices.services.sessions import infusion_confirm, infusion_start, parameters_match
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, PumpState, SessionStatus
 from protocol import events
 from tests.factories import make_device, make_order, make_user

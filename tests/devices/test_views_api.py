@@ -6,8 +6,9 @@ from django.utils import timezone
 
 from devices.models import Command, DeviceEvent, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_raise
+from devices.services.confirmations import infusion_confirm
 from devices.services.records import bridge_heartbeat
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, CommandKind, SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 

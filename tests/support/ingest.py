@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from devices.models import InfusionSession
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from devices.models import Alarm, BridgeStatus, DeadLetter, Device, DeviceEvent, MessageReceipt
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from protocol import events
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until

@@ -7,8 +7,9 @@ from django.db import transaction
 
 from devices.models import Command, InfusionSession
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_request
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.factories import make_device, make_order
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until

@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from devices.models import Alarm, DeadLetter, Device, InfusionSession, MessageReceipt, ProgressSample
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from protocol import events
 from realtime.bridge.batch import SHED, BatchIngest
 from realtime.bridge.flood import ProgressFloodGuard

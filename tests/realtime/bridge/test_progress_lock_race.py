@@ -19,9 +19,10 @@ from django.utils import timezone
 
 from devices.models import Alarm, Device, ProgressSample
 from devices.services.changes import device_lock
+from devices.services.confirmations import infusion_confirm
 from devices.services.registration import pump_registration_save
 from devices.services.requests import infusion_record_end
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.sessions import infusion_start
 from protocol import events
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.flood import ProgressFloodGuard

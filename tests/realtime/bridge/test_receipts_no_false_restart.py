@@ -10,7 +10,8 @@ from django.db import transaction
 
 from devices.models import DeviceEvent, InfusionSession
 from devices.services.changes import device_lock
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from realtime.bridge.ingest import APPLIED, DUPLICATE, InboundMessage
 from tests.factories import make_device, make_order
 from tests.realtime.bridge.test_batch import running

@@ -18,7 +18,8 @@ from django.utils import timezone
 from devices.models import Command, Device, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.commands import command_queue, commands_settle
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
 from realtime.bridge.outbox import CommandOutbox

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from devices.models import DeadLetter
 from devices.selectors import session_current
-from devices.services.sessions import infusion_confirm, infusion_start
+from devices.services.confirmations import infusion_confirm
+from devices.services.sessions import infusion_start
 from devices.states import ACTIVE_SESSION_STATUSES
 from protocol import topics
 from protocol.schemas import PayloadError, payload_decode, payload_parse
