@@ -38,6 +38,14 @@ def send(capture, device_id: str, kind: str, body: dict, at_s: float = 0.0) -> C
     return ingest([report(device_id, kind, body, at_s)], capture)
 
 
+def send_bytes(capture, device_id: str, kind: str, payload: bytes, at_s: float = 0.0) -> Counter:
+    """`payload` as sent (it may not decode) on `devices/{id}/{kind}`, received `at_s` seconds from now, applied as
+    the bridge does."""
+    message = report(device_id, kind, {}, at_s)
+    message.payload = payload
+    return ingest([message], capture)
+
+
 def confirmed_order(device_id: str, *, parameters: dict | None = None, **order) -> InfusionSession:
     """An order started on the pump and confirmed by it (`parameters` read back: None, unverified), as stored."""
     session = infusion_start(device_id=device_id, order=make_order(**order))

@@ -17,7 +17,7 @@ from devices.models import Alarm
 from devices.services.alarms import alarm_acknowledge
 from devices.states import AlarmState
 from tests.factories import make_device, make_user
-from tests.support.ingest import ingest, report
+from tests.support.ingest import send_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +45,7 @@ def test_an_occlusion_differing_from_an_acknowledged_unreadable_alarm_only_after
     assert battery[:300] == occlusion[:300] and battery != occlusion, "precondition: they differ after 300 bytes"
 
     def junk(body: bytes, at_s: float) -> Alarm:
-        message = report("R24_LONG", "error", {}, at_s)
-        message.payload = body
-        ingest([message], capture)
+        send_bytes(capture, "R24_LONG", "error", body, at_s)
         return Alarm.objects.get(device__device_id="R24_LONG", state=AlarmState.ACTIVE)
 
     first = junk(battery, 0)

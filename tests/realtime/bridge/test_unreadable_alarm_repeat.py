@@ -17,7 +17,7 @@ from devices.models import Alarm, DeadLetter
 from devices.services.alarms import alarm_acknowledge
 from devices.states import AlarmState
 from tests.factories import make_device, make_user
-from tests.support.ingest import report, send
+from tests.support.ingest import send, send_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -77,16 +77,13 @@ def test_an_alarm_whose_type_is_an_object_is_unreadable_at_high(django_capture_o
 def test_another_unreadable_alarm_alerts_once_the_first_was_acknowledged(django_capture_on_commit_callbacks):
     """An alarm that cannot be read at all (not JSON) may say anything: another one (other bytes) after the first was
     acknowledged alerts again; the same bytes again only count."""
-    from tests.support.ingest import ingest
 
     capture = django_capture_on_commit_callbacks
     make_device("R23_JUNK")
     nurse = make_user("r23-nurse")
 
     def junk(body: bytes, at_s: float):
-        message = report("R23_JUNK", "error", {}, at_s)
-        message.payload = body
-        ingest([message], capture)
+        send_bytes(capture, "R23_JUNK", "error", body, at_s)
         return Alarm.objects.get(device__device_id="R23_JUNK", state=AlarmState.ACTIVE)
 
     first = junk(b'{"type": "battery_low", "severity": "low",', 0)

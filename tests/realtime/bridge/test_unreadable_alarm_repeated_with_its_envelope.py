@@ -17,7 +17,7 @@ from devices.models import Alarm
 from devices.services.alarms import alarm_acknowledge
 from devices.states import AlarmState
 from tests.factories import make_device, make_user
-from tests.support.ingest import ingest, report
+from tests.support.ingest import send_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -29,6 +29,12 @@ def refused_battery(uptime_ms: int, seq: int) -> bytes:
     return f"{{{envelope}, {alarm}}}".encode()
 
 
+def sent(capture, body: bytes, at_s: float) -> Alarm:
+    """The pump's alarm as sent, applied as the bridge does: its active alarm after it."""
+    send_bytes(capture, "R25_REPEAT", "error", body, at_s)
+    return Alarm.objects.get(device__device_id="R25_REPEAT", state=AlarmState.ACTIVE)
+
+
 def test_the_same_unreadable_alarm_repeated_with_its_uptime_does_not_re_alert_after_acknowledgement(
     django_capture_on_commit_callbacks,
 ):
@@ -36,18 +42,12 @@ def test_the_same_unreadable_alarm_repeated_with_its_uptime_does_not_re_alert_af
     make_device("R25_REPEAT")
     nurse = make_user("r25-repeat-nurse")
 
-    def junk(body: bytes, at_s: float) -> Alarm:
-        message = report("R25_REPEAT", "error", {}, at_s)
-        message.payload = body
-        ingest([message], capture)
-        return Alarm.objects.get(device__device_id="R25_REPEAT", state=AlarmState.ACTIVE)
-
-    first = junk(refused_battery(60_000, 7), 0)
+    first = sent(capture, refused_battery(60_000, 7), 0)
     assert first.type == "unreadable_alarm", f"precondition: a NaN reading raised {first.type}"
     alarm_acknowledge(alarm_id=first.pk, user=nurse, alerts=first.alerts)  # she read the low battery at the pump
     alerts = [first.alerts]
     for repeat in range(1, 4):
-        again = junk(refused_battery(60_000 + 30_000 * repeat, 7 + repeat), 30 * repeat)
+        again = sent(capture, refused_battery(60_000 + 30_000 * repeat, 7 + repeat), 30 * repeat)
         alerts.append(again.alerts)
         if again.acknowledged_at is None:
             alarm_acknowledge(alarm_id=again.pk, user=nurse, alerts=again.alerts)  # and again, and again
@@ -64,18 +64,12 @@ def test_an_unreadable_alarm_whose_reading_differs_still_re_alerts_after_acknowl
     capture = django_capture_on_commit_callbacks
     make_device("R25_REPEAT")
 
-    def junk(body: bytes, at_s: float) -> Alarm:
-        message = report("R25_REPEAT", "error", {}, at_s)
-        message.payload = body
-        ingest([message], capture)
-        return Alarm.objects.get(device__device_id="R25_REPEAT", state=AlarmState.ACTIVE)
-
-    first = junk(refused_battery(60_000, 7), 0)
+    first = sent(capture, refused_battery(60_000, 7), 0)
     alarm_acknowledge(alarm_id=first.pk, user=make_user("r25-repeat-nurse"), alerts=first.alerts)
     occluded = (
         refused_battery(90_000, 8).replace(b'"battery_low"', b'"occlusion"').replace(b"Battery low", b"Occlusion")
     )
-    again = junk(occluded, 30)
+    again = sent(capture, occluded, 30)
     assert again.acknowledged_at is None and again.alerts == first.alerts + 1, (
         f"a refused occlusion after an acknowledged refused low battery did not alert again (alerts {again.alerts})"
     )
