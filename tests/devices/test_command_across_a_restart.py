@@ -41,26 +41,35 @@ def published_and_acknowledged(device_id: str, command: Command) -> Command:
     return Command.objects.get(pk=command.pk)
 
 
-def asked_then_rebooted(device_id: str, kind: CommandKind, capture) -> tuple[InfusionSession, Command]:
+def asked_while_running(device_id: str, kind: CommandKind, capture) -> Command:
+    """A nurse's `kind` for the confirmed infusion the pump runs (boot A), published; the broker acknowledged it."""
     make_device(device_id, has_presence=True)
     nurse = make_user(f"nurse-{device_id.lower()}")
     session = confirmed_order(device_id, drug="Heparin")
-    running = {"status": "running", "infusionId": session.infusion_id, "bootId": "boot-A"}
-    ingest([report(device_id, "status", {**running, "seq": 1, "uptime": 600_000}, 0)], capture)
+    running = {"status": "running", "infusionId": session.infusion_id, "bootId": "boot-A", "seq": 1, "uptime": 600_000}
+    ingest([report(device_id, "status", running, 0)], capture)
     command = infusion_request(device_id=device_id, kind=kind, infusion_id=session.infusion_id, user=nurse,
                                reason="wrong bag", idempotency_key=f"key-{device_id}")  # fmt: skip
     command = published_and_acknowledged(device_id, command)
     assert command.state == CommandState.SENT, command.state
-    # the pump reboots before it acts on the command, and comes back running the same infusion
-    ingest([report(device_id, "status", {**running, "bootId": "boot-B", "seq": 1, "uptime": 2_000}, 2)], capture)
-    return InfusionSession.objects.get(pk=session.pk), Command.objects.get(pk=command.pk)
+    return command
+
+
+def asked_then_rebooted(device_id: str, kind: CommandKind, capture) -> tuple[InfusionSession, Command]:
+    """The same, then the pump reboots before it acts on the command, and comes back running the same infusion."""
+    command = asked_while_running(device_id, kind, capture)
+    session = command.session
+    running = {"status": "running", "infusionId": session.infusion_id, "bootId": "boot-B", "seq": 1, "uptime": 2_000}
+    ingest([report(device_id, "status", running, 2)], capture)
+    session = InfusionSession.objects.get(pk=session.pk)
+    assert session.status == SessionStatus.RUNNING, f"precondition: the pump runs the infusion again ({session.status})"
+    return session, Command.objects.get(pk=command.pk)
 
 
 def test_a_stop_in_flight_across_a_reboot_is_not_shown_needless_while_the_pump_runs_on(
     django_capture_on_commit_callbacks,
 ):
-    session, stop = asked_then_rebooted("R22_STOP", CommandKind.STOP_INFUSION, django_capture_on_commit_callbacks)
-    assert session.status == SessionStatus.RUNNING, f"precondition: the pump runs the infusion again ({session.status})"
+    _, stop = asked_then_rebooted("R22_STOP", CommandKind.STOP_INFUSION, django_capture_on_commit_callbacks)
     alarms = high_alarms("R22_STOP")
     shown = f"STOP {stop.state} ({stop.error}); high alarms {sorted(alarms)}"
     assert "infusing_after_stop" in alarms or "command_not_carried_out" in alarms, (
@@ -74,8 +83,7 @@ def test_a_stop_in_flight_across_a_reboot_is_not_shown_needless_while_the_pump_r
 def test_a_pause_in_flight_across_a_reboot_is_not_shown_needless_while_the_pump_runs_on(
     django_capture_on_commit_callbacks,
 ):
-    session, pause = asked_then_rebooted("R22_PAUSE", CommandKind.PAUSE_INFUSION, django_capture_on_commit_callbacks)
-    assert session.status == SessionStatus.RUNNING, f"precondition: the pump runs the infusion again ({session.status})"
+    _, pause = asked_then_rebooted("R22_PAUSE", CommandKind.PAUSE_INFUSION, django_capture_on_commit_callbacks)
     alarms = high_alarms("R22_PAUSE")
     shown = f"PAUSE {pause.state} ({pause.error}); high alarms {sorted(alarms)}"
     assert alarms, "the pump was sent PAUSE, rebooted and runs on unpaused, yet no high alarm says so: " + shown
@@ -90,14 +98,7 @@ def test_a_stop_lost_in_a_reboot_after_which_the_pump_is_idle_reads_failed_besid
     """The pump comes back idle: her Stop reads "FAILED: act at the pump (the pump restarted before it reported
     carrying it out)", never "not needed", and one alarm (`infusion_interrupted`) sends her to the pump."""
     capture = django_capture_on_commit_callbacks
-    make_device("STOP_IDLE", has_presence=True)
-    nurse = make_user("nurse-stop-idle")
-    session = confirmed_order("STOP_IDLE", drug="Heparin")
-    running = {"status": "running", "infusionId": session.infusion_id, "bootId": "boot-A", "seq": 1, "uptime": 600_000}
-    ingest([report("STOP_IDLE", "status", running, 0)], capture)
-    stop = infusion_request(device_id="STOP_IDLE", kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id,
-                            user=nurse, reason="wrong bag", idempotency_key="key-stop-idle")  # fmt: skip
-    published_and_acknowledged("STOP_IDLE", stop)
+    stop = asked_while_running("STOP_IDLE", CommandKind.STOP_INFUSION, capture)
     ingest([report("STOP_IDLE", "status", {"status": "idle", "bootId": "boot-B", "seq": 1, "uptime": 2_000}, 2)],
            capture)  # fmt: skip
     stop = Command.objects.get(pk=stop.pk)

@@ -8,7 +8,7 @@ delivering again without a status stayed "Paused" on every screen while its volu
 
 import pytest
 
-from devices.models import Device
+from devices.models import Device, InfusionSession
 from tests.factories import make_device
 from tests.support.ingest import confirmed_order, send
 
@@ -18,15 +18,21 @@ READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15
              "bolusVolumeMl": 5.0}  # fmt: skip
 
 
-def test_progress_without_a_status_resumes_a_paused_infusion_as_running_progress_does(
-    django_capture_on_commit_callbacks,
-):
-    capture = django_capture_on_commit_callbacks
+def paused_after_delivering(capture) -> tuple[InfusionSession, dict]:
+    """A confirmed order that delivered 5 mL, then paused (at the pump, or remotely). Returns it and its id's field."""
     make_device("NOSTATUS", has_presence=True)
     session = confirmed_order("NOSTATUS", parameters=READ_BACK)
     ids = {"infusionId": session.infusion_id}
     send(capture, "NOSTATUS", "progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 5.0, **ids})
-    send(capture, "NOSTATUS", "status", {"status": "paused", **ids}, 1)  # paused (at the pump, or remotely)
+    send(capture, "NOSTATUS", "status", {"status": "paused", **ids}, 1)
+    return session, ids
+
+
+def test_progress_without_a_status_resumes_a_paused_infusion_as_running_progress_does(
+    django_capture_on_commit_callbacks,
+):
+    capture = django_capture_on_commit_callbacks
+    session, ids = paused_after_delivering(capture)
     for second in range(3):  # resumed at the bedside, its resume report lost: it reports delivering again
         send(capture, "NOSTATUS", "progress", {"flowRate": 2.0, "deliveredVolumeMl": 6.0 + second, **ids}, 2 + second)
     session.refresh_from_db()
@@ -41,11 +47,7 @@ def test_progress_without_a_status_and_no_more_delivered_leaves_a_paused_infusio
     django_capture_on_commit_callbacks,
 ):
     capture = django_capture_on_commit_callbacks
-    make_device("NOSTATUS", has_presence=True)
-    session = confirmed_order("NOSTATUS", parameters=READ_BACK)
-    ids = {"infusionId": session.infusion_id}
-    send(capture, "NOSTATUS", "progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 5.0, **ids})
-    send(capture, "NOSTATUS", "status", {"status": "paused", **ids}, 1)
+    session, ids = paused_after_delivering(capture)
     for second in range(3):  # a paused pump reporting its setpoint and the volume it stopped at
         send(capture, "NOSTATUS", "progress", {"flowRate": 2.0, "deliveredVolumeMl": 5.0, **ids}, 2 + second)
     session.refresh_from_db()
