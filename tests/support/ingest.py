@@ -8,10 +8,11 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import InfusionSession
+from devices.models import Command, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.confirmations import infusion_confirm
 from devices.services.sessions import infusion_start
+from devices.states import CommandKind, CommandState
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard
@@ -53,3 +54,10 @@ def confirmed_order(device_id: str, *, parameters: dict | None = None, **order) 
         infusion_confirm(device=device_lock(device_id=device_id), infusion_id=session.infusion_id, confirmed=True,
                          parameters=parameters, confirmation={"confirmed": True})  # fmt: skip
     return InfusionSession.objects.get(pk=session.pk)
+
+
+def started_order(device_id: str, **order) -> InfusionSession:
+    """An order the pump confirmed, its START done: the commands a test then asks for are the only ones under way."""
+    session = confirmed_order(device_id, **order)
+    Command.objects.filter(session=session, kind=CommandKind.START_INFUSION).update(state=CommandState.DONE)
+    return session

@@ -3,16 +3,13 @@
 import json
 
 import pytest
-from django.db import transaction
 
 from devices.models import Command, InfusionSession
-from devices.services.changes import device_lock
-from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_request
-from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
-from tests.factories import make_device, make_order
+from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.ingest import started_order
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -22,11 +19,7 @@ REPLIES = {"PAUSE_INFUSION": "paused", "RESUME_INFUSION": "running", "STOP_INFUS
 
 def test_commands_answered_at_once_end_done(broker, artifacts_dir):
     make_device("PUMP_0001", has_presence=True)
-    session = infusion_start(device_id="PUMP_0001", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="PUMP_0001"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
-    Command.objects.filter(kind=CommandKind.START_INFUSION).update(state=CommandState.DONE)
+    session = started_order("PUMP_0001")
     bridge = BridgeProcess(broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
     pump = PumpClient(broker.url, "PUMP_0001")
 

@@ -12,16 +12,13 @@ import signal
 import time
 
 import pytest
-from django.db import transaction
 
 from devices.models import Command, InfusionSession
-from devices.services.changes import device_lock
-from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_request
-from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
-from tests.factories import make_device, make_order, make_user
+from tests.factories import make_device, make_user
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.ingest import started_order
 from tests.support.processes import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -30,11 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_a_pause_failed_for_a_late_puback_that_the_pump_carried_out_is_not_shown_failed(broker, artifacts_dir):
     make_device("R22_STALL", has_presence=True)
     nurse = make_user("stall-nurse")
-    session = infusion_start(device_id="R22_STALL", order=make_order())
-    with transaction.atomic():
-        infusion_confirm(device=device_lock(device_id="R22_STALL"), infusion_id=session.infusion_id, confirmed=True,
-                         parameters=None, confirmation={"confirmed": True})  # fmt: skip
-    Command.objects.filter(kind=CommandKind.START_INFUSION).update(state=CommandState.DONE)
+    session = started_order("R22_STALL")
     bridge = BridgeProcess(broker.url, f"http://127.0.0.1:{free_port()}", artifacts_dir).start()
     pump = PumpClient(broker.url, "R22_STALL")
 
