@@ -2,6 +2,7 @@
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.test import Client
 
 from devices.models import Device, Ward
 from devices.services.orders import InfusionOrder
@@ -29,3 +30,11 @@ def make_order(**overrides) -> InfusionOrder:
               "bolus_enabled": True, "bolus_volume_ml": 5.0, "drug": "Saline 0.9%"}  # fmt: skip
     fields.update(overrides)
     return InfusionOrder(**fields)
+
+
+def signed_in(user) -> Client:
+    """A browser signed in as `user`, its CSRF checked, holding the cookie a page gets when it first loads."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get("/")  # sets the CSRF cookie, as the page does
+    return client

@@ -9,7 +9,7 @@ from django.utils import timezone
 from devices.models import Alarm
 from devices.services.alarms import alarm_raise
 from devices.states import AlarmPriority, AlarmSource
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_device, make_user, make_ward, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -18,10 +18,7 @@ pytestmark = pytest.mark.django_db
 def nurse_client():
     ward = make_ward("icu")
     make_device("F12", ward=ward, last_seen_at=timezone.now())
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(make_user("nurse", ward=ward))
-    client.get("/")
-    return client
+    return signed_in(make_user("nurse", ward=ward))
 
 
 def acknowledge(client: Client, alarm_id: int, body: dict):

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from devices.models import Command, InfusionSession
 from devices.states import CommandKind, SessionStatus
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_device, make_user, make_ward, signed_in
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
@@ -25,10 +25,7 @@ USER_COMMANDS = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 def nurse_client() -> Client:
     ward = make_ward("icu")
     make_device("STALE_1", ward=ward, last_seen_at=timezone.now())
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(make_user("nurse", ward=ward))
-    client.get("/")
-    return client
+    return signed_in(make_user("nurse", ward=ward))
 
 
 def command(client: Client, body: dict):

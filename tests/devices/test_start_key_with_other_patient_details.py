@@ -8,30 +8,14 @@ the order the pump runs, and no error says so. The contract of the key: "a key o
 (Review 24, finding 6.)"""
 
 import pytest
-from django.test import Client
-from django.utils import timezone
 
 from devices.models import InfusionSession
 from tests.devices.test_views_api import START_URL, WIZARD, post
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import signed_in
 
 pytestmark = pytest.mark.django_db
 
 KEY = "start-key-other-patient-0001"
-
-
-@pytest.fixture
-def nurse():
-    ward = make_ward("icu")
-    make_device("PUMP_0001", ward=ward, last_seen_at=timezone.now(), max_rate_ml_min=10, max_volume_ml=500)
-    return make_user("nurse", ward=ward)
-
-
-def signed_in(user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get("/")
-    return client
 
 
 @pytest.mark.parametrize(
@@ -40,6 +24,7 @@ def signed_in(user) -> Client:
      {"patient_age": "3"}],
     ids=["allergies", "bed", "weight", "age"],
 )  # fmt: skip
+@pytest.mark.usefixtures("device")
 def test_a_key_repeated_for_another_patients_details_is_refused_not_answered_with_the_first_order(nurse, changed):
     client = signed_in(nurse)
     first = post(client, START_URL, {**WIZARD, "idempotencyKey": KEY})

@@ -3,39 +3,16 @@ never a second order; the page can ask for the order its request placed (review 
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from devices.models import Command, InfusionSession
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, SessionStatus
 from tests.devices.test_views_api import START_URL, WIZARD, post, running_session
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_user, signed_in
 
 pytestmark = pytest.mark.django_db
 
 KEY = "6c1d0a4e-1111-4c3b-9d55-000000000001"
-
-
-@pytest.fixture
-def ward():
-    return make_ward("icu")
-
-
-@pytest.fixture
-def device(ward):
-    return make_device("PUMP_0001", ward=ward, last_seen_at=timezone.now(), max_rate_ml_min=10, max_volume_ml=500)
-
-
-def signed_in(user) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(user)
-    client.get("/")  # sets the CSRF cookie, as the page does
-    return client
-
-
-@pytest.fixture
-def nurse(ward):
-    return make_user("nurse", ward=ward)
 
 
 def test_a_start_sent_again_under_its_key_is_answered_with_the_order_it_placed(device, nurse):

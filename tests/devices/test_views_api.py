@@ -10,7 +10,7 @@ from devices.services.confirmations import infusion_confirm
 from devices.services.records import bridge_heartbeat
 from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, CommandKind, SessionStatus
-from tests.factories import make_device, make_order, make_user, make_ward
+from tests.factories import make_device, make_order, make_user, make_ward, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -23,26 +23,8 @@ WIZARD = {
 
 
 @pytest.fixture
-def ward():
-    return make_ward("icu")
-
-
-@pytest.fixture
-def device(ward):
-    return make_device("PUMP_0001", ward=ward, last_seen_at=timezone.now(), max_rate_ml_min=10, max_volume_ml=500)
-
-
-@pytest.fixture
-def nurse(ward):
-    return make_user("nurse", ward=ward)
-
-
-@pytest.fixture
 def client(nurse) -> Client:
-    client = Client(enforce_csrf_checks=True)
-    client.force_login(nurse)
-    client.get("/")  # sets the CSRF cookie, as the page does
-    return client
+    return signed_in(nurse)
 
 
 def post(client: Client, url: str, data: dict | None = None, *, json: bool = False):
