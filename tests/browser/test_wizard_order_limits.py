@@ -33,13 +33,21 @@ def infusion_step(open_page, device_id: str, **device):
     return page
 
 
+def order_typed(page, *, rate_ml_h: str, volume_ml: str, bolus_ml: str | None = None) -> None:
+    """The infusion step filled as the nurse types it (the bolus ticked when given), then on to the review."""
+    page.get_by_label("Rate (mL/h)").fill(rate_ml_h)
+    page.get_by_label("Volume (mL)", exact=True).fill(volume_ml)
+    if bolus_ml is not None:
+        page.get_by_label("Bolus", exact=True).check()
+        page.get_by_label("Bolus volume (mL)").fill(bolus_ml)
+    page.get_by_role("button", name="Next: review").click()
+
+
 def test_the_wizard_takes_the_pumps_own_maximum_rate(open_page):
     max_ml_min = 999.0 / 60.0  # what the admin form stores for "999" mL/h (admin_forms.py)
     page = infusion_step(open_page, "BRW_R20_MAX", max_rate_ml_min=max_ml_min)
     note = page.locator('fieldset[data-step="2"] p.muted').first.inner_text()
-    page.get_by_label("Rate (mL/h)").fill("999")
-    page.get_by_label("Volume (mL)", exact=True).fill("999")
-    page.get_by_role("button", name="Next: review").click()
+    order_typed(page, rate_ml_h="999", volume_ml="999")
     error = page.locator('[data-error-for="rate_ml_h"]').inner_text()
     assert error == "", (
         f"the wizard refuses 999 mL/h on a pump whose maximum is 999 mL/h: {error!r} (its note: {note!r})"
@@ -52,9 +60,7 @@ def test_the_wizard_states_the_limit_it_applies(open_page):
     note, the wizard's own error and the server's all say that one number."""
     page = infusion_step(open_page, "BRW_R20_DEF")  # the default maximum, 20 mL/min
     note = page.locator('fieldset[data-step="2"] p.muted').first.inner_text()
-    page.get_by_label("Rate (mL/h)").fill("1000")
-    page.get_by_label("Volume (mL)", exact=True).fill("500")
-    page.get_by_role("button", name="Next: review").click()
+    order_typed(page, rate_ml_h="1000", volume_ml="500")
     refused = page.locator('[data-error-for="rate_ml_h"]')
     expect(refused, "the wizard refuses 1000 mL/h on the infusion step, in the server's words").to_have_text(
         "The rate may be at most 999 mL/h."
@@ -70,11 +76,7 @@ def test_the_wizard_checks_the_bolus_by_the_servers_rule(open_page):
     (`bolus > volume`); the server allows half the volume (and the pump's max bolus): the nurse learns it only after
     typing the confirmation word and pressing Start, sent back two steps."""
     page = infusion_step(open_page, "BRW_R20_BOL")
-    page.get_by_label("Rate (mL/h)").fill("120")
-    page.get_by_label("Volume (mL)", exact=True).fill("30")
-    page.get_by_label("Bolus", exact=True).check()
-    page.get_by_label("Bolus volume (mL)").fill("20")
-    page.get_by_role("button", name="Next: review").click()
+    order_typed(page, rate_ml_h="120", volume_ml="30", bolus_ml="20")
     error = page.locator('[data-error-for="bolus_volume_ml"]').inner_text()
     reached_review = page.locator('fieldset[data-step="3"]').is_visible()
     assert error and not reached_review, (
@@ -88,11 +90,7 @@ def test_the_review_shows_the_order_as_typed(open_page):
     the rate to three significant figures, so a typed 0.125 mL read "0.13 mL", a bolus of 0.025 mL "0.03 mL" and
     12.34 mL/h "12.3 mL/h". Each figure now keeps the decimals typed (up to three)."""
     page = infusion_step(open_page, "BRW_R20_TYPED")
-    page.get_by_label("Rate (mL/h)").fill("12.34")
-    page.get_by_label("Volume (mL)", exact=True).fill("0.125")
-    page.get_by_label("Bolus", exact=True).check()
-    page.get_by_label("Bolus volume (mL)").fill("0.025")
-    page.get_by_role("button", name="Next: review").click()
+    order_typed(page, rate_ml_h="12.34", volume_ml="0.125", bolus_ml="0.025")
     review = page.locator("#review")
     expect(review).to_be_visible()
     text = review.inner_text()
