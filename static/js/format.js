@@ -72,6 +72,14 @@ export function significant(value, unit = "") {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** An order's figures in one line (`order` in the wire's shape: the session's, or the wizard's form): "120.0 mL/h,
+ * 30.0 mL, 15.0 min, bolus off". The rate in mL/h as typed: a stored 1.666667 mL/min reads 100.0 mL/h again. */
+export function orderFigures(order) {
+  const bolus = order?.bolus?.enabled ? `bolus ${exact(order.bolus.volumeMl, "mL")}` : "bolus off";
+  return [exact(mlMinToMlH(order?.flowRateMlMin), "mL/h"), exact(order?.plannedVolumeMl, "mL"),
+    exact(order?.plannedTimeMin, "min"), bolus].join(", ");
+}
+
 /** An order's figure as the clinician typed it, to three decimals (one at least): 0.125 → "0.125", 12.34 → "12.34",
  * 250 → "250.0". The wizard's review shows what will be sent; rounding a typed 0.125 mL to "0.13" would not be it. */
 export function exact(value, unit = "") {

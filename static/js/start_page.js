@@ -43,14 +43,16 @@ if (wizardRoot) {
     onRetry: () => wizard.retry(),
     onClose: () => {
       wizardRoot.hidden = false;
+      wizard.confirmAgain(); // that order is over: another is confirmed anew
     },
   });
-  const openWaiting = (session) => {
+  const openWaiting = (session, earlier) => {
     wizardRoot.hidden = true; // the window takes its place: the order is sent, nothing in the form counts now
-    waiting.open(session);
+    waiting.open(session, earlier);
   };
   wizard = new Wizard(wizardRoot, { onStarted: openWaiting, limits: page.monitor.orderLimits });
-  // An order appears on the pump while the wizard says its request could not be reached: it may be this one
+  // An order appears on the pump while a request of the wizard's went unanswered (its reply lost, the form maybe
+  // edited since): it may be that request's order
   monitor.onEvent((name, payload) => {
     if (name === EVENTS.deviceSession && payload.session?.status === "pending" && wizard.unsure) wizard.checkPlaced();
   });

@@ -4,11 +4,12 @@
 // (stays open with ordered and reported values side by side), rejected, timed out, cancelled (why, and what became
 // of the STOP clearing the pump's screen: "was told" only once it left the server), a lost connection, or monitoring
 // degraded (the server cannot hear the pump). A START not acknowledged in time is no ending: the window says so and
-// follows the order until its own outcome.
+// follows the order until its own outcome. It names the order it follows (its figures as placed), and when that is an
+// earlier request's order (its reply lost, the form edited since), says so: the form's figures were not sent.
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
-import { mlMinToMlH, serverNowMs, significant } from "./format.js";
+import { mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
@@ -76,8 +77,10 @@ export class WaitingModal {
     live.onStateChange((state) => this.onConnection(state));
   }
 
-  open(session) {
+  /** Follow `session`; `earlier` (`{inForm}`) when it is an earlier request's order, not the one now in the form. */
+  open(session, earlier = null) {
     this.session = session;
+    this.sayOrder(session, earlier);
     clearTimeout(this.cancelTimer);
     Object.assign(this.byId("waiting-cancel"), { disabled: false, textContent: "Cancel" });
     this.deadline = this.deadlineFrom(session.createdAt); // until its START is published (the server's rule too)
@@ -93,6 +96,20 @@ export class WaitingModal {
     this.tick();
     this.catchUp();
     if (!this.bridgeHealthy) this.onBridgeHealth(false);
+  }
+
+  /** The order this window follows, its figures as placed; an earlier request's order is said to be one, and the
+   * order now in the form (`inForm`, when it differs) not sent: she cancels this one before ordering that. */
+  sayOrder(session, earlier) {
+    const order = session.order;
+    this.byId("waiting-order").textContent = order ? `Order: ${order.drug}, ${orderFigures(order)}` : "";
+    const note = this.byId("waiting-earlier");
+    note.hidden = !earlier;
+    note.textContent = !earlier ? "" :
+      `Your earlier order${order ? ` (${significant(mlMinToMlH(order.flowRateMlMin), "mL/h")})` : ""} was placed, ` +
+      "though its reply was lost: this window follows it." +
+      (earlier.inForm ? ` The order now in the form (${earlier.inForm}) was not sent: cancel this one before ` +
+        "ordering that." : "");
   }
 
   /** What the page heard before the window opened (a START published, even confirmed, before the reply came). */

@@ -4,10 +4,14 @@
 // are the server's own (`orderLimits`, rendered from protocol/limits.py), in its words; the server checks them
 // again and names the wrong field; its answer opens the waiting modal. Each order asked carries one idempotency key:
 // a request whose reply was lost is asked after by that key (the order may have been placed all the same), and sent
-// again it is answered with the order it placed, never a second one (review 22, finding 2).
+// again it is answered with the order it placed, never a second one (review 22, finding 2). An edit makes another
+// order, but never forgets one whose outcome is unknown: the keys of requests whose reply was lost are kept, asked
+// after on a 409 `session_active` and when a pending order shows on the live page, and an order one of them placed
+// opens the waiting window, naming the figures it sent (review 25, finding 4).
 
-import { duration, exact, fixed } from "./format.js";
+import { duration, exact, fixed, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
+import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
 const STEP_OF_FIELD = {
@@ -24,7 +28,9 @@ export class Wizard {
     this.maxVolumeMl = Number(root.dataset.maxVolumeMl);
     this.edited = []; // rate/volume/time fields in the order the clinician typed them
     this.startKey = null; // the idempotency key of the order asked (until a field changes: then it is another order)
-    this.unsure = false; // its request's reply was lost: the order may have been placed all the same
+    // The requests whose reply was lost, key -> the figures each sent: each may have placed its order all the same.
+    // Kept across edits until the server answers for them (an edited order is another order, not an unplaced one).
+    this.unanswered = new Map();
     this.field = (name) => this.form.elements.namedItem(name);
     this.wire();
     this.show(1);
@@ -52,6 +58,11 @@ export class Wizard {
     this.form.addEventListener("input", () => this.revalidateShownErrors());
     // another order, another request (typing the confirmation word again changes nothing in the order)
     this.form.addEventListener("input", (event) => event.target.name !== "confirm" && this.forgetRequest());
+  }
+
+  /** Whether a request of this page may have placed an order unseen (its reply was lost, and no answer since). */
+  get unsure() {
+    return this.unanswered.size > 0;
   }
 
   /** Enter advances steps 1 and 2; on the review it only says how to start (a click, never a key). */
@@ -100,10 +111,15 @@ export class Wizard {
   /** Back to the review (Retry after a rejection or a timeout): the clinician confirms again. */
   retry() {
     this.forgetRequest();
-    this.field("confirm").value = "";
-    this.root.querySelector("#start-submit").disabled = true;
+    this.confirmAgain();
     this.root.hidden = false;
     this.go(3);
+  }
+
+  /** Shown again after the waiting window (an order placed, then ended): a new order is confirmed anew. */
+  confirmAgain() {
+    this.field("confirm").value = "";
+    this.root.querySelector("#start-submit").disabled = true;
   }
 
   toggleSkip() {
@@ -242,6 +258,22 @@ export class Wizard {
 
   // ---- submit ----------------------------------------------------------------------------------------
 
+  /** The order's figures as the form holds them now, in the wire's shape (what its request sends, derived alike). */
+  orderInForm() {
+    const bolus = this.field("bolus_enabled").checked;
+    return {
+      flowRateMlMin: this.numberOf("rate_ml_h") / 60,
+      plannedVolumeMl: this.numberOf("volume_ml"),
+      plannedTimeMin: this.numberOf("time_min"),
+      bolus: { enabled: bolus, volumeMl: bolus ? this.numberOf("bolus_volume_ml") : null },
+    };
+  }
+
+  /** The order in the form in one line, its drug and figures: what an earlier request is told apart by. */
+  orderText() {
+    return `${this.field("drug").value.trim()}, ${orderFigures(this.orderInForm())}`;
+  }
+
   /** Send only what the clinician typed (the server derives the third value by the same rule). */
   formData() {
     const data = new FormData(this.form);
@@ -256,20 +288,17 @@ export class Wizard {
     const error = this.root.querySelector("#wizard-error");
     error.hidden = true;
     this.startKey ??= idempotencyKey(); // pressed again for the same order: the same key, never a second order
+    const key = this.startKey;
+    const figures = this.orderText();
     const data = this.formData();
-    data.set("idempotencyKey", this.startKey);
+    data.set("idempotencyKey", key);
     const { ok, status, body } = await postJson(this.root.dataset.startUrl, data);
     if (ok) {
       this.started(body.session);
       return;
     }
-    let message = body.message ?? "The infusion could not be started.";
-    if (status === 0) {
-      this.unsure = true;
-      const asked = await this.checkPlaced();
-      if (asked.placed || this.root.hidden) return; // placed: the waiting window follows it (opened here, or live)
-      message = asked.known ? NOT_PLACED : MAYBE_PLACED;
-    }
+    const message = await this.whyNotStarted(key, figures, status, body);
+    if (message === null) return; // an order of hers was placed: the waiting window follows it (opened here, or live)
     button.disabled = false;
     if (body.field && STEP_OF_FIELD[body.field]) {
       this.setError(body.field, body.message);
@@ -280,30 +309,70 @@ export class Wizard {
     error.hidden = false;
   }
 
-  /** The order is placed: the waiting window follows it from here. */
-  started(session) {
-    this.forgetRequest();
-    this.onStarted(session);
+  /** What the wizard says when its request placed no order it knows of, or null when an order of hers was found
+   * placed (the waiting window shows it). The server answered: this request placed nothing, and a 409
+   * `session_active` may be an earlier request's order; no answer: this request may have placed it. */
+  async whyNotStarted(key, figures, status, body) {
+    if (status === 0) this.unanswered.set(key, figures);
+    else this.unanswered.delete(key);
+    const earlierMayBeIt = body.code === "session_active" && this.unsure;
+    if (status !== 0 && !earlierMayBeIt) return body.message ?? "The infusion could not be started.";
+    const asked = await this.checkPlaced();
+    if (asked.placed || this.root.hidden) return null;
+    if (status === 0) return asked.known ? NOT_PLACED : MAYBE_PLACED;
+    return asked.known ? body.message : maybeAnEarlierOrder([...this.unanswered.values()]);
   }
 
-  /** A field changed (another order), or a new start begins: the next request is a new one. */
+  /** The order is placed: the waiting window follows it from here. `earlier`: it is an earlier request's order
+   * (before an edit), whose figures are not the form's: the window says so. */
+  started(session, earlier = null) {
+    this.forgetRequest();
+    this.unanswered.clear(); // an order is placed now: none of them holds the pump any more (one order at a time)
+    this.onStarted(session, earlier);
+  }
+
+  /** A field changed (another order), or a new start begins: the next request is a new one. The requests whose
+   * reply was lost stay asked after (`unanswered`): another order does not unplace theirs. */
   forgetRequest() {
     this.startKey = null;
-    this.unsure = false;
   }
 
-  /** After a request whose reply was lost (and when an order appears on the pump meanwhile: start_page.js), ask
-   * whether it placed the order; if it did, the waiting window opens on it. `{placed, known}`: `known` false when
-   * the question could not be asked either. */
+  /** After a request whose reply was lost, on a 409 `session_active`, and when an order appears on the pump meanwhile
+   * (start_page.js): ask each unanswered request, newest first, whether it placed its order. The form's own request
+   * found placed, or an earlier one's order found still active, opens the waiting window on it; an earlier order
+   * found over since is forgotten (nothing of it waits). `{placed, known}`: `known` false when a question could not
+   * be asked either. */
   async checkPlaced() {
-    const key = this.startKey;
-    if (!this.unsure || !key) return { placed: false, known: true };
-    const device = encodeURIComponent(this.root.dataset.deviceId);
-    const { ok, status, body } = await getJson(`/api/devices/${device}/starts/${encodeURIComponent(key)}/`);
-    const placed = ok && body.session && key === this.startKey && !this.root.hidden;
-    if (placed) this.started(body.session);
-    return { placed: Boolean(placed), known: ok || status === 404 };
+    let known = true;
+    for (const [key, figures] of [...this.unanswered].reverse()) {
+      if (this.root.hidden) break; // the waiting window is open already (opened by another check, or live)
+      const { ok, status, body } = await getJson(this.placedUrl(key));
+      known &&= ok || status === 404;
+      if (!ok || !body.session || !this.unanswered.has(key) || this.root.hidden) continue;
+      if (key === this.startKey) {
+        this.started(body.session);
+        return { placed: true, known: true };
+      }
+      if (ACTIVE_SESSION_STATUSES.has(body.session.status)) {
+        const inForm = this.orderText();
+        this.started(body.session, { inForm: inForm === figures ? null : inForm });
+        return { placed: true, known: true };
+      }
+      this.unanswered.delete(key);
+    }
+    return { placed: false, known };
   }
+
+  placedUrl(key) {
+    return `/api/devices/${encodeURIComponent(this.root.dataset.deviceId)}/starts/${encodeURIComponent(key)}/`;
+  }
+}
+
+/** A 409 `session_active` while earlier requests' outcome could not be learnt: the pump's order may be one of them. */
+function maybeAnEarlierOrder(figures) {
+  return `This pump already has an active infusion: it may be your earlier order (${figures.join(" or ")}), whose ` +
+    "reply was lost. Check the pump's screen, and press Start infusion again once connected: it shows that order " +
+    "if it is yours, with Cancel.";
 }
 
 const NOT_PLACED = "The server could not be reached, and no order of yours waits on this pump. Check the connection, " +
