@@ -15,6 +15,7 @@ from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback
 from devices.services.readback_received import readback_on_evidence, readback_received_off
 from devices.services.restart_commands import commands_lost_recall
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
+from devices.services.silences import ward_silence_break
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ON_PUMP_STATUSES,
@@ -108,10 +109,11 @@ def infusion_running_late(
     A newer pending order is cancelled (the pump runs this one), the STOP clearing this one's confirm screen not yet
     sent (a time-out's, or a cancel's: nobody asked it to stop a running order) is withdrawn
     (`clearing_stops_withdraw`), and the high `confirmed_late` alarm says so, naming the order cancelled; after a
-    restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it), unless it cost a
-    newer order. An order whose record a person ended ("End record…": she judged it not
-    running) raises `confirmed_late` too. While a newer order runs or is paused, this one does not run again (one
-    active order per pump): `confirmed_late` says the pump reports an old order. Returns whether it runs again.
+    restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it; one paused then
+    stays, saying so: `_interrupted_answered`), unless it cost a newer order. An order whose record a person ended
+    ("End record…": she judged it not running) raises `confirmed_late` too. While a newer order runs or is paused,
+    this one does not run again (one active order per pump): `confirmed_late` says the pump reports an old order.
+    Returns whether it runs again.
     """
     late_from, record_ended = session.status, session.status_reason.startswith(RECORD_ENDED_BY)
     ended_how = (
@@ -178,12 +180,35 @@ def _older_on_pump_end(device: Device, session: InfusionSession, why: str, now: 
 
 
 def _interrupted_answered(device: Device, session: InfusionSession, to: SessionStatus, now: datetime) -> None:
-    """The interrupted order is on the pump again: its `infusion_interrupted` clears when it runs, or when it is held
-    paused as it was when the pump restarted; one that was running and came back paused stays: it delivers nothing."""
+    """The interrupted order is on the pump again: its `infusion_interrupted` clears when it is as it was when the pump
+    restarted (running, or held paused). One that was running and came back paused stays: it delivers nothing; one
+    that was paused and came back running stays too (`_paused_runs_again`): nobody resumed it (review 25, finding 1)."""
     alarms = Alarm.objects.filter(device=device, session=session, type="infusion_interrupted", state=AlarmState.ACTIVE)
-    if to == SessionStatus.PAUSED and not alarms.filter(details__was=SessionStatus.PAUSED).exists():
+    was_paused = alarms.filter(details__was=SessionStatus.PAUSED).first()
+    if to == SessionStatus.PAUSED and was_paused is None:
+        return
+    if to == SessionStatus.RUNNING and was_paused is not None:
+        _paused_runs_again(device, session, was_paused, now)
         return
     alarm_clear(device=device, types=["infusion_interrupted"], reason=f"the pump reports it {to}", now=now)
+
+
+def _paused_runs_again(device: Device, session: InfusionSession, alarm: Alarm, now: datetime) -> None:
+    """A paused order the pump runs again after its restart (a pump resuming after a power loss): it infuses what a
+    person paused, so its `infusion_interrupted` stays and says so, naming who paused it; news to a nurse who
+    acknowledged the interruption of a paused infusion (it alerts again), heard through a silence if still sounding."""
+    paused = alarm.details.get("wasReason") or ""
+    how = paused if paused.startswith("paused") else f"paused ({paused})" if paused else "paused"
+    acknowledged = alarm.acknowledged_at is not None
+    alarm = alarm_raise(
+        device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
+        source=AlarmSource.SERVER, now=now, details={**alarm.details, "runsAgainAt": now.isoformat()},
+        message=(f"Infusion {session.infusion_id} was {how}, then interrupted: {alarm.details.get('reason')}. The "
+                 "pump runs it again without anyone resuming it: check the pump and the patient"),
+        realert=acknowledged,
+    )  # fmt: skip
+    if not acknowledged:
+        ward_silence_break(device=device, alarm=alarm, now=now)
 
 
 def _named(session: InfusionSession) -> str:

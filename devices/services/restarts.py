@@ -220,7 +220,7 @@ def _interrupt(
     """End `session` interrupted, with `infusion_interrupted` if it had run. After a restart (`restarted`), a person's
     Pause, Resume or Stop under way was lost in it, not "not needed": the pump may run that infusion again
     (`restart_commands.py`). An idle report ends the infusion itself: those are superseded, as at any end."""
-    was = session.status
+    was, was_reason = session.status, session.status_reason  # who paused it, if paused: said if it runs again
     if restarted:
         commands_lost_in_restart(device=device, session=session, now=now)
     delivered = (session.progress_on(device) or {}).get("deliveredVolumeMl")
@@ -230,6 +230,7 @@ def _interrupt(
     volume = f"{delivered:g} mL" if isinstance(delivered, int | float) else "unknown (no progress received)"
     alarm_raise(
         device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
-        source=AlarmSource.SERVER, now=now, details={"deliveredVolumeMl": delivered, "reason": reason, "was": was},
+        source=AlarmSource.SERVER, now=now,
+        details={"deliveredVolumeMl": delivered, "reason": reason, "was": was, "wasReason": was_reason},
         message=f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: {volume}",
     )  # fmt: skip
