@@ -29,6 +29,7 @@ from devices.services.alarms import (
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.commands import command_not_carried_out_clear
 from devices.services.records import text_storable
+from devices.services.restart_commands import commands_lost_recall
 from devices.services.rows import RowRun, row_run_plain
 from devices.services.silences import ward_silence_break
 from devices.states import (
@@ -211,14 +212,17 @@ def alarms_session_clear(*, device: Device, session: InfusionSession, now: datet
                        now=now)  # fmt: skip
 
 
-def alarms_session_settle(*, device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
-    """The server alarms a session's new state answers (`session_transition`): its own server alarms it ends
-    (`alarms_session_clear`); the pump reporting an order running or paused on it ends any silence of the pump (a
-    silent running session's clock starts again from this move); an order that never reached the pump ending
+def alarms_session_settle(
+    *, device: Device, session: InfusionSession, reason: str, now: datetime, previous: SessionStatus | None = None
+) -> None:
+    """The server alarms a session's new state answers (`session_transition`, from `previous`): its own server alarms
+    it ends (`alarms_session_clear`); the pump reporting an order running or paused on it ends any silence of the pump
+    (a silent running session's clock starts again from this move); an order that never reached the pump ending
     (cancelled, timed out, rejected) ends none: the pump is as silent as before, infusing without it; a lost
-    STOP/PAUSE of this session (only) is moot once it is paused or ended; an order running explains (and ended) the
-    pump's own infusion, and a lost STOP of it; any move of the session an unreadable report was tied to shows its
-    state again (`unreadable_report`)."""
+    STOP/PAUSE of this session (only) is moot once it is paused or ended, and a lost Stop is recalled when it runs
+    again from paused (`commands_lost_recall`: a pause made it moot, never carried it out; review 25, finding 2); an
+    order running explains (and ended) the pump's own infusion, and a lost STOP of it; any move of the session an
+    unreadable report was tied to shows its state again (`unreadable_report`)."""
     to = session.status
     alarms_session_clear(device=device, session=session, now=now)
     alarm_clear(device=device, types=[UNREADABLE_REPORT], source=AlarmSource.SERVER, session=session,
@@ -230,6 +234,8 @@ def alarms_session_settle(*, device: Device, session: InfusionSession, reason: s
     if to == SessionStatus.RUNNING:
         alarm_clear(device=device, types=list(UNORDERED_ALARMS), reason="an order is running", now=now)
         command_not_carried_out_clear(device=device, session=None, reason="an order is running", now=now)
+    if to == SessionStatus.RUNNING and previous == SessionStatus.PAUSED:
+        commands_lost_recall(device=device, session=session, why=reason, now=now)
 
 
 def alarm_resolve(

@@ -46,12 +46,14 @@ def commands_lost_recall(*, device: Device, session: InfusionSession, why: str, 
     that the pump did not carry out (`failed`, `expired`) raises `command_not_carried_out` again; returns it.
 
     Not a Pause the session was paused since (it was answered, at the pump or later), not a screen-clearing STOP
-    (nobody asked to stop what runs), not one whose alarm a person resolved since it ended (she decided)."""
+    (nobody asked to stop what runs), not one whose alarm a person resolved since it ended, nor one a person asked to
+    Resume after (she decided). Also called when the session runs again from paused (`alarm_rules`): a pause made a
+    lost Stop moot, it never carried it out (review 25, finding 2)."""
     ended = Command.objects.filter(device=device, session=session, kind__in=MUST_BE_CARRIED_OUT, clears_screen=False,
                                    state__in=(CommandState.FAILED, CommandState.EXPIRED))  # fmt: skip
     for command in sorted(ended.select_related("created_by"), key=_stop_first):
         answered = command.kind == CommandKind.PAUSE_INFUSION and _paused_since(session, command)
-        if not answered and not _resolved_since(device, session, command):
+        if not answered and not _resolved_since(device, session, command) and not _resumed_since(session, command):
             _recall(device, session, command, why, now)
             return command
     return None
@@ -63,6 +65,11 @@ def _stop_first(command: Command) -> tuple:
 
 def _paused_since(session: InfusionSession, command: Command) -> bool:
     return session.paused_at is not None and session.paused_at >= command.created_at
+
+
+def _resumed_since(session: InfusionSession, command: Command) -> bool:
+    resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION)
+    return resumes.filter(created_at__gt=command.created_at).exists()
 
 
 def _resolved_since(device: Device, session: InfusionSession, command: Command) -> bool:

@@ -74,7 +74,7 @@ def session_transition(
     if to in SESSION_ENDED_STATUSES:
         commands_supersede(device=device, session=session, now=now)
     session_changed(device=device, session=session)
-    alarms_session_settle(device=device, session=session, reason=reason, now=now)
+    alarms_session_settle(device=device, session=session, reason=reason, now=now, previous=previous)
     _sample_state_change(device, session, now, owned_progress=previous != SessionStatus.PENDING)
     pump_state = PUMP_STATE_FOR_SESSION.get(to)
     if pump_state and pump_state_set(device=device, state=pump_state):
