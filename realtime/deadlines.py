@@ -1,11 +1,13 @@
 """Command deadlines kept by Daphne while no bridge reports (review 22, finding 3).
 
-The bridge's housekeeping ends every command at its deadline. While no bridge reports (crashed, crash-looping,
-hung, being deployed) nothing did: a Stop a nurse confirmed meanwhile waited "to be sent" for as long as the bridge
-stayed away, and no `command_not_carried_out` sent anyone to the pump. A command never published can never be (the
+The bridge's housekeeping ends every command at its deadline. While no bridge reports (crashed, crash-looping, hung,
+being deployed) nothing did: a Stop a nurse confirmed meanwhile waited "to be sent" for as long as the bridge stayed
+away, and no `command_not_carried_out` sent anyone to the pump. A command never handed to the broker can never be (the
 outbox never publishes after `expiresAt`), so Daphne ends it `expired` itself, through the command service, which
-raises the alarm as the bridge would (`devices/services/commands.py::commands_expire_unsent`). With a bridge reporting,
-this does nothing but read its heartbeat.
+raises the alarm as the bridge would (`devices/services/commands.py::commands_end_unpublished`). One the outbox marked
+handed (`handed_at`, committed before paho has it) whose publication it never recorded (it stalled or died in between)
+may be in the broker's hands: Daphne ends it `failed`, its outcome unknown, never "never sent" (issue 15). One recorded
+published is left to the bridge. With a bridge reporting, this does nothing but read its heartbeat.
 """
 
 import asyncio
@@ -16,7 +18,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from devices.selectors import bridge_status
-from devices.services.commands import commands_expire_unsent
+from devices.services.commands import commands_end_unpublished
 
 logger = logging.getLogger(__name__)
 
@@ -24,10 +26,10 @@ CHECK_EVERY_S = 2.0
 
 
 def deadlines_keep() -> int:
-    """One check: with no bridge reporting, end the unsent commands past their deadline; returns how many."""
+    """One check: with no bridge reporting, end the unpublished commands past their deadline; returns how many."""
     if bridge_status()["alive"]:
         return 0
-    return commands_expire_unsent(now=timezone.now())
+    return commands_end_unpublished(now=timezone.now())
 
 
 def _keep_on_thread() -> int:
@@ -67,7 +69,7 @@ class DeadlineKeeper:
                 logger.exception("checking command deadlines failed")
                 continue
             if ended:
-                logger.info("commands expired unsent while no bridge reports", extra={"count": ended})
+                logger.info("commands ended unpublished while no bridge reports", extra={"count": ended})
 
 
 deadline_keeper = DeadlineKeeper()

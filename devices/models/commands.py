@@ -29,6 +29,10 @@ class Command(models.Model):
     # When the outbox handed it to the broker (the link took it): published, though still `queued` until the
     # broker's PUBACK is recorded (`sent_at`); the pump may already act on it.
     published_at = models.DateTimeField(null=True, blank=True)
+    # When the outbox was about to hand it to the broker link (committed before paho has it, once per outbox cycle):
+    # from then on it may have reached the pump, even if the bridge stalls or dies before `published_at` is stored,
+    # so it never ends "expired" (never sent); cleared again when the link refused it (disconnected).
+    handed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True)

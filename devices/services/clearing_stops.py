@@ -62,11 +62,12 @@ def clearing_stops_withdraw(*, device: Device, session: InfusionSession, why: st
     audited `server.stop_withdrawn`, and the ended order's reason, which said the pump is told to clear its screen,
     now says nothing was sent (`device:session`), so the waiting window and the monitor do not claim it.
 
-    One already handed to the broker (`published_at`, also before its PUBACK is recorded) cannot be called back
-    (`infusing_after_stop` follows if the pump runs on). A STOP a person asked for with Stop is never withdrawn.
+    One already handed to the broker (`handed_at`, `published_at`, also before its PUBACK is recorded) cannot be called
+    back (`infusing_after_stop` follows if the pump runs on). A STOP a person asked for with Stop is never withdrawn.
     """
     queued = Command.objects.filter(device=device, session=session, kind=CommandKind.STOP_INFUSION, clears_screen=True,
-                                    state=CommandState.QUEUED, published_at__isnull=True)  # fmt: skip
+                                    state=CommandState.QUEUED, published_at__isnull=True,
+                                    handed_at__isnull=True)  # fmt: skip
     withdrawn = list(queued.select_related("session", "created_by").order_by("created_at", "pk"))
     for command in withdrawn:
         command_withdraw(

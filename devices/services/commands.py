@@ -48,27 +48,40 @@ UNSENT_GRACE = timedelta(seconds=2)
 LATE_REPORT_ALLOWANCE = timedelta(seconds=5)
 # A person's command under way when the pump restarted (`restart_commands`): the pump may have lost it in its reboot
 LOST_IN_RESTART = "the pump restarted before it reported carrying it out"
+# A command handed to the broker link (`handed_at`) whose publication was never recorded (the bridge stalled or stopped)
+OUTCOME_UNKNOWN = ("it may have reached the pump: the server lost track of it while sending it; whether the pump acted "
+                   "on it is unknown")  # fmt: skip
 
 
 def went_out(*, states: tuple = PUBLISHED_STATES) -> Q:
-    """Commands in `states`, or still `queued` but handed to the broker (`published_at`, its PUBACK not recorded
-    yet): the pump can have received them and acted on them."""
-    return Q(state__in=states) | Q(state=CommandState.QUEUED, published_at__isnull=False)
+    """Commands in `states`, or still `queued` but handed to the broker (`handed`, its PUBACK not recorded yet): the
+    pump can have received them and acted on them."""
+    return Q(state__in=states) | (Q(state=CommandState.QUEUED) & handed())
+
+
+def handed() -> Q:
+    """Commands handed to the broker: published (`published_at`, the link took them), or marked handed by the outbox
+    (`handed_at`, committed before paho had them) though their publication was never recorded (the bridge stalled or
+    died in between: issue 15). Such a command may have reached the pump: never called "never sent" (`expired`,
+    withdrawn unsent)."""
+    return Q(published_at__isnull=False) | Q(handed_at__isnull=False)
 
 
 def failed_within_deadline(*, now: datetime) -> Q:
     """Commands ended `failed` though handed to the broker (`published_at`: their PUBACK came late, or the pump had not
-    acted yet) whose deadline has not passed (with `LATE_REPORT_ALLOWANCE` for the report): the broker may still deliver
-    them at QoS 1 (the outbox cannot withdraw a PUBLISH already written), and a pump reporting what one asks may have
-    carried it out (review 22). Not one the pump's restart lost (`LOST_IN_RESTART`): its reports since the reboot are
-    the evidence of what it did, and a pause of its own then is not her Pause carried out (review 24, finding 5)."""
-    within = Q(state=CommandState.FAILED, published_at__isnull=False, expires_at__gte=now - LATE_REPORT_ALLOWANCE)
+    acted yet; or `handed_at`, their outcome unknown) whose deadline has not passed (with `LATE_REPORT_ALLOWANCE` for
+    the report): the broker may still deliver them at QoS 1 (the outbox cannot withdraw a PUBLISH already written), and
+    a pump reporting what one asks may have carried it out (review 22). Not one the pump's restart lost
+    (`LOST_IN_RESTART`): its reports since the reboot are the evidence of what it did, and a pause of its own then is
+    not her Pause carried out (review 24, finding 5)."""
+    within = Q(state=CommandState.FAILED, expires_at__gte=now - LATE_REPORT_ALLOWANCE) & handed()
     return within & ~Q(error=LOST_IN_RESTART)
 
 
 def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:
     """Whether this command went out (`went_out`), for a command already read."""
-    return command.state in states or (command.state == CommandState.QUEUED and command.published_at is not None)
+    was_handed = command.published_at is not None or command.handed_at is not None
+    return command.state in states or (command.state == CommandState.QUEUED and was_handed)
 
 
 def command_lifetime(kind: str) -> timedelta:
@@ -250,36 +263,43 @@ def commands_end_overdue(
     return sum(run("commands", pk, partial(_end_overdue, pk, device_id, now)) for pk, device_id in rows)
 
 
-def commands_expire_unsent(*, now: datetime, limit: int = 100) -> int:
-    """End `expired` the commands never published whose deadline passed `UNSENT_GRACE` ago; returns how many.
+def commands_end_unpublished(*, now: datetime, limit: int = 100) -> int:
+    """End the `queued` commands whose publication was never recorded and whose deadline passed `UNSENT_GRACE` ago:
+    `expired` if never handed to the broker, `failed` (`OUTCOME_UNKNOWN`) if handed; returns how many.
 
     For Daphne while no bridge reports (crashed, crash-looping, hung): the bridge's housekeeping ends every command at
     its deadline, and without it a Stop would wait "to be sent" for as long as it stays away, with no
-    `command_not_carried_out` sending anyone to the pump (review 22, finding 3). A command never published can never
-    be (the outbox never publishes after `expiresAt`), so this needs no broker; it raises the alarm as the bridge would.
-    Whether it was published is read again under the pump's lock: a bridge alive but slow may record its publication
-    after this reads the row, and such a command, handed to the broker, is the bridge's to end (review 24, finding 4).
+    `command_not_carried_out` sending anyone to the pump (review 22, finding 3). A command never handed to the broker
+    can never be (the outbox never publishes after `expiresAt`), so this needs no broker; it raises the alarm as the
+    bridge would. One the outbox marked handed (`handed_at`) may be in the broker's hands though the bridge stalled or
+    died before recording it (issue 15): never "expired", but `failed`, its outcome unknown, the nurse sent to the pump
+    all the same. Whether it was published or handed is read again under the pump's lock: a bridge alive but slow may
+    record its publication after this reads the row, and such a command is the bridge's to end (review 24, finding 4).
     """
     rows = commands_overdue(by=now - UNSENT_GRACE).filter(state=CommandState.QUEUED, published_at__isnull=True)
     rows = rows.values_list("pk", "device__device_id")[:limit]
     return sum(_end_overdue(pk, device_id, now, True) for pk, device_id in rows)
 
 
-def _end_overdue(pk: int, device_id: str, now: datetime, unsent_only: bool = False) -> int:
-    """End one command past its deadline as its row is under the pump's lock: `expired` if never published, `failed`
-    if the pump did not act (or, published, never acknowledged). `unsent_only`: only if never published."""
+def _end_overdue(pk: int, device_id: str, now: datetime, unpublished_only: bool = False) -> int:
+    """End one command past its deadline as its row is under the pump's lock: `expired` if never handed to the broker,
+    `failed` if the pump did not act (or, handed, never acknowledged). `unpublished_only`: only if its publication is
+    not recorded (still `queued`, no `published_at`)."""
 
     def choose(command: Command) -> tuple[CommandState, str] | None:
-        to, error = _overdue_end(command)
-        return None if unsent_only and to != CommandState.EXPIRED else (to, error)
+        if unpublished_only and (command.state != CommandState.QUEUED or command.published_at is not None):
+            return None
+        return _overdue_end(command)
 
     return int(_move_locked(device_id, pk, choose, now))
 
 
 def _overdue_end(command: Command) -> tuple[CommandState, str]:
     """The state, and why, a command past its deadline ends in, from its row as it is now."""
-    if command.state == CommandState.QUEUED and command.published_at is None:
+    if command.state == CommandState.QUEUED and command.published_at is None and command.handed_at is None:
         return CommandState.EXPIRED, "expired before it could be sent"
+    if command.state == CommandState.QUEUED and command.published_at is None:
+        return CommandState.FAILED, OUTCOME_UNKNOWN
     if command.state == CommandState.QUEUED:
         return CommandState.FAILED, "published, but neither acknowledged by the broker nor acted on in time"
     return CommandState.FAILED, "the pump did not act on it in time"

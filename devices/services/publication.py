@@ -1,17 +1,19 @@
 """The moment of publication: what the outbox asks the command service just before and as it publishes a command.
 
 A STOP clearing a confirm screen (a cancel's, a time-out's) is re-checked and withdrawn if it would stop a pump
-reporting infusing (`clearing_stops.py`); a START's deadline moves to run from its publication; the publication
+reporting infusing (`clearing_stops.py`); a START's deadline moves to run from its publication; the commands about
+to be handed to the broker are marked so (`handed_at`), once per outbox cycle, before paho has them; the publication
 (`published_at`) is recorded and told.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db import transaction
 
 from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
-from devices.models import Command, InfusionSession
+from devices.models import Command, Device, InfusionSession
 from devices.services.changes import change_record, device_lock
 from devices.services.clearing_stops import clearing_stop_withheld_why, clearing_stops_withdraw
 from devices.services.commands import command_withdraw
@@ -65,7 +67,7 @@ def _own_infusion_command_check(command: Command, now: datetime) -> bool:
         if not Command.objects.filter(pk=command.pk, state=CommandState.QUEUED).exists():
             return False  # moved on meanwhile (withdrawn, expired)
         why = f"the pump now runs the order {order.infusion_id}; it was for the pump's own infusion, which has ended"
-        withdrawn = "not sent again" if command.published_at is not None else "withdrawn unsent"
+        withdrawn = "not sent again" if command.published_at or command.handed_at else "withdrawn unsent"
         command_withdraw(
             device=device, command=command, session=order, now=now, error=f"{withdrawn}: {why}",
             audit="server.command_withdrawn", details={"command": command.kind, "reason": why},
@@ -105,3 +107,29 @@ def command_published(*, command: Command, now: datetime) -> None:
         if first or later_deadline:
             stored = Command.objects.select_related("session", "created_by").get(pk=command.pk)
             change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(stored))
+
+
+def commands_handed_mark(*, commands: Sequence[Command], now: datetime) -> set[int]:
+    """The outbox is about to hand these commands to the broker link: each still `queued` is marked handed
+    (`handed_at`, its first mark kept), committed before paho has any; returns their pks, the only ones it may hand.
+
+    One transaction per outbox cycle, however many commands. From the mark on, a command may reach the pump even if
+    the bridge stalls or dies before recording its publication, so no one ends it "expired, never sent" (Daphne's
+    keeper ends it `failed`, its outcome unknown: `commands.commands_end_unpublished`). Their pumps are locked first (in
+    a fixed order), as every command's end is decided under its pump's lock: one Daphne ended meanwhile is neither
+    marked nor handed (it would reach the pump though it reads "never sent"), and Daphne, deciding after this, sees
+    the mark."""
+    with transaction.atomic():
+        device_pks = sorted({command.device_id for command in commands})
+        list(Device.objects.select_for_update().filter(pk__in=device_pks).order_by("pk").values_list("pk", flat=True))
+        queued = Command.objects.filter(pk__in=[command.pk for command in commands], state=CommandState.QUEUED)
+        handing = set(queued.values_list("pk", flat=True))
+        Command.objects.filter(pk__in=handing, handed_at__isnull=True).update(handed_at=now)
+    return handing
+
+
+def commands_handed_unmark(*, command_pks: list[int], now: datetime) -> None:
+    """The broker link refused these commands after they were marked at `now` (it went away): never handed over, their
+    mark is taken back, so each can still end `expired`. A mark of an earlier handover (a restarted bridge publishing
+    again) stays: that copy may be in the broker's hands."""
+    Command.objects.filter(pk__in=command_pks, handed_at=now, published_at__isnull=True).update(handed_at=None)

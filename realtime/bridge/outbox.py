@@ -10,6 +10,9 @@ same moment; every move goes through the command service, which also re-checks e
 published (`command_publish_check`). Each command is guarded on its own (`rows.py`): one that cannot be published,
 or whose PUBACK cannot be recorded (not the database's fault), is logged once, counted and skipped a while, and
 holds back no other; one whose PUBACK could not be recorded stays in flight until its deadline fails it.
+Before paho has any command of a cycle, the cycle's commands are marked handed in one commit (`handed_at`,
+`commands_handed_mark`, under their pumps' locks; taken back for those the link then refuses): a bridge that stalls
+or dies after paho has one and before its record leaves a command no one may call "never sent" (issue 15).
 The publication is recorded when the link takes the message (`command_published`: `published_at`, and a START's
 deadline from it), before its PUBACK: the pump may act on it first. If that record fails after the publish, the
 command is in flight all the same (never published twice), the failure is logged, and the record is tried again
@@ -29,7 +32,12 @@ from django.utils import timezone
 from devices.models import Command
 from devices.outbox_selectors import commands_no_longer_queued, commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance
-from devices.services.publication import command_publish_check, command_published
+from devices.services.publication import (
+    command_publish_check,
+    command_published,
+    commands_handed_mark,
+    commands_handed_unmark,
+)
 from devices.states import CommandKind, CommandState
 from protocol import topics
 from protocol.commands import command_envelope_build
@@ -56,6 +64,15 @@ class InFlight:
     published_at: datetime | None = None
     waits_long: bool = False  # a START: in flight until its own deadline, unless its order ends first
     unrecorded: Callable[[], None] | None = None  # its publication's record (`command_published`) while it failed
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A queued command re-checked and encoded, about to be handed to paho."""
+
+    command: Command
+    body: str
+    expiry_s: int
 
 
 class CommandOutbox:
@@ -156,24 +173,41 @@ class CommandOutbox:
             logger.info("command %s withdrawn before its PUBACK: its order ended, paho will not resend it", command_pk)
 
     def _publish_queued(self, now: datetime) -> None:
+        """Publish the queued commands: each checked and encoded, then all marked handed in one commit
+        (`commands_handed_mark`) before paho has any, then handed over one by one."""
         in_flight = [flight.command_pk for flight in self.in_flight.values()]
         skipped = self.rows.skipped("outbox", now)
         waiting = commands_to_publish(now=now, in_flight=[*in_flight, *skipped], limit=PUBLISH_PER_TICK)
+        outgoing: list[Outgoing] = []
         for command in waiting:
-            if self.rows.run("outbox", command.pk, partial(self._publish, command, now), now) == DISCONNECTED:
-                return  # disconnected meanwhile: the command stays queued, visibly
+            self.rows.run("outbox", command.pk, partial(self._prepare, command, now, outgoing), now)
+        if not outgoing:
+            return
+        handing = commands_handed_mark(commands=[item.command for item in outgoing], now=now)
+        outgoing = [item for item in outgoing if item.command.pk in handing]
+        for position, item in enumerate(outgoing):
+            if self.rows.run("outbox", item.command.pk, partial(self._publish, item, now), now) == DISCONNECTED:
+                # disconnected meanwhile: these stay queued, visibly, and never handed over, unmarked
+                commands_handed_unmark(command_pks=[left.command.pk for left in outgoing[position:]], now=now)
+                return
 
-    def _publish(self, command: Command, now: datetime) -> int:
-        """Publish one queued command (re-checked by the service first); DISCONNECTED if the link went away."""
-        ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
+    @staticmethod
+    def _prepare(command: Command, now: datetime, outgoing: list[Outgoing]) -> int:
+        """Re-check one queued command with the service and encode it: added to `outgoing` unless withdrawn."""
         if not command_publish_check(command=command, now=now):
             return 0  # the service withdrew it (the server's own STOP to a pump now running that order)
         envelope = command_envelope_build(kind=command.kind, payload=command.payload,
                                           command_id=str(command.command_id), expires_at=command.expires_at,
                                           now=timezone.now())  # fmt: skip
-        body = envelope.encoded()
         expiry_s = int((command.expires_at - now).total_seconds())
-        mid = self.link.publish(topics.commands_topic(command.device.device_id), body, expiry_s=expiry_s)
+        outgoing.append(Outgoing(command, envelope.encoded(), expiry_s))
+        return 1
+
+    def _publish(self, item: Outgoing, now: datetime) -> int:
+        """Hand one command, marked handed, to the link and record it; DISCONNECTED if the link went away."""
+        command = item.command
+        ack_timeout = timedelta(seconds=settings.PUMPSTREAM["COMMAND_ACK_TIMEOUT_S"])
+        mid = self.link.publish(topics.commands_topic(command.device.device_id), item.body, expiry_s=item.expiry_s)
         if mid is None:
             return DISCONNECTED
         deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
