@@ -4,10 +4,10 @@ The bridge's housekeeping ends every command at its deadline. While no bridge re
 being deployed) nothing did: a Stop a nurse confirmed meanwhile waited "to be sent" for as long as the bridge stayed
 away, and no `command_not_carried_out` sent anyone to the pump. A command never handed to the broker can never be (the
 outbox never publishes after `expiresAt`), so Daphne ends it `expired` itself, through the command service, which
-raises the alarm as the bridge would (`devices/services/commands.py::commands_end_unpublished`). One the outbox marked
-handed (`handed_at`, committed before paho has it) whose publication it never recorded (it stalled or died in between)
-may be in the broker's hands: Daphne ends it `failed`, its outcome unknown, never "never sent" (issue 15). One recorded
-published is left to the bridge. With a bridge reporting, this does nothing but read its heartbeat.
+raises the alarm as the bridge would (`devices/services/command_deadlines.py::commands_end_unpublished`). One the
+outbox marked handed (`handed_at`, committed before paho has it) whose publication it never recorded (it stalled or
+died in between) may be in the broker's hands: Daphne ends it `failed`, its outcome unknown, never "never sent" (issue
+15). One recorded published is left to the bridge. With a bridge reporting, this does nothing but read its heartbeat.
 """
 
 import asyncio
@@ -18,7 +18,7 @@ from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from devices.selectors import bridge_status
-from devices.services.commands import commands_end_unpublished
+from devices.services.command_deadlines import commands_end_unpublished
 
 logger = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
-"""The command outbox: queue a command, move it along its states, and end every command in bounded time.
+"""The command outbox: queue a command, move it along its states, say whether it went out.
 
 Every command ends `done`, `failed` (with a reason), `expired` or `superseded` (protocol v1.1): START
 within the confirmation timeout + 10 s, the others within COMMAND_EXPIRY_S (30 s by default), which
-is also the `expiresAt` the pump is told. A STOP or PAUSE that does not end `done` raises the high
-`command_not_carried_out` alarm: a person must act at the pump.
+is also the `expiresAt` the pump is told; those still under way at their deadline are ended by
+`command_deadlines.py`. A STOP or PAUSE that does not end `done` raises the high `command_not_carried_out` alarm: a
+person must act at the pump.
 """
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -18,11 +18,10 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.housekeeping_selectors import commands_overdue, start_lifetime
+from devices.housekeeping_selectors import start_lifetime
 from devices.models import Command, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, device_lock, event_record
-from devices.services.rows import RowRun, row_run_plain
 from devices.states import (
     COMMAND_TRANSITIONS,
     COMMAND_UNSETTLED_STATES,
@@ -42,15 +41,10 @@ STATE_TIMESTAMP = {
 MUST_BE_CARRIED_OUT = (CommandKind.STOP_INFUSION, CommandKind.PAUSE_INFUSION)
 NOT_CARRIED_OUT = "command_not_carried_out"
 PUBLISHED_STATES = (CommandState.SENT, CommandState.DELIVERED)  # under way, and the pump can have acted on it
-# How long past its deadline an unsent command waits for the bridge's housekeeping before another process ends it
-UNSENT_GRACE = timedelta(seconds=2)
 # A pump acts on a command up to its `expiresAt`; its report of doing so may arrive this much later
 LATE_REPORT_ALLOWANCE = timedelta(seconds=5)
 # A person's command under way when the pump restarted (`restart_commands`): the pump may have lost it in its reboot
 LOST_IN_RESTART = "the pump restarted before it reported carrying it out"
-# A command handed to the broker link (`handed_at`) whose publication was never recorded (the bridge stalled or stopped)
-OUTCOME_UNKNOWN = ("it may have reached the pump: the server lost track of it while sending it; whether the pump acted "
-                   "on it is unknown")  # fmt: skip
 
 
 def went_out(*, states: tuple = PUBLISHED_STATES) -> Q:
@@ -199,13 +193,14 @@ def command_advance(*, device_id: str, command_pk: int, to: CommandState, now: d
 
     Locks the pump, and skips quietly when the command has moved on meanwhile (a pump's fast reply).
     """
-    return _move_locked(device_id, command_pk, lambda command: (to, error), now)
+    return command_move_locked(device_id, command_pk, lambda command: (to, error), now)
 
 
-def _move_locked(
+def command_move_locked(
     device_id: str, command_pk: int, choose: Callable[[Command], tuple[CommandState, str] | None], now: datetime
 ) -> bool:
-    """Move a command to the state `choose` picks from the row as it is once the pump is locked (None: leave it)."""
+    """Move a command to the state `choose` picks from the row as it is once the pump is locked (None: leave it): the
+    outbox's moves (`command_advance`) and the ends at the deadline (`command_deadlines.py`)."""
     with transaction.atomic():
         if not Device.objects.filter(device_id=device_id).exists():
             return False  # the pump was deleted meanwhile
@@ -253,56 +248,6 @@ def commands_supersede(*, device: Device, session: InfusionSession, now: datetim
     for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
         command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                            error=f"the infusion ended {session.status}")  # fmt: skip
-
-
-def commands_end_overdue(
-    *, now: datetime, limit: int = 100, exclude: Collection[int] = (), run: RowRun = row_run_plain
-) -> int:
-    """End the commands past their deadline (but those in `exclude`), each through `run` (the bridge guards each)."""
-    rows = commands_overdue(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
-    return sum(run("commands", pk, partial(_end_overdue, pk, device_id, now)) for pk, device_id in rows)
-
-
-def commands_end_unpublished(*, now: datetime, limit: int = 100) -> int:
-    """End the `queued` commands whose publication was never recorded and whose deadline passed `UNSENT_GRACE` ago:
-    `expired` if never handed to the broker, `failed` (`OUTCOME_UNKNOWN`) if handed; returns how many.
-
-    For Daphne while no bridge reports (crashed, crash-looping, hung): the bridge's housekeeping ends every command at
-    its deadline, and without it a Stop would wait "to be sent" for as long as it stays away, with no
-    `command_not_carried_out` sending anyone to the pump (review 22, finding 3). A command never handed to the broker
-    can never be (the outbox never publishes after `expiresAt`), so this needs no broker; it raises the alarm as the
-    bridge would. One the outbox marked handed (`handed_at`) may be in the broker's hands though the bridge stalled or
-    died before recording it (issue 15): never "expired", but `failed`, its outcome unknown, the nurse sent to the pump
-    all the same. Whether it was published or handed is read again under the pump's lock: a bridge alive but slow may
-    record its publication after this reads the row, and such a command is the bridge's to end (review 24, finding 4).
-    """
-    rows = commands_overdue(by=now - UNSENT_GRACE).filter(state=CommandState.QUEUED, published_at__isnull=True)
-    rows = rows.values_list("pk", "device__device_id")[:limit]
-    return sum(_end_overdue(pk, device_id, now, True) for pk, device_id in rows)
-
-
-def _end_overdue(pk: int, device_id: str, now: datetime, unpublished_only: bool = False) -> int:
-    """End one command past its deadline as its row is under the pump's lock: `expired` if never handed to the broker,
-    `failed` if the pump did not act (or, handed, never acknowledged). `unpublished_only`: only if its publication is
-    not recorded (still `queued`, no `published_at`)."""
-
-    def choose(command: Command) -> tuple[CommandState, str] | None:
-        if unpublished_only and (command.state != CommandState.QUEUED or command.published_at is not None):
-            return None
-        return _overdue_end(command)
-
-    return int(_move_locked(device_id, pk, choose, now))
-
-
-def _overdue_end(command: Command) -> tuple[CommandState, str]:
-    """The state, and why, a command past its deadline ends in, from its row as it is now."""
-    if command.state == CommandState.QUEUED and command.published_at is None and command.handed_at is None:
-        return CommandState.EXPIRED, "expired before it could be sent"
-    if command.state == CommandState.QUEUED and command.published_at is None:
-        return CommandState.FAILED, OUTCOME_UNKNOWN
-    if command.state == CommandState.QUEUED:
-        return CommandState.FAILED, "published, but neither acknowledged by the broker nor acted on in time"
-    return CommandState.FAILED, "the pump did not act on it in time"
 
 
 def command_repeat_find(

@@ -115,10 +115,10 @@ def commands_handed_mark(*, commands: Sequence[Command], now: datetime) -> set[i
 
     One transaction per outbox cycle, however many commands. From the mark on, a command may reach the pump even if
     the bridge stalls or dies before recording its publication, so no one ends it "expired, never sent" (Daphne's
-    keeper ends it `failed`, its outcome unknown: `commands.commands_end_unpublished`). Their pumps are locked first (in
-    a fixed order), as every command's end is decided under its pump's lock: one Daphne ended meanwhile is neither
-    marked nor handed (it would reach the pump though it reads "never sent"), and Daphne, deciding after this, sees
-    the mark."""
+    keeper ends it `failed`, its outcome unknown: `command_deadlines.commands_end_unpublished`). Their pumps are
+    locked first (in a fixed order), as every command's end is decided under its pump's lock: one Daphne ended
+    meanwhile is neither marked nor handed (it would reach the pump though it reads "never sent"), and Daphne,
+    deciding after this, sees the mark."""
     with transaction.atomic():
         device_pks = sorted({command.device_id for command in commands})
         list(Device.objects.select_for_update().filter(pk__in=device_pks).order_by("pk").values_list("pk", flat=True))

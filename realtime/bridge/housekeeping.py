@@ -29,7 +29,7 @@ from devices.housekeeping_selectors import (
 )
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
-from devices.services.commands import commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_floods_counts_send, alarm_floods_news_signal

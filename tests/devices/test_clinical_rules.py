@@ -11,7 +11,7 @@ from devices.exceptions import PumpStreamError
 from devices.forms import InfusionOrderForm
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
-from devices.services.commands import commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
 from devices.services.evidence import is_evidence_for
 from devices.services.orders import order_validate
 from devices.services.requests import infusion_record_end, infusion_request, infusion_time_out

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from devices.models import Alarm, Command, InfusionSession
 from devices.outbox_selectors import commands_to_publish
-from devices.services.commands import OUTCOME_UNKNOWN, commands_end_overdue
+from devices.services.command_deadlines import OUTCOME_UNKNOWN, commands_end_overdue
 from devices.services.publication import commands_handed_mark
 from devices.services.requests import infusion_request
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus

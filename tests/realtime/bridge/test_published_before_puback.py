@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from devices.housekeeping_selectors import sessions_unconfirmed_since
 from devices.models import Command, InfusionSession
-from devices.services.commands import commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
 from devices.services.publication import command_published
 from devices.services.requests import infusion_request, infusion_time_out
 from devices.services.sessions import infusion_start

@@ -157,7 +157,7 @@ def test_one_silent_pump_that_cannot_be_alarmed_does_not_stop_the_others(setting
 
 def test_one_overdue_command_that_cannot_be_ended_does_not_stop_the_others(monkeypatch):
     from devices.models import Command
-    from devices.services import commands
+    from devices.services import command_deadlines
     from devices.services.sessions import infusion_start
     from tests.factories import make_order
 
@@ -167,6 +167,6 @@ def test_one_overdue_command_that_cannot_be_ended_does_not_stop_the_others(monke
         infusion_start(device_id=device_id, order=make_order())
     poison, good = Command.objects.order_by("created_at", "pk")
     Command.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    failing_for(commands, "_end_overdue", {poison.pk}, monkeypatch)
+    failing_for(command_deadlines, "_end_overdue", {poison.pk}, monkeypatch)
     Housekeeping().overdue_commands(timezone.now())
     assert Command.objects.get(pk=good.pk).state == "expired", "one command that cannot be ended stopped the others"

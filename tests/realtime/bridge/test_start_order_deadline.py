@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 
 from devices.models import Command
-from devices.services.commands import commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
 from devices.services.publication import command_publish_check
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState
