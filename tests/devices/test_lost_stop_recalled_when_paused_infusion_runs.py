@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, Command, InfusionSession
-from devices.services.commands import commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
 from devices.services.requests import infusion_request
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from tests.devices.test_command_across_a_restart import published_and_acknowledged
