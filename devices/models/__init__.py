@@ -12,6 +12,7 @@ from devices.models.records import (
     DeadLetter,
     DeliveryAttempt,
     DeviceEvent,
+    HeldCopy,
     MessageReceipt,
     RetainedMessage,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Device",
     "DeviceEvent",
     "EscalationDelivery",
+    "HeldCopy",
     "InfusionSession",
     "LiveSocket",
     "MessageReceipt",

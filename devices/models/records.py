@@ -57,6 +57,23 @@ class MessageReceipt(models.Model):
         indexes = [models.Index(fields=["received_at"])]
 
 
+class HeldCopy(models.Model):
+    """An alarm a pump sent now (no MQTT DUP, not retained) that was skipped as a copy: the same `bootId`, `seq` and
+    bytes as one applied before. Under a reused `bootId` it may be the rebooted pump's own, sent before the status
+    that tells the reboot (a power-on self-test occlusion: review 25, finding 3). Held a short while, a few per pump
+    and a bounded number in all (`devices/services/copies.py`); claimed again when a status tells a reboot since it
+    was received, deleted otherwise."""
+
+    device = models.ForeignKey("devices.Device", on_delete=models.CASCADE, related_name="+")
+    boot_id = models.CharField(max_length=64)
+    topic = models.CharField(max_length=200)
+    payload = models.BinaryField()
+    received_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["device", "boot_id", "received_at"]), models.Index(fields=["received_at"])]
+
+
 class RetainedMessage(models.Model):
     """Per topic, the digests a retained copy handed back by the broker may be a replay of, so it is applied once.
 

@@ -40,15 +40,16 @@ NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it i
 
 def pump_report_apply(
     *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False
-) -> None:
-    """Apply one accepted message from a registered pump; idempotent for replays of the same report.
+) -> bool:
+    """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
+    it told a restart.
 
     A non-retained report that shows a restart ends what the pump was doing first (see `restarts`).
     Inside a caller's transaction it takes no savepoint of its own (the bridge's per-message savepoint already
     undoes a refused report; on PostgreSQL each savepoint is two more statements per message).
     """
     if kind == topics.PROGRESS and retained:
-        return  # a retained progress copy is state the broker kept, never news: nothing heard (review 16, as in bulk)
+        return False  # a retained progress copy is state the broker kept, never news: nothing heard (review 16)
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
@@ -59,6 +60,7 @@ def pump_report_apply(
         visible_change = REPORT_HANDLERS[kind](device, report, received_at)
         if restarted or visible_change or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
+    return restarted
 
 
 def pump_mark_stale(*, device_id: str, now: datetime) -> None:

@@ -17,6 +17,7 @@ from devices.models import (
     DeadLetter,
     DeliveryAttempt,
     DeviceEvent,
+    HeldCopy,
     MessageReceipt,
     ProgressSample,
     RetainedMessage,
@@ -284,13 +285,15 @@ def bridge_heartbeat(
 
 
 def history_prune(*, older_than_days: int, now: datetime | None = None) -> dict[str, int]:
-    """Delete progress samples, events and receipts older than the retention; returns counts per table."""
+    """Delete progress samples, events, receipts and copies held longer than the retention (`copies.py` lets a held copy
+    go at the next one a pump holds or a reboot it tells); returns counts per table."""
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
     deleted = {
         "progress_samples": ProgressSample.objects.filter(recorded_at__lt=cutoff).delete()[0],
         "device_events": DeviceEvent.objects.filter(received_at__lt=cutoff).delete()[0],
         "message_receipts": MessageReceipt.objects.filter(received_at__lt=cutoff).delete()[0],
         "delivery_attempts": DeliveryAttempt.objects.filter(last_at__lt=cutoff).delete()[0],
+        "held_copies": HeldCopy.objects.filter(received_at__lt=cutoff).delete()[0],
     }
     logger.info("history pruned", extra={"reason": f"older than {older_than_days} days"})
     return deleted

@@ -25,6 +25,7 @@ from protocol import topics
 from protocol.salvage import REFUSED_FIELDS, payload_salvage
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
+from realtime.bridge.copies import copies_sent_since_boot, copy_held_if_sent_now
 from realtime.bridge.guard import message_digest
 from realtime.bridge.refusals import (
     error_unreadable_raise,
@@ -56,6 +57,7 @@ class InboundMessage:
     received_at: datetime = field(default_factory=timezone.now)
     shed: str | None = None  # decided once (BatchIngest.admit): "" admitted, else what shed it; None: not yet
     slot: int = 0  # the pump's slot when bridges share the pumps (`slots.py`); 0 with one bridge
+    reclaimed: bool = False  # an alarm held as a copy, claimed again after a reboot was told (`copies.py`)
 
 
 class Rejection(Exception):
@@ -245,11 +247,28 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
         raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
     if _seen_before(message, checked, prepared):
         return DUPLICATE
-    pump_report_apply(
+    restarted = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
         received_at=message.received_at, retained=message.retain,
     )  # fmt: skip
+    if restarted:
+        _copies_reclaim(message, checked, prepared.device_pk)
     return APPLIED
+
+
+def _copies_reclaim(status: InboundMessage, checked: CheckedMessage, device_pk: int) -> None:
+    """After a status that told its pump restarted: the alarms held as copies since the boot it tells, each applied
+    now (at the status's receive time, after it), in its own savepoint, as the message it is. Claimed again, one is
+    the new run's when the reboot retired the run before's receipt it matched, and is raised (review 25, finding 3);
+    a copy still when it stands (a new `bootId` retires nothing)."""
+    for topic, payload in copies_sent_since_boot(status, checked, device_pk):
+        copy = InboundMessage(topic=topic, payload=payload, received_at=status.received_at, slot=status.slot,
+                              reclaimed=True)  # fmt: skip
+        outcome = message_ingest(copy)
+        logger.info(
+            "alarm held as a copy claimed again after a told reboot: %s", outcome,
+            extra={"topic": topic[:200], "device_id": checked.device_id, "reason": "reboot_reclaim"},
+        )  # fmt: skip
 
 
 def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Prepared) -> bool:
@@ -263,6 +282,7 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Pre
             new = message_receipts_claim(receipts=[receipt])[0]
         if not new:
             metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
+            copy_held_if_sent_now(message, checked, receipt)
             return True
     presence = checked.kind == topics.STATUS and report.status in PRESENCE_STATUSES
     return checked.kind != topics.PROGRESS and retained_replay(message, presence=presence)

@@ -1,0 +1,51 @@
+"""Which messages skipped as copies are held, and which are claimed again when a status tells a reboot.
+
+A message whose receipt is already stored is skipped as a copy (`ingest._seen_before`). Under a `bootId` the pump
+reuses after a reboot, the new run's first messages can be byte for byte the run before's under the same `seq`, and
+the status that tells the reboot (its `uptime` went back) retires the run before's receipts only from then on: an
+alarm sent just before it, in the same batch or the one before, was skipped (review 25, finding 3: a power-on
+self-test occlusion; nothing alarmed). So an alarm skipped as a copy though the pump sent it now (no MQTT DUP, not
+retained: no redelivery, no replay) is held (`devices/services/copies.py`), and when a status tells the reboot, the
+alarms held since the boot it tells (its receive time less its `uptime`) are claimed again, oldest first: the run
+before's receipts retired, they are the new run's and are raised. A retained or DUP copy is a copy by the protocol
+itself and is never held; one held before the boot was the run before's own retransmission and is let go.
+
+Clearings are never held: one claimed again late could clear an alarm the new run raised since (silent); an alarm
+raised late is the lesser harm (`docs/protocol.md`, "The known limit")."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from devices.services.alarm_keys import alarm_is_clearing
+from devices.services.copies import copies_held_take, copy_hold
+from protocol import topics
+
+if TYPE_CHECKING:
+    from devices.services.records import ReceiptKey
+    from realtime.bridge.ingest import CheckedMessage, InboundMessage
+
+
+def copy_held_if_sent_now(message: InboundMessage, checked: CheckedMessage, receipt: ReceiptKey) -> None:
+    """Hold an alarm just skipped as a copy when the pump sent it now and it raises (not a clearing); not one claimed
+    again already (`InboundMessage.reclaimed`)."""
+    if receipt.replay or message.reclaimed or checked.kind != topics.ERROR:
+        return
+    if alarm_is_clearing(checked.report.type):
+        return
+    copy_hold(device_pk=receipt.device_pk, boot_id=receipt.boot_id, topic=message.topic, payload=message.payload,
+              received_at=message.received_at)  # fmt: skip
+
+
+def copies_sent_since_boot(status: InboundMessage, checked: CheckedMessage, device_pk: int) -> list[tuple[str, bytes]]:
+    """For a status that told its pump restarted: the alarms of its `bootId` held since the boot its `uptime` tells,
+    oldest first, as (topic, payload); none for another report, a Last Will or a status without a numeric uptime."""
+    report = checked.report
+    if checked.kind != topics.STATUS or report.status == "offline" or not report.bootId or status.retain:
+        return []
+    uptime = report.uptime
+    if isinstance(uptime, bool) or not isinstance(uptime, int | float) or uptime <= 0:
+        return []
+    booted_at = status.received_at - timedelta(milliseconds=uptime)
+    return copies_held_take(device_pk=device_pk, boot_id=report.bootId, booted_at=booted_at, now=status.received_at)
