@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0030_session_received_parameters'),
+        ('devices', '0031_command_handed_at'),
     ]
 
     operations = [
