@@ -58,8 +58,10 @@ def retained_replay(message: "InboundMessage", *, presence: bool = False) -> boo
 
 # The envelope's values, which move on between two sends of one and the same message (review 25): masked before the
 # digest, wherever they stand (a refused payload may not decode; a nested `timestamp` moving on is no news either).
-# Linear: a string is one pass, anything else runs to the next separator.
-ENVELOPE_VALUE = re.compile(rb'("(?:seq|timestamp|bootId|uptime|deviceId)"\s*:\s*)(?:"(?:[^"\\]|\\.)*"|[^,}\]\s]*)')
+# Only a JSON string or a bare word (a number, `true`, `NaN`) is masked: a payload refused for a missing comma
+# (`"timestamp":60000"type":"occlusion"`) must keep its type (review 26: "anything up to the next separator" masked
+# it, and an occlusion was taken for a repeat of an acknowledged air-in-line). Linear: each branch is one pass.
+ENVELOPE_VALUE = re.compile(rb'("(?:seq|timestamp|bootId|uptime|deviceId)"\s*:\s*)(?:"(?:[^"\\]|\\.)*"|[-+.\w]*)')
 
 
 def payload_digest(payload: bytes) -> str:
