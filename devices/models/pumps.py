@@ -60,6 +60,12 @@ class Device(models.Model):
     boot_id = models.CharField(max_length=64, blank=True)
     last_uptime_ms = models.FloatField(null=True, blank=True)
     last_uptime_at = models.DateTimeField(null=True, blank=True, help_text="When last_uptime_ms was received.")
+    booted_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When the pump last booted, told at its last restart on the server's clock (the report's receive "
+        "time less the uptime it told, else when the restart was told): commands published before it were the run "
+        "before's.",
+    )  # fmt: skip
     event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -7,7 +7,7 @@ is also the `expiresAt` the pump is told; those still under way at their deadlin
 person must act at the pump.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -242,9 +242,11 @@ def command_withdraw(
                  payload={"commandId": str(command.command_id), **details})  # fmt: skip
 
 
-def commands_supersede(*, device: Device, session: InfusionSession, now: datetime) -> None:
-    """A session ended: its commands still under way are superseded (never published afterwards)."""
+def commands_supersede(*, device: Device, session: InfusionSession, now: datetime, kept: Collection[int] = ()) -> None:
+    """A session ended: its commands still under way are superseded (never published afterwards), but those in `kept`
+    (pks)."""
     pending = Command.objects.filter(device=device, session=session, state__in=COMMAND_UNSETTLED_STATES)
+    pending = pending.exclude(pk__in=kept)
     for command in pending.select_related("session", "created_by").order_by("created_at", "pk"):
         command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                            error=f"the infusion ended {session.status}")  # fmt: skip

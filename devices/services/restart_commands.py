@@ -6,8 +6,12 @@ asked for was then lost in the reboot, not needed. So a restart ends them `faile
 lost it) or `expired` (never sent), without an alarm of their own (the restart's `infusion_interrupted` sends the
 nurse to the pump); and when that infusion runs again, a Stop or Pause of it not carried out raises
 `command_not_carried_out` once more: the pump infuses what she asked it to stop or pause.
+
+Lost means published before the pump booted again (`Device.booted_at`, told by the restart's report): one published
+after it, while the pump was rebooting, went to the new run and stays under way (review 25, finding 5).
 """
 
+from collections.abc import Collection
 from datetime import datetime
 
 from devices.models import Alarm, Command, Device, InfusionSession
@@ -26,11 +30,14 @@ NOT_SENT_BEFORE_RESTART = "not sent: the pump restarted before it went out"
 KIND_NAME = {CommandKind.PAUSE_INFUSION: "Pause", CommandKind.STOP_INFUSION: "Stop"}
 
 
-def commands_lost_in_restart(*, device: Device, session: InfusionSession, now: datetime) -> list[Command]:
+def commands_lost_in_restart(
+    *, device: Device, session: InfusionSession, now: datetime, spared: Collection[int] = ()
+) -> list[Command]:
     """The pump restarted during `session` (call before it ends `interrupted`): its Pause, Resume and Stop still under
-    way end `failed` if they went out (`is_published`), `expired` if never sent; returns them."""
+    way end `failed` if they went out (`is_published`), `expired` if never sent; returns them. But for those in
+    `spared` (their pks): sent to the new run (`commands_sent_to_the_new_run`), not lost."""
     under_way = Command.objects.filter(device=device, session=session, kind__in=PERSON_KINDS,
-                                       state__in=COMMAND_UNSETTLED_STATES)  # fmt: skip
+                                       state__in=COMMAND_UNSETTLED_STATES).exclude(pk__in=spared)  # fmt: skip
     lost = list(under_way.select_related("session", "created_by").order_by("created_at", "pk"))
     for command in lost:
         to, error = (
@@ -39,6 +46,19 @@ def commands_lost_in_restart(*, device: Device, session: InfusionSession, now: d
         )  # fmt: skip
         command_transition(device=device, command=command, to=to, error=error, now=now, not_carried_out=False)
     return lost
+
+
+def commands_sent_to_the_new_run(*, device: Device, session: InfusionSession, booted_at: datetime | None) -> list[int]:
+    """The pks of `session`'s Pause, Resume and Stop under way that were published after the pump booted again
+    (`booted_at`, `restarts.pump_booted_at`): a nurse's Stop sent while the pump was rebooting went to the new run
+    (the broker holds a QoS 1 message for the pump's session), which may carry it out (review 25, finding 5). They stay
+    under way, as any command: `done` when the pump reports what they ask within their deadline, else `failed` with
+    `command_not_carried_out` at it. Those published before the boot, or never, were the run before's (lost)."""
+    if booted_at is None:
+        return []
+    return list(Command.objects.filter(device=device, session=session, kind__in=PERSON_KINDS,
+                                       state__in=COMMAND_UNSETTLED_STATES, published_at__gt=booted_at)
+                .values_list("pk", flat=True))  # fmt: skip
 
 
 def commands_lost_recall(*, device: Device, session: InfusionSession, why: str, now: datetime) -> Command | None:

@@ -11,7 +11,7 @@ reports that infusion running: evidence wins). An `idle`/`healthy` report ends a
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from devices.models import Device, InfusionSession
 from devices.payloads import percent_of
@@ -19,7 +19,7 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
 from devices.services.pump_state import pump_state_set
 from devices.services.records import message_receipts_retire
-from devices.services.restart_commands import commands_lost_in_restart
+from devices.services.restart_commands import commands_lost_in_restart, commands_sent_to_the_new_run
 from devices.services.sessions import session_transition
 from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from devices.states import (
@@ -178,8 +178,12 @@ def _uptime_wrapped(
 
 
 def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSession | None:
-    """The pump restarted: record it, and end what it was doing `interrupted`; returns that session."""
-    event_record(device=device, kind="pump.restarted", payload={"why": why}, received_at=now)
+    """The pump restarted: record it and when it booted (`pump_booted_at`), and end what it was doing `interrupted`;
+    returns that session."""
+    device.booted_at = pump_booted_at(device=device, now=now)
+    device.save(update_fields=["booted_at"])
+    event_record(device=device, kind="pump.restarted", payload={"why": why, "bootedAt": device.booted_at.isoformat()},
+                 received_at=now)  # fmt: skip
     session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     if session is None or (session.status == SessionStatus.PENDING and session.delivered_at is None):
         return None  # nothing was on the pump (a START not delivered yet may still reach it)
@@ -187,6 +191,21 @@ def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSessio
                    extra={"device_id": device.device_id, "infusion_id": session.infusion_id, "why": why})  # fmt: skip
     _interrupt(device, session, f"the pump restarted ({why})", now, restarted=True)
     return session
+
+
+def pump_booted_at(*, device: Device, now: datetime) -> datetime:
+    """When the pump booted into the run a restart told at `now`, on the server's clock: `now` less the uptime the
+    telling report gave (`pump_restart_detect` has just set the pump's uptime mark from it), else `now` itself.
+
+    No pump clock is read: the uptime is a duration the pump counted, subtracted from the server's receive time. Both
+    are at or after the real boot (a report arrives after it was sent, a restart is told after it happened), so a
+    command judged by it errs one way only: one published just after the boot may be judged lost with the run
+    before (failed, "act at the pump"), never one the run before had taken for the new run's. Never earlier than a
+    boot told before: the latest boot is what the pump's commands are judged by (`restart_commands`,
+    `commands.failed_within_deadline`)."""
+    told = device.last_uptime_at == now and device.last_uptime_ms is not None
+    booted = now - timedelta(milliseconds=device.last_uptime_ms) if told else now
+    return max(booted, device.booted_at) if device.booted_at is not None else booted
 
 
 def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> InfusionSession | None:
@@ -218,13 +237,16 @@ def _interrupt(
     device: Device, session: InfusionSession, reason: str, now: datetime, *, restarted: bool = False
 ) -> None:
     """End `session` interrupted, with `infusion_interrupted` if it had run. After a restart (`restarted`), a person's
-    Pause, Resume or Stop under way was lost in it, not "not needed": the pump may run that infusion again
+    Pause, Resume or Stop under way published before the pump booted again was lost in it, not "not needed": the pump
+    may run that infusion again; one published after the boot went to the new run and stays under way
     (`restart_commands.py`). An idle report ends the infusion itself: those are superseded, as at any end."""
-    was, was_reason = session.status, session.status_reason  # who paused it, if paused: said if it runs again
+    was, was_reason, new_run = session.status, session.status_reason, []  # who paused it: said if it runs again
     if restarted:
-        commands_lost_in_restart(device=device, session=session, now=now)
+        new_run = commands_sent_to_the_new_run(device=device, session=session, booted_at=device.booted_at)
+        commands_lost_in_restart(device=device, session=session, now=now, spared=new_run)
     delivered = (session.progress_on(device) or {}).get("deliveredVolumeMl")
-    session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now)
+    session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now,
+                       commands_kept=new_run)  # fmt: skip
     if was == SessionStatus.PENDING:
         return  # never started: the session's status says so, the pump is free
     volume = f"{delivered:g} mL" if isinstance(delivered, int | float) else "unknown (no progress received)"

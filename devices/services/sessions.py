@@ -6,6 +6,7 @@ reports in `status`, `evidence` and `restarts`, its answer to START_INFUSION and
 `confirmations`.
 """
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -43,9 +44,12 @@ PUMP_STATE_FOR_SESSION = {
 
 def session_transition(
     *, device: Device, session: InfusionSession, to: SessionStatus, reason: str = "",
-    user: Any = None, now: datetime | None = None,
+    user: Any = None, now: datetime | None = None, commands_kept: Collection[int] = (),
 ) -> InfusionSession:  # fmt: skip
-    """Move a session along the transition table, with the pump state, audit event and change events."""
+    """Move a session along the transition table, with the pump state, audit event and change events.
+
+    At its end its commands under way are superseded, but those in `commands_kept` (pks: a restart's, sent to the
+    pump's new run, `restart_commands.commands_sent_to_the_new_run`)."""
     if not is_legal(SESSION_TRANSITIONS, session.status, to):
         raise PumpStreamError(
             f"Infusion {session.infusion_id} cannot go from {session.status} to {to}", code="illegal_transition"
@@ -72,7 +76,7 @@ def session_transition(
         user=user, received_at=now,
     )  # fmt: skip
     if to in SESSION_ENDED_STATUSES:
-        commands_supersede(device=device, session=session, now=now)
+        commands_supersede(device=device, session=session, now=now, kept=commands_kept)
     session_changed(device=device, session=session)
     alarms_session_settle(device=device, session=session, reason=reason, now=now, previous=previous)
     _sample_state_change(device, session, now, owned_progress=previous != SessionStatus.PENDING)
