@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from devices import payloads
@@ -65,11 +65,15 @@ def failed_within_deadline(*, now: datetime) -> Q:
     """Commands ended `failed` though handed to the broker (`published_at`: their PUBACK came late, or the pump had not
     acted yet; or `handed_at`, their outcome unknown) whose deadline has not passed (with `LATE_REPORT_ALLOWANCE` for
     the report): the broker may still deliver them at QoS 1 (the outbox cannot withdraw a PUBLISH already written), and
-    a pump reporting what one asks may have carried it out (review 22). Not one the pump's restart lost
-    (`LOST_IN_RESTART`): its reports since the reboot are the evidence of what it did, and a pause of its own then is
-    not her Pause carried out (review 24, finding 5)."""
+    a pump reporting what one asks may have carried it out (review 22). Not one published (or, unrecorded, handed)
+    before the pump's latest boot (`Device.booted_at`): the run it went to is gone, whatever it failed of (lost in the
+    restart, review 24 finding 5; its PUBACK late just before the reboot, review 25 finding 6), and the new run's
+    reports say what it did: a pause of its own is not her Pause carried out."""
     within = Q(state=CommandState.FAILED, expires_at__gte=now - LATE_REPORT_ALLOWANCE) & handed()
-    return within & ~Q(error=LOST_IN_RESTART)
+    after_boot = Q(published_at__gt=F("device__booted_at")) | Q(
+        published_at__isnull=True, handed_at__gt=F("device__booted_at")
+    )
+    return within & (Q(device__booted_at__isnull=True) | after_boot)
 
 
 def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:
