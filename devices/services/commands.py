@@ -29,6 +29,7 @@ from devices.states import (
     AlarmSource,
     CommandKind,
     CommandState,
+    SessionStatus,
     is_legal,
 )
 from protocol import events
@@ -162,7 +163,14 @@ def command_transition(
 def _not_carried_out(device: Device, command: Command, now: datetime) -> None:
     """A STOP or PAUSE the pump may not have carried out: a person must act at the pump. But for a STOP that was only
     to clear the confirm screen of an order that ended unconfirmed (`clears_screen`): "did not stop" would send the
-    nurse to stop whatever the pump runs, which nobody asked; she is asked to check the pump's screen instead."""
+    nurse to stop whatever the pump runs, which nobody asked; she is asked to check the pump's screen instead.
+
+    None for a person's command of an infusion a restart interrupted (one sent to the pump's new run, left under way:
+    `restart_commands.commands_sent_to_the_new_run`), as for one the restart lost: the restart's own
+    `infusion_interrupted` sends the nurse to the pump, and if that infusion runs again it is recalled then."""
+    interrupted = command.session is not None and command.session.status == SessionStatus.INTERRUPTED
+    if interrupted and not command.clears_screen:
+        return
     verb = "stop" if command.kind == CommandKind.STOP_INFUSION else "pause"
     why = f"{command.state}: {command.error or 'no answer'}"
     message = f"The pump did not {verb} ({why}): act at the pump"
