@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('devices', '0030_session_received_parameters'),
+        ('devices', '0032_held_copy'),
     ]
 
     operations = [
