@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.changes import device_lock
-from devices.services.commands import LOST_IN_RESTART, command_advance, commands_end_overdue
+from devices.services.command_deadlines import commands_end_overdue
+from devices.services.commands import LOST_IN_RESTART, command_advance
 from devices.services.publication import command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
