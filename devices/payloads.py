@@ -235,6 +235,7 @@ def command_body(command: Command) -> wire.CommandEvent:
             pumpConnectivity=command.pump_connectivity or None,
             sentAt=command.sent_at,
             publishedAt=command.published_at,
+            handedAt=command.handed_at,
         )
     )
 

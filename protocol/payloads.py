@@ -251,6 +251,9 @@ class Command(Payload):
     sentAt: Timestamp | None = None  # when the broker acknowledged its publication: a START's wait runs from it
     # when the broker link took it: published (the pump may act on it), still `queued` until its PUBACK is recorded
     publishedAt: Timestamp | None = None
+    # v1.1: when the outbox marked it handed, committed before paho had it: it may have reached the pump though its
+    # publication (`publishedAt`) is not recorded (the bridge stalled or stopped in between); null if never handed
+    handedAt: Timestamp | None = None
 
 
 class CommandEvent(Payload):
