@@ -235,6 +235,8 @@ const OVERDUE_AFTER_MS = 2000;
 export const COMMAND_OVERDUE_LABEL = {
   unsent: "NOT SENT by its deadline: it can no longer reach the pump; act at the pump",
   unanswered: "NO OUTCOME by its deadline: act at the pump",
+  // marked handed by the outbox (`handedAt`), its publication never recorded: paho may have had it
+  handed: "NO OUTCOME by its deadline: it may have reached the pump; check the pump",
 };
 
 /** Whether a command still under way is past its `expiresAt` (on the server's clock): the bridge, which ends every
@@ -245,14 +247,25 @@ export function commandOverdue({ state, expiresAt }) {
   return Number.isFinite(deadline) && serverNowMs() > deadline + OVERDUE_AFTER_MS;
 }
 
+/** Whether a `queued` command may have left the server: the outbox marked it handed (`handedAt`, committed before
+ * paho had it) but its publication (`publishedAt`) is not recorded: the bridge stalled or stopped in between. */
+function handedUnrecorded({ state, publishedAt, handedAt }) {
+  return state === "queued" && !publishedAt && Boolean(handedAt);
+}
+
 /** A command's state as a person reads it: a `queued` command the bridge handed to the broker (`publishedAt`, its
- * PUBACK not yet recorded) is sent, not "waiting to be sent": the pump may already have acted on it. One still under
- * way past its deadline is never "waiting": it says it can no longer be sent (or has no outcome), act at the pump. */
+ * PUBACK not yet recorded) is sent, not "waiting to be sent": the pump may already have acted on it. One the outbox
+ * marked handed (`handedAt`) whose publication is not recorded is neither: handed over, its outcome not known (review
+ * 26, finding 4). One still under way past its deadline is never "waiting": it says it can no longer be sent (only if
+ * never handed), or has no outcome, act at the pump. */
 export function commandStateText(command) {
-  const { state, publishedAt } = command;
+  const { state, publishedAt, handedAt } = command;
+  const handed = handedUnrecorded(command);
   if (commandOverdue(command)) {
-    return COMMAND_OVERDUE_LABEL[state === "queued" && !publishedAt ? "unsent" : "unanswered"];
+    const unsent = state === "queued" && !publishedAt && !handedAt;
+    return COMMAND_OVERDUE_LABEL[unsent ? "unsent" : handed ? "handed" : "unanswered"];
   }
+  if (handed) return `handed to the broker at ${clock(handedAt)}: outcome not yet known`;
   const shown = state === "queued" && publishedAt ? "published" : state;
   return COMMAND_STATE_LABEL[shown] ?? state;
 }

@@ -21,11 +21,14 @@ const $ = (root, selector) => root.querySelector(selector);
 const UNSETTLED_ORDER = [...UNSETTLED_COMMAND_STATES]; // queued, sent, delivered (devices/states.py)
 
 /** How far a command has got: its place among the unsettled states (a `queued` one handed to the broker, with
- * `publishedAt`, past one still waiting to be sent), any ended state after them all. */
-function commandProgress({ state, publishedAt }) {
+ * `publishedAt`, past one the outbox marked handed, `handedAt`, past one still waiting to be sent), any ended state
+ * after them all. A mark the outbox took back (the link refused it) is then not shown going back: the line errs to
+ * "outcome not yet known" until the command is published or ends. */
+function commandProgress({ state, publishedAt, handedAt }) {
   const place = UNSETTLED_ORDER.indexOf(state);
   if (place === -1) return UNSETTLED_ORDER.length;
-  return state === "queued" && publishedAt ? place + 0.5 : place;
+  if (state !== "queued") return place;
+  return place + (publishedAt ? 0.5 : handedAt ? 0.25 : 0);
 }
 
 export class Monitor {

@@ -83,6 +83,7 @@ export class MonitorControls {
         const who = command.by ? ` by ${command.by}` : "";
         const error = command.error ? ` (${command.error})` : "";
         item.dataset.published = command.publishedAt ? "true" : "false";
+        item.dataset.handed = command.publishedAt || command.handedAt ? "true" : "false";
         const state = command.unseenEnd ? UNSEEN_END : commandStateText(command);
         const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
         item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
