@@ -45,6 +45,9 @@ const MESSAGES = {
   // what became of the STOP clearing the ended order's confirm screen (`clearingStopSentence`)
   clearQueued: "The message to clear its screen has not left the server yet: the order may still be on the pump's " +
     "confirm screen, where it can be accepted. Check the pump.",
+  // marked handed by the outbox (`handedAt`), its publication not recorded: the bridge stalled in between
+  clearHanded: "The message to clear its screen was handed to the broker, but whether it left is not known yet: the " +
+    "order may still be on the pump's confirm screen, where it can be accepted. Check the pump.",
   cleared: "The pump was told to clear its screen.",
   clearFailed: "The pump could not be told to clear its screen: clear it at the pump.",
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
@@ -194,14 +197,15 @@ export class WaitingModal {
   }
 
   /** What became of that STOP: queued and not yet handed to the broker, "not left the server" (the order is still on
-   * the pump's screen); handed over, "was told"; failed or expired, "could not be told"; withdrawn unsent
+   * the pump's screen); marked handed (`handedAt`) but its publication not recorded, not known (review 26, finding 4);
+   * handed over, "was told"; failed or expired, "could not be told"; withdrawn unsent
    * (`superseded`), nothing (the reason says why). No STOP seen yet: as the reason says (queued, or none sent). */
   clearingStopSentence(queuedByReason) {
     const stop = this.clearingStop();
     if (!stop) return queuedByReason ? MESSAGES.clearQueued : "";
     if (stop.state === "superseded") return "";
     if (stop.state === "failed" || stop.state === "expired") return MESSAGES.clearFailed;
-    if (stop.state === "queued" && !stop.publishedAt) return MESSAGES.clearQueued;
+    if (stop.state === "queued" && !stop.publishedAt) return stop.handedAt ? MESSAGES.clearHanded : MESSAGES.clearQueued;
     return MESSAGES.cleared;
   }
 

@@ -13,10 +13,12 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from devices.models import Command
+from devices.models import Command, InfusionSession
 from devices.services.publication import commands_handed_mark
 from devices.states import CommandKind, CommandState
-from tests.support.bridge import wait_until
+from tests.clinical.alarm_support import fill_the_wizard, press_start
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -80,6 +82,40 @@ def test_the_wording_of_a_command_handed_unrecorded_past_its_deadline(open_page,
     assert "NOT SENT" not in texts["handed"], texts
     assert "NOT SENT" in texts["unsent"], "one never handed over can say it can no longer be sent"
     assert "NO OUTCOME" in texts["published"], texts
+
+
+def test_a_cancels_stop_handed_while_the_bridge_stalls_is_not_said_unsent(open_page, stack):
+    """The start page's window, after a cancel, says what became of the STOP clearing the pump's confirm screen: one
+    marked handed but not recorded has not "not left the server" (it may be on its way to the pump) nor reached it."""
+    ward = make_ward("r26c")
+    make_device("R26_CLEAR", ward=ward, bed="6", has_presence=True)
+    pump = PumpClient(stack["broker"].url, "R26_CLEAR")  # hears the START, never answers: the order stays pending
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(make_user("r26c-nurse", ward=ward), "/devices/R26_CLEAR/start/")
+        expect(page.locator("#mon-connectivity")).to_have_text("Online", timeout=10_000)
+        fill_the_wizard(page)
+        press_start(page)
+        wait_until(lambda: Command.objects.filter(kind=CommandKind.START_INFUSION, published_at__isnull=False,
+                                                  session__device__device_id="R26_CLEAR").exists(),
+                   timeout=10, message="the bridge never published the START")  # fmt: skip
+        stack["bridge"].pause_idle()  # the bridge stalls: the cancel's STOP is queued and marked, never recorded
+        try:
+            page.get_by_role("button", name="Cancel").click()
+            message = page.locator("#waiting-message")
+            expect(message).to_contain_text("has not left the server", timeout=10_000)  # queued: true
+            session = InfusionSession.objects.get(device__device_id="R26_CLEAR")
+            stop = Command.objects.get(session=session, kind=CommandKind.STOP_INFUSION)
+            commands_handed_mark(commands=[stop], now=timezone.now())  # the stalled bridge's mark, before paho
+            expect(message, "a STOP handed to the broker is said not to have left the server").to_contain_text(
+                "handed to the broker", timeout=5_000
+            )
+            assert "has not left the server" not in message.inner_text()
+            assert "was told to clear" not in message.inner_text(), "its outcome is not known"
+        finally:
+            stack["bridge"].resume()
+    finally:
+        pump.close()
 
 
 def _deadline_monotonic(command: Command, *, seconds_after: float) -> float:
