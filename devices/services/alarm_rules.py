@@ -28,6 +28,7 @@ from devices.services.alarms import (
 )
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.commands import command_not_carried_out_clear
+from devices.services.paused_runs_again import paused_run_answer
 from devices.services.records import text_storable
 from devices.services.restart_commands import commands_lost_recall
 from devices.services.rows import RowRun, row_run_plain
@@ -236,6 +237,7 @@ def alarms_session_settle(
         command_not_carried_out_clear(device=device, session=None, reason="an order is running", now=now)
     if to == SessionStatus.RUNNING and previous == SessionStatus.PAUSED:
         commands_lost_recall(device=device, session=session, why=reason, now=now)
+        paused_run_answer(device=device, session=session, now=now)
 
 
 def alarm_resolve(

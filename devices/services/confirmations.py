@@ -11,11 +11,11 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, session_changed
 from devices.services.clearing_stops import clearing_stops_withdraw
+from devices.services.paused_runs_again import found_paused, interruption_latest, paused_run_answer
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
 from devices.services.restart_commands import commands_lost_recall
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
-from devices.services.silences import ward_silence_break
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ON_PUMP_STATUSES,
@@ -182,33 +182,16 @@ def _older_on_pump_end(device: Device, session: InfusionSession, why: str, now: 
 def _interrupted_answered(device: Device, session: InfusionSession, to: SessionStatus, now: datetime) -> None:
     """The interrupted order is on the pump again: its `infusion_interrupted` clears when it is as it was when the pump
     restarted (running, or held paused). One that was running and came back paused stays: it delivers nothing; one
-    that was paused and came back running stays too (`_paused_runs_again`): nobody resumed it (review 25, finding 1)."""
-    alarms = Alarm.objects.filter(device=device, session=session, type="infusion_interrupted", state=AlarmState.ACTIVE)
-    was_paused = alarms.filter(details__was=SessionStatus.PAUSED).first()
-    if to == SessionStatus.PAUSED and was_paused is None:
+    that was paused and came back running is answered only by evidence that a person resumed it, else raised again,
+    even if resolved (`paused_run_answer`: review 25, finding 1; review 26, findings 1 and 2)."""
+    interruption = interruption_latest(session)
+    if to == SessionStatus.PAUSED and not found_paused(interruption):
         return
-    if to == SessionStatus.RUNNING and was_paused is not None:
-        _paused_runs_again(device, session, was_paused, now)
+    if to == SessionStatus.RUNNING and found_paused(interruption):
+        paused_run_answer(device=device, session=session, interruption=interruption, now=now)
         return
-    alarm_clear(device=device, types=["infusion_interrupted"], reason=f"the pump reports it {to}", now=now)
-
-
-def _paused_runs_again(device: Device, session: InfusionSession, alarm: Alarm, now: datetime) -> None:
-    """A paused order the pump runs again after its restart (a pump resuming after a power loss): it infuses what a
-    person paused, so its `infusion_interrupted` stays and says so, naming who paused it; news to a nurse who
-    acknowledged the interruption of a paused infusion (it alerts again), heard through a silence if still sounding."""
-    paused = alarm.details.get("wasReason") or ""
-    how = paused if paused.startswith("paused") else f"paused ({paused})" if paused else "paused"
-    acknowledged = alarm.acknowledged_at is not None
-    alarm = alarm_raise(
-        device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
-        source=AlarmSource.SERVER, now=now, details={**alarm.details, "runsAgainAt": now.isoformat()},
-        message=(f"Infusion {session.infusion_id} was {how}, then interrupted: {alarm.details.get('reason')}. The "
-                 "pump runs it again without anyone resuming it: check the pump and the patient"),
-        realert=acknowledged,
-    )  # fmt: skip
-    if not acknowledged:
-        ward_silence_break(device=device, alarm=alarm, now=now)
+    alarm_clear(device=device, types=["infusion_interrupted"], session=session, reason=f"the pump reports it {to}",
+                now=now)  # fmt: skip
 
 
 def _named(session: InfusionSession) -> str:

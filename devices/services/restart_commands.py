@@ -88,8 +88,14 @@ def _paused_since(session: InfusionSession, command: Command) -> bool:
 
 
 def _resumed_since(session: InfusionSession, command: Command) -> bool:
-    resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION)
-    return resumes.filter(created_at__gt=command.created_at).exists()
+    return resume_asked_since(session, command.created_at) is not None
+
+
+def resume_asked_since(session: InfusionSession, since: datetime) -> Command | None:
+    """The newest Resume of `session` a person asked for after `since`, in any state (one lost or expired still says
+    she decided it should run); None if none."""
+    resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION, created_at__gt=since)
+    return resumes.select_related("created_by").order_by("-created_at", "-pk").first()
 
 
 def _resolved_since(device: Device, session: InfusionSession, command: Command) -> bool:

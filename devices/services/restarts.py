@@ -240,7 +240,9 @@ def _interrupt(
     Pause, Resume or Stop under way published before the pump booted again was lost in it, not "not needed": the pump
     may run that infusion again; one published after the boot went to the new run and stays under way
     (`restart_commands.py`). An idle report ends the infusion itself: those are superseded, as at any end."""
-    was, was_reason, new_run = session.status, session.status_reason, []  # who paused it: said if it runs again
+    was, was_reason, new_run = session.status, session.status_reason, []  # who paused it, if paused: said if it runs
+    # again, and since when: a Resume asked after it is a person's (`paused_runs_again`)
+    paused_at = session.paused_at.isoformat() if was == SessionStatus.PAUSED and session.paused_at else None
     if restarted:
         new_run = commands_sent_to_the_new_run(device=device, session=session, booted_at=device.booted_at)
         commands_lost_in_restart(device=device, session=session, now=now, spared=new_run)
@@ -253,6 +255,7 @@ def _interrupt(
     alarm_raise(
         device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
         source=AlarmSource.SERVER, now=now,
-        details={"deliveredVolumeMl": delivered, "reason": reason, "was": was, "wasReason": was_reason},
+        details={"deliveredVolumeMl": delivered, "reason": reason, "was": was, "wasReason": was_reason,
+                 "pausedAt": paused_at},
         message=f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: {volume}",
     )  # fmt: skip
