@@ -59,3 +59,25 @@ def test_a_paused_infusion_back_paused_after_a_reboot_then_run_by_the_pump_alone
                                      priority=AlarmPriority.HIGH).values_list("type", "message"))  # fmt: skip
     assert high, "paused by a nurse, rebooted, back paused, then running with no one resuming it: no alarm"
     assert "paused remotely by r26-paused-paused" in high.get("infusion_interrupted", ""), f"says who paused: {high}"
+
+
+def test_a_paused_infusion_run_by_the_pump_alone_is_told_once_not_at_every_later_resume(
+    django_capture_on_commit_callbacks,
+):
+    """Told once: after its "runs again" alarm was resolved, a later pause and run at the pump (both as statuses) is
+    the pump's ordinary use, not the restart's news again."""
+    capture, device_id = django_capture_on_commit_callbacks, "R26_PAUSED_TOLD_ONCE"
+    session = paused_by(device_id, "r26-told-once", capture)
+    named = {"infusionId": session.infusion_id}
+    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "B", "seq": 1, "uptime": 2_000}, 60)],
+           capture)  # fmt: skip
+    told = Alarm.objects.get(device__device_id=device_id, type="infusion_interrupted", state=AlarmState.ACTIVE)
+    alarm_resolve(alarm_id=told.pk, user=make_user("r26-charge-once"), reason=AlarmResolveReason.CHECKED_AT_PUMP,
+                  alerts=told.alerts)  # fmt: skip
+    ingest([report(device_id, "status", {"status": "paused", **named, "bootId": "B", "seq": 2, "uptime": 30_000}, 88),
+            report(device_id, "status", {"status": "running", **named, "bootId": "B", "seq": 3, "uptime": 40_000},
+                   98)], capture)  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "precondition: runs"
+    active = list(Alarm.objects.filter(device__device_id=device_id, type="infusion_interrupted",
+                                       state=AlarmState.ACTIVE).values_list("message", flat=True))  # fmt: skip
+    assert not active, f"the pump's run by itself was told and resolved; a later resume raised it again: {active}"
