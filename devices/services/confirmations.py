@@ -110,9 +110,10 @@ def infusion_running_late(
     sent (a time-out's, or a cancel's: nobody asked it to stop a running order) is withdrawn
     (`clearing_stops_withdraw`), and the high `confirmed_late` alarm says so, naming the order cancelled; after a
     restart's interruption, its `infusion_interrupted` alarm clears instead (the pump resumed it; one paused then
-    stays, saying so: `_interrupted_answered`), unless it cost a newer order. An order whose record a person ended
-    ("End record…": she judged it not running) raises `confirmed_late` too. While a newer order runs or is paused,
-    this one does not run again (one active order per pump): `confirmed_late` says the pump reports an old order.
+    stays, saying so, unless a person resumed it: `_interrupted_answered`), unless it cost a newer order. An order
+    whose record a person ended ("End record…": she judged it not running) raises `confirmed_late` too. While a newer
+    order runs or is paused, this one does not run again (one active order per pump): `confirmed_late` says the pump
+    reports an old order.
     Returns whether it runs again.
     """
     late_from, record_ended = session.status, session.status_reason.startswith(RECORD_ENDED_BY)
