@@ -36,6 +36,7 @@ from protocol.schemas import DevicePayload, StatusPayload
 logger = logging.getLogger(__name__)
 
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
+UPTIME_BELIEVED_MAX_MS = 10 * 366 * 86_400_000.0  # ten years: a longer uptime tells no boot moment
 # The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days), and
 # nothing is published while paused. Going back is that wrap, not a restart, when the uptime wrapped on matches the
 # wall-clock time since the last uptime was received, within UPTIME_WRAP_CLOCK_TOLERANCE_MS (broker and bridge
@@ -203,9 +204,21 @@ def pump_booted_at(*, device: Device, now: datetime) -> datetime:
     before (failed, "act at the pump"), never one the run before had taken for the new run's. Never earlier than a
     boot told before: the latest boot is what the pump's commands are judged by (`restart_commands`,
     `commands.failed_within_deadline`)."""
-    told = device.last_uptime_at == now and device.last_uptime_ms is not None
-    booted = now - timedelta(milliseconds=device.last_uptime_ms) if told else now
+    told = boot_moment(now, device.last_uptime_ms) if device.last_uptime_at == now else None
+    booted = told or now
     return max(booted, device.booted_at) if device.booted_at is not None else booted
+
+
+def boot_moment(received_at: datetime, uptime_ms: object) -> datetime | None:
+    """`received_at` less the uptime a report told, if it tells a boot: a number, not negative, at most
+    `UPTIME_BELIEVED_MAX_MS`; else None. A hostile or broken pump's 2**53 ms overflowed the subtraction
+    (OverflowError, found by PostgreSQL's fuzz run in ci4): the report telling the restart was dead-lettered
+    `internal_error` and the restart never applied (the infusion still shown running)."""
+    if isinstance(uptime_ms, bool) or not isinstance(uptime_ms, int | float):
+        return None
+    if not 0 <= uptime_ms <= UPTIME_BELIEVED_MAX_MS:  # NaN and infinities too
+        return None
+    return received_at - timedelta(milliseconds=uptime_ms)
 
 
 def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> InfusionSession | None:

@@ -15,11 +15,11 @@ raised late is the lesser harm (`docs/protocol.md`, "The known limit")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from devices.services.alarm_keys import alarm_is_clearing
 from devices.services.copies import copies_held_take, copy_hold
+from devices.services.restarts import boot_moment
 from protocol import topics
 
 if TYPE_CHECKING:
@@ -40,12 +40,12 @@ def copy_held_if_sent_now(message: InboundMessage, checked: CheckedMessage, rece
 
 def copies_sent_since_boot(status: InboundMessage, checked: CheckedMessage, device_pk: int) -> list[tuple[str, bytes]]:
     """For a status that told its pump restarted: the alarms of its `bootId` held since the boot its `uptime` tells,
-    oldest first, as (topic, payload); none for another report, a Last Will or a status without a numeric uptime."""
+    oldest first, as (topic, payload); none for another report, a Last Will or a status without a believable uptime
+    (`restarts.boot_moment`)."""
     report = checked.report
     if checked.kind != topics.STATUS or report.status == "offline" or not report.bootId or status.retain:
         return []
-    uptime = report.uptime
-    if isinstance(uptime, bool) or not isinstance(uptime, int | float) or uptime <= 0:
+    booted_at = boot_moment(status.received_at, report.uptime)
+    if booted_at is None or report.uptime == 0:
         return []
-    booted_at = status.received_at - timedelta(milliseconds=uptime)
     return copies_held_take(device_pk=device_pk, boot_id=report.bootId, booted_at=booted_at, now=status.received_at)

@@ -131,3 +131,22 @@ def test_a_stop_sent_to_the_new_run_of_a_pump_back_idle_is_done(django_capture_o
                    at=start + timedelta(seconds=10))], capture)  # fmt: skip
     assert Command.objects.get(pk=stop.pk).state == CommandState.DONE
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
+
+
+@pytest.mark.parametrize("uptime_ms", [9_007_199_254_740_992, 10**12 * 366])
+def test_a_restart_telling_an_unbelievable_uptime_is_applied_with_the_boot_when_it_was_told(
+    django_capture_on_commit_callbacks, uptime_ms
+):
+    """An uptime of 2**53 ms (a broken or hostile pump; PostgreSQL's fuzz run found it, ci4) overflowed the boot
+    moment's subtraction: the report telling the restart was dead-lettered `internal_error` and the restart never
+    applied (the infusion shown running). Beyond ten years an uptime tells no boot: the moment it was told is taken."""
+    capture = django_capture_on_commit_callbacks
+    session, start = running_then_quiet("BOOT_HUGE", capture)
+    told = start + timedelta(seconds=10)
+    outcomes = ingest([report("BOOT_HUGE", "status", {"status": "running", "infusionId": session.infusion_id,
+                                                      "bootId": "B", "seq": 1, "uptime": uptime_ms}, at=told)],
+                      capture)  # fmt: skip
+    assert Device.objects.get(device_id="BOOT_HUGE").booted_at == told, f"outcomes {dict(outcomes)}"
+    assert Alarm.objects.filter(device__device_id="BOOT_HUGE", type="infusion_interrupted").exists(), (
+        f"the restart told with an uptime of {uptime_ms} ms was not applied: outcomes {dict(outcomes)}"
+    )
