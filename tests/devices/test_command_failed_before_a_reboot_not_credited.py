@@ -16,8 +16,8 @@ from devices.services.commands import command_advance
 from devices.services.publication import command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
-from tests.factories import make_device, make_user
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.factories import make_user
+from tests.support.ingest import ingest, report, running_under_boot_a
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +26,9 @@ def test_a_pause_failed_before_a_reboot_is_not_credited_with_the_pumps_own_pause
     django_capture_on_commit_callbacks,
 ):
     capture, device_id = django_capture_on_commit_callbacks, "R25_FAILED_THEN_REBOOT"
-    make_device(device_id, has_presence=True)
     nurse = make_user("r25-failed-reboot")
-    session = confirmed_order(device_id, drug="Heparin")
+    session = running_under_boot_a(device_id, capture)
     named = {"infusionId": session.infusion_id}
-    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 1, "uptime": 600_000},
-                   0)], capture)  # fmt: skip
     pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
                              user=nurse, reason="line check", idempotency_key="k-r25-failed-reboot")  # fmt: skip
     now = timezone.now()

@@ -17,7 +17,7 @@ from devices.services.requests import infusion_request
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from tests.devices.test_command_across_a_restart import published_and_acknowledged
 from tests.factories import make_device, make_user
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.support.ingest import confirmed_order, ingest, report, running_under_boot_a
 
 pytestmark = pytest.mark.django_db
 
@@ -32,12 +32,9 @@ def test_a_stop_lost_in_a_reboot_is_recalled_when_the_infusion_held_paused_runs_
     django_capture_on_commit_callbacks, resumed_by
 ):
     capture, device_id = django_capture_on_commit_callbacks, f"R25_STOP_PAUSED_{resumed_by.upper()}"
-    make_device(device_id, has_presence=True)
     nurse = make_user(f"nurse-{device_id.lower()}")
-    session = confirmed_order(device_id, drug="Heparin")
+    session = running_under_boot_a(device_id, capture)
     named = {"infusionId": session.infusion_id}
-    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 1, "uptime": 600_000},
-                   0)], capture)  # fmt: skip
     stop = infusion_request(device_id=device_id, kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id,
                             user=nurse, reason="wrong patient", idempotency_key=f"k-{device_id}")  # fmt: skip
     published_and_acknowledged(device_id, stop)

@@ -17,19 +17,16 @@ from devices.services.requests import infusion_request
 from devices.states import AlarmPriority, AlarmState, CommandKind, CommandState, SessionStatus
 from tests.devices.test_command_across_a_restart import published_and_acknowledged
 from tests.factories import make_device, make_user
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.support.ingest import confirmed_order, ingest, report, running_under_boot_a
 
 pytestmark = pytest.mark.django_db
 
 
 def paused_by(device_id: str, username: str, capture) -> InfusionSession:
     """A running order the nurse `username` paused remotely (her Pause done): the session paused, under bootId A."""
-    make_device(device_id, has_presence=True)
     nurse = make_user(username)
-    session = confirmed_order(device_id, drug="Heparin")
+    session = running_under_boot_a(device_id, capture)
     named = {"infusionId": session.infusion_id}
-    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 1, "uptime": 600_000},
-                   0)], capture)  # fmt: skip
     pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
                              user=nurse, reason="blood draw", idempotency_key=f"k-{device_id}")  # fmt: skip
     published_and_acknowledged(device_id, pause)

@@ -18,8 +18,8 @@ from devices.services.commands import command_advance
 from devices.services.publication import command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
-from tests.factories import make_device, make_user
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.factories import make_user
+from tests.support.ingest import ingest, report, running_under_boot_a
 
 pytestmark = pytest.mark.django_db
 
@@ -28,13 +28,10 @@ def test_a_stop_sent_while_the_pump_rebooted_and_carried_out_after_it_is_not_fai
     django_capture_on_commit_callbacks,
 ):
     capture, device_id = django_capture_on_commit_callbacks, "R25_STOP_DURING_BOOT"
-    make_device(device_id, has_presence=True)
     nurse = make_user("r25-stop-during-boot")
-    session = confirmed_order(device_id, drug="Heparin")
-    named = {"infusionId": session.infusion_id}
     start = timezone.now()
-    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 1, "uptime": 600_000},
-                   at=start)], capture)  # fmt: skip
+    session = running_under_boot_a(device_id, capture, at=start)
+    named = {"infusionId": session.infusion_id}
     # the pump goes quiet (rebooting); 8 s later the nurse presses Stop: the broker takes it (PUBACK)
     stop = infusion_request(device_id=device_id, kind=CommandKind.STOP_INFUSION, infusion_id=session.infusion_id,
                             user=nurse, reason="wrong patient", idempotency_key="k-r25-sdb")  # fmt: skip

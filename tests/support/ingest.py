@@ -17,7 +17,7 @@ from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import PumpBudgets
 from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import InboundMessage
-from tests.factories import make_order
+from tests.factories import make_device, make_order
 
 
 def report(device_id: str, kind: str, body: dict, at_s: float = 0.0, *, retain: bool = False,
@@ -45,6 +45,16 @@ def send_bytes(capture, device_id: str, kind: str, payload: bytes, at_s: float =
     message = report(device_id, kind, {}, at_s)
     message.payload = payload
     return ingest([message], capture)
+
+
+def running_under_boot_a(device_id: str, capture, *, at: datetime | None = None) -> InfusionSession:
+    """A pump with presence whose confirmed Heparin order it reports running under bootId A, up 10 minutes (`at`, else
+    now): the run a reboot test then interrupts."""
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, drug="Heparin")
+    body = {"status": "running", "infusionId": session.infusion_id, "bootId": "A", "seq": 1, "uptime": 600_000}
+    ingest([report(device_id, "status", body, at=at)], capture)
+    return session
 
 
 def confirmed_order(device_id: str, *, parameters: dict | None = None, **order) -> InfusionSession:
