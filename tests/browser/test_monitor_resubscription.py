@@ -125,6 +125,8 @@ def test_a_monitor_no_longer_permitted_says_it_is_not_live(open_page, stack):
         expect(banner).to_have_text("Live")
         expect(page.locator(".alarm").filter(has_text="Line blocked")).to_be_visible(timeout=5_000)
         expect(monitor).not_to_have_class(STALE, timeout=5_000)
+        # her subscription accepted first: removed before it was, the subscribe itself is refused ("Not permitted")
+        page.wait_for_function("window.pumpstreamLive.devices.get('RV3_RIGHTS')?.lastSeq != null")
 
         ward.members.remove(nurse)  # moved off the ward: the rights re-check unsubscribes her socket
         notice = page.locator("#mon-not-live")
