@@ -228,6 +228,8 @@ class Subscriber:
         scope = await sync_to_async(ward_scope)(self.principal, ward)
         if isinstance(scope, str):
             raise RequestRefused(scope)
+        # again after the read: requests sent together all found the cap free before it (as `_admit` for pumps)
+        self.limits.check_ward_capacity(ward)
         await self.subscribe_ward_scope(ward, scope)
 
     async def subscribe_ward_scope(self, ward: str, scope: WardScope) -> None:

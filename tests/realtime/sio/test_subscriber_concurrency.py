@@ -1,14 +1,17 @@
-"""One connection's requests run concurrently (python-socketio starts a task per event): the device cap holds
-whatever the interleaving. The snapshot and the database reads are replaced; the `Subscriber` is the real one."""
+"""One connection's requests run concurrently (python-socketio starts a task per event): the device and ward caps
+hold whatever the interleaving (the ward cap was checked only before the ward's access read: 20 requests sent together
+started 20 feeds, review 27). The snapshot and the database reads are replaced; the `Subscriber` is the real one."""
 
 import asyncio
 from unittest import mock
 
 from realtime.sio import subscriptions
-from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS
+from realtime.sio.limits import MAX_DEVICE_SUBSCRIPTIONS, MAX_WARD_SUBSCRIPTIONS
+from realtime.sio.ward_feed import WardScope
 from tests.realtime.sio.fake_transport import FakeTransport, snapshot_and_join
 
 PUMPS = [f"PUMP_{n:04d}" for n in range(MAX_DEVICE_SUBSCRIPTIONS + 5)]
+WARDS = [f"ward-{n:02d}" for n in range(2 * MAX_WARD_SUBSCRIPTIONS)]
 
 
 def test_requests_sent_at_once_cannot_pass_the_device_cap_together():
@@ -31,3 +34,26 @@ def test_requests_sent_at_once_cannot_pass_the_device_cap_together():
     assert transport.messages() == [
         f"At most {MAX_DEVICE_SUBSCRIPTIONS} device subscriptions per connection; use subscribe:ward"
     ] * (len(PUMPS) - MAX_DEVICE_SUBSCRIPTIONS)
+
+
+def test_ward_requests_sent_at_once_cannot_pass_the_ward_cap_together():
+    transport = FakeTransport()
+    subscriber = transport.subscriber()
+    feeds_started: list[str] = []
+
+    async def feed_subscribe(key: str, scope: WardScope, send) -> None:
+        feeds_started.append(scope.label)
+
+    async def main() -> None:
+        await asyncio.gather(*(subscriber.handle("subscribe:ward", {"ward": ward}) for ward in WARDS))
+
+    with (
+        mock.patch.object(subscriptions, "ward_scope", side_effect=lambda principal, ward: WardScope(ward, {ward})),
+        mock.patch.object(subscriptions.ward_feed, "subscribe", side_effect=feed_subscribe),
+    ):
+        asyncio.run(main())
+    assert len(feeds_started) == MAX_WARD_SUBSCRIPTIONS, f"{len(feeds_started)} ward feeds started past the cap"
+    assert len(subscriber.limits.wards) == MAX_WARD_SUBSCRIPTIONS
+    assert transport.messages() == [f"At most {MAX_WARD_SUBSCRIPTIONS} ward subscriptions per connection"] * (
+        len(WARDS) - MAX_WARD_SUBSCRIPTIONS
+    )
