@@ -7,7 +7,7 @@ from django.contrib.admin.helpers import ActionForm
 from devices.models import Device
 from devices.services.registration import pumps_in_use_blockers
 from devices.states import AlarmResolveReason
-from protocol.limits import MIN_RATE_ML_H, MINUTES_PER_HOUR
+from protocol.limits import MAX_VOLUME_ML, MIN_RATE_ML_H, MINUTES_PER_HOUR
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -33,6 +33,14 @@ class DeviceAdminForm(forms.ModelForm):
             field.show_hidden_initial = True  # the administrator changed, not what the bridge changed since
         if self.instance.pk:
             self.initial["max_rate_ml_h"] = round(self.instance.max_rate_ml_min * MINUTES_PER_HOUR, 4)
+
+    def clean_max_volume_ml(self) -> float:
+        """No more than an order may be (`MAX_VOLUME_ML`): a pump registered for more would be offered orders that
+        every page refuses, and a slip of a zero is caught here."""
+        volume = self.cleaned_data["max_volume_ml"]
+        if volume is not None and volume > MAX_VOLUME_ML:
+            raise forms.ValidationError(f"At most {MAX_VOLUME_ML:g} mL: no order may be larger.")
+        return volume
 
     def clean(self) -> dict:
         """A pump in use is never left without a ward (as its ward is never deleted then): the refusal on the page."""

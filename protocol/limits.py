@@ -12,6 +12,7 @@ MAX_RATE_ML_H = 999.0
 MIN_RATE_ML_MIN = MIN_RATE_ML_H / MINUTES_PER_HOUR
 MAX_RATE_ML_MIN = MAX_RATE_ML_H / MINUTES_PER_HOUR
 MAX_TIME_MIN = 7 * 24 * 60.0  # seven days
+MAX_VOLUME_ML = 5_000.0  # an order's volume, whatever the pump's registration says (its reports stay on the wire)
 MAX_BOLUS_SHARE = 0.5  # a bolus is at most half the ordered volume
 LIMIT_TOLERANCE = 1e-9  # a value this close over a limit is within it (float arithmetic of mL/h and mL/min)
 RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin rounded to 6 decimals
@@ -64,9 +65,11 @@ def order_limits_check(
     *, flow_rate_ml_min: float, planned_time_min: float, planned_volume_ml: float, bolus_volume_ml: float = 0.0,
     pump_max_rate_ml_min: float | None = None, pump_max_bolus_ml: float | None = None,
 ) -> LimitBreach | None:  # fmt: skip
-    """The first global limit an order breaks (rate, time, bolus), or None."""
+    """The first global limit an order breaks (rate, volume, time, bolus), or None."""
     low, high = rate_limits_ml_min(pump_max_rate_ml_min)
     tolerance = LIMIT_TOLERANCE
+    if planned_volume_ml > MAX_VOLUME_ML + tolerance:
+        return LimitBreach("planned_volume_ml", f"The volume may be at most {MAX_VOLUME_ML:g} mL.")
     if flow_rate_ml_min < low - tolerance:
         return LimitBreach("flow_rate_ml_min", f"The rate must be at least {MIN_RATE_ML_H:g} mL/h.")
     if flow_rate_ml_min > high + tolerance:

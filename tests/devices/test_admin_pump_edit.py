@@ -258,3 +258,13 @@ def test_a_pumps_maximum_rate_below_the_lowest_order_is_refused(admin_client):
     assert Device.objects.get(pk=device.pk).max_rate_ml_min == device.max_rate_ml_min
     response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "max_rate_ml_h": "0.1"})
     assert response.status_code == 302, response.content.decode()[:2000]
+
+
+def test_a_pump_is_never_registered_for_more_than_an_order_may_be(admin_client):
+    """Review 27: a pump registered for 20,000 mL was offered a 12,000 mL order whose progress the wire refuses."""
+    device = make_device("PUMP_BIG_BAG")
+    opened = opened_form(admin_client, device)
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**opened, "max_volume_ml": "20000"})
+    assert response.status_code == 200 and "no order may be larger" in response.content.decode()
+    device.refresh_from_db()
+    assert device.max_volume_ml == 1000.0

@@ -18,7 +18,7 @@ from devices.services.requests import infusion_record_end, infusion_request, inf
 from devices.services.restarts import progress_says_finished, pump_restart_detect, session_end_on_idle
 from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
-from protocol.limits import MAX_TIME_MIN, order_limits_check
+from protocol.limits import MAX_BOLUS_SHARE, MAX_TIME_MIN, MAX_VOLUME_ML, order_limits_check
 from protocol.schemas import payload_parse
 from tests.factories import make_device, make_order, make_user
 
@@ -28,6 +28,7 @@ from tests.factories import make_device, make_order, make_user
     ({"flow_rate_ml_min": 1000 / 60}, "flow_rate_ml_min"),
     ({"flow_rate_ml_min": 1.0, "pump_max_rate_ml_min": 0.5}, "flow_rate_ml_min"),
     ({"planned_time_min": MAX_TIME_MIN + 1}, "planned_time_min"),
+    ({"planned_volume_ml": MAX_VOLUME_ML + 0.01}, "planned_volume_ml"),
     ({"bolus_volume_ml": 15.01}, "bolus_volume_ml"),
     ({"bolus_volume_ml": 6.0, "pump_max_bolus_ml": 5.0}, "bolus_volume_ml"),
 ])  # fmt: skip
@@ -70,6 +71,31 @@ def test_the_bridge_accepts_the_largest_order():
     confirmation = payload_parse("infusion", {"infusionId": "inf_1", "confirmed": True, "parameters": {
         "flowRateMlMin": 0.1 / 60, "plannedTimeMin": MAX_TIME_MIN, "plannedVolumeMl": 16.8}})  # fmt: skip
     assert confirmation.parameters.plannedTimeMin == MAX_TIME_MIN
+
+
+@pytest.mark.django_db
+def test_an_order_beyond_what_the_wire_carries_is_refused_whatever_the_pump_is_registered_for():
+    """Review 27: a 12,000 mL order on a pump registered for 20,000 mL was placed, and every report of it refused by
+    the wire's bound (10,000 mL): no progress shown for its first 10 L."""
+    order = make_order(flow_rate_ml_min=16.0, planned_volume_ml=12_000.0, planned_time_min=750.0)
+    with pytest.raises(PumpStreamError) as refused:
+        order_validate(order, make_device(max_volume_ml=20_000.0))
+    assert refused.value.field == "planned_volume_ml"
+
+
+def test_the_bridge_accepts_the_largest_volume_an_order_may_have():
+    """The largest order's reports, a legacy pump's totals counting its bolus twice, and its read-back."""
+    counted = MAX_VOLUME_ML * (1 + MAX_BOLUS_SHARE)
+    progress = payload_parse("progress", {"deliveredVolumeMl": counted, "volumeRemainingMl": MAX_VOLUME_ML,
+                                          "status": "running"})  # fmt: skip
+    assert progress.deliveredVolumeMl == counted
+    parameters = {
+        "flowRateMlMin": 999 / 60,
+        "plannedTimeMin": MAX_VOLUME_ML / (999 / 60),
+        "plannedVolumeMl": MAX_VOLUME_ML,
+    }
+    confirmation = payload_parse("infusion", {"infusionId": "inf_1", "confirmed": True, "parameters": parameters})
+    assert confirmation.parameters.plannedVolumeMl == MAX_VOLUME_ML
 
 
 PAUSE = CommandKind.PAUSE_INFUSION
