@@ -28,6 +28,7 @@ from devices.services.evidence import (
     unordered_infusion_alarm,
     unordered_infusion_ended,
 )
+from devices.services.heard import pump_heard
 from devices.services.named import session_named
 from devices.services.progress_lock import (
     ACTIVE,
@@ -41,7 +42,7 @@ from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.running_reports import running_rates
 from devices.services.sql import hot_cursor, insert_sql, rows_update
 from devices.services.status import progress_resumed_apply
-from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, Presence, PumpState, SessionStatus
+from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, PumpState, SessionStatus
 from protocol import events
 from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload
@@ -229,13 +230,11 @@ def _unordered_progress(pump: ProgressPump, report: DevicePayload, now: datetime
 
 
 def _pump_heard(pump: ProgressPump, now: datetime) -> None:
-    """`last_seen_at`, presence back online, and `device:status` if that shows (the silence ends only with progress
-    stored as the pump's latest: `_silence_ended`)."""
+    """`last_seen_at` (never moved back: `heard.pump_heard`), presence back online, and `device:status` if that shows
+    (the silence ends only with progress stored as the pump's latest: `_silence_ended`)."""
     device = pump.device
     was_connectivity = device.connectivity(now=now)
-    device.last_seen_at = now
-    if device.presence == Presence.OFFLINE:
-        device.presence = Presence.ONLINE
+    pump_heard(device=device, received_at=now)  # stored with the pump's row (`DEVICE_FIELDS`)
     if device.connectivity(now=now) != was_connectivity:
         status_changed(device=device, now=now)
 

@@ -21,6 +21,7 @@ from devices.services.alarms import (
 )
 from devices.services.changes import device_lock, event_record, status_changed
 from devices.services.evidence import pending_named_evidence_apply
+from devices.services.heard import pump_heard
 from devices.services.infusion_reports import action_apply, bolus_report_apply, completion_apply, confirmation_apply
 from devices.services.progress import progress_apply
 from devices.services.restarts import pump_restart_check
@@ -80,12 +81,9 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
 
 
 def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
-    """Heard: the receive time and presence. A silence alarm clears on progress or a move of the infusion, not here."""
-    device.last_seen_at = now
-    fields = ("last_seen_at",)
-    if device.presence == Presence.OFFLINE and getattr(report, "status", None) != "offline":
-        device.presence = Presence.ONLINE
-        fields += ("presence",)
+    """Heard (`heard.pump_heard`: last heard never moved back) and presence. A silence alarm clears on progress or a
+    move of the infusion, not here."""
+    fields = pump_heard(device=device, received_at=now, says_offline=getattr(report, "status", None) == "offline")
     model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
 
 
