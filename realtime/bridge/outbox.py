@@ -1,15 +1,18 @@
 """The command outbox: publish queued commands at QoS 1, mark them sent on PUBACK, fail unacknowledged publishes.
 
-A PAUSE, RESUME or STOP not acknowledged within COMMAND_ACK_TIMEOUT_S fails (a person must act at the pump at once);
-withdrawing it from paho cannot take back a PUBLISH the broker already holds, so it may still reach the pump, and one
-the pump then reports carrying out within its deadline ends `done` after all (`devices/services/status.py`).
+A PAUSE, RESUME or STOP not acknowledged within COMMAND_ACK_TIMEOUT_S, or by its own deadline if that comes first,
+fails (a person must act at the pump at once); withdrawing it from paho cannot take back a PUBLISH the broker already
+holds, so it may still reach the pump, and one the pump then reports carrying out within its deadline ends `done`
+after all (`devices/services/status.py`).
 A START waits for its PUBACK until its own deadline: the broker may still deliver it (QoS 1), and its order, still
 pending, is what ends it (done when the pump confirms, superseded when the order times out or is cancelled).
 Commands past their deadline are ended by housekeeping (`commands_end_overdue`), after this outbox's tick of the
-same moment; every move goes through the command service, which also re-checks each command just before it is
-published (`command_publish_check`). Each command is guarded on its own (`rows.py`): one that cannot be published,
-or whose PUBACK cannot be recorded (not the database's fault), is logged once, counted and skipped a while, and
-holds back no other; one whose PUBACK could not be recorded stays in flight until its deadline fails it.
+same moment, so a command still in flight at its deadline is the outbox's to end, withdrawn from paho first; one ended
+by another road while in flight is withdrawn at the next tick (`_forget_ended`). Every move goes through the command
+service, which also re-checks each command just before it is published (`command_publish_check`). Each command is
+guarded on its own (`rows.py`): one that cannot be published, or whose PUBACK cannot be recorded (not the database's
+fault), is logged once, counted and skipped a while, and holds back no other; one whose PUBACK could not be recorded
+stays in flight until its deadline fails it.
 Before paho has any command of a cycle, the cycle's commands are marked handed in one commit (`handed_at`,
 `commands_handed_mark`, under their pumps' locks; taken back for those the link then refuses): a bridge that stalls
 or dies after paho has one and before its record leaves a command no one may call "never sent" (issue 15).
@@ -48,7 +51,7 @@ from realtime.bridge.rows import RowGuard
 
 logger = logging.getLogger(__name__)
 PUBLISH_PER_TICK = 100
-PUBACK_USUALLY = timedelta(seconds=1)  # a START in flight longer than this is checked against its order each tick
+PUBACK_USUALLY = timedelta(seconds=1)  # a command in flight longer than this is checked against its row each tick
 DISCONNECTED = -1
 # A failed publish may still reach the pump: the broker can hold it already, and delivers it at QoS 1
 NOT_ACKNOWLEDGED = "the broker did not acknowledge the command in time: the pump may still receive it"
@@ -62,7 +65,6 @@ class InFlight:
     device_id: str
     deadline: datetime
     published_at: datetime | None = None
-    waits_long: bool = False  # a START: in flight until its own deadline, unless its order ends first
     unrecorded: Callable[[], None] | None = None  # its publication's record (`command_published`) while it failed
 
 
@@ -146,6 +148,11 @@ class CommandOutbox:
         return 1
 
     def _fail_overdue(self, now: datetime) -> None:
+        """Fail each command unacknowledged at its flight's deadline (`COMMAND_ACK_TIMEOUT_S` after its publication,
+        or its own deadline if that comes first; a START's own deadline), withdrawn from paho first. The outbox ticks
+        before housekeeping at the same moment (`Bridge.maybe_tick`), so a command in flight is never ended at its
+        deadline by housekeeping while paho still holds it: housekeeping left it with paho, which sent it after it
+        was declared failed (after a reconnect, or once its in-flight window freed)."""
         for mid, flight in list(self.in_flight.items()):
             if now >= flight.deadline:
                 self.link.forget(mid)
@@ -158,11 +165,13 @@ class CommandOutbox:
                     metrics.COMMANDS_PUBLISHED.labels(outcome="failed").inc()
 
     def _forget_ended(self, now: datetime) -> None:
-        """Withdraw a START still awaiting its PUBACK whose order ended meanwhile (cancelled, timed out: the START
-        superseded), so paho never retransmits it after a reconnect: a cancelled start must not reach the pump.
-        One look-up, only while a START has waited longer than the PUBACK usually takes."""
+        """Withdraw a command still awaiting its PUBACK that ended by another road meanwhile, so paho never sends it
+        after it was declared ended (after a reconnect, or once its in-flight window frees): a START whose order ended
+        (cancelled, timed out: the START superseded; a cancelled start must not reach the pump), one a restart ended,
+        or one another bridge's housekeeping ended at its deadline after the lead moved. One look-up, only while a
+        command has waited longer than the PUBACK usually takes."""
         waiting = {flight.command_pk: mid for mid, flight in self.in_flight.items()
-                   if flight.waits_long and now - flight.published_at > PUBACK_USUALLY}  # fmt: skip
+                   if now - flight.published_at > PUBACK_USUALLY}  # fmt: skip
         if not waiting:
             return
         for command_pk in commands_no_longer_queued(command_pks=list(waiting)):
@@ -170,7 +179,7 @@ class CommandOutbox:
             self.link.forget(mid)
             del self.in_flight[mid]
             metrics.COMMANDS_PUBLISHED.labels(outcome="withdrawn").inc()
-            logger.info("command %s withdrawn before its PUBACK: its order ended, paho will not resend it", command_pk)
+            logger.info("command %s withdrawn before its PUBACK: it ended meanwhile, paho will not send it", command_pk)
 
     def _publish_queued(self, now: datetime) -> None:
         """Publish the queued commands: each checked and encoded, then all marked handed in one commit
@@ -210,10 +219,11 @@ class CommandOutbox:
         mid = self.link.publish(topics.commands_topic(command.device.device_id), item.body, expiry_s=item.expiry_s)
         if mid is None:
             return DISCONNECTED
-        deadline = command.expires_at if command.kind == CommandKind.START_INFUSION else now + ack_timeout
+        deadline = command.expires_at
+        if command.kind != CommandKind.START_INFUSION:  # never past its own deadline: see `_fail_overdue`
+            deadline = min(now + ack_timeout, command.expires_at)
         record = partial(command_published, command=command, now=now)  # stored once it went (idempotent)
         self.in_flight[mid] = InFlight(command.pk, command.device.device_id, deadline, published_at=now,
-                                       waits_long=command.kind == CommandKind.START_INFUSION,
                                        unrecorded=record)  # fmt: skip
         record()  # if this raises, the command stays in flight and the record is tried again with its PUBACK
         self.in_flight[mid] = replace(self.in_flight[mid], unrecorded=None)
