@@ -33,6 +33,7 @@ ACTION_TARGET = {
     "MANUAL_STOP": SessionStatus.STOPPED,
 }
 ACTION_PUMP_STATE = {SessionStatus.PAUSED: PumpState.PAUSED, SessionStatus.RUNNING: PumpState.RUNNING}
+RESUME_EVIDENCE_KEPT = "kept as evidence that a person resumed the interrupted infusion at the pump, if it runs again"
 COMPLETION_SUMMARY_WINDOW_S = 600.0  # a completion after the final progress completed its infusion still belongs to it
 
 
@@ -94,8 +95,9 @@ def action_apply(device: Device, report: DevicePayload, now: datetime) -> bool:
     what = f"{report.action.lower()} at the pump"
     pending_named_evidence_apply(device=device, infusion_id=report.infusionId, why=report.action.lower(), now=now)
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
+    kept = _resume_evidence_kept if report.action == "MANUAL_RESUME" else None
     if other_infusion_reported(device=device, kind=topics.ACTIONS, what=report.action,
-                               infusion_id=report.infusionId, current=session, now=now):  # fmt: skip
+                               infusion_id=report.infusionId, current=session, now=now, kept=kept):  # fmt: skip
         return False
     target = ACTION_TARGET[report.action]
     session_move_reported(device, session, target, now, at_pump=what)
@@ -103,6 +105,14 @@ def action_apply(device: Device, report: DevicePayload, now: datetime) -> bool:
     if pump_state == PumpState.IDLE:
         unordered_infusion_ended(device=device, reason=what, now=now)
     return pump_state_set(device=device, state=pump_state)
+
+
+def _resume_evidence_kept(named: InfusionSession | None) -> str:
+    """A MANUAL_RESUME naming an interrupted infusion moves nothing, but is the evidence that a person at the pump
+    resumed it, read from the pump's event log if it runs again (`paused_runs_again`): never "not applied"."""
+    if named is None or named.status != SessionStatus.INTERRUPTED:
+        return ""
+    return RESUME_EVIDENCE_KEPT
 
 
 def bolus_report_apply(device: Device, report: DevicePayload, now: datetime) -> bool:

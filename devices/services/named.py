@@ -3,11 +3,13 @@
 A report naming another infusion of this pump than the one on it (a late QoS 1 copy of the previous infusion's
 completion, an older retained action handed back by a broker) changes nothing: it is audited as
 `pump.report_for_other_infusion` (but for a status about an infusion the server had ended while no order is on the
-pump: `evidence.ended_infusion_status_apply`; the audit and the log then say what was applied). A report naming
-nothing (the original firmware) is about the one on the pump.
+pump: `evidence.ended_infusion_status_apply`; the audit and the log then say what was applied; and a MANUAL_RESUME of
+an interrupted infusion, which moves nothing but is kept as evidence of a person's resume: they say so). A report
+naming nothing (the original firmware) is about the one on the pump.
 """
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 
 from devices.models import Device, InfusionSession
@@ -39,13 +41,17 @@ def names_another(*, device: Device, infusion_id: str | None, current: InfusionS
 
 
 def other_infusion_reported(
-    *, device: Device, kind: str, what: str, infusion_id: str | None, current: InfusionSession | None, now: datetime
-) -> bool:
+    *, device: Device, kind: str, what: str, infusion_id: str | None, current: InfusionSession | None, now: datetime,
+    kept: Callable[[InfusionSession | None], str] | None = None,
+) -> bool:  # fmt: skip
     """True when the report is about another infusion than `current` (`names_another`): then it is audited as
-    `pump.report_for_other_infusion` and the caller changes nothing."""
+    `pump.report_for_other_infusion` and the caller changes nothing. `kept`: given the session it names, what the
+    report still counts for though nothing moves ("" for nothing), told in the audit and the log as applied."""
     if not names_another(device=device, infusion_id=infusion_id, current=current):
         return False
-    other_infusion_audit(device=device, kind=kind, what=what, infusion_id=infusion_id, current=current, now=now)
+    applied = kept(session_named(device=device, infusion_id=infusion_id)) if kept else ""
+    other_infusion_audit(device=device, kind=kind, what=what, infusion_id=infusion_id, current=current, now=now,
+                         applied=applied)  # fmt: skip
     return True
 
 
@@ -54,8 +60,9 @@ def other_infusion_audit(
     applied: str = "",
 ) -> None:  # fmt: skip
     """Audit (`pump.report_for_other_infusion`) and log a report about another infusion; `applied`: what of it the
-    caller applied all the same (a status about an infusion the server had ended: the pump's state and its alarm),
-    "" for nothing. The log says which, never "not applied" for a report that changed the pump."""
+    caller applied all the same (a status about an infusion the server had ended: the pump's state and its alarm; a
+    MANUAL_RESUME of an interrupted infusion, kept as evidence of a resume), "" for nothing. The log says which, never
+    "not applied" for a report that changed the pump or counts for something."""
     named = session_named(device=device, infusion_id=infusion_id)
     payload = {"topic": kind, "report": what, "infusionId": infusion_id,
                "namedStatus": named.status if named else None,
