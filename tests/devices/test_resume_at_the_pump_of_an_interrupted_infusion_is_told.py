@@ -25,7 +25,12 @@ def interrupted(device_id: str, capture) -> InfusionSession:
     return session
 
 
-def other_infusion_records(caplog, device_id: str) -> list[logging.LogRecord]:
+def action_at_the_pump(device_id: str, action: str, capture, caplog) -> list[logging.LogRecord]:
+    """`action` naming the interrupted infusion, at the pump after its restart: the log records it left."""
+    session = interrupted(device_id, capture)
+    body = {"action": action, "infusionId": session.infusion_id, "bootId": "B", "seq": 2}
+    with caplog.at_level(logging.INFO, logger="devices.services.named"):
+        ingest([report(device_id, "actions", body, 90)], capture)
     return [record for record in caplog.records
             if record.name == "devices.services.named" and getattr(record, "device_id", "") == device_id]  # fmt: skip
 
@@ -34,11 +39,7 @@ def test_a_resume_at_the_pump_of_an_interrupted_infusion_is_logged_as_kept_evide
     django_capture_on_commit_callbacks, caplog
 ):
     device_id = "RESUME_TOLD"
-    session = interrupted(device_id, django_capture_on_commit_callbacks)
-    resume = {"action": "MANUAL_RESUME", "infusionId": session.infusion_id, "bootId": "B", "seq": 2}
-    with caplog.at_level(logging.INFO, logger="devices.services.named"):
-        ingest([report(device_id, "actions", resume, 90)], django_capture_on_commit_callbacks)
-    records = other_infusion_records(caplog, device_id)
+    records = action_at_the_pump(device_id, "MANUAL_RESUME", django_capture_on_commit_callbacks, caplog)
     assert len(records) == 1, f"one log record of the report: {[record.getMessage() for record in records]}"
     message = records[0].getMessage()
     assert "not applied" not in message, f"the resume counts as evidence of a person resuming it: {message!r}"
@@ -51,10 +52,6 @@ def test_a_resume_at_the_pump_of_an_interrupted_infusion_is_logged_as_kept_evide
 def test_a_pause_at_the_pump_of_an_interrupted_infusion_is_still_not_applied(
     django_capture_on_commit_callbacks, caplog
 ):
-    device_id = "PAUSE_UNTOLD"
-    session = interrupted(device_id, django_capture_on_commit_callbacks)
-    pause = {"action": "MANUAL_PAUSE", "infusionId": session.infusion_id, "bootId": "B", "seq": 2}
-    with caplog.at_level(logging.INFO, logger="devices.services.named"):
-        ingest([report(device_id, "actions", pause, 90)], django_capture_on_commit_callbacks)
-    messages = [record.getMessage() for record in other_infusion_records(caplog, device_id)]
+    records = action_at_the_pump("PAUSE_UNTOLD", "MANUAL_PAUSE", django_capture_on_commit_callbacks, caplog)
+    messages = [record.getMessage() for record in records]
     assert messages == ["report names another infusion; not applied"], messages
