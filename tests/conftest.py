@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.management import call_command
-from django.test import override_settings
 
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
@@ -38,14 +37,6 @@ def daphne_server(django_db_setup, django_db_blocker, broker, artifacts_dir) -> 
     server = DaphneServer(artifacts_dir, MQTT_URL=broker.url).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def quick_password_hashing():
-    """Test users' passwords at one PBKDF2 iteration (`tests/support/hashers.py`); `override_settings` clears
-    Django's cached hashers."""
-    with override_settings(PASSWORD_HASHERS=["tests.support.hashers.QuickPBKDF2PasswordHasher"]):
-        yield
 
 
 PROCESS_FOLDERS = ("tests/browser/", "tests/clinical/", "tests/integration/")
