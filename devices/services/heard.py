@@ -21,9 +21,15 @@ from devices.states import Presence
 
 def pump_heard(*, device: Device, received_at: datetime, says_offline: bool = False) -> tuple[str, ...]:
     """The pump was heard at `received_at`: `last_seen_at` as `heard_at` says, and presence back online unless the
-    message is its own `offline` (`says_offline`). Returns the fields set (`last_seen_at` always: written with every
-    message, one UPDATE of one shape); the caller stores them."""
-    device.last_seen_at = heard_at(stored=device.last_seen_at, received_at=received_at)
+    message is an `offline` (`says_offline`). Returns the fields set (`last_seen_at` always: written with every
+    message, one UPDATE of one shape); the caller stores them.
+
+    An `offline` is no hearing: it is mostly the broker speaking for a pump it stopped hearing (its Last Will, a
+    keepalive and a half after the pump's last packet), and "last heard" stays at the pump's last message of its
+    own, on every page (review 28: "Offline · Last heard 0 s ago" for a pump silent 51 s). A pump's own goodbye
+    then reads a few milliseconds older than it was."""
+    if not says_offline:
+        device.last_seen_at = heard_at(stored=device.last_seen_at, received_at=received_at)
     if device.presence == Presence.OFFLINE and not says_offline:
         device.presence = Presence.ONLINE
         return ("last_seen_at", "presence")

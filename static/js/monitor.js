@@ -173,7 +173,12 @@ export class Monitor {
   }
 
   applyProgress(progress) {
-    if (progress?.receivedAt) this.status = { ...this.status, lastSeenAt: progress.receivedAt };
+    // last heard only moves forward: a progress received before the status this page holds (a snapshot's latest
+    // progress beside a later status) never makes the pump look heard earlier than the server says
+    const heard = progress?.receivedAt;
+    if (heard && !(Date.parse(this.status?.lastSeenAt) > Date.parse(heard))) {
+      this.status = { ...this.status, lastSeenAt: heard };
+    }
     // An order on the pump shows only its own progress; a pending order owns none: a pump infusing something else
     // meanwhile reports its own (no infusion), shown as such beside the waiting order.
     const onPump = this.session && ON_PUMP_SESSION_STATUSES.has(this.session.status);

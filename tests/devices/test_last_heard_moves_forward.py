@@ -86,3 +86,17 @@ def test_heard_at_takes_the_later_moment_but_never_one_still_to_come():
     assert heard_at(stored=earlier, received_at=later, now=now) == later
     assert heard_at(stored=later, received_at=earlier, now=now) == later, "moved back"
     assert heard_at(stored=now + timedelta(seconds=1), received_at=earlier, now=now) == earlier, "kept the future"
+
+
+def test_a_last_will_is_not_the_pump_heard(django_capture_on_commit_callbacks):
+    """Review 28: the broker's Last Will for a pump silent 51 s moved last heard to its own receive time, and the
+    overview read "Offline · Last heard 0 s ago": the silence in which an infusion may have stopped was hidden."""
+    make_device("HEARD_WILL", has_presence=True)
+    spoke = timezone.now() - timedelta(seconds=51)
+    status = {"status": "online", "batteryLevel": 80, "seq": 7, "bootId": "b1"}
+    ingest([report("HEARD_WILL", "status", status, at=spoke)], django_capture_on_commit_callbacks)
+    will = report("HEARD_WILL", "status", {"status": "offline", "bootId": "b1"})
+    ingest([will], django_capture_on_commit_callbacks)
+    device = Device.objects.get(device_id="HEARD_WILL")
+    assert device.presence == "offline"
+    assert device.last_seen_at == spoke, f"last heard {device.last_seen_at}, the pump last spoke at {spoke}"
