@@ -11,9 +11,10 @@ the session on the pump (never a retained copy, never a report naming another in
   the rate times the time (`RATE_MARGIN` over it, plus `SLACK_ML`, plus what of the order's bolus was not yet
   delivered when the window began: the bolus is pushed first). The rate is the highest of the order's, every
   `flowRate` the pump reported in the window, and the rate its confirmation reported (a titration the pump reports
-  is the rate mismatch's to alarm, not this). The time is the longer of the server's receive times and the pump's own
-  `elapsedTimeMin` (pumping time), so a late or bunched delivery of reports, or a simulator run faster than real
-  time, does not look like a fast pump. A window starts anew at the session's pause, resume, restart or other move,
+  is the rate mismatch's to alarm, not this). The time is the server's receive span: the pump's own `elapsedTimeMin`
+  (pumping time) only narrows it, where it agrees within `CLOCK_AGREEMENT` (a report received late at the window's
+  start), never widens it: a pump whose timebase runs fast also pumps fast (review 27, finding 1), and a simulator
+  run faster than real time is such a pump. A window starts anew at the session's pause, resume, restart or other move,
   after a silence longer than `HEARTBEAT_TIMEOUT_S`, when the delivered volume goes back, and while reports arrive
   bunched (`BURST_S` apart: queued, received long after they were measured).
 
@@ -39,6 +40,9 @@ RATE_MARGIN = 0.25  # pump accuracy (about 5 %) + the window's timing (2 s at ea
 # A count in steps of up to 0.1 mL is off rate x time by at most one step over a window, whatever the rate (the
 # firmwares send 0.01 mL; a pump counting whole mL could exceed it at low rates: a documented limit).
 SLACK_ML = 0.1
+# The pump's own pumping time may narrow a window's time by at most this share of the server's span (a report received
+# late at its start); beyond it the clocks disagree and the server's is the one judged by.
+CLOCK_AGREEMENT = 0.1
 BURST_S = 0.25  # reports about 1 s apart arriving closer than this were queued: their receive time says nothing
 BEYOND_PLANNED = "beyond_planned"
 FASTER_THAN_RATE = "faster_than_rate"
@@ -127,10 +131,8 @@ def _window_start(session: InfusionSession, report: DevicePayload, delivered: fl
 def _window_judged(
     session: InfusionSession, report: DevicePayload, delivered: float, span_s: float, received_at: datetime
 ) -> dict | None:
-    """The window's growth against the highest rate it may have run at over the longer of its two clocks."""
-    minutes = span_s / 60
-    if report.elapsedTimeMin is not None and session.delivery_window_elapsed_min is not None:
-        minutes = max(minutes, report.elapsedTimeMin - session.delivery_window_elapsed_min)
+    """The window's growth against the highest rate it may have run at over the time the server saw it run."""
+    minutes = _window_minutes(session, report, span_s)
     grown = delivered - session.delivery_window_ml
     rate = max(session.flow_rate_ml_min, session.delivery_window_rate_ml_min or 0.0)
     bolus_left = max(0.0, _ordered_bolus(session) - session.delivery_window_ml)
@@ -140,6 +142,17 @@ def _window_judged(
     return {"kind": FASTER_THAN_RATE, "deliveredVolumeMl": delivered, "grewMl": round(grown, 3),
             "overMin": round(minutes, 3), "flowRateMlMin": rate, "bolusLeftMl": round(bolus_left, 3),
             "limitMl": round(allowed, 3), "receivedAt": received_at.isoformat()}  # fmt: skip
+
+
+def _window_minutes(session: InfusionSession, report: DevicePayload, span_s: float) -> float:
+    """The window's time: the server's receive span, or the pump's own pumping time where it agrees with that span
+    and is shorter (a report received late at the window's start). Never longer: a pump whose timebase runs fast
+    also pumps fast, and its clock would excuse exactly the overspeed it causes (review 27, finding 1)."""
+    minutes = span_s / 60
+    if report.elapsedTimeMin is None or session.delivery_window_elapsed_min is None:
+        return minutes
+    pumped = report.elapsedTimeMin - session.delivery_window_elapsed_min
+    return pumped if minutes * (1 - CLOCK_AGREEMENT) <= pumped < minutes else minutes
 
 
 def _allowed(rate_ml_min: float, minutes: float, bolus_left_ml: float) -> float:
