@@ -80,6 +80,7 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             deliveryDivergence=_delivery_divergence(session),
             parametersUnreadable=_parameters_unreadable(session),
             receivedFlowRateMlMin=session.received_flow_rate_ml_min,  # before acceptance: never a confirmation
+            deliveredBeforeRunMl=round(session.delivered_before_run_ml, 3) or None,  # the count never went back: None
         )
     )
 
@@ -105,7 +106,7 @@ def _delivery_divergence(session: InfusionSession) -> wire.DeliveryDivergence | 
     seen = session.delivery_divergence
     if not isinstance(seen, dict):
         return None
-    numbers = {name: seen.get(name) for name in ("grewMl", "overMin", "flowRateMlMin")}
+    numbers = {name: seen.get(name) for name in ("grewMl", "overMin", "flowRateMlMin", "deliveredBeforeMl")}
     return wire.DeliveryDivergence(kind=seen["kind"], deliveredVolumeMl=seen["deliveredVolumeMl"],
                                    limitMl=seen["limitMl"], receivedAt=datetime.fromisoformat(seen["receivedAt"]),
                                    **numbers)  # fmt: skip

@@ -78,6 +78,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         unordered=unordered is not None,
         rateMlH=round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
         orderedRateMlH=round(ordered * MINUTES_PER_HOUR, 2) if ordered is not None else None,
+        deliveredBeforeRunMl=_delivered_before_run(session, unordered),
         progressPercent=percent_of(progress),
         timeRemainingMin=progress.get("timeRemainingMin"),
         deliveredVolumeMl=progress.get("deliveredVolumeMl"),
@@ -86,3 +87,10 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         alarms=[top_alarm_body(alarm) for alarm in alarms],
         bed=device.bed or None,
     )
+
+
+def _delivered_before_run(session: InfusionSession | None, unordered: dict | None) -> float | None:
+    """What the order delivered before the pump's count went back, beside the order's own progress only."""
+    if session is None or unordered is not None or not session.delivered_before_run_ml:
+        return None
+    return round(session.delivered_before_run_ml, 3)

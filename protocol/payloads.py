@@ -194,15 +194,18 @@ class ProgressMismatch(Payload):
 
 class DeliveryDivergence(Payload):
     """What raised the session's `delivery_divergence`: the delivered volume its progress reported against the order
-    (`beyond_planned`: more than the whole order, `limitMl`; `faster_than_rate`: grew `grewMl` in `overMin` minutes,
-    more than `limitMl` at `flowRateMlMin`)."""
+    (`beyond_planned`: more than the whole order, `limitMl`, delivered in all, `deliveredBeforeMl` of it before its
+    count went back; `faster_than_rate`: grew `grewMl` in `overMin` minutes, more than `limitMl` at `flowRateMlMin`;
+    `count_went_back`: the count went back to `deliveredVolumeMl` where `deliveredBeforeMl` had been delivered, the
+    whole order being `limitMl`)."""
 
-    kind: Literal["beyond_planned", "faster_than_rate"]
+    kind: Literal["beyond_planned", "faster_than_rate", "count_went_back"]
     deliveredVolumeMl: Number
     limitMl: Number
     grewMl: Number | None = None
     overMin: Number | None = None
     flowRateMlMin: Number | None = None
+    deliveredBeforeMl: Number | None = None
     receivedAt: Timestamp
 
 
@@ -230,6 +233,9 @@ class Session(Payload):
     # unverified, and the panels say "could not be read", never "not reported"
     parametersUnreadable: bool | None = None
     receivedFlowRateMlMin: Number | None = None  # the rate it said it received with the order (at `deliveredAt`)
+    # What was delivered before the pump's delivered count last went back (a reboot or reset counting from 0 again):
+    # the volume delivered in all is this plus the count its progress reports; null if the count never went back.
+    deliveredBeforeRunMl: Number | None = None
 
 
 class SessionEvent(Payload):

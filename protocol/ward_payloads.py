@@ -59,6 +59,9 @@ class WardPump(Payload):
     alarms: list[TopAlarm]  # every active alarm, highest and newest first
     bed: str | None = None  # where the pump is: the station names its alarms by it
     orderedRateMlH: Number | None = None  # the rate of the order (`drug`'s), shown as ordered
+    # What the order delivered before the pump's count went back (a reboot or reset counting from 0 again): delivered
+    # in all is this plus `deliveredVolumeMl`, the pump's count; null if its count never went back
+    deliveredBeforeRunMl: Number | None = None
 
 
 class WardSummary(Payload):

@@ -85,6 +85,11 @@ class InfusionSession(models.Model):
     delivery_window_ml = models.FloatField(null=True, blank=True)
     delivery_window_elapsed_min = models.FloatField(null=True, blank=True)
     delivery_window_rate_ml_min = models.FloatField(null=True, blank=True)
+    # What was delivered in all (`devices/services/delivery.py`): a run of the delivered count ends when the count goes
+    # back (a pump rebooted, re-primed or reset counting from 0 again); `delivered_before_run_ml` sums the highest
+    # count of each run before this one, `delivered_run_peak_ml` is this run's highest (None before any count).
+    delivered_before_run_ml = models.FloatField(default=0.0)
+    delivered_run_peak_ml = models.FloatField(null=True, blank=True)
     # What raised this session's latest `delivery_divergence` (the delivered volume against the order), shown beside
     # the read-back; None if nothing did.
     delivery_divergence = models.JSONField(null=True, blank=True)
@@ -152,6 +157,14 @@ class InfusionSession(models.Model):
     def progress_at_on(self, device: "Device") -> datetime | None:
         """When the progress `progress_on` returns was received, or None."""
         return device.latest_progress_at if self.progress_on(device) is not None else None
+
+    @property
+    def delivered_in_all_ml(self) -> float | None:
+        """The volume delivered in all: the highest count of each run of the delivered count, summed (None before any
+        count). Correct across reboots and counts reset to 0: what was delivered stays delivered."""
+        if self.delivered_run_peak_ml is None:
+            return None
+        return self.delivered_before_run_ml + self.delivered_run_peak_ml
 
     @property
     def order(self) -> dict:

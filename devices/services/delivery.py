@@ -31,6 +31,7 @@ from django.conf import settings
 from devices.models import Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.changes import session_changed
+from devices.services.delivered_in_all import COUNT_WENT_BACK, delivered_count_step, interruption_counted_below
 from devices.services.readback import DIVERGENCE_KEY, VOLUME_TOLERANCE_ML
 from devices.states import AlarmPriority, AlarmSource, ReadBack
 from protocol.schemas import DevicePayload
@@ -64,12 +65,20 @@ def delivery_check(
     for report, received_at in reports:
         delivered = _delivered(session, report)
         if delivered is not None:
-            seen = _beyond_planned(session, report, delivered, received_at)
+            went_back = delivered_count_step(session=session, report=report, delivered=delivered,
+                                             received_at=received_at)  # fmt: skip
+            if went_back is not None:
+                went_back["limitMl"] = _whole_order_ml(session)
+                interruption_counted_below(device=device, session=session, seen=went_back, previous_at=previous_at,
+                                           now=received_at)  # fmt: skip
+            seen = went_back or _beyond_planned(session, report, delivered, received_at)
             window = _window_step(session, report, delivered, received_at, previous_at)
             seen = seen or window
             if seen is not None and session.pk not in divergent and _still_off(session, seen):
                 _divergence_raise(device=device, session=session, seen=seen, now=received_at)
                 divergent.add(session.pk)
+            elif went_back is not None:  # the monitor adds what was delivered before this run to its count
+                session_changed(device=device, session=_whole(session))
         previous_at = received_at
 
 
@@ -86,15 +95,23 @@ def _ordered_bolus(session: InfusionSession) -> float:
     return session.bolus_volume_ml if session.bolus_enabled else 0.0
 
 
+def _whole_order_ml(session: InfusionSession) -> float:
+    """The most an order may deliver: its planned volume, its bolus (counted twice by the original firmware's final
+    progress, so added) and `VOLUME_TOLERANCE_ML`."""
+    return round(session.planned_volume_ml + _ordered_bolus(session) + VOLUME_TOLERANCE_ML, 3)
+
+
 def _beyond_planned(
     session: InfusionSession, report: DevicePayload, delivered: float, received_at: datetime
 ) -> dict | None:
-    """More delivered than the whole order (its bolus included twice, as the original firmware counts it)."""
-    limit = session.planned_volume_ml + _ordered_bolus(session) + VOLUME_TOLERANCE_ML
-    if delivered <= limit:
+    """More delivered in all (this run's count on top of the runs before it) than the whole order."""
+    before = session.delivered_before_run_ml
+    limit = _whole_order_ml(session)
+    if before + delivered <= limit:
         return None
-    return {"kind": BEYOND_PLANNED, "deliveredVolumeMl": delivered, "limitMl": round(limit, 3),
+    seen = {"kind": BEYOND_PLANNED, "deliveredVolumeMl": round(before + delivered, 3), "limitMl": limit,
             "status": report.status or "running", "receivedAt": received_at.isoformat()}  # fmt: skip
+    return {**seen, "deliveredBeforeMl": round(before, 3)} if before else seen
 
 
 def _window_step(
@@ -172,7 +189,7 @@ def _still_off(session: InfusionSession, seen: dict) -> bool:
 
 def _divergence_raise(*, device: Device, session: InfusionSession, seen: dict, now: datetime) -> None:
     """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown."""
-    whole = InfusionSession.objects.get(pk=session.pk)
+    whole = _whole(session)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     whole.delivery_divergence = seen
     whole.save(update_fields=["read_back", "delivery_divergence"])
@@ -181,11 +198,26 @@ def _divergence_raise(*, device: Device, session: InfusionSession, seen: dict, n
     session_changed(device=device, session=whole)
 
 
+def _whole(session: InfusionSession) -> InfusionSession:
+    """`session`'s whole row (the bulk path's is partly loaded), with the delivered volume this report moved."""
+    whole = InfusionSession.objects.get(pk=session.pk)
+    whole.delivered_before_run_ml, whole.delivered_run_peak_ml = (session.delivered_before_run_ml,
+                                                                  session.delivered_run_peak_ml)  # fmt: skip
+    return whole
+
+
 def divergence_message(seen: dict) -> str:
     """The alarm's text: what was delivered against what the order allows, and what to do."""
+    if seen["kind"] == COUNT_WENT_BACK:
+        return (f"The pump's delivered count went back to {seen['deliveredVolumeMl']:g} mL where "
+                f"{seen['deliveredBeforeMl']:g} mL had been delivered: what was delivered stays delivered, and the "
+                f"pump may give the order again (the whole order is {seen['limitMl']:g} mL). Check the pump and the "
+                "patient")  # fmt: skip
     if seen["kind"] == BEYOND_PLANNED:
         still = " and is still infusing" if seen.get("status") != "completed" else ""
-        return (f"The pump reports {seen['deliveredVolumeMl']:g} mL delivered, more than the whole order "
+        before = seen.get("deliveredBeforeMl")
+        counted = f" in all ({before:g} mL before its count went back)" if before else ""
+        return (f"The pump reports {seen['deliveredVolumeMl']:g} mL delivered{counted}, more than the whole order "
                 f"({seen['limitMl']:g} mL with its bolus){still}: check the pump and the patient")  # fmt: skip
     return (f"The pump's delivered volume grew {seen['grewMl']:g} mL in {seen['overMin']:.1f} min, more than "
             f"{seen['limitMl']:g} mL at {seen['flowRateMlMin'] * 60:g} mL/h: it delivers faster than the rate it "

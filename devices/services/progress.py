@@ -32,6 +32,7 @@ from devices.services.heard import pump_heard
 from devices.services.named import session_named
 from devices.services.progress_lock import (
     ACTIVE,
+    DELIVERED_FIELDS,
     DELIVERY_WINDOW_FIELDS,
     SERVER_ALARMS_WATCHED,
     ProgressPump,
@@ -53,7 +54,8 @@ DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
     "last_uptime_ms", "last_uptime_at",
 )  # fmt: skip
-SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, "last_sampled_at")  # in the model's order, as `sql` wants them
+# in the model's order, as `sql` wants them
+SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, *DELIVERED_FIELDS, "last_sampled_at")
 SAMPLE_COLUMNS = ("session", "recorded_at", "status", "delivered_volume_ml", "volume_remaining_ml",
                   "time_remaining_min", "progress_percent", "flow_rate_ml_min")  # fmt: skip
 # A history point as `samples_insert` stores it: the session's pk, when, status, then the floats in that order.

@@ -20,12 +20,13 @@ from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState
 SERVER_ALARMS_WATCHED = ("communication_lost", DIVERGENCE_KEY, *UNORDERED_ALARMS)
 DELIVERY_WINDOW_FIELDS = ("delivery_window_at", "delivery_window_ml", "delivery_window_elapsed_min",
                           "delivery_window_rate_ml_min")  # fmt: skip
+DELIVERED_FIELDS = ("delivered_before_run_ml", "delivered_run_peak_ml")  # the volume delivered in all
 # What the bulk path loads: every column of the pump but its latest progress (replaced, never read: no
 # JSON to decode), and of the session what progress needs.
 DEVICE_LOCKED_FIELDS = tuple(field.name for field in Device._meta.concrete_fields if field.name != "latest_progress")
 SESSION_LOCKED_FIELDS = ("id", "infusion_id", "device", "status", "flow_rate_ml_min", "planned_volume_ml",
                          "bolus_enabled", "bolus_volume_ml", "read_back", "mismatch_flow_rate_ml_min",
-                         "rate_matched_at", *DELIVERY_WINDOW_FIELDS, "last_sampled_at",
+                         "rate_matched_at", *DELIVERY_WINDOW_FIELDS, *DELIVERED_FIELDS, "last_sampled_at",
                          "status_changed_at")  # fmt: skip
 WARD_FIELDS = ("id", "code", "name")
 WARD_READ_AS = ("_locked_ward_id", "_locked_ward_code", "_locked_ward_name")  # the pump row's ward columns

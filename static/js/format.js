@@ -180,6 +180,29 @@ export function volumeFacts({ deliveredVolumeMl, volumeRemainingMl, progressPerc
   return { percent, infused: fixed(deliveredVolumeMl, digits, "mL"), remaining: fixed(remaining, digits, "mL"), percentText };
 }
 
+/**
+ * The volumes once the pump's delivered count went back (a reboot or a reset counting from 0 again: the session's
+ * `deliveredBeforeRunMl`): what was delivered in all, never only the pump's count, and what of the order that leaves;
+ * null if the count never went back or the progress is not the session's (review 27, finding 2).
+ */
+export function deliveredInAllFacts(progress, session) {
+  const before = session?.deliveredBeforeRunMl;
+  const counted = progress?.deliveredVolumeMl;
+  if (!isNumber(before) || !isNumber(counted) || progress.infusionId !== session.infusionId) return null;
+  const inAll = before + counted;
+  const planned = session.order?.plannedVolumeMl;
+  if (!isNumber(planned) || planned <= 0) return null;
+  const percent = Math.min(100, (100 * inAll) / planned);
+  const over = inAll > planned ? ` (${significant(inAll - planned, "mL")} over it)` : "";
+  return {
+    percent,
+    percentText: fixed(percent, 0, "%"),
+    infused: `${significant(inAll, "mL")} in all (${significant(before, "mL")} before the pump's count went back, ` +
+      `${significant(counted, "mL")} counted since)`,
+    remaining: `${significant(Math.max(0, planned - inAll), "mL")} of the order${over}`,
+  };
+}
+
 /** `value` to one decimal exactly as `fixed` rounds it, as a plain number string ("1234.5"). */
 function fixedNumber(value, digits) {
   return value.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });

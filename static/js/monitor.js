@@ -3,8 +3,8 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES } from "./protocol.js";
 import {
-  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, duration, exact, heardText, isNumber, isUnordered,
-  lastingFor, mlMinToMlH, reportedState, significant, volumeFacts,
+  CONNECTIVITY_LABEL, SESSION_LABEL, clock, connectivityNow, deliveredInAllFacts, duration, exact, heardText, isNumber,
+  isUnordered, lastingFor, mlMinToMlH, reportedState, significant, volumeFacts,
 } from "./format.js";
 import { getJson } from "./http.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -321,7 +321,9 @@ export class Monitor {
 
   renderProgress() {
     const progress = this.progress ?? {};
-    const { percent, infused, remaining, percentText } = volumeFacts(progress);
+    // the pump's count, unless it went back: then what was delivered in all (the session's record)
+    const facts = { ...volumeFacts(progress), ...deliveredInAllFacts(progress, this.session) };
+    const { percent, infused, remaining, percentText } = facts;
     $(this.root, "#mon-infused").textContent = infused;
     $(this.root, "#mon-remaining").textContent = remaining;
     $(this.root, "#mon-percent").textContent = percentText;

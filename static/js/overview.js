@@ -52,7 +52,7 @@ function render(pump) {
   setField(element, "rate", rateText(pump, { live, ordered, unordered, still }));
   setField(element, "remaining", live ? duration(pump.timeRemainingMin) : still);
   const facts = volumeFacts(pump);
-  const percent = running ? facts.percent : null;
+  const percent = running && !countWentBack(pump) ? facts.percent : null; // the pump's share of its own count only
   const bar = setField(element, "bar", "");
   bar.style.width = `${percent ?? 0}%`;
   bar.parentElement.setAttribute("aria-valuenow", String(Math.round(percent ?? 0)));
@@ -83,7 +83,17 @@ function orderWaitingText(pump) {
   return `an order${pump.drug ? ` of ${pump.drug}` : ""} waits for the pump`;
 }
 
+/** Whether the pump's delivered count went back under what its order delivered (the session's
+ * `deliveredBeforeRunMl`): its count, remaining and percent then say less than was delivered. */
+function countWentBack(pump) {
+  return typeof pump.deliveredBeforeRunMl === "number" && typeof pump.deliveredVolumeMl === "number";
+}
+
 function volumesText(pump, facts) {
+  if (countWentBack(pump)) {
+    return `${significant(pump.deliveredBeforeRunMl + pump.deliveredVolumeMl, "mL")} infused in all ` +
+      `(the pump's count went back: ${facts.infused} since)`;
+  }
   const parts = [];
   if (typeof pump.deliveredVolumeMl === "number") parts.push(`${facts.infused} infused`);
   if (typeof pump.volumeRemainingMl === "number") parts.push(`${facts.remaining} left`);

@@ -111,8 +111,14 @@ export function deliveryDivergenceText(session) {
   const seen = session?.deliveryDivergence;
   if (!seen) return null;
   const at = `seen in its progress at ${clock(seen.receivedAt)}`;
+  if (seen.kind === "count_went_back") {
+    return `DELIVERED COUNT WENT BACK: the pump counts ${fixed(seen.deliveredVolumeMl, 2, "mL")} delivered where ` +
+      `${fixed(seen.deliveredBeforeMl, 2, "mL")} had been delivered; it may give the order again ` +
+      `(the whole order is ${fixed(seen.limitMl, 2, "mL")}; ${at}).`;
+  }
   if (seen.kind === "beyond_planned") {
-    return `DELIVERED VOLUME OFF THE ORDER: the pump reports ${fixed(seen.deliveredVolumeMl, 2, "mL")} delivered, ` +
+    const before = seen.deliveredBeforeMl ? ` in all (${fixed(seen.deliveredBeforeMl, 2, "mL")} before its count went back)` : "";
+    return `DELIVERED VOLUME OFF THE ORDER: the pump reports ${fixed(seen.deliveredVolumeMl, 2, "mL")} delivered${before}, ` +
       `more than the whole order (${fixed(seen.limitMl, 2, "mL")} with its bolus; ${at}).`;
   }
   return `DELIVERED VOLUME OFF THE ORDER: ${fixed(seen.grewMl, 2, "mL")} delivered in ${fixed(seen.overMin, 1, "min")}, ` +

@@ -332,9 +332,13 @@ def test_a_pause_and_resume_at_the_pump_does_not_count_the_paused_time(django_ca
     assert _divergence(control) is not None, "control: the same windows would see 10 mL more than the order"
 
 
-def test_a_restart_resuming_the_order_with_its_count_from_zero_does_not_alarm(django_capture_on_commit_callbacks):
+def test_a_restart_resuming_the_order_with_its_count_from_zero_is_a_count_gone_back_not_a_fast_pump(
+    django_capture_on_commit_callbacks,
+):
     """A pump restarts mid-infusion (a new `bootId`): the order is interrupted; it runs it again, counting the
-    delivered volume from 0 (a count that goes back starts a new window) or going on from where it was."""
+    delivered volume from 0 (a count that goes back starts a new window), then going on from a higher count. This
+    test said "does not alarm": a count from 0 hides what was delivered, so it is now told as such (review 27,
+    finding 2), and still never as a fast pump; what was delivered in all is each run's highest count, summed."""
     capture = django_capture_on_commit_callbacks
     make_device("DIV_BOOT")
     session = confirmed_order("DIV_BOOT", parameters=READ_BACK)
@@ -353,7 +357,11 @@ def test_a_restart_resuming_the_order_with_its_count_from_zero_does_not_alarm(dj
         progress(second, 5.0 + (second - 50) / 30, "boot-3")
     session.refresh_from_db()
     assert session.status == "running", session.status
-    assert "delivery_divergence" not in _active_types(session), _alarms(session)
+    assert session.delivery_divergence["kind"] == "count_went_back", session.delivery_divergence
+    assert session.delivery_divergence["deliveredBeforeMl"] == pytest.approx(5.0 + 49 / 30, abs=0.01)
+    assert session.delivered_in_all_ml == pytest.approx(5.0 + 49 / 30 + 5.0 + 269 / 30, abs=0.01), (
+        "6.63 mL before the restart, then a run counting up to 13.97 mL"
+    )
 
 
 def test_reports_queued_while_the_bridge_was_away_and_received_at_once_do_not_look_fast(

@@ -28,8 +28,8 @@ WIRE_KEYS = {
     events.DEVICE_SESSION: ["infusionId", "status", "order", "reason", "createdAt", "deliveredAt", "confirmedAt",
                             "endedAt", "reportedParameters", "readBack", "patient", "patientBed", "runningEvidence",
                             "unconfirmedSince", "progressMismatch", "deliveryDivergence",
-                            "parametersUnreadable",
-                            "receivedFlowRateMlMin"],  # added after the contract's own, never removed
+                            "parametersUnreadable", "receivedFlowRateMlMin",
+                            "deliveredBeforeRunMl"],  # added after the contract's own, never removed
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
                             "endedAt", "pumpConnectivity", "sentAt", "publishedAt", "handedAt"],
     events.DEVICE_ALARM: ["id", "type", "key", "errorCode", "priority", "state", "acknowledged", "resolved", "message",
