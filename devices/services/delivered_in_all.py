@@ -17,7 +17,6 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.paused_runs_again import INTERRUPTED, interruption_latest
 from devices.services.readback import VOLUME_TOLERANCE_ML
-from devices.services.silences import ward_silence_break
 from devices.states import AlarmPriority, AlarmSource, AlarmState
 from protocol.schemas import DevicePayload
 
@@ -53,7 +52,7 @@ def interruption_counted_below(
         return  # counted since the restart already: the count went back later, `delivery_divergence` tells it
     details = {**interruption.details, COUNTED_BELOW_AT: now.isoformat(), "countedMl": seen["deliveredVolumeMl"],
                "deliveredBeforeMl": seen["deliveredBeforeMl"]}  # fmt: skip
-    alarm = alarm_raise(
+    alarm_raise(  # a new alarm (the cleared one stays as it ended), heard through a silence as any new one
         device=device, session=session, type=INTERRUPTED, priority=AlarmPriority.HIGH, source=AlarmSource.SERVER,
         now=now, details=details,
         message=(f"Infusion {session.infusion_id} was interrupted: {interruption.details.get('reason')}. The pump "
@@ -61,7 +60,6 @@ def interruption_counted_below(
                  f"{seen['deliveredBeforeMl']:g} mL had been delivered: it may give the order again. Check the pump "
                  "and the patient"),
     )  # fmt: skip
-    ward_silence_break(device=device, alarm=alarm, now=now)
 
 
 def _cleared_as_it_was(interruption: Alarm | None) -> bool:
