@@ -160,7 +160,8 @@ class DeviceAdmin(admin.ModelAdmin):
 
 @admin.register(InfusionSession)
 class InfusionSessionAdmin(ReadMostlyAdmin):
-    list_display = ["infusion_id", "device", "status", "drug", "rate_ml_h", "planned_volume_ml", "created_at"]
+    list_display = ["infusion_id", "device", "status", "drug", "rate_ml_h", "planned_volume_ml", "delivered_in_all",
+                    "created_at"]  # fmt: skip
     list_filter = ["status"]
     search_fields = ["infusion_id", "device__device_id", "drug"]
     list_select_related = ["device"]
@@ -185,6 +186,12 @@ class InfusionSessionAdmin(ReadMostlyAdmin):
     @admin.display(description="rate (mL/h)")
     def rate_ml_h(self, obj: InfusionSession) -> float:
         return round(obj.flow_rate_ml_min * MINUTES_PER_HOUR, 2)
+
+    @admin.display(description="delivered in all (mL)")
+    def delivered_in_all(self, obj: InfusionSession) -> float | None:
+        """Each run of the pump's delivered count, its highest, summed: never only the count after a reset."""
+        total = obj.delivered_in_all_ml
+        return round(total, 2) if total is not None else None
 
 
 @admin.register(Command)

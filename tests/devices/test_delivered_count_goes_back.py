@@ -126,3 +126,16 @@ def test_a_count_that_only_climbs_keeps_one_run(django_capture_on_commit_callbac
     assert not {"delivery_divergence", "infusion_interrupted"} & _active(device_id).keys(), _active(device_id)
     shown = payload_to_wire(payloads.session_body(session))["session"]
     assert shown.get("deliveredBeforeRunMl") is None, shown
+
+
+def test_the_admin_lists_the_volume_delivered_in_all(django_capture_on_commit_callbacks, admin_client):
+    """The session's record in the admin: 24 mL, then the count back to 0 and on to 1 mL, is 25 mL delivered."""
+    capture, device_id = django_capture_on_commit_callbacks, "COUNT_ADMIN"
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0)
+    at, seq = _run(capture, device_id, session, at=timezone.now(), from_ml=0.0, to_ml=24.0, boot="A", seq=1)
+    _run(capture, device_id, session, at=at, from_ml=0.0, to_ml=1.0, boot="A", seq=seq)
+    page = admin_client.get("/admin/devices/infusionsession/").content.decode()
+    assert '<td class="field-delivered_in_all">25.0</td>' in page, (
+        "the admin's session list must say 25.0 mL delivered in all"
+    )
