@@ -68,7 +68,13 @@ class Alarm(models.Model):
                 name="device_alarm_key_not_a_server_type",
             ),
         ]
-        indexes = [models.Index(fields=["device", "state"]), models.Index(fields=["raised_at"])]
+        indexes = [
+            models.Index(fields=["device", "state"]),
+            models.Index(fields=["raised_at"]),
+            # the active ones by type: housekeeping asks after every commit whether any is due (a reminder, a tier,
+            # a flood's counts) and must not read the cleared alarms, a history that only grows (bench/alarm_history)
+            models.Index(fields=["type"], condition=ACTIVE, name="alarm_active_by_type"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} on {self.device_id} ({self.priority}, {self.state})"
