@@ -5,11 +5,10 @@ from django import forms
 from devices.models import Device
 from devices.services.orders import InfusionOrder
 from devices.services.tolerances import VOLUME_TOLERANCE_ML
-from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, order_limits_check
+from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS, order_limits_check
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
-TIME_DECIMALS = 2
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.
 SERVICE_FIELD_TO_FORM = {
     "flow_rate_ml_min": "rate_ml_h",
@@ -17,6 +16,25 @@ SERVICE_FIELD_TO_FORM = {
     "planned_time_min": "time_min",
     "bolus_volume_ml": "bolus_volume_ml",
 }
+
+
+def order_figures(
+    *, rate_ml_h: float | None, volume_ml: float | None, time_min: float | None
+) -> tuple[float, float, float] | None:
+    """The order's rate in mL/min as sent, its volume and its time, from any two of rate (mL/h), volume and time (None
+    for the one left out): the rate rounded to the wire's 6 decimals first, then the volume or time derived from it,
+    rounded by Python's `round`. None when the rate rounds to nothing. The wizard derives its review by the same rule
+    (static/js/order_derivation.js, tests/devices/test_order_figures.py), so the nurse confirms the order as placed."""
+    if rate_ml_h is None:
+        rate_ml_h = volume_ml / time_min * MINUTES_PER_HOUR
+    rate_ml_min = round(rate_ml_h / MINUTES_PER_HOUR, RATE_DECIMALS)
+    if rate_ml_min <= 0:
+        return None
+    if time_min is None:
+        time_min = round(volume_ml / rate_ml_min, TIME_DECIMALS)
+    if volume_ml is None:
+        volume_ml = round(rate_ml_min * time_min, VOLUME_DECIMALS)
+    return rate_ml_min, volume_ml, time_min
 
 
 class InfusionOrderForm(forms.Form):
@@ -65,20 +83,16 @@ class InfusionOrderForm(forms.Form):
             for name in missing:
                 self.add_error(name, "Enter any two of rate, volume and time.")
             return
-        if rate_h is None:
-            rate_h = volume / minutes * MINUTES_PER_HOUR
-        rate_ml_min = round(rate_h / MINUTES_PER_HOUR, RATE_DECIMALS)
-        if rate_ml_min <= 0:
+        figures = order_figures(rate_ml_h=rate_h, volume_ml=volume, time_min=minutes)
+        if figures is None:
             self.add_error("rate_ml_h", "The rate is too small for this pump.")
             return
-        if minutes is None:
-            minutes = round(volume / rate_ml_min, TIME_DECIMALS)
-        if volume is None:
-            volume = round(rate_ml_min * minutes, 2)
+        rate_ml_min, volume, minutes = figures
         if abs(rate_ml_min * minutes - volume) > max(VOLUME_TOLERANCE_ML, 0.01 * volume):
             self.add_error("time_min", "Rate × time must equal the volume: clear one of the three to recompute it.")
             return
-        data.update(rate_ml_h=rate_h, volume_ml=volume, time_min=minutes, flow_rate_ml_min=rate_ml_min)
+        data.update(rate_ml_h=rate_ml_min * MINUTES_PER_HOUR, volume_ml=volume, time_min=minutes,
+                    flow_rate_ml_min=rate_ml_min)  # fmt: skip
 
     def _check_capacity(self, volume: float) -> None:
         """The pump's volume; its rate is checked with the global limits (`order_limits_check`, one message)."""

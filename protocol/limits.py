@@ -17,6 +17,10 @@ MAX_BOLUS_SHARE = 0.5  # a bolus is at most half the ordered volume
 LIMIT_TOLERANCE = 1e-9  # a value this close over a limit is within it (float arithmetic of mL/h and mL/min)
 RATE_DECIMALS = 6  # the contract (v1.1): flowRateMlMin rounded to 6 decimals
 RATE_ROUNDING_ML_MIN = 0.000001  # one unit of its last decimal: what a rate compared with the rate as sent allows
+# The third of rate, volume and time an order derives (devices/forms.py): the volume and time to these decimals, by
+# Python's `round`; the start wizard derives it by the same rule (static/js/order_derivation.js) to show the order.
+VOLUME_DECIMALS = 2
+TIME_DECIMALS = 2
 # What the bridge accepts from a pump: at least every order, with room for a pump's own counting
 # (a legacy pump counts the bolus twice in its totals; time left grows while paused).
 WIRE_MAX_RATE_ML_MIN = 1_000.0
@@ -52,6 +56,7 @@ def order_limits_for_page(pump_max_rate_ml_min: float | None, pump_max_bolus_ml:
         "maxBolusShare": MAX_BOLUS_SHARE,
         "pumpMaxBolusMl": pump_max_bolus_ml,
         "tolerance": LIMIT_TOLERANCE,
+        "decimals": {"rateMlMin": RATE_DECIMALS, "volumeMl": VOLUME_DECIMALS, "timeMin": TIME_DECIMALS},
     }
 
 

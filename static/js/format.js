@@ -88,6 +88,11 @@ export function exact(value, unit = "") {
   return unit ? `${text} ${unit}` : text;
 }
 
+/** `exact`'s figure as a number input holds it, without grouping or a trailing zero: 0.10344 -> "0.103", 15 -> "15". */
+export function exactNumber(value) {
+  return value.toLocaleString("en-US", { maximumFractionDigits: 3, useGrouping: false });
+}
+
 /** The decimals that give `value` three significant figures, from one to three. */
 function decimalsFor(value) {
   const magnitude = isNumber(value) && value !== 0 ? Math.floor(Math.log10(Math.abs(value))) : 0;

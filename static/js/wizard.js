@@ -1,5 +1,6 @@
 // The start-infusion wizard: patient (or a recorded skip), infusion (the drug, then any two of rate, volume
-// and time give the third; bolus within the total), review with "start" typed to confirm. Enter advances a
+// and time give the third, by the server's own rule: order_derivation.js; bolus within the total), review of the order
+// as the server will place it, figure for figure, with "start" typed to confirm. Enter advances a
 // step but never starts an infusion; an error clears as soon as its field is put right. The rate and bolus limits
 // are the server's own (`orderLimits`, rendered from protocol/limits.py), in its words; the server checks them
 // again and names the wrong field; its answer opens the waiting modal. Each order asked carries one idempotency key:
@@ -9,8 +10,9 @@
 // after on a 409 `session_active` and when a pending order shows on the live page, and an order one of them placed
 // opens the waiting window, naming the figures it sent (review 25, finding 4).
 
-import { duration, exact, fixed, orderFigures } from "./format.js";
+import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
+import { derivedOrder } from "./order_derivation.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
@@ -24,7 +26,7 @@ export class Wizard {
     this.root = root;
     this.form = root.querySelector("#wizard-form");
     this.onStarted = onStarted;
-    this.limits = limits; // maxRateMlMin, maxRateText, maxBolusShare, pumpMaxBolusMl, tolerance
+    this.limits = limits; // maxRateMlMin, maxRateText, maxBolusShare, pumpMaxBolusMl, tolerance, decimals
     this.maxVolumeMl = Number(root.dataset.maxVolumeMl);
     this.edited = []; // rate/volume/time fields in the order the clinician typed them
     this.startKey = null; // the idempotency key of the order asked (until a field changes: then it is another order)
@@ -136,6 +138,7 @@ export class Wizard {
 
   // ---- rate, volume, time --------------------------------------------------------------------------
 
+  /** The two figures typed last give the third, filled in as the order will carry it (the review's figure). */
   rvtEdited(name) {
     this.field(name).dataset.computed = "false";
     this.edited = this.edited.filter((other) => other !== name);
@@ -143,20 +146,27 @@ export class Wizard {
     const sources = this.edited.slice(-2);
     if (sources.length < 2) return;
     const target = RVT.find((other) => !sources.includes(other));
-    const value = this.compute(target);
     const input = this.field(target);
-    input.value = Number.isFinite(value) && value > 0 ? String(Math.round(value * 100) / 100) : "";
     input.dataset.computed = "true";
+    const value = this.derivedFigure(target);
+    input.value = Number.isFinite(value) && value > 0 ? exactNumber(value) : "";
     this.edited = this.edited.filter((other) => other !== target);
   }
 
-  compute(target) {
-    const rate = Number(this.field("rate_ml_h").value);
-    const volume = Number(this.field("volume_ml").value);
-    const minutes = Number(this.field("time_min").value);
-    if (target === "time_min") return (volume / rate) * 60;
-    if (target === "volume_ml") return (rate / 60) * minutes;
-    return (volume / minutes) * 60;
+  /** The order the server will place from what the form sends (the figures typed; a computed one is sent empty), by
+   * its own rule: what the review shows and the waiting window then names. Null without two figures. */
+  order() {
+    const typed = (name) => (this.field(name).dataset.computed === "true" ? null : this.numberOf(name));
+    const figures = { rateMlH: typed("rate_ml_h"), volumeMl: typed("volume_ml"), timeMin: typed("time_min") };
+    return derivedOrder(figures, this.limits.decimals);
+  }
+
+  /** A rate, volume or time of the order, in the field's unit (mL/h, mL, min). */
+  derivedFigure(name) {
+    const order = this.order();
+    if (order === null) return null;
+    if (name === "rate_ml_h") return mlMinToMlH(order.flowRateMlMin);
+    return name === "volume_ml" ? order.plannedVolumeMl : order.plannedTimeMin;
   }
 
   numberOf(name) {
@@ -184,18 +194,26 @@ export class Wizard {
   infusionErrors() {
     const errors = {};
     if (!this.field("drug").value.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
-    const [rate, volume, minutes] = RVT.map((name) => this.numberOf(name));
-    if ([rate, volume, minutes].filter((value) => value !== null && value > 0).length < 2) {
-      for (const name of RVT) if (!(this.numberOf(name) > 0)) errors[name] = "Enter any two of rate, volume and time.";
+    // the figures typed, as the request sends them (a computed one is sent empty: the server derives it)
+    const given = RVT.filter((name) => this.field(name).dataset.computed !== "true" && this.numberOf(name) > 0);
+    if (given.length < 2) {
+      for (const name of RVT) if (!given.includes(name)) errors[name] = "Enter any two of rate, volume and time.";
       return errors;
     }
-    if (this.rateOverLimit(rate)) errors.rate_ml_h = `The rate may be at most ${this.limits.maxRateText} mL/h.`;
-    if (volume > this.maxVolumeMl) errors.volume_ml = `This pump holds at most ${this.maxVolumeMl} mL.`;
+    const order = this.order(); // the figures the server checks: the order as it will be placed
+    if (order === null) {
+      errors.rate_ml_h = "The rate is too small for this pump.";
+      return errors;
+    }
+    if (this.rateOverLimit(order.flowRateMlMin)) {
+      errors.rate_ml_h = `The rate may be at most ${this.limits.maxRateText} mL/h.`;
+    }
+    if (order.plannedVolumeMl > this.maxVolumeMl) errors.volume_ml = `This pump holds at most ${this.maxVolumeMl} mL.`;
     if (this.field("bolus_enabled").checked) {
       const bolus = this.numberOf("bolus_volume_ml");
       if (!(bolus > 0)) errors.bolus_volume_ml = "Enter the bolus volume, or turn the bolus off.";
-      else if (volume !== null) {
-        const message = this.bolusOverLimit(bolus, volume);
+      else {
+        const message = this.bolusOverLimit(bolus, order.plannedVolumeMl);
         if (message) errors.bolus_volume_ml = message;
       }
     }
@@ -203,8 +221,7 @@ export class Wizard {
   }
 
   /** `order_limits_check`'s rate rule: the rate in mL/min, rounded as the server stores it, against its limit. */
-  rateOverLimit(rateMlH) {
-    const rateMlMin = Math.round((rateMlH / 60) * 1e6) / 1e6;
+  rateOverLimit(rateMlMin) {
     return rateMlMin > this.limits.maxRateMlMin + this.limits.tolerance;
   }
 
@@ -231,17 +248,19 @@ export class Wizard {
   renderReview() {
     const value = (name) => this.field(name).value.trim();
     const skipped = this.field("patient_skipped").value === "1";
-    const rate = this.numberOf("rate_ml_h");
+    const order = this.orderInForm();
+    const perMinute = asSent(order.flowRateMlMin, this.limits.decimals.rateMlMin);
     const rows = [
       ["Patient", skipped ? "Skipped: recorded without patient details" : `${value("patient_name")}` +
         `${value("patient_age") ? `, ${value("patient_age")} y` : ""}${value("patient_weight_kg") ? `, ${value("patient_weight_kg")} kg` : ""}`],
       ["Bed", value("patient_bed") || "—"],
       ["Drug", value("drug") || "—"],
       ["Allergies", value("patient_allergies") || "—"],
-      ["Rate", `${exact(rate, "mL/h")} (${fixed(rate / 60, 4, "mL/min")})`],
-      ["Volume", exact(this.numberOf("volume_ml"), "mL")],
-      ["Time", `${exact(this.numberOf("time_min"), "min")} (${duration(this.numberOf("time_min"))})`],
-      ["Bolus", this.field("bolus_enabled").checked ? exact(this.numberOf("bolus_volume_ml"), "mL") : "Off"],
+      // the order as it will be sent, its figures as the waiting window and the monitor show them (`orderFigures`)
+      ["Rate", `${exact(mlMinToMlH(order.flowRateMlMin), "mL/h")} (${perMinute} mL/min)`],
+      ["Volume", exact(order.plannedVolumeMl, "mL")],
+      ["Time", `${exact(order.plannedTimeMin, "min")} (${duration(order.plannedTimeMin)})`],
+      ["Bolus", order.bolus.enabled ? exact(order.bolus.volumeMl, "mL") : "Off"],
     ];
     const review = this.root.querySelector("#review");
     review.replaceChildren(
@@ -258,13 +277,12 @@ export class Wizard {
 
   // ---- submit ----------------------------------------------------------------------------------------
 
-  /** The order's figures as the form holds them now, in the wire's shape (what its request sends, derived alike). */
+  /** The order the form holds now, in the wire's shape: as the server will place it from what its request sends. */
   orderInForm() {
     const bolus = this.field("bolus_enabled").checked;
+    const { flowRateMlMin = null, plannedVolumeMl = null, plannedTimeMin = null } = this.order() ?? {};
     return {
-      flowRateMlMin: this.numberOf("rate_ml_h") / 60,
-      plannedVolumeMl: this.numberOf("volume_ml"),
-      plannedTimeMin: this.numberOf("time_min"),
+      flowRateMlMin, plannedVolumeMl, plannedTimeMin,
       bolus: { enabled: bolus, volumeMl: bolus ? this.numberOf("bolus_volume_ml") : null },
     };
   }
@@ -366,6 +384,12 @@ export class Wizard {
   placedUrl(key) {
     return `/api/devices/${encodeURIComponent(this.root.dataset.deviceId)}/starts/${encodeURIComponent(key)}/`;
   }
+}
+
+/** A rate in mL/min to the decimals the wire carries: "0.001724", "2.0" (never "0.0017", another rate). */
+function asSent(rateMlMin, decimals) {
+  if (!isNumber(rateMlMin)) return "—";
+  return rateMlMin.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: decimals });
 }
 
 /** A 409 `session_active` while earlier requests' outcome could not be learnt: the pump's order may be one of them. */
