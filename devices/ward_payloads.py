@@ -49,6 +49,13 @@ def top_alarm_body(alarm: Alarm | None) -> ward_wire.TopAlarm | None:
                          escalation=escalation_of(alarm))  # fmt: skip
 
 
+def ml_h(rate_ml_min: float | None) -> float | None:
+    """A rate in mL/h, unrounded: the very product the monitor computes (format.js `mlMinToMlH`), so the overview and
+    the station round the same number the same way (three significant figures; an order's as typed). Rounded to two
+    decimals here, 0.125 mL/h read "0.12 mL/h" on the overview beside the monitor's "0.125" (review 28, finding 2)."""
+    return rate_ml_min * MINUTES_PER_HOUR if rate_ml_min is not None else None
+
+
 def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> ward_wire.WardPump:
     """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
 
@@ -76,8 +83,8 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         infusionId=session.infusion_id if session else None,
         sessionStatus=session.status if session else None,
         unordered=unordered is not None,
-        rateMlH=round(rate * MINUTES_PER_HOUR, 2) if rate is not None else None,
-        orderedRateMlH=round(ordered * MINUTES_PER_HOUR, 2) if ordered is not None else None,
+        rateMlH=ml_h(rate),
+        orderedRateMlH=ml_h(ordered),
         deliveredBeforeRunMl=_delivered_before_run(session, unordered),
         progressPercent=percent_of(progress),
         timeRemainingMin=progress.get("timeRemainingMin"),

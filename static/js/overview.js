@@ -4,7 +4,7 @@
 
 import { EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import {
-  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, heardText, humanType, lastingFor, pumpCondition,
+  CONDITION, CONNECTIVITY_LABEL, connectivityNow, duration, exact, heardText, humanType, lastingFor, pumpCondition,
   readPageData, reportedState, setServerNow, setTimeZone, significant, volumeFacts,
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
@@ -62,9 +62,10 @@ function render(pump) {
 }
 
 /** The rate the pump reported; the order's only as such ("ordered 120.0 mL/h"): before the pump's first progress,
- * or while its progress leaves the rate out, the order's rate is not what the pump reports (review 19). */
+ * or while its progress leaves the rate out, the order's rate is not what the pump reports (review 19). Each as the
+ * monitor shows it: the pump's to three significant figures, the order's as typed (12.34 mL/h, never "12.3"). */
 function rateText(pump, { live, ordered, unordered, still }) {
-  const order = !unordered && pump.orderedRateMlH != null ? `ordered ${significant(pump.orderedRateMlH, "mL/h")}` : null;
+  const order = !unordered && pump.orderedRateMlH != null ? `ordered ${exact(pump.orderedRateMlH, "mL/h")}` : null;
   if (ordered) return order ?? "—";
   if (!live) return still;
   if (pump.rateMlH != null) return significant(pump.rateMlH, "mL/h");

@@ -93,3 +93,20 @@ def test_the_pumps_own_rate_is_its_reported_one_beside_the_orders(django_capture
     send(capture, "RATE_OWN", "progress", {"status": "running", "flowRate": 1.9, "infusionId": session.infusion_id})
     row = row_of("RATE_OWN")
     assert (row["rateMlH"], row["orderedRateMlH"]) == (114.0, 120.0)
+
+
+def test_the_rates_keep_every_digit_the_monitor_shows(django_capture_on_commit_callbacks):
+    """Review 28 (finding 2): `rateMlH` and `orderedRateMlH` were rounded to two decimals of mL/h, so a pump at
+    0.125 mL/h read "0.12 mL/h" on the overview and the station beside the monitor's "0.125". They are now the very
+    products the monitor computes (format.js `mlMinToMlH`): the pages round them alike."""
+    capture = django_capture_on_commit_callbacks
+    rate_ml_min = round(0.125 / 60, 6)  # 0.002083 mL/min: 0.12498 mL/h
+    make_device("RATE_SMALL", ward=make_ward("rate"), has_presence=True, last_seen_at=timezone.now())
+    session = confirmed_order("RATE_SMALL", flow_rate_ml_min=rate_ml_min, planned_volume_ml=2.0,
+                              planned_time_min=round(2.0 / rate_ml_min, 2), bolus_enabled=False)  # fmt: skip
+    progress = {"status": "running", "flowRate": 0.0020831, "infusionId": session.infusion_id}  # the pump's measure
+    send(capture, "RATE_SMALL", "progress", progress)
+    row = row_of("RATE_SMALL")
+    expected = {"rateMlH": 0.0020831 * 60, "orderedRateMlH": rate_ml_min * 60}  # as the monitor multiplies them
+    shown = {name: row[name] for name in expected}
+    assert shown == expected, f"the monitor shows the rates from {expected} mL/h, the overview from {shown}"
