@@ -9,7 +9,7 @@
 
 import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
-import { mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
+import { exact, mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
 const POLL_AFTER_DEADLINE_MS = 3000;
@@ -109,7 +109,7 @@ export class WaitingModal {
     const note = this.byId("waiting-earlier");
     note.hidden = !earlier;
     note.textContent = !earlier ? "" :
-      `Your earlier order${order ? ` (${significant(mlMinToMlH(order.flowRateMlMin), "mL/h")})` : ""} was placed, ` +
+      `Your earlier order${order ? ` (${exact(mlMinToMlH(order.flowRateMlMin), "mL/h")})` : ""} was placed, ` +
       "though its reply was lost: this window follows it." +
       (earlier.inForm ? ` The order now in the form (${earlier.inForm}) was not sent: cancel this one before ` +
         "ordering that." : "");
