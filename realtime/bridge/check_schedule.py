@@ -32,7 +32,8 @@ from devices.changelog_selectors import change_log_newest_id
 logger = logging.getLogger(__name__)
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
-# grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it.
+# grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it; nor for the grace after
+# the bridge itself was stalled (`resumed_at`: what the pumps sent meanwhile waited at the broker, unread).
 HELD_UNTIL_SETTLED = ("silence", "starts", "unverified")
 # A check: what it does (True: its page was full), whether anything of its kind falls due by a moment, its timeouts.
 Check = tuple[Callable[[datetime], bool], Callable[[datetime], bool], Callable[[], list[float]]]
@@ -61,6 +62,7 @@ class CheckSchedule:
         self.connected_since: datetime | None = None
         self.newest_change = 0  # the change log's newest id at the last tick
         self.behind = False  # a check's page was full at the last tick: more may be due now (the worker hurries)
+        self.resumed_at: datetime | None = None  # when the bridge last came back from a stall (the worker says so)
 
     def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
         """Run every check that is awake once."""
@@ -71,8 +73,7 @@ class CheckSchedule:
         self.behind = False
         if woken:
             self.asleep_until.clear()
-        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        settled = connected_since is not None and now - connected_since >= grace
+        settled = self.link_settled(now, connected_since=connected_since)
         for name, (check, due_by, timeouts) in self.checks.items():
             if name in HELD_UNTIL_SETTLED and not settled:
                 continue
@@ -85,6 +86,17 @@ class CheckSchedule:
                     continue
             self.behind = self.check_run(name, check, now) or self.behind
         self.change_log_prune(now)
+
+    def link_settled(self, now: datetime, *, connected_since: datetime | None) -> bool:
+        """Whether not hearing a pump says something: the broker link held for the reconnect grace, and the bridge
+        reading it for as long since its last stall."""
+        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
+        return connected_since is not None and now - connected_since >= grace and self.stall_over(now)
+
+    def stall_over(self, now: datetime) -> bool:
+        """Not within the reconnect grace after the bridge's last stall (`worker.Bridge.note_stall`)."""
+        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
+        return self.resumed_at is None or now - self.resumed_at >= grace
 
     def check_run(self, name: str, check: Callable[[datetime], bool], now: datetime) -> bool:
         """One check, guarded: its own fault is logged and the checks after it still run (silence after a failing

@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections
@@ -37,6 +38,10 @@ logger = logging.getLogger(__name__)
 # acknowledged in 0.56-0.97 s instead of 1.37-2.00 s (3 alternated pairs, bench/README.md), CPU per routine
 # message within the noise (+1-3 %).
 GIL_SWITCH_INTERVAL_S = 0.0005
+# A turn of the worker's loop later than this share of HEARTBEAT_TIMEOUT_S after the last was a stall of the bridge
+# (`Bridge.note_stall`): a pump reporting at least this often cannot look silent for a shorter one. Turns take well
+# under a second at work (a 3,000-message flood: 0.56-0.97 s, bench/README.md).
+STALL_AFTER = 0.5
 
 
 class BridgeFault(RuntimeError):
@@ -91,6 +96,7 @@ class Bridge:
         self._next_housekeeping = 0.0
         self._next_heartbeat = 0.0
         self._heartbeat_connected_since = None
+        self._turned_at: tuple[float, datetime] | None = None  # the last turn's clocks (monotonic, wall): stalls
 
     def run(self) -> None:
         """Run until `stop()`: the link, the waker and the checkpoints in threads, the database work in this one."""
@@ -140,6 +146,7 @@ class Bridge:
         the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work.
         Only messages of slots this process still holds are committed (`slots.py`; all of them with one bridge)."""
         self.link.between_batches()
+        self.note_stall(time.monotonic())  # a stall between two turns: told before `applied_until` below
         started = timezone.now()
         self.waiting.add(self.link.owned(self.collect()))
         batches = [held for batch in self.waiting.take(max_messages=self.limits.max_messages)
@@ -148,8 +155,8 @@ class Bridge:
             self.settle_acks()
         for batch in batches:
             self.commit(batch)
-        if self.inbox.empty() and not self.waiting:
-            self.link.applied_until(started)
+        if self.inbox.empty() and not self.waiting and self.housekeeping.stall_over(started):
+            self.link.applied_until(started)  # (not in the grace after a stall: what waits at the broker is unread)
         self.maybe_tick()
 
     def stop(self) -> None:
@@ -226,6 +233,7 @@ class Bridge:
         worked off in pages of `housekeeping.PER_TICK`, this turn's batches between them), the heartbeat every
         BRIDGE_HEARTBEAT_S."""
         clock = time.monotonic()
+        self.note_stall(clock)
         if clock < self._next_tick and self.outbox.acked.empty():
             return
         self._next_tick = clock + self.limits.tick_s
@@ -251,6 +259,24 @@ class Bridge:
             close_old_connections()
         except Exception:  # guarded: a housekeeping fault must never stop message processing
             logger.exception("housekeeping failed")
+
+    def note_stall(self, clock: float) -> None:
+        """This loop back more than STALL_AFTER (a share of HEARTBEAT_TIMEOUT_S) after it last looked (at a turn's
+        start and before its housekeeping) finds the bridge stalled: a SIGSTOP, a frozen VM, a long GC pause, a
+        commit retried while the database was away. What the pumps sent meanwhile waits unread at the broker (or in
+        the inbox): the link's thread stalled with this one and may not have read it yet, while `inbox.get` returns
+        at once. So the checks that judge what was not heard wait the reconnect grace from now, as after a
+        reconnection (review 28: a pump reporting every second was alarmed `communication_lost` on waking from a
+        31 s stop), and the other bridges are not told this one applied what it has not read (`applied_until`)."""
+        now = timezone.now()
+        last, self._turned_at = self._turned_at, (clock, now)
+        if last is None:
+            return
+        late_s = max(clock - last[0], (now - last[1]).total_seconds())  # a VM's frozen monotonic clock: the wall's
+        if late_s > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] * STALL_AFTER:
+            self.housekeeping.resumed_at = now
+            logger.warning("the bridge was stalled %.1f s: pumps are judged silent only after the reconnect grace",
+                           late_s)  # fmt: skip
 
     def _reconnected(self, away_s: float) -> None:
         """On the link's thread, before the new connection's first message: the backlog of `away_s` is no flood."""
