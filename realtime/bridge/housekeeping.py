@@ -82,11 +82,6 @@ class Housekeeping(CheckSchedule):
             "flood_counts": (self.flood_counts, flood_counts_due_by, lambda: []),  # held by a commit: it wakes
         }  # fmt: skip
 
-    def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
-        """Run every check that is awake once, then prune the change log."""
-        super().tick(now, connected_since=connected_since)
-        self.change_log_prune(now)
-
     def reminders(self, now: datetime) -> bool:
         """Re-alert acknowledged alarms still active past their priority's reminder interval (PER_TICK a tick)."""
         skipped, run = self.rows.skipped("reminders", now), self.rows.runner(now)
