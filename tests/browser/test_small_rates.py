@@ -27,19 +27,36 @@ BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
 RATE_ML_MIN = round(0.14 / 60, 6)  # 0.14 mL/h, as the server stores the wizard's "0.14"
 
 
+def running_at(stack, code: str, device_id: str, rate_ml_min: float) -> tuple:
+    """A 2 mL Morphine syringe at `rate_ml_min` on bed 1 of ward `code`, confirmed and reported: (nurse, pump)."""
+    ward = make_ward(code)
+    make_device(device_id, ward=ward, bed="1", has_presence=True)
+    nurse = make_user(f"{code}-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, device_id)
+    pump.publish("status", {"status": "online"})
+    session = infusion_start(device_id=device_id, user=nurse, order=make_order(
+        drug="Morphine 1 mg/mL", flow_rate_ml_min=rate_ml_min, planned_volume_ml=2.0,
+        planned_time_min=round(2.0 / rate_ml_min, 3), bolus_enabled=False))  # fmt: skip
+    pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
+    pump.publish("progress", {"status": "running", "flowRate": rate_ml_min, "deliveredVolumeMl": 0.01,
+                              "infusionId": session.infusion_id})  # fmt: skip
+    return nurse, pump
+
+
+def typed_order(code: str, device_id: str):
+    """12.34 mL/h and 2.125 mL as the nurse typed them, waiting on bed 2 of ward `code`: its nurse."""
+    ward = make_ward(code)
+    make_device(device_id, ward=ward, bed="2", has_presence=True)
+    nurse = make_user(f"{code}-nurse", ward=ward)
+    infusion_start(device_id=device_id, user=nurse, order=make_order(
+        drug="Saline 0.9%", flow_rate_ml_min=round(12.34 / 60, 6), planned_volume_ml=2.125,
+        planned_time_min=10.33, bolus_enabled=False))  # fmt: skip
+    return nurse
+
+
 def test_a_rate_of_0_14_ml_h_is_never_shown_as_0_1(open_page, stack):
-    ward = make_ward("smallrate")
-    make_device("BRW_SMALL_RATE", ward=ward, bed="1", has_presence=True)
-    nurse = make_user("smallrate-nurse", ward=ward)
-    pump = PumpClient(stack["broker"].url, "BRW_SMALL_RATE")
+    nurse, pump = running_at(stack, "smallrate", "BRW_SMALL_RATE", RATE_ML_MIN)
     try:
-        pump.publish("status", {"status": "online"})
-        session = infusion_start(device_id="BRW_SMALL_RATE", user=nurse, order=make_order(
-            drug="Morphine 1 mg/mL", flow_rate_ml_min=RATE_ML_MIN, planned_volume_ml=2.0,
-            planned_time_min=round(2.0 / RATE_ML_MIN, 3), bolus_enabled=False))  # fmt: skip
-        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
-        pump.publish("progress", {"status": "running", "flowRate": RATE_ML_MIN, "deliveredVolumeMl": 0.01,
-                                  "infusionId": session.infusion_id})  # fmt: skip
         monitor = open_page(nurse, "/devices/BRW_SMALL_RATE/")
         expect(monitor.locator("#mon-session")).to_have_text("Running", timeout=10_000)
         expect(monitor.locator("#mon-rate")).not_to_have_text("—", timeout=5_000)
@@ -61,12 +78,7 @@ def test_a_rate_of_0_14_ml_h_is_never_shown_as_0_1(open_page, stack):
 def test_the_monitor_states_the_order_as_it_was_typed(open_page, stack):
     """The monitor's "Ordered" line is the order as the nurse typed it: 12.34 mL/h and 2.125 mL read "12.3 mL/h" and
     "2.13 mL" (three significant figures), while the pump's own screen shows what was sent (found walking make run)."""
-    ward = make_ward("typedorder")
-    make_device("BRW_TYPED_ORDER", ward=ward, bed="2", has_presence=True)
-    nurse = make_user("typedorder-nurse", ward=ward)
-    infusion_start(device_id="BRW_TYPED_ORDER", user=nurse, order=make_order(
-        drug="Saline 0.9%", flow_rate_ml_min=round(12.34 / 60, 6), planned_volume_ml=2.125,
-        planned_time_min=10.33, bolus_enabled=False))  # fmt: skip
+    nurse = typed_order("typedorder", "BRW_TYPED_ORDER")
     monitor = open_page(nurse, "/devices/BRW_TYPED_ORDER/")
     ordered = monitor.locator("#mon-ordered")
     expect(ordered).not_to_have_text("—", timeout=10_000)
@@ -85,19 +97,9 @@ def card_rate_texts(overview, stack, ward_code: str, device_id: str) -> dict[str
 
 
 def test_a_rate_of_0_125_ml_h_reads_0_125_on_the_overview_as_on_the_monitor(open_page, stack):
-    rate_ml_min = round(0.125 / 60, 6)  # 0.125 mL/h, as the server stores the wizard's "0.125"
-    ward = make_ward("r28ovrate")
-    make_device("BRW_R28_OVRATE", ward=ward, bed="1", has_presence=True)
-    nurse = make_user("r28ovrate-nurse", ward=ward)
-    pump = PumpClient(stack["broker"].url, "BRW_R28_OVRATE")
+    # 0.125 mL/h, as the server stores the wizard's "0.125"
+    nurse, pump = running_at(stack, "r28ovrate", "BRW_R28_OVRATE", round(0.125 / 60, 6))
     try:
-        pump.publish("status", {"status": "online"})
-        session = infusion_start(device_id="BRW_R28_OVRATE", user=nurse, order=make_order(
-            drug="Morphine 1 mg/mL", flow_rate_ml_min=rate_ml_min, planned_volume_ml=2.0,
-            planned_time_min=round(2.0 / rate_ml_min, 3), bolus_enabled=False))  # fmt: skip
-        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
-        pump.publish("progress", {"status": "running", "flowRate": rate_ml_min, "deliveredVolumeMl": 0.01,
-                                  "infusionId": session.infusion_id})  # fmt: skip
         monitor = open_page(nurse, "/devices/BRW_R28_OVRATE/")
         expect(monitor.locator("#mon-rate")).to_have_text("0.125 mL/h", timeout=10_000)
         overview = open_page(nurse, "/?ward=r28ovrate")
@@ -112,12 +114,7 @@ def test_a_rate_of_0_125_ml_h_reads_0_125_on_the_overview_as_on_the_monitor(open
 
 def test_the_overview_names_an_order_as_the_monitor_does(open_page, stack):
     """An order waiting for its pump: the card's "ordered …" is the monitor's Ordered figure, 12.34 mL/h as typed."""
-    ward = make_ward("r28ordered")
-    make_device("BRW_R28_ORDERED", ward=ward, bed="2", has_presence=True)
-    nurse = make_user("r28ordered-nurse", ward=ward)
-    infusion_start(device_id="BRW_R28_ORDERED", user=nurse, order=make_order(
-        drug="Saline 0.9%", flow_rate_ml_min=round(12.34 / 60, 6), planned_volume_ml=2.125,
-        planned_time_min=10.33, bolus_enabled=False))  # fmt: skip
+    nurse = typed_order("r28ordered", "BRW_R28_ORDERED")
     monitor = open_page(nurse, "/devices/BRW_R28_ORDERED/")
     expect(monitor.locator("#mon-ordered")).to_contain_text("12.34 mL/h", timeout=10_000)
     overview = open_page(nurse, "/?ward=r28ordered")

@@ -43,6 +43,15 @@ def _divergence(session: InfusionSession) -> Alarm | None:
     return Alarm.objects.filter(session=session, type="delivery_divergence", state="active").first()
 
 
+def _at_the_order_unalarmed(capture, device_id: str, *, clock_speed: float) -> None:
+    """Four minutes at the ordered 2 mL/min, the pump's clock at `clock_speed`: judged, and no alarm."""
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
+    session = _run(capture, device_id, session, clock_speed=clock_speed, rate_ml_min=2.0, seconds=240)
+    assert session.delivery_window_at is not None, "the windows were judged (a test that cannot fail is a defect)"
+    assert _divergence(session) is None, session.delivery_divergence
+
+
 def test_ten_times_the_rate_with_the_pumps_clock_ten_times_fast_is_alarmed(django_capture_on_commit_callbacks):
     make_device("CLOCK_FAST", has_presence=True)
     session = confirmed_order("CLOCK_FAST", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
@@ -62,20 +71,10 @@ def test_ten_times_the_rate_with_the_pumps_clock_ten_times_fast_is_alarmed(djang
 
 def test_a_pump_clock_in_step_with_the_server_at_the_ordered_rate_is_not_alarmed(django_capture_on_commit_callbacks):
     """The control: the pump's clock at real time, its volume at the order: nothing to say."""
-    make_device("CLOCK_TRUE", has_presence=True)
-    session = confirmed_order("CLOCK_TRUE", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
-    session = _run(django_capture_on_commit_callbacks, "CLOCK_TRUE", session, clock_speed=1, rate_ml_min=2.0,
-                   seconds=240)  # fmt: skip
-    assert session.delivery_window_at is not None, "the windows were judged (a test that cannot fail is a defect)"
-    assert _divergence(session) is None, session.delivery_divergence
+    _at_the_order_unalarmed(django_capture_on_commit_callbacks, "CLOCK_TRUE", clock_speed=1)
 
 
 def test_a_pump_clock_slower_than_the_servers_narrows_nothing(django_capture_on_commit_callbacks):
     """The pump's clock at half speed, its volume at the order: the pump's time disagrees with the server's, so it is
     not used to narrow the window (only a pump time within `CLOCK_AGREEMENT` of the server's is), and no alarm."""
-    make_device("CLOCK_SLOW", has_presence=True)
-    session = confirmed_order("CLOCK_SLOW", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
-    session = _run(django_capture_on_commit_callbacks, "CLOCK_SLOW", session, clock_speed=0.5, rate_ml_min=2.0,
-                   seconds=240)  # fmt: skip
-    assert session.delivery_window_at is not None, "the windows were judged (a test that cannot fail is a defect)"
-    assert _divergence(session) is None, session.delivery_divergence
+    _at_the_order_unalarmed(django_capture_on_commit_callbacks, "CLOCK_SLOW", clock_speed=0.5)
