@@ -10,6 +10,7 @@ how many messages of each pump were due in the measured window, its own send lag
 import argparse
 import asyncio
 import json
+import os
 import resource
 import time
 import uuid
@@ -23,12 +24,13 @@ MAX_SLEEP_S = 0.05
 
 
 def progress_payload(seq: int, boot_id: str, intended_at: float) -> bytes:
-    """A routine progress report as the current firmware sends it, plus the bench's `intendedAt`."""
-    step = seq % 10_000
-    delivered = round(step * 0.033, 3)
+    """A routine progress report as the current firmware sends it, plus the bench's `intendedAt`: 2 mL/min (the
+    sessions' order) since `BENCH_COUNT_ORIGIN`, on the real clock, never past 499 of the 500 mL."""
+    minutes = max(0.0, intended_at - float(os.environ["BENCH_COUNT_ORIGIN"])) / 60
+    delivered = round(min(minutes * 2.0, 499.0), 3)
     return json.dumps({
-        "timeRemainingMin": max(0.0, 250 - step / 60), "volumeRemainingMl": max(0.0, 500 - delivered),
-        "deliveredVolumeMl": delivered, "elapsedTimeMin": step / 60, "progressPercent": min(100.0, delivered / 5),
+        "timeRemainingMin": max(0.0, 250 - minutes), "volumeRemainingMl": max(0.0, 500 - delivered),
+        "deliveredVolumeMl": delivered, "elapsedTimeMin": round(minutes, 4), "progressPercent": delivered / 5,
         "flowRate": 2.0, "status": "running", "timestamp": seq * 1000, "seq": seq, "bootId": boot_id,
         "intendedAt": intended_at,
     }).encode()  # fmt: skip

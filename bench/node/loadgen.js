@@ -32,11 +32,16 @@ const tag = Math.random().toString(16).slice(2, 8);
 const bootId = 'bench-boot';
 const seqBase = Math.floor(startAt * 10);
 
+// Each pump's count: 2 mL/min (its session's order) of real time since the bench run began (bench/__init__.py),
+// never past 499 of its 500 mL: rounds and the silences between them never show it going back or running ahead.
+const countOrigin = Number(process.env.BENCH_COUNT_ORIGIN || startAt);
+
 function progressPayload(seq, intendedAt) {
-  const delivered = Math.round((seq % 10000) * 33) / 1000;
+  const minutes = Math.max(0, intendedAt - countOrigin) / 60;
+  const delivered = Math.round(Math.min(minutes * 2, 499) * 1000) / 1000;
   return JSON.stringify({
-    timeRemainingMin: Math.max(0, 250 - (seq % 10000) / 60), volumeRemainingMl: Math.max(0, 500 - delivered),
-    deliveredVolumeMl: delivered, elapsedTimeMin: (seq % 10000) / 60, progressPercent: Math.min(100, delivered / 5),
+    timeRemainingMin: Math.max(0, 250 - minutes), volumeRemainingMl: Math.max(0, 500 - delivered),
+    deliveredVolumeMl: delivered, elapsedTimeMin: Math.round(minutes * 10000) / 10000, progressPercent: delivered / 5,
     flowRate: 2.0, status: 'running', timestamp: seq * 1000, seq, bootId, intendedAt,
   });
 }
