@@ -1,5 +1,7 @@
 """Browser tests: a real Mosquitto, Daphne, the MQTT bridge, simulated pumps, and headless chromium."""
 
+import contextlib
+
 import pytest
 
 from devices.models import Device, InfusionSession
@@ -11,21 +13,85 @@ from tests.support.browser import LAPTOP, chromium_running, signed_in_page
 from tests.support.simulator import SimulatorProcess
 
 
+class HeldProcesses:
+    """The browser tests' bridge and chromium, kept from one module to the next on this worker (the browser tests
+    are one work unit, `tests/support/xdist.py`): starting both took 2.5-6 s a module, about 150 s of the suite's
+    work. The bridge is kept while the next module's `BRIDGE_ENV` is its own, chromium until the worker leaves the
+    browser tests (Playwright's loop and the ORM's permission beside it must not outlive them)."""
+
+    def __init__(self) -> None:
+        self.bridge: BridgeProcess | None = None
+        self.bridge_env: dict[str, str] = {}
+        self.bridge_of: tuple = ()
+        self.browser = None
+        self._chromium: contextlib.ExitStack | None = None
+
+    def bridge_for(self, env: dict[str, str], start, *, of: tuple) -> BridgeProcess:
+        """The held bridge if it has these settings, links the same broker and Daphne (`of`) and still runs (a test
+        may have stopped it), else a new one."""
+        if self.bridge is not None and ((env, of) != (self.bridge_env, self.bridge_of) or not self.bridge.running()):
+            self.stop_bridge()
+        if self.bridge is None:
+            self.bridge, self.bridge_env, self.bridge_of = start(), env, of
+        return self.bridge
+
+    def stop_bridge(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+        self.bridge, self.bridge_env, self.bridge_of = None, {}, ()
+
+    def chromium(self):
+        if self.browser is None:
+            self._chromium = contextlib.ExitStack()
+            self.browser = self._chromium.enter_context(chromium_running())
+        return self.browser
+
+    def close_chromium(self) -> None:
+        if self._chromium is not None:
+            self._chromium.close()
+        self.browser, self._chromium = None, None
+
+
+HELD = HeldProcesses()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """At a module's end the bridge goes, unless the next module runs on the same one, before the module's own
+    teardown: its flush (`no_row_outlives_its_module`) must come after the last row the bridge writes. Chromium
+    goes when the worker leaves the browser tests, after the test's own fixtures (its browser contexts)."""
+    leaving = nextitem is None or nextitem.path.parent != item.path.parent
+    if leaving or (
+        nextitem.module is not item.module and dict(getattr(nextitem.module, "BRIDGE_ENV", {})) != HELD.bridge_env
+    ):
+        HELD.stop_bridge()
+    try:
+        return (yield)
+    finally:
+        if leaving:
+            HELD.close_chromium()
+
+
 @pytest.fixture(scope="module")
 def browser_bridge(request, broker, daphne_server, django_db_blocker, artifacts_dir):
     """The bridge between the shared broker and the shared Daphne, for this module's tests (with the module's
     `BRIDGE_ENV` settings, if it has any: a timer its tests must not race, or one they test)."""
-    with django_db_blocker.unblock():
-        bridge = BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir, **bridge_env(request)).start()
-    yield bridge
-    bridge.stop()
+
+    def start() -> BridgeProcess:
+        with django_db_blocker.unblock():
+            return BridgeProcess(broker.url, daphne_server.internal_url, artifacts_dir, **env).start()
+
+    env = bridge_env(request)
+    bridge = HELD.bridge_for(env, start, of=(broker.url, daphne_server.internal_url))
+    bridge.resume()  # a test that paused it and failed before resuming it
+    return bridge
 
 
 @pytest.fixture(scope="module")
 def chromium(browser_bridge):
-    """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
-    with chromium_running() as browser:
-        yield browser
+    """After the bridge; the processes started while it runs never get the ORM permission beside its loop
+    (`processes.subprocess_env`)."""
+    return HELD.chromium()
 
 
 @pytest.fixture

@@ -18,9 +18,7 @@ from devices.models import Command, Device, InfusionSession
 from devices.states import CommandKind, CommandState, PumpState
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.flood import ProgressFloodGuard
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.clinical.alarm_support import start_from_the_wizard
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.ingest import report
@@ -48,7 +46,7 @@ def stops_received(pump: PumpClient) -> list[dict]:
     return [command for command in pump.commands if command["command"] == "STOP_INFUSION"]
 
 
-def test_a_cancel_sends_no_stop_to_a_pump_that_started_infusing_while_the_order_waited(open_page, stack):  # noqa: F811
+def test_a_cancel_sends_no_stop_to_a_pump_that_started_infusing_while_the_order_waited(open_page, stack):
     ward = make_ward("cbusy")
     make_device("CNL_BUSY", ward=ward, bed="7", has_presence=True)
     pump = PumpClient(stack["broker"].url, "CNL_BUSY")
@@ -70,7 +68,7 @@ def test_a_cancel_sends_no_stop_to_a_pump_that_started_infusing_while_the_order_
         pump.close()
 
 
-def test_a_cancels_stop_withheld_at_publication_is_said_not_sent(open_page, stack):  # noqa: F811
+def test_a_cancels_stop_withheld_at_publication_is_said_not_sent(open_page, stack):
     """The pump was idle at the cancel (its STOP queued, "told to clear its screen"); it started infusing before the
     bridge published that STOP (the bridge stalled a moment): the STOP is withheld, and the window takes it back."""
     ward = make_ward("cpub")

@@ -13,10 +13,8 @@ from playwright.sync_api import expect
 from devices.models import InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.browser.test_waiting_window_endings import offline, waiting_order
 from tests.clinical.scenario import wait_status
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 
@@ -53,7 +51,7 @@ def confirmed_on_a_monitor(opener, stack_parts: dict, device_id: str, ward_code:
     return opener(nurse, f"/devices/{device_id}/"), pump, infusion_id
 
 
-def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_the_pump_runs(open_page, stack):  # noqa: F811
+def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_the_pump_runs(open_page, stack):
     page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_RESUME", "rbp")
     try:
         panel = page.locator("#mon-readback")
@@ -80,7 +78,7 @@ def test_the_monitor_never_shows_a_confirmation_from_before_a_restart_as_what_th
         pump.close()
 
 
-def test_the_monitor_never_says_parameters_match_beside_ten_times_the_confirmed_rate(open_page, stack):  # noqa: F811
+def test_the_monitor_never_says_parameters_match_beside_ten_times_the_confirmed_rate(open_page, stack):
     """Confirmed as ordered, then run at ten times the rate (changed at the pump's own screen): the monitor said
     "parameters match" beside the 1,200 mL/h of its own rate field, and no alarm (review 16)."""
     page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_RATE", "rbr")
@@ -97,7 +95,7 @@ def test_the_monitor_never_says_parameters_match_beside_ten_times_the_confirmed_
         pump.close()
 
 
-def test_the_monitor_never_says_parameters_match_beside_more_delivered_than_the_order(open_page, stack):  # noqa: F811
+def test_the_monitor_never_says_parameters_match_beside_more_delivered_than_the_order(open_page, stack):
     """Confirmed as ordered (30 mL, no bolus), its rate field as ordered, and 40 mL reported delivered, still running:
     the panel said "parameters match" and nothing alarmed (review 19, finding 2); now MISMATCH, and why under it."""
     page, pump, infusion_id = confirmed_on_a_monitor(open_page, stack, "RBP_VOLUME", "rbv")
@@ -114,7 +112,7 @@ def test_the_monitor_never_says_parameters_match_beside_more_delivered_than_the_
         pump.close()
 
 
-def test_the_waiting_window_says_a_mismatch_seen_in_progress_as_such(open_page, stack):  # noqa: F811
+def test_the_waiting_window_says_a_mismatch_seen_in_progress_as_such(open_page, stack):
     """Running on its `started` report (unverified), then progress at 10x the order: the window followed it to
     MISMATCH saying "The pump confirmed, but…", with "not reported" beside every ordered value."""
     page, pump, infusion_id = waiting_order(open_page, stack, "RBP_WAIT", "rbpw")
@@ -137,7 +135,7 @@ def test_the_waiting_window_says_a_mismatch_seen_in_progress_as_such(open_page, 
         pump.close()
 
 
-def test_the_waiting_window_does_not_show_what_a_resumed_order_confirmed_before_the_restart(open_page, stack):  # noqa: F811
+def test_the_waiting_window_does_not_show_what_a_resumed_order_confirmed_before_the_restart(open_page, stack):
     """Confirmed as ordered and cut off by a restart while the page was offline (the window ends "ran, interrupted"),
     then resumed by the pump: the window follows it to UNVERIFIED, and its panel showed the old confirmation."""
     page, pump, infusion_id = waiting_order(open_page, stack, "RBP_WRES", "rbpr")
@@ -160,7 +158,7 @@ def test_the_waiting_window_does_not_show_what_a_resumed_order_confirmed_before_
         pump.close()
 
 
-def test_the_waiting_window_says_parameters_that_could_not_be_read_as_such(open_page, stack):  # noqa: F811
+def test_the_waiting_window_says_parameters_that_could_not_be_read_as_such(open_page, stack):
     """Confirmed with its rate as text (read without `parameters`, review 19): the window and its panel said "did not
     report the parameters it runs" and "not reported" in every row, of a pump that reported them, unreadably."""
     page, pump, infusion_id = waiting_order(open_page, stack, "RBP_UNREAD", "rbpu")
@@ -183,7 +181,7 @@ def test_the_waiting_window_says_parameters_that_could_not_be_read_as_such(open_
         pump.close()
 
 
-def test_the_monitor_says_when_the_pump_reports_the_order_s_rate_again(open_page, stack):  # noqa: F811
+def test_the_monitor_says_when_the_pump_reports_the_order_s_rate_again(open_page, stack):
     """Run at ten times the rate, then corrected at the pump: the Rate row kept "1,200.000 mL/h (seen in its progress
     at …)" for the rest of the infusion. It now also says the order's rate is reported again; MISMATCH stays (the
     alarm stands until resolved), review 19, lead 4."""
@@ -201,7 +199,7 @@ def test_the_monitor_says_when_the_pump_reports_the_order_s_rate_again(open_page
         pump.close()
 
 
-def test_the_monitor_shows_the_rate_the_pump_received_with_the_order_beside_its_confirmation(open_page, stack):  # noqa: F811
+def test_the_monitor_shows_the_rate_the_pump_received_with_the_order_beside_its_confirmation(open_page, stack):
     """The pump said it received the order at 1,200 mL/h, then confirmed 120 mL/h: MISMATCH (its reports disagree),
     the confirmation's rate in the Rate row and the received one in a row of its own, never shown as confirmed."""
     ward = make_ward("rbrc")

@@ -12,9 +12,7 @@ from playwright.sync_api import expect
 
 from devices.models import InfusionSession
 from devices.states import Presence, SessionStatus
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.browser.test_waiting_window_endings import waiting_order
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_user, make_ward
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -22,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the order waits for the test, never for the time-out
 
 
-def test_a_start_page_reloaded_while_its_order_waits_still_shows_the_waiting_order(open_page, stack):  # noqa: F811
+def test_a_start_page_reloaded_while_its_order_waits_still_shows_the_waiting_order(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "R20_RELOAD", "r20rl")
     try:
         page.reload()
@@ -38,7 +36,7 @@ def test_a_start_page_reloaded_while_its_order_waits_still_shows_the_waiting_ord
         pump.close()
 
 
-def test_the_start_page_of_an_infusing_pump_shows_its_infusion(open_page):  # noqa: F811
+def test_the_start_page_of_an_infusing_pump_shows_its_infusion(open_page):
     """Opened on a pump already infusing (a bookmark, a page restored after a crash), the start page shows the pump's
     monitor with its infusion and Stop, never an empty wizard that says why not only after every step."""
     ward = make_ward("r20ri")

@@ -10,9 +10,7 @@ outage, it said the pump "is told to clear its screen" while the STOP sat unsent
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.browser.test_waiting_window_endings import waiting_order
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.support.bridge import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -20,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the order waits for the test, never for the time-out
 
 
-def test_the_waiting_window_says_when_the_server_cannot_hear_the_pump(open_page, stack):  # noqa: F811
+def test_the_waiting_window_says_when_the_server_cannot_hear_the_pump(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "R20_WAIT_DEG", "r20wd")
     try:
         stack["bridge"].pause_idle()  # the bridge hangs: nothing the pump sends is applied
@@ -45,7 +43,7 @@ def test_the_waiting_window_says_when_the_server_cannot_hear_the_pump(open_page,
         pump.close()
 
 
-def test_a_cancel_while_the_bridge_is_down_never_says_the_pump_was_told(open_page, stack):  # noqa: F811
+def test_a_cancel_while_the_bridge_is_down_never_says_the_pump_was_told(open_page, stack):
     """Cancel pressed in the same outage: the order is withdrawn and its STOP queued, but nothing can send it. The
     window said "The start was cancelled (the pump is told to clear its screen)" at once, on the STOP's queued
     `device:command`, while the order stays on the pump's confirm screen, where a person at the bedside can still

@@ -10,10 +10,8 @@ from playwright.sync_api import expect
 
 from devices.models import InfusionSession
 from devices.states import SessionStatus
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.clinical.alarm_support import start_from_the_wizard
 from tests.clinical.scenario import wait_status
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 
@@ -22,7 +20,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the orders end as the tests make them end, never by time-out
 
 
-def waiting_order(open_page, stack, device_id: str, ward_code: str):  # noqa: F811
+def waiting_order(open_page, stack, device_id: str, ward_code: str):
     """A modern pump (boot-1) online, and the start page's window waiting for it with its START delivered."""
     ward = make_ward(ward_code)
     make_device(device_id, ward=ward, bed="4", has_presence=True)
@@ -50,7 +48,7 @@ def offline(page):
     page.context.set_offline(False)
 
 
-def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # noqa: F811
+def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_RESTART", "wwr")
     try:
         pump.publish("status", {"status": "idle", "bootId": "boot-2", "seq": 1})  # it restarted on its confirm screen
@@ -65,7 +63,7 @@ def test_an_order_lost_to_a_pump_restart_ends_the_window(open_page, stack):  # n
         pump.close()
 
 
-def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(open_page, stack):  # noqa: F811
+def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_ENDED", "wwe")
     try:
         with offline(page):
@@ -83,7 +81,7 @@ def test_an_order_that_ran_and_ended_while_the_page_was_offline_ends_the_window(
         pump.close()
 
 
-def test_a_window_ended_unverified_by_the_bolus_report_follows_the_confirmation_after_it(open_page, stack):  # noqa: F811
+def test_a_window_ended_unverified_by_the_bolus_report_follows_the_confirmation_after_it(open_page, stack):
     """The original firmware reports its bolus (evidence: running, read-back unverified) 20 ms before its confirmation
     with the parameters as ordered: the window ended "unverified" on the first and stayed so (review 12), though the
     monitor said "parameters match"; it now ends on the confirmation's read-back."""
@@ -104,7 +102,7 @@ def test_a_window_ended_unverified_by_the_bolus_report_follows_the_confirmation_
         pump.close()
 
 
-def test_an_order_that_ran_and_was_interrupted_while_offline_is_not_said_never_to_have_run(open_page, stack):  # noqa: F811
+def test_an_order_that_ran_and_was_interrupted_while_offline_is_not_said_never_to_have_run(open_page, stack):
     """Review 13: every `interrupted` ending said "nothing runs from this order … start again", with Retry, also for
     an order that had run (confirmed, then cut off by a restart while the page was offline): a second start one click
     away from a double dose."""
@@ -124,7 +122,7 @@ def test_an_order_that_ran_and_was_interrupted_while_offline_is_not_said_never_t
         pump.close()
 
 
-def test_an_order_interrupted_unconfirmed_that_then_runs_is_said_to_run(open_page, stack):  # noqa: F811
+def test_an_order_interrupted_unconfirmed_that_then_runs_is_said_to_run(open_page, stack):
     """Review 13: after the window ended "interrupted" (nothing runs), the pump reported infusing that very order (it
     kept it across its restart): the window went on saying nothing runs, Retry offered, beside a running order."""
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_INTRUN", "wwir")
@@ -161,7 +159,7 @@ def expect_steps(page, done: tuple[str, ...], why: str) -> None:
             expect(state, f"{why}: step {step!r} is ticked").not_to_have_attribute("data-done", "done")
 
 
-def test_the_steps_say_the_pump_runs_the_order_when_it_ends_on_its_running_evidence(open_page, stack):  # noqa: F811
+def test_the_steps_say_the_pump_runs_the_order_when_it_ends_on_its_running_evidence(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_RUN", "wwsr")
     try:
         pump.publish("status", {"status": "started", "infusionId": infusion_id, "bootId": "boot-1", "seq": 3})
@@ -177,7 +175,7 @@ def test_the_steps_say_the_pump_runs_the_order_when_it_ends_on_its_running_evide
         pump.close()
 
 
-def test_the_steps_wait_for_nobody_once_the_pump_rejected_or_lost_the_order(open_page, stack):  # noqa: F811
+def test_the_steps_wait_for_nobody_once_the_pump_rejected_or_lost_the_order(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_REJ", "wwsj")
     try:
         pump.publish("infusion", {"infusionId": infusion_id, "confirmed": False, "bootId": "boot-1", "seq": 3})
@@ -194,7 +192,7 @@ def test_the_steps_wait_for_nobody_once_the_pump_rejected_or_lost_the_order(open
         pump.close()
 
 
-def test_the_steps_are_all_done_for_an_order_that_ran_and_ended_offline(open_page, stack):  # noqa: F811
+def test_the_steps_are_all_done_for_an_order_that_ran_and_ended_offline(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "WW_STEPS_END", "wwse")
     try:
         with offline(page):

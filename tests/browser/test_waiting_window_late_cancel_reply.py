@@ -10,9 +10,7 @@ import time
 import pytest
 
 from devices.models import InfusionSession
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.browser.test_waiting_window_endings import waiting_order
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.support.bridge import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -20,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # the order waits for the test, never for the time-out
 
 
-def test_a_late_cancel_reply_never_hides_the_order_the_pump_runs(open_page, stack):  # noqa: F811
+def test_a_late_cancel_reply_never_hides_the_order_the_pump_runs(open_page, stack):
     page, pump, infusion_id = waiting_order(open_page, stack, "LATE_CANCEL", "lcr")
     try:
 

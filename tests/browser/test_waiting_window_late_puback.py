@@ -24,16 +24,14 @@ from devices.services.confirmations import infusion_confirm
 from devices.services.requests import infusion_time_out
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState, SessionStatus
-from tests.browser.conftest import browser_bridge, chromium, open_page, stack  # noqa: F401 (fixtures)
 from tests.clinical.alarm_support import fill_the_wizard, press_start
-from tests.conftest import artifacts_dir, broker, daphne_server  # noqa: F401 (fixtures)
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, stack):  # noqa: F811
+def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, stack):
     ward = make_ward("rv3w")
     make_device("RV3_WAIT", ward=ward, bed="5", has_presence=True)
     pump = PumpClient(stack["broker"].url, "RV3_WAIT")
@@ -74,7 +72,7 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         pump.close()
 
 
-def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_page, stack):  # noqa: F811
+def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_page, stack):
     """Review 3, suspicion (a), confirmed: the pump confirming an older, timed-out order cancels the newer pending one
     (`infusion_running_late`), and the window said "The pump was told to clear its screen" though nothing was sent."""
     ward = make_ward("rv3c")

@@ -93,6 +93,10 @@ class BridgeProcess:
             time.sleep(0.05)
         raise TimeoutError(f"bridge not connected within {timeout}s:\n{self.log_tail()}")
 
+    def running(self) -> bool:
+        """Whether the bridge's process is alive (paused counts)."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         """SIGTERM: the bridge finishes its batch, disconnects cleanly and exits (resumed first if paused)."""
         if self.process is not None:

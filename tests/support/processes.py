@@ -103,6 +103,7 @@ def shared_database_url() -> str:
 def subprocess_env(**overrides: str) -> dict[str, str]:
     """The environment for a server or bridge subprocess: the test database and short timeouts."""
     env = dict(os.environ)
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # the test process's, beside Playwright's loop: never a server's
     env.update(
         DJANGO_SETTINGS_MODULE="pumpstream.settings",
         DJANGO_DEBUG="true",  # development, explicitly: production is what an unset DJANGO_DEBUG means
