@@ -20,6 +20,9 @@ the session on the pump (never a retained copy, never a report naming another in
 
 Either raises a high `delivery_divergence` for the session (once while active: not counted per report), turns its
 read-back to `mismatch` and keeps what raised it on the session (`delivery_divergence`, shown beside the read-back).
+More than the whole order delivered while the active one tells something else (a count that went back: "the pump may
+give the order again"; a window off its rate) is the fact it warned of: it alerts again with that text, once, even
+acknowledged (review 29, finding 1).
 It is not cleared by the session's end: what was delivered stays delivered, so only a person's resolve clears it
 (and the next report still off the order raises it again: when in doubt, alarm).
 """
@@ -77,6 +80,8 @@ def delivery_check(
             if seen is not None and session.pk not in divergent and _still_off(session, seen):
                 _divergence_raise(device=device, session=session, seen=seen, now=received_at)
                 divergent.add(session.pk)
+            elif seen is not None and seen["kind"] == BEYOND_PLANNED and _beyond_is_news(session):
+                _divergence_raise(device=device, session=session, seen=seen, now=received_at, realert=True)
             elif went_back is not None:  # the monitor adds what was delivered before this run to its count
                 session_changed(device=device, session=_whole(session))
         previous_at = received_at
@@ -187,14 +192,26 @@ def _still_off(session: InfusionSession, seen: dict) -> bool:
     return seen["grewMl"] > _allowed(confirmed, seen["overMin"], seen["bolusLeftMl"])
 
 
-def _divergence_raise(*, device: Device, session: InfusionSession, seen: dict, now: datetime) -> None:
-    """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown."""
+def _beyond_is_news(session: InfusionSession) -> bool:
+    """More than the whole order delivered, while the session's active divergence tells something else (a count that
+    went back: "the pump may give the order again"; a window off its rate): the overdose it warned of is now a fact,
+    news even after that alarm was acknowledged (review 29, finding 1). Read only then: the session's row, once."""
+    kept = InfusionSession.objects.values_list("delivery_divergence", flat=True).get(pk=session.pk)
+    return not isinstance(kept, dict) or kept.get("kind") != BEYOND_PLANNED
+
+
+def _divergence_raise(
+    *, device: Device, session: InfusionSession, seen: dict, now: datetime, realert: bool = False
+) -> None:
+    """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown; `realert`:
+    the active one alerts again (unacknowledged) with this text."""
     whole = _whole(session)
     whole.read_back = session.read_back = ReadBack.MISMATCH
     whole.delivery_divergence = seen
     whole.save(update_fields=["read_back", "delivery_divergence"])
     alarm_raise(device=device, session=whole, type=DIVERGENCE_KEY, priority=AlarmPriority.HIGH,
-                source=AlarmSource.SERVER, now=now, details=seen, message=divergence_message(seen))  # fmt: skip
+                source=AlarmSource.SERVER, now=now, details=seen, message=divergence_message(seen),
+                realert=realert)  # fmt: skip
     session_changed(device=device, session=whole)
 
 

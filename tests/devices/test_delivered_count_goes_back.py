@@ -10,6 +10,7 @@ monitor showed 30 mL delivered. The same reset under one boot (a re-prime, or a 
 """
 
 from datetime import datetime, timedelta
+from itertools import count
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -18,11 +19,13 @@ from django.utils import timezone
 from devices import payloads
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
+from devices.services.alarms import alarm_acknowledge
 from protocol.payload_codec import payload_to_wire
 from tests.factories import make_device, make_user
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
+NURSES = count()
 
 
 def _progress(session: InfusionSession, delivered: float, boot: str, seq: int, status: str = "running") -> dict:
@@ -67,7 +70,9 @@ def test_an_infusion_run_again_from_zero_after_a_reboot_at_24_ml_of_30_is_alarme
         f"the run after the reboot counts from 0 where 24 mL had been delivered: not 'as it was'; active {active}"
     )
     divergence = active.get("delivery_divergence", "")
-    assert "24" in divergence and "0 mL" in divergence, f"a HIGH alarm naming both figures: active {active}"
+    assert "24 mL before its count went back" in divergence and "more than the whole order" in divergence, (
+        f"a HIGH alarm naming what was delivered in all, beyond the order: active {active}"
+    )
     assert session.delivered_in_all_ml == pytest.approx(54.0, abs=0.1), (
         f"the session's record says {session.delivered_in_all_ml} mL delivered in all, 24 + 30 went in"
     )
@@ -138,4 +143,95 @@ def test_the_admin_lists_the_volume_delivered_in_all(django_capture_on_commit_ca
     page = admin_client.get("/admin/devices/infusionsession/").content.decode()
     assert '<td class="field-delivered_in_all">25.0</td>' in page, (
         "the admin's session list must say 25.0 mL delivered in all"
+    )
+
+
+def _acknowledged(alarm: Alarm) -> Alarm:
+    """`alarm` acknowledged by a nurse who saw its latest alert (on her way to the pump)."""
+    nurse = make_user(f"nurse{next(NURSES)}")
+    nurse.user_permissions.add(Permission.objects.get(codename="acknowledge_alarm"))
+    alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts)
+    return Alarm.objects.get(pk=alarm.pk)
+
+
+def _divergence(session: InfusionSession) -> Alarm:
+    return Alarm.objects.get(session=session, type="delivery_divergence", state="active")
+
+
+def test_the_order_given_again_after_the_count_going_back_was_acknowledged_alerts_again(
+    django_capture_on_commit_callbacks,
+):
+    """Review 29, finding 1: 24 mL counted, the count back to 0 under one boot (a re-prime): HIGH count_went_back,
+    "the pump may give the order again", acknowledged. The pump then gives the whole order again, 24 + 30 mL of a
+    30 mL order: what the alarm warned of is now a fact, and the acknowledged alarm kept saying only that the count
+    went back, no alert (`delivery_check` skipped every raise while a divergence was active)."""
+    capture, device_id = django_capture_on_commit_callbacks, "COUNT_BEYOND_AFTER_ACK"
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0)
+    at, seq = _run(capture, device_id, session, at=timezone.now(), from_ml=0.0, to_ml=24.0, boot="A", seq=1)
+    at, seq = _run(capture, device_id, session, at=at, from_ml=0.0, to_ml=1.0, boot="A", seq=seq)
+    went_back = _acknowledged(_divergence(session))
+    at, seq = _run(capture, device_id, session, at=at, from_ml=1.2, to_ml=6.0, boot="A", seq=seq)
+    assert _divergence(session).alerts == went_back.alerts, "24 + 6 mL is the order: no news yet"
+    _run(capture, device_id, session, at=at, from_ml=6.2, to_ml=30.0, boot="A", seq=seq)
+    alarm = _divergence(session)
+    assert alarm.pk == went_back.pk and alarm.acknowledged_at is None and alarm.alerts == went_back.alerts + 1, (
+        f"54 mL delivered in all of a 30 mL order must alert again, once (alerts {went_back.alerts} -> "
+        f"{alarm.alerts}, acknowledged {alarm.acknowledged_at}): {alarm.message!r}"
+    )
+    assert "more than the whole order" in alarm.message and "24 mL before its count went back" in alarm.message, (
+        alarm.message
+    )
+    seen = InfusionSession.objects.get(pk=session.pk).delivery_divergence
+    assert seen["kind"] == "beyond_planned" and seen["deliveredBeforeMl"] == pytest.approx(24.0, abs=0.1), seen
+
+
+def test_beyond_the_order_after_a_reboot_alerts_once_both_alarms_were_acknowledged(django_capture_on_commit_callbacks):
+    """The same after a power loss: the interruption raised again (the run counts from 0 where 24 mL had been
+    delivered) and the count going back, both acknowledged; the pump gives the order again."""
+    capture, device_id = django_capture_on_commit_callbacks, "COUNT_BEYOND_AFTER_REBOOT"
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0)
+    at, named = timezone.now(), {"infusionId": session.infusion_id}
+    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 1, "uptime": 1_000},
+                   at=at)], capture)  # fmt: skip
+    at, _ = _run(capture, device_id, session, at=at + timedelta(seconds=1), from_ml=0.0, to_ml=24.0, boot="A", seq=2)
+    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "B", "seq": 1, "uptime": 3_000},
+                   at=at)], capture)  # fmt: skip
+    at, seq = _run(capture, device_id, session, at=at + timedelta(seconds=1), from_ml=0.0, to_ml=1.0, boot="B", seq=2)
+    for alarm in Alarm.objects.filter(session=session, state="active"):
+        _acknowledged(alarm)
+    went_back = _divergence(session)
+    _run(capture, device_id, session, at=at, from_ml=1.2, to_ml=30.0, boot="B", seq=seq)
+    alarm = _divergence(session)
+    assert alarm.acknowledged_at is None and alarm.alerts == went_back.alerts + 1, (
+        f"54 mL of 30 after a reboot, both alarms acknowledged: nothing alerts ({alarm.message!r})"
+    )
+    assert "more than the whole order" in alarm.message, alarm.message
+
+
+def test_beyond_the_order_after_two_counts_gone_back_alerts_once_not_at_each_report(django_capture_on_commit_callbacks):
+    """Two counts gone back, each acknowledged (24 mL, back to 0, on to 3 mL, back to 0 again): the order given again
+    alerts once with all of it counted (27 mL before), and the reports after it, still beyond, do not alert at each
+    report (the alarm is raised once while active; acknowledged, it stays so)."""
+    capture, device_id = django_capture_on_commit_callbacks, "COUNT_BEYOND_TWICE_BACK"
+    make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0)
+    at, seq = _run(capture, device_id, session, at=timezone.now(), from_ml=0.0, to_ml=24.0, boot="A", seq=1)
+    at, seq = _run(capture, device_id, session, at=at, from_ml=0.0, to_ml=3.0, boot="A", seq=seq)
+    _acknowledged(_divergence(session))
+    at, seq = _run(capture, device_id, session, at=at, from_ml=0.0, to_ml=3.0, boot="A", seq=seq)
+    assert InfusionSession.objects.get(pk=session.pk).delivered_in_all_ml == pytest.approx(30.0, abs=0.1), (
+        "precondition: 24 + 3 + 3 mL in all"
+    )
+    before = _acknowledged(_divergence(session))
+    at, seq = _run(capture, device_id, session, at=at, from_ml=3.2, to_ml=4.0, boot="A", seq=seq)
+    alarm = _acknowledged(_divergence(session))
+    assert alarm.alerts == before.alerts + 1 and "27 mL before its count went back" in alarm.message, (
+        f"31 mL of 30 after two counts gone back: alerts {before.alerts} -> {alarm.alerts}, {alarm.message!r}"
+    )
+    _run(capture, device_id, session, at=at, from_ml=4.2, to_ml=10.0, boot="A", seq=seq)
+    after = _divergence(session)
+    assert (after.alerts, after.acknowledged_at) == (alarm.alerts, alarm.acknowledged_at), (
+        f"still beyond the order, already told and acknowledged: alerts {alarm.alerts} -> {after.alerts}"
     )
