@@ -5,7 +5,7 @@ A pump restarted when a non-retained message carries a `bootId` other than the l
 an unseeded `random()`); for the original firmware (no `bootId`), when a non-retained message's uptime
 `timestamp` went backwards (but for its 32-bit wrap after 49.7 days, told by the wall-clock time since the last
 uptime), or on its post-boot `test` message. Retained replays never count. A restart ends the active session
-`interrupted` with a high `infusion_interrupted` alarm stating the last delivered volume (unless the pump then
+`interrupted` with a high `infusion_interrupted` alarm stating the volume delivered in all (unless the pump then
 reports that infusion running: evidence wins). An `idle`/`healthy` report ends a running or paused session
 `completed` only when its last progress said completed or nothing remained, else `interrupted`.
 """
@@ -259,16 +259,37 @@ def _interrupt(
     if restarted:
         new_run = commands_sent_to_the_new_run(device=device, session=session, booted_at=device.booted_at)
         commands_lost_in_restart(device=device, session=session, now=now, spared=new_run)
-    delivered = (session.progress_on(device) or {}).get("deliveredVolumeMl")
+    delivered = _delivered_told(session, device)
     session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, reason=reason, now=now,
                        commands_kept=new_run)  # fmt: skip
     if was == SessionStatus.PENDING:
         return  # never started: the session's status says so, the pump is free
-    volume = f"{delivered:g} mL" if isinstance(delivered, int | float) else "unknown (no progress received)"
+    before = round(session.delivered_before_run_ml, 3) if isinstance(delivered, int | float) else 0.0
     alarm_raise(
         device=device, session=session, type="infusion_interrupted", priority=AlarmPriority.HIGH,
         source=AlarmSource.SERVER, now=now,
         details={"deliveredVolumeMl": delivered, "reason": reason, "was": was, "wasReason": was_reason,
-                 "pausedAt": paused_at},
-        message=f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: {volume}",
+                 "pausedAt": paused_at, **({"deliveredBeforeMl": before} if before else {})},
+        message=(f"Infusion {session.infusion_id} was interrupted: {reason}. Last delivered volume: "
+                 f"{_volume_told(delivered, before)}"),
     )  # fmt: skip
+
+
+def _delivered_told(session: InfusionSession, device: Device) -> float | None:
+    """The volume an interrupted infusion delivered: in all, each run of the pump's count summed (a count that went
+    back left less than was delivered: review 29, finding 3; a pump reporting only what remains is counted too), else
+    the pump's last count (a session from before the volume in all was kept), else None."""
+    if session.delivered_in_all_ml is not None:
+        return round(session.delivered_in_all_ml, 3)
+    counted = (session.progress_on(device) or {}).get("deliveredVolumeMl")
+    return counted if isinstance(counted, int | float) and not isinstance(counted, bool) else None
+
+
+def _volume_told(delivered: float | None, before: float) -> str:
+    """'34 mL in all (24 mL before the pump's count went back, 10 mL counted since)', '10 mL', or unknown."""
+    if delivered is None:
+        return "unknown (no progress received)"
+    if not before:
+        return f"{delivered:g} mL"
+    return (f"{delivered:g} mL in all ({before:g} mL before the pump's count went back, "
+            f"{round(delivered - before, 3):g} mL counted since)")  # fmt: skip
