@@ -48,11 +48,25 @@ def status_body(device: Device, *, now: datetime | None = None) -> wire.StatusEv
     )
 
 
-def progress_body(progress: dict, *, infusion_id: str | None, received_at: datetime) -> wire.ProgressEvent:
-    """`device:progress`: the stored progress fields, the device's timestamp, the session and receive time."""
+def progress_body(
+    progress: dict, *, infusion_id: str | None, received_at: datetime, session: InfusionSession | None = None
+) -> wire.ProgressEvent:
+    """`device:progress`: the stored progress fields, the device's timestamp, the session and receive time, and, once
+    the pump's count went back, the volume `session` (the order it is about) delivered in all, the server's count."""
+    in_all = delivered_in_all_told(session)
+    counted = {"deliveredInAllMl": in_all} if in_all is not None else {}
     return wire.ProgressEvent(
-        progress=wire.Progress(**{**progress, "infusionId": infusion_id, "receivedAt": received_at})
+        progress=wire.Progress(**{**progress, "infusionId": infusion_id, "receivedAt": received_at, **counted})
     )
+
+
+def delivered_in_all_told(session: InfusionSession | None) -> float | None:
+    """The volume the order delivered in all (each run of the pump's count, its highest, summed; a pump reporting only
+    what remains counted as the planned volume less it), once its count went back; else None: the pump's own count
+    says it (review 29, finding 4: the pages summed the pump's optional `deliveredVolumeMl` instead)."""
+    if session is None or not session.delivered_before_run_ml or session.delivered_in_all_ml is None:
+        return None
+    return round(session.delivered_in_all_ml, 3)
 
 
 def session_body(session: InfusionSession) -> wire.SessionEvent:

@@ -4,7 +4,7 @@ of `protocol/ward_payloads.py`; the overview page renders the same rows before i
 from datetime import datetime
 
 from devices.models import Alarm, Device, InfusionSession, WardSilence
-from devices.payloads import escalation_of, percent_of, unordered_progress
+from devices.payloads import delivered_in_all_told, escalation_of, percent_of, unordered_progress
 from protocol import ward_payloads as ward_wire
 from protocol.limits import MINUTES_PER_HOUR
 
@@ -86,6 +86,7 @@ def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list
         rateMlH=ml_h(rate),
         orderedRateMlH=ml_h(ordered),
         deliveredBeforeRunMl=_delivered_before_run(session, unordered),
+        deliveredInAllMl=delivered_in_all_told(session) if unordered is None else None,
         progressPercent=percent_of(progress),
         timeRemainingMin=progress.get("timeRemainingMin"),
         deliveredVolumeMl=progress.get("deliveredVolumeMl"),

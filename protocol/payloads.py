@@ -56,6 +56,9 @@ class Progress(PumpReport):
     status: str | None = None
     infusionId: str | None
     receivedAt: Timestamp
+    # The server's: what the order delivered in all once the pump's count went back (`Session.deliveredBeforeRunMl`);
+    # left out while it never did
+    deliveredInAllMl: Number | None = None
 
 
 class ProgressEvent(Payload):

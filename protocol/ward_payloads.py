@@ -62,6 +62,9 @@ class WardPump(Payload):
     # What the order delivered before the pump's count went back (a reboot or reset counting from 0 again): delivered
     # in all is this plus `deliveredVolumeMl`, the pump's count; null if its count never went back
     deliveredBeforeRunMl: Number | None = None
+    # The server's count of what the order delivered in all, beside `deliveredBeforeRunMl` (null with it): never the
+    # pump's optional `deliveredVolumeMl` summed, which a pump reporting only `volumeRemainingMl` leaves out
+    deliveredInAllMl: Number | None = None
 
 
 class WardSummary(Payload):

@@ -162,7 +162,8 @@ def _pump_progress(
         _unordered_progress(pump, newest.report, now)
     infusion_id = session.infusion_id if session else None  # no order: the snapshot holds it the same way
     return change_record(device=device, event=events.DEVICE_PROGRESS, store_seq=False,
-                         body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now))  # fmt: skip
+                         body=payloads.progress_body(progress, infusion_id=infusion_id, received_at=now,
+                                                     session=session))  # fmt: skip
 
 
 def _session_owning(pump: ProgressPump, report: DevicePayload) -> InfusionSession | None:

@@ -73,7 +73,8 @@ def progress_shown(device: Device, session: InfusionSession | None) -> dict | No
     without an order) or while an order waits on a pump infusing its own, labelled with no infusion."""
     own = session.progress_on(device) if session is not None else None
     if own is not None:
-        body = payloads.progress_body(own, infusion_id=session.infusion_id, received_at=session.progress_at_on(device))
+        body = payloads.progress_body(own, infusion_id=session.infusion_id, received_at=session.progress_at_on(device),
+                                      session=session)  # fmt: skip
     elif payloads.progress_beside_pending(device, session) is not None:
         body = payloads.progress_body(device.latest_progress, infusion_id=None, received_at=device.latest_progress_at)
     elif (

@@ -125,7 +125,8 @@ def _session_bodies(device: Device, session: InfusionSession) -> list[tuple[str,
         bodies.append((events.DEVICE_INFUSION_CONFIRMED, payloads.confirmation_body(session)))
     progress_now, received_at = session.progress_on(device), session.progress_at_on(device)
     if progress_now is not None and received_at is not None:
-        progress = payloads.progress_body(progress_now, infusion_id=session.infusion_id, received_at=received_at)
+        progress = payloads.progress_body(progress_now, infusion_id=session.infusion_id, received_at=received_at,
+                                          session=session)  # fmt: skip
         bodies.append((events.DEVICE_PROGRESS, progress))
     elif (own := payloads.progress_beside_pending(device, session)) is not None:
         progress = payloads.progress_body(own, infusion_id=None, received_at=device.latest_progress_at)

@@ -188,13 +188,15 @@ export function volumeFacts({ deliveredVolumeMl, volumeRemainingMl, progressPerc
 /**
  * The volumes once the pump's delivered count went back (a reboot or a reset counting from 0 again: the session's
  * `deliveredBeforeRunMl`): what was delivered in all, never only the pump's count, and what of the order that leaves;
- * null if the count never went back or the progress is not the session's (review 27, finding 2).
+ * null if the count never went back or the progress is not the session's (review 27, finding 2). The volume in all is
+ * the server's count (`progress.deliveredInAllMl`), never the pump's optional `deliveredVolumeMl` summed: a pump
+ * reporting only what remains was shown "—" infused and its own remaining (review 29, finding 4).
  */
 export function deliveredInAllFacts(progress, session) {
   const before = session?.deliveredBeforeRunMl;
-  const counted = progress?.deliveredVolumeMl;
-  if (!isNumber(before) || !isNumber(counted) || progress.infusionId !== session.infusionId) return null;
-  const inAll = before + counted;
+  const inAll = progress?.deliveredInAllMl;
+  if (!isNumber(before) || !isNumber(inAll) || progress.infusionId !== session.infusionId) return null;
+  const counted = Math.max(0, inAll - before);
   const planned = session.order?.plannedVolumeMl;
   if (!isNumber(planned) || planned <= 0) return null;
   const percent = Math.min(100, (100 * inAll) / planned);

@@ -85,15 +85,19 @@ function orderWaitingText(pump) {
 }
 
 /** Whether the pump's delivered count went back under what its order delivered (the session's
- * `deliveredBeforeRunMl`): its count, remaining and percent then say less than was delivered. */
+ * `deliveredBeforeRunMl`, and the server's `deliveredInAllMl`): its count, remaining and percent then say less than
+ * was delivered. */
 function countWentBack(pump) {
-  return typeof pump.deliveredBeforeRunMl === "number" && typeof pump.deliveredVolumeMl === "number";
+  return typeof pump.deliveredBeforeRunMl === "number" && typeof pump.deliveredInAllMl === "number";
 }
 
+/** The server's count, never the pump's optional `deliveredVolumeMl` summed (a pump reporting only what remains has
+ * none: the card said "29.0 mL left" of an order 25 mL had gone into, review 29, finding 4). */
 function volumesText(pump, facts) {
   if (countWentBack(pump)) {
-    return `${significant(pump.deliveredBeforeRunMl + pump.deliveredVolumeMl, "mL")} infused in all ` +
-      `(the pump's count went back: ${facts.infused} since)`;
+    const since = Math.max(0, pump.deliveredInAllMl - pump.deliveredBeforeRunMl);
+    return `${significant(pump.deliveredInAllMl, "mL")} infused in all ` +
+      `(the pump's count went back: ${significant(since, "mL")} since)`;
   }
   const parts = [];
   if (typeof pump.deliveredVolumeMl === "number") parts.push(`${facts.infused} infused`);
