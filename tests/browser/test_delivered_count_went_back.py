@@ -47,3 +47,39 @@ def test_the_monitor_and_the_card_show_the_volume_delivered_in_all_after_the_cou
         expect(volumes).to_contain_text("30.0 mL infused in all", timeout=10_000)
     finally:
         pump.close()
+
+
+def test_the_monitor_and_the_card_of_a_pump_reporting_only_what_remains_show_the_volume_in_all(open_page, stack):
+    """Review 29, finding 4: a pump that sends `volumeRemainingMl` alone (the server counts planned less remaining):
+    24 mL, then its count from 0 again, on to 1 mL. The pages summed the pump's `deliveredVolumeMl`, which it never
+    sends: the monitor said "—" infused and 29.0 mL remaining, the card "29.0 mL left" with the pump's bar."""
+    ward = make_ward("remainingonly")
+    make_device("BRW_REMAINING_ONLY", ward=ward, bed="4", has_presence=True)
+    nurse = make_user("remainingonly-nurse", ward=ward)
+    pump = PumpClient(stack["broker"].url, "BRW_REMAINING_ONLY")
+    try:
+        pump.publish("status", {"status": "online"})
+        session = infusion_start(device_id="BRW_REMAINING_ONLY", user=nurse, order=make_order(
+            drug="Saline 0.9%", flow_rate_ml_min=2.0, planned_volume_ml=30.0, planned_time_min=15.0,
+            bolus_enabled=False))  # fmt: skip
+        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
+        running = {"status": "running", "flowRate": 2.0, "infusionId": session.infusion_id}
+        pump.publish("progress", {**running, "volumeRemainingMl": 6.0})
+        monitor = open_page(nurse, "/devices/BRW_REMAINING_ONLY/")
+        expect(monitor.locator("#mon-remaining")).to_have_text("6.0 mL", timeout=10_000)
+        overview = open_page(nurse, "/?ward=remainingonly")
+        volumes = overview.locator('.pump-card[data-device-id="BRW_REMAINING_ONLY"] [data-field="volumes"]')
+        expect(volumes).to_contain_text("6.0 mL left", timeout=10_000)
+        pump.publish("progress", {**running, "volumeRemainingMl": 30.0})
+        pump.publish("progress", {**running, "volumeRemainingMl": 29.0})
+        expect(volumes, "the card, live: 24 + 1 mL went in").to_contain_text("25.0 mL infused in all", timeout=10_000)
+        expect(monitor.locator("#mon-infused"), "24 + 1 mL went in").to_contain_text("25.0 mL in all", timeout=10_000)
+        expect(monitor.locator("#mon-remaining")).to_have_text("5.0 mL of the order")
+        monitor.reload()
+        expect(monitor.locator("#mon-infused"), "a fresh load says the same").to_contain_text(
+            "25.0 mL in all", timeout=10_000
+        )
+        overview.reload()
+        expect(volumes, "the card on a fresh load").to_contain_text("25.0 mL infused in all", timeout=10_000)
+    finally:
+        pump.close()
