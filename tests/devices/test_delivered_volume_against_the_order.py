@@ -17,6 +17,7 @@ from django.utils import timezone
 from devices import payloads
 from devices.models import Alarm, InfusionSession
 from devices.services.alarm_rules import alarm_resolve
+from devices.services.alarms import alarm_acknowledge
 from devices.services.sessions import infusion_start
 from protocol.payload_codec import payload_to_wire
 from realtime.simulator.legacy import LegacyFirmware
@@ -389,3 +390,28 @@ def _active_types(session: InfusionSession) -> list[str]:
 
 def _alarms(session: InfusionSession) -> list[tuple[str, str, str]]:
     return sorted(Alarm.objects.filter(session=session).values_list("type", "state", "message"))
+
+
+def test_more_than_the_whole_order_after_an_acknowledged_overspeed_alerts_again(django_capture_on_commit_callbacks):
+    """A pump delivering ten times its rate is alarmed within a minute (`faster_than_rate`) and the nurse acknowledges
+    it; the pump goes on past the whole order (30 mL and its 5 mL bolus): the overdose the alarm warned of is a fact,
+    and it alerts again saying so (review 29, finding 1: an active divergence of another kind swallowed it)."""
+    capture = django_capture_on_commit_callbacks
+    make_device("OVERSPEED_THEN_BEYOND", has_presence=True)
+    session = confirmed_order("OVERSPEED_THEN_BEYOND", parameters=READ_BACK)
+    running = {"status": "running", "flowRate": 2.0, "infusionId": session.infusion_id}
+    for second in range(0, 61, 5):  # 20 mL/min delivered, "flowRate": 2.0 reported
+        send(capture, "OVERSPEED_THEN_BEYOND", "progress", {**running, "deliveredVolumeMl": 5.0 + second / 3}, second)
+    fast = Alarm.objects.get(session=session, type="delivery_divergence", state="active")
+    assert "faster than the rate" in fast.message, f"precondition: the overspeed alarmed: {fast.message!r}"
+    nurse = make_user("overspeed-nurse")
+    nurse.user_permissions.add(Permission.objects.get(codename="acknowledge_alarm"))
+    alarm_acknowledge(alarm_id=fast.pk, user=nurse, alerts=fast.alerts)
+    for second in range(65, 96, 5):  # on to 35 mL (the whole order with its bolus), then beyond it
+        send(capture, "OVERSPEED_THEN_BEYOND", "progress", {**running, "deliveredVolumeMl": 5.0 + second / 3}, second)
+    alarm = Alarm.objects.get(pk=fast.pk)
+    assert alarm.acknowledged_at is None and alarm.alerts == fast.alerts + 1, (
+        f"35 mL delivered of a 30 mL order with a 5 mL bolus, the overspeed acknowledged: alerts {fast.alerts} -> "
+        f"{alarm.alerts}, {alarm.message!r}"
+    )
+    assert "more than the whole order" in alarm.message, alarm.message
