@@ -18,9 +18,15 @@ a change of a pump (the change log's newest id moved: a page resolving an alarm 
 whose lock wait made its moment old, an alarm to escalate at once), when the broker link changes and while a
 webhook is under way; a scale-out leader never sleeps (`shared.py`). On PostgreSQL a change whose id is lower
 than one already seen can commit after it and go unnoticed: the check then wakes at its horizon, as before.
+
+The graces that hold the checks judging what was not heard (after a reconnection, after a stall of the bridge) run on
+the monotonic clock, never the wall clock: a wall clock stepped (a wrong NTP source, an RTC read wrong at boot, then
+put right) must not hold them for as long as it was wrong (review 29: one turn an hour ahead held every silence
+check for the hour).
 """
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -33,7 +39,7 @@ logger = logging.getLogger(__name__)
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it; nor for the grace after
-# the bridge itself was stalled (`resumed_at`: what the pumps sent meanwhile waited at the broker, unread).
+# the bridge itself was stalled (`resumed_clock`: what the pumps sent meanwhile waited at the broker, unread).
 HELD_UNTIL_SETTLED = ("silence", "starts", "unverified")
 # A check: what it does (True: its page was full), whether anything of its kind falls due by a moment, its timeouts.
 Check = tuple[Callable[[datetime], bool], Callable[[datetime], bool], Callable[[], list[float]]]
@@ -60,20 +66,29 @@ class CheckSchedule:
         self.asleep_until: dict[str, datetime] = {}  # per check, while nothing of its kind can fall due
         self.committed = True  # this bridge committed since the last tick (the worker says so)
         self.connected_since: datetime | None = None
+        # The link's connection as this schedule first saw it: (monotonic clock then, seconds of the grace already
+        # past by the wall clock then, at least 0): the rest of the grace runs on the monotonic clock.
+        self.connected_seen: tuple[float, float] | None = None
         self.newest_change = 0  # the change log's newest id at the last tick
         self.behind = False  # a check's page was full at the last tick: more may be due now (the worker hurries)
-        self.resumed_at: datetime | None = None  # when the bridge last came back from a stall (the worker says so)
+        # When the bridge last came back from a stall, on the monotonic clock (the worker says so: `note_stall`).
+        self.resumed_clock: float | None = None
 
-    def tick(self, now: datetime, *, connected_since: datetime | None) -> None:
-        """Run every check that is awake once."""
+    def tick(self, now: datetime, *, connected_since: datetime | None, clock: float | None = None) -> None:
+        """Run every check that is awake once; `clock` is the monotonic clock's reading (the worker's), `now` the
+        wall clock's, which the checks judge by."""
+        clock = time.monotonic() if clock is None else clock
         newest_change = change_log_newest_id() if self.may_sleep else 0
-        woken = (self.committed or newest_change != self.newest_change or connected_since != self.connected_since
-                 or not self.may_sleep)  # fmt: skip
+        relinked = connected_since != self.connected_since
+        if relinked:
+            past_s = None if connected_since is None else max(0.0, (now - connected_since).total_seconds())
+            self.connected_seen = None if past_s is None else (clock, past_s)
+        woken = self.committed or newest_change != self.newest_change or relinked or not self.may_sleep
         self.committed, self.newest_change, self.connected_since = False, newest_change, connected_since
         self.behind = False
         if woken:
             self.asleep_until.clear()
-        settled = self.link_settled(now, connected_since=connected_since)
+        settled = self.link_settled(clock)
         for name, (check, due_by, timeouts) in self.checks.items():
             if name in HELD_UNTIL_SETTLED and not settled:
                 continue
@@ -87,16 +102,21 @@ class CheckSchedule:
             self.behind = self.check_run(name, check, now) or self.behind
         self.change_log_prune(now)
 
-    def link_settled(self, now: datetime, *, connected_since: datetime | None) -> bool:
+    def link_settled(self, clock: float) -> bool:
         """Whether not hearing a pump says something: the broker link held for the reconnect grace, and the bridge
-        reading it for as long since its last stall."""
-        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        return connected_since is not None and now - connected_since >= grace and self.stall_over(now)
+        reading it for as long since its last stall. The grace runs on the monotonic clock from when a tick first saw
+        the connection, less what the wall clock then said had already passed of it (a connection of long ago is
+        settled at once; one the wall clock puts still to come, a clock put back since, has none of it behind it)."""
+        if self.connected_seen is None:
+            return False
+        seen_clock, past_s = self.connected_seen
+        return clock - seen_clock + past_s >= settings.PUMPSTREAM["RECONNECT_GRACE_S"] and self.stall_over(clock)
 
-    def stall_over(self, now: datetime) -> bool:
-        """Not within the reconnect grace after the bridge's last stall (`worker.Bridge.note_stall`)."""
-        grace = timedelta(seconds=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        return self.resumed_at is None or now - self.resumed_at >= grace
+    def stall_over(self, clock: float) -> bool:
+        """Not within the reconnect grace after the bridge's last stall (`worker.Bridge.note_stall`), on the monotonic
+        clock (`clock`): a wall clock stepped since cannot lengthen it."""
+        grace = settings.PUMPSTREAM["RECONNECT_GRACE_S"]
+        return self.resumed_clock is None or clock - self.resumed_clock >= grace
 
     def check_run(self, name: str, check: Callable[[datetime], bool], now: datetime) -> bool:
         """One check, guarded: its own fault is logged and the checks after it still run (silence after a failing

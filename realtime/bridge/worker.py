@@ -146,7 +146,8 @@ class Bridge:
         the shed messages, the flooding pumps' share) are committed and acknowledged; then the periodic work.
         Only messages of slots this process still holds are committed (`slots.py`; all of them with one bridge)."""
         self.link.between_batches()
-        self.note_stall(time.monotonic())  # a stall between two turns: told before `applied_until` below
+        clock = time.monotonic()
+        self.note_stall(clock)  # a stall between two turns: told before `applied_until` below
         started = timezone.now()
         self.waiting.add(self.link.owned(self.collect()))
         batches = [held for batch in self.waiting.take(max_messages=self.limits.max_messages)
@@ -155,7 +156,7 @@ class Bridge:
             self.settle_acks()
         for batch in batches:
             self.commit(batch)
-        if self.inbox.empty() and not self.waiting and self.housekeeping.stall_over(started):
+        if self.inbox.empty() and not self.waiting and self.housekeeping.stall_over(clock):
             self.link.applied_until(started)  # (not in the grace after a stall: what waits at the broker is unread)
         self.maybe_tick()
 
@@ -247,7 +248,7 @@ class Bridge:
                 logger.exception("command outbox failed")
             if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
                 self._next_housekeeping = clock + self.limits.housekeeping_s
-                self.housekeeping.tick(now, connected_since=self.link.connected_since)
+                self.housekeeping.tick(now, connected_since=self.link.connected_since, clock=clock)
             connected_since = self.link.connected_since
             if clock >= self._next_heartbeat or connected_since != self._heartbeat_connected_since:
                 self._next_heartbeat = clock + settings.PUMPSTREAM["BRIDGE_HEARTBEAT_S"]
@@ -267,16 +268,22 @@ class Bridge:
         the inbox): the link's thread stalled with this one and may not have read it yet, while `inbox.get` returns
         at once. So the checks that judge what was not heard wait the reconnect grace from now, as after a
         reconnection (review 28: a pump reporting every second was alarmed `communication_lost` on waking from a
-        31 s stop), and the other bridges are not told this one applied what it has not read (`applied_until`)."""
+        31 s stop), and the other bridges are not told this one applied what it has not read (`applied_until`).
+
+        Lateness is the monotonic clock's, or the wall clock's when that says longer (a suspended machine's monotonic
+        clock stands still while its wall clock is set forward on waking); the grace itself runs on the monotonic
+        clock (`CheckSchedule.stall_over`), so a wall clock stepped ahead for a turn (a wrong NTP source, then put
+        right) holds the checks for one grace, not for as long as it was wrong (review 29), and a step back holds
+        nothing."""
         now = timezone.now()
         last, self._turned_at = self._turned_at, (clock, now)
         if last is None:
             return
-        late_s = max(clock - last[0], (now - last[1]).total_seconds())  # a VM's frozen monotonic clock: the wall's
-        if late_s > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] * STALL_AFTER:
-            self.housekeeping.resumed_at = now
-            logger.warning("the bridge was stalled %.1f s: pumps are judged silent only after the reconnect grace",
-                           late_s)  # fmt: skip
+        late_s, wall_late_s = clock - last[0], (now - last[1]).total_seconds()
+        if max(late_s, wall_late_s) > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] * STALL_AFTER:
+            self.housekeeping.resumed_clock = clock
+            logger.warning("the bridge was stalled %.1f s (its wall clock moved %.1f s): pumps are judged silent only "
+                           "after the reconnect grace", late_s, wall_late_s)  # fmt: skip
 
     def _reconnected(self, away_s: float) -> None:
         """On the link's thread, before the new connection's first message: the backlog of `away_s` is no flood."""

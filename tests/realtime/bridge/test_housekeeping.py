@@ -253,7 +253,7 @@ def test_the_worker_runs_housekeeping_again_at_its_next_turn_while_housekeeping_
     class Checks:
         behind, ticks = True, 0
 
-        def tick(self, now, *, connected_since) -> None:
+        def tick(self, now, *, connected_since, clock=None) -> None:
             self.ticks += 1
 
     class Outbox:
