@@ -8,15 +8,21 @@ bridge that took a pump's slot over with the other's clock a little ahead, a clo
 not make the pump look quieter than it is. What would make a silent pump look alive is a stored moment still to come
 on the server's clock (a clock that ran ahead, then was corrected): that is no hearing, and the receive time
 replaces it, so a pump that then goes quiet turns stale a heartbeat timeout after the last message the server really
-received, not when the wrong clock's moment comes.
+received, not when the wrong clock's moment comes. A pump already quiet when the clock is put right sends nothing to
+replace it: housekeeping brings such moments back to now (`heard_moments_pull_back`).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
-from devices.models import Device
-from devices.states import Presence
+from devices.models import Device, InfusionSession
+from devices.states import ACTIVE_SESSION_STATUSES, Presence
+
+# How far ahead of the housekeeping bridge's clock a moment of hearing may lie and be left alone: another bridge's
+# clock a little ahead (NTP keeps hosts within milliseconds), never a clock stepped.
+AHEAD_TOLERANCE_S = 1.0
 
 
 def pump_heard(*, device: Device, received_at: datetime, says_offline: bool = False) -> tuple[str, ...]:
@@ -44,3 +50,46 @@ def heard_at(*, stored: datetime | None, received_at: datetime, now: datetime | 
     if stored > (now or timezone.now()):
         return received_at  # never heard at a moment that has not come yet: a clock that ran ahead wrote it
     return stored
+
+
+def heard_moments_pull_back(*, now: datetime) -> int:
+    """Moments of hearing still to come on the server's clock (more than AHEAD_TOLERANCE_S after `now`) brought back
+    to `now`, the latest they can truly be; returns how many rows moved.
+
+    A pump last heard while the clock ran ahead (a wrong NTP source, a VM restored with its host's clock ahead) and
+    silent since the clock was put right is never heard again: `heard_at` replaces such a moment only then, and the
+    pump read online, its running infusion never silent, until the wrong clock's moment came (review 29: an hour).
+    Pulled back, its silence is measured from the correction at the latest. Moved are what silence reads (the pump's
+    `last_seen_at` and `latest_progress_at`, its active session's `status_changed_at`) and the session's
+    `prior_progress_at`, kept in the same order against the pump's progress (`_prior_pulled_back`). Read first,
+    written only when something lies ahead (SQLite takes its write lock for an UPDATE matching nothing)."""
+    after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
+    moved = _sessions_pull_back(now=now, after=after)  # first: they compare with the pump's progress as it was
+    if Device.objects.filter(Q(last_seen_at__gt=after) | Q(latest_progress_at__gt=after)).exists():
+        for field in ("last_seen_at", "latest_progress_at"):
+            moved += Device.objects.filter(**{f"{field}__gt": after}).update(**{field: now})
+    return moved
+
+
+def _sessions_pull_back(*, now: datetime, after: datetime) -> int:
+    """Active sessions' moments still to come brought back (rare: only after a clock ran ahead, one row at a time)."""
+    ahead = InfusionSession.objects.filter(Q(status_changed_at__gt=after) | Q(prior_progress_at__gt=after),
+                                           status__in=ACTIVE_SESSION_STATUSES)  # fmt: skip
+    moved = 0
+    for session in ahead.select_related("device"):
+        prior = session.prior_progress_at
+        if prior is not None and prior > after:
+            prior = _prior_pulled_back(prior, latest=session.device.latest_progress_at, now=now, after=after)
+        changed_at = now if session.status_changed_at > after else session.status_changed_at
+        moved += InfusionSession.objects.filter(pk=session.pk).update(status_changed_at=changed_at,
+                                                                      prior_progress_at=prior)  # fmt: skip
+    return moved
+
+
+def _prior_pulled_back(prior: datetime, *, latest: datetime | None, now: datetime, after: datetime) -> datetime:
+    """A session's copy of the pump's `latest_progress_at` (the progress before it was this session's), brought back
+    so that `progress_on` judges as before: equal to the pump's moment once pulled back if it is still the progress
+    copied, just before it if the pump's progress is newer (applied since the copy, though perhaps stamped earlier by
+    the clock put right)."""
+    pulled = now if latest is None or latest > after else latest
+    return pulled if latest == prior else pulled - timedelta(microseconds=1)

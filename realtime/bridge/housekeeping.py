@@ -6,6 +6,7 @@ deadline can come) is `check_schedule.py`'s.
 """
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
@@ -32,6 +33,7 @@ from devices.services.changelog import change_log_prune
 from devices.services.command_deadlines import commands_end_overdue
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
+from devices.services.heard import heard_moments_pull_back
 from devices.services.protection import alarm_floods_counts_send, alarm_floods_news_signal
 from devices.services.pumps import pump_mark_stale, pump_silence_check
 from devices.services.requests import infusion_time_out, infusion_unverified_raise
@@ -47,6 +49,9 @@ logger = logging.getLogger(__name__)
 # (bench/silence_storm.py). While a page was full (`behind`) the worker runs the next at its next turn.
 PER_TICK = 20
 CHANGE_LOG_PRUNE_EVERY_S = 5.0
+# How often (monotonic clock) moments of hearing still to come are looked for, besides the first tick and a tick after
+# the worker saw the wall clock put back (`heard_ahead_due`): another bridge's clock, put back, is seen so.
+HEARD_AHEAD_EVERY_S = 5.0
 
 
 def escalation_timeouts() -> list[float]:
@@ -68,6 +73,8 @@ class Housekeeping(CheckSchedule):
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
+        self.heard_ahead_clock: float | None = None  # when moments still to come were last looked for (monotonic)
+        self.heard_ahead_due = False  # the wall clock was put back (the worker says so): look at the next tick
         # Per check: what it does, whether anything of its kind falls due by a moment, and its timeouts (seconds).
         heartbeat, command = timeouts("HEARTBEAT_TIMEOUT_S"), timeouts("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")
         self.checks = {
@@ -81,6 +88,28 @@ class Housekeeping(CheckSchedule):
             "flood_news": (self.flood_news, flood_news_due_by, timeouts("ALARM_FLOOD_NEWS_INTERVAL_S")),
             "flood_counts": (self.flood_counts, flood_counts_due_by, lambda: []),  # held by a commit: it wakes
         }  # fmt: skip
+
+    def tick(self, now: datetime, *, connected_since: datetime | None, clock: float | None = None) -> None:
+        """Moments of hearing still to come brought back first (at the first tick, every HEARD_AHEAD_EVERY_S, and at
+        once after the wall clock was put back), then every awake check once."""
+        clock = time.monotonic() if clock is None else clock
+        last = self.heard_ahead_clock
+        if self.heard_ahead_due or last is None or clock - last >= HEARD_AHEAD_EVERY_S:
+            self.heard_ahead_clock, self.heard_ahead_due = clock, False
+            self.check_run("heard_ahead", self.heard_ahead_pull_back, now)
+        super().tick(now, connected_since=connected_since, clock=clock)
+
+    def heard_ahead_pull_back(self, now: datetime) -> bool:
+        """Pumps' moments of hearing still to come on this clock (written while it ran ahead) brought back to `now`
+        (`heard.heard_moments_pull_back`): a pump silent since the clock was put right is judged silent a heartbeat
+        after the correction at the latest, not when the wrong clock's moment comes. Logged and counted: the rows
+        moved say a clock ran ahead."""
+        moved = heard_moments_pull_back(now=now)
+        if moved:
+            metrics.HEARD_AHEAD_PULLED_BACK.inc(moved)
+            logger.warning("moments of hearing still to come (a clock ran ahead) brought back to now: %d rows", moved)
+            self.committed = True  # the moments the checks sleep on moved: every check wakes
+        return False
 
     def reminders(self, now: datetime) -> bool:
         """Re-alert acknowledged alarms still active past their priority's reminder interval (PER_TICK a tick)."""

@@ -15,6 +15,7 @@ from django.db import OperationalError, close_old_connections
 from django.utils import timezone
 
 from devices.services.changelog import change_log_listen, change_log_unlisten
+from devices.services.heard import AHEAD_TOLERANCE_S
 from devices.services.records import bridge_heartbeat, bridge_started
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
@@ -274,12 +275,15 @@ class Bridge:
         clock stands still while its wall clock is set forward on waking); the grace itself runs on the monotonic
         clock (`CheckSchedule.stall_over`), so a wall clock stepped ahead for a turn (a wrong NTP source, then put
         right) holds the checks for one grace, not for as long as it was wrong (review 29), and a step back holds
-        nothing."""
+        nothing; a step back has housekeeping bring the moments stamped on the wrong clock back to now at its next
+        tick (`Housekeeping.heard_ahead_pull_back`)."""
         now = timezone.now()
         last, self._turned_at = self._turned_at, (clock, now)
         if last is None:
             return
         late_s, wall_late_s = clock - last[0], (now - last[1]).total_seconds()
+        if wall_late_s < late_s - AHEAD_TOLERANCE_S:  # the wall clock put back: what it stamped may lie ahead now
+            self.housekeeping.heard_ahead_due = True
         if max(late_s, wall_late_s) > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] * STALL_AFTER:
             self.housekeeping.resumed_clock = clock
             logger.warning("the bridge was stalled %.1f s (its wall clock moved %.1f s): pumps are judged silent only "

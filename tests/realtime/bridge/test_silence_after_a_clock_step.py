@@ -125,3 +125,16 @@ def test_a_silent_pump_is_alarmed_after_a_reconnection_while_the_wall_clock_ran_
         "begun on a wall clock an hour ahead, held the silence check for the hour"
     )
     assert unheard_s <= HEARTBEAT_S + 2 * TURN_S, f"alarmed {unheard_s:.1f} s after it was last heard"
+
+
+def test_a_silent_pump_is_alarmed_a_heartbeat_after_the_wall_clock_was_put_back_an_hour(clocks, silent_pump):
+    """As if heard while the bridge's clock ran an hour ahead, then put right: its moments of hearing lie an hour
+    ahead of the clock. The worker sees the wall clock put back and housekeeping brings them back to now at its next
+    tick (`Housekeeping.heard_ahead_pull_back`): the pump is judged silent a heartbeat after the correction."""
+    bridge = connected_long_since()
+    unheard_s = turns_until_alarmed(bridge, clocks, silent_pump, {1: -HOUR_S})
+    assert lost(silent_pump) == ["active"], (
+        f"a running pump unheard for {unheard_s:.1f} s was not alarmed communication_lost: its last hearing lies an "
+        "hour ahead of the clock put right"
+    )
+    assert unheard_s <= TURN_S + HEARTBEAT_S + 2 * TURN_S, f"alarmed {unheard_s:.1f} s after the clock was put back"
