@@ -90,6 +90,7 @@ class BrokerLink:
         self.protocol = mqtt.MQTTv5
         self.connected = threading.Event()
         self.connected_since: datetime | None = None
+        self.connected_clock: float | None = None  # the same moment on the monotonic clock (`slots._caught_up`)
         self.generation = 0
         self.connections = 0
         self._stop = threading.Event()
@@ -166,8 +167,9 @@ class BrokerLink:
     def fence_lost(self, lost: Exception) -> None:
         """Never called with one bridge: its `fence` never fails."""
 
-    def applied_until(self, moment: datetime) -> None:
-        """Every message received before `moment` is committed (`slots.SlotLinks` tells the other bridges)."""
+    def applied_until(self, moment: datetime, *, clock: float | None = None) -> None:
+        """Every message received before `moment` (`clock` on the monotonic clock) is committed (`slots.SlotLinks`
+        tells the other bridges)."""
 
     def ack(self, message: InboundMessage) -> None:
         """Acknowledge a QoS 1 message after its commit, unless it came on an earlier connection."""
@@ -217,7 +219,7 @@ class BrokerLink:
         if self.lost_at is None:
             self.lost_at = time.time()
         self.connected.clear()
-        self.connected_since = None
+        self.connected_since = self.connected_clock = None
         metrics.BROKER_CONNECTED.set(0)
 
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:
@@ -232,7 +234,7 @@ class BrokerLink:
         self.connections += 1
         if self.connections > 1:
             metrics.RECONNECTS.inc()
-        self.connected_since = timezone.now()
+        self.connected_since, self.connected_clock = timezone.now(), time.monotonic()
         if self.lost_at is not None and self.on_reconnected is not None:
             self.on_reconnected(max(0.0, self.connected_since.timestamp() - self.lost_at))
         self.lost_at = None

@@ -80,6 +80,7 @@ class SlotLinks:
         self._generations = 0
         self._born = time.monotonic()
         self.caught_up_at: datetime | None = None
+        self.caught_up_clock = 0.0  # the same moment on the monotonic clock
         self.member = f"process-{config.index}"  # this process's own lease: it is alive
         self.is_member = False
         self.alive: set[str] = set()  # the other processes' leases held now
@@ -136,16 +137,19 @@ class SlotLinks:
             if link.generation // GENERATIONS in lost.links:
                 self._detach(slot, why="a batch found its lease taken over by another bridge")
 
-    def applied_until(self, moment: datetime) -> None:
-        """Every message received before `moment` is committed: written with the next renewal (`_caught_up`)."""
-        self.caught_up_at = moment
+    def applied_until(self, moment: datetime, *, clock: float | None = None) -> None:
+        """Every message received before `moment` (`clock` on the monotonic clock, now if not given) is committed:
+        written with the next renewal (`_caught_up`)."""
+        self.caught_up_at, self.caught_up_clock = moment, time.monotonic() if clock is None else clock
 
     def _caught_up(self) -> dict[str, datetime | None]:
         """How far each held slot's messages are applied: this process's moment once it is later than the slot's
         link connected, else None. A slot taken over (or reconnected) gets what the broker kept for it only after
-        its link connects: an earlier moment of this process says nothing of them (its pumps are not judged)."""
-        moment = self.caught_up_at
-        return {slot_name(slot): moment if moment and link.connected_since and moment > link.connected_since
+        its link connects: an earlier moment of this process says nothing of them (its pumps are not judged).
+        Earlier and later on the monotonic clock: a link that connected while the wall clock ran ahead, put right
+        since, is caught up at the next turn, not once the wall clock has reached its connection (review 29)."""
+        moment, clock = self.caught_up_at, self.caught_up_clock
+        return {slot_name(slot): moment if moment and link.connected_clock is not None and clock > link.connected_clock
                 else None for slot, link in self.links.items()}  # fmt: skip
 
     def ack(self, message: InboundMessage) -> None:

@@ -158,7 +158,7 @@ class Bridge:
         for batch in batches:
             self.commit(batch)
         if self.inbox.empty() and not self.waiting and self.housekeeping.stall_over(clock):
-            self.link.applied_until(started)  # (not in the grace after a stall: what waits at the broker is unread)
+            self.link.applied_until(started, clock=clock)  # (not in the grace after a stall: the broker holds more)
         self.maybe_tick()
 
     def stop(self) -> None:

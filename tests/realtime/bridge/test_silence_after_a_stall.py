@@ -104,7 +104,7 @@ def test_after_a_stall_the_bridge_tells_no_one_it_applied_what_it_has_not_read(c
     has read nothing yet, must not say "applied until now" within the grace."""
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": 10.0, "RECONNECT_GRACE_S": GRACE_S}
     bridge, told = Bridge(), []
-    bridge.link.applied_until = told.append
+    bridge.link.applied_until = lambda moment, clock: told.append(moment)
     bridge.step()
     assert len(told) == 1, "an idle bridge applied everything it received"
     clocks.ahead_s = 31.0

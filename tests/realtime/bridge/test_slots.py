@@ -1,6 +1,7 @@
 """Unit tests of the shared bridges' pieces: the slot of a pump, routing in a slot's session, the leases."""
 
 import threading
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -43,7 +44,7 @@ class FakeLink:
         self.generation = 0
         self.connected = threading.Event()
         self.connected.set()
-        self.connected_since = timezone.now()
+        self.connected_since, self.connected_clock = timezone.now(), time.monotonic()
         self.stopped = False
 
     def ack(self, message: InboundMessage) -> None:
@@ -168,6 +169,27 @@ def test_a_slot_taken_over_is_judged_only_once_its_new_owner_has_applied_what_ca
     housekeeping.tick(timezone.now(), connected_since=None)
     alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
     assert slot_1 <= alarmed, "once caught up since it connected, the slot's silent pumps are alarmed"
+
+
+def test_a_slot_connected_while_the_wall_clock_ran_ahead_is_judged_once_applied_after_the_clock_is_put_right(settings):
+    """The slot's link connected while this bridge's wall clock ran an hour ahead (its `connected_since` on that
+    clock), put right since: once the worker has applied what it received after the connection, the slot's pumps are
+    judged (review 29: not until the wall clock reached the connection's moment, an hour later)."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "BRIDGE_SLOTS": 2, "RECONNECT_GRACE_S": 0}
+    slots = QuietSlots(0)
+    slots.turn()
+    slots.turn()  # renewed: slot 0 connected, its grace (0 s here) over
+    silent_running_pumps(8, silent_for_s=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 5)
+    for link in slots.links.values():
+        link.connected_since += timedelta(hours=1)  # connected on a wall clock an hour ahead
+    slots.applied_until(timezone.now())  # a turn after the clock was put right, nothing left to apply
+    slots.turn()
+    SlotHousekeeping(slots).tick(timezone.now(), connected_since=None)
+    alarmed = set(Alarm.objects.filter(type="communication_lost").values_list("device__device_id", flat=True))
+    slot_0 = {f"P{n:04d}" for n in range(8) if slot_of(f"P{n:04d}", 2) == 0}
+    assert slot_0 and alarmed == slot_0, (
+        f"the silent pumps of a slot connected while the clock ran ahead are not judged: {sorted(alarmed)} alarmed"
+    )
 
 
 def test_a_housekeeper_resumed_after_a_stall_past_its_lease_runs_nothing_until_its_lease_thread_renews(settings):
