@@ -90,6 +90,13 @@ def ward_has_member(*, ward: Ward, user) -> bool:
     return ward.members.filter(pk=user.pk).exists()
 
 
+def ward_is_watched(ward: Ward) -> bool:
+    """Whether someone of the ward watches its pumps: an active member who is not staff (its nurses, its station's wall
+    screen, its escalation tiers' recipients all belong to it). Staff see every ward's pumps on their own overview
+    only, no ward's station or page; a service account feeds an integration, not the ward's screens or pagers."""
+    return ward.members.filter(is_active=True, is_staff=False).exists()
+
+
 def user_in_group(user, group: str) -> bool:
     """Whether `user` is in the named group."""
     return user.groups.filter(name=group).exists()

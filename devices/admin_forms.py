@@ -1,11 +1,11 @@
-"""The admin's own forms: a pump's edit (its rate limit in mL/h, never leaving a pump in use without a ward) and the
-reason asked by the alarms' resolve action."""
+"""The admin's own forms: a pump's edit (its rate limit in mL/h, never leaving a pump in use without a ward or in a
+ward no one watches) and the reason asked by the alarms' resolve action."""
 
 from django import forms
 from django.contrib.admin.helpers import ActionForm
 
 from devices.models import Device
-from devices.services.registration import pumps_in_use_blockers
+from devices.services.registration import pump_move_refusal
 from devices.states import AlarmResolveReason
 from protocol.limits import MAX_VOLUME_ML, MIN_RATE_ML_H, MINUTES_PER_HOUR
 
@@ -43,14 +43,13 @@ class DeviceAdminForm(forms.ModelForm):
         return volume
 
     def clean(self) -> dict:
-        """A pump in use is never left without a ward (as its ward is never deleted then): the refusal on the page."""
+        """A pump in use is never left without a ward (as its ward is never deleted then), nor moved into a ward no one
+        watches (`pump_move_refusal`): the refusal on the page; the service checks it again under the pump's lock."""
         cleaned = super().clean()
-        cleared = "ward" in self.changed_data and cleaned.get("ward", True) is None
-        if cleared and self.instance.pk and self.instance.ward_id is not None:
-            blockers = pumps_in_use_blockers(devices=[self.instance])
-            if blockers:
-                self.add_error("ward", f"This pump is in use ({'; '.join(blockers)}): it cannot be left without a "
-                                       "ward. Move it to another ward instead.")  # fmt: skip
+        if "ward" in self.changed_data and "ward" in cleaned and self.instance.pk:
+            refusal = pump_move_refusal(device=self.instance, ward=cleaned["ward"])
+            if refusal:
+                self.add_error("ward", refusal)
         return cleaned
 
     def save(self, commit: bool = True) -> Device:

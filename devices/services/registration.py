@@ -10,6 +10,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from devices import payloads
+from devices.access_selectors import ward_is_watched
 from devices.exceptions import PumpStreamError
 from devices.models import Device, RemovedPump, Ward
 from devices.selectors import alarms_active_by_device, sessions_current_by_device
@@ -58,8 +59,8 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         return device
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
-        if "ward" in fields and device.ward_id is None and stored.ward_id is not None:
-            _refuse_if_in_use(stored)
+        if "ward" in fields and device.ward_id != stored.ward_id:
+            _refuse_move_if_unwatched(stored, device.ward)
         before = {name: _audited(stored, name) for name in fields}
         for name in fields:
             setattr(stored, name, getattr(device, name))
@@ -83,12 +84,35 @@ def _audited(device: Device, name: str) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
-def _refuse_if_in_use(device: Device) -> None:
-    """Refuse (`pump_in_use`) to leave a pump in use without a ward, as deleting its ward is refused."""
+def _refuse_move_if_unwatched(device: Device, ward: Ward | None) -> None:
+    """Refuse (`pump_in_use`) a move of a pump in use that no one would watch (`pump_move_refusal`)."""
+    refusal = pump_move_refusal(device=device, ward=ward)
+    if refusal:
+        raise PumpStreamError(refusal, code="pump_in_use", field="ward")
+
+
+def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
+    """Why this pump, as stored, may not go to `ward` (None: be left without a ward); "" if it may.
+
+    A pump in use (`pumps_in_use_blockers`) goes only to a ward someone watches (`ward_is_watched`): left without a
+    ward, or in a ward no one belongs to, it drops off every ward station and clinician's overview and no one is paged
+    for its alarms, the very reason its ward is never deleted while it is in use (review 30: an infusing pump moved
+    into a new, empty ward vanished from its nurses' screens with "changed successfully")."""
+    if ward is not None and (ward.pk == device.ward_id or ward_is_watched(ward)):
+        return ""
+    if ward is None and device.ward_id is None:
+        return ""
     blockers = pumps_in_use_blockers(devices=[device])
-    if blockers:
-        raise PumpStreamError(f"Pump {device.device_id} is in use ({'; '.join(blockers)}): it cannot be left without "
-                              "a ward; move it to another ward instead", code="pump_in_use", field="ward")  # fmt: skip
+    if not blockers:
+        return ""
+    in_use = f"Pump {device.device_id} is in use ({'; '.join(blockers)})"
+    if ward is None:
+        return f"{in_use}: it cannot be left without a ward. Move it to another ward instead."
+    return (
+        f"{in_use}: it cannot be moved into ward {ward.code}, which no one watches (no active nurse, station or "
+        "escalation recipient is a member of it): no one would see it or be paged for its alarms. Move it to a "
+        f"ward that watches it, or make the staff who will watch it members of ward {ward.code} first."
+    )
 
 
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
@@ -100,7 +124,8 @@ def ward_delete_blockers(*, ward: Ward) -> list[str]:
 
 def pumps_in_use_blockers(*, devices: list[Device]) -> list[str]:
     """Each of these pumps with an infusion on (pending, running, paused) or an active alarm, described for the
-    administrator: such a pump is never left without a ward (its ward deleted or its ward field cleared)."""
+    administrator: such a pump is never left without a ward (its ward deleted or its ward field cleared), nor moved
+    into a ward no one watches (`pump_move_refusal`)."""
     sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
     blockers = []
     for device in devices:

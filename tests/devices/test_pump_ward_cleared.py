@@ -1,7 +1,8 @@
 """A pump in use (an infusion on or an alarm active) is never left without a ward, as its ward is never deleted then.
 
 Without a ward its ward's stations and monitors drop it and no one is paged for its alarms; moving it to another
-ward stays possible (the pump stays watched and paged, by the other ward).
+ward stays possible (the pump stays watched and paged, by the other ward), into a ward someone watches
+(`test_pump_moved_unwatched.py`).
 """
 
 import pytest
@@ -16,7 +17,7 @@ from devices.services.registration import pump_registration_save
 from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource
 from tests.devices.test_admin_pump_edit import opened_form
-from tests.factories import make_device, make_order, make_ward
+from tests.factories import make_device, make_order, make_user, make_ward
 
 pytestmark = pytest.mark.django_db
 
@@ -49,6 +50,7 @@ def test_a_pump_in_use_cannot_be_left_without_a_ward():
 def test_a_pump_in_use_may_move_to_another_ward():
     edited = infusing_with_a_high_alarm("MOVED")
     edited.ward = make_ward("ward-b")
+    make_user("ward-b-nurse", ward=edited.ward)
     pump_registration_save(device=edited, fields=["ward"])
     assert Device.objects.select_related("ward").get(device_id="MOVED").ward.code == "ward-b"
 
@@ -67,14 +69,14 @@ def test_the_admin_page_says_why_it_keeps_the_ward(admin_client):
     )
     assert response.status_code == 200, "the change form must come back with the refusal, not save"
     page = response.content.decode()
-    assert "This pump is in use" in page and "Move it to another ward instead" in page, page[:3000]
+    assert "Pump WARDLESS is in use" in page and "Move it to another ward instead" in page, page[:3000]
     assert Device.objects.get(pk=device.pk).ward is not None
 
 
 def test_the_admin_refuses_when_the_pump_came_into_use_after_the_form_was_checked(admin_client, monkeypatch):
     """Checked on the page, then refused by the service under the pump's lock: an error message, nothing saved."""
     device = infusing_with_a_high_alarm("WARDLESS")
-    monkeypatch.setattr("devices.admin_forms.pumps_in_use_blockers", lambda devices: [])  # in use just after
+    monkeypatch.setattr("devices.admin_forms.pump_move_refusal", lambda **_: "")  # in use just after
     cleared = {**opened_form(admin_client, device), "ward": ""}
     response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", cleared, follow=True)
     shown = [str(message) for message in response.context["messages"]]
