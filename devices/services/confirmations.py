@@ -15,6 +15,7 @@ from devices.services.paused_runs_again import found_paused, interruption_latest
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
 from devices.services.restart_commands import commands_lost_recall
+from devices.services.restarts import pump_restarted_since
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -136,11 +137,12 @@ def infusion_running_late(
                            reason=f"the pump runs older infusion {session.infusion_id}", now=now)  # fmt: skip
     older = _older_on_pump_end(device, session, why, now)
     session.running_evidence = session.running_evidence or why
-    if late_from == SessionStatus.INTERRUPTED or (session.confirmation is None and session.read_back == ""):
+    new_run = _runs_anew(device, session, record_ended)
+    if new_run or (session.confirmation is None and session.read_back == ""):
         # never confirmed, or confirmed before a restart that voids what was verified (review 14: a resumed order at
         # 10x its rate still read "parameters match"): checked as any order running on evidence (its progress's rate,
         # a new confirmation read back, `parameters_unverified` if none came within its grace, whatever came before)
-        if late_from == SessionStatus.INTERRUPTED:  # what it told on receiving the order is not this run's either
+        if new_run:  # what it told on receiving the order is not this run's either
             session.received_flow_rate_ml_min = session.received_parameters = None
         session.read_back = readback_on_evidence(session)
         session.unconfirmed_since, session.unverified_raised = now, False
@@ -164,6 +166,16 @@ def infusion_running_late(
         message=f"The pump reports infusion {_named(session)} {to} after {ended_how}{cancelled}",
     )  # fmt: skip
     return True
+
+
+def _runs_anew(device: Device, session: InfusionSession, record_ended: bool) -> bool:
+    """Whether the pump runs this ended order in a run of its own, which voids what its confirmation verified: after
+    an interruption (a restart, an idle report), but not after a person ended its record ("End record…": the server
+    ended it, the pump went on running the order it confirmed; review 30 saw "did not report the parameters it runs"
+    5 s after it, of an order it had confirmed matching), unless a restart was told since that end."""
+    if session.status != SessionStatus.INTERRUPTED:
+        return False
+    return not record_ended or pump_restarted_since(device=device, since=session.ended_at or session.status_changed_at)
 
 
 def _older_on_pump_end(device: Device, session: InfusionSession, why: str, now: datetime) -> InfusionSession | None:

@@ -13,7 +13,7 @@ reports that infusion running: evidence wins). An `idle`/`healthy` report ends a
 import logging
 from datetime import datetime, timedelta
 
-from devices.models import Device, InfusionSession
+from devices.models import Device, DeviceEvent, InfusionSession
 from devices.payloads import percent_of
 from devices.services.alarms import alarm_raise
 from devices.services.changes import event_record
@@ -35,6 +35,7 @@ from protocol.schemas import DevicePayload, StatusPayload
 
 logger = logging.getLogger(__name__)
 
+RESTARTED_EVENT = "pump.restarted"  # the audit of a restart told (`pump_restarted`)
 UPTIME_BACKWARDS_TOLERANCE_MS = 1_000.0  # a pump's own clock jitter, never a restart
 UPTIME_BELIEVED_MAX_MS = 10 * 366 * 86_400_000.0  # ten years: a longer uptime tells no boot moment
 # The original firmware's uptime is the ESP32's 32-bit `millis()`: it wraps to 0 every 2^32 ms (49.7 days), and
@@ -178,12 +179,17 @@ def _uptime_wrapped(
     return abs(wrapped_on_ms - elapsed_ms) <= tolerance_ms
 
 
+def pump_restarted_since(*, device: Device, since: datetime) -> bool:
+    """Whether a restart of the pump was told (`pump_restarted`, its audit) at or after `since` (server time)."""
+    return DeviceEvent.objects.filter(device=device, kind=RESTARTED_EVENT, received_at__gte=since).exists()
+
+
 def pump_restarted(*, device: Device, why: str, now: datetime) -> InfusionSession | None:
     """The pump restarted: record it and when it booted (`pump_booted_at`), and end what it was doing `interrupted`;
     returns that session."""
     device.booted_at = pump_booted_at(device=device, now=now)
     device.save(update_fields=["booted_at"])
-    event_record(device=device, kind="pump.restarted", payload={"why": why, "bootedAt": device.booted_at.isoformat()},
+    event_record(device=device, kind=RESTARTED_EVENT, payload={"why": why, "bootedAt": device.booted_at.isoformat()},
                  received_at=now)  # fmt: skip
     session = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES).first()
     if session is None or (session.status == SessionStatus.PENDING and session.delivered_at is None):

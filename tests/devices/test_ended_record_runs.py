@@ -8,21 +8,29 @@ meanwhile was cancelled without a word. Now End record refuses a pending order (
 an order whose record was ended that runs again raises a high `confirmed_late` naming it (and the order it cost).
 """
 
+from datetime import timedelta
+
 import pytest
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Command, InfusionSession
 from devices.services.changes import device_lock
 from devices.services.confirmations import infusion_confirm
-from devices.services.requests import infusion_cancel, infusion_record_end
+from devices.services.readback import UNVERIFIED_KEY
+from devices.services.requests import infusion_cancel, infusion_record_end, infusion_unverified_raise
 from devices.services.restarts import pump_restarted
 from devices.services.sessions import infusion_start
-from devices.states import AlarmPriority, AlarmState, CommandKind, SessionStatus
+from devices.states import AlarmPriority, AlarmState, CommandKind, ReadBack, SessionStatus
 from tests.factories import make_device, make_order, make_user
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
+
+READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
+             "bolusVolumeMl": 5.0}  # fmt: skip  # `make_order`'s parameters, as the pump reads them back
 
 
 def confirm(device_id: str, session: InfusionSession) -> None:
@@ -116,3 +124,40 @@ def test_an_order_resumed_after_a_restart_alone_raises_nothing(django_capture_on
     running_again("REC_5", first, django_capture_on_commit_callbacks)
     assert InfusionSession.objects.get(pk=first.pk).status == SessionStatus.RUNNING
     assert high_alarms("REC_5") == {}, "a restart's interruption the pump then resumes clears, as the contract says"
+
+
+def test_an_order_confirmed_matching_whose_record_was_ended_stays_verified(django_capture_on_commit_callbacks):
+    """Review 30: a record ended while the pump ran the order it had confirmed, matching; the pump went on running it.
+    `confirmed_late` says so; its confirmation still holds (no restart since): no `parameters_unverified` 5 s later
+    saying the pump "did not report the parameters it runs"."""
+    make_device("REC_6")
+    order = confirmed_order("REC_6", parameters=READ_BACK)
+    assert order.read_back == ReadBack.MATCH, "precondition: confirmed with the order's parameters"
+    infusion_record_end(infusion_id=order.infusion_id, user=make_user("admin", is_staff=True), reason="in the admin")
+    running_again("REC_6", order, django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    grace = timedelta(seconds=settings.PUMPSTREAM["EVIDENCE_CONFIRMATION_GRACE_S"] + 1)
+    raised = infusion_unverified_raise(session_pk=order.pk, now=timezone.now() + grace)
+    unverified = Alarm.objects.filter(session=order, type=UNVERIFIED_KEY, state=AlarmState.ACTIVE).first()
+    assert (order.read_back, order.unconfirmed_since, raised, unverified) == (ReadBack.MATCH, None, False, None), (
+        f"the pump confirmed the order's parameters and never restarted, yet after its record was ended it reads "
+        f"{order.read_back!r} (waiting for a confirmation since {order.unconfirmed_since}) and says: "
+        f"{unverified.message if unverified else None!r}"
+    )
+    assert "confirmed_late" in high_alarms("REC_6"), "that its record was ended while it ran is still said"
+
+
+def test_an_order_whose_record_was_ended_run_again_after_a_restart_is_checked_again(django_capture_on_commit_callbacks):
+    """A restart told after the record's end voids what the confirmation verified (review 14), as after a restart's
+    own interruption: unverified until the pump confirms again."""
+    make_device("REC_7")
+    order = confirmed_order("REC_7", parameters=READ_BACK)
+    infusion_record_end(infusion_id=order.infusion_id, user=make_user("admin", is_staff=True), reason="in the admin")
+    with transaction.atomic():
+        pump_restarted(device=device_lock(device_id="REC_7"), why="new bootId", now=timezone.now())
+    running_again("REC_7", order, django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert order.read_back == ReadBack.UNVERIFIED and order.unconfirmed_since is not None, (
+        f"the pump restarted after the record's end and runs the order again: its old confirmation still reads "
+        f"{order.read_back!r}"
+    )
