@@ -170,15 +170,17 @@ class InfusionSessionAdmin(ReadMostlyAdmin):
     @admin.action(description="End the record (the pump is not running it; nothing is sent to the pump)",
                   permissions=["command"])  # fmt: skip
     def end_record(self, request: HttpRequest, queryset) -> None:
-        """A ghost infusion ends `interrupted`, audited with the administrator's name."""
+        """A ghost infusion ends `interrupted`, audited with the administrator's name; one the pump reports running,
+        or still pending, is refused (`infusion_record_end`) and said so, and "Ended" counts only what was ended."""
         ended = 0
         for infusion_id in queryset.values_list("infusion_id", flat=True):
             try:
                 infusion_record_end(infusion_id=infusion_id, user=request.user, reason="ended in the admin")
                 ended += 1
             except PumpStreamError as exc:
-                messages.warning(request, f"{infusion_id}: {exc.message}")
-        messages.success(request, f"Ended {ended} infusion record(s).")
+                messages.error(request, f"{infusion_id}: {exc.message}")
+        if ended:
+            messages.success(request, f"Ended {ended} infusion record(s).")
 
     def has_command_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("devices.command_device")

@@ -7,7 +7,9 @@ intent: a repeated request (double click, retry) answers the command already und
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
@@ -19,6 +21,7 @@ from devices.services.clearing_stops import (
     nothing_sent_because,
 )
 from devices.services.commands import command_queue, command_repeat_find
+from devices.services.evidence import RUNNING_REPORTS
 from devices.services.readback import readback_unverified_raise
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
@@ -26,6 +29,7 @@ from devices.states import (
     PUMP_INFUSING_STATES,
     SESSION_ON_PUMP_STATUSES,
     CommandKind,
+    Presence,
     ReadBack,
     SessionStatus,
 )
@@ -169,8 +173,9 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     Nothing is sent to the pump: this corrects the server's record (the pump restarted, was swapped, or its
     end was lost). The session ends `interrupted` with who and why; the pump is free for a new order. A pending
     order is refused (`session_pending`): it may still be on the pump's confirm screen, so it is cancelled instead
-    (`infusion_cancel`, which clears that screen). Should the pump run an order whose record was ended after all,
-    it runs with a high `confirmed_late` (`infusion_running_late`).
+    (`infusion_cancel`, which clears that screen); so is an order the pump reports running now (`session_running`,
+    `_running_now`): it is no ghost, and stopped with Stop. Should the pump run an order whose record was ended after
+    all, it runs with a high `confirmed_late` (`infusion_running_late`).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -186,12 +191,37 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
         if session.status == SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} waits for the pump's confirmation: cancel the start instead "
                                   f"({TOLD_TO_CLEAR})", code="session_pending")  # fmt: skip
+        running = _running_now(device, session, now or timezone.now())
+        if running:
+            raise PumpStreamError(f"Infusion {infusion_id} is no ghost: {running}. Its record is ended only when the "
+                                  "pump is not running it; to end the infusion, stop it (Stop on the pump's page, or "
+                                  "at the pump)", code="session_running")  # fmt: skip
         who = user.get_username() if getattr(user, "is_authenticated", False) else "an administrator"
         event_record(device=device, session=session, kind="user.infusion_record_end", user=user,
                      payload={"infusionId": infusion_id, "reason": reason, "was": session.status})  # fmt: skip
         session_transition(device=device, session=session, to=SessionStatus.INTERRUPTED, user=user, now=now,
                            reason=f"{RECORD_ENDED_BY}{who}: {reason}")  # fmt: skip
     return session
+
+
+def _running_now(device: Device, session: InfusionSession, now: datetime) -> str:
+    """What shows the pump running this infusion now, said for the person ending its record; "" if nothing does.
+
+    Its latest progress, about this infusion (`progress_on`), says running and was received within
+    HEARTBEAT_TIMEOUT_S, from a pump not reported offline: ending the record would only be contradicted by its next
+    report (review 30, finding 6: "End the record (the pump is not running it …)" was accepted for a pump sending
+    progress every second, and `confirmed_late` followed at once). A pump silent that long, or offline, may be the
+    ghost the action is for."""
+    progress = session.progress_on(device) if session.status == SessionStatus.RUNNING else None
+    at = device.latest_progress_at
+    if progress is None or at is None or device.presence == Presence.OFFLINE:
+        return ""
+    if progress.get("status") not in RUNNING_REPORTS:
+        return ""
+    ago = (now - at).total_seconds()
+    if ago > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]:
+        return ""
+    return f"the pump reported it running {max(ago, 0):.0f} s ago ({timezone.localtime(at):%H:%M:%S})"
 
 
 def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:

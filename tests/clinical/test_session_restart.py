@@ -14,9 +14,11 @@ from tests.clinical.scenario import active_alarm, legacy_step, legacy_steps, pub
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import wait_until
 from tests.support.browser import screenshot
+from tests.support.processes import subprocess_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+HEARTBEAT_TIMEOUT_S = float(subprocess_env()["HEARTBEAT_TIMEOUT_S"])  # the bridge's, as the tests start it
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # its orders wait for tests that act on them, never for the 6 s time-out
 
 
@@ -155,11 +157,16 @@ def test_a_pending_order_on_the_monitor_is_cancelled_never_merely_ended(clinical
     wait_until(lambda: published(pump, "STOP_INFUSION"), message="the cancel did not clear the pump's screen")
 
 
-def test_an_administrator_ends_a_ghost_record_in_the_admin(clinical_bridge, clinical_pump, client):
+def test_an_administrator_ends_a_ghost_record_in_the_admin(clinical_bridge, clinical_pump, client, settings):
+    """As on the monitor page, for a pump gone silent mid-infusion: one reporting it running is no ghost (refused:
+    `tests/integration/simulator/test_end_record_of_a_running_pump.py`)."""
     from django.contrib.auth import get_user_model
 
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "HEARTBEAT_TIMEOUT_S": HEARTBEAT_TIMEOUT_S}  # judged as the bridge
     pump = clinical_pump("CLN_GHOST_A")
     session = running_session(pump, "CLN_GHOST_A")
+    wait_until(lambda: active_alarm("CLN_GHOST_A", "communication_lost"), timeout=15,
+               message="the silent running session raised no communication_lost")  # fmt: skip
     admin = get_user_model().objects.create_superuser("chief", password="pw-for-tests-only")
     client.force_login(admin)
     action = {"action": "end_record", "_selected_action": [session.pk]}

@@ -178,16 +178,20 @@ def test_control_the_confirmation_first_raises_unverified(grace, django_capture_
 
 
 def _two_orders(capture, device_id: str):
-    """Order A (10 mL/min) ran and was ended by a person's "End record" (the pump still had it: a ghost); order B
-    (2 mL/min) under way on evidence (unverified)."""
+    """Order A (10 mL/min) ran and was ended by a person's "End record" (the pump still had it, silent past its
+    heartbeat: a ghost, as far as the server could tell); order B (2 mL/min) under way on evidence (unverified)."""
+    from django.conf import settings
+
     from devices.services.requests import infusion_record_end
     from tests.factories import make_user
 
     make_device(device_id)
     older_order = make_order(flow_rate_ml_min=10.0, planned_volume_ml=150.0, bolus_enabled=False, bolus_volume_ml=0.0)
     older = infusion_start(device_id=device_id, order=older_order)
-    send(capture, device_id, "status", {"status": "started", "infusionId": older.infusion_id}, 0)
-    send(capture, device_id, "progress", {"status": "running", "flowRate": 10.0, "infusionId": older.infusion_id}, 1)
+    silent = -(settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 2)  # End record is refused for a pump reporting it running
+    send(capture, device_id, "status", {"status": "started", "infusionId": older.infusion_id}, silent)
+    send(capture, device_id, "progress", {"status": "running", "flowRate": 10.0, "infusionId": older.infusion_id},
+         silent + 1)  # fmt: skip
     infusion_record_end(infusion_id=older.infusion_id, user=make_user(f"u-{device_id}", is_staff=True),
                         reason="pump swapped")  # fmt: skip
     newer = infusion_start(device_id=device_id, order=make_order(bolus_enabled=False, bolus_volume_ml=0.0))
