@@ -7,15 +7,32 @@ from datetime import datetime
 from django.db.models import Count
 from django.utils import timezone
 
-from devices.models import Alarm, Command, DeadLetter, Device, EscalationDelivery
+from devices.models import Alarm, Command, DeadLetter, Device, EscalationDelivery, InfusionSession
 from devices.selectors import bridge_status, latest_bridge
-from devices.states import AlarmState
+from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Connectivity
+
+QUIET = "quiet"  # `pumps_by_reporting`: stale on screen, silent by design
 
 
 def pumps_by_connectivity(*, now: datetime) -> Counter:
     """How many pumps are online, stale, offline or never heard (derived as `Device.connectivity` derives it)."""
     fields = ("last_seen_at", "presence", "has_presence")
     return Counter(Device(**row).connectivity(now=now) for row in Device.objects.values(*fields))
+
+
+def pumps_by_reporting(*, now: datetime) -> Counter:
+    """As `pumps_by_connectivity`, but a stale pump that is silent by design is counted apart, as `quiet`: one without
+    presence (the original firmware) and without an infusion on (pending, running, paused) publishes nothing while
+    idle, so every screen shows it Stale once HEARTBEAT_TIMEOUT_S has passed, and that says nothing wrong of it.
+    What stays `stale` is a pump that should be talking and is not (the alert `PumpStreamPumpsStale`, review 30)."""
+    in_use = set(InfusionSession.objects.filter(status__in=ACTIVE_SESSION_STATUSES).values_list("device", flat=True))
+    counts = Counter()
+    for row in Device.objects.values("pk", "last_seen_at", "presence", "has_presence"):
+        pump = Device(**row)
+        connectivity = pump.connectivity(now=now)
+        quiet = connectivity == Connectivity.STALE and not pump.has_presence and pump.pk not in in_use
+        counts[QUIET if quiet else connectivity] += 1
+    return counts
 
 
 def alarms_active_by_priority() -> dict[str, int]:

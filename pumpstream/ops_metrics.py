@@ -13,18 +13,20 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from devices.ops_selectors import (
+    QUIET,
     alarms_active_by_priority,
     alarms_active_of_type,
     commands_by_state,
     escalation_deliveries_by_state,
-    pumps_by_connectivity,
+    pumps_by_reporting,
 )
 from devices.selectors import latest_bridge
 from devices.states import AlarmPriority, CommandState, Connectivity, DeliveryState
 
 BRIDGE_PREFIX = "pumpstream_bridge"
 DOMAIN = CollectorRegistry()  # what /metrics serves
-PUMPS_BY_CONNECTIVITY = Gauge("pumpstream_pumps", "Registered pumps by connectivity", ["connectivity"], registry=DOMAIN)
+PUMPS_BY_CONNECTIVITY = Gauge("pumpstream_pumps", "Registered pumps by connectivity (quiet: stale, silent by design)",
+                              ["connectivity"], registry=DOMAIN)  # fmt: skip
 ACTIVE_ALARMS = Gauge("pumpstream_active_alarms", "Active alarms by priority", ["priority"], registry=DOMAIN)
 COMMUNICATION_LOST = Gauge("pumpstream_communication_lost_alarms", "Active communication_lost alarms", registry=DOMAIN)
 COMMANDS_BY_STATE = Gauge("pumpstream_commands", "Commands by state", ["state"], registry=DOMAIN)
@@ -64,8 +66,8 @@ DOMAIN.register(ThisProcessCollector())
 def refresh_domain_gauges() -> None:
     """Recompute the gauges (connectivity is derived, so it is computed here, not stored)."""
     now = timezone.now()
-    connectivity = pumps_by_connectivity(now=now)
-    for state in Connectivity.values:
+    connectivity = pumps_by_reporting(now=now)
+    for state in [*Connectivity.values, QUIET]:
         PUMPS_BY_CONNECTIVITY.labels(state).set(connectivity.get(state, 0))
     alarms = alarms_active_by_priority()
     for priority in AlarmPriority.values:
