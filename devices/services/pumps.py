@@ -40,10 +40,12 @@ NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it i
 
 
 def pump_report_apply(
-    *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False
-) -> bool:
+    *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False,
+    heard_at: datetime | None = None,
+) -> bool:  # fmt: skip
     """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
-    it told a restart.
+    it told a restart. `heard_at`: the message is the broker's retained copy, read again once the pump was registered,
+    and the pump itself was last heard then (`_pump_seen`).
 
     A non-retained report that shows a restart ends what the pump was doing first (see `restarts`).
     Inside a caller's transaction it takes no savepoint of its own (the bridge's per-message savepoint already
@@ -54,7 +56,7 @@ def pump_report_apply(
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
-        _pump_seen(device, report, received_at)
+        _pump_seen(device, report, received_at, heard_at)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
         restarted = pump_restart_check(device=device, kind=kind, report=report, retained=retained, now=received_at)
@@ -80,9 +82,16 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
     )  # fmt: skip
 
 
-def _pump_seen(device: Device, report: DevicePayload, now: datetime) -> None:
+def _pump_seen(device: Device, report: DevicePayload, now: datetime, heard_at: datetime | None = None) -> None:
     """Heard (`heard.pump_heard`: last heard never moved back) and presence. A silence alarm clears on progress or a
-    move of the infusion, not here."""
+    move of the infusion, not here.
+
+    A retained status read again for a pump registered after the bridge turned its messages away (`heard_at`,
+    `realtime/bridge/rereads.py`) is the broker's copy, not the pump heard now: its last heard is when the server last
+    received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's)."""
+    if heard_at is not None:
+        model_fields_save(device, pump_heard(device=device, received_at=heard_at))
+        return
     fields = pump_heard(device=device, received_at=now, says_offline=getattr(report, "status", None) == "offline")
     model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
 

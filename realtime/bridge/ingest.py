@@ -58,6 +58,12 @@ class InboundMessage:
     shed: str | None = None  # decided once (BatchIngest.admit): "" admitted, else what shed it; None: not yet
     slot: int = 0  # the pump's slot when bridges share the pumps (`slots.py`); 0 with one bridge
     reclaimed: bool = False  # an alarm held as a copy, claimed again after a reboot was told (`copies.py`)
+    # Turned away for a pump not registered (`unknown_device`): the status it said ("" none); read again once the pump
+    # is registered (`rereads.py`). None: not turned away so.
+    unregistered: str | None = None
+    # The broker's retained status read again for a pump registered since the bridge turned it away: when the server
+    # last heard the pump itself then (`rereads.py`), its last heard moment, not this copy's arrival.
+    heard_at: datetime | None = None
 
 
 class Rejection(Exception):
@@ -249,7 +255,7 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
         return DUPLICATE
     restarted = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
-        received_at=message.received_at, retained=message.retain,
+        received_at=message.received_at, retained=message.retain, heard_at=message.heard_at,
     )  # fmt: skip
     if restarted:
         _copies_reclaim(message, checked, prepared.device_pk)
@@ -330,6 +336,8 @@ def reject(
     dead_letter_record(
         topic=message.topic, source=device_id or "unknown", reason=reason, detail=detail, payload=message.payload
     )
+    if reason == "unknown_device":  # remembered by the worker: read again once the pump is registered
+        message.unregistered = str((document or {}).get("status") or "")
     error_unreadable_raise(message, reason, detail)
     status_refused_alarm(message, reason, detail, document)
     if not read:

@@ -27,6 +27,7 @@ RECONNECT_MIN_S = 0.5
 CONNACK_TIMEOUT_S = 5.0
 RECONNECT_MAX_S = 30.0
 READING_PAUSE_MAX_S = 0.05  # the longest a commit keeps the links from reading (an alarm's commit: ~7-45 ms)
+REREAD_SUBSCRIPTION = 1  # MQTT 5 Subscription Identifier of `statuses_reread`'s short subscriptions
 
 
 def reconnect_delay(attempt: int, *, low: float = RECONNECT_MIN_S, high: float = RECONNECT_MAX_S) -> float:
@@ -213,6 +214,21 @@ class BrokerLink:
                 client._inflight_messages = max(0, client._inflight_messages - 1)
                 client._update_inflight()  # a publish queued behind the full window takes the slot now
 
+    def statuses_reread(self, device_id: str) -> None:
+        """Have the broker hand this pump's retained statuses (both status topics) to the bridge again: subscribed to
+        them one by one, and unsubscribed in the same breath. Mosquitto queues a subscription's retained copies as it
+        acknowledges it, before it reads the UNSUBSCRIBE (measured on 2.0.11: the copy arrives, retain 1). Meanwhile a
+        live message on those topics comes twice, once per subscription: the re-read's copy carries its Subscription
+        Identifier and is dropped (`_on_message`); on MQTT 3.1.1 it is applied twice (a status: a copy by its receipt,
+        or the same state again). Called from the worker's thread, as `publish` is."""
+        status_topics = [topics.device_topic(device_id, topics.STATUS), topics.legacy_status_topic(device_id)]
+        properties = None
+        if self.protocol == mqtt.MQTTv5:
+            properties = Properties(PacketTypes.SUBSCRIBE)
+            properties.SubscriptionIdentifier = REREAD_SUBSCRIPTION
+        self.client.subscribe([(topic, 1) for topic in status_topics], properties=properties)  # retain handling 0
+        self.client.unsubscribe(status_topics)
+
     def _lost(self) -> None:
         if self.connected.is_set():
             logger.warning("broker connection lost")
@@ -252,6 +268,9 @@ class BrokerLink:
         self._lost()
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
+        if not message.retain and _for_reread(message):  # the wildcard's subscription delivers it too
+            self.client.ack(message.mid, message.qos)
+            return
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -260,3 +279,9 @@ class BrokerLink:
             topic=topic, payload=message.payload, qos=message.qos, retain=bool(message.retain), mid=message.mid,
             generation=self.generation, received_at=timezone.now(), redelivered=bool(message.dup),
         ))  # fmt: skip
+
+
+def _for_reread(message: mqtt.MQTTMessage) -> bool:
+    """Whether the broker sent this message for a `statuses_reread` subscription (MQTT 5 only)."""
+    identifiers = getattr(message.properties, "SubscriptionIdentifier", None) if message.properties else None
+    return bool(identifiers) and REREAD_SUBSCRIPTION in identifiers

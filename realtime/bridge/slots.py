@@ -40,7 +40,7 @@ from devices.services.leases import lease_claim, lease_release, lease_renew, lea
 from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink, ReadingPause
-from realtime.bridge.slot_config import SlotConfig, slot_name, topic_slot
+from realtime.bridge.slot_config import SlotConfig, slot_name, slot_of, topic_slot
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +178,12 @@ class SlotLinks:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def statuses_reread(self, device_id: str) -> None:
+        """The pump's retained statuses again, through its slot's link if this process holds it (`rereads.py`)."""
+        link = self.links.get(slot_of(device_id, self.config.slots))
+        if link is not None:
+            link.statuses_reread(device_id)
 
     def _publishing(self) -> BrokerLink | None:
         return self.links[min(self.links)] if self.links else None

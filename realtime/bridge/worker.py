@@ -28,6 +28,7 @@ from realtime.bridge.guard import FenceLost
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 from realtime.bridge.notifier import PublisherWaker
+from realtime.bridge.rereads import Rereads
 from realtime.bridge.shared import bridge_parts
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Bridge:
         self._committed_now: set[int] = set()  # ids of the messages of the batch being committed that committed
         self.waker = PublisherWaker(settings.REALTIME_INTERNAL_URL, settings.BRIDGE_INTERNAL_SECRET)
         self.checkpointer = WalCheckpointer()
+        self.rereads = Rereads()  # pumps turned away as unregistered, read again from the broker once registered
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
         self._next_tick = 0.0
@@ -150,7 +152,9 @@ class Bridge:
         clock = time.monotonic()
         self.note_stall(clock)  # a stall between two turns: told before `applied_until` below
         started = timezone.now()
-        self.waiting.add(self.link.owned(self.collect()))
+        arrived = self.collect()
+        self.rereads.mark(arrived)
+        self.waiting.add(self.link.owned(arrived))
         batches = [held for batch in self.waiting.take(max_messages=self.limits.max_messages)
                    if (held := self.link.owned(batch))]  # fmt: skip
         if batches:
@@ -223,6 +227,7 @@ class Bridge:
     def _after_commit(self, batch: list[InboundMessage], outcomes: Counter[str]) -> None:
         now = timezone.now()
         self.housekeeping.committed = True  # new deadlines may have come: every check wakes
+        self.rereads.remember(batch)
         metrics.BATCH_SIZE.observe(len(batch))
         for message in batch:
             metrics.PROCESSING_SECONDS.observe(max(0.0, (now - message.received_at).total_seconds()))
@@ -247,6 +252,7 @@ class Bridge:
                 raise
             except Exception:  # the outbox's own fault (its rows are guarded one by one): housekeeping still runs
                 logger.exception("command outbox failed")
+            self.rereads.check(self.link, clock=clock)
             if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
                 self._next_housekeeping = clock + self.limits.housekeeping_s
                 self.housekeeping.tick(now, connected_since=self.link.connected_since, clock=clock)
