@@ -3,6 +3,7 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -128,3 +129,56 @@ def test_production_reads_the_file_its_environment_names(tmp_path):
     env_file.write_text("".join(f"{name}={value}\n" for name, value in REAL_SECRETS.items()))
     result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def env_example_assignments() -> dict[str, str]:
+    """`.env.example`'s settings as systemd's EnvironmentFile reads them (the units' road, deploy/systemd/): a comment
+    only where a line starts with `#` or `;`, the value after `=` with its outer whitespace cut, a comment after it
+    kept. (Quotes and backslashes, which systemd also reads, are refused below, so this is all of its reading.)"""
+    assignments = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        text = line.strip()
+        if text and not text.startswith(("#", ";")):
+            name, _, value = text.partition("=")
+            assignments[name.strip()] = value.strip()
+    return assignments
+
+
+def env_example_filled(tmp_path) -> Path:
+    """`.env.example` copied as an operator would: its two secrets filled in, nothing else changed (but the database's
+    file, put in `tmp_path`)."""
+    text = (ROOT / ".env.example").read_text()
+    for name, value in REAL_SECRETS.items():
+        text = re.sub(rf"^{name}=$", f"{name}={value}", text, flags=re.M)
+    path = tmp_path / "pumpstream.env"
+    path.write_text(text.replace("sqlite:///db.sqlite3", f"sqlite:///{tmp_path}/db.sqlite3"))
+    return path
+
+
+def test_env_example_reads_the_same_through_the_settings_and_systemd(monkeypatch):
+    """Review 30: each setting carried its comment after the value, which neither reader strips, so a copy of the
+    example as the file DJANGO_ENV_FILE names did not start (`int('5   # wrong passwords ...')`) and read
+    `DJANGO_SECURE_SSL_REDIRECT=true   # production only` as false. Each value must be exactly what it documents."""
+    import environ
+
+    from pumpstream.settings import env_file_read
+
+    read: dict[str, str] = {}
+    monkeypatch.setattr(environ.Env, "ENVIRON", read)  # the settings' own reader, into this dict, not os.environ
+    env_file_read(ROOT / ".env.example")
+    by_systemd = env_example_assignments()
+    carrying = {name: value for name, value in read.items() if re.search(r"#|\s$|^\s|[\"'\\]", value)}
+    assert not carrying, f"values carrying a comment, outer blanks, quotes or backslashes: {carrying}"
+    assert read == by_systemd, "the settings and systemd's EnvironmentFile read .env.example differently"
+
+
+def test_env_example_with_its_two_secrets_filled_passes_check_deploy(tmp_path):
+    """As the example's header says to use it: a copy named by DJANGO_ENV_FILE, with its secrets filled in."""
+    production = {**PRODUCTION, "DJANGO_ENV_FILE": str(env_example_filled(tmp_path))}
+    production.pop("DATABASE_URL")  # the file's own
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
+    names = ["SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "TIME_ZONE", "AXES_FAILURE_LIMIT", "STATION_GROUP"]
+    probe = f"from django.conf import settings as s; print(*(getattr(s, name) for name in {names!r}))"
+    shown = manage("shell", "--no-imports", "-c", probe, env=production)
+    assert shown.stdout.strip() == "True 31536000 Europe/London 5 Ward stations", shown.stdout + shown.stderr[-1500:]
