@@ -58,7 +58,7 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
     families = {family["name"]: family["samples"] for family in stats.pop("metrics", [])}
     now = timezone.now()
     return {
-        "bridge": {**bridge_status(), "stats": stats},
+        "bridge": {**bridge_status(status), "name": status.name if status else None, "stats": stats},
         "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
         "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
         "pumps": dict(pumps_by_connectivity(now=now)),

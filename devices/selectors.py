@@ -91,9 +91,10 @@ def _not_holding_on_purpose(status: BridgeStatus) -> bool:
     return bool(stats.get("stopped") or stats.get("starting") or stats.get("standby"))
 
 
-def bridge_status() -> dict:
-    """Whether monitoring itself is alive: the bridge's heartbeat is fresh and it holds the broker."""
-    status = latest_bridge()
+def bridge_status(status: BridgeStatus | None = None) -> dict:
+    """Whether monitoring itself is alive: the bridge's heartbeat is fresh and it holds the broker (that of `status`,
+    by default `latest_bridge()`'s)."""
+    status = status or latest_bridge()
     stale_after = timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
     alive = bool(status and status.heartbeat_at and timezone.now() - status.heartbeat_at <= stale_after)
     return {

@@ -1,6 +1,12 @@
 """Prometheus counters and histograms the MQTT bridge increments (exposed by the ops endpoint)."""
 
+from datetime import UTC, datetime
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+# The counters below are this process's: they start from 0 here, and a restarted bridge counts anew (the operations
+# page tells a drop in a total from a rate by this moment, which the heartbeat carries).
+COUNTERS_SINCE = datetime.now(UTC)
 
 MESSAGES_RECEIVED = Counter(
     "pumpstream_bridge_messages_received_total", "MQTT messages the bridge received, by topic kind", ["kind"]

@@ -313,6 +313,7 @@ class Bridge:
             "budgetShed": self.budgets.shed_total,
             "protocol": "5" if self.link.protocol == 5 else "3.1.1",
             "metrics": metrics.registry_snapshot(),
+            "countersSince": metrics.COUNTERS_SINCE.isoformat(),
             # several bridges sharing the pumps: one holding no slot (yet) holds no broker session by design
             "standby": getattr(self.link, "links", None) == {},
         }

@@ -1,0 +1,66 @@
+"""The operations page shows no figure that is not true (review 30, finding 5).
+
+- The message totals are the bridge process's own counters (carried by its heartbeat): a restarted bridge counts
+  from 0 again, and the page divided the drop by the poll's interval ("progress 1 -11.3" per second after
+  `scripts/supervise.sh` restarted a SIGKILLed bridge). A restart is now a new start: no rate until its second
+  heartbeat, and the totals say since when they count.
+"""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.factories import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+STARTED = datetime(2026, 12, 6, 4, 0, 0, tzinfo=UTC)
+RESTARTED = datetime(2026, 12, 6, 4, 10, 0, tzinfo=UTC)
+
+
+def heartbeat(n: int, since: datetime, progress: int) -> dict:
+    """The n-th heartbeat (2 s apart) of a bridge process whose counters started at `since`, having received
+    `progress` progress messages."""
+    at = (RESTARTED + timedelta(seconds=2 * n)).isoformat()
+    return {"at": at, "since": since.isoformat(), "received": {"progress": progress}}
+
+
+def served(frames: list[dict], stage: dict):
+    """A route answering each poll with the real status, its bridge's heartbeat replaced by `frames[stage["i"]]`."""
+
+    def fulfil(route):
+        response = route.fetch()
+        data, frame = response.json(), frames[stage["i"]]
+        data["bridge"]["heartbeatAt"] = frame["at"]
+        data["bridge"]["stats"]["countersSince"] = frame["since"]
+        data["received"] = frame["received"]
+        route.fulfill(response=response, body=json.dumps(data))
+
+    return fulfil
+
+
+def test_a_bridge_restart_starts_the_rates_again_and_never_shows_a_negative_one(open_page):
+    page = open_page(make_user("ops-rate", is_staff=True, is_superuser=True), "/ops/")
+    frames = [
+        heartbeat(0, STARTED, 100),
+        heartbeat(1, STARTED, 200),  # 100 in 2 s
+        heartbeat(2, STARTED, 3),  # a total went down: the same start time, yet a restart (or an older bridge)
+        heartbeat(3, RESTARTED, 13),  # another process: its first heartbeat seen
+        heartbeat(4, RESTARTED, 23),  # 10 in 2 s
+    ]
+    stage = {"i": 0}
+    page.route("**/ops/status.json", served(frames, stage))
+    cells = page.locator("#ops-received tbody tr td")
+    expected = [("100", "—"), ("200", "50.0"), ("3", "—"), ("13", "—"), ("23", "5.0")]
+    for i, (total, rate) in enumerate(expected):
+        stage["i"] = i
+        expect(cells.nth(1)).to_have_text(total, timeout=10_000)
+        expect(cells.nth(2)).to_have_text(rate, timeout=10_000)
+        if i in (2, 3):
+            expect(page.locator(".ops-counted").first).to_contain_text("it restarted, its totals began again")
+    expect(page.locator(".ops-counted").first).to_have_text(
+        re.compile(r"^Totals since the bridge started at \d\d?:\d\d:\d\d")
+    )
