@@ -1,6 +1,7 @@
 // Operations page: polls /ops/status.json every 2 s and renders it. The message totals are the bridge process's own
 // counters, carried by its heartbeat: rates come from two heartbeats of one process, and a restart (another process,
-// or a total that went down) is a new start, never a negative rate.
+// or a total that went down) is a new start, never a negative rate. Figures of a heartbeat that is no longer fresh
+// are marked stale with their age: the page never shows old figures as current.
 (function () {
   "use strict";
   const POLL_MS = 2000;
@@ -8,20 +9,27 @@
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
   function row(values) { const tr = document.createElement("tr"); values.forEach(v => tr.appendChild(cell(v))); return tr; }
-  function fillTable(id, rows) {
-    const body = document.querySelector(`#${id} tbody`);
-    body.replaceChildren(...(rows.length ? rows.map(row) : [row(["none"])]));
+  function fillTable(id, rows, stale = false) {
+    const table = document.getElementById(id);
+    table.classList.toggle("stale", stale);
+    table.querySelector("tbody").replaceChildren(...(rows.length ? rows.map(row) : [row(["none"])]));
   }
+  // entries: [term, value] or [term, value, stale]
   function fillList(id, entries) {
     const list = document.getElementById(id);
     list.replaceChildren();
-    entries.forEach(([key, value]) => {
+    entries.forEach(([key, value, stale]) => {
       const dt = document.createElement("dt"); dt.textContent = key;
       const dd = document.createElement("dd"); dd.textContent = value;
+      if (stale) dd.className = "stale";
       list.append(dt, dd);
     });
   }
   function clock(iso) { return new Date(iso).toLocaleTimeString(); }
+  function ago(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    return s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
+  }
 
   // Messages per second by kind over two heartbeats of one bridge process; none ("—") at a process's first
   // heartbeat seen (after a restart, until its next one: the counters started again from 0) and while the bridge
@@ -42,28 +50,44 @@
     return counting || { rates: {}, restarted: false };
   }
 
-  function countedSince(bridge, restarted) {
+  function countedSince(bridge, reporting, age, restarted) {
     const since = bridge.stats && bridge.stats.countersSince;
     const start = since ? `Totals since the bridge started at ${clock(since)}` : "Totals since the bridge started";
-    const text = restarted ? `${start}: it restarted, its totals began again` : start;
-    document.querySelectorAll(".ops-counted").forEach(p => { p.textContent = text; });
+    const text = !reporting && bridge.heartbeatAt ? `${start}, from its last heartbeat, ${ago(age)}: not current`
+      : restarted ? `${start}: it restarted, its totals began again` : start;
+    document.querySelectorAll(".ops-counted").forEach(p => {
+      p.textContent = text;
+      p.classList.toggle("stale", !reporting);
+    });
   }
-  function render(data) {
-    const bridge = data.bridge, stats = bridge.stats || {};
-    const banner = document.getElementById("ops-banner");
-    banner.className = "banner " + (bridge.alive ? (bridge.brokerConnected ? "ok" : "degraded") : "degraded");
-    banner.textContent = !bridge.alive ? "Monitoring degraded: the bridge is not reporting"
-      : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable";
+
+  function renderBridge(bridge, reporting, age) {
+    const stats = bridge.stats || {};
+    // a heartbeat's figure: as it is while the bridge reports, else what it was and how long ago
+    const heard = value => (value === "—" || reporting ? [value] : [`was ${value}, ${ago(age)}`, true]);
+    const road = stats.internalConnected === undefined ? "—" : stats.internalConnected ? "connected" : "not connected";
     fillList("ops-bridge", [
-      ["Heartbeat", bridge.heartbeatAt || "never"], ["Broker", bridge.brokerConnected ? "connected" : "not connected"],
-      ["Waiting in the bridge", stats.inbox ?? "—"], ["Daphne woken", stats.publisherWakes ?? "—"],
-      ["Internal road", stats.internalConnected === undefined ? "—" : stats.internalConnected ? "connected" : "not connected"], ["Batches", stats.batches ?? "—"],
-      ["Largest batch", stats.largest_batch ?? "—"], ["MQTT", stats.protocol ?? "—"],
+      ["Heartbeat", bridge.heartbeatAt ? `${clock(bridge.heartbeatAt)} (${ago(age)})` : "never", !reporting],
+      ["Broker", ...(reporting ? [bridge.brokerConnected ? "connected" : "not connected"]
+        : ["unknown: the bridge is not reporting", true])],
+      ["Waiting in the bridge", ...heard(stats.inbox ?? "—")], ["Daphne woken", ...heard(stats.publisherWakes ?? "—")],
+      ["Internal road", ...heard(road)], ["Batches", ...heard(stats.batches ?? "—")],
+      ["Largest batch", ...heard(stats.largest_batch ?? "—")], ["MQTT", ...heard(stats.protocol ?? "—")],
     ]);
-    const { rates, restarted } = ratesPerSecond(data, bridge.alive);
-    countedSince(bridge, restarted);
-    fillTable("ops-received", Object.entries(data.received).map(([k, v]) => [k, v, rates[k] ?? "—"]));
-    fillTable("ops-rejected", Object.entries(data.rejected).map(([k, v]) => [k, v]));
+  }
+
+  function render(data) {
+    const bridge = data.bridge, reporting = bridge.alive;
+    const age = bridge.heartbeatAt ? (Date.parse(data.at) - Date.parse(bridge.heartbeatAt)) / 1000 : null;
+    const banner = document.getElementById("ops-banner");
+    banner.className = "banner " + (reporting && bridge.brokerConnected ? "ok" : "degraded");
+    banner.textContent = !reporting ? "Monitoring degraded: the bridge is not reporting"
+      : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable";
+    renderBridge(bridge, reporting, age);
+    const { rates, restarted } = ratesPerSecond(data, reporting);
+    countedSince(bridge, reporting, age, restarted);
+    fillTable("ops-received", Object.entries(data.received).map(([k, v]) => [k, v, rates[k] ?? "—"]), !reporting);
+    fillTable("ops-rejected", Object.entries(data.rejected).map(([k, v]) => [k, v]), !reporting);
     fillList("ops-clients", [["Connected", data.clients.connected], ["Pump subscriptions", data.clients.deviceSubscriptions],
       ["Ward feeds", data.clients.wardSubscriptions]]);
     fillList("ops-pumps", ["online", "stale", "offline", "unknown"].map(k => [k, data.pumps[k] || 0]));
@@ -73,6 +97,7 @@
     fillTable("ops-dead-letters", data.deadLetters.map(d => [clock(d.at), d.source, d.topic, d.reason, d.detail]));
     document.getElementById("ops-at").textContent = clock(data.at);
   }
+
   async function poll() {
     try {
       const response = await fetch("/ops/status.json", { credentials: "same-origin" });

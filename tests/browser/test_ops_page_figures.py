@@ -4,10 +4,14 @@
   from 0 again, and the page divided the drop by the poll's interval ("progress 1 -11.3" per second after
   `scripts/supervise.sh` restarted a SIGKILLed bridge). A restart is now a new start: no rate until its second
   heartbeat, and the totals say since when they count.
+- A bridge not reporting (frozen, dead) left its last heartbeat's figures shown as now ("Internal road: connected",
+  "Waiting in the bridge: 0") beside "Monitoring degraded": they now say what they were and how long ago.
 """
 
 import json
+import os
 import re
+import signal
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -64,3 +68,28 @@ def test_a_bridge_restart_starts_the_rates_again_and_never_shows_a_negative_one(
     expect(page.locator(".ops-counted").first).to_have_text(
         re.compile(r"^Totals since the bridge started at \d\d?:\d\d:\d\d")
     )
+
+
+def test_a_bridge_not_reporting_shows_its_last_heartbeat_as_old(open_page, stack):
+    page = open_page(make_user("ops-stale", is_staff=True, is_superuser=True), "/ops/")
+    bridge_card = page.locator("#ops-bridge")
+    expect(bridge_card).to_contain_text("Internal road", timeout=10_000)
+    road = bridge_card.locator("dt:text-is('Internal road') + dd")
+    expect(road).to_have_text("connected")
+    bridge = stack["bridge"].process
+    os.kill(bridge.pid, signal.SIGSTOP)  # a frozen bridge (a VM pause): its heartbeat ages
+    try:
+        expect(page.locator("#ops-banner")).to_contain_text("Monitoring degraded", timeout=30_000)
+        expect(road).to_have_text(re.compile(r"^was connected, \d+ s ago$"))
+        expect(road).to_have_class("stale")
+        waiting = bridge_card.locator("dt:text-is('Waiting in the bridge') + dd")
+        expect(waiting).to_have_text(re.compile(r"^was \d+, \d+ s ago$"))
+        expect(bridge_card.locator("dt:text-is('Broker') + dd")).to_have_text("unknown: the bridge is not reporting")
+        expect(page.locator("#ops-received")).to_have_class(re.compile(r"\bstale\b"))
+        expect(page.locator(".ops-counted").first).to_contain_text("from its last heartbeat")
+        rates = page.locator("#ops-received tbody tr td:nth-child(3)").all_inner_texts()
+        assert set(rates) <= {"—"}, f"rates shown from a heartbeat that is not current: {rates}"
+    finally:
+        os.kill(bridge.pid, signal.SIGCONT)
+    expect(road).to_have_text("connected", timeout=30_000)
+    expect(road).not_to_have_class("stale")
