@@ -1,11 +1,12 @@
 // Operations page: polls /ops/status.json every 2 s and renders it. The message totals are the bridge process's own
 // counters, carried by its heartbeat: rates come from two heartbeats of one process, and a restart (another process,
-// or a total that went down) is a new start, never a negative rate. Figures of a heartbeat that is no longer fresh
-// are marked stale with their age: the page never shows old figures as current.
+// or a total that went down) is a new start, never a negative rate. Figures of a heartbeat that is no longer fresh,
+// and every figure once a poll fails, are marked stale with their age: the page never shows old figures as current.
 (function () {
   "use strict";
   const POLL_MS = 2000;
   let counting = null; // {process, at, received, rates, restarted}: the counters at the heartbeat last used
+  let rendered = null; // {at, clock}: the server's time of the figures shown, and this browser's clock then
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
   function row(values) { const tr = document.createElement("tr"); values.forEach(v => tr.appendChild(cell(v))); return tr; }
@@ -29,6 +30,12 @@
   function ago(seconds) {
     const s = Math.max(0, Math.round(seconds));
     return s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
+  }
+  // The banner is a live region: its text is set only when it changes, so it is not announced again at every poll.
+  function say(className, text) {
+    const banner = document.getElementById("ops-banner");
+    banner.className = "banner " + className;
+    if (banner.textContent !== text) banner.textContent = text;
   }
 
   // Messages per second by kind over two heartbeats of one bridge process; none ("—") at a process's first
@@ -79,10 +86,10 @@
   function render(data) {
     const bridge = data.bridge, reporting = bridge.alive;
     const age = bridge.heartbeatAt ? (Date.parse(data.at) - Date.parse(bridge.heartbeatAt)) / 1000 : null;
-    const banner = document.getElementById("ops-banner");
-    banner.className = "banner " + (reporting && bridge.brokerConnected ? "ok" : "degraded");
-    banner.textContent = !reporting ? "Monitoring degraded: the bridge is not reporting"
-      : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable";
+    say(reporting && bridge.brokerConnected ? "ok" : "degraded",
+      !reporting ? "Monitoring degraded: the bridge is not reporting"
+        : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable");
+    document.getElementById("ops-figures").classList.remove("stale");
     renderBridge(bridge, reporting, age);
     const { rates, restarted } = ratesPerSecond(data, reporting);
     countedSince(bridge, reporting, age, restarted);
@@ -96,6 +103,19 @@
     fillList("ops-escalations", ["pending", "delivered", "dead", "withdrawn"].map(k => [k, escalations[k] || 0]));
     fillTable("ops-dead-letters", data.deadLetters.map(d => [clock(d.at), d.source, d.topic, d.reason, d.detail]));
     document.getElementById("ops-at").textContent = clock(data.at);
+    rendered = { at: data.at, clock: Date.now() };
+  }
+
+  // The poll failed: nothing below is current any more. The banner turns degraded and says from when the figures
+  // are; the figures are greyed and the last update's line gives their age.
+  function unavailable(reason) {
+    const figures = rendered ? ` The figures below are from ${clock(rendered.at)}: not current.` : "";
+    say("degraded", `Operations data unavailable: ${reason}.${figures}`);
+    document.getElementById("ops-figures").classList.add("stale");
+    if (rendered) {
+      document.getElementById("ops-at").textContent =
+        `${clock(rendered.at)} (${ago((Date.now() - rendered.clock) / 1000)}; not refreshed since)`;
+    }
   }
 
   async function poll() {
@@ -106,9 +126,9 @@
         return;
       }
       if (response.ok) render(await response.json());
-      else document.getElementById("ops-banner").textContent = `Operations data unavailable (HTTP ${response.status})`;
+      else unavailable(`HTTP ${response.status}`);
     } catch (error) {
-      document.getElementById("ops-banner").textContent = "Operations data unavailable: the server is unreachable";
+      unavailable("the server is unreachable");
     } finally {
       setTimeout(poll, POLL_MS);
     }

@@ -6,6 +6,7 @@
   heartbeat, and the totals say since when they count.
 - A bridge not reporting (frozen, dead) left its last heartbeat's figures shown as now ("Internal road: connected",
   "Waiting in the bridge: 0") beside "Monitoring degraded": they now say what they were and how long ago.
+- A failed poll left the banner green under "Operations data unavailable" and every figure unmarked.
 """
 
 import json
@@ -93,3 +94,23 @@ def test_a_bridge_not_reporting_shows_its_last_heartbeat_as_old(open_page, stack
         os.kill(bridge.pid, signal.SIGCONT)
     expect(road).to_have_text("connected", timeout=30_000)
     expect(road).not_to_have_class("stale")
+
+
+def test_a_failed_poll_turns_the_banner_degraded_and_marks_the_figures_old(open_page):
+    page = open_page(make_user("ops-down", is_staff=True, is_superuser=True), "/ops/")
+    banner, figures = page.locator("#ops-banner"), page.locator("#ops-figures")
+    expect(banner).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
+    page.route("**/ops/status.json", lambda route: route.abort())
+    expect(banner).to_contain_text("Operations data unavailable: the server is unreachable", timeout=10_000)
+    expect(banner).to_contain_text(re.compile(r"The figures below are from \d\d?:\d\d:\d\d: not current"))
+    expect(banner).to_have_class("banner degraded")
+    expect(figures).to_have_class("stale")
+    expect(page.locator("#ops-at")).to_contain_text("not refreshed since")
+    page.unroute("**/ops/status.json")
+    page.route("**/ops/status.json", lambda route: route.fulfill(status=503, body="Service Unavailable"))
+    expect(banner).to_contain_text("Operations data unavailable: HTTP 503", timeout=10_000)
+    expect(banner).to_have_class("banner degraded")
+    expect(figures).to_have_class("stale")
+    page.unroute("**/ops/status.json")
+    expect(banner).to_have_class("banner ok", timeout=10_000)
+    expect(figures).not_to_have_class("stale")
