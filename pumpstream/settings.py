@@ -7,6 +7,7 @@ With `DJANGO_DEBUG` unset this is production: it refuses to start without `DJANG
 """
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from tempfile import gettempdir
@@ -33,10 +34,24 @@ ENV_FILE = Path(os.environ.get("DJANGO_ENV_FILE") or BASE_DIR / ".env")
 def env_file_read(path: Path) -> None:
     """The file's settings into the environment (the environment's own win), all but the switch: a `DJANGO_DEBUG`
     in it is ignored, also by a later import of these settings (Django imports them again after one refused)."""
+    env_file_comments_refuse(path)
     switch = os.environ.get("DJANGO_DEBUG")
     environ.Env.read_env(path, overwrite=False)
     if switch is None:
         os.environ.pop("DJANGO_DEBUG", None)
+
+
+def env_file_comments_refuse(path: Path) -> None:
+    """Refuse a file whose unquoted value carries a comment after it (`KEY=5   # ...`): django-environ keeps it in the
+    value, so `DJANGO_SECURE_SSL_REDIRECT=true  # production only` would be read as false, in silence (review 30)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        assignment = re.match(r"(?:export )?([A-Za-z_0-9]+)=(.*)", line)
+        value = assignment.group(2) if assignment else ""
+        if re.search(r"\s#", value) and not re.fullmatch(r"(['\"]).*\1", value):
+            raise ImproperlyConfigured(
+                f"{path}, line {number}: {assignment.group(1)}'s value carries a comment ({value.strip()!r}): put the"
+                " comment on a line of its own (neither these settings nor systemd's EnvironmentFile strip one there)"
+            )
 
 
 if ENV_FILE.is_file() and (DEVELOPMENT or os.environ.get("DJANGO_ENV_FILE")):

@@ -182,3 +182,18 @@ def test_env_example_with_its_two_secrets_filled_passes_check_deploy(tmp_path):
     probe = f"from django.conf import settings as s; print(*(getattr(s, name) for name in {names!r}))"
     shown = manage("shell", "--no-imports", "-c", probe, env=production)
     assert shown.stdout.strip() == "True 31536000 Europe/London 5 Ward stations", shown.stdout + shown.stderr[-1500:]
+
+
+def test_an_env_file_with_a_comment_after_a_value_is_refused_not_read_wrong(tmp_path):
+    """An operator's own file written as .env.example once was: refused with the line, not read as `'true  # ...'`
+    (false) in silence. A `#` inside a value, or in a quoted one, is the value's."""
+    env_file = tmp_path / "pumpstream.env"
+    secrets = "".join(f"{name}={value}\n" for name, value in REAL_SECRETS.items())
+    env_file.write_text(secrets + "DJANGO_SECURE_SSL_REDIRECT=true        # production only\n")
+    result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})
+    assert result.returncode != 0, "a comment after a value was read as part of it"
+    assert "line 3: DJANGO_SECURE_SSL_REDIRECT's value carries a comment ('true        # production only')" in (
+        result.stderr
+    )
+    env_file.write_text(secrets + "STATION_GROUP='Ward #2 stations'\nMQTT_CLIENT_ID=bridge#1\n")
+    assert manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)}).returncode == 0
