@@ -55,8 +55,8 @@ def connect(port: int, user: str, password: str, subscribe: str | None = None) -
 
 def disconnect(*clients: mqtt.Client) -> None:
     for client in clients:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
 
 
 def publish(client: mqtt.Client, topic: str, payload: bytes) -> None:

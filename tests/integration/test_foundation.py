@@ -28,8 +28,8 @@ def test_mosquitto_round_trip(broker):
 
             time.sleep(0.1)
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
     assert received == [b'{"status":"online"}']
 
 

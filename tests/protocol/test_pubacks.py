@@ -91,5 +91,5 @@ def test_messages_acknowledged_together_are_not_redelivered_and_the_others_are(b
         finally:
             again.close()
     finally:
-        publisher.loop_stop()
         publisher.disconnect()
+        publisher.loop_stop()

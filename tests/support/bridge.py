@@ -173,8 +173,10 @@ class PumpClient:
         info.wait_for_publish(timeout=10)
 
     def close(self) -> None:
-        self.client.loop_stop()
+        """Disconnect first: it wakes paho's network thread, which then ends at once; `loop_stop` first waits out
+        that thread's 1 s select (a second a pump, over the suite's hundreds of pumps)."""
         self.client.disconnect()
+        self.client.loop_stop()
 
 
 def wait_until(predicate, *, timeout: float = 10.0, message: str = "condition not met", interval: float = 0.05,

@@ -30,8 +30,8 @@ def main() -> None:
     for info in infos:
         info.wait_for_publish(timeout=60)
     print(f"done {published:.3f} {time.monotonic() - begun:.3f}", flush=True)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ def padded_statuses(broker, *, count: int = PADDED, pace_s: float = 0.0) -> None
         time.sleep(pace_s)
     for info in infos:
         info.wait_for_publish(timeout=60)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
 
 
 def test_a_pump_padding_its_statuses_is_shed_over_its_bytes_through_the_real_bridge(broker, artifacts_dir):

@@ -39,8 +39,8 @@ def publish_load(broker, acked: list[int], done: threading.Event, kind: str = "s
         info.wait_for_publish(timeout=30)
         if info.is_published():
             acked.append(seq)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
     done.set()
 
 

@@ -39,7 +39,7 @@ def test_bridge_falls_back_to_mqtt_311_on_the_demo_broker(demo_broker_url, artif
             wait_until(lambda: Device.objects.filter(device_id="PUMP_0002", battery_level=55).exists(),
                        message="the bridge on the demo broker never applied the status")  # fmt: skip
         finally:
-            pump.loop_stop()
             pump.disconnect()
+            pump.loop_stop()
     finally:
         bridge.stop()

@@ -40,8 +40,8 @@ def flood(broker, done: threading.Event) -> None:
             infos.append(client.publish("devices/FLOOD/status", '{"status": "running", "batteryLevel": 42}', qos=1))
     for info in infos:
         info.wait_for_publish(timeout=60)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
     done.set()
 
 
@@ -104,8 +104,8 @@ def paced_progress(broker, *, count: int, rate: float) -> None:
         time.sleep(1 / rate)
     for info in infos:
         info.wait_for_publish(timeout=60)
-    client.loop_stop()
     client.disconnect()
+    client.loop_stop()
 
 
 def test_a_pump_pacing_its_progress_one_per_batch_is_shed_too_and_its_last_progress_shown(broker, artifacts_dir):

@@ -66,6 +66,6 @@ def test_commands_still_go_out_after_withdrawing_a_window_of_unacknowledged_ones
         assert link.client._inflight_messages <= 1
     finally:
         link.stop()
-        pump.loop_stop()
         pump.disconnect()
+        pump.loop_stop()
         runner.join(5)

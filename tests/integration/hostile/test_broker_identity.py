@@ -71,8 +71,8 @@ def pump(port: int, user: str, *, client_id: str | None = None, subscribe: str |
 
 def close(*clients: mqtt.Client) -> None:
     for client in clients:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
 
 
 def connected_since(bridge: BridgeProcess):

@@ -66,8 +66,8 @@ def test_a_fleet_runs_in_one_process_and_every_pump_reports_progress(sim_broker,
         assert sim.wait(timeout=30) == 0, sim.log_tail()
         time.sleep(0.2)
     finally:
-        listener.loop_stop()
         listener.disconnect()
+        listener.loop_stop()
     assert not without_seq, f"progress without seq from {without_seq[:3]}"
     assert len(seen) == 50, f"only {len(seen)} of 50 pumps reported progress"
     assert min(seen.values()) >= 5, f"some pumps reported rarely at 4 Hz: {sorted(seen.values())[:5]}"
