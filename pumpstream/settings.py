@@ -42,16 +42,29 @@ def env_file_read(path: Path) -> None:
 
 
 def env_file_comments_refuse(path: Path) -> None:
-    """Refuse a file whose unquoted value carries a comment after it (`KEY=5   # ...`): django-environ keeps it in the
-    value, so `DJANGO_SECURE_SSL_REDIRECT=true  # production only` would be read as false, in silence (review 30)."""
+    """Refuse a file whose value reads as a comment after it (`KEY=5   # ...`): django-environ keeps that in the value,
+    so `DJANGO_SECURE_SSL_REDIRECT=true  # production only` would be read as false, in silence (review 30)."""
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         assignment = re.match(r"(?:export )?([A-Za-z_0-9]+)=(.*)", line)
-        value = assignment.group(2) if assignment else ""
-        if re.search(r"\s#", value) and not re.fullmatch(r"(['\"]).*\1", value):
+        if assignment and env_value_has_comment_after(assignment.group(2)):
+            key, value = assignment.groups()
             raise ImproperlyConfigured(
-                f"{path}, line {number}: {assignment.group(1)}'s value carries a comment ({value.strip()!r}): put the"
-                " comment on a line of its own (neither these settings nor systemd's EnvironmentFile strip one there)"
+                f"{path}, line {number}: {key}'s value {value.strip()!r} reads as a comment after the value, which"
+                " neither these settings nor systemd's EnvironmentFile strip: move the comment to a line"
+                f" of its own, or, if the '#' is part of the value, quote the whole value ({key}='...')"
             )
+
+
+def env_value_has_comment_after(value: str) -> bool:
+    """Whether a person reads a comment after this value, where both readers (django-environ, systemd) take it all.
+
+    A '#' after a blank reads as a comment when a blank or the line's end follows it (`5 # per user`), when two blanks
+    come before it (`true  #aligned`), or after a quoted value (`'true' # ...`, which the two readers also read
+    differently). A '#' joined to the word after it (`Ward #2 stations`, `bridge#1`) is the value's, read whole by
+    both, as is a wholly quoted value's (review 31, finding 5)."""
+    if re.fullmatch(r"(['\"]).*\1", value):
+        return False
+    return bool(re.search(r"\s#(\s|$)|\s\s#", value) or re.match(r"['\"].*\s#", value))
 
 
 if ENV_FILE.is_file() and (DEVELOPMENT or os.environ.get("DJANGO_ENV_FILE")):

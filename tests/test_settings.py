@@ -192,8 +192,42 @@ def test_an_env_file_with_a_comment_after_a_value_is_refused_not_read_wrong(tmp_
     env_file.write_text(secrets + "DJANGO_SECURE_SSL_REDIRECT=true        # production only\n")
     result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})
     assert result.returncode != 0, "a comment after a value was read as part of it"
-    assert "line 3: DJANGO_SECURE_SSL_REDIRECT's value carries a comment ('true        # production only')" in (
+    assert "line 3: DJANGO_SECURE_SSL_REDIRECT's value 'true        # production only' reads as a comment" in (
         result.stderr
     )
     env_file.write_text(secrets + "STATION_GROUP='Ward #2 stations'\nMQTT_CLIENT_ID=bridge#1\n")
     assert manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)}).returncode == 0
+
+
+def test_an_env_file_value_with_a_hash_both_readers_take_whole_starts(tmp_path):
+    """`STATION_GROUP=Ward #2 stations`: django-environ and systemd's EnvironmentFile both read 'Ward #2 stations'
+    (neither strips a comment after a value), and a '#' joined to the word after it reads as no comment to a person
+    either: it starts, read whole (review 31, finding 5: 4b7b898 refused it, a deployment that worked)."""
+    env_file = tmp_path / "pumpstream.env"
+    secrets = "".join(f"{name}={value}\n" for name, value in REAL_SECRETS.items())
+    env_file.write_text(secrets + "STATION_GROUP=Ward #2 stations\n")
+    production = {**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)}
+    shown = manage("shell", "--no-imports", "-c", "from django.conf import settings; print(settings.STATION_GROUP)",
+                   env=production)  # fmt: skip
+    assert shown.stdout.strip() == "Ward #2 stations", shown.stdout + shown.stderr[-1500:]
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [("LOGIN_FAILURE_LIMIT=5 # per username and address", "'5 # per username and address'"),
+     ("STATION_GROUP=Ward stations  #wall screens", "'Ward stations  #wall screens'"),
+     ("DJANGO_SECURE_SSL_REDIRECT='true'  # production only", "\"'true'  # production only\"")],
+)  # fmt: skip
+def test_an_env_file_value_that_reads_as_a_comment_after_it_is_refused_saying_what_to_do(tmp_path, line, shown):
+    """A blank, '#' and a blank (or two blanks before the '#', or a quoted value before it) read as a comment to a
+    person, and as part of the value to both readers: refused, saying the two ways out."""
+    env_file = tmp_path / "pumpstream.env"
+    secrets = "".join(f"{name}={value}\n" for name, value in REAL_SECRETS.items())
+    env_file.write_text(secrets + line + "\n")
+    result = manage("check", env={**PRODUCTION, "DJANGO_ENV_FILE": str(env_file)})
+    assert result.returncode != 0, f"{line!r} started"
+    key = line.split("=")[0]
+    assert f"line 3: {key}'s value {shown} reads as a comment after the value" in result.stderr, result.stderr[-800:]
+    assert "move the comment to a line of its own, or, if the '#' is part of the value, quote the whole value" in (
+        result.stderr
+    ), result.stderr[-800:]
