@@ -2,13 +2,14 @@
 and the summary the staff page `/ops/` shows."""
 
 from collections import Counter
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from devices.models import Alarm, Command, DeadLetter, Device, EscalationDelivery, InfusionSession
-from devices.selectors import bridge_status, latest_bridge
+from devices.models import Alarm, BridgeStatus, Command, DeadLetter, Device, EscalationDelivery, InfusionSession
+from devices.selectors import BRIDGES_READ, bridge_status, latest_bridge
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Connectivity
 
 QUIET = "quiet"  # `pumps_by_reporting`: stale on screen, silent by design
@@ -55,12 +56,14 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
     """What the operations page shows: bridge, message counters, rejects, pumps and alarms."""
     status = latest_bridge()
     stats = dict(status.stats) if status else {}
-    families = {family["name"]: family["samples"] for family in stats.pop("metrics", [])}
+    stats.pop("metrics", None)
+    counted = [_counted_by(bridge) for bridge in counting_bridges(status)]
     now = timezone.now()
     return {
         "bridge": {**bridge_status(status), "name": status.name if status else None, "stats": stats},
-        "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
-        "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
+        "bridges": counted,
+        "received": _summed([bridge["received"] for bridge in counted]),
+        "rejected": _summed([bridge["rejected"] for bridge in counted]),
         "pumps": dict(pumps_by_connectivity(now=now)),
         "alarms": alarms_active_by_priority(),
         "escalations": escalation_deliveries_by_state(),
@@ -75,6 +78,37 @@ def operations_summary(*, dead_letters: int = 20) -> dict:
             for letter in DeadLetter.objects.order_by("-id")[:dead_letters]
         ],  # fmt: skip
     }
+
+
+def counting_bridges(status: BridgeStatus | None) -> list[BridgeStatus]:
+    """The bridges whose message counters the page sums: every one whose heartbeat is fresh (several bridges share
+    the pumps, each counting what it receives, review 31), else the one `latest_bridge` chose, its figures shown
+    as from its last heartbeat."""
+    fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
+    fresh = BridgeStatus.objects.filter(heartbeat_at__gte=fresh_since).order_by("name")[:BRIDGES_READ]
+    return list(fresh) or ([status] if status else [])
+
+
+def _counted_by(status: BridgeStatus) -> dict:
+    """One bridge process's message counters, and what tells its counting apart: its name and since when it counts
+    (a restarted process counts from 0 again)."""
+    stats = status.stats or {}
+    families = {family["name"]: family["samples"] for family in stats.get("metrics", [])}
+    return {
+        "name": status.name,
+        "heartbeatAt": status.heartbeat_at.isoformat() if status.heartbeat_at else None,
+        "countersSince": stats.get("countersSince"),
+        "received": _by_label(families.get("pumpstream_bridge_messages_received", []), "kind"),
+        "rejected": _by_label(families.get("pumpstream_bridge_messages_rejected", []), "reason"),
+    }
+
+
+def _summed(totals: list[dict[str, float]]) -> dict[str, float]:
+    """Totals by label, summed over the bridges."""
+    summed = Counter()
+    for bridge_totals in totals:
+        summed.update(bridge_totals)
+    return dict(summed)
 
 
 def escalation_deliveries_by_state() -> dict[str, int]:

@@ -92,3 +92,45 @@ def test_readyz_fails_when_the_bridge_is_alive_but_lost_the_broker(client, setti
     bridge_heartbeat(broker_connected=False, now=timezone.now())
     response = client.get("/readyz")
     assert response.status_code == 503 and response.json()["checks"]["bridge"] == "fail"
+
+
+def _counters(since: str, progress: float, rejected: float) -> dict:
+    """A bridge process's heartbeat stats: its counters (as `metrics.registry_snapshot` carries them), their start."""
+    received = {
+        "name": "pumpstream_bridge_messages_received",
+        "documentation": "",
+        "type": "counter",
+        "samples": [["pumpstream_bridge_messages_received_total", {"kind": "progress"}, progress]],
+    }
+    refused = {
+        "name": "pumpstream_bridge_messages_rejected",
+        "documentation": "",
+        "type": "counter",
+        "samples": [["pumpstream_bridge_messages_rejected_total", {"reason": "bad_json"}, rejected]],
+    }
+    return {"countersSince": since, "metrics": [received, refused]}
+
+
+def test_operations_status_sums_the_counters_of_every_bridge_reporting_and_names_each(client, settings):
+    """Two bridges sharing the pumps (BRIDGE_SLOTS=2) each count what they receive: the totals are their sum, and
+    each bridge's own counters go with its name and start, so the page keeps their rates apart (review 31, finding
+    4: the summary gave whichever heartbeat last, and the page read each change of bridge as a restart). A bridge
+    no longer reporting is not summed."""
+    now = timezone.now()
+    bridge_heartbeat(
+        broker_connected=True, name="pumpstream-bridge-0", stats=_counters("2026-12-06T04:00:00+00:00", 1000, 2)
+    )
+    bridge_heartbeat(
+        broker_connected=True, name="pumpstream-bridge-1", stats=_counters("2026-12-06T04:00:05+00:00", 5000, 1)
+    )
+    gone = now - timezone.timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"] + 5)
+    bridge_heartbeat(
+        broker_connected=True, name="pumpstream-bridge-2", stats=_counters("2026-12-06T03:00:00+00:00", 70, 0), now=gone
+    )
+    client.force_login(make_user("ops", is_staff=True))
+    data = client.get("/ops/status.json").json()
+    assert data["received"] == {"progress": 6000} and data["rejected"] == {"bad_json": 3}
+    counted = [(bridge["name"], bridge["countersSince"], bridge["received"]) for bridge in data["bridges"]]
+    assert counted == [("pumpstream-bridge-0", "2026-12-06T04:00:00+00:00", {"progress": 1000}),
+                       ("pumpstream-bridge-1", "2026-12-06T04:00:05+00:00", {"progress": 5000})]  # fmt: skip
+    assert "metrics" not in data["bridge"]["stats"]
