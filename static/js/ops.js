@@ -1,11 +1,13 @@
 // Operations page: polls /ops/status.json every 2 s and renders it. The message totals are the bridge process's own
-// counters, carried by its heartbeat: rates come from two heartbeats of one process, and a restart (another process,
-// or a total that went down) is a new start, never a negative rate. Figures of a heartbeat that is no longer fresh,
-// and every figure once a poll fails, are marked stale with their age: the page never shows old figures as current.
+// counters, carried by its heartbeat, summed over the bridges reporting (several share the pumps): each bridge's rates
+// come from two heartbeats of its own process, and its restart (another process of that name, or a total that went
+// down) is a new start, never a negative rate; another bridge's heartbeat is no restart. Figures of a heartbeat that
+// is no longer fresh, and every figure once a poll fails, are marked stale with their age: the page never shows old
+// figures as current.
 (function () {
   "use strict";
   const POLL_MS = 2000;
-  let counting = null; // {process, at, received, rates, restarted}: the counters at the heartbeat last used
+  let counting = new Map(); // bridge name -> {since, at, received, rates, restarted}: its heartbeat last used
   let rendered = null; // {at, clock}: the server's time of the figures shown, and this browser's clock then
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
@@ -38,30 +40,54 @@
     if (banner.textContent !== text) banner.textContent = text;
   }
 
-  // Messages per second by kind over two heartbeats of one bridge process; none ("—") at a process's first
-  // heartbeat seen (after a restart, until its next one: the counters started again from 0) and while the bridge
-  // is not reporting. `counting.restarted`: this page saw the restart (another process, or a total went down).
-  function ratesPerSecond(data, reporting) {
+  // Messages per second by kind: each bridge's over two heartbeats of its own process, summed over the bridges
+  // counted (several bridges share the pumps, each counting what it receives). A bridge's process is its name and
+  // since when its counters count; none ("—") until every bridge counted has given two heartbeats of its process
+  // (after a restart: the counters started again from 0), and none while the bridge is not reporting. A bridge's
+  // `restarted`: this page saw it restart (its process changed, or a total went down), until its next heartbeat.
+  function counters(data) {
     const bridge = data.bridge, stats = bridge.stats || {};
-    const process = `${bridge.name} ${stats.countersSince || ""}`, at = Date.parse(bridge.heartbeatAt);
-    const restarted = counting !== null && (counting.process !== process
-      || Object.entries(counting.received).some(([kind, total]) => (data.received[kind] || 0) < total));
-    if (!reporting || counting === null || restarted) {
-      counting = reporting ? { process, at, received: data.received, rates: {}, restarted } : null;
-    } else if (at > counting.at) { // a newer heartbeat; the same one polled again keeps the rates it gave
-      const seconds = (at - counting.at) / 1000;
-      const rates = Object.fromEntries(Object.entries(data.received).map(
-        ([kind, total]) => [kind, ((total - (counting.received[kind] || 0)) / seconds).toFixed(1)]));
-      counting = { process, at, received: data.received, rates, restarted: false };
-    }
-    return counting || { rates: {}, restarted: false };
+    return data.bridges || [{ name: bridge.name, heartbeatAt: bridge.heartbeatAt,
+      countersSince: stats.countersSince, received: data.received }];
+  }
+  function bridgeCounted(counter) {
+    const before = counting.get(counter.name), at = Date.parse(counter.heartbeatAt);
+    const since = counter.countersSince || "", received = counter.received;
+    const restarted = before !== undefined && (before.since !== since
+      || Object.entries(before.received).some(([kind, total]) => (received[kind] || 0) < total));
+    if (before === undefined || restarted) return { since, at, received, rates: null, restarted };
+    if (!(at > before.at)) return before; // the same heartbeat polled again keeps the rates it gave
+    const seconds = (at - before.at) / 1000;
+    const rates = Object.fromEntries(Object.entries(received).map(
+      ([kind, total]) => [kind, (total - (before.received[kind] || 0)) / seconds]));
+    return { since, at, received, rates, restarted: false };
+  }
+  function ratesPerSecond(data, reporting) {
+    const counted = reporting ? counters(data) : [];
+    counting = new Map(counted.map(counter => [counter.name, bridgeCounted(counter)]));
+    const each = [...counting.values()];
+    const restarted = [...counting].filter(([, bridge]) => bridge.restarted).map(([name]) => name);
+    if (!each.length || each.some(bridge => bridge.rates === null)) return { rates: {}, restarted };
+    const rates = {};
+    each.forEach(bridge => Object.entries(bridge.rates).forEach(([kind, rate]) => {
+      rates[kind] = (rates[kind] || 0) + rate;
+    }));
+    const shown = Object.fromEntries(Object.entries(rates).map(([kind, rate]) => [kind, rate.toFixed(1)]));
+    return { rates: shown, restarted };
   }
 
-  function countedSince(bridge, reporting, age, restarted) {
-    const since = bridge.stats && bridge.stats.countersSince;
-    const start = since ? `Totals since the bridge started at ${clock(since)}` : "Totals since the bridge started";
+  // Since when the totals count: the bridge's start, or each bridge's when several are counted, and which restarted.
+  function countedSince(data, reporting, age, restarted) {
+    const bridge = data.bridge, counted = counters(data), since = counted.length ? counted[0].countersSince : null;
+    const start = counted.length > 1
+      ? `Totals of ${counted.length} bridges since they started: ${counted.map(counter =>
+        `${counter.name} at ${counter.countersSince ? clock(counter.countersSince) : "—"}`).join(", ")}`
+      : since ? `Totals since the bridge started at ${clock(since)}` : "Totals since the bridge started";
+    const which = counted.length > 1
+      ? `${restarted.join(" and ")} restarted, ${restarted.length > 1 ? "their" : "its"} totals began again`
+      : "it restarted, its totals began again";
     const text = !reporting && bridge.heartbeatAt ? `${start}, from its last heartbeat, ${ago(age)}: not current`
-      : restarted ? `${start}: it restarted, its totals began again` : start;
+      : restarted.length ? `${start}: ${which}` : start;
     document.querySelectorAll(".ops-counted").forEach(p => {
       p.textContent = text;
       p.classList.toggle("stale", !reporting);
@@ -92,7 +118,7 @@
     document.getElementById("ops-figures").classList.remove("stale");
     renderBridge(bridge, reporting, age);
     const { rates, restarted } = ratesPerSecond(data, reporting);
-    countedSince(bridge, reporting, age, restarted);
+    countedSince(data, reporting, age, restarted);
     fillTable("ops-received", Object.entries(data.received).map(([k, v]) => [k, v, rates[k] ?? "—"]), !reporting);
     fillTable("ops-rejected", Object.entries(data.rejected).map(([k, v]) => [k, v]), !reporting);
     fillList("ops-clients", [["Connected", data.clients.connected], ["Pump subscriptions", data.clients.deviceSubscriptions],

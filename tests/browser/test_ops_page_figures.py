@@ -42,6 +42,8 @@ def served(frames: list[dict], stage: dict):
         data["bridge"]["heartbeatAt"] = frame["at"]
         data["bridge"]["stats"]["countersSince"] = frame["since"]
         data["received"] = frame["received"]
+        data["bridges"] = [{"name": data["bridge"]["name"], "heartbeatAt": frame["at"], "countersSince": frame["since"],
+                            "received": frame["received"], "rejected": {}}]  # fmt: skip
         route.fulfill(response=response, body=json.dumps(data))
 
     return fulfil
@@ -68,6 +70,55 @@ def test_a_bridge_restart_starts_the_rates_again_and_never_shows_a_negative_one(
             expect(page.locator(".ops-counted").first).to_contain_text("it restarted, its totals began again")
     expect(page.locator(".ops-counted").first).to_have_text(
         re.compile(r"^Totals since the bridge started at \d\d?:\d\d:\d\d")
+    )
+
+
+def test_two_bridges_sharing_the_pumps_show_their_summed_rate_and_only_a_real_restart(open_page):
+    """Two bridges (BRIDGE_SLOTS=2) heartbeat in turn, each receiving 10 progress messages a second: the page shows
+    their summed totals and 20.0 a second, never "restarted" for the other bridge's heartbeat (review 31, finding 4:
+    the summary named whichever heartbeat last, and the page read each change of bridge as a restart, its rate one
+    bridge's, or none). Then bridge-1 really restarts: no rate until its second heartbeat, and it is named."""
+    page = open_page(make_user("ops-slots", is_staff=True, is_superuser=True), "/ops/")
+    first, second = STARTED, STARTED + timedelta(seconds=5)
+    restarted = RESTARTED + timedelta(seconds=30)
+
+    def counter(name: str, at: int, since: datetime, progress: int) -> dict:
+        at_iso = (RESTARTED + timedelta(seconds=at)).isoformat()
+        return {"name": name, "heartbeatAt": at_iso, "countersSince": since.isoformat(),
+                "received": {"progress": progress}, "rejected": {}}  # fmt: skip
+
+    frames = [  # each poll: both bridges' latest heartbeats, one of them newer than at the poll before
+        [counter("pumpstream-bridge-0", 0, first, 1000), counter("pumpstream-bridge-1", 1, second, 5000)],
+        [counter("pumpstream-bridge-0", 2, first, 1020), counter("pumpstream-bridge-1", 1, second, 5000)],
+        [counter("pumpstream-bridge-0", 2, first, 1020), counter("pumpstream-bridge-1", 3, second, 5020)],
+        [counter("pumpstream-bridge-0", 4, first, 1040), counter("pumpstream-bridge-1", 5, second, 5040)],
+        [counter("pumpstream-bridge-0", 6, first, 1060), counter("pumpstream-bridge-1", 31, restarted, 3)],
+        [counter("pumpstream-bridge-0", 6, first, 1060), counter("pumpstream-bridge-1", 33, restarted, 23)],
+    ]
+    stage = {"i": 0}
+
+    def fulfil(route):
+        response = route.fetch()
+        data, bridges = response.json(), frames[stage["i"]]
+        data["bridges"] = bridges
+        data["received"] = {"progress": sum(bridge["received"]["progress"] for bridge in bridges)}
+        route.fulfill(response=response, body=json.dumps(data))
+
+    page.route("**/ops/status.json", fulfil)
+    cells, counted = page.locator("#ops-received tbody tr td"), page.locator(".ops-counted").first
+    expected = [("6000", "—"), ("6020", "—"), ("6040", "20.0"), ("6080", "20.0"), ("1063", "—"), ("1083", "20.0")]
+    for i, (total, rate) in enumerate(expected):
+        stage["i"] = i
+        expect(cells.nth(1)).to_have_text(total, timeout=10_000)
+        expect(cells.nth(2)).to_have_text(rate, timeout=10_000)
+        if i == 4:
+            expect(counted).to_contain_text(": pumpstream-bridge-1 restarted, its totals began again")
+        else:
+            expect(counted).not_to_contain_text("restarted")
+    expect(counted).to_have_text(
+        re.compile(
+            r"^Totals of 2 bridges since they started: pumpstream-bridge-0 at \d\d?:\d\d:\d\d, pumpstream-bridge-1 at"
+        )
     )
 
 
