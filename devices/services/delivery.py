@@ -20,9 +20,13 @@ the session on the pump (never a retained copy, never a report naming another in
 
 Either raises a high `delivery_divergence` for the session (once while active: not counted per report), turns its
 read-back to `mismatch` and keeps what raised it on the session (`delivery_divergence`, shown beside the read-back).
-More than the whole order delivered while the active one tells something else (a count that went back: "the pump may
-give the order again"; a window off its rate) is the fact it warned of: it alerts again with that text, once, even
-acknowledged (review 29, finding 1).
+Once acknowledged, the active one alerts again (once, with the text of what it saw) at news: more than the whole order
+delivered while it told something else (a count that went back: "the pump may give the order again"; a window off its
+rate: review 29, finding 1), the count going back again, or the volume delivered in all a further `REALERT_SHARE` of
+the whole order beyond the figure it last told (review 31, finding 1: a pump that gave the order a third time alerted
+nothing). Still sounding, news is what it says from now on and breaks the ward's silence, its escalation not
+restarted. Between alerts its text and details restate the volume delivered in all, to `RESTATE_SHARE` of the order
+(`divergence_news.py`).
 It is not cleared by the session's end: what was delivered stays delivered, so only a person's resolve clears it
 (and the next report still off the order raises it again: when in doubt, alarm).
 """
@@ -31,12 +35,22 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from devices.models import Device, InfusionSession
+from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.changes import session_changed
 from devices.services.delivered_in_all import COUNT_WENT_BACK, delivered_count_step, interruption_counted_below
+from devices.services.divergence_news import (
+    ALERTED_ML,
+    BEYOND_PLANNED,
+    FASTER_THAN_RATE,
+    divergence_alerted,
+    divergence_news,
+    divergence_restated,
+    divergence_told_ml,
+)
 from devices.services.readback import DIVERGENCE_KEY, VOLUME_TOLERANCE_ML
-from devices.states import AlarmPriority, AlarmSource, ReadBack
+from devices.services.silences import ward_silence_break
+from devices.states import AlarmPriority, AlarmSource, AlarmState, ReadBack
 from protocol.schemas import DevicePayload
 
 WINDOW_S = 60.0  # a window is judged once it spans this much running: a bolus, a late report or a rounding is small
@@ -48,8 +62,6 @@ SLACK_ML = 0.1
 # late at its start); beyond it the clocks disagree and the server's is the one judged by.
 CLOCK_AGREEMENT = 0.1
 BURST_S = 0.25  # reports about 1 s apart arriving closer than this were queued: their receive time says nothing
-BEYOND_PLANNED = "beyond_planned"
-FASTER_THAN_RATE = "faster_than_rate"
 RUNNING_REPORTS = (None, "running")
 
 
@@ -78,12 +90,10 @@ def delivery_check(
             window = _window_step(session, report, delivered, received_at, previous_at)
             seen = seen or window
             if seen is not None and session.pk not in divergent and _still_off(session, seen):
-                _divergence_raise(device=device, session=session, seen=seen, now=received_at)
+                _divergence_raise(device=device, session=session, seen=divergence_alerted(seen), now=received_at)
                 divergent.add(session.pk)
-            elif seen is not None and seen["kind"] == BEYOND_PLANNED and _beyond_is_news(session):
-                _divergence_raise(device=device, session=session, seen=seen, now=received_at, realert=True)
-            elif went_back is not None:  # the monitor adds what was delivered before this run to its count
-                session_changed(device=device, session=_whole(session))
+            elif seen is not None and seen["kind"] != FASTER_THAN_RATE:  # the active one: news, or its figure moved
+                _divergence_followed(device=device, session=session, seen=seen, now=received_at)
         previous_at = received_at
 
 
@@ -192,27 +202,49 @@ def _still_off(session: InfusionSession, seen: dict) -> bool:
     return seen["grewMl"] > _allowed(confirmed, seen["overMin"], seen["bolusLeftMl"])
 
 
-def _beyond_is_news(session: InfusionSession) -> bool:
-    """More than the whole order delivered, while the session's active divergence tells something else (a count that
-    went back: "the pump may give the order again"; a window off its rate): the overdose it warned of is now a fact,
-    news even after that alarm was acknowledged (review 29, finding 1). Read only then: the session's row, once."""
+def _divergence_followed(*, device: Device, session: InfusionSession, seen: dict, now: datetime) -> None:
+    """The active divergence against what this report saw (more than the whole order, or a count gone back). News
+    (`divergence_news`) alerts it again once acknowledged; while it still sounds, news is what its text says from now
+    on, heard through the ward's silence, its escalation not restarted (as `alarm_flood`'s: an acknowledgement on its
+    way is not refused). Else its figure is restated when it fell behind (`divergence_restated`). Reads the session's
+    row and the alarm's, only then: a count gone back, or a report beyond the order."""
     kept = InfusionSession.objects.values_list("delivery_divergence", flat=True).get(pk=session.pk)
-    return not isinstance(kept, dict) or kept.get("kind") != BEYOND_PLANNED
+    kept, whole_order = (kept if isinstance(kept, dict) else {}), _whole_order_ml(session)
+    news = divergence_news(kept, seen, whole_order)
+    if not news and not divergence_restated(kept, seen, whole_order):
+        return
+    sounding = Alarm.objects.filter(session_id=session.pk, type=DIVERGENCE_KEY, state=AlarmState.ACTIVE,
+                                    acknowledged_at__isnull=True).exists()  # fmt: skip
+    # what a sounding alarm says is told; an acknowledged one restated keeps the figure it last told
+    told = divergence_alerted(seen) if news or sounding else {**seen, ALERTED_ML: divergence_told_ml(kept)}
+    alarm = _divergence_told(device=device, session=session, seen=told, now=now, realert=news and not sounding)
+    if news and sounding:
+        ward_silence_break(device=device, alarm=alarm, now=now)
 
 
-def _divergence_raise(
-    *, device: Device, session: InfusionSession, seen: dict, now: datetime, realert: bool = False
-) -> None:
-    """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown; `realert`:
-    the active one alerts again (unacknowledged) with this text."""
+def _divergence_raise(*, device: Device, session: InfusionSession, seen: dict, now: datetime) -> None:
+    """High `delivery_divergence` for the session, its read-back a mismatch, what raised it kept and shown."""
+    session.read_back = ReadBack.MISMATCH
+    _divergence_told(device=device, session=session, seen=seen, now=now, mismatch=True)
+
+
+def _divergence_told(
+    *, device: Device, session: InfusionSession, seen: dict, now: datetime, realert: bool = False,
+    mismatch: bool = False,
+) -> Alarm:  # fmt: skip
+    """The session's `delivery_divergence` says `seen` (kept and shown); `realert`: the active one alerts again
+    (unacknowledged) with it; `mismatch`: the read-back turns to mismatch (at its raise; a follow-up leaves the
+    read-back as it is: a restart's `unverified` stays so). Returns the alarm."""
     whole = _whole(session)
-    whole.read_back = session.read_back = ReadBack.MISMATCH
     whole.delivery_divergence = seen
-    whole.save(update_fields=["read_back", "delivery_divergence"])
-    alarm_raise(device=device, session=whole, type=DIVERGENCE_KEY, priority=AlarmPriority.HIGH,
-                source=AlarmSource.SERVER, now=now, details=seen, message=divergence_message(seen),
-                realert=realert)  # fmt: skip
+    if mismatch:
+        whole.read_back = ReadBack.MISMATCH
+    whole.save(update_fields=["read_back", "delivery_divergence"] if mismatch else ["delivery_divergence"])
+    alarm = alarm_raise(device=device, session=whole, type=DIVERGENCE_KEY, priority=AlarmPriority.HIGH,
+                        source=AlarmSource.SERVER, now=now, details=seen, message=divergence_message(seen),
+                        realert=realert)  # fmt: skip
     session_changed(device=device, session=whole)
+    return alarm
 
 
 def _whole(session: InfusionSession) -> InfusionSession:
@@ -226,10 +258,11 @@ def _whole(session: InfusionSession) -> InfusionSession:
 def divergence_message(seen: dict) -> str:
     """The alarm's text: what was delivered against what the order allows, and what to do."""
     if seen["kind"] == COUNT_WENT_BACK:
+        beyond = ", more than the whole order" if seen["deliveredBeforeMl"] > seen["limitMl"] else ""
         return (f"The pump's delivered count went back to {seen['deliveredVolumeMl']:g} mL where "
-                f"{seen['deliveredBeforeMl']:g} mL had been delivered: what was delivered stays delivered, and the "
-                f"pump may give the order again (the whole order is {seen['limitMl']:g} mL). Check the pump and the "
-                "patient")  # fmt: skip
+                f"{seen['deliveredBeforeMl']:g} mL had been delivered{beyond}: what was delivered stays delivered, "
+                f"and the pump may give the order again (the whole order is {seen['limitMl']:g} mL). Check the pump "
+                "and the patient")  # fmt: skip
     if seen["kind"] == BEYOND_PLANNED:
         still = " and is still infusing" if seen.get("status") != "completed" else ""
         before = seen.get("deliveredBeforeMl")
