@@ -10,9 +10,10 @@ alerts the alarm's text and details restate the figure, without alerting (`devic
 import pytest
 from django.utils import timezone
 
-from devices.models import Alarm, InfusionSession
+from devices.models import Alarm, InfusionSession, WardSilence
+from devices.services.silences import ward_silence
 from tests.devices.test_delivered_count_goes_back import _acknowledged, _divergence, _run
-from tests.factories import make_device
+from tests.factories import make_device, make_user
 from tests.support.ingest import confirmed_order
 
 pytestmark = pytest.mark.django_db
@@ -132,3 +133,27 @@ def test_the_alarm_restates_the_volume_delivered_in_all_and_alerts_again_a_tenth
     alarm = _divergence(session)
     _told_again(alarm, restated, _in_all(session), "a tenth of the order beyond the acknowledged 30.17 mL")
     _states_in_all(alarm, session)
+
+
+def test_a_count_gone_back_while_the_alarm_still_sounds_is_its_text_and_breaks_the_silence_not_its_escalation(
+    django_capture_on_commit_callbacks,
+):
+    """The overshoot's alarm still sounding (unacknowledged, escalated once) in a silenced ward: the count goes back.
+    Its text says so and the silence is broken, but it is not alerted again: its escalation goes on from where it is,
+    and the nurse's acknowledgement on its way (of the alert she heard) is not refused."""
+    capture, device_id = django_capture_on_commit_callbacks, "SOUNDING_NEWS"
+    device = make_device(device_id, has_presence=True)
+    session = confirmed_order(device_id, bolus_enabled=False, bolus_volume_ml=0.0)
+    at, seq = _run(capture, device_id, session, at=timezone.now(), from_ml=0.0, to_ml=30.2, boot="A", seq=1)
+    sounding = _divergence(session)
+    Alarm.objects.filter(pk=sounding.pk).update(escalation_level=1, escalated_at=at)  # the charge nurse was called
+    silence = ward_silence(ward=device.ward, user=make_user("charge"), seconds=120, now=at)
+    _run(capture, device_id, session, at=at, from_ml=0.0, to_ml=0.0, boot="A", seq=seq)
+    alarm = _divergence(session)
+    assert "went back to 0 mL" in alarm.message and "more than the whole order" in alarm.message, alarm.message
+    assert (alarm.alerts, alarm.escalation_level) == (sounding.alerts, 1), (
+        f"still sounding: not alerted again, its escalation not restarted (alerts {sounding.alerts} -> "
+        f"{alarm.alerts}, escalation level {alarm.escalation_level})"
+    )
+    assert WardSilence.objects.get(pk=silence.pk).end_reason == "broken", "the news must be heard through the silence"
+    assert _acknowledged(alarm).acknowledged_at is not None, "the acknowledgement of the alert heard is not refused"
