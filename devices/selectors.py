@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from devices.alarm_order import alarms_most_urgent_first
 from devices.models import (
     Alarm,
     BridgeStatus,
@@ -21,7 +22,6 @@ from devices.models import (
 from devices.models.accounts import hash_token
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
-    ALARM_PRIORITY_RANK,
     AlarmState,
     CommandKind,
 )
@@ -141,21 +141,20 @@ def escalation_recipients(group: str, ward_code: str) -> set[int]:
 
 
 def alarms_active(device: Device) -> list[Alarm]:
-    """The pump's active alarms, highest priority first, then newest."""
+    """The pump's active alarms, the most urgent first (`devices/alarm_order.py`)."""
     alarms = Alarm.objects.filter(device=device, state=AlarmState.ACTIVE).select_related(
         "acknowledged_by", "resolved_by", "session"
     )
-    return sorted(alarms, key=lambda alarm: (-ALARM_PRIORITY_RANK[alarm.priority], -alarm.raised_at.timestamp()))
+    return alarms_most_urgent_first(alarms)
 
 
 def alarms_active_by_device(devices: list[Device]) -> dict[int, list[Alarm]]:
-    """Each pump's active alarms, highest priority first, then newest (one query): the station lists them all."""
+    """Each pump's active alarms, the most urgent first (one query): the card shows the first, the station lists
+    them all (`devices/alarm_order.py`)."""
     active: dict[int, list[Alarm]] = {}
-    for alarm in Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE).order_by("-raised_at", "-pk"):
+    for alarm in Alarm.objects.filter(device__in=devices, state=AlarmState.ACTIVE):
         active.setdefault(alarm.device_id, []).append(alarm)
-    for alarms in active.values():
-        alarms.sort(key=lambda alarm: -ALARM_PRIORITY_RANK[alarm.priority])  # stable: newest first within a rank
-    return active
+    return {device_pk: alarms_most_urgent_first(alarms) for device_pk, alarms in active.items()}
 
 
 def alarm_visible_to(user, alarm_id: int) -> Alarm | None:

@@ -40,7 +40,7 @@ def _silence_end(silence: WardSilence | None) -> ward_wire.SilenceEnd | None:
 
 
 def top_alarm_body(alarm: Alarm | None) -> ward_wire.TopAlarm | None:
-    """A pump's highest active alarm as overviews show it."""
+    """A pump's active alarm as overviews show it (its most urgent one is `topAlarm`)."""
     if alarm is None:
         return None
     return ward_wire.TopAlarm(id=alarm.pk, type=alarm.type_shown, key=alarm.type, priority=alarm.priority,
@@ -59,8 +59,9 @@ def ml_h(rate_ml_min: float | None) -> float | None:
 def ward_pump_body(device: Device, session: InfusionSession | None, alarms: list[Alarm]) -> ward_wire.WardPump:
     """One pump of `ward:summary` (the overview page renders the same rows before the feed starts).
 
-    `alarms`: the pump's active alarms, highest and newest first; `topAlarm` is the first, and `alarms` lists
-    them all, so a station shows a medium alarm (a failed page) beside the pump's high one.
+    `alarms`: the pump's active alarms, the most urgent first (`devices/alarm_order.py`: highest priority, then
+    unacknowledged, then higher escalation tier, then newest); `topAlarm` is the first, the one the card shows, and
+    `alarms` lists them all, so a station shows a medium alarm (a failed page) beside the pump's high one.
     A pump infusing without an order shows what it reports (`unordered`: true, its own rate and volumes), never
     "idle", also while an order waits for it (`sessionStatus` pending, `drug`: the waiting order, shown beside it),
     as the monitor shows it: the infusion the pump runs is the more important truth.

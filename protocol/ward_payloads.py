@@ -56,7 +56,7 @@ class WardPump(Payload):
     deliveredVolumeMl: Number | None
     volumeRemainingMl: Number | None
     topAlarm: TopAlarm | None  # the first of `alarms`
-    alarms: list[TopAlarm]  # every active alarm, highest and newest first
+    alarms: list[TopAlarm]  # every active alarm, the most urgent first (priority, unacknowledged, tier, newest)
     bed: str | None = None  # where the pump is: the station names its alarms by it
     orderedRateMlH: Number | None = None  # the rate of the order (`drug`'s), shown as ordered
     # What the order delivered before the pump's count went back (a reboot or reset counting from 0 again): delivered
