@@ -6,6 +6,7 @@
 // live events (the alarm alerted again, higher, between the server's acknowledgement and the reply's arrival) would
 // put the older state back over them. Until the live event comes the button says "Acknowledging…" (disabled).
 
+import { byUrgency } from "./alarm_order.js";
 import { PRIORITY_LABEL, clock, humanType, lastingFor } from "./format.js";
 import { postJson } from "./http.js";
 import { placeRows, setText } from "./keyed_rows.js";
@@ -23,9 +24,7 @@ export class AlarmList {
 
   render() {
     const { alarms } = this.monitor;
-    const shown = [...alarms.values()].sort(
-      (a, b) => rank(b.priority) - rank(a.priority) || String(b.raisedAt).localeCompare(String(a.raisedAt)),
-    );
+    const shown = [...alarms.values()].sort(byUrgency);
     this.forgetSeenActs();
     for (const id of this.rows.keys()) if (!alarms.has(id)) this.rows.delete(id);
     const rows = shown.map((alarm) => this.row(alarm));
@@ -179,10 +178,6 @@ export class AlarmList {
     this.monitor.alarmNotice.show(body.message ?? "Could not resolve the alarm", { alarmId });
     this.render();
   }
-}
-
-function rank(priority) {
-  return { high: 3, medium: 2, low: 1 }[priority] ?? 0;
 }
 
 function noAlarms() {

@@ -9,6 +9,7 @@ import {
 } from "./format.js";
 import { LiveConnection, watchBridge } from "./live.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
+import { byUrgency } from "./alarm_order.js";
 import { Station, stationSignedIn, stationSignedOut } from "./station.js";
 
 const page = readPageData();
@@ -106,7 +107,8 @@ function volumesText(pump, facts) {
   return parts.join(" · ") || "\u00a0";
 }
 
-/** The pump's highest alarm, and how many more it has (listed at the station, e.g. a failed page). */
+/** The pump's most urgent alarm (alarm_order.js), and how many more it has (listed at the station, e.g. a failed
+ * page). */
 function renderAlarm(element, alarm, more = 0) {
   element.dataset.alarm = alarm ? alarm.priority : "none";
   element.dataset.alarmAcknowledged = alarm?.acknowledged ? "true" : "false";
@@ -191,13 +193,6 @@ function applySummary(summary) {
   document.body.dataset.summaries = String(Number(document.body.dataset.summaries ?? 0) + 1);
 }
 
-const RANK = { high: 3, medium: 2, low: 1 };
-
-/** A pump's active alarms, highest priority then newest first (the order `ward:summary` sends them in). */
-function byRankThenNewest(a, b) {
-  return (RANK[b.priority] ?? 0) - (RANK[a.priority] ?? 0) || String(b.raisedAt ?? "").localeCompare(String(a.raisedAt ?? ""));
-}
-
 /** `ward:alarm`: a pump's alarm changed; the station shows it at once, the next summary confirms it. */
 function applyWardAlarm({ deviceId, seq, alarm }) {
   const pump = pumps.get(deviceId);
@@ -210,7 +205,7 @@ function applyWardAlarm({ deviceId, seq, alarm }) {
       alerts: alarm.alerts, escalation: alarm.escalation ?? null,
     });
   }
-  pump.alarms = others.sort(byRankThenNewest);
+  pump.alarms = others.sort(byUrgency); // the order `ward:summary` sends them in: the card shows the first
   pump.topAlarm = pump.alarms[0] ?? null;
   if (typeof seq === "number" && seq > (pump.seq ?? -1)) pump.seq = seq;
   render(pump);

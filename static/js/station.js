@@ -1,14 +1,14 @@
-// The nurse station's own alerting, on the ward overview: the ward's active alarms listed highest and
-// newest first, the top one in the tab title and a full-width banner, sounded with the high and medium
+// The nurse station's own alerting, on the ward overview: the ward's active alarms listed the most urgent
+// first (alarm_order.js), the top one in the tab title and a full-width banner, sounded with the high and medium
 // patterns of alarm_audio.js; and the station's technical alarm when it cannot do its job (signed out,
 // connection lost for more than 10 s, monitoring degraded), shown full-width and sounded too.
 
 import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
+import { byUrgency } from "./alarm_order.js";
 import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
 import { placeRows, setText } from "./keyed_rows.js";
 
-const RANK = { high: 3, medium: 2, low: 1 };
 const CONNECTION_GRACE_MS = 10_000;
 const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an alarm escalated unanswered
 const TECHNICAL = {
@@ -122,8 +122,7 @@ export class Station {
   update(pumps) {
     this.alarms = [...pumps]
       .flatMap((pump) => (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).map((alarm) => ({ ...alarm, pump })))
-      .sort((a, b) => (RANK[b.priority] ?? 0) - (RANK[a.priority] ?? 0) ||
-        String(b.raisedAt ?? "").localeCompare(String(a.raisedAt ?? "")));
+      .sort(byUrgency); // the banner and title name the first unanswered: an escalated one before a newer one
     this.render();
   }
 

@@ -6,7 +6,11 @@ unacknowledged, then the higher escalation tier, then the newest; `static/js/ala
 `tests/browser/test_station_alarm_order.py` shows it on the pages.
 """
 
+import json
+import shutil
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -22,6 +26,7 @@ from tests.factories import make_device, make_user, make_ward
 
 NOW = timezone.now()
 HIGH, MEDIUM, LOW = AlarmPriority.HIGH, AlarmPriority.MEDIUM, AlarmPriority.LOW
+ALARM_ORDER_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "alarm_order.js"
 
 
 def alarm(name: str, priority: str, *, age_s: float, acknowledged: bool = False, tier: int = 0, pk: int = 0) -> Alarm:
@@ -98,3 +103,37 @@ def test_the_selectors_every_page_and_feed_reads_give_that_order():
     expected = ["occlusion", "air_in_line", "low_battery"]
     assert [shown.type for shown in alarms_active_by_device([pump])[pump.pk]] == expected
     assert [shown.type for shown in alarms_active(pump)] == expected
+
+
+def wire(shown: Alarm) -> dict:
+    """The fields of `topAlarm` (and of the monitor's alarms) the pages' order reads."""
+    escalation = {"level": shown.escalation_level} if shown.escalation_level else None
+    return {"id": shown.pk, "priority": shown.priority, "acknowledged": shown.acknowledged_at is not None,
+            "escalation": escalation, "raisedAt": shown.raised_at.isoformat(), "message": shown.message}  # fmt: skip
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_pages_order_alarms_as_the_server_does():
+    """alarm_order.js's `byUrgency` (the card, banner, title and lists re-sorted on each live change) gives the
+    server's order, whatever order the alarms come in."""
+    alarms = [
+        alarm("high answered new", HIGH, age_s=2, acknowledged=True, pk=1),
+        alarm("high answered old, tier 2 left", HIGH, age_s=400, acknowledged=True, tier=2, pk=2),
+        alarm("high new", HIGH, age_s=1, pk=3),
+        alarm("high tier 1", HIGH, age_s=90, tier=1, pk=4),
+        alarm("high tier 2", HIGH, age_s=180, tier=2, pk=5),
+        alarm("high new, same moment", HIGH, age_s=1, pk=6),
+        alarm("medium tier 1", MEDIUM, age_s=400, tier=1, pk=7),
+        alarm("medium answered", MEDIUM, age_s=3, acknowledged=True, pk=8),
+        alarm("medium new", MEDIUM, age_s=0.5, pk=9),
+        alarm("low", LOW, age_s=0.1, pk=10),
+    ]
+    given = [[wire(each) for each in alarms], [wire(each) for each in reversed(alarms)]]
+    script = f"""const {{ byUrgency }} = await import({json.dumps(ALARM_ORDER_JS.as_uri())});
+console.log(JSON.stringify({json.dumps(given)}.map((list) => list.sort(byUrgency).map((each) => each.message))));"""
+    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    server = [each.message for each in alarms_most_urgent_first(alarms)]
+    assert server[:4] == ["high tier 2", "high tier 1", "high new, same moment", "high new"]
+    for pages in json.loads(run.stdout.strip().splitlines()[-1]):
+        assert pages == server, f"the pages order {pages}, the server {server}"
