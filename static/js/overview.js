@@ -130,12 +130,14 @@ const SUMMARY_PARTS = [
   ["unknown", "never heard"], ["idle", "idle"],
 ];
 
-/** "3 infusing · 1 high alarm · 1 stale": the ward at a glance, recounted with every render. */
+/** "3 infusing · 1 high alarm · 1 medium alarm · 1 stale": the ward at a glance, recounted with every render. The
+ * pumps by condition, and every active alarm by priority, acknowledged or not: counting each pump's first alarm only
+ * left out a medium alarm the station sounded beside a pump's acknowledged high one (review 32, finding 6). */
 function renderSummary() {
   const counts = {};
   for (const pump of pumps.values()) {
     counts[pump.condition] = (counts[pump.condition] ?? 0) + 1;
-    if (pump.topAlarm) counts[pump.topAlarm.priority] = (counts[pump.topAlarm.priority] ?? 0) + 1;
+    for (const alarm of activeAlarms(pump)) counts[alarm.priority] = (counts[alarm.priority] ?? 0) + 1;
   }
   const parts = SUMMARY_PARTS.filter(([key]) => counts[key]).map(([key, word]) => {
     const plural = word.endsWith("alarm") && counts[key] > 1 ? "s" : "";
@@ -154,6 +156,11 @@ function renderSummary() {
     }),
   );
   if (!parts.length) summary.textContent = text;
+}
+
+/** A pump's active alarms (a summary without `alarms` has only its `topAlarm`). */
+function activeAlarms(pump) {
+  return pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : []);
 }
 
 function renderAll() {
@@ -197,7 +204,7 @@ function applySummary(summary) {
 function applyWardAlarm({ deviceId, seq, alarm }) {
   const pump = pumps.get(deviceId);
   if (!pump || !alarm) return;
-  const others = (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).filter((held) => held.id !== alarm.id);
+  const others = activeAlarms(pump).filter((held) => held.id !== alarm.id);
   if (alarm.state === "active") {
     others.push({
       id: alarm.id, type: alarm.type, key: alarm.key, priority: alarm.priority, message: alarm.message,

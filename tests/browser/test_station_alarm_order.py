@@ -1,11 +1,12 @@
-"""Which alarm the station puts first (review 32, findings 3 and 5).
+"""Which alarm the station puts first, and what its summary counts (review 32, findings 3, 5 and 6).
 
 A pump's card shows one alarm and the banner and tab title one: they were the highest, then the newest, whether
 anyone had answered it or not. A card whose newer high alarm was acknowledged read "(acknowledged)", outlined and
 still, while its older high alarm sounded unanswered (3); any new high alarm took the banner and title from one
-unanswered for minutes and escalated to the ward manager (5). The order is now one rule (`devices/alarm_order.py`,
-`static/js/alarm_order.js`, docs/clinical-rules.md "Which alarm comes first"), and each test checks the page as the
-live feed keeps it and as the server renders it again.
+unanswered for minutes and escalated to the ward manager (5); and the summary counted each pump's top alarm only, so
+a medium alarm the station sounded beside an acknowledged high one was counted nowhere (6). The order is now one rule
+(`devices/alarm_order.py`, `static/js/alarm_order.js`, docs/clinical-rules.md "Which alarm comes first"), and each
+test checks the page as the live feed keeps it and as the server renders it again.
 """
 
 from datetime import datetime, timedelta
@@ -99,5 +100,27 @@ def test_an_escalated_alarm_keeps_the_banner_and_title_when_a_new_one_comes(open
         expect(page).to_have_title("HIGH: Bed 3 · Ward overview · PumpStream")
         expect(page.locator("#station-alarm-list li").nth(1)).to_contain_text("Bed 12 · Air in line")
         screenshot(page, artifacts_dir, f"station-escalated-keeps-the-banner-{shown}")
+        page.reload()
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+
+
+def test_the_summary_counts_every_active_alarm_by_priority(open_page, stack, artifacts_dir):
+    """Finding 6: Bed 7's high occlusion acknowledged, then a medium alarm on the same pump, unanswered."""
+    ward = make_ward("ord6")
+    make_device("BRW_ORD_SUM", ward=ward, bed="7", has_presence=True)
+    nurse = make_user("ord6-nurse", ward=ward)
+    page = open_station(open_page, nurse)
+    occlusion = raise_alarm("BRW_ORD_SUM", "occlusion", HIGH, "Downstream occlusion")
+    alarm_acknowledge(alarm_id=occlusion.pk, user=nurse, alerts=occlusion.alerts)
+    raise_alarm("BRW_ORD_SUM", "low_battery", AlarmPriority.MEDIUM, "Battery low: 10 min left")
+    expect(page.locator("#station-alarm-list li")).to_have_count(2, timeout=5_000)
+    expect(page.locator("#station-alarm-banner")).to_contain_text("Medium alarm · Bed 7 · Battery low")
+    expect(page.locator("#station")).to_have_attribute("data-audio", "medium")
+    summary = page.locator("#ward-summary")
+    for shown in ("live", "rendered"):
+        expect(summary.locator('[data-kind="medium"]'), f"{shown}: the summary must count the medium alarm the "
+                                                        "station sounds").to_have_text("1 medium alarm")  # fmt: skip
+        expect(summary.locator('[data-kind="high"]')).to_have_text("1 high alarm")
+        screenshot(page, artifacts_dir, f"station-summary-counts-every-alarm-{shown}")
         page.reload()
         expect(page.locator("#connection-banner")).to_have_text("Live")
