@@ -170,8 +170,9 @@ class InfusionSessionAdmin(ReadMostlyAdmin):
     @admin.action(description="End the record (the pump is not running it; nothing is sent to the pump)",
                   permissions=["command"])  # fmt: skip
     def end_record(self, request: HttpRequest, queryset) -> None:
-        """A ghost infusion ends `interrupted`, audited with the administrator's name; one the pump reports running,
-        or still pending, is refused (`infusion_record_end`) and said so, and "Ended" counts only what was ended."""
+        """A ghost infusion ends `interrupted`, audited with the administrator's name; one the pump reports running or
+        paused, or still pending, is refused (`infusion_record_end`) and said so, and "Ended" counts only what was
+        ended."""
         ended = 0
         for infusion_id in queryset.values_list("infusion_id", flat=True):
             try:

@@ -195,6 +195,13 @@ def pump_state_reported_after(*, device: Device, at: datetime) -> bool:
     return reports.exists()
 
 
+def pump_statuses_since(*, device: Device, since: datetime) -> list[dict]:
+    """The statuses the pump reported from `since` on (their payloads as stored, each with its `receivedAt`), newest
+    first."""
+    events = DeviceEvent.objects.filter(device=device, kind="mqtt.status", received_at__gte=since)
+    return [{**event.payload, "receivedAt": event.received_at} for event in events.order_by("-received_at", "-id")]
+
+
 def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
     """The pump's most recent audit events, newest first."""
     return list(DeviceEvent.objects.filter(device=device).select_related("user", "session")[:limit])

@@ -4,7 +4,7 @@ Each request holds the pump's lock, checks the session's state, and queues at mo
 intent: a repeated request (double click, retry) answers the command already under way.
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
+from devices.selectors import pump_statuses_since
 from devices.services.changes import device_lock, event_record
 from devices.services.clearing_stops import (
     TIME_OUT_STOP_REASON,
@@ -22,6 +23,7 @@ from devices.services.clearing_stops import (
 )
 from devices.services.commands import command_queue, command_repeat_find
 from devices.services.evidence import RUNNING_REPORTS
+from devices.services.pumps import INFORMATIONAL_STATUSES
 from devices.services.readback import readback_unverified_raise
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
 from devices.states import (
@@ -78,6 +80,9 @@ def _end_pending(infusion_id: str, to: SessionStatus, reason: str, user: Any) ->
             )  # fmt: skip
     return session
 
+
+# What a report says of an infusion the pump holds (a progress without a status: running).
+HELD_REPORTS = (*RUNNING_REPORTS, "paused")
 
 USER_COMMAND_NEEDS = {
     CommandKind.PAUSE_INFUSION: (SessionStatus.RUNNING,),
@@ -174,8 +179,8 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     end was lost). The session ends `interrupted` with who and why; the pump is free for a new order. A pending
     order is refused (`session_pending`): it may still be on the pump's confirm screen, so it is cancelled instead
     (`infusion_cancel`, which clears that screen); so is an order the pump reports running now (`session_running`,
-    `_running_now`): it is no ghost, and stopped with Stop. Should the pump run an order whose record was ended after
-    all, it runs with a high `confirmed_late` (`infusion_running_late`).
+    `_held_now`) or paused (`session_paused`): it is no ghost, and stopped with Stop. Should the pump run an order whose
+    record was ended after all, it runs with a high `confirmed_late` (`infusion_running_late`).
     """
     reason = (reason or "").strip()
     if not reason:
@@ -191,11 +196,7 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
         if session.status == SessionStatus.PENDING:
             raise PumpStreamError(f"Infusion {infusion_id} waits for the pump's confirmation: cancel the start instead "
                                   f"({TOLD_TO_CLEAR})", code="session_pending")  # fmt: skip
-        running = _running_now(device, session, now or timezone.now())
-        if running:
-            raise PumpStreamError(f"Infusion {infusion_id} is no ghost: {running}. Its record is ended only when the "
-                                  "pump is not running it; to end the infusion, stop it (Stop on the pump's page, or "
-                                  "at the pump)", code="session_running")  # fmt: skip
+        _refuse_if_held(device, session, now or timezone.now())
         who = user.get_username() if getattr(user, "is_authenticated", False) else "an administrator"
         event_record(device=device, session=session, kind="user.infusion_record_end", user=user,
                      payload={"infusionId": infusion_id, "reason": reason, "was": session.status})  # fmt: skip
@@ -204,24 +205,45 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     return session
 
 
-def _running_now(device: Device, session: InfusionSession, now: datetime) -> str:
-    """What shows the pump running this infusion now, said for the person ending its record; "" if nothing does.
+def _refuse_if_held(device: Device, session: InfusionSession, now: datetime) -> None:
+    """Refuse (`session_running`, `session_paused`) to end the record of an infusion the pump holds (`_held_now`)."""
+    held = _held_now(device, session, now)
+    if held is None:
+        return
+    said, at = held
+    ago = max((now - at).total_seconds(), 0)
+    raise PumpStreamError(f"Infusion {session.infusion_id} is no ghost: the pump reported it {said} {ago:.0f} s ago "
+                          f"({timezone.localtime(at):%H:%M:%S}). Its record is ended only when the pump is not running "
+                          "it; to end the infusion, stop it (Stop on the pump's page, or at the pump)",
+                          code=f"session_{said}")  # fmt: skip
 
-    Its latest progress, about this infusion (`progress_on`), says running and was received within
-    HEARTBEAT_TIMEOUT_S, from a pump not reported offline: ending the record would only be contradicted by its next
-    report (review 30, finding 6: "End the record (the pump is not running it …)" was accepted for a pump sending
-    progress every second, and `confirmed_late` followed at once). A pump silent that long, or offline, may be the
-    ghost the action is for."""
-    progress = session.progress_on(device) if session.status == SessionStatus.RUNNING else None
-    at = device.latest_progress_at
-    if progress is None or at is None or device.presence == Presence.OFFLINE:
-        return ""
-    if progress.get("status") not in RUNNING_REPORTS:
-        return ""
-    ago = (now - at).total_seconds()
-    if ago > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"]:
-        return ""
-    return f"the pump reported it running {max(ago, 0):.0f} s ago ({timezone.localtime(at):%H:%M:%S})"
+
+def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[str, datetime] | None:
+    """What the pump last said of this infusion it holds, `running` or `paused`, and when; None if it said neither
+    within HEARTBEAT_TIMEOUT_S, or it is reported offline since.
+
+    Said by its latest progress of this infusion (`progress_on`), or by its latest status about an infusion (not
+    presence, `testing` or `degraded`) naming this one or none: a legacy pump sends nothing else while paused. Ending
+    the record would only be contradicted by its next report (review 30, finding 6: accepted for a pump sending
+    progress every second, `confirmed_late` at once; review 31, finding 2: the same for a pump paused at the bedside,
+    at its resume). A pump silent that long, or offline, may be the ghost the action is for."""
+    if session.status not in SESSION_ON_PUMP_STATUSES or device.presence == Presence.OFFLINE:
+        return None
+    since = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    progress, at = session.progress_on(device), device.latest_progress_at
+    if progress is not None and at is not None and at >= since and progress.get("status") in HELD_REPORTS:
+        return progress.get("status") or "running", at
+    said = next((status for status in pump_statuses_since(device=device, since=since)
+                 if status.get("status") not in INFORMATIONAL_STATUSES), None)  # fmt: skip
+    if said is None or said["status"] not in HELD_REPORTS or _named(said) not in (None, session.infusion_id):
+        return None
+    return ("paused" if said["status"] == "paused" else "running"), said["receivedAt"]
+
+
+def _named(status: dict) -> str | None:
+    """The infusion a stored status names (`status.report_infusion_id` of its payload)."""
+    current = status.get("currentInfusion")
+    return status.get("infusionId") or (current.get("infusionId") if isinstance(current, dict) else None) or None
 
 
 def infusion_unverified_raise(*, session_pk: int, now: datetime) -> bool:
