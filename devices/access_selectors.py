@@ -1,12 +1,13 @@
 """Selectors of who may watch what, as the realtime server re-reads it: pumps and wards visible to a principal,
 its credentials (sessions, users, service accounts) and ward membership."""
 
+from collections.abc import Collection
 from datetime import datetime
 
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from devices.models import Device, ServiceAccount, Ward
 from devices.selectors import devices_visible_to, wards_visible_to
@@ -90,11 +91,17 @@ def ward_has_member(*, ward: Ward, user) -> bool:
     return ward.members.filter(pk=user.pk).exists()
 
 
-def ward_is_watched(ward: Ward) -> bool:
+def ward_is_watched(ward: Ward, *, without: Collection[int] = ()) -> bool:
     """Whether someone of the ward watches its pumps: an active member who is not staff (its nurses, its station's wall
     screen, its escalation tiers' recipients all belong to it). Staff see every ward's pumps on their own overview
-    only, no ward's station or page; a service account feeds an integration, not the ward's screens or pagers."""
-    return ward.members.filter(is_active=True, is_staff=False).exists()
+    only, no ward's station or page; a service account feeds an integration, not the ward's screens or pagers.
+    `without`: the pks of members about to leave it (removed, deactivated, made staff, deleted)."""
+    return watchers_among(ward.members.exclude(pk__in=without)).exists()
+
+
+def watchers_among(users: QuerySet) -> QuerySet:
+    """Those of `users` who watch the wards they belong to (`ward_is_watched`): active and not staff."""
+    return users.filter(is_active=True, is_staff=False)
 
 
 def user_in_group(user, group: str) -> bool:

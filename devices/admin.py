@@ -5,7 +5,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
 from devices import admin_axes  # noqa: F401  (axes' sign-in records, without its unguarded action)
-from devices.admin_forms import AlarmResolveForm, DeviceAdminForm
+from devices.admin_forms import AlarmResolveForm, DeviceAdminForm, WardAdminForm
 from devices.exceptions import PumpStreamError
 from devices.forms import alert_number_text
 from devices.models import (
@@ -59,6 +59,7 @@ class ReadMostlyAdmin(ReadOnlyAdmin):
 
 @admin.register(Ward)
 class WardAdmin(admin.ModelAdmin):
+    form = WardAdminForm
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
     filter_horizontal = ["members"]

@@ -1,11 +1,13 @@
 """The admin's own forms: a pump's edit (its rate limit in mL/h, never leaving a pump in use without a ward or in a
-ward no one watches) and the reason asked by the alarms' resolve action."""
+ward no one watches), a ward's edit (never leaving a ward with a pump in use watched by no one) and the reason asked by
+the alarms' resolve action."""
 
 from django import forms
 from django.contrib.admin.helpers import ActionForm
 
-from devices.models import Device
+from devices.models import Device, Ward
 from devices.services.registration import pump_move_refusal
+from devices.services.watchers import ward_members_refusal
 from devices.states import AlarmResolveReason
 from protocol.limits import MAX_VOLUME_ML, MIN_RATE_ML_H, MINUTES_PER_HOUR
 
@@ -55,6 +57,22 @@ class DeviceAdminForm(forms.ModelForm):
     def save(self, commit: bool = True) -> Device:
         self.instance.max_rate_ml_min = self.cleaned_data["max_rate_ml_h"] / MINUTES_PER_HOUR
         return super().save(commit=commit)
+
+
+class WardAdminForm(forms.ModelForm):
+    """A ward's members: its last watcher is not removed while one of its pumps is in use (`ward_members_refusal`)."""
+
+    class Meta:
+        model = Ward
+        fields = "__all__"
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if self.instance.pk and "members" in self.changed_data and cleaned.get("members") is not None:
+            refusal = ward_members_refusal(ward=self.instance, members=cleaned["members"])
+            if refusal:
+                self.add_error("members", refusal)
+        return cleaned
 
 
 class AlarmResolveForm(ActionForm):
