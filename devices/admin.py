@@ -4,7 +4,10 @@ from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html
 
-from devices import admin_axes  # noqa: F401  (axes' sign-in records, without its unguarded action)
+from devices import (
+    admin_axes,  # noqa: F401  (axes' sign-in records, without its unguarded action)
+    admin_users,  # noqa: F401  (users: a ward's last watcher is not deactivated, made staff or deleted)
+)
 from devices.admin_forms import AlarmResolveForm, DeviceAdminForm, WardAdminForm
 from devices.exceptions import PumpStreamError
 from devices.forms import alert_number_text

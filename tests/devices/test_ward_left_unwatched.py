@@ -9,6 +9,7 @@ and saying what to do: add another member first. With another watcher, or no pum
 
 import pytest
 from django import forms
+from django.contrib.auth import get_user_model
 
 from devices.access_selectors import ward_is_watched
 from devices.models import Device, Ward
@@ -88,3 +89,52 @@ def test_the_last_member_of_a_ward_with_no_pump_in_use_may_be_removed(admin_clie
     url = f"/admin/devices/ward/{ward.pk}/change/"
     response = admin_client.post(url, {**as_shown(admin_client, url), "members": []})
     assert response.status_code == 302 and not ward.members.exists(), "no pump in use: nothing to watch"
+
+
+@pytest.mark.parametrize(("change", "field", "how"), [
+    ({"is_active": None}, "is_active", "deactivating ward-b-nurse"),
+    ({"is_staff": "on"}, "is_staff", "making ward-b-nurse staff"),
+])  # fmt: skip
+def test_the_last_watcher_of_a_ward_holding_a_pump_in_use_is_not_deactivated_or_made_staff(
+    admin_client, change, field, how
+):
+    _device, ward_b, nurse = _watched_pump_in("ward-b", "ward-b-nurse")
+    url = f"/admin/auth/user/{nurse.pk}/change/"
+    response = admin_client.post(url, as_shown(admin_client, url, **change))
+    stored = get_user_model().objects.get(pk=nurse.pk)
+    assert ward_is_watched(ward_b), (
+        f"{how} on the user's page (HTTP {response.status_code}, active {stored.is_active}, staff "
+        f"{stored.is_staff}) left ward-b, holding an infusing pump with a HIGH alarm, watched by no one"
+    )
+    _refusal_shown(response, ward_b)
+    assert how in response.content.decode()
+
+
+def test_a_watcher_is_deactivated_when_another_watches_her_wards(admin_client):
+    _device, ward_b, nurse = _watched_pump_in("ward-b", "ward-b-nurse")
+    make_user("ward-b-station", ward=ward_b, can_command=False)
+    url = f"/admin/auth/user/{nurse.pk}/change/"
+    response = admin_client.post(url, as_shown(admin_client, url, is_active=None))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert not get_user_model().objects.get(pk=nurse.pk).is_active, "the station still watches ward-b"
+
+
+def test_the_last_watcher_of_a_ward_holding_a_pump_in_use_is_not_deleted(admin_client):
+    _device, ward_b, nurse = _watched_pump_in("ward-b", "ward-b-nurse")
+    url = f"/admin/auth/user/{nurse.pk}/delete/"
+    response = admin_client.post(url, {"post": "yes"})
+    assert get_user_model().objects.filter(pk=nurse.pk).exists(), (
+        f"the user's delete page deleted ward-b's only watcher (HTTP {response.status_code}) while its pump is in use"
+    )
+    assert REFUSED in response.content.decode() and "deleting ward-b-nurse" in response.content.decode()
+
+
+def test_the_bulk_delete_of_users_spares_the_last_watcher_of_a_ward_holding_a_pump_in_use(admin_client):
+    _device, ward_b, nurse = _watched_pump_in("ward-b", "ward-b-nurse")
+    idle = make_user("idle-nurse")
+    action = {"action": "delete_selected", "_selected_action": [nurse.pk, idle.pk], "post": "yes"}
+    response = admin_client.post("/admin/auth/user/", action)
+    assert get_user_model().objects.filter(pk=nurse.pk).exists(), (
+        f"'Delete selected users' deleted ward-b's only watcher (HTTP {response.status_code}) while its pump is in use"
+    )
+    assert REFUSED in response.content.decode(), response.content.decode()[:3000]
