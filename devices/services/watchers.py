@@ -22,9 +22,9 @@ from devices.services.registration import pumps_in_use_blockers
 def ward_members_refusal(*, ward: Ward, members: QuerySet) -> str:
     """Why `ward` may not keep only `members` (the ward page's new list); "" if it may."""
     _wards_lock([ward])
-    if watchers_among(members).exists():
-        return ""
     leaving = ward.members.exclude(pk__in=members.values("pk"))
+    if watchers_among(members).exists() or not leaving.exists():
+        return ""  # still watched, or no one removed: the change leaves it no worse
     return _unwatched_refusal(ward, f"removing {_names(leaving)} from it")
 
 
@@ -63,4 +63,4 @@ def _unwatched_refusal(ward: Ward, how: str) -> str:
 
 def _names(users: QuerySet) -> str:
     """The usernames of `users`, for the administrator."""
-    return ", ".join(sorted(user.get_username() for user in users)) or "its members"
+    return ", ".join(sorted(user.get_username() for user in users))
