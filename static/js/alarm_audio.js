@@ -1,11 +1,19 @@
-// Alarm sound for high and medium alarms. Silence lasts two minutes at most, and a new high alarm, or a new alert
-// of one (never a repeat), ends it at once (a permanent mute is unsafe). Browsers may refuse to play before the user has interacted
-// with the page: then the page says so and offers a button, and any click or key press retries.
+// Alarm sound for high and medium alarms. Silence lasts two minutes at most, and a new high alarm, a new alert
+// of one (never a repeat), or an alarm's new escalation tier ends it at once (a permanent mute is unsafe). Browsers
+// may refuse to play before the user has interacted with the page: then the page says so and offers a button, and any
+// click or key press retries.
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
 
 import { alertOf } from "./announce.js";
 
 export const SILENCE_MS = 120_000;
+
+/** What of a sounding alarm a silence may not hold back, as `id:alert:tier`: a high alarm's alert, and an escalated
+ * alarm's tier whatever its priority (a new tier is news, as a new alert is); null for a medium or low one's alert. */
+function newsOf(alarm) {
+  const tier = alarm.escalation?.level ?? 0;
+  return alarm.priority === "high" || tier > 0 ? `${alarm.id}:${alertOf(alarm)}:${tier}` : null;
+}
 
 export class AlarmAudio {
   /** `onSilence`: what the silence button does instead of silencing this screen (the station: the whole ward). */
@@ -17,12 +25,14 @@ export class AlarmAudio {
     this.blocked = false;
     this.silencedUntil = 0;
     this.silenceTimer = null;
-    this.knownHigh = new Set();
-    // the high alarms' alerts (`id:alert`, announce.js `alertOf`) sounding when the sound was silenced, or since: while
-    // the silence lasts none of them is new, even after an update without it (a stream the monitor stopped and resumed
-    // sends it again), nor is a repeat of one (the pump sending it again: `count` + 1, the same alert); a new alert of
-    // one (a reminder, the flood alarm's news, a raise at a higher priority: `alerts` + 1) is, and ends the silence
-    this.silencedHigh = new Set();
+    this.knownNews = new Set();
+    // what must sound through a silence (`newsOf`): the high alarms' alerts and every alarm's escalation tiers sounding
+    // when the sound was silenced, or since. While the silence lasts none of them is new, even after an update without
+    // it (a stream the monitor stopped and resumed sends it again), nor is a repeat of one (the pump sending it again:
+    // `count` + 1, the same alert); a new alert of one (a reminder, the flood alarm's news, a raise at a higher
+    // priority: `alerts` + 1) is, and so is a new tier of an unanswered alarm of any priority (review 32: the server
+    // breaks the ward's silence on an escalation, never a screen's own), and ends the silence
+    this.silencedNews = new Set();
     enableButton?.addEventListener("click", () => this.retry());
     silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
     const retryOnGesture = () => this.blocked && this.retry();
@@ -33,15 +43,15 @@ export class AlarmAudio {
     window.pumpstreamAudio = this;
   }
 
-  /** Recompute what should sound from the active alarms (`{id, priority, state, acknowledged, alerts}`). */
+  /** Recompute what should sound from the active alarms (`{id, priority, state, acknowledged, alerts, escalation}`). */
   update(alarms) {
     const sounding = alarms.filter((a) => a.state === "active" && !a.acknowledged);
-    const highKeys = sounding.filter((a) => a.priority === "high").map((a) => `${a.id}:${alertOf(a)}`);
-    const newHigh = highKeys.some((key) => !this.knownHigh.has(key) && !this.silencedHigh.has(key));
-    this.knownHigh = new Set(highKeys);
-    if (newHigh && this.isSilenced()) this.endSilence();
-    if (this.isSilenced()) for (const key of highKeys) this.silencedHigh.add(key);
-    if (highKeys.length) this.wanted = "high";
+    const newsKeys = sounding.map(newsOf).filter(Boolean);
+    const news = newsKeys.some((key) => !this.knownNews.has(key) && !this.silencedNews.has(key));
+    this.knownNews = new Set(newsKeys);
+    if (news && this.isSilenced()) this.endSilence();
+    if (this.isSilenced()) for (const key of newsKeys) this.silencedNews.add(key);
+    if (sounding.some((a) => a.priority === "high")) this.wanted = "high";
     else this.wanted = sounding.some((a) => a.priority === "medium") ? "medium" : "off";
     this.apply();
   }
@@ -52,7 +62,7 @@ export class AlarmAudio {
 
   silence(ms = this.silenceMs) {
     this.silencedUntil = Date.now() + ms;
-    this.silencedHigh = new Set([...this.silencedHigh, ...this.knownHigh]);
+    this.silencedNews = new Set([...this.silencedNews, ...this.knownNews]);
     clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => this.endSilence(), ms);
     this.apply();
@@ -60,7 +70,7 @@ export class AlarmAudio {
 
   endSilence() {
     this.silencedUntil = 0;
-    this.silencedHigh = new Set();
+    this.silencedNews = new Set();
     clearTimeout(this.silenceTimer);
     this.apply();
   }
