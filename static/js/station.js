@@ -171,13 +171,16 @@ export class Station {
   }
 
   /** Patient alarms by priority; a technical fault sounds the medium pattern (a new high alarm still wins).
-   * An escalated alarm nobody acknowledged plays the high pattern faster (same pitch): the stronger pattern. */
+   * An escalated alarm nobody acknowledged, of any priority, plays the high pattern faster (same pitch): the stronger
+   * pattern (review 32: an escalated medium alarm went on playing the plain medium pattern). */
   sound() {
     const stronger = this.alarms.some((alarm) => escalated(alarm));
     this.root.dataset.escalated = stronger ? "true" : "false";
     const high = byId("station-audio-high");
     if (high) high.playbackRate = stronger ? ESCALATED_RATE : 1;
-    const sounding = this.alarms.map((alarm) => ({ ...alarm, state: "active" }));
+    const sounding = this.alarms.map((alarm) => ({
+      ...alarm, state: "active", priority: escalated(alarm) ? "high" : alarm.priority,
+    }));
     if (this.problems.size) sounding.push({ id: "station", priority: "medium", state: "active", acknowledged: false });
     this.audio.update(sounding);
   }
