@@ -1,9 +1,11 @@
 """The `silence:ward` request (contract v1.1): check who asks, then the silence service does the rest."""
 
 import re
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
@@ -14,6 +16,9 @@ from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 
 WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
+# A silence asked longer ago than this, on the server's clock, is refused: a request held in a network that stalled
+# (TCP delivers it once the network recovers) asked for what the station showed then, not now (review 32).
+ASKED_AT_MOST_S = 5.0
 
 
 def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -> dict:
@@ -34,6 +39,7 @@ def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -
         raise RequestRefused("Invalid ward")
     if not user.is_staff and not ward_has_member(ward=ward, user=user):
         raise RequestRefused("Not permitted to silence this ward")
+    _refuse_if_asked_long_ago(data.get("askedAt"), limits, now=timezone.now())
     seconds, reason = data.get("seconds"), data.get("reason", "")
     if not isinstance(reason, str):
         limits.strike("Expected {reason: ...} as text")
@@ -45,3 +51,21 @@ def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -
     except PumpStreamError as refused:
         raise RequestRefused(refused.message) from refused
     return payload_to_wire(silence_body(ward.code, silence, now=timezone.now()))
+
+
+def _refuse_if_asked_long_ago(asked_at: Any, limits: ConnectionLimits, *, now: datetime) -> None:
+    """Refuse a silence whose `askedAt` (when the person pressed, on the server's clock as the page knows it) is more
+    than ASKED_AT_MOST_S ago: the station's button said "Silence the ward" then, and a screen that stopped being live
+    since silences only itself; a request it sent into a stalled network must not silence every screen of the ward
+    later, under that person's name. No `askedAt` (an integration's own client): not judged."""
+    if asked_at is None:
+        return
+    try:
+        moment = parse_datetime(asked_at) if isinstance(asked_at, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        limits.strike("Expected {askedAt: ...} as an ISO 8601 time with its offset")
+    age_s = (now - moment).total_seconds()
+    if age_s > ASKED_AT_MOST_S:
+        raise RequestRefused(f"Silence asked {age_s:.0f} s ago, held up by the network: nothing silenced. Ask again")

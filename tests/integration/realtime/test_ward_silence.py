@@ -5,10 +5,12 @@ python-socketio clients as the stations.
 """
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from devices.models import Device, WardSilence
 from devices.services.accounts import service_account_create
@@ -139,6 +141,24 @@ def test_a_nurse_of_another_ward_cannot_silence_it(daphne_server, ward, clients)
         assert [(d["ward"], d["active"], d["ended"]) for d in told] == [(code, False, None)], (
             f"the ward's station saw a silence nobody may make: {told}"
         )
+
+
+def test_a_silence_asked_long_ago_is_refused(daphne_server, ward, clients):
+    """Review 32, finding 2: a station's request held in a network that stalled is delivered once it recovers (TCP),
+    long after the press; by then the screen said it would silence only itself. `askedAt` (when the person pressed,
+    on the server's clock as the page knows it) more than a few seconds ago is refused, and nothing is recorded."""
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    b = station(daphne_server.url, "s1-nurse-b", clients)
+    long_ago = (timezone.now() - timedelta(seconds=12)).isoformat()
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "reason": "Attending the alarm", "askedAt": long_ago})
+    refused = a.events.wait_for(lambda e, d: e == events.ERROR)
+    assert refused["request"] == events.SILENCE_WARD and "nothing silenced" in refused["message"], refused
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "askedAt": "yesterday"})
+    refused = a.events.wait_for(lambda e, d: e == events.ERROR and "askedAt" in d["message"])
+    assert not WardSilence.objects.exists(), "a silence asked 12 s ago was applied to every screen of the ward"
+
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "askedAt": timezone.now().isoformat()})  # asked just now: applied
+    assert silence_event(b, lambda d: d["active"])["by"] == "s1-nurse-a"
 
 
 def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients):
