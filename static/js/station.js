@@ -6,7 +6,7 @@
 import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { byUrgency } from "./alarm_order.js";
-import { PRIORITY_LABEL, humanType, lastingFor } from "./format.js";
+import { PRIORITY_LABEL, humanType, lastingFor, serverNowMs } from "./format.js";
 import { placeRows, setText } from "./keyed_rows.js";
 
 const CONNECTION_GRACE_MS = 10_000;
@@ -54,11 +54,15 @@ export class Station {
     window.pumpstreamStation = this; // for the browser tests
   }
 
-  /** Ask the server to silence (or, with 0, to sound again) every ward of this page; offline: this screen only. */
+  /** Ask the server to silence (or, with 0, to sound again) every ward of this page; not live: this screen only.
+   * Decided by the label's own test (`labelSilence`): on a stalled network the socket stays connected for up to 28 s,
+   * and a request sent into it would arrive later as the ward's silence where the button said "this screen" (review
+   * 32). `askedAt`, on the server's clock as the page knows it, lets the server refuse one that was held up. */
   silenceWards(seconds) {
     const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
-    const asked = this.canSilence ? this.wards : [];
-    const sent = asked.map((ward) => this.live.request(EVENTS.silenceWard, { ward, ...request }));
+    const askedAt = new Date(serverNowMs()).toISOString();
+    const asked = this.asksTheWard(this.live.isLive) ? this.wards : [];
+    const sent = asked.map((ward) => this.live.request(EVENTS.silenceWard, { ward, ...request, askedAt }));
     if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence(this.silenceMs);
   }
 
@@ -104,10 +108,15 @@ export class Station {
   }
 
   /** The silence button says what it will do: the ward's shared silence only when it can ask the server. */
-  labelSilence(connected) {
+  labelSilence(live) {
     const button = byId("station-audio-silence");
     if (!button?.dataset.wardLabel) return;
-    button.textContent = this.canSilence && connected ? button.dataset.wardLabel : button.dataset.screenLabel;
+    button.textContent = this.asksTheWard(live) ? button.dataset.wardLabel : button.dataset.screenLabel;
+  }
+
+  /** Whether the silence button asks for the ward's silence (else it silences this screen): the label and the act. */
+  asksTheWard(live) {
+    return this.canSilence && live;
   }
 
   /** `key` is one of TECHNICAL's: the station's own fault, on or off. */

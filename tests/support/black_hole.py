@@ -70,3 +70,18 @@ class BlackHoleProxy:
                 writer.write(data)
                 await writer.drain()
         writer.close()
+
+
+class StallingProxy(BlackHoleProxy):
+    """A network that stalls as TCP has it (review 32): while `stalled`, bytes both ways wait (retransmitted), and
+    once it recovers they go on, in order. A request sent into the stall arrives late, never lost."""
+
+    stalled = False
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            while self.stalled:
+                await asyncio.sleep(0.05)
+            writer.write(data)
+            await writer.drain()
+        writer.close()
