@@ -63,6 +63,7 @@ export class LiveConnection {
     this.stopped = new Map(); // deviceId (or "ward <code>") -> why the server no longer sends its events
     this.refusals = new Map(); // deviceId or "ward <code>" -> refusals in a row (each retry waits twice as long)
     this.stopListeners = new Set();
+    this.refusalListeners = new Set();
     this.resumeListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
@@ -230,6 +231,12 @@ export class LiveConnection {
     return [...this.stopped.keys()].some((key) => key.startsWith("ward "));
   }
 
+  /** `listener({request, message})` when the server refuses a request that names no stream of this page (such as a
+   * `silence:ward` that arrived too late): the page tells whoever asked that it was not done. */
+  onRefusal(listener) {
+    this.refusalListeners.add(listener);
+  }
+
   /** `listener({deviceId | ward, message})` when the server stops sending a pump or a ward feed of this page. */
   onStreamStopped(listener) {
     this.stopListeners.add(listener);
@@ -246,6 +253,7 @@ export class LiveConnection {
     const stream = unsubscribe ? null : this.devices.get(payload?.deviceId);
     if (!stream) {
       console.warn("PumpStream server refused a request:", payload);
+      for (const listener of this.refusalListeners) listener(payload);
       return;
     }
     const message = String(payload.message ?? "refused");

@@ -49,6 +49,7 @@ export class Station {
     end?.addEventListener("click", () => this.silenceWards(0));
     live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
+    live.onRefusal((refusal) => refusal?.request === EVENTS.silenceWard && this.silenceRefused(refusal.message));
     live.onStreamStopped(({ ward }) => ward && this.setProblem("feedStopped", true));
     live.onStreamResumed(({ ward }) => ward && this.setProblem("feedStopped", live.wardStopped)); // asked again
     window.pumpstreamStation = this; // for the browser tests
@@ -66,11 +67,26 @@ export class Station {
     if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence(this.silenceMs);
   }
 
+  /** The server refused this page's ward silence (asked too late, or not permitted): nothing was silenced, so the
+   * nurse who pressed is told, for 15 s or until a silence begins, instead of believing the ward is quiet. */
+  silenceRefused(message) {
+    const note = byId("station-silence-refused");
+    if (!note) return;
+    setText(note, `Not silenced: ${String(message ?? "refused by the server")}`);
+    note.hidden = false;
+    clearTimeout(this.refusalTimer);
+    this.refusalTimer = setTimeout(() => (note.hidden = true), 15_000);
+  }
+
   /** A ward's shared silence began, changed or ended (`ward:silence`), or its state on a (re)subscription: on, or
    * not (then a silence this screen held for the ward, whose end it may have missed while offline, ends here). */
   silenceChanged(body) {
     if (!body?.ward) return;
-    if (body.active) this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
+    if (body.active) {
+      this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
+      const refused = byId("station-silence-refused");
+      if (refused) refused.hidden = true; // asked again, and done
+    }
     else if (!this.silences.delete(body.ward)) return; // none held: this screen's own silence (if any) stays
     this.applySilence();
     this.render();

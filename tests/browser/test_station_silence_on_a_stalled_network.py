@@ -62,3 +62,24 @@ def test_silence_this_screen_silences_this_screen_not_the_ward(chromium, stack):
         proxy.stalled = False
         context.close()
         proxy.stop()
+
+
+def test_a_ward_silence_refused_as_held_up_is_told_to_the_station(chromium, stack):
+    """The other road of a stall: shorter than the 10.5 s the page takes to stop saying "Live", so the ward's silence is
+    sent, held, and refused on arrival (asked over 5 s before). Nothing is silenced anywhere; the nurse who pressed
+    saw nothing happen (the refusal went to the browser's console only) and could believe the ward was quiet."""
+    ward = make_ward("r32r")
+    make_device("R32_REF_1", ward=ward, bed="2", has_presence=True)
+    context, page = signed_in_page(chromium, make_user("r32r-nurse", ward=ward), stack["url"], "/?ward=r32r", WALL)
+    try:
+        expect(page.locator("#connection-banner")).to_have_text("Live")
+        refused = page.locator("#station-silence-refused")
+        expect(refused).to_be_hidden()
+        page.evaluate("""() => window.pumpstreamLive.request("silence:ward", {ward: "r32r",
+            reason: "Attending the alarm", askedAt: new Date(Date.now() - 60_000).toISOString()})""")
+        expect(refused, "the refusal is shown where the nurse looks").to_be_visible(timeout=5_000)
+        expect(refused).to_contain_text("Not silenced")
+        expect(refused).to_contain_text("held up by the network")
+        assert not WardSilence.objects.filter(ward=ward).exists(), "precondition: the server silenced nothing"
+    finally:
+        context.close()
