@@ -9,18 +9,16 @@ Driven with the bridge's own objects as `test_silence_after_a_stall.py` drives t
 turn at a time, never jumping; only the wall clock is stepped.
 """
 
-import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from devices.models import Alarm
-from realtime.bridge import worker
 from realtime.bridge.worker import Bridge
 from tests.factories import make_device, make_ward
 from tests.support.ingest import confirmed_order, ingest, report
+from tests.support.worker_clocks import WorkerClocks
 
 pytestmark = pytest.mark.django_db
 
@@ -28,28 +26,6 @@ GRACE_S = 2.0
 HEARTBEAT_S = 10.0
 TURN_S = 0.5
 HOUR_S = 3600.0
-
-
-class Clocks:
-    """The worker's clocks: `mono_s` is how far time really went on, `wall_step_s` how wrong the wall clock is."""
-
-    def __init__(self) -> None:
-        self.mono_s = 0.0
-        self.wall_step_s = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.mono_s
-
-    def now(self):
-        return timezone.now() + timedelta(seconds=self.mono_s + self.wall_step_s)
-
-
-@pytest.fixture
-def clocks(monkeypatch) -> Clocks:
-    clocks = Clocks()
-    monkeypatch.setattr(worker, "time", SimpleNamespace(monotonic=clocks.monotonic, time=time.time))
-    monkeypatch.setattr(worker, "timezone", SimpleNamespace(now=clocks.now))
-    return clocks
 
 
 @pytest.fixture
@@ -69,7 +45,7 @@ def lost(device_id: str) -> list[str]:
     return list(alarms.values_list("state", flat=True))
 
 
-def turns_until_alarmed(bridge: Bridge, clocks: Clocks, device_id: str, wall_steps: dict[int, float]) -> float:
+def turns_until_alarmed(bridge: Bridge, clocks: WorkerClocks, device_id: str, wall_steps: dict[int, float]) -> float:
     """Turn the bridge every TURN_S of real time (the wall clock stepped to `wall_steps[turn]` at those turns) until
     the pump is alarmed, or well past its heartbeat and the grace after the last step; how long that took."""
     last_step_s = max(wall_steps, default=0) * TURN_S

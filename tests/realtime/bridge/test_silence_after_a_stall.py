@@ -9,15 +9,12 @@ in its inbox until the link's thread reads it. A pump truly silent is still alar
 the stall has passed (`worker.Bridge.note_stall`).
 """
 
-import time
 from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from devices.models import Alarm, DeviceEvent
-from realtime.bridge import worker
 from realtime.bridge.worker import Bridge
 from tests.factories import make_device, make_ward
 from tests.support.ingest import confirmed_order, ingest, report
@@ -26,27 +23,6 @@ pytestmark = pytest.mark.django_db
 
 GRACE_S = 2.0
 TURN_S = 0.5  # the clocks' move between two turns after the stall: far below a stall
-
-
-class Clocks:
-    """The worker's clocks (monotonic and wall); `ahead_s` is how far a stall moved them on."""
-
-    def __init__(self) -> None:
-        self.ahead_s = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() + self.ahead_s
-
-    def now(self):
-        return timezone.now() + timedelta(seconds=self.ahead_s)
-
-
-@pytest.fixture
-def clocks(monkeypatch) -> Clocks:
-    clocks = Clocks()
-    monkeypatch.setattr(worker, "time", SimpleNamespace(monotonic=clocks.monotonic, time=time.time))
-    monkeypatch.setattr(worker, "timezone", SimpleNamespace(now=clocks.now))
-    return clocks
 
 
 def progress(device_id: str, infusion_id: str, at, delivered_ml: float):
@@ -75,7 +51,7 @@ def test_a_pump_that_kept_reporting_through_a_stall_of_the_bridge_is_not_alarmed
     bridge.link.connected_since = timezone.now() - timedelta(hours=1)  # the broker link held long since
     bridge.step()  # a turn before the stall: both pumps just heard
 
-    clocks.ahead_s = stall_s  # stopped: both pumps went on (REPORTING every second), their messages at the broker
+    clocks.mono_s = stall_s  # stopped: both pumps went on (REPORTING every second), their messages at the broker
     bridge.step()  # the first turn on waking: the link's thread has read nothing yet
     assert lost("REPORTING") == [], (
         f"on waking from a {stall_s:.0f} s stall the bridge alarmed communication_lost on a pump whose progress of "
@@ -85,12 +61,12 @@ def test_a_pump_that_kept_reporting_through_a_stall_of_the_bridge_is_not_alarmed
 
     delivered = 6.0
     while not lost("SILENT"):
-        assert clocks.ahead_s < stall_s + GRACE_S + 4 * TURN_S, "the silent pump was never alarmed after the stall"
+        assert clocks.mono_s < stall_s + GRACE_S + 4 * TURN_S, "the silent pump was never alarmed after the stall"
         delivered += 0.1
         bridge.inbox.put(progress("REPORTING", sessions["REPORTING"], clocks.now(), delivered))  # read at last
         bridge.step()
-        clocks.ahead_s += TURN_S
-    alarmed_after_s = clocks.ahead_s - TURN_S - stall_s
+        clocks.mono_s += TURN_S
+    alarmed_after_s = clocks.mono_s - TURN_S - stall_s
     assert GRACE_S <= alarmed_after_s, f"the silent pump was judged {alarmed_after_s:.1f} s after the stall"
     assert lost("SILENT") == ["active"] and lost("REPORTING") == [], "the truly silent pump alone is alarmed"
     logged = DeviceEvent.objects.filter(device__device_id="REPORTING", kind__startswith="alarm.raised",
@@ -107,10 +83,10 @@ def test_after_a_stall_the_bridge_tells_no_one_it_applied_what_it_has_not_read(c
     bridge.link.applied_until = lambda moment, clock: told.append(moment)
     bridge.step()
     assert len(told) == 1, "an idle bridge applied everything it received"
-    clocks.ahead_s = 31.0
+    clocks.mono_s = 31.0
     bridge.step()
     bridge.step()
     assert told[1:] == [], f"told within the grace after the stall: {told[1:]}"
-    clocks.ahead_s += GRACE_S
+    clocks.mono_s += GRACE_S
     bridge.step()
     assert told[-1] >= told[0] + timedelta(seconds=31 + GRACE_S), "told again once the grace is over"
