@@ -42,6 +42,7 @@ from devices.services.delivered_in_all import COUNT_WENT_BACK, delivered_count_s
 from devices.services.divergence_news import (
     ALERTED_ML,
     BEYOND_PLANNED,
+    COUNT_STEP_ML,
     FASTER_THAN_RATE,
     divergence_alerted,
     divergence_news,
@@ -57,7 +58,7 @@ WINDOW_S = 60.0  # a window is judged once it spans this much running: a bolus, 
 RATE_MARGIN = 0.25  # pump accuracy (about 5 %) + the window's timing (2 s at each end of 60 s: 7 %), doubled
 # A count in steps of up to 0.1 mL is off rate x time by at most one step over a window, whatever the rate (the
 # firmwares send 0.01 mL; a pump counting whole mL could exceed it at low rates: a documented limit).
-SLACK_ML = 0.1
+SLACK_ML = COUNT_STEP_ML
 # The pump's own pumping time may narrow a window's time by at most this share of the server's span (a report received
 # late at its start); beyond it the clocks disagree and the server's is the one judged by.
 CLOCK_AGREEMENT = 0.1

@@ -10,11 +10,11 @@ from devices.services.delivered_in_all import COUNT_WENT_BACK
 
 BEYOND_PLANNED = "beyond_planned"
 FASTER_THAN_RATE = "faster_than_rate"
-COUNT_STEP_ML = 0.1  # a pump counts in steps of up to 0.1 mL (`delivery.py`'s `SLACK_ML`): the least margin
+COUNT_STEP_ML = 0.1  # a pump counts in steps of up to 0.1 mL (`delivery.py`'s window slack): the least margin
 # An acknowledged divergence alerts again once the volume delivered in all passes the figure it last told by this
-# share of the whole order: twice the pump's own accuracy (about 5 %), so its counting alone never re-alerts, and the
-# 10 % off the order by which an infusion's dose is commonly counted wrong (docs/clinical-rules.md). A pump left
-# infusing beyond its order after the alarm was acknowledged alerts again at each further tenth of it.
+# share of the whole order: twice the pump's own accuracy (about 5 %), so its counting alone never re-alerts; our
+# choice, awaiting clinical review (docs/clinical-rules.md). A pump left infusing beyond its order after the alarm was
+# acknowledged alerts again at each further tenth of it.
 REALERT_SHARE = 0.1
 # Its text and details restate the volume delivered in all once the figure they say is this share of the whole order
 # behind (at least `COUNT_STEP_ML`): current to 1 %, not a change sent to every screen and the event log at each report.
