@@ -4,9 +4,10 @@ A real pump is a device of its own, so the flood's 3,000 publishes and their PUB
 interpreter of the test that times another pump's alarm. This process connects, says `ready`,
 waits for a line on stdin, says `begun`, publishes COUNT QoS 1 `error` messages (each of a new type) as
 fast as paho sends them, waits for every PUBACK, and prints `done <seconds to publish> <seconds to the
-last PUBACK>`.
+last PUBACK>`. `FLOODER_NICE=19` lowers its priority (a pump's CPU is not the server's: `bench/alarm_flood.py`).
 """
 
+import os
 import sys
 import time
 
@@ -15,6 +16,7 @@ import paho.mqtt.client as mqtt
 
 def main() -> None:
     host, port, device_id, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+    os.nice(int(os.environ.get("FLOODER_NICE", "0")))
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"flooding-{device_id}", protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(count)
     client.max_queued_messages_set(0)
