@@ -89,6 +89,25 @@ def counting_bridges(status: BridgeStatus | None) -> list[BridgeStatus]:
     return list(fresh) or ([status] if status else [])
 
 
+def bridges_heard() -> list[BridgeStatus]:
+    """Every bridge that has written a heartbeat (the newest BRIDGES_READ), reporting now or not: `/metrics` gives
+    each its own series under its name, and marks whether it reports."""
+    return list(BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")[:BRIDGES_READ])
+
+
+def bridge_fresh(status: BridgeStatus, *, now: datetime) -> bool:
+    """Whether this bridge's heartbeat is fresh (as `selectors.bridge_status` judges it alive, and as
+    `counting_bridges` counts it): its figures are current."""
+    stale_after = timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
+    return bool(status.heartbeat_at and now - status.heartbeat_at <= stale_after)
+
+
+def bridge_reporting(status: BridgeStatus, *, now: datetime) -> bool:
+    """Whether this bridge reports now: its heartbeat is fresh and is not its farewell (`stopped`: its figures are
+    its last ones, and it holds nothing)."""
+    return bridge_fresh(status, now=now) and not (status.stats or {}).get("stopped")
+
+
 def _counted_by(status: BridgeStatus) -> dict:
     """One bridge process's message counters, and what tells its counting apart: its name and since when it counts
     (a restarted process counts from 0 again)."""

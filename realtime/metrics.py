@@ -7,6 +7,9 @@ from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 # The counters below are this process's: they start from 0 here, and a restarted bridge counts anew (the operations
 # page tells a drop in a total from a rate by this moment, which the heartbeat carries).
 COUNTERS_SINCE = datetime.now(UTC)
+# Whether the bridge holds the broker is not a gauge here: `/metrics` exposes its heartbeat row's `broker_connected`
+# (`pumpstream/ops_metrics.py`), as `/ops/` and `/readyz` read it; a gauge set by each slot's link read 0 once a
+# bridge sharing the pumps let one slot go, holding others.
 
 MESSAGES_RECEIVED = Counter(
     "pumpstream_bridge_messages_received_total", "MQTT messages the bridge received, by topic kind", ["kind"]
@@ -27,7 +30,6 @@ PROCESSING_SECONDS = Histogram(
 )  # fmt: skip
 BATCH_RETRIES = Counter("pumpstream_bridge_batch_retries_total", "Batches retried after a database error")
 RECONNECTS = Counter("pumpstream_bridge_reconnects_total", "Connections to the broker after the first")
-BROKER_CONNECTED = Gauge("pumpstream_bridge_broker_connected", "1 while the bridge holds the broker")
 COMMANDS_PUBLISHED = Counter("pumpstream_bridge_commands_total", "Commands by outcome", ["outcome"])
 PROGRESS_SHED = Counter(
     "pumpstream_bridge_progress_shed_total", "Routine progress messages shed because their pump flooded"

@@ -236,7 +236,6 @@ class BrokerLink:
             self.lost_at = time.time()
         self.connected.clear()
         self.connected_since = self.connected_clock = None
-        metrics.BROKER_CONNECTED.set(0)
 
     def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
@@ -255,7 +254,6 @@ class BrokerLink:
             self.on_reconnected(max(0.0, self.connected_since.timestamp() - self.lost_at))
         self.lost_at = None
         self.connected.set()
-        metrics.BROKER_CONNECTED.set(1)
         logger.info("connected to the broker", extra={"reason": f"MQTT {'5' if self.protocol == 5 else '3.1.1'}"})
 
     def _fall_back_to_311(self) -> None:

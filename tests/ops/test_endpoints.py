@@ -55,9 +55,9 @@ def test_metrics_re_exposes_the_bridges_counters_from_its_heartbeat(client, sett
     rejected = [
         line
         for line in body.splitlines()
-        if line.startswith('pumpstream_bridge_messages_rejected_total{reason="bad_json"}')
+        if line.startswith('pumpstream_bridge_messages_rejected_total{bridge="bridge",reason="bad_json"}')
     ]
-    assert rejected and float(rejected[0].split()[-1]) >= 3, "the bridge's reject counter must reach /metrics"
+    assert rejected and float(rejected[0].split()[-1]) >= 3, "the bridge's reject counter must reach /metrics, named"
     assert "pumpstream_bridge_heartbeat_age_seconds" in body
     assert body.count("# TYPE pumpstream_bridge_messages_rejected_total counter") == 1, "no duplicate families"
 
