@@ -91,8 +91,9 @@ def counting_bridges(status: BridgeStatus | None) -> list[BridgeStatus]:
 
 def bridges_heard() -> list[BridgeStatus]:
     """Every bridge that has written a heartbeat (the newest BRIDGES_READ), reporting now or not: `/metrics` gives
-    each its own series under its name, and marks whether it reports."""
-    return list(BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")[:BRIDGES_READ])
+    each its own series under its name, and marks whether it reports. By name, so a scrape lists them in one order."""
+    heard = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")[:BRIDGES_READ]
+    return sorted(heard, key=lambda status: status.name)
 
 
 def bridge_fresh(status: BridgeStatus, *, now: datetime) -> bool:
