@@ -7,7 +7,7 @@ errors from a process of its own): CALM's alarm, ten samples without the flood a
 alternate the flooding process's priority (`FLOODER_NICE`, read by `tests/support/flooder.py`): at 0 the
 flooding pump's 3,000 publishes take the server's cores like any server process; at 19 they take what the server
 leaves, nearer to a real pump, whose CPU is its own. Reports, per run, the no-flood p99 (the worst of ten), the
-sample sent as the flood begins ("first"), the worst during the flood (ten samples, each 20 ms after the last
+sample sent as the flood begins ("first"), the worst during the flood (five samples, each 20 ms after the last
 arrived, so that most are sent before FLOOD's last PUBACK: counted as `sent_inside_flood`) and its ratio to the
 no-flood p99; then
 per priority the medians and how many runs were within 2x. The machine's 1-minute load is given before each run.
