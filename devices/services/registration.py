@@ -85,7 +85,13 @@ def _audited(device: Device, name: str) -> Any:
 
 
 def _refuse_move_if_unwatched(device: Device, ward: Ward | None) -> None:
-    """Refuse (`pump_in_use`) a move of a pump in use that no one would watch (`pump_move_refusal`)."""
+    """Refuse (`pump_in_use`) a move of a pump in use that no one would watch (`pump_move_refusal`), its destination's
+    row locked first, as a removal of its members locks it (`watchers.py`): a removal of its last watcher under way
+    is waited for and then seen, and one that comes later waits for this move and then sees the pump there.
+    Unlocked, both read the other's change as not yet made and both went through (PostgreSQL), the pump left in a
+    ward no one watches."""
+    if ward is not None:
+        ward_lock(ward_pk=ward.pk)
     refusal = pump_move_refusal(device=device, ward=ward)
     if refusal:
         raise PumpStreamError(refusal, code="pump_in_use", field="ward")
@@ -113,6 +119,12 @@ def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
         "escalation recipient is a member of it): no one would see it or be paged for its alarms. Move it to a "
         f"ward that watches it, or make the staff who will watch it members of ward {ward.code} first."
     )
+
+
+def ward_lock(*, ward_pk: int) -> None:
+    """Lock the ward's row to the end of the caller's transaction (PostgreSQL; SQLite's IMMEDIATE transactions are
+    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time."""
+    Ward.objects.select_for_update().filter(pk=ward_pk).first()
 
 
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
@@ -147,7 +159,7 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
     with transaction.atomic():
         # Its row locked first: a pump moved into it meanwhile (its foreign key checked against this row) waits for
         # the deletion and is then refused, instead of being nulled with the ward behind its screens (PostgreSQL).
-        Ward.objects.select_for_update().filter(pk=ward.pk).first()
+        ward_lock(ward_pk=ward.pk)
         blockers = ward_delete_blockers(ward=ward)
         if blockers:
             raise PumpStreamError(f"Ward {ward.code} is in use: {'; '.join(blockers)}", code="ward_in_use")
