@@ -36,6 +36,7 @@ from devices.services.registration import (
     ward_delete_blockers,
 )
 from devices.services.requests import infusion_record_end
+from devices.services.watchers import ward_members_set
 from devices.states import AlarmState
 from devices.views.pages import RESOLVE_PERMISSION
 from protocol.limits import MINUTES_PER_HOUR
@@ -70,6 +71,12 @@ class WardAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Ward | None = None) -> list[str]:
         """A ward's code is fixed once made: every pump's status, feed and change names its ward by it."""
         return ["code"] if obj is not None else []
+
+    def save_related(self, request: HttpRequest, form: WardAdminForm, formsets: list, change: bool) -> None:
+        """Its members through `ward_members_set` (a relief added before the nurse she replaces is removed), then
+        Django's (the members already as chosen)."""
+        ward_members_set(ward=form.instance, members=form.cleaned_data["members"])
+        super().save_related(request, form, formsets, change)
 
     def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
         """Django's, with each pump that keeps a ward from being deleted shown as protected: the page then refuses."""

@@ -1,9 +1,11 @@
 """Django's user admin, refusing what would leave a ward holding a pump in use watched by no one.
 
 A user who watches her wards (active, not staff: `ward_is_watched`) is not deactivated, made staff or deleted while
-she is the last to watch one of them with a pump in use (`watchers.member_leaving_refusals`): the change form says so
-under the box, the delete page (and the bulk delete) lists it as what keeps her from being deleted. Registered again
-here (`devices` comes after `django.contrib.auth` in INSTALLED_APPS).
+she is the last to watch one of them with a pump in use (`watchers.members_leaving_refusals`): the change form says so
+under the box, the delete page (and the bulk delete, its users counted out together) lists it as what keeps her from
+being deleted. Registered again here (`devices` comes after `django.contrib.auth` in INSTALLED_APPS). The same rule
+guards the models below (`watchers_guard_connect`), for what comes by no page; here it is said first, in the page's
+words.
 """
 
 from django.contrib import admin
@@ -12,7 +14,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.http import HttpRequest
 
-from devices.services.watchers import member_leaving_refusals
+from devices.services.watchers import members_leaving_refusals
 
 
 class WatchingUserChangeForm(UserChangeForm):
@@ -20,12 +22,11 @@ class WatchingUserChangeForm(UserChangeForm):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        name = self.instance.get_username()
-        leaving = {"is_active": (cleaned.get("is_active") is False, f"deactivating {name}"),
-                   "is_staff": (cleaned.get("is_staff") is True, f"making {name} staff")}  # fmt: skip
+        leaving = {"is_active": (cleaned.get("is_active") is False, "deactivating {names}"),
+                   "is_staff": (cleaned.get("is_staff") is True, "making {names} staff")}  # fmt: skip
         for field, (stops, how) in leaving.items():
-            if field in self.changed_data and stops:
-                for refusal in member_leaving_refusals(user=self.instance, how=how):
+            if self.instance.pk and field in self.changed_data and stops:
+                for refusal in members_leaving_refusals(users=[self.instance.pk], how=how):
                     self.add_error(field, refusal)
         return cleaned
 
@@ -36,11 +37,11 @@ class WatchingUserAdmin(UserAdmin):
     form = WatchingUserChangeForm
 
     def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
-        """Django's, with each ward a deletion would leave watched by no one shown as protected: the page refuses."""
+        """Django's, with each ward the deletion would leave watched by no one shown as protected: the page refuses. The
+        users selected together are counted out together: a ward's two nurses, each the other's only fellow, are
+        not deleted at once."""
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        unwatched = []
-        for user in objs:
-            unwatched += member_leaving_refusals(user=user, how=f"deleting {user.get_username()}")
+        unwatched = members_leaving_refusals(users=[user.pk for user in objs], how="deleting {names}")
         return deleted, counts, perms_needed, [*protected, *unwatched]
 
 

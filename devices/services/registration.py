@@ -141,11 +141,12 @@ def pumps_in_use_blockers(*, devices: list[Device]) -> list[str]:
     sessions, alarms = sessions_current_by_device(devices), alarms_active_by_device(devices)
     blockers = []
     for device in devices:
+        pump = f"pump {device.device_id}" + (f" (bed {device.bed})" if device.bed else "")
         if device.pk in sessions:
             session = sessions[device.pk]
-            blockers.append(f"pump {device.device_id}: infusion {session.infusion_id} is {session.status}")
+            blockers.append(f"{pump}: infusion {session.infusion_id} is {session.status}")
         if alarms.get(device.pk):
-            blockers.append(f"pump {device.device_id}: {len(alarms[device.pk])} active alarm(s)")
+            blockers.append(f"{pump}: {len(alarms[device.pk])} active alarm(s)")
     return blockers
 
 

@@ -5,47 +5,75 @@ The same predicate as a pump's move (`ward_is_watched`, `registration.pump_move_
 member but staff has no nurse, no wall screen and no escalation recipient, so its pumps drop off every station and
 overview and no one is paged for their alarms (review 31, finding 3: a pump refused a move into an empty ward got
 there in two steps, moved into a ward with one nurse, then the nurse removed from it). Checked with the wards' rows
-locked, inside the admin's save: two administrators each removing one of a ward's two nurses do not both pass.
+locked, inside the admin's save: two administrators each removing one of a ward's two nurses do not both pass (a
+pump's move locks its destination's row the same way, `registration.ward_lock`).
+
+Below the admin, the same rule guards the models (`watchers_guard_connect`, from `DevicesConfig.ready`): a ward's
+members removed or cleared from either side (`ward.members.remove/clear/set`, `user.wards.remove/clear/set`), a user
+deleted (one or a queryset at once) or saved inactive or staff, from `manage.py shell` or any code, raise
+`PumpStreamError` (`ward_unwatched`) naming the ward, its pumps in use and their beds, and are logged. The admin's
+pages refuse first, with their own words, so the guard finds nothing left to refuse there. What no Django signal
+announces stays unguarded: a queryset `update()` of users, a delete on the membership table itself
+(`Ward.members.through.objects...delete()`) and raw SQL.
 """
 
+import logging
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.signals import m2m_changed, pre_delete, pre_save
 
 from devices.access_selectors import ward_is_watched, watchers_among
+from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
 from devices.services.registration import pumps_in_use_blockers
+
+logger = logging.getLogger(__name__)
 
 
 def ward_members_refusal(*, ward: Ward, members: QuerySet) -> str:
     """Why `ward` may not keep only `members` (the ward page's new list); "" if it may."""
-    _wards_lock([ward])
+    _wards_lock([ward.pk])
     leaving = ward.members.exclude(pk__in=members.values("pk"))
     if watchers_among(members).exists() or not leaving.exists():
         return ""  # still watched, or no one removed: the change leaves it no worse
     return _unwatched_refusal(ward, f"removing {_names(leaving)} from it")
 
 
-def member_leaving_refusals(*, user: Any, how: str) -> list[str]:
-    """Why `user` may not stop watching her wards, `how` said for the administrator ("deactivating nurse-a"): one
-    refusal per ward that would be left watched by no one while a pump of it is in use."""
-    if not user.pk or not watchers_among(get_user_model().objects.filter(pk=user.pk)).exists():
-        return []  # she watches no ward now (inactive, or staff): her wards do not depend on her
+def ward_members_set(*, ward: Ward, members: QuerySet) -> None:
+    """Make `members` the ward's members (the ward's page), the newcomers added before the leavers go: Django's `set`
+    removes first, and a nurse replaced by her relief would leave the ward, for the guard below, watched by no one."""
+    with transaction.atomic():
+        ward.members.add(*members)
+        ward.members.set(members)
+
+
+def members_leaving_refusals(*, users: Collection[int], how: str, wards: Collection[int] | None = None) -> list[str]:
+    """Why these users (pks) may not all stop watching `wards` (pks; None: every ward of theirs) at once, `how` said
+    for the administrator with the ward's leavers for `{names}` ("deactivating {names}"): one refusal per ward that
+    would be left watched by no one while a pump of it is in use. All at once: two nurses deleted together are
+    both counted out of their ward, not each counted out beside the other."""
+    if wards is None:
+        wards = Ward.objects.filter(members__in=users).values_list("pk", flat=True).distinct()
     refusals = []
-    for ward in _wards_lock(list(user.wards.all())):
-        refusal = "" if ward_is_watched(ward, without=[user.pk]) else _unwatched_refusal(ward, how)
+    for ward in _wards_lock(list(wards)):
+        leaving = ward.members.filter(pk__in=users)
+        if not watchers_among(leaving).exists() or ward_is_watched(ward, without=users):
+            continue  # none of them watches it now (inactive, or staff), or someone else still does
+        refusal = _unwatched_refusal(ward, how.format(names=_names(leaving)))
         if refusal:
             refusals.append(refusal)
     return refusals
 
 
-def _wards_lock(wards: list[Ward]) -> list[Ward]:
+def _wards_lock(ward_pks: list[int]) -> list[Ward]:
     """The wards' rows locked, in one order: a second change of their members waits, then sees this one's (held to
     the end of the caller's transaction: the admin's save; alone, only for the check)."""
     with transaction.atomic():
-        return list(Ward.objects.select_for_update().filter(pk__in=[ward.pk for ward in wards]).order_by("pk"))
+        return list(Ward.objects.select_for_update().filter(pk__in=ward_pks).order_by("pk"))
 
 
 def _unwatched_refusal(ward: Ward, how: str) -> str:
@@ -64,3 +92,50 @@ def _unwatched_refusal(ward: Ward, how: str) -> str:
 def _names(users: QuerySet) -> str:
     """The usernames of `users`, for the administrator."""
     return ", ".join(sorted(user.get_username() for user in users))
+
+
+def membership_removal_guard(*, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **_: Any) -> None:
+    """`m2m_changed` of `Ward.members`, either side: refuse a removal or clear that leaves a ward holding a pump in use
+    watched by no one, before any row goes (inside the removal's transaction, its wards locked to its end)."""
+    if action not in ("pre_remove", "pre_clear"):
+        return
+    if reverse:  # user.wards: she leaves those wards (clear: every ward of hers)
+        users, wards = [instance.pk], (None if action == "pre_clear" else pk_set)
+    else:  # ward.members: those members leave it (clear: all of them)
+        users = list(instance.members.values_list("pk", flat=True)) if action == "pre_clear" else list(pk_set)
+        wards = [instance.pk]
+    _refuse(members_leaving_refusals(users=users, wards=wards, how="removing {names} from it"))
+
+
+def user_leaving_guard(*, instance: Any, raw: bool = False, update_fields: Any = None, **_: Any) -> None:
+    """`pre_save` of a user: refuse saving the last watcher of a ward holding a pump in use inactive or staff."""
+    if raw or instance.pk is None or (instance.is_active and not instance.is_staff):
+        return
+    if update_fields is not None and not {"is_active", "is_staff"} & set(update_fields):
+        return  # a sign-in's last_login, a password: not who watches
+    how = "deactivating {names}" if not instance.is_active else "making {names} staff"
+    _refuse(members_leaving_refusals(users=[instance.pk], how=how))
+
+
+def user_deletion_guard(*, sender: Any, instance: Any, origin: Any = None, **_: Any) -> None:
+    """`pre_delete` of a user: refuse deleting the last watcher of a ward holding a pump in use; a queryset's users
+    (`origin`: the admin's bulk delete, a shell's `filter(...).delete()`) are counted out together."""
+    users = [instance.pk]
+    if isinstance(origin, QuerySet) and origin.model is sender:
+        users = list(origin.values_list("pk", flat=True))
+    _refuse(members_leaving_refusals(users=users, how="deleting {names}"))
+
+
+def _refuse(refusals: list[str]) -> None:
+    """Raise the refusals (`ward_unwatched`), logged: a change made by no page is told only by the logs."""
+    if refusals:
+        logger.warning("ward left unwatched refused", extra={"refusals": refusals})
+        raise PumpStreamError(" ".join(refusals), code="ward_unwatched", field="members")
+
+
+def watchers_guard_connect() -> None:
+    """Connect the model-level guards (idempotent)."""
+    user_model = get_user_model()
+    m2m_changed.connect(membership_removal_guard, sender=Ward.members.through, dispatch_uid="watchers-members")
+    pre_save.connect(user_leaving_guard, sender=user_model, dispatch_uid="watchers-user-saved")
+    pre_delete.connect(user_deletion_guard, sender=user_model, dispatch_uid="watchers-user-deleted")

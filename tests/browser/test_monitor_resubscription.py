@@ -128,6 +128,7 @@ def test_a_monitor_no_longer_permitted_says_it_is_not_live(open_page, stack):
         # her subscription accepted first: removed before it was, the subscribe itself is refused ("Not permitted")
         page.wait_for_function("window.pumpstreamLive.devices.get('RV3_RIGHTS')?.lastSeq != null")
 
+        make_user("rv3r-station", ward=ward, can_command=False)  # the ward still watched: she may be moved off it
         ward.members.remove(nurse)  # moved off the ward: the rights re-check unsubscribes her socket
         notice = page.locator("#mon-not-live")
         expect(notice).to_be_visible(timeout=10_000)
