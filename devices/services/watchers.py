@@ -108,7 +108,10 @@ def membership_removal_guard(*, instance: Any, action: str, reverse: bool, pk_se
 
 
 def user_leaving_guard(*, instance: Any, raw: bool = False, update_fields: Any = None, **_: Any) -> None:
-    """`pre_save` of a user: refuse saving the last watcher of a ward holding a pump in use inactive or staff."""
+    """`pre_save` of a user: refuse saving the last watcher of a ward holding a pump in use inactive or staff. Django
+    sends it before its own transaction: outside one (the shell's `save()` alone) her wards are locked for the check
+    only, so a removal of the ward's other watcher at that very moment is not waited for; in the admin's save (or
+    any `transaction.atomic()`) they stay locked to its end."""
     if raw or instance.pk is None or (instance.is_active and not instance.is_staff):
         return
     if update_fields is not None and not {"is_active", "is_staff"} & set(update_fields):
