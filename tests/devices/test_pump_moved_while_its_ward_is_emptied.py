@@ -9,19 +9,17 @@ and reads the removal. On SQLite the IMMEDIATE transactions are serial and the t
 PostgreSQL's (`-p tests.support.postgres`).
 """
 
-import threading
-
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from devices.access_selectors import ward_is_watched
-from devices.exceptions import PumpStreamError
 from devices.models import Device
 from devices.services.registration import pump_registration_save
 from devices.services.watchers import ward_members_refusal
 from tests.devices.test_pump_ward_cleared import infusing_with_a_high_alarm
 from tests.factories import make_user, make_ward
+from tests.support.pg_locks import in_another_session
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,20 +28,13 @@ def test_a_pump_in_use_is_not_moved_into_a_ward_whose_last_watcher_is_being_remo
     pump = infusing_with_a_high_alarm("RACE_MOVED")
     ward_b = make_ward("ward-b")
     nurse = make_user("ward-b-nurse", ward=ward_b)
-    outcome: dict = {}
 
     def move_into_ward_b() -> None:
-        try:
-            edited = Device.objects.get(pk=pump.pk)
-            edited.ward = ward_b
-            pump_registration_save(device=edited, fields=["ward"])
-            outcome["moved"] = True
-        except PumpStreamError as exc:
-            outcome["refused"] = exc.message
-        finally:
-            connections.close_all()
+        edited = Device.objects.get(pk=pump.pk)
+        edited.ward = ward_b
+        pump_registration_save(device=edited, fields=["ward"])
 
-    mover = threading.Thread(target=move_into_ward_b)
+    mover, outcome = in_another_session(move_into_ward_b)
     with transaction.atomic():  # the ward's page removing its one nurse: checked, removed, not yet committed
         assert ward_members_refusal(ward=ward_b, members=get_user_model().objects.none()) == "", "no pump in use yet"
         ward_b.members.remove(nurse)
@@ -56,4 +47,4 @@ def test_a_pump_in_use_is_not_moved_into_a_ward_whose_last_watcher_is_being_remo
         f"pump {stored.device_id}, infusing with a HIGH alarm, was moved into ward-b while its last nurse was "
         f"removed: both went through and no one watches it ({connection.vendor}; the move: {outcome})"
     )
-    assert "which no one watches" in outcome.get("refused", ""), outcome
+    assert "refused" in outcome and "which no one watches" in outcome["refused"].message, outcome

@@ -4,7 +4,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+
+from devices.exceptions import PumpStreamError
 
 
 def wait_for_a_lock_waiter(timeout_s: float = 10.0) -> None:
@@ -45,3 +47,20 @@ def in_another_transaction(edit: Callable[[], object], *, then: Callable[[], obj
     if not while_waiting:
         thread.join()
     return thread
+
+
+def in_another_session(action: Callable[[], object]) -> tuple[threading.Thread, dict]:
+    """`action()` on a thread of its own, so in a database connection of its own (not started: start and join it).
+    The dict says how it ended: `done` True once it returned, or `refused` the PumpStreamError it raised."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            action()
+            outcome["done"] = True
+        except PumpStreamError as exc:
+            outcome["refused"] = exc
+        finally:
+            connections.close_all()
+
+    return threading.Thread(target=run), outcome
