@@ -102,7 +102,18 @@ def bridge_status(status: BridgeStatus | None = None) -> dict:
         "brokerConnected": bool(alive and status.broker_connected),
         "heartbeatAt": status.heartbeat_at.isoformat() if status and status.heartbeat_at else None,
         "brokerLostSince": status.broker_lost_since.isoformat() if status and status.broker_lost_since else None,
+        "cause": _not_holding_because(status) if alive else None,
     }
+
+
+def _not_holding_because(status: BridgeStatus) -> str | None:
+    """Why a live bridge says it does not hold the broker, when it knows (review 34): `schema_behind` (started before
+    `migrate`, it consumes nothing), `session_taken_over` (another client takes its session: two bridges with one
+    MQTT_CLIENT_ID?)."""
+    stats = status.stats or {}
+    if stats.get("schemaBehind"):
+        return "schema_behind"
+    return "session_taken_over" if stats.get("sessionContested") else None
 
 
 def wards_visible_to(user) -> QuerySet[Ward]:

@@ -46,6 +46,14 @@ FIELDS_NOT_STORED = Counter(
 DATABASE_STALLED = Gauge(
     "pumpstream_bridge_database_stalled", "1 while the bridge cannot commit (database down, locked or full)"
 )
+SCHEMA_MIGRATIONS_UNAPPLIED = Gauge(
+    "pumpstream_bridge_schema_migrations_unapplied",
+    "Migrations of this code not applied to the database: the bridge waits for `migrate` before it consumes",
+)
+SESSION_TAKEN_OVER = Counter(
+    "pumpstream_bridge_session_taken_over_total",
+    "Times the broker gave this bridge's session to another client with its client id (MQTT 5 reason 142)",
+)
 PUBLISHER_WAKES = Counter("pumpstream_bridge_publisher_wakes_total", "Wakes sent to Daphne's publisher after commits")
 ESCALATION_OUTCOMES_GIVEN_UP = Counter(
     "pumpstream_bridge_escalation_outcomes_given_up_total",

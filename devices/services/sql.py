@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, OperationalError, ProgrammingError, connection, connections
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import DEFERRED, Field, Model
+
+from devices.services.schema import schema_fault, schema_faults_as_infrastructure
 
 
 class HotCursor:
@@ -45,12 +47,15 @@ def hot_cursor() -> Iterator[HotCursor]:
     (`bench/README.md`, 2026-12-05). Here the checks run once per cursor, the errors are still translated into
     Django's (`wrap_database_errors`: a locked database stays an `OperationalError` the bridge retries), and the
     SQLite text is rewritten once per statement shape. When statements are being recorded (a test's
-    `CaptureQueriesContext` or `assertNumQueries`: `force_debug_cursor`) or wrapped (an `execute_wrapper`), Django's
-    own cursor is used, so they still see each one. DEBUG alone does not record them: the integration tests' bridge
+    `CaptureQueriesContext` or `assertNumQueries`: `force_debug_cursor`) or wrapped (an `execute_wrapper`, other than
+    the bridge's `schema_faults_as_infrastructure`, whose translation is done here too), Django's own cursor is used,
+    so they still see each one. DEBUG alone does not record them: the integration tests' bridge
     runs with DEBUG on, and must run the statements as production does.
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    if wrapper.force_debug_cursor or wrapper.execute_wrappers:
+    if wrapper.force_debug_cursor or any(
+        wrapped is not schema_faults_as_infrastructure for wrapped in wrapper.execute_wrappers
+    ):
         with wrapper.cursor() as cursor:
             yield HotCursor(cursor, qmark=False)
         return
@@ -58,12 +63,18 @@ def hot_cursor() -> Iterator[HotCursor]:
     wrapper.validate_no_broken_transaction()
     wrapper.ensure_connection()
     sqlite = wrapper.vendor == "sqlite"
-    with wrapper.wrap_database_errors:
-        cursor = wrapper.connection.cursor() if sqlite else wrapper.create_cursor()
-        try:
-            yield HotCursor(cursor, qmark=sqlite)
-        finally:
-            cursor.close()
+    try:
+        with wrapper.wrap_database_errors:
+            cursor = wrapper.connection.cursor() if sqlite else wrapper.create_cursor()
+            try:
+                yield HotCursor(cursor, qmark=sqlite)
+            finally:
+                cursor.close()
+    except (ProgrammingError, OperationalError) as exc:  # a table or column missing: the schema's, as Django's cursor
+        fault = schema_fault(exc)
+        if fault is None:
+            raise
+        raise fault from exc
 
 
 _FORMAT_PARAMETER = re.compile(r"(?<!%)%s")

@@ -10,11 +10,11 @@ from collections import Counter
 from django.db import transaction
 
 from devices.services.protection import alarm_flood_raise
-from devices.services.records import message_receipt_release
+from devices.services.records import dead_letter_record, message_receipt_release
 from protocol import topics
 from realtime.bridge.budgets import PumpBudgets, ShedSummary
 from realtime.bridge.flood import HELD, ProgressFloodGuard
-from realtime.bridge.guard import INFRASTRUCTURE_ERRORS
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, DeadLetterNotStored
 from realtime.bridge.ingest import (
     IGNORED,
     REJECTED,
@@ -176,7 +176,11 @@ def _run_of_others(items: list) -> list[tuple[InboundMessage, CheckedMessage]]:
 
 
 def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_id: str = "") -> None:
-    """Dead-letter a message whose handling failed, in its own savepoint (`reject`: counted, logged, alarmed)."""
+    """Dead-letter a message whose handling failed, in its own savepoint (`reject`: counted, logged, alarmed).
+
+    Should that fail for a fault of its own (an alarm it raises), the dead letter alone is stored, saying so; should
+    even that fail, `DeadLetterNotStored`: the message is left unacknowledged and retried as for a database outage
+    (review 34: an occlusion refused, its dead letter failed, and it was acknowledged all the same, kept by no one)."""
     if not device_id:
         try:
             device_id = topics.parse_device_topic(message.topic).device_id
@@ -185,7 +189,21 @@ def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_
     try:
         with transaction.atomic():
             reject(message, reason, detail, device_id)
+        return
     except INFRASTRUCTURE_ERRORS:
         raise
-    except Exception:  # the dead letter itself failed: the log keeps what it would have held
-        logger.exception("dead letter not stored", extra={"topic": message.topic[:200], "reason": reason})
+    except Exception as exc:  # the refusal's alarms or the dead letter itself failed: the dead letter alone next
+        logger.exception("dead letter not stored with its alarms", extra={"topic": message.topic[:200],
+                                                                          "reason": reason})  # fmt: skip
+        failure = exc
+    try:
+        with transaction.atomic():
+            dead_letter_record(topic=message.topic, source=device_id or "unknown", reason=reason,
+                               detail=f"its refusal failed: {failure!r:.150}; {detail}",
+                               payload=message.payload)  # fmt: skip
+    except INFRASTRUCTURE_ERRORS:
+        raise
+    except Exception as exc:
+        logger.error("dead letter not stored: the message is left unacknowledged and retried",
+                     extra={"topic": message.topic[:200], "reason": reason})  # fmt: skip
+        raise DeadLetterNotStored(f"dead letter not stored ({exc!r}) for {message.topic[:200]}") from exc

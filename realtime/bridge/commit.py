@@ -2,8 +2,9 @@
 
 - A batch is one transaction, acknowledged after its commit (the worker hands a flooding pump's share
   over as a batch of its own, after the other pumps', see `fair.py`).
-- A failure of the infrastructure (`INFRASTRUCTURE_ERRORS`) is retried with backoff, unacknowledged, for as
-  long as it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
+- A failure of the infrastructure (`guard.infrastructure_fault`: the database down, locked or full, its schema
+  behind the code, a dead letter not stored) is retried with backoff, unacknowledged, for as long as it lasts;
+  meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards (the bulk progress path has no savepoint of its own
   in a batch: its failure is one of them) sends the batch through message by message, so only the message
   at fault is dead-lettered.
@@ -25,13 +26,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import connection, transaction
+from django.db import ProgrammingError, connection, transaction
 
 from devices.ingest_selectors import delivery_attempts_known
 from devices.services.records import delivery_attempt_begin, delivery_attempts_end, delivery_attempts_first
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest, message_refuse
-from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, FenceLost, message_key
+from realtime.bridge.guard import INFRASTRUCTURE_ERRORS, FenceLost, infrastructure_fault, message_key
 from realtime.bridge.ingest import REJECTED, InboundMessage
 
 logger = logging.getLogger(__name__)
@@ -140,7 +141,9 @@ class Committer:
                     result = work()
                 self._resumed()
                 return result
-            except INFRASTRUCTURE_ERRORS as exc:
+            except (*INFRASTRUCTURE_ERRORS, ProgrammingError) as exc:
+                if not infrastructure_fault(exc):  # a statement's own fault: the message's, found one by one
+                    raise
                 self.on_rollback()
                 attempt += 1
                 self._stalled(exc, size)

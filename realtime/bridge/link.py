@@ -1,4 +1,9 @@
-"""The bridge's broker connection: persistent session, QoS 1 subscriptions, manual acks, jittered reconnects."""
+"""The bridge's broker connection: persistent session, QoS 1 subscriptions, manual acks, jittered reconnects.
+
+Its session taken over by another client with its client id (two bridges started by mistake) is told, counted and
+backed off from, and reported as monitoring degraded, and its reconnect grace is not begun again by every flap
+(`session_watch.py`).
+"""
 
 import logging
 import random
@@ -18,6 +23,7 @@ from protocol import topics
 from protocol.mqtt_client import make_client, pubacks_send, set_tcp_nodelay
 from realtime import metrics
 from realtime.bridge.ingest import InboundMessage
+from realtime.bridge.session_watch import SessionWatch
 
 logger = logging.getLogger(__name__)
 
@@ -78,8 +84,9 @@ class BrokerLink:
     def __init__(
         self, *, on_inbound: Callable[[InboundMessage], None], on_puback: Callable[[int], None],
         broker: dict | None = None, on_reconnected: Callable[[float], None] | None = None,
-        reading: ReadingPause | None = None,
+        reading: ReadingPause | None = None, contested_after: int = 1,
     ) -> None:  # fmt: skip
+        """`contested_after`: see `SessionWatch` (a scale-out slot's link tolerates one takeover: a hand-over)."""
         self.broker = broker or settings.MQTT
         self.reading = reading or ReadingPause()  # the worker pauses the reading while it commits an alarm
         self.on_inbound = on_inbound
@@ -94,6 +101,7 @@ class BrokerLink:
         self.connected_clock: float | None = None  # the same moment on the monotonic clock (`slots._caught_up`)
         self.generation = 0
         self.connections = 0
+        self.session = SessionWatch(self.broker["CLIENT_ID"], contested_after=contested_after)
         self._stop = threading.Event()
         self.client = self._client()
 
@@ -140,7 +148,7 @@ class BrokerLink:
                 self._fall_back_to_311()  # a 3.1.1-only broker may close the socket instead of answering
             if self._stop.is_set():
                 break
-            delay = reconnect_delay(attempt)
+            delay = self.session.backoff_s(reconnect_delay) or reconnect_delay(attempt)
             attempt += 1
             logger.info("reconnecting to the broker in %.1fs", delay)
             self._stop.wait(delay)
@@ -229,9 +237,24 @@ class BrokerLink:
         self.client.subscribe([(topic, 1) for topic in status_topics], properties=properties)  # retain handling 0
         self.client.unsubscribe(status_topics)
 
-    def _lost(self) -> None:
+    @property
+    def grace_from(self) -> datetime | None:
+        """When the reconnect grace of the current connection counts from (`SessionWatch.grace_from`)."""
+        return self.session.grace_from
+
+    @property
+    def session_contested(self) -> bool:
+        return self.session.contested
+
+    @property
+    def takeovers(self) -> list[float]:
+        return self.session.takeovers
+
+    def _lost(self, reason: int | None = None) -> None:
         if self.connected.is_set():
-            logger.warning("broker connection lost")
+            logger.warning("broker connection lost", extra={"reason": str(reason)})
+            clock = time.monotonic()
+            self.session.lost(held_s=clock - (self.connected_clock or clock), reason=reason)
         if self.lost_at is None:
             self.lost_at = time.time()
         self.connected.clear()
@@ -250,6 +273,7 @@ class BrokerLink:
         if self.connections > 1:
             metrics.RECONNECTS.inc()
         self.connected_since, self.connected_clock = timezone.now(), time.monotonic()
+        self.session.connected(self.connected_since)
         if self.lost_at is not None and self.on_reconnected is not None:
             self.on_reconnected(max(0.0, self.connected_since.timestamp() - self.lost_at))
         self.lost_at = None
@@ -263,7 +287,7 @@ class BrokerLink:
         self.client._clean_session = False  # a persistent 3.1.1 session; make_client has no parameter for it
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties) -> None:
-        self._lost()
+        self._lost(getattr(reason_code, "value", reason_code))
 
     def _on_message(self, _client, _userdata, message: mqtt.MQTTMessage) -> None:
         if not message.retain and _for_reread(message):  # the wildcard's subscription delivers it too

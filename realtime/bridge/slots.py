@@ -105,6 +105,21 @@ class SlotLinks:
         link = self._publishing()
         return link.connected_since if link else None
 
+    @property
+    def grace_from(self):
+        """Each slot's grace is its lease's (`shared.SlotHousekeeping`): the publishing link's, as for one link."""
+        link = self._publishing()
+        return link.grace_from if link else None
+
+    @property
+    def session_contested(self) -> bool:
+        """A slot's session taken over again and again (`BrokerLink.session_contested`): two bridges of one index?"""
+        return any(link.session_contested for link in list(self.links.values()))
+
+    @property
+    def takeovers(self) -> list[float]:
+        return [moment for link in list(self.links.values()) for moment in link.takeovers]
+
     def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
         """The messages of slots still held, received on the link that holds them now: those of a slot let go
         (even if taken again since, on a new link that gets them redelivered) are never committed here."""
@@ -279,7 +294,8 @@ class SlotLinks:
         if broker.get("USERNAME"):
             broker["USERNAME"] = f"{broker['USERNAME']}-{slot}"
         link = BrokerLink(on_inbound=partial(self._inbound, slot), on_puback=partial(self._puback, slot),
-                          broker=broker, on_reconnected=self.on_reconnected, reading=self.reading)  # fmt: skip
+                          broker=broker, on_reconnected=self.on_reconnected, reading=self.reading,
+                          contested_after=2)  # a takeover from a stalled holder is a hand-over  # fmt: skip
         logger.info("slot %d claimed: connecting as %s", slot, broker["CLIENT_ID"], extra={"reason": "slot"})
         return link, threading.Thread(target=link.run, name=f"mqtt-{slot}", daemon=True)
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from devices.services.changelog import change_log_listen, change_log_unlisten
 from devices.services.heard import AHEAD_TOLERANCE_S
 from devices.services.records import bridge_heartbeat, bridge_started
+from devices.services.schema import migrations_unapplied
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
@@ -24,11 +25,12 @@ from realtime.bridge.checkpoints import WalCheckpointer
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue, holds_calm_alarm
 from realtime.bridge.flood import ProgressFloodGuard, TimeAway, times_away_open
-from realtime.bridge.guard import FenceLost
+from realtime.bridge.guard import FenceLost, schema_faults_watch
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
 from realtime.bridge.notifier import PublisherWaker
 from realtime.bridge.rereads import Rereads
+from realtime.bridge.session_watch import CONTESTED_FOR_S
 from realtime.bridge.shared import bridge_parts
 
 logger = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 # (`Bridge.note_stall`): a pump reporting at least this often cannot look silent for a shorter one. Turns take well
 # under a second at work (a 3,000-message flood: 0.56-0.97 s, bench/README.md).
 STALL_AFTER = 0.5
+SCHEMA_RECHECK_S = 2.0  # how often a bridge started before `migrate` looks again
+SCHEMA_LOG_EVERY_S = 60.0  # and says again at error level that it waits
 
 
 class BridgeFault(RuntimeError):
@@ -99,11 +103,17 @@ class Bridge:
         self._next_housekeeping = 0.0
         self._next_heartbeat = 0.0
         self._heartbeat_connected_since = None
+        self._heartbeat_contested = False
         self._turned_at: tuple[float, datetime] | None = None  # the last turn's clocks (monotonic, wall): stalls
 
     def run(self) -> None:
         """Run until `stop()`: the link, the waker and the checkpoints in threads, the database work in this one."""
         own_checkpoints = self.checkpointer.install()  # before the first query: no commit of ours checkpoints
+        schema_faults_watch()  # a missing table or column: the database's fault, retried, never a message's
+        if not self.schema_current():  # stopped while waiting for `migrate`
+            if own_checkpoints:
+                self.checkpointer.uninstall()
+            return
         change_log_listen(self.waker.committed)  # after each commit that logged changes: wake Daphne's publisher
         away_since = bridge_started(name=self.name)  # started again: away from the broker since it last held it
         if isinstance(self.link, BrokerLink):  # (slots: a slot's earlier owner is not known)
@@ -134,6 +144,37 @@ class Bridge:
             if own_checkpoints:
                 self.checkpointer.uninstall()
             self._say_stopped()
+
+    def schema_current(self) -> bool:
+        """Wait, consuming nothing, until the database has every migration of this code; False if stopped meanwhile.
+
+        New code started before `manage.py migrate` (a deploy in the wrong order, systemd restarting a crashed bridge
+        onto code installed but not migrated yet) would fail on each statement naming what the database lacks; the
+        broker keeps the pumps' messages meanwhile. The heartbeat says the broker is not held and why (`schemaBehind`),
+        so `/readyz`, `/ops/` and every screen show monitoring degraded until `migrate` has run."""
+        said_at = None
+        while not self._stop.is_set():
+            unapplied = migrations_unapplied()
+            metrics.SCHEMA_MIGRATIONS_UNAPPLIED.set(len(unapplied))
+            if not unapplied:
+                if said_at is not None:
+                    logger.warning("database schema now matches the code: the bridge starts")
+                return True
+            if said_at is None or time.monotonic() - said_at >= SCHEMA_LOG_EVERY_S:
+                said_at = time.monotonic()
+                logger.error("database schema behind the code: %d migrations not applied (%s); run `manage.py migrate`."
+                             " The bridge consumes nothing until then (the broker keeps the pumps' messages)",
+                             len(unapplied), ", ".join(unapplied[:3]))  # fmt: skip
+            self._say_schema_behind(unapplied)
+            self._stop.wait(SCHEMA_RECHECK_S)
+        return False
+
+    def _say_schema_behind(self, unapplied: list[str]) -> None:
+        try:
+            stats = {"schemaBehind": unapplied[:10], "metrics": metrics.registry_snapshot()}
+            bridge_heartbeat(broker_connected=False, stats=stats, name=self.name)
+        except Exception:  # the heartbeat's own table may be what is missing: its age then says it
+            logger.warning("could not record that the bridge waits for `migrate`", exc_info=True)
 
     def _say_stopped(self) -> None:
         """The last heartbeat says the broker is no longer held, and why (`stopped`): the screens show monitoring
@@ -255,18 +296,28 @@ class Bridge:
             self.rereads.check(self.link, clock=clock)
             if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
                 self._next_housekeeping = clock + self.limits.housekeeping_s
-                self.housekeeping.tick(now, connected_since=self.link.connected_since, clock=clock)
+                self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock)
             connected_since = self.link.connected_since
-            if clock >= self._next_heartbeat or connected_since != self._heartbeat_connected_since:
+            contested = self.link.session_contested  # another client takes the session: not held, whatever it says
+            relinked = connected_since != self._heartbeat_connected_since or contested != self._heartbeat_contested
+            if clock >= self._next_heartbeat or relinked:
                 self._next_heartbeat = clock + settings.PUMPSTREAM["BRIDGE_HEARTBEAT_S"]
-                self._heartbeat_connected_since = connected_since  # a (re)connection or loss is written at once
-                bridge_heartbeat(broker_connected=self.link.connected.is_set(), stats=self.heartbeat_stats(),
-                                 name=self.name, connected_since=connected_since)  # fmt: skip
+                # a (re)connection, a loss or a takeover is written at once
+                self._heartbeat_connected_since, self._heartbeat_contested = connected_since, contested
+                bridge_heartbeat(broker_connected=self.link.connected.is_set() and not contested,
+                                 stats=self.heartbeat_stats(), name=self.name,
+                                 connected_since=connected_since)  # fmt: skip
         except OperationalError as exc:
             logger.warning("housekeeping skipped: %s", exc)
             close_old_connections()
         except Exception:  # guarded: a housekeeping fault must never stop message processing
             logger.exception("housekeeping failed")
+
+    def _grace_from(self) -> datetime | None:
+        """While the link is connected, the moment its reconnect grace counts from (`BrokerLink.grace_from`: not
+        begun again by a flapping or contested session), else None."""
+        connected_since = self.link.connected_since
+        return (self.link.grace_from or connected_since) if connected_since is not None else None
 
     def note_stall(self, clock: float) -> None:
         """This loop back more than STALL_AFTER (a share of HEARTBEAT_TIMEOUT_S) after it last looked (at a turn's
@@ -303,7 +354,8 @@ class Bridge:
             logger.info("broker regained after %.0f s away: its backlog is credited to each pump's budgets", away_s)
 
     def heartbeat_stats(self) -> dict:
-        """What the heartbeat row shows about the bridge's work so far."""
+        """What the heartbeat row shows about the bridge's work so far (takeovers of its session: the recent ones)."""
+        clock = time.monotonic()
         return {
             **self.stats,
             "inbox": self.inbox.qsize() + len(self.waiting),
@@ -312,6 +364,8 @@ class Bridge:
             "internalConnected": self.waker.connected,
             "budgetShed": self.budgets.shed_total,
             "protocol": "5" if self.link.protocol == 5 else "3.1.1",
+            "sessionTakenOver": sum(clock - moment < CONTESTED_FOR_S for moment in self.link.takeovers),
+            "sessionContested": self.link.session_contested,
             "metrics": metrics.registry_snapshot(),
             "countersSince": metrics.COUNTERS_SINCE.isoformat(),
             # several bridges sharing the pumps: one holding no slot (yet) holds no broker session by design

@@ -94,6 +94,13 @@
     });
   }
 
+  // Why a live bridge holds no broker session, when it says (`selectors._not_holding_because`, review 34)
+  const NOT_HOLDING = {
+    schema_behind: "Bridge waiting: the database schema is behind the code (run manage.py migrate)",
+    session_taken_over: "Bridge alive, but another client keeps taking its broker session (two bridges with one "
+      + "MQTT_CLIENT_ID?)",
+  };
+
   function renderBridge(bridge, reporting, age) {
     const stats = bridge.stats || {};
     // a heartbeat's figure: as it is while the bridge reports, else what it was and how long ago
@@ -114,7 +121,8 @@
     const age = bridge.heartbeatAt ? (Date.parse(data.at) - Date.parse(bridge.heartbeatAt)) / 1000 : null;
     say(reporting && bridge.brokerConnected ? "ok" : "degraded",
       !reporting ? "Monitoring degraded: the bridge is not reporting"
-        : bridge.brokerConnected ? "Bridge alive and connected to the broker" : "Bridge alive, but the broker is unreachable");
+        : bridge.brokerConnected ? "Bridge alive and connected to the broker"
+          : NOT_HOLDING[bridge.cause] || "Bridge alive, but the broker is unreachable");
     document.getElementById("ops-figures").classList.remove("stale");
     renderBridge(bridge, reporting, age);
     const { rates, restarted } = ratesPerSecond(data, reporting);

@@ -19,7 +19,9 @@ def test_readyz_fails_naming_the_check_when_bridge_silent(client, settings):
     settings.MQTT = {**settings.MQTT, "HOST": "127.0.0.1", "PORT": 1}  # nothing listens on port 1
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json() == {"status": "fail", "checks": {"database": "ok", "broker": "fail", "bridge": "fail"}}
+    assert response.json() == {
+        "status": "fail", "checks": {"database": "ok", "schema": "ok", "broker": "fail", "bridge": "fail"}
+    }  # fmt: skip
 
 
 def test_readyz_ok_with_broker_and_fresh_bridge(client, settings, broker):
@@ -92,6 +94,32 @@ def test_readyz_fails_when_the_bridge_is_alive_but_lost_the_broker(client, setti
     bridge_heartbeat(broker_connected=False, now=timezone.now())
     response = client.get("/readyz")
     assert response.status_code == 503 and response.json()["checks"]["bridge"] == "fail"
+
+
+def test_readyz_fails_while_migrations_of_the_code_are_unapplied_and_names_why_the_bridge_waits(
+    client, settings, broker, monkeypatch
+):
+    """Review 34: new code started before `manage.py migrate` read ready; the bridge waiting for it says why."""
+    from pumpstream import ops
+
+    settings.MQTT = {**settings.MQTT, "HOST": broker.host, "PORT": broker.port}
+    monkeypatch.setattr(ops, "_schema_seen_current", False)
+    monkeypatch.setattr(ops, "migrations_unapplied", lambda: ["devices.0036_next"])
+    bridge_heartbeat(broker_connected=False, stats={"schemaBehind": ["devices.0036_next"]}, now=timezone.now())
+    response = client.get("/readyz")
+    body = response.json()
+    assert response.status_code == 503 and body["checks"]["schema"] == "fail", body
+    assert body["bridgeCause"] == "schema_behind", body
+
+
+def test_readyz_names_a_session_taken_over_by_another_client(client, settings, broker):
+    """Review 34: two bridges with one client id take the broker session from each other; the heartbeat of the one
+    that saw it says the broker is not held, and why."""
+    settings.MQTT = {**settings.MQTT, "HOST": broker.host, "PORT": broker.port}
+    bridge_heartbeat(broker_connected=False, stats={"sessionContested": True, "sessionTakenOver": 2},
+                     now=timezone.now())  # fmt: skip
+    body = client.get("/readyz").json()
+    assert body["checks"]["bridge"] == "fail" and body["bridgeCause"] == "session_taken_over", body
 
 
 def _counters(since: str, progress: float, rejected: float) -> dict:

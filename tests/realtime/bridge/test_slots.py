@@ -45,6 +45,7 @@ class FakeLink:
         self.connected = threading.Event()
         self.connected.set()
         self.connected_since, self.connected_clock = timezone.now(), time.monotonic()
+        self.grace_from, self.takeovers, self.session_contested = self.connected_since, [], False
         self.stopped = False
 
     def ack(self, message: InboundMessage) -> None:
