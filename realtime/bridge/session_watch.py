@@ -33,19 +33,20 @@ FLAPS = 3  # flaps within FLAP_WINDOW_S: taken for a takeover whose reason the b
 FLAP_WINDOW_S = 60.0
 TAKEOVER_BACKOFF_MIN_S = 5.0  # after a takeover: no fight every 0.5 s (doubling, jittered, up to the max)
 TAKEOVER_BACKOFF_MAX_S = 60.0
-CONTESTED_FOR_S = 300.0  # how long after a takeover the session counts as contested (monitoring degraded)
+# How long after a takeover the session counts as contested (monitoring degraded): twice the longest backoff, so a fight
+# that goes on reads degraded throughout, and a bridge left alone reads healthy again two minutes after the last.
+CONTESTED_FOR_S = 2 * TAKEOVER_BACKOFF_MAX_S
 
 
 class SessionWatch:
     """One link's connections as they come and go (its thread only, read by the worker's)."""
 
     def __init__(self, client_id: str, *, contested_after: int = 1) -> None:
-        """`contested_after`: takeovers (reason 142) within CONTESTED_FOR_S that make the session contested; a
-        scale-out slot's link: 2, for a slot taken over once from a stalled bridge is a hand-over (`slots.py`)."""
+        """`contested_after`: takeovers within CONTESTED_FOR_S that make the session contested; a scale-out slot's
+        link: 2, for a slot taken over once from a stalled bridge is a hand-over (`slots.py`)."""
         self.client_id = client_id
         self.contested_after = contested_after
         self.takeovers: list[float] = []  # recent takeovers (monotonic clock), told (142) or taken for one (flaps)
-        self.suspected: list[float] = []  # those of them taken for one from flaps
         self.flaps: list[float] = []
         self.grace_from: datetime | None = None  # when the reconnect grace of the current connection counts from
         self.taken_over = False  # the last connection was ended by a takeover: back off, keep the grace going
@@ -54,11 +55,8 @@ class SessionWatch:
 
     @property
     def contested(self) -> bool:
-        """Whether the session is contested: taken over `contested_after` times, or taken for so from flaps, within
-        CONTESTED_FOR_S."""
-        now = time.monotonic()
-        told = [moment for moment in self.takeovers if now - moment < CONTESTED_FOR_S and moment not in self.suspected]
-        return len(told) >= self.contested_after or any(now - moment < CONTESTED_FOR_S for moment in self.suspected)
+        """Whether the session was taken over `contested_after` times within CONTESTED_FOR_S."""
+        return self.recent_takeovers() >= self.contested_after
 
     def recent_takeovers(self) -> int:
         now = time.monotonic()
@@ -82,7 +80,6 @@ class SessionWatch:
             self.flaps.append(now)
         if len(self.flaps) >= FLAPS:
             self.flaps = []
-            self.suspected.append(now)
             self._taken(now, why=f"lost {FLAPS} times within {FLAP_WINDOW_S:.0f} s, each within {QUICK_LOSS_S:.0f} s"
                         " of connecting (or the broker or network drops it)")  # fmt: skip
 
@@ -94,7 +91,6 @@ class SessionWatch:
 
     def _taken(self, now: float, *, why: str) -> None:
         self.takeovers = [moment for moment in self.takeovers if now - moment < CONTESTED_FOR_S] + [now]
-        self.suspected = [moment for moment in self.suspected if now - moment < CONTESTED_FOR_S]
         self.taken_over = True
         metrics.SESSION_TAKEN_OVER.inc()
         logger.error("broker session of client id %s taken over (%s; %d times in %.0f min): is a second bridge running"

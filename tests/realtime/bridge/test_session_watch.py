@@ -45,12 +45,21 @@ def test_a_slot_taken_over_once_is_a_hand_over_twice_is_contested():
 @pytest.mark.parametrize("losses, contested", [(FLAPS - 1, False), (FLAPS, True)])
 def test_connections_dropped_again_and_again_right_after_they_were_made_are_taken_for_a_takeover(losses, contested):
     """Mosquitto 2.0.11 closes the taken session's socket without a DISCONNECT reason."""
-    watch = SessionWatch("pumpstream-bridge", contested_after=2)
+    watch = SessionWatch("pumpstream-bridge")
     for _ in range(losses):
         watch.connected(timezone.now())
         watch.lost(held_s=0.5, reason=None)
     assert watch.contested is contested
     assert (watch.backoff_s(reconnect_delay) is not None) is contested
+
+
+def test_a_slot_link_flapping_once_is_not_contested_twice_is():
+    watch = SessionWatch("pumpstream-bridge-0", contested_after=2)
+    for round_ in (1, 2):
+        for _ in range(FLAPS):
+            watch.connected(timezone.now())
+            watch.lost(held_s=0.5, reason=None)
+        assert watch.contested is (round_ == 2)
 
 
 def test_connections_held_long_and_lost_are_no_flaps():
