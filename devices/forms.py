@@ -1,11 +1,18 @@
-"""The start-infusion wizard's server-side rules: any two of rate, volume and time give the third."""
+"""The start-infusion wizard's server-side rules: any two of rate, volume and time give the third (three given must
+agree as a derived order does: `protocol.limits.order_figures_agree`)."""
 
 from django import forms
 
 from devices.models import Device
 from devices.services.orders import InfusionOrder
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
-from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS, order_limits_check
+from protocol.limits import (
+    MINUTES_PER_HOUR,
+    RATE_DECIMALS,
+    TIME_DECIMALS,
+    VOLUME_DECIMALS,
+    order_figures_agree,
+    order_limits_check,
+)
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
@@ -35,6 +42,20 @@ def order_figures(
     if volume_ml is None:
         volume_ml = round(rate_ml_min * time_min, VOLUME_DECIMALS)
     return rate_ml_min, volume_ml, time_min
+
+
+def figures_disagree_message(rate_ml_min: float, volume_ml: float, time_min: float) -> str:
+    """Three figures typed that are no order, in the wizard's words (static/js/wizard.js says the same)."""
+    rate, product = figure(rate_ml_min * MINUTES_PER_HOUR), figure(rate_ml_min * time_min)
+    return (
+        f"Rate × time must equal the volume: {rate} mL/h for {figure(time_min)} min is {product} mL, not "
+        f"{figure(volume_ml)} mL. Clear one of the three to recompute it."
+    )
+
+
+def figure(value: float) -> str:
+    """A figure of a message to 3 decimals at most, as format.js `exactNumber` writes it (30.25, 15, 0.103)."""
+    return f"{round(value, 3):f}".rstrip("0").rstrip(".")
 
 
 class InfusionOrderForm(forms.Form):
@@ -88,8 +109,8 @@ class InfusionOrderForm(forms.Form):
             self.add_error("rate_ml_h", "The rate is too small for this pump.")
             return
         rate_ml_min, volume, minutes = figures
-        if abs(rate_ml_min * minutes - volume) > max(VOLUME_TOLERANCE_ML, 0.01 * volume):
-            self.add_error("time_min", "Rate × time must equal the volume: clear one of the three to recompute it.")
+        if not order_figures_agree(flow_rate_ml_min=rate_ml_min, planned_volume_ml=volume, planned_time_min=minutes):
+            self.add_error("time_min", figures_disagree_message(rate_ml_min, volume, minutes))
             return
         data.update(rate_ml_h=rate_ml_min * MINUTES_PER_HOUR, volume_ml=volume, time_min=minutes,
                     flow_rate_ml_min=rate_ml_min)  # fmt: skip

@@ -12,7 +12,7 @@
 
 import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
-import { derivedOrder } from "./order_derivation.js";
+import { derivedOrder, figuresAgree } from "./order_derivation.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
@@ -205,6 +205,10 @@ export class Wizard {
       errors.rate_ml_h = "The rate is too small for this pump.";
       return errors;
     }
+    if (!figuresAgree(order, this.limits)) {
+      errors.time_min = figuresDisagree(order); // three typed (none computed) that are no order, as the server says
+      return errors;
+    }
     if (this.rateOverLimit(order.flowRateMlMin)) {
       errors.rate_ml_h = `The rate may be at most ${this.limits.maxRateText} mL/h.`;
     }
@@ -390,6 +394,14 @@ export class Wizard {
 function asSent(rateMlMin, decimals) {
   if (!isNumber(rateMlMin)) return "—";
   return rateMlMin.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: decimals });
+}
+
+/** Three figures that are no order, in the server's words (forms.py `figures_disagree_message`). */
+function figuresDisagree({ flowRateMlMin, plannedVolumeMl, plannedTimeMin }) {
+  const product = exactNumber(flowRateMlMin * plannedTimeMin);
+  return `Rate × time must equal the volume: ${exactNumber(mlMinToMlH(flowRateMlMin))} mL/h for ` +
+    `${exactNumber(plannedTimeMin)} min is ${product} mL, not ${exactNumber(plannedVolumeMl)} mL. Clear one of the ` +
+    "three to recompute it.";
 }
 
 /** A 409 `session_active` while earlier requests' outcome could not be learnt: the pump's order may be one of them. */
