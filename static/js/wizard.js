@@ -34,11 +34,25 @@ export class Wizard {
     // Kept across edits until the server answers for them (an edited order is another order, not an unplaced one).
     this.unanswered = new Map();
     this.field = (name) => this.form.elements.namedItem(name);
+    this.touched = false; // the clinician typed or clicked in the wizard (since this page loaded)
     this.wire();
     this.show(1);
   }
 
+  /** The form as the server serves it, if a browser put figures back into it after Back or a reload before the
+   * clinician touched it (review 33, finding 4): a time this page had computed was then sent as typed beside a
+   * corrected rate, and a Bolus tick came back beside a disabled volume field. The form's autocomplete is off, which
+   * keeps Chromium's and Firefox's restoring out; Chromium restores after the page's scripts, before `pageshow`. */
+  startAfreshIfRestored() {
+    if (this.touched) return; // never what she typed
+    this.form.reset(); // a hidden input's value is its default: the patient's skip is undone by hand
+    this.field("patient_skipped").value = "";
+    this.field("bolus_volume_ml").disabled = !this.field("bolus_enabled").checked;
+  }
+
   wire() {
+    for (const kind of ["input", "click"]) this.root.addEventListener(kind, () => (this.touched = true), true);
+    window.addEventListener("pageshow", () => this.startAfreshIfRestored());
     for (const name of RVT) this.field(name).addEventListener("input", () => this.rvtEdited(name));
     this.field("bolus_enabled").addEventListener("change", () => {
       this.field("bolus_volume_ml").disabled = !this.field("bolus_enabled").checked;
