@@ -135,8 +135,9 @@ class SimulatedPump:
             return
         if self.phase != PumpPhase.IDLE:
             self._say(f"busy ({self.phase}): START {order.infusion_id} refused")
-            if not self.firmware.legacy:
-                self.send(*self.firmware.rejected(order, reason="pump_busy"))
+            if not self.firmware.legacy:  # the original ignores a START while busy
+                doing = "" if self.phase == PumpPhase.AWAITING_CONFIRMATION else self.phase.value
+                self.send(*self.firmware.refused_busy(order, doing, self._infusion_id()))
             return
         self.pending, self.phase = order, PumpPhase.AWAITING_CONFIRMATION
         self.send(*self.firmware.received_start(order))
