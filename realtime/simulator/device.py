@@ -125,7 +125,24 @@ class SimulatedPump:
         if handler is None:
             logger.warning("unknown command %s", command, extra={"device_id": self.device_id})
             return
+        if command != "START_INFUSION" and not self._is_about_what_it_does(body):
+            mine = self._infusion_id() or (self.pending.infusion_id if self.pending else "") or "none"
+            logger.info("ignored %s of infusion %s (the pump's: %s)", command, body.get("infusionId"), mine,
+                        extra={"device_id": self.device_id})  # fmt: skip
+            self._say(f"ignored {command}: it names infusion {body.get('infusionId')}, the pump's is {mine}")
+            return
         handler(body)
+
+    def _is_about_what_it_does(self, body: dict) -> bool:
+        """Whether a PAUSE, RESUME or STOP names the infusion this pump has (running, paused, or the order on its
+        confirm screen, which a STOP clears): a modern pump acts only on such a one, and says nothing of another (the
+        server's deadline ends it failed, as a command the pump did not carry out). One naming none (`null`: the
+        server's Stop of a pump infusing without an order) is about whatever it does. The original firmware knows no
+        infusion ids: it acts on any."""
+        named = body.get("infusionId")
+        if self.firmware.legacy or not named:
+            return True
+        return named in (self._infusion_id(), self.pending.infusion_id if self.pending else None)
 
     def _start_command(self, body: dict) -> None:
         try:
