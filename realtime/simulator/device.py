@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from protocol import topics
 from protocol.commands import EnvelopeUnreadable, command_envelope_parse
@@ -18,6 +19,7 @@ from realtime.simulator.pump import Infusion, Order, OrderError, PumpPhase
 logger = logging.getLogger(__name__)
 
 SEEN_COMMANDS = 256
+OWN_INFUSION_PREFIX = "pump-"  # an infusion started at the pump's screen; the server's ids start `inf_`
 
 
 @dataclass(frozen=True)
@@ -289,10 +291,14 @@ class SimulatedPump:
             self.send(*self.firmware.bolus_completed(infusion))
 
     def _free_run_start(self) -> None:
+        """Start the demo infusion at the pump's own screen: an infusion without an order, named by an id of the
+        pump's own (never empty, never one of the server's `inf_…`), with no confirmation (no START was answered)."""
         order = self.settings.free_run
         if order is not None and self.phase == PumpPhase.IDLE:
-            self.pending, self.phase = order, PumpPhase.AWAITING_CONFIRMATION
-            self.accept()
+            own = replace(order, infusion_id=f"{OWN_INFUSION_PREFIX}{uuid.uuid4().hex[:16]}")
+            self.infusion, self.pending, self.phase = Infusion(own), None, PumpPhase.RUNNING
+            self.send(*self.firmware.started_at_pump(self.infusion))
+            self._notify()
 
     async def run(self) -> None:
         """Connect and tick on this pump's phase until cancelled, then disconnect cleanly."""

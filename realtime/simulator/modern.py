@@ -61,6 +61,12 @@ class ModernFirmware:
         ids = {"infusionId": order.infusion_id}
         return [confirmation, self.status("started", **ids), self.status("running", **ids)]
 
+    def started_at_pump(self, infusion: Infusion) -> list[Message]:
+        """An infusion started at the pump's own screen: `started` and `running` naming it, no confirmation (it answers
+        no START); the server shows it as the pump infusing without an order."""
+        ids = {"infusionId": infusion.order.infusion_id}
+        return [self.status("started", **ids), self.status("running", **ids)]
+
     def rejected(self, order: Order, reason: str = "rejected_at_pump") -> list[Message]:
         """Reject tapped at the pump: `confirmed: false` with the reason, and the pump is idle."""
         return [self._refusal(order, reason), self.status("idle")]
