@@ -5,6 +5,7 @@ from django import forms
 
 from devices.models import Device
 from devices.services.orders import InfusionOrder
+from devices.visible_text import shows_nothing
 from protocol.limits import (
     MINUTES_PER_HOUR,
     RATE_DECIMALS,
@@ -16,6 +17,9 @@ from protocol.limits import (
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
+DRUG_SHOWS_NOTHING = f"{DRUG_REQUIRED.removesuffix('.')}: what was typed shows no visible character."
+PATIENT_NAME_REQUIRED = "Enter the patient's name, or choose Skip."
+PATIENT_NAME_SHOWS_NOTHING = "The patient's name typed shows no visible character: enter it, or choose Skip."
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.
 SERVICE_FIELD_TO_FORM = {
     "flow_rate_ml_min": "rate_ml_h",
@@ -81,6 +85,25 @@ class InfusionOrderForm(forms.Form):
         self.device = device
         self.require_confirm = require_confirm
 
+    def clean_drug(self) -> str:
+        """A drug of characters that draw nothing (a zero-width space, joiners) is no drug: the order shows blank."""
+        drug = self.cleaned_data["drug"]
+        if shows_nothing(drug):
+            raise forms.ValidationError(DRUG_SHOWS_NOTHING)
+        return drug
+
+    def clean_patient_bed(self) -> str:
+        return self._empty_if_shows_nothing("patient_bed")
+
+    def clean_patient_allergies(self) -> str:
+        return self._empty_if_shows_nothing("patient_allergies")
+
+    def _empty_if_shows_nothing(self, name: str) -> str:
+        """An optional field of characters that draw nothing is stored empty, so screens say "—" as for one left
+        empty, not a blank that looks filled in."""
+        text = self.cleaned_data[name]
+        return "" if shows_nothing(text) else text
+
     def clean(self) -> dict:
         """Fill in the third of rate/volume/time, then check bolus, capacity, the patient and the confirmation."""
         data = super().clean()
@@ -143,8 +166,9 @@ class InfusionOrderForm(forms.Form):
     def _check_patient(self, data: dict) -> None:
         if data.get("patient_skipped"):
             return
-        if not (data.get("patient_name") or "").strip():
-            self.add_error("patient_name", "Enter the patient's name, or choose Skip.")
+        name = data.get("patient_name") or ""
+        if shows_nothing(name):
+            self.add_error("patient_name", PATIENT_NAME_SHOWS_NOTHING if name.strip() else PATIENT_NAME_REQUIRED)
 
     def order(self) -> InfusionOrder:
         """The validated order in the wire's units (call after `is_valid()`)."""
