@@ -14,6 +14,7 @@ import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from
 import { getJson, idempotencyKey, postJson } from "./http.js";
 import { derivedOrder, figuresAgree } from "./order_derivation.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
+import { showsNothing } from "./visible_text.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
 const STEP_OF_FIELD = {
@@ -201,13 +202,22 @@ export class Wizard {
   }
 
   patientErrors() {
-    if (this.field("patient_skipped").value === "1" || this.field("patient_name").value.trim()) return {};
+    const name = this.field("patient_name").value;
+    if (this.field("patient_skipped").value === "1" || !showsNothing(name)) return {};
+    if (name.trim()) {
+      return { patient_name: "The patient's name typed shows no visible character: enter it, or choose Skip." };
+    }
     return { patient_name: "Enter the patient's name, or choose Skip." };
   }
 
   infusionErrors() {
     const errors = {};
-    if (!this.field("drug").value.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
+    const drug = this.field("drug").value;
+    if (!drug.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
+    else if (showsNothing(drug)) {
+      errors.drug =
+        "Enter the drug being infused (as on the bag or syringe label): what was typed shows no visible character.";
+    }
     // the figures typed, as the request sends them (a computed one is sent empty: the server derives it)
     const given = RVT.filter((name) => this.field(name).dataset.computed !== "true" && this.numberOf(name) > 0);
     if (given.length < 2) {
@@ -264,7 +274,7 @@ export class Wizard {
   }
 
   renderReview() {
-    const value = (name) => this.field(name).value.trim();
+    const value = (name) => (showsNothing(this.field(name).value) ? "" : this.field(name).value.trim());
     const skipped = this.field("patient_skipped").value === "1";
     const order = this.orderInForm();
     const perMinute = asSent(order.flowRateMlMin, this.limits.decimals.rateMlMin);
