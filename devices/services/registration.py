@@ -123,8 +123,14 @@ def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
 
 def ward_lock(*, ward_pk: int) -> None:
     """Lock the ward's row to the end of the caller's transaction (PostgreSQL; SQLite's IMMEDIATE transactions are
-    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time."""
-    Ward.objects.select_for_update().filter(pk=ward_pk).first()
+    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time.
+
+    `NO KEY UPDATE`: it waits for and holds off the other locks of the ward (a removal of its members, a silence, an
+    alarm's share) but not a foreign key's check of it. A pump's row written twice in one transaction (an infusion's
+    start) has its ward's key checked at commit (`FOR KEY SHARE`): under `FOR UPDATE` a ward deleted while an
+    infusion started on one of its pumps deadlocked, the deletion waiting for the pump's row, the start for the
+    ward's (PostgreSQL aborted one of them)."""
+    Ward.objects.select_for_update(no_key=True).filter(pk=ward_pk).first()
 
 
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
