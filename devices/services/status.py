@@ -32,6 +32,7 @@ from devices.services.readback_received import readback_received_record, receive
 from devices.services.restarts import session_end_on_idle
 from devices.services.running_reports import delivered_more
 from devices.services.sessions import session_transition
+from devices.services.start_refusals import REJECTED_AT_THE_PUMP
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     COMMAND_UNSETTLED_STATES,
@@ -291,7 +292,7 @@ def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> bo
     # a START never sent is not done (the session's end supersedes it)
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now, session=session,
                     states=PUBLISHED_STATES, published=True)  # fmt: skip
-    session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump="rejected at the pump")
+    session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump=REJECTED_AT_THE_PUMP)
     return True
 
 

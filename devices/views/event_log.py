@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from devices.models import DeviceEvent
 from devices.services.named import REPORT_FOR_OTHER_INFUSION
+from devices.services.start_refusals import REFUSED_BY_THE_PUMP
 from devices.templatetags.units import significant
 from protocol.limits import MINUTES_PER_HOUR
 
@@ -70,6 +71,9 @@ def _session(event: DeviceEvent, payload: dict) -> str:
         return "The pump confirmed: infusion running"
     if to == "running" and payload.get("from") == "paused":
         return "Infusion resumed"
+    reason = payload.get("reason")
+    if to == "rejected" and isinstance(reason, str) and reason.startswith(REFUSED_BY_THE_PUMP):
+        return f"The pump refused the infusion{reason.removeprefix(REFUSED_BY_THE_PUMP)}"  # its reason, not a Reject
     return f"{SESSION_TEXT.get(to, to.replace('_', ' ').capitalize())}{_reason(payload)}"
 
 

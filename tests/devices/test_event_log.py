@@ -25,6 +25,9 @@ def event(kind: str, payload: dict, user=None) -> DeviceEvent:
         ("session.paused", {"from": "running", "to": "paused", "reason": "line check"}, "Infusion paused (line check)"),
         ("session.rejected", {"to": "rejected", "reason": "occlusion_suspected"},
          "The pump rejected the infusion (occlusion suspected)"),
+        ("session.rejected", {"to": "rejected",
+                              "reason": "refused by the pump: it is busy with an infusion of its own (pump_busy)"},
+         "The pump refused the infusion: it is busy with an infusion of its own (pump_busy)"),
         ("pump.report_for_other_infusion", {"report": "rejected", "infusionId": None, "current": "inf_2",
                                             "why": "its START had not left the server when the pump sent this"},
          "The pump reported a Reject that is not about the order waiting: not applied (its START had not left the "
