@@ -349,17 +349,18 @@ export class WaitingModal {
     return MESSAGES[outcome];
   }
 
-  /** The refusal as the pump told it (the session's reason), then what the pump reports doing now: idle, "Nothing is
-   * running"; infusing, that what runs is not this order (review 33: a busy pump's refusal read "someone pressed Reject.
-   * Nothing is running." beside its running infusion); not heard live (stale, offline), nothing said of it. */
+  /** The refusal as the pump told it (the session's reason), then what the pump reports doing: infusing (running or
+   * paused), that what it runs is not this order (review 33: a busy pump's refusal read "someone pressed Reject.
+   * Nothing is running." beside its running infusion); idle and heard live, "Nothing is running" (an absence is
+   * claimed only while the pump is heard); never heard, nothing of it. */
   rejectedMessage() {
     const reason = this.session?.reason ?? "";
     const head = reason.startsWith(REFUSED_BY_THE_PUMP)
       ? `${MESSAGES.refused}${reason.slice(REFUSED_BY_THE_PUMP.length)}.`
       : MESSAGES.rejected;
-    const state = this.pumpStateHeard();
-    if (state === "idle") return `${head} ${MESSAGES.nothingRuns}`;
-    return MESSAGES.infusing[state] ? `${head} ${MESSAGES.infusing[state]}` : head;
+    const state = this.pumpStateReported();
+    if (MESSAGES.infusing[state]) return `${head} ${MESSAGES.infusing[state]}`;
+    return state === "idle" && this.monitor.connectivity?.() === "online" ? `${head} ${MESSAGES.nothingRuns}` : head;
   }
 
   /** A rejected window said again as the pump's state changes (focus left where it is). */
@@ -368,14 +369,14 @@ export class WaitingModal {
     this.byId("waiting-retry").hidden = !this.retryOffered("rejected");
   }
 
-  /** What the pump reports doing, while it is heard (online); null otherwise. */
-  pumpStateHeard() {
-    return this.monitor.connectivity?.() === "online" ? this.monitor.status?.pumpState ?? null : null;
+  /** What the pump last reported doing; null for a pump never heard (its stored state is only the default). */
+  pumpStateReported() {
+    return this.monitor.connectivity?.() === "unknown" ? null : this.monitor.status?.pumpState ?? null;
   }
 
   /** Retry sends the same order to the same pump: not while the pump reports infusing (it would refuse it again). */
   retryOffered(outcome) {
-    return RETRY.has(outcome) && !(outcome === "rejected" && INFUSING_PUMP_STATES.has(this.pumpStateHeard()));
+    return RETRY.has(outcome) && !(outcome === "rejected" && INFUSING_PUMP_STATES.has(this.pumpStateReported()));
   }
 
   /** Cancelled or timed out: why (a nurse, or the pump running an older order instead), and what became of the STOP
