@@ -61,8 +61,8 @@ const MESSAGES = {
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
   commandEnded: "The start command ended; the order is still pending. Waiting for the pump to confirm, or for the time-out.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
-  degraded: "The server cannot hear the pumps (monitoring degraded): the pump may have accepted or rejected the " +
-    "order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
+  degraded: "The server cannot hear the pumps, or does not answer (monitoring degraded): the pump may have accepted " +
+    "or rejected the order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
 };
 const RETRY = new Set(["rejected", "timeout", "interrupted"]);
 // While the order is pending the window follows it, whatever became of its START command: the broker may still
