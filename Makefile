@@ -84,10 +84,13 @@ format:
 # bridges (BRIDGE_SLOTS=2) alternated 3 times at 400 and 1,000 msg/s, the watchers split between the Daphne processes;
 # delivered, loss, p50/p99 and the CPU per message of every process. Needs PostgreSQL and redis-server
 # (`CI=true scripts/setup.sh --test` as root installs both).
+# LEVEL=flood (~4 minutes): issue 15's alarm flood through the whole system, 6 runs with the flooding pump's process at
+# nice 0 and 6 at nice 19, alternated (bench/alarm_flood.py).
 bench: setup-test
 	@if [ "$(or $(LEVEL),compare)" = compare ]; then $(PY) -m bench.compare --rates 400,1000 --storm-rates 400,1000 --storm-batched --idle 60; \
 	elif [ "$(LEVEL)" = ingest ]; then $(PY) -m bench.ingest; \
 	elif [ "$(LEVEL)" = scaleout ]; then $(PY) -m bench.scaleout --rates 400,1000 --rounds 3 --duration 8; \
+	elif [ "$(LEVEL)" = flood ]; then $(PY) -m bench.alarm_flood --pairs 6; \
 	else $(PY) -m bench.run --level $(LEVEL); fi
 
 clean:

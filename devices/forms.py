@@ -1,14 +1,25 @@
-"""The start-infusion wizard's server-side rules: any two of rate, volume and time give the third."""
+"""The start-infusion wizard's server-side rules: any two of rate, volume and time give the third (three given must
+agree as a derived order does: `protocol.limits.order_figures_agree`)."""
 
 from django import forms
 
 from devices.models import Device
 from devices.services.orders import InfusionOrder
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
-from protocol.limits import MINUTES_PER_HOUR, RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS, order_limits_check
+from devices.visible_text import shows_nothing
+from protocol.limits import (
+    MINUTES_PER_HOUR,
+    RATE_DECIMALS,
+    TIME_DECIMALS,
+    VOLUME_DECIMALS,
+    order_figures_agree,
+    order_limits_check,
+)
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."
+DRUG_SHOWS_NOTHING = f"{DRUG_REQUIRED.removesuffix('.')}: what was typed shows no visible character."
+PATIENT_NAME_REQUIRED = "Enter the patient's name, or choose Skip."
+PATIENT_NAME_SHOWS_NOTHING = "The patient's name typed shows no visible character: enter it, or choose Skip."
 # The services name their fields in wire units; the wizard's fields are what the clinician typed.
 SERVICE_FIELD_TO_FORM = {
     "flow_rate_ml_min": "rate_ml_h",
@@ -37,6 +48,20 @@ def order_figures(
     return rate_ml_min, volume_ml, time_min
 
 
+def figures_disagree_message(rate_ml_min: float, volume_ml: float, time_min: float) -> str:
+    """Three figures typed that are no order, in the wizard's words (static/js/wizard.js says the same)."""
+    rate, product = figure(rate_ml_min * MINUTES_PER_HOUR), figure(rate_ml_min * time_min)
+    return (
+        f"Rate × time must equal the volume: {rate} mL/h for {figure(time_min)} min is {product} mL, not "
+        f"{figure(volume_ml)} mL. Clear one of the three to recompute it."
+    )
+
+
+def figure(value: float) -> str:
+    """A figure of a message to 3 decimals at most, as format.js `exactNumber` writes it (30.25, 15, 0.103)."""
+    return f"{round(value, 3):f}".rstrip("0").rstrip(".")
+
+
 class InfusionOrderForm(forms.Form):
     """Patient (or a recorded skip), then the drug, rate in mL/h, volume in mL and time in min, bolus, and "start"."""
 
@@ -59,6 +84,25 @@ class InfusionOrderForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.device = device
         self.require_confirm = require_confirm
+
+    def clean_drug(self) -> str:
+        """A drug of characters that draw nothing (a zero-width space, joiners) is no drug: the order shows blank."""
+        drug = self.cleaned_data["drug"]
+        if shows_nothing(drug):
+            raise forms.ValidationError(DRUG_SHOWS_NOTHING)
+        return drug
+
+    def clean_patient_bed(self) -> str:
+        return self._empty_if_shows_nothing("patient_bed")
+
+    def clean_patient_allergies(self) -> str:
+        return self._empty_if_shows_nothing("patient_allergies")
+
+    def _empty_if_shows_nothing(self, name: str) -> str:
+        """An optional field of characters that draw nothing is stored empty, so screens say "—" as for one left
+        empty, not a blank that looks filled in."""
+        text = self.cleaned_data[name]
+        return "" if shows_nothing(text) else text
 
     def clean(self) -> dict:
         """Fill in the third of rate/volume/time, then check bolus, capacity, the patient and the confirmation."""
@@ -88,8 +132,8 @@ class InfusionOrderForm(forms.Form):
             self.add_error("rate_ml_h", "The rate is too small for this pump.")
             return
         rate_ml_min, volume, minutes = figures
-        if abs(rate_ml_min * minutes - volume) > max(VOLUME_TOLERANCE_ML, 0.01 * volume):
-            self.add_error("time_min", "Rate × time must equal the volume: clear one of the three to recompute it.")
+        if not order_figures_agree(flow_rate_ml_min=rate_ml_min, planned_volume_ml=volume, planned_time_min=minutes):
+            self.add_error("time_min", figures_disagree_message(rate_ml_min, volume, minutes))
             return
         data.update(rate_ml_h=rate_ml_min * MINUTES_PER_HOUR, volume_ml=volume, time_min=minutes,
                     flow_rate_ml_min=rate_ml_min)  # fmt: skip
@@ -122,8 +166,9 @@ class InfusionOrderForm(forms.Form):
     def _check_patient(self, data: dict) -> None:
         if data.get("patient_skipped"):
             return
-        if not (data.get("patient_name") or "").strip():
-            self.add_error("patient_name", "Enter the patient's name, or choose Skip.")
+        name = data.get("patient_name") or ""
+        if shows_nothing(name):
+            self.add_error("patient_name", PATIENT_NAME_SHOWS_NOTHING if name.strip() else PATIENT_NAME_REQUIRED)
 
     def order(self) -> InfusionOrder:
         """The validated order in the wire's units (call after `is_valid()`)."""

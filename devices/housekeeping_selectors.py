@@ -1,10 +1,12 @@
 """Selectors of the time-driven checks (the bridge's housekeeping): unconfirmed starts, overdue commands, silent
-and stale pumps, alarms due a reminder or an escalation, escalation webhooks due a try.
+and stale pumps, pumps online by a presence no broker vouches for, alarms due a reminder or an escalation,
+escalation webhooks due a try.
 
 Each takes the moment it judges as of: housekeeping asks with now to act, and with a moment ahead to learn
 whether anything falls due before then (`realtime/bridge/housekeeping.py`, an idle bridge's sleep).
 """
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -144,6 +146,14 @@ def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
     """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
     stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
     return set(stale.values_list("device_id", flat=True))
+
+
+def devices_presence_unvouched(*, started_at: datetime, limit: int, exclude: Collection[str] = ()) -> list[str]:
+    """Pumps online by their presence but last heard before the broker now running started (`started_at`): that
+    broker holds no Last Will of theirs (`realtime/bridge/broker_start.py`), so nothing would ever say they went."""
+    online = Device.objects.filter(has_presence=True, presence=Presence.ONLINE, last_seen_at__lt=started_at)
+    ids = online.exclude(device_id__in=exclude).order_by("device_id").values_list("device_id", flat=True)
+    return list(ids[:limit])
 
 
 def start_lifetime() -> timedelta:

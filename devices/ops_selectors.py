@@ -2,14 +2,13 @@
 and the summary the staff page `/ops/` shows."""
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
 from devices.models import Alarm, BridgeStatus, Command, DeadLetter, Device, EscalationDelivery, InfusionSession
-from devices.selectors import BRIDGES_READ, bridge_status, latest_bridge
+from devices.selectors import BRIDGES_READ, bridge_status, heartbeat_fresh, heartbeats_fresh, latest_bridge
 from devices.states import ACTIVE_SESSION_STATUSES, AlarmState, Connectivity
 
 QUIET = "quiet"  # `pumps_by_reporting`: stale on screen, silent by design
@@ -84,8 +83,7 @@ def counting_bridges(status: BridgeStatus | None) -> list[BridgeStatus]:
     """The bridges whose message counters the page sums: every one whose heartbeat is fresh (several bridges share
     the pumps, each counting what it receives, review 31), else the one `latest_bridge` chose, its figures shown
     as from its last heartbeat."""
-    fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
-    fresh = BridgeStatus.objects.filter(heartbeat_at__gte=fresh_since).order_by("name")[:BRIDGES_READ]
+    fresh = heartbeats_fresh(BridgeStatus.objects.order_by("name"), now=timezone.now())[:BRIDGES_READ]
     return list(fresh) or ([status] if status else [])
 
 
@@ -99,8 +97,7 @@ def bridges_heard() -> list[BridgeStatus]:
 def bridge_fresh(status: BridgeStatus, *, now: datetime) -> bool:
     """Whether this bridge's heartbeat is fresh (as `selectors.bridge_status` judges it alive, and as
     `counting_bridges` counts it): its figures are current."""
-    stale_after = timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
-    return bool(status.heartbeat_at and now - status.heartbeat_at <= stale_after)
+    return heartbeat_fresh(status.heartbeat_at, now=now)
 
 
 def bridge_reporting(status: BridgeStatus, *, now: datetime) -> bool:

@@ -28,6 +28,10 @@ from devices.states import (
 from protocol.topics import DEVICE_ID_RE
 
 BRIDGES_READ = 100  # the fresh heartbeats read to pick the bridge that speaks for monitoring (a few run)
+# A bridge stamps its heartbeat with its own clock. One stamped further ahead of this server's clock than this is
+# clock skew, no proof of life: it would read fresh for as long as it is ahead (a host booted an hour ahead whose
+# bridge died before NTP put the clock back: review 34, finding 8). Hosts kept by NTP agree within milliseconds.
+HEARTBEAT_AHEAD_TOLERANCE_S = 2.0
 
 
 def devices_visible_to(principal) -> QuerySet[Device]:
@@ -77,8 +81,7 @@ def latest_bridge() -> BridgeStatus | None:
     degrades nothing. Alone, it is the last to report, and monitoring is degraded.
     """
     reporting = BridgeStatus.objects.exclude(heartbeat_at=None).order_by("-heartbeat_at")
-    fresh_since = timezone.now() - timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
-    fresh = list(reporting.filter(heartbeat_at__gte=fresh_since)[:BRIDGES_READ])
+    fresh = list(heartbeats_fresh(reporting, now=timezone.now())[:BRIDGES_READ])
     lost = [status for status in fresh if not status.broker_connected and not _not_holding_on_purpose(status)]
     holding = [status for status in fresh if status.broker_connected]
     return (lost or holding or [reporting.first()])[0]
@@ -91,17 +94,46 @@ def _not_holding_on_purpose(status: BridgeStatus) -> bool:
     return bool(stats.get("stopped") or stats.get("starting") or stats.get("standby"))
 
 
+def heartbeat_fresh(heartbeat_at: datetime | None, *, now: datetime) -> bool:
+    """Whether a bridge heartbeat stamped `heartbeat_at` shows the bridge alive at `now` (this server's clock): no
+    older than BRIDGE_STALE_AFTER_S, and no further ahead than HEARTBEAT_AHEAD_TOLERANCE_S. Every reader of a
+    heartbeat judges it here or by `heartbeats_fresh`, which says the same in a query."""
+    if heartbeat_at is None:
+        return False
+    age_s = (now - heartbeat_at).total_seconds()
+    return -HEARTBEAT_AHEAD_TOLERANCE_S <= age_s <= settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"]
+
+
+def heartbeats_fresh(statuses: QuerySet[BridgeStatus], *, now: datetime) -> QuerySet[BridgeStatus]:
+    """Those of `statuses` whose heartbeat is fresh at `now`, as `heartbeat_fresh` judges one."""
+    stale_after = timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
+    ahead = timedelta(seconds=HEARTBEAT_AHEAD_TOLERANCE_S)
+    return statuses.filter(heartbeat_at__gte=now - stale_after, heartbeat_at__lte=now + ahead)
+
+
+def heartbeat_ahead_s(heartbeat_at: datetime | None, *, now: datetime) -> float | None:
+    """How far a heartbeat is stamped ahead of `now`, past the tolerance (the bridge's clock runs ahead of this
+    server's, or ran ahead when it last wrote), else None."""
+    if heartbeat_at is None:
+        return None
+    ahead_s = (heartbeat_at - now).total_seconds()
+    return ahead_s if ahead_s > HEARTBEAT_AHEAD_TOLERANCE_S else None
+
+
 def bridge_status(status: BridgeStatus | None = None) -> dict:
     """Whether monitoring itself is alive: the bridge's heartbeat is fresh and it holds the broker (that of `status`,
-    by default `latest_bridge()`'s)."""
+    by default `latest_bridge()`'s). `clockAheadS`: its heartbeat is stamped that far ahead of this server's clock
+    (not alive: clock skew, said so that the operations page can name it)."""
     status = status or latest_bridge()
-    stale_after = timedelta(seconds=settings.PUMPSTREAM["BRIDGE_STALE_AFTER_S"])
-    alive = bool(status and status.heartbeat_at and timezone.now() - status.heartbeat_at <= stale_after)
+    now = timezone.now()
+    heartbeat_at = status.heartbeat_at if status else None
+    alive = heartbeat_fresh(heartbeat_at, now=now)
     return {
         "alive": alive,
         "brokerConnected": bool(alive and status.broker_connected),
-        "heartbeatAt": status.heartbeat_at.isoformat() if status and status.heartbeat_at else None,
+        "heartbeatAt": heartbeat_at.isoformat() if heartbeat_at else None,
         "brokerLostSince": status.broker_lost_since.isoformat() if status and status.broker_lost_since else None,
+        "clockAheadS": heartbeat_ahead_s(heartbeat_at, now=now),
         "cause": _not_holding_because(status) if alive else None,
     }
 

@@ -60,6 +60,24 @@ def order_limits_for_page(pump_max_rate_ml_min: float | None, pump_max_bolus_ml:
     }
 
 
+def order_figures_agree(*, flow_rate_ml_min: float, planned_volume_ml: float, planned_time_min: float) -> bool:
+    """Whether rate x time is the volume to within the rounding of the figure an order derives from the other two:
+    half the last decimal of a derived volume (0.005 mL), of a derived time (0.005 min at this rate), or of a derived
+    rate (0.0000005 mL/min over this time). Every order `devices/forms.py::order_figures` derives agrees so; three
+    figures given that do not are no order: the pump would be sent figures that disagree (review 33, finding 4: 121
+    mL/h for 15 min with 30 mL, which is 30.25 mL, was taken within 1 %)."""
+    allowed = max(
+        _half_of_last_decimal(VOLUME_DECIMALS),
+        _half_of_last_decimal(TIME_DECIMALS) * flow_rate_ml_min,
+        _half_of_last_decimal(RATE_DECIMALS) * planned_time_min,
+    )
+    return abs(flow_rate_ml_min * planned_time_min - planned_volume_ml) <= allowed + LIMIT_TOLERANCE
+
+
+def _half_of_last_decimal(decimals: int) -> float:
+    return 0.5 * 10.0**-decimals
+
+
 def bolus_limit_ml(planned_volume_ml: float, pump_max_bolus_ml: float | None = None) -> float:
     """The largest bolus an order may have: half its volume, and no more than the pump's maximum."""
     limit = planned_volume_ml * MAX_BOLUS_SHARE

@@ -137,6 +137,7 @@ class InfusionPayload(DevicePayload):
     confirmed: bool
     confirmedAt: DeviceTimestamp = None
     parameters: ReportedParameters | None = None
+    reason: Text | None = None  # why a START was refused (`confirmed: false`): `pump_busy`, `rejected_at_pump`, ...
 
 
 class CompletionPayload(DevicePayload):

@@ -22,6 +22,11 @@ COMMANDS = "commands"
 PREFIX = "devices"
 LEGACY_PREFIX = "device"  # the original firmware publishes status on device/{id}/status
 
+# The broker's own uptime (Mosquitto's `$SYS` tree, re-published every `sys_interval`, QoS 0): the bridge reads when
+# the broker it holds started, because a pump's presence is vouched for only by the broker holding its Last Will
+# (`realtime/bridge/broker_start.py`). Not a device topic, so not in BRIDGE_SUBSCRIPTIONS.
+BROKER_UPTIME = "$SYS/broker/uptime"
+
 # What the bridge subscribes to (QoS 1).
 BRIDGE_SUBSCRIPTIONS = (
     *(f"{PREFIX}/+/{kind}" for kind in DEVICE_KINDS),

@@ -8,6 +8,7 @@ counter stays its own process's, never another bridge's figure in its place (whi
 as a counter reset, and whose counts would hide the other's).
 """
 
+import logging
 from collections.abc import Iterator
 from datetime import datetime
 
@@ -28,7 +29,10 @@ from devices.ops_selectors import (
     escalation_deliveries_by_state,
     pumps_by_reporting,
 )
+from devices.selectors import heartbeat_ahead_s
 from devices.states import AlarmPriority, CommandState, Connectivity, DeliveryState
+
+logger = logging.getLogger(__name__)
 
 BRIDGE_PREFIX = "pumpstream_bridge"
 ROW_FAMILIES = {"pumpstream_bridge_broker_connected"}  # from the heartbeat rows (`bridge_liveness`), not a snapshot
@@ -55,7 +59,8 @@ class BridgeCollector(Collector):
 def bridge_liveness(bridges: list[BridgeStatus], *, now: datetime) -> Iterator[Metric]:
     """Whether each bridge reports, its heartbeat's age and (while it reports) whether it holds the broker, as its
     row says (what `/ops/` and `/readyz` show; a process's own gauge went to 0 when it handed a slot back, holding
-    others), and how many bridges report."""
+    others), and how many bridges report. The age is as measured: negative when the bridge's clock is ahead of this
+    server's (beyond the tolerance it is down, and logged: the alert PumpStreamBridgeClockAhead reads the age)."""
     label = ["bridge"]
     up = GaugeMetricFamily("pumpstream_bridge_up", "1 while the bridge reports (a fresh heartbeat, not its "
                            "farewell), 0 stale or stopped", labels=label)  # fmt: skip
@@ -69,6 +74,10 @@ def bridge_liveness(bridges: list[BridgeStatus], *, now: datetime) -> Iterator[M
         reporting += alive
         up.add_metric([status.name], int(alive))
         age.add_metric([status.name], (now - status.heartbeat_at).total_seconds())
+        ahead_s = heartbeat_ahead_s(status.heartbeat_at, now=now)
+        if ahead_s is not None:
+            logger.warning("bridge %s: heartbeat stamped %.1f s ahead of this server's clock, not counted as alive",
+                           status.name, ahead_s, extra={"reason": "clock skew"})  # fmt: skip
         if alive:
             broker.add_metric([status.name], int(status.broker_connected))
     yield GaugeMetricFamily("pumpstream_bridges_reporting", "Bridges reporting now (0: monitoring down)", reporting)

@@ -60,6 +60,8 @@ class SessionIdleTimeoutMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
+        if response.status_code >= 500:  # nothing done; and the database may be why (its user not read, nor readable)
+            return response
         session = getattr(request, "session", None)
         user = getattr(request, "user", None)
         if (

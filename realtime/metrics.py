@@ -68,6 +68,10 @@ HOUSEKEEPING_ROWS_SKIPPED = Gauge(
     "pumpstream_bridge_housekeeping_rows_skipped", "Rows a housekeeping check skips after they failed", ["check"]
 )
 CHANGE_LOG_PRUNED = Counter("pumpstream_bridge_change_log_pruned_total", "Change-log entries deleted by housekeeping")
+PRESENCE_UNVOUCHED = Counter(
+    "pumpstream_bridge_presence_unvouched_total",
+    "Pumps online by their presence, last heard before the broker restarted and not since: shown stale (no Will held)",
+)
 HEARD_AHEAD_PULLED_BACK = Counter(
     "pumpstream_bridge_heard_ahead_pulled_back_total",
     "Pumps and sessions whose moments of hearing lay ahead of the clock (it ran ahead) brought back to now",

@@ -7,8 +7,11 @@ from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from devices.models import Device, Ward
+from devices.models import Alarm, Device, Ward
+from devices.services.alarm_rules import alarm_resolve
 from devices.services.orders import InfusionOrder
+from devices.services.registration import pump_delete
+from devices.states import AlarmResolveReason
 
 TEST_PASSWORD = "pw-for-tests-only"
 
@@ -19,6 +22,15 @@ def make_ward(code: str = "icu") -> Ward:
 
 def make_device(device_id: str = "PUMP_0001", *, ward: Ward | None = None, **fields) -> Device:
     return Device.objects.create(device_id=device_id, ward=ward or make_ward(), **fields)
+
+
+def pump_taken_out_of_use(device_id: str) -> None:
+    """Its active alarms resolved ("pump taken out of use") and the pump deleted, as an administrator does it: a pump
+    with an alarm active is never deleted (`pump_delete` and the models' guard), and its alarms go with it."""
+    resolver = get_user_model().objects.get_or_create(username="out-of-use-resolver")[0]
+    for alarm in Alarm.objects.filter(device__device_id=device_id, state="active"):
+        alarm_resolve(alarm_id=alarm.pk, user=resolver, reason=AlarmResolveReason.PUMP_REPLACED, alerts=alarm.alerts)
+    pump_delete(device=Device.objects.get(device_id=device_id))
 
 
 @functools.cache

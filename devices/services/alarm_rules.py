@@ -44,6 +44,7 @@ from devices.states import (
     AlarmState,
     SessionStatus,
 )
+from devices.visible_text import shows_nothing
 from protocol import events, topics
 
 logger = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ def alarm_resolve(
     if reason not in AlarmResolveReason.values:
         raise PumpStreamError("Choose a reason", code="invalid_reason", field="reason")
     note = note.strip()[:500]
-    if reason in NOTE_REQUIRED and not note:
+    if reason in NOTE_REQUIRED and shows_nothing(note):
         raise PumpStreamError("Explain the reason in the note", code="invalid_reason", field="note")
     now = now or timezone.now()
     with transaction.atomic():

@@ -83,6 +83,24 @@ def is_published(command: Command, *, states: tuple = PUBLISHED_STATES) -> bool:
     return command.state in states or (command.state == CommandState.QUEUED and was_handed)
 
 
+def command_answered(
+    device: Device, session: InfusionSession | None, kind: CommandKind | None, now: datetime
+) -> Command | None:
+    """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing. With none
+    under way, one failed though handed to the broker, still within its deadline (`failed_within_deadline`): the
+    broker delivered it late and the pump carried it out."""
+    if kind is None:
+        return None
+    for published in (went_out(), failed_within_deadline(now=now)):
+        pending = Command.objects.filter(published, device=device, kind=kind)
+        if session is not None:
+            pending = pending.filter(session=session)
+        command = pending.select_related("created_by", "session").order_by("created_at", "pk").first()
+        if command is not None:
+            return command
+    return None
+
+
 def command_lifetime(kind: str) -> timedelta:
     """How long a command of `kind` may take to end (and after which the pump must ignore it)."""
     if kind == CommandKind.START_INFUSION:

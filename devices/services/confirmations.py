@@ -11,18 +11,22 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import change_record, session_changed
 from devices.services.clearing_stops import clearing_stops_withdraw
+from devices.services.commands import PUBLISHED_STATES, commands_settle
 from devices.services.paused_runs_again import found_paused, interruption_latest, paused_run_answer
 from devices.services.readback import UNVERIFIED_KEY, readback_compare, readback_missing, readback_record
 from devices.services.readback_received import readback_on_evidence, readback_received_off
 from devices.services.restart_commands import commands_lost_recall
 from devices.services.restarts import pump_restarted_since
 from devices.services.sessions import RECORD_ENDED_BY, session_transition
+from devices.services.start_refusals import refusal_reason
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ON_PUMP_STATUSES,
     AlarmPriority,
     AlarmSource,
     AlarmState,
+    CommandKind,
+    CommandState,
     ReadBack,
     SessionStatus,
 )
@@ -50,10 +54,13 @@ def infusion_confirm(
     if session is None:
         raise PumpStreamError(f"No infusion {infusion_id} on this pump", code="unknown_session")
     if not confirmed:
-        if session.status == SessionStatus.PENDING:
+        if session.status == SessionStatus.PENDING:  # its reason kept: busy is not a person's Reject (`start_refusals`)
             session.confirmation = confirmation
+            # the START it answered is done, before the session's end supersedes what is still under way
+            commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
+                            session=session, states=PUBLISHED_STATES, published=True)  # fmt: skip
             session_transition(device=device, session=session, to=SessionStatus.REJECTED,
-                               reason="rejected at the pump", now=now)  # fmt: skip
+                               reason=refusal_reason(confirmation.get("reason")), now=now)  # fmt: skip
         return session
     if session.status == SessionStatus.PENDING:
         _confirm_running(device, session, parameters, confirmation, now, parameters_unreadable)

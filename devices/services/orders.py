@@ -6,9 +6,8 @@ from typing import Any
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
 from devices.states import CommandKind
-from protocol.limits import RATE_DECIMALS, order_limits_check
+from protocol.limits import RATE_DECIMALS, order_figures_agree, order_limits_check
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,11 @@ def order_validate(order: InfusionOrder, device: Device) -> None:
             f"Volume exceeds this pump's maximum of {device.max_volume_ml:g} mL",
             code="invalid_order", field="planned_volume_ml",
         )  # fmt: skip
-    expected_volume = order.flow_rate_ml_min * order.planned_time_min
-    if abs(expected_volume - order.planned_volume_ml) > max(VOLUME_TOLERANCE_ML, 0.01 * order.planned_volume_ml):
+    if not order_figures_agree(
+        flow_rate_ml_min=round(order.flow_rate_ml_min, RATE_DECIMALS), planned_volume_ml=order.planned_volume_ml,
+        planned_time_min=order.planned_time_min,
+    ):  # fmt: skip
+        # within rounding, not 1 %: the pump is sent these three, which must agree (review 33, finding 4)
         raise PumpStreamError("Rate × time must equal the volume", code="invalid_order", field="planned_time_min")
     if order.bolus_enabled and not order.bolus_volume_ml > 0:
         raise PumpStreamError("Bolus volume must be positive", code="invalid_order", field="bolus_volume_ml")

@@ -56,7 +56,7 @@ def pump_report_apply(
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
-        _pump_seen(device, report, received_at, heard_at)
+        _pump_seen(device, report, received_at, heard_at, retained=retained)
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
         restarted = pump_restart_check(device=device, kind=kind, report=report, retained=retained, now=received_at)
@@ -82,15 +82,25 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
     )  # fmt: skip
 
 
-def _pump_seen(device: Device, report: DevicePayload, now: datetime, heard_at: datetime | None = None) -> None:
+def _pump_seen(
+    device: Device, report: DevicePayload, now: datetime, heard_at: datetime | None = None, *, retained: bool = False
+) -> None:
     """Heard (`heard.pump_heard`: last heard never moved back) and presence. A silence alarm clears on progress or a
     move of the infusion, not here.
+
+    A retained copy the broker handed over on a subscription is what it kept, of an unknown age, not the pump heard
+    now: it moves neither last heard nor presence (what it says is applied all the same, an `online` included), or a
+    switched-off pump's `online` brought back by a crashed broker's store would look just heard (review 34, finding
+    4). Only for a pump never heard is its arrival the moment heard: a pump that connected before it was registered
+    and says nothing more while idle (`docs/protocol.md`, "A pump registered while it is connected").
 
     A retained status read again for a pump registered after the bridge turned its messages away (`heard_at`,
     `realtime/bridge/rereads.py`) is the broker's copy, not the pump heard now: its last heard is when the server last
     received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's)."""
     if heard_at is not None:
         model_fields_save(device, pump_heard(device=device, received_at=heard_at))
+        return
+    if retained and device.last_seen_at is not None:
         return
     fields = pump_heard(device=device, received_at=now, says_offline=getattr(report, "status", None) == "offline")
     model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
@@ -210,6 +220,22 @@ REPORT_HANDLERS: dict[str, Callable[[Device, DevicePayload, datetime], bool]] = 
     topics.BOLUS: bolus_report_apply,
     topics.TEST: _recorded_only,
 }
+
+
+def pump_presence_unvouched(*, device_id: str, broker_started_at: datetime, now: datetime) -> bool:
+    """The pump's `online` no longer stands: it was last heard before the broker now running started, which holds no
+    Last Will of its (`realtime/bridge/broker_start.py`). Its presence goes back to unknown, so it reads stale by its
+    age until it is heard again (a live pump reconnecting says `online`). Returns whether it changed: the pump may
+    have been heard since it was selected."""
+    with transaction.atomic():
+        device = device_lock(device_id=device_id)
+        last_seen_at = device.last_seen_at
+        if device.presence != Presence.ONLINE or last_seen_at is None or last_seen_at >= broker_started_at:
+            return False
+        device.presence = Presence.UNKNOWN
+        model_fields_save(device, ("presence",))
+        status_changed(device=device, now=now)
+    return True
 
 
 def pump_silence_check(*, device_id: str, now: datetime) -> bool:

@@ -105,6 +105,11 @@ def received_off_fields(session: InfusionSession) -> list[str]:
     return [name for name in told if _is_off(session, told, name)]
 
 
+def told_as_ordered(session: InfusionSession, told: dict[str, float | bool]) -> bool:
+    """Whether every parameter a receipt tells (`received_parameters`) is within its tolerance of `session`'s order."""
+    return not any(_is_off(session, told, name) for name in told)
+
+
 def readback_received_off(session: InfusionSession) -> bool:
     """Whether the pump said it received the order with a parameter beyond its tolerance of it."""
     return bool(received_off_fields(session))

@@ -123,8 +123,14 @@ def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
 
 def ward_lock(*, ward_pk: int) -> None:
     """Lock the ward's row to the end of the caller's transaction (PostgreSQL; SQLite's IMMEDIATE transactions are
-    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time."""
-    Ward.objects.select_for_update().filter(pk=ward_pk).first()
+    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time.
+
+    `NO KEY UPDATE`: it waits for and holds off the other locks of the ward (a removal of its members, a silence, an
+    alarm's share) but not a foreign key's check of it. A pump's row written twice in one transaction (an infusion's
+    start) has its ward's key checked at commit (`FOR KEY SHARE`): under `FOR UPDATE` a ward deleted while an
+    infusion started on one of its pumps deadlocked, the deletion waiting for the pump's row, the start for the
+    ward's (PostgreSQL aborted one of them)."""
+    Ward.objects.select_for_update(no_key=True).filter(pk=ward_pk).first()
 
 
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
@@ -150,6 +156,13 @@ def pumps_in_use_blockers(*, devices: list[Device]) -> list[str]:
     return blockers
 
 
+def ward_in_use_refusal(*, ward: Ward) -> str:
+    """Why `ward` may not be deleted (`ward_in_use`): its pumps in use and their beds; "" if it may. The one wording
+    of `ward_delete` and of the models' guard below it (`deletion_guards`)."""
+    blockers = ward_delete_blockers(ward=ward)
+    return f"Ward {ward.code} is in use: {'; '.join(blockers)}" if blockers else ""
+
+
 def ward_delete(*, ward: Ward, user: Any = None) -> None:
     """Delete a ward; its pumps stay, without a ward, each shown so by a `device:status` change. Refused while one
     of its pumps has an infusion on or an active alarm (`ward_delete_blockers`).
@@ -161,9 +174,9 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
         # Its row locked first: a pump moved into it meanwhile (its foreign key checked against this row) waits for
         # the deletion and is then refused, instead of being nulled with the ward behind its screens (PostgreSQL).
         ward_lock(ward_pk=ward.pk)
-        blockers = ward_delete_blockers(ward=ward)
-        if blockers:
-            raise PumpStreamError(f"Ward {ward.code} is in use: {'; '.join(blockers)}", code="ward_in_use")
+        refusal = ward_in_use_refusal(ward=ward)
+        if refusal:
+            raise PumpStreamError(refusal, code="ward_in_use")
         for device in Device.objects.filter(ward=ward).order_by("device_id"):
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)
@@ -177,6 +190,13 @@ def pump_delete_blockers(*, device: Device) -> list[str]:
     return pumps_in_use_blockers(devices=[device])
 
 
+def pump_in_use_refusal(*, device: Device) -> str:
+    """Why `device` may not be deleted (`pump_in_use`): its infusion on, its active alarms; "" if it may. The one
+    wording of `pump_delete` and of the models' guard below it (`deletion_guards`)."""
+    blockers = pump_delete_blockers(device=device)
+    return f"Pump {device.device_id} is in use ({'; '.join(blockers)}): it cannot be deleted" if blockers else ""
+
+
 def pump_delete(*, device: Device, user: Any = None) -> None:
     """Delete a registered pump that was never used for an infusion or a command; refused (`pump_in_use`) while it
     has an infusion on or an active alarm, checked under its lock (an alarm raised meanwhile waits, then refuses).
@@ -186,10 +206,9 @@ def pump_delete(*, device: Device, user: Any = None) -> None:
     stations drop it, whichever process deletes it."""
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
-        blockers = pump_delete_blockers(device=stored)
-        if blockers:
-            raise PumpStreamError(f"Pump {stored.device_id} is in use ({'; '.join(blockers)}): it cannot be deleted",
-                                  code="pump_in_use")  # fmt: skip
+        refusal = pump_in_use_refusal(device=stored)
+        if refusal:
+            raise PumpStreamError(refusal, code="pump_in_use")
         now = timezone.now()
         by = user.get_username() if user is not None else None
         change_record(device=stored, event=events.DEVICE_REMOVED, body=payloads.removed_body(at=now, by=by))

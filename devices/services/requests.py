@@ -35,6 +35,7 @@ from devices.states import (
     ReadBack,
     SessionStatus,
 )
+from devices.visible_text import shows_nothing
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "") -> InfusionSession:
@@ -183,7 +184,7 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     record was ended after all, it runs with a high `confirmed_late` (`infusion_running_late`).
     """
     reason = (reason or "").strip()
-    if not reason:
+    if shows_nothing(reason):  # a zero-width space alone passes strip() and would be audited as a blank reason
         raise PumpStreamError("Say why the record is ended", code="invalid_command", field="reason")
     with transaction.atomic():
         session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from datetime import datetime
 
 from devices.models import Command, Device, InfusionSession
+from devices.services.bare_answers import bare_start_answer_matches
 from devices.services.changes import session_changed
 from devices.services.commands import (
+    PUBLISHED_STATES,
+    command_answered,
     command_transition,
     commands_settle,
-    failed_within_deadline,
     is_published,
-    went_out,
 )
 from devices.services.evidence import (
     ended_infusion_status_apply,
@@ -31,6 +32,7 @@ from devices.services.readback_received import readback_received_record, receive
 from devices.services.restarts import session_end_on_idle
 from devices.services.running_reports import delivered_more
 from devices.services.sessions import session_transition
+from devices.services.start_refusals import REJECTED_AT_THE_PUMP
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     COMMAND_UNSETTLED_STATES,
@@ -72,7 +74,7 @@ def session_move_reported(
     The commands of kind `answers` the pump was sent end `done` first (so they are not superseded); those never
     published are not needed (`commands_answered_settle`), and never named as the cause.
     """
-    command = _command_answered(device, session, answers, now)
+    command = command_answered(device, session, answers, now)
     if answers is not None:
         commands_answered_settle(device, session, answers, VERB.get(to, to), now)
     if session is None or session.status == to or not is_legal(SESSION_TRANSITIONS, session.status, to):
@@ -107,24 +109,6 @@ def commands_answered_settle(
         elif command.session is None or command.session.status in ACTIVE_SESSION_STATUSES:
             command_transition(device=device, command=command, to=CommandState.SUPERSEDED, now=now,
                                error=f"not needed: the pump reported {reported} before it was sent")  # fmt: skip
-
-
-def _command_answered(
-    device: Device, session: InfusionSession | None, kind: CommandKind | None, now: datetime
-) -> Command | None:
-    """The published command of `kind` a report answers (the oldest), if any: one never sent answers nothing. With none
-    under way, one failed though handed to the broker, still within its deadline (`failed_within_deadline`): the
-    broker delivered it late and the pump carried it out."""
-    if kind is None:
-        return None
-    for published in (went_out(), failed_within_deadline(now=now)):
-        pending = Command.objects.filter(published, device=device, kind=kind)
-        if session is not None:
-            pending = pending.filter(session=session)
-        command = pending.select_related("created_by", "session").order_by("created_at", "pk").first()
-        if command is not None:
-            return command
-    return None
 
 
 def _failed_carried_out(device: Device, command: Command, now: datetime) -> str:
@@ -250,7 +234,7 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
     named = report_infusion_id(report)
     if names_another(device=device, infusion_id=named, current=session):
         return _other_infusion_status(device, report, named, session, PumpState.IDLE, now)
-    if session is not None and _command_answered(device, session, CommandKind.STOP_INFUSION, now) is not None:
+    if session is not None and command_answered(device, session, CommandKind.STOP_INFUSION, now) is not None:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
         commands_answered_settle(device, None, CommandKind.STOP_INFUSION, report.status, now)
@@ -270,12 +254,24 @@ def _names_another_pending(
     )  # fmt: skip
 
 
-def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> bool:
+def _start_answer_for(device: Device, report: DevicePayload, now: datetime) -> tuple[bool, InfusionSession | None]:
+    """Whether a start-related status is about the pump now, and the pending order it applies to (None: none). Not about
+    now: one naming another infusion, or, naming none, an earlier order's late answer (`bare_answers`), audited and
+    applied to nothing."""
     session = session_for(device, None, (SessionStatus.PENDING,))
     if _names_another_pending(device, report, session, now):
-        return False
+        return False, None
+    if session is None or report_infusion_id(report):
+        return True, session
+    if bare_start_answer_matches(device=device, session=session, report=report, now=now):
+        return True, session
+    return False, None
+
+
+def _status_start_received(device: Device, report: DevicePayload, now: datetime) -> bool:
+    about_now, session = _start_answer_for(device, report, now)
     if session is None:
-        return True
+        return about_now
     if session.delivered_at is None:
         session.delivered_at = now
         session.save(update_fields=["delivered_at"])
@@ -289,14 +285,14 @@ def _status_start_received(device: Device, report: DevicePayload, now: datetime)
 
 
 def _status_rejected(device: Device, report: DevicePayload, now: datetime) -> bool:
-    session = session_for(device, None, (SessionStatus.PENDING,))
-    if _names_another_pending(device, report, session, now):
-        return False
+    about_now, session = _start_answer_for(device, report, now)
     if session is None:
-        return True
+        return about_now
     session.confirmation = {"confirmed": False, "source": "status"}
-    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now, session=session)
-    session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump="rejected at the pump")
+    # a START never sent is not done (the session's end supersedes it)
+    commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now, session=session,
+                    states=PUBLISHED_STATES, published=True)  # fmt: skip
+    session_move_reported(device, session, SessionStatus.REJECTED, now, at_pump=REJECTED_AT_THE_PUMP)
     return True
 
 

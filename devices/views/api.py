@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable
 from functools import wraps
 
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse, QueryDict
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -238,10 +239,31 @@ def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
     return JsonResponse({"deviceId": device_id, "events": [event_entry(event) for event in events_recent(device)]})
 
 
+def database_away_answered(view: Callable) -> Callable:
+    """The database unreachable (its restart, a failover, its host down) answered 503 with a JSON body that vouches
+    for nothing, not Django's 500 page. Outermost: the sign-in check reads the session from the database first."""
+
+    @wraps(view)
+    def answered(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DatabaseError:
+            logger.warning("database unreachable: %s answered 503", request.path)
+            return JsonResponse(
+                {"alive": False, "brokerConnected": False, "code": "database_unavailable",
+                 "message": "The server cannot read its database: monitoring cannot be vouched for."},
+                status=503,
+            )  # fmt: skip
+
+    return answered
+
+
+@database_away_answered
 @require_GET
 @api_endpoint()
 def bridge_status_api(request: HttpRequest) -> JsonResponse:
-    """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner.
+    """Whether monitoring itself is alive (the bridge's heartbeat), for the "monitoring degraded" banner; 503 while the
+    database cannot be read (the page then counts a failed poll, bridge_watch.js).
 
     `serverNow` lets each page keep its estimate of the server's clock honest (see static/js/format.js).
     """

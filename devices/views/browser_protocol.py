@@ -6,6 +6,7 @@ reads it, so no event name or state grouping is copied into the JavaScript.
 
 from django.http import HttpRequest
 
+from devices.services.start_refusals import REFUSED_BY_THE_PUMP
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     COMMAND_UNSETTLED_STATES,
@@ -45,6 +46,7 @@ def browser_protocol() -> dict:
         "onPumpSessionStatuses": [status.value for status in SESSION_ON_PUMP_STATUSES],
         "unsettledCommandStates": [state.value for state in COMMAND_UNSETTLED_STATES],
         "infusingPumpStates": [state.value for state in PUMP_INFUSING_STATES],
+        "refusedByThePump": REFUSED_BY_THE_PUMP,  # how a session's reason begins for a pump's own refusal
     }
 
 

@@ -8,6 +8,8 @@ words, test messages) is left out: `event_text` returns None for it.
 from collections.abc import Callable
 
 from devices.models import DeviceEvent
+from devices.services.named import REPORT_FOR_OTHER_INFUSION
+from devices.services.start_refusals import REFUSED_BY_THE_PUMP
 from devices.templatetags.units import significant
 from protocol.limits import MINUTES_PER_HOUR
 
@@ -69,7 +71,20 @@ def _session(event: DeviceEvent, payload: dict) -> str:
         return "The pump confirmed: infusion running"
     if to == "running" and payload.get("from") == "paused":
         return "Infusion resumed"
+    reason = payload.get("reason")
+    if to == "rejected" and isinstance(reason, str) and reason.startswith(REFUSED_BY_THE_PUMP):
+        return f"The pump refused the infusion{reason.removeprefix(REFUSED_BY_THE_PUMP)}"  # its reason, not a Reject
     return f"{SESSION_TEXT.get(to, to.replace('_', ' ').capitalize())}{_reason(payload)}"
+
+
+def _answer_unmatched(event: DeviceEvent, payload: dict) -> str | None:
+    """An answer to a start naming no infusion that was not the order waiting's (`bare_answers`); other reports of
+    another infusion (late copies) are transport detail."""
+    if not payload.get("why") or payload.get("infusionId"):
+        return None
+    said = {"rejected": "a Reject", "received_start_command": "receiving an order"}.get(payload.get("report"))
+    why = payload["why"]
+    return f"The pump reported {said or 'an answer'} that is not about the order waiting: not applied ({why})"
 
 
 def _command_outcome(event: DeviceEvent, payload: dict) -> str | None:
@@ -100,6 +115,7 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
         f"The {_alarm_name(p)} alarm alerts again: the pump's flood hid alarms not signalled yet"
     ),
     "mqtt.status": _presence,
+    REPORT_FOR_OTHER_INFUSION: _answer_unmatched,
     "server.command_withdrawn": lambda event, p: (
         f"The {_command_name(p.get('command'))} of the pump's own infusion was withdrawn unsent: an order runs now"
     ),

@@ -40,7 +40,7 @@ SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it; nor for the grace after
 # the bridge itself was stalled (`resumed_clock`: what the pumps sent meanwhile waited at the broker, unread).
-HELD_UNTIL_SETTLED = ("silence", "starts", "unverified")
+HELD_UNTIL_SETTLED = ("silence", "starts", "unverified", "presence")
 # A check: what it does (True: its page was full), whether anything of its kind falls due by a moment, its timeouts.
 Check = tuple[Callable[[datetime], bool], Callable[[datetime], bool], Callable[[], list[float]]]
 

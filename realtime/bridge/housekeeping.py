@@ -1,5 +1,6 @@
-"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, alarm reminders,
-escalations and their webhooks, flood alarms' waiting news and counts, and the change log's old entries.
+"""Housekeeping the bridge runs between batches: silent pumps, unconfirmed starts, stale pumps, pumps online by a
+presence no broker vouches for since it restarted, alarm reminders, escalations and their webhooks, flood alarms'
+waiting news and counts, and the change log's old entries.
 
 Each check handles PER_TICK rows a tick; when each runs (every tick after a commit, else asleep until its next
 deadline can come) is `check_schedule.py`'s.
@@ -18,6 +19,7 @@ from devices.housekeeping_selectors import (
     ESCALATION_DELAY_SETTINGS,
     REMINDED_PRIORITIES,
     commands_due_by,
+    devices_presence_unvouched,
     devices_silent_unalarmed,
     devices_stale_without_presence,
     escalation_delays,
@@ -35,7 +37,7 @@ from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
 from devices.services.heard import heard_moments_pull_back
 from devices.services.protection import alarm_floods_counts_send, alarm_floods_news_signal
-from devices.services.pumps import pump_mark_stale, pump_silence_check
+from devices.services.pumps import pump_mark_stale, pump_presence_unvouched, pump_silence_check
 from devices.services.requests import infusion_time_out, infusion_unverified_raise
 from realtime import metrics
 from realtime.bridge.check_schedule import CheckSchedule, timeouts
@@ -73,6 +75,7 @@ class Housekeeping(CheckSchedule):
         self.unrecorded: dict[int, Unrecorded] = {}  # webhook outcomes whose recording failed: tried next tick
         self.pruned_at: datetime | None = None
         self.waiting_since: Callable[[str], datetime | None] = lambda device_id: None  # the worker's queue
+        self.broker_started: Callable[[], datetime | None] = lambda: None  # the link's reading (`broker_start.py`)
         self.heard_ahead_clock: float | None = None  # when moments still to come were last looked for (monotonic)
         self.heard_ahead_due = False  # the wall clock was put back (the worker says so): look at the next tick
         # Per check: what it does, whether anything of its kind falls due by a moment, and its timeouts (seconds).
@@ -83,6 +86,7 @@ class Housekeeping(CheckSchedule):
             "commands": (self.overdue_commands, commands_due_by, command),
             "silence": (self.silent_sessions, self.silence_due_by, heartbeat),
             "stale": (self.stale_pumps, self.stale_due_by, heartbeat),
+            "presence": (self.presence_unvouched, self.presence_due_by, timeouts("RECONNECT_GRACE_S")),
             "reminders": (self.reminders, reminders_due_by, timeouts(*REMINDED_PRIORITIES.values())),
             "escalations": (self.escalations, self.escalations_due_by, escalation_timeouts),
             "flood_news": (self.flood_news, flood_news_due_by, timeouts("ALARM_FLOOD_NEWS_INTERVAL_S")),
@@ -252,6 +256,32 @@ class Housekeeping(CheckSchedule):
         self.stale_announced = (self.stale_announced & stale) | announced
         return len(unannounced) > PER_TICK
 
+    def presence_due_by(self, moment: datetime) -> bool:
+        started = self.presence_vouched_since(moment)
+        return started is not None and bool(devices_presence_unvouched(started_at=started, limit=1))
+
+    def presence_vouched_since(self, now: datetime) -> datetime | None:
+        """When the broker now running started, once the reconnect grace after it has passed (the pumps alive
+        have reconnected and said `online` again); None before, or when the broker tells no uptime."""
+        started = self.broker_started()
+        if started is None or (now - started).total_seconds() < settings.PUMPSTREAM["RECONNECT_GRACE_S"]:
+            return None
+        return started
+
+    def presence_unvouched(self, now: datetime) -> bool:
+        """Pumps online by their presence but last heard before the broker now running started, and not since its
+        reconnect grace: no broker holds their Last Will, so none would ever say they went (the broker crashed while
+        they were switched off; `broker_start.py`). Their presence goes back to unknown: stale by their age, as a pump
+        without presence (PER_TICK a tick; a pump whose messages wait unapplied in the bridge is left for now)."""
+        started = self.presence_vouched_since(now)
+        if started is None:
+            return False
+        due = devices_presence_unvouched(started_at=started, limit=PER_TICK, exclude=self.rows.skipped("presence", now))
+        for device_id in due:
+            if self.waiting_since(device_id) is None:
+                self.rows.run("presence", device_id, partial(_presence_unvouched, device_id, started, now), now)
+        return len(due) >= PER_TICK
+
     def change_log_prune(self, now: datetime) -> None:
         """Every few seconds, delete a chunk of change-log entries older than CHANGE_LOG_KEEP_S."""
         if self.pruned_at is not None and (now - self.pruned_at).total_seconds() < CHANGE_LOG_PRUNE_EVERY_S:
@@ -273,6 +303,16 @@ def _time_out(infusion_id: str) -> int:
     except PumpStreamError as exc:
         logger.info("time-out skipped: %s", exc.message, extra={"infusion_id": infusion_id})
         return 0
+    return 1
+
+
+def _presence_unvouched(device_id: str, broker_started_at: datetime, now: datetime) -> int:
+    if not pump_presence_unvouched(device_id=device_id, broker_started_at=broker_started_at, now=now):
+        return 0
+    metrics.PRESENCE_UNVOUCHED.inc()
+    logger.warning("pump online by a presence no broker vouches for (last heard before the broker started %s): "
+                   "shown stale until it is heard", broker_started_at.isoformat(timespec="seconds"),
+                   extra={"device_id": device_id})  # fmt: skip
     return 1
 
 

@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 from protocol import topics
 from protocol.mqtt_client import make_client, pubacks_send, set_tcp_nodelay
 from realtime import metrics
+from realtime.bridge.broker_start import broker_started_at
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.session_watch import SessionWatch
 
@@ -99,6 +100,7 @@ class BrokerLink:
         self.connected = threading.Event()
         self.connected_since: datetime | None = None
         self.connected_clock: float | None = None  # the same moment on the monotonic clock (`slots._caught_up`)
+        self.broker_started_at: datetime | None = None  # by the broker's live uptime (`broker_start.py`)
         self.generation = 0
         self.connections = 0
         self.session = SessionWatch(self.broker["CLIENT_ID"], contested_after=contested_after)
@@ -267,7 +269,7 @@ class BrokerLink:
                 self._fall_back_to_311()
             return
         set_tcp_nodelay(client)
-        client.subscribe([(topic, 1) for topic in topics.BRIDGE_SUBSCRIPTIONS])
+        client.subscribe([*((topic, 1) for topic in topics.BRIDGE_SUBSCRIPTIONS), (topics.BROKER_UPTIME, 0)])
         self.generation += 1
         self.connections += 1
         if self.connections > 1:
@@ -297,10 +299,20 @@ class BrokerLink:
             topic = message.topic
         except UnicodeDecodeError:
             topic = message._topic.decode("utf-8", errors="replace")
+        if topic == topics.BROKER_UPTIME:
+            self._broker_uptime(message)
+            return
         self.on_inbound(InboundMessage(
             topic=topic, payload=message.payload, qos=message.qos, retain=bool(message.retain), mid=message.mid,
             generation=self.generation, received_at=timezone.now(), redelivered=bool(message.dup),
         ))  # fmt: skip
+
+    def _broker_uptime(self, message: mqtt.MQTTMessage) -> None:
+        """The broker's uptime (QoS 0, nothing to acknowledge): when it started, from a live copy only."""
+        if not message.retain:
+            started = broker_started_at(message.payload, received_at=timezone.now())
+            if started is not None:
+                self.broker_started_at = started
 
 
 def _for_reread(message: mqtt.MQTTMessage) -> bool:

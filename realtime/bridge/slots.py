@@ -120,6 +120,12 @@ class SlotLinks:
     def takeovers(self) -> list[float]:
         return [moment for link in list(self.links.values()) for moment in link.takeovers]
 
+    @property
+    def broker_started_at(self) -> datetime | None:
+        """The broker's start as the latest of the slots' links read it (`broker_start.py`): one broker for all."""
+        return max((link.broker_started_at for link in list(self.links.values()) if link.broker_started_at),
+                   default=None)  # fmt: skip
+
     def owned(self, messages: list[InboundMessage]) -> list[InboundMessage]:
         """The messages of slots still held, received on the link that holds them now: those of a slot let go
         (even if taken again since, on a new link that gets them redelivered) are never committed here."""

@@ -90,6 +90,7 @@ class Bridge:
         self.ingest = BatchIngest(self.guard, self.budgets)
         self.waiting = FairQueue(self.ingest)  # received, admitted or shed, not yet committed (unacknowledged)
         self.housekeeping.waiting_since = self.waiting.oldest_received  # a pump waiting here was heard
+        self.housekeeping.broker_started = lambda: self.link.broker_started_at  # pumps' Wills held since then
         self.committer = Committer(ingest=self.ingest, on_committed=self._committed, stop=self._stop,
                                    max_tries=settings.PUMPSTREAM["BRIDGE_REDELIVERY_TRIES"],
                                    fence=self.link.fence)  # fmt: skip

@@ -2,9 +2,10 @@
 
 import asyncio
 import logging
+import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from protocol import topics
 from protocol.commands import EnvelopeUnreadable, command_envelope_parse
@@ -18,6 +19,7 @@ from realtime.simulator.pump import Infusion, Order, OrderError, PumpPhase
 logger = logging.getLogger(__name__)
 
 SEEN_COMMANDS = 256
+OWN_INFUSION_PREFIX = "pump-"  # an infusion started at the pump's screen; the server's ids start `inf_`
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,24 @@ class SimulatedPump:
         if handler is None:
             logger.warning("unknown command %s", command, extra={"device_id": self.device_id})
             return
+        if command != "START_INFUSION" and not self._is_about_what_it_does(body):
+            mine = self._infusion_id() or (self.pending.infusion_id if self.pending else "") or "none"
+            logger.info("ignored %s of infusion %s (the pump's: %s)", command, body.get("infusionId"), mine,
+                        extra={"device_id": self.device_id})  # fmt: skip
+            self._say(f"ignored {command}: it names infusion {body.get('infusionId')}, the pump's is {mine}")
+            return
         handler(body)
+
+    def _is_about_what_it_does(self, body: dict) -> bool:
+        """Whether a PAUSE, RESUME or STOP names the infusion this pump has (running, paused, or the order on its
+        confirm screen, which a STOP clears): a modern pump acts only on such a one, and says nothing of another (the
+        server's deadline ends it failed, as a command the pump did not carry out). One naming none (`null`: the
+        server's Stop of a pump infusing without an order) is about whatever it does. The original firmware knows no
+        infusion ids: it acts on any."""
+        named = body.get("infusionId")
+        if self.firmware.legacy or not named:
+            return True
+        return named in (self._infusion_id(), self.pending.infusion_id if self.pending else None)
 
     def _start_command(self, body: dict) -> None:
         try:
@@ -135,8 +154,9 @@ class SimulatedPump:
             return
         if self.phase != PumpPhase.IDLE:
             self._say(f"busy ({self.phase}): START {order.infusion_id} refused")
-            if not self.firmware.legacy:
-                self.send(*self.firmware.rejected(order, reason="pump_busy"))
+            if not self.firmware.legacy:  # the original ignores a START while busy
+                doing = "" if self.phase == PumpPhase.AWAITING_CONFIRMATION else self.phase.value
+                self.send(*self.firmware.refused_busy(order, doing, self._infusion_id()))
             return
         self.pending, self.phase = order, PumpPhase.AWAITING_CONFIRMATION
         self.send(*self.firmware.received_start(order))
@@ -271,10 +291,14 @@ class SimulatedPump:
             self.send(*self.firmware.bolus_completed(infusion))
 
     def _free_run_start(self) -> None:
+        """Start the demo infusion at the pump's own screen: an infusion without an order, named by an id of the
+        pump's own (never empty, never one of the server's `inf_…`), with no confirmation (no START was answered)."""
         order = self.settings.free_run
         if order is not None and self.phase == PumpPhase.IDLE:
-            self.pending, self.phase = order, PumpPhase.AWAITING_CONFIRMATION
-            self.accept()
+            own = replace(order, infusion_id=f"{OWN_INFUSION_PREFIX}{uuid.uuid4().hex[:16]}")
+            self.infusion, self.pending, self.phase = Infusion(own), None, PumpPhase.RUNNING
+            self.send(*self.firmware.started_at_pump(self.infusion))
+            self._notify()
 
     async def run(self) -> None:
         """Connect and tick on this pump's phase until cancelled, then disconnect cleanly."""

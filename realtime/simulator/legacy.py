@@ -71,6 +71,10 @@ class LegacyFirmware:
         self.progress_count = 0
         return [*messages, self._message(topics.INFUSION, confirmation), self.status("started")]
 
+    def started_at_pump(self, infusion: Infusion) -> list[Message]:
+        """An infusion started at the pump's own screen: as Accept (the bolus first), without the confirmation."""
+        return [m for m in self.accepted(infusion) if not m.topic.endswith(f"/{topics.INFUSION}")]
+
     def rejected(self, order: Order, reason: str = "") -> list[Message]:
         """Reject tapped: the firmware's only rejection signal is a status."""
         return [self.status("rejected")]

@@ -61,11 +61,26 @@ class ModernFirmware:
         ids = {"infusionId": order.infusion_id}
         return [confirmation, self.status("started", **ids), self.status("running", **ids)]
 
+    def started_at_pump(self, infusion: Infusion) -> list[Message]:
+        """An infusion started at the pump's own screen: `started` and `running` naming it, no confirmation (it answers
+        no START); the server shows it as the pump infusing without an order."""
+        ids = {"infusionId": infusion.order.infusion_id}
+        return [self.status("started", **ids), self.status("running", **ids)]
+
     def rejected(self, order: Order, reason: str = "rejected_at_pump") -> list[Message]:
-        """A refusal: `confirmed: false` with the reason, and the pump stays idle."""
-        refusal = self._message(topics.INFUSION, {"infusionId": order.infusion_id, "confirmed": False,
-                                "reason": reason, "parameters": order.read_back()})  # fmt: skip
-        return [refusal, self.status("idle")]
+        """Reject tapped at the pump: `confirmed: false` with the reason, and the pump is idle."""
+        return [self._refusal(order, reason), self.status("idle")]
+
+    def refused_busy(self, order: Order, status: str, infusion_id: str) -> list[Message]:
+        """A START refused because the pump is busy (`pump_busy`), then what it is doing: `status` naming its infusion
+        under way (`running`, `paused`), never `idle` while it infuses (review 33, finding 3: the server ended the
+        running order `interrupted` on that word). Nothing follows the refusal while another START waits on its
+        confirm screen (`status` empty): its `received_start_command` still stands."""
+        return [self._refusal(order, "pump_busy"), *([self.status(status, infusionId=infusion_id)] if status else [])]
+
+    def _refusal(self, order: Order, reason: str) -> Message:
+        return self._message(topics.INFUSION, {"infusionId": order.infusion_id, "confirmed": False, "reason": reason,
+                                               "parameters": order.read_back()})  # fmt: skip
 
     def progress(self, infusion: Infusion, status: str = "running") -> list[Message]:
         """About once a second while running."""

@@ -2,11 +2,24 @@
 // of one (never a repeat), or an alarm's new escalation tier ends it at once (a permanent mute is unsafe). Browsers
 // may refuse to play before the user has interacted with the page: then the page says so and offers a button, and any
 // click or key press retries.
+// Both sounds are looped media, which browsers hand to their media controls (a keyboard's play/pause key, a headset
+// button, Chrome's toolbar media button): a silence is the only pause the page makes, so a player paused by anything
+// else while it should sound is played again at once, and the media session's pause and stop are ignored. What the
+// page says sounds is read from the players themselves: one that should sound and is paused is said to be blocked,
+// with the button to allow it (review 35: a paused sound was said to be sounding, and stayed paused for good).
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
 
 import { alertOf } from "./announce.js";
 
 export const SILENCE_MS = 120_000;
+
+/** Media session actions a media key, a headset button or the browser's media controls send: handled by the page, so
+ * the browser does not pause or move an alarm sound itself; each only sounds what should sound (a silence is a
+ * clinical act with its own button, never a stray key). */
+const MEDIA_ACTIONS = ["play", "pause", "stop", "seekbackward", "seekforward", "seekto"];
+/** A player the browser pauses again sooner than this after the page played it again is played again when this time
+ * is up, not at once (and said to be blocked meanwhile): a browser that keeps pausing it is not fought in a loop. */
+const REPLAY_AT_MOST_EVERY_MS = 1_000;
 
 /** What of a sounding alarm a silence may not hold back, as `id:alert:tier`: a high alarm's alert, and an escalated
  * alarm's tier whatever its priority (a new tier is news, as a new alert is); null for a medium or low one's alert. */
@@ -33,9 +46,12 @@ export class AlarmAudio {
     // priority: `alerts` + 1) is, and so is a new tier of an unanswered alarm of any priority (review 32: the server
     // breaks the ward's silence on an escalation, never a screen's own), and ends the silence
     this.silencedNews = new Set();
+    this.replayedAt = new Map(); // player -> when it was last played again after the browser paused it
+    for (const player of Object.values(this.players)) this.watch(player);
+    this.takeMediaKeys();
     enableButton?.addEventListener("click", () => this.retry());
     silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
-    const retryOnGesture = () => this.blocked && this.retry();
+    const retryOnGesture = () => this.state === "blocked" && this.retry();
     // on click, not pointerdown: the sound state line changes length, and a layout that moved between
     // pointerdown and pointerup would make a phone's first tap (Acknowledge, Resolve) miss its button
     document.addEventListener("click", retryOnGesture, true);
@@ -81,31 +97,71 @@ export class AlarmAudio {
     this.apply();
   }
 
+  /** Start what should sound, stop the rest; a player that should sound and is paused is started again (a new high
+   * alarm or an escalation after the browser paused it: the same target, so no change of target would). */
   apply() {
     const target = this.wanted === "off" || this.isSilenced() ? null : this.wanted;
     if (target !== this.playing) {
       this.stopAll();
       this.playing = target;
-      if (target) this.start(this.players[target]);
     }
+    const player = this.players[target];
+    if (player?.paused) this.start(player);
     this.render();
   }
 
   start(player) {
-    if (!player) return;
     player.currentTime = 0;
     const attempt = player.play();
     if (attempt?.catch) {
       attempt.then(
-        () => this.render(),
+        () => {
+          this.blocked = false;
+          this.render();
+        },
         (error) => {
-          if (error?.name === "NotAllowedError") {
-            this.blocked = true;
-            this.playing = null;
-          }
+          if (error?.name === "NotAllowedError") this.blocked = true;
           this.render();
         },
       );
+    }
+  }
+
+  /** Whether this player is the one that should sound now. */
+  shouldSound(player) {
+    return Boolean(this.playing) && this.players[this.playing] === player;
+  }
+
+  /** A pause the page did not make (a media key, a headset button, the browser's media controls) is undone at once;
+   * a play it did not make (the media controls' play on a player silenced or not wanted) too. The events come after
+   * the page's own pause and play, so each acts on the player's state and the page's target as they are then. */
+  watch(player) {
+    player?.addEventListener("pause", () => {
+      if (!player.paused || !this.shouldSound(player)) return;
+      const wait = (this.replayedAt.get(player) ?? -Infinity) + REPLAY_AT_MOST_EVERY_MS - performance.now();
+      if (wait > 0) setTimeout(() => this.apply(), wait);
+      else {
+        this.replayedAt.set(player, performance.now());
+        this.start(player);
+      }
+      this.render();
+    });
+    player?.addEventListener("play", () => {
+      if (!player.paused && !this.shouldSound(player)) player.pause();
+    });
+  }
+
+  /** The media session's actions (`MEDIA_ACTIONS`) sound what should sound, where the browser has a media session;
+   * an action it does not know is skipped (`setActionHandler` throws a TypeError for it). */
+  takeMediaKeys() {
+    const session = globalThis.navigator?.mediaSession;
+    if (!session?.setActionHandler) return;
+    for (const action of MEDIA_ACTIONS) {
+      try {
+        session.setActionHandler(action, () => this.apply());
+      } catch (error) {
+        if (!(error instanceof TypeError)) throw error;
+      }
     }
   }
 
@@ -113,10 +169,12 @@ export class AlarmAudio {
     for (const player of Object.values(this.players)) player?.pause();
   }
 
+  /** What the page says of its sound, read from the player that should sound: "high" or "medium" only while it plays
+   * (or is starting), "blocked" while it is paused (the browser refused it, or paused it and refused it again). */
   get state() {
     if (this.wanted === "off") return "off";
     if (this.isSilenced()) return "silenced";
-    if (this.blocked) return "blocked";
+    if (this.blocked || this.players[this.wanted]?.paused !== false) return "blocked";
     return this.wanted;
   }
 

@@ -1,5 +1,6 @@
-// The bridge poll of every page: the "monitoring degraded" banner while the bridge's heartbeat is stale, the server's
-// clock, and the end of the page's session (split from live.js; pages import it from there).
+// The bridge poll of every page: the "monitoring degraded" banner while the bridge's heartbeat is stale or the
+// server does not answer the poll, the server's clock, and the end of the page's session (split from live.js; pages
+// import it from there).
 
 import { noteServerTime, setMonitoringHealthy } from "./format.js";
 
@@ -7,45 +8,69 @@ import { noteServerTime, setMonitoringHealthy } from "./format.js";
 // next poll asks afresh; this many failures in a row (about 10 s) mean the server cannot be reached.
 const POLL_TIMEOUT_MS = 4000;
 const UNREACHABLE_AFTER_FAILURES = 2;
+// The banner while the polls fail (an error status, no answer, no answer in time): the server cannot vouch for what
+// the page shows. The last good answer ("healthy") stood for the whole of a database outage, every poll answering
+// 500, and the monitor read "Online … No active alarms" with an occlusion waiting at the broker (review 34, finding 1).
+const UNREACHABLE_TEXT = "Monitoring degraded: the server does not answer. Pump data may be out of date and alarms " +
+  "may not reach this screen: check the pumps at the bedside.";
 
-/** Shows the "monitoring degraded" banner while the bridge's heartbeat is stale (polled from /readyz-like data).
- * `onReachable(reachable)` is told when polls start or stop failing (unanswered within 4 s, twice in a row).
+/** Whether a poll's answer says monitoring is alive: the bridge reports and holds the broker. */
+function bridgeHealthyIn(bridge) {
+  return Boolean(bridge?.alive && bridge?.brokerConnected);
+}
+
+/** Shows the "monitoring degraded" banner, and greys every pump (`setMonitoringHealthy`), while the bridge's heartbeat
+ * is stale, or while the polls fail (`UNREACHABLE_AFTER_FAILURES` in a row: an error status, unanswered within 4 s),
+ * the banner then saying the server does not answer; a poll answered again ends it. One road for every page.
+ * `onHealth(healthy, reachable)` is told at each poll: `healthy` whether this page can vouch that monitoring is alive,
+ * `reachable` whether the server answers its polls.
  * `onSignedOut(signedOut)` is told each poll whether the session has ended; without it, a page whose session ended
  * (401) reloads, and the server asks to sign in: it must not go on showing what it no longer receives. */
 export function watchBridge(
   initial,
-  { banner = document.getElementById("degraded-banner"), url, everyMs = 5000, onHealth, onReachable, onSignedOut } = {},
+  { banner = document.getElementById("degraded-banner"), url, everyMs = 5000, onHealth, onSignedOut } = {},
 ) {
-  const show = (bridge) => {
-    const healthy = Boolean(bridge?.alive && bridge?.brokerConnected);
-    setMonitoringHealthy(healthy);
-    if (banner) banner.hidden = healthy;
-    onHealth?.(healthy);
-  };
-  show(initial);
-  if (!url) return;
+  const bridgeText = banner?.textContent.trim() ?? "";
+  let bridgeHealthy = bridgeHealthyIn(initial);
   let failures = 0;
-  const failed = (failing) => {
-    const before = failures;
-    failures = failing ? failures + 1 : 0;
-    if (failures === UNREACHABLE_AFTER_FAILURES || (!failing && before >= UNREACHABLE_AFTER_FAILURES)) {
-      onReachable?.(!failing);
+  const show = () => {
+    const reachable = failures < UNREACHABLE_AFTER_FAILURES;
+    const healthy = bridgeHealthy && reachable;
+    setMonitoringHealthy(healthy);
+    if (banner) {
+      banner.hidden = healthy;
+      banner.dataset.cause = healthy ? "" : reachable ? "bridge" : "unreachable";
+      const text = reachable ? bridgeText : UNREACHABLE_TEXT;
+      if (banner.textContent.trim() !== text) banner.textContent = text;
     }
+    onHealth?.(healthy, reachable);
+  };
+  show();
+  if (!url) return;
+  const answered = (bridge) => {
+    failures = 0;
+    if (bridge) bridgeHealthy = bridgeHealthyIn(bridge);
+    show();
+  };
+  const failed = () => {
+    failures += 1;
+    show();
   };
   const poll = async () => {
     try {
       const sentAt = Date.now();
       const signal = AbortSignal.timeout(POLL_TIMEOUT_MS);
       const response = await fetch(url, { credentials: "same-origin", signal });
-      failed(response.status >= 500);
-      if (onSignedOut) onSignedOut(response.status === 401 || response.status === 403);
+      const signedOut = response.status === 401 || response.status === 403;
+      if (onSignedOut) onSignedOut(signedOut);
       else if (response.status === 401) window.location.reload(); // the sign-in page, with `next` back here
-      if (!response.ok) return;
+      if (signedOut) return answered(null); // the server answers; the page says it is signed out
+      if (!response.ok) return failed(); // 500, or 503 when the server cannot read its database
       const bridge = await response.json();
       noteServerTime(bridge.serverNow, sentAt); // keeps the page's estimate of the server's clock honest
-      show(bridge);
+      answered(bridge);
     } catch {
-      failed(true); // unreachable, or no answer within POLL_TIMEOUT_MS
+      failed(); // unreachable, no answer within POLL_TIMEOUT_MS, or no JSON
     }
   };
   poll(); // at once: a page delivered late (or from a cache) must not keep its render-time clock

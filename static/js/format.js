@@ -219,9 +219,11 @@ function fixedNumber(value, digits) {
  * Connectivity as the browser sees it now: the server's word, unless the last receive time says the
  * pump has gone quiet (a pump without presence, or any running pump, must be heard every heartbeat).
  */
-/** Whether the bridge is alive and holds the broker; while it is not, no pump may look online. */
+/** Whether the bridge is alive and holds the broker, and the server answers this page's polls (bridge_watch.js); while
+ * it is not, no pump may look online, nor its alarm list look complete. */
 let monitoringHealthy = true;
 export function setMonitoringHealthy(healthy) { monitoringHealthy = Boolean(healthy); }
+export function isMonitoringHealthy() { return monitoringHealthy; }
 
 export function connectivityNow({ connectivity, lastSeenAt, hasPresence, pumpState }, heartbeatTimeoutS) {
   if (connectivity === "offline" || connectivity === "unknown" || !lastSeenAt) return connectivity || "unknown";

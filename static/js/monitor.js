@@ -272,6 +272,7 @@ export class Monitor {
     const battery = this.status?.batteryLevel;
     $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
     $(this.root, "#mon-state").textContent = reportedState(this.status?.pumpState, connectivity);
+    this.alarmList.renderNone(); // "No active alarms." only while monitoring can vouch for it
     const receiving = this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
     const fresh = connectivity === "online" && receiving;
     this.root.classList.toggle("values-stale", !fresh);

@@ -7,11 +7,14 @@
 // put the older state back over them. Until the live event comes the button says "Acknowledging…" (disabled).
 
 import { byUrgency } from "./alarm_order.js";
-import { PRIORITY_LABEL, clock, humanType, lastingFor } from "./format.js";
+import { PRIORITY_LABEL, clock, humanType, isMonitoringHealthy, lastingFor } from "./format.js";
 import { postJson } from "./http.js";
 import { placeRows, setText } from "./keyed_rows.js";
 
 const $ = (root, selector) => root.querySelector(selector);
+const NO_ALARMS = "No active alarms.";
+const NO_ALARMS_KNOWN = "No alarm received, but this page cannot vouch that none is raised (monitoring degraded, or the " +
+  "page not live): an alarm may not be reaching it. Check the pump at the bedside.";
 
 export class AlarmList {
   constructor(monitor) {
@@ -22,12 +25,23 @@ export class AlarmList {
     this.none = noAlarms();
   }
 
+  /** The empty list's words: "No active alarms." only while monitoring is healthy and the page receives the pump;
+   * else none are known, which is no sign that none are raised (an alarm may be waiting at the broker, the server not
+   * answering, or this pump's events no longer sent here). */
+  renderNone() {
+    const vouched = isMonitoringHealthy() && !this.monitor.stoppedBecause;
+    const text = vouched ? NO_ALARMS : NO_ALARMS_KNOWN;
+    if (this.none.textContent !== text) this.none.textContent = text;
+    this.none.classList.toggle("unknown", text === NO_ALARMS_KNOWN);
+  }
+
   render() {
     const { alarms } = this.monitor;
     const shown = [...alarms.values()].sort(byUrgency);
     this.forgetSeenActs();
     for (const id of this.rows.keys()) if (!alarms.has(id)) this.rows.delete(id);
     const rows = shown.map((alarm) => this.row(alarm));
+    this.renderNone();
     placeRows($(this.monitor.root, "#alarm-list"), rows.length ? rows : [this.none]);
     // a refusal about an alarm is over once the alarm is (cleared, resolved) or someone acknowledged it
     this.monitor.alarmNotice.clearIf(({ alarmId }) => !alarms.get(alarmId) || Boolean(alarms.get(alarmId).acknowledged));
@@ -183,6 +197,6 @@ export class AlarmList {
 function noAlarms() {
   const item = document.createElement("li");
   item.className = "muted none";
-  item.textContent = "No active alarms.";
+  item.textContent = NO_ALARMS;
   return item;
 }

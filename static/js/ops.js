@@ -120,9 +120,11 @@
     const bridge = data.bridge, reporting = bridge.alive;
     const age = bridge.heartbeatAt ? (Date.parse(data.at) - Date.parse(bridge.heartbeatAt)) / 1000 : null;
     say(reporting && bridge.brokerConnected ? "ok" : "degraded",
-      !reporting ? "Monitoring degraded: the bridge is not reporting"
+      bridge.clockAheadS ? `Monitoring degraded: the bridge's heartbeat is stamped ${Math.round(bridge.clockAheadS)} s ` +
+        "ahead of this server's clock (clock skew: check the time of the bridge's host), so it proves nothing"
+        : !reporting ? "Monitoring degraded: the bridge is not reporting"
         : bridge.brokerConnected ? "Bridge alive and connected to the broker"
-          : NOT_HOLDING[bridge.cause] || "Bridge alive, but the broker is unreachable");
+        : NOT_HOLDING[bridge.cause] || "Bridge alive, but the broker is unreachable");
     document.getElementById("ops-figures").classList.remove("stale");
     renderBridge(bridge, reporting, age);
     const { rates, restarted } = ratesPerSecond(data, reporting);

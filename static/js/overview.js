@@ -231,8 +231,10 @@ const station = new Station({
 live.onWardEvent(EVENTS.wardAlarm, applyWardAlarm);
 watchBridge(page.bridge, {
   url: "/api/bridge/",
-  onHealth: (healthy) => station.setProblem("degraded", !healthy),
-  onReachable: (reachable) => station.setProblem("unreachable", !reachable),
+  onHealth: (healthy, reachable) => {
+    station.setProblem("degraded", reachable && !healthy); // the bridge's word, while the server answers
+    station.setProblem("unreachable", !reachable);
+  },
   onSignedOut: (signedOut) => station.setProblem("signedOut", signedOut),
 });
 alreadyShown([...pumps.values()].flatMap((pump) => pump.alarms ?? [pump.topAlarm]));

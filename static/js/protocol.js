@@ -10,3 +10,4 @@ export const ACTIVE_SESSION_STATUSES = new Set(data.activeSessionStatuses);
 export const ON_PUMP_SESSION_STATUSES = new Set(data.onPumpSessionStatuses);
 export const UNSETTLED_COMMAND_STATES = new Set(data.unsettledCommandStates);
 export const INFUSING_PUMP_STATES = new Set(data.infusingPumpStates);
+export const REFUSED_BY_THE_PUMP = data.refusedByThePump; // a session reason beginning so: the pump refused the order

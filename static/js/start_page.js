@@ -60,4 +60,7 @@ if (wizardRoot) {
   if (session?.status === "pending") openWaiting(session); // reloaded while its order waits
   else if (ON_PUMP_SESSION_STATUSES.has(session?.status)) showMonitor(); // infusing: stop it first, on the monitor
 }
+// Kept in the back/forward cache and shown again by Back, the page would show the pump, its order and the wizard as
+// they were when it was left: it is served anew instead, as the server knows them now (review 33, finding 4).
+window.addEventListener("pageshow", (event) => event.persisted && location.reload());
 watchBridge(page.bridge, { url: "/api/bridge/", onHealth: (healthy) => waiting?.onBridgeHealth(healthy) });

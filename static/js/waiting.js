@@ -7,7 +7,9 @@
 // follows the order until its own outcome. It names the order it follows (its figures as placed), and when that is an
 // earlier request's order (its reply lost, the form edited since), says so: the form's figures were not sent.
 
-import { ACTIVE_SESSION_STATUSES, EVENTS, ON_PUMP_SESSION_STATUSES } from "./protocol.js";
+import {
+  ACTIVE_SESSION_STATUSES, EVENTS, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES, REFUSED_BY_THE_PUMP,
+} from "./protocol.js";
 import { getJson, postJson } from "./http.js";
 import { exact, mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
@@ -27,7 +29,13 @@ const MAY_RUN_AFTER = new Set(["interrupted", "timeout", "cancelled", "ranInterr
 const RAN = new Set(["confirmed", "mismatch", "unverified", "ranInterrupted", "ended"]);
 
 const MESSAGES = {
-  rejected: "The pump rejected the infusion: someone at the pump pressed Reject. Nothing is running.",
+  // A refusal in its own words (`rejectedMessage`): a person's Reject (the original firmware's only refusal), or the
+  // pump's reason (busy with an infusion of its own); "Nothing is running" only while the pump reports idle.
+  rejected: "The pump rejected the infusion: someone at the pump pressed Reject.",
+  refused: "The pump refused the order",
+  nothingRuns: "Nothing is running.",
+  infusing: { running: "The pump reports an infusion running, not this order: check the pump.",
+    paused: "The pump reports an infusion paused, not this order: check the pump." },
   // The session's reason follows: whether the pump was told to clear its screen, or nothing was sent (it infuses).
   timeout: "The pump did not confirm in time. The start was withdrawn.",
   mismatch: "The pump confirmed, but what it reports differs from the order. Check the pump now.",
@@ -53,8 +61,8 @@ const MESSAGES = {
   unacknowledged: "Not acknowledged by the pump's network yet: the pump may still receive the start. Waiting for it to confirm, or for the time-out.",
   commandEnded: "The start command ended; the order is still pending. Waiting for the pump to confirm, or for the time-out.",
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
-  degraded: "The server cannot hear the pumps (monitoring degraded): the pump may have accepted or rejected the " +
-    "order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
+  degraded: "The server cannot hear the pumps, or does not answer (monitoring degraded): the pump may have accepted " +
+    "or rejected the order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
 };
 const RETRY = new Set(["rejected", "timeout", "interrupted"]);
 // While the order is pending the window follows it, whatever became of its START command: the broker may still
@@ -134,6 +142,7 @@ export class WaitingModal {
   }
 
   onDeviceEvent(name, payload) {
+    if (name === EVENTS.deviceStatus && this.outcome === "rejected") this.sayRejected();
     if (name === EVENTS.deviceCommand && this.isClearingStop(payload.command)) this.sayEnded();
     if (name === EVENTS.deviceCommand && this.matches(payload.command?.infusionId)) this.onCommand(payload.command);
     else if (name === EVENTS.deviceSession && this.matches(payload.session?.infusionId)) this.onSession(payload.session);
@@ -228,7 +237,7 @@ export class WaitingModal {
     if (ON_PUMP_SESSION_STATUSES.has(session.status)) {
       renderReadBack(this.byId("waiting-readback"), this.session);
       this.finish(OUTCOME_FOR_READBACK[readBackOf(this.session)]);
-    } else if (session.status === "rejected") this.finish("rejected");
+    } else if (session.status === "rejected") this.finish("rejected", null, this.rejectedMessage());
     else if (session.status === "timed_out") this.finishClearing("timeout", session.reason);
     else if (session.status === "cancelled") this.finishClearing("cancelled", session.reason);
     else if (session.status === "interrupted") {
@@ -313,7 +322,7 @@ export class WaitingModal {
     if (FOLLOWING.has(this.outcome)) this.reread();
   }
 
-  finish(outcome, detail) {
+  finish(outcome, detail, said = null) {
     clearInterval(this.timer);
     this.polled = false;
     this.markEnding(outcome);
@@ -322,7 +331,7 @@ export class WaitingModal {
       this.close(() => this.onConfirmed());
       return;
     }
-    const message = this.readBackMessage(outcome);
+    const message = said ?? this.readBackMessage(outcome);
     this.setOutcome(outcome, detail ? `${message} (${detail})` : message);
   }
 
@@ -340,6 +349,36 @@ export class WaitingModal {
     return MESSAGES[outcome];
   }
 
+  /** The refusal as the pump told it (the session's reason), then what the pump reports doing: infusing (running or
+   * paused), that what it runs is not this order (review 33: a busy pump's refusal read "someone pressed Reject.
+   * Nothing is running." beside its running infusion); idle and heard live, "Nothing is running" (an absence is
+   * claimed only while the pump is heard); never heard, nothing of it. */
+  rejectedMessage() {
+    const reason = this.session?.reason ?? "";
+    const head = reason.startsWith(REFUSED_BY_THE_PUMP)
+      ? `${MESSAGES.refused}${reason.slice(REFUSED_BY_THE_PUMP.length)}.`
+      : MESSAGES.rejected;
+    const state = this.pumpStateReported();
+    if (MESSAGES.infusing[state]) return `${head} ${MESSAGES.infusing[state]}`;
+    return state === "idle" && this.monitor.connectivity?.() === "online" ? `${head} ${MESSAGES.nothingRuns}` : head;
+  }
+
+  /** A rejected window said again as the pump's state changes (focus left where it is). */
+  sayRejected() {
+    this.byId("waiting-message").textContent = this.rejectedMessage();
+    this.byId("waiting-retry").hidden = !this.retryOffered("rejected");
+  }
+
+  /** What the pump last reported doing; null for a pump never heard (its stored state is only the default). */
+  pumpStateReported() {
+    return this.monitor.connectivity?.() === "unknown" ? null : this.monitor.status?.pumpState ?? null;
+  }
+
+  /** Retry sends the same order to the same pump: not while the pump reports infusing (it would refuse it again). */
+  retryOffered(outcome) {
+    return RETRY.has(outcome) && !(outcome === "rejected" && INFUSING_PUMP_STATES.has(this.pumpStateReported()));
+  }
+
   /** Cancelled or timed out: why (a nurse, or the pump running an older order instead), and what became of the STOP
    * clearing the pump's screen, followed after the ending. */
   finishClearing(outcome, reason) {
@@ -354,13 +393,13 @@ export class WaitingModal {
     this.byId("waiting-message").textContent = message;
     const ended = !PENDING.has(outcome);
     this.byId("waiting-cancel").hidden = ended;
-    this.byId("waiting-retry").hidden = !RETRY.has(outcome);
+    this.byId("waiting-retry").hidden = !this.retryOffered(outcome);
     this.byId("waiting-close").hidden = !ended;
     this.byId("waiting-close").textContent = TO_MONITOR.has(outcome) ? "Go to the monitor" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
     // a countdown frozen at "6 s" reads as still waiting; while degraded it is no longer the pump's time to answer
     this.dialog.querySelector(".countdown").hidden = ended || outcome === "degraded";
-    if (ended) (RETRY.has(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
+    if (ended) (this.retryOffered(outcome) ? this.byId("waiting-retry") : this.byId("waiting-close")).focus();
   }
 
   /** The steps as the ending makes them true: all done once the pump runs or ran the order; a rejection was delivered

@@ -12,8 +12,9 @@
 
 import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
-import { derivedOrder } from "./order_derivation.js";
+import { derivedOrder, figuresAgree } from "./order_derivation.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
+import { showsNothing } from "./visible_text.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
 const STEP_OF_FIELD = {
@@ -34,11 +35,25 @@ export class Wizard {
     // Kept across edits until the server answers for them (an edited order is another order, not an unplaced one).
     this.unanswered = new Map();
     this.field = (name) => this.form.elements.namedItem(name);
+    this.touched = false; // the clinician typed or clicked in the wizard (since this page loaded)
     this.wire();
     this.show(1);
   }
 
+  /** The form as the server serves it, if a browser put figures back into it after Back or a reload before the
+   * clinician touched it (review 33, finding 4): a time this page had computed was then sent as typed beside a
+   * corrected rate, and a Bolus tick came back beside a disabled volume field. The form's autocomplete is off, which
+   * keeps Chromium's and Firefox's restoring out; Chromium restores after the page's scripts, before `pageshow`. */
+  startAfreshIfRestored() {
+    if (this.touched) return; // never what she typed
+    this.form.reset(); // a hidden input's value is its default: the patient's skip is undone by hand
+    this.field("patient_skipped").value = "";
+    this.field("bolus_volume_ml").disabled = !this.field("bolus_enabled").checked;
+  }
+
   wire() {
+    for (const kind of ["input", "click"]) this.root.addEventListener(kind, () => (this.touched = true), true);
+    window.addEventListener("pageshow", () => this.startAfreshIfRestored());
     for (const name of RVT) this.field(name).addEventListener("input", () => this.rvtEdited(name));
     this.field("bolus_enabled").addEventListener("change", () => {
       this.field("bolus_volume_ml").disabled = !this.field("bolus_enabled").checked;
@@ -187,13 +202,22 @@ export class Wizard {
   }
 
   patientErrors() {
-    if (this.field("patient_skipped").value === "1" || this.field("patient_name").value.trim()) return {};
+    const name = this.field("patient_name").value;
+    if (this.field("patient_skipped").value === "1" || !showsNothing(name)) return {};
+    if (name.trim()) {
+      return { patient_name: "The patient's name typed shows no visible character: enter it, or choose Skip." };
+    }
     return { patient_name: "Enter the patient's name, or choose Skip." };
   }
 
   infusionErrors() {
     const errors = {};
-    if (!this.field("drug").value.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
+    const drug = this.field("drug").value;
+    if (!drug.trim()) errors.drug = "Enter the drug being infused (as on the bag or syringe label).";
+    else if (showsNothing(drug)) {
+      errors.drug =
+        "Enter the drug being infused (as on the bag or syringe label): what was typed shows no visible character.";
+    }
     // the figures typed, as the request sends them (a computed one is sent empty: the server derives it)
     const given = RVT.filter((name) => this.field(name).dataset.computed !== "true" && this.numberOf(name) > 0);
     if (given.length < 2) {
@@ -203,6 +227,10 @@ export class Wizard {
     const order = this.order(); // the figures the server checks: the order as it will be placed
     if (order === null) {
       errors.rate_ml_h = "The rate is too small for this pump.";
+      return errors;
+    }
+    if (!figuresAgree(order, this.limits)) {
+      errors.time_min = figuresDisagree(order); // three typed (none computed) that are no order, as the server says
       return errors;
     }
     if (this.rateOverLimit(order.flowRateMlMin)) {
@@ -246,7 +274,7 @@ export class Wizard {
   }
 
   renderReview() {
-    const value = (name) => this.field(name).value.trim();
+    const value = (name) => (showsNothing(this.field(name).value) ? "" : this.field(name).value.trim());
     const skipped = this.field("patient_skipped").value === "1";
     const order = this.orderInForm();
     const perMinute = asSent(order.flowRateMlMin, this.limits.decimals.rateMlMin);
@@ -390,6 +418,14 @@ export class Wizard {
 function asSent(rateMlMin, decimals) {
   if (!isNumber(rateMlMin)) return "—";
   return rateMlMin.toLocaleString("en-GB", { minimumFractionDigits: 1, maximumFractionDigits: decimals });
+}
+
+/** Three figures that are no order, in the server's words (forms.py `figures_disagree_message`). */
+function figuresDisagree({ flowRateMlMin, plannedVolumeMl, plannedTimeMin }) {
+  const product = exactNumber(flowRateMlMin * plannedTimeMin);
+  return `Rate × time must equal the volume: ${exactNumber(mlMinToMlH(flowRateMlMin))} mL/h for ` +
+    `${exactNumber(plannedTimeMin)} min is ${product} mL, not ${exactNumber(plannedVolumeMl)} mL. Clear one of the ` +
+    "three to recompute it.";
 }
 
 /** A 409 `session_active` while earlier requests' outcome could not be learnt: the pump's order may be one of them. */

@@ -104,3 +104,16 @@ def test_the_templated_daphne_listens_where_nginx_sends_and_its_internal_port_is
     assert "tcp:port=$$REALTIME_INTERNAL_PORT:interface=127.0.0.1" in command
     ports = {int(port.split(":")[1]) for port in re.findall(r"server (127\.0\.0\.1:\d+);", SITE.read_text())}
     assert not ports & {port + 1 for port in ports}, "a Daphne's internal port (port+1) must not be another's public"
+
+
+def test_the_target_starts_only_the_units_enabled_each_process_wanted_through_its_own_install():
+    """Review 34: `pumpstream.target` wanted `pumpstream-bridge.service`, so in the K-bridge layout (units
+    pumpstream-bridge@INDEX enabled, the single one not) it started a single bridge beside them. Each process's unit is
+    wanted by the target through its own [Install] and stops with it (PartOf); the target names no process itself."""
+    wanted = unit("pumpstream.target")["Unit"].get("Wants", "").split()
+    assert not [name for name in wanted if name.endswith(".service")], wanted
+    for name in ("pumpstream-web@.service", "pumpstream-web.service", "pumpstream-bridge.service",
+                 "pumpstream-bridge@.service"):  # fmt: skip
+        parsed = unit(name)
+        assert "pumpstream.target" in parsed["Install"]["WantedBy"].split(), name
+        assert parsed["Unit"]["PartOf"] == "pumpstream.target", name

@@ -191,7 +191,9 @@ def test_resolve_clears_with_reason_and_note_audited_and_emitted(emitted):
     assert body["resolved"]["reason"] == "checked_at_pump" and body["resolved"]["note"] == "rate reprogrammed"
 
 
-@pytest.mark.parametrize(("reason", "note"), [("", ""), ("bogus", "x"), ("other", " "), ("false_alarm", "")])
+@pytest.mark.parametrize(
+    ("reason", "note"), [("", ""), ("bogus", "x"), ("other", " "), ("false_alarm", ""), ("other", "\u200b\u2060")]
+)
 def test_resolve_needs_a_coded_reason_and_a_note_when_other(reason, note):
     make_device()
     alarm = raise_()

@@ -260,8 +260,9 @@ def test_a_timed_out_session_supersedes_its_start_and_withholds_stop_from_an_inf
 def test_ending_a_record_needs_a_reason_and_is_audited():
     session = running()
     nurse = make_user("nurse")
-    with pytest.raises(PumpStreamError):
-        infusion_record_end(infusion_id=session.infusion_id, user=nurse, reason=" ")
+    for blank in (" ", "\u200b", "\u2060 \ufeff"):  # zero-width characters alone pass strip(): audited as no reason
+        with pytest.raises(PumpStreamError):
+            infusion_record_end(infusion_id=session.infusion_id, user=nurse, reason=blank)
     infusion_record_end(infusion_id=session.infusion_id, user=nurse, reason="pump swapped")
     ended = InfusionSession.objects.get(pk=session.pk)
     assert ended.status == SessionStatus.INTERRUPTED and ended.status_reason == "record ended by nurse: pump swapped"

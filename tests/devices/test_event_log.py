@@ -25,6 +25,13 @@ def event(kind: str, payload: dict, user=None) -> DeviceEvent:
         ("session.paused", {"from": "running", "to": "paused", "reason": "line check"}, "Infusion paused (line check)"),
         ("session.rejected", {"to": "rejected", "reason": "occlusion_suspected"},
          "The pump rejected the infusion (occlusion suspected)"),
+        ("session.rejected", {"to": "rejected",
+                              "reason": "refused by the pump: it is busy with an infusion of its own (pump_busy)"},
+         "The pump refused the infusion: it is busy with an infusion of its own (pump_busy)"),
+        ("pump.report_for_other_infusion", {"report": "rejected", "infusionId": None, "current": "inf_2",
+                                            "why": "its START had not left the server when the pump sent this"},
+         "The pump reported a Reject that is not about the order waiting: not applied (its START had not left the "
+         "server when the pump sent this)"),
         ("alarm.raised.device", {"type": "occlusion", "priority": "high", "message": "Line blocked"},
          "High alarm raised: occlusion: Line blocked"),
         ("alarm.cleared", {"type": "air_in_line"}, "Alarm cleared: air in line"),
@@ -44,7 +51,8 @@ def test_pump_and_server_events_read_as_sentences(kind, payload, text):
 @pytest.mark.parametrize(
     ("kind", "payload"),
     [("mqtt.status", {"status": "received_start_command"}), ("mqtt.test", {}), ("command.sent", {}),
-     ("command.delivered", {"command": "START_INFUSION"}), ("mqtt.status", {"status": "online"})],
+     ("command.delivered", {"command": "START_INFUSION"}), ("mqtt.status", {"status": "online"}),
+     ("pump.report_for_other_infusion", {"report": "completed", "infusionId": "inf_1", "current": "inf_2"})],
 )  # fmt: skip
 def test_transport_chatter_is_left_out_of_the_clinical_log(kind, payload):
     assert event_text(event(kind, payload)) is None

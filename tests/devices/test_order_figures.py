@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devices.forms import order_figures
-from protocol.limits import RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS
+from protocol.limits import LIMIT_TOLERANCE, RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS, order_figures_agree
 
 ORDER_DERIVATION_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "order_derivation.js"
 RATES_ML_H = [0.1, 0.103, 0.125, 0.14, 0.46875, 0.7, 1.5, 4.5, 7.5, 12.34, 22.5, 100, 120, 333.3, 999]
@@ -56,3 +56,31 @@ def test_the_wizard_derives_the_order_the_server_places():
         if server != page
     }
     assert not differ, f"the wizard reviews {len(differ)} orders other than the server places: {differ}"
+
+
+# three figures as a restored or hand-typed form sends them: some derived orders, some off by a little (review 33, F4)
+THREE_FIGURES = [
+    (rate, volume, minutes)
+    for rate, volume, minutes in itertools.product([0.1, 7.5, 120, 121, 999], [1, 5.62, 30, 30.25, 1000], [1, 15, 45])
+] + [(120, 30, 15.01), (120, 30.01, 15), (121, 30, 14.88), (0.10344, 1, 580), (0.103, 1, 580), (999, 249.75, 15)]
+
+
+def agreements_on_the_page(orders: list[list[float]]) -> list[bool]:
+    limits = {"decimals": DECIMALS, "tolerance": LIMIT_TOLERANCE}
+    script = f"""const {{ figuresAgree }} = await import({json.dumps(ORDER_DERIVATION_JS.as_uri())});
+const orders = {json.dumps(orders)};
+console.log(JSON.stringify(orders.map(([flowRateMlMin, plannedVolumeMl, plannedTimeMin]) =>
+  figuresAgree({{ flowRateMlMin, plannedVolumeMl, plannedTimeMin }}, {json.dumps(limits)}))));"""
+    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node")
+def test_the_wizard_takes_three_figures_as_the_server_does():
+    orders = [list(order_figures(rate_ml_h=rate, volume_ml=volume, time_min=t)) for rate, volume, t in THREE_FIGURES]
+    server = [order_figures_agree(flow_rate_ml_min=r, planned_volume_ml=v, planned_time_min=t) for r, v, t in orders]
+    differ = [order for order, on_server, on_page in zip(orders, server, agreements_on_the_page(orders), strict=True)
+              if on_server != on_page]  # fmt: skip
+    assert not differ, f"orders (mL/min, mL, min) the wizard and the server judge differently: {differ}"
+    assert any(server) and not all(server), "the figures tried test nothing: all agree, or none"

@@ -6,7 +6,7 @@ command turns `done`.
 
 Here the pump (the original firmware's own sequence, tests/realtime/simulator/legacy-firmware.json) pauses itself for
 an air bubble: `bubble_detected` ("infusion automatically paused for patient safety"), then status `paused`, no
-`actions` message. `status._command_answered` falls back to `failed_within_deadline`, which takes ANY failed command
+`actions` message. `commands.command_answered` falls back to `failed_within_deadline`, which takes ANY failed command
 handed to the broker within expiresAt + 5 s, including one the restart lost and whose loss the pump's own running
 report after the reboot just proved: the record names the nurse's remote Pause as what paused the pump, and the
 command list shows her lost Pause "done"."""

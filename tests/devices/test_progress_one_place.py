@@ -27,6 +27,7 @@ from realtime.bridge.flood import ProgressFloodGuard
 from realtime.bridge.ingest import InboundMessage
 from realtime.sio.snapshot import read_snapshot
 from tests.factories import make_device, make_order
+from tests.support.ingest import start_sent
 from tests.support.sio import state_from_events
 
 pytestmark = pytest.mark.django_db
@@ -210,7 +211,8 @@ def test_the_running_report_that_makes_a_pending_order_run_is_that_orders_progre
     mine = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 0.4, "volumeRemainingMl": 29.6}
     if firmware == "modern":
         mine["infusionId"] = order.infusion_id
-    else:  # names no infusion: running after its received_start_command is the evidence
+    else:  # names no infusion: running after its received_start_command (its START sent) is the evidence
+        start_sent(order)
         ingested(django_capture_on_commit_callbacks, device_id, "status",
                  {"status": "received_start_command", "timestamp": 52010}, at_s=2.0)  # fmt: skip
         mine["timestamp"] = 53010

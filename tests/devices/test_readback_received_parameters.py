@@ -23,7 +23,7 @@ from realtime.simulator.modern import ModernFirmware
 from realtime.simulator.pump import Order
 from tests.clinical.scenario import legacy_step, legacy_steps
 from tests.factories import make_device, make_order, make_user
-from tests.support.ingest import ingest, report, send
+from tests.support.ingest import ingest, report, send, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -55,6 +55,7 @@ def _legacy(capture, device_id: str, current: dict, *, started: bool = True) -> 
     status (evidence): its confirmation lost."""
     make_device(device_id)
     session = infusion_start(device_id=device_id, order=make_order())
+    start_sent(session)  # its answers name no infusion: about it once its START went out
     steps, at = legacy_steps("infusion", session.infusion_id, device_id), timezone.now()
     received = legacy_step(steps, "/status", status="received_start_command")
     received = {**received, "payload": {**received["payload"], "currentInfusion": current}}
@@ -170,6 +171,7 @@ def test_the_simulators_received_start_as_ordered_raises_nothing(django_capture_
     device_id = f"RECV_SIM_{firmware.__name__}"
     make_device(device_id)
     session = infusion_start(device_id=device_id, order=make_order())
+    start_sent(session)  # the original firmware's receipt names no infusion: about it once its START went out
     order = Order(2.0, 30.0, 15.0, bolus_enabled=True, bolus_volume_ml=5.0, infusion_id=session.infusion_id)
     (message,) = firmware(device_id).received_start(order)
     ingest([report("", "", message.payload, topic=message.topic)], django_capture_on_commit_callbacks)

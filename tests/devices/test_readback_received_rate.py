@@ -19,7 +19,7 @@ from devices.services.sessions import infusion_start
 from realtime.bridge.housekeeping import Housekeeping
 from tests.clinical.scenario import legacy_step, legacy_steps
 from tests.factories import make_device, make_order
-from tests.support.ingest import ingest, report, send
+from tests.support.ingest import ingest, report, send, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +41,7 @@ def _received(capture, device_id: str, current: dict, *, named: bool = True) -> 
     """An order of 2 mL/min (120 mL/h) that reached the pump, which said it received `current`."""
     make_device(device_id)
     session = infusion_start(device_id=device_id, order=make_order())
+    start_sent(session)  # a receipt naming no infusion is about it once its START went out
     ids = {"infusionId": session.infusion_id} if named else {}
     send(capture, device_id, "status", {"status": "received_start_command", **ids, "currentInfusion": current})
     return InfusionSession.objects.get(pk=session.pk)
@@ -51,6 +52,7 @@ def _legacy(capture, device_id: str, rate: float, *, at) -> InfusionSession:
     (evidence): its confirmation lost."""
     make_device(device_id)
     session = infusion_start(device_id=device_id, order=make_order())
+    start_sent(session)  # its answers name no infusion: about it once its START went out
     steps = legacy_steps("infusion", session.infusion_id, device_id)
     for n, kind in enumerate(["received_start_command", "started"]):
         step = legacy_step(steps, "/status", status=kind)

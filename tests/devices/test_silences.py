@@ -100,3 +100,13 @@ def test_a_medium_alarm_escalating_breaks_a_silence_begun_while_it_sounded(setti
     silence.refresh_from_db()
     assert Alarm.objects.get(pk=alarm.pk).escalation_level == 1
     assert silence.end_reason == SilenceEnd.BROKEN and silence.broken_by_id == alarm.pk, "the escalation is not heard"
+
+
+def test_a_silence_reason_that_shows_nothing_is_stored_as_none_given():
+    """A zero-width space alone passes strip(): the station and the audit would show a reason that reads blank."""
+    ward = make_ward("quiet-reason")
+    silence = ward_silence(ward=ward, user=make_user("zw-nurse", ward=ward), seconds=60, reason=" \u200b\ufeff ")
+    assert silence.reason == ""
+    assert ward_silence(ward=ward, user=make_user("zw-other", ward=ward), seconds=60, reason=" attending ").reason == (
+        "attending"
+    )

@@ -190,6 +190,22 @@ def test_bridge_status_says_whether_monitoring_is_alive(client):
     assert body["alive"] is True and body["brokerConnected"] is True
 
 
+def test_bridge_status_answers_503_json_while_the_database_is_away(client, monkeypatch):
+    """Review 34, finding 1: with the database away every poll was Django's 500 page. The session is the first read
+    (the sign-in check), so that is where the database fails; the answer vouches for nothing, and says why."""
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.db import OperationalError
+
+    def database_away(self):
+        raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+
+    monkeypatch.setattr(SessionStore, "load", database_away)
+    response = client.get("/api/bridge/")
+    assert response.status_code == 503, f"answered {response.status_code} while the database is away"
+    body = response.json()
+    assert body["alive"] is False and body["code"] == "database_unavailable", body
+
+
 def test_infusion_detail_after_a_lost_connection(client, device, nurse):
     session = infusion_start(device_id="PUMP_0001", order=make_order(), user=nurse)
     body = client.get(f"/api/infusions/{session.infusion_id}/").json()

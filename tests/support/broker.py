@@ -18,6 +18,7 @@ max_packet_size 2000000
 persistence {persistence}
 persistence_location {data}/
 autosave_interval 5
+sys_interval 1
 user root
 log_dest file {data}/mosquitto.log
 log_type error

@@ -47,6 +47,16 @@ def send_bytes(capture, device_id: str, kind: str, payload: bytes, at_s: float =
     return ingest([message], capture)
 
 
+def start_sent(session: InfusionSession, *, ago_s: float = 1.0) -> Command:
+    """The order's START as the outbox leaves it once the broker took it (`sent`, `published_at`), `ago_s` seconds
+    ago: the pump can have it, so its answers naming no infusion are about it (`devices/services/bare_answers.py`)."""
+    at = timezone.now() - timedelta(seconds=ago_s)
+    Command.objects.filter(session=session, kind=CommandKind.START_INFUSION).update(
+        state=CommandState.SENT, published_at=at, sent_at=at
+    )
+    return Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+
+
 def running_under_boot_a(device_id: str, capture, *, at: datetime | None = None) -> InfusionSession:
     """A pump with presence whose confirmed Heparin order it reports running under bootId A, up 10 minutes (`at`, else
     now): the run a reboot test then interrupts."""

@@ -67,12 +67,20 @@ class PostgresCluster:
 
     def start(self) -> str:
         self._run("initdb", "-D", str(self.data), "-U", USER, "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync")
+        self.resume()
+        return f"postgres://{USER}@127.0.0.1:{self.port}/pumpstream"
+
+    def halt(self) -> None:
+        """Stop the server as a restart or a failover stops it (`-m fast`), keeping its data for `resume`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again, after `halt`), on its port, with the test settings."""
         options = [f"-c {name}={value}" for name, value in SETTINGS.items()]
         options += [f"-p {self.port}", f"-c unix_socket_directories={self.directory}"]
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "60", "-o", " ".join(options),
                   "start")  # fmt: skip
         wait_for_port(self.port, timeout=30)
-        return f"postgres://{USER}@127.0.0.1:{self.port}/pumpstream"
 
     def stop(self) -> None:
         try:
@@ -105,6 +113,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         return
     _cluster = PostgresCluster()
     os.environ["DATABASE_URL"] = _cluster.start()
+
+
+def this_runs_cluster() -> PostgresCluster | None:
+    """The cluster this pytest process started (None: SQLite, or an xdist worker sharing its controller's): a test
+    that stops the database for a while (`halt`, `resume`) needs one of its own to stop."""
+    return _cluster
 
 
 def pytest_report_header() -> str:

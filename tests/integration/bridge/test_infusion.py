@@ -127,6 +127,9 @@ def test_confirmed_false_rejects_and_unknown_session_is_a_dead_letter(shared_bri
 def test_status_rejected_rejects_the_pending_session(shared_bridge, pump):
     make_device("PUMP_0001")
     infusion_start(device_id="PUMP_0001", order=make_order())
+    # the original firmware's answers name no infusion: they are about the order once its START reached the pump
+    wait_until(lambda: [c for c in pump.commands if c["command"] == "START_INFUSION"],
+               message="START_INFUSION never reached the pump")  # fmt: skip
     pump.publish("status", {"status": "received_start_command"}, topic="device/PUMP_0001/status")
     pump.publish("status", {"status": "rejected"}, topic="device/PUMP_0001/status")
     wait_until(lambda: session_in(SessionStatus.REJECTED), message="status rejected did not reject")

@@ -7,8 +7,8 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.models import Alarm, Device
-from devices.states import AlarmState, Presence
+from devices.models import Alarm, DeadLetter, Device
+from devices.states import AlarmState, Presence, PumpState
 from tests.factories import make_device
 from tests.support.bridge import wait_until
 from tests.support.simulator import SimulatorProcess
@@ -71,3 +71,22 @@ def test_a_fleet_runs_in_one_process_and_every_pump_reports_progress(sim_broker,
     assert not without_seq, f"progress without seq from {without_seq[:3]}"
     assert len(seen) == 50, f"only {len(seen)} of 50 pumps reported progress"
     assert min(seen.values()) >= 5, f"some pumps reported rarely at 4 Hz: {sorted(seen.values())[:5]}"
+
+
+def test_a_free_running_pump_is_shown_infusing_without_an_order(sim_bridge, sim_broker, artifacts_dir):
+    """`--free-run` through Mosquitto and the bridge: the pump's own infusion is shown as such (review 33: its empty
+    `infusionId` was refused and raised a high `unreadable_report`, and the pump was never shown infusing)."""
+    make_device("SIMT_FREE", has_presence=True)
+    sim = SimulatorProcess(sim_broker.url, "SIMT_FREE", "--free-run", "--confirm-delay", "0.2", "--duration", "30",
+                           log_dir=artifacts_dir).start()  # fmt: skip
+    try:
+        alarms = Alarm.objects.filter(device__device_id="SIMT_FREE")
+        wait_until(lambda: alarms.filter(type="infusing_without_order", state=AlarmState.ACTIVE).exists(),
+                   message="the free-running pump was never shown infusing without an order")  # fmt: skip
+        device = Device.objects.get(device_id="SIMT_FREE")
+        unreadable = list(alarms.filter(type="unreadable_report").values_list("message", flat=True))
+        refused = list(DeadLetter.objects.filter(source="SIMT_FREE").values_list("reason", "detail"))
+    finally:
+        sim.stop()
+    assert device.pump_state == PumpState.RUNNING, f"the free-running pump is shown {device.pump_state}"
+    assert not unreadable and not refused, f"its reports were refused: {unreadable} {refused}"

@@ -14,7 +14,7 @@ import pytest
 from devices.models import Alarm, DeadLetter, Device, InfusionSession
 from devices.states import PumpState, SessionStatus
 from tests.factories import make_device
-from tests.support.ingest import confirmed_order, send
+from tests.support.ingest import confirmed_order, send, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -346,6 +346,8 @@ def test_an_unreadable_rejection_alarms_on_the_waiting_order_until_it_ends(djang
     capture = django_capture_on_commit_callbacks
     make_device("END_REJECT", has_presence=True)
     session = infusion_start(device_id="END_REJECT", order=make_order())
+    start_sent(session)
+    send(capture, "END_REJECT", "status", {"status": "received_start_command", "infusionId": session.infusion_id})
     send(capture, "END_REJECT", "infusion", {"infusionId": session.infusion_id, "confirmed": "no"}, 1)
     send(capture, "END_REJECT", "status", {"status": "idle"}, 1.1)
     alarm = unreadable("END_REJECT")

@@ -18,7 +18,7 @@ from devices.models import Alarm, DeadLetter, Device, DeviceEvent, InfusionSessi
 from devices.states import PumpState, SessionStatus
 from tests.factories import make_device
 from tests.realtime.bridge.test_refused_reports_about_the_infusion import running_infusion, shown
-from tests.support.ingest import ingest, report, send
+from tests.support.ingest import ingest, report, send, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -97,6 +97,7 @@ def test_a_refused_rejected_status_ends_the_waiting_order_as_rejected(django_cap
     capture = django_capture_on_commit_callbacks
     make_device("ST_REJECT", has_presence=True)
     session = infusion_start(device_id="ST_REJECT", order=make_order())
+    start_sent(session)  # the pump's answers name no infusion: about it once its START went out
     send(capture, "ST_REJECT", "status", {"status": "received_start_command", "batteryLevel": "80"}, 0.5)
     assert InfusionSession.objects.get(pk=session.pk).delivered_at is not None, "the refused delivery was lost"
     send(capture, "ST_REJECT", "status", {"status": "rejected", "timestamp": {"ms": 5}}, 1)

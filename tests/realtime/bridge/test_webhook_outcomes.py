@@ -10,7 +10,7 @@ import pytest
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from devices.models import Alarm, DeadLetter, Device, EscalationDelivery
+from devices.models import Alarm, DeadLetter, EscalationDelivery
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource, AlarmState, DeliveryState
@@ -18,7 +18,7 @@ from realtime import metrics
 from realtime.bridge import outcomes as outcomes_module
 from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.outcomes import UNRECORDED_TICKS_MAX
-from tests.factories import make_device, make_ward
+from tests.factories import make_device, make_ward, pump_taken_out_of_use
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +65,7 @@ def paging(settings):
 def test_a_page_whose_pump_was_deleted_meanwhile_does_not_stop_the_others_being_recorded(paging):
     housekeeping, start = paging
     housekeeping.webhooks.answer()
-    Device.objects.get(device_id="PAGE_A").delete()  # with its alarm and delivery, while the post was under way
+    pump_taken_out_of_use("PAGE_A")  # with its alarm and delivery, while the post was under way
     housekeeping.escalations(start + timedelta(seconds=1))
     states = dict(EscalationDelivery.objects.values_list("alarm__device__device_id", "state"))
     assert states == {"PAGE_B": DeliveryState.DELIVERED, "PAGE_C": DeliveryState.DELIVERED}
