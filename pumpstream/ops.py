@@ -111,7 +111,8 @@ def _staff(user) -> bool:
 @user_passes_test(_staff)
 def operations_page(request: HttpRequest) -> HttpResponse:
     """The operations page for staff: the pipeline's health at a glance, refreshed live."""
-    return render(request, "ops/operations.html", {"summary": operations_summary()})
+    page = {"timeZone": settings.TIME_ZONE}  # its times are shown in the server's zone, as on every page
+    return render(request, "ops/operations.html", {"summary": operations_summary(), "page": page})
 
 
 @never_cache

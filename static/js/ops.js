@@ -3,9 +3,13 @@
 // come from two heartbeats of its own process, and its restart (another process of that name, or a total that went
 // down) is a new start, never a negative rate; another bridge's heartbeat is no restart. Figures of a heartbeat that
 // is no longer fresh, and every figure once a poll fails, are marked stale with their age: the page never shows old
-// figures as current.
+// figures as current. Times are in the server's configured time zone, as on every page (format.js `clock`).
+
+import { ago, clock, readPageData, setTimeZone } from "./format.js";
+
+setTimeZone(readPageData().timeZone);
+
 (function () {
-  "use strict";
   const POLL_MS = 2000;
   let counting = new Map(); // bridge name -> {since, at, received, rates, restarted}: its heartbeat last used
   let rendered = null; // {at, clock}: the server's time of the figures shown, and this browser's clock then
@@ -27,11 +31,6 @@
       if (stale) dd.className = "stale";
       list.append(dt, dd);
     });
-  }
-  function clock(iso) { return new Date(iso).toLocaleTimeString(); }
-  function ago(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    return s < 120 ? `${s} s ago` : `${Math.round(s / 60)} min ago`;
   }
   // The banner is a live region: its text is set only when it changes, so it is not announced again at every poll.
   function say(className, text) {
