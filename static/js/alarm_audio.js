@@ -7,9 +7,11 @@
 // else while it should sound is played again at once, and the media session's pause and stop are ignored. What the
 // page says sounds is read from the players themselves: one that should sound and is paused is said to be blocked,
 // with the button to allow it (review 35: a paused sound was said to be sounding, and stayed paused for good).
+// The silence is timed on the page clock (page_clock.js): the PC's clock stepped back never lengthens it.
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
 
 import { alertOf } from "./announce.js";
+import { pageClockMs } from "./page_clock.js";
 
 export const SILENCE_MS = 120_000;
 
@@ -73,11 +75,11 @@ export class AlarmAudio {
   }
 
   isSilenced() {
-    return Date.now() < this.silencedUntil;
+    return pageClockMs() < this.silencedUntil;
   }
 
   silence(ms = this.silenceMs) {
-    this.silencedUntil = Date.now() + ms;
+    this.silencedUntil = pageClockMs() + ms;
     this.silencedNews = new Set([...this.silencedNews, ...this.knownNews]);
     clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => this.endSilence(), ms);
@@ -184,7 +186,7 @@ export class AlarmAudio {
     if (this.enableButton) this.enableButton.hidden = state !== "blocked";
     if (this.silenceButton) this.silenceButton.hidden = !(state === "high" || state === "medium");
     if (this.stateLabel) {
-      const left = Math.ceil((this.silencedUntil - Date.now()) / 1000);
+      const left = Math.ceil((this.silencedUntil - pageClockMs()) / 1000);
       this.stateLabel.textContent = {
         off: "",
         high: "Sounding: high-priority alarm",

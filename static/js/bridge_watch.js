@@ -2,7 +2,7 @@
 // server does not answer the poll, the server's clock, and the end of the page's session (split from live.js; pages
 // import it from there).
 
-import { noteServerTime, setMonitoringHealthy } from "./format.js";
+import { noteServerTime, pageClockMs, setMonitoringHealthy } from "./format.js";
 
 // A poll not answered within this is given up (a black-holed network would hold its fetch for minutes), so the
 // next poll asks afresh; this many failures in a row (about 10 s) mean the server cannot be reached.
@@ -58,7 +58,7 @@ export function watchBridge(
   };
   const poll = async () => {
     try {
-      const sentAt = Date.now();
+      const sentAt = pageClockMs();
       const signal = AbortSignal.timeout(POLL_TIMEOUT_MS);
       const response = await fetch(url, { credentials: "same-origin", signal });
       const signedOut = response.status === 401 || response.status === 403;

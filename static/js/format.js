@@ -1,6 +1,7 @@
 import {
   ACTIVE_SESSION_STATUSES, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES, UNSETTLED_COMMAND_STATES,
 } from "./protocol.js";
+import { serverNowMs } from "./page_clock.js";
 // Units, times and staleness as the pages show them. The wire speaks mL/min; pages show mL/h.
 // Times are shown in the server's configured time zone; device uptime is never shown as a clock time.
 
@@ -11,37 +12,8 @@ export function readPageData(id = "page-data") {
   return element ? JSON.parse(element.textContent) : {};
 }
 
-// ---- The server's clock ------------------------------------------------------------------------
-// Every page computes ages ("35 s ago") on the server's clock. The offset (server clock minus browser
-// clock) is never guessed low: a server time T read by a request the browser sent at A satisfies
-// offset <= T - A, so the smallest such bound is kept. The page's own `serverNow` is bounded from
-// `performance.timeOrigin` (the navigation started before the server rendered), so an age shown is
-// never younger than the truth, and two pages of one browser converge on the same offset. A time the
-// server wrote before the browser received it at R gives offset >= T - R: when a bound contradicts the
-// kept one (the browser clock jumped, or the machine slept), the kept one is replaced.
-let clockOffsetMs = null;
-
-function browserNowMs() {
-  return Date.now();
-}
-
-/** Learn from a server time `isoString` read by a request sent at `sentAtMs` (browser clock). */
-export function noteServerTime(isoString, sentAtMs, receivedAtMs = browserNowMs()) {
-  const server = Date.parse(isoString ?? "");
-  if (Number.isNaN(server) || !Number.isFinite(sentAtMs)) return;
-  const upper = server - sentAtMs;
-  const lower = server - receivedAtMs;
-  if (clockOffsetMs === null || upper < clockOffsetMs || lower > clockOffsetMs) clockOffsetMs = upper;
-}
-
-/** The page's render time: the navigation (and so the request) started at `performance.timeOrigin`. */
-export function setServerNow(isoString) {
-  noteServerTime(isoString, Math.floor(performance.timeOrigin));
-}
-
-export function serverNowMs() {
-  return browserNowMs() + (clockOffsetMs ?? 0);
-}
+// The server's clock, estimated on the page clock (page_clock.js): every age is worked out on it.
+export { noteServerTime, pageClockMs, serverNowMs, setServerNow } from "./page_clock.js";
 
 export function isNumber(value) {
   return typeof value === "number" && Number.isFinite(value);

@@ -7,7 +7,9 @@
 // A connection that goes silent without closing (a black-holed network) is said within seconds: the server pings every
 // SOCKETIO_PING_INTERVAL_S (8 s, docs/protocol.md), so nothing heard for a ping interval and SILENT_GRACE_MS means not
 // live ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
+// The silence is timed on the page clock (page_clock.js): the PC's clock stepped back never hides it (review 35).
 
+import { pageClockMs } from "./page_clock.js";
 import { EVENTS } from "./protocol.js";
 
 export { watchBridge } from "./bridge_watch.js";
@@ -127,7 +129,7 @@ export class LiveConnection {
   /** The page's watchdog: each engine's handshake gives the server's ping interval; an event or a ping is heard. */
   watchSilence() {
     this.silentAfterMs = ENGINE_PING_INTERVAL_MS + SILENT_GRACE_MS;
-    this.heardAt = Date.now();
+    this.heardAt = pageClockMs();
     const onHandshake = () => this.socket.io.engine?.once("handshake", ({ pingInterval } = {}) => {
       if (pingInterval > 0) this.silentAfterMs = pingInterval + SILENT_GRACE_MS;
     });
@@ -140,20 +142,21 @@ export class LiveConnection {
   }
 
   heard() {
-    this.heardAt = Date.now();
+    this.heardAt = pageClockMs();
     if (this.state === "silent") this.setState("live"); // late, not lost: the connection held every event
   }
 
   /** Connected, yet nothing heard for longer than a ping interval and its grace: not live, whatever the socket says. */
   checkSilence() {
-    if (this.state === "live" && Date.now() - this.heardAt > this.silentAfterMs) {
-      console.warn(`PumpStream: nothing received for ${Date.now() - this.heardAt} ms; the connection is silent`);
+    const silentMs = pageClockMs() - this.heardAt; // never shortened by the PC's clock stepped back
+    if (this.state === "live" && silentMs > this.silentAfterMs) {
+      console.warn(`PumpStream: nothing received for ${silentMs} ms; the connection is silent`);
       this.setState("silent");
     }
   }
 
   onConnect() {
-    this.heardAt = Date.now();
+    this.heardAt = pageClockMs();
     this.stats.connects += 1;
     for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
     for (const ward of this.wards.keys()) this.socket.emit(EVENTS.subscribeWard, { ward });

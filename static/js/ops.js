@@ -3,16 +3,17 @@
 // come from two heartbeats of its own process, and its restart (another process of that name, or a total that went
 // down) is a new start, never a negative rate; another bridge's heartbeat is no restart. Figures of a heartbeat that
 // is no longer fresh, and every figure once a poll fails, are marked stale with their age: the page never shows old
-// figures as current. Times are in the server's configured time zone, as on every page (format.js `clock`).
+// figures as current. Times are in the server's configured time zone, as on every page (format.js `clock`), and the
+// age of figures no longer refreshed is measured on the page clock, which the PC's clock stepped back cannot shorten.
 
-import { ago, clock, readPageData, setTimeZone } from "./format.js";
+import { ago, clock, pageClockMs, readPageData, setTimeZone } from "./format.js";
 
 setTimeZone(readPageData().timeZone);
 
 (function () {
   const POLL_MS = 2000;
   let counting = new Map(); // bridge name -> {since, at, received, rates, restarted}: its heartbeat last used
-  let rendered = null; // {at, clock}: the server's time of the figures shown, and this browser's clock then
+  let rendered = null; // {at, clock}: the server's time of the figures shown, and the page clock then
 
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
   function row(values) { const tr = document.createElement("tr"); values.forEach(v => tr.appendChild(cell(v))); return tr; }
@@ -138,7 +139,7 @@ setTimeZone(readPageData().timeZone);
     fillList("ops-escalations", ["pending", "delivered", "dead", "withdrawn"].map(k => [k, escalations[k] || 0]));
     fillTable("ops-dead-letters", data.deadLetters.map(d => [clock(d.at), d.source, d.topic, d.reason, d.detail]));
     document.getElementById("ops-at").textContent = clock(data.at);
-    rendered = { at: data.at, clock: Date.now() };
+    rendered = { at: data.at, clock: pageClockMs() };
   }
 
   // The poll failed: nothing below is current any more. The banner turns degraded and says from when the figures
@@ -149,7 +150,7 @@ setTimeZone(readPageData().timeZone);
     document.getElementById("ops-figures").classList.add("stale");
     if (rendered) {
       document.getElementById("ops-at").textContent =
-        `${clock(rendered.at)} (${ago((Date.now() - rendered.clock) / 1000)}; not refreshed since)`;
+        `${clock(rendered.at)} (${ago((pageClockMs() - rendered.clock) / 1000)}; not refreshed since)`;
     }
   }
 

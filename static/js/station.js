@@ -6,7 +6,7 @@
 import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { byUrgency } from "./alarm_order.js";
-import { PRIORITY_LABEL, humanType, lastingFor, serverNowMs } from "./format.js";
+import { PRIORITY_LABEL, humanType, lastingFor, pageClockMs, serverNowMs } from "./format.js";
 import { placeRows, setText } from "./keyed_rows.js";
 
 const CONNECTION_GRACE_MS = 10_000;
@@ -83,7 +83,7 @@ export class Station {
   silenceChanged(body) {
     if (!body?.ward) return;
     if (body.active) {
-      this.silences.set(body.ward, { ...body, endsAt: Date.now() + body.remainingS * 1000 });
+      this.silences.set(body.ward, { ...body, endsAt: pageClockMs() + body.remainingS * 1000 });
       const refused = byId("station-silence-refused");
       if (refused) refused.hidden = true; // asked again, and done
     }
@@ -94,7 +94,7 @@ export class Station {
 
   /** The page's sound is silenced while every ward it shows is (until the first of them ends). */
   applySilence() {
-    const now = Date.now();
+    const now = pageClockMs();
     const ends = this.wards.map((ward) => this.silences.get(ward)?.endsAt ?? 0);
     const until = ends.length ? Math.min(...ends) : 0;
     if (until > now) this.audio.silence(until - now);
@@ -102,7 +102,7 @@ export class Station {
   }
 
   renderSilence() {
-    const now = Date.now();
+    const now = pageClockMs();
     const on = [...this.silences.values()].filter((silence) => silence.endsAt > now);
     const note = byId("station-silence");
     if (!note) return;

@@ -32,8 +32,9 @@ def chromium_running() -> Iterator[object]:
         browser.close()
 
 
-def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP):
-    """A new browser context signed in as `user` (None: signed out), its page opened on `url + path`.
+def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None):
+    """A new browser context signed in as `user` (None: signed out), its page opened on `url + path`; `init_script`
+    runs in it before the page's own scripts (such as a steppable clock, `tests/support/browser_clock.py`).
 
     Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page rendered
     in that gap rightly says "monitoring degraded" and shows every heard pump as stale until its next poll
@@ -49,6 +50,8 @@ def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP):
     context = browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
     if user is not None:
         context.add_cookies([session_cookie(user, url)])
+    if init_script is not None:
+        context.add_init_script(init_script)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto(url + path)
