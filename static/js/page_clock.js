@@ -4,20 +4,26 @@
 // then read the step younger: a pump silent for minutes "Live", a silent network unnoticed (review 35).
 
 // ---- The page clock ----------------------------------------------------------------------------
-// Milliseconds since the page's navigation began. Between two readings it advances by the larger of what the monotonic
-// clock (`performance.now()`, which a step of the wall clock leaves alone) and the wall clock advanced: a step back
-// changes nothing, and a sleep of the machine, which some systems leave out of `performance.now()` while the wall clock
-// goes on, still counts. So the page clock never runs slow while either clock is right, and an elapsed time measured
-// on it is never short. A step forward cannot be told from such a sleep: it is counted, on the side of an age too old,
-// until the next server time corrects the estimate below.
-let reading = null; // {wall, monotonic, page}: the last reading
+// Milliseconds since the page's navigation began: since its last anchoring, the larger of what the monotonic clock
+// (`performance.now()`, which a step of the wall clock leaves alone) and the wall clock advanced. A step back changes
+// nothing, and a sleep of the machine, which some systems leave out of `performance.now()` while the wall clock goes on,
+// still counts: the page clock never runs slow while either clock is right, and an elapsed time measured on it is never
+// short. A step forward cannot be told from such a sleep: it is counted (an age too old, the safe side) until the next
+// server time corrects the estimate below. When the two clocks part (a step, a sleep) the page clock is anchored anew
+// at its reading; between anchorings it is never a sum of small steps (the wall clock's whole milliseconds, read often,
+// would add up ahead of the time that passed).
+const CLOCKS_PART_MS = 20; // more than the two clocks' readings differ by their resolutions
+let anchor = null; // {wall, monotonic, page}: both clocks and the page clock at the last anchoring
 
 export function pageClockMs() {
   const wall = Date.now();
   const monotonic = performance.now();
-  const advanced = reading ? Math.max(0, wall - reading.wall, monotonic - reading.monotonic) : monotonic;
-  reading = { wall, monotonic, page: (reading?.page ?? 0) + advanced };
-  return reading.page;
+  if (anchor === null) anchor = { wall, monotonic, page: monotonic };
+  const byWall = wall - anchor.wall;
+  const byMonotonic = monotonic - anchor.monotonic;
+  const page = anchor.page + Math.max(byWall, byMonotonic);
+  if (Math.abs(byWall - byMonotonic) > CLOCKS_PART_MS) anchor = { wall, monotonic, page };
+  return page;
 }
 
 // ---- The server's clock ------------------------------------------------------------------------
