@@ -9,6 +9,7 @@ screens showed the infusion running and no occlusion. Issue 15's rule: a failure
 On SQLite the same fault is an OperationalError ("no such column"): the tests run on both (`-p tests.support.postgres`).
 """
 
+import contextlib
 import time
 
 import pytest
@@ -62,30 +63,37 @@ def _occlusion_applied_once_migrated(device_id: str, bridge: BridgeProcess) -> N
     assert not letters.exists(), f"messages dead-lettered for the database's schema: {topics}"
 
 
+@contextlib.contextmanager
+def _schema_of_the_previous_release():
+    """The devices tables as the previous release left them for the block; this code's again after it, whatever
+    happened (`migrate` forward is a no-op once the block has run it)."""
+    call_command("migrate", "devices", BEFORE, verbosity=0)
+    try:
+        yield
+    finally:
+        close_old_connections()
+        call_command("migrate", "devices", verbosity=0)
+
+
 def test_an_occlusion_sent_between_the_new_codes_start_and_migrate_is_applied_once_migrated(broker, artifacts_dir):
     device_id = "PUMP_DEPLOY34"
     bridge, sim, forward_to = _infusing(broker, device_id, artifacts_dir)
-    new_bridge, migrated_back = None, False
+    new_bridge = None
     try:
         bridge.stop()  # the deployment: the old bridge stopped ...
-        call_command("migrate", "devices", BEFORE, verbosity=0)  # (the database as the old release left it)
-        migrated_back = True
-        new_bridge = BridgeProcess(
-            broker.url, forward_to, artifacts_dir, MQTT_CLIENT_ID=bridge.client_id, name=bridge.name
-        ).start(wait=False)  # ... the new code started before migrate
-        sim.type("error occlusion")  # at the pump: an occlusion (it pauses), as its firmware reports it
-        time.sleep(5)  # the operator types `manage.py migrate`
-        close_old_connections()
-        held = BridgeStatus.objects.filter(name=bridge.name).values_list("broker_connected", flat=True).first()
-        _occlusion_applied_once_migrated(device_id, new_bridge)
+        with _schema_of_the_previous_release():  # (the database as the old release left it)
+            new_bridge = BridgeProcess(
+                broker.url, forward_to, artifacts_dir, MQTT_CLIENT_ID=bridge.client_id, name=bridge.name
+            ).start(wait=False)  # ... the new code started before migrate
+            sim.type("error occlusion")  # at the pump: an occlusion (it pauses), as its firmware reports it
+            time.sleep(5)  # the operator types `manage.py migrate`
+            close_old_connections()
+            held = BridgeStatus.objects.filter(name=bridge.name).values_list("broker_connected", flat=True).first()
+            _occlusion_applied_once_migrated(device_id, new_bridge)
         assert held is False, (
             f"before migrate the heartbeat must say the broker is not held (monitoring degraded): {held}"
         )
-        migrated_back = False
     finally:
-        if migrated_back:
-            close_old_connections()
-            call_command("migrate", "devices", verbosity=0)
         sim.stop()
         if new_bridge is not None:
             new_bridge.stop()
@@ -97,18 +105,12 @@ def test_an_occlusion_sent_while_a_running_bridges_schema_went_back_is_applied_o
     retried unacknowledged, never the message's (a schema put back under a running bridge: a release rolled back)."""
     device_id = "PUMP_DEPLOY34B"
     bridge, sim, _forward_to = _infusing(broker, device_id, artifacts_dir)
-    migrated_back = False
     try:
-        call_command("migrate", "devices", BEFORE, verbosity=0)
-        migrated_back = True
-        sim.type("error occlusion")
-        time.sleep(5)  # the operator notices and runs `manage.py migrate`
-        _occlusion_applied_once_migrated(device_id, bridge)
+        with _schema_of_the_previous_release():
+            sim.type("error occlusion")
+            time.sleep(5)  # the operator notices and runs `manage.py migrate`
+            _occlusion_applied_once_migrated(device_id, bridge)
         assert "schema behind the code" in bridge.log_tail(200), f"the log names the cause:\n{bridge.log_tail()}"
-        migrated_back = False
     finally:
-        if migrated_back:
-            close_old_connections()
-            call_command("migrate", "devices", verbosity=0)
         sim.stop()
         bridge.stop()
