@@ -3,8 +3,9 @@ at the broker; the pump had its PUBACK and will not send it again. Mosquitto kee
 it to disk by its `autosave_*` settings: should it die uncleanly meanwhile (the OOM killer, a crash, the VM reset),
 it comes back with its last saved store, and an alarm acknowledged since is gone without a trace (review 34,
 finding 5: with `autosave_interval 60`). Run on the tests' Mosquitto with deploy/mosquitto/production.conf's
-autosave lines, which write the store every second: an alarm acknowledged 2 s before the crash survives; one
-acknowledged within the last second still would not (docs/deploy.md, "The broker's store")."""
+autosave lines, which write the store every second: an alarm acknowledged before the broker's next save survives
+(the test crashes it once the store was written after the PUBACK); one acknowledged within the last second before
+the crash still would not (docs/deploy.md, "The broker's store")."""
 
 import re
 import signal
@@ -37,6 +38,23 @@ def production_persistence_broker(tmp_path, monkeypatch):
     server.stop()
 
 
+def stored_after_the_puback(broker: MosquittoBroker, *, within_s: float = 10.0) -> None:
+    """Returns once the broker has written its store twice since now (the second save begun after the first ended, so
+    after the PUBACK): by production.conf's `autosave_interval 1` about 1-2 s; with the old 60 s, never within 10 s.
+    A fixed sleep here (2 s) failed under load: the save had not come yet."""
+    store = broker.data_dir / "mosquitto.db"
+    seen = [store.stat().st_mtime_ns if store.exists() else 0]
+    deadline = time.monotonic() + within_s
+    while len(seen) < 3:
+        assert time.monotonic() < deadline, (
+            f"the broker did not save its store twice within {within_s} s of the PUBACK (autosave lines: {AUTOSAVE})"
+        )
+        time.sleep(0.05)
+        written = store.stat().st_mtime_ns if store.exists() else 0
+        if written != seen[-1]:
+            seen.append(written)
+
+
 def test_an_alarm_acknowledged_by_the_broker_while_the_bridge_is_stopped_survives_a_broker_crash(
     production_persistence_broker, artifacts_dir
 ):
@@ -52,7 +70,7 @@ def test_an_alarm_acknowledged_by_the_broker_while_the_bridge_is_stopped_survive
             pump.publish("error", {"type": "occlusion", "severity": "high", "message": "Occlusion downstream"})
         finally:
             pump.close()  # PUBACKed by the broker: the pump is done with it
-        time.sleep(2)
+        stored_after_the_puback(broker)
         broker.stop(signal.SIGKILL)  # the broker dies uncleanly
         broker.start()
         bridge.start()  # the deployment ends: the bridge back on its session
