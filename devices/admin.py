@@ -61,8 +61,34 @@ class ReadMostlyAdmin(ReadOnlyAdmin):
     """State changes go through services (the pages and the bridge), never through admin edits."""
 
 
+class ServiceDeletes:
+    """Deletion through a service (`delete_one`) that may refuse under its lock: what came into use since the
+    confirmation page was shown. A refusal is said, Django's "deleted" is not, and the page never fails."""
+
+    def delete_one(self, obj, *, user) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj) -> None:
+        self.delete_queryset(request, [obj])
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        """One by one through `delete_one`: the others are still deleted when one is refused."""
+        for obj in queryset:
+            try:
+                self.delete_one(obj, user=request.user)
+            except PumpStreamError as exc:
+                request.pumpstream_delete_refused = True
+                self.message_user(request, exc.message, messages.ERROR)
+
+    def message_user(self, request: HttpRequest, message: str, level: int = messages.INFO, *args, **kwargs) -> None:
+        """Django's, except its success message after a deletion that was refused (all or in part)."""
+        if level == messages.SUCCESS and getattr(request, "pumpstream_delete_refused", False):
+            return
+        super().message_user(request, message, level, *args, **kwargs)
+
+
 @admin.register(Ward)
-class WardAdmin(admin.ModelAdmin):
+class WardAdmin(ServiceDeletes, admin.ModelAdmin):
     form = WardAdminForm
     list_display = ["code", "name"]
     search_fields = ["code", "name"]
@@ -85,18 +111,14 @@ class WardAdmin(admin.ModelAdmin):
                   for ward in objs for blocker in ward_delete_blockers(ward=ward)]  # fmt: skip
         return deleted, counts, perms_needed, [*protected, *in_use]
 
-    def delete_model(self, request: HttpRequest, obj: Ward) -> None:
-        """Through `ward_delete`: its pumps' screens learn they have no ward any more."""
-        ward_delete(ward=obj, user=request.user)
-
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        """The bulk action, ward by ward through `ward_delete`."""
-        for ward in queryset:
-            ward_delete(ward=ward, user=request.user)
+    def delete_one(self, obj: Ward, *, user) -> None:
+        """Through `ward_delete`: its pumps' screens learn they have no ward any more; refused if one of its pumps
+        came into use since the page was shown."""
+        ward_delete(ward=obj, user=user)
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(ServiceDeletes, admin.ModelAdmin):
     form = DeviceAdminForm
     list_display = ["device_id", "name", "ward", "bed", "pump_state", "connectivity", "last_seen_at", "battery_level",
                     "max_rate_ml_h"]  # fmt: skip
@@ -141,24 +163,9 @@ class DeviceAdmin(admin.ModelAdmin):
                   for blocker in pump_delete_blockers(device=device)]  # fmt: skip
         return deleted, counts, set() if in_use else perms_needed, [*protected, *in_use]
 
-    def delete_model(self, request: HttpRequest, obj: Device) -> None:
+    def delete_one(self, obj: Device, *, user) -> None:
         """Through `pump_delete`: refused, under the pump's lock, if it came into use since the page was shown."""
-        self.delete_queryset(request, [obj])
-
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        """Pump by pump through `pump_delete`; a refusal is said, and Django's "deleted" is not (`message_user`)."""
-        for device in queryset:
-            try:
-                pump_delete(device=device, user=request.user)
-            except PumpStreamError as exc:
-                request.pumpstream_delete_refused = True
-                self.message_user(request, exc.message, messages.ERROR)
-
-    def message_user(self, request: HttpRequest, message: str, level: int = messages.INFO, *args, **kwargs) -> None:
-        """Django's, except its success message after a deletion that was refused (all or in part)."""
-        if level == messages.SUCCESS and getattr(request, "pumpstream_delete_refused", False):
-            return
-        super().message_user(request, message, level, *args, **kwargs)
+        pump_delete(device=obj, user=user)
 
     @admin.display(description="connectivity")
     def connectivity(self, obj: Device) -> str:

@@ -249,6 +249,31 @@ def test_a_ward_whose_pumps_infuse_or_alarm_is_not_deleted(admin_client, how, in
         ward_delete(ward=ward)
 
 
+@pytest.mark.parametrize("how", ["delete page", "bulk action"])
+def test_a_ward_whose_pump_came_into_use_after_the_page_checked_is_refused_on_the_page(admin_client, monkeypatch, how):
+    """The confirmation page found nothing in use; an alarm came meanwhile: `ward_delete` refuses under the ward's
+    lock, and the admin says why (before, a server error page and nothing said)."""
+    ward = make_ward("icu")
+    device = make_device("PUMP_LATE", ward=ward)
+    other = make_ward("spare")
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id=device.device_id), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    monkeypatch.setattr("devices.admin.ward_delete_blockers", lambda ward: [])  # the page's check, before the alarm
+    if how == "delete page":
+        response = admin_client.post(f"/admin/devices/ward/{ward.pk}/delete/", {"post": "yes"}, follow=True)
+    else:
+        bulk = {"action": "delete_selected", "post": "yes", "_selected_action": [ward.pk, other.pk]}
+        response = admin_client.post("/admin/devices/ward/", bulk, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert Ward.objects.filter(pk=ward.pk).exists() and Device.objects.get(pk=device.pk).ward_id == ward.pk
+    assert "PUMP_LATE" in page and "is in use" in page, "the refusal was not said"
+    assert "deleted successfully" not in page.lower() and "successfully deleted" not in page.lower()
+    if how == "bulk action":
+        assert not Ward.objects.filter(pk=other.pk).exists(), "a ward not in use was kept beside the refused one"
+
+
 def test_a_pumps_maximum_rate_below_the_lowest_order_is_refused(admin_client):
     """A maximum under 0.1 mL/h (the lowest rate an order may have) would make every order on the pump impossible."""
     device = make_device("PUMP_ADMIN", ward=make_ward("icu"))
