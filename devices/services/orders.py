@@ -7,7 +7,10 @@ from typing import Any
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.states import CommandKind
+from devices.visible_text import shows_nothing
 from protocol.limits import RATE_DECIMALS, order_figures_agree, order_limits_check
+
+DRUG_MAX_LENGTH = 100  # the session's column
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,13 @@ class InfusionOrder:
 
 
 def order_validate(order: InfusionOrder, device: Device) -> None:
-    """The server's rules for an order (the wizard checks the same); raises naming the wrong field."""
+    """The server's rules for an order (the wizard checks the same); raises naming the wrong field. The drug too: an
+    order placed by any caller, not only the wizard's form, names what runs (a pump's screen showing a blank drug
+    tells the nurse nothing of what is in the line)."""
+    if not isinstance(order.drug, str) or shows_nothing(order.drug) or len(order.drug) > DRUG_MAX_LENGTH:
+        raise PumpStreamError(
+            f"Enter the drug being infused (at most {DRUG_MAX_LENGTH} characters)", code="invalid_order", field="drug"
+        )
     for field, value in (
         ("flow_rate_ml_min", order.flow_rate_ml_min),
         ("planned_volume_ml", order.planned_volume_ml),

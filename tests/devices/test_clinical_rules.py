@@ -64,6 +64,15 @@ def test_the_services_refuse_a_bolus_of_the_whole_volume():
     assert refused.value.field == "bolus_volume_ml"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("drug", ["", "   ", "\u200b\u200d", "x" * 101])
+def test_the_services_refuse_an_order_naming_no_drug(drug):
+    """Not only the wizard's form: any caller of `infusion_start` (an API client, a script) names what runs."""
+    with pytest.raises(PumpStreamError) as refused:
+        order_validate(make_order(drug=drug), make_device())
+    assert refused.value.field == "drug"
+
+
 def test_the_bridge_accepts_the_largest_order():
     progress = payload_parse("progress", {"timeRemainingMin": MAX_TIME_MIN, "flowRate": 999 / 60,
                                           "elapsedTimeMin": MAX_TIME_MIN, "status": "running"})  # fmt: skip
