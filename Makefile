@@ -23,6 +23,8 @@ run: setup
 # Daphne, a bridge and chromium at once at a load of 10-13 (other sessions' tests) outlasted the 20 s bridge
 # start in nearly every module, 2 far less often. TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
 TEST_WORKERS ?= 2
+TEST_BROWSER_UNITS ?= 1
+export TEST_BROWSER_UNITS
 test: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .

@@ -18,9 +18,15 @@ module; `ALONE` comes after them. pytest-xdist 3.8's own `loadgroup` reads `xdis
 node id attribute that pytest 9.2 no longer has (every test became its own unit), hence this scheduler instead.
 """
 
+import os
+import zlib
+
 from xdist.scheduler import LoadScopeScheduling
 
 WHOLE_FOLDERS = ("browser",)
+# The browser tests as this many units (`TEST_BROWSER_UNITS`, the Makefile's; default 1), each module in one of them
+# by a hash of its path: with more workers than 2, one browser unit alone outlasts the rest of the suite.
+BROWSER_UNITS = max(1, int(os.environ.get("TEST_BROWSER_UNITS", "1")))
 WHOLE_MODULE_FOLDERS = ("clinical", "integration")
 ALONE = (
     "tests/integration/bridge/test_flood.py",
@@ -39,7 +45,8 @@ def work_unit(nodeid: str) -> str:
         return ALONE_UNIT
     parts = path.split("/")
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE_FOLDERS:
-        return "/".join(parts[:2])
+        folder = "/".join(parts[:2])
+        return folder if BROWSER_UNITS == 1 else f"{folder}#{zlib.crc32(path.encode()) % BROWSER_UNITS}"
     if len(parts) > 2 and parts[0] == "tests" and parts[1] in WHOLE_MODULE_FOLDERS:
         return path
     return nodeid
