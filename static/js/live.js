@@ -18,7 +18,11 @@ const DEVICE_EVENTS = EVENTS.deviceEvents;
 // Sent at once to ward feeds: every alarm change of a ward's pump, and the ward's shared silence (v1.1).
 const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
-const RETRY_AT_MOST_MS = 60000;
+// at most 15 s: a pump refused while the database was away is live again within 15 s of its return (60 s before: a
+// screen "Not live" for up to a minute after a short outage), each delay spread by a fifth either way so that a ward's
+// screens refused together do not all ask again in the same instant
+const RETRY_AT_MOST_MS = 15000;
+const RETRY_SPREAD = 0.2;
 // Nothing heard (an event or the server's ping) for the ping interval plus this: the connection is silent.
 const SILENT_GRACE_MS = 2500;
 const SILENT_CHECK_EVERY_MS = 500;
@@ -306,11 +310,12 @@ export class LiveConnection {
     });
   }
 
-  /** Run `again` after 3 s, twice as long after each further refusal of `key` (60 s at most). */
+  /** Run `again` after about 3 s, twice as long after each further refusal of `key` (about 15 s at most). */
   later(key, again) {
     const refusals = this.refusals.get(key) ?? 0;
     this.refusals.set(key, refusals + 1);
-    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS));
+    const spread = 1 - RETRY_SPREAD + 2 * RETRY_SPREAD * Math.random();
+    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS) * spread);
   }
 
   onDeviceEvent(name, payload) {
