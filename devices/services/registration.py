@@ -60,7 +60,7 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
     with transaction.atomic():
         stored = device_lock(device_id=device.device_id)
         if "ward" in fields and device.ward_id != stored.ward_id:
-            _refuse_move_if_unwatched(stored, device.ward)
+            pump_move_refuse_if_unwatched(device=stored, ward=device.ward)
         before = {name: _audited(stored, name) for name in fields}
         for name in fields:
             setattr(stored, name, getattr(device, name))
@@ -84,7 +84,7 @@ def _audited(device: Device, name: str) -> Any:
     return value if value is None or isinstance(value, str | int | float | bool) else str(value)
 
 
-def _refuse_move_if_unwatched(device: Device, ward: Ward | None) -> None:
+def pump_move_refuse_if_unwatched(*, device: Device, ward: Ward | None) -> None:
     """Refuse (`pump_in_use`) a move of a pump in use that no one would watch (`pump_move_refusal`), its destination's
     row locked first, as a removal of its members locks it (`watchers.py`): a removal of its last watcher under way
     is waited for and then seen, and one that comes later waits for this move and then sees the pump there.

@@ -11,10 +11,14 @@ pump's move locks its destination's row the same way, `registration.ward_lock`).
 Below the admin, the same rule guards the models (`watchers_guard_connect`, from `DevicesConfig.ready`): a ward's
 members removed or cleared from either side (`ward.members.remove/clear/set`, `user.wards.remove/clear/set`), a user
 deleted (one or a queryset at once) or saved inactive or staff, from `manage.py shell` or any code, raise
-`PumpStreamError` (`ward_unwatched`) naming the ward, its pumps in use and their beds, and are logged. The admin's
+`PumpStreamError` (`ward_unwatched`) naming the ward, its pumps in use and their beds, and are logged; so does a pump
+in use saved into a ward no one watches or without a ward (`device.ward = ...; device.save()`: `pump_in_use`, as
+`pump_registration_save` refuses it; review 36, finding 4). The admin's
 pages refuse first, with their own words, so the guard finds nothing left to refuse there. What no Django signal
 announces stays unguarded: a queryset `update()` of users, a delete on the membership table itself
-(`Ward.members.through.objects...delete()`) and raw SQL.
+(`Ward.members.through.objects...delete()`), a queryset `update()` of pumps' wards, and raw SQL. A move the guard
+lets through from the shell tells no screen (no `device:status` change): the admin's page and `pump_registration_save`
+are the road that does.
 """
 
 import logging
@@ -29,7 +33,7 @@ from django.db.models.signals import m2m_changed, pre_delete, pre_save
 from devices.access_selectors import ward_is_watched, watchers_among
 from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
-from devices.services.registration import pumps_in_use_blockers
+from devices.services.registration import pump_move_refuse_if_unwatched, pumps_in_use_blockers
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +133,26 @@ def user_deletion_guard(*, sender: Any, instance: Any, origin: Any = None, **_: 
     _refuse(members_leaving_refusals(users=users, how="deleting {names}"))
 
 
+def pump_move_guard(*, instance: Device, raw: bool = False, update_fields: Any = None, **_: Any) -> None:
+    """`pre_save` of a pump: refuse saving a pump in use into a ward no one watches, or without a ward
+    (`pump_move_refuse_if_unwatched`, the service's own check), its stored row locked first. As for a user's save,
+    Django sends it before its own transaction: outside one (the shell's `save()` alone) the rows are locked for the
+    check only; inside one (any `transaction.atomic()`, the service's) to its end."""
+    if raw or instance.pk is None or (update_fields is not None and "ward" not in update_fields):
+        return
+    with transaction.atomic():
+        stored = Device.objects.select_for_update().filter(pk=instance.pk).first()
+        if stored is None or stored.ward_id == instance.ward_id:
+            return
+        try:
+            pump_move_refuse_if_unwatched(device=stored, ward=instance.ward)
+        except PumpStreamError as refused:
+            logger.warning(
+                "move of a pump in use refused", extra={"device_id": stored.device_id, "refusal": str(refused)}
+            )
+            raise
+
+
 def _refuse(refusals: list[str]) -> None:
     """Raise the refusals (`ward_unwatched`), logged: a change made by no page is told only by the logs."""
     if refusals:
@@ -142,3 +166,4 @@ def watchers_guard_connect() -> None:
     m2m_changed.connect(membership_removal_guard, sender=Ward.members.through, dispatch_uid="watchers-members")
     pre_save.connect(user_leaving_guard, sender=user_model, dispatch_uid="watchers-user-saved")
     pre_delete.connect(user_deletion_guard, sender=user_model, dispatch_uid="watchers-user-deleted")
+    pre_save.connect(pump_move_guard, sender=Device, dispatch_uid="watchers-pump-moved")
