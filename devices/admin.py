@@ -9,6 +9,7 @@ from devices import (
     admin_users,  # noqa: F401  (users: a ward's last watcher is not deactivated, made staff or deleted)
 )
 from devices.admin_forms import AlarmResolveForm, DeviceAdminForm, WardAdminForm
+from devices.admin_refusals import ServiceDeletes
 from devices.exceptions import PumpStreamError
 from devices.forms import alert_number_text
 from devices.models import (
@@ -59,32 +60,6 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class ReadMostlyAdmin(ReadOnlyAdmin):
     """State changes go through services (the pages and the bridge), never through admin edits."""
-
-
-class ServiceDeletes:
-    """Deletion through a service (`delete_one`) that may refuse under its lock: what came into use since the
-    confirmation page was shown. A refusal is said, Django's "deleted" is not, and the page never fails."""
-
-    def delete_one(self, obj, *, user) -> None:
-        raise NotImplementedError
-
-    def delete_model(self, request: HttpRequest, obj) -> None:
-        self.delete_queryset(request, [obj])
-
-    def delete_queryset(self, request: HttpRequest, queryset) -> None:
-        """One by one through `delete_one`: the others are still deleted when one is refused."""
-        for obj in queryset:
-            try:
-                self.delete_one(obj, user=request.user)
-            except PumpStreamError as exc:
-                request.pumpstream_delete_refused = True
-                self.message_user(request, exc.message, messages.ERROR)
-
-    def message_user(self, request: HttpRequest, message: str, level: int = messages.INFO, *args, **kwargs) -> None:
-        """Django's, except its success message after a deletion that was refused (all or in part)."""
-        if level == messages.SUCCESS and getattr(request, "pumpstream_delete_refused", False):
-            return
-        super().message_user(request, message, level, *args, **kwargs)
 
 
 @admin.register(Ward)

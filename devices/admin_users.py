@@ -5,7 +5,8 @@ she is the last to watch one of them with a pump in use (`watchers.members_leavi
 under the box, the delete page (and the bulk delete, its users counted out together) lists it as what keeps her from
 being deleted. Registered again here (`devices` comes after `django.contrib.auth` in INSTALLED_APPS). The same rule
 guards the models below (`watchers_guard_connect`), for what comes by no page; here it is said first, in the page's
-words.
+words, and a refusal of the models' guard after the page's check (the pump came into use meanwhile) is said on the
+page too (`admin_refusals.RefusalsSaid`).
 """
 
 from django.contrib import admin
@@ -14,6 +15,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.forms import UserChangeForm
 from django.http import HttpRequest
 
+from devices.admin_refusals import RefusalsSaid
 from devices.services.watchers import members_leaving_refusals
 
 
@@ -31,7 +33,7 @@ class WatchingUserChangeForm(UserChangeForm):
         return cleaned
 
 
-class WatchingUserAdmin(UserAdmin):
+class WatchingUserAdmin(RefusalsSaid, UserAdmin):
     """Django's user admin with `WatchingUserChangeForm`, and a ward's last watcher protected from deletion."""
 
     form = WatchingUserChangeForm
