@@ -3,6 +3,7 @@
 import shutil
 import signal
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.support.processes import free_port, stop, wait_for_port
@@ -44,6 +45,8 @@ class MosquittoBroker:
         self.host = "127.0.0.1"
         self.persistence = persistence
         self.process: subprocess.Popen | None = None
+        self.started_at: datetime | None = None  # when the running broker started (wall clock): a pump last heard
+        # before it is vouched for by no Last Will of this broker (`realtime/bridge/broker_start.py`)
 
     @property
     def url(self) -> str:
@@ -55,6 +58,7 @@ class MosquittoBroker:
         config.write_text(
             CONFIG.format(port=self.port, data=self.data_dir, persistence="true" if self.persistence else "false")
         )
+        self.started_at = datetime.now(UTC)
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(config)], stdout=subprocess.DEVNULL)
         try:
             wait_for_port(self.port, process=self.process)
