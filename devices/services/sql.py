@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import lru_cache
 
-from django.db import DEFAULT_DB_ALIAS, OperationalError, ProgrammingError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, OperationalError, ProgrammingError, connection, connections
 from django.db.backends.base.operations import BaseDatabaseOperations
 from django.db.models import DEFERRED, Field, Model
 
@@ -70,7 +70,7 @@ def hot_cursor() -> Iterator[HotCursor]:
                 yield HotCursor(cursor, qmark=sqlite)
             finally:
                 cursor.close()
-    except (ProgrammingError, OperationalError) as exc:  # a table or column missing: the schema's, as Django's cursor
+    except (ProgrammingError, OperationalError, IntegrityError) as exc:  # the schema's (`schema_fault`), as Django's
         fault = schema_fault(exc)
         if fault is None:
             raise

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from devices.services.protection import alarm_flood_raise
 from devices.services.records import dead_letter_record, message_receipt_release
+from devices.services.schema import schema_fault
 from protocol import topics
 from realtime.bridge.budgets import PumpBudgets, ShedSummary
 from realtime.bridge.flood import HELD, ProgressFloodGuard
@@ -193,6 +194,7 @@ def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:  # the refusal's alarms or the dead letter itself failed: the dead letter alone next
+        _raise_schema_fault(exc)
         logger.exception("dead letter not stored with its alarms", extra={"topic": message.topic[:200],
                                                                           "reason": reason})  # fmt: skip
         failure = exc
@@ -204,6 +206,14 @@ def message_refuse(message: InboundMessage, *, reason: str, detail: str, device_
     except INFRASTRUCTURE_ERRORS:
         raise
     except Exception as exc:
+        _raise_schema_fault(exc)
         logger.error("dead letter not stored: the message is left unacknowledged and retried",
                      extra={"topic": message.topic[:200], "reason": reason})  # fmt: skip
         raise DeadLetterNotStored(f"dead letter not stored ({exc!r}) for {message.topic[:200]}") from exc
+
+
+def _raise_schema_fault(exc: Exception) -> None:
+    """A refusal failing for the schema ahead of the code (its alarm's or dead letter's table has a later release's
+    NOT NULL column, review 36) is the database's fault: raised as such, the message unacknowledged and retried."""
+    if (fault := schema_fault(exc)) is not None:
+        raise fault from exc

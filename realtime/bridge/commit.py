@@ -3,8 +3,8 @@
 - A batch is one transaction, acknowledged after its commit (the worker hands a flooding pump's share
   over as a batch of its own, after the other pumps', see `fair.py`).
 - A failure of the infrastructure (`guard.infrastructure_fault`: the database down, locked or full, its schema
-  behind the code, a dead letter not stored) is retried with backoff, unacknowledged, for as long as it lasts;
-  meanwhile no heartbeat is written, so every screen shows monitoring degraded.
+  behind or ahead of the code, a dead letter not stored) is retried with backoff, unacknowledged, for as long as
+  it lasts; meanwhile no heartbeat is written, so every screen shows monitoring degraded.
 - Any other failure that escaped the per-message guards (the bulk progress path has no savepoint of its own
   in a batch: its failure is one of them) sends the batch through message by message, so only the message
   at fault is dead-lettered.
@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
-from django.db import ProgrammingError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 
 from devices.ingest_selectors import delivery_attempts_known
 from devices.services.records import delivery_attempt_begin, delivery_attempts_end, delivery_attempts_first
@@ -141,8 +141,8 @@ class Committer:
                     result = work()
                 self._resumed()
                 return result
-            except (*INFRASTRUCTURE_ERRORS, ProgrammingError) as exc:
-                if not infrastructure_fault(exc):  # a statement's own fault: the message's, found one by one
+            except (*INFRASTRUCTURE_ERRORS, ProgrammingError, IntegrityError) as exc:
+                if not infrastructure_fault(exc):  # a statement's or a row's own fault: the message's, found one by one
                     raise
                 self.on_rollback()
                 attempt += 1

@@ -1,15 +1,18 @@
 """The bridge's last line for one message: which failures are the infrastructure's, and a message's identity.
 
 Failures of the infrastructure (`INFRASTRUCTURE_ERRORS`: the database down, locked or full; its schema behind
-the code, new code started before `migrate`, `SchemaBehindCode` and the receipts' `ReceiptsSchemaMismatch`; a dead
-letter that could not be stored, `DeadLetterNotStored`) are not about one message: they are never dead-lettered;
+the code, new code started before `migrate`, `SchemaBehindCode` and the receipts' `ReceiptsSchemaMismatch`; or ahead
+of it, a later release's NOT NULL column or CHECK constraint, `SchemaAheadOfCode`; a dead letter that could not be
+stored, `DeadLetterNotStored`) are not about one message: they are never dead-lettered;
 the caller retries them unacknowledged, and meanwhile writes no heartbeat (monitoring degraded). Anything else
 raised while handling one message is about that message: it is dead-lettered, counted and acknowledged (and a
 registered pump's `error` still raises its `unreadable_alarm`, see `ingest.reject`).
 
 A missing table or column raises `SchemaBehindCode` on every connection of the bridge (`schema_faults_watch`):
 PostgreSQL's `ProgrammingError` for it read as a bug of the statement, and review 34 saw a bridge started on new code
-before `migrate` dead-letter and acknowledge an occlusion so.
+before `migrate` dead-letter and acknowledge an occlusion so. A later release's column or constraint raises
+`SchemaAheadOfCode` alike: its `IntegrityError` read as the row's fault, and review 36 saw a bridge of the previous
+release, still running after `migrate`, dead-letter and acknowledge an occlusion so.
 """
 
 import hashlib
@@ -18,16 +21,17 @@ from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connec
 from django.db.backends.signals import connection_created
 
 from devices.services.records import ReceiptsSchemaMismatch
-from devices.services.schema import schema_behind, schema_faults_as_infrastructure
+from devices.services.schema import schema_ahead, schema_behind, schema_faults_as_infrastructure
 
-# `SchemaBehindCode` and `DeadLetterNotStored` are `OperationalError`s: among them, and among every `except
-# OperationalError` of the bridge's housekeeping (the database's, not a row's or a check's).
+# `SchemaBehindCode`, `SchemaAheadOfCode` and `DeadLetterNotStored` are `OperationalError`s: among them, and among
+# every `except OperationalError` of the bridge's housekeeping (the database's, not a row's or a check's).
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, ReceiptsSchemaMismatch)
 
 
 def infrastructure_fault(exc: BaseException) -> bool:
-    """Whether `exc` is the infrastructure's (above), a missing table or column however it was raised included."""
-    return isinstance(exc, INFRASTRUCTURE_ERRORS) or schema_behind(exc)
+    """Whether `exc` is the infrastructure's (above), the schema behind or ahead of the code however it was raised
+    included."""
+    return isinstance(exc, INFRASTRUCTURE_ERRORS) or schema_behind(exc) or schema_ahead(exc)
 
 
 class DeadLetterNotStored(OperationalError):
@@ -37,7 +41,7 @@ class DeadLetterNotStored(OperationalError):
 
 def schema_faults_watch() -> None:
     """Every database connection of this process (each thread's, now and later) raises `SchemaBehindCode` for a
-    missing table or column (`schema_faults_as_infrastructure`)."""
+    missing table or column, `SchemaAheadOfCode` for a later release's (`schema_faults_as_infrastructure`)."""
     _wrap(connections[DEFAULT_DB_ALIAS])
     connection_created.connect(_on_connection_created, dispatch_uid="pumpstream-schema-faults")
 

@@ -21,6 +21,7 @@ from devices.services.records import (
     message_receipt_release,
     message_receipts_claim,
 )
+from devices.services.schema import schema_fault
 from protocol import topics
 from protocol.salvage import REFUSED_FIELDS, payload_salvage
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
@@ -207,7 +208,9 @@ def message_ingest(
         reason, detail = "unknown_device", "no pump registered with this id"
     except OperationalError:
         raise
-    except IntegrityError as exc:
+    except IntegrityError as exc:  # a later release's column or constraint is the database's (`schema_ahead`)
+        if (fault := schema_fault(exc)) is not None:
+            raise fault from exc
         reason, detail = "integrity", str(exc)
     except DataError as exc:  # a value the database refuses (too long for its column): the message's, not the batch's
         logger.exception("message refused by the database", extra={"topic": message.topic, "device_id": device_id})
