@@ -15,10 +15,15 @@ earlier order's, late. Then (the safe reading, `docs/clinical-rules.md`):
   receiving the START): before it, the rejection may be the earlier order's; applied to this one, the order would
   read "rejected, nothing runs" while it waits on the pump's confirm screen, where it can still be accepted. Unapplied,
   this order, if it was its own, times out and its STOP clears the pump's screen. A lost receipt (QoS 0) costs the same.
-- a `received_start_command` whose figures (`currentInfusion`) are the earlier order's (its START went out, it ended
-  cancelled or timed out) and not this order's is the earlier order's: applied, it would mark this order delivered and
-  raise a false `parameter_mismatch` against figures never its own. One telling no figures, or this order's, or
-  neither order's (the pump holds this order with other figures: its mismatch is raised) is this order's.
+- a `received_start_command` may be an earlier order's while one still owes its receipt (ended cancelled or timed
+  out, its START gone out, no receipt heard of it or of an order after it): it is taken for the oldest such order whose
+  figures (`currentInfusion`) it tells, audited with `earlier` naming it. Applied, a receipt telling that order's
+  figures and not this one's would mark this order delivered and raise a false `parameter_mismatch`; one telling
+  figures of both (the waiting window's Retry places the very figures of the order it retries) would open the way to
+  the earlier order's Reject, or its `started`, both held in the bridge with it: "rejected, nothing runs" or "running"
+  while this order waits on the pump's confirm screen (review 36, finding 1). When no order owes one, a receipt of this
+  order's figures, or neither order's (the pump holds this order with other figures: its mismatch is raised), is this
+  order's.
 """
 
 import logging
@@ -26,7 +31,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from devices.models import Command, Device, InfusionSession
+from devices.models import Command, Device, DeviceEvent, InfusionSession
 from devices.services.changes import event_record
 from devices.services.commands import command_answered, handed
 from devices.services.named import REPORT_FOR_OTHER_INFUSION
@@ -36,35 +41,44 @@ from protocol.schemas import DevicePayload
 
 logger = logging.getLogger(__name__)
 
+RECEIPT = "received_start_command"
 # An order ended without the pump's answer: a late answer of the pump's may still be its
 ENDED_UNANSWERED = (SessionStatus.CANCELLED, SessionStatus.TIMED_OUT)
 NOT_SENT = "its START had not left the server when the pump sent this"
 NOT_RECEIVED = "the pump had not reported receiving its START: the rejection may be of an earlier order"
+# How many orders back a receipt may be owed (each ended unanswered since the last heard: a bound on the query, far
+# beyond a nurse's retries)
+ORDERS_OWING_AT_MOST = 20
+MAY_BE = "it may be the earlier order"
+MAY_BE_EARLIER = "its START went out and the pump was not heard receiving it, and it had this order's figures"
 
 
 def bare_start_answer_matches(
     *, device: Device, session: InfusionSession, report: DevicePayload, now: datetime
 ) -> bool:
     """Whether an answer to a START naming no infusion, received at `now`, is about the pending `session`; if not, it
-    is audited and logged, and the caller applies nothing."""
-    why = _not_about(device, session, report, now)
+    is audited and logged (a receipt with the earlier order it is taken for), and the caller applies nothing."""
+    told = received_parameters(report) if report.status == RECEIPT else {}
+    earlier = _receipt_taken_for(device, session, told) if report.status == RECEIPT else None
+    why = _not_about(device, session, report, earlier, told, now)
     if why:
-        _unmatched_record(device, session, report, why, now)
+        _unmatched_record(device, session, report, why, earlier, now)
     return not why
 
 
-def _not_about(device: Device, session: InfusionSession, report: DevicePayload, now: datetime) -> str:
-    """Why the answer cannot be the pending order's ("" when it is)."""
+def _not_about(device: Device, session: InfusionSession, report: DevicePayload, earlier: InfusionSession | None,
+               told: dict[str, float | bool], now: datetime) -> str:  # fmt: skip
+    """Why the answer cannot be taken for the pending order's ("" when it is)."""
     start = command_answered(device, session, CommandKind.START_INFUSION, now)
     if start is None or _went_out_after(start, now):
         return NOT_SENT
     if report.status == "rejected" and session.delivered_at is None:
         return NOT_RECEIVED
-    if report.status == "received_start_command":
-        earlier = _earlier_order_told(device, session, received_parameters(report))
-        if earlier is not None:
-            return f"it tells the figures of the earlier order {earlier.infusion_id}, not this order's"
-    return ""
+    if earlier is None:
+        return ""
+    if told and not told_as_ordered(session, told):
+        return f"it tells the figures of the earlier order {earlier.infusion_id}, not this order's"
+    return f"{MAY_BE} {earlier.infusion_id}'s: {MAY_BE_EARLIER}"
 
 
 def _went_out_after(start: Command, now: datetime) -> bool:
@@ -73,26 +87,77 @@ def _went_out_after(start: Command, now: datetime) -> bool:
     return bool(moments) and min(moments) > now
 
 
+def _receipt_taken_for(
+    device: Device, session: InfusionSession, told: dict[str, float | bool]
+) -> InfusionSession | None:
+    """The earlier order a receipt (`told`: its figures) is or may be, before `session`'s: one that may still owe it
+    (`_receipt_owed`), else the order just before whose figures, not `session`'s, it tells. None: `session`'s."""
+    return _receipt_owed(device, session, told) or _earlier_order_told(device, session, told)
+
+
+def _receipt_owed(device: Device, session: InfusionSession, told: dict[str, float | bool]) -> InfusionSession | None:
+    """The earliest order before `session` that may still owe the pump's receipt this one can be (`told`: its figures,
+    empty when it tells none): ended unanswered, its START gone out, its figures told, and no receipt heard of it or
+    of any order after it (the pump receives STARTs and answers them in order: once a later order's receipt is heard,
+    an earlier one's can no longer come). None: the receipt can be no earlier order's."""
+    for earlier in _orders_since_last_heard(device, session):
+        if _start_went_out(earlier) and (not told or told_as_ordered(earlier, told)):
+            return earlier
+    return None
+
+
+def _orders_since_last_heard(device: Device, session: InfusionSession) -> list[InfusionSession]:
+    """The orders before `session` ended unanswered after the last one the pump was heard receiving or answering,
+    oldest first: a receipt applied (`delivered_at`) or taken as its own (audited `earlier`), or any other ending."""
+    before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
+    owing = []
+    for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
+        if earlier.status not in ENDED_UNANSWERED or earlier.delivered_at is not None:
+            break
+        owing.append(earlier)
+    heard = _receipts_taken_as_of(device, [earlier.infusion_id for earlier in owing])
+    owing = owing[: next((index for index, earlier in enumerate(owing) if earlier.infusion_id in heard), len(owing))]
+    return owing[::-1]
+
+
+def _receipts_taken_as_of(device: Device, infusion_ids: list[str]) -> set[str]:
+    """Those of `infusion_ids` whose late receipt was heard (taken as theirs: audited with `earlier`)."""
+    if not infusion_ids:
+        return set()
+    records = DeviceEvent.objects.filter(device=device, kind=REPORT_FOR_OTHER_INFUSION, payload__report=RECEIPT,
+                                         payload__earlier__in=infusion_ids)  # fmt: skip
+    return set(records.values_list("payload__earlier", flat=True))
+
+
 def _earlier_order_told(
     device: Device, session: InfusionSession, told: dict[str, float | bool]
 ) -> InfusionSession | None:
     """The order before `session`, ended unanswered with its START gone out, whose figures a receipt tells (`told`)
-    when they are not `session`'s: the receipt is that order's, late; else None."""
+    when they are not `session`'s, though a receipt of it was heard (a START delivered twice): that order's, late."""
     if not told or told_as_ordered(session, told):
         return None
     earlier = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
     earlier = earlier.order_by("-created_at", "-pk").first()
     if earlier is None or earlier.status not in ENDED_UNANSWERED or not told_as_ordered(earlier, told):
         return None
-    went_out = Command.objects.filter(handed() | Q(sent_at__isnull=False), session=earlier,
+    return earlier if _start_went_out(earlier) else None
+
+
+def _start_went_out(session: InfusionSession) -> bool:
+    """Whether the order's START was handed to the broker (the pump can have it)."""
+    went_out = Command.objects.filter(handed() | Q(sent_at__isnull=False), session=session,
                                       kind=CommandKind.START_INFUSION)  # fmt: skip
-    return earlier if went_out.exists() else None
+    return went_out.exists()
 
 
-def _unmatched_record(device: Device, session: InfusionSession, report: DevicePayload, why: str, now: datetime) -> None:
-    """Audit (`pump.report_for_other_infusion`, with the order waiting and why) and log an answer applied to nothing."""
+def _unmatched_record(device: Device, session: InfusionSession, report: DevicePayload, why: str,
+                      earlier: InfusionSession | None, now: datetime) -> None:  # fmt: skip
+    """Audit (`pump.report_for_other_infusion`, with the order waiting, the earlier order a receipt is taken for, why,
+    and whether it may be the order waiting's after all: `mayBeCurrent`) and log an answer applied to nothing."""
     payload = {"topic": "status", "report": report.status, "infusionId": None, "namedStatus": None,
-               "current": session.infusion_id, "applied": None, "why": why}  # fmt: skip
+               "current": session.infusion_id, "applied": None, "why": why,
+               "earlier": earlier.infusion_id if earlier is not None else None,
+               "mayBeCurrent": why == NOT_RECEIVED or why.startswith(MAY_BE)}  # fmt: skip
     event_record(device=device, kind=REPORT_FOR_OTHER_INFUSION, session=session, payload=payload, received_at=now)
     logger.info("an answer to a start naming no infusion is not about the order waiting; not applied: %s", why,
                 extra={"device_id": device.device_id, **payload})  # fmt: skip

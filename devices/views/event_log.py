@@ -83,8 +83,10 @@ def _answer_unmatched(event: DeviceEvent, payload: dict) -> str | None:
     if not payload.get("why") or payload.get("infusionId"):
         return None
     said = {"rejected": "a Reject", "received_start_command": "receiving an order"}.get(payload.get("report"))
-    why = payload["why"]
-    return f"The pump reported {said or 'an answer'} that is not about the order waiting: not applied ({why})"
+    why, said = payload["why"], said or "an answer"
+    if payload.get("mayBeCurrent"):  # the pump may have meant the order waiting: never said to be not about it
+        return f"The pump reported {said} that may be an earlier order's: not applied ({why}). Check at the pump"
+    return f"The pump reported {said} that is not about the order waiting: not applied ({why})"
 
 
 def _command_outcome(event: DeviceEvent, payload: dict) -> str | None:

@@ -32,6 +32,11 @@ def event(kind: str, payload: dict, user=None) -> DeviceEvent:
                                             "why": "its START had not left the server when the pump sent this"},
          "The pump reported a Reject that is not about the order waiting: not applied (its START had not left the "
          "server when the pump sent this)"),
+        ("pump.report_for_other_infusion", {"report": "rejected", "infusionId": None, "current": "inf_2",
+                                            "mayBeCurrent": True,
+                                            "why": "the pump had not reported receiving its START"},
+         "The pump reported a Reject that may be an earlier order's: not applied (the pump had not reported receiving "
+         "its START). Check at the pump"),
         ("alarm.raised.device", {"type": "occlusion", "priority": "high", "message": "Line blocked"},
          "High alarm raised: occlusion: Line blocked"),
         ("alarm.cleared", {"type": "air_in_line"}, "Alarm cleared: air in line"),

@@ -155,3 +155,112 @@ def test_a_bare_receipt_received_before_the_start_was_published_is_not_its(djang
                            "currentInfusion": CORRECTED_ON_SCREEN}, -2)], capture)  # fmt: skip
     second.refresh_from_db()
     assert second.delivered_at is None, "a receipt received before the START was published marked it delivered"
+
+
+def retried(capture, *, times: int = 1, first_received: bool = False) -> tuple[list[InfusionSession], InfusionSession]:
+    """A legacy pump was sent order X (its receipt heard if `first_received`); X was cancelled (or timed out) and the
+    nurse pressed Retry `times` times (the waiting window's Retry: the same order to the same pump), each START gone
+    out. The orders before the last (their answers held in the bridge: a backlog), and the last, waiting."""
+    make_device(DEVICE, has_presence=False)
+    nurse = make_user("bare-nurse")
+    ended = []
+    for attempt in range(times):
+        order = infusion_start(device_id=DEVICE, order=make_order(**FIRST), user=nurse)
+        start_sent(order, ago_s=30 - attempt)
+        if attempt == 0:
+            ingest([legacy_status({"status": "online", "timestamp": 4215}, -29)], capture)
+        if first_received and attempt == 0:
+            ingest([legacy_status({"status": "received_start_command", "timestamp": 52010,
+                                   "currentInfusion": FIRST_ON_SCREEN}, -28)], capture)  # fmt: skip
+        infusion_cancel(infusion_id=order.infusion_id, user=nurse)
+        ended.append(order)
+    last = infusion_start(device_id=DEVICE, order=make_order(**FIRST), user=nurse)
+    start_sent(last)
+    return ended, last
+
+
+def receipt_of_first_figures(capture, uptime_ms: int, at_s: float = 0.0) -> None:
+    ingest([legacy_status({"status": "received_start_command", "timestamp": uptime_ms,
+                           "currentInfusion": FIRST_ON_SCREEN}, at_s)], capture)  # fmt: skip
+
+
+def test_the_first_orders_late_receipt_and_reject_do_not_reject_the_retried_order(django_capture_on_commit_callbacks):
+    """Review 36, finding 1: the first order's receipt and Reject (a colleague tapped Reject on its screen), held in the
+    bridge until Retry's START went out, tell the figures of both orders. They were taken for the retried order's: it
+    read "rejected: someone at the pump pressed Reject. Nothing is running." while its START reached the pump's
+    confirm screen, where it could still be accepted. The receipt may be the first order's (its own was never heard):
+    not this order's, so the Reject after it waits. The retried order's own receipt and Reject, after them, apply."""
+    capture = django_capture_on_commit_callbacks
+    (first,), order = retried(capture)
+    receipt_of_first_figures(capture, 52010)  # the first order's, late
+    ingest([legacy_status({"status": "rejected", "timestamp": 54000}, 0.1)], capture)  # the first order's, late
+    order.refresh_from_db()
+    assert order.status == SessionStatus.PENDING and order.delivered_at is None, (
+        f"the retried order, its START on its way to the pump's confirm screen, is {order.status} "
+        f"({order.status_reason!r}), delivered at {order.delivered_at}, by the first order's late receipt and Reject "
+        "(figures alike: either order's)"
+    )
+    receipt = audited(order, "received_start_command")
+    assert receipt.payload["earlier"] == first.infusion_id and "may be the earlier order" in receipt.payload["why"]
+    reject = audited(order, "rejected").payload
+    assert "receiving its START" in reject["why"] and reject["mayBeCurrent"] and receipt.payload["mayBeCurrent"]
+    receipt_of_first_figures(capture, 70010, 0.5)  # the retried order's own, after the first order's
+    ingest([legacy_status({"status": "rejected", "timestamp": 75000}, 0.6)], capture)
+    order.refresh_from_db()
+    assert order.delivered_at is not None and order.status == SessionStatus.REJECTED, (
+        f"the retried order's own receipt and Reject, after the first order's, left it {order.status}"
+    )
+
+
+def test_receipts_owed_by_two_retried_orders_are_theirs_before_the_last_orders(django_capture_on_commit_callbacks):
+    """Two orders of the same figures went out and ended unanswered before the order waiting: the first two receipts
+    after its START went out may be theirs (the pump answers STARTs in order; a lost one leaves the order waiting to
+    its time-out); the third is the order's own."""
+    capture = django_capture_on_commit_callbacks
+    ended, order = retried(capture, times=2)
+    receipt_of_first_figures(capture, 52010)
+    receipt_of_first_figures(capture, 60010, 0.1)
+    order.refresh_from_db()
+    assert order.delivered_at is None, "a receipt the orders before may still owe marked the order waiting delivered"
+    events = DeviceEvent.objects.filter(device__device_id=DEVICE, kind=REPORT_FOR_OTHER_INFUSION).order_by("pk")
+    assert [event.payload["earlier"] for event in events] == [ended[0].infusion_id, ended[1].infusion_id]
+    receipt_of_first_figures(capture, 70010, 0.2)
+    order.refresh_from_db()
+    assert order.delivered_at is not None, "the order's own receipt, after both owed, was not applied"
+
+
+def test_the_retried_orders_receipt_applies_once_the_first_orders_was_heard(django_capture_on_commit_callbacks):
+    """The first order's receipt was heard before it ended (the pump showed it; nobody accepted it in time): a receipt
+    after the retried order's START went out is the retried order's, and the Reject after it rejects it."""
+    capture = django_capture_on_commit_callbacks
+    _, order = retried(capture, first_received=True)
+    receipt_of_first_figures(capture, 70010)
+    ingest([legacy_status({"status": "rejected", "timestamp": 75000}, 0.1)], capture)
+    order.refresh_from_db()
+    assert order.delivered_at is not None, "the retried order's own receipt was taken for the first order's"
+    assert (order.status, order.status_reason) == (SessionStatus.REJECTED, "rejected at the pump")
+
+
+def test_a_receipt_telling_no_figures_may_be_the_earlier_orders(django_capture_on_commit_callbacks):
+    """A receipt telling no figures fits any order: while an earlier order may still owe its receipt, it is not taken
+    for the order waiting's."""
+    capture = django_capture_on_commit_callbacks
+    (first,), order = retried(capture)
+    ingest([legacy_status({"status": "received_start_command", "timestamp": 52010})], capture)
+    order.refresh_from_db()
+    assert order.delivered_at is None, "a receipt telling no figures, maybe the first order's, marked it delivered"
+    assert audited(order, "received_start_command").payload["earlier"] == first.infusion_id
+
+
+def test_the_first_orders_late_started_never_runs_the_retried_order(django_capture_on_commit_callbacks):
+    """The first order accepted at the pump, its confirmation (named) lost, its receipt and `started` (naming nothing)
+    held in the bridge until Retry's START went out: the retried order is not shown running on them (a `started` naming
+    nothing is evidence only for an order whose receipt was heard)."""
+    capture = django_capture_on_commit_callbacks
+    _, order = retried(capture)
+    receipt_of_first_figures(capture, 52010)
+    ingest([legacy_status({"status": "started", "timestamp": 64510}, 0.1)], capture)
+    order.refresh_from_db()
+    assert order.status == SessionStatus.PENDING, (
+        f"the retried order, never accepted, is {order.status} ({order.status_reason!r}) on the first order's start"
+    )
