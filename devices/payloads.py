@@ -95,6 +95,7 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             parametersUnreadable=_parameters_unreadable(session),
             receivedFlowRateMlMin=session.received_flow_rate_ml_min,  # before acceptance: never a confirmation
             deliveredBeforeRunMl=round(session.delivered_before_run_ml, 3) or None,  # the count never went back: None
+            answerInDoubt=session.answer_in_doubt or None,  # a pending order's: may be an earlier order's
         )
     )
 

@@ -239,6 +239,9 @@ class Session(Payload):
     # What was delivered before the pump's delivered count last went back (a reboot or reset counting from 0 again):
     # the volume delivered in all is this plus the count its progress reports; null if the count never went back.
     deliveredBeforeRunMl: Number | None = None
+    # A pending order's: the pump's answer naming no infusion ("received_start_command" or "rejected") that was not
+    # applied because it may be an earlier order's, though it may be this one's; null once its own receipt applies.
+    answerInDoubt: str | None = None
 
 
 class SessionEvent(Payload):

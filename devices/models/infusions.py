@@ -57,6 +57,10 @@ class InfusionSession(models.Model):
     completion = models.JSONField(null=True, blank=True)
     # How the server came to believe the pump runs it: "confirmation", or the evidence that showed it.
     running_evidence = models.CharField(max_length=64, blank=True)
+    # An answer to its START naming no infusion ("received_start_command", "rejected") not applied because it may be an
+    # earlier order's, though it may be this one's (`bare_answers`): the waiting window says so; "" once its own
+    # receipt is applied.
+    answer_in_doubt = models.CharField(max_length=32, blank=True)
     # This run's wait for a confirmation: since when it runs on the pump's evidence with none, first or again after
     # its end (a restart voids what an earlier confirmation verified); None once one was read back for this run.
     # `unverified_raised`: its grace ran out and `parameters_unverified` was raised for this run (not again in it).

@@ -32,7 +32,7 @@ from datetime import datetime
 from django.db.models import Q
 
 from devices.models import Command, Device, DeviceEvent, InfusionSession
-from devices.services.changes import event_record
+from devices.services.changes import event_record, session_changed
 from devices.services.commands import command_answered, handed
 from devices.services.named import REPORT_FOR_OTHER_INFUSION
 from devices.services.readback_received import received_parameters, told_as_ordered
@@ -57,13 +57,31 @@ def bare_start_answer_matches(
     *, device: Device, session: InfusionSession, report: DevicePayload, now: datetime
 ) -> bool:
     """Whether an answer to a START naming no infusion, received at `now`, is about the pending `session`; if not, it
-    is audited and logged (a receipt with the earlier order it is taken for), and the caller applies nothing."""
+    is audited and logged (a receipt with the earlier order it is taken for), kept on `session` if it may be its own
+    after all (`answer_in_doubt`), and the caller applies nothing."""
     told = received_parameters(report) if report.status == RECEIPT else {}
     earlier = _receipt_taken_for(device, session, told) if report.status == RECEIPT else None
     why = _not_about(device, session, report, earlier, told, now)
     if why:
         _unmatched_record(device, session, report, why, earlier, now)
+    if _may_be_this_orders(why):
+        _doubt_say(device, session, report.status)
     return not why
+
+
+def _may_be_this_orders(why: str) -> bool:
+    """Whether an answer not applied for `why` may be the order waiting's after all (not an order never sent)."""
+    return why == NOT_RECEIVED or why.startswith(MAY_BE)
+
+
+def _doubt_say(device: Device, session: InfusionSession, answer: str) -> None:
+    """Keep on the order waiting the pump's answer that may be its own (`answer_in_doubt`), for its waiting window to
+    say: a Reject it may not show as such, a receipt it may not count (sent with the session's next change)."""
+    if session.answer_in_doubt == "rejected":
+        return  # a Reject in doubt says more than a receipt in doubt: kept until the order's own receipt applies
+    session.answer_in_doubt = answer
+    session.save(update_fields=["answer_in_doubt"])
+    session_changed(device=device, session=session)
 
 
 def _not_about(device: Device, session: InfusionSession, report: DevicePayload, earlier: InfusionSession | None,
@@ -157,7 +175,7 @@ def _unmatched_record(device: Device, session: InfusionSession, report: DevicePa
     payload = {"topic": "status", "report": report.status, "infusionId": None, "namedStatus": None,
                "current": session.infusion_id, "applied": None, "why": why,
                "earlier": earlier.infusion_id if earlier is not None else None,
-               "mayBeCurrent": why == NOT_RECEIVED or why.startswith(MAY_BE)}  # fmt: skip
+               "mayBeCurrent": _may_be_this_orders(why)}  # fmt: skip
     event_record(device=device, kind=REPORT_FOR_OTHER_INFUSION, session=session, payload=payload, received_at=now)
-    logger.info("an answer to a start naming no infusion is not about the order waiting; not applied: %s", why,
+    logger.info("an answer to a start naming no infusion is not taken as the order waiting's; not applied: %s", why,
                 extra={"device_id": device.device_id, **payload})  # fmt: skip

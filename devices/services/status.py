@@ -273,8 +273,9 @@ def _status_start_received(device: Device, report: DevicePayload, now: datetime)
     if session is None:
         return about_now
     if session.delivered_at is None:
-        session.delivered_at = now
-        session.save(update_fields=["delivered_at"])
+        # its own receipt: an answer before it that may have been this order's was the earlier order's
+        session.delivered_at, session.answer_in_doubt = now, ""
+        session.save(update_fields=["delivered_at", "answer_in_doubt"])
         session_changed(device=device, session=session)
     told = received_parameters(report)  # what its confirm screen shows: read back, never a confirmation
     if told:

@@ -64,6 +64,14 @@ const MESSAGES = {
   degraded: "The server cannot hear the pumps, or does not answer (monitoring degraded): the pump may have accepted " +
     "or rejected the order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
 };
+// The pump's answer naming no order, not applied because it may be an earlier order's, held up on its way, though it
+// may be this one's (`answerInDoubt`, the original firmware's): said while the order waits, never as its outcome.
+const IN_DOUBT = {
+  rejected: "The pump reported a Reject naming no order: it may be of the earlier order, held up on its way, or of " +
+    "this one. Check at the pump: this order waits for the pump's answer to it, or its time-out.",
+  received_start_command: "The pump reported receiving an order of these figures, naming none: it may be the " +
+    "earlier order, held up on its way, so it is not counted as this one's. Check at the pump.",
+};
 const RETRY = new Set(["rejected", "timeout", "interrupted"]);
 // While the order is pending the window follows it, whatever became of its START command: the broker may still
 // deliver a START whose acknowledgement came late (QoS 1), and only the order's own outcome ends the window.
@@ -92,6 +100,7 @@ export class WaitingModal {
   open(session, earlier = null) {
     this.session = session;
     this.sayOrder(session, earlier);
+    this.sayDoubt();
     clearTimeout(this.cancelTimer);
     Object.assign(this.byId("waiting-cancel"), { disabled: false, textContent: "Cancel" });
     this.deadline = this.deadlineFrom(session.createdAt); // until its START is published (the server's rule too)
@@ -172,6 +181,14 @@ export class WaitingModal {
     return Boolean(ended) && this.outcome === ended && session.infusionId === this.session?.infusionId;
   }
 
+  /** The pump's answer in doubt while the order is pending (`IN_DOUBT`); nothing once it ended. */
+  sayDoubt() {
+    const note = this.byId("waiting-doubt");
+    const text = this.session?.status === "pending" ? IN_DOUBT[this.session.answerInDoubt] ?? "" : "";
+    note.hidden = !text;
+    note.textContent = text;
+  }
+
   onCommand(command) {
     if (command.command !== "START_INFUSION") return;
     // The server's wait runs from the START's publication (a START queued through a broker outage gets it all),
@@ -230,6 +247,7 @@ export class WaitingModal {
 
   onSession(session) {
     this.session = { ...this.session, ...session };
+    this.sayDoubt();
     if (session.deliveredAt) {
       this.mark("sent", "done");
       this.delivered();

@@ -29,7 +29,7 @@ WIRE_KEYS = {
                             "endedAt", "reportedParameters", "readBack", "patient", "patientBed", "runningEvidence",
                             "unconfirmedSince", "progressMismatch", "deliveryDivergence",
                             "parametersUnreadable", "receivedFlowRateMlMin",
-                            "deliveredBeforeRunMl"],  # added after the contract's own, never removed
+                            "deliveredBeforeRunMl", "answerInDoubt"],  # added after the contract's own, never removed
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
                             "endedAt", "pumpConnectivity", "sentAt", "publishedAt", "handedAt"],
     events.DEVICE_ALARM: ["id", "type", "key", "errorCode", "priority", "state", "acknowledged", "resolved", "message",

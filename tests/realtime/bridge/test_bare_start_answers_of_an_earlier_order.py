@@ -204,12 +204,14 @@ def test_the_first_orders_late_receipt_and_reject_do_not_reject_the_retried_orde
     assert receipt.payload["earlier"] == first.infusion_id and "may be the earlier order" in receipt.payload["why"]
     reject = audited(order, "rejected").payload
     assert "receiving its START" in reject["why"] and reject["mayBeCurrent"] and receipt.payload["mayBeCurrent"]
+    assert order.answer_in_doubt == "rejected", "the order waiting keeps no word of a Reject that may be its own"
     receipt_of_first_figures(capture, 70010, 0.5)  # the retried order's own, after the first order's
     ingest([legacy_status({"status": "rejected", "timestamp": 75000}, 0.6)], capture)
     order.refresh_from_db()
     assert order.delivered_at is not None and order.status == SessionStatus.REJECTED, (
         f"the retried order's own receipt and Reject, after the first order's, left it {order.status}"
     )
+    assert order.answer_in_doubt == "", "its own receipt applied, the answers before it were the first order's"
 
 
 def test_receipts_owed_by_two_retried_orders_are_theirs_before_the_last_orders(django_capture_on_commit_callbacks):
