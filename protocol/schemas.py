@@ -5,9 +5,19 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from protocol import limits, topics
+from protocol.pump_text import without_bidi_controls
 from protocol.safejson import JsonLimits, JsonRefused, json_decode
 from protocol.unknown_fields import unknown_fields_bound
 
@@ -45,7 +55,8 @@ Volume = Annotated[float, Field(ge=0, le=MAX_VOLUME_ML)]
 Minutes = Annotated[float, Field(ge=0, le=MAX_TIME_MIN)]
 Rate = Annotated[float, Field(ge=0, le=MAX_RATE_ML_MIN)]
 Percent = Annotated[float, Field(ge=0, le=100)]
-Text = Annotated[str, Field(max_length=MAX_TEXT)]
+# A pump's words (reasons, sources, firmware), kept without direction controls (protocol/pump_text.py)
+Text = Annotated[str, Field(max_length=MAX_TEXT), AfterValidator(without_bidi_controls)]
 INFUSION_ID_MAX = 64
 InfusionId = Annotated[str, Field(min_length=1, max_length=INFUSION_ID_MAX)]
 StatusInfusionId = Annotated[str, Field(max_length=INFUSION_ID_MAX)]  # a status's: empty names none
@@ -88,7 +99,7 @@ class StatusPayload(DevicePayload):
 
     status: Annotated[Literal[STATUS_VALUES], BeforeValidator(_lower)]  # type: ignore[valid-type]
     batteryLevel: Annotated[float, Field(ge=0, le=100)] | None = None
-    firmwareVersion: Annotated[str, Field(max_length=64)] | None = None
+    firmwareVersion: Annotated[str, Field(max_length=64), AfterValidator(without_bidi_controls)] | None = None
     uptime: DeviceTimestamp = None
     infusionId: StatusInfusionId | None = None
     currentInfusion: dict | None = None
@@ -160,20 +171,23 @@ MAX_SEVERITY_TEXT = 32
 
 
 def _as_text(limit: int) -> Any:
-    """Any scalar as text, cut to `limit`; an object or array as its JSON text (an alarm is never refused)."""
+    """Any scalar as text, cut to `limit`; an object or array as its JSON text (an alarm is never refused); without
+    direction controls (protocol/pump_text.py)."""
 
     def coerce(value: Any) -> Any:
         if value is None or isinstance(value, str):
-            return value[:limit] if isinstance(value, str) else None
+            return without_bidi_controls(value)[:limit] if isinstance(value, str) else None
         if isinstance(value, bool | int | float):
             return json.dumps(value)[:limit]
-        return json.dumps(value, ensure_ascii=False, default=str)[:limit]
+        return without_bidi_controls(json.dumps(value, ensure_ascii=False, default=str))[:limit]
 
     return BeforeValidator(coerce)
 
 
 def _alarm_type(value: Any) -> Any:
-    """The alarm's type as sent, trimmed; missing or empty is `device_error`; a number is its text."""
+    """The alarm's type as sent, trimmed, without direction controls; missing or empty is `device_error`; a number is
+    its text."""
+    value = without_bidi_controls(value) if isinstance(value, str) else value
     if value is None or (isinstance(value, str) and not value.strip()):
         return "device_error"
     if isinstance(value, bool | int | float):
@@ -203,7 +217,7 @@ class ErrorPayload(DevicePayload):
 
 
 class BolusPayload(DevicePayload):
-    action: Annotated[str, Field(max_length=64)] | None = None
+    action: Annotated[str, Field(max_length=64), AfterValidator(without_bidi_controls)] | None = None
     infusionId: InfusionId | None = None
     bolusDelivered: Volume | None = None
 

@@ -28,6 +28,7 @@ from devices.services.restarts import pump_restart_check
 from devices.services.sql import model_fields_save
 from devices.services.status import STATUS_EFFECTS, progress_completed_apply, progress_paused_apply
 from devices.states import AlarmPriority, AlarmSource, AlarmState, Presence
+from devices.visible_text import shows_nothing
 from protocol import topics
 from protocol.salvage import refused_fields
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
@@ -183,10 +184,16 @@ def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
         return False
     alarm_raise(
         device=device, type=report.type, error_code=error_code, priority=priority_from_severity(report.severity),
-        source=AlarmSource.DEVICE, message=report.text, severity_reported=report.severity or "",
+        source=AlarmSource.DEVICE, message=_message_shown(report.text), severity_reported=report.severity or "",
         details=report.details, session=device.active_session, device_timestamp=report.timestamp, now=now,
     )  # fmt: skip
     return False
+
+
+def _message_shown(text: str) -> str:
+    """The alarm's message, or none when a screen draws nothing of it (zero-width characters only): the pages then name
+    the alarm by its type, never by a blank (review 36)."""
+    return "" if shows_nothing(text) else text
 
 
 def _clearing_apply(device: Device, report: DevicePayload, error_code: str, now: datetime) -> bool:

@@ -4,8 +4,13 @@ The original firmware's only refusal is its `rejected` status: a person tapped R
 firmware answers `confirmed: false` with a `reason` (`docs/simulator.md`): `rejected_at_pump` (Reject tapped) or
 `pump_busy` (it is busy with an infusion of its own: nobody pressed anything, and something runs). Review 33, finding 2:
 every refusal was told "someone at the pump pressed Reject. Nothing is running.", beside a pump reporting running.
-A reason the contract does not name is kept as the pump gave it; none given, none is made up.
+A reason the contract does not name is kept as the pump gave it, without the direction controls that would turn the
+server's words after it around (protocol/pump_text.py); none given, or one a screen draws nothing of (zero-width
+characters only: "its reason: ." with nothing where the reason is, review 36), is said as none given.
 """
+
+from devices.visible_text import shows_nothing
+from protocol.pump_text import without_bidi_controls
 
 REJECTED_AT_THE_PUMP = "rejected at the pump"  # a person tapped Reject at the pump
 REFUSED_BY_THE_PUMP = "refused by the pump"  # the pump's own answer, its reason after it
@@ -20,6 +25,7 @@ def refusal_reason(reason: object) -> str:
     """The session's reason for a `confirmed: false` giving `reason` (the pump's word, or None)."""
     if isinstance(reason, str) and reason in REFUSAL_REASONS:
         return REFUSAL_REASONS[reason]
-    if isinstance(reason, str) and reason.strip():
-        return f"{REFUSED_BY_THE_PUMP}, its reason: {reason.strip()[:MAX_REASON_SHOWN]}"
-    return f"{REFUSED_BY_THE_PUMP}, no reason given"
+    shown = without_bidi_controls(reason).strip()[:MAX_REASON_SHOWN] if isinstance(reason, str) else ""
+    if shows_nothing(shown):
+        return f"{REFUSED_BY_THE_PUMP}, no reason given"
+    return f"{REFUSED_BY_THE_PUMP}, its reason: {shown}"
