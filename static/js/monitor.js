@@ -252,8 +252,17 @@ export class Monitor {
     this.renderEvents();
   }
 
+  /** Whether this page receives the pump's events now: connected, and the server sends them. */
+  isReceiving() {
+    return this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
+  }
+
+  /** The pump's connectivity as this page can tell it: a pump whose events do not reach the page is not heard here,
+   * whatever it last said, as with monitoring degraded (`connectivityNow`). With the socket lost and the bridge's
+   * polls answered, the badge read "Online" beside "Reconnecting…" (review 36). */
   connectivity() {
-    return connectivityNow(this.status ?? {}, this.page.heartbeatTimeoutS);
+    const heard = connectivityNow(this.status ?? {}, this.page.heartbeatTimeoutS);
+    return heard === "online" && !this.isReceiving() ? "stale" : heard;
   }
 
   renderFreshness() {
@@ -273,9 +282,7 @@ export class Monitor {
     $(this.root, "#mon-battery").textContent = isNumber(battery) ? `Battery ${battery} %` : "";
     $(this.root, "#mon-state").textContent = reportedState(this.status?.pumpState, connectivity);
     this.alarmList.renderNone(); // "No active alarms." only while monitoring can vouch for it
-    const receiving = this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
-    const fresh = connectivity === "online" && receiving;
-    this.root.classList.toggle("values-stale", !fresh);
+    this.root.classList.toggle("values-stale", connectivity !== "online"); // online only while received
     this.root.dataset.receiving = this.stoppedBecause ? "false" : "true";
     const notLive = $(this.root, "#mon-not-live");
     if (notLive) {

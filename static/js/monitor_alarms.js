@@ -27,9 +27,10 @@ export class AlarmList {
 
   /** The empty list's words: "No active alarms." only while monitoring is healthy and the page receives the pump;
    * else none are known, which is no sign that none are raised (an alarm may be waiting at the broker, the server not
-   * answering, or this pump's events no longer sent here). */
+   * answering, this page's socket lost while the bridge's polls are still answered: review 36, or this pump's events
+   * no longer sent here). */
   renderNone() {
-    const vouched = isMonitoringHealthy() && !this.monitor.stoppedBecause;
+    const vouched = isMonitoringHealthy() && this.monitor.isReceiving();
     const text = vouched ? NO_ALARMS : NO_ALARMS_KNOWN;
     if (this.none.textContent !== text) this.none.textContent = text;
     this.none.classList.toggle("unknown", text === NO_ALARMS_KNOWN);

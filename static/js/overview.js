@@ -30,7 +30,7 @@ function setField(element, name, text) {
 function render(pump) {
   const element = card(pump.deviceId);
   if (!element) return;
-  const connectivity = connectivityNow(pump, page.heartbeatTimeoutS);
+  const connectivity = heardHere(connectivityNow(pump, page.heartbeatTimeoutS));
   pump.condition = pumpCondition(connectivity, pump.unordered ? pump.pumpState : pump.sessionStatus);
   element.dataset.connectivity = connectivity;
   setField(element, "bed", pump.bed ? `Bed ${pump.bed}` : pump.deviceId); // moved to another bed in the admin
@@ -60,6 +60,15 @@ function render(pump) {
   setField(element, "volumes", running ? volumesText(pump, facts) : "\u00a0");
   renderAlarm(element, pump.topAlarm, (pump.alarms?.length ?? 0) - 1);
   setField(element, "last-heard", heardText(pump, connectivity));
+}
+
+/** A pump's connectivity as this page can tell it: not heard here while the page does not receive the ward's feed
+ * (socket lost, the feed stopped by the server), whatever it last said, as with monitoring degraded
+ * (`connectivityNow`). With the socket lost and the bridge's polls answered, the cards read "Online", "Infusing" and
+ * the ward "3 infusing" beside "Reconnecting…" (review 36): they now read "Stale", and the ward "3 stale". */
+function heardHere(connectivity) {
+  const receiving = live.isLive && !live.wardStopped;
+  return connectivity === "online" && !receiving ? "stale" : connectivity;
 }
 
 /** The rate the pump reported; the order's only as such ("ordered 120.0 mL/h"): before the pump's first progress,
@@ -240,5 +249,9 @@ watchBridge(page.bridge, {
 alreadyShown([...pumps.values()].flatMap((pump) => pump.alarms ?? [pump.topAlarm]));
 renderAll();
 setInterval(renderAll, 1000);
+// the cards say at once whether the page hears the pumps (heardHere)
+live.onStateChange(renderAll);
+live.onStreamStopped(renderAll);
+live.onStreamResumed(renderAll);
 // The ward filter submits on change (no inline handler: the Content-Security-Policy forbids them).
 document.getElementById("ward-select")?.addEventListener("change", (event) => event.target.form.submit());
