@@ -5,7 +5,6 @@ from django import forms
 
 from devices.models import Device
 from devices.services.orders import InfusionOrder
-from devices.visible_text import shows_nothing
 from protocol.limits import (
     MINUTES_PER_HOUR,
     RATE_DECIMALS,
@@ -14,6 +13,7 @@ from protocol.limits import (
     order_figures_agree,
     order_limits_check,
 )
+from protocol.visible_text import shows_nothing
 
 CONFIRM_WORD = "start"
 DRUG_REQUIRED = "Enter the drug being infused (as on the bag or syringe label)."

@@ -17,9 +17,9 @@ from pydantic import (
 )
 
 from protocol import limits, topics
-from protocol.pump_text import without_bidi_controls
 from protocol.safejson import JsonLimits, JsonRefused, json_decode
 from protocol.unknown_fields import unknown_fields_bound
+from protocol.visible_text import shows_nothing, without_bidi_controls
 
 # At least everything an order may be (protocol/limits.py); far above any pump's reservoir: larger is a
 # broken or hostile sender.
@@ -185,10 +185,10 @@ def _as_text(limit: int) -> Any:
 
 
 def _alarm_type(value: Any) -> Any:
-    """The alarm's type as sent, trimmed, without direction controls; missing or empty is `device_error`; a number is
-    its text."""
+    """The alarm's type as sent, trimmed, without direction controls; missing, empty or drawing nothing (zero-width
+    characters: shown blank, review 36) is `device_error`; a number is its text."""
     value = without_bidi_controls(value) if isinstance(value, str) else value
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if value is None or (isinstance(value, str) and shows_nothing(value)):
         return "device_error"
     if isinstance(value, bool | int | float):
         return json.dumps(value)

@@ -44,8 +44,8 @@ from devices.states import (
     AlarmState,
     SessionStatus,
 )
-from devices.visible_text import shows_nothing
 from protocol import events, topics
+from protocol.visible_text import shows_nothing
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Any
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.states import CommandKind
-from devices.visible_text import shows_nothing
 from protocol.limits import RATE_DECIMALS, order_figures_agree, order_limits_check
+from protocol.visible_text import shows_nothing
 
 DRUG_MAX_LENGTH = 100  # the session's column
 

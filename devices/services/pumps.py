@@ -28,10 +28,10 @@ from devices.services.restarts import pump_restart_check
 from devices.services.sql import model_fields_save
 from devices.services.status import STATUS_EFFECTS, progress_completed_apply, progress_paused_apply
 from devices.states import AlarmPriority, AlarmSource, AlarmState, Presence
-from devices.visible_text import shows_nothing
 from protocol import topics
 from protocol.salvage import refused_fields
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, device_timestamp_parse
+from protocol.visible_text import shows_nothing
 
 DEGRADED_STATUSES = ("degraded", "issue")
 # Statuses that say nothing of the pump's health: presence says connected or gone (an `online` on reconnecting, the

@@ -35,7 +35,7 @@ from devices.states import (
     ReadBack,
     SessionStatus,
 )
-from devices.visible_text import shows_nothing
+from protocol.visible_text import shows_nothing
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "") -> InfusionSession:

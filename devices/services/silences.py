@@ -17,7 +17,7 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, Ward, WardSilence
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmState, SilenceEnd
-from devices.visible_text import shows_nothing
+from protocol.visible_text import shows_nothing
 
 logger = logging.getLogger(__name__)
 

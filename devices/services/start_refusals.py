@@ -9,8 +9,7 @@ server's words after it around (protocol/pump_text.py); none given, or one a scr
 characters only: "its reason: ." with nothing where the reason is, review 36), is said as none given.
 """
 
-from devices.visible_text import shows_nothing
-from protocol.pump_text import without_bidi_controls
+from protocol.visible_text import shows_nothing, without_bidi_controls
 
 REJECTED_AT_THE_PUMP = "rejected at the pump"  # a person tapped Reject at the pump
 REFUSED_BY_THE_PUMP = "refused by the pump"  # the pump's own answer, its reason after it

@@ -7,7 +7,7 @@ reasons people type (devices/visible_text.shows_nothing) is not applied to the r
 import pytest
 
 from devices.services.start_refusals import refusal_reason
-from devices.visible_text import shows_nothing
+from protocol.visible_text import shows_nothing
 
 
 @pytest.mark.parametrize("reason", ["\u200b", "\ufeff\u200d", " \u2060 "])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devices.visible_text import shows_nothing
+from protocol.visible_text import shows_nothing
 
 VISIBLE_TEXT_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "visible_text.js"
 ASSIGNED_BMP = {chr(code) for code in range(0x10000) if unicodedata.category(chr(code)) not in ("Cn", "Cs")}

@@ -2,13 +2,13 @@
 words a screen draws nothing of are no words (review 36, finding 6): a refusal's reason of "busy" and an open U+202E
 reversed the waiting window's next sentence; an alarm's message, shown inside the station's "Bed 3 · <message> · for
 12 s · ESCALATED", or the pump's firmware could do the same; a message of zero-width characters named the alarm by a
-blank. Through the bridge's real batch ingest (the text is cleaned where the message is read: protocol/pump_text.py)."""
+blank. Through the bridge's real batch ingest (cleaned where the message is read: protocol/visible_text.py)."""
 
 import pytest
 
 from devices.models import Alarm, Device
 from devices.services.sessions import infusion_start
-from protocol.pump_text import BIDI_CONTROLS
+from protocol.visible_text import BIDI_CONTROLS
 from tests.factories import make_device, make_order
 from tests.support.ingest import ingest, report, send, start_sent
 
@@ -41,6 +41,18 @@ def test_an_alarm_message_that_draws_nothing_is_no_message(django_capture_on_com
          {"type": "occlusion", "message": "\u200b\ufeff", "bootId": "b1", "seq": 1})  # fmt: skip
     alarm = Alarm.objects.get(device__device_id="TEXT_BLANK")
     assert alarm.message == "", f"the alarm's message {alarm.message!r} draws nothing, yet stands for its name"
+
+
+def test_an_alarm_type_that_draws_nothing_is_a_device_error_still_raised(django_capture_on_commit_callbacks):
+    """A type of zero-width characters keyed "_" and, with no message, was shown as a blank: it is `device_error`,
+    as a missing or empty type is, and still an alarm (when in doubt, alarm)."""
+    make_device("TEXT_BLANK_TYPE", has_presence=True)
+    send(django_capture_on_commit_callbacks, "TEXT_BLANK_TYPE", "error",
+         {"type": "\u200b\u2060", "bootId": "b1", "seq": 1})  # fmt: skip
+    alarm = Alarm.objects.get(device__device_id="TEXT_BLANK_TYPE")
+    assert (alarm.type, alarm.type_shown, alarm.state) == ("device_error", "device_error", "active"), (
+        f"an alarm typed with characters that draw nothing: key {alarm.type!r}, shown {alarm.type_shown!r}"
+    )
 
 
 def test_the_firmware_keeps_no_direction_control(django_capture_on_commit_callbacks):
