@@ -18,13 +18,18 @@ run: setup
 	@$(VENV)/bin/honcho start -f Procfile
 
 # The suite runs on TEST_WORKERS pytest-xdist workers (tests/support/xdist.py: a module sharing real processes
-# stays on one worker, the browser tests all on one, the long units first, the CPU-loading flood tests last and
-# alone). The tests mostly wait on real processes, so their waits overlap even on 2 cores; 3 workers starting
-# Daphne, a bridge and chromium at once at a load of 10-13 (other sessions' tests) outlasted the 20 s bridge
-# start in nearly every module, 2 far less often. TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
-TEST_WORKERS ?= 2
-TEST_BROWSER_UNITS ?= 1
+# stays on one worker, the browser tests in TEST_BROWSER_UNITS units, each on one worker, the long units first, the
+# CPU-loading flood tests last and alone). The tests mostly wait on real processes, so their waits overlap even on 2
+# cores: 3 workers with the browser tests in 2 units ran the suite in 11:30 against 14:22 for 2 workers and one
+# browser unit (2026-12-06, fresh clones, 2 cores; the CPU still 21 % idle at 3), which kept `make test` over its
+# 15 minutes. (3 workers beside other sessions' tests, at a load of 10-13, once outlasted the 20 s bridge start;
+# on a machine of its own the load stays at 3-5.) TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
+TEST_WORKERS ?= 3
+TEST_BROWSER_UNITS ?= 2
 export TEST_BROWSER_UNITS
+# test-postgres (no 15-minute bound; CI runs it after `test`) keeps 2 workers: its cluster is the third process
+# each test waits on.
+POSTGRES_WORKERS ?= 2
 test: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
 	$(VENV)/bin/ruff check .
@@ -62,7 +67,7 @@ POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/r
 POSTGRES_FAILING ?=
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
-	$(PY) -m pytest -n $(TEST_WORKERS) -p tests.support.postgres $(POSTGRES_TESTS) $(addprefix --deselect ,$(POSTGRES_FAILING))
+	$(PY) -m pytest -n $(POSTGRES_WORKERS) -p tests.support.postgres $(POSTGRES_TESTS) $(addprefix --deselect ,$(POSTGRES_FAILING))
 
 setup:
 	@scripts/setup.sh
