@@ -27,7 +27,7 @@ earlier order's, late. Then (the safe reading, `docs/clinical-rules.md`):
 """
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 
@@ -49,6 +49,9 @@ NOT_RECEIVED = "the pump had not reported receiving its START: the rejection may
 # How many orders back a receipt may be owed (each ended unanswered since the last heard: a bound on the query, far
 # beyond a nurse's retries)
 ORDERS_OWING_AT_MOST = 20
+# A report received this long after a START went out was sent after the pump had it (delivery and the firmware's turn
+# take well under a second); one received sooner may have been on its way before the START arrived
+HAD_IT_AFTER_S = 5
 MAY_BE = "it may be the earlier order"
 MAY_BE_EARLIER = "its START went out and the pump was not heard receiving it, and it had this order's figures"
 
@@ -90,7 +93,7 @@ def _not_about(device: Device, session: InfusionSession, report: DevicePayload, 
     start = command_answered(device, session, CommandKind.START_INFUSION, now)
     if start is None or _went_out_after(start, now):
         return NOT_SENT
-    if report.status == "rejected" and session.delivered_at is None:
+    if report.status == "rejected" and session.delivered_at is None and _an_earlier_order_may_answer(device, session):
         return NOT_RECEIVED
     if earlier is None:
         return ""
@@ -126,7 +129,15 @@ def _receipt_owed(device: Device, session: InfusionSession, told: dict[str, floa
 
 def _orders_since_last_heard(device: Device, session: InfusionSession) -> list[InfusionSession]:
     """The orders before `session` ended unanswered after the last one the pump was heard receiving or answering,
-    oldest first: a receipt applied (`delivered_at`) or taken as its own (audited `earlier`), or any other ending."""
+    oldest first: a receipt applied (`delivered_at`) or taken as its own (audited `earlier`), or any other ending.
+
+    Nor any order the pump was heard from after its START went out and before `session`'s did, or that the pump booted
+    after (review 37, findings 1-3): the pump answers in order, so what it said after having that START (its answer to
+    the STOP that cleared the order's screen, a status) came after any receipt of it, which was then heard or lost
+    (QoS 0) and will never come; a pump that booted since holds nothing of it. Only answers held up together (a bridge
+    or a broker backlog, all received after `session`'s START went out: review 36's finding 1) keep an order owing.
+    Without this, one lost receipt held every later order's own answers in doubt, and a retry accepted at the pump after
+    a reboot was never shown running."""
     before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
     owing = []
     for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
@@ -135,7 +146,50 @@ def _orders_since_last_heard(device: Device, session: InfusionSession) -> list[I
         owing.append(earlier)
     heard = _receipts_taken_as_of(device, [earlier.infusion_id for earlier in owing])
     owing = owing[: next((index for index, earlier in enumerate(owing) if earlier.infusion_id in heard), len(owing))]
-    return owing[::-1]
+    this_start_out = _start_out_at(session)
+    answered = next((index for index, earlier in enumerate(owing)
+                     if _heard_or_booted_since_its_start(device, earlier, this_start_out)), len(owing))  # fmt: skip
+    return owing[:answered][::-1]
+
+
+def _an_earlier_order_may_answer(device: Device, session: InfusionSession) -> bool:
+    """Whether a Reject naming no infusion may be an earlier order's (a Reject before the order waiting's own receipt):
+    one ended unanswered (its receipt heard or not: the Reject comes after it) whose START went out, the pump not heard
+    since it had it nor booted (`_heard_or_booted_since_its_start`). None such, the Reject can only be this order's: a
+    pump's first order, or one after an answered order, rejected with its receipt lost (review 37, finding 7)."""
+    this_start_out = _start_out_at(session)
+    before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
+    for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
+        if earlier.status not in ENDED_UNANSWERED:
+            return False
+        if _heard_or_booted_since_its_start(device, earlier, this_start_out):
+            return False  # this one's answers, and those of any order before it, came before what was heard
+        if _start_went_out(earlier):
+            return True
+    return False
+
+
+def _start_out_at(session: InfusionSession) -> datetime | None:
+    """When the order's START was first handed to the broker (None: never)."""
+    start = Command.objects.filter(session=session, kind=CommandKind.START_INFUSION).first()
+    if start is None:
+        return None
+    moments = [moment for moment in (start.handed_at, start.published_at, start.sent_at) if moment is not None]
+    return min(moments, default=None)
+
+
+def _heard_or_booted_since_its_start(device: Device, earlier: InfusionSession, until: datetime | None) -> bool:
+    """Whether the pump booted after `earlier`'s START went out, or was heard (a status, an alarm: every report but
+    running progress is recorded) once it had it (`HAD_IT_AFTER_S` after it went out) and before `until` (the order
+    waiting's START went out)."""
+    went_out = _start_out_at(earlier)
+    if went_out is None:
+        return False
+    if device.booted_at is not None and device.booted_at > went_out:
+        return True
+    had_it = went_out + timedelta(seconds=HAD_IT_AFTER_S)
+    heard = DeviceEvent.objects.filter(device=device, kind__startswith="mqtt.", received_at__gt=had_it)
+    return heard.filter(received_at__lt=until).exists() if until is not None else heard.exists()
 
 
 def _receipts_taken_as_of(device: Device, infusion_ids: list[str]) -> set[str]:
