@@ -138,8 +138,8 @@ def pump_move_guard(*, instance: Device, raw: bool = False, update_fields: Any =
     (`pump_move_refuse_if_unwatched`, the service's own check), its stored row locked first. As for a user's save,
     Django sends it before its own transaction: outside one (the shell's `save()` alone) the rows are locked for the
     check only; inside one (any `transaction.atomic()`, the service's) to its end."""
-    if raw or instance.pk is None or (update_fields is not None and "ward" not in update_fields):
-        return
+    if raw or instance.pk is None or (update_fields is not None and not {"ward", "ward_id"} & set(update_fields)):
+        return  # Django takes the column's name in `update_fields` too (review 37, finding 5)
     with transaction.atomic():
         stored = Device.objects.select_for_update().filter(pk=instance.pk).first()
         if stored is None or stored.ward_id == instance.ward_id:

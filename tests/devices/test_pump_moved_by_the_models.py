@@ -43,11 +43,12 @@ def test_a_pump_in_use_is_not_moved_off_every_station_by_its_model(where, inside
     )
 
 
-def test_a_pump_in_use_saved_with_its_ward_named_in_update_fields_is_refused_too():
+@pytest.mark.parametrize("named", ["ward", "ward_id"])
+def test_a_pump_in_use_saved_with_its_ward_named_in_update_fields_is_refused_too(named):
     device = infusing_with_a_high_alarm("SHELL_FIELDS")
     make_user("icu-nurse", ward=device.ward)
     with pytest.raises(PumpStreamError):
-        saved(device, None, update_fields=["ward"])
+        saved(device, None, update_fields=[named])
     assert Device.objects.get(pk=device.pk).ward_id is not None
 
 
