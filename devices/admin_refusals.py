@@ -4,10 +4,12 @@ Each page checks first, in its own words (a change form's errors, a delete page'
 use between that check and the save (an infusion started, an alarm raised: neither takes the ward's lock) is then
 refused by the service or guard under its locks (`PumpStreamError`). Uncaught, that was a server error page with the
 refusal unsaid (review 36, finding 5). Here the whole save or deletion is rolled back, the refusal is said on the page,
-and Django's "changed/deleted successfully" is not.
+and Django's "changed/deleted successfully" is not, nor is the admin history's "Deleted …" that Django writes before
+deleting (review 37, finding 6).
 """
 
 from django.contrib import messages
+from django.contrib.admin.models import LogEntry
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 
@@ -34,19 +36,32 @@ class RefusalsSaid:
     def delete_queryset(self, request: HttpRequest, queryset) -> None:
         """Django's bulk delete (all at once: users deleted together are counted out together), rolled back whole
         when refused; the bulk action runs outside the admin's transaction, so the rollback is this block's."""
+        objs = list(queryset)
         try:
             with transaction.atomic():
                 super().delete_queryset(request, queryset)
         except PumpStreamError as refused:
-            self.delete_refused(request, refused)
+            self.delete_refused(request, refused, objs)
+
+    def log_deletions(self, request: HttpRequest, queryset):
+        """Django's history entries "Deleted …", written before the deletion: kept on the request, so that a deletion
+        then refused takes its entry back (`delete_refused`)."""
+        entries = super().log_deletions(request, queryset)
+        written = entries if isinstance(entries, list) else [entries]
+        request.pumpstream_deletion_entries = [*getattr(request, "pumpstream_deletion_entries", []), *written]
+        return entries
 
     def refused(self, request: HttpRequest, refused: PumpStreamError) -> HttpResponse:
         self.message_user(request, refused.message, messages.ERROR)
         return HttpResponseRedirect(request.get_full_path())
 
-    def delete_refused(self, request: HttpRequest, refused: PumpStreamError) -> None:
+    def delete_refused(self, request: HttpRequest, refused: PumpStreamError, objs: list) -> None:
+        """Said on the page; the history's "Deleted …" of `objs`, still there, taken back."""
         request.pumpstream_delete_refused = True
         self.message_user(request, refused.message, messages.ERROR)
+        kept = {str(obj.pk) for obj in objs}
+        entries = [entry for entry in getattr(request, "pumpstream_deletion_entries", []) if entry is not None]
+        LogEntry.objects.filter(pk__in=[entry.pk for entry in entries if str(entry.object_id) in kept]).delete()
 
     def message_user(self, request: HttpRequest, message: str, level: int = messages.INFO, *args, **kwargs) -> None:
         """Django's, except its success message after a deletion that was refused (all or in part)."""
@@ -70,4 +85,4 @@ class ServiceDeletes(RefusalsSaid):
             try:
                 self.delete_one(obj, user=request.user)
             except PumpStreamError as refused:
-                self.delete_refused(request, refused)
+                self.delete_refused(request, refused, [obj])
