@@ -8,7 +8,7 @@ from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
 from devices.states import CommandKind
 from protocol.limits import RATE_DECIMALS, order_figures_agree, order_limits_check
-from protocol.visible_text import shows_nothing
+from protocol.visible_text import shows_nothing, without_bidi_controls
 
 DRUG_MAX_LENGTH = 100  # the session's column
 
@@ -83,15 +83,21 @@ def order_repeat_find(
 
 
 def order_session_fields(order: InfusionOrder) -> dict[str, Any]:
-    """The fields of the session an order places, as stored (`sessions._session_create`; `_same_order` compares)."""
+    """The fields of the session an order places, as stored (`sessions._session_create`; `_same_order` compares). Its
+    texts without direction controls, as a pump's are kept (`protocol/visible_text.py`): a drug or name is shown inside
+    the server's own words, and an override left open turned the words after it around (review 37, finding 8)."""
     patient = order.patient or {}
+
+    def text(value: str, most: int) -> str:
+        return without_bidi_controls(value)[:most]
+
     return {
         "flow_rate_ml_min": round(order.flow_rate_ml_min, RATE_DECIMALS), "planned_volume_ml": order.planned_volume_ml,
         "planned_time_min": order.planned_time_min, "bolus_enabled": order.bolus_enabled,
-        "bolus_volume_ml": order.bolus_volume_ml if order.bolus_enabled else 0.0, "drug": order.drug[:100],
-        "patient_skipped": order.patient is None, "patient_name": patient.get("name", "")[:200],
+        "bolus_volume_ml": order.bolus_volume_ml if order.bolus_enabled else 0.0, "drug": text(order.drug, 100),
+        "patient_skipped": order.patient is None, "patient_name": text(patient.get("name", ""), 200),
         "patient_age": patient.get("age"), "patient_weight_kg": patient.get("weight_kg"),
-        "patient_bed": patient.get("bed", "")[:32], "patient_allergies": patient.get("allergies", "")[:500],
+        "patient_bed": text(patient.get("bed", ""), 32), "patient_allergies": text(patient.get("allergies", ""), 500),
     }  # fmt: skip
 
 

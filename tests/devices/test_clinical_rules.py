@@ -73,6 +73,18 @@ def test_the_services_refuse_an_order_naming_no_drug(drug):
     assert refused.value.field == "drug"
 
 
+@pytest.mark.django_db
+def test_an_orders_texts_keep_no_direction_control():
+    """A drug or patient's name is shown inside the server's words (the monitor's "Heparin — rejected at the pump"):
+    an override left open (U+202E) turned the words after it around (review 37, finding 8), from any caller."""
+    make_device("DRUG_BIDI")
+    order = make_order(drug="Heparin\u202e 5000 units", patient={"name": "Ann\u2067 Lee", "bed": "4\u200f"})
+    session = infusion_start(device_id="DRUG_BIDI", order=order, idempotency_key="drug-bidi")
+    assert (session.drug, session.patient_name, session.patient_bed) == ("Heparin 5000 units", "Ann Lee", "4")
+    again = infusion_start(device_id="DRUG_BIDI", order=order, idempotency_key="drug-bidi")  # its reply lost
+    assert again.pk == session.pk, "the same order repeated is no longer recognised as the order it placed"
+
+
 def test_the_bridge_accepts_the_largest_order():
     progress = payload_parse("progress", {"timeRemainingMin": MAX_TIME_MIN, "flowRate": 999 / 60,
                                           "elapsedTimeMin": MAX_TIME_MIN, "status": "running"})  # fmt: skip
