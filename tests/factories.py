@@ -5,13 +5,16 @@ import functools
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import Permission
+from django.db import transaction
 from django.test import Client
 
 from devices.models import Alarm, Device, Ward
 from devices.services.alarm_rules import alarm_resolve
+from devices.services.alarms import alarm_raise
+from devices.services.changes import device_lock
 from devices.services.orders import InfusionOrder
 from devices.services.registration import pump_delete
-from devices.states import AlarmResolveReason
+from devices.states import AlarmPriority, AlarmResolveReason, AlarmSource
 
 TEST_PASSWORD = "pw-for-tests-only"
 
@@ -65,3 +68,10 @@ def signed_in(user) -> Client:
     client.force_login(user)
     client.get("/")  # sets the CSRF cookie, as the page does
     return client
+
+
+def raise_high_alarm(device_id: str, type_: str = "occlusion", message: str = "Line blocked") -> Alarm:
+    """A HIGH alarm of the pump, raised as the bridge raises one (under the pump's lock, told by the change log)."""
+    with transaction.atomic():
+        return alarm_raise(device=device_lock(device_id=device_id), type=type_, priority=AlarmPriority.HIGH,
+                           source=AlarmSource.DEVICE, message=message)  # fmt: skip

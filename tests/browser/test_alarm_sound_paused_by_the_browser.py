@@ -6,14 +6,10 @@ permanent mute nobody chose). `element.pause()` stands in for the key: it is wha
 action does to the element (the same `pause` event, the same state)."""
 
 import pytest
-from django.db import transaction
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from devices.services.alarms import alarm_raise
-from devices.services.changes import device_lock
-from devices.states import AlarmPriority, AlarmSource
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_device, make_user, make_ward, raise_high_alarm
 from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -49,12 +45,6 @@ PAUSED_FOR_MS = """(id) => new Promise((resolve) => {
 })"""
 
 
-def raise_high(device_id: str, type_: str, message: str) -> None:
-    with transaction.atomic():
-        alarm_raise(device=device_lock(device_id=device_id), type=type_, priority=AlarmPriority.HIGH,
-                    source=AlarmSource.DEVICE, message=message)  # fmt: skip
-
-
 def within(page, expression: str, timeout_ms: int) -> bool:
     """Whether `expression` holds in the page, or comes to within the timeout (the page acts from an event)."""
     try:
@@ -81,7 +71,7 @@ def station(open_page, stack):
     page = open_page(make_user("r35snd-nurse", ward=ward), "/")
     expect(page.locator("#connection-banner")).to_have_text("Live")
     page.locator("#ward-heading").click()
-    raise_high("R35_SND_A", "occlusion", "Line blocked")
+    raise_high_alarm("R35_SND_A", "occlusion", "Line blocked")
     expect(page.locator("#station")).to_have_attribute("data-audio", "high", timeout=5_000)
     assert sounds(page, "station-audio-high"), "the station's high alarm never sounded"
     return page
@@ -94,7 +84,7 @@ def test_a_station_sound_paused_by_the_browser_plays_again_and_a_new_high_alarm_
     print(f"the station's high alarm sound paused by the browser, played again after {paused_ms:.1f} ms")
     assert sounds(station, "station-audio-high"), "the station's high alarm sound, played again, stopped"
     paused_by_the_browser(station, "station-audio-high")
-    raise_high("R35_SND_B", "air_in_line", "Air in line")  # a second patient's high alarm: news
+    raise_high_alarm("R35_SND_B", "air_in_line", "Air in line")  # a second patient's high alarm: news
     expect(station.locator("#station-alarm-banner")).to_contain_text("Air in line", timeout=5_000)
     screenshot(station, artifacts_dir, "station-sound-paused-by-the-browser")
     assert sounds(station, "station-audio-high"), (
@@ -154,7 +144,7 @@ def test_a_monitor_sound_paused_by_the_browser_plays_again(open_page, stack):
     page = open_page(make_user("r35mon-nurse", ward=ward), "/devices/R35_MON/")
     expect(page.locator("#connection-banner")).to_have_text("Live")
     page.locator("#alarms-title").click()  # the gesture browsers want before sound
-    raise_high("R35_MON", "occlusion", "Line blocked")
+    raise_high_alarm("R35_MON", "occlusion", "Line blocked")
     expect(page.locator("#monitor")).to_have_attribute("data-audio", "high", timeout=5_000)
     assert sounds(page, "alarm-audio-high"), "the monitor's high alarm never sounded"
     paused_by_the_browser(page, "alarm-audio-high")

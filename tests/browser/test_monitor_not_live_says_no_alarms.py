@@ -10,14 +10,10 @@ an occlusion raised meanwhile never shown; the pump's badge read "Online". The o
 """
 
 import pytest
-from django.db import transaction
 from playwright.sync_api import expect
 
-from devices.services.alarms import alarm_raise
-from devices.services.changes import device_lock
-from devices.states import AlarmPriority, AlarmSource
 from tests.browser.test_monitor_during_a_database_outage import pump_online
-from tests.factories import make_user, make_ward
+from tests.factories import make_user, make_ward, raise_high_alarm
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -26,13 +22,6 @@ LOSE_THE_SOCKET = """() => {
   socket.io.reconnection(false);  // the connection is not regained (refused, blocked): the polls still answered
   socket.io.engine.close();
 }"""
-
-
-def raise_an_occlusion(device_id: str) -> None:
-    """An alarm the page cannot receive, its socket lost."""
-    with transaction.atomic():
-        alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
-                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
 
 
 def test_a_monitor_that_is_not_live_does_not_say_no_active_alarms(open_page, stack):
@@ -46,7 +35,7 @@ def test_a_monitor_that_is_not_live_does_not_say_no_active_alarms(open_page, sta
         expect(page.locator("#mon-connectivity")).to_have_text("Online")
         page.evaluate(LOSE_THE_SOCKET)
         expect(banner).to_have_text("Reconnecting…", timeout=10_000)
-        raise_an_occlusion("BRW_NOT_LIVE")
+        raise_high_alarm("BRW_NOT_LIVE")
         expect(
             page.locator("#degraded-banner"), "the bridge's polls are answered: monitoring is healthy"
         ).to_be_hidden()
@@ -67,7 +56,7 @@ def test_an_overview_that_is_not_live_does_not_say_its_pumps_are_online(open_pag
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
         expect(page.locator("#ward-summary")).to_have_text("1 idle")
         page.evaluate(LOSE_THE_SOCKET)
-        raise_an_occlusion("BRW_NOT_LIVE_OV")
+        raise_high_alarm("BRW_NOT_LIVE_OV")
         expect(
             page.locator("#degraded-banner"), "the bridge's polls are answered: monitoring is healthy"
         ).to_be_hidden()

@@ -10,13 +10,9 @@ show, and its alarm came after 55 s.
 import time
 
 import pytest
-from django.db import transaction
 from playwright.sync_api import expect
 
-from devices.services.alarms import alarm_raise
-from devices.services.changes import device_lock
-from devices.states import AlarmPriority, AlarmSource
-from tests.factories import make_device, make_user, make_ward
+from tests.factories import make_device, make_user, make_ward, raise_high_alarm
 from tests.support.black_hole import BlackHoleProxy
 from tests.support.browser import signed_in_page
 
@@ -27,12 +23,6 @@ TECHNICAL_ALARM_WITHIN_S = 22  # and the station's 10 s grace
 # back: the server closes a socket 20 s after an unanswered ping, the page 28 s after the last one; an attempt to
 # connect made through the black hole (its bytes lost: no retransmission through this proxy) waits out its 20 s
 RECOVERY_MS = 45_000
-
-
-def raise_occlusion(device_id: str) -> None:
-    with transaction.atomic():
-        alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
-                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
 
 
 def test_a_station_on_a_silent_network_stops_saying_live_and_sounds_its_own_alarm(chromium, stack):
@@ -46,7 +36,7 @@ def test_a_station_on_a_silent_network_stops_saying_live_and_sounds_its_own_alar
         expect(banner).to_have_text("Live")
         proxy.dropping = True  # the network goes silent; nothing is closed
         dropped_at = time.monotonic()
-        raise_occlusion("BRW_SILENT_NET")  # an alarm this station cannot receive
+        raise_high_alarm("BRW_SILENT_NET")  # an alarm this station cannot receive
         expect(banner, f"still 'Live' {NOT_LIVE_WITHIN_S} s after the network went silent").not_to_have_text(
             "Live", timeout=NOT_LIVE_WITHIN_S * 1000
         )
@@ -83,7 +73,7 @@ def test_a_monitor_on_a_silent_network_stops_saying_live(chromium, stack):
         banner = page.locator("#connection-banner")
         expect(banner).to_have_text("Live")
         proxy.dropping = True
-        raise_occlusion("BRW_SILENT_MON")
+        raise_high_alarm("BRW_SILENT_MON")
         expect(banner, f"the monitor still says 'Live' {NOT_LIVE_WITHIN_S} s after the network went silent"
                ).not_to_have_text("Live", timeout=NOT_LIVE_WITHIN_S * 1000)  # fmt: skip
         proxy.dropping = False  # the server closes the socket whose ping went unanswered; the page connects anew

@@ -43,6 +43,19 @@ RECEIPT_OF_120_ML_H = {"status": "received_start_command",
                                            "bolusVolume": 0}}  # fmt: skip
 
 
+def withdraw_and_order_again(page, *, rate_ml_h: str, volume_ml: str) -> None:
+    """The nurse cancels the order waiting, closes the window, goes Back and places an order of these figures."""
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
+    page.locator("#waiting-close").click()
+    page.get_by_role("button", name="Back").last.click()
+    page.get_by_label("Rate (mL/h)").fill(rate_ml_h)
+    page.get_by_label("Volume (mL)", exact=True).fill(volume_ml)
+    page.get_by_role("button", name="Next: review").click()
+    page.locator("#confirm").fill("start")
+    page.get_by_role("button", name="Start infusion").click()
+
+
 def test_a_late_bare_reject_of_an_earlier_order_never_rejects_the_order_placed_after_it(
     open_page, stack, artifacts_dir
 ):
@@ -66,15 +79,7 @@ def test_a_late_bare_reject_of_an_earlier_order_never_rejects_the_order_placed_a
         bridge.pause_idle()  # the bridge held up: the pump's next report waits for it
         try:
             legacy_status(pump, {"status": "rejected", "timestamp": 60000})  # a colleague rejects X at the pump
-            page.get_by_role("button", name="Cancel").click()  # the nurse withdraws X (a figure was wrong)
-            expect(modal).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
-            page.locator("#waiting-close").click()
-            page.get_by_role("button", name="Back").last.click()
-            page.get_by_label("Rate (mL/h)").fill("60")  # the corrected order Y
-            page.get_by_label("Volume (mL)", exact=True).fill("30")
-            page.get_by_role("button", name="Next: review").click()
-            page.locator("#confirm").fill("start")
-            page.get_by_role("button", name="Start infusion").click()
+            withdraw_and_order_again(page, rate_ml_h="60", volume_ml="30")  # X had a wrong figure: Y corrects it
             expect(modal).to_be_visible()
             second = wait_until(lambda: InfusionSession.objects.filter(device__device_id=DEVICE)
                                 .exclude(pk=first.pk).first(), message="order Y was never placed")  # fmt: skip
@@ -127,15 +132,7 @@ def test_the_first_orders_late_answers_leave_the_order_placed_again_waiting_and_
         first = wait_until(lambda: InfusionSession.objects.filter(device__device_id=DEVICE).first(),
                            message="order X was never placed")  # fmt: skip
         wait_until(lambda: start_of(pump, first), message="START X never reached the pump")
-        page.get_by_role("button", name="Cancel").click()
-        expect(modal).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
-        page.locator("#waiting-close").click()
-        page.get_by_role("button", name="Back").last.click()
-        page.get_by_label("Rate (mL/h)").fill("120")  # the same order again
-        page.get_by_label("Volume (mL)", exact=True).fill("30")
-        page.get_by_role("button", name="Next: review").click()
-        page.locator("#confirm").fill("start")
-        page.get_by_role("button", name="Start infusion").click()
+        withdraw_and_order_again(page, rate_ml_h="120", volume_ml="30")  # the same order again
         expect(modal).to_have_attribute("data-outcome", "waiting")
         again = wait_until(lambda: InfusionSession.objects.filter(device__device_id=DEVICE).exclude(pk=first.pk)
                            .first(), message="the order was never placed again")  # fmt: skip
