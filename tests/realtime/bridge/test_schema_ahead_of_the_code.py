@@ -35,52 +35,49 @@ OCCLUSION = InboundMessage(
 
 
 @contextlib.contextmanager
+def _schema_changed(change, undo):
+    """The schema as `change(editor)` leaves it for the block, then put back by `undo(editor)` whatever happened."""
+    with connection.schema_editor() as editor:
+        change(editor)
+    try:
+        yield
+    finally:
+        with connection.schema_editor() as editor:
+            undo(editor)
+
+
 def _next_releases_column():
     """The alarms' table as the next release's AddField leaves it for the block: a NOT NULL column, its default used
     for the rows there and then dropped (Django keeps defaults in Python)."""
     field = models.IntegerField(default=0)
     field.set_attributes_from_name("next_release_field")
-    with connection.schema_editor() as editor:
-        editor.add_field(Alarm, field)
-    try:
-        yield
-    finally:
-        with connection.schema_editor() as editor:
-            editor.remove_field(Alarm, field)
+    return _schema_changed(lambda editor: editor.add_field(Alarm, field),
+                           lambda editor: editor.remove_field(Alarm, field))  # fmt: skip
 
 
-@contextlib.contextmanager
 def _next_releases_not_null():
     """The alarms' `cleared_at`, NULL while an alarm stands, made NOT NULL by the next release for the block."""
     nullable = Alarm._meta.get_field("cleared_at")
     not_null = models.DateTimeField(null=False, blank=True)
     not_null.set_attributes_from_name("cleared_at")
     not_null.model = Alarm
-    with connection.schema_editor() as editor:
-        editor.alter_field(Alarm, nullable, not_null)
-    try:
-        yield
-    finally:
-        with connection.schema_editor() as editor:
-            editor.alter_field(Alarm, not_null, nullable)
+    return _schema_changed(lambda editor: editor.alter_field(Alarm, nullable, not_null),
+                           lambda editor: editor.alter_field(Alarm, not_null, nullable))  # fmt: skip
 
 
-@contextlib.contextmanager
 def _next_releases_check():
     """The alarms' table with a CHECK constraint of the next release for the block (one every alarm raised fails)."""
     check = models.CheckConstraint(condition=Q(alerts__gte=5), name="alarm_next_release_check")
-    known = Alarm._meta.constraints
-    Alarm._meta.constraints = [*known, check]  # SQLite remakes the table from the model's constraints
-    try:
-        with connection.schema_editor() as editor:
+
+    def add(editor) -> None:
+        known = Alarm._meta.constraints
+        Alarm._meta.constraints = [*known, check]  # SQLite remakes the table from the model's constraints
+        try:
             editor.add_constraint(Alarm, check)
-    finally:
-        Alarm._meta.constraints = known
-    try:
-        yield
-    finally:
-        with connection.schema_editor() as editor:
-            editor.remove_constraint(Alarm, check)
+        finally:
+            Alarm._meta.constraints = known
+
+    return _schema_changed(add, lambda editor: editor.remove_constraint(Alarm, check))
 
 
 @contextlib.contextmanager
