@@ -4,6 +4,11 @@
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
 // A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read, the pump
 // deleted: `device:removed`) is said on the banner: the page is then not live for it.
+// A stream is awaited from each (re)subscription until its answer is in (a pump's snapshot, a ward's first summary):
+// what the page held before is no news of now, so it is not received meanwhile (`isReceiving`, `wardsReceiving`),
+// though the socket is live. Set live as the socket connected, the pages vouched again with what they held from
+// before a loss ("No active alarms.", "Online", "1 idle") while an occlusion raised meanwhile had not reached them
+// (review 37, finding 4).
 // A connection that goes silent without closing (a black-holed network) is said within seconds: the server pings every
 // SOCKETIO_PING_INTERVAL_S (8 s, docs/protocol.md), so nothing heard for a ping interval and SILENT_GRACE_MS means not
 // live ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
@@ -70,6 +75,7 @@ export class LiveConnection {
     this.refusals = new Map(); // deviceId or "ward <code>" -> refusals in a row (each retry waits twice as long)
     this.stopListeners = new Set();
     this.refusalListeners = new Set();
+    this.awaiting = new Set(); // deviceId or "ward <code>": (re)subscribed, its snapshot or summary not yet in
     this.resumeListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
@@ -86,26 +92,49 @@ export class LiveConnection {
     this.devices.set(deviceId, new DeviceStream(deviceId, onEvent, { onSnapshot, onStopped }));
     this.stopped.delete(deviceId);
     this.renderBanner();
-    if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
+    this.askDevice(deviceId);
   }
 
   unsubscribeDevice(deviceId) {
     this.devices.delete(deviceId);
     this.stopped.delete(deviceId);
+    this.awaiting.delete(deviceId);
     this.refusals.delete(deviceId);
     this.renderBanner();
     if (this.socket.connected) this.socket.emit(EVENTS.unsubscribeDevice, { deviceId });
   }
 
-  /** Whether the pump's events arrive: connected, and the server has not stopped sending them (nor is asked again). */
+  /** Whether the pump's events arrive: connected, its snapshot of this subscription in, and the server has not
+   * stopped sending them (nor is asked again). */
   isReceiving(deviceId) {
-    return this.isLive && this.devices.has(deviceId) && !this.stopped.has(deviceId);
+    return this.isLive && this.devices.has(deviceId) && !this.stopped.has(deviceId) && !this.awaiting.has(deviceId);
+  }
+
+  /** Whether every ward feed of this page arrives: connected, each one's summary of this subscription in, none
+   * stopped. */
+  get wardsReceiving() {
+    const wardKeys = [...this.stopped.keys(), ...this.awaiting].filter((key) => key.startsWith("ward "));
+    return this.isLive && wardKeys.length === 0;
+  }
+
+  /** Send `subscribe:device` (when connected): the pump is awaited until its snapshot is in. */
+  askDevice(deviceId) {
+    if (!this.socket.connected) return;
+    this.awaiting.add(deviceId);
+    this.socket.emit(EVENTS.subscribeDevice, { deviceId });
   }
 
   /** Watch a ward's coalesced overview ("*" for every pump the user may see). */
   subscribeWard(ward, onSummary) {
     this.wards.set(ward, onSummary);
-    if (this.socket.connected) this.socket.emit(EVENTS.subscribeWard, { ward });
+    this.askWard(ward);
+  }
+
+  /** Send `subscribe:ward` (when connected): the feed is awaited until its first summary is in. */
+  askWard(ward) {
+    if (!this.socket.connected) return;
+    this.awaiting.add(`ward ${ward}`);
+    this.socket.emit(EVENTS.subscribeWard, { ward });
   }
 
   /** Listen to a ward feed's `ward:alarm` or `ward:silence` (every ward this page subscribed to). */
@@ -163,8 +192,8 @@ export class LiveConnection {
     this.heardAt = pageClockMs();
     this.stats.connects += 1;
     for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
-    for (const ward of this.wards.keys()) this.socket.emit(EVENTS.subscribeWard, { ward });
-    this.setState("live");
+    for (const ward of this.wards.keys()) this.askWard(ward);
+    this.setState("live"); // the socket is; each stream is received again once its snapshot or summary is in
   }
 
   onDisconnect(reason) {
@@ -187,7 +216,7 @@ export class LiveConnection {
     if (counted) this.stats.resubscribes += 1;
     stream.lastSeq = null;
     stream.snapshot = null;
-    this.socket.emit(EVENTS.subscribeDevice, { deviceId: stream.deviceId });
+    this.askDevice(stream.deviceId);
   }
 
   onSubscribed(payload) {
@@ -212,15 +241,18 @@ export class LiveConnection {
     stream.onSnapshot(events);
   }
 
-  /** A pump subscribed again after a refusal: live again once its snapshot is here. */
+  /** A pump's snapshot is here (subscribed again after a loss, a gap or a refusal): it is received again. */
   resumed(stream) {
+    this.awaiting.delete(stream.deviceId);
     this.refusals.delete(stream.deviceId);
     if (this.stopped.delete(stream.deviceId)) this.renderBanner();
   }
 
-  /** A ward feed's summary; the first after a refusal makes it live again (`onStreamResumed` told). */
+  /** A ward feed's summary: the first of a subscription makes it received again (after a refusal:
+   * `onStreamResumed` told). */
   onWardSummary(payload) {
     const ward = payload?.ward;
+    if (this.wards.has(ward)) this.awaiting.delete(`ward ${ward}`); // before the page renders it
     this.wards.get(ward)?.(payload);
     this.refusals.delete(`ward ${ward}`);
     if (!this.wards.has(ward) || !this.stopped.delete(`ward ${ward}`)) return;
@@ -273,6 +305,7 @@ export class LiveConnection {
   stopDevice(stream, message, { removed = false } = {}) {
     console.warn(`PumpStream: ${stream.deviceId} is no longer received: ${message}`);
     this.devices.delete(stream.deviceId);
+    this.awaiting.delete(stream.deviceId);
     this.stopped.set(stream.deviceId, message);
     this.renderBanner();
     stream.onStopped?.(message, { removed });
@@ -288,7 +321,7 @@ export class LiveConnection {
       this.devices.set(deviceId, new DeviceStream(deviceId, stream.onEvent, stream));
       this.stopped.set(deviceId, `${message}; subscribing again`);
       this.renderBanner();
-      if (this.socket.connected) this.socket.emit(EVENTS.subscribeDevice, { deviceId });
+      this.askDevice(deviceId);
     });
   }
 
@@ -298,6 +331,7 @@ export class LiveConnection {
     console.warn(`PumpStream: ward feed ${ward} is no longer received: ${message}`);
     const onSummary = this.wards.get(ward);
     this.wards.delete(ward);
+    this.awaiting.delete(`ward ${ward}`);
     this.stopped.set(`ward ${ward}`, message);
     this.renderBanner();
     for (const listener of this.stopListeners) listener({ ward, message });

@@ -252,7 +252,8 @@ export class Monitor {
     this.renderEvents();
   }
 
-  /** Whether this page receives the pump's events now: connected, and the server sends them. */
+  /** Whether this page receives the pump's events now: connected, the snapshot of this connection in (live.js), and
+   * the server sends them. */
   isReceiving() {
     return this.live.isReceiving(this.deviceId) && !this.stoppedBecause;
   }
@@ -283,6 +284,9 @@ export class Monitor {
     $(this.root, "#mon-state").textContent = reportedState(this.status?.pumpState, connectivity);
     this.alarmList.renderNone(); // "No active alarms." only while monitoring can vouch for it
     this.root.classList.toggle("values-stale", connectivity !== "online"); // online only while received
+    // its session, order and figures are as last known (greyed) while not received: socket lost, or back before
+    // its snapshot (review 37, finding 4), or its stream stopped
+    this.root.dataset.current = this.isReceiving() ? "true" : "false";
     this.root.dataset.receiving = this.stoppedBecause ? "false" : "true";
     const notLive = $(this.root, "#mon-not-live");
     if (notLive) {

@@ -63,12 +63,13 @@ function render(pump) {
 }
 
 /** A pump's connectivity as this page can tell it: not heard here while the page does not receive the ward's feed
- * (socket lost, the feed stopped by the server), whatever it last said, as with monitoring degraded
- * (`connectivityNow`). With the socket lost and the bridge's polls answered, the cards read "Online", "Infusing" and
- * the ward "3 infusing" beside "Reconnecting…" (review 36): they now read "Stale", and the ward "3 stale". */
+ * (socket lost, the feed stopped by the server, or back but its summary not yet in), whatever it last said, as with
+ * monitoring degraded (`connectivityNow`). With the socket lost and the bridge's polls answered, the cards read
+ * "Online", "Infusing" and the ward "3 infusing" beside "Reconnecting…" (review 36), and back online before the
+ * ward's summary, "Idle" and "1 idle" while an occlusion was raised during the loss (review 37, finding 4): they now
+ * read "Stale", and the ward "3 stale". */
 function heardHere(connectivity) {
-  const receiving = live.isLive && !live.wardStopped;
-  return connectivity === "online" && !receiving ? "stale" : connectivity;
+  return connectivity === "online" && !live.wardsReceiving ? "stale" : connectivity;
 }
 
 /** The rate the pump reported; the order's only as such ("ordered 120.0 mL/h"): before the pump's first progress,

@@ -1,0 +1,89 @@
+"""Back to live, a page vouches for no calm before the new connection's snapshot or summary (review 37, finding 4).
+
+live.js set the state "live" as the socket connected, before the pump's snapshot (`subscribe:device`'s answer) or the
+ward's summary (`subscribe:ward`'s) arrived: the monitor's `isReceiving` and the overview's `heardHere` were true at
+once, and the pages vouched again with what they held from before the loss. Socket lost, an occlusion raised
+meanwhile, the socket back with its subscription not answered yet (a server slow to answer, a loaded database: here
+the page's request is held back to stand for it), the monitor read "No active alarms." and "Online", the overview's
+card "Idle" and the ward "1 idle". Each stream is now awaited from its (re)subscription to its snapshot or first
+summary: the pump reads "Stale" meanwhile, and the page is current again once the answer is in.
+"""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_monitor_during_a_database_outage import pump_online
+from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET, raise_an_occlusion
+from tests.factories import make_user, make_ward
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+# The socket connects again, the page's subscription request held back (its answer not come) until
+# `answerTheSubscription()` sends it.
+BACK_WITH_ITS_SUBSCRIPTION_HELD = """(request) => {
+  const socket = window.pumpstreamLive.socket;
+  const emit = socket.emit.bind(socket);
+  const held = [];
+  socket.emit = (name, ...rest) => (name === request ? (held.push([name, ...rest]), socket) : emit(name, ...rest));
+  window.answerTheSubscription = () => {
+    socket.emit = emit;
+    for (const args of held) emit(...args);
+  };
+  socket.io.reconnection(true);
+  socket.connect();
+}"""
+ANSWER_IT = "() => window.answerTheSubscription()"
+
+
+def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, stack):
+    ward = make_ward("backlive")
+    pump = pump_online(stack, "BRW_BACK_LIVE", ward)
+    try:
+        page = open_page(make_user("backlive-nurse", ward=ward), "/devices/BRW_BACK_LIVE/")
+        banner, alarms = page.locator("#connection-banner"), page.locator("#alarm-list")
+        badge, panel = page.locator("#mon-connectivity"), page.locator("#monitor")
+        expect(banner).to_have_text("Live", timeout=15_000)
+        expect(alarms).to_contain_text("No active alarms.", timeout=10_000)
+        expect(badge).to_have_text("Online")
+        page.evaluate(LOSE_THE_SOCKET)
+        expect(banner).to_have_text("Reconnecting…", timeout=10_000)
+        raise_an_occlusion("BRW_BACK_LIVE")
+        expect(alarms).not_to_contain_text("No active alarms.", timeout=12_000)
+        page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:device")
+        expect(banner).to_have_text("Live", timeout=15_000)
+        expect(badge, "back online, its snapshot not in: the pump read 'Online'").to_have_text("Stale")
+        expect(alarms, "... and 'No active alarms.', an occlusion raised during the loss").not_to_contain_text(
+            "No active alarms."
+        )
+        expect(panel, "its session and figures are not shown as current").to_have_attribute("data-current", "false")
+        page.evaluate(ANSWER_IT)
+        expect(alarms, "the snapshot's occlusion").to_contain_text("Line blocked", timeout=10_000)
+        expect(badge).to_have_text("Online")
+        expect(panel).to_have_attribute("data-current", "true")
+    finally:
+        pump.close()
+
+
+def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_page, stack):
+    ward = make_ward("backliveov")
+    pump = pump_online(stack, "BRW_BACK_LIVE_OV", ward)
+    try:
+        page = open_page(make_user("backliveov-nurse", ward=ward), "/")
+        card = page.locator('.pump-card[data-device-id="BRW_BACK_LIVE_OV"]')
+        summary = page.locator("#ward-summary")
+        expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
+        page.evaluate(LOSE_THE_SOCKET)
+        raise_an_occlusion("BRW_BACK_LIVE_OV")
+        expect(card).to_have_attribute("data-connectivity", "stale", timeout=5_000)
+        page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(card, "back online, the ward's summary not in: the card read 'Idle'").to_have_attribute(
+            "data-connectivity", "stale"
+        )
+        expect(card.locator('[data-field="condition-label"]')).to_have_text("Stale")
+        expect(summary, "... and the ward '1 idle', an occlusion raised during the loss").to_have_text("1 stale")
+        page.evaluate(ANSWER_IT)
+        expect(card, "the summary's occlusion").to_have_attribute("data-alarm", "high", timeout=10_000)
+        expect(card).to_have_attribute("data-connectivity", "online")
+    finally:
+        pump.close()
