@@ -13,8 +13,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_monitor_during_a_database_outage import pump_online
-from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET, raise_an_occlusion
-from tests.factories import make_user, make_ward
+from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET
+from tests.factories import make_user, make_ward, raise_high_alarm
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -47,7 +47,7 @@ def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, st
         expect(badge).to_have_text("Online")
         page.evaluate(LOSE_THE_SOCKET)
         expect(banner).to_have_text("Reconnecting…", timeout=10_000)
-        raise_an_occlusion("BRW_BACK_LIVE")
+        raise_high_alarm("BRW_BACK_LIVE")
         expect(alarms).not_to_contain_text("No active alarms.", timeout=12_000)
         page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:device")
         expect(banner).to_have_text("Live", timeout=15_000)
@@ -73,7 +73,7 @@ def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_pa
         summary = page.locator("#ward-summary")
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
         page.evaluate(LOSE_THE_SOCKET)
-        raise_an_occlusion("BRW_BACK_LIVE_OV")
+        raise_high_alarm("BRW_BACK_LIVE_OV")
         expect(card).to_have_attribute("data-connectivity", "stale", timeout=5_000)
         page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
         expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
