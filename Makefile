@@ -20,10 +20,10 @@ run: setup
 # The suite runs on TEST_WORKERS pytest-xdist workers (tests/support/xdist.py: a module sharing real processes
 # stays on one worker, the browser tests in TEST_BROWSER_UNITS units, each on one worker, the long units first, the
 # CPU-loading flood tests last and alone). The tests mostly wait on real processes, so their waits overlap even on 2
-# cores: 3 workers with the browser tests in 2 units ran the suite in 11:30 against 14:22 for 2 workers and one
-# browser unit (2026-12-06, fresh clones, 2 cores; the CPU still 21 % idle at 3), which kept `make test` over its
-# 15 minutes. (3 workers beside other sessions' tests, at a load of 10-13, once outlasted the 20 s bridge start;
-# on a machine of its own the load stays at 3-5.) TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
+# cores: 3 workers with the browser tests in 2 units ran the suite in 11:06 against 14:22 for 2 workers and one
+# browser unit (2026-12-06, fresh clones alone on 2 cores: the CPU still 29 % idle, a run queue of 6 on average),
+# which kept `make test` at the edge of its 15 minutes. (3 workers beside other sessions' tests, at a load of 10-13,
+# once outlasted the 20 s bridge start.) TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
 TEST_WORKERS ?= 3
 TEST_BROWSER_UNITS ?= 2
 export TEST_BROWSER_UNITS
