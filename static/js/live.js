@@ -117,6 +117,11 @@ export class LiveConnection {
     return this.isLive && wardKeys.length === 0;
   }
 
+  /** Whether a ward feed of this page, asked for on this connection, still waits for its first summary. */
+  get wardsAwaited() {
+    return this.isLive && [...this.awaiting].some((key) => key.startsWith("ward "));
+  }
+
   /** Send `subscribe:device` (when connected): the pump is awaited until its snapshot is in. */
   askDevice(deviceId) {
     if (!this.socket.connected) return;

@@ -18,6 +18,8 @@ const TECHNICAL = {
   degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
   feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
     "watch the ward, or the ward removed). Reload the page.",
+  feedAwaited: "Not receiving the ward's alarms: connected, but the server has not answered this screen's " +
+    "subscription for more than 10 s. Reload the page if it persists.",
 };
 const byId = (id) => document.getElementById(id);
 
@@ -34,6 +36,7 @@ export class Station {
     this.alarms = [];
     this.items = new Map(); // alarm key -> its entry in the list, kept and updated in place (keyboard focus stays)
     this.problems = new Set();
+    this.awaitedSince = null; // since when a ward feed asked for waits for its first summary (`watchWardAnswers`)
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.audio = new AlarmAudio({
       root: this.root,
@@ -143,8 +146,22 @@ export class Station {
     this.render();
   }
 
+  /** Connected, a ward feed asked for and its first summary not in for more than 10 s (a server that takes the socket
+   * and never answers: overloaded, its database away): the cards read Stale, and the station says it cannot do its
+   * job, as when the connection is lost (review 37: it said nothing). Checked each second (`update`). */
+  watchWardAnswers() {
+    if (!this.live.wardsAwaited) {
+      this.awaitedSince = null;
+      this.setProblem("feedAwaited", false);
+      return;
+    }
+    this.awaitedSince ??= pageClockMs();
+    this.setProblem("feedAwaited", pageClockMs() - this.awaitedSince > CONNECTION_GRACE_MS);
+  }
+
   /** The ward's pumps changed (or a second passed): every active alarm of each pump, listed, bannered, sounded. */
   update(pumps) {
+    this.watchWardAnswers();
     this.alarms = [...pumps]
       .flatMap((pump) => (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).map((alarm) => ({ ...alarm, pump })))
       .sort(byUrgency); // the banner and title name the first unanswered: an escalated one before a newer one

@@ -87,3 +87,29 @@ def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_pa
         expect(card).to_have_attribute("data-connectivity", "online")
     finally:
         pump.close()
+
+
+def test_a_station_whose_ward_subscription_goes_unanswered_raises_its_technical_alarm(open_page, stack):
+    """Connected again, its `subscribe:ward` never answered (an overloaded server, its database away): the cards read
+    Stale, and after 10 s the station says it is not receiving the ward's alarms, as for a lost connection; it said
+    nothing (h2's note on review 37, finding 4). Answered, the alarm goes."""
+    ward = make_ward("backlivest")
+    pump = pump_online(stack, "BRW_BACK_LIVE_ST", ward)
+    try:
+        page = open_page(make_user("backlivest-nurse", ward=ward), "/")
+        card = page.locator('.pump-card[data-device-id="BRW_BACK_LIVE_ST"]')
+        technical = page.locator("#station-technical-alarm")
+        expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
+        page.evaluate(LOSE_THE_SOCKET)
+        page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(card).to_have_attribute("data-connectivity", "stale")
+        expect(
+            technical, "connected, the ward's feed unanswered for over 10 s: the station said nothing"
+        ).to_contain_text("the server has not answered this screen's subscription", timeout=20_000)
+        expect(technical).not_to_contain_text("Connection lost")
+        page.evaluate(ANSWER_IT)
+        expect(card).to_have_attribute("data-connectivity", "online", timeout=10_000)
+        expect(technical).to_be_hidden(timeout=5_000)
+    finally:
+        pump.close()
