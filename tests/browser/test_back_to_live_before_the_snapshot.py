@@ -12,9 +12,8 @@ summary: the pump reads "Stale" meanwhile, and the page is current again once th
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_monitor_during_a_database_outage import pump_online
-from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET
-from tests.factories import make_user, make_ward, raise_high_alarm
+from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET, watching
+from tests.factories import raise_high_alarm
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -36,10 +35,7 @@ ANSWER_IT = "() => window.answerTheSubscription()"
 
 
 def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, stack):
-    ward = make_ward("backlive")
-    pump = pump_online(stack, "BRW_BACK_LIVE", ward)
-    try:
-        page = open_page(make_user("backlive-nurse", ward=ward), "/devices/BRW_BACK_LIVE/")
+    with watching(open_page, stack, "backlive", "BRW_BACK_LIVE", "/devices/BRW_BACK_LIVE/") as page:
         banner, alarms = page.locator("#connection-banner"), page.locator("#alarm-list")
         badge, panel = page.locator("#mon-connectivity"), page.locator("#monitor")
         expect(banner).to_have_text("Live", timeout=15_000)
@@ -60,15 +56,10 @@ def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, st
         expect(alarms, "the snapshot's occlusion").to_contain_text("Line blocked", timeout=10_000)
         expect(badge).to_have_text("Online")
         expect(panel).to_have_attribute("data-current", "true")
-    finally:
-        pump.close()
 
 
 def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_page, stack):
-    ward = make_ward("backliveov")
-    pump = pump_online(stack, "BRW_BACK_LIVE_OV", ward)
-    try:
-        page = open_page(make_user("backliveov-nurse", ward=ward), "/")
+    with watching(open_page, stack, "backliveov", "BRW_BACK_LIVE_OV", "/") as page:
         card = page.locator('.pump-card[data-device-id="BRW_BACK_LIVE_OV"]')
         summary = page.locator("#ward-summary")
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
@@ -85,18 +76,13 @@ def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_pa
         page.evaluate(ANSWER_IT)
         expect(card, "the summary's occlusion").to_have_attribute("data-alarm", "high", timeout=10_000)
         expect(card).to_have_attribute("data-connectivity", "online")
-    finally:
-        pump.close()
 
 
 def test_a_station_whose_ward_subscription_goes_unanswered_raises_its_technical_alarm(open_page, stack):
     """Connected again, its `subscribe:ward` never answered (an overloaded server, its database away): the cards read
     Stale, and after 10 s the station says it is not receiving the ward's alarms, as for a lost connection; it said
     nothing (h2's note on review 37, finding 4). Answered, the alarm goes."""
-    ward = make_ward("backlivest")
-    pump = pump_online(stack, "BRW_BACK_LIVE_ST", ward)
-    try:
-        page = open_page(make_user("backlivest-nurse", ward=ward), "/")
+    with watching(open_page, stack, "backlivest", "BRW_BACK_LIVE_ST", "/") as page:
         card = page.locator('.pump-card[data-device-id="BRW_BACK_LIVE_ST"]')
         technical = page.locator("#station-technical-alarm")
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
@@ -111,5 +97,3 @@ def test_a_station_whose_ward_subscription_goes_unanswered_raises_its_technical_
         page.evaluate(ANSWER_IT)
         expect(card).to_have_attribute("data-connectivity", "online", timeout=10_000)
         expect(technical).to_be_hidden(timeout=5_000)
-    finally:
-        pump.close()

@@ -9,6 +9,8 @@ an occlusion raised meanwhile never shown; the pump's badge read "Online". The o
 "Idle" the same way: a pump the page does not hear now reads "Stale" on both (as with monitoring degraded).
 """
 
+import contextlib
+
 import pytest
 from playwright.sync_api import expect
 
@@ -24,11 +26,19 @@ LOSE_THE_SOCKET = """() => {
 }"""
 
 
-def test_a_monitor_that_is_not_live_does_not_say_no_active_alarms(open_page, stack):
-    ward = make_ward("notlive")
-    pump = pump_online(stack, "BRW_NOT_LIVE", ward)
+@contextlib.contextmanager
+def watching(open_page, stack, code: str, device_id: str, path: str):
+    """A nurse of ward `code` on `path`, the ward's pump `device_id` online for the block."""
+    ward = make_ward(code)
+    pump = pump_online(stack, device_id, ward)
     try:
-        page = open_page(make_user("notlive-nurse", ward=ward), "/devices/BRW_NOT_LIVE/")
+        yield open_page(make_user(f"{code}-nurse", ward=ward), path)
+    finally:
+        pump.close()
+
+
+def test_a_monitor_that_is_not_live_does_not_say_no_active_alarms(open_page, stack):
+    with watching(open_page, stack, "notlive", "BRW_NOT_LIVE", "/devices/BRW_NOT_LIVE/") as page:
         banner = page.locator("#connection-banner")
         expect(banner).to_have_text("Live", timeout=15_000)
         expect(page.locator("#alarm-list")).to_contain_text("No active alarms.")
@@ -43,15 +53,10 @@ def test_a_monitor_that_is_not_live_does_not_say_no_active_alarms(open_page, sta
             page.locator("#alarm-list"), "'No active alarms.' beside 'Reconnecting…', an occlusion raised"
         ).not_to_contain_text("No active alarms.", timeout=12_000)
         expect(page.locator("#mon-connectivity"), "'Online' beside 'Reconnecting…'").to_have_text("Stale")
-    finally:
-        pump.close()
 
 
 def test_an_overview_that_is_not_live_does_not_say_its_pumps_are_online(open_page, stack):
-    ward = make_ward("notliveov")
-    pump = pump_online(stack, "BRW_NOT_LIVE_OV", ward)
-    try:
-        page = open_page(make_user("notliveov-nurse", ward=ward), "/")
+    with watching(open_page, stack, "notliveov", "BRW_NOT_LIVE_OV", "/") as page:
         card = page.locator('.pump-card[data-device-id="BRW_NOT_LIVE_OV"]')
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
         expect(page.locator("#ward-summary")).to_have_text("1 idle")
@@ -65,5 +70,3 @@ def test_an_overview_that_is_not_live_does_not_say_its_pumps_are_online(open_pag
         )
         expect(card.locator('[data-field="condition-label"]')).to_have_text("Stale")
         expect(page.locator("#ward-summary"), "the ward's count says its pumps are calm").to_have_text("1 stale")
-    finally:
-        pump.close()
