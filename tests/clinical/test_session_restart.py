@@ -55,7 +55,11 @@ def test_a_retained_replay_with_an_old_boot_never_counts_as_a_restart(clinical_b
     pump.publish("status", {"status": "running", "bootId": "boot-0"}, retain=True)  # retained: state, not news
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 13.0,
                               "bootId": "boot-1", "seq": 3})  # fmt: skip
-    wait_until(lambda: InfusionSession.objects.get(pk=session.pk).progress()["deliveredVolumeMl"] == 13.0,
+    # None while the session is not running (never a TypeError out of the wait: a fresh-clone run failed so). Known
+    # gap, to mend: published retained to the bridge's established subscription, the status reaches it with RETAIN 0
+    # (no Retain As Published), so the bridge takes it for a restart and the boot-1 progress runs the session again:
+    # this test does not yet deliver a retained copy (note of 2026-12-06).
+    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 13.0,
                message="progress after the retained message was not applied")  # fmt: skip
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "a retained replay restarted it"
     pump.publish("status", b"", retain=True)
