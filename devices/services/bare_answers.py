@@ -29,11 +29,9 @@ earlier order's, late. Then (the safe reading, `docs/clinical-rules.md`):
 import logging
 from datetime import datetime, timedelta
 
-from django.db.models import Q
-
 from devices.models import Command, Device, DeviceEvent, InfusionSession
 from devices.services.changes import event_record, session_changed
-from devices.services.commands import command_answered, handed
+from devices.services.commands import command_answered
 from devices.services.named import REPORT_FOR_OTHER_INFUSION
 from devices.services.readback_received import received_parameters, told_as_ordered
 from devices.states import CommandKind, SessionStatus
@@ -217,9 +215,7 @@ def _earlier_order_told(
 
 def _start_went_out(session: InfusionSession) -> bool:
     """Whether the order's START was handed to the broker (the pump can have it)."""
-    went_out = Command.objects.filter(handed() | Q(sent_at__isnull=False), session=session,
-                                      kind=CommandKind.START_INFUSION)  # fmt: skip
-    return went_out.exists()
+    return _start_out_at(session) is not None
 
 
 def _unmatched_record(device: Device, session: InfusionSession, report: DevicePayload, why: str,
