@@ -12,7 +12,7 @@ from devices.services.sessions import infusion_start
 from devices.states import AlarmState, SessionStatus
 from tests.clinical.scenario import active_alarm, legacy_step, legacy_steps, published, replay, wait_status
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.bridge import wait_until
+from tests.support.bridge import broker_session_end, wait_until
 from tests.support.browser import screenshot
 from tests.support.processes import subprocess_env
 
@@ -49,20 +49,34 @@ def test_modern_restart_with_a_new_boot_id_interrupts_the_session_and_frees_the_
     assert newer.status == SessionStatus.PENDING
 
 
-def test_a_retained_replay_with_an_old_boot_never_counts_as_a_restart(clinical_bridge, clinical_pump):
+def test_a_retained_replay_with_an_old_boot_never_counts_as_a_restart(clinical_broker, clinical_bridge, clinical_pump):
+    """The broker hands a retained status over (RETAIN 1) when the bridge subscribes: the pump's state when it
+    retained it, not news. Its session ended while it was away (expired), the bridge has no queued copy of it either:
+    a status published while its session lasts is queued for it and arrives with RETAIN 0, news, as does one published
+    to its established subscription (a new `bootId` then is a restart by the contract; the modern restart test)."""
     pump = clinical_pump("CLN_BOOT_R")
     session = running_session(pump, "CLN_BOOT_R")
-    pump.publish("status", {"status": "running", "bootId": "boot-0"}, retain=True)  # retained: state, not news
-    pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 13.0,
-                              "bootId": "boot-1", "seq": 3})  # fmt: skip
-    # None while the session is not running (never a TypeError out of the wait: a fresh-clone run failed so). Known
-    # gap, to mend: published retained to the bridge's established subscription, the status reaches it with RETAIN 0
-    # (no Retain As Published), so the bridge takes it for a restart and the boot-1 progress runs the session again:
-    # this test does not yet deliver a retained copy (note of 2026-12-06).
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 13.0,
-               message="progress after the retained message was not applied")  # fmt: skip
+    clinical_bridge.stop()
+    try:
+        broker_session_end(clinical_broker.url, clinical_bridge.client_id)
+        pump.publish("status", {"status": "running", "bootId": "boot-0"}, retain=True)  # retained: state, not news
+    finally:
+        clinical_bridge.start()
+    try:
+        wait_until(lambda: DeviceEvent.objects.filter(device__device_id="CLN_BOOT_R", kind="mqtt.status",
+                                                      payload__bootId="boot-0").exists(),
+                   message="the retained status was never handed over on the bridge's start")  # fmt: skip
+        pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 13.0,
+                                  "bootId": "boot-1", "seq": 3})  # fmt: skip
+        wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl")
+                   == 13.0, message="progress after the retained message was not applied")  # fmt: skip
+    finally:
+        pump.publish("status", b"", retain=True)
+    assert not DeviceEvent.objects.filter(device__device_id="CLN_BOOT_R", kind="pump.restarted").exists(), (
+        "a retained replay was taken for a restart"
+    )
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "a retained replay restarted it"
-    pump.publish("status", b"", retain=True)
+    assert active_alarm("CLN_BOOT_R", "infusion_interrupted") is None
 
 
 def test_original_firmware_post_boot_test_message_interrupts_the_session(clinical_bridge, clinical_pump):

@@ -139,6 +139,24 @@ class BridgeProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def broker_session_end(broker_url: str, client_id: str) -> None:
+    """End the broker's session of `client_id` (its subscriptions and the messages queued for it), as its expiry
+    does: a connection under that id with a clean start and no expiry, closed at once. Only on a broker that binds no
+    client id to a user (the tests' development config)."""
+    host, port = broker_url.removeprefix("mqtt://").split(":")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    connected = threading.Event()
+    client.on_connect = lambda *_args: connected.set()
+    client.connect(host, int(port), clean_start=True)  # session expiry 0: the session ends with this connection
+    client.loop_start()
+    try:
+        if not connected.wait(timeout=10):
+            raise TimeoutError(f"{client_id}: the broker never accepted the connection that ends its session")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 class PumpClient:
     """A pump as the bridge sees it: a paho MQTT 5 client that publishes and collects the commands it receives."""
 
