@@ -78,7 +78,7 @@ def targets_start(workdir: Path, database: Path, only: list[str] | None = None,
     started: dict[str, object] = {}
     try:
         if before is not None:
-            copy = database_copy(database, workdir / "before.sqlite3")
+            copy = schema_as_of(before, database_copy(database, workdir / "before.sqlite3"))
             started["before"] = System(workdir, copy, root=before.resolve())  # stopped even if it fails to start
             started["before"].start_broker().start_servers()
         for kind in KINDS:
@@ -103,6 +103,20 @@ def database_copy(database: Path, copy: Path) -> Path:
     connection.close()
     shutil.copyfile(database, copy)
     return copy
+
+
+def schema_as_of(checkout: Path, database: Path) -> Path:
+    """The copy's schema migrated back to what `checkout` knows (its newest migration of each app that this tree
+    migrated further): an older tree runs on the schema it was written for, its rows (the fixtures) kept. Each
+    migration since is reversible (added fields and tables), or the run stops here, saying which."""
+    for app_migrations in sorted(ROOT.glob("*/migrations")):
+        theirs = sorted(path.stem for path in (checkout / app_migrations.relative_to(ROOT)).glob("[0-9]*.py"))
+        ours = sorted(path.stem for path in app_migrations.glob("[0-9]*.py"))
+        if theirs and theirs != ours and theirs == ours[: len(theirs)]:
+            subprocess.run([sys.executable, "manage.py", "migrate", app_migrations.parent.name, theirs[-1],
+                            "--verbosity", "0"], cwd=ROOT, check=True,
+                           env={**os.environ, "DATABASE_URL": f"sqlite:///{database}"})  # fmt: skip
+    return database
 
 
 def targets_stop(targets: dict[str, object]) -> None:
