@@ -47,8 +47,9 @@ NOT_RECEIVED = "the pump had not reported receiving its START: the rejection may
 # How many orders back a receipt may be owed (each ended unanswered since the last heard: a bound on the query, far
 # beyond a nurse's retries)
 ORDERS_OWING_AT_MOST = 20
-# A report received this long after a START went out was sent after the pump had it (delivery and the firmware's turn
-# take well under a second); one received sooner may have been on its way before the START arrived
+# A report received this long after the broker surely had a START (its PUBACK) was sent after the pump had it
+# (delivery and the firmware's turn take well under a second); one received sooner may have been on its way before the
+# START arrived
 HAD_IT_AFTER_S = 5
 MAY_BE = "it may be the earlier order"
 MAY_BE_EARLIER = "its START went out and the pump was not heard receiving it, and it had this order's figures"
@@ -129,13 +130,13 @@ def _orders_since_last_heard(device: Device, session: InfusionSession) -> list[I
     """The orders before `session` ended unanswered after the last one the pump was heard receiving or answering,
     oldest first: a receipt applied (`delivered_at`) or taken as its own (audited `earlier`), or any other ending.
 
-    Nor any order the pump was heard from after its START went out and before `session`'s did, or that the pump booted
-    after (review 37, findings 1-3): the pump answers in order, so what it said after having that START (its answer to
-    the STOP that cleared the order's screen, a status) came after any receipt of it, which was then heard or lost
-    (QoS 0) and will never come; a pump that booted since holds nothing of it. Only answers held up together (a bridge
-    or a broker backlog, all received after `session`'s START went out: review 36's finding 1) keep an order owing.
-    Without this, one lost receipt held every later order's own answers in doubt, and a retry accepted at the pump after
-    a reboot was never shown running."""
+    Nor any order the pump was heard from once it surely had its START (`_heard_or_booted_since_its_start`) and before
+    `session`'s went out, or that the pump booted after (review 37, findings 1-3): the pump answers in order, so what
+    it said after having that START (its answer to the STOP that cleared the order's screen, a status) came after any
+    receipt of it, which was then heard or lost (QoS 0) and will never come; a pump that booted since holds nothing of
+    it. Only answers held up together (a bridge or a broker backlog, all received after `session`'s START went out:
+    review 36's finding 1) keep an order owing. Without this, one lost receipt held every later order's own answers in
+    doubt, and a retry accepted at the pump after a reboot was never shown running."""
     before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
     owing = []
     for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
@@ -176,16 +177,30 @@ def _start_out_at(session: InfusionSession) -> datetime | None:
     return min(moments, default=None)
 
 
+def _start_surely_out_at(session: InfusionSession) -> datetime | None:
+    """The latest moment the order's START can have left for the pump: the broker's PUBACK (`sent_at`), or the pump's
+    word that it had it (`delivered_at`, `done_at`) when that came first (None: neither yet, it may still be on its
+    way). Not when it was first handed (`_start_out_at`): paho may hold it, or resend it, until the broker has it, so
+    the pump may get it only then (a late PUBACK: the broker slow, paho's in-flight window full; review 39)."""
+    start = Command.objects.filter(session=session, kind=CommandKind.START_INFUSION).first()
+    if start is None:
+        return None
+    moments = [moment for moment in (start.sent_at, start.delivered_at, start.done_at) if moment is not None]
+    return min(moments, default=None)
+
+
 def _heard_or_booted_since_its_start(device: Device, earlier: InfusionSession, until: datetime | None) -> bool:
-    """Whether the pump booted after `earlier`'s START went out, or was heard (a status, an alarm: every report but
-    running progress is recorded) once it had it (`HAD_IT_AFTER_S` after it went out) and before `until` (the order
-    waiting's START went out)."""
-    went_out = _start_out_at(earlier)
-    if went_out is None:
+    """Whether the pump booted after `earlier`'s START surely left for it (`_start_surely_out_at`), or was heard (a
+    status, an alarm: every report but running progress is recorded) once it had it (`HAD_IT_AFTER_S` after that) and
+    before `until` (the order waiting's START went out). Counted from when the START was first handed, a report sent
+    before the START reached the pump, or a reboot before it, was taken for the pump having had it: the earlier order's
+    Reject, late, rejected the retry still on the pump's confirm screen (review 39, finding 0)."""
+    surely_out = _start_surely_out_at(earlier)
+    if surely_out is None:
         return False
-    if device.booted_at is not None and device.booted_at > went_out:
+    if device.booted_at is not None and device.booted_at > surely_out:
         return True
-    had_it = went_out + timedelta(seconds=HAD_IT_AFTER_S)
+    had_it = surely_out + timedelta(seconds=HAD_IT_AFTER_S)
     heard = DeviceEvent.objects.filter(device=device, kind__startswith="mqtt.", received_at__gt=had_it)
     return heard.filter(received_at__lt=until).exists() if until is not None else heard.exists()
 

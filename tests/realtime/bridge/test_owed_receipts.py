@@ -8,14 +8,21 @@ a reboot was never shown running. Nothing ended the debt but an order ending oth
 not the pump's reboot, not its answer to the STOP that cleared the earlier order's screen (sent after any answer to
 that START). Only answers held up together (received after the order waiting's START went out: review 36, finding 1,
 `test_bare_start_answers_of_an_earlier_order.py`) keep an earlier order owing.
+
+"Once it had that START" counts from the latest moment the START can have left for the pump: its PUBACK, or the pump's
+word that it had it, never from when paho first took it (review 39, finding 0): with the PUBACK late, a report or a
+reboot in between may come before the START reached the pump, and the earlier order's late Reject rejected the retry.
 """
 
-import pytest
+from datetime import datetime, timedelta
 
-from devices.models import InfusionSession
+import pytest
+from django.utils import timezone
+
+from devices.models import Command, InfusionSession
 from devices.services.requests import infusion_time_out
 from devices.services.sessions import infusion_start
-from devices.states import SessionStatus
+from devices.states import CommandKind, CommandState, SessionStatus
 from tests.factories import make_device, make_order, make_user
 from tests.support.ingest import ingest, report, start_sent
 
@@ -127,4 +134,90 @@ def test_a_reject_with_no_earlier_order_on_the_pump_is_this_orders(django_captur
     assert order.status == SessionStatus.REJECTED, (
         f"the pump's only order was rejected at the pump; it is {order.status}, answer_in_doubt="
         f"{order.answer_in_doubt!r} (said as maybe 'of the earlier order': there is none)"
+    )
+
+
+def start_handed(order: InfusionSession, *, ago_s: float, acknowledged_ago_s: float | None) -> datetime:
+    """The order's START taken by paho `ago_s` seconds ago, its PUBACK recorded `acknowledged_ago_s` ago (None: not
+    yet: still `queued`, as it stays until its deadline when the PUBACK never comes); returns when it was handed."""
+    handed = timezone.now() - timedelta(seconds=ago_s)
+    acknowledged = None if acknowledged_ago_s is None else timezone.now() - timedelta(seconds=acknowledged_ago_s)
+    state = CommandState.QUEUED if acknowledged is None else CommandState.SENT
+    Command.objects.filter(session=order, kind=CommandKind.START_INFUSION).update(
+        state=state, handed_at=handed, published_at=handed, sent_at=acknowledged
+    )
+    return handed
+
+
+def retry_rejected(capture, nurse, first: InfusionSession) -> InfusionSession:
+    """A times out; retry B's START goes out; a bare Reject arrives, no receipt of either order heard."""
+    infusion_time_out(infusion_id=first.infusion_id)
+    retry = order_sent(nurse, ago_s=2)
+    legacy(capture, {"status": "rejected", "timestamp": 420000})
+    retry.refresh_from_db()
+    return retry
+
+
+@pytest.mark.parametrize("acknowledged_ago_s", [80, None], ids=["puback_late", "puback_never"])
+def test_a_report_before_the_starts_puback_leaves_a_later_reject_in_doubt(
+    django_capture_on_commit_callbacks, acknowledged_ago_s
+):
+    """A's START was taken by paho at -100 s; the broker acknowledged it only at -80 s, or not at all (the broker slow,
+    paho's in-flight window full): the pump may have had it only then. Its `online` at -90 s may have been sent before,
+    so it says nothing of A's answers: a colleague's Reject of A, tapped once A reached the screen and held up with A's
+    STOP, may arrive after retry B's START went out. Applied to B, B read "rejected, nothing runs" while it may still
+    wait on the pump's confirm screen, where it can be accepted (review 36, finding 1's harm)."""
+    capture = django_capture_on_commit_callbacks
+    make_device(DEVICE, has_presence=False)
+    nurse = make_user("owed-nurse")
+    legacy(capture, {"status": "online", "timestamp": 4215}, -300)
+    first = infusion_start(device_id=DEVICE, order=make_order(**FIGURES), user=nurse)
+    start_handed(first, ago_s=100, acknowledged_ago_s=acknowledged_ago_s)
+    legacy(capture, {"status": "online", "timestamp": 214215}, -90)  # maybe before the pump had A's START
+    retry = retry_rejected(capture, nurse, first)
+    assert retry.status == SessionStatus.PENDING and retry.answer_in_doubt == "rejected", (
+        f"a Reject that may be A's (its START acknowledged by the broker only after the pump's last report, or never) "
+        f"was applied to B: B is {retry.status} (answer_in_doubt={retry.answer_in_doubt!r})"
+    )
+
+
+def test_a_reboot_before_the_starts_puback_leaves_a_later_reject_in_doubt(django_capture_on_commit_callbacks):
+    """A's START taken by paho at -100 s, acknowledged at -80 s; the pump booted at -98 s (its `online`, uptime 1 s,
+    received at -97 s: too soon to say it had A). It may have received A's START after its reboot, so the reboot does
+    not mean A can no longer be answered: its Reject may still come, and B's bare Reject stays in doubt."""
+    capture = django_capture_on_commit_callbacks
+    make_device(DEVICE, has_presence=False)
+    nurse = make_user("owed-nurse")
+    legacy(capture, {"status": "online", "timestamp": 4215}, -300)
+    first = infusion_start(device_id=DEVICE, order=make_order(**FIGURES), user=nurse)
+    start_handed(first, ago_s=100, acknowledged_ago_s=80)
+    legacy(capture, {"status": "online", "timestamp": 1000}, -97)
+    retry = retry_rejected(capture, nurse, first)
+    assert retry.status == SessionStatus.PENDING and retry.answer_in_doubt == "rejected", (
+        f"a Reject that may be A's (the pump rebooted before the broker had A's START) was applied to B: B is "
+        f"{retry.status} (answer_in_doubt={retry.answer_in_doubt!r})"
+    )
+
+
+def test_a_receipt_before_the_starts_puback_counts_as_the_pump_having_it(django_capture_on_commit_callbacks):
+    """A's receipt came before its PUBACK was recorded (its START `delivered`, never `sent`): the pump surely had A's
+    START then. A timed out and the pump answered the STOP that cleared its screen (idle): any Reject of A came before
+    that, so retry B's bare Reject is B's."""
+    capture = django_capture_on_commit_callbacks
+    make_device(DEVICE, has_presence=False)
+    nurse = make_user("owed-nurse")
+    legacy(capture, {"status": "online", "timestamp": 4215}, -300)
+    first = infusion_start(device_id=DEVICE, order=make_order(**FIGURES), user=nurse)
+    start_handed(first, ago_s=100, acknowledged_ago_s=None)
+    legacy(capture, {"status": "received_start_command", "timestamp": 204215, "currentInfusion": ON_SCREEN}, -99)
+    first.refresh_from_db()
+    assert first.delivered_at is not None, f"A's own receipt was not applied (A is {first.status})"
+    infusion_time_out(infusion_id=first.infusion_id)
+    legacy(capture, {"status": "idle", "timestamp": 254215}, -50)
+    retry = order_sent(nurse, ago_s=2)
+    legacy(capture, {"status": "rejected", "timestamp": 420000})
+    retry.refresh_from_db()
+    assert retry.status == SessionStatus.REJECTED, (
+        f"the pump, heard after its receipt of A, rejected B; B is {retry.status} "
+        f"(answer_in_doubt={retry.answer_in_doubt!r})"
     )
