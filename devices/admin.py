@@ -1,7 +1,7 @@
 """Django admin for device records: pumps editable; sessions, commands, alarms read-mostly; logs read-only."""
 
 from django.contrib import admin, messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest
 from django.utils.html import format_html
 
 from devices import (
@@ -110,7 +110,9 @@ class DeviceAdmin(ServiceDeletes, admin.ModelAdmin):
         return [*self.readonly_fields, "device_id"] if obj is not None else list(self.readonly_fields)
 
     def save_model(self, request: HttpRequest, obj: Device, form: DeviceAdminForm, change: bool) -> None:
-        """A new pump through `pump_register`, an edit through `pump_registration_save` (its lock, its change)."""
+        """A new pump through `pump_register`, an edit through `pump_registration_save` (its lock, its change). Their
+        refusal (the pump came into use since the form was checked) is not caught here: `RefusalsSaid` rolls the
+        whole save back and says it, and Django's history entry, written after this, is never written."""
         if not change:
             pump_register(device=obj, user=request.user)
             return
@@ -118,17 +120,7 @@ class DeviceAdmin(ServiceDeletes, admin.ModelAdmin):
         fields = {name for name in form.changed_data if name in model_fields}
         if "max_rate_ml_h" in form.changed_data:
             fields.add("max_rate_ml_min")
-        try:
-            pump_registration_save(device=obj, fields=fields, user=request.user)
-        except PumpStreamError as exc:  # in use since the form was checked: nothing saved, the page says why
-            self.message_user(request, exc.message, messages.ERROR)
-            request.pumpstream_edit_refused = True
-
-    def response_change(self, request: HttpRequest, obj: Device) -> HttpResponse:
-        """Back to the pump's page, without Django's "changed successfully", when the edit was refused."""
-        if getattr(request, "pumpstream_edit_refused", False):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
+        pump_registration_save(device=obj, fields=fields, user=request.user)
 
     def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
         """Django's, with a pump in use (an infusion on, an active alarm) shown as protected: the page then refuses,

@@ -4,8 +4,10 @@ Each page checks first, in its own words (a change form's errors, a delete page'
 use between that check and the save (an infusion started, an alarm raised: neither takes the ward's lock) is then
 refused by the service or guard under its locks (`PumpStreamError`). Uncaught, that was a server error page with the
 refusal unsaid (review 36, finding 5). Here the whole save or deletion is rolled back, the refusal is said on the page,
-and Django's "changed/deleted successfully" is not, nor is the admin history's "Deleted …" that Django writes before
-deleting (review 37, finding 6).
+and Django's "changed/deleted successfully" is not, nor is a history entry of what was not done: the "Deleted …" that
+Django writes before deleting is taken back (review 37, finding 6); the "Added"/"Changed …" it writes after
+`save_model` and `save_related`, in the same transaction, is never written, so those never catch a refusal themselves
+(the pump's edit did, and its history said "Changed Ward." of a pump that kept its ward: review 39, finding 5).
 """
 
 from django.contrib import messages
@@ -20,7 +22,8 @@ class RefusalsSaid:
     """A change form, a delete page or the bulk delete refused below the page: rolled back, said, page shown again."""
 
     def changeform_view(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        """Django's, in a transaction of its own (its own atomic block, rolled back by the refusal)."""
+        """Django's, in a transaction of its own (its own atomic block, rolled back by the refusal): the save, its
+        related rows and the history's "Added"/"Changed" entry, which Django writes after them, all taken back."""
         try:
             return super().changeform_view(request, *args, **kwargs)
         except PumpStreamError as refused:
