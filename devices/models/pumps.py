@@ -1,12 +1,17 @@
 """Wards and pumps."""
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
+from django.db.models import Q
 from django.utils import timezone
 
+from devices.signals import pump_wards_written
 from devices.states import Connectivity, Presence, PumpState
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -27,8 +32,65 @@ class Ward(models.Model):
         return self.name
 
 
+WARD_FIELDS = frozenset({"ward", "ward_id"})  # a pump's ward, by its field's name or its column's
+
+
+class DeviceQuerySet(models.QuerySet):
+    """Pumps. A queryset's write of their wards sends no `pre_save`, so the guard that refuses a pump in use saved off
+    every station (`watchers.pump_move_guard`) never saw it (review 39, finding 6): each such write here tells that
+    guard what it moved (`pump_wards_written`), inside its transaction, and a refusal takes the write back. Writes of
+    other columns (the bridge's last-heard times, a pump's `seq`) go straight through, nothing locked for them."""
+
+    def update(self, **kwargs: Any) -> int:
+        """Django's; writing the ward (`bulk_update` of it comes here too), only to the rows locked before it."""
+        if not WARD_FIELDS & kwargs.keys():
+            return super().update(**kwargs)
+        with self._wards_written(self.values("pk")) as locked:
+            return models.QuerySet.update(locked, **kwargs)
+
+    def bulk_update(self, objs: Iterable["Device"], fields: Iterable[str], batch_size: int | None = None) -> int:
+        """Django's (its `update()`s are the ones above); writing the ward, in a savepoint: Django's own block has none,
+        so a refusal would leave a caller's transaction unusable rather than take back only this write."""
+        fields = list(fields)
+        if not WARD_FIELDS & set(fields):
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+        with transaction.atomic(using=self.db):
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def bulk_create(self, objs: Iterable["Device"], batch_size: int | None = None, ignore_conflicts: bool = False,
+                    update_conflicts: bool = False, update_fields: list[str] | None = None,
+                    unique_fields: list[str] | None = None) -> list["Device"]:  # fmt: skip
+        """Django's; an upsert writing the ward of pumps already there (found by their device id or pk, a pump's only
+        unique columns) tells what it moved."""
+        objs = list(objs)
+        options = {"batch_size": batch_size, "ignore_conflicts": ignore_conflicts,
+                   "update_conflicts": update_conflicts, "update_fields": update_fields,
+                   "unique_fields": unique_fields}  # fmt: skip
+        if not update_conflicts or not WARD_FIELDS & set(update_fields or ()):
+            return super().bulk_create(objs, **options)
+        there = Q(device_id__in=[obj.device_id for obj in objs]) | Q(pk__in=[obj.pk for obj in objs if obj.pk])
+        with self._wards_written(self.filter(there).values("pk")):
+            return super().bulk_create(objs, **options)
+
+    @contextmanager
+    def _wards_written(self, pumps: models.QuerySet) -> Iterator[models.QuerySet]:
+        """These pumps' rows locked (in `device_id` order, as a ward's deletion locks them) for the block's write,
+        then `pump_wards_written` of each whose ward it changed, in one transaction: refused, the write is taken
+        back."""
+        stored = self.model._base_manager.db_manager(self.db)
+        with transaction.atomic(using=self.db):
+            before = list(stored.select_for_update().filter(pk__in=pumps).order_by("device_id"))
+            yield self.filter(pk__in=[pump.pk for pump in before])
+            after = dict(stored.filter(pk__in=[pump.pk for pump in before]).values_list("pk", "ward_id"))
+            moves = [(pump, after[pump.pk]) for pump in before if after.get(pump.pk, pump.ward_id) != pump.ward_id]
+            if moves:
+                pump_wards_written.send(sender=self.model, moves=moves)
+
+
 class Device(models.Model):
     """An infusion pump as the server knows it; connectivity is derived when read."""
+
+    objects = DeviceQuerySet.as_manager()
 
     device_id = models.CharField(max_length=64, unique=True, validators=[validate_device_id])
     name = models.CharField(max_length=100, blank=True)

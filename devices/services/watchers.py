@@ -12,13 +12,17 @@ Below the admin, the same rule guards the models (`watchers_guard_connect`, from
 members removed or cleared from either side (`ward.members.remove/clear/set`, `user.wards.remove/clear/set`), a user
 deleted (one or a queryset at once) or saved inactive or staff, from `manage.py shell` or any code, raise
 `PumpStreamError` (`ward_unwatched`) naming the ward, its pumps in use and their beds, and are logged; so does a pump
-in use saved into a ward no one watches or without a ward (`device.ward = ...; device.save()`: `pump_in_use`, as
-`pump_registration_save` refuses it; review 36, finding 4). The admin's
-pages refuse first, with their own words, so the guard finds nothing left to refuse there. What no Django signal
-announces stays unguarded: a queryset `update()` of users, a delete on the membership table itself
-(`Ward.members.through.objects...delete()`), a queryset `update()` of pumps' wards, and raw SQL. A move the guard
-lets through from the shell tells no screen (no `device:status` change): the admin's page and `pump_registration_save`
-are the road that does.
+in use moved into a ward no one watches or left without a ward (`pump_in_use`, as `pump_registration_save` refuses
+it): saved (`device.ward = ...; device.save()`, `pre_save`: review 36, finding 4), or written by the pumps' queryset
+(`Device.objects.filter(...).update(ward=...)`, `bulk_update(..., ["ward"])`, an upsert's `bulk_create(...,
+update_conflicts=True, update_fields=["ward"])`, a ward's `devices.update(...)`: `DeviceQuerySet` sends
+`pump_wards_written`, review 39, finding 6). The admin's pages refuse first, with their own words, so the guard
+finds nothing left to refuse there. What neither Django nor `DeviceQuerySet` announces stays unguarded: a queryset
+`update()` of users, a delete on the membership table itself (`Ward.members.through.objects...delete()`), a write
+through a plain queryset of pumps (Django's `Device._base_manager`, whose only write here is a ward's deletion
+nulling its pumps' ward, which the ward's deletion guard covers, `deletion_guards`), and raw SQL. A move the guard
+lets through from the shell tells no screen (no `device:status` change): the admin's page and
+`pump_registration_save` are the road that does.
 """
 
 import logging
@@ -34,6 +38,7 @@ from devices.access_selectors import ward_is_watched, watchers_among
 from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
 from devices.services.registration import pump_move_refuse_if_unwatched, pumps_in_use_blockers
+from devices.signals import pump_wards_written
 
 logger = logging.getLogger(__name__)
 
@@ -137,20 +142,34 @@ def pump_move_guard(*, instance: Device, raw: bool = False, update_fields: Any =
     """`pre_save` of a pump: refuse saving a pump in use into a ward no one watches, or without a ward
     (`pump_move_refuse_if_unwatched`, the service's own check), its stored row locked first. As for a user's save,
     Django sends it before its own transaction: outside one (the shell's `save()` alone) the rows are locked for the
-    check only; inside one (any `transaction.atomic()`, the service's) to its end."""
+    check only; inside one (any `transaction.atomic()`, the service's) to its end. A queryset's write sends no
+    `pre_save`: `pumps_written_move_guard` below is its road to the same check."""
     if raw or instance.pk is None or (update_fields is not None and not {"ward", "ward_id"} & set(update_fields)):
         return  # Django takes the column's name in `update_fields` too (review 37, finding 5)
     with transaction.atomic():
         stored = Device.objects.select_for_update().filter(pk=instance.pk).first()
-        if stored is None or stored.ward_id == instance.ward_id:
-            return
-        try:
-            pump_move_refuse_if_unwatched(device=stored, ward=instance.ward)
-        except PumpStreamError as refused:
-            logger.warning(
-                "move of a pump in use refused", extra={"device_id": stored.device_id, "refusal": str(refused)}
-            )
-            raise
+        if stored is not None and stored.ward_id != instance.ward_id:
+            _pump_move_refuse_if_unwatched(stored, instance.ward)
+
+
+def pumps_written_move_guard(*, moves: list[tuple[Device, int | None]], **_: Any) -> None:
+    """`pump_wards_written` (`DeviceQuerySet`: a queryset's `update()`, `bulk_update()` or upsert of pumps' wards, which
+    send no `pre_save`): the same refusal for each pump moved, as stored before (its row locked), inside the write's
+    transaction, so a refusal takes the whole write back (review 39, finding 6). Destinations in ward order, as the
+    wards' other guards lock them."""
+    wards = Ward.objects.in_bulk({ward_pk for _, ward_pk in moves if ward_pk is not None})
+    for stored, ward_pk in sorted(moves, key=lambda move: (move[1] is not None, move[1] or 0)):
+        _pump_move_refuse_if_unwatched(stored, wards.get(ward_pk))
+
+
+def _pump_move_refuse_if_unwatched(stored: Device, ward: Ward | None) -> None:
+    """`pump_move_refuse_if_unwatched` of `stored` into `ward`, logged when refused: a move by no page is told only by
+    the logs."""
+    try:
+        pump_move_refuse_if_unwatched(device=stored, ward=ward)
+    except PumpStreamError as refused:
+        logger.warning("move of a pump in use refused", extra={"device_id": stored.device_id, "refusal": str(refused)})
+        raise
 
 
 def _refuse(refusals: list[str]) -> None:
@@ -167,3 +186,4 @@ def watchers_guard_connect() -> None:
     pre_save.connect(user_leaving_guard, sender=user_model, dispatch_uid="watchers-user-saved")
     pre_delete.connect(user_deletion_guard, sender=user_model, dispatch_uid="watchers-user-deleted")
     pre_save.connect(pump_move_guard, sender=Device, dispatch_uid="watchers-pump-moved")
+    pump_wards_written.connect(pumps_written_move_guard, sender=Device, dispatch_uid="watchers-pumps-written")

@@ -24,12 +24,16 @@ from tests.support.pg_locks import in_another_session
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_pump_in_use_is_not_moved_into_a_ward_whose_last_watcher_is_being_removed():
+@pytest.mark.parametrize("how", ["the service", "a queryset update"])
+def test_a_pump_in_use_is_not_moved_into_a_ward_whose_last_watcher_is_being_removed(how):
     pump = infusing_with_a_high_alarm("RACE_MOVED")
     ward_b = make_ward("ward-b")
     nurse = make_user("ward-b-nurse", ward=ward_b)
 
     def move_into_ward_b() -> None:
+        if how == "a queryset update":  # `manage.py shell`: the guard of the pumps' queryset (review 39, finding 6)
+            Device.objects.filter(pk=pump.pk).update(ward=ward_b)
+            return
         edited = Device.objects.get(pk=pump.pk)
         edited.ward = ward_b
         pump_registration_save(device=edited, fields=["ward"])

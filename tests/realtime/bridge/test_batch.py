@@ -139,11 +139,13 @@ def test_the_bulk_path_keeps_wards_clears_silence_alarms_and_costs_the_same_quer
 ):
     from devices.services.alarms import alarm_raise
     from devices.states import AlarmPriority, AlarmSource
-    from tests.factories import make_ward
+    from tests.factories import make_user, make_ward
 
     for n in range(6):
         running(f"P{n}")
-    Device.objects.filter(device_id="P5").update(ward=make_ward("nicu"))
+    nicu = make_ward("nicu")
+    make_user("nicu-nurse", ward=nicu)  # a running pump moves only into a ward someone watches (`watchers.py`)
+    Device.objects.filter(device_id="P5").update(ward=nicu)
     Device.objects.update(last_seen_at=timezone.now(), presence="online")  # heard before: no status change
     with transaction.atomic():
         alarm_raise(device=device_lock(device_id="P1"), type="communication_lost", priority=AlarmPriority.HIGH,
