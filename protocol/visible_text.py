@@ -8,7 +8,9 @@ A pump's words are shown inside the server's own ("The pump refused the order, i
 <alarm message> · for 12 s · ESCALATED"): an embedding, override or isolate the pump leaves open (U+202E) runs on over
 the server's words after it and shows them reversed; a mark (LRM, RLM, ALM) turns the neutral characters beside it
 around. No pump needs them to name an alarm or a reason, so they are dropped where its message is read
-(`protocol/schemas.py`), before anything stores, compares or shows its text (review 36, finding 6).
+(`protocol/schemas.py`), before anything stores, compares or shows its text (review 36, finding 6). The words people
+type are shown so too (a drug, a bed, a silence's reason): the services keep them without these controls, whoever
+called them (review 37, finding 8; review 39).
 """
 
 import unicodedata
@@ -37,5 +39,14 @@ _DROPPED = dict.fromkeys(map(ord, BIDI_CONTROLS))
 
 
 def without_bidi_controls(text: str) -> str:
-    """`text` without Unicode's direction controls: a pump's text never turns the server's words after it around."""
+    """`text` without Unicode's direction controls: a pump's or a person's text never turns the server's words after
+    it around."""
     return text.translate(_DROPPED)
+
+
+def text_kept(text: str) -> str:
+    """A person's free text as the server keeps it (a silence's reason, a command's, a resolve note): without direction
+    controls, stripped, and "" when a screen draws nothing of it, so that no page shows a blank that looks filled in nor
+    the server's words after it reversed (review 39)."""
+    kept = without_bidi_controls(text).strip()
+    return "" if shows_nothing(kept) else kept

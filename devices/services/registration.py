@@ -18,6 +18,7 @@ from devices.services.changes import change_record, device_lock, event_record, s
 from devices.services.silences import ward_silence_break_on_arrival
 from devices.signals import pump_ward_changed
 from protocol import events
+from protocol.visible_text import without_bidi_controls
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,8 @@ def pump_register(*, device: Device, user: Any = None) -> Device:
 
     A device id whose pump was deleted before goes on from that pump's last `seq` (`RemovedPump`): `seq` never
     restarts for a device id, so no client takes the new pump's changes for the old one's, already seen."""
+    for field in Device._meta.concrete_fields:
+        setattr(device, field.attname, _as_kept(getattr(device, field.attname)))
     with transaction.atomic():
         device.save(force_insert=True)  # waits for a deletion of this id under way (the unique device id)
         stored = device_lock(device_id=device.device_id)
@@ -63,7 +66,7 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
             pump_move_refuse_if_unwatched(device=stored, ward=device.ward)
         before = {name: _audited(stored, name) for name in fields}
         for name in fields:
-            setattr(stored, name, getattr(device, name))
+            setattr(stored, name, _as_kept(getattr(device, name)))
         stored.save(update_fields=fields)
         if STATUS_FIELDS.intersection(fields):
             status_changed(device=stored)
@@ -74,6 +77,13 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         event_record(device=stored, kind="user.pump_edited", payload={"fields": fields, "changes": changes},
                      user=user, received_at=timezone.now())  # fmt: skip
     return stored
+
+
+def _as_kept(value: Any) -> Any:
+    """A registration's value as stored: a text (its name, bed, model) without direction controls, whoever typed or
+    pasted it. A station names the pump's alarms by its bed ("Bed 4 · Line blocked · for 12 s · ESCALATED"): an
+    override left open in it turned the words after it around (review 39, finding 7)."""
+    return without_bidi_controls(value) if isinstance(value, str) else value
 
 
 def _audited(device: Device, name: str) -> Any:

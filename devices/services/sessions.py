@@ -117,7 +117,7 @@ def infusion_start(
             session = _session_create(device, order, user, now)
             event_record(
                 device=device, session=session, kind="user.infusion_start",
-                payload={"infusionId": session.infusion_id, "order": session.order, "drug": order.drug,
+                payload={"infusionId": session.infusion_id, "order": session.order, "drug": session.drug,
                          "patientSkipped": session.patient_skipped, "pumpState": device.pump_state},
                 user=user, received_at=now,
             )  # fmt: skip

@@ -17,7 +17,7 @@ from django.utils import timezone
 from devices.exceptions import PumpStreamError
 from devices.models import Alarm, Device, Ward, WardSilence
 from devices.states import ALARM_PRIORITY_RANK, AlarmPriority, AlarmState, SilenceEnd
-from protocol.visible_text import shows_nothing
+from protocol.visible_text import text_kept
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +48,10 @@ def ward_silence(
         _close_open(ward=ward, now=now, reason=SilenceEnd.RENEWED, user=user)
         silence = WardSilence.objects.create(
             ward=ward, started_by=user, started_at=now, until=now + timedelta(seconds=length),
-            reason=_shown(reason)[:REASON_MAX], priority=_sounding_priority(ward=ward),
+            reason=text_kept(reason)[:REASON_MAX], priority=_sounding_priority(ward=ward),
         )  # fmt: skip
     logger.info("ward silenced", extra={"ward": ward.code, "seconds": length, "user": user.get_username()})
     return silence
-
-
-def _shown(reason: str) -> str:
-    """The reason as typed, or "" if it shows nothing on a screen (zero-width characters only)."""
-    reason = reason.strip()
-    return "" if shows_nothing(reason) else reason
 
 
 def ward_silence_end(*, ward: Ward, user: Any, now: datetime | None = None) -> WardSilence | None:

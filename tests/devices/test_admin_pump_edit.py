@@ -14,15 +14,18 @@ from devices import payloads
 from devices.admin import DeviceAdmin
 from devices.exceptions import PumpStreamError
 from devices.models import ChangeLogEntry, Device, DeviceEvent, InfusionSession, Ward
+from devices.selectors import alarms_active_by_device, sessions_current_by_device
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock, status_changed
 from devices.services.pumps import pump_report_apply
 from devices.services.registration import ward_delete
 from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmPriority, AlarmSource, SessionStatus
+from devices.ward_payloads import ward_pump_body
 from protocol import events
 from protocol.payload_codec import payload_to_wire
 from protocol.schemas import payload_parse
+from protocol.visible_text import BIDI_CONTROLS
 from tests.factories import make_device, make_order, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -293,3 +296,29 @@ def test_a_pump_is_never_registered_for_more_than_an_order_may_be(admin_client):
     assert response.status_code == 200 and "no order may be larger" in response.content.decode()
     device.refresh_from_db()
     assert device.max_volume_ml == 1000.0
+
+
+@pytest.mark.parametrize("road", ["edit", "add"])
+def test_the_pumps_bed_reaches_the_stations_without_a_direction_override(admin_client, road):
+    """Review 39, finding 7: the pump's own bed, typed in the admin's pump page (or pasted from a bed list with its
+    marks), was kept as typed; every station names the pump's alarms by it ("HIGH alarm · Bed 4 · Line blocked · for
+    12 s · ESCALATED to tier 2"), and an open override read the alarm, its time and its tier after it reversed."""
+    ward = make_ward("icu")
+    if road == "edit":
+        device = make_device("BED_BIDI", ward=ward)
+        edited = {**opened_form(admin_client, device), "bed": "4\u202e", "name": "Left\u2067"}
+        admin_client.post(f"/admin/devices/device/{device.pk}/change/", edited)
+    else:
+        added = Device(device_id="BED_BIDI", ward=ward, created_at=timezone.now())
+        admin_client.post("/admin/devices/device/add/", admin_form(added, bed="4\u202e", name="Left\u2067"))
+    device = Device.objects.select_related("ward").get(device_id="BED_BIDI")
+    assert device.bed.startswith("4"), "precondition: the admin saved the bed"
+    devices = [device]
+    body = payload_to_wire(ward_pump_body(device, sessions_current_by_device(devices).get(device.pk),
+                                          alarms_active_by_device(devices).get(device.pk, [])))  # fmt: skip
+    left_open = sorted(f"U+{ord(c):04X}" for c in body.get("bed") or "" if c in BIDI_CONTROLS)
+    assert not left_open, (
+        f"the ward summary names the pump by bed {body.get('bed')!r}, which keeps {left_open}: the station's "
+        "'Bed 4 · Line blocked · for 12 s · ESCALATED …' reads reversed after it"
+    )
+    assert (device.bed, device.name) == ("4", "Left"), "the pump's name keeps its isolate open"

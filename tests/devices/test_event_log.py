@@ -7,7 +7,8 @@ from devices.models import DeviceEvent
 from devices.services.sessions import infusion_start
 from devices.views.event_log import event_text
 from devices.views.presenters import event_entry
-from tests.factories import make_device, make_order, make_user, make_ward
+from protocol.visible_text import BIDI_CONTROLS
+from tests.factories import make_device, make_order, make_user, make_ward, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +77,30 @@ def test_who_did_what_is_named():
     assert event_text(event("user.alarm_acknowledged", {"type": "occlusion"}, user=nurse)) == (
         "sam acknowledged the occlusion alarm"
     )
+
+
+WIZARD = {
+    "patient_name": "Ada Lovelace", "patient_age": "36", "patient_weight_kg": "60.5", "patient_bed": "4",
+    "drug": "Heparin\u202e", "patient_allergies": "none", "rate_ml_h": "120", "volume_ml": "30",
+    "bolus_enabled": "on", "bolus_volume_ml": "5", "confirm": "start",
+}  # fmt: skip
+
+
+def test_the_start_is_logged_with_the_drug_as_stored_without_its_direction_override():
+    """Review 39, finding 1: the order's drug is stored without direction controls (e48a60a), but the log line
+    "nurse started <drug> at 120 mL/h, 30 mL" was written from the drug as typed: an open U+202E turned the rate and
+    volume after it around on the nurse's log."""
+    ward = make_ward("icu")
+    make_device("PUMP_BIDI", ward=ward, last_seen_at=timezone.now(), max_rate_ml_min=10, max_volume_ml=500)
+    client = signed_in(make_user("nurse", ward=ward))
+    token = client.cookies["csrftoken"].value
+    started = client.post("/api/devices/PUMP_BIDI/infusions/", WIZARD, HTTP_X_CSRFTOKEN=token)
+    assert started.status_code in (200, 201), started.content
+    assert started.json()["session"]["order"]["drug"] == "Heparin", "the stored drug keeps its override (e48a60a)"
+    events = client.get("/api/devices/PUMP_BIDI/events/").json()["events"]
+    start = next(event for event in events if event["kind"] == "user.infusion_start")
+    left_open = sorted(f"U+{ord(c):04X}" for c in start["text"] if c in BIDI_CONTROLS)
+    assert not left_open, (
+        f"the monitor's log line {start['text']!r} keeps {left_open}: the rate and volume after the drug read reversed"
+    )
+    assert start["text"] == "nurse started Heparin at 120.0 mL/h, 30 mL"

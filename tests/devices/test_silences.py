@@ -12,6 +12,9 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.silences import breaks_silence, silence_seconds, ward_silence, ward_silence_end
 from devices.states import AlarmPriority, AlarmSource, SilenceEnd
+from devices.ward_payloads import silence_body
+from protocol.payload_codec import payload_to_wire
+from protocol.visible_text import BIDI_CONTROLS
 from tests.factories import make_device, make_user, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -110,3 +113,18 @@ def test_a_silence_reason_that_shows_nothing_is_stored_as_none_given():
     assert ward_silence(ward=ward, user=make_user("zw-other", ward=ward), seconds=60, reason=" attending ").reason == (
         "attending"
     )
+
+
+def test_a_silence_reason_reaches_the_stations_without_a_direction_override():
+    """Review 39, finding 4: the reason, sent by any signed-in screen's `silence:ward`, was kept as typed; each
+    station shows it inside its own words ("… by nurse (<reason>): 118 s left. A new high alarm sounds at once."), and
+    an open U+202E read the time left and the promise after it reversed, on every screen of the ward."""
+    ward = make_ward("icu")
+    silence = ward_silence(ward=ward, user=make_user("nurse", ward=ward), seconds=120, reason="Attending\u202e")
+    body = payload_to_wire(silence_body(ward.code, silence, now=timezone.now()))
+    left_open = sorted(f"U+{ord(c):04X}" for c in body["reason"] or "" if c in BIDI_CONTROLS)
+    assert not left_open, (
+        f"the ward's silence reason {body['reason']!r} keeps {left_open}: each station's 'by nurse (…): 118 s left. A "
+        "new high alarm sounds at once.' reads reversed after it"
+    )
+    assert body["reason"] == "Attending"
