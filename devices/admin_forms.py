@@ -10,6 +10,7 @@ from devices.services.registration import pump_move_refusal
 from devices.services.watchers import ward_members_refusal
 from devices.states import AlarmResolveReason
 from protocol.limits import MAX_VOLUME_ML, MIN_RATE_ML_H, MINUTES_PER_HOUR
+from protocol.visible_text import text_kept
 
 
 class DeviceAdminForm(forms.ModelForm):
@@ -65,6 +66,13 @@ class WardAdminForm(forms.ModelForm):
     class Meta:
         model = Ward
         fields = "__all__"
+
+    def clean_name(self) -> str:
+        """Kept as a person's text is (`text_kept`): the ward's page is headed "<name> · pumps" (review 39)."""
+        name = text_kept(self.cleaned_data["name"])
+        if not name:
+            raise forms.ValidationError("Enter a name that shows on a screen.")
+        return name
 
     def clean(self) -> dict:
         cleaned = super().clean()

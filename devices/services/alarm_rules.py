@@ -45,7 +45,7 @@ from devices.states import (
     SessionStatus,
 )
 from protocol import events, topics
-from protocol.visible_text import shows_nothing
+from protocol.visible_text import text_kept
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +252,8 @@ def alarm_resolve(
     """
     if reason not in AlarmResolveReason.values:
         raise PumpStreamError("Choose a reason", code="invalid_reason", field="reason")
-    note = note.strip()[:500]
-    if reason in NOTE_REQUIRED and shows_nothing(note):
+    note = text_kept(note)[:500]
+    if reason in NOTE_REQUIRED and not note:
         raise PumpStreamError("Explain the reason in the note", code="invalid_reason", field="note")
     now = now or timezone.now()
     with transaction.atomic():

@@ -35,13 +35,13 @@ from devices.states import (
     ReadBack,
     SessionStatus,
 )
-from protocol.visible_text import shows_nothing
+from protocol.visible_text import text_kept
 
 
 def infusion_cancel(*, infusion_id: str, user: Any = None, reason: str = "") -> InfusionSession:
     """Cancel a pending start; the pump is told STOP_INFUSION to clear its confirm screen (see `_end_pending`)."""
     who = user.get_username() if getattr(user, "is_authenticated", False) else "a user"
-    return _end_pending(infusion_id, SessionStatus.CANCELLED, reason or f"cancelled by {who}", user)
+    return _end_pending(infusion_id, SessionStatus.CANCELLED, text_kept(reason) or f"cancelled by {who}", user)
 
 
 def infusion_time_out(*, infusion_id: str) -> InfusionSession:
@@ -123,7 +123,7 @@ def infusion_request(
         repeat = command_repeat_find(device=device, kind=kind, session=session, idempotency_key=idempotency_key)
         if repeat is not None:
             return repeat
-        infusion_id = session.infusion_id if session else None
+        infusion_id, reason = session.infusion_id if session else None, text_kept(reason)  # the log's "(<reason>)"
         payload: dict = {"infusionId": infusion_id}
         if kind == CommandKind.PAUSE_INFUSION:
             payload["reason"] = reason or "paused by user"
@@ -183,8 +183,8 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
     `_held_now`) or paused (`session_paused`): it is no ghost, and stopped with Stop. Should the pump run an order whose
     record was ended after all, it runs with a high `confirmed_late` (`infusion_running_late`).
     """
-    reason = (reason or "").strip()
-    if shows_nothing(reason):  # a zero-width space alone passes strip() and would be audited as a blank reason
+    reason = text_kept(reason or "")
+    if not reason:  # a zero-width space alone passes strip() and would be audited as a blank reason
         raise PumpStreamError("Say why the record is ended", code="invalid_command", field="reason")
     with transaction.atomic():
         session = InfusionSession.objects.select_related("device").filter(infusion_id=infusion_id).first()

@@ -322,3 +322,11 @@ def test_the_pumps_bed_reaches_the_stations_without_a_direction_override(admin_c
         "'Bed 4 · Line blocked · for 12 s · ESCALATED …' reads reversed after it"
     )
     assert (device.bed, device.name) == ("4", "Left"), "the pump's name keeps its isolate open"
+
+
+def test_a_wards_name_is_kept_without_a_direction_override(admin_client):
+    """The ward's page is headed "<name> · pumps": a name with an open override read the server's words reversed."""
+    ward = make_ward("icu")
+    admin_client.post(f"/admin/devices/ward/{ward.pk}/change/", {"name": "ICU\u202e"})
+    ward.refresh_from_db()
+    assert ward.name == "ICU", f"the ward's name {ward.name!r} keeps its override"

@@ -191,8 +191,17 @@ def test_resolve_clears_with_reason_and_note_audited_and_emitted(emitted):
     assert body["resolved"]["reason"] == "checked_at_pump" and body["resolved"]["note"] == "rate reprogrammed"
 
 
+def test_a_resolve_note_is_kept_without_a_direction_override(emitted):
+    """The note reaches every watcher (`resolved.note`) to be shown beside the server's words (review 39)."""
+    make_device()
+    alarm = raise_(type="parameter_mismatch", source=AlarmSource.SERVER)
+    alarm_resolve(alarm_id=alarm.pk, user=resolver(), reason="other", note=" rate reprogrammed\u202e ", alerts=1)
+    assert emitted[-1].body["alarm"]["resolved"]["note"] == "rate reprogrammed"
+
+
 @pytest.mark.parametrize(
-    ("reason", "note"), [("", ""), ("bogus", "x"), ("other", " "), ("false_alarm", ""), ("other", "\u200b\u2060")]
+    ("reason", "note"),
+    [("", ""), ("bogus", "x"), ("other", " "), ("false_alarm", ""), ("other", "\u200b\u2060"), ("other", "\u202e")],
 )
 def test_resolve_needs_a_coded_reason_and_a_note_when_other(reason, note):
     make_device()

@@ -85,6 +85,22 @@ def test_an_orders_texts_keep_no_direction_control():
     assert again.pk == session.pk, "the same order repeated is no longer recognised as the order it placed"
 
 
+@pytest.mark.django_db
+def test_a_persons_reasons_keep_no_direction_control():
+    """A pause or stop's reason is logged inside the server's words ("nurse asked the pump to pause (<reason>)"), an
+    ended record's in the session's ("record ended by nurse: <reason>"): an override left open in it turned the words
+    after it around, as a drug's did (review 39)."""
+    session, nurse = running(), make_user("nurse")
+    pause = infusion_request(device_id="PUMP_0001", kind=PAUSE, infusion_id=session.infusion_id, user=nurse,
+                             reason="line check\u202e")  # fmt: skip
+    logged = session.device.events.get(kind="user.pause_infusion")
+    assert (pause.payload["reason"], logged.payload["reason"]) == ("line check", "line check")
+    infusion_record_end(infusion_id=session.infusion_id, user=nurse, reason="pump swapped\u202e")
+    assert InfusionSession.objects.get(pk=session.pk).status_reason == "record ended by nurse: pump swapped"
+    with pytest.raises(PumpStreamError):  # a reason of direction controls alone shows nothing
+        infusion_record_end(infusion_id=running("PUMP_0002").infusion_id, user=nurse, reason="\u202e\u200f")
+
+
 def test_the_bridge_accepts_the_largest_order():
     progress = payload_parse("progress", {"timeRemainingMin": MAX_TIME_MIN, "flowRate": 999 / 60,
                                           "elapsedTimeMin": MAX_TIME_MIN, "status": "running"})  # fmt: skip
