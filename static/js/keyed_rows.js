@@ -15,3 +15,18 @@ export function placeRows(list, rows) {
 export function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
+
+/** A person's or a pump's text inside a sentence of the page's own, isolated in a `<bdi>`: a drug or a name in Arabic
+ * or Hebrew otherwise takes the figures after it into its right-to-left run, "Order: هيبارين, 120.0 mL/h" shown as
+ * "Order: 120.0 ,هيبارين mL/h" (review 39, seen in Chromium). The sentence's text stays as it was: no mark is added. */
+export function isolated(text) {
+  const bdi = document.createElement("bdi");
+  bdi.textContent = text;
+  return bdi;
+}
+
+/** Set `element` to a sentence of strings and `isolated` texts, only when its text differs (as `setText`). */
+export function setSentence(element, parts) {
+  const text = parts.map((part) => (typeof part === "string" ? part : part.textContent)).join("");
+  if (element.textContent !== text) element.replaceChildren(...parts);
+}

@@ -7,7 +7,7 @@ import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
 import { byUrgency } from "./alarm_order.js";
 import { PRIORITY_LABEL, humanType, lastingFor, pageClockMs, serverNowMs } from "./format.js";
-import { placeRows, setText } from "./keyed_rows.js";
+import { isolated, placeRows, setSentence, setText } from "./keyed_rows.js";
 
 const CONNECTION_GRACE_MS = 10_000;
 const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an alarm escalated unanswered
@@ -111,12 +111,12 @@ export class Station {
     if (!note) return;
     note.hidden = on.length === 0;
     this.root.dataset.wardSilenced = on.length ? "true" : "false";
-    setText(byId("station-silence-text"), on.map((silence) => {
+    setSentence(byId("station-silence-text"), on.flatMap((silence, index) => {
       const left = Math.max(0, Math.ceil((silence.endsAt - now) / 1000));
-      const why = silence.reason ? ` (${silence.reason})` : "";
-      return `Alarm sound silenced on every screen of ward ${silence.ward} by ${silence.by}${why}: ${left} s left. ` +
-        "A new high alarm sounds at once.";
-    }).join(" "));
+      const why = silence.reason ? [" (", isolated(silence.reason), ")"] : [];  // a reason in Hebrew took the "118"
+      return [`${index ? " " : ""}Alarm sound silenced on every screen of ward ${silence.ward} by `,
+        isolated(String(silence.by)), ...why, `: ${left} s left. A new high alarm sounds at once.`];
+    }));
   }
 
   connectionChanged(state) {

@@ -11,6 +11,7 @@ import {
   ACTIVE_SESSION_STATUSES, EVENTS, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES, REFUSED_BY_THE_PUMP,
 } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
+import { isolated, setSentence } from "./keyed_rows.js";
 import { exact, mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
 
@@ -122,7 +123,7 @@ export class WaitingModal {
    * order now in the form (`inForm`, when it differs) not sent: she cancels this one before ordering that. */
   sayOrder(session, earlier) {
     const order = session.order;
-    this.byId("waiting-order").textContent = order ? `Order: ${order.drug}, ${orderFigures(order)}` : "";
+    setSentence(this.byId("waiting-order"), order ? ["Order: ", isolated(order.drug), `, ${orderFigures(order)}`] : []);
     const note = this.byId("waiting-earlier");
     note.hidden = !earlier;
     note.textContent = !earlier ? "" :

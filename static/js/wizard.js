@@ -13,6 +13,7 @@
 import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
 import { derivedOrder, figuresAgree } from "./order_derivation.js";
+import { isolated } from "./keyed_rows.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 import { showsNothing } from "./visible_text.js";
 
@@ -279,8 +280,8 @@ export class Wizard {
     const order = this.orderInForm();
     const perMinute = asSent(order.flowRateMlMin, this.limits.decimals.rateMlMin);
     const rows = [
-      ["Patient", skipped ? "Skipped: recorded without patient details" : `${value("patient_name")}` +
-        `${value("patient_age") ? `, ${value("patient_age")} y` : ""}${value("patient_weight_kg") ? `, ${value("patient_weight_kg")} kg` : ""}`],
+      ["Patient", skipped ? "Skipped: recorded without patient details" : [isolated(value("patient_name")),
+        `${value("patient_age") ? `, ${value("patient_age")} y` : ""}${value("patient_weight_kg") ? `, ${value("patient_weight_kg")} kg` : ""}`]],
       ["Bed", value("patient_bed") || "—"],
       ["Drug", value("drug") || "—"],
       ["Allergies", value("patient_allergies") || "—"],
@@ -296,7 +297,7 @@ export class Wizard {
         const dt = document.createElement("dt");
         dt.textContent = term;
         const dd = document.createElement("dd");
-        dd.textContent = text;
+        dd.replaceChildren(...[text].flat());  // a name isolated: "<name>, 36 y" kept its age after it
         if (term === "Patient" && skipped) dd.className = "warn-text";
         return [dt, dd];
       }),
