@@ -25,6 +25,12 @@ export function isolated(text) {
   return bdi;
 }
 
+/** `text` between FSI and PDI, where a sentence is a string of its own (a message): the same isolation as `isolated`,
+ * two invisible marks added by the page, never sent nor stored. */
+export function isolatedInText(text) {
+  return `\u2068${text}\u2069`;
+}
+
 /** Set `element` to a sentence of strings and `isolated` texts, only when its text differs (as `setText`). */
 export function setSentence(element, parts) {
   const text = parts.map((part) => (typeof part === "string" ? part : part.textContent)).join("");

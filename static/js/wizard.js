@@ -13,7 +13,7 @@
 import { duration, exact, exactNumber, isNumber, mlMinToMlH, orderFigures } from "./format.js";
 import { getJson, idempotencyKey, postJson } from "./http.js";
 import { derivedOrder, figuresAgree } from "./order_derivation.js";
-import { isolated } from "./keyed_rows.js";
+import { isolated, isolatedInText } from "./keyed_rows.js";
 import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 import { showsNothing } from "./visible_text.js";
 
@@ -316,9 +316,10 @@ export class Wizard {
     };
   }
 
-  /** The order in the form in one line, its drug and figures: what an earlier request is told apart by. */
+  /** The order in the form in one line, its drug (isolated: one in Arabic took the rate after it into its run) and
+   * figures: what an earlier request is told apart by, named in the messages after a lost reply. */
   orderText() {
-    return `${this.field("drug").value.trim()}, ${orderFigures(this.orderInForm())}`;
+    return `${isolatedInText(this.field("drug").value.trim())}, ${orderFigures(this.orderInForm())}`;
   }
 
   /** Send only what the clinician typed (the server derives the third value by the same rule). */

@@ -8,6 +8,12 @@ import pytest
 from playwright.sync_api import expect
 
 from protocol import events
+from tests.browser.test_start_infusion import open_wizard
+from tests.browser.test_start_reply_lost_then_corrected import (
+    order_placed_unseen,
+    rate_corrected_to_100,
+    start_confirmed,
+)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.sio import StreamClient, session_cookie
 
@@ -80,4 +86,18 @@ def test_a_right_to_left_name_keeps_the_silences_time_left_after_it(open_page, s
         other.close()
     assert left_of(note, r"\d+ s left") > left_of(note, NURSE), (
         f"the station shows the silence's time left before who made it: {note.inner_text()!r}"
+    )
+
+
+def test_a_right_to_left_drug_keeps_its_rate_after_it_in_a_message_after_a_lost_reply(open_page, stack):
+    """A message is one string: the drug is isolated between FSI and PDI there (`isolatedInText`). "your earlier order
+    (هيبارين, 120.0 mL/h, …)" showed the rate before the drug inside the brackets."""
+    page = open_wizard(open_page, "BRW_RTL_LOST", has_presence=True)
+    order_placed_unseen(page, "BRW_RTL_LOST", drug=DRUG)  # the question after it still fails
+    rate_corrected_to_100(page)
+    start_confirmed(page)
+    error = page.locator("#wizard-error")
+    expect(error).to_contain_text("your earlier order (", timeout=10_000)
+    assert left_of(error, r"120\.0 mL/h") > left_of(error, DRUG), (
+        f"the message names the earlier order with its rate before its drug: {error.inner_text()!r}"
     )

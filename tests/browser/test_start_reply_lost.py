@@ -22,10 +22,10 @@ from tests.support.bridge import PumpClient, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def order_typed_and_started(page) -> None:
-    """Skip the patient; Heparin at 120 mL/h, 30 mL; type "start" and press Start infusion."""
+def order_typed_and_started(page, drug: str = "Heparin") -> None:
+    """Skip the patient; Heparin (`drug`) at 120 mL/h, 30 mL; type "start" and press Start infusion."""
     page.get_by_role("button", name="Skip patient details").click()
-    page.get_by_label("Drug", exact=True).fill("Heparin")
+    page.get_by_label("Drug", exact=True).fill(drug)
     page.get_by_label("Rate (mL/h)").fill("120")
     page.get_by_label("Volume (mL)", exact=True).fill("30")
     page.get_by_role("button", name="Next: review").click()

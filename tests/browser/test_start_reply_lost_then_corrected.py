@@ -22,8 +22,9 @@ from tests.support.bridge import PumpClient, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-def order_placed_unseen(page, device_id: str) -> InfusionSession:
-    """Heparin at 120 mL/h, 30 mL started; its reply and the question after it lost: "may have been placed"."""
+def order_placed_unseen(page, device_id: str, drug: str = "Heparin") -> InfusionSession:
+    """Heparin (`drug`) at 120 mL/h, 30 mL started; its reply and the question after it lost: "may have been
+    placed"."""
 
     def reply_lost(route) -> None:
         route.fetch()  # the server commits the order
@@ -31,7 +32,7 @@ def order_placed_unseen(page, device_id: str) -> InfusionSession:
 
     page.route("**/api/devices/*/infusions/", reply_lost)
     page.route("**/api/devices/*/starts/**", lambda route: route.abort("internetdisconnected"))
-    order_typed_and_started(page)
+    order_typed_and_started(page, drug)
     expect(page.locator("#wizard-error")).to_contain_text("may have been placed", timeout=10_000)
     placed = InfusionSession.objects.get(device__device_id=device_id)
     assert placed.status == SessionStatus.PENDING, "precondition: her order was placed"
@@ -60,7 +61,7 @@ def expect_her_earlier_order_shown(page, placed: InfusionSession) -> None:
     expect(page.locator("#waiting-order")).not_to_contain_text("100.0 mL/h")
     earlier = page.locator("#waiting-earlier")
     expect(earlier).to_contain_text("Your earlier order (120.0 mL/h) was placed")
-    expect(earlier).to_contain_text("(Heparin, 100.0 mL/h, 30.0 mL, 18.0 min, bolus off) was not sent")
+    expect(earlier).to_contain_text("(\u2068Heparin\u2069, 100.0 mL/h, 30.0 mL, 18.0 min, bolus off) was not sent")
     expect(page.get_by_role("button", name="Cancel")).to_be_visible()
     sessions = list(InfusionSession.objects.filter(device__device_id=placed.device.device_id))
     assert [s.infusion_id for s in sessions] == [placed.infusion_id], f"another order was placed: {sessions}"
@@ -122,5 +123,6 @@ def test_start_after_a_correction_while_the_question_still_fails_names_the_earli
     start_confirmed(page)
     error = page.locator("#wizard-error")
     expect(error).to_contain_text("already has an active infusion", timeout=10_000)
-    expect(error).to_contain_text("your earlier order (Heparin, 120.0 mL/h, 30.0 mL, 15.0 min, bolus off)")
+    # the drug isolated (FSI … PDI: test_right_to_left_texts_in_sentences.py), the figures after it as they read
+    expect(error).to_contain_text("your earlier order (\u2068Heparin\u2069, 120.0 mL/h, 30.0 mL, 15.0 min, bolus off)")
     expect(page.locator("#waiting-modal")).to_be_hidden()
