@@ -3,6 +3,12 @@
 A subscription's first summary lists every pump of the feed (`full`); a pump that then leaves the feed (moved
 to another ward in the admin, its ward deleted, or itself deleted: its `device:removed`) is named in the next
 summary's `left`, so no station keeps showing, and sounding the alarms of, a pump that is no longer its ward's.
+That first summary is never preceded by a tick's summary of only the pumps that changed: a screen takes its feed as
+received again at its full summary (`static/js/live.js`), and a partial one first would show the others as before a
+loss (review 39, finding 3). A subscription is listed at once (its pumps' changes are marked from then on, and a
+connection that closes meanwhile takes it away), but ticks pass it by until its full summary is sent; its read and
+send and a tick's read and sends take turns (`_turns`), so every change a tick passed it by for was in its full read,
+and every change after that read comes in a tick after it.
 
 `ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
 pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits
@@ -107,6 +113,8 @@ class WardFeed:
         self._task: asyncio.Task | None = None
         self._silenced: dict[str, str] = {}  # ward code -> `until` of the silence last announced as on
         self._shown: dict[tuple, set[str]] = {}  # feed key -> pumps its screens were sent (told when one leaves)
+        self._awaiting_full: set[str] = set()  # subscriptions listed whose full summary is not sent yet
+        self._turns = asyncio.Lock()  # a subscription's full read and send, or a tick's read and sends
 
     def mark_changed(self, change: DeviceChange) -> None:
         """Remember that a pump changed (called for every released change; cheap)."""
@@ -145,12 +153,15 @@ class WardFeed:
             await self.announce_silence(body)
 
     async def subscribe(self, key: str, scope: WardScope, send: Send) -> None:
-        """Send the feed's full summary now, then only changes, at most once a tick."""
+        """Send the feed's full summary now, then only changes, at most once a tick (never one before the full)."""
         self._subscribers[key] = (scope, send)
-        summaries = await sync_to_async(pump_summaries)(None, scope.codes)
-        self._shown.setdefault(scope.key, set()).update(summaries)
-        pumps = [pump for _, pump in summaries.values()]
-        await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
+        self._awaiting_full.add(key)
+        async with self._turns:  # a tick under way ends first: its changes are all in the read below
+            summaries = await sync_to_async(pump_summaries)(None, scope.codes)
+            self._shown.setdefault(scope.key, set()).update(summaries)
+            pumps = [pump for _, pump in summaries.values()]
+            await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
+            self._awaiting_full.discard(key)
         for body in await sync_to_async(silence_states)(scope.codes):  # on or not: a station may hold an old one
             await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
@@ -159,6 +170,7 @@ class WardFeed:
     def unsubscribe(self, key: str) -> None:
         """Stop one feed."""
         stopped = self._subscribers.pop(key, None)
+        self._awaiting_full.discard(key)
         if stopped is not None and all(scope.key != stopped[0].key for scope, _ in self._subscribers.values()):
             self._shown.pop(stopped[0].key, None)
 
@@ -174,13 +186,20 @@ class WardFeed:
         self._shown.clear()
 
     async def tick(self) -> None:
-        """Send each subscriber the summaries of its pumps that changed since the last tick, and those that left."""
+        """Send each subscriber the summaries of its pumps that changed since the last tick, and those that left
+        (not yet to one whose full summary is still to come: that summary's read follows this tick's)."""
+        async with self._turns:
+            await self._send_changes()
+
+    async def _send_changes(self) -> None:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty), set()
         summaries = await sync_to_async(pump_summaries)(dirty)
         bodies: dict[tuple, dict | None] = {}  # one encoding per feed (every station of a ward shares one)
-        for scope, send in list(self._subscribers.values()):
+        for key, (scope, send) in list(self._subscribers.items()):
+            if key in self._awaiting_full:
+                continue
             if scope.key not in bodies:
                 bodies[scope.key] = self._changes_body(scope, dirty, summaries)
             if bodies[scope.key] is not None:
