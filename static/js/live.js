@@ -25,7 +25,8 @@ const WARD_EVENTS = EVENTS.wardEvents;
 const RETRY_AFTER_REFUSAL_MS = 3000;
 // at most 15 s: a pump refused while the database was away is live again within 15 s of its return (60 s before: a
 // screen "Not live" for up to a minute after a short outage), each delay spread by a fifth either way so that a ward's
-// screens refused together do not all ask again in the same instant
+// screens refused together do not all ask again in the same instant; the spread is inside the 15 s (the longest delay
+// is 12.5 s spread: 10 to 15 s; capped before the spread, up to 18 s, review 39)
 const RETRY_AT_MOST_MS = 15000;
 const RETRY_SPREAD = 0.2;
 // Nothing heard (an event or the server's ping) for the ping interval plus this: the connection is silent.
@@ -317,8 +318,8 @@ export class LiveConnection {
     for (const listener of this.stopListeners) listener({ deviceId: stream.deviceId, message, removed });
   }
 
-  /** Subscribe a refused pump again after 3 s, twice as long after each further refusal (60 s at most); it stays
-   * "Not live" until its snapshot is here. */
+  /** Subscribe a refused pump again after about 3 s, twice as long after each further refusal (15 s at most); it
+   * stays "Not live" until its snapshot is here. */
   subscribeLater(stream, message) {
     const { deviceId } = stream;
     this.later(deviceId, () => {
@@ -349,12 +350,13 @@ export class LiveConnection {
     });
   }
 
-  /** Run `again` after about 3 s, twice as long after each further refusal of `key` (about 15 s at most). */
+  /** Run `again` after about 3 s, twice as long after each further refusal of `key` (15 s at most). */
   later(key, again) {
     const refusals = this.refusals.get(key) ?? 0;
     this.refusals.set(key, refusals + 1);
     const spread = 1 - RETRY_SPREAD + 2 * RETRY_SPREAD * Math.random();
-    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, RETRY_AT_MOST_MS) * spread);
+    const longest = RETRY_AT_MOST_MS / (1 + RETRY_SPREAD); // spread up by a fifth, it is RETRY_AT_MOST_MS
+    setTimeout(again, Math.min(RETRY_AFTER_REFUSAL_MS * 2 ** refusals, longest) * spread);
   }
 
   onDeviceEvent(name, payload) {
