@@ -4,11 +4,14 @@
 // events the snapshot has, and they are handed over together once all have arrived, docs/protocol.md).
 // A pump or ward feed the server stops sending (the right to watch it withdrawn, a snapshot not read, the pump
 // deleted: `device:removed`) is said on the banner: the page is then not live for it.
-// A stream is awaited from each (re)subscription until its answer is in (a pump's snapshot, a ward's first summary):
+// A stream is awaited from each (re)subscription until its answer is in (a pump's snapshot, a ward's full summary):
 // what the page held before is no news of now, so it is not received meanwhile (`isReceiving`, `wardsReceiving`),
 // though the socket is live. Set live as the socket connected, the pages vouched again with what they held from
 // before a loss ("No active alarms.", "Online", "1 idle") while an occlusion raised meanwhile had not reached them
-// (review 37, finding 4).
+// (review 37, finding 4). The banner says so ("Not live: waiting for the server's answer…", never "Live" while a
+// stream asked for is not received), and one asked for and unanswered for over ANSWER_GRACE_MS while connected (a
+// server that takes the socket and never answers: overloaded, its database away) is `unanswered`: the station raises
+// its technical alarm, the monitor its notice (review 39, finding 2: "Live" for as long as it lasted).
 // A connection that goes silent without closing (a black-holed network) is said within seconds: the server pings every
 // SOCKETIO_PING_INTERVAL_S (8 s, docs/protocol.md), so nothing heard for a ping interval and SILENT_GRACE_MS means not
 // live ("Reconnecting…"); socket.io-client closes the socket and reconnects once the ping's timeout has passed too.
@@ -29,6 +32,10 @@ const RETRY_AFTER_REFUSAL_MS = 3000;
 // is 12.5 s spread: 10 to 15 s; capped before the spread, up to 18 s, review 39)
 const RETRY_AT_MOST_MS = 15000;
 const RETRY_SPREAD = 0.2;
+// Connected, a stream asked for and not answered for longer than this: `unanswered` (the station's technical alarm,
+// the monitor's notice), as the station says a connection lost for as long.
+export const ANSWER_GRACE_MS = 10_000;
+const WAITING_MESSAGE = "waiting for the server's answer…";
 // Nothing heard (an event or the server's ping) for the ping interval plus this: the connection is silent.
 const SILENT_GRACE_MS = 2500;
 const SILENT_CHECK_EVERY_MS = 500;
@@ -76,7 +83,9 @@ export class LiveConnection {
     this.refusals = new Map(); // deviceId or "ward <code>" -> refusals in a row (each retry waits twice as long)
     this.stopListeners = new Set();
     this.refusalListeners = new Set();
-    this.awaiting = new Set(); // deviceId or "ward <code>": (re)subscribed, its snapshot or summary not yet in
+    // deviceId or "ward <code>" -> since when (page clock) it is (re)subscribed on this connection, its snapshot or
+    // full summary not yet in
+    this.awaiting = new Map();
     this.resumeListeners = new Set();
     this.wardListeners = new Map();
     for (const name of WARD_EVENTS) {
@@ -111,22 +120,34 @@ export class LiveConnection {
     return this.isLive && this.devices.has(deviceId) && !this.stopped.has(deviceId) && !this.awaiting.has(deviceId);
   }
 
-  /** Whether every ward feed of this page arrives: connected, each one's summary of this subscription in, none
+  /** Whether every ward feed of this page arrives: connected, each one's full summary of this subscription in, none
    * stopped. */
   get wardsReceiving() {
-    const wardKeys = [...this.stopped.keys(), ...this.awaiting].filter((key) => key.startsWith("ward "));
+    const wardKeys = [...this.stopped.keys(), ...this.awaiting.keys()].filter((key) => key.startsWith("ward "));
     return this.isLive && wardKeys.length === 0;
   }
 
-  /** Whether a ward feed of this page, asked for on this connection, still waits for its first summary. */
-  get wardsAwaited() {
-    return this.isLive && [...this.awaiting].some((key) => key.startsWith("ward "));
+  /** Whether the pump (a deviceId) or the ward feed ("ward <code>"), asked for on this connection, has waited for its
+   * answer for over ANSWER_GRACE_MS while connected. The pages check it each second. */
+  unanswered(key) {
+    return this.isLive && this.awaiting.has(key) && pageClockMs() - this.awaiting.get(key) > ANSWER_GRACE_MS;
+  }
+
+  /** Whether a ward feed of this page is `unanswered`. */
+  get wardsUnanswered() {
+    return [...this.awaiting.keys()].some((key) => key.startsWith("ward ") && this.unanswered(key));
+  }
+
+  /** `key` is asked for: awaited from now, or from its first ask on this connection if it still waits for that. */
+  awaitAnswer(key) {
+    if (!this.awaiting.has(key)) this.awaiting.set(key, pageClockMs());
+    this.renderBanner();
   }
 
   /** Send `subscribe:device` (when connected): the pump is awaited until its snapshot is in. */
   askDevice(deviceId) {
     if (!this.socket.connected) return;
-    this.awaiting.add(deviceId);
+    this.awaitAnswer(deviceId);
     this.socket.emit(EVENTS.subscribeDevice, { deviceId });
   }
 
@@ -136,10 +157,10 @@ export class LiveConnection {
     this.askWard(ward);
   }
 
-  /** Send `subscribe:ward` (when connected): the feed is awaited until its first summary is in. */
+  /** Send `subscribe:ward` (when connected): the feed is awaited until its full summary is in. */
   askWard(ward) {
     if (!this.socket.connected) return;
-    this.awaiting.add(`ward ${ward}`);
+    this.awaitAnswer(`ward ${ward}`);
     this.socket.emit(EVENTS.subscribeWard, { ward });
   }
 
@@ -197,6 +218,7 @@ export class LiveConnection {
   onConnect() {
     this.heardAt = pageClockMs();
     this.stats.connects += 1;
+    this.awaiting.clear(); // each is asked again on this connection: awaited from now
     for (const stream of this.devices.values()) this.resubscribe(stream, { counted: this.stats.connects > 1 });
     for (const ward of this.wards.keys()) this.askWard(ward);
     this.setState("live"); // the socket is; each stream is received again once its snapshot or summary is in
@@ -251,19 +273,25 @@ export class LiveConnection {
   resumed(stream) {
     this.awaiting.delete(stream.deviceId);
     this.refusals.delete(stream.deviceId);
-    if (this.stopped.delete(stream.deviceId)) this.renderBanner();
+    this.stopped.delete(stream.deviceId);
+    this.renderBanner();
   }
 
-  /** A ward feed's summary: the first of a subscription makes it received again (after a refusal:
-   * `onStreamResumed` told). */
+  /** A ward feed's summary. Its subscription's full one (every pump of the feed) makes it received again (after a
+   * refusal: `onStreamResumed` told); one of only the pumps that changed leaves the others as held from before, no
+   * news of now (review 39, finding 3: any summary did). */
   onWardSummary(payload) {
     const ward = payload?.ward;
-    if (this.wards.has(ward)) this.awaiting.delete(`ward ${ward}`); // before the page renders it
-    this.wards.get(ward)?.(payload);
-    this.refusals.delete(`ward ${ward}`);
-    if (!this.wards.has(ward) || !this.stopped.delete(`ward ${ward}`)) return;
+    const onSummary = this.wards.get(ward);
+    if (!onSummary) return;
+    const key = `ward ${ward}`;
+    if (payload.full === true) this.awaiting.delete(key); // before the page renders it
+    onSummary(payload);
+    if (payload.full !== true) return;
+    this.refusals.delete(key);
+    const wasStopped = this.stopped.delete(key);
     this.renderBanner();
-    for (const listener of this.resumeListeners) listener({ ward });
+    if (wasStopped) for (const listener of this.resumeListeners) listener({ ward });
   }
 
   /** `listener({ward})` when a ward feed stopped by a refusal ("Too many requests") is received again. */
@@ -395,14 +423,20 @@ export class LiveConnection {
     for (const listener of this.stateListeners) listener(state);
   }
 
-  /** "Live", "Reconnecting…" (also while silent), or, connected but a watched pump stopped, "Not live" with why. */
+  /** "Live", "Reconnecting…" (also while silent), or, connected: a watched pump or feed stopped, "Not live" with
+   * why; one asked for and not yet answered, "Not live: waiting for the server's answer…" (never "Live" while a
+   * stream of the page is not received). */
   renderBanner() {
     const stopped = [...this.stopped].map(([deviceId, message]) => `${message} (${deviceId})`);
-    const state = this.state === "live" && stopped.length ? "stopped" : this.state;
+    const waiting = [...this.awaiting.keys()].some((key) => !this.stopped.has(key)) ? [WAITING_MESSAGE] : [];
+    const connected = this.state === "live";
+    const state = connected && stopped.length ? "stopped" : connected && waiting.length ? "awaiting" : this.state;
     if (this.banner) {
       this.banner.dataset.state = state;
-      const texts = { live: "Live", connecting: "Connecting…", stopped: `Not live: ${stopped.join("; ")}` };
-      this.banner.textContent = texts[state] ?? "Reconnecting…";
+      const notLive = `Not live: ${[...stopped, ...waiting].join("; ")}`;
+      const texts = { live: "Live", connecting: "Connecting…", stopped: notLive, awaiting: notLive };
+      const text = texts[state] ?? "Reconnecting…";
+      if (this.banner.textContent !== text) this.banner.textContent = text;
     }
     document.body.classList.toggle("not-live", state !== "live");
   }

@@ -14,6 +14,7 @@ import { Notice } from "./monitor_notice.js";
 import { alreadyShown, announceAlarm } from "./announce.js";
 import { VolumeChart } from "./volume_chart.js";
 import { renderReadBack } from "./readback.js";
+import { ANSWER_GRACE_MS } from "./live.js";
 
 const ACTIVE = ACTIVE_SESSION_STATUSES;
 const $ = (root, selector) => root.querySelector(selector);
@@ -290,12 +291,25 @@ export class Monitor {
     this.root.dataset.receiving = this.stoppedBecause ? "false" : "true";
     const notLive = $(this.root, "#mon-not-live");
     if (notLive) {
-      notLive.hidden = !this.stoppedBecause;
-      const text = this.stoppedBecause ? `Not live: ${this.stoppedBecause}. This page no longer receives this pump's ` +
-        "updates: what it shows may be out of date. Reload the page, or check the pump at the bedside." : "";
+      const text = this.notLiveText();
+      notLive.hidden = !text;
       if (notLive.textContent !== text) notLive.textContent = text;
     }
     this.audio.render();
+  }
+
+  /** Why this page is not receiving the pump, when the banner's word is not enough: its stream stopped by the server,
+   * or, connected, its subscription unanswered for over 10 s (`live.unanswered`, the rule of the station's technical
+   * alarm: review 39, finding 2, the badge read "Stale" and nothing said why). "" otherwise. */
+  notLiveText() {
+    if (this.stoppedBecause) {
+      return `Not live: ${this.stoppedBecause}. This page no longer receives this pump's updates: what it shows may ` +
+        "be out of date. Reload the page, or check the pump at the bedside.";
+    }
+    if (!this.live.unanswered(this.deviceId)) return "";
+    return "Not live: connected, but the server has not answered this page's subscription to the pump for more than " +
+      `${ANSWER_GRACE_MS / 1000} s: what it shows may be out of date. Check the pump at the bedside, and reload the ` +
+      "page if it persists.";
   }
 
   unordered() {

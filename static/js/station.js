@@ -8,6 +8,7 @@ import { AlarmAudio } from "./alarm_audio.js";
 import { byUrgency } from "./alarm_order.js";
 import { PRIORITY_LABEL, humanType, lastingFor, pageClockMs, serverNowMs } from "./format.js";
 import { isolated, placeRows, setSentence, setText } from "./keyed_rows.js";
+import { ANSWER_GRACE_MS } from "./live.js";
 
 const CONNECTION_GRACE_MS = 10_000;
 const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an alarm escalated unanswered
@@ -19,7 +20,7 @@ const TECHNICAL = {
   feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
     "watch the ward, or the ward removed). Reload the page.",
   feedAwaited: "Not receiving the ward's alarms: connected, but the server has not answered this screen's " +
-    "subscription for more than 10 s. Reload the page if it persists.",
+    `subscription for more than ${ANSWER_GRACE_MS / 1000} s. Reload the page if it persists.`,
 };
 const byId = (id) => document.getElementById(id);
 
@@ -36,7 +37,6 @@ export class Station {
     this.alarms = [];
     this.items = new Map(); // alarm key -> its entry in the list, kept and updated in place (keyboard focus stays)
     this.problems = new Set();
-    this.awaitedSince = null; // since when a ward feed asked for waits for its first summary (`watchWardAnswers`)
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.audio = new AlarmAudio({
       root: this.root,
@@ -146,17 +146,12 @@ export class Station {
     this.render();
   }
 
-  /** Connected, a ward feed asked for and its first summary not in for more than 10 s (a server that takes the socket
-   * and never answers: overloaded, its database away): the cards read Stale, and the station says it cannot do its
-   * job, as when the connection is lost (review 37: it said nothing). Checked each second (`update`). */
+  /** Connected, a ward feed asked for and its full summary not in for more than 10 s (`live.wardsUnanswered`: a
+   * server that takes the socket and never answers, overloaded, its database away): the cards read Stale, and the
+   * station says it cannot do its job, as when the connection is lost (review 37: it said nothing). Checked each
+   * second (`update`). */
   watchWardAnswers() {
-    if (!this.live.wardsAwaited) {
-      this.awaitedSince = null;
-      this.setProblem("feedAwaited", false);
-      return;
-    }
-    this.awaitedSince ??= pageClockMs();
-    this.setProblem("feedAwaited", pageClockMs() - this.awaitedSince > CONNECTION_GRACE_MS);
+    this.setProblem("feedAwaited", this.live.wardsUnanswered);
   }
 
   /** The ward's pumps changed (or a second passed): every active alarm of each pump, listed, bannered, sounded. */

@@ -6,7 +6,9 @@ once, and the pages vouched again with what they held from before the loss. Sock
 meanwhile, the socket back with its subscription not answered yet (a server slow to answer, a loaded database: here
 the page's request is held back to stand for it), the monitor read "No active alarms." and "Online", the overview's
 card "Idle" and the ward "1 idle". Each stream is now awaited from its (re)subscription to its snapshot or first
-summary: the pump reads "Stale" meanwhile, and the page is current again once the answer is in.
+summary: the pump reads "Stale" meanwhile, the banner "Not live: waiting for the server's answer…" (review 39, finding
+2: it read "Live"), and the page is current again once the answer is in. A ward feed's answer is its full summary:
+one of only the pumps that changed does not make the others current (review 39, finding 3).
 """
 
 import pytest
@@ -32,6 +34,17 @@ BACK_WITH_ITS_SUBSCRIPTION_HELD = """(request) => {
   socket.connect();
 }"""
 ANSWER_IT = "() => window.answerTheSubscription()"
+CONNECTED = "() => window.pumpstreamLive.socket.connected"
+WAITING = "Not live: waiting for the server's answer…"
+# A `ward:summary` of only one pump changed (`full` false), as received from the server, listing the pump as before the
+# loss: what a tick under way sent a returning station first (review 39, finding 3).
+A_PARTIAL_SUMMARY = """(deviceId) => {
+  const live = window.pumpstreamLive;
+  const ward = [...live.wards.keys()][0];
+  const body = { ward, pumps: [{ deviceId, connectivity: "online" }], full: false, left: [] };
+  for (const listener of live.socket.listeners("ward:summary")) listener(body);
+  return live.wardsReceiving;
+}"""
 
 
 def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, stack):
@@ -46,7 +59,8 @@ def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, st
         raise_high_alarm("BRW_BACK_LIVE")
         expect(alarms).not_to_contain_text("No active alarms.", timeout=12_000)
         page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:device")
-        expect(banner).to_have_text("Live", timeout=15_000)
+        page.wait_for_function(CONNECTED, timeout=15_000)
+        expect(banner, "connected, its snapshot not in: the banner read 'Live'").to_have_text(WAITING)
         expect(badge, "back online, its snapshot not in: the pump read 'Online'").to_have_text("Stale")
         expect(alarms, "... and 'No active alarms.', an occlusion raised during the loss").not_to_contain_text(
             "No active alarms."
@@ -55,6 +69,7 @@ def test_a_monitor_back_online_vouches_no_calm_before_its_snapshot(open_page, st
         page.evaluate(ANSWER_IT)
         expect(alarms, "the snapshot's occlusion").to_contain_text("Line blocked", timeout=10_000)
         expect(badge).to_have_text("Online")
+        expect(banner).to_have_text("Live")
         expect(panel).to_have_attribute("data-current", "true")
 
 
@@ -67,7 +82,8 @@ def test_an_overview_back_online_vouches_no_calm_before_its_ward_summary(open_pa
         raise_high_alarm("BRW_BACK_LIVE_OV")
         expect(card).to_have_attribute("data-connectivity", "stale", timeout=5_000)
         page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
-        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        page.wait_for_function(CONNECTED, timeout=15_000)
+        expect(page.locator("#connection-banner")).to_have_text(WAITING)
         expect(card, "back online, the ward's summary not in: the card read 'Idle'").to_have_attribute(
             "data-connectivity", "stale"
         )
@@ -88,7 +104,8 @@ def test_a_station_whose_ward_subscription_goes_unanswered_raises_its_technical_
         expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
         page.evaluate(LOSE_THE_SOCKET)
         page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
-        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        page.wait_for_function(CONNECTED, timeout=15_000)
+        expect(page.locator("#connection-banner")).to_have_text(WAITING)
         expect(card).to_have_attribute("data-connectivity", "stale")
         expect(
             technical, "connected, the ward's feed unanswered for over 10 s: the station said nothing"
@@ -97,3 +114,26 @@ def test_a_station_whose_ward_subscription_goes_unanswered_raises_its_technical_
         page.evaluate(ANSWER_IT)
         expect(card).to_have_attribute("data-connectivity", "online", timeout=10_000)
         expect(technical).to_be_hidden(timeout=5_000)
+
+
+def test_an_overview_back_online_is_not_current_again_at_a_summary_of_only_the_pumps_changed(open_page, stack):
+    """Back online, its `subscribe:ward` unanswered, a summary of one pump changed (`full` false) arrives first:
+    live.js took any summary as the feed received again, and the card read "Online" with its pre-loss state while an
+    occlusion raised during the loss was unknown. Only the full summary makes the feed current."""
+    with watching(open_page, stack, "backlivepart", "BRW_BACK_LIVE_PART", "/") as page:
+        card = page.locator('.pump-card[data-device-id="BRW_BACK_LIVE_PART"]')
+        expect(card).to_have_attribute("data-connectivity", "online", timeout=15_000)
+        page.evaluate(LOSE_THE_SOCKET)
+        raise_high_alarm("BRW_BACK_LIVE_PART")
+        page.evaluate(BACK_WITH_ITS_SUBSCRIPTION_HELD, "subscribe:ward")
+        page.wait_for_function(CONNECTED, timeout=15_000)
+        receiving = page.evaluate(A_PARTIAL_SUMMARY, "BRW_BACK_LIVE_PART")
+        assert receiving is False, "a summary of only the pumps changed made the ward feed received again"
+        expect(card, "... and the card read 'Online', the occlusion raised meanwhile unknown").to_have_attribute(
+            "data-connectivity", "stale"
+        )
+        expect(page.locator("#connection-banner")).to_have_text(WAITING)
+        page.evaluate(ANSWER_IT)
+        expect(card, "the full summary's occlusion").to_have_attribute("data-alarm", "high", timeout=10_000)
+        expect(card).to_have_attribute("data-connectivity", "online")
+        expect(page.locator("#connection-banner")).to_have_text("Live")
