@@ -3,6 +3,8 @@
 from collections.abc import Sequence
 from datetime import datetime
 
+from django.db import connection
+
 from devices.models import ChangeLogEntry
 
 CHANGE_LOG_COLUMNS = ("id", "device_id", "device_code", "seq", "event", "body", "ward_code", "created_at")
@@ -17,6 +19,21 @@ def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
 def change_log_these(*, ids: Sequence[int]) -> list[tuple]:
     """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted)."""
     return list(ChangeLogEntry.objects.filter(id__in=ids).order_by("id").values_list(*CHANGE_LOG_COLUMNS))
+
+
+def change_log_between(*, first: int, last: int) -> list[tuple]:
+    """The committed change-log rows with ids from `first` to `last`, oldest first (a range of ids given up)."""
+    rows = ChangeLogEntry.objects.filter(id__gte=first, id__lte=last).order_by("id")
+    return list(rows.values_list(*CHANGE_LOG_COLUMNS))
+
+
+def transactions_horizon() -> tuple[int, int]:
+    """PostgreSQL's oldest transaction id still running and the next one to be handed out (a snapshot's `xmin` and
+    `xmax`, all databases' and roles' transactions that have an id): every transaction below `xmin` has ended."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint "
+                       "FROM pg_current_snapshot() AS s")  # fmt: skip
+        return cursor.fetchone()
 
 
 def change_log_extent() -> tuple[int, int, datetime | None]:

@@ -24,6 +24,11 @@ PUBLISHER_LAG = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+PUBLISHER_GAPS_GIVEN_UP = Counter(
+    "pumpstream_realtime_publisher_gaps_given_up_total",
+    "Change-log ids passed over uncommitted beyond the 10,000 the publisher looks up one by one: read as one range"
+    " once a second instead until their transactions end (a transaction left open for long)",
+)
 PUBLISHER_WOKEN = Counter(
     "pumpstream_realtime_publisher_changes_total",
     "Change-log rows the publisher read, by what made it read: commit (this process), bridge (its wake over"
