@@ -17,8 +17,18 @@ def change_log_after(*, after_id: int, limit: int) -> list[tuple]:
 
 
 def change_log_these(*, ids: Sequence[int]) -> list[tuple]:
-    """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted)."""
-    return list(ChangeLogEntry.objects.filter(id__in=ids).order_by("id").values_list(*CHANGE_LOG_COLUMNS))
+    """The committed change-log rows among `ids`, oldest first (ids the publisher passed over while uncommitted).
+
+    On PostgreSQL the ids go as one array (`id = ANY(%s)`), not `IN` with a parameter each: the publisher asks at
+    every read for every id it holds (10,000 ids: 10 ms instead of 141 ms; 100 ids: 0.8 ms instead of 1.0 ms).
+    """
+    entries = ChangeLogEntry.objects.order_by("id")
+    if connection.vendor == "postgresql":
+        column = f'"{ChangeLogEntry._meta.db_table}"."id"'
+        entries = entries.extra(where=[f"{column} = ANY(%s)"], params=[list(ids)])
+    else:
+        entries = entries.filter(id__in=ids)
+    return list(entries.values_list(*CHANGE_LOG_COLUMNS))
 
 
 def change_log_between(*, first: int, last: int) -> list[tuple]:
