@@ -267,9 +267,11 @@ class ChangePublisher:
         PostgreSQL's snapshot says which transactions are still running: `xmax`, the first transaction id not yet
         handed out, and `xmin`, the oldest one still running. A gap older than `GAP_SETTLE_S` gets the `xmax` of
         the first question after (its horizon): the transaction that took its id began before it was passed over,
-        and its insert has long had a transaction id, lower than that. Once `xmin` reaches the horizon, every
-        transaction below it has committed or rolled back: a last lookup (right after) finds the row or there is
-        none. No clock, no session list (that shows another role's sessions to no one but a superuser).
+        and its insert has long had a transaction id, lower than that (an id is taken by the insert that uses it:
+        the log's identity sequence caches none, CACHE 1, so no session holds ids to use in a later transaction).
+        Once `xmin` reaches the horizon, every transaction below it has committed or rolled back: a last lookup
+        (right after) finds the row or there is none. No clock, no session list (that shows another role's
+        sessions to no one but a superuser).
         """
         now = time.monotonic()
         if now < self._next_settle or not self._aging(now):
