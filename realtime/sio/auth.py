@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, aget_user, get_user, get_user_model
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from devices.access_selectors import sessions_unexpired, users_by_pk
 from devices.models import ServiceAccount
 from devices.selectors import service_account_for_token
+from realtime.sio.database import db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class Principal:
 
 @dataclass
 class _SessionRequest:
-    """The part of a request `aget_user` reads."""
+    """The part of a request `get_user` reads."""
 
     session: Any
 
@@ -83,7 +83,7 @@ def session_key_from_cookie_header(cookie_header: str | None) -> str | None:
 async def user_for_session_key(session_key: str) -> Any:
     """The signed-in, active user of a Django session, or None."""
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
-    user = await aget_user(_SessionRequest(session=store))
+    user = await db_thread(get_user)(_SessionRequest(session=store))
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return None
     return user
@@ -93,7 +93,7 @@ async def authenticate(cookie_header: str | None, auth: Any) -> Principal | None
     """A principal from an API token (`auth: {token}`) or else the session cookie; None when neither holds."""
     token = auth.get("token") if isinstance(auth, dict) else None
     if token is not None:
-        account = await sync_to_async(service_account_for_token)(token)
+        account = await db_thread(service_account_for_token)(token)
         return Principal(account=account, session_hash=account_credential(account.pk)) if account else None
     session_key = session_key_from_cookie_header(cookie_header)
     if session_key is None:

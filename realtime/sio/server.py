@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 
@@ -28,6 +27,7 @@ from realtime.pg_notify import change_notify_listen
 from realtime.publisher import publisher
 from realtime.sio import delivery
 from realtime.sio.auth import Principal, account_credential, authenticate, origin_allowed, session_hash
+from realtime.sio.database import db_thread
 from realtime.sio.escalation import escalation_target
 from realtime.sio.frames import GuardedAsyncServer
 from realtime.sio.internal import internal_server
@@ -172,7 +172,7 @@ async def deliver_escalation(change: DeviceChange, skip: frozenset[str]) -> None
     if target is None:
         return
     group, ward_code, payload = target
-    recipients = await sync_to_async(escalation_recipients)(group, ward_code)
+    recipients = await db_thread(escalation_recipients)(group, ward_code)
     for sid, subscriber in list(client_namespace.subscribers.items()):
         user = subscriber.principal.user
         if subscriber.principal.account is None and user is not None and user.pk in recipients:

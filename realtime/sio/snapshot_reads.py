@@ -17,7 +17,9 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError
+
+from realtime.sio.database import on_usable_connection
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +84,5 @@ class SnapshotReads:
         return asyncio.get_running_loop().run_in_executor(self._executor, function, device_ids)
 
     def _read(self, device_ids: list[str]) -> dict:
-        try:
-            return self._reader(device_ids)
-        except DatabaseError:
-            connection.close()  # this thread's connection (kept between reads); the next read opens a fresh one
-            raise
+        # this thread's connection, kept between reads; one broken (a database restart) is replaced before the read
+        return on_usable_connection(self._reader, device_ids)

@@ -23,6 +23,7 @@ from protocol.ward_payloads import error_body
 from realtime.cluster import SILENCE, nudge_now
 from realtime.sio.access import INVALID_DEVICE, device_access, visible_device_ids, ward_scope
 from realtime.sio.auth import Principal
+from realtime.sio.database import db_thread
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 from realtime.sio.request_fields import DEVICE_ID, WARD_OR_ALL, parse_device_ids, parse_field, refused_targets
 from realtime.sio.silence import silence_request
@@ -108,7 +109,7 @@ class Subscriber:
         elif event == events.UNSUBSCRIBE_WARD:
             self.unsubscribe_ward(parse_field(data, "ward", WARD_OR_ALL, self.limits))
         elif event == events.SILENCE_WARD:
-            body = await sync_to_async(silence_request)(self.principal, data, self.limits)
+            body = await db_thread(silence_request)(self.principal, data, self.limits)
             await ward_feed.announce_silence(body)
             if settings.REDIS_URL:  # the other Daphne processes' feeds announce it now too, not at their next tick
                 await sync_to_async(nudge_now, thread_sensitive=False)(SILENCE, [body["ward"]])
@@ -147,7 +148,7 @@ class Subscriber:
         """
         self.limits.check_device_capacity(device_id)
         if device_id not in visible:  # the exact answer, and why not
-            refusal = await sync_to_async(device_access)(self.principal, device_id)
+            refusal = await db_thread(device_access)(self.principal, device_id)
             if refusal is not None:
                 raise RequestRefused(refusal)
             self.limits.check_device_capacity(device_id)
@@ -187,7 +188,7 @@ class Subscriber:
         they resumed one per turn of the event loop, 20 turns for a page's 20 `subscribe:device` in a storm)."""
         this_read = asyncio.current_task()
         try:
-            visible = await sync_to_async(visible_device_ids)(self.principal)
+            visible = await db_thread(visible_device_ids)(self.principal)
         finally:
             still_current = self._visible_read is this_read  # not forgotten while it was read
             if still_current:
@@ -225,7 +226,7 @@ class Subscriber:
     async def subscribe_ward(self, ward: str) -> None:
         """Start a coalesced ward feed (an initial summary of every pump in it, then what changed)."""
         self.limits.check_ward_capacity(ward)
-        scope = await sync_to_async(ward_scope)(self.principal, ward)
+        scope = await db_thread(ward_scope)(self.principal, ward)
         if isinstance(scope, str):
             raise RequestRefused(scope)
         # again after the read: requests sent together all found the cap free before it (as `_admit` for pumps)

@@ -24,7 +24,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
@@ -36,6 +35,7 @@ from protocol import events
 from protocol.events import DeviceChange
 from protocol.payload_codec import payload_to_wire
 from protocol.ward_payloads import WardPump, WardSummary, ward_alarm_body
+from realtime.sio.database import db_thread
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class WardFeed:
 
     async def refresh_silences(self) -> None:
         """Announce the silences that began, changed or ended since last announced (any process may change them)."""
-        current, ended = await sync_to_async(silence_changes)(dict(self._silenced))
+        current, ended = await db_thread(silence_changes)(dict(self._silenced))
         for body in [*current, *ended]:
             await self.announce_silence(body)
 
@@ -157,12 +157,12 @@ class WardFeed:
         self._subscribers[key] = (scope, send)
         self._awaiting_full.add(key)
         async with self._turns:  # a tick under way ends first: its changes are all in the read below
-            summaries = await sync_to_async(pump_summaries)(None, scope.codes)
+            summaries = await db_thread(pump_summaries)(None, scope.codes)
             self._shown.setdefault(scope.key, set()).update(summaries)
             pumps = [pump for _, pump in summaries.values()]
             await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
             self._awaiting_full.discard(key)
-        for body in await sync_to_async(silence_states)(scope.codes):  # on or not: a station may hold an old one
+        for body in await db_thread(silence_states)(scope.codes):  # on or not: a station may hold an old one
             await send(events.WARD_SILENCE, body)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -195,7 +195,7 @@ class WardFeed:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty), set()
-        summaries = await sync_to_async(pump_summaries)(dirty)
+        summaries = await db_thread(pump_summaries)(dirty)
         bodies: dict[tuple, dict | None] = {}  # one encoding per feed (every station of a ward shares one)
         for key, (scope, send) in list(self._subscribers.items()):
             if key in self._awaiting_full:
