@@ -195,7 +195,11 @@ class WardFeed:
         if not self._dirty:
             return
         dirty, self._dirty = sorted(self._dirty), set()
-        summaries = await db_thread(pump_summaries)(dirty)
+        try:
+            summaries = await db_thread(pump_summaries)(dirty)
+        except Exception:
+            self._dirty.update(dirty)  # a failed read (the database restarting) forgets none: the next tick sends them
+            raise
         bodies: dict[tuple, dict | None] = {}  # one encoding per feed (every station of a ward shares one)
         for key, (scope, send) in list(self._subscribers.items()):
             if key in self._awaiting_full:
