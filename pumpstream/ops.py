@@ -4,6 +4,7 @@ import hmac
 import logging
 import socket
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import user_passes_test
 from django.db import DatabaseError, connection
@@ -18,9 +19,11 @@ from devices.ops_selectors import operations_summary
 from devices.selectors import bridge_status
 from devices.services.schema import migrations_unapplied
 from pumpstream.ops_metrics import DOMAIN, refresh_domain_gauges
+from realtime.sio.database import db_thread_answers
 
 logger = logging.getLogger(__name__)
 BROKER_CONNECT_TIMEOUT_S = 1.0
+REALTIME_PROBE_TIMEOUT_S = 2.0  # a `SELECT 1` queued behind the realtime thread's work (a connect storm's reads)
 
 
 @never_cache
@@ -65,11 +68,7 @@ def _schema_ok() -> bool:
     return _schema_seen_current
 
 
-@never_cache
-@require_GET
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Database and broker reachable, the schema migrated, the bridge alive and holding the broker; 503 names the
-    failing check (and `bridgeCause` why the bridge does not hold the broker, when it says)."""
+def _readiness() -> tuple[dict[str, str], dict]:
     database = _database_ok()
     bridge = bridge_status() if database else {"brokerConnected": False}
     checks = {
@@ -78,6 +77,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
         "broker": "ok" if _broker_ok() else "fail",
         "bridge": "ok" if bridge["brokerConnected"] else "fail",  # alive, and holding the broker
     }
+    return checks, bridge
+
+
+@never_cache
+@require_GET
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Database and broker reachable, the schema migrated, the bridge alive and holding the broker, and the realtime
+    side's database thread reading (`realtime`: what Socket.IO connects, subscribes, ward feeds and escalations read
+    on, a thread and a connection of its own); 503 names the failing check (and `bridgeCause` why the bridge does
+    not hold the broker, when it says)."""
+    checks, bridge = await sync_to_async(_readiness)()
+    checks["realtime"] = "ok" if await db_thread_answers(REALTIME_PROBE_TIMEOUT_S) else "fail"
+    if checks["realtime"] == "fail":
+        logger.warning("readiness: the realtime side's database thread does not read")
     ready = all(state == "ok" for state in checks.values())
     body = {"status": "ok" if ready else "fail", "checks": checks}
     if bridge.get("cause"):

@@ -20,8 +20,28 @@ def test_readyz_fails_naming_the_check_when_bridge_silent(client, settings):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json() == {
-        "status": "fail", "checks": {"database": "ok", "schema": "ok", "broker": "fail", "bridge": "fail"}
+        "status": "fail",
+        "checks": {"database": "ok", "schema": "ok", "broker": "fail", "bridge": "fail", "realtime": "ok"},
     }  # fmt: skip
+
+
+def test_readyz_fails_while_the_realtime_sides_database_thread_cannot_read(client, settings, broker, monkeypatch):
+    """Socket.IO connects, subscriptions, ward feeds and escalations read on a thread and a connection of their own:
+    `/readyz` said ok while every one of them failed after a PostgreSQL restart (review 38, F1)."""
+    from django.db import OperationalError
+
+    from realtime.sio import database
+
+    def connection_closed() -> None:
+        raise OperationalError("the connection is closed")
+
+    settings.MQTT = {**settings.MQTT, "HOST": broker.host, "PORT": broker.port}
+    bridge_heartbeat(broker_connected=True, now=timezone.now())
+    monkeypatch.setattr(database, "_select_one", connection_closed)
+    response = client.get("/readyz")
+    assert response.status_code == 503, f"/readyz said {response.json()} while the realtime side could not read"
+    assert response.json()["checks"] == {"database": "ok", "schema": "ok", "broker": "ok", "bridge": "ok",
+                                         "realtime": "fail"}  # fmt: skip
 
 
 def test_readyz_ok_with_broker_and_fresh_bridge(client, settings, broker):
