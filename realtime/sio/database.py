@@ -52,12 +52,13 @@ def on_usable_connection(function: Callable[..., Any], *args: Any, **kwargs: Any
 
 def _replace_broken(*, idle_checked: bool) -> None:
     """Close this thread's connections that errored (or sat idle, when `idle_checked`) and no longer answer."""
-    used_at: dict[str, float] = _used_at.__dict__.setdefault("by_alias", {})
+    used_at: dict[str, float] | None = getattr(_used_at, "by_alias", None)
+    if used_at is None:
+        used_at = _used_at.by_alias = {}
     now = time.monotonic()
     for conn in connections.all(initialized_only=True):
-        idle = now - used_at.get(conn.alias, 0.0) >= IDLE_CHECK_S
-        if conn.connection is not None and not conn.in_atomic_block and (conn.errors_occurred or
-                                                                         (idle_checked and idle)):  # fmt: skip
+        idle = idle_checked and now - used_at.get(conn.alias, 0.0) >= IDLE_CHECK_S
+        if conn.connection is not None and not conn.in_atomic_block and (conn.errors_occurred or idle):
             if conn.is_usable():
                 conn.errors_occurred = False
             else:
