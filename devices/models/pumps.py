@@ -74,12 +74,11 @@ class DeviceQuerySet(models.QuerySet):
 
     @contextmanager
     def _wards_written(self, pumps: models.QuerySet) -> Iterator[models.QuerySet]:
-        """These pumps' rows locked (in `device_id` order, as a ward's deletion locks them) for the block's write,
-        then `pump_wards_written` of each whose ward it changed, in one transaction: refused, the write is taken
-        back."""
+        """These pumps' rows locked (in `Device`'s lock order) for the block's write, then `pump_wards_written` of
+        each whose ward it changed, in one transaction: refused, the write is taken back."""
         stored = self.model._base_manager.db_manager(self.db)
         with transaction.atomic(using=self.db):
-            before = list(stored.select_for_update().filter(pk__in=pumps).order_by("device_id"))
+            before = list(stored.select_for_update().filter(pk__in=pumps).order_by("pk"))
             yield self.filter(pk__in=[pump.pk for pump in before])
             after = dict(stored.filter(pk__in=[pump.pk for pump in before]).values_list("pk", "ward_id"))
             moves = [(pump, after[pump.pk]) for pump in before if after.get(pump.pk, pump.ward_id) != pump.ward_id]
@@ -88,7 +87,15 @@ class DeviceQuerySet(models.QuerySet):
 
 
 class Device(models.Model):
-    """An infusion pump as the server knows it; connectivity is derived when read."""
+    """An infusion pump as the server knows it; connectivity is derived when read.
+
+    Lock order: a transaction that locks several pumps' rows locks them in pk order, the order of the hot paths (the
+    bridge's batches, `progress_lock.progress_pumps_lock`; the outbox and Daphne's command keeper,
+    `publication._devices_lock`). Every other road that locks several takes the same order (a queryset's write of
+    their wards, `DeviceQuerySet`; a ward's deletion, `registration.ward_delete` and `deletion_guards`), so no two of
+    them wait for each other in a cycle: in device id order, a shell's move of two pumps and the outbox's handover
+    of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3).
+    """
 
     objects = DeviceQuerySet.as_manager()
 

@@ -46,10 +46,11 @@ def ward_deletion_guard(*, sender: Any, instance: Ward, origin: Any = None, **_:
 
 
 def _wards_and_pumps_lock(ward_pks: list[int]) -> None:
-    """The wards' rows locked (`ward_lock`, in one order), then their pumps' rows, to the end of the deletion."""
+    """The wards' rows locked (`ward_lock`, in one order), then their pumps' rows (in `Device`'s lock order), to the
+    end of the deletion."""
     for ward_pk in sorted(ward_pks):
         ward_lock(ward_pk=ward_pk)
-    list(Device.objects.select_for_update().filter(ward_id__in=ward_pks).order_by("device_id").values_list("pk"))
+    list(Device.objects.select_for_update().filter(ward_id__in=ward_pks).order_by("pk").values_list("pk"))
 
 
 def pump_deletion_guard(*, instance: Device, **_: Any) -> None:

@@ -47,7 +47,8 @@ class ProgressPump:
 
 
 def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
-    """Lock the registered pumps among `device_ids` (fixed order) with their wards, sessions and watched alarms.
+    """Lock the registered pumps among `device_ids` (in `Device`'s lock order) with their wards, sessions and watched
+    alarms.
 
     Runs on every bridge batch, its SQL written once per number of keys: the pumps with their wards and active
     sessions (`_pumps_read_sql`), then their watched alarms (`select_in_sql`). On PostgreSQL the pumps are locked
@@ -94,7 +95,8 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
 
 @lru_cache(maxsize=1024)
 def _pumps_lock_sql(count: int) -> str:
-    """`SELECT id FROM pump WHERE device_id IN (...) ORDER BY id FOR UPDATE`: the pumps locked in a fixed order."""
+    """`SELECT id FROM pump WHERE device_id IN (...) ORDER BY id FOR UPDATE`: the pumps locked in `Device`'s lock
+    order (pk)."""
     quote, device = connections[DEFAULT_DB_ALIAS].ops.quote_name, Device._meta
     return (f"SELECT {quote(device.pk.column)} FROM {quote(device.db_table)} WHERE "
             f"{quote(device.get_field('device_id').column)} IN ({', '.join(['%s'] * count)}) "

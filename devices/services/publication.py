@@ -151,7 +151,7 @@ def commands_handed_unmark(*, command_pks: list[int], now: datetime) -> None:
 
 
 def _devices_lock(device_pks: set[int]) -> dict[int, Device]:
-    """Lock these pumps in a fixed order (pk), as every command's end is decided under its pump's lock."""
+    """Lock these pumps (in `Device`'s lock order, pk), as every command's end is decided under its pump's lock."""
     locked = Device.objects.select_for_update(of=("self",)).select_related("ward").filter(pk__in=device_pks)
     return {device.pk: device for device in locked.order_by("pk")}
 

@@ -187,7 +187,7 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
         refusal = ward_in_use_refusal(ward=ward)
         if refusal:
             raise PumpStreamError(refusal, code="ward_in_use")
-        for device in Device.objects.filter(ward=ward).order_by("device_id"):
+        for device in Device.objects.filter(ward=ward).order_by("pk"):  # each locked in turn: `Device`'s lock order
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)
         ward.delete()
