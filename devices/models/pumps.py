@@ -39,7 +39,12 @@ class DeviceQuerySet(models.QuerySet):
     """Pumps. A queryset's write of their wards sends no `pre_save`, so the guard that refuses a pump in use saved off
     every station (`watchers.pump_move_guard`) never saw it (review 39, finding 6): each such write here tells that
     guard what it moved (`pump_wards_written`), inside its transaction, and a refusal takes the write back. Writes of
-    other columns (the bridge's last-heard times, a pump's `seq`) go straight through, nothing locked for them."""
+    other columns (the bridge's last-heard times, a pump's `seq`) go straight through, nothing locked for them.
+
+    It is the pumps' base manager too (`Device.Meta.base_manager_name`), so it filters no rows: Django's own roads
+    write through that one, not `objects`, and come here as well: a ward's `devices.add(...)` and `devices.set(...)`
+    (review 40, finding 1: an infusing pump added to a ward no one watches went through unrefused) and a ward's
+    deletion nulling its pumps' ward (`SET_NULL`, after the ward's deletion guard: `deletion_guards`)."""
 
     def update(self, **kwargs: Any) -> int:
         """Django's; writing the ward (`bulk_update` of it comes here too), only to the rows locked before it."""
@@ -97,7 +102,7 @@ class Device(models.Model):
     of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3).
     """
 
-    objects = DeviceQuerySet.as_manager()
+    objects = DeviceQuerySet.as_manager()  # filters no rows: the base manager too (`Meta.base_manager_name`)
 
     device_id = models.CharField(max_length=64, unique=True, validators=[validate_device_id])
     name = models.CharField(max_length=100, blank=True)
@@ -139,6 +144,7 @@ class Device(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        base_manager_name = "objects"  # Django's own writes of pumps' wards guarded too (`DeviceQuerySet`)
         ordering = ["device_id"]
         permissions = [
             ("command_device", "Can start, pause, resume and stop infusions"),

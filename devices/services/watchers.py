@@ -16,13 +16,14 @@ in use moved into a ward no one watches or left without a ward (`pump_in_use`, a
 it): saved (`device.ward = ...; device.save()`, `pre_save`: review 36, finding 4), or written by the pumps' queryset
 (`Device.objects.filter(...).update(ward=...)`, `bulk_update(..., ["ward"])`, an upsert's `bulk_create(...,
 update_conflicts=True, update_fields=["ward"])`, a ward's `devices.update(...)`: `DeviceQuerySet` sends
-`pump_wards_written`, review 39, finding 6). The admin's pages refuse first, with their own words, so the guard
-finds nothing left to refuse there. What neither Django nor `DeviceQuerySet` announces stays unguarded: a queryset
-`update()` of users, a delete on the membership table itself (`Ward.members.through.objects...delete()`), a write
-through a plain queryset of pumps (Django's `Device._base_manager`, whose only write here is a ward's deletion
-nulling its pumps' ward, which the ward's deletion guard covers, `deletion_guards`), and raw SQL. A move the guard
-lets through from the shell tells no screen (no `device:status` change): the admin's page and
-`pump_registration_save` are the road that does.
+`pump_wards_written`, review 39, finding 6), or by Django's own roads, which write through the pumps' base manager,
+`DeviceQuerySet` too (`Device.Meta.base_manager_name`): a ward's `devices.add(...)` and `devices.set(...)` (review
+40, finding 1), and a ward's deletion nulling its pumps' ward (`SET_NULL`: the ward's deletion guard,
+`deletion_guards`, refuses a ward holding a pump in use first, in its words, so this one finds idle pumps only).
+The admin's pages refuse first, with their own words, so the guard finds nothing left to refuse there. What neither
+Django nor `DeviceQuerySet` announces stays unguarded: a queryset `update()` of users, a delete on the membership
+table itself (`Ward.members.through.objects...delete()`), and raw SQL. A move the guard lets through from the shell
+tells no screen (no `device:status` change): the admin's page and `pump_registration_save` are the road that does.
 """
 
 import logging
@@ -153,10 +154,10 @@ def pump_move_guard(*, instance: Device, raw: bool = False, update_fields: Any =
 
 
 def pumps_written_move_guard(*, moves: list[tuple[Device, int | None]], **_: Any) -> None:
-    """`pump_wards_written` (`DeviceQuerySet`: a queryset's `update()`, `bulk_update()` or upsert of pumps' wards, which
-    send no `pre_save`): the same refusal for each pump moved, as stored before (its row locked), inside the write's
-    transaction, so a refusal takes the whole write back (review 39, finding 6). Destinations in ward order, as the
-    wards' other guards lock them."""
+    """`pump_wards_written` (`DeviceQuerySet`: a queryset's `update()`, `bulk_update()` or upsert of pumps' wards, a
+    ward's `devices.add/set` or deletion, which send no `pre_save`): the same refusal for each pump moved, as stored
+    before (its row locked), inside the write's transaction, so a refusal takes the whole write back (review 39,
+    finding 6). Destinations in ward order, as the wards' other guards lock them."""
     wards = Ward.objects.in_bulk({ward_pk for _, ward_pk in moves if ward_pk is not None})
     for stored, ward_pk in sorted(moves, key=lambda move: (move[1] is not None, move[1] or 0)):
         _pump_move_refuse_if_unwatched(stored, wards.get(ward_pk))

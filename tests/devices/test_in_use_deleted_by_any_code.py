@@ -65,6 +65,7 @@ def test_a_ward_holding_a_pump_in_use_is_not_deleted_by_any_code(road, caplog):
     idle = make_ward("idle")
     make_device("IDLE_1", ward=idle, bed="2")
     caplog.set_level(logging.WARNING, logger=GUARD_LOGGER)
+    caplog.set_level(logging.WARNING, logger="devices.services.watchers")
     refused = _refused(WARD_ROADS[road], ward, idle)
     _still_in_its_ward(ward, road)
     assert Ward.objects.filter(pk__in=[ward.pk, idle.pk]).count() == 2, f"`{road}` deleted a ward all the same"
@@ -72,6 +73,9 @@ def test_a_ward_holding_a_pump_in_use_is_not_deleted_by_any_code(road, caplog):
     for named in ("Ward ward-b is in use", "pump IN_USE_B7 (bed 7)", "is running", "active alarm(s)"):
         assert named in refused.message, f"the refusal of `{road}` does not say {named!r}: {refused.message}"
     assert WARD_GUARD_LOG in caplog.text, f"the refusal of `{road}` was not logged"
+    assert "move of a pump in use refused" not in caplog.text, (
+        f"`{road}` was refused twice: its pumps' `SET_NULL` (`DeviceQuerySet`) was reached after the ward's guard"
+    )
 
 
 def test_wards_deleted_together_are_refused_naming_each_ward_in_use():
