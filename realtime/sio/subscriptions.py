@@ -33,6 +33,7 @@ from realtime.sio.ward_feed import WardScope, ward_feed
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_FAILED = "The pump's state could not be read; subscribe again"
+WARD_READ_FAILED = "The ward's pumps could not be read; subscribe again"
 PUMP_REMOVED = "Pump removed: it is no longer monitored"
 
 Send = Callable[[str, dict], Awaitable[None]]
@@ -119,7 +120,11 @@ class Subscriber:
     async def subscribe_device(self, device_id: str) -> None:
         """Check access and capacity, then snapshot and join under the pump's lock."""
         self.limits.check_device_capacity(device_id)  # before any read
-        await self._admit(device_id, await self._visible_devices())
+        try:
+            await self._admit(device_id, await self._visible_devices())
+        except DatabaseError as error:
+            await self._not_read([device_id], events.SUBSCRIBE_DEVICE, error)
+            return
         await self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICE)
 
     async def subscribe_devices(self, device_ids: list[str]) -> None:
@@ -128,7 +133,11 @@ class Subscriber:
         Capacity and access are decided for all of them first, in order; the snapshots are then requested at
         once, so the batched reader (`snapshot_reads.py`) reads them in one go rather than one pump at a time.
         """
-        visible = await self._visible_devices()
+        try:
+            visible = await self._visible_devices()
+        except DatabaseError as error:
+            await self._not_read(device_ids, events.SUBSCRIBE_DEVICES, error)
+            return
         admitted: list[str] = []
         for device_id in device_ids:
             try:
@@ -136,6 +145,9 @@ class Subscriber:
             except RequestRefused as refused:
                 await self.send(events.ERROR, error_body(refused.message, request=events.SUBSCRIBE_DEVICES,
                                                          deviceId=device_id))  # fmt: skip
+                continue
+            except DatabaseError as error:
+                await self._not_read([device_id], events.SUBSCRIBE_DEVICES, error)
                 continue
             admitted.append(device_id)
         await asyncio.gather(*(self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICES) for device_id in admitted))
@@ -169,6 +181,14 @@ class Subscriber:
             self.limits.devices.discard(device_id)
             message = INVALID_DEVICE if isinstance(error, LookupError) else SNAPSHOT_FAILED
             await self.send(events.ERROR, error_body(message, request=request, deviceId=device_id))
+
+    async def _not_read(self, device_ids: list[str], request: str, error: DatabaseError) -> None:
+        """Pumps whose access could not be read (the database away for a moment): an `error` naming each, which the
+        page asks again on ("subscribe again"), and none counted. The catch-all's "Internal error" names no pump: a
+        monitor waited for a snapshot that was never coming, "Not live" until reloaded (review 40)."""
+        logger.warning("subscription not read", extra={"device_ids": device_ids, "error": repr(error)[:200]})
+        for device_id in device_ids:
+            await self.send(events.ERROR, error_body(SNAPSHOT_FAILED, request=request, deviceId=device_id))
 
     async def _visible_devices(self) -> frozenset[str]:
         """The pumps this principal may watch, read once per `RIGHTS_RECHECK_S` however many requests come.
@@ -226,7 +246,11 @@ class Subscriber:
     async def subscribe_ward(self, ward: str) -> None:
         """Start a coalesced ward feed (an initial summary of every pump in it, then what changed)."""
         self.limits.check_ward_capacity(ward)
-        scope = await db_thread(ward_scope)(self.principal, ward)
+        try:
+            scope = await db_thread(ward_scope)(self.principal, ward)
+        except DatabaseError as error:
+            await self._ward_not_read(ward, error)
+            return
         if isinstance(scope, str):
             raise RequestRefused(scope)
         # again after the read: requests sent together all found the cap free before it (as `_admit` for pumps)
@@ -240,7 +264,22 @@ class Subscriber:
             return
         self.limits.wards.add(ward)
         self.ward_scopes[ward] = scope
-        await ward_feed.subscribe(f"{self.subscriber_id}|{ward}", scope, self.send)
+        try:
+            await ward_feed.subscribe(f"{self.subscriber_id}|{ward}", scope, self.send)
+        except BaseException as error:  # the feed kept nothing of it: neither does the connection
+            if self.ward_scopes.get(ward) is scope:  # not subscribed anew meanwhile
+                self.limits.wards.discard(ward)
+                del self.ward_scopes[ward]
+            if not isinstance(error, DatabaseError):
+                raise
+            await self._ward_not_read(ward, error)
+
+    async def _ward_not_read(self, ward: str, error: DatabaseError) -> None:
+        """A ward feed whose subscription could not be read (the database away for a moment): an `error` naming the
+        ward, which the page asks again on ("subscribe again"). The catch-all's "Internal error" names no ward: the
+        station waited for a full summary that was never coming, "Not live" until reloaded (review 40, F2)."""
+        logger.warning("ward feed not read", extra={"ward": ward, "error": repr(error)[:200]})
+        await self.send(events.ERROR, error_body(WARD_READ_FAILED, request=events.SUBSCRIBE_WARD, ward=ward))
 
     def unsubscribe_ward(self, ward: str) -> None:
         """Stop a ward feed."""

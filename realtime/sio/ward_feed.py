@@ -8,7 +8,8 @@ received again at its full summary (`static/js/live.js`), and a partial one firs
 loss (review 39, finding 3). A subscription is listed at once (its pumps' changes are marked from then on, and a
 connection that closes meanwhile takes it away), but ticks pass it by until its full summary is sent; its read and
 send and a tick's read and sends take turns (`_turns`), so every change a tick passed it by for was in its full read,
-and every change after that read comes in a tick after it.
+and every change after that read comes in a tick after it. One whose read fails is taken away again (its page,
+told by name, asks again: review 40, F2).
 
 `ward:alarm` carries every alarm change (raised, re-alerted, escalated, acknowledged, cleared, resolved) of a
 pump of the ward, in the pump's `seq` order, to each feed that covers the pump's ward: a station never waits
@@ -153,19 +154,37 @@ class WardFeed:
             await self.announce_silence(body)
 
     async def subscribe(self, key: str, scope: WardScope, send: Send) -> None:
-        """Send the feed's full summary now, then only changes, at most once a tick (never one before the full)."""
-        self._subscribers[key] = (scope, send)
+        """Send the feed's full summary now, then only changes, at most once a tick (never one before the full).
+
+        When a read or send of the subscription fails (the database away for a moment), it raises and leaves the
+        feed as before the request: a subscription left listed would wait for a full summary that no tick sends, and
+        its station would say "Not live" for the life of its connection (review 40, F2). The caller tells the page,
+        which asks again.
+        """
+        subscription = (scope, send)
+        self._subscribers[key] = subscription
         self._awaiting_full.add(key)
+        try:
+            await self._send_full(key, subscription)
+        except BaseException:
+            if self._subscribers.get(key) is subscription:  # not subscribed anew meanwhile (that one stays)
+                self.unsubscribe(key)
+            raise
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _send_full(self, key: str, subscription: tuple[WardScope, Send]) -> None:
+        """The subscription's full summary, taking its turn with the ticks, then its wards' silence states."""
+        scope, send = subscription
         async with self._turns:  # a tick under way ends first: its changes are all in the read below
             summaries = await db_thread(pump_summaries)(None, scope.codes)
             self._shown.setdefault(scope.key, set()).update(summaries)
             pumps = [pump for _, pump in summaries.values()]
             await send(events.WARD_SUMMARY, summary_body(scope.label, pumps, full=True))
-            self._awaiting_full.discard(key)
+            if self._subscribers.get(key) is subscription:  # a newer subscription of the key awaits its own
+                self._awaiting_full.discard(key)
         for body in await db_thread(silence_states)(scope.codes):  # on or not: a station may hold an old one
             await send(events.WARD_SILENCE, body)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
 
     def unsubscribe(self, key: str) -> None:
         """Stop one feed."""
