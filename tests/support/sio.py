@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from http.cookiejar import CookieJar
 from importlib import import_module
+from pathlib import Path
 from typing import Any
 
 import engineio
@@ -43,6 +44,15 @@ def session_cookie(user) -> str:
     store[HASH_SESSION_KEY] = user.get_session_auth_hash()
     store.create()
     return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+def page_asks_again(message: str) -> bool:
+    """Whether the browser asks again for a stream refused with this `error` message (`static/js/live.js`
+    `SUBSCRIBE_LATER`): read from the page's code, so that the server's wording and the page's cannot drift apart."""
+    live_js = (Path(__file__).resolve().parents[2] / "static" / "js" / "live.js").read_text()
+    pattern = re.search(r"^const SUBSCRIBE_LATER = /(.+)/i;$", live_js, re.MULTILINE)
+    assert pattern, "static/js/live.js no longer says which refusals it asks again after"
+    return re.search(pattern.group(1), message, re.IGNORECASE) is not None
 
 
 class BrowserSession:

@@ -18,7 +18,8 @@ from protocol import events
 from realtime.sio import subscriptions
 from realtime.sio.server import client_namespace
 from realtime.sio.subscriptions import SNAPSHOT_FAILED
-from tests.realtime.sio.fake_transport import FakeTransport, page_asks_again, snapshot_and_join
+from tests.realtime.sio.fake_transport import FakeTransport, snapshot_and_join
+from tests.support.sio import page_asks_again
 
 PUMPS = frozenset({"PUMP_1", "PUMP_2"})
 

@@ -25,7 +25,8 @@ from realtime.sio.server import client_namespace
 from realtime.sio.subscriptions import WARD_READ_FAILED
 from realtime.sio.ward_feed import WardFeed
 from tests.factories import make_device, make_user, make_ward, raise_high_alarm
-from tests.realtime.sio.fake_transport import FakeTransport, page_asks_again
+from tests.realtime.sio.fake_transport import FakeTransport
+from tests.support.sio import page_asks_again
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
