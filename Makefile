@@ -66,11 +66,12 @@ POSTGRES_TESTS ?= tests/devices tests/realtime/bridge tests/realtime/sio tests/r
 # late, held in a fresh snapshot the progress live subscribers had dropped at its end) is fixed (issue 18).
 POSTGRES_FAILING ?=
 # Then, serially, the tests that stop and start the run's own cluster (a PostgreSQL restart under watching screens,
-# reviews 34 and 38): under xdist the cluster is the controller's and the other worker's tests use it, so they skip
+# reviews 34, 38 and 40): under xdist the cluster is the controller's and the other worker's tests use it, so they skip
 # there and run here, one pytest of their own (`-n 0`).
 POSTGRES_SERIAL_TESTS ?= tests/integration/scaleout/test_socketio_served_after_a_database_restart.py \
 	tests/integration/scaleout/test_escalation_reaches_the_charge_nurse_after_a_database_restart.py \
 	tests/integration/scaleout/test_ward_feed_keeps_changes_through_a_database_blip.py \
+	tests/integration/scaleout/test_subscriptions_asked_while_the_database_is_down.py \
 	tests/browser/test_monitor_during_a_database_outage.py
 test-postgres: setup-test
 	$(PY) manage.py collectstatic --noinput -v0
