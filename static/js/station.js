@@ -18,7 +18,8 @@ const TECHNICAL = {
   unreachable: "The server does not answer: this screen may not be receiving alarms.",
   degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
   feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
-    "watch the ward, or the ward removed). Reload the page.",
+    "watch the ward, or the ward removed; or it could not answer it for now, and the screen asks again). Reload the " +
+    "page if it persists.",
   feedAwaited: "Not receiving the ward's alarms: connected, but the server has not answered this screen's " +
     `subscription for more than ${ANSWER_GRACE_MS / 1000} s. Reload the page if it persists.`,
 };
