@@ -14,13 +14,14 @@ A failed read (the ward's pumps, or its silence states after them) now leaves no
 import asyncio
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connections
 from django.utils import timezone
 
 from protocol import events
 from realtime.sio import subscriptions as subscriptions_module
 from realtime.sio import ward_feed as ward_feed_module
 from realtime.sio.auth import Principal
+from realtime.sio.database import db_thread
 from realtime.sio.server import client_namespace
 from realtime.sio.subscriptions import WARD_READ_FAILED
 from realtime.sio.ward_feed import WardFeed
@@ -75,6 +76,7 @@ def test_a_station_whose_subscription_was_not_read_is_told_by_name_and_gets_its_
             subscriber.close()
             if feed._task is not None:
                 feed._task.cancel()
+            await db_thread(connections.close_all)()  # the realtime thread's connection: the test database is dropped
 
     asyncio.run(main())
     errors = [body for event, body in transport.sent if event == events.ERROR]
