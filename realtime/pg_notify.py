@@ -25,6 +25,11 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "pumpstream_changes"  # the trigger's channel (the migration spells it out)
 RECONNECT_MAX_S = 5.0
+# TCP keepalives on the listening connection (the settings' own options win): it only waits, so a connection the
+# network dropped silently (a failover's old address, a firewall's idle timeout) would otherwise wait on for the
+# kernel's two hours, "listening" and hearing nothing; with these it fails in about 25 s and reconnects. Meanwhile,
+# and whenever it is down (`pumpstream_realtime_change_notify_listening` 0), the publisher's 1 s poll delivers.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 
 
 class ChangeNotifyListener:
@@ -62,7 +67,7 @@ class ChangeNotifyListener:
 
     def _listen(self) -> None:
         params = connections[self.alias].get_connection_params()
-        with psycopg.connect(**params, autocommit=True) as conn:
+        with psycopg.connect(**{**KEEPALIVES, **params, "autocommit": True}) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
             logger.info("listening for change notifications", extra={"channel": CHANNEL})

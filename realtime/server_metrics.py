@@ -99,6 +99,34 @@ class FanOutCollector(Collector):
                                 value=oldest_s)  # fmt: skip
 
 
+class ChangeNotifyCollector(Collector):
+    """Whether this Daphne listens for PostgreSQL's change notifications (`realtime/pg_notify.py`), read when scraped.
+
+    Registered only where a listener runs (PostgreSQL), so SQLite exposes no series that reads as "down"."""
+
+    def __init__(self, listening: Callable[[], bool]) -> None:
+        self.listening = listening
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("pumpstream_realtime_change_notify_listening",
+                                "1 while this Daphne listens for PostgreSQL's change notifications; 0 while it"
+                                " reconnects (its safety poll still reads every change within 1 s)",
+                                value=1.0 if self.listening() else 0.0)  # fmt: skip
+
+
+_change_notify: ChangeNotifyCollector | None = None
+
+
+def change_notify_install(listening: Callable[[], bool]) -> None:
+    """Expose the listener's state (once a process: a second call points the one collector at the new listener)."""
+    global _change_notify
+    if _change_notify is None:
+        _change_notify = ChangeNotifyCollector(listening)
+        REGISTRY.register(_change_notify)
+    else:
+        _change_notify.listening = listening
+
+
 def install(subscribers: Callable[[], Collection["Subscriber"]], position: Callable[[], int | None],
             backlog: Callable[[], tuple[int, float]]) -> None:  # fmt: skip
     """Register the collectors once (Daphne's start-up): clients from `subscribers()`, the publisher's `position()`,

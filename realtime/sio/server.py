@@ -61,7 +61,9 @@ class Runtime:
             cls.loop = asyncio.get_running_loop()
             publisher.start()
             deadline_keeper.start()  # command deadlines, while no bridge reports (realtime/deadlines.py)
-            change_notify_listen(publisher.wake)  # PostgreSQL: any process's commit wakes this publisher
+            listener = change_notify_listen(publisher.wake)  # PostgreSQL: any process's commit wakes this publisher
+            if listener is not None:
+                server_metrics.change_notify_install(listener.connected.is_set)
         if not sio.manager_initialized:  # listen for nudges from the first socket of either transport on
             sio.manager_initialized = True  # (python-socketio would wait for the first Socket.IO connection)
             sio.manager.initialize()

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from devices.services.records import bridge_heartbeat
 from realtime import metrics as bridge_metrics
 from realtime.fanout import FanOut
-from realtime.server_metrics import FanOutCollector
+from realtime.server_metrics import ChangeNotifyCollector, FanOutCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -30,11 +30,14 @@ def test_alert_rules_name_metrics_that_exist(client, settings):
     bridge_metrics.COMMANDS_PUBLISHED.labels("sent").inc(0)
     bridge_heartbeat(broker_connected=True, stats={"metrics": bridge_metrics.registry_snapshot()})
     fanout_collector = FanOutCollector(FanOut().backlog)  # Daphne's start-up registers it (sio.server.install)
+    notify_collector = ChangeNotifyCollector(lambda: True)  # and on PostgreSQL, its listener's (sio.server.bind)
     REGISTRY.register(fanout_collector)
+    REGISTRY.register(notify_collector)
     try:
         body = client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-token-for-tests").content.decode()
     finally:
         REGISTRY.unregister(fanout_collector)
+        REGISTRY.unregister(notify_collector)
     samples = {line.split("{")[0].split()[0] for line in body.splitlines() if line and not line.startswith("#")}
     families = {line.split()[2] for line in body.splitlines() if line.startswith("# TYPE ")}
     exposed = samples | families
