@@ -154,6 +154,21 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     lock_timeout_ms = round(env.float("DATABASE_LOCK_TIMEOUT_S", default=20.0) * 1000)
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = f"-c lock_timeout={lock_timeout_ms}"
+    # A network to the database that goes silent (a failover behind a virtual address, a firewall that lost its
+    # state) must fail a connection, not hang it for the kernel's 15 minutes of retransmissions: a connection attempt
+    # gives up after DATABASE_CONNECT_TIMEOUT_S, data the server never acknowledges after 10 s (tcp_user_timeout), an
+    # idle connection is found dead by keepalives in about 25 s (review 41, F1). A server that acknowledges but never
+    # answers (its process frozen) is not bounded by these: docs/operations.md, "Database outages".
+    DATABASES["default"]["OPTIONS"].update(
+        {
+            "connect_timeout": env.int("DATABASE_CONNECT_TIMEOUT_S", default=5),
+            "tcp_user_timeout": 10_000,
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 5,
+            "keepalives_count": 3,
+        }
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {

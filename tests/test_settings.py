@@ -231,3 +231,25 @@ def test_an_env_file_value_that_reads_as_a_comment_after_it_is_refused_saying_wh
     assert "move the comment to a line of its own, or, if the '#' is part of the value, quote the whole value" in (
         result.stderr
     ), result.stderr[-800:]
+
+
+def test_a_database_that_accepts_but_never_answers_fails_the_connection_instead_of_hanging_it():
+    """Review 41, F1: no `connect_timeout` (nor keepalives, nor `tcp_user_timeout`) on PostgreSQL connections: one to a
+    database whose network went silent waited for ever. A listener that accepts and never speaks stands for it."""
+    import socket
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        env = {**PRODUCTION, **REAL_SECRETS, "DATABASE_URL": f"postgres://user:password@127.0.0.1:{port}/silent",
+               "DATABASE_CONNECT_TIMEOUT_S": "2"}  # fmt: skip
+        started = time.monotonic()
+        try:
+            result = subprocess.run([sys.executable, "manage.py", "shell", "-c",
+                                     "from django.db import connection; connection.ensure_connection()"],
+                                    cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            pytest.fail("connecting to a silent database hung for 60 s: no connect_timeout")
+    assert result.returncode != 0 and "OperationalError" in result.stderr, result.stderr[-2000:]
+    assert "timeout" in result.stderr.lower(), f"failed, but not for its time-out: {result.stderr[-1000:]}"
+    assert time.monotonic() - started < 60
