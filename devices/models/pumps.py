@@ -99,7 +99,10 @@ class Device(models.Model):
     `publication._devices_lock`). Every other road that locks several takes the same order (a queryset's write of
     their wards, `DeviceQuerySet`; a ward's deletion, `registration.ward_delete` and `deletion_guards`), so no two of
     them wait for each other in a cycle: in device id order, a shell's move of two pumps and the outbox's handover
-    of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3).
+    of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3). Pumps against wards are
+    not yet in one order: a move locks its pumps, then the destination ward; a ward's deletion locks the ward, then
+    its pumps; so `ward.devices.set(...)` and that ward's deletion can still deadlock (review 41, F2: an
+    administrator's action aborted and rolled back, nothing clinical lost; not fixed).
     """
 
     objects = DeviceQuerySet.as_manager()  # filters no rows: the base manager too (`Meta.base_manager_name`)
