@@ -13,56 +13,42 @@ socket gets `alarm:escalated`.
 
 import time
 
-import pytest
 from django.contrib.auth.models import Group
-from django.db import connection
 
 from devices.models import Alarm
 from devices.states import AlarmState
 from protocol import events
 from tests.factories import make_device, make_user, make_ward
-from tests.support.bridge import BridgeProcess, PumpClient, wait_until
-from tests.support.broker import MosquittoBroker
-from tests.support.postgres import this_runs_cluster
-from tests.support.sio import StreamClient, session_cookie
+from tests.integration.scaleout.database_restart import (
+    STOPS_THIS_RUNS_POSTGRESQL,
+    cluster_to_stop,
+    restart,
+    ward_on_the_road,
+)
+from tests.support.bridge import wait_until
+from tests.support.sio import session_cookie
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="restarts the PostgreSQL cluster of this run"),
-]
+pytestmark = STOPS_THIS_RUNS_POSTGRESQL
 PUMP = "R38_ESC"
 TIER_1_S = 2.0
 
 
 def test_an_escalation_after_a_database_restart_reaches_the_charge_nurse(tmp_path, artifacts_dir, daphnes_on_redis):
-    cluster = this_runs_cluster()
-    if cluster is None:
-        pytest.skip("needs a PostgreSQL cluster of this pytest process to restart (run with -n 0)")
+    cluster = cluster_to_stop()
     ward = make_ward("icu")
     make_device(PUMP, ward=ward, bed="3")
     nurse = make_user("nurse", ward=ward)
     charge = make_user("charge", ward=ward)
     charge.groups.add(Group.objects.get_or_create(name="charge_nurse")[0])
-    broker = MosquittoBroker(tmp_path / "mosquitto", persistence=False).start()
-    bridge = pump = None
-    clients: list[StreamClient] = []
-    try:
-        (daphne,) = daphnes_on_redis(1, MQTT_URL=broker.url)
-        bridge = BridgeProcess(broker.url, daphne.internal_url, artifacts_dir,
-                               ESCALATION_HIGH_S=f"{TIER_1_S},600").start()  # fmt: skip
-        monitor = StreamClient(daphne.url, cookie=session_cookie(nurse)).connect()
-        clients.append(monitor)
+    escalation_tier_1 = {"ESCALATION_HIGH_S": f"{TIER_1_S},600"}
+    with ward_on_the_road(tmp_path, artifacts_dir, daphnes_on_redis, bridge_env=escalation_tier_1) as road:
+        monitor = road.screen(session_cookie(nurse))
         assert monitor.subscribe(PUMP)[0] == events.STREAM_SUBSCRIBED
-        charge_screen = StreamClient(daphne.url, cookie=session_cookie(charge)).connect()
-        clients.append(charge_screen)
+        charge_screen = road.screen(session_cookie(charge))
 
-        cluster.halt()  # a restart, a failover: every connection terminated
-        time.sleep(3)
-        cluster.resume()
-        connection.close()  # this test's own connection died with the server
+        restart(cluster)
 
-        pump = PumpClient(broker.url, PUMP)
+        pump = road.pump(PUMP)
         pump.publish("error", {"type": "occlusion", "severity": "high", "message": "Line blocked"})
         wait_until(lambda: Alarm.objects.filter(device__device_id=PUMP, state=AlarmState.ACTIVE,
                                                 escalation_level__gte=1).exists(),
@@ -75,11 +61,3 @@ def test_an_escalation_after_a_database_restart_reaches_the_charge_nurse(tmp_pat
             f"database and on the pump's monitor (charge nurse still connected: {charge_screen.client.connected}; "
             f"her events: {[event for event, _ in charge_screen.events.items]})"
         )
-    finally:
-        for client in clients:
-            client.close()
-        if pump is not None:
-            pump.close()
-        if bridge is not None:
-            bridge.stop()
-        broker.stop()

@@ -22,67 +22,40 @@ import time
 import urllib.error
 import urllib.request
 
-import pytest
 import socketio
 import websocket
-from django.db import connection
 
 from devices.models import Device
 from devices.states import Presence
 from protocol import events
-from tests.factories import make_device, make_user, make_ward
-from tests.support.bridge import BridgeProcess, PumpClient, wait_until
-from tests.support.broker import MosquittoBroker
-from tests.support.postgres import this_runs_cluster
-from tests.support.sio import ChannelsClient, StreamClient, session_cookie
+from tests.integration.scaleout.database_restart import (
+    STOPS_THIS_RUNS_POSTGRESQL,
+    cluster_to_stop,
+    nurse_of_the_pumps_ward,
+    online_and_watched,
+    pump_in,
+    restart,
+    ward_on_the_road,
+)
+from tests.support.bridge import wait_until
+from tests.support.sio import ChannelsClient, StreamClient
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="restarts the PostgreSQL cluster of this run"),
-]
+pytestmark = STOPS_THIS_RUNS_POSTGRESQL
 PUMP = "R38_AFTER"
-
-
-def pump_in(summary: dict) -> dict | None:
-    return next((pump for pump in summary.get("pumps", []) if pump["deviceId"] == PUMP), None)
 
 
 def test_after_a_database_restart_the_stations_and_new_monitors_are_served_again(
     tmp_path, artifacts_dir, daphnes_on_redis
 ):
-    cluster = this_runs_cluster()
-    if cluster is None:
-        pytest.skip("needs a PostgreSQL cluster of this pytest process to restart (run with -n 0)")
-    ward = make_ward("icu")
-    make_device(PUMP, ward=ward, has_presence=True)
-    cookie = session_cookie(make_user("nurse", ward=ward))
-    broker = MosquittoBroker(tmp_path / "mosquitto", persistence=False).start()
-    bridge = pump = None
-    clients: list[StreamClient | ChannelsClient] = []
-    try:
-        (daphne,) = daphnes_on_redis(1, MQTT_URL=broker.url)
-        bridge = BridgeProcess(broker.url, daphne.internal_url, artifacts_dir).start()
-        pump = PumpClient(broker.url, PUMP)
-        pump.publish("status", {"status": "online", "batteryLevel": 90})
-        wait_until(lambda: Device.objects.filter(device_id=PUMP, presence=Presence.ONLINE).exists(), timeout=15,
-                   message="the pump's online status never applied")  # fmt: skip
-        monitor = StreamClient(daphne.url, cookie=cookie).connect()
-        clients.append(monitor)
-        assert monitor.subscribe(PUMP)[0] == events.STREAM_SUBSCRIBED
-        station = StreamClient(daphne.url, cookie=cookie).connect()
-        clients.append(station)
-        station.emit(events.SUBSCRIBE_WARD, {"ward": "icu"})
-        assert pump_in(station.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, timeout=10))["connectivity"] == (
-            "online"
-        )
-        endpoint_before = ChannelsClient(daphne.url, cookie=cookie)  # opened before the restart, used after it
-        clients.append(endpoint_before)
+    cluster = cluster_to_stop()
+    cookie = nurse_of_the_pumps_ward(PUMP, "icu")
+    with ward_on_the_road(tmp_path, artifacts_dir, daphnes_on_redis) as road:
+        daphne = road.daphne
+        pump, monitor, station, first = online_and_watched(road, PUMP, cookie, "icu")
+        assert pump_in(first, PUMP)["connectivity"] == "online"
+        endpoint_before = road.closed_after(ChannelsClient(daphne.url, cookie=cookie))  # used after the restart
 
-        cluster.halt()  # a restart, a failover: every connection terminated
-        time.sleep(3)
-        cluster.resume()
-        connection.close()  # this test's own connection died with the server
+        restart(cluster)
 
         start = len(monitor.events.items)
         pump.publish("status", {"status": "offline"})  # after the restart: its Last Will
@@ -92,7 +65,7 @@ def test_after_a_database_restart_the_stations_and_new_monitors_are_served_again
         time.sleep(5)  # five ticks of the ward feed (WARD_FEED_TICK_S 1 s)
 
         failures = []
-        shown = [p["connectivity"] for d in station.events.named(events.WARD_SUMMARY) if (p := pump_in(d))]
+        shown = [p["connectivity"] for d in station.events.named(events.WARD_SUMMARY) if (p := pump_in(d, PUMP))]
         if shown[-1] != "offline":
             failures.append(f"the station connected before the restart still shows the pump {shown[-1]!r} "
                             f"(summaries: {shown})")  # fmt: skip
@@ -100,8 +73,7 @@ def test_after_a_database_restart_the_stations_and_new_monitors_are_served_again
             (events.SUBSCRIBE_DEVICE, {"deviceId": PUMP}, events.STREAM_SUBSCRIBED, "a monitor opened after it"),
             (events.SUBSCRIBE_WARD, {"ward": "icu"}, events.WARD_SUMMARY, "a station opened after it"),
         ):
-            opened = StreamClient(daphne.url, cookie=cookie)
-            clients.append(opened)
+            opened = road.closed_after(StreamClient(daphne.url, cookie=cookie))
             try:
                 opened.connect()
             except socketio.exceptions.ConnectionError as refused:
@@ -121,14 +93,6 @@ def test_after_a_database_restart_the_stations_and_new_monitors_are_served_again
         ready = readyz(daphne.url)
         assert not failures, "; ".join(failures) + f". Meanwhile Daphne's /readyz said {ready}"
         assert ready.startswith("200 "), f"/readyz after the database came back: {ready}"
-    finally:
-        for client in clients:
-            client.close()
-        if pump is not None:
-            pump.close()
-        if bridge is not None:
-            bridge.stop()
-        broker.stop()
 
 
 def endpoint_served(endpoint: ChannelsClient, opened: str) -> list[str]:

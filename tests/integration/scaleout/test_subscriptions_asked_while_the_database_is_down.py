@@ -11,20 +11,15 @@ cluster started again, the same requests (as the page sends them 3 to 15 s later
 snapshot.
 """
 
-import pytest
 from django.db import connection
 
 from protocol import events
 from realtime.sio.subscriptions import SNAPSHOT_FAILED, WARD_READ_FAILED
 from tests.factories import make_device, make_user, make_ward
-from tests.support.postgres import this_runs_cluster
+from tests.integration.scaleout.database_restart import STOPS_THIS_RUNS_POSTGRESQL, cluster_to_stop
 from tests.support.sio import StreamClient, page_asks_again, session_cookie
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="stops the PostgreSQL cluster of this run"),
-]
+pytestmark = STOPS_THIS_RUNS_POSTGRESQL
 PUMP = "R40_ASKED_IN_OUTAGE"
 
 
@@ -35,9 +30,7 @@ def _error_naming(client: StreamClient, key: str, value: str, start: int) -> dic
 def test_subscriptions_asked_while_the_database_is_down_are_refused_by_name_and_answered_once_it_is_back(
     daphnes_on_redis,
 ):
-    cluster = this_runs_cluster()
-    if cluster is None:
-        pytest.skip("needs a PostgreSQL cluster of this pytest process to stop (run with -n 0)")
+    cluster = cluster_to_stop()
     ward = make_ward("r40out")
     make_device(PUMP, ward=ward, has_presence=True)
     cookie = session_cookie(make_user("r40-outage-nurse", ward=ward))

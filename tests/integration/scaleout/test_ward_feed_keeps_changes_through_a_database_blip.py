@@ -18,59 +18,35 @@ whatever changed just before it.
 
 import time
 
-import pytest
 from django.db import connection
 
 from devices.models import Device
 from devices.states import Presence
 from protocol import events
-from tests.factories import make_device, make_user, make_ward
-from tests.support.bridge import BridgeProcess, PumpClient, wait_until
-from tests.support.broker import MosquittoBroker
-from tests.support.postgres import this_runs_cluster
-from tests.support.sio import StreamClient, session_cookie
+from tests.integration.scaleout.database_restart import (
+    STOPS_THIS_RUNS_POSTGRESQL,
+    cluster_to_stop,
+    nurse_of_the_pumps_ward,
+    online_and_watched,
+    pump_in,
+    ward_on_the_road,
+)
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="stops the PostgreSQL cluster of this run"),
-]
+pytestmark = STOPS_THIS_RUNS_POSTGRESQL
 PUMP = "R38_FEED"
 TICK_S = 8.0
-
-
-def pump_in(summary: dict) -> dict | None:
-    return next((pump for pump in summary.get("pumps", []) if pump["deviceId"] == PUMP), None)
 
 
 def test_a_pump_gone_offline_just_before_a_database_blip_is_shown_offline_on_the_station(
     tmp_path, artifacts_dir, daphnes_on_redis
 ):
-    cluster = this_runs_cluster()
-    if cluster is None:
-        pytest.skip("needs a PostgreSQL cluster of this pytest process to stop (run with -n 0)")
-    ward = make_ward("icu")
-    make_device(PUMP, ward=ward, has_presence=True)
-    cookie = session_cookie(make_user("nurse", ward=ward))
-    broker = MosquittoBroker(tmp_path / "mosquitto", persistence=False).start()
-    bridge = pump = None
-    clients: list[StreamClient] = []
-    try:
-        (daphne,) = daphnes_on_redis(1, MQTT_URL=broker.url, WARD_FEED_TICK_S=str(TICK_S))
-        bridge = BridgeProcess(broker.url, daphne.internal_url, artifacts_dir).start()
-        pump = PumpClient(broker.url, PUMP)
-        pump.publish("status", {"status": "online", "batteryLevel": 90})
-        wait_until(lambda: Device.objects.filter(device_id=PUMP, presence=Presence.ONLINE).exists(), timeout=15,
-                   message="the pump's online status never applied")  # fmt: skip
-        monitor = StreamClient(daphne.url, cookie=cookie).connect()
-        clients.append(monitor)
-        assert monitor.subscribe(PUMP)[0] == events.STREAM_SUBSCRIBED
-        station = StreamClient(daphne.url, cookie=cookie).connect()
-        clients.append(station)
-        station.emit(events.SUBSCRIBE_WARD, {"ward": "icu"})
-        first = station.events.wait_for(lambda e, d: e == events.WARD_SUMMARY, timeout=10)
+    cluster = cluster_to_stop()
+    cookie = nurse_of_the_pumps_ward(PUMP, "icu")
+    slow_feed = {"WARD_FEED_TICK_S": str(TICK_S)}
+    with ward_on_the_road(tmp_path, artifacts_dir, daphnes_on_redis, daphne_env=slow_feed) as road:
+        pump, monitor, station, first = online_and_watched(road, PUMP, cookie, "icu")
         subscribed_at = time.monotonic()  # the feed's first tick comes TICK_S after this
-        assert pump_in(first)["connectivity"] == "online", first
+        assert pump_in(first, PUMP)["connectivity"] == "online", first
         start = len(monitor.events.items)
         pump.publish("status", {"status": "offline"})  # its Last Will
         monitor.events.wait_for(lambda e, d: e == events.DEVICE_STATUS, timeout=5, start=start)  # published: dirty
@@ -80,19 +56,11 @@ def test_a_pump_gone_offline_just_before_a_database_blip_is_shown_offline_on_the
         cluster.resume()
         connection.close()  # this test's own connection died with the server
         time.sleep(2 * TICK_S + 2)  # two ticks with the database back
-        summaries = [pump_in(data) for data in station.events.named(events.WARD_SUMMARY)]
+        summaries = [pump_in(data, PUMP) for data in station.events.named(events.WARD_SUMMARY)]
         shown = [pump["connectivity"] for pump in summaries if pump is not None]
         assert Device.objects.get(device_id=PUMP).presence == Presence.OFFLINE
         assert shown[-1] == "offline", (
             f"the station still shows {PUMP} {shown[-1]!r} {2 * TICK_S:.0f} s after the database came back, the pump "
             f"offline in the database since before the blip (connectivity in each summary it got: {shown}; "
-            f"station connected: {station.client.connected}); Daphne's log: {daphne.log_tail(8)}"
+            f"station connected: {station.client.connected}); Daphne's log: {road.daphne.log_tail(8)}"
         )
-    finally:
-        for client in clients:
-            client.close()
-        if pump is not None:
-            pump.close()
-        if bridge is not None:
-            bridge.stop()
-        broker.stop()
