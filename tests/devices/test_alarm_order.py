@@ -8,7 +8,6 @@ unacknowledged, then the higher escalation tier, then the newest; `static/js/ala
 
 import json
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
 from devices.states import AlarmPriority, AlarmSource
 from tests.factories import make_device, make_user, make_ward
+from tests.support.node import page_script_result
 
 NOW = timezone.now()
 HIGH, MEDIUM, LOW = AlarmPriority.HIGH, AlarmPriority.MEDIUM, AlarmPriority.LOW
@@ -131,9 +131,8 @@ def test_the_pages_order_alarms_as_the_server_does():
     given = [[wire(each) for each in alarms], [wire(each) for each in reversed(alarms)]]
     script = f"""const {{ byUrgency }} = await import({json.dumps(ALARM_ORDER_JS.as_uri())});
 console.log(JSON.stringify({json.dumps(given)}.map((list) => list.sort(byUrgency).map((each) => each.message))));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
+    result = page_script_result(script)
     server = [each.message for each in alarms_most_urgent_first(alarms)]
     assert server[:4] == ["high tier 2", "high tier 1", "high new, same moment", "high new"]
-    for pages in json.loads(run.stdout.strip().splitlines()[-1]):
+    for pages in result:
         assert pages == server, f"the pages order {pages}, the server {server}"

@@ -9,7 +9,6 @@ the overview's rows); the monitor's figures are what the page's own functions ma
 
 import json
 import shutil
-import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from realtime.sio.snapshot import read_snapshot
 from realtime.sio.ward_feed import pump_summaries
 from tests.factories import make_device, make_ward
 from tests.support.ingest import confirmed_order, ingest, report
+from tests.support.node import page_script_result
 
 pytestmark = pytest.mark.django_db
 FORMAT_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "format.js"
@@ -66,9 +66,7 @@ def _monitor_volumes(progress: dict, session: dict) -> dict:
 const f = await import({json.dumps(FORMAT_JS.as_uri())});
 const p = {json.dumps(progress)}, s = {json.dumps(session)};
 console.log(JSON.stringify({{ ...f.volumeFacts(p), ...f.deliveredInAllFacts(p, s) }}));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return page_script_result(script)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node")

@@ -7,13 +7,13 @@ was. Here order_derivation.js's `derivedOrder` and forms.py's `order_figures` me
 import itertools
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from devices.forms import order_figures
 from protocol.limits import LIMIT_TOLERANCE, RATE_DECIMALS, TIME_DECIMALS, VOLUME_DECIMALS, order_figures_agree
+from tests.support.node import page_script_result
 
 ORDER_DERIVATION_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "order_derivation.js"
 RATES_ML_H = [0.1, 0.103, 0.125, 0.14, 0.46875, 0.7, 1.5, 4.5, 7.5, 12.34, 22.5, 100, 120, 333.3, 999]
@@ -38,9 +38,7 @@ const figures = {json.dumps(FIGURES)};
 const orders = figures.map(([rateMlH, volumeMl, timeMin]) => derivedOrder({{ rateMlH, volumeMl, timeMin }},
   {json.dumps(DECIMALS)}));
 console.log(JSON.stringify(orders.map((o) => [o.flowRateMlMin, o.plannedVolumeMl, o.plannedTimeMin])));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return page_script_result(script)
 
 
 def test_the_server_orders_what_the_review_showed_in_the_two_found():
@@ -71,9 +69,7 @@ def agreements_on_the_page(orders: list[list[float]]) -> list[bool]:
 const orders = {json.dumps(orders)};
 console.log(JSON.stringify(orders.map(([flowRateMlMin, plannedVolumeMl, plannedTimeMin]) =>
   figuresAgree({{ flowRateMlMin, plannedVolumeMl, plannedTimeMin }}, {json.dumps(limits)}))));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return page_script_result(script)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node")

@@ -8,10 +8,11 @@ while the polls failed. Here node runs format.js with a wall clock and a monoton
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.node import page_script_result
 
 FORMAT_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "format.js"
 PROTOCOL = {"events": {}, "activeSessionStatuses": [], "onPumpSessionStatuses": [], "unsettledCommandStates": [],
@@ -56,12 +57,7 @@ console.log(JSON.stringify(seen));
 def seen_on_the_page() -> dict:
     values = {"FORMAT_JS": json.dumps(FORMAT_JS.as_uri()), "PROTOCOL": json.dumps(json.dumps(PROTOCOL)),
               "HEARTBEAT_TIMEOUT_S": str(HEARTBEAT_TIMEOUT_S)}  # fmt: skip
-    script = HARNESS
-    for name, value in values.items():
-        script = script.replace(name, value)
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return page_script_result(HARNESS, values)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node")

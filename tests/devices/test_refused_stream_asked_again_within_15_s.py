@@ -8,10 +8,11 @@ live.js's `later` with `Math.random` at its extremes and records each delay it s
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from tests.support.node import page_script_result
 
 LIVE_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "live.js"
 PROTOCOL = {"events": {"deviceEvents": [], "wardEvents": []}, "activeSessionStatuses": [], "onPumpSessionStatuses": [],
@@ -37,12 +38,7 @@ def delays_set_by_the_page() -> dict[str, list[float]]:
     """Milliseconds before each of REFUSALS asks in a row, the spread at its least and at its most."""
     values = {"LIVE_JS": json.dumps(LIVE_JS.as_uri()), "PROTOCOL": json.dumps(json.dumps(PROTOCOL)),
               "REFUSALS": str(REFUSALS)}  # fmt: skip
-    script = HARNESS
-    for name, value in values.items():
-        script = script.replace(name, value)
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    return page_script_result(HARNESS, values)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node")

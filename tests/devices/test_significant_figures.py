@@ -4,12 +4,12 @@ decimal form half up: the template rounded 0.1235 by its binary value, "0.123", 
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from devices.templatetags.units import exact, significant
+from tests.support.node import page_script_result
 
 EXPECTED = {
     0.14: "0.14",  # the wizard's 0.14 mL/h, not 0.1 (29 % low)
@@ -58,8 +58,6 @@ def test_format_js_shows_what_the_template_shows(name, expected):
     script = f"""globalThis.document = {{ getElementById: () => ({{ textContent: "{{}}" }}) }};  // protocol.js's data
 const {{ {name} }} = await import({json.dumps(FORMAT_JS.as_uri())});
 console.log(JSON.stringify({json.dumps(list(expected))}.map((value) => {name}(value))));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    shown = dict(zip(expected, json.loads(run.stdout.strip().splitlines()[-1]), strict=True))
+    shown = dict(zip(expected, page_script_result(script), strict=True))
     differ = {value: text for value, text in shown.items() if text != expected[value]}
     assert not differ, f"format.js's {name} shows {differ}, the template {[expected[v] for v in differ]}"

@@ -8,13 +8,13 @@ Python's, Mc in node's)."""
 
 import json
 import shutil
-import subprocess
 import unicodedata
 from pathlib import Path
 
 import pytest
 
 from protocol.visible_text import shows_nothing
+from tests.support.node import page_script_result
 
 VISIBLE_TEXT_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "visible_text.js"
 ASSIGNED_BMP = {chr(code) for code in range(0x10000) if unicodedata.category(chr(code)) not in ("Cn", "Cs")}
@@ -34,9 +34,7 @@ for (let code = 0; code < 0x10000; code++) {{
   if (showsNothing(String.fromCodePoint(code))) out.push(code);
 }}
 console.log(JSON.stringify(out));"""
-    run = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=30)
-    assert run.returncode == 0, run.stderr
-    page = {chr(code) for code in json.loads(run.stdout.strip().splitlines()[-1])} & ASSIGNED_BMP
+    page = {chr(code) for code in page_script_result(script)} & ASSIGNED_BMP
     server = {character for character in ASSIGNED_BMP if shows_nothing(character)}
     differ = sorted(page ^ server)
     named = [f"U+{ord(c):04X} {unicodedata.name(c, '?')} ({'page' if c in page else 'server'})" for c in differ]
