@@ -25,11 +25,6 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "pumpstream_changes"  # the trigger's channel (the migration spells it out)
 RECONNECT_MAX_S = 5.0
-# TCP keepalives on the listening connection (the settings' own options win): it only waits, so a connection the
-# network dropped silently (a failover's old address, a firewall's idle timeout) would otherwise wait on for the
-# kernel's two hours, "listening" and hearing nothing; with these it fails in about 25 s and reconnects. Meanwhile,
-# and whenever it is down (`pumpstream_realtime_change_notify_listening` 0), the publisher's 1 s poll delivers.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
 
 
 class ChangeNotifyListener:
@@ -66,8 +61,10 @@ class ChangeNotifyListener:
                 delay = min(delay * 2, RECONNECT_MAX_S)
 
     def _listen(self) -> None:
+        # the settings' parameters, its keepalives included: a connection the network dropped silently fails in about
+        # 25 s and reconnects, instead of "listening" to nothing for the kernel's two hours (pumpstream/settings.py)
         params = connections[self.alias].get_connection_params()
-        with psycopg.connect(**{**KEEPALIVES, **params, "autocommit": True}) as conn:
+        with psycopg.connect(**params, autocommit=True) as conn:
             conn.execute(f"LISTEN {CHANNEL}")
             self.connected.set()
             logger.info("listening for change notifications", extra={"channel": CHANNEL})
