@@ -13,8 +13,10 @@ import { placeRows, setText } from "./keyed_rows.js";
 
 const $ = (root, selector) => root.querySelector(selector);
 const NO_ALARMS = "No active alarms.";
-const NO_ALARMS_KNOWN = "No alarm received, but this page cannot vouch that none is raised (monitoring degraded, or the " +
-  "page not live): an alarm may not be reaching it. Check the pump at the bedside.";
+// One line at laptop widths, as templates/devices/_monitor_panel.html renders it before the page is live: the
+// controls below do not jump as the page goes live (a click landing where Pause had been).
+const NO_ALARMS_KNOWN = "No alarm received, but none can be vouched for (monitoring degraded, or the page not live): " +
+  "check the pump at the bedside.";
 
 export class AlarmList {
   constructor(monitor) {

@@ -45,11 +45,12 @@ def test_a_command_handed_to_the_broker_reads_sent_not_waiting_to_be_sent(open_p
     carried no `publishedAt` and no change was recorded at publication: the page kept "waiting to be sent"."""
     page = open_page(running_pump, "/devices/BRW_D_RUN/")
     expect(page.locator("#mon-session")).to_have_text("Running")
+    # the dialog opened first: with the broker stopped the pump falls silent and its alarm (in 3 s) moves the page
+    page.get_by_role("button", name="Pause", exact=True).click()
+    page.locator("#confirm-reason").fill("line check")
     broker = stack["broker"].process
     broker.send_signal(signal.SIGSTOP)  # the broker takes nothing further in: the bridge's publish gets no PUBACK
     try:
-        page.get_by_role("button", name="Pause", exact=True).click()
-        page.locator("#confirm-reason").fill("line check")
         page.locator("#confirm-dialog").get_by_role("button", name="Pause infusion").click()
         pause = wait_until(
             lambda: Command.objects.filter(kind=CommandKind.PAUSE_INFUSION, published_at__isnull=False).first(),
