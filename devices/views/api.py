@@ -33,7 +33,7 @@ from devices.services.requests import infusion_cancel, infusion_record_end, infu
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind
 from devices.views.pages import ACKNOWLEDGE_PERMISSION, COMMAND_PERMISSION, RESOLVE_PERMISSION
-from devices.views.presenters import event_entry, sample_point
+from devices.views.presenters import event_entries, sample_point
 from protocol.payload_codec import payload_to_wire
 from protocol.safejson import JsonRefused, json_decode
 
@@ -236,7 +236,7 @@ def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
     device = device_visible_to(request.user, device_id)
     if device is None:
         return not_found("pump")
-    return JsonResponse({"deviceId": device_id, "events": [event_entry(event) for event in events_recent(device)]})
+    return JsonResponse({"deviceId": device_id, "events": event_entries(events_recent(device))})
 
 
 def database_away_answered(view: Callable) -> Callable:

@@ -45,6 +45,23 @@ def event_entry(event: DeviceEvent) -> dict:
     }
 
 
+def event_entries(events: list[DeviceEvent]) -> list[dict]:
+    """The monitor's event log of `events` (newest first): each `event_entry`, an `offline` status reported while the
+    pump was already offline left unsaid. The broker hands the bridge a pump's Last Will twice after the bridge was
+    away (the copy queued for its session and the retained one of its subscription): "The pump went offline" read
+    twice at the same second. The audit keeps both (the admin shows them)."""
+    entries = [event_entry(event) for event in events]
+    presence = None  # the last status before the entry, reading oldest first
+    for event, entry in zip(reversed(events), reversed(entries), strict=True):
+        if event.kind != "mqtt.status":
+            continue
+        status = event.payload.get("status") if isinstance(event.payload, dict) else None
+        if status == "offline" and presence == "offline":
+            entry["text"] = None
+        presence = status
+    return entries
+
+
 def event_summary(event: DeviceEvent) -> str:
     """A short human reading of an audit event's payload."""
     payload = event.payload or {}
@@ -100,7 +117,7 @@ def monitor_state(device: Device) -> dict:
         "progress": progress,
         "alarms": [payload_to_wire(payloads.alarm_body(alarm))["alarm"] for alarm in alarms_active(device)],
         "commands": [payload_to_wire(payloads.command_body(command))["command"] for command in commands_recent(device)],
-        "events": [event_entry(event) for event in events_recent(device)],
+        "events": event_entries(events_recent(device)),
         "maxVolumeMl": device.max_volume_ml,
         # the limits the server applies to this pump's orders (`order_limits_check`), for the wizard to check first
         "orderLimits": limits.order_limits_for_page(device.max_rate_ml_min, device.max_bolus_ml),

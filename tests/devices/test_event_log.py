@@ -4,9 +4,10 @@ import pytest
 from django.utils import timezone
 
 from devices.models import DeviceEvent
+from devices.selectors import events_recent
 from devices.services.sessions import infusion_start
 from devices.views.event_log import event_text
-from devices.views.presenters import event_entry
+from devices.views.presenters import event_entries, event_entry
 from protocol.visible_text import BIDI_CONTROLS
 from tests.factories import make_device, make_order, make_user, make_ward, signed_in
 
@@ -104,3 +105,13 @@ def test_the_start_is_logged_with_the_drug_as_stored_without_its_direction_overr
         f"the monitor's log line {start['text']!r} keeps {left_open}: the rate and volume after the drug read reversed"
     )
     assert start["text"] == "nurse started Heparin at 120.0 mL/h, 30 mL"
+
+
+def test_the_pumps_last_will_handed_twice_reads_once_going_offline():
+    """After the bridge was away the broker hands it a pump's Last Will twice (the copy queued for its session, then
+    the retained one of its subscription): the log read "The pump went offline" twice at the same second."""
+    pump = make_device("P_TWICE")
+    for status in ("online", "offline", "offline", "running", "offline"):
+        DeviceEvent.objects.create(device=pump, kind="mqtt.status", payload={"deviceId": "P_TWICE", "status": status})
+    texts = [entry["text"] for entry in event_entries(events_recent(pump))]
+    assert texts == ["The pump went offline", None, None, "The pump went offline", None], texts
