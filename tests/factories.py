@@ -70,8 +70,10 @@ def signed_in(user) -> Client:
     return client
 
 
-def raise_high_alarm(device_id: str, type_: str = "occlusion", message: str = "Line blocked") -> Alarm:
-    """A HIGH alarm of the pump, raised as the bridge raises one (under the pump's lock, told by the change log)."""
+def raise_high_alarm(device_id: str, type_: str = "occlusion", message: str = "Line blocked",
+                     priority: str = AlarmPriority.HIGH) -> Alarm:  # fmt: skip
+    """A HIGH alarm of the pump (or of `priority`), raised as the bridge raises one (under the pump's lock, told by
+    the change log)."""
     with transaction.atomic():
-        return alarm_raise(device=device_lock(device_id=device_id), type=type_, priority=AlarmPriority.HIGH,
+        return alarm_raise(device=device_lock(device_id=device_id), type=type_, priority=priority,
                            source=AlarmSource.DEVICE, message=message)  # fmt: skip

@@ -26,10 +26,47 @@ def chromium_running() -> Iterator[object]:
     """Chromium for a module's tests, with the ORM usable beside Playwright's event loop meanwhile."""
     from playwright.sync_api import sync_playwright
 
-    with django_db_beside_playwright(), sync_playwright() as playwright:
+    with django_db_beside_playwright(), presses_on_steady_controls(), sync_playwright() as playwright:
         browser = launch_chromium(playwright)
         yield browser
         browser.close()
+
+
+@contextmanager
+def presses_on_steady_controls() -> Iterator[None]:
+    """Playwright's `Locator.click` made as a person presses: on a control that has stood still.
+
+    The pages refuse a pointer's press on a control that appeared or moved in the last 600 ms (`data-settling` on it
+    meanwhile; `static/js/steady_press.js`): no one sees and means a control that came under her finger that late.
+    Playwright clicks as soon as a control is visible and still for two frames, so a test's click on a button just
+    shown (an alarm's Acknowledge, a dialog's confirm) waits for it to settle first; one the page refused all the
+    same (it moved between the wait and the press: `data-refused` counts them) is pressed again, as the page asks.
+    Tests of the refusal itself press with `page.mouse`, which this leaves alone."""
+    from playwright.sync_api import Error, Locator, expect
+
+    click = Locator.click
+
+    def steady_click(self, *args, **kwargs):
+        if kwargs.get("force") or kwargs.get("trial"):
+            return click(self, *args, **kwargs)
+        for _ in range(3):
+            self.wait_for(state="visible", timeout=kwargs.get("timeout"))
+            expect(self).not_to_have_attribute("data-settling", "true")
+            control = self.element_handle()
+            refused = control.get_attribute("data-refused")
+            click(self, *args, **kwargs)
+            try:
+                if control.get_attribute("data-refused") == refused:
+                    return None
+            except Error:  # the press took the page elsewhere: it was made
+                return None
+        raise AssertionError(f"the page refused three presses of {self}: it never stood still")
+
+    Locator.click = steady_click
+    try:
+        yield
+    finally:
+        Locator.click = click
 
 
 def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None):

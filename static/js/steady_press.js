@@ -1,0 +1,108 @@
+// A press lands only on a control that stood still: a pointer's click on a button that appeared or moved less than
+// STEADY_MS ago is not carried out, and the page says so ("press again if you meant it").
+//
+// Live pages move under a finger: a high alarm puts the station's banner and "Silence the ward 2 min" above the cards
+// (the cards 185 px down, the button where the alarming pump's bed label was), a newer alarm's Acknowledge takes the
+// place of the one she reached for, the degraded banner puts "Silence 2 min" where Acknowledge was, Cancel start…
+// comes where Start infusion… was (review 42). A person cannot see and mean a control that came under her finger in
+// the last fraction of a second, so such a press is hers for what was there before. Browsers guard their own
+// permission prompts the same way. The keyboard is not guarded (a key presses the focused control, which she sees),
+// nor a script's click.
+//
+// Every control's box is measured after each change of the page (a MutationObserver, one measure per frame) and at
+// the press itself: a box not measured before (a new control, one shown) or not where it was counts as moved now.
+// Boxes are read in document coordinates, so her own scrolling moves nothing. The controls of the page as the server
+// sent it stand still from its start.
+
+import { pageClockMs } from "./page_clock.js";
+
+export const STEADY_MS = 600; // the shortest time in which a person sees a control and means to press it
+const CONTROLS = "button, a.button";
+const NOTICE_MS = 6000;
+
+const boxes = new WeakMap(); // control -> {key, since}: its box and since when it has stood there (page clock)
+let measureQueued = false;
+
+function boxKey(control) {
+  const rect = control.getBoundingClientRect();
+  if (!rect.width && !rect.height) return "hidden";
+  return [rect.left + window.scrollX, rect.top + window.scrollY, rect.width, rect.height].map(Math.round).join(",");
+}
+
+/** Measure `control`; a new box (or a control not seen before) stands from now, marked `data-settling` meanwhile. */
+function measure(control, now, { baseline = false } = {}) {
+  const key = boxKey(control);
+  const known = boxes.get(control);
+  if (known?.key === key) return known;
+  const box = { key, since: baseline ? -Infinity : now };
+  boxes.set(control, box);
+  if (!baseline && key !== "hidden") settling(control, box);
+  return box;
+}
+
+/** `data-settling` while the control has not stood still long enough (the tests' presses wait for it to go). */
+function settling(control, box) {
+  control.dataset.settling = "true";
+  setTimeout(() => {
+    if (boxes.get(control) === box) delete control.dataset.settling;
+  }, STEADY_MS);
+}
+
+function measureAll() {
+  measureQueued = false;
+  const now = pageClockMs();
+  for (const control of document.querySelectorAll(CONTROLS)) measure(control, now);
+}
+
+function measureSoon() {
+  if (measureQueued) return;
+  measureQueued = true;
+  requestAnimationFrame(measureAll);
+}
+
+/** The press's control, if the press is a pointer's on a control that has not stood still for STEADY_MS. */
+function unsteady(event) {
+  if (!event.isTrusted || event.detail === 0) return null; // a key or a script: not a finger's aim
+  const control = event.target instanceof Element ? event.target.closest(CONTROLS) : null;
+  if (!control) return null;
+  const now = pageClockMs();
+  const box = measure(control, now);
+  return now - box.since < STEADY_MS ? control : null;
+}
+
+function refuse(event, control) {
+  event.preventDefault();
+  event.stopImmediatePropagation();
+  control.dataset.refused = String(Number(control.dataset.refused ?? 0) + 1);
+  const label = (control.textContent || control.getAttribute("aria-label") || "the button").trim();
+  say(`The page changed as you pressed: “${label}” was not pressed. Look again, and press it again if you meant it.`);
+}
+
+function say(text) {
+  let notice = document.getElementById("steady-notice");
+  if (!notice) {
+    notice = Object.assign(document.createElement("p"), { id: "steady-notice", className: "steady-notice" });
+    notice.setAttribute("role", "status");
+    document.body.append(notice);
+  }
+  notice.textContent = text;
+  notice.hidden = false;
+  clearTimeout(say.timer);
+  say.timer = setTimeout(() => {
+    notice.hidden = true;
+  }, NOTICE_MS);
+}
+
+function start() {
+  const now = pageClockMs();
+  for (const control of document.querySelectorAll(CONTROLS)) measure(control, now, { baseline: true });
+  new MutationObserver(measureSoon).observe(document.body, { subtree: true, childList: true, attributes: true,
+    characterData: true }); // eslint-disable-line object-curly-newline
+  window.addEventListener("resize", measureSoon);
+  window.addEventListener("click", (event) => {
+    const control = unsteady(event);
+    if (control) refuse(event, control);
+  }, { capture: true });
+}
+
+start();

@@ -1,0 +1,148 @@
+"""A press on a control that came under the finger in the last 600 ms is not made (review 42; steady_press.js).
+
+Live pages move: a high alarm put "Silence the ward 2 min" where the alarming pump's card was (one tap silenced it on
+every screen of the ward), a newer alarm's Acknowledge took the place of the one she reached for (she acknowledged
+an occlusion she never read), "Monitoring degraded" put "Silence 2 min" where Acknowledge was, a colleague's order put
+Cancel start… where Start infusion… was. Each test aims where a control stood, lets the page change, and taps there
+with the mouse (not `Locator.click`, which waits for a control to stand still, `tests/support/browser.py`). The page's
+clock is stopped from just before the change (Playwright's clock): the tap comes "at once" however slow the machine.
+"""
+
+import contextlib
+
+import pytest
+from playwright.sync_api import expect
+
+from devices.models import Alarm, WardSilence
+from devices.services.sessions import infusion_start
+from devices.states import AlarmPriority
+from tests.browser.test_monitor_during_a_database_outage import pump_online
+from tests.factories import make_order, make_user, make_ward, raise_high_alarm
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+NOT_PRESSED = "was not pressed"
+
+
+def aim(locator) -> tuple[float, float]:
+    """The middle of a control or label standing still: where her finger is going."""
+    expect(locator).to_be_visible()
+    expect(locator).not_to_have_attribute("data-settling", "true")
+    box = locator.bounding_box()
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def opened_live(open_page, user, path: str):
+    """`path` signed in as `user`, on Playwright's clock (installed before the page's scripts, running as real time
+    until `clock_stopped`), live."""
+    page = open_page(user, path)
+    page.clock.install()
+    page.reload()
+    expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+    return page
+
+
+def clock_stopped(page) -> None:
+    """From now the page's time stands still (its timers and frames with it): a tap made after the change is made
+    before the control that came there could have stood still, whatever the machine's speed."""
+    page.clock.pause_at(page.evaluate("Date.now()") / 1000 + 1)  # seconds, in Python's Playwright
+
+
+@contextlib.contextmanager
+def ward_of_pumps(stack, code: str, count: int):
+    """A ward with `count` idle pumps online; the pumps close after the block."""
+    ward = make_ward(code)
+    pumps = [pump_online(stack, f"BRW_{code.upper()}_{n}", ward) for n in range(count)]
+    try:
+        yield ward
+    finally:
+        for pump in pumps:
+            pump.close()
+
+
+def test_a_tap_on_a_pump_card_as_its_high_alarm_comes_does_not_silence_the_ward(open_page, stack):
+    with ward_of_pumps(stack, "sp1", 3) as ward:
+        page = opened_live(open_page, make_user("sp1-nurse", ward=ward), "/")
+        card = page.locator('.pump-card[data-device-id="BRW_SP1_1"]')
+        expect(card).to_have_attribute("data-connectivity", "online")
+        aimed = aim(card.locator('[data-field="bed"]'))  # she opens this pump's monitor
+        clock_stopped(page)
+        raise_high_alarm("BRW_SP1_1")
+        silence = page.locator("#station-audio-silence")
+        expect(silence).to_be_visible()  # in one render, above the cards: where her tap lands now
+        page.mouse.click(*aimed)
+        expect(page.locator("#steady-notice")).to_contain_text(NOT_PRESSED)
+        assert not WardSilence.objects.filter(ward=ward).exists(), "her tap on the card silenced the ward"
+
+
+def test_a_newer_alarms_acknowledge_placed_under_her_finger_is_not_pressed_until_it_stood(open_page, running_pump):
+    page = opened_live(open_page, running_pump, "/devices/BRW_D_RUN/")
+    raise_high_alarm("BRW_D_RUN", "near_end", "Near end of infusion", priority=AlarmPriority.MEDIUM)
+    aimed = aim(page.locator(".alarm").filter(has_text="Near end").get_by_role("button", name="Acknowledge"))
+    clock_stopped(page)
+    occlusion = raise_high_alarm("BRW_D_RUN")
+    expect(page.locator(".alarm"), "the occlusion never showed").to_have_count(2)  # first: its Acknowledge is there
+    page.mouse.click(*aimed)
+    expect(page.locator("#steady-notice")).to_contain_text(NOT_PRESSED)
+    page.clock.run_for(2000)  # her second look: the occlusion's Acknowledge has stood there since
+    occlusion.refresh_from_db()
+    assert occlusion.acknowledged_at is None, "a tap aimed at one alarm acknowledged another raised under it"
+    page.mouse.click(*aimed)  # pressed again, meant: made
+    expect(page.locator(".alarm").filter(has_text="Line blocked")).to_contain_text("Acknowledg", timeout=10_000)
+
+
+def bridge_not_reporting(route) -> None:
+    """The bridge poll's real answer, its heartbeat no longer fresh (the bridge stalled)."""
+    answer = route.fetch()
+    route.fulfill(response=answer, json={**answer.json(), "alive": False})
+
+
+def polls_held(page) -> list:
+    """The page's polls of the bridge, held unanswered (answered by the test, `bridge_not_reporting`)."""
+    held = []
+    page.route("**/api/bridge/", lambda route: held.append(route))
+    return held
+
+
+def test_the_degraded_banner_coming_does_not_turn_a_tap_on_acknowledge_into_silence(open_page, running_pump):
+    page = opened_live(open_page, running_pump, "/devices/BRW_D_RUN/")
+    raise_high_alarm("BRW_D_RUN")
+    aimed = aim(page.locator(".alarm").get_by_role("button", name="Acknowledge"))
+    audio = page.locator("#monitor").get_attribute("data-audio")
+    clock_stopped(page)
+    held = polls_held(page)
+    page.clock.run_for(11_000)  # the page's next polls of the bridge go out, held
+    for poll in held:  # answered in stopped time: the banner comes, no frame passes, then her tap
+        bridge_not_reporting(poll)
+    expect(page.locator("#degraded-banner")).to_be_visible(timeout=15_000)  # the page moved down: Silence is there
+    page.mouse.click(*aimed)
+    expect(page.locator("#steady-notice")).to_contain_text(NOT_PRESSED)
+    assert page.locator("#monitor").get_attribute("data-audio") == audio, "her tap silenced the screen's alarm sound"
+    assert Alarm.objects.filter(device__device_id="BRW_D_RUN", acknowledged_at__isnull=False).count() == 0
+
+
+def test_a_colleagues_order_does_not_turn_a_tap_on_start_infusion_into_cancel_start(open_page, stack):
+    with ward_of_pumps(stack, "sp4", 1) as ward:
+        nurse, colleague = make_user("sp4-nurse", ward=ward), make_user("sp4-colleague", ward=ward)
+        page = opened_live(open_page, nurse, "/devices/BRW_SP4_0/")
+        aimed = aim(page.get_by_role("link", name="Start infusion…"))
+        clock_stopped(page)
+        order = make_order(drug="Heparin", bolus_enabled=False, planned_volume_ml=100, planned_time_min=100,
+                           flow_rate_ml_min=1.0, patient={"name": "Ann Lee", "bed": "7"})  # fmt: skip
+        infusion_start(device_id="BRW_SP4_0", order=order, user=colleague)  # from another screen
+        expect(page.get_by_role("button", name="Cancel start…")).to_be_visible()  # where Start infusion… was
+        page.mouse.click(*aimed)
+        expect(page.locator("#steady-notice")).to_contain_text(NOT_PRESSED)
+        expect(page.locator("#confirm-dialog"), "her tap opened Cancel start…'s dialog").not_to_be_visible()
+
+
+def test_a_key_presses_a_control_that_just_came(open_page, running_pump):
+    """The keyboard is not guarded: a key presses the focused control, which she sees."""
+    page = opened_live(open_page, running_pump, "/devices/BRW_D_RUN/")
+    clock_stopped(page)
+    raise_high_alarm("BRW_D_RUN")
+    acknowledge = page.locator(".alarm").get_by_role("button", name="Acknowledge")
+    acknowledge.focus()  # just come (the page's time stopped): a tap on it would not be made
+    page.keyboard.press("Enter")
+    expect(page.locator(".alarm")).to_contain_text("Acknowledg", timeout=10_000)
+    expect(page.locator("#steady-notice")).to_have_count(0)
