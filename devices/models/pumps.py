@@ -99,10 +99,14 @@ class Device(models.Model):
     `publication._devices_lock`). Every other road that locks several takes the same order (a queryset's write of
     their wards, `DeviceQuerySet`; a ward's deletion, `registration.ward_delete` and `deletion_guards`), so no two of
     them wait for each other in a cycle: in device id order, a shell's move of two pumps and the outbox's handover
-    of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3). Pumps against wards are
-    not yet in one order: a move locks its pumps, then the destination ward; a ward's deletion locks the ward, then
-    its pumps; so `ward.devices.set(...)` and that ward's deletion can still deadlock (review 41, F2: an
-    administrator's action aborted and rolled back, nothing clinical lost; not fixed).
+    of their commands deadlocked, PostgreSQL aborting one of them (review 40, finding 3).
+
+    Pumps before wards, wards in pk order too: a move locks its pumps, then its destination ward (`registration.
+    pump_move_refuse_if_unwatched`); the bridge's alarm its pump, then a share of its ward (`silences._ward_hold`);
+    a ward's deletion the ward's pumps, then the ward (`registration.ward_deletion_lock`), refused (`ward_changed`)
+    if a pump came into the ward in between. The ward first, `ward.devices.set(...)` or an alarm on one of its pumps
+    and that ward's deletion deadlocked, PostgreSQL aborting one of them (review 41, F2). A road that locks a ward
+    and then a pump would close that cycle again.
     """
 
     objects = DeviceQuerySet.as_manager()  # filters no rows: the base manager too (`Meta.base_manager_name`)

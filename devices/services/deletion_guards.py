@@ -9,11 +9,12 @@ raises `ProtectedError` for those before any signal is sent).
 `pre_delete` of a ward or a pump (`deletion_guards_connect`, from `DevicesConfig.ready`) refuses it as the services
 do, in their words and codes (`ward_in_use`, `pump_in_use`: the pumps in use and their beds), and logs it: a deletion
 made by no page is told only by the logs. It runs inside the deletion's transaction, before any row changes, with the
-rows locked to its end (the ward's and its pumps', as `ward_delete` locks them; the pump's, as `pump_delete`): a pump
-moved into the ward, an infusion started or an alarm raised meanwhile is waited for, then refuses the deletion or is
-refused. A queryset's wards are checked together, each ward in use named in one refusal. The services refuse first,
-under the same locks, and delete only what is no longer in use, so the guard finds nothing to refuse on their road
-(the admin's pages, which go through them). A raw SQL delete sends no signal and stays unguarded.
+rows locked to its end (the ward's pumps' and then the ward's, as `ward_delete` locks them; the pump's, as
+`pump_delete`): a pump moved into the ward, an infusion started or an alarm raised meanwhile is waited for, then
+refuses the deletion or is refused. A queryset's wards are checked together, each ward in use named in one refusal.
+The services refuse first, under the same locks, and delete only what is no longer in use, so the guard finds nothing
+to refuse on their road (the admin's pages, which go through them). A raw SQL delete sends no signal and stays
+unguarded.
 """
 
 import logging
@@ -24,33 +25,26 @@ from django.db.models.signals import pre_delete
 
 from devices.exceptions import PumpStreamError
 from devices.models import Device, Ward
-from devices.services.registration import pump_in_use_refusal, ward_in_use_refusal, ward_lock
+from devices.services.registration import pump_in_use_refusal, ward_deletion_lock, ward_in_use_refusal
 
 logger = logging.getLogger(__name__)
 
 
 def ward_deletion_guard(*, sender: Any, instance: Ward, origin: Any = None, **_: Any) -> None:
     """`pre_delete` of a ward: refuse deleting a ward holding a pump in use; a queryset's wards (`origin`: a shell's
-    `filter(...).delete()`) are checked together. The wards' rows are locked, then their pumps', as `ward_delete`
-    locks them: an infusion started or an alarm raised on one of its pumps meanwhile is waited for, then refuses the
-    deletion; unlocked, the deletion read the pump idle and its foreign key then nulled it, in use (PostgreSQL)."""
+    `filter(...).delete()`) are checked together. Their pumps' rows are locked, then the wards' (`ward_deletion_lock`,
+    as `ward_delete` locks them): an infusion started or an alarm raised on one of its pumps meanwhile is waited for,
+    then refuses the deletion; unlocked, the deletion read the pump idle and its foreign key then nulled it, in use
+    (PostgreSQL). A pump moved into one of them meanwhile refuses it too (`ward_changed`)."""
     wards = [instance.pk]
     if isinstance(origin, QuerySet) and origin.model is sender:
         wards = list(origin.values_list("pk", flat=True))
-    _wards_and_pumps_lock(wards)
+    ward_deletion_lock(ward_pks=wards)
     refusals = [refusal for ward in Ward.objects.filter(pk__in=wards).order_by("pk")
                 if (refusal := ward_in_use_refusal(ward=ward))]  # fmt: skip
     if refusals:
         logger.warning("deletion of a ward in use refused", extra={"refusals": refusals})
         raise PumpStreamError(" ".join(refusals), code="ward_in_use")
-
-
-def _wards_and_pumps_lock(ward_pks: list[int]) -> None:
-    """The wards' rows locked (`ward_lock`, in one order), then their pumps' rows (in `Device`'s lock order), to the
-    end of the deletion."""
-    for ward_pk in sorted(ward_pks):
-        ward_lock(ward_pk=ward_pk)
-    list(Device.objects.select_for_update().filter(ward_id__in=ward_pks).order_by("pk").values_list("pk"))
 
 
 def pump_deletion_guard(*, instance: Device, **_: Any) -> None:

@@ -133,14 +133,39 @@ def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
 
 def ward_lock(*, ward_pk: int) -> None:
     """Lock the ward's row to the end of the caller's transaction (PostgreSQL; SQLite's IMMEDIATE transactions are
-    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time.
+    serial): who watches it (its members) and what of it is in use (its pumps) change one at a time. Taken after the
+    pumps the caller locks (`Device`'s lock order: pumps, then wards).
 
     `NO KEY UPDATE`: it waits for and holds off the other locks of the ward (a removal of its members, a silence, an
     alarm's share) but not a foreign key's check of it. A pump's row written twice in one transaction (an infusion's
-    start) has its ward's key checked at commit (`FOR KEY SHARE`): under `FOR UPDATE` a ward deleted while an
-    infusion started on one of its pumps deadlocked, the deletion waiting for the pump's row, the start for the
-    ward's (PostgreSQL aborted one of them)."""
+    start, the bridge's batch) has its ward's key checked at commit (`FOR KEY SHARE`): under `FOR UPDATE` a ward
+    deleted while an infusion started on one of its pumps deadlocked, the deletion waiting for the pump's row, the
+    start for the ward's (PostgreSQL aborted one of them). A deletion now holds its pumps before its ward
+    (`ward_deletion_lock`), which alone breaks that cycle; `NO KEY UPDATE` is kept all the same: a move into the ward
+    then holds up no commit of another pump of the ward (its key check)."""
     Ward.objects.select_for_update(no_key=True).filter(pk=ward_pk).first()
+
+
+def ward_deletion_lock(*, ward_pks: Collection[int]) -> None:
+    """For a deletion of these wards, to the end of the caller's transaction: their pumps' rows locked (pk order),
+    then the wards' (`ward_lock`, pk order); refused (`ward_changed`) when a pump came into one of them in between.
+
+    Pumps before wards, `Device`'s lock order: a move locks its pumps, then its destination
+    (`pump_move_refuse_if_unwatched`), and the bridge's alarm its pump, then a share of its ward
+    (`silences._ward_hold`). The ward first, a deletion waited for a pump whose move or alarm waited for the ward,
+    and PostgreSQL aborted one of them (review 41, F2: `ward.devices.set(...)` against that ward's deletion).
+    A move holds its destination's lock until it commits, so once the deletion holds the ward no move into it is
+    under way: a pump found in it then, and not locked, came in between the two. The deletion would null its ward
+    (`SET_NULL`) unchecked and untold, so it is refused, for the ward to be looked at again."""
+    locked = set(Device.objects.select_for_update().filter(ward_id__in=ward_pks).order_by("pk")
+                 .values_list("pk", flat=True))  # fmt: skip
+    for ward_pk in sorted(ward_pks):
+        ward_lock(ward_pk=ward_pk)
+    arrived = Device.objects.filter(ward_id__in=ward_pks).exclude(pk__in=locked).select_related("ward")
+    refusals = [f"Pump {pump.device_id} was moved into ward {pump.ward.code} while it was being deleted"
+                for pump in arrived.order_by("ward__code", "device_id")]  # fmt: skip
+    if refusals:
+        raise PumpStreamError(f"{'; '.join(refusals)}: look at the ward again and retry.", code="ward_changed")
 
 
 def ward_delete_blockers(*, ward: Ward) -> list[str]:
@@ -181,13 +206,13 @@ def ward_delete(*, ward: Ward, user: Any = None) -> None:
     ward goes, so no pump's ward changes behind its screens (the foreign key would set it to null silently).
     """
     with transaction.atomic():
-        # Its row locked first: a pump moved into it meanwhile (its foreign key checked against this row) waits for
-        # the deletion and is then refused, instead of being nulled with the ward behind its screens (PostgreSQL).
-        ward_lock(ward_pk=ward.pk)
+        # Its pumps' rows and then its own locked (`ward_deletion_lock`): a move into it that starts later waits for
+        # the deletion and is then refused; one under way is waited for and refuses the deletion (`ward_changed`).
+        ward_deletion_lock(ward_pks=[ward.pk])
         refusal = ward_in_use_refusal(ward=ward)
         if refusal:
             raise PumpStreamError(refusal, code="ward_in_use")
-        for device in Device.objects.filter(ward=ward).order_by("pk"):  # each locked in turn: `Device`'s lock order
+        for device in Device.objects.filter(ward=ward).order_by("pk"):  # each locked already (`ward_deletion_lock`)
             device.ward = None
             pump_registration_save(device=device, fields=["ward"], user=user)
         ward.delete()
