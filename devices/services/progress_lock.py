@@ -78,6 +78,8 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
         if session[0] is not None:
             session_of[device.pk] = model_from_columns(InfusionSession, SESSION_LOCKED_FIELDS, session)
     by_pk = {device.pk: device for device in devices}
+    if not by_pk:  # none registered (a batch of unknown pumps' reports): nothing to read of them
+        return {}
     pks = sorted(by_pk)
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     divergent: dict[int, set[int]] = defaultdict(set)

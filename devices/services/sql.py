@@ -106,7 +106,8 @@ def select_in_sql(
     def column(name: str) -> str:
         return quote(meta.get_field(name).column)
 
-    conditions = [f"{column(name)} IN ({', '.join(['%s'] * count)})" for name, count in in_counts]
+    # an empty list matches nothing ("IN ()" is SQLite's only: PostgreSQL refuses it as a syntax error)
+    conditions = [f"{column(name)} IN ({', '.join(['%s'] * count)})" if count else "1 = 0" for name, count in in_counts]
     conditions += [f"{column(name)} = %s" for name in equal]
     sql = f"SELECT {', '.join(map(column, fields))} FROM {quote(meta.db_table)} WHERE {' AND '.join(conditions)}"
     if order_by_pk:

@@ -69,3 +69,16 @@ def test_bulk_update_values_are_prepared_as_django_prepares_them(field_name, val
     assert type(prepared) is type(expected)
     # PostgreSQL's backend wraps a JSON value in psycopg's Jsonb, which compares by identity: compare what it holds
     assert getattr(prepared, "obj", prepared) == getattr(expected, "obj", expected)
+
+
+def test_an_empty_in_list_selects_nothing_on_every_engine():
+    """`IN ()` is SQLite's only: on PostgreSQL it was a syntax error, so a bridge batch of unregistered pumps' reports
+    failed its bulk path, logged a traceback per message and went one by one (the bridge fell 30 s behind a fleet of
+    50 unknown pumps in a CI run, and a test's registered pump's reports were read after its test had ended)."""
+    from devices.services.progress_lock import progress_pumps_lock
+
+    make_device("PUMP_0001")
+    with connection.cursor() as cursor:
+        cursor.execute(select_in_sql(Device, ("device_id",), (("device_id", 0),)), [])
+        assert cursor.fetchall() == []
+    assert progress_pumps_lock(device_ids=["NOT_REGISTERED"]) == {}
