@@ -4,14 +4,14 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from devices.models import Alarm, Device
 from protocol import events
 from tests.browser.conftest import open_page  # noqa: F401  (a fixture: uses `chromium` and `stack` below)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
-from tests.support.browser import django_db_beside_playwright, launch_chromium
+from tests.support.browser import chromium_running
 from tests.support.sio import StreamClient, session_cookie
 
 READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
@@ -86,10 +86,8 @@ def bedside_close(bedside: Bedside) -> None:
 @pytest.fixture(scope="module")
 def chromium(clinical_bridge):
     """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
-    with django_db_beside_playwright(), sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
+    with chromium_running() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

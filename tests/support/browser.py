@@ -32,6 +32,9 @@ def chromium_running() -> Iterator[object]:
         browser.close()
 
 
+_STEADY_USERS: list = []  # one entry (Playwright's own click) per `presses_on_steady_controls` open
+
+
 @contextmanager
 def presses_on_steady_controls() -> Iterator[None]:
     """Playwright's `Locator.click` made as a person presses: on a control that has stood still.
@@ -44,7 +47,7 @@ def presses_on_steady_controls() -> Iterator[None]:
     Tests of the refusal itself press with `page.mouse`, which this leaves alone."""
     from playwright.sync_api import Error, Locator, expect
 
-    click = Locator.click
+    click = _STEADY_USERS[0] if _STEADY_USERS else Locator.click  # Playwright's own, however many are open
 
     def steady_click(self, *args, **kwargs):
         if kwargs.get("force") or kwargs.get("trial"):
@@ -62,11 +65,15 @@ def presses_on_steady_controls() -> Iterator[None]:
                 return None
         raise AssertionError(f"the page refused three presses of {self}: it never stood still")
 
-    Locator.click = steady_click
+    _STEADY_USERS.append(click)  # chromium of a module and the held one of the browser tests overlap in any order
+    if len(_STEADY_USERS) == 1:
+        Locator.click = steady_click
     try:
         yield
     finally:
-        Locator.click = click
+        _STEADY_USERS.pop()
+        if not _STEADY_USERS:
+            Locator.click = click
 
 
 def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None):
