@@ -11,11 +11,11 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from devices.models import ChangeLogEntry
-from devices.services.sql import hot_cursor, insert_sql
+from devices.services.sql import HotCursor, hot_cursor, insert_sql
 
 logger = logging.getLogger(__name__)
 
@@ -40,21 +40,22 @@ def change_log_unlisten(listener: CommitListener) -> None:
     _Listeners.installed = tuple(item for item in _Listeners.installed if item != listener)
 
 
-def change_log_append(*, entries: Sequence[tuple[int, object]]) -> None:
+def change_log_append(*, entries: Sequence[tuple[int, object]], cursor: HotCursor | None = None) -> None:
     """Append `(device pk, DeviceChange)` pairs to the log inside the current transaction; wake after commit.
 
     One prepared INSERT run per entry (executemany), each value prepared as the field's own
     `get_db_prep_save` would: `bulk_create` compiled the INSERT and built a model per entry on every call,
     about two thirds of this function's time on the bridge's hot path (`bench/README.md`, 2026-12-03).
+    `cursor`: the caller's, shared by its statements (`hot_cursor`).
     """
     if not entries:
         return
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    created_at = wrapper.ops.adapt_datetimefield_value(timezone.now())
-    prepare_body = ChangeLogEntry._meta.get_field("body").get_db_prep_save
-    rows = [(device_pk, change.device_id, change.seq, change.event, prepare_body(change.body, wrapper),
-             change.ward_code, created_at) for device_pk, change in entries]  # fmt: skip
-    with hot_cursor() as cursor:
+    with hot_cursor(cursor) as cursor:
+        wrapper = cursor.wrapper
+        created_at = wrapper.ops.adapt_datetimefield_value(timezone.now())
+        prepare_body = ChangeLogEntry._meta.get_field("body").get_db_prep_save
+        rows = [(device_pk, change.device_id, change.seq, change.event, prepare_body(change.body, wrapper),
+                 change.ward_code, created_at) for device_pk, change in entries]  # fmt: skip
         cursor.executemany(insert_sql(ChangeLogEntry, LOG_COLUMNS), rows)
     if _Listeners.installed and not _told_on_commit(wrapper):
         transaction.on_commit(_committed, robust=True)

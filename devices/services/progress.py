@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections
 
 from devices import payloads
 from devices.models import Alarm, Device, InfusionSession, ProgressSample
@@ -41,7 +40,7 @@ from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.running_reports import running_rates
-from devices.services.sql import hot_cursor, insert_sql, rows_update
+from devices.services.sql import HotCursor, hot_cursor, insert_sql, rows_update
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, PumpState, SessionStatus
 from protocol import events
@@ -77,8 +76,11 @@ def progress_fields(report: DevicePayload) -> dict:
     return report.model_dump(mode="json", exclude_none=True, exclude=PROGRESS_EXCLUDED_FIELDS)
 
 
-def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport]) -> int:
-    """Apply progress reports of locked pumps inside the caller's transaction; returns the changes recorded."""
+def progress_apply_many(
+    *, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport], cursor: HotCursor | None = None
+) -> int:
+    """Apply progress reports of locked pumps inside the caller's transaction; returns the changes recorded.
+    `cursor`: the caller's, shared by its statements (`hot_cursor`)."""
     by_pump: dict[str, list[ProgressReport]] = defaultdict(list)
     for item in reports:
         by_pump[item.device_id].append(item)
@@ -88,10 +90,11 @@ def progress_apply_many(*, pumps: dict[str, ProgressPump], reports: Sequence[Pro
     logged = [(device_pk, change) for device_pk, change in changes if change is not None]
     touched = [pumps[device_id] for device_id in by_pump]
     prepared: dict[tuple[str, int], tuple[object, object]] = {}
-    rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared)
-    change_log_append(entries=logged)
-    rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared)
-    samples_insert(samples)
+    with hot_cursor(cursor) as cursor:
+        rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared, cursor)
+        change_log_append(entries=logged, cursor=cursor)
+        rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared, cursor)
+        samples_insert(samples, cursor)
     return len(logged)
 
 
@@ -266,16 +269,16 @@ def _samples(session: InfusionSession, reports: list[ProgressReport]) -> list[Sa
     return samples
 
 
-def samples_insert(samples: list[Sample]) -> None:
+def samples_insert(samples: list[Sample], cursor: HotCursor | None = None) -> None:
     """Store history points with one prepared INSERT (executemany), each value as its field's own preparation
-    gives it: `bulk_create` compiled the INSERT and built a model per point, on a fifth of the bridge's batches."""
+    gives it: `bulk_create` compiled the INSERT and built a model per point, on a fifth of the bridge's batches.
+    `cursor`: the caller's, shared by its statements (`hot_cursor`)."""
     if not samples:
         return
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    adapt = wrapper.ops.adapt_datetimefield_value
-    rows = [(session_pk, adapt(recorded_at), str(status), *map(_float_or_none, values))
-            for session_pk, recorded_at, status, *values in samples]  # fmt: skip
-    with hot_cursor() as cursor:
+    with hot_cursor(cursor) as cursor:
+        adapt = cursor.wrapper.ops.adapt_datetimefield_value
+        rows = [(session_pk, adapt(recorded_at), str(status), *map(_float_or_none, values))
+                for session_pk, recorded_at, status, *values in samples]  # fmt: skip
         cursor.executemany(insert_sql(ProgressSample, SAMPLE_COLUMNS), rows)
 
 

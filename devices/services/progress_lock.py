@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from devices.models import Alarm, Device, InfusionSession, Ward
 from devices.services.delivery import DIVERGENCE_KEY
-from devices.services.sql import hot_cursor, model_from_columns, models_select, select_in_sql
+from devices.services.sql import HotCursor, hot_cursor, model_from_columns, models_select, select_in_sql
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState
 
 SERVER_ALARMS_WATCHED = ("communication_lost", DIVERGENCE_KEY, *UNORDERED_ALARMS)
@@ -46,7 +46,7 @@ class ProgressPump:
     divergent: set[int]
 
 
-def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]:
+def progress_pumps_lock(*, device_ids: Sequence[str], cursor: HotCursor | None = None) -> dict[str, ProgressPump]:
     """Lock the registered pumps among `device_ids` (in `Device`'s lock order) with their wards, sessions and watched
     alarms.
 
@@ -56,43 +56,59 @@ def progress_pumps_lock(*, device_ids: Sequence[str]) -> dict[str, ProgressPump]
     row as the lock holder committed it, but the rows it joins as they were when it began, so a session ended by a
     person while the batch waited came back active (review 9: the ended record resumed by the next report). SQLite
     needs no such statement: the bridge's transaction (IMMEDIATE) is the only writer from its first statement.
+    `cursor`: the caller's, shared by its statements (`hot_cursor`).
     """
     keys = sorted(set(device_ids))
     if not keys:
         return {}
+    with hot_cursor(cursor) as cursor:
+        devices = _pumps_read(keys, cursor)
+        if not devices:  # none registered (a batch of unknown pumps' reports): nothing more to read of them
+            return {}
+        sessions = _joined_rows_split(devices, cursor.wrapper)
+        alarms, divergent = _alarms_watched([device.pk for device in devices], cursor)
+    return {device.device_id: ProgressPump(device, sessions.get(device.pk), alarms[device.pk], divergent[device.pk])
+            for device in devices}  # fmt: skip
+
+
+def _pumps_read(keys: list[str], cursor: HotCursor) -> list[Device]:
+    """The pumps of `keys` in pk order (locked first on PostgreSQL), with their wards' and active sessions' columns."""
     locked = None
-    if connection.features.has_select_for_update:
-        with hot_cursor() as cursor:
-            cursor.execute(_pumps_lock_sql(len(keys)), keys)
-            locked = {row[0] for row in cursor.fetchall()}
+    if cursor.wrapper.features.has_select_for_update:
+        cursor.execute(_pumps_lock_sql(len(keys)), keys)
+        locked = {row[0] for row in cursor.fetchall()}
     sql = _pumps_read_sql(len(keys))
-    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS)
+    devices = models_select(Device, DEVICE_LOCKED_FIELDS, sql, [*ACTIVE, *keys], extra=JOINED_READ_AS, cursor=cursor)
     if locked is not None:  # a pump registered while the lock statement waited is not locked: not ours, as if unknown
         devices = [device for device in devices if device.pk in locked]
+    return devices
+
+
+def _joined_rows_split(devices: list[Device], wrapper) -> dict[int, InfusionSession]:
+    """Each pump's ward and active session, read with it: the ward cached on the pump, the sessions by pump pk."""
     session_of = {}
-    for device in devices:  # each pump's ward and active session, read with it
+    for device in devices:
         ward = [device.__dict__.pop(name) for name in WARD_READ_AS]
         if ward[0] is not None:
             Device.ward.field.set_cached_value(device, Ward.from_db(device._state.db, WARD_FIELDS, ward))
         session = [device.__dict__.pop(name) for name in SESSION_READ_AS]
         if session[0] is not None:
-            session_of[device.pk] = model_from_columns(InfusionSession, SESSION_LOCKED_FIELDS, session)
-    by_pk = {device.pk: device for device in devices}
-    if not by_pk:  # none registered (a batch of unknown pumps' reports): nothing to read of them
-        return {}
-    pks = sorted(by_pk)
+            session_of[device.pk] = model_from_columns(InfusionSession, SESSION_LOCKED_FIELDS, session, wrapper)
+    return session_of
+
+
+def _alarms_watched(pks: list[int], cursor: HotCursor) -> tuple[dict[int, set[tuple[str, str]]], dict[int, set[int]]]:
+    """Per pump, its active watched server alarms (type, error code) and the sessions of its `delivery_divergence`."""
     alarms: dict[int, set[tuple[str, str]]] = defaultdict(set)
     divergent: dict[int, set[int]] = defaultdict(set)
-    with hot_cursor() as cursor:
-        cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code", "session"), (("device", len(pks)),
-                                     ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
-                       [*pks, *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip
-        for device_pk, alarm_type, error_code, session_pk in cursor.fetchall():
-            alarms[device_pk].add((alarm_type, error_code))
-            if alarm_type == DIVERGENCE_KEY:
-                divergent[device_pk].add(session_pk)
-    return {device.device_id: ProgressPump(device, session_of.get(pk), alarms[pk], divergent[pk])
-            for pk, device in by_pk.items()}  # fmt: skip
+    cursor.execute(select_in_sql(Alarm, ("device", "type", "error_code", "session"), (("device", len(pks)),
+                                 ("type", len(SERVER_ALARMS_WATCHED))), equal=("state",)),
+                   [*sorted(pks), *SERVER_ALARMS_WATCHED, AlarmState.ACTIVE.value])  # fmt: skip
+    for device_pk, alarm_type, error_code, session_pk in cursor.fetchall():
+        alarms[device_pk].add((alarm_type, error_code))
+        if alarm_type == DIVERGENCE_KEY:
+            divergent[device_pk].add(session_pk)
+    return alarms, divergent
 
 
 @lru_cache(maxsize=1024)

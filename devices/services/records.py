@@ -22,7 +22,7 @@ from devices.models import (
     ProgressSample,
     RetainedMessage,
 )
-from devices.services.sql import hot_cursor
+from devices.services.sql import HotCursor, hot_cursor
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -105,7 +105,7 @@ class ReceiptsSchemaMismatch(DatabaseError):
     bridge's guard counts it among `INFRASTRUCTURE_ERRORS` (stalls unacknowledged, never dead-letters)."""
 
 
-def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
+def message_receipts_claim(*, receipts: Sequence[ReceiptKey], cursor: HotCursor | None = None) -> list[bool]:
     """Store each receipt whose (pump, bootId, seq, digest) is new; per receipt, True when it was new.
 
     A receipt already stored with the same digest, or repeated earlier in `receipts`, is a duplicate (False): that
@@ -117,11 +117,12 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
     that is new is looked up once more among receipts from before digests were kept (`LEGACY_DIGEST`) and among
     those of the pump's run before a told reboot under the same bootId (`message_receipts_retire`).
     Raises `ReceiptsSchemaMismatch` when the database refuses the statements as written (`ProgrammingError`).
+    `cursor`: the caller's, shared by its statements (`hot_cursor`).
     """
     try:
         claimed: list[bool] = []
         for start in range(0, len(receipts), RECEIPTS_PER_STATEMENT):
-            claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT])
+            claimed += _receipts_insert(receipts[start : start + RECEIPTS_PER_STATEMENT], cursor)
         replays = [index for index, new in enumerate(claimed) if new and receipts[index].replay]
         if replays:
             earlier = _earlier_copies([receipts[index] for index in replays])
@@ -135,14 +136,13 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey]) -> list[bool]:
 RECEIPTS_PER_STATEMENT = 400  # 2,000 parameters: within both databases' limits
 
 
-def _receipts_insert(receipts: Sequence[ReceiptKey]) -> list[bool]:
+def _receipts_insert(receipts: Sequence[ReceiptKey], cursor: HotCursor | None) -> list[bool]:
     if not receipts:
         return []
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    adapt = wrapper.ops.adapt_datetimefield_value
-    params = [value for receipt in receipts for value in (*receipt[:4], adapt(receipt.received_at))]
-    with hot_cursor() as cursor:
-        cursor.execute(_receipts_insert_sql(wrapper.vendor, len(receipts)), params)
+    with hot_cursor(cursor) as cursor:
+        adapt = cursor.wrapper.ops.adapt_datetimefield_value
+        params = [value for receipt in receipts for value in (*receipt[:4], adapt(receipt.received_at))]
+        cursor.execute(_receipts_insert_sql(cursor.wrapper.vendor, len(receipts)), params)
         new = set(cursor.fetchall())
     claimed = []
     for receipt in receipts:

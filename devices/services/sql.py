@@ -9,7 +9,7 @@ prepared UPDATE run per row (`rows_update`).
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from functools import lru_cache
 
@@ -21,60 +21,80 @@ from devices.services.schema import schema_fault, schema_faults_as_infrastructur
 
 
 class HotCursor:
-    """The database's own cursor, for statements written in Django's `%s` style (`hot_cursor`)."""
+    """The database's own cursor, for statements written in Django's `%s` style (`hot_cursor`), with its connection
+    (`wrapper`, for its `ops`: each `connections[...]` is a context-local look-up).
 
-    def __init__(self, cursor, qmark: bool) -> None:
-        self.cursor, self.qmark = cursor, qmark
+    With the DB-API cursor (`own`), each statement is checked and translated here as Django's cursor would (a
+    transaction broken by an earlier error runs nothing more; errors become Django's, a schema fault
+    `schema_fault`'s), so one cursor can serve all of a batch's statements without wrapping the code between them.
+    """
+
+    def __init__(self, wrapper, cursor, *, own: bool) -> None:
+        self.wrapper, self.cursor, self.own = wrapper, cursor, own
+        self.qmark = own and wrapper.vendor == "sqlite"
 
     def execute(self, sql: str, params: Sequence) -> None:
         """Run one statement; its rows (if any) are read with `fetchall`."""
-        self.cursor.execute(_qmark_sql(sql) if self.qmark else sql, params)
+        self._run(self.cursor.execute, _qmark_sql(sql) if self.qmark else sql, params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
         """Run one statement once per row of parameters."""
-        self.cursor.executemany(_qmark_sql(sql) if self.qmark else sql, rows)
+        self._run(self.cursor.executemany, _qmark_sql(sql) if self.qmark else sql, rows)
 
     def fetchall(self) -> list[tuple]:
-        return self.cursor.fetchall()
+        return self._run(self.cursor.fetchall) if self.own else self.cursor.fetchall()
+
+    def _run(self, call, *args):
+        if not self.own:  # Django's cursor: its own checks, translation and recording
+            return call(*args)
+        self.wrapper.validate_no_broken_transaction()
+        try:
+            with self.wrapper.wrap_database_errors:
+                return call(*args)
+        except (ProgrammingError, OperationalError, IntegrityError) as exc:  # a schema fault (`schema_fault`)
+            fault = schema_fault(exc)
+            if fault is None:
+                raise
+            raise fault from exc
+
+
+def hot_cursor(shared: HotCursor | None = None) -> AbstractContextManager[HotCursor]:
+    """A cursor for the bridge's hot statements (`_new_hot_cursor`); `shared`, when given, is the one a caller opened
+    for all of its statements (a routine batch's: one per batch), handed on as it is."""
+    return nullcontext(shared) if shared is not None else _new_hot_cursor()
 
 
 @contextmanager
-def hot_cursor() -> Iterator[HotCursor]:
+def _new_hot_cursor() -> Iterator[HotCursor]:
     """A cursor for the bridge's hot statements: the DB-API cursor itself, not Django's wrappers around each call.
 
     Django's `CursorWrapper` checks the thread, the broken transaction and the execute wrappers, translates errors and
     (on SQLite) rewrites `%s` into `?` on every statement: about 8-10 µs each, 8 statements a routine batch
-    (`bench/README.md`, 2026-12-05). Here the checks run once per cursor, the errors are still translated into
-    Django's (`wrap_database_errors`: a locked database stays an `OperationalError` the bridge retries), and the
-    SQLite text is rewritten once per statement shape. When statements are being recorded (a test's
-    `CaptureQueriesContext` or `assertNumQueries`: `force_debug_cursor`) or wrapped (an `execute_wrapper`, other than
-    the bridge's `schema_faults_as_infrastructure`, whose translation is done here too), Django's own cursor is used,
-    so they still see each one. DEBUG alone does not record them: the integration tests' bridge
-    runs with DEBUG on, and must run the statements as production does.
+    (`bench/README.md`, 2026-12-05). Here the thread is checked once per cursor; each statement is still checked
+    against a broken transaction and its errors translated into Django's (`HotCursor`: a locked database stays an
+    `OperationalError` the bridge retries), and the SQLite text is rewritten once per statement shape. When
+    statements are being recorded (a test's `CaptureQueriesContext` or `assertNumQueries`: `force_debug_cursor`) or
+    wrapped (an `execute_wrapper`, other than the bridge's `schema_faults_as_infrastructure`, whose translation is
+    done here too), Django's own cursor is used, so they still see each one. DEBUG alone does not record them: the
+    integration tests' bridge runs with DEBUG on, and must run the statements as production does.
     """
     wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
     if wrapper.force_debug_cursor or any(
         wrapped is not schema_faults_as_infrastructure for wrapped in wrapper.execute_wrappers
     ):
         with wrapper.cursor() as cursor:
-            yield HotCursor(cursor, qmark=False)
+            yield HotCursor(wrapper, cursor, own=False)
         return
     wrapper.validate_thread_sharing()
     wrapper.validate_no_broken_transaction()
     wrapper.ensure_connection()
-    sqlite = wrapper.vendor == "sqlite"
+    with wrapper.wrap_database_errors:
+        cursor = wrapper.connection.cursor() if wrapper.vendor == "sqlite" else wrapper.create_cursor()
     try:
+        yield HotCursor(wrapper, cursor, own=True)
+    finally:
         with wrapper.wrap_database_errors:
-            cursor = wrapper.connection.cursor() if sqlite else wrapper.create_cursor()
-            try:
-                yield HotCursor(cursor, qmark=sqlite)
-            finally:
-                cursor.close()
-    except (ProgrammingError, OperationalError, IntegrityError) as exc:  # the schema's (`schema_fault`), as Django's
-        fault = schema_fault(exc)
-        if fault is None:
-            raise
-        raise fault from exc
+            cursor.close()
 
 
 _FORMAT_PARAMETER = re.compile(r"(?<!%)%s")
@@ -124,17 +144,19 @@ def insert_sql(model: type[Model], fields: tuple[str, ...]) -> str:
 
 
 def models_select(
-    model: type[Model], fields: tuple[str, ...], sql: str, params: list, *, extra: tuple[str, ...] = ()
-) -> list[Model]:
+    model: type[Model], fields: tuple[str, ...], sql: str, params: list, *, extra: tuple[str, ...] = (),
+    cursor: HotCursor | None = None,
+) -> list[Model]:  # fmt: skip
     """Run `sql`, which selects `fields` (in the model's field order), and return model instances.
 
     What `Model.objects.raw()` returns, without its per-query work: each column goes through the
     backend's and the field's converters (as the ORM applies them), then `Model.from_db`. Columns after
-    `fields` are set as they come on each instance, named by `extra` (as `annotate()` would).
+    `fields` are set as they come on each instance, named by `extra` (as `annotate()` would). `cursor`: the
+    caller's, shared by its statements (`hot_cursor`).
     """
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    reader = _row_reader(wrapper.ops, model, fields)
-    with hot_cursor() as cursor:
+    with hot_cursor(cursor) as cursor:
+        wrapper = cursor.wrapper
+        reader = _row_reader(wrapper.ops, model, fields)
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     instances = []
@@ -146,10 +168,12 @@ def models_select(
     return instances
 
 
-def model_from_columns(model: type[Model], fields: tuple[str, ...], columns: Sequence) -> Model:
+def model_from_columns(model: type[Model], fields: tuple[str, ...], columns: Sequence, wrapper=None) -> Model:
     """One instance from the columns of `fields` (in the model's field order) of a row read some other way (another
-    model's `models_select` with these as its `extra`): through the same converters, then `Model.from_db`."""
-    wrapper = connections[DEFAULT_DB_ALIAS]
+    model's `models_select` with these as its `extra`): through the same converters, then `Model.from_db`.
+    `wrapper`: the connection the row was read on, when the caller has it at hand (a `HotCursor`'s)."""
+    if wrapper is None:
+        wrapper = connections[DEFAULT_DB_ALIAS]
     return _instance(wrapper, model, _row_reader(wrapper.ops, model, fields), columns)
 
 
@@ -202,20 +226,23 @@ def _row_reader(ops: BaseDatabaseOperations, model: type[Model], fields: tuple[s
     return tuple(field.attname for field in chosen), tuple(converters), deferred_at
 
 
-def rows_update(rows: Sequence[Model], field_names: tuple[str, ...], prepared: dict) -> None:
+def rows_update(
+    rows: Sequence[Model], field_names: tuple[str, ...], prepared: dict, cursor: HotCursor | None = None
+) -> None:
     """Store `field_names` of many rows of one model with one prepared UPDATE run per row (executemany).
 
     Django's `bulk_update` builds a CASE expression per field and row: 90 % of a batch's time for
     500 pumps. The values are prepared as each field's own `get_db_prep_save` does, as `save()` would,
     once per value object: a pump's progress and receive time are shared by its row and its session's.
+    `cursor`: the caller's, shared by its statements (`hot_cursor`).
     """
     if not rows:
         return
-    wrapper = connections[DEFAULT_DB_ALIAS]  # resolved once: every `connection.x` is a thread-local look-up
-    sql, fields = _update_statement(wrapper.ops, type(rows[0]), field_names)
-    params = [[_prepare(field, kind, getattr(row, field.attname), prepared, wrapper) for field, kind in fields]
-              + [row.pk] for row in rows]  # fmt: skip
-    with hot_cursor() as cursor:
+    with hot_cursor(cursor) as cursor:
+        wrapper = cursor.wrapper
+        sql, fields = _update_statement(wrapper.ops, type(rows[0]), field_names)
+        params = [[_prepare(field, kind, getattr(row, field.attname), prepared, wrapper) for field, kind in fields]
+                  + [row.pk] for row in rows]  # fmt: skip
         cursor.executemany(sql, params)
 
 

@@ -22,6 +22,7 @@ from devices.services.records import (
     message_receipts_claim,
 )
 from devices.services.schema import schema_fault
+from devices.services.sql import HotCursor, hot_cursor
 from protocol import topics
 from protocol.salvage import REFUSED_FIELDS, payload_salvage
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
@@ -298,9 +299,15 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Pre
 
 
 def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) -> Counter[str]:
-    """Routine progress of many pumps in bulk: unknown pumps rejected, duplicates skipped, the rest applied."""
+    """Routine progress of many pumps in bulk: unknown pumps rejected, duplicates skipped, the rest applied. Its
+    statements share one cursor (`hot_cursor`: the connection's checks once a batch, not once a statement)."""
+    with hot_cursor() as cursor:
+        return _routine_progress_apply(items, cursor)
+
+
+def _routine_progress_apply(items: list[tuple[InboundMessage, CheckedMessage]], cursor: HotCursor) -> Counter[str]:
     outcomes: Counter[str] = Counter()
-    pumps = progress_pumps_lock(device_ids=[checked.device_id for _, checked in items])
+    pumps = progress_pumps_lock(device_ids=[checked.device_id for _, checked in items], cursor=cursor)
     accepted = []
     for message, checked in items:
         if checked.device_id in pumps:
@@ -311,14 +318,14 @@ def routine_progress_ingest(items: list[tuple[InboundMessage, CheckedMessage]]) 
     receipts = [(message, receipt_of(message, checked, pumps[checked.device_id].device.pk))
                 for message, checked in accepted]  # fmt: skip
     keyed = [(message, receipt) for message, receipt in receipts if receipt is not None]
-    claimed = message_receipts_claim(receipts=[receipt for _, receipt in keyed])
+    claimed = message_receipts_claim(receipts=[receipt for _, receipt in keyed], cursor=cursor)
     repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
     metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
     outcomes[DUPLICATE] += len(repeated)
     fresh = [ProgressReport(c.device_id, c.report, m.received_at, m.retain) for m, c in accepted
              if id(m) not in repeated]  # fmt: skip
     if fresh:
-        outcomes[FORWARDED] += progress_apply_many(pumps=pumps, reports=fresh)
+        outcomes[FORWARDED] += progress_apply_many(pumps=pumps, reports=fresh, cursor=cursor)
     outcomes[APPLIED] += len(fresh)
     return outcomes
 

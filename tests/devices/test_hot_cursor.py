@@ -127,3 +127,25 @@ def test_debug_alone_runs_the_statements_as_production_does(settings):
         assert not isinstance(cursor.cursor, CursorWrapper), "DEBUG switched the hot path to Django's cursor"
     with CaptureQueriesContext(connection), hot_cursor() as cursor:
         assert isinstance(cursor.cursor, CursorWrapper), "recorded statements not on Django's cursor"
+
+
+def test_a_cursor_shared_by_a_batch_checks_and_translates_each_statement():
+    """A routine batch's statements share one cursor (`hot_cursor(shared)`): a transaction broken after its first
+    statement runs nothing more, and a later statement's error is still Django's."""
+    make_device("PUMP_0001")
+    sql = f"SELECT id FROM {TABLE} WHERE device_id = %s"
+    with transaction.atomic(), hot_cursor() as cursor:
+        with hot_cursor(cursor) as shared:
+            assert shared is cursor, "a caller's cursor not shared"
+            shared.execute(sql, ["PUMP_0001"])
+        connection.needs_rollback = True  # as after an error caught inside the atomic block
+        try:
+            with pytest.raises(TransactionManagementError):
+                cursor.execute(sql, ["PUMP_0001"])
+        finally:
+            connection.needs_rollback = False
+    with hot_cursor() as cursor:
+        cursor.execute(sql, ["PUMP_0001"])
+        with pytest.raises(DatabaseError) as raised:
+            cursor.execute("SELECT id FROM devices_device WHERE id = %s GROUP", [1])
+    assert type(raised.value).__module__ == "django.db.utils", f"not translated: {type(raised.value)!r}"

@@ -147,10 +147,10 @@ def test_a_failure_of_the_bulk_progress_path_sends_the_batch_one_by_one_and_lose
         make_device(device_id)
     apply_many = ingest.progress_apply_many
 
-    def failing_for_many(*, pumps, reports):
+    def failing_for_many(*, pumps, reports, **shared):
         if len(reports) > 1:
             raise RuntimeError("a bug of the bulk path")
-        return apply_many(pumps=pumps, reports=reports)
+        return apply_many(pumps=pumps, reports=reports, **shared)
 
     monkeypatch.setattr(ingest, "progress_apply_many", failing_for_many)
     committer, acknowledged = committer_with(BatchIngest(ProgressFloodGuard(rate_per_s=0, burst=1)))

@@ -17,8 +17,9 @@ from tests.realtime.bridge.test_batch_receipts import START, Bridge, sent
 pytestmark = pytest.mark.django_db
 
 
-def _claim_as_before_0024(receipts):
-    """`_receipts_insert` as 8aa71d5 ran it: ON CONFLICT (pump, bootId, seq), no digest column."""
+def _claim_as_before_0024(receipts, cursor=None):
+    """`_receipts_insert` as 8aa71d5 ran it: ON CONFLICT (pump, bootId, seq), no digest column (on a cursor of its
+    own: the batch's shared one, `cursor`, is left unused)."""
     wrapper = connections[DEFAULT_DB_ALIAS]
     quote, meta = wrapper.ops.quote_name, MessageReceipt._meta
     columns = [quote(meta.get_field(name).column) for name in ("device", "boot_id", "device_seq", "received_at")]
@@ -35,7 +36,7 @@ def _claim_as_before_0024(receipts):
     return [tuple(receipt[:3]) in new for receipt in receipts]
 
 
-def _schema_refused(receipts):
+def _schema_refused(receipts, cursor=None):
     raise ProgrammingError('column "digest" of relation "devices_messagereceipt" does not exist')
 
 
