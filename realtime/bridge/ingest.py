@@ -4,6 +4,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, OperationalError, transaction
@@ -111,10 +112,23 @@ def message_check(message: InboundMessage) -> CheckedMessage:
     if report.deviceId is not None and report.deviceId != parsed.device_id:
         raise Rejection("device_mismatch", f"payload says {report.deviceId}", parsed.device_id, document)
     if refusal is None:  # one read in part is counted with its dead letter, when it is applied
-        metrics.MESSAGES_RECEIVED.labels(kind=parsed.kind).inc()
+        _received(parsed.kind).inc()
     if report.fields_not_stored:
         metrics.FIELDS_NOT_STORED.labels(kind=parsed.kind).inc()
     return CheckedMessage(parsed.device_id, parsed.kind, report, refusal)
+
+
+@cache
+def _received(kind: str):
+    """The received counter of one topic kind, its child found once: `labels()` checks the values and takes a lock on
+    every call. Created at its first message, as `labels()` creates it (a kind never received is not reported)."""
+    return metrics.MESSAGES_RECEIVED.labels(kind=kind)
+
+
+@cache
+def _duplicates(why: str):
+    """The duplicates counter of one reason, its child found once (as `_received`)."""
+    return metrics.MESSAGES_DUPLICATE.labels(why=why)
 
 
 def is_routine_progress(checked: CheckedMessage) -> bool:
@@ -291,7 +305,7 @@ def _seen_before(message: InboundMessage, checked: CheckedMessage, prepared: Pre
         if new is None:
             new = message_receipts_claim(receipts=[receipt])[0]
         if not new:
-            metrics.MESSAGES_DUPLICATE.labels(why="seq").inc()
+            _duplicates("seq").inc()
             copy_held_if_sent_now(message, checked, receipt)
             return True
     presence = checked.kind == topics.STATUS and report.status in PRESENCE_STATUSES
@@ -320,7 +334,7 @@ def _routine_progress_apply(items: list[tuple[InboundMessage, CheckedMessage]], 
     keyed = [(message, receipt) for message, receipt in receipts if receipt is not None]
     claimed = message_receipts_claim(receipts=[receipt for _, receipt in keyed], cursor=cursor)
     repeated = {id(message) for (message, _), new in zip(keyed, claimed, strict=True) if not new}
-    metrics.MESSAGES_DUPLICATE.labels(why="seq").inc(len(repeated))
+    _duplicates("seq").inc(len(repeated))
     outcomes[DUPLICATE] += len(repeated)
     fresh = [ProgressReport(c.device_id, c.report, m.received_at, m.retain) for m, c in accepted
              if id(m) not in repeated]  # fmt: skip
