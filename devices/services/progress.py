@@ -89,11 +89,11 @@ def progress_apply_many(
                for device_id, pump_reports in by_pump.items()]  # fmt: skip
     logged = [(device_pk, change) for device_pk, change in changes if change is not None]
     touched = [pumps[device_id] for device_id in by_pump]
-    prepared: dict[tuple[str, int], tuple[object, object]] = {}
-    with hot_cursor(cursor) as cursor:
-        rows_update([pump.device for pump in touched], DEVICE_FIELDS, prepared, cursor)
+    with hot_cursor(cursor) as cursor:  # its `prepared`: a receive time adapted for the receipts is not again here
+        rows_update([pump.device for pump in touched], DEVICE_FIELDS, cursor.prepared, cursor)
         change_log_append(entries=logged, cursor=cursor)
-        rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, prepared, cursor)
+        rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, cursor.prepared,
+                    cursor)  # fmt: skip
         samples_insert(samples, cursor)
     return len(logged)
 

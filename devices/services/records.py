@@ -22,7 +22,7 @@ from devices.models import (
     ProgressSample,
     RetainedMessage,
 )
-from devices.services.sql import HotCursor, hot_cursor
+from devices.services.sql import HotCursor, datetime_prepared, hot_cursor
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
@@ -140,8 +140,8 @@ def _receipts_insert(receipts: Sequence[ReceiptKey], cursor: HotCursor | None) -
     if not receipts:
         return []
     with hot_cursor(cursor) as cursor:
-        adapt = cursor.wrapper.ops.adapt_datetimefield_value
-        params = [value for receipt in receipts for value in (*receipt[:4], adapt(receipt.received_at))]
+        params = [value for receipt in receipts
+                  for value in (*receipt[:4], datetime_prepared(receipt.received_at, cursor))]  # fmt: skip
         cursor.execute(_receipts_insert_sql(cursor.wrapper.vendor, len(receipts)), params)
         new = set(cursor.fetchall())
     claimed = []

@@ -27,11 +27,14 @@ class HotCursor:
     With the DB-API cursor (`own`), each statement is checked and translated here as Django's cursor would (a
     transaction broken by an earlier error runs nothing more; errors become Django's, a schema fault
     `schema_fault`'s), so one cursor can serve all of a batch's statements without wrapping the code between them.
+    `prepared`: the values prepared for its statements (`_prepare`, `datetime_prepared`), so a batch's receive time is
+    adapted once for its receipts, its pumps' rows and their sessions'.
     """
 
     def __init__(self, wrapper, cursor, *, own: bool) -> None:
         self.wrapper, self.cursor, self.own = wrapper, cursor, own
         self.qmark = own and wrapper.vendor == "sqlite"
+        self.prepared: dict[tuple[str, int], tuple[object, object]] = {}
 
     def execute(self, sql: str, params: Sequence) -> None:
         """Run one statement; its rows (if any) are read with `fetchall`."""
@@ -261,6 +264,17 @@ def _update_statement(ops, model: type[Model], field_names: tuple[str, ...]) -> 
     fields = tuple((field, field.get_internal_type()) for field in map(meta.get_field, field_names))
     assignments = ", ".join(f"{quote(field.column)} = %s" for field, _ in fields)
     return f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s", fields
+
+
+def datetime_prepared(moment: datetime | None, cursor: HotCursor) -> object:
+    """An aware datetime as the backend stores it (`adapt_datetimefield_value`), once per value object among the
+    cursor's statements (as `_prepare` prepares a DateTimeField's, sharing its `prepared`)."""
+    if moment is None or moment.tzinfo is None:  # not remembered: a DateTimeField's preparation differs (`_prepare`)
+        return cursor.wrapper.ops.adapt_datetimefield_value(moment)
+    key = ("DateTimeField", id(moment))
+    if key not in cursor.prepared:
+        cursor.prepared[key] = (moment, cursor.wrapper.ops.adapt_datetimefield_value(moment))
+    return cursor.prepared[key][1]
 
 
 def _prepare(field: Field, kind: str, value: object, prepared: dict, wrapper) -> object:
