@@ -13,6 +13,7 @@ never named) is sent at once.
 """
 
 import json
+import time
 from collections import Counter
 from datetime import timedelta
 
@@ -58,6 +59,7 @@ def test_a_paced_alarm_flood_is_summed_up_at_most_about_once_a_second():
                           report_bytes=Budget(1024, 2**20))  # fmt: skip
     ingest = BatchIngest(ProgressFloodGuard(rate_per_s=10, burst=100), budgets)
     queue, start, outcomes, differing = FairQueue(ingest), timezone.now(), Counter(), []
+    began = time.monotonic()  # the flood's updates are paced on the real clock: the bound counts its seconds too
     for n in range(PACE_PER_S * SECONDS):  # each in an intake and a batch of its own, as paced messages come
         at = start + timedelta(seconds=n / PACE_PER_S)
         body = {"type": "junk", "severity": "low", "n": n}
@@ -79,7 +81,8 @@ def test_a_paced_alarm_flood_is_summed_up_at_most_about_once_a_second():
     updates = ChangeLogEntry.objects.filter(device__device_id="R23_PACED", event="device:alarm",
                                             body__alarm__id=flood.pk).count()  # fmt: skip
     rows = DeviceEvent.objects.filter(device__device_id="R23_PACED", kind="alarm.raised.server").count()
-    assert updates <= 2 * SECONDS + 5, (
+    seconds = max(SECONDS, time.monotonic() - began)  # a loaded machine takes longer than the messages' 10 s
+    assert updates <= 2 * seconds + 5, (
         f"{PACE_PER_S * SECONDS} junk alarms paced at {PACE_PER_S}/s for {SECONDS} s: the alarm_flood summing up the "
         f"shed ones (count {flood.count}) was updated {updates} times, each a device:alarm change sent to every screen "
         f"of the ward (ward:alarm, never coalesced), and {rows} event-log rows: about one per shed alarm"
