@@ -38,6 +38,30 @@ def waiters_at_least(count: int, timeout_s: float = 10.0) -> None:
     raise AssertionError(f"fewer than {count} sessions ever waited for a lock")
 
 
+def row_held(pk: int, outcome: dict) -> tuple[threading.Thread, threading.Event]:
+    """Any transaction briefly holding the pump's row (a report of it being committed), until the event is set; its
+    outcome as "holder"."""
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with transaction.atomic():
+            list(Device.objects.select_for_update().filter(pk=pk))
+            held.set()
+            assert release.wait(10)
+
+    thread = on_its_own_connection(holder, outcome, "holder")
+    assert held.wait(10)
+    return thread, release
+
+
+def two_watched_wards() -> tuple:
+    """Wards icu and icu-b, each with a nurse (a pump in use may move between them)."""
+    icu, icu_b = make_ward("icu"), make_ward("icu-b")
+    make_user("icu-nurse", ward=icu)
+    make_user("icu-b-nurse", ward=icu_b)
+    return icu, icu_b
+
+
 def on_its_own_connection(action, outcome: dict, name: str) -> threading.Thread:
     def run() -> None:
         try:
@@ -72,29 +96,19 @@ def ward_deleted_by_the_service(pumps: list[int], icu: Ward, icu_b: Ward) -> Non
 def test_another_road_locking_two_pumps_and_the_outboxs_lock_of_them_do_not_deadlock(other):
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's row locks (-p tests.support.postgres)")
-    icu, icu_b = make_ward("icu"), make_ward("icu-b")
-    make_user("icu-nurse", ward=icu)
-    make_user("icu-b-nurse", ward=icu_b)
+    icu, icu_b = two_watched_wards()
     second = make_device("DL_B", ward=icu)  # registered first: the lower pk, the later device id
     first = make_device("DL_A", ward=icu)
     assert second.pk < first.pk
     pumps = [first.pk, second.pk]
     outcome: dict = {}
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:  # any transaction briefly holding DL_B (a report of it being committed)
-        with transaction.atomic():
-            list(Device.objects.select_for_update().filter(pk=second.pk))
-            held.set()
-            assert release.wait(10)
 
     def outbox() -> None:  # the bridge handing commands of both pumps to the broker (`commands_handed_mark`)
         with transaction.atomic():
             _devices_lock(set(pumps))
 
-    threads = [on_its_own_connection(holder, outcome, "holder")]
-    assert held.wait(10)
-    threads.append(on_its_own_connection(outbox, outcome, "outbox"))
+    holder, release = row_held(second.pk, outcome)  # DL_B
+    threads = [holder, on_its_own_connection(outbox, outcome, "outbox")]
     waiters_at_least(1)  # the outbox has locked nothing, waits for DL_B
     threads.append(on_its_own_connection(lambda: other(pumps, icu, icu_b), outcome, other.__name__))
     waiters_at_least(2)  # the other waits too: for DL_B (pk order), or holding DL_A (device id order)

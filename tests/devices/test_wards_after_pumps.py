@@ -25,7 +25,12 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.registration import ward_delete
 from devices.states import AlarmPriority, AlarmSource
-from tests.devices.test_pumps_locked_in_one_order import on_its_own_connection, waiters_at_least
+from tests.devices.test_pumps_locked_in_one_order import (
+    on_its_own_connection,
+    row_held,
+    two_watched_wards,
+    waiters_at_least,
+)
 from tests.factories import make_device, make_user, make_ward
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,26 +49,16 @@ def postgresql_only() -> None:
 @pytest.mark.parametrize("deletion", list(DELETIONS))
 def test_a_wards_set_of_pumps_and_its_deletion_do_not_deadlock(deletion):
     postgresql_only()
-    icu, icu_b = make_ward("icu"), make_ward("icu-b")
-    make_user("icu-nurse", ward=icu)
-    make_user("icu-b-nurse", ward=icu_b)
+    icu, icu_b = two_watched_wards()
     make_device("SD_A", ward=icu)  # idle: may leave the ward
     coming = make_device("SD_B", ward=icu_b)  # idle: may come in
     outcome: dict = {}
-    held, release = threading.Event(), threading.Event()
-
-    def holder() -> None:  # any transaction briefly holding SD_B (a report of it being committed)
-        with transaction.atomic():
-            list(Device.objects.select_for_update().filter(pk=coming.pk))
-            held.set()
-            assert release.wait(10)
 
     def set_in_the_shell() -> None:  # an administrator: "icu's pumps are SD_B now"
         Ward.objects.get(pk=icu.pk).devices.set([Device.objects.get(pk=coming.pk)])
 
-    threads = [on_its_own_connection(holder, outcome, "holder")]
-    assert held.wait(10)
-    threads.append(on_its_own_connection(set_in_the_shell, outcome, "set"))
+    holder, release = row_held(coming.pk, outcome)  # SD_B
+    threads = [holder, on_its_own_connection(set_in_the_shell, outcome, "set")]
     waiters_at_least(1)  # set: SD_A taken out (its row locked), waiting for SD_B
     threads.append(on_its_own_connection(lambda: DELETIONS[deletion](Ward.objects.get(pk=icu.pk)), outcome, "deletion"))
     waiters_at_least(2)  # the deletion waits for SD_A (before, holding icu: the cycle once set asked for icu)
