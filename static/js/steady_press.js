@@ -9,8 +9,9 @@
 // permission prompts the same way. The keyboard is not guarded (a key presses the focused control, which she sees),
 // nor a script's click.
 //
-// Every control's box is measured after each change of the page (a MutationObserver, one measure per frame) and at
-// the press itself: a box not measured before (a new control, one shown) or not where it was counts as moved now.
+// Every control's box is measured after each change of the page (a MutationObserver, one measure per frame), once a
+// second, and at the press itself: a box not measured before (a new control, one shown) or not where it was counts as
+// moved now.
 // Boxes are read in document coordinates, so her own scrolling moves nothing. The controls of the page as the server
 // sent it stand still from its start.
 
@@ -99,6 +100,9 @@ function start() {
   new MutationObserver(measureSoon).observe(document.body, { subtree: true, childList: true, attributes: true,
     characterData: true }); // eslint-disable-line object-curly-newline
   window.addEventListener("resize", measureSoon);
+  // what moves a control without a change of the page's elements (a font or an image loaded): seen within a second,
+  // so a press long after it is not refused as a move "now"
+  setInterval(measureSoon, 1000);
   window.addEventListener("click", (event) => {
     const control = unsteady(event);
     if (control) refuse(event, control);
