@@ -13,8 +13,9 @@ import { placeRows, setText } from "./keyed_rows.js";
 
 const $ = (root, selector) => root.querySelector(selector);
 const NO_ALARMS = "No active alarms.";
-// One line at laptop widths, as templates/devices/_monitor_panel.html renders it before the page is live: the
-// controls below do not jump as the page goes live (a click landing where Pause had been).
+// As templates/devices/_monitor_panel.html renders it before the page is live. The empty list's box holds this text's
+// lines whichever it says (`data-reserve`, pumpstream.css): the controls below do not jump as the page goes live or
+// stops being live, at any width (a click landing where Pause had been; review 42, finding 5).
 const NO_ALARMS_KNOWN = "No alarm received, but none can be vouched for (monitoring degraded, or the page not live): " +
   "check the pump at the bedside.";
 
@@ -34,7 +35,7 @@ export class AlarmList {
   renderNone() {
     const vouched = isMonitoringHealthy() && this.monitor.isReceiving();
     const text = vouched ? NO_ALARMS : NO_ALARMS_KNOWN;
-    if (this.none.textContent !== text) this.none.textContent = text;
+    setText(this.none.firstElementChild, text);
     this.none.classList.toggle("unknown", text === NO_ALARMS_KNOWN);
   }
 
@@ -197,9 +198,13 @@ export class AlarmList {
   }
 }
 
+/** The empty list's one row: its words in a span, beside the longer words' room (`data-reserve`). */
 function noAlarms() {
   const item = document.createElement("li");
   item.className = "muted none";
-  item.textContent = NO_ALARMS;
+  item.dataset.reserve = NO_ALARMS_KNOWN;
+  const words = document.createElement("span");
+  words.textContent = NO_ALARMS;
+  item.append(words);
   return item;
 }
