@@ -1,9 +1,13 @@
 """Server-rendered pages: the ward overview, the pump monitor and the start-infusion wizard."""
 
+import math
+from datetime import datetime
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from devices.access_selectors import devices_for_overview
 from devices.forms import CONFIRM_WORD
@@ -37,8 +41,13 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk, [])) for device in devices]
     bridge = bridge_status()
     can_silence = request.user.has_perm(SILENCE_PERMISSION)
+    now = timezone.now()
     context = {
         "pumps": pumps,
+        "cards": [
+            (pump, card_before_live(pump["connectivity"], device.last_seen_at, now))
+            for pump, device in zip(pumps, devices, strict=True)
+        ],
         "wards": wards,
         "ward_code": ward_code,
         "heading": _ward_heading(wards, ward_code),
@@ -56,6 +65,33 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
         "can_silence": can_silence,
     }
     return render(request, "devices/ward_overview.html", context)
+
+
+# A pump's condition as the cards name it when they cannot say it is online (static/js/format.js CONDITION).
+NOT_HEARD_HERE = {"stale": ("Stale", "?"), "offline": ("Offline", "\u2715"), "unknown": ("Never heard", "\u2013")}
+
+
+def card_before_live(connectivity: str | None, last_seen_at: datetime | None, now: datetime) -> dict:
+    """A pump's card as static/js/overview.js renders it before the page is live, the page as the server renders it
+    being never live: offline or never heard as the server knows it, else not heard here (`heardHere`: "Stale", never
+    "online" nor "running"), and when it was last heard in the script's words (format.js `lastHeard`). Before, the
+    server's card said "online" and "running" on a green edge until the script ran, and for good had it failed (review
+    42, finding 6); its "Last heard 2026-12-06T17:17:48.032364+00:00" took two lines where the script's took one."""
+    shown = connectivity if connectivity in ("offline", "unknown") else "stale" if connectivity else "unknown"
+    label, symbol = NOT_HEARD_HERE[shown]
+    heard = f"Last heard {_span((now - last_seen_at).total_seconds())} ago" if last_seen_at else "Never heard"
+    return {"connectivity": shown, "label": label, "symbol": symbol, "lastHeard": heard}
+
+
+def _span(seconds: float) -> str:
+    """A span of time as static/js/format.js `span` says it: "14 s", "3 min", "2 h 05 min"."""
+    whole = max(0, math.floor(seconds))
+    if whole < 90:
+        return f"{whole} s"
+    if whole < 5400:
+        return f"{whole // 60} min"
+    minutes = whole // 60
+    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def silence_label(seconds: float) -> str:

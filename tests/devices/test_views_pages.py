@@ -1,6 +1,7 @@
 """The clinicians' pages: sign-in, ward visibility, what each page shows, permissions."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -10,6 +11,7 @@ from django.utils import timezone
 from devices.services.alarms import alarm_raise
 from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource
+from devices.views.pages import card_before_live
 from tests.factories import make_device, make_order, make_user, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +143,24 @@ def test_the_silence_button_says_the_configured_silence(icu_nurse_client, settin
     response = icu_nurse_client.get("/")
     assert f"Silence the ward {label}</button>" in response.content.decode()
     assert page_data(response)["silenceS"] == seconds
+
+
+@pytest.mark.parametrize(
+    ("connectivity", "heard_s_ago", "label", "last_heard"),
+    [
+        ("online", 4.9, "Stale", "Last heard 4 s ago"),
+        ("stale", 89, "Stale", "Last heard 89 s ago"),
+        ("offline", 5399, "Offline", "Last heard 89 min ago"),
+        ("online", 7500, "Stale", "Last heard 2 h 05 min ago"),
+        ("unknown", None, "Never heard", "Never heard"),
+        (None, None, "Never heard", "Never heard"),
+    ],
+)
+def test_a_card_before_the_page_is_live_shows_no_pump_online(connectivity, heard_s_ago, label, last_heard):
+    """As static/js/overview.js renders it before the page is live (`heardHere`, format.js `span`): the server's card
+    said "online" and "running" until the script ran, and for good had it failed (review 42, finding 6)."""
+    now = timezone.now()
+    heard = None if heard_s_ago is None else now - timedelta(seconds=heard_s_ago)
+    card = card_before_live(connectivity, heard, now)
+    assert (card["label"], card["lastHeard"]) == (label, last_heard)
+    assert card["connectivity"] != "online"
