@@ -1,24 +1,23 @@
-// A press lands only on a control that stood still: a pointer's click on a button that appeared or moved less than
-// STEADY_MS ago is not carried out, and the page says so ("press again if you meant it").
+// A press lands only on a control that stood still: a pointer's click on a button or link that appeared or moved
+// less than STEADY_MS ago is not carried out, and the page says so ("press again if you meant it").
 //
 // Live pages move under a finger: a high alarm puts the station's banner and "Silence the ward 2 min" above the cards
-// (the cards 185 px down, the button where the alarming pump's bed label was), a newer alarm's Acknowledge takes the
-// place of the one she reached for, the degraded banner puts "Silence 2 min" where Acknowledge was, Cancel start…
-// comes where Start infusion… was (review 42). A person cannot see and mean a control that came under her finger in
-// the last fraction of a second, so such a press is hers for what was there before. Browsers guard their own
-// permission prompts the same way. The keyboard is not guarded (a key presses the focused control, which she sees),
-// nor a script's click.
+// (the cards 185 px down, the button where the alarming pump's bed label was; another pump's card where hers was), a
+// newer alarm's Acknowledge takes the place of the one she reached for, the degraded banner puts "Silence 2 min" where
+// Acknowledge was, Cancel start… comes where Start infusion… was (reviews 42, 43). A person cannot see and mean a
+// control that came under her finger in the last fraction of a second, so such a press is hers for what was there
+// before. Browsers guard their own permission prompts the same way. The keyboard is not guarded (a key presses the
+// focused control, which she sees), nor a script's click.
 //
 // Every control's box is measured after each change of the page (a MutationObserver, one measure per frame), once a
 // second, and at the press itself: a box not measured before (a new control, one shown) or not where it was counts as
-// moved now.
-// Boxes are read in document coordinates, so her own scrolling moves nothing. The controls of the page as the server
-// sent it stand still from its start.
+// moved now. Boxes are read in document coordinates, so her own scrolling moves nothing. The controls of the page as
+// the server sent it stand still from its start.
 
 import { pageClockMs } from "./page_clock.js";
 
 export const STEADY_MS = 600; // the shortest time in which a person sees a control and means to press it
-const CONTROLS = "button, a.button";
+const CONTROLS = "button, a[href]"; // a link too: a pump's card pushed down by another's alarm opened the wrong pump
 const NOTICE_MS = 6000;
 
 const boxes = new WeakMap(); // control -> {key, since}: its box and since when it has stood there (page clock)
@@ -75,17 +74,17 @@ function refuse(event, control) {
   event.preventDefault();
   event.stopImmediatePropagation();
   control.dataset.refused = String(Number(control.dataset.refused ?? 0) + 1);
-  const label = (control.textContent || control.getAttribute("aria-label") || "the button").trim();
-  say(`The page changed as you pressed: “${label}” was not pressed. Look again, and press it again if you meant it.`);
+  const label = (control.getAttribute("aria-label") || control.textContent || "it").trim().replace(/\s+/g, " ");
+  say(control, `The page changed as you pressed: “${label.slice(0, 80)}” was not pressed. Look again, and ` +
+    "press it again if you meant it.");
 }
 
-function say(text) {
-  let notice = document.getElementById("steady-notice");
-  if (!notice) {
-    notice = Object.assign(document.createElement("p"), { id: "steady-notice", className: "steady-notice" });
-    notice.setAttribute("role", "status");
-    document.body.append(notice);
-  }
+/** The note: in the open dialog she pressed in (a note of the page would sit behind its backdrop, unheard), else the
+ * page's. Each is an empty live region from the start, so the first refusal is announced; it takes no press (a tap on
+ * it reaches what is under it) and moves nothing (fixed). */
+function say(control, text) {
+  const notice = noticeIn(control.closest("dialog[open]") ?? document.body);
+  for (const other of document.querySelectorAll(".steady-notice")) if (other !== notice) other.hidden = true;
   notice.textContent = text;
   notice.hidden = false;
   clearTimeout(say.timer);
@@ -94,7 +93,19 @@ function say(text) {
   }, NOTICE_MS);
 }
 
+function noticeIn(host) {
+  let notice = [...host.children].find((child) => child.classList.contains("steady-notice"));
+  if (!notice) {
+    notice = Object.assign(document.createElement("p"), { className: "steady-notice", hidden: true });
+    notice.setAttribute("role", "status");
+    if (host === document.body) notice.id = "steady-notice";
+    host.append(notice);
+  }
+  return notice;
+}
+
 function start() {
+  for (const host of [document.body, ...document.querySelectorAll("dialog")]) noticeIn(host);
   const now = pageClockMs();
   for (const control of document.querySelectorAll(CONTROLS)) measure(control, now, { baseline: true });
   new MutationObserver(measureSoon).observe(document.body, { subtree: true, childList: true, attributes: true,
