@@ -16,7 +16,7 @@
 
 import { pageClockMs } from "./page_clock.js";
 
-export const STEADY_MS = 600; // the shortest time in which a person sees a control and means to press it
+const STEADY_MS = 600; // the shortest time in which a person sees a control and means to press it
 const CONTROLS = "button, a[href]"; // a link too: a pump's card pushed down by another's alarm opened the wrong pump
 const NOTICE_MS = 6000;
 
@@ -108,8 +108,8 @@ function start() {
   for (const host of [document.body, ...document.querySelectorAll("dialog")]) noticeIn(host);
   const now = pageClockMs();
   for (const control of document.querySelectorAll(CONTROLS)) measure(control, now, { baseline: true });
-  new MutationObserver(measureSoon).observe(document.body, { subtree: true, childList: true, attributes: true,
-    characterData: true }); // eslint-disable-line object-curly-newline
+  const everyChange = { subtree: true, childList: true, attributes: true, characterData: true };
+  new MutationObserver(measureSoon).observe(document.body, everyChange);
   window.addEventListener("resize", measureSoon);
   // what moves a control without a change of the page's elements (a font or an image loaded): seen within a second,
   // so a press long after it is not refused as a move "now"
