@@ -13,11 +13,6 @@ import { placeRows, setText } from "./keyed_rows.js";
 
 const $ = (root, selector) => root.querySelector(selector);
 const NO_ALARMS = "No active alarms.";
-// As templates/devices/_monitor_panel.html renders it before the page is live. The empty list's box holds this text's
-// lines whichever it says (`data-reserve`, pumpstream.css): the controls below do not jump as the page goes live or
-// stops being live, at any width (a click landing where Pause had been; review 42, finding 5).
-const NO_ALARMS_KNOWN = "No alarm received, but none can be vouched for (monitoring degraded, or the page not live): " +
-  "check the pump at the bedside.";
 
 export class AlarmList {
   constructor(monitor) {
@@ -25,7 +20,11 @@ export class AlarmList {
     this.rows = new Map(); // alarm id -> the row shown for it
     this.acknowledging = new Map(); // alarm id -> the alert (`alerts`) an Acknowledge was sent for, not yet seen
     this.resolving = new Map(); // alarm id -> the alert a Resolve was sent for, not yet seen
-    this.none = noAlarms();
+    // The empty list's item as templates/devices/_monitor_panel.html renders it before the page is live: its words
+    // when none can be vouched for are its `data-reserve`, which its box holds whichever it says (pumpstream.css), so
+    // the controls below do not jump as the page goes live or stops being live (review 42, finding 5).
+    this.none = $(monitor.root, "#alarm-list .none");
+    this.notVouched = this.none.dataset.reserve;
   }
 
   /** The empty list's words: "No active alarms." only while monitoring is healthy and the page receives the pump;
@@ -34,9 +33,8 @@ export class AlarmList {
    * no longer sent here). */
   renderNone() {
     const vouched = isMonitoringHealthy() && this.monitor.isReceiving();
-    const text = vouched ? NO_ALARMS : NO_ALARMS_KNOWN;
-    setText(this.none.firstElementChild, text);
-    this.none.classList.toggle("unknown", text === NO_ALARMS_KNOWN);
+    setText(this.none.firstElementChild, vouched ? NO_ALARMS : this.notVouched);
+    this.none.classList.toggle("unknown", !vouched);
   }
 
   render() {
@@ -196,15 +194,4 @@ export class AlarmList {
     this.monitor.alarmNotice.show(body.message ?? "Could not resolve the alarm", { alarmId });
     this.render();
   }
-}
-
-/** The empty list's one row: its words in a span, beside the longer words' room (`data-reserve`). */
-function noAlarms() {
-  const item = document.createElement("li");
-  item.className = "muted none";
-  item.dataset.reserve = NO_ALARMS_KNOWN;
-  const words = document.createElement("span");
-  words.textContent = NO_ALARMS;
-  item.append(words);
-  return item;
 }
