@@ -13,7 +13,6 @@ nothing waits, so it is skipped there (run with `-p tests.support.postgres`).
 """
 
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -22,20 +21,9 @@ from devices.models import Device, Ward
 from devices.services.publication import _devices_lock
 from devices.services.registration import ward_delete
 from tests.factories import make_device, make_user, make_ward
+from tests.support.pg_locks import waiters_at_least
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def waiters_at_least(count: int, timeout_s: float = 10.0) -> None:
-    """Wait until `count` other backends wait for a lock."""
-    deadline = time.monotonic() + timeout_s
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0] >= count:
-                return
-            time.sleep(0.02)
-    raise AssertionError(f"fewer than {count} sessions ever waited for a lock")
 
 
 def row_held(pk: int, outcome: dict) -> tuple[threading.Thread, threading.Event]:

@@ -25,13 +25,9 @@ from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.registration import ward_delete
 from devices.states import AlarmPriority, AlarmSource
-from tests.devices.test_pumps_locked_in_one_order import (
-    on_its_own_connection,
-    row_held,
-    two_watched_wards,
-    waiters_at_least,
-)
+from tests.devices.test_pumps_locked_in_one_order import on_its_own_connection, row_held, two_watched_wards
 from tests.factories import make_device, make_user, make_ward
+from tests.support.pg_locks import waiters_at_least
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

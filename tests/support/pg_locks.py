@@ -8,17 +8,40 @@ from django.db import connection, connections, transaction
 
 from devices.exceptions import PumpStreamError
 
+# The sessions of this test database waiting for a lock, this one's aside. `pg_locks` is the cluster's: under xdist
+# the other workers' test databases are in the same cluster, and a waiter of theirs once let a test here go on before
+# its own session waited (a ward's deletion ran before the move it was to wait for, CI 2026-12-06). A transaction id's
+# lock has no database of its own, so the waiter's session says which database it is in.
+WAITERS_HERE = (
+    "SELECT count(DISTINCT locks.pid) FROM pg_locks AS locks"
+    " JOIN pg_stat_activity AS sessions ON sessions.pid = locks.pid"
+    " WHERE NOT locks.granted AND locks.pid <> pg_backend_pid() AND sessions.datname = current_database()"
+)
+
+
+def lock_waiters() -> int:
+    """How many other sessions of this test database wait for a lock now."""
+    with connection.cursor() as cursor:
+        cursor.execute(WAITERS_HERE)
+        return cursor.fetchone()[0]
+
+
+def waiters_at_least(count: int, timeout_s: float = 10.0) -> None:
+    """Wait until `count` other sessions of this test database wait for a lock."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if lock_waiters() >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"fewer than {count} sessions ever waited for a lock")
+
 
 def wait_for_a_lock_waiter(timeout_s: float = 10.0) -> None:
-    """In the other transaction's connection: wait until some other backend waits for a lock (the code under test)."""
-    deadline = time.monotonic() + timeout_s
-    with connection.cursor() as cursor:
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the code under test never waited for the lock held by the other transaction")
+    """In the other transaction's connection: wait until some other session waits for a lock (the code under test)."""
+    try:
+        waiters_at_least(1, timeout_s)
+    except AssertionError:
+        raise AssertionError("the code under test never waited for the lock held by the other transaction") from None
 
 
 def in_another_transaction(edit: Callable[[], object], *, then: Callable[[], object] | None = None,

@@ -26,6 +26,7 @@ from realtime.bridge.guard import message_digest
 from realtime.bridge.slot_config import slot_of
 from tests.factories import make_device
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.pg_locks import lock_waiters
 from tests.support.reliability import (
     TrafficPump,
     communication_lost_alarms,
@@ -213,9 +214,7 @@ def receipt_held(device_pk: int, status: dict):
 
 
 def a_bridge_waits_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-        return cursor.fetchone()[0] > 0
+    return lock_waiters() > 0
 
 
 def test_a_bridge_stalled_past_its_lease_commits_nothing_of_the_slot_taken_over(broker, artifacts_dir):
