@@ -31,12 +31,20 @@ def pump_register(*, device: Device, user: Any = None) -> Device:
     transaction, so its ward's stations show it at once, before it is first heard ("never connected").
 
     A device id whose pump was deleted before goes on from that pump's last `seq` (`RemovedPump`): `seq` never
-    restarts for a device id, so no client takes the new pump's changes for the old one's, already seen."""
+    restarts for a device id, so no client takes the new pump's changes for the old one's, already seen.
+
+    Its ward's row is locked after its own (`ward_lock`, as a move's): a deletion of the ward under way is waited for
+    and refuses the registration (`ward_gone`); one that comes later waits for it, then sees the pump and is refused
+    (`ward_changed`). Unlocked, a registration committed between a deletion's check of the ward's pumps and its
+    delete was nulled by the deletion's `SET_NULL`, unseen (the pump off every screen of the ward)."""
     for field in Device._meta.concrete_fields:
         setattr(device, field.attname, _as_kept(getattr(device, field.attname)))
     with transaction.atomic():
         device.save(force_insert=True)  # waits for a deletion of this id under way (the unique device id)
         stored = device_lock(device_id=device.device_id)
+        if stored.ward_id is not None and ward_lock(ward_pk=stored.ward_id) is None:
+            gone = f"Ward {device.ward.code} was deleted while pump {stored.device_id} was being registered into it"
+            raise PumpStreamError(f"{gone}: choose its ward again.", code="ward_gone", field="ward")
         removed = RemovedPump.objects.filter(device_id=stored.device_id).first()
         if removed is not None:
             stored.event_seq = removed.last_seq
@@ -131,10 +139,10 @@ def pump_move_refusal(*, device: Device, ward: Ward | None) -> str:
     )
 
 
-def ward_lock(*, ward_pk: int) -> None:
+def ward_lock(*, ward_pk: int) -> Ward | None:
     """Lock the ward's row to the end of the caller's transaction (PostgreSQL; SQLite's IMMEDIATE transactions are
     serial): who watches it (its members) and what of it is in use (its pumps) change one at a time. Taken after the
-    pumps the caller locks (`Device`'s lock order: pumps, then wards).
+    pumps the caller locks (`Device`'s lock order: pumps, then wards). The ward, or None once it was deleted.
 
     `NO KEY UPDATE`: it waits for and holds off the other locks of the ward (a removal of its members, a silence, an
     alarm's share) but not a foreign key's check of it. A pump's row written twice in one transaction (an infusion's
@@ -143,7 +151,7 @@ def ward_lock(*, ward_pk: int) -> None:
     start for the ward's (PostgreSQL aborted one of them). A deletion now holds its pumps before its ward
     (`ward_deletion_lock`), which alone breaks that cycle; `NO KEY UPDATE` is kept all the same: a move into the ward
     then holds up no commit of another pump of the ward (its key check)."""
-    Ward.objects.select_for_update(no_key=True).filter(pk=ward_pk).first()
+    return Ward.objects.select_for_update(no_key=True).filter(pk=ward_pk).first()
 
 
 def ward_deletion_lock(*, ward_pks: Collection[int]) -> None:
@@ -162,7 +170,7 @@ def ward_deletion_lock(*, ward_pks: Collection[int]) -> None:
     for ward_pk in sorted(ward_pks):
         ward_lock(ward_pk=ward_pk)
     arrived = Device.objects.filter(ward_id__in=ward_pks).exclude(pk__in=locked).select_related("ward")
-    refusals = [f"Pump {pump.device_id} was moved into ward {pump.ward.code} while it was being deleted"
+    refusals = [f"Pump {pump.device_id} came into ward {pump.ward.code} while it was being deleted"
                 for pump in arrived.order_by("ward__code", "device_id")]  # fmt: skip
     if refusals:
         raise PumpStreamError(f"{'; '.join(refusals)}: look at the ward again and retry.", code="ward_changed")

@@ -23,11 +23,11 @@ from devices.models import Device, Ward
 from devices.services import registration
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
-from devices.services.registration import ward_delete
+from devices.services.registration import pump_register, ward_delete
 from devices.states import AlarmPriority, AlarmSource
 from tests.devices.test_pumps_locked_in_one_order import on_its_own_connection, row_held, two_watched_wards
 from tests.factories import make_device, make_user, make_ward
-from tests.support.pg_locks import waiters_at_least
+from tests.support.pg_locks import in_another_transaction, waiters_at_least
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,7 +62,7 @@ def test_a_wards_set_of_pumps_and_its_deletion_do_not_deadlock(deletion):
     for thread in threads:
         thread.join(30)
     assert outcome["holder"] == outcome["set"] == "done", f"{deletion} against icu's devices.set(...): {outcome}"
-    assert outcome["deletion"].startswith("PumpStreamError: Pump SD_B was moved into ward icu"), (
+    assert outcome["deletion"].startswith("PumpStreamError: Pump SD_B came into ward icu"), (
         f"{deletion} of icu, SD_B moved into it meanwhile, is refused for it to be looked at again: {outcome}"
     )
     assert Device.objects.get(pk=coming.pk).ward_id == icu.pk, "SD_B left its new ward, nulled by a deletion"
@@ -113,7 +113,7 @@ def a_move_commits_before_the_ward_is_locked(monkeypatch, pump: Device, ward: Wa
     monkeypatch.setattr(registration, "ward_lock", moved_in_first)
 
 
-MOVED_IN = "Pump MV_ARRIVES was moved into ward icu while it was being deleted: look at the ward again and retry."
+MOVED_IN = "Pump MV_ARRIVES came into ward icu while it was being deleted: look at the ward again and retry."
 
 
 @pytest.mark.parametrize("deletion", list(DELETIONS))
@@ -136,3 +136,43 @@ def test_the_wards_delete_page_says_a_pump_moved_in_meanwhile(admin_client, monk
     said = [str(message) for message in response.context["messages"]]
     assert said == [MOVED_IN], f"the ward's delete page, a pump moved into it meanwhile, said {said}"
     assert Ward.objects.filter(pk=icu.pk).exists(), "icu was deleted, MV_ARRIVES nulled unseen"
+
+
+@pytest.mark.parametrize("deletion", list(DELETIONS))
+def test_a_pump_registered_into_a_ward_as_it_is_deleted_refuses_the_deletion(deletion):
+    """A registration under way into icu (its transaction not yet committed) when icu's deletion starts: the
+    deletion waits for it, then sees the new pump and is refused. Before, it did not wait (the new row unseen, its
+    key check deferred to its commit): committed between the deletion's check and its delete, the pump was nulled by
+    `SET_NULL`, off every screen of icu unseen."""
+    postgresql_only()
+    icu = make_ward("icu")
+    make_user("icu-nurse", ward=icu)
+    registering = in_another_transaction(
+        lambda: pump_register(device=Device(device_id="RG_NEW", name="New pump", ward=icu, bed="7"))
+    )
+    with pytest.raises(PumpStreamError) as refused:
+        DELETIONS[deletion](Ward.objects.get(pk=icu.pk))
+    registering.join(30)
+    assert (refused.value.code, refused.value.message) == (
+        "ward_changed",
+        "Pump RG_NEW came into ward icu while it was being deleted: look at the ward again and retry.",
+    ), refused.value
+    assert Device.objects.get(device_id="RG_NEW").ward_id == icu.pk, "RG_NEW registered into icu, then nulled"
+
+
+def test_a_pump_registered_into_a_ward_being_deleted_is_refused():
+    """icu's deletion under way (not yet committed) when a pump is registered into it: the registration waits for
+    it, then is refused for the ward that is gone (before: an IntegrityError at its commit, the admin's page a 500)."""
+    postgresql_only()
+    icu = make_ward("icu")
+    make_device("RG_STAYS", ward=icu)  # idle: leaves with the ward
+    deleting = in_another_transaction(lambda: ward_delete(ward=Ward.objects.get(pk=icu.pk)))
+    with pytest.raises(PumpStreamError) as refused:
+        pump_register(device=Device(device_id="RG_LATE", name="Late pump", ward=icu, bed="8"))
+    deleting.join(30)
+    assert (refused.value.code, refused.value.message) == (
+        "ward_gone",
+        "Ward icu was deleted while pump RG_LATE was being registered into it: choose its ward again.",
+    ), refused.value
+    assert not Device.objects.filter(device_id="RG_LATE").exists(), "RG_LATE stored without its ward"
+    assert not Ward.objects.filter(pk=icu.pk).exists(), "icu's deletion was not carried out"
