@@ -253,3 +253,47 @@ def test_a_database_that_accepts_but_never_answers_fails_the_connection_instead_
     assert result.returncode != 0 and "OperationalError" in result.stderr, result.stderr[-2000:]
     assert "timeout" in result.stderr.lower(), f"failed, but not for its time-out: {result.stderr[-1000:]}"
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reader"),
+    [
+        ("HEARTBEAT_TIMEOUT_S", "nan", "float"),  # no pump's silence exceeds it: every pump "Online" for ever
+        ("HEARTBEAT_TIMEOUT_S", "1e999", "float"),  # read as 1999 (django-environ drops what is not a digit)
+        ("HEARTBEAT_TIMEOUT_S", "10min", "float"),  # read as 10
+        ("SESSION_IDLE_TIMEOUT_S", "12h", "int"),  # a traceback naming no variable
+        ("DJANGO_SECURE_SSL_REDIRECT", "ture", "bool"),  # read as false, in silence
+    ],
+)
+def test_a_number_or_switch_that_does_not_read_as_one_is_refused_naming_it(monkeypatch, name, value, reader):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from pumpstream.env_reader import SettingsEnv
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=rf"^{name}='{re.escape(value)}' does not read as"):
+        getattr(SettingsEnv(), reader)(name, default={"float": 10.0, "int": 5, "bool": True}[reader])
+
+
+@pytest.mark.parametrize(("value", "read"), [("", 43200), ("  ", 43200), (" 7 ", 7), ("60", 60)])
+def test_a_blank_number_is_unset_and_one_with_blanks_around_it_is_read(monkeypatch, value, read):
+    """A blank line copied from `.env.example` (`SESSION_IDLE_TIMEOUT_S=`) is its default, as a blank `DJANGO_DEBUG=`
+    always was; before, a crash whose traceback named no variable."""
+    from pumpstream.env_reader import SettingsEnv
+
+    monkeypatch.setenv("SESSION_IDLE_TIMEOUT_S", value)
+    assert SettingsEnv().int("SESSION_IDLE_TIMEOUT_S", default=43200) == read
+
+
+@pytest.mark.parametrize(("value", "read"), [("", False), ("true", True), ("Off", False), ("1", True), ("no", False)])
+def test_a_switch_reads_its_words_and_blank_is_unset(monkeypatch, value, read):
+    from pumpstream.env_reader import SettingsEnv
+
+    monkeypatch.setenv("DJANGO_SECURE_SSL_REDIRECT", value)
+    assert SettingsEnv().bool("DJANGO_SECURE_SSL_REDIRECT", default=False) is read
+
+
+def test_production_with_a_mistyped_switch_refuses_to_start_naming_it():
+    result = manage("check", env={**PRODUCTION, **REAL_SECRETS, "DJANGO_SECURE_SSL_REDIRECT": "ture"})
+    assert result.returncode != 0, "production started with its HTTPS redirect read from 'ture' (as off)"
+    assert "DJANGO_SECURE_SSL_REDIRECT='ture' does not read as true or false" in result.stderr
