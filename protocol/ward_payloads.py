@@ -149,10 +149,11 @@ class ErrorMessage(Payload):
     request: str | None = None  # the client's event that was refused
     deviceId: str | None = None  # a pump the socket may no longer watch
     ward: str | None = None  # a ward feed the socket may no longer follow
+    code: str | None = None  # what refused it, for programs (`alarm_unseen`, `seen_required`, `invalid_seconds`)
 
 
 def error_body(message: str, **where: str) -> dict:
-    """An `error` event's body on the wire (`where`: `request`, `deviceId` or `ward`)."""
+    """An `error` event's body on the wire (`where`: `request`, `deviceId`, `ward` or `code`)."""
     return payload_to_wire(ErrorMessage(message=message, **where))
 
 

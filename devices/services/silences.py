@@ -4,11 +4,14 @@ IEC 60601-1-8 AUDIO PAUSED: sound only (every screen still shows the alarms), ti
 `WARD_SILENCE_MAX_S`), ended early by a user or by a new alarm that must be heard: any high alarm that
 alerts (raised, re-alerted, escalated), or an alarm above the priority that was sounding when the silence
 started. A silence never stops escalation. Every silence is kept with who, when, why and how it ended.
+It covers only what the screen that asked had shown: a sounding alarm it did not list (`seen`) that would have sounded
+through it, had it come just after the press, refuses it (`alarm_unseen`).
 """
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -23,6 +26,15 @@ logger = logging.getLogger(__name__)
 
 REASON_MAX = 200
 SILENCE_PERMISSION = "devices.acknowledge_alarm"  # plus membership of the ward (staff: any ward)
+UNSEEN_MESSAGE = "A new alarm came as you pressed: look at it, then silence again"
+
+
+class AlarmSeen(NamedTuple):
+    """An alarm as a screen showed it: which alarm, which of its alerts (`alerts`), at which escalation tier."""
+
+    alarm_id: int
+    alerts: int
+    tier: int
 
 
 def silence_seconds(requested: Any) -> float:
@@ -38,13 +50,27 @@ def silence_seconds(requested: Any) -> float:
 
 
 def ward_silence(
-    *, ward: Ward, user: Any, seconds: Any = None, reason: str = "", now: datetime | None = None
+    *,
+    ward: Ward,
+    user: Any,
+    seconds: Any = None,
+    reason: str = "",
+    now: datetime | None = None,
+    seen: Collection[AlarmSeen] | None = None,
 ) -> WardSilence:
-    """Silence the ward's alarm sound on every screen for `seconds` (a running silence is replaced)."""
+    """Silence the ward's alarm sound on every screen for `seconds` (a running silence is replaced).
+
+    `seen`: the alarms the screen that asked had shown long enough to be read; a sounding alarm it leaves out that
+    would break the silence refuses it (`alarm_unseen`), nothing changed. None: not judged (no screen asked: a test,
+    the shell); the `silence:ward` request always gives it.
+    """
     now = now or timezone.now()
     length = silence_seconds(seconds)
     with transaction.atomic():
         Ward.objects.select_for_update().filter(pk=ward.pk).first()  # one silence at a time per ward
+        if seen is not None and (unseen := unseen_alarm(ward=ward, seen=seen)) is not None:
+            logger.info("ward silence refused: an alarm unseen", extra={"ward": ward.code, "alarm_id": unseen.pk})
+            raise PumpStreamError(UNSEEN_MESSAGE, code="alarm_unseen")
         _close_open(ward=ward, now=now, reason=SilenceEnd.RENEWED, user=user)
         silence = WardSilence.objects.create(
             ward=ward, started_by=user, started_at=now, until=now + timedelta(seconds=length),
@@ -95,6 +121,21 @@ def ward_silence_break_on_arrival(*, device: Device, now: datetime | None = None
     return ward_silence_break(device=device, alarm=loudest, now=now)
 
 
+def unseen_alarm(*, ward: Ward, seen: Collection[AlarmSeen]) -> Alarm | None:
+    """A sounding alarm of the ward the screen did not show (`seen`, at this alert and tier) that a silence must not
+    cover: judged as if it came just after the press, by the rule that breaks a silence (`breaks_silence` against the
+    highest priority shown; any escalation). None when the silence covers only what was seen."""
+    shown = set(seen)
+    sounding = list(_sounding(ward).order_by("pk"))
+    seen_ids = {alarm.pk for alarm in sounding if AlarmSeen(alarm.pk, alarm.alerts, alarm.escalation_level) in shown}
+    heard = max((alarm.priority for alarm in sounding if alarm.pk in seen_ids), key=_priority_rank, default="")
+    for alarm in sounding:
+        unseen = alarm.pk not in seen_ids
+        if unseen and (alarm.escalation_level or breaks_silence(priority=alarm.priority, silenced=heard)):
+            return alarm
+    return None
+
+
 def _rank(alarm: Alarm) -> int:
     return ALARM_PRIORITY_RANK.get(alarm.priority, 0)
 
@@ -135,8 +176,16 @@ def _close_open(*, ward: Ward, now: datetime, reason: str, user: Any) -> WardSil
     return silence if silence.end_reason else None
 
 
+def _sounding(ward: Ward):
+    """The ward's active, unacknowledged alarms: what a silence would cover."""
+    return Alarm.objects.filter(device__ward=ward, state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
+
+
+def _priority_rank(priority: str) -> int:
+    return ALARM_PRIORITY_RANK.get(priority, 0)
+
+
 def _sounding_priority(*, ward: Ward) -> str:
     """The highest priority of the ward's active, unacknowledged alarms ("" when none sounds)."""
-    sounding = Alarm.objects.filter(device__ward=ward, state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
-    priorities = set(sounding.values_list("priority", flat=True))
-    return max(priorities, key=lambda p: ALARM_PRIORITY_RANK.get(p, 0), default="")
+    priorities = set(_sounding(ward).values_list("priority", flat=True))
+    return max(priorities, key=_priority_rank, default="")

@@ -11,12 +11,14 @@ MAX_MALFORMED = 10  # malformed or refused-for-rate requests before the connecti
 
 
 class RequestRefused(Exception):
-    """A client request that gets an `error` reply; `fatal` ones close the connection too."""
+    """A client request that gets an `error` reply (with `code`, where a program may act on it); `fatal` ones close the
+    connection too."""
 
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
+    def __init__(self, message: str, *, fatal: bool = False, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.fatal = fatal
+        self.code = code
 
 
 @dataclass

@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
-from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, ward_silence, ward_silence_end
+from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, AlarmSeen, ward_silence, ward_silence_end
 from devices.ward_payloads import silence_body
 from protocol.payload_codec import payload_to_wire
 from realtime.sio.auth import Principal
@@ -19,6 +19,13 @@ WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
 # A silence asked longer ago than this, on the server's clock, is refused: a request held in a network that stalled
 # (TCP delivers it once the network recovers) asked for what the station showed then, not now (review 32).
 ASKED_AT_MOST_S = 5.0
+# The alarms a screen may list as shown (`seen`): more than a ward's station ever shows at once.
+SEEN_AT_MOST = 2000
+SEEN_EXPECTED = f"Expected {{seen: [{{id, alerts, tier}}, ...]}}: the alarms shown, at most {SEEN_AT_MOST}"
+SEEN_REQUIRED = (
+    "This screen did not say which alarms it showed (a page older than the server): nothing silenced. Reload the "
+    "page, then silence again"
+)
 
 
 def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -> dict:
@@ -47,10 +54,37 @@ def silence_request(principal: Principal, data: Any, limits: ConnectionLimits) -
         if seconds == 0 and not isinstance(seconds, bool):
             silence = ward_silence_end(ward=ward, user=user)
         else:
-            silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX])
+            seen = _alarms_seen(data.get("seen"), limits)
+            silence = ward_silence(ward=ward, user=user, seconds=seconds, reason=reason[:REASON_MAX], seen=seen)
     except PumpStreamError as refused:
-        raise RequestRefused(refused.message) from refused
+        raise RequestRefused(refused.message, code=refused.code) from refused
     return payload_to_wire(silence_body(ward.code, silence, now=timezone.now()))
+
+
+def _alarms_seen(seen: Any, limits: ConnectionLimits) -> frozenset[AlarmSeen]:
+    """The request's `seen`: each alarm the screen had shown for at least the steady-press time (600 ms) when she
+    pressed, as `{id, alerts, tier}`. The silence covers those only (`ward_silence`). A request without it (a page
+    older than the contract's `seen`) is refused, not judged as if it had seen everything: its screen may have shown
+    an alarm for no time at all. One that is not such a list is a malformed request."""
+    if seen is None:
+        raise RequestRefused(SEEN_REQUIRED, code="seen_required")
+    if not isinstance(seen, list) or len(seen) > SEEN_AT_MOST:
+        limits.strike(SEEN_EXPECTED)
+    shown = [_alarm_seen(entry) for entry in seen]
+    if None in shown:
+        limits.strike(SEEN_EXPECTED)
+    return frozenset(shown)
+
+
+def _alarm_seen(entry: Any) -> AlarmSeen | None:
+    """One `{id, alerts, tier}` (whole numbers: an id and an alert from 1, a tier from 0), or None."""
+    if not isinstance(entry, dict) or set(entry) != {"id", "alerts", "tier"}:
+        return None
+    values = entry["id"], entry["alerts"], entry["tier"]
+    if not all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        return None
+    alarm_id, alerts, tier = values
+    return AlarmSeen(alarm_id, alerts, tier) if alarm_id >= 1 and alerts >= 1 and tier >= 0 else None
 
 
 def _refuse_if_asked_long_ago(asked_at: Any, limits: ConnectionLimits, *, now: datetime) -> None:

@@ -90,8 +90,9 @@ class Subscriber:
         """One `error` per pump or ward the request named (the page then knows that stream is not coming), else one."""
         # the name as a string, cut: python-socketio hands over whatever JSON the client put there (`42[123]`)
         request = str(event)[:40]
+        code = {"code": refused.code} if refused.code else {}
         for target in targets or [{}]:
-            await self.send(events.ERROR, error_body(refused.message, request=request, **target))
+            await self.send(events.ERROR, error_body(refused.message, request=request, **code, **target))
         if refused.fatal:
             logger.warning("closing an abusive connection", extra={"principal": self.principal.label})
         return not refused.fatal
