@@ -8,12 +8,18 @@
 // page says sounds is read from the players themselves: one that should sound and is paused is said to be blocked,
 // with the button to allow it (review 35: a paused sound was said to be sounding, and stayed paused for good).
 // The silence is timed on the page clock (page_clock.js): the PC's clock stepped back never lengthens it.
+// A press of the silence button silences only what she saw: while a high alarm's alert or an escalation that would end
+// the silence has been sounding here for less than a person takes to see it (STEADY_MS), the press silences nothing
+// and she is told why (`onSilenceRefused`); pressed again once it was there long enough, it silences.
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
 
 import { alertOf } from "./announce.js";
 import { pageClockMs } from "./page_clock.js";
+import { STEADY_MS } from "./steady_time.js";
 
 export const SILENCE_MS = 120_000;
+/** Why a press of silence silenced nothing: the server's words for the same refusal (`silences.UNSEEN_MESSAGE`). */
+export const UNSEEN_MESSAGE = "A new alarm came as you pressed: look at it, then silence again";
 
 /** Media session actions a media key, a headset button or the browser's media controls send: handled by the page, so
  * the browser does not pause or move an alarm sound itself; each only sounds what should sound (a silence is a
@@ -31,16 +37,19 @@ function newsOf(alarm) {
 }
 
 export class AlarmAudio {
-  /** `onSilence`: what the silence button does instead of silencing this screen (the station: the whole ward). */
-  constructor({ root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS, onSilence }) {
-    Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs });
+  /** `onSilence`: what the silence button does instead of silencing this screen (the station: the whole ward);
+   * `onSilenceRefused(message)`: a press that silenced nothing (`silencePressed`), said where she looks. */
+  constructor({
+    root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS, onSilence, onSilenceRefused,
+  }) {
+    Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs, onSilenceRefused });
     this.players = { high, medium };
     this.wanted = "off";
     this.playing = null;
     this.blocked = false;
     this.silencedUntil = 0;
     this.silenceTimer = null;
-    this.knownNews = new Set();
+    this.knownNews = new Map(); // what must sound through a silence (`newsOf`) sounding now -> since when (page clock)
     // what must sound through a silence (`newsOf`): the high alarms' alerts and every alarm's escalation tiers sounding
     // when the sound was silenced, or since. While the silence lasts none of them is new, even after an update without
     // it (a stream the monitor stopped and resumed sends it again), nor is a repeat of one (the pump sending it again:
@@ -52,7 +61,7 @@ export class AlarmAudio {
     for (const player of Object.values(this.players)) this.watch(player);
     this.takeMediaKeys();
     enableButton?.addEventListener("click", () => this.retry());
-    silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silence()));
+    silenceButton?.addEventListener("click", () => (onSilence ? onSilence() : this.silencePressed()));
     const retryOnGesture = () => this.state === "blocked" && this.retry();
     // on click, not pointerdown: the sound state line changes length, and a layout that moved between
     // pointerdown and pointerup would make a phone's first tap (Acknowledge, Resolve) miss its button
@@ -66,7 +75,8 @@ export class AlarmAudio {
     const sounding = alarms.filter((a) => a.state === "active" && !a.acknowledged);
     const newsKeys = sounding.map(newsOf).filter(Boolean);
     const news = newsKeys.some((key) => !this.knownNews.has(key) && !this.silencedNews.has(key));
-    this.knownNews = new Set(newsKeys);
+    const now = pageClockMs();
+    this.knownNews = new Map(newsKeys.map((key) => [key, this.knownNews.get(key) ?? now]));
     if (news && this.isSilenced()) this.endSilence();
     if (this.isSilenced()) for (const key of newsKeys) this.silencedNews.add(key);
     if (sounding.some((a) => a.priority === "high")) this.wanted = "high";
@@ -78,9 +88,22 @@ export class AlarmAudio {
     return pageClockMs() < this.silencedUntil;
   }
 
+  /** A person's press of silence: this screen silenced, unless what would end the silence has sounded here for less
+   * than STEADY_MS (she cannot have seen it): then nothing, and `onSilenceRefused` says why. Whether it silenced. */
+  silencePressed(ms = this.silenceMs) {
+    const now = pageClockMs();
+    if ([...this.knownNews.values()].some((since) => now - since < STEADY_MS)) {
+      this.onSilenceRefused?.(UNSEEN_MESSAGE);
+      return false;
+    }
+    this.silence(ms);
+    return true;
+  }
+
+  /** Silence this screen for `ms`, covering what sounds now (a ward's silence applied here, or a press judged). */
   silence(ms = this.silenceMs) {
     this.silencedUntil = pageClockMs() + ms;
-    this.silencedNews = new Set([...this.silencedNews, ...this.knownNews]);
+    this.silencedNews = new Set([...this.silencedNews, ...this.knownNews.keys()]);
     clearTimeout(this.silenceTimer);
     this.silenceTimer = setTimeout(() => this.endSilence(), ms);
     this.apply();

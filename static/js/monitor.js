@@ -57,6 +57,8 @@ export class Monitor {
       stateLabel: $(root, "#audio-state"),
       enableButton: $(root, "#audio-enable"),
       silenceButton: $(root, "#audio-silence"),
+      // a press that came as a new high alarm (or tier) did: nothing silenced, said beside the alarms
+      onSilenceRefused: (message) => this.alarmNotice.show(`Not silenced: ${message}`),
     });
     this.chart = new VolumeChart($(root, "#volume-chart"));
     // a refused or failed act, said beside the buttons pressed until dismissed (never in the sound's line)

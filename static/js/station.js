@@ -2,6 +2,9 @@
 // first (alarm_order.js), the top one in the tab title and a full-width banner, sounded with the high and medium
 // patterns of alarm_audio.js; and the station's technical alarm when it cannot do its job (signed out,
 // connection lost for more than 10 s, monitoring degraded), shown full-width and sounded too.
+// Its silence covers only the alarms she saw: the ward's silence names those that had been on this screen for at least
+// STEADY_MS when she pressed (`seen`), and the server refuses it while another would sound through it; this screen's
+// own silence is judged here (alarm_audio.js `silencePressed`). Either refusal is said under the silence line.
 
 import { EVENTS } from "./protocol.js";
 import { AlarmAudio } from "./alarm_audio.js";
@@ -9,6 +12,7 @@ import { byUrgency } from "./alarm_order.js";
 import { PRIORITY_LABEL, humanType, lastingFor, pageClockMs, serverNowMs } from "./format.js";
 import { isolated, placeRows, setSentence, setText } from "./keyed_rows.js";
 import { ANSWER_GRACE_MS } from "./live.js";
+import { STEADY_MS } from "./steady_time.js";
 
 const CONNECTION_GRACE_MS = 10_000;
 const ESCALATED_RATE = 1.5; // the high pattern, half as fast again, when an alarm escalated unanswered
@@ -39,6 +43,7 @@ export class Station {
     this.items = new Map(); // alarm key -> its entry in the list, kept and updated in place (keyboard focus stays)
     this.problems = new Set();
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
+    this.shownSince = new Map(); // an alarm's alert and tier shown here (`seenKey`) -> {seen, since} (page clock)
     this.audio = new AlarmAudio({
       root: this.root,
       high: byId("station-audio-high"),
@@ -47,6 +52,7 @@ export class Station {
       enableButton: byId("station-audio-enable"),
       silenceButton: byId("station-audio-silence"),
       onSilence: () => this.silenceWards(),
+      onSilenceRefused: (message) => this.silenceRefused(message),
     });
     const end = byId("station-silence-end");
     if (end) end.hidden = !canSilence;
@@ -62,13 +68,31 @@ export class Station {
   /** Ask the server to silence (or, with 0, to sound again) every ward of this page; not live: this screen only.
    * Decided by the label's own test (`labelSilence`): on a stalled network the socket stays connected for up to 28 s,
    * and a request sent into it would arrive later as the ward's silence where the button said "this screen" (review
-   * 32). `askedAt`, on the server's clock as the page knows it, lets the server refuse one that was held up. */
+   * 32). `askedAt`, on the server's clock as the page knows it, lets the server refuse one that was held up; `seen`,
+   * the alarms she saw, one that would cover an alarm she did not (each ward judges its own: one may be silenced and
+   * another refused). */
   silenceWards(seconds) {
-    const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm" };
+    const request = seconds === 0 ? { seconds: 0 } : { reason: "Attending the alarm", seen: this.seenAlarms() };
     const askedAt = new Date(serverNowMs()).toISOString();
     const asked = this.asksTheWard(this.live.isLive) ? this.wards : [];
     const sent = asked.map((ward) => this.live.request(EVENTS.silenceWard, { ward, ...request, askedAt }));
-    if (seconds !== 0 && !sent.some(Boolean)) this.audio.silence(this.silenceMs);
+    if (seconds !== 0 && !sent.some(Boolean)) this.audio.silencePressed(this.silenceMs);
+  }
+
+  /** The alarms on this screen for at least STEADY_MS, as `{id, alerts, tier}`: those she may have seen. */
+  seenAlarms() {
+    const now = pageClockMs();
+    return [...this.shownSince.values()].filter(({ since }) => now - since >= STEADY_MS).map(({ seen }) => seen);
+  }
+
+  /** Note since when each alarm's alert and tier is shown (a new alert or tier is another thing to see). */
+  noteShown() {
+    const now = pageClockMs();
+    const shown = this.alarms.map(seenOf).filter(Boolean);
+    this.shownSince = new Map(shown.map((seen) => {
+      const key = `${seen.id}:${seen.alerts}:${seen.tier}`;
+      return [key, this.shownSince.get(key) ?? { seen, since: now }];
+    }));
   }
 
   /** The server refused this page's ward silence (asked too late, or not permitted): nothing was silenced, so the
@@ -162,6 +186,7 @@ export class Station {
       .flatMap((pump) => (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).map((alarm) => ({ ...alarm, pump })))
       .sort(byUrgency); // the banner and title name the first unanswered: an escalated one before a newer one
     this.render();
+    this.noteShown();
   }
 
   render() {
@@ -226,6 +251,12 @@ export class Station {
 
 function where(pump) {
   return pump.bed ? `Bed ${pump.bed}` : pump.deviceId;
+}
+
+/** An alarm as the ward's silence names it seen (`silence:ward` `seen`), or null for one without an id or alert. */
+function seenOf(alarm) {
+  if (!Number.isInteger(alarm.id) || !Number.isInteger(alarm.alerts)) return null;
+  return { id: alarm.id, alerts: alarm.alerts, tier: alarm.escalation?.level ?? 0 };
 }
 
 function escalated(alarm) {

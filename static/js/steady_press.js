@@ -15,8 +15,8 @@
 // the server sent it stand still from its start.
 
 import { pageClockMs } from "./page_clock.js";
+import { STEADY_MS } from "./steady_time.js"; // the shortest time in which a person sees a control and means to press it
 
-const STEADY_MS = 600; // the shortest time in which a person sees a control and means to press it
 const CONTROLS = "button, a[href]"; // a link too: a pump's card pushed down by another's alarm opened the wrong pump
 const NOTICE_MS = 6000;
 

@@ -79,7 +79,8 @@ def test_a_right_to_left_name_keeps_the_silences_time_left_after_it(open_page, s
     expect(page.locator("#connection-banner")).to_have_text("Live")
     other = StreamClient(stack["url"], cookie=session_cookie(make_user(NURSE, ward=ward))).connect()
     try:
-        other.emit(events.SILENCE_WARD, {"ward": "rtl-sil", "seconds": 90})  # another station's, no reason given
+        # another station's, no reason given
+        other.emit(events.SILENCE_WARD, {"ward": "rtl-sil", "seconds": 90, "seen": other.events.alarms_shown()})
         note = page.locator("#station-silence-text")
         expect(note).to_contain_text(f"by {NURSE}: ", timeout=10_000)
     finally:

@@ -51,7 +51,11 @@ def test_a_silence_from_another_station_pauses_the_sound_until_a_high_alarm(stat
         pump.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
         expect(root).to_have_attribute("data-audio", "medium", timeout=5_000)
         assert playing(page, "medium")
-        other.emit(events.SILENCE_WARD, {"ward": "ss", "seconds": 90, "reason": "Changing the battery"})
+        other.events.wait_for(lambda e, d: e == events.WARD_ALARM)  # the other station shows it too
+        other.emit(
+            events.SILENCE_WARD,
+            {"ward": "ss", "seconds": 90, "reason": "Changing the battery", "seen": other.events.alarms_shown()},
+        )
         expect(note).to_be_visible(timeout=10_000)
         expect(note).to_contain_text("silenced on every screen of ward ss by ss-nurse-b (Changing the battery)")
         expect(root).to_have_attribute("data-audio", "silenced")
@@ -91,7 +95,10 @@ def test_the_silence_bar_fits_a_phone(open_page, stack, artifacts_dir):
     expect(page.locator("#connection-banner")).to_have_text("Live")
     other = StreamClient(stack["url"], cookie=session_cookie(make_user("sp-nurse-b", ward=ward))).connect()
     try:
-        other.emit(events.SILENCE_WARD, {"ward": "sp", "seconds": 60, "reason": "Attending bed 23"})
+        other.emit(
+            events.SILENCE_WARD,
+            {"ward": "sp", "seconds": 60, "reason": "Attending bed 23", "seen": other.events.alarms_shown()},
+        )
         expect(page.locator("#station-silence")).to_be_visible(timeout=10_000)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"the silence bar makes the phone layout {overflow} px wider than the screen"
@@ -107,7 +114,9 @@ def test_a_nurse_of_a_ward_without_pumps_still_hears_its_silence(open_page, stac
     expect(page.locator("#connection-banner")).to_have_text("Live")
     other = StreamClient(stack["url"], cookie=session_cookie(make_user("se-nurse-b", ward=ward))).connect()
     try:
-        other.emit(events.SILENCE_WARD, {"ward": "se", "seconds": 60, "reason": "Round"})
+        other.emit(
+            events.SILENCE_WARD, {"ward": "se", "seconds": 60, "reason": "Round", "seen": other.events.alarms_shown()}
+        )
         expect(page.locator("#station-silence"), "the empty ward's station missed its ward's silence").to_contain_text(
             "silenced on every screen of ward se by se-nurse-b", timeout=10_000
         )

@@ -132,6 +132,25 @@ class EventLog:
         with self._changed:
             return [(e, d) for e, d in self.items if e.startswith("device:") and d.get("deviceId") == device_id]
 
+    def alarms_shown(self) -> list[dict]:
+        """`silence:ward`'s `seen`: the active alarms a station holds from its ward feeds (each full or partial
+        `ward:summary`'s pumps, then each `ward:alarm`, in arrival order), as `{id, alerts, tier}`."""
+        held: dict[int, dict] = {}
+        with self._changed:
+            for event, data in self.items:
+                if event == events.WARD_SUMMARY:
+                    pumps = {pump["deviceId"] for pump in data.get("pumps", [])} | set(data.get("left", []))
+                    held = {} if data.get("full") else held  # a full summary is every pump the feed has
+                    held = {key: alarm for key, alarm in held.items() if alarm["pump"] not in pumps}
+                    held |= {alarm["id"]: {**alarm, "pump": pump["deviceId"]} for pump in data.get("pumps", [])
+                             for alarm in pump.get("alarms", [])}  # fmt: skip
+                elif event == events.WARD_ALARM and data["alarm"]["state"] == "active":
+                    held[data["alarm"]["id"]] = {**data["alarm"], "pump": data["deviceId"]}
+                elif event == events.WARD_ALARM:
+                    held.pop(data["alarm"]["id"], None)
+        return [{"id": alarm["id"], "alerts": alarm["alerts"], "tier": (alarm.get("escalation") or {}).get("level", 0)}
+                for alarm in held.values()]  # fmt: skip
+
 
 # python-engineio's client decodes a long-poll response with its server's guard against a client's flood: more
 # than 16 packets and it drops the connection ('Unexpected packet from server, aborting'). The server flushes all

@@ -50,6 +50,11 @@ def station(url: str, username: str, clients: list, ward: str = "s1") -> StreamC
     return client
 
 
+def ask_silence(client: StreamClient, **fields) -> None:
+    """`silence:ward` for s1 as a station asks it: with the alarms it shows (`seen`, v1.2)."""
+    client.emit(events.SILENCE_WARD, {"ward": "s1", **fields, "seen": client.events.alarms_shown()})
+
+
 def silence_event(client: StreamClient, predicate, *, timeout: float = 5.0, start: int = 0) -> dict:
     return client.events.wait_for(lambda e, d: e == events.WARD_SILENCE and predicate(d), timeout=timeout,
                                   start=start)  # fmt: skip
@@ -58,7 +63,7 @@ def silence_event(client: StreamClient, predicate, *, timeout: float = 5.0, star
 def test_one_station_silences_every_station_of_the_ward(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
     b = station(daphne_server.url, "s1-nurse-b", clients)
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60, "reason": "Attending bed 2"})
+    ask_silence(a, seconds=60, reason="Attending bed 2")
     seen = silence_event(b, lambda d: d["active"])
     assert seen["ward"] == "s1" and seen["by"] == "s1-nurse-a" and seen["reason"] == "Attending bed 2", seen
     assert 55 <= seen["remainingS"] <= 60, seen
@@ -84,10 +89,10 @@ def test_one_station_silences_every_station_of_the_ward(daphne_server, ward, cli
 
 def test_a_silence_is_bounded(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 3600})
+    ask_silence(a, seconds=3600)
     refused = a.events.wait_for(lambda e, d: e == events.ERROR)
     assert refused["message"] == "A silence lasts 1 to 120 s", refused
-    a.emit(events.SILENCE_WARD, {"ward": "s1"})  # no length: the default, 2 min
+    ask_silence(a)  # no length: the default, 2 min
     assert silence_event(a, lambda d: d["active"])["remainingS"] > 115
     silence = WardSilence.objects.get()
     assert (silence.until - silence.started_at).total_seconds() == 120, "the default silence is 2 min"
@@ -100,8 +105,9 @@ def test_a_higher_priority_alarm_breaks_the_silence(daphne_server, realtime_brok
     pump = PumpClient(realtime_broker.url, "SIL_PUMP_1")
     try:
         pump.publish("error", {"type": "low_battery", "severity": "warning", "message": "Battery low"})
-        b.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["priority"] == "medium")
-        a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+        for client in (a, b):  # a silences what its screen shows
+            client.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["priority"] == "medium")
+        ask_silence(a, seconds=60)
         silence_event(b, lambda d: d["active"])
         silenced_at = len(b.events.items)  # before it: the ward's state when b subscribed (no silence)
         assert WardSilence.objects.get().priority == "medium", "the silence records what was sounding"
@@ -125,13 +131,13 @@ def test_a_higher_priority_alarm_breaks_the_silence(daphne_server, realtime_brok
 def test_a_nurse_of_another_ward_cannot_silence_it(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
     intruder = station(daphne_server.url, "s2-nurse", clients, ward="s2")
-    intruder.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+    ask_silence(intruder, seconds=60)
     refused = intruder.events.wait_for(lambda e, d: e == events.ERROR)
     assert refused["message"] == "Not permitted to silence this ward", refused
     _, token = service_account_create(name="paging", wards=[ward])
     integration = StreamClient(daphne_server.url, token=token).connect()
     clients.append(integration)
-    integration.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60})
+    ask_silence(integration, seconds=60)
     refused = integration.events.wait_for(lambda e, d: e == events.ERROR)
     assert refused["message"] == "Not permitted to silence this ward", refused
     assert not WardSilence.objects.exists(), "a silence was recorded for a refused request"
@@ -150,21 +156,63 @@ def test_a_silence_asked_long_ago_is_refused(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
     b = station(daphne_server.url, "s1-nurse-b", clients)
     long_ago = (timezone.now() - timedelta(seconds=12)).isoformat()
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "reason": "Attending the alarm", "askedAt": long_ago})
+    ask_silence(a, reason="Attending the alarm", askedAt=long_ago)
     refused = a.events.wait_for(lambda e, d: e == events.ERROR)
     assert refused["request"] == events.SILENCE_WARD and "nothing silenced" in refused["message"], refused
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "askedAt": "yesterday"})
+    ask_silence(a, askedAt="yesterday")
     refused = a.events.wait_for(lambda e, d: e == events.ERROR and "askedAt" in d["message"])
     assert not WardSilence.objects.exists(), "a silence asked 12 s ago was applied to every screen of the ward"
 
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "askedAt": timezone.now().isoformat()})  # asked just now: applied
+    ask_silence(a, askedAt=timezone.now().isoformat())  # asked just now: applied
     assert silence_event(b, lambda d: d["active"])["by"] == "s1-nurse-a"
+
+
+def test_a_silence_pressed_as_a_new_alarm_came_is_refused_until_her_screen_shows_it(daphne_server, ward, clients):
+    """A high alarm raised between the station's last render and her press (committed on the server, not yet on her
+    screen) was covered by the silence that followed: she silenced, on every screen of the ward, an alarm she never
+    saw. The request names what her screen showed (`seen`); the server refuses the silence while a sounding alarm it
+    leaves out would sound through it (`alarm_unseen`), records nothing and silences no screen. Asked again with the
+    alarm shown, it is made."""
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    b = station(daphne_server.url, "s1-nurse-b", clients)
+    with transaction.atomic():
+        alarm_raise(device=device_lock(device_id="SIL_PUMP_1"), type="occlusion", priority=AlarmPriority.HIGH,
+                    source=AlarmSource.DEVICE, message="Line blocked")  # fmt: skip
+    a.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["deviceId"] == "SIL_PUMP_1")
+    shown = a.events.alarms_shown()  # her screen's last render: the occlusion
+    with transaction.atomic():  # then, as she presses, an air-in-line on bed 2 reaches the server
+        air = alarm_raise(device=device_lock(device_id="SIL_PUMP_2"), type="air_in_line", priority=AlarmPriority.HIGH,
+                          source=AlarmSource.DEVICE, message="Air in line")  # fmt: skip
+    start = len(a.events.items)
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "reason": "Attending the alarm", "askedAt": timezone.now().isoformat(),
+                                 "seen": shown})  # fmt: skip
+    refused = a.events.wait_for(lambda e, d: e == events.ERROR, start=start)
+    assert refused == {"message": "A new alarm came as you pressed: look at it, then silence again",
+                       "request": events.SILENCE_WARD, "code": "alarm_unseen"}, refused  # fmt: skip
+    assert not WardSilence.objects.exists(), "the ward was silenced over an alarm the nurse never saw"
+    time.sleep(0.5)  # a ward:silence would have gone to b with the refusal
+    assert not any(d["active"] for d in b.events.named(events.WARD_SILENCE)), "b's screen was silenced"
+
+    a.events.wait_for(lambda e, d: e == events.WARD_ALARM and d["alarm"]["id"] == air.pk, start=start)
+    ask_silence(a, reason="Attending the alarm", askedAt=timezone.now().isoformat())  # she looked: both shown
+    assert silence_event(b, lambda d: d["active"])["by"] == "s1-nurse-a"
+
+
+def test_a_page_that_does_not_say_what_it_showed_is_refused_and_asked_to_reload(daphne_server, ward, clients):
+    """A page older than `seen` (a station left open across an upgrade) is refused in words its own refusal line
+    shows (`seen_required`): not judged as if it had seen everything, its press is not made."""
+    a = station(daphne_server.url, "s1-nurse-a", clients)
+    a.emit(events.SILENCE_WARD, {"ward": "s1", "reason": "Attending the alarm"})
+    refused = a.events.wait_for(lambda e, d: e == events.ERROR)
+    assert refused["code"] == "seen_required" and "Reload the page" in refused["message"], refused
+    assert not WardSilence.objects.exists()
+    assert a.client.connected and not a.disconnected.is_set(), "an old page is not an abusive client"
 
 
 def test_a_silence_ends_by_itself_on_every_station(daphne_server, ward, clients):
     a = station(daphne_server.url, "s1-nurse-a", clients)
     b = station(daphne_server.url, "s1-nurse-b", clients)
-    a.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 2})
+    ask_silence(a, seconds=2)
     silence_event(b, lambda d: d["active"])
     started, start = time.monotonic(), len(b.events.items)
     ended = silence_event(b, lambda d: not d["active"], timeout=5, start=start)
@@ -185,7 +233,7 @@ def test_a_pump_moved_in_with_a_high_alarm_sounds_through_the_silence_and_leaves
     receiving = station(daphne_server.url, "s1-nurse-a", clients)
     old = station(daphne_server.url, "s2-nurse", clients, ward="s2")
     assert "SIL_S2_PUMP" in {p["deviceId"] for p in old.events.named(events.WARD_SUMMARY)[0]["pumps"]}
-    receiving.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 120, "reason": "Quiet night"})
+    ask_silence(receiving, seconds=120, reason="Quiet night")
     silence_event(receiving, lambda d: d["active"])
     start, old_start = len(receiving.events.items), len(old.events.items)
 

@@ -39,7 +39,10 @@ def test_a_silence_on_b_reaches_the_wards_station_on_a_at_once(broker, redis_ser
         wait_for_listeners(redis_server.url, 2)
         on_a, on_b = clients
         silenced_at = time.monotonic()
-        on_b.emit(events.SILENCE_WARD, {"ward": "s1", "seconds": 60, "reason": "Attending bed 1"})
+        on_b.emit(
+            events.SILENCE_WARD,
+            {"ward": "s1", "seconds": 60, "reason": "Attending bed 1", "seen": on_b.events.alarms_shown()},
+        )
         silence = on_a.events.wait_for(lambda e, d: e == events.WARD_SILENCE and d["active"], timeout=BOUND_S)
         seconds = time.monotonic() - silenced_at
     finally:
