@@ -10,7 +10,7 @@
 // The silence is timed on the page clock (page_clock.js): the PC's clock stepped back never lengthens it.
 // A press of the silence button silences only what she saw: while a high alarm's alert or an escalation that would end
 // the silence has been sounding here for less than a person takes to see it (STEADY_MS), the press silences nothing
-// and she is told why (`onSilenceRefused`); pressed again once it was there long enough, it silences.
+// and she is told why (`onSilencePressed`); pressed again once it was there long enough, it silences.
 // The state is visible as `data-audio` on the root element: off, high, medium, silenced, blocked.
 
 import { alertOf } from "./announce.js";
@@ -38,11 +38,12 @@ function newsOf(alarm) {
 
 export class AlarmAudio {
   /** `onSilence`: what the silence button does instead of silencing this screen (the station: the whole ward);
-   * `onSilenceRefused(message)`: a press that silenced nothing (`silencePressed`), said where she looks. */
+   * `onSilencePressed(refusal)`: each press judged here (`silencePressed`): why it silenced nothing, said where she
+   * looks, or null when it silenced (a refusal said before is over). */
   constructor({
-    root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS, onSilence, onSilenceRefused,
+    root, high, medium, stateLabel, enableButton, silenceButton, silenceMs = SILENCE_MS, onSilence, onSilencePressed,
   }) {
-    Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs, onSilenceRefused });
+    Object.assign(this, { root, stateLabel, enableButton, silenceButton, silenceMs, onSilencePressed });
     this.players = { high, medium };
     this.wanted = "off";
     this.playing = null;
@@ -89,15 +90,13 @@ export class AlarmAudio {
   }
 
   /** A person's press of silence: this screen silenced, unless what would end the silence has sounded here for less
-   * than STEADY_MS (she cannot have seen it): then nothing, and `onSilenceRefused` says why. Whether it silenced. */
+   * than STEADY_MS (she cannot have seen it): then nothing, and `onSilencePressed` says why. Whether it silenced. */
   silencePressed(ms = this.silenceMs) {
     const now = pageClockMs();
-    if ([...this.knownNews.values()].some((since) => now - since < STEADY_MS)) {
-      this.onSilenceRefused?.(UNSEEN_MESSAGE);
-      return false;
-    }
-    this.silence(ms);
-    return true;
+    const unseen = [...this.knownNews.values()].some((since) => now - since < STEADY_MS);
+    if (!unseen) this.silence(ms);
+    this.onSilencePressed?.(unseen ? UNSEEN_MESSAGE : null);
+    return !unseen;
   }
 
   /** Silence this screen for `ms`, covering what sounds now (a ward's silence applied here, or a press judged). */

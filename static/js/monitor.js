@@ -57,8 +57,12 @@ export class Monitor {
       stateLabel: $(root, "#audio-state"),
       enableButton: $(root, "#audio-enable"),
       silenceButton: $(root, "#audio-silence"),
-      // a press that came as a new high alarm (or tier) did: nothing silenced, said beside the alarms
-      onSilenceRefused: (message) => this.alarmNotice.show(`Not silenced: ${message}`),
+      // her press replaces what was said of her last act; one that came as a new high alarm (or tier) did silenced
+      // nothing, and says so beside the alarms
+      onSilencePressed: (refusal) => {
+        this.alarmNotice.clear();
+        if (refusal) this.alarmNotice.show(`Not silenced: ${refusal}`);
+      },
     });
     this.chart = new VolumeChart($(root, "#volume-chart"));
     // a refused or failed act, said beside the buttons pressed until dismissed (never in the sound's line)

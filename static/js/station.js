@@ -52,7 +52,7 @@ export class Station {
       enableButton: byId("station-audio-enable"),
       silenceButton: byId("station-audio-silence"),
       onSilence: () => this.silenceWards(),
-      onSilenceRefused: (message) => this.silenceRefused(message),
+      onSilencePressed: (refusal) => (refusal ? this.silenceRefused(refusal) : this.clearRefusal()),
     });
     const end = byId("station-silence-end");
     if (end) end.hidden = !canSilence;
@@ -106,14 +106,19 @@ export class Station {
     this.refusalTimer = setTimeout(() => (note.hidden = true), 15_000);
   }
 
+  /** A silence began: a refusal said before is over. */
+  clearRefusal() {
+    const refused = byId("station-silence-refused");
+    if (refused) refused.hidden = true;
+  }
+
   /** A ward's shared silence began, changed or ended (`ward:silence`), or its state on a (re)subscription: on, or
    * not (then a silence this screen held for the ward, whose end it may have missed while offline, ends here). */
   silenceChanged(body) {
     if (!body?.ward) return;
     if (body.active) {
       this.silences.set(body.ward, { ...body, endsAt: pageClockMs() + body.remainingS * 1000 });
-      const refused = byId("station-silence-refused");
-      if (refused) refused.hidden = true; // asked again, and done
+      this.clearRefusal(); // asked again, and done
     }
     else if (!this.silences.delete(body.ward)) return; // none held: this screen's own silence (if any) stays
     this.applySilence();

@@ -84,3 +84,34 @@ def test_a_screens_own_silence_pressed_as_a_new_high_alarm_comes_is_not_made_unt
     her_look(page, paused_at)
     page.mouse.click(*aimed)
     expect(monitor).to_have_attribute("data-audio", "silenced")
+    expect(page.locator("#alarm-notice"), "silenced, and still saying it is not").to_be_hidden()
+
+
+def test_a_wall_screens_own_silence_pressed_as_a_new_high_alarm_comes_is_not_made_until_she_saw_it(open_page, stack):
+    """A view-only station silences itself only ("Silence this screen 2 min"): judged on the page, said under its
+    silence line as the server's refusal of a ward silence is."""
+    ward = make_ward("snw")
+    make_device("BRW_SNW_1", ward=ward, bed="7")
+    make_device("BRW_SNW_2", ward=ward, bed="8")
+    page = opened_live(open_page, make_user("snw-wall", ward=ward, can_command=False), "/")
+    page.set_viewport_size(WALL)
+    page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    station = page.locator("#station")
+    raise_high_alarm("BRW_SNW_1")
+    expect(station).to_have_attribute("data-audio", "high")
+    aimed = aim(page.get_by_role("button", name="Silence this screen 2 min"))
+    clock_stopped(page)
+    paused_at = time.monotonic()
+    raise_high_alarm("BRW_SNW_2", "air_in_line", "Air in line")
+    expect(page.locator("#station-alarm-list")).to_contain_text("Air in line")
+    page.mouse.click(*aimed)
+
+    expect(page.locator("#station-silence-refused")).to_have_text(NEW_ALARM)
+    expect(page.locator("#steady-notice"), "the button moved: steady_press refused it, not the silence").to_be_hidden()
+    expect(station, "the screen silenced an alarm she never saw").to_have_attribute("data-audio", "high")
+
+    her_look(page, paused_at)
+    page.mouse.click(*aimed)
+    expect(station).to_have_attribute("data-audio", "silenced")
+    expect(page.locator("#station-silence-refused"), "silenced, and still saying it is not").to_be_hidden()
+    assert not WardSilence.objects.filter(ward=ward).exists(), "a view-only screen silenced the ward"
