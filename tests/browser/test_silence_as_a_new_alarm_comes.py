@@ -115,3 +115,38 @@ def test_a_wall_screens_own_silence_pressed_as_a_new_high_alarm_comes_is_not_mad
     expect(station).to_have_attribute("data-audio", "silenced")
     expect(page.locator("#station-silence-refused"), "silenced, and still saying it is not").to_be_hidden()
     assert not WardSilence.objects.filter(ward=ward).exists(), "a view-only screen silenced the ward"
+
+
+def test_a_station_of_two_wards_silences_the_ward_whose_alarms_she_saw_and_says_the_other_was_not(open_page, stack):
+    """Her station shows two wards and asks each for its silence with the same list: each is judged alone. The ward
+    whose alarms she had seen is silenced (its bar says so); the one whose new alarm she had not is not, her screen
+    goes on sounding and says why; pressed again once seen, both are silenced and her screen with them."""
+    seen_ward, new_ward = make_ward("sn2a"), make_ward("sn2b")
+    make_device("BRW_SN2A", ward=seen_ward, bed="3")
+    make_device("BRW_SN2B", ward=new_ward, bed="4")
+    nurse = make_user("sn2-nurse", ward=seen_ward)
+    new_ward.members.add(nurse)
+    page = opened_live(open_page, nurse, "/")
+    page.set_viewport_size(WALL)
+    page.locator("#ward-heading").click()  # the gesture browsers want before sound
+    station = page.locator("#station")
+    raise_high_alarm("BRW_SN2A")
+    expect(station).to_have_attribute("data-audio", "high")
+    aimed = aim(page.get_by_role("button", name="Silence the ward 2 min"))
+    clock_stopped(page)
+    paused_at = time.monotonic()
+    raise_high_alarm("BRW_SN2B", "air_in_line", "Air in line")
+    expect(page.locator("#station-alarm-list")).to_contain_text("Air in line")
+    page.mouse.click(*aimed)
+
+    expect(page.locator("#station-silence-refused")).to_have_text(NEW_ALARM)
+    expect(page.locator("#station-silence")).to_contain_text("ward sn2a by sn2-nurse")
+    expect(page.locator("#station-silence")).not_to_contain_text("ward sn2b")
+    assert WardSilence.objects.filter(ward=seen_ward).exists(), "the ward whose alarms she saw was not silenced"
+    assert not WardSilence.objects.filter(ward=new_ward).exists(), "the ward silenced an alarm she never saw"
+    expect(station, "her screen went quiet over the alarm she never saw").to_have_attribute("data-audio", "high")
+
+    her_look(page, paused_at)
+    page.mouse.click(*aimed)
+    expect(station).to_have_attribute("data-audio", "silenced")
+    expect(page.locator("#station-silence")).to_contain_text("ward sn2b by sn2-nurse")
