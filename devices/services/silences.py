@@ -126,7 +126,7 @@ def unseen_alarm(*, ward: Ward, seen: Collection[AlarmSeen]) -> Alarm | None:
     cover: judged as if it came just after the press, by the rule that breaks a silence (`breaks_silence` against the
     highest priority shown; any escalation). None when the silence covers only what was seen."""
     shown = set(seen)
-    sounding = list(_sounding(ward).order_by("pk"))
+    sounding = list(_sounding(ward).only("alerts", "escalation_level", "priority").order_by("pk"))
     seen_ids = {alarm.pk for alarm in sounding if AlarmSeen(alarm.pk, alarm.alerts, alarm.escalation_level) in shown}
     heard = max((alarm.priority for alarm in sounding if alarm.pk in seen_ids), key=_priority_rank, default="")
     for alarm in sounding:
