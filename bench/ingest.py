@@ -1,7 +1,7 @@
 """The bridge against a bare paho subscriber that stores the same messages (issue 17's cost target), in one run.
 
     make bench LEVEL=ingest                                             # 400, 1,000, 2,000 msg/s, 3 rounds
-    .venv/bin/python -m bench.ingest --rates 1000 --rounds 1 --py-spy /tmp/prof   # py-spy of both subscribers
+    .venv/bin/python -m bench.ingest --rates 1000 --rounds 1 --py-spy /tmp/prof   # py-spy of both subscribers, Daphne
 
 Two targets, each with a Mosquitto of its own (the project's limits, `set_tcp_nodelay`, persistence on), fed
 in turn by the same Node generator (`bench/node/loadgen.js`: R pumps at 1 Hz each, evenly phased, QoS 1
@@ -154,7 +154,10 @@ def measure(target, rate: int, device_ids: list[str], workdir: Path, args: argpa
     load_before = os.getloadavg()[0]
     start_at = time.time() + 1.0
     sampler, window_started = ResourceSampler(target.pids()), time.monotonic()
-    profiler = py_spy(target.pids()["subscriber"], args.py_spy / f"{tag}.txt") if args.py_spy else None
+    # py-spy of the subscriber, and of Daphne where the target has one (the bridge's wakes cost it per commit)
+    profiled = {name: pid for name, pid in target.pids().items() if name in ("subscriber", "daphne")}
+    profilers = [py_spy(pid, args.py_spy / (f"{tag}.txt" if name == "subscriber" else f"{tag}-{name}.txt"))
+                 for name, pid in profiled.items() if args.py_spy]  # fmt: skip
     schedule = ["--rate", "1", "--start-at", str(start_at), "--warmup", str(args.warmup), "--duration",
                 str(args.duration)]  # fmt: skip
     generator = generator_start("node", target.broker_address, pumps_file, schedule, out)
@@ -165,7 +168,7 @@ def measure(target, rate: int, device_ids: list[str], workdir: Path, args: argpa
     time.sleep(2 * POLL_S)
     resources, window_s = sampler.stop(), time.monotonic() - window_started
     watcher.stop()
-    if profiler is not None:
+    for profiler in profilers:
         profiler.send_signal(signal.SIGINT)
         profiler.wait(timeout=60)
     measured_from, end_at = start_at + args.warmup, start_at + args.warmup + args.duration
