@@ -15,8 +15,10 @@ class ChangeLogEntry(models.Model):
     (`device_code`) and its row id (`device`, the registration, without a database constraint or a cascade).
     """
 
+    # No index of its own: the unique constraint's (device, seq) serves every look-up by the pump (issue 17: an index
+    # of the pump alone cost each change's insert one more b-tree and page written).
     device = models.ForeignKey(
-        "devices.Device", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+",
+        "devices.Device", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", db_index=False,
         help_text="The pump's row (its registration); kept after the pump is deleted.",
     )  # fmt: skip
     device_code = models.CharField(max_length=64, help_text="The pump's device id, as its events name it.")
