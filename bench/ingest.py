@@ -39,7 +39,7 @@ from pathlib import Path
 
 from bench import ingest_report
 from bench.phases import generator_start, py_spy
-from bench.relays import database_copy
+from bench.relays import database_copy, schema_as_of
 from bench.stats import latency_summary
 from bench.system import ROOT, ResourceSampler, System, django_configure, pumps_create
 
@@ -246,7 +246,10 @@ def main() -> None:
         if "bare" in wanted:
             targets["bare"] = BareTarget(workdir)
         if args.before is not None:
-            copy = database_copy(workdir / "bridge.sqlite3", workdir / "before.sqlite3")
+            # on the schema that checkout knows (a copy of this tree's fixtures migrated back), as bench.compare does
+            copy = schema_as_of(
+                args.before.resolve(), database_copy(workdir / "bridge.sqlite3", workdir / "before.sqlite3")
+            )
             targets["before"] = BridgeTarget(workdir, copy, name="before", root=args.before.resolve())
         if "bridge" in wanted:
             targets["bridge"] = BridgeTarget(workdir, workdir / "bridge.sqlite3")
