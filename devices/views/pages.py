@@ -1,6 +1,5 @@
 """Server-rendered pages: the ward overview, the pump monitor and the start-infusion wizard."""
 
-import math
 from datetime import datetime
 
 from django.conf import settings
@@ -22,11 +21,13 @@ from devices.selectors import (
 from devices.services.clearing_stops import TOLD_TO_CLEAR
 from devices.services.silences import SILENCE_PERMISSION
 from devices.states import AlarmResolveReason
+from devices.views.monitor_before_live import alarms_shown, monitor_before_live, span
 from devices.views.presenters import monitor_state, page_settings, pump_summary
 
 COMMAND_PERMISSION = "devices.command_device"
 ACKNOWLEDGE_PERMISSION = "devices.acknowledge_alarm"
 RESOLVE_PERMISSION = "devices.resolve_alarm"
+SOUNDED = ("high", "medium")  # the alarms the monitor sounds (static/js/alarm_audio.js `update`)
 
 
 @login_required
@@ -79,19 +80,8 @@ def card_before_live(connectivity: str | None, last_seen_at: datetime | None, no
     42, finding 6); its "Last heard 2026-12-06T17:17:48.032364+00:00" took two lines where the script's took one."""
     shown = connectivity if connectivity in ("offline", "unknown") else "stale" if connectivity else "unknown"
     label, symbol = NOT_HEARD_HERE[shown]
-    heard = f"Last heard {_span((now - last_seen_at).total_seconds())} ago" if last_seen_at else "Never heard"
+    heard = f"Last heard {span((now - last_seen_at).total_seconds())} ago" if last_seen_at else "Never heard"
     return {"connectivity": shown, "label": label, "symbol": symbol, "lastHeard": heard}
-
-
-def _span(seconds: float) -> str:
-    """A span of time as static/js/format.js `span` says it: "14 s", "3 min", "2 h 05 min"."""
-    whole = max(0, math.floor(seconds))
-    if whole < 90:
-        return f"{whole} s"
-    if whole < 5400:
-        return f"{whole // 60} min"
-    minutes = whole // 60
-    return f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def silence_label(seconds: float) -> str:
@@ -116,14 +106,22 @@ def _visible_device_or_404(request: HttpRequest, device_id: str) -> Device:
 def _monitor_context(request: HttpRequest, device: Device) -> dict:
     user = request.user
     bridge = bridge_status()
+    monitor, now = monitor_state(device), timezone.now()
+    status = monitor["status"] or {}
     return {
         "device": device,
         "bridge": bridge,
         "can_command": user.has_perm(COMMAND_PERMISSION),
         "can_acknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),
+        "can_resolve": user.has_perm(RESOLVE_PERMISSION),
+        # the monitor as its script first renders it, before the page is live (devices/views/monitor_before_live.py)
+        "heard": card_before_live(status.get("connectivity"), device.last_seen_at, now),
+        "shown": monitor_before_live(monitor),
+        "alarms_shown": alarms_shown(monitor["alarms"], now),
+        "sounding": any(not alarm["acknowledged"] and alarm["priority"] in SOUNDED for alarm in monitor["alarms"]),
         "page": {
             **page_settings(),
-            "monitor": monitor_state(device),
+            "monitor": monitor,
             "bridge": bridge,
             "canCommand": user.has_perm(COMMAND_PERMISSION),
             "canAcknowledge": user.has_perm(ACKNOWLEDGE_PERMISSION),

@@ -205,6 +205,9 @@ export class AlarmAudio {
   render() {
     const state = this.state;
     if (this.root) this.root.dataset.audio = state;
+    // the monitor's sound line keeps its box while any sound is wanted (templates/devices/_monitor_panel.html)
+    const line = this.stateLabel?.closest(".audio-controls");
+    if (line) line.dataset.sounding = String(state !== "off");
     if (this.enableButton) this.enableButton.hidden = state !== "blocked";
     if (this.silenceButton) this.silenceButton.hidden = !(state === "high" || state === "medium");
     if (this.stateLabel) {

@@ -25,6 +25,29 @@ export class AlarmList {
     // the controls below do not jump as the page goes live or stops being live (review 42, finding 5).
     this.none = $(monitor.root, "#alarm-list .none");
     this.notVouched = this.none.dataset.reserve;
+    this.none.hidden = false; // hidden beside the alarms the server rendered: placed only when there are none
+    // The server renders the active alarms as this list does, before the page is live: their rows and buttons are
+    // kept, not made anew (a new button in the place of the one under her finger is refused for a moment).
+    for (const item of monitor.root.querySelectorAll("#alarm-list .alarm[data-alarm-id]")) this.adopt(item);
+  }
+
+  /** A row the server rendered (templates/devices/_monitor_alarm.html), its buttons wired as `newRow`'s. */
+  adopt(item) {
+    const alarmId = Number(item.dataset.alarmId);
+    const [title, text, ack] = item.children;
+    if (text.firstChild?.nodeType !== Node.TEXT_NODE) text.prepend(document.createTextNode(""));
+    const row = {
+      item, title, said: text.firstChild, lasting: $(text, ".lasting"), escalated: $(text, ".escalated"), ack,
+      ackShown: item.dataset.acknowledged === "true" ? "acknowledged" : "none", resolve: $(item, ".resolve"),
+    };
+    const button = $(ack, "button");
+    if (button) {
+      const alerts = Number(item.dataset.alerts);
+      button.addEventListener("click", () => this.acknowledge(alarmId, alerts));
+      row.ackShown = `button:${alerts}`;
+    }
+    row.resolve?.addEventListener("click", () => this.openResolve(this.monitor.alarms.get(alarmId)));
+    this.rows.set(alarmId, row);
   }
 
   /** The empty list's words: "No active alarms." only while monitoring is healthy and the page receives the pump;

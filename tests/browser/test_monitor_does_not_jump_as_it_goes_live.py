@@ -11,6 +11,12 @@ line, beside its name while "Live", wrapped below it as it read "Last heard 1 s 
 phone): Pause moved 54 px on a tablet. The list's box now holds the longer text's lines whichever it says, and the
 status line has a row of its own below 900 px (its "last heard" one more on a phone).
 
+On a tablet or a phone (one column) the order, its read-back, the figures and the alarms are above the controls, and
+the server's page had none of them: the script put them there as it ran, Pause 282 px down on a tablet and 505 px on a
+phone for a running infusion with its read-back, 307 and 615 px with an alarm (whose Acknowledge appeared only then);
+an idle pump's empty chart box, unseen once the script ran, put them 220 px up. The server's page now renders what the
+script first renders (devices/views/monitor_before_live.py), and the sound's line keeps one box while it is wanted.
+
 Each check is made with the page unscrolled: scrolled to Pause on a phone, Chrome's scroll anchoring would make up
 for the move and hide it.
 """
@@ -18,7 +24,11 @@ for the move and hide it.
 import pytest
 from playwright.sync_api import expect
 
+from devices.models import Alarm, Device
+from devices.states import AlarmPriority, AlarmSource
 from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET
+from tests.factories import make_device, make_user, make_ward
+from tests.support.bridge import PumpClient
 from tests.support.browser import LAPTOP, TABLET
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -31,12 +41,25 @@ VIEWPORTS = pytest.mark.parametrize(
 )
 
 
-def boxes(page):
-    """Where the empty alarm list and Pause are, in the page."""
-    return {
-        "alarm list": page.locator("#alarm-list").bounding_box(),
-        "Pause": page.get_by_role("button", name="Pause", exact=True).bounding_box(),
-    }
+CONTROLS = ("Pause", "Resume", "Stop")
+
+
+def boxes(page, controls=CONTROLS):
+    """Where the alarm list and the controls named are, in the page (None: not there, or not shown)."""
+    found = {"alarm list": page.locator("#alarm-list").bounding_box()}
+    for name in controls:
+        control = page.get_by_role("button", name=name, exact=True)
+        found[name] = control.bounding_box() if control.count() == 1 else None
+    return found
+
+
+def as_the_server_renders_it(page):
+    """Reload `page` without its script: the monitor as the server renders it, and for good had the script failed."""
+    page.route("**/static/js/monitor_page.js", lambda route: route.abort())
+    page.reload()
+    expect(page.locator("#alarm-list"), "the server's page says calm before it knows").to_contain_text(NOT_VOUCHED)
+    for name in ("Pause", "Stop"):
+        expect(page.get_by_role("button", name=name, exact=True)).to_be_disabled()
 
 
 @VIEWPORTS
@@ -54,18 +77,55 @@ def test_the_controls_do_not_move_when_the_page_stops_being_live(open_page, runn
     )
 
 
-# One column (tablet, phone), the order's drug and read-back come with the page's script, before it is live: the
-# controls move down then, while disabled (not this test's jump).
-@pytest.mark.parametrize("viewport", [LAPTOP, SMALL_LAPTOP], ids=["laptop", "small-laptop"])
-def test_the_page_before_its_scripts_run_claims_no_calm_and_puts_pause_where_it_stays(
+@VIEWPORTS
+def test_the_page_before_its_scripts_run_claims_no_calm_and_puts_the_controls_where_they_stay(
     open_page, running_pump, viewport
 ):
+    """A running infusion with its order and read-back."""
     page = open_page(running_pump, "/devices/BRW_D_RUN/", viewport)
     expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
     expect(page.locator("#alarm-list")).to_have_text("No active alarms.")
-    live = boxes(page)
-    page.route("**/static/js/monitor_page.js", lambda route: route.abort())  # as the server renders it, no more
-    page.reload()
-    expect(page.locator("#alarm-list"), "the server's page says calm before it knows").to_contain_text(NOT_VOUCHED)
-    expect(page.get_by_role("button", name="Pause", exact=True)).to_be_disabled()
-    assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    expect(page.locator("#mon-readback")).to_be_visible()
+    live = boxes(page, (*CONTROLS, "End record…"))
+    as_the_server_renders_it(page)
+    assert boxes(page, (*CONTROLS, "End record…")) == live, (
+        f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    )
+    expect(page.locator("#mon-readback"), "the server's page shows the read-back").to_contain_text("parameters match")
+
+
+@VIEWPORTS
+def test_an_alarms_acknowledge_and_the_controls_are_where_the_server_put_them(open_page, running_pump, viewport):
+    """With an alarm sounding (or the browser blocking its sound): its row, its Acknowledge and the sound's line."""
+    Alarm.objects.create(device=Device.objects.get(device_id="BRW_D_RUN"), type="occlusion",
+                         priority=AlarmPriority.HIGH, message="Line blocked", source=AlarmSource.DEVICE)  # fmt: skip
+    page = open_page(running_pump, "/devices/BRW_D_RUN/", viewport)
+    expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+    expect(page.locator("#monitor")).not_to_have_attribute("data-audio", "off")
+    live = boxes(page, (*CONTROLS, "Acknowledge"))
+    assert live["Acknowledge"], "the live page shows the alarm's Acknowledge"
+    as_the_server_renders_it(page)
+    assert boxes(page, (*CONTROLS, "Acknowledge")) == live, (
+        f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    )
+    expect(page.locator(".alarm"), "the server's page lists the alarm").to_contain_text("High: Occlusion")
+    expect(page.get_by_role("button", name="Acknowledge")).to_be_disabled()
+
+
+@pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
+def test_an_idle_pumps_controls_are_where_the_server_put_them(open_page, stack, viewport):
+    """No infusion: no chart (the server's page had an empty chart box the script hid, 220 px on a tablet)."""
+    ward = make_ward("d4")
+    nurse = make_user("idle-nurse", ward=ward)
+    make_device("BRW_D_IDLE", ward=ward, bed="3", has_presence=True)
+    pump = PumpClient(stack["broker"].url, "BRW_D_IDLE")
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(nurse, "/devices/BRW_D_IDLE/", viewport)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(page.locator("#mon-session")).to_have_text("No infusion")
+        live = boxes(page)
+        as_the_server_renders_it(page)
+        assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    finally:
+        pump.close()
