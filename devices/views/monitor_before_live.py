@@ -8,13 +8,21 @@ heard (`card_before_live`), the panel greyed as not current (pumpstream.css), th
 template's (templates/devices/_monitor_panel.html), only figures and times are formatted here, by format.js's rules.
 """
 
-import math
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
-
-from django.utils import timezone
 
 from devices.states import ACTIVE_SESSION_STATUSES, PUMP_INFUSING_STATES, SESSION_ON_PUMP_STATUSES
+from devices.templatetags.units import (
+    clock,
+    decimals_for,
+    duration,
+    exact,
+    fixed,
+    rounded,
+    shown,
+    significant,
+    span,
+    with_unit,
+)
 
 ACTIVE = {status.value for status in ACTIVE_SESSION_STATUSES}
 ON_PUMP = {status.value for status in SESSION_ON_PUMP_STATUSES}
@@ -40,9 +48,64 @@ def monitor_before_live(monitor: dict) -> dict:
         "readback": readback_shown(held) if active else None,
         "charted": bool(session and session.get("order") and (session.get("confirmedAt") or session.get("createdAt"))),
         "active": active,
+        "facts": progress_facts(monitor["progress"] or {}, held, status.get("pumpState") if unordered else None),
         "battery": status.get("batteryLevel"),
         "last_heard_at": clock(status["lastSeenAt"]) if status.get("lastSeenAt") else None,
     }
+
+
+def progress_facts(progress: dict, session: dict | None, unordered_state: str | None) -> dict:
+    """monitor.js `renderProgress`: infused, remaining, progress, and a running pump's time left and rate; a pump not
+    running says its state there instead (`state`, the template's words). `unordered_state`: the pump's own state
+    while it infuses without an order, else None (the session's status is said)."""
+    facts = volume_facts(progress) | (delivered_in_all_facts(progress, session) or {})
+    state = unordered_state or (session or {}).get("status")
+    running = state == "running"
+    return {
+        **facts,
+        "state": None if running else state,
+        "time_left": duration(progress.get("timeRemainingMin")) if running else None,
+        "rate": f"{significant(_ml_h(progress.get('flowRate')))} mL/h"
+        if running and shown(progress.get("flowRate"))
+        else "—",
+    }
+
+
+def volume_facts(progress: dict) -> dict:
+    """format.js `volumeFacts`: the remaining volume shown as what the order holds less what is shown infused."""
+    delivered, remaining = progress.get("deliveredVolumeMl"), progress.get("volumeRemainingMl")
+    percent = progress.get("progressPercent")
+    if isinstance(percent, dict):
+        percent = percent.get("volume", percent.get("time"))
+    percent_text = fixed(max(0, min(100, percent)), 0, "%") if shown(percent) else "—"
+    if not shown(delivered) or not shown(remaining):
+        return {"infused": _significant_ml(delivered), "remaining": _significant_ml(remaining), "percent": percent_text}
+    digits = decimals_for(delivered + remaining)
+    shown_remaining = round(rounded(delivered + remaining, digits) - rounded(delivered, digits), digits)
+    infused = fixed(delivered, digits, "mL")
+    return {"infused": infused, "remaining": fixed(shown_remaining, digits, "mL"), "percent": percent_text}
+
+
+def delivered_in_all_facts(progress: dict, session: dict | None) -> dict | None:
+    """format.js `deliveredInAllFacts`: once the pump's count went back, what was delivered in all, and what of the
+    order that leaves; None otherwise."""
+    before, in_all = (session or {}).get("deliveredBeforeRunMl"), progress.get("deliveredInAllMl")
+    if not shown(before) or not shown(in_all) or progress.get("infusionId") != session.get("infusionId"):
+        return None
+    planned = (session.get("order") or {}).get("plannedVolumeMl")
+    if not shown(planned) or planned <= 0:
+        return None
+    over = f" ({_significant_ml(in_all - planned)} over it)" if in_all > planned else ""
+    return {
+        "percent": fixed(min(100, 100 * in_all / planned), 0, "%"),
+        "infused": f"{_significant_ml(in_all)} in all ({_significant_ml(before)} before the pump's count went back, "
+        f"{_significant_ml(max(0, in_all - before))} counted since)",
+        "remaining": f"{_significant_ml(max(0, planned - in_all))} of the order{over}",
+    }
+
+
+def _significant_ml(value: float | None) -> str:
+    return with_unit(significant(value), "mL")
 
 
 def is_unordered(session: dict | None, pump_state: str | None) -> bool:
@@ -66,10 +129,10 @@ def _ordered_text(order: dict | None) -> str:
         return "—"
     bolus = order.get("bolus") or {}
     text = (
-        f"{exact(_ml_h(order.get('flowRateMlMin')), 'mL/h')} · {exact(order.get('plannedVolumeMl'), 'mL')} · "
-        f"{duration(order.get('plannedTimeMin'))}"
+        f"{with_unit(exact(_ml_h(order.get('flowRateMlMin'))), 'mL/h')} · "
+        f"{with_unit(exact(order.get('plannedVolumeMl')), 'mL')} · {duration(order.get('plannedTimeMin'))}"
     )
-    return f"{text} · bolus {exact(bolus.get('volumeMl'), 'mL')}" if bolus.get("enabled") else text
+    return f"{text} · bolus {with_unit(exact(bolus.get('volumeMl')), 'mL')}" if bolus.get("enabled") else text
 
 
 def readback_shown(session: dict) -> dict | None:
@@ -169,17 +232,6 @@ def _lasting(since: str | None, now: datetime) -> str:
     return f"for {span((now - moment).total_seconds())}" if moment else ""
 
 
-def span(seconds: float) -> str:
-    """format.js `span`: "14 s", "3 min", "2 h 05 min"."""
-    whole = max(0, math.floor(seconds))
-    if whole < 90:
-        return f"{whole} s"
-    if whole < 5400:
-        return f"{whole // 60} min"
-    minutes = whole // 60
-    return f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def _reported_bolus(reported: dict) -> float | None:
     if reported.get("bolusEnabled") is False:
         return 0
@@ -207,51 +259,7 @@ def _ml(value: float | None) -> str:
 
 
 def _ml_h(ml_min: float | None) -> float | None:
-    return ml_min * 60 if _number(ml_min) else None
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def fixed(value: float | None, digits: int, unit: str = "") -> str:
-    """format.js `fixed`: `digits` decimals, grouped, halves away from zero as the browser's `toLocaleString`."""
-    if not _number(value):
-        return "—"
-    rounded = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
-    text = f"{rounded:,.{digits}f}"
-    return f"{text} {unit}" if unit else text
-
-
-def exact(value: float | None, unit: str = "") -> str:
-    """format.js `exact`: one to three decimals."""
-    if not _number(value):
-        return fixed(value, 1, unit)
-    whole, _, decimals = fixed(value, 3).partition(".")
-    text = f"{whole}.{decimals.rstrip('0') or '0'}"
-    return f"{text} {unit}" if unit else text
-
-
-def duration(minutes: float | None) -> str:
-    """format.js `duration`: "45 min", "1 h 05 min", "< 1 min"."""
-    if not _number(minutes):
-        return "—"
-    total = max(0, int(Decimal(repr(minutes)).quantize(Decimal(1), rounding=ROUND_HALF_UP)))
-    hours, rest = divmod(total, 60)
-    if hours == 0:
-        return "< 1 min" if 0 < minutes < 1 else f"{rest} min"
-    return f"{hours} h {rest:02d} min"
-
-
-def clock(iso: str | None) -> str:
-    """format.js `clock`: HH:MM:SS in the server's zone; "—" for anything else."""
-    if not isinstance(iso, str):
-        return "—"
-    try:
-        moment = datetime.fromisoformat(iso)
-    except ValueError:
-        return "—"
-    return timezone.localtime(moment).strftime("%H:%M:%S")
+    return ml_min * 60 if shown(ml_min) else None
 
 
 def _clock_or_none(iso: str | None) -> str | None:

@@ -21,7 +21,8 @@ from devices.selectors import (
 from devices.services.clearing_stops import TOLD_TO_CLEAR
 from devices.services.silences import SILENCE_PERMISSION
 from devices.states import AlarmResolveReason
-from devices.views.monitor_before_live import alarms_shown, monitor_before_live, span
+from devices.templatetags.units import span
+from devices.views.monitor_before_live import alarms_shown, monitor_before_live
 from devices.views.presenters import monitor_state, page_settings, pump_summary
 
 COMMAND_PERMISSION = "devices.command_device"

@@ -24,8 +24,8 @@ for the move and hide it.
 import pytest
 from playwright.sync_api import expect
 
-from devices.models import Alarm, Device
-from devices.states import AlarmPriority, AlarmSource
+from devices.models import Alarm, Device, InfusionSession
+from devices.states import AlarmPriority, AlarmSource, SessionStatus
 from tests.browser.test_monitor_not_live_says_no_alarms import LOSE_THE_SOCKET
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient
@@ -124,6 +124,28 @@ def test_an_idle_pumps_controls_are_where_the_server_put_them(open_page, stack, 
         page = open_page(nurse, "/devices/BRW_D_IDLE/", viewport)
         expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
         expect(page.locator("#mon-session")).to_have_text("No infusion")
+        live = boxes(page)
+        as_the_server_renders_it(page)
+        assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    finally:
+        pump.close()
+
+
+@pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
+def test_the_controls_stay_below_an_order_not_confirmed_in_time(open_page, stack, viewport):
+    """Its time left and rate say "Not confirmed in time": in lighter italics while not live they took two lines on a
+    tablet where they took three live (the controls 25 px down as the page went live); only the italics differ now."""
+    ward = make_ward("d4")
+    nurse = make_user("late-nurse", ward=ward)
+    device = make_device("BRW_D_LATE", ward=ward, bed="5", has_presence=True)
+    InfusionSession.objects.create(device=device, status=SessionStatus.TIMED_OUT, flow_rate_ml_min=1.0,
+                                   planned_volume_ml=100, planned_time_min=100, drug="Heparin")  # fmt: skip
+    pump = PumpClient(stack["broker"].url, "BRW_D_LATE")
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(nurse, "/devices/BRW_D_LATE/", viewport)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(page.locator("#mon-rate")).to_have_text("Not confirmed in time")
         live = boxes(page)
         as_the_server_renders_it(page)
         assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"

@@ -2,7 +2,8 @@
 
 from datetime import UTC, datetime
 
-from devices.views.monitor_before_live import alarms_shown, duration, exact, fixed, monitor_before_live
+from devices.templatetags.units import duration, exact, fixed
+from devices.views.monitor_before_live import alarms_shown, monitor_before_live
 
 ORDER = {"drug": "Heparin", "flowRateMlMin": 1.0, "plannedVolumeMl": 100, "plannedTimeMin": 100, "bolus": None}
 
@@ -13,12 +14,12 @@ def session(status: str = "running", **fields) -> dict:
 
 def monitor(session_shown: dict | None, pump_state: str = "running", alarms: list | None = None) -> dict:
     status = {"connectivity": "online", "pumpState": pump_state, "lastSeenAt": "2026-12-06T10:00:05+00:00"}
-    return {"status": status, "session": session_shown, "alarms": alarms or []}
+    return {"status": status, "session": session_shown, "progress": None, "alarms": alarms or []}
 
 
 def test_figures_as_format_js_writes_them():
     assert [fixed(0.125, 2, "mL"), fixed(1200, 3, "mL/h"), fixed(None, 2, "mL")] == ["0.13 mL", "1,200.000 mL/h", "—"]
-    assert [exact(60.0, "mL/h"), exact(0.1235), exact(12.34)] == ["60.0 mL/h", "0.124", "12.34"]
+    assert [exact(60.0), exact(0.1235), exact(12.34)] == ["60.0", "0.124", "12.34"]
     assert [duration(100), duration(45), duration(0.5), duration(None)] == ["1 h 40 min", "45 min", "< 1 min", "—"]
 
 
@@ -50,3 +51,13 @@ def test_an_alarms_row():
     assert row["type"] == "Low battery"
     assert row["said"].startswith("Battery low (raised ") and row["said"].endswith(" · ×3) ")
     assert (row["lasting"], row["escalated"]) == ("for 2 min", 1)
+
+
+def test_the_figures_of_a_running_pump_and_the_state_of_a_paused_one():
+    progress = {"deliveredVolumeMl": 10.04, "volumeRemainingMl": 89.96, "progressPercent": 10.04, "flowRate": 1.0,
+                "timeRemainingMin": 90, "infusionId": "INF"}  # fmt: skip
+    shown = monitor_before_live({**monitor(session(infusionId="INF")), "progress": progress})["facts"]
+    assert (shown["infused"], shown["remaining"], shown["percent"]) == ("10.0 mL", "90.0 mL", "10 %")
+    assert (shown["time_left"], shown["rate"], shown["state"]) == ("1 h 30 min", "60.0 mL/h", None)
+    paused = monitor_before_live({**monitor(session("paused"), "paused"), "progress": progress})["facts"]
+    assert paused["state"] == "paused", "the template says the session's state where a paused pump has no rate"
