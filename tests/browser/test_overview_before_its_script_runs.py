@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 
 from devices.models import Device
 from tests.factories import make_device
+from tests.support.browser import TABLET
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -71,3 +72,26 @@ def test_the_script_takes_the_cards_over_where_the_server_put_them(open_page, ru
     page.reload()
     expect(page.locator("#connection-banner")).to_have_text("Connecting…")
     assert page.evaluate(CARDS) == scripted, "the cards change as the script takes over"
+
+
+def cards_placed(page) -> list[tuple[int, int]]:
+    """Where each card begins, to the pixel (its height may differ by a fraction as its badge's word changes)."""
+    boxes = [card.bounding_box() for card in page.locator(".pump-link").all()]
+    return [(round(box["x"]), round(box["y"])) for box in boxes]
+
+
+@pytest.mark.parametrize("viewport", [TABLET, {"width": 390, "height": 844}], ids=["tablet", "phone"])
+def test_the_cards_stay_where_the_server_put_them_as_the_page_goes_live(open_page, running_pump, viewport):
+    """The ward's summary has a row of its own below 900 px: the server's "2 pumps" fitted beside the heading on a phone
+    and the script's "1 infusing · 1 never heard" wrapped under it, every card 40 px down as the script ran."""
+    ward = Device.objects.get(device_id="BRW_D_RUN").ward
+    make_device("BRW_D_NEVER", ward=ward, bed="5")
+    page = open_page(running_pump, "/", viewport)
+    expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+    expect(page.locator("#ward-summary")).to_have_text("1 infusing · 1 never heard")
+    live = cards_placed(page)
+    page.route("**/static/js/overview.js", lambda route: route.abort())
+    page.reload()
+    expect(page.locator("#connection-banner")).to_have_text("Connecting…")
+    served = cards_placed(page)
+    assert served == live, f"the cards moved at {viewport['width']} px as the script ran and the page went live"
