@@ -115,9 +115,17 @@ def open_page(chromium, stack):
         context.close()
 
 
+def rate_reported(session_pk: int, device_id: str) -> bool:
+    """Whether the session's pump has reported its rate (its first progress, a second after it confirmed)."""
+    session = InfusionSession.objects.get(pk=session_pk)
+    return "flowRate" in (session.progress_on(Device.objects.get(device_id=device_id)) or {})
+
+
 @pytest.fixture
 def running_pump(stack, artifacts_dir):
-    """Bed 4's simulated pump infusing Heparin for Ann Lee; yields the nurse."""
+    """Bed 4's simulated pump infusing Heparin for Ann Lee, its first progress stored; yields the nurse. (Yielded at
+    its confirmation, a page rendered twice a second apart, before and after that progress, said "— (ordered 60.0
+    mL/h)" then "60.0 mL/h": a line more or less on a phone, which the tests comparing two renders took for a jump.)"""
     ward = make_ward("d4")
     nurse = make_user("dialog-nurse", ward=ward)
     make_device("BRW_D_RUN", ward=ward, bed="4", has_presence=True)
@@ -131,6 +139,8 @@ def running_pump(stack, artifacts_dir):
         session = infusion_start(device_id="BRW_D_RUN", order=order, user=nurse)
         wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, timeout=20,
                    message=f"the simulated pump never confirmed:\n{sim.log_tail()}")  # fmt: skip
+        wait_until(lambda: rate_reported(session.pk, "BRW_D_RUN"), timeout=20,
+                   message=f"the simulated pump never reported its progress:\n{sim.log_tail()}")  # fmt: skip
         yield nurse
     finally:
         sim.stop()
