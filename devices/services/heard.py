@@ -25,10 +25,13 @@ from devices.states import ACTIVE_SESSION_STATUSES, Presence
 AHEAD_TOLERANCE_S = 1.0
 
 
-def pump_heard(*, device: Device, received_at: datetime, says_offline: bool = False) -> tuple[str, ...]:
+def pump_heard(
+    *, device: Device, received_at: datetime, says_offline: bool = False, live: bool = True
+) -> tuple[str, ...]:
     """The pump was heard at `received_at`: `last_seen_at` as `heard_at` says, and presence back online unless the
-    message is an `offline` (`says_offline`). Returns the fields set (`last_seen_at` always: written with every
-    message, one UPDATE of one shape); the caller stores them.
+    message is an `offline` (`says_offline`) or not `live` (a retained copy, the broker's: it never says the pump is
+    there now). Returns the fields set (`last_seen_at` always: written with every message, one UPDATE of one shape);
+    the caller stores them.
 
     An `offline` is no hearing: it is mostly the broker speaking for a pump it stopped hearing (its Last Will, a
     keepalive and a half after the pump's last packet), and "last heard" stays at the pump's last message of its
@@ -36,7 +39,7 @@ def pump_heard(*, device: Device, received_at: datetime, says_offline: bool = Fa
     then reads a few milliseconds older than it was."""
     if not says_offline:
         device.last_seen_at = heard_at(stored=device.last_seen_at, received_at=received_at)
-    if device.presence == Presence.OFFLINE and not says_offline:
+    if device.presence == Presence.OFFLINE and live and not says_offline:
         device.presence = Presence.ONLINE
         return ("last_seen_at", "presence")
     return ("last_seen_at",)

@@ -42,11 +42,13 @@ NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it i
 
 def pump_report_apply(
     *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False,
-    heard_at: datetime | None = None,
+    heard_at: datetime | None = None, news_queued: bool = True,
 ) -> bool:  # fmt: skip
     """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
     it told a restart. `heard_at`: the message is the broker's retained copy, read again once the pump was registered,
-    and the pump itself was last heard then (`_pump_seen`).
+    and the pump itself was last heard then (`_pump_seen`). `news_queued`, for a retained copy: what the pump published
+    since the bridge last held the broker was queued for it and came as news (its session lasted, the copy is QoS 1),
+    so the copy is no newer than what was applied (`_presence_of_a_copy`).
 
     A non-retained report that shows a restart ends what the pump was doing first (see `restarts`).
     Inside a caller's transaction it takes no savepoint of its own (the bridge's per-message savepoint already
@@ -57,12 +59,13 @@ def pump_report_apply(
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
-        _pump_seen(device, report, received_at, heard_at, retained=retained)
+        presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained,
+                                    news_queued=news_queued)  # fmt: skip
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
         restarted = pump_restart_check(device=device, kind=kind, report=report, retained=retained, now=received_at)
         visible_change = REPORT_HANDLERS[kind](device, report, received_at)
-        if restarted or visible_change or device.connectivity(now=received_at) != was_connectivity:
+        if restarted or visible_change or presence_moved or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
     return restarted
 
@@ -84,27 +87,63 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
 
 
 def _pump_seen(
-    device: Device, report: DevicePayload, now: datetime, heard_at: datetime | None = None, *, retained: bool = False
-) -> None:
-    """Heard (`heard.pump_heard`: last heard never moved back) and presence. A silence alarm clears on progress or a
-    move of the infusion, not here.
+    device: Device, kind: str, report: DevicePayload, now: datetime, heard_at: datetime | None = None, *,
+    retained: bool = False, news_queued: bool = True,
+) -> bool:  # fmt: skip
+    """Heard (`heard.pump_heard`: last heard never moved back) and presence, stored in one UPDATE; True when presence
+    moved. A silence alarm clears on progress or a move of the infusion, not here.
 
     A retained copy the broker handed over on a subscription is what it kept, of an unknown age, not the pump heard
-    now: it moves neither last heard nor presence (what it says is applied all the same, an `online` included), or a
-    switched-off pump's `online` brought back by a crashed broker's store would look just heard (review 34, finding
-    4). Only for a pump never heard is its arrival the moment heard: a pump that connected before it was registered
-    and says nothing more while idle (`docs/protocol.md`, "A pump registered while it is connected").
+    now: it moves neither last heard nor presence back from `offline` (`_presence_of_a_copy`), or a switched-off pump's
+    `online` brought back by a crashed broker's store (review 34, finding 4) or by the bridge's next subscription after
+    a Will the pump did not retain (review 44, F4) would look just heard, or online. Only for a pump never heard (not
+    told gone by a Will either) is its arrival the moment heard, and its `online` its presence: a pump that connected
+    before it was registered and says nothing more while idle (`docs/protocol.md`, "A pump registered while it is
+    connected").
 
     A retained status read again for a pump registered after the bridge turned its messages away (`heard_at`,
     `realtime/bridge/rereads.py`) is the broker's copy, not the pump heard now: its last heard is when the server last
     received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's)."""
+    presence_before = device.presence
+    first_contact = presence_before == Presence.UNKNOWN and (device.last_seen_at is None or heard_at is not None)
+    says = report.status if kind == topics.STATUS else None
+    fields: tuple[str, ...] = ()
     if heard_at is not None:
-        model_fields_save(device, pump_heard(device=device, received_at=heard_at))
-        return
-    if retained and device.last_seen_at is not None:
-        return
-    fields = pump_heard(device=device, received_at=now, says_offline=getattr(report, "status", None) == "offline")
-    model_fields_save(device, fields)  # every message: an UPDATE written once, not compiled each time
+        fields = pump_heard(device=device, received_at=heard_at, live=False)
+    elif not retained or (device.last_seen_at is None and presence_before != Presence.OFFLINE):
+        fields = pump_heard(device=device, received_at=now, says_offline=says == "offline", live=not retained)
+    if says in PRESENCE_STATUSES:
+        said = _presence_said(device, says, copy=retained, first_contact=first_contact, news_queued=news_queued)
+        if said != device.presence:
+            device.presence = said
+            fields = tuple(dict.fromkeys((*fields, "presence")))
+    if fields:
+        model_fields_save(device, fields)  # every live message: an UPDATE written once, not compiled each time
+    return device.presence != presence_before
+
+
+def _presence_said(device: Device, says: str, *, copy: bool, first_contact: bool, news_queued: bool) -> str:
+    """The presence after an `online`/`offline` status: what it says, but for a retained `online` of a pump heard
+    before (`_presence_of_a_copy`). A retained `offline` (a retained Will missed while away) is applied: it can make
+    a pump look gone, never look there."""
+    if says == "offline":
+        return Presence.OFFLINE
+    if not copy or first_contact:
+        return Presence.ONLINE
+    return _presence_of_a_copy(device, news_queued=news_queued)
+
+
+def _presence_of_a_copy(device: Device, *, news_queued: bool) -> str:
+    """The presence after the broker's retained `online` of a pump heard before: a copy of unknown age vouches for
+    nothing now (review 44, F4). Online stays online, unknown (not vouched for: review 34) stays unknown. Offline (a
+    Will the pump did not retain leaves its older `online` retained, handed over on every subscription) stays
+    offline when what the pump published since would have come as news (`news_queued`): the copy is older than that
+    Will. Otherwise (the bridge's session expired, or the copy is QoS 0, never queued) the pump may have come back
+    while the bridge was away: presence not vouched for (unknown), so it reads stale by its last heard, not offline
+    for ever, until it is heard live."""
+    if device.presence == Presence.OFFLINE and not news_queued:
+        return Presence.UNKNOWN
+    return device.presence
 
 
 def _server_alarm(
@@ -133,7 +172,7 @@ def _status(device: Device, report: DevicePayload, now: datetime) -> bool:
 
 
 def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = True) -> bool:
-    """Store what a status message says about the pump; True when something shown changed.
+    """Store what a status message says about the pump (its presence: `_pump_seen`); True when something shown changed.
 
     A status about another infusion than the current one (`about_now` False) keeps the reported status shown.
     """
@@ -144,8 +183,6 @@ def _status_fields(device: Device, report: DevicePayload, *, about_now: bool = T
         wanted["battery_level"] = None
     if report.firmwareVersion:
         wanted["firmware_version"] = report.firmwareVersion
-    if report.status in PRESENCE_STATUSES:
-        wanted["presence"] = Presence.ONLINE if report.status == "online" else Presence.OFFLINE
     changed = [name for name, value in wanted.items() if getattr(device, name) != value]
     for name in changed:
         setattr(device, name, wanted[name])

@@ -67,6 +67,9 @@ class InboundMessage:
     # The broker's retained status read again for a pump registered since the bridge turned it away: when the server
     # last heard the pump itself then (`rereads.py`), its last heard moment, not this copy's arrival.
     heard_at: datetime | None = None
+    # The bridge's broker session lasted through its time away (`BrokerLink.session_kept`): a pump's QoS 1 message of
+    # that time was queued for it and arrives as news, so a retained QoS 1 copy is no newer than what was applied
+    session_kept: bool = True
 
 
 class Rejection(Exception):
@@ -274,6 +277,7 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
     restarted = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
         received_at=message.received_at, retained=message.retain, heard_at=message.heard_at,
+        news_queued=message.session_kept and message.qos > 0,
     )  # fmt: skip
     if restarted:
         _copies_reclaim(message, checked, prepared.device_pk)

@@ -101,6 +101,9 @@ class BrokerLink:
         self.connected_since: datetime | None = None
         self.connected_clock: float | None = None  # the same moment on the monotonic clock (`slots._caught_up`)
         self.broker_started_at: datetime | None = None  # by the broker's live uptime (`broker_start.py`)
+        # Whether the broker kept this link's session through its time away (CONNACK "session present"): what a pump
+        # published at QoS 1 meanwhile was queued for it, so a retained copy handed over on subscribing is no news
+        self.session_kept = True
         self.generation = 0
         self.connections = 0
         self.session = SessionWatch(self.broker["CLIENT_ID"], contested_after=contested_after)
@@ -262,13 +265,14 @@ class BrokerLink:
         self.connected.clear()
         self.connected_since = self.connected_clock = None
 
-    def _on_connect(self, client: mqtt.Client, _userdata, _flags, reason_code, _properties) -> None:
+    def _on_connect(self, client: mqtt.Client, _userdata, flags, reason_code, _properties) -> None:
         if reason_code.is_failure:
             logger.error("broker refused the connection: %s", reason_code)
             if reason_code.value in UNSUPPORTED_PROTOCOL and self.protocol == mqtt.MQTTv5:
                 self._fall_back_to_311()
             return
         set_tcp_nodelay(client)
+        self.session_kept = bool(getattr(flags, "session_present", False))
         client.subscribe([*((topic, 1) for topic in topics.BRIDGE_SUBSCRIPTIONS), (topics.BROKER_UPTIME, 0)])
         self.generation += 1
         self.connections += 1
@@ -305,6 +309,7 @@ class BrokerLink:
         self.on_inbound(InboundMessage(
             topic=topic, payload=message.payload, qos=message.qos, retain=bool(message.retain), mid=message.mid,
             generation=self.generation, received_at=timezone.now(), redelivered=bool(message.dup),
+            session_kept=self.session_kept,
         ))  # fmt: skip
 
     def _broker_uptime(self, message: mqtt.MQTTMessage) -> None:
