@@ -20,6 +20,11 @@ MESSAGES_REJECTED = Counter(
 MESSAGES_DUPLICATE = Counter(
     "pumpstream_bridge_messages_duplicate_total", "Redelivered or replayed messages recognised and skipped", ["why"]
 )
+MESSAGES_LATE = Counter(
+    "pumpstream_bridge_messages_late_total",
+    "Messages numbered (seq) below one already applied under their pump's bootId: recorded, nothing rewound",
+    ["kind"],
+)  # fmt: skip
 BATCH_SIZE = Histogram(
     "pumpstream_bridge_batch_size", "Messages committed per database transaction",
     buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),

@@ -147,6 +147,11 @@ class Device(models.Model):
         "time less the uptime it told, else when the restart was told): commands published before it were the run "
         "before's.",
     )  # fmt: skip
+    seq_applied = models.PositiveBigIntegerField(
+        null=True, blank=True,
+        help_text="The pump's own `seq` last applied in order under boot_id: a live message of that boot numbered "
+        "below it came late and rewinds nothing (`devices/services/late_reports.py`).",
+    )  # fmt: skip
     event_seq = models.PositiveBigIntegerField(default=0, help_text="The server's per-pump change counter.")
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -28,6 +29,7 @@ from devices.services.evidence import (
     unordered_infusion_ended,
 )
 from devices.services.heard import pump_heard
+from devices.services.late_reports import report_late_record, report_seq_late, seq_mark_restart, seq_mark_set
 from devices.services.named import session_named
 from devices.services.progress_lock import (
     ACTIVE,
@@ -51,7 +53,7 @@ PROGRESS_EXCLUDED_FIELDS = {"deviceId", "seq", "bootId", "infusionId"}
 ROUTINE_STATUSES = (None, "running")
 DEVICE_FIELDS = (
     "last_seen_at", "presence", "latest_progress", "latest_progress_at", "event_seq", "pump_state", "boot_id",
-    "last_uptime_ms", "last_uptime_at",
+    "last_uptime_ms", "last_uptime_at", "seq_applied",
 )  # fmt: skip
 # in the model's order, as `sql` wants them
 SESSION_FIELDS = (*DELIVERY_WINDOW_FIELDS, *DELIVERED_FIELDS, "last_sampled_at")
@@ -59,6 +61,13 @@ SAMPLE_COLUMNS = ("session", "recorded_at", "status", "delivered_volume_ml", "vo
                   "time_remaining_min", "progress_percent", "flow_rate_ml_min")  # fmt: skip
 # A history point as `samples_insert` stores it: the session's pk, when, status, then the floats in that order.
 Sample = tuple[int, datetime, str, float | None, float | None, float | None, float | None, float | None]
+
+
+class ProgressApplied(NamedTuple):
+    """What `progress_apply_many` did: the changes recorded, and the reports that came late (`late_reports.py`)."""
+
+    changes: int
+    late: int
 
 
 @dataclass(frozen=True)
@@ -78,14 +87,16 @@ def progress_fields(report: DevicePayload) -> dict:
 
 def progress_apply_many(
     *, pumps: dict[str, ProgressPump], reports: Sequence[ProgressReport], cursor: HotCursor | None = None
-) -> int:
-    """Apply progress reports of locked pumps inside the caller's transaction; returns the changes recorded.
-    `cursor`: the caller's, shared by its statements (`hot_cursor`)."""
+) -> ProgressApplied:
+    """Apply progress reports of locked pumps inside the caller's transaction; returns the changes recorded and how
+    many reports came late (`late_reports.py`: recorded, not applied). `cursor`: the caller's, shared by its
+    statements (`hot_cursor`)."""
     by_pump: dict[str, list[ProgressReport]] = defaultdict(list)
     for item in reports:
         by_pump[item.device_id].append(item)
     samples: list[Sample] = []
-    changes = [(pumps[device_id].device.pk, _pump_progress(pumps[device_id], pump_reports, samples))
+    late: list[ProgressReport] = []
+    changes = [(pumps[device_id].device.pk, _pump_progress(pumps[device_id], pump_reports, samples, late=late))
                for device_id, pump_reports in by_pump.items()]  # fmt: skip
     logged = [(device_pk, change) for device_pk, change in changes if change is not None]
     touched = [pumps[device_id] for device_id in by_pump]
@@ -95,7 +106,7 @@ def progress_apply_many(
         rows_update([pump.session for pump in touched if pump.session is not None], SESSION_FIELDS, cursor.prepared,
                     cursor)  # fmt: skip
         samples_insert(samples, cursor)
-    return len(logged)
+    return ProgressApplied(len(logged), len(late))
 
 
 def progress_apply(*, device: Device, report: DevicePayload, received_at: datetime) -> None:
@@ -122,23 +133,32 @@ def _pump_for(device: Device) -> ProgressPump:
 
 
 def _pump_progress(
-    pump: ProgressPump, reports: list[ProgressReport], samples: list[Sample], *, seen_already: bool = False
+    pump: ProgressPump,
+    reports: list[ProgressReport],
+    samples: list[Sample],
+    *,
+    seen_already: bool = False,
+    late: list[ProgressReport] | None = None,
 ) -> DeviceChange | None:
-    """One pump's reports in arrival order: heard, restarts, evidence, sampled, the newest as one change.
+    """One pump's reports in arrival order: heard, restarts, late ones left out, evidence, sampled, the newest as one
+    change.
 
     Returns that change, its `seq` taken but not yet stored or logged: the caller does both (it is the
     pump's last change in this call, so its log entry still follows the pump's other entries). None when the
-    newest report is about another infusion than the one on the pump: it is heard, never shown as that one's.
+    newest report is about another infusion than the one on the pump: it is heard, never shown as that one's; None
+    too when every report came late (`late_reports.py`: each recorded in the pump's log and put in `late`).
     """
     fresh = [item for item in reports if not item.retained]  # a retained copy is state, never news (review 16)
     if not fresh:
         return None  # a retained copy is state the broker kept, not news from the pump: nothing heard (review 16)
-    device, newest = pump.device, fresh[-1]
+    device = pump.device
+    if not seen_already:  # the one-message path's caller heard the pump, looked for a restart and judged it in order
+        _pump_heard(pump, fresh[-1].received_at)
+        fresh = [item for item in fresh if _in_order(pump, item, late if late is not None else [])]
+        if not fresh:
+            return None
+    newest = fresh[-1]
     now = newest.received_at
-    if not seen_already:  # the one-message path's caller heard the pump and looked for a restart already
-        _pump_heard(pump, now)
-        for item in fresh:
-            _restart_check(pump, item)
     _evidence_check(pump, newest)
     paused_before = pump.session is not None and pump.session.status == SessionStatus.PAUSED
     resumed = progress_resumed_apply(device=device, session=pump.session, report=newest.report, now=now)
@@ -183,8 +203,26 @@ def _session_owning(pump: ProgressPump, report: DevicePayload) -> InfusionSessio
     return session
 
 
-def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
-    """A progress report from a new boot (or with uptime gone back) ends what the pump was doing."""
+def _in_order(pump: ProgressPump, item: ProgressReport, late: list[ProgressReport]) -> bool:
+    """Whether a report is applied: not late by its `seq` under the pump's `bootId` (`late_reports.py`), or one that
+    told a restart (its `bootId` new: the mark starts at it). The mark moves with each report in order; a late one
+    is recorded in the pump's log and put in `late`. Its restart looked for in either case, in arrival order."""
+    device, report = pump.device, item.report
+    is_late = report_seq_late(device=device, report=report, retained=False, received_at=item.received_at)
+    if not is_late:
+        seq_mark_set(device=device, report=report, retained=False)
+    if _restart_check(pump, item):
+        is_late = False
+        seq_mark_restart(device=device, report=report)
+    if is_late:
+        report_late_record(device=device, kind="progress", report=report, raised=False, now=item.received_at,
+                           session_pk=pump.session.pk if pump.session is not None else None)  # fmt: skip
+        late.append(item)
+    return not is_late
+
+
+def _restart_check(pump: ProgressPump, item: ProgressReport) -> bool:
+    """A progress report from a new boot (or with uptime gone back) ends what the pump was doing; True if it did."""
     report = item.report
     why = pump_restart_detect(device=pump.device, boot_id=report.bootId, timestamp=report.timestamp,
                               kind="progress", retained=item.retained, received_at=item.received_at)  # fmt: skip
@@ -192,6 +230,7 @@ def _restart_check(pump: ProgressPump, item: ProgressReport) -> None:
         pump_restarted(device=pump.device, why=why, now=item.received_at)
         pump.session = None
         status_changed(device=pump.device, now=item.received_at)
+    return bool(why)
 
 
 def _evidence_check(pump: ProgressPump, newest: ProgressReport) -> None:

@@ -6,6 +6,7 @@ completions, actions at the pump and bolus reports in `infusion_reports`.
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import NamedTuple
 
 from django.db import transaction
 
@@ -23,6 +24,7 @@ from devices.services.changes import device_lock, event_record, status_changed
 from devices.services.evidence import pending_named_evidence_apply
 from devices.services.heard import pump_heard
 from devices.services.infusion_reports import action_apply, bolus_report_apply, completion_apply, confirmation_apply
+from devices.services.late_reports import report_late_record, report_seq_late, seq_mark_restart, seq_mark_set
 from devices.services.progress import progress_apply
 from devices.services.restarts import pump_restart_check
 from devices.services.sql import model_fields_save
@@ -40,34 +42,68 @@ INFORMATIONAL_STATUSES = ("testing", *DEGRADED_STATUSES, *PRESENCE_STATUSES)
 NOT_INFUSING = ("healthy", "idle", "stopped", "completed")  # the pump says it is not delivering
 
 
+class ReportApplied(NamedTuple):
+    """What `pump_report_apply` found: the report told a restart; it came late (`late_reports.py`: numbered below
+    a message already applied under its `bootId`; recorded, nothing rewound, an alarm still raised)."""
+
+    restarted: bool = False
+    late: bool = False
+
+
 def pump_report_apply(
     *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False,
-    heard_at: datetime | None = None, news_queued: bool = True,
-) -> bool:  # fmt: skip
+    heard_at: datetime | None = None, news_queued: bool = True, in_order: bool = False,
+) -> ReportApplied:  # fmt: skip
     """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
-    it told a restart. `heard_at`: the message is the broker's retained copy, read again once the pump was registered,
-    and the pump itself was last heard then (`_pump_seen`). `news_queued`, for a retained copy: what the pump published
-    since the bridge last held the broker was queued for it and came as news (its session lasted, the copy is QoS 1),
-    so the copy is no newer than what was applied (`_presence_of_a_copy`).
+    it told a restart and whether it came late. `heard_at`: the message is the broker's retained copy, read again once
+    the pump was registered, and the pump itself was last heard then (`_pump_seen`). `news_queued`, for a retained
+    copy: what the pump published since the bridge last held the broker was queued for it and came as news (its
+    session lasted, the copy is QoS 1), so the copy is no newer than what was applied (`_presence_of_a_copy`).
+    `in_order`: never judged late, nor moving the pump's `seq` mark (a message held and claimed again after a told
+    reboot: the new run's, sent before the status that told it).
 
-    A non-retained report that shows a restart ends what the pump was doing first (see `restarts`).
+    A non-retained report that shows a restart ends what the pump was doing first (see `restarts`). A live report
+    numbered below one applied under its `bootId` is late: written in the pump's log, and only an alarm it raises is
+    applied (`late_reports.py`); the status that tells a reboot under a reused `bootId` starts the mark anew.
     Inside a caller's transaction it takes no savepoint of its own (the bridge's per-message savepoint already
     undoes a refused report; on PostgreSQL each savepoint is two more statements per message).
     """
     if kind == topics.PROGRESS and retained:
-        return False  # a retained progress copy is state the broker kept, never news: nothing heard (review 16)
+        return ReportApplied()  # a retained progress copy is state the broker kept, never news: nothing heard
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
+        late = not in_order and report_seq_late(
+            device=device, report=report, retained=retained, received_at=received_at
+        )
+        marked = not (late or in_order) and seq_mark_set(device=device, report=report, retained=retained)
         presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained,
-                                    news_queued=news_queued)  # fmt: skip
+                                    news_queued=news_queued, marked=marked)  # fmt: skip
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
         restarted = pump_restart_check(device=device, kind=kind, report=report, retained=retained, now=received_at)
-        visible_change = REPORT_HANDLERS[kind](device, report, received_at)
+        if restarted:  # the run before's mark retired (a reboot under a reused `bootId` is told by a late status)
+            late = False
+            if seq_mark_restart(device=device, report=report):
+                model_fields_save(device, ("seq_applied",))
+        if late:
+            visible_change = _late_apply(device, kind, report, received_at)
+        else:
+            visible_change = REPORT_HANDLERS[kind](device, report, received_at)
         if restarted or visible_change or presence_moved or device.connectivity(now=received_at) != was_connectivity:
             status_changed(device=device, now=received_at)
-    return restarted
+    return ReportApplied(restarted, late)
+
+
+def _late_apply(device: Device, kind: str, report: DevicePayload, now: datetime) -> bool:
+    """A late report: recorded in the pump's log; an alarm it raises is raised (or counted on the active one), a
+    clearing clears nothing, and nothing else is applied (`late_reports.py`)."""
+    raised = kind == topics.ERROR and _late_alarm_raises(device, report)
+    if raised:
+        _alarm_raise(device, report, now)
+    report_late_record(device=device, kind=kind, report=report, raised=raised,
+                       session_pk=device.active_session_pk, now=now)  # fmt: skip
+    return False
 
 
 def pump_mark_stale(*, device_id: str, now: datetime) -> None:
@@ -86,9 +122,23 @@ def _event(device: Device, kind: str, topic: str, report: DevicePayload, now: da
     )  # fmt: skip
 
 
+def _late_alarm_raises(device: Device, report: DevicePayload) -> bool:
+    """Whether a late `error` is raised: an alarm is; a clearing is not, unless it would clear nothing and is not
+    literally `X_cleared` ("Occlusion not cleared" is the alarm it says it is, review 15: `_clearing_apply`)."""
+    if not alarm_is_clearing(report.type):
+        return True
+    if alarm_is_literal_clearing(report.type):
+        return False
+    would_clear = device.alarms.filter(type__in=types_cleared_by(report.type), source=AlarmSource.DEVICE,
+                                       state=AlarmState.ACTIVE)  # fmt: skip
+    if report.errorCode:
+        would_clear = would_clear.filter(error_code=report.errorCode)
+    return not would_clear.exists()
+
+
 def _pump_seen(
     device: Device, kind: str, report: DevicePayload, now: datetime, heard_at: datetime | None = None, *,
-    retained: bool = False, news_queued: bool = True,
+    retained: bool = False, news_queued: bool = True, marked: bool = False,
 ) -> bool:  # fmt: skip
     """Heard (`heard.pump_heard`: last heard never moved back) and presence, stored in one UPDATE; True when presence
     moved. A silence alarm clears on progress or a move of the infusion, not here.
@@ -103,22 +153,27 @@ def _pump_seen(
 
     A retained status read again for a pump registered after the bridge turned its messages away (`heard_at`,
     `realtime/bridge/rereads.py`) is the broker's copy, not the pump heard now: its last heard is when the server last
-    received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's)."""
+    received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's).
+
+    `marked`: the pump's `seq` mark moved (`late_reports.seq_mark_set`, never for a retained copy), stored in the same
+    UPDATE. A late message is heard as any live message is (its pump's stack sent it now, on a live connection),
+    though what it says is not applied (but its presence: a live `online` is the pump there now)."""
     presence_before = device.presence
     first_contact = presence_before == Presence.UNKNOWN and (device.last_seen_at is None or heard_at is not None)
     says = report.status if kind == topics.STATUS else None
-    fields: tuple[str, ...] = ()
+    mark = ("seq_applied",) if marked else ()
+    fields: tuple[str, ...] = mark
     if heard_at is not None:
-        fields = pump_heard(device=device, received_at=heard_at, live=False)
+        fields = (*pump_heard(device=device, received_at=heard_at, live=False), *mark)
     elif not retained or (device.last_seen_at is None and presence_before != Presence.OFFLINE):
-        fields = pump_heard(device=device, received_at=now, says_offline=says == "offline", live=not retained)
+        fields = (*pump_heard(device=device, received_at=now, says_offline=says == "offline", live=not retained), *mark)
     if says in PRESENCE_STATUSES:
         said = _presence_said(device, says, copy=retained, first_contact=first_contact, news_queued=news_queued)
         if said != device.presence:
             device.presence = said
             fields = tuple(dict.fromkeys((*fields, "presence")))
     if fields:
-        model_fields_save(device, fields)  # every live message: an UPDATE written once, not compiled each time
+        model_fields_save(device, fields)  # every live message: an UPDATE written once per shape
     return device.presence != presence_before
 
 
@@ -216,15 +271,20 @@ def _progress(device: Device, report: DevicePayload, now: datetime) -> bool:
 def _error(device: Device, report: DevicePayload, now: datetime) -> bool:
     """An alarm at the pump; `X_cleared` clears the pump's own `X`/`X_detected`, never a server alarm (v1.1); a
     clearing that clears nothing and is not literally `X_cleared` is raised as an alarm (`_clearing_apply`)."""
-    error_code = report.errorCode or ""
-    if alarm_is_clearing(report.type) and _clearing_apply(device, report, error_code, now):
+    if alarm_is_clearing(report.type) and _clearing_apply(device, report, report.errorCode or "", now):
         return False
+    _alarm_raise(device, report, now)
+    return False
+
+
+def _alarm_raise(device: Device, report: DevicePayload, now: datetime) -> None:
+    """The pump's alarm raised, or counted on the active one of its key."""
+    error_code = report.errorCode or ""
     alarm_raise(
         device=device, type=report.type, error_code=error_code, priority=priority_from_severity(report.severity),
         source=AlarmSource.DEVICE, message=_message_shown(report.text), severity_reported=report.severity or "",
         details=report.details, session=device.active_session, device_timestamp=report.timestamp, now=now,
     )  # fmt: skip
-    return False
 
 
 def _message_shown(text: str) -> str:

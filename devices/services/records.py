@@ -185,6 +185,16 @@ def _earlier_copies(receipts: Sequence[ReceiptKey]) -> set[tuple]:
     return {key for key in wanted if key[:3] in legacy or key in retired}
 
 
+def message_key_used_before(*, device_pk: int, boot_id: str, device_seq: int, before: datetime) -> bool:
+    """Whether another message of the pump was received under this `bootId`+`seq` before `before`: the key is reused
+    (a pump reusing its `bootId` numbers from 0 again after a reboot), so a message under it below the pump's mark is
+    a new run's, not a late one (`late_reports.py`). One probe of the receipts' unique index, asked only of a message
+    numbered below the mark. A receipt retired at a told reboot (`message_receipts_retire`) was a message under the key
+    too."""
+    return MessageReceipt.objects.filter(device_id=device_pk, boot_id=boot_id[:64], received_at__lt=before,
+                                         device_seq__in=(device_seq, _retired(device_seq))).exists()  # fmt: skip
+
+
 def _retired(device_seq: int) -> int:
     """A retired receipt's `seq` for a live one's, and back (a pump's `seq` is never negative: -1 - seq)."""
     return -1 - device_seq

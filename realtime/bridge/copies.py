@@ -11,7 +11,12 @@ before's receipts retired, they are the new run's and are raised. A retained or 
 itself and is never held; one held before the boot was the run before's own retransmission and is let go.
 
 Clearings are never held: one claimed again late could clear an alarm the new run raised since (silent); an alarm
-raised late is the lesser harm (`docs/protocol.md`, "The known limit")."""
+raised late is the lesser harm (`docs/protocol.md`, "The known limit").
+
+A message that came late by its `seq` (`devices/services/late_reports.py`) may be such a new run's too: numbered from 0
+again, below the run before's mark, until the status telling the reboot starts the mark anew. One other than an alarm
+(an alarm is raised late all the same) that the pump sent now is held the same way, and claimed again, applied in
+order, when a status tells the reboot; without one it is never applied, as a late message."""
 
 from __future__ import annotations
 
@@ -35,6 +40,19 @@ def copy_held_if_sent_now(message: InboundMessage, checked: CheckedMessage, rece
     if alarm_is_clearing(checked.report.type):
         return
     copy_hold(device_pk=receipt.device_pk, boot_id=receipt.boot_id, topic=message.topic, payload=message.payload,
+              received_at=message.received_at)  # fmt: skip
+
+
+def late_held_if_sent_now(message: InboundMessage, checked: CheckedMessage, device_pk: int) -> None:
+    """Hold a message just recorded as late (`late_reports.py`) when the pump sent it now and it is not an alarm
+    (raised late all the same), nor claimed again already: a rebooted pump's under its reused `bootId` until a status
+    tells the reboot. Routine progress never comes here (the bulk path): a rebooted pump's newer progress supersedes
+    it."""
+    if message.retain or message.redelivered or message.reclaimed or checked.kind == topics.ERROR:
+        return
+    if not checked.report.bootId:
+        return
+    copy_hold(device_pk=device_pk, boot_id=checked.report.bootId, topic=message.topic, payload=message.payload,
               received_at=message.received_at)  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from protocol import topics
 from protocol.salvage import REFUSED_FIELDS, payload_salvage
 from protocol.schemas import PRESENCE_STATUSES, DevicePayload, PayloadError, payload_decode, payload_parse
 from realtime import metrics
-from realtime.bridge.copies import copies_sent_since_boot, copy_held_if_sent_now
+from realtime.bridge.copies import copies_sent_since_boot, copy_held_if_sent_now, late_held_if_sent_now
 from realtime.bridge.guard import message_digest
 from realtime.bridge.refusals import (
     error_unreadable_raise,
@@ -126,6 +126,12 @@ def _received(kind: str):
     """The received counter of one topic kind, its child found once: `labels()` checks the values and takes a lock on
     every call. Created at its first message, as `labels()` creates it (a kind never received is not reported)."""
     return metrics.MESSAGES_RECEIVED.labels(kind=kind)
+
+
+@cache
+def _late(kind: str):
+    """The late messages' counter of one topic kind, its child found once (as `_received`)."""
+    return metrics.MESSAGES_LATE.labels(kind=kind)
 
 
 @cache
@@ -274,12 +280,15 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
         raise Rejection("unknown_device", "no pump registered with this id", checked.device_id)
     if _seen_before(message, checked, prepared):
         return DUPLICATE
-    restarted = pump_report_apply(
+    applied = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
         received_at=message.received_at, retained=message.retain, heard_at=message.heard_at,
-        news_queued=message.session_kept and message.qos > 0,
+        news_queued=message.session_kept and message.qos > 0, in_order=message.reclaimed,
     )  # fmt: skip
-    if restarted:
+    if applied.late:  # recorded in the pump's log; held in case it is a rebooted pump's under its reused bootId
+        _late(checked.kind).inc()
+        late_held_if_sent_now(message, checked, prepared.device_pk)
+    if applied.restarted:
         _copies_reclaim(message, checked, prepared.device_pk)
     return APPLIED
 
@@ -343,7 +352,10 @@ def _routine_progress_apply(items: list[tuple[InboundMessage, CheckedMessage]], 
     fresh = [ProgressReport(c.device_id, c.report, m.received_at, m.retain) for m, c in accepted
              if id(m) not in repeated]  # fmt: skip
     if fresh:
-        outcomes[FORWARDED] += progress_apply_many(pumps=pumps, reports=fresh, cursor=cursor)
+        applied = progress_apply_many(pumps=pumps, reports=fresh, cursor=cursor)
+        outcomes[FORWARDED] += applied.changes
+        if applied.late:  # recorded in their pumps' logs (`late_reports.py`); never held: routine, superseded
+            _late(topics.PROGRESS).inc(applied.late)
     outcomes[APPLIED] += len(fresh)
     return outcomes
 

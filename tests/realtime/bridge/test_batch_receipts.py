@@ -78,7 +78,7 @@ def refuse_first(monkeypatch, seq: int, *, error: Exception | None = None) -> li
         if kwargs["report"].seq == seq and not refused:
             refused.append(seq)
             raise error or PumpStreamError("refused for the test", code="test_refusal")
-        apply(**kwargs)
+        return apply(**kwargs)
 
     monkeypatch.setattr(ingest, "pump_report_apply", refusing)
     return refused
@@ -146,7 +146,7 @@ def test_a_batch_rolled_back_by_a_locked_database_mid_run_is_retried_whole_and_c
         if kwargs["report"].seq == 3 and not failures:
             failures.append(kwargs["device_id"])
             raise OperationalError("database is locked")
-        apply(**kwargs)
+        return apply(**kwargs)
 
     monkeypatch.setattr(ingest, "pump_report_apply", locked_once)
     bridge = Bridge()
@@ -179,9 +179,10 @@ def test_a_pump_registered_by_a_message_earlier_in_the_run_is_known_to_the_messa
     apply = ingest.pump_report_apply
 
     def registering(**kwargs):
-        apply(**kwargs)
+        applied = apply(**kwargs)
         if kwargs["device_id"] == "P1":
             Device.objects.get_or_create(device_id="NEW", defaults={"ward": Device.objects.get(device_id="P1").ward})
+        return applied
 
     monkeypatch.setattr(ingest, "pump_report_apply", registering)
     outcomes = Bridge().commit([status("P1", 1), status("NEW", 1), status("NEW", 1)])
@@ -254,7 +255,7 @@ def test_one_pumps_failure_in_a_run_leaves_the_other_pumps_messages_applied(monk
     def failing(**kwargs):
         if kwargs["device_id"] == "P1" and kwargs["report"].seq == 2:
             raise ValueError("P1's message breaks")
-        apply(**kwargs)
+        return apply(**kwargs)
 
     monkeypatch.setattr(ingest, "pump_report_apply", failing)
     bridge = Bridge()

@@ -79,7 +79,7 @@ def test_a_refused_message_leaves_no_receipt_so_its_seq_can_be_applied_later(mon
     def refuse_seq_1(**kwargs):
         if kwargs["report"].seq == 1:
             raise PumpStreamError("refused for the test", code="test_refusal")
-        apply(**kwargs)
+        return apply(**kwargs)
 
     monkeypatch.setattr(ingest, "pump_report_apply", refuse_seq_1)
     commit.commit([status(1), status(2)])
