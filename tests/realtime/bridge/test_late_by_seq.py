@@ -1,0 +1,183 @@
+"""The rule of late messages (`devices/services/late_reports.py`, review 44 F1 and F2) through the bridge's real commit
+path and database: a live message numbered below one applied under its pump's `bootId` rewinds nothing, is recorded
+(`pump.report_late`) and counted; an alarm it raises is still raised. What is never late: a message without `seq`
+(the original firmware), a retained copy, a Last Will, a `seq` that wrapped, a tick's second message, the messages of
+a reboot under a reused `bootId` (keys the run before used; those sent before the status telling the reboot are held
+and applied after it). The end-to-end cases are `tests/clinical/test_late_retransmissions.py`."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Alarm, Device, DeviceEvent, InfusionSession
+from devices.services.late_reports import REPORT_LATE_EVENT, SEQ_LATE_WINDOW
+from realtime import metrics
+from realtime.bridge.ingest import APPLIED, InboundMessage
+from tests.realtime.bridge.test_batch import running
+from tests.realtime.bridge.test_batch_receipts import Bridge
+
+pytestmark = pytest.mark.django_db
+BOOT = "b00t"
+START = timezone.now()
+
+
+def sent(kind: str, seq: int | None, at_s: float, *, boot: str | None = BOOT, retain: bool = False,
+         **body) -> InboundMessage:  # fmt: skip
+    """A message of P1 received `at_s` s after the start; without `seq` and `bootId` when `seq` is None (legacy)."""
+    key = {"seq": seq, "bootId": boot} if seq is not None else {}
+    return InboundMessage(topic=f"devices/P1/{kind}", payload=json.dumps({"deviceId": "P1", **body, **key}).encode(),
+                          received_at=START + timedelta(seconds=at_s), retain=retain)  # fmt: skip
+
+
+def late(device_id: str = "P1") -> list[tuple[str, int, bool]]:
+    """(kind, seq, raised) of each message the pump's log records as late."""
+    events = DeviceEvent.objects.filter(device__device_id=device_id, kind=REPORT_LATE_EVENT).order_by("id")
+    return [(event.payload["kind"], event.payload["seq"], event.payload["raised"]) for event in events]
+
+
+def active(alarm_type: str) -> Alarm | None:
+    return Alarm.objects.filter(device__device_id="P1", type=alarm_type, state="active").first()
+
+
+def status_of(session: InfusionSession) -> str:
+    return InfusionSession.objects.get(pk=session.pk).status
+
+
+def late_counted(kind: str) -> float:
+    return metrics.MESSAGES_LATE.labels(kind=kind)._value.get()
+
+
+def test_a_late_clearing_clears_nothing_and_is_recorded_and_counted():
+    running("P1")
+    bridge = Bridge()
+    occlusion = {"type": "occlusion_detected", "severity": "high"}
+    before = late_counted("error")
+    bridge.commit([sent("error", 3, 0, **occlusion), sent("error", 5, 1, **occlusion)])
+    outcomes = bridge.commit([sent("error", 4, 2, type="occlusion_cleared", severity="high")])
+    assert outcomes[APPLIED] == 1, outcomes
+    assert active("occlusion_detected") is not None, "a clearing numbered 4 cleared the occlusion the pump said at 5"
+    assert late() == [("error", 4, False)]
+    assert late_counted("error") == before + 1
+    assert Device.objects.get(device_id="P1").seq_applied == 5, "a late message moves no mark"
+
+
+def test_a_late_running_progress_does_not_resume_a_paused_infusion_in_its_own_batch_or_the_next():
+    """Routine progress goes the bulk path (`progress_apply_many`); in the paused status's own batch it is applied
+    after it, as in a batch of its own."""
+    session = running("P1")
+    bridge = Bridge()
+    running_at = {"status": "running", "infusionId": session.infusion_id, "flowRate": 2.0}
+    bridge.commit([sent("progress", 2, 0, deliveredVolumeMl=6.0, **running_at)])
+    bridge.commit([sent("status", 5, 1, status="paused", infusionId=session.infusion_id),
+                   sent("progress", 4, 2, deliveredVolumeMl=6.5, **running_at)])  # fmt: skip
+    assert status_of(session) == "paused", "a progress numbered 4 resumed the infusion the pump paused at 5"
+    bridge.commit([sent("progress", 3, 3, deliveredVolumeMl=6.3, **running_at)])
+    assert status_of(session) == "paused" and Device.objects.get(device_id="P1").pump_state == "paused"
+    assert Device.objects.get(device_id="P1").latest_progress["deliveredVolumeMl"] == 6.0
+    assert late() == [("progress", 4, False), ("progress", 3, False)]
+
+
+def test_a_late_action_at_the_pump_moves_no_session():
+    """The review's variant: a MANUAL_PAUSE numbered 5 arriving after the MANUAL_RESUME numbered 6."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id, "source": "device_screen"}
+    bridge.commit([sent("actions", 4, 0, action="MANUAL_PAUSE", **ids), sent("actions", 6, 1, action="MANUAL_RESUME",
+                                                                           **ids)])  # fmt: skip
+    assert status_of(session) == "running"
+    bridge.commit([sent("actions", 5, 2, action="MANUAL_PAUSE", **ids)])
+    assert status_of(session) == "running", "a pause numbered 5 paused the infusion the pump resumed at 6"
+    assert late() == [("actions", 5, False)]
+
+
+def test_a_late_alarm_is_still_raised_when_in_doubt():
+    """An alarm the pump sent is raised even late (its clearing may have come first): a false alarm a nurse resolves
+    is the lesser harm than an alarm the pump sent and nobody saw."""
+    running("P1")
+    bridge = Bridge()
+    bridge.commit([sent("status", 7, 0, status="running")])
+    bridge.commit([sent("error", 6, 1, type="air_in_line", severity="high")])
+    assert active("air_in_line") is not None
+    assert late() == [("error", 6, True)]
+
+
+def test_without_seq_the_original_firmware_is_applied_in_arrival_order_as_before():
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", None, 0, status="paused", **ids)])
+    bridge.commit([sent("progress", None, 1, status="running", flowRate=2.0, deliveredVolumeMl=6.0, **ids)])
+    assert status_of(session) == "running", "the original firmware's running progress after its pause runs again"
+    assert late() == [] and Device.objects.get(device_id="P1").seq_applied is None
+
+
+def test_a_retained_copy_and_a_last_will_are_never_late():
+    """A retained copy follows its own rules (state, not news); the Last Will's body (and `seq`) were written when the
+    pump connected, so it is numbered below all the pump said since, and must still say offline."""
+    make = running("P1")
+    device = Device.objects.get(pk=make.device_id)
+    device.has_presence = True
+    device.save(update_fields=["has_presence"])
+    bridge = Bridge()
+    bridge.commit([sent("status", 1, 0, status="online"), sent("status", 9, 1, status="running")])
+    bridge.commit([sent("status", 3, 2, status="testing", retain=True, batteryLevel=40)])
+    bridge.commit([sent("status", 1, 3, status="offline")])  # the Will, built at connect with that connection's seq
+    device = Device.objects.get(device_id="P1")
+    assert device.presence == "offline", "the Last Will was taken for a late message"
+    assert device.seq_applied == 9 and late() == []
+
+
+def test_an_online_on_reconnecting_moves_no_mark_so_what_the_pump_queued_meanwhile_is_news():
+    """paho and esp-mqtt publish the reconnect's `online` before the QoS 1 messages queued while the link was down."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", 10, 0, status="running", **ids)])
+    bridge.commit([sent("status", 13, 90, status="online"), sent("status", 12, 90.1, status="paused", **ids)])
+    assert status_of(session) == "paused" and late() == []
+
+
+def test_a_seq_that_wrapped_and_a_ticks_second_message_are_not_late():
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", 65_535, 0, status="running", **ids)])
+    bridge.commit([sent("status", 0, 1, status="paused", **ids)])  # a 16-bit seq wrapped
+    assert status_of(session) == "paused" and Device.objects.get(device_id="P1").seq_applied == 0
+    bridge.commit([sent("progress", 1, 2, status="paused", deliveredVolumeMl=6.0, **ids),
+                   sent("status", 1, 2.001, status="running", **ids)])  # one tick, one seq  # fmt: skip
+    assert status_of(session) == "running" and late() == []
+    assert 65_535 > SEQ_LATE_WINDOW, "a wrap is further back than a late message can be"
+
+
+def test_a_reboot_under_a_reused_boot_id_without_uptime_numbers_under_used_keys_and_is_applied():
+    """No status tells this reboot (no `uptime`): its messages reuse the run before's keys, which no late message can
+    (a late message is the first under its key), so they are applied as the pump says them."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", seq, seq, status="running", **ids) for seq in range(4)])
+    bridge.commit([sent("status", 0, 60, status="online"), sent("status", 1, 61, status="idle")])
+    assert status_of(session) != "running", "the rebooted pump's idle ends the infusion by its own rule"
+    assert Device.objects.get(device_id="P1").pump_state == "idle" and late() == []
+
+
+def test_a_reboot_told_by_its_status_retires_the_mark_and_applies_what_the_new_run_sent_before_it():
+    """A new run's message under a key the run before never used (its seq 0 was lost) comes before the status that
+    tells the reboot: late then, held as copies are, and applied once the reboot is told."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", seq, seq, status="running", uptime=600_000 + 1000 * seq, **ids)
+                   for seq in (1, 2, 3)])  # fmt: skip
+    bridge.commit([sent("status", 0, 60, status="testing", batteryLevel=77)])
+    assert Device.objects.get(device_id="P1").battery_level != 77 and late() == [("status", 0, False)]
+    bridge.commit([sent("status", 1, 61, status="online", uptime=2_500)])  # the reboot, told by its uptime
+    device = Device.objects.get(device_id="P1")
+    assert status_of(session) == "interrupted"
+    assert device.battery_level == 77, "the new run's status held as late was not applied after the reboot was told"
+    assert device.seq_applied is None, "the run before's mark is retired (an `online` starts none)"
+    bridge.commit([sent("status", 2, 62, status="idle")])
+    assert Device.objects.get(device_id="P1").seq_applied == 2 and len(late()) == 1
