@@ -117,6 +117,10 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
         f"The {_alarm_name(p)} alarm alerts again: the pump's flood hid alarms not signalled yet"
     ),
     "mqtt.status": _presence,
+    "pump.report_late": lambda event, p: (
+        f"The pump's {p.get('kind')} message numbered {p.get('seq')} came late, after its {p.get('seqApplied')}: "
+        + ("its alarm raised, nothing else applied" if p.get("raised") else "not applied")
+    ),
     REPORT_FOR_OTHER_INFUSION: _answer_unmatched,
     "server.command_withdrawn": lambda event, p: (
         f"The {_command_name(p.get('command'))} of the pump's own infusion was withdrawn unsent: an order runs now"

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from devices.models import Alarm, Device, DeviceEvent, InfusionSession
 from devices.services.late_reports import REPORT_LATE_EVENT, SEQ_LATE_WINDOW
+from devices.views.event_log import TEXT_OF_KIND
 from realtime import metrics
 from realtime.bridge.ingest import APPLIED, InboundMessage
 from tests.realtime.bridge.test_batch import running
@@ -59,6 +60,10 @@ def test_a_late_clearing_clears_nothing_and_is_recorded_and_counted():
     assert outcomes[APPLIED] == 1, outcomes
     assert active("occlusion_detected") is not None, "a clearing numbered 4 cleared the occlusion the pump said at 5"
     assert late() == [("error", 4, False)]
+    event = DeviceEvent.objects.get(device__device_id="P1", kind=REPORT_LATE_EVENT)
+    assert TEXT_OF_KIND[REPORT_LATE_EVENT](event, event.payload) == (
+        "The pump's error message numbered 4 came late, after its 5: not applied"
+    )
     assert late_counted("error") == before + 1
     assert Device.objects.get(device_id="P1").seq_applied == 5, "a late message moves no mark"
 
