@@ -101,8 +101,8 @@ class DeviceAdmin(ServiceDeletes, admin.ModelAdmin):
     search_fields = ["device_id", "name", "serial_number", "bed"]
     readonly_fields = [
         "presence", "last_seen_at", "reported_status", "pump_state", "battery_level",
-        "latest_progress", "latest_progress_at", "boot_id", "last_uptime_ms", "last_uptime_at", "event_seq",
-        "created_at",
+        "latest_progress", "latest_progress_at", "boot_id", "last_uptime_ms", "last_uptime_at", "seq_applied",
+        "event_seq", "created_at",
     ]  # fmt: skip  # the bridge's: the boot markers written back stale would read as a restart (`restarts.py`)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Device | None = None) -> list[str]:
