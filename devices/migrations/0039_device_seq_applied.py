@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("devices", "0037_device_base_manager"),
+        ("devices", "0038_pump_indexes_of_receipts_and_changes"),
     ]
 
     operations = [
