@@ -155,9 +155,11 @@ def _booted_since(uptime_ms: float, last_at: datetime, received_at: datetime) ->
 
 def _milliseconds(value: object) -> float | None:
     """A numeric uptime in ms (above 0: no pump has been up for no time); None for text (ISO, H:M:S), 0, a negative
-    value or nothing (review 21: one status saying 0 or -1 in a run that went on ended its infusion)."""
+    value or nothing (review 21: one status saying 0 or -1 in a run that went on ended its infusion), and for a number
+    above `UPTIME_BELIEVED_MAX_MS`: a wall clock in epoch ms (1.8e12), not an uptime, whose NTP step back is no reboot
+    (review 44, F6: told a restart, a high `infusion_interrupted` raised and cleared within one message)."""
     numeric = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if numeric and value > 0 else None
+    return float(value) if numeric and 0 < value <= UPTIME_BELIEVED_MAX_MS else None
 
 
 def _uptime_wrapped(

@@ -15,7 +15,12 @@ from devices.services.command_deadlines import commands_end_overdue
 from devices.services.evidence import is_evidence_for
 from devices.services.orders import order_validate
 from devices.services.requests import infusion_record_end, infusion_request, infusion_time_out
-from devices.services.restarts import progress_says_finished, pump_restart_detect, session_end_on_idle
+from devices.services.restarts import (
+    UPTIME_BELIEVED_MAX_MS,
+    progress_says_finished,
+    pump_restart_detect,
+    session_end_on_idle,
+)
 from devices.services.sessions import infusion_start, session_transition
 from devices.states import AlarmState, CommandKind, CommandState, SessionStatus
 from protocol.limits import MAX_BOLUS_SHARE, MAX_TIME_MIN, MAX_VOLUME_ML, order_limits_check
@@ -167,6 +172,12 @@ def pump(**fields):
     (pump(boot_id="b1", last_uptime_ms=2**32 - 600_000), {"boot_id": "b1", "uptime": 1_200_000, "after_s": 7200},
      False),  # millis() wrapped, the status queued at the broker through a bridge outage
     (pump(boot_id="b1", last_uptime_ms=2**32 - 600_000), {"boot_id": "b1", "uptime": 2_500, "after_s": 10}, True),
+    # a wall clock in epoch ms (over ten years as an uptime) stepped back by NTP is no reboot (review 44, F6)
+    (pump(last_uptime_ms=1_796_589_159_846), {"timestamp": 1_796_589_156_846}, False),
+    (pump(last_uptime_ms=900_000), {"timestamp": 1_796_589_156_846}, False),
+    (pump(last_uptime_ms=UPTIME_BELIEVED_MAX_MS), {"timestamp": UPTIME_BELIEVED_MAX_MS - 5_000}, True),  # at the edge
+    (pump(boot_id="b1", last_uptime_ms=UPTIME_BELIEVED_MAX_MS), {"boot_id": "b1", "uptime": UPTIME_BELIEVED_MAX_MS + 1},
+     False),
 ])  # fmt: skip
 def test_restart_detection(device, report, restarted):
     why = pump_restart_detect(device=device, boot_id=report.get("boot_id"), timestamp=report.get("timestamp"),
@@ -174,6 +185,18 @@ def test_restart_detection(device, report, restarted):
                               received_at=HEARD_AT + timedelta(seconds=report.get("after_s", 1)),
                               uptime=report.get("uptime"))  # fmt: skip
     assert bool(why) == restarted, why
+
+
+def test_a_wall_clock_timestamp_leaves_the_uptime_mark_where_it_was():
+    """A number over ten years is no uptime: not kept as the mark a later uptime is compared with (a real `millis()`
+    after it would otherwise read as gone back: a reboot that was not)."""
+    device = pump(last_uptime_ms=900_000)
+    pump_restart_detect(device=device, boot_id=None, timestamp=1_796_589_159_846, kind="progress", retained=False,
+                        received_at=HEARD_AT + timedelta(seconds=1))  # fmt: skip
+    assert device.last_uptime_ms == 900_000
+    why = pump_restart_detect(device=device, boot_id=None, timestamp=901_000, kind="progress", retained=False,
+                              received_at=HEARD_AT + timedelta(seconds=2))  # fmt: skip
+    assert not why, why
 
 
 @pytest.mark.parametrize(("progress", "finished"), [
