@@ -1,8 +1,10 @@
 """A session's one `parameter_mismatch`: what it names, when a repeat is news, and its text.
 
 It names everything the read-back has seen off the order (the fields a confirmation reported off it or left out, the
-rates seen running, the rate the pump said it received with the order): a repeat adds to it, and alerts again when it
-names a field or a rate (beyond `RATE_NEWS_TOLERANCE` of those named) not named before (`mismatch_raise`).
+rates seen running, the planned volumes seen running (delivered + remaining: `readback_planned`), the rate the pump
+said it received with the order): a repeat adds to it, and alerts again when it names a field, a rate (beyond
+`RATE_NEWS_TOLERANCE` of those named) or a planned volume (beyond `PLANNED_NEWS_TOLERANCE_ML`) not named before
+(`mismatch_raise`): a second mismatch never hides in the first.
 """
 
 from datetime import datetime
@@ -33,6 +35,14 @@ RATES_REMEMBERED = 256  # the rates its details keep, so that one pushed out of 
 # (test_readback_rules.py: 2.5 then 2.6 mL/min for an order of 2, "raised once, not at every report"); 1,800 mL/h,
 # or a rate under the order after one over it, is news.
 RATE_NEWS_TOLERANCE = 0.1
+PLANNED_FIELD = "plannedVolume"  # a running progress's delivered + remaining off the order, among the fields
+PLANNED_SEEN = "reportedPlannedVolumesMl"  # its details' planned volumes seen running, first seen first
+PLANNED_LATEST = (
+    "reportedPlannedVolume"  # and the latest: {"plannedVolumeMl", "deliveredVolumeMl", "volumeRemainingMl"}
+)
+# A planned volume within this of one named is that wrong program again (its two figures each counted in steps of up
+# to 0.1 mL, plus the confirmation's tolerance): 60.0 then 59.97 mL is not news, 90 mL after 60 mL is.
+PLANNED_NEWS_TOLERANCE_ML = 0.15
 
 
 def mismatch_raise(
@@ -56,19 +66,24 @@ def mismatch_raise(
 def _mismatch_news(earlier: dict, seen: dict) -> bool:
     """Whether `seen` names what a mismatch alarm's `earlier` details do not: a field off the order or not reported,
     or a rate (seen running, confirmed, or received with the order) not within `RATE_NEWS_TOLERANCE` of any named."""
-    by_value = {"flowRate", RECEIVED} | ({"flowRateMlMin"} if _rate_confirmed(seen) else set())  # judged by value
+    by_value = {"flowRate", RECEIVED, PLANNED_FIELD} | ({"flowRateMlMin"} if _rate_confirmed(seen) else set())
     fields = set(seen.get("fields", [])) - by_value - set(earlier.get("fields", []))
     missing = set(seen.get("missing", [])) - set(earlier.get("missing", []))
     missing |= set(seen.get(UNREADABLE_FIELDS, [])) - set(earlier.get(UNREADABLE_FIELDS, []))
     named = rates_seen(earlier) + _rate_confirmed(earlier) + _rate_received(earlier)
-    return bool(fields or missing or rates_new(named, rates_seen(seen) + _rate_confirmed(seen) + _rate_received(seen)))
+    planned = planned_new(planned_seen(earlier), planned_seen(seen))
+    return bool(fields or missing or planned
+                or rates_new(named, rates_seen(seen) + _rate_confirmed(seen) + _rate_received(seen)))  # fmt: skip
 
 
 def _mismatch_merged(earlier: dict, seen: dict) -> dict:
     """A mismatch alarm's details once `seen` is added: fields and missing ones joined, the rates seen running joined
     (`reportedFlowRates`, first seen first, the newest `RATES_NAMED`; `reportedFlowRate` the latest seen), the latest
     confirmation's `reported` (a confirmation's keys replace the earlier's, a progress's keep them)."""
-    merged = {**earlier, **{key: value for key, value in seen.items() if key != "reportedFlowRates"}}
+    merged = {
+        **earlier,
+        **{key: value for key, value in seen.items() if key not in ("reportedFlowRates", PLANNED_SEEN)},
+    }
     merged["fields"] = list(dict.fromkeys([*earlier.get("fields", []), *seen.get("fields", [])]))
     received = {**earlier.get(RECEIVED_PARAMETERS, {}), **seen.get(RECEIVED_PARAMETERS, {})}
     if received:
@@ -82,6 +97,10 @@ def _mismatch_merged(earlier: dict, seen: dict) -> dict:
         merged["reportedFlowRates"] = rates[-RATES_REMEMBERED:]
     if running:
         merged["reportedFlowRate"] = running[-1]
+    planned = planned_seen(earlier)
+    planned += planned_new(planned, planned_seen(seen))
+    if planned:
+        merged[PLANNED_SEEN] = planned[-RATES_REMEMBERED:]
     return merged
 
 
@@ -90,7 +109,8 @@ def _mismatch_message(details: dict) -> str:
     (`UNREADABLE_FIELDS`, never named "not reported"), and the rates seen
     running (the latest first): `… (plannedVolumeMl): it reports 1800 mL/h (earlier 1200 mL/h)`; the rate the pump said
     it received with the order (`receivedFlowRate`), alone: `The pump received the order at another rate: …`."""
-    fields = [name for name in details.get("fields", []) if name not in ("flowRate", *RECEIVED_FIELDS.values())]
+    fields = [name for name in details.get("fields", [])
+              if name not in ("flowRate", PLANNED_FIELD, *RECEIVED_FIELDS.values())]  # fmt: skip
     missing = details.get("missing") or []
     unreadable = details.get(UNREADABLE_FIELDS) or []
     missing = [name for name in missing if name not in unreadable]
@@ -98,6 +118,8 @@ def _mismatch_message(details: dict) -> str:
     if unreadable:
         why = details.get("unreadable") or "refused"
         parts.append(f"reported but could not be read: {', '.join(unreadable)}, as {why}")
+    if planned := _planned_clause(details):
+        parts.append(planned)
     rates, received = rates_seen(details)[-RATES_NAMED:], _received_clauses(details)
     if received and not parts and not rates:
         if len(received) == 1:
@@ -124,6 +146,37 @@ def rates_seen(details: dict) -> list[float]:
     if rates is None:
         rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
     return [rate for rate in rates if _is_rate(rate)]
+
+
+def planned_seen(details: dict) -> list[float]:
+    """The planned volumes (delivered + remaining) seen running that a mismatch alarm's details name."""
+    return [volume for volume in details.get(PLANNED_SEEN) or [] if _is_rate(volume)]
+
+
+def planned_new(named: list[float], volumes: list[float]) -> list[float]:
+    """The `volumes` not within `PLANNED_NEWS_TOLERANCE_ML` of any `named` (nor of each other), first seen first."""
+    new: list[float] = []
+    for volume in volumes:
+        if not any(abs(volume - known) <= PLANNED_NEWS_TOLERANCE_ML for known in [*named, *new]):
+            new.append(volume)
+    return new
+
+
+def _planned_clause(details: dict) -> str:
+    """How the alarm names the planned volume seen running: `it reports 60 mL to give (6 mL delivered + 54 mL
+    remaining), not the order's 30 mL (earlier 90 mL)`; "" when it names none."""
+    latest, volumes = details.get(PLANNED_LATEST) or {}, planned_seen(details)
+    total = latest.get("plannedVolumeMl", volumes[-1] if volumes else None)
+    if not _is_rate(total):
+        return ""
+    figures = ""
+    if _is_rate(latest.get("deliveredVolumeMl")) and _is_rate(latest.get("volumeRemainingMl")):
+        figures = f" ({latest['deliveredVolumeMl']:g} mL delivered + {latest['volumeRemainingMl']:g} mL remaining)"
+    sent = (details.get("ordered") or {}).get("plannedVolumeMl")
+    of_order = f", not the order's {sent:g} mL" if _is_rate(sent) else ""
+    others = [volume for volume in volumes if abs(volume - total) > PLANNED_NEWS_TOLERANCE_ML]
+    before = f" (earlier {', '.join(f'{volume:g}' for volume in others)} mL)" if others else ""
+    return f"it reports {total:g} mL to give{figures}{of_order}{before}"
 
 
 def _received_clauses(details: dict) -> list[tuple[str, str, str]]:

@@ -40,6 +40,7 @@ from devices.services.progress_lock import (
 )
 from devices.services.pump_state import pump_state_set
 from devices.services.readback import readback_progress_check
+from devices.services.readback_planned import readback_planned_check
 from devices.services.restarts import pump_restart_detect, pump_restarted
 from devices.services.running_reports import running_rates
 from devices.services.sql import HotCursor, hot_cursor, insert_sql, rows_update
@@ -170,6 +171,7 @@ def _pump_progress(
         flowing = running_rates([item.report for item in named], before=before, paused_before=paused_before,
                                 paused_after=on_pump.status == SessionStatus.PAUSED)  # fmt: skip
         readback_progress_check(device=device, session=on_pump, rates=flowing, now=now)  # paused, completed: 0
+        readback_planned_check(device=device, session=on_pump, reports=[item.report for item in named], now=now)
         about = [(item.report, item.received_at) for item in named]
         delivery_check(device=device, session=on_pump, reports=about, previous_at=device.latest_progress_at,
                        divergent=pump.divergent)  # fmt: skip
