@@ -10,6 +10,7 @@ from devices import payloads
 from devices.models import Device, InfusionSession
 from devices.services.changes import change_record
 from devices.services.commands import commands_settle
+from devices.services.completions import COMPLETED_SHORT, completion_short_end
 from devices.services.confirmations import infusion_confirm
 from devices.services.evidence import (
     ended_session_named,
@@ -64,28 +65,41 @@ def completion_apply(device: Device, report: DevicePayload, now: datetime) -> bo
     if session is None:
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         return pump_state_set(device=device, state=PumpState.IDLE)
-    session.completion = report.model_dump(mode="json", exclude_none=True)
+    session.completion = report.model_dump(mode="json", exclude_none=True)  # kept by either ending
+    if completion_short_end(device=device, session=session, now=now, summary=getattr(report, "summary", None)):
+        return pump_state_set(device=device, state=PumpState.IDLE)  # not the order delivered: interrupted, said so
     session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
     change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
     return pump_state_set(device=device, state=PumpState.IDLE)
 
 
 def _completed_without_summary(device: Device, infusion_id: str | None, now: datetime) -> InfusionSession | None:
-    """The infusion this completion is the summary of, already completed by the pump's final progress or status
-    (`completed`, which both firmwares send just before it): the one it names, or, naming none, the pump's newest, if
-    completed within COMPLETION_SUMMARY_WINDOW_S and without a completion yet."""
-    finished = session_for(device, infusion_id, (SessionStatus.COMPLETED,) if infusion_id else tuple(SessionStatus))
-    if finished is None or finished.status != SessionStatus.COMPLETED or finished.completion is not None:
+    """The infusion this completion is the summary of, already ended by the pump's final progress or status
+    (`completed`, which both firmwares send just before it): completed, or interrupted as not the order delivered
+    (`completions`); the one it names, or, naming none, the pump's newest, if ended within COMPLETION_SUMMARY_WINDOW_S
+    and without a completion yet."""
+    ended = (SessionStatus.COMPLETED, SessionStatus.INTERRUPTED)
+    finished = session_for(device, infusion_id, ended if infusion_id else tuple(SessionStatus))
+    if finished is None or finished.completion is not None or not _ended_by_completed(finished):
         return None
     recent = (now - finished.status_changed_at).total_seconds() <= COMPLETION_SUMMARY_WINDOW_S
     return finished if recent else None
 
 
+def _ended_by_completed(session: InfusionSession) -> bool:
+    """Whether the pump's `completed` ended `session`: completed, or interrupted as not the order delivered."""
+    return session.status == SessionStatus.COMPLETED or (
+        session.status == SessionStatus.INTERRUPTED and session.status_reason.startswith(COMPLETED_SHORT)
+    )
+
+
 def _completion_record(device: Device, session: InfusionSession, report: DevicePayload) -> bool:
-    """Keep the pump's completion (its summary: volumes, times) with the infusion it already ended, and tell it."""
+    """Keep the pump's completion (its summary: volumes, times) with the infusion it already ended, and tell it (an
+    interrupted one is told by its status and alarm: never as completed)."""
     session.completion = report.model_dump(mode="json", exclude_none=True)
     session.save(update_fields=["completion"])
-    change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
+    if session.status == SessionStatus.COMPLETED:
+        change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))
     return pump_state_set(device=device, state=PumpState.IDLE)
 
 

@@ -254,6 +254,11 @@ def progress_says_finished(progress: dict | None) -> bool:
     return percent is not None and percent >= 100
 
 
+def infusion_interrupt(*, device: Device, session: InfusionSession, reason: str, now: datetime) -> None:
+    """End the running or paused `session` `interrupted` for `reason` (not a restart), with `infusion_interrupted`."""
+    _interrupt(device, session, reason, now)
+
+
 def _interrupt(
     device: Device, session: InfusionSession, reason: str, now: datetime, *, restarted: bool = False
 ) -> None:

@@ -17,6 +17,7 @@ from devices.services.commands import (
     commands_settle,
     is_published,
 )
+from devices.services.completions import completion_short_end
 from devices.services.evidence import (
     ended_infusion_status_apply,
     ended_paused_apply,
@@ -135,7 +136,8 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
             return _other_infusion_status(device, report, named, session, pump_state, now)
         # A status that moves nothing (a heartbeat) leaves a silence alarm as it is: only progress or a move of the
         # session ends a silence, which is what the silence check measures from (`silent_sessions_filter`)
-        session_move_reported(device, session, to, now, answers=answers)
+        if to != SessionStatus.COMPLETED or not completion_short_end(device=device, session=session, now=now):
+            session_move_reported(device, session, to, now, answers=answers)  # short of the order: interrupted
         pump_state_set(device=device, state=pump_state)
         if pump_state == PumpState.IDLE:
             unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
@@ -162,7 +164,8 @@ def progress_paused_apply(*, device: Device, report: DevicePayload, now: datetim
 def progress_completed_apply(*, device: Device, report: DevicePayload, now: datetime) -> bool:
     """Progress saying `completed` is the pump saying its infusion finished: as a `completed` status naming the same
     infusion, the session on the pump completes (audited "completed at the pump"; its move makes the pump idle and
-    says so); True if it moved. The caller stores the report first, so it is that session's final progress.
+    says so), or ends interrupted when its figures say the order was not delivered (`completions`); True if it moved.
+    The caller stores the report first, so it is that session's final progress.
 
     Progress naming another infusion than the one on the pump moves nothing; with no session on the pump the progress
     path already showed the pump idle (`progress._unordered_progress`).
@@ -171,6 +174,8 @@ def progress_completed_apply(*, device: Device, report: DevicePayload, now: date
     session = session_for(device, None, SESSION_ON_PUMP_STATUSES)
     if session is None or (named and named != session.infusion_id):
         return False
+    if completion_short_end(device=device, session=session, now=now):  # its own figures short of the order
+        return True
     return session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
 
 

@@ -29,7 +29,7 @@ ODD_IDS = ["battery-101", "ts-object", "seq-negative"]
 # What each status word moves a running (or, for `running`/`started`, a paused) infusion to, and the pump's state
 MOVES = {
     "stopped": (SessionStatus.STOPPED, PumpState.IDLE),
-    "completed": (SessionStatus.COMPLETED, PumpState.IDLE),
+    "completed": (SessionStatus.INTERRUPTED, PumpState.IDLE),  # 2 mL still to go: not the order delivered (review 44)
     "paused": (SessionStatus.PAUSED, PumpState.PAUSED),
     "running": (SessionStatus.RUNNING, PumpState.RUNNING),
     "started": (SessionStatus.RUNNING, PumpState.RUNNING),

@@ -1,0 +1,64 @@
+"""A pump's word that its infusion completed, judged by what it reported of it (review 44, F3).
+
+A `completion` (its `summary`), a `completed` status or a progress saying `completed` ends the session on the pump
+`completed` only when the order was delivered: the completion's `totalVolumeMl` is the order's planned volume within
+`VOLUME_TOLERANCE_ML`, or the last progress says so (no more than that remaining, 100 %, or, with no remaining figure,
+delivered the planned volume: the original firmware's final 35 of 30 mL, its bolus counted twice, is delivered), or
+nothing the pump reported says otherwise (no figure at all: its word stands). Else the pump ended by its timer, held
+back (an occlusion, a slow syringe), or its volume to be infused was set short: the session ends `interrupted` with a
+high `infusion_interrupted` that says what was given of what was ordered, as the same facts reported `idle` end it
+(`restarts.session_end_on_idle`): never "Completed" beside "No active alarms." with most of the order not given.
+"""
+
+from datetime import datetime
+
+from devices.models import Device, InfusionSession
+from devices.payloads import percent_of
+from devices.services.restarts import infusion_interrupt
+from devices.services.tolerances import VOLUME_TOLERANCE_ML
+
+COMPLETED_SHORT = "the pump reports completed with "  # how such an interruption's reason begins
+
+
+def completion_short(session: InfusionSession, progress: dict | None, summary: dict | None = None) -> str:
+    """Why the pump's `completed` is not `session`'s order delivered (the interruption's reason), "" when it is or
+    nothing reported says otherwise. `progress`: the session's last; `summary`: the completion's, if any."""
+    planned = session.planned_volume_ml
+    progress, summary = progress or {}, summary if isinstance(summary, dict) else {}
+    total, remaining = summary.get("totalVolumeMl"), progress.get("volumeRemainingMl")
+    delivered, percent = progress.get("deliveredVolumeMl"), percent_of(progress)
+    finished = [
+        _is_volume(total) and total >= planned - VOLUME_TOLERANCE_ML,
+        _is_volume(remaining) and remaining <= VOLUME_TOLERANCE_ML,
+        not _is_volume(remaining) and _is_volume(delivered) and delivered >= planned - VOLUME_TOLERANCE_ML,
+        percent is not None and percent >= 100,
+    ]
+    if any(finished) or not any(_is_volume(value) for value in (total, remaining, delivered, percent)):
+        return ""
+    given = next((value for value in (total, delivered) if _is_volume(value)), None)
+    if given is None:
+        given = planned - remaining if _is_volume(remaining) else planned * percent / 100
+    left = remaining if _is_volume(remaining) else planned - given
+    return f"{COMPLETED_SHORT}{_ml(given)} of {_ml(planned)} mL given ({_ml(left)} mL left)"
+
+
+def completion_short_end(
+    *, device: Device, session: InfusionSession | None, now: datetime, summary: dict | None = None
+) -> bool:
+    """End the running or paused `session` `interrupted` if the pump's `completed` is not its order delivered
+    (`completion_short`); True if so (the caller then does not complete it)."""
+    if session is None:
+        return False
+    reason = completion_short(session, session.progress_on(device), summary)
+    if not reason:
+        return False
+    infusion_interrupt(device=device, session=session, reason=reason, now=now)
+    return True
+
+
+def _ml(value: float) -> str:
+    return f"{round(value, 2):g}"
+
+
+def _is_volume(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
