@@ -3,8 +3,10 @@
 import json
 from pathlib import Path
 
-from devices.models import Alarm, Command, InfusionSession
-from devices.states import AlarmState
+from devices.models import Alarm, Command, DeviceEvent, InfusionSession
+from devices.services.sessions import infusion_start
+from devices.states import AlarmState, SessionStatus
+from tests.factories import make_device, make_order
 from tests.support.bridge import PumpClient, wait_until
 
 LEGACY_FIXTURE = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "legacy-firmware.json"
@@ -51,3 +53,35 @@ def commands_of(device_id: str, kind: str) -> list[Command]:
 def published(pump: PumpClient, kind: str) -> list[dict]:
     """The commands of `kind` the pump received."""
     return [command for command in pump.commands if command["command"] == kind]
+
+
+def confirmed_run(pump, device_id: str, *, boot: str, ward=None) -> InfusionSession:
+    """`device_id` registered (in `ward`, bed 12), an order started on it and confirmed by `pump` with the order's own
+    parameters (read-back `match`), then one running progress (6 of 30 mL), `seq` 1 and 2 of `boot`; returned once
+    that progress is stored."""
+    make_device(device_id, ward=ward, bed="12")
+    session = infusion_start(device_id=device_id, order=make_order())
+    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
+    order = published(pump, "START_INFUSION")[0]["payload"]
+    parameters = {"flowRateMlMin": order["flowRateMlMin"], "plannedVolumeMl": order["plannedVolumeMl"],
+                  "plannedTimeMin": order["plannedTimeMin"], "bolusEnabled": order["bolus"]["enabled"],
+                  "bolusVolumeMl": order["bolus"]["volumeMl"]}  # fmt: skip
+    pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters,
+                              "bootId": boot, "seq": 1})  # fmt: skip
+    pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.0,
+                              "volumeRemainingMl": 24.0, "flowRate": 2.0, "bootId": boot, "seq": 2})  # fmt: skip
+    wait_status(session.infusion_id, SessionStatus.RUNNING)
+    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 6.0,
+               message="the first progress never arrived")  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).read_back == "match"
+    return session
+
+
+def all_applied(pump, device_id: str, seq: int, *, boot: str) -> None:
+    """Publish an informational `testing` status as `seq` of `boot` and wait until the bridge stored it: the bridge
+    applies one pump's messages in the order the broker handed them over, so everything published before it was
+    applied."""
+    pump.publish("status", {"status": "testing", "bootId": boot, "seq": seq})
+    wait_until(lambda: DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status",
+                                                  payload__seq=seq).exists(),
+               message=f"the marker status seq {seq} was never applied")  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from devices.models import Alarm, DeviceEvent, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import AlarmState, SessionStatus
-from tests.clinical.scenario import published, wait_status
+from tests.clinical.scenario import all_applied, confirmed_run, published, wait_status
 from tests.factories import make_device, make_order
 from tests.support.bridge import wait_until
 
@@ -22,39 +22,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # orders wait for the tests, never for the 6 s time-out
 BOOT = "boot-r44"
-
-
-def running_session(pump, device_id: str) -> InfusionSession:
-    """An order confirmed with the order's own parameters (read-back `match`) and one progress report, seq 1-2."""
-    make_device(device_id, bed="12")
-    session = infusion_start(device_id=device_id, order=make_order())
-    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
-    order = published(pump, "START_INFUSION")[0]["payload"]
-    parameters = {"flowRateMlMin": order["flowRateMlMin"], "plannedVolumeMl": order["plannedVolumeMl"],
-                  "plannedTimeMin": order["plannedTimeMin"], "bolusEnabled": order["bolus"]["enabled"],
-                  "bolusVolumeMl": order["bolus"]["volumeMl"]}  # fmt: skip
-    pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters,
-                              "bootId": BOOT, "seq": 1})  # fmt: skip
-    pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.0,
-                              "volumeRemainingMl": 24.0, "flowRate": 2.0, "bootId": BOOT, "seq": 2})  # fmt: skip
-    wait_status(session.infusion_id, SessionStatus.RUNNING)
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 6.0,
-               message="the first progress never arrived")  # fmt: skip
-    assert InfusionSession.objects.get(pk=session.pk).read_back == "match"
-    return session
-
-
-def all_applied(pump, device_id: str, seq: int) -> None:
-    """Publish an informational `testing` status as `seq` and wait until the bridge stored it: the bridge applies one
-    pump's messages in the order the broker handed them over, so everything published before it was applied."""
-    pump.publish("status", {"status": "testing", "bootId": BOOT, "seq": seq})
-    wait_until(lambda: DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status",
-                                                  payload__seq=seq).exists(),
-               message=f"the marker status seq {seq} was never applied")  # fmt: skip
-
-
-def active(device_id: str, alarm_type: str) -> Alarm | None:
-    return Alarm.objects.filter(device__device_id=device_id, type=alarm_type, state=AlarmState.ACTIVE).first()
 
 
 # F3 ------------------------------------------------------------------------------------------------------------------
@@ -74,7 +41,7 @@ def test_a_completion_with_most_of_the_order_left_is_not_shown_as_completed_with
     server already knows this is not a completion, and says so only for one of the two words."""
     device_id = f"R44_F3_{how[:4].upper()}"
     pump = clinical_pump(device_id)
-    session = running_session(pump, device_id)
+    session = confirmed_run(pump, device_id, boot=BOOT)
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 8.0,
                               "volumeRemainingMl": 22.0, "progressPercent": 26.7, "flowRate": 2.0, "bootId": BOOT,
                               "seq": 3})  # fmt: skip
@@ -88,7 +55,7 @@ def test_a_completion_with_most_of_the_order_left_is_not_shown_as_completed_with
         pump.publish("status", {"status": "completed", "infusionId": session.infusion_id, "bootId": BOOT, "seq": 4})
     wait_until(lambda: InfusionSession.objects.get(pk=session.pk).status != SessionStatus.RUNNING,
                message="the completion moved nothing")  # fmt: skip
-    all_applied(pump, device_id, seq=5)
+    all_applied(pump, device_id, seq=5, boot=BOOT)
     ended = InfusionSession.objects.get(pk=session.pk)
     told = Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE).exclude(
         type__in=["communication_lost"]
@@ -115,13 +82,13 @@ def test_a_pump_programmed_for_twice_the_orders_volume_mid_run_is_not_read_back_
     volume off it is not. (The original firmware's final progress counts the bolus twice, 35 of 30 mL: the server
     already allows the order's bolus on top, `delivery.py`; 60 mL is beyond that too.)"""
     pump = clinical_pump("R44_F5")
-    session = running_session(pump, "R44_F5")
+    session = confirmed_run(pump, "R44_F5", boot=BOOT)
     for i in range(3):
         pump.publish("progress", {"status": "running", "infusionId": session.infusion_id,
                                   "deliveredVolumeMl": round(6.0 + i * 0.03, 2),
                                   "volumeRemainingMl": round(54.0 - i * 0.03, 2), "timeRemainingMin": 27.0,
                                   "flowRate": 2.0, "bootId": BOOT, "seq": 3 + i})  # fmt: skip
-    all_applied(pump, "R44_F5", seq=6)
+    all_applied(pump, "R44_F5", seq=6, boot=BOOT)
     assert (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("volumeRemainingMl") == 53.94
     told = Alarm.objects.filter(device__device_id="R44_F5", state=AlarmState.ACTIVE).exclude(type="communication_lost")
     read_back = InfusionSession.objects.get(pk=session.pk).read_back

@@ -18,51 +18,17 @@ it was applied.
 import pytest
 from playwright.sync_api import expect
 
-from devices.models import Alarm, Device, DeviceEvent, InfusionSession
+from devices.models import Device, DeviceEvent, InfusionSession
 from devices.services.late_reports import REPORT_LATE_EVENT
-from devices.services.sessions import infusion_start
-from devices.states import AlarmState, SessionStatus
-from tests.clinical.scenario import published, wait_status
-from tests.factories import make_device, make_order, make_user, make_ward
+from devices.states import SessionStatus
+from tests.clinical.scenario import active_alarm, all_applied, confirmed_run, wait_status
+from tests.factories import make_user, make_ward
 from tests.support.bridge import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}  # orders wait for the tests, never for the 6 s time-out
 BOOT = "boot-late"
-
-
-def running_session(pump, device_id: str, ward=None) -> InfusionSession:
-    """An order confirmed with the order's own parameters (read-back `match`) and one progress report, seq 1-2."""
-    make_device(device_id, ward=ward, bed="12")
-    session = infusion_start(device_id=device_id, order=make_order())
-    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
-    order = published(pump, "START_INFUSION")[0]["payload"]
-    parameters = {"flowRateMlMin": order["flowRateMlMin"], "plannedVolumeMl": order["plannedVolumeMl"],
-                  "plannedTimeMin": order["plannedTimeMin"], "bolusEnabled": order["bolus"]["enabled"],
-                  "bolusVolumeMl": order["bolus"]["volumeMl"]}  # fmt: skip
-    pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters,
-                              "bootId": BOOT, "seq": 1})  # fmt: skip
-    pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.0,
-                              "volumeRemainingMl": 24.0, "flowRate": 2.0, "bootId": BOOT, "seq": 2})  # fmt: skip
-    wait_status(session.infusion_id, SessionStatus.RUNNING)
-    wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 6.0,
-               message="the first progress never arrived")  # fmt: skip
-    assert InfusionSession.objects.get(pk=session.pk).read_back == "match"
-    return session
-
-
-def all_applied(pump, device_id: str, seq: int) -> None:
-    """Publish an informational `testing` status as `seq` and wait until the bridge stored it: the bridge applies one
-    pump's messages in the order the broker handed them over, so everything published before it was applied."""
-    pump.publish("status", {"status": "testing", "bootId": BOOT, "seq": seq})
-    wait_until(lambda: DeviceEvent.objects.filter(device__device_id=device_id, kind="mqtt.status",
-                                                  payload__seq=seq).exists(),
-               message=f"the marker status seq {seq} was never applied")  # fmt: skip
-
-
-def active(device_id: str, alarm_type: str) -> Alarm | None:
-    return Alarm.objects.filter(device__device_id=device_id, type=alarm_type, state=AlarmState.ACTIVE).first()
 
 
 def late_recorded(device_id: str) -> list[int]:
@@ -82,20 +48,20 @@ def test_a_late_retransmitted_clearing_does_not_hide_the_occlusion_the_pump_repo
     alarm, no sound, while the pump alarmed at the bedside (the same for any `X_cleared`)."""
     ward = make_ward("late-f1")
     pump = clinical_pump("LATE_F1")
-    session = running_session(pump, "LATE_F1", ward=ward)
+    session = confirmed_run(pump, "LATE_F1", ward=ward, boot=BOOT)
     occlusion = {"type": "occlusion_detected", "severity": "high", "message": "Downstream occlusion", "bootId": BOOT}
     pump.publish("error", {**occlusion, "seq": 3})
-    wait_until(lambda: active("LATE_F1", "occlusion_detected"), message="the occlusion was never raised")
+    wait_until(lambda: active_alarm("LATE_F1", "occlusion_detected"), message="the occlusion was never raised")
     # seq 4, the clearing, is on its way again (its first send lost); the pump occludes again meanwhile:
     pump.publish("error", {**occlusion, "seq": 5})
-    wait_until(lambda: active("LATE_F1", "occlusion_detected").count == 2, message="the repeat was never counted")
+    wait_until(lambda: active_alarm("LATE_F1", "occlusion_detected").count == 2, message="the repeat was never counted")
     pump.publish("error", {"type": "occlusion_cleared", "severity": "high", "message": "Occlusion cleared",
                            "bootId": BOOT, "seq": 4})  # fmt: skip
-    all_applied(pump, "LATE_F1", seq=6)
+    all_applied(pump, "LATE_F1", seq=6, boot=BOOT)
 
     page = clinical_page(make_user("latenurse1", ward=ward), "/devices/LATE_F1/")
     expect(page.locator("#mon-session")).to_have_text("Running")
-    assert active("LATE_F1", "occlusion_detected") is not None, (
+    assert active_alarm("LATE_F1", "occlusion_detected") is not None, (
         "a clearing older (seq 4, same boot) than the occlusion the pump reported since (seq 5) cleared it: "
         "the pump is occluded and the screen shows no alarm"
     )
@@ -116,12 +82,12 @@ def test_a_late_retransmitted_running_progress_does_not_show_a_paused_infusion_r
     fault, not to a paused pump."""
     ward = make_ward("late-f2")
     pump = clinical_pump("LATE_F2")
-    session = running_session(pump, "LATE_F2", ward=ward)
+    session = confirmed_run(pump, "LATE_F2", ward=ward, boot=BOOT)
     pump.publish("status", {"status": "paused", "infusionId": session.infusion_id, "bootId": BOOT, "seq": 5})
     wait_status(session.infusion_id, SessionStatus.PAUSED)
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.5,
                               "volumeRemainingMl": 23.5, "flowRate": 2.0, "bootId": BOOT, "seq": 4})  # fmt: skip
-    all_applied(pump, "LATE_F2", seq=6)
+    all_applied(pump, "LATE_F2", seq=6, boot=BOOT)
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.PAUSED, (
         "a progress older (seq 4, same boot) than the pump's paused (seq 5) resumed the infusion on the screen"
     )

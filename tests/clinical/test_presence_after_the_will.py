@@ -19,11 +19,10 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import expect
 
-from devices.models import Device, DeviceEvent, InfusionSession
-from devices.services.sessions import infusion_start
+from devices.models import Device, DeviceEvent
 from devices.states import Connectivity, Presence, SessionStatus
-from tests.clinical.scenario import published, wait_status
-from tests.factories import make_device, make_order, make_user, make_ward
+from tests.clinical.scenario import confirmed_run, wait_status
+from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import BridgeProcess, PumpClient, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -82,23 +81,6 @@ def pump_with_will(clinical_broker, clinical_bridge):
             cleaner.close()
 
 
-def running_session(pump: PumpWithWill, device_id: str, ward=None) -> InfusionSession:
-    """An order confirmed with the order's own parameters and one progress report, seq 1-2."""
-    make_device(device_id, ward=ward, bed="12")
-    session = infusion_start(device_id=device_id, order=make_order())
-    wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
-    order = published(pump, "START_INFUSION")[0]["payload"]
-    parameters = {"flowRateMlMin": order["flowRateMlMin"], "plannedVolumeMl": order["plannedVolumeMl"],
-                  "plannedTimeMin": order["plannedTimeMin"], "bolusEnabled": order["bolus"]["enabled"],
-                  "bolusVolumeMl": order["bolus"]["volumeMl"]}  # fmt: skip
-    pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters,
-                              "bootId": BOOT, "seq": 1})  # fmt: skip
-    pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.0,
-                              "volumeRemainingMl": 24.0, "flowRate": 2.0, "bootId": BOOT, "seq": 2})  # fmt: skip
-    wait_status(session.infusion_id, SessionStatus.RUNNING)
-    return session
-
-
 def switched_off(pump: PumpWithWill) -> None:
     """Its power cut: the broker's Will (not retained) makes it offline; its retained `online` stays at the broker."""
     pump.power_off()
@@ -128,7 +110,7 @@ def test_a_pump_switched_off_reads_offline_after_the_bridge_subscribes_again(
     ward = make_ward("r44-f4")
     pump = pump_with_will("R44_F4")
     pump.publish("status", {"status": "online", "batteryLevel": 64}, retain=True)
-    session = running_session(pump, "R44_F4", ward=ward)
+    session = confirmed_run(pump, "R44_F4", ward=ward, boot=BOOT)
     Device.objects.filter(device_id="R44_F4").update(has_presence=True)
     pump.publish("status", {"status": "paused", "infusionId": session.infusion_id, "bootId": BOOT, "seq": 3})
     wait_status(session.infusion_id, SessionStatus.PAUSED)
