@@ -112,23 +112,29 @@ def test_an_alarms_acknowledge_and_the_controls_are_where_the_server_put_them(op
     expect(page.get_by_role("button", name="Acknowledge")).to_be_disabled()
 
 
+def controls_stay_as_it_goes_live(open_page, stack, nurse, device_id: str, viewport: dict, shown: tuple) -> None:
+    """The pump says it is online; its monitor opened live, showing `shown` (a selector, its text), then as the server
+    renders it: each control where the live page had it."""
+    pump = PumpClient(stack["broker"].url, device_id)
+    try:
+        pump.publish("status", {"status": "online"})
+        page = open_page(nurse, f"/devices/{device_id}/", viewport)
+        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
+        expect(page.locator(shown[0])).to_have_text(shown[1])
+        live = boxes(page)
+        as_the_server_renders_it(page)
+        assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
+    finally:
+        pump.close()
+
+
 @pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
 def test_an_idle_pumps_controls_are_where_the_server_put_them(open_page, stack, viewport):
     """No infusion: no chart (the server's page had an empty chart box the script hid, 220 px on a tablet)."""
     ward = make_ward("d4")
     nurse = make_user("idle-nurse", ward=ward)
     make_device("BRW_D_IDLE", ward=ward, bed="3", has_presence=True)
-    pump = PumpClient(stack["broker"].url, "BRW_D_IDLE")
-    try:
-        pump.publish("status", {"status": "online"})
-        page = open_page(nurse, "/devices/BRW_D_IDLE/", viewport)
-        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
-        expect(page.locator("#mon-session")).to_have_text("No infusion")
-        live = boxes(page)
-        as_the_server_renders_it(page)
-        assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
-    finally:
-        pump.close()
+    controls_stay_as_it_goes_live(open_page, stack, nurse, "BRW_D_IDLE", viewport, ("#mon-session", "No infusion"))
 
 
 @pytest.mark.parametrize("viewport", [TABLET, PHONE], ids=["tablet", "phone"])
@@ -140,14 +146,5 @@ def test_the_controls_stay_below_an_order_not_confirmed_in_time(open_page, stack
     device = make_device("BRW_D_LATE", ward=ward, bed="5", has_presence=True)
     InfusionSession.objects.create(device=device, status=SessionStatus.TIMED_OUT, flow_rate_ml_min=1.0,
                                    planned_volume_ml=100, planned_time_min=100, drug="Heparin")  # fmt: skip
-    pump = PumpClient(stack["broker"].url, "BRW_D_LATE")
-    try:
-        pump.publish("status", {"status": "online"})
-        page = open_page(nurse, "/devices/BRW_D_LATE/", viewport)
-        expect(page.locator("#connection-banner")).to_have_text("Live", timeout=15_000)
-        expect(page.locator("#mon-rate")).to_have_text("Not confirmed in time")
-        live = boxes(page)
-        as_the_server_renders_it(page)
-        assert boxes(page) == live, f"moved at {viewport['width']} px once the page's scripts run and it goes live"
-    finally:
-        pump.close()
+    shown = ("#mon-rate", "Not confirmed in time")
+    controls_stay_as_it_goes_live(open_page, stack, nurse, "BRW_D_LATE", viewport, shown)
