@@ -75,6 +75,24 @@ def infusion_confirm(
     return session
 
 
+def infusion_confirm_late(
+    *, device: Device, infusion_id: str, confirmed: bool, parameters: dict | None,
+    confirmation: dict, now: datetime, parameters_unreadable: str = "",
+) -> InfusionSession | None:  # fmt: skip
+    """A confirmation that came late (`late_reports.py`: numbered below a message already applied of its boot), for
+    the one thing it still says that rewinds nothing: the parameters the pump runs, read back, for its session running
+    or paused on the pump's evidence and not yet confirmed (review 45, F2: the read-back stayed `unverified`, a bolus or
+    planned time off the order never alarmed). It moves no session (a pending order does not run, an ended one does
+    not run again: what the pump said since is newer); the session read back, or None."""
+    session = InfusionSession.objects.filter(infusion_id=infusion_id, device=device).first()
+    if not confirmed or session is None or session.status not in SESSION_ON_PUMP_STATUSES:
+        return None
+    if session.unconfirmed_since is None:
+        return None
+    _read_back_record(device, session, parameters, confirmation, now, parameters_unreadable)
+    return session
+
+
 def _confirm_running(
     device: Device, session: InfusionSession, parameters: dict | None, confirmation: dict, now: datetime,
     unreadable: str = "",

@@ -11,7 +11,7 @@ from devices.models import Device, InfusionSession
 from devices.services.changes import change_record
 from devices.services.commands import commands_settle
 from devices.services.completions import COMPLETED_SHORT, completion_short_end
-from devices.services.confirmations import infusion_confirm
+from devices.services.confirmations import infusion_confirm, infusion_confirm_late
 from devices.services.evidence import (
     ended_session_named,
     infusion_evidence_apply,
@@ -40,17 +40,34 @@ COMPLETION_SUMMARY_WINDOW_S = 600.0  # a completion after the final progress com
 
 def confirmation_apply(device: Device, report: DevicePayload, now: datetime) -> bool:
     """The pump's answer to a start order (confirmed or refused, with the parameters it runs): the order settled."""
-    parameters = report.parameters.model_dump(exclude_none=True) if report.parameters else None
-    confirmation = report.model_dump(mode="json", exclude_none=True)
-    if not report.refusals:  # `refusedFields` is the server's note on a report read in part: never the pump's own
-        confirmation.pop(REFUSED_FIELDS, None)
-    session = infusion_confirm(
-        device=device, infusion_id=report.infusionId, confirmed=report.confirmed, parameters=parameters,
-        confirmation=confirmation, now=now, parameters_unreadable=report.refusals.get("parameters", ""),
-    )  # fmt: skip
+    session = infusion_confirm(device=device, infusion_id=report.infusionId, confirmed=report.confirmed, now=now,
+                               **_confirmation_of(report))  # fmt: skip
     commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
                     session=session)  # fmt: skip
     return False
+
+
+def confirmation_apply_late(device: Device, report: DevicePayload, now: datetime) -> None:
+    """A late answer to a start order (`late_reports.py`): only its parameters read back, for a session running on the
+    pump's evidence (`infusion_confirm_late`); the order it answered settled then."""
+    session = infusion_confirm_late(device=device, infusion_id=report.infusionId, confirmed=report.confirmed, now=now,
+                                    **_confirmation_of(report))  # fmt: skip
+    if session is not None:
+        commands_settle(device=device, kinds=(CommandKind.START_INFUSION,), to=CommandState.DONE, now=now,
+                        session=session)  # fmt: skip
+
+
+def _confirmation_of(report: DevicePayload) -> dict:
+    """A confirmation's parameters (as the pump reported them), the confirmation kept, and why its parameters could not
+    be read (read in part without them)."""
+    confirmation = report.model_dump(mode="json", exclude_none=True)
+    if not report.refusals:  # `refusedFields` is the server's note on a report read in part: never the pump's own
+        confirmation.pop(REFUSED_FIELDS, None)
+    return {
+        "parameters": report.parameters.model_dump(exclude_none=True) if report.parameters else None,
+        "confirmation": confirmation,
+        "parameters_unreadable": report.refusals.get("parameters", ""),
+    }
 
 
 def completion_apply(device: Device, report: DevicePayload, now: datetime) -> bool:

@@ -23,7 +23,13 @@ from devices.services.alarms import (
 from devices.services.changes import device_lock, event_record, status_changed
 from devices.services.evidence import pending_named_evidence_apply
 from devices.services.heard import pump_heard
-from devices.services.infusion_reports import action_apply, bolus_report_apply, completion_apply, confirmation_apply
+from devices.services.infusion_reports import (
+    action_apply,
+    bolus_report_apply,
+    completion_apply,
+    confirmation_apply,
+    confirmation_apply_late,
+)
 from devices.services.late_reports import report_late_record, report_seq_late, seq_mark_restart, seq_mark_set
 from devices.services.progress import progress_apply
 from devices.services.restarts import pump_restart_check
@@ -97,10 +103,13 @@ def pump_report_apply(
 
 def _late_apply(device: Device, kind: str, report: DevicePayload, now: datetime) -> bool:
     """A late report: recorded in the pump's log; an alarm it raises is raised (or counted on the active one), a
-    clearing clears nothing, and nothing else is applied (`late_reports.py`)."""
+    clearing clears nothing, a confirmation's parameters are read back for a session running on the pump's evidence
+    (`confirmation_apply_late`), and nothing else is applied (`late_reports.py`)."""
     raised = kind == topics.ERROR and _late_alarm_raises(device, report)
     if raised:
         _alarm_raise(device, report, now)
+    if kind == topics.INFUSION:
+        confirmation_apply_late(device, report, now)  # its own changes recorded, as `confirmation_apply`'s
     report_late_record(device=device, kind=kind, report=report, raised=raised,
                        session_pk=device.active_session_pk, now=now)  # fmt: skip
     return False

@@ -13,9 +13,11 @@ from django.utils import timezone
 
 from devices.models import Alarm, Device, DeviceEvent, InfusionSession
 from devices.services.late_reports import REPORT_LATE_EVENT, SEQ_LATE_WINDOW
+from devices.services.sessions import infusion_start
 from devices.views.event_log import TEXT_OF_KIND
 from realtime import metrics
 from realtime.bridge.ingest import APPLIED, InboundMessage
+from tests.factories import make_device, make_order
 from tests.realtime.bridge.test_batch import running
 from tests.realtime.bridge.test_batch_receipts import Bridge
 
@@ -186,3 +188,51 @@ def test_a_reboot_told_by_its_status_retires_the_mark_and_applies_what_the_new_r
     assert device.seq_applied is None, "the run before's mark is retired (an `online` starts none)"
     bridge.commit([sent("status", 2, 62, status="idle")])
     assert Device.objects.get(device_id="P1").seq_applied == 2 and len(late()) == 1
+
+
+# The order `make_order` makes, as its pump's confirmation reports it.
+ORDER_PARAMETERS = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
+                    "bolusVolumeMl": 5.0}  # fmt: skip
+
+
+def running_on_evidence() -> InfusionSession:
+    """P1's order running on the pump's evidence (its `running` status naming it, seq 4), its confirmation (seq 3,
+    sent first) not yet received: read back `unverified`."""
+    make_device("P1")
+    session = infusion_start(device_id="P1", order=make_order())
+    Bridge().commit([sent("status", 4, 0, status="running", infusionId=session.infusion_id)])
+    session.refresh_from_db()
+    assert (session.status, session.read_back) == ("running", "unverified"), (session.status, session.read_back)
+    return session
+
+
+@pytest.mark.parametrize(
+    ("reported", "read_back", "alarm"),
+    [
+        ({**ORDER_PARAMETERS, "bolusVolumeMl": 10.0}, "mismatch", "parameter_mismatch"),
+        (ORDER_PARAMETERS, "match", None),
+    ],
+    ids=["bolus-off-the-order", "the-order"],
+)
+def test_a_late_confirmation_is_read_back_for_an_infusion_running_on_the_pumps_evidence(reported, read_back, alarm):
+    """Review 45, F2: a confirmation overtaken by the pump's `running` status was dropped as late, the read-back left
+    "unverified" and a bolus off the order in it never alarmed. What it reports is read back; it moves nothing."""
+    session = running_on_evidence()
+    Bridge().commit([sent("infusion", 3, 1, infusionId=session.infusion_id, confirmed=True, parameters=reported)])
+    session.refresh_from_db()
+    assert (session.status, session.read_back) == ("running", read_back), (session.status, session.read_back)
+    assert (active("parameter_mismatch") is not None) == (alarm is not None), "the bolus off the order not alarmed"
+    assert active("parameters_unverified") is None, "still unverified though the pump reported its parameters"
+    assert late() == [("infusion", 3, False)], "the confirmation came late: recorded so"
+
+
+def test_a_late_confirmation_runs_no_order_the_pump_said_nothing_of_since():
+    """A late confirmation of an order still pending, the pump having said `idle` since (seq 4): the order does not run
+    on it (what the pump said since is newer); it is recorded as late."""
+    make_device("P1")
+    session = infusion_start(device_id="P1", order=make_order())
+    bridge = Bridge()
+    bridge.commit([sent("status", 4, 0, status="idle")])
+    bridge.commit([sent("infusion", 3, 1, infusionId=session.infusion_id, confirmed=True, parameters=ORDER_PARAMETERS)])
+    assert status_of(session) == "pending", "a confirmation numbered below the pump's idle ran the order"
+    assert late() == [("infusion", 3, False)]
