@@ -15,7 +15,7 @@ from datetime import datetime
 from devices.models import Device, InfusionSession
 from devices.payloads import percent_of
 from devices.services.restarts import infusion_interrupt
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
+from devices.services.tolerances import VOLUME_TOLERANCE_ML, is_figure
 
 COMPLETED_SHORT = "the pump reports completed with "  # how such an interruption's reason begins
 
@@ -28,17 +28,17 @@ def completion_short(session: InfusionSession, progress: dict | None, summary: d
     total, remaining = summary.get("totalVolumeMl"), progress.get("volumeRemainingMl")
     delivered, percent = progress.get("deliveredVolumeMl"), percent_of(progress)
     finished = [
-        _is_volume(total) and total >= planned - VOLUME_TOLERANCE_ML,
-        _is_volume(remaining) and remaining <= VOLUME_TOLERANCE_ML,
-        not _is_volume(remaining) and _is_volume(delivered) and delivered >= planned - VOLUME_TOLERANCE_ML,
+        is_figure(total) and total >= planned - VOLUME_TOLERANCE_ML,
+        is_figure(remaining) and remaining <= VOLUME_TOLERANCE_ML,
+        not is_figure(remaining) and is_figure(delivered) and delivered >= planned - VOLUME_TOLERANCE_ML,
         percent is not None and percent >= 100,
     ]
-    if any(finished) or not any(_is_volume(value) for value in (total, remaining, delivered, percent)):
+    if any(finished) or not any(is_figure(value) for value in (total, remaining, delivered, percent)):
         return ""
-    given = next((value for value in (total, delivered) if _is_volume(value)), None)
+    given = next((value for value in (total, delivered) if is_figure(value)), None)
     if given is None:
-        given = planned - remaining if _is_volume(remaining) else planned * percent / 100
-    left = remaining if _is_volume(remaining) else planned - given
+        given = planned - remaining if is_figure(remaining) else planned * percent / 100
+    left = remaining if is_figure(remaining) else planned - given
     return f"{COMPLETED_SHORT}{_ml(given)} of {_ml(planned)} mL given ({_ml(left)} mL left)"
 
 
@@ -58,7 +58,3 @@ def completion_short_end(
 
 def _ml(value: float) -> str:
     return f"{round(value, 2):g}"
-
-
-def _is_volume(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value

@@ -12,6 +12,7 @@ from datetime import datetime
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.silences import ward_silence_break
+from devices.services.tolerances import is_figure
 from devices.states import AlarmPriority, AlarmSource
 from protocol.limits import RATE_ROUNDING_ML_MIN
 
@@ -145,12 +146,12 @@ def rates_seen(details: dict) -> list[float]:
     rates = details.get("reportedFlowRates")
     if rates is None:
         rates = [details["reportedFlowRate"]] if "reportedFlowRate" in details else []
-    return [rate for rate in rates if _is_rate(rate)]
+    return [rate for rate in rates if is_figure(rate)]
 
 
 def planned_seen(details: dict) -> list[float]:
     """The planned volumes (delivered + remaining) seen running that a mismatch alarm's details name."""
-    return [volume for volume in details.get(PLANNED_SEEN) or [] if _is_rate(volume)]
+    return [volume for volume in details.get(PLANNED_SEEN) or [] if is_figure(volume)]
 
 
 def planned_new(named: list[float], volumes: list[float]) -> list[float]:
@@ -167,13 +168,13 @@ def _planned_clause(details: dict) -> str:
     remaining), not the order's 30 mL (earlier 90 mL)`; "" when it names none."""
     latest, volumes = details.get(PLANNED_LATEST) or {}, planned_seen(details)
     total = latest.get("plannedVolumeMl", volumes[-1] if volumes else None)
-    if not _is_rate(total):
+    if not is_figure(total):
         return ""
     figures = ""
-    if _is_rate(latest.get("deliveredVolumeMl")) and _is_rate(latest.get("volumeRemainingMl")):
+    if is_figure(latest.get("deliveredVolumeMl")) and is_figure(latest.get("volumeRemainingMl")):
         figures = f" ({latest['deliveredVolumeMl']:g} mL delivered + {latest['volumeRemainingMl']:g} mL remaining)"
     sent = (details.get("ordered") or {}).get("plannedVolumeMl")
-    of_order = f", not the order's {sent:g} mL" if _is_rate(sent) else ""
+    of_order = f", not the order's {sent:g} mL" if is_figure(sent) else ""
     others = [volume for volume in volumes if abs(volume - total) > PLANNED_NEWS_TOLERANCE_ML]
     before = f" (earlier {', '.join(f'{volume:g}' for volume in others)} mL)" if others else ""
     return f"it reports {total:g} mL to give{figures}{of_order}{before}"
@@ -186,21 +187,22 @@ def _received_clauses(details: dict) -> list[tuple[str, str, str]]:
     clauses = []
     for rate in _rate_received(details):
         sent = ordered.get("flowRateMlMin")
-        clauses.append((RECEIVED_AT, f"{rate * 60:g} mL/h", f", not the order's {sent * 60:g} mL/h" if _is_rate(sent)
+        clauses.append((RECEIVED_AT, f"{rate * 60:g} mL/h", f", not the order's {sent * 60:g} mL/h" if is_figure(sent)
                         else ""))  # fmt: skip
     for name, value in (details.get(RECEIVED_PARAMETERS) or {}).items():
         words, unit = RECEIVED_WORDS.get(name, (name, ""))
         bolus = name.startswith("bolus")  # none (disabled, or 0 mL) is said so
         sent = (ordered.get("bolus") or {}).get("volumeMl") if bolus else ordered.get(name)
         told = "none" if bolus and not value else f"{value:g} {unit}"
-        of_order = f", not the order's {'none' if bolus and not sent else f'{sent:g} {unit}'}" if _is_rate(sent) else ""
+        ordered_told = ("none" if bolus and not sent else f"{sent:g} {unit}") if is_figure(sent) else ""
+        of_order = f", not the order's {ordered_told}" if ordered_told else ""
         clauses.append((f"with another {words}", told, of_order))
     return clauses
 
 
 def _rate_received(details: dict) -> list[float]:
     """The rate the pump said it received with the order, when a mismatch alarm's details name it (off the order)."""
-    return [details[RECEIVED]] if _is_rate(details.get(RECEIVED)) else []
+    return [details[RECEIVED]] if is_figure(details.get(RECEIVED)) else []
 
 
 def _rate_confirmed(details: dict) -> list[float]:
@@ -208,7 +210,7 @@ def _rate_confirmed(details: dict) -> list[float]:
     reported = details.get("reported")
     if "flowRateMlMin" not in details.get("fields", []) or not isinstance(reported, dict):
         return []
-    return [reported["flowRateMlMin"]] if _is_rate(reported.get("flowRateMlMin")) else []
+    return [reported["flowRateMlMin"]] if is_figure(reported.get("flowRateMlMin")) else []
 
 
 def rates_new(named: list[float], rates: list[float]) -> list[float]:
@@ -223,7 +225,3 @@ def rates_new(named: list[float], rates: list[float]) -> list[float]:
 def _same_rate(known: float, rate: float) -> bool:
     """Whether `rate` is the wrong rate `known` again (within `RATE_NEWS_TOLERANCE` of it), not news."""
     return abs(rate - known) <= RATE_NEWS_TOLERANCE * abs(known) + RATE_ROUNDING_ML_MIN
-
-
-def _is_rate(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value

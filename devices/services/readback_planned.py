@@ -29,7 +29,7 @@ from devices.services.mismatch_alarm import (
     planned_new,
     planned_seen,
 )
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
+from devices.services.tolerances import VOLUME_TOLERANCE_ML, is_figure
 from devices.states import ReadBack
 from protocol.schemas import DevicePayload
 
@@ -43,7 +43,7 @@ COMPARED = (ReadBack.UNVERIFIED, ReadBack.MISMATCH, ReadBack.MATCH)  # as the ra
 def planned_volume_reported(report: DevicePayload) -> float | None:
     """The volume a progress report says the pump is programmed to give (delivered + remaining); None without both."""
     delivered, remaining = report.deliveredVolumeMl, report.volumeRemainingMl
-    if not (_is_volume(delivered) and _is_volume(remaining)):
+    if not (is_figure(delivered) and is_figure(remaining)):
         return None
     return round(delivered + remaining, 3)
 
@@ -83,7 +83,3 @@ def readback_planned_check(
     mismatch_raise(device=device, session=whole, active=active, seen=seen, now=now)
     session_changed(device=device, session=whole)
     return True
-
-
-def _is_volume(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value

@@ -137,7 +137,7 @@ def unseen_alarm(*, ward: Ward, seen: Collection[AlarmSeen]) -> Alarm | None:
 
 
 def _rank(alarm: Alarm) -> int:
-    return ALARM_PRIORITY_RANK.get(alarm.priority, 0)
+    return _priority_rank(alarm.priority)
 
 
 def _ward_hold(ward_id: int) -> None:

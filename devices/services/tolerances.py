@@ -30,3 +30,8 @@ def parameter_matches(session: InfusionSession, reported: dict, name: str) -> bo
     if name == "plannedVolumeMl":
         return abs(value - session.planned_volume_ml) <= VOLUME_TOLERANCE_ML
     return abs(value - ordered_bolus) <= VOLUME_TOLERANCE_ML
+
+
+def is_figure(value: object) -> bool:
+    """Whether a reported figure is a number to compare: an int or a float, not a bool, not NaN."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
