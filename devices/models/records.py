@@ -37,7 +37,8 @@ class MessageReceipt(models.Model):
     A message is its key (pump, bootId, seq) and its `digest` (its kind as the topic parser reads it, and its
     payload): a redelivered or replayed copy, or the same status on the legacy and the new status topic, has the
     same; another payload under a key already used is another message (a pump that reused its bootId after a
-    reboot), applied, never dropped.
+    reboot), applied, never dropped. Its `kind` is kept beside (the digest cannot be read back): only a message of the
+    same kind under a used key exempts one numbered below the pump's mark from being late (`late_reports.py`).
     """
 
     # No index of its own: the unique constraint's index begins with the pump and serves every look-up by it (an
@@ -47,6 +48,10 @@ class MessageReceipt(models.Model):
     device_seq = models.BigIntegerField()
     digest = models.BigIntegerField(
         default=0, help_text="64 bits of the BLAKE2b of the kind and payload; 0: received before digests were kept."
+    )
+    # Written by the receipts' own INSERT (`records.RECEIPT_KINDS`); not part of the key (the digest holds the kind)
+    kind = models.SmallIntegerField(
+        db_default=0, help_text="The message's kind (records.RECEIPT_KINDS); 0: received before kinds were kept."
     )
     received_at = models.DateTimeField(default=timezone.now)
 

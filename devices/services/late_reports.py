@@ -16,14 +16,22 @@ its `seq` as old as that connection), a message of another `bootId` (a new one i
 anew). A message behind it by more than `SEQ_LATE_WINDOW` is a new numbering, not a late one (a 16-bit `seq` that
 wrapped, a pump reusing its `bootId` whose run before went further than that): applied, the mark set to it. One
 equal to it is not late either (a pump that numbers its ticks: a progress and a status under one `seq`), nor one
-whose `bootId`+`seq` another message used before (its receipt: a late message is the first under its key, while a pump
-reusing its `bootId` numbers its new run's messages under the keys of the run before; and a tick's other message).
+whose `bootId`+`seq` a message of the same kind used before (its receipt, `MessageReceipt.kind`): a pump reusing its
+`bootId` numbers its new run's messages under the keys of the run before. A message of another kind under the key
+exempts nothing: a pump that numbers its ticks sends a progress and a status, or a progress and an alarm, under one
+`seq`, and the one of the pair whose first send was lost comes late, the first of its kind under a used key (review
+45, F1: status 4 `running` resent after progress 4 and status 5 `paused` was applied, the paused infusion shown
+"Running"). A receipt from before kinds were kept (kind 0, migration 0040) exempts nothing either.
 
 A pump that reuses its `bootId` after a reboot numbers from 0 again: its first messages are below the run before's
 mark until a status tells the reboot (its `uptime` went back, `restarts.py`), which starts the mark at that status's
-`seq`. The late messages other than alarms the pump sent now (no DUP, not retained, not claimed again) are held as
-copies are (`devices/services/copies.py`), and claimed again after a status tells a reboot: those received since the
-boot it tells are the new run's, applied then.
+`seq`. Those under a key the run before used for the same kind are applied; the others (a key the run before used for
+another kind, or never used) are late. The late messages other than alarms the pump sent now (no DUP, not retained,
+not claimed again) are held as copies are (`devices/services/copies.py`), and claimed again after a status tells a
+reboot: those received since the boot it tells are the new run's, applied then. A late alarm is raised all the same; a
+late clearing and late routine progress are not held (a clearing claimed again could clear what the new run raised
+since; the new run's next progress says where it is). A pump reusing its `bootId` that tells no reboot (no `uptime`)
+has those late ones never applied: `docs/protocol.md`, "Order within a boot".
 """
 
 from datetime import datetime
@@ -40,16 +48,18 @@ REPORT_LATE_EVENT = "pump.report_late"
 SEQ_LATE_WINDOW = 32_768
 
 
-def report_seq_late(*, device: Device, report: DevicePayload, retained: bool, received_at: datetime) -> bool:
-    """Whether a message is late: live, of the pump's current `bootId`, numbered below the last `seq` applied under it
-    by no more than `SEQ_LATE_WINDOW`, under a key no message used before. A Last Will never is (its `seq`, if any,
-    is its connection's). Only a message below the mark costs a statement (`records.message_key_used_before`)."""
+def report_seq_late(*, device: Device, kind: str, report: DevicePayload, retained: bool, received_at: datetime) -> bool:
+    """Whether a message of `kind` (the topic's) is late: live, of the pump's current `bootId`, numbered below the last
+    `seq` applied under it by no more than `SEQ_LATE_WINDOW`, under a key no message of its kind used before. A Last
+    Will never is (its `seq`, if any, is its connection's). Only a message below the mark costs a statement
+    (`records.message_key_used_before`)."""
     mark, seq = device.seq_applied, report.seq
     if retained or mark is None or seq is None or not report.bootId or report.bootId[:64] != device.boot_id:
         return False
     if not 0 < mark - seq <= SEQ_LATE_WINDOW or getattr(report, "status", None) == "offline":
         return False
-    return not message_key_used_before(device_pk=device.pk, boot_id=device.boot_id, device_seq=seq, before=received_at)
+    return not message_key_used_before(device_pk=device.pk, boot_id=device.boot_id, device_seq=seq, kind=kind,
+                                       before=received_at)  # fmt: skip
 
 
 def seq_mark_set(*, device: Device, report: DevicePayload, retained: bool) -> bool:

@@ -46,7 +46,7 @@ from devices.services.running_reports import running_rates
 from devices.services.sql import HotCursor, hot_cursor, insert_sql, rows_update
 from devices.services.status import progress_resumed_apply
 from devices.states import ACTIVE_SESSION_STATUSES, UNORDERED_ALARMS, AlarmState, PumpState, SessionStatus
-from protocol import events
+from protocol import events, topics
 from protocol.events import DeviceChange
 from protocol.schemas import DevicePayload
 
@@ -210,7 +210,8 @@ def _in_order(pump: ProgressPump, item: ProgressReport, late: list[ProgressRepor
     told a restart (its `bootId` new: the mark starts at it). The mark moves with each report in order; a late one
     is recorded in the pump's log and put in `late`. Its restart looked for in either case, in arrival order."""
     device, report = pump.device, item.report
-    is_late = report_seq_late(device=device, report=report, retained=False, received_at=item.received_at)
+    is_late = report_seq_late(device=device, kind=topics.PROGRESS, report=report, retained=False,
+                              received_at=item.received_at)  # fmt: skip
     if not is_late:
         seq_mark_set(device=device, report=report, retained=False)
     if _restart_check(pump, item):

@@ -80,7 +80,7 @@ def pump_report_apply(
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
         late = not in_order and report_seq_late(
-            device=device, report=report, retained=retained, received_at=received_at
+            device=device, kind=kind, report=report, retained=retained, received_at=received_at
         )
         marked = not (late or in_order) and seq_mark_set(device=device, report=report, retained=retained)
         presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained,

@@ -23,10 +23,15 @@ from devices.models import (
     RetainedMessage,
 )
 from devices.services.sql import HotCursor, datetime_prepared, hot_cursor
+from protocol import topics
 
 logger = logging.getLogger(__name__)
 EXCERPT_CHARS = 2000
-RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "digest", "received_at")
+RECEIPT_COLUMNS = ("device", "boot_id", "device_seq", "digest", "kind", "received_at")
+# A receipt's `kind` (`MessageReceipt.kind`): its message's kind as the topic parser reads it. Stored: a code is never
+# given to another kind. 0: a receipt from before kinds were kept (migration 0040), of no known kind.
+RECEIPT_KINDS = {topics.STATUS: 1, topics.PROGRESS: 2, topics.INFUSION: 3, topics.COMPLETION: 4, topics.ACTIONS: 5,
+                 topics.ERROR: 6, topics.BOLUS: 7, topics.TEST: 8}  # fmt: skip
 
 
 def dead_letter_record(
@@ -86,7 +91,8 @@ def delivery_attempts_end(*, keys: Sequence[str]) -> None:
 
 class ReceiptKey(NamedTuple):
     """What identifies one message of one pump: its `bootId` and `seq`, and its bytes' digest; when it was received,
-    and whether it came as a possible copy of an earlier message (`replay`: retained, or redelivered with DUP)."""
+    whether it came as a possible copy of an earlier message (`replay`: retained, or redelivered with DUP), and its
+    kind (`RECEIPT_KINDS`: kept beside the key, read by `message_key_used_before`)."""
 
     device_pk: int
     boot_id: str
@@ -94,6 +100,7 @@ class ReceiptKey(NamedTuple):
     digest: int
     received_at: datetime
     replay: bool = False
+    kind: int = 0
 
 
 LEGACY_DIGEST = 0  # a receipt stored before digests were kept (before migration 0024): its bytes are not known
@@ -133,7 +140,7 @@ def message_receipts_claim(*, receipts: Sequence[ReceiptKey], cursor: HotCursor 
     return claimed
 
 
-RECEIPTS_PER_STATEMENT = 400  # 2,000 parameters: within both databases' limits
+RECEIPTS_PER_STATEMENT = 400  # 2,400 parameters: within both databases' limits
 
 
 def _receipts_insert(receipts: Sequence[ReceiptKey], cursor: HotCursor | None) -> list[bool]:
@@ -141,7 +148,8 @@ def _receipts_insert(receipts: Sequence[ReceiptKey], cursor: HotCursor | None) -
         return []
     with hot_cursor(cursor) as cursor:
         params = [value for receipt in receipts
-                  for value in (*receipt[:4], datetime_prepared(receipt.received_at, cursor))]  # fmt: skip
+                  for value in (*receipt[:4], receipt.kind,
+                                datetime_prepared(receipt.received_at, cursor))]  # fmt: skip
         cursor.execute(_receipts_insert_sql(cursor.wrapper.vendor, len(receipts)), params)
         new = set(cursor.fetchall())
     claimed = []
@@ -159,7 +167,7 @@ def _receipts_insert_sql(vendor: str, count: int) -> str:
     quote, meta = connections[DEFAULT_DB_ALIAS].ops.quote_name, MessageReceipt._meta
     columns = [quote(meta.get_field(name).column) for name in RECEIPT_COLUMNS]
     key = ", ".join(columns[:4])
-    values = ", ".join(["(%s, %s, %s, %s, %s)"] * count)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * count)
     return (f"INSERT INTO {quote(meta.db_table)} ({', '.join(columns)}) VALUES {values} "
             f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}")  # fmt: skip
 
@@ -185,14 +193,23 @@ def _earlier_copies(receipts: Sequence[ReceiptKey]) -> set[tuple]:
     return {key for key in wanted if key[:3] in legacy or key in retired}
 
 
-def message_key_used_before(*, device_pk: int, boot_id: str, device_seq: int, before: datetime) -> bool:
-    """Whether another message of the pump was received under this `bootId`+`seq` before `before`: the key is reused
-    (a pump reusing its `bootId` numbers from 0 again after a reboot), so a message under it below the pump's mark is
-    a new run's, not a late one (`late_reports.py`). One probe of the receipts' unique index, asked only of a message
-    numbered below the mark. A receipt retired at a told reboot (`message_receipts_retire`) was a message under the key
-    too."""
+def message_key_used_before(*, device_pk: int, boot_id: str, device_seq: int, kind: str, before: datetime) -> bool:
+    """Whether another message of the pump and of this `kind` was received under this `bootId`+`seq` before `before`:
+    the key is reused (a pump reusing its `bootId` numbers from 0 again after a reboot), so a message under it below
+    the pump's mark is a new run's, not a late one (`late_reports.py`). A message of another kind under the key says
+    nothing: a pump that numbers its ticks sends a progress and a status (or an alarm) under one `seq`, and the one of
+    the pair resent late is the first of its kind under that key (review 45, F1). Nor does a receipt from before kinds
+    were kept (0). One probe of the receipts' unique index (the kind read from the rows it finds), asked only of a
+    message numbered below the mark. A receipt retired at a told reboot (`message_receipts_retire`) was a message
+    under the key too."""
     return MessageReceipt.objects.filter(device_id=device_pk, boot_id=boot_id[:64], received_at__lt=before,
-                                         device_seq__in=(device_seq, _retired(device_seq))).exists()  # fmt: skip
+                                         device_seq__in=(device_seq, _retired(device_seq)),
+                                         kind=receipt_kind(kind)).exists()  # fmt: skip
+
+
+def receipt_kind(kind: str) -> int:
+    """A topic kind's code in the receipts (`RECEIPT_KINDS`)."""
+    return RECEIPT_KINDS[kind]
 
 
 def _retired(device_seq: int) -> int:

@@ -14,7 +14,8 @@ Clearings are never held: one claimed again late could clear an alarm the new ru
 raised late is the lesser harm (`docs/protocol.md`, "The known limit").
 
 A message that came late by its `seq` (`devices/services/late_reports.py`) may be such a new run's too: numbered from 0
-again, below the run before's mark, until the status telling the reboot starts the mark anew. One other than an alarm
+again, below the run before's mark, under a key the run before never used for its kind (a status where it sent a
+progress), until the status telling the reboot starts the mark anew. One other than an alarm
 (an alarm is raised late all the same) that the pump sent now is held the same way, and claimed again, applied in
 order, when a status tells the reboot; without one it is never applied, as a late message."""
 

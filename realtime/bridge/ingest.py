@@ -21,6 +21,7 @@ from devices.services.records import (
     dead_letter_record,
     message_receipt_release,
     message_receipts_claim,
+    receipt_kind,
 )
 from devices.services.schema import schema_fault
 from devices.services.sql import HotCursor, hot_cursor
@@ -198,7 +199,8 @@ def receipt_of(message: InboundMessage, checked: CheckedMessage, device_pk: int 
     if device_pk is None or key is None:
         return None
     digest = message_digest(checked.kind, message.payload)
-    return ReceiptKey(device_pk, *key, digest, message.received_at, message.retain or message.redelivered)
+    return ReceiptKey(device_pk, *key, digest, message.received_at, message.retain or message.redelivered,
+                      receipt_kind(checked.kind))  # fmt: skip
 
 
 def message_ingest(

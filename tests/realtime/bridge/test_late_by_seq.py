@@ -2,8 +2,9 @@
 path and database: a live message numbered below one applied under its pump's `bootId` rewinds nothing, is recorded
 (`pump.report_late`) and counted; an alarm it raises is still raised. What is never late: a message without `seq`
 (the original firmware), a retained copy, a Last Will, a `seq` that wrapped, a tick's second message, the messages of
-a reboot under a reused `bootId` (keys the run before used; those sent before the status telling the reboot are held
-and applied after it). The end-to-end cases are `tests/clinical/test_late_retransmissions.py`."""
+a reboot under a reused `bootId` under keys the run before used for their kind (the others, sent before the status
+telling the reboot, are held and applied after it). A tick's partner of another kind under the key exempts nothing
+(review 45, F1). The end-to-end cases are `tests/clinical/test_late_retransmissions.py`."""
 
 import json
 from datetime import timedelta
@@ -11,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Alarm, Device, DeviceEvent, InfusionSession
+from devices.models import Alarm, Device, DeviceEvent, InfusionSession, MessageReceipt
 from devices.services.late_reports import REPORT_LATE_EVENT, SEQ_LATE_WINDOW
 from devices.services.sessions import infusion_start
 from devices.views.event_log import TEXT_OF_KIND
@@ -160,8 +161,8 @@ def test_a_seq_that_wrapped_and_a_ticks_second_message_are_not_late():
 
 
 def test_a_reboot_under_a_reused_boot_id_without_uptime_numbers_under_used_keys_and_is_applied():
-    """No status tells this reboot (no `uptime`): its messages reuse the run before's keys, which no late message can
-    (a late message is the first under its key), so they are applied as the pump says them."""
+    """No status tells this reboot (no `uptime`): its statuses reuse the run before's statuses' keys, which no late
+    message can (a late message is the first of its kind under its key), so they are applied as the pump says them."""
     session = running("P1")
     bridge = Bridge()
     ids = {"infusionId": session.infusion_id}
@@ -236,3 +237,68 @@ def test_a_late_confirmation_runs_no_order_the_pump_said_nothing_of_since():
     bridge.commit([sent("infusion", 3, 1, infusionId=session.infusion_id, confirmed=True, parameters=ORDER_PARAMETERS)])
     assert status_of(session) == "pending", "a confirmation numbered below the pump's idle ran the order"
     assert late() == [("infusion", 3, False)]
+
+
+def test_a_ticks_progress_under_one_seq_does_not_hide_its_late_status():
+    """Review 45, F1: a pump numbering its ticks sends progress 4 and status 4 (`running`), whose first send is lost;
+    the nurse pauses at the pump (status 5); the stack resends status 4. Its key was used by progress 4, so it was
+    taken for a reused key (a reboot's) and applied: the paused infusion shown "Running"."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("progress", 4, 0, status="running", flowRate=2.0, deliveredVolumeMl=6.0, **ids)])
+    bridge.commit([sent("status", 5, 1, status="paused", **ids)])
+    assert status_of(session) == "paused"
+    bridge.commit([sent("status", 4, 2, status="running", **ids)])
+    assert status_of(session) == "paused", "a status numbered 4 resumed the infusion the pump paused at 5"
+    assert Device.objects.get(device_id="P1").pump_state == "paused"
+    assert late() == [("status", 4, False)]
+
+
+def test_a_ticks_progress_under_one_seq_does_not_hide_its_late_clearing():
+    """The alarm variant: the occlusion (3) clears at tick 4 (progress 4 and the clearing 4, whose first send is lost)
+    and occludes again (5); the clearing resent after it clears nothing."""
+    session = running("P1")
+    bridge = Bridge()
+    occlusion = {"type": "occlusion_detected", "severity": "high"}
+    bridge.commit([sent("error", 3, 0, **occlusion),
+                   sent("progress", 4, 1, status="running", flowRate=2.0, deliveredVolumeMl=6.0,
+                        infusionId=session.infusion_id),
+                   sent("error", 5, 2, **occlusion)])  # fmt: skip
+    bridge.commit([sent("error", 4, 3, type="occlusion_cleared", severity="high")])
+    assert active("occlusion_detected") is not None, "a clearing numbered 4 cleared the occlusion the pump said at 5"
+    assert late() == [("error", 4, False)]
+
+
+def test_a_receipt_from_before_kinds_were_kept_exempts_nothing():
+    """A receipt stored before migration 0040 has kind 0: which message it was is not known, so a message under its key
+    below the mark is late (the upgrade's one cost: a reused `bootId`'s run after it is judged as if of other kinds)."""
+    session = running("P1")
+    MessageReceipt.objects.create(device=Device.objects.get(device_id="P1"), boot_id=BOOT, device_seq=4, digest=9,
+                                  received_at=START)  # fmt: skip
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", 5, 1, status="paused", **ids)])
+    bridge.commit([sent("status", 4, 2, status="running", **ids)])
+    assert status_of(session) == "paused" and late() == [("status", 4, False)]
+
+
+def test_a_reused_boot_ids_new_run_under_a_key_the_run_before_gave_another_kind_is_applied_once_the_reboot_is_told():
+    """A pump reusing its `bootId` numbers its new run from 0 under the run before's keys; a key the run before used
+    for another kind (progress 2) does not exempt the new run's status 2 from the late rule: it is late until the
+    status telling the reboot, held, then applied. A key the run before used for the same kind (status 1) still
+    exempts (`test_a_reboot_under_a_reused_boot_id_without_uptime_numbers_under_used_keys_and_is_applied`)."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    bridge.commit([sent("status", 1, 0, status="running", uptime=600_000, **ids),
+                   sent("progress", 2, 1, status="running", flowRate=2.0, deliveredVolumeMl=6.0, **ids),
+                   sent("status", 3, 2, status="running", uptime=602_000, **ids)])  # fmt: skip
+    bridge.commit([sent("status", 2, 60, status="testing", batteryLevel=77)])  # the rebooted pump's first message
+    assert Device.objects.get(device_id="P1").battery_level != 77 and late() == [("status", 2, False)]
+    bridge.commit([sent("status", 3, 61, status="online", uptime=2_500)])  # the reboot, told by its uptime
+    device = Device.objects.get(device_id="P1")
+    assert status_of(session) == "interrupted"
+    assert device.battery_level == 77, "the new run's status held as late was not applied after the reboot was told"
+    bridge.commit([sent("status", 4, 62, status="idle")])
+    assert Device.objects.get(device_id="P1").seq_applied == 4 and len(late()) == 1
