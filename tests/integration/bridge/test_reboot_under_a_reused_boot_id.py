@@ -80,3 +80,41 @@ def test_a_self_test_alarm_sent_before_the_status_telling_the_reboot_is_raised(s
         f"the rebooted pump reported an occlusion just before the status telling the reboot: skipped as the run "
         f"before's seq 1, nothing alarms (active: {active})"
     )
+
+
+def test_a_new_runs_message_under_a_key_the_run_before_gave_another_kind_is_applied_once_the_reboot_is_told(
+    shared_bridge, broker
+):
+    """Review 45, F1's other side: only a key used by a message of the same kind exempts one numbered below the pump's
+    mark from being late (a tick's progress no longer hides its late status). The rebooted pump's first message, a
+    `testing` status (battery 77 %) numbered 2 under the reused `bootId`, has the run before's progress 2 under its
+    key: late, held; its `online` (uptime 20 s) tells the reboot, and the held status is applied after it."""
+    pump = "PUMP_REBOOT_KINDS"
+    make_device(pump)
+    session = confirmed_order(pump)
+    ids = {"bootId": BOOT, "infusionId": session.infusion_id}
+    before = PumpClient(broker.url, pump)
+    try:
+        before.publish("status", {"deviceId": pump, "status": "running", "uptime": 600_000, "seq": 1, **ids})
+        before.publish("progress", {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0, "seq": 2, **ids})
+        before.publish("status", {"deviceId": pump, "status": "running", "uptime": 602_000, "seq": 3, **ids})
+        wait_until(lambda: Device.objects.get(device_id=pump).seq_applied == 3, timeout=20,
+                   message="the run before's reports were not applied")  # fmt: skip
+    finally:
+        before.close()
+    after = PumpClient(broker.url, pump)
+    try:
+        after.publish("status", {"deviceId": pump, "status": "testing", "batteryLevel": 77, "seq": 2, "bootId": BOOT})
+        wait_until(lambda: DeviceEvent.objects.filter(device__device_id=pump, kind="pump.report_late").exists(),
+                   timeout=20, message="the status under the run before's progress key was not late")  # fmt: skip
+        assert Device.objects.get(device_id=pump).battery_level != 77, "a late status applied before the reboot"
+        # up 20 s: the held status was received since that boot (however long the bridge took meanwhile)
+        after.publish("status", {"deviceId": pump, "status": "online", "uptime": 20_000, "seq": 3, "bootId": BOOT})
+        wait_until(lambda: DeviceEvent.objects.filter(device__device_id=pump, kind="pump.restarted").exists(),
+                   timeout=20, message="the reboot was not told by the uptime")  # fmt: skip
+    finally:
+        after.close()
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
+    assert Device.objects.get(device_id=pump).battery_level == 77, (
+        "the rebooted pump's status, late under its reused bootId, was not applied once its reboot was told"
+    )
