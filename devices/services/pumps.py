@@ -58,11 +58,13 @@ class ReportApplied(NamedTuple):
 
 def pump_report_apply(
     *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False,
-    heard_at: datetime | None = None, news_queued: bool = True, in_order: bool = False,
+    heard_at: datetime | None = None, gone_at: datetime | None = None, news_queued: bool = True,
+    in_order: bool = False,
 ) -> ReportApplied:  # fmt: skip
     """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
     it told a restart and whether it came late. `heard_at`: the message is the broker's retained copy, read again once
-    the pump was registered, and the pump itself was last heard then (`_pump_seen`). `news_queued`, for a retained
+    the pump was registered, and the pump itself was last heard then (`_pump_seen`); `gone_at`: the server heard it
+    told gone then, after that (an `offline` turned away before its registration). `news_queued`, for a retained
     copy: what the pump published since the bridge last held the broker was queued for it and came as news (its
     session lasted, the copy is QoS 1), so the copy is no newer than what was applied (`_presence_of_a_copy`).
     `in_order`: never judged late, nor moving the pump's `seq` mark (a message held and claimed again after a told
@@ -83,7 +85,7 @@ def pump_report_apply(
             device=device, kind=kind, report=report, retained=retained, received_at=received_at
         )
         marked = not (late or in_order) and seq_mark_set(device=device, report=report, retained=retained)
-        presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained,
+        presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained, gone_at=gone_at,
                                     news_queued=news_queued, marked=marked)  # fmt: skip
         if kind != topics.PROGRESS or report.status not in (None, "running"):
             _event(device, kind, topic, report, received_at)
@@ -147,7 +149,7 @@ def _late_alarm_raises(device: Device, report: DevicePayload) -> bool:
 
 def _pump_seen(
     device: Device, kind: str, report: DevicePayload, now: datetime, heard_at: datetime | None = None, *,
-    retained: bool = False, news_queued: bool = True, marked: bool = False,
+    retained: bool = False, gone_at: datetime | None = None, news_queued: bool = True, marked: bool = False,
 ) -> bool:  # fmt: skip
     """Heard (`heard.pump_heard`: last heard never moved back) and presence, stored in one UPDATE; True when presence
     moved. A silence alarm clears on progress or a move of the infusion, not here.
@@ -162,25 +164,31 @@ def _pump_seen(
 
     A retained status read again for a pump registered after the bridge turned its messages away (`heard_at`,
     `realtime/bridge/rereads.py`) is the broker's copy, not the pump heard now: its last heard is when the server last
-    received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's).
+    received a message of the pump itself then, whatever the copy says (an `offline` too: the broker's). When the
+    server then heard the pump told gone (`gone_at`: its Last Will, not retained, turned away as an unknown pump's)
+    and has not heard it since, the copy is applied as after that `offline`, as it would have been had the pump been
+    registered: its retained `online` is older than the Will, and makes it neither online nor heard
+    (`_presence_of_a_copy`); it read "Online" though the server had heard it go away.
 
     `marked`: the pump's `seq` mark moved (`late_reports.seq_mark_set`, never for a retained copy), stored in the same
     UPDATE. A late message is heard as any live message is (its pump's stack sent it now, on a live connection),
     though what it says is not applied (but its presence: a live `online` is the pump there now)."""
     presence_before = device.presence
-    first_contact = presence_before == Presence.UNKNOWN and (device.last_seen_at is None or heard_at is not None)
+    if gone_at is not None and (device.last_seen_at is None or device.last_seen_at < gone_at):
+        device.presence = Presence.OFFLINE  # told gone before it was registered, and not heard since
+    first_contact = device.presence == Presence.UNKNOWN and (device.last_seen_at is None or heard_at is not None)
     says = report.status if kind == topics.STATUS else None
     mark = ("seq_applied",) if marked else ()
     fields: tuple[str, ...] = mark
     if heard_at is not None:
         fields = (*pump_heard(device=device, received_at=heard_at, live=False), *mark)
-    elif not retained or (device.last_seen_at is None and presence_before != Presence.OFFLINE):
+    elif not retained or (device.last_seen_at is None and device.presence != Presence.OFFLINE):
         fields = (*pump_heard(device=device, received_at=now, says_offline=says == "offline", live=not retained), *mark)
     if says in PRESENCE_STATUSES:
-        said = _presence_said(device, says, copy=retained, first_contact=first_contact, news_queued=news_queued)
-        if said != device.presence:
-            device.presence = said
-            fields = tuple(dict.fromkeys((*fields, "presence")))
+        device.presence = _presence_said(device, says, copy=retained, first_contact=first_contact,
+                                         news_queued=news_queued)  # fmt: skip
+    if device.presence != presence_before:
+        fields = tuple(dict.fromkeys((*fields, "presence")))
     if fields:
         model_fields_save(device, fields)  # every live message: an UPDATE written once per shape
     return device.presence != presence_before

@@ -68,6 +68,12 @@ class InboundMessage:
     # The broker's retained status read again for a pump registered since the bridge turned it away: when the server
     # last heard the pump itself then (`rereads.py`), its last heard moment, not this copy's arrival.
     heard_at: datetime | None = None
+    # With `heard_at`: when the server then heard the pump told gone (an `offline` turned away after its last live
+    # message, `rereads.py`): the copy is applied as after that `offline`, never making the pump look online
+    gone_at: datetime | None = None
+    # With `gone_at`: the copy came on the link's connection that heard that `offline`, so what the pump published
+    # since came live (and was turned away as news: none came), and the copy is no newer than the `offline`
+    news_since_gone: bool = False
     # The bridge's broker session lasted through its time away (`BrokerLink.session_kept`): a pump's QoS 1 message of
     # that time was queued for it and arrives as news, so a retained QoS 1 copy is no newer than what was applied
     session_kept: bool = True
@@ -284,8 +290,8 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
         return DUPLICATE
     applied = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
-        received_at=message.received_at, retained=message.retain, heard_at=message.heard_at,
-        news_queued=message.session_kept and message.qos > 0, in_order=message.reclaimed,
+        received_at=message.received_at, retained=message.retain, heard_at=message.heard_at, gone_at=message.gone_at,
+        news_queued=(message.session_kept and message.qos > 0) or message.news_since_gone, in_order=message.reclaimed,
     )  # fmt: skip
     if applied.late:  # recorded in the pump's log; held in case it is a rebooted pump's under its reused bootId
         _late(checked.kind).inc()

@@ -15,12 +15,20 @@ the broker kept, not the pump heard now (`pumps._pump_seen`). So the pump reads 
 heard, or, of the original firmware, "Stale" as long ago as it was last heard. The bridge restarted between the pump's
 connection and its registration: its start's subscription hands the copies over, applied as heard at their arrival,
 as any retained copy first seen then (the leftover `docs/protocol.md` names).
+
+An `offline` turned away after the pump's last live message (its Last Will, not retained, or its own goodbye) is
+remembered too (`Heard.gone_at`): the server heard the pump go away, while the broker still holds the `online` it
+retained as it connected. The copies read again carry it, and are applied as after that `offline` (`pumps._pump_seen`):
+the pump reads "Offline" when the copy is older than that `offline` (it comes on the connection that heard it, so
+whatever the pump said since came live, and nothing did; or the broker kept the bridge's session and the copy is
+QoS 1), else not vouched for ("Stale" by its last heard); never "Online".
 """
 
 import logging
 import time
 from collections.abc import Iterable
 from datetime import datetime
+from typing import NamedTuple
 
 from devices.ingest_selectors import device_pks_by_id
 from protocol import topics
@@ -33,12 +41,37 @@ CHECK_EVERY_S = 1.0  # how often the remembered pumps are looked up while there 
 WINDOW_S = 30.0  # how long after a re-read a retained status of the pump is taken as its copy
 
 
+class Heard(NamedTuple):
+    """What the server heard of a pump it turned away: when it last heard the pump itself (`at`; None: only the
+    broker), and when it then heard it told gone (`gone_at`: an `offline` received after that; None: none since), on
+    which of the link's connections (`gone_on`, `InboundMessage.generation`)."""
+
+    at: datetime | None = None
+    gone_at: datetime | None = None
+    gone_on: int | None = None
+
+    def hearing(self, received_at: datetime) -> "Heard":
+        """A live message of the pump itself: heard then, and no longer gone if it came after the `offline`."""
+        at = max(self.at or received_at, received_at)
+        if self.gone_at is not None and self.gone_at > at:
+            return self._replace(at=at)
+        return Heard(at)
+
+    def told_gone(self, message: InboundMessage) -> "Heard":
+        """An `offline` (a Will, the pump's goodbye, or a retained one): gone, unless heard live after it."""
+        if (self.at is not None and message.received_at < self.at) or (
+            self.gone_at is not None and message.received_at < self.gone_at
+        ):  # fmt: skip
+            return self
+        return self._replace(gone_at=message.received_at, gone_on=message.generation)
+
+
 class Rereads:
     """What the worker remembers of the pumps it turned away, and the retained statuses it asked the broker for."""
 
     def __init__(self) -> None:
-        self.turned_away: dict[str, datetime | None] = {}  # device id: last heard itself (None: only the broker)
-        self.asked: dict[str, tuple[datetime | None, float]] = {}  # device id: (last heard, window's end, monotonic)
+        self.turned_away: dict[str, Heard] = {}  # device id: what the server heard of it
+        self.asked: dict[str, tuple[Heard, float]] = {}  # device id: (what was heard, window's end, monotonic)
         self._next_check = 0.0
 
     def remember(self, messages: Iterable[InboundMessage]) -> None:
@@ -47,9 +80,11 @@ class Rereads:
             if message.unregistered is None:
                 continue
             device_id = topics.parse_device_topic(message.topic).device_id
-            heard = self.turned_away.pop(device_id, None)
-            if not message.retain and message.unregistered != "offline":
-                heard = max(heard or message.received_at, message.received_at)
+            heard = self.turned_away.pop(device_id, Heard())
+            if message.unregistered == "offline":
+                heard = heard.told_gone(message)
+            elif not message.retain:
+                heard = heard.hearing(message.received_at)
             self.turned_away[device_id] = heard  # the newest last: the oldest is forgotten first
             if len(self.turned_away) > LIMIT:
                 del self.turned_away[next(iter(self.turned_away))]
@@ -69,7 +104,8 @@ class Rereads:
                         extra={"device_id": device_id, "reason": "registered"})  # fmt: skip
 
     def mark(self, messages: Iterable[InboundMessage]) -> None:
-        """On intake: a retained status of a pump read again is applied as heard when it was last heard itself."""
+        """On intake: a retained status of a pump read again is applied as heard when it was last heard itself, and
+        after the `offline` heard since, if any."""
         if not self.asked:
             return
         for message in messages:
@@ -81,4 +117,7 @@ class Rereads:
                 continue
             asked = self.asked.get(parsed.device_id)
             if asked is not None and parsed.kind == topics.STATUS:
-                message.heard_at = asked[0]
+                heard = asked[0]
+                message.heard_at, message.gone_at = heard.at, heard.gone_at
+                # on the connection that heard it told gone: all the pump said since came live, and none came
+                message.news_since_gone = heard.gone_at is not None and heard.gone_on == message.generation

@@ -8,13 +8,8 @@ bridge's lost broker connection does. Real Mosquitto, bridge, Daphne and chromiu
 tests/realtime/bridge/test_presence_of_a_retained_copy.py.
 """
 
-import json
-import socket
-import threading
-import uuid
 from datetime import timedelta
 
-import paho.mqtt.client as mqtt
 import pytest
 from django.conf import settings
 from playwright.sync_api import expect
@@ -23,42 +18,12 @@ from devices.models import Device, DeviceEvent
 from devices.states import Connectivity, Presence, SessionStatus
 from tests.clinical.scenario import confirmed_run, wait_status
 from tests.factories import make_device, make_user, make_ward
-from tests.support.bridge import BridgeProcess, PumpClient, wait_until
+from tests.support.bridge import BridgeProcess, PumpClient, PumpWithWill, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
 BOOT = "boot-r44"
-
-
-class PumpWithWill:
-    """A pump on one MQTT connection with a Last Will `offline` that is NOT retained (the contract names no retain
-    flag for the Will; a firmware's `will_set(topic, payload)` defaults to not retained), whose power can be cut."""
-
-    def __init__(self, broker_url: str, device_id: str) -> None:
-        self.device_id, self.commands, self.powered = device_id, [], True
-        host, port = broker_url.removeprefix("mqtt://").split(":")
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pump-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv5)  # fmt: skip
-        self.client.will_set(f"devices/{device_id}/status", json.dumps({"status": "offline"}), qos=1, retain=False)
-        self.client.on_message = lambda _c, _u, message: self.commands.append(json.loads(message.payload))
-        subscribed = threading.Event()
-        self.client.on_subscribe = lambda *_args: subscribed.set()
-        self.client.connect(host, int(port), keepalive=5)
-        self.client.loop_start()
-        self.client.subscribe(f"devices/{device_id}/commands", qos=1)
-        assert subscribed.wait(timeout=10), "the broker never granted the commands subscription"
-
-    def publish(self, kind: str, payload: dict | bytes, *, qos: int = 1, retain: bool = False) -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload)
-        self.client.publish(f"devices/{self.device_id}/{kind}", body, qos=qos, retain=retain).wait_for_publish(10)
-
-    def power_off(self) -> None:
-        """The connection dies without a DISCONNECT: the broker publishes the Will."""
-        self.powered = False
-        self.client.loop_stop()
-        self.client.socket().shutdown(socket.SHUT_RDWR)
-        self.client.socket().close()
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from devices.models import DeadLetter, Device
 from devices.services.registration import pump_register
 from devices.states import Connectivity, Presence
 from tests.factories import make_ward
-from tests.support.bridge import PumpClient, wait_until
+from tests.support.bridge import PumpClient, PumpWithWill, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -65,3 +65,30 @@ def test_a_pump_of_the_original_firmware_registered_while_connected_is_heard_whe
         f"last heard {shown.last_seen_at}, after the server turned the pump's status away ({heard}) and last heard "
         "the pump itself: the broker's retained copy, read again after the registration, made it look heard anew"
     )
+
+
+def test_a_pump_that_died_before_it_was_registered_reads_offline_once_registered(shared_bridge, broker):
+    """The pump connected (`online`, retained), then its power was cut: the broker published its Last Will,
+    `offline`, not retained, and the bridge turned that away too. Registered afterwards, the broker's retained `online`
+    read again made it "Online" on every screen, though the server itself had heard it go away."""
+    pump = PumpWithWill(broker.url, "LATE_DIED")
+    try:
+        pump.publish("status", {"deviceId": "LATE_DIED", "status": "online", "firmwareVersion": "3.1"}, retain=True)
+        heard = turned_away("LATE_DIED")
+        pump.power_off()
+        wait_until(lambda: DeadLetter.objects.filter(source="LATE_DIED", reason="unknown_device",
+                                                     payload_excerpt__contains="offline").exists(), timeout=20,
+                   message="the pump's Will was never turned away as an unknown pump's")  # fmt: skip
+        register("LATE_DIED", has_presence=True)
+        wait_until(lambda: Device.objects.get(device_id="LATE_DIED").firmware_version == "3.1", timeout=20,
+                   message="the pump's retained status was not read again once registered")  # fmt: skip
+        shown = Device.objects.get(device_id="LATE_DIED")
+    finally:
+        cleaner = PumpClient(broker.url, "LATE_DIED")  # its retained `online` cleared, as its own connection is dead
+        cleaner.publish("status", b"", retain=True)
+        cleaner.close()
+    assert (shown.connectivity(), shown.presence) == (Connectivity.OFFLINE, Presence.OFFLINE), (
+        f"a pump whose Will the server heard before it was registered reads {shown.connectivity()} (presence "
+        f"{shown.presence}): the broker's `online`, retained before it died, read again made it look there"
+    )
+    assert shown.last_seen_at <= heard, "the copy read again made the dead pump look heard anew"

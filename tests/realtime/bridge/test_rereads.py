@@ -7,14 +7,16 @@ from datetime import timedelta
 
 import paho.mqtt.client as mqtt
 import pytest
+from django.conf import settings
 from django.utils import timezone
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.models import Device
 from devices.states import Connectivity, Presence
+from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import REREAD_SUBSCRIPTION, BrokerLink
-from realtime.bridge.rereads import CHECK_EVERY_S, LIMIT, WINDOW_S, Rereads
+from realtime.bridge.rereads import CHECK_EVERY_S, LIMIT, WINDOW_S, Heard, Rereads
 from tests.factories import make_device
 from tests.support.ingest import ingest, report
 
@@ -86,7 +88,85 @@ def test_only_the_pump_itself_live_is_a_hearing(django_capture_on_commit_callbac
     turned_away(capture, "P1", {"status": "offline"}, at_s=-30, rereads=rereads)
     turned_away(capture, "P1", ONLINE, at_s=-10, retain=True, rereads=rereads)
     turned_away(capture, "P2", ONLINE, retain=True, rereads=rereads)
-    assert rereads.turned_away == {"P1": live.received_at, "P2": None}
+    assert {device_id: heard.at for device_id, heard in rereads.turned_away.items()} == {"P1": live.received_at,
+                                                                                         "P2": None}  # fmt: skip
+
+
+def test_an_offline_after_the_last_live_message_is_remembered_until_the_pump_is_heard_again(
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """Its Last Will (not retained) or any `offline` after the pump last spoke: the server heard it go away. A live
+    message after it says it is back; one received before it (a later batch) does not."""
+    capture = django_capture_on_commit_callbacks
+    rereads, _ = turned_away(capture, "P1", ONLINE, at_s=-60)
+    _, will = turned_away(capture, "P1", {"status": "offline"}, at_s=-30, rereads=rereads)
+    turned_away(capture, "P1", ONLINE, at_s=-10, retain=True, rereads=rereads)  # the broker's copy: no hearing
+    _, before = turned_away(capture, "P1", {"status": "idle"}, at_s=-40, rereads=rereads)  # spoke before the Will
+    assert rereads.turned_away["P1"] == Heard(before.received_at, will.received_at, will.generation)
+    _, back = turned_away(capture, "P1", ONLINE, at_s=-5, rereads=rereads)
+    assert rereads.turned_away["P1"] == Heard(back.received_at, None), "heard live after its Will, still gone"
+    turned_away(capture, "P2", {"status": "offline"}, at_s=-5, rereads=rereads)
+    assert rereads.turned_away["P2"].gone_at is not None and rereads.turned_away["P2"].at is None
+
+
+def died_before_it_was_registered(
+    capture, device_id: str, *, generation: int = 0
+) -> tuple[InboundMessage, InboundMessage]:  # fmt: skip
+    """The pump connected (`online`, retained), died (its Will, `offline`, not retained), then was registered: its
+    retained `online`, read again (on the link's connection `generation`: the Will's, 0, unless it reconnected),
+    marked as the worker marks it. Returns its first, live `online`, and the copy."""
+    rereads, live = turned_away(capture, device_id, ONLINE, at_s=-60)
+    turned_away(capture, device_id, {"status": "offline"}, at_s=-45, rereads=rereads)
+    make_device(device_id, has_presence=True)
+    rereads.check(AskingLink(), clock=0.0)
+    copy = report(device_id, "status", ONLINE, retain=True)
+    copy.generation = generation
+    rereads.mark([copy])
+    assert copy.gone_at is not None, "the copy read again does not carry the Will the server heard"
+    return live, copy
+
+
+@pytest.mark.parametrize("reconnected", [False, True])
+def test_a_pump_that_died_before_it_was_registered_reads_offline_not_online(
+    django_capture_on_commit_callbacks, reconnected
+):  # fmt: skip
+    """Before, the retained `online` read again made it "Online" (presence online), though the server had heard its
+    Will: the copy is older than the Will, for what the pump published since would have come as news (on the same
+    connection; or, the bridge reconnected since, queued for its session that lasted: the copy is QoS 1)."""
+    live, copy = died_before_it_was_registered(django_capture_on_commit_callbacks, "DIED", generation=int(reconnected))
+    assert copy.news_since_gone is not reconnected
+    ingest([copy], django_capture_on_commit_callbacks)
+    pump = Device.objects.get(device_id="DIED")
+    assert (pump.connectivity(), pump.presence, pump.last_seen_at) == (Connectivity.OFFLINE, Presence.OFFLINE,
+                                                                        live.received_at), (
+        f"a pump whose Will the server heard reads {pump.connectivity()} (presence {pump.presence}) once registered"
+    )  # fmt: skip
+    assert pump.firmware_version == "3.1", "the copy's content is applied all the same"
+
+
+def test_a_pump_that_died_before_it_was_registered_is_not_vouched_for_by_a_copy_the_bridge_cannot_date(
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """The bridge reconnected since it heard the Will, its session not kept (or the copy is QoS 0): the pump may have
+    come back while the bridge was away, so the copy vouches for nothing, as for a registered pump
+    (`pumps._presence_of_a_copy`): stale by its last heard, neither "Online" nor "Offline" for ever."""
+    live, copy = died_before_it_was_registered(django_capture_on_commit_callbacks, "DIED2", generation=1)
+    copy.session_kept = False
+    ingest([copy], django_capture_on_commit_callbacks)
+    pump = Device.objects.get(device_id="DIED2")
+    later = live.received_at + timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] + 1)
+    assert (pump.presence, pump.connectivity(now=later)) == (Presence.UNKNOWN, Connectivity.STALE)
+
+
+def test_a_pump_heard_live_since_it_was_registered_is_not_told_gone_by_its_old_will(
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """It came back (its new `online`, live) after it was registered and before the copy arrived: online."""
+    _, copy = died_before_it_was_registered(django_capture_on_commit_callbacks, "BACK")
+    ingest([report("BACK", "status", ONLINE, at_s=-1)], django_capture_on_commit_callbacks)
+    ingest([copy], django_capture_on_commit_callbacks)
+    pump = Device.objects.get(device_id="BACK")
+    assert (pump.connectivity(), pump.presence) == (Connectivity.ONLINE, Presence.ONLINE)
 
 
 def test_a_copy_of_the_offline_read_again_shows_the_pump_offline_heard_when_it_last_spoke(
@@ -155,3 +235,20 @@ def test_heard_at_never_moves_last_heard_back(django_capture_on_commit_callbacks
     copy.heard_at = now - timedelta(minutes=5)
     ingest([copy], django_capture_on_commit_callbacks)
     assert Device.objects.get(device_id="HEARD").last_seen_at == now
+
+
+def test_a_pump_the_server_only_heard_of_from_the_broker_and_then_its_will_is_not_online(
+    django_capture_on_commit_callbacks,
+):  # fmt: skip
+    """Its `online` came as a retained copy (the bridge started after it connected), then its Will: the copy read
+    again once registered is no hearing and vouches for no presence, so the pump reads "Never heard", not "Online"."""
+    capture = django_capture_on_commit_callbacks
+    rereads, _ = turned_away(capture, "ONLY_COPY", ONLINE, at_s=-60, retain=True)
+    turned_away(capture, "ONLY_COPY", {"status": "offline"}, at_s=-45, rereads=rereads)
+    make_device("ONLY_COPY", has_presence=True)
+    rereads.check(AskingLink(), clock=0.0)
+    copy = report("ONLY_COPY", "status", ONLINE, retain=True)
+    rereads.mark([copy])
+    ingest([copy], capture)
+    pump = Device.objects.get(device_id="ONLY_COPY")
+    assert (pump.connectivity(), pump.last_seen_at) == (Connectivity.UNKNOWN, None), pump.connectivity()
