@@ -83,7 +83,9 @@ def completion_apply(device: Device, report: DevicePayload, now: datetime) -> bo
         unordered_infusion_ended(device=device, reason="the pump reports completed", now=now)
         return pump_state_set(device=device, state=PumpState.IDLE)
     session.completion = report.model_dump(mode="json", exclude_none=True)  # kept by either ending
-    if completion_short_end(device=device, session=session, now=now, summary=getattr(report, "summary", None)):
+    sent = report.timestamp if report.timestamp is not None else getattr(report, "completedAt", None)
+    if completion_short_end(device=device, session=session, now=now, summary=getattr(report, "summary", None),
+                            sent=sent):  # fmt: skip
         return pump_state_set(device=device, state=PumpState.IDLE)  # not the order delivered: interrupted, said so
     session_move_reported(device, session, SessionStatus.COMPLETED, now, at_pump="completed at the pump")
     change_record(device=device, event=events.DEVICE_INFUSION_COMPLETED, body=payloads.completion_body(session))

@@ -7,7 +7,8 @@ an unseeded `random()`); for the original firmware (no `bootId`), when a non-ret
 uptime), or on its post-boot `test` message. Retained replays never count. A restart ends the active session
 `interrupted` with a high `infusion_interrupted` alarm stating the volume delivered in all (unless the pump then
 reports that infusion running: evidence wins). An `idle`/`healthy` report ends a running or paused session
-`completed` only when its last progress said completed or nothing remained, else `interrupted`.
+`completed` only when its last progress said completed or nothing remained (but what the pump could have delivered
+since: `unreported.py`), else `interrupted`.
 """
 
 import logging
@@ -21,7 +22,8 @@ from devices.services.pump_state import pump_state_set
 from devices.services.records import message_receipts_retire
 from devices.services.restart_commands import commands_lost_in_restart, commands_sent_to_the_new_run
 from devices.services.sessions import session_transition
-from devices.services.tolerances import VOLUME_TOLERANCE_ML
+from devices.services.tolerances import VOLUME_TOLERANCE_ML, is_figure
+from devices.services.unreported import percent_says_finished, unreported_ml
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
     SESSION_ON_PUMP_STATUSES,
@@ -229,12 +231,16 @@ def boot_moment(received_at: datetime, uptime_ms: object) -> datetime | None:
     return received_at - timedelta(milliseconds=uptime_ms)
 
 
-def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> InfusionSession | None:
-    """An `idle`/`healthy` report: a running or paused session ends completed if nothing remained, else interrupted."""
+def session_end_on_idle(
+    *, device: Device, reported: str, now: datetime, sent: object = None
+) -> InfusionSession | None:  # fmt: skip
+    """An `idle`/`healthy` report (received `now`, sent at its own `sent`): a running or paused session ends completed
+    if nothing remained but what the pump could have delivered since its last progress, else interrupted."""
     session = InfusionSession.objects.filter(device=device, status__in=SESSION_ON_PUMP_STATUSES).first()
     if session is None:
         return None
-    if progress_says_finished(session.progress_on(device)):
+    unreported = unreported_ml(device=device, session=session, sent=sent, received_at=now)
+    if progress_says_finished(session.progress_on(device), unreported=unreported, planned_ml=session.planned_volume_ml):
         session_transition(device=device, session=session, to=SessionStatus.COMPLETED, now=now,
                            reason=f"the pump reports {reported} after its last progress said finished")  # fmt: skip
     else:
@@ -242,16 +248,16 @@ def session_end_on_idle(*, device: Device, reported: str, now: datetime) -> Infu
     return session
 
 
-def progress_says_finished(progress: dict | None) -> bool:
-    """Whether a progress report said completed, or that nothing remained to infuse."""
+def progress_says_finished(progress: dict | None, *, unreported: float = 0.0, planned_ml: float = 0.0) -> bool:
+    """Whether a progress report said completed, or that nothing remained to infuse but the `unreported` mL the pump
+    could have delivered since (`unreported.unreported_ml`; of the order's `planned_ml`, for its percentage)."""
     progress = progress or {}
     if progress.get("status") == "completed":
         return True
     remaining = progress.get("volumeRemainingMl")
-    if isinstance(remaining, int | float) and remaining <= VOLUME_TOLERANCE_ML:
+    if is_figure(remaining) and remaining <= VOLUME_TOLERANCE_ML + unreported:
         return True
-    percent = percent_of(progress)
-    return percent is not None and percent >= 100
+    return percent_says_finished(percent_of(progress), planned_ml=planned_ml, unreported=unreported)
 
 
 def infusion_interrupt(*, device: Device, session: InfusionSession, reason: str, now: datetime) -> None:

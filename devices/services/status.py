@@ -136,8 +136,11 @@ def _status_at_pump(to: SessionStatus) -> Callable[[Device, DevicePayload, datet
             return _other_infusion_status(device, report, named, session, pump_state, now)
         # A status that moves nothing (a heartbeat) leaves a silence alarm as it is: only progress or a move of the
         # session ends a silence, which is what the silence check measures from (`silent_sessions_filter`)
-        if to != SessionStatus.COMPLETED or not completion_short_end(device=device, session=session, now=now):
-            session_move_reported(device, session, to, now, answers=answers)  # short of the order: interrupted
+        ended_short = to == SessionStatus.COMPLETED and completion_short_end(
+            device=device, session=session, now=now, sent=report.timestamp
+        )  # short of the order: interrupted
+        if not ended_short:
+            session_move_reported(device, session, to, now, answers=answers)
         pump_state_set(device=device, state=pump_state)
         if pump_state == PumpState.IDLE:
             unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
@@ -243,7 +246,7 @@ def _status_idle(device: Device, report: DevicePayload, now: datetime) -> bool:
         session_move_reported(device, session, SessionStatus.STOPPED, now, answers=CommandKind.STOP_INFUSION)
     else:
         commands_answered_settle(device, None, CommandKind.STOP_INFUSION, report.status, now)
-        session_end_on_idle(device=device, reported=report.status, now=now)
+        session_end_on_idle(device=device, reported=report.status, now=now, sent=report.timestamp)
     pump_state_set(device=device, state=PumpState.IDLE)
     unordered_infusion_ended(device=device, reason=f"the pump reports {report.status}", now=now)
     return True

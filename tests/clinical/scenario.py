@@ -55,12 +55,12 @@ def published(pump: PumpClient, kind: str) -> list[dict]:
     return [command for command in pump.commands if command["command"] == kind]
 
 
-def confirmed_run(pump, device_id: str, *, boot: str, ward=None) -> InfusionSession:
-    """`device_id` registered (in `ward`, bed 12), an order started on it and confirmed by `pump` with the order's own
-    parameters (read-back `match`), then one running progress (6 of 30 mL), `seq` 1 and 2 of `boot`; returned once
-    that progress is stored."""
+def confirmed_run(pump, device_id: str, *, boot: str, ward=None, **order_fields) -> InfusionSession:
+    """`device_id` registered (in `ward`, bed 12), an order (`make_order(**order_fields)`) started on it and confirmed
+    by `pump` with the order's own parameters (read-back `match`), then one running progress (6 of 30 mL) at its rate,
+    `seq` 1 and 2 of `boot`; returned once that progress is stored."""
     make_device(device_id, ward=ward, bed="12")
-    session = infusion_start(device_id=device_id, order=make_order())
+    session = infusion_start(device_id=device_id, order=make_order(**order_fields))
     wait_until(lambda: published(pump, "START_INFUSION"), message="START never reached the pump")
     order = published(pump, "START_INFUSION")[0]["payload"]
     parameters = {"flowRateMlMin": order["flowRateMlMin"], "plannedVolumeMl": order["plannedVolumeMl"],
@@ -69,7 +69,8 @@ def confirmed_run(pump, device_id: str, *, boot: str, ward=None) -> InfusionSess
     pump.publish("infusion", {"infusionId": session.infusion_id, "confirmed": True, "parameters": parameters,
                               "bootId": boot, "seq": 1})  # fmt: skip
     pump.publish("progress", {"status": "running", "infusionId": session.infusion_id, "deliveredVolumeMl": 6.0,
-                              "volumeRemainingMl": 24.0, "flowRate": 2.0, "bootId": boot, "seq": 2})  # fmt: skip
+                              "volumeRemainingMl": 24.0, "flowRate": order["flowRateMlMin"], "bootId": boot,
+                              "seq": 2})  # fmt: skip
     wait_status(session.infusion_id, SessionStatus.RUNNING)
     wait_until(lambda: (InfusionSession.objects.get(pk=session.pk).progress() or {}).get("deliveredVolumeMl") == 6.0,
                message="the first progress never arrived")  # fmt: skip
