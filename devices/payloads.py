@@ -246,6 +246,7 @@ def command_body(command: Command) -> wire.CommandEvent:
             infusionId=command.session.infusion_id if command.session_id else None,
             error=command.error or None,
             createdAt=command.created_at,
+            askedAt=command.asked_at,
             expiresAt=command.expires_at,
             endedAt=command.ended_at,
             pumpConnectivity=command.pump_connectivity or None,

@@ -245,6 +245,19 @@ def pump_statuses_since(*, device: Device, since: datetime) -> list[dict]:
     return [{**event.payload, "receivedAt": event.received_at} for event in events.order_by("-received_at", "-id")]
 
 
+def pump_action_after(*, device: Device, after: datetime) -> DeviceEvent | None:
+    """The first action at the pump's screen (`actions`: MANUAL_PAUSE, MANUAL_RESUME, ...) received after `after`."""
+    actions = DeviceEvent.objects.filter(device=device, kind="mqtt.actions", received_at__gt=after)
+    return actions.order_by("received_at", "id").first()
+
+
+def press_joined(*, device: Device, kind: str, since: datetime, idempotency_key: str) -> bool:
+    """Whether a press under `idempotency_key` was recorded as joining a command under way (`kind`: its
+    `user.<command>` event) since `since`: the same request again (its reply lost) is not recorded twice."""
+    presses = DeviceEvent.objects.filter(device=device, kind=kind, received_at__gte=since)
+    return presses.filter(payload__idempotencyKey=idempotency_key, payload__joined__isnull=False).exists()
+
+
 def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
     """The pump's most recent audit events, newest first."""
     return list(DeviceEvent.objects.filter(device=device).select_related("user", "session")[:limit])

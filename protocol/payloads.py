@@ -266,6 +266,9 @@ class Command(Payload):
     # v1.1: when the outbox marked it handed, committed before paho had it: it may have reached the pump though its
     # publication (`publishedAt`) is not recorded (the bridge stalled or stopped in between); null if never handed
     handedAt: Timestamp | None = None
+    # v1.2: when the person pressed, as her page told it on the server's clock (null: the server's own command, or one
+    # from before it was kept); `createdAt` is when the request reached the server
+    askedAt: Timestamp | None = None
 
 
 class CommandEvent(Payload):

@@ -25,6 +25,9 @@ class Command(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # When the person pressed, as her page told it on the server's clock (`askedAt`; null: asked by the server, or
+    # from before it was kept): a request that arrives too long after it is refused (`requests.infusion_request`).
+    asked_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
     # When the outbox handed it to the broker (the link took it): published, though still `queued` until the
     # broker's PUBACK is recorded (`sent_at`); the pump may already act on it.

@@ -118,12 +118,14 @@ def command_queue(
     now: datetime | None = None,
     idempotency_key: str = "",
     clears_screen: bool = False,
+    asked_at: datetime | None = None,
 ) -> Command:
     """Queue a command for the bridge to publish; call inside the transaction that holds `device_lock`.
 
     The pump's connectivity at this moment is kept on the record (a stale or offline pump's command is
     queued all the same: it ends `done` if the pump comes back and acts in time). `clears_screen`: a STOP that only
     clears the confirm screen of an order ended unconfirmed (`clearing_stops.py`), re-checked before it goes out.
+    `asked_at`: when the person pressed, as her page told it (`requests.infusion_request`).
     """
     now = now or timezone.now()
     command = Command.objects.create(
@@ -131,7 +133,7 @@ def command_queue(
         created_by=user if getattr(user, "is_authenticated", False) else None,
         created_at=now, state_changed_at=now, expires_at=now + command_lifetime(kind),
         pump_connectivity=device.connectivity(now=now), idempotency_key=idempotency_key[:64],
-        clears_screen=clears_screen,
+        clears_screen=clears_screen, asked_at=asked_at,
     )  # fmt: skip
     event_record(
         device=device, session=session, kind="command.queued", user=user, received_at=now,

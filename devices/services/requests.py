@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
-from devices.selectors import pump_statuses_since
+from devices.selectors import press_joined, pump_action_after, pump_statuses_since
+from devices.services.asked_at import ASKED_AT_MOST_S
 from devices.services.changes import device_lock, event_record
 from devices.services.clearing_stops import (
     TIME_OUT_STOP_REASON,
@@ -95,18 +96,27 @@ USER_COMMAND_NEEDS = {
 
 def infusion_request(
     *, device_id: str, kind: CommandKind, infusion_id: str | None, user: Any = None, reason: str = "",
-    idempotency_key: str = "",
+    idempotency_key: str = "", asked_at: datetime | None = None, now: datetime | None = None,
 ) -> Command:  # fmt: skip
     """Queue PAUSE, RESUME or STOP for the infusion the person saw; the session moves when the pump reports.
 
     `infusion_id` is the infusion the person's dialog named (None: the pump's own infusion, without an order). If
     another infusion is on the pump now (hers ended, a colleague started another), it is refused
-    (`infusion_changed`): a command acts only on what she saw. A repeated request (the same idempotency key, or
-    the same command still under way for the same infusion) answers the command already queued instead of
-    queueing a second one. STOP needs no session when the pump reports infusing without an order.
+    (`infusion_changed`): a command acts only on what she saw. A repeated request (the same idempotency key) answers
+    the command it queued; the same command still under way for the same infusion, asked by another press (a
+    colleague's at the same moment), answers that command too, and her press is recorded as joining it
+    (`user.<command>` with `joined`), never a second command to the pump. STOP needs no session when the pump reports
+    infusing without an order.
+
+    `asked_at`: when she pressed, as her page told it on the server's clock (None: not judged, a caller of the
+    server's own). A request that reached the server more than ASKED_AT_MOST_S after it (held up in a stalled
+    network), or after which the pump reported a change (`_changed_since`), is refused (`command_late`,
+    `pump_changed`), nothing sent, and the refusal recorded (`user.command_refused`): it asked for what the screen
+    showed at the press (review 46). A repeat of a request already answered is answered as before, however late.
     """
     if kind not in USER_COMMAND_NEEDS:
         raise PumpStreamError(f"{kind} cannot be requested here", code="invalid_command")
+    now = now or timezone.now()
     with transaction.atomic():
         device = device_lock(device_id=device_id)
         session = _infusion_shown_check(device, infusion_id)
@@ -121,18 +131,105 @@ def infusion_request(
         if session is None and not (kind == CommandKind.STOP_INFUSION and _infusing_without_order(device)):
             raise PumpStreamError(f"No infusion on this pump can take {kind}", code="illegal_transition")
         repeat = command_repeat_find(device=device, kind=kind, session=session, idempotency_key=idempotency_key)
-        if repeat is not None:
-            return repeat
+        if repeat is not None and idempotency_key and repeat.idempotency_key == idempotency_key[:64]:
+            return repeat  # this very request again (its reply lost): answered, not asked again
         infusion_id, reason = session.infusion_id if session else None, text_kept(reason)  # the log's "(<reason>)"
-        payload: dict = {"infusionId": infusion_id}
-        if kind == CommandKind.PAUSE_INFUSION:
-            payload["reason"] = reason or "paused by user"
-        elif kind == CommandKind.STOP_INFUSION:
-            payload.update(reason=reason or "stopped by user", emergency=False)
         audit = {"infusionId": infusion_id, "reason": reason, **_order_waiting(device, session)}
-        event_record(device=device, session=session, kind=f"user.{kind.lower()}", payload=audit, user=user)
-        return command_queue(device=device, kind=kind, session=session, payload=payload, user=user,
-                             idempotency_key=idempotency_key)  # fmt: skip
+        if asked_at is not None:
+            audit["askedAt"] = asked_at.isoformat()
+        refused = _asked_too_late(device, session, kind, asked_at, now) if asked_at is not None else None
+        if refused is not None:
+            event_record(device=device, session=session, kind="user.command_refused", user=user, received_at=now,
+                         payload={**audit, "command": kind, "refused": refused.code, "message": refused.message,
+                                  "receivedAfterS": round((now - asked_at).total_seconds(), 1)})  # fmt: skip
+        elif repeat is not None:
+            if not _press_recorded(device, kind, repeat, idempotency_key):
+                joined = {"joined": str(repeat.command_id), "idempotencyKey": idempotency_key[:64],
+                          "joinedBy": repeat.created_by.get_username() if repeat.created_by_id else None}  # fmt: skip
+                event_record(device=device, session=session, kind=f"user.{kind.lower()}", user=user, received_at=now,
+                             payload={**audit, **joined})  # fmt: skip
+            return repeat
+        else:
+            payload: dict = {"infusionId": infusion_id}
+            if kind == CommandKind.PAUSE_INFUSION:
+                payload["reason"] = reason or "paused by user"
+            elif kind == CommandKind.STOP_INFUSION:
+                payload.update(reason=reason or "stopped by user", emergency=False)
+            event_record(device=device, session=session, kind=f"user.{kind.lower()}", payload=audit, user=user,
+                         received_at=now)  # fmt: skip
+            return command_queue(device=device, kind=kind, session=session, payload=payload, user=user, now=now,
+                                 idempotency_key=idempotency_key, asked_at=asked_at)  # fmt: skip
+    raise refused  # recorded (committed above), nothing queued
+
+
+COMMAND_WORD = {
+    CommandKind.PAUSE_INFUSION: "Pause",
+    CommandKind.RESUME_INFUSION: "Resume",
+    CommandKind.STOP_INFUSION: "Stop",
+}
+
+
+def _asked_too_late(
+    device: Device, session: InfusionSession | None, kind: CommandKind, asked_at: datetime, now: datetime
+) -> PumpStreamError | None:
+    """Why a person's command pressed at `asked_at` must not be carried out now, or None.
+
+    Refused (review 46): one after whose press the pump reported a change (`_changed_since`: said first, it tells her
+    most), or that reached the server more than ASKED_AT_MOST_S after the press (held up in a network that stalled:
+    meanwhile she may have acted at the pump, which a screen not live did not show her); also one whose press is dated
+    more than that after the server's clock (the page's estimate is off: its age cannot be judged).
+
+    For Stop as for Pause and Resume (docs/clinical-rules.md, "A command held up in the network"): a late Stop is not
+    the safe side, for it cannot be taken back (it ends the order: only a new order and a confirmation at the pump
+    bring the infusion back, a vasopressor stopped meanwhile), while refused she is told at once, presses again or
+    stops it at the pump."""
+    word, pressed = COMMAND_WORD[kind], _clock(asked_at)
+    changed = _changed_since(device, session, asked_at)  # first: what happened at the pump tells her most
+    if changed is not None:
+        return PumpStreamError(f"The pump changed after you pressed {word} (at {pressed}): {changed}. Nothing was sent "
+                               "to the pump. Look at the pump, then press again", code="pump_changed")  # fmt: skip
+    age_s = (now - asked_at).total_seconds()
+    if age_s > ASKED_AT_MOST_S:
+        return PumpStreamError(f"Your {word} reached the server {age_s:.0f} s after you pressed it (at {pressed}): the "
+                               "pump may have changed since, so nothing was sent to it. Look at the pump, then press "
+                               "again", code="command_late")  # fmt: skip
+    if -age_s > ASKED_AT_MOST_S:
+        return PumpStreamError(f"Your {word} is dated {-age_s:.0f} s after the server's clock (this screen's clock is "
+                               "off), so when you pressed it cannot be told: nothing was sent to the pump. Press "
+                               "again", code="command_late")  # fmt: skip
+    return None
+
+
+AT_THE_PUMP = {"MANUAL_PAUSE": "paused", "MANUAL_RESUME": "resumed", "MANUAL_STOP": "stopped"}
+
+
+def _changed_since(device: Device, session: InfusionSession | None, asked_at: datetime) -> str | None:
+    """What the pump reported after the press that the screen could not have shown when she pressed, or None: a
+    person acted at the pump's screen (its first `actions` report since: MANUAL_PAUSE, MANUAL_RESUME, ...), or the
+    infusion she named moved (paused, resumed: `status_changed_at`, set when the pump's report is applied). Both are on
+    the server's clock, as `asked_at` is (the page's estimate, which errs later, never earlier: a change a round trip
+    after the press may be missed, never one before it taken for after)."""
+    action = pump_action_after(device=device, after=asked_at)
+    if action is not None:
+        said = action.payload.get("action") if isinstance(action.payload, dict) else None
+        done = f"{AT_THE_PUMP[said]} at its screen" if said in AT_THE_PUMP else f"{said or 'an action'} at its screen"
+        return f"it reported the infusion {done} at {_clock(action.received_at)}"
+    if session is not None and session.status_changed_at > asked_at:
+        return f"it reported the infusion {session.status} at {_clock(session.status_changed_at)}"
+    return None
+
+
+def _clock(moment: datetime) -> str:
+    """A moment as the pages show it: the time of day in the server's zone."""
+    return f"{timezone.localtime(moment):%H:%M:%S}"
+
+
+def _press_recorded(device: Device, kind: CommandKind, command: Command, idempotency_key: str) -> bool:
+    """Whether this press (its key) was recorded already as joining `command`: its reply lost, it came again."""
+    if not idempotency_key:
+        return False
+    return press_joined(device=device, kind=f"user.{kind.lower()}", since=command.created_at,
+                        idempotency_key=idempotency_key[:64])  # fmt: skip
 
 
 def _infusion_shown_check(device: Device, infusion_id: str | None) -> InfusionSession | None:

@@ -7,12 +7,14 @@ record a DeviceEvent with the user.
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from functools import wraps
 
 from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse, QueryDict
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from prometheus_client import Counter
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
@@ -29,6 +31,7 @@ from devices.selectors import (
 )
 from devices.services.alarm_rules import alarm_resolve
 from devices.services.alarms import alarm_acknowledge
+from devices.services.asked_at import ASKED_AT_EXPECTED, asked_moment
 from devices.services.requests import infusion_cancel, infusion_record_end, infusion_request
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind
@@ -44,8 +47,16 @@ USER_COMMANDS = {
     "resume": CommandKind.RESUME_INFUSION,
     "stop": CommandKind.STOP_INFUSION,
 }
-STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "invalid_reason": 400, "not_found": 404}  # else 409
+STATUS_FOR_CODE = {"invalid_order": 400, "invalid_command": 400, "invalid_reason": 400, "not_found": 404,
+                   "asked_at_required": 400}  # else 409  # fmt: skip
 CONFLICT = 409
+ASKED_AT_REQUIRED = (
+    "This page did not say when you pressed (a page older than the server): nothing was sent to the pump. Reload the "
+    "page, then press again"
+)
+COMMANDS_REFUSED = Counter(
+    "pumpstream_commands_refused_total", "People's Pause, Resume and Stop requests refused, by code", ["code"]
+)
 
 
 def error_response(message: str, *, code: str, status: int, field: str | None = None, **extra) -> JsonResponse:
@@ -129,20 +140,38 @@ def infusion_placed_api(request: HttpRequest, device_id: str, key: str) -> JsonR
 @require_POST
 @api_endpoint(COMMAND_PERMISSION)
 def infusion_command_api(request: HttpRequest, device_id: str) -> JsonResponse:
-    """Queue PAUSE, RESUME or STOP for the infusion the page showed (`infusionId`); answers the command (202)."""
+    """Queue PAUSE, RESUME or STOP for the infusion the page showed (`infusionId`), pressed at `askedAt`; answers the
+    command (202). A refusal is counted by its code (`pumpstream_commands_refused_total`) and logged."""
     if device_visible_to(request.user, device_id) is None:
         return not_found("pump")
     data = request_data(request)
-    kind = USER_COMMANDS.get(str(data.get("command", "")).lower())
-    if kind is None:
-        return error_response("Command must be pause, resume or stop", code="invalid_command", status=400,
-                              field="command")  # fmt: skip
-    reason = str(data.get("reason", ""))[:200]
-    key = str(data.get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
-    command = infusion_request(device_id=device_id, kind=kind, infusion_id=infusion_shown(data), user=request.user,
-                               reason=reason, idempotency_key=key)  # fmt: skip
+    try:
+        kind = USER_COMMANDS.get(str(data.get("command", "")).lower())
+        if kind is None:
+            raise PumpStreamError("Command must be pause, resume or stop", code="invalid_command", field="command")
+        reason = str(data.get("reason", ""))[:200]
+        key = str(data.get("idempotencyKey", "") or request.headers.get("Idempotency-Key", ""))[:64]
+        command = infusion_request(device_id=device_id, kind=kind, infusion_id=infusion_shown(data), user=request.user,
+                                   reason=reason, idempotency_key=key, asked_at=asked_shown(data))  # fmt: skip
+    except PumpStreamError as refused:
+        COMMANDS_REFUSED.labels(refused.code).inc()
+        logger.info("infusion command refused", extra={"device_id": device_id, "code": refused.code})
+        raise
     logger.info("infusion command requested", extra={"device_id": device_id, "command": kind})
     return JsonResponse(payload_to_wire(payloads.command_body(command)), status=202)
+
+
+def asked_shown(data: QueryDict | dict) -> datetime:
+    """When the person pressed (`askedAt`, required: ISO 8601 with its offset, on the server's clock as her page knows
+    it). A request without it comes from a page older than the server (the API takes only a signed-in person's
+    session, so its clients are the pages): refused, `asked_at_required`, never carried out unjudged however late."""
+    value = data.get("askedAt")
+    if value is None or value == "":
+        raise PumpStreamError(ASKED_AT_REQUIRED, code="asked_at_required", field="askedAt")
+    moment = asked_moment(value)
+    if moment is None:
+        raise PumpStreamError(ASKED_AT_EXPECTED, code="invalid_command", field="askedAt")
+    return moment
 
 
 def infusion_shown(data: QueryDict | dict) -> str | None:

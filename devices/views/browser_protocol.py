@@ -6,6 +6,7 @@ reads it, so no event name or state grouping is copied into the JavaScript.
 
 from django.http import HttpRequest
 
+from devices.services.asked_at import ASKED_AT_MOST_S
 from devices.services.start_refusals import REFUSED_BY_THE_PUMP
 from devices.states import (
     ACTIVE_SESSION_STATUSES,
@@ -47,6 +48,7 @@ def browser_protocol() -> dict:
         "unsettledCommandStates": [state.value for state in COMMAND_UNSETTLED_STATES],
         "infusingPumpStates": [state.value for state in PUMP_INFUSING_STATES],
         "refusedByThePump": REFUSED_BY_THE_PUMP,  # how a session's reason begins for a pump's own refusal
+        "askedAtMostS": ASKED_AT_MOST_S,  # a press whose request reaches the server later than this is refused
     }
 
 

@@ -7,6 +7,9 @@ words, test messages) is left out: `event_text` returns None for it.
 
 from collections.abc import Callable
 
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
 from devices.models import DeviceEvent
 from devices.services.named import REPORT_FOR_OTHER_INFUSION
 from devices.services.start_refusals import REFUSED_BY_THE_PUMP
@@ -62,7 +65,33 @@ def _start(event: DeviceEvent, payload: dict) -> str:
 
 
 def _user_command(verb: str) -> Callable[[DeviceEvent, dict], str]:
-    return lambda event, payload: f"{_who(event)} asked the pump to {verb}{_reason(payload)}"
+    """A person's press: "nurse asked the pump to pause (line change), pressed at 10:02:11"; one that joined a
+    colleague's command under way says so (nothing more was sent to the pump)."""
+
+    def text(event: DeviceEvent, payload: dict) -> str:
+        said = f"{_who(event)} asked the pump to {verb}{_reason(payload)}{_pressed(event, payload)}"
+        if payload.get("joined"):
+            by = f" asked by {payload['joinedBy']}" if isinstance(payload.get("joinedBy"), str) else ""
+            said += f": joined the {verb} already under way{by} (not sent again)"
+        return said
+
+    return text
+
+
+def _pressed(event: DeviceEvent, payload: dict) -> str:
+    """When she pressed, as her page told it (", pressed at 10:02:11"), when the event says it."""
+    moment = parse_datetime(payload["askedAt"]) if isinstance(payload.get("askedAt"), str) else None
+    return f", pressed at {timezone.localtime(moment):%H:%M:%S}" if moment and moment.tzinfo else ""
+
+
+def _command_refused(event: DeviceEvent, payload: dict) -> str:
+    """A press not carried out: its request came too late, or the pump changed after it (review 46)."""
+    verb = COMMAND_VERB.get(payload.get("command"), "act")
+    late = payload.get("receivedAfterS")
+    came = f", reached the server {late:.0f} s later" if isinstance(late, int | float) and late >= 1 else ""
+    why = "the pump reported a change after the press" if payload.get("refused") == "pump_changed" else "too late"
+    return (f"{_who(event)} asked the pump to {verb}{_pressed(event, payload)}{came}: refused ({why}), nothing sent "
+            "to the pump")  # fmt: skip
 
 
 def _session(event: DeviceEvent, payload: dict) -> str:
@@ -108,6 +137,7 @@ TEXT_OF_KIND: dict[str, Callable[[DeviceEvent, dict], str | None]] = {
     "user.pause_infusion": _user_command("pause"),
     "user.resume_infusion": _user_command("resume"),
     "user.stop_infusion": _user_command("stop"),
+    "user.command_refused": _command_refused,
     "user.alarm_acknowledged": lambda event, p: f"{_who(event)} acknowledged the {_alarm_name(p)} alarm",
     "user.alarm_resolved": lambda event, p: f"{_who(event)} resolved the {_alarm_name(p)} alarm{_reason(p)}",
     "alarm.cleared": lambda event, p: f"Alarm cleared: {_alarm_name(p)}",

@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from devices.access_selectors import ward_has_member, ward_named
 from devices.exceptions import PumpStreamError
+from devices.services.asked_at import ASKED_AT_EXPECTED, ASKED_AT_MOST_S, asked_moment
 from devices.services.silences import REASON_MAX, SILENCE_PERMISSION, AlarmSeen, ward_silence, ward_silence_end
 from devices.ward_payloads import silence_body
 from protocol.payload_codec import payload_to_wire
@@ -16,9 +16,6 @@ from realtime.sio.auth import Principal
 from realtime.sio.limits import ConnectionLimits, RequestRefused
 
 WARD = re.compile(r"^[-a-zA-Z0-9_]{1,32}$")
-# A silence asked longer ago than this, on the server's clock, is refused: a request held in a network that stalled
-# (TCP delivers it once the network recovers) asked for what the station showed then, not now (review 32).
-ASKED_AT_MOST_S = 5.0
 # The alarms a screen may list as shown (`seen`): more than a ward's station ever shows at once.
 SEEN_AT_MOST = 2000
 SEEN_EXPECTED = f"Expected {{seen: [{{id, alerts, tier}}, ...]}}: the alarms shown, at most {SEEN_AT_MOST}"
@@ -94,12 +91,9 @@ def _refuse_if_asked_long_ago(asked_at: Any, limits: ConnectionLimits, *, now: d
     later, under that person's name. No `askedAt` (an integration's own client): not judged."""
     if asked_at is None:
         return
-    try:
-        moment = parse_datetime(asked_at) if isinstance(asked_at, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        limits.strike("Expected {askedAt: ...} as an ISO 8601 time with its offset")
+    moment = asked_moment(asked_at)
+    if moment is None:
+        limits.strike(ASKED_AT_EXPECTED)
     age_s = (now - moment).total_seconds()
     if age_s > ASKED_AT_MOST_S:
         raise RequestRefused(f"Silence asked {age_s:.0f} s ago, held up by the network: nothing silenced. Ask again")

@@ -1,7 +1,7 @@
 // The monitor's controls: Pause / Resume / Stop, Cancel start… and End record… with their confirmation dialog, and
 // the recent commands as they move. Reads the Monitor's state (monitor.js); holds none of its own.
 
-import { ACTIVE_SESSION_STATUSES as ACTIVE, EVENTS } from "./protocol.js";
+import { ACTIVE_SESSION_STATUSES as ACTIVE, ASKED_AT_MOST_S, EVENTS } from "./protocol.js";
 import { COMMAND_LABEL, CONNECTIVITY_LABEL, clock, commandOverdue, commandStateText, serverNowMs } from "./format.js";
 import { postJson } from "./http.js";
 import { CommandConfirmation } from "./confirm_dialog.js";
@@ -20,6 +20,7 @@ export class MonitorControls {
   constructor(monitor) {
     this.monitor = monitor;
     this.sent = null; // {command, infusionId, status}: Cancel start… or End record… sent, its live event not yet seen
+    this.sending = new Map(); // command ("pause") -> when pressed: a Pause, Resume or Stop whose answer has not come
     this.overdueShown = ""; // the ids of the commands shown past their deadline
   }
 
@@ -57,7 +58,9 @@ export class MonitorControls {
     if (sent && (session?.infusionId !== sent.infusionId || session?.status !== sent.status)) this.sent = null;
     const asked = this.sent?.command; // asked once: shown, disabled, until its outcome comes as a live event
     for (const button of this.monitor.root.querySelectorAll("button[data-command]")) {
-      button.disabled = !allowed.has(button.dataset.command) || button.dataset.command === asked;
+      const sending = this.sending.has(button.dataset.command); // pressed, its request not answered yet
+      button.disabled = !allowed.has(button.dataset.command) || button.dataset.command === asked || sending;
+      button.setAttribute("aria-busy", String(sending));
       if (ONLY_WHEN_ALLOWED.has(button.dataset.command)) button.hidden = !allowed.has(button.dataset.command);
     }
     const startLink = $(this.monitor.root, "#start-link");
@@ -86,7 +89,9 @@ export class MonitorControls {
         item.dataset.handed = command.publishedAt || command.handedAt ? "true" : "false";
         const state = command.unseenEnd ? UNSEEN_END : commandStateText(command);
         const away = ["stale", "offline"].includes(command.pumpConnectivity) ? ` [pump was ${command.pumpConnectivity}]` : "";
-        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${clock(command.createdAt)}: ${state}${error}${away}`;
+        // at the press (`askedAt`, as her page told it), not the request's arrival; the server's own: when it queued
+        const at = clock(command.askedAt ?? command.createdAt);
+        item.textContent = `${COMMAND_LABEL[command.command] ?? command.command}${who} at ${at}: ${state}${error}${away}`;
         return item;
       }),
     );
@@ -148,15 +153,40 @@ export class MonitorControls {
       `and ends failed or expired if the pump does not act in time. Act at the pump if you can.${waiting}`;
   }
 
+  /** Send a Pause, Resume or Stop with the moment of the press (`askedAt`, on the server's clock as the page knows
+   * it: a browser clock that is off does not count): the server refuses one that reaches it more than ASKED_AT_MOST_S
+   * later, or after the pump reported a change, for it asked for what the screen showed then (review 46: a Resume
+   * held 20 s by a stalled network resumed a line the nurse had just paused at the pump). Until the answer comes
+   * the button waits (disabled) and the notice says "Sending…", then, past ASKED_AT_MOST_S, that it will be refused
+   * if it arrives now: she looks at the pump instead of believing it done. */
   async sendCommand(command, reason, idempotencyKey, infusionId) {
-    this.monitor.controlNotice.clear(); // her next act replaces what was said of the last
+    const { controlNotice } = this.monitor;
+    controlNotice.clear(); // her next act replaces what was said of the last
     const url = `/api/devices/${encodeURIComponent(this.monitor.deviceId)}/commands/`;
+    const pressedMs = serverNowMs();
+    const askedAt = new Date(pressedMs).toISOString();
+    const label = COMMAND_LABEL[COMMAND_KIND[command]] ?? command;
+    const subject = { sending: command, askedAt };
+    this.sending.set(command, askedAt);
+    this.render();
+    controlNotice.show(`Sending your ${label} (pressed at ${clock(askedAt)})…`, subject);
+    const slow = setTimeout(() => controlNotice.subject === subject && controlNotice.show(
+      `No answer yet to your ${label} (pressed at ${clock(askedAt)}): the network is slow. The server refuses a ` +
+      `command that reaches it more than ${ASKED_AT_MOST_S} s after the press, so it may not be carried out: look ` +
+      "at the pump, and act there if it cannot wait.", subject), ASKED_AT_MOST_S * 1000);
     // The infusion the dialog named: if another is on the pump by now, the server refuses (409 infusion_changed).
-    const since = serverNowMs() - CLOCK_SLACK_MS;
-    const { ok, status, body } = await postJson(url, { command, reason, idempotencyKey, infusionId });
+    const since = pressedMs - CLOCK_SLACK_MS;
+    const { ok, status, body } = await postJson(url, { command, reason, idempotencyKey, infusionId, askedAt });
+    clearTimeout(slow);
+    if (this.sending.get(command) === askedAt) this.sending.delete(command);
+    if (controlNotice.subject === subject) controlNotice.clear(); // answered: the list or a refusal says the rest
+    this.render();
     if (ok) this.monitor.apply(EVENTS.deviceCommand, { deviceId: this.monitor.deviceId, command: body.command });
     else if (status === 0) this.lostReply(command, infusionId, since, body.message);
-    else this.monitor.controlNotice.show(body.message ?? `Could not ${command} the infusion`);
+    else {
+      controlNotice.show(body.message ?? `Could not ${command} the infusion`);
+      this.monitor.refreshEventsSoon(); // a refusal held up in the network is recorded in the pump's log
+    }
   }
 
   /** The request may have reached the server though its reply did not: said so, until the list shows the command

@@ -11,3 +11,5 @@ export const ON_PUMP_SESSION_STATUSES = new Set(data.onPumpSessionStatuses);
 export const UNSETTLED_COMMAND_STATES = new Set(data.unsettledCommandStates);
 export const INFUSING_PUMP_STATES = new Set(data.infusingPumpStates);
 export const REFUSED_BY_THE_PUMP = data.refusedByThePump; // a session reason beginning so: the pump refused the order
+// A command whose request reaches the server more than this after the press is refused (devices/services/asked_at.py).
+export const ASKED_AT_MOST_S = data.askedAtMostS;

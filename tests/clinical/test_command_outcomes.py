@@ -6,6 +6,7 @@ row were five commands; a remote Pause or Stop read "at the pump" and a stopped 
 """
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from devices.models import Command, Device, InfusionSession
@@ -94,8 +95,10 @@ def test_repeated_requests_are_one_command(clinical_bridge, clinical_pump, daphn
     browser = BrowserSession(daphne_server.url, "twicenurse")
     path = "/api/devices/CLN_CMD_TWICE/commands/"
     for _ in range(2):  # a double click: the page sends the same key
-        browser.post(path, {"command": "pause", "idempotencyKey": "click-1", "infusionId": shown}, expect=(202,))
-    again = {"command": "pause", "idempotencyKey": "retry-2", "infusionId": shown}
+        browser.post(path, {"command": "pause", "idempotencyKey": "click-1", "infusionId": shown,
+                            "askedAt": timezone.now().isoformat()}, expect=(202,))  # fmt: skip
+    again = {"command": "pause", "idempotencyKey": "retry-2", "infusionId": shown,
+             "askedAt": timezone.now().isoformat()}  # fmt: skip
     browser.post(path, again, expect=(202,))  # the same intent again
     assert len(commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)) == 1, "a repeated PAUSE queued another"
     # The pump pauses once it has the command (had it paused first, the evidence would end the PAUSE unsent).
@@ -104,7 +107,8 @@ def test_repeated_requests_are_one_command(clinical_bridge, clinical_pump, daphn
     wait_until(lambda: commands_of("CLN_CMD_TWICE", CommandKind.PAUSE_INFUSION)[0].state == CommandState.DONE,
                message="PAUSE not done")  # fmt: skip
     for _ in range(5):
-        browser.post(path, {"command": "stop", "infusionId": shown}, expect=(202,))
+        browser.post(path, {"command": "stop", "infusionId": shown, "askedAt": timezone.now().isoformat()},
+                     expect=(202,))  # fmt: skip
     assert len(commands_of("CLN_CMD_TWICE", CommandKind.STOP_INFUSION)) == 1, "five STOPs in a row queued several"
     wait_until(lambda: len(published(pump, "STOP_INFUSION")) == 1, message="STOP not published")
     assert len(published(pump, "PAUSE_INFUSION")) == 1

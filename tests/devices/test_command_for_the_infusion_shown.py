@@ -29,6 +29,7 @@ def nurse_client() -> Client:
 
 
 def command(client: Client, body: dict):
+    body = {"askedAt": timezone.now().isoformat(), **body}  # pressed just now
     return client.post("/api/devices/STALE_1/commands/", body, content_type="application/json",
                        HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)  # fmt: skip
 

@@ -64,7 +64,7 @@ def test_a_command_body_with_nul_is_refused_not_a_500(client, device, body):
                      confirmation={"confirmed": True})  # fmt: skip
     if body.get("infusionId", "") is None:
         body = {**body, "infusionId": session.infusion_id}
-    response = post(client, "/api/devices/PUMP_0001/commands/", body)
+    response = post(client, "/api/devices/PUMP_0001/commands/", {"askedAt": timezone.now().isoformat(), **body})
     assert response.status_code < 500, f"{body}: {response.status_code} {response.content[:300]!r}"
 
 

@@ -31,7 +31,7 @@ WIRE_KEYS = {
                             "parametersUnreadable", "receivedFlowRateMlMin",
                             "deliveredBeforeRunMl", "answerInDoubt"],  # added after the contract's own, never removed
     events.DEVICE_COMMAND: ["commandId", "command", "state", "by", "infusionId", "error", "createdAt", "expiresAt",
-                            "endedAt", "pumpConnectivity", "sentAt", "publishedAt", "handedAt"],
+                            "endedAt", "pumpConnectivity", "sentAt", "publishedAt", "handedAt", "askedAt"],
     events.DEVICE_ALARM: ["id", "type", "key", "errorCode", "priority", "state", "acknowledged", "resolved", "message",
                           "raisedAt", "lastRaisedAt", "alertedAt", "alerts", "clearedAt", "count", "source",
                           "infusionId", "escalation"],

@@ -135,13 +135,15 @@ def test_other_wards_pumps_alarms_and_infusions_are_404(client, nurse):
 
 def test_pause_resume_stop_queue_commands_for_the_bridge(client, device, nurse):
     shown = running_session(device, nurse).infusion_id
+    now = timezone.now().isoformat()  # pressed just now (`askedAt`)
     response = post(client, "/api/devices/PUMP_0001/commands/", {"command": "pause", "reason": "line check",
-                                                                  "infusionId": shown})  # fmt: skip
+                                                                  "infusionId": shown, "askedAt": now})  # fmt: skip
     assert response.status_code == 202, response.content
     assert response.json()["command"]["command"] == "PAUSE_INFUSION"
     assert response.json()["command"]["state"] == "queued" and response.json()["command"]["by"] == "nurse"
     assert Command.objects.filter(kind=CommandKind.PAUSE_INFUSION, created_by=nurse).exists()
-    refused = post(client, "/api/devices/PUMP_0001/commands/", {"command": "resume", "infusionId": shown})
+    refused = post(client, "/api/devices/PUMP_0001/commands/", {"command": "resume", "infusionId": shown,
+                                                                 "askedAt": now})  # fmt: skip
     assert refused.status_code == 409, "resume needs a paused infusion (the pump has not paused yet)"
     bad = post(client, "/api/devices/PUMP_0001/commands/", {"command": "explode"})
     assert bad.status_code == 400 and bad.json()["field"] == "command"

@@ -10,6 +10,7 @@ import threading
 import time
 
 from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from devices.models import Alarm, ChangeLogEntry, DeviceEvent, InfusionSession
 from devices.states import ACTIVE_SESSION_STATUSES, SESSION_ON_PUMP_STATUSES, AlarmState
@@ -97,7 +98,8 @@ def nurse_traffic(browser: BrowserSession, device_id: str, rng: random.Random, s
             browser.post(f"/api/infusions/{active.infusion_id}/cancel/", {}, expect=(200, 409))
         elif active.status in SESSION_ON_PUMP_STATUSES and rng.random() < 0.2:
             browser.post(f"/api/devices/{device_id}/commands/", {"command": rng.choice(["pause", "resume", "stop"]),
-                                                                 "infusionId": active.infusion_id},
+                                                                 "infusionId": active.infusion_id,
+                                                                 "askedAt": timezone.now().isoformat()},
                          expect=(202, 409))  # fmt: skip
         time.sleep(rng.uniform(0.05, 0.2))
 

@@ -15,6 +15,7 @@ import time
 
 import pytest
 from django.db import close_old_connections
+from django.utils import timezone
 
 from devices.models import Alarm, InfusionSession
 from devices.states import AlarmState
@@ -131,7 +132,8 @@ def unordered_nurse_traffic(browser: BrowserSession, rng: random.Random, stop: t
         if alarm is not None and stopped_once and rng.random() < 0.5:
             browser.post(f"/api/alarms/{alarm.pk}/acknowledge/", {}, expect=(200, 404))
         else:
-            answer = browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/", {"command": "stop", "infusionId": ""},
+            answer = browser.post(f"/api/devices/{UNORDERED_DEVICE}/commands/",
+                                  {"command": "stop", "infusionId": "", "askedAt": timezone.now().isoformat()},
                                   expect=(202, 409))  # fmt: skip
             stopped_once = stopped_once or answer == 202
         time.sleep(rng.uniform(0.05, 0.2))

@@ -103,6 +103,7 @@ def post(client: Client, endpoint: str, ward_pump, *, token: bool = True):
     url, form = POSTS[endpoint]
     url = url.format(infusion=ward_pump[1], alarm=ward_pump[2].pk)
     form = {**form, "infusionId": ward_pump[1]} if "infusionId" in form else form  # the infusion the page showed
+    form = {**form, "askedAt": timezone.now().isoformat()} if "command" in form else form  # pressed just now
     headers = {"HTTP_X_CSRFTOKEN": client.cookies["csrftoken"].value} if token and "csrftoken" in client.cookies else {}
     return client.post(url, form, **headers)
 
