@@ -1,5 +1,6 @@
 """Selectors read: who may see which pumps, tokens, the bridge's liveness."""
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -238,11 +239,14 @@ def pump_state_reported_after(*, device: Device, at: datetime) -> bool:
     return reports.exists()
 
 
-def pump_statuses_since(*, device: Device, since: datetime) -> list[dict]:
-    """The statuses the pump reported from `since` on (their payloads as stored, each with its `receivedAt`), newest
-    first."""
+def pump_status_latest(*, device: Device, since: datetime, ignoring: Collection[str] = ()) -> dict | None:
+    """The newest status the pump reported from `since` on whose word is not one of `ignoring` (its payload as
+    stored, with its `receivedAt`), or None."""
     events = DeviceEvent.objects.filter(device=device, kind="mqtt.status", received_at__gte=since)
-    return [{**event.payload, "receivedAt": event.received_at} for event in events.order_by("-received_at", "-id")]
+    if ignoring:
+        events = events.exclude(payload__status__in=list(ignoring))
+    event = events.order_by("-received_at", "-id").first()
+    return {**event.payload, "receivedAt": event.received_at} if event is not None else None
 
 
 def pump_action_after(*, device: Device, after: datetime) -> DeviceEvent | None:

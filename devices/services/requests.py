@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
-from devices.selectors import press_joined, pump_action_after, pump_statuses_since
+from devices.selectors import press_joined, pump_action_after, pump_status_latest
 from devices.services.asked_at import ASKED_AT_MOST_S
 from devices.services.changes import device_lock, event_record
 from devices.services.clearing_stops import (
@@ -317,25 +317,49 @@ def _refuse_if_held(device: Device, session: InfusionSession, now: datetime) -> 
 
 
 def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[str, datetime] | None:
-    """What the pump last said of this infusion it holds, `running` or `paused`, and when; None if it said neither
-    within HEARTBEAT_TIMEOUT_S, or it is reported offline since.
+    """What the pump last said of this infusion it holds, `running` or `paused`, and when; None if its newest word
+    says neither, names another infusion, is too old, or the pump is reported offline since.
 
-    Said by its latest progress of this infusion (`progress_on`), or by its latest status about an infusion (not
-    presence, `testing` or `degraded`) naming this one or none: a legacy pump sends nothing else while paused. Ending
-    the record would only be contradicted by its next report (review 30, finding 6: accepted for a pump sending
-    progress every second, `confirmed_late` at once; review 31, finding 2: the same for a pump paused at the bedside,
-    at its resume). A pump silent that long, or offline, may be the ghost the action is for."""
+    Its newest word is its latest progress of this infusion (`progress_on`) or its latest status about an infusion
+    (not presence, `testing`, `degraded` or `issue`) naming this one or none (a legacy pump sends nothing else while
+    paused), whichever the server received last: a `paused` status after a running progress is paused (review 46,
+    L2: the refusal said "running" of a paused infusion). Ending the record would only be contradicted by the pump's
+    next report (review 30, finding 6: accepted for a pump sending progress every second, `confirmed_late` at once;
+    review 31, finding 2: the same for a pump paused at the bedside, at its resume).
+
+    Too old: received more than HEARTBEAT_TIMEOUT_S ago: a pump silent that long, or offline, may be the ghost the
+    action is for. But a `paused` of a pump online by its presence (`_held_by_presence`) holds however old: silence
+    while paused is normal for it (the contract), and only its Last Will says it went (review 46, M1: accepted after
+    15 s of a pause from the monitor, the pump shown free while it held the order paused, a high `confirmed_late` at
+    its resume). A running infusion is reported every second, so a pump silent while running may be the ghost
+    whatever its presence (review 30: the end is accepted; should the pump run on, `confirmed_late` says so)."""
     if session.status not in SESSION_ON_PUMP_STATUSES or device.presence == Presence.OFFLINE:
         return None
     since = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    words = []  # (received, what it says, the infusion it names); a tie: the status, the pump's word for its state
+    said = pump_status_latest(device=device, since=min(session.created_at, since), ignoring=INFORMATIONAL_STATUSES)
+    if said is not None:
+        words.append((said["receivedAt"], said["status"], _named(said)))
     progress, at = session.progress_on(device), device.latest_progress_at
-    if progress is not None and at is not None and at >= since and progress.get("status") in HELD_REPORTS:
-        return progress.get("status") or "running", at
-    said = next((status for status in pump_statuses_since(device=device, since=since)
-                 if status.get("status") not in INFORMATIONAL_STATUSES), None)  # fmt: skip
-    if said is None or said["status"] not in HELD_REPORTS or _named(said) not in (None, session.infusion_id):
+    if progress is not None and at is not None:
+        words.append((at, progress.get("status"), session.infusion_id))
+    if not words:
         return None
-    return ("paused" if said["status"] == "paused" else "running"), said["receivedAt"]
+    at, word, named = max(words, key=lambda heard: heard[0])
+    if word not in HELD_REPORTS or named not in (None, session.infusion_id):
+        return None
+    held = "paused" if word == "paused" else "running"
+    if at >= since or (held == "paused" and _held_by_presence(device)):
+        return held, at
+    return None
+
+
+def _held_by_presence(device: Device) -> bool:
+    """A pump with presence that is online by it: it said `online` live and its Last Will has not come, so the broker
+    holds the Will and would say it went. Not a pump whose presence is not vouched for (`unknown`: the broker that
+    held its Will restarted, `pumps.pump_presence_unvouched`; its presence ticked or unticked since it last said
+    `online`, `registration.pump_registration_save`), nor one without presence (no Will: only silence tells)."""
+    return device.has_presence and device.presence == Presence.ONLINE
 
 
 def _named(status: dict) -> str | None:
