@@ -142,9 +142,12 @@ def devices_silent_unalarmed(*, now: datetime, limit: int, offset: int = 0) -> l
     return found
 
 
-def devices_stale_without_presence(*, cutoff: datetime) -> set[str]:
-    """Pumps without presence last heard before `cutoff` and not known offline (they have turned stale)."""
-    stale = Device.objects.filter(has_presence=False, last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
+def devices_stale_by_silence(*, cutoff: datetime) -> set[str]:
+    """Pumps judged by their silence (without presence, or with a presence not vouched for: `unknown`) last heard
+    before `cutoff` and not known offline: they have turned stale (`Device.connectivity`). A pump online by its
+    presence is not: its Last Will says when it goes."""
+    stale = Device.objects.filter(last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
+    stale = stale.exclude(has_presence=True, presence=Presence.ONLINE)
     return set(stale.values_list("device_id", flat=True))
 
 

@@ -17,13 +17,14 @@ from devices.selectors import alarms_active_by_device, sessions_current_by_devic
 from devices.services.changes import change_record, device_lock, event_record, status_changed
 from devices.services.silences import ward_silence_break_on_arrival
 from devices.signals import pump_ward_changed
+from devices.states import Presence
 from protocol import events
 from protocol.visible_text import without_bidi_controls
 
 logger = logging.getLogger(__name__)
 
 # What `device:status` shows of a pump's registration: an edit of these is a change every screen must learn of.
-STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "firmware_version"})
+STATUS_FIELDS = frozenset({"ward", "bed", "has_presence", "presence", "firmware_version"})
 
 
 def pump_register(*, device: Device, user: Any = None) -> Device:
@@ -64,6 +65,8 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
     status shows (`STATUS_FIELDS`) records a `device:status` change in the same transaction: the change log
     carries it to every subscriber as it carries the bridge's. Audited with the editor's name and, per column, the
     value before and after (a pump's rate limit raised or lowered is read back from the audit).
+
+    `has_presence` turned on or off takes an `online` presence back to not vouched for (`_presence_unvouched`).
     """
     fields = sorted(fields)
     if not fields:
@@ -72,19 +75,35 @@ def pump_registration_save(*, device: Device, fields: Collection[str], user: Any
         stored = device_lock(device_id=device.device_id)
         if "ward" in fields and device.ward_id != stored.ward_id:
             pump_move_refuse_if_unwatched(device=stored, ward=device.ward)
-        before = {name: _audited(stored, name) for name in fields}
+        before, had_presence = {name: _audited(stored, name) for name in [*fields, "presence"]}, stored.has_presence
         for name in fields:
             setattr(stored, name, _as_kept(getattr(device, name)))
-        stored.save(update_fields=fields)
-        if STATUS_FIELDS.intersection(fields):
+        written = list(dict.fromkeys([*fields, *_presence_unvouched(stored, had_presence=had_presence)]))
+        stored.save(update_fields=written)
+        if STATUS_FIELDS.intersection(written):
             status_changed(device=stored)
-        changes = {name: {"from": before[name], "to": _audited(stored, name)} for name in fields}
+        changes = {name: {"from": before[name], "to": _audited(stored, name)} for name in written}
         if "ward" in changes and changes["ward"]["from"] != changes["ward"]["to"]:
             pump_ward_changed.send(sender=Device, device=stored)  # who may watch it changed
             ward_silence_break_on_arrival(device=stored)  # its alarm sounding, never heard in its new ward
         event_record(device=stored, kind="user.pump_edited", payload={"fields": fields, "changes": changes},
                      user=user, received_at=timezone.now())  # fmt: skip
     return stored
+
+
+def _presence_unvouched(device: Device, *, had_presence: bool) -> tuple[str, ...]:
+    """`("presence",)` when the edit turned the pump's `has_presence` on or off while its presence is `online`, now
+    taken back to `unknown`: not vouched for (as after a broker restart, `pumps.pump_presence_unvouched`) until the pump
+    says `online` live again, so it reads "Stale" by its last heard, as a pump without presence, meanwhile.
+
+    That `online` was said under the other setting: a pump without presence says a plain `online` with no Last Will
+    behind it, and ticked "has presence" it read "Online · Connected" for ever once silent, no Will ever to come to
+    correct it (review 46, M2: a silent paused pump of the original firmware, "Stale" before the tick). Unticked, the
+    `online` stays harmless while it is without presence, but a tick again would bring it back."""
+    if device.has_presence == had_presence or device.presence != Presence.ONLINE:
+        return ()
+    device.presence = Presence.UNKNOWN
+    return ("presence",)
 
 
 def _as_kept(value: Any) -> Any:

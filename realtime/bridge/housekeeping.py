@@ -21,7 +21,7 @@ from devices.housekeeping_selectors import (
     commands_due_by,
     devices_presence_unvouched,
     devices_silent_unalarmed,
-    devices_stale_without_presence,
+    devices_stale_by_silence,
     escalation_delays,
     escalations_due_by,
     flood_counts_due_by,
@@ -142,7 +142,7 @@ class Housekeeping(CheckSchedule):
         if self.stale_announced is None:
             return True
         cutoff = moment - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-        return bool(devices_stale_without_presence(cutoff=cutoff) - self.stale_announced)
+        return bool(devices_stale_by_silence(cutoff=cutoff) - self.stale_announced)
 
     def escalations_due_by(self, moment: datetime) -> bool:
         """An alarm due a tier, a webhook due a try, or one under way or unrecorded (this check records it)."""
@@ -244,9 +244,12 @@ class Housekeeping(CheckSchedule):
         return now if waiting is None else min(now, waiting)
 
     def stale_pumps(self, now: datetime) -> bool:
-        """Emit `device:status` once when a pump without presence turns stale (on start: only remember them)."""
+        """Emit `device:status` once when a pump judged by its silence turns stale (on start: only remember them):
+        one without presence, or one whose presence is not vouched for (the broker restarted, its presence ticked in
+        the admin since it said `online`: review 46, M2): its screens take the server's word for a pump with
+        presence, and would read "Online" until told."""
         cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
-        stale = devices_stale_without_presence(cutoff=cutoff)
+        stale = devices_stale_by_silence(cutoff=cutoff)
         if self.stale_announced is None:
             self.stale_announced = stale
             return False
