@@ -18,6 +18,8 @@ import { ACTIVE_SESSION_STATUSES } from "./protocol.js";
 import { showsNothing } from "./visible_text.js";
 
 const RVT = ["rate_ml_h", "volume_ml", "time_min"];
+const PATIENT_TERMS = ["Patient", "Bed", "Allergies"]; // the review's rows a skip leaves out of the order
+const NOT_RECORDED = "Not recorded (patient details skipped)";
 const STEP_OF_FIELD = {
   patient_name: 1, patient_age: 1, patient_weight_kg: 1, patient_bed: 1, patient_allergies: 1, drug: 2,
   rate_ml_h: 2, volume_ml: 2, time_min: 2, bolus_volume_ml: 2, bolus_enabled: 2, confirm: 3,
@@ -279,12 +281,19 @@ export class Wizard {
     const skipped = this.field("patient_skipped").value === "1";
     const order = this.orderInForm();
     const perMinute = asSent(order.flowRateMlMin, this.limits.decimals.rateMlMin);
+    // Skipped, the order records no patient detail (forms.py `order`): a bed or allergies typed before the skip are
+    // said to be left out, never shown as if recorded (review 46: "Allergies Penicillin" under "Patient: Skipped").
+    const patientDetail = (name) => {
+      if (!skipped) return value(name) || "—";
+      const typed = value(name);
+      return typed ? [`${NOT_RECORDED}: “`, isolated(typed), "” will not be kept with this order"] : NOT_RECORDED;
+    };
     const rows = [
       ["Patient", skipped ? "Skipped: recorded without patient details" : [isolated(value("patient_name")),
         `${value("patient_age") ? `, ${value("patient_age")} y` : ""}${value("patient_weight_kg") ? `, ${value("patient_weight_kg")} kg` : ""}`]],
-      ["Bed", value("patient_bed") || "—"],
+      ["Bed", patientDetail("patient_bed")],
       ["Drug", value("drug") || "—"],
-      ["Allergies", value("patient_allergies") || "—"],
+      ["Allergies", patientDetail("patient_allergies")],
       // the order as it will be sent, its figures as the waiting window and the monitor show them (`orderFigures`)
       ["Rate", `${exact(mlMinToMlH(order.flowRateMlMin), "mL/h")} (${perMinute} mL/min)`],
       ["Volume", exact(order.plannedVolumeMl, "mL")],
@@ -298,7 +307,7 @@ export class Wizard {
         dt.textContent = term;
         const dd = document.createElement("dd");
         dd.replaceChildren(...[text].flat());  // a name isolated: "<name>, 36 y" kept its age after it
-        if (term === "Patient" && skipped) dd.className = "warn-text";
+        if (skipped && PATIENT_TERMS.includes(term)) dd.className = "warn-text";
         return [dt, dd];
       }),
     );
