@@ -84,7 +84,7 @@ def session_body(session: InfusionSession) -> wire.SessionEvent:
             endedAt=session.ended_at,
             reportedParameters=session.reported_parameters,
             readBack=session.read_back or None,
-            # who the infusion is for, so Stop names the patient (the pages already show the pump's ward only)
+            # who the infusion is for, so Stop names the patient (read by its ward only: `sessions_visible_to`)
             patient=session.patient_name or None,
             patientBed=session.patient_bed or None,
             runningEvidence=session.running_evidence or None,

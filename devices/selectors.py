@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from devices.alarm_order import alarms_most_urgent_first
@@ -157,9 +157,11 @@ def wards_visible_to(user) -> QuerySet[Ward]:
 
 
 def session_current(device: Device) -> InfusionSession | None:
-    """The pump's active session, else its most recent one (what the monitor shows)."""
+    """The pump's active session, else its most recent one given in its present ward (what the monitor shows): an
+    infusion another ward gave on it before it moved is that ward's patient's record, never shown here."""
     sessions = InfusionSession.objects.filter(device=device).select_related("started_by")
-    return sessions.filter(status__in=ACTIVE_SESSION_STATUSES).first() or sessions.order_by("-created_at").first()
+    active = sessions.filter(status__in=ACTIVE_SESSION_STATUSES).first()
+    return active or sessions.filter(ward_id=device.ward_id).order_by("-created_at").first()
 
 
 def sessions_current_by_device(devices: list[Device]) -> dict[int, InfusionSession]:
@@ -202,16 +204,41 @@ def alarms_active_by_device(devices: list[Device]) -> dict[int, list[Alarm]]:
 
 
 def alarm_visible_to(user, alarm_id: int) -> Alarm | None:
-    """The alarm if it exists on a pump `user` may see, else None."""
-    return Alarm.objects.filter(pk=alarm_id, device__in=devices_visible_to(user)).first()
+    """The alarm if it exists on a pump `user` may see, and is active (the pump's present, whoever's infusion it
+    sounded for) or a record of its present ward (`of_present_ward`), else None; staff: any alarm."""
+    alarms = Alarm.objects.filter(pk=alarm_id, device__in=devices_visible_to(user))
+    if not getattr(user, "is_staff", False):
+        alarms = alarms.filter(Q(state=AlarmState.ACTIVE) | of_present_ward(F("device__ward_id")))
+    return alarms.first()
+
+
+def of_present_ward(ward_id) -> Q:
+    """Rows with a `session` (events, commands, alarms) about no infusion, about the one on the pump, or about one given
+    in the ward `ward_id` (its pk, or an expression of it): what a pump's screens in that ward may show. Those of an
+    infusion the ward it left gave on it are that ward's patient's record."""
+    active = Q(session__status__in=ACTIVE_SESSION_STATUSES)
+    return Q(session__isnull=True) | active | Q(session__ward_id=ward_id)
+
+
+def sessions_visible_to(user) -> QuerySet[InfusionSession]:
+    """The infusions `user` may read: each on a pump (pending, running, paused) by its pump's ward now, each ended by
+    the ward it was given in (`InfusionSession.ward`), wherever its pump went since; staff: every one."""
+    sessions = InfusionSession.objects.select_related("device")
+    if not getattr(user, "is_authenticated", False):
+        return sessions.none()
+    if user.is_staff:
+        return sessions
+    on_pump = Q(status__in=ACTIVE_SESSION_STATUSES, device__in=devices_visible_to(user))
+    ended = Q(ward__in=wards_visible_to(user)) & ~Q(status__in=ACTIVE_SESSION_STATUSES)
+    return sessions.filter(on_pump | ended)
 
 
 def session_visible_to(user, infusion_id: str) -> InfusionSession | None:
-    """The infusion session if it exists on a pump `user` may see, else None (also for an id with NUL, which no
-    stored id has and PostgreSQL refuses in text: a URL's `%00` was a 500)."""
+    """The infusion session if it exists and `user` may read it (`sessions_visible_to`), else None (also for an id
+    with NUL, which no stored id has and PostgreSQL refuses in text: a URL's `%00` was a 500)."""
     if "\x00" in infusion_id:
         return None
-    return InfusionSession.objects.filter(infusion_id=infusion_id, device__in=devices_visible_to(user)).first()
+    return sessions_visible_to(user).filter(infusion_id=infusion_id).first()
 
 
 def session_placed_with_key(user, device: Device, key: str) -> InfusionSession | None:
@@ -263,10 +290,12 @@ def press_joined(*, device: Device, kind: str, since: datetime, idempotency_key:
 
 
 def events_recent(device: Device, *, limit: int = 30) -> list[DeviceEvent]:
-    """The pump's most recent audit events, newest first."""
-    return list(DeviceEvent.objects.filter(device=device).select_related("user", "session")[:limit])
+    """The pump's most recent audit events of its present ward (`of_present_ward`), newest first."""
+    events = DeviceEvent.objects.filter(of_present_ward(device.ward_id), device=device)
+    return list(events.select_related("user", "session")[:limit])
 
 
 def commands_recent(device: Device, *, limit: int = 5) -> list[Command]:
-    """The pump's most recent commands, newest first."""
-    return list(Command.objects.filter(device=device).select_related("created_by", "session")[:limit])
+    """The pump's most recent commands of its present ward (`of_present_ward`), newest first."""
+    commands = Command.objects.filter(of_present_ward(device.ward_id), device=device)
+    return list(commands.select_related("created_by", "session")[:limit])

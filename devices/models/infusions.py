@@ -48,6 +48,12 @@ class InfusionSession(models.Model):
     started_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # The ward it was given in: its pump's when it was ordered, and while it is on the pump (pending, running, paused)
+    # its pump's at each move of its status, so one that ends after its pump moved with its patient is the new ward's.
+    # Its record (patient, order, events, history) is that ward's members' to read once it ended, wherever the pump
+    # went since (`selectors.sessions_visible_to`); an active one is its pump's ward's. None: staff only (its pump had
+    # no ward, or its ward was deleted).
+    ward = models.ForeignKey("devices.Ward", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     # What the pump reported back, and what it is doing.
     reported_parameters = models.JSONField(null=True, blank=True)
     read_back = models.CharField(

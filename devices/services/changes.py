@@ -117,8 +117,12 @@ def status_changed(*, device: Device, now: datetime | None = None) -> DeviceChan
     return change_record(device=device, event=events.DEVICE_STATUS, body=payloads.status_body(device, now=now))
 
 
-def session_changed(*, device: Device, session: InfusionSession) -> DeviceChange:
-    """Record that a session's status or order changed."""
+def session_changed(*, device: Device, session: InfusionSession) -> DeviceChange | None:
+    """Record that a session's status or order changed; None (nothing recorded) for an ended session of another ward
+    than its pump's now (a late report of it after the pump moved): its screens are the new ward's, whose members may
+    not read that ward's patient's record (`selectors.sessions_visible_to`)."""
+    if session.status not in ACTIVE_SESSION_STATUSES and session.ward_id != device.ward_id:
+        return None
     return change_record(device=device, event=events.DEVICE_SESSION, body=payloads.session_body(session))
 
 

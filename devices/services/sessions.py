@@ -67,6 +67,8 @@ def session_transition(
         session.prior_progress_at = device.latest_progress_at  # a pending order owned none (`progress_on`); one
         # running again (evidence wins) is seen as live subscribers saw it, who dropped its progress at its end.
         # Evidence runs before the running report that makes it run is stored: that report is the order's.
+    if previous in ACTIVE_SESSION_STATUSES or to in ACTIVE_SESSION_STATUSES:
+        session.ward_id = device.ward_id  # on the pump it is its ward's: it ends the ward's it is in (moved with it)
     session.ended_at = now if to in SESSION_ENDED_STATUSES else None
     session.final_progress_at = device.latest_progress_at if to in SESSION_ENDED_STATUSES else None
     session.save()
@@ -133,7 +135,7 @@ def infusion_start(
 
 def _session_create(device: Device, order: InfusionOrder, user: Any, now: datetime) -> InfusionSession:
     return InfusionSession.objects.create(
-        device=device, status=SessionStatus.PENDING, created_at=now, status_changed_at=now,
+        device=device, ward_id=device.ward_id, status=SessionStatus.PENDING, created_at=now, status_changed_at=now,
         prior_progress_at=device.latest_progress_at, **order_session_fields(order),
         started_by=user if getattr(user, "is_authenticated", False) else None,
     )  # fmt: skip

@@ -246,13 +246,21 @@ def alarm_resolve_api(request: HttpRequest, alarm_id: int) -> JsonResponse:
 @require_GET
 @api_endpoint()
 def progress_history_api(request: HttpRequest, device_id: str) -> JsonResponse:
-    """Delivered volume over time for one infusion (default: the current one), for the chart."""
-    device = device_visible_to(request.user, device_id)
-    if device is None:
-        return not_found("pump")
+    """Delivered volume over time for one infusion (default: the current one), for the chart. One named by
+    `infusionId` is read as the infusion is (`session_visible_to`: the ward it was given in keeps it after its pump
+    moved, the pump's new ward never gets it); the current one is its pump's (`session_current`)."""
     infusion_id = request.GET.get("infusionId")
-    session = session_visible_to(request.user, infusion_id) if infusion_id else session_current(device)
-    if session is None or session.device_id != device.pk:
+    if infusion_id:
+        session = session_visible_to(request.user, infusion_id)
+        session = session if session is not None and session.device.device_id == device_id else None
+        if session is None and device_visible_to(request.user, device_id) is None:
+            return not_found("pump")
+    else:
+        device = device_visible_to(request.user, device_id)
+        if device is None:
+            return not_found("pump")
+        session = session_current(device)
+    if session is None:
         return JsonResponse({"deviceId": device_id, "infusionId": None, "points": []})
     points = [sample_point(sample) for sample in progress_history(session)]
     return JsonResponse({"deviceId": device_id, "infusionId": session.infusion_id, "points": points})
@@ -261,7 +269,7 @@ def progress_history_api(request: HttpRequest, device_id: str) -> JsonResponse:
 @require_GET
 @api_endpoint()
 def device_events_api(request: HttpRequest, device_id: str) -> JsonResponse:
-    """The pump's recent audit events, newest first, for the monitor's log."""
+    """The pump's recent audit events of its present ward (`events_recent`), newest first, for the monitor's log."""
     device = device_visible_to(request.user, device_id)
     if device is None:
         return not_found("pump")
@@ -302,7 +310,8 @@ def bridge_status_api(request: HttpRequest) -> JsonResponse:
 @require_GET
 @api_endpoint()
 def infusion_detail_api(request: HttpRequest, infusion_id: str) -> JsonResponse:
-    """One infusion's status and order (the waiting modal re-reads it after a lost connection)."""
+    """One infusion's status and order (the waiting modal re-reads it after a lost connection), to those who may read
+    it (`session_visible_to`): its pump's ward while it is on the pump, the ward it was given in once it ended."""
     session = session_visible_to(request.user, infusion_id)
     if session is None:
         return not_found("infusion")
