@@ -43,6 +43,8 @@ const ENGINE_PING_INTERVAL_MS = 25000; // Engine.IO's default, until the server'
 // Refusals of a pump that are asked again later, waiting twice as long after each (realtime/sio/subscriptions.py
 // SNAPSHOT_FAILED, a snapshot not read; realtime/sio/limits.py, the connection's request rate exceeded).
 const SUBSCRIBE_LATER = /subscribe again|too many requests/i;
+/** Whether the server's stop of a pump with this message is for a moment only: the page asks for it again. */
+export const asksAgainAfter = (message) => SUBSCRIBE_LATER.test(String(message ?? ""));
 // The pump was deleted (`device:removed`, or the `error` "Pump removed…" of a subscription still waiting for its
 // snapshot, or "Invalid Device ID" when the page subscribes again to a pump it watched, the removal missed while it was
 // offline): it is no longer monitored, and a pump registered again under its id is another pump (reload).

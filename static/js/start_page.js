@@ -41,6 +41,7 @@ if (wizardRoot) {
     toldToClear: page.toldToClear,
     onConfirmed: showMonitor,
     onRetry: () => wizard.retry(),
+    onGone: () => location.assign("/"), // the pump left her wards: its pages are no longer hers
     onClose: () => {
       wizardRoot.hidden = false;
       wizard.confirmAgain(); // that order is over: another is confirmed anew

@@ -5,12 +5,15 @@
 // of the STOP clearing the pump's screen: "was told" only once it left the server), a lost connection, or monitoring
 // degraded (the server cannot hear the pump). A START not acknowledged in time is no ending: the window says so and
 // follows the order until its own outcome. It names the order it follows (its figures as placed), and when that is an
-// earlier request's order (its reply lost, the form edited since), says so: the form's figures were not sent.
+// earlier request's order (its reply lost, the form edited since), says so: the form's figures were not sent. The pump
+// gone from her wards while it waits (moved, her access withdrawn: its stream stopped, the order no longer hers to read),
+// it says so and stops waiting.
 
 import {
   ACTIVE_SESSION_STATUSES, EVENTS, INFUSING_PUMP_STATES, ON_PUMP_SESSION_STATUSES, REFUSED_BY_THE_PUMP,
 } from "./protocol.js";
 import { getJson, postJson } from "./http.js";
+import { asksAgainAfter } from "./live.js";
 import { isolated, setSentence } from "./keyed_rows.js";
 import { exact, mlMinToMlH, orderFigures, serverNowMs, significant } from "./format.js";
 import { confirmedBeforeARestart, mismatchSeenRunning, readBackOf, renderReadBack } from "./readback.js";
@@ -64,6 +67,10 @@ const MESSAGES = {
   connection: "Connection to the server lost: the pump may still accept. Reconnecting…",
   degraded: "The server cannot hear the pumps, or does not answer (monitoring degraded): the pump may have accepted " +
     "or rejected the order, and nobody can see it here. Check the pump's screen. Waiting for monitoring to return…",
+  // its stream stopped by the server (no longer permitted), or the order no longer hers to read (404): review 46, L1
+  gone: "This pump is no longer in your wards (moved to another ward, or your access to its ward was withdrawn): this " +
+    "window can no longer follow the order nor cancel it, and what became of it is not shown to you. The order may " +
+    "still be on the pump's confirm screen, where it can be accepted: check the pump, or tell the ward it is in now.",
 };
 // The pump's answer naming no order, not applied because it may be an earlier order's, held up on its way, though it
 // may be this one's (`answerInDoubt`, the original firmware's): said while the order waits, never as its outcome.
@@ -84,17 +91,25 @@ const PENDING = new Set([...FOLLOWING, "connection"]);
 const CLEARED_BY_STOP = new Set(["cancelled", "timeout"]);
 
 export class WaitingModal {
-  constructor(dialog, { monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose }) {
-    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose });
+  constructor(dialog, { monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose, onGone }) {
+    Object.assign(this, { dialog, monitor, live, confirmationTimeoutS, toldToClear, onConfirmed, onRetry, onClose,
+      onGone });
     this.session = null;
     this.bridgeHealthy = true;
     this.byId = (id) => dialog.querySelector(`#${id}`);
     this.byId("waiting-cancel").addEventListener("click", () => this.cancel());
     this.byId("waiting-retry").addEventListener("click", () => this.close(() => this.onRetry()));
-    this.byId("waiting-close").addEventListener("click", () => this.close(() => TO_MONITOR.has(this.outcome) && this.onConfirmed()));
+    this.byId("waiting-close").addEventListener("click", () => this.close(() => this.afterClose()));
     dialog.addEventListener("cancel", (event) => event.preventDefault()); // Escape must not hide a pending start
     monitor.onEvent((name, payload) => this.onDeviceEvent(name, payload));
     live.onStateChange((state) => this.onConnection(state));
+    live.onStreamStopped((stop) => this.onStreamStopped(stop));
+  }
+
+  /** What "Close" leads to: the monitor after an order that runs or ran; her wards once the pump left them. */
+  afterClose() {
+    if (TO_MONITOR.has(this.outcome)) this.onConfirmed();
+    else if (this.outcome === "gone") this.onGone?.();
   }
 
   /** Follow `session`; `earlier` (`{inForm}`) when it is an earlier request's order, not the one now in the form. */
@@ -304,8 +319,17 @@ export class WaitingModal {
   }
 
   async reread() {
-    const { ok, body } = await getJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/`);
+    const { ok, status, body } = await getJson(`/api/infusions/${encodeURIComponent(this.session.infusionId)}/`);
     if (ok && FOLLOWING.has(this.outcome)) this.onSession(body.session);
+    else if (status === 404 && PENDING.has(this.outcome)) this.finish("gone", null, MESSAGES.gone); // no longer hers
+  }
+
+  /** The server no longer sends this pump's events for good (not permitted to watch it: moved out of her wards, or her
+   * membership of its ward ended): nothing the pump does reaches this window now, so it no longer waits. A refusal
+   * asked again in a moment ("Too many requests") is no ending. */
+  onStreamStopped({ deviceId, message }) {
+    if (deviceId !== this.monitor.deviceId || !this.session || !PENDING.has(this.outcome)) return;
+    if (!asksAgainAfter(message)) this.finish("gone", null, MESSAGES.gone);
   }
 
   tick() {
@@ -414,7 +438,8 @@ export class WaitingModal {
     this.byId("waiting-cancel").hidden = ended;
     this.byId("waiting-retry").hidden = !this.retryOffered(outcome);
     this.byId("waiting-close").hidden = !ended;
-    this.byId("waiting-close").textContent = TO_MONITOR.has(outcome) ? "Go to the monitor" : "Close";
+    this.byId("waiting-close").textContent =
+      TO_MONITOR.has(outcome) ? "Go to the monitor" : outcome === "gone" ? "Back to my wards" : "Close";
     this.dialog.querySelector(".spinner").hidden = ended;
     // a countdown frozen at "6 s" reads as still waiting; while degraded it is no longer the pump's time to answer
     this.dialog.querySelector(".countdown").hidden = ended || outcome === "degraded";
