@@ -144,7 +144,7 @@ def test_the_controls_stay_below_an_order_not_confirmed_in_time(open_page, stack
     ward = make_ward("d4")
     nurse = make_user("late-nurse", ward=ward)
     device = make_device("BRW_D_LATE", ward=ward, bed="5", has_presence=True)
-    InfusionSession.objects.create(device=device, status=SessionStatus.TIMED_OUT, flow_rate_ml_min=1.0,
+    InfusionSession.objects.create(device=device, ward=ward, status=SessionStatus.TIMED_OUT, flow_rate_ml_min=1.0,
                                    planned_volume_ml=100, planned_time_min=100, drug="Heparin")  # fmt: skip
     shown = ("#mon-rate", "Not confirmed in time")
     controls_stay_as_it_goes_live(open_page, stack, nurse, "BRW_D_LATE", viewport, shown)
