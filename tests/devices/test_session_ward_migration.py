@@ -1,4 +1,4 @@
-"""Migration 0041_session_ward on infusions kept before it (review 46, H2): each gets the ward it ended in, as the
+"""Migration 0042_session_ward on infusions kept before it (review 46, H2): each gets the ward it ended in, as the
 audit of its pump's moves tells it, not its pump's ward now (which gave the pump's new ward the records of the ward it
 left); one on its pump gets its pump's ward."""
 
@@ -10,13 +10,13 @@ from django.utils import timezone
 from devices.models import InfusionSession
 from tests.devices.test_alarm_sources import sequences_kept  # noqa: F401  (fixture)
 
-BEFORE, AFTER = [("devices", "0040_receipt_kind")], [("devices", "0041_session_ward")]
+BEFORE, AFTER = [("devices", "0041_command_asked_at")], [("devices", "0042_session_ward")]
 ORDER = {"flow_rate_ml_min": 1.0, "planned_volume_ml": 10.0, "planned_time_min": 10.0}
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("sequences_kept")
-def test_0041_gives_each_infusion_the_ward_it_ended_in():
+def test_0042_gives_each_infusion_the_ward_it_ended_in():
     from django.db import connection
     from django.db.migrations.executor import MigrationExecutor
 

@@ -56,7 +56,7 @@ def _recorded_moves(apps) -> dict[int, list[tuple]]:
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("devices", "0040_receipt_kind"),
+        ("devices", "0041_command_asked_at"),
     ]
 
     operations = [
