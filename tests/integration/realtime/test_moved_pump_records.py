@@ -12,6 +12,7 @@ import json
 import urllib.error
 
 import pytest
+from django.utils import timezone
 
 from devices.models import Device, InfusionSession
 from devices.services.registration import pump_registration_save
@@ -52,8 +53,9 @@ def jane_given_and_stopped(url: str, pump: PumpClient) -> str:
                                   "deliveredVolumeMl": delivered, "volumeRemainingMl": 10 - delivered})  # fmt: skip
     wait_until(lambda: InfusionSession.objects.filter(infusion_id=infusion_id, status="running").exists(),
                message="the pump's confirmation never ran the order")  # fmt: skip
-    nurse_b.post(f"/api/devices/{PUMP}/commands/", {"command": "stop", "infusionId": infusion_id,
-                                                    "idempotencyKey": "stop-1"}, expect=(202,))  # fmt: skip
+    asked_at = timezone.now().isoformat()
+    stop = {"command": "stop", "infusionId": infusion_id, "idempotencyKey": "stop-1", "askedAt": asked_at}
+    nurse_b.post(f"/api/devices/{PUMP}/commands/", stop, expect=(202,))
     wait_until(lambda: [c for c in pump.commands if c.get("command") == "STOP_INFUSION"],
                message="the STOP never reached the pump")  # fmt: skip
     pump.publish("status", {"status": "idle"})
