@@ -208,22 +208,22 @@ def _alarm_shown(alarm: dict, now: datetime) -> dict:
         "alerts": alarm.get("alerts"),
         "raised_at": alarm.get("raisedAt"),
         "priority": alarm["priority"],
-        "type": _human_type(alarm.get("type")),
+        "type": human_type(alarm.get("type")),
         "said": f"{alarm.get('message') or ''} (raised {clock(alarm.get('raisedAt'))}{count}) ",
-        "lasting": _lasting(alarm.get("raisedAt"), now),
+        "lasting": lasting_for(alarm.get("raisedAt"), now),
         "escalated": None if acknowledged else (alarm.get("escalation") or {}).get("level"),
         "acknowledged": acknowledged,
         "acknowledged_at": clock((acknowledged or {}).get("at")),
     }
 
 
-def _human_type(kind: str | None) -> str:
+def human_type(kind: str | None) -> str:
     """format.js `humanType`: "occlusion" -> "Occlusion", "low_battery" -> "Low battery"."""
     text = str(kind or "alarm").replace("_", " ")
     return text[:1].upper() + text[1:]
 
 
-def _lasting(since: str | None, now: datetime) -> str:
+def lasting_for(since: str | None, now: datetime) -> str:
     """format.js `lastingFor`: "for 14 s"."""
     try:
         moment = datetime.fromisoformat(since) if isinstance(since, str) else None

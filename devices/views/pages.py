@@ -20,10 +20,14 @@ from devices.selectors import (
 )
 from devices.services.clearing_stops import TOLD_TO_CLEAR
 from devices.services.silences import SILENCE_PERMISSION
+from devices.silence_selectors import ward_silences_current
 from devices.states import AlarmResolveReason
 from devices.templatetags.units import span
 from devices.views.monitor_before_live import alarms_shown, monitor_before_live
+from devices.views.overview_before_live import SUMMARY_PARTS, alarm_strip, station_before_live, summary_before_live
 from devices.views.presenters import monitor_state, page_settings, pump_summary
+from devices.ward_payloads import silence_body
+from protocol.payload_codec import payload_to_wire
 
 COMMAND_PERMISSION = "devices.command_device"
 ACKNOWLEDGE_PERMISSION = "devices.acknowledge_alarm"
@@ -43,13 +47,11 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
     pumps = [pump_summary(device, sessions.get(device.pk), alarms.get(device.pk, [])) for device in devices]
     bridge = bridge_status()
     can_silence = request.user.has_perm(SILENCE_PERMISSION)
-    now = timezone.now()
+    shown_wards = [ward.code for ward in wards if ward.code == ward_code or not ward_code]
+    silences = wards_silenced(shown_wards, timezone.now())
     context = {
         "pumps": pumps,
-        "cards": [
-            (pump, card_before_live(pump["connectivity"], device.last_seen_at, now))
-            for pump, device in zip(pumps, devices, strict=True)
-        ],
+        **_overview_before_live(pumps, devices, alarms, silences, wards=shown_wards, bridge=bridge),
         "wards": wards,
         "ward_code": ward_code,
         "heading": _ward_heading(wards, ward_code),
@@ -58,15 +60,45 @@ def ward_overview(request: HttpRequest) -> HttpResponse:
             **page_settings(),
             "ward": ward_code or "*",
             "bridge": bridge,
-            "wards": [ward.code for ward in wards if ward.code == ward_code or not ward_code],
+            "wards": shown_wards,
+            # the wards' silences on now, as the feed sends them on subscribing: the station shows them at once
+            "silences": silences,
+            "summaryParts": SUMMARY_PARTS,
             # view-only wall screens may not silence the ward: their button silences that screen only
             "canSilence": can_silence,
             "silenceS": settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"],
         },
         "silence_label": silence_label(settings.PUMPSTREAM["WARD_SILENCE_DEFAULT_S"]),
+        "silence_max_s": round(settings.PUMPSTREAM["WARD_SILENCE_MAX_S"]),
         "can_silence": can_silence,
     }
     return render(request, "devices/ward_overview.html", context)
+
+
+def _overview_before_live(
+    pumps: list[dict], devices: list[Device], alarms: dict[int, list], silences: list[dict], *, wards: list[str],
+    bridge: dict,
+) -> dict:  # fmt: skip
+    """The overview's cards, counts and station as its scripts first render them, before the page is live
+    (devices/views/overview_before_live.py): nothing moves as they take over."""
+    now = timezone.now()
+    cards = [
+        (pump, {**card_before_live(pump["connectivity"], device.last_seen_at, now), "alarm": alarm_strip(pump, now)})
+        for pump, device in zip(pumps, devices, strict=True)
+    ]
+    every_alarm = [alarm for listed in alarms.values() for alarm in listed]
+    degraded = not (bridge["alive"] and bridge["brokerConnected"])  # bridge_watch.js tells the script at once
+    return {
+        "cards": cards,
+        "summary": summary_before_live(pumps, [shown["connectivity"] for _, shown in cards]),
+        "station": station_before_live(pumps, every_alarm, silences, wards=wards, degraded=degraded, now=now),
+    }
+
+
+def wards_silenced(codes: list[str], now: datetime) -> list[dict]:
+    """The `ward:silence` body of each of these wards' silence on now, by ward code (as the ward feed sends them)."""
+    current = ward_silences_current(codes=set(codes), now=now)
+    return [payload_to_wire(silence_body(code, silence, now=now)) for code, silence in sorted(current.items())]
 
 
 # A pump's condition as the cards name it when they cannot say it is online (static/js/format.js CONDITION).

@@ -205,8 +205,8 @@ export class AlarmAudio {
   render() {
     const state = this.state;
     if (this.root) this.root.dataset.audio = state;
-    // the monitor's sound line keeps its box while any sound is wanted (templates/devices/_monitor_panel.html)
-    const line = this.stateLabel?.closest(".audio-controls");
+    // the sound line keeps its box while any sound is wanted (templates/devices/_monitor_panel.html, _station.html)
+    const line = this.stateLabel?.closest("[data-sounding]");
     if (line) line.dataset.sounding = String(state !== "off");
     if (this.enableButton) this.enableButton.hidden = state !== "blocked";
     if (this.silenceButton) this.silenceButton.hidden = !(state === "high" || state === "medium");

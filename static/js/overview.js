@@ -134,11 +134,9 @@ function alarmText(alarm) {
   return `${alarm.priority.toUpperCase()}: ${label}${lasting}${escalated}${alarm.acknowledged ? " (acknowledged)" : ""}`;
 }
 
-const SUMMARY_PARTS = [
-  ["running", "infusing"], ["pending", "waiting for pump"], ["paused", "paused"], ["high", "high alarm"],
-  ["medium", "medium alarm"], ["low", "low alarm"], ["stale", "stale"], ["offline", "offline"],
-  ["unknown", "never heard"], ["idle", "idle"],
-];
+// The counts' kinds in their order, with their words, as the server renders them before the page is live
+// (devices/views/overview_before_live.py SUMMARY_PARTS).
+const SUMMARY_PARTS = page.summaryParts;
 
 /** "3 infusing · 1 high alarm · 1 medium alarm · 1 stale": the ward at a glance, recounted with every render. The
  * pumps by condition, and every active alarm by priority, acknowledged or not: counting each pump's first alarm only
@@ -235,7 +233,7 @@ stationSignedIn();
 const live = new LiveConnection({ onUnauthorized: stationSignedOut });
 live.subscribeWard(page.ward, applySummary);
 const station = new Station({
-  live, wards: page.wards ?? [], canSilence: page.canSilence, silenceS: page.silenceS,
+  live, wards: page.wards ?? [], canSilence: page.canSilence, silenceS: page.silenceS, silences: page.silences,
   monitorUrl: (deviceId) => `/devices/${encodeURIComponent(deviceId)}/`,
 });
 live.onWardEvent(EVENTS.wardAlarm, applyWardAlarm);

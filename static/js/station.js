@@ -20,7 +20,8 @@ const TECHNICAL = {
   signedOut: "Signed out: this screen no longer receives alarms. Sign in again.",
   connection: "Connection lost for more than 10 s: this screen is not receiving alarms.",
   unreachable: "The server does not answer: this screen may not be receiving alarms.",
-  degraded: "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside.",
+  // as the server renders it when monitoring is degraded as the page is served (templates/devices/_station.html)
+  degraded: document.getElementById("station-technical-alarm")?.dataset.degraded ?? "Monitoring degraded",
   feedStopped: "Not receiving the ward's alarms: the server stopped this screen's feed (no longer permitted to " +
     "watch the ward, or the ward removed; or it could not answer it for now, and the screen asks again). Reload the " +
     "page if it persists.",
@@ -30,8 +31,10 @@ const TECHNICAL = {
 const byId = (id) => document.getElementById(id);
 
 export class Station {
-  /** `wards`: the ward codes this page shows; its silence button silences all of them (silence:ward). */
-  constructor({ live, monitorUrl, wards = [], canSilence = true, silenceS = 120 }) {
+  /** `wards`: the ward codes this page shows; its silence button silences all of them (silence:ward). `silences`: the
+   * `ward:silence` bodies of those silenced when the server rendered the page, shown and applied from its first
+   * update (the server's page shows them: templates/devices/_station.html). */
+  constructor({ live, monitorUrl, wards = [], canSilence = true, silenceS = 120, silences = [] }) {
     this.root = byId("station");
     this.live = live;
     this.wards = wards;
@@ -41,6 +44,12 @@ export class Station {
     this.baseTitle = document.title;
     this.alarms = [];
     this.items = new Map(); // alarm key -> its entry in the list, kept and updated in place (keyboard focus stays)
+    // The server renders the station as its first update does, before the page is live (devices/views/
+    // overview_before_live.py): its entries are kept, not made anew, and nothing is rendered before that update (the
+    // page makes it at once), so the cards below do not move as the script runs (they moved 185 px on a laptop).
+    for (const item of byId("station-alarm-list").children) if (item.dataset.key) this.items.set(item.dataset.key, item);
+    this.updated = false;
+    this.heldSilences = silences;
     this.problems = new Set();
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.shownSince = new Map(); // an alarm's alert and tier shown here (`seenKey`) -> {seen, since} (page clock)
@@ -57,6 +66,8 @@ export class Station {
     const end = byId("station-silence-end");
     if (end) end.hidden = !canSilence;
     end?.addEventListener("click", () => this.silenceWards(0));
+    byId("station-audio-silence").disabled = false; // the server's, disabled until the script takes it
+    this.labelSilence(live.isLive); // not live yet: it silences this screen, as the server's page says
     live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
     live.onRefusal((refusal) => refusal?.request === EVENTS.silenceWard && this.silenceRefused(refusal.message));
@@ -145,7 +156,7 @@ export class Station {
       const left = Math.max(0, Math.ceil((silence.endsAt - now) / 1000));
       const why = silence.reason ? [" (", isolated(silence.reason), ")"] : [];  // a reason in Hebrew took the "118"
       return [`${index ? " " : ""}Alarm sound silenced on every screen of ward ${silence.ward} by `,
-        isolated(String(silence.by)), ...why, `: ${left} s left. A new high alarm sounds at once.`];
+        isolated(String(silence.by ?? "someone")), ...why, `: ${left} s left. A new high alarm sounds at once.`];
     }));
   }
 
@@ -156,8 +167,11 @@ export class Station {
     else this.lostTimer = setTimeout(() => this.setProblem("connection", true), CONNECTION_GRACE_MS);
   }
 
-  /** The silence button says what it will do: the ward's shared silence only when it can ask the server. */
+  /** The silence button says what it will do: the ward's shared silence only when it can ask the server; "Sound again
+   * now", which only the server can do, waits for it. */
   labelSilence(live) {
+    const end = byId("station-silence-end");
+    if (end) end.disabled = !this.asksTheWard(live);
     const button = byId("station-audio-silence");
     if (!button?.dataset.wardLabel) return;
     button.textContent = this.asksTheWard(live) ? button.dataset.wardLabel : button.dataset.screenLabel;
@@ -186,15 +200,20 @@ export class Station {
 
   /** The ward's pumps changed (or a second passed): every active alarm of each pump, listed, bannered, sounded. */
   update(pumps) {
+    this.updated = true;
     this.watchWardAnswers();
     this.alarms = [...pumps]
       .flatMap((pump) => (pump.alarms ?? (pump.topAlarm ? [pump.topAlarm] : [])).map((alarm) => ({ ...alarm, pump })))
       .sort(byUrgency); // the banner and title name the first unanswered: an escalated one before a newer one
     this.render();
     this.noteShown();
+    // the silences the page was rendered with, after the alarms they cover are known (a silence applied before them
+    // would be ended by them as new), as when the feed's answer brings them
+    for (const body of this.heldSilences.splice(0)) this.silenceChanged(body);
   }
 
   render() {
+    if (!this.updated) return; // the server's render stands until the first update, which the page makes at once
     this.renderList();
     this.renderSilence();
     const top = this.alarms.find((alarm) => !alarm.acknowledged);
@@ -224,6 +243,7 @@ export class Station {
     let item = this.items.get(key);
     if (!item) {
       item = document.createElement("li");
+      item.dataset.key = key;
       item.append(document.createElement("a"));
       this.items.set(key, item);
     }

@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 
 from devices.models import Device
 from tests.factories import make_device
-from tests.support.browser import TABLET
+from tests.support.browser import LAPTOP, TABLET
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -80,7 +80,11 @@ def cards_placed(page) -> list[tuple[int, int]]:
     return [(round(box["x"]), round(box["y"])) for box in boxes]
 
 
-@pytest.mark.parametrize("viewport", [TABLET, {"width": 390, "height": 844}], ids=["tablet", "phone"])
+@pytest.mark.parametrize(
+    "viewport",
+    [LAPTOP, {"width": 1024, "height": 768}, TABLET, {"width": 390, "height": 844}],
+    ids=["laptop", "small-laptop", "tablet", "phone"],
+)
 def test_the_cards_stay_where_the_server_put_them_as_the_page_goes_live(open_page, running_pump, viewport):
     """The ward's summary has a row of its own below 900 px: the server's "2 pumps" fitted beside the heading on a phone
     and the script's "1 infusing · 1 never heard" wrapped under it, every card 40 px down as the script ran."""

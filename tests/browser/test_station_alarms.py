@@ -67,6 +67,9 @@ def test_a_pump_high_alarm_sounds_on_the_overview_and_leads_title_banner_and_lis
         expect(items.nth(0)).to_have_attribute("data-priority", "high")
         expect(items.nth(1)).to_contain_text("Bed 12 · Battery low")
         screenshot(page, artifacts_dir, "station-high-alarm-wall")
+        # both alarms seen (on the screen 600 ms) before she presses: the button no longer moves as the sound's line
+        # changes words, so nothing else makes the press wait for that (a press before is refused, as it should be)
+        page.wait_for_function("window.pumpstreamStation.seenAlarms().length === 2")
         page.get_by_role("button", name="Silence the ward 2 min").click()
         expect(root).to_have_attribute("data-audio", "silenced")
         assert not playing(page, "high")
