@@ -149,11 +149,12 @@ class ErrorMessage(Payload):
     request: str | None = None  # the client's event that was refused
     deviceId: str | None = None  # a pump the socket may no longer watch
     ward: str | None = None  # a ward feed the socket may no longer follow
+    requestWard: str | None = None  # the ward a refused `silence:ward` named (it stops no feed: never `ward`)
     code: str | None = None  # what refused it, for programs (`alarm_unseen`, `seen_required`, `invalid_seconds`)
 
 
 def error_body(message: str, **where: str) -> dict:
-    """An `error` event's body on the wire (`where`: `request`, `deviceId`, `ward` or `code`)."""
+    """An `error` event's body on the wire (`where`: `request`, `deviceId`, `ward`, `requestWard` or `code`)."""
     return payload_to_wire(ErrorMessage(message=message, **where))
 
 

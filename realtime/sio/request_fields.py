@@ -33,10 +33,14 @@ def parse_device_ids(data: Any, limits: ConnectionLimits) -> list[str]:
 
 def refused_targets(event: str, data: Any) -> list[dict[str, str]]:
     """What a refusal of this request names (`{"deviceId": ...}` per valid pump id, or `{"ward": ...}`), so that the
-    client knows which stream is not coming; nothing for other requests (a refused `silence:ward` stops no feed)."""
+    client knows which stream is not coming; a refused `silence:ward` stops no feed: it names its ward as
+    `requestWard`, so that a station of several wards says which of them was not silenced; nothing for others."""
+    ward = data.get("ward") if isinstance(data, dict) else None
+    ward = ward if isinstance(ward, str) and WARD_OR_ALL.fullmatch(ward) else None
     if event in (events.SUBSCRIBE_WARD, events.UNSUBSCRIBE_WARD):
-        ward = data.get("ward") if isinstance(data, dict) else None
-        return [{"ward": ward}] if isinstance(ward, str) and WARD_OR_ALL.fullmatch(ward) else []
+        return [{"ward": ward}] if ward else []
+    if event == events.SILENCE_WARD:
+        return [{"requestWard": ward}] if ward and ward != "*" else []
     return [{"deviceId": device_id} for device_id in named_device_ids(event, data)]
 
 

@@ -51,6 +51,7 @@ export class Station {
     this.updated = false;
     this.heldSilences = silences;
     this.problems = new Set();
+    this.refusals = new Map(); // ward code ("" for this screen's own silence) -> why its silence was not made
     this.silences = new Map(); // ward code -> its shared silence, with `endsAt` on this screen's clock
     this.shownSince = new Map(); // an alarm's alert and tier shown here (`seenKey`) -> {seen, since} (page clock)
     this.audio = new AlarmAudio({
@@ -70,7 +71,8 @@ export class Station {
     this.labelSilence(live.isLive); // not live yet: it silences this screen, as the server's page says
     live.onWardEvent(EVENTS.wardSilence, (body) => this.silenceChanged(body));
     live.onStateChange((state) => this.connectionChanged(state));
-    live.onRefusal((refusal) => refusal?.request === EVENTS.silenceWard && this.silenceRefused(refusal.message));
+    live.onRefusal((refusal) => refusal?.request === EVENTS.silenceWard &&
+      this.silenceRefused(refusal.message, refusal.requestWard));
     live.onStreamStopped(({ ward }) => ward && this.setProblem("feedStopped", true));
     live.onStreamResumed(({ ward }) => ward && this.setProblem("feedStopped", live.wardStopped)); // asked again
     window.pumpstreamStation = this; // for the browser tests
@@ -106,21 +108,32 @@ export class Station {
     }));
   }
 
-  /** The server refused this page's ward silence (asked too late, or not permitted): nothing was silenced, so the
-   * nurse who pressed is told, for 15 s or until a silence begins, instead of believing the ward is quiet. */
-  silenceRefused(message) {
-    const note = byId("station-silence-refused");
-    if (!note) return;
-    setText(note, `Not silenced: ${String(message ?? "refused by the server")}`);
-    note.hidden = false;
+  /** The server refused this page's silence of `ward` (asked too late, not permitted, an alarm she had not seen), or
+   * this screen's own (no ward): nothing was silenced, so the nurse who pressed is told, for 15 s or until its silence
+   * begins, instead of believing the ward is quiet; on a station of several wards, of which ward (one may be silenced
+   * and another refused: before, the line could not say which). */
+  silenceRefused(message, ward = "") {
+    this.refusals.set(ward ?? "", String(message ?? "refused by the server"));
+    this.renderRefusals();
     clearTimeout(this.refusalTimer);
-    this.refusalTimer = setTimeout(() => (note.hidden = true), 15_000);
+    this.refusalTimer = setTimeout(() => this.clearRefusal(), 15_000);
   }
 
-  /** A silence began: a refusal said before is over. */
-  clearRefusal() {
-    const refused = byId("station-silence-refused");
-    if (refused) refused.hidden = true;
+  /** A silence began: what was said of `ward`'s refusal is over, and of one that named no ward (this screen's own,
+   * a refusal of a server that names none); of every refusal when no ward is named. */
+  clearRefusal(ward) {
+    if (ward === undefined) this.refusals.clear();
+    else this.refusals.delete(ward);
+    this.refusals.delete("");
+    this.renderRefusals();
+  }
+
+  renderRefusals() {
+    const note = byId("station-silence-refused");
+    if (!note) return;
+    const of = (ward) => (this.wards.length > 1 && ward ? ` in ward ${ward}` : "");
+    setText(note, [...this.refusals].map(([ward, why]) => `Not silenced${of(ward)}: ${why}`).join(" "));
+    note.hidden = this.refusals.size === 0;
   }
 
   /** A ward's shared silence began, changed or ended (`ward:silence`), or its state on a (re)subscription: on, or
@@ -129,7 +142,7 @@ export class Station {
     if (!body?.ward) return;
     if (body.active) {
       this.silences.set(body.ward, { ...body, endsAt: pageClockMs() + body.remainingS * 1000 });
-      this.clearRefusal(); // asked again, and done
+      this.clearRefusal(body.ward); // asked again, and done
     }
     else if (!this.silences.delete(body.ward)) return; // none held: this screen's own silence (if any) stays
     this.applySilence();

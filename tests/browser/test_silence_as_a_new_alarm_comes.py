@@ -120,7 +120,8 @@ def test_a_wall_screens_own_silence_pressed_as_a_new_high_alarm_comes_is_not_mad
 def test_a_station_of_two_wards_silences_the_ward_whose_alarms_she_saw_and_says_the_other_was_not(open_page, stack):
     """Her station shows two wards and asks each for its silence with the same list: each is judged alone. The ward
     whose alarms she had seen is silenced (its bar says so); the one whose new alarm she had not is not, her screen
-    goes on sounding and says why; pressed again once seen, both are silenced and her screen with them."""
+    goes on sounding and says why, naming that ward (it could not: the refusal named none); pressed again once seen,
+    both are silenced and her screen with them."""
     seen_ward, new_ward = make_ward("sn2a"), make_ward("sn2b")
     make_device("BRW_SN2A", ward=seen_ward, bed="3")
     make_device("BRW_SN2B", ward=new_ward, bed="4")
@@ -139,7 +140,9 @@ def test_a_station_of_two_wards_silences_the_ward_whose_alarms_she_saw_and_says_
     expect(page.locator("#station-alarm-list")).to_contain_text("Air in line")
     page.mouse.click(*aimed)
 
-    expect(page.locator("#station-silence-refused")).to_have_text(NEW_ALARM)
+    expect(page.locator("#station-silence-refused"), "the line does not say which ward was not silenced").to_have_text(
+        NEW_ALARM.replace("Not silenced:", "Not silenced in ward sn2b:")
+    )
     expect(page.locator("#station-silence")).to_contain_text("ward sn2a by sn2-nurse")
     expect(page.locator("#station-silence")).not_to_contain_text("ward sn2b")
     assert WardSilence.objects.filter(ward=seen_ward).exists(), "the ward whose alarms she saw was not silenced"

@@ -74,3 +74,9 @@ def test_a_refused_ward_subscription_names_its_ward():
     assert [body.get("ward") for body in refused("subscribe:ward", {"ward": "icu"})] == ["icu"], "rate limit"
     assert [body.get("ward") for body in refused("unsubscribe:ward", {"ward": "*"})] == ["*"]
     assert [body.get("ward") for body in refused("silence:ward", {"ward": "icu"})] == [None], "a silence stops no feed"
+
+
+def test_a_refused_ward_silence_names_its_ward_as_the_request_s():
+    """A station of several wards asks each for its silence: its refusal line says which ward was not silenced."""
+    assert [body.get("requestWard") for body in refused("silence:ward", {"ward": "icu"})] == ["icu"]
+    assert [body.get("requestWard") for body in refused("silence:ward", {"ward": "bad ward"})] == [None]
