@@ -152,11 +152,14 @@ def alarm_clear(
     source: AlarmSource | None = None,
     session: InfusionSession | None = None,
     without_session: bool = False,
+    ids: list[int] | None = None,
 ) -> list[Alarm]:
     """Clear the active alarms of these type keys (any errorCode, source and session unless given, or only those of
-    no session with `without_session`); idempotent."""
+    no session with `without_session`; only these alarms with `ids`); idempotent."""
     now = now or timezone.now()
     active = Alarm.objects.filter(device=device, type__in=types, state=AlarmState.ACTIVE)
+    if ids is not None:
+        active = active.filter(pk__in=ids)
     if error_code is not None:
         active = active.filter(error_code=error_code)
     if source is not None:

@@ -36,13 +36,15 @@ def copy_hold(*, device_pk: int, boot_id: str, topic: str, payload: bytes, recei
         HeldCopy.objects.filter(id__in=overflow).delete()
 
 
-def copies_held_take(*, device_pk: int, boot_id: str, booted_at: datetime, now: datetime) -> list[tuple[str, bytes]]:
-    """The pump's alarms held under `boot_id` and received since it booted (`booted_at`, as its status tells it) and
-    within `HELD_COPIES_KEEP_S`, oldest first, as (topic, payload); every copy it held under that `bootId` is let go:
-    those received before the boot were the run before's (a retransmission), copies indeed."""
+def copies_held_take(
+    *, device_pk: int, boot_id: str, booted_at: datetime, now: datetime
+) -> list[tuple[str, bytes, datetime]]:
+    """The pump's messages held under `boot_id` and received since it booted (`booted_at`, as its status tells it) and
+    within `HELD_COPIES_KEEP_S`, oldest first, as (topic, payload, received at); every copy it held under that
+    `bootId` is let go: those received before the boot were the run before's (a retransmission), copies indeed."""
     held = HeldCopy.objects.filter(device_id=device_pk, boot_id=boot_id[:64])
     since = max(booted_at, now - timedelta(seconds=HELD_COPIES_KEEP_S))
     taken = list(held.filter(received_at__gte=since, received_at__lte=now).order_by("received_at", "id")
-                 .values_list("topic", "payload"))  # fmt: skip
+                 .values_list("topic", "payload", "received_at"))  # fmt: skip
     held.delete()
-    return [(topic, bytes(payload)) for topic, payload in taken]
+    return [(topic, bytes(payload), received_at) for topic, payload, received_at in taken]

@@ -30,7 +30,14 @@ from devices.services.infusion_reports import (
     confirmation_apply,
     confirmation_apply_late,
 )
-from devices.services.late_reports import report_late_record, report_seq_late, seq_mark_restart, seq_mark_set
+from devices.services.late_reports import (
+    alarms_raised_before,
+    report_late_record,
+    report_overtaken_in_run,
+    report_seq_late,
+    seq_mark_restart,
+    seq_mark_set,
+)
 from devices.services.progress import progress_apply
 from devices.services.restarts import pump_restart_check
 from devices.services.sql import model_fields_save
@@ -59,7 +66,7 @@ class ReportApplied(NamedTuple):
 def pump_report_apply(
     *, device_id: str, kind: str, topic: str, report: DevicePayload, received_at: datetime, retained: bool = False,
     heard_at: datetime | None = None, gone_at: datetime | None = None, news_queued: bool = True,
-    in_order: bool = False,
+    held_at: datetime | None = None,
 ) -> ReportApplied:  # fmt: skip
     """Apply one accepted message from a registered pump; idempotent for replays of the same report. Returns whether
     it told a restart and whether it came late. `heard_at`: the message is the broker's retained copy, read again once
@@ -67,8 +74,9 @@ def pump_report_apply(
     told gone then, after that (an `offline` turned away before its registration). `news_queued`, for a retained
     copy: what the pump published since the bridge last held the broker was queued for it and came as news (its
     session lasted, the copy is QoS 1), so the copy is no newer than what was applied (`_presence_of_a_copy`).
-    `in_order`: never judged late, nor moving the pump's `seq` mark (a message held and claimed again after a told
-    reboot: the new run's, sent before the status that told it).
+    `held_at`: a message held and claimed again after a told reboot (the new run's, sent before the status that told
+    it), first received then: it moves no `seq` mark, and is late only when a newer message of its kind and run was
+    applied before it (`late_reports.report_overtaken_in_run`), never by the run before's mark.
 
     A non-retained report that shows a restart ends what the pump was doing first (see `restarts`). A live report
     numbered below one applied under its `bootId` is late: written in the pump's log, and only an alarm it raises is
@@ -81,10 +89,14 @@ def pump_report_apply(
     with transaction.atomic(savepoint=False):
         device = device_lock(device_id=device_id, with_session=True)
         was_connectivity = device.connectivity(now=received_at)
-        late = not in_order and report_seq_late(
-            device=device, kind=kind, report=report, retained=retained, received_at=received_at
-        )
-        marked = not (late or in_order) and seq_mark_set(device=device, report=report, retained=retained)
+        late, overtaken_by = False, None
+        if held_at is not None:  # claimed again after a told reboot: late if a newer one of its run was applied
+            overtaken_by = report_overtaken_in_run(device=device, kind=kind, report=report, received_at=received_at,
+                                                   held_at=held_at)  # fmt: skip
+            late = overtaken_by is not None
+        else:
+            late = report_seq_late(device=device, kind=kind, report=report, retained=retained, received_at=received_at)
+        marked = not late and held_at is None and seq_mark_set(device=device, report=report, retained=retained)
         presence_moved = _pump_seen(device, kind, report, received_at, heard_at, retained=retained, gone_at=gone_at,
                                     news_queued=news_queued, marked=marked)  # fmt: skip
         if kind != topics.PROGRESS or report.status not in (None, "running"):
@@ -95,7 +107,7 @@ def pump_report_apply(
             if seq_mark_restart(device=device, report=report):
                 model_fields_save(device, ("seq_applied",))
         if late:
-            visible_change = _late_apply(device, kind, report, received_at)
+            visible_change = _late_apply(device, kind, report, received_at, after=overtaken_by)
         else:
             visible_change = REPORT_HANDLERS[kind](device, report, received_at)
         if restarted or visible_change or presence_moved or device.connectivity(now=received_at) != was_connectivity:
@@ -103,18 +115,35 @@ def pump_report_apply(
     return ReportApplied(restarted, late)
 
 
-def _late_apply(device: Device, kind: str, report: DevicePayload, now: datetime) -> bool:
-    """A late report: recorded in the pump's log; an alarm it raises is raised (or counted on the active one), a
-    clearing clears nothing, a confirmation's parameters are read back for a session running on the pump's evidence
+def _late_apply(device: Device, kind: str, report: DevicePayload, now: datetime, *, after: int | None = None) -> bool:
+    """A late report: recorded in the pump's log (`after`: the `seq` it came after, if not the mark); an alarm it
+    raises is raised (or counted on the active one), a clearing clears only what messages numbered below it raised
+    (`_late_clearing_apply`), a confirmation's parameters are read back for a session running on the pump's evidence
     (`confirmation_apply_late`), and nothing else is applied (`late_reports.py`)."""
-    raised = kind == topics.ERROR and _late_alarm_raises(device, report)
+    cleared = kind == topics.ERROR and alarm_is_clearing(report.type) and _late_clearing_apply(device, report, now)
+    raised = kind == topics.ERROR and not cleared and _late_alarm_raises(device, report)
     if raised:
         _alarm_raise(device, report, now)
     if kind == topics.INFUSION:
         confirmation_apply_late(device, report, now)  # its own changes recorded, as `confirmation_apply`'s
-    report_late_record(device=device, kind=kind, report=report, raised=raised,
+    report_late_record(device=device, kind=kind, report=report, raised=raised, cleared=cleared, after=after,
                        session_pk=device.active_session_pk, now=now)  # fmt: skip
     return False
+
+
+def _late_clearing_apply(device: Device, report: DevicePayload, now: datetime) -> bool:
+    """A late clearing clears the pump's active alarms it names that only messages of its `bootId` numbered below it
+    raised (`late_reports.alarms_raised_before`, review 47 M4); True when it cleared one. One raised or counted again
+    by a newer message stays (review 44 F1)."""
+    named = device.alarms.filter(type__in=types_cleared_by(report.type), source=AlarmSource.DEVICE,
+                                 state=AlarmState.ACTIVE)  # fmt: skip
+    if report.errorCode:
+        named = named.filter(error_code=report.errorCode)
+    older = alarms_raised_before(device=device, alarms=list(named), report=report)
+    if not older:
+        return False
+    return bool(alarm_clear(device=device, types=types_cleared_by(report.type), source=AlarmSource.DEVICE,
+                            reason=report.text or report.type, now=now, ids=[alarm.pk for alarm in older]))  # fmt: skip
 
 
 def pump_mark_stale(*, device_id: str, now: datetime) -> None:

@@ -207,6 +207,34 @@ def message_key_used_before(*, device_pk: int, boot_id: str, device_seq: int, ki
                                          kind=receipt_kind(kind)).exists()  # fmt: skip
 
 
+def message_keys_received(
+    *, device_pk: int, boot_id: str, kind: str, above: int, since: datetime, until: datetime
+) -> list[tuple[int, datetime, bool]]:
+    """The pump's messages of this `kind` under this `bootId` numbered above `above`, received from `since` to `until`
+    (both included), whether applied or late, as (`seq`, received at, reused): `reused` when a message of its kind was
+    received under its key before it (a pump reusing its `bootId`: the later one is the new run's). A retired receipt
+    (a told reboot's, `message_receipts_retire`) under its `seq` as sent. Two reads of the receipts' unique index."""
+    receipts = MessageReceipt.objects.filter(device_id=device_pk, boot_id=boot_id[:64], kind=receipt_kind(kind))
+    above_it = Q(device_seq__gt=above) | Q(device_seq__lt=_retired(above))
+    received = [(_as_sent(seq), at) for seq, at in receipts.filter(above_it, received_at__gte=since,
+                                                                   received_at__lte=until)
+                .values_list("device_seq", "received_at")]  # fmt: skip
+    if not received:
+        return []
+    seqs = {seq for seq, _ in received}
+    first: dict[int, datetime] = {}
+    for seq, at in receipts.filter(device_seq__in=[*seqs, *map(_retired, seqs)]).values_list(
+        "device_seq", "received_at"
+    ):
+        first[_as_sent(seq)] = min(first.get(_as_sent(seq), at), at)
+    return [(seq, at, at > first[seq]) for seq, at in received]
+
+
+def _as_sent(device_seq: int) -> int:
+    """A receipt's `seq` as the pump sent it (a retired one's stored as -1 - seq)."""
+    return device_seq if device_seq >= 0 else _retired(device_seq)
+
+
 def receipt_kind(kind: str) -> int:
     """A topic kind's code in the receipts (`RECEIPT_KINDS`)."""
     return RECEIPT_KINDS[kind]

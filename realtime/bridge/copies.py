@@ -15,12 +15,15 @@ raised late is the lesser harm (`docs/protocol.md`, "The known limit").
 
 A message that came late by its `seq` (`devices/services/late_reports.py`) may be such a new run's too: numbered from 0
 again, below the run before's mark, under a key the run before never used for its kind (a status where it sent a
-progress), until the status telling the reboot starts the mark anew. One other than an alarm
-(an alarm is raised late all the same) that the pump sent now is held the same way, and claimed again, applied in
-order, when a status tells the reboot; without one it is never applied, as a late message."""
+progress), until the status telling the reboot starts the mark anew. One other than an alarm (an alarm is raised
+late all the same) that the pump sent now is held the same way, and claimed again, applied in order, when a status
+tells the reboot, unless a message of its kind and run numbered above it was applied before
+(`late_reports.report_overtaken_in_run`: then late, review 47 M1); without one it is never applied, as a late
+message."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from devices.services.alarm_keys import alarm_is_clearing
@@ -57,10 +60,12 @@ def late_held_if_sent_now(message: InboundMessage, checked: CheckedMessage, devi
               received_at=message.received_at)  # fmt: skip
 
 
-def copies_sent_since_boot(status: InboundMessage, checked: CheckedMessage, device_pk: int) -> list[tuple[str, bytes]]:
-    """For a status that told its pump restarted: the alarms of its `bootId` held since the boot its `uptime` tells,
-    oldest first, as (topic, payload); none for another report, a Last Will or a status without a believable uptime
-    (`restarts.boot_moment`)."""
+def copies_sent_since_boot(
+    status: InboundMessage, checked: CheckedMessage, device_pk: int
+) -> list[tuple[str, bytes, datetime]]:
+    """For a status that told its pump restarted: the messages of its `bootId` held since the boot its `uptime` tells,
+    oldest first, as (topic, payload, first received at); none for another report, a Last Will or a status without a
+    believable uptime (`restarts.boot_moment`)."""
     report = checked.report
     if checked.kind != topics.STATUS or report.status == "offline" or not report.bootId or status.retain:
         return []

@@ -61,7 +61,8 @@ class InboundMessage:
     received_at: datetime = field(default_factory=timezone.now)
     shed: str | None = None  # decided once (BatchIngest.admit): "" admitted, else what shed it; None: not yet
     slot: int = 0  # the pump's slot when bridges share the pumps (`slots.py`); 0 with one bridge
-    reclaimed: bool = False  # an alarm held as a copy, claimed again after a reboot was told (`copies.py`)
+    reclaimed: bool = False  # a message held (`copies.py`), claimed again after a reboot was told
+    held_at: datetime | None = None  # with `reclaimed`: when it was first received
     # Turned away for a pump not registered (`unknown_device`): the status it said ("" none); read again once the pump
     # is registered (`rereads.py`). None: not turned away so.
     unregistered: str | None = None
@@ -291,7 +292,8 @@ def _apply(message: InboundMessage, checked: CheckedMessage, prepared: Prepared 
     applied = pump_report_apply(
         device_id=checked.device_id, kind=checked.kind, topic=message.topic, report=checked.report,
         received_at=message.received_at, retained=message.retain, heard_at=message.heard_at, gone_at=message.gone_at,
-        news_queued=(message.session_kept and message.qos > 0) or message.news_since_gone, in_order=message.reclaimed,
+        news_queued=(message.session_kept and message.qos > 0) or message.news_since_gone,
+        held_at=(message.held_at or message.received_at) if message.reclaimed else None,
     )  # fmt: skip
     if applied.late:  # recorded in the pump's log; held in case it is a rebooted pump's under its reused bootId
         _late(checked.kind).inc()
@@ -306,9 +308,9 @@ def _copies_reclaim(status: InboundMessage, checked: CheckedMessage, device_pk: 
     now (at the status's receive time, after it), in its own savepoint, as the message it is. Claimed again, one is
     the new run's when the reboot retired the run before's receipt it matched, and is raised (review 25, finding 3);
     a copy still when it stands (a new `bootId` retires nothing)."""
-    for topic, payload in copies_sent_since_boot(status, checked, device_pk):
+    for topic, payload, held_at in copies_sent_since_boot(status, checked, device_pk):
         copy = InboundMessage(topic=topic, payload=payload, received_at=status.received_at, slot=status.slot,
-                              reclaimed=True)  # fmt: skip
+                              reclaimed=True, held_at=held_at)  # fmt: skip
         outcome = message_ingest(copy)
         logger.info(
             "alarm held as a copy claimed again after a told reboot: %s", outcome,

@@ -118,3 +118,46 @@ def test_a_new_runs_message_under_a_key_the_run_before_gave_another_kind_is_appl
     assert Device.objects.get(device_id=pump).battery_level == 77, (
         "the rebooted pump's status, late under its reused bootId, was not applied once its reboot was told"
     )
+
+
+def test_a_held_status_claimed_again_never_overwrites_the_new_runs_newer_status(shared_bridge, broker):
+    """Review 47, M1: the run before numbered its ticks (statuses 1, 3, 5, progress 2, 4). The new run's status 2
+    (`testing`, 77 %) is late under progress 2's key, held; its status 3 (`issue`, 12 %) is under a status's key,
+    applied at once; its `online` 4 tells the reboot. The held status 2 was then applied last: the screen showed
+    77 %, the pump's newest word being 12 %. Now it is recorded as late, overtaken by status 3 of its own run."""
+    pump = "PUMP_REBOOT_HELD_ORDER"
+    make_device(pump)
+    session = confirmed_order(pump)
+    ids = {"bootId": BOOT, "infusionId": session.infusion_id}
+    flow = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0}
+    before = PumpClient(broker.url, pump)
+    try:
+        before.publish("status", {"deviceId": pump, "status": "running", "uptime": 600_000, "seq": 1, **ids})
+        before.publish("progress", {**flow, "seq": 2, **ids})
+        before.publish("status", {"deviceId": pump, "status": "running", "uptime": 602_000, "seq": 3, **ids})
+        before.publish("progress", {**flow, "seq": 4, **ids})
+        before.publish("status", {"deviceId": pump, "status": "running", "uptime": 604_000, "seq": 5, **ids})
+        wait_until(lambda: Device.objects.get(device_id=pump).seq_applied == 5, timeout=20,
+                   message="the run before's reports were not applied")  # fmt: skip
+    finally:
+        before.close()
+    late = DeviceEvent.objects.filter(device__device_id=pump, kind="pump.report_late")
+    after = PumpClient(broker.url, pump)
+    try:
+        after.publish("status", {"deviceId": pump, "status": "testing", "batteryLevel": 77, "seq": 2, "bootId": BOOT})
+        wait_until(lambda: late.count() == 1, timeout=20, message="status 2 under progress 2's key not late")
+        after.publish("status", {"deviceId": pump, "status": "issue", "batteryLevel": 12, "seq": 3, "bootId": BOOT})
+        wait_until(lambda: Device.objects.get(device_id=pump).battery_level == 12, timeout=20,
+                   message="status 3 under status 3's key not applied")  # fmt: skip
+        after.publish("status", {"deviceId": pump, "status": "online", "uptime": 20_000, "seq": 4, "bootId": BOOT})
+        wait_until(lambda: late.count() == 2, timeout=20,
+                   message="the held status 2, claimed again after the told reboot, not recorded as late")  # fmt: skip
+    finally:
+        after.close()
+    assert DeviceEvent.objects.filter(device__device_id=pump, kind="pump.restarted").exists()
+    device = Device.objects.get(device_id=pump)
+    assert (device.battery_level, device.reported_status) == (12, "online"), (
+        f"the pump's newer status 3 (12 %) was overwritten by its held status 2 (77 %): shown "
+        f"{device.reported_status}, battery {device.battery_level} %"
+    )
+    assert late.order_by("-id").first().payload["seqApplied"] == 3, "recorded as coming after the new run's status 3"

@@ -302,3 +302,127 @@ def test_a_reused_boot_ids_new_run_under_a_key_the_run_before_gave_another_kind_
     assert device.battery_level == 77, "the new run's status held as late was not applied after the reboot was told"
     bridge.commit([sent("status", 4, 62, status="idle")])
     assert Device.objects.get(device_id="P1").seq_applied == 4 and len(late()) == 1
+
+
+def test_a_held_status_of_the_new_run_never_overwrites_its_newer_status_applied_before_the_reboot_was_told():
+    """Review 47, M1: a pump reusing its `bootId` that numbers its ticks (the run before: statuses 1, 3, 5, progress 2,
+    4). Its new run sends status 2 `testing` 77 % (a key the run before gave a progress: late, held), status 3 `issue`
+    12 % (a key of a status: applied at once), then `online` 4 telling the reboot. The held status 2 was applied
+    after it, last: the screen showed `testing`, 77 %, the pump's newest word being `issue`, 12 %. Now it is recorded
+    as late (overtaken in its own run) and applied nothing."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    flow = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0, **ids}
+    bridge.commit([sent("status", 1, 0, status="running", uptime=600_000, **ids),
+                   sent("progress", 2, 1, **flow),
+                   sent("status", 3, 2, status="running", uptime=602_000, **ids),
+                   sent("progress", 4, 3, **flow),
+                   sent("status", 5, 4, status="running", uptime=604_000, **ids)])  # fmt: skip
+    assert Device.objects.get(device_id="P1").seq_applied == 5
+    bridge.commit([sent("status", 2, 60, status="testing", batteryLevel=77)])  # late: held
+    bridge.commit([sent("status", 3, 61, status="issue", batteryLevel=12)])  # under a status's key: applied
+    assert Device.objects.get(device_id="P1").battery_level == 12
+    bridge.commit([sent("status", 4, 62, status="online", uptime=5_000)])  # the reboot, told by its uptime
+    device = Device.objects.get(device_id="P1")
+    assert status_of(session) == "interrupted"
+    assert (device.reported_status, device.battery_level) == ("online", 12), (  # its `online` 4 its newest word
+        f"the held status 2 overwrote the new run's status 3: shown {device.reported_status}, {device.battery_level} %"
+    )
+    assert active("device_degraded") is not None, "the pump's `issue` (3) is still its word on its health"
+    assert late() == [("status", 2, False), ("status", 2, False)], "the held status claimed again is recorded late"
+
+
+def test_held_statuses_claimed_again_are_applied_up_to_the_newest_and_an_online_overtakes_none():
+    """The same pump's new run sends statuses 2 (`testing` 77 %) and 3 (`testing` 60 %), both under keys the run before
+    gave progress (late, held), then `online` 6: the newest held one is what the screen shows whatever order they
+    came in (3 before 2), and the `online` (presence only) overtakes neither."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    flow = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0, **ids}
+    bridge.commit([sent("status", 1, 0, status="running", uptime=600_000, **ids),
+                   sent("progress", 2, 1, **flow), sent("progress", 3, 2, **flow),
+                   sent("status", 5, 4, status="running", uptime=604_000, **ids)])  # fmt: skip
+    bridge.commit([sent("status", 3, 60, status="testing", batteryLevel=60)])  # its first send of 2 lost: 3 first
+    bridge.commit([sent("status", 2, 61, status="testing", batteryLevel=77)])
+    assert late() == [("status", 3, False), ("status", 2, False)]
+    bridge.commit([sent("status", 6, 62, status="online", uptime=5_000)])
+    device = Device.objects.get(device_id="P1")
+    assert (device.reported_status, device.battery_level) == ("testing", 60), (device.reported_status,
+                                                                              device.battery_level)  # fmt: skip
+    assert late()[2:] == [("status", 2, False)], "status 3 claimed again overtakes status 2; nothing else late"
+
+
+def test_a_late_clearing_newer_than_the_alarm_it_clears_clears_it():
+    """Review 47, M4: a pump numbering its ticks sends progress 3 and occlusion 3, progress 4, and its clearing 4
+    (first send lost) resent after progress 5: late (seq 4 used by a progress), it cleared nothing, and the occlusion
+    the pump cleared stayed a sounding high alarm while it ran. The clearing is newer than the alarm (3 < 4): it
+    clears it. One numbered below the alarm's newest raise still clears nothing
+    (`test_a_ticks_progress_under_one_seq_does_not_hide_its_late_clearing`)."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    flow = {"status": "running", "flowRate": 2.0, "volumeRemainingMl": 20.0, **ids}
+    bridge.commit([sent("progress", 3, 0, deliveredVolumeMl=10.0, **flow),
+                   sent("error", 3, 0.5, type="occlusion", severity="high", message="Occlusion", **ids),
+                   sent("progress", 4, 1, deliveredVolumeMl=10.0, **flow),
+                   sent("progress", 5, 2, deliveredVolumeMl=10.1, **flow)])  # fmt: skip
+    assert active("occlusion") is not None
+    bridge.commit([sent("error", 4, 3, type="occlusion_cleared", **ids)])
+    assert active("occlusion") is None, "the pump cleared the occlusion at 4 (raised at 3): it still sounds"
+    assert late() == [("error", 4, False)], "the clearing came late: recorded so"
+    assert Alarm.objects.get(device__device_id="P1", type="occlusion").state == "cleared"
+
+
+def test_a_late_clearing_clears_nothing_raised_again_after_it_nor_under_another_boot():
+    """The occlusion raised at 3 and counted again at 5: the clearing 4 is older than its newest raise and clears
+    nothing; an occlusion of another `bootId`'s message is not cleared by a late clearing either."""
+    session = running("P1")
+    bridge = Bridge()
+    ids = {"infusionId": session.infusion_id}
+    occlusion = {"type": "occlusion", "severity": "high", **ids}
+    bridge.commit([sent("error", 3, 0, **occlusion), sent("progress", 4, 1, status="running", flowRate=2.0,
+                                                           deliveredVolumeMl=6.0, **ids),
+                   sent("error", 5, 2, **occlusion)])  # fmt: skip
+    bridge.commit([sent("error", 4, 3, type="occlusion_cleared", **ids)])
+    assert active("occlusion") is not None, "a clearing numbered 4 cleared the occlusion the pump said again at 5"
+
+
+def reboot_under_ticks(first_at_s: float) -> InfusionSession:
+    """P1 running, its run before numbering its ticks (statuses 1, 3, 5, progress 2, 4), received from `first_at_s`."""
+    session = running("P1")
+    ids = {"infusionId": session.infusion_id}
+    flow = {"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0, **ids}
+    at = first_at_s
+    Bridge().commit([sent("status", 1, at, status="running", uptime=600_000, **ids),
+                     sent("progress", 2, at + 0.1, **flow),
+                     sent("status", 3, at + 0.2, status="running", uptime=602_000, batteryLevel=90, **ids),
+                     sent("progress", 4, at + 0.3, **flow),
+                     sent("status", 5, at + 0.4, status="running", uptime=604_000, **ids)])  # fmt: skip
+    return session
+
+
+def test_a_held_status_is_overtaken_by_its_run_s_newer_status_received_before_it():
+    """The new run's status 3 (`issue` 12 %, under the run before's status 3's key: applied) received before its
+    status 2 (`testing` 77 %, first send lost, late, held): the reused key tells status 3 is the new run's, so the
+    held status 2 claimed again is late, not applied over it."""
+    reboot_under_ticks(0)
+    bridge = Bridge()
+    bridge.commit([sent("status", 3, 60, status="issue", batteryLevel=12)])
+    bridge.commit([sent("status", 2, 61, status="testing", batteryLevel=77)])
+    bridge.commit([sent("status", 4, 62, status="online", uptime=5_000)])
+    assert Device.objects.get(device_id="P1").battery_level == 12
+    assert late() == [("status", 2, False), ("status", 2, False)]
+
+
+def test_the_run_befores_tail_within_the_uptimes_reach_overtakes_no_held_status():
+    """A bridge's backlog received at once: the run before's statuses come within the uptime the telling `online`
+    says (20 s). The run before's status 3 (90 %, its key used once) is not the new run's: the held status 2 (77 %),
+    the new run's first word, is applied."""
+    reboot_under_ticks(58)
+    bridge = Bridge()
+    bridge.commit([sent("status", 2, 60, status="testing", batteryLevel=77)])
+    bridge.commit([sent("status", 3, 61, status="online", uptime=20_000)])
+    assert Device.objects.get(device_id="P1").battery_level == 77
+    assert late() == [("status", 2, False)]
