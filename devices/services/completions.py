@@ -1,15 +1,17 @@
 """A pump's word that its infusion completed, judged by what it reported of it (review 44, F3).
 
 A `completion` (its `summary`), a `completed` status or a progress saying `completed` ends the session on the pump
-`completed` only when the order was delivered: the completion's `totalVolumeMl` is the order's planned volume within
-`VOLUME_TOLERANCE_ML`, or the last progress says so (no more than that remaining, 100 %, or, with no remaining figure,
-delivered the planned volume: the original firmware's final 35 of 30 mL, its bolus counted twice, is delivered), or
-nothing the pump reported says otherwise (no figure at all: its word stands). The last progress is judged with what
-the pump could have delivered since (`unreported.py`: its rate times up to 2 s): a final progress lost at a high rate
-is no shortfall, 22 of 30 mL left still is. Else the pump ended by its timer, held
-back (an occlusion, a slow syringe), or its volume to be infused was set short: the session ends `interrupted` with a
-high `infusion_interrupted` that says what was given of what was ordered, as the same facts reported `idle` end it
-(`restarts.session_end_on_idle`): never "Completed" beside "No active alarms." with most of the order not given.
+`completed` only when the order was delivered. A completion's `totalVolumeMl`, the pump's own final figure, alone
+judges when given: the order's planned volume within `VOLUME_TOLERANCE_ML`, no allowance (review 47, M3: its 29.5 of
+30 mL read "Completed" as the last progress, 2 s before, left 0.5 mL at 999 mL/h). Without it, the last progress
+judges (no more than that tolerance remaining, 100 %, or, with no remaining figure, delivered the planned volume: the
+original firmware's final 35 of 30 mL, its bolus counted twice, is delivered), with what the pump could have
+delivered since (`unreported.py`: its rate times up to 2 s, at most a twentieth of the order): a final progress lost
+at a high rate is no shortfall, 22 of 30 mL left still is; nothing the pump reported (no figure at all): its word
+stands. Else the pump ended by its timer, held back (an occlusion, a slow syringe), or its volume to be infused was
+set short: the session ends `interrupted` with a high `infusion_interrupted` that says what was given of what was
+ordered, as the same facts reported `idle` end it (`restarts.session_end_on_idle`): never "Completed" beside "No
+active alarms." with most of the order not given.
 """
 
 from datetime import datetime
@@ -32,16 +34,19 @@ def completion_short(
     planned, allowed = session.planned_volume_ml, VOLUME_TOLERANCE_ML + unreported
     progress, summary = progress or {}, summary if isinstance(summary, dict) else {}
     total, remaining = summary.get("totalVolumeMl"), progress.get("volumeRemainingMl")
+    if is_figure(total):  # the pump's own final figure: judged by it alone, no allowance (review 47, M3)
+        if total >= planned - VOLUME_TOLERANCE_ML:
+            return ""
+        return f"{COMPLETED_SHORT}{_ml(total)} of {_ml(planned)} mL given ({_ml(planned - total)} mL left)"
     delivered, percent = progress.get("deliveredVolumeMl"), percent_of(progress)
     finished = [
-        is_figure(total) and total >= planned - VOLUME_TOLERANCE_ML,
         is_figure(remaining) and remaining <= allowed,
         not is_figure(remaining) and is_figure(delivered) and delivered >= planned - allowed,
         percent_says_finished(percent, planned_ml=planned, unreported=unreported),
     ]
-    if any(finished) or not any(is_figure(value) for value in (total, remaining, delivered, percent)):
+    if any(finished) or not any(is_figure(value) for value in (remaining, delivered, percent)):
         return ""
-    given = next((value for value in (total, delivered) if is_figure(value)), None)
+    given = delivered if is_figure(delivered) else None
     if given is None:
         given = planned - remaining if is_figure(remaining) else planned * percent / 100
     left = remaining if is_figure(remaining) else planned - given

@@ -9,7 +9,12 @@ receive times, which the pump's own timestamps may only narrow, never widen (bot
 offset; as `delivery.py` lets the pump's clock narrow a window), and never more than `UNREPORTED_MAX_S`, so a report
 received long after it was sent (queued while the bridge was away) buys nothing more. A pump paused, or whose last
 progress did not say it runs, delivered nothing since. So a completion with the order clearly short (22 of 30 mL left)
-stays `interrupted` at any rate.
+stays `interrupted` at any rate. Nor more than `UNREPORTED_MAX_SHARE` of the order (review 47, M3): at 999 mL/h,
+2 s is 0.56 mL, more than a quarter of a 2 mL order; a twentieth is a pump's own volume accuracy (about 5 %), so the
+allowance never calls "Completed" an order whose last figure left more of it than the pump's accuracy. Its cost: a
+small order at a high rate whose final progress was lost and whose completion carries no `totalVolumeMl` (a status
+`completed`, `idle`) ends `interrupted`, a false alarm on the safe side (a completion's `totalVolumeMl`, when given,
+judges alone: `completions.py`).
 """
 
 from datetime import datetime
@@ -22,12 +27,14 @@ from protocol.schemas import device_timestamp_parse
 # The time since its last progress a pump's `completed` may stand for: its final progress lost (one a second), and
 # the jitter of the two messages' timing; not a silence (several progress reports lost: the server saw nothing).
 UNREPORTED_MAX_S = 2.0
+UNREPORTED_MAX_SHARE = 0.05  # of the order's planned volume: a pump's volume accuracy
 RUNNING_PROGRESS = (None, "running")
 
 
 def unreported_ml(*, device: Device, session: InfusionSession, sent: object, received_at: datetime) -> float:
     """What `device` could have delivered of the running `session` since its last progress, when it sent (`sent`:
-    its own `timestamp`) the report received at `received_at`; 0 when nothing says it ran since."""
+    its own `timestamp`) the report received at `received_at`, at most `UNREPORTED_MAX_SHARE` of the order; 0 when
+    nothing says it ran since."""
     progress, progress_at = session.progress_on(device) or {}, session.progress_at_on(device)
     rate = progress.get("flowRate")
     if session.status != SessionStatus.RUNNING or progress.get("status") not in RUNNING_PROGRESS:
@@ -35,7 +42,8 @@ def unreported_ml(*, device: Device, session: InfusionSession, sent: object, rec
     if progress_at is None or not is_figure(rate) or rate <= 0:
         return 0.0
     rate_ml_min = min(rate, session.flow_rate_ml_min * (1 + RATE_TOLERANCE))
-    return rate_ml_min * _seconds_since(progress.get("timestamp"), sent, progress_at, received_at) / 60
+    since_ml = rate_ml_min * _seconds_since(progress.get("timestamp"), sent, progress_at, received_at) / 60
+    return min(since_ml, UNREPORTED_MAX_SHARE * session.planned_volume_ml)
 
 
 def _seconds_since(progress_sent: object, sent: object, progress_at: datetime, received_at: datetime) -> float:

@@ -119,3 +119,59 @@ def test_a_percentage_short_by_what_the_pump_could_have_delivered_is_completed()
 ])  # fmt: skip
 def test_the_idle_rule_allows_what_the_pump_could_have_delivered(progress, unreported, finished):
     assert progress_says_finished(progress, unreported=unreported, planned_ml=30.0) is finished
+
+
+# ---- review 47, M3: the pump's own final figure judges alone; the allowance is bounded for small orders -----------
+
+
+def small_order_running_at(planned: float, progress: dict, *, ago_s: float) -> InfusionSession:
+    """An order of `planned` mL at 999 mL/h (no bolus) running on PUMP_0001, its last progress `ago_s` s ago."""
+    make_device()
+    order = make_order(flow_rate_ml_min=RATE, planned_volume_ml=planned, planned_time_min=planned / RATE,
+                       bolus_enabled=False)  # fmt: skip
+    session = infusion_start(device_id="PUMP_0001", order=order)
+    with transaction.atomic():
+        session_transition(device=device_lock(device_id="PUMP_0001"), session=session, to=SessionStatus.RUNNING)
+    Device.objects.filter(pk=session.device_id).update(
+        latest_progress={"status": "running", "flowRate": RATE, **progress},
+        latest_progress_at=timezone.now() - timedelta(seconds=ago_s),
+    )
+    return InfusionSession.objects.get(pk=session.pk)
+
+
+@pytest.mark.parametrize(("planned", "remaining", "total"), [(30.0, 0.5, 29.5), (5.0, 0.55, 4.45), (2.0, 0.5, 1.0)])
+def test_a_completion_whose_own_total_says_short_ends_interrupted(planned, remaining, total):
+    """Its last progress, 2 s before, left `remaining` mL at 999 mL/h (within what 2 s could deliver); its summary's
+    `totalVolumeMl`, the pump's own final figure, says the order was short. Before, the allowance on the progress
+    overrode it: "Completed", no alarm."""
+    progress = {"deliveredVolumeMl": planned - remaining, "volumeRemainingMl": remaining}
+    session = small_order_running_at(planned, progress, ago_s=2.0)
+    reported("completion", {"completed": True, "infusionId": session.infusion_id, "summary": {"totalVolumeMl": total}})
+    ended = InfusionSession.objects.get(pk=session.pk)
+    alarm = Alarm.objects.filter(type="infusion_interrupted", state=AlarmState.ACTIVE).first()
+    assert ended.status == SessionStatus.INTERRUPTED, (
+        f"the pump's summary says {total} of {planned} mL given; the record reads {ended.status!r}"
+    )
+    assert alarm is not None and f"{total:g} of {planned:g} mL given" in alarm.message, alarm and alarm.message
+
+
+def test_a_completion_whose_own_total_is_the_order_is_completed_whatever_its_last_progress():
+    """The pump's final figure says delivered: a last progress 3 s old with 1 mL left (beyond any allowance) is
+    older than it."""
+    session = small_order_running_at(30.0, {"deliveredVolumeMl": 29.0, "volumeRemainingMl": 1.0}, ago_s=3.0)
+    reported("completion", {"completed": True, "infusionId": session.infusion_id, "summary": {"totalVolumeMl": 30.0}})
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.COMPLETED
+
+
+@pytest.mark.parametrize("how", ["completion", "status", "idle"])
+def test_the_allowance_is_at_most_a_twentieth_of_a_small_order(how):
+    """2 mL at 999 mL/h, its last progress 2 s before leaving 0.5 mL (a quarter of the order), nothing else told:
+    2 s at that rate could deliver 0.56 mL, but no more than a twentieth of the order (0.1 mL) is allowed."""
+    session = small_order_running_at(2.0, {"deliveredVolumeMl": 1.5, "volumeRemainingMl": 0.5}, ago_s=2.0)
+    ended = ended_by(how, session)
+    assert ended.status == SessionStatus.INTERRUPTED, f"a quarter of a 2 mL order left, shown {ended.status!r}"
+
+
+def test_a_small_order_within_a_twentieth_is_still_allowed():
+    session = small_order_running_at(2.0, {"deliveredVolumeMl": 1.92, "volumeRemainingMl": 0.08}, ago_s=1.0)
+    assert ended_by("status", session).status == SessionStatus.COMPLETED
