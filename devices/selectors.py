@@ -276,6 +276,12 @@ def pump_status_latest(*, device: Device, since: datetime, ignoring: Collection[
     return {**event.payload, "receivedAt": event.received_at} if event is not None else None
 
 
+def pump_online_latest(*, device: Device) -> datetime | None:
+    """When the pump last said `online` (its current connection began then, for a pump with presence), or None."""
+    events = DeviceEvent.objects.filter(device=device, kind="mqtt.status", payload__status="online")
+    return events.order_by("-received_at", "-id").values_list("received_at", flat=True).first()
+
+
 def pump_action_after(*, device: Device, after: datetime) -> DeviceEvent | None:
     """The first action at the pump's screen (`actions`: MANUAL_PAUSE, MANUAL_RESUME, ...) received after `after`."""
     actions = DeviceEvent.objects.filter(device=device, kind="mqtt.actions", received_at__gt=after)

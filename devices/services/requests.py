@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from devices.exceptions import PumpStreamError
 from devices.models import Command, Device, InfusionSession
-from devices.selectors import press_joined, pump_action_after, pump_status_latest
+from devices.selectors import press_joined, pump_action_after, pump_online_latest, pump_status_latest
 from devices.services.asked_at import ASKED_AT_MOST_S
 from devices.services.changes import device_lock, event_record
 from devices.services.clearing_stops import (
@@ -304,21 +304,30 @@ def infusion_record_end(*, infusion_id: str, user: Any, reason: str, now: dateti
 
 
 def _refuse_if_held(device: Device, session: InfusionSession, now: datetime) -> None:
-    """Refuse (`session_running`, `session_paused`) to end the record of an infusion the pump holds (`_held_now`)."""
+    """Refuse (`session_running`, `session_paused`) to end the record of an infusion the pump holds (`_held_now`),
+    naming the way out should the pump not hold it after all (review 47, M2: a Stop the pump cannot carry out
+    expires, and the record stayed for ever)."""
     held = _held_now(device, session, now)
     if held is None:
         return
-    said, at = held
+    said, at, by_presence = held
     ago = max((now - at).total_seconds(), 0)
+    if by_presence:  # only a new connection of the pump ends the hold: its newest word then is news
+        way_out = ("If the pump shows no such infusion, reconnect it (switch it off and on): once it is online again "
+                   "and does not report this infusion, its record can be ended")  # fmt: skip
+    else:
+        way_out = (f"If the pump shows no such infusion, its record can be ended once it has said nothing of it for "
+                   f"{settings.PUMPSTREAM['HEARTBEAT_TIMEOUT_S']:g} s")  # fmt: skip
     raise PumpStreamError(f"Infusion {session.infusion_id} is no ghost: the pump reported it {said} {ago:.0f} s ago "
                           f"({timezone.localtime(at):%H:%M:%S}). Its record is ended only when the pump is not running "
-                          "it; to end the infusion, stop it (Stop on the pump's page, or at the pump)",
+                          f"it; to end the infusion, stop it (Stop on the pump's page, or at the pump). {way_out}",
                           code=f"session_{said}")  # fmt: skip
 
 
-def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[str, datetime] | None:
-    """What the pump last said of this infusion it holds, `running` or `paused`, and when; None if its newest word
-    says neither, names another infusion, is too old, or the pump is reported offline since.
+def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[str, datetime, bool] | None:
+    """What the pump last said of this infusion it holds, `running` or `paused`, when, and whether it holds by its
+    presence alone (older than the heartbeat); None if its newest word says neither, names another infusion, is too
+    old, or the pump is reported offline since.
 
     Its newest word is its latest progress of this infusion (`progress_on`) or its latest status about an infusion
     (not presence, `testing`, `degraded` or `issue`) naming this one or none (a legacy pump sends nothing else while
@@ -331,8 +340,12 @@ def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[
     action is for. But a `paused` of a pump online by its presence (`_held_by_presence`) holds however old: silence
     while paused is normal for it (the contract), and only its Last Will says it went (review 46, M1: accepted after
     15 s of a pause from the monitor, the pump shown free while it held the order paused, a high `confirmed_late` at
-    its resume). A running infusion is reported every second, so a pump silent while running may be the ghost
-    whatever its presence (review 30: the end is accepted; should the pump run on, `confirmed_late` says so)."""
+    its resume). So long as it was said on the pump's current connection, received after its latest `online`: a pump
+    that connected again since (its Will came, or not, and it came back: a reboot under a reused `bootId` the server
+    was not told of) and says nothing of the infusion may have forgotten it, and is judged by the heartbeat rule
+    (review 47, M2: its record could never be ended, a Stop expiring at a pump with nothing to stop). A running
+    infusion is reported every second, so a pump silent while running may be the ghost whatever its presence
+    (review 30: the end is accepted; should the pump run on, `confirmed_late` says so)."""
     if session.status not in SESSION_ON_PUMP_STATUSES or device.presence == Presence.OFFLINE:
         return None
     since = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
@@ -349,17 +362,24 @@ def _held_now(device: Device, session: InfusionSession, now: datetime) -> tuple[
     if word not in HELD_REPORTS or named not in (None, session.infusion_id):
         return None
     held = "paused" if word == "paused" else "running"
-    if at >= since or (held == "paused" and _held_by_presence(device)):
-        return held, at
+    if at >= since:
+        return held, at, False
+    if held == "paused" and _held_by_presence(device, said_at=at):
+        return held, at, True
     return None
 
 
-def _held_by_presence(device: Device) -> bool:
+def _held_by_presence(device: Device, *, said_at: datetime) -> bool:
     """A pump with presence that is online by it: it said `online` live and its Last Will has not come, so the broker
-    holds the Will and would say it went. Not a pump whose presence is not vouched for (`unknown`: the broker that
-    held its Will restarted, `pumps.pump_presence_unvouched`; its presence ticked or unticked since it last said
-    `online`, `registration.pump_registration_save`), nor one without presence (no Will: only silence tells)."""
-    return device.has_presence and device.presence == Presence.ONLINE
+    holds the Will and would say it went; and what it said at `said_at` was said on that connection, received after
+    its latest `online` (none recorded: its connection is older than any word kept). Not a pump whose presence is not
+    vouched for (`unknown`: the broker that held its Will restarted, `pumps.pump_presence_unvouched`; its presence
+    ticked or unticked since it last said `online`, `registration.pump_registration_save`), nor one without presence
+    (no Will: only silence tells)."""
+    if not (device.has_presence and device.presence == Presence.ONLINE):
+        return False
+    online_at = pump_online_latest(device=device)
+    return online_at is None or said_at >= online_at
 
 
 def _named(status: dict) -> str | None:

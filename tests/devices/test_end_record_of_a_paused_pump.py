@@ -127,7 +127,60 @@ def test_a_paused_status_of_a_pump_online_by_its_presence_holds_too(client, djan
     session = _ordered_long_ago("ENDREC_PRESENCE_STATUS", capture)
     send(capture, "ENDREC_PRESENCE_STATUS", "status", {"status": "online"}, -LONG_PAUSED_S - 4)
     send(capture, "ENDREC_PRESENCE_STATUS", "status", {"status": "paused"}, -LONG_PAUSED_S)
-    send(capture, "ENDREC_PRESENCE_STATUS", "status", {"status": "online"}, -60.0)  # presence: nothing of the infusion
+    send(capture, "ENDREC_PRESENCE_STATUS", "status", {"status": "testing"}, -60.0)  # says nothing of the infusion
+    _refused_as_paused(end_record(client, session), session)
+
+
+def test_the_refusal_by_presence_names_the_way_out(client, django_capture_on_commit_callbacks):
+    """Should the pump not hold it after all, a Stop expires (nothing to stop): reconnecting the pump is the way out
+    (review 47, M2)."""
+    session = _paused_long_ago("ENDREC_PRESENCE_WAY_OUT", django_capture_on_commit_callbacks)
+    refusal = end_record(client, session).json()
+    assert "reconnect it" in refusal["message"], refusal
+
+
+# ---- review 47, M2: a paused word holds by presence only on the pump's current connection ------------------------
+
+BOOT = "0000002a"  # an unseeded random(): the same bootId at every boot
+
+
+def _paused_long_ago_with_boot(device_id: str, capture) -> InfusionSession:
+    session = _ordered_long_ago(device_id, capture)
+    send(capture, device_id, "status", {"status": "online", "bootId": BOOT, "seq": 1}, -LONG_PAUSED_S - 4)
+    named = {**RUNNING, "infusionId": session.infusion_id, "status": "paused", "flowRate": 0.0, "bootId": BOOT,
+             "seq": 2}  # fmt: skip
+    send(capture, device_id, "progress", named, -LONG_PAUSED_S)
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.PAUSED, "precondition: paused"
+    return session
+
+
+@pytest.mark.parametrize("will", [True, False], ids=["its Will came", "no Will (taken over)"])
+def test_a_paused_word_from_before_the_pump_connected_again_does_not_hold(
+    will, client, django_capture_on_commit_callbacks
+):
+    """Paused 15 min ago; it went away 10 min ago and came back online 9 min ago under its reused bootId, no uptime
+    (its reboot not told), and said nothing of the infusion since: it may have forgotten it. Before, End record was
+    refused for ever ("no ghost: the pump reported it paused 901 s ago … stop it"), a Stop expiring at a pump with
+    nothing to stop, the record Paused and the pump busy."""
+    capture, pump = django_capture_on_commit_callbacks, "ENDREC_REBOOTED"
+    session = _paused_long_ago_with_boot(pump, capture)
+    if will:
+        send(capture, pump, "status", {"status": "offline", "bootId": BOOT}, -600)
+    send(capture, pump, "status", {"status": "online", "bootId": BOOT, "seq": 1}, -540)  # its run before's key: a copy
+    send(capture, pump, "status", {"status": "online", "bootId": BOOT, "seq": 2}, -500)
+    assert Device.objects.get(device_id=pump).connectivity() == "online", "precondition: online by its presence"
+    response = end_record(client, session)
+    assert response.status_code == 200, f"a paused word from its connection before holds for ever: {response.json()}"
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.INTERRUPTED
+
+
+def test_a_paused_word_on_the_pumps_new_connection_holds(client, django_capture_on_commit_callbacks):
+    """Back online, it says it holds the infusion paused: that word is of its current connection."""
+    capture, pump = django_capture_on_commit_callbacks, "ENDREC_REBOOTED_PAUSED"
+    session = _paused_long_ago_with_boot(pump, capture)
+    send(capture, pump, "status", {"status": "online", "bootId": BOOT, "seq": 1}, -540)
+    send(capture, pump, "status", {"status": "paused", "infusionId": session.infusion_id, "bootId": BOOT, "seq": 2},
+         -539)  # fmt: skip
     _refused_as_paused(end_record(client, session), session)
 
 
