@@ -38,9 +38,16 @@ from devices.services.registration import (
 )
 from devices.services.requests import infusion_record_end
 from devices.services.watchers import ward_members_set
-from devices.states import AlarmState
+from devices.states import AlarmState, Presence
 from devices.views.pages import RESOLVE_PERMISSION
 from protocol.limits import MINUTES_PER_HOUR
+
+# Review 47, L1: ticked "has presence", a pump's earlier `online` no longer vouches for it (`registration.
+# _presence_unvouched`); an idle pump says nothing until it next connects, so the editor is told why it reads Stale.
+PRESENCE_NOT_YET_VOUCHED = (
+    "{pump} now has presence, but reads Stale until it next connects: the online it said before vouches for nothing. "
+    "Reconnect it (switch it off and on, or restart its network link) to have it read Online."
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -120,7 +127,9 @@ class DeviceAdmin(ServiceDeletes, admin.ModelAdmin):
         fields = {name for name in form.changed_data if name in model_fields}
         if "max_rate_ml_h" in form.changed_data:
             fields.add("max_rate_ml_min")
-        pump_registration_save(device=obj, fields=fields, user=request.user)
+        stored = pump_registration_save(device=obj, fields=fields, user=request.user)
+        if "has_presence" in fields and stored.has_presence and stored.presence != Presence.ONLINE:
+            self.message_user(request, PRESENCE_NOT_YET_VOUCHED.format(pump=stored.device_id), messages.WARNING)
 
     def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
         """Django's, with a pump in use (an infusion on, an active alarm) shown as protected: the page then refuses,

@@ -119,3 +119,18 @@ def test_a_pump_ticked_a_moment_after_it_was_heard_is_told_stale_when_it_turns_s
     housekeeping.stale_pumps(later)
     told = last_status_told(Device.objects.get(device_id="TICK_FRESH"))
     assert told["connectivity"] == "stale", f"silent past the heartbeat, its screens were last told {told}"
+
+
+def test_the_editor_is_told_the_ticked_pump_reads_stale_until_it_next_connects(
+    admin_client, django_capture_on_commit_callbacks
+):
+    """An idle pump that truly has a Will says nothing until it next connects: ticked, it reads Stale for hours, and
+    the editor was not told why nor what to do (review 47, L1)."""
+    from django.contrib.messages import get_messages
+
+    device = said_online("TICK_TOLD", django_capture_on_commit_callbacks, has_presence=False)
+    form = opened_form(admin_client, device)
+    response = admin_client.post(f"/admin/devices/device/{device.pk}/change/", {**form, "has_presence": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    said = [str(message) for message in get_messages(response.wsgi_request)]
+    assert any("reads Stale until it next connects" in text and "Reconnect it" in text for text in said), said
