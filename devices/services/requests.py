@@ -191,8 +191,10 @@ def _asked_too_late(
     age_s = (now - asked_at).total_seconds()
     if age_s > ASKED_AT_MOST_S:
         return PumpStreamError(f"Your {word} reached the server {age_s:.0f} s after you pressed it (at {pressed}): the "
-                               "pump may have changed since, so nothing was sent to it. Look at the pump, then press "
-                               "again", code="command_late")  # fmt: skip
+                               "network between this screen and the server is slow, and the pump may have changed "
+                               "since, so nothing was sent to it. Look at the pump and act there: pressed again here, "
+                               "it is refused the same way while the network stays this slow",
+                               code="command_late")  # fmt: skip
     if -age_s > ASKED_AT_MOST_S:
         return PumpStreamError(f"Your {word} is dated {-age_s:.0f} s after the server's clock (this screen's clock is "
                                "off), so when you pressed it cannot be told: nothing was sent to the pump. Press "

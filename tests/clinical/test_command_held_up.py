@@ -69,6 +69,10 @@ def test_a_command_that_reaches_the_server_long_after_its_press_is_refused_and_r
     )
     assert status == 409 and body["code"] == "command_late", (status, body)
     assert "20 s after you pressed it" in body["message"] and "Look at the pump" in body["message"], body["message"]
+    assert "network" in body["message"] and "slow" in body["message"] and "act there" in body["message"], (
+        "review 47, L2: from about 5 s of delay every command is refused; the refusal must say the network is slow "
+        f"and to act at the pump: {body['message']}"
+    )
     refused = refusals(device_id)
     assert len(refused) == 1 and refused[0].user.username == f"held-nurse-{command}", refused
     assert refused[0].payload["refused"] == "command_late" and refused[0].payload["askedAt"], refused[0].payload
