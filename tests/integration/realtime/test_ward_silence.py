@@ -187,8 +187,9 @@ def test_a_silence_pressed_as_a_new_alarm_came_is_refused_until_her_screen_shows
     a.emit(events.SILENCE_WARD, {"ward": "s1", "reason": "Attending the alarm", "askedAt": timezone.now().isoformat(),
                                  "seen": shown})  # fmt: skip
     refused = a.events.wait_for(lambda e, d: e == events.ERROR, start=start)
-    assert refused == {"message": "A new alarm came as you pressed: look at it, then silence again",
-                       "request": events.SILENCE_WARD, "code": "alarm_unseen"}, refused  # fmt: skip
+    unseen = "A new alarm came as you pressed: look at it, then silence again"
+    assert refused == {"message": unseen, "request": events.SILENCE_WARD, "requestWard": "s1",
+                       "code": "alarm_unseen"}, refused  # fmt: skip
     assert not WardSilence.objects.exists(), "the ward was silenced over an alarm the nurse never saw"
     time.sleep(0.5)  # a ward:silence would have gone to b with the refusal
     assert not any(d["active"] for d in b.events.named(events.WARD_SILENCE)), "b's screen was silenced"
