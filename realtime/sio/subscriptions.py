@@ -6,10 +6,11 @@ a refused request gets an `error` reply and never an exception out of the handle
 """
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ class Subscriber:
     # pumps removed while their snapshot was read (`rights.pump_removed`), with the removed registration: the
     # snapshot decides (`_join`): of that registration, the pump is gone; of a newer one, it is watched
     removed_unjoined: dict[str, int | None] = field(default_factory=dict, repr=False)
+    # the subscribe requests still reading, per pump (`device`) or ward (`ward`): an unsubscribe withdraws those
+    # asked before it, which would otherwise subscribe after it once their reads return (review 48)
+    _asked: dict[tuple[str, str], set[object]] = field(default_factory=dict, repr=False)
 
     async def handle(self, event: str, data: Any) -> bool:
         """Run one request; False when the connection must be closed for abuse."""
@@ -121,11 +125,13 @@ class Subscriber:
     async def subscribe_device(self, device_id: str) -> None:
         """Check access and capacity, then snapshot and join under the pump's lock."""
         self.limits.check_device_capacity(device_id)  # before any read
-        try:
-            await self._admit(device_id, await self._visible_devices())
-        except DatabaseError as error:
-            await self._not_read([device_id], events.SUBSCRIBE_DEVICE, error)
-            return
+        with self._asking("device", [device_id]) as asked:
+            try:
+                if not await self._admit(device_id, await self._visible_devices(), asked[device_id]):
+                    return
+            except DatabaseError as error:
+                await self._not_read([device_id], events.SUBSCRIBE_DEVICE, error)
+                return
         await self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICE)
 
     async def subscribe_devices(self, device_ids: list[str]) -> None:
@@ -134,27 +140,30 @@ class Subscriber:
         Capacity and access are decided for all of them first, in order; the snapshots are then requested at
         once, so the batched reader (`snapshot_reads.py`) reads them in one go rather than one pump at a time.
         """
-        try:
-            visible = await self._visible_devices()
-        except DatabaseError as error:
-            await self._not_read(device_ids, events.SUBSCRIBE_DEVICES, error)
-            return
-        admitted: list[str] = []
-        for device_id in device_ids:
+        with self._asking("device", device_ids) as asked:
             try:
-                await self._admit(device_id, visible)
-            except RequestRefused as refused:
-                await self.send(events.ERROR, error_body(refused.message, request=events.SUBSCRIBE_DEVICES,
-                                                         deviceId=device_id))  # fmt: skip
-                continue
+                visible = await self._visible_devices()
             except DatabaseError as error:
-                await self._not_read([device_id], events.SUBSCRIBE_DEVICES, error)
-                continue
-            admitted.append(device_id)
+                await self._not_read(device_ids, events.SUBSCRIBE_DEVICES, error)
+                return
+            admitted: list[str] = []
+            for device_id in device_ids:
+                try:
+                    if not await self._admit(device_id, visible, asked[device_id]):
+                        continue
+                except RequestRefused as refused:
+                    await self.send(events.ERROR, error_body(refused.message, request=events.SUBSCRIBE_DEVICES,
+                                                             deviceId=device_id))  # fmt: skip
+                    continue
+                except DatabaseError as error:
+                    await self._not_read([device_id], events.SUBSCRIBE_DEVICES, error)
+                    continue
+                admitted.append(device_id)
         await asyncio.gather(*(self._snapshot_and_join(device_id, events.SUBSCRIBE_DEVICES) for device_id in admitted))
 
-    async def _admit(self, device_id: str, visible: frozenset[str]) -> None:
-        """Count the pump as subscribed if the principal may watch it and the cap has room, else refuse.
+    async def _admit(self, device_id: str, visible: frozenset[str], asked: object) -> bool:
+        """Count the pump as subscribed if the principal may watch it and the cap has room, else refuse; False
+        (nothing counted, nothing said) when an `unsubscribe:device` of it was handled since the request came.
 
         The connection's other requests run meanwhile (a task each): the cap is checked again after the last
         read, with no await between that check and the count, or requests sent at once all found it free.
@@ -165,7 +174,31 @@ class Subscriber:
             if refusal is not None:
                 raise RequestRefused(refusal)
             self.limits.check_device_capacity(device_id)
+        if not self._still_asked("device", device_id, asked):
+            return False
         self.limits.devices.add(device_id)
+        return True
+
+    @contextlib.contextmanager
+    def _asking(self, kind: str, names: Sequence[str]) -> Iterator[dict[str, object]]:
+        """Mark a subscribe request's pumps or ward as asked for while its reads run (its token per name)."""
+        asked = {name: object() for name in names}
+        for name, token in asked.items():
+            self._asked.setdefault((kind, name), set()).add(token)
+        try:
+            yield asked
+        finally:
+            for name, token in asked.items():
+                tokens = self._asked.get((kind, name))
+                if tokens is not None:
+                    tokens.discard(token)
+                    if not tokens:
+                        del self._asked[(kind, name)]
+
+    def _still_asked(self, kind: str, name: str, asked: object) -> bool:
+        """Not withdrawn by an unsubscribe handled since the request came (requests run as tasks: a subscribe
+        whose read awaits is overtaken by the unsubscribe the page sent after it)."""
+        return asked in self._asked.get((kind, name), ())
 
     async def _snapshot_and_join(self, device_id: str, request: str) -> None:
         """Send the pump's snapshot and join its room; when it cannot be read, an `error` naming the pump and
@@ -238,7 +271,9 @@ class Subscriber:
         await self.join_device(device_id)
 
     async def unsubscribe_device(self, device_id: str) -> None:
-        """Leave the pump's room; no more of its events arrive."""
+        """Leave the pump's room; no more of its events arrive, not even from a subscribe sent before and still
+        reading."""
+        self._asked.pop(("device", device_id), None)
         self.limits.devices.discard(device_id)
         self.joined.pop(device_id, None)
         self.removed_unjoined.pop(device_id, None)
@@ -247,11 +282,14 @@ class Subscriber:
     async def subscribe_ward(self, ward: str) -> None:
         """Start a coalesced ward feed (an initial summary of every pump in it, then what changed)."""
         self.limits.check_ward_capacity(ward)
-        try:
-            scope = await db_thread(ward_scope)(self.principal, ward)
-        except DatabaseError as error:
-            await self._ward_not_read(ward, error)
-            return
+        with self._asking("ward", [ward]) as asked:
+            try:
+                scope = await db_thread(ward_scope)(self.principal, ward)
+            except DatabaseError as error:
+                await self._ward_not_read(ward, error)
+                return
+            if not self._still_asked("ward", ward, asked[ward]):  # unsubscribed while it was read
+                return
         if isinstance(scope, str):
             raise RequestRefused(scope)
         # again after the read: requests sent together all found the cap free before it (as `_admit` for pumps)
@@ -283,7 +321,8 @@ class Subscriber:
         await self.send(events.ERROR, error_body(WARD_READ_FAILED, request=events.SUBSCRIBE_WARD, ward=ward))
 
     def unsubscribe_ward(self, ward: str) -> None:
-        """Stop a ward feed."""
+        """Stop a ward feed (and a subscribe of it sent before and still reading)."""
+        self._asked.pop(("ward", ward), None)
         self.limits.wards.discard(ward)
         self.ward_scopes.pop(ward, None)
         ward_feed.unsubscribe(f"{self.subscriber_id}|{ward}")
