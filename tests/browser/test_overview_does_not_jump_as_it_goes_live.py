@@ -33,9 +33,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_d
 
 SMALL_LAPTOP = {"width": 1024, "height": 768}
 PHONE = {"width": 390, "height": 844}
-VIEWPORTS = pytest.mark.parametrize(
-    "viewport", [LAPTOP, SMALL_LAPTOP, TABLET, PHONE], ids=["laptop", "small-laptop", "tablet", "phone"]
-)
+# Each case at every width on one set-up (a page of its own per width): 20 set-ups of a running pump took a minute.
+VIEWPORTS = (LAPTOP, SMALL_LAPTOP, TABLET, PHONE)
 # Where each card begins, to the pixel, and the station's parts as a nurse sees them (their words, the buttons she
 # may press): the cards are only where they were if what is above them is.
 PLACED = """() => {
@@ -93,6 +92,14 @@ def moved(first: dict, then: dict) -> int:
     return max((abs(x - before[card][0]) + abs(y - before[card][1]) for card, (x, y) in then["cards"]), default=0)
 
 
+def stays_at_every_width(open_page, user, summary: str, station: str = ""):
+    """`stays` at each width, on a page of its own; yields each server's page, left open, for the caller's checks."""
+    for viewport in VIEWPORTS:
+        page = open_page(user, "/", viewport)
+        stays(page, viewport, summary, station)
+        yield page
+
+
 def stays(page, viewport: dict, summary: str, station: str = "") -> None:
     """The cards and the station's parts where they are live (`summary` and `station` shown), as the script first
     renders them, and as the server does; the server's page is left open."""
@@ -106,77 +113,70 @@ def stays(page, viewport: dict, summary: str, station: str = "") -> None:
         assert served["buttons"] == render["buttons"], f"the station's buttons moved at {width} px"
 
 
-@VIEWPORTS
-def test_the_cards_stay_below_an_active_alarm(open_page, running_pump, viewport):
+def test_the_cards_stay_below_an_active_alarm(open_page, running_pump):
     make_device("BRW_D_OTHER", ward=Device.objects.get(device_id="BRW_D_RUN").ward, bed="5")
     alarm_on("BRW_D_RUN", AlarmPriority.HIGH, "Line blocked")
-    page = open_page(running_pump, "/", viewport)
-    stays(page, viewport, "1 high alarm", "High alarm · Bed 4 · Line blocked · for 20 min")
-    expect(page.locator("#station-alarm-banner"), "the server's page names the alarm").to_have_text(
-        "High alarm · Bed 4 · Line blocked · for 20 min"
-    )
-    expect(page.locator("#station-alarm-list li")).to_have_text("High: Bed 4 · Line blocked · for 20 min")
-    assert not page.locator("#station-audio-state").inner_text(), "the server's page speaks of a sound it does not make"
-    silence = page.locator("#station-audio-silence")
-    expect(silence, "the server's page promises no ward's silence").to_have_text("Silence this screen 2 min")
-    expect(silence).to_be_disabled()
+    for page in stays_at_every_width(open_page, running_pump, "1 high alarm",
+                                     "High alarm · Bed 4 · Line blocked · for 20 min"):  # fmt: skip
+        expect(page.locator("#station-alarm-banner"), "the server's page names the alarm").to_have_text(
+            "High alarm · Bed 4 · Line blocked · for 20 min"
+        )
+        expect(page.locator("#station-alarm-list li")).to_have_text("High: Bed 4 · Line blocked · for 20 min")
+        assert not page.locator("#station-audio-state").inner_text(), "the server's page speaks of a sound it lacks"
+        silence = page.locator("#station-audio-silence")
+        expect(silence, "the server's page promises no ward's silence").to_have_text("Silence this screen 2 min")
+        expect(silence).to_be_disabled()
 
 
-@VIEWPORTS
-def test_the_cards_stay_below_an_escalated_alarm(open_page, running_pump, viewport):
+def test_the_cards_stay_below_an_escalated_alarm(open_page, running_pump):
     make_device("BRW_D_OTHER", ward=Device.objects.get(device_id="BRW_D_RUN").ward, bed="5")
     alarm_on("BRW_D_RUN", AlarmPriority.MEDIUM, "Battery low", escalation_level=1, escalated_at=timezone.now())
     alarm_on("BRW_D_OTHER", AlarmPriority.LOW, "Check the line", acknowledged_at=timezone.now(),
              acknowledged_by=running_pump)  # fmt: skip
-    page = open_page(running_pump, "/", viewport)
-    stays(page, viewport, "1 medium alarm", "ESCALATED to tier 1")
-    expect(page.locator("#station-alarm-list li")).to_have_text([
-        "Medium: Bed 4 · Battery low · for 20 min · ESCALATED to tier 1",
-        "Low: Bed 5 · Check the line · for 20 min (acknowledged)",
-    ])  # fmt: skip
+    for page in stays_at_every_width(open_page, running_pump, "1 medium alarm", "ESCALATED to tier 1"):
+        expect(page.locator("#station-alarm-list li")).to_have_text([
+            "Medium: Bed 4 · Battery low · for 20 min · ESCALATED to tier 1",
+            "Low: Bed 5 · Check the line · for 20 min (acknowledged)",
+        ])  # fmt: skip
 
 
-@VIEWPORTS
-def test_the_cards_stay_below_a_silenced_ward(open_page, running_pump, viewport):
+def test_the_cards_stay_below_a_silenced_ward(open_page, running_pump):
     ward = Device.objects.get(device_id="BRW_D_RUN").ward
     make_device("BRW_D_OTHER", ward=ward, bed="5")
     alarm_on("BRW_D_RUN", AlarmPriority.HIGH, "Line blocked")
     ward_silence(ward=ward, user=running_pump, seconds=120, reason="Attending the alarm")
-    page = open_page(running_pump, "/", viewport)
-    stays(page, viewport, "1 high alarm", "silenced on every screen of ward d4")
-    expect(page.locator("#station-silence-text"), "the server's page says the ward is silenced").to_have_text(SILENCED)
-    expect(page.get_by_role("button", name="Sound again now")).to_be_disabled()
+    for page in stays_at_every_width(open_page, running_pump, "1 high alarm", "silenced on every screen of ward d4"):
+        expect(page.locator("#station-silence-text"), "the server's page says the ward is silenced").to_have_text(
+            SILENCED
+        )
+        expect(page.get_by_role("button", name="Sound again now")).to_be_disabled()
 
 
-@VIEWPORTS
-def test_the_cards_stay_below_the_alarms_of_several_wards(open_page, running_pump, viewport):
+def test_the_cards_stay_below_the_alarms_of_several_wards(open_page, running_pump):
     other = make_ward("d5")
     other.members.add(running_pump)
     make_device("BRW_D_W2", ward=other, bed="7")
     alarm_on("BRW_D_RUN", AlarmPriority.HIGH, "Line blocked")
     alarm_on("BRW_D_W2", AlarmPriority.MEDIUM, "Battery low")
     ward_silence(ward=other, user=running_pump, seconds=120, reason="")
-    page = open_page(running_pump, "/", viewport)
-    stays(page, viewport, "1 high alarm", "silenced on every screen of ward d5")
-    expect(page.locator("#station-alarm-list li")).to_have_text([
-        "High: Bed 4 · Line blocked · for 20 min", "Medium: Bed 7 · Battery low · for 20 min"
-    ])  # fmt: skip
+    for page in stays_at_every_width(open_page, running_pump, "1 high alarm", "silenced on every screen of ward d5"):
+        expect(page.locator("#station-alarm-list li")).to_have_text([
+            "High: Bed 4 · Line blocked · for 20 min", "Medium: Bed 7 · Battery low · for 20 min"
+        ])  # fmt: skip
 
 
-@VIEWPORTS
-def test_the_cards_stay_below_the_stations_own_alarm_while_monitoring_is_degraded(
-    open_page, running_pump, stack, viewport
-):
+def test_the_cards_stay_below_the_stations_own_alarm_while_monitoring_is_degraded(open_page, running_pump, stack):
     """The bridge hung: the script's first render says at once "Monitoring degraded" (the server's word as the page
     was served), full-width and sounded; the server's page says it where the script does."""
     make_device("BRW_D_OTHER", ward=Device.objects.get(device_id="BRW_D_RUN").ward, bed="5")
-    page = open_page(running_pump, "/", viewport)
-    try:
-        stack["bridge"].pause_idle()
-        expect(page.locator("#station-technical-alarm")).to_be_visible(timeout=15_000)
-        stays(page, viewport, "1 stale", "Monitoring degraded: the server cannot hear the pumps.")
-        expect(page.locator("#station-technical-alarm")).to_have_text(
-            "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside."
-        )
-    finally:
-        stack["bridge"].resume()
+    for viewport in VIEWPORTS:  # a page is opened on a bridge that is heard (`signed_in_page`), then it hangs
+        page = open_page(running_pump, "/", viewport)
+        try:
+            stack["bridge"].pause_idle()
+            expect(page.locator("#station-technical-alarm")).to_be_visible(timeout=15_000)
+            stays(page, viewport, "1 stale", "Monitoring degraded: the server cannot hear the pumps.")
+            expect(page.locator("#station-technical-alarm")).to_have_text(
+                "Monitoring degraded: the server cannot hear the pumps. Check the pumps at the bedside."
+            )
+        finally:
+            stack["bridge"].resume()
