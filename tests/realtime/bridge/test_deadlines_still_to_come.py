@@ -5,8 +5,9 @@ ahead, and what is timed from it waits for the wrong clock's moment (review 48, 
 
 - an alarm raised then is not escalated until an hour and a tier later (nobody answered it, nobody is paged);
 - an alarm acknowledged then is not reminded until an hour and its interval later;
-- a Stop asked then stays `sent` for an hour (its `expiresAt`), no `command_not_carried_out` sending anyone to the
-  pump, the monitor saying "sent" all that time;
+- an alarm escalated then has its tier's webhook first tried an hour later (nobody outside the ward is paged);
+- a Stop asked then stays under way (handed to the broker) for an hour (its `expiresAt`), no
+  `command_not_carried_out` sending anyone to the pump, the monitor saying "sent" all that time;
 - a ward's 2 min silence started then silences the ward's sounding alarms for an hour, and a station that subscribes
   is told "3720 s left" (`ward:silence`'s `remainingS`), though no silence lasts more than `WARD_SILENCE_MAX_S`.
 
@@ -25,6 +26,8 @@ from django.utils import timezone
 from devices.models import Alarm
 from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
+from devices.services.deliveries import escalation_deliveries_due
+from devices.services.escalations import alarms_escalate
 from devices.services.publication import command_published
 from devices.services.requests import infusion_request
 from devices.services.silences import ward_silence
@@ -49,11 +52,13 @@ def put_right_and_tick(after_s: float) -> Housekeeping:
     return housekeeping
 
 
-def high_alarm_raised_ahead(device_id: str) -> Alarm:
+def high_alarm_raised_ahead(device_id: str, *, earlier_s: float = 0.0) -> Alarm:
+    """An occlusion raised on the clock an hour ahead (`earlier_s` before that clock's now)."""
     make_device(device_id, has_presence=True)
     with transaction.atomic():
         return alarm_raise(device=device_lock(device_id=device_id), type="occlusion", priority=AlarmPriority.HIGH,
-                           source=AlarmSource.DEVICE, message="Line blocked", now=timezone.now() + AHEAD)  # fmt: skip
+                           source=AlarmSource.DEVICE, message="Line blocked",
+                           now=timezone.now() + AHEAD - timedelta(seconds=earlier_s))  # fmt: skip
 
 
 def test_an_alarm_raised_while_the_clock_ran_ahead_escalates_a_tier_after_the_clock_is_put_right(settings):
@@ -76,6 +81,19 @@ def test_an_alarm_acknowledged_while_the_clock_ran_ahead_reminds_after_its_inter
         f"still active {settings.PUMPSTREAM['ALARM_REMINDER_HIGH_S']:g} s after the clock was put right, the "
         f"acknowledged occlusion has not alerted again (alerts {alarm.alerts}, acknowledged at "
         f"{alarm.acknowledged_at:%H:%M:%S}, an hour on): its reminder waits for the wrong clock"
+    )
+
+
+def test_an_escalation_webhook_queued_while_the_clock_ran_ahead_is_posted_once_the_clock_is_put_right(settings):
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [60.0],
+                           "ESCALATION_TIER_WEBHOOKS": ["http://127.0.0.1:9/page-the-charge-nurse"]}  # fmt: skip
+    alarm = high_alarm_raised_ahead("AHEAD_WEBHOOK", earlier_s=61)
+    assert alarms_escalate(now=timezone.now() + AHEAD) == 1  # tier 1, on the wrong clock
+    due = escalation_deliveries_due(now=timezone.now())  # the clock put right: the sender asks what is due
+    queued = alarm.escalations.get()
+    assert [delivery_id for delivery_id, _, _ in due] == [queued.pk], (
+        f"once the clock is put right, the tier-1 page of the unanswered occlusion is not due: its first try waits "
+        f"for {queued.next_try_at:%H:%M:%S}, an hour on"
     )
 
 
