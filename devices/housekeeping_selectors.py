@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce, Least
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
 from devices.states import (
+    AHEAD_TOLERANCE_S,
     ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
     FLOOD_COUNTS_EVERY_S,
@@ -44,6 +45,7 @@ from devices.states import (
     SessionStatus,
 )
 
+WEBHOOK_MAX_RETRY_S = 60.0
 REMINDED_PRIORITIES = {AlarmPriority.HIGH: "ALARM_REMINDER_HIGH_S", AlarmPriority.MEDIUM: "ALARM_REMINDER_MEDIUM_S"}
 ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPriority.MEDIUM: "ESCALATION_MEDIUM_S",
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
@@ -261,9 +263,30 @@ def deliveries_pending() -> QuerySet:
     return EscalationDelivery.objects.filter(state=DeliveryState.PENDING)
 
 
+def delivery_retry_delay(tries: int) -> timedelta:
+    """How long after a failed try a webhook is tried again: ESCALATION_WEBHOOK_RETRY_S, doubled per try, at most
+    WEBHOOK_MAX_RETRY_S (none before the first try)."""
+    if tries <= 0:
+        return timedelta(0)
+    retry_s = settings.PUMPSTREAM["ESCALATION_WEBHOOK_RETRY_S"] * 2 ** (tries - 1)
+    return timedelta(seconds=min(WEBHOOK_MAX_RETRY_S, retry_s))
+
+
 def deliveries_due(*, by: datetime) -> QuerySet:
-    """Pending escalation webhooks whose next try has come by `by`, the earliest first."""
-    return deliveries_pending().filter(next_try_at__lte=by).order_by("next_try_at")
+    """Pending escalation webhooks whose next try has come by `by`, the earliest first; also one whose next try lies
+    further from `by` than its retry delay (`deliveries_beyond`): set while the clock ran ahead, it is tried now
+    rather than when the wrong clock's moment comes (review 48: the first page of an escalation an hour late)."""
+    return deliveries_pending().filter(Q(next_try_at__lte=by) | deliveries_beyond(by)).order_by("next_try_at")
+
+
+def deliveries_beyond(now: datetime) -> Q:
+    """Deliveries whose next try lies more than its retry delay (and AHEAD_TOLERANCE_S) after `now`: no clock could
+    have set it so but one that ran ahead (the first try is due when queued, each retry a delay after a failure)."""
+    beyond = Q()
+    for tries in range(settings.PUMPSTREAM["ESCALATION_WEBHOOK_TRIES"]):
+        after = now + timedelta(seconds=AHEAD_TOLERANCE_S) + delivery_retry_delay(tries)
+        beyond |= Q(tries=tries, next_try_at__gt=after)
+    return beyond
 
 
 def commands_due_by(moment: datetime) -> bool:

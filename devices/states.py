@@ -108,6 +108,9 @@ class CommandState(models.TextChoices):
 
 COMMAND_UNSETTLED_STATES = (CommandState.QUEUED, CommandState.SENT, CommandState.DELIVERED)
 START_DEADLINE_EXTRA_S = 10.0  # the contract: START ends within the confirmation timeout + 10 s of its publication
+# How far ahead of the housekeeping bridge's clock a stored moment may lie and be left alone: another bridge's clock a
+# little ahead (NTP keeps hosts within milliseconds), never a clock stepped (`heard.py`, `deadlines_ahead.py`).
+AHEAD_TOLERANCE_S = 1.0
 
 COMMAND_TRANSITIONS: dict[str, frozenset[str]] = {
     # `delivered`: a START handed to the broker (`published_at`) the pump received before its PUBACK was recorded

@@ -3,6 +3,8 @@ of `protocol/ward_payloads.py`; the overview page renders the same rows before i
 
 from datetime import datetime
 
+from django.conf import settings
+
 from devices.models import Alarm, Device, InfusionSession, WardSilence
 from devices.payloads import delivered_in_all_told, escalation_of, percent_of, unordered_progress
 from protocol import ward_payloads as ward_wire
@@ -19,7 +21,7 @@ def silence_body(ward_code: str, silence: WardSilence | None, *, now: datetime) 
         by=silence.started_by.get_username() if silence.started_by_id else None,
         active=True,
         startedAt=silence.started_at,
-        remainingS=round((silence.until - now).total_seconds(), 1),
+        remainingS=round(min((silence.until - now).total_seconds(), settings.PUMPSTREAM["WARD_SILENCE_MAX_S"]), 1),
         reason=silence.reason or None,
         priority=silence.priority or None,
     )

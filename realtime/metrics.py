@@ -81,6 +81,11 @@ HEARD_AHEAD_PULLED_BACK = Counter(
     "pumpstream_bridge_heard_ahead_pulled_back_total",
     "Pumps and sessions whose moments of hearing lay ahead of the clock (it ran ahead) brought back to now",
 )
+DEADLINES_AHEAD_PULLED_BACK = Counter(
+    "pumpstream_bridge_deadlines_ahead_pulled_back_total",
+    "Alarms, commands, orders, ward silences and sockets whose deadlines' moments lay ahead of the clock (it ran "
+    "ahead) brought back",
+)
 
 
 def registry_snapshot() -> list[dict]:

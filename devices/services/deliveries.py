@@ -8,7 +8,7 @@ pump, so the station hears that the page did not go out. The next delivery that 
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.housekeeping_selectors import deliveries_due, deliveries_pending
+from devices.housekeeping_selectors import deliveries_due, deliveries_pending, delivery_retry_delay
 from devices.models import EscalationDelivery
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import device_lock, event_record
@@ -27,7 +27,6 @@ from devices.states import AlarmPriority, AlarmSource, AlarmState, DeliveryState
 logger = logging.getLogger(__name__)
 
 ESCALATION_FAILED = "escalation_failed"
-MAX_RETRY_S = 60.0
 ERROR_MAX = 300
 
 
@@ -71,8 +70,7 @@ def escalation_delivery_record(*, delivery_id: int, delivered: bool, error: str 
             delivery.state, delivery.ended_at = DeliveryState.DEAD, now
             _raise_failed(device, delivery, now)
         else:
-            retry_s = settings.PUMPSTREAM["ESCALATION_WEBHOOK_RETRY_S"] * 2 ** (delivery.tries - 1)
-            delivery.next_try_at = now + timedelta(seconds=min(MAX_RETRY_S, retry_s))
+            delivery.next_try_at = now + delivery_retry_delay(delivery.tries)
         delivery.save()
         audit = {"deliveryId": delivery.pk, "alarmId": delivery.alarm_id, "tier": delivery.tier,
                  "tries": delivery.tries, "error": error[:200]}  # fmt: skip

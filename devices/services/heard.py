@@ -14,15 +14,11 @@ replace it: housekeeping brings such moments back to now (`heard_moments_pull_ba
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from devices.models import Device, InfusionSession
-from devices.states import ACTIVE_SESSION_STATUSES, Presence
-
-# How far ahead of the housekeeping bridge's clock a moment of hearing may lie and be left alone: another bridge's
-# clock a little ahead (NTP keeps hosts within milliseconds), never a clock stepped.
-AHEAD_TOLERANCE_S = 1.0
+from devices.states import ACTIVE_SESSION_STATUSES, AHEAD_TOLERANCE_S, Presence
 
 
 def pump_heard(
@@ -68,18 +64,30 @@ def heard_moments_pull_back(*, now: datetime) -> int:
     written only when something lies ahead (SQLite takes its write lock for an UPDATE matching nothing)."""
     after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
     moved = _sessions_pull_back(now=now, after=after)  # first: they compare with the pump's progress as it was
-    if Device.objects.filter(Q(last_seen_at__gt=after) | Q(latest_progress_at__gt=after)).exists():
+    if _devices_ahead(after).exists():
         for field in ("last_seen_at", "latest_progress_at"):
             moved += Device.objects.filter(**{f"{field}__gt": after}).update(**{field: now})
     return moved
 
 
+def hearing_ahead(after: datetime) -> list[QuerySet]:
+    """The rows holding a moment of hearing after `after` (for one read of every moment ahead: `deadlines_ahead`)."""
+    return [_devices_ahead(after), _sessions_ahead(after)]
+
+
+def _devices_ahead(after: datetime) -> QuerySet:
+    return Device.objects.filter(Q(last_seen_at__gt=after) | Q(latest_progress_at__gt=after))
+
+
+def _sessions_ahead(after: datetime) -> QuerySet:
+    return InfusionSession.objects.filter(Q(status_changed_at__gt=after) | Q(prior_progress_at__gt=after),
+                                          status__in=ACTIVE_SESSION_STATUSES)  # fmt: skip
+
+
 def _sessions_pull_back(*, now: datetime, after: datetime) -> int:
     """Active sessions' moments still to come brought back (rare: only after a clock ran ahead, one row at a time)."""
-    ahead = InfusionSession.objects.filter(Q(status_changed_at__gt=after) | Q(prior_progress_at__gt=after),
-                                           status__in=ACTIVE_SESSION_STATUSES)  # fmt: skip
     moved = 0
-    for session in ahead.select_related("device"):
+    for session in _sessions_ahead(after).select_related("device"):
         prior = session.prior_progress_at
         if prior is not None and prior > after:
             prior = _prior_pulled_back(prior, latest=session.device.latest_progress_at, now=now, after=after)

@@ -33,6 +33,7 @@ from devices.housekeeping_selectors import (
 from devices.services.alarm_rules import alarms_remind
 from devices.services.changelog import change_log_prune
 from devices.services.command_deadlines import commands_end_overdue
+from devices.services.deadlines_ahead import deadlines_pull_back, moments_ahead
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.escalations import alarms_escalate
 from devices.services.heard import heard_moments_pull_back
@@ -104,14 +105,23 @@ class Housekeeping(CheckSchedule):
         super().tick(now, connected_since=connected_since, clock=clock)
 
     def heard_ahead_pull_back(self, now: datetime) -> bool:
-        """Pumps' moments of hearing still to come on this clock (written while it ran ahead) brought back to `now`
+        """Moments still to come on this clock (written while it ran ahead) brought back, after one read that finds
+        none on a clock never ahead (`deadlines_ahead.moments_ahead`). Pumps' moments of hearing to `now`
         (`heard.heard_moments_pull_back`): a pump silent since the clock was put right is judged silent a heartbeat
-        after the correction at the latest, not when the wrong clock's moment comes. Logged and counted: the rows
-        moved say a clock ran ahead."""
-        moved = heard_moments_pull_back(now=now)
-        if moved:
-            metrics.HEARD_AHEAD_PULLED_BACK.inc(moved)
-            logger.warning("moments of hearing still to come (a clock ran ahead) brought back to now: %d rows", moved)
+        after the correction at the latest, not when the wrong clock's moment comes. Deadlines' moments so that each
+        deadline lies at most its own length ahead (`deadlines_ahead.deadlines_pull_back`: escalations, reminders,
+        commands' ends, ward silences). Logged and counted: the rows moved say a clock ran ahead."""
+        if not moments_ahead(now=now):
+            return False
+        heard, deadlines = heard_moments_pull_back(now=now), deadlines_pull_back(now=now)
+        if heard:
+            metrics.HEARD_AHEAD_PULLED_BACK.inc(heard)
+            logger.warning("moments of hearing still to come (a clock ran ahead) brought back to now: %d rows", heard)
+        if deadlines:
+            metrics.DEADLINES_AHEAD_PULLED_BACK.inc(deadlines)
+            logger.warning("deadlines timed from moments still to come (a clock ran ahead) brought back: %d rows",
+                           deadlines)  # fmt: skip
+        if heard or deadlines:
             self.committed = True  # the moments the checks sleep on moved: every check wakes
         return False
 

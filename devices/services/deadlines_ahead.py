@@ -1,0 +1,155 @@
+"""Deadlines stamped while the server's clock ran ahead, brought back once it is put right (review 48, time).
+
+A moment written on a clock that ran ahead (a wrong NTP source, a VM restored with its host's clock ahead) and then
+put right lies ahead, and what is timed from it waits for the wrong clock's moment: an alarm unanswered escalates, an
+acknowledged one reminds, a Stop never acted on ends (`command_not_carried_out`), a ward's silence ends, only that much
+later (an hour). Review 29 brought back the pumps' moments of hearing (`heard.py`); the same housekeeping step brings
+back every moment a deadline is timed from, so that the deadline lies at most its own length after now. The true
+moment is unknown (at most now); the error is on the side of the alarm: an escalation or a reminder sooner, a command
+ending sooner, a silence shorter, never later.
+
+- active alarms: `raised_at`, `last_raised_at`, `alerted_at` (escalation, and an unordered infusion's silence),
+  `acknowledged_at` (the reminder): back to now;
+- commands under way: `expires_at` at most now + the kind's lifetime (`command_lifetime`), `created_at` (a START's
+  deadline from the order) and `published_at` (a START published again keeps its first deadline) back to now; each
+  told (`device:command`: pages time "overdue" and the start's wait from `expiresAt`);
+- active orders: `created_at` of one pending (its confirmation time, the START unpublished) and `unconfirmed_since`
+  (the read-back's grace) back to now;
+- open ward silences: begun at now at the latest, lasting no longer than they were asked nor `WARD_SILENCE_MAX_S`;
+- live sockets' `seen_at` (the per-principal socket cap counts the fresh ones) back to now.
+
+An escalation webhook's next try is judged where it is read (`housekeeping_selectors.deliveries_due`). One read (a
+UNION of the rows ahead, the moments of hearing with them: `moments_ahead`) finds nothing on a clock never ahead.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet, Value
+
+from devices import payloads
+from devices.housekeeping_selectors import start_lifetime
+from devices.models import Alarm, Command, InfusionSession, LiveSocket, WardSilence
+from devices.services.changes import change_record, device_lock
+from devices.services.heard import hearing_ahead
+from devices.states import (
+    AHEAD_TOLERANCE_S,
+    COMMAND_UNSETTLED_STATES,
+    SESSION_ON_PUMP_STATUSES,
+    AlarmState,
+    CommandKind,
+    SessionStatus,
+)
+from protocol import events
+
+ALARM_MOMENTS = ("raised_at", "last_raised_at", "alerted_at", "acknowledged_at")
+COMMAND_MOMENTS = ("created_at", "published_at")
+
+
+def moments_ahead(*, now: datetime) -> bool:
+    """Whether any moment of hearing or of a deadline lies ahead of `now` (beyond AHEAD_TOLERANCE_S, or a deadline
+    beyond its own length): one read, the rows' UNION."""
+    after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
+    ahead = [*hearing_ahead(after), *_deadlines_ahead(now, after)]
+    first, *rest = (rows.values_list(Value(1)) for rows in ahead)
+    return first.union(*rest, all=True).exists()
+
+
+def deadlines_pull_back(*, now: datetime) -> int:
+    """Every deadline's moment still to come brought back (see the module); returns how many rows moved. Each kind is
+    read first and written only when something lies ahead (SQLite takes its write lock for an UPDATE matching
+    nothing)."""
+    after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
+    moved = _alarms_pull_back(now, after) + _commands_pull_back(now, after)
+    moved += _sessions_pull_back(now, after) + _silences_pull_back(now, after)
+    if _sockets_ahead(after).exists():
+        moved += _sockets_ahead(after).update(seen_at=now)
+    return moved
+
+
+def _deadlines_ahead(now: datetime, after: datetime) -> list[QuerySet]:
+    return [_alarms_ahead(after), _commands_ahead(after), _sessions_ahead(after), _silences_ahead(now, after),
+            _sockets_ahead(after)]  # fmt: skip
+
+
+def _alarms_ahead(after: datetime) -> QuerySet:
+    ahead = Q()
+    for field in ALARM_MOMENTS:
+        ahead |= Q(**{f"{field}__gt": after})
+    return Alarm.objects.filter(ahead, state=AlarmState.ACTIVE)
+
+
+def _alarms_pull_back(now: datetime, after: datetime) -> int:
+    if not _alarms_ahead(after).exists():
+        return 0
+    active = Alarm.objects.filter(state=AlarmState.ACTIVE)
+    return sum(active.filter(**{f"{field}__gt": after}).update(**{field: now}) for field in ALARM_MOMENTS)
+
+
+def _commands_ahead(after: datetime) -> QuerySet:
+    start = Q(kind=CommandKind.START_INFUSION)
+    beyond = (start & Q(expires_at__gt=after + start_lifetime())) | (~start & Q(expires_at__gt=after + _expiry()))
+    moments = Q(created_at__gt=after) | Q(published_at__gt=after)
+    return Command.objects.filter(beyond | moments, state__in=COMMAND_UNSETTLED_STATES)
+
+
+def _commands_pull_back(now: datetime, after: datetime) -> int:
+    """Each command ahead brought back under its pump's lock and told (rare: only after a clock ran ahead)."""
+    moved = 0
+    for pk, device_id in _commands_ahead(after).values_list("pk", "device__device_id"):
+        with transaction.atomic():
+            device = device_lock(device_id=device_id)
+            command = Command.objects.filter(pk=pk, state__in=COMMAND_UNSETTLED_STATES).first()
+            if command is None:
+                continue
+            lifetime = start_lifetime() if command.kind == CommandKind.START_INFUSION else _expiry()
+            command.expires_at = min(command.expires_at, now + lifetime)
+            for field in COMMAND_MOMENTS:
+                if getattr(command, field) is not None and getattr(command, field) > after:
+                    setattr(command, field, now)
+            command.save(update_fields=["expires_at", *COMMAND_MOMENTS])
+            stored = Command.objects.select_related("session", "created_by").get(pk=pk)
+            change_record(device=device, event=events.DEVICE_COMMAND, body=payloads.command_body(stored))
+            moved += 1
+    return moved
+
+
+def _expiry() -> timedelta:
+    return timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"])
+
+
+def _sessions_ahead(after: datetime) -> QuerySet:
+    pending = Q(status=SessionStatus.PENDING, created_at__gt=after)
+    unconfirmed = Q(status__in=SESSION_ON_PUMP_STATUSES, unconfirmed_since__gt=after)
+    return InfusionSession.objects.filter(pending | unconfirmed)
+
+
+def _sessions_pull_back(now: datetime, after: datetime) -> int:
+    if not _sessions_ahead(after).exists():
+        return 0
+    pending = InfusionSession.objects.filter(status=SessionStatus.PENDING, created_at__gt=after)
+    on_pump = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES, unconfirmed_since__gt=after)
+    return pending.update(created_at=now) + on_pump.update(unconfirmed_since=now)
+
+
+def _silences_ahead(now: datetime, after: datetime) -> QuerySet:
+    longest = timedelta(seconds=settings.PUMPSTREAM["WARD_SILENCE_MAX_S"])
+    beyond = Q(started_at__gt=after) | Q(until__gt=F("started_at") + longest)
+    return WardSilence.objects.filter(beyond, ended_at__isnull=True, until__gt=now)
+
+
+def _silences_pull_back(now: datetime, after: datetime) -> int:
+    """Open silences begun at now at the latest, ending no later than their length, nor WARD_SILENCE_MAX_S, after it."""
+    longest = timedelta(seconds=settings.PUMPSTREAM["WARD_SILENCE_MAX_S"])
+    moved = 0
+    for silence in _silences_ahead(now, after):
+        started_at = min(silence.started_at, now)
+        until = min(silence.until, started_at + min(silence.until - silence.started_at, longest))
+        moved += WardSilence.objects.filter(pk=silence.pk, ended_at__isnull=True).update(started_at=started_at,
+                                                                                       until=until)  # fmt: skip
+    return moved
+
+
+def _sockets_ahead(after: datetime) -> QuerySet:
+    return LiveSocket.objects.filter(seen_at__gt=after)
