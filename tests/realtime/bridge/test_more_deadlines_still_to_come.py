@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from devices.models import ChangeLogEntry, Command, EscalationDelivery, InfusionSession, LiveSocket, WardSilence
+from devices.services.deadlines_ahead import moments_ahead
 from devices.services.deliveries import escalation_deliveries_due
 from devices.services.requests import infusion_request
 from devices.services.sessions import infusion_start
@@ -118,3 +119,16 @@ def test_nothing_ahead_costs_one_read():
         housekeeping.heard_ahead_pull_back(timezone.now())
     read = [query["sql"][:60] for query in queries]
     assert len(read) == 1, f"with nothing ahead, the pull-back read {len(read)} times: {read}"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's EXPLAIN QUERY PLAN")
+def test_the_one_read_scans_no_history():
+    with CaptureQueriesContext(connection) as queries:
+        moments_ahead(now=timezone.now())
+    with connection.cursor() as cursor:
+        plan = [row[-1] for row in cursor.execute(f"EXPLAIN QUERY PLAN {queries[0]['sql']}").fetchall()]
+    history = ("devices_alarm", "devices_command", "devices_infusionsession", "devices_wardsilence")
+    scans = [
+        step for step in plan if step.startswith(tuple(f"SCAN {table}" for table in history)) and "INDEX" not in step
+    ]
+    assert not scans, f"every 5 s the read of moments ahead scans a table that grows with history: {plan}"
