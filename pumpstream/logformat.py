@@ -1,4 +1,5 @@
-"""`LOG_FORMAT=json`: one JSON object per line, with the structured fields a record carries."""
+"""`LOG_FORMAT=json`: one JSON object per line, with the structured fields a record carries; and the filter that keeps
+`/readyz`'s "not ready" answers out of the error log."""
 
 import json
 import logging
@@ -23,3 +24,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class ReadinessAnswerFilter(logging.Filter):
+    """Drop Django's ERROR record of a 503 from `/readyz`: "not ready" is the endpoint's answer, asked every half
+    second while `make run` starts (scripts/after_bridge.sh) and by every orchestrator's probe, not a server error;
+    `ops.readyz` logs it itself, at INFO, naming the failing checks. Any other 5xx stays an ERROR."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (
+            record.name == "django.request"
+            and getattr(record, "status_code", None) == 503
+            and getattr(request, "path", None) == "/readyz"
+        )

@@ -92,6 +92,8 @@ async def readyz(request: HttpRequest) -> JsonResponse:
     if checks["realtime"] == "fail":
         logger.warning("readiness: the realtime side's database thread does not read")
     ready = all(state == "ok" for state in checks.values())
+    if not ready:  # Django's own ERROR line of the 503 is filtered out (`ReadinessAnswerFilter`): an answer
+        logger.info("not ready", extra={"reason": ",".join(name for name, state in checks.items() if state != "ok")})
     body = {"status": "ok" if ready else "fail", "checks": checks}
     if bridge.get("cause"):
         body["bridgeCause"] = bridge["cause"]

@@ -327,8 +327,9 @@ LOGGING = {
         "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "pumpstream.logformat.JsonFormatter"},
     },
+    "filters": {"readiness_answer": {"()": "pumpstream.logformat.ReadinessAnswerFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["readiness_answer"]},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

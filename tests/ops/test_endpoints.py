@@ -1,10 +1,14 @@
 """/healthz, /readyz and /metrics: status codes, what they reveal, and who may read metrics."""
 
+import logging
+from unittest import mock
+
 import pytest
 from django.utils import timezone
 
 from devices.models import Alarm
 from devices.services.records import bridge_heartbeat
+from pumpstream.logformat import ReadinessAnswerFilter
 from tests.factories import make_device, make_user
 
 pytestmark = pytest.mark.django_db
@@ -182,3 +186,24 @@ def test_operations_status_sums_the_counters_of_every_bridge_reporting_and_names
     assert counted == [("pumpstream-bridge-0", "2026-12-06T04:00:00+00:00", {"progress": 1000}),
                        ("pumpstream-bridge-1", "2026-12-06T04:00:05+00:00", {"progress": 5000})]  # fmt: skip
     assert "metrics" not in data["bridge"]["stats"]
+
+
+def test_a_not_ready_answer_is_logged_as_one_not_as_a_server_error(client, settings, rf):
+    """`make run` printed `ERROR django.request Service Unavailable: /readyz` twice as it started (its script asks
+    every half second until the bridge holds the broker), and every orchestrator's probe would: an INFO line naming the
+    failing checks now; any other 5xx stays an ERROR."""
+    settings.MQTT = {**settings.MQTT, "HOST": "127.0.0.1", "PORT": 1}
+    console = next(handler for handler in logging.getLogger().handlers
+                   if any(isinstance(kept, ReadinessAnswerFilter) for kept in handler.filters))  # fmt: skip
+    emitted: list[logging.LogRecord] = []
+    with mock.patch.object(console, "emit", side_effect=emitted.append):
+        assert client.get("/readyz").status_code == 503
+        logging.getLogger("django.request").error(
+            "Internal Server Error: /devices/", extra={"status_code": 500, "request": rf.get("/devices/")}
+        )
+    said = [(record.levelname, record.getMessage(), getattr(record, "reason", "")) for record in emitted]
+    assert said == [
+        ("WARNING", "readiness: broker unreachable", ""),
+        ("INFO", "not ready", "broker,bridge"),
+        ("ERROR", "Internal Server Error: /devices/", ""),
+    ]
