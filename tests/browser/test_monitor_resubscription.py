@@ -118,32 +118,36 @@ def test_a_monitor_no_longer_permitted_says_it_is_not_live(open_page, stack):
     pump = PumpClient(stack["broker"].url, "RV3_RIGHTS")
     try:
         pump.publish("status", {"status": "online"})
-        running("RV3_RIGHTS", nurse)
+        session = running("RV3_RIGHTS", nurse)
         pump.publish("error", {"type": "occlusion", "severity": "critical", "message": "Line blocked"})
-        page = open_page(nurse, "/devices/RV3_RIGHTS/")
-        banner, monitor = page.locator("#connection-banner"), page.locator("#monitor")
-        expect(banner).to_have_text("Live")
-        expect(page.locator(".alarm").filter(has_text="Line blocked")).to_be_visible(timeout=5_000)
-        expect(monitor).not_to_have_class(STALE, timeout=5_000)
-        # her subscription accepted first: removed before it was, the subscribe itself is refused ("Not permitted")
-        page.wait_for_function("window.pumpstreamLive.devices.get('RV3_RIGHTS')?.lastSeq != null")
+        # it reports its running infusion every second: heard once only, it was rightly stale 7 s on, when a run of
+        # 4 workers first looked (ci48)
+        progress = {"infusionId": session.infusion_id, "status": "running", "deliveredVolumeMl": 1.0, "flowRate": 2.0}
+        with pump.reporting("progress", progress):
+            page = open_page(nurse, "/devices/RV3_RIGHTS/")
+            banner, monitor = page.locator("#connection-banner"), page.locator("#monitor")
+            expect(banner).to_have_text("Live")
+            expect(page.locator(".alarm").filter(has_text="Line blocked")).to_be_visible(timeout=5_000)
+            expect(monitor).not_to_have_class(STALE, timeout=5_000)
+            # her subscription accepted first: removed before it was, the subscribe itself is refused ("Not permitted")
+            page.wait_for_function("window.pumpstreamLive.devices.get('RV3_RIGHTS')?.lastSeq != null")
 
-        make_user("rv3r-station", ward=ward, can_command=False)  # the ward still watched: she may be moved off it
-        ward.members.remove(nurse)  # moved off the ward: the rights re-check unsubscribes her socket
-        notice = page.locator("#mon-not-live")
-        expect(notice).to_be_visible(timeout=10_000)
-        expect(notice).to_contain_text("No longer permitted to watch this pump")
-        expect(banner).not_to_have_text("Live")
-        expect(banner).to_have_attribute("data-state", "stopped")
-        expect(monitor).to_have_class(STALE)
-        for command in ("pause", "stop"):
-            expect(page.locator(f'button[data-command="{command}"]')).to_be_disabled()
-        assert monitor.get_attribute("data-audio") == "off", "an alarm of a pump no longer received still sounds"
-        page.context.set_offline(True)  # a reconnect does not make it look live again
-        expect(banner).to_have_text("Reconnecting…", timeout=10_000)
-        page.context.set_offline(False)
-        expect(banner).to_have_attribute("data-state", "stopped", timeout=15_000)
-        expect(notice).to_be_visible()
+            make_user("rv3r-station", ward=ward, can_command=False)  # the ward still watched: she may be moved off it
+            ward.members.remove(nurse)  # moved off the ward: the rights re-check unsubscribes her socket
+            notice = page.locator("#mon-not-live")
+            expect(notice).to_be_visible(timeout=10_000)
+            expect(notice).to_contain_text("No longer permitted to watch this pump")
+            expect(banner).not_to_have_text("Live")
+            expect(banner).to_have_attribute("data-state", "stopped")
+            expect(monitor).to_have_class(STALE)
+            for command in ("pause", "stop"):
+                expect(page.locator(f'button[data-command="{command}"]')).to_be_disabled()
+            assert monitor.get_attribute("data-audio") == "off", "an alarm of a pump no longer received still sounds"
+            page.context.set_offline(True)  # a reconnect does not make it look live again
+            expect(banner).to_have_text("Reconnecting…", timeout=10_000)
+            page.context.set_offline(False)
+            expect(banner).to_have_attribute("data-state", "stopped", timeout=15_000)
+            expect(notice).to_be_visible()
     finally:
         pump.close()
 

@@ -1,5 +1,6 @@
 """`manage.py run_mqtt_bridge` as a real subprocess for integration tests: start, wait until connected, stop, kill."""
 
+import contextlib
 import json
 import signal
 import socket
@@ -8,6 +9,7 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -190,6 +192,26 @@ class PumpClient:
         body = payload if isinstance(payload, bytes | str) else json.dumps(payload)
         info = self.client.publish(topic or f"devices/{self.device_id}/{kind}", body, qos=qos, retain=retain)
         info.wait_for_publish(timeout=10)
+
+    @contextlib.contextmanager
+    def reporting(self, kind: str, payload: dict, every_s: float = 0.8) -> Iterator[None]:
+        """Publish `payload` on `kind` now and every `every_s` until the block ends: a running pump is heard every
+        second, and one heard once then silent past the heartbeat (3 s in the tests) is rightly shown stale, however
+        long a loaded run takes to look at it."""
+        stop = threading.Event()
+
+        def report() -> None:
+            while not stop.wait(every_s):
+                self.publish(kind, payload)
+
+        self.publish(kind, payload)
+        reporter = threading.Thread(target=report, name=f"{self.device_id}-reporting", daemon=True)
+        reporter.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            reporter.join(timeout=10)
 
     def close(self) -> None:
         """Disconnect first: it wakes paho's network thread, which then ends at once; `loop_stop` first waits out
