@@ -23,9 +23,12 @@ run: setup
 # cores: 3 workers with the browser tests in 2 units ran the suite in 11:06 against 14:22 for 2 workers and one
 # browser unit (2026-12-06, fresh clones alone on 2 cores: the CPU still 29 % idle, a run queue of 6 on average),
 # which kept `make test` at the edge of its 15 minutes. (3 workers beside other sessions' tests, at a load of 10-13,
-# once outlasted the 20 s bridge start.) TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
-TEST_WORKERS ?= 3
-TEST_BROWSER_UNITS ?= 2
+# once outlasted the 20 s bridge start.) By 2026-12-07 the suite had grown to 3,100 s of test time: 3 workers took
+# 16:26 (CI on 1449031), 4 workers with the browser tests in 3 units 14:47 (a fresh clone alone, the CPU 5-15 % idle:
+# the suite is now CPU-bound, so more workers gain nothing). TEST_WORKERS=0 runs serially (for debugging; plain
+# `pytest` too).
+TEST_WORKERS ?= 4
+TEST_BROWSER_UNITS ?= 3
 export TEST_BROWSER_UNITS
 # test-postgres (no 15-minute bound; CI runs it after `test`) keeps 2 workers: its cluster is the third process
 # each test waits on.

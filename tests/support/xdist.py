@@ -1,12 +1,14 @@
-"""How `make test` shares the suite among pytest-xdist workers (`-n 2`; `--dist loadgroup` is pyproject's).
+"""How `make test` shares the suite among pytest-xdist workers (`-n 4`, the Makefile's `TEST_WORKERS`; `--dist
+loadgroup` is pyproject's).
 
 Each worker is a pytest process of its own with its own test database (the SQLite file is named after its pid;
 pytest-django suffixes it with the worker id, as it does PostgreSQL's `test_pumpstream_gw0`), its own Mosquitto,
 Daphne and bridges on ports of its own block (`tests.support.processes.free_port`).
 
 A work unit is what one worker runs whole, in order:
-- the browser tests are one unit: one chromium at a time beside the other workers, as chromium is the heaviest
-  thing the tests run on the CPU (three at once made starts time out on the loaded 2 cores);
+- the browser tests are `TEST_BROWSER_UNITS` units (3 in `make test`), each on one worker with one chromium (the
+  heaviest thing the tests run on the CPU; three at once once made starts time out on 2 cores loaded by other
+  sessions' tests, and ran in ci48 on a machine of their own);
 - a module of the other folders whose tests share module-scoped real processes (a bridge, chromium, a broker)
   runs on one worker, so they start once, as in a serial run;
 - the modules in `ALONE` form one unit, run last and alone (the other workers idle meanwhile): they load the CPU
