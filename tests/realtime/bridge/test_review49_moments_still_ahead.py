@@ -1,0 +1,106 @@
+"""Review 49 (hostile, time): moments stamped while the server's clock ran ahead that review 48's pull-back
+(`deadlines_ahead.py`, `heard.py`) leaves ahead once the clock is put right, and what waits on them for the wrong
+clock's hour. Each is written as the services write it, through the bridge's batch ingest with the `received_at` the
+wrong clock gave (as `test_last_heard_still_to_come.py` does); the judgements are the services' own, on the clock put
+right, after housekeeping's ticks that bring moments still to come back.
+"""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from devices.models import Alarm, Device, InfusionSession
+from realtime.bridge.housekeeping import Housekeeping
+from tests.factories import make_device
+from tests.support.ingest import confirmed_order, ingest, report
+
+pytestmark = pytest.mark.django_db
+
+CONNECTED_LONG_AGO = timezone.now() - timedelta(hours=2)
+AHEAD = timedelta(hours=1)
+READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": False,
+             "bolusVolumeMl": 0.0}  # fmt: skip
+
+
+def running(infusion_id: str, delivered_ml: float, elapsed_min: float) -> dict:
+    return {"status": "running", "infusionId": infusion_id, "flowRate": 2.0,
+            "deliveredVolumeMl": round(delivered_ml, 2), "volumeRemainingMl": round(30.0 - delivered_ml, 2),
+            "elapsedTimeMin": round(elapsed_min, 3),
+            "timeRemainingMin": round(max(0.0, 15.0 - elapsed_min), 3)}  # fmt: skip
+
+
+def put_right() -> None:
+    """The clock put right: housekeeping's ticks (the first brings moments still to come back)."""
+    housekeeping = Housekeeping()
+    housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)
+    housekeeping.tick(timezone.now() + timedelta(seconds=1), connected_since=CONNECTED_LONG_AGO)
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_pump_running_ten_times_its_rate_after_the_clock_is_put_right_is_alarmed_within_minutes(
+    django_capture_on_commit_callbacks, ahead
+):
+    """The "faster than its rate" window (`delivery.py`) began at a report received on the wrong clock
+    (`delivery_window_at` an hour ahead). Nothing brings it back, and no report after the correction restarts it
+    (the pump's count goes on, its moments of hearing were brought back to now, not after the window's start): the
+    window's span stays negative, it is never judged, and a pump whose timebase runs ten times fast pushes 30 mL of a
+    2 mL/min order in 90 s with no `delivery_divergence` (`test_delivery_judged_by_the_servers_clock.py` alarms it
+    on a clock never wrong, and so does the control here)."""
+    capture = django_capture_on_commit_callbacks
+    make_device("AHEAD_WINDOW", has_presence=True)
+    session = confirmed_order("AHEAD_WINDOW", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
+    ingest([report("AHEAD_WINDOW", "progress", running(session.infusion_id, 0.0, 0.0), at=timezone.now() + ahead)],
+           capture)  # fmt: skip
+    put_right()
+    base = timezone.now() + timedelta(seconds=2)
+    for second in range(0, 91, 5):  # ten times the rate, the pump's clock ten times fast (as in the review 27 test)
+        delivered = min(30.0, 20.0 * second / 60)
+        ingest([report("AHEAD_WINDOW", "progress", running(session.infusion_id, delivered, 10 * second / 60),
+                       at=base + timedelta(seconds=second))], capture)  # fmt: skip
+    session = InfusionSession.objects.get(pk=session.pk)
+    alarmed = Alarm.objects.filter(session=session, type="delivery_divergence", state="active").exists()
+    assert alarmed, (
+        f"30 mL of a 2 mL/min order went in over 90 s after the clock was put right, and no delivery_divergence: "
+        f"the window began at {session.delivery_window_at:%H:%M:%S} (the clock put right at about {base:%H:%M:%S}) "
+        f"(read-back {session.read_back}, alarms {sorted(Alarm.objects.filter(session=session).values_list('type'))})"
+    )
+
+
+def modern(body: dict, *, seq: int) -> dict:
+    """As `ModernFirmware._message` builds it, under a reused `bootId` (`test_reboot_under_a_reused_boot_id.py`)."""
+    return {"deviceId": "AHEAD_REBOOT", **body, "seq": seq, "bootId": "b00t"}
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_reboot_told_by_the_uptime_after_the_clock_is_put_right_interrupts_the_infusion(
+    django_capture_on_commit_callbacks, ahead
+):
+    """The pump's uptime mark (`Device.last_uptime_at`) was received on the wrong clock; nothing brings it back
+    (`heard.py` brings back `last_seen_at` and `latest_progress_at` only), and `restarts._boot_restart` takes every
+    status received before it for older news ("nothing to compare"): for the hour, a reboot under a reused bootId is
+    never told; the infusion the pump forgot stays "running" on every screen, no `infusion_interrupted`."""
+    capture = django_capture_on_commit_callbacks
+    make_device("AHEAD_REBOOT", has_presence=True, last_seen_at=timezone.now())
+    session = confirmed_order("AHEAD_REBOOT", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
+    ids, status = {"infusionId": session.infusion_id}, {"batteryLevel": 90, "firmwareVersion": "pumpstream-sim 2.0"}
+    wrong = timezone.now() + ahead
+    ingest([report("AHEAD_REBOOT", "status", modern({"status": "running", "uptime": 600_000, **status, **ids}, seq=40),
+                   at=wrong),
+            report("AHEAD_REBOOT", "progress", modern({"status": "running", "flowRate": 2.0, "deliveredVolumeMl": 20.0,
+                                                       "volumeRemainingMl": 10.0, **ids}, seq=41), at=wrong)],
+           capture)  # fmt: skip
+    put_right()
+    reboot = timezone.now() + timedelta(seconds=3)
+    ingest([report("AHEAD_REBOOT", "status", {"deviceId": "AHEAD_REBOOT", "status": "offline", "bootId": "b00t"},
+                   at=reboot),
+            report("AHEAD_REBOOT", "status", modern({"status": "online", "uptime": 2_500, **status}, seq=1),
+                   at=reboot + timedelta(seconds=1))], capture)  # fmt: skip
+    session.refresh_from_db()
+    device = Device.objects.get(device_id="AHEAD_REBOOT")
+    alarms = list(Alarm.objects.filter(device=device, state="active").values_list("type", flat=True))
+    assert session.status == "interrupted" and "infusion_interrupted" in alarms, (
+        f"the pump's uptime went back from 600,000 to 2,500 ms under bootId b00t after the clock was put right: the "
+        f"screen shows the infusion {session.status}, alarms {alarms} (uptime mark received at "
+        f"{device.last_uptime_at:%H:%M:%S}, the reboot told at {reboot:%H:%M:%S})"
+    )
