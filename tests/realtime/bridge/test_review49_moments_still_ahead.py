@@ -10,7 +10,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from devices.models import Alarm, Device, InfusionSession
+from devices.models import Alarm, ChangeLogEntry, Device, InfusionSession
+from devices.services.protection import alarm_flood_raise
+from devices.states import FLOOD_COUNTS_SENT
+from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device
 from tests.support.ingest import confirmed_order, ingest, report
@@ -103,4 +106,29 @@ def test_a_reboot_told_by_the_uptime_after_the_clock_is_put_right_interrupts_the
         f"the pump's uptime went back from 600,000 to 2,500 ms under bootId b00t after the clock was put right: the "
         f"screen shows the infusion {session.status}, alarms {alarms} (uptime mark received at "
         f"{device.last_uptime_at:%H:%M:%S}, the reboot told at {reboot:%H:%M:%S})"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_flood_alarms_counts_reach_the_screens_within_seconds_after_the_clock_is_put_right(ahead):
+    """An `alarm_flood` last sent to the screens on the wrong clock (`details.countsSentAt` an hour ahead: a moment
+    in its details, which no pull-back reads): every repeat after the correction is held (`_counts_hold`, "within a
+    second of the last change sent") and housekeeping never sends what is held (`flood_counts_send_due`): for the
+    hour every screen shows the flood's count and text as they were (10 messages shed, where 60 were), which
+    review 23 bounded to about a second. (Its `newsSignalledAt` is the same: news beyond the types it remembers
+    waits the hour.)"""
+    make_device("AHEAD_FLOOD", has_presence=True)
+    alarm_flood_raise(device_id="AHEAD_FLOOD", shed={"error": 10}, alarm_types={"junk": "low"},
+                      now=timezone.now() + ahead)  # fmt: skip
+    put_right()
+    alarm_flood_raise(device_id="AHEAD_FLOOD", shed={"error": 50}, alarm_types={"junk": "low"}, now=timezone.now())
+    Housekeeping().tick(timezone.now() + timedelta(seconds=3), connected_since=CONNECTED_LONG_AGO)
+    flood = Alarm.objects.get(device__device_id="AHEAD_FLOOD", type="alarm_flood")
+    sent = ChangeLogEntry.objects.filter(device__device_id="AHEAD_FLOOD", event=events.DEVICE_ALARM,
+                                         body__alarm__id=flood.pk).order_by("-pk").first()  # fmt: skip
+    shown = sent.body["alarm"]["message"]
+    assert "60 error" in shown, (
+        f"3 s after the flood's last repeat (60 messages shed in all), every screen was last sent {shown!r} "
+        f"(its counts last sent at {flood.details.get(FLOOD_COUNTS_SENT)}, the clock put right at about "
+        f"{timezone.now():%H:%M:%S})"
     )
