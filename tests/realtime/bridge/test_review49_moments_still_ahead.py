@@ -8,9 +8,10 @@ right, after housekeeping's ticks that bring moments still to come back.
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
-from devices.models import Alarm, ChangeLogEntry, Device, InfusionSession
+from devices.models import Alarm, ChangeLogEntry, Device, InfusionSession, ProgressSample
 from devices.services.protection import alarm_flood_raise
 from devices.states import FLOOD_COUNTS_SENT
 from protocol import events
@@ -131,4 +132,27 @@ def test_a_flood_alarms_counts_reach_the_screens_within_seconds_after_the_clock_
         f"3 s after the flood's last repeat (60 messages shed in all), every screen was last sent {shown!r} "
         f"(its counts last sent at {flood.details.get(FLOOD_COUNTS_SENT)}, the clock put right at about "
         f"{timezone.now():%H:%M:%S})"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_the_infusions_history_goes_on_after_the_clock_is_put_right(django_capture_on_commit_callbacks, ahead):
+    """The session's last history point (`last_sampled_at`) was taken on the wrong clock: a point is taken only once
+    `PROGRESS_SAMPLE_INTERVAL_S` has passed since it (`progress._samples`), so none is for the hour; the monitor's
+    volume chart (`/api/devices/<id>/history/`, read as the page opens) shows nothing of it."""
+    capture = django_capture_on_commit_callbacks
+    make_device("AHEAD_HISTORY", has_presence=True)
+    session = confirmed_order("AHEAD_HISTORY", bolus_enabled=False, bolus_volume_ml=0.0, parameters=READ_BACK)
+    ingest([report("AHEAD_HISTORY", "progress", running(session.infusion_id, 0.0, 0.0), at=timezone.now() + ahead)],
+           capture)  # fmt: skip
+    put_right()
+    corrected = timezone.now()
+    for second in range(2, 63, 5):  # a minute at the ordered 2 mL/min
+        ingest([report("AHEAD_HISTORY", "progress", running(session.infusion_id, 2.0 * second / 60, second / 60),
+                       at=corrected + timedelta(seconds=second))], capture)  # fmt: skip
+    points = ProgressSample.objects.filter(session=session, recorded_at__gte=corrected).count()
+    session.refresh_from_db()
+    assert points >= 60 / settings.PUMPSTREAM["PROGRESS_SAMPLE_INTERVAL_S"] - 1, (
+        f"a minute of running after the clock was put right left {points} history points (the last taken at "
+        f"{session.last_sampled_at:%H:%M:%S}, the clock put right at {corrected:%H:%M:%S})"
     )
