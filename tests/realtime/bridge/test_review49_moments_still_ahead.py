@@ -9,14 +9,20 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Alarm, ChangeLogEntry, Device, InfusionSession, ProgressSample
+from devices.services.alarms import alarm_raise
+from devices.services.changes import device_lock
+from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_flood_raise
-from devices.states import FLOOD_COUNTS_SENT
+from devices.services.silences import ward_silence
+from devices.silence_selectors import ward_silences_current
+from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource
 from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
-from tests.factories import make_device
+from tests.factories import make_device, make_user, make_ward
 from tests.support.ingest import confirmed_order, ingest, report
 
 pytestmark = pytest.mark.django_db
@@ -155,4 +161,49 @@ def test_the_infusions_history_goes_on_after_the_clock_is_put_right(django_captu
     assert points >= 60 / settings.PUMPSTREAM["PROGRESS_SAMPLE_INTERVAL_S"] - 1, (
         f"a minute of running after the clock was put right left {points} history points (the last taken at "
         f"{session.last_sampled_at:%H:%M:%S}, the clock put right at {corrected:%H:%M:%S})"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_ward_silence_with_20_s_left_when_the_clock_is_put_right_is_not_lengthened(ahead):
+    """A 2 min ward silence started on the wrong clock 100 s before it was put right: 20 s of it were left. The
+    pull-back (`deadlines_ahead._silences_pull_back`) takes its start to now and keeps its length: it silences the
+    ward's sounding alarms 120 s more, 100 s longer than the nurse asked, though the module promises the error on the
+    side of the alarm ("a silence shorter, never later")."""
+    ward = make_ward("lengthen")
+    make_device("AHEAD_LONGER", ward=ward, has_presence=True)
+    ward_silence(ward=ward, user=make_user("ahead-longer", ward=ward), seconds=120, reason="Round",
+                 now=timezone.now() + ahead - timedelta(seconds=100))  # fmt: skip
+    put_right()
+    later = timezone.now() + timedelta(seconds=21)
+    silence = ward_silences_current(now=later).get("lengthen")
+    assert silence is None, (
+        f"21 s after the clock was put right, with 20 s of the 2 min silence left then, the ward is still silenced "
+        f"until {silence.until:%H:%M:%S} ({(silence.until - later).total_seconds():.0f} s more; started "
+        f"{silence.started_at:%H:%M:%S})"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_an_unanswered_alarm_reaches_its_next_tier_when_it_is_due_after_the_clock_is_put_right(settings, ahead):
+    """An occlusion raised on the wrong clock 100 s before it was put right, at tier 1 since its 60 s (escalated on
+    that clock), nobody answering: tier 2 (the ward manager) is due at its 120 s, 20 s after the correction. The
+    pull-back takes `alerted_at` to now: the ladder starts again and tier 2 comes 120 s after the correction, 100 s
+    late; an alarm raised 20 min before the correction with a 30 min tier reaches it 20 min late. Its `raised_at`
+    goes to now too: every screen opened since shows an occlusion of 100 s "for 0 min"."""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [60.0, 120.0], "ESCALATION_TIER_WEBHOOKS": []}
+    make_device("AHEAD_LADDER", has_presence=True)
+    wrong = timezone.now() + ahead
+    with transaction.atomic():
+        alarm = alarm_raise(device=device_lock(device_id="AHEAD_LADDER"), type="occlusion", priority=AlarmPriority.HIGH,
+                            source=AlarmSource.DEVICE, message="Line blocked",
+                            now=wrong - timedelta(seconds=100))  # fmt: skip
+    assert alarms_escalate(now=wrong - timedelta(seconds=39)) == 1  # tier 1 at its 61 s, on that clock
+    housekeeping = Housekeeping()
+    housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)  # the clock put right
+    housekeeping.tick(timezone.now() + timedelta(seconds=21), connected_since=CONNECTED_LONG_AGO)
+    alarm.refresh_from_db()
+    assert alarm.escalation_level == 2, (
+        f"121 s after it alerted, unanswered, the occlusion is at tier {alarm.escalation_level}: its ladder restarted "
+        f"at the correction (alerted at {alarm.alerted_at:%H:%M:%S}, raised at {alarm.raised_at:%H:%M:%S})"
     )
