@@ -5,25 +5,27 @@ wrong clock gave (as `test_last_heard_still_to_come.py` does); the judgements ar
 right, after housekeeping's ticks that bring moments still to come back.
 """
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from devices.models import Alarm, ChangeLogEntry, Device, InfusionSession, ProgressSample
+from devices.models import Alarm, ChangeLogEntry, Command, Device, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_flood_raise
+from devices.services.requests import infusion_cancel
+from devices.services.sessions import infusion_start
 from devices.services.silences import ward_silence
 from devices.silence_selectors import ward_silences_current
-from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource
+from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource, CommandState, SessionStatus
 from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
-from tests.factories import make_device, make_user, make_ward
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.factories import make_device, make_order, make_user, make_ward
+from tests.support.ingest import confirmed_order, ingest, report, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -206,4 +208,53 @@ def test_an_unanswered_alarm_reaches_its_next_tier_when_it_is_due_after_the_cloc
     assert alarm.escalation_level == 2, (
         f"121 s after it alerted, unanswered, the occlusion is at tier {alarm.escalation_level}: its ladder restarted "
         f"at the correction (alerted at {alarm.alerted_at:%H:%M:%S}, raised at {alarm.raised_at:%H:%M:%S})"
+    )
+
+
+LEGACY = "AHEAD_LEGACY"
+FIRST = {"flow_rate_ml_min": 2.0, "planned_volume_ml": 30, "planned_time_min": 15, "bolus_enabled": False}
+CORRECTED = {"flow_rate_ml_min": 1.0, "planned_volume_ml": 30, "planned_time_min": 30, "bolus_enabled": False}
+FIRST_ON_SCREEN = {"rate": 2.0, "volume": 30, "time": 15, "bolusEnabled": False, "bolusVolume": 0}
+
+
+def legacy_status(body: dict, *, at: datetime):
+    """The original firmware's status (`device/{id}/status`, no infusionId), received `at`."""
+    return report(LEGACY, "status", {"deviceId": LEGACY, **body}, topic=f"device/{LEGACY}/status", at=at)
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_cancelled_orders_late_reject_does_not_reject_the_corrected_order_after_the_clock_is_put_right(
+    django_capture_on_commit_callbacks, ahead
+):
+    """`test_bare_start_answers_of_an_earlier_order.py`'s review 33/36 case, the cancelled order placed, sent, received
+    and cancelled while the clock ran ahead: an ended order's moments are not brought back (only a pending one's), and
+    `bare_answers` finds the orders before the one waiting by `created_at` (`created_at__lt`): the cancelled order,
+    stamped an hour on, is not before the corrected one. Its late Reject (a colleague tapped Reject on its screen,
+    held up in the bridge) is taken for the corrected order's: "rejected at the pump, nothing runs", while the
+    corrected order waits on the pump's confirm screen, where it can still be accepted."""
+    capture = django_capture_on_commit_callbacks
+    make_device(LEGACY, has_presence=False)
+    nurse = make_user("ahead-legacy")
+    wrong = timezone.now() + ahead - timedelta(seconds=30)  # the cancelled order's moments, on the clock then
+    first = infusion_start(device_id=LEGACY, order=make_order(**FIRST), user=nurse)
+    InfusionSession.objects.filter(pk=first.pk).update(created_at=wrong, status_changed_at=wrong)
+    Command.objects.filter(session=first).update(state=CommandState.SENT, created_at=wrong, state_changed_at=wrong,
+                                                 published_at=wrong, sent_at=wrong,
+                                                 expires_at=wrong + timedelta(seconds=40))  # fmt: skip
+    ingest([legacy_status({"status": "online", "timestamp": 4215}, at=wrong + timedelta(seconds=1))], capture)
+    ingest([legacy_status({"status": "received_start_command", "timestamp": 52010, "currentInfusion": FIRST_ON_SCREEN},
+                          at=wrong + timedelta(seconds=2))], capture)  # fmt: skip
+    infusion_cancel(infusion_id=first.infusion_id, user=nurse)
+    InfusionSession.objects.filter(pk=first.pk).update(status_changed_at=wrong + timedelta(seconds=5),
+                                                       ended_at=wrong + timedelta(seconds=5))  # fmt: skip
+    put_right()
+    second = infusion_start(device_id=LEGACY, order=make_order(drug="Heparin", **CORRECTED), user=nurse)
+    start_sent(second)
+    ingest([legacy_status({"status": "rejected", "timestamp": 54000}, at=timezone.now())], capture)  # the first's, late
+    second.refresh_from_db()
+    assert second.status == SessionStatus.PENDING, (
+        f"the cancelled order's late Reject, received after the corrected order's START went out and before the pump "
+        f"reported receiving it, {second.status} the corrected order ({second.status_reason!r}): the cancelled one was "
+        f"placed at {InfusionSession.objects.get(pk=first.pk).created_at:%H:%M:%S}, the corrected one at "
+        f"{second.created_at:%H:%M:%S}"
     )
