@@ -15,17 +15,19 @@ from django.utils import timezone
 from devices.models import Alarm, ChangeLogEntry, Command, Device, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
+from devices.services.commands import command_advance
 from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_flood_raise
-from devices.services.requests import infusion_cancel
+from devices.services.publication import command_published
+from devices.services.requests import infusion_cancel, infusion_request
 from devices.services.sessions import infusion_start
 from devices.services.silences import ward_silence
 from devices.silence_selectors import ward_silences_current
-from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource, CommandState, SessionStatus
+from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource, CommandKind, CommandState, SessionStatus
 from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.ingest import confirmed_order, ingest, report, start_sent
+from tests.support.ingest import confirmed_order, ingest, report, running_under_boot_a, start_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -257,4 +259,42 @@ def test_a_cancelled_orders_late_reject_does_not_reject_the_corrected_order_afte
         f"reported receiving it, {second.status} the corrected order ({second.status_reason!r}): the cancelled one was "
         f"placed at {InfusionSession.objects.get(pk=first.pk).created_at:%H:%M:%S}, the corrected one at "
         f"{second.created_at:%H:%M:%S}"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
+def test_a_pause_carried_out_within_its_deadline_after_the_clock_is_put_right_is_credited(
+    django_capture_on_commit_callbacks, ahead
+):
+    """The pump's latest boot (`Device.booted_at`) was told while the clock ran ahead, and nothing brings it back:
+    every command published after the correction reads as published before the pump's latest boot
+    (`commands.failed_within_deadline`: `published_at > booted_at`), so a Pause whose PUBACK came late (`failed`)
+    and that the pump then carries out within its deadline is not credited: the record says the pump paused on its
+    own and her Pause stays failed (review 22: credited on a clock never wrong, as the control here is)."""
+    capture, device_id = django_capture_on_commit_callbacks, "AHEAD_BOOTED"
+    nurse = make_user("ahead-booted")
+    wrong = timezone.now() + ahead
+    session = running_under_boot_a(device_id, capture, at=wrong - timedelta(seconds=10))
+    boot = {"infusionId": session.infusion_id, "bootId": "B"}
+    # the pump rebooted and came back running it, told on the clock then
+    ingest([report(device_id, "status", {"status": "running", **boot, "seq": 1, "uptime": 2_000}, at=wrong)], capture)
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING, "precondition: runs again"
+    put_right()
+    pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
+                             user=nurse, reason="line check", idempotency_key="k-ahead-booted")  # fmt: skip
+    now = timezone.now()
+    with transaction.atomic():
+        device_lock(device_id=device_id)
+        command_published(command=Command.objects.get(pk=pause.pk), now=now)
+    command_advance(device_id=device_id, command_pk=pause.pk, to=CommandState.FAILED, now=now,
+                    error="the broker did not acknowledge the command in time")  # fmt: skip
+    paused = {"status": "paused", **boot, "seq": 2, "uptime": 6_000}  # her Pause, carried out in time
+    ingest([report(device_id, "status", paused, at=now + timedelta(seconds=2))], capture)
+    session = InfusionSession.objects.get(pk=session.pk)
+    pause = Command.objects.get(pk=pause.pk)
+    device = Device.objects.get(device_id=device_id)
+    assert pause.state == CommandState.DONE and "remotely by" in session.status_reason, (
+        f"the pump paused 2 s after her Pause was published (its PUBACK late): the record reads "
+        f"{session.status_reason!r}, her Pause {pause.state} ({pause.error}); the pump's latest boot is "
+        f"{device.booted_at:%H:%M:%S}, the Pause published at {pause.published_at:%H:%M:%S}"
     )
