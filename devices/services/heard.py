@@ -65,7 +65,7 @@ def heard_moments_pull_back(*, now: datetime) -> int:
     after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
     moved = _sessions_pull_back(now=now, after=after)  # first: they compare with the pump's progress as it was
     if _devices_ahead(after).exists():
-        for field in ("last_seen_at", "latest_progress_at"):
+        for field in DEVICE_MOMENTS:
             moved += Device.objects.filter(**{f"{field}__gt": after}).update(**{field: now})
     return moved
 
@@ -75,13 +75,23 @@ def hearing_ahead(after: datetime) -> list[QuerySet]:
     return [_devices_ahead(after), _sessions_ahead(after)]
 
 
+# A pump's moments a later message is compared with: of hearing (silence), of its uptime mark (a reboot under a reused
+# bootId: review 49, an uptime mark ahead took every later status for older news and hid the reboot) and of its latest
+# boot (a command published after it is credited: review 49, a Pause carried out was not)
+DEVICE_MOMENTS = ("last_seen_at", "latest_progress_at", "last_uptime_at", "booted_at")
+
+
 def _devices_ahead(after: datetime) -> QuerySet:
-    return Device.objects.filter(Q(last_seen_at__gt=after) | Q(latest_progress_at__gt=after))
+    ahead = Q()
+    for field in DEVICE_MOMENTS:
+        ahead |= Q(**{f"{field}__gt": after})
+    return Device.objects.filter(ahead)
 
 
 def _sessions_ahead(after: datetime) -> QuerySet:
-    return InfusionSession.objects.filter(Q(status_changed_at__gt=after) | Q(prior_progress_at__gt=after),
-                                          status__in=ACTIVE_SESSION_STATUSES)  # fmt: skip
+    moments = Q(status_changed_at__gt=after) | Q(prior_progress_at__gt=after)
+    moments |= Q(delivery_window_at__gt=after) | Q(last_sampled_at__gt=after)
+    return InfusionSession.objects.filter(moments, status__in=ACTIVE_SESSION_STATUSES)
 
 
 def _sessions_pull_back(*, now: datetime, after: datetime) -> int:
@@ -92,8 +102,17 @@ def _sessions_pull_back(*, now: datetime, after: datetime) -> int:
         if prior is not None and prior > after:
             prior = _prior_pulled_back(prior, latest=session.device.latest_progress_at, now=now, after=after)
         changed_at = now if session.status_changed_at > after else session.status_changed_at
-        moved += InfusionSession.objects.filter(pk=session.pk).update(status_changed_at=changed_at,
-                                                                      prior_progress_at=prior)  # fmt: skip
+        # the delivery window begun ahead starts again at the next report (moved to now with its volume, it would
+        # judge the hour's delivery over seconds; left, it never spans its length: review 49, ten times the rate
+        # unalarmed); the history's last point ahead is taken as now (left, no point for the hour)
+        window_at = (
+            None if session.delivery_window_at and session.delivery_window_at > after else session.delivery_window_at
+        )
+        sampled_at = now if session.last_sampled_at and session.last_sampled_at > after else session.last_sampled_at
+        moved += InfusionSession.objects.filter(pk=session.pk).update(
+            status_changed_at=changed_at, prior_progress_at=prior, delivery_window_at=window_at,
+            last_sampled_at=sampled_at,
+        )  # fmt: skip
     return moved
 
 
