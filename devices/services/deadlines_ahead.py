@@ -116,6 +116,14 @@ def _commands_pull_back(now: datetime, after: datetime) -> int:
     return moved
 
 
+def command_deadline_ahead(command: Command, *, now: datetime) -> bool:
+    """Whether a command's deadline lies beyond its own lifetime after `now` (stamped on a clock that ran ahead): the
+    outbox holds it until the pull-back brings it back, rather than tell the pump and the broker the wrong clock's
+    deadline (review 49: a Stop queued then went out with `expiresAt` an hour on)."""
+    lifetime = start_lifetime() if command.kind == CommandKind.START_INFUSION else _expiry()
+    return command.expires_at > now + timedelta(seconds=AHEAD_TOLERANCE_S) + lifetime
+
+
 def _expiry() -> timedelta:
     return timedelta(seconds=settings.PUMPSTREAM["COMMAND_EXPIRY_S"])
 

@@ -35,6 +35,7 @@ from django.utils import timezone
 from devices.models import Command
 from devices.outbox_selectors import commands_no_longer_queued, commands_queued_any, commands_to_publish
 from devices.services.commands import command_advance
+from devices.services.deadlines_ahead import command_deadline_ahead
 from devices.services.publication import (
     command_publish_check,
     command_published,
@@ -205,6 +206,8 @@ class CommandOutbox:
         """Re-check one queued command with the service and encode it: added to `outgoing` unless withdrawn."""
         if not command_publish_check(command=command, now=now):
             return 0  # the service withdrew it (the server's own STOP to a pump now running that order)
+        if command_deadline_ahead(command, now=now):
+            return 0  # stamped on a clock that ran ahead: held, queued, until housekeeping brings its deadline back
         envelope = command_envelope_build(kind=command.kind, payload=command.payload,
                                           command_id=str(command.command_id), expires_at=command.expires_at,
                                           now=timezone.now())  # fmt: skip

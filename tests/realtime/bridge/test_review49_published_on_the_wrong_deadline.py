@@ -36,7 +36,6 @@ def turn(bridge: Bridge, clocks: WorkerClocks, *, wall_step_s: float) -> None:
     bridge.maybe_tick()
 
 
-@pytest.mark.xfail(strict=True, reason="review 49, open: the outbox publishes before the pull-back of the turn")
 def test_a_stop_still_queued_when_the_clock_is_put_right_goes_out_with_a_deadline_of_now(clocks):
     make_device("AHEAD_QUEUED", has_presence=True)
     session = started_order("AHEAD_QUEUED", drug="Heparin")
