@@ -37,8 +37,8 @@ def test_each_priority_flashes_at_its_rate_on_the_cards_and_the_monitor(open_pag
     alarm_on(pumps["answered"], AlarmPriority.HIGH, "Line blocked", acknowledged_at=timezone.now(),
              acknowledged_by=nurse)  # fmt: skip
     expected = {
-        "high": ["flash", "0.5s", "steps(2, start)"],
-        "medium": ["flash", "2s", "steps(2, start)"],
+        "high": ["flash", "0.5s", "steps(1)"],
+        "medium": ["flash", "2s", "steps(1)"],
         "low": STEADY,
         "answered": STEADY,
     }
