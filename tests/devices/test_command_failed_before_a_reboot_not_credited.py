@@ -7,17 +7,13 @@ deadline: the record reads "paused remotely by <nurse> (its command had been rep
 within its deadline)" and her Pause turns `done`, for a pause the pump made on its own."""
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Command, InfusionSession
-from devices.services.changes import device_lock
-from devices.services.commands import command_advance
-from devices.services.publication import command_published
 from devices.services.requests import infusion_request
-from devices.states import CommandKind, CommandState, SessionStatus
+from devices.states import CommandKind, SessionStatus
 from tests.factories import make_user
-from tests.support.ingest import ingest, report, running_under_boot_a
+from tests.support.ingest import failed_unacknowledged, ingest, report, running_under_boot_a
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +28,7 @@ def test_a_pause_failed_before_a_reboot_is_not_credited_with_the_pumps_own_pause
     pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
                              user=nurse, reason="line check", idempotency_key="k-r25-failed-reboot")  # fmt: skip
     now = timezone.now()
-    with transaction.atomic():
-        device_lock(device_id=device_id)
-        command_published(command=Command.objects.get(pk=pause.pk), now=now)
-    command_advance(device_id=device_id, command_pk=pause.pk, to=CommandState.FAILED, now=now,
-                    error="the broker did not acknowledge the command in time")  # fmt: skip
+    failed_unacknowledged(device_id, pause, now=now)
     # the pump reboots and comes back running the infusion: the Pause was not carried out
     boot = {**named, "bootId": "B"}
     ingest([report(device_id, "status", {"status": "running", **boot, "seq": 1, "uptime": 2_000}, 2)], capture)

@@ -17,33 +17,18 @@ Review 22, finding 4.
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Command, DeviceEvent, InfusionSession
-from devices.services.changes import device_lock
-from devices.services.commands import command_advance
-from devices.services.publication import command_published
 from devices.services.requests import infusion_request
 from devices.states import CommandKind, CommandState, SessionStatus
 from tests.factories import make_device, make_user
-from tests.support.ingest import confirmed_order, ingest, report
+from tests.support.ingest import confirmed_order, failed_unacknowledged, ingest, report
 
 pytestmark = pytest.mark.django_db
 
 REPORTED = {CommandKind.PAUSE_INFUSION: "paused", CommandKind.STOP_INFUSION: "stopped"}
 MOVED_TO = {CommandKind.PAUSE_INFUSION: SessionStatus.PAUSED, CommandKind.STOP_INFUSION: SessionStatus.STOPPED}
-
-
-def failed_unacknowledged(device_id: str, command: Command) -> Command:
-    """What the outbox does with a publish the broker took but did not acknowledge in time."""
-    now = timezone.now()
-    with transaction.atomic():
-        device_lock(device_id=device_id)
-        command_published(command=Command.objects.get(pk=command.pk), now=now)
-    command_advance(device_id=device_id, command_pk=command.pk, to=CommandState.FAILED, now=now,
-                    error="the broker did not acknowledge the command in time")  # fmt: skip
-    return Command.objects.get(pk=command.pk)
 
 
 @pytest.mark.parametrize("kind", [CommandKind.PAUSE_INFUSION, CommandKind.STOP_INFUSION], ids=["pause", "stop"])

@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from devices.models import Command, InfusionSession
 from devices.services.changes import device_lock
+from devices.services.commands import command_advance
 from devices.services.confirmations import infusion_confirm
+from devices.services.publication import command_published
 from devices.services.sessions import infusion_start
 from devices.states import CommandKind, CommandState
 from realtime.bridge.batch import BatchIngest
@@ -81,3 +83,14 @@ def started_order(device_id: str, **order) -> InfusionSession:
     session = confirmed_order(device_id, **order)
     Command.objects.filter(session=session, kind=CommandKind.START_INFUSION).update(state=CommandState.DONE)
     return session
+
+
+def failed_unacknowledged(device_id: str, command: Command, *, now: datetime | None = None) -> Command:
+    """What the outbox does with a publish the broker took but did not acknowledge in time: published, then failed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        device_lock(device_id=device_id)
+        command_published(command=Command.objects.get(pk=command.pk), now=now)
+    command_advance(device_id=device_id, command_pk=command.pk, to=CommandState.FAILED, now=now,
+                    error="the broker did not acknowledge the command in time")  # fmt: skip
+    return Command.objects.get(pk=command.pk)

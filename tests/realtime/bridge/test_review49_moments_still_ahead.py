@@ -15,10 +15,8 @@ from django.utils import timezone
 from devices.models import Alarm, ChangeLogEntry, Command, Device, InfusionSession, ProgressSample
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
-from devices.services.commands import command_advance
 from devices.services.escalations import alarms_escalate
 from devices.services.protection import alarm_flood_raise
-from devices.services.publication import command_published
 from devices.services.requests import infusion_cancel, infusion_request
 from devices.services.sessions import infusion_start
 from devices.services.silences import ward_silence
@@ -27,7 +25,14 @@ from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource, Comman
 from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_user, make_ward
-from tests.support.ingest import confirmed_order, ingest, report, running_under_boot_a, start_sent
+from tests.support.ingest import (
+    confirmed_order,
+    failed_unacknowledged,
+    ingest,
+    report,
+    running_under_boot_a,
+    start_sent,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -322,11 +327,7 @@ def test_a_pause_carried_out_within_its_deadline_after_the_clock_is_put_right_is
     pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
                              user=nurse, reason="line check", idempotency_key="k-ahead-booted")  # fmt: skip
     now = timezone.now()
-    with transaction.atomic():
-        device_lock(device_id=device_id)
-        command_published(command=Command.objects.get(pk=pause.pk), now=now)
-    command_advance(device_id=device_id, command_pk=pause.pk, to=CommandState.FAILED, now=now,
-                    error="the broker did not acknowledge the command in time")  # fmt: skip
+    failed_unacknowledged(device_id, pause, now=now)
     paused = {"status": "paused", **boot, "seq": 2, "uptime": 6_000}  # her Pause, carried out in time
     ingest([report(device_id, "status", paused, at=now + timedelta(seconds=2))], capture)
     session = InfusionSession.objects.get(pk=session.pk)
