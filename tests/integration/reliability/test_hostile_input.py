@@ -4,6 +4,7 @@ import logging
 import time
 
 import pytest
+import socketio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -89,10 +90,13 @@ def test_an_abusive_socketio_client_is_cut_off_and_another_is_unaffected(daphne_
         for n in range(3000):
             if abuser.disconnected.is_set():
                 break
-            if abuse == "subscribe_flood":
-                abuser.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_ABUSE"})
-            else:
-                abuser.emit(f"junk-{n}", {"x": "y" * 100, "n": [n] * 10})
+            try:
+                if abuse == "subscribe_flood":
+                    abuser.emit(events.SUBSCRIBE_DEVICE, {"deviceId": "PUMP_ABUSE"})
+                else:
+                    abuser.emit(f"junk-{n}", {"x": "y" * 100, "n": [n] * 10})
+            except socketio.exceptions.BadNamespaceError:  # cut off since the check: python-socketio forgets the
+                break  # namespace before its disconnect handler sets `disconnected` (ci50, on PostgreSQL)
         assert abuser.disconnected.wait(10), f"the {abuse} client was never cut off"
         cut_after = time.monotonic() - started
         refusals = abuser.events.named(events.ERROR)
