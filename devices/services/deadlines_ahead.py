@@ -33,7 +33,7 @@ from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
 from devices.models import Alarm, Command, InfusionSession, LiveSocket, WardSilence
 from devices.services.changes import change_record, device_lock
-from devices.services.heard import hearing_ahead
+from devices.services.heard import any_after, hearing_ahead
 from devices.states import (
     AHEAD_TOLERANCE_S,
     COMMAND_UNSETTLED_STATES,
@@ -75,10 +75,7 @@ def _deadlines_ahead(now: datetime, after: datetime) -> list[QuerySet]:
 
 
 def _alarms_ahead(after: datetime) -> QuerySet:
-    ahead = Q()
-    for field in ALARM_MOMENTS:
-        ahead |= Q(**{f"{field}__gt": after})
-    return Alarm.objects.filter(ahead, state=AlarmState.ACTIVE)
+    return Alarm.objects.filter(any_after(ALARM_MOMENTS, after), state=AlarmState.ACTIVE)
 
 
 def _alarms_pull_back(now: datetime, after: datetime) -> int:

@@ -81,11 +81,16 @@ def hearing_ahead(after: datetime) -> list[QuerySet]:
 DEVICE_MOMENTS = ("last_seen_at", "latest_progress_at", "last_uptime_at", "booted_at")
 
 
-def _devices_ahead(after: datetime) -> QuerySet:
+def any_after(fields: tuple[str, ...], after: datetime) -> Q:
+    """Rows holding any of these moments after `after`."""
     ahead = Q()
-    for field in DEVICE_MOMENTS:
+    for field in fields:
         ahead |= Q(**{f"{field}__gt": after})
-    return Device.objects.filter(ahead)
+    return ahead
+
+
+def _devices_ahead(after: datetime) -> QuerySet:
+    return Device.objects.filter(any_after(DEVICE_MOMENTS, after))
 
 
 def _sessions_ahead(after: datetime) -> QuerySet:
@@ -105,15 +110,16 @@ def _sessions_pull_back(*, now: datetime, after: datetime) -> int:
         # the delivery window begun ahead starts again at the next report (moved to now with its volume, it would
         # judge the hour's delivery over seconds; left, it never spans its length: review 49, ten times the rate
         # unalarmed); the history's last point ahead is taken as now (left, no point for the hour)
-        window_at = (
-            None if session.delivery_window_at and session.delivery_window_at > after else session.delivery_window_at
-        )
-        sampled_at = now if session.last_sampled_at and session.last_sampled_at > after else session.last_sampled_at
         moved += InfusionSession.objects.filter(pk=session.pk).update(
-            status_changed_at=changed_at, prior_progress_at=prior, delivery_window_at=window_at,
-            last_sampled_at=sampled_at,
+            status_changed_at=changed_at, prior_progress_at=prior,
+            delivery_window_at=_unless_after(session.delivery_window_at, after, None),
+            last_sampled_at=_unless_after(session.last_sampled_at, after, now),
         )  # fmt: skip
     return moved
+
+
+def _unless_after(moment: datetime | None, after: datetime, instead: datetime | None) -> datetime | None:
+    return instead if moment is not None and moment > after else moment
 
 
 def _prior_pulled_back(prior: datetime, *, latest: datetime | None, now: datetime, after: datetime) -> datetime:
