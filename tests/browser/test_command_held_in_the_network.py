@@ -5,7 +5,10 @@ Before, the page showed nothing while the request was held (Resume enabled, no n
 arrived 20 s later, and the pump resumed the line she had meanwhile resumed, then paused again at its screen.
 """
 
+from datetime import datetime
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from devices.models import Command, InfusionSession
@@ -45,6 +48,11 @@ def test_a_resume_held_in_the_network_says_sending_and_is_refused_after_the_pump
         )
         expect(resume, "the Resume is being sent, yet its button is offered again").to_be_disabled()
         assert held, "precondition: the request is held"
+        # She walks to the pump: it acts after the press on the server's clock. The page dates the press by its estimate
+        # of that clock, which errs later by up to a round trip (never earlier): a change within that margin may be
+        # taken for one before the press (ci51, a loaded machine: the pump acted within a second of the press).
+        pressed = datetime.fromisoformat(held[0].request.post_data_json["askedAt"].replace("Z", "+00:00"))
+        wait_until(lambda: timezone.now() > pressed, message="the server's clock passes the press as the page dated it")
         # meanwhile, at the pump: she resumes, sees the line is wrong, pauses again to fix it
         pump.publish("actions", {"action": "MANUAL_RESUME", "infusionId": session.infusion_id})
         pump.publish("status", {"status": "running", "infusionId": session.infusion_id})
