@@ -24,6 +24,10 @@ earlier order's, late. Then (the safe reading, `docs/clinical-rules.md`):
   while this order waits on the pump's confirm screen (review 36, finding 1). When no order owes one, a receipt of this
   order's figures, or neither order's (the pump holds this order with other figures: its mismatch is raised), is this
   order's.
+
+An "earlier" order is one placed before (a smaller `pk`: a pump's orders are placed under its lock, one after another),
+never one with an earlier `created_at`: an order placed while the server's clock ran ahead keeps that moment once the
+clock is put right, and its late Reject then rejected the corrected order (review 49).
 """
 
 import logging
@@ -137,9 +141,9 @@ def _orders_since_last_heard(device: Device, session: InfusionSession) -> list[I
     it. Only answers held up together (a bridge or a broker backlog, all received after `session`'s START went out:
     review 36's finding 1) keep an order owing. Without this, one lost receipt held every later order's own answers in
     doubt, and a retry accepted at the pump after a reboot was never shown running."""
-    before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
+    before = InfusionSession.objects.filter(device=device, pk__lt=session.pk)
     owing = []
-    for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
+    for earlier in before.order_by("-pk")[:ORDERS_OWING_AT_MOST]:
         if earlier.status not in ENDED_UNANSWERED or earlier.delivered_at is not None:
             break
         owing.append(earlier)
@@ -157,8 +161,8 @@ def _an_earlier_order_may_answer(device: Device, session: InfusionSession) -> bo
     since it had it nor booted (`_heard_or_booted_since_its_start`). None such, the Reject can only be this order's: a
     pump's first order, or one after an answered order, rejected with its receipt lost (review 37, finding 7)."""
     this_start_out = _start_out_at(session)
-    before = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
-    for earlier in before.order_by("-created_at", "-pk")[:ORDERS_OWING_AT_MOST]:
+    before = InfusionSession.objects.filter(device=device, pk__lt=session.pk)
+    for earlier in before.order_by("-pk")[:ORDERS_OWING_AT_MOST]:
         if earlier.status not in ENDED_UNANSWERED:
             return False
         if _heard_or_booted_since_its_start(device, earlier, this_start_out):
@@ -221,8 +225,8 @@ def _earlier_order_told(
     when they are not `session`'s, though a receipt of it was heard (a START delivered twice): that order's, late."""
     if not told or told_as_ordered(session, told):
         return None
-    earlier = InfusionSession.objects.filter(device=device, created_at__lt=session.created_at)
-    earlier = earlier.order_by("-created_at", "-pk").first()
+    earlier = InfusionSession.objects.filter(device=device, pk__lt=session.pk)
+    earlier = earlier.order_by("-pk").first()
     if earlier is None or earlier.status not in ENDED_UNANSWERED or not told_as_ordered(earlier, told):
         return None
     return earlier if _start_went_out(earlier) else None

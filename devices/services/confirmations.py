@@ -148,9 +148,7 @@ def infusion_running_late(
         if record_ended
         else f"it was {late_from}"
     )
-    newer = InfusionSession.objects.filter(
-        device=device, status__in=ACTIVE_SESSION_STATUSES, created_at__gt=session.created_at
-    ).first()
+    newer = InfusionSession.objects.filter(device=device, status__in=ACTIVE_SESSION_STATUSES, pk__gt=session.pk).first()
     if newer is not None and (
         newer.status in SESSION_ON_PUMP_STATUSES
         or (to == SessionStatus.PAUSED and newer.delivered_at is not None)  # review 24, finding 1
@@ -209,7 +207,7 @@ def _older_on_pump_end(device: Device, session: InfusionSession, why: str, now: 
     restored paused order and the newer one the pump then ran made a second active session, refused by the database,
     every report of the one infusing dead-lettered). Returns it ended, or None."""
     older = InfusionSession.objects.filter(
-        device=device, status__in=SESSION_ON_PUMP_STATUSES, created_at__lt=session.created_at
+        device=device, status__in=SESSION_ON_PUMP_STATUSES, pk__lt=session.pk
     ).first()
     if older is not None:
         session_transition(device=device, session=older, to=SessionStatus.INTERRUPTED, now=now,

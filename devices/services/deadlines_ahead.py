@@ -9,7 +9,12 @@ moment is unknown (at most now); the error is on the side of the alarm: an escal
 ending sooner, a silence shorter, never later.
 
 - active alarms: `raised_at`, `last_raised_at`, `alerted_at` (escalation, and an unordered infusion's silence),
-  `acknowledged_at` (the reminder): back to now;
+  `acknowledged_at` (the reminder), `escalated_at` (shown): back by the step the clock was put back, when the bridge
+  measured it (`step`: its worker saw the wall clock go back while the monotonic clock went on), no later than now;
+  to now when the step is unknown (the bridge started after the correction). Taken to now, an alarm's ladder started
+  again at the correction (review 49: a tier due 20 s later came 120 s later; screens said "for 0 min"). A flood
+  alarm's moments in its details (`countsSentAt`, `newsSignalledAt`, `newsDeferredSince`) ahead go to now (left, its
+  counts stayed frozen on the screens for the hour: review 49). Each alarm moved is told (`device:alarm`);
 - commands under way: `expires_at` at most now + the kind's lifetime (`command_lifetime`), `created_at` (a START's
   deadline from the order) and `published_at` (a START published again keeps its first deadline) back to now; each
   told (`device:command`: pages time "overdue" and the start's wait from `expiresAt`);
@@ -28,6 +33,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q, QuerySet, Value
+from django.db.models.functions import Least
+from django.utils.dateparse import parse_datetime
 
 from devices import payloads
 from devices.housekeeping_selectors import start_lifetime
@@ -36,7 +43,11 @@ from devices.services.changes import change_record, device_lock
 from devices.services.heard import any_after, hearing_ahead
 from devices.states import (
     AHEAD_TOLERANCE_S,
+    ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
+    FLOOD_COUNTS_SENT,
+    FLOOD_NEWS_DEFERRED,
+    FLOOD_NEWS_SIGNALLED,
     SESSION_ON_PUMP_STATUSES,
     AlarmState,
     CommandKind,
@@ -44,7 +55,8 @@ from devices.states import (
 )
 from protocol import events
 
-ALARM_MOMENTS = ("raised_at", "last_raised_at", "alerted_at", "acknowledged_at")
+ALARM_MOMENTS = ("raised_at", "last_raised_at", "alerted_at", "acknowledged_at", "escalated_at")
+FLOOD_MOMENTS = (FLOOD_COUNTS_SENT, FLOOD_NEWS_SIGNALLED, FLOOD_NEWS_DEFERRED)
 COMMAND_MOMENTS = ("created_at", "published_at")
 
 
@@ -57,12 +69,12 @@ def moments_ahead(*, now: datetime) -> bool:
     return first.union(*rest, all=True).exists()
 
 
-def deadlines_pull_back(*, now: datetime) -> int:
-    """Every deadline's moment still to come brought back (see the module); returns how many rows moved. Each kind is
-    read first and written only when something lies ahead (SQLite takes its write lock for an UPDATE matching
-    nothing)."""
+def deadlines_pull_back(*, now: datetime, step: timedelta | None = None) -> int:
+    """Every deadline's moment still to come brought back (see the module), alarms' by `step` if known; returns how
+    many rows moved. Each kind is read first and written only when something lies ahead (SQLite takes its write lock
+    for an UPDATE matching nothing)."""
     after = now + timedelta(seconds=AHEAD_TOLERANCE_S)
-    moved = _alarms_pull_back(now, after) + _commands_pull_back(now, after)
+    moved = _alarms_pull_back(now, after, step) + _commands_pull_back(now, after)
     moved += _sessions_pull_back(now, after) + _silences_pull_back(now, after)
     if _sockets_ahead(after).exists():
         moved += _sockets_ahead(after).update(seen_at=now)
@@ -78,11 +90,37 @@ def _alarms_ahead(after: datetime) -> QuerySet:
     return Alarm.objects.filter(any_after(ALARM_MOMENTS, after), state=AlarmState.ACTIVE)
 
 
-def _alarms_pull_back(now: datetime, after: datetime) -> int:
-    if not _alarms_ahead(after).exists():
+def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) -> int:
+    """Active alarms' moments ahead brought back, then each told (`device:alarm`: open screens show how long it has
+    lasted and when it escalated from them; untold, they kept the wrong clock's until the alarm next changed)."""
+    ahead = list(_alarms_ahead(after).values_list("pk", "device__device_id"))
+    if not ahead:
         return 0
+    _flood_details_pull_back(now, after)
     active = Alarm.objects.filter(state=AlarmState.ACTIVE)
-    return sum(active.filter(**{f"{field}__gt": after}).update(**{field: now}) for field in ALARM_MOMENTS)
+    moved = 0
+    for field in ALARM_MOMENTS:
+        back = Least(F(field) - step, Value(now)) if step else Value(now)
+        moved += active.filter(**{f"{field}__gt": after}).update(**{field: back})
+    for pk, device_id in ahead:
+        with transaction.atomic():
+            device = device_lock(device_id=device_id)
+            alarm = Alarm.objects.select_related("session", "acknowledged_by").filter(pk=pk).first()
+            if alarm is not None:
+                change_record(device=device, event=events.DEVICE_ALARM, body=payloads.alarm_body(alarm))
+    return moved
+
+
+def _flood_details_pull_back(now: datetime, after: datetime) -> None:
+    """A flood alarm written on the clock ahead (its `last_raised_at` ahead too): its details' moments to now."""
+    for alarm in _alarms_ahead(after).filter(type=ALARM_FLOOD):
+        details = dict(alarm.details)
+        for key in FLOOD_MOMENTS:
+            moment = parse_datetime(details[key]) if isinstance(details.get(key), str) else None
+            if moment is not None and moment > after:
+                details[key] = payloads.iso(now)
+        if details != alarm.details:
+            Alarm.objects.filter(pk=alarm.pk).update(details=details)
 
 
 def _commands_ahead(after: datetime) -> QuerySet:

@@ -79,6 +79,7 @@ class Housekeeping(CheckSchedule):
         self.broker_started: Callable[[], datetime | None] = lambda: None  # the link's reading (`broker_start.py`)
         self.heard_ahead_clock: float | None = None  # when moments still to come were last looked for (monotonic)
         self.heard_ahead_due = False  # the wall clock was put back (the worker says so): look at the next tick
+        self.stepped_back: timedelta | None = None  # by how much, summed until the next pull-back (`clock_put_back`)
         # Per check: what it does, whether anything of its kind falls due by a moment, and its timeouts (seconds).
         heartbeat, command = timeouts("HEARTBEAT_TIMEOUT_S"), timeouts("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")
         self.checks = {
@@ -104,6 +105,12 @@ class Housekeeping(CheckSchedule):
             self.check_run("heard_ahead", self.heard_ahead_pull_back, now)
         super().tick(now, connected_since=connected_since, clock=clock)
 
+    def clock_put_back(self, step: timedelta) -> None:
+        """The worker saw the wall clock go back by `step` (the monotonic clock went on): look at the next tick, and
+        bring alarms' moments back by the steps seen since the last look (summed: the error on the alarm's side)."""
+        self.heard_ahead_due = True
+        self.stepped_back = step + (self.stepped_back or timedelta(0))
+
     def heard_ahead_pull_back(self, now: datetime) -> bool:
         """Moments still to come on this clock (written while it ran ahead) brought back, after one read that finds
         none on a clock never ahead (`deadlines_ahead.moments_ahead`). Pumps' moments of hearing to `now`
@@ -111,9 +118,10 @@ class Housekeeping(CheckSchedule):
         after the correction at the latest, not when the wrong clock's moment comes. Deadlines' moments so that each
         deadline lies at most its own length ahead (`deadlines_ahead.deadlines_pull_back`: escalations, reminders,
         commands' ends, ward silences). Logged and counted: the rows moved say a clock ran ahead."""
+        step, self.stepped_back = self.stepped_back, None
         if not moments_ahead(now=now):
             return False
-        heard, deadlines = heard_moments_pull_back(now=now), deadlines_pull_back(now=now)
+        heard, deadlines = heard_moments_pull_back(now=now), deadlines_pull_back(now=now, step=step)
         if heard:
             metrics.HEARD_AHEAD_PULLED_BACK.inc(heard)
             logger.warning("moments of hearing still to come (a clock ran ahead) brought back to now: %d rows", heard)

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import OperationalError, close_old_connections
@@ -333,15 +333,15 @@ class Bridge:
         clock stands still while its wall clock is set forward on waking); the grace itself runs on the monotonic
         clock (`CheckSchedule.stall_over`), so a wall clock stepped ahead for a turn (a wrong NTP source, then put
         right) holds the checks for one grace, not for as long as it was wrong (review 29), and a step back holds
-        nothing; a step back has housekeeping bring the moments stamped on the wrong clock back to now at its next
-        tick (`Housekeeping.heard_ahead_pull_back`)."""
+        nothing; a step back has housekeeping bring the moments stamped on the wrong clock back at its next tick
+        (`Housekeeping.heard_ahead_pull_back`: to now, alarms' by the step measured here)."""
         now = timezone.now()
         last, self._turned_at = self._turned_at, (clock, now)
         if last is None:
             return
         late_s, wall_late_s = clock - last[0], (now - last[1]).total_seconds()
         if wall_late_s < late_s - AHEAD_TOLERANCE_S:  # the wall clock put back: what it stamped may lie ahead now
-            self.housekeeping.heard_ahead_due = True
+            self.housekeeping.clock_put_back(timedelta(seconds=late_s - wall_late_s))
         if max(late_s, wall_late_s) > settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"] * STALL_AFTER:
             self.housekeeping.resumed_clock = clock
             logger.warning("the bridge was stalled %.1f s (its wall clock moved %.1f s): pumps are judged silent only "

@@ -40,13 +40,9 @@ CONNECTED_LONG_AGO = timezone.now() - timedelta(hours=2)
 AHEAD = timedelta(hours=1)
 
 
-def clocks(*, still_open: str = ""):
-    """Each case on a clock never wrong (the control) and on one put right after running an hour ahead; `still_open`:
-    the finding not yet fixed, its put-right case a strict xfail (a fix makes it pass, and the mark must go)."""
-    put_right = AHEAD
-    if still_open:
-        put_right = pytest.param(AHEAD, marks=pytest.mark.xfail(strict=True, reason=f"review 49, open: {still_open}"))
-    return pytest.mark.parametrize("ahead", [timedelta(0), put_right], ids=["clock-right", "clock-put-right"])
+def clocks():
+    """Each case on a clock never wrong (the control) and on one put right after running an hour ahead."""
+    return pytest.mark.parametrize("ahead", [timedelta(0), AHEAD], ids=["clock-right", "clock-put-right"])
 
 
 READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": False,
@@ -136,7 +132,7 @@ def test_a_reboot_told_by_the_uptime_after_the_clock_is_put_right_interrupts_the
     )
 
 
-@clocks(still_open="a flood alarm's countsSentAt (in its JSON details) is not brought back")
+@clocks()
 def test_a_flood_alarms_counts_reach_the_screens_within_seconds_after_the_clock_is_put_right(ahead):
     """An `alarm_flood` last sent to the screens on the wrong clock (`details.countsSentAt` an hour ahead: a moment
     in its details, which no pull-back reads): every repeat after the correction is held (`_counts_hold`, "within a
@@ -204,13 +200,14 @@ def test_a_ward_silence_with_20_s_left_when_the_clock_is_put_right_is_not_length
     )
 
 
-@clocks(still_open="alerted_at brought back to now restarts the ladder (the step is unmeasured)")
+@clocks()
 def test_an_unanswered_alarm_reaches_its_next_tier_when_it_is_due_after_the_clock_is_put_right(settings, ahead):
     """An occlusion raised on the wrong clock 100 s before it was put right, at tier 1 since its 60 s (escalated on
     that clock), nobody answering: tier 2 (the ward manager) is due at its 120 s, 20 s after the correction. The
     pull-back takes `alerted_at` to now: the ladder starts again and tier 2 comes 120 s after the correction, 100 s
     late; an alarm raised 20 min before the correction with a 30 min tier reaches it 20 min late. Its `raised_at`
-    goes to now too: every screen opened since shows an occlusion of 100 s "for 0 min"."""
+    goes to now too: every screen opened since shows an occlusion of 100 s "for 0 min". Fixed: the worker measures
+    the step, and alarms' moments go back by it."""
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [60.0, 120.0], "ESCALATION_TIER_WEBHOOKS": []}
     make_device("AHEAD_LADDER", has_presence=True)
     wrong = timezone.now() + ahead
@@ -220,9 +217,12 @@ def test_an_unanswered_alarm_reaches_its_next_tier_when_it_is_due_after_the_cloc
                             now=wrong - timedelta(seconds=100))  # fmt: skip
     assert alarms_escalate(now=wrong - timedelta(seconds=39)) == 1  # tier 1 at its 61 s, on that clock
     housekeeping = Housekeeping()
+    if ahead:
+        housekeeping.clock_put_back(ahead)  # as the worker measures it (`Bridge.note_stall`; below, end to end)
     housekeeping.tick(timezone.now(), connected_since=CONNECTED_LONG_AGO)  # the clock put right
     housekeeping.tick(timezone.now() + timedelta(seconds=21), connected_since=CONNECTED_LONG_AGO)
     alarm.refresh_from_db()
+    assert alarm.raised_at <= timezone.now() - timedelta(seconds=99), f"raised at {alarm.raised_at:%H:%M:%S}"
     assert alarm.escalation_level == 2, (
         f"121 s after it alerted, unanswered, the occlusion is at tier {alarm.escalation_level}: its ladder restarted "
         f"at the correction (alerted at {alarm.alerted_at:%H:%M:%S}, raised at {alarm.raised_at:%H:%M:%S})"
@@ -240,7 +240,7 @@ def legacy_status(body: dict, *, at: datetime):
     return report(LEGACY, "status", {"deviceId": LEGACY, **body}, topic=f"device/{LEGACY}/status", at=at)
 
 
-@clocks(still_open="an ended order's created_at ahead stays (bare answers match the newest)")
+@clocks()
 def test_a_cancelled_orders_late_reject_does_not_reject_the_corrected_order_after_the_clock_is_put_right(
     django_capture_on_commit_callbacks, ahead
 ):
@@ -309,4 +309,45 @@ def test_a_pause_carried_out_within_its_deadline_after_the_clock_is_put_right_is
         f"the pump paused 2 s after her Pause was published (its PUBACK late): the record reads "
         f"{session.status_reason!r}, her Pause {pause.state} ({pause.error}); the pump's latest boot is "
         f"{device.booted_at:%H:%M:%S}, the Pause published at {pause.published_at:%H:%M:%S}"
+    )
+
+
+def test_the_worker_measures_the_step_back_and_an_alarms_ladder_keeps_its_time(settings, clocks):
+    """End to end through the worker (`Bridge.step`, its clocks moved as `test_silence_after_a_clock_step.py` moves
+    them): the occlusion raised on a clock an hour ahead 100 s before it was put right, at tier 1 since its 60 s; the
+    worker sees the wall clock go back an hour while its monotonic clock went on a turn, and housekeeping brings the
+    alarm's moments back by that hour: tier 2 comes at its 120 s, about 20 s after the correction."""
+    from realtime.bridge.worker import Bridge
+
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ESCALATION_HIGH_S": [60.0, 120.0], "ESCALATION_TIER_WEBHOOKS": []}
+    make_device("AHEAD_WORKER", has_presence=True, last_seen_at=timezone.now())
+    clocks.wall_step_s = AHEAD.total_seconds()
+    bridge = Bridge()
+    bridge.link.connected_since = clocks.now() - timedelta(hours=2)
+    bridge.step()
+    with transaction.atomic():
+        alarm = alarm_raise(device=device_lock(device_id="AHEAD_WORKER"), type="occlusion", source=AlarmSource.DEVICE,
+                            priority=AlarmPriority.HIGH, message="Line blocked",
+                            now=clocks.now() - timedelta(seconds=100))  # fmt: skip
+    assert alarms_escalate(now=clocks.now() - timedelta(seconds=39)) == 1  # tier 1 at its 61 s, on that clock
+    clocks.mono_s += 0.5
+    clocks.wall_step_s = 0.0  # put right
+    corrected, told_after = clocks.now(), ChangeLogEntry.objects.order_by("-pk").values_list("pk", flat=True).first()
+    bridge.step()
+    alarm.refresh_from_db()
+    assert alarm.escalation_level == 1 and alarm.raised_at <= corrected - timedelta(seconds=99), (
+        f"after the correction at {corrected:%H:%M:%S} the occlusion reads raised {alarm.raised_at:%H:%M:%S}, "
+        f"alerted {alarm.alerted_at:%H:%M:%S}, at tier {alarm.escalation_level}"
+    )
+    while (clocks.now() - corrected).total_seconds() < 30.0 and alarm.escalation_level < 2:
+        clocks.mono_s += 0.5
+        bridge.step()
+        alarm.refresh_from_db()
+    told = ChangeLogEntry.objects.filter(device__device_id="AHEAD_WORKER", event=events.DEVICE_ALARM,
+                                         pk__gt=told_after).order_by("pk").first()  # fmt: skip
+    told_raised = datetime.fromisoformat(told.body["alarm"]["raisedAt"]) if told is not None else None
+    assert told_raised == alarm.raised_at, f"open screens were told the occlusion was raised at {told_raised}"
+    after_s = (clocks.now() - corrected).total_seconds()  # the turns' own time counts too
+    assert alarm.escalation_level == 2 and 19.0 <= after_s <= 23.0, (
+        f"tier 2 (due about 20.5 s after the correction) reached at tier {alarm.escalation_level} after {after_s:.1f} s"
     )
