@@ -158,10 +158,12 @@ def wards_visible_to(user) -> QuerySet[Ward]:
 
 def session_current(device: Device) -> InfusionSession | None:
     """The pump's active session, else its most recent one given in its present ward (what the monitor shows): an
-    infusion another ward gave on it before it moved is that ward's patient's record, never shown here."""
+    infusion another ward gave on it before it moved is that ward's patient's record, never shown here. Most recent
+    is the one placed last (`pk`), never the latest `created_at`: an ended order placed while the clock ran ahead keeps
+    that moment once it is put right (review 50: the monitor showed it over the order placed after it)."""
     sessions = InfusionSession.objects.filter(device=device).select_related("started_by")
     active = sessions.filter(status__in=ACTIVE_SESSION_STATUSES).first()
-    return active or sessions.filter(ward_id=device.ward_id).order_by("-created_at").first()
+    return active or sessions.filter(ward_id=device.ward_id).order_by("-pk").first()
 
 
 def sessions_current_by_device(devices: list[Device]) -> dict[int, InfusionSession]:

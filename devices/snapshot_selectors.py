@@ -45,8 +45,8 @@ def session_active(device: Device) -> InfusionSession | None:
 
 
 def session_latest(device: Device) -> InfusionSession | None:
-    """The pump's most recent session, active or ended."""
-    return InfusionSession.objects.filter(device=device).order_by("-created_at").first()
+    """The pump's most recent session, active or ended: the one placed last (`pk`, as `selectors.session_current`)."""
+    return InfusionSession.objects.filter(device=device).order_by("-pk").first()
 
 
 def alarms_active_as_raised(device: Device) -> list[Alarm]:

@@ -118,10 +118,12 @@ class Housekeeping(CheckSchedule):
         after the correction at the latest, not when the wrong clock's moment comes. Deadlines' moments so that each
         deadline lies at most its own length ahead (`deadlines_ahead.deadlines_pull_back`: escalations, reminders,
         commands' ends, ward silences). Logged and counted: the rows moved say a clock ran ahead."""
-        step, self.stepped_back = self.stepped_back, None
+        step = self.stepped_back  # kept until a look succeeds: a tick failing on the database loses no step
         if not moments_ahead(now=now):
+            self.stepped_back = None
             return False
         heard, deadlines = heard_moments_pull_back(now=now), deadlines_pull_back(now=now, step=step)
+        self.stepped_back = None
         if heard:
             metrics.HEARD_AHEAD_PULLED_BACK.inc(heard)
             logger.warning("moments of hearing still to come (a clock ran ahead) brought back to now: %d rows", heard)
