@@ -339,14 +339,15 @@ def test_the_worker_measures_the_step_back_and_an_alarms_ladder_keeps_its_time(s
         f"after the correction at {corrected:%H:%M:%S} the occlusion reads raised {alarm.raised_at:%H:%M:%S}, "
         f"alerted {alarm.alerted_at:%H:%M:%S}, at tier {alarm.escalation_level}"
     )
-    while (clocks.now() - corrected).total_seconds() < 30.0 and alarm.escalation_level < 2:
-        clocks.mono_s += 0.5
-        bridge.step()
-        alarm.refresh_from_db()
+    # told at the pull-back, not only by tier 2's record 20 s later (review 50: read after tier 2, this held untold)
     told = ChangeLogEntry.objects.filter(device__device_id="AHEAD_WORKER", event=events.DEVICE_ALARM,
                                          pk__gt=told_after).order_by("pk").first()  # fmt: skip
     told_raised = datetime.fromisoformat(told.body["alarm"]["raisedAt"]) if told is not None else None
     assert told_raised == alarm.raised_at, f"open screens were told the occlusion was raised at {told_raised}"
+    while (clocks.now() - corrected).total_seconds() < 30.0 and alarm.escalation_level < 2:
+        clocks.mono_s += 0.5
+        bridge.step()
+        alarm.refresh_from_db()
     after_s = (clocks.now() - corrected).total_seconds()  # the turns' own time counts too
     assert alarm.escalation_level == 2 and 19.0 <= after_s <= 23.0, (
         f"tier 2 (due about 20.5 s after the correction) reached at tier {alarm.escalation_level} after {after_s:.1f} s"
