@@ -11,19 +11,23 @@ import pytest
 from django.db import OperationalError, transaction
 from django.utils import timezone
 
-from devices.models import Alarm, InfusionSession
+from devices.models import Alarm, Command, InfusionSession
 from devices.selectors import session_current
 from devices.services.alarms import alarm_raise
 from devices.services.changes import device_lock
 from devices.services.escalations import alarms_escalate
-from devices.services.requests import infusion_cancel
+from devices.services.requests import infusion_cancel, infusion_request
 from devices.services.sessions import infusion_start
 from devices.snapshot_selectors import session_latest
-from devices.states import AlarmPriority, AlarmSource
+from devices.states import AlarmPriority, AlarmSource, AlarmState, CommandKind, CommandState, SessionStatus
 from devices.views.presenters import monitor_state
 from realtime.bridge import housekeeping as housekeeping_module
 from realtime.bridge.housekeeping import HEARD_AHEAD_EVERY_S, Housekeeping
+from tests.devices.test_command_across_a_restart import published_and_acknowledged
+from tests.devices.test_paused_infusion_running_again_by_itself import paused_by
 from tests.factories import make_device, make_order, make_user
+from tests.realtime.bridge.test_review49_moments_still_ahead import put_right
+from tests.support.ingest import ingest, report
 
 pytestmark = pytest.mark.django_db
 
@@ -132,4 +136,50 @@ def test_the_monitor_shows_the_pumps_latest_order_after_the_clock_is_put_right()
     assert (session_current(device), session_latest(device), shown) == (second, second, second.infusion_id), (
         f"the monitor shows {shown} (the Saline, placed first) as the pump's last order, not the Heparin "
         f"{second.infusion_id} placed after it"
+    )
+
+
+@pytest.mark.parametrize("ahead", [timedelta(0), pytest.param(AHEAD, marks=pytest.mark.xfail(
+    strict=True, reason="review 50: a Resume placed on a clock ahead reads as asked after a later pause"))],
+    ids=["clock-right", "clock-put-right"])  # fmt: skip
+def test_a_paused_infusion_the_pump_runs_by_itself_after_the_clock_is_put_right_stays_alarmed(
+    django_capture_on_commit_callbacks, ahead
+):
+    """Severity high. While the clock ran ahead the nurse paused the Heparin and resumed it (her Resume's `created_at`
+    an hour on: a settled command's moments are not brought back). After the correction she paused it again (a
+    blood draw); the pump lost power and came back RUNNING it by itself. `restart_commands.resume_asked_since` finds a
+    Resume "asked after the pause" by `created_at__gt=paused_at`: the old Resume, stamped an hour on, is taken for
+    evidence that she resumed it, and `infusion_interrupted` is cleared ("as the Resume asked by ..."): the infusion
+    she paused runs with no alarm at all, for the hour (review 25, finding 1 undone). The lost-Stop recall
+    (`commands_lost_recall`, `_resumed_since`) reads the same Resume: a Stop the pump never carried out is not
+    raised again."""
+    capture, device_id = django_capture_on_commit_callbacks, "AHEAD_RESUME"
+    session = paused_by(device_id, "ahead-resume", capture)
+    nurse, named = make_user("ahead-resume-2"), {"infusionId": session.infusion_id}
+    resume = infusion_request(device_id=device_id, kind=CommandKind.RESUME_INFUSION, infusion_id=session.infusion_id,
+                              user=nurse, reason="", idempotency_key="r-ahead-resume")  # fmt: skip
+    published_and_acknowledged(device_id, resume)
+    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 3, "uptime": 603_000},
+                   3)], capture)  # fmt: skip
+    assert Command.objects.get(pk=resume.pk).state == CommandState.DONE, "precondition: her Resume is done"
+    wrong = timezone.now() + ahead  # the pause and the resume, as the clock ahead stamped them
+    Command.objects.filter(session=session).update(created_at=wrong, published_at=wrong, state_changed_at=wrong)
+    put_right()
+    pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
+                             user=nurse, reason="blood draw", idempotency_key="p2-ahead-resume")  # fmt: skip
+    published_and_acknowledged(device_id, pause)
+    ingest([report(device_id, "status", {"status": "paused", **named, "bootId": "A", "seq": 4, "uptime": 610_000},
+                   10)], capture)  # fmt: skip
+    assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.PAUSED, "precondition: paused again"
+    # the pump loses power and comes back RUNNING what she paused; nobody resumed it
+    ingest([report(device_id, "status", {"status": "running", **named, "bootId": "B", "seq": 1, "uptime": 2_000},
+                   60)], capture)  # fmt: skip
+    session = InfusionSession.objects.get(pk=session.pk)
+    assert session.status == SessionStatus.RUNNING, f"precondition: shown running ({session.status})"
+    alarms = dict(Alarm.objects.filter(device__device_id=device_id, state=AlarmState.ACTIVE)
+                  .values_list("type", "message"))  # fmt: skip
+    interrupted = Alarm.objects.filter(session=session, type="infusion_interrupted").order_by("-pk").first()
+    assert "without anyone resuming it" in alarms.get("infusion_interrupted", ""), (
+        f"the pump runs by itself the Heparin she paused after the correction; active alarms {alarms}; its "
+        f"interruption {interrupted and interrupted.state} (cleared at {interrupted and interrupted.cleared_at})"
     )
