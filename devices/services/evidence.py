@@ -111,7 +111,8 @@ def unordered_infusion_alarm(*, device: Device, now: datetime, session: Infusion
     pump's own end of it clears it), and a STOP counts only if it came after that infusion was ordered: a STOP to
     an older infusion says nothing about a later one that ended normally.
     """
-    last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-created_at").first()
+    # the STOP placed last (`pk`), never the latest `created_at`: one placed on a clock ahead keeps it (review 50)
+    last_stop = Command.objects.filter(device=device, kind=CommandKind.STOP_INFUSION).order_by("-pk").first()
     if (
         last_stop is not None
         and is_published(last_stop, states=STOP_WENT_OUT)

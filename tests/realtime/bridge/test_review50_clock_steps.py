@@ -183,3 +183,31 @@ def test_a_paused_infusion_the_pump_runs_by_itself_after_the_clock_is_put_right_
         f"the pump runs by itself the Heparin she paused after the correction; active alarms {alarms}; its "
         f"interruption {interrupted and interrupted.state} (cleared at {interrupted and interrupted.cleared_at})"
     )
+
+
+def test_an_ended_order_the_pump_runs_after_its_stop_went_out_is_infusing_after_stop_after_the_clock_is_put_right():
+    """Severity low. The pump's first order was cancelled while the clock ran ahead; its screen-clearing STOP never
+    went out (the pump away: expired) and keeps its `created_at` an hour on. After the correction the Heparin order
+    was cancelled too, and its STOP went out (the broker acknowledged it). The pump reports the Heparin infusing:
+    `evidence.unordered_infusion_alarm` takes the pump's last STOP by `created_at` (the first order's, unpublished)
+    and raises `infusing_without_order` ("an infusion the server did not order") where the rules say
+    `infusing_after_stop` ("infusing after it was sent STOP: check it at the bedside"): the pump ignoring a STOP that
+    went out is not named."""
+    from devices.services.evidence import unordered_infusion_alarm
+
+    make_device("AHEAD_STOP", has_presence=True)
+    nurse = make_user("ahead-stop")
+    first = infusion_start(device_id="AHEAD_STOP", order=make_order(**FIRST), user=nurse)
+    infusion_cancel(infusion_id=first.infusion_id, user=nurse)
+    wrong = timezone.now() + AHEAD - timedelta(seconds=30)
+    InfusionSession.objects.filter(pk=first.pk).update(created_at=wrong)
+    Command.objects.filter(session=first).update(created_at=wrong, state=CommandState.EXPIRED, ended_at=wrong)
+    second = infusion_start(device_id="AHEAD_STOP", order=make_order(drug="Heparin", **SECOND), user=nurse)
+    infusion_cancel(infusion_id=second.infusion_id, user=nurse)
+    stop = Command.objects.get(session=second, kind=CommandKind.STOP_INFUSION)
+    published_and_acknowledged("AHEAD_STOP", stop)
+    with transaction.atomic():
+        device = device_lock(device_id="AHEAD_STOP")
+        raised = unordered_infusion_alarm(device=device, now=timezone.now(), session=InfusionSession.objects.get(
+            pk=second.pk))  # fmt: skip
+    assert raised == "infusing_after_stop", f"the pump runs the Heparin after its STOP went out: {raised}"
