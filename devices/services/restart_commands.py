@@ -12,7 +12,9 @@ after it, while the pump was rebooting, went to the new run and stays under way 
 """
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import datetime, timedelta
+
+from django.utils import timezone
 
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_raise
@@ -23,7 +25,14 @@ from devices.services.commands import (
     command_transition,
     is_published,
 )
-from devices.states import COMMAND_UNSETTLED_STATES, AlarmPriority, AlarmSource, CommandKind, CommandState
+from devices.states import (
+    AHEAD_TOLERANCE_S,
+    COMMAND_UNSETTLED_STATES,
+    AlarmPriority,
+    AlarmSource,
+    CommandKind,
+    CommandState,
+)
 
 PERSON_KINDS = (CommandKind.PAUSE_INFUSION, CommandKind.RESUME_INFUSION, CommandKind.STOP_INFUSION)
 NOT_SENT_BEFORE_RESTART = "not sent: the pump restarted before it went out"
@@ -93,8 +102,13 @@ def _resumed_since(session: InfusionSession, command: Command) -> bool:
 
 def resume_asked_since(session: InfusionSession, since: datetime) -> Command | None:
     """The newest Resume of `session` a person asked for after `since`, in any state (one lost or expired still says
-    she decided it should run); None if none."""
-    resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION, created_at__gt=since)
+    she decided it should run); None if none. Not one stamped still to come on the server's clock (placed while it ran
+    ahead): when it was asked is unknown, and taken for one after a pause made once the clock was put right, it
+    cleared the interruption of a paused infusion the pump then ran by itself (review 50). Unmatched, the alarm
+    stays: the safe side."""
+    latest = timezone.now() + timedelta(seconds=AHEAD_TOLERANCE_S)
+    resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION, created_at__gt=since,
+                                     created_at__lte=latest)  # fmt: skip
     return resumes.select_related("created_by").order_by("-created_at", "-pk").first()
 
 

@@ -79,7 +79,7 @@ class Housekeeping(CheckSchedule):
         self.broker_started: Callable[[], datetime | None] = lambda: None  # the link's reading (`broker_start.py`)
         self.heard_ahead_clock: float | None = None  # when moments still to come were last looked for (monotonic)
         self.heard_ahead_due = False  # the wall clock was put back (the worker says so): look at the next tick
-        self.stepped_back: timedelta | None = None  # by how much, summed until the next pull-back (`clock_put_back`)
+        self.stepped_back: timedelta | None = None  # by how much at most, until the next pull-back (`clock_put_back`)
         # Per check: what it does, whether anything of its kind falls due by a moment, and its timeouts (seconds).
         heartbeat, command = timeouts("HEARTBEAT_TIMEOUT_S"), timeouts("COMMAND_EXPIRY_S", "CONFIRMATION_TIMEOUT_S")
         self.checks = {
@@ -107,9 +107,12 @@ class Housekeeping(CheckSchedule):
 
     def clock_put_back(self, step: timedelta) -> None:
         """The worker saw the wall clock go back by `step` (the monotonic clock went on): look at the next tick, and
-        bring alarms' moments back by the steps seen since the last look (summed: the error on the alarm's side)."""
+        bring alarms' moments back by the largest step seen since the last look. Not their sum: a clock flapping
+        ahead and back twice (a step forward cannot be told from a suspend) held moments an hour ahead, not two
+        (review 50: summed, an occlusion raised 2 s before read "for 60 min"). A moment further ahead than the largest
+        step (the clock went further ahead, then back in steps) still goes back no later than now."""
         self.heard_ahead_due = True
-        self.stepped_back = step + (self.stepped_back or timedelta(0))
+        self.stepped_back = max(step, self.stepped_back or timedelta(0))
 
     def heard_ahead_pull_back(self, now: datetime) -> bool:
         """Moments still to come on this clock (written while it ran ahead) brought back, after one read that finds
