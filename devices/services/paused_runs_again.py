@@ -43,7 +43,7 @@ def paused_run_answer(
     interruption = interruption or interruption_latest(session)
     if not found_paused(interruption) or RUNS_AGAIN_AT in interruption.details:
         return
-    resumed_by = _resume_evidence(device, session, interruption)
+    resumed_by = _resume_evidence(device, session, interruption, now)
     if resumed_by:
         alarm_clear(device=device, types=[INTERRUPTED], session=session, now=now,
                     reason=f"the pump reports it {SessionStatus.RUNNING}, {resumed_by}")  # fmt: skip
@@ -51,9 +51,9 @@ def paused_run_answer(
         _runs_unresumed(device, session, interruption, now)
 
 
-def _resume_evidence(device: Device, session: InfusionSession, interruption: Alarm) -> str:
+def _resume_evidence(device: Device, session: InfusionSession, interruption: Alarm, now: datetime) -> str:
     """How a person resumed it, if the server holds evidence of it; "" if none."""
-    resume = resume_asked_since(session, _paused_at(session, interruption))
+    resume = resume_asked_since(session, _paused_at(session, interruption), now=now)
     if resume is not None:
         who = resume.created_by.get_username() if resume.created_by_id else "a user"
         return f"as the Resume asked by {who} ({resume.state})"

@@ -14,8 +14,6 @@ after it, while the pump was rebooting, went to the new run and stays under way 
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from django.utils import timezone
-
 from devices.models import Alarm, Command, Device, InfusionSession
 from devices.services.alarms import alarm_raise
 from devices.services.commands import (
@@ -82,7 +80,7 @@ def commands_lost_recall(*, device: Device, session: InfusionSession, why: str, 
                                    state__in=(CommandState.FAILED, CommandState.EXPIRED))  # fmt: skip
     for command in sorted(ended.select_related("created_by"), key=_stop_first):
         answered = command.kind == CommandKind.PAUSE_INFUSION and _paused_since(session, command)
-        if not answered and not _resolved_since(device, session, command) and not _resumed_since(session, command):
+        if not answered and not _resolved_since(device, session, command) and not _resumed_since(session, command, now):
             _recall(device, session, command, why, now)
             return command
     return None
@@ -96,17 +94,17 @@ def _paused_since(session: InfusionSession, command: Command) -> bool:
     return session.paused_at is not None and session.paused_at >= command.created_at
 
 
-def _resumed_since(session: InfusionSession, command: Command) -> bool:
-    return resume_asked_since(session, command.created_at) is not None
+def _resumed_since(session: InfusionSession, command: Command, now: datetime) -> bool:
+    return resume_asked_since(session, command.created_at, now=now) is not None
 
 
-def resume_asked_since(session: InfusionSession, since: datetime) -> Command | None:
+def resume_asked_since(session: InfusionSession, since: datetime, *, now: datetime) -> Command | None:
     """The newest Resume of `session` a person asked for after `since`, in any state (one lost or expired still says
-    she decided it should run); None if none. Not one stamped still to come on the server's clock (placed while it ran
-    ahead): when it was asked is unknown, and taken for one after a pause made once the clock was put right, it
+    she decided it should run); None if none. Not one stamped still to come at `now` (placed while the server's clock
+    ran ahead): when it was asked is unknown, and taken for one after a pause made once the clock was put right, it
     cleared the interruption of a paused infusion the pump then ran by itself (review 50). Unmatched, the alarm
     stays: the safe side."""
-    latest = timezone.now() + timedelta(seconds=AHEAD_TOLERANCE_S)
+    latest = now + timedelta(seconds=AHEAD_TOLERANCE_S)
     resumes = Command.objects.filter(session=session, kind=CommandKind.RESUME_INFUSION, created_at__gt=since,
                                      created_at__lte=latest)  # fmt: skip
     return resumes.select_related("created_by").order_by("-created_at", "-pk").first()
