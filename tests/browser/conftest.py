@@ -9,7 +9,7 @@ from devices.services.sessions import infusion_start
 from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import BridgeProcess, bridge_env, wait_until
-from tests.support.browser import LAPTOP, ContextPool, chromium_running, signed_in_page
+from tests.support.browser import LAPTOP, chromium_running, signed_in_page
 from tests.support.simulator import SimulatorProcess
 
 
@@ -25,7 +25,6 @@ class HeldProcesses:
         self.bridge_of: tuple = ()
         self.browser = None
         self._chromium: contextlib.ExitStack | None = None
-        self.contexts = ContextPool()  # `open_page`'s, from one test to the next
 
     def bridge_for(self, env: dict[str, str], start, *, of: tuple) -> BridgeProcess:
         """The held bridge if it has these settings, links the same broker and Daphne (`of`) and still runs (a test
@@ -48,7 +47,6 @@ class HeldProcesses:
         return self.browser
 
     def close_chromium(self) -> None:
-        self.contexts.close()
         if self._chromium is not None:
             self._chromium.close()
         self.browser, self._chromium = None, None
@@ -104,18 +102,17 @@ def stack(browser_bridge, daphne_server, broker):
 
 @pytest.fixture
 def open_page(chromium, stack):
-    """`open_page(user, path, viewport=LAPTOP)`: a browser context signed in afresh on `path` (one a test before
-    used, cleaned: `ContextPool`)."""
+    """`open_page(user, path, viewport=LAPTOP)`: a fresh signed-in browser context on `path`."""
     contexts = []
 
     def open_(user, path: str = "/", viewport: dict = LAPTOP):
-        context, page = signed_in_page(chromium, user, stack["url"], path, viewport, pool=HELD.contexts)
-        contexts.append((context, viewport))
+        context, page = signed_in_page(chromium, user, stack["url"], path, viewport)
+        contexts.append(context)
         return page
 
     yield open_
-    for context, viewport in contexts:
-        HELD.contexts.give_back(context, viewport)
+    for context in contexts:
+        context.close()
 
 
 def rate_reported(session_pk: int, device_id: str) -> bool:

@@ -3,7 +3,7 @@
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -80,11 +80,9 @@ def presses_on_steady_controls() -> Iterator[None]:
             Locator.click = click
 
 
-def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None,
-                   pool: "ContextPool | None" = None):  # fmt: skip
-    """A browser context signed in as `user` (None: signed out), its page opened on `url + path`: a new one, or one
-    of `pool`'s; `init_script` runs in it before the page's own scripts (such as a steppable clock,
-    `tests/support/browser_clock.py`).
+def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None):
+    """A new browser context signed in as `user` (None: signed out), its page opened on `url + path`; `init_script`
+    runs in it before the page's own scripts (such as a steppable clock, `tests/support/browser_clock.py`).
 
     Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page rendered
     in that gap rightly says "monitoring degraded" and shows every heard pump as stale until its next poll
@@ -95,7 +93,9 @@ def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, 
 
     wait_until(lambda: bridge_status()["brokerConnected"], timeout=15,
                message="the bridge's heartbeat never said it holds the broker")  # fmt: skip
-    context = pool.take(browser, viewport) if pool is not None else new_test_context(browser, viewport)
+    # bypass_csp: the tests' own probes (wait_for_function strings) are evaluated in the page, which the
+    # policy rightly forbids; the policy itself is tested without the bypass in test_csp.py.
+    context = browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
     if user is not None:
         context.add_cookies([session_cookie(user, url)])
     if init_script is not None:
@@ -104,73 +104,6 @@ def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, 
     page.set_default_timeout(15_000)
     page.goto(url + path)
     return context, page
-
-
-def new_test_context(browser, viewport: dict):
-    # bypass_csp: the tests' own probes (wait_for_function strings) are evaluated in the page, which the
-    # policy rightly forbids; the policy itself is tested without the bypass in test_csp.py.
-    return browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
-
-
-class ContextPool:
-    """Browser contexts handed from one test's pages to the next test's (`open_page`). Chromium spends 0.35-0.4 s
-    of CPU making and closing a context (measured 2026-12-07: a page opened on the monitor and closed, 0.55 s in a
-    kept context, 0.9 s in a new one), and the browser tests open about a thousand: a fifth of the suite's CPU went
-    to chromium's contexts. A context comes back with its pages closed (each tab's sessionStorage with them; the
-    pages keep nothing else in the browser but the session cookie), its cookies and permissions cleared and online
-    again, so the next test signs in afresh, as a nurse's browser does after signing out; one a test closed or gave
-    an init script (which cannot be taken back) is closed instead. The HTTP cache stays, as in a nurse's browser (a
-    page a test routes has it off: Playwright turns it off for routed pages)."""
-
-    def __init__(self) -> None:
-        self.idle: dict[tuple[int, int], list] = {}
-        self.spent: set[int] = set()  # id() of contexts closed or given an init script
-
-    def take(self, browser, viewport: dict):
-        kept = self.idle.get((viewport["width"], viewport["height"]))
-        if kept:
-            return kept.pop()
-        context = new_test_context(browser, viewport)
-        context.on("close", lambda closed: self.spent.add(id(closed)))
-        add_init_script = context.add_init_script
-
-        def spending_add_init_script(*args, **kwargs):
-            self.spent.add(id(context))
-            return add_init_script(*args, **kwargs)
-
-        context.add_init_script = spending_add_init_script
-        return context
-
-    def give_back(self, context, viewport: dict) -> None:
-        """Kept for the next test, or closed (spent, or it would not be made clean)."""
-        if id(context) not in self.spent and self._cleaned(context):
-            self.idle.setdefault((viewport["width"], viewport["height"]), []).append(context)
-            return
-        self.spent.discard(id(context))
-        with suppress(Exception):
-            context.close()
-
-    @staticmethod
-    def _cleaned(context) -> bool:
-        from playwright.sync_api import Error
-
-        try:
-            for page in list(context.pages):
-                page.close()
-            context.clear_cookies()
-            context.clear_permissions()
-            context.set_offline(False)
-        except Error:
-            return False  # whatever stopped it being cleaned: it is not kept
-        return True
-
-    def close(self) -> None:
-        for contexts in self.idle.values():
-            for context in contexts:
-                with suppress(Exception):
-                    context.close()
-        self.idle.clear()
-        self.spent.clear()
 
 
 def session_cookie(user, base_url: str) -> dict:
