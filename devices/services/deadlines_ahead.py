@@ -96,7 +96,7 @@ def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) ->
     ahead = list(_alarms_ahead(after).values_list("pk", "device__device_id"))
     if not ahead:
         return 0
-    _flood_details_pull_back(now, after)
+    _flood_details_pull_back([pk for pk, _ in ahead], now, after)
     active = Alarm.objects.filter(state=AlarmState.ACTIVE)
     moved = 0
     for field in ALARM_MOMENTS:
@@ -111,9 +111,10 @@ def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) ->
     return moved
 
 
-def _flood_details_pull_back(now: datetime, after: datetime) -> None:
-    """A flood alarm written on the clock ahead (its `last_raised_at` ahead too): its details' moments to now."""
-    for alarm in _alarms_ahead(after).filter(type=ALARM_FLOOD):
+def _flood_details_pull_back(ahead: list[int], now: datetime, after: datetime) -> None:
+    """The flood alarms among `ahead` (written on the clock ahead, their `last_raised_at` ahead too): their details'
+    moments to now."""
+    for alarm in Alarm.objects.filter(pk__in=ahead, type=ALARM_FLOOD):
         details = dict(alarm.details)
         for key in FLOOD_MOMENTS:
             moment = parse_datetime(details[key]) if isinstance(details.get(key), str) else None

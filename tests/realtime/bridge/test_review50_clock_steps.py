@@ -153,18 +153,21 @@ def test_a_paused_infusion_the_pump_runs_by_itself_after_the_clock_is_put_right_
     capture, device_id = django_capture_on_commit_callbacks, "AHEAD_RESUME"
     session = paused_by(device_id, "ahead-resume", capture)
     nurse, named = make_user("ahead-resume-2"), {"infusionId": session.infusion_id}
-    resume = infusion_request(device_id=device_id, kind=CommandKind.RESUME_INFUSION, infusion_id=session.infusion_id,
-                              user=nurse, reason="", idempotency_key="r-ahead-resume")  # fmt: skip
-    published_and_acknowledged(device_id, resume)
+
+    def asked(kind: CommandKind, key: str, reason: str = "") -> Command:
+        """Her command, published and acknowledged by the broker."""
+        command = infusion_request(device_id=device_id, kind=kind, infusion_id=session.infusion_id, user=nurse,
+                                   reason=reason, idempotency_key=key)  # fmt: skip
+        return published_and_acknowledged(device_id, command)
+
+    resume = asked(CommandKind.RESUME_INFUSION, "r-ahead-resume")
     ingest([report(device_id, "status", {"status": "running", **named, "bootId": "A", "seq": 3, "uptime": 603_000},
                    3)], capture)  # fmt: skip
     assert Command.objects.get(pk=resume.pk).state == CommandState.DONE, "precondition: her Resume is done"
     wrong = timezone.now() + ahead  # the pause and the resume, as the clock ahead stamped them
     Command.objects.filter(session=session).update(created_at=wrong, published_at=wrong, state_changed_at=wrong)
     put_right()
-    pause = infusion_request(device_id=device_id, kind=CommandKind.PAUSE_INFUSION, infusion_id=session.infusion_id,
-                             user=nurse, reason="blood draw", idempotency_key="p2-ahead-resume")  # fmt: skip
-    published_and_acknowledged(device_id, pause)
+    asked(CommandKind.PAUSE_INFUSION, "p2-ahead-resume", "blood draw")
     ingest([report(device_id, "status", {"status": "paused", **named, "bootId": "A", "seq": 4, "uptime": 610_000},
                    10)], capture)  # fmt: skip
     assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.PAUSED, "precondition: paused again"
