@@ -13,8 +13,10 @@ ending sooner, a silence shorter, never later.
   measured it (`step`: its worker saw the wall clock go back while the monotonic clock went on), no later than now;
   to now when the step is unknown (the bridge started after the correction). Taken to now, an alarm's ladder started
   again at the correction (review 49: a tier due 20 s later came 120 s later; screens said "for 0 min"). A flood
-  alarm's moments in its details (`countsSentAt`, `newsSignalledAt`, `newsDeferredSince`) ahead go to now (left, its
-  counts stayed frozen on the screens for the hour: review 49). Each alarm moved is told (`device:alarm`);
+  alarm's moments in its details (`countsSentAt`, `newsSignalledAt`, `newsDeferredSince`, and its held counts'
+  `since` and `lastRaisedAt`) ahead go to now (left, its counts stayed frozen on the screens for the hour: review
+  49; a held `lastRaisedAt` ahead became the alarm's last raised once sent). Each alarm moved is told
+  (`device:alarm`);
 - commands under way: `expires_at` at most now + the kind's lifetime (`command_lifetime`), `created_at` (a START's
   deadline from the order) and `published_at` (a START published again keeps its first deadline) back to now; each
   told (`device:command`: pages time "overdue" and the start's wait from `expiresAt`);
@@ -45,6 +47,7 @@ from devices.states import (
     AHEAD_TOLERANCE_S,
     ALARM_FLOOD,
     COMMAND_UNSETTLED_STATES,
+    FLOOD_COUNTS_HELD,
     FLOOD_COUNTS_SENT,
     FLOOD_NEWS_DEFERRED,
     FLOOD_NEWS_SIGNALLED,
@@ -57,6 +60,7 @@ from protocol import events
 
 ALARM_MOMENTS = ("raised_at", "last_raised_at", "alerted_at", "acknowledged_at", "escalated_at")
 FLOOD_MOMENTS = (FLOOD_COUNTS_SENT, FLOOD_NEWS_SIGNALLED, FLOOD_NEWS_DEFERRED)
+HELD_MOMENTS = ("since", "lastRaisedAt")
 COMMAND_MOMENTS = ("created_at", "published_at")
 
 
@@ -113,15 +117,24 @@ def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) ->
 
 def _flood_details_pull_back(ahead: list[int], now: datetime, after: datetime) -> None:
     """The flood alarms among `ahead` (written on the clock ahead, their `last_raised_at` ahead too): their details'
-    moments to now."""
+    moments to now, and those of the counts they hold unsent (`countsHeld`: `since` orders the sending, `lastRaisedAt`
+    is shown once sent)."""
     for alarm in Alarm.objects.filter(pk__in=ahead, type=ALARM_FLOOD):
-        details = dict(alarm.details)
-        for key in FLOOD_MOMENTS:
-            moment = parse_datetime(details[key]) if isinstance(details.get(key), str) else None
-            if moment is not None and moment > after:
-                details[key] = payloads.iso(now)
+        details = _moments_to_now(alarm.details, FLOOD_MOMENTS, now, after)
+        if isinstance(details.get(FLOOD_COUNTS_HELD), dict):
+            details[FLOOD_COUNTS_HELD] = _moments_to_now(details[FLOOD_COUNTS_HELD], HELD_MOMENTS, now, after)
         if details != alarm.details:
             Alarm.objects.filter(pk=alarm.pk).update(details=details)
+
+
+def _moments_to_now(details: dict, keys: tuple[str, ...], now: datetime, after: datetime) -> dict:
+    """`details` with each of its moments under `keys` that lies beyond `after` brought to `now`."""
+    moved = dict(details)
+    for key in keys:
+        moment = parse_datetime(moved[key]) if isinstance(moved.get(key), str) else None
+        if moment is not None and moment > after:
+            moved[key] = payloads.iso(now)
+    return moved
 
 
 def _commands_ahead(after: datetime) -> QuerySet:

@@ -192,11 +192,13 @@ def flood_news_signal(
     it waits (`newsDeferredSince`) for the interval's end: the next flood, or the housekeeping
     (`alarm_floods_news_signal`) for a pump that stopped flooding. News within the types remembered is signalled at
     once, and carries what waits. Waiting news the nurse acknowledged after it was named is no news any more: she
-    read the alarm's text after it came. The timing returned is the signal's: one that interrupted nobody (the alarm
-    still sounding, no silence on) restarts no interval (`_silence_break`).
+    read the alarm's text after it came. Acknowledged at the same moment is not after: a clock put right brings both
+    moments to now (`deadlines_ahead.py`), and the news was then dropped unsignalled. The timing returned is the
+    signal's: one that interrupted nobody (the alarm still sounding, no silence on) restarts no interval
+    (`_silence_break`).
     """
     waiting_since = earlier.get(FLOOD_NEWS_DEFERRED)
-    if waiting_since and acknowledged_at is not None and acknowledged_at >= datetime.fromisoformat(waiting_since):
+    if waiting_since and acknowledged_at is not None and acknowledged_at > datetime.fromisoformat(waiting_since):
         waiting_since = None
     waiting = beyond or waiting_since is not None
     if news or (waiting and flood_news_interval_over(earlier, at=now)):

@@ -13,15 +13,25 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices.models import Alarm, ChangeLogEntry, Command, Device, InfusionSession, ProgressSample
-from devices.services.alarms import alarm_raise
+from devices.services.alarms import alarm_acknowledge, alarm_raise
 from devices.services.changes import device_lock
 from devices.services.escalations import alarms_escalate
-from devices.services.protection import alarm_flood_raise
+from devices.services.protection import TYPES_NAMED, TYPES_REMEMBERED, alarm_flood_raise
 from devices.services.requests import infusion_cancel, infusion_request
 from devices.services.sessions import infusion_start
 from devices.services.silences import ward_silence
 from devices.silence_selectors import ward_silences_current
-from devices.states import FLOOD_COUNTS_SENT, AlarmPriority, AlarmSource, CommandKind, CommandState, SessionStatus
+from devices.states import (
+    FLOOD_COUNTS_HELD,
+    FLOOD_COUNTS_SENT,
+    FLOOD_NEWS_DEFERRED,
+    FLOOD_NEWS_SIGNALLED,
+    AlarmPriority,
+    AlarmSource,
+    CommandKind,
+    CommandState,
+    SessionStatus,
+)
 from protocol import events
 from realtime.bridge.housekeeping import Housekeeping
 from tests.factories import make_device, make_order, make_user, make_ward
@@ -351,4 +361,67 @@ def test_the_worker_measures_the_step_back_and_an_alarms_ladder_keeps_its_time(s
     after_s = (clocks.now() - corrected).total_seconds()  # the turns' own time counts too
     assert alarm.escalation_level == 2 and 19.0 <= after_s <= 23.0, (
         f"tier 2 (due about 20.5 s after the correction) reached at tier {alarm.escalation_level} after {after_s:.1f} s"
+    )
+
+
+@clocks()
+def test_a_flood_alarms_held_counts_are_sent_without_a_last_raised_still_to_come(ahead):
+    """Review 50's note: a flood repeat held on the wrong clock (`countsHeld`, its `since` and `lastRaisedAt` an hour
+    ahead) once sent after the correction made the alarm's last raised the wrong clock's: every screen was told an
+    alarm last raised in an hour."""
+    make_device("AHEAD_HELD", has_presence=True)
+    wrong = timezone.now() + ahead
+    alarm_flood_raise(device_id="AHEAD_HELD", shed={"error": 10}, alarm_types={"junk": "low"}, now=wrong)
+    alarm_flood_raise(device_id="AHEAD_HELD", shed={"error": 5}, alarm_types={"junk": "low"},
+                      now=wrong + timedelta(milliseconds=300))  # fmt: skip
+    assert FLOOD_COUNTS_HELD in Alarm.objects.get(device__device_id="AHEAD_HELD").details, "precondition: held"
+    changes = ChangeLogEntry.objects.filter(device__device_id="AHEAD_HELD", event=events.DEVICE_ALARM)
+    before = changes.count()
+    put_right()
+    Housekeeping().tick(timezone.now() + timedelta(seconds=3), connected_since=CONNECTED_LONG_AGO)
+    latest = timezone.now() + timedelta(seconds=3)
+    told = [change.body["alarm"] for change in changes.order_by("pk")[before:]]
+    assert any("15 error" in alarm["message"] for alarm in told), "precondition: the held counts were sent"
+    ahead_told = [alarm["lastRaisedAt"] for alarm in told if datetime.fromisoformat(alarm["lastRaisedAt"]) > latest]
+    assert not ahead_told, (
+        f"after the clock was put right, the screens were told the flood alarm was last raised at {ahead_told}"
+    )
+
+
+@clocks()
+def test_a_flood_alarms_news_waiting_after_the_clock_is_put_right_is_signalled_within_its_interval(settings, ahead):
+    """News beyond the types a flood alarm remembers, signalled and then waiting on the wrong clock
+    (`newsSignalledAt`, `newsDeferredSince` an hour ahead): once the clock is put right, the acknowledged alarm
+    alerts again within the interval, not the wrong clock's hour later. (The pull-back brought the nurse's
+    acknowledgement and the news's wait both to now, and an acknowledgement "not before" the news dropped it
+    unsignalled: this test's first failure.)"""
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ALARM_FLOOD_NEWS_INTERVAL_S": 60.0}
+    device_id, wrong = "AHEAD_NEWS", timezone.now() + ahead - timedelta(seconds=30)  # the control's moments all past
+    make_device(device_id, has_presence=True)
+    remembered = [f"E{number:04x} garbage" for number in range(TYPES_REMEMBERED)]
+    junk = [*remembered, "E1000 garbage", "E1001 garbage"]
+    for first in range(0, TYPES_REMEMBERED, TYPES_NAMED):  # the types it remembers filled
+        alarm_flood_raise(device_id=device_id, shed={"error": TYPES_NAMED}, now=wrong,
+                          alarm_types=dict.fromkeys(remembered[first : first + TYPES_NAMED], "high"))  # fmt: skip
+    nurse = make_user("nurse-ahead-news")
+
+    def acknowledge(seconds: float) -> None:
+        alarm = Alarm.objects.get(device__device_id=device_id, type="alarm_flood")
+        alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts, now=wrong + timedelta(seconds=seconds))
+
+    acknowledge(5)
+    alarm_flood_raise(device_id=device_id, shed={"error": 1}, alarm_types={junk[-2]: "high"},
+                      now=wrong + timedelta(seconds=10))  # fmt: skip
+    acknowledge(15)
+    alarm_flood_raise(device_id=device_id, shed={"error": 1}, alarm_types={junk[-1]: "high"},
+                      now=wrong + timedelta(seconds=20))  # fmt: skip
+    flood = Alarm.objects.get(device__device_id=device_id, type="alarm_flood")
+    assert FLOOD_NEWS_DEFERRED in flood.details and flood.acknowledged_at is not None, "precondition: news waits"
+    put_right()
+    Housekeeping().tick(timezone.now() + timedelta(seconds=90), connected_since=CONNECTED_LONG_AGO)
+    flood.refresh_from_db()
+    assert flood.acknowledged_at is None, (
+        f"90 s after the clock was put right, the flood alarm's waiting news ({junk[-1]}) had not alerted the "
+        f"acknowledged alarm again (news last signalled at {flood.details.get(FLOOD_NEWS_SIGNALLED)}, waiting since "
+        f"{flood.details.get(FLOOD_NEWS_DEFERRED)})"
     )
