@@ -8,6 +8,7 @@ With `DJANGO_DEBUG` unset this is production: it refuses to start without `DJANG
 
 import os
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from tempfile import gettempdir
@@ -98,8 +99,13 @@ SOCKETIO_CORS_ALLOWED_ORIGINS = env.list("SOCKETIO_CORS_ALLOWED_ORIGINS", defaul
 SOCKETIO_PING_INTERVAL_S = env.float("SOCKETIO_PING_INTERVAL_S", default=8.0)
 SOCKETIO_PING_TIMEOUT_S = env.float("SOCKETIO_PING_TIMEOUT_S", default=20.0)
 
+# Daphne's app only makes `manage.py runserver` serve the ASGI application, and it installs Twisted's reactor as it
+# loads (0.2-0.3 s of CPU at every start of every Django process: the bridge, each simulated pump, each command;
+# 2026-12-07). `make run`, deploys and the tests run the `daphne` command itself, so the app is loaded for `runserver`
+# alone.
+RUNSERVER = sys.argv[1:2] == ["runserver"]
 INSTALLED_APPS = [
-    "daphne",
+    *(["daphne"] if RUNSERVER else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
