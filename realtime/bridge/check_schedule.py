@@ -1,5 +1,6 @@
-"""When the bridge's housekeeping checks run: every check each tick after a commit, else asleep until its next
-deadline can come.
+"""When the bridge's housekeeping checks run: every check each round after a commit, else asleep until its next
+deadline can come. The worker spreads a round (every `housekeeping_s`) over PARTS of its ticks, a part of the
+checks each (`part_checks`); a commit wakes every check, and each part's checks run (or ask) at the part's turn.
 
 An idle bridge does not ask the database every tick (issue 17: at most 1 % of a core with no traffic). On a
 tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
@@ -37,6 +38,10 @@ from devices.changelog_selectors import change_log_newest_id
 
 logger = logging.getLogger(__name__)
 SLEEP_MAX_S = 30.0  # the longest an idle check sleeps, whatever its timeouts
+# A round of the checks is spread over this many of the worker's ticks, a part each (`part_checks`): run at once,
+# the ten checks' reads held the worker 12 ms every half second at 400 pumps (bench/alarm_history.py, 2026-12-07), and
+# each message arriving meanwhile waited behind them (issue 17: the steady phase's p99).
+PARTS = 5
 # Checks that judge a pump by what the bridge has not heard: while it holds no broker link, and for the reconnect
 # grace after (the pumps' queued messages arrive), not hearing a pump says nothing about it; nor for the grace after
 # the bridge itself was stalled (`resumed_clock`: what the pumps sent meanwhile waited at the broker, unread).
@@ -48,6 +53,13 @@ Check = tuple[Callable[[datetime], bool], Callable[[datetime], bool], Callable[[
 def timeouts(*names: str) -> Callable[[], list[float]]:
     """The timeouts these settings name, read when asked (tests change the settings)."""
     return lambda: [float(settings.PUMPSTREAM[name]) for name in names]
+
+
+def part_checks(checks: dict[str, Check], part: int | None) -> dict[str, Check]:
+    """The checks of part `part` of PARTS (every PARTS-th, in their order), or all of them (`part` None)."""
+    if part is None:
+        return checks
+    return {name: check for index, (name, check) in enumerate(checks.items()) if index % PARTS == part}
 
 
 def horizon_s(seconds: list[float]) -> float:
@@ -74,11 +86,16 @@ class CheckSchedule:
         # When the bridge last came back from a stall, on the monotonic clock (the worker says so: `note_stall`).
         self.resumed_clock: float | None = None
 
-    def tick(self, now: datetime, *, connected_since: datetime | None, clock: float | None = None) -> None:
-        """Run every check that is awake once; `clock` is the monotonic clock's reading (the worker's), `now` the
-        wall clock's, which the checks judge by."""
+    def tick(
+        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+    ) -> None:
+        """Run every check that is awake once, or only part `part` of them (of PARTS, `part_checks`: the worker
+        spreads a round of the checks over PARTS of its ticks; part 0 also asks whether any process committed and
+        prunes the log); `clock` is the monotonic clock's reading (the worker's), `now` the wall clock's, which the
+        checks judge by."""
         clock = time.monotonic() if clock is None else clock
-        newest_change = change_log_newest_id() if self.may_sleep else 0
+        whole_round = part in (None, 0)
+        newest_change = (change_log_newest_id() if self.may_sleep else 0) if whole_round else self.newest_change
         relinked = connected_since != self.connected_since
         if relinked:
             past_s = None if connected_since is None else max(0.0, (now - connected_since).total_seconds())
@@ -89,7 +106,7 @@ class CheckSchedule:
         if woken:
             self.asleep_until.clear()
         settled = self.link_settled(clock)
-        for name, (check, due_by, timeouts) in self.checks.items():
+        for name, (check, due_by, timeouts) in part_checks(self.checks, part).items():
             if name in HELD_UNTIL_SETTLED and not settled:
                 continue
             if now < self.asleep_until.get(name, now):
@@ -100,7 +117,8 @@ class CheckSchedule:
                     self.asleep_until[name] = ahead
                     continue
             self.behind = self.check_run(name, check, now) or self.behind
-        self.change_log_prune(now)
+        if whole_round:
+            self.change_log_prune(now)
 
     def link_settled(self, clock: float) -> bool:
         """Whether not hearing a pump says something: the broker link held for the reconnect grace, and the bridge

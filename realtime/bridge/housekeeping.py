@@ -2,8 +2,8 @@
 presence no broker vouches for since it restarted, alarm reminders, escalations and their webhooks, flood alarms'
 waiting news and counts, and the change log's old entries.
 
-Each check handles PER_TICK rows a tick; when each runs (every tick after a commit, else asleep until its next
-deadline can come) is `check_schedule.py`'s.
+Each check handles PER_TICK rows a tick; when each runs (every round after a commit, a part of the checks a tick, else
+asleep until its next deadline can come) is `check_schedule.py`'s.
 """
 
 import logging
@@ -95,15 +95,18 @@ class Housekeeping(CheckSchedule):
             "flood_counts": (self.flood_counts, flood_counts_due_by, lambda: []),  # held by a commit: it wakes
         }  # fmt: skip
 
-    def tick(self, now: datetime, *, connected_since: datetime | None, clock: float | None = None) -> None:
-        """Moments of hearing still to come brought back first (at the first tick, every HEARD_AHEAD_EVERY_S, and at
-        once after the wall clock was put back), then every awake check once."""
+    def tick(
+        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+    ) -> None:
+        """Moments of hearing still to come brought back first (at the first round, every HEARD_AHEAD_EVERY_S, and
+        at the next tick after the wall clock was put back), then every awake check once (of part `part` alone:
+        `CheckSchedule`)."""
         clock = time.monotonic() if clock is None else clock
         last = self.heard_ahead_clock
-        if self.heard_ahead_due or last is None or clock - last >= HEARD_AHEAD_EVERY_S:
+        if self.heard_ahead_due or (part in (None, 0) and (last is None or clock - last >= HEARD_AHEAD_EVERY_S)):
             self.heard_ahead_clock, self.heard_ahead_due = clock, False
             self.check_run("heard_ahead", self.heard_ahead_pull_back, now)
-        super().tick(now, connected_since=connected_since, clock=clock)
+        super().tick(now, connected_since=connected_since, clock=clock, part=part)
 
     def clock_put_back(self, step: timedelta) -> None:
         """The worker saw the wall clock go back by `step` (the monotonic clock went on): look at the next tick, and

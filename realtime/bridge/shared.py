@@ -40,7 +40,9 @@ class SlotHousekeeping(Housekeeping):
         self.leading = False
         self.settled: dict[str, datetime | None] = {}
 
-    def tick(self, now: datetime, *, connected_since: datetime | None, clock: float | None = None) -> None:
+    def tick(
+        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+    ) -> None:
         """Every check once, if leading (on gaining the lease, stale pumps are remembered afresh)."""
         if not self.slots.leading:
             self.leading = self.behind = False
@@ -48,9 +50,10 @@ class SlotHousekeeping(Housekeeping):
         if not self.leading:
             self.leading, self.stale_announced = True, None
         # Each slot's own grace replaces the one link's (`silence_as_of`, for silence and start time-outs alike).
-        names = [slot_name(slot) for slot in range(self.slots.config.slots)]
-        self.settled = leases_settled(names=names, grace_s=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        super().tick(now, connected_since=LONG_AGO, clock=clock)
+        if part in (None, 0):  # read once a round of the checks
+            names = [slot_name(slot) for slot in range(self.slots.config.slots)]
+            self.settled = leases_settled(names=names, grace_s=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
+        super().tick(now, connected_since=LONG_AGO, clock=clock, part=part)
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
         """Pumps of a slot owned and connected for the grace period (the database's clock), as of how far its

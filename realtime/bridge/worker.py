@@ -21,6 +21,7 @@ from devices.services.schema import migrations_unapplied
 from realtime import metrics
 from realtime.bridge.batch import BatchIngest
 from realtime.bridge.budgets import Budget, PumpBudgets
+from realtime.bridge.check_schedule import PARTS
 from realtime.bridge.checkpoints import WalCheckpointer
 from realtime.bridge.commit import Committer
 from realtime.bridge.fair import FairQueue, holds_calm_alarm
@@ -102,6 +103,7 @@ class Bridge:
         self._last_commit_s = 0.0
         self._next_tick = 0.0
         self._next_housekeeping = 0.0
+        self._housekeeping_part = 0  # the part of the checks the next housekeeping tick runs (`check_schedule.PARTS`)
         self._next_heartbeat = 0.0
         self._heartbeat_connected_since = None
         self._heartbeat_contested = False
@@ -295,9 +297,12 @@ class Bridge:
             except Exception:  # the outbox's own fault (its rows are guarded one by one): housekeeping still runs
                 logger.exception("command outbox failed")
             self.rereads.check(self.link, clock=clock)
-            if clock >= self._next_housekeeping or self.housekeeping.behind:  # behind: a mass event's next page
-                self._next_housekeeping = clock + self.limits.housekeeping_s
+            if self.housekeeping.behind:  # a mass event's next page: every check at once, every tick
                 self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock)
+            elif clock >= self._next_housekeeping:  # a round of the checks every housekeeping_s, in PARTS parts
+                self._next_housekeeping = clock + self.limits.housekeeping_s / PARTS
+                part, self._housekeeping_part = self._housekeeping_part, (self._housekeeping_part + 1) % PARTS
+                self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock, part=part)
             connected_since = self.link.connected_since
             contested = self.link.session_contested  # another client takes the session: not held, whatever it says
             relinked = connected_since != self._heartbeat_connected_since or contested != self._heartbeat_contested

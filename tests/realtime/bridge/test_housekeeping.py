@@ -13,6 +13,7 @@ from devices.services.changes import device_lock
 from devices.services.pumps import pump_mark_stale
 from devices.services.sessions import infusion_start
 from devices.states import AlarmPriority, AlarmSource, CommandKind, SessionStatus
+from realtime.bridge.check_schedule import PARTS, CheckSchedule, part_checks
 from realtime.bridge.housekeeping import PER_TICK, Housekeeping
 from tests.factories import make_device, make_order, make_ward
 
@@ -251,10 +252,13 @@ def test_the_worker_runs_housekeeping_again_at_its_next_turn_while_housekeeping_
     from realtime.bridge import worker
 
     class Checks:
-        behind, ticks = True, 0
+        behind = True
 
-        def tick(self, now, *, connected_since, clock=None) -> None:
-            self.ticks += 1
+        def __init__(self) -> None:
+            self.parts: list[int | None] = []
+
+        def tick(self, now, *, connected_since, clock=None, part=None) -> None:
+            self.parts.append(part)
 
     class Outbox:
         acked = worker.queue.SimpleQueue()
@@ -270,12 +274,16 @@ def test_the_worker_runs_housekeeping_again_at_its_next_turn_while_housekeeping_
     for turn in range(4):  # one outbox tick apart, well within housekeeping_s
         clock[0] = turn * bridge.limits.tick_s
         bridge.maybe_tick()
-    assert bridge.housekeeping.ticks == 4, "while behind, every turn runs the next page"
+    assert bridge.housekeeping.parts == [None] * 4, "while behind, every turn runs the next page of every check"
     bridge.housekeeping.behind = False
-    for turn in range(4, 8):
-        clock[0] = turn * bridge.limits.tick_s * 0.99  # still before housekeeping_s after the last
+    start = clock[0]
+    for turn in range(1, 2 * PARTS + 1):
+        clock[0] = start + turn * bridge.limits.tick_s * 1.01
         bridge.maybe_tick()
-    assert bridge.housekeeping.ticks == 4, "caught up: housekeeping waits its interval again"
+    assert bridge.housekeeping.parts[4:] == [*range(PARTS)] * 2, (
+        "caught up: a round of the checks every housekeeping_s again, a part of them each outbox tick"
+    )
+    assert PARTS * bridge.limits.tick_s <= bridge.limits.housekeeping_s, "a round takes longer than housekeeping_s"
 
 
 def test_a_full_page_of_held_pumps_does_not_hurry_housekeeping(settings):
@@ -286,3 +294,43 @@ def test_a_full_page_of_held_pumps_does_not_hurry_housekeeping(settings):
     housekeeping.waiting_since = lambda device_id: timezone.now() - timedelta(hours=1)
     assert housekeeping.silent_sessions(timezone.now()) is False, "a page all held must not say housekeeping is behind"
     assert Housekeeping().silent_sessions(timezone.now()) is True, "a page alarmed in full: more may be due now"
+
+
+def test_a_round_of_parts_runs_every_check_of_the_housekeeping_once():
+    """The worker spreads a round of the checks over PARTS ticks: each check is in exactly one part."""
+    checks = Housekeeping().checks
+    parts = [list(part_checks(checks, part)) for part in range(PARTS)]
+    assert sorted(name for part in parts for name in part) == sorted(checks), f"checks in no part or in two: {parts}"
+    assert all(parts), f"a part with no check: {parts}"
+
+
+def test_a_commit_between_parts_wakes_the_checks_of_the_parts_still_to_come():
+    """Asleep checks (nothing of their kind due within their horizon) wake when this bridge commits, whichever part of
+    the round comes next (the commit may carry a deadline already past: a message heard a while ago): the next part's
+    checks run, the later parts' ask again whether anything is due instead of sleeping on."""
+    ran: list[str] = []
+    asked: list[str] = []
+
+    def check(name: str):
+        return (lambda now: ran.append(name) or False, lambda moment: asked.append(name) or False, lambda: [20.0])
+
+    class Schedule(CheckSchedule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.checks = {name: check(name) for name in ("first", "second")}
+
+        def change_log_prune(self, now) -> None:
+            pass
+
+    schedule, now, linked = Schedule(), timezone.now(), timezone.now() - timedelta(hours=1)
+    schedule.tick(now, connected_since=linked)  # the first tick runs every check
+    for part in range(PARTS):  # idle: each asks whether anything is due by its horizon, nothing is, each sleeps
+        schedule.tick(now, connected_since=linked, part=part)
+    assert (ran, asked) == (["first", "second"], ["first", "second"]), f"ran {ran}, asked {asked}"
+    schedule.tick(now, connected_since=linked, part=0)
+    assert asked == ["first", "second"], "an asleep check asked again before its horizon with nothing committed"
+    schedule.committed = True  # the worker committed a batch
+    schedule.tick(now, connected_since=linked, part=1)
+    assert ran[2:] == ["second"], f"after a commit, the next part's check did not run (ran: {ran})"
+    schedule.tick(now, connected_since=linked, part=0)
+    assert asked[2:] == ["first"], f"after a commit, the asleep check of a later part slept on (asked: {asked})"
