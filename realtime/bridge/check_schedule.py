@@ -1,6 +1,7 @@
 """When the bridge's housekeeping checks run: every check each round after a commit, else asleep until its next
 deadline can come. The worker spreads a round (every `housekeeping_s`) over PARTS of its ticks, a part of the
-checks each (`part_checks`); a commit wakes every check, and each part's checks run (or ask) at the part's turn.
+checks each (`part_checks`); a commit wakes every check, and each part's checks run at the part's next turn (not
+ask: the stale check's question does not cover what its run does, forget the pumps heard again; review 51).
 
 An idle bridge does not ask the database every tick (issue 17: at most 1 % of a core with no traffic). On a
 tick when nothing was committed since the last one, each check first asks whether anything of its kind falls
@@ -28,7 +29,7 @@ check for the hour).
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -55,11 +56,11 @@ def timeouts(*names: str) -> Callable[[], list[float]]:
     return lambda: [float(settings.PUMPSTREAM[name]) for name in names]
 
 
-def part_checks(checks: dict[str, Check], part: int | None) -> dict[str, Check]:
-    """The checks of part `part` of PARTS (every PARTS-th, in their order), or all of them (`part` None)."""
-    if part is None:
-        return checks
-    return {name: check for index, (name, check) in enumerate(checks.items()) if index % PARTS == part}
+def part_checks(checks: dict[str, Check], parts: Collection[int] | None) -> dict[str, tuple[int, Check]]:
+    """The checks of the parts `parts` of PARTS (every PARTS-th, in their order), or all of them (`parts` None),
+    each with its part."""
+    indexed = ((index % PARTS, name, check) for index, (name, check) in enumerate(checks.items()))
+    return {name: (part, check) for part, name, check in indexed if parts is None or part in parts}
 
 
 def horizon_s(seconds: list[float]) -> float:
@@ -82,36 +83,45 @@ class CheckSchedule:
         # past by the wall clock then, at least 0): the rest of the grace runs on the monotonic clock.
         self.connected_seen: tuple[float, float] | None = None
         self.newest_change = 0  # the change log's newest id at the last tick
+        # The parts not run since every check was last woken: their checks run at their turn, not only ask.
+        self.woken_parts: set[int] = set()
         self.behind = False  # a check's page was full at the last tick: more may be due now (the worker hurries)
         # When the bridge last came back from a stall, on the monotonic clock (the worker says so: `note_stall`).
         self.resumed_clock: float | None = None
 
     def tick(
-        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+        self,
+        now: datetime,
+        *,
+        connected_since: datetime | None,
+        clock: float | None = None,
+        parts: Collection[int] | None = None,
     ) -> None:
-        """Run every check that is awake once, or only part `part` of them (of PARTS, `part_checks`: the worker
-        spreads a round of the checks over PARTS of its ticks; part 0 also asks whether any process committed and
-        prunes the log); `clock` is the monotonic clock's reading (the worker's), `now` the wall clock's, which the
-        checks judge by."""
+        """Run every check that is awake once, or only those of the parts `parts` (of PARTS, `part_checks`: the
+        worker spreads a round of the checks over PARTS of its ticks; part 0 also asks whether any process committed
+        and prunes the log); `clock` is the monotonic clock's reading (the worker's), `now` the wall clock's, which
+        the checks judge by."""
         clock = time.monotonic() if clock is None else clock
-        whole_round = part in (None, 0)
+        whole_round = parts is None or 0 in parts
         newest_change = (change_log_newest_id() if self.may_sleep else 0) if whole_round else self.newest_change
         relinked = connected_since != self.connected_since
         if relinked:
             past_s = None if connected_since is None else max(0.0, (now - connected_since).total_seconds())
             self.connected_seen = None if past_s is None else (clock, past_s)
-        woken = self.committed or newest_change != self.newest_change or relinked or not self.may_sleep
+        if self.committed or newest_change != self.newest_change or relinked or not self.may_sleep:
+            self.asleep_until.clear()
+            self.woken_parts = set(range(PARTS))
         self.committed, self.newest_change, self.connected_since = False, newest_change, connected_since
         self.behind = False
-        if woken:
-            self.asleep_until.clear()
         settled = self.link_settled(clock)
-        for name, (check, due_by, timeouts) in part_checks(self.checks, part).items():
+        woken_parts = self.woken_parts
+        self.woken_parts = set() if parts is None else woken_parts - set(parts)
+        for name, (part, (check, due_by, timeouts)) in part_checks(self.checks, parts).items():
             if name in HELD_UNTIL_SETTLED and not settled:
                 continue
             if now < self.asleep_until.get(name, now):
                 continue
-            if not woken:  # what is due now is due by `ahead` too: nothing by then, nothing to do now
+            if part not in woken_parts:  # what is due now is due by `ahead` too: nothing by then, nothing to do now
                 ahead = now + timedelta(seconds=horizon_s(timeouts()))
                 if not due_by(ahead):
                     self.asleep_until[name] = ahead

@@ -8,7 +8,7 @@ asleep until its next deadline can come) is `check_schedule.py`'s.
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -96,17 +96,23 @@ class Housekeeping(CheckSchedule):
         }  # fmt: skip
 
     def tick(
-        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+        self,
+        now: datetime,
+        *,
+        connected_since: datetime | None,
+        clock: float | None = None,
+        parts: Collection[int] | None = None,
     ) -> None:
         """Moments of hearing still to come brought back first (at the first round, every HEARD_AHEAD_EVERY_S, and
-        at the next tick after the wall clock was put back), then every awake check once (of part `part` alone:
+        at the next tick after the wall clock was put back), then every awake check once (of the parts `parts` alone:
         `CheckSchedule`)."""
         clock = time.monotonic() if clock is None else clock
         last = self.heard_ahead_clock
-        if self.heard_ahead_due or (part in (None, 0) and (last is None or clock - last >= HEARD_AHEAD_EVERY_S)):
+        whole_round = parts is None or 0 in parts
+        if self.heard_ahead_due or (whole_round and (last is None or clock - last >= HEARD_AHEAD_EVERY_S)):
             self.heard_ahead_clock, self.heard_ahead_due = clock, False
             self.check_run("heard_ahead", self.heard_ahead_pull_back, now)
-        super().tick(now, connected_since=connected_since, clock=clock, part=part)
+        super().tick(now, connected_since=connected_since, clock=clock, parts=parts)
 
     def clock_put_back(self, step: timedelta) -> None:
         """The worker saw the wall clock go back by `step` (the monotonic clock went on): look at the next tick, and

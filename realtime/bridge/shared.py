@@ -9,7 +9,7 @@ locks for as long as the stall lasts, and the bridge taking its slots over would
 that never came in 15 s while the stalled bridge's lease thread was inside its renewal).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -41,7 +41,12 @@ class SlotHousekeeping(Housekeeping):
         self.settled: dict[str, datetime | None] = {}
 
     def tick(
-        self, now: datetime, *, connected_since: datetime | None, clock: float | None = None, part: int | None = None
+        self,
+        now: datetime,
+        *,
+        connected_since: datetime | None,
+        clock: float | None = None,
+        parts: Collection[int] | None = None,
     ) -> None:
         """Every check once, if leading (on gaining the lease, stale pumps are remembered afresh)."""
         if not self.slots.leading:
@@ -50,10 +55,10 @@ class SlotHousekeeping(Housekeeping):
         if not self.leading:
             self.leading, self.stale_announced = True, None
         # Each slot's own grace replaces the one link's (`silence_as_of`, for silence and start time-outs alike).
-        if part in (None, 0):  # read once a round of the checks
+        if parts is None or 0 in parts:  # read once a round of the checks
             names = [slot_name(slot) for slot in range(self.slots.config.slots)]
             self.settled = leases_settled(names=names, grace_s=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
-        super().tick(now, connected_since=LONG_AGO, clock=clock, part=part)
+        super().tick(now, connected_since=LONG_AGO, clock=clock, parts=parts)
 
     def silence_as_of(self, device_id: str, now: datetime) -> datetime | None:
         """Pumps of a slot owned and connected for the grace period (the database's clock), as of how far its

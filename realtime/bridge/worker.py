@@ -102,8 +102,8 @@ class Bridge:
         self.stats: Counter[str] = Counter()
         self._last_commit_s = 0.0
         self._next_tick = 0.0
-        self._next_housekeeping = 0.0
-        self._housekeeping_part = 0  # the part of the checks the next housekeeping tick runs (`check_schedule.PARTS`)
+        self._next_housekeeping = 0.0  # the beat of the next part of the checks (`_housekeeping_parts_due`)
+        self._housekeeping_part = 0  # the part of the checks whose turn comes next (`check_schedule.PARTS`)
         self._next_heartbeat = 0.0
         self._heartbeat_connected_since = None
         self._heartbeat_contested = False
@@ -298,11 +298,11 @@ class Bridge:
                 logger.exception("command outbox failed")
             self.rereads.check(self.link, clock=clock)
             if self.housekeeping.behind:  # a mass event's next page: every check at once, every tick
+                self._next_housekeeping = clock + self.limits.housekeeping_s / PARTS
                 self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock)
             elif clock >= self._next_housekeeping:  # a round of the checks every housekeeping_s, in PARTS parts
-                self._next_housekeeping = clock + self.limits.housekeeping_s / PARTS
-                part, self._housekeeping_part = self._housekeeping_part, (self._housekeeping_part + 1) % PARTS
-                self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock, part=part)
+                parts = self._housekeeping_parts_due(clock)
+                self.housekeeping.tick(now, connected_since=self._grace_from(), clock=clock, parts=parts)
             connected_since = self.link.connected_since
             contested = self.link.session_contested  # another client takes the session: not held, whatever it says
             relinked = connected_since != self._heartbeat_connected_since or contested != self._heartbeat_contested
@@ -318,6 +318,21 @@ class Bridge:
             close_old_connections()
         except Exception:  # guarded: a housekeeping fault must never stop message processing
             logger.exception("housekeeping failed")
+
+    def _housekeeping_parts_due(self, clock: float) -> list[int] | None:
+        """The parts of the checks whose turn has come by `clock` (None: every check): a part every
+        `housekeeping_s / PARTS` on a fixed beat, so a round still takes `housekeeping_s` when the turns are longer
+        than the beat (a large batch's commit: one part a turn of 0.3 s made a round 1.5 s; review 51). A round or
+        more late (the first tick, a stall) runs every check and starts the beat again."""
+        every = self.limits.housekeeping_s / PARTS
+        parts: list[int] = []
+        while clock >= self._next_housekeeping and len(parts) < PARTS:
+            parts.append(self._housekeeping_part)
+            self._housekeeping_part = (self._housekeeping_part + 1) % PARTS
+            self._next_housekeeping += every
+        if clock >= self._next_housekeeping:
+            self._next_housekeeping = clock + every
+        return None if len(parts) == PARTS else parts
 
     def _grace_from(self) -> datetime | None:
         """While the link is connected, the moment its reconnect grace counts from (`BrokerLink.grace_from`: not

@@ -67,7 +67,7 @@ def test_housekeeping_runs_while_the_outbox_fails(monkeypatch):
     class Checks:
         behind, ticks = False, 0
 
-        def tick(self, now, *, connected_since, clock=None, part=None) -> None:
+        def tick(self, now, *, connected_since, clock=None, parts=None) -> None:
             self.ticks += 1
 
         def clock_put_back(self, step) -> None:  # the test's monotonic clock runs ahead of the wall clock
