@@ -14,8 +14,9 @@ ending sooner, a silence shorter, never later.
   to now when the step is unknown (the bridge started after the correction). Taken to now, an alarm's ladder started
   again at the correction (review 49: a tier due 20 s later came 120 s later; screens said "for 0 min"). A flood
   alarm's moments in its details (`countsSentAt`, `newsSignalledAt`, `newsDeferredSince`, and its held counts'
-  `since` and `lastRaisedAt`) ahead go to now (left, its counts stayed frozen on the screens for the hour: review
-  49; a held `lastRaisedAt` ahead became the alarm's last raised once sent). Each alarm moved is told
+  `since` and `lastRaisedAt`) ahead go back the same way (left, its counts stayed frozen on the screens for the hour:
+  review 49; a held `lastRaisedAt` ahead became the alarm's last raised once sent; to now while the acknowledgement
+  went back by the step, read news came after it and alerted again: review 51). Each alarm moved is told
   (`device:alarm`);
 - commands under way: `expires_at` at most now + the kind's lifetime (`command_lifetime`), `created_at` (a START's
   deadline from the order) and `published_at` (a START published again keeps its first deadline) back to now; each
@@ -100,7 +101,7 @@ def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) ->
     ahead = list(_alarms_ahead(after).values_list("pk", "device__device_id"))
     if not ahead:
         return 0
-    _flood_details_pull_back([pk for pk, _ in ahead], now, after)
+    _flood_details_pull_back([pk for pk, _ in ahead], now, after, step)
     active = Alarm.objects.filter(state=AlarmState.ACTIVE)
     moved = 0
     for field in ALARM_MOMENTS:
@@ -115,25 +116,28 @@ def _alarms_pull_back(now: datetime, after: datetime, step: timedelta | None) ->
     return moved
 
 
-def _flood_details_pull_back(ahead: list[int], now: datetime, after: datetime) -> None:
+def _flood_details_pull_back(ahead: list[int], now: datetime, after: datetime, step: timedelta | None) -> None:
     """The flood alarms among `ahead` (written on the clock ahead, their `last_raised_at` ahead too): their details'
-    moments to now, and those of the counts they hold unsent (`countsHeld`: `since` orders the sending, `lastRaisedAt`
-    is shown once sent)."""
+    moments back as the alarm's own (by `step`, no later than now; to now when unknown), and those of the counts they
+    hold unsent (`countsHeld`: `since` orders the sending, `lastRaisedAt` is shown once sent). By the same step as the
+    acknowledgement, news waiting (`newsDeferredSince`) stays before or after it as it was (review 51: taken to now,
+    news the nurse acknowledged after it came read as come after, and alerted the alarm again)."""
     for alarm in Alarm.objects.filter(pk__in=ahead, type=ALARM_FLOOD):
-        details = _moments_to_now(alarm.details, FLOOD_MOMENTS, now, after)
+        details = _moments_back(alarm.details, FLOOD_MOMENTS, now, after, step)
         if isinstance(details.get(FLOOD_COUNTS_HELD), dict):
-            details[FLOOD_COUNTS_HELD] = _moments_to_now(details[FLOOD_COUNTS_HELD], HELD_MOMENTS, now, after)
+            details[FLOOD_COUNTS_HELD] = _moments_back(details[FLOOD_COUNTS_HELD], HELD_MOMENTS, now, after, step)
         if details != alarm.details:
             Alarm.objects.filter(pk=alarm.pk).update(details=details)
 
 
-def _moments_to_now(details: dict, keys: tuple[str, ...], now: datetime, after: datetime) -> dict:
-    """`details` with each of its moments under `keys` that lies beyond `after` brought to `now`."""
+def _moments_back(details: dict, keys: tuple[str, ...], now: datetime, after: datetime, step: timedelta | None) -> dict:
+    """`details` with each of its moments under `keys` that lies beyond `after` brought back by `step`, no later than
+    `now` (to `now` with no step)."""
     moved = dict(details)
     for key in keys:
         moment = parse_datetime(moved[key]) if isinstance(moved.get(key), str) else None
         if moment is not None and moment > after:
-            moved[key] = payloads.iso(now)
+            moved[key] = payloads.iso(min(moment - step, now) if step else now)
     return moved
 
 
