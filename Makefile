@@ -25,8 +25,10 @@ run: setup
 # which kept `make test` at the edge of its 15 minutes. (3 workers beside other sessions' tests, at a load of 10-13,
 # once outlasted the 20 s bridge start.) By 2026-12-07 the suite had grown to 3,100 s of test time: 3 workers took
 # 16:26 (CI on 1449031), 4 workers with the browser tests in 3 units 14:47 (a fresh clone alone, the CPU 5-15 % idle:
-# the suite is now CPU-bound, so more workers gain nothing). TEST_WORKERS=0 runs serially (for debugging; plain
-# `pytest` too).
+# the suite is now CPU-bound, so more workers gain nothing). 2026-12-07, timelines of whole runs (`python -m pytest
+# -p tests.support.timeline`, quiet machine): 4 workers 909 and 931 s, every worker busy to 860-885 s then the ALONE
+# unit, the CPU 17-18 % idle; 5 workers 888 s (11 % idle, the longest browser unit 813 s): within the runs' spread,
+# not taken. TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
 TEST_WORKERS ?= 4
 TEST_BROWSER_UNITS ?= 3
 export TEST_BROWSER_UNITS
