@@ -397,17 +397,12 @@ def test_a_flood_alarms_news_waiting_after_the_clock_is_put_right_is_signalled_w
     unsignalled: this test's first failure.)"""
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ALARM_FLOOD_NEWS_INTERVAL_S": 60.0}
     device_id, wrong = "AHEAD_NEWS", timezone.now() + ahead - timedelta(seconds=30)  # the control's moments all past
-    make_device(device_id, has_presence=True)
-    remembered = [f"E{number:04x} garbage" for number in range(TYPES_REMEMBERED)]
-    junk = [*remembered, "E1000 garbage", "E1001 garbage"]
-    for first in range(0, TYPES_REMEMBERED, TYPES_NAMED):  # the types it remembers filled
-        alarm_flood_raise(device_id=device_id, shed={"error": TYPES_NAMED}, now=wrong,
-                          alarm_types=dict.fromkeys(remembered[first : first + TYPES_NAMED], "high"))  # fmt: skip
+    flooded_past_the_bound(device_id, at=wrong)
+    junk = ["E1000 garbage", "E1001 garbage"]  # types beyond those it remembers
     nurse = make_user("nurse-ahead-news")
 
     def acknowledge(seconds: float) -> None:
-        alarm = Alarm.objects.get(device__device_id=device_id, type="alarm_flood")
-        alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts, now=wrong + timedelta(seconds=seconds))
+        flood_acknowledge(device_id, nurse, at=wrong + timedelta(seconds=seconds))
 
     acknowledge(5)
     alarm_flood_raise(device_id=device_id, shed={"error": 1}, alarm_types={junk[-2]: "high"},
@@ -425,3 +420,19 @@ def test_a_flood_alarms_news_waiting_after_the_clock_is_put_right_is_signalled_w
         f"acknowledged alarm again (news last signalled at {flood.details.get(FLOOD_NEWS_SIGNALLED)}, waiting since "
         f"{flood.details.get(FLOOD_NEWS_DEFERRED)})"
     )
+
+
+def flooded_past_the_bound(device_id: str, *, at: datetime) -> None:
+    """A pump whose `alarm_flood`, raised at `at`, remembers as many types as it can (`TYPES_REMEMBERED`): a type
+    new after it is news beyond the bound, signalled at most once an interval."""
+    make_device(device_id, has_presence=True)
+    remembered = [f"E{number:04x} garbage" for number in range(TYPES_REMEMBERED)]
+    for first in range(0, TYPES_REMEMBERED, TYPES_NAMED):
+        alarm_flood_raise(device_id=device_id, shed={"error": TYPES_NAMED}, now=at,
+                          alarm_types=dict.fromkeys(remembered[first : first + TYPES_NAMED], "high"))  # fmt: skip
+
+
+def flood_acknowledge(device_id: str, nurse, *, at: datetime) -> None:
+    """`nurse` acknowledges the pump's flood alarm at `at`, as it alerts then."""
+    alarm = Alarm.objects.get(device__device_id=device_id, type="alarm_flood")
+    alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts, now=at)

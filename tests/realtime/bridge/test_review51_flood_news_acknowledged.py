@@ -11,11 +11,11 @@ import pytest
 from django.utils import timezone
 
 from devices.models import Alarm
-from devices.services.alarms import alarm_acknowledge
 from devices.services.deadlines_ahead import deadlines_pull_back
-from devices.services.protection import TYPES_NAMED, TYPES_REMEMBERED, alarm_flood_raise, alarm_floods_news_signal
+from devices.services.protection import alarm_flood_raise, alarm_floods_news_signal
 from devices.states import FLOOD_NEWS_DEFERRED
-from tests.factories import make_device, make_user
+from tests.factories import make_user
+from tests.realtime.bridge.test_review49_moments_still_ahead import flood_acknowledge, flooded_past_the_bound
 
 pytestmark = pytest.mark.django_db
 
@@ -26,16 +26,11 @@ AHEAD = timedelta(hours=1)
 def test_news_the_nurse_acknowledged_after_it_came_stays_read_after_the_clock_is_put_right(settings, ahead):
     settings.PUMPSTREAM = {**settings.PUMPSTREAM, "ALARM_FLOOD_NEWS_INTERVAL_S": 60.0}
     device_id, wrong = "AHEAD_READ", timezone.now() + ahead - timedelta(seconds=30)  # the control's moments all past
-    make_device(device_id, has_presence=True)
-    remembered = [f"E{number:04x} garbage" for number in range(TYPES_REMEMBERED)]
-    for first in range(0, TYPES_REMEMBERED, TYPES_NAMED):  # the types it remembers filled
-        alarm_flood_raise(device_id=device_id, shed={"error": TYPES_NAMED}, now=wrong,
-                          alarm_types=dict.fromkeys(remembered[first : first + TYPES_NAMED], "high"))  # fmt: skip
+    flooded_past_the_bound(device_id, at=wrong)
     nurse = make_user("nurse-read-news")
 
     def acknowledge(seconds: float) -> None:
-        alarm = Alarm.objects.get(device__device_id=device_id, type="alarm_flood")
-        alarm_acknowledge(alarm_id=alarm.pk, user=nurse, alerts=alarm.alerts, now=wrong + timedelta(seconds=seconds))
+        flood_acknowledge(device_id, nurse, at=wrong + timedelta(seconds=seconds))
 
     acknowledge(5)
     alarm_flood_raise(device_id=device_id, shed={"error": 1}, alarm_types={"E1000 garbage": "high"},
