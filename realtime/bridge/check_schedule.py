@@ -63,6 +63,12 @@ def part_checks(checks: dict[str, Check], parts: Collection[int] | None) -> dict
     return {name: (part, check) for part, name, check in indexed if parts is None or part in parts}
 
 
+def round_begins(parts: Collection[int] | None) -> bool:
+    """Whether a tick of these parts (None: every check) begins a round of the checks: what is read once a round
+    (the change log's newest id, its prune, the moments still to come, a scale-out leader's leases) is read then."""
+    return parts is None or 0 in parts
+
+
 def horizon_s(seconds: list[float]) -> float:
     """How far ahead a check looks before it sleeps: half the shortest timeout of its kind, at most SLEEP_MAX_S."""
     return min([SLEEP_MAX_S, *(value / 2 for value in seconds if value > 0)])
@@ -102,7 +108,7 @@ class CheckSchedule:
         and prunes the log); `clock` is the monotonic clock's reading (the worker's), `now` the wall clock's, which
         the checks judge by."""
         clock = time.monotonic() if clock is None else clock
-        whole_round = parts is None or 0 in parts
+        whole_round = round_begins(parts)
         newest_change = (change_log_newest_id() if self.may_sleep else 0) if whole_round else self.newest_change
         relinked = connected_since != self.connected_since
         if relinked:

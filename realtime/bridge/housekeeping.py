@@ -41,7 +41,7 @@ from devices.services.protection import alarm_floods_counts_send, alarm_floods_n
 from devices.services.pumps import pump_mark_stale, pump_presence_unvouched, pump_silence_check
 from devices.services.requests import infusion_time_out, infusion_unverified_raise
 from realtime import metrics
-from realtime.bridge.check_schedule import CheckSchedule, timeouts
+from realtime.bridge.check_schedule import CheckSchedule, round_begins, timeouts
 from realtime.bridge.outcomes import Unrecorded, outcome_record
 from realtime.bridge.rows import RowGuard
 from realtime.bridge.webhooks import WebhookSender
@@ -108,8 +108,7 @@ class Housekeeping(CheckSchedule):
         `CheckSchedule`)."""
         clock = time.monotonic() if clock is None else clock
         last = self.heard_ahead_clock
-        whole_round = parts is None or 0 in parts
-        if self.heard_ahead_due or (whole_round and (last is None or clock - last >= HEARD_AHEAD_EVERY_S)):
+        if self.heard_ahead_due or (round_begins(parts) and (last is None or clock - last >= HEARD_AHEAD_EVERY_S)):
             self.heard_ahead_clock, self.heard_ahead_due = clock, False
             self.check_run("heard_ahead", self.heard_ahead_pull_back, now)
         super().tick(now, connected_since=connected_since, clock=clock, parts=parts)

@@ -19,6 +19,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 from devices.lease_selectors import leases_settled
+from realtime.bridge.check_schedule import round_begins
 from realtime.bridge.housekeeping import Housekeeping
 from realtime.bridge.ingest import InboundMessage
 from realtime.bridge.link import BrokerLink
@@ -55,7 +56,7 @@ class SlotHousekeeping(Housekeeping):
         if not self.leading:
             self.leading, self.stale_announced = True, None
         # Each slot's own grace replaces the one link's (`silence_as_of`, for silence and start time-outs alike).
-        if parts is None or 0 in parts:  # read once a round of the checks
+        if round_begins(parts):
             names = [slot_name(slot) for slot in range(self.slots.config.slots)]
             self.settled = leases_settled(names=names, grace_s=settings.PUMPSTREAM["RECONNECT_GRACE_S"])
         super().tick(now, connected_since=LONG_AGO, clock=clock, parts=parts)
