@@ -259,12 +259,15 @@ def test_the_orders_rate_is_labelled_as_ordered_until_the_pump_reports_its_own(o
         expect(page.locator("#connection-banner")).to_have_text("Live")
         session = infusion_start(device_id="BRW_RATE", order=make_order(flow_rate_ml_min=2.0), user=nurse)
         expect(rate, "a waiting order's rate").to_have_text("ordered 120.0 mL/h", timeout=5_000)
-        pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
-        for view in ("live", "reloaded"):
-            if view == "reloaded":
-                page.reload()
-            expect(card.locator('[data-field="condition-label"]')).to_have_text("Infusing", timeout=5_000)
-            expect(rate, f"{view}: no rate reported yet").to_have_text("— (ordered 120.0 mL/h)")
+        # heard every 0.8 s as a running pump is (its status, no progress yet): a running pump silent past the
+        # heartbeat (3 s here) is rightly "Stale", and a loaded run took longer than that to reload (a failed run)
+        with pump.reporting("status", {"status": "online"}):
+            pump.publish("infusion", {"confirmed": True, "infusionId": session.infusion_id})
+            for view in ("live", "reloaded"):
+                if view == "reloaded":
+                    page.reload()
+                expect(card.locator('[data-field="condition-label"]')).to_have_text("Infusing", timeout=5_000)
+                expect(rate, f"{view}: no rate reported yet").to_have_text("— (ordered 120.0 mL/h)")
         pump.publish("progress", {"status": "running", "flowRate": 1.9, "deliveredVolumeMl": 0.5,
                                   "infusionId": session.infusion_id})  # fmt: skip
         expect(rate, "the pump's own rate").to_have_text("114.0 mL/h", timeout=5_000)
