@@ -118,7 +118,10 @@ class Housekeeping(CheckSchedule):
         bring alarms' moments back by the largest step seen since the last look. Not their sum: a clock flapping
         ahead and back twice (a step forward cannot be told from a suspend) held moments an hour ahead, not two
         (review 50: summed, an occlusion raised 2 s before read "for 60 min"). A moment further ahead than the largest
-        step (the clock went further ahead, then back in steps) still goes back no later than now."""
+        step (the clock went further ahead, then back in steps) still goes back no later than now.
+        Every check asks again at the next tick: one put to sleep on the clock ahead would sleep until that clock's
+        moment (an hour after it was put right, on an idle bridge that commits nothing to wake it; review 51)."""
+        self.asleep_until.clear()
         self.heard_ahead_due = True
         self.stepped_back = max(step, self.stepped_back or timedelta(0))
 

@@ -92,3 +92,22 @@ def test_every_check_runs_about_every_housekeeping_s_when_the_worker_turns_slowl
             f"the checks of part {part} ran {gaps} s apart with turns of {turn_s} s: a round every "
             f"{bridge.limits.housekeeping_s} s (and a turn) no more"
         )
+
+
+def test_a_check_put_to_sleep_while_the_clock_ran_ahead_is_asked_again_once_it_is_put_back():
+    """Review 51 (minor): a check asleep on a wall clock an hour ahead slept until that clock's moment, an hour after
+    the clock was put right, unless a commit woke it (an idle bridge commits nothing: a start overdue meanwhile waited
+    the hour). Put back, every check asks again at the next tick."""
+    from realtime.bridge.housekeeping import Housekeeping
+
+    due, ran = [False], []
+    keeper = Housekeeping()
+    keeper.checks = {"reminders": (lambda now: ran.append(now) or False, lambda moment: due[0], lambda: [60.0])}
+    ahead = timezone.now() + timedelta(hours=1)
+    keeper.tick(ahead, connected_since=ahead - timedelta(hours=1), clock=0.0)  # after a commit: it runs
+    keeper.tick(ahead + timedelta(seconds=0.5), connected_since=ahead - timedelta(hours=1), clock=0.5)
+    assert keeper.asleep_until["reminders"] > ahead, "the check should sleep: nothing of its kind was due"
+    keeper.clock_put_back(timedelta(hours=1))
+    due[0], now = True, timezone.now()
+    keeper.tick(now, connected_since=ahead - timedelta(hours=1), clock=1.0)
+    assert ran[-1] == now, "a check put to sleep on the clock ahead slept on after the clock was put back"
