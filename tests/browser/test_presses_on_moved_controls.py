@@ -20,6 +20,8 @@ from tests.browser.test_monitor_during_a_database_outage import pump_online
 from tests.factories import make_order, make_user, make_ward, raise_high_alarm
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# its orders wait for the tests that act on them, never for the 6 s time-out (a loaded run took longer: ci55)
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
 
 NOT_PRESSED = "was not pressed"
 

@@ -18,6 +18,8 @@ from tests.factories import make_device, make_user, make_ward
 from tests.support.sio import StreamClient, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# its orders wait for the tests that act on them, never for the 6 s time-out (a loaded run took longer: ci55)
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
 
 WALL = {"width": 1920, "height": 1080}
 DRUG = "هيبارين"  # heparin, in Arabic

@@ -20,6 +20,8 @@ from tests.browser.test_start_reply_lost import order_typed_and_started
 from tests.support.bridge import PumpClient, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# its orders wait for the tests that act on them, never for the 6 s time-out (a loaded run took longer: ci55)
+BRIDGE_ENV = {"CONFIRMATION_TIMEOUT_S": "120"}
 
 
 def order_placed_unseen(page, device_id: str, drug: str = "Heparin") -> InfusionSession:
