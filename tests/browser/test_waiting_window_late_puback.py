@@ -47,26 +47,26 @@ def test_the_waiting_window_follows_the_order_after_a_late_puback(open_page, sta
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
         # Paused idle, holding no SQLite write lock: paused holding it, the order's POST waited for the lock (a CI
         # run found Start still disabled, its POST in flight) and the teardown's flush failed "database is locked".
-        stack["bridge"].pause_idle()
-        press_start(page)
+        with stack["bridge"].held_up():  # its heartbeat kept: held up, not dead (monitoring alive)
+            press_start(page)
 
-        session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
-                             message="no order was placed")  # fmt: skip
-        start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
-        # the outbox's `_fail_overdue`: the broker's PUBACK did not come within COMMAND_ACK_TIMEOUT_S
-        command_advance(device_id="RV3_WAIT", command_pk=start.pk, to=CommandState.FAILED,
-                        error="the broker did not acknowledge the command in time",
-                        now=start.created_at)  # fmt: skip
-        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unacknowledged", timeout=5_000)
-        expect(page.locator("#waiting-message")).to_contain_text("Not acknowledged by the pump's network yet")
-        expect(page.get_by_role("button", name="Cancel")).to_be_visible()  # still pending: it can be withdrawn
-        with transaction.atomic():  # the START reached the pump all the same; someone at the pump accepts it
-            infusion_confirm(device=device_lock(device_id="RV3_WAIT"), infusion_id=session.infusion_id,
-                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
-        assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
-        # the window ends on the order's own outcome: confirmed without parameters, so "check its screen"
-        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unverified", timeout=5_000)
-        expect(page.locator("#waiting-message")).to_contain_text("The pump started")
+            session = wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_WAIT").first(),
+                                 message="no order was placed")  # fmt: skip
+            start = Command.objects.get(session=session, kind=CommandKind.START_INFUSION)
+            # the outbox's `_fail_overdue`: the broker's PUBACK did not come within COMMAND_ACK_TIMEOUT_S
+            command_advance(device_id="RV3_WAIT", command_pk=start.pk, to=CommandState.FAILED,
+                            error="the broker did not acknowledge the command in time",
+                            now=start.created_at)  # fmt: skip
+            expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unacknowledged", timeout=5_000)
+            expect(page.locator("#waiting-message")).to_contain_text("Not acknowledged by the pump's network yet")
+            expect(page.get_by_role("button", name="Cancel")).to_be_visible()  # still pending: it can be withdrawn
+            with transaction.atomic():  # the START reached the pump all the same; someone at the pump accepts it
+                infusion_confirm(device=device_lock(device_id="RV3_WAIT"), infusion_id=session.infusion_id,
+                                 confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
+            assert InfusionSession.objects.get(pk=session.pk).status == SessionStatus.RUNNING
+            # the window ends on the order's own outcome: confirmed without parameters, so "check its screen"
+            expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "unverified", timeout=5_000)
+            expect(page.locator("#waiting-message")).to_contain_text("The pump started")
     finally:
         stack["bridge"].resume()
         pump.close()
@@ -92,18 +92,22 @@ def test_a_start_cancelled_because_the_pump_runs_an_older_order_says_so(open_pag
         # the order's confirmation time-out (6 s here) first. The page's events come from Daphne, not the bridge.
         # Paused idle, holding no SQLite write lock: paused holding it, the order's POST waited for the lock (a CI
         # run found Start still disabled, its POST in flight) and the teardown's flush failed "database is locked".
-        stack["bridge"].pause_idle()
-        press_start(page)
-        wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
-                   message="no order was placed")  # fmt: skip
-        with transaction.atomic():  # the person at the pump accepts the OLDER order, still on its screen
-            infusion_confirm(device=device_lock(device_id="RV3_LATE"), infusion_id=older.infusion_id,
-                             confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
-        expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
-        expect(page.locator("#waiting-message")).to_contain_text(f"the pump runs older infusion {older.infusion_id}")
-        page.wait_for_timeout(1000)  # any STOP for this order would have arrived by now
-        message = page.locator("#waiting-message").inner_text()
-        assert "clear its screen" not in message, f"no STOP was sent for this order, yet the window says: {message!r}"
+        with stack["bridge"].held_up():  # its heartbeat kept: held up, not dead (monitoring alive)
+            press_start(page)
+            wait_until(lambda: InfusionSession.objects.filter(device__device_id="RV3_LATE", status="pending").first(),
+                       message="no order was placed")  # fmt: skip
+            with transaction.atomic():  # the person at the pump accepts the OLDER order, still on its screen
+                infusion_confirm(device=device_lock(device_id="RV3_LATE"), infusion_id=older.infusion_id,
+                                 confirmed=True, parameters=None, confirmation={"confirmed": True})  # fmt: skip
+            expect(page.locator("#waiting-modal")).to_have_attribute("data-outcome", "cancelled", timeout=5_000)
+            expect(page.locator("#waiting-message")).to_contain_text(
+                f"the pump runs older infusion {older.infusion_id}"
+            )
+            page.wait_for_timeout(1000)  # any STOP for this order would have arrived by now
+            message = page.locator("#waiting-message").inner_text()
+            assert "clear its screen" not in message, (
+                f"no STOP was sent for this order, yet the window says: {message!r}"
+            )
     finally:
         stack["bridge"].resume()
         pump.close()

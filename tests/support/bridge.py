@@ -130,6 +130,36 @@ class BridgeProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)
 
+    @contextlib.contextmanager
+    def held_up(self) -> Iterator[None]:
+        """Paused (`pause_idle`) while the test writes its heartbeat in its stead every 0.5 s: a bridge held up (its
+        outbox not publishing yet, its ingest waiting), not a dead one. A paused bridge's heartbeat goes stale after
+        BRIDGE_STALE_AFTER_S (3 s in the tests) and the pages then rightly say monitoring is degraded: a test about
+        something else that a loaded run made last longer failed so (the waiting window said "monitoring degraded",
+        not "not acknowledged yet": test_waiting_window_late_puback.py)."""
+        from devices.services.records import bridge_heartbeat
+
+        stopped = threading.Event()
+
+        def beat() -> None:
+            try:
+                while True:
+                    bridge_heartbeat(broker_connected=True, name=self.name)
+                    if stopped.wait(0.5):
+                        return
+            finally:
+                connection.close()
+
+        self.pause_idle()
+        beating = threading.Thread(target=beat, name=f"{self.name}-heartbeat", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            stopped.set()
+            beating.join(timeout=10)
+            self.resume()
+
     def kill(self) -> None:
         """SIGKILL: no clean-up at all (what a crash looks like)."""
         if self.process is not None and self.process.poll() is None:
