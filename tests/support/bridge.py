@@ -139,25 +139,12 @@ class BridgeProcess:
         not "not acknowledged yet": test_waiting_window_late_puback.py)."""
         from devices.services.records import bridge_heartbeat
 
-        stopped = threading.Event()
-
-        def beat() -> None:
-            try:
-                while True:
-                    bridge_heartbeat(broker_connected=True, name=self.name)
-                    if stopped.wait(0.5):
-                        return
-            finally:
-                connection.close()
-
         self.pause_idle()
-        beating = threading.Thread(target=beat, name=f"{self.name}-heartbeat", daemon=True)
-        beating.start()
-        try:
-            yield
+        try:  # finish: the connection of the thread that wrote (`connection` is per thread)
+            with repeating(lambda: bridge_heartbeat(broker_connected=True, name=self.name), every_s=0.5,
+                           name=f"{self.name}-heartbeat", finish=lambda: connection.close()):  # fmt: skip
+                yield
         finally:
-            stopped.set()
-            beating.join(timeout=10)
             self.resume()
 
     def kill(self) -> None:
@@ -170,6 +157,30 @@ class BridgeProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def repeating(action, *, every_s: float, name: str, finish=None) -> Iterator[None]:
+    """`action()` now, then every `every_s` on a thread of its own until the block ends (`finish()` on that thread as
+    it ends: its database connection closed)."""
+    stop = threading.Event()
+
+    def repeat() -> None:
+        try:
+            while not stop.wait(every_s):
+                action()
+        finally:
+            if finish is not None:
+                finish()
+
+    action()
+    repeater = threading.Thread(target=repeat, name=name, daemon=True)
+    repeater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        repeater.join(timeout=10)
 
 
 def broker_session_end(broker_url: str, client_id: str) -> None:
@@ -228,20 +239,8 @@ class PumpClient:
         """Publish `payload` on `kind` now and every `every_s` until the block ends: a running pump is heard every
         second, and one heard once then silent past the heartbeat (3 s in the tests) is rightly shown stale, however
         long a loaded run takes to look at it."""
-        stop = threading.Event()
-
-        def report() -> None:
-            while not stop.wait(every_s):
-                self.publish(kind, payload)
-
-        self.publish(kind, payload)
-        reporter = threading.Thread(target=report, name=f"{self.device_id}-reporting", daemon=True)
-        reporter.start()
-        try:
+        with repeating(lambda: self.publish(kind, payload), every_s=every_s, name=f"{self.device_id}-reporting"):
             yield
-        finally:
-            stop.set()
-            reporter.join(timeout=10)
 
     def close(self) -> None:
         """Disconnect first: it wakes paho's network thread, which then ends at once; `loop_stop` first waits out
