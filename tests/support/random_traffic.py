@@ -23,10 +23,12 @@ LASTING_ALARM = {"type": "door_open", "severity": "high"}
 HOUSEKEEPING_KINDS = ("alarm.reminded", "session.timed_out", "command.failed", "command.expired")
 
 
-def every_event_logged(device_id: str) -> bool:
-    """Whether the traffic has produced every kind of device event yet (a slower engine needs longer)."""
+def every_event_logged(device_id: str, *, after_seq: int = 0) -> bool:
+    """Whether the traffic has produced every kind of device event yet (a slower engine needs longer), among the
+    pump's changes numbered above `after_seq` (a client's snapshot: what it receives live)."""
     close_old_connections()
-    logged = set(ChangeLogEntry.objects.filter(device_code=device_id).values_list("event", flat=True))
+    changes = ChangeLogEntry.objects.filter(device_code=device_id, seq__gt=after_seq)
+    logged = set(changes.values_list("event", flat=True))
     return set(events.DEVICE_EVENTS) - set(events.ADMINISTRATIVE_DEVICE_EVENTS) <= logged
 
 

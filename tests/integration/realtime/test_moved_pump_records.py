@@ -1,12 +1,11 @@
 """A pump moved to another ward takes none of the records of the ward it left there, on any road (review 46, H2).
 
-Through Mosquitto, the bridge and Daphne: ward B's nurse orders Morphine for Jane (bed 4B) from the wizard's endpoint,
-the pump confirms and infuses, she stops it, the pump obeys; an administrator moves the idle pump to the ICU. The ICU's
-clinician, never of ward B, read the pump's event log (its infusion ids), then Jane's name, bed and drug and her
-delivery curve by those ids, and the monitor's page rendered her infusion; ward B's nurse got 404 for it. Now the ICU
-gets none of it, by HTTP, the monitor's page, a Socket.IO subscription's snapshot or the ward feed, and ward B reads its
-patient's record and curve by the infusion's id.
-"""
+Through Mosquitto, the bridge and Daphne: ward B's nurse orders Morphine for Jane (bed 4B-West) from the wizard's
+endpoint, the pump confirms and infuses, she stops it, the pump obeys; an administrator moves the idle pump to the ICU.
+The ICU's clinician, never of ward B, read the pump's event log (its infusion ids), then Jane's name, bed and drug and
+her delivery curve by those ids, and the monitor's page rendered her infusion; ward B's nurse got 404 for it. Now the
+ICU gets none of it, by HTTP, the monitor's page, a Socket.IO subscription's snapshot or the ward feed, and ward B
+reads its patient's record and curve by the infusion's id."""
 
 import json
 import urllib.error
@@ -26,9 +25,11 @@ from tests.support.sio import BrowserSession
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PUMP = "PUMP_MOVED_1"
-JANE = {"patient_name": "Jane WardB", "patient_bed": "4B", "patient_allergies": "penicillin", "drug": "Morphine",
+JANE = {"patient_name": "Jane WardB", "patient_bed": "4B-West", "patient_allergies": "penicillin", "drug": "Morphine",
         "rate_ml_h": "60", "volume_ml": "10", "confirm": "start", "idempotencyKey": "jane-1"}  # fmt: skip
-WARD_B_SAYS = ("Jane WardB", "4B", "Morphine", "penicillin")
+# Each long enough never to turn up by chance in a page's random tokens (its CSRF token, its CSP nonce): "4B" alone
+# did once (ci56, "the ICU's monitor page of the pump shows ward B's ['4B']")
+WARD_B_SAYS = ("Jane WardB", "4B-West", "Morphine", "penicillin")
 
 
 def get(browser: BrowserSession, path: str) -> tuple[int, str]:
