@@ -30,7 +30,7 @@ run: setup
 # unit, the CPU 17-18 % idle; 5 workers 888 s (11 % idle, the longest browser unit 813 s): within the runs' spread,
 # not taken. CI on fresh clones of about the same suite, later that day: pytest 16:17, 17:07 and 14:27 (the machine's
 # speed). Hidden timing assumptions in tests are looked for with three CPU hogs (`python3 -c 'while True: pass'`)
-# beside `pytest -n 4`: 19:36 and 22:50, one failure found and fixed (note of 2026-12-07, second session).
+# beside `pytest -n 4`: 19:36 and 22:50, one failure found and fixed (test_waiting_window_late_puback.py).
 # TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
 TEST_WORKERS ?= 4
 TEST_BROWSER_UNITS ?= 3

@@ -105,7 +105,7 @@ def test_subscribers_on_both_daphnes_see_both_bridges_and_bs_changes_consistentl
             while time.monotonic() < deadline or (
                 not (
                     len(clients) >= MAX_CLIENTS
-                    and all(every_event_logged(device_id) for device_id in device_ids)
+                    and all(every_event_logged(device_id, clients) for device_id in device_ids)
                     and seen_on_a(clients, chosen)
                 )
                 and time.monotonic() < deadline + MORE_S
