@@ -31,6 +31,10 @@ run: setup
 # not taken. CI on fresh clones of about the same suite, later that day: pytest 16:17, 17:07 and 14:27 (the machine's
 # speed). Hidden timing assumptions in tests are looked for with three CPU hogs (`python3 -c 'while True: pass'`)
 # beside `pytest -n 4`: 19:36 and 22:50, one failure found and fixed (test_waiting_window_late_puback.py).
+# Chromium was the suite's largest CPU (2026-12-07, a full run's processes: chromium 472 s, the workers 240 s, 137
+# bridges 170 s, Daphne 90 s; 12:53): the browser tests now keep a page for the next test where it can be
+# (tests/support/page_shelf.py); the browser tests alone, one after the other on a quiet machine: 10:27 and chromium
+# 494 s before, 9:15 and 320 s with it.
 # TEST_WORKERS=0 runs serially (for debugging; plain `pytest` too).
 TEST_WORKERS ?= 4
 TEST_BROWSER_UNITS ?= 3

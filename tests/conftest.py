@@ -10,6 +10,7 @@ from django.core.management import call_command
 
 from tests.support.broker import MosquittoBroker
 from tests.support.daphne import DaphneServer
+from tests.support.page_shelf import TEST_PASSED
 from tests.support.xdist import ModuleGroupScheduling, run_order
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +112,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     if config.getvalue("dist") == "loadgroup":
         return ModuleGroupScheduling(config, log)
     return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Whether the test's body passed (`TEST_PASSED`), for fixtures that keep something for the next test."""
+    report = yield
+    if report.when == "call":
+        item.stash[TEST_PASSED] = report.passed
+    return report

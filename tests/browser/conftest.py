@@ -10,6 +10,7 @@ from devices.states import SessionStatus
 from tests.factories import make_device, make_order, make_user, make_ward
 from tests.support.bridge import BridgeProcess, bridge_env, wait_until
 from tests.support.browser import LAPTOP, chromium_running, signed_in_page
+from tests.support.page_shelf import TEST_PASSED, PageShelf
 from tests.support.simulator import SimulatorProcess
 
 
@@ -24,6 +25,7 @@ class HeldProcesses:
         self.bridge_env: dict[str, str] = {}
         self.bridge_of: tuple = ()
         self.browser = None
+        self.shelf: PageShelf | None = None  # the pages `open_page` keeps between tests
         self._chromium: contextlib.ExitStack | None = None
 
     def bridge_for(self, env: dict[str, str], start, *, of: tuple) -> BridgeProcess:
@@ -44,12 +46,14 @@ class HeldProcesses:
         if self.browser is None:
             self._chromium = contextlib.ExitStack()
             self.browser = self._chromium.enter_context(chromium_running())
+            self.shelf = PageShelf(self.browser)
+            self._chromium.callback(self.shelf.close)
         return self.browser
 
     def close_chromium(self) -> None:
         if self._chromium is not None:
             self._chromium.close()
-        self.browser, self._chromium = None, None
+        self.browser, self._chromium, self.shelf = None, None, None
 
 
 HELD = HeldProcesses()
@@ -94,6 +98,12 @@ def chromium(browser_bridge):
     return HELD.chromium()
 
 
+@pytest.fixture(scope="module")
+def page_shelf(chromium):
+    """The pages `open_page` keeps between tests on this chromium (held with it)."""
+    return HELD.shelf
+
+
 @pytest.fixture
 def stack(browser_bridge, daphne_server, broker):
     """What a page needs: the server, the broker and the bridge (its heartbeat keeps monitoring alive)."""
@@ -101,18 +111,16 @@ def stack(browser_bridge, daphne_server, broker):
 
 
 @pytest.fixture
-def open_page(chromium, stack):
-    """`open_page(user, path, viewport=LAPTOP)`: a fresh signed-in browser context on `path`."""
-    contexts = []
+def open_page(request, chromium, page_shelf, stack):
+    """`open_page(user, path, viewport=LAPTOP)`: a signed-in page on `path`, in a browser context of its own, as
+    good as new (kept from an earlier test where it can be: `tests/support/page_shelf.py`)."""
+    page_shelf.test_started()
 
     def open_(user, path: str = "/", viewport: dict = LAPTOP):
-        context, page = signed_in_page(chromium, user, stack["url"], path, viewport)
-        contexts.append(context)
-        return page
+        return signed_in_page(chromium, user, stack["url"], path, viewport, shelf=page_shelf)[1]
 
     yield open_
-    for context in contexts:
-        context.close()
+    page_shelf.test_ended(stack["url"], passed=request.node.stash.get(TEST_PASSED, False))
 
 
 def rate_reported(session_pk: int, device_id: str) -> bool:

@@ -8,10 +8,11 @@ from playwright.sync_api import expect
 
 from devices.models import Alarm, Device
 from protocol import events
-from tests.browser.conftest import open_page  # noqa: F401  (a fixture: uses `chromium` and `stack` below)
+from tests.browser.conftest import open_page  # noqa: F401  (a fixture: uses `chromium`, `page_shelf`, `stack` below)
 from tests.factories import make_device, make_user, make_ward
 from tests.support.bridge import PumpClient, wait_until
 from tests.support.browser import chromium_running
+from tests.support.page_shelf import PageShelf
 from tests.support.sio import StreamClient, session_cookie
 
 READ_BACK = {"flowRateMlMin": 2.0, "plannedVolumeMl": 30.0, "plannedTimeMin": 15.0, "bolusEnabled": True,
@@ -88,6 +89,14 @@ def chromium(clinical_bridge):
     """Started after Daphne and the bridge, so they never inherit the permission to use the ORM beside a loop."""
     with chromium_running() as browser:
         yield browser
+
+
+@pytest.fixture(scope="module")
+def page_shelf(chromium):
+    """The pages `open_page` keeps between this module's tests."""
+    shelf = PageShelf(chromium)
+    yield shelf
+    shelf.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import pytest
 from tests.support.bridge import BridgeProcess, bridge_env
 from tests.support.broker import MosquittoBroker
 from tests.support.browser import chromium_running, signed_in_page
+from tests.support.page_shelf import TEST_PASSED, PageShelf
 
 
 @pytest.fixture(scope="module")
@@ -29,22 +30,23 @@ def clinical_bridge(request, clinical_broker, daphne_server, django_db_blocker, 
 def clinical_chromium(clinical_bridge):
     """Headless chromium, started after Daphne and the bridge (they never inherit the ORM-beside-a-loop permission)."""
     with chromium_running() as browser:
-        yield browser
+        shelf = PageShelf(browser)
+        try:
+            yield shelf
+        finally:
+            shelf.close()
 
 
 @pytest.fixture
-def clinical_page(clinical_chromium, daphne_server):
-    """`clinical_page(user, path)`: a fresh signed-in chromium page on `path` of the shared Daphne."""
-    contexts = []
+def clinical_page(request, clinical_chromium, daphne_server):
+    """`clinical_page(user, path)`: a signed-in chromium page on `path` of the shared Daphne, as good as new."""
+    clinical_chromium.test_started()
 
     def open_(user, path: str = "/"):
-        context, page = signed_in_page(clinical_chromium, user, daphne_server.url, path)
-        contexts.append(context)
-        return page
+        return signed_in_page(clinical_chromium.browser, user, daphne_server.url, path, shelf=clinical_chromium)[1]
 
     yield open_
-    for context in contexts:
-        context.close()
+    clinical_chromium.test_ended(daphne_server.url, passed=request.node.stash.get(TEST_PASSED, False))
 
 
 @pytest.fixture

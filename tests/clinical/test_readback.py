@@ -12,12 +12,13 @@ from devices.models import Alarm, Device, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import AlarmState, ReadBack, SessionStatus
 from protocol import events
-from tests.clinical.alarm_support import (  # noqa: F401  (chromium, stack, open_page are fixtures)
+from tests.clinical.alarm_support import (  # noqa: F401  (chromium, page_shelf, stack, open_page are fixtures)
     READ_BACK,
     bedside_close,
     bedside_open,
     chromium,
     open_page,
+    page_shelf,
     stack,
     start_from_the_wizard,
 )

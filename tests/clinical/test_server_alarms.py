@@ -9,12 +9,13 @@ from playwright.sync_api import expect
 from devices.models import Alarm, DeviceEvent, InfusionSession
 from devices.services.sessions import infusion_start
 from devices.states import AlarmState, SessionStatus
-from tests.clinical.alarm_support import (  # noqa: F401  (chromium, stack, open_page are fixtures)
+from tests.clinical.alarm_support import (  # noqa: F401  (chromium, page_shelf, stack, open_page are fixtures)
     READ_BACK,
     bedside_close,
     bedside_open,
     chromium,
     open_page,
+    page_shelf,
     stack,
 )
 from tests.factories import make_order, make_user

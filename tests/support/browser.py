@@ -80,9 +80,11 @@ def presses_on_steady_controls() -> Iterator[None]:
             Locator.click = click
 
 
-def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None):
+def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, *, init_script: str | None = None,
+                   shelf=None):  # fmt: skip
     """A new browser context signed in as `user` (None: signed out), its page opened on `url + path`; `init_script`
-    runs in it before the page's own scripts (such as a steppable clock, `tests/support/browser_clock.py`).
+    runs in it before the page's own scripts (such as a steppable clock, `tests/support/browser_clock.py`). With a
+    `shelf` (`tests/support/page_shelf.py`) and no init script, a kept page of a context of its own, as good as new.
 
     Each test's database flush deletes the bridge's heartbeat row until its next heartbeat: a page rendered
     in that gap rightly says "monitoring degraded" and shows every heard pump as stale until its next poll
@@ -95,9 +97,12 @@ def signed_in_page(browser, user, url: str, path: str, viewport: dict = LAPTOP, 
                message="the bridge's heartbeat never said it holds the broker")  # fmt: skip
     # bypass_csp: the tests' own probes (wait_for_function strings) are evaluated in the page, which the
     # policy rightly forbids; the policy itself is tested without the bypass in test_csp.py.
+    cookie = None if user is None else session_cookie(user, url)
+    if shelf is not None and init_script is None:
+        return shelf.open(cookie, url, path, viewport)
     context = browser.new_context(viewport=viewport, locale="en-GB", bypass_csp=True)
-    if user is not None:
-        context.add_cookies([session_cookie(user, url)])
+    if cookie is not None:
+        context.add_cookies([cookie])
     if init_script is not None:
         context.add_init_script(init_script)
     page = context.new_page()
