@@ -72,12 +72,21 @@ class ChangeLogCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         lowest, highest, oldest_at = change_log_extent()
         rows = highest - lowest + 1 if highest else 0  # ids are consecutive but for rolled-back inserts
-        yield GaugeMetricFamily("pumpstream_change_log_rows", "Entries in the change log (about)", value=rows)
         age = (timezone.now() - oldest_at).total_seconds() if oldest_at else 0.0
-        yield GaugeMetricFamily("pumpstream_change_log_oldest_seconds", "Age of the change log's oldest entry",
-                                value=age)  # fmt: skip
         position = self.position()
         behind = max(0, highest - position) if position is not None else 0
+        yield from self._families(rows, age, behind)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Its series without reading the database: the registry asks at Daphne's start-up, which must not need a
+        migrated database (before, a new database's first `runserver` failed on the missing change log)."""
+        yield from self._families(0, 0.0, 0)
+
+    @staticmethod
+    def _families(rows: int, age: float, behind: int) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily("pumpstream_change_log_rows", "Entries in the change log (about)", value=rows)
+        yield GaugeMetricFamily("pumpstream_change_log_oldest_seconds", "Age of the change log's oldest entry",
+                                value=age)  # fmt: skip
         yield GaugeMetricFamily("pumpstream_realtime_publisher_behind_entries",
                                 "Change-log entries committed but not yet read by this process's publisher",
                                 value=behind)  # fmt: skip
