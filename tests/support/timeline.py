@@ -9,12 +9,19 @@ from pathlib import Path
 import pytest
 
 
-@pytest.hookimpl(hookwrapper=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item, nextitem):
     folder = os.environ.get("PUMPSTREAM_TIMELINE_DIR")
     start = time.time()
-    yield
-    if folder:
-        worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-        with (Path(folder) / f"{worker}.tsv").open("a") as out:
-            out.write(f"{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
+    try:
+        return (yield)
+    finally:
+        if folder:
+            timeline_write(Path(folder), start, item.nodeid)
+
+
+def timeline_write(folder: Path, start: float, nodeid: str) -> None:
+    """One test's line in its worker's file."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    with (folder / f"{worker}.tsv").open("a") as out:
+        out.write(f"{start:.3f}\t{time.time():.3f}\t{nodeid}\n")
