@@ -7,8 +7,9 @@ scripts, exposed functions, listeners, clocks, emulation, extra pages, CDP sessi
 a shelf is open; routes and the offline switch are undone), still open and alone in its context. At the test's end
 such a page is taken to a plain same-origin document (the static protocol module: no scripts of ours run, so its
 socket closes and its timers stop), its tab's sessionStorage and the origin's localStorage are emptied, its cookies
-cleared, the pointer moved off it, and a frame is asked of it (a page whose `requestAnimationFrame` never answers is
-thrown away: an earlier context pool met such pages). Anything else goes with its context, as every page did before.
+cleared, the pointer moved off it, its console and error lists emptied, and a frame is asked of it (a page whose
+`requestAnimationFrame` never answers is thrown away: an earlier context pool met such pages); opened again, its
+history is reset to the test's first page. Anything else goes with its context, as every page did before.
 """
 
 import contextlib
@@ -25,7 +26,10 @@ ANSWERS_A_FRAME = """() => new Promise((done) => {
 })"""
 FORGET_STORAGE = "() => { sessionStorage.clear(); localStorage.clear(); return location.pathname; }"
 KEPT_PER_VIEWPORT = 2
+# What a kept page still tells of the tests before it: Playwright's list of its last requests. No test may use it.
+CARRIED = ("requests",)
 MAX_USES = 25  # then a new renderer: one kept for hundreds of tests would gather what a page's documents leave
+PAGE_WIDE = ("set_viewport_size", "emulate_media", "add_locator_handler", "pause", "drag_and_drop", "pick_locator")
 CONTEXT_WIDE = ("new_page", "new_cdp_session", "grant_permissions", "set_geolocation", "set_default_timeout",
                 "set_storage_state")  # fmt: skip
 logger = logging.getLogger(__name__)
@@ -36,21 +40,34 @@ def marked_methods() -> dict:
     """The Playwright methods whose effect outlives a page's document, by class: `(cls, name) -> undone`, whether
     the shelf undoes it (routes, offline) or throws the page away."""
     from playwright.sync_api import BrowserContext, Keyboard, Locator, Mouse, Page
-    from playwright.sync_api._generated import Clock, Tracing  # not exported: what `page.clock`, `.tracing` are
+    from playwright.sync_api._generated import (  # not exported: what `page.clock`, `context.tracing`... are
+        Clock,
+        Credentials,
+        Debugger,
+        Screencast,
+        Tracing,
+        WebMCP,
+    )
 
     shared = ("route_from_har", "route_web_socket", "add_init_script", "expose_function", "expose_binding",
               "set_extra_http_headers", "on", "once", "set_default_navigation_timeout")  # fmt: skip
     tainting = {
-        Page: (*shared, "set_viewport_size", "emulate_media", "add_locator_handler", "pause", "drag_and_drop"),
+        Page: (*shared, *PAGE_WIDE),
         BrowserContext: (*shared, *CONTEXT_WIDE),
         Clock: ("install", "fast_forward", "pause_at", "resume", "run_for", "set_fixed_time", "set_system_time"),
         Keyboard: ("down",),
         Mouse: ("down",),
         Locator: ("drag_to",),  # a drag that fails half-way leaves the button pressed
-        Tracing: ("start", "start_chunk"),
-    }
+        Tracing: ("start", "start_chunk", "start_har"),
+    } | {cls: public_methods(cls) for cls in (Credentials, Debugger, Screencast, WebMCP)}  # any use
     undone = {(Page, "route"): True, (BrowserContext, "route"): True, (BrowserContext, "set_offline"): True}
     return {(cls, name): False for cls, names in tainting.items() for name in names} | undone
+
+
+def public_methods(cls) -> tuple[str, ...]:
+    """The methods of a Playwright class a test may call (its events' `on`/`once`/`remove_listener` included)."""
+    return tuple(name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))
+                 and not isinstance(getattr(cls, name), property))  # fmt: skip
 
 
 class Marks:
@@ -131,6 +148,10 @@ class PageShelf:
         self.lent.append((key, context, page, uses + 1))
         page.set_default_timeout(15_000)
         page.goto(url + path)
+        if uses:  # a new page's history: this document alone (the plain one before it is no page of this test's)
+            history = MARKS.unmarked(BrowserContext, "new_cdp_session")(context, page)
+            history.send("Page.resetNavigationHistory")
+            history.detach()
         return context, page
 
     def _kept_open(self, key: tuple) -> tuple | None:
@@ -169,6 +190,8 @@ class PageShelf:
             page.goto(url + PLAIN_DOCUMENT, timeout=5_000)
             forgotten = page.evaluate(FORGET_STORAGE) == PLAIN_DOCUMENT
             page.mouse.move(-1, -1)  # off the page, as Playwright's own reuse leaves it
+            page.clear_console_messages()
+            page.clear_page_errors()
             answers = page.evaluate(ANSWERS_A_FRAME)
             context.clear_cookies()
         except Error:
