@@ -27,8 +27,9 @@ def clinical_bridge(request, clinical_broker, daphne_server, django_db_blocker, 
 
 
 @pytest.fixture(scope="module")
-def clinical_chromium(clinical_bridge):
-    """Headless chromium, started after Daphne and the bridge (they never inherit the ORM-beside-a-loop permission)."""
+def clinical_shelf(clinical_bridge):
+    """Headless chromium, started after Daphne and the bridge (they never inherit the ORM-beside-a-loop permission),
+    and the pages its tests keep (`tests/support/page_shelf.py`)."""
     with chromium_running() as browser:
         shelf = PageShelf(browser)
         try:
@@ -38,15 +39,15 @@ def clinical_chromium(clinical_bridge):
 
 
 @pytest.fixture
-def clinical_page(request, clinical_chromium, daphne_server):
+def clinical_page(request, clinical_shelf, daphne_server):
     """`clinical_page(user, path)`: a signed-in chromium page on `path` of the shared Daphne, as good as new."""
-    clinical_chromium.test_started()
+    clinical_shelf.test_started()
 
     def open_(user, path: str = "/"):
-        return signed_in_page(clinical_chromium.browser, user, daphne_server.url, path, shelf=clinical_chromium)[1]
+        return signed_in_page(clinical_shelf.browser, user, daphne_server.url, path, shelf=clinical_shelf)[1]
 
     yield open_
-    clinical_chromium.test_ended(daphne_server.url, passed=request.node.stash.get(TEST_PASSED, False))
+    clinical_shelf.test_ended(daphne_server.url, passed=request.node.stash.get(TEST_PASSED, False))
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ history is reset to the test's first page. Anything else goes with its context, 
 import contextlib
 import functools
 import logging
-import os
 
 import pytest
 
@@ -72,11 +71,12 @@ def public_methods(cls) -> tuple[str, ...]:
 
 class Marks:
     """What the running test did that outlives a page's document: one for the process (a test uses one shelf), the
-    methods wrapped while any shelf is open. `tainted`: something the shelf cannot undo; `to_undo`: what it can."""
+    methods wrapped while any shelf is open. `tainted`: something the shelf cannot undo; `undoable`: something it
+    can (routes, the offline switch)."""
 
     def __init__(self) -> None:
         self.tainted = False
-        self.to_undo: set[str] = set()
+        self.undoable = False
         self.open_shelves = 0
         self.originals: dict[tuple, object] = {}
 
@@ -85,7 +85,7 @@ class Marks:
         if self.open_shelves == 1:
             for (cls, name), undone in marked_methods().items():
                 self.originals[(cls, name)] = getattr(cls, name)
-                setattr(cls, name, self._marking(self.originals[(cls, name)], name if undone else None))
+                setattr(cls, name, self._marking(self.originals[(cls, name)], undone))
 
     def shelf_closed(self) -> None:
         self.open_shelves -= 1
@@ -96,19 +96,19 @@ class Marks:
 
     def test_started(self) -> None:
         self.tainted = False
-        self.to_undo.clear()
+        self.undoable = False
 
     def unmarked(self, cls, name: str):
         """`cls.name` as Playwright has it, for the shelf's own calls."""
         return self.originals.get((cls, name), getattr(cls, name))
 
-    def _marking(self, method, undo: str | None):
+    def _marking(self, method, undone: bool):
         @functools.wraps(method)
         def marked(*args, **kwargs):
-            if undo is None:
-                self.tainted = True
+            if undone:
+                self.undoable = True
             else:
-                self.to_undo.add(undo)
+                self.tainted = True
             return method(*args, **kwargs)
 
         return marked
@@ -182,7 +182,7 @@ class PageShelf:
         if page.is_closed() or len(context.pages) != 1:
             return False
         try:
-            if MARKS.to_undo:  # away first: a request its routes hold must not be let go to the server, nor a page
+            if MARKS.undoable:  # away first: a request its routes hold must not be let go to the server, nor a page
                 page.goto("about:blank", timeout=5_000)  # back online reconnect, after the test
                 page.unroute_all(behavior="ignoreErrors")
                 context.unroute_all(behavior="ignoreErrors")
@@ -217,6 +217,3 @@ class PageShelf:
             self.lent.clear()
             MARKS.shelf_closed()
         logger.info("pages: %d opened, %d reused, %d closed", self.opened, self.reused, self.discarded)
-        if os.environ.get("PAGE_SHELF_REPORT"):
-            with open(os.environ["PAGE_SHELF_REPORT"], "a") as out:
-                out.write(f"{self.opened} {self.reused} {self.discarded}\n")
