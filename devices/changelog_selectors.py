@@ -6,6 +6,7 @@ from datetime import datetime
 from django.db import connection
 
 from devices.models import ChangeLogEntry
+from devices.services.prepared import Prepared
 
 CHANGE_LOG_COLUMNS = ("id", "device_id", "device_code", "seq", "event", "body", "ward_code", "created_at")
 
@@ -57,4 +58,8 @@ def change_log_extent() -> tuple[int, int, datetime | None]:
 
 def change_log_newest_id() -> int:
     """The highest id in the log (0 when empty): it moves whenever any process commits a change of a pump."""
-    return ChangeLogEntry.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    newest = NEWEST.rows()
+    return newest[0][0] if newest else 0
+
+
+NEWEST = Prepared(lambda: ChangeLogEntry.objects.order_by("-id").values_list("id")[:1])

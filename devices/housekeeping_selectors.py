@@ -4,6 +4,11 @@ escalation webhooks due a try.
 
 Each takes the moment it judges as of: housekeeping asks with now to act, and with a moment ahead to learn
 whether anything falls due before then (`realtime/bridge/housekeeping.py`, an idle bridge's sleep).
+
+The reads the checks run on every round are compiled once per shape (`devices/services/prepared.py`): each query's
+builder takes the moments it compares with (a cutoff, not now and a timeout), the settings it depends on as shape
+values. A page that leaves out the rows a check skips reads as many more and drops them here (`_kept`), so that the
+SQL does not change with them.
 """
 
 from collections.abc import Collection
@@ -23,6 +28,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, Least
 
 from devices.models import Alarm, Command, Device, EscalationDelivery, InfusionSession
+from devices.services.prepared import Prepared
 from devices.states import (
     AHEAD_TOLERANCE_S,
     ALARM_FLOOD,
@@ -51,14 +57,14 @@ ESCALATION_DELAY_SETTINGS = {AlarmPriority.HIGH: "ESCALATION_HIGH_S", AlarmPrior
                              AlarmPriority.LOW: "ESCALATION_LOW_S"}  # fmt: skip
 
 
-def start_waiting_from() -> Coalesce:
+def start_waiting_from(lifetime: timedelta | None = None) -> Coalesce:
     """When a pending start's confirmation time began: its START's publication, else the order's creation.
 
     Publication is when the broker link took it (`published_at`), else the broker's acknowledgement (`sent`), or
     earlier when that PUBACK came late (a START waits for it, `outbox.py`): its deadline, moved to run from its
     publication (`commands._start_deadline_from`), less its lifetime. The earlier of the two: never later than the
     publication, whatever the settings since the order."""
-    lifetime = timedelta(seconds=settings.PUMPSTREAM["CONFIRMATION_TIMEOUT_S"] + START_DEADLINE_EXTRA_S)
+    lifetime = start_lifetime() if lifetime is None else lifetime
     published = Command.objects.filter(Q(sent_at__isnull=False) | Q(published_at__isnull=False), session=OuterRef("pk"),
                                        kind=CommandKind.START_INFUSION)  # fmt: skip
     published = published.annotate(
@@ -75,12 +81,22 @@ def sessions_unconfirmed_since(
     """Pending sessions whose confirmation time began before `cutoff` (`start_waiting_from`), in that order:
     infusion id, pump, that moment, pk. `after` (such a moment and pk): only the ones after it, so a reader going
     through them page by page reaches every one, however many before it are held."""
-    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING).annotate(waiting_from=start_waiting_from())
-    overdue = overdue.filter(waiting_from__lt=cutoff)
-    if after is not None:
-        overdue = overdue.filter(Q(waiting_from__gt=after[0]) | Q(waiting_from=after[0], pk__gt=after[1]))
+    if after is None:
+        return UNCONFIRMED.rows(cutoff, lifetime=start_lifetime(), limit=limit)
+    return UNCONFIRMED.rows(cutoff, after[0], lifetime=start_lifetime(), limit=limit, after_pk=after[1])
+
+
+def _unconfirmed(cutoff: datetime, after_at: datetime | None = None, *, lifetime: timedelta, limit: int,
+                 after_pk: int | None = None) -> QuerySet:  # fmt: skip
+    overdue = InfusionSession.objects.filter(status=SessionStatus.PENDING)
+    overdue = overdue.annotate(waiting_from=start_waiting_from(lifetime)).filter(waiting_from__lt=cutoff)
+    if after_at is not None:
+        overdue = overdue.filter(Q(waiting_from__gt=after_at) | Q(waiting_from=after_at, pk__gt=after_pk))
     rows = overdue.order_by("waiting_from", "pk").values_list("infusion_id", "device__device_id", "waiting_from", "pk")
-    return list(rows[:limit])
+    return rows[:limit]
+
+
+UNCONFIRMED = Prepared(_unconfirmed)
 
 
 def sessions_unverified_since(
@@ -92,18 +108,37 @@ def sessions_unverified_since(
     until the order runs again after a restart); pk, pump, that moment, oldest first. `after` (such a moment and
     pk): only the ones after it, so that a reader paging through them reaches every one however many before it are
     held (`sessions_unconfirmed_since`)."""
+    if after is None:
+        return UNVERIFIED.rows(cutoff, limit=limit)
+    return UNVERIFIED.rows(cutoff, after[0], limit=limit, after_pk=after[1])
+
+
+def _unverified(cutoff: datetime, after_at: datetime | None = None, *, limit: int,
+                after_pk: int | None = None) -> QuerySet:  # fmt: skip
     waiting = InfusionSession.objects.filter(status__in=SESSION_ON_PUMP_STATUSES,
                                              read_back__in=(ReadBack.UNVERIFIED, ReadBack.MISMATCH),
                                              unconfirmed_since__lt=cutoff, unverified_raised=False)  # fmt: skip
-    if after is not None:
-        waiting = waiting.filter(Q(unconfirmed_since__gt=after[0]) | Q(unconfirmed_since=after[0], pk__gt=after[1]))
-    return list(waiting.order_by("unconfirmed_since", "pk").values_list("pk", "device__device_id",
-                                                                       "unconfirmed_since")[:limit])  # fmt: skip
+    if after_at is not None:
+        waiting = waiting.filter(Q(unconfirmed_since__gt=after_at) | Q(unconfirmed_since=after_at, pk__gt=after_pk))
+    return waiting.order_by("unconfirmed_since", "pk").values_list("pk", "device__device_id",
+                                                                  "unconfirmed_since")[:limit]  # fmt: skip
+
+
+UNVERIFIED = Prepared(_unverified)
+
+
+def heartbeat_cutoff(now: datetime) -> datetime:
+    """The moment a pump unheard since before it is silent, as of `now`: the heartbeat timeout earlier."""
+    return now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
 
 
 def silent_sessions_filter(now: datetime) -> Q:
     """Running sessions unheard (no progress, no state change) for longer than the heartbeat timeout."""
-    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    return silent_sessions_since(heartbeat_cutoff(now))
+
+
+def silent_sessions_since(cutoff: datetime) -> Q:
+    """Running sessions unheard (no progress, no state change) since before `cutoff`."""
     return Q(status=SessionStatus.RUNNING, status_changed_at__lt=cutoff) & (
         Q(device__latest_progress_at__isnull=True) | Q(device__latest_progress_at__lt=cutoff)
     )
@@ -113,7 +148,11 @@ def silent_unordered_filter(now: datetime) -> Q:
     """Pumps infusing without an order on the pump (an unordered-infusion alarm active, no session running or paused;
     an order still pending is not on the pump and owns none of its progress) unheard (no progress) for longer than
     the heartbeat timeout since that began: as silent as a running order's pump."""
-    cutoff = now - timedelta(seconds=settings.PUMPSTREAM["HEARTBEAT_TIMEOUT_S"])
+    return silent_unordered_since(heartbeat_cutoff(now))
+
+
+def silent_unordered_since(cutoff: datetime) -> Q:
+    """Pumps infusing without an order on the pump unheard since before `cutoff`, which that began before."""
     unordered = Alarm.objects.filter(device=OuterRef("pk"), type__in=UNORDERED_ALARMS, state=AlarmState.ACTIVE,
                                      raised_at__lt=cutoff)  # fmt: skip
     on_pump = InfusionSession.objects.filter(device=OuterRef("pk"), status__in=SESSION_ON_PUMP_STATUSES)
@@ -131,34 +170,63 @@ def devices_silent_unalarmed(*, now: datetime, limit: int, offset: int = 0) -> l
     heartbeat and not yet alarmed `communication_lost`: running orders' pumps (longest unheard first), then pumps
     infusing without one; `offset` of them skipped (a reader going through them page by page reaches every one,
     however many are held)."""
-    alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
-    silent = InfusionSession.objects.filter(silent_sessions_filter(now)).exclude(Exists(alarmed))
-    silent = silent.order_by("status_changed_at", "pk").values_list("device__device_id", flat=True)
-    found = list(silent[offset : offset + limit])
+    cutoff = heartbeat_cutoff(now)
+    found = [device_id for (device_id,) in SILENT_SESSIONS.rows(cutoff, start=offset, stop=offset + limit)]
     if len(found) < limit:
-        skip = max(0, offset - silent.count()) if not found and offset else 0  # the offset reaches past them
-        alarmed_pump = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
-        unordered = Device.objects.filter(silent_unordered_filter(now)).exclude(Exists(alarmed_pump))
-        unordered = unordered.order_by("latest_progress_at", "pk").values_list("device_id", flat=True)
-        found += unordered[skip : skip + limit - len(found)]
+        skip = max(0, offset - _silent_sessions(cutoff).count()) if not found and offset else 0  # offset past them
+        found += [device_id for (device_id,) in SILENT_UNORDERED.rows(cutoff, start=skip,
+                                                                      stop=skip + limit - len(found))]  # fmt: skip
     return found
+
+
+def _silent_sessions(cutoff: datetime, *, start: int = 0, stop: int | None = None) -> QuerySet:
+    alarmed = Alarm.objects.filter(device=OuterRef("device"), type="communication_lost", state=AlarmState.ACTIVE)
+    silent = InfusionSession.objects.filter(silent_sessions_since(cutoff)).exclude(Exists(alarmed))
+    return silent.order_by("status_changed_at", "pk").values_list("device__device_id")[start:stop]
+
+
+def _silent_unordered(cutoff: datetime, *, start: int, stop: int) -> QuerySet:
+    alarmed = Alarm.objects.filter(device=OuterRef("pk"), type="communication_lost", state=AlarmState.ACTIVE)
+    unordered = Device.objects.filter(silent_unordered_since(cutoff)).exclude(Exists(alarmed))
+    return unordered.order_by("latest_progress_at", "pk").values_list("device_id")[start:stop]
+
+
+SILENT_SESSIONS, SILENT_UNORDERED = Prepared(_silent_sessions), Prepared(_silent_unordered)
 
 
 def devices_stale_by_silence(*, cutoff: datetime) -> set[str]:
     """Pumps judged by their silence (without presence, or with a presence not vouched for: `unknown`) last heard
     before `cutoff` and not known offline: they have turned stale (`Device.connectivity`). A pump online by its
     presence is not: its Last Will says when it goes."""
+    return {device_id for (device_id,) in STALE.rows(cutoff)}
+
+
+def _stale(cutoff: datetime) -> QuerySet:
     stale = Device.objects.filter(last_seen_at__lt=cutoff).exclude(presence=Presence.OFFLINE)
-    stale = stale.exclude(has_presence=True, presence=Presence.ONLINE)
-    return set(stale.values_list("device_id", flat=True))
+    return stale.exclude(has_presence=True, presence=Presence.ONLINE).values_list("device_id")
+
+
+STALE = Prepared(_stale)
 
 
 def devices_presence_unvouched(*, started_at: datetime, limit: int, exclude: Collection[str] = ()) -> list[str]:
     """Pumps online by their presence but last heard before the broker now running started (`started_at`): that
     broker holds no Last Will of theirs (`realtime/bridge/broker_start.py`), so nothing would ever say they went."""
+    rows = UNVOUCHED.rows(started_at, limit=limit + len(exclude))
+    return _kept([device_id for (device_id,) in rows], exclude, limit)
+
+
+def _unvouched(started_at: datetime, *, limit: int) -> QuerySet:
     online = Device.objects.filter(has_presence=True, presence=Presence.ONLINE, last_seen_at__lt=started_at)
-    ids = online.exclude(device_id__in=exclude).order_by("device_id").values_list("device_id", flat=True)
-    return list(ids[:limit])
+    return online.order_by("device_id").values_list("device_id")[:limit]
+
+
+UNVOUCHED = Prepared(_unvouched)
+
+
+def _kept(found: list, exclude: Collection, limit: int, key=lambda row: row) -> list:
+    """The first `limit` of a page read `len(exclude)` longer, without the rows in `exclude` (by `key`)."""
+    return [row for row in found if key(row) not in exclude][:limit]
 
 
 def start_lifetime() -> timedelta:
@@ -178,6 +246,19 @@ def commands_overdue(*, by: datetime) -> QuerySet:
     return overdue.order_by("expires_at")
 
 
+def commands_overdue_page(*, by: datetime, limit: int, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
+    """(pk, pump) of the first `limit` commands overdue by `by` (`commands_overdue`) but those in `exclude`."""
+    rows = OVERDUE_PAGE.rows(by, limit=limit + len(exclude))
+    return _kept(rows, exclude, limit, key=lambda row: row[0])
+
+
+def _overdue_page(by: datetime, *, limit: int) -> QuerySet:
+    return commands_overdue(by=by).values_list("pk", "device__device_id")[:limit]
+
+
+OVERDUE, OVERDUE_PAGE = Prepared(lambda by: commands_overdue(by=by)), Prepared(_overdue_page)
+
+
 def escalation_delays(priority: str) -> list[float]:
     """Seconds after alerting at which an unacknowledged alarm of this priority reaches tier 1, 2, ..."""
     return [float(delay) for delay in settings.PUMPSTREAM[ESCALATION_DELAY_SETTINGS[priority]]]
@@ -188,13 +269,34 @@ def alarms_unanswered() -> QuerySet:
     return Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=True)
 
 
-def alarms_escalation_due(*, by: datetime) -> QuerySet:
-    """Unanswered alarms due their next tier by `by`, the longest waiting first (none when no tier is set)."""
+def alarms_unanswered_any() -> bool:
+    return UNANSWERED.exists()
+
+
+def escalation_tiers(by: datetime) -> tuple[tuple[tuple[str, int], ...], list[datetime]]:
+    """Every tier of every priority as (priority, level), and for each the moment an alarm alerted by then is due
+    it by `by`."""
+    delays = [(priority, level, delay) for priority in ESCALATION_DELAY_SETTINGS
+              for level, delay in enumerate(escalation_delays(priority))]  # fmt: skip
+    tiers = [((priority, level), by - timedelta(seconds=delay)) for priority, level, delay in delays]
+    return tuple(tier for tier, _ in tiers), [alerted_by for _, alerted_by in tiers]
+
+
+def alarms_escalation_page(*, by: datetime, limit: int | None, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
+    """(pk, pump) of the unanswered alarms due their next tier by `by`, the longest waiting first, at most `limit`
+    (None: all) but those in `exclude` (none when no tier is set)."""
+    tiers, alerted_by = escalation_tiers(by)
+    if not tiers:
+        return []
+    rows = ESCALATION_DUE.rows(*alerted_by, tiers=tiers, limit=None if limit is None else limit + len(exclude))
+    return _kept(rows, exclude, len(rows) if limit is None else limit, key=lambda row: row[0])
+
+
+def _escalation_due(*alerted_by: datetime, tiers: tuple[tuple[str, int], ...], limit: int | None) -> QuerySet:
     due = Q()
-    for priority in ESCALATION_DELAY_SETTINGS:
-        for level, delay in enumerate(escalation_delays(priority)):
-            due |= Q(priority=priority, escalation_level=level, alerted_at__lte=by - timedelta(seconds=delay))
-    return alarms_unanswered().filter(due).order_by("alerted_at") if due else Alarm.objects.none()
+    for (priority, level), moment in zip(tiers, alerted_by, strict=True):
+        due |= Q(priority=priority, escalation_level=level, alerted_at__lte=moment)
+    return alarms_unanswered().filter(due).order_by("alerted_at").values_list("pk", "device__device_id")[:limit]
 
 
 def alarms_acknowledged_active() -> QuerySet:
@@ -202,12 +304,32 @@ def alarms_acknowledged_active() -> QuerySet:
     return Alarm.objects.filter(state=AlarmState.ACTIVE, acknowledged_at__isnull=False)
 
 
-def alarms_reminder_due(*, by: datetime) -> QuerySet:
-    """Acknowledged alarms still active whose reminder interval has passed by `by`, the oldest first."""
+def alarms_acknowledged_active_any() -> bool:
+    return ACKNOWLEDGED.exists()
+
+
+def alarms_reminder_page(*, by: datetime, limit: int, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
+    """(pk, pump) of the acknowledged alarms still active whose reminder interval has passed by `by`, the oldest
+    first, at most `limit` but those in `exclude`."""
+    rows = REMINDERS_DUE.rows(*reminder_cutoffs(by), limit=limit + len(exclude))
+    return _kept(rows, exclude, limit, key=lambda row: row[0])
+
+
+def reminder_cutoffs(by: datetime) -> list[datetime]:
+    """Per reminded priority (`REMINDED_PRIORITIES`' order), the moment an alarm acknowledged before is due by `by`."""
+    return [by - timedelta(seconds=settings.PUMPSTREAM[setting]) for setting in REMINDED_PRIORITIES.values()]
+
+
+def _reminders_due(*acknowledged_before: datetime, limit: int | None) -> QuerySet:
     due = Q()
-    for priority, setting in REMINDED_PRIORITIES.items():
-        due |= Q(priority=priority, acknowledged_at__lt=by - timedelta(seconds=settings.PUMPSTREAM[setting]))
-    return alarms_acknowledged_active().filter(due).order_by("acknowledged_at")
+    for priority, moment in zip(REMINDED_PRIORITIES, acknowledged_before, strict=True):
+        due |= Q(priority=priority, acknowledged_at__lt=moment)
+    due_rows = alarms_acknowledged_active().filter(due).order_by("acknowledged_at")
+    return due_rows.values_list("pk", "device__device_id")[:limit]
+
+
+UNANSWERED, ACKNOWLEDGED = Prepared(alarms_unanswered), Prepared(alarms_acknowledged_active)
+ESCALATION_DUE, REMINDERS_DUE = Prepared(_escalation_due), Prepared(_reminders_due)
 
 
 def flood_news_interval_over(details: dict, *, at: datetime) -> bool:
@@ -224,8 +346,7 @@ def alarm_floods_news_due(*, by: datetime) -> list[tuple[int, str]]:
     """(alarm id, device id) of the active `alarm_flood` alarms whose news beyond the types they remember waits
     (`newsDeferredSince`) and may be signalled by `by`, the longest waiting first. The interval is judged in Python:
     few alarms hold such news (one per flooding pump)."""
-    waiting = Alarm.objects.filter(type=ALARM_FLOOD, state=AlarmState.ACTIVE, details__has_key=FLOOD_NEWS_DEFERRED)
-    rows = waiting.values_list("pk", "device__device_id", "details")
+    rows = FLOODS_NEWS.rows()
     due = [(str(details[FLOOD_NEWS_DEFERRED]), pk, device_id) for pk, device_id, details in rows
            if flood_news_interval_over(details, at=by)]  # fmt: skip
     return [(pk, device_id) for _, pk, device_id in sorted(due)]
@@ -241,11 +362,20 @@ def flood_counts_send_due(details: dict, *, at: datetime) -> bool:
 def alarm_floods_counts_due(*, by: datetime) -> list[tuple[int, str]]:
     """(alarm id, device id) of the active `alarm_flood` alarms holding counts not yet sent (`countsHeld`) that may
     be sent by `by`, the longest waiting first (one per flooding pump, judged in Python)."""
-    waiting = Alarm.objects.filter(type=ALARM_FLOOD, state=AlarmState.ACTIVE, details__has_key=FLOOD_COUNTS_HELD)
-    rows = waiting.values_list("pk", "device__device_id", "details")
+    rows = FLOODS_COUNTS.rows()
     due = [(str(details[FLOOD_COUNTS_HELD]["since"]), pk, device_id) for pk, device_id, details in rows
            if flood_counts_send_due(details, at=by)]  # fmt: skip
     return [(pk, device_id) for _, pk, device_id in sorted(due)]
+
+
+def _floods_holding(key: str) -> QuerySet:
+    """(pk, pump, details) of the active `alarm_flood` alarms whose details hold `key`."""
+    waiting = Alarm.objects.filter(type=ALARM_FLOOD, state=AlarmState.ACTIVE, details__has_key=key)
+    return waiting.values_list("pk", "device__device_id", "details")
+
+
+FLOODS_NEWS = Prepared(lambda: _floods_holding(FLOOD_NEWS_DEFERRED))
+FLOODS_COUNTS = Prepared(lambda: _floods_holding(FLOOD_COUNTS_HELD))
 
 
 def flood_counts_due_by(moment: datetime) -> bool:
@@ -261,6 +391,13 @@ def flood_news_due_by(moment: datetime) -> bool:
 def deliveries_pending() -> QuerySet:
     """Escalation webhooks still to be delivered (tried again later, or not yet tried)."""
     return EscalationDelivery.objects.filter(state=DeliveryState.PENDING)
+
+
+def deliveries_pending_any() -> bool:
+    return DELIVERIES_PENDING.exists()
+
+
+DELIVERIES_PENDING = Prepared(deliveries_pending)
 
 
 def delivery_retry_delay(tries: int) -> timedelta:
@@ -290,16 +427,16 @@ def deliveries_beyond(now: datetime) -> Q:
 
 
 def commands_due_by(moment: datetime) -> bool:
-    return commands_overdue(by=moment).exists()
+    return OVERDUE.exists(moment)
 
 
 def reminders_due_by(moment: datetime) -> bool:
     """An acknowledged alarm due its reminder by `moment` (one plain query when none is acknowledged)."""
-    return alarms_acknowledged_active().exists() and alarms_reminder_due(by=moment).exists()
+    return alarms_acknowledged_active_any() and bool(alarms_reminder_page(by=moment, limit=1))
 
 
 def escalations_due_by(moment: datetime) -> bool:
     """An alarm due its next tier, or an escalation webhook due a try, by `moment` (plain queries when none is)."""
-    if alarms_unanswered().exists() and alarms_escalation_due(by=moment).exists():
+    if alarms_unanswered_any() and alarms_escalation_page(by=moment, limit=1):
         return True
-    return deliveries_pending().exists() and deliveries_due(by=moment).exists()
+    return deliveries_pending_any() and deliveries_due(by=moment).exists()

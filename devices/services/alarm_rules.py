@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from devices import payloads
 from devices.exceptions import PumpStreamError
-from devices.housekeeping_selectors import alarms_acknowledged_active, alarms_reminder_due
+from devices.housekeeping_selectors import alarms_acknowledged_active_any, alarms_reminder_page
 from devices.models import Alarm, Device, InfusionSession
 from devices.services.alarms import (
     alarm_active,
@@ -279,9 +279,9 @@ def alarms_remind(
     most `limit` (the bridge's housekeeping page) but those in `exclude`, each through `run` (the bridge guards each
     alarm: one that cannot be reminded stops no other); returns how many."""
     now = now or timezone.now()
-    if not alarms_acknowledged_active().exists():  # none acknowledged and still active: one plain query a tick
+    if not alarms_acknowledged_active_any():  # none acknowledged and still active: one plain query a tick
         return 0
-    due = alarms_reminder_due(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    due = alarms_reminder_page(by=now, limit=limit, exclude=exclude)
     return sum(run("reminders", alarm_id, partial(_remind, alarm_id, device_id, now)) for alarm_id, device_id in due)
 
 

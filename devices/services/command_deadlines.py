@@ -10,7 +10,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import partial
 
-from devices.housekeeping_selectors import commands_overdue
+from devices.housekeeping_selectors import commands_overdue, commands_overdue_page
 from devices.models import Command
 from devices.services.commands import command_move_locked
 from devices.services.rows import RowRun, row_run_plain
@@ -27,7 +27,7 @@ def commands_end_overdue(
     *, now: datetime, limit: int = 100, exclude: Collection[int] = (), run: RowRun = row_run_plain
 ) -> int:
     """End the commands past their deadline (but those in `exclude`), each through `run` (the bridge guards each)."""
-    rows = commands_overdue(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    rows = commands_overdue_page(by=now, limit=limit, exclude=exclude)
     return sum(run("commands", pk, partial(_end_overdue, pk, device_id, now)) for pk, device_id in rows)
 
 

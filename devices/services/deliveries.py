@@ -16,7 +16,12 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from devices.housekeeping_selectors import deliveries_due, deliveries_pending, delivery_retry_delay
+from devices.housekeeping_selectors import (
+    deliveries_due,
+    deliveries_pending,
+    deliveries_pending_any,
+    delivery_retry_delay,
+)
 from devices.models import EscalationDelivery
 from devices.services.alarms import alarm_clear, alarm_raise
 from devices.services.changes import device_lock, event_record
@@ -34,11 +39,11 @@ def escalation_deliveries_due(*, now: datetime | None = None, exclude: set[int] 
                               limit: int = 100) -> list[tuple[int, str, bytes]]:  # fmt: skip
     """`(delivery id, url, body)` of the pending deliveries due now; those whose alarm was answered are withdrawn."""
     now = now or timezone.now()
-    pending = deliveries_pending()
-    if not pending.exists():  # none pending: no UPDATE (a write, on SQLite the whole file's lock) every tick
+    if not deliveries_pending_any():  # none pending: no UPDATE (a write, on SQLite the whole file's lock) every tick
         return []
     answered = Q(alarm__acknowledged_at__isnull=False) | ~Q(alarm__state=AlarmState.ACTIVE)
-    withdrawn = pending.filter(answered).exclude(pk__in=exclude).update(state=DeliveryState.WITHDRAWN, ended_at=now)
+    answered_pending = deliveries_pending().filter(answered).exclude(pk__in=exclude)
+    withdrawn = answered_pending.update(state=DeliveryState.WITHDRAWN, ended_at=now)
     if withdrawn:
         logger.info("escalation webhooks withdrawn: the alarm was answered first", extra={"count": withdrawn})
     due = deliveries_due(by=now).exclude(pk__in=exclude)[:limit]

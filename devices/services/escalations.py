@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from devices import payloads
-from devices.housekeeping_selectors import alarms_escalation_due, alarms_unanswered, escalation_delays
+from devices.housekeeping_selectors import alarms_escalation_page, alarms_unanswered_any, escalation_delays
 from devices.models import Alarm, EscalationDelivery
 from devices.services.changes import change_record, device_lock, event_record
 from devices.services.rows import RowRun, row_run_plain
@@ -46,9 +46,9 @@ def alarms_escalate(
     `limit` (the bridge's housekeeping page) but those in `exclude`, each through `run` (the bridge guards each
     alarm: one that cannot be escalated stops no other); returns how many."""
     now = now or timezone.now()
-    if not alarms_unanswered().exists():  # an idle ward: one plain query a tick, not the tiers' compound one
+    if not alarms_unanswered_any():  # an idle ward: one plain query a tick, not the tiers' compound one
         return 0
-    rows = alarms_escalation_due(by=now).exclude(pk__in=exclude).values_list("pk", "device__device_id")[:limit]
+    rows = alarms_escalation_page(by=now, limit=limit, exclude=exclude)
     return sum(
         run("escalations", alarm_id, partial(_escalate, alarm_id, device_id, now)) for alarm_id, device_id in rows
     )

@@ -1,0 +1,124 @@
+"""Read querysets compiled once per shape, their moments bound at each run: the housekeeping checks' reads.
+
+A check's read on 400 pumps cost 0.3-2.7 ms of which the SQL itself was about 0.1 ms: the rest was Django building
+the queryset (filters, subqueries, ordering) and compiling it, every time (`bench/README.md`, 2026-12-07 session
+40). The bridge's worker runs the checks between batches, so the messages arriving meanwhile waited behind them.
+
+`Prepared(build)`: `build(*moments, **shape)` returns the queryset. It is called once per shape (the `shape`
+values, each hashable: a limit, a lifetime from the settings, a tier's delays) and per connection, with stand-in
+moments; each stand-in's place among the compiled parameters is found, and every later run binds the real moments
+there, adapted as the backend adapts a DateTimeField's value, and converts the rows as the queryset would
+(`values_list`: tuples in its order). So `build` must use each moment as it is given: a moment it derives
+(`moment - timedelta(...)`) could not be bound, and is refused when compiled (`StandInDerived`); anything derived
+from the settings is a shape value, so a changed setting compiles anew.
+"""
+
+from collections.abc import Callable, Hashable
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
+from django.db.models import QuerySet
+
+from devices.services.sql import hot_cursor
+
+# Stand-ins for the moments: a day no real moment is on (1900), a second apart, an odd microsecond.
+STAND_IN_BASE = datetime(1900, 1, 1, 0, 0, 0, 123_457, tzinfo=UTC)
+STAND_IN_YEARS = range(1890, 1911)  # a compiled value in these years that is no stand-in was derived from one
+KEPT_SHAPES = 64  # compiled shapes kept per queryset, over the connections and shapes
+PREPARED: list["Prepared"] = []  # every one made, for the tests that hold each to the ORM
+
+
+class StandInDerived(ValueError):
+    """`build` derived a value from a moment: it cannot be bound at run time."""
+
+
+class Compiled(NamedTuple):
+    sql: str
+    params: tuple
+    slots: tuple[tuple[int, int], ...]  # (position among the parameters, index of the moment)
+    converters: tuple[tuple[int, tuple, object], ...]  # (column, converter functions, its expression)
+    columns: int | None  # the columns to keep of each row (an extra select's beyond), None: all
+
+
+def stand_in(index: int) -> datetime:
+    return STAND_IN_BASE + timedelta(seconds=index)
+
+
+class Prepared:
+    """A queryset (`build`) compiled once per shape and connection; `rows` and `exists` run it."""
+
+    def __init__(self, build: Callable[..., QuerySet]) -> None:
+        self.build = build
+        self.compiled: dict[tuple, Compiled] = {}
+        PREPARED.append(self)
+
+    def rows(self, *moments: datetime, **shape: Hashable) -> list[tuple]:
+        """The queryset's rows (tuples, as `values_list` gives them) as of these moments."""
+        return self._run(False, moments, shape)
+
+    def exists(self, *moments: datetime, **shape: Hashable) -> bool:
+        """Whether the queryset has a row as of these moments (`QuerySet.exists`)."""
+        return bool(self._run(True, moments, shape))
+
+    def _run(self, exists: bool, moments: tuple[datetime, ...], shape: dict) -> list[tuple]:
+        with hot_cursor() as cursor:
+            wrapper = cursor.wrapper
+            key = (exists, wrapper.ops, len(moments), tuple(sorted(shape.items())))
+            compiled = self.compiled.get(key)
+            if compiled is None:
+                if len(self.compiled) >= KEPT_SHAPES:  # each thread's connection has its own (tests: many)
+                    self.compiled.clear()
+                compiled = self.compiled[key] = self._compile(exists, wrapper, len(moments), shape)
+            params = list(compiled.params)
+            adapt = wrapper.ops.adapt_datetimefield_value
+            for position, index in compiled.slots:
+                params[position] = adapt(moments[index])
+            cursor.execute(compiled.sql, params)
+            rows = cursor.fetchall()
+        if compiled.columns is not None:
+            rows = [row[: compiled.columns] for row in rows]
+        if not compiled.converters:
+            return [tuple(row) for row in rows]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for position, functions, expression in compiled.converters:
+                value = values[position]
+                for function in functions:
+                    value = function(value, expression, wrapper)
+                values[position] = value
+            converted.append(tuple(values))
+        return converted
+
+    def _compile(self, exists: bool, wrapper, count: int, shape: dict) -> Compiled:
+        stand_ins = [stand_in(index) for index in range(count)]
+        queryset = self.build(*stand_ins, **shape)
+        query = queryset.query.exists() if exists else queryset.query
+        compiler = query.get_compiler(connection=wrapper)
+        sql, params = compiler.as_sql()
+        adapted = {wrapper.ops.adapt_datetimefield_value(moment): index for index, moment in enumerate(stand_ins)}
+        adapted |= {moment: index for index, moment in enumerate(stand_ins)}
+        slots = []
+        for position, value in enumerate(params):
+            if isinstance(value, Hashable) and value in adapted:
+                slots.append((position, adapted[value]))
+            elif _stand_in_year(value):
+                raise StandInDerived(f"{self.build.__qualname__} derives {value!r} from a moment: pass it as one")
+        unbound = set(range(count)) - {index for _, index in slots}
+        if unbound:
+            raise StandInDerived(f"{self.build.__qualname__} leaves moments {sorted(unbound)} out of its SQL")
+        fields = [selected[0] for selected in compiler.select[: compiler.col_count]]
+        found = compiler.get_converters(fields).items()
+        converters = tuple((position, tuple(functions), expression) for position, (functions, expression) in found)
+        columns = compiler.col_count if compiler.has_extra_select else None
+        return Compiled(sql, tuple(params), tuple(slots), converters, columns)
+
+
+def _stand_in_year(value: object) -> bool:
+    """Whether a compiled value is a moment in the stand-ins' years (a datetime, or its text on SQLite)."""
+    if isinstance(value, str) and len(value) >= 19 and value[4] == "-":
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+    return isinstance(value, datetime) and value.year in STAND_IN_YEARS
