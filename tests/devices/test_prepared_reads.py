@@ -6,15 +6,19 @@ one of them must have been run and have found a row at least once, so that a new
 PostgreSQL as on SQLite (`make test`'s PostgreSQL run).
 """
 
-from datetime import timedelta
+import gc
+import threading
+import weakref
+from datetime import datetime, timedelta
 
 import pytest
+from django.db import connections
 from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 
 from devices import housekeeping_selectors as due
-from devices.changelog_selectors import change_log_newest_id
+from devices.changelog_selectors import change_log_extent, change_log_newest_id
 from devices.models import Alarm, ChangeLogEntry, Command, Device, EscalationDelivery, InfusionSession
 from devices.services import prepared as prepared_module
 from devices.services.prepared import PREPARED, Prepared, StandInDerived
@@ -140,6 +144,7 @@ def every_read(now, moment):
     due.flood_counts_due_by(moment)
     due.deliveries_pending_any()
     change_log_newest_id()
+    change_log_extent()
 
 
 def test_every_prepared_read_gives_what_the_orm_gives(orm_shadow):
@@ -177,7 +182,7 @@ def test_a_moment_derived_inside_the_builder_is_refused():
     unused = Prepared(lambda by: Device.objects.values_list("pk"))
     through_f = Prepared(lambda by: Device.objects.filter(last_seen_at__lt=F("created_at")).values_list("pk"))
     try:
-        with pytest.raises(StandInDerived, match="derives"):
+        with pytest.raises(StandInDerived, match="not one given"):
             derived.rows(timezone.now())
         with pytest.raises(StandInDerived, match="out of its SQL"):
             unused.rows(timezone.now())
@@ -211,5 +216,47 @@ def test_compiled_shapes_are_bounded(monkeypatch):
         for limit in range(1, 10):
             read.rows(timezone.now(), limit=limit)
             assert len(read.compiled) <= 3
+    finally:
+        PREPARED.remove(read)
+
+
+@pytest.mark.parametrize("moment", [None, datetime(2026, 7, 1, 11, 0), "2026-07-01 11:00:00"])  # noqa: DTZ001
+def test_a_moment_not_an_aware_datetime_is_refused(moment):
+    """The ORM reads a naive moment in TIME_ZONE (an hour off UTC in summer) and refuses None: bound as they are, a
+    naive one would be read as UTC and None as nothing due (review of eb5fdb2, F1/F2)."""
+    with pytest.raises(TypeError, match="aware datetime"):
+        due.devices_stale_by_silence(cutoff=moment)
+
+
+def test_a_moment_read_inside_the_builder_is_refused():
+    """A builder reading the clock itself would keep the first compilation's moment for ever (review F3)."""
+    frozen = Prepared(lambda by: Device.objects.filter(last_seen_at__lt=by, created_at__lt=timezone.now())
+                      .values_list("pk"))  # fmt: skip
+    try:
+        with pytest.raises(StandInDerived, match="not one given"):
+            frozen.rows(timezone.now())
+    finally:
+        PREPARED.remove(frozen)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_keeps_no_thread_connection_alive():
+    """Compiled shapes are kept per alias: a thread's connection, its read compiled on it, goes with the thread
+    (review F4: keyed on the connection's operations, each thread's stayed open)."""
+    read = Prepared(lambda cutoff: Device.objects.filter(last_seen_at__lt=cutoff).values_list("pk", "last_seen_at"))
+    seen = []
+
+    def in_a_thread():
+        read.rows(timezone.now())
+        seen.append(weakref.ref(connections["default"]))
+
+    try:
+        worker = threading.Thread(target=in_a_thread)
+        worker.start()
+        worker.join()
+        del worker
+        gc.collect()
+        assert seen and seen[0]() is None, "the thread's connection outlived it"
+        assert read.rows(timezone.now()) == [], "the shape compiled in the thread serves this one"
     finally:
         PREPARED.remove(read)
