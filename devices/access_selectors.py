@@ -7,10 +7,12 @@ from datetime import datetime
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from devices.models import Device, ServiceAccount, Ward
 from devices.selectors import devices_visible_to, wards_visible_to
+from devices.services.sql import select_in_sql
 
 
 def device_ids_visible_to(principal, *, among: set[str] | None = None) -> set[str]:
@@ -115,9 +117,16 @@ def service_accounts_by_pk(*, pks: set[int]) -> dict[int, ServiceAccount]:
 
 
 def sessions_unexpired(*, keys: list[str], now: datetime) -> list[tuple[str, str]]:
-    """`(session key, stored session data)` of those of `keys` not expired at `now` (database sessions)."""
-    unexpired = Session.objects.filter(session_key__in=keys, expire_date__gt=now)
-    return list(unexpired.values_list("session_key", "session_data"))
+    """`(session key, stored session data)` of those of `keys` not expired at `now` (database sessions).
+
+    The SQL is written once per number of keys (`select_in_sql`): the rights re-check asks every 2 s for every
+    connected session, and the ORM building the `IN` query for 100 keys cost more than running it (issue 17's idle
+    target, `bench/README.md` 2026-12-07 session 40)."""
+    expiry = connection.ops.quote_name(Session._meta.get_field("expire_date").column)
+    sql = f"{select_in_sql(Session, ('session_key', 'session_data'), (('session_key', len(keys)),))} AND {expiry} > %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*keys, connection.ops.adapt_datetimefield_value(now)])
+        return [(key, data) for key, data in cursor.fetchall()]
 
 
 def users_by_pk(*, pks: set) -> list:
