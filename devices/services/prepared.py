@@ -5,8 +5,8 @@ the queryset (filters, subqueries, ordering) and compiling it, every time (`benc
 40). The bridge's worker runs the checks between batches, so the messages arriving meanwhile waited behind them.
 
 `Prepared(build)`: `build(*moments, **shape)` returns the queryset. It is called once per shape (the `shape`
-values, each hashable: a limit, a lifetime from the settings, a tier's delays) and per connection, with stand-in
-moments; each stand-in's place among the compiled parameters is found, and every later run binds the real moments
+values, each hashable: a limit, a lifetime from the settings, a tier's delays) and per database alias, with
+stand-in moments; each stand-in's place among the compiled parameters is found, and every later run binds the real moments
 there, adapted as the backend adapts a DateTimeField's value, and converts the rows as the queryset would
 (`values_list`: tuples in its order). So `build` must use each moment as it is given: a moment it derives
 (`moment - timedelta(...)`) could not be bound, nor one it reads itself (`timezone.now()`: it would stay the moment of
@@ -30,7 +30,7 @@ from devices.services.sql import hot_cursor
 
 # Stand-ins for the moments: a day no real moment is on (1900), a second apart, an odd microsecond.
 STAND_IN_BASE = datetime(1900, 1, 1, 0, 0, 0, 123_457, tzinfo=UTC)
-KEPT_SHAPES = 64  # compiled shapes kept per queryset, over the connections and shapes
+KEPT_SHAPES = 64  # compiled shapes kept per read, over the aliases and shapes (then all are dropped)
 PREPARED: list["Prepared"] = []  # every one made, for the tests that hold each to the ORM
 
 
@@ -53,7 +53,7 @@ def stand_in(index: int) -> datetime:
 
 
 class Prepared:
-    """A queryset (`build`) compiled once per shape and connection; `rows` and `exists` run it."""
+    """A queryset (`build`) compiled once per shape and database alias; `rows` and `exists` run it."""
 
     def __init__(self, build: Callable[..., QuerySet]) -> None:
         self.build = build

@@ -14,6 +14,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -119,6 +120,29 @@ def this_runs_cluster() -> PostgresCluster | None:
     """The cluster this pytest process started (None: SQLite, or an xdist worker sharing its controller's): a test
     that stops the database for a while (`halt`, `resume`) needs one of its own to stop."""
     return _cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_database_released(django_db_setup, django_db_blocker):
+    """Torn down just before pytest-django drops the test database (it depends on its set-up): whatever still holds
+    a connection to it then is named on stderr and its backend ended, so that the drop does not fail ("database ...
+    is being accessed by other users", a PytestWarning at the end of a PostgreSQL run, ci59/ci60) and the run says
+    who held it: a thread of this process, or a Daphne or bridge not stopped."""
+    yield
+    with django_db_blocker.unblock():
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid, application_name, client_port, state, backend_start, left(query, 120) "
+                "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            holders = cursor.fetchall()
+            for pid, *described in holders:
+                print(f"test database {connection.settings_dict['NAME']} still held at teardown by backend {pid}: "
+                      f"{described}; ended", file=sys.__stderr__)  # fmt: skip
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        connection.close()
 
 
 def pytest_report_header() -> str:
