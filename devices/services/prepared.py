@@ -6,8 +6,8 @@ the queryset (filters, subqueries, ordering) and compiling it, every time (`benc
 
 `Prepared(build)`: `build(*moments, **shape)` returns the queryset. It is called once per shape (the `shape`
 values, each hashable: a limit, a lifetime from the settings, a tier's delays) and per database alias, with
-stand-in moments; each stand-in's place among the compiled parameters is found, and every later run binds the real moments
-there, adapted as the backend adapts a DateTimeField's value, and converts the rows as the queryset would
+stand-in moments; each stand-in's place among the compiled parameters is found, and every later run binds the real
+moments there, adapted as the backend adapts a DateTimeField's value, and converts the rows as the queryset would
 (`values_list`: tuples in its order). So `build` must use each moment as it is given: a moment it derives
 (`moment - timedelta(...)`) could not be bound, nor one it reads itself (`timezone.now()`: it would stay the moment of
 the first compilation), and any moment among the compiled parameters that is not a stand-in is refused
