@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 from django.db.models import QuerySet
 
-from devices.services.sql import hot_cursor
+from devices.services.sql import columns_converted, hot_cursor
 
 # Stand-ins for the moments: a day no real moment is on (1900), a second apart, an odd microsecond.
 STAND_IN_BASE = datetime(1900, 1, 1, 0, 0, 0, 123_457, tzinfo=UTC)
@@ -94,16 +94,7 @@ class Prepared:
         converters = [(position, [getattr(ops, function) if isinstance(function, str) else function
                                   for function in functions], expression)
                       for position, functions, expression in compiled.converters]  # fmt: skip
-        converted = []
-        for row in rows:
-            values = list(row)
-            for position, functions, expression in converters:
-                value = values[position]
-                for function in functions:
-                    value = function(value, expression, wrapper)
-                values[position] = value
-            converted.append(tuple(values))
-        return converted
+        return [tuple(columns_converted(row, converters, wrapper)) for row in rows]
 
     def _compile(self, exists: bool, wrapper, count: int, shape: dict) -> Compiled:
         stand_ins = [stand_in(index) for index in range(count)]

@@ -180,14 +180,21 @@ def model_from_columns(model: type[Model], fields: tuple[str, ...], columns: Seq
     return _instance(wrapper, model, _row_reader(wrapper.ops, model, fields), columns)
 
 
-def _instance(wrapper, model: type[Model], reader: tuple[tuple, tuple, tuple], columns: Sequence) -> Model:
-    attnames, converters, deferred_at = reader
+def columns_converted(columns: Sequence, converters: Sequence[tuple[int, Sequence, object]], wrapper) -> list:
+    """A row's columns through their converters, as the ORM applies them: per converted column, its position, its
+    converter functions and its column expression."""
     values = list(columns)
     for position, functions, expression in converters:
         value = values[position]
         for function in functions:
             value = function(value, expression, wrapper)
         values[position] = value
+    return values
+
+
+def _instance(wrapper, model: type[Model], reader: tuple[tuple, tuple, tuple], columns: Sequence) -> Model:
+    attnames, converters, deferred_at = reader
+    values = columns_converted(columns, converters, wrapper)
     for position in deferred_at:  # a value for every field: from_db then skips matching names to fields
         values.insert(position, DEFERRED)
     return model.from_db(wrapper.alias, attnames, values)
