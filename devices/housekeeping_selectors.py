@@ -213,7 +213,7 @@ def devices_presence_unvouched(*, started_at: datetime, limit: int, exclude: Col
     """Pumps online by their presence but last heard before the broker now running started (`started_at`): that
     broker holds no Last Will of theirs (`realtime/bridge/broker_start.py`), so nothing would ever say they went."""
     rows = UNVOUCHED.rows(started_at, limit=limit + len(exclude))
-    return _kept([device_id for (device_id,) in rows], exclude, limit)
+    return [device_id for (device_id,) in _kept(rows, exclude, limit)]
 
 
 def _unvouched(started_at: datetime, *, limit: int) -> QuerySet:
@@ -224,9 +224,9 @@ def _unvouched(started_at: datetime, *, limit: int) -> QuerySet:
 UNVOUCHED = Prepared(_unvouched)
 
 
-def _kept(found: list, exclude: Collection, limit: int, key=lambda row: row) -> list:
-    """The first `limit` of a page read `len(exclude)` longer, without the rows in `exclude` (by `key`)."""
-    return [row for row in found if key(row) not in exclude][:limit]
+def _kept(found: list[tuple], exclude: Collection, limit: int) -> list[tuple]:
+    """The first `limit` of a page read `len(exclude)` longer, without the rows whose first column is in `exclude`."""
+    return [row for row in found if row[0] not in exclude][:limit]
 
 
 def start_lifetime() -> timedelta:
@@ -249,7 +249,7 @@ def commands_overdue(*, by: datetime) -> QuerySet:
 def commands_overdue_page(*, by: datetime, limit: int, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
     """(pk, pump) of the first `limit` commands overdue by `by` (`commands_overdue`) but those in `exclude`."""
     rows = OVERDUE_PAGE.rows(by, limit=limit + len(exclude))
-    return _kept(rows, exclude, limit, key=lambda row: row[0])
+    return _kept(rows, exclude, limit)
 
 
 def _overdue_page(by: datetime, *, limit: int) -> QuerySet:
@@ -282,17 +282,17 @@ def escalation_tiers(by: datetime) -> tuple[tuple[tuple[str, int], ...], list[da
     return tuple(tier for tier, _ in tiers), [alerted_by for _, alerted_by in tiers]
 
 
-def alarms_escalation_page(*, by: datetime, limit: int | None, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
+def alarms_escalation_page(*, by: datetime, limit: int, exclude: Collection[int] = ()) -> list[tuple[int, str]]:
     """(pk, pump) of the unanswered alarms due their next tier by `by`, the longest waiting first, at most `limit`
-    (None: all) but those in `exclude` (none when no tier is set)."""
+    but those in `exclude` (none when no tier is set)."""
     tiers, alerted_by = escalation_tiers(by)
     if not tiers:
         return []
-    rows = ESCALATION_DUE.rows(*alerted_by, tiers=tiers, limit=None if limit is None else limit + len(exclude))
-    return _kept(rows, exclude, len(rows) if limit is None else limit, key=lambda row: row[0])
+    rows = ESCALATION_DUE.rows(*alerted_by, tiers=tiers, limit=limit + len(exclude))
+    return _kept(rows, exclude, limit)
 
 
-def _escalation_due(*alerted_by: datetime, tiers: tuple[tuple[str, int], ...], limit: int | None) -> QuerySet:
+def _escalation_due(*alerted_by: datetime, tiers: tuple[tuple[str, int], ...], limit: int) -> QuerySet:
     due = Q()
     for (priority, level), moment in zip(tiers, alerted_by, strict=True):
         due |= Q(priority=priority, escalation_level=level, alerted_at__lte=moment)
@@ -312,7 +312,7 @@ def alarms_reminder_page(*, by: datetime, limit: int, exclude: Collection[int] =
     """(pk, pump) of the acknowledged alarms still active whose reminder interval has passed by `by`, the oldest
     first, at most `limit` but those in `exclude`."""
     rows = REMINDERS_DUE.rows(*reminder_cutoffs(by), limit=limit + len(exclude))
-    return _kept(rows, exclude, limit, key=lambda row: row[0])
+    return _kept(rows, exclude, limit)
 
 
 def reminder_cutoffs(by: datetime) -> list[datetime]:
@@ -320,7 +320,7 @@ def reminder_cutoffs(by: datetime) -> list[datetime]:
     return [by - timedelta(seconds=settings.PUMPSTREAM[setting]) for setting in REMINDED_PRIORITIES.values()]
 
 
-def _reminders_due(*acknowledged_before: datetime, limit: int | None) -> QuerySet:
+def _reminders_due(*acknowledged_before: datetime, limit: int) -> QuerySet:
     due = Q()
     for priority, moment in zip(REMINDED_PRIORITIES, acknowledged_before, strict=True):
         due |= Q(priority=priority, acknowledged_at__lt=moment)
