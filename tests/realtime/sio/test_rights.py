@@ -60,11 +60,9 @@ def test_a_session_is_read_afresh_once_its_stored_text_changed():
     assert users_of_sessions({key}) == {key: other}
 
 
-def test_verdicts_name_what_was_withdrawn(monkeypatch):
+def test_verdicts_name_what_was_withdrawn():
     from realtime.sio.auth import Principal
 
-    # In Daphne it runs in a worker thread with its own connection; here it shares the test's transaction.
-    monkeypatch.setattr("realtime.sio.rights.close_old_connections", lambda: None)
     icu = make_ward("icu")
     make_device("PUMP_R1", ward=icu)
     nurse, gone = make_user("nurse", ward=icu), make_user("gone", ward=icu)
@@ -117,3 +115,75 @@ def test_a_socket_gone_mid_send_spares_no_other_socket_its_revocation(monkeypatc
     asyncio.run(registry.recheck({"session:s1"}))
     assert open_.closed and open_.sent == [("error", {"message": "Signed out"})], "the other socket was not closed"
     assert gone.closed and not registry.connections, "the socket whose client left is released and closed too"
+
+
+class _Watcher:
+    """A fake subscriber of a real session, watching nothing: the round reads its rights and finds them intact."""
+
+    def __init__(self, principal) -> None:
+        from types import SimpleNamespace
+
+        self.principal = principal
+        self.limits = SimpleNamespace(devices=set(), wards=set())
+        self.closed = False
+
+    def forget_visible(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rounds_read_on_one_kept_connection_closed_with_the_last_socket(settings):
+    """Issue 17's idle cost: a round opened and closed a connection each time (`CONN_MAX_AGE` 0). The rounds now
+    read on their own thread's kept connection, and close it when no socket is left (nothing held for nobody)."""
+    import threading
+
+    from django.db import connections
+    from django.db.backends.signals import connection_created
+
+    from realtime.sio.auth import Principal
+    from realtime.sio.rights import RightsRegistry
+
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "RIGHTS_RECHECK_S": 0.02}
+    nurse = make_user("nurse", ward=make_ward("icu"))
+    key = key_of(nurse)
+    opened: list[str] = []
+
+    def created(sender, connection, **kwargs) -> None:
+        opened.append(threading.current_thread().name)
+
+    async def main() -> tuple[list[str], bool, bool]:
+        registry = RightsRegistry()
+        watcher = _Watcher(Principal(user=nurse, session_key=key, session_hash="h"))
+        original, rounds = registry.recheck, []
+
+        async def counted(names=None) -> None:
+            await original(names)
+            rounds.append(names)
+
+        registry.recheck = counted
+        assert await registry.admit("sio", watcher, watcher.close) is None
+        while len(rounds) < 5:
+            await asyncio.sleep(0.01)
+        kept = await asyncio.get_running_loop().run_in_executor(
+            registry._reader, lambda: connections["default"].connection is not None
+        )
+        registry.release("sio")
+        await registry._task
+        closed = await asyncio.get_running_loop().run_in_executor(
+            registry._reader, lambda: connections["default"].connection is None
+        )
+        return watcher.closed, kept, closed
+
+    connection_created.connect(created)
+    try:
+        watcher_closed, kept, closed = asyncio.run(main())
+    finally:
+        connection_created.disconnect(created)
+    rounds_opened = [name for name in opened if name.startswith("rights-recheck")]
+    assert not watcher_closed, "a valid session's socket was closed by the round"
+    assert len(rounds_opened) == 1, f"five rounds opened {len(rounds_opened)} connections: {opened}"
+    assert kept, "the connection was not kept between rounds"
+    assert closed, "the rounds' connection outlived the last socket"
