@@ -21,6 +21,7 @@ from devices import housekeeping_selectors as due
 from devices.changelog_selectors import change_log_extent, change_log_newest_id
 from devices.models import Alarm, ChangeLogEntry, Command, Device, EscalationDelivery, InfusionSession
 from devices.services import prepared as prepared_module
+from devices.services.deadlines_ahead import moments_ahead
 from devices.services.prepared import PREPARED, Prepared, StandInDerived
 from devices.states import (
     ALARM_FLOOD,
@@ -145,6 +146,7 @@ def every_read(now, moment):
     due.deliveries_pending_any()
     change_log_newest_id()
     change_log_extent()
+    moments_ahead(now=moment)
 
 
 def test_every_prepared_read_gives_what_the_orm_gives(orm_shadow):
