@@ -227,7 +227,13 @@ class RightsRegistry:
                     except Exception:  # the re-check must outlive one failed round (database busy): the next retries
                         logger.exception("rights re-check failed")
             finally:  # no socket left: the reads' connection is not kept for nobody (a test database can be dropped)
-                await asyncio.get_running_loop().run_in_executor(self._reader, connections.close_all)
+                await self._close_reads()
+
+    async def _close_reads(self) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._reader, connections.close_all)
+        except Exception:  # the process is stopping (its loop or executor closing): nothing left to keep
+            logger.debug("the re-check's connection not closed", exc_info=True)
 
     def recheck_soon(self, names: list[str]) -> None:
         """A nudge from Redis (`realtime/cluster.py`): re-check the sockets these names cover now, not next round."""
