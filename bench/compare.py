@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench import compare_report, idle, storm
 from bench.figures import TARGET_ORDER, rotated, server_cpu_us, spread
-from bench.phases import Load, measure
+from bench.phases import Load, measure, node_packages_ready
 from bench.relays import targets_start, targets_stop
 from bench.system import cookies_create, django_configure, pumps_create
 
@@ -156,6 +156,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="also PumpStream from this checkout (before/after in one run)")
     parser.add_argument("--only", help="run only these targets (comma-separated: node,bare,pumpstream)")
     args = parser.parse_args()
+    node_packages_ready()
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     database = workdir / "bench.sqlite3"
     django_configure(database)

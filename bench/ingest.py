@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import ingest_report
-from bench.phases import generator_start, py_spy
+from bench.phases import generator_start, node_packages_ready, py_spy
 from bench.relays import database_copy, schema_as_of
 from bench.stats import latency_summary
 from bench.system import ROOT, ResourceSampler, System, django_configure, pumps_create
@@ -232,6 +232,7 @@ def main() -> None:
     parser.add_argument("--only", help="run only these targets (comma-separated: bare,bridge)")
     parser.add_argument("--before", type=Path, help="also the bridge from this checkout (before/after in one run)")
     args = parser.parse_args()
+    node_packages_ready()
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

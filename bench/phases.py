@@ -62,6 +62,18 @@ def py_spy(pid: int, output: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+NODE_PACKAGES = ("mqtt", "socket.io", "socket.io-client")  # what `bench/node/*.js` require
+
+
+def node_packages_ready() -> None:
+    """Stop at once when this checkout lacks the Node packages the run's generator, relay or storm watchers need
+    (a second worktree without `node_modules`: the first steady phase failed only after the idle phase's minutes)."""
+    missing = [name for name in NODE_PACKAGES if not (ROOT / "node_modules" / name).is_dir()]
+    if missing:
+        raise SystemExit(f"{ROOT / 'node_modules'} lacks {', '.join(missing)}: run `make setup-test` in this checkout "
+                         "(or link its node_modules to another's)")  # fmt: skip
+
+
 def generator_start(kind: str, broker: str, pumps: Path, schedule: list[str], out: Path) -> subprocess.Popen:
     """The load generator: `node` (mqtt.js, `bench/node/loadgen.js`, cheap) or `python` (`bench/loadgen.py`)."""
     if kind == "node":
