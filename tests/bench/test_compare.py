@@ -1,5 +1,8 @@
 """The comparison run's figures: targets rotated per round, medians and ranges, PumpStream's ratios."""
 
+import pytest
+
+from bench import phases
 from bench.compare import summarise, targets_against_issue
 from bench.figures import rotated, spread
 
@@ -33,3 +36,13 @@ def test_ratios_use_the_server_processes_only_and_pair_rounds():
     assert figures["ratios"]["node"]["p99"] == 4.5
     lines = targets_against_issue(summarise(phases))
     assert "NOT met" in lines[0] and lines[1].endswith(": met")
+
+
+def test_a_checkout_without_the_node_packages_stops_before_any_phase(monkeypatch, tmp_path):
+    monkeypatch.setattr(phases, "ROOT", tmp_path)
+    (tmp_path / "node_modules" / "mqtt").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="lacks socket.io, socket.io-client"):
+        phases.node_packages_ready()
+    for name in ("socket.io", "socket.io-client"):
+        (tmp_path / "node_modules" / name).mkdir()
+    phases.node_packages_ready()
