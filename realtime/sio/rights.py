@@ -164,6 +164,7 @@ class RightsRegistry:
         self._nudge_task: asyncio.Task | None = None
         # the rounds' reads: one thread, its connection kept while sockets are open, closed with the last one
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rights-recheck")
+        self._reads = 0  # reads handed to that thread: one handed while its connection closed reopens it
 
     @property
     def interval_s(self) -> float:
@@ -230,10 +231,16 @@ class RightsRegistry:
                 await self._close_reads()
 
     async def _close_reads(self) -> None:
-        try:
-            await asyncio.get_running_loop().run_in_executor(self._reader, connections.close_all)
-        except Exception:  # the process is stopping (its loop or executor closing): nothing left to keep
-            logger.debug("the re-check's connection not closed", exc_info=True)
+        """Close the reads' connection, again while reads were handed to the thread meanwhile (a socket admitted,
+        nudged and released during the close: its read, queued behind the close, opened the connection anew)."""
+        handed = None
+        while handed != self._reads:
+            handed = self._reads
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._reader, connections.close_all)
+            except Exception:  # the process is stopping (its loop or executor closing): nothing left to keep
+                logger.debug("the re-check's connection not closed", exc_info=True)
+                return
 
     def recheck_soon(self, names: list[str]) -> None:
         """A nudge from Redis (`realtime/cluster.py`): re-check the sockets these names cover now, not next round."""
@@ -270,6 +277,7 @@ class RightsRegistry:
             return
         if self.ledger.shared and names is None:
             await self.ledger.touch()
+        self._reads += 1
         verdicts = await asyncio.get_running_loop().run_in_executor(self._reader, _verdicts_on_thread, requests)
         for conn_id, connection in live.items():
             verdict = verdicts.get(credential_of(connection.subscriber.principal))

@@ -187,3 +187,46 @@ def test_the_rounds_read_on_one_kept_connection_closed_with_the_last_socket(sett
     assert len(rounds_opened) == 1, f"five rounds opened {len(rounds_opened)} connections: {opened}"
     assert kept, "the connection was not kept between rounds"
     assert closed, "the rounds' connection outlived the last socket"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_handed_while_the_connection_closes_is_closed_after_too(settings):
+    """Review (helper-201, W1): a socket admitted, nudged (Redis) and released while the last socket's close ran: its
+    read, queued behind the close on the reads' thread, opened the connection again and nothing closed it."""
+    from django.db import connections
+
+    from realtime.sio.auth import Principal
+    from realtime.sio.rights import RightsRegistry
+
+    settings.PUMPSTREAM = {**settings.PUMPSTREAM, "RIGHTS_RECHECK_S": 0.02}
+    nurse = make_user("nurse", ward=make_ward("icu"))
+    key = key_of(nurse)
+
+    async def main() -> bool:
+        registry = RightsRegistry()
+        first = _Watcher(Principal(user=nurse, session_key=key, session_hash="h"))
+        assert await registry.admit("a", first, first.close) is None
+        await asyncio.sleep(0.1)  # rounds ran: the connection is open
+        real_close = registry._close_reads
+
+        async def close_with_a_visitor() -> None:
+            closing = asyncio.ensure_future(real_close())
+            await asyncio.sleep(0)  # the close is handed to the thread
+            visitor = _Watcher(Principal(user=nurse, session_key=key, session_hash="h"))
+            await registry.admit("b", visitor, visitor.close)
+            registry.recheck_soon(["*"])
+            await asyncio.sleep(0)  # the nudged round hands its read, behind the close
+            await asyncio.sleep(0)
+            registry.release("b")
+            await closing
+
+        registry._close_reads = close_with_a_visitor
+        registry.release("a")
+        await registry._task
+        if registry._nudge_task is not None:
+            await registry._nudge_task
+        return await asyncio.get_running_loop().run_in_executor(
+            registry._reader, lambda: connections["default"].connection is None
+        )
+
+    assert asyncio.run(main()), "the reads' connection was left open with no socket left"
