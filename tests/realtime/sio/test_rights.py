@@ -1,6 +1,7 @@
 """The rights re-check reads sessions in bulk exactly as `django.contrib.auth.get_user` would, one by one."""
 
 import asyncio
+import threading
 from datetime import timedelta
 from importlib import import_module
 
@@ -138,8 +139,6 @@ class _Watcher:
 def test_the_rounds_read_on_one_kept_connection_closed_with_the_last_socket(settings):
     """Issue 17's idle cost: a round opened and closed a connection each time (`CONN_MAX_AGE` 0). The rounds now
     read on their own thread's kept connection, and close it when no socket is left (nothing held for nobody)."""
-    import threading
-
     from django.db import connections
     from django.db.backends.signals import connection_created
 
@@ -210,14 +209,20 @@ def test_a_read_handed_while_the_connection_closes_is_closed_after_too(settings)
         real_close = registry._close_reads
 
         async def close_with_a_visitor() -> None:
+            gate = threading.Event()
+            registry._reader.submit(gate.wait, 10)  # the thread busy: the close waits behind it, whatever the backend
+            handed = registry._reads
             closing = asyncio.ensure_future(real_close())
             await asyncio.sleep(0)  # the close is handed to the thread
             visitor = _Watcher(Principal(user=nurse, session_key=key, session_hash="h"))
-            await registry.admit("b", visitor, visitor.close)
+            await registry.admit("b", visitor, visitor.close)  # PostgreSQL: the socket ledger's write first
             registry.recheck_soon(["*"])
-            await asyncio.sleep(0)  # the nudged round hands its read, behind the close
-            await asyncio.sleep(0)
+            for _ in range(500):  # the nudged round hands its read, behind the close
+                if registry._reads > handed:
+                    break
+                await asyncio.sleep(0.01)
             registry.release("b")
+            gate.set()
             await closing
 
         registry._close_reads = close_with_a_visitor
