@@ -156,7 +156,10 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="also PumpStream from this checkout (before/after in one run)")
     parser.add_argument("--only", help="run only these targets (comma-separated: node,bare,pumpstream)")
     args = parser.parse_args()
-    node_packages_ready()
+    only = args.only.split(",") if args.only else None
+    node_storm = bool(args.storm_rates) and args.storm_watchers == "node"
+    if args.generator == "node" or only is None or "node" in only or node_storm:
+        node_packages_ready()  # a Python-only run needs none of them
     workdir = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     database = workdir / "bench.sqlite3"
     django_configure(database)
@@ -166,7 +169,7 @@ def main() -> None:
                     "storm_watchers": args.storm_watchers,
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
                     "workdir": str(workdir)}  # fmt: skip
-    targets = targets_start(workdir, database, only=args.only.split(",") if args.only else None, before=args.before)
+    targets = targets_start(workdir, database, only=only, before=args.before)
     try:
         result["idle"] = {name: idle.idle_cpu(name, targets[name], cookies, workdir, args.idle, args.idle_clients)
                           for name in TARGET_ORDER if name in targets and args.idle}  # fmt: skip

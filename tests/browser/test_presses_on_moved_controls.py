@@ -109,11 +109,11 @@ def polls_held(page) -> list:
 
 
 def next_poll_held(page) -> list:
-    """The page's time moved on in steps of 100 ms until its next poll of the bridge goes out (every 5 s), held: the
-    banner its answer brings comes less than a step after the poll, never seconds of the page's time before her tap.
-    (ci66: one run of 11 s of the page's time took longer than the poll's 4 s timeout, which runs on real time, so
-    the polls failed and the banner came midway, the control then standing still for more than 600 ms of page time,
-    and her tap was carried out, as it should be for a control that stood still.)"""
+    """The page's time moved on in steps of 100 ms until its next poll of the bridge goes out (every 5 s), held, to be
+    answered at once: no more than two steps of the page's time pass after it, then the clock stands still. (ci66,
+    with 11 s of page time and the polls held throughout: the held polls had failed by their 4 s timeout before the
+    test answered them, the banner said "the server does not answer", and her tap met neither a control nor a
+    refusal. Not reproduced since; the exact sequence that led there is not known.)"""
     held = polls_held(page)
     for _ in range(120):
         page.clock.run_for(100)

@@ -153,7 +153,7 @@ def test_the_rounds_read_on_one_kept_connection_closed_with_the_last_socket(sett
     def created(sender, connection, **kwargs) -> None:
         opened.append(threading.current_thread().name)
 
-    async def main() -> tuple[list[str], bool, bool]:
+    async def main() -> tuple[bool, bool, bool]:
         registry = RightsRegistry()
         watcher = _Watcher(Principal(user=nurse, session_key=key, session_hash="h"))
         original, rounds = registry.recheck, []
